@@ -1,0 +1,260 @@
+"""The pipeline configuration: pydantic models for the YAML of DESIGN.md section 4.
+
+Unknown keys are errors, every error names the file, the line and the key path, relative
+paths resolve against the config file's folder, and ``~`` and ``${VAR}`` expand. Loading
+(finding the file, reading YAML, expanding variables) lives in :mod:`engine.configload`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from engine.fsutil import is_safe_segment
+
+DEMO_TAPS = ("gmail", "msgraph", "dataverse", "sheets", "quickbooks")
+STAGES = ("extract", "canonize", "index")
+
+
+def _safe_name(value: str) -> str:
+    if not is_safe_segment(value):
+        raise ValueError(
+            f"{value!r} is not a safe name: use 1-128 letters, digits, '.', '_' or '-' "
+            "(not '.' or '..'), because it becomes a folder name in the workspace"
+        )
+    return value
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    """Expand ``~`` and resolve a relative path against the config file's folder."""
+    path = Path(os.path.expanduser(str(value)))
+    base = (info.context or {}).get("base_dir")
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return Path(os.path.normpath(path))
+
+
+SafeName = Annotated[str, AfterValidator(_safe_name)]
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are errors, docstrings document fields."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class PipelineInfo(StrictModel):
+    """Who this pipeline is; shown in status and the dashboard title."""
+
+    name: str = "lorchestra"
+    """A label for the pipeline, shown in the dashboard title and `status`."""
+    version: str = "0.0.0"
+    """The version of this pipeline definition (free text, e.g. 1.0.0)."""
+
+
+class MeltanoSpec(StrictModel):
+    """How to run an extractor through `meltano invoke`."""
+
+    project: ConfigPath
+    """The Meltano project folder (the one holding meltano.yml)."""
+    plugin: str
+    """The extractor plugin name inside that project, passed to `meltano invoke`."""
+    executable: str = "meltano"
+    """The meltano command to run (a name on PATH or a path)."""
+
+
+class DemoFaults(StrictModel):
+    """Switchable faults of the bundled demo taps, for tests and drills."""
+
+    fail_after: int | None = Field(None, ge=0)
+    """Emit this many records, then exit with `exit_code`."""
+    exit_code: int = Field(1, ge=0, le=255)
+    """The exit code used with `fail_after`."""
+    malformed_at: int | None = Field(None, ge=0)
+    """After this many records, write one line that is not JSON."""
+    hang_after: int | None = Field(None, ge=0)
+    """After this many records, stop writing and never exit (until killed)."""
+    stderr_flood_bytes: int = Field(0, ge=0, le=1 << 34)
+    """Write this many bytes of log lines to stderr before syncing."""
+    record_before_schema: bool = False
+    """Emit one RECORD before any SCHEMA."""
+    huge_record_at: int | None = Field(None, ge=0)
+    """The index of the record that carries a huge text field."""
+    huge_record_bytes: int = Field(0, ge=0, le=1 << 30)
+    """The size of that huge text field, in bytes."""
+    unknown_message_at: int | None = Field(None, ge=0)
+    """After this many records, emit a message of an unknown type."""
+    invalid_utf8_at: int | None = Field(None, ge=0)
+    """After this many records, emit a RECORD line holding an invalid UTF-8 byte."""
+    close_stdout_after: int | None = Field(None, ge=0)
+    """After this many records, close stdout early and exit 0."""
+
+
+class DemoSpec(StrictModel):
+    """Settings of a bundled demo tap (`kind: demo`)."""
+
+    tap: Literal["gmail", "msgraph", "dataverse", "sheets", "quickbooks"]
+    """Which demo tap to run: gmail, msgraph, dataverse, sheets or quickbooks."""
+    records: int = Field(100, ge=0, le=100_000_000)
+    """Total number of records the tap emits, split over its streams."""
+    seed: int = 0
+    """Seed of the synthetic data: same seed, account and count give the same records."""
+    faults: DemoFaults = Field(default_factory=DemoFaults)
+    """Faults to inject (all off by default)."""
+
+
+class Extractor(StrictModel):
+    """One Singer tap run for one account; its name is the CLI handle."""
+
+    name: SafeName
+    """Unique name of the extractor; the handle for `lorchestra extract NAME`."""
+    domain: SafeName
+    """The vault domain folder (email, clinical, finance, ...)."""
+    source: SafeName
+    """The source system (gmail, exchange, dataverse, sheets, quickbooks, ...)."""
+    account: SafeName
+    """The account within the source; one vault folder and one LATEST per account."""
+    kind: Literal["meltano", "singer", "demo"]
+    """How the tap runs: `singer` (a command), `meltano` (meltano invoke) or `demo` (bundled)."""
+    command: list[str] | None = None
+    """For `kind: singer`: the tap command as a list (`~` expands in each item)."""
+    config: ConfigPath | None = None
+    """For `kind: singer`: the tap's config file, passed as `--config` (may hold secrets)."""
+    meltano: MeltanoSpec | None = None
+    """For `kind: meltano`: the project and plugin."""
+    demo: DemoSpec | None = None
+    """For `kind: demo`: which bundled tap and how many records."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables for the tap (never logged)."""
+    retries: int = Field(0, ge=0, le=10)
+    """How many times a failed extract is retried."""
+    retry_backoff_s: float = Field(2.0, ge=0, le=3600)
+    """Delay before the first retry; doubles on each further retry."""
+    timeout_s: float = Field(1800, gt=0, le=7 * 86400)
+    """Seconds an extract may run before it is stopped and marked `timeout`."""
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Extractor:
+        if self.command is not None:
+            self.command = [os.path.expanduser(c) if c.startswith("~") else c for c in self.command]
+        wanted = {"singer": "command", "meltano": "meltano", "demo": "demo"}[self.kind]
+        if getattr(self, wanted) is None:
+            raise ValueError(f"kind: {self.kind} needs the key '{wanted}'")
+        if self.kind == "singer" and not self.command:
+            raise ValueError("kind: singer needs a non-empty 'command' list")
+        for other in {"command", "meltano", "demo"} - {wanted}:
+            if getattr(self, other) is not None:
+                raise ValueError(f"'{other}' does not apply to kind: {self.kind}")
+        return self
+
+
+class ExtractStage(StrictModel):
+    """Settings of the extract stage and the vault writer."""
+
+    job: str | None = None
+    """The job (from `jobs`) that `run` extracts by default; all extractors if unset."""
+    max_parallel: int = Field(4, ge=1, le=64)
+    """How many extract tasks run at once."""
+    part_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, le=1 << 34)
+    """A vault part is closed once it holds this many uncompressed bytes."""
+    compression_level: int = Field(1, ge=1, le=9)
+    """gzip level of vault parts (1 is fastest)."""
+    cancel_grace_s: float = Field(5.0, ge=0, le=600)
+    """Seconds a cancelled tap gets to exit after SIGTERM before it is killed."""
+
+
+class Mapping(StrictModel):
+    """Which transform turns one stream of one source into canonical records."""
+
+    source: SafeName
+    """The extractor `source` this mapping applies to."""
+    stream: str
+    """The Singer stream name."""
+    transform: str
+    """The transform id in the registry, e.g. email/gmail_to_canonical_v1."""
+    max_rejects: int = Field(0, ge=0)
+    """How many records may fail the transform or schema before the task fails."""
+
+
+class CanonizeStage(StrictModel):
+    """Settings of the canonize stage."""
+
+    mappings: list[Mapping] = Field(default_factory=list)
+    """Stream-to-transform mappings."""
+    workers: int | None = Field(None, ge=1, le=64)
+    """Parallel canonize tasks; the core count if unset."""
+
+
+class IndexStage(StrictModel):
+    """Settings of the index stage."""
+
+    workers: int | None = Field(None, ge=1, le=64)
+    """Parallel index tasks; the core count if unset."""
+
+
+class Stages(StrictModel):
+    """Per-stage settings."""
+
+    extract: ExtractStage = Field(default_factory=ExtractStage)
+    """The extract stage."""
+    canonize: CanonizeStage = Field(default_factory=CanonizeStage)
+    """The canonize stage."""
+    index: IndexStage = Field(default_factory=IndexStage)
+    """The index stage."""
+
+
+class PipelineConfig(StrictModel):
+    """The whole pipeline configuration file."""
+
+    pipeline: PipelineInfo = Field(default_factory=PipelineInfo)
+    """Name and version of the pipeline."""
+    workspace: ConfigPath
+    """The PHI workspace folder; everything the pipeline writes lives under it."""
+    extractors: list[Extractor] = Field(min_length=1)
+    """The taps, one per account."""
+    jobs: dict[SafeName, list[str]] = Field(default_factory=dict)
+    """Named lists of extractor names."""
+    stages: Stages = Field(default_factory=Stages)
+    """Per-stage settings."""
+
+    def extractor(self, name: str) -> Extractor | None:
+        """The extractor called ``name``, or None."""
+        return next((e for e in self.extractors if e.name == name), None)
+
+
+Loc = tuple[str | int, ...]
+
+
+def cross_check(cfg: PipelineConfig) -> list[tuple[Loc, str]]:
+    """Checks that span several keys; each problem comes with the key path it is about."""
+    problems: list[tuple[Loc, str]] = []
+    names: dict[str, int] = {}
+    places: dict[tuple[str, str, str], str] = {}
+    for i, ex in enumerate(cfg.extractors):
+        if ex.name in names:
+            problems.append(((
+                "extractors", i, "name"),
+                f"extractor name {ex.name!r} is already used by extractors[{names[ex.name]}]; "
+                "names must be unique",
+            ))
+        names.setdefault(ex.name, i)
+        key = (ex.domain, ex.source, ex.account)
+        if key in places:
+            problems.append((
+                ("extractors", i, "account"),
+                f"extractors {places[key]!r} and {ex.name!r} would write to the same vault folder "
+                f"{'/'.join(key)}; give them different accounts",
+            ))
+        places.setdefault(key, ex.name)
+    for job, members in cfg.jobs.items():
+        for j, member in enumerate(members):
+            if member not in names:
+                problems.append((("jobs", job, j), f"job {job!r} names an unknown extractor {member!r}"))
+    job_name = cfg.stages.extract.job
+    if job_name is not None and job_name not in cfg.jobs:
+        problems.append((("stages", "extract", "job"), f"unknown job {job_name!r}"))
+    return problems

@@ -1,0 +1,183 @@
+"""Finding, reading and validating the configuration file, with errors a person can act on.
+
+The config is found in the order of DESIGN.md section 4 (``--config``, ``$LORCH_CONFIG``,
+``./config/pipeline.yaml``, the bundled demo). Every problem is reported as
+``FILE:LINE: key.path: what is wrong`` and raised as one :class:`ConfigError` (exit 2).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from engine.config import Loc, PipelineConfig, cross_check
+from engine.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_CONFIG_DIR = REPO_ROOT / "config"
+DEMO_CONFIG = BUNDLED_CONFIG_DIR / "demo.yaml"
+LOCAL_CONFIG = Path("config") / "pipeline.yaml"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config plus where it came from and the workspace in force."""
+
+    config: PipelineConfig
+    path: Path
+    origin: str
+    workspace: Path
+
+
+def find_config(explicit: str | os.PathLike[str] | None) -> tuple[Path, str]:
+    """The config path and how it was chosen: flag, env, local or demo."""
+    if explicit:
+        return Path(explicit).expanduser(), "--config"
+    env = os.environ.get("LORCH_CONFIG")
+    if env:
+        return Path(env).expanduser(), "$LORCH_CONFIG"
+    if LOCAL_CONFIG.is_file():
+        return LOCAL_CONFIG, "./config/pipeline.yaml"
+    return DEMO_CONFIG, "bundled demo"
+
+
+def load(
+    config: str | os.PathLike[str] | None = None,
+    workspace: str | os.PathLike[str] | None = None,
+) -> LoadedConfig:
+    """Find, read and validate the config; resolve the workspace override."""
+    path, origin = find_config(config)
+    cfg = load_file(path)
+    ws_value = workspace or os.environ.get("LORCH_WORKSPACE")
+    ws = Path(os.path.expanduser(str(ws_value))).absolute() if ws_value else cfg.workspace
+    return LoadedConfig(cfg, path.absolute(), origin, Path(os.path.normpath(ws)))
+
+
+def load_file(path: Path) -> PipelineConfig:
+    """Read and validate one config file, raising ConfigError with every problem in it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file not found: {path}",
+            hint="pass --config PATH, set $LORCH_CONFIG, or copy config/pipeline.example.yaml "
+            "to config/pipeline.yaml",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {type(exc).__name__}") from None
+    data, lines = parse_yaml(text, path)
+    problems: list[tuple[Loc, str]] = []
+    data = expand_vars(data, (), problems)
+    if problems:
+        raise ConfigError(format_problems(path, lines, problems))
+    try:
+        cfg = PipelineConfig.model_validate(data, context={"base_dir": path.absolute().parent})
+    except ValidationError as exc:
+        problems = [(tuple(e["loc"]), _message(e)) for e in exc.errors()]
+        raise ConfigError(format_problems(path, lines, problems), hint=_HINT) from None
+    problems = cross_check(cfg)
+    if problems:
+        raise ConfigError(format_problems(path, lines, problems), hint=_HINT)
+    return cfg
+
+
+_HINT = "see docs/configuration.md for every key and an example"
+
+
+def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Parse YAML into plain data and a map from key path to line number (1-based)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}: invalid YAML: {problem}", hint="fix the syntax at that line") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a YAML mapping of keys (pipeline, workspace, extractors, ...)")
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _walk_lines(node, (), lines)
+    return data, lines
+
+
+def _walk_lines(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
+    out.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*loc, str(key.value))
+            out[child] = key.start_mark.line + 1
+            _walk_lines(value, child, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk_lines(item, (*loc, i), out)
+
+
+def expand_vars(value: Any, loc: Loc, problems: list[tuple[Loc, str]]) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string value."""
+    if isinstance(value, dict):
+        return {k: expand_vars(v, (*loc, str(k)), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_vars(v, (*loc, i), problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        got = os.environ.get(name)
+        if got is None or (got == "" and default is not None):
+            if default is None:
+                problems.append((loc, f"environment variable {name} is not set (use ${{{name}:-default}} for a default)"))
+                return ""
+            return default
+        return got
+
+    return _VAR.sub(sub, value)
+
+
+def format_loc(loc: Loc) -> str:
+    """``('extractors', 3, 'name')`` -> ``extractors[3].name``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def format_problems(path: Path, lines: dict[Loc, int], problems: list[tuple[Loc, str]]) -> str:
+    """One line per problem: FILE:LINE: key.path: message."""
+    out = [f"invalid config {path}:"]
+    for loc, msg in problems:
+        line = _line_for(loc, lines)
+        where = f"{path}:{line}" if line else str(path)
+        out.append(f"  {where}: {format_loc(loc)}: {msg}")
+    return "\n".join(out)
+
+
+def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        key = tuple(str(p) if not isinstance(p, int) else p for p in loc[:n])
+        if key in lines:
+            return lines[key]
+    return None
+
+
+def _message(err: Any) -> str:
+    kind = err.get("type", "")
+    msg = str(err.get("msg", "invalid value"))
+    if kind == "extra_forbidden":
+        return "unknown key (check its spelling and its place in the file)"
+    if kind == "missing":
+        return "required key is missing"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if kind.startswith("literal_error"):
+        return msg.replace("Input should be", "must be")
+    return msg

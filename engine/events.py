@@ -1,0 +1,245 @@
+"""Events: the only channel from stage workers to the engine and from the engine to faces.
+
+Every event is a pydantic model with a closed field set (unknown fields are rejected), and
+is PHI-free by construction: identifiers from the config, run ids, counts, bytes,
+durations, checksums, workspace paths and a stable ``error_code`` (DESIGN.md section 5).
+Workers write them as JSON lines on stdout; the engine validates each line with
+:func:`parse_event` before it reaches any subscriber.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+Stage = Literal["extract", "canonize", "index"]
+TaskStatus = Literal["success", "failed", "cancelled", "timeout", "skipped"]
+Trigger = Literal["cli", "cron", "dashboard"]
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes; the only description of a failure that events carry."""
+
+    TAP_NOT_FOUND = "TAP_NOT_FOUND"
+    TAP_EXIT_NONZERO = "TAP_EXIT_NONZERO"
+    TAP_OUTPUT_INVALID = "TAP_OUTPUT_INVALID"
+    SCHEMA_MISSING = "SCHEMA_MISSING"
+    UNKNOWN_MESSAGE = "UNKNOWN_MESSAGE"
+    TIMEOUT = "TIMEOUT"
+    CANCELLED = "CANCELLED"
+    WRITE_FAILED = "WRITE_FAILED"
+    WORKER_CRASHED = "WORKER_CRASHED"
+    BAD_EVENT = "BAD_EVENT"
+    NO_LATEST = "NO_LATEST"
+    CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"
+
+
+def now_iso() -> str:
+    """UTC now as ISO-8601 with milliseconds and a Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EventBase(BaseModel):
+    """Fields every event has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    ts: str = Field(default_factory=now_iso)
+    """When the event happened (UTC, ISO-8601)."""
+
+
+class RunStarted(EventBase):
+    """A pipeline run (one `run`, `extract` or dashboard action) began."""
+
+    type: Literal["run_started"] = "run_started"
+    run_id: str
+    """The pipeline run id."""
+    trigger: Trigger
+    """What started it: cli, cron or dashboard."""
+    pipeline: str
+    """The pipeline name from the config."""
+    stages: list[Stage]
+    """The stages this run covers."""
+    tasks: int
+    """How many tasks were planned."""
+
+
+class TaskQueued(EventBase):
+    """A task is planned and waits for a slot."""
+
+    type: Literal["task_queued"] = "task_queued"
+    task_id: str
+    """Unique within the pipeline run: `{stage}:{extractor}`."""
+    stage: Stage
+    """The stage."""
+    extractor: str
+    """The extractor name from the config."""
+    account: str
+    """The account from the config."""
+
+
+class TaskStarted(EventBase):
+    """A task's worker process started."""
+
+    type: Literal["task_started"] = "task_started"
+    task_id: str
+    """The task."""
+    stage: Stage
+    """The stage."""
+    extractor: str
+    """The extractor name."""
+    account: str
+    """The account."""
+    attempt: int
+    """1 for the first try, 2 for the first retry, ..."""
+    pid: int
+    """The worker's process id."""
+
+
+class TaskProgress(EventBase):
+    """Periodic progress from a running worker (a few per second at most)."""
+
+    type: Literal["task_progress"] = "task_progress"
+    task_id: str
+    """The task."""
+    stage: Stage
+    """The stage."""
+    extractor: str
+    """The extractor name."""
+    records: int
+    """Records handled so far."""
+    bytes: int = 0
+    """Compressed bytes written so far."""
+    parts: int = 0
+    """Parts started so far."""
+    total: int | None = None
+    """Records expected in all, when known."""
+
+
+class TaskWarning(EventBase):
+    """Something a person should know about; counted, never described with data."""
+
+    type: Literal["task_warning"] = "task_warning"
+    task_id: str
+    """The task."""
+    stage: Stage
+    """The stage."""
+    extractor: str
+    """The extractor name."""
+    code: str
+    """A stable warning code (an ErrorCode value)."""
+    count: int = 1
+    """How many times it happened so far."""
+    line: int | None = None
+    """A line number in the input stream, where it applies."""
+    detail_path: str | None = None
+    """A file inside the workspace with the details (may hold PHI)."""
+
+
+class TaskRetry(EventBase):
+    """A failed task will be tried again after a delay."""
+
+    type: Literal["task_retry"] = "task_retry"
+    task_id: str
+    """The task."""
+    stage: Stage
+    """The stage."""
+    extractor: str
+    """The extractor name."""
+    attempt: int
+    """The attempt that failed."""
+    delay_s: float
+    """Seconds until the next attempt."""
+    error_code: str | None
+    """Why the attempt failed."""
+
+
+class TaskFinished(EventBase):
+    """A task ended, for good or ill."""
+
+    type: Literal["task_finished"] = "task_finished"
+    task_id: str
+    """The task."""
+    stage: Stage
+    """The stage."""
+    extractor: str
+    """The extractor name."""
+    account: str
+    """The account."""
+    status: TaskStatus
+    """success, failed, cancelled, timeout or skipped."""
+    attempt: int = 1
+    """Which attempt this was."""
+    records: int = 0
+    """Records written."""
+    parts: int = 0
+    """Parts written."""
+    bytes: int = 0
+    """Compressed bytes written."""
+    uncompressed_bytes: int = 0
+    """Uncompressed bytes written."""
+    duration_s: float = 0.0
+    """Wall time of the attempt."""
+    error_code: str | None = None
+    """Why it failed, as a stable code."""
+    exit_code: int | None = None
+    """The tap's or worker's exit code, where one is known."""
+    line: int | None = None
+    """The input line at fault, where it applies."""
+    vault_run: str | None = None
+    """The run folder written, relative to the account folder (dt=.../run_id=...)."""
+    latest_moved: bool = False
+    """Whether LATEST.json now points at this run."""
+    stderr_lines: int = 0
+    """Lines the tap wrote to stderr (the text stays in the run folder)."""
+    detail_path: str | None = None
+    """A file inside the workspace with the details (may hold PHI)."""
+
+
+class RunFinished(EventBase):
+    """A pipeline run ended."""
+
+    type: Literal["run_finished"] = "run_finished"
+    run_id: str
+    """The pipeline run id."""
+    status: Literal["success", "failed", "cancelled"]
+    """success when every task succeeded or was skipped."""
+    tasks: int
+    """Tasks planned."""
+    succeeded: int
+    """Tasks that succeeded or were skipped."""
+    failed: int
+    """Tasks that failed or timed out."""
+    cancelled: int
+    """Tasks cancelled or never started."""
+    records: int
+    """Records written by all tasks."""
+    duration_s: float
+    """Wall time of the run."""
+
+
+Event = Annotated[
+    RunStarted | TaskQueued | TaskStarted | TaskProgress | TaskWarning | TaskRetry | TaskFinished | RunFinished,
+    Field(discriminator="type"),
+]
+_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(line: bytes | str) -> Event:
+    """Validate one JSON line as an event (raises pydantic.ValidationError)."""
+    return _ADAPTER.validate_json(line)
+
+
+def dump_event(event: EventBase) -> bytes:
+    """One event as a compact JSON line (with the trailing newline)."""
+    return orjson.dumps(event.model_dump(mode="json")) + b"\n"
+
+
+def monotonic() -> float:
+    """The clock used for durations."""
+    return time.monotonic()

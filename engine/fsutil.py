@@ -1,0 +1,87 @@
+"""Secure, atomic file-system helpers for the PHI workspace.
+
+Every directory under the workspace is 0700 and every file 0600 whatever the caller's
+umask; every file another process reads is written under a temporary name, fsynced and
+renamed, and the directory is fsynced after the rename (DESIGN.md section 3).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def is_safe_segment(value: str) -> bool:
+    """True when ``value`` can be one path segment under the workspace."""
+    return bool(SAFE_SEGMENT.match(value)) and value not in (".", "..")
+
+
+def secure_umask() -> None:
+    """Set the process umask so nothing is created group- or world-accessible."""
+    os.umask(0o077)
+
+
+def ensure_dir(path: Path) -> Path:
+    """Create ``path`` and missing parents as 0700 directories; return it."""
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, DIR_MODE)
+        except FileExistsError:
+            pass
+        os.chmod(d, DIR_MODE)
+    return path
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename inside it is durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_private(path: Path, mode: str = "wb") -> Any:
+    """Open a new file for writing with mode 0600 (truncating an existing one)."""
+    flags = os.O_WRONLY | os.O_CREAT
+    flags |= os.O_APPEND if "a" in mode else os.O_TRUNC
+    fd = os.open(path, flags, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    return os.fdopen(fd, mode)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file, fsync, os.replace, fsync dir."""
+    ensure_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open_private(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented, key-sorted JSON."""
+    atomic_write_bytes(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file written by :func:`atomic_write_json`."""
+    return orjson.loads(path.read_bytes())

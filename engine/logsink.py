@@ -1,0 +1,65 @@
+"""The JSON-lines pipeline log: one event per line in ``logs/pipeline-YYYY-MM-DD.log``.
+
+Events are PHI-free, so the log is too; it is still created 0600 inside the workspace.
+Lines are appended and flushed per event so that another process (the dashboard of a
+second user session, ``tail -f``) sees them at once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from engine.events import Event, TaskFinished, TaskRetry, TaskWarning
+from engine.fsutil import ensure_dir, open_private
+
+
+def level_of(event: Event) -> str:
+    """The log level of an event: error for failures, warning for warnings and retries."""
+    if isinstance(event, TaskFinished):
+        return "error" if event.status in ("failed", "timeout") else "info"
+    if isinstance(event, TaskWarning | TaskRetry):
+        return "warning"
+    if getattr(event, "status", None) == "failed":
+        return "error"
+    return "info"
+
+
+def log_path(logs_dir: Path, when: datetime | None = None) -> Path:
+    """The log file for a day (UTC)."""
+    day = (when or datetime.now(UTC)).strftime("%Y-%m-%d")
+    return logs_dir / f"pipeline-{day}.log"
+
+
+class JsonLogSink:
+    """An event subscriber that appends JSON lines to the day's log file."""
+
+    def __init__(self, logs_dir: Path) -> None:
+        self.logs_dir = ensure_dir(logs_dir)
+        self._path: Path | None = None
+        self._fh: IO[Any] | None = None
+
+    def __call__(self, event: Event) -> None:
+        path = log_path(self.logs_dir)
+        if path != self._path:
+            self.close()
+            self._fh = open_private(path, "ab")
+            self._path = path
+        assert self._fh is not None
+        record = {"level": level_of(event), **event.model_dump(mode="json", exclude_none=True)}
+        self._fh.write(orjson.dumps(record) + b"\n")
+        self._fh.flush()
+
+    @property
+    def path(self) -> Path:
+        """The file currently written (today's)."""
+        return self._path or log_path(self.logs_dir)
+
+    def close(self) -> None:
+        """Close the open file."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

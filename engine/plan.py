@@ -1,0 +1,84 @@
+"""Planning a run: which extractors, which stages, in which order.
+
+A plan is a list of per-account chains (extract -> canonize -> index, or the stages
+asked for). Selection is by job, by ``--account`` patterns (globs matched against the
+extractor name and its account) or by name; an empty selection is a usage error.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+from engine.config import STAGES, Extractor, PipelineConfig
+from engine.errors import UsageError
+from engine.events import Stage
+
+IMPLEMENTED_STAGES: tuple[Stage, ...] = ("extract",)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The stages one account runs, in order."""
+
+    extractor: Extractor
+    stages: tuple[Stage, ...]
+
+    def task_id(self, stage: Stage) -> str:
+        """The task id of one stage of this chain."""
+        return f"{stage}:{self.extractor.name}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do."""
+
+    chains: list[Chain]
+    stages: tuple[Stage, ...]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def task_count(self) -> int:
+        """Tasks in the plan."""
+        return sum(len(c.stages) for c in self.chains)
+
+
+def select_extractors(cfg: PipelineConfig, accounts: list[str] | None = None,
+                      job: str | None = None) -> list[Extractor]:
+    """Extractors chosen by job and account patterns (all, or the default job, if none)."""
+    if job is None and not accounts:
+        job = cfg.stages.extract.job
+    pool = cfg.extractors
+    if job is not None:
+        if job not in cfg.jobs:
+            known = ", ".join(sorted(cfg.jobs)) or "none"
+            raise UsageError(f"unknown job {job!r} (jobs in the config: {known})",
+                             hint="run `lorchestra list jobs`")
+        members = set(cfg.jobs[job])
+        pool = [e for e in pool if e.name in members]
+    if not accounts:
+        return list(pool)
+    chosen: list[Extractor] = []
+    for pattern in accounts:
+        hits = [e for e in pool if fnmatch.fnmatchcase(e.name, pattern)
+                or fnmatch.fnmatchcase(e.account, pattern)]
+        if not hits:
+            raise UsageError(f"--account {pattern!r} matches no extractor",
+                             hint="run `lorchestra list extractors` to see names and accounts")
+        chosen += [e for e in hits if e not in chosen]
+    return chosen
+
+
+def build_plan(cfg: PipelineConfig, stages: list[str] | None = None,
+               accounts: list[str] | None = None, job: str | None = None) -> Plan:
+    """Plan the stages asked for (all implemented stages if none) over the selection."""
+    wanted = tuple(stages) if stages else IMPLEMENTED_STAGES
+    for s in wanted:
+        if s not in STAGES:
+            raise UsageError(f"unknown stage {s!r}; stages are {', '.join(STAGES)}")
+        if s not in IMPLEMENTED_STAGES:
+            raise UsageError(f"the {s} stage is not available in this version",
+                             hint=f"stages available: {', '.join(IMPLEMENTED_STAGES)}")
+    ordered: tuple[Stage, ...] = tuple(s for s in IMPLEMENTED_STAGES if s in wanted)
+    chains = [Chain(e, ordered) for e in select_extractors(cfg, accounts, job)]
+    return Plan(chains, ordered)

@@ -1,0 +1,162 @@
+"""The engine: runs a plan's per-account chains as worker subprocesses, with limits.
+
+Each chain runs its stages in order and stops at the first failure; a per-stage
+semaphore caps concurrency (``stages.extract.max_parallel`` for extract). Failed attempts
+are retried with exponential backoff; cancellation (one task or all) is clean: SIGTERM,
+grace period, SIGKILL, and every child is reaped. Events go to the bus and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from engine.bus import EventBus
+from engine.config import PipelineConfig
+from engine.events import (
+    ErrorCode,
+    RunFinished,
+    RunStarted,
+    Stage,
+    TaskFinished,
+    TaskQueued,
+    TaskRetry,
+    Trigger,
+)
+from engine.plan import Chain, Plan
+from engine.stages.spec import TaskSpec
+from engine.task import TaskProcess
+from engine.workspace import Workspace
+
+
+@dataclass
+class RunResult:
+    """What a run did: every task's final event, and the run's summary event."""
+
+    finished: dict[str, TaskFinished] = field(default_factory=dict)
+    summary: RunFinished | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every task succeeded or was skipped."""
+        return self.summary is not None and self.summary.status == "success"
+
+
+def new_run_id() -> str:
+    """A pipeline run id: UTC time plus a short random suffix."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+class Runner:
+    """Runs plans against one workspace; one instance per process."""
+
+    def __init__(self, cfg: PipelineConfig, ws: Workspace, bus: EventBus,
+                 trigger: Trigger = "cli") -> None:
+        self.cfg = cfg
+        self.ws = ws
+        self.bus = bus
+        self.trigger = trigger
+        self._running: dict[str, TaskProcess] = {}
+        self._cancelled: set[str] = set()
+        self._cancel_all = False
+        limit = cfg.stages.extract.max_parallel
+        cores = os.cpu_count() or 1
+        self._slots: dict[Stage, asyncio.Semaphore] = {
+            "extract": asyncio.Semaphore(limit),
+            "canonize": asyncio.Semaphore(cfg.stages.canonize.workers or cores),
+            "index": asyncio.Semaphore(cfg.stages.index.workers or cores),
+        }
+
+    async def run(self, plan: Plan) -> RunResult:
+        """Run every chain of the plan; return when all have ended."""
+        run_id = new_run_id()
+        started = time.monotonic()
+        result = RunResult()
+        self.bus.emit(RunStarted(run_id=run_id, trigger=self.trigger, pipeline=self.cfg.pipeline.name,
+                                 stages=list(plan.stages), tasks=plan.task_count))
+        for chain in plan.chains:
+            for stage in chain.stages:
+                self.bus.emit(TaskQueued(task_id=chain.task_id(stage), stage=stage,
+                                         extractor=chain.extractor.name, account=chain.extractor.account))
+        await asyncio.gather(*(self._run_chain(chain, result) for chain in plan.chains))
+        result.summary = self._summary(run_id, plan, result, time.monotonic() - started)
+        self.bus.emit(result.summary)
+        return result
+
+    def _summary(self, run_id: str, plan: Plan, result: RunResult, elapsed: float) -> RunFinished:
+        done = list(result.finished.values())
+        ok = sum(1 for f in done if f.status in ("success", "skipped"))
+        failed = sum(1 for f in done if f.status in ("failed", "timeout"))
+        cancelled = plan.task_count - ok - failed
+        status = "success" if ok == plan.task_count else ("failed" if failed else "cancelled")
+        return RunFinished(run_id=run_id, status=status, tasks=plan.task_count, succeeded=ok,  # type: ignore[arg-type]
+                           failed=failed, cancelled=cancelled,
+                           records=sum(f.records for f in done if f.stage == "extract"),
+                           duration_s=round(elapsed, 3))
+
+    async def _run_chain(self, chain: Chain, result: RunResult) -> None:
+        for stage in chain.stages:
+            final = await self._run_task(chain, stage)
+            if final is None:
+                return
+            result.finished[final.task_id] = final
+            if final.status not in ("success", "skipped"):
+                return
+
+    async def _run_task(self, chain: Chain, stage: Stage) -> TaskFinished | None:
+        ex = chain.extractor
+        task_id = chain.task_id(stage)
+        grace = self.cfg.stages.extract.cancel_grace_s
+        async with self._slots[stage]:
+            final: TaskFinished | None = None
+            for attempt in range(1, ex.retries + 2):
+                if self._is_cancelled(task_id):
+                    return final
+                spec = TaskSpec(task_id=task_id, stage=stage, attempt=attempt, workspace=self.ws.root,
+                                extractor=ex, extract=self.cfg.stages.extract)
+                proc = TaskProcess(spec, self.bus, grace)
+                self._running[task_id] = proc
+                try:
+                    final = await proc.run()
+                finally:
+                    self._running.pop(task_id, None)
+                if final.status in ("success", "skipped", "cancelled") or attempt > ex.retries:
+                    return final
+                delay = ex.retry_backoff_s * (2 ** (attempt - 1))
+                self.bus.emit(TaskRetry(task_id=task_id, stage=stage, extractor=ex.name, attempt=attempt,
+                                        delay_s=delay, error_code=final.error_code))
+                await self._sleep_unless_cancelled(task_id, delay)
+            return final
+
+    async def _sleep_unless_cancelled(self, task_id: str, delay: float) -> None:
+        end = time.monotonic() + delay
+        while time.monotonic() < end and not self._is_cancelled(task_id):
+            await asyncio.sleep(min(0.05, max(0.0, end - time.monotonic())))
+
+    def _is_cancelled(self, task_id: str) -> bool:
+        return self._cancel_all or task_id in self._cancelled
+
+    async def cancel(self, task_id: str) -> bool:
+        """Cancel one task (running or waiting); True if it was known."""
+        self._cancelled.add(task_id)
+        proc = self._running.get(task_id)
+        if proc is not None:
+            await proc.cancel()
+            return True
+        return False
+
+    async def cancel_all(self) -> None:
+        """Cancel every running and waiting task and wait until their workers are gone."""
+        self._cancel_all = True
+        await asyncio.gather(*(p.cancel() for p in list(self._running.values())))
+
+    @property
+    def running(self) -> list[str]:
+        """Task ids with a live worker."""
+        return list(self._running)
+
+
+__all__ = ["ErrorCode", "RunResult", "Runner"]

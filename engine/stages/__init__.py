@@ -1,0 +1,1 @@
+"""Stage workers: each runs as its own subprocess and reports only through events."""

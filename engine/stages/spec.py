@@ -1,0 +1,33 @@
+"""The task spec the engine hands a stage worker on its stdin.
+
+It carries only config identifiers, paths and limits, so it can be logged or inspected
+without risk; the worker validates it like any other input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.config import Extractor, ExtractStage
+from engine.events import Stage
+
+
+class TaskSpec(BaseModel):
+    """Everything a worker needs to run one task."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    task_id: str
+    """The task id used in every event."""
+    stage: Stage
+    """Which stage to run."""
+    attempt: int = 1
+    """Which attempt this is."""
+    workspace: Path
+    """The workspace root."""
+    extractor: Extractor
+    """The extractor (account) the task is about."""
+    extract: ExtractStage = ExtractStage()
+    """Extract stage settings (part size, compression, grace period)."""

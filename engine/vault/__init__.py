@@ -1,0 +1,1 @@
+"""The time-series vault: chunked, compressed, checksummed runs and an atomic LATEST."""

@@ -1,0 +1,100 @@
+"""Names and pointers of the vault: run ids, run folders, manifests and ``LATEST.json``.
+
+A run lives at ``{account}/dt=YYYY-MM-DD/run_id=YYYYMMDDTHHMMSSZ/`` and is written under a
+hidden temporary name first, so a reader listing runs never sees a half-written one.
+``LATEST.json`` is replaced atomically and only for a run whose manifest says success.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from engine.events import now_iso
+from engine.fsutil import atomic_write_json, read_json
+
+RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"
+RUN_DIR = re.compile(r"^run_id=(\d{8}T\d{6}Z)$")
+DT_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+MANIFEST = "manifest.json"
+LATEST = "LATEST.json"
+STDERR_LOG = "tap.stderr.log"
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """One run of one account: its date folder and run id."""
+
+    dt: str
+    run_id: str
+
+    @property
+    def rel(self) -> str:
+        """The run folder relative to the account folder."""
+        return f"dt={self.dt}/run_id={self.run_id}"
+
+    def path(self, account_dir: Path) -> Path:
+        """The final run folder."""
+        return account_dir / f"dt={self.dt}" / f"run_id={self.run_id}"
+
+    def temp_path(self, account_dir: Path) -> Path:
+        """The hidden folder the run is written in before it is renamed."""
+        return account_dir / f"dt={self.dt}" / f".run_id={self.run_id}.partial"
+
+
+def new_run(account_dir: Path, now: datetime | None = None) -> RunRef:
+    """A fresh run id for the account: the UTC time, bumped a second at a time past
+    any run (final or partial) that already has it, so retries never collide."""
+    t = (now or datetime.now(UTC)).replace(microsecond=0)
+    while True:
+        ref = RunRef(t.strftime("%Y-%m-%d"), t.strftime(RUN_ID_FORMAT))
+        if not ref.path(account_dir).exists() and not ref.temp_path(account_dir).exists():
+            return ref
+        t += timedelta(seconds=1)
+
+
+def list_runs(account_dir: Path) -> list[RunRef]:
+    """Every completed run folder of the account (any status), newest first."""
+    runs: list[RunRef] = []
+    if not account_dir.is_dir():
+        return runs
+    for dt_dir in account_dir.iterdir():
+        m = DT_DIR.match(dt_dir.name)
+        if not m or not dt_dir.is_dir():
+            continue
+        for run_dir in dt_dir.iterdir():
+            r = RUN_DIR.match(run_dir.name)
+            if r and run_dir.is_dir():
+                runs.append(RunRef(m.group(1), r.group(1)))
+    return sorted(runs, key=lambda r: r.run_id, reverse=True)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """The manifest of a run folder."""
+    data = read_json(run_dir / MANIFEST)
+    assert isinstance(data, dict)
+    return data
+
+
+def read_latest(account_dir: Path) -> dict[str, Any] | None:
+    """The account's LATEST pointer, or None when it has none yet."""
+    path = account_dir / LATEST
+    if not path.exists():
+        return None
+    data = read_json(path)
+    assert isinstance(data, dict)
+    return data
+
+
+def write_latest(account_dir: Path, ref: RunRef, records: int) -> None:
+    """Point LATEST at ``ref`` atomically (the run's manifest must say success)."""
+    manifest = read_manifest(ref.path(account_dir))
+    if manifest.get("status") != "success":
+        raise ValueError("LATEST may only point at a successful run")
+    atomic_write_json(
+        account_dir / LATEST,
+        {"dt": ref.dt, "run_id": ref.run_id, "updated_at": now_iso(), "records": records},
+    )

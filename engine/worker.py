@@ -1,0 +1,35 @@
+"""Entry point of stage worker subprocesses: ``python -m engine.worker``.
+
+The engine writes a :class:`TaskSpec` as JSON on the worker's stdin; the worker writes
+events as JSON lines on its stdout and nothing else. Its exit code is 0 on success and 1
+on failure; a crash without a final event is reported by the engine as WORKER_CRASHED.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from engine.events import EventBase, dump_event
+from engine.fsutil import secure_umask
+from engine.stages.spec import TaskSpec
+
+
+def main() -> int:
+    """Read the spec, run the stage, return the exit code."""
+    secure_umask()
+    spec = TaskSpec.model_validate_json(sys.stdin.buffer.read())
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+
+    def emit(event: EventBase) -> None:
+        out.write(dump_event(event))
+
+    if spec.stage == "extract":
+        from engine.stages.extract import run_extract
+
+        return run_extract(spec, emit)
+    raise SystemExit(f"stage {spec.stage} is not implemented by this worker")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

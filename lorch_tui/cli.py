@@ -1,0 +1,178 @@
+"""``lorchestra``: the scriptable face of the engine (extract, run, list, --version).
+
+Global options (``--config``, ``--workspace``, ``--verbose``) are accepted before and
+after the subcommand. Errors print what happened, where and what to do next, and exit
+with DESIGN.md's codes; a traceback appears only with ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from engine import __version__
+from engine.configload import LoadedConfig, load
+from engine.errors import ExitCode, LorchError, UsageError
+from engine.plan import IMPLEMENTED_STAGES, build_plan
+from engine.taps import describe
+from lorch_tui.runface import run_headless
+
+S = argparse.SUPPRESS
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every command accepts, before or after the subcommand."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("global options")
+    g.add_argument("--config", metavar="PATH", default=S,
+                   help="pipeline config (else $LORCH_CONFIG, ./config/pipeline.yaml, the bundled demo)")
+    g.add_argument("--workspace", metavar="PATH", default=S,
+                   help="workspace folder (else $LORCH_WORKSPACE, else the config's workspace)")
+    g.add_argument("-v", "--verbose", action="store_true", default=S,
+                   help="show tracebacks of internal errors")
+    return p
+
+
+def run_options(p: argparse.ArgumentParser) -> None:
+    """Options of commands that run tasks."""
+    p.add_argument("--skip-permissions", action="store_true",
+                   help="run even if workspace paths are group- or world-accessible")
+    p.add_argument("--json", action="store_true", help="print events as JSON lines instead of progress")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait up to SECONDS for the workspace lock instead of exiting 3")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    common = common_options()
+    parser = argparse.ArgumentParser(
+        prog="lorchestra", parents=[common],
+        description="Local-first orchestrator of the PHI pipeline: extract -> canonize -> index.",
+        epilog="exit codes: 0 ok, 1 a task failed, 2 usage/config error, 3 workspace busy, "
+               "4 permission check failed, 130 interrupted",
+    )
+    parser.add_argument("--version", action="version", version=f"lorchestra {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    ex = sub.add_parser("extract", parents=[common], help="run one extractor into the vault",
+                        description="Run one extractor (tap) and write a vault run; LATEST moves on success.")
+    ex.add_argument("name", metavar="NAME", help="the extractor name (see `lorchestra list extractors`)")
+    run_options(ex)
+    ex.set_defaults(func=cmd_extract)
+
+    run = sub.add_parser("run", parents=[common], help="run the pipeline (or some stages / accounts)",
+                         description="Run per-account chains of the pipeline's stages.")
+    run.add_argument("--stage", action="append", choices=["extract", "canonize", "index"],
+                     help=f"run only this stage (repeatable; available now: {', '.join(IMPLEMENTED_STAGES)})")
+    run.add_argument("--account", action="append", metavar="NAME",
+                     help="only extractors whose name or account matches (glob, repeatable)")
+    run.add_argument("--job", metavar="NAME", help="only the extractors of this job")
+    run.add_argument("--dry-run", action="store_true", help="print the plan and exit without writing")
+    run_options(run)
+    run.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("list", parents=[common], help="list extractors or jobs",
+                        description="List what the config defines.")
+    ls.add_argument("what", choices=["extractors", "jobs"], help="what to list")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.set_defaults(func=cmd_list)
+    return parser
+
+
+def _load(ns: argparse.Namespace) -> LoadedConfig:
+    return load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+
+
+def cmd_extract(ns: argparse.Namespace) -> int:
+    """`lorchestra extract NAME`."""
+    loaded = _load(ns)
+    if loaded.config.extractor(ns.name) is None:
+        names = ", ".join(e.name for e in loaded.config.extractors)
+        raise UsageError(f"no extractor named {ns.name!r} in {loaded.path}",
+                         hint=f"extractors: {names}")
+    plan = build_plan(loaded.config, ["extract"], [ns.name])
+    plan = type(plan)([c for c in plan.chains if c.extractor.name == ns.name], plan.stages)
+    return run_headless(loaded, plan, trigger="cli", as_json=ns.json, skip_permissions=ns.skip_permissions,
+                        wait_s=ns.wait, command=f"lorchestra extract {ns.name}")
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    """`lorchestra run`."""
+    loaded = _load(ns)
+    plan = build_plan(loaded.config, ns.stage, ns.account, ns.job)
+    if ns.dry_run:
+        print_plan(loaded, plan)
+        return 0
+    return run_headless(loaded, plan, trigger="cli", as_json=ns.json, skip_permissions=ns.skip_permissions,
+                        wait_s=ns.wait, command="lorchestra run")
+
+
+def print_plan(loaded: LoadedConfig, plan: object) -> None:
+    """Print what a run would do (nothing is written)."""
+    from engine.plan import Plan
+
+    assert isinstance(plan, Plan)
+    console = Console(highlight=False)
+    console.print(f"config: {loaded.path} ({loaded.origin})\nworkspace: {loaded.workspace}")
+    console.print(f"plan: {plan.task_count} task(s), stages {', '.join(plan.stages)}")
+    for chain in plan.chains:
+        console.print(f"  {chain.extractor.name}: {' -> '.join(chain.stages)}")
+
+
+def cmd_list(ns: argparse.Namespace) -> int:
+    """`lorchestra list extractors|jobs`."""
+    cfg = _load(ns).config
+    console = Console(highlight=False)
+    if ns.what == "extractors":
+        rows = [{"name": e.name, "kind": e.kind, "domain": e.domain, "source": e.source,
+                 "account": e.account, "command": describe(e)} for e in cfg.extractors]
+    else:
+        rows = [{"job": j, "extractors": len(m), "members": ", ".join(m),
+                 "default": "yes" if cfg.stages.extract.job == j else ""} for j, m in cfg.jobs.items()]
+    if ns.json:
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    table = Table()
+    for key in (rows[0] if rows else {"(none)": ""}):
+        table.add_column(key, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+    return 0
+
+
+def guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, prog: str) -> int:
+    """Run a command; turn errors into messages and exit codes."""
+    verbose = bool(getattr(ns, "verbose", False))
+    try:
+        return func(ns)
+    except LorchError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"{prog}: error: {exc.render()}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # last resort: never a traceback unless --verbose
+        if verbose:
+            traceback.print_exc()
+        print(f"{prog}: internal error ({type(exc).__name__}); rerun with --verbose for details",
+              file=sys.stderr)
+        return int(ExitCode.TASK_FAILED)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `lorchestra`."""
+    ns = build_parser().parse_args(argv)
+    return guarded(ns.func, ns, "lorchestra")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

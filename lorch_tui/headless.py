@@ -1,0 +1,114 @@
+"""The headless progress face: rich progress on a terminal, plain lines otherwise.
+
+Used by ``lorchestra run``/``extract`` and ``lorch-tui --no-ui`` (cron). It never imports
+Textual. Lines carry only what events carry: identifiers, counts, durations, codes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO
+
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from engine.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    TaskFinished,
+    TaskProgress,
+    TaskRetry,
+    TaskStarted,
+    TaskWarning,
+)
+
+
+def describe(event: Event) -> str | None:
+    """A one-line, PHI-free description of an event for plain output (None to skip)."""
+    if isinstance(event, RunStarted):
+        return f"run {event.run_id} started: {event.tasks} task(s), stages {', '.join(event.stages)}"
+    if isinstance(event, TaskStarted):
+        return f"{event.task_id} started (attempt {event.attempt})"
+    if isinstance(event, TaskWarning):
+        where = f" at line {event.line}" if event.line else ""
+        return f"{event.task_id} warning {event.code}{where} (count {event.count})"
+    if isinstance(event, TaskRetry):
+        return f"{event.task_id} attempt {event.attempt} failed ({event.error_code}); retrying in {event.delay_s:g}s"
+    if isinstance(event, TaskFinished):
+        tail = f" {event.error_code}" if event.error_code else ""
+        if event.line:
+            tail += f" at line {event.line}"
+        return (f"{event.task_id} {event.status}{tail}: {event.records} records, {event.parts} parts, "
+                f"{event.bytes} bytes in {event.duration_s:.1f}s")
+    if isinstance(event, RunFinished):
+        return (f"run {event.run_id} {event.status}: {event.succeeded}/{event.tasks} ok, "
+                f"{event.failed} failed, {event.cancelled} cancelled, {event.records} records "
+                f"in {event.duration_s:.1f}s")
+    return None
+
+
+class PlainPrinter:
+    """Timestamped lines (or JSON lines) for cron and pipes."""
+
+    def __init__(self, out: IO[str], as_json: bool = False) -> None:
+        self.out = out
+        self.as_json = as_json
+
+    def __call__(self, event: Event) -> None:
+        if self.as_json:
+            self.out.write(orjson.dumps(event.model_dump(mode="json", exclude_none=True)).decode() + "\n")
+        else:
+            text = describe(event)
+            if text is None:
+                return
+            self.out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}\n")
+        self.out.flush()
+
+
+class RichProgressFace:
+    """One progress bar per running task and an overall bar, on a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.fields[records]:>9,} rec"), TimeElapsedColumn(),
+                                 console=console, transient=True)
+        self.tasks: dict[str, TaskID] = {}
+        self.overall: TaskID | None = None
+
+    def __enter__(self) -> RichProgressFace:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        p = self.progress
+        if isinstance(event, RunStarted):
+            self.overall = p.add_task("all tasks", total=event.tasks, records=0)
+        elif isinstance(event, TaskStarted):
+            if event.task_id not in self.tasks:
+                self.tasks[event.task_id] = p.add_task(event.task_id, total=None, records=0)
+        elif isinstance(event, TaskProgress) and event.task_id in self.tasks:
+            p.update(self.tasks[event.task_id], records=event.records, total=event.total,
+                     completed=event.records if event.total else 0)
+        elif isinstance(event, TaskFinished):
+            tid = self.tasks.pop(event.task_id, None)
+            if tid is not None:
+                p.remove_task(tid)
+            line = describe(event)
+            style = "green" if event.status in ("success", "skipped") else "red"
+            self.console.print(f"[{style}]{line}[/]", highlight=False, markup=True)
+            if self.overall is not None:
+                p.advance(self.overall)
+        elif isinstance(event, TaskWarning | TaskRetry):
+            self.console.print(f"[yellow]{describe(event)}[/]", highlight=False)
+
+
+def stderr_is_tty() -> bool:
+    """Whether progress may use a live display."""
+    return sys.stderr.isatty()

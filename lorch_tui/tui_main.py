@@ -1,0 +1,53 @@
+"""``lorch-tui``: the dashboard, and ``--no-ui`` for cron.
+
+Until the dashboard lands (issue 6), ``lorch-tui`` with or without ``--no-ui`` runs the
+plan headless with progress. ``--no-ui`` never imports Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from engine import __version__
+from engine.configload import load
+from engine.plan import build_plan
+from lorch_tui.cli import common_options, guarded, run_options
+from lorch_tui.runface import run_headless
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of lorch-tui."""
+    p = argparse.ArgumentParser(
+        prog="lorch-tui", parents=[common_options()],
+        description="The lorchestra dashboard. With --no-ui, run the pipeline headless (for cron).",
+        epilog="exit codes: 0 ok, 1 a task failed, 2 usage/config error, 3 workspace busy, "
+               "4 permission check failed, 130 interrupted",
+    )
+    p.add_argument("--version", action="version", version=f"lorch-tui {__version__}")
+    p.add_argument("--no-ui", action="store_true", help="run headless: progress on a terminal, lines otherwise")
+    p.add_argument("--stage", action="append", choices=["extract", "canonize", "index"],
+                   help="run only this stage (repeatable)")
+    p.add_argument("--account", action="append", metavar="NAME", help="only matching extractors (glob)")
+    p.add_argument("--job", metavar="NAME", help="only the extractors of this job")
+    run_options(p)
+    return p
+
+
+def _run(ns: argparse.Namespace) -> int:
+    loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    plan = build_plan(loaded.config, ns.stage, ns.account, ns.job)
+    trigger = "cron" if ns.no_ui else "dashboard"
+    return run_headless(loaded, plan, trigger=trigger, as_json=ns.json,  # type: ignore[arg-type]
+                        skip_permissions=ns.skip_permissions, wait_s=ns.wait, command="lorch-tui")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `lorch-tui`."""
+    ns = build_parser().parse_args(argv)
+    return guarded(_run, ns, "lorch-tui")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -146,7 +146,9 @@ class Extractor(StrictModel):
             raise ValueError(f"kind: {self.kind} needs the key '{wanted}'")
         if self.kind == "singer" and not self.command:
             raise ValueError("kind: singer needs a non-empty 'command' list")
-        for other in {"command", "meltano", "demo"} - {wanted}:
+        if self.config is not None and self.kind != "singer":
+            raise ValueError(f"'config' does not apply to kind: {self.kind} (only to kind: singer)")
+        for other in sorted({"command", "meltano", "demo"} - {wanted}):
             if getattr(self, other) is not None:
                 raise ValueError(f"'{other}' does not apply to kind: {self.kind}")
         return self
@@ -187,6 +189,10 @@ class CanonizeStage(StrictModel):
     """Stream-to-transform mappings."""
     workers: int | None = Field(None, ge=1, le=64)
     """Parallel canonize tasks; the core count if unset."""
+    transforms_dir: ConfigPath | None = None
+    """The transform registry folder; the bundled config/transforms if unset."""
+    schemas_dir: ConfigPath | None = None
+    """The canonical schema folder; the bundled config/schemas if unset."""
 
 
 class IndexStage(StrictModel):

@@ -102,23 +102,38 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{where}: invalid YAML: {problem}", hint="fix the syntax at that line") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the config must be a YAML mapping of keys (pipeline, workspace, extractors, ...)")
+        line = node.start_mark.line + 1 if node is not None else 1
+        raise ConfigError(f"{path}:{line}: (top level): the config must be a YAML mapping of keys "
+                          "(pipeline, workspace, extractors, ...)")
     lines: dict[Loc, int] = {}
+    duplicates: list[tuple[int, Loc, int]] = []
     if node is not None:
-        _walk_lines(node, (), lines)
+        _walk_lines(node, (), lines, duplicates)
+    if duplicates:
+        text = "\n".join(f"  {path}:{line}: {format_loc(loc)}: duplicate key (already set on line {first})"
+                         for line, loc, first in duplicates)
+        raise ConfigError(f"invalid config {path}:\n{text}",
+                          hint="YAML would silently keep only the last one; remove the other")
     return data, lines
 
 
-def _walk_lines(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
+def _walk_lines(node: yaml.Node, loc: Loc, out: dict[Loc, int], dups: list[tuple[int, Loc, int]]) -> None:
     out.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key, value in node.value:
             child = (*loc, str(key.value))
-            out[child] = key.start_mark.line + 1
-            _walk_lines(value, child, out)
+            line = key.start_mark.line + 1
+            if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                if key.value in seen:
+                    dups.append((line, child, seen[key.value]))
+                    continue
+                seen[key.value] = line
+            out[child] = line
+            _walk_lines(value, child, out, dups)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk_lines(item, (*loc, i), out)
+            _walk_lines(item, (*loc, i), out, dups)
 
 
 def expand_vars(value: Any, loc: Loc, problems: list[tuple[Loc, str]]) -> Any:

@@ -37,6 +37,15 @@ class ErrorCode(StrEnum):
     BAD_EVENT = "BAD_EVENT"
     NO_LATEST = "NO_LATEST"
     CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"
+    PART_MISSING = "PART_MISSING"
+    PART_CORRUPT = "PART_CORRUPT"
+    MANIFEST_MISSING = "MANIFEST_MISSING"
+    RUN_MISSING = "RUN_MISSING"
+    TRANSFORM_MISSING = "TRANSFORM_MISSING"
+    TRANSFORM_INVALID = "TRANSFORM_INVALID"
+    REJECTS_EXCEEDED = "REJECTS_EXCEEDED"
+    UNMAPPED_STREAM = "UNMAPPED_STREAM"
+    UPSTREAM_FAILED = "UPSTREAM_FAILED"
 
 
 def now_iso() -> str:
@@ -197,6 +206,10 @@ class TaskFinished(EventBase):
     """Whether LATEST.json now points at this run."""
     stderr_lines: int = 0
     """Lines the tap wrote to stderr (the text stays in the run folder)."""
+    rejects: int = 0
+    """Records that failed their transform or schema (details in the rejects file)."""
+    unmapped: int = 0
+    """Records of streams that no mapping covers (not transformed, counted)."""
     detail_path: str | None = None
     """A file inside the workspace with the details (may hold PHI)."""
 

@@ -14,7 +14,7 @@ from engine.config import STAGES, Extractor, PipelineConfig
 from engine.errors import UsageError
 from engine.events import Stage
 
-IMPLEMENTED_STAGES: tuple[Stage, ...] = ("extract",)
+IMPLEMENTED_STAGES: tuple[Stage, ...] = ("extract", "canonize")
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,9 @@ class Runner:
     """Runs plans against one workspace; one instance per process."""
 
     def __init__(self, cfg: PipelineConfig, ws: Workspace, bus: EventBus,
-                 trigger: Trigger = "cli") -> None:
+                 trigger: Trigger = "cli", *, force: bool = False) -> None:
         self.cfg = cfg
+        self.force = force
         self.ws = ws
         self.bus = bus
         self.trigger = trigger
@@ -98,13 +99,18 @@ class Runner:
                            duration_s=round(elapsed, 3))
 
     async def _run_chain(self, chain: Chain, result: RunResult) -> None:
+        blocked: str | None = None
         for stage in chain.stages:
-            final = await self._run_task(chain, stage)
+            final = None if blocked else await self._run_task(chain, stage)
             if final is None:
-                return
+                ex = chain.extractor
+                final = TaskFinished(task_id=chain.task_id(stage), stage=stage, extractor=ex.name,
+                                     account=ex.account, status="cancelled",
+                                     error_code=blocked or ErrorCode.CANCELLED.value)
+                self.bus.emit(final)
             result.finished[final.task_id] = final
             if final.status not in ("success", "skipped"):
-                return
+                blocked = blocked or ErrorCode.UPSTREAM_FAILED.value
 
     async def _run_task(self, chain: Chain, stage: Stage) -> TaskFinished | None:
         ex = chain.extractor
@@ -112,18 +118,20 @@ class Runner:
         grace = self.cfg.stages.extract.cancel_grace_s
         async with self._slots[stage]:
             final: TaskFinished | None = None
-            for attempt in range(1, ex.retries + 2):
+            retries = ex.retries if stage == "extract" else 0
+            for attempt in range(1, retries + 2):
                 if self._is_cancelled(task_id):
                     return final
                 spec = TaskSpec(task_id=task_id, stage=stage, attempt=attempt, workspace=self.ws.root,
-                                extractor=ex, extract=self.cfg.stages.extract)
+                                extractor=ex, extract=self.cfg.stages.extract,
+                                canonize=self.cfg.stages.canonize, force=self.force)
                 proc = TaskProcess(spec, self.bus, grace)
                 self._running[task_id] = proc
                 try:
                     final = await proc.run()
                 finally:
                     self._running.pop(task_id, None)
-                if final.status in ("success", "skipped", "cancelled") or attempt > ex.retries:
+                if final.status in ("success", "skipped", "cancelled") or attempt > retries:
                     return final
                 delay = ex.retry_backoff_s * (2 ** (attempt - 1))
                 self.bus.emit(TaskRetry(task_id=task_id, stage=stage, extractor=ex.name, attempt=attempt,

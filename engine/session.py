@@ -43,7 +43,8 @@ def open_workspace(loaded: LoadedConfig, *, skip_permissions: bool = False) -> W
 
 async def run_session(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger,
                       subscribers: Iterable[Subscriber] = (), skip_permissions: bool = False,
-                      wait_s: float = 0.0, command: str = "lorchestra run") -> SessionResult:
+                      wait_s: float = 0.0, command: str = "lorchestra run",
+                      force: bool = False) -> SessionResult:
     """Run ``plan`` under the workspace lock with the JSON log and the given subscribers."""
     ws = open_workspace(loaded, skip_permissions=skip_permissions)
     lock = WorkspaceLock(ws, command=command).acquire(wait_s)
@@ -52,7 +53,7 @@ async def run_session(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger,
     bus.subscribe(sink)
     for sub in subscribers:
         bus.subscribe(sub)
-    runner = Runner(loaded.config, ws, bus, trigger)
+    runner = Runner(loaded.config, ws, bus, trigger, force=force)
     interrupted = False
     loop = asyncio.get_running_loop()
 

@@ -37,7 +37,7 @@ def tap_command(ex: Extractor, scratch: Path) -> TapCommand:
                 "account": ex.account,
                 "records": ex.demo.records,
                 "seed": ex.demo.seed,
-                "faults": ex.demo.faults.model_dump(exclude_defaults=True),
+                "faults": ex.demo.faults.model_dump(exclude_none=True),
             }))
         argv = [sys.executable, "-m", "engine.demo_taps", ex.demo.tap, "--config", str(cfg_path)]
         return TapCommand(argv, env, None)

@@ -46,6 +46,7 @@ class TaskProcess:
         self.grace_s = grace_s
         self.proc: asyncio.subprocess.Process | None = None
         self.cancelled = False
+        self.timed_out = False
 
     @property
     def diagnostics_path(self) -> Path:
@@ -58,7 +59,9 @@ class TaskProcess:
         started = time.monotonic()
         diag = self.diagnostics_path
         ensure_dir(diag.parent)
-        with open_private(diag, "wb") as err:
+        with open_private(diag, "ab") as err:
+            err.write(f"--- attempt {self.spec.attempt} of {self.spec.task_id}\n".encode())
+            err.flush()
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "engine.worker",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
@@ -71,29 +74,34 @@ class TaskProcess:
         self.proc.stdin.write(self.spec.model_dump_json().encode())
         await self.proc.stdin.drain()
         self.proc.stdin.close()
-        final = await self._relay(ex.timeout_s + self.grace_s + BACKSTOP_S)
+        deadline = ex.timeout_s + self.grace_s + BACKSTOP_S if self.spec.stage == "extract" else None
+        final = await self._relay(deadline)
         rc = await self.proc.wait()
         if final is None:
-            code = ErrorCode.CANCELLED if self.cancelled else (
-                ErrorCode.TIMEOUT if rc == -signal.SIGKILL and not self.cancelled else ErrorCode.WORKER_CRASHED)
+            code, status = ErrorCode.WORKER_CRASHED, "failed"
+            if self.cancelled:
+                code, status = ErrorCode.CANCELLED, "cancelled"
+            elif self.timed_out:
+                code, status = ErrorCode.TIMEOUT, "timeout"
             final = TaskFinished(task_id=self.spec.task_id, stage=self.spec.stage, extractor=ex.name,
-                                 account=ex.account, attempt=self.spec.attempt,
-                                 status="cancelled" if self.cancelled else "failed",
+                                 account=ex.account, attempt=self.spec.attempt, status=status,  # type: ignore[arg-type]
                                  error_code=code.value, exit_code=rc,
                                  duration_s=round(time.monotonic() - started, 3), detail_path=str(diag))
             self.bus.emit(final)
         return final
 
-    async def _relay(self, deadline_s: float) -> TaskFinished | None:
+    async def _relay(self, deadline_s: float | None) -> TaskFinished | None:
         assert self.proc is not None and self.proc.stdout is not None
         final: TaskFinished | None = None
         bad = 0
         loop = asyncio.get_running_loop()
-        end = loop.time() + deadline_s
+        end = loop.time() + deadline_s if deadline_s is not None else None
         while True:
             try:
-                line = await asyncio.wait_for(self.proc.stdout.readline(), max(0.1, end - loop.time()))
+                wait = None if end is None else max(0.1, end - loop.time())
+                line = await asyncio.wait_for(self.proc.stdout.readline(), wait)
             except TimeoutError:
+                self.timed_out = True
                 await self.kill()
                 break
             except ValueError:  # an over-long line: not an event

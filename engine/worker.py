@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 from engine.events import EventBase, dump_event
 from engine.fsutil import secure_umask
@@ -21,13 +22,21 @@ def main() -> int:
     spec = TaskSpec.model_validate_json(sys.stdin.buffer.read())
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
 
+    lock = threading.Lock()
+
     def emit(event: EventBase) -> None:
-        out.write(dump_event(event))
+        line = dump_event(event)
+        with lock:  # heartbeat threads emit too: one whole line at a time
+            out.write(line)
 
     if spec.stage == "extract":
         from engine.stages.extract import run_extract
 
         return run_extract(spec, emit)
+    if spec.stage == "canonize":
+        from engine.stages.canonize import run_canonize
+
+        return run_canonize(spec, emit)
     raise SystemExit(f"stage {spec.stage} is not implemented by this worker")
 
 

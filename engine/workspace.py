@@ -94,8 +94,7 @@ def check_permissions(root: Path) -> None:
         listing = "\n  ".join(loose)
         raise PermissionProblem(
             f"the workspace {root} has paths others can read:\n  {listing}",
-            hint=f"run `chmod -R go-rwx {root}` (or `lorchestra validate --fix-permissions`), "
-            "or pass --skip-permissions if you accept the risk",
+            hint=f"run `chmod -R go-rwx {root}`, or pass --skip-permissions if you accept the risk",
         )
 
 

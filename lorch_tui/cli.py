@@ -74,14 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only extractors whose name or account matches (glob, repeatable)")
     run.add_argument("--job", metavar="NAME", help="only the extractors of this job")
     run.add_argument("--dry-run", action="store_true", help="print the plan and exit without writing")
+    run.add_argument("--force", action="store_true",
+                     help="rebuild canonical output even when its provenance shows nothing changed")
     run_options(run)
     run.set_defaults(func=cmd_run)
 
-    ls = sub.add_parser("list", parents=[common], help="list extractors or jobs",
-                        description="List what the config defines.")
-    ls.add_argument("what", choices=["extractors", "jobs"], help="what to list")
+    ls = sub.add_parser("list", parents=[common], help="list extractors, jobs, transforms or mappings",
+                        description="List what the config and the transform registry define.")
+    ls.add_argument("what", choices=["extractors", "jobs", "transforms", "mappings"], help="what to list")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=cmd_list)
+
+    tr = sub.add_parser("transform", parents=[common], help="work with JSONata transforms",
+                        description="Commands for the transform registry.")
+    trs = tr.add_subparsers(dest="transform_command", metavar="ACTION", required=True)
+    tt = trs.add_parser("test", parents=[common], help="run transforms' golden samples",
+                        description="Run each transform's golden samples and compare with the expected output.")
+    tt.add_argument("id", nargs="?", metavar="ID", help="one transform id (default: all)")
+    tt.set_defaults(func=cmd_transform_test)
     return parser
 
 
@@ -110,7 +120,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
         print_plan(loaded, plan)
         return 0
     return run_headless(loaded, plan, trigger="cli", as_json=ns.json, skip_permissions=ns.skip_permissions,
-                        wait_s=ns.wait, command="lorchestra run")
+                        wait_s=ns.wait, command="lorchestra run", force=ns.force)
 
 
 def print_plan(loaded: LoadedConfig, plan: object) -> None:
@@ -125,16 +135,32 @@ def print_plan(loaded: LoadedConfig, plan: object) -> None:
         console.print(f"  {chain.extractor.name}: {' -> '.join(chain.stages)}")
 
 
+def cmd_transform_test(ns: argparse.Namespace) -> int:
+    """`lorchestra transform test [ID]` (the registry is imported only when needed)."""
+    from lorch_tui.canoncmd import cmd_transform_test as run
+
+    return run(ns)
+
+
 def cmd_list(ns: argparse.Namespace) -> int:
-    """`lorchestra list extractors|jobs`."""
+    """`lorchestra list extractors|jobs|transforms|mappings`."""
     cfg = _load(ns).config
     console = Console(highlight=False)
+    rows: list[dict[str, object]]
     if ns.what == "extractors":
         rows = [{"name": e.name, "kind": e.kind, "domain": e.domain, "source": e.source,
                  "account": e.account, "command": describe(e)} for e in cfg.extractors]
-    else:
+    elif ns.what == "jobs":
         rows = [{"job": j, "extractors": len(m), "members": ", ".join(m),
                  "default": "yes" if cfg.stages.extract.job == j else ""} for j, m in cfg.jobs.items()]
+    elif ns.what == "transforms":
+        from lorch_tui.canoncmd import transform_rows
+
+        rows = transform_rows(cfg)
+    else:
+        from lorch_tui.canoncmd import mapping_rows
+
+        rows = mapping_rows(cfg)
     if ns.json:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0

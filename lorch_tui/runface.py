@@ -23,7 +23,8 @@ from lorch_tui.summary import print_summary
 
 
 def run_headless(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger, as_json: bool = False,
-                 skip_permissions: bool = False, wait_s: float = 0.0, command: str) -> int:
+                 skip_permissions: bool = False, wait_s: float = 0.0, command: str,
+                 force: bool = False) -> int:
     """Run the plan, show progress, print the summary; return the exit code."""
     err = Console(stderr=True)
     out = Console(highlight=False)
@@ -40,7 +41,7 @@ def run_headless(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger, as_json:
     with ctx:
         session = asyncio.run(run_session(loaded, plan, trigger=trigger, subscribers=[face],
                                           skip_permissions=skip_permissions, wait_s=wait_s,
-                                          command=command))
+                                          command=command, force=force))
     if not as_json:
         print_summary(out, session.result, session.log_path)
     if session.interrupted:

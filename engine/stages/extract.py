@@ -90,19 +90,40 @@ class Watchdog:
 
 
 class Progress:
-    """Emits TaskProgress at most every PROGRESS_EVERY_S seconds."""
+    """Emits TaskProgress at most every PROGRESS_EVERY_S seconds.
+
+    The reader calls :meth:`tick` as records flow; a heartbeat thread also reports every
+    second when the count changed, so a slow or stalled tap still shows where it is.
+    """
 
     def __init__(self, spec: TaskSpec, writer: RunWriter, emit: Emit) -> None:
         self.spec, self.writer, self.emit = spec, writer, emit
-        self.last = time.monotonic()
+        self.last = 0.0
+        self.reported = -1
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._heartbeat, daemon=True).start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(1.0):
+            if self.writer.records != self.reported:
+                self.tick(force=True)
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
-        if force or now - self.last >= PROGRESS_EVERY_S:
+        if not (force or now - self.last >= PROGRESS_EVERY_S):
+            return
+        with self._lock:
             self.last = now
+            self.reported = self.writer.records
             self.emit(TaskProgress(task_id=self.spec.task_id, stage="extract",
                                    extractor=self.spec.extractor.name, records=self.writer.records,
                                    bytes=self.writer.bytes, parts=self.writer.part_count))
+
+    def stop(self) -> None:
+        """Stop the heartbeat and report the final count."""
+        self._stop.set()
+        self.tick(force=True)
 
 
 def consume(stdout: IO[bytes], writer: RunWriter, progress: Progress, warn: Callable[[int], None]) -> None:
@@ -123,7 +144,7 @@ def consume(stdout: IO[bytes], writer: RunWriter, progress: Progress, warn: Call
             if not isinstance(stream, str) or not writer.has_schema(stream):
                 raise StreamError(ErrorCode.SCHEMA_MISSING, lineno)
             writer.record(stream, msg.get("record"))
-            if writer.records & 1023 == 0:
+            if writer.records & 63 == 1:
                 progress.tick()
         elif kind == "SCHEMA" and isinstance(stream, str):
             writer.schema(stream, msg.get("schema"), msg.get("key_properties"))
@@ -206,7 +227,7 @@ def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit) -> tuple[str, str 
     proc.stdout.close()
     rc = proc.wait()
     dog.done()
-    progress.tick(force=True)
+    progress.stop()
     if dog.reason == "cancelled":
         return "cancelled", ErrorCode.CANCELLED.value, rc, None
     if dog.reason == "timeout":

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.config import Extractor, ExtractStage
+from engine.config import CanonizeStage, Extractor, ExtractStage
 from engine.events import Stage
 
 
@@ -31,3 +31,7 @@ class TaskSpec(BaseModel):
     """The extractor (account) the task is about."""
     extract: ExtractStage = ExtractStage()
     """Extract stage settings (part size, compression, grace period)."""
+    canonize: CanonizeStage = CanonizeStage()
+    """Canonize stage settings (mappings, registry folders)."""
+    force: bool = False
+    """Rebuild even when the provenance proves nothing changed."""

@@ -1,0 +1,1 @@
+"""Canonization: the JSONata transform registry, helper functions and canonical schemas."""

@@ -1,0 +1,250 @@
+"""The canonize worker: one account's LATEST run -> canonical records, atomically.
+
+It reads only the run LATEST names, verifies every part's sha256 before using it,
+transforms each record of a mapped stream with its JSONata transform, validates it, and
+writes ``canonical/{source}/{account}.jsonl`` (keys sorted, so the same LATEST and
+transforms give byte-identical output) plus the provenance ``.meta.json``. Rejected
+records go with their reason to ``.rejects.jsonl`` in the workspace; events carry counts.
+When the provenance proves nothing changed, the task is ``skipped`` unless forced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from engine import __version__
+from engine.canon.compiled import CompiledTransform, RecordRejected
+from engine.canon.registry import Registry, RegistryError
+from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
+from engine.fsutil import atomic_write_json, ensure_dir, fsync_dir, open_private, read_json
+from engine.stages.spec import TaskSpec
+from engine.vault.layout import RunRef, read_latest, read_manifest
+from engine.vault.reader import iter_records, verify_part
+from engine.workspace import Workspace
+
+Emit = Callable[[EventBase], None]
+
+
+class CanonizeFailed(Exception):
+    """The account cannot be canonized; carries a stable code."""
+
+    def __init__(self, code: ErrorCode, detail: str | None = None) -> None:
+        super().__init__(code.value)
+        self.code = code
+        self.detail = detail
+
+
+def outputs(ws: Workspace, source: str, account: str) -> dict[str, Path]:
+    """The canonical files of one account."""
+    base = ws.canonical / source
+    return {"data": base / f"{account}.jsonl", "meta": base / f"{account}.meta.json",
+            "rejects": base / f"{account}.rejects.jsonl"}
+
+
+class Canonizer:
+    """Canonizes one account; ``run`` returns the final event's fields."""
+
+    def __init__(self, spec: TaskSpec, emit: Emit) -> None:
+        self.spec, self.emit = spec, emit
+        self.ex = spec.extractor
+        self.ws = Workspace(spec.workspace)
+        self.paths = outputs(self.ws, self.ex.source, self.ex.account)
+        self.records = self.rejects = self.unmapped = 0
+        self.counts: dict[str, int] = {}
+        self.rejects_by_stream: dict[str, int] = {}
+        self.unmapped_streams: dict[str, int] = {}
+        self._last_progress = time.monotonic()
+
+    def prepare(self) -> tuple[Path, dict[str, Any], dict[str, CompiledTransform]]:
+        """Find the LATEST run, its manifest and the compiled transforms of its streams."""
+        account_dir = self.ws.account_dir(self.ex.domain, self.ex.source, self.ex.account)
+        try:
+            latest = read_latest(account_dir)
+        except (OSError, ValueError):
+            raise CanonizeFailed(ErrorCode.NO_LATEST) from None
+        if latest is None:
+            raise CanonizeFailed(ErrorCode.NO_LATEST)
+        run_dir = RunRef(str(latest["dt"]), str(latest["run_id"])).path(account_dir)
+        if not run_dir.is_dir():
+            raise CanonizeFailed(ErrorCode.RUN_MISSING)
+        try:
+            manifest = read_manifest(run_dir)
+        except (OSError, ValueError):
+            raise CanonizeFailed(ErrorCode.MANIFEST_MISSING) from None
+        canon = self.spec.canonize
+        registry = Registry.load(canon.transforms_dir, canon.schemas_dir)
+        compiled: dict[str, CompiledTransform] = {}
+        for m in canon.mappings:
+            if m.source != self.ex.source:
+                continue
+            try:
+                compiled[m.stream] = CompiledTransform(registry, registry.get(m.transform))
+            except RegistryError:
+                raise CanonizeFailed(ErrorCode.TRANSFORM_MISSING) from None
+            except (ValueError, OSError):
+                raise CanonizeFailed(ErrorCode.TRANSFORM_INVALID) from None
+        return run_dir, manifest, compiled
+
+    def fingerprint(self, run_dir: Path, manifest: dict[str, Any],
+                    compiled: dict[str, CompiledTransform]) -> dict[str, Any]:
+        """Everything the output depends on (the provenance)."""
+        return {
+            "run": {"dt": manifest.get("dt"), "run_id": manifest.get("run_id"),
+                    "parts": [p["sha256"] for p in manifest.get("parts", [])]},
+            "transforms": {s: {"id": c.transform.id, "sha256": c.transform.sha256,
+                               "schema_sha256": c.schema_sha256} for s, c in sorted(compiled.items())},
+            "max_rejects": {m.stream: m.max_rejects for m in self.spec.canonize.mappings
+                            if m.source == self.ex.source},
+            "engine": __version__,
+        }
+
+    def up_to_date(self, fp: dict[str, Any]) -> bool:
+        """Whether the current output was built from exactly ``fp`` and is intact."""
+        try:
+            meta = read_json(self.paths["meta"])
+            data_sha = _file_sha256(self.paths["data"])
+        except (OSError, ValueError):
+            return False
+        return bool(meta.get("inputs") == fp and meta.get("output", {}).get("sha256") == data_sha)
+
+    def transform_all(self, run_dir: Path, manifest: dict[str, Any],
+                      compiled: dict[str, CompiledTransform], out: IO[bytes], rej: IO[bytes]) -> str:
+        """Stream every record through its transform; return the output's sha256."""
+        sha = hashlib.sha256()
+        envelope = {"source": self.ex.source, "account": self.ex.account}
+        for part in manifest.get("parts", []):
+            problem = verify_part(run_dir, part)
+            if problem is not None:
+                raise CanonizeFailed(ErrorCode(problem), part.get("file"))
+            buf: list[bytes] = []
+            try:
+                for index, (stream, record) in enumerate(iter_records(run_dir / part["file"])):
+                    ct = compiled.get(stream)
+                    if ct is None:
+                        self.unmapped += 1
+                        self.unmapped_streams[stream] = self.unmapped_streams.get(stream, 0) + 1
+                        continue
+                    try:
+                        doc = ct.apply(record, envelope)
+                    except RecordRejected as exc:
+                        self._reject(rej, part["file"], index, stream, exc, record)
+                        continue
+                    line = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + b"\n"
+                    buf.append(line)
+                    self.records += 1
+                    self.counts[ct.kind] = self.counts.get(ct.kind, 0) + 1
+                    if len(buf) >= 512:
+                        _flush(out, sha, buf)
+                        self._progress()
+            except (zlib.error, EOFError, orjson.JSONDecodeError, KeyError, TypeError):
+                raise CanonizeFailed(ErrorCode.PART_CORRUPT, part.get("file")) from None
+            _flush(out, sha, buf)
+        return sha.hexdigest()
+
+    def _reject(self, rej: IO[bytes], part: str, index: int, stream: str, exc: RecordRejected,
+                record: Any) -> None:
+        self.rejects += 1
+        self.rejects_by_stream[stream] = self.rejects_by_stream.get(stream, 0) + 1
+        rej.write(orjson.dumps({"part": part, "index": index, "stream": stream, "code": exc.code,
+                                "reason": exc.reason, "record": record}, option=orjson.OPT_SORT_KEYS) + b"\n")
+
+    def _progress(self) -> None:
+        now = time.monotonic()
+        if now - self._last_progress >= 0.25:
+            self._last_progress = now
+            self.emit(TaskProgress(task_id=self.spec.task_id, stage="canonize", extractor=self.ex.name,
+                                   records=self.records))
+
+    def over_limit(self) -> bool:
+        """Whether some stream has more rejects than its mapping allows."""
+        limits = {m.stream: m.max_rejects for m in self.spec.canonize.mappings if m.source == self.ex.source}
+        return any(n > limits.get(s, 0) for s, n in self.rejects_by_stream.items())
+
+
+def _flush(out: IO[bytes], sha: Any, buf: list[bytes]) -> None:
+    if buf:
+        data = b"".join(buf)
+        out.write(data)
+        sha.update(data)
+        buf.clear()
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+def run_canonize(spec: TaskSpec, emit: Emit) -> int:
+    """Run the canonize task; emit events; return the worker's exit code."""
+    started = time.monotonic()
+    c = Canonizer(spec, emit)
+    status, code, detail = "success", None, None
+    try:
+        status = _canonize(c)
+    except CanonizeFailed as exc:
+        status, code, detail = "failed", exc.code.value, exc.detail
+    except OSError:
+        status, code = "failed", ErrorCode.WRITE_FAILED.value
+    if c.unmapped:
+        emit(TaskWarning(task_id=spec.task_id, stage="canonize", extractor=c.ex.name,
+                         code=ErrorCode.UNMAPPED_STREAM.value, count=c.unmapped))
+    emit(TaskFinished(
+        task_id=spec.task_id, stage="canonize", extractor=c.ex.name, account=c.ex.account,
+        status=status, attempt=spec.attempt, records=c.records, rejects=c.rejects,  # type: ignore[arg-type]
+        unmapped=c.unmapped, duration_s=round(time.monotonic() - started, 3), error_code=code,
+        detail_path=str(c.paths["rejects"]) if c.rejects else (str(detail) if detail else None),
+    ))
+    return 0 if status in ("success", "skipped") else 1
+
+
+def _canonize(c: Canonizer) -> str:
+    run_dir, manifest, compiled = c.prepare()
+    fp = c.fingerprint(run_dir, manifest, compiled)
+    if not c.spec.force and c.up_to_date(fp):
+        meta = read_json(c.paths["meta"])
+        c.records = int(meta.get("output", {}).get("records", 0))
+        return "skipped"
+    ensure_dir(c.paths["data"].parent)
+    tmp_data = c.paths["data"].with_name(f".{c.paths['data'].name}.tmp-{os.getpid()}")
+    tmp_rej = c.paths["rejects"].with_name(f".{c.paths['rejects'].name}.tmp-{os.getpid()}")
+    try:
+        with open_private(tmp_data, "wb") as out, open_private(tmp_rej, "wb") as rej:
+            digest = c.transform_all(run_dir, manifest, compiled, out, rej)
+            for fh in (out, rej):
+                fh.flush()
+                os.fsync(fh.fileno())
+        if c.rejects:
+            _publish(tmp_rej, c.paths["rejects"])
+        else:
+            tmp_rej.unlink()
+            c.paths["rejects"].unlink(missing_ok=True)
+        if c.over_limit():
+            raise CanonizeFailed(ErrorCode.REJECTS_EXCEEDED)
+        _publish(tmp_data, c.paths["data"])
+    finally:
+        tmp_data.unlink(missing_ok=True)
+        tmp_rej.unlink(missing_ok=True)
+    atomic_write_json(c.paths["meta"], {
+        "inputs": fp,
+        "output": {"file": c.paths["data"].name, "sha256": digest, "records": c.records,
+                   "kinds": dict(sorted(c.counts.items()))},
+        "rejects": c.rejects, "unmapped": dict(sorted(c.unmapped_streams.items())),
+        "account": c.ex.account, "source": c.ex.source, "extractor": c.ex.name,
+    })
+    return "success"

@@ -1,0 +1,66 @@
+"""Reading the vault: verify a part against its manifest, then stream its records.
+
+Parts are decompressed in chunks and split into lines, so a record of any size works
+and memory stays bounded by one chunk plus the longest line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+CHUNK = 1 << 20
+
+
+def part_sha256(path: Path) -> str:
+    """sha256 of a part file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_part(run_dir: Path, part: dict[str, Any]) -> str | None:
+    """None when the part matches the manifest, else an error code."""
+    path = run_dir / str(part.get("file", ""))
+    if not path.is_file():
+        return "PART_MISSING"
+    if path.stat().st_size != part.get("bytes") or part_sha256(path) != part.get("sha256"):
+        return "CHECKSUM_MISMATCH"
+    return None
+
+
+def iter_lines(path: Path) -> Iterator[bytes]:
+    """Every line of a gzip part (raises zlib.error / EOFError on a broken stream)."""
+    dec = zlib.decompressobj(31)
+    rest = b""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            data = rest + dec.decompress(chunk)
+            lines = data.split(b"\n")
+            rest = lines.pop()
+            yield from lines
+            while dec.unconsumed_tail:
+                data = rest + dec.decompress(dec.unconsumed_tail)
+                lines = data.split(b"\n")
+                rest = lines.pop()
+                yield from lines
+    tail = rest + dec.flush()
+    if not dec.eof:
+        raise EOFError("truncated gzip stream")
+    if tail:
+        yield from tail.split(b"\n")
+
+
+def iter_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """(stream, record) for every line of a part."""
+    for line in iter_lines(path):
+        if line:
+            msg = orjson.loads(line)
+            yield msg["stream"], msg["record"]

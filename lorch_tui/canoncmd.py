@@ -1,0 +1,89 @@
+"""Commands about the transform registry: list transforms and mappings, run golden samples.
+
+`transform test` compiles each transform exactly as the canonize worker does and compares
+its output on the golden samples with the expected files; the diff names keys only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+from engine.canon.compiled import CompiledTransform, RecordRejected
+from engine.canon.registry import Registry, RegistryError
+from engine.config import PipelineConfig
+from engine.configload import load
+from engine.errors import ExitCode, UsageError
+
+
+def registry_for(cfg: PipelineConfig) -> Registry:
+    """The registry the config points at (the bundled one by default)."""
+    return Registry.load(cfg.stages.canonize.transforms_dir, cfg.stages.canonize.schemas_dir)
+
+
+def transform_rows(cfg: PipelineConfig) -> list[dict[str, object]]:
+    """One row per registered transform."""
+    reg = registry_for(cfg)
+    used = {m.transform for m in cfg.stages.canonize.mappings}
+    return [{"id": t.id, "input": f"{t.source}/{t.stream}", "output": t.kind, "schema": t.schema,
+             "samples": len(t.samples), "mapped": "yes" if t.id in used else ""}
+            for t in reg.transforms.values()]
+
+
+def mapping_rows(cfg: PipelineConfig) -> list[dict[str, object]]:
+    """One row per mapping, with whether its transform exists."""
+    reg = registry_for(cfg)
+    return [{"source": m.source, "stream": m.stream, "transform": m.transform,
+             "max_rejects": m.max_rejects,
+             "found": "yes" if m.transform in reg.transforms else "MISSING"}
+            for m in cfg.stages.canonize.mappings]
+
+
+def diff_keys(got: Any, want: Any, path: str = "") -> list[str]:
+    """Key paths where two JSON values differ (values are never printed: they may be PHI)."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        out: list[str] = []
+        for k in sorted(set(got) | set(want)):
+            out += diff_keys(got.get(k), want.get(k), f"{path}.{k}" if path else str(k))
+        return out
+    if isinstance(got, list) and isinstance(want, list) and len(got) == len(want):
+        return [d for i, (g, w) in enumerate(zip(got, want, strict=True)) for d in diff_keys(g, w, f"{path}[{i}]")]
+    return [] if got == want else [path or "(root)"]
+
+
+def cmd_transform_test(ns: argparse.Namespace) -> int:
+    """`lorchestra transform test [ID]`."""
+    cfg = load(getattr(ns, "config", None), getattr(ns, "workspace", None)).config
+    reg = registry_for(cfg)
+    console = Console(highlight=False)
+    for problem in reg.problems:
+        console.print(f"[red]registry problem:[/] {problem}")
+    try:
+        chosen = [reg.get(ns.id)] if ns.id else list(reg.transforms.values())
+    except RegistryError as exc:
+        raise UsageError(str(exc), hint="run `lorchestra list transforms`") from None
+    failures = 0
+    for t in chosen:
+        compiled = CompiledTransform(reg, t)
+        if not t.samples:
+            console.print(f"[yellow]{t.id}: no golden samples[/]")
+        for sample in t.samples:
+            record = orjson.loads(sample.input.read_bytes())
+            want = orjson.loads(sample.expected.read_bytes())
+            envelope = {"source": want.get("source", t.source), "account": want.get("account", "golden")}
+            try:
+                got = compiled.apply(record, envelope)
+                diffs = diff_keys(got, want)
+            except RecordRejected as exc:
+                diffs = [f"rejected: {exc.code}"]
+            name = sample.input.name
+            if diffs:
+                failures += 1
+                console.print(f"[red]FAIL[/] {t.id} {name}: differs at {', '.join(diffs[:10])}")
+            else:
+                console.print(f"[green]ok[/]   {t.id} {name}")
+    console.print(f"{failures} failed" if failures else "all golden samples pass")
+    return int(ExitCode.TASK_FAILED if failures or reg.problems else ExitCode.OK)

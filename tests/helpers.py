@@ -1,0 +1,168 @@
+"""Shared helpers for tests: run the real CLI in a subprocess, write small configs."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test process's environment without lorchestra's own variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORCH_")}
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 120, prog: str = "lorch_tui.cli") -> subprocess.CompletedProcess[str]:
+    """Run `lorchestra ARGS` (or another face module) as a real subprocess."""
+    return subprocess.run([sys.executable, "-m", prog, *args], capture_output=True, text=True,
+                          env=env if env is not None else clean_env(), cwd=cwd or REPO, timeout=timeout)
+
+
+def demo_extractor(name: str, tap: str = "gmail", records: int = 20, seed: int = 1,
+                   **settings: Any) -> dict[str, Any]:
+    """One `kind: demo` extractor entry; faults go in settings['faults']."""
+    faults = settings.pop("faults", None)
+    demo: dict[str, Any] = {"tap": tap, "records": records, "seed": seed}
+    if faults:
+        demo["faults"] = faults
+    domain = {"gmail": "email", "msgraph": "email", "dataverse": "clinical", "sheets": "ops",
+              "quickbooks": "finance"}[tap]
+    return {"name": name, "domain": domain, "source": tap, "account": name, "kind": "demo",
+            "demo": demo, **settings}
+
+
+def write_config(tmp: Path, extractors: list[dict[str, Any]], **top: Any) -> Path:
+    """Write a config with a workspace at tmp/ws; return its path."""
+    cfg = {"pipeline": {"name": "test", "version": "1"}, "workspace": str(tmp / "ws"),
+           "extractors": extractors, **top}
+    path = tmp / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def account_dir(ws: Path, ex: dict[str, Any]) -> Path:
+    """The vault folder of an extractor entry."""
+    return ws / "vault" / ex["domain"] / ex["source"] / ex["account"]
+
+
+def runs_of(acct: Path) -> list[Path]:
+    """Final run folders of an account, oldest first."""
+    return sorted(acct.glob("dt=*/run_id=*"))
+
+
+def manifest(run: Path) -> dict[str, Any]:
+    """A run's manifest."""
+    data: dict[str, Any] = orjson.loads((run / "manifest.json").read_bytes())
+    return data
+
+
+def latest(acct: Path) -> dict[str, Any] | None:
+    """The LATEST pointer, if any."""
+    p = acct / "LATEST.json"
+    return orjson.loads(p.read_bytes()) if p.exists() else None
+
+
+def verify_parts(run: Path) -> int:
+    """Check every part against the manifest (sha256, sizes, records); return records."""
+    m = manifest(run)
+    total = 0
+    for part in m["parts"]:
+        data = (run / part["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == part["sha256"]
+        assert len(data) == part["bytes"]
+        raw = gzip.decompress(data)
+        assert len(raw) == part["uncompressed_bytes"]
+        lines = raw.splitlines()
+        assert len(lines) == part["records"]
+        for line in lines:
+            rec = orjson.loads(line)
+            assert set(rec) == {"stream", "record"}
+        total += len(lines)
+    assert total == m["records"]
+    return total
+
+
+def log_events(ws: Path) -> list[dict[str, Any]]:
+    """Every event in the workspace's JSON logs."""
+    out: list[dict[str, Any]] = []
+    for f in sorted((ws / "logs").glob("pipeline-*.log")):
+        out += [orjson.loads(line) for line in f.read_bytes().splitlines() if line.strip()]
+    return out
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    """Poll ``cond`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# --- a tiny Singer tap of our own (kind: singer), for tests that need a real tap fast ---
+
+TINY_TAP_SOURCE = '''\
+"""A minimal Singer tap: SCHEMA, N RECORDs, STATE; one log line on stderr."""
+import json
+import sys
+
+n = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+print("tiny tap: starting", file=sys.stderr, flush=True)
+schema = {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}}
+out = [json.dumps({"type": "SCHEMA", "stream": "items", "schema": schema, "key_properties": ["id"]})]
+out += [json.dumps({"type": "RECORD", "stream": "items", "record": {"id": i, "name": f"item {i}"}})
+        for i in range(n)]
+out.append(json.dumps({"type": "STATE", "value": {"items": n}}))
+sys.stdout.write("\\n".join(out) + "\\n")
+'''
+
+
+@dataclass(frozen=True)
+class TinyTap:
+    """A written tiny tap and the config that runs it as extractor ``name``."""
+
+    config: Path
+    script: Path
+    workspace: Path
+    name: str
+    records: int
+
+    @property
+    def account_dir(self) -> Path:
+        """The vault folder the extractor writes."""
+        return self.workspace / "vault" / "test" / "tiny" / self.name
+
+
+def tiny_tap(tmp: Path, records: int = 10, *, name: str = "tiny",
+             workspace: Path | None = None) -> TinyTap:
+    """Write the tiny tap script and a `kind: singer` config running it; workspace tmp/ws."""
+    script = tmp / "tiny_tap.py"
+    script.write_text(TINY_TAP_SOURCE)
+    ws = workspace or tmp / "ws"
+    cfg = {
+        "pipeline": {"name": "tiny", "version": "1"},
+        "workspace": str(ws),
+        "extractors": [{"name": name, "domain": "test", "source": "tiny", "account": name,
+                        "kind": "singer", "command": [sys.executable, str(script), str(records)],
+                        "timeout_s": 60}],
+    }
+    path = tmp / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return TinyTap(path, script, ws, name, records)

@@ -226,6 +226,16 @@ class PipelineConfig(StrictModel):
     """Named lists of extractor names."""
     stages: Stages = Field(default_factory=Stages)
     """Per-stage settings."""
+    on_failure: list[str] | None = Field(None, min_length=1)
+    """A command (as a list) run after a run that failed, with a PHI-free JSON summary on its stdin."""
+    stale_after_hours: float = Field(26, gt=0, le=24 * 366)
+    """Hours after which an account's LATEST counts as stale in `status` and the dashboard."""
+
+    @model_validator(mode="after")
+    def _expand_hook(self) -> PipelineConfig:
+        if self.on_failure is not None:
+            self.on_failure = [os.path.expanduser(c) if c.startswith("~") else c for c in self.on_failure]
+        return self
 
     def extractor(self, name: str) -> Extractor | None:
         """The extractor called ``name``, or None."""

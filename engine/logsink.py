@@ -44,7 +44,7 @@ class JsonLogSink:
 
     def __call__(self, event: Event) -> None:
         path = log_path(self.logs_dir)
-        if path != self._path:
+        if path != self._path or self._fh is None:
             self.close()
             self._fh = open_private(path, "ab")
             self._path = path

@@ -45,6 +45,11 @@ class Workspace:
         return self.root / "state"
 
     @property
+    def state_db(self) -> Path:
+        """The PHI-free run and task history (engine.state)."""
+        return self.state / "lorch.sqlite"
+
+    @property
     def logs(self) -> Path:
         """JSON-lines pipeline logs (PHI-free)."""
         return self.root / "logs"
@@ -138,6 +143,7 @@ class WorkspaceLock:
     def release(self) -> None:
         """Drop the lock (the file stays; its content is stale once unlocked)."""
         if self._fh is not None:
+            os.ftruncate(self._fh.fileno(), 0)  # an empty file means "not held"
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None

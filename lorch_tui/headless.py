@@ -61,6 +61,8 @@ class PlainPrinter:
         if self.as_json:
             self.out.write(orjson.dumps(event.model_dump(mode="json", exclude_none=True)).decode() + "\n")
         else:
+            if isinstance(event, RunFinished):
+                return  # the face ends with the one summary line (it adds the log path)
             text = describe(event)
             if text is None:
                 return

@@ -1,4 +1,9 @@
-"""The end-of-run summary table: records, parts, bytes, ratio and duration per task."""
+"""The end of a headless run: a summary table on a terminal, one summary line otherwise.
+
+On a terminal a table (records, parts, bytes, ratio and duration per task) precedes the
+summary line; in plain mode (cron, pipes) the per-task lines were already printed as tasks
+ended, so the run ends with exactly one summary line.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +35,15 @@ def print_summary(console: Console, result: RunResult, log_path: str) -> None:
         table.add_row(f.task_id, f"[{style}]{f.status}[/]", f"{f.records:,}", str(f.parts),
                       human_bytes(f.bytes), ratio, f"{f.duration_s:.1f}s", f.error_code or "")
     console.print(table)
+    line = summary_line(result, log_path)
+    if line is not None:
+        console.print(line, highlight=False, markup=False)
+
+
+def summary_line(result: RunResult, log_path: str) -> str | None:
+    """The run's one-line outcome with the log path (the last line cron mails show)."""
     s = result.summary
-    if s is not None:
-        console.print(f"{s.status}: {s.succeeded}/{s.tasks} tasks ok, {s.failed} failed, "
-                      f"{s.cancelled} cancelled, {s.records:,} records in {s.duration_s:.1f}s; "
-                      f"log: {log_path}", highlight=False)
+    if s is None:
+        return None
+    return (f"run {s.run_id} {s.status}: {s.succeeded}/{s.tasks} tasks ok, {s.failed} failed, "
+            f"{s.cancelled} cancelled, {s.records:,} records in {s.duration_s:.1f}s; log: {log_path}")

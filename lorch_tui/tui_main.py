@@ -1,7 +1,7 @@
 """``lorch-tui``: the dashboard, and ``--no-ui`` for cron.
 
-Until the dashboard lands (issue 6), ``lorch-tui`` with or without ``--no-ui`` runs the
-plan headless with progress. ``--no-ui`` never imports Textual.
+``lorch-tui`` opens the Textual dashboard; ``lorch-tui --no-ui`` runs the plan headless
+with progress for cron and never imports Textual.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from engine import __version__
-from engine.configload import load
+from engine.configload import LoadedConfig, load
+from engine.errors import UsageError
 from engine.plan import build_plan
-from lorch_tui.cli import common_options, guarded, run_options
+from lorch_tui.cli import common_options, guarded, print_plan, run_options
 from lorch_tui.runface import run_headless
 
 
@@ -31,16 +32,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only this stage (repeatable)")
     p.add_argument("--account", action="append", metavar="NAME", help="only matching extractors (glob)")
     p.add_argument("--job", metavar="NAME", help="only the extractors of this job")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit without writing")
     run_options(p)
     return p
 
 
 def _run(ns: argparse.Namespace) -> int:
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    if ns.dry_run:
+        print_plan(loaded, build_plan(loaded.config, ns.stage, ns.account, ns.job))
+        return 0
+    if not ns.no_ui:
+        return _dashboard(loaded, ns)
     plan = build_plan(loaded.config, ns.stage, ns.account, ns.job)
-    trigger = "cron" if ns.no_ui else "dashboard"
-    return run_headless(loaded, plan, trigger=trigger, as_json=ns.json,  # type: ignore[arg-type]
-                        skip_permissions=ns.skip_permissions, wait_s=ns.wait, command="lorch-tui")
+    return run_headless(loaded, plan, trigger="cron", as_json=ns.json,
+                        skip_permissions=ns.skip_permissions, wait_s=ns.wait, command="lorch-tui --no-ui")
+
+
+def _dashboard(loaded: LoadedConfig, ns: argparse.Namespace) -> int:
+    """Open the Textual dashboard (the only place Textual is imported)."""
+    if not sys.stdout.isatty():
+        raise UsageError("the dashboard needs a terminal",
+                         hint="use `lorch-tui --no-ui` for cron and pipes")
+    from engine.session import open_workspace
+    from lorch_tui.app import LorchApp
+
+    open_workspace(loaded, skip_permissions=ns.skip_permissions)
+    result = LorchApp(loaded, skip_permissions=ns.skip_permissions).run()
+    return int(result or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -368,7 +368,9 @@ def iso_date(text: JSON) -> str | None:
 
 def sheets_date(value: JSON) -> str | None:
     """A Google Sheets date cell to ``YYYY-MM-DD``: a serial number (days since 1899-12-30,
-    25569 = 1970-01-01), an ISO date, or a US ``M/D/YYYY`` formatted value; else null."""
+    25569 = 1970-01-01; as a number or a numeric string; the fraction, a time of day, is
+    dropped), an ISO date, or a US ``M/D/YYYY`` formatted value; else null. Serial numbers have
+    no zone: they are the spreadsheet's local calendar day and are never shifted."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -379,6 +381,9 @@ def sheets_date(value: JSON) -> str | None:
     if not isinstance(value, str):
         return None
     text = value.strip()
+    serial = to_number(text)
+    if serial is not None:
+        return sheets_date(serial) if 0 < serial < 2_958_466 else None
     iso = iso_date(text) if len(text) == 10 and text[4:5] == "-" else None
     if iso:
         return iso
@@ -642,44 +647,74 @@ def mime_body(payload: JSON) -> dict[str, Any]:
 
 
 _BLOCK_TAGS = frozenset(
-    "address article aside blockquote br dd div dl dt fieldset figcaption figure footer form "
-    "h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section table tbody thead tfoot tr ul".split()
+    "address article aside dd div dl dt fieldset figcaption figure footer form header hr li "
+    "main nav ol section tbody thead tfoot tr ul".split()
 )
+_PARAGRAPH_TAGS = frozenset("p h1 h2 h3 h4 h5 h6 blockquote pre table".split())
 _SKIP_TAGS = frozenset({"script", "style", "head", "title", "template", "noscript"})
+_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
 
 
 class _TextExtractor(HTMLParser):
+    """Text of an HTML document. Whitespace in the source is collapsed as a browser does;
+    line breaks come only from ``<br>`` (one each) and block boundaries (coalesced: one line
+    break for div/li/tr..., a blank line for p/h1-h6/blockquote/pre/table)."""
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.chunks: list[str] = []
         self.skip = 0
+        self.pre = 0
+        self.breaks = 2  # line breaks at the end of the output; the start counts as a paragraph
+
+    def _ensure(self, breaks: int) -> None:
+        if self.breaks < breaks:
+            self.chunks.append("\n" * (breaks - self.breaks))
+            self.breaks = breaks
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP_TAGS:
             self.skip += 1
-        elif tag in _BLOCK_TAGS:
+        elif tag == "br":
             self.chunks.append("\n")
-        elif tag in ("td", "th"):
+            self.breaks += 1
+        elif tag in _PARAGRAPH_TAGS:
+            self._ensure(2)
+            self.pre += tag == "pre"
+        elif tag in _BLOCK_TAGS:
+            self._ensure(1)
+        elif tag in ("td", "th") and self.breaks == 0:
             self.chunks.append(" ")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCK_TAGS:
-            self.chunks.append("\n")
+        self.handle_starttag(tag, attrs)
+        if tag in _SKIP_TAGS:
+            self.skip = max(0, self.skip - 1)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP_TAGS:
             self.skip = max(0, self.skip - 1)
+        elif tag in _PARAGRAPH_TAGS:
+            self.pre = max(0, self.pre - (tag == "pre"))
+            self._ensure(2)
         elif tag in _BLOCK_TAGS:
-            self.chunks.append("\n")
+            self._ensure(1)
 
     def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.chunks.append(data)
+        if self.skip:
+            return
+        text = data if self.pre else _HTML_SPACE.sub(" ", data)
+        if self.breaks and not self.pre:
+            text = text.lstrip(" ")
+        if text:
+            self.chunks.append(text)
+            self.breaks = len(text) - len(text.rstrip("\n")) if self.pre else 0
 
 
 def html_to_text(html: JSON) -> str | None:
-    """HTML to readable plain text: tags dropped, entities decoded, block elements as line
-    breaks, ``<script>``/``<style>``/``<head>`` removed, spaces collapsed. Null for non-strings."""
+    """HTML to readable plain text: tags dropped, entities decoded, ``<br>`` and block elements
+    as line breaks, ``<script>``/``<style>``/``<head>`` removed, runs of spaces collapsed and
+    lines trimmed (``<pre>`` keeps its line breaks, not its indentation). Null for non-strings."""
     if not isinstance(html, str):
         return None
     parser = _TextExtractor()
@@ -688,9 +723,8 @@ def html_to_text(html: JSON) -> str | None:
         parser.close()
     except Exception:  # noqa: BLE001 - HTMLParser is lenient, but never raise
         return " ".join(unescape(re.sub(r"<[^>]*>", " ", html)).split()) or None
-    lines = [_SPACES.sub(" ", line).strip() for line in "".join(parser.chunks).splitlines()]
-    text = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
-    return text
+    lines = [_SPACES.sub(" ", line).strip() for line in "".join(parser.chunks).split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
 def preview(text: JSON) -> str | None:
@@ -799,6 +833,25 @@ def e164(phone: JSON, region: JSON = None) -> str | None:
     return None
 
 
+_COUNTRIES = {
+    "us": "US", "usa": "US", "u.s.": "US", "u.s.a.": "US", "united states": "US",
+    "united states of america": "US", "ca": "CA", "can": "CA", "canada": "CA",
+    "mx": "MX", "mex": "MX", "mexico": "MX", "méxico": "MX", "gb": "GB", "gbr": "GB",
+    "uk": "GB", "united kingdom": "GB", "great britain": "GB", "ie": "IE", "irl": "IE",
+    "ireland": "IE", "au": "AU", "aus": "AU", "australia": "AU", "nz": "NZ", "nzl": "NZ",
+    "new zealand": "NZ",
+}
+
+
+def country_code(name: JSON) -> str | None:
+    """ISO 3166-1 alpha-2 code of a country as sources write it (``"USA"``, ``"United States"``,
+    ``"Canada"``); null when not recognised. A deliberately small table of the practice's
+    countries: an unknown name is left for a person to map rather than guessed."""
+    if not isinstance(name, str):
+        return None
+    return _COUNTRIES.get(" ".join(name.split()).lower())
+
+
 def sha256(value: JSON) -> str | None:
     """Hex sha256 of a string (UTF-8), or of any other JSON value's sorted-key JSON; null for null."""
     if value is None:
@@ -842,6 +895,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "decimal": decimal,
     "toNumber": to_number,
     "e164": e164,
+    "countryCode": country_code,
     "sha256": sha256,
     "compact": compact,
 }

@@ -62,6 +62,7 @@ class Canonizer:
         self.rejects_by_stream: dict[str, int] = {}
         self.unmapped_streams: dict[str, int] = {}
         self._last_progress = time.monotonic()
+        self.total: int | None = None
 
     def prepare(self) -> tuple[Path, dict[str, Any], dict[str, CompiledTransform]]:
         """Find the LATEST run, its manifest and the compiled transforms of its streams."""
@@ -119,6 +120,7 @@ class Canonizer:
                       compiled: dict[str, CompiledTransform], out: IO[bytes], rej: IO[bytes]) -> str:
         """Stream every record through its transform; return the output's sha256."""
         sha = hashlib.sha256()
+        self.total = int(manifest.get("records") or 0) or None
         envelope = {"source": self.ex.source, "account": self.ex.account}
         for part in manifest.get("parts", []):
             problem = verify_part(run_dir, part)
@@ -161,7 +163,7 @@ class Canonizer:
         if now - self._last_progress >= 0.25:
             self._last_progress = now
             self.emit(TaskProgress(task_id=self.spec.task_id, stage="canonize", extractor=self.ex.name,
-                                   records=self.records))
+                                   records=self.records + self.rejects + self.unmapped, total=self.total))
 
     def over_limit(self) -> bool:
         """Whether some stream has more rejects than its mapping allows."""

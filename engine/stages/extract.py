@@ -116,9 +116,11 @@ class Progress:
         with self._lock:
             self.last = now
             self.reported = self.writer.records
+            demo = self.spec.extractor.demo
             self.emit(TaskProgress(task_id=self.spec.task_id, stage="extract",
                                    extractor=self.spec.extractor.name, records=self.writer.records,
-                                   bytes=self.writer.bytes, parts=self.writer.part_count))
+                                   bytes=self.writer.bytes, parts=self.writer.part_count,
+                                   total=demo.records if demo is not None else None))
 
     def stop(self) -> None:
         """Stop the heartbeat and report the final count."""

@@ -10,8 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import (REPO, account_dir, clean_env, demo_extractor, latest, log_events,
-                           manifest, run_cli, runs_of, verify_parts, wait_for, write_config)
+from tests.helpers import (
+    REPO,
+    account_dir,
+    clean_env,
+    demo_extractor,
+    latest,
+    log_events,
+    manifest,
+    run_cli,
+    runs_of,
+    verify_parts,
+    wait_for,
+    write_config,
+)
 
 
 def extract(cfg: Path, name: str, *extra: str) -> subprocess.CompletedProcess[str]:

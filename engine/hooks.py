@@ -1,0 +1,99 @@
+"""The ``on_failure`` hook: tell a person (mail, desktop alert) that a run failed.
+
+Cron runs unattended, so a failure needs a way out of the machine. The hook is a command
+from the config; after a run that failed it gets a PHI-free JSON summary on its stdin (run
+id, status, counts, the failed tasks' ids, extractors and error codes, the log path). Its
+own stdout and stderr go to ``diagnostics/hooks/on_failure.log`` inside the workspace, never
+to ours (our stdout may be a cron mail or a pipe of JSON lines), and a hook that fails or
+hangs yields a warning for the face to print: it never changes the run's exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.configload import LoadedConfig
+from engine.fsutil import ensure_dir, open_private
+from engine.runner import RunResult
+from engine.workspace import Workspace
+
+HOOK_TIMEOUT_S = 60.0
+
+
+def failure_summary(loaded: LoadedConfig, ws: Workspace, result: RunResult, log_path: str,
+                    trigger: str) -> dict[str, Any]:
+    """The JSON the hook reads: config identifiers, counts, codes and workspace paths only."""
+    s = result.summary
+    failed = [f for f in result.finished.values() if f.status in ("failed", "timeout")]
+    return {
+        "event": "run_failed",
+        "run_id": s.run_id if s else None,
+        "status": s.status if s else "failed",
+        "trigger": trigger,
+        "pipeline": {"name": loaded.config.pipeline.name, "version": loaded.config.pipeline.version},
+        "host": socket.gethostname(),
+        "tasks": s.tasks if s else len(result.finished),
+        "succeeded": s.succeeded if s else 0,
+        "failed": s.failed if s else len(failed),
+        "cancelled": s.cancelled if s else 0,
+        "records": s.records if s else 0,
+        "duration_s": s.duration_s if s else None,
+        "failed_tasks": [
+            {"task_id": f.task_id, "stage": f.stage, "extractor": f.extractor, "account": f.account,
+             "status": f.status, "attempt": f.attempt, "error_code": f.error_code,
+             "exit_code": f.exit_code}
+            for f in sorted(failed, key=lambda f: f.task_id)
+        ],
+        "log_path": log_path,
+        "state_db": str(ws.state_db),
+        "workspace": str(ws.root),
+        "config": str(loaded.path),
+    }
+
+
+def hook_log_path(ws: Workspace) -> Path:
+    """Where the hook's own output goes (inside the workspace: it may say anything)."""
+    return ws.diagnostics / "hooks" / "on_failure.log"
+
+
+async def run_on_failure(loaded: LoadedConfig, ws: Workspace, summary: dict[str, Any],
+                         timeout_s: float = HOOK_TIMEOUT_S) -> str | None:
+    """Run the configured hook with ``summary`` on stdin; a warning text if it did not succeed."""
+    command = loaded.config.on_failure
+    if not command:
+        return None
+    out_path = hook_log_path(ws)
+    ensure_dir(out_path.parent)
+    env = {**os.environ, "LORCH_CONFIG": str(loaded.path), "LORCH_WORKSPACE": str(ws.root),
+           "LORCH_RUN_ID": str(summary.get("run_id") or ""), "LORCH_RUN_STATUS": str(summary["status"])}
+    name = os.path.basename(command[0])
+    with open_private(out_path, "ab") as out:
+        out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} run {summary.get('run_id')}\n".encode())
+        out.flush()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command, stdin=asyncio.subprocess.PIPE, stdout=out, stderr=out, env=env,
+                start_new_session=True)
+        except OSError as exc:
+            return f"the on_failure hook {name!r} could not be started ({type(exc).__name__})"
+        try:
+            await asyncio.wait_for(proc.communicate(orjson.dumps(summary) + b"\n"), timeout_s)
+        except TimeoutError:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            await proc.wait()
+            return f"the on_failure hook {name!r} did not finish in {timeout_s:g}s and was killed"
+    if proc.returncode != 0:
+        return (f"the on_failure hook {name!r} exited with code {proc.returncode} "
+                f"(its output is in {out_path})")
+    return None

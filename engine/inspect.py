@@ -1,0 +1,122 @@
+"""Read-only views of a workspace for faces: runs per account, LATEST freshness, currency.
+
+Only metadata is read (LATEST.json, manifests, canonical provenance); never a record.
+The dashboard calls these from thread workers; ``status`` calls them directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.config import Extractor, PipelineConfig
+from engine.fsutil import read_json
+from engine.vault.layout import list_runs, read_latest, read_manifest
+from engine.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A vault run's manifest summary (no record content)."""
+
+    dt: str
+    run_id: str
+    path: Path
+    status: str
+    records: int
+    parts: int
+    bytes: int
+    ratio: float | None
+    error_code: str | None
+    streams: dict[str, int] = field(default_factory=dict)
+    has_state: bool = False
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """One extractor's account: its LATEST and whether later stages are current."""
+
+    extractor: Extractor
+    latest_run: str | None
+    latest_records: int | None
+    latest_age_s: float | None
+    canonical_current: bool | None
+    canonical_records: int | None
+    index_current: bool | None
+
+    def stale(self, stale_after_hours: float) -> bool:
+        """True when there is no LATEST or it is older than the threshold."""
+        return self.latest_age_s is None or self.latest_age_s > stale_after_hours * 3600
+
+
+def run_info(run_dir: Path) -> RunInfo:
+    """Summarize one run folder from its manifest."""
+    try:
+        m: dict[str, Any] = read_manifest(run_dir)
+    except (OSError, ValueError):
+        m = {"status": "unreadable"}
+    streams = {name: int(s.get("records", 0)) for name, s in (m.get("streams") or {}).items()}
+    dt = run_dir.parent.name.removeprefix("dt=")
+    return RunInfo(dt=dt, run_id=run_dir.name.removeprefix("run_id="), path=run_dir,
+                   status=str(m.get("status")), records=int(m.get("records") or 0),
+                   parts=len(m.get("parts") or []), bytes=int(m.get("bytes") or 0),
+                   ratio=m.get("compression_ratio"), error_code=m.get("error_code"),
+                   streams=streams, has_state=m.get("state") is not None)
+
+
+def account_runs(ws: Workspace, ex: Extractor, limit: int = 50) -> list[RunInfo]:
+    """The account's newest runs (any status), newest first."""
+    acct = ws.account_dir(ex.domain, ex.source, ex.account)
+    return [run_info(r.path(acct)) for r in list_runs(acct)[:limit]]
+
+
+def _age_s(updated_at: str | None) -> float | None:
+    if not updated_at:
+        return None
+    try:
+        when = datetime.fromisoformat(updated_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, (datetime.now(UTC) - when).total_seconds())
+
+
+def canonical_meta(ws: Workspace, ex: Extractor) -> dict[str, Any] | None:
+    """The account's canonical provenance, if built."""
+    path = ws.canonical / ex.source / f"{ex.account}.meta.json"
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def account_view(ws: Workspace, ex: Extractor, index_shas: dict[tuple[str, str], str] | None = None) -> AccountView:
+    """Freshness and currency of one account."""
+    acct = ws.account_dir(ex.domain, ex.source, ex.account)
+    try:
+        latest = read_latest(acct)
+    except (OSError, ValueError):
+        latest = None
+    meta = canonical_meta(ws, ex)
+    run_id = latest.get("run_id") if latest else None
+    canon_current = None if meta is None or run_id is None else (
+        meta.get("inputs", {}).get("run", {}).get("run_id") == run_id)
+    index_current = None
+    if meta is not None and index_shas is not None:
+        built = index_shas.get((ex.source, ex.account))
+        index_current = built is not None and built == meta.get("output", {}).get("sha256") and bool(canon_current)
+    return AccountView(
+        extractor=ex, latest_run=run_id, latest_records=latest.get("records") if latest else None,
+        latest_age_s=_age_s(latest.get("updated_at")) if latest else None,
+        canonical_current=canon_current,
+        canonical_records=meta.get("output", {}).get("records") if meta else None,
+        index_current=index_current,
+    )
+
+
+def account_views(cfg: PipelineConfig, ws: Workspace,
+                  index_shas: dict[tuple[str, str], str] | None = None) -> list[AccountView]:
+    """Views of every configured account, in config order."""
+    return [account_view(ws, ex, index_shas) for ex in cfg.extractors]

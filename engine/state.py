@@ -1,0 +1,319 @@
+"""The run and task history in ``state/lorch.sqlite``: written from events, read by ``status``.
+
+Why a database beside the JSON log: ``status``, the dashboard and scripts ask "the last run",
+"the last N runs" and "how long did each stage take", which a day-by-day log answers only by
+scanning it. The history is PHI-free by construction: every column is an event field
+(identifiers from the config, run ids, counts, bytes, durations, codes), never anything a
+tap or a record said.
+
+Writing: :class:`StateRecorder` is an event subscriber. The bus calls subscribers
+synchronously on the engine's hot path, so ``__call__`` only appends to a list; an asyncio
+task writes the pending events in batches through aiosqlite (one transaction per batch),
+and :meth:`StateRecorder.close` flushes the rest. A history that cannot be written (disk
+full, a damaged file) is reported once on stderr and never fails the run.
+
+Reading: plain ``sqlite3`` helpers (:func:`last_run`, :func:`history`, :func:`stage_rows`,
+:func:`task_rows`) for ``status`` and scripts; they never create the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from engine.events import Event, RunFinished, RunStarted, TaskFinished, TaskQueued, TaskStarted
+from engine.fsutil import FILE_MODE, ensure_dir
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      TEXT PRIMARY KEY,
+    trigger     TEXT NOT NULL,
+    pipeline    TEXT NOT NULL,
+    stages      TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    status      TEXT NOT NULL,
+    tasks       INTEGER NOT NULL DEFAULT 0,
+    succeeded   INTEGER NOT NULL DEFAULT 0,
+    failed      INTEGER NOT NULL DEFAULT 0,
+    cancelled   INTEGER NOT NULL DEFAULT 0,
+    records     INTEGER NOT NULL DEFAULT 0,
+    duration_s  REAL
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+CREATE TABLE IF NOT EXISTS tasks (
+    run_id             TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    task_id            TEXT NOT NULL,
+    stage              TEXT NOT NULL,
+    extractor          TEXT NOT NULL,
+    account            TEXT NOT NULL,
+    attempt            INTEGER NOT NULL DEFAULT 0,
+    status             TEXT NOT NULL,
+    queued_at          TEXT,
+    started_at         TEXT,
+    finished_at        TEXT,
+    records            INTEGER NOT NULL DEFAULT 0,
+    parts              INTEGER NOT NULL DEFAULT 0,
+    bytes              INTEGER NOT NULL DEFAULT 0,
+    uncompressed_bytes INTEGER NOT NULL DEFAULT 0,
+    duration_s         REAL,
+    error_code         TEXT,
+    exit_code          INTEGER,
+    rejects            INTEGER NOT NULL DEFAULT 0,
+    unmapped           INTEGER NOT NULL DEFAULT 0,
+    vault_run          TEXT,
+    latest_moved       INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, task_id)
+);
+CREATE INDEX IF NOT EXISTS tasks_extractor ON tasks (extractor, stage);
+"""
+
+RUN_COLUMNS = ("run_id", "trigger", "pipeline", "stages", "started_at", "finished_at", "status",
+               "tasks", "succeeded", "failed", "cancelled", "records", "duration_s")
+TASK_COLUMNS = ("run_id", "task_id", "stage", "extractor", "account", "attempt", "status",
+                "queued_at", "started_at", "finished_at", "records", "parts", "bytes",
+                "uncompressed_bytes", "duration_s", "error_code", "exit_code", "rejects",
+                "unmapped", "vault_run", "latest_moved")
+
+Statement = tuple[str, tuple[Any, ...]]
+
+
+def statement_for(run_id: str, event: Event) -> Statement | None:
+    """The SQL that records ``event`` of run ``run_id`` (None for events not kept)."""
+    if isinstance(event, RunStarted):
+        return ("INSERT OR IGNORE INTO runs (run_id, trigger, pipeline, stages, started_at, status, tasks) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                (event.run_id, event.trigger, event.pipeline, ",".join(event.stages), event.ts, event.tasks))
+    if isinstance(event, TaskQueued):
+        return ("INSERT OR IGNORE INTO tasks (run_id, task_id, stage, extractor, account, status, queued_at) "
+                "VALUES (?, ?, ?, ?, ?, 'queued', ?)",
+                (run_id, event.task_id, event.stage, event.extractor, event.account, event.ts))
+    if isinstance(event, TaskStarted):
+        return ("UPDATE tasks SET status = 'running', attempt = ?, started_at = COALESCE(started_at, ?) "
+                "WHERE run_id = ? AND task_id = ?", (event.attempt, event.ts, run_id, event.task_id))
+    if isinstance(event, TaskFinished):
+        return ("UPDATE tasks SET status = ?, attempt = MAX(attempt, ?), finished_at = ?, records = ?, "
+                "parts = ?, bytes = ?, uncompressed_bytes = ?, duration_s = ?, error_code = ?, "
+                "exit_code = ?, rejects = ?, unmapped = ?, vault_run = ?, latest_moved = ? "
+                "WHERE run_id = ? AND task_id = ?",
+                (event.status, event.attempt, event.ts, event.records, event.parts, event.bytes,
+                 event.uncompressed_bytes, event.duration_s, event.error_code, event.exit_code,
+                 event.rejects, event.unmapped, event.vault_run, int(event.latest_moved),
+                 run_id, event.task_id))
+    if isinstance(event, RunFinished):
+        return ("UPDATE runs SET status = ?, finished_at = ?, tasks = ?, succeeded = ?, failed = ?, "
+                "cancelled = ?, records = ?, duration_s = ? WHERE run_id = ?",
+                (event.status, event.ts, event.tasks, event.succeeded, event.failed, event.cancelled,
+                 event.records, event.duration_s, event.run_id))
+    return None
+
+
+class StateRecorder:
+    """Records runs and tasks from events into the history database, in batches."""
+
+    def __init__(self, path: Path, *, batch_delay_s: float = 0.2) -> None:
+        self.path = path
+        self.batch_delay_s = batch_delay_s
+        self.failed = False
+        self._db: aiosqlite.Connection | None = None
+        self._pending: list[Statement] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._writer: asyncio.Task[None] | None = None
+        self._run_of_task: dict[str, str] = {}
+        self._current_run = ""
+
+    async def start(self, *, mark_abandoned: bool = False) -> StateRecorder:
+        """Open (or create) the database and start the batch writer.
+
+        ``mark_abandoned`` turns runs still marked ``running`` into ``abandoned``: pass it
+        only while holding the workspace lock, when no other writer can be mid-run.
+        """
+        try:
+            self._db = await connect(self.path)
+            if mark_abandoned:
+                await self._db.execute("UPDATE runs SET status = 'abandoned' WHERE status = 'running'")
+                await self._db.execute("UPDATE tasks SET status = 'abandoned' "
+                                       "WHERE status IN ('queued', 'running')")
+                await self._db.commit()
+        except (sqlite3.Error, OSError) as exc:
+            await self._give_up(exc)
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        return self
+
+    def __call__(self, event: Event) -> None:
+        """The bus subscriber: map the event to its SQL and queue it (no I/O here)."""
+        if self.failed:
+            return
+        if isinstance(event, RunStarted):
+            self._current_run = event.run_id
+        elif isinstance(event, TaskQueued):
+            self._run_of_task[event.task_id] = self._current_run
+        task_id = getattr(event, "task_id", None)
+        run_id = self._run_of_task.get(task_id, self._current_run) if task_id else self._current_run
+        stmt = statement_for(run_id, event)
+        if stmt is not None:
+            self._pending.append(stmt)
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Write every pending event now."""
+        batch, self._pending = self._pending, []
+        if not batch or self._db is None or self.failed:
+            return
+        try:
+            for sql, group in _grouped(batch):
+                await self._db.executemany(sql, group)
+            await self._db.commit()
+        except (sqlite3.Error, OSError) as exc:
+            await self._give_up(exc)
+
+    async def close(self) -> None:
+        """Flush everything still pending and close the database."""
+        self._closing = True
+        self._wake.set()
+        if self._writer is not None:
+            await self._writer
+            self._writer = None
+        await self.flush()
+        if self._db is not None:
+            try:
+                await self._db.close()
+            except (sqlite3.Error, OSError):
+                pass
+            self._db = None
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            if not self._closing:
+                await asyncio.sleep(self.batch_delay_s)
+            self._wake.clear()
+            await self.flush()
+            if self._closing and not self._pending:
+                return
+
+    async def _give_up(self, exc: BaseException) -> None:
+        if not self.failed:
+            print(f"lorchestra: warning: cannot write the run history {self.path} "
+                  f"({type(exc).__name__}); the run goes on without it", file=sys.stderr)
+        self.failed = True
+        self._pending.clear()
+        if self._db is not None:
+            try:
+                await self._db.close()
+            except (sqlite3.Error, OSError):
+                pass
+            self._db = None
+
+
+def _grouped(batch: list[Statement]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Consecutive statements with the same SQL, grouped for executemany (order kept)."""
+    out: list[tuple[str, list[tuple[Any, ...]]]] = []
+    for sql, params in batch:
+        if out and out[-1][0] == sql:
+            out[-1][1].append(params)
+        else:
+            out.append((sql, [params]))
+    return out
+
+
+async def connect(path: Path) -> aiosqlite.Connection:
+    """Open the history database for writing: 0600, WAL, schema in place."""
+    ensure_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    os.close(fd)
+    db = await aiosqlite.connect(path)
+    try:
+        await db.execute("PRAGMA busy_timeout = 5000")
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = NORMAL")
+        await db.execute("PRAGMA foreign_keys = ON")
+        await db.executescript(SCHEMA)
+        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        await db.commit()
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+# --- reading (sync, for `status` and scripts) ---
+
+
+def open_readonly(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection, or None when there is no history yet."""
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        conn.row_factory = sqlite3.Row
+        conn.execute("SELECT 1 FROM runs LIMIT 1")
+    except sqlite3.Error:
+        return None
+    return conn
+
+
+def _rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    conn = open_readonly(path)
+    if conn is None:
+        return []
+    try:
+        return [dict(row) for row in conn.execute(sql, params)]
+    finally:
+        conn.close()
+
+
+def history(path: Path, limit: int = 10) -> list[dict[str, Any]]:
+    """The newest ``limit`` runs, newest first (every column of ``runs``)."""
+    return _rows(path, "SELECT * FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?", (limit,))
+
+
+def last_run(path: Path) -> dict[str, Any] | None:
+    """The newest run, or None."""
+    rows = history(path, 1)
+    return rows[0] if rows else None
+
+
+def run_row(path: Path, run_id: str) -> dict[str, Any] | None:
+    """One run by id, or None."""
+    rows = _rows(path, "SELECT * FROM runs WHERE run_id = ?", (run_id,))
+    return rows[0] if rows else None
+
+
+def task_rows(path: Path, run_id: str) -> list[dict[str, Any]]:
+    """Every task of a run (every column of ``tasks``), by stage order then task id."""
+    return _rows(path, "SELECT * FROM tasks WHERE run_id = ? ORDER BY "
+                       "CASE stage WHEN 'extract' THEN 0 WHEN 'canonize' THEN 1 ELSE 2 END, task_id",
+                 (run_id,))
+
+
+def stage_rows(path: Path, run_id: str) -> list[dict[str, Any]]:
+    """Per stage of a run: task counts, records, bytes, wall time and summed task time.
+
+    ``duration_s`` is the stage's wall time, from its first task's start to its last
+    task's end (retries included); ``task_s`` is the sum of its tasks' own durations.
+    """
+    return _rows(path, """
+        SELECT stage,
+               COUNT(*) AS tasks,
+               SUM(status IN ('success', 'skipped')) AS succeeded,
+               SUM(status IN ('failed', 'timeout')) AS failed,
+               SUM(status NOT IN ('success', 'skipped', 'failed', 'timeout')) AS cancelled,
+               SUM(records) AS records,
+               SUM(bytes) AS bytes,
+               ROUND((julianday(MAX(finished_at)) - julianday(MIN(started_at))) * 86400.0, 3)
+                   AS duration_s,
+               ROUND(SUM(COALESCE(duration_s, 0)), 3) AS task_s
+        FROM tasks WHERE run_id = ?
+        GROUP BY stage
+        ORDER BY CASE stage WHEN 'extract' THEN 0 WHEN 'canonize' THEN 1 ELSE 2 END
+    """, (run_id,))

@@ -1,0 +1,107 @@
+"""The dashboard's handle on the engine: start runs, cancel tasks, hand over events in batches.
+
+:class:`LiveEngine` runs the real :class:`engine.runner.Runner` inside the app's event loop;
+tests swap in a fake with the same surface that replays scripted events. Events are only
+appended to a list here (no message per event); the app swaps the list out on its flush
+timer and applies the batch at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from engine.bus import EventBus
+from engine.configload import LoadedConfig
+from engine.errors import LorchError
+from engine.events import Event
+from engine.logsink import JsonLogSink
+from engine.plan import build_plan
+from engine.runner import Runner
+from engine.session import open_workspace
+from engine.workspace import WorkspaceLock
+
+
+class EngineFace(Protocol):
+    """What the dashboard needs from an engine."""
+
+    @property
+    def busy(self) -> bool:
+        """True while a run started here is in progress."""
+
+    @property
+    def running_tasks(self) -> list[str]:
+        """Task ids with a live worker."""
+
+    def drain(self) -> list[Event]:
+        """Every event received since the last call, oldest first."""
+
+    async def start(self, stages: list[str] | None, accounts: list[str] | None, *, force: bool = False) -> None:
+        """Start a run in the background (raises LorchError when it cannot start)."""
+
+    async def cancel(self, task_id: str) -> bool:
+        """Cancel one task."""
+
+    async def cancel_all(self) -> None:
+        """Cancel every task of the current run and wait for them."""
+
+
+class LiveEngine:
+    """The real engine inside the app's loop."""
+
+    def __init__(self, loaded: LoadedConfig, *, skip_permissions: bool = False) -> None:
+        self.loaded = loaded
+        self.skip_permissions = skip_permissions
+        self._pending: list[Event] = []
+        self._runner: Runner | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def reconfigure(self, loaded: LoadedConfig) -> None:
+        """Use a reloaded config for the next run."""
+        self.loaded = loaded
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def running_tasks(self) -> list[str]:
+        return self._runner.running if self._runner and self.busy else []
+
+    def _receive(self, event: Event) -> None:
+        self._pending.append(event)  # always the current list: drain swaps it
+
+    def drain(self) -> list[Event]:
+        batch, self._pending = self._pending, []
+        return batch
+
+    async def start(self, stages: list[str] | None, accounts: list[str] | None, *, force: bool = False) -> None:
+        if self.busy:
+            raise LorchError("a run is already in progress; wait for it or cancel it (x)")
+        plan = build_plan(self.loaded.config, stages, accounts)
+        ws = open_workspace(self.loaded, skip_permissions=self.skip_permissions)
+        lock = WorkspaceLock(ws, command="lorch-tui dashboard").acquire(0)
+        sink = JsonLogSink(ws.logs)
+        bus = EventBus()
+        bus.subscribe(sink)
+        bus.subscribe(self._receive)
+        runner = Runner(self.loaded.config, ws, bus, "dashboard", force=force)
+        self._runner = runner
+
+        async def go() -> None:
+            try:
+                await runner.run(plan)
+            finally:
+                sink.close()
+                lock.release()
+
+        self._task = asyncio.get_running_loop().create_task(go())
+
+    async def cancel(self, task_id: str) -> bool:
+        return await self._runner.cancel(task_id) if self._runner else False
+
+    async def cancel_all(self) -> None:
+        if self._runner is not None:
+            await self._runner.cancel_all()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)

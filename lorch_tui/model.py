@@ -1,0 +1,143 @@
+"""The dashboard's picture of the current run, folded from events (plain Python, no widgets).
+
+Events arrive in batches; :meth:`RunModel.apply` folds a batch into per-task rows and run
+totals, and reports whether anything visible changed so the widgets refresh once per
+flush at most. The same model folds events read back from the log of a cron run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from engine.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    TaskFinished,
+    TaskProgress,
+    TaskQueued,
+    TaskRetry,
+    TaskStarted,
+    TaskWarning,
+)
+
+ACTIVE = ("queued", "running", "retrying")
+
+
+@dataclass
+class TaskRow:
+    """One task of the current run as the progress pane shows it."""
+
+    task_id: str
+    stage: str
+    extractor: str
+    account: str
+    state: str = "queued"
+    records: int = 0
+    total: int | None = None
+    attempt: int = 0
+    started: float | None = None
+    ended: float | None = None
+    error_code: str | None = None
+    warnings: int = 0
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the task started (frozen once it ended)."""
+        if self.started is None:
+            return 0.0
+        return (self.ended or time.monotonic()) - self.started
+
+    @property
+    def rate(self) -> float:
+        """Records per second so far."""
+        e = self.elapsed
+        return self.records / e if e > 0.05 else 0.0
+
+
+@dataclass
+class RunModel:
+    """Tasks and totals of the run being watched."""
+
+    run_id: str | None = None
+    trigger: str | None = None
+    status: str = "idle"
+    tasks: dict[str, TaskRow] = field(default_factory=dict)
+    records: int = 0
+    failed: int = 0
+    last_errors: dict[str, str] = field(default_factory=dict)
+    started: float | None = None
+    ended: float | None = None
+
+    def apply(self, events: list[Event]) -> bool:
+        """Fold a batch of events in; True when something changed."""
+        for ev in events:
+            self._apply_one(ev)
+        return bool(events)
+
+    def _apply_one(self, ev: Event) -> None:
+        if isinstance(ev, RunStarted):
+            self.run_id, self.trigger, self.status = ev.run_id, ev.trigger, "running"
+            self.tasks.clear()
+            self.records = self.failed = 0
+            self.started, self.ended = time.monotonic(), None
+        elif isinstance(ev, TaskQueued):
+            self.tasks[ev.task_id] = TaskRow(ev.task_id, ev.stage, ev.extractor, ev.account)
+        elif isinstance(ev, TaskStarted):
+            row = self._row(ev.task_id, ev.stage, ev.extractor, ev.account)
+            row.state, row.attempt, row.records = "running", ev.attempt, 0
+            row.started, row.ended, row.error_code = time.monotonic(), None, None
+        elif isinstance(ev, TaskProgress):
+            row = self._row(ev.task_id, ev.stage, ev.extractor, "")
+            row.records, row.total = ev.records, ev.total
+        elif isinstance(ev, TaskWarning):
+            self._row(ev.task_id, ev.stage, ev.extractor, "").warnings = ev.count
+        elif isinstance(ev, TaskRetry):
+            row = self._row(ev.task_id, ev.stage, ev.extractor, "")
+            row.state, row.error_code = "retrying", ev.error_code
+        elif isinstance(ev, TaskFinished):
+            self._finish(ev)
+        elif isinstance(ev, RunFinished):
+            self.status, self.ended = ev.status, time.monotonic()
+
+    def _finish(self, ev: TaskFinished) -> None:
+        row = self._row(ev.task_id, ev.stage, ev.extractor, ev.account)
+        row.state, row.records, row.error_code = ev.status, ev.records, ev.error_code
+        row.ended = time.monotonic()
+        if row.started is None:
+            row.started = row.ended - ev.duration_s
+        if ev.stage == "extract":
+            self.records += ev.records
+        if ev.status in ("failed", "timeout"):
+            self.failed += 1
+        if ev.error_code and ev.status != "cancelled":
+            self.last_errors[ev.extractor] = ev.error_code
+        elif ev.status == "success":
+            self.last_errors.pop(ev.extractor, None)
+
+    def _row(self, task_id: str, stage: str, extractor: str, account: str) -> TaskRow:
+        row = self.tasks.get(task_id)
+        if row is None:
+            row = self.tasks[task_id] = TaskRow(task_id, stage, extractor, account)
+        return row
+
+    def ordered(self) -> list[TaskRow]:
+        """Running first, then finished, then queued (queued tasks below)."""
+        rank = {"running": 0, "retrying": 0}
+        return sorted(self.tasks.values(),
+                      key=lambda r: (rank.get(r.state, 2 if r.state == "queued" else 1), r.task_id))
+
+    def counts(self) -> dict[str, int]:
+        """Tasks per state."""
+        out: dict[str, int] = {}
+        for row in self.tasks.values():
+            out[row.state] = out.get(row.state, 0) + 1
+        return out
+
+    def task_of(self, extractor: str) -> TaskRow | None:
+        """The active task of an extractor, if any."""
+        for row in self.tasks.values():
+            if row.extractor == extractor and row.state in ("running", "retrying"):
+                return row
+        return None

@@ -1,0 +1,71 @@
+"""What the dashboard reads from disk in a thread: accounts, runs, index state, lock holder.
+
+One :func:`scan` call gathers everything the vault tree and the LATEST table show, so the
+app refreshes both from one consistent snapshot. Only metadata is read.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.config import PipelineConfig
+from engine.inspect import AccountView, RunInfo, account_runs, account_views
+from engine.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent view of the workspace for the panes."""
+
+    views: list[AccountView]
+    runs: dict[str, list[RunInfo]]
+    lock_holder: str | None
+
+
+def index_shas(ws: Workspace) -> dict[tuple[str, str], str] | None:
+    """(source, account) -> canonical sha256 the index was built from, if an index exists."""
+    path = ws.vector_store / "index.sqlite"
+    if not path.exists():
+        return None
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        try:
+            cols = {r[1] for r in con.execute("PRAGMA table_info(accounts)")}
+            sha_col = next((c for c in ("canonical_sha256", "canonical_sha", "source_sha256") if c in cols), None)
+            if sha_col is None:
+                return None
+            rows = con.execute(f"SELECT source, account, {sha_col} FROM accounts").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    return {(str(s), str(a)): str(h) for s, a, h in rows}
+
+
+def lock_holder(ws: Workspace) -> str | None:
+    """`pid 123 (lorch-tui --no-ui)` when another live process holds the workspace lock."""
+    path: Path = ws.state / "lock"
+    try:
+        pid_s, _started, *cmd = path.read_text().split()
+        pid = int(pid_s)
+    except (OSError, ValueError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return f"pid {pid} ({' '.join(cmd)})"
+
+
+def scan(cfg: PipelineConfig, ws: Workspace, run_limit: int = 30) -> Snapshot:
+    """Read every account's LATEST view and newest runs."""
+    views = account_views(cfg, ws, index_shas(ws))
+    runs = {ex.name: account_runs(ws, ex, run_limit) for ex in cfg.extractors}
+    return Snapshot(views, runs, lock_holder(ws))

@@ -1,0 +1,174 @@
+"""``lorchestra status``: the last run, its stages, and how fresh each account is.
+
+The answer to "did last night's cron run work, and is everything up to date?" without
+opening the dashboard or reading logs. It reads only PHI-free things (the run history in
+``state/lorch.sqlite``, ``LATEST.json`` pointers, canonical provenance and the index's
+accounts table) and never writes: it takes no lock and creates nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from engine import state
+from engine.configload import LoadedConfig, load
+from engine.inspect import AccountView, account_views
+from engine.workspace import Workspace
+from lorch_tui.scan import index_shas
+from lorch_tui.summary import human_bytes
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add `status` to the `lorchestra` subcommands."""
+    p = sub.add_parser("status", parents=[common], help="last run, stage timings and account freshness",
+                       description="Show the last run (status, duration, each stage's duration and "
+                                   "records, log path) and each account's freshness: LATEST age, "
+                                   "whether canonical and index are built from the current LATEST.")
+    p.add_argument("--history", type=_count, default=0, metavar="N", help="also list the last N runs")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    p.set_defaults(func=cmd_status)
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return n
+
+
+def log_path_of(ws: Workspace, run: dict[str, Any]) -> str:
+    """The JSON log a run started in (the UTC day of its start)."""
+    return str(ws.logs / f"pipeline-{str(run['started_at'])[:10]}.log")
+
+
+def account_rows(loaded: LoadedConfig, ws: Workspace) -> list[dict[str, Any]]:
+    """Freshness of every configured account (PHI-free: ids, run ids, counts, ages)."""
+    shas = index_shas(ws) if ws.root.is_dir() else None
+    stale_after = loaded.config.stale_after_hours
+    return [_account_row(v, shas, stale_after) for v in account_views(loaded.config, ws, shas)]
+
+
+def _account_row(v: AccountView, shas: dict[tuple[str, str], str] | None, stale_after: float) -> dict[str, Any]:
+    ex = v.extractor
+    if v.canonical_current is None:
+        canonical = "missing"
+    else:
+        canonical = "current" if v.canonical_current else "outdated"
+    if shas is None:
+        index = "unknown"
+    elif (ex.source, ex.account) not in shas:
+        index = "missing"
+    else:
+        index = "current" if v.index_current else "outdated"
+    age_h = None if v.latest_age_s is None else round(v.latest_age_s / 3600, 2)
+    return {"extractor": ex.name, "domain": ex.domain, "source": ex.source, "account": ex.account,
+            "latest_run": v.latest_run, "latest_records": v.latest_records, "latest_age_hours": age_h,
+            "stale": v.stale(stale_after), "canonical": canonical,
+            "canonical_records": v.canonical_records, "index": index}
+
+
+def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
+    """Everything `status` shows, as one JSON-ready document."""
+    ws = Workspace(loaded.workspace)
+    db = ws.state_db
+    last = state.last_run(db)
+    last_doc: dict[str, Any] | None = None
+    if last is not None:
+        tasks = state.task_rows(db, str(last["run_id"]))
+        last_doc = {**last, "log_path": log_path_of(ws, last),
+                    "stage_summary": state.stage_rows(db, str(last["run_id"])),
+                    "failed_tasks": [t for t in tasks if t["status"] in ("failed", "timeout")]}
+    cfg = loaded.config
+    return {
+        "pipeline": {"name": cfg.pipeline.name, "version": cfg.pipeline.version},
+        "config": str(loaded.path), "config_origin": loaded.origin,
+        "workspace": str(ws.root), "workspace_exists": ws.root.is_dir(), "state_db": str(db),
+        "stale_after_hours": cfg.stale_after_hours,
+        "last_run": last_doc,
+        "history": state.history(db, history_n) if history_n else [],
+        "accounts": account_rows(loaded, ws),
+    }
+
+
+def cmd_status(ns: argparse.Namespace) -> int:
+    """`lorchestra status [--history N] [--json]`."""
+    loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    doc = gather(loaded, ns.history)
+    if ns.json:
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    console = Console(highlight=False)
+    print_status(console, doc)
+    return 0
+
+
+def _dur(seconds: Any) -> str:
+    return "-" if seconds is None else f"{float(seconds):.1f}s"
+
+
+def _style(status: str) -> str:
+    return {"success": "green", "failed": "red", "running": "yellow"}.get(status, "yellow")
+
+
+def print_status(console: Console, doc: dict[str, Any]) -> None:
+    """The human view of :func:`gather`'s document."""
+    p = doc["pipeline"]
+    console.print(f"pipeline: {p['name']} {p['version']}")
+    console.print(f"config: {doc['config']} ({doc['config_origin']})")
+    console.print(f"workspace: {doc['workspace']}" + ("" if doc["workspace_exists"] else " (does not exist yet)"))
+    run = doc["last_run"]
+    if run is None:
+        console.print("last run: none recorded yet (run `lorchestra run` or `lorch-tui --no-ui`)")
+    else:
+        console.print(f"last run: {run['run_id']} ({run['trigger']}) [{_style(run['status'])}]{run['status']}[/], "
+                      f"started {run['started_at']}, duration {_dur(run['duration_s'])}")
+        console.print(f"  tasks: {run['succeeded']}/{run['tasks']} ok, {run['failed']} failed, "
+                      f"{run['cancelled']} cancelled; {run['records']:,} records extracted")
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for col, just in (("stage", "left"), ("tasks", "right"), ("ok", "right"), ("failed", "right"),
+                          ("records", "right"), ("bytes", "right"), ("duration", "right")):
+            table.add_column(col, justify=just)  # type: ignore[arg-type]
+        for s in run["stage_summary"]:
+            table.add_row(s["stage"], str(s["tasks"]), str(s["succeeded"]), str(s["failed"]),
+                          f"{s['records'] or 0:,}", human_bytes(int(s["bytes"] or 0)), _dur(s["duration_s"]))
+        console.print(table)
+        for t in run["failed_tasks"]:
+            console.print(f"  [red]{t['task_id']}[/] {t['status']} {t['error_code'] or ''} "
+                          f"(attempt {t['attempt']})")
+        console.print(f"  log: {run['log_path']}")
+    console.print(f"accounts (LATEST is stale after {doc['stale_after_hours']:g}h):")
+    acc = Table(box=None, pad_edge=False, show_edge=False)
+    for col in ("extractor", "LATEST run", "records", "age", "fresh", "canonical", "index"):
+        acc.add_column(col, justify="right" if col in ("records", "age") else "left")
+    for a in doc["accounts"]:
+        age = "-" if a["latest_age_hours"] is None else f"{a['latest_age_hours']:.1f}h"
+        fresh = "[red]stale[/]" if a["stale"] else "[green]fresh[/]"
+        acc.add_row(a["extractor"], a["latest_run"] or "-", "-" if a["latest_records"] is None
+                    else f"{a['latest_records']:,}", age, fresh, _mark(a["canonical"]), _mark(a["index"]))
+    console.print(acc)
+    if doc["history"]:
+        console.print(f"history (last {len(doc['history'])} runs):")
+        hist = Table(box=None, pad_edge=False, show_edge=False)
+        for col in ("run", "trigger", "started", "status", "tasks ok", "failed", "records", "duration"):
+            hist.add_column(col, justify="right" if col in ("tasks ok", "failed", "records", "duration")
+                            else "left")
+        for h in doc["history"]:
+            hist.add_row(h["run_id"], h["trigger"], h["started_at"], f"[{_style(h['status'])}]{h['status']}[/]",
+                         f"{h['succeeded']}/{h['tasks']}", str(h["failed"]), f"{h['records']:,}",
+                         _dur(h["duration_s"]))
+        console.print(hist)
+
+
+def _mark(value: str) -> str:
+    colour = {"current": "green", "outdated": "yellow", "missing": "red"}.get(value, "dim")
+    return f"[{colour}]{value}[/]"
+

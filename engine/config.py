@@ -128,6 +128,14 @@ class Extractor(StrictModel):
     """For `kind: meltano`: the project and plugin."""
     demo: DemoSpec | None = None
     """For `kind: demo`: which bundled tap and how many records."""
+    catalog: ConfigPath | None = None
+    """For `kind: singer` or `demo`: a Singer catalog file (stream selection), passed as `--catalog`."""
+    discover: bool = False
+    """For `kind: singer` or `demo`: run the tap with `--discover` first, cache the catalog in the workspace (`catalogs/NAME.json`, 0600) and pass it as `--catalog`."""
+    discover_max_age_h: float = Field(24, ge=0, le=24 * 366)
+    """With `discover: true`: hours a cached catalog is reused (0: discover on every run); a changed command or config file always discovers again."""
+    incremental: bool = False
+    """Pass the final Singer STATE of the account's last successful run (the one LATEST names) to the tap as `--state`, so it resumes where that run ended."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for the tap (never logged)."""
     retries: int = Field(0, ge=0, le=10)
@@ -151,6 +159,30 @@ class Extractor(StrictModel):
         for other in sorted({"command", "meltano", "demo"} - {wanted}):
             if getattr(self, other) is not None:
                 raise ValueError(f"'{other}' does not apply to kind: {self.kind}")
+        if self.kind == "meltano" and (self.catalog is not None or self.discover):
+            raise ValueError("'catalog' and 'discover' do not apply to kind: meltano "
+                             "(meltano invoke passes the project's own catalog)")
+        if self.catalog is not None and self.discover:
+            raise ValueError("use either 'catalog' (a file you keep) or 'discover: true' (a cached "
+                             "discovered catalog), not both")
+        return self
+
+
+class Loader(StrictModel):
+    """A Singer target that `lorchestra extract NAME --target LOADER` pipes a tap into, instead of the vault."""
+
+    name: SafeName
+    """Unique name of the loader; the handle for `--target NAME`."""
+    command: list[str] = Field(min_length=1)
+    """The target command as a list (`~` expands in each item)."""
+    config: ConfigPath | None = None
+    """The target's config file, passed as `--config` (may hold secrets)."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables for the target (never logged)."""
+
+    @model_validator(mode="after")
+    def _expand(self) -> Loader:
+        self.command = [os.path.expanduser(c) if c.startswith("~") else c for c in self.command]
         return self
 
 
@@ -224,6 +256,8 @@ class PipelineConfig(StrictModel):
     """The taps, one per account."""
     jobs: dict[SafeName, list[str]] = Field(default_factory=dict)
     """Named lists of extractor names."""
+    loaders: list[Loader] = Field(default_factory=list)
+    """Singer targets for `lorchestra extract NAME --target LOADER` (the vault is not written then)."""
     stages: Stages = Field(default_factory=Stages)
     """Per-stage settings."""
     on_failure: list[str] | None = Field(None, min_length=1)
@@ -240,6 +274,10 @@ class PipelineConfig(StrictModel):
     def extractor(self, name: str) -> Extractor | None:
         """The extractor called ``name``, or None."""
         return next((e for e in self.extractors if e.name == name), None)
+
+    def loader(self, name: str) -> Loader | None:
+        """The loader called ``name``, or None."""
+        return next((lo for lo in self.loaders if lo.name == name), None)
 
 
 Loc = tuple[str | int, ...]
@@ -270,6 +308,13 @@ def cross_check(cfg: PipelineConfig) -> list[tuple[Loc, str]]:
         for j, member in enumerate(members):
             if member not in names:
                 problems.append((("jobs", job, j), f"job {job!r} names an unknown extractor {member!r}"))
+    loader_names: dict[str, int] = {}
+    for i, lo in enumerate(cfg.loaders):
+        if lo.name in loader_names:
+            problems.append((("loaders", i, "name"),
+                             f"loader name {lo.name!r} is already used by loaders[{loader_names[lo.name]}]; "
+                             "names must be unique"))
+        loader_names.setdefault(lo.name, i)
     job_name = cfg.stages.extract.job
     if job_name is not None and job_name not in cfg.jobs:
         problems.append((("stages", "extract", "job"), f"unknown job {job_name!r}"))

@@ -46,6 +46,19 @@ class ErrorCode(StrEnum):
     REJECTS_EXCEEDED = "REJECTS_EXCEEDED"
     UNMAPPED_STREAM = "UNMAPPED_STREAM"
     UPSTREAM_FAILED = "UPSTREAM_FAILED"
+    DISCOVERY_FAILED = "DISCOVERY_FAILED"
+    STATE_UNREADABLE = "STATE_UNREADABLE"
+    BATCH_NOT_LOCAL = "BATCH_NOT_LOCAL"
+    BATCH_FILE_MISSING = "BATCH_FILE_MISSING"
+    BATCH_INVALID = "BATCH_INVALID"
+    BATCH_UNSUPPORTED = "BATCH_UNSUPPORTED"
+    TARGET_NOT_FOUND = "TARGET_NOT_FOUND"
+    TARGET_EXIT_NONZERO = "TARGET_EXIT_NONZERO"
+    NO_CANONICAL = "NO_CANONICAL"
+    CANONICAL_INVALID = "CANONICAL_INVALID"
+    DUPLICATE_ENTITY = "DUPLICATE_ENTITY"
+    INDEX_DB_ERROR = "INDEX_DB_ERROR"
+    INDEX_SCHEMA_MISMATCH = "INDEX_SCHEMA_MISMATCH"
 
 
 def now_iso() -> str:
@@ -212,6 +225,8 @@ class TaskFinished(EventBase):
     """Records of streams that no mapping covers (not transformed, counted)."""
     detail_path: str | None = None
     """A file inside the workspace with the details (may hold PHI)."""
+    target: str | None = None
+    """The loader the tap was piped into (`extract --target`); the vault and LATEST were not touched."""
 
 
 class RunFinished(EventBase):

@@ -10,11 +10,11 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
-from engine.config import STAGES, Extractor, PipelineConfig
+from engine.config import STAGES, Extractor, Loader, PipelineConfig
 from engine.errors import UsageError
 from engine.events import Stage
 
-IMPLEMENTED_STAGES: tuple[Stage, ...] = ("extract", "canonize")
+IMPLEMENTED_STAGES: tuple[Stage, ...] = ("extract", "canonize", "index")
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Chain:
 
     extractor: Extractor
     stages: tuple[Stage, ...]
+    target: Loader | None = None
+    """`extract --target`: the loader the tap is piped into instead of the vault."""
 
     def task_id(self, stage: Stage) -> str:
         """The task id of one stage of this chain."""

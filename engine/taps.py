@@ -1,7 +1,10 @@
-"""How each extractor kind becomes a tap command line (singer, meltano, demo).
+"""How each extractor kind becomes a tap command line (singer, meltano, demo), and a
+loader a target command line.
 
 The tap's config may hold credentials: it is passed by path, never read or copied here,
-and extra environment variables from the config go to the tap's environment only.
+and extra environment variables from the config go to the tap's environment only. A
+catalog and a STATE file, when the run has them, are appended as ``--catalog`` and
+``--state`` (``meltano invoke`` forwards them to the tap; it adds its own catalog).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from engine.config import Extractor
+from engine.config import Extractor, Loader
 from engine.fsutil import open_private
 
 
@@ -26,8 +29,24 @@ class TapCommand:
     cwd: Path | None
 
 
-def tap_command(ex: Extractor, scratch: Path) -> TapCommand:
-    """The command that runs ``ex``; ``scratch`` is a private folder for generated files."""
+def tap_command(ex: Extractor, scratch: Path, *, catalog: Path | None = None,
+                state: Path | None = None, discover: bool = False) -> TapCommand:
+    """The command that runs ``ex``; ``scratch`` is a private folder for generated files.
+
+    ``discover`` asks for the catalog (``--discover``) instead of a sync.
+    """
+    cmd = _base_command(ex, scratch)
+    if discover:
+        cmd.argv.append("--discover")
+        return cmd
+    if catalog is not None:
+        cmd.argv += ["--catalog", str(catalog)]
+    if state is not None:
+        cmd.argv += ["--state", str(state)]
+    return cmd
+
+
+def _base_command(ex: Extractor, scratch: Path) -> TapCommand:
     env = {**os.environ, **ex.env}
     if ex.kind == "demo":
         assert ex.demo is not None
@@ -60,7 +79,25 @@ def describe(ex: Extractor) -> str:
         return f"demo tap {ex.demo.tap} ({ex.demo.records} records, seed {ex.demo.seed})"
     if ex.kind == "meltano":
         assert ex.meltano is not None
-        return f"meltano invoke {ex.meltano.plugin} (in {ex.meltano.project})"
+        state = " --state (last run)" if ex.incremental else ""
+        return f"meltano invoke {ex.meltano.plugin}{state} (in {ex.meltano.project})"
     assert ex.command
     extra = f" --config {ex.config}" if ex.config else ""
-    return " ".join(ex.command) + extra
+    if ex.catalog is not None:
+        extra += f" --catalog {ex.catalog}"
+    elif ex.discover:
+        extra += " --catalog (discovered)"
+    return " ".join(ex.command) + extra + (" --state (last run)" if ex.incremental else "")
+
+
+def loader_command(lo: Loader) -> TapCommand:
+    """The command that runs a loader (a Singer target) reading from its stdin."""
+    argv = list(lo.command)
+    if lo.config is not None:
+        argv += ["--config", str(lo.config)]
+    return TapCommand(argv, {**os.environ, **lo.env}, None)
+
+
+def describe_loader(lo: Loader) -> str:
+    """A one-line, secret-free description of a loader (for `list loaders`)."""
+    return " ".join(lo.command) + (f" --config {lo.config}" if lo.config else "")

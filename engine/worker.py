@@ -37,6 +37,10 @@ def main() -> int:
         from engine.stages.canonize import run_canonize
 
         return run_canonize(spec, emit)
+    if spec.stage == "index":
+        from engine.stages.index import run_index
+
+        return run_index(spec, emit)
     raise SystemExit(f"stage {spec.stage} is not implemented by this worker")
 
 

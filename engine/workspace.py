@@ -55,6 +55,11 @@ class Workspace:
         return self.root / "logs"
 
     @property
+    def catalogs(self) -> Path:
+        """Discovered Singer catalogs, one per extractor (schemas: may name PHI columns)."""
+        return self.root / "catalogs"
+
+    @property
     def diagnostics(self) -> Path:
         """Workers' own stderr (tracebacks may quote data: stays in the workspace)."""
         return self.root / "diagnostics"

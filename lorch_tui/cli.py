@@ -8,6 +8,7 @@ with DESIGN.md's codes; a traceback appears only with ``--verbose``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from engine.configload import LoadedConfig, load
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.plan import IMPLEMENTED_STAGES, build_plan
 from engine.taps import describe
+from lorch_tui import cleancmd, configcmd, querycmd, statuscmd, validatecmd
 from lorch_tui.runface import run_headless
 
 S = argparse.SUPPRESS
@@ -92,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run each transform's golden samples and compare with the expected output.")
     tt.add_argument("id", nargs="?", metavar="ID", help="one transform id (default: all)")
     tt.set_defaults(func=cmd_transform_test)
+    statuscmd.register(sub, common)
+    validatecmd.register(sub, common)
+    cleancmd.register(sub, common)
+    configcmd.register(sub, common)
+    querycmd.register(sub, common)
     return parser
 
 
@@ -194,8 +201,15 @@ def guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, p
         return int(ExitCode.TASK_FAILED)
 
 
+def wide_when_piped() -> None:
+    """Rich wraps at 80 columns without a terminal; cron mail and grep want whole lines."""
+    if not sys.stdout.isatty():
+        os.environ.setdefault("COLUMNS", "200")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `lorchestra`."""
+    wide_when_piped()
     ns = build_parser().parse_args(argv)
     return guarded(ns.func, ns, "lorchestra")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 
 from engine import state
@@ -140,7 +141,7 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
         for s in run["stage_summary"]:
             table.add_row(s["stage"], str(s["tasks"]), str(s["succeeded"]), str(s["failed"]),
                           f"{s['records'] or 0:,}", human_bytes(int(s["bytes"] or 0)), _dur(s["duration_s"]))
-        console.print(table)
+        console.print(Padding(table, (0, 0, 0, 2)))
         for t in run["failed_tasks"]:
             console.print(f"  [red]{t['task_id']}[/] {t['status']} {t['error_code'] or ''} "
                           f"(attempt {t['attempt']})")
@@ -150,11 +151,11 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
     for col in ("extractor", "LATEST run", "records", "age", "fresh", "canonical", "index"):
         acc.add_column(col, justify="right" if col in ("records", "age") else "left")
     for a in doc["accounts"]:
-        age = "-" if a["latest_age_hours"] is None else f"{a['latest_age_hours']:.1f}h"
+        age = _age(a["latest_age_hours"])
         fresh = "[red]stale[/]" if a["stale"] else "[green]fresh[/]"
         acc.add_row(a["extractor"], a["latest_run"] or "-", "-" if a["latest_records"] is None
                     else f"{a['latest_records']:,}", age, fresh, _mark(a["canonical"]), _mark(a["index"]))
-    console.print(acc)
+    console.print(Padding(acc, (0, 0, 0, 2)))
     if doc["history"]:
         console.print(f"history (last {len(doc['history'])} runs):")
         hist = Table(box=None, pad_edge=False, show_edge=False)
@@ -165,7 +166,15 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
             hist.add_row(h["run_id"], h["trigger"], h["started_at"], f"[{_style(h['status'])}]{h['status']}[/]",
                          f"{h['succeeded']}/{h['tasks']}", str(h["failed"]), f"{h['records']:,}",
                          _dur(h["duration_s"]))
-        console.print(hist)
+        console.print(Padding(hist, (0, 0, 0, 2)))
+
+
+def _age(hours: float | None) -> str:
+    if hours is None:
+        return "-"
+    if hours < 1:
+        return f"{hours * 60:.0f}m"
+    return f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
 
 
 def _mark(value: str) -> str:

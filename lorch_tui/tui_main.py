@@ -14,7 +14,7 @@ from engine import __version__
 from engine.configload import LoadedConfig, load
 from engine.errors import UsageError
 from engine.plan import build_plan
-from lorch_tui.cli import common_options, guarded, print_plan, run_options
+from lorch_tui.cli import common_options, guarded, print_plan, run_options, wide_when_piped
 from lorch_tui.runface import run_headless
 
 
@@ -64,6 +64,7 @@ def _dashboard(loaded: LoadedConfig, ns: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `lorch-tui`."""
+    wide_when_piped()
     ns = build_parser().parse_args(argv)
     return guarded(_run, ns, "lorch-tui")
 

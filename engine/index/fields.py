@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 FIELDS_VERSION = 1
@@ -81,7 +81,6 @@ class KindFields:
 
 
 _ADDRESS_LISTS = ("from", "sender", "to", "cc", "bcc", "replyTo")
-_REF = ("display",)
 
 KINDS: dict[str, KindFields] = {
     "email": KindFields(
@@ -164,8 +163,11 @@ def normalize_time(value: Any) -> str | None:
         return None
     if len(value) >= 20 and value.endswith("Z") and value[10] == "T" and value[19] in ".Z":
         return value[:19] + "Z"
-    if len(value) == 10 and value[4] == "-" and value[7] == "-":
-        return value + "T00:00:00Z" if value[:4].isdigit() else None
+    if len(value) == 10:
+        try:
+            return date.fromisoformat(value).isoformat() + "T00:00:00Z"
+        except ValueError:
+            return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.config import CanonizeStage, Extractor, ExtractStage
+from engine.config import CanonizeStage, Extractor, ExtractStage, Loader
 from engine.events import Stage
 
 
@@ -35,3 +35,5 @@ class TaskSpec(BaseModel):
     """Canonize stage settings (mappings, registry folders)."""
     force: bool = False
     """Rebuild even when the provenance proves nothing changed."""
+    target: Loader | None = None
+    """Extract only: pipe the tap into this Singer target instead of writing the vault."""

@@ -102,6 +102,7 @@ class RunWriter:
         self.streams: dict[str, dict[str, Any]] = {}
         self.state: Any = None
         self.state_messages = 0
+        self.state_after_records: int | None = None
         self.records = 0
         self._part: PartWriter | None = None
         self._closed_bytes = 0
@@ -129,8 +130,9 @@ class RunWriter:
                          "first_record": info["records"]})
 
     def has_schema(self, stream: str) -> bool:
-        """Whether a SCHEMA was seen for ``stream``."""
-        return stream in self.streams
+        """Whether a SCHEMA was seen for ``stream`` (an ACTIVATE_VERSION alone does not count)."""
+        info = self.streams.get(stream)
+        return bool(info and info["schemas"])
 
     def record(self, stream: str, record: Any) -> None:
         """Write one RECORD's record into the current part."""
@@ -148,10 +150,19 @@ class RunWriter:
         info = self.streams.setdefault(stream, {"records": 0, "schemas": []})
         info.setdefault("activate_versions", []).append(version)
 
+    def batch(self, stream: str) -> None:
+        """Count a BATCH message of the stream (its records went through :meth:`record`)."""
+        info = self.streams[stream]
+        info["batches"] = info.get("batches", 0) + 1
+
     def set_state(self, value: Any) -> None:
-        """Keep the latest STATE; it is persisted with the manifest after the parts."""
+        """Keep the latest STATE, in stream order; it is persisted with the manifest, which
+        is written only after every part is fsynced, so the persisted STATE never runs ahead
+        of the records before it (delivery is at-least-once: records after it are re-sent
+        by the next incremental run)."""
         self.state = value
         self.state_messages += 1
+        self.state_after_records = self.records
 
     def _close_part(self) -> None:
         if self._part is not None:
@@ -197,6 +208,7 @@ class RunWriter:
             "parts": self.parts,
             "state": self.state,
             "state_messages": self.state_messages,
+            "state_after_records": self.state_after_records,
             **extra,
         }
 

@@ -128,6 +128,9 @@ class VaultTree(Tree[NodeRef]):
         if node is not None and self.cursor_node is not node and (
                 self.cursor_node is None or self.cursor_node.data is None
                 or self.cursor_node.data.extractor != extractor):
+            # Tree numbers its lines lazily: a node added or moved since the last build has a
+            # stale line number, and move_cursor would land elsewhere (or nowhere). Build first.
+            self._tree_lines  # noqa: B018
             with self.prevent(Tree.NodeHighlighted):
                 self.move_cursor(node)
 

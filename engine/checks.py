@@ -1,0 +1,253 @@
+"""The checks behind ``lorchestra validate``: will a run work, and is the workspace private?
+
+A run that fails at 2 a.m. because a tap is not installed, a transform does not compile or
+a folder is world-readable is a run that could have been refused at setup time. Each check
+returns :class:`Check` items (ok, warn or fail; a failure is either a configuration problem,
+exit 2, or a permission problem, exit 4) and never writes, except
+:func:`fix_permissions`, which only tightens modes. Messages hold config identifiers and
+paths, never file content.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from engine.config import Extractor, PipelineConfig
+from engine.fsutil import DIR_MODE, FILE_MODE
+from engine.vault.layout import read_latest, read_manifest
+from engine.workspace import Workspace
+
+Status = Literal["ok", "warn", "fail", "skip"]
+Kind = Literal["config", "permission"]
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the checklist."""
+
+    group: str
+    subject: str
+    status: Status
+    message: str
+    kind: Kind = "config"
+
+
+def check_extractors(cfg: PipelineConfig) -> list[Check]:
+    """Each extractor's executable (or Meltano project) can be found."""
+    return [_check_extractor(ex) for ex in cfg.extractors]
+
+
+def _executable(name: str) -> str | None:
+    if os.sep in name:
+        return name if os.path.isfile(name) and os.access(name, os.X_OK) else None
+    return shutil.which(name)
+
+
+def _check_extractor(ex: Extractor) -> Check:
+    def c(status: Status, msg: str) -> Check:
+        return Check("extractors", ex.name, status, msg)
+
+    if ex.kind == "demo":
+        assert ex.demo is not None
+        return c("ok", f"bundled demo tap {ex.demo.tap}")
+    if ex.kind == "meltano":
+        assert ex.meltano is not None
+        project = ex.meltano.project
+        if not (project / "meltano.yml").is_file():
+            return c("fail", f"no meltano.yml in the Meltano project folder {project}")
+        if _executable(ex.meltano.executable) is None:
+            return c("fail", f"the meltano command {ex.meltano.executable!r} is not found on PATH")
+        return c("ok", f"meltano project {project}, plugin {ex.meltano.plugin}")
+    assert ex.command
+    found = _executable(ex.command[0])
+    if found is None:
+        return c("fail", f"the tap command {ex.command[0]!r} is not found "
+                         f"{'(not an executable file)' if os.sep in ex.command[0] else 'on PATH'}")
+    if ex.config is not None:
+        if not ex.config.is_file():
+            return c("fail", f"the tap config file {ex.config} does not exist")
+        if ex.config.stat().st_mode & 0o077:
+            return c("warn", f"the tap config file {ex.config} (it may hold credentials) is readable "
+                             f"by others: chmod 600 it")
+    return c("ok", f"tap {found}")
+
+
+def check_transforms(cfg: PipelineConfig) -> list[Check]:
+    """The registry loads cleanly; every mapping's transform is present and compiles."""
+    from engine.canon.compiled import compile_expression
+    from engine.canon.registry import Registry
+
+    canon = cfg.stages.canonize
+    reg = Registry.load(canon.transforms_dir, canon.schemas_dir)
+    out = [Check("transforms", "registry", "fail", p) for p in reg.problems]
+    for m in canon.mappings:
+        subject = f"{m.source}/{m.stream}"
+        t = reg.transforms.get(m.transform)
+        if t is None:
+            out.append(Check("transforms", subject, "fail",
+                             f"transform {m.transform!r} is not in the registry {reg.transforms_dir}"))
+            continue
+        try:
+            compile_expression(t.expression)
+        except Exception as exc:  # the engine raises ValueError with a JSONata code
+            out.append(Check("transforms", subject, "fail",
+                             f"transform {m.transform} does not compile: {_first_line(exc)}"))
+            continue
+        if (t.source, t.stream) != (m.source, m.stream):
+            out.append(Check("transforms", subject, "warn",
+                             f"transform {m.transform} is written for {t.source}/{t.stream}"))
+            continue
+        out.append(Check("transforms", subject, "ok", f"{m.transform} compiles"))
+    if not canon.mappings:
+        out.append(Check("transforms", "mappings", "warn", "no mappings: canonize will produce nothing"))
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0][:200] if text else type(exc).__name__)
+
+
+def check_schemas(cfg: PipelineConfig) -> list[Check]:
+    """Every schema file is valid JSON Schema 2020-12."""
+    import jsonschema_rs
+
+    from engine.canon.registry import DEFAULT_SCHEMAS
+
+    folder = cfg.stages.canonize.schemas_dir or DEFAULT_SCHEMAS
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not files:
+        return [Check("schemas", str(folder), "fail", "no schema files (*.json) in this folder")]
+    out: list[Check] = []
+    for path in files:
+        try:
+            doc: Any = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            out.append(Check("schemas", path.name, "fail", f"{path} is not readable JSON"))
+            continue
+        if not isinstance(doc, dict):
+            out.append(Check("schemas", path.name, "fail", "a schema must be a JSON object"))
+            continue
+        if doc.get("$schema") not in (None, SCHEMA_DIALECT):
+            out.append(Check("schemas", path.name, "fail", f"$schema must be {SCHEMA_DIALECT}"))
+            continue
+        try:
+            jsonschema_rs.meta.validate(doc)
+        except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError) as exc:
+            out.append(Check("schemas", path.name, "fail", f"not a valid schema: {_first_line(exc)}"))
+            continue
+        note = "" if "$schema" in doc else " (no $schema: read as 2020-12)"
+        out.append(Check("schemas", path.name, "ok" if not note else "warn", f"valid JSON Schema 2020-12{note}"))
+    return out
+
+
+def check_streams(cfg: PipelineConfig, ws: Workspace) -> list[Check]:
+    """Streams in each account's LATEST run that no mapping covers (warnings)."""
+    mapped = {(m.source, m.stream) for m in cfg.stages.canonize.mappings}
+    out: list[Check] = []
+    for ex in cfg.extractors:
+        acct = ws.account_dir(ex.domain, ex.source, ex.account)
+        try:
+            latest = read_latest(acct)
+            if latest is None:
+                continue
+            manifest = read_manifest(acct / f"dt={latest['dt']}" / f"run_id={latest['run_id']}")
+        except (OSError, ValueError, KeyError, AssertionError):
+            out.append(Check("streams", ex.name, "warn", "LATEST or its manifest cannot be read"))
+            continue
+        streams = sorted(manifest.get("streams") or {})
+        unmapped = [s for s in streams if (ex.source, s) not in mapped]
+        if unmapped:
+            out.append(Check("streams", ex.name, "warn",
+                             f"streams without a mapping (not canonized): {', '.join(unmapped)}"))
+        else:
+            out.append(Check("streams", ex.name, "ok", f"all {len(streams)} stream(s) mapped"))
+    return out
+
+
+def check_output_dirs(ws: Workspace) -> list[Check]:
+    """The workspace and its output folders exist and are writable, or can be created."""
+    out: list[Check] = []
+    for d in (ws.root, ws.vault, ws.canonical, ws.vector_store, ws.state, ws.logs):
+        name = str(d.relative_to(ws.root)) if d != ws.root else "workspace"
+        if d.exists():
+            ok = d.is_dir() and os.access(d, os.W_OK | os.X_OK)
+            out.append(Check("workspace", name, "ok" if ok else "fail",
+                             f"{d} is writable" if ok else f"{d} is not a writable folder"))
+            continue
+        parent = d.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        ok = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+        out.append(Check("workspace", name, "ok" if ok else "fail",
+                         f"{d} will be created (0700)" if ok else f"{d} cannot be created: {parent} is not writable"))
+    return out
+
+
+def _walk(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    yield root, root.lstat()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            p = Path(dirpath) / name
+            try:
+                yield p, p.lstat()
+            except FileNotFoundError:
+                continue
+
+
+def _loose(st: os.stat_result) -> bool:
+    """A folder or file that the group or others can access (what a run refuses)."""
+    return not stat.S_ISLNK(st.st_mode) and bool(st.st_mode & 0o077)
+
+
+def check_permissions(ws: Workspace, limit: int = 20) -> list[Check]:
+    """Nothing group- or world-accessible, everything ours (failures are permission problems: exit 4)."""
+    if not ws.root.exists():
+        return [Check("permissions", "workspace", "ok", "nothing to check yet", "permission")]
+    out: list[Check] = []
+    uid = os.getuid()
+    bad = 0
+    for p, st in _walk(ws.root):
+        if st.st_uid != uid:
+            out.append(Check("permissions", str(p), "fail", "owned by another user", "permission"))
+        elif _loose(st):
+            bad += 1
+            if bad <= limit:
+                want = "0700" if stat.S_ISDIR(st.st_mode) else "0600"
+                out.append(Check("permissions", str(p), "fail",
+                                 f"{stat.filemode(st.st_mode)}, should be {want}", "permission"))
+    if bad > limit:
+        out.append(Check("permissions", "workspace", "fail", f"... and {bad - limit} more", "permission"))
+    if not out:
+        out.append(Check("permissions", "workspace", "ok", f"folders 0700 and files 0600 under {ws.root}",
+                         "permission"))
+    return out
+
+
+def fix_permissions(ws: Workspace) -> int:
+    """chmod folders to 0700 and files to 0600 (symlinks untouched); how many changed."""
+    if not ws.root.exists():
+        return 0
+    fixed = 0
+    for p, st in _walk(ws.root):
+        if st.st_uid == os.getuid() and _loose(st):
+            os.chmod(p, DIR_MODE if stat.S_ISDIR(st.st_mode) else FILE_MODE)
+            fixed += 1
+    return fixed
+
+
+def exit_kind(checks: list[Check]) -> Kind | None:
+    """Which exit code the checks call for: permission (4) over config (2), else None (0)."""
+    failed = {c.kind for c in checks if c.status == "fail"}
+    if "permission" in failed:
+        return "permission"
+    return "config" if failed else None

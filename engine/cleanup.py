@@ -1,0 +1,139 @@
+"""What ``lorchestra clean`` deletes, stage by stage, and the deleting itself.
+
+Cleaning is planned before anything is touched, so the face can show exactly what will go
+(each path with its files, bytes and vault runs) and the deletion removes exactly that list:
+
+* ``canonize``: every file under ``canonical/`` (records, provenance, rejects) and
+  ``diagnostics/canonize``; the next canonize rebuilds them from LATEST.
+* ``index``: everything under ``vector-store/`` and ``diagnostics/index``; rebuilt from
+  canonical.
+* ``extract``: every account folder under ``vault/`` (its runs and LATEST.json) and
+  ``diagnostics/extract``. The vault is the audit trail of what each source said and when:
+  it cannot be rebuilt, which is why the face asks for it separately.
+
+The run history (``state/``) and the PHI-free logs are never cleaned here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.vault.layout import DT_DIR
+from engine.workspace import Workspace
+
+CLEAN_STAGES = ("canonize", "index", "extract")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One path to delete (a file, or a folder with everything in it)."""
+
+    stage: str
+    path: Path
+    files: int
+    bytes: int
+    runs: int = 0
+    vault: bool = False
+    """Whether it lies in the vault (deleting it loses the audit trail)."""
+
+    @property
+    def is_vault(self) -> bool:
+        """Whether deleting it loses vault runs or LATEST pointers (the audit trail)."""
+        return self.vault
+
+
+def _measure(path: Path) -> tuple[int, int]:
+    """(files, bytes) of a file or of everything under a folder (links not followed)."""
+    st = path.lstat()
+    if not path.is_dir() or path.is_symlink():
+        return 1, st.st_size
+    files = size = 0
+    for dirpath, _dirs, names in os.walk(path):
+        for name in names:
+            try:
+                size += (Path(dirpath) / name).lstat().st_size
+                files += 1
+            except FileNotFoundError:
+                continue
+    return files, size
+
+
+def _count_runs(account: Path) -> int:
+    runs = 0
+    for dt in account.iterdir() if account.is_dir() else ():
+        if DT_DIR.match(dt.name) and dt.is_dir():
+            runs += sum(1 for r in dt.iterdir() if r.is_dir() and (r.name.startswith("run_id=")
+                                                                  or r.name.startswith(".run_id=")))
+    return runs
+
+
+def _target(stage: str, path: Path, runs: int = 0, *, vault: bool = False) -> Target:
+    files, size = _measure(path)
+    return Target(stage, path, files, size, runs, vault)
+
+
+def _children(folder: Path) -> list[Path]:
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def _vault_targets(ws: Workspace) -> list[Target]:
+    out: list[Target] = []
+    for domain in _children(ws.vault):
+        if not domain.is_dir() or domain.is_symlink():
+            out.append(_target("extract", domain, vault=True))
+            continue
+        for source in _children(domain):
+            if not source.is_dir() or source.is_symlink():
+                out.append(_target("extract", source, vault=True))
+                continue
+            out += [_target("extract", acct, _count_runs(acct), vault=True) for acct in _children(source)]
+    return out
+
+
+def plan_clean(ws: Workspace, stages: list[str]) -> list[Target]:
+    """Everything cleaning ``stages`` would delete, in a stable order."""
+    out: list[Target] = []
+    for stage in CLEAN_STAGES:
+        if stage not in stages:
+            continue
+        if stage == "canonize":
+            found = sorted(ws.canonical.rglob("*")) if ws.canonical.is_dir() else []
+            out += [_target(stage, p) for p in found if p.is_file() or p.is_symlink()]
+        elif stage == "index":
+            out += [_target(stage, p) for p in _children(ws.vector_store)]
+        else:
+            out += _vault_targets(ws)
+        diag = ws.diagnostics / stage
+        if diag.exists():
+            out.append(_target(stage, diag))
+    return out
+
+
+def delete(targets: list[Target], ws: Workspace) -> tuple[int, int, int]:
+    """Delete every target, then empty folders left inside the stage roots; (files, bytes, runs)."""
+    files = size = runs = 0
+    for t in targets:
+        if t.path.is_dir() and not t.path.is_symlink():
+            shutil.rmtree(t.path)
+        else:
+            t.path.unlink(missing_ok=True)
+        files, size, runs = files + t.files, size + t.bytes, runs + t.runs
+    for root in (ws.canonical, ws.vault):
+        _prune_empty(root)
+    return files, size, runs
+
+
+def _prune_empty(root: Path) -> None:
+    """Remove empty folders below ``root`` (never ``root`` itself)."""
+    if not root.is_dir():
+        return
+    for dirpath, _dirs, _files in os.walk(root, topdown=False):
+        p = Path(dirpath)
+        if p != root:
+            try:
+                p.rmdir()
+            except OSError:
+                pass

@@ -1,0 +1,12 @@
+"""The index stage's document store (the "vector-projector"): SQLite rows + content-addressed files.
+
+* :mod:`engine.index.store` — schema, connections, the object layout and its writer.
+* :mod:`engine.index.fields` — which fields of each canonical kind feed titles, times, search.
+* :mod:`engine.index.load` — replacing one account's documents atomically.
+* :mod:`engine.index.query` — the query API (``Store`` and ``AsyncStore``).
+
+See docs/index.md. Nothing is imported here, so the index worker does not load the
+async query machinery it never uses.
+"""
+
+from __future__ import annotations

@@ -1,0 +1,334 @@
+"""Loading one account's canonical file into the index: the index worker's actual work.
+
+The rules (docs/index.md has the long form):
+
+* The input is ``canonical/{source}/{account}.jsonl`` as its ``.meta.json`` describes it: the
+  file is opened once, hashed, and must match ``output.sha256`` (else CHECKSUM_MISMATCH).
+* When the ``accounts`` row says the rows were built from the same file, provenance and
+  field table, the load is ``skipped`` (unless forced).
+* Otherwise each line is hashed; a line whose sha256 an existing row of the account already
+  has is unchanged (no parse, no write). Other lines are parsed, their derived columns
+  computed, and their objects written (temp + rename, once) BEFORE the transaction.
+* One ``BEGIN IMMEDIATE`` transaction then deletes the rows that went away, inserts the new
+  ones (documents + FTS), updates provenance and the ``accounts`` row, and lists the objects
+  that may have lost their last reference in ``gc_pending``. Readers see the old set or the
+  new set, never a mix.
+* After the commit, pending objects that no document references are removed under the
+  write lock (:func:`engine.index.store.remove_unreferenced`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from engine.fsutil import read_json
+from engine.index.fields import FIELDS_VERSION, derive
+from engine.index.store import ObjectWriter, objects_dir, open_writer, remove_unreferenced
+from engine.workspace import Workspace
+
+ROW_MEMORY_BUDGET = 256 * 1024 * 1024
+"""Bytes of new documents whose derived rows are kept in memory between the two phases;
+beyond it, rows are re-derived from the canonical file during the transaction."""
+
+Progress = Callable[[int, int | None], None]
+Row = tuple[str, str, str, str | None, str | None, str | None, str, str, str]
+"""kind, entity_id, sha256, time, title, dedupe_key, body, names, notes."""
+
+
+class LoadFailed(Exception):
+    """The account cannot be indexed; ``code`` is an ErrorCode value, ``line`` the input line."""
+
+    def __init__(self, code: str, line: int | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.line = line
+
+
+@dataclass
+class LoadResult:
+    """What one load did (counts only: safe for events)."""
+
+    status: Literal["success", "skipped"] = "success"
+    documents: int = 0
+    inserted: int = 0
+    deleted: int = 0
+    duplicates: int = 0
+    objects_written: int = 0
+    object_bytes: int = 0
+    objects_removed: int = 0
+
+
+def canonical_paths(ws: Workspace, source: str, account: str) -> tuple[Path, Path]:
+    """The canonical data file and its meta file."""
+    base = ws.canonical / source
+    return base / f"{account}.jsonl", base / f"{account}.meta.json"
+
+
+def vault_run_of(inputs: dict[str, Any]) -> str | None:
+    """``dt=.../run_id=...`` of the LATEST run the canonical file came from."""
+    run = inputs.get("run") or {}
+    if run.get("dt") and run.get("run_id"):
+        return f"dt={run['dt']}/run_id={run['run_id']}"
+    return None
+
+
+@dataclass
+class _Entry:
+    sha256: str
+    doc_id: int | None
+    row: Row | None
+    span: tuple[int, int] = (0, 0)
+
+
+@dataclass
+class _Plan:
+    entries: dict[tuple[str, str], _Entry] = field(default_factory=dict)
+    old: dict[int, str] = field(default_factory=dict)
+    written: set[str] = field(default_factory=set)
+    generation: int = 0
+    prev_inputs: str | None = None
+
+
+class AccountLoader:
+    """Indexes one (source, account); :meth:`run` returns a :class:`LoadResult`."""
+
+    def __init__(self, ws: Workspace, source: str, account: str, *, force: bool = False,
+                 transforms: dict[str, str] | None = None, progress: Progress | None = None) -> None:
+        self.ws, self.source, self.account, self.force = ws, source, account, force
+        self.transforms = transforms or {}
+        self.progress = progress or (lambda done, total: None)
+        self.data_path, self.meta_path = canonical_paths(ws, source, account)
+        self.result = LoadResult()
+        self.objects = ObjectWriter(objects_dir(ws))
+
+    def run(self) -> LoadResult:
+        """Load the account (or skip it); raise LoadFailed with a stable code."""
+        try:
+            fd = os.open(self.data_path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise LoadFailed("NO_CANONICAL") from None
+        try:
+            meta = self._meta()
+            return self._run(fd, meta)
+        finally:
+            os.close(fd)
+
+    def _meta(self) -> dict[str, Any]:
+        try:
+            meta = read_json(self.meta_path)
+        except FileNotFoundError:
+            raise LoadFailed("NO_CANONICAL") from None
+        except (OSError, ValueError):
+            raise LoadFailed("CANONICAL_INVALID") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("output"), dict):
+            raise LoadFailed("CANONICAL_INVALID")
+        return meta
+
+    def _run(self, fd: int, meta: dict[str, Any]) -> LoadResult:
+        file_sha = _fd_sha256(fd)
+        if file_sha != meta["output"].get("sha256"):
+            raise LoadFailed("CHECKSUM_MISMATCH")
+        inputs = meta.get("inputs") if isinstance(meta.get("inputs"), dict) else {}
+        assert isinstance(inputs, dict)
+        inputs_sha = hashlib.sha256(orjson.dumps(inputs, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        total = meta["output"].get("records")
+        total = total if isinstance(total, int) else None
+        conn = open_writer(self.ws)
+        try:
+            state = conn.execute(
+                "SELECT canonical_sha256, inputs_sha256, fields_version, documents FROM accounts "
+                "WHERE source = ? AND account = ?", (self.source, self.account)).fetchone()
+            if (not self.force and state is not None
+                    and tuple(state[:3]) == (file_sha, inputs_sha, FIELDS_VERSION)):
+                self.result.status = "skipped"
+                self.result.documents = int(state[3])
+            else:
+                self._load(conn, fd, file_sha, inputs, inputs_sha, total)
+            self.result.objects_removed = remove_unreferenced(
+                conn, self.objects.objects, self.source, self.account)
+        except sqlite3.Error:
+            raise LoadFailed("INDEX_DB_ERROR") from None
+        finally:
+            conn.close()
+        return self.result
+
+    def _load(self, conn: sqlite3.Connection, fd: int, file_sha: str, inputs: dict[str, Any],
+              inputs_sha: str, total: int | None) -> None:
+        for _attempt in range(5):
+            plan = self._plan(conn, fd, total)
+            self.objects.sync()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                gen = conn.execute("SELECT generation FROM accounts WHERE source = ? AND account = ?",
+                                   (self.source, self.account)).fetchone()
+                if (gen[0] if gen else 0) != plan.generation:
+                    conn.execute("ROLLBACK")  # another writer replaced this account meanwhile
+                    continue
+                self._replace(conn, fd, plan, file_sha, inputs, inputs_sha)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self.result.objects_written = self.objects.written
+            self.result.object_bytes = self.objects.bytes
+            return
+        raise LoadFailed("INDEX_DB_ERROR")
+
+    def _plan(self, conn: sqlite3.Connection, fd: int, total: int | None) -> _Plan:
+        """Phase 1, outside any write lock: hash, diff, derive new rows, write new objects."""
+        plan = _Plan()
+        conn.execute("BEGIN")
+        try:
+            acc = conn.execute("SELECT generation, fields_version, inputs_sha256 FROM accounts "
+                               "WHERE source = ? AND account = ?", (self.source, self.account)).fetchone()
+            old_rows = conn.execute("SELECT doc_id, sha256, kind, entity_id FROM documents "
+                                    "WHERE source = ? AND account = ?", (self.source, self.account)).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        plan.generation = acc[0] if acc else 0
+        plan.prev_inputs = acc[2] if acc else None
+        plan.old = {r[0]: r[1] for r in old_rows}
+        reuse = acc is not None and acc[1] == FIELDS_VERSION
+        known = {r[1]: (r[0], r[2], r[3]) for r in old_rows} if reuse else {}
+        entries = plan.entries
+        kept_bytes = 0
+        offset = 0
+        sha256 = hashlib.sha256
+        number = 0
+        for number, line in enumerate(_lines(fd), start=1):
+            data = line if line.endswith(b"\n") else line + b"\n"
+            sha = sha256(data).hexdigest()
+            hit = known.get(sha)
+            if hit is not None:
+                key = (hit[1], hit[2])
+                entry = _Entry(sha, hit[0], None)
+            else:
+                row = self._derive(data, sha, number)
+                key = (row[0], row[1])
+                if self.objects.write(sha, data):
+                    plan.written.add(sha)
+                if kept_bytes + len(data) <= ROW_MEMORY_BUDGET:
+                    kept_bytes += len(data)
+                    entry = _Entry(sha, None, row)
+                else:
+                    entry = _Entry(sha, None, None, (offset, len(line)))
+            if key in entries:
+                self.result.duplicates += 1
+            entries[key] = entry
+            offset += len(line)
+            if number & 511 == 0:
+                self.progress(number, total)
+        self.progress(number, total)
+        return plan
+
+    def _derive(self, data: bytes, sha: str, number: int) -> Row:
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise LoadFailed("CANONICAL_INVALID", number) from None
+        if not isinstance(doc, dict):
+            raise LoadFailed("CANONICAL_INVALID", number)
+        kind, entity = doc.get("kind"), doc.get("source_id")
+        if (not isinstance(kind, str) or not kind or not isinstance(entity, str) or not entity
+                or doc.get("source") != self.source or doc.get("account") != self.account):
+            raise LoadFailed("CANONICAL_INVALID", number)
+        d = derive(doc)
+        return (kind, entity, sha, d.time, d.title, d.dedupe_key, d.body, d.names, d.notes)
+
+    def _rows(self, fd: int, plan: _Plan) -> Iterator[Row]:
+        for entry in plan.entries.values():
+            if entry.doc_id is not None:
+                continue
+            if entry.row is not None:
+                yield entry.row
+            else:
+                start, length = entry.span
+                line = os.pread(fd, length, start)
+                data = line if line.endswith(b"\n") else line + b"\n"
+                yield self._derive(data, entry.sha256, 0)
+
+    def _replace(self, conn: sqlite3.Connection, fd: int, plan: _Plan, file_sha: str,
+                 inputs: dict[str, Any], inputs_sha: str) -> None:
+        """Phase 2, inside the transaction: swap the account's rows."""
+        kept = {e.doc_id for e in plan.entries.values() if e.doc_id is not None}
+        gone = [doc_id for doc_id in plan.old if doc_id not in kept]
+        final = {e.sha256 for e in plan.entries.values()}
+        pending = {plan.old[d] for d in gone} | (plan.written - final)
+        conn.executemany("DELETE FROM documents WHERE doc_id = ?", ((d,) for d in gone))
+        conn.executemany("DELETE FROM fts WHERE rowid = ?", ((d,) for d in gone))
+        conn.executemany("INSERT OR IGNORE INTO gc_pending (sha256, source, account) VALUES (?, ?, ?)",
+                         ((s, self.source, self.account) for s in pending))
+        next_id = conn.execute("SELECT coalesce(max(doc_id), 0) + 1 FROM documents").fetchone()[0]
+        vault_run = vault_run_of(inputs)
+        inserted = self._insert(conn, self._rows(fd, plan), next_id, vault_run)
+        if plan.prev_inputs != inputs_sha and kept:
+            for kind in {k for k, _ in plan.entries}:
+                conn.execute(
+                    "UPDATE documents SET vault_run = ?, transform = ? WHERE source = ? AND account = ? "
+                    "AND kind = ? AND (vault_run IS NOT ? OR transform IS NOT ?)",
+                    (vault_run, self.transforms.get(kind), self.source, self.account, kind,
+                     vault_run, self.transforms.get(kind)))
+        conn.execute(
+            "INSERT INTO accounts (source, account, canonical_sha256, inputs_sha256, fields_version, "
+            "vault_run, documents, generation, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, "
+            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ON CONFLICT (source, account) DO UPDATE SET "
+            "canonical_sha256 = excluded.canonical_sha256, inputs_sha256 = excluded.inputs_sha256, "
+            "fields_version = excluded.fields_version, vault_run = excluded.vault_run, "
+            "documents = excluded.documents, generation = accounts.generation + 1, "
+            "indexed_at = excluded.indexed_at",
+            (self.source, self.account, file_sha, inputs_sha, FIELDS_VERSION, vault_run,
+             len(plan.entries)))
+        self.result.documents = len(plan.entries)
+        self.result.inserted = inserted
+        self.result.deleted = len(gone)
+
+    def _insert(self, conn: sqlite3.Connection, rows: Any, next_id: int, vault_run: str | None) -> int:
+        transforms, source, account = self.transforms, self.source, self.account
+        docs: list[tuple[Any, ...]] = []
+        texts: list[tuple[Any, ...]] = []
+        doc_id = next_id
+        for r in rows:
+            docs.append((doc_id, r[0], source, account, r[1], r[2], vault_run, transforms.get(r[0]),
+                         r[3], r[4], r[5]))
+            texts.append((doc_id, r[4], r[6], r[7], r[8]))
+            doc_id += 1
+            if len(docs) >= 4096:
+                self._flush(conn, docs, texts)
+        self._flush(conn, docs, texts)
+        return doc_id - next_id
+
+    @staticmethod
+    def _flush(conn: sqlite3.Connection, docs: list[tuple[Any, ...]], texts: list[tuple[Any, ...]]) -> None:
+        if docs:
+            conn.executemany(
+                "INSERT INTO documents (doc_id, kind, source, account, entity_id, sha256, vault_run, "
+                "transform, time, title, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", docs)
+            conn.executemany("INSERT INTO fts (rowid, title, body, names, notes) VALUES (?, ?, ?, ?, ?)",
+                             texts)
+            docs.clear()
+            texts.clear()
+
+
+def _fd_sha256(fd: int) -> str:
+    h = hashlib.sha256()
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        h.update(chunk)
+        offset += len(chunk)
+    return h.hexdigest()
+
+
+def _lines(fd: int) -> Iterator[bytes]:
+    """The lines of the open file from its start (the same inode the hash was taken of)."""
+    with os.fdopen(os.dup(fd), "rb", buffering=1 << 20) as fh:
+        fh.seek(0)
+        yield from fh

@@ -1,0 +1,302 @@
+"""The query API of the document index: a plain one for scripts, an async one for the dashboard.
+
+Both speak the same :class:`Query` (filters by kind, source, account, time range and entity
+id; full-text search ranked with bm25; optional collapse of cross-account duplicates) and
+return the same :class:`Document` rows, built from one SQL builder, so the two can never
+disagree. A row points at its canonical document by sha256; :meth:`Store.document` reads the
+object. Connections are read-only (``query_only``) and never block the index writers (WAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from engine.index.fields import normalize_time
+from engine.index.store import StoreError, db_path, object_path, objects_dir, open_reader
+from engine.workspace import Workspace
+
+BM25_WEIGHTS = (10.0, 1.0, 4.0, 2.0)
+"""Column weights of the ranking: title, body, names, notes."""
+
+_COLUMNS = ("d.doc_id, d.kind, d.source, d.account, d.entity_id, d.sha256, d.vault_run, "
+            "d.transform, d.time, d.title, d.dedupe_key")
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to find; every filter is optional and they combine with AND."""
+
+    kind: str | None = None
+    source: str | None = None
+    account: str | None = None
+    since: str | None = None
+    """Inclusive lower bound on the main time (a date or an ISO date-time)."""
+    until: str | None = None
+    """Inclusive upper bound: a date covers that whole day (UTC)."""
+    text: str | None = None
+    """Words that must all occur (prefix match with a trailing ``*``); ranks the results."""
+    entity_id: str | None = None
+    dedupe: bool = False
+    """Collapse documents sharing a dedupe key (the same email in several mailboxes)."""
+    limit: int | None = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Document:
+    """One indexed document (its derived columns; the content is in the object)."""
+
+    doc_id: int
+    kind: str
+    source: str
+    account: str
+    entity_id: str
+    sha256: str
+    vault_run: str | None
+    transform: str | None
+    time: str | None
+    title: str | None
+    dedupe_key: str | None
+    rank: float | None = None
+    """bm25 score of a text search (lower is better); None without ``text``."""
+    copies: int = 1
+    """With ``dedupe``: how many documents share this one's dedupe key among the matches."""
+    accounts: tuple[str, ...] = ()
+    """``source/account`` of every copy (just this document's without ``dedupe``)."""
+
+
+@dataclass(frozen=True)
+class Count:
+    """Documents of one kind in one account."""
+
+    kind: str
+    source: str
+    account: str
+    documents: int
+
+
+class ObjectMissing(StoreError):
+    """A row's object is gone: the account was replaced after the row was read."""
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__("OBJECT_MISSING", f"object {sha256} is not in the store")
+
+
+def time_bound(value: str, *, upper: bool) -> str:
+    """A ``--since``/``--until`` value as the stored time format; ValueError if unparsable.
+
+    An upper bound is returned exclusive: the day after a date, the second after a date-time.
+    """
+    value = value.strip()
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 date-time") from None
+    norm = normalize_time(value)
+    if norm is None:
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 date-time")
+    if not upper:
+        return norm
+    step = timedelta(days=1) if len(value) == 10 else timedelta(seconds=1)
+    moment = datetime.strptime(norm, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) + step
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fts_query(words: str) -> str:
+    """User words as an FTS5 query: each word a quoted phrase (all required), ``word*`` a prefix."""
+    terms: list[str] = []
+    for word in words.split():
+        prefix = word.endswith("*") and len(word) > 1
+        core = word[:-1] if prefix else word
+        core = core.replace('"', '""')
+        if core.strip('"'):
+            terms.append(f'"{core}"' + ("*" if prefix else ""))
+    if not terms:
+        raise ValueError("the search text has no words")
+    return " ".join(terms)
+
+
+def build_sql(q: Query) -> tuple[str, list[Any]]:
+    """The SELECT for a query and its parameters."""
+    where: list[str] = []
+    params: list[Any] = []
+    if q.text is not None:
+        source, rank = "fts JOIN documents d ON d.doc_id = fts.rowid", "bm25(fts, {}, {}, {}, {})".format(*BM25_WEIGHTS)
+        where.append("fts MATCH ?")
+        params.append(fts_query(q.text))
+    else:
+        source, rank = "documents d", "NULL"
+    for column, value in (("kind", q.kind), ("source", q.source), ("account", q.account),
+                          ("entity_id", q.entity_id)):
+        if value is not None:
+            where.append(f"d.{column} = ?")
+            params.append(value)
+    if q.since is not None:
+        where.append("d.time >= ?")
+        params.append(time_bound(q.since, upper=False))
+    if q.until is not None:
+        where.append("d.time < ?")
+        params.append(time_bound(q.until, upper=True))
+    cond = " AND ".join(where) or "1"
+    order = "rank, time DESC, doc_id" if q.text is not None else "time DESC, doc_id"
+    page = " LIMIT ? OFFSET ?"
+    paging = [q.limit if q.limit is not None else -1, q.offset]
+    if not q.dedupe:
+        sql = (f"SELECT {_COLUMNS}, {rank} AS rank, 1 AS copies, d.source || '/' || d.account "
+               f"AS accounts FROM {source} WHERE {cond} ORDER BY {order}{page}")
+        return sql, params + paging
+    sql = (f"WITH hits AS (SELECT {_COLUMNS}, {rank} AS rank FROM {source} WHERE {cond}), "
+           "ranked AS (SELECT h.*, row_number() OVER w AS rn, count(*) OVER p AS copies, "
+           "group_concat(source || '/' || account, ',') OVER p AS accounts FROM hits h "
+           "WINDOW p AS (PARTITION BY coalesce(dedupe_key, '#' || doc_id)), "
+           f"w AS (p ORDER BY {order})) "
+           "SELECT doc_id, kind, source, account, entity_id, sha256, vault_run, transform, time, "
+           f"title, dedupe_key, rank, copies, accounts FROM ranked WHERE rn = 1 ORDER BY {order}{page}")
+    return sql, params + paging
+
+
+def _document(row: tuple[Any, ...]) -> Document:
+    accounts = tuple(sorted(set(str(row[13]).split(",")))) if row[13] else ()
+    return Document(doc_id=row[0], kind=row[1], source=row[2], account=row[3], entity_id=row[4],
+                    sha256=row[5], vault_run=row[6], transform=row[7], time=row[8], title=row[9],
+                    dedupe_key=row[10], rank=row[11], copies=int(row[12]), accounts=accounts)
+
+
+COUNTS_SQL = ("SELECT kind, source, account, count(*) FROM documents "
+              "GROUP BY kind, source, account ORDER BY kind, source, account")
+KIND_COUNTS_SQL = ("SELECT kind, count(*), count(DISTINCT coalesce(dedupe_key, '#' || doc_id)) "
+                   "FROM documents GROUP BY kind ORDER BY kind")
+
+
+def _read_object(objects: Path, sha256: str) -> bytes:
+    try:
+        return object_path(objects, sha256).read_bytes()
+    except FileNotFoundError:
+        raise ObjectMissing(sha256) from None
+
+
+class Store:
+    """A read-only view of one workspace's index (plain, synchronous)."""
+
+    def __init__(self, conn: sqlite3.Connection, objects: Path) -> None:
+        self.conn = conn
+        self.objects = objects
+
+    @classmethod
+    def open(cls, workspace: Workspace | Path, *, check_same_thread: bool = True) -> Store:
+        """Open the index of a workspace (StoreError INDEX_MISSING if it was never built)."""
+        ws = workspace if isinstance(workspace, Workspace) else Workspace(Path(workspace))
+        return cls(open_reader(ws, check_same_thread=check_same_thread), objects_dir(ws))
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def find(self, query: Query) -> list[Document]:
+        """Documents matching ``query`` (newest first, or best match first with ``text``)."""
+        sql, params = build_sql(query)
+        return [_document(r) for r in self.conn.execute(sql, params)]
+
+    def search(self, text: str, **filters: Any) -> list[Document]:
+        """Full-text search, ranked; ``filters`` are other :class:`Query` fields."""
+        return self.find(Query(text=text, **filters))
+
+    def get(self, entity_id: str, *, kind: str | None = None, source: str | None = None,
+            account: str | None = None) -> list[Document]:
+        """Every document with this entity id (one per account that has it)."""
+        return self.find(Query(entity_id=entity_id, kind=kind, source=source, account=account, limit=None))
+
+    def counts(self) -> list[Count]:
+        """Documents per kind and account."""
+        return [Count(*r) for r in self.conn.execute(COUNTS_SQL)]
+
+    def kind_counts(self) -> dict[str, tuple[int, int]]:
+        """Per kind: (documents, distinct after collapsing duplicates)."""
+        return {r[0]: (r[1], r[2]) for r in self.conn.execute(KIND_COUNTS_SQL)}
+
+    def document_bytes(self, doc: Document) -> bytes:
+        """The canonical document exactly as canonize wrote it (one JSON line)."""
+        return _read_object(self.objects, doc.sha256)
+
+    def document(self, doc: Document) -> dict[str, Any]:
+        """The canonical document, parsed."""
+        data: dict[str, Any] = orjson.loads(self.document_bytes(doc))
+        return data
+
+
+class AsyncStore:
+    """The same API over aiosqlite, for the dashboard's event loop."""
+
+    def __init__(self, conn: aiosqlite.Connection, objects: Path) -> None:
+        self.conn = conn
+        self.objects = objects
+
+    @classmethod
+    async def open(cls, workspace: Workspace | Path) -> AsyncStore:
+        """Open the index of a workspace (StoreError INDEX_MISSING if it was never built)."""
+        ws = workspace if isinstance(workspace, Workspace) else Workspace(Path(workspace))
+        open_reader(ws).close()  # the same checks (exists, schema version) as the plain API
+        conn = await aiosqlite.connect(db_path(ws), timeout=30)
+        for pragma in ("busy_timeout = 30000", "temp_store = MEMORY", "query_only = 1"):
+            await conn.execute(f"PRAGMA {pragma}")
+        return cls(conn, objects_dir(ws))
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self.conn.close()
+
+    async def __aenter__(self) -> AsyncStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _all(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[Any]:
+        async with self.conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def find(self, query: Query) -> list[Document]:
+        """Documents matching ``query``; see :meth:`Store.find`."""
+        sql, params = build_sql(query)
+        return [_document(tuple(r)) for r in await self._all(sql, params)]
+
+    async def search(self, text: str, **filters: Any) -> list[Document]:
+        """Full-text search, ranked."""
+        return await self.find(Query(text=text, **filters))
+
+    async def get(self, entity_id: str, *, kind: str | None = None, source: str | None = None,
+                  account: str | None = None) -> list[Document]:
+        """Every document with this entity id."""
+        return await self.find(Query(entity_id=entity_id, kind=kind, source=source, account=account,
+                                     limit=None))
+
+    async def counts(self) -> list[Count]:
+        """Documents per kind and account."""
+        return [Count(*r) for r in await self._all(COUNTS_SQL)]
+
+    async def kind_counts(self) -> dict[str, tuple[int, int]]:
+        """Per kind: (documents, distinct after collapsing duplicates)."""
+        return {r[0]: (r[1], r[2]) for r in await self._all(KIND_COUNTS_SQL)}
+
+    async def document_bytes(self, doc: Document) -> bytes:
+        """The canonical document's bytes (read in a thread)."""
+        return await asyncio.to_thread(_read_object, self.objects, doc.sha256)
+
+    async def document(self, doc: Document) -> dict[str, Any]:
+        """The canonical document, parsed."""
+        data: dict[str, Any] = orjson.loads(await self.document_bytes(doc))
+        return data

@@ -1,0 +1,260 @@
+"""The on-disk document store of the index stage: SQLite schema, connections and objects.
+
+``vector-store/index.sqlite`` (WAL, 0600) holds one row per canonical document with a few
+derived columns for queries and an FTS5 table over its searchable text; the documents
+themselves live once each, content-addressed, in ``vector-store/objects/ab/cd/<sha256>.json``
+(0600 files in 0700 folders, written under a temporary name and renamed, never rewritten).
+Loading (:mod:`engine.index.load`) and querying (:mod:`engine.index.query`) share the
+definitions here, so the layout is written down once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sqlite3
+from pathlib import Path
+
+from engine.fsutil import DIR_MODE, FILE_MODE, ensure_dir
+from engine.workspace import Workspace
+
+SCHEMA_VERSION = 1
+"""``PRAGMA user_version`` of the index; a store with another version is not touched."""
+
+BUSY_TIMEOUT_MS = 300_000
+"""How long a writer waits for another writer's transaction (index workers of other accounts)."""
+
+DB_NAME = "index.sqlite"
+OBJECTS = "objects"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    source           TEXT NOT NULL,
+    account          TEXT NOT NULL,
+    canonical_sha256 TEXT NOT NULL,
+    inputs_sha256    TEXT NOT NULL,
+    fields_version   INTEGER NOT NULL,
+    vault_run        TEXT,
+    documents        INTEGER NOT NULL,
+    generation       INTEGER NOT NULL,
+    indexed_at       TEXT NOT NULL,
+    PRIMARY KEY (source, account)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id     INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    account    TEXT NOT NULL,
+    entity_id  TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    vault_run  TEXT,
+    transform  TEXT,
+    time       TEXT,
+    title      TEXT,
+    dedupe_key TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS documents_key ON documents (entity_id, kind, source, account);
+CREATE INDEX IF NOT EXISTS documents_account_time ON documents (source, account, time);
+CREATE INDEX IF NOT EXISTS documents_kind_time ON documents (kind, time);
+CREATE INDEX IF NOT EXISTS documents_time ON documents (time);
+CREATE INDEX IF NOT EXISTS documents_sha256 ON documents (sha256);
+CREATE INDEX IF NOT EXISTS documents_dedupe ON documents (dedupe_key) WHERE dedupe_key IS NOT NULL;
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5 (
+    title, body, names, notes, tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TABLE IF NOT EXISTS gc_pending (
+    sha256  TEXT PRIMARY KEY,
+    source  TEXT NOT NULL,
+    account TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+"""Tables: ``accounts`` (what each account's rows were built from), ``documents`` (one row per
+canonical document, ``doc_id`` = FTS rowid), ``fts`` (title/body/names/notes) and
+``gc_pending`` (objects to re-check after a replacement; written in the same transaction, so
+a crash between commit and clean-up is finished by the account's next run)."""
+
+
+class StoreError(Exception):
+    """The index cannot be opened or written; ``code`` is a stable ErrorCode value."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def store_dir(ws: Workspace) -> Path:
+    """``{workspace}/vector-store``."""
+    return ws.vector_store
+
+
+def db_path(ws: Workspace) -> Path:
+    """``{workspace}/vector-store/index.sqlite``."""
+    return ws.vector_store / DB_NAME
+
+
+def objects_dir(ws: Workspace) -> Path:
+    """``{workspace}/vector-store/objects``."""
+    return ws.vector_store / OBJECTS
+
+
+def object_path(objects: Path, sha256: str) -> Path:
+    """Where the object with this sha256 lives: ``objects/ab/cd/<sha256>.json``."""
+    return objects / sha256[:2] / sha256[2:4] / f"{sha256}.json"
+
+
+def _pragmas(conn: sqlite3.Connection, *, writer: bool) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS if writer else 30_000}")
+    # Temporary b-trees (sorts, big transactions) stay in memory: never PHI in /tmp.
+    conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    if writer:
+        conn.execute("PRAGMA cache_size = -65536")
+
+
+def open_writer(ws: Workspace) -> sqlite3.Connection:
+    """Open (creating if needed) the index for writing, in autocommit mode; check its version."""
+    ensure_dir(ws.vector_store)
+    ensure_dir(objects_dir(ws))
+    path = db_path(ws)
+    if not path.exists():
+        # Create the file 0600 ourselves: SQLite gives -wal and -shm the main file's mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+    os.chmod(path, FILE_MODE)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        _pragmas(conn, writer=True)
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("BEGIN IMMEDIATE")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            conn.execute("ROLLBACK")
+            raise StoreError("INDEX_SCHEMA_MISMATCH",
+                             f"{path} has index schema {version}; this version writes {SCHEMA_VERSION}")
+        if version == 0:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def open_reader(ws: Workspace, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """Open an existing index for queries only (StoreError INDEX_MISSING if there is none)."""
+    path = db_path(ws)
+    if not path.is_file():
+        raise StoreError("INDEX_MISSING", f"no index at {path}")
+    conn = sqlite3.connect(path, check_same_thread=check_same_thread, timeout=30)
+    try:
+        _pragmas(conn, writer=False)
+        conn.execute("PRAGMA query_only = 1")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error:
+        conn.close()
+        raise StoreError("INDEX_MISSING", f"{path} is not a readable index") from None
+    if version != SCHEMA_VERSION:
+        conn.close()
+        if version == 0:
+            raise StoreError("INDEX_MISSING", f"the index at {path} is empty")
+        raise StoreError("INDEX_SCHEMA_MISMATCH",
+                         f"{path} has index schema {version}; this version reads {SCHEMA_VERSION}")
+    return conn
+
+
+class ObjectWriter:
+    """Writes content-addressed objects once: temp file, rename; folders 0700, files 0600.
+
+    Files are not fsynced one by one (that would cost a disk flush per document);
+    :meth:`sync` flushes the file system once, before the transaction that references the
+    new objects commits.
+    """
+
+    def __init__(self, objects: Path) -> None:
+        self.objects = objects
+        self._dirs: set[str] = set()
+        self._suffix = f".tmp-{os.getpid()}"
+        self.written = 0
+        self.bytes = 0
+
+    def _dir(self, sha256: str) -> str:
+        d = f"{self.objects}/{sha256[:2]}/{sha256[2:4]}"
+        if d not in self._dirs:
+            for p in (d[:-3], d):
+                try:
+                    os.mkdir(p, DIR_MODE)
+                except FileExistsError:
+                    pass
+            self._dirs.add(d)
+        return d
+
+    def exists(self, sha256: str) -> bool:
+        """Whether the object is already stored."""
+        return os.path.exists(f"{self.objects}/{sha256[:2]}/{sha256[2:4]}/{sha256}.json")
+
+    def write(self, sha256: str, data: bytes) -> bool:
+        """Store ``data`` under ``sha256`` unless it is there already; True if written now."""
+        d = self._dir(sha256)
+        final = f"{d}/{sha256}.json"
+        if os.path.exists(final):
+            return False
+        tmp = f"{d}/.{sha256}{self._suffix}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        self.written += 1
+        self.bytes += len(data)
+        return True
+
+    def sync(self) -> None:
+        """Make every object written so far durable (one syncfs, not one fsync per file)."""
+        if self.written:
+            sync_filesystem(self.objects)
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush the file system holding ``path`` to disk (``syncfs``; ``sync`` where missing)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = getattr(libc, "syncfs", None)
+        if syncfs is None or syncfs(fd) != 0:
+            os.sync()
+    except OSError:
+        os.sync()
+    finally:
+        os.close(fd)
+
+
+def remove_unreferenced(conn: sqlite3.Connection, objects: Path, source: str, account: str) -> int:
+    """Delete the objects listed in ``gc_pending`` for this account that no document references.
+
+    Runs in a write transaction, so no other writer can add a reference between the check and
+    the unlink; the pending rows go in the same transaction. Returns the objects removed.
+    """
+    removed = 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        pending = [r[0] for r in conn.execute(
+            "SELECT sha256 FROM gc_pending WHERE source = ? AND account = ?", (source, account))]
+        for sha in pending:
+            if conn.execute("SELECT 1 FROM documents WHERE sha256 = ? LIMIT 1", (sha,)).fetchone() is None:
+                try:
+                    object_path(objects, sha).unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        conn.execute("DELETE FROM gc_pending WHERE source = ? AND account = ?", (source, account))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return removed

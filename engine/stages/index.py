@@ -1,0 +1,106 @@
+"""The index worker: one account's canonical file -> the vector-store document index.
+
+It wraps :class:`engine.index.load.AccountLoader` in the worker contract every stage keeps:
+read the spec, do the work, emit PHI-free events (progress at most every 0.25 s, one
+``task_finished`` whose ``records`` is the account's document count), return 0 or 1. The
+events carry counts, byte sizes and stable error codes; never record content.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from engine.canon.registry import Registry
+from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
+from engine.fsutil import read_json
+from engine.index.load import AccountLoader, LoadFailed, canonical_paths
+from engine.index.store import StoreError
+from engine.stages.spec import TaskSpec
+from engine.workspace import Workspace
+
+Emit = Callable[[EventBase], None]
+PROGRESS_EVERY_S = 0.25
+
+
+class _Cancelled(Exception):
+    """SIGTERM from the engine: stop, roll back, report cancelled."""
+
+
+def transforms_by_kind(spec: TaskSpec) -> dict[str, str]:
+    """Which transform id produced each kind of this account (from the canonical provenance).
+
+    The meta names transforms per stream; the registry says which kind each one outputs. A
+    transform the registry no longer knows is attributed only when it is the sole one.
+    """
+    ws = Workspace(spec.workspace)
+    _, meta_path = canonical_paths(ws, spec.extractor.source, spec.extractor.account)
+    try:
+        meta = read_json(meta_path)
+        used: dict[str, Any] = meta.get("inputs", {}).get("transforms", {}) or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    ids = [str(t.get("id")) for t in used.values() if isinstance(t, dict) and t.get("id")]
+    out: dict[str, str] = {}
+    try:
+        registry = Registry.load(spec.canonize.transforms_dir, spec.canonize.schemas_dir)
+    except OSError:
+        registry = None
+    for tid in ids:
+        t = registry.transforms.get(tid) if registry is not None else None
+        if t is not None:
+            out[t.kind] = tid
+    if not out and len(set(ids)) == 1:
+        kinds = meta.get("output", {}).get("kinds", {}) or {}
+        out = {str(k): ids[0] for k in kinds}
+    return out
+
+
+def run_index(spec: TaskSpec, emit: Emit) -> int:
+    """Run the index task; emit events; return the worker's exit code."""
+    started = time.monotonic()
+    ex = spec.extractor
+    last = [0.0]
+
+    def progress(done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            emit(TaskProgress(task_id=spec.task_id, stage="index", extractor=ex.name,
+                              records=done, total=total))
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise _Cancelled()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    loader = AccountLoader(Workspace(spec.workspace), ex.source, ex.account, force=spec.force,
+                           transforms=transforms_by_kind(spec), progress=progress)
+    status, code, line = "success", None, None
+    try:
+        result = loader.run()
+        status = result.status
+    except LoadFailed as exc:
+        status, code, line = "failed", exc.code, exc.line
+    except StoreError as exc:
+        status, code = "failed", exc.code
+    except _Cancelled:
+        status, code = "cancelled", ErrorCode.CANCELLED.value
+    except OSError:
+        status, code = "failed", ErrorCode.WRITE_FAILED.value
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    result = loader.result
+    if result.duplicates:
+        emit(TaskWarning(task_id=spec.task_id, stage="index", extractor=ex.name,
+                         code=ErrorCode.DUPLICATE_ENTITY.value, count=result.duplicates))
+    emit(TaskFinished(
+        task_id=spec.task_id, stage="index", extractor=ex.name, account=ex.account,
+        status=status, attempt=spec.attempt, records=result.documents,  # type: ignore[arg-type]
+        bytes=result.object_bytes,
+        uncompressed_bytes=result.object_bytes, duration_s=round(time.monotonic() - started, 3),
+        error_code=code, line=line,
+    ))
+    return 0 if status in ("success", "skipped") else 1

@@ -1,0 +1,127 @@
+"""The child processes of an extract worker (tap, discovery, target): spawn, deadline, cancel.
+
+Every child starts in its own session, so a stop reaches its whole process group (the tap
+under ``meltano invoke`` too), and gets SIGKILL if the worker dies (PR_SET_PDEATHSIG). One
+:class:`Supervisor` per worker owns SIGTERM/SIGINT and the task's deadline, which covers
+every phase of the task (discovery, then the tap, and a target beside it): a cancel stops
+whatever runs now and any process started later at once. A stop is SIGTERM to the group,
+then SIGKILL after the grace period; callers always ``wait()`` so nothing is orphaned.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any, Literal
+
+StopReason = Literal["cancelled", "timeout", "stream"]
+
+
+def die_with_parent() -> None:
+    """In a child process: get SIGKILL if the worker dies (Linux)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Watchdog:
+    """Stops one child on its deadline or on demand: SIGTERM to its group, SIGKILL after grace."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], timeout_s: float, grace_s: float) -> None:
+        self.proc = proc
+        self.grace_s = grace_s
+        self.reason: StopReason | None = None
+        self._wake = threading.Event()
+        threading.Thread(target=self._run, args=(max(0.0, timeout_s),), daemon=True).start()
+
+    def _run(self, timeout_s: float) -> None:
+        if not self._wake.wait(timeout_s) and self.reason is None:
+            self.stop("timeout")
+
+    def stop(self, reason: StopReason) -> None:
+        """Stop the child for ``reason`` (the first reason wins)."""
+        if self.reason is None:
+            self.reason = reason
+        self._signal(signal.SIGTERM)
+        threading.Thread(target=self._kill_later, daemon=True).start()
+
+    def _kill_later(self) -> None:
+        try:
+            self.proc.wait(self.grace_s)
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def done(self) -> None:
+        """The child has ended; stop the timer."""
+        self._wake.set()
+
+
+class Supervisor:
+    """The worker's children under one deadline and one cancel switch."""
+
+    def __init__(self, timeout_s: float, grace_s: float, *, handle_signals: bool = True) -> None:
+        self.deadline = time.monotonic() + timeout_s
+        self.grace_s = grace_s
+        self.cancelled = False
+        self._dogs: list[Watchdog] = []
+        self._lock = threading.Lock()
+        if handle_signals:
+            signal.signal(signal.SIGTERM, lambda *_: self.cancel())
+            signal.signal(signal.SIGINT, lambda *_: self.cancel())
+
+    def spawn(self, argv: list[str], *, stdout: IO[bytes] | int | None, stderr: IO[bytes] | int | None,
+              env: Mapping[str, str], cwd: Path | None = None,
+              stdin: IO[bytes] | int | None = subprocess.DEVNULL) -> tuple[subprocess.Popen[bytes], Watchdog]:
+        """Start a watched child (raises OSError when the command cannot start)."""
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, env=dict(env),
+                                start_new_session=True, preexec_fn=die_with_parent, bufsize=1 << 20)
+        dog = Watchdog(proc, self.deadline - time.monotonic(), self.grace_s)
+        with self._lock:
+            self._dogs.append(dog)
+            if self.cancelled:
+                dog.stop("cancelled")
+        return proc, dog
+
+    def cancel(self) -> None:
+        """Stop every child, now and later (SIGTERM/SIGINT on the worker)."""
+        with self._lock:
+            self.cancelled = True
+            dogs = list(self._dogs)
+        for dog in dogs:
+            dog.stop("cancelled")
+
+    @property
+    def reason(self) -> StopReason | None:
+        """Why the task was stopped: cancelled beats timeout beats a stream breach."""
+        if self.cancelled:
+            return "cancelled"
+        reasons = {d.reason for d in self._dogs}
+        for reason in ("timeout", "stream"):
+            if reason in reasons:
+                return reason  # type: ignore[return-value]
+        return None
+
+    @property
+    def expired(self) -> bool:
+        """Whether the task's deadline has passed."""
+        return time.monotonic() >= self.deadline
+
+
+def reap(proc: subprocess.Popen[Any], dog: Watchdog) -> int:
+    """Wait for a child to end and stop its timer; return its exit code."""
+    rc = proc.wait()
+    dog.done()
+    return rc

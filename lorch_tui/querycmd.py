@@ -1,0 +1,155 @@
+"""`lorchestra query`: look things up in the document index from the command line.
+
+This command's output is the one place where lorchestra shows record content, because the
+user asked for it: it goes to this process's stdout only, never to the pipeline log, events
+or the state database. Errors name paths and options, never content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from engine.configload import load
+from engine.errors import ExitCode, LorchError, UsageError
+from engine.index.query import Document, ObjectMissing, Query, Store, build_sql
+from engine.index.store import StoreError, db_path
+from engine.workspace import Workspace
+
+DEFAULT_LIMIT = 50
+
+
+def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
+    """Add the ``query`` command to lorchestra's subcommands."""
+    q = subparsers.add_parser(
+        "query", parents=[common_parent], help="query the document index (shows record content)",
+        description="Find canonical documents in the index. Filters combine with AND; --text "
+                    "requires every word (word* matches a prefix) and ranks by relevance. "
+                    "Output is a table, or with --json one canonical document per line.",
+    )
+    q.add_argument("--kind", metavar="K", help="only documents of this kind (email, contact, ...)")
+    q.add_argument("--source", metavar="S", help="only documents from this source (gmail, ...)")
+    q.add_argument("--account", metavar="A", help="only documents of this account")
+    q.add_argument("--since", metavar="DATE", help="main time on or after DATE (YYYY-MM-DD or ISO 8601)")
+    q.add_argument("--until", metavar="DATE", help="main time on or before DATE (a date includes that day)")
+    q.add_argument("--text", metavar="WORDS", help="full-text search over title, body, names and notes")
+    q.add_argument("--id", metavar="ENTITY_ID", dest="entity_id", help="documents with this source id")
+    q.add_argument("--dedupe", action="store_true",
+                   help="show the same email seen in several mailboxes once (by Message-ID)")
+    q.add_argument("--limit", metavar="N", type=int, default=DEFAULT_LIMIT,
+                   help=f"at most N documents (default {DEFAULT_LIMIT}; 0 for all)")
+    q.add_argument("--counts", action="store_true", help="print document counts per kind and account")
+    q.add_argument("--json", action="store_true", help="print one canonical document per line")
+    q.set_defaults(func=cmd_query)
+
+
+def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
+    """The index of the configured workspace; a usage error (exit 2) when there is none."""
+    loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    ws = Workspace(loaded.workspace)
+    try:
+        return Store.open(ws), ws
+    except StoreError as exc:
+        if exc.code == "INDEX_MISSING":
+            raise UsageError(f"there is no index in the workspace {ws.root} yet ({db_path(ws)} is missing)",
+                             hint="build it with `lorchestra run` (or `lorchestra run --stage index` "
+                                  "once canonical files exist)") from None
+        raise UsageError(f"the index {db_path(ws)} was written by another version of lorchestra",
+                         hint=f"move {ws.vector_store} aside and run `lorchestra run --stage index`") from None
+
+
+def build_query(ns: argparse.Namespace, limit: int | None) -> Query:
+    """The Query for the command line, checking dates and search words (exit 2 on bad input)."""
+    if ns.limit < 0:
+        raise UsageError("--limit must be 0 (all) or a positive number")
+    q = Query(kind=ns.kind, source=ns.source, account=ns.account, since=ns.since, until=ns.until,
+              text=ns.text, entity_id=ns.entity_id, dedupe=ns.dedupe, limit=limit)
+    try:
+        build_sql(q)
+    except ValueError as exc:
+        option = "--text" if "search text" in str(exc) else "--since/--until"
+        raise UsageError(f"{option}: {exc}") from None
+    return q
+
+
+def cmd_query(ns: argparse.Namespace) -> int:
+    """`lorchestra query ...`."""
+    limit = ns.limit or None
+    store, ws = open_store(ns)
+    try:
+        if ns.counts:
+            return _print_counts(store, ns.json)
+        q = build_query(ns, None if limit is None else limit + 1)
+        for _attempt in range(3):
+            docs = store.find(q)
+            more = limit is not None and len(docs) > limit
+            docs = docs[:limit] if limit is not None else docs
+            if not ns.json:
+                _print_table(docs, more, limit, ns.dedupe)
+                return int(ExitCode.OK)
+            try:
+                lines = [store.document_bytes(d) for d in docs]
+            except ObjectMissing:
+                continue  # an index run replaced an account between the query and the read
+            out = sys.stdout.buffer
+            for line in lines:
+                out.write(line if line.endswith(b"\n") else line + b"\n")
+            out.flush()
+            return int(ExitCode.OK)
+        raise LorchError("documents kept changing while they were read (an index run is replacing them)",
+                         hint="run the query again when the index run has finished",
+                         exit_code=ExitCode.TASK_FAILED)
+    except sqlite3.Error:
+        raise LorchError(f"the index could not be read ({db_path(ws)})",
+                         hint="check the file, or rebuild it with `lorchestra run --stage index --force`",
+                         exit_code=ExitCode.TASK_FAILED) from None
+    finally:
+        store.close()
+
+
+def _print_table(docs: list[Document], more: bool, limit: int | None, dedupe: bool) -> None:
+    console = Console(highlight=False)
+    table = Table(show_lines=False)
+    for col in ("kind", "source", "account", "time", "title", "id"):
+        table.add_column(col, overflow="fold" if col == "id" else "ellipsis",
+                         no_wrap=col in ("time", "title"), max_width=60 if col == "title" else None)
+    if dedupe:
+        table.add_column("copies", justify="right")
+    for d in docs:
+        cells = [Text(d.kind), Text(d.source), Text(d.account), Text(d.time or ""), Text(d.title or ""),
+                 Text(d.entity_id)]
+        if dedupe:
+            cells.append(Text(str(d.copies)))
+        table.add_row(*cells)
+    console.print(table)
+    note = f"{len(docs)} document(s)"
+    if more:
+        note += f"; more match (limit {limit}: use --limit N, or --limit 0 for all)"
+    console.print(note, markup=False)
+
+
+def _print_counts(store: Store, as_json: bool) -> int:
+    counts = store.counts()
+    totals = store.kind_counts()
+    if as_json:
+        for c in counts:
+            sys.stdout.write(orjson.dumps({"kind": c.kind, "source": c.source, "account": c.account,
+                                           "documents": c.documents}).decode() + "\n")
+        return int(ExitCode.OK)
+    console = Console(highlight=False)
+    table = Table(title="documents per kind and account", title_justify="left")
+    for col, just in (("kind", "left"), ("source", "left"), ("account", "left"), ("documents", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for c in counts:
+        table.add_row(Text(c.kind), Text(c.source), Text(c.account), f"{c.documents:,}")
+    console.print(table)
+    for kind, (n, unique) in totals.items():
+        console.print(f"{kind}: {n:,} documents, {unique:,} after collapsing duplicates", markup=False)
+    return int(ExitCode.OK)

@@ -1,0 +1,88 @@
+"""``lorchestra validate``: a checklist of everything a run depends on, before cron finds out.
+
+Config syntax (with line numbers), each extractor's tap or Meltano project, every mapping's
+transform, every canonical schema, streams no mapping covers, writable output folders, and
+the workspace's permissions. Exit 2 for configuration problems, 4 for permission problems
+(which win: a privacy problem must not hide behind a typo), 0 when only warnings remain.
+``--fix-permissions`` tightens folders to 0700 and files to 0600 first.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.console import Console
+
+from engine import checks
+from engine.checks import Check
+from engine.configload import load
+from engine.errors import ConfigError, ExitCode
+from engine.workspace import Workspace
+
+MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]", "skip": "[dim]skip[/]"}
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add `validate` to the `lorchestra` subcommands."""
+    p = sub.add_parser("validate", parents=[common], help="check the config, taps, transforms and workspace",
+                       description="Check the config (syntax, with line numbers), each extractor's tap or "
+                                   "Meltano project, every mapping's transform, every schema, unmapped "
+                                   "streams, writable output folders and workspace permissions.",
+                       epilog="exit codes: 0 fine (warnings allowed), 2 configuration problem, "
+                              "4 permission problem")
+    p.add_argument("--skip-permissions", action="store_true", help="do not check workspace permissions")
+    p.add_argument("--fix-permissions", action="store_true",
+                   help="chmod workspace folders to 0700 and files to 0600, then check")
+    p.set_defaults(func=cmd_validate)
+
+
+def cmd_validate(ns: argparse.Namespace) -> int:
+    """`lorchestra validate [--skip-permissions] [--fix-permissions]`."""
+    console = Console(highlight=False)
+    try:
+        loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    except ConfigError as exc:
+        console.print(f"{MARKS['fail']} config", markup=True)
+        console.print(exc.render(), markup=False)
+        console.print("[red]configuration problem[/]: fix the config file and run validate again")
+        return int(ExitCode.USAGE)
+    cfg = loaded.config
+    ws = Workspace(loaded.workspace)
+    items: list[Check] = [Check("config", str(loaded.path), "ok", f"valid ({loaded.origin})")]
+    items += checks.check_extractors(cfg)
+    items += checks.check_transforms(cfg)
+    items += checks.check_schemas(cfg)
+    items += checks.check_streams(cfg, ws)
+    items += checks.check_output_dirs(ws)
+    if ns.skip_permissions:
+        items.append(Check("permissions", "workspace", "skip", "--skip-permissions", "permission"))
+    else:
+        if ns.fix_permissions:
+            fixed = checks.fix_permissions(ws)
+            items.append(Check("permissions", "fix", "ok", f"tightened {fixed} path(s) to 0700/0600",
+                               "permission"))
+        items += checks.check_permissions(ws)
+    print_checklist(console, items)
+    kind = checks.exit_kind(items)
+    warnings = sum(1 for c in items if c.status == "warn")
+    if kind == "permission":
+        console.print("[red]permission problem[/]: the workspace holds PHI that others can reach; run "
+                      "`lorchestra validate --fix-permissions` (or chmod -R go-rwx the workspace)")
+        return int(ExitCode.PERMISSION)
+    if kind == "config":
+        console.print("[red]configuration problem[/]: fix the items marked FAIL and run validate again")
+        return int(ExitCode.USAGE)
+    console.print(f"[green]all checks passed[/]{f' ({warnings} warning(s))' if warnings else ''}")
+    return int(ExitCode.OK)
+
+
+def print_checklist(console: Console, items: list[Check]) -> None:
+    """One line per check, grouped in the order they ran."""
+    group = None
+    for c in items:
+        if c.group != group:
+            group = c.group
+            console.print(f"{group}:")
+        console.print(f"  {MARKS[c.status]} ", end="")
+        console.print(f"{c.subject}: {c.message}", markup=False, highlight=False)

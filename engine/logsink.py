@@ -48,6 +48,8 @@ class JsonLogSink:
             self.close()
             self._fh = open_private(path, "ab")
             self._path = path
+            if _ends_mid_line(path):  # a writer killed mid-line: keep every later line whole
+                self._fh.write(b"\n")
         assert self._fh is not None
         record = {"level": level_of(event), **event.model_dump(mode="json", exclude_none=True)}
         self._fh.write(orjson.dumps(record) + b"\n")
@@ -63,3 +65,16 @@ class JsonLogSink:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+def _ends_mid_line(path: Path) -> bool:
+    """Whether the file's last byte is not a newline (a process died while appending)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, 2)
+            return fh.read(1) != b"\n"
+    except OSError:
+        return False

@@ -36,14 +36,15 @@ def tap_command(ex: Extractor, scratch: Path, *, catalog: Path | None = None,
     ``discover`` asks for the catalog (``--discover``) instead of a sync.
     """
     cmd = _base_command(ex, scratch)
+    extra: list[str] = []
     if discover:
-        cmd.argv.append("--discover")
-        return cmd
-    if catalog is not None:
-        cmd.argv += ["--catalog", str(catalog)]
-    if state is not None:
-        cmd.argv += ["--state", str(state)]
-    return cmd
+        extra.append("--discover")
+    else:
+        if catalog is not None:
+            extra += ["--catalog", str(catalog)]
+        if state is not None:
+            extra += ["--state", str(state)]
+    return TapCommand(cmd.argv + extra, cmd.env, cmd.cwd)
 
 
 def _base_command(ex: Extractor, scratch: Path) -> TapCommand:

@@ -23,7 +23,7 @@ from engine.bus import EventBus
 from engine.events import ErrorCode, TaskFinished, TaskStarted, TaskWarning, parse_event
 from engine.fsutil import ensure_dir, open_private
 from engine.stages.spec import TaskSpec
-from engine.workspace import Workspace
+from engine.workspace import Workspace, held_lock_fds
 
 EVENT_LINE_LIMIT = 16 * 1024 * 1024
 BACKSTOP_S = 30.0
@@ -66,6 +66,7 @@ class TaskProcess:
                 sys.executable, "-m", "engine.worker",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
                 start_new_session=True, preexec_fn=_term_with_parent, limit=EVENT_LINE_LIMIT,
+                pass_fds=held_lock_fds(),  # the worker holds the workspace lock until it exits
             )
         ex = self.spec.extractor
         self.bus.emit(TaskStarted(task_id=self.spec.task_id, stage=self.spec.stage, extractor=ex.name,

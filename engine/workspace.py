@@ -97,8 +97,54 @@ def loose_permissions(root: Path, limit: int = 20) -> list[str]:
     return found
 
 
+def symlink_problems(root: Path, limit: int = 20) -> list[str]:
+    """Symlinks that could send PHI somewhere the config does not name (at most ``limit``).
+
+    The rule (docs/security.md): the workspace folder itself and everything inside it must
+    not be a symlink; a symlink among its ancestors (``/home -> /usr/home``, ``/var ->
+    /private/var``) is accepted only when nobody but root or the user can change it: owned
+    by root or the user, in a folder owned by root or the user that others cannot write to
+    (or that has the sticky bit, like ``/tmp``).
+    """
+    found: list[str] = []
+    uid = os.geteuid()
+    parts = Path(os.path.abspath(root)).parts
+    for depth in range(1, len(parts)):
+        p = Path(*parts[: depth + 1])
+        try:
+            st = p.lstat()
+        except OSError:
+            break  # the rest does not exist yet: nothing below can be a symlink
+        if not stat.S_ISLNK(st.st_mode):
+            continue
+        target = os.readlink(p)
+        if depth == len(parts) - 1:
+            found.append(f"{p} is a symlink to {target}")
+            continue
+        parent = p.parent.stat()
+        writable_by_others = bool(parent.st_mode & 0o022) and not parent.st_mode & stat.S_ISVTX
+        if st.st_uid not in (0, uid) or parent.st_uid not in (0, uid) or writable_by_others:
+            found.append(f"{p} is a symlink to {target} that another user could change")
+    if root.is_dir() and not root.is_symlink():
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in (*dirnames, *filenames):
+                q = Path(dirpath) / name
+                if q.is_symlink():
+                    found.append(f"{q} is a symlink to {os.readlink(q)}")
+    return found[:limit]
+
+
 def check_permissions(root: Path) -> None:
-    """Refuse (exit 4) when PHI paths are group- or world-accessible."""
+    """Refuse (exit 4) symlinks that could redirect PHI and group- or world-accessible paths."""
+    links = symlink_problems(root)
+    if links:
+        listing = "\n  ".join(links)
+        raise PermissionProblem(
+            f"the workspace path {root} goes through symlinks, so PHI could be written "
+            f"somewhere the config does not name:\n  {listing}",
+            hint=f"set `workspace` (or --workspace) to the real folder ({os.path.realpath(root)}) and "
+            "remove symlinks inside it, or pass --skip-permissions if you accept the risk",
+        )
     loose = loose_permissions(root)
     if loose:
         listing = "\n  ".join(loose)
@@ -108,50 +154,92 @@ def check_permissions(root: Path) -> None:
         )
 
 
-class WorkspaceLock:
-    """An exclusive, non-stealable lock on the workspace (``state/lock``).
+_HELD_FDS: set[int] = set()
+"""File descriptors of the workspace locks this process holds (see :func:`held_lock_fds`)."""
 
-    It is an ``flock`` on an open file, so the kernel releases it when the holder dies:
-    a stale lock of a dead process can never block a later run. The file records the
-    holder's pid and start time for the "busy" message.
+
+def held_lock_fds() -> tuple[int, ...]:
+    """The descriptors of every workspace lock this process holds.
+
+    The engine passes them to its stage workers (``pass_fds``): a worker then holds the lock
+    with the engine, so when the engine dies (SIGKILL, crash) while a worker still finishes
+    its cancel, the workspace stays locked until that last writer is gone.
+    """
+    return tuple(sorted(_HELD_FDS))
+
+
+class WorkspaceLock:
+    """An exclusive, non-stealable lock on the workspace.
+
+    Two ``flock`` locks, taken in this order: one on the workspace folder itself (a folder
+    cannot be replaced while it holds files, so deleting or rewriting ``state/lock`` by hand
+    never lets a second writer in) and one on ``state/lock``, whose content names the holder
+    (pid, start time, command) for the "busy" message. The kernel drops both when the last
+    process holding them ends, so a stale lock of a dead process never blocks a later run
+    and needs no clean-up; workers inherit them (:func:`held_lock_fds`).
     """
 
     def __init__(self, ws: Workspace, *, command: str = "lorchestra") -> None:
+        self.root = ws.root
         self.path = ws.state / "lock"
         self.command = command
         self._fh: IO[Any] | None = None
+        self._dir_fd: int | None = None
 
     def acquire(self, wait_s: float = 0.0) -> WorkspaceLock:
         """Take the lock, waiting up to ``wait_s`` seconds; raise WorkspaceBusy otherwise."""
         ensure_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        dir_fd: int | None = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                dir_fd = _lock_folder(dir_fd)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if dir_fd is not None:
+                        fcntl.flock(dir_fd, fcntl.LOCK_UN)
+                    raise
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = holder_of(self.path)
                     os.close(fd)
+                    if dir_fd is not None:
+                        os.close(dir_fd)
                     raise WorkspaceBusy(
-                        f"the workspace {self.path.parent.parent} is busy: {holder} holds its lock",
+                        f"the workspace {self.root} is busy: {holder} holds its lock",
                         hint="wait for that run to finish (lorch-tui --no-ui --wait SECONDS waits), "
-                        "or use another --workspace",
+                        "or use another --workspace; never delete state/lock by hand",
                     ) from None
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {int(time.time())} {self.command}\n".encode())
         self._fh = os.fdopen(fd, "r+b")
+        self._dir_fd = dir_fd
+        _HELD_FDS.update(f for f in (fd, dir_fd) if f is not None)
         return self
 
     def release(self) -> None:
         """Drop the lock (the file stays; its content is stale once unlocked)."""
         if self._fh is not None:
-            os.ftruncate(self._fh.fileno(), 0)  # an empty file means "not held"
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            fd = self._fh.fileno()
+            _HELD_FDS.discard(fd)
+            os.ftruncate(fd, 0)  # an empty file means "not held"
+            fcntl.flock(fd, fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+        if self._dir_fd is not None:
+            _HELD_FDS.discard(self._dir_fd)
+            fcntl.flock(self._dir_fd, fcntl.LOCK_UN)
+            os.close(self._dir_fd)
+            self._dir_fd = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock now."""
+        return self._fh is not None
 
     def __enter__(self) -> WorkspaceLock:
         return self.acquire()
@@ -160,11 +248,39 @@ class WorkspaceLock:
         self.release()
 
 
+def _lock_folder(dir_fd: int | None) -> int | None:
+    """flock the workspace folder; None (file lock only) where folders cannot be locked.
+
+    Raises BlockingIOError when another process holds it.
+    """
+    if dir_fd is None:
+        return None
+    try:
+        fcntl.flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise
+    except OSError:  # e.g. NFS emulates flock with fcntl locks, which need a writable file
+        os.close(dir_fd)
+        return None
+    return dir_fd
+
+
 def holder_of(lock_path: Path) -> str:
-    """A description of the lock's holder: ``pid 123 (lorchestra run, since 10:02:11)``."""
+    """A description of the lock's holder: ``pid 123 (lorchestra run, since 10:02:11)``.
+
+    When that process has died, its stage workers still hold the lock while they finish
+    their cancel (they stop within the cancel grace period), and the text says so.
+    """
     try:
         pid, started, *cmd = lock_path.read_text().split()
         since = time.strftime("%H:%M:%S", time.localtime(int(started)))
-        return f"pid {pid} ({' '.join(cmd) or 'lorchestra'}, since {since})"
+        text = f"pid {pid} ({' '.join(cmd) or 'lorchestra'}, since {since})"
     except (OSError, ValueError):
         return "another process"
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return f"the stage workers of {text}, which has exited; they stop within the cancel grace period"
+    except (PermissionError, ValueError, OverflowError):
+        pass
+    return text

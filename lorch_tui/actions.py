@@ -102,7 +102,7 @@ def verify_run(app: LorchApp, extractor: str, run: RunInfo) -> None:
 def task_to_cancel(app: LorchApp) -> str | None:
     """The progress pane's row when it has focus, else the selected account's running task."""
     running = set(app.engine.running_tasks)
-    if isinstance(app.focused, type(app.query_one(ProgressPane).table)):
+    if app.focused is app.query_one(ProgressPane).table:
         task = app.query_one(ProgressPane).selected_task()
         if task in running:
             return task

@@ -14,6 +14,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Header, Tree
 
 from engine.configload import LoadedConfig
@@ -83,6 +84,7 @@ class LorchApp(App[int]):
         cfg = self.loaded.config
         self.title = f"lorchestra · {cfg.pipeline.name} {cfg.pipeline.version}"
         self.sub_title = str(self.ws.root)
+        self.query_one(VaultTree).focus()  # auto focus would pick the log (breadth-first)
         self.query_one(LogTail).follow(log_path(self.ws.logs))
         self.set_interval(1 / FLUSH_HZ, self.flush)
         self.request_scan()
@@ -92,8 +94,11 @@ class LorchApp(App[int]):
     # -- the flush: events in, panes refreshed once per batch ---------------------------
     def flush(self) -> None:
         """Apply pending engine events and new log lines to the panes."""
+        try:
+            log = self.query_one(LogTail)
+        except NoMatches:  # the app is shutting down: its panes are already gone
+            return
         batch = self.engine.drain()
-        log = self.query_one(LogTail)
         log.follow(log_path(self.ws.logs))
         logged = log.poll()
         if not batch and not self.engine.busy and logged:
@@ -121,6 +126,8 @@ class LorchApp(App[int]):
     def _show_snapshot(self, snap: Snapshot) -> None:
         self.snapshot = snap
         self._scanning = False
+        if not self.query(VaultTree):  # the app is shutting down: its panes are already gone
+            return
         stale_h = float(getattr(self.loaded.config, "stale_after_hours", 26.0))
         self.query_one(VaultTree).show(self.loaded.config.extractors, snap.runs)
         self.query_one(LatestPane).show(snap.views, self.model.last_errors, stale_h)

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import traceback
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import orjson
@@ -18,11 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 from engine import __version__
+from engine.config import PipelineConfig
 from engine.configload import LoadedConfig, load
 from engine.errors import ExitCode, LorchError, UsageError
-from engine.plan import IMPLEMENTED_STAGES, build_plan
-from engine.taps import describe
-from lorch_tui import cleancmd, configcmd, querycmd, statuscmd, validatecmd
+from engine.plan import IMPLEMENTED_STAGES, Chain, build_plan
+from engine.taps import describe, describe_loader
+from lorch_tui import cleancmd, configcmd, querycmd, statuscmd, validatecmd, verifycmd
 from lorch_tui.runface import run_headless
 
 S = argparse.SUPPRESS
@@ -65,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("extract", parents=[common], help="run one extractor into the vault",
                         description="Run one extractor (tap) and write a vault run; LATEST moves on success.")
     ex.add_argument("name", metavar="NAME", help="the extractor name (see `lorchestra list extractors`)")
+    ex.add_argument("--target", metavar="LOADER",
+                    help="pipe the tap into this loader (a Singer target from `loaders:`) instead of "
+                         "the vault; the vault and LATEST are not touched")
     run_options(ex)
     ex.set_defaults(func=cmd_extract)
 
@@ -81,9 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(run)
     run.set_defaults(func=cmd_run)
 
-    ls = sub.add_parser("list", parents=[common], help="list extractors, jobs, transforms or mappings",
+    ls = sub.add_parser("list", parents=[common], help="list extractors, jobs, loaders, transforms or mappings",
                         description="List what the config and the transform registry define.")
-    ls.add_argument("what", choices=["extractors", "jobs", "transforms", "mappings"], help="what to list")
+    ls.add_argument("what", choices=["extractors", "jobs", "loaders", "transforms", "mappings"],
+                    help="what to list")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=cmd_list)
 
@@ -99,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     cleancmd.register(sub, common)
     configcmd.register(sub, common)
     querycmd.register(sub, common)
+    verifycmd.register(sub, common)
     return parser
 
 
@@ -113,10 +120,19 @@ def cmd_extract(ns: argparse.Namespace) -> int:
         names = ", ".join(e.name for e in loaded.config.extractors)
         raise UsageError(f"no extractor named {ns.name!r} in {loaded.path}",
                          hint=f"extractors: {names}")
+    target = None
+    if ns.target is not None:
+        target = loaded.config.loader(ns.target)
+        if target is None:
+            names = ", ".join(lo.name for lo in loaded.config.loaders) or "none"
+            raise UsageError(f"no loader named {ns.target!r} in {loaded.path}",
+                             hint=f"loaders: {names} (define them under `loaders:`; see docs/extractors.md)")
     plan = build_plan(loaded.config, ["extract"], [ns.name])
-    plan = type(plan)([c for c in plan.chains if c.extractor.name == ns.name], plan.stages)
+    chains = [Chain(c.extractor, c.stages, target) for c in plan.chains if c.extractor.name == ns.name]
+    plan = type(plan)(chains, plan.stages)
+    suffix = f" --target {ns.target}" if target is not None else ""
     return run_headless(loaded, plan, trigger="cli", as_json=ns.json, skip_permissions=ns.skip_permissions,
-                        wait_s=ns.wait, command=f"lorchestra extract {ns.name}")
+                        wait_s=ns.wait, command=f"lorchestra extract {ns.name}{suffix}")
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
@@ -150,7 +166,7 @@ def cmd_transform_test(ns: argparse.Namespace) -> int:
 
 
 def cmd_list(ns: argparse.Namespace) -> int:
-    """`lorchestra list extractors|jobs|transforms|mappings`."""
+    """`lorchestra list extractors|jobs|loaders|transforms|mappings`."""
     cfg = _load(ns).config
     console = Console(highlight=False)
     rows: list[dict[str, object]]
@@ -158,8 +174,10 @@ def cmd_list(ns: argparse.Namespace) -> int:
         rows = [{"name": e.name, "kind": e.kind, "domain": e.domain, "source": e.source,
                  "account": e.account, "command": describe(e)} for e in cfg.extractors]
     elif ns.what == "jobs":
-        rows = [{"job": j, "extractors": len(m), "members": ", ".join(m),
+        rows = [{"job": j, "extractors": len(m), "kinds": _kinds(cfg, m), "members": ", ".join(m),
                  "default": "yes" if cfg.stages.extract.job == j else ""} for j, m in cfg.jobs.items()]
+    elif ns.what == "loaders":
+        rows = [{"name": lo.name, "command": describe_loader(lo)} for lo in cfg.loaders]
     elif ns.what == "transforms":
         from lorch_tui.canoncmd import transform_rows
 
@@ -178,6 +196,12 @@ def cmd_list(ns: argparse.Namespace) -> int:
         table.add_row(*(str(v) for v in row.values()))
     console.print(table)
     return 0
+
+
+def _kinds(cfg: PipelineConfig, members: list[str]) -> str:
+    """`demo x3, singer x1`: the kinds of a job's extractors."""
+    kinds = Counter(ex.kind for name in members if (ex := cfg.extractor(name)) is not None)
+    return ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items()))
 
 
 def guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, prog: str) -> int:

@@ -41,6 +41,9 @@ def describe(event: Event) -> str | None:
         tail = f" {event.error_code}" if event.error_code else ""
         if event.line:
             tail += f" at line {event.line}"
+        if event.target:
+            return (f"{event.task_id} {event.status}{tail}: {event.records} records piped to loader "
+                    f"{event.target} in {event.duration_s:.1f}s (vault and LATEST not touched)")
         return (f"{event.task_id} {event.status}{tail}: {event.records} records, {event.parts} parts, "
                 f"{event.bytes} bytes in {event.duration_s:.1f}s")
     if isinstance(event, RunFinished):

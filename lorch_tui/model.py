@@ -105,7 +105,9 @@ class RunModel:
         row = self._row(ev.task_id, ev.stage, ev.extractor, ev.account)
         row.state, row.records, row.error_code = ev.status, ev.records, ev.error_code
         row.ended = time.monotonic()
-        if row.started is None:
+        if row.started is None or ev.duration_s:
+            # the worker's own wall time is the truth: a batch replayed from a log (a cron
+            # run, or today's runs at start-up) has TaskStarted and TaskFinished together
             row.started = row.ended - ev.duration_s
         if ev.stage == "extract":
             self.records += ev.records

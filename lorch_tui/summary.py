@@ -45,5 +45,8 @@ def summary_line(result: RunResult, log_path: str) -> str | None:
     s = result.summary
     if s is None:
         return None
+    targets = sorted({f.target for f in result.finished.values() if f.target})
+    piped = (f"; records went to loader {', '.join(targets)}: vault and LATEST not touched"
+             if targets else "")
     return (f"run {s.run_id} {s.status}: {s.succeeded}/{s.tasks} tasks ok, {s.failed} failed, "
-            f"{s.cancelled} cancelled, {s.records:,} records in {s.duration_s:.1f}s; log: {log_path}")
+            f"{s.cancelled} cancelled, {s.records:,} records in {s.duration_s:.1f}s{piped}; log: {log_path}")

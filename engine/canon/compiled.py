@@ -48,7 +48,7 @@ class CompiledTransform:
     def apply(self, record: Any, envelope: dict[str, Any]) -> dict[str, Any]:
         """Transform one source record; add the envelope (kind, source, account); validate."""
         try:
-            out = self._expr.evaluate(record)
+            out = self._expr.evaluate(record, envelope)  # $source and $account are bound too
         except Exception as exc:  # the engine raises ValueError with a JSONata code
             raise RecordRejected("TRANSFORM_FAILED", str(exc)) from None
         if not isinstance(out, dict):

@@ -12,7 +12,7 @@ Changing this table changes derived columns without changing any object; bump
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -23,43 +23,80 @@ FIELDS_VERSION = 1
 _MAX_TEXT = 1 << 20
 """Searchable text kept per column and document (characters); longer text is cut."""
 
-Getter = Callable[[Any], Iterator[Any]]
+Getter = Callable[[Any], list[Any]]
+
+
+def _step_keys(keys: tuple[str, ...]) -> Getter:
+    def leaves(value: Any) -> list[Any]:
+        if type(value) is not dict:
+            return []
+        return [v for v in map(value.get, keys) if v is not None]
+    return leaves
+
+
+def _step_key(key: str, inner: Getter | None) -> Getter:
+    if inner is None and "," in key:
+        return _step_keys(tuple(key.split(",")))
+    if inner is None:
+        def leaf(value: Any) -> list[Any]:
+            v = value.get(key) if type(value) is dict else None
+            return [] if v is None else [v]
+        return leaf
+
+    def node(value: Any) -> list[Any]:
+        v = value.get(key) if type(value) is dict else None
+        return [] if v is None else inner(v)
+    return node
+
+
+def _step_many(items: bool, inner: Getter | None) -> Getter:
+    def many(value: Any) -> list[Any]:
+        seq: Iterable[Any] = ()
+        if items and type(value) is list:
+            seq = value
+        elif not items and type(value) is dict:
+            seq = value.values()
+        if inner is None:
+            return [v for v in seq if v is not None]
+        out: list[Any] = []
+        for v in seq:
+            if v is not None:
+                out += inner(v)
+        return out
+    return many
 
 
 def compile_path(path: str) -> Getter:
-    """A getter for a dotted path: ``a.b`` (object keys), ``a[]`` (every item), ``a.*`` (every value).
+    """A getter for a path: ``a.b`` (object keys), ``a[]`` (every item), ``a.*`` (every value).
 
-    The getter yields every value found (zero, one or many); missing keys and nulls yield
+    The last step may name several keys (``a[].name,email``). ``x|y`` tries the alternatives in order and keeps the first that finds something. The
+    getter returns every value found (often none or one); missing keys and nulls give
     nothing, so paths never fail on sparse records.
     """
+    if "|" in path:
+        alternatives = [compile_path(p) for p in path.split("|")]
+
+        def first(doc: Any) -> list[Any]:
+            for alt in alternatives:
+                found = alt(doc)
+                if found:
+                    return found
+            return []
+        return first
     steps: list[str] = []
     for raw in path.split("."):
         if raw.endswith("[]"):
             steps += [raw[:-2], "[]"]
         else:
             steps.append(raw)
-
-    def get(doc: Any) -> Iterator[Any]:
-        current = [doc]
-        for step in steps:
-            nxt: list[Any] = []
-            for value in current:
-                if step == "[]":
-                    if isinstance(value, list):
-                        nxt += [v for v in value if v is not None]
-                elif step == "*":
-                    if isinstance(value, dict):
-                        nxt += [v for v in value.values() if v is not None]
-                elif isinstance(value, dict):
-                    v = value.get(step)
-                    if v is not None:
-                        nxt.append(v)
-            current = nxt
-            if not current:
-                return
-        yield from current
-
-    return get
+    getter: Getter | None = None
+    for step in reversed(steps):
+        if step in ("[]", "*"):
+            getter = _step_many(step == "[]", getter)
+        else:
+            getter = _step_key(step, getter)
+    assert getter is not None
+    return getter
 
 
 @dataclass(frozen=True)
@@ -86,8 +123,8 @@ KINDS: dict[str, KindFields] = {
     "email": KindFields(
         title=("subject",),
         time=("receivedAt", "sent_at_utc", "sentAt"),
-        body=("body_text", "preview"),
-        names=tuple(f"{h}[].{f}" for h in _ADDRESS_LISTS for f in ("name", "email")),
+        body=("body_text|preview",),
+        names=tuple(f"{h}[].name,email" for h in _ADDRESS_LISTS),
         notes=("attachments[].name", "categories[]"),
         dedupe="dedupe_key",
     ),
@@ -181,21 +218,20 @@ def _texts(getters: tuple[Getter, ...], doc: Any) -> list[str]:
     out: list[str] = []
     for get in getters:
         for v in get(doc):
-            if isinstance(v, str):
+            t = type(v)
+            if t is str:
                 if v:
                     out.append(v)
-            elif isinstance(v, int | float) and not isinstance(v, bool):
+            elif t is int or t is float:
                 out.append(str(v))
     return out
 
 
 def _join(parts: list[str], sep: str) -> str:
-    seen: list[str] = []
-    for p in parts:
-        if p not in seen:
-            seen.append(p)
-    text = sep.join(seen)
-    return text[:_MAX_TEXT]
+    if not parts:
+        return ""
+    text = parts[0] if len(parts) == 1 else sep.join(dict.fromkeys(parts))
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT]
 
 
 def _all_strings(value: Any, out: list[str]) -> None:

@@ -119,6 +119,7 @@ class AccountLoader:
             meta = self._meta()
             return self._run(fd, meta)
         finally:
+            self.objects.close()
             os.close(fd)
 
     def _meta(self) -> dict[str, Any]:
@@ -164,7 +165,7 @@ class AccountLoader:
               inputs_sha: str, total: int | None) -> None:
         for _attempt in range(5):
             plan = self._plan(conn, fd, total)
-            self.objects.sync()
+            self.objects.finish()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 gen = conn.execute("SELECT generation FROM accounts WHERE source = ? AND account = ?",
@@ -211,11 +212,13 @@ class AccountLoader:
             if hit is not None:
                 key = (hit[1], hit[2])
                 entry = _Entry(sha, hit[0], None)
+                if self.force and not self.objects.exists(sha):
+                    self.objects.write(sha, data)  # --force also repairs a lost object
             else:
                 row = self._derive(data, sha, number)
                 key = (row[0], row[1])
-                if self.objects.write(sha, data):
-                    plan.written.add(sha)
+                self.objects.write(sha, data)
+                plan.written.add(sha)
                 if kept_bytes + len(data) <= ROW_MEMORY_BUDGET:
                     kept_bytes += len(data)
                     entry = _Entry(sha, None, row)

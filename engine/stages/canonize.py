@@ -3,8 +3,10 @@
 It reads only the run LATEST names, verifies every part's sha256 before using it,
 transforms each record of a mapped stream with its JSONata transform, validates it, and
 writes ``canonical/{source}/{account}.jsonl`` (keys sorted, so the same LATEST and
-transforms give byte-identical output) plus the provenance ``.meta.json``. Rejected
-records go with their reason to ``.rejects.jsonl`` in the workspace; events carry counts.
+transforms give byte-identical output) plus the provenance ``.meta.json``, swapped in
+together through a commit marker (:mod:`engine.canon.publish`), so a killed worker leaves
+the old version or the new one, never a mix. Rejected records go with their reason to
+``.rejects.jsonl`` in the workspace; events carry counts.
 When the provenance proves nothing changed, the task is ``skipped`` unless forced.
 """
 
@@ -18,13 +20,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+import jsonatapy
 import orjson
 
 from engine import __version__
+from engine.canon import publish
 from engine.canon.compiled import CompiledTransform, RecordRejected
+from engine.canon.functions import helpers_sha256
+from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
-from engine.fsutil import atomic_write_json, ensure_dir, fsync_dir, open_private, read_json
+from engine.fsutil import ensure_dir, read_json
 from engine.stages.spec import TaskSpec
 from engine.vault.layout import RunRef, read_latest, read_manifest
 from engine.vault.reader import iter_records, verify_part
@@ -105,6 +111,8 @@ class Canonizer:
             "max_rejects": {m.stream: m.max_rejects for m in self.spec.canonize.mappings
                             if m.source == self.ex.source},
             "engine": __version__,
+            "helpers_sha256": helpers_sha256(),
+            "jsonata_engine": f"jsonatapy {jsonatapy.__version__}",
         }
 
     def up_to_date(self, fp: dict[str, Any]) -> bool:
@@ -187,11 +195,6 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _publish(tmp: Path, final: Path) -> None:
-    os.replace(tmp, final)
-    fsync_dir(final.parent)
-
-
 def run_canonize(spec: TaskSpec, emit: Emit) -> int:
     """Run the canonize task; emit events; return the worker's exit code."""
     started = time.monotonic()
@@ -216,37 +219,36 @@ def run_canonize(spec: TaskSpec, emit: Emit) -> int:
 
 
 def _canonize(c: Canonizer) -> str:
+    files = AccountFiles(c.paths["data"].parent, c.ex.account)
+    publish.recover(files)  # finish (or undo) a publish a killed worker left half-done
     run_dir, manifest, compiled = c.prepare()
     fp = c.fingerprint(run_dir, manifest, compiled)
     if not c.spec.force and c.up_to_date(fp):
         meta = read_json(c.paths["meta"])
         c.records = int(meta.get("output", {}).get("records", 0))
         return "skipped"
-    ensure_dir(c.paths["data"].parent)
-    tmp_data = c.paths["data"].with_name(f".{c.paths['data'].name}.tmp-{os.getpid()}")
-    tmp_rej = c.paths["rejects"].with_name(f".{c.paths['rejects'].name}.tmp-{os.getpid()}")
+    ensure_dir(files.folder)
     try:
-        with open_private(tmp_data, "wb") as out, open_private(tmp_rej, "wb") as rej:
+        with publish.open_staged(files, "data") as out, publish.open_staged(files, "rejects") as rej:
             digest = c.transform_all(run_dir, manifest, compiled, out, rej)
             for fh in (out, rej):
                 fh.flush()
                 os.fsync(fh.fileno())
-        if c.rejects:
-            _publish(tmp_rej, c.paths["rejects"])
-        else:
-            tmp_rej.unlink()
-            c.paths["rejects"].unlink(missing_ok=True)
         if c.over_limit():
+            # the person needs the rejects of this attempt; data and meta stay as they were
+            publish.commit(files, ["rejects"])
             raise CanonizeFailed(ErrorCode.REJECTS_EXCEEDED)
-        _publish(tmp_data, c.paths["data"])
+        publish.write_staged_json(files, "meta", {
+            "inputs": fp,
+            "output": {"file": c.paths["data"].name, "sha256": digest, "records": c.records,
+                       "kinds": dict(sorted(c.counts.items()))},
+            "rejects": c.rejects, "unmapped": dict(sorted(c.unmapped_streams.items())),
+            "account": c.ex.account, "source": c.ex.source, "extractor": c.ex.name,
+        })
+        if c.rejects:
+            publish.commit(files, ["data", "meta", "rejects"])
+        else:
+            publish.commit(files, ["data", "meta"], remove=["rejects"])
     finally:
-        tmp_data.unlink(missing_ok=True)
-        tmp_rej.unlink(missing_ok=True)
-    atomic_write_json(c.paths["meta"], {
-        "inputs": fp,
-        "output": {"file": c.paths["data"].name, "sha256": digest, "records": c.records,
-                   "kinds": dict(sorted(c.counts.items()))},
-        "rejects": c.rejects, "unmapped": dict(sorted(c.unmapped_streams.items())),
-        "account": c.ex.account, "source": c.ex.source, "extractor": c.ex.name,
-    })
+        publish.discard(files)
     return "success"

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from engine.canon.publish import AccountFiles, recover
 from engine.canon.registry import Registry
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
 from engine.fsutil import read_json
@@ -76,6 +77,10 @@ def run_index(spec: TaskSpec, emit: Emit) -> int:
         raise _Cancelled()
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    try:  # finish a canonical publish a killed canonize worker left half-done
+        recover(AccountFiles(Workspace(spec.workspace).canonical / ex.source, ex.account))
+    except OSError:
+        pass  # the loader reports what it finds (CHECKSUM_MISMATCH, NO_CANONICAL)
     loader = AccountLoader(Workspace(spec.workspace), ex.source, ex.account, force=spec.force,
                            transforms=transforms_by_kind(spec), progress=progress)
     status, code, line = "success", None, None

@@ -56,8 +56,7 @@ def consume(stdout: IO[bytes], writer: RunWriter, tick: Tick, warn: Warn) -> Non
         kind = msg.get("type")
         stream = msg.get("stream")
         if kind == "RECORD":
-            _require_schema(writer, stream, lineno)
-            writer.record(stream, msg.get("record"))
+            writer.record(_require_schema(writer, stream, lineno), msg.get("record"))
             if writer.records & 63 == 1:
                 tick()
         elif kind == "SCHEMA" and isinstance(stream, str):
@@ -73,9 +72,10 @@ def consume(stdout: IO[bytes], writer: RunWriter, tick: Tick, warn: Warn) -> Non
             warn(lineno)
 
 
-def _require_schema(writer: RunWriter, stream: Any, lineno: int) -> None:
+def _require_schema(writer: RunWriter, stream: Any, lineno: int) -> str:
     if not isinstance(stream, str) or not writer.has_schema(stream):
         raise StreamError(ErrorCode.SCHEMA_MISSING, lineno)
+    return stream
 
 
 def read_batch(msg: dict[str, Any], writer: RunWriter, lineno: int, tick: Tick) -> None:

@@ -13,7 +13,14 @@ import pytest
 
 from engine import state
 from engine.demo_taps.canary import CANARIES
-from engine.events import RunFinished, RunStarted, TaskFinished, TaskProgress, TaskQueued, TaskStarted
+from engine.events import (
+    RunFinished,
+    RunStarted,
+    TaskFinished,
+    TaskProgress,
+    TaskQueued,
+    TaskStarted,
+)
 from engine.plan import IMPLEMENTED_STAGES
 from engine.state import StateRecorder
 from tests.helpers import clean_env, demo_extractor, run_cli, write_config

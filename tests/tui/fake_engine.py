@@ -224,8 +224,6 @@ class FakeEngine:
             elif isinstance(ev, TaskFinished):
                 self._running.discard(ev.task_id)
                 self._statuses[ev.task_id] = ev.status
-            elif isinstance(ev, RunStarted):
-                self._run_id = ev.run_id
             self._pending.append(ev)
             self.emitted += 1
 
@@ -246,9 +244,11 @@ class FakeEngine:
         return f"20260101T000000Z-fake{self._runs:02d}"
 
     def default_script(self, stages: list[str], accounts: list[str]) -> Script:
-        """Every asked stage for every asked account, succeeding (held if ``hold``)."""
+        """Every asked stage for every asked account, succeeding; with ``hold``, each
+        account's first stage starts and stays running until :meth:`release`."""
         ordered = [s for s in STAGE_ORDER if s in stages]
-        tasks = [TaskPlan(s, a, self.account_of(a), hold=self.hold) for a in accounts for s in ordered]
+        tasks = [TaskPlan(s, a, self.account_of(a), hold=self.hold and s == ordered[0])
+                 for a in accounts for s in ordered]
         return task_script(self.new_run_id(), tasks, step_s=self.step_s)
 
     def flood(self, rate: float, seconds: float, extractors: Sequence[str], *,
@@ -297,6 +297,7 @@ class FakeEngine:
     # -- the replay --------------------------------------------------------------------------
     async def _replay(self, script: Script) -> None:
         started = time.monotonic()
+        self._run_id = None
         try:
             for item in script:
                 if self._abort:
@@ -308,6 +309,8 @@ class FakeEngine:
                 elif getattr(item, "task_id", None) in self._cancelled:
                     continue  # a cancelled task says nothing more
                 else:
+                    if isinstance(item, RunStarted):
+                        self._run_id = item.run_id
                     self.emit(item)
                     await asyncio.sleep(0)
         finally:

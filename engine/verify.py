@@ -1,0 +1,275 @@
+"""Re-checking what the workspace holds against its own checksums (``lorchestra verify``).
+
+For every account folder in the vault: ``LATEST.json`` parses and names a run folder that
+exists, whose manifest parses and says ``success``; every part the manifest lists exists
+with the size and sha256 it records (with ``deep``, it also decompresses to the recorded
+size and record count). With ``all_runs`` every completed run folder is checked the same
+way (failed and cancelled runs are kept for audit, so their parts must verify too), and
+hidden ``.run_id=*.partial`` folders left by killed workers are counted as notes. Each
+account's canonical data must hash to what its meta says (read through the publish journal,
+:func:`engine.canon.publish.resolve`).
+
+It only reads, takes no lock and never needs one: run folders are immutable once visible
+and pointers are replaced atomically. Problems carry a stable code and a path inside the
+workspace; nothing read from a file is ever quoted (PHI-free by construction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.canon.publish import AccountFiles, resolve
+from engine.fsutil import read_json
+from engine.vault.layout import DT_DIR, LATEST, MANIFEST, RUN_DIR
+from engine.workspace import Workspace
+
+CHUNK = 1 << 20
+PART_NAME = re.compile(r"^part-\d{3,}\.jsonl\.gz$")
+DT_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+RUN_ID_VALUE = re.compile(r"^\d{8}T\d{6}Z$")
+PARTIAL_DIR = re.compile(r"^\.run_id=\d{8}T\d{6}Z\.partial$")
+
+MESSAGES = {
+    "LATEST_INVALID": "LATEST.json does not parse or does not name a run (dt, run_id)",
+    "RUN_MISSING": "LATEST.json names a run folder that does not exist",
+    "MANIFEST_MISSING": "the run folder has no manifest.json",
+    "MANIFEST_INVALID": "manifest.json does not parse or lists parts it cannot have",
+    "LATEST_NOT_SUCCESS": "LATEST.json names a run whose manifest does not say success",
+    "PART_MISSING": "a part the manifest lists is missing",
+    "CHECKSUM_MISMATCH": "the part's size or sha256 differs from the manifest",
+    "PART_CORRUPT": "the part does not decompress to the size and record count the manifest records",
+    "CANONICAL_MISMATCH": "the canonical data does not hash to what its meta file says",
+    "CANONICAL_INVALID": "the canonical meta file does not parse",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing that does not verify: a stable code and where (inside the workspace)."""
+
+    code: str
+    path: str
+    """The path, relative to the workspace."""
+
+    @property
+    def message(self) -> str:
+        """What the code means (fixed text, never file content)."""
+        return MESSAGES.get(self.code, self.code)
+
+
+@dataclass
+class Report:
+    """What verify looked at and what it found."""
+
+    workspace: Path
+    all_runs: bool
+    deep: bool
+    accounts: int = 0
+    runs: int = 0
+    parts: int = 0
+    bytes: int = 0
+    canonical: int = 0
+    partial_runs: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready summary (paths relative to the workspace)."""
+        return {
+            "workspace": str(self.workspace), "mode": "all" if self.all_runs else "latest",
+            "deep": self.deep, "accounts": self.accounts, "runs": self.runs, "parts": self.parts,
+            "bytes": self.bytes, "canonical": self.canonical, "partial_runs": self.partial_runs,
+            "problems": [{"code": p.code, "path": p.path, "message": p.message} for p in self.problems],
+        }
+
+
+class Verifier:
+    """Walks one workspace and fills a :class:`Report`."""
+
+    def __init__(self, ws: Workspace, *, all_runs: bool = False, deep: bool = False) -> None:
+        self.ws = ws
+        self.report = Report(ws.root, all_runs, deep)
+
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the workspace."""
+        try:
+            return str(path.relative_to(self.ws.root))
+        except ValueError:
+            return str(path)
+
+    def problem(self, code: str, path: Path) -> None:
+        """Record a problem."""
+        self.report.problems.append(Problem(code, self.rel(path)))
+
+    def run(self) -> Report:
+        """Verify every account and canonical file; return the report."""
+        for account_dir in account_dirs(self.ws):
+            self.report.accounts += 1
+            self.account(account_dir)
+        self.canonical()
+        return self.report
+
+    def account(self, account_dir: Path) -> None:
+        """Check LATEST and its run (or every run with ``all_runs``)."""
+        latest_run = self.latest(account_dir)
+        if self.report.all_runs:
+            for run_dir in run_dirs(account_dir):
+                self.run_folder(run_dir, must_succeed=run_dir == latest_run)
+            for dt_dir in _subdirs(account_dir, DT_DIR):
+                for p in sorted(dt_dir.iterdir()):
+                    if PARTIAL_DIR.match(p.name):
+                        self.report.partial_runs.append(self.rel(p))
+        elif latest_run is not None:
+            self.run_folder(latest_run, must_succeed=True)
+
+    def latest(self, account_dir: Path) -> Path | None:
+        """The run folder LATEST names (None when there is no LATEST or it names nothing)."""
+        path = account_dir / LATEST
+        if not path.exists():
+            return None
+        try:
+            data = read_json(path)
+            dt, run_id = str(data["dt"]), str(data["run_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            self.problem("LATEST_INVALID", path)
+            return None
+        if not DT_VALUE.match(dt) or not RUN_ID_VALUE.match(run_id):
+            self.problem("LATEST_INVALID", path)  # never build a path from an odd value
+            return None
+        run_dir = account_dir / f"dt={dt}" / f"run_id={run_id}"
+        if not run_dir.is_dir():
+            self.problem("RUN_MISSING", run_dir)
+            return None
+        return run_dir
+
+    def run_folder(self, run_dir: Path, *, must_succeed: bool) -> None:
+        """Check one completed run folder: manifest, status, every part."""
+        self.report.runs += 1
+        manifest_path = run_dir / MANIFEST
+        if not manifest_path.exists():
+            self.problem("MANIFEST_MISSING", manifest_path)
+            return
+        try:
+            manifest = read_json(manifest_path)
+            parts = manifest["parts"]
+            assert isinstance(parts, list)
+        except (OSError, ValueError, KeyError, TypeError, AssertionError):
+            self.problem("MANIFEST_INVALID", manifest_path)
+            return
+        if must_succeed and manifest.get("status") != "success":
+            self.problem("LATEST_NOT_SUCCESS", manifest_path)
+        for part in parts:
+            name = part.get("file") if isinstance(part, dict) else None
+            if not isinstance(name, str) or not PART_NAME.match(name):
+                self.problem("MANIFEST_INVALID", manifest_path)
+                continue
+            self.part(run_dir / name, part)
+
+    def part(self, path: Path, part: dict[str, Any]) -> None:
+        """Check one part's size and sha256 (and, deep, its content's size and count)."""
+        self.report.parts += 1
+        if not path.is_file():
+            self.problem("PART_MISSING", path)
+            return
+        size = path.stat().st_size
+        self.report.bytes += size
+        if size != part.get("bytes") or file_sha256(path) != part.get("sha256"):
+            self.problem("CHECKSUM_MISMATCH", path)
+            return
+        if self.report.deep and gzip_counts(path) != (part.get("uncompressed_bytes"), part.get("records")):
+            self.problem("PART_CORRUPT", path)
+
+    def canonical(self) -> None:
+        """Every account's canonical data hashes to what its meta says."""
+        root = self.ws.canonical
+        if not root.is_dir():
+            return
+        for source_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+            for meta_path in sorted(source_dir.glob("*.meta.json")):
+                if meta_path.name.startswith("."):
+                    continue
+                self.report.canonical += 1
+                files = AccountFiles(source_dir, meta_path.name[: -len(".meta.json")])
+                code = _canonical_problem(files)
+                if code is not None:  # a writer may have been between two renames: look again
+                    code = _canonical_problem(files)
+                if code is not None:
+                    self.problem(code, files.data)
+
+
+def _canonical_problem(files: AccountFiles) -> str | None:
+    current = resolve(files)
+    try:
+        meta = read_json(current["meta"])
+        want = meta["output"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "CANONICAL_INVALID"
+    try:
+        got = file_sha256(current["data"])
+    except (OSError, KeyError):
+        return "CANONICAL_MISMATCH"
+    return None if got == want else "CANONICAL_MISMATCH"
+
+
+def account_dirs(ws: Workspace) -> Iterator[Path]:
+    """Every ``vault/{domain}/{source}/{account}`` folder (symlinks and hidden names skipped)."""
+    for domain in _subdirs(ws.vault):
+        for source in _subdirs(domain):
+            yield from _subdirs(source)
+
+
+def run_dirs(account_dir: Path) -> list[Path]:
+    """Every completed (visible) run folder of an account, oldest first."""
+    return [r for dt in _subdirs(account_dir, DT_DIR) for r in _subdirs(dt, RUN_DIR)]
+
+
+def _subdirs(folder: Path, pattern: re.Pattern[str] | None = None) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+                  and (pattern is None or pattern.match(p.name)))
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def gzip_counts(path: Path) -> tuple[int, int] | None:
+    """(uncompressed bytes, lines) of a gzip part, or None when it does not decompress."""
+    dec = zlib.decompressobj(31)
+    size = lines = 0
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                data = dec.decompress(chunk)
+                size += len(data)
+                lines += data.count(b"\n")
+        data = dec.flush()
+    except zlib.error:
+        return None
+    size += len(data)
+    lines += data.count(b"\n")
+    return (size, lines) if dec.eof and not dec.unused_data else None
+
+
+def verify(ws: Workspace, *, all_runs: bool = False, deep: bool = False) -> Report:
+    """Verify the workspace; see the module docstring."""
+    return Verifier(ws, all_runs=all_runs, deep=deep).run()
+
+
+def dumps(report: Report) -> bytes:
+    """The report as indented JSON."""
+    return orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2)

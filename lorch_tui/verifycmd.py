@@ -1,0 +1,66 @@
+"""``lorchestra verify [--all] [--deep] [--json]``: re-hash the vault and report each problem.
+
+By default the parts of every account's LATEST run are re-hashed against their manifests
+(what canonize will read next); ``--all`` checks every completed run, failed and cancelled
+ones included (they are the audit trail). Canonical files are checked against their meta.
+One line per problem (a stable code and a path inside the workspace, never file content),
+then a summary. Exit 0 when everything verifies, 1 when anything does not, 2 when there is
+no workspace to verify. It only reads, so it needs no lock and runs beside a pipeline run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from engine.configload import load
+from engine.errors import ExitCode, UsageError
+from engine.verify import Report, dumps, verify
+from engine.workspace import Workspace
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add `verify` to the `lorchestra` subcommands."""
+    p = sub.add_parser("verify", parents=[common], help="re-hash vault parts against their manifests",
+                       description="Re-hash the parts of each account's LATEST run (every run with "
+                                   "--all) against the sha256 and sizes in its manifest, check that "
+                                   "LATEST names a complete successful run and that canonical files "
+                                   "match their meta, and report each problem.",
+                       epilog="exit codes: 0 everything verifies, 1 problems found, 2 no workspace")
+    p.add_argument("--all", action="store_true", help="check every run, not only the LATEST ones")
+    p.add_argument("--deep", action="store_true",
+                   help="also decompress each part and check its size and record count")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=cmd_verify)
+
+
+def cmd_verify(ns: argparse.Namespace) -> int:
+    """Run the verification and print the result."""
+    loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    ws = Workspace(loaded.workspace)
+    if not ws.root.is_dir():
+        raise UsageError(f"there is no workspace at {ws.root} to verify",
+                         hint="run `lorchestra run` first, or pass --workspace / --config")
+    report = verify(ws, all_runs=ns.all, deep=ns.deep)
+    if ns.json:
+        sys.stdout.write(dumps(report).decode() + "\n")
+    else:
+        print_report(report)
+    return int(ExitCode.TASK_FAILED if report.problems else ExitCode.OK)
+
+
+def print_report(report: Report) -> None:
+    """Plain lines: one per problem, then the summary."""
+    mode = "every run" if report.all_runs else "LATEST runs"
+    out = sys.stdout
+    out.write(f"verify {report.workspace} ({mode}{', deep' if report.deep else ''})\n")
+    for p in report.problems:
+        out.write(f"  FAIL {p.code} {p.path}: {p.message}\n")
+    if report.partial_runs:
+        out.write(f"  note: {len(report.partial_runs)} unfinished run folder(s) left by killed workers "
+                  "(hidden .run_id=*.partial; never read, `lorchestra clean` can remove them)\n")
+    status = f"{len(report.problems)} problem(s)" if report.problems else "all verified"
+    out.write(f"{report.accounts} account(s), {report.runs} run(s), {report.parts} part(s), "
+              f"{report.bytes} bytes, {report.canonical} canonical file(s): {status}\n")
+    out.flush()

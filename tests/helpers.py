@@ -166,3 +166,18 @@ def tiny_tap(tmp: Path, records: int = 10, *, name: str = "tiny",
     path = tmp / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return TinyTap(path, script, ws, name, records)
+
+
+def demo_mappings() -> list[dict[str, Any]]:
+    """The bundled demo's canonize mappings, plus `msgraph` as a source name for tests."""
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    maps: list[dict[str, Any]] = cfg["stages"]["canonize"]["mappings"]
+    extra = [{**m, "source": "msgraph"} for m in maps if m["source"] == "exchange"]
+    return maps + extra
+
+
+def canonical_paths(ws: Path, ex: dict[str, Any]) -> dict[str, Path]:
+    """The canonical files of a demo extractor entry."""
+    base = ws / "canonical" / ex["source"]
+    return {"data": base / f"{ex['account']}.jsonl", "meta": base / f"{ex['account']}.meta.json",
+            "rejects": base / f"{ex['account']}.rejects.jsonl"}

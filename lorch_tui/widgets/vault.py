@@ -129,10 +129,12 @@ class VaultTree(Tree[NodeRef]):
                 self.cursor_node is None or self.cursor_node.data is None
                 or self.cursor_node.data.extractor != extractor):
             # Tree numbers its lines lazily: a node added or moved since the last build has a
-            # stale line number, and move_cursor would land elsewhere (or nowhere). Build first.
+            # stale line number, and move_cursor would land elsewhere (or nowhere). Build first,
+            # and scroll only once laid out (before that, any line looks out of view).
             self._tree_lines  # noqa: B018
             with self.prevent(Tree.NodeHighlighted):
-                self.move_cursor(node)
+                self.cursor_line = node.line
+            self.call_after_refresh(self.scroll_to_node, node, animate=False)
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
         event.stop()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.helpers import (
@@ -177,3 +178,194 @@ def test_interrupt_cancels_cleanly_without_orphans(tmp_path: Path) -> None:
     assert latest(acct) is None
     wait_for(lambda: not _pids_with(marker), timeout=10, what="no orphan processes")
     assert not list(acct.glob("dt=*/.run_id=*"))
+
+
+# --- tap inputs: incremental STATE, catalogs, discovery cache ------------------------------
+
+
+def test_incremental_passes_the_latest_runs_final_state(tmp_path: Path) -> None:
+    ex = demo_extractor("inc", "sheets", records=40, incremental=True)
+    cfg = write_config(tmp_path, [ex])
+    assert extract(cfg, "inc").returncode == 0
+    acct = account_dir(tmp_path / "ws", ex)
+    first = manifest(runs_of(acct)[0])
+    assert first["records"] == 40 and first["incremental"] == {"from_run": None, "state_passed": False}
+    assert extract(cfg, "inc").returncode == 0
+    second = manifest(runs_of(acct)[-1])
+    assert second["incremental"] == {"from_run": f"dt={first['dt']}/run_id={first['run_id']}",
+                                     "state_passed": True}
+    assert second["records"] == 0, "the demo tap resumes at the offsets of the first run's STATE"
+    assert not list(runs_of(acct)[-1].glob("tap-state*"))
+
+
+def test_incremental_ignores_failed_runs(tmp_path: Path) -> None:
+    ok = demo_extractor("inc", "gmail", records=10, incremental=True)
+    cfg = write_config(tmp_path, [ok])
+    assert extract(cfg, "inc").returncode == 0
+    acct = account_dir(tmp_path / "ws", ok)
+    good = manifest(runs_of(acct)[0])
+    bad = demo_extractor("inc", "gmail", records=20, incremental=True, faults={"fail_after": 2})
+    assert extract(write_config(tmp_path, [bad]), "inc").returncode == 1
+    assert extract(cfg, "inc").returncode == 0
+    third = manifest(runs_of(acct)[-1])
+    assert third["incremental"]["from_run"] == f"dt={good['dt']}/run_id={good['run_id']}"
+
+
+def test_incremental_with_an_unreadable_latest_fails_instead_of_a_full_extract(tmp_path: Path) -> None:
+    ex = demo_extractor("inc", "gmail", records=5, incremental=True)
+    cfg = write_config(tmp_path, [ex])
+    assert extract(cfg, "inc").returncode == 0
+    acct = account_dir(tmp_path / "ws", ex)
+    (runs_of(acct)[0] / "manifest.json").write_text("{broken")
+    assert extract(cfg, "inc").returncode == 1
+    assert manifest(runs_of(acct)[-1])["error_code"] == "STATE_UNREADABLE"
+
+
+def test_discovery_is_cached_and_rerun_when_the_config_changes(tmp_path: Path) -> None:
+    ex = demo_extractor("disc", "dataverse", records=5, discover=True)
+    cfg = write_config(tmp_path, [ex])
+    assert extract(cfg, "disc").returncode == 0
+    cached = tmp_path / "ws" / "catalogs" / "disc.json"
+    assert oct(cached.stat().st_mode & 0o777) == "0o600"
+    catalog = orjson.loads(cached.read_bytes())
+    assert all(any(m["breadcrumb"] == [] and m["metadata"]["selected"] for m in s["metadata"])
+               for s in catalog["streams"]), "streams are selected"
+    acct = account_dir(tmp_path / "ws", ex)
+    assert manifest(runs_of(acct)[-1])["catalog"]["discovered_now"] is True
+    assert extract(cfg, "disc").returncode == 0
+    assert manifest(runs_of(acct)[-1])["catalog"]["discovered_now"] is False
+    changed = demo_extractor("disc", "dataverse", records=6, discover=True)
+    assert extract(write_config(tmp_path, [changed]), "disc").returncode == 0
+    assert manifest(runs_of(acct)[-1])["catalog"]["discovered_now"] is True
+
+
+def test_a_failing_discovery_fails_the_run(tmp_path: Path) -> None:
+    script = tmp_path / "tap.py"
+    script.write_text("import sys\nsys.exit(3 if '--discover' in sys.argv else 0)\n")
+    cfg = write_config(tmp_path, [{"name": "d", "domain": "t", "source": "s", "account": "a", "kind": "singer",
+                                   "command": [sys.executable, str(script)], "discover": True}])
+    assert extract(cfg, "d").returncode == 1
+    [run] = runs_of(tmp_path / "ws" / "vault" / "t" / "s" / "a")
+    assert (manifest(run)["error_code"], manifest(run)["tap_exit_code"]) == ("DISCOVERY_FAILED", 3)
+
+
+ARGV_TAP = ("import json, sys\n"
+            "open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))\n"
+            "print(json.dumps({'type': 'SCHEMA', 'stream': 's', 'schema': {}, 'key_properties': []}))\n")
+
+
+def test_catalog_and_state_files_are_passed_by_path(tmp_path: Path) -> None:
+    script, seen = tmp_path / "tap.py", tmp_path / "argv.json"
+    script.write_text(ARGV_TAP)
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text('{"streams": []}')
+    ex = {"name": "c", "domain": "t", "source": "s", "account": "a", "kind": "singer",
+          "command": [sys.executable, str(script), str(seen)], "config": str(tmp_path / "cfg.json"),
+          "catalog": "catalog.json", "incremental": True}
+    cfg = write_config(tmp_path, [ex])
+    assert extract(cfg, "c").returncode == 0
+    assert orjson.loads(seen.read_bytes()) == ["--config", str(tmp_path / "cfg.json"), "--catalog", str(catalog)]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"catalog": "c.json", "discover": True}, "not both"),
+    ({"kind": "meltano", "meltano": {"project": ".", "plugin": "tap-x"}, "catalog": "c.json"},
+     "do not apply to kind: meltano"),
+])
+def test_catalog_settings_are_checked(tmp_path: Path, extra: dict[str, object], message: str) -> None:
+    ex = {"name": "c", "domain": "t", "source": "s", "account": "a", "kind": "singer",
+          "command": ["tap-x"], **extra}
+    if ex["kind"] == "meltano":
+        del ex["command"]
+    res = run_cli("list", "extractors", "--config", str(write_config(tmp_path, [ex])))
+    assert res.returncode == 2 and message in res.stderr
+
+
+# --- the Singer stream: BATCH errors that need a script tap --------------------------------
+
+REPLAY = "import shutil, sys; shutil.copyfileobj(open(sys.argv[1], 'rb'), sys.stdout.buffer)"
+SCHEMA_LINE = b'{"type": "SCHEMA", "stream": "m", "schema": {}, "key_properties": []}\n'
+
+
+def _batch(url: str, fmt: str = "jsonl", compression: str = "none") -> bytes:
+    return orjson.dumps({"type": "BATCH", "stream": "m", "manifest": [url],
+                         "encoding": {"format": fmt, "compression": compression}}) + b"\n"
+
+
+@pytest.mark.parametrize(("name", "content", "encoding", "code"), [
+    ("bad-line", b'{"id": 1}\nnot json\n', ("jsonl", "none"), "BATCH_INVALID"),
+    ("not-gzip", b'{"id": 1}\n', ("jsonl", "gzip"), "BATCH_INVALID"),
+    ("parquet", b"PAR1", ("parquet", "none"), "BATCH_UNSUPPORTED"),
+])
+def test_bad_batch_files_fail_the_run(tmp_path: Path, name: str, content: bytes,
+                                      encoding: tuple[str, str], code: str) -> None:
+    data = tmp_path / "batch.file"
+    data.write_bytes(content)
+    stream = tmp_path / "out.singer"
+    stream.write_bytes(SCHEMA_LINE + _batch(f"file://{data}", *encoding))
+    cfg = write_config(tmp_path, [{"name": "b", "domain": "t", "source": "s", "account": "a", "kind": "singer",
+                                   "command": [sys.executable, "-c", REPLAY, str(stream)]}])
+    assert extract(cfg, "b").returncode == 1
+    [run] = runs_of(tmp_path / "ws" / "vault" / "t" / "s" / "a")
+    assert (manifest(run)["error_code"], manifest(run)["error_line"]) == (code, 2)
+    if name == "bad-line":
+        assert manifest(run)["error_detail"] == {"batch_file": 0, "batch_line": 2}
+
+
+def test_activate_version_alone_is_not_a_schema(tmp_path: Path) -> None:
+    stream = tmp_path / "out.singer"
+    stream.write_bytes(b'{"type": "ACTIVATE_VERSION", "stream": "m", "version": 1}\n'
+                       b'{"type": "RECORD", "stream": "m", "record": {}}\n')
+    cfg = write_config(tmp_path, [{"name": "b", "domain": "t", "source": "s", "account": "a", "kind": "singer",
+                                   "command": [sys.executable, "-c", REPLAY, str(stream)]}])
+    assert extract(cfg, "b").returncode == 1
+    [run] = runs_of(tmp_path / "ws" / "vault" / "t" / "s" / "a")
+    assert (manifest(run)["error_code"], manifest(run)["error_line"]) == ("SCHEMA_MISSING", 2)
+
+
+# --- --target LOADER ------------------------------------------------------------------------
+
+TARGET = ("import sys\n"
+          "out = open(sys.argv[sys.argv.index('--config') + 1] + '.out', 'wb')\n"
+          "for line in sys.stdin.buffer:\n"
+          "    out.write(line)\n"
+          "print('{\"type\": \"STATE\", \"value\": {}}')\n"
+          "sys.exit(int(sys.argv[1]))\n")
+
+
+def test_target_gets_the_tap_output_and_the_vault_is_untouched(tmp_path: Path) -> None:
+    script = tmp_path / "target.py"
+    script.write_text(TARGET)
+    ex = demo_extractor("mail", "gmail", records=30)
+    loaders = [{"name": "ok", "command": [sys.executable, str(script), "0"], "config": "t.json"},
+               {"name": "fails", "command": [sys.executable, str(script), "4"], "config": "t.json"},
+               {"name": "missing", "command": [str(tmp_path / "no-such-target")]}]
+    cfg = write_config(tmp_path, [ex], loaders=loaders)
+    res = extract(cfg, "mail", "--target", "ok")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "vault and LATEST not touched" in res.stdout
+    lines = (tmp_path / "t.json.out").read_bytes().splitlines()
+    assert sum(1 for line in lines if orjson.loads(line)["type"] == "RECORD") == 30
+    assert not account_dir(tmp_path / "ws", ex).exists()
+    finished = [e for e in log_events(tmp_path / "ws") if e["type"] == "task_finished"][-1]
+    assert (finished["target"], finished["records"], finished["vault_run"]) == ("ok", 30, None)
+    folder = Path(finished["detail_path"])
+    assert folder.is_relative_to(tmp_path / "ws" / "diagnostics" / "targets" / "ok" / "mail")
+    assert (folder / "target.stdout.log").read_bytes().startswith(b'{"type": "STATE"')
+    for loader, code in (("fails", "TARGET_EXIT_NONZERO"), ("missing", "TARGET_NOT_FOUND")):
+        res = extract(cfg, "mail", "--target", loader)
+        assert res.returncode == 1, loader
+        finished = [e for e in log_events(tmp_path / "ws") if e["type"] == "task_finished"][-1]
+        assert finished["error_code"] == code
+    assert not account_dir(tmp_path / "ws", ex).exists()
+    res = extract(cfg, "mail", "--target", "nope")
+    assert res.returncode == 2 and "no loader named 'nope'" in res.stderr and "ok, fails, missing" in res.stderr
+
+
+def test_list_loaders_and_kinds(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, [demo_extractor("m1"), demo_extractor("m2")], jobs={"all": ["m1", "m2"]},
+                       loaders=[{"name": "files", "command": ["target-jsonl"], "config": "/etc/t.json"}])
+    rows = orjson.loads(run_cli("list", "loaders", "--json", "--config", str(cfg)).stdout)
+    assert rows == [{"name": "files", "command": "target-jsonl --config /etc/t.json"}]
+    jobs = orjson.loads(run_cli("list", "jobs", "--json", "--config", str(cfg)).stdout)
+    assert jobs[0]["kinds"] == "demo x2"

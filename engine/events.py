@@ -227,6 +227,12 @@ class TaskFinished(EventBase):
     """A file inside the workspace with the details (may hold PHI)."""
     target: str | None = None
     """The loader the tap was piped into (`extract --target`); the vault and LATEST were not touched."""
+    cpu_s: float | None = None
+    """CPU seconds (user + system) of the worker and every child it reaped (the tap of an
+    extract), from getrusage; set by the worker, None when the worker sent no final event."""
+    peak_rss_kb: int | None = None
+    """The worker process's peak resident memory in KiB (getrusage ``ru_maxrss``; its children
+    not included)."""
 
 
 class RunFinished(EventBase):

@@ -77,9 +77,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as the indented, key-sorted JSON (with a final newline) of every JSON file."""
+    return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Atomically write ``obj`` as indented, key-sorted JSON."""
-    atomic_write_bytes(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def read_json(path: Path) -> Any:

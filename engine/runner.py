@@ -26,6 +26,7 @@ from engine.events import (
     TaskRetry,
     Trigger,
 )
+from engine.executor import Executor, LocalSubprocessExecutor
 from engine.plan import Chain, Plan
 from engine.stages.spec import TaskSpec
 from engine.task import TaskProcess
@@ -54,8 +55,10 @@ class Runner:
     """Runs plans against one workspace; one instance per process."""
 
     def __init__(self, cfg: PipelineConfig, ws: Workspace, bus: EventBus,
-                 trigger: Trigger = "cli", *, force: bool = False) -> None:
+                 trigger: Trigger = "cli", *, force: bool = False,
+                 executor: Executor | None = None) -> None:
         self.cfg = cfg
+        self.executor: Executor = executor or LocalSubprocessExecutor()
         self.force = force
         self.ws = ws
         self.bus = bus
@@ -126,7 +129,7 @@ class Runner:
                                 extractor=ex, extract=self.cfg.stages.extract,
                                 canonize=self.cfg.stages.canonize, force=self.force,
                                 target=chain.target)
-                proc = TaskProcess(spec, self.bus, grace)
+                proc = TaskProcess(spec, self.bus, grace, self.executor)
                 self._running[task_id] = proc
                 try:
                     final = await proc.run()

@@ -125,7 +125,7 @@ class StateRecorder:
         self._db: aiosqlite.Connection | None = None
         self._pending: list[Statement] = []
         self._wake = asyncio.Event()
-        self._closing = False
+        self._closing = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._run_of_task: dict[str, str] = {}
         self._current_run = ""
@@ -177,7 +177,7 @@ class StateRecorder:
 
     async def close(self) -> None:
         """Flush everything still pending and close the database."""
-        self._closing = True
+        self._closing.set()
         self._wake.set()
         if self._writer is not None:
             await self._writer
@@ -193,11 +193,14 @@ class StateRecorder:
     async def _write_loop(self) -> None:
         while True:
             await self._wake.wait()
-            if not self._closing:
-                await asyncio.sleep(self.batch_delay_s)
+            if not self._closing.is_set():  # gather a batch; a close cuts the wait short
+                try:
+                    await asyncio.wait_for(self._closing.wait(), self.batch_delay_s)
+                except TimeoutError:
+                    pass
             self._wake.clear()
             await self.flush()
-            if self._closing and not self._pending:
+            if self._closing.is_set() and not self._pending:
                 return
 
     async def _give_up(self, exc: BaseException) -> None:

@@ -3,17 +3,29 @@
 The engine writes a :class:`TaskSpec` as JSON on the worker's stdin; the worker writes
 events as JSON lines on its stdout and nothing else. Its exit code is 0 on success and 1
 on failure; a crash without a final event is reported by the engine as WORKER_CRASHED.
+Every final event (``task_finished``) leaves with the worker's CPU time and peak RSS
+(:func:`with_usage`), whichever stage sent it.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import sys
 import threading
 
-from engine.events import EventBase, dump_event
+from engine.events import EventBase, TaskFinished, dump_event
 from engine.fsutil import secure_umask
 from engine.stages.spec import TaskSpec
+
+
+def with_usage(event: TaskFinished) -> TaskFinished:
+    """The final event with this worker's resource usage: CPU seconds of the worker and its
+    reaped children (the tap), and the worker's peak RSS (PHI-free numbers)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return event.model_copy(update={"cpu_s": round(cpu, 3), "peak_rss_kb": int(me.ru_maxrss)})
 
 
 def main() -> int:
@@ -25,6 +37,8 @@ def main() -> int:
     lock = threading.Lock()
 
     def emit(event: EventBase) -> None:
+        if isinstance(event, TaskFinished):
+            event = with_usage(event)
         line = dump_event(event)
         with lock:  # heartbeat threads emit too: one whole line at a time
             out.write(line)

@@ -11,15 +11,12 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from engine.bus import EventBus
 from engine.configload import LoadedConfig
 from engine.errors import LorchError
 from engine.events import Event
-from engine.logsink import JsonLogSink
 from engine.plan import build_plan
 from engine.runner import Runner
-from engine.session import open_workspace
-from engine.workspace import WorkspaceLock
+from engine.session import notify_failure, open_session
 
 
 class EngineFace(Protocol):
@@ -79,21 +76,18 @@ class LiveEngine:
         if self.busy:
             raise LorchError("a run is already in progress; wait for it or cancel it (x)")
         plan = build_plan(self.loaded.config, stages, accounts)
-        ws = open_workspace(self.loaded, skip_permissions=self.skip_permissions)
-        lock = WorkspaceLock(ws, command="lorch-tui dashboard").acquire(0)
-        sink = JsonLogSink(ws.logs)
-        bus = EventBus()
-        bus.subscribe(sink)
-        bus.subscribe(self._receive)
-        runner = Runner(self.loaded.config, ws, bus, "dashboard", force=force)
+        session = await open_session(self.loaded, skip_permissions=self.skip_permissions,
+                                     command="lorch-tui dashboard")
+        session.bus.subscribe(self._receive)
+        runner = Runner(self.loaded.config, session.ws, session.bus, "dashboard", force=force)
         self._runner = runner
 
         async def go() -> None:
             try:
-                await runner.run(plan)
+                result = await runner.run(plan)
             finally:
-                sink.close()
-                lock.release()
+                await session.close()  # flushes the history, closes the log, releases the lock
+            await notify_failure(session, result, "dashboard")
 
         self._task = asyncio.get_running_loop().create_task(go())
 

@@ -80,18 +80,19 @@ def vault_run_of(inputs: dict[str, Any]) -> str | None:
     return None
 
 
-@dataclass
-class _Entry:
-    sha256: str
-    doc_id: int | None
-    row: Row | None
-    span: tuple[int, int] = (0, 0)
+_New = tuple[str, Row | None, int, int, int]
+"""A new document: sha256, its row (None when it must be re-derived from the file), and its
+line's offset, length and number in the canonical file."""
 
 
 @dataclass
 class _Plan:
-    entries: dict[tuple[str, str], _Entry] = field(default_factory=dict)
+    kept: dict[int, int] = field(default_factory=dict)
+    """doc_id of an unchanged row -> the number of the line that has it."""
+    new: dict[tuple[str, str], _New] = field(default_factory=dict)
+    """(kind, entity_id) -> the new document."""
     old: dict[int, str] = field(default_factory=dict)
+    """Every row of the account before the load: doc_id -> sha256."""
     written: set[str] = field(default_factory=set)
     generation: int = 0
     prev_inputs: str | None = None
@@ -142,8 +143,9 @@ class AccountLoader:
         inputs_sha = hashlib.sha256(orjson.dumps(inputs, option=orjson.OPT_SORT_KEYS)).hexdigest()
         total = meta["output"].get("records")
         total = total if isinstance(total, int) else None
-        conn = open_writer(self.ws)
+        conn: sqlite3.Connection | None = None
         try:
+            conn = open_writer(self.ws)
             state = conn.execute(
                 "SELECT canonical_sha256, inputs_sha256, fields_version, documents FROM accounts "
                 "WHERE source = ? AND account = ?", (self.source, self.account)).fetchone()
@@ -158,7 +160,8 @@ class AccountLoader:
         except sqlite3.Error:
             raise LoadFailed("INDEX_DB_ERROR") from None
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
         return self.result
 
     def _load(self, conn: sqlite3.Connection, fd: int, file_sha: str, inputs: dict[str, Any],
@@ -191,47 +194,64 @@ class AccountLoader:
         try:
             acc = conn.execute("SELECT generation, fields_version, inputs_sha256 FROM accounts "
                                "WHERE source = ? AND account = ?", (self.source, self.account)).fetchone()
-            old_rows = conn.execute("SELECT doc_id, sha256, kind, entity_id FROM documents "
-                                    "WHERE source = ? AND account = ?", (self.source, self.account)).fetchall()
+            old_rows = conn.execute("SELECT doc_id, sha256 FROM documents WHERE source = ? AND account = ?",
+                                    (self.source, self.account)).fetchall()
         finally:
             conn.execute("COMMIT")
         plan.generation = acc[0] if acc else 0
         plan.prev_inputs = acc[2] if acc else None
-        plan.old = {r[0]: r[1] for r in old_rows}
+        plan.old = dict(old_rows)
         reuse = acc is not None and acc[1] == FIELDS_VERSION
-        known = {r[1]: (r[0], r[2], r[3]) for r in old_rows} if reuse else {}
-        entries = plan.entries
-        kept_bytes = 0
-        offset = 0
+        known = {sha: doc_id for doc_id, sha in old_rows} if reuse else {}
+        kept, new = plan.kept, plan.new
+        kept_bytes = offset = number = duplicates = 0
         sha256 = hashlib.sha256
-        number = 0
-        for number, line in enumerate(_lines(fd), start=1):
-            data = line if line.endswith(b"\n") else line + b"\n"
+        for line in _lines(fd):
+            number += 1
+            data = line if line[-1:] == b"\n" else line + b"\n"
             sha = sha256(data).hexdigest()
-            hit = known.get(sha)
-            if hit is not None:
-                key = (hit[1], hit[2])
-                entry = _Entry(sha, hit[0], None)
-                if self.force and not self.objects.exists(sha):
-                    self.objects.write(sha, data)  # --force also repairs a lost object
+            doc_id = known.get(sha)
+            if doc_id is not None:
+                if doc_id in kept:
+                    duplicates += 1
+                kept[doc_id] = number
             else:
                 row = self._derive(data, sha, number)
                 key = (row[0], row[1])
                 self.objects.write(sha, data)
                 plan.written.add(sha)
+                if key in new:
+                    duplicates += 1
                 if kept_bytes + len(data) <= ROW_MEMORY_BUDGET:
                     kept_bytes += len(data)
-                    entry = _Entry(sha, None, row)
+                    new[key] = (sha, row, offset, len(line), number)
                 else:
-                    entry = _Entry(sha, None, None, (offset, len(line)))
-            if key in entries:
-                self.result.duplicates += 1
-            entries[key] = entry
+                    new[key] = (sha, None, offset, len(line), number)
             offset += len(line)
-            if number & 511 == 0:
+            if number & 1023 == 0:
                 self.progress(number, total)
+        if new and kept:
+            duplicates += self._resolve(conn, plan)
+        self.result.duplicates = duplicates
         self.progress(number, total)
         return plan
+
+    def _resolve(self, conn: sqlite3.Connection, plan: _Plan) -> int:
+        """An entity both unchanged and new (the file has two versions): the later line wins."""
+        superseded = 0
+        keys = dict(conn.execute("SELECT doc_id, kind || char(0) || entity_id FROM documents "
+                                 "WHERE source = ? AND account = ?", (self.source, self.account)))
+        for doc_id, line_no in list(plan.kept.items()):
+            kind, _, entity = str(keys.get(doc_id, "")).partition("\0")
+            newer = plan.new.get((kind, entity))
+            if newer is None:
+                continue
+            superseded += 1
+            if newer[4] > line_no:
+                del plan.kept[doc_id]
+            else:
+                del plan.new[(kind, entity)]
+        return superseded
 
     def _derive(self, data: bytes, sha: str, number: int) -> Row:
         try:
@@ -248,23 +268,21 @@ class AccountLoader:
         return (kind, entity, sha, d.time, d.title, d.dedupe_key, d.body, d.names, d.notes)
 
     def _rows(self, fd: int, plan: _Plan) -> Iterator[Row]:
-        for entry in plan.entries.values():
-            if entry.doc_id is not None:
-                continue
-            if entry.row is not None:
-                yield entry.row
+        for sha, row, start, length, _number in plan.new.values():
+            if row is not None:
+                yield row
             else:
-                start, length = entry.span
                 line = os.pread(fd, length, start)
-                data = line if line.endswith(b"\n") else line + b"\n"
-                yield self._derive(data, entry.sha256, 0)
+                data = line if line[-1:] == b"\n" else line + b"\n"
+                yield self._derive(data, sha, 0)
 
     def _replace(self, conn: sqlite3.Connection, fd: int, plan: _Plan, file_sha: str,
                  inputs: dict[str, Any], inputs_sha: str) -> None:
         """Phase 2, inside the transaction: swap the account's rows."""
-        kept = {e.doc_id for e in plan.entries.values() if e.doc_id is not None}
+        kept = plan.kept
         gone = [doc_id for doc_id in plan.old if doc_id not in kept]
-        final = {e.sha256 for e in plan.entries.values()}
+        final = {e[0] for e in plan.new.values()} | {plan.old[d] for d in kept}
+        documents = len(kept) + len(plan.new)
         pending = {plan.old[d] for d in gone} | (plan.written - final)
         conn.executemany("DELETE FROM documents WHERE doc_id = ?", ((d,) for d in gone))
         conn.executemany("DELETE FROM fts WHERE rowid = ?", ((d,) for d in gone))
@@ -274,12 +292,12 @@ class AccountLoader:
         vault_run = vault_run_of(inputs)
         inserted = self._insert(conn, self._rows(fd, plan), next_id, vault_run)
         if plan.prev_inputs != inputs_sha and kept:
-            for kind in {k for k, _ in plan.entries}:
-                conn.execute(
-                    "UPDATE documents SET vault_run = ?, transform = ? WHERE source = ? AND account = ? "
-                    "AND kind = ? AND (vault_run IS NOT ? OR transform IS NOT ?)",
-                    (vault_run, self.transforms.get(kind), self.source, self.account, kind,
-                     vault_run, self.transforms.get(kind)))
+            where = "WHERE source = ? AND account = ?"
+            conn.execute(f"UPDATE documents SET vault_run = ? {where} AND vault_run IS NOT ?",
+                         (vault_run, self.source, self.account, vault_run))
+            for kind, transform in self.transforms.items():
+                conn.execute(f"UPDATE documents SET transform = ? {where} AND kind = ? AND transform IS NOT ?",
+                             (transform, self.source, self.account, kind, transform))
         conn.execute(
             "INSERT INTO accounts (source, account, canonical_sha256, inputs_sha256, fields_version, "
             "vault_run, documents, generation, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, "
@@ -288,9 +306,8 @@ class AccountLoader:
             "fields_version = excluded.fields_version, vault_run = excluded.vault_run, "
             "documents = excluded.documents, generation = accounts.generation + 1, "
             "indexed_at = excluded.indexed_at",
-            (self.source, self.account, file_sha, inputs_sha, FIELDS_VERSION, vault_run,
-             len(plan.entries)))
-        self.result.documents = len(plan.entries)
+            (self.source, self.account, file_sha, inputs_sha, FIELDS_VERSION, vault_run, documents))
+        self.result.documents = documents
         self.result.inserted = inserted
         self.result.deleted = len(gone)
 

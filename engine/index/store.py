@@ -10,6 +10,7 @@ definitions here, so the layout is written down once.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sqlite3
@@ -59,7 +60,6 @@ CREATE INDEX IF NOT EXISTS documents_account_time ON documents (source, account,
 CREATE INDEX IF NOT EXISTS documents_kind_time ON documents (kind, time);
 CREATE INDEX IF NOT EXISTS documents_time ON documents (time);
 CREATE INDEX IF NOT EXISTS documents_sha256 ON documents (sha256);
-CREATE INDEX IF NOT EXISTS documents_dedupe ON documents (dedupe_key) WHERE dedupe_key IS NOT NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5 (
     title, body, names, notes, tokenize = 'unicode61 remove_diacritics 2'
 );
@@ -126,18 +126,20 @@ def open_writer(ws: Workspace) -> sqlite3.Connection:
         _pragmas(conn, writer=True)
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("BEGIN IMMEDIATE")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            conn.execute("ROLLBACK")
+        if version == 0:  # a new index: create the schema once, under the write lock
+            conn.execute("BEGIN IMMEDIATE")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                version = SCHEMA_VERSION
+            conn.execute("COMMIT")
+        if version != SCHEMA_VERSION:
             raise StoreError("INDEX_SCHEMA_MISMATCH",
                              f"{path} has index schema {version}; this version writes {SCHEMA_VERSION}")
-        if version == 0:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
     except BaseException:
         conn.close()
         raise
@@ -247,12 +249,17 @@ class ObjectWriter:
             tmp = f"{d}/.{sha256}{self._suffix}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                finally:
+                    os.close(fd)
+                os.replace(tmp, final)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
             written += 1
             size += len(data)
         return written, size
@@ -294,6 +301,9 @@ def remove_unreferenced(conn: sqlite3.Connection, objects: Path, source: str, ac
     the unlink; the pending rows go in the same transaction. Returns the objects removed.
     """
     removed = 0
+    if conn.execute("SELECT 1 FROM gc_pending WHERE source = ? AND account = ? LIMIT 1",
+                    (source, account)).fetchone() is None:
+        return 0
     conn.execute("BEGIN IMMEDIATE")
     try:
         pending = [r[0] for r in conn.execute(

@@ -45,11 +45,11 @@ class StreamError(Exception):
 def consume(stdout: IO[bytes], writer: RunWriter, tick: Tick, warn: Warn) -> None:
     """Read Singer messages from the tap into the writer; raise StreamError on a breach."""
     for lineno, raw in enumerate(stdout, start=1):
-        if not raw.strip():
-            continue
         try:
             msg = orjson.loads(raw)  # also rejects invalid UTF-8
         except orjson.JSONDecodeError:
+            if not raw.strip():  # a blank line (checked only here: strip() copies the line)
+                continue
             raise StreamError(ErrorCode.TAP_OUTPUT_INVALID, lineno) from None
         if not isinstance(msg, dict):
             raise StreamError(ErrorCode.TAP_OUTPUT_INVALID, lineno)

@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.events import now_iso
 from engine.fsutil import atomic_write_json, read_json
+from engine.vault.storage import LOCAL, Storage
 
 RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"
 RUN_DIR = re.compile(r"^run_id=(\d{8}T\d{6}Z)$")
@@ -56,18 +57,16 @@ def new_run(account_dir: Path, now: datetime | None = None) -> RunRef:
         t += timedelta(seconds=1)
 
 
-def list_runs(account_dir: Path) -> list[RunRef]:
+def list_runs(account_dir: Path, storage: Storage = LOCAL) -> list[RunRef]:
     """Every completed run folder of the account (any status), newest first."""
     runs: list[RunRef] = []
-    if not account_dir.is_dir():
-        return runs
-    for dt_dir in account_dir.iterdir():
-        m = DT_DIR.match(dt_dir.name)
-        if not m or not dt_dir.is_dir():
+    for dt_name in storage.list(account_dir):
+        m = DT_DIR.match(dt_name)
+        if not m or not storage.is_dir(account_dir / dt_name):
             continue
-        for run_dir in dt_dir.iterdir():
-            r = RUN_DIR.match(run_dir.name)
-            if r and run_dir.is_dir():
+        for run_name in storage.list(account_dir / dt_name):
+            r = RUN_DIR.match(run_name)
+            if r and storage.is_dir(account_dir / dt_name / run_name):
                 runs.append(RunRef(m.group(1), r.group(1)))
     return sorted(runs, key=lambda r: r.run_id, reverse=True)
 

@@ -14,33 +14,36 @@ from typing import Any
 
 import orjson
 
+from engine.vault.storage import LOCAL, Storage
+
 CHUNK = 1 << 20
 
 
-def part_sha256(path: Path) -> str:
+def part_sha256(path: Path, storage: Storage = LOCAL) -> str:
     """sha256 of a part file, read in chunks."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with storage.open_read(path) as fh:
         while chunk := fh.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
 
 
-def verify_part(run_dir: Path, part: dict[str, Any]) -> str | None:
+def verify_part(run_dir: Path, part: dict[str, Any], storage: Storage = LOCAL) -> str | None:
     """None when the part matches the manifest, else an error code."""
     path = run_dir / str(part.get("file", ""))
-    if not path.is_file():
+    size = storage.size(path)
+    if size is None:
         return "PART_MISSING"
-    if path.stat().st_size != part.get("bytes") or part_sha256(path) != part.get("sha256"):
+    if size != part.get("bytes") or part_sha256(path, storage) != part.get("sha256"):
         return "CHECKSUM_MISMATCH"
     return None
 
 
-def iter_lines(path: Path) -> Iterator[bytes]:
+def iter_lines(path: Path, storage: Storage = LOCAL) -> Iterator[bytes]:
     """Every line of a gzip part (raises zlib.error / EOFError on a broken stream)."""
     dec = zlib.decompressobj(31)
     rest = b""
-    with open(path, "rb") as fh:
+    with storage.open_read(path) as fh:
         while chunk := fh.read(CHUNK):
             data = rest + dec.decompress(chunk)
             lines = data.split(b"\n")
@@ -58,9 +61,9 @@ def iter_lines(path: Path) -> Iterator[bytes]:
         yield from tail.split(b"\n")
 
 
-def iter_records(path: Path) -> Iterator[tuple[str, Any]]:
+def iter_records(path: Path, storage: Storage = LOCAL) -> Iterator[tuple[str, Any]]:
     """(stream, record) for every line of a part."""
-    for line in iter_lines(path):
+    for line in iter_lines(path, storage):
         if line:
             msg = orjson.loads(line)
             yield msg["stream"], msg["record"]

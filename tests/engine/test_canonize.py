@@ -12,8 +12,18 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.helpers import (account_dir, canonical_paths, demo_extractor, demo_mappings, latest,
-                           log_events, manifest, run_cli, runs_of, write_config)
+from tests.helpers import (
+    account_dir,
+    canonical_paths,
+    demo_extractor,
+    demo_mappings,
+    latest,
+    log_events,
+    manifest,
+    run_cli,
+    runs_of,
+    write_config,
+)
 
 TAPS = ("gmail", "msgraph", "dataverse", "sheets", "quickbooks")
 

@@ -294,7 +294,7 @@ def test_status_json_matches_the_history_database(ws_copy: tuple[Path, Path]) ->
     assert crm_latest is not None and crm["latest_run"] == crm_latest["run_id"]
     assert (crm["stale"], crm["canonical"], crm["latest_records"]) == (False, "outdated", 10)
     assert (mail["stale"], mail["canonical"], mail["canonical_records"]) == (False, "current", 15)
-    assert mail["index"] in ("current", "unknown")
+    assert (mail["index"], crm["index"], bad["index"]) == ("current", "outdated", "missing")
     assert (bad["latest_run"], bad["stale"], bad["canonical"]) == (None, True, "missing")
     # the first run's failed task, read through --history's run ids
     first = db_rows(db, "SELECT * FROM tasks WHERE run_id = ? AND status = 'failed'", runs[1]["run_id"])

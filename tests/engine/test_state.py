@@ -122,9 +122,11 @@ async def test_recorder_batches_events_and_flushes_on_close(tmp_path: Path) -> N
     rec = await StateRecorder(db, batch_delay_s=60).start()
     for event in _events("r1", 30):
         rec(event)
-    # the writer waits for its batch delay: nothing is written yet, and the call was instant
+    await asyncio.sleep(0.1)  # the writer now waits for its batch delay: nothing is written yet
     assert state.history(db) == []
+    started = asyncio.get_running_loop().time()
     await rec.close()
+    assert asyncio.get_running_loop().time() - started < 10  # close cuts the batch delay short
     [run] = state.history(db)
     assert (run["run_id"], run["trigger"], run["status"], run["records"]) == ("r1", "dashboard", "success", 210)
     tasks = state.task_rows(db, "r1")

@@ -1,18 +1,20 @@
 """A fixed, realistic workspace for screenshots: same pixels on every run.
 
 Everything the dashboard shows is under control here: the workspace lives at a fixed path
-(the path is in the header), vault runs are written by the real :class:`RunWriter` under
-fixed run ids, ``LATEST.json`` ages are whole hours or days before *now* (so "3h" stays
-"3h"), the log lines carry fixed times, and the progress pane's clock is frozen
-(:class:`FrozenClock`). The engine is the fake one; events are injected, never timed.
+(the path is in the header); vault runs are written in the real layout (engine.vault.layout)
+under fixed run ids with fixed bytes; ``LATEST.json`` ages are whole hours or days before
+*now* (so "3h" stays "3h"); the log lines carry fixed times; and the progress pane's clock is
+frozen (:class:`FrozenClock`). The engine is the fake one: events are injected, never timed.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import types
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -34,8 +36,7 @@ from engine.events import (
 )
 from engine.fsutil import atomic_write_json, ensure_dir, open_private
 from engine.logsink import level_of, log_path
-from engine.vault.layout import RunRef, write_latest
-from engine.vault.writer import RunWriter
+from engine.vault.layout import MANIFEST, RunRef, write_latest
 from tests.tui.dash import MAPPINGS
 
 ROOT = Path("/tmp/lorch-snapshot")
@@ -99,18 +100,44 @@ def _records(stream: str, n: int, seed: int) -> Iterator[dict[str, Any]]:
 
 def _run(acct: Path, run_id: str, streams: tuple[str, ...], records: int, seed: int,
          status: str = "success", error_code: str | None = None) -> RunRef:
+    """A finished run folder in the vault's layout: one gzip part and its manifest.
+
+    Written here rather than by the engine's RunWriter so that the bytes (and the sizes and
+    ratios on screen) do not depend on which compressor the writer picks."""
     ref = RunRef(DT, run_id)
-    writer = RunWriter(acct, ref, {"extractor": acct.name, "trigger": "cron"}, 1 << 20, 1)
+    run = ensure_dir(ref.path(acct))
+    counts: dict[str, int] = {}
+    lines: list[bytes] = []
     for k, stream in enumerate(streams):
-        writer.schema(stream, {"type": "object", "properties": {"id": {"type": "string"}}}, ["id"])
         share = records // len(streams) + (records % len(streams) if k == 0 else 0)
-        for rec in _records(stream, share, seed):
-            writer.record(stream, rec)
-    if status == "success":
-        writer.set_state({"bookmarks": {s: {"seq": records} for s in streams}})
-        writer.finish("success")
-    else:
-        writer.finish(status, error_code=error_code)
+        counts[stream] = share
+        lines += [orjson.dumps({"stream": stream, "record": rec}) + b"\n" for rec in _records(stream, share, seed)]
+    parts: list[dict[str, Any]] = []
+    if lines:
+        raw = b"".join(lines)
+        packer = zlib.compressobj(6, zlib.DEFLATED, 31)
+        data = packer.compress(raw) + packer.flush()
+        with open_private(run / "part-000.jsonl.gz", "wb") as fh:
+            fh.write(data)
+        parts.append({"file": "part-000.jsonl.gz", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                      "uncompressed_bytes": len(raw), "records": len(lines), "streams": counts})
+    total = sum(p["bytes"] for p in parts)
+    raw_total = sum(p["uncompressed_bytes"] for p in parts)
+    schema = {"type": "object", "properties": {"id": {"type": "string"}}}
+    manifest: dict[str, Any] = {
+        "format": 1, "status": status, "extractor": acct.name, "trigger": "cron", "dt": ref.dt,
+        "run_id": ref.run_id, "started_at": f"{DT}T02:15:00.000Z", "finished_at": f"{DT}T02:15:04.000Z",
+        "records": records, "bytes": total, "uncompressed_bytes": raw_total,
+        "compression_ratio": round(raw_total / total, 3) if total else None,
+        "streams": {st: {"records": n, "schemas": [{"sha256": "0" * 64, "schema": schema, "key_properties": ["id"],
+                                                    "first_record": 0}]} for st, n in counts.items()},
+        "parts": parts,
+        "state": {"bookmarks": {st: {"seq": n} for st, n in counts.items()}} if status == "success" else None,
+        "state_messages": 1 if status == "success" else 0,
+    }
+    if error_code:
+        manifest["error_code"] = error_code
+    atomic_write_json(run / MANIFEST, manifest)
     return ref
 
 

@@ -119,9 +119,11 @@ class TestFailedTask:
         app, fake = dashboard(scene.populate())
 
         async def go(pilot: Pilot[Any]) -> None:
-            app.select("tap-dataverse--mensio")
-            fake.emit(*scene.failed_run_events())
             table = app.query_one("#latest-table", DataTable)
+            table.focus()
+            await pilot.press("down", "down")
+            await poll(pilot, lambda: app.selected == "tap-dataverse--mensio", "the selection")
+            fake.emit(*scene.failed_run_events())
             await poll(pilot, lambda: app.model.status == "failed" and app.model.run_id == scene.LIVE_RUN
                        and cell(table, "tap-dataverse--mensio", "last error") == "TAP_EXIT_NONZERO",
                        "the failure in LATEST")

@@ -1,0 +1,188 @@
+"""Benchmark of the dashboard under a flood of events, beside the naive way of doing the same.
+
+    python -m bench.dashboard [--rate 10000] [--seconds 6] [--naive-seconds 2] [--check]
+
+It runs the real :class:`lorch_tui.app.LorchApp` headless (``run_test``, 120x35) on a
+populated workspace in a private temporary folder, with the tests' fake engine pouring
+``--rate`` TaskProgress events per second into it, and meanwhile presses ``?`` (help) and
+``escape`` over and over, 20 ms apart. It reports:
+
+* key-press-to-handler latency p50/p95/max: from the moment the ``?`` key event is put in
+  the app's queue (as ``pilot.press`` does) to the moment the app's ``action_help`` starts
+  (a subclass timestamps it); the goal of the dashboard issue is p95 <= 50 ms while 10k
+  events/s flow;
+* time to first paint: from ``run_test`` to the first screen refresh after mount;
+* the flush timer's cost per tick (p50/p95) and the events applied per second.
+
+Then it runs a naive variant in the same process: the same app whose flush updates the
+progress pane once per event instead of once per batch (what NOTES.md warns against), and
+prints the ratio of the two p95 latencies. Figures depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from textual import events
+
+from engine.configload import LoadedConfig
+from engine.logsink import log_path
+from lorch_tui.app import LorchApp
+from lorch_tui.screens.modals import HelpScreen
+from lorch_tui.widgets.logtail import LogTail
+from lorch_tui.widgets.progress import ProgressPane
+from tests.snapshots import scene
+from tests.tui.fake_engine import FakeEngine
+
+GOAL_P95_S = 0.050
+SIZE = (120, 35)
+
+
+class TimedApp(LorchApp):
+    """The dashboard, timestamping the help action, the first paint and each flush."""
+
+    def __init__(self, loaded: LoadedConfig, engine: FakeEngine) -> None:
+        super().__init__(loaded, engine, watch=False)
+        self.fake = engine
+        self.handled: list[float] = []
+        self.first_paint: float | None = None
+        self.flush_s: list[float] = []
+        self.applied = 0
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.call_after_refresh(self._painted)
+
+    def _painted(self) -> None:
+        if self.first_paint is None:
+            self.first_paint = time.perf_counter()
+
+    def action_help(self) -> None:
+        self.handled.append(time.perf_counter())
+        super().action_help()
+
+    def flush(self) -> None:
+        t0 = time.perf_counter()
+        before = self.fake.drained
+        super().flush()
+        self.applied += self.fake.drained - before
+        self.flush_s.append(time.perf_counter() - t0)
+
+
+class NaiveApp(TimedApp):
+    """The same dashboard, but the progress pane is updated once per event."""
+
+    def flush(self) -> None:
+        t0 = time.perf_counter()
+        if not self.query(LogTail):  # shutting down
+            return
+        batch = self.engine.drain()
+        self.applied += len(batch)
+        log = self.query_one(LogTail)
+        log.follow(log_path(self.ws.logs))
+        log.poll()
+        pane = self.query_one(ProgressPane)
+        for ev in batch:
+            self.model.apply([ev])
+            pane.show(self.model)
+        self.flush_s.append(time.perf_counter() - t0)
+
+
+def press(app: LorchApp, key: str, char: str) -> None:
+    """Deliver a key press the way Pilot.press does (a Key event into the app's queue), minus
+    Pilot's wait-for-idle afterwards, which under a flood waits up to a second per key."""
+    event = events.Key(key, char)
+    event.set_sender(app)
+    app.post_message(event)
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of values, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+async def measure(cls: type[TimedApp], loaded: LoadedConfig, rate: int, seconds: float,
+                  max_samples: int) -> dict[str, Any]:
+    """Run one app under the flood; return its figures."""
+    fake = FakeEngine(loaded)
+    app = cls(loaded, fake)
+    t_start = time.perf_counter()
+    latencies: list[float] = []
+    async with app.run_test(size=SIZE) as pilot:
+        while app.first_paint is None or app.query_one("#latest-table").row_count < len(scene.NAMES):
+            await pilot.pause(0.01)
+        paint = app.first_paint - t_start
+        await pilot.pause(0.3)  # the log replay settles
+        applied0, t0 = app.applied, time.perf_counter()
+        flood = fake.flood(rate, seconds, scene.NAMES)
+        await pilot.pause(0.2)
+        while not flood.done() and len(latencies) < max_samples:
+            n = len(app.handled)
+            pressed = time.perf_counter()
+            press(app, "question_mark", "?")
+            while len(app.handled) == n:
+                await asyncio.sleep(0.0005)
+            latencies.append(app.handled[n] - pressed)
+            while not isinstance(app.screen, HelpScreen):
+                await asyncio.sleep(0.001)
+            press(app, "escape", "\x1b")
+            while isinstance(app.screen, HelpScreen):
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.02)  # a gap between presses, as a person would leave
+        while fake.drained < fake.flood_sent or not flood.done():
+            await pilot.pause(0.01)
+        took = time.perf_counter() - t0
+        applied = app.applied - applied0
+        flush = app.flush_s[-max(1, int(took * 15)):]
+    return {"paint": paint, "latencies": latencies, "applied": applied, "took": took,
+            "sent": fake.flood_sent, "flush": flush}
+
+
+def report(name: str, r: dict[str, Any]) -> None:
+    lat = r["latencies"]
+    print(f"{name}:")
+    print(f"  time to first paint     {r['paint'] * 1000:8.1f} ms")
+    if lat:
+        print(f"  key -> handler (n={len(lat):3d})  p50 {pct(lat, .5) * 1000:7.1f} ms   "
+              f"p95 {pct(lat, .95) * 1000:7.1f} ms   max {max(lat) * 1000:7.1f} ms")
+    print(f"  events applied          {r['applied']:8,d} of {r['sent']:,d} in {r['took']:.1f} s "
+          f"({r['applied'] / r['took']:,.0f}/s)")
+    if r["flush"]:
+        print(f"  flush per tick          p50 {pct(r['flush'], .5) * 1000:7.2f} ms   "
+              f"p95 {pct(r['flush'], .95) * 1000:7.2f} ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__.split("\n\n")[0])
+    p.add_argument("--rate", type=int, default=10_000, help="events per second (default 10000)")
+    p.add_argument("--seconds", type=float, default=6.0, help="flood length for the dashboard (default 6)")
+    p.add_argument("--naive-seconds", type=float, default=2.0, help="flood length for the naive app (default 2)")
+    p.add_argument("--samples", type=int, default=200, help="at most this many key presses per app")
+    p.add_argument("--check", action="store_true", help="exit 1 when the p95 goal is missed")
+    ns = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="lorch-bench-") as tmp:
+        loaded = scene.populate(Path(tmp) / "scene")
+        print(f"dashboard under {ns.rate:,d} events/s ({SIZE[0]}x{SIZE[1]}, headless, Python "
+              f"{sys.version.split()[0]})")
+        ours = asyncio.run(measure(TimedApp, loaded, ns.rate, ns.seconds, ns.samples))
+        report("lorchestra (batched flush at 15 Hz)", ours)
+        naive = asyncio.run(measure(NaiveApp, loaded, ns.rate, ns.naive_seconds, max(5, ns.samples // 10)))
+        report("naive (one widget update per event)", naive)
+    p95 = pct(ours["latencies"], .95) if ours["latencies"] else float("inf")
+    naive_p95 = pct(naive["latencies"], .95) if naive["latencies"] else float("inf")
+    print(f"naive / lorchestra key latency p95: {naive_p95 / p95:.1f}x" if p95 else "")
+    met = p95 <= GOAL_P95_S
+    print(f"goal p95 <= {GOAL_P95_S * 1000:.0f} ms at {ns.rate:,d} events/s: {'met' if met else 'MISSED'} "
+          f"({p95 * 1000:.1f} ms)")
+    return 1 if ns.check and not met else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""End to end in a real terminal: the real `lorch-tui` inside tmux, driven by send-keys.
+
+The screen is read back with `capture-pane` and polled with deadlines. The tmux server has
+its own socket (`-L`), so it never touches a user's sessions, and is killed at the end.
+Skipped only where tmux is not installed (`.ci/run` installs it when it can).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, clean_env
+from tests.tui.dash import EXTRACTORS, dashboard_config
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+WIDTH, HEIGHT = 120, 35
+LABELS = [f"{source}/{name}" for name, source, _ in EXTRACTORS]  # the LATEST table's account column
+RUN_ID = r"\d{8}T\d{6}Z"
+
+
+class Tmux:
+    """One detached tmux session on a private server."""
+
+    def __init__(self, command: str) -> None:
+        self.socket = f"lorch-e2e-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.env = clean_env(TERM="xterm-256color")
+        self.run("new-session", "-d", "-s", "e2e", "-x", str(WIDTH), "-y", str(HEIGHT), command)
+
+    def run(self, *args: str) -> str:
+        res = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
+                             env=self.env, timeout=30)
+        if res.returncode != 0:
+            raise AssertionError(f"tmux {' '.join(args[:1])} failed: {res.stderr.strip()}")
+        return res.stdout
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "e2e")
+
+    def keys(self, *keys: str) -> None:
+        self.run("send-keys", "-t", "e2e", *keys)
+
+    def wait(self, cond: Callable[[str], bool], what: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.screen()
+            if cond(text):
+                return text
+            time.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; the screen was:\n{text}")
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, env=self.env, timeout=30)
+        folder = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+        (folder / self.socket).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Tmux]:
+    cfg = dashboard_config(tmp_path, records=30)
+    tui = f"{shlex.quote(sys.executable)} -m lorch_tui.tui_main --config {shlex.quote(str(cfg))}"
+    # after the app exits, say how, and keep the pane open so the test can read it
+    command = f"cd {shlex.quote(str(REPO))} && {tui}; echo LORCH-EXIT=$?; sleep 60"
+    term = Tmux(command)
+    try:
+        yield term
+    finally:
+        term.kill()
+
+
+def all_fresh(screen: str) -> bool:
+    return all(re.search(rf"{re.escape(label)}\s+{RUN_ID}\s+30\b", screen) for label in LABELS)
+
+
+def test_the_real_dashboard_in_tmux(terminal: Tmux) -> None:
+    screen = terminal.wait(lambda s: "no run yet" in s and "q quit" in s and all(label in s for label in LABELS),
+                           "the dashboard to open", timeout=60)
+    for title in ("Vault", "LATEST", "Run detail", "Stage progress", "Log"):
+        assert f"─ {title} ─" in screen, title
+    assert "R run all" in screen and "? help" in screen  # the footer
+    assert not all_fresh(screen)
+
+    terminal.keys("R")
+    screen = terminal.wait(all_fresh, "every LATEST row to show a run of 30 records", timeout=90)
+    screen = terminal.wait(lambda s: "(dashboard) success" in s, "the run to end", timeout=60)
+    assert "task_finished" in screen  # the log tail followed the run
+
+    terminal.keys("?")
+    terminal.wait(lambda s: "lorchestra dashboard: keys" in s, "the help screen")
+    terminal.keys("Escape")
+    terminal.wait(lambda s: "lorchestra dashboard: keys" not in s, "the help screen to close")
+
+    terminal.keys("q")
+    terminal.wait(lambda s: "LORCH-EXIT=0" in s, "lorch-tui to quit with 0")

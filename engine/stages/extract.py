@@ -127,6 +127,7 @@ def run_extract(spec: TaskSpec, emit: Emit) -> int:
             latest = True
     except OSError:
         status, code = "failed", ErrorCode.WRITE_FAILED.value
+        mark_failed(writer, code, exit_code, stderr_lines)
     emit(TaskFinished(
         task_id=spec.task_id, stage="extract", extractor=ex.name, account=ex.account, status=status,  # type: ignore[arg-type]
         attempt=spec.attempt, records=writer.records, parts=len(writer.parts), bytes=writer.bytes,
@@ -135,6 +136,22 @@ def run_extract(spec: TaskSpec, emit: Emit) -> int:
         line=line, vault_run=ref.rel, latest_moved=latest, stderr_lines=stderr_lines,
     ))
     return 0 if status == "success" else 1
+
+
+def mark_failed(writer: RunWriter, code: str, exit_code: int | None, stderr_lines: int) -> None:
+    """After a write failed while finishing, still mark the run failed in its manifest.
+
+    A run already published stays as it is (only LATEST could not move); when even the
+    manifest cannot be written (a full disk), the run stays hidden as ``.run_id=*.partial``
+    and the event carries WRITE_FAILED.
+    """
+    if not writer.tmp.is_dir():
+        return
+    try:
+        writer.abort()  # never retry closing the part whose write failed: drop it
+        writer.finish("failed", error_code=code, tap_exit_code=exit_code, stderr_lines=stderr_lines)
+    except OSError:
+        pass
 
 
 def unknown_warner(spec: TaskSpec, emit: Emit) -> Callable[[int], None]:

@@ -137,7 +137,11 @@ class PartWriter:
         }
 
     def abort(self) -> None:
-        """Close without finishing (the run failed while writing)."""
+        """Close without finishing (the run failed while writing) and delete the file.
+
+        The part is incomplete and the manifest never lists it; on a full disk, its space
+        is what lets the failed run's manifest still be written.
+        """
         while self._pending:
             try:
                 self._pending.popleft().result()
@@ -145,6 +149,10 @@ class PartWriter:
                 pass
         try:
             self._fh.close()
+        except OSError:
+            pass
+        try:
+            self.path.unlink(missing_ok=True)
         except OSError:
             pass
 

@@ -196,3 +196,40 @@ def goal(name: str, value: float, target: float, *, higher_is_better: bool = Tru
 def skip(what: str, reason: str) -> None:
     """Print why a comparison was skipped (a peer could not be installed)."""
     print(f"skipped {what}: {reason}", flush=True)
+
+
+@dataclass
+class PipelineRun:
+    """One ``lorchestra run`` as a subprocess: its wall and CPU time and its final events."""
+
+    timing: Timing
+    finished: list[dict[str, object]]
+    exit_code: int
+
+    def stage_sum(self, stage: str, key: str) -> float:
+        """Sum of a numeric field over the stage's final events."""
+        return sum(float(e.get(key) or 0) for e in self.finished if e["stage"] == stage)
+
+    def stage_max(self, stage: str, key: str) -> float:
+        """Largest value of a numeric field over the stage's final events."""
+        return max((float(e.get(key) or 0) for e in self.finished if e["stage"] == stage), default=0.0)
+
+
+def run_pipeline(config: Path, workspace: Path, env: dict[str, str] | None = None) -> PipelineRun:
+    """``lorchestra run --json`` (every stage) on a config, in a fresh workspace."""
+    import json
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LORCH_")}
+    base.update(env or {})
+    timing, res = timed_run([sys.executable, "-m", "lorch_tui.cli", "run", "--json", "--config", str(config),
+                             "--workspace", str(workspace)], cwd=REPO, env=base, capture_output=True)
+    finished = []
+    for line in res.stdout.splitlines():
+        if line.startswith(b"{"):
+            event = json.loads(line)
+            if event.get("type") == "task_finished":
+                finished.append(event)
+    if res.returncode != 0:
+        failed = [(e["task_id"], e.get("error_code")) for e in finished if e["status"] not in ("success", "skipped")]
+        raise SystemExit(f"lorchestra run failed (exit {res.returncode}): {failed} {res.stderr.decode()[-1500:]}")
+    return PipelineRun(timing, finished, res.returncode)

@@ -23,7 +23,7 @@ import orjson
 from engine.config import Extractor, PipelineConfig
 from engine.fsutil import DIR_MODE, FILE_MODE
 from engine.vault.layout import read_latest, read_manifest
-from engine.workspace import Workspace
+from engine.workspace import Workspace, symlink_problems
 
 Status = Literal["ok", "warn", "fail", "skip"]
 Kind = Literal["config", "permission"]
@@ -213,7 +213,7 @@ def check_permissions(ws: Workspace, limit: int = 20) -> list[Check]:
     """Nothing group- or world-accessible, everything ours (failures are permission problems: exit 4)."""
     if not ws.root.exists():
         return [Check("permissions", "workspace", "ok", "nothing to check yet", "permission")]
-    out: list[Check] = []
+    out = [Check("permissions", "symlink", "fail", text, "permission") for text in symlink_problems(ws.root)]
     uid = os.getuid()
     bad = 0
     for p, st in _walk(ws.root):

@@ -29,13 +29,11 @@ import orjson
 from engine.canon.publish import AccountFiles, resolve
 from engine.fsutil import read_json
 from engine.vault.layout import DT_DIR, LATEST, MANIFEST, RUN_DIR
+from engine.vault.reader import PART_NAME
 from engine.workspace import Workspace
 
 CHUNK = 1 << 20
-PART_NAME = re.compile(r"^part-\d{3,}\.jsonl\.gz$")
-DT_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-RUN_ID_VALUE = re.compile(r"^\d{8}T\d{6}Z$")
-PARTIAL_DIR = re.compile(r"^\.run_id=\d{8}T\d{6}Z\.partial$")
+PARTIAL_DIR = re.compile(r"\.run_id=\d{8}T\d{6}Z\.partial")
 
 MESSAGES = {
     "LATEST_INVALID": "LATEST.json does not parse or does not name a run (dt, run_id)",
@@ -124,7 +122,7 @@ class Verifier:
                 self.run_folder(run_dir, must_succeed=run_dir == latest_run)
             for dt_dir in _subdirs(account_dir, DT_DIR):
                 for p in sorted(dt_dir.iterdir()):
-                    if PARTIAL_DIR.match(p.name):
+                    if PARTIAL_DIR.fullmatch(p.name):
                         self.report.partial_runs.append(self.rel(p))
         elif latest_run is not None:
             self.run_folder(latest_run, must_succeed=True)
@@ -140,7 +138,7 @@ class Verifier:
         except (OSError, ValueError, KeyError, TypeError):
             self.problem("LATEST_INVALID", path)
             return None
-        if not DT_VALUE.match(dt) or not RUN_ID_VALUE.match(run_id):
+        if not DT_DIR.fullmatch(f"dt={dt}") or not RUN_DIR.fullmatch(f"run_id={run_id}"):
             self.problem("LATEST_INVALID", path)  # never build a path from an odd value
             return None
         run_dir = account_dir / f"dt={dt}" / f"run_id={run_id}"
@@ -167,7 +165,7 @@ class Verifier:
             self.problem("LATEST_NOT_SUCCESS", manifest_path)
         for part in parts:
             name = part.get("file") if isinstance(part, dict) else None
-            if not isinstance(name, str) or not PART_NAME.match(name):
+            if not isinstance(name, str) or not PART_NAME.fullmatch(name):
                 self.problem("MANIFEST_INVALID", manifest_path)
                 continue
             self.part(run_dir / name, part)
@@ -235,7 +233,7 @@ def _subdirs(folder: Path, pattern: re.Pattern[str] | None = None) -> list[Path]
         return []
     return sorted(p for p in folder.iterdir()
                   if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
-                  and (pattern is None or pattern.match(p.name)))
+                  and (pattern is None or pattern.fullmatch(p.name)))
 
 
 def file_sha256(path: Path) -> str:

@@ -3,6 +3,9 @@
 The engine writes a :class:`TaskSpec` as JSON on the worker's stdin; the worker writes
 events as JSON lines on its stdout and nothing else. Its exit code is 0 on success and 1
 on failure; a crash without a final event is reported by the engine as WORKER_CRASHED.
+If the engine dies, events have nowhere to go: the worker drops them and still finishes
+its work on disk (a cancelled run gets its manifest), holding the workspace lock it
+inherited until it exits.
 Every final event (``task_finished``) leaves with the worker's CPU time and peak RSS
 (:func:`with_usage`), whichever stage sent it.
 """
@@ -35,13 +38,19 @@ def main() -> int:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
 
     lock = threading.Lock()
+    engine_gone = threading.Event()
 
     def emit(event: EventBase) -> None:
         if isinstance(event, TaskFinished):
             event = with_usage(event)
         line = dump_event(event)
         with lock:  # heartbeat threads emit too: one whole line at a time
-            out.write(line)
+            if engine_gone.is_set():
+                return
+            try:
+                out.write(line)
+            except OSError:  # the engine died (EPIPE): finish the run on disk, tell nobody
+                engine_gone.set()
 
     if spec.stage == "extract":
         from engine.stages.extract import run_extract

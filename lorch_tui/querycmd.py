@@ -45,7 +45,7 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
                    help="show the same email seen in several mailboxes once (by Message-ID)")
     q.add_argument("--limit", metavar="N", type=int, default=DEFAULT_LIMIT,
                    help=f"at most N documents (default {DEFAULT_LIMIT}; 0 for all)")
-    q.add_argument("--counts", action="store_true", help="print document counts per kind and account")
+    q.add_argument("--counts", action="store_true", help="print document counts per kind and account instead (other filters do not apply)")
     q.add_argument("--json", action="store_true", help="print one canonical document per line")
     q.set_defaults(func=cmd_query)
 

@@ -146,7 +146,8 @@ def build_sql(q: Query) -> tuple[str, list[Any]]:
         where.append("d.time < ?")
         params.append(time_bound(q.until, upper=True))
     cond = " AND ".join(where) or "1"
-    order = "rank, time DESC, doc_id" if q.text is not None else "time DESC, doc_id"
+    # doc_id DESC as the tie-break lets SQLite walk the time indexes backwards with no sort.
+    order = "rank, time DESC, doc_id DESC" if q.text is not None else "time DESC, doc_id DESC"
     page = " LIMIT ? OFFSET ?"
     paging = [q.limit if q.limit is not None else -1, q.offset]
     if not q.dedupe:

@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS documents (
     dedupe_key TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS documents_key ON documents (entity_id, kind, source, account);
-CREATE INDEX IF NOT EXISTS documents_account_time ON documents (source, account, time);
+CREATE INDEX IF NOT EXISTS documents_account_time ON documents (account, source, time);
 CREATE INDEX IF NOT EXISTS documents_kind_time ON documents (kind, time);
 CREATE INDEX IF NOT EXISTS documents_time ON documents (time);
 CREATE INDEX IF NOT EXISTS documents_sha256 ON documents (sha256);

@@ -32,7 +32,7 @@ from engine.canon.registry import Registry, RegistryError
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
 from engine.fsutil import ensure_dir, read_json
 from engine.stages.spec import TaskSpec
-from engine.vault.layout import RunRef, read_latest, read_manifest
+from engine.vault.layout import DT_DIR, RUN_DIR, RunRef, read_latest, read_manifest
 from engine.vault.reader import iter_records, verify_part
 from engine.workspace import Workspace
 
@@ -75,17 +75,24 @@ class Canonizer:
         account_dir = self.ws.account_dir(self.ex.domain, self.ex.source, self.ex.account)
         try:
             latest = read_latest(account_dir)
-        except (OSError, ValueError):
+        except OSError:
             raise CanonizeFailed(ErrorCode.NO_LATEST) from None
+        except (ValueError, AssertionError):
+            raise CanonizeFailed(ErrorCode.LATEST_INVALID) from None
         if latest is None:
             raise CanonizeFailed(ErrorCode.NO_LATEST)
-        run_dir = RunRef(str(latest["dt"]), str(latest["run_id"])).path(account_dir)
+        dt, run_id = str(latest.get("dt")), str(latest.get("run_id"))
+        if not (DT_DIR.fullmatch(f"dt={dt}") and RUN_DIR.fullmatch(f"run_id={run_id}")):
+            raise CanonizeFailed(ErrorCode.LATEST_INVALID)  # never build a path from an odd value
+        run_dir = RunRef(dt, run_id).path(account_dir)
         if not run_dir.is_dir():
             raise CanonizeFailed(ErrorCode.RUN_MISSING)
         try:
             manifest = read_manifest(run_dir)
-        except (OSError, ValueError):
+        except FileNotFoundError:
             raise CanonizeFailed(ErrorCode.MANIFEST_MISSING) from None
+        except (OSError, ValueError, AssertionError):
+            raise CanonizeFailed(ErrorCode.MANIFEST_INVALID) from None
         canon = self.spec.canonize
         registry = Registry.load(canon.transforms_dir, canon.schemas_dir)
         compiled: dict[str, CompiledTransform] = {}

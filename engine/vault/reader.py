@@ -7,6 +7,7 @@ and memory stays bounded by one chunk plus the longest line.
 from __future__ import annotations
 
 import hashlib
+import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import orjson
 from engine.vault.storage import LOCAL, Storage
 
 CHUNK = 1 << 20
+PART_NAME = re.compile(r"part-\d{3,}\.jsonl\.gz")
 
 
 def part_sha256(path: Path, storage: Storage = LOCAL) -> str:
@@ -29,8 +31,15 @@ def part_sha256(path: Path, storage: Storage = LOCAL) -> str:
 
 
 def verify_part(run_dir: Path, part: dict[str, Any], storage: Storage = LOCAL) -> str | None:
-    """None when the part matches the manifest, else an error code."""
-    path = run_dir / str(part.get("file", ""))
+    """None when the part matches the manifest, else an error code.
+
+    A part is named ``part-NNN.jsonl.gz`` inside its run folder; any other name in a
+    manifest (``../x``, an absolute path) is MANIFEST_INVALID and is never opened.
+    """
+    name = str(part.get("file", ""))
+    if not PART_NAME.fullmatch(name):
+        return "MANIFEST_INVALID"
+    path = run_dir / name
     size = storage.size(path)
     if size is None:
         return "PART_MISSING"

@@ -305,8 +305,17 @@ class RunWriter:
         }
 
     def abort(self) -> None:
-        """Abandon the part being written (used when the disk fails)."""
+        """Abandon the part being written (used when the disk fails).
+
+        Its records leave the counts, so the manifest's ``records`` (and each stream's) are
+        what the listed parts hold; how many were dropped is ``records_dropped``.
+        """
         if self._part is not None:
-            self._part.abort()
+            dropped = self._part
+            dropped.abort()
             self._part = None
+            self.records = sum(p["records"] for p in self.parts)
+            for stream, info in self.streams.items():
+                info["records"] = sum(p["streams"].get(stream, 0) for p in self.parts)
+            self.meta["records_dropped"] = int(self.meta.get("records_dropped", 0)) + dropped.records
         self._stop_pool()

@@ -32,7 +32,7 @@ from tests.realtaps import (
 )
 from tests.tapvenvs import ToolVenv
 
-pytestmark = pytest.mark.taps
+pytestmark = [pytest.mark.taps, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="session")
@@ -133,6 +133,27 @@ def test_tap_jsonl_through_discovery_extract_and_canonize(tmp_path: Path, tap_js
     assert again.returncode == 0, again.stderr
     assert manifest(runs_of(account)[-1])["catalog"]["discovered_now"] is False
 
+
+
+def test_a_real_sdk_tap_sending_batch_messages(tmp_path: Path, tap_jsonl: ToolVenv) -> None:
+    """tap-jsonl (Singer SDK) with a `batch_config` writes gzip JSONL files and sends BATCH
+    messages with their file:// URLs instead of RECORDs; the vault gets the same records."""
+    data, batches = tmp_path / "data", tmp_path / "batches"
+    data.mkdir()
+    batches.mkdir()
+    (data / "u.jsonl").write_bytes(b"".join(orjson.dumps(u) + b"\n" for u in USERS))
+    tap_cfg = write_json(tmp_path / "tap.json", {
+        "path": f"{data}/*.jsonl", "stream_name": "users", "primary_keys": ["id"],
+        "batch_config": {"encoding": {"format": "jsonl", "compression": "gzip"},
+                         "storage": {"root": f"file://{batches}", "prefix": "users-"}}})
+    cfg = config(tmp_path, [extractor("batched", [tap_jsonl.exe("tap-jsonl")], config=str(tap_cfg))])
+    res = extract(cfg, "batched")
+    assert res.returncode == 0, res.stdout + res.stderr
+    [run] = runs_of(acct(tmp_path, "batched"))
+    m = manifest(run)
+    assert m["streams"]["users"]["batches"] >= 1 and list(batches.glob("users-*.gz"))
+    assert sorted(r["record"]["id"] for r in vault_lines(run)) == [u["id"] for u in USERS]
+    assert verify_parts(run) == len(USERS) and m["state"]["bookmarks"]["users"]
 
 # --- tap-singer-jsonl: hand-written Singer files replayed verbatim --------------------------
 

@@ -9,6 +9,7 @@ intended change with ``pytest tests/snapshots --snapshot-update`` and look at th
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -36,7 +37,10 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[scene.FrozenClock]:
     frozen = scene.FrozenClock()
     monkeypatch.setattr("lorch_tui.model.time", frozen.module())
     with scene.exclusive():
-        yield frozen
+        try:
+            yield frozen
+        finally:
+            shutil.rmtree(scene.ROOT, ignore_errors=True)
 
 
 def dashboard(loaded: LoadedConfig) -> tuple[LorchApp, FakeEngine]:

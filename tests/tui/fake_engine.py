@@ -240,8 +240,14 @@ class FakeEngine:
         return extractor
 
     def new_run_id(self) -> str:
+        """A fresh run id for a script (``run_id`` is then the latest one)."""
         self._runs += 1
-        return f"20260101T000000Z-fake{self._runs:02d}"
+        return self.run_id
+
+    @property
+    def run_id(self) -> str | None:
+        """The run id of the latest script or flood, if any."""
+        return f"20260101T000000Z-fake{self._runs:02d}" if self._runs else None
 
     def default_script(self, stages: list[str], accounts: list[str]) -> Script:
         """Every asked stage for every asked account, succeeding; with ``hold``, each
@@ -253,7 +259,8 @@ class FakeEngine:
 
     def flood(self, rate: float, seconds: float, extractors: Sequence[str], *,
               tick_s: float = 0.005) -> asyncio.Task[None]:
-        """Pour ``rate`` events per second in for ``seconds``: TaskProgress of running tasks.
+        """Pour ``rate`` events per second in for ``seconds`` (or until :meth:`stop_flood`):
+        TaskProgress of running tasks.
 
         The tasks are started first (TaskQueued/TaskStarted, counted too); then each tick
         adds however many events keep the rate; records count up, so the last event of a task
@@ -276,7 +283,7 @@ class FakeEngine:
             target_total = int(rate * seconds)
             sent = 0
             t0 = time.perf_counter()
-            while sent < target_total:
+            while sent < target_total and not self._stop_flood:
                 await asyncio.sleep(tick_s)
                 due = min(target_total, int((time.perf_counter() - t0) * rate))
                 batch: list[Event] = []
@@ -291,8 +298,15 @@ class FakeEngine:
             self.flood_counts = counts
 
         self.flood_counts: dict[str, int] = {}
+        self._stop_flood = False
         self.flood_task = asyncio.get_running_loop().create_task(pour())
         return self.flood_task
+
+    async def stop_flood(self) -> None:
+        """End the flood now (after the events of the current tick) and wait for it."""
+        self._stop_flood = True
+        if self.flood_task is not None:
+            await self.flood_task
 
     # -- the replay --------------------------------------------------------------------------
     async def _replay(self, script: Script) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 from engine.canon.helpers import JSON
 from engine.canon.helpers.numeric import to_number
@@ -75,6 +76,12 @@ def utc(text: JSON) -> str | None:
     """
     if not isinstance(text, str):
         return None
+    return _utc_text(text)
+
+
+@lru_cache(maxsize=16384)
+def _utc_text(text: str) -> str | None:
+    """:func:`utc` of a string; cached because timestamps and dates repeat across records."""
     value = text.strip()
     if len(value) == 10:
         return iso_date(value)
@@ -113,7 +120,15 @@ def _parse_instant(text: JSON) -> datetime | None:
 
 def iso_date(text: JSON) -> str | None:
     """A calendar date ``YYYY-MM-DD`` (also the date part of a timestamp) or null if invalid."""
-    if not isinstance(text, str) or len(text.strip()) < 10:
+    if not isinstance(text, str):
+        return None
+    return _iso_date_text(text)
+
+
+@lru_cache(maxsize=16384)
+def _iso_date_text(text: str) -> str | None:
+    """:func:`iso_date` of a string; cached because dates repeat across records."""
+    if len(text.strip()) < 10:
         return None
     value = text.strip()[:10]
     try:

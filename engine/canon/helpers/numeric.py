@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from engine.canon.helpers import JSON
 
@@ -25,11 +26,16 @@ def decimal(value: JSON) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        text = repr(value)
-    elif isinstance(value, str):
-        text = _money_text(value)
-    else:
-        return None
+        return _decimal_text(repr(value))
+    if isinstance(value, str):
+        return _decimal_text(_money_text(value))
+    return None
+
+
+@lru_cache(maxsize=16384)
+def _decimal_text(text: str) -> str | None:
+    """:func:`decimal` of a number's text; cached (keyed by the text, so ``-0.0`` and ``0``
+    never share an entry) because amounts repeat across records and Decimal is slow."""
     try:
         number = Decimal(text)
     except (InvalidOperation, ValueError):

@@ -1,0 +1,71 @@
+"""End to end: the bundled demo pipeline, every stage, against its own CPU time.
+
+    python -m bench.e2e [--records TOTAL] [--full]      (or LORCH_BENCH_E2E_RECORDS=TOTAL)
+
+Runs ``lorchestra run --json`` on ``config/demo.yaml`` (twelve accounts over five sources;
+extract -> canonize -> index per account) in a fresh workspace, with ``TOTAL / 12`` records
+per account (default 60,000 in all; ``--full``: 1,000,000). Every worker reports its CPU time
+(``cpu_s``: the worker plus the tap it ran) and its peak RSS in its final event.
+
+Printed: wall time; the sum of the stages' CPU time, per stage; that sum divided by the
+cores (the wall time a perfectly packed run would take); the engine process's own CPU (all
+CPU of the run minus the workers'); and the orchestration overhead = wall / (CPU / cores) - 1
+(goal: under 10%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import REPO, env_int, goal, header, run_pipeline
+
+DEFAULT_TOTAL = 60_000
+FULL_TOTAL = 1_000_000
+ACCOUNTS = 12
+STAGES = ("extract", "canonize", "index")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print figures and the overhead ratio."""
+    ap = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--records", type=int, default=env_int("LORCH_BENCH_E2E_RECORDS", DEFAULT_TOTAL),
+                    help=f"records over all {ACCOUNTS} accounts (default {DEFAULT_TOTAL:,})")
+    ap.add_argument("--full", action="store_true", help=f"{FULL_TOTAL:,} records (the issue's figure)")
+    ns = ap.parse_args(argv)
+    total = FULL_TOTAL if ns.full else ns.records
+    per_account = max(1, total // ACCOUNTS)
+    cores = os.cpu_count() or 1
+    header(f"end to end: demo pipeline, {per_account * ACCOUNTS:,} records over {ACCOUNTS} accounts")
+    work = Path(tempfile.mkdtemp(prefix="lorch-bench-e2e-"))
+    try:
+        run = run_pipeline(REPO / "config" / "demo.yaml", work / "ws",
+                           {"LORCH_DEMO_RECORDS": str(per_account)})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    workers_cpu = sum(float(e.get("cpu_s") or 0) for e in run.finished)
+    engine_cpu = max(0.0, run.timing.cpu - workers_cpu)
+    records = int(run.stage_sum("extract", "records"))
+    print(f"  tasks: {len(run.finished)}; records extracted: {records:,}", flush=True)
+    for stage in STAGES:
+        print(f"  {stage:<9} cpu {run.stage_sum(stage, 'cpu_s'):8.2f}s  (sum of task wall "
+              f"{run.stage_sum(stage, 'duration_s'):8.2f}s; largest worker peak RSS "
+              f"{run.stage_max(stage, 'peak_rss_kb') / 1024:.0f} MiB)", flush=True)
+    ideal = workers_cpu / cores
+    print(f"  stages' CPU {workers_cpu:.2f}s / {cores} cores = {ideal:.2f}s; wall {run.timing.wall:.2f}s; "
+          f"engine process CPU {engine_cpu:.2f}s; {records / run.timing.wall:,.0f} records/s end to end",
+          flush=True)
+    print()
+    goal("e2e orchestration overhead (wall / (stage CPU / cores) - 1)", (run.timing.wall / ideal - 1) * 100, 10,
+         higher_is_better=False, unit="%")
+    print(f"  (load average now {os.getloadavg()[0]:.1f} on {cores} cores: other processes' CPU counts as "
+          "overhead here)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

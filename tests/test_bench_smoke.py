@@ -1,0 +1,68 @@
+"""Smoke test of the benchmarks: each runs at a tiny size and prints its ratio lines.
+
+No figure is checked (timings on a shared machine are not test material); only that every
+benchmark runs to the end through ``python -m bench --quick --only NAME`` and reports each of
+its goals as ``ratio NAME: VALUE (goal ...) met|MISSED``. A comparison whose peer could not be
+installed (PyPI target-jsonl, npm jsonata) is skipped with the benchmark's reason.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO, clean_env
+
+RATIO = re.compile(r"^ratio (.+): -?[\d.]+(x|%) \(goal (>=|<=) [\d.]+(x|%)\) (met|MISSED)$", re.M)
+
+
+def run_bench(name: str) -> str:
+    res = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", name], cwd=REPO, env=clean_env(),
+                         capture_output=True, text=True, timeout=280)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "=== summary (quick" in res.stdout
+    return res.stdout
+
+
+def ratios(out: str) -> list[str]:
+    return [m.group(1) for m in RATIO.finditer(out)]
+
+
+def skip_if_peer_missing(out: str, peer: str) -> None:
+    m = re.search(rf"^skipped {re.escape(peer)}: (.*)$", out, re.M)
+    if m:
+        pytest.skip(f"{peer} could not be installed: {m.group(1)}")
+
+
+def test_vault_writer_bench() -> None:
+    out = run_bench("vault_writer")
+    assert "vault time / gzip -1 time" in ratios(out)
+    assert "in-process writer, isal, background gzip" in out
+    skip_if_peer_missing(out, "target-jsonl")
+    assert "vault throughput / target-jsonl" in ratios(out)
+
+
+def test_canonize_bench() -> None:
+    out = run_bench("canonize")
+    assert "canonize 2 workers / 1 worker (throughput)" in ratios(out)
+    assert "Gmail (email/gmail_to_canonical_v1)" in out
+    skip_if_peer_missing(out, "npm jsonata")
+    assert "canonize per core / npm jsonata per core" in ratios(out)
+    m = re.search(r"^outputs match: (\d+)/(\d+)$", out, re.M)
+    assert m and m.group(1) == m.group(2) and int(m.group(2)) > 0, "both engines must give the same output"
+
+
+def test_end_to_end_bench() -> None:
+    out = run_bench("e2e")
+    assert any(r.startswith("e2e orchestration overhead") for r in ratios(out))
+    assert re.search(r"^  canonize +cpu +[\d.]+s", out, re.M)
+
+
+def test_memory_bench() -> None:
+    out = run_bench("memory")
+    names = ratios(out)
+    for stage in ("extract", "canonize", "index"):
+        assert any(r.startswith(f"memory {stage} peak RSS") for r in names), out[-2000:]

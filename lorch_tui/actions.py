@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from engine.configload import load
 from engine.errors import ConfigError
 from engine.events import Event, parse_event
+from engine.fsutil import ensure_dir
 from engine.inspect import RunInfo
 from engine.vault.layout import read_manifest
 from engine.vault.reader import verify_part
@@ -53,7 +54,7 @@ def watch_workspace(app: LorchApp) -> None:
 
         roots = [app.ws.vault, app.ws.canonical, app.ws.vector_store, app.ws.state]
         for root in roots:
-            root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            ensure_dir(root)
         config_path = app.loaded.path
         watch = [*map(str, roots), str(config_path.parent)]
         async for changes in awatch(*watch, debounce=400, step=100, recursive=True):

@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +81,7 @@ def _build(root: Path, requirements: list[str]) -> None:
     if res.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         text = res.stdout + res.stderr
-        if _looks_offline(text):
+        if _looks_offline(text) or not _index_reachable(requirements[0].split("==")[0]):
             raise RegistryUnreachable(f"PyPI is unreachable, cannot install {' '.join(requirements)}")
         raise RuntimeError(f"pip install {' '.join(requirements)} failed:\n{text[-4000:]}")
     (root / MARKER).write_text(" ".join(requirements) + "\n")
@@ -90,3 +92,24 @@ def _looks_offline(text: str) -> bool:
              "Network is unreachable", "Connection refused", "Max retries exceeded",
              "NewConnectionError", "ConnectTimeoutError")
     return any(s in text for s in signs)
+
+
+def _index_url() -> str:
+    """The package index pip uses (``$PIP_INDEX_URL``, pip's config, else PyPI)."""
+    url = os.environ.get("PIP_INDEX_URL", "")
+    if not url:
+        res = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.index-url"],
+                             capture_output=True, text=True)
+        url = res.stdout.strip() if res.returncode == 0 else ""
+    return (url or "https://pypi.org/simple").rstrip("/")
+
+
+def _index_reachable(name: str) -> bool:
+    """Whether the index answers at all for ``name`` (an HTTP error still is an answer)."""
+    try:
+        urllib.request.urlopen(f"{_index_url()}/{name}/", timeout=15).close()
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return True

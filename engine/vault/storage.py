@@ -50,6 +50,10 @@ class Storage(Protocol):
         """Make a completely written run folder visible under its final name, durably."""
         ...
 
+    def remove(self, path: Path) -> None:
+        """Delete a file if it exists (an abandoned part)."""
+        ...
+
     def list(self, path: Path) -> list[str]:
         """Names of the entries of a folder, sorted ([] when it does not exist)."""
         ...
@@ -92,6 +96,10 @@ class LocalStorage:
         fsync_dir(temp)
         os.rename(temp, final)
         fsync_dir(final.parent)
+
+    def remove(self, path: Path) -> None:
+        """``unlink``; a missing file is fine."""
+        path.unlink(missing_ok=True)
 
     def list(self, path: Path) -> list[str]:
         """Sorted entry names; [] for a missing folder."""

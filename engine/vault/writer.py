@@ -100,10 +100,15 @@ class PartWriter:
         chunk = b"".join(self._buf)
         self._buf.clear()
         self._buffered = 0
+        if self._pool is not None:
+            try:
+                self._pending.append(self._pool.submit(self._compress, chunk))
+            except RuntimeError:  # the run's pool is stopped (finishing after a failure)
+                self._pool = None
         if self._pool is None:
+            self._drain()
             self._compress(chunk)
             return
-        self._pending.append(self._pool.submit(self._compress, chunk))
         while len(self._pending) > MAX_PENDING:
             self._pending.popleft().result()  # re-raises the background thread's OSError
 
@@ -152,7 +157,7 @@ class PartWriter:
         except OSError:
             pass
         try:
-            self.path.unlink(missing_ok=True)
+            self._storage.remove(self.path)
         except OSError:
             pass
 

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Sparkline, Static
 from engine.inspect import AccountView
 
 COLUMNS = ("account", "LATEST run", "records", "age", "canon", "index", "last error")
-WIDTHS = (24, 16, 6, 4, 5, 5, 14)
+WIDTHS = (20, 16, 6, 4, 5, 5, 10)
 
 
 def age_text(seconds: float | None) -> str:

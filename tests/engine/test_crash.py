@@ -1,11 +1,12 @@
 """Crash consistency: SIGKILL the stage workers and the engine at seeded random instants.
 
-Each round runs the real ``lorchestra run`` over six demo accounts (new data every round:
-the demo seed changes) and kills, at a seeded random instant, the extract, canonize or
-index worker of half of the accounts (alternating halves), or the engine process itself.
-Instants are drawn from the stage's calibrated timing: a quarter land while the worker
-starts up, the rest while it writes (small parts, so an extract closes a part every few
-milliseconds; canonize and index publish at the end). After every kill the killed account
+Each round runs the real ``lorchestra run`` over five demo accounts (new data every round:
+the demo seed changes) and kills the extract, canonize or index worker of four of them (the
+fifth, spared in rotation, was killed in the round before), or, every sixth round, the
+engine process itself. A fifth of the worker kills land while the worker starts up; the
+rest are timed from the moment it opens its first output file, spread over its measured
+work time (small parts, so an extract closes a part every few milliseconds; canonize and
+index publish at the end). After every kill the killed account
 must show, on disk, with no repair step in between:
 
 * ``LATEST.json`` parses and names a complete, successful run whose parts match their
@@ -19,8 +20,8 @@ must show, on disk, with no repair step in between:
 
 After the engine exits: the lock is free (at once after worker kills; within the cancel
 grace period after an engine kill, when the orphaned workers finish), every account checks
-out, the JSON logs hold only whole lines, and every account that was not killed this round
-succeeded in it: the next run after a kill always succeeds. A final clean run must succeed
+out, the JSON logs hold only whole lines, and the spared account succeeded: the next run
+after a kill always succeeds. A final clean run must succeed
 everywhere, leave no journal leftovers, and ``lorchestra verify --all --deep`` must pass.
 
 ``LORCH_CRASH_SEED`` and ``LORCH_CRASH_KILLS`` (default 50 effective kills) reproduce or
@@ -69,8 +70,8 @@ from tests.invariants import (
 
 SEED = int(os.environ.get("LORCH_CRASH_SEED", "8"))
 KILLS = int(os.environ.get("LORCH_CRASH_KILLS", "50"))
-TAPS = ["gmail", "dataverse", "quickbooks", "sheets", "msgraph", "gmail"]
-RECORDS = 300
+TAPS = ["gmail", "dataverse", "quickbooks", "sheets", "msgraph"]
+RECORDS = 150
 ENGINE_ROUND_EVERY = 6
 MAX_ROUNDS = 200
 
@@ -292,12 +293,11 @@ class Harness:
 
     def plan(self, round_no: int) -> tuple[list[Kill], float | None]:
         """Round ``round_no``'s kills: the engine every ENGINE_ROUND_EVERY rounds, else the
-        workers of every account but two (a rotation: the two spared accounts were killed in
-        the previous round, so each kill is followed by a run that must succeed)."""
+        workers of every account but one (a rotation: the spared account was killed or
+        interrupted in the previous round, and must now succeed)."""
         if round_no % ENGINE_ROUND_EVERY == 0:
             return [], self.rng.uniform(0.15, 0.95) * self.round_wall
-        n = len(self.names)
-        spared = {self.names[(2 * round_no) % n], self.names[(2 * round_no + 1) % n]}
+        spared = {self.names[round_no % len(self.names)]}
         kills = []
         for name in self.names:
             if name in spared:

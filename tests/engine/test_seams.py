@@ -73,6 +73,10 @@ class RecordingStorage:
         self._log("publish", final)
         self.inner.publish(temp, final)
 
+    def remove(self, path: Path) -> None:
+        self._log("remove", path)
+        self.inner.remove(path)
+
     def list(self, path: Path) -> list[str]:
         self._log("list", path)
         return self.inner.list(path)
@@ -189,6 +193,7 @@ def test_a_write_error_on_the_compressor_thread_reaches_the_caller(tmp_path: Pat
         writer.finish("success")
     assert info.value.errno == errno.ENOSPC
     writer.abort()
+    assert not list(writer.tmp.glob("part-*")), "the abandoned part is removed through the storage"
 
 
 # --------------------------------------------------------------------------- executor
@@ -318,3 +323,16 @@ def test_a_worker_without_a_final_event_is_a_crash_and_cancel_reaches_the_handle
     final = asyncio.run(cancel_midway())
     assert (final.status, final.error_code) == ("cancelled", "CANCELLED")
     assert executor.handles[0].terminated == 1
+
+
+def test_a_run_whose_success_finish_failed_can_still_be_finished_as_failed(tmp_path: Path) -> None:
+    account = ensure_dir(tmp_path / "acct")
+    writer = RunWriter(account, new_run(account), {}, 64 << 20, 1, storage=RecordingStorage(fail_writes_after=10))
+    writer.schema("s", {"type": "object"}, None)
+    for rec in noisy_records(2000):  # 2000 records stay below FLUSH_BYTES... mostly: the write fails at finish
+        writer.record("s", rec)
+    with pytest.raises(OSError):
+        writer.finish("success")
+    manifest = writer.finish("failed", error_code="WRITE_FAILED")
+    assert manifest["status"] == "failed" and manifest["parts"] == []
+    assert (writer.final / "manifest.json").is_file()

@@ -113,6 +113,8 @@ def run_extract(spec: TaskSpec, emit: Emit) -> int:
     except InputProblem as problem:
         status = {ErrorCode.CANCELLED: "cancelled", ErrorCode.TIMEOUT: "timeout"}.get(problem.code, "failed")
         code, exit_code, line = problem.code.value, problem.exit_code, None
+    except OSError:  # the workspace disk failed while preparing (catalog cache, STATE file)
+        status, code, exit_code, line = "failed", ErrorCode.WRITE_FAILED.value, None, None
     finally:
         inputs.cleanup()
         (writer.tmp / "demo-tap-config.json").unlink(missing_ok=True)

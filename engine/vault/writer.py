@@ -22,6 +22,7 @@ Speed (measured in ``bench/vault_writer.py``, figures in ``docs/performance.md``
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import zlib
 from collections import deque
@@ -77,6 +78,7 @@ class PartWriter:
         self._sha = hashlib.sha256()
         self._pool = pool
         self._pending: deque[Future[None]] = deque()
+        self._closing = False
         self._buf: list[bytes] = []
         self._buffered = 0
         self.bytes = 0
@@ -126,7 +128,14 @@ class PartWriter:
             self.bytes += len(data)
 
     def close(self) -> dict[str, Any]:
-        """Finish the gzip stream, fsync, and describe the part for the manifest."""
+        """Finish the gzip stream, fsync, and describe the part for the manifest.
+
+        A part whose close already failed cannot be finished again (its compressor is spent):
+        a second call raises OSError, so the caller abandons it with :meth:`abort`.
+        """
+        if self._closing:
+            raise OSError(errno.EIO, "the part failed while closing")
+        self._closing = True
         self._flush()
         self._drain()
         self._emit(self._zip.flush())

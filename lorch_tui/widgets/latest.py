@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Sparkline, Static
 from engine.inspect import AccountView
 
 COLUMNS = ("account", "LATEST run", "records", "age", "canon", "index", "last error")
-WIDTHS = (20, 16, 6, 4, 5, 5, 10)
+WIDTHS = (21, 16, 7, 4, 5, 5, 12)
 
 
 def age_text(seconds: float | None) -> str:

@@ -17,7 +17,7 @@ from lorch_tui.model import RunModel, TaskRow
 STATE_STYLE = {"running": "bold cyan", "retrying": "yellow", "queued": "dim", "success": "green",
                "skipped": "green", "failed": "bold red", "timeout": "bold red", "cancelled": "magenta"}
 COLUMNS = ("stage", "account", "state", "records", "rate", "elapsed", "progress")
-WIDTHS = (8, 18, 9, 7, 7, 6, 10)
+WIDTHS = (8, 18, 9, 7, 7, 7, 10)
 RANK = {"running": 0, "retrying": 0, "failed": 1, "timeout": 1, "cancelled": 2, "success": 2,
         "skipped": 2, "queued": 3}
 

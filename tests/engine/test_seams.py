@@ -329,7 +329,7 @@ def test_a_run_whose_success_finish_failed_can_still_be_finished_as_failed(tmp_p
     account = ensure_dir(tmp_path / "acct")
     writer = RunWriter(account, new_run(account), {}, 64 << 20, 1, storage=RecordingStorage(fail_writes_after=10))
     writer.schema("s", {"type": "object"}, None)
-    for rec in noisy_records(2000):  # 2000 records stay below FLUSH_BYTES... mostly: the write fails at finish
+    for rec in noisy_records(300):  # under FLUSH_BYTES: the first write (which fails) is in finish
         writer.record("s", rec)
     with pytest.raises(OSError):
         writer.finish("success")

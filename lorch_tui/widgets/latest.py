@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Sparkline, Static
 from engine.inspect import AccountView
 
 COLUMNS = ("account", "LATEST run", "records", "age", "canon", "index", "last error")
+LABELS = ("account", "LATEST run", "records", "age", "canon", "index", "error")
 WIDTHS = (21, 16, 7, 4, 5, 5, 12)
 
 
@@ -72,8 +73,8 @@ class LatestPane(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for col, width in zip(COLUMNS, WIDTHS, strict=True):
-            table.add_column(col, key=col, width=width)
+        for col, label, width in zip(COLUMNS, LABELS, WIDTHS, strict=True):
+            table.add_column(label, key=col, width=width)
         self.border_title = "LATEST"
 
     def show(self, views: list[AccountView], errors: dict[str, str], stale_after_hours: float) -> None:

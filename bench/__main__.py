@@ -46,8 +46,9 @@ def run_one(name: str, args: list[str], summary: list[str]) -> bool:
     for line in proc.stdout:
         sys.stdout.write(line)
         sys.stdout.flush()
-        if line.startswith(("ratio ", "skipped ", "outputs match")):
-            summary.append(f"[{name}] {line.rstrip()}")
+        text = line.rstrip()
+        if text.startswith(("ratio ", "skipped ", "outputs match")) or text.endswith((" ok", " MISS")):
+            summary.append(f"[{name}] {text}")
     rc = proc.wait()
     print(f"--- bench.{name}: exit {rc} after {time.monotonic() - started:.0f}s", flush=True)
     if rc != 0:

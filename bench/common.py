@@ -233,3 +233,16 @@ def run_pipeline(config: Path, workspace: Path, env: dict[str, str] | None = Non
         failed = [(e["task_id"], e.get("error_code")) for e in finished if e["status"] not in ("success", "skipped")]
         raise SystemExit(f"lorchestra run failed (exit {res.returncode}): {failed} {res.stderr.decode()[-1500:]}")
     return PipelineRun(timing, finished, res.returncode)
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine since boot, from /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0, 0.0
+    ticks = [int(x) for x in fields]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    busy = sum(ticks[:8]) - idle  # user nice system idle iowait irq softirq steal (guest is in user)
+    return busy / hz, idle / hz

@@ -141,7 +141,7 @@ class LocalSubprocessExecutor:
                 self.python, "-m", "engine.worker",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
                 start_new_session=True, preexec_fn=_term_with_parent, limit=EVENT_LINE_LIMIT,
-                pass_fds=held_lock_fds(),  # the worker holds the workspace lock until it exits
+                pass_fds=held_lock_fds(spec.workspace),  # the worker holds the workspace lock until it exits
             )
         assert proc.stdin is not None
         proc.stdin.write(spec.model_dump_json().encode())

@@ -76,36 +76,49 @@ class Workspace:
         return self
 
 
-def loose_permissions(root: Path, limit: int = 20) -> list[str]:
-    """Paths under ``root`` that a group or others can access (at most ``limit``)."""
-    found: list[str] = []
-    if not root.exists():
-        return found
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames, ""] if dirpath == str(root) else [*dirnames, *filenames]:
-            p = Path(dirpath) / name if name else Path(dirpath)
+def _scan(root: Path, limit: int) -> tuple[list[str], list[str]]:
+    """One walk of the workspace (links never followed): (loose paths, symlinks), each at
+    most ``limit``. The workspace can hold millions of index objects, so it is walked once."""
+    loose: list[str] = []
+    links: list[str] = []
+    if not root.is_dir() or root.is_symlink():
+        return loose, links
+    stack = [root]
+    try:
+        mode = root.lstat().st_mode
+    except OSError:
+        return loose, links
+    if mode & 0o077:
+        loose.append(f"{root} ({stat.filemode(mode)})")
+    while stack and (len(loose) < limit or len(links) < limit):
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
             try:
-                mode = p.lstat().st_mode
-            except FileNotFoundError:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
                 continue
-            if stat.S_ISLNK(mode):
+            if stat.S_ISLNK(st.st_mode):
+                if len(links) < limit:
+                    links.append(f"{entry.path} is a symlink to {os.readlink(entry.path)}")
                 continue
-            if mode & 0o077:
-                found.append(f"{p} ({stat.filemode(mode)})")
-                if len(found) >= limit:
-                    return found
-    return found
+            if st.st_mode & 0o077 and len(loose) < limit:
+                loose.append(f"{entry.path} ({stat.filemode(st.st_mode)})")
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(Path(entry.path))
+    return loose, links
 
 
-def symlink_problems(root: Path, limit: int = 20) -> list[str]:
-    """Symlinks that could send PHI somewhere the config does not name (at most ``limit``).
+def loose_permissions(root: Path, limit: int = 20) -> list[str]:
+    """Paths under ``root`` (and itself) that a group or others can access (at most ``limit``)."""
+    return _scan(root, limit)[0]
 
-    The rule (docs/security.md): the workspace folder itself and everything inside it must
-    not be a symlink; a symlink among its ancestors (``/home -> /usr/home``, ``/var ->
-    /private/var``) is accepted only when nobody but root or the user can change it: owned
-    by root or the user, in a folder owned by root or the user that others cannot write to
-    (or that has the sticky bit, like ``/tmp``).
-    """
+
+def _ancestor_links(root: Path) -> list[str]:
+    """Symlinks on the way to ``root`` (itself included) that could redirect it."""
     found: list[str] = []
     uid = os.geteuid()
     parts = Path(os.path.abspath(root)).parts
@@ -125,18 +138,26 @@ def symlink_problems(root: Path, limit: int = 20) -> list[str]:
         writable_by_others = bool(parent.st_mode & 0o022) and not parent.st_mode & stat.S_ISVTX
         if st.st_uid not in (0, uid) or parent.st_uid not in (0, uid) or writable_by_others:
             found.append(f"{p} is a symlink to {target} that another user could change")
-    if root.is_dir() and not root.is_symlink():
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in (*dirnames, *filenames):
-                q = Path(dirpath) / name
-                if q.is_symlink():
-                    found.append(f"{q} is a symlink to {os.readlink(q)}")
-    return found[:limit]
+    return found
 
 
-def check_permissions(root: Path) -> None:
+def symlink_problems(root: Path, limit: int = 20) -> list[str]:
+    """Symlinks that could send PHI somewhere the config does not name (at most ``limit``).
+
+    The rule (docs/security.md): the workspace folder itself and everything inside it must
+    not be a symlink; a symlink among its ancestors (``/home -> /usr/home``, ``/var ->
+    /private/var``) is accepted only when nobody but root or the user can change it: owned
+    by root or the user, in a folder owned by root or the user that others cannot write to
+    (or that has the sticky bit, like ``/tmp``).
+    """
+    return (_ancestor_links(root) + _scan(root, limit)[1])[:limit]
+
+
+def check_permissions(root: Path, limit: int = 20) -> None:
     """Refuse (exit 4) symlinks that could redirect PHI and group- or world-accessible paths."""
-    links = symlink_problems(root)
+    links = _ancestor_links(root)
+    loose, inside = _scan(root, limit) if not links else ([], [])
+    links = (links + inside)[:limit]
     if links:
         listing = "\n  ".join(links)
         raise PermissionProblem(
@@ -145,7 +166,6 @@ def check_permissions(root: Path) -> None:
             hint=f"set `workspace` (or --workspace) to the real folder ({os.path.realpath(root)}) and "
             "remove symlinks inside it, or pass --skip-permissions if you accept the risk",
         )
-    loose = loose_permissions(root)
     if loose:
         listing = "\n  ".join(loose)
         raise PermissionProblem(
@@ -154,18 +174,18 @@ def check_permissions(root: Path) -> None:
         )
 
 
-_HELD_FDS: set[int] = set()
-"""File descriptors of the workspace locks this process holds (see :func:`held_lock_fds`)."""
+_HELD_FDS: dict[int, Path] = {}
+"""Descriptors of the workspace locks this process holds, and whose workspace they lock."""
 
 
-def held_lock_fds() -> tuple[int, ...]:
-    """The descriptors of every workspace lock this process holds.
+def held_lock_fds(root: Path | None = None) -> tuple[int, ...]:
+    """The descriptors of the workspace locks this process holds (of ``root`` only, if given).
 
     The engine passes them to its stage workers (``pass_fds``): a worker then holds the lock
     with the engine, so when the engine dies (SIGKILL, crash) while a worker still finishes
     its cancel, the workspace stays locked until that last writer is gone.
     """
-    return tuple(sorted(_HELD_FDS))
+    return tuple(sorted(fd for fd, held in _HELD_FDS.items() if root is None or held == Path(root)))
 
 
 class WorkspaceLock:
@@ -218,20 +238,20 @@ class WorkspaceLock:
         os.write(fd, f"{os.getpid()} {int(time.time())} {self.command}\n".encode())
         self._fh = os.fdopen(fd, "r+b")
         self._dir_fd = dir_fd
-        _HELD_FDS.update(f for f in (fd, dir_fd) if f is not None)
+        _HELD_FDS.update({f: self.root for f in (fd, dir_fd) if f is not None})
         return self
 
     def release(self) -> None:
         """Drop the lock (the file stays; its content is stale once unlocked)."""
         if self._fh is not None:
             fd = self._fh.fileno()
-            _HELD_FDS.discard(fd)
+            _HELD_FDS.pop(fd, None)
             os.ftruncate(fd, 0)  # an empty file means "not held"
             fcntl.flock(fd, fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
         if self._dir_fd is not None:
-            _HELD_FDS.discard(self._dir_fd)
+            _HELD_FDS.pop(self._dir_fd, None)
             fcntl.flock(self._dir_fd, fcntl.LOCK_UN)
             os.close(self._dir_fd)
             self._dir_fd = None

@@ -31,7 +31,13 @@ import orjson
 
 from engine.fsutil import read_json
 from engine.index.fields import FIELDS_VERSION, derive
-from engine.index.store import ObjectWriter, objects_dir, open_writer, remove_unreferenced
+from engine.index.store import (
+    ObjectWriter,
+    begin_immediate,
+    objects_dir,
+    open_writer,
+    remove_unreferenced,
+)
 from engine.workspace import Workspace
 
 ROW_MEMORY_BUDGET = 256 * 1024 * 1024
@@ -168,8 +174,8 @@ class AccountLoader:
               inputs_sha: str, total: int | None) -> None:
         for _attempt in range(5):
             plan = self._plan(conn, fd, total)
-            self.objects.finish()
-            conn.execute("BEGIN IMMEDIATE")
+            self.objects.finish(sync=bool(plan.new))
+            begin_immediate(conn)
             try:
                 gen = conn.execute("SELECT generation FROM accounts WHERE source = ? AND account = ?",
                                    (self.source, self.account)).fetchone()

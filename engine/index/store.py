@@ -14,17 +14,26 @@ import contextlib
 import ctypes
 import os
 import sqlite3
+import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from engine.fsutil import DIR_MODE, FILE_MODE, ensure_dir
 from engine.workspace import Workspace
 
+T = TypeVar("T")
+
 SCHEMA_VERSION = 1
 """``PRAGMA user_version`` of the index; a store with another version is not touched."""
 
-BUSY_TIMEOUT_MS = 300_000
+WRITE_WAIT_S = 300.0
 """How long a writer waits for another writer's transaction (index workers of other accounts)."""
+
+_BUSY_SLICE_MS = 2_000
+"""SQLite's own busy wait per statement: short enough that a cancel (SIGTERM) is seen within
+the engine's grace period, long enough for a reader to ride out a WAL recovery."""
 
 DB_NAME = "index.sqlite"
 OBJECTS = "objects"
@@ -104,7 +113,7 @@ def object_path(objects: Path, sha256: str) -> Path:
 
 
 def _pragmas(conn: sqlite3.Connection, *, writer: bool) -> None:
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS if writer else 30_000}")
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_SLICE_MS if writer else 30_000}")
     # Temporary b-trees (sorts, big transactions) stay in memory: never PHI in /tmp.
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -112,8 +121,38 @@ def _pragmas(conn: sqlite3.Connection, *, writer: bool) -> None:
         conn.execute("PRAGMA cache_size = -65536")
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def with_write_wait(action: Callable[[], T], wait_s: float = WRITE_WAIT_S) -> T:
+    """Run ``action`` again while another writer holds the lock, up to ``wait_s`` seconds.
+
+    SQLite waits inside C where Python signal handlers cannot run; short tries in a Python
+    loop keep a waiting worker cancellable.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
+def begin_immediate(conn: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``: take the write lock, waiting for other writers (cancellably)."""
+    with_write_wait(lambda: conn.execute("BEGIN IMMEDIATE"))
+
+
 def open_writer(ws: Workspace) -> sqlite3.Connection:
     """Open (creating if needed) the index for writing, in autocommit mode; check its version."""
+    return with_write_wait(lambda: _open_writer(ws))
+
+
+def _open_writer(ws: Workspace) -> sqlite3.Connection:
     ensure_dir(ws.vector_store)
     ensure_dir(objects_dir(ws))
     path = db_path(ws)
@@ -121,7 +160,7 @@ def open_writer(ws: Workspace) -> sqlite3.Connection:
         # Create the file 0600 ourselves: SQLite gives -wal and -shm the main file's mode.
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
     os.chmod(path, FILE_MODE)
-    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_SLICE_MS / 1000)
     try:
         _pragmas(conn, writer=True)
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -181,7 +220,7 @@ class ObjectWriter:
 
     BATCH = 256
 
-    def __init__(self, objects: Path, threads: int = 3) -> None:
+    def __init__(self, objects: Path, threads: int = 2) -> None:
         self.objects = objects
         self._top: set[str] = set()
         self._dirs: set[str] = set()
@@ -264,13 +303,17 @@ class ObjectWriter:
             size += len(data)
         return written, size
 
-    def finish(self) -> None:
-        """Wait for every queued write (re-raising the first error), then flush once."""
+    def finish(self, *, sync: bool = True) -> None:
+        """Wait for every queued write (re-raising the first error), then flush once.
+
+        ``sync`` also when nothing was written now: objects found in place may come from a
+        killed run that never flushed them.
+        """
         self._submit()
         futures, self._futures = self._futures, []
         for f in futures:
             self._account(f.result())
-        if self.written:
+        if sync:
             sync_filesystem(self.objects)
 
     def close(self) -> None:
@@ -304,7 +347,7 @@ def remove_unreferenced(conn: sqlite3.Connection, objects: Path, source: str, ac
     if conn.execute("SELECT 1 FROM gc_pending WHERE source = ? AND account = ? LIMIT 1",
                     (source, account)).fetchone() is None:
         return 0
-    conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(conn)
     try:
         pending = [r[0] for r in conn.execute(
             "SELECT sha256 FROM gc_pending WHERE source = ? AND account = ?", (source, account))]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,9 @@ class LoadResult:
     objects_written: int = 0
     object_bytes: int = 0
     objects_removed: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time per phase: read (hash, diff, parse), objects (writes left + flush; flush
+    alone is also given), transaction (waiting for the lock included) and gc."""
 
 
 def canonical_paths(ws: Workspace, source: str, account: str) -> tuple[Path, Path]:
@@ -161,8 +165,10 @@ class AccountLoader:
                 self.result.documents = int(state[3])
             else:
                 self._load(conn, fd, file_sha, inputs, inputs_sha, total)
+            started = time.monotonic()
             self.result.objects_removed = remove_unreferenced(
                 conn, self.objects.objects, self.source, self.account)
+            self.result.seconds["gc"] = time.monotonic() - started
         except sqlite3.Error:
             raise LoadFailed("INDEX_DB_ERROR") from None
         finally:
@@ -173,8 +179,12 @@ class AccountLoader:
     def _load(self, conn: sqlite3.Connection, fd: int, file_sha: str, inputs: dict[str, Any],
               inputs_sha: str, total: int | None) -> None:
         for _attempt in range(5):
+            clock = time.monotonic()
             plan = self._plan(conn, fd, total)
+            clock = self._lap("read", clock)
             self.objects.finish(sync=bool(plan.new))
+            clock = self._lap("objects", clock)
+            self.result.seconds["flush"] = self.objects.flush_s
             begin_immediate(conn)
             try:
                 gen = conn.execute("SELECT generation FROM accounts WHERE source = ? AND account = ?",
@@ -184,6 +194,7 @@ class AccountLoader:
                     continue
                 self._replace(conn, fd, plan, file_sha, inputs, inputs_sha)
                 conn.execute("COMMIT")
+                self._lap("transaction", clock)
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -192,6 +203,11 @@ class AccountLoader:
             self.result.object_bytes = self.objects.bytes
             return
         raise LoadFailed("INDEX_DB_ERROR")
+
+    def _lap(self, phase: str, since: float) -> float:
+        now = time.monotonic()
+        self.result.seconds[phase] = self.result.seconds.get(phase, 0.0) + now - since
+        return now
 
     def _plan(self, conn: sqlite3.Connection, fd: int, total: int | None) -> _Plan:
         """Phase 1, outside any write lock: hash, diff, derive new rows, write new objects."""

@@ -232,6 +232,7 @@ class ObjectWriter:
         self._futures: list[Future[tuple[int, int]]] = []
         self.written = 0
         self.bytes = 0
+        self.flush_s = 0.0
 
     def exists(self, sha256: str) -> bool:
         """Whether the object is already stored."""
@@ -314,7 +315,9 @@ class ObjectWriter:
         for f in futures:
             self._account(f.result())
         if sync:
+            started = time.monotonic()
             sync_filesystem(self.objects)
+            self.flush_s += time.monotonic() - started
 
     def close(self) -> None:
         """Stop the threads (after :meth:`finish`, or to abandon the writes on an error)."""

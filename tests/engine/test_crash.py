@@ -308,7 +308,7 @@ class Harness:
         if self.rng.random() < 0.2:
             return Kill(name, stage, attempt, self.rng.uniform(0, startup), "startup")
         # counted from the moment the worker opens its first output file
-        return Kill(name, stage, attempt, self.rng.uniform(0, work), "work")
+        return Kill(name, stage, attempt, self.rng.uniform(0, 0.8 * work), "work")
 
     def plan(self, round_no: int) -> tuple[list[Kill], float | None, set[str]]:
         """Round ``round_no``'s kills, the engine's kill time, and the accounts that must succeed."""

@@ -1,0 +1,105 @@
+"""The runs an account's canonical output is built from: LATEST alone, or an incremental chain.
+
+A full extract makes LATEST complete on its own. An ``incremental: true`` extract passes the
+previous run's STATE, so its run holds only what changed; its manifest names that previous
+run (``incremental.from_run``). Canonize follows those links back to the last full run and
+reads the runs newest first, keeping the newest version of each record (by the stream's
+``key_properties``), so the canonical file is the same as if one full run had been made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.vault.layout import DT_DIR, RUN_DIR, RunRef, read_manifest
+
+MAX_CHAIN = 10_000
+
+
+class ChainBroken(Exception):
+    """A run in the incremental chain is missing or unreadable."""
+
+
+@dataclass(frozen=True)
+class ChainRun:
+    """One run of the chain: its folder and manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+
+def incremental_chain(account_dir: Path, latest: ChainRun) -> list[ChainRun]:
+    """LATEST and, for incremental runs, every earlier run back to a full one (newest first)."""
+    chain = [latest]
+    seen = {latest.path}
+    current = latest
+    while True:
+        inc = current.manifest.get("incremental") or {}
+        if not (isinstance(inc, dict) and inc.get("state_passed") and inc.get("from_run")):
+            return chain
+        dt_part, _, run_part = str(inc["from_run"]).partition("/")
+        if not (DT_DIR.fullmatch(dt_part) and RUN_DIR.fullmatch(run_part)):
+            raise ChainBroken("from_run is not a run folder name")
+        ref = RunRef(dt_part.removeprefix("dt="), run_part.removeprefix("run_id="))
+        path = ref.path(account_dir)
+        if path in seen or len(chain) >= MAX_CHAIN:
+            raise ChainBroken("the incremental chain loops or is too long")
+        try:
+            manifest = read_manifest(path)
+        except (OSError, ValueError, AssertionError):
+            raise ChainBroken("a run of the incremental chain is gone or unreadable") from None
+        if manifest.get("status") != "success":
+            raise ChainBroken("a run of the incremental chain did not succeed")
+        current = ChainRun(path, manifest)
+        chain.append(current)
+        seen.add(path)
+
+
+def key_properties(chain: list[ChainRun]) -> dict[str, list[str]]:
+    """Each stream's primary key, from the newest schema that declares one."""
+    keys: dict[str, list[str]] = {}
+    for run in chain:
+        for stream, info in (run.manifest.get("streams") or {}).items():
+            for version in reversed(info.get("schemas") or []):
+                props = version.get("key_properties") or []
+                if props and stream not in keys:
+                    keys[stream] = [str(p) for p in props]
+    return keys
+
+
+class NewestWins:
+    """Drops records that a newer run of the chain replaced (keys kept as 16-byte digests).
+
+    Runs are read newest first; within one run every record is kept in order, as for a
+    full run. A record is dropped only when a NEWER run carried the same key.
+    """
+
+    def __init__(self, keys: dict[str, list[str]], enabled: bool) -> None:
+        self.keys = keys
+        self.enabled = enabled
+        self._newer: set[bytes] = set()
+        self._this_run: set[bytes] = set()
+        self.superseded = 0
+
+    def keep(self, stream: str, record: Any) -> bool:
+        """False when a newer run already had this record's key (always True when off)."""
+        props = self.keys.get(stream)
+        if not self.enabled or not props or not isinstance(record, dict):
+            return True
+        key = orjson.dumps([stream, [record.get(p) for p in props]])
+        digest = hashlib.blake2b(key, digest_size=16).digest()
+        if digest in self._newer:
+            self.superseded += 1
+            return False
+        self._this_run.add(digest)
+        return True
+
+    def end_run(self) -> None:
+        """The current run is done: its keys now shadow every older run."""
+        self._newer |= self._this_run
+        self._this_run = set()

@@ -31,6 +31,7 @@ from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
 from engine.fsutil import ensure_dir, read_json
+from engine.stages.chain import ChainBroken, ChainRun, NewestWins, incremental_chain, key_properties
 from engine.stages.spec import TaskSpec
 from engine.vault.layout import DT_DIR, RUN_DIR, RunRef, read_latest, read_manifest
 from engine.vault.reader import iter_records, verify_part
@@ -69,9 +70,11 @@ class Canonizer:
         self.unmapped_streams: dict[str, int] = {}
         self._last_progress = time.monotonic()
         self.total: int | None = None
+        self.superseded = 0
 
-    def prepare(self) -> tuple[Path, dict[str, Any], dict[str, CompiledTransform]]:
-        """Find the LATEST run, its manifest and the compiled transforms of its streams."""
+    def prepare(self) -> tuple[list[ChainRun], dict[str, CompiledTransform]]:
+        """Find the LATEST run (and, for incremental runs, the chain back to a full run),
+        and compile the transforms of the account's mapped streams."""
         account_dir = self.ws.account_dir(self.ex.domain, self.ex.source, self.ex.account)
         try:
             latest = read_latest(account_dir)
@@ -105,12 +108,16 @@ class Canonizer:
                 raise CanonizeFailed(ErrorCode.TRANSFORM_MISSING) from None
             except (ValueError, OSError):
                 raise CanonizeFailed(ErrorCode.TRANSFORM_INVALID) from None
-        return run_dir, manifest, compiled
+        try:
+            chain = incremental_chain(account_dir, ChainRun(run_dir, manifest))
+        except ChainBroken:
+            raise CanonizeFailed(ErrorCode.INCREMENTAL_CHAIN_BROKEN) from None
+        return chain, compiled
 
-    def fingerprint(self, run_dir: Path, manifest: dict[str, Any],
-                    compiled: dict[str, CompiledTransform]) -> dict[str, Any]:
+    def fingerprint(self, chain: list[ChainRun], compiled: dict[str, CompiledTransform]) -> dict[str, Any]:
         """Everything the output depends on (the provenance)."""
-        return {
+        manifest = chain[0].manifest
+        fp: dict[str, Any] = {
             "run": {"dt": manifest.get("dt"), "run_id": manifest.get("run_id"),
                     "parts": [p["sha256"] for p in manifest.get("parts", [])]},
             "transforms": {s: {"id": c.transform.id, "sha256": c.transform.sha256,
@@ -121,6 +128,11 @@ class Canonizer:
             "helpers_sha256": helpers_sha256(),
             "jsonata_engine": f"jsonatapy {jsonatapy.__version__}",
         }
+        if len(chain) > 1:  # incremental: the older runs it builds on are inputs too
+            fp["incremental_chain"] = [{"run_id": r.manifest.get("run_id"),
+                                        "parts": [p["sha256"] for p in r.manifest.get("parts", [])]}
+                                       for r in chain[1:]]
+        return fp
 
     def up_to_date(self, fp: dict[str, Any]) -> bool:
         """Whether the current output was built from exactly ``fp`` and is intact."""
@@ -131,11 +143,21 @@ class Canonizer:
             return False
         return bool(meta.get("inputs") == fp and meta.get("output", {}).get("sha256") == data_sha)
 
-    def transform_all(self, run_dir: Path, manifest: dict[str, Any],
-                      compiled: dict[str, CompiledTransform], out: IO[bytes], rej: IO[bytes]) -> str:
-        """Stream every record through its transform; return the output's sha256."""
+    def transform_all(self, chain: list[ChainRun], compiled: dict[str, CompiledTransform],
+                      out: IO[bytes], rej: IO[bytes]) -> str:
+        """Stream every record of the chain (newest run first) through its transform;
+        return the output's sha256."""
         sha = hashlib.sha256()
-        self.total = int(manifest.get("records") or 0) or None
+        self.total = sum(int(r.manifest.get("records") or 0) for r in chain) or None
+        newest = NewestWins(key_properties(chain), enabled=len(chain) > 1)
+        for run in chain:
+            self._transform_run(run.path, run.manifest, compiled, out, rej, sha, newest)
+            newest.end_run()
+        self.superseded = newest.superseded
+        return sha.hexdigest()
+
+    def _transform_run(self, run_dir: Path, manifest: dict[str, Any], compiled: dict[str, CompiledTransform],
+                       out: IO[bytes], rej: IO[bytes], sha: Any, newest: NewestWins) -> None:
         envelope = {"source": self.ex.source, "account": self.ex.account}
         for part in manifest.get("parts", []):
             problem = verify_part(run_dir, part)
@@ -144,6 +166,8 @@ class Canonizer:
             buf: list[bytes] = []
             try:
                 for index, (stream, record) in enumerate(iter_records(run_dir / part["file"])):
+                    if not newest.keep(stream, record):
+                        continue
                     ct = compiled.get(stream)
                     if ct is None:
                         self.unmapped += 1
@@ -164,7 +188,6 @@ class Canonizer:
             except (zlib.error, EOFError, orjson.JSONDecodeError, KeyError, TypeError):
                 raise CanonizeFailed(ErrorCode.PART_CORRUPT, part.get("file")) from None
             _flush(out, sha, buf)
-        return sha.hexdigest()
 
     def _reject(self, rej: IO[bytes], part: str, index: int, stream: str, exc: RecordRejected,
                 record: Any) -> None:
@@ -228,8 +251,8 @@ def run_canonize(spec: TaskSpec, emit: Emit) -> int:
 def _canonize(c: Canonizer) -> str:
     files = AccountFiles(c.paths["data"].parent, c.ex.account)
     publish.recover(files)  # finish (or undo) a publish a killed worker left half-done
-    run_dir, manifest, compiled = c.prepare()
-    fp = c.fingerprint(run_dir, manifest, compiled)
+    chain, compiled = c.prepare()
+    fp = c.fingerprint(chain, compiled)
     if not c.spec.force and c.up_to_date(fp):
         meta = read_json(c.paths["meta"])
         c.records = int(meta.get("output", {}).get("records", 0))
@@ -237,7 +260,7 @@ def _canonize(c: Canonizer) -> str:
     ensure_dir(files.folder)
     try:
         with publish.open_staged(files, "data") as out, publish.open_staged(files, "rejects") as rej:
-            digest = c.transform_all(run_dir, manifest, compiled, out, rej)
+            digest = c.transform_all(chain, compiled, out, rej)
             for fh in (out, rej):
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -250,6 +273,7 @@ def _canonize(c: Canonizer) -> str:
             "output": {"file": c.paths["data"].name, "sha256": digest, "records": c.records,
                        "kinds": dict(sorted(c.counts.items()))},
             "rejects": c.rejects, "unmapped": dict(sorted(c.unmapped_streams.items())),
+            "superseded": c.superseded, "runs": [r.manifest.get("run_id") for r in chain],
             "account": c.ex.account, "source": c.ex.source, "extractor": c.ex.name,
         })
         if c.rejects:

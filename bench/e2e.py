@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import REPO, env_int, goal, header, machine_cpu, run_pipeline
+from bench.common import REPO, PipelineRun, env_int, goal, header, machine_cpu, run_pipeline
 
 DEFAULT_TOTAL = 60_000
 FULL_TOTAL = 1_000_000
@@ -46,9 +46,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = run_pipeline(REPO / "config" / "demo.yaml", work / "ws",
                            {"LORCH_DEMO_RECORDS": str(per_account)})
-    finally:
-        busy1, idle1 = machine_cpu()
+    except BaseException:
         shutil.rmtree(work, ignore_errors=True)
+        raise
+    busy1, idle1 = machine_cpu()
+    try:
+        report_run(run, cores, busy1 - busy0, idle1 - idle0)
+    finally:
+        print(f"  (removing the benchmark workspace {work} ...)", flush=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def report_run(run: PipelineRun, cores: int, busy: float, idle: float) -> None:
+    """Print the per-stage figures and the overhead ratio of one pipeline run."""
     workers_cpu = sum(float(e.get("cpu_s") or 0) for e in run.finished)
     engine_cpu = max(0.0, run.timing.cpu - workers_cpu)
     records = int(run.stage_sum("extract", "records"))
@@ -61,10 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  stages' CPU {workers_cpu:.2f}s / {cores} cores = {ideal:.2f}s; wall {run.timing.wall:.2f}s; "
           f"engine process CPU {engine_cpu:.2f}s; {records / run.timing.wall:,.0f} records/s end to end",
           flush=True)
-    others = max(0.0, (busy1 - busy0) - run.timing.cpu)
-    idle = idle1 - idle0
+    others = max(0.0, busy - run.timing.cpu)
     adjusted = run.timing.wall - others / cores
-    print(f"  machine during the run: {busy1 - busy0:.1f} cpu-s busy, of which {others:.1f} by other processes; "
+    print(f"  machine during the run: {busy:.1f} cpu-s busy, of which {others:.1f} by other processes; "
           f"{idle:.1f} cpu-s idle", flush=True)
     print()
     goal("e2e orchestration overhead (wall / (stage CPU / cores) - 1)", (run.timing.wall / ideal - 1) * 100, 10,
@@ -72,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  (load average now {os.getloadavg()[0]:.1f} on {cores} cores: other processes' CPU counts as "
           f"overhead above; without it (wall - their cpu-s / cores = {adjusted:.2f}s) the overhead would be "
           f"about {(adjusted / ideal - 1) * 100:.0f}%)", flush=True)
-    return 0
 
 
 if __name__ == "__main__":

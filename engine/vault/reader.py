@@ -1,7 +1,8 @@
 """Reading the vault: verify a part against its manifest, then stream its records.
 
-Parts are decompressed in chunks and split into lines, so a record of any size works
-and memory stays bounded by one chunk plus the longest line.
+Parts are decompressed in chunks of at most 1 MiB of output (whatever the compression
+ratio) and split into lines, so a record of any size works and memory stays bounded by one
+chunk plus the longest line.
 """
 
 from __future__ import annotations
@@ -54,12 +55,12 @@ def iter_lines(path: Path, storage: Storage = LOCAL) -> Iterator[bytes]:
     rest = b""
     with storage.open_read(path) as fh:
         while chunk := fh.read(CHUNK):
-            data = rest + dec.decompress(chunk)
+            data = rest + dec.decompress(chunk, CHUNK)  # at most CHUNK out: memory stays flat
             lines = data.split(b"\n")
             rest = lines.pop()
             yield from lines
             while dec.unconsumed_tail:
-                data = rest + dec.decompress(dec.unconsumed_tail)
+                data = rest + dec.decompress(dec.unconsumed_tail, CHUNK)
                 lines = data.split(b"\n")
                 rest = lines.pop()
                 yield from lines

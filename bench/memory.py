@@ -2,14 +2,15 @@
 
     python -m bench.memory [--small N] [--large N] [--full]
 
-Runs one demo Gmail account through every stage (extract -> canonize -> index) with
-``lorchestra run --json``, once with ``--small`` records (default 10,000) and once with
-``--large`` (default 100,000; ``--full``: 1,000,000), each in a fresh workspace. Every
+Runs one demo account per tap of ``--taps`` (default ``gmail,sheets``: the largest records,
+and the best-compressing parts) through every stage (extract -> canonize -> index) with
+``lorchestra run --json``, once with ``--small`` records per account (default 10,000) and once
+with ``--large`` (default 100,000; ``--full``: 1,000,000), each in a fresh workspace. Every
 worker reports its own peak RSS (``peak_rss_kb``, getrusage ``ru_maxrss`` of the worker
 process; the tap it runs is a separate process and not included) in its final event.
 
-Printed: peak RSS per stage at both sizes and the ratio large / small (goal: at most 1.3x,
-memory flat in the account's size).
+Printed: the largest peak RSS of each stage's workers at both sizes and the ratio large /
+small (goal: at most 1.3x, memory flat in the account's size).
 """
 
 from __future__ import annotations
@@ -28,24 +29,29 @@ STAGES = ("extract", "canonize", "index")
 DEFAULT_SMALL, DEFAULT_LARGE, FULL_LARGE = 10_000, 100_000, 1_000_000
 
 
-def write_config(root: Path, records: int) -> Path:
-    """A one-account Gmail pipeline with the demo's mappings."""
+DOMAINS = {"gmail": "email", "msgraph": "email", "dataverse": "clinical", "sheets": "ops", "quickbooks": "finance"}
+SOURCES = {"msgraph": "exchange"}
+
+
+def write_config(root: Path, records: int, taps: list[str]) -> Path:
+    """A pipeline of one account per demo tap, with the demo's mappings."""
     demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    extractors = [{"name": f"bench-{tap}", "domain": DOMAINS[tap], "source": SOURCES.get(tap, tap),
+                   "account": "bench", "kind": "demo", "demo": {"tap": tap, "records": records, "seed": 5},
+                   "timeout_s": 7 * 86400} for tap in taps]
     cfg = {"pipeline": {"name": "bench-memory", "version": "1"}, "workspace": str(root / "ws"),
-           "extractors": [{"name": "bench-gmail", "domain": "email", "source": "gmail", "account": "bench",
-                           "kind": "demo", "demo": {"tap": "gmail", "records": records, "seed": 5},
-                           "timeout_s": 7 * 86400}],
+           "extractors": extractors,
            "stages": {"canonize": {"mappings": demo["stages"]["canonize"]["mappings"]}}}
     path = root / "bench.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
-def peaks(records: int) -> dict[str, float]:
-    """Peak RSS (KiB) of each stage's worker for one account of ``records`` messages."""
+def peaks(records: int, taps: list[str]) -> dict[str, float]:
+    """The largest peak RSS (KiB) of each stage's workers, accounts of ``records`` records."""
     root = Path(tempfile.mkdtemp(prefix="lorch-bench-memory-"))
     try:
-        run = run_pipeline(write_config(root, records), root / "ws")
+        run = run_pipeline(write_config(root, records, taps), root / "ws")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     out = {stage: run.stage_max(stage, "peak_rss_kb") for stage in STAGES}
@@ -61,11 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small", type=int, default=env_int("LORCH_BENCH_MEM_SMALL", DEFAULT_SMALL))
     ap.add_argument("--large", type=int, default=env_int("LORCH_BENCH_MEM_LARGE", DEFAULT_LARGE))
     ap.add_argument("--full", action="store_true", help=f"large = {FULL_LARGE:,} (the issue's figure)")
+    ap.add_argument("--taps", default="gmail,sheets", help="demo taps, one account each (default gmail,sheets)")
     ns = ap.parse_args(argv)
     large = FULL_LARGE if ns.full else ns.large
-    header(f"memory: peak RSS per worker, one Gmail account, {ns.small:,} vs {large:,} records")
-    small_peaks = peaks(ns.small)
-    large_peaks = peaks(large)
+    taps = [t.strip() for t in ns.taps.split(",") if t.strip()]
+    header(f"memory: peak RSS per worker, one account each of {', '.join(taps)}, {ns.small:,} vs {large:,} records")
+    small_peaks = peaks(ns.small, taps)
+    large_peaks = peaks(large, taps)
     print()
     for stage in STAGES:
         goal(f"memory {stage} peak RSS {large:,} / {ns.small:,} records",

@@ -41,7 +41,7 @@ def row_cells(v: AccountView, error: str, stale_after_hours: float) -> tuple[obj
     """The visible cells of one extractor's row; stale rows are highlighted."""
     stale = v.stale(stale_after_hours)
     return (
-        Text(f"{v.extractor.source}/{v.extractor.account}", style="bold yellow" if stale else ""),
+        Text(v.extractor.account, style="bold yellow" if stale else ""),
         v.latest_run or Text("none", style="dim"),
         f"{v.latest_records:,}" if v.latest_records is not None else "-",
         Text(age_text(v.latest_age_s), style="bold yellow" if stale else "green"),

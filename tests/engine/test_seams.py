@@ -336,3 +336,11 @@ def test_a_run_whose_success_finish_failed_can_still_be_finished_as_failed(tmp_p
     manifest = writer.finish("failed", error_code="WRITE_FAILED")
     assert manifest["status"] == "failed" and manifest["parts"] == []
     assert (writer.final / "manifest.json").is_file()
+
+
+def test_the_reader_round_trips_a_part_that_compresses_a_thousandfold(tmp_path: Path) -> None:
+    records = [{"id": i, "pad": "a" * 50_000} for i in range(300)]  # ~15 MB, a few KB compressed
+    run = write_run(ensure_dir(tmp_path / "acct"), records, part_max_bytes=1 << 30)
+    [part] = orjson.loads((run / "manifest.json").read_bytes())["parts"]
+    assert part["bytes"] * 200 < part["uncompressed_bytes"]
+    assert [rec for _, rec in iter_records(run / part["file"])] == records

@@ -26,7 +26,7 @@ from tests.tui.dash import EXTRACTORS, dashboard_config
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 WIDTH, HEIGHT = 120, 35
-LABELS = [f"{source}/{name}" for name, source, _ in EXTRACTORS]  # the LATEST table's account column
+LABELS = [name for name, _, _ in EXTRACTORS]  # the LATEST table's account column (account = name here)
 RUN_ID = r"\d{8}T\d{6}Z"
 
 

@@ -89,8 +89,15 @@ def check_transforms(cfg: PipelineConfig) -> list[Check]:
     canon = cfg.stages.canonize
     reg = Registry.load(canon.transforms_dir, canon.schemas_dir)
     out = [Check("transforms", "registry", "fail", p) for p in reg.problems]
+    sources = {ex.source for ex in cfg.extractors}
     for m in canon.mappings:
         subject = f"{m.source}/{m.stream}"
+        if m.source not in sources:
+            # a warning, not an error: one mapping list may serve several configs
+            out.append(Check("transforms", subject, "warn",
+                             f"mapping source {m.source!r} matches no extractor's source "
+                             f"({', '.join(sorted(sources))})"))
+            continue
         t = reg.transforms.get(m.transform)
         if t is None:
             out.append(Check("transforms", subject, "fail",
@@ -251,3 +258,18 @@ def exit_kind(checks: list[Check]) -> Kind | None:
     if "permission" in failed:
         return "permission"
     return "config" if failed else None
+
+
+def preflight_canonize(cfg: PipelineConfig) -> None:
+    """Before a run that canonizes: every mapping's transform and every schema must be usable.
+
+    A missing or broken transform, an invalid schema, or a mapping no extractor feeds is a
+    configuration error (exit 2) found before any task starts, not a task failure later.
+    """
+    from engine.errors import ConfigError
+
+    failed = [c for c in (*check_transforms(cfg), *check_schemas(cfg)) if c.status == "fail"]
+    if failed:
+        lines = "\n".join(f"  {c.group} {c.subject}: {c.message}" for c in failed)
+        raise ConfigError(f"the canonize stage cannot run:\n{lines}",
+                          hint="run `lorchestra validate` for the full checklist; see docs/transforms.md")

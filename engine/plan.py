@@ -83,4 +83,8 @@ def build_plan(cfg: PipelineConfig, stages: list[str] | None = None,
                              hint=f"stages available: {', '.join(IMPLEMENTED_STAGES)}")
     ordered: tuple[Stage, ...] = tuple(s for s in IMPLEMENTED_STAGES if s in wanted)
     chains = [Chain(e, ordered) for e in select_extractors(cfg, accounts, job)]
+    if "canonize" in ordered:
+        from engine.checks import preflight_canonize
+
+        preflight_canonize(cfg)
     return Plan(chains, ordered)

@@ -84,7 +84,7 @@ class DemoFaults(StrictModel):
     """Emit one RECORD before any SCHEMA."""
     huge_record_at: int | None = Field(None, ge=0)
     """The index of the record that carries a huge text field."""
-    huge_record_bytes: int = Field(0, ge=0, le=1 << 30)
+    huge_record_bytes: int = Field(1 << 20, ge=0, le=1 << 30)
     """The size of that huge text field, in bytes."""
     unknown_message_at: int | None = Field(None, ge=0)
     """After this many records, emit a message of an unknown type."""

@@ -13,11 +13,13 @@ from rich.table import Table
 from engine.runner import RunResult
 
 
-def human_bytes(n: int) -> str:
-    """1536 -> '1.5 KiB'."""
+def human_bytes(n: int, compact: bool = False) -> str:
+    """1536 -> '1.5 KiB' (or '1.5K' when ``compact``, for narrow panes)."""
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
+            if compact:
+                return f"{size:.0f}B" if unit == "B" else f"{size:.1f}{unit[0]}"
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"

@@ -111,8 +111,7 @@ def run_extract(spec: TaskSpec, emit: Emit) -> int:
         writer.meta.update(inputs.manifest)
         status, code, exit_code, line, detail = _drive_tap(spec, writer, emit, sup, inputs)
     except InputProblem as problem:
-        status = {ErrorCode.CANCELLED: "cancelled", ErrorCode.TIMEOUT: "timeout"}.get(problem.code, "failed")
-        code, exit_code, line = problem.code.value, problem.exit_code, None
+        status, code, exit_code, line = problem.status, problem.code.value, problem.exit_code, None
     except OSError:  # the workspace disk failed while preparing (catalog cache, STATE file)
         status, code, exit_code, line = "failed", ErrorCode.WRITE_FAILED.value, None, None
     finally:

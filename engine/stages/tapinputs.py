@@ -43,6 +43,11 @@ class InputProblem(Exception):
         self.code = code
         self.exit_code = exit_code
 
+    @property
+    def status(self) -> str:
+        """The task status this problem means: cancelled, timeout or failed."""
+        return {ErrorCode.CANCELLED: "cancelled", ErrorCode.TIMEOUT: "timeout"}.get(self.code, "failed")
+
 
 @dataclass
 class TapInputs:

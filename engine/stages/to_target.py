@@ -66,8 +66,7 @@ def run_to_target(spec: TaskSpec, emit: Emit) -> int:
         inputs = prepare_inputs(ex, ws, account_dir, folder, sup, folder / "tap.stderr.log", want_state=False)
         status, code, exit_code, line = _pipe(spec, lo, folder, sup, inputs.catalog, counts, emit)
     except InputProblem as problem:
-        status = {ErrorCode.CANCELLED: "cancelled", ErrorCode.TIMEOUT: "timeout"}.get(problem.code, "failed")
-        code, exit_code, line = problem.code.value, problem.exit_code, None
+        status, code, exit_code, line = problem.status, problem.code.value, problem.exit_code, None
     except OSError:  # the workspace disk failed while preparing (catalog cache, STATE file)
         status, code, exit_code, line = "failed", ErrorCode.WRITE_FAILED.value, None, None
     finally:

@@ -16,6 +16,7 @@ from textual.widgets.tree import TreeNode
 
 from engine.config import Extractor
 from engine.inspect import RunInfo
+from lorch_tui.summary import human_bytes
 
 STATUS_STYLE = {"success": "green", "failed": "red", "timeout": "red", "cancelled": "magenta"}
 
@@ -29,21 +30,11 @@ class NodeRef:
     run: RunInfo | None = None
 
 
-def human_bytes(n: int) -> str:
-    """1536 -> '1.5K'."""
-    size = float(n)
-    for unit in ("B", "K", "M", "G"):
-        if size < 1024 or unit == "G":
-            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
-        size /= 1024
-    return f"{n}B"
-
-
 def run_label(run: RunInfo) -> Text:
     """`20261126T100109Z success 250 rec 3 parts 12.1K 47.3x`."""
     text = Text(run.run_id + " ")
     text.append(run.status, style=STATUS_STYLE.get(run.status, "yellow"))
-    text.append(f" {run.records:,} rec {run.parts}p {human_bytes(run.bytes)}", style="dim")
+    text.append(f" {run.records:,} rec {run.parts}p {human_bytes(run.bytes, compact=True)}", style="dim")
     if run.ratio:
         text.append(f" {run.ratio:.1f}x", style="dim")
     return text
@@ -163,7 +154,7 @@ class RunDetail(Static):
         text.append(run.status, style=STATUS_STYLE.get(run.status, "yellow"))
         if run.error_code:
             text.append(f" ({run.error_code})", style="red")
-        text.append(f"\n{run.records:,} records in {run.parts} parts, {human_bytes(run.bytes)}")
+        text.append(f"\n{run.records:,} records in {run.parts} parts, {human_bytes(run.bytes, compact=True)}")
         if run.ratio:
             text.append(f", {run.ratio:.1f}x")
         text.append(f"\nSTATE {'present' if run.has_state else 'absent'}\n")

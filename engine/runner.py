@@ -171,4 +171,4 @@ class Runner:
         return list(self._running)
 
 
-__all__ = ["ErrorCode", "RunResult", "Runner"]
+__all__ = ["RunResult", "Runner"]

@@ -8,10 +8,12 @@ thread except through ``call_from_thread``.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pydantic import ValidationError
 
 from engine.configload import load
@@ -30,8 +32,6 @@ from lorch_tui.widgets.vault import RunDetail, VaultTree
 
 if TYPE_CHECKING:
     from lorch_tui.app import LorchApp
-
-import orjson
 
 
 def foreign_events(logged: list[dict[str, Any]], model: RunModel) -> list[Event]:
@@ -121,7 +121,7 @@ def validate(app: LorchApp) -> None:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "lorch_tui.cli", "validate", "--config", str(app.loaded.path),
             "--workspace", str(app.ws.root), stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, env={**__import__("os").environ, "COLUMNS": "100"})
+            stderr=asyncio.subprocess.STDOUT, env={**os.environ, "COLUMNS": "100"})
         out, _ = await proc.communicate()
         await app.push_screen(ValidateScreen(proc.returncode, out.decode(errors="replace")))
 

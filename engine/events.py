@@ -9,6 +9,7 @@ Workers write them as JSON lines on stdout; the engine validates each line with
 
 from __future__ import annotations
 
+import errno
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -62,6 +63,28 @@ class ErrorCode(StrEnum):
     INDEX_SCHEMA_MISMATCH = "INDEX_SCHEMA_MISMATCH"
     LATEST_INVALID = "LATEST_INVALID"
     MANIFEST_INVALID = "MANIFEST_INVALID"
+    DISK_FULL = "DISK_FULL"
+    LATEST_NOT_SUCCESS = "LATEST_NOT_SUCCESS"
+
+
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when ``exc`` (or an exception it was raised from) says the disk or quota is full."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in NO_SPACE_ERRNOS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def write_error_code(exc: BaseException) -> ErrorCode:
+    """``DISK_FULL`` for a full disk or quota, else ``WRITE_FAILED``."""
+    return ErrorCode.DISK_FULL if is_disk_full(exc) else ErrorCode.WRITE_FAILED
 
 
 def now_iso() -> str:
@@ -258,6 +281,8 @@ class RunFinished(EventBase):
     """Records written by all tasks."""
     duration_s: float
     """Wall time of the run."""
+    error_code: str | None = None
+    """``DISK_FULL`` when a task ran out of space (the one run-level code); else None."""
 
 
 Event = Annotated[

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.canon.publish import AccountFiles, read_meta
 from engine.config import Extractor, PipelineConfig
-from engine.fsutil import read_json
 from engine.vault.layout import list_runs, read_latest, read_manifest
 from engine.workspace import Workspace
 
@@ -84,12 +84,7 @@ def _age_s(updated_at: str | None) -> float | None:
 
 def canonical_meta(ws: Workspace, ex: Extractor) -> dict[str, Any] | None:
     """The account's canonical provenance, if built."""
-    path = ws.canonical / ex.source / f"{ex.account}.meta.json"
-    try:
-        data = read_json(path)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_meta(AccountFiles(ws.canonical / ex.source, ex.account))
 
 
 def account_view(ws: Workspace, ex: Extractor, index_shas: dict[tuple[str, str], str] | None = None) -> AccountView:

@@ -99,7 +99,9 @@ class Runner:
         return RunFinished(run_id=run_id, status=status, tasks=plan.task_count, succeeded=ok,  # type: ignore[arg-type]
                            failed=failed, cancelled=cancelled,
                            records=sum(f.records for f in done if f.stage == "extract"),
-                           duration_s=round(elapsed, 3))
+                           duration_s=round(elapsed, 3),
+                           error_code=ErrorCode.DISK_FULL.value if any(
+                               f.error_code == ErrorCode.DISK_FULL.value for f in done) else None)
 
     async def _run_chain(self, chain: Chain, result: RunResult) -> None:
         blocked: str | None = None

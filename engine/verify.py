@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from engine.canon.publish import AccountFiles, resolve
+from engine.canon.publish import AccountFiles, open_current
 from engine.fsutil import read_json
 from engine.vault.layout import DT_DIR, LATEST, MANIFEST, RUN_DIR
 from engine.vault.reader import PART_NAME
@@ -196,24 +196,28 @@ class Verifier:
                 self.report.canonical += 1
                 files = AccountFiles(source_dir, meta_path.name[: -len(".meta.json")])
                 code = _canonical_problem(files)
-                if code is not None:  # a writer may have been between two renames: look again
-                    code = _canonical_problem(files)
                 if code is not None:
                     self.problem(code, files.data)
 
 
 def _canonical_problem(files: AccountFiles) -> str | None:
-    current = resolve(files)
+    """Whether the current generation's data hashes to what its meta says (one generation)."""
     try:
-        meta = read_json(current["meta"])
-        want = meta["output"]["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return "CANONICAL_INVALID"
-    try:
-        got = file_sha256(current["data"])
-    except (OSError, KeyError):
+        with open_current(files) as view:
+            if view is None or view.meta is None:
+                return "CANONICAL_INVALID"
+            want = view.meta.get("output", {}).get("sha256") if isinstance(
+                view.meta.get("output"), dict) else None
+            if want is None:
+                return "CANONICAL_INVALID"
+            if view.data is None:
+                return "CANONICAL_MISMATCH"
+            h = hashlib.sha256()
+            while chunk := view.data.read(CHUNK):
+                h.update(chunk)
+    except OSError:
         return "CANONICAL_MISMATCH"
-    return None if got == want else "CANONICAL_MISMATCH"
+    return None if h.hexdigest() == want else "CANONICAL_MISMATCH"
 
 
 def account_dirs(ws: Workspace) -> Iterator[Path]:

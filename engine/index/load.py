@@ -30,7 +30,8 @@ from typing import Any, Literal
 
 import orjson
 
-from engine.fsutil import read_json
+from engine.canon.publish import AccountFiles, open_current
+from engine.events import is_disk_full
 from engine.index.fields import FIELDS_VERSION, derive
 from engine.index.store import (
     ObjectWriter,
@@ -48,6 +49,16 @@ beyond it, rows are re-derived from the canonical file during the transaction.""
 Progress = Callable[[int, int | None], None]
 Row = tuple[str, str, str, str | None, str | None, str | None, str, str, str]
 """kind, entity_id, sha256, time, title, dedupe_key, body, names, notes."""
+
+
+SQLITE_FULL = 13
+
+
+def sqlite_code(exc: sqlite3.Error) -> str:
+    """``DISK_FULL`` when SQLite ran out of space (SQLITE_FULL or ENOSPC), else ``INDEX_DB_ERROR``."""
+    if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == SQLITE_FULL or is_disk_full(exc):
+        return "DISK_FULL"
+    return "INDEX_DB_ERROR"
 
 
 class LoadFailed(Exception):
@@ -121,28 +132,22 @@ class AccountLoader:
         self.objects = ObjectWriter(objects_dir(ws))
 
     def run(self) -> LoadResult:
-        """Load the account (or skip it); raise LoadFailed with a stable code."""
+        """Load the account (or skip it); raise LoadFailed with a stable code.
+
+        The data and the meta come from one generation of the account's canonical files
+        (:func:`engine.canon.publish.open_current`), so they always belong together.
+        """
+        files = AccountFiles(self.data_path.parent, self.account)
         try:
-            fd = os.open(self.data_path, os.O_RDONLY)
-        except FileNotFoundError:
-            raise LoadFailed("NO_CANONICAL") from None
-        try:
-            meta = self._meta()
-            return self._run(fd, meta)
+            with open_current(files) as view:
+                if view is None or view.data is None or not view.meta_present:
+                    raise LoadFailed("NO_CANONICAL")
+                meta = view.meta
+                if meta is None or not isinstance(meta.get("output"), dict):
+                    raise LoadFailed("CANONICAL_INVALID")
+                return self._run(view.data.fileno(), meta)
         finally:
             self.objects.close()
-            os.close(fd)
-
-    def _meta(self) -> dict[str, Any]:
-        try:
-            meta = read_json(self.meta_path)
-        except FileNotFoundError:
-            raise LoadFailed("NO_CANONICAL") from None
-        except (OSError, ValueError):
-            raise LoadFailed("CANONICAL_INVALID") from None
-        if not isinstance(meta, dict) or not isinstance(meta.get("output"), dict):
-            raise LoadFailed("CANONICAL_INVALID")
-        return meta
 
     def _run(self, fd: int, meta: dict[str, Any]) -> LoadResult:
         file_sha = _fd_sha256(fd)
@@ -169,8 +174,8 @@ class AccountLoader:
             self.result.objects_removed = remove_unreferenced(
                 conn, self.objects.objects, self.source, self.account)
             self.result.seconds["gc"] = time.monotonic() - started
-        except sqlite3.Error:
-            raise LoadFailed("INDEX_DB_ERROR") from None
+        except sqlite3.Error as exc:
+            raise LoadFailed(sqlite_code(exc)) from None
         finally:
             if conn is not None:
                 conn.close()

@@ -3,9 +3,9 @@
 It reads only the run LATEST names, verifies every part's sha256 before using it,
 transforms each record of a mapped stream with its JSONata transform, validates it, and
 writes ``canonical/{source}/{account}.jsonl`` (keys sorted, so the same LATEST and
-transforms give byte-identical output) plus the provenance ``.meta.json``, swapped in
-together through a commit marker (:mod:`engine.canon.publish`), so a killed worker leaves
-the old version or the new one, never a mix. Rejected records go with their reason to
+transforms give byte-identical output) plus the provenance ``.meta.json``, published together
+as one generation behind a single pointer (:mod:`engine.canon.publish`,
+:mod:`engine.fsgen`), so every reader sees the old version or the new one, never a mix. Rejected records go with their reason to
 ``.rejects.jsonl`` in the workspace; events carry counts.
 When the provenance proves nothing changed, the task is ``skipped`` unless forced.
 """
@@ -29,8 +29,15 @@ from engine.canon.compiled import CompiledTransform, RecordRejected
 from engine.canon.functions import helpers_sha256
 from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
-from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
-from engine.fsutil import ensure_dir, read_json
+from engine.events import (
+    ErrorCode,
+    EventBase,
+    TaskFinished,
+    TaskProgress,
+    TaskWarning,
+    write_error_code,
+)
+from engine.fsutil import ensure_dir, open_private
 from engine.stages.chain import ChainBroken, ChainRun, NewestWins, incremental_chain, key_properties
 from engine.stages.spec import TaskSpec
 from engine.vault.layout import DT_DIR, RUN_DIR, RunRef, read_latest, read_manifest
@@ -96,6 +103,8 @@ class Canonizer:
             raise CanonizeFailed(ErrorCode.MANIFEST_MISSING) from None
         except (OSError, ValueError, AssertionError):
             raise CanonizeFailed(ErrorCode.MANIFEST_INVALID) from None
+        if manifest.get("status") != "success":  # LATEST may only name a successful run
+            raise CanonizeFailed(ErrorCode.LATEST_NOT_SUCCESS)
         canon = self.spec.canonize
         registry = Registry.load(canon.transforms_dir, canon.schemas_dir)
         compiled: dict[str, CompiledTransform] = {}
@@ -136,12 +145,20 @@ class Canonizer:
 
     def up_to_date(self, fp: dict[str, Any]) -> bool:
         """Whether the current output was built from exactly ``fp`` and is intact."""
-        try:
-            meta = read_json(self.paths["meta"])
-            data_sha = _file_sha256(self.paths["data"])
-        except (OSError, ValueError):
+        files = AccountFiles(self.paths["data"].parent, self.ex.account)
+        if not files.store.mirrors_current():  # a plain name was deleted, replaced or is stale
             return False
-        return bool(meta.get("inputs") == fp and meta.get("output", {}).get("sha256") == data_sha)
+        try:
+            with publish.open_current(files) as view:
+                if view is None or view.meta is None or view.data is None:
+                    return False
+                meta = view.meta
+                sha = hashlib.sha256()
+                while chunk := view.data.read(1 << 20):
+                    sha.update(chunk)
+        except OSError:
+            return False
+        return bool(meta.get("inputs") == fp and meta.get("output", {}).get("sha256") == sha.hexdigest())
 
     def transform_all(self, chain: list[ChainRun], compiled: dict[str, CompiledTransform],
                       out: IO[bytes], rej: IO[bytes]) -> str:
@@ -234,8 +251,8 @@ def run_canonize(spec: TaskSpec, emit: Emit) -> int:
         status = _canonize(c)
     except CanonizeFailed as exc:
         status, code, detail = "failed", exc.code.value, exc.detail
-    except OSError:
-        status, code = "failed", ErrorCode.WRITE_FAILED.value
+    except OSError as exc:
+        status, code = "failed", write_error_code(exc).value
     if c.unmapped:
         emit(TaskWarning(task_id=spec.task_id, stage="canonize", extractor=c.ex.name,
                          code=ErrorCode.UNMAPPED_STREAM.value, count=c.unmapped))
@@ -250,36 +267,38 @@ def run_canonize(spec: TaskSpec, emit: Emit) -> int:
 
 def _canonize(c: Canonizer) -> str:
     files = AccountFiles(c.paths["data"].parent, c.ex.account)
-    publish.recover(files)  # finish (or undo) a publish a killed worker left half-done
+    publish.recover(files)  # drop what a killed publish left (the pointer is never half-moved)
     chain, compiled = c.prepare()
     fp = c.fingerprint(chain, compiled)
     if not c.spec.force and c.up_to_date(fp):
-        meta = read_json(c.paths["meta"])
+        meta = publish.read_meta(files) or {}
         c.records = int(meta.get("output", {}).get("records", 0))
         return "skipped"
     ensure_dir(files.folder)
-    try:
-        with publish.open_staged(files, "data") as out, publish.open_staged(files, "rejects") as rej:
+    with files.store.stage() as gen:
+        with open_private(gen.path(files.name("data")), "wb") as out, \
+                open_private(gen.path(files.name("rejects")), "wb") as rej:
             digest = c.transform_all(chain, compiled, out, rej)
             for fh in (out, rej):
                 fh.flush()
                 os.fsync(fh.fileno())
         if c.over_limit():
             # the person needs the rejects of this attempt; data and meta stay as they were
-            publish.commit(files, ["rejects"])
+            gen.path(files.name("data")).unlink()
+            gen.carry(files.name("data"))
+            gen.carry(files.name("meta"))
+            gen.commit()
             raise CanonizeFailed(ErrorCode.REJECTS_EXCEEDED)
-        publish.write_staged_json(files, "meta", {
-            "inputs": fp,
-            "output": {"file": c.paths["data"].name, "sha256": digest, "records": c.records,
-                       "kinds": dict(sorted(c.counts.items()))},
-            "rejects": c.rejects, "unmapped": dict(sorted(c.unmapped_streams.items())),
-            "superseded": c.superseded, "runs": [r.manifest.get("run_id") for r in chain],
-            "account": c.ex.account, "source": c.ex.source, "extractor": c.ex.name,
-        })
-        if c.rejects:
-            publish.commit(files, ["data", "meta", "rejects"])
-        else:
-            publish.commit(files, ["data", "meta"], remove=["rejects"])
-    finally:
-        publish.discard(files)
+        with open_private(gen.path(files.name("meta")), "wb") as fh:
+            fh.write(publish.meta_bytes({
+                "inputs": fp,
+                "output": {"file": files.name("data"), "sha256": digest, "records": c.records,
+                           "kinds": dict(sorted(c.counts.items()))},
+                "rejects": c.rejects, "unmapped": dict(sorted(c.unmapped_streams.items())),
+                "superseded": c.superseded, "runs": [r.manifest.get("run_id") for r in chain],
+                "account": c.ex.account, "source": c.ex.source, "extractor": c.ex.name,
+            }))
+        if not c.rejects:
+            gen.path(files.name("rejects")).unlink()
+        gen.commit()
     return "success"

@@ -13,13 +13,21 @@ status in the manifest, and LATEST moves only on success. With a loader (``extra
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
+from engine.events import (
+    ErrorCode,
+    EventBase,
+    TaskFinished,
+    TaskProgress,
+    TaskWarning,
+    write_error_code,
+)
 from engine.fsutil import ensure_dir, open_private
 from engine.stages.singer_stream import StreamError, consume
 from engine.stages.spec import TaskSpec
@@ -112,8 +120,8 @@ def run_extract(spec: TaskSpec, emit: Emit) -> int:
         status, code, exit_code, line, detail = _drive_tap(spec, writer, emit, sup, inputs)
     except InputProblem as problem:
         status, code, exit_code, line = problem.status, problem.code.value, problem.exit_code, None
-    except OSError:  # the workspace disk failed while preparing (catalog cache, STATE file)
-        status, code, exit_code, line = "failed", ErrorCode.WRITE_FAILED.value, None, None
+    except OSError as exc:  # the workspace disk failed while preparing (catalog cache, STATE file)
+        status, code, exit_code, line = "failed", write_error_code(exc).value, None, None
     finally:
         inputs.cleanup()
         (writer.tmp / "demo-tap-config.json").unlink(missing_ok=True)
@@ -126,9 +134,11 @@ def run_extract(spec: TaskSpec, emit: Emit) -> int:
         if status == "success":
             write_latest(account_dir, ref, writer.records)
             latest = True
-    except OSError:
-        status, code = "failed", ErrorCode.WRITE_FAILED.value
+    except OSError as exc:
+        status, code = "failed", write_error_code(exc).value
         mark_failed(writer, code, exit_code, stderr_lines)
+    if code == ErrorCode.DISK_FULL.value:
+        drop_partial(writer)
     emit(TaskFinished(
         task_id=spec.task_id, stage="extract", extractor=ex.name, account=ex.account, status=status,  # type: ignore[arg-type]
         attempt=spec.attempt, records=writer.records, parts=len(writer.parts), bytes=writer.bytes,
@@ -153,6 +163,16 @@ def mark_failed(writer: RunWriter, code: str, exit_code: int | None, stderr_line
         writer.finish("failed", error_code=code, tap_exit_code=exit_code, stderr_lines=stderr_lines)
     except OSError:
         pass
+
+
+def drop_partial(writer: RunWriter) -> None:
+    """After a full disk, remove the unpublished run folder whole (LATEST never moved).
+
+    Its parts cannot be trusted and hold the space the next run needs; the task event and
+    the run history keep the DISK_FULL outcome. A run already published stays for audit.
+    """
+    if writer.tmp.is_dir():
+        shutil.rmtree(writer.tmp, ignore_errors=True)
 
 
 def unknown_warner(spec: TaskSpec, emit: Emit) -> Callable[[int], None]:
@@ -184,10 +204,10 @@ def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit, sup: Supervisor,
     except StreamError as exc:
         error = exc
         dog.stop("stream")
-    except OSError:
+    except OSError as exc:
         dog.stop("stream")
         writer.abort()
-        error = StreamError(ErrorCode.WRITE_FAILED, 0)
+        error = StreamError(write_error_code(exc), 0)
     proc.stdout.close()
     rc = reap(proc, dog)
     progress.stop()

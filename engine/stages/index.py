@@ -14,10 +14,16 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from engine.canon.publish import AccountFiles, recover
+from engine.canon.publish import AccountFiles, read_meta, recover
 from engine.canon.registry import Registry
-from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
-from engine.fsutil import read_json
+from engine.events import (
+    ErrorCode,
+    EventBase,
+    TaskFinished,
+    TaskProgress,
+    TaskWarning,
+    write_error_code,
+)
 from engine.index.load import AccountLoader, LoadFailed, canonical_paths
 from engine.index.store import StoreError
 from engine.stages.spec import TaskSpec
@@ -38,9 +44,9 @@ def transforms_by_kind(spec: TaskSpec) -> dict[str, str]:
     transform the registry no longer knows is attributed only when it is the sole one.
     """
     ws = Workspace(spec.workspace)
-    _, meta_path = canonical_paths(ws, spec.extractor.source, spec.extractor.account)
+    data_path, _ = canonical_paths(ws, spec.extractor.source, spec.extractor.account)
+    meta = read_meta(AccountFiles(data_path.parent, spec.extractor.account)) or {}
     try:
-        meta = read_json(meta_path)
         used: dict[str, Any] = meta.get("inputs", {}).get("transforms", {}) or {}
     except (OSError, ValueError, AttributeError):
         return {}
@@ -93,8 +99,8 @@ def run_index(spec: TaskSpec, emit: Emit) -> int:
         status, code = "failed", exc.code
     except _Cancelled:
         status, code = "cancelled", ErrorCode.CANCELLED.value
-    except OSError:
-        status, code = "failed", ErrorCode.WRITE_FAILED.value
+    except OSError as exc:
+        status, code = "failed", write_error_code(exc).value
     finally:
         signal.signal(signal.SIGTERM, previous)
     result = loader.result

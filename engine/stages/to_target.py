@@ -22,7 +22,7 @@ from typing import IO, Any
 import orjson
 
 from engine.config import Loader
-from engine.events import ErrorCode, TaskFinished
+from engine.events import ErrorCode, TaskFinished, write_error_code
 from engine.fsutil import atomic_write_json, ensure_dir, open_private
 from engine.stages.extract import Emit, Progress, count_lines
 from engine.stages.spec import TaskSpec
@@ -67,8 +67,8 @@ def run_to_target(spec: TaskSpec, emit: Emit) -> int:
         status, code, exit_code, line = _pipe(spec, lo, folder, sup, inputs.catalog, counts, emit)
     except InputProblem as problem:
         status, code, exit_code, line = problem.status, problem.code.value, problem.exit_code, None
-    except OSError:  # the workspace disk failed while preparing (catalog cache, STATE file)
-        status, code, exit_code, line = "failed", ErrorCode.WRITE_FAILED.value, None, None
+    except OSError as exc:  # the workspace disk failed while preparing (catalog cache, STATE file)
+        status, code, exit_code, line = "failed", write_error_code(exc).value, None, None
     finally:
         (folder / "demo-tap-config.json").unlink(missing_ok=True)
     stderr_lines = count_lines(folder / "tap.stderr.log")

@@ -60,6 +60,7 @@ from engine.fsutil import atomic_write_json, ensure_dir, fsync_dir, read_json
 POINTER = "CURRENT"
 GEN_NAME = re.compile(r"g(\d{6,})")
 PARTIAL_NAME = re.compile(r"\.g(\d{6,})\.(?:partial|trash)")
+LINK_NAME = re.compile(r"\.(.+)\.link-\d+")
 READ_RETRIES = 8
 
 
@@ -89,10 +90,12 @@ class GenerationStore:
     """Numbered generations of a set of files in ``folder``, named ``name``."""
 
     def __init__(self, folder: Path, name: str, *, mirror: bool = True,
-                 legacy: tuple[str, ...] = ()) -> None:
+                 legacy: tuple[str, ...] = (), owned: tuple[str, ...] = ()) -> None:
         self.folder, self.name, self.mirror = folder, name, mirror
         self.legacy = legacy
         """Plain names read as generation 0 when no pointer exists yet."""
+        self.owned = (*legacy, *owned)
+        """Every plain name the mirrors may hold: one the current generation lacks is removed."""
 
     @property
     def root(self) -> Path:
@@ -194,6 +197,12 @@ class GenerationStore:
         for tmp in self.root.glob(f".{POINTER}.tmp-*"):
             tmp.unlink(missing_ok=True)
             found = True
+        names = set(self.owned) | set(Generation(current, self.gen_folder(current)).names())
+        for p in self.folder.iterdir():
+            m = LINK_NAME.fullmatch(p.name)
+            if m and m.group(1) in names:  # a mirror link a killed writer did not finish
+                p.unlink(missing_ok=True)
+                found = True
         if current and relink:
             found = self._sync_mirrors(self.gen_folder(current), None) or found
         return found
@@ -204,7 +213,7 @@ class GenerationStore:
         gen = self.current()
         if not self.mirror or gen is None or gen.number == 0:
             return True
-        names = set(gen.names()) | set(self.legacy)
+        names = set(gen.names()) | set(self.owned)
         for n in names:
             try:
                 a = (self.folder / n).stat()
@@ -251,7 +260,7 @@ class GenerationStore:
             os.link(src, tmp)
             os.replace(tmp, plain)
             changed = True
-        stale = set(self.legacy)
+        stale = set(self.owned)
         if old is not None and old.is_dir():
             stale |= {p.name for p in old.iterdir() if not p.name.startswith(".")}
         for n in sorted(stale - names):

@@ -8,8 +8,8 @@ failure says exactly which promise broke where. The definitions:
   says ``success`` and whose parts match their sha256, sizes, uncompressed sizes and record
   counts; every visible ``run_id=`` folder has a manifest with a final status whose listed
   parts verify; anything else in a ``dt=`` folder is a hidden ``.run_id=*.partial`` folder.
-* **canonical**: the account's *current version* is what a reader sees through the publish
-  journal (``engine.canon.publish.resolve``): its data must hash to the meta's
+* **canonical**: the account's *current version* is what a reader sees through the reader
+  API (``engine.canon.publish.open_current``, one generation): its data must hash to the meta's
   ``output.sha256`` and hold ``output.records`` lines. "Old or new" is then checked by the
   caller against the version before the kill and against the LATEST run.
 * **index**: SQLite's integrity check passes; every account row's document count matches
@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from engine.canon.publish import AccountFiles, resolve
+from engine.canon.publish import AccountFiles, open_current
 
 FINAL_STATUSES = {"success", "failed", "cancelled", "timeout"}
 RUN_DIR = re.compile(r"^run_id=\d{8}T\d{6}Z$")
@@ -129,32 +129,43 @@ class CanonVersion:
 
 
 def canonical_version(ws: Path, source: str, account: str) -> tuple[CanonVersion | None, list[str]]:
-    """The current canonical version of an account as a reader sees it, and its problems."""
+    """The current canonical version of an account as a reader sees it, and its problems.
+
+    Read through the one reader API (``engine.canon.publish.open_current``): the files of
+    the generation the pointer names, opened together.
+    """
     files = AccountFiles(ws / "canonical" / source, account)
-    current = resolve(files)
-    meta_path, data_path = current["meta"], current.get("data")
-    if not meta_path.exists():
-        if data_path is not None and data_path.exists():
-            return None, [f"{data_path}: canonical data without a meta file"]
-        return None, []
-    try:
-        meta = orjson.loads(meta_path.read_bytes())
-        assert data_path is not None
-        data = data_path.read_bytes()
-    except (OSError, orjson.JSONDecodeError, AssertionError) as exc:
-        return None, [f"{meta_path}: meta or data unreadable ({type(exc).__name__})"]
+    with open_current(files) as view:
+        if view is None:
+            return None, []
+        if not view.meta_present:
+            if view.data is not None:
+                return None, [f"{files.data}: canonical data without a meta file"]
+            return None, []
+        if view.meta is None or view.data is None:
+            return None, [f"{files.meta}: meta or data unreadable (generation {view.generation})"]
+        meta, data = view.meta, view.data.read()
     problems = []
     sha = hashlib.sha256(data).hexdigest()
     if sha != meta["output"]["sha256"]:
-        problems.append(f"{data_path}: sha256 {sha[:12]} is not the meta's {meta['output']['sha256'][:12]} "
+        problems.append(f"{files.data}: sha256 {sha[:12]} is not the meta's {meta['output']['sha256'][:12]} "
                         "(a mix of two versions)")
     lines = data.splitlines(keepends=True)
     if len(lines) != meta["output"]["records"]:
-        problems.append(f"{data_path}: {len(lines)} lines, the meta says {meta['output']['records']}")
+        problems.append(f"{files.data}: {len(lines)} lines, the meta says {meta['output']['records']}")
     run = meta.get("inputs", {}).get("run", {})
     version = CanonVersion(sha, len(lines), run.get("run_id"), tuple(run.get("parts", [])),
                            tuple(hashlib.sha256(line).hexdigest() for line in lines))
     return version, problems
+
+
+def plain_canonical_problems(ws: Path, source: str, account: str) -> list[str]:
+    """After a clean run: the plain names are links to the current generation, no leftovers."""
+    files = AccountFiles(ws / "canonical" / source, account)
+    problems = [f"{p}: publish leftover" for p in files.leftovers()]
+    if not files.store.mirrors_current():
+        problems.append(f"{files.data}: plain names are not the current generation's files")
+    return problems
 
 
 def index_problems(ws: Path, only: tuple[str, str] | None = None,

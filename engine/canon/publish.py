@@ -70,7 +70,8 @@ class AccountFiles:
     def store(self) -> GenerationStore:
         """The generations of this account's files."""
         return GenerationStore(self.folder, self.account,
-                               legacy=(self.name("data"), self.name("meta")))
+                               legacy=(self.name("data"), self.name("meta")),
+                               owned=(self.name("rejects"),))
 
     def leftovers(self) -> list[Path]:
         """Hidden files of this account from attempts that did not finish (any format)."""

@@ -68,6 +68,7 @@ from tests.invariants import (
     latest_run,
     lock_is_free,
     log_problems,
+    plain_canonical_problems,
     vault_problems,
 )
 
@@ -381,6 +382,7 @@ def succeeded(events: list[dict[str, Any]], name: str) -> bool:
     return set(finals) == set(STAGES) and all(s in ("success", "skipped") for s in finals.values())
 
 
+@pytest.mark.crash
 def test_sigkill_anywhere_leaves_old_or_new_never_a_mix(tmp_path: Path) -> None:
     t0 = time.monotonic()
     h = Harness(tmp_path)
@@ -404,8 +406,8 @@ def test_sigkill_anywhere_leaves_old_or_new_never_a_mix(tmp_path: Path) -> None:
         version = h.canon(name)
         assert version is not None and (version.run_id, list(version.run_parts)) == latest_run(
             account_dir(h.ws, ex)), h.where(f"{name}: canonical is not built from LATEST after a clean run")
-        leftovers = [p.name for p in (h.ws / "canonical" / ex["source"]).iterdir() if p.name.startswith(".")]
-        assert leftovers == [], h.where(f"{name}: publish leftovers after a clean run: {leftovers}")
+        leftovers = plain_canonical_problems(h.ws, ex["source"], ex["account"])
+        assert leftovers == [], h.where(f"{name}: after a clean run: {leftovers}")
         if INDEX_READY:
             row = h.index_of(name)
             assert row is not None and row[0] == version.data_sha256
@@ -420,91 +422,124 @@ def test_sigkill_anywhere_leaves_old_or_new_never_a_mix(tmp_path: Path) -> None:
 PUBLISH_SCRIPT = """
 import hashlib, os, signal, sys
 from pathlib import Path
-from engine.canon import publish
-from engine.canon.publish import AccountFiles
+from engine.canon.publish import AccountFiles, meta_bytes, recover
 
 files = AccountFiles(Path(sys.argv[1]), "acct")
-crash_at, with_rejects = int(sys.argv[2]), sys.argv[3] == "1"
+crash_at, with_rejects, version = int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 calls = [0]
-real_replace, real_unlink = os.replace, os.unlink
 
-def step():
-    calls[0] += 1
-    if calls[0] == crash_at:
-        os.kill(os.getpid(), signal.SIGKILL)
+def wrap(name):
+    real = getattr(os, name)
+    def step(*a, **k):
+        calls[0] += 1
+        if calls[0] == crash_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*a, **k)
+    setattr(os, name, step)
 
-def replace(*a, **k):
-    step()
-    return real_replace(*a, **k)
-
-def unlink(*a, **k):
-    step()
-    return real_unlink(*a, **k)
-
-os.replace, os.unlink = replace, unlink  # every rename and delete is a possible crash point
-data = b'{"v": "new"}\\n' * 3
-with publish.open_staged(files, "data") as fh:
-    fh.write(data)
-with publish.open_staged(files, "rejects") as fh:
-    fh.write(b'{"reject": "new"}\\n')
-publish.write_staged_json(files, "meta", {"v": "new", "output": {"sha256": hashlib.sha256(data).hexdigest()}})
-if with_rejects:
-    publish.commit(files, ["data", "meta", "rejects"])
-else:
-    publish.commit(files, ["data", "meta"], remove=["rejects"])
-print("done")
+for name in ("replace", "rename", "link", "unlink", "rmdir", "fsync"):
+    wrap(name)  # every step a writer commits through is a possible crash point
+data = b'{"v": "%s"}\\n' % version.encode() * 3
+files.folder.mkdir(parents=True, exist_ok=True)
+recover(files)  # what the canonize worker does first
+with files.store.stage() as gen:
+    gen.path(files.name("data")).write_bytes(data)
+    if with_rejects:
+        gen.path(files.name("rejects")).write_bytes(b'{"reject": "%s"}\\n' % version.encode())
+    gen.path(files.name("meta")).write_bytes(meta_bytes(
+        {"v": version, "output": {"sha256": hashlib.sha256(data).hexdigest()}}))
+    gen.commit()
+print("done", calls[0])
 """
 
 
-def _old_version(folder: Path) -> None:
+def _publish(folder: Path, version: str, crash_at: int, with_rejects: bool) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", PUBLISH_SCRIPT, str(folder), str(crash_at),
+                           "1" if with_rejects else "0", version], cwd=REPO, capture_output=True, text=True)
+
+
+def _seen(folder: Path) -> tuple[str, bytes | None]:
+    """(version, rejects) a reader sees through the reader API; fails on a mix."""
     import hashlib
 
-    folder.mkdir(parents=True, exist_ok=True)
-    data = b'{"v": "old"}\n' * 2
-    (folder / "acct.jsonl").write_bytes(data)
-    (folder / "acct.rejects.jsonl").write_bytes(b'{"reject": "old"}\n')
-    (folder / "acct.meta.json").write_bytes(orjson.dumps(
-        {"v": "old", "output": {"sha256": hashlib.sha256(data).hexdigest()}}))
+    from engine.canon.publish import AccountFiles, open_current
 
-
-def _seen(paths: dict[str, Path]) -> tuple[str, bytes | None]:
-    """(version, rejects) a reader sees through these paths; fails on a mix."""
-    import hashlib
-
-    meta = orjson.loads(paths["meta"].read_bytes())
-    data = paths["data"].read_bytes()
+    files = AccountFiles(folder, "acct")
+    with open_current(files) as view:
+        assert view is not None and view.meta is not None and view.data is not None
+        data = view.data.read()
+        meta = view.meta
+        rejects_present = view.rejects_present
     assert hashlib.sha256(data).hexdigest() == meta["output"]["sha256"], "data and meta of two versions"
     assert data.startswith(b'{"v": "%s"}' % meta["v"].encode())
-    rejects = paths["rejects"].read_bytes() if "rejects" in paths and paths["rejects"].exists() else None
+    rejects = None
+    if rejects_present:
+        with files.store.open(files.name("rejects")) as (_g, fh):
+            handle = fh[files.name("rejects")]
+            rejects = handle.read() if handle is not None else None
     return meta["v"], rejects
 
 
 @pytest.mark.parametrize("with_rejects", [True, False], ids=["rejects-replaced", "rejects-removed"])
 def test_canonical_publish_is_old_or_new_after_a_kill_at_every_step(tmp_path: Path, with_rejects: bool) -> None:
-    """SIGKILL the publishing process before each of its renames and deletes, in turn: a
-    reader (resolve) sees the whole old version or the whole new one, and recovery (what
-    the next canonize or index worker does first) leaves exactly that version in place."""
-    from engine.canon.publish import AccountFiles, recover, resolve
+    """SIGKILL the publishing process before each of its renames, links, deletes and fsyncs,
+    in turn: a reader (the reader API, no repair first) sees the whole old version or the
+    whole new one, and the next publish leaves exactly the new one, plain names included."""
+    from engine.canon.publish import AccountFiles
 
-    new_rejects = b'{"reject": "new"}\n' if with_rejects else None
     outcomes = []
-    for crash_at in range(1, 50):
+    for crash_at in range(1, 80):
         folder = tmp_path / f"k{crash_at}" / "canonical" / "src"
-        _old_version(folder)
-        res = subprocess.run([sys.executable, "-c", PUBLISH_SCRIPT, str(folder), str(crash_at),
-                              "1" if with_rejects else "0"], cwd=REPO, capture_output=True, text=True)
-        files = AccountFiles(folder, "acct")
-        version, rejects = _seen(resolve(files))
-        expected = {"old": b'{"reject": "old"}\n', "new": new_rejects}[version]
-        assert rejects == expected, f"crash at step {crash_at}: rejects of the other version"
-        recover(files)
-        assert _seen({r: files.path(r) for r in ("data", "meta", "rejects")}) == (version, rejects), \
-            f"crash at step {crash_at}: recovery changed the version a reader saw"
-        assert files.leftovers() == [] and not files.marker.exists()
+        assert _publish(folder, "old", 0, True).returncode == 0
+        res = _publish(folder, "new", crash_at, with_rejects)
+        version, rejects = _seen(folder)
+        expected = {"old": b'{"reject": "old"}\n', "new": b'{"reject": "new"}\n' if with_rejects else None}
+        assert rejects == expected[version], f"crash at step {crash_at}: rejects of the other version"
         outcomes.append(version)
+        assert _publish(folder, "next", 0, with_rejects).returncode == 0  # the next writer recovers
+        assert _seen(folder)[0] == "next"
+        files = AccountFiles(folder, "acct")
+        assert files.leftovers() == [] and files.store.mirrors_current()
+        assert orjson.loads(files.meta.read_bytes())["v"] == "next"
+        assert files.rejects.exists() == with_rejects
         if res.returncode == 0:
-            assert res.stdout.strip() == "done" and version == "new"
+            assert res.stdout.startswith("done") and version == "new"
             break
     else:
         pytest.fail("the publish never completed")
     assert outcomes[0] == "old" and "new" in outcomes[:-1], f"both sides of the commit point were hit: {outcomes}"
+
+
+READER_SCRIPT = """
+import hashlib, sys, time
+from pathlib import Path
+from engine.canon.publish import AccountFiles, open_current
+
+files = AccountFiles(Path(sys.argv[1]), "acct")
+deadline = time.monotonic() + float(sys.argv[2])
+reads = 0
+while time.monotonic() < deadline:
+    with open_current(files) as view:
+        if view is None:
+            continue
+        data = view.data.read()
+        assert hashlib.sha256(data).hexdigest() == view.meta["output"]["sha256"], "a mix"
+        reads += 1
+print(reads)
+"""
+
+
+def test_a_reader_in_another_process_never_sees_a_mix(tmp_path: Path) -> None:
+    """While one process publishes generation after generation, another reads the current
+    one in a loop through the reader API: every read is one whole generation."""
+    folder = tmp_path / "canonical" / "src"
+    assert _publish(folder, "v0", 0, True).returncode == 0
+    reader = subprocess.Popen([sys.executable, "-c", READER_SCRIPT, str(folder), "6"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writes = 0
+    while reader.poll() is None:
+        assert _publish(folder, f"v{writes + 1}", 0, writes % 2 == 0).returncode == 0
+        writes += 1
+    out, err = reader.communicate()
+    assert reader.returncode == 0, err[-2000:]
+    assert int(out) > 0 and writes >= 2

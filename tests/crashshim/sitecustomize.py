@@ -1,0 +1,43 @@
+"""Test-only crash points for stage workers (loaded through PYTHONPATH by test_crash_steps).
+
+When ``LORCH_TEST_CRASH_STEP`` is set and this process is a stage worker
+(``python -m engine.worker``), every call of the file-system steps a writer commits through
+(``os.replace``, ``os.rename``, ``os.link``, ``os.unlink``, ``os.rmdir``, ``os.fsync``) is
+counted, and the process SIGKILLs itself just before step N. With N = 0 it only counts and
+writes the total to ``LORCH_TEST_CRASH_COUNT`` when it exits. Nothing in ``engine/`` knows
+about this file.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+
+_STEP = os.environ.get("LORCH_TEST_CRASH_STEP")
+if _STEP is not None and "engine.worker" in getattr(sys, "orig_argv", []):
+    _at = int(_STEP)
+    _calls = [0]
+    _count_file = os.environ.get("LORCH_TEST_CRASH_COUNT")
+
+    def _wrap(name: str) -> None:
+        real = getattr(os, name)
+
+        def step(*args, **kwargs):  # type: ignore[no-untyped-def]
+            _calls[0] += 1
+            if _calls[0] == _at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
+
+        setattr(os, name, step)
+
+    for _name in ("replace", "rename", "link", "unlink", "rmdir", "fsync"):
+        _wrap(_name)
+
+    if _count_file:
+        def _report() -> None:
+            with open(_count_file, "w") as fh:
+                fh.write(str(_calls[0]))
+
+        atexit.register(_report)

@@ -2,11 +2,18 @@
 
 DESIGN.md section 6 fixes the exit codes; every error carries a message that says what
 happened, where, and what to do next, so the faces can print it without a traceback.
+:func:`from_os_error` turns what a broken disk or workspace raises (a full disk, a file
+where a folder belongs, a read-only file system) into such an error, so no input a user or a
+disk can produce ends in "internal error".
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 from enum import IntEnum
+from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -28,6 +35,8 @@ class LorchError(Exception):
     """
 
     exit_code: ExitCode = ExitCode.USAGE
+    code: str | None = None
+    """A stable code from the error-code table when one applies (``DISK_FULL``)."""
 
     def __init__(self, message: str, *, hint: str | None = None, exit_code: ExitCode | None = None):
         super().__init__(message)
@@ -65,3 +74,92 @@ class PermissionProblem(LorchError):
     """A permission or security check failed (exit 4)."""
 
     exit_code = ExitCode.PERMISSION
+
+
+class DiskFull(LorchError):
+    """The workspace's file system (or the user's quota) is full (exit 1, code DISK_FULL)."""
+
+    exit_code = ExitCode.TASK_FAILED
+    code = "DISK_FULL"
+
+
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def free_space(path: Path) -> str:
+    """``"12.0 MiB free of 3.0 GiB"`` for the file system holding ``path`` (or its nearest
+    existing ancestor); ``"free space unknown"`` when even that cannot be read."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    try:
+        usage = shutil.disk_usage(p)
+    except OSError:
+        return "free space unknown"
+    return f"{_size(usage.free)} free of {_size(usage.total)}"
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover - the loop always returns
+
+
+def disk_full(where: Path) -> DiskFull:
+    """The one DISK_FULL message: which workspace, how much space is left, what to do."""
+    return DiskFull(
+        f"DISK_FULL: the file system of {where} is full ({free_space(where)}); "
+        "partial files were removed and LATEST did not move",
+        hint="free space (or move the workspace with --workspace), then run again; "
+        "`lorchestra clean --dry-run` shows what can go",
+    )
+
+
+def _errno_name(exc: OSError) -> str:
+    return errno.errorcode.get(exc.errno or 0, "OSError")
+
+
+def from_os_error(exc: BaseException, workspace: Path | None = None) -> LorchError | None:
+    """A clean :class:`LorchError` for an ``OSError`` (or SQLite's "disk is full") a command
+    hit on the file system, or None when ``exc`` is not one.
+
+    The message names the path (from the workspace or the config, never data) and the
+    errno's symbol: disk full -> DiskFull (exit 1), permission or read-only -> exit 4,
+    a file where a folder belongs (or the reverse) or a missing path -> exit 2, other I/O
+    errors -> exit 1.
+    """
+    if _sqlite_full(exc):
+        return disk_full(workspace or Path.cwd())
+    if not isinstance(exc, OSError):
+        return None
+    path = Path(exc.filename) if isinstance(exc.filename, str) else workspace
+    where = str(path) if path is not None else "the workspace"
+    name = _errno_name(exc)
+    if exc.errno in NO_SPACE:
+        return disk_full(workspace or path or Path.cwd())
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return PermissionProblem(f"permission denied ({name}) on {where}",
+                                 hint="check the owner and mode of that path (the workspace must "
+                                 "be yours, 0700), or choose another --workspace")
+    if exc.errno == errno.EROFS:
+        return PermissionProblem(f"{where} is on a read-only file system ({name})",
+                                 hint="remount it read-write or choose another --workspace")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return UsageError(f"{where} is in the way: a file stands where a folder must be ({name})",
+                          hint="move that file away or choose another --workspace")
+    if exc.errno == errno.EISDIR:
+        return UsageError(f"{where} is a folder where a file must be ({name})",
+                          hint="move that folder away")
+    if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENAMETOOLONG):
+        return UsageError(f"{where} cannot be reached ({name})",
+                          hint="check the path; `lorchestra status` shows the workspace in use")
+    return LorchError(f"the file system failed on {where} ({name})",
+                      hint="check the disk (dmesg, fsck) and run again; --verbose shows where",
+                      exit_code=ExitCode.TASK_FAILED)
+
+
+def _sqlite_full(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == 13  # SQLITE_FULL

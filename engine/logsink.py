@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import orjson
 
-from engine.events import Event, TaskFinished, TaskRetry, TaskWarning
+from engine.events import Event, TaskFinished, TaskRetry, TaskWarning, is_disk_full
 from engine.fsutil import ensure_dir, open_private
 
 
@@ -41,8 +41,20 @@ class JsonLogSink:
         self.logs_dir = ensure_dir(logs_dir)
         self._path: Path | None = None
         self._fh: IO[Any] | None = None
+        self.disk_full = False
+        """Set when a line could not be written for lack of space (the face reports DISK_FULL
+        once at the end; later events are tried again, a torn line is closed first)."""
 
     def __call__(self, event: Event) -> None:
+        try:
+            self._write(event)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            self.disk_full = True
+            self._drop()
+
+    def _write(self, event: Event) -> None:
         path = log_path(self.logs_dir)
         if path != self._path or self._fh is None:
             self.close()
@@ -61,10 +73,24 @@ class JsonLogSink:
         return self._path or log_path(self.logs_dir)
 
     def close(self) -> None:
-        """Close the open file."""
+        """Close the open file (a full disk while flushing only sets ``disk_full``)."""
         if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+            try:
+                self._fh.close()
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                self.disk_full = True
+            finally:
+                self._fh = None
+
+    def _drop(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            try:
+                fh.close()
+            except OSError:
+                pass  # its buffered bytes are lost; the next open ends the torn line
 
 
 def _ends_mid_line(path: Path) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from engine.bus import EventBus, Subscriber
 from engine.configload import LoadedConfig
-from engine.events import Trigger
+from engine.events import ErrorCode, Trigger
 from engine.fsutil import secure_umask
 from engine.hooks import failure_summary, run_on_failure
 from engine.logsink import JsonLogSink
@@ -35,6 +35,8 @@ class SessionResult:
     interrupted: bool
     log_path: str
     hook_warning: str | None = None
+    disk_full: bool = False
+    """A task, the JSON log or the run history ran out of space (the face says DISK_FULL once)."""
 
 
 def open_workspace(loaded: LoadedConfig, *, skip_permissions: bool = False) -> Workspace:
@@ -117,4 +119,6 @@ async def run_session(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger,
             loop.remove_signal_handler(sig)
         await session.close()
     warning = None if interrupted else await notify_failure(session, result, trigger)
-    return SessionResult(result, interrupted, str(session.sink.path), warning)
+    full = session.sink.disk_full or session.recorder.disk_full or (
+        result.summary is not None and result.summary.error_code == ErrorCode.DISK_FULL.value)
+    return SessionResult(result, interrupted, str(session.sink.path), warning, disk_full=full)

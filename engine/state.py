@@ -27,7 +27,15 @@ from typing import Any
 
 import aiosqlite
 
-from engine.events import Event, RunFinished, RunStarted, TaskFinished, TaskQueued, TaskStarted
+from engine.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    TaskFinished,
+    TaskQueued,
+    TaskStarted,
+    is_disk_full,
+)
 from engine.fsutil import FILE_MODE, ensure_dir
 
 SCHEMA_VERSION = 1
@@ -122,6 +130,8 @@ class StateRecorder:
         self.path = path
         self.batch_delay_s = batch_delay_s
         self.failed = False
+        self.disk_full = False
+        """Set when the history could not be written for lack of space (reported once, at the end)."""
         self._db: aiosqlite.Connection | None = None
         self._pending: list[Statement] = []
         self._wake = asyncio.Event()
@@ -204,7 +214,9 @@ class StateRecorder:
                 return
 
     async def _give_up(self, exc: BaseException) -> None:
-        if not self.failed:
+        if is_disk_full(exc) or _sqlite_full(exc):
+            self.disk_full = True  # the face reports DISK_FULL once, at the end
+        elif not self.failed:
             print(f"lorchestra: warning: cannot write the run history {self.path} "
                   f"({type(exc).__name__}); the run goes on without it", file=sys.stderr)
         self.failed = True
@@ -320,3 +332,9 @@ def stage_rows(path: Path, run_id: str) -> list[dict[str, Any]]:
         GROUP BY stage
         ORDER BY CASE stage WHEN 'extract' THEN 0 WHEN 'canonize' THEN 1 ELSE 2 END
     """, (run_id,))
+
+
+def _sqlite_full(exc: BaseException) -> bool:
+    """SQLite's "database or disk is full" (SQLITE_FULL)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == 13

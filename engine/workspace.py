@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from engine.errors import PermissionProblem, WorkspaceBusy
+from engine.errors import PermissionProblem, UsageError, WorkspaceBusy, from_os_error
 from engine.fsutil import DIR_MODE, FILE_MODE, ensure_dir
 
 
@@ -69,11 +69,54 @@ class Workspace:
         return self.vault / domain / source / account
 
     def prepare(self) -> Workspace:
-        """Create the workspace's top folders as 0700."""
-        for d in (self.vault, self.canonical, self.vector_store, self.state, self.logs):
-            ensure_dir(d)
-        os.chmod(self.root, DIR_MODE)
+        """Create the workspace's top folders as 0700 (clear errors when it cannot)."""
+        check_usable(self.root)
+        try:
+            for d in (self.vault, self.canonical, self.vector_store, self.state, self.logs):
+                ensure_dir(d)
+            os.chmod(self.root, DIR_MODE)
+        except OSError as exc:
+            mapped = from_os_error(exc, self.root)
+            if mapped is None:  # pragma: no cover - every OSError maps
+                raise
+            raise mapped from None
         return self
+
+
+def check_not_a_file(root: Path) -> None:
+    """For commands that only read: refuse (exit 2) a workspace path that is a file or lies
+    under a file, instead of calling it missing."""
+    p = Path(os.path.abspath(root))
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    if p.exists() and not p.is_dir():
+        what = f"the workspace {root} is a file" if p == Path(os.path.abspath(root)) else \
+            f"the workspace {root} lies under {p}, which is a file"
+        raise UsageError(f"{what}, not a folder",
+                         hint="set `workspace` (or --workspace) to a folder, or move that file away")
+
+
+def check_usable(root: Path) -> None:
+    """Refuse a workspace path that is a file, or under a file, or that cannot be created.
+
+    A file (exit 2) and a folder that cannot be created for lack of permission or on a
+    read-only file system (exit 4) get their own message instead of the OSError a mkdir
+    would raise later.
+    """
+    check_not_a_file(root)
+    p = Path(os.path.abspath(root))
+    parent = p
+    while not parent.exists() and parent.parent != parent:
+        parent = parent.parent
+    if parent != p and not parent.is_dir():
+        raise UsageError(f"the workspace {root} cannot be created: {parent} is a file, not a folder",
+                         hint="set `workspace` (or --workspace) to a path under a folder")
+    if parent != p and not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionProblem(f"the workspace {root} cannot be created: {parent} is not writable",
+                                hint=f"create {root} yourself (mode 0700) or choose another --workspace")
+    if p.is_dir() and not os.access(p, os.R_OK | os.W_OK | os.X_OK):
+        raise PermissionProblem(f"the workspace {root} is not readable and writable by you",
+                                hint=f"check its owner and mode (`ls -ld {root}`); it must be yours, 0700")
 
 
 def _scan(root: Path, limit: int) -> tuple[list[str], list[str]]:

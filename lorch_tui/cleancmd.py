@@ -20,7 +20,7 @@ from rich.console import Console
 from engine.cleanup import CLEAN_STAGES, Target, delete, plan_clean
 from engine.configload import load
 from engine.errors import ExitCode, UsageError
-from engine.workspace import Workspace, WorkspaceLock
+from engine.workspace import Workspace, WorkspaceLock, check_not_a_file
 from lorch_tui.summary import human_bytes
 
 
@@ -53,6 +53,7 @@ def cmd_clean(ns: argparse.Namespace) -> int:
     stages = sorted(set(ns.stage or []) | (set(CLEAN_STAGES) if ns.all else set()), key=CLEAN_STAGES.index)
     vault_by_yes = "extract" in (ns.stage or [])
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    check_not_a_file(loaded.workspace)
     ws = Workspace(loaded.workspace)
     console = Console(highlight=False)
     console.print(f"workspace: {ws.root}", markup=False)

@@ -13,6 +13,7 @@ import sys
 import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import orjson
 from rich.console import Console
@@ -21,7 +22,7 @@ from rich.table import Table
 from engine import __version__
 from engine.config import PipelineConfig
 from engine.configload import LoadedConfig, load
-from engine.errors import ExitCode, LorchError, UsageError
+from engine.errors import ExitCode, LorchError, UsageError, from_os_error
 from engine.plan import IMPLEMENTED_STAGES, Chain, build_plan
 from engine.taps import describe, describe_loader
 from lorch_tui import cleancmd, configcmd, querycmd, statuscmd, validatecmd, verifycmd
@@ -220,9 +221,21 @@ def guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, p
     except Exception as exc:  # last resort: never a traceback unless --verbose
         if verbose:
             traceback.print_exc()
+        mapped = from_os_error(exc, _workspace_of(ns))
+        if mapped is not None:  # a full disk, a file in the way, a read-only or broken disk
+            print(f"{prog}: error: {mapped.render()}", file=sys.stderr)
+            return int(mapped.exit_code)
         print(f"{prog}: internal error ({type(exc).__name__}); rerun with --verbose for details",
               file=sys.stderr)
         return int(ExitCode.TASK_FAILED)
+
+
+def _workspace_of(ns: argparse.Namespace) -> Path | None:
+    """The workspace the command used, for an error message (None when it cannot be told)."""
+    try:
+        return load(getattr(ns, "config", None), getattr(ns, "workspace", None)).workspace
+    except Exception:  # noqa: BLE001 - only for a message; the real error is being reported
+        return None
 
 
 def wide_when_piped() -> None:

@@ -21,7 +21,7 @@ from engine.configload import load
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import Document, ObjectMissing, Query, Store, build_sql
 from engine.index.store import StoreError, db_path
-from engine.workspace import Workspace
+from engine.workspace import Workspace, check_not_a_file
 
 DEFAULT_LIMIT = 50
 
@@ -53,6 +53,7 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
 def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
     """The index of the configured workspace; a usage error (exit 2) when there is none."""
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    check_not_a_file(loaded.workspace)
     ws = Workspace(loaded.workspace)
     try:
         return Store.open(ws), ws

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from engine.bus import Subscriber
 from engine.configload import LoadedConfig
-from engine.errors import ExitCode
+from engine.errors import ExitCode, disk_full
 from engine.events import Trigger
 from engine.plan import Plan
 from engine.session import run_session
@@ -58,4 +58,7 @@ def run_headless(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger, as_json:
         print(f"{command.split()[0]}: warning: {session.hook_warning}", file=sys.stderr)
     if session.interrupted:
         return int(ExitCode.INTERRUPTED)
+    if session.disk_full:  # one clear message, whichever writer ran out of space
+        print(f"{command.split()[0]}: error: {disk_full(loaded.workspace).render()}", file=sys.stderr)
+        return int(ExitCode.TASK_FAILED)
     return int(ExitCode.OK if session.result.ok else ExitCode.TASK_FAILED)

@@ -20,7 +20,7 @@ from rich.table import Table
 from engine import state
 from engine.configload import LoadedConfig, load
 from engine.inspect import AccountView, account_views
-from engine.workspace import Workspace
+from engine.workspace import Workspace, check_not_a_file
 from lorch_tui.scan import index_shas
 from lorch_tui.summary import human_bytes
 
@@ -103,6 +103,7 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
 def cmd_status(ns: argparse.Namespace) -> int:
     """`lorchestra status [--history N] [--json]`."""
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    check_not_a_file(loaded.workspace)
     doc = gather(loaded, ns.history)
     if ns.json:
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")

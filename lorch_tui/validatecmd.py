@@ -18,7 +18,7 @@ from engine import checks
 from engine.checks import Check
 from engine.configload import load
 from engine.errors import ConfigError, ExitCode
-from engine.workspace import Workspace
+from engine.workspace import Workspace, check_not_a_file
 
 MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]", "skip": "[dim]skip[/]"}
 
@@ -42,6 +42,7 @@ def cmd_validate(ns: argparse.Namespace) -> int:
     console = Console(highlight=False)
     try:
         loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+        check_not_a_file(loaded.workspace)
     except ConfigError as exc:
         console.print(f"{MARKS['fail']} config", markup=True)
         console.print(exc.render(), markup=False)

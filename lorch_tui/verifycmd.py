@@ -17,7 +17,7 @@ from typing import Any
 from engine.configload import load
 from engine.errors import ExitCode, UsageError
 from engine.verify import Report, dumps, verify
-from engine.workspace import Workspace
+from engine.workspace import Workspace, check_not_a_file
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -38,6 +38,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_verify(ns: argparse.Namespace) -> int:
     """Run the verification and print the result."""
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    check_not_a_file(loaded.workspace)
     ws = Workspace(loaded.workspace)
     if not ws.root.is_dir():
         raise UsageError(f"there is no workspace at {ws.root} to verify",

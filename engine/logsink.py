@@ -7,14 +7,14 @@ second user session, ``tail -f``) sees them at once.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
 
 import orjson
 
 from engine.events import Event, TaskFinished, TaskRetry, TaskWarning, is_disk_full
-from engine.fsutil import ensure_dir, open_private
+from engine.fsutil import FILE_MODE, ensure_dir
 
 
 def level_of(event: Event) -> str:
@@ -35,37 +35,47 @@ def log_path(logs_dir: Path, when: datetime | None = None) -> Path:
 
 
 class JsonLogSink:
-    """An event subscriber that appends JSON lines to the day's log file."""
+    """An event subscriber that appends JSON lines to the day's log file.
+
+    Each line goes out in one ``write`` on an ``O_APPEND`` descriptor (no user-space
+    buffer, so readers see it at once). When the disk is full, a line that could not be
+    written whole is cut off again (``ftruncate`` to where it began), so the log only ever
+    holds whole lines; ``disk_full`` is set and the face reports DISK_FULL once at the end.
+    """
 
     def __init__(self, logs_dir: Path) -> None:
         self.logs_dir = ensure_dir(logs_dir)
         self._path: Path | None = None
-        self._fh: IO[Any] | None = None
+        self._fd: int | None = None
         self.disk_full = False
-        """Set when a line could not be written for lack of space (the face reports DISK_FULL
-        once at the end; later events are tried again, a torn line is closed first)."""
+        """Set when a line could not be written for lack of space (later events are tried again)."""
 
     def __call__(self, event: Event) -> None:
+        path = log_path(self.logs_dir)
+        if path != self._path or self._fd is None:
+            self.close()
+            self._fd = _open_append(path)
+            self._path = path
+            if _ends_mid_line(path):  # a writer killed mid-line: keep every later line whole
+                self._append(b"\n")
+        record = {"level": level_of(event), **event.model_dump(mode="json", exclude_none=True)}
+        self._append(orjson.dumps(record) + b"\n")
+
+    def _append(self, line: bytes) -> None:
+        assert self._fd is not None
+        start = os.lseek(self._fd, 0, os.SEEK_END)
         try:
-            self._write(event)
+            done = os.write(self._fd, line)
+            while done < len(line):
+                done += os.write(self._fd, line[done:])
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
             self.disk_full = True
-            self._drop()
-
-    def _write(self, event: Event) -> None:
-        path = log_path(self.logs_dir)
-        if path != self._path or self._fh is None:
-            self.close()
-            self._fh = open_private(path, "ab")
-            self._path = path
-            if _ends_mid_line(path):  # a writer killed mid-line: keep every later line whole
-                self._fh.write(b"\n")
-        assert self._fh is not None
-        record = {"level": level_of(event), **event.model_dump(mode="json", exclude_none=True)}
-        self._fh.write(orjson.dumps(record) + b"\n")
-        self._fh.flush()
+            try:
+                os.ftruncate(self._fd, start)  # never leave half a line behind
+            except OSError:
+                pass
 
     @property
     def path(self) -> Path:
@@ -73,24 +83,16 @@ class JsonLogSink:
         return self._path or log_path(self.logs_dir)
 
     def close(self) -> None:
-        """Close the open file (a full disk while flushing only sets ``disk_full``)."""
-        if self._fh is not None:
-            try:
-                self._fh.close()
-            except OSError as exc:
-                if not is_disk_full(exc):
-                    raise
-                self.disk_full = True
-            finally:
-                self._fh = None
+        """Close the open file."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
-    def _drop(self) -> None:
-        fh, self._fh = self._fh, None
-        if fh is not None:
-            try:
-                fh.close()
-            except OSError:
-                pass  # its buffered bytes are lost; the next open ends the torn line
+
+def _open_append(path: Path) -> int:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    return fd
 
 
 def _ends_mid_line(path: Path) -> bool:

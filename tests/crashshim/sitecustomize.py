@@ -4,7 +4,12 @@ When ``LORCH_TEST_CRASH_STEP`` is set and this process is a stage worker
 (``python -m engine.worker``), every call of the file-system steps a writer commits through
 (``os.replace``, ``os.rename``, ``os.link``, ``os.unlink``, ``os.rmdir``, ``os.fsync``) is
 counted, and the process SIGKILLs itself just before step N. With N = 0 it only counts and
-writes the total to ``LORCH_TEST_CRASH_COUNT`` when it exits. Nothing in ``engine/`` knows
+writes the total to ``LORCH_TEST_CRASH_COUNT`` when it exits.
+
+With ``LORCH_TEST_ENOSPC_FSYNC=N`` (test_disk_full's fallback where no tmpfs can be
+mounted), a stage worker's Nth and every later ``os.fsync`` fails with ``ENOSPC``, as on a
+file system that runs out of space when the data is flushed, and from then on so does every
+``os.write`` to a regular file (the index's object writes; never the event pipe). Nothing in ``engine/`` knows
 about this file.
 """
 
@@ -41,3 +46,29 @@ if _STEP is not None and "engine.worker" in getattr(sys, "orig_argv", []):
                 fh.write(str(_calls[0]))
 
         atexit.register(_report)
+
+
+_ENOSPC = os.environ.get("LORCH_TEST_ENOSPC_FSYNC")
+if _ENOSPC is not None and "engine.worker" in getattr(sys, "orig_argv", []):
+    import errno
+    import stat
+
+    _from = int(_ENOSPC)
+    _real_fsync, _real_write = os.fsync, os.write
+    _fsyncs = [0]
+
+    def _full() -> OSError:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def _full_fsync(fd):  # type: ignore[no-untyped-def]
+        _fsyncs[0] += 1
+        if _fsyncs[0] >= _from:
+            raise _full()
+        return _real_fsync(fd)
+
+    def _full_write(fd, data):  # type: ignore[no-untyped-def]
+        if _fsyncs[0] + 1 >= _from and stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _full()  # a regular file (never the event pipe)
+        return _real_write(fd, data)
+
+    os.fsync, os.write = _full_fsync, _full_write

@@ -244,7 +244,7 @@ def _limit_file_size(limit: int) -> Any:
 
 
 def _check_failed_write(ws: Path, ex: dict[str, Any], before: dict[str, Any] | None,
-                        res: subprocess.CompletedProcess[str]) -> None:
+                        res: subprocess.CompletedProcess[str], code: str = "WRITE_FAILED") -> None:
     assert res.returncode == 1, res.stdout + res.stderr
     assert "Traceback" not in res.stdout + res.stderr
     acct = account_dir(ws, ex)
@@ -252,12 +252,14 @@ def _check_failed_write(ws: Path, ex: dict[str, Any], before: dict[str, Any] | N
     assert vault_problems(acct) == []
     events = [orjson.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     final = [e for e in events if e["type"] == "task_finished" and e["stage"] == "extract"][-1]
-    assert final["status"] == "failed" and final["error_code"] == "WRITE_FAILED", final
+    assert final["status"] == "failed" and final["error_code"] == code, final
     runs = runs_of(acct)
     if len(runs) == 2:  # the manifest could still be written: the run is marked
         m = manifest(runs[-1])
-        assert m["status"] == "failed" and m["error_code"] == "WRITE_FAILED"
+        assert m["status"] == "failed" and m["error_code"] == code
         verify_parts(runs[-1])
+    elif code == "DISK_FULL":  # it could not: the partial run is removed, space is freed
+        assert len(runs) == 1 and not list(acct.glob("dt=*/.run_id=*.partial"))
     else:  # it could not: the run stays hidden, never under a final name
         assert len(runs) == 1 and list(acct.glob("dt=*/.run_id=*.partial"))
 
@@ -305,6 +307,7 @@ def test_a_full_disk_fails_the_run_cleanly(tmp_path: Path, small_disk: Path) -> 
     large = demo_extractor("full", "gmail", records=6000, seed=2)
     cfg = write_config(tmp_path, [large], workspace=str(ws))
     res = run_cli("extract", "full", "--config", str(cfg), "--json", timeout=300)
-    _check_failed_write(ws, large, before, res)
+    _check_failed_write(ws, large, before, res, code="DISK_FULL")
+    assert "DISK_FULL" in res.stderr and "internal error" not in res.stderr
     after = run_cli("verify", "--all", "--config", str(cfg))
     assert after.returncode == 0, after.stdout

@@ -1,0 +1,272 @@
+"""No "internal error" reachable from input: every command against every broken input.
+
+A clean run builds one small workspace (two demo accounts, every stage). Each case copies
+it, breaks one thing the way a user or a failing disk would (missing, unreadable, wrong
+type, truncated, corrupted, symlinked, read-only, full), then runs every command against it
+as a real subprocess. Every command must end with a documented exit code (0, 1, 2, 3, 4),
+never print ``internal error`` or a traceback, and when it fails say so in a message
+(``lorchestra: error: ...``) or, for a run, with task error codes from the documented table
+(``engine.events.ErrorCode``, checked against ``docs/architecture.md``). Some cases also
+pin the exact code (a workspace that is a file: 2; read-only: 4; LATEST naming a failed
+run: ``verify`` 1 with ``LATEST_NOT_SUCCESS`` and canonize refuses it).
+
+Unreadable files cannot be made for root (it reads anything), so those cases are skipped
+when the tests run as root; the read-only and full cases use a small tmpfs and are skipped
+where ``mount`` is not allowed (test_disk_full.py has the fault-injection fallback).
+
+Each case runs about a dozen commands (a few seconds each on a loaded 2-core machine).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from engine.events import ErrorCode
+from tests.helpers import REPO, clean_env, demo_extractor, demo_mappings, run_cli, write_config
+
+DOCS = (REPO / "docs" / "architecture.md").read_text()
+EXIT_CODES = {0, 1, 2, 3, 4}
+READERS: list[tuple[str, ...]] = [
+    ("status",), ("status", "--json"), ("verify",), ("verify", "--all", "--deep"),
+    ("query", "--counts"), ("query", "--text", "hello", "--json"), ("list", "extractors"),
+    ("validate",), ("clean", "--all", "--dry-run"),
+]
+WRITERS: list[tuple[str, ...]] = [
+    ("run", "--json"), ("run", "--stage", "canonize", "--json"), ("run", "--stage", "index", "--force", "--json"),
+    ("clean", "--stage", "index", "--yes"),
+]
+IS_ROOT = os.geteuid() == 0
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("bad-inputs-base")
+    cfg = write_config(tmp, [demo_extractor("acct0", "gmail", records=15, seed=3),
+                             demo_extractor("acct1", "dataverse", records=15, seed=4)],
+                       stages={"canonize": {"mappings": demo_mappings()}})
+    res = run_cli("run", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    # one failed run of acct0, for the "LATEST names a failed run" case
+    (tmp / "f").mkdir()
+    failing = write_config(tmp / "f", [demo_extractor("acct0", "gmail", records=15, seed=3,
+                                                      faults={"fail_after": 3})])
+    failing.write_text(failing.read_text().replace(str(tmp / "f" / "ws"), str(tmp / "ws")))
+    assert run_cli("extract", "acct0", "--config", str(failing)).returncode == 1
+    return tmp
+
+
+class Case:
+    """A copy of the base workspace, to break."""
+
+    def __init__(self, base: Path, tmp: Path) -> None:
+        self.tmp = tmp
+        self.ws = tmp / "ws"
+        shutil.copytree(base / "ws", self.ws, symlinks=True)
+        cfg = (base / "pipeline.yaml").read_text().replace(str(base / "ws"), str(self.ws))
+        self.cfg = tmp / "pipeline.yaml"
+        self.cfg.write_text(cfg)
+
+    def acct(self, name: str = "acct0") -> Path:
+        return next(p for p in (self.ws / "vault").glob(f"*/*/{name}"))
+
+    def latest_run(self, name: str = "acct0") -> Path:
+        ptr = orjson.loads((self.acct(name) / "LATEST.json").read_bytes())
+        return self.acct(name) / f"dt={ptr['dt']}" / f"run_id={ptr['run_id']}"
+
+    def canonical(self, name: str = "acct0") -> Path:
+        return self.ws / "canonical" / "gmail" / f"{name}.jsonl"
+
+    def run(self, *args: str, ws: Path | None = None) -> subprocess.CompletedProcess[str]:
+        extra = ("--workspace", str(ws)) if ws is not None else ()
+        return run_cli(*args, "--config", str(self.cfg), *extra, env=clean_env(), timeout=180)
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: max(1, len(data) // 2)])
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"\x00\xff not what this file should hold \x00" * 4)
+
+
+def _to_dir(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    path.mkdir(mode=0o700)
+
+
+def _to_file(path: Path) -> None:
+    shutil.rmtree(path)
+    path.write_bytes(b"not a folder\n")
+    path.chmod(0o600)
+
+
+def _first(pattern: str) -> Callable[[Case], Path]:
+    return lambda c: sorted(c.ws.glob(pattern))[0]
+
+
+MUTATIONS: dict[str, Callable[[Case], Any]] = {
+    "latest-truncated": lambda c: _truncate(c.acct() / "LATEST.json"),
+    "latest-garbage": lambda c: _garbage(c.acct() / "LATEST.json"),
+    "latest-is-a-folder": lambda c: _to_dir(c.acct() / "LATEST.json"),
+    "latest-names-nothing": lambda c: (c.acct() / "LATEST.json").write_bytes(
+        b'{"dt": "2020-01-01", "run_id": "20200101T000000Z", "records": 1}'),
+    "latest-names-../": lambda c: (c.acct() / "LATEST.json").write_bytes(
+        b'{"dt": "../../x", "run_id": "../y", "records": 1}'),
+    "manifest-missing": lambda c: (c.latest_run() / "manifest.json").unlink(),
+    "manifest-truncated": lambda c: _truncate(c.latest_run() / "manifest.json"),
+    "manifest-is-a-folder": lambda c: _to_dir(c.latest_run() / "manifest.json"),
+    "part-truncated": lambda c: _truncate(c.latest_run() / "part-000.jsonl.gz"),
+    "part-garbage": lambda c: _garbage(c.latest_run() / "part-000.jsonl.gz"),
+    "part-missing": lambda c: (c.latest_run() / "part-000.jsonl.gz").unlink(),
+    "run-folder-is-a-file": lambda c: _to_file(c.latest_run()),
+    "canonical-data-truncated": lambda c: _truncate(c.canonical()),
+    "canonical-meta-garbage": lambda c: _garbage(c.canonical().with_name("acct0.meta.json")),
+    "canonical-pointer-garbage": lambda c: _garbage(c.ws / "canonical" / "gmail" / ".acct0.gen" / "CURRENT"),
+    "canonical-generation-gone": lambda c: [shutil.rmtree(p) for p in
+                                            (c.ws / "canonical" / "gmail" / ".acct0.gen").glob("g*")],
+    "canonical-folder-is-a-file": lambda c: _to_file(c.ws / "canonical" / "gmail"),
+    "index-truncated": lambda c: (_truncate(c.ws / "vector-store" / "index.sqlite"),
+                                  [p.unlink() for p in (c.ws / "vector-store").glob("index.sqlite-*")]),
+    "index-garbage": lambda c: (_garbage(c.ws / "vector-store" / "index.sqlite"),
+                                [p.unlink() for p in (c.ws / "vector-store").glob("index.sqlite-*")]),
+    "index-is-a-folder": lambda c: _to_dir(c.ws / "vector-store" / "index.sqlite"),
+    "object-corrupted": lambda c: _garbage(_first("vector-store/objects/*/*/*.json")(c)),
+    "object-missing": lambda c: _first("vector-store/objects/*/*/*.json")(c).unlink(),
+    "history-garbage": lambda c: _garbage(c.ws / "state" / "lorch.sqlite"),
+    "state-is-a-file": lambda c: _to_file(c.ws / "state"),
+    "lock-is-a-folder": lambda c: _to_dir(c.ws / "state" / "lock"),
+    "logs-is-a-file": lambda c: _to_file(c.ws / "logs"),
+    "log-is-a-folder": lambda c: _to_dir(_first("logs/pipeline-*.log")(c)),
+    "vault-is-a-file": lambda c: _to_file(c.ws / "vault"),
+    "symlink-inside": lambda c: os.symlink("/tmp", c.ws / "vault" / "elsewhere"),
+    "config-missing": lambda c: c.cfg.unlink(),
+    "config-truncated": lambda c: c.cfg.write_text(c.cfg.read_text()[:37]),
+    "config-is-a-folder": lambda c: (c.cfg.unlink(), c.cfg.mkdir()),
+    "config-garbage": lambda c: c.cfg.write_bytes(b"\xff\xfe\x00garbage: [\n"),
+}
+
+
+def _check(case: str, args: tuple[str, ...], res: subprocess.CompletedProcess[str]) -> None:
+    where = f"{case}: lorchestra {' '.join(args)} -> {res.returncode}\n{res.stderr[-1500:]}"
+    out = res.stdout + res.stderr
+    assert res.returncode in EXIT_CODES, where
+    assert "internal error" not in out and "Traceback" not in out, where
+    if res.returncode in (2, 3, 4) or (res.returncode == 1 and args[0] != "run" and args[0] != "verify"):
+        assert "error:" in res.stderr, f"{where}\nno message says what went wrong"
+    if args[0] == "run" and res.returncode == 1 and "error:" not in res.stderr:
+        codes = [e.get("error_code") for e in _events(res.stdout) if e.get("type") == "task_finished"]
+        failed = [c for c in codes if c]
+        assert failed, f"{where}\na failed run names no error code"
+        for code in failed:
+            assert code in ErrorCode.__members__ and f"`{code}`" in DOCS, f"{where}\nundocumented {code}"
+
+
+def _events(stdout: str) -> list[dict[str, Any]]:
+    out = []
+    for line in stdout.splitlines():
+        try:
+            out.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            continue
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(MUTATIONS))
+def test_every_command_survives(case: str, base: Path, tmp_path: Path) -> None:
+    c = Case(base, tmp_path)
+    MUTATIONS[case](c)
+    for args in READERS + WRITERS:
+        _check(case, args, c.run(*args))
+
+
+def test_workspace_that_is_a_file_or_under_one(base: Path, tmp_path: Path) -> None:
+    c = Case(base, tmp_path)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for ws in (afile, afile / "below"):
+        for args in READERS + WRITERS + [("extract", "acct0")]:
+            res = c.run(*args, ws=ws)
+            _check(f"workspace {ws}", args, res)
+            if args[0] != "list":
+                assert res.returncode == 2 and "not a folder" in res.stderr, (args, res.stderr)
+        res = run_cli("--no-ui", "--config", str(c.cfg), "--workspace", str(ws), prog="lorch_tui.tui_main")
+        assert res.returncode == 2 and "not a folder" in res.stderr and "internal error" not in res.stderr
+
+
+def test_missing_workspace_is_not_created_by_readers(base: Path, tmp_path: Path) -> None:
+    c = Case(base, tmp_path)
+    ws = tmp_path / "nowhere" / "ws"
+    for args in READERS:
+        _check("missing workspace", args, c.run(*args, ws=ws))
+    assert not ws.exists() and not ws.parent.exists()
+
+
+@pytest.mark.skipif(IS_ROOT, reason="root reads and writes any file: unreadable paths cannot be made")
+def test_unreadable_workspace(base: Path, tmp_path: Path) -> None:
+    c = Case(base, tmp_path)
+    c.latest_run().chmod(0)
+    for args in READERS + WRITERS:
+        _check("unreadable run folder", args, c.run(*args))
+    c.latest_run().chmod(0o700)
+    c.ws.chmod(0)
+    try:
+        for args in READERS + WRITERS:
+            _check("unreadable workspace", args, c.run(*args))
+    finally:
+        c.ws.chmod(0o700)
+
+
+def test_cannot_create_workspace(base: Path, tmp_path: Path) -> None:
+    """The parent is read-only (a read-only tmpfs for root) or not ours: exit 4, clear message."""
+    c = Case(base, tmp_path)
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    mounted = False
+    if IS_ROOT:
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(parent)],
+                          capture_output=True).returncode != 0:
+            pytest.skip("cannot mount a read-only tmpfs here")
+        mounted = True
+    else:
+        parent.chmod(0o500)
+    try:
+        for args in (("run",), ("extract", "acct0"), ("clean", "--all", "--yes")):
+            res = c.run(*args, ws=parent / "ws")
+            _check("cannot create", args, res)
+            if args[0] != "clean":
+                assert res.returncode == 4 and "cannot be created" in res.stderr, (args, res.stderr)
+        res = run_cli("--no-ui", "--config", str(c.cfg), "--workspace", str(parent / "ws"),
+                      prog="lorch_tui.tui_main")
+        assert res.returncode == 4 and "internal error" not in res.stderr, res.stderr
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(parent)], check=False)
+        else:
+            parent.chmod(0o700)
+
+
+def test_latest_naming_a_failed_run_is_reported_and_refused(base: Path, tmp_path: Path) -> None:
+    c = Case(base, tmp_path)
+    failed = next(r for r in c.acct().glob("dt=*/run_id=*")
+                  if orjson.loads((r / "manifest.json").read_bytes())["status"] == "failed")
+    (c.acct() / "LATEST.json").write_bytes(orjson.dumps(
+        {"dt": failed.parent.name[3:], "run_id": failed.name[7:], "records": 3}))
+    for args in (("verify",), ("verify", "--all")):
+        res = c.run(*args)
+        assert res.returncode == 1 and "LATEST_NOT_SUCCESS" in res.stdout + res.stderr, (args, res.stdout)
+    res = c.run("run", "--stage", "canonize", "--json")
+    assert res.returncode == 1
+    codes = {e["extractor"]: e.get("error_code") for e in _events(res.stdout) if e.get("type") == "task_finished"}
+    assert codes["acct0"] == "LATEST_NOT_SUCCESS" and codes["acct1"] is None, codes

@@ -190,14 +190,20 @@ class Verifier:
         if not root.is_dir():
             return
         for source_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
-            for meta_path in sorted(source_dir.glob("*.meta.json")):
-                if meta_path.name.startswith("."):
-                    continue
+            for account in _canonical_accounts(source_dir):
                 self.report.canonical += 1
-                files = AccountFiles(source_dir, meta_path.name[: -len(".meta.json")])
+                files = AccountFiles(source_dir, account)
                 code = _canonical_problem(files)
                 if code is not None:
                     self.problem(code, files.data)
+
+
+def _canonical_accounts(source_dir: Path) -> list[str]:
+    """Accounts with canonical output: a plain meta file or a generation store."""
+    names = {p.name[: -len(".meta.json")] for p in source_dir.glob("*.meta.json")
+             if not p.name.startswith(".")}
+    names |= {p.name[1: -len(".gen")] for p in source_dir.glob(".*.gen") if p.is_dir()}
+    return sorted(names)
 
 
 def _canonical_problem(files: AccountFiles) -> str | None:

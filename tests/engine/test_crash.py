@@ -28,7 +28,7 @@ not killed, and the spared account (hit the round before) must all end in succes
 final clean run must succeed everywhere, leave no journal leftovers, and ``lorchestra
 verify --all --deep`` must pass.
 
-``LORCH_CRASH_SEED`` and ``LORCH_CRASH_KILLS`` (default 70 effective kills) reproduce or
+``LORCH_CRASH_SEED`` and ``LORCH_CRASH_KILLS`` (default 75 effective kills) reproduce or
 scale a run; the seed is printed with every failure. With the kills at every commit step
 (``test_crash_steps.py`` and the publish-step test below) the crash tests make 200 kills in
 all; the marker ``crash`` selects them (docs/security.md has the figures).
@@ -75,7 +75,7 @@ from tests.invariants import (
 )
 
 SEED = int(os.environ.get("LORCH_CRASH_SEED", "8"))
-KILLS = int(os.environ.get("LORCH_CRASH_KILLS", "70"))
+KILLS = int(os.environ.get("LORCH_CRASH_KILLS", "75"))
 TAPS = ["gmail", "dataverse", "quickbooks", "sheets", "msgraph"]
 RECORDS = 150
 ENGINE_ROUND_EVERY = 4

@@ -293,9 +293,9 @@ class Staged:
         self.committed = False
 
     def path(self, name: str) -> Path:
-        """Where to write the file ``name`` of the new generation."""
+        """Where to write ``name`` (a file or a folder; no ``/``) in the new generation."""
         if "/" in name or name.startswith(".") or not name:
-            raise ValueError(f"not a plain file name: {name!r}")
+            raise ValueError(f"not a plain name: {name!r}")
         return self.folder / name
 
     def carry(self, name: str) -> bool:
@@ -308,14 +308,14 @@ class Staged:
 
     def commit(self) -> None:
         """Make this generation current (the single atomic step), then mirrors and GC."""
-        for p in self.folder.iterdir():
-            if p.is_file():
-                fd = os.open(p, os.O_RDONLY)
+        for top, dirs, files in os.walk(self.folder, topdown=False):  # folders too (charts)
+            for n in files:
+                fd = os.open(os.path.join(top, n), os.O_RDONLY)
                 try:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-        fsync_dir(self.folder)
+            fsync_dir(Path(top))
         final = self.store.gen_folder(self.number)
         os.rename(self.folder, final)
         self.committed = True

@@ -308,7 +308,7 @@ class Staged:
 
     def commit(self) -> None:
         """Make this generation current (the single atomic step), then mirrors and GC."""
-        for top, dirs, files in os.walk(self.folder, topdown=False):  # folders too (charts)
+        for top, _dirs, files in os.walk(self.folder, topdown=False):  # folders too (charts)
             for n in files:
                 fd = os.open(os.path.join(top, n), os.O_RDONLY)
                 try:

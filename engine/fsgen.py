@@ -317,11 +317,18 @@ class Staged:
                     os.close(fd)
             fsync_dir(Path(top))
         final = self.store.gen_folder(self.number)
+        previous = self.store.current()
         os.rename(self.folder, final)
         self.committed = True
-        fsync_dir(self.store.root)
-        previous = self.store.current()
-        atomic_write_json(self.store.pointer, {"format": 1, "generation": self.number})
+        try:
+            fsync_dir(self.store.root)
+            atomic_write_json(self.store.pointer, {"format": 1, "generation": self.number})
+        except BaseException:
+            if self.store.current_number() != self.number:  # not committed: free the space now
+                shutil.rmtree(final, ignore_errors=True)
+                for tmp in self.store.root.glob(f".{POINTER}.tmp-*"):
+                    tmp.unlink(missing_ok=True)
+            raise
         old = previous.folder if previous is not None and previous.number else None
         self.store._sync_mirrors(final, old)
         self.store._collect(self.number, previous.number if previous is not None else None)

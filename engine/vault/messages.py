@@ -86,12 +86,12 @@ def parse(line: bytes) -> Message | Unknown | None:
     """The message of one line (None for a blank line); raise :class:`LineInvalid`."""
     try:
         msg: Message = _DECODER.decode(line)
+    except msgspec.ValidationError:  # JSON, but not a known message (a subclass of DecodeError)
+        return _not_a_known_message(line)
     except msgspec.DecodeError:
         if not line.strip():
             return None
         raise LineInvalid(ErrorCode.TAP_OUTPUT_INVALID) from None
-    except msgspec.ValidationError:
-        return _not_a_known_message(line)
     check_utf8(line)
     if isinstance(msg, Record):
         if memoryview(msg.record)[0] != OPEN_BRACE:

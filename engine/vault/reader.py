@@ -23,8 +23,8 @@ import hashlib
 import re
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec

@@ -31,7 +31,13 @@ from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
 from engine.fsutil import ensure_dir, read_json
-from engine.stages.chain import ChainBroken, ChainRun, NewestWins, incremental_chain
+from engine.stages.chain import (
+    ChainBroken,
+    ChainRun,
+    NewestWins,
+    activated_versions,
+    incremental_chain,
+)
 from engine.stages.spec import TaskSpec
 from engine.vault.layout import DT_DIR, RUN_DIR, RunRef, read_latest, read_manifest
 from engine.vault.numbers import exact_loads, inexact
@@ -75,6 +81,8 @@ class Canonizer:
         self.total: int | None = None
         self.superseded = 0
         self.unkeyed: dict[str, int] = {}
+        self.deactivated: dict[str, int] = {}
+        self._active: dict[str, int] = {}
 
     def prepare(self) -> tuple[list[ChainRun], dict[str, CompiledTransform]]:
         """Find the LATEST run (and, for incremental runs, the chain back to a full run),
@@ -154,6 +162,7 @@ class Canonizer:
         sha = hashlib.sha256()
         self.total = sum(int(r.manifest.get("records") or 0) for r in chain) or None
         newest = NewestWins(enabled=len(chain) > 1)
+        self._active = activated_versions(chain)
         for run in chain:
             self._transform_run(run.path, run.manifest, compiled, out, rej, sha, newest)
             newest.end_run()
@@ -175,6 +184,8 @@ class Canonizer:
             buf: list[bytes] = []
             try:
                 for rec in iter_part_records(run_dir / part["file"], keys):
+                    if not self._active_version(rec):
+                        continue
                     exact = not inexact(rec.record)
                     record = orjson.loads(rec.record) if exact else exact_loads(rec.record)
                     if not newest.keep(rec.stream, rec.key, record):
@@ -203,6 +214,14 @@ class Canonizer:
             except (zlib.error, EOFError, orjson.JSONDecodeError, PartCorrupt, KeyError, TypeError, ValueError):
                 raise CanonizeFailed(ErrorCode.PART_CORRUPT, part.get("file")) from None
             _flush(out, sha, buf)
+
+    def _active_version(self, rec: VaultRecord) -> bool:
+        """False for a record of a table version an ACTIVATE_VERSION replaced (counted)."""
+        active = self._active.get(rec.stream)
+        if active is None or rec.version is None or rec.version >= active:
+            return True
+        self.deactivated[rec.stream] = self.deactivated.get(rec.stream, 0) + 1
+        return False
 
     def _reject(self, rej: IO[bytes], part: str, rec: VaultRecord, exc: RecordRejected) -> None:
         """Quarantine one record with its reason; the record goes as stored, byte for byte."""
@@ -289,7 +308,8 @@ def _canonize(c: Canonizer) -> str:
             "output": {"file": c.paths["data"].name, "sha256": digest, "records": c.records,
                        "kinds": dict(sorted(c.counts.items()))},
             "rejects": c.rejects, "unmapped": dict(sorted(c.unmapped_streams.items())),
-            "superseded": c.superseded, "unkeyed": c.unkeyed, "runs": [r.manifest.get("run_id") for r in chain],
+            "superseded": c.superseded, "unkeyed": c.unkeyed,
+            "deactivated": dict(sorted(c.deactivated.items())), "runs": [r.manifest.get("run_id") for r in chain],
             "account": c.ex.account, "source": c.ex.source, "extractor": c.ex.name,
         })
         if c.rejects:

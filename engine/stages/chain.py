@@ -9,7 +9,10 @@ reads the runs newest first, keeping the newest version of each record (by the s
 Each record is compared by the key its own run declared for it (a key change opens a new
 schema version in the vault, and a key is part of what is compared), and a record whose
 key is missing or null is never superseded: it cannot be compared, so it is kept and
-counted apart (``unkeyed``).
+counted apart (``unkeyed``). ACTIVATE_VERSION is applied as a Singer target applies it: a
+record whose RECORD message carries a ``version`` older than the stream's activated version
+(:func:`activated_versions`) belongs to a replaced table version and is dropped (counted as
+``deactivated``); a record without a ``version`` is kept.
 """
 
 from __future__ import annotations
@@ -109,3 +112,17 @@ def _key_bytes(stream: str, key: tuple[str, ...], values: list[Any]) -> bytes:
         return orjson.dumps([stream, key, values], default=str)
     except TypeError:  # an integer beyond 64 bits (parsed exactly): spell it the same way
         return json.dumps([stream, key, values], default=str, separators=(",", ":")).encode()
+
+
+def activated_versions(chain: list[ChainRun]) -> dict[str, int]:
+    """Each stream's table version in force: the last ACTIVATE_VERSION of the newest run of
+    the chain that sent one for it (Singer SDK semantics: a target then drops every record of
+    the stream whose ``version`` is older)."""
+    active: dict[str, int] = {}
+    for run in chain:  # newest first: the first run that activated a stream wins
+        for stream, info in (run.manifest.get("streams") or {}).items():
+            versions = info.get("activate_versions") or []
+            last = versions[-1] if versions else None
+            if stream not in active and isinstance(last, int) and not isinstance(last, bool):
+                active[stream] = last
+    return active

@@ -36,10 +36,12 @@ class LineInvalid(Exception):
 
 
 class Record(Struct, tag_field="type", tag="RECORD"):
-    """RECORD: the record stays raw bytes (other keys, e.g. ``version``, stay in the line)."""
+    """RECORD: the record stays raw bytes; ``version`` (an integer when present) is read for
+    ACTIVATE_VERSION; every other key (``time_extracted``, ...) stays in the line."""
 
     stream: str
     record: Raw
+    version: int | None = None
 
 
 class Schema(Struct, tag_field="type", tag="SCHEMA"):

@@ -145,12 +145,14 @@ class StreamKeys:
 
 @dataclass(frozen=True)
 class VaultRecord:
-    """One record of a part: its stream, its JSON text as stored, its key, its line index."""
+    """One record of a part: its stream, its JSON text as stored, its key, its line index and
+    its RECORD message's ``version`` (format 2; None when absent)."""
 
     stream: str
     record: bytes
     key: tuple[str, ...]
     index: int
+    version: int | None = None
 
 
 class _V1Line(msgspec.Struct):
@@ -178,6 +180,6 @@ def iter_part_records(path: Path, keys: StreamKeys, storage: Storage = LOCAL) ->
         except LineInvalid:
             raise PartCorrupt("not a Singer message") from None
         if isinstance(msg, Record):
-            yield VaultRecord(msg.stream, bytes(msg.record), keys.next_record(msg.stream), index)
+            yield VaultRecord(msg.stream, bytes(msg.record), keys.next_record(msg.stream), index, msg.version)
         elif isinstance(msg, Schema):
             keys.schema(msg.stream, msg.key_properties)

@@ -122,6 +122,25 @@ def test_each_run_is_deduplicated_by_its_own_key(tmp_path: Path) -> None:
         manifest(second)["streams"]["things"]["schemas"][0]["sha256"]
 
 
+def test_activate_version_replaces_older_table_versions(tmp_path: Path) -> None:
+    """RECORD v1, ACTIVATE 1, RECORD v2, ACTIVATE 2: only version 2 (and versionless records)
+    reach the canonical file, also across an incremental chain."""
+    v = b',"version":'
+    cfg = setup(tmp_path, [
+        [schema(["id"]), rec(b'{"id":1,"metric":1}')[:-1] + v + b"1}", rec(b'{"id":2,"metric":1}')[:-1] + v + b"1}",
+         b'{"type":"ACTIVATE_VERSION","stream":"things","version":1}',
+         rec(b'{"id":1,"metric":2}')[:-1] + v + b"2}", rec(b'{"id":9,"metric":0}'),
+         b'{"type":"ACTIVATE_VERSION","stream":"things","version":2}', STATE],
+        [schema(["id"]), rec(b'{"id":3,"metric":3}')[:-1] + v + b"3}",
+         b'{"type":"ACTIVATE_VERSION","stream":"things","version":3}', STATE]])
+    run(cfg, "extract", "canonize")
+    assert sorted((d["source_id"], d["metric"]) for d in canonical(tmp_path)) == [("1", 2), ("9", 0)]
+    assert meta(tmp_path)["deactivated"] == {"things": 2}
+    run(cfg, "extract", "canonize")  # a newer table version: run 1's versioned records are gone
+    assert sorted((d["source_id"], d["metric"]) for d in canonical(tmp_path)) == [("3", 3), ("9", 0)]
+    assert meta(tmp_path)["deactivated"] == {"things": 3}
+
+
 def test_numbers_a_double_cannot_hold_are_rejected_never_rounded(tmp_path: Path) -> None:
     cfg = setup(tmp_path, [[schema(["id"]), rec(b'{"id":1,"amount":1.5,"metric":123456789012345}'),
                             rec(b'{"id":2,"amount":12345678901234567.891}'),

@@ -229,6 +229,8 @@ INVALID: list[tuple[str, bytes, str]] = [
     ("record_null", b'{"type":"RECORD","stream":"users","record":null}', "TAP_MESSAGE_INVALID"),
     ("record_array", b'{"type":"RECORD","stream":"users","record":[1]}', "TAP_MESSAGE_INVALID"),
     ("record_without_stream", b'{"type":"RECORD","record":{"id":1}}', "TAP_MESSAGE_INVALID"),
+    ("record_version_not_integer", b'{"type":"RECORD","stream":"users","record":{"id":1},"version":"1"}',
+     "TAP_MESSAGE_INVALID"),
     ("record_stream_not_string", b'{"type":"RECORD","stream":7,"record":{"id":1}}', "TAP_MESSAGE_INVALID"),
     ("schema_without_schema", b'{"type":"SCHEMA","stream":"users","key_properties":[]}', "TAP_MESSAGE_INVALID"),
     ("schema_not_object", b'{"type":"SCHEMA","stream":"users","schema":"object","key_properties":[]}',

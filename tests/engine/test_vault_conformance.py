@@ -110,6 +110,11 @@ VALID: dict[str, bytes] = {
         b'{"type":"RECORD","stream":"users","record":{"id":12345678901234567890123,"amount":12345678901234567.891}}',
         b'{"type":"RECORD","stream":"users","record":{"id":2,"big":1e999,"tiny":1e-999,"neg":-0,"exp":1.5E+300,"d":0.10}}',
         b'{"type":"RECORD","stream":"users","record":{"id":3,"long":3.14159265358979323846264338327950288}}'),
+    "huge_numbers_in_schema_and_state": lines(
+        b'{"type":"SCHEMA","stream":"n","schema":{"type":"object","properties":{"x":{"type":"number",'
+        b'"maximum":1e999,"multipleOf":0.00000000000000000001}}},"key_properties":[]}',
+        b'{"type":"RECORD","stream":"n","record":{"x":-1e999}}',
+        b'{"type":"STATE","value":{"cursor":1e999,"id":123456789012345678901234567890}}'),
     "metadata_key_order_whitespace": lines(
         SCHEMA_USERS,
         b'{"type":"RECORD","stream":"users","record":{"name":"Zed","id":9},"version":1,'
@@ -143,6 +148,9 @@ def test_valid_stream_is_kept_message_by_message(tmp_path: Path, case: str) -> N
     assert m["records"] == sum(b'"RECORD"' in line for line in expected_lines(stream))
     report = verify(Workspace(tmp_path / "ws"), all_runs=True, deep=True)
     assert report.problems == [] and report.parts == len(m["parts"])
+    if case == "huge_numbers_in_schema_and_state":  # the manifest stays plain JSON; the text is exact
+        assert m["state_text"] == '{"cursor":1e999,"id":123456789012345678901234567890}'
+        assert b"1e999" in m["streams"]["n"]["schemas"][0]["schema_text"].encode()
 
 
 def test_activate_version_keeps_its_place(tmp_path: Path) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -177,3 +179,34 @@ def test_the_dashboard_scan_labels_streams_and_the_vault_keeps_names(extracted: 
     [folder] = runs_of(ws.account_dir("clinical", "intakefiles", "intake"))
     assert set(manifest(folder)["streams"]) == {"contacts", INTAKE, NOTES}
     assert os.stat(folder / "manifest.json").st_mode & 0o077 == 0
+
+
+RACER = """\
+import sys
+from pathlib import Path
+from engine.names import load_key
+from engine.workspace import Workspace
+print(load_key(Workspace(Path(sys.argv[1]))).hex())
+"""
+
+
+def test_workers_racing_to_create_the_key_agree_on_one(tmp_path: Path) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path)], cwd=REPO, text=True,
+                              stdout=subprocess.PIPE, env=clean_env()) for _ in range(6)]
+    keys = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(keys) == 1 and len(next(iter(keys))) == 64, keys
+    assert load_key(Workspace(tmp_path)) == bytes.fromhex(keys.pop())
+
+
+def test_read_only_faces_never_create_the_key(extracted: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(extracted.parent / "ws", ws)
+    shutil.rmtree(ws / "keys")
+    cfg = write_config(tmp_path, [names_extractor(tmp_path, streams=["contacts"])])
+    res = cli("validate", "--config", str(cfg))
+    assert res.returncode == 0, res.stdout
+    assert re.search(r"not canonized\): contacts, stream #2, stream #3\n", res.stdout), res.stdout
+    assert cli("status", "--config", str(cfg)).returncode == 0
+    loaded = load(cfg)
+    scan(loaded.config, Workspace(loaded.workspace))
+    assert not (ws / "keys").exists(), "validate, status and the dashboard's scan only read"

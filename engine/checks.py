@@ -185,6 +185,11 @@ def check_streams(cfg: PipelineConfig, ws: Workspace) -> list[Check]:
                              f"streams without a mapping (not canonized): {', '.join(unmapped)}"))
         else:
             out.append(Check("streams", ex.name, "ok", f"all {len(shown)} stream(s) mapped"))
+        absent = sorted(set(ex.streams) - {name for name, _ in shown})
+        if absent:
+            out.append(Check("streams", ex.name, "warn",
+                             f"declared stream(s) not in the LATEST run: {', '.join(absent)} "
+                             f"(renamed or no longer emitted? compare with `lorchestra list streams {ex.name}`)"))
         if hidden:
             out.append(Check("streams", ex.name, "warn",
                              f"{hidden} stream name(s) are not declared, so they are shown as "

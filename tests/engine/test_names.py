@@ -167,6 +167,10 @@ def test_declaring_a_stream_shows_it_by_name(extracted: Path, tmp_path: Path) ->
     cfg.write_text(cfg.read_text().replace(str(tmp_path / "ws"), str(ws)))
     res = cli("validate", "--config", str(cfg), "--skip-permissions")
     assert INTAKE in res.stdout and "1 stream name(s) are not declared" in res.stdout, res.stdout
+    assert "declared stream(s) not in" not in res.stdout
+    cfg.write_text(cfg.read_text().replace("- contacts", "- contacts\n  - tab_renamed"))
+    res = cli("validate", "--config", str(cfg), "--skip-permissions")
+    assert "declared stream(s) not in the LATEST run: tab_renamed" in res.stdout, res.stdout
 
 
 def test_the_dashboard_scan_labels_streams_and_the_vault_keeps_names(extracted: Path) -> None:

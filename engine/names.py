@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import orjson
 
-from engine.config import Extractor, PipelineConfig
+from engine.config import CanonizeStage, Extractor, PipelineConfig
 from engine.fsutil import ensure_dir, fsync_dir, open_private
 from engine.workspace import Workspace
 
@@ -108,9 +108,13 @@ def placeholder(kind: Kind, position: int, tag_hex: str | None) -> str:
     return f"{kind} #{position}" + (f" ({tag_hex})" if tag_hex else "")
 
 
-def declared_streams(cfg: PipelineConfig, ex: Extractor) -> frozenset[str]:
-    """The stream names of an extractor the config declares (its list and its source's mappings)."""
-    mapped = {m.stream for m in cfg.stages.canonize.mappings if m.source == ex.source}
+def declared_streams(ex: Extractor, canonize: CanonizeStage) -> frozenset[str]:
+    """The stream names of an extractor the config declares (its list and its source's mappings).
+
+    Takes the canonize settings rather than the whole config so a stage worker can call it
+    with its TaskSpec (``spec.extractor``, ``spec.canonize``) before naming a stream in an event.
+    """
+    mapped = {m.stream for m in canonize.mappings if m.source == ex.source}
     return frozenset(ex.streams) | frozenset(mapped)
 
 
@@ -161,7 +165,7 @@ class Namer:
 def stream_namer(cfg: PipelineConfig, ex: Extractor, ws: Workspace, reveal: bool = False,
                  create_key: bool = True) -> Namer:
     """The namer of an extractor's streams."""
-    return Namer(ws, declared_streams(cfg, ex), "stream", reveal, create_key)
+    return Namer(ws, declared_streams(ex, cfg.stages.canonize), "stream", reveal, create_key)
 
 
 def transform_names(expression: str) -> set[str]:
@@ -196,7 +200,7 @@ def declared_fields(cfg: PipelineConfig, ex: Extractor, stream: str) -> frozense
     configured schema files. A path is shown when all its segments are in this set
     (:meth:`Namer.show_path`); drift reports and schema views use this rule.
     """
-    if stream not in declared_streams(cfg, ex):
+    if stream not in declared_streams(ex, cfg.stages.canonize):
         return frozenset()
     from engine.canon.registry import DEFAULT_SCHEMAS, Registry
 

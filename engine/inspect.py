@@ -37,6 +37,8 @@ class RunInfo:
     """Records per stream, keyed by the stream's label: its name when the config declares it,
     else a placeholder such as ``stream #2 (a1b2c3)``."""
     has_state: bool = False
+    hidden_streams: int = 0
+    """How many stream names are shown as placeholders (not declared in the config)."""
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,15 @@ def run_info(run_dir: Path, namer: Namer) -> RunInfo:
     except (OSError, ValueError):
         m = {"status": "unreadable"}
     raw = m.get("streams") or {}
-    streams = {label: int(raw[name].get("records", 0)) for name, label in namer.show_all(raw)}
+    labels = namer.show_all(raw)
+    streams = {label: int(raw[name].get("records", 0)) for name, label in labels}
     dt = run_dir.parent.name.removeprefix("dt=")
     return RunInfo(dt=dt, run_id=run_dir.name.removeprefix("run_id="), path=run_dir,
                    status=str(m.get("status")), records=int(m.get("records") or 0),
                    parts=len(m.get("parts") or []), bytes=int(m.get("bytes") or 0),
                    ratio=m.get("compression_ratio"), error_code=m.get("error_code"),
-                   streams=streams, has_state=m.get("state") is not None)
+                   streams=streams, has_state=m.get("state") is not None,
+                   hidden_streams=sum(1 for name, label in labels if name != label))
 
 
 def account_runs(cfg: PipelineConfig, ws: Workspace, ex: Extractor, limit: int = 50) -> list[RunInfo]:

@@ -163,7 +163,7 @@ class RunDetail(Static):
         text.append(verified or "not verified (press enter)", style=style if verified else "dim")
         for stream, n in run.streams.items():  # labels: undeclared names are placeholders
             text.append(f"\n  {stream}: {n:,}")
-        if any(label.startswith("stream #") for label in run.streams):
+        if run.hidden_streams:
             text.append(f"\n  (undeclared stream names hidden: `lorchestra list streams {extractor} --reveal`)",
                         style="dim")
         self.update(text)

@@ -179,6 +179,7 @@ def test_the_dashboard_scan_labels_streams_and_the_vault_keeps_names(extracted: 
     [run] = scan(loaded.config, ws).runs["intake-files"]
     labels = list(run.streams)
     assert labels[0] == "contacts" and all(re.fullmatch(rf"stream #\d {TAG}", s) for s in labels[1:])
+    assert run.hidden_streams == 2 and list(run.streams.values()) == [1, 2, 1]
     no_canary(repr(run))
     [folder] = runs_of(ws.account_dir("clinical", "intakefiles", "intake"))
     assert set(manifest(folder)["streams"]) == {"contacts", INTAKE, NOTES}

@@ -19,6 +19,7 @@ import orjson
 import yaml
 
 from engine.inspect import run_info
+from engine.names import Namer
 from engine.verify import verify
 from engine.workspace import Workspace
 from tests.helpers import log_events, manifest, run_cli, runs_of
@@ -203,7 +204,8 @@ def test_format1_runs_stay_readable_alone_and_in_a_chain_with_format2(tmp_path: 
                             {"bookmark": 2})
     run(cfg, "canonize")
     assert sorted(d["source_id"] for d in canonical(tmp_path)) == ["1", "2"]
-    info = run_info(old)
+    namer = Namer(Workspace(tmp_path / "ws"), frozenset({"things"}))  # the dashboard's run summary
+    info = run_info(old, namer)
     assert (info.status, info.records, info.parts, info.streams, info.has_state) == ("success", 2, 1, {"things": 2}, True)
     # an incremental format 2 run on top: the chain reads both formats, newest key wins
     run(cfg, "extract", "canonize")
@@ -213,7 +215,7 @@ def test_format1_runs_stay_readable_alone_and_in_a_chain_with_format2(tmp_path: 
     assert (m["superseded"], m["unkeyed"], len(m["runs"])) == (1, {"things": 1}, 2)
     new = runs_of(acct)[-1]
     assert manifest(new)["format"] == 2 and manifest(new)["incremental"]["from_run"] == "dt=2026-01-01/run_id=20260101T000000Z"
-    assert run_info(new).records == 2
+    assert run_info(new, namer).records == 2
     report = verify(Workspace(tmp_path / "ws"), all_runs=True, deep=True)
     assert report.problems == [] and report.runs == 2
     # deep verify reads each format its own way: a format 1 part with a wrong record count fails

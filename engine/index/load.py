@@ -43,7 +43,7 @@ from engine.index.store import (
 from engine.vectors import store as vector_store
 from engine.vectors.model import shared as shared_embedder
 from engine.vectors.pending import EmbedPass
-from engine.vectors.text import TEXT_VERSION, embed_text
+from engine.vectors.text import TEXT_VERSION, DocText, embed_text
 from engine.workspace import Workspace
 
 ROW_MEMORY_BUDGET = 256 * 1024 * 1024
@@ -374,7 +374,7 @@ class AccountLoader:
         assert self.embed is not None
         ready = plan.vectors
         vector_store.put(conn, self.vector_model, ((s, b) for s, b in ready.items() if s in final))
-        missing: list[tuple[str, str]] = []
+        missing: list[tuple[str, DocText]] = []
         for sha, row, start, length, _number in plan.new.values():
             if row is None and sha not in ready:
                 line = os.pread(fd, length, start)

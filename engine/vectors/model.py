@@ -19,11 +19,14 @@ test compares the two).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from engine.vectors.text import DocText
 
 if TYPE_CHECKING:
     import numpy as np
@@ -83,25 +86,41 @@ class Embedder:
         assert table is not None
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         top = table.shape[0] - 1
+        # encode_batch_fast (tokenizers >= 0.20) skips character offsets we never use.
+        encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
         for start in range(0, len(texts), _BATCH * 16):
-            chunk = texts[start:start + _BATCH * 16]
-            encoded = tokenizer.encode_batch(chunk, add_special_tokens=False)
-            for i in range(0, len(encoded), _BATCH):
-                part = encoded[i:i + _BATCH]
-                lens = np.fromiter((len(e.ids) for e in part), dtype=np.int64, count=len(part))
-                nonempty = lens > 0
+            encoded = encode(texts[start:start + _BATCH * 16], add_special_tokens=False)
+            id_lists = [e.ids for e in encoded]
+            lens = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+            ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=int(lens.sum()))
+            np.clip(ids, 0, top, out=ids)
+            ends = np.cumsum(lens)
+            starts = ends - lens
+            for i in range(0, len(id_lists), _BATCH):
+                sl = slice(i, i + _BATCH)
+                nonempty = lens[sl] > 0
                 if not nonempty.any():
                     continue
-                ids = np.fromiter((t for e in part for t in e.ids), dtype=np.int64, count=int(lens.sum()))
-                np.clip(ids, 0, top, out=ids)
-                starts = np.zeros(len(part), dtype=np.int64)
-                np.cumsum(lens[:-1], out=starts[1:])
-                sums = np.add.reduceat(table[ids], starts[nonempty], axis=0)
-                rows = np.flatnonzero(nonempty) + start + i
-                out[rows] = sums
+                first = int(starts[i])
+                rows = table[ids[first:int(ends[sl][-1])]]
+                sums = np.add.reduceat(rows, starts[sl][nonempty] - first, axis=0)
+                out[np.flatnonzero(nonempty) + start + i] = sums
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out
+
+
+def embed_documents(embedder: Embedder, texts: list[DocText]) -> Matrix:
+    """Document vectors: the weighted sum of the head's and the tail's unit vectors, normalised."""
+    import numpy as np
+
+    heads = embedder.embed([t.head for t in texts])
+    tails = embedder.embed([t.tail for t in texts])
+    weights = np.fromiter((t.weight for t in texts), dtype=np.float32, count=len(texts))
+    out = heads * weights[:, None] + tails
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    np.divide(out, norms, out=out, where=norms > 0)
+    return out
 
 
 def _load_offline() -> tuple[Matrix, Any]:

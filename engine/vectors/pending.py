@@ -16,26 +16,27 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from engine.vectors.model import Embedder, ModelUnavailable, shared
+from engine.vectors.model import Embedder, ModelUnavailable, embed_documents, shared
+from engine.vectors.text import DocText
 
 BATCH = 2048
 """Texts per background batch."""
 
 
 class EmbedPass:
-    """Collects (sha256, text) pairs and embeds them in a background thread."""
+    """Collects (sha256, DocText) pairs and embeds them in a background thread."""
 
     def __init__(self, embedder: Embedder | None = None) -> None:
         self.embedder = embedder or shared()
         self._pool: ThreadPoolExecutor | None = None
         self._shas: list[str] = []
-        self._texts: list[str] = []
+        self._texts: list[DocText] = []
         self._futures: list[tuple[list[str], Future[list[bytes]]]] = []
         self._seen: set[str] = set()
         self.unavailable = False
         self.embedded = 0
 
-    def add(self, sha256: str, text: str) -> None:
+    def add(self, sha256: str, text: DocText) -> None:
         """Queue one document's text (a sha256 queued before is ignored)."""
         if sha256 in self._seen or self.unavailable:
             return
@@ -54,8 +55,8 @@ class EmbedPass:
         self._shas, self._texts = [], []
         self._futures.append((shas, self._pool.submit(self._embed, texts)))
 
-    def _embed(self, texts: list[str]) -> list[bytes]:
-        matrix = self.embedder.embed(texts)
+    def _embed(self, texts: list[DocText]) -> list[bytes]:
+        matrix = embed_documents(self.embedder, texts)
         return [row.tobytes() for row in matrix]
 
     def take(self) -> dict[str, bytes]:
@@ -71,7 +72,7 @@ class EmbedPass:
         self.embedded += len(out)
         return {} if self.unavailable else out
 
-    def now(self, pairs: list[tuple[str, str]]) -> list[tuple[str, bytes]]:
+    def now(self, pairs: list[tuple[str, DocText]]) -> list[tuple[str, bytes]]:
         """Embed ``(sha256, text)`` pairs in this thread (for rows re-derived in the transaction)."""
         if self.unavailable or not pairs:
             return []

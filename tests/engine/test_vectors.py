@@ -48,9 +48,11 @@ attempts.clear()
 from engine.vectors.model import Embedder
 e = Embedder()
 assert "wordllama" not in sys.modules, "the model must load lazily"
-v = e.embed(["insurance approval for counselling", "Pre-authorization for therapy"])
+v = e.embed(["insurance approval for counselling", "Pre-authorization for therapy",
+             "Invoice 1042 overdue payment"])
 import logging
-print(len(attempts), v.shape[0], v.shape[1], round(float(v[0] @ v[1]), 3), len(logging.getLogger().handlers))
+print(len(attempts), v.shape[0], v.shape[1], float(v[0] @ v[1]) > float(v[0] @ v[2]),
+      len(logging.getLogger().handlers))
 """
 
 
@@ -61,9 +63,9 @@ def test_model_loads_from_the_package_with_the_network_blocked(tmp_path: Path) -
     res = subprocess.run([sys.executable, "-c", NO_NETWORK], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
-    attempts, rows, dim, similarity, handlers = res.stdout.split()
-    assert (attempts, rows, dim) == ("0", "2", "256")
-    assert float(similarity) > 0.3  # a paraphrase with no shared word is still close
+    attempts, rows, dim, closer, handlers = res.stdout.split()
+    assert (attempts, rows, dim) == ("0", "3", "256")
+    assert closer == "True", "a paraphrase with no shared word is closer than an unrelated text"
     assert handlers == "0", "wordllama's logging.basicConfig must not leave a handler behind"
     assert list(home.rglob("*")) == [], "nothing may be downloaded or cached under HOME"
     assert res.stderr == ""
@@ -223,7 +225,7 @@ def test_model_unavailable_still_indexes_and_retries(tmp_path: Path, monkeypatch
 def test_weighted_rrf_puts_keyword_matches_first() -> None:
     from engine.vectors.search import Searcher
 
-    fused = Searcher._fuse({"bm25": [(1, -5.0), (2, -4.0)], "vector": [(3, 0.9), (2, 0.8), (1, 0.1)]})
+    fused = Searcher._fuse({"bm25": [(1, -5.0), (2, -4.0)], "vector": [(3, 0.9), (2, 0.8)]})
     order = [d for d, _, _ in fused]
     assert order[:2] == [2, 1] and order[2] == 3
     evidence = {d: {r.name: r.position for r in rs} for d, _, rs in fused}

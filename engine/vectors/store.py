@@ -18,8 +18,12 @@ import sqlite3
 from collections.abc import Iterable
 
 TABLE_SQL = ("CREATE TABLE IF NOT EXISTS vectors (sha256 TEXT PRIMARY KEY, model TEXT NOT NULL, "
-             "vector BLOB NOT NULL) WITHOUT ROWID")
-"""``sha256`` of the object, ``model`` key (:func:`model_key`), ``vector`` float32 BLOB."""
+             "vector BLOB NOT NULL)")
+"""``sha256`` of the object, ``model`` key (:func:`model_key`), ``vector`` float32 BLOB.
+
+A rowid table (rows appended in insert order, plus a small index on ``sha256``), not WITHOUT
+ROWID: with 1 KiB rows keyed by random hashes, WITHOUT ROWID inserts were 3-4x slower
+(measured: 20,000 vectors in 1.4-1.8 s against 0.43 s)."""
 
 
 def model_key(model: str, text_version: int) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TEXT_VERSION = 1
+TEXT_VERSION = 2
 """Version of the table below; part of the model key stored with every vector."""
 
 
@@ -35,9 +35,9 @@ class EmbedText:
 
 
 KINDS: dict[str, EmbedText] = {
-    "email": EmbedText(title=120, names=0, body=100),
+    "email": EmbedText(title=120, names=0, body=64),
     "contact": EmbedText(title=80, names=0, body=80),
-    "clinical_session": EmbedText(title=120, names=0, body=100),
+    "clinical_session": EmbedText(title=120, names=0, body=64),
     "invoice": EmbedText(title=80, names=0, body=120),
     "payment": EmbedText(title=80, names=0, body=80),
 }

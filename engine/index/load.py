@@ -50,6 +50,11 @@ ROW_MEMORY_BUDGET = 256 * 1024 * 1024
 """Bytes of new documents whose derived rows are kept in memory between the two phases;
 beyond it, rows are re-derived from the canonical file during the transaction."""
 
+CATCH_UP_VECTORS = 262_144
+"""Unchanged documents embedded per run when their vector is missing (after a model change):
+their vectors wait in memory for the transaction (1 KiB each), so a large account catches up
+over a few runs instead of holding gigabytes."""
+
 Progress = Callable[[int, int | None], None]
 Row = tuple[str, str, str, str | None, str | None, str | None, str, str, str]
 """kind, entity_id, sha256, time, title, dedupe_key, body, names, notes."""
@@ -251,7 +256,7 @@ class AccountLoader:
         reuse = acc is not None and acc[1] == FIELDS_VERSION
         known = {sha: doc_id for doc_id, sha in old_rows} if reuse else {}
         kept, new = plan.kept, plan.new
-        kept_bytes = offset = number = duplicates = 0
+        kept_bytes = offset = number = duplicates = catch_up = 0
         sha256 = hashlib.sha256
         for line in _lines(fd):
             number += 1
@@ -262,7 +267,8 @@ class AccountLoader:
                 if doc_id in kept:
                     duplicates += 1
                 kept[doc_id] = number
-                if self.embed is not None and sha not in embedded:
+                if self.embed is not None and sha not in embedded and catch_up < CATCH_UP_VECTORS:
+                    catch_up += 1
                     self._queue_vector(self._derive(data, sha, number))
             else:
                 row = self._derive(data, sha, number)

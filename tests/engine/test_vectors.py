@@ -304,3 +304,18 @@ def test_usage_errors(demo: tuple[Path, Path], tmp_path: Path) -> None:
     assert res.returncode == 2 and "no document vectors" in res.stderr and "lorchestra run --stage index" in res.stderr
     res = _query(off, "--text", "telehealth", "--json")
     assert res.returncode == 0 and "ranking by words only" in res.stderr
+
+
+def test_catching_up_after_a_model_change_is_bounded_per_run(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.index import load
+
+    ws = tmp_path / "ws"
+    _write(ws, DOCS)
+    _load(ws)
+    with sqlite3.connect(ws / "vector-store" / "index.sqlite") as con:
+        con.execute("UPDATE vectors SET model = 'some-older-model'")
+    monkeypatch.setattr(load, "CATCH_UP_VECTORS", 3)
+    assert _load(ws).vectors == 3
+    assert _load(ws).vectors == 1
+    assert _load(ws).status == "skipped"

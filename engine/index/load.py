@@ -87,7 +87,8 @@ class LoadResult:
     """The embedding model could not load: the documents indexed without vectors."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time per phase: read (hash, diff, parse), objects (writes left + flush; flush
-    alone is also given), transaction (waiting for the lock included) and gc."""
+    alone is also given), embed (waiting for the embedding thread), transaction (waiting for
+    the lock included) and gc."""
 
 
 def canonical_paths(ws: Workspace, source: str, account: str) -> tuple[Path, Path]:

@@ -36,6 +36,7 @@ class EmbedPass:
         self._texts: list[DocText] = []
         self._futures: list[tuple[list[str], Future[list[bytes]]]] = []
         self._seen: set[str] = set()
+        self._ready: dict[str, bytes] = {}
         self.unavailable = False
         self.embedded = 0
 
@@ -69,17 +70,20 @@ class EmbedPass:
         return [row.tobytes() for row in matrix]
 
     def take(self) -> dict[str, bytes]:
-        """Wait for every queued batch; sha256 -> float32 vector bytes (empty if unavailable)."""
+        """Wait for every queued batch; sha256 -> float32 vector bytes of every text queued so
+        far (a loader that plans again keeps what the first plan embedded); empty if the model
+        is unavailable."""
         self._submit()
-        out: dict[str, bytes] = {}
         futures, self._futures = self._futures, []
         for shas, future in futures:
             try:
-                out.update(zip(shas, future.result(), strict=True))
+                got = future.result()
             except ModelUnavailable:
                 self.unavailable = True
-        self.embedded += len(out)
-        return {} if self.unavailable else out
+                continue
+            self._ready.update(zip(shas, got, strict=True))
+            self.embedded += len(got)
+        return {} if self.unavailable else self._ready
 
     def now(self, pairs: list[tuple[str, DocText]]) -> list[tuple[str, bytes]]:
         """Embed ``(sha256, text)`` pairs in this thread (for rows re-derived in the transaction)."""

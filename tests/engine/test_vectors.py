@@ -319,3 +319,29 @@ def test_catching_up_after_a_model_change_is_bounded_per_run(tmp_path: Path,
     assert _load(ws).vectors == 3
     assert _load(ws).vectors == 1
     assert _load(ws).status == "skipped"
+
+
+def test_a_replanned_load_keeps_the_vectors_of_its_first_plan(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer replaces the account between plan and transaction: the loader plans
+    again, and the vectors embedded by the first plan still reach the index."""
+    from engine.index import store
+
+    ws = tmp_path / "ws"
+    _write(ws, DOCS)
+    _load(ws)
+    _write(ws, [*DOCS[:3], _email(3, "Lab results", "Cholesterol panel attached.")])
+    real_finish = store.ObjectWriter.finish
+    bumped: list[int] = []
+
+    def finish(self: Any, *, sync: bool = True) -> None:
+        real_finish(self, sync=sync)
+        if not bumped:
+            bumped.append(1)
+            with sqlite3.connect(ws / "vector-store" / "index.sqlite") as con:
+                con.execute("UPDATE accounts SET generation = generation + 1")
+
+    monkeypatch.setattr(store.ObjectWriter, "finish", finish)
+    res = _load(ws)
+    assert bumped and (res.status, res.inserted, res.vectors) == ("success", 1, 1)
+    assert set(_vectors(ws)) == _shas(ws)

@@ -160,6 +160,33 @@ def _load_offline() -> tuple[Matrix, Any]:
     return table, tokenizer
 
 
+def model_files() -> tuple[Path, Path] | None:
+    """The weights and tokenizer files in the installed wordllama package (None: no package).
+
+    Found without importing the package, so ``lorchestra validate`` can check them cheaply.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("wordllama")
+    if spec is None or spec.origin is None:
+        return None
+    root = Path(spec.origin).parent
+    return (root / "weights" / f"{MODEL_CONFIG}_{DIM}.safetensors",
+            root / "tokenizers" / f"{MODEL_CONFIG}_tokenizer_config.json")
+
+
+def check_model() -> tuple[bool, str]:
+    """(ok, message) for ``lorchestra validate``: are the model's files installed?"""
+    files = model_files()
+    if files is None:
+        return False, ("the wordllama package is not installed: documents index without vectors "
+                       "(reinstall with `make setup`)")
+    missing = [p.name for p in files if not p.is_file()]
+    if missing:
+        return False, f"the wordllama package lacks {', '.join(missing)}: documents index without vectors"
+    return True, f"wordllama {package_version()}: model files installed (loaded offline, never downloaded)"
+
+
 _SHARED: Embedder | None = None
 
 

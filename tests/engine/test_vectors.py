@@ -345,3 +345,13 @@ def test_a_replanned_load_keeps_the_vectors_of_its_first_plan(tmp_path: Path,
     res = _load(ws)
     assert bumped and (res.status, res.inserted, res.vectors) == ("success", 1, 1)
     assert set(_vectors(ws)) == _shas(ws)
+
+
+def test_validate_reports_the_model_files(demo: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, _ = demo
+    res = run_cli("validate", "--config", str(cfg), "--skip-permissions", timeout=120)
+    assert "vectors: wordllama 0.4.0.post1: model files installed" in res.stdout, res.stdout
+    off = write_config(tmp_path, [demo_extractor("g1", "gmail", records=5)],
+                       stages={"canonize": {"mappings": MAPPINGS}, "index": {"vectors": False}})
+    res = run_cli("validate", "--config", str(off), "--skip-permissions", timeout=120)
+    assert "stages.index.vectors is false" in res.stdout, res.stdout

@@ -269,11 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="loads per setting in the throughput test")
     ap.add_argument("--dir", type=Path, help="work here and keep the files (default: a temporary folder)")
     ap.add_argument("--load-only", action="store_true", help="only the index throughput test")
+    ap.add_argument("--load-dir", type=Path,
+                    help="run the throughput test in this folder (e.g. on tmpfs, to take disk noise out)")
     ns = ap.parse_args(argv)
     if ns.load_only:
         secure_umask()
         print(machine_line(), flush=True)
-        root = ensure_dir(ns.dir) if ns.dir else Path(tempfile.mkdtemp(prefix="lorch-bench-search-"))
+        root = ensure_dir(ns.dir) if ns.dir else Path(tempfile.mkdtemp(prefix="lorch-bench-search-",
+                                                                         dir=ns.load_dir))
         try:
             drop = index_drop(root, ns.load_records, ns.repeat)
         finally:

@@ -14,9 +14,6 @@ tries again (the account counts as incomplete while vectors are missing).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from engine.vectors.model import Embedder, ModelUnavailable, embed_documents, shared
@@ -54,16 +51,10 @@ class EmbedPass:
         if not self._texts:
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="embed", initializer=self._lower_priority)
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="embed")
         shas, texts = self._shas, self._texts
         self._shas, self._texts = [], []
         self._futures.append((shas, self._pool.submit(self._embed, texts)))
-
-    @staticmethod
-    def _lower_priority() -> None:
-        """Run this thread at nice +10 (Linux: a thread is a task with its own niceness)."""
-        with contextlib.suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
     def _embed(self, texts: list[DocText]) -> list[bytes]:
         matrix = embed_documents(self.embedder, texts)

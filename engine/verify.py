@@ -7,8 +7,8 @@ size and record count; for a format 2 run, every line is a valid Singer message 
 message and RECORD counts match). With ``all_runs`` every completed run folder is checked the same
 way (failed and cancelled runs are kept for audit, so their parts must verify too), and
 hidden ``.run_id=*.partial`` folders left by killed workers are counted as notes. Each
-account's canonical data must hash to what its meta says (read through the publish journal,
-:func:`engine.canon.publish.resolve`).
+account's canonical data must hash to what its meta says (both read from one generation
+through the reader API, :func:`engine.canon.publish.open_current`).
 
 It only reads, takes no lock and never needs one: run folders are immutable once visible
 and pointers are replaced atomically. Problems carry a stable code and a path inside the

@@ -46,6 +46,7 @@ pointer is atomic across files, so consistent readers go through the store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -176,6 +177,8 @@ class GenerationStore:
         finally:
             if not staged.committed:
                 shutil.rmtree(partial, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    self.root.rmdir()  # only when empty: a store that never published anything
 
     def recover(self, *, relink: bool = True) -> bool:
         """Remove partial and orphaned generations and (``relink``) re-link the mirrors.

@@ -216,7 +216,7 @@ def _canonical_accounts(source_dir: Path) -> list[str]:
     """Accounts with canonical output: a plain meta file or a generation store."""
     names = {p.name[: -len(".meta.json")] for p in source_dir.glob("*.meta.json")
              if not p.name.startswith(".")}
-    names |= {p.name[1: -len(".gen")] for p in source_dir.glob(".*.gen") if p.is_dir()}
+    names |= {p.name[1: -len(".gen")] for p in source_dir.glob(".*.gen") if (p / "CURRENT").exists()}
     return sorted(names)
 
 

@@ -119,6 +119,41 @@ def check_transforms(cfg: PipelineConfig) -> list[Check]:
     return out
 
 
+LIMIT_TEXT = {
+    "TRANSFORM_TIMEOUT": "ran past transform_timeout_ms",
+    "TRANSFORM_TOO_DEEP": "recursed past transform_max_depth",
+    "WORKER_OUT_OF_MEMORY": "allocated past memory_limit_mb",
+    "WORKER_CRASHED": "crashed its probe process",
+}
+
+
+def check_transform_limits(cfg: PipelineConfig) -> list[Check]:
+    """Every mapped transform evaluated on its samples (and an empty record) under the
+    canonize stage's limits, in a capped child process; a breach is a configuration failure."""
+    from engine.canon.probe import probe_transforms
+    from engine.canon.registry import Registry
+
+    canon = cfg.stages.canonize
+    reg = Registry.load(canon.transforms_dir, canon.schemas_dir)
+    sources = {ex.source for ex in cfg.extractors}
+    ids = sorted({m.transform for m in canon.mappings if m.source in sources and m.transform in reg.transforms})
+    if not ids:
+        return []
+    found = probe_transforms(cfg, ids)
+    out: list[Check] = []
+    for tid in ids:
+        code = found.get(tid)
+        if code:
+            out.append(Check("limits", tid, "fail",
+                             f"{code}: the transform {LIMIT_TEXT.get(code, 'failed')} on its samples "
+                             f"(timeout {canon.transform_timeout_ms} ms, depth {canon.transform_max_depth}, "
+                             f"memory {canon.memory_limit_mb} MiB); see docs/operations.md"))
+        else:
+            samples = len(reg.transforms[tid].samples)
+            out.append(Check("limits", tid, "ok", f"{samples} sample(s) and an empty record within the limits"))
+    return out
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0][:200] if text else type(exc).__name__)

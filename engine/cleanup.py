@@ -64,7 +64,7 @@ def _measure(path: Path) -> tuple[int, int]:
 def _count_runs(account: Path) -> int:
     runs = 0
     for dt in account.iterdir() if account.is_dir() else ():
-        if DT_DIR.match(dt.name) and dt.is_dir():
+        if DT_DIR.fullmatch(dt.name) and dt.is_dir():
             runs += sum(1 for r in dt.iterdir() if r.is_dir() and (r.name.startswith("run_id=")
                                                                   or r.name.startswith(".run_id=")))
     return runs

@@ -16,12 +16,14 @@ import orjson
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
-SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+SAFE_SEGMENT = re.compile(r"[A-Za-z0-9._-]{1,128}")
+"""A safe name, matched against the whole string (``fullmatch``: ``$`` alone would let a
+trailing newline through)."""
 
 
 def is_safe_segment(value: str) -> bool:
     """True when ``value`` can be one path segment under the workspace."""
-    return bool(SAFE_SEGMENT.match(value)) and value not in (".", "..")
+    return bool(SAFE_SEGMENT.fullmatch(value)) and value not in (".", "..")
 
 
 def secure_umask() -> None:

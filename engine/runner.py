@@ -27,6 +27,7 @@ from engine.events import (
     Trigger,
 )
 from engine.executor import Executor, LocalSubprocessExecutor
+from engine.limits import task_limits
 from engine.plan import Chain, Plan
 from engine.stages.spec import TaskSpec
 from engine.task import TaskProcess
@@ -128,7 +129,7 @@ class Runner:
                 spec = TaskSpec(task_id=task_id, stage=stage, attempt=attempt, workspace=self.ws.root,
                                 extractor=ex, extract=self.cfg.stages.extract,
                                 canonize=self.cfg.stages.canonize, force=self.force,
-                                target=chain.target)
+                                target=chain.target, limits=task_limits(self.cfg, stage))
                 proc = TaskProcess(spec, self.bus, grace, self.executor)
                 self._running[task_id] = proc
                 try:

@@ -25,7 +25,7 @@ import orjson
 
 from engine import __version__
 from engine.canon import publish
-from engine.canon.compiled import CompiledTransform, RecordRejected
+from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
 from engine.canon.functions import helpers_sha256
 from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
@@ -99,11 +99,12 @@ class Canonizer:
         canon = self.spec.canonize
         registry = Registry.load(canon.transforms_dir, canon.schemas_dir)
         compiled: dict[str, CompiledTransform] = {}
+        limits = TransformLimits(canon.transform_timeout_ms, canon.transform_max_depth)
         for m in canon.mappings:
             if m.source != self.ex.source:
                 continue
             try:
-                compiled[m.stream] = CompiledTransform(registry, registry.get(m.transform))
+                compiled[m.stream] = CompiledTransform(registry, registry.get(m.transform), limits)
             except RegistryError:
                 raise CanonizeFailed(ErrorCode.TRANSFORM_MISSING) from None
             except (ValueError, OSError):
@@ -177,6 +178,8 @@ class Canonizer:
                         doc = ct.apply(record, envelope)
                     except RecordRejected as exc:
                         self._reject(rej, part["file"], index, stream, exc, record)
+                        if exc.fatal:  # out of time or stack: stop now, not after every record
+                            raise CanonizeFailed(ErrorCode(exc.code), part.get("file")) from None
                         continue
                     line = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + b"\n"
                     buf.append(line)
@@ -259,15 +262,21 @@ def _canonize(c: Canonizer) -> str:
         return "skipped"
     ensure_dir(files.folder)
     try:
+        limit_hit: CanonizeFailed | None = None
         with publish.open_staged(files, "data") as out, publish.open_staged(files, "rejects") as rej:
-            digest = c.transform_all(chain, compiled, out, rej)
+            try:
+                digest = c.transform_all(chain, compiled, out, rej)
+            except CanonizeFailed as exc:
+                if exc.code not in (ErrorCode.TRANSFORM_TIMEOUT, ErrorCode.TRANSFORM_TOO_DEEP):
+                    raise
+                limit_hit = exc
             for fh in (out, rej):
                 fh.flush()
                 os.fsync(fh.fileno())
-        if c.over_limit():
+        if limit_hit is not None or c.over_limit():
             # the person needs the rejects of this attempt; data and meta stay as they were
             publish.commit(files, ["rejects"])
-            raise CanonizeFailed(ErrorCode.REJECTS_EXCEEDED)
+            raise CanonizeFailed(limit_hit.code if limit_hit else ErrorCode.REJECTS_EXCEEDED)
         publish.write_staged_json(files, "meta", {
             "inputs": fp,
             "output": {"file": c.paths["data"].name, "sha256": digest, "records": c.records,

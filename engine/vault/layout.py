@@ -61,11 +61,11 @@ def list_runs(account_dir: Path, storage: Storage = LOCAL) -> list[RunRef]:
     """Every completed run folder of the account (any status), newest first."""
     runs: list[RunRef] = []
     for dt_name in storage.list(account_dir):
-        m = DT_DIR.match(dt_name)
+        m = DT_DIR.fullmatch(dt_name)
         if not m or not storage.is_dir(account_dir / dt_name):
             continue
         for run_name in storage.list(account_dir / dt_name):
-            r = RUN_DIR.match(run_name)
+            r = RUN_DIR.fullmatch(run_name)
             if r and storage.is_dir(account_dir / dt_name / run_name):
                 runs.append(RunRef(m.group(1), r.group(1)))
     return sorted(runs, key=lambda r: r.run_id, reverse=True)

@@ -77,6 +77,15 @@ class TaskProcess:
             self.bus.emit(final)
         return final
 
+    def not_started(self, code: ErrorCode) -> TaskFinished:
+        """The final event of an attempt whose worker could not be started (emitted)."""
+        ex = self.spec.extractor
+        final = TaskFinished(task_id=self.spec.task_id, stage=self.spec.stage, extractor=ex.name,
+                             account=ex.account, attempt=self.spec.attempt, status="failed",
+                             error_code=code.value)
+        self.bus.emit(final)
+        return final
+
     def deadline_s(self) -> float | None:
         """Seconds this attempt may run: an extract's ``timeout_s`` (its worker enforces it
         on the tap; this is the backstop), else the stage's ``timeout_s`` from the spec."""

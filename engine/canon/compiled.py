@@ -20,7 +20,6 @@ import jsonschema_rs
 from engine.canon.functions import FUNCTIONS
 from engine.canon.registry import Registry, Transform
 
-
 LIMIT_CODES = {"D1012": "TRANSFORM_TIMEOUT", "D1011": "TRANSFORM_TOO_DEEP"}
 """jsonatapy's error codes for a breached guardrail, and our stable codes for them."""
 FATAL_CODES = frozenset(LIMIT_CODES.values())

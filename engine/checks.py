@@ -23,7 +23,7 @@ import orjson
 from engine.config import Extractor, PipelineConfig
 from engine.fsutil import DIR_MODE, FILE_MODE
 from engine.vault.layout import read_latest, read_manifest
-from engine.workspace import Workspace, symlink_problems
+from engine.workspace import Workspace, special_kind, symlink_problems
 
 Status = Literal["ok", "warn", "fail", "skip"]
 Kind = Literal["config", "permission"]
@@ -259,7 +259,11 @@ def check_permissions(ws: Workspace, limit: int = 20) -> list[Check]:
     uid = os.getuid()
     bad = 0
     for p, st in _walk(ws.root):
-        if st.st_uid != uid:
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            out.append(Check("permissions", str(p), "fail",
+                             f"{special_kind(st.st_mode)}, not a regular file or folder: a reader "
+                             "would block on it; remove it", "permission"))
+        elif st.st_uid != uid:
             out.append(Check("permissions", str(p), "fail", "owned by another user", "permission"))
         elif _loose(st):
             bad += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,24 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json_bytes(obj))
 
 
+class NotRegularFile(ValueError):
+    """A path the pipeline reads as a file is a FIFO, socket or device (or a folder)."""
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file; :class:`NotRegularFile` for anything else. Opened
+    non-blocking and checked with ``fstat`` first, so a FIFO planted in place of a file
+    never blocks the reader."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(f"{path} is not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
 def read_json(path: Path) -> Any:
-    """Read a JSON file written by :func:`atomic_write_json`."""
-    return orjson.loads(path.read_bytes())
+    """Read a JSON file written by :func:`atomic_write_json` (never blocking on a FIFO)."""
+    return orjson.loads(read_regular(path))

@@ -169,6 +169,10 @@ class AccountLoader:
             self.result.objects_removed = remove_unreferenced(
                 conn, self.objects.objects, self.source, self.account)
             self.result.seconds["gc"] = time.monotonic() - started
+        except sqlite3.OperationalError:
+            raise LoadFailed("INDEX_DB_ERROR") from None
+        except sqlite3.DatabaseError:  # not a database, or a malformed one: name it for what it is
+            raise LoadFailed("INDEX_CORRUPT") from None
         except sqlite3.Error:
             raise LoadFailed("INDEX_DB_ERROR") from None
         finally:

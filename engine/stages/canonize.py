@@ -135,14 +135,17 @@ class Canonizer:
                                        for r in chain[1:]]
         return fp
 
-    def up_to_date(self, fp: dict[str, Any]) -> bool:
-        """Whether the current output was built from exactly ``fp`` and is intact."""
+    def up_to_date(self, fp: dict[str, Any], chain: list[ChainRun]) -> bool:
+        """Whether the current output was built from exactly ``fp`` and is intact, and the
+        vault parts it read are still the files it verified (same size and mtime: a part
+        truncated or rewritten since is read, and verified, again; no hashing here)."""
         try:
             meta = read_json(self.paths["meta"])
             data_sha = _file_sha256(self.paths["data"])
         except (OSError, ValueError):
             return False
-        return bool(meta.get("inputs") == fp and meta.get("output", {}).get("sha256") == data_sha)
+        return bool(meta.get("inputs") == fp and meta.get("output", {}).get("sha256") == data_sha
+                    and meta.get("part_stats") == part_stats(chain))
 
     def transform_all(self, chain: list[ChainRun], compiled: dict[str, CompiledTransform],
                       out: IO[bytes], rej: IO[bytes]) -> str:
@@ -212,6 +215,23 @@ class Canonizer:
         return any(n > limits.get(s, 0) for s, n in self.rejects_by_stream.items())
 
 
+def part_stats(chain: list[ChainRun]) -> dict[str, list[int] | None]:
+    """Every part of the chain -> [size, mtime_ns] now (None when it cannot be stat'ed);
+    the size must also be the manifest's, or the entry is None."""
+    stats: dict[str, list[int] | None] = {}
+    for run in chain:
+        for part in run.manifest.get("parts", []):
+            name = str(part.get("file", ""))
+            key = f"{run.path.parent.name}/{run.path.name}/{name}"
+            try:
+                st = os.stat(run.path / name)
+            except (OSError, ValueError):
+                stats[key] = None
+                continue
+            stats[key] = [st.st_size, st.st_mtime_ns] if st.st_size == part.get("bytes") else None
+    return stats
+
+
 def _flush(out: IO[bytes], sha: Any, buf: list[bytes]) -> None:
     if buf:
         data = b"".join(buf)
@@ -256,11 +276,12 @@ def _canonize(c: Canonizer) -> str:
     publish.recover(files)  # finish (or undo) a publish a killed worker left half-done
     chain, compiled = c.prepare()
     fp = c.fingerprint(chain, compiled)
-    if not c.spec.force and c.up_to_date(fp):
+    if not c.spec.force and c.up_to_date(fp, chain):
         meta = read_json(c.paths["meta"])
         c.records = int(meta.get("output", {}).get("records", 0))
         return "skipped"
     ensure_dir(files.folder)
+    verified = part_stats(chain)  # before reading: a part changed mid-read fails its checksum
     try:
         limit_hit: CanonizeFailed | None = None
         with publish.open_staged(files, "data") as out, publish.open_staged(files, "rejects") as rej:
@@ -283,6 +304,7 @@ def _canonize(c: Canonizer) -> str:
                        "kinds": dict(sorted(c.counts.items()))},
             "rejects": c.rejects, "unmapped": dict(sorted(c.unmapped_streams.items())),
             "superseded": c.superseded, "runs": [r.manifest.get("run_id") for r in chain],
+            "part_stats": verified,
             "account": c.ex.account, "source": c.ex.source, "extractor": c.ex.name,
         })
         if c.rejects:

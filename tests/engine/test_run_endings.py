@@ -25,7 +25,15 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.helpers import REPO, account_dir, clean_env, demo_extractor, log_events, wait_for, write_config
+from tests.helpers import (
+    REPO,
+    account_dir,
+    clean_env,
+    demo_extractor,
+    log_events,
+    wait_for,
+    write_config,
+)
 
 HOOK = """\
 import sys

@@ -207,7 +207,8 @@ class StateRecorder:
         if not self.failed:
             if type(exc) is sqlite3.DatabaseError:  # not OperationalError: the file itself is bad
                 bad = HistoryCorrupt(self.path)
-                print(f"lorchestra: warning: {bad}; the run goes on without it. Fix: {bad.hint}",
+                print(f"lorchestra: warning: cannot write the run history {self.path}: it is damaged "
+                      f"(not a readable SQLite database); the run goes on without it. Fix: {bad.hint}",
                       file=sys.stderr)
             else:
                 print(f"lorchestra: warning: cannot write the run history {self.path} "

@@ -21,6 +21,7 @@ from engine.cleanup import CLEAN_STAGES, Target, delete, plan_clean
 from engine.configload import load
 from engine.errors import ExitCode, UsageError
 from engine.workspace import Workspace, WorkspaceLock
+from lorch_tui.argtypes import wait_seconds
 from lorch_tui.summary import human_bytes
 
 
@@ -40,7 +41,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="clean canonize and index, and the vault after its own confirmation")
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     p.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
-    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
                    help="wait up to SECONDS for the workspace lock instead of exiting 3")
     p.set_defaults(func=cmd_clean)
 

@@ -8,7 +8,6 @@ with DESIGN.md's codes; a traceback appears only with ``--verbose``.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import traceback
@@ -26,6 +25,7 @@ from engine.errors import ExitCode, LorchError, UsageError
 from engine.plan import IMPLEMENTED_STAGES, Chain, build_plan
 from engine.taps import describe, describe_loader
 from lorch_tui import cleancmd, configcmd, querycmd, statuscmd, validatecmd, verifycmd
+from lorch_tui.argtypes import MAX_WAIT_S, wait_seconds
 from lorch_tui.runface import run_headless
 
 S = argparse.SUPPRESS
@@ -52,20 +52,6 @@ def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
                    help=f"wait up to SECONDS (0-{MAX_WAIT_S}) for the workspace lock instead of exiting 3")
 
-
-MAX_WAIT_S = 7 * 86400
-
-
-def wait_seconds(text: str) -> float:
-    """``--wait``'s value: a finite number of seconds, 0 to a week (``nan`` or ``inf`` would
-    wait for ever, which a cron job must never do)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or not 0 <= value <= MAX_WAIT_S:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to {MAX_WAIT_S}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

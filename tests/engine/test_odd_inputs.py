@@ -68,8 +68,9 @@ def test_an_empty_workspace_is_an_error_not_the_configs(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e99", "soon"])
 def test_wait_needs_finite_seconds(tmp_path: Path, value: str) -> None:
     cfg = write_config(tmp_path, [demo_extractor("mail", "gmail", records=1)])
-    for prog in ("lorch_tui.cli", "lorch_tui.tui_main"):
-        args = ("run", "--wait", value) if prog == "lorch_tui.cli" else ("--no-ui", "--wait", value)
+    for prog, args in (("lorch_tui.cli", ("run", "--wait", value)),
+                       ("lorch_tui.cli", ("clean", "--all", "--yes", "--wait", value)),
+                       ("lorch_tui.tui_main", ("--no-ui", "--wait", value))):
         res = run_cli(*args, "--config", str(cfg), prog=prog, timeout=30)
         assert res.returncode == 2, res.stdout + res.stderr
         assert "number of seconds" in res.stderr

@@ -172,7 +172,17 @@ class StateRecorder:
             for sql, group in _grouped(batch):
                 await self._db.executemany(sql, group)
             await self._db.commit()
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.OperationalError, OSError) as exc:  # a full disk, a lock: maybe passing
+            if self._closing.is_set():
+                await self._give_up(exc)
+                return
+            try:
+                await self._db.rollback()
+            except (sqlite3.Error, OSError):
+                await self._give_up(exc)
+                return
+            self._pending = batch + self._pending  # kept in order, tried again with the next batch
+        except sqlite3.Error as exc:
             await self._give_up(exc)
 
     async def close(self) -> None:

@@ -117,7 +117,11 @@ def test_a_full_disk_still_alarms_summarises_and_leaves_nothing_torn(tmp_path: P
     log_lines_whole(ws)
     no_leftovers(ws)
     lock_free(ws)
-    assert not list(account_dir(ws, ex).glob("dt=*/run_id=*")) or True  # a marked failed run may stay
+    # the failed attempt freed its space, so the history caught up and holds the run
+    with sqlite3.connect(ws / "state" / "lorch.sqlite") as db:
+        assert db.execute("SELECT run_id, status FROM runs").fetchall() == [(alarm["run_id"], "failed")]
+    for run in account_dir(ws, ex).glob("dt=*/run_id=*"):  # a run whose manifest fitted is marked
+        assert orjson.loads((run / "manifest.json").read_bytes())["status"] == "failed"
 
 
 def _fsize(limit: int) -> Any:

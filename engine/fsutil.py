@@ -97,22 +97,29 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json_bytes(obj))
 
 
-class NotRegularFile(ValueError):
+class NotRegularFile(OSError, ValueError):  # noqa: N818 - like io.UnsupportedOperation
     """A path the pipeline reads as a file is a FIFO, socket or device (or a folder)."""
 
 
-def read_regular(path: Path) -> bytes:
-    """The bytes of a regular file; :class:`NotRegularFile` for anything else. Opened
-    non-blocking and checked with ``fstat`` first, so a FIFO planted in place of a file
-    never blocks the reader."""
+def open_regular(path: Path) -> Any:
+    """``path`` opened for binary reading if it is a regular file, else
+    :class:`NotRegularFile`. Opened non-blocking and checked with ``fstat`` first, so a FIFO
+    planted in place of a file never blocks the reader."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise NotRegularFile(f"{path} is not a regular file")
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            return fh.read()
-    finally:
+        return os.fdopen(fd, "rb")
+    except BaseException:
         os.close(fd)
+        raise
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file (see :func:`open_regular`)."""
+    with open_regular(path) as fh:
+        data: bytes = fh.read()
+        return data
 
 
 def read_json(path: Path) -> Any:

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from engine.canon.publish import AccountFiles, resolve
-from engine.fsutil import read_json
+from engine.fsutil import open_regular, read_json
 from engine.vault.layout import DT_DIR, LATEST, MANIFEST, RUN_DIR
 from engine.vault.reader import PART_NAME
 from engine.workspace import Workspace
@@ -239,7 +239,7 @@ def _subdirs(folder: Path, pattern: re.Pattern[str] | None = None) -> list[Path]
 def file_sha256(path: Path) -> str:
     """sha256 of a file, read in chunks."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while chunk := fh.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
@@ -250,7 +250,7 @@ def gzip_counts(path: Path) -> tuple[int, int] | None:
     dec = zlib.decompressobj(31)
     size = lines = 0
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             while chunk := fh.read(CHUNK):
                 data = dec.decompress(chunk)
                 size += len(data)

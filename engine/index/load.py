@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -123,9 +124,12 @@ class AccountLoader:
     def run(self) -> LoadResult:
         """Load the account (or skip it); raise LoadFailed with a stable code."""
         try:
-            fd = os.open(self.data_path, os.O_RDONLY)
+            fd = os.open(self.data_path, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             raise LoadFailed("NO_CANONICAL") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO planted as the data file never blocks
+            os.close(fd)
+            raise LoadFailed("CANONICAL_INVALID")
         try:
             meta = self._meta()
             return self._run(fd, meta)

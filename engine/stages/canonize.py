@@ -30,7 +30,7 @@ from engine.canon.functions import helpers_sha256
 from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
-from engine.fsutil import ensure_dir, read_json
+from engine.fsutil import NotRegularFile, ensure_dir, open_regular, read_json
 from engine.stages.chain import ChainBroken, ChainRun, NewestWins, incremental_chain, key_properties
 from engine.stages.spec import TaskSpec
 from engine.vault.layout import DT_DIR, RUN_DIR, RunRef, read_latest, read_manifest
@@ -78,6 +78,8 @@ class Canonizer:
         account_dir = self.ws.account_dir(self.ex.domain, self.ex.source, self.ex.account)
         try:
             latest = read_latest(account_dir)
+        except NotRegularFile:  # a FIFO or the like planted as LATEST.json
+            raise CanonizeFailed(ErrorCode.LATEST_INVALID) from None
         except OSError:
             raise CanonizeFailed(ErrorCode.NO_LATEST) from None
         except (ValueError, AssertionError):
@@ -242,7 +244,7 @@ def _flush(out: IO[bytes], sha: Any, buf: list[bytes]) -> None:
 
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()

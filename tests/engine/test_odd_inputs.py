@@ -156,3 +156,18 @@ def test_a_truncated_latest_part_is_not_skipped(built: tuple[Path, dict[str, obj
     assert run_cli("run", "--stage", "canonize", "--config", str(cfg), timeout=60).returncode == 0
     res = run_cli("run", "--stage", "canonize", "--config", str(cfg), timeout=60)
     assert res.returncode == 0 and "skipped" in res.stdout
+
+
+def test_a_fifo_as_the_canonical_file_blocks_nothing(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+    cfg, _ = built
+    ws = tmp_path / "ws"
+    data = ws / "canonical" / "gmail" / "mail.jsonl"
+    data.unlink()
+    os.mkfifo(data, 0o600)
+    res = run_cli("verify", "--config", str(cfg), timeout=60)
+    assert res.returncode == 1 and "CANONICAL_MISMATCH" in res.stdout
+    for stage, code in (("index", "CANONICAL_INVALID"), ("canonize", None)):
+        res = run_cli("run", "--stage", stage, "--skip-permissions", "--force", "--config", str(cfg), timeout=60)
+        final = [e for e in log_events(ws) if e["type"] == "task_finished"][-1]
+        assert final.get("error_code") == code, (stage, final)
+    assert data.is_file(), "canonize replaced the FIFO with a real file"

@@ -172,6 +172,7 @@ class Runner:
                 try:
                     final = await proc.run()
                 except OSError:  # the worker could not start (a full disk, no diagnostics file)
+                    await proc.kill()
                     final = proc.not_started(ErrorCode.WRITE_FAILED)
                 except BaseException:
                     await proc.kill()  # never leave a worker (and the lock it holds) behind

@@ -4,8 +4,8 @@ Prepare the workspace (umask 077, 0700 folders), refuse loose permissions (exit 
 told not to, take the workspace lock (exit 3 when busy), attach the JSON log and the run
 history (``state/lorch.sqlite``), run the plan, turn SIGINT/SIGTERM into a clean cancel of
 every task, and after a run that ended badly (a failed task, an engine error, a full disk, an
-interrupt) call the ``on_failure`` hook: no step of the ending may raise past the next. The dashboard uses the same
-pieces (:func:`open_session`, :meth:`Session.close`, :func:`notify_failure`) inside its own
+interrupt) call the ``on_failure`` hook: no step of the ending may raise past the next. The
+dashboard uses the same pieces (:func:`open_session`, :meth:`Session.close`, :func:`notify_failure`) inside its own
 event loop, so every run is logged and recorded whatever started it.
 """
 

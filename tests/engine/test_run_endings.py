@@ -224,3 +224,23 @@ def test_an_interrupt_runs_the_hook_and_prints_the_summary(tmp_path: Path) -> No
     alarm = orjson.loads(called.read_bytes())
     assert alarm["interrupted"] is True and alarm["status"] == "cancelled"
     lock_free(ws)
+
+
+def test_a_worker_that_cannot_start_fails_its_task_not_the_engine(tmp_path: Path) -> None:
+    """The worker's diagnostics file cannot be created (its folder is a file): the task fails
+    with WRITE_FAILED, not retried, and the run still ends with its summary and alarm."""
+    command, called = hook(tmp_path)
+    ex = demo_extractor("one", "gmail", records=3, retries=3, retry_backoff_s=0)
+    cfg = write_config(tmp_path, [ex], on_failure=command)
+    ws = tmp_path / "ws"
+    (ws / "diagnostics").mkdir(parents=True, mode=0o700)
+    ws.chmod(0o700)
+    (ws / "diagnostics" / "extract").write_bytes(b"")
+    (ws / "diagnostics" / "extract").chmod(0o600)
+    res = no_ui("--config", str(cfg), "--stage", "extract")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "Traceback" not in res.stdout + res.stderr and "internal error" not in res.stderr
+    summary_is_last_line(res, "failed")
+    [failed] = orjson.loads(called.read_bytes())["failed_tasks"]
+    assert (failed["error_code"], failed["attempt"]) == ("WRITE_FAILED", 1)
+    lock_free(ws)

@@ -28,12 +28,11 @@ import orjson
 
 from engine.canon.publish import AccountFiles, resolve
 from engine.fsutil import open_regular, read_json
-from engine.vault.layout import DT_DIR, LATEST, MANIFEST, RUN_DIR
+from engine.vault.layout import DT_DIR, LATEST, MANIFEST, PARTIAL_DIR, RUN_DIR
 from engine.vault.reader import PART_NAME
 from engine.workspace import Workspace
 
 CHUNK = 1 << 20
-PARTIAL_DIR = re.compile(r"\.run_id=\d{8}T\d{6}Z\.partial")
 
 MESSAGES = {
     "LATEST_INVALID": "LATEST.json does not parse or does not name a run (dt, run_id)",

@@ -20,6 +20,8 @@ from engine.vault.storage import LOCAL, Storage
 RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"
 RUN_DIR = re.compile(r"^run_id=(\d{8}T\d{6}Z)$")
 DT_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+PARTIAL_DIR = re.compile(r"\.run_id=\d{8}T\d{6}Z\.partial")
+"""A run being written, or left unfinished by a killed worker (match with ``fullmatch``)."""
 MANIFEST = "manifest.json"
 LATEST = "LATEST.json"
 STDERR_LOG = "tap.stderr.log"

@@ -171,3 +171,22 @@ def test_a_fifo_as_the_canonical_file_blocks_nothing(built: tuple[Path, dict[str
         final = [e for e in log_events(ws) if e["type"] == "task_finished"][-1]
         assert final.get("error_code") == code, (stage, final)
     assert data.is_file(), "canonize replaced the FIFO with a real file"
+
+
+def test_clean_partials_removes_only_unfinished_runs(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+    cfg, ex = built
+    ws = tmp_path / "ws"
+    acct = account_dir(ws, ex)  # type: ignore[arg-type]
+    [run] = runs_of(acct)
+    left = run.parent / ".run_id=20200101T000000Z.partial"  # what a SIGKILLed extract worker leaves
+    left.mkdir(mode=0o700)
+    (left / "part-000.jsonl.gz").write_bytes(b"\x1f\x8b" + bytes(100))
+    (left / "part-000.jsonl.gz").chmod(0o600)
+    res = run_cli("verify", "--all", "--config", str(cfg), timeout=60)
+    assert "clean --partials" in res.stdout
+    res = run_cli("clean", "--partials", "--dry-run", "--config", str(cfg), timeout=60)
+    assert res.returncode == 0 and ".run_id=20200101T000000Z.partial" in res.stdout and left.is_dir()
+    res = run_cli("clean", "--partials", "--yes", "--config", str(cfg), timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not left.exists() and runs_of(acct) == [run] and (acct / "LATEST.json").is_file()
+    assert run_cli("verify", "--all", "--config", str(cfg), timeout=60).returncode == 0

@@ -24,7 +24,7 @@ from engine.configload import LoadedConfig, load
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.plan import IMPLEMENTED_STAGES, Chain, build_plan
 from engine.taps import describe, describe_loader
-from lorch_tui import cleancmd, configcmd, querycmd, statuscmd, validatecmd, verifycmd
+from lorch_tui import cleancmd, configcmd, driftcmd, querycmd, statuscmd, validatecmd, verifycmd
 from lorch_tui.runface import run_headless
 
 S = argparse.SUPPRESS
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     configcmd.register(sub, common)
     querycmd.register(sub, common)
     verifycmd.register(sub, common)
+    driftcmd.register(sub, common)
     return parser
 
 

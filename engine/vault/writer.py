@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from engine.drift.paths import FIELDS_KEY, PathCollector
 from engine.events import now_iso
 from engine.fsutil import json_bytes
 from engine.vault.layout import MANIFEST, RunRef
@@ -188,6 +189,8 @@ class RunWriter:
         self.backend = backend or DEFAULT_BACKEND
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vault-gzip") if pipelined else None
         self._prefixes: dict[str, bytes] = {}
+        self.fields: dict[str, PathCollector] = {}
+        """Per stream, the field paths of its records (source drift; names only)."""
         self.tmp = storage.make_dir(ref.temp_path(account_dir))
         self.final = ref.path(account_dir)
         self.meta = meta
@@ -235,6 +238,8 @@ class RunWriter:
         prefix = self._prefixes.get(stream)
         if prefix is None:
             prefix = self._prefixes[stream] = b'{"stream":' + orjson.dumps(stream) + b',"record":'
+            self.fields[stream] = PathCollector()
+        self.fields[stream].observe_value(record)
         line = prefix + orjson.dumps(record) + b"}\n"
         if self._part is None:
             self._part = PartWriter(self.tmp / f"part-{len(self.parts):03d}.jsonl.gz", self.level,
@@ -310,13 +315,17 @@ class RunWriter:
             "bytes": total,
             "uncompressed_bytes": raw,
             "compression_ratio": round(raw / total, 3) if total else None,
-            "streams": self.streams,
+            "streams": self._streams_with_fields(),
             "parts": self.parts,
             "state": self.state,
             "state_messages": self.state_messages,
             "state_after_records": self.state_after_records,
             **extra,
         }
+
+    def _streams_with_fields(self) -> dict[str, dict[str, Any]]:
+        return {name: {**info, FIELDS_KEY: self.fields[name].result()} if name in self.fields else info
+                for name, info in self.streams.items()}
 
     def abort(self) -> None:
         """Abandon the part being written (used when the disk fails).

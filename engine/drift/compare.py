@@ -1,0 +1,178 @@
+"""Comparing a run's field paths with the previous successful run and with the transforms.
+
+For each stream of an account's LATEST run: the fields that appeared and vanished since the
+previous successful run, and the paths its mapped transform reads that no record of LATEST
+has (``missing_reads``); those that the previous run still had are ``vanished_reads``, the
+case ``validate`` warns about and the dashboard marks. Only manifests are read, never a
+record. A run written before field paths were collected gives ``known=False`` (no verdict).
+An incremental run holds only changed records, so for it only appeared fields are judged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from engine.canon.registry import Registry
+from engine.config import Extractor, PipelineConfig
+from engine.drift.paths import manifest_capped, manifest_paths
+from engine.drift.reads import Reads, transform_reads
+from engine.vault.layout import list_runs, read_latest, read_manifest
+from engine.workspace import Workspace
+
+
+@dataclass
+class StreamDrift:
+    """One stream of the LATEST run against the previous run and its transform."""
+
+    stream: str
+    transform: str | None
+    known: bool
+    """False when LATEST predates field paths (nothing can be said)."""
+    current: set[str] = field(default_factory=set)
+    previous: set[str] | None = None
+    """None when there is no earlier successful run with paths for this stream."""
+    reads: set[str] = field(default_factory=set)
+    dynamic: bool = False
+    """The transform also reads names built at run time (not checked)."""
+    judged_vanished: bool = True
+    """False for incremental runs and runs without records of the stream."""
+    capped: bool = False
+
+    @property
+    def appeared(self) -> list[str]:
+        """Paths LATEST has and the previous run had not."""
+        return sorted(self.current - self.previous) if self.known and self.previous is not None else []
+
+    @property
+    def vanished(self) -> list[str]:
+        """Paths the previous run had and LATEST has not."""
+        if not (self.known and self.judged_vanished) or self.previous is None:
+            return []
+        return sorted(self.previous - self.current)
+
+    @property
+    def missing_reads(self) -> list[str]:
+        """Paths the transform reads that no record of LATEST has."""
+        if not (self.known and self.judged_vanished):
+            return []
+        return sorted(self.reads - self.current)
+
+    @property
+    def vanished_reads(self) -> list[str]:
+        """Paths the transform reads that the previous run had and LATEST has not."""
+        return [p for p in self.missing_reads if self.previous is not None and p in self.previous]
+
+
+@dataclass
+class AccountDrift:
+    """Drift of one extractor's account."""
+
+    extractor: str
+    latest_run: str | None = None
+    previous_run: str | None = None
+    incremental: bool = False
+    streams: list[StreamDrift] = field(default_factory=list)
+    problem: str | None = None
+    """``NO_LATEST`` or ``MANIFEST_INVALID`` when nothing could be compared."""
+
+    @property
+    def mark(self) -> str:
+        """``!`` a transform reads a vanished field, ``Δ`` fields appeared or vanished, ``?`` a
+        transform reads a field no record has (never had), ``✓`` none of these, ``-`` unknown
+        (no LATEST, or it predates field paths)."""
+        if self.problem or not any(s.known for s in self.streams):
+            return "-"
+        if any(s.vanished_reads for s in self.streams):
+            return "!"
+        if any(s.appeared or s.vanished for s in self.streams):
+            return "Δ"
+        if any(s.missing_reads for s in self.streams):
+            return "?"
+        return "✓"
+
+
+@lru_cache(maxsize=256)
+def _reads_cached(path: str, mtime_ns: int) -> Reads:
+    return transform_reads(Path(path).read_text(encoding="utf-8"))
+
+
+def reads_of(reg: Registry, transform_id: str) -> Reads | None:
+    """The static reads of a registered transform (cached by file and mtime)."""
+    t = reg.transforms.get(transform_id)
+    if t is None:
+        return None
+    try:
+        return _reads_cached(str(t.path), t.path.stat().st_mtime_ns)
+    except OSError:
+        return None
+
+
+def _previous_success(account_dir: Path, latest_id: str) -> tuple[str | None, dict[str, Any] | None]:
+    for ref in list_runs(account_dir):
+        if ref.run_id >= latest_id:
+            continue
+        try:
+            m = read_manifest(ref.path(account_dir))
+        except (OSError, ValueError, AssertionError):
+            continue
+        if m.get("status") == "success":
+            return ref.run_id, m
+    return None, None
+
+
+def account_drift(cfg: PipelineConfig, ws: Workspace, ex: Extractor,
+                  reg: Registry | None = None) -> AccountDrift:
+    """Compare the account's LATEST run with its previous successful run and transforms."""
+    out = AccountDrift(ex.name)
+    account_dir = ws.account_dir(ex.domain, ex.source, ex.account)
+    try:
+        latest = read_latest(account_dir)
+        if latest is None:
+            out.problem = "NO_LATEST"
+            return out
+        out.latest_run = str(latest["run_id"])
+        manifest = read_manifest(account_dir / f"dt={latest['dt']}" / f"run_id={latest['run_id']}")
+    except (OSError, ValueError, KeyError, AssertionError):
+        out.problem = "MANIFEST_INVALID"
+        return out
+    out.previous_run, prev = _previous_success(account_dir, out.latest_run)
+    out.incremental = bool((manifest.get("incremental") or {}).get("state_passed"))
+    reg = reg or Registry.load(cfg.stages.canonize.transforms_dir, cfg.stages.canonize.schemas_dir)
+    mapped = {m.stream: m.transform for m in cfg.stages.canonize.mappings if m.source == ex.source}
+    streams: dict[str, Any] = manifest.get("streams") or {}
+    prev_streams: dict[str, Any] = (prev or {}).get("streams") or {}
+    prev_known = any(manifest_paths(i) is not None for i in prev_streams.values())
+    for name in sorted(set(streams) | set(mapped)):
+        info = streams.get(name)
+        current = manifest_paths(info)
+        previous = manifest_paths(prev_streams.get(name))
+        if previous is None and prev_known and name not in prev_streams:
+            previous = set()  # a stream the previous run did not have: every field is new
+        sd = StreamDrift(stream=name, transform=mapped.get(name), known=current is not None,
+                         current=current or set(), previous=previous, capped=manifest_capped(info))
+        records = int(info.get("records") or 0) if isinstance(info, dict) else 0
+        sd.judged_vanished = not out.incremental and records > 0 and not sd.capped
+        if sd.transform is not None:
+            reads = reads_of(reg, sd.transform)
+            if reads is not None:
+                sd.reads, sd.dynamic = set(reads.paths), reads.dynamic
+        out.streams.append(sd)
+    return out
+
+
+def drift_marks(cfg: PipelineConfig, ws: Workspace) -> dict[str, str]:
+    """Each extractor's drift mark (see :attr:`AccountDrift.mark`); never raises on data."""
+    try:
+        reg = Registry.load(cfg.stages.canonize.transforms_dir, cfg.stages.canonize.schemas_dir)
+    except OSError:
+        return {}
+    marks: dict[str, str] = {}
+    for ex in cfg.extractors:
+        try:
+            marks[ex.name] = account_drift(cfg, ws, ex, reg).mark
+        except (OSError, ValueError):
+            marks[ex.name] = "-"
+    return marks

@@ -1,0 +1,140 @@
+"""``lorchestra drift [EXTRACTOR] [--json] [--reveal]``: how the sources' fields changed.
+
+Per stream of each account's LATEST run: fields that appeared and vanished since the
+previous successful run, and fields the mapped transform reads that no record has. Only
+manifests are read. Names from the data are printed only when the config declares them
+(:mod:`engine.drift.display`); ``--reveal`` prints them all (PHI, to the terminal only).
+Exit 0 whatever the drift (scripts read ``--json``); 2 for an unknown extractor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+from engine.canon.registry import Registry
+from engine.config import Extractor, PipelineConfig
+from engine.configload import load
+from engine.drift.compare import AccountDrift, StreamDrift, account_drift, reads_of
+from engine.drift.display import Names, names_key, schema_names
+from engine.errors import ExitCode, UsageError
+from engine.workspace import Workspace
+
+SHOW_AT_MOST = 20
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add `drift` to the `lorchestra` subcommands."""
+    p = sub.add_parser(
+        "drift", parents=[common], help="fields that appeared or vanished in the sources",
+        description="Compare each account's LATEST run with its previous successful run and with "
+                    "the fields its mapped transforms read: fields that appeared, fields that "
+                    "vanished, fields a transform reads that no record has. Field and stream names "
+                    "the config does not declare are shown as placeholders unless --reveal.",
+        epilog="exit codes: 0 (whatever the drift; see --json), 2 unknown extractor or bad config")
+    p.add_argument("extractor", nargs="?", metavar="EXTRACTOR", help="one extractor (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.add_argument("--reveal", action="store_true",
+                   help="print every field and stream name (may be PHI: terminal only)")
+    p.set_defaults(func=cmd_drift)
+
+
+def names_for(cfg: PipelineConfig, ws: Workspace, ex: Extractor, reg: Registry, reveal: bool) -> Names:
+    """What may be shown for one extractor: mapped streams, transform reads, schema names."""
+    mappings = [m for m in cfg.stages.canonize.mappings if m.source == ex.source]
+    reads: set[str] = set()
+    for m in mappings:
+        r = reads_of(reg, m.transform)
+        if r is not None:
+            reads |= r.paths
+    schema_files = list(cfg.stages.canonize.schemas_dir.glob("*.json")) if cfg.stages.canonize.schemas_dir else []
+    if not schema_files:
+        schema_files = list(reg.schemas_dir.glob("*.json"))
+    if ex.catalog is not None:
+        schema_files.append(ex.catalog)
+    return Names(names_key(ws), reveal=reveal, streams=[m.stream for m in mappings], reads=reads,
+                 schema_words=schema_names(schema_files))
+
+
+def stream_json(sd: StreamDrift, names: Names, position: int) -> dict[str, Any]:
+    """One stream's drift, names shown by the rule."""
+    order = {p: i for i, p in enumerate(sorted(sd.current | (sd.previous or set()) | sd.reads), 1)}
+
+    def show(paths: list[str]) -> list[str]:
+        return [names.field(p, order[p]) for p in paths]
+
+    return {"stream": names.stream(sd.stream, position), "transform": sd.transform, "known": sd.known,
+            "fields": len(sd.current), "appeared": show(sd.appeared), "vanished": show(sd.vanished),
+            "missing_reads": show(sd.missing_reads), "vanished_reads": show(sd.vanished_reads),
+            "dynamic_reads": sd.dynamic, "judged_vanished": sd.judged_vanished, "capped": sd.capped}
+
+
+def account_json(d: AccountDrift, names: Names) -> dict[str, Any]:
+    """One account's drift as JSON."""
+    return {"extractor": d.extractor, "latest_run": d.latest_run, "previous_run": d.previous_run,
+            "incremental": d.incremental, "mark": d.mark, "problem": d.problem,
+            "streams": [stream_json(s, names, i) for i, s in enumerate(d.streams, 1)]}
+
+
+def cmd_drift(ns: argparse.Namespace) -> int:
+    """`lorchestra drift [EXTRACTOR] [--json] [--reveal]`."""
+    loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    cfg = loaded.config
+    if ns.extractor is not None and cfg.extractor(ns.extractor) is None:
+        raise UsageError(f"no extractor named {ns.extractor!r} in {loaded.path}",
+                         hint="run `lorchestra list extractors`")
+    ws = Workspace(loaded.workspace)
+    reg = Registry.load(cfg.stages.canonize.transforms_dir, cfg.stages.canonize.schemas_dir)
+    chosen = [e for e in cfg.extractors if ns.extractor in (None, e.name)]
+    report = []
+    for ex in chosen:
+        names = names_for(cfg, ws, ex, reg, ns.reveal)
+        report.append(account_json(account_drift(cfg, ws, ex, reg), names))
+    if ns.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return int(ExitCode.OK)
+    print_report(Console(highlight=False), report, ns.reveal)
+    return int(ExitCode.OK)
+
+
+def _listing(label: str, items: list[str], style: str) -> str:
+    more = f", ... {len(items) - SHOW_AT_MOST} more" if len(items) > SHOW_AT_MOST else ""
+    return f"      [{style}]{label} ({len(items)}):[/] " + ", ".join(items[:SHOW_AT_MOST]).replace("[", r"\[") + more
+
+
+def print_report(console: Console, report: list[dict[str, Any]], reveal: bool) -> None:
+    """The human-readable drift report."""
+    for acct in report:
+        head = f"[bold]{acct['extractor']}[/] {acct['mark']}"
+        if acct["problem"]:
+            console.print(f"{head}  [dim]{acct['problem'].lower().replace('_', ' ')}[/]")
+            continue
+        against = acct["previous_run"] or "no earlier successful run"
+        console.print(f"{head}  LATEST {acct['latest_run']} vs {against}"
+                      + ("  [dim](incremental: only appeared fields are judged)[/]" if acct["incremental"] else ""))
+        for s in acct["streams"]:
+            via = f" -> {s['transform']}" if s["transform"] else " [dim](not mapped)[/]"
+            if not s["known"]:
+                console.print(f"    {s['stream']}{via}: [dim]no field paths recorded (run predates them, "
+                              "or no records)[/]")
+                continue
+            console.print(f"    {s['stream']}{via}: {s['fields']} field path(s)"
+                          + (" [yellow](capped)[/]" if s["capped"] else ""))
+            if s["appeared"]:
+                console.print(_listing("appeared", s["appeared"], "green"))
+            if s["vanished"]:
+                console.print(_listing("vanished", s["vanished"], "yellow"))
+            if s["vanished_reads"]:
+                console.print(_listing("WARNING read by the transform but vanished", s["vanished_reads"], "bold red"))
+            other = [p for p in s["missing_reads"] if p not in s["vanished_reads"]]
+            if other:
+                console.print(_listing("read by the transform, in no record", other, "yellow"))
+            if s["dynamic_reads"]:
+                console.print("      [dim]the transform also reads names built at run time (not checked)[/]")
+    if not reveal:
+        console.print("[dim]names the config does not declare are shown as placeholders; "
+                      "--reveal prints them (PHI: terminal only)[/]")

@@ -1,0 +1,231 @@
+"""Source drift: field paths in the manifest, static transform reads, `lorchestra drift`,
+the validate warning, the PHI rule for names, and the LATEST table's mark.
+
+The integration tests run a real Singer tap (a script that replays a JSON-lines file) through
+the real CLI twice, changing the records' shape in between.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from engine.drift.display import Names, split_path
+from engine.drift.paths import FULL_RECORDS, STRIDE, PathCollector
+from engine.drift.reads import transform_reads
+from tests.helpers import manifest, run_cli, runs_of
+
+# --- collecting paths -------------------------------------------------------------------
+
+
+def test_paths_cover_every_level_arrays_are_transparent_and_odd_keys_are_quoted() -> None:
+    c = PathCollector()
+    c.observe(orjson.dumps({"id": 1, "payload": {"headers": [{"name": "a", "value": "b"}],
+                                                 "parts": [{"parts": [{"mimeType": "x"}]}]},
+                            "@odata.etag": "W/1", "tags": ["x", "y"], "empty": {}}))
+    assert c.result()["paths"] == sorted([
+        "id", "payload", "payload.headers", "payload.headers.name", "payload.headers.value",
+        "payload.parts", "payload.parts.parts", "payload.parts.parts.mimeType", "`@odata.etag`",
+        "tags", "empty"])
+    assert split_path("`@odata.etag`") == ["@odata.etag"]
+    assert split_path("a.`b.c`.d") == ["a", "b.c", "d"]
+
+
+def test_values_never_enter_the_paths() -> None:
+    c = PathCollector()
+    c.observe_value({"name": "Jane Canary", "notes": ["Jane Canary"], "x": {"y": "Jane Canary"}})
+    assert "Jane Canary" not in orjson.dumps(c.result()).decode()
+
+
+def test_cap_keeps_memory_bounded_and_says_so() -> None:
+    c = PathCollector(cap=50)
+    c.observe_value({f"id{i}": {"v": 1} for i in range(100)})  # an object keyed by ids
+    r = c.result()
+    assert len(r["paths"]) == 50 and r["capped"] is True and r["overflow"] > 0
+
+
+def test_sampling_after_the_first_records_is_counted() -> None:
+    c = PathCollector()
+    for i in range(FULL_RECORDS + 10 * STRIDE):
+        c.observe_value({"id": i})
+    r = c.result()
+    assert r["records"] == FULL_RECORDS + 10 * STRIDE
+    assert r["walked"] == FULL_RECORDS + 10
+
+
+# --- reading transforms statically ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("expr", "want", "dynamic"), [
+    ('{"a": id, "b": payload.headers}', {"id", "payload.headers"}, False),
+    ('payload.parts[mimeType = "text/plain"].body.data', {"payload.parts.mimeType", "payload.parts.body.data"}, False),
+    ('($b := $mimeBody(payload); $b.text & $b.attachments[x = 1].y)', {"payload"}, False),
+    ('($f := function($v) { $v.name & local }; $f(thing))', {"local", "thing"}, False),
+    ('/* name.in.comment */ "string.name" & $.top & $$.root.leaf', {"top", "root.leaf"}, False),
+    ('$match(text, /a.b/i) ? `@odata.etag` : other', {"text", "`@odata.etag`", "other"}, False),
+    ('items.{"k": key, "v": $lowercase(value)}', {"items", "items.key", "items.value"}, False),
+    ('$lookup($, "x" & suffix)', {"suffix"}, True),
+    ('record.*', {"record"}, True),
+    ('a and b or c in d', {"a", "b", "c", "d"}, False),
+    ('$count(x) > 0 ? 1 : 2', {"x"}, False),
+])
+def test_transform_reads(expr: str, want: set[str], dynamic: bool) -> None:
+    r = transform_reads(expr)
+    assert r.paths == want and r.dynamic is dynamic and r.problem is None
+
+
+def test_bundled_gmail_transform_reads() -> None:
+    text = Path("config/transforms/email/gmail_to_canonical_v1.jsonata").read_text()
+    r = transform_reads(text)
+    assert {"id", "payload", "payload.headers", "labelIds", "internalDate", "snippet"} <= r.paths
+    # names under variables and inside constructed objects are not reads of the record
+    assert not ({"text", "attachments", "partId", "disposition", "utc"} & r.paths)
+
+
+def test_names_show_only_declared_fields() -> None:
+    names = Names(b"k" * 32, streams=["messages"], reads=["payload.headers"], schema_words=["subject"])
+    assert names.field("payload", 1) == "payload"  # above a read path
+    assert names.field("payload.headers", 2) == "payload.headers"
+    assert names.field("subject", 3) == "subject"
+    hidden = names.field("intake_Jane_Canary_1980", 4)
+    assert hidden.startswith("field #4 (") and "Jane" not in hidden
+    assert hidden == names.field("intake_Jane_Canary_1980", 4)  # stable
+    assert Names(b"x" * 32).field("intake_Jane_Canary_1980", 4) != hidden  # keyed
+    assert names.stream("intake_Jane.csv", 2).startswith("stream #2 (")
+    assert Names(b"k" * 32, reveal=True).field("intake_Jane_Canary_1980", 4) == "intake_Jane_Canary_1980"
+
+
+# --- end to end through a real tap ------------------------------------------------------
+
+REPLAY_TAP = '''\
+import json, sys
+stream, path = sys.argv[1], sys.argv[2]
+print(json.dumps({"type": "SCHEMA", "stream": stream, "schema": {"type": "object"}, "key_properties": []}))
+for line in open(path):
+    if line.strip():
+        print(json.dumps({"type": "RECORD", "stream": stream, "record": json.loads(line)}))
+'''
+
+TRANSFORM = '''(
+  {"source_id": $string(id), "name": name ? {"full": name, "components": []} : null,
+   "emails": email ? {"e1": {"address": email}} : null}
+)'''
+
+
+def setup(tmp: Path, stream: str = "people") -> tuple[Path, Path]:
+    """A config with one singer extractor replaying tmp/records.jsonl, and a registry."""
+    (tmp / "replay.py").write_text(REPLAY_TAP)
+    reg = tmp / "transforms" / "test"
+    reg.mkdir(parents=True)
+    (reg / "people_to_contact_v1.jsonata").write_text(TRANSFORM)
+    (reg / "people_to_contact_v1.meta.yaml").write_text(yaml.safe_dump({
+        "id": "test/people_to_contact_v1", "version": 1, "input": {"source": "src", "stream": "people"},
+        "output": {"kind": "contact", "schema": "contact.v1"}, "description": "test", "samples": []}))
+    cfg = {"pipeline": {"name": "t", "version": "1"}, "workspace": str(tmp / "ws"),
+           "extractors": [{"name": "ex1", "domain": "d", "source": "src", "account": "a1", "kind": "singer",
+                           "command": [sys.executable, str(tmp / "replay.py"), stream, str(tmp / "records.jsonl")]}],
+           "stages": {"canonize": {"transforms_dir": str(tmp / "transforms"),
+                                   "mappings": [{"source": "src", "stream": "people",
+                                                 "transform": "test/people_to_contact_v1"}]}}}
+    path = tmp / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path, tmp / "ws"
+
+
+def extract(tmp: Path, cfg: Path, records: list[dict[str, Any]]) -> None:
+    (tmp / "records.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    res = run_cli("extract", "ex1", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+
+
+def drift_json(cfg: Path, *extra: str) -> list[dict[str, Any]]:
+    res = run_cli("drift", "--config", str(cfg), "--json", *extra)
+    assert res.returncode == 0, res.stderr
+    data: list[dict[str, Any]] = orjson.loads(res.stdout)
+    return data
+
+
+PHI_FIELD = "Jane_Canary_1980_01_02"
+
+
+def test_drift_between_runs_and_against_the_transform(tmp_path: Path) -> None:
+    cfg, ws = setup(tmp_path)
+    extract(tmp_path, cfg, [{"id": 1, "name": "A", "email": "a@x.org", "old_col": 1},
+                            {"id": 2, "name": "B", "email": "b@x.org", "old_col": 2}])
+    run = runs_of(ws / "vault" / "d" / "src" / "a1")[-1]
+    fields = manifest(run)["streams"]["people"]["fields"]
+    assert fields["paths"] == ["email", "id", "name", "old_col"] and fields["records"] == 2
+    first = drift_json(cfg)[0]
+    assert first["mark"] == "✓" and first["previous_run"] is None
+
+    # email renamed, a PHI-named column added, old_col dropped
+    extract(tmp_path, cfg, [{"id": 3, "name": "C", "mail": "c@x.org", PHI_FIELD: "x"}])
+    res = run_cli("drift", "--config", str(cfg), "--json")
+    assert PHI_FIELD not in res.stdout  # undeclared names never leave without --reveal
+    acct = orjson.loads(res.stdout)[0]
+    s = acct["streams"][0]
+    assert acct["mark"] == "!" and s["stream"] == "people" and s["transform"] == "test/people_to_contact_v1"
+    assert s["vanished_reads"] == ["email"] and s["missing_reads"] == ["email"]
+    assert len(s["appeared"]) == 2 and all(a.startswith("field #") for a in s["appeared"])
+    assert len(s["vanished"]) == 2 and "email" in s["vanished"]
+    revealed = drift_json(cfg, "--reveal")[0]["streams"][0]
+    assert revealed["appeared"] == sorted(["mail", PHI_FIELD])
+    assert revealed["vanished"] == ["email", "old_col"]
+
+    text = run_cli("drift", "ex1", "--config", str(cfg))
+    assert text.returncode == 0 and PHI_FIELD not in text.stdout and "email" in text.stdout
+    assert "vanished" in text.stdout
+
+    val = run_cli("validate", "--config", str(cfg), "--skip-permissions")
+    assert val.returncode == 0, val.stdout + val.stderr
+    assert "drift:" in val.stdout and "reads 1 field(s) that vanished" in val.stdout and "email" in val.stdout
+    assert PHI_FIELD not in val.stdout
+
+
+def test_stream_names_from_the_data_are_placeholders(tmp_path: Path) -> None:
+    cfg, _ = setup(tmp_path, stream="intake_Jane_Canary_1980.csv")
+    extract(tmp_path, cfg, [{"id": 1}])
+    res = run_cli("drift", "--config", str(cfg), "--json")
+    assert res.returncode == 0 and "Jane" not in res.stdout
+    names = [s["stream"] for s in orjson.loads(res.stdout)[0]["streams"]]
+    assert "people" in names and any(n.startswith("stream #") for n in names)
+    assert "intake_Jane_Canary_1980.csv" in run_cli("drift", "--config", str(cfg), "--reveal").stdout
+
+
+def test_runs_without_field_paths_give_no_verdict(tmp_path: Path) -> None:
+    cfg, ws = setup(tmp_path)
+    extract(tmp_path, cfg, [{"id": 1, "name": "A"}])
+    run = runs_of(ws / "vault" / "d" / "src" / "a1")[-1]
+    m = manifest(run)
+    del m["streams"]["people"]["fields"]  # a manifest written before this feature
+    (run / "manifest.json").write_bytes(orjson.dumps(m))
+    acct = drift_json(cfg)[0]
+    assert acct["mark"] == "-" and acct["streams"][0]["known"] is False
+    assert run_cli("validate", "--config", str(cfg), "--skip-permissions").returncode == 0
+
+
+def test_unknown_extractor_is_a_usage_error(tmp_path: Path) -> None:
+    cfg, _ = setup(tmp_path)
+    res = run_cli("drift", "nope", "--config", str(cfg))
+    assert res.returncode == 2 and "no extractor named 'nope'" in res.stderr
+
+
+def test_latest_table_shows_the_mark(tmp_path: Path) -> None:
+    from engine.configload import load
+    from engine.inspect import account_views
+    from engine.workspace import Workspace
+    from lorch_tui.widgets.latest import COLUMNS, row_cells
+
+    cfg, ws = setup(tmp_path)
+    extract(tmp_path, cfg, [{"id": 1, "name": "A", "email": "a@x.org"}])
+    extract(tmp_path, cfg, [{"id": 1, "name": "A"}])
+    loaded = load(str(cfg), None)
+    views = account_views(loaded.config, Workspace(ws))
+    assert views[0].drift == "!"
+    cells = dict(zip(COLUMNS, row_cells(views[0], "", 26.0), strict=True))
+    assert str(cells["drift"]) == "!"

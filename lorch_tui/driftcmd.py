@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 
 from engine.canon.registry import Registry
 from engine.config import Extractor, PipelineConfig
@@ -103,7 +104,7 @@ def cmd_drift(ns: argparse.Namespace) -> int:
 
 def _listing(label: str, items: list[str], style: str) -> str:
     more = f", ... {len(items) - SHOW_AT_MOST} more" if len(items) > SHOW_AT_MOST else ""
-    return f"      [{style}]{label} ({len(items)}):[/] " + ", ".join(items[:SHOW_AT_MOST]).replace("[", r"\[") + more
+    return f"      [{style}]{label} ({len(items)}):[/] " + escape(", ".join(items[:SHOW_AT_MOST])) + more
 
 
 def print_report(console: Console, report: list[dict[str, Any]], reveal: bool) -> None:
@@ -117,6 +118,7 @@ def print_report(console: Console, report: list[dict[str, Any]], reveal: bool) -
         console.print(f"{head}  LATEST {acct['latest_run']} vs {against}"
                       + ("  [dim](incremental: only appeared fields are judged)[/]" if acct["incremental"] else ""))
         for s in acct["streams"]:
+            s = {**s, "stream": escape(s["stream"])}
             via = f" -> {s['transform']}" if s["transform"] else " [dim](not mapped)[/]"
             if not s["known"]:
                 console.print(f"    {s['stream']}{via}: [dim]no field paths recorded (run predates them, "

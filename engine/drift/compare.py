@@ -123,6 +123,11 @@ def _previous_success(account_dir: Path, latest_id: str) -> tuple[str | None, di
     return None, None
 
 
+def _streams(manifest: dict[str, Any] | None) -> dict[str, Any]:
+    streams = (manifest or {}).get("streams")
+    return {k: v for k, v in streams.items() if isinstance(k, str)} if isinstance(streams, dict) else {}
+
+
 def account_drift(cfg: PipelineConfig, ws: Workspace, ex: Extractor,
                   reg: Registry | None = None) -> AccountDrift:
     """Compare the account's LATEST run with its previous successful run and transforms."""
@@ -142,8 +147,8 @@ def account_drift(cfg: PipelineConfig, ws: Workspace, ex: Extractor,
     out.incremental = bool((manifest.get("incremental") or {}).get("state_passed"))
     reg = reg or Registry.load(cfg.stages.canonize.transforms_dir, cfg.stages.canonize.schemas_dir)
     mapped = {m.stream: m.transform for m in cfg.stages.canonize.mappings if m.source == ex.source}
-    streams: dict[str, Any] = manifest.get("streams") or {}
-    prev_streams: dict[str, Any] = (prev or {}).get("streams") or {}
+    streams = _streams(manifest)
+    prev_streams = _streams(prev)
     prev_known = any(manifest_paths(i) is not None for i in prev_streams.values())
     for name in sorted(set(streams) | set(mapped)):
         info = streams.get(name)
@@ -153,8 +158,9 @@ def account_drift(cfg: PipelineConfig, ws: Workspace, ex: Extractor,
             previous = set()  # a stream the previous run did not have: every field is new
         sd = StreamDrift(stream=name, transform=mapped.get(name), known=current is not None,
                          current=current or set(), previous=previous, capped=manifest_capped(info))
-        records = int(info.get("records") or 0) if isinstance(info, dict) else 0
-        sd.judged_vanished = not out.incremental and records > 0 and not sd.capped
+        records = info.get("records") if isinstance(info, dict) else 0
+        sd.judged_vanished = (not out.incremental and isinstance(records, int) and records > 0
+                              and not sd.capped)
         if sd.transform is not None:
             reads = reads_of(reg, sd.transform)
             if reads is not None:
@@ -167,12 +173,12 @@ def drift_marks(cfg: PipelineConfig, ws: Workspace) -> dict[str, str]:
     """Each extractor's drift mark (see :attr:`AccountDrift.mark`); never raises on data."""
     try:
         reg = Registry.load(cfg.stages.canonize.transforms_dir, cfg.stages.canonize.schemas_dir)
-    except OSError:
+    except Exception:  # noqa: BLE001 - an unreadable registry leaves the marks unknown
         return {}
     marks: dict[str, str] = {}
     for ex in cfg.extractors:
         try:
             marks[ex.name] = account_drift(cfg, ws, ex, reg).mark
-        except (OSError, ValueError):
+        except Exception:  # noqa: BLE001 - a malformed manifest must not break a face
             marks[ex.name] = "-"
     return marks

@@ -17,7 +17,7 @@ from engine.inspect import AccountView
 
 COLUMNS = ("account", "LATEST run", "records", "age", "canon", "index", "drift", "last error")
 LABELS = ("account", "LATEST run", "records", "age", "canon", "index", "drift", "error")
-WIDTHS = (20, 16, 7, 4, 5, 5, 5, 8)
+WIDTHS = (21, 16, 7, 4, 5, 5, 5, 12)
 DRIFT_STYLES = {"!": "bold red", "Δ": "yellow", "?": "yellow", "✓": "green"}
 """Drift marks (``lorchestra drift``): ! a transform reads a vanished field, Δ fields changed,
 ? a transform reads a field no record has, ✓ none, - unknown."""

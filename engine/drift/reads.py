@@ -13,8 +13,9 @@ expression's tokens that follows JSONata's context rules far enough for paths:
 
 What it cannot know is reported as ``dynamic``: names built at run time (``$lookup``,
 ``$sift``, ``$each``, ``$keys``, ``$spread``, wildcards ``*`` and ``**``). Paths bound to
-variables (``$p := payload; $p.x``) are counted as ``payload`` only. The result errs on the
-side of fewer paths: a reported path is really read; a path it misses is simply not checked.
+variables are followed when the variable is bound once to a plain path (``$p := payload.x;
+$p.y`` reads ``payload.x.y``); otherwise paths from it are not counted. The result errs on
+the side of fewer paths: a reported path is really read; a path it misses is not checked.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ class _Scanner:
         self.t = tokens
         self.i = 0
         self.reads = Reads()
+        self.bound: dict[str, list[str] | None] = {}
+        """Variables bound to a path of the record (``$p := payload``); None once ambiguous."""
 
     def peek(self, k: int = 0) -> tuple[str, str]:
         j = self.i + k
@@ -131,12 +134,20 @@ class _Scanner:
             elif self.peek() == ("op", "("):
                 self.i += 1
                 self.block(base, ")")  # a call: arguments see the caller's context
+            elif self.peek() == ("op", ":="):
+                self.i += 1
+                self.bind(value, base)
             else:
-                self.chain(None, [])
+                self.chain(self.bound.get(value), [])
         elif kind == "function":
             self.i += 1
             if self.peek() == ("op", "("):
                 self.i += 1
+                j = self.i
+                while j < len(self.t) and self.t[j] != ("op", ")"):
+                    if self.t[j][0] == "var":
+                        self.bound[self.t[j][1]] = None  # a parameter shadows any binding
+                    j += 1
                 self.block(None, ")")  # parameters
             if self.peek() == ("op", "<"):  # a signature such as <s-:s>
                 while self.i < len(self.t) and self.peek() != ("op", ">"):
@@ -163,6 +174,23 @@ class _Scanner:
             self.i += 1
         else:
             self.i += 1
+
+    def bind(self, var: str, base: list[str] | None) -> None:
+        """``$var := ...``: remember a plain path (``$p := payload.x``), else forget the name."""
+        start = self.i
+        path: list[str] = []
+        while self.peek()[0] == "name" and (not path or self.t[self.i - 1] == ("op", ".")):
+            path.append(self.peek()[1])
+            self.i += 1
+            if self.peek() == ("op", ".") and self.peek(1)[0] == "name":
+                self.i += 1
+        plain = bool(path) and self.peek() in (("op", ";"), ("op", ")"), ("end", ""))
+        if plain and base is not None and var not in self.bound:
+            self.bound[var] = base + path
+            self.record(base, path)
+            return
+        self.bound[var] = None
+        self.i = start  # not a plain path: scan the value as any expression
 
     def chain(self, base: list[str] | None, segs: list[str]) -> None:
         """A path continuing from ``base + segs``: steps, predicates, blocks."""

@@ -73,6 +73,10 @@ def test_sampling_after_the_first_records_is_counted() -> None:
     ('record.*', {"record"}, True),
     ('a and b or c in d', {"a", "b", "c", "d"}, False),
     ('$count(x) > 0 ? 1 : 2', {"x"}, False),
+    ('($p := payload.x; $p.y & $p.z[a = 1].b)', {"payload.x", "payload.x.y", "payload.x.z.a", "payload.x.z.b"}, False),
+    ('($p := payload; $p := other; $p.y)', {"payload", "other"}, False),
+    ('($p := payload; $f := function($p) { $p.inner }; $f(x))', {"payload", "x"}, False),
+    ('($p := $lowercase(x); $p.y)', {"x"}, False),
 ])
 def test_transform_reads(expr: str, want: set[str], dynamic: bool) -> None:
     r = transform_reads(expr)
@@ -85,6 +89,27 @@ def test_bundled_gmail_transform_reads() -> None:
     assert {"id", "payload", "payload.headers", "labelIds", "internalDate", "snippet"} <= r.paths
     # names under variables and inside constructed objects are not reads of the record
     assert not ({"text", "attachments", "partId", "disposition", "utc"} & r.paths)
+
+
+OPTIONAL_IN_SAMPLES = {"clinical/dataverse_contact_to_contact_v1": {"address1_line3", "emailaddress3"},
+                       "finance/qbo_customer_to_contact_v1": {"BillAddr.Line3", "BillAddr.Line4",
+                                                              "BillAddr.Line5"},
+                       "finance/qbo_invoice_to_invoice_v1": {"PrivateNote"},
+                       "finance/qbo_payment_to_payment_v1": {"PrivateNote"}}
+
+
+def test_bundled_transforms_read_only_paths_their_inputs_have() -> None:
+    """No false reads on real transforms: every path found is one the golden inputs carry,
+    except the optional fields those samples leave out."""
+    from engine.canon.registry import Registry
+
+    for t in Registry.load().transforms.values():
+        seen = PathCollector()
+        for sample in t.samples:
+            seen.observe(sample.input.read_bytes())
+        reads = transform_reads(t.expression)
+        assert reads.paths, t.id
+        assert reads.paths - seen.paths == OPTIONAL_IN_SAMPLES.get(t.id, set()), t.id
 
 
 def test_names_show_only_declared_fields() -> None:

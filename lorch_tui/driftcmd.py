@@ -26,6 +26,8 @@ from engine.errors import ExitCode, UsageError
 from engine.workspace import Workspace
 
 SHOW_AT_MOST = 20
+PROBLEMS = {"NO_LATEST": "no LATEST run yet",
+            "MANIFEST_INVALID": "LATEST or its manifest cannot be read (`lorchestra verify`)"}
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -112,7 +114,7 @@ def print_report(console: Console, report: list[dict[str, Any]], reveal: bool) -
     for acct in report:
         head = f"[bold]{acct['extractor']}[/] {acct['mark']}"
         if acct["problem"]:
-            console.print(f"{head}  [dim]{acct['problem'].lower().replace('_', ' ')}[/]")
+            console.print(f"{head}  [dim]{PROBLEMS.get(acct['problem'], acct['problem'])}[/]")
             continue
         against = acct["previous_run"] or "no earlier successful run"
         console.print(f"{head}  LATEST {acct['latest_run']} vs {against}"

@@ -45,6 +45,8 @@ def names_key(ws: Workspace) -> bytes:
     except OSError:
         pass
     key = os.urandom(32)
+    if not path.parent.is_dir():  # no workspace yet: nothing to name, and nothing is created
+        return key
     try:
         atomic_write_bytes(path, key)
     except OSError:  # a read-only workspace: placeholders are stable for this command only

@@ -254,3 +254,20 @@ def test_latest_table_shows_the_mark(tmp_path: Path) -> None:
     assert views[0].drift == "!"
     cells = dict(zip(COLUMNS, row_cells(views[0], "", 26.0), strict=True))
     assert str(cells["drift"]) == "!"
+
+
+def test_drift_on_a_missing_workspace_creates_nothing(tmp_path: Path) -> None:
+    cfg, ws = setup(tmp_path)
+    res = run_cli("drift", "--config", str(cfg))
+    assert res.returncode == 0 and "no LATEST run yet" in res.stdout
+    assert not ws.exists()
+
+
+def test_the_placeholder_key_is_private_and_stable(tmp_path: Path) -> None:
+    cfg, ws = setup(tmp_path)
+    extract(tmp_path, cfg, [{"id": 1, PHI_FIELD: 1}])
+    extract(tmp_path, cfg, [{"id": 1}])
+    first = drift_json(cfg)[0]["streams"][0]["vanished"]
+    key = ws / "state" / "names.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert first == drift_json(cfg)[0]["streams"][0]["vanished"] and first[0].startswith("field #")

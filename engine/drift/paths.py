@@ -6,8 +6,8 @@ not a plain identifier in backticks (`` `@odata.etag` ``). Every level is record
 (``payload``, ``payload.parts``, ...). Values are never looked at beyond their type.
 
 The writer keeps one :class:`PathCollector` per stream and calls :meth:`observe` (raw JSON
-bytes of one record) or :meth:`observe_value` (an already parsed record); the result goes
-into the run's manifest under ``streams.<name>.fields``. Cost and memory are bounded:
+bytes of one record) or :meth:`observe_value` (an already parsed record); its :meth:`paths`
+go into the run's manifest under ``streams.<name>.fields``. Cost and memory are bounded:
 
 * walking a nested 2 KB mail record costs about 8 us (more than gzip does per record), so
   every record of the first :data:`FULL_RECORDS` of a stream is walked, then one in
@@ -33,7 +33,7 @@ STRIDE = 8
 MAX_DEPTH = 12
 """Nesting levels followed; deeper keys are not recorded."""
 FIELDS_KEY = "fields"
-"""The key under each stream of a manifest that holds :meth:`PathCollector.result`."""
+"""The key under each stream of a manifest that holds :meth:`PathCollector.paths`."""
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -47,11 +47,11 @@ def segment(name: str) -> str:
 class PathCollector:
     """The distinct field paths of one stream's records."""
 
-    __slots__ = ("cap", "paths", "records", "walked", "capped", "overflow", "_seg")
+    __slots__ = ("cap", "found", "records", "walked", "capped", "overflow", "_seg")
 
     def __init__(self, cap: int = DEFAULT_CAP) -> None:
         self.cap = cap
-        self.paths: set[str] = set()
+        self.found: set[str] = set()
         self.records = 0
         self.walked = 0
         self.capped = False
@@ -85,7 +85,7 @@ class PathCollector:
             self._walk_list(record, "", 0)
 
     def _walk(self, obj: dict[str, Any], prefix: str, depth: int) -> None:
-        paths, seg = self.paths, self._seg
+        paths, seg = self.found, self._seg
         for key, value in obj.items():
             s = seg.get(key)
             if s is None:
@@ -114,9 +114,10 @@ class PathCollector:
             elif t is list:
                 self._walk_list(item, prefix, depth)
 
-    def result(self) -> dict[str, Any]:
-        """What the manifest keeps: paths (sorted), records seen and walked, the cap."""
-        return {"paths": sorted(self.paths), "records": self.records, "walked": self.walked,
+    def paths(self) -> dict[str, Any]:
+        """The manifest entry (``streams.<name>.fields``): the paths, sorted, with the records
+        seen and walked and whether the cap was hit."""
+        return {"paths": sorted(self.found), "records": self.records, "walked": self.walked,
                 "capped": self.capped, "overflow": self.overflow}
 
 

@@ -324,7 +324,7 @@ class RunWriter:
         }
 
     def _streams_with_fields(self) -> dict[str, dict[str, Any]]:
-        return {name: {**info, FIELDS_KEY: self.fields[name].result()} if name in self.fields else info
+        return {name: {**info, FIELDS_KEY: self.fields[name].paths()} if name in self.fields else info
                 for name, info in self.streams.items()}
 
     def abort(self) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 from rich.console import Console
 
 from engine.canon.compiled import CompiledTransform, RecordRejected
@@ -237,7 +238,7 @@ def skeleton_expression(tid: str, source: str, stream: str, kind: str, schema: d
     lines = [f'    "{p}": null{"," if i < len(props) - 1 else ""}' for i, p in enumerate(props)]
     return (
         "/*\n"
-        f"  {tid}: {source} / {stream} -> canonical `{kind}`.\n\n"
+        f"  {tid}: {source} / {stream.replace('*/', '* /')} -> canonical `{kind}`.\n\n"
         "  Fill each field from the source record (paths are relative to the record, e.g.\n"
         "  `id`, `payload.headers`); the stage adds kind, source and account and validates the\n"
         "  result against the schema. Every field is present; a value the record lacks is null.\n"
@@ -249,16 +250,23 @@ def skeleton_expression(tid: str, source: str, stream: str, kind: str, schema: d
 
 def skeleton_meta(tid: str, source: str, stream: str, kind: str) -> str:
     """The meta file of a new transform (no samples yet; see docs/transforms.md)."""
-    return (
-        f"id: {tid}\nversion: {int(tid.rsplit('_v', 1)[1])}\ninput:\n  source: {source}\n  stream: {stream}\n"
-        f"output:\n  kind: {kind}\n  schema: {kind}.v1\n"
-        f"description: >-\n  {source} {stream} records to the canonical {kind}.\n"
-        "samples: []\n"
+    meta = {"id": tid, "version": int(tid.rsplit("_v", 1)[1]), "input": {"source": source, "stream": stream},
+            "output": {"kind": kind, "schema": f"{kind}.v1"},
+            "description": f"{source} records of one stream to the canonical {kind}.", "samples": []}
+    name = tid.split("/")[1]
+    return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + (
         "# Golden samples are SYNTHETIC records written by hand (never copied from the vault: the\n"
         "# config folder is not a PHI place). Add them like this:\n"
-        f"#  - input: samples/{tid.split('/')[1]}__basic.json\n"
-        f"#    expected: samples/{tid.split('/')[1]}__basic.expected.json\n"
+        f"#  - input: samples/{name}__basic.json\n"
+        f"#    expected: samples/{name}__basic.expected.json\n"
     )
+
+
+def mapping_line(source: str, stream: str, tid: str) -> str:
+    """The mapping to add, as one YAML flow mapping (quoted where YAML needs it)."""
+    flow = yaml.safe_dump({"source": source, "stream": stream, "transform": tid}, default_flow_style=True,
+                          sort_keys=False, allow_unicode=True, width=1000)
+    return flow.strip()
 
 
 def cmd_transform_new(ns: argparse.Namespace) -> int:
@@ -269,9 +277,10 @@ def cmd_transform_new(ns: argparse.Namespace) -> int:
     if not TRANSFORM_ID.match(tid):
         raise UsageError(f"{ns.name!r} is not DOMAIN/NAME in lower case [a-z0-9_]",
                          hint="for example clinical/intake_form_to_contact (the id gets _v1)")
-    for label, value in (("--source", ns.source), ("--stream", ns.stream)):
-        if not _SAFE.match(value):
-            raise UsageError(f"{label} {value!r}: use letters, digits, '_', '-' and '.'")
+    if not _SAFE.match(ns.source):
+        raise UsageError(f"--source {ns.source!r}: use letters, digits, '_', '-' and '.' (an extractor's source)")
+    if not ns.stream or not ns.stream.isprintable():
+        raise UsageError("--stream: give the Singer stream name (printable characters)")
     if not _KIND.match(ns.kind):
         raise UsageError(f"--kind {ns.kind!r}: a kind is lower case [a-z0-9_]")
     root = Path(ns.dir) if ns.dir else canon.transforms_dir
@@ -299,7 +308,7 @@ def cmd_transform_new(ns: argparse.Namespace) -> int:
               "(synthetic records only; see docs/transforms.md)")
     out.print("\nNothing is registered yet. To canonize the stream, add this mapping to the config "
               f"({loaded.path}):\n", markup=False)
-    mapping = f"      - {{source: {ns.source}, stream: {ns.stream}, transform: {tid}}}"
+    mapping = f"      - {mapping_line(ns.source, ns.stream, tid)}"
     out.print(f"  stages:\n    canonize:\n      mappings:\n{mapping}", markup=False)
     if ns.dir and (canon.transforms_dir is None or Path(ns.dir).resolve() != canon.transforms_dir.resolve()):
         out.print(f"\nand point stages.canonize.transforms_dir at {root}", markup=False)

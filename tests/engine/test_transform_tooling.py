@@ -99,6 +99,12 @@ def test_new_writes_skeletons_and_prints_the_mapping(tmp_path: Path) -> None:
                                    "extractors": [demo_extractor("g1")], "stages": {"canonize": {"transforms_dir": str(reg)}}}))
     run = cli_stdin(b'{"id": 1}', "transform", "run", "clinical/intake_to_contact_v1", "--config", str(cfg))
     assert run.returncode == 1 and b"SCHEMA_INVALID" in run.stderr
+    spaced = run_cli("transform", "new", "ops/session_log_to_clinical_session", "--source", "sheets", "--stream",
+                     "Session Log: 2024", "--kind", "clinical_session", "--dir", str(reg))
+    assert spaced.returncode == 0, spaced.stderr
+    line = next(x for x in spaced.stdout.splitlines() if "transform: ops/session_log" in x)
+    assert yaml.safe_load(line.strip()[2:])["stream"] == "Session Log: 2024"
+    assert Registry.load(reg).get("ops/session_log_to_clinical_session_v1").stream == "Session Log: 2024"
     again = run_cli("transform", "new", "clinical/intake_to_contact", "--source", "forms", "--stream",
                     "intake", "--kind", "contact", "--dir", str(reg))
     assert again.returncode == 2 and "already exists" in again.stderr

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from engine.canon.registry import DEFAULT_TRANSFORMS as _DEFAULT_TRANSFORMS
 from engine.canon.registry import Registry
 from engine.config import Extractor, PipelineConfig
 from engine.drift.paths import manifest_capped, manifest_paths
@@ -169,16 +170,50 @@ def account_drift(cfg: PipelineConfig, ws: Workspace, ex: Extractor,
     return out
 
 
+_MARKS: dict[tuple[Any, ...], str] = {}
+"""Marks by everything they depend on, so a dashboard rescan reads two tiny files per account."""
+
+
+def _registry_key(cfg: PipelineConfig) -> tuple[Any, ...]:
+    canon = cfg.stages.canonize
+    reg_dir = canon.transforms_dir
+    files = sorted((p, p.stat().st_mtime_ns) for p in (reg_dir or _DEFAULT_TRANSFORMS).glob("*/*")
+                   if p.is_file())
+    return (str(reg_dir), str(canon.schemas_dir), tuple((str(p), m) for p, m in files),
+            tuple((m.source, m.stream, m.transform) for m in canon.mappings))
+
+
 def drift_marks(cfg: PipelineConfig, ws: Workspace) -> dict[str, str]:
-    """Each extractor's drift mark (see :attr:`AccountDrift.mark`); never raises on data."""
+    """Each extractor's drift mark (see :attr:`AccountDrift.mark`); never raises on data.
+
+    A mark depends only on the registry's files, the mappings and the account's LATEST
+    pointer (the previous successful run is older than LATEST, so later failed runs do not
+    change it); it is cached on those, and recomputed when one changes.
+    """
     try:
-        reg = Registry.load(cfg.stages.canonize.transforms_dir, cfg.stages.canonize.schemas_dir)
-    except Exception:  # noqa: BLE001 - an unreadable registry leaves the marks unknown
+        reg_key = _registry_key(cfg)
+    except OSError:
         return {}
+    reg: Registry | None = None
     marks: dict[str, str] = {}
     for ex in cfg.extractors:
+        account_dir = ws.account_dir(ex.domain, ex.source, ex.account)
         try:
+            latest = (account_dir / "LATEST.json").read_bytes()
+        except OSError:
+            latest = b""
+        key = (reg_key, str(account_dir), latest)
+        if key in _MARKS:
+            marks[ex.name] = _MARKS[key]
+            continue
+        try:
+            if reg is None:
+                reg = Registry.load(cfg.stages.canonize.transforms_dir, cfg.stages.canonize.schemas_dir)
             marks[ex.name] = account_drift(cfg, ws, ex, reg).mark
-        except Exception:  # noqa: BLE001 - a malformed manifest must not break a face
+        except Exception:  # noqa: BLE001 - a malformed manifest or registry must not break a face
             marks[ex.name] = "-"
+            continue
+        if len(_MARKS) > 1024:
+            _MARKS.clear()
+        _MARKS[key] = marks[ex.name]
     return marks

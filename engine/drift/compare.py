@@ -124,6 +124,11 @@ def _previous_success(account_dir: Path, latest_id: str) -> tuple[str | None, di
     return None, None
 
 
+def _records(info: Any) -> int:
+    records = info.get("records") if isinstance(info, dict) else 0
+    return records if isinstance(records, int) else 0
+
+
 def _streams(manifest: dict[str, Any] | None) -> dict[str, Any]:
     streams = (manifest or {}).get("streams")
     return {k: v for k, v in streams.items() if isinstance(k, str)} if isinstance(streams, dict) else {}
@@ -151,17 +156,21 @@ def account_drift(cfg: PipelineConfig, ws: Workspace, ex: Extractor,
     streams = _streams(manifest)
     prev_streams = _streams(prev)
     prev_known = any(manifest_paths(i) is not None for i in prev_streams.values())
-    for name in sorted(set(streams) | set(mapped)):
+    latest_known = any(manifest_paths(i) is not None for i in streams.values())
+    for name in sorted(set(streams) | set(mapped) | set(prev_streams)):
         info = streams.get(name)
         current = manifest_paths(info)
+        if current is None and latest_known and _records(info) == 0:
+            current = set()  # the stream sent no record this time: it has no fields
         previous = manifest_paths(prev_streams.get(name))
         if previous is None and prev_known and name not in prev_streams:
             previous = set()  # a stream the previous run did not have: every field is new
         sd = StreamDrift(stream=name, transform=mapped.get(name), known=current is not None,
                          current=current or set(), previous=previous, capped=manifest_capped(info))
-        records = info.get("records") if isinstance(info, dict) else 0
-        sd.judged_vanished = (not out.incremental and isinstance(records, int) and records > 0
-                              and not sd.capped)
+        # vanished fields are judged on full runs only, and on a stream that has records now
+        # or had some before (a stream gone from a full run lost every field)
+        sd.judged_vanished = (not out.incremental and not sd.capped
+                              and (_records(info) > 0 or bool(previous)))
         if sd.transform is not None:
             reads = reads_of(reg, sd.transform)
             if reads is not None:

@@ -222,6 +222,21 @@ def test_stream_names_from_the_data_are_placeholders(tmp_path: Path) -> None:
     assert "intake_Jane_Canary_1980.csv" in run_cli("drift", "--config", str(cfg), "--reveal").stdout
 
 
+def test_a_mapped_stream_that_disappears_loses_every_field(tmp_path: Path) -> None:
+    cfg, _ = setup(tmp_path)
+    extract(tmp_path, cfg, [{"id": 1, "name": "A", "email": "a@x.org"}])
+    text = yaml.safe_load(cfg.read_text())
+    text["extractors"][0]["command"][2] = "people_v2"  # the source renamed its table
+    cfg.write_text(yaml.safe_dump(text, sort_keys=False))
+    extract(tmp_path, cfg, [{"id": 2, "name": "B", "email": "b@x.org"}])
+    acct = drift_json(cfg)[0]
+    people = next(s for s in acct["streams"] if s["stream"] == "people")
+    assert acct["mark"] == "!" and people["fields"] == 0
+    assert people["vanished_reads"] == ["email", "id", "name"]
+    renamed = next(s for s in acct["streams"] if s["stream"] != "people")
+    assert renamed["stream"].startswith("stream #") and len(renamed["appeared"]) == 3
+
+
 def test_runs_without_field_paths_give_no_verdict(tmp_path: Path) -> None:
     cfg, ws = setup(tmp_path)
     extract(tmp_path, cfg, [{"id": 1, "name": "A"}])

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
 from engine.fsutil import ensure_dir, open_private
+from engine.names import load_key
 from engine.stages.singer_stream import StreamError, consume
 from engine.stages.spec import TaskSpec
 from engine.stages.tapinputs import InputProblem, TapInputs, prepare_inputs
@@ -97,6 +98,7 @@ def run_extract(spec: TaskSpec, emit: Emit) -> int:
     ex = spec.extractor
     ws = Workspace(spec.workspace)
     account_dir = ensure_dir(ws.account_dir(ex.domain, ex.source, ex.account))
+    load_key(ws)  # the key that tags undeclared stream names in every face (engine.names)
     ref = new_run(account_dir)
     meta = {"extractor": ex.name, "kind": ex.kind, "domain": ex.domain, "source": ex.source,
             "account": ex.account, "attempt": spec.attempt}

@@ -3,7 +3,7 @@
 Per stream of each account's LATEST run: fields that appeared and vanished since the
 previous successful run, and fields the mapped transform reads that no record has. Only
 manifests are read. Names from the data are printed only when the config declares them
-(:mod:`engine.drift.display`); ``--reveal`` prints them all (PHI, to the terminal only).
+(:mod:`engine.names`); ``--reveal`` prints them all (PHI, to the terminal only).
 Exit 0 whatever the drift (scripts read ``--json``); 2 for an unknown extractor.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -20,9 +21,10 @@ from rich.markup import escape
 from engine.canon.registry import Registry
 from engine.config import Extractor, PipelineConfig
 from engine.configload import load
-from engine.drift.compare import AccountDrift, StreamDrift, account_drift, reads_of
-from engine.drift.display import Names, names_key, schema_names
+from engine.drift.compare import AccountDrift, StreamDrift, account_drift
+from engine.drift.paths import split_path
 from engine.errors import ExitCode, UsageError
+from engine.names import Namer, field_namer, placeholder, stream_namer
 from engine.workspace import Workspace
 
 SHOW_AT_MOST = 20
@@ -46,37 +48,42 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_drift)
 
 
-def names_for(cfg: PipelineConfig, ws: Workspace, ex: Extractor, reg: Registry, reveal: bool) -> Names:
-    """What may be shown for one extractor: mapped streams, transform reads, schema names."""
-    mappings = [m for m in cfg.stages.canonize.mappings if m.source == ex.source]
-    reads: set[str] = set()
-    for m in mappings:
-        r = reads_of(reg, m.transform)
-        if r is not None:
-            reads |= r.paths
-    schema_files = list(cfg.stages.canonize.schemas_dir.glob("*.json")) if cfg.stages.canonize.schemas_dir else []
-    if not schema_files:
-        schema_files = list(reg.schemas_dir.glob("*.json"))
-    if ex.catalog is not None:
-        schema_files.append(ex.catalog)
-    return Names(names_key(ws), reveal=reveal, streams=[m.stream for m in mappings], reads=reads,
-                 schema_words=schema_names(schema_files))
+@dataclass
+class Shown:
+    """How one extractor's names are shown (engine.names: declared names, else placeholders)."""
+
+    streams: Namer
+    fields: dict[str, Namer]
+
+    def field(self, stream: str, path: str, position: int) -> str:
+        """A field path: shown when every key in it is declared for the stream (backticked
+        keys compared unquoted), else ``field #N (tag)``."""
+        namer = self.fields[stream]
+        if namer.reveal or all(seg in namer.declared for seg in split_path(path)):
+            return path
+        return placeholder("field", position, namer.tag(path))
 
 
-def stream_json(sd: StreamDrift, names: Names, position: int) -> dict[str, Any]:
+def names_for(cfg: PipelineConfig, ws: Workspace, ex: Extractor, streams: list[str], reveal: bool) -> Shown:
+    """The namers of one extractor: its streams, and each stream's fields."""
+    return Shown(stream_namer(cfg, ex, ws, reveal),
+                 {s: field_namer(cfg, ex, s, ws, reveal) for s in streams})
+
+
+def stream_json(sd: StreamDrift, names: Shown, position: int) -> dict[str, Any]:
     """One stream's drift, names shown by the rule."""
     order = {p: i for i, p in enumerate(sorted(sd.current | (sd.previous or set()) | sd.reads), 1)}
 
     def show(paths: list[str]) -> list[str]:
-        return [names.field(p, order[p]) for p in paths]
+        return [names.field(sd.stream, p, order[p]) for p in paths]
 
-    return {"stream": names.stream(sd.stream, position), "transform": sd.transform, "known": sd.known,
+    return {"stream": names.streams.show(sd.stream, position), "transform": sd.transform, "known": sd.known,
             "fields": len(sd.current), "appeared": show(sd.appeared), "vanished": show(sd.vanished),
             "missing_reads": show(sd.missing_reads), "vanished_reads": show(sd.vanished_reads),
             "dynamic_reads": sd.dynamic, "judged_vanished": sd.judged_vanished, "capped": sd.capped}
 
 
-def account_json(d: AccountDrift, names: Names) -> dict[str, Any]:
+def account_json(d: AccountDrift, names: Shown) -> dict[str, Any]:
     """One account's drift as JSON."""
     return {"extractor": d.extractor, "latest_run": d.latest_run, "previous_run": d.previous_run,
             "incremental": d.incremental, "mark": d.mark, "problem": d.problem,
@@ -95,8 +102,9 @@ def cmd_drift(ns: argparse.Namespace) -> int:
     chosen = [e for e in cfg.extractors if ns.extractor in (None, e.name)]
     report = []
     for ex in chosen:
-        names = names_for(cfg, ws, ex, reg, ns.reveal)
-        report.append(account_json(account_drift(cfg, ws, ex, reg), names))
+        drift = account_drift(cfg, ws, ex, reg)
+        names = names_for(cfg, ws, ex, [s.stream for s in drift.streams], ns.reveal)
+        report.append(account_json(drift, names))
     if ns.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
         return int(ExitCode.OK)

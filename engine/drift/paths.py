@@ -44,6 +44,29 @@ def segment(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def split_path(path: str) -> list[str]:
+    """A field path's raw key names (backticked segments unquoted): the inverse of joining
+    :func:`segment` results with ``.``."""
+    out: list[str] = []
+    cur: list[str] = []
+    quoted = False
+    for ch in path:
+        if ch == "`":
+            quoted = not quoted
+            cur.append(ch)
+        elif ch == "." and not quoted:
+            out.append(_unquote("".join(cur)))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append(_unquote("".join(cur)))
+    return out
+
+
+def _unquote(seg: str) -> str:
+    return seg[1:-1].replace("``", "`") if len(seg) >= 2 and seg[0] == seg[-1] == "`" else seg
+
+
 class PathCollector:
     """The distinct field paths of one stream's records."""
 

@@ -15,8 +15,7 @@ import orjson
 import pytest
 import yaml
 
-from engine.drift.display import Names, split_path
-from engine.drift.paths import FULL_RECORDS, STRIDE, PathCollector
+from engine.drift.paths import FULL_RECORDS, STRIDE, PathCollector, split_path
 from engine.drift.reads import transform_reads
 from tests.helpers import manifest, run_cli, runs_of
 
@@ -112,17 +111,24 @@ def test_bundled_transforms_read_only_paths_their_inputs_have() -> None:
         assert reads.paths - seen.found == OPTIONAL_IN_SAMPLES.get(t.id, set()), t.id
 
 
-def test_names_show_only_declared_fields() -> None:
-    names = Names(b"k" * 32, streams=["messages"], reads=["payload.headers"], schema_words=["subject"])
-    assert names.field("payload", 1) == "payload"  # above a read path
-    assert names.field("payload.headers", 2) == "payload.headers"
-    assert names.field("subject", 3) == "subject"
-    hidden = names.field("intake_Jane_Canary_1980", 4)
-    assert hidden.startswith("field #4 (") and "Jane" not in hidden
-    assert hidden == names.field("intake_Jane_Canary_1980", 4)  # stable
-    assert Names(b"x" * 32).field("intake_Jane_Canary_1980", 4) != hidden  # keyed
-    assert names.stream("intake_Jane.csv", 2).startswith("stream #2 (")
-    assert Names(b"k" * 32, reveal=True).field("intake_Jane_Canary_1980", 4) == "intake_Jane_Canary_1980"
+def test_field_names_follow_the_project_rule(tmp_path: Path) -> None:
+    """drift shows a field path when every key in it is declared for the stream
+    (engine.names), comparing backticked keys unquoted; else a keyed placeholder."""
+    from engine.names import Namer
+    from engine.workspace import Workspace
+    from lorch_tui.driftcmd import Shown
+
+    ws = Workspace(tmp_path)
+    declared = frozenset({"payload", "headers", "@odata.etag"})
+    shown = Shown(Namer(ws, frozenset({"messages"})), {"messages": Namer(ws, declared, "field")})
+    assert shown.field("messages", "payload.headers", 1) == "payload.headers"
+    assert shown.field("messages", "`@odata.etag`", 2) == "`@odata.etag`"
+    hidden = shown.field("messages", "payload.intake_Jane_Canary_1980", 3)
+    assert hidden.startswith("field #3 (") and "Jane" not in hidden
+    assert hidden == shown.field("messages", "payload.intake_Jane_Canary_1980", 3)  # stable
+    assert shown.streams.show("intake_Jane.csv", 2).startswith("stream #2 (")
+    revealed = Shown(Namer(ws, reveal=True), {"messages": Namer(ws, frozenset(), "field", reveal=True)})
+    assert revealed.field("messages", "payload.intake_Jane_Canary_1980", 3) == "payload.intake_Jane_Canary_1980"
 
 
 # --- end to end through a real tap ------------------------------------------------------
@@ -283,6 +289,6 @@ def test_the_placeholder_key_is_private_and_stable(tmp_path: Path) -> None:
     extract(tmp_path, cfg, [{"id": 1, PHI_FIELD: 1}])
     extract(tmp_path, cfg, [{"id": 1}])
     first = drift_json(cfg)[0]["streams"][0]["vanished"]
-    key = ws / "state" / "names.key"
+    key = ws / "keys" / "names.key"
     assert key.stat().st_mode & 0o777 == 0o600
     assert first == drift_json(cfg)[0]["streams"][0]["vanished"] and first[0].startswith("field #")

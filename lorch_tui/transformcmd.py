@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,8 @@ from engine.config import Extractor
 from engine.configload import load
 from engine.errors import ConfigError, ExitCode, UsageError
 from engine.vault.layout import read_latest, read_manifest
-from engine.vault.reader import iter_records, verify_part
+from engine.vault.numbers import exact_loads, inexact
+from engine.vault.reader import PartCorrupt, StreamKeys, iter_part_records, verify_part
 from engine.workspace import Workspace
 
 ENVELOPE_KEYS = ("source", "account")
@@ -166,8 +168,10 @@ def cmd_transform_run(ns: argparse.Namespace) -> int:
     return int(ExitCode.TASK_FAILED if rejected else ExitCode.OK)
 
 
-def vault_records(ws: Workspace, ex: Extractor, stream: str) -> Iterator[Any]:
-    """The records of one stream of the extractor's LATEST run, parts verified first."""
+def vault_records(ws: Workspace, ex: Extractor, stream: str) -> Iterator[tuple[bool, Any]]:
+    """(exact, record) for one stream of the extractor's LATEST run, parts verified first and
+    read as the canonize stage reads them; ``exact`` is False (and the record parsed without
+    rounding) when a number in it would not survive a double."""
     account_dir = ws.account_dir(ex.domain, ex.source, ex.account)
     try:
         latest = read_latest(account_dir)
@@ -179,6 +183,7 @@ def vault_records(ws: Workspace, ex: Extractor, stream: str) -> Iterator[Any]:
     run_dir = account_dir / f"dt={latest['dt']}" / f"run_id={latest['run_id']}"
     try:
         manifest = read_manifest(run_dir)
+        keys = StreamKeys(manifest)
     except (OSError, ValueError, AssertionError):
         raise UsageError(f"the manifest of {run_dir} cannot be read", hint="run `lorchestra verify`") from None
     for part in manifest.get("parts") or []:
@@ -187,9 +192,13 @@ def vault_records(ws: Workspace, ex: Extractor, stream: str) -> Iterator[Any]:
         problem = verify_part(run_dir, part)
         if problem is not None:
             raise UsageError(f"{run_dir}/{part.get('file')}: {problem}", hint="run `lorchestra verify`")
-        for name, record in iter_records(run_dir / str(part["file"])):
-            if name == stream:
-                yield record
+        try:
+            for rec in iter_part_records(run_dir / str(part["file"]), keys):
+                if rec.stream == stream:
+                    exact = not inexact(rec.record)
+                    yield exact, (orjson.loads(rec.record) if exact else exact_loads(rec.record))
+        except (zlib.error, EOFError, orjson.JSONDecodeError, PartCorrupt, ValueError):
+            raise UsageError(f"{run_dir}/{part.get('file')}: PART_CORRUPT", hint="run `lorchestra verify`") from None
 
 
 def run_from_vault(ws: Workspace, ex: Extractor, t: Transform, compiled: CompiledTransform,
@@ -202,11 +211,13 @@ def run_from_vault(ws: Workspace, ex: Extractor, t: Transform, compiled: Compile
     records = rejected = 0
     codes: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
-    for record in vault_records(ws, ex, t.stream):
+    for exact, record in vault_records(ws, ex, t.stream):
         if limit is not None and records >= limit:
             break
         records += 1
         try:
+            if not exact:  # as the canonize stage does: JSONata holds doubles
+                raise RecordRejected("NUMBER_INEXACT", "a number in the record cannot be held exactly by a double")
             out = compiled.apply(record, envelope)
         except RecordRejected as exc:
             rejected += 1

@@ -5,8 +5,9 @@ transparent (``payload.parts.mimeType`` covers every element of ``parts``), a ke
 not a plain identifier in backticks (`` `@odata.etag` ``). Every level is recorded
 (``payload``, ``payload.parts``, ...). Values are never looked at beyond their type.
 
-The writer keeps one :class:`PathCollector` per stream and calls :meth:`observe` (raw JSON
-bytes of one record) or :meth:`observe_value` (an already parsed record); its :meth:`paths`
+The writer keeps one :class:`PathCollector` per stream and calls :meth:`observe_message` (the
+tap's RECORD line, kept as raw bytes by the writer); :meth:`observe` takes one record's JSON
+bytes and :meth:`observe_value` a parsed record; its :meth:`paths`
 go into the run's manifest under ``streams.<name>.fields``. Cost and memory are bounded:
 
 * walking a nested 2 KB mail record costs about 8 us (more than gzip does per record), so
@@ -20,6 +21,7 @@ go into the run's manifest under ``streams.<name>.fields``. Cost and memory are 
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -27,9 +29,9 @@ import orjson
 
 DEFAULT_CAP = 2000
 """Distinct paths kept per stream; more are counted, not kept."""
-FULL_RECORDS = 1000
+FULL_RECORDS = 500
 """Every record of a stream is walked up to this many; then one in STRIDE."""
-STRIDE = 8
+STRIDE = 16
 MAX_DEPTH = 12
 """Nesting levels followed; deeper keys are not recorded."""
 FIELDS_KEY = "fields"
@@ -92,7 +94,23 @@ class PathCollector:
             try:
                 self.walk_value(orjson.loads(record_bytes))
             except orjson.JSONDecodeError:
-                pass
+                try:
+                    self.walk_value(json.loads(record_bytes))
+                except ValueError:
+                    pass
+
+    def observe_message(self, line: bytes) -> None:
+        """One Singer RECORD message as the tap wrote it (its ``record`` is walked)."""
+        if self.wants():
+            try:
+                msg = orjson.loads(line)
+            except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits: Python's json reads it
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    return
+            if isinstance(msg, dict):
+                self.walk_value(msg.get("record"))
 
     def observe_value(self, record: Any) -> None:
         """One already parsed record."""

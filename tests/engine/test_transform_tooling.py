@@ -148,3 +148,14 @@ def test_list_transforms_shows_use_and_versions(tmp_path: Path) -> None:
     after = rows([{**maps[0], "transform": "ops/sheets_clients_to_contact_v2"}, maps[1]])
     assert after["ops/sheets_clients_to_contact_v1"]["status"] == "unused (older version)"
     assert after["ops/sheets_clients_to_contact_v2"]["status"] == "in use"
+
+
+def test_run_from_the_vault_rejects_inexact_numbers_as_canonize_does(tmp_path: Path) -> None:
+    cfg, ws = setup(tmp_path)
+    (tmp_path / "records.jsonl").write_text('{"id": 12345678901234567890123, "name": "A"}\n{"id": 2, "name": "B"}\n')
+    assert run_cli("extract", "ex1", "--config", str(cfg)).returncode == 0
+    res = run_cli("transform", "run", "test/people_to_contact_v1", "--from-vault", "ex1", "--config", str(cfg))
+    assert res.returncode == 1 and "rejected NUMBER_INEXACT: 1" in res.stdout
+    run = next(ws.glob("vault/d/src/a1/dt=*/run_id=*"))
+    fields = orjson.loads((run / "manifest.json").read_bytes())["streams"]["people"]["fields"]
+    assert fields["paths"] == ["id", "name"] and fields["walked"] == 2

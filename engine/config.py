@@ -248,6 +248,9 @@ class IndexStage(StrictModel):
     """Wall-clock seconds one index task (one account) may run before it is stopped and marked `timeout` (`TIMEOUT`)."""
     memory_limit_mb: int | None = Field(4096, ge=256, le=1 << 20)
     """Address-space cap (RLIMIT_AS) of each index worker, in MiB; past it the task fails with `WORKER_OUT_OF_MEMORY`. Null: no cap."""
+    vectors: bool = True
+    """Embed every document for search by meaning (`lorchestra query --similar`, hybrid
+    `--text`) with the model shipped in the wordllama package; never downloads anything."""
 
 
 class Stages(StrictModel):

@@ -246,8 +246,8 @@ class IndexStage(StrictModel):
     """Parallel index tasks; the core count if unset."""
     timeout_s: float = Field(4 * 3600, gt=0, le=7 * 86400)
     """Wall-clock seconds one index task (one account) may run before it is stopped and marked `timeout` (`TIMEOUT`)."""
-    memory_limit_mb: int | None = Field(4096, ge=256, le=1 << 20)
-    """Address-space cap (RLIMIT_AS) of each index worker, in MiB; past it the task fails with `WORKER_OUT_OF_MEMORY`. Null: no cap."""
+    memory_limit_mb: int | None = Field(8192, ge=256, le=1 << 20)
+    """Address-space cap (RLIMIT_AS) of each index worker, in MiB (higher than the other stages': the embedding model's numeric libraries reserve address space per core); past it the task fails with `WORKER_OUT_OF_MEMORY`. Null: no cap."""
     vectors: bool = True
     """Embed every document for search by meaning (`lorchestra query --similar`, hybrid
     `--text`) with the model shipped in the wordllama package; never downloads anything."""

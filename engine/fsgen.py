@@ -47,9 +47,11 @@ pointer is atomic across files, so consistent readers go through the store.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,6 +69,22 @@ READ_RETRIES = 8
 
 class GenerationMissing(Exception):
     """A reader could not pin one generation (it kept disappearing): retry later."""
+
+
+class NotAFile(OSError):
+    """A name in a generation is not a regular file (a FIFO or folder planted there)."""
+
+
+def _open_regular(path: Path) -> IO[bytes]:
+    """Open a regular file for reading; never blocks on a FIFO (raises NotAFile instead)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotAFile(errno.EINVAL, "not a regular file", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
 
 
 @dataclass(frozen=True)
@@ -147,9 +165,12 @@ class GenerationStore:
             handles: dict[str, IO[bytes] | None] = {}
             for n in names:
                 try:
-                    handles[n] = open(gen.path(n), "rb")  # noqa: SIM115 - closed below
+                    handles[n] = _open_regular(gen.path(n))
                 except (FileNotFoundError, NotADirectoryError):
                     handles[n] = None
+                except NotAFile:
+                    _close(handles)
+                    raise
             # a generation only ever leaves by a rename (see _collect): if its folder is
             # still there now, it was there for every open above, and a None is a real absence
             if gen.number == 0 or gen.folder.is_dir():

@@ -2,12 +2,14 @@
 
 Events are PHI-free, so the log is too; it is still created 0600 inside the workspace.
 Lines are appended and flushed per event so that another process (the dashboard of a
-second user session, ``tail -f``) sees them at once.
+second user session, ``tail -f``) sees them at once, each whole or not at all.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,45 +39,58 @@ def log_path(logs_dir: Path, when: datetime | None = None) -> Path:
 class JsonLogSink:
     """An event subscriber that appends JSON lines to the day's log file.
 
-    Each line goes out in one ``write`` on an ``O_APPEND`` descriptor (no user-space
-    buffer, so readers see it at once). When the disk is full, a line that could not be
-    written whole is cut off again (``ftruncate`` to where it began), so the log only ever
-    holds whole lines; ``disk_full`` is set and the face reports DISK_FULL once at the end.
+    Each line goes out in one ``write`` on an ``O_APPEND`` descriptor; if the disk fills
+    mid-line the file is cut back to where the line began, so the log never holds a torn
+    line. A line that cannot be written is dropped (counted in :attr:`dropped`, reported
+    once on stderr) and later events are still tried: the run goes on.
     """
 
     def __init__(self, logs_dir: Path) -> None:
         self.logs_dir = ensure_dir(logs_dir)
         self._path: Path | None = None
         self._fd: int | None = None
+        self._check_tail = True
+        self.dropped = 0
         self.disk_full = False
-        """Set when a line could not be written for lack of space (later events are tried again)."""
+        """Set when a line could not be written for lack of space: the face then reports
+        DISK_FULL once at the end (no warning here, so there is one message)."""
 
     def __call__(self, event: Event) -> None:
+        record = {"level": level_of(event), **event.model_dump(mode="json", exclude_none=True)}
+        try:
+            self._append(orjson.dumps(record) + b"\n")
+        except OSError as exc:
+            self.dropped += 1
+            if is_disk_full(exc):
+                self.disk_full = True
+            elif not self.disk_full and self.dropped == 1:
+                print(f"lorchestra: warning: the JSON log cannot be written ({type(exc).__name__}); "
+                      f"events are dropped until it can: {self.path}", file=sys.stderr)
+
+    def _append(self, line: bytes) -> None:
         path = log_path(self.logs_dir)
         if path != self._path or self._fd is None:
             self.close()
-            self._fd = _open_append(path)
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+            os.fchmod(self._fd, FILE_MODE)
             self._path = path
-            if _ends_mid_line(path):  # a writer killed mid-line: keep every later line whole
-                self._append(b"\n")
-        record = {"level": level_of(event), **event.model_dump(mode="json", exclude_none=True)}
-        self._append(orjson.dumps(record) + b"\n")
-
-    def _append(self, line: bytes) -> None:
-        assert self._fd is not None
-        start = os.lseek(self._fd, 0, os.SEEK_END)
+            self._check_tail = True
+        fd = self._fd
+        before = os.fstat(fd).st_size
+        if self._check_tail:
+            self._check_tail = False
+            if before and _ends_mid_line(path):  # a writer killed mid-line: keep every later line whole
+                line = b"\n" + line
         try:
-            done = os.write(self._fd, line)
-            while done < len(line):
-                done += os.write(self._fd, line[done:])
-        except OSError as exc:
-            if not is_disk_full(exc):
-                raise
-            self.disk_full = True
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.ENOSPC, "short write")
+        except OSError:
+            self._check_tail = True
             try:
-                os.ftruncate(self._fd, start)  # never leave half a line behind
+                os.ftruncate(fd, before)  # no torn line: cut back to where this line began
             except OSError:
                 pass
+            raise
 
     @property
     def path(self) -> Path:
@@ -87,12 +102,6 @@ class JsonLogSink:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
-
-
-def _open_append(path: Path) -> int:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
-    os.fchmod(fd, FILE_MODE)
-    return fd
 
 
 def _ends_mid_line(path: Path) -> bool:

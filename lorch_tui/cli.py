@@ -25,7 +25,8 @@ from engine.configload import LoadedConfig, load
 from engine.errors import ExitCode, LorchError, UsageError, from_os_error
 from engine.plan import IMPLEMENTED_STAGES, Chain, build_plan
 from engine.taps import describe, describe_loader
-from lorch_tui import cleancmd, configcmd, querycmd, statuscmd, validatecmd, verifycmd
+from lorch_tui import cleancmd, configcmd, driftcmd, querycmd, statuscmd, validatecmd, verifycmd
+from lorch_tui.argtypes import MAX_WAIT_S, wait_seconds
 from lorch_tui.runface import run_headless
 
 S = argparse.SUPPRESS
@@ -49,8 +50,9 @@ def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-permissions", action="store_true",
                    help="run even if workspace paths are group- or world-accessible")
     p.add_argument("--json", action="store_true", help="print events as JSON lines instead of progress")
-    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                   help="wait up to SECONDS for the workspace lock instead of exiting 3")
+    p.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
+                   help=f"wait up to SECONDS (0-{MAX_WAIT_S}) for the workspace lock instead of exiting 3")
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,12 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run each transform's golden samples and compare with the expected output.")
     tt.add_argument("id", nargs="?", metavar="ID", help="one transform id (default: all)")
     tt.set_defaults(func=cmd_transform_test)
+    from lorch_tui import transformcmd  # run, new
+
+    transformcmd.register(trs, common)
     statuscmd.register(sub, common)
     validatecmd.register(sub, common)
     cleancmd.register(sub, common)
     configcmd.register(sub, common)
     querycmd.register(sub, common)
     verifycmd.register(sub, common)
+    driftcmd.register(sub, common)
     return parser
 
 

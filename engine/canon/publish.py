@@ -27,7 +27,9 @@ from typing import IO, Any
 
 import orjson
 
-from engine.fsgen import Generation, GenerationMissing, GenerationStore
+from engine.fsgen import Generation, GenerationMissing, GenerationStore, NotAFile
+
+__all__ = ["AccountFiles", "CanonicalView", "NotAFile", "meta_bytes", "open_current", "read_meta", "recover"]
 
 ROLES = ("data", "meta", "rejects")
 _OLD_JOURNAL = re.compile(r"\.(?P<name>.+?)(?:\.next|\.tmp-\d+|\.link-\d+)")

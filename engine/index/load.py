@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import orjson
 
-from engine.canon.publish import AccountFiles, open_current
+from engine.canon.publish import AccountFiles, NotAFile, open_current
 from engine.events import is_disk_full
 from engine.index.fields import FIELDS_VERSION, derive
 from engine.index.store import (
@@ -166,6 +166,8 @@ class AccountLoader:
                 if meta is None or not isinstance(meta.get("output"), dict):
                     raise LoadFailed("CANONICAL_INVALID")
                 return self._run(view.data.fileno(), meta)
+        except NotAFile:  # a FIFO or folder planted as a canonical file never blocks
+            raise LoadFailed("CANONICAL_INVALID") from None
         finally:
             self.objects.close()
             if self.embed is not None:
@@ -201,7 +203,11 @@ class AccountLoader:
                 conn, self.objects.objects, self.source, self.account)
             self.result.seconds["gc"] = time.monotonic() - started
         except sqlite3.Error as exc:
-            raise LoadFailed(sqlite_code(exc)) from None
+            if sqlite_code(exc) == "DISK_FULL":
+                raise LoadFailed("DISK_FULL") from None
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+                raise LoadFailed("INDEX_CORRUPT") from None  # not a database, or a malformed one
+            raise LoadFailed("INDEX_DB_ERROR") from None
         finally:
             if conn is not None:
                 conn.close()

@@ -25,7 +25,7 @@ import orjson
 
 from engine import __version__
 from engine.canon import publish
-from engine.canon.compiled import CompiledTransform, RecordRejected
+from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
 from engine.canon.functions import helpers_sha256
 from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
@@ -37,7 +37,7 @@ from engine.events import (
     TaskWarning,
     write_error_code,
 )
-from engine.fsutil import ensure_dir, open_private
+from engine.fsutil import NotRegularFile, ensure_dir, open_private, open_regular
 from engine.stages.chain import (
     ChainBroken,
     ChainRun,
@@ -97,6 +97,8 @@ class Canonizer:
         account_dir = self.ws.account_dir(self.ex.domain, self.ex.source, self.ex.account)
         try:
             latest = read_latest(account_dir)
+        except NotRegularFile:  # a FIFO or the like planted as LATEST.json
+            raise CanonizeFailed(ErrorCode.LATEST_INVALID) from None
         except OSError:
             raise CanonizeFailed(ErrorCode.NO_LATEST) from None
         except (ValueError, AssertionError):
@@ -120,11 +122,12 @@ class Canonizer:
         canon = self.spec.canonize
         registry = Registry.load(canon.transforms_dir, canon.schemas_dir)
         compiled: dict[str, CompiledTransform] = {}
+        limits = TransformLimits(canon.transform_timeout_ms, canon.transform_max_depth)
         for m in canon.mappings:
             if m.source != self.ex.source:
                 continue
             try:
-                compiled[m.stream] = CompiledTransform(registry, registry.get(m.transform))
+                compiled[m.stream] = CompiledTransform(registry, registry.get(m.transform), limits)
             except RegistryError:
                 raise CanonizeFailed(ErrorCode.TRANSFORM_MISSING) from None
             except (ValueError, OSError):
@@ -155,8 +158,11 @@ class Canonizer:
                                        for r in chain[1:]]
         return fp
 
-    def up_to_date(self, fp: dict[str, Any]) -> bool:
-        """Whether the current output was built from exactly ``fp`` and is intact."""
+    def up_to_date(self, fp: dict[str, Any], chain: list[ChainRun]) -> bool:
+        """Whether the current output was built from exactly ``fp`` and is intact (read as one
+        generation), its plain names link to that generation, and the vault parts it read are
+        still the files it verified (same size and mtime: a part truncated or rewritten since
+        is read, and verified, again; no hashing here)."""
         files = AccountFiles(self.paths["data"].parent, self.ex.account)
         if not files.store.mirrors_current():  # a plain name was deleted, replaced or is stale
             return False
@@ -170,7 +176,8 @@ class Canonizer:
                     sha.update(chunk)
         except OSError:
             return False
-        return bool(meta.get("inputs") == fp and meta.get("output", {}).get("sha256") == sha.hexdigest())
+        return bool(meta.get("inputs") == fp and meta.get("output", {}).get("sha256") == sha.hexdigest()
+                    and meta.get("part_stats") == part_stats(chain))
 
     def transform_all(self, chain: list[ChainRun], compiled: dict[str, CompiledTransform],
                       out: IO[bytes], rej: IO[bytes]) -> str:
@@ -220,6 +227,8 @@ class Canonizer:
                         doc = ct.apply(record, envelope)
                     except RecordRejected as exc:
                         self._reject(rej, part["file"], rec, exc)
+                        if exc.fatal:  # out of time or stack: stop now, not after every record
+                            raise CanonizeFailed(ErrorCode(exc.code), part.get("file")) from None
                         continue
                     line = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + b"\n"
                     buf.append(line)
@@ -261,6 +270,23 @@ class Canonizer:
         return any(n > limits.get(s, 0) for s, n in self.rejects_by_stream.items())
 
 
+def part_stats(chain: list[ChainRun]) -> dict[str, list[int] | None]:
+    """Every part of the chain -> [size, mtime_ns] now (None when it cannot be stat'ed);
+    the size must also be the manifest's, or the entry is None."""
+    stats: dict[str, list[int] | None] = {}
+    for run in chain:
+        for part in run.manifest.get("parts", []):
+            name = str(part.get("file", ""))
+            key = f"{run.path.parent.name}/{run.path.name}/{name}"
+            try:
+                st = os.stat(run.path / name)
+            except (OSError, ValueError):
+                stats[key] = None
+                continue
+            stats[key] = [st.st_size, st.st_mtime_ns] if st.st_size == part.get("bytes") else None
+    return stats
+
+
 def _flush(out: IO[bytes], sha: Any, buf: list[bytes]) -> None:
     if buf:
         data = b"".join(buf)
@@ -271,7 +297,7 @@ def _flush(out: IO[bytes], sha: Any, buf: list[bytes]) -> None:
 
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
@@ -305,25 +331,32 @@ def _canonize(c: Canonizer) -> str:
     publish.recover(files)  # drop what a killed publish left (the pointer is never half-moved)
     chain, compiled = c.prepare()
     fp = c.fingerprint(chain, compiled)
-    if not c.spec.force and c.up_to_date(fp):
+    if not c.spec.force and c.up_to_date(fp, chain):
         meta = publish.read_meta(files) or {}
         c.records = int(meta.get("output", {}).get("records", 0))
         return "skipped"
     ensure_dir(files.folder)
+    verified = part_stats(chain)  # before reading: a part changed mid-read fails its checksum
     with files.store.stage() as gen:
+        limit_hit: CanonizeFailed | None = None
         with open_private(gen.path(files.name("data")), "wb") as out, \
                 open_private(gen.path(files.name("rejects")), "wb") as rej:
-            digest = c.transform_all(chain, compiled, out, rej)
+            try:
+                digest = c.transform_all(chain, compiled, out, rej)
+            except CanonizeFailed as exc:
+                if exc.code not in (ErrorCode.TRANSFORM_TIMEOUT, ErrorCode.TRANSFORM_TOO_DEEP):
+                    raise
+                limit_hit = exc
             for fh in (out, rej):
                 fh.flush()
                 os.fsync(fh.fileno())
-        if c.over_limit():
+        if limit_hit is not None or c.over_limit():
             # the person needs the rejects of this attempt; data and meta stay as they were
             gen.path(files.name("data")).unlink()
             gen.carry(files.name("data"))
             gen.carry(files.name("meta"))
             gen.commit()
-            raise CanonizeFailed(ErrorCode.REJECTS_EXCEEDED)
+            raise CanonizeFailed(limit_hit.code if limit_hit else ErrorCode.REJECTS_EXCEEDED)
         with open_private(gen.path(files.name("meta")), "wb") as fh:
             fh.write(publish.meta_bytes({
                 "inputs": fp,
@@ -333,6 +366,7 @@ def _canonize(c: Canonizer) -> str:
                 "superseded": c.superseded, "unkeyed": c.unkeyed,
                 "deactivated": dict(sorted(c.deactivated.items())),
                 "runs": [r.manifest.get("run_id") for r in chain],
+                "part_stats": verified,
                 "account": c.ex.account, "source": c.ex.source, "extractor": c.ex.name,
             }))
         if not c.rejects:

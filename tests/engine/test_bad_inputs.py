@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -88,7 +89,10 @@ class Case:
 
     def run(self, *args: str, ws: Path | None = None) -> subprocess.CompletedProcess[str]:
         extra = ("--workspace", str(ws)) if ws is not None else ()
-        return run_cli(*args, "--config", str(self.cfg), *extra, env=clean_env(), timeout=180)
+        # errors="replace": `query --json` prints stored documents as they are, damaged ones too
+        return subprocess.run([sys.executable, "-m", "lorch_tui.cli", *args, "--config", str(self.cfg), *extra],
+                              capture_output=True, text=True, errors="replace", env=clean_env(),
+                              cwd=REPO, timeout=180)
 
 
 def _truncate(path: Path) -> None:

@@ -7,6 +7,7 @@ down once. Creating the workspace makes every folder 0700.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import stat
 import time
@@ -76,9 +77,43 @@ class Workspace:
         return self
 
 
-def _scan(root: Path, limit: int) -> tuple[list[str], list[str]]:
+OBJECTS_DIR = ("vector-store", "objects")
+"""The index's content-addressed object store (``objects/ab/cd/<sha256>.json``, DESIGN.md)."""
+
+
+def _run_start_filter(root: Path, folder: Path) -> set[str] | None:
+    """Which sub-folders of ``folder`` a run-start check descends into (None: all of them).
+
+    Everything is listed and every entry of a listed folder is checked; only the two parts
+    of the workspace that grow with history are not descended into (docs/security.md): the
+    object store below its first fan-out level, and vault runs other than the one each
+    account's ``LATEST.json`` names (the run a canonize reads; a new run writes a new folder).
+    """
+    rel = folder.relative_to(root).parts
+    if rel == OBJECTS_DIR:
+        return set()
+    if len(rel) == 4 and rel[0] == "vault":  # vault/<domain>/<source>/<account>
+        latest = _latest(folder)
+        return None if latest is None else {f"dt={latest[0]}"}
+    if len(rel) == 5 and rel[0] == "vault" and rel[4].startswith("dt="):
+        latest = _latest(folder.parent)
+        return None if latest is None else {f"run_id={latest[1]}"}
+    return None
+
+
+def _latest(account_dir: Path) -> tuple[str, str] | None:
+    """(dt, run_id) of the account's LATEST pointer, or None (none, or unreadable: walk it all)."""
+    try:
+        data = json.loads((account_dir / "LATEST.json").read_bytes())
+        return str(data["dt"]), str(data["run_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _scan(root: Path, limit: int, deep: bool = True) -> tuple[list[str], list[str]]:
     """One walk of the workspace (links never followed): (loose paths, symlinks), each at
-    most ``limit``. The workspace can hold millions of index objects, so it is walked once."""
+    most ``limit``. ``deep`` visits everything; otherwise the run-start walk
+    (:func:`_run_start_filter`) skips the history a run neither writes nor reads."""
     loose: list[str] = []
     links: list[str] = []
     if not root.is_dir() or root.is_symlink():
@@ -92,6 +127,7 @@ def _scan(root: Path, limit: int) -> tuple[list[str], list[str]]:
         loose.append(f"{root} ({stat.filemode(mode)})")
     while stack and (len(loose) < limit or len(links) < limit):
         folder = stack.pop()
+        descend = None if deep else _run_start_filter(root, folder)
         try:
             entries = list(os.scandir(folder))
         except OSError:
@@ -107,9 +143,16 @@ def _scan(root: Path, limit: int) -> tuple[list[str], list[str]]:
                 continue
             if st.st_mode & 0o077 and len(loose) < limit:
                 loose.append(f"{entry.path} ({stat.filemode(st.st_mode)})")
-            if stat.S_ISDIR(st.st_mode):
+            if stat.S_ISDIR(st.st_mode) and (descend is None or entry.name in descend):
                 stack.append(Path(entry.path))
     return loose, links
+
+
+def run_start_problems(root: Path, limit: int = 20) -> tuple[list[str], list[str]]:
+    """What a run start checks (docs/security.md): (loose paths, symlinks incl. ancestors)."""
+    links = _ancestor_links(root)
+    loose, inside = _scan(root, limit, deep=False) if not links else ([], [])
+    return loose, (links + inside)[:limit]
 
 
 def loose_permissions(root: Path, limit: int = 20) -> list[str]:
@@ -154,10 +197,12 @@ def symlink_problems(root: Path, limit: int = 20) -> list[str]:
 
 
 def check_permissions(root: Path, limit: int = 20) -> None:
-    """Refuse (exit 4) symlinks that could redirect PHI and group- or world-accessible paths."""
-    links = _ancestor_links(root)
-    loose, inside = _scan(root, limit) if not links else ([], [])
-    links = (links + inside)[:limit]
+    """Refuse (exit 4) symlinks that could redirect PHI and group- or world-accessible paths.
+
+    This is the run-start check: its cost does not grow with the history (the object files
+    and older vault runs are left to ``lorchestra validate``; see :func:`_run_start_filter`).
+    """
+    loose, links = run_start_problems(root, limit)
     if links:
         listing = "\n  ".join(links)
         raise PermissionProblem(

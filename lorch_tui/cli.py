@@ -24,7 +24,7 @@ from engine.configload import LoadedConfig, load
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.plan import IMPLEMENTED_STAGES, Chain, build_plan
 from engine.taps import describe, describe_loader
-from lorch_tui import cleancmd, configcmd, querycmd, statuscmd, validatecmd, verifycmd
+from lorch_tui import cleancmd, configcmd, driftcmd, querycmd, statuscmd, validatecmd, verifycmd
 from lorch_tui.runface import run_headless
 
 S = argparse.SUPPRESS
@@ -106,12 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run each transform's golden samples and compare with the expected output.")
     tt.add_argument("id", nargs="?", metavar="ID", help="one transform id (default: all)")
     tt.set_defaults(func=cmd_transform_test)
+    from lorch_tui import transformcmd  # run, new
+
+    transformcmd.register(trs, common)
     statuscmd.register(sub, common)
     validatecmd.register(sub, common)
     cleancmd.register(sub, common)
     configcmd.register(sub, common)
     querycmd.register(sub, common)
     verifycmd.register(sub, common)
+    driftcmd.register(sub, common)
     return parser
 
 

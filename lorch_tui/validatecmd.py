@@ -19,6 +19,7 @@ from rich.console import Console
 from engine import checks
 from engine.checks import Check
 from engine.configload import load
+from engine.drift.checks import check_drift
 from engine.errors import ConfigError, ExitCode
 from engine.workspace import Workspace
 
@@ -58,11 +59,14 @@ def cmd_validate(ns: argparse.Namespace) -> int:
     items: list[Check] = [Check("config", str(loaded.path), "ok", f"valid ({loaded.origin})")]
     items += checks.check_extractors(cfg)
     if ns.quick:
-        items.append(Check("transforms", "all", "skip", "--quick (run `lorchestra validate` for them)"))
+        items.append(Check("transforms", "all", "skip",
+                           "--quick: transforms, schemas, streams and drift samples are not checked "
+                           "(run `lorchestra validate` for them)"))
     else:
         items += checks.check_transforms(cfg)
         items += checks.check_schemas(cfg)
         items += checks.check_streams(cfg, ws)
+        items += check_drift(cfg, ws)
     items += checks.check_output_dirs(ws)
     if not ns.quick:
         items.append(_vectors_check(cfg.stages.index.vectors))

@@ -17,6 +17,7 @@ from textual.widgets.tree import TreeNode
 from engine.config import Extractor
 from engine.inspect import RunInfo
 from lorch_tui.summary import human_bytes
+from lorch_tui.widgets.latest import matches
 
 STATUS_STYLE = {"success": "green", "failed": "red", "timeout": "red", "cancelled": "magenta"}
 
@@ -73,7 +74,7 @@ class VaultTree(Tree[NodeRef]):
         """Add missing branches and refresh accounts whose runs changed."""
         self._last = (extractors, runs)
         for ex in extractors:
-            if self.filter and self.filter.lower() not in ex.name.lower():
+            if self.filter and not matches(ex, self.filter):
                 continue
             node = self._accounts.get(ex.name) or self._add_account(ex)
             listed = runs.get(ex.name, [])
@@ -87,7 +88,7 @@ class VaultTree(Tree[NodeRef]):
             node.set_label(self._account_label(ex, listed))
 
     def filter_accounts(self, text: str) -> None:
-        """Show only accounts whose extractor name contains ``text``."""
+        """Show only accounts whose name, account, source or domain contains ``text``."""
         self.filter = text
         self.clear()
         self._accounts.clear()
@@ -139,6 +140,8 @@ class VaultTree(Tree[NodeRef]):
 
 class RunDetail(Static):
     """The selected run's manifest summary: streams, parts, checksums, STATE."""
+
+    can_focus = True  # so it scrolls with the keys when the summary is longer than the pane
 
     def on_mount(self) -> None:
         self.border_title = "Run detail"

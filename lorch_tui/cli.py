@@ -217,6 +217,11 @@ def guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, p
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): not an error to report
+        from lorch_tui.headless import silence_stdout
+
+        silence_stdout()
+        return int(ExitCode.OK)
     except Exception as exc:  # last resort: never a traceback unless --verbose
         if verbose:
             traceback.print_exc()

@@ -51,4 +51,17 @@ def summary_line(result: RunResult, log_path: str) -> str | None:
     piped = (f"; records went to loader {', '.join(targets)}: vault and LATEST not touched"
              if targets else "")
     return (f"run {s.run_id} {s.status}: {s.succeeded}/{s.tasks} tasks ok, {s.failed} failed, "
-            f"{s.cancelled} cancelled, {s.records:,} records in {s.duration_s:.1f}s{piped}; log: {log_path}")
+            f"{s.cancelled} cancelled, {records_phrase(result)} in {s.duration_s:.1f}s{piped}; log: {log_path}")
+
+
+def records_phrase(result: RunResult) -> str:
+    """`1,234 records` (extracted); without an extract, the records the last stage handled."""
+    s = result.summary
+    assert s is not None
+    stages = {f.stage for f in result.finished.values()}
+    if "extract" in stages or not stages:
+        return f"{s.records:,} record{'' if s.records == 1 else 's'}"
+    stage = next(st for st in ("index", "canonize") if st in stages)
+    n = sum(f.records for f in result.finished.values() if f.stage == stage)
+    verb = {"canonize": "canonized", "index": "indexed"}[stage]
+    return f"{n:,} record{'' if n == 1 else 's'} {verb}"

@@ -22,24 +22,10 @@ from textual.widgets import Footer, Label, Static
 from engine.config import Extractor
 from engine.workspace import Workspace
 from lorch_tui.errorinfo import meaning
+from lorch_tui.failinfo import detail_file, stderr_path
 from lorch_tui.model import TaskRow
 from lorch_tui.summary import human_bytes
 from lorch_tui.widgets.progress import STATE_STYLE
-
-
-def stderr_path(ws: Workspace, ex: Extractor | None, row: TaskRow) -> Path | None:
-    """The tap's stderr file of an extract task that wrote a vault run folder."""
-    if ex is None or row.stage != "extract" or row.last is None or not row.last.vault_run:
-        return None
-    return ws.vault / ex.domain / ex.source / ex.account / row.last.vault_run / "tap.stderr.log"
-
-
-def detail_file(ws: Workspace, row: TaskRow) -> Path | None:
-    """The diagnostics (or rejects) file the task's final event names."""
-    if row.last is None or not row.last.detail_path:
-        return None
-    p = Path(row.last.detail_path)
-    return p if p.is_absolute() else ws.root / p
 
 
 def describe(row: TaskRow, stderr: Path | None, detail: Path | None) -> Text:
@@ -110,8 +96,8 @@ class TaskDetailScreen(ModalScreen[None]):
     def __init__(self, row: TaskRow, ws: Workspace, ex: Extractor | None) -> None:
         super().__init__()
         self.row = row
-        self.stderr = stderr_path(ws, ex, row)
-        self.detail = detail_file(ws, row)
+        self.stderr = stderr_path(ws, ex, row.last)
+        self.detail = detail_file(ws, row.last)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal-box", id="task-detail-box"):

@@ -13,6 +13,7 @@ Quit) takes the same path: ask when a run is in progress, cancel, reap, record.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -108,9 +109,12 @@ class LorchApp(App[int]):
         self._show_sub_title()
         self.query_one(VaultTree).focus()  # auto focus would pick the log (breadth-first)
         self._fit(self.size.width, self.size.height)
+        self.watch(self.screen, "focused", self._focus_moved)
         self.set_interval(1 / FLUSH_HZ, self.flush)
-        # paint first, then touch the disk: the check and the first scan run in threads
+        # paint first, then touch the disk: the check and the first scan run in threads (the
+        # scan only reads, so it does not wait for the permission walk)
         actions.check_workspace(self, self.skip_permissions, self._workspace_checked)
+        self.request_scan()
 
     def _workspace_checked(self, problem: str | None) -> None:
         self.workspace_problem = problem
@@ -146,11 +150,13 @@ class LorchApp(App[int]):
         self.screen.set_class(width < NARROW, "-narrow")
         self.screen.set_class(height < SHORT, "-short")
 
-    def on_descendant_focus(self) -> None:
-        left = self.query_one("#left")
+    def _focus_moved(self, _focused: object = None) -> None:
+        try:
+            left, top = self.query_one("#left"), self.query_one("#top")
+        except NoMatches:  # focus moved inside a modal or another screen
+            return
         focused = self.focused
-        self.query_one("#top").set_class(focused is not None and left in focused.ancestors_with_self,
-                                         "-left-active")
+        top.set_class(focused is not None and left in focused.ancestors_with_self, "-left-active")
 
     def action_zoom(self) -> None:
         """Maximise the focused pane, or restore it."""
@@ -354,6 +360,15 @@ class LorchApp(App[int]):
     def action_help(self) -> None:
         """Show the keys."""
         self.push_screen(HelpScreen())
+
+    async def on_unmount(self) -> None:
+        """The last way out (an error, a test harness, anything that skipped q): still cancel,
+        reap and record the run, so no worker outlives the loop and no run stays `running`."""
+        if self.engine.busy:
+            try:
+                await asyncio.wait_for(self.engine.cancel_all(), timeout=60)
+            except TimeoutError:
+                pass
 
     async def action_quit(self) -> None:
         """Textual's own quit (ctrl+q, the palette's Quit) takes the same path as q."""

@@ -26,7 +26,9 @@ RANK = {"running": 0, "retrying": 0, "failed": 1, "timeout": 1, "cancelled": 2, 
 
 
 def bar(row: TaskRow, width: int = 6) -> Text:
-    """A text progress bar when a total is known, else a activity mark."""
+    """A text progress bar when a total is known, else a activity mark; an error code once failed."""
+    if row.error_code and row.state not in ("running", "retrying", "queued"):
+        return Text(row.error_code, style="red")
     if row.total:
         frac = min(1.0, row.records / row.total)
         filled = int(frac * width)

@@ -4,7 +4,7 @@ Rows come from :func:`engine.inspect.account_views` (read in a thread by the app
 stale or missing LATEST is highlighted. Moving the cursor posts an intent message; the app
 decides what selection means. Columns take the width of their content (the table scrolls
 sideways rather than cutting a name); two accounts of the same name are told apart by their
-source column. Click a header or press ``s`` to sort; a filter on shows in the border.
+source, in brackets. Click a header or press ``s`` to sort; a filter on shows in the border.
 Under the table, a plot of records and duration per run of the selected account.
 """
 
@@ -21,8 +21,9 @@ from engine.config import Extractor
 from engine.inspect import AccountView, RunInfo
 from lorch_tui.widgets.plot import RunPlot, points
 
-COLUMNS = ("account", "source", "LATEST run", "records", "age", "canon", "index", "last error")
-LABELS = ("account", "source", "LATEST run", "records", "age", "canon", "index", "error")
+# most important first: when a narrow pane must scroll sideways, the flags go out of view first
+COLUMNS = ("account", "LATEST run", "records", "age", "last error", "canon", "index")
+LABELS = ("account", "LATEST run", "records", "age", "error", "canon", "index")
 
 
 def age_text(seconds: float | None) -> str:
@@ -42,16 +43,20 @@ def flag(value: bool | None) -> Text:
     return Text("✓", style="green") if value else Text("✗", style="yellow")
 
 
-def row_cells(v: AccountView, error: str, stale_after_hours: float) -> tuple[object, ...]:
+def account_label(ex: Extractor, ambiguous: bool) -> str:
+    """The account, with its source when another extractor has an account of the same name."""
+    return f"{ex.account} ({ex.source})" if ambiguous else ex.account
+
+
+def row_cells(v: AccountView, error: str, stale_after_hours: float, ambiguous: bool = False) -> tuple[object, ...]:
     """The visible cells of one extractor's row; stale rows are highlighted."""
     stale = v.stale(stale_after_hours)
     return (
-        Text(v.extractor.account, style="bold yellow" if stale else ""),
-        Text(v.extractor.source, style="dim"),
+        Text(account_label(v.extractor, ambiguous), style="bold yellow" if stale else ""),
         v.latest_run or Text("none", style="dim"),
         f"{v.latest_records:,}" if v.latest_records is not None else "-",
         Text(age_text(v.latest_age_s), style="bold yellow" if stale else "green"),
-        flag(v.canonical_current), flag(v.index_current), Text(error, style="bold red"),
+        Text(error, style="bold red"), flag(v.canonical_current), flag(v.index_current),
     )
 
 
@@ -124,14 +129,17 @@ class LatestPane(Vertical):
         present = {str(k.value) for k in table.rows}
         for gone in present - set(wanted):
             table.remove_row(gone)
+        seen: dict[str, int] = {}
+        for v in views:
+            seen[v.extractor.account] = seen.get(v.extractor.account, 0) + 1
         for name, v in wanted.items():
-            values = row_cells(v, errors.get(name, ""), stale_after_hours)
+            values = row_cells(v, errors.get(name, ""), stale_after_hours, seen[v.extractor.account] > 1)
             if name not in present:
                 table.add_row(*values, key=name)
                 continue
             for col, value in zip(COLUMNS, values, strict=True):
                 if table.get_cell(name, col) != value:
-                    table.update_cell(name, col, value)
+                    table.update_cell(name, col, value, update_width=True)
         self._sort()
 
     def _sort(self) -> None:

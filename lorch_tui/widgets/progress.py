@@ -120,7 +120,7 @@ class ProgressPane(Vertical):
                 continue
             for col, value in zip(COLUMNS, values, strict=True):
                 if table.get_cell(row.task_id, col) != value:
-                    table.update_cell(row.task_id, col, value)
+                    table.update_cell(row.task_id, col, value, update_width=True)
         self._sort()
         self.query_one("#progress-totals", Static).update(totals_text(model))
 

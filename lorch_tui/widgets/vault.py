@@ -157,7 +157,8 @@ class RunDetail(Static):
         text.append(run.status, style=STATUS_STYLE.get(run.status, "yellow"))
         if run.error_code:
             text.append(f" ({run.error_code})", style="red")
-        text.append(f"\n{run.records:,} records in {run.parts} parts, {human_bytes(run.bytes, compact=True)}")
+        text.append(f"\n{run.records:,} record{'' if run.records == 1 else 's'} in {run.parts} "
+                    f"part{'' if run.parts == 1 else 's'}, {human_bytes(run.bytes, compact=True)}")
         if run.ratio:
             text.append(f", {run.ratio:.1f}x")
         text.append(f"\nSTATE {'present' if run.has_state else 'absent'}\n")

@@ -303,6 +303,20 @@ async def test_every_size_keeps_q_and_help_and_shows_every_row(populated: Setup,
         assert widths["account"] >= len("books-charlie") and widths["last error"] >= len("error")
 
 
+async def test_progress_columns_grow_with_their_content(populated: Setup) -> None:
+    """A row added as `queued` and updated to `success` widens its column: no `succes`."""
+    app, fake = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("R")
+        await until(pilot, lambda: app.model.run_id == fake.run_id and app.model.status == "success",
+                    what="the scripted run")
+        await pilot.pause(0.2)
+        table = app.query_one(ProgressPane).table
+        widths = {c.key.value: c.get_render_width(table) - 2 * table.cell_padding for c in table.columns.values()}
+        assert widths["state"] >= len("success") and widths["progress"] >= len("██████ ok")
+
+
 async def test_z_maximises_the_focused_pane_and_z_restores(populated: Setup) -> None:
     app, _ = make_app(populated)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -340,7 +354,22 @@ async def test_filter_matches_the_account_and_shows_in_the_border(populated: Set
         table = app.query_one("#latest-table", DataTable)
         await until(pilot, lambda: row_keys(table) == ["books-charlie"], what="the filtered rows")
         assert "filter: quickbooks" in str(app.query_one(LatestPane).border_title)
-        assert cell(table, "books-charlie", "source") == "quickbooks"
+        assert cell(table, "books-charlie", "account") == "books-charlie"  # unique: no source needed
+
+
+async def test_two_accounts_of_the_same_name_are_told_apart_and_both_filtered(tmp_path: Path) -> None:
+    exs = [demo_extractor("dv", "dataverse", account="mensio"), demo_extractor("qb", "quickbooks", account="mensio"),
+           demo_extractor("mail", "gmail")]
+    setup = Setup(write_config(tmp_path, exs), tmp_path / "ws")
+    app, _ = make_app(setup)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        table = app.query_one("#latest-table", DataTable)
+        assert cell(table, "dv", "account") == "mensio (dataverse)"
+        assert cell(table, "qb", "account") == "mensio (quickbooks)"
+        assert cell(table, "mail", "account") == "mail"
+        app.query_one(LatestPane).set_filter("mensio")  # the account, in no extractor's name
+        await until(pilot, lambda: row_keys(table) == ["dv", "qb"], what="both mensio rows")
 
 
 async def test_clearing_the_log_filter_follows_the_tail_again(populated: Setup) -> None:

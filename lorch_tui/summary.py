@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.runner import RunResult
+from lorch_tui.tables import add_name_column
 
 
 def human_bytes(n: int, compact: bool = False) -> str:
@@ -28,10 +29,14 @@ def human_bytes(n: int, compact: bool = False) -> str:
 def print_summary(console: Console, result: RunResult, log_path: str) -> None:
     """Print one row per task and a totals line."""
     table = Table(title="lorchestra run summary", title_justify="left")
-    for col, just in (("task", "left"), ("status", "left"), ("records", "right"), ("parts", "right"),
-                      ("bytes", "right"), ("ratio", "right"), ("duration", "right"), ("error", "left")):
+    done = sorted(result.finished.values(), key=lambda f: f.task_id)
+    add_name_column(table, "task", [f.task_id for f in done])
+    add_name_column(table, "status", [f.status for f in done])
+    for col, just in (("records", "right"), ("parts", "right"),
+                      ("bytes", "right"), ("ratio", "right"), ("duration", "right")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
-    for f in sorted(result.finished.values(), key=lambda f: f.task_id):
+    add_name_column(table, "error", [f.error_code or "" for f in done])
+    for f in done:
         ratio = f"{f.uncompressed_bytes / f.bytes:.1f}x" if f.bytes else "-"
         style = "green" if f.status in ("success", "skipped") else "red"
         table.add_row(f.task_id, f"[{style}]{f.status}[/]", f"{f.records:,}", str(f.parts),

@@ -127,7 +127,7 @@ def cmd_extract(ns: argparse.Namespace) -> int:
                              f"{', '.join(by_account)}", hint="name the extractor you mean")
         else:
             names = ", ".join(e.name for e in loaded.config.extractors)
-            raise UsageError(f"no extractor (or account) named {ns.name!r} in {loaded.path}",
+            raise UsageError(f"no extractor named {ns.name!r} in {loaded.path}, and no account of that name",
                              hint=f"extractors: {names}")
     target = None
     if ns.target is not None:

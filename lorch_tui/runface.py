@@ -6,7 +6,8 @@ mode), prints the on_failure hook's warning if it did not work (never changing t
 code), and maps the outcome to DESIGN.md's exit codes.
 
 The first line of every headless run names the config in force and the workspace (on
-stdout in plain mode, on stderr with a terminal or ``--json``), so a cron mail says which
+stdout in plain mode, on stderr with a terminal or ``--json``; printed when the run starts,
+so a busy workspace prints only its error), so a cron mail says which
 pipeline ran; a run found by default on the bundled demo config without a terminal is
 refused by ``lorch-tui --no-ui`` unless ``--demo`` asks for it (cron without ``cd``).
 """
@@ -23,7 +24,7 @@ from rich.console import Console
 from engine.bus import Subscriber
 from engine.configload import LoadedConfig
 from engine.errors import ExitCode, UsageError
-from engine.events import TaskFinished, Trigger
+from engine.events import Event, RunStarted, TaskFinished, Trigger
 from engine.plan import Plan
 from engine.session import run_session
 from engine.workspace import Workspace
@@ -52,7 +53,16 @@ def run_headless(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger, as_json:
                  skip_permissions: bool = False, wait_s: float = 0.0, command: str,
                  force: bool = False) -> int:
     """Run the plan, show progress, print the summary; return the exit code."""
-    print(config_line(loaded), file=sys.stderr if as_json or stderr_is_tty() else sys.stdout, flush=True)
+    header_to = sys.stderr if as_json or stderr_is_tty() else sys.stdout
+
+    def header(event: Event) -> None:
+        """The config line, once the run really starts (a busy workspace prints only its error)."""
+        if isinstance(event, RunStarted):
+            try:
+                print(config_line(loaded), file=header_to, flush=True)
+            except BrokenPipeError:
+                silence_stdout()
+
     err = Console(stderr=True)
     out = Console(highlight=False)
     face: Subscriber
@@ -73,7 +83,7 @@ def run_headless(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger, as_json:
         ctx = nullcontext()
         plain = True
     with ctx:
-        session = asyncio.run(run_session(loaded, plan, trigger=trigger, subscribers=[face],
+        session = asyncio.run(run_session(loaded, plan, trigger=trigger, subscribers=[header, face],
                                           skip_permissions=skip_permissions, wait_s=wait_s,
                                           command=command, force=force))
     if plain:

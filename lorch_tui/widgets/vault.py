@@ -32,9 +32,10 @@ class NodeRef:
 
 
 def run_label(run: RunInfo) -> Text:
-    """`20261126T100109Z success 250 rec 3 parts 12.1K 47.3x`."""
-    text = Text(run.run_id + " ")
-    text.append(run.status, style=STATUS_STYLE.get(run.status, "yellow"))
+    """`success 20261126T100109Z 250 rec 3p 12.1K 47.3x`: the status first, so a narrow pane
+    cuts the dim numbers at the end, never the status or the run id."""
+    text = Text(run.status, style=STATUS_STYLE.get(run.status, "yellow"))
+    text.append(" " + run.run_id)
     text.append(f" {run.records:,} rec {run.parts}p {human_bytes(run.bytes, compact=True)}", style="dim")
     if run.ratio:
         text.append(f" {run.ratio:.1f}x", style="dim")
@@ -62,6 +63,7 @@ class VaultTree(Tree[NodeRef]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("vault", data=NodeRef("root"), id=id)
         self.show_root = False
+        self.guide_depth = 2  # narrow guides: a run's status and id fit a 36-column pane
         self._accounts: dict[str, TreeNode[NodeRef]] = {}
         self._runs: dict[str, list[str]] = {}
         self._last: tuple[list[Extractor], dict[str, list[RunInfo]]] = ([], {})

@@ -22,7 +22,7 @@ from textual.notifications import Notify
 from textual.widgets import DataTable, Footer, Static
 
 import engine.session
-from engine.events import RunStarted
+from engine.events import RunStarted, TaskStarted
 from engine.logsink import log_path
 from lorch_tui import watch
 from lorch_tui.app import LorchApp
@@ -269,6 +269,32 @@ async def test_x_on_a_run_of_another_process_names_its_pid(populated: Setup) -> 
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+async def test_the_progress_cursor_stays_on_its_task_when_rows_re_sort(populated: Setup) -> None:
+    """x acts on the task the user sees: a queued row that starts moves up, the cursor with it."""
+    app, fake = make_app(populated, hold=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("R")
+        await until(pilot, lambda: len(fake.running_tasks) == 3, what="three running tasks")
+        pane = app.query_one(ProgressPane)
+        pane.table.focus()
+        await pilot.pause()
+        queued = next(k for k in row_keys(pane.table) if cell(pane.table, k, "state") == "queued")
+        pane.table.move_cursor(row=pane.table.get_row_index(queued))
+        await pilot.pause()
+        before = pane.table.get_row_index(queued)
+        fake.emit(TaskStarted(task_id=queued, stage=queued.split(":")[0], extractor=queued.split(":")[1],
+                              account=queued.split(":")[1], attempt=1, pid=4300))
+        await until(pilot, lambda: cell(pane.table, queued, "state") == "running", what="the row to start")
+        assert pane.table.get_row_index(queued) < before  # it moved up...
+        assert pane.selected_task() == queued  # ...and the cursor went with it
+        await pilot.press("x")
+        screen = await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen,
+                             what="the question")
+        assert screen.question == f"Cancel {queued}?"
+        await pilot.press("n")
 
 
 async def test_X_cancels_the_whole_run_after_asking(populated: Setup) -> None:

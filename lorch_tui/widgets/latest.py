@@ -19,6 +19,7 @@ from textual.widgets import DataTable
 
 from engine.config import Extractor
 from engine.inspect import AccountView, RunInfo
+from lorch_tui.widgets.fit import fit_columns
 from lorch_tui.widgets.plot import RunPlot, points
 
 # most important first: when a narrow pane must scroll sideways, the flags go out of view first
@@ -140,6 +141,7 @@ class LatestPane(Vertical):
             for col, value in zip(COLUMNS, values, strict=True):
                 if table.get_cell(name, col) != value:
                     table.update_cell(name, col, value, update_width=True)
+        fit_columns(table)
         self._sort()
 
     def _sort(self) -> None:

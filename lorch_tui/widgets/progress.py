@@ -17,6 +17,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from lorch_tui.model import RunModel, TaskRow
+from lorch_tui.widgets.fit import fit_columns
 
 STATE_STYLE = {"running": "bold cyan", "retrying": "yellow", "queued": "dim", "success": "green",
                "skipped": "green", "failed": "bold red", "timeout": "bold red", "cancelled": "magenta"}
@@ -121,6 +122,7 @@ class ProgressPane(Vertical):
             for col, value in zip(COLUMNS, values, strict=True):
                 if table.get_cell(row.task_id, col) != value:
                     table.update_cell(row.task_id, col, value, update_width=True)
+        fit_columns(table)
         self._sort()
         self.query_one("#progress-totals", Static).update(totals_text(model))
 

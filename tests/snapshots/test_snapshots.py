@@ -69,7 +69,17 @@ def prepared(then: Callable[[Pilot[Any]], Awaitable[None]] | None = None, rows: 
         table = app.query_one("#latest-table", DataTable)
         await poll(pilot, lambda: table.row_count == rows and app.selected is not None, "the first scan")
         if model_run is not None:
-            await poll(pilot, lambda: app.model.run_id == model_run, "the log replay")
+            await poll(pilot, lambda: app.model.run_id == model_run and app.model.status != "running",
+                       "the log replay, to its run_finished line")
+
+            def errors_shown() -> bool:  # the rescan after the replay has reached the table
+                return all(cell(table, name, "last error") == code for name, code in app.model.last_errors.items()
+                           if name in {str(k.value) for k in table.rows})
+
+            await poll(pilot, lambda: errors_shown() and not app._scanning and not app._scan_pending
+                       and not table._updated_cells and not table._require_update_dimensions,
+                       "the errors of the replay in LATEST, with the column widths they need")
+            await pilot.pause(0.1)  # and the table's new column widths are laid out
         if then is not None:
             await then(pilot)
 

@@ -317,13 +317,15 @@ async def test_every_size_keeps_q_and_help_and_shows_every_row(populated: Setup,
     app, _ = make_app(populated)
     async with app.run_test(size=size) as pilot:
         await ready(pilot)
-        await pilot.pause(0.2)
         footer = app.query_one(Footer)
-        keys = {w.key for w in footer.query("FooterKey")}
-        shown = [k for k in footer.query("FooterKey") if k.region.width > 0 and k.region.right <= size[0]]
-        assert {"q", "question_mark"} <= {k.key for k in shown}, keys
+
+        def shown() -> set[str]:
+            return {k.key for k in footer.query("FooterKey") if k.region.width > 0 and k.region.right <= size[0]}
+
+        await until(pilot, lambda: {"q", "question_mark"} <= shown(), what=f"q and ? in the footer: {shown()}")
         table = app.query_one("#latest-table", DataTable)
-        assert table.region.height >= 1 + 3, "LATEST must show its three rows"
+        await until(pilot, lambda: table.region.height >= 1 + 3,
+                    what=f"LATEST to show its three rows (height {table.region.height})")
         # no account name or state is cut: columns are as wide as their content
         widths = {c.key.value: c.get_render_width(table) for c in table.columns.values()}
         assert widths["account"] >= len("books-charlie") and widths["last error"] >= len("error")

@@ -500,7 +500,7 @@ async def test_highlighting_a_run_shows_its_manifest_and_enter_verifies_it(popul
         detail = app.query_one(RunDetail)
         await until(pilot, lambda: runs[1] in static_text(detail), what="the newest run's detail")
         text = static_text(detail)
-        assert "status success" in text and "20 records in 1 parts" in text
+        assert "status success" in text and "20 records in 1 part," in text
         assert "STATE present" in text and "not verified" in text and "messages: 20" in text
         await pilot.press("down")  # the older run
         await until(pilot, lambda: runs[0] in static_text(detail), what="the older run's detail")

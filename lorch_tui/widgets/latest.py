@@ -23,8 +23,11 @@ from lorch_tui.widgets.fit import fit_columns
 from lorch_tui.widgets.plot import RunPlot, points
 
 # most important first: when a narrow pane must scroll sideways, the flags go out of view first
-COLUMNS = ("account", "LATEST run", "records", "age", "last error", "canon", "index")
-LABELS = ("account", "LATEST run", "records", "age", "error", "canon", "index")
+COLUMNS = ("account", "LATEST run", "records", "age", "last error", "canon", "index", "drift")
+LABELS = ("account", "LATEST run", "records", "age", "error", "canon", "index", "drift")
+DRIFT_STYLES = {"!": "bold red", "Δ": "yellow", "?": "yellow", "✓": "green"}
+"""Drift marks (``lorchestra drift``): ! a transform reads a vanished field, Δ fields changed,
+? a transform reads a field no record has, ✓ none, - unknown."""
 
 
 def age_text(seconds: float | None) -> str:
@@ -58,6 +61,7 @@ def row_cells(v: AccountView, error: str, stale_after_hours: float, ambiguous: b
         f"{v.latest_records:,}" if v.latest_records is not None else "-",
         Text(age_text(v.latest_age_s), style="bold yellow" if stale else "green"),
         Text(error, style="bold red"), flag(v.canonical_current), flag(v.index_current),
+        Text(v.drift or "-", style=DRIFT_STYLES.get(v.drift or "-", "dim")),
     )
 
 

@@ -20,7 +20,7 @@ from rich.text import Text
 from engine.configload import load
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import Document, ObjectMissing, Query, Store, build_sql
-from engine.index.store import StoreError, db_path
+from engine.index.store import INDEX_CORRUPT, StoreError, db_path
 from engine.workspace import Workspace
 from lorch_tui import rankcmd
 
@@ -72,6 +72,11 @@ def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
             raise UsageError(f"there is no index in the workspace {ws.root} yet ({db_path(ws)} is missing)",
                              hint="build it with `lorchestra run` (or `lorchestra run --stage index` "
                                   "once canonical files exist)") from None
+        if exc.code == INDEX_CORRUPT:
+            raise LorchError(f"the index {db_path(ws)} is damaged: it is not a readable SQLite database",
+                             hint=f"move {ws.vector_store} aside (mv {ws.vector_store} {ws.vector_store}.damaged) "
+                                  "and rebuild it from the canonical files with `lorchestra run --stage index "
+                                  "--force`", exit_code=ExitCode.TASK_FAILED) from None
         raise UsageError(f"the index {db_path(ws)} was written by another version of lorchestra",
                          hint=f"move {ws.vector_store} aside and run `lorchestra run --stage index`") from None
 
@@ -90,6 +95,21 @@ def build_query(ns: argparse.Namespace, limit: int | None) -> Query:
     return q
 
 
+def check_kind(store: Any, kind: str | None) -> None:
+    """Refuse a kind the index does not hold, naming the kinds it does (exit 2)."""
+    if kind is None:
+        return
+    known = sorted(store.kind_counts())
+    if kind in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(kind, known, n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    raise UsageError(f"--kind {kind!r}: the index holds no documents of that kind",
+                     hint=f"{guess}kinds in the index: {', '.join(known) or 'none yet'}")
+
+
 def cmd_query(ns: argparse.Namespace) -> int:
     """`lorchestra query ...`."""
     limit = ns.limit or None
@@ -98,6 +118,7 @@ def cmd_query(ns: argparse.Namespace) -> int:
     try:
         if ns.counts:
             return _print_counts(store, ns.json)
+        check_kind(store, ns.kind)
         if rankcmd.wants_ranking(ns):
             return rankcmd.run_ranked(ns, store, build_query(_without_text(ns), limit), limit)
         q = build_query(ns, None if limit is None else limit + 1)

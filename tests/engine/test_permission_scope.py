@@ -31,7 +31,7 @@ def test_run_start_skips_history_that_validate_still_walks(tmp_path: Path) -> No
     # history a run neither writes nor reads: only the full validate sees it
     for loose in (obj, old_run / "manifest.json"):
         os.chmod(loose, 0o644)
-        assert run_start_problems(ws) == ([], [])
+        assert run_start_problems(ws) == ([], [], [])
         res = run_cli("validate", "--quick", "--config", str(cfg))
         assert res.returncode == 0, res.stdout + res.stderr
         assert "validate" in res.stdout, "the quick checklist says what it left to the full validate"
@@ -42,8 +42,8 @@ def test_run_start_skips_history_that_validate_still_walks(tmp_path: Path) -> No
     # the object store's first fan-out level and the LATEST run are checked at run start
     for loose, mode in ((fanout, 0o755), (latest_run / "manifest.json", 0o644)):
         os.chmod(loose, mode)
-        loose_paths, links = run_start_problems(ws)
-        assert links == [] and [p.split(" (")[0] for p in loose_paths] == [str(loose)]
+        loose_paths, links, special = run_start_problems(ws)
+        assert links == special == [] and [p.split(" (")[0] for p in loose_paths] == [str(loose)]
         res = run_cli("extract", "mail", "--config", str(cfg))
         assert res.returncode == 4 and str(loose) in res.stderr, res.stdout + res.stderr
         res = run_cli("validate", "--quick", "--config", str(cfg))
@@ -61,7 +61,7 @@ def test_an_unreadable_latest_pointer_means_the_whole_account_is_walked(tmp_path
     acct = account_dir(ws, ex)
     old_run = runs_of(acct)[0]
     os.chmod(old_run / "manifest.json", 0o644)
-    assert run_start_problems(ws) == ([], [])
+    assert run_start_problems(ws) == ([], [], [])
     (acct / "LATEST.json").write_bytes(b"{not json")
-    loose, _ = run_start_problems(ws)
+    loose, _, _ = run_start_problems(ws)
     assert [p.split(" (")[0] for p in loose] == [str(old_run / "manifest.json")]

@@ -103,9 +103,13 @@ def _run_start_filter(root: Path, folder: Path) -> set[str] | None:
 
 
 def _latest(account_dir: Path) -> tuple[str, str] | None:
-    """(dt, run_id) of the account's LATEST pointer, or None (none, or unreadable: walk it all)."""
+    """(dt, run_id) of the account's LATEST pointer, or None (none, not a regular file, or
+    unreadable: walk it all)."""
+    path = account_dir / "LATEST.json"
     try:
-        data = json.loads((account_dir / "LATEST.json").read_bytes())
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return None  # a symlink or a FIFO: never opened here (a FIFO would block); the walk reports it
+        data = json.loads(path.read_bytes())
         return str(data["dt"]), str(data["run_id"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from engine.fsutil import is_safe_segment
 
 DEMO_TAPS = ("gmail", "msgraph", "dataverse", "sheets", "quickbooks")
-STAGES = ("extract", "canonize", "index")
+STAGES = ("extract", "canonize", "index", "project")
 
 
 def _safe_name(value: str) -> str:

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-Stage = Literal["extract", "canonize", "index"]
+Stage = Literal["extract", "canonize", "index", "project"]
 TaskStatus = Literal["success", "failed", "cancelled", "timeout", "skipped"]
 Trigger = Literal["cli", "cron", "dashboard"]
 
@@ -62,6 +62,10 @@ class ErrorCode(StrEnum):
     INDEX_SCHEMA_MISMATCH = "INDEX_SCHEMA_MISMATCH"
     LATEST_INVALID = "LATEST_INVALID"
     MANIFEST_INVALID = "MANIFEST_INVALID"
+    NO_INDEX = "NO_INDEX"
+    OVERRIDES_INVALID = "OVERRIDES_INVALID"
+    CLIENT_CONFLICTS = "CLIENT_CONFLICTS"
+    OVERRIDE_UNUSED = "OVERRIDE_UNUSED"
 
 
 def now_iso() -> str:

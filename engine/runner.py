@@ -27,7 +27,7 @@ from engine.events import (
     Trigger,
 )
 from engine.executor import Executor, LocalSubprocessExecutor
-from engine.plan import Chain, Plan
+from engine.plan import PROJECT_TASK_ID, Chain, Plan, project_extractor
 from engine.stages.spec import TaskSpec
 from engine.task import TaskProcess
 from engine.workspace import Workspace
@@ -72,6 +72,7 @@ class Runner:
             "extract": asyncio.Semaphore(limit),
             "canonize": asyncio.Semaphore(cfg.stages.canonize.workers or cores),
             "index": asyncio.Semaphore(cfg.stages.index.workers or cores),
+            "project": asyncio.Semaphore(1),
         }
 
     async def run(self, plan: Plan) -> RunResult:
@@ -85,7 +86,14 @@ class Runner:
             for stage in chain.stages:
                 self.bus.emit(TaskQueued(task_id=chain.task_id(stage), stage=stage,
                                          extractor=chain.extractor.name, account=chain.extractor.account))
+        project = Chain(project_extractor(), ("project",))
+        if plan.project:
+            self.bus.emit(TaskQueued(task_id=PROJECT_TASK_ID, stage="project",
+                                     extractor=project.extractor.name,
+                                     account=project.extractor.account))
         await asyncio.gather(*(self._run_chain(chain, result) for chain in plan.chains))
+        if plan.project:  # once, after every index task of the run has ended (failed or not)
+            await self._run_chain(project, result)
         result.summary = self._summary(run_id, plan, result, time.monotonic() - started)
         self.bus.emit(result.summary)
         return result
@@ -128,7 +136,8 @@ class Runner:
                 spec = TaskSpec(task_id=task_id, stage=stage, attempt=attempt, workspace=self.ws.root,
                                 extractor=ex, extract=self.cfg.stages.extract,
                                 canonize=self.cfg.stages.canonize, force=self.force,
-                                target=chain.target)
+                                target=chain.target,
+                                clients=self.cfg.clients if stage == "project" else None)
                 proc = TaskProcess(spec, self.bus, grace, self.executor)
                 self._running[task_id] = proc
                 try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.config import CanonizeStage, Extractor, ExtractStage, Loader
+from engine.config import CanonizeStage, ClientsConfig, Extractor, ExtractStage, Loader
 from engine.events import Stage
 
 
@@ -37,3 +37,5 @@ class TaskSpec(BaseModel):
     """Rebuild even when the provenance proves nothing changed."""
     target: Loader | None = None
     """Extract only: pipe the tap into this Singer target instead of writing the vault."""
+    clients: ClientsConfig | None = None
+    """Project only: the config's `clients` section."""

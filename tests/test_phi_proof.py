@@ -41,7 +41,7 @@ from engine.configload import load
 from engine.demo_taps.canary import CANARIES
 from tests.helpers import REPO, clean_env, demo_extractor, demo_mappings, run_cli, write_config
 
-PHI_HOMES = ("vault", "canonical", "vector-store", "catalogs")
+PHI_HOMES = ("vault", "canonical", "vector-store", "catalogs", "clients")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 

@@ -45,6 +45,7 @@ class LorchApp(App[int]):
         Binding("e", "run_stage('extract')", "extract"),
         Binding("c", "run_stage('canonize')", "canonize"),
         Binding("i", "run_stage('index')", "index"),
+        Binding("p", "run_project", "project", show=False),
         Binding("r", "run_stage('all')", "rerun acct"),
         Binding("R", "run_all", "run all"),
         Binding("x", "cancel_task", "cancel"),
@@ -131,6 +132,7 @@ class LorchApp(App[int]):
         stale_h = float(getattr(self.loaded.config, "stale_after_hours", 26.0))
         self.query_one(VaultTree).show(self.loaded.config.extractors, snap.runs)
         self.query_one(LatestPane).show(snap.views, self.model.last_errors, stale_h)
+        self.query_one(ProgressPane).show_clients(snap.clients)
         self.sub_title = str(self.ws.root) + (f" · locked by {snap.lock_holder}" if snap.lock_holder else "")
         if self.selected is None and self.loaded.config.extractors:
             self.select(self.loaded.config.extractors[0].name)
@@ -181,6 +183,10 @@ class LorchApp(App[int]):
             return
         stages = None if stage == "all" else [stage]
         await self._start(stages, [self.selected], f"{stage} {self.selected}")
+
+    async def action_run_project(self) -> None:
+        """Run the project stage alone (clients and charts, over every account)."""
+        await self._start(["project"], None, "project (clients)")
 
     async def action_run_all(self) -> None:
         """Run every stage for every account."""

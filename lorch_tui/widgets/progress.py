@@ -84,6 +84,14 @@ class ProgressPane(Vertical):
             table.sort("state", "account", key=sort_key)
         self.query_one("#progress-totals", Static).update(totals_text(model))
 
+    def show_clients(self, counts: dict[str, int] | None) -> None:
+        """The client layer's counts under the table (numbers only: never a name)."""
+        if counts is None:
+            self.border_subtitle = ""
+            return
+        self.border_subtitle = (f"clients {counts['clients']:,} · links {counts['links']:,} · "
+                                f"conflicts {counts['conflicts']:,} · unlinked {counts['unlinked']:,}")
+
     def selected_task(self) -> str | None:
         """The task id under the cursor."""
         table = self.table

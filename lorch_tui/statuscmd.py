@@ -21,7 +21,7 @@ from engine import state
 from engine.configload import LoadedConfig, load
 from engine.inspect import AccountView, account_views
 from engine.workspace import Workspace
-from lorch_tui.scan import index_shas
+from lorch_tui.scan import client_counts, index_shas
 from lorch_tui.summary import human_bytes
 
 
@@ -97,6 +97,7 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
         "last_run": last_doc,
         "history": state.history(db, history_n) if history_n else [],
         "accounts": account_rows(loaded, ws),
+        "clients": client_counts(ws) if cfg.clients is not None else None,
     }
 
 
@@ -156,6 +157,10 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
         acc.add_row(a["extractor"], a["latest_run"] or "-", "-" if a["latest_records"] is None
                     else f"{a['latest_records']:,}", age, fresh, _mark(a["canonical"]), _mark(a["index"]))
     console.print(Padding(acc, (0, 0, 0, 2)))
+    c = doc.get("clients")
+    if c is not None:
+        console.print(f"clients: {c['clients']:,} clients, {c['links']:,} links, {c['conflicts']:,} open "
+                      f"conflicts, {c['unlinked']:,} unlinked documents (`lorchestra clients`)")
     if doc["history"]:
         console.print(f"history (last {len(doc['history'])} runs):")
         hist = Table(box=None, pad_edge=False, show_edge=False)

@@ -18,16 +18,19 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-import yaml
+import orjson
 
 from engine.clients import folders
 from engine.clients.model import Client, DocFacts, Link, Projection
 from engine.clients.rules import rule_for
+from engine.fsutil import fsync_dir
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 _FOLDER = re.compile(r"^.+ \([0-9a-f]{8,16}\)$")
 MAX_NAME = 80
 FILES = ("client.md", "timeline.md", "sessions.md", "billing.md")
+STAGE_BATCH = 500
+"""Folders staged before one file-system flush and their swaps (bounds the extra disk use)."""
 
 
 def safe_name(text: str) -> str:
@@ -55,8 +58,10 @@ def is_chart_folder(name: str) -> bool:
 
 
 def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return re.sub(r"\s+", " ", text).replace("|", "\\|").strip() or "-"
+    if value is None:
+        return "-"
+    text = " ".join(str(value).split())
+    return (text.replace("|", "\\|") if "|" in text else text) or "-"
 
 
 def _date(time: str | None) -> str:
@@ -84,15 +89,52 @@ class ChartInput:
     items: list[tuple[Link, DocFacts]]
 
 
-def render(chart: ChartInput, projected_at: str) -> dict[str, bytes]:
-    """The four files of a chart folder."""
+_STAMP = "\x00projected_at\x00"
+
+
+def render_template(chart: ChartInput) -> dict[str, bytes]:
+    """The four files of a chart folder, ``client.md`` with a placeholder for projected_at."""
     c, items = chart.client, _newest_first(chart.items)
     return {
-        "client.md": _client_md(c, items, projected_at).encode(),
+        "client.md": _client_md(c, items, _STAMP).encode(),
         "timeline.md": _timeline_md(c, items).encode(),
         "sessions.md": _section_md(c, items, "sessions", "Sessions").encode(),
         "billing.md": _billing_md(c, items).encode(),
     }
+
+
+def stamped(files: dict[str, bytes], projected_at: str) -> dict[str, bytes]:
+    """A template with its projected_at filled in."""
+    out = dict(files)
+    out["client.md"] = files["client.md"].replace(_STAMP.encode(), _yaml_str(projected_at).encode())
+    return out
+
+
+def render(chart: ChartInput, projected_at: str) -> dict[str, bytes]:
+    """The four files of a chart folder."""
+    return stamped(render_template(chart), projected_at)
+
+
+def _yaml_str(text: str) -> str:
+    """A YAML scalar for any string: JSON's double-quoted form is valid YAML."""
+    return orjson.dumps(text).decode()
+
+
+def _yaml(front: dict[str, object]) -> str:
+    """Front matter: string, int, list-of-strings and dict-of-ints values, in order."""
+    lines: list[str] = []
+    for key, value in front.items():
+        if isinstance(value, list):
+            lines.append(f"{key}:")
+            lines += [f"- {_yaml_str(str(v))}" for v in value]
+        elif isinstance(value, dict):
+            lines.append(f"{key}:")
+            lines += [f"  {k}: {v}" for k, v in value.items()]
+        elif value == _STAMP:
+            lines.append(f"{key}: {value}")
+        else:
+            lines.append(f"{key}: {_yaml_str(str(value))}")
+    return "\n".join(lines) + "\n"
 
 
 def _client_md(c: Client, items: list[tuple[Link, DocFacts]], projected_at: str) -> str:
@@ -109,8 +151,7 @@ def _client_md(c: Client, items: list[tuple[Link, DocFacts]], projected_at: str)
         "merged": c.merged or None,
         "projected_at": projected_at,
     }
-    head = yaml.safe_dump({k: v for k, v in front.items() if v is not None}, sort_keys=False,
-                          allow_unicode=True, width=1000)
+    head = _yaml({k: v for k, v in front.items() if v is not None})
     card = c.card
     lines = [f"# {card.name or card.sort_name}", "",
              f"- **Client id:** `{c.client_id}`",
@@ -178,7 +219,7 @@ def _billing_md(c: Client, items: list[tuple[Link, DocFacts]]) -> str:
     return text + summary
 
 
-_PROJECTED = re.compile(r"^projected_at: '?([^'\n]+)'?$", re.M)
+_PROJECTED = re.compile(r'^projected_at: "?([^"\n]+)"?$', re.M)
 
 
 def previous_projected_at(files: dict[str, bytes]) -> str | None:
@@ -207,22 +248,40 @@ def write_charts(root: Path, p: Projection, now: str,
             by_client[link.client_id].append((link, p.docs[link.doc]))
     stats = ChartStats()
     wanted = {c.folder for c in p.clients.values()}
+    staged: list[tuple[str, Path]] = []
+
+    def swap_staged() -> None:
+        folders.sync_tree(root)  # every staged file durable before any folder is swapped in
+        for name, staging in staged:
+            folders.swap_in(root, name, staging)
+        fsync_dir(root)
+        staged.clear()
+
     for n, cid in enumerate(sorted(p.clients)):
         client = p.clients[cid]
         chart = ChartInput(client, by_client[cid])
         old = folders.read_files(root / client.folder)
-        files = render(chart, previous_projected_at(old) or now)
+        template = render_template(chart)
+        files = stamped(template, previous_projected_at(old) or now)
         if files != old:
-            files = render(chart, now)
-        if folders.replace_folder(root, client.folder, files, old):
+            files = stamped(template, now)
+        staging = folders.stage_folder(root, client.folder, files, old)
+        if staging is None:
+            stats.unchanged += 1
+        else:
+            staged.append((client.folder, staging))
             stats.written += 1
             stats.bytes += sum(len(b) for b in files.values())
-        else:
-            stats.unchanged += 1
+        if len(staged) >= STAGE_BATCH:
+            swap_staged()
         if on_folder is not None:
             on_folder(n + 1)
+    if staged:
+        swap_staged()
     for entry in sorted(root.iterdir()):
         if entry.is_dir() and is_chart_folder(entry.name) and entry.name not in wanted:
             folders.remove_folder(root, entry.name)
             stats.removed += 1
+    if stats.removed:
+        fsync_dir(root)
     return stats

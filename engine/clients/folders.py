@@ -63,11 +63,26 @@ def read_files(folder: Path) -> dict[str, bytes]:
 def replace_folder(root: Path, name: str, files: dict[str, bytes],
                    old: dict[str, bytes] | None = None) -> bool:
     """Make ``root/name`` hold exactly ``files``; False (nothing touched) when it already does."""
+    staging = stage_folder(root, name, files, old, sync=True)
+    if staging is None:
+        return False
+    swap_in(root, name, staging)
+    fsync_dir(root)
+    return True
+
+
+def stage_folder(root: Path, name: str, files: dict[str, bytes],
+                 old: dict[str, bytes] | None = None, *, sync: bool = False) -> Path | None:
+    """Build the new folder under a hidden name (None when ``root/name`` already holds ``files``).
+
+    Unchanged files are hard links to the old ones. With ``sync`` each file is fsynced; a
+    caller staging many folders flushes the file system once instead (:func:`sync_tree`).
+    """
     final = root / name
     current = read_files(final) if old is None else old
     if current == files:
-        return False
-    staging = root / f"{STAGING}{os.getpid()}-{abs(hash(name)) % 10**8}"
+        return None
+    staging = root / f"{STAGING}{os.getpid()}-{abs(hash(name)) % 10**10}"
     if staging.exists():
         shutil.rmtree(staging)
     os.mkdir(staging, DIR_MODE)
@@ -77,28 +92,41 @@ def replace_folder(root: Path, name: str, files: dict[str, bytes],
             continue
         with open_private(staging / fname, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    fsync_dir(staging)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
+    if sync:
+        fsync_dir(staging)
+    return staging
+
+
+def sync_tree(root: Path) -> None:
+    """Make every staged file durable with one flush of the file system (``syncfs``)."""
+    from engine.index.store import sync_filesystem
+
+    sync_filesystem(root)
+
+
+def swap_in(root: Path, name: str, staging: Path) -> None:
+    """Put a staged folder in place of ``root/name`` atomically, then drop the old one.
+
+    The caller fsyncs ``root`` once after its swaps."""
+    final = root / name
     if final.exists():
         if not _exchange(staging, final):
             aside = root / f"{ASIDE}{name}"
             os.rename(final, aside)
             os.rename(staging, final)
             staging = aside
-        fsync_dir(root)
         shutil.rmtree(staging)
     else:
         os.rename(staging, final)
-        fsync_dir(root)
-    return True
 
 
 def remove_folder(root: Path, name: str) -> None:
     """Remove a chart folder: renamed away first (gone at once), then deleted."""
-    trash = root / f"{TRASH}{os.getpid()}-{abs(hash(name)) % 10**8}"
+    trash = root / f"{TRASH}{os.getpid()}-{abs(hash(name)) % 10**10}"
     os.rename(root / name, trash)
-    fsync_dir(root)
     shutil.rmtree(trash)
 
 

@@ -54,6 +54,30 @@ class Resolver:
                                 if "@" not in raw and (k := K.phone_key(raw, cfg.phone_region))}
         self._ignored_mail = tuple(p.casefold() for p in self.overrides.ignore if "@" in p)
         self._where = [(path, v if isinstance(v, list) else [v]) for path, v in cfg.where.items()]
+        self._addresses: dict[str, tuple[str | None, bool, str | None]] = {}
+        self._phones: dict[str, str | None] = {}
+
+    def _address(self, raw: object) -> tuple[str | None, bool, str | None]:
+        """(normalised address, the practice's own, key unless own or ignored), memoised."""
+        if not isinstance(raw, str):
+            return None, False, None
+        got = self._addresses.get(raw)
+        if got is None:
+            address = K.email_address(raw)
+            own = address is not None and K.is_own(address, self._own)
+            key = None
+            if address is not None and not own and not K.is_own(address, self._ignored_mail):
+                key = K.email_key(address, self._gmail)
+            got = self._addresses[raw] = (address, own, key)
+        return got
+
+    def _phone(self, raw: object) -> str | None:
+        if not isinstance(raw, str):
+            return None
+        if raw not in self._phones:
+            key = K.phone_key(raw, self.cfg.phone_region)
+            self._phones[raw] = None if key in self._ignored_phones else key
+        return self._phones[raw]
 
     # -- collecting ----------------------------------------------------------------------
 
@@ -69,14 +93,12 @@ class Resolver:
         ref = facts.ref
         found: list[str] = []
         for raw in values(doc, rule.emails):
-            address = K.email_address(raw)
-            if address and not self._own_or_ignored(address):
-                key = K.email_key(address, self._gmail)
-                if key:
-                    found.append(key)
+            key = self._address(raw)[2]
+            if key:
+                found.append(key)
         for raw in values(doc, rule.phones):
-            key = K.phone_key(raw, self.cfg.phone_region)
-            if key and key not in self._ignored_phones:
+            key = self._phone(raw)
+            if key:
                 found.append(key)
         nd = K.name_dob_key(first_text(doc, rule.names), first_text(doc, rule.births))
         if nd:
@@ -96,28 +118,16 @@ class Resolver:
 
     def _participants(self, facts: DocFacts, rule: LinkRule, doc: dict[str, Any]) -> None:
         facts.mail = True
-        senders = [a for v in values(doc, rule.senders) if (a := K.email_address(v))]
-        recipients = [a for v in values(doc, rule.recipients) if (a := K.email_address(v))]
-        outside: list[str] = []
-        for address in senders + recipients:
-            if K.is_own(address, self._own):
-                continue
-            if self._own_or_ignored(address):
-                continue
-            key = K.email_key(address, self._gmail)
-            if key:
-                outside.append(key)
-        facts.outside = tuple(dict.fromkeys(outside))
-        everyone = senders + recipients
-        if everyone and all(K.is_own(a, self._own) for a in everyone):
+        senders = [got for v in values(doc, rule.senders) if (got := self._address(v))[0]]
+        everyone = senders + [got for v in values(doc, rule.recipients)
+                              if (got := self._address(v))[0]]
+        facts.outside = tuple(dict.fromkeys(key for _, _, key in everyone if key))
+        if everyone and all(own for _, own, _ in everyone):
             facts.direction = "internal"
-        elif any(K.is_own(a, self._own) for a in senders):
+        elif any(own for _, own, _ in senders):
             facts.direction = "out"
         elif everyone:
             facts.direction = "in"
-
-    def _own_or_ignored(self, address: str) -> bool:
-        return K.is_own(address, self._own) or K.is_own(address, self._ignored_mail)
 
     def _defines(self, doc: dict[str, Any], ref: DocRef) -> bool:
         if ref.source not in self.cfg.sources:

@@ -17,7 +17,7 @@ import hashlib
 import signal
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -31,12 +31,11 @@ from engine.clients.resolve import Resolver
 from engine.clients.rules import RULES_VERSION
 from engine.config import ClientsConfig
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
-from engine.fsutil import ensure_dir, open_private
+from engine.fsutil import ensure_dir, open_private, read_json
 from engine.index.store import (
     StoreError,
     begin_immediate,
     db_path,
-    object_path,
     objects_dir,
     open_writer,
 )
@@ -168,23 +167,71 @@ class Project:
         return True
 
     def _read(self, conn: sqlite3.Connection, resolver: Resolver) -> None:
+        """Every indexed document into the resolver, account by account.
+
+        An account whose canonical file is the one its rows were built from (the meta's
+        sha256 equals the index's ``canonical_sha256``) is read sequentially from that file:
+        its lines are the index's objects byte for byte, found by their sha256. Rows the
+        file does not give (it changed since: canonize ran, index failed) are read from their
+        object files, so the documents in force are always the index's.
+        """
         total = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
-        objects = objects_dir(self.ws)
-        cur = conn.execute("SELECT source, account, kind, entity_id, sha256, time, title "
-                           "FROM documents ORDER BY source, account, kind, entity_id")
+        objects = str(objects_dir(self.ws))
+        accounts = conn.execute("SELECT source, account, canonical_sha256 FROM accounts "
+                                "ORDER BY source, account").fetchall()
         done = 0
-        for source, account, kind, entity_id, sha, when, title in cur:
-            try:
-                doc = orjson.loads(object_path(objects, sha).read_bytes())
-            except (OSError, orjson.JSONDecodeError):
-                doc = {}  # gone or damaged: still listed (linked by nothing it says)
-            resolver.add(DocRef(source, account, kind, entity_id), when, title,
-                         doc if isinstance(doc, dict) else {})
-            done += 1
-            if done % 256 == 0:
-                self.progress(done, total)
+        for source, account, canonical_sha in accounts:
+            rows: dict[str, tuple[str, str, str | None, str | None]] = {
+                sha: (kind, entity, when, title) for kind, entity, sha, when, title in conn.execute(
+                    "SELECT kind, entity_id, sha256, time, title FROM documents "
+                    "WHERE source = ? AND account = ?", (source, account))}
+            for sha, data in self._canonical_lines(source, account, canonical_sha, rows):
+                kind, entity, when, title = rows.pop(sha)
+                self._add(resolver, DocRef(source, account, kind, entity), when, title, data)
+                done += 1
+                if done % 512 == 0:
+                    self.progress(done, total)
+            for sha, (kind, entity, when, title) in sorted(rows.items()):
+                path = f"{objects}/{sha[:2]}/{sha[2:4]}/{sha}.json"
+                try:
+                    with open(path, "rb") as fh:
+                        data = fh.read()
+                except OSError:
+                    data = b"{}"  # gone: still listed (linked by nothing it says)
+                self._add(resolver, DocRef(source, account, kind, entity), when, title, data)
+                done += 1
+                if done % 512 == 0:
+                    self.progress(done, total)
         self.documents = done
         self.progress(done, total)
+
+    @staticmethod
+    def _add(resolver: Resolver, ref: DocRef, when: str | None, title: str | None,
+             data: bytes) -> None:
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            doc = {}
+        resolver.add(ref, when, title, doc if isinstance(doc, dict) else {})
+
+    def _canonical_lines(self, source: str, account: str, canonical_sha: str,
+                         rows: dict[str, tuple[str, str, str | None, str | None]]
+                         ) -> Iterator[tuple[str, bytes]]:
+        """(sha256, line) of the canonical file's lines that are rows of this account."""
+        folder = self.ws.canonical / source
+        try:
+            meta = read_json(folder / f"{account}.meta.json")
+            if meta.get("output", {}).get("sha256") != canonical_sha:
+                return
+            fh = open(folder / f"{account}.jsonl", "rb")  # noqa: SIM115
+        except (OSError, ValueError, AttributeError):
+            return
+        with fh:
+            sha256 = hashlib.sha256
+            for line in fh:
+                sha = sha256(line).hexdigest()
+                if sha in rows:
+                    yield sha, line
 
 
 def run_project(spec: TaskSpec, emit: Emit) -> int:

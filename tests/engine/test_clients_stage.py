@@ -278,12 +278,11 @@ def test_kill_during_project_leaves_old_or_new_charts(built: Path, tmp_path: Pat
                                              "ignore": [f"nobody{n}@example.invalid"]}))
         proc = subprocess.Popen([sys.executable, "-m", "lorch_tui.cli", "run", "--stage", "project",
                                  "--force", "--workspace", str(ws), "--config", str(config)],
-                                env=env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        time.sleep(0.3 + 0.25 * n)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        wait_for(lambda: not any("engine.worker" in _cmd(p) for p in _children()), 10, "workers gone")
+                                env=env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = wait_for(lambda p=proc.pid: _worker_of(p), 60, "the project worker")
+        time.sleep(0.06 * n)
+        os.kill(worker, signal.SIGKILL)  # the worker itself: no clean-up of any kind
+        assert proc.wait(timeout=60) == 1
         for folder in (ws / "clients").iterdir():
             if folder.name.startswith("."):
                 continue
@@ -296,12 +295,16 @@ def test_kill_during_project_leaves_old_or_new_charts(built: Path, tmp_path: Pat
     assert set(after) == set(before)
 
 
-def _children() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def _cmd(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
+def _worker_of(parent: int) -> int | None:
+    """The pid of the engine.worker child of ``parent``, if it is running."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+            cmd = Path(f"/proc/{name}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"engine.worker" in cmd:
+            return int(name)
+    return None

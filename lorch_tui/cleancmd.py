@@ -28,7 +28,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add `clean` to the `lorchestra` subcommands."""
     p = sub.add_parser(
         "clean", parents=[common], help="delete a stage's outputs (asks first)",
-        description="Delete the outputs of stages: canonize (canonical/), index (vector-store/) or "
+        description="Delete the outputs of stages: project (clients/), canonize (canonical/), "
+                    "index (vector-store/) or "
                     "extract (the vault: every run and LATEST, the audit trail). Shows exactly what "
                     "it will delete and asks for confirmation.",
         epilog="without a terminal, nothing is deleted unless --yes is given; the vault is deleted "
@@ -37,7 +38,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--stage", action="append", choices=list(CLEAN_STAGES),
                    help="clean this stage's outputs (repeatable)")
     p.add_argument("--all", action="store_true",
-                   help="clean canonize and index, and the vault after its own confirmation")
+                   help="clean project, canonize and index, and the vault after its own confirmation")
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     p.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
@@ -48,7 +49,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_clean(ns: argparse.Namespace) -> int:
     """`lorchestra clean --stage S | --all [--dry-run] [--yes]`."""
     if not ns.stage and not ns.all:
-        raise UsageError("say what to clean: --stage canonize|index|extract (repeatable) or --all",
+        raise UsageError("say what to clean: --stage project|canonize|index|extract (repeatable) or --all",
                          hint="add --dry-run to see what would be deleted")
     stages = sorted(set(ns.stage or []) | (set(CLEAN_STAGES) if ns.all else set()), key=CLEAN_STAGES.index)
     vault_by_yes = "extract" in (ns.stage or [])

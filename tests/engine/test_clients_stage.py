@@ -308,3 +308,16 @@ def _worker_of(parent: int) -> int | None:
         if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"engine.worker" in cmd:
             return int(name)
     return None
+
+
+def test_clean_project_then_project_rebuilds_the_same_charts(built: Path, tmp_path: Path) -> None:
+    ws = copy(built, tmp_path)
+    before = {k: v[0] for k, v in snapshot(ws).items()}
+    res = cli(ws, "clean", "--stage", "project", "--yes")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not list((ws / "clients").iterdir())
+    res = cli(ws, "run", "--stage", "project")
+    assert res.returncode == 0 and "project:clients success" in res.stdout + res.stderr
+    after = {k: v[0] for k, v in snapshot(ws).items()}
+    assert set(after) == set(before)
+    assert all(after[k] == before[k] for k in after if not k.endswith("client.md"))

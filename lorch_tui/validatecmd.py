@@ -16,6 +16,7 @@ from rich.console import Console
 
 from engine import checks
 from engine.checks import Check
+from engine.clients.checks import check_clients
 from engine.configload import load
 from engine.errors import ConfigError, ExitCode
 from engine.workspace import Workspace
@@ -54,6 +55,7 @@ def cmd_validate(ns: argparse.Namespace) -> int:
     items += checks.check_transforms(cfg)
     items += checks.check_schemas(cfg)
     items += checks.check_streams(cfg, ws)
+    items += check_clients(cfg)
     items += checks.check_output_dirs(ws)
     if ns.skip_permissions:
         items.append(Check("permissions", "workspace", "skip", "--skip-permissions", "permission"))

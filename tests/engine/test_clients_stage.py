@@ -321,3 +321,17 @@ def test_clean_project_then_project_rebuilds_the_same_charts(built: Path, tmp_pa
     after = {k: v[0] for k, v in snapshot(ws).items()}
     assert set(after) == set(before)
     assert all(after[k] == before[k] for k in after if not k.endswith("client.md"))
+
+
+def test_validate_checks_the_clients_section(tmp_path: Path) -> None:
+    overrides = tmp_path / "o.yaml"
+    overrides.write_text("apart: [[just-one]]\n")
+    cfg = dict(DEMO, clients={**DEMO["clients"], "overrides": str(overrides), "sources": ["nowhere"]})
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    res = cli(tmp_path / "ws", "validate", "--skip-permissions", config=config)
+    assert res.returncode == 2, res.stdout
+    assert "no extractor has this source" in res.stdout and "o.yaml: apart" in res.stdout
+    overrides.write_text("apart: [[aaaa, bbbb]]\n")
+    res = cli(tmp_path / "ws", "validate", "--skip-permissions", config=config)
+    assert res.returncode == 0 and "0 merge, 1 apart" in res.stdout

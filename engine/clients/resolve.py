@@ -38,6 +38,9 @@ from engine.clients.overrides import Overrides
 from engine.clients.rules import LinkRule, first_text, rule_for, texts, values
 from engine.config import ClientsConfig
 
+SEP = ", "
+"""Between keys in an unlinked document's detail (no key contains it: names lose their
+punctuation, addresses cannot hold a comma and a space)."""
 _RULE_OF_KIND: dict[str, Rule] = {"email": "email", "phone": "phone", "name_dob": "name_dob"}
 
 
@@ -165,8 +168,13 @@ class Resolver:
         alias: dict[str, str] = {}
         unused = 0
         for group in self.overrides.merge:
-            present = [c for c in group if c in clients and c not in alias]
-            unused += len(group) - len(present)
+            present: list[str] = []
+            for c in group:
+                c = alias.get(c, c)  # a client merged by an earlier group: its keeper
+                if c in clients and c not in present:
+                    present.append(c)
+                elif c not in clients:
+                    unused += 1
             if len(present) < 2:
                 continue
             keep = clients[present[0]]
@@ -241,7 +249,7 @@ class _State:
         if isinstance(result, Unlinked):
             self.unlinked.append(result)
             if result.reason == "conflict":
-                for key in result.detail.split(" "):
+                for key in result.detail.split(SEP):
                     self.conflict_docs[key] = self.conflict_docs.get(key, 0) + 1
         else:
             self.links += result
@@ -276,7 +284,7 @@ class _State:
                     return Unlinked(facts.ref, "ref_unlinked", target.text())
                 return [Link(cid, facts.ref, "source_ref", facts.direction, target.text())
                         for cid in dict.fromkeys(link.client_id for link in got)]
-        return Unlinked(facts.ref, "ref_missing", " ".join(t.text() for t in facts.refs))
+        return Unlinked(facts.ref, "ref_missing", SEP.join(t.text() for t in facts.refs))
 
     def _by_participants(self, facts: DocFacts) -> list[Link] | Unlinked:
         if facts.direction == "internal":
@@ -295,21 +303,21 @@ class _State:
         if links:
             return list(links.values())
         if shared:
-            return Unlinked(facts.ref, "conflict", " ".join(shared))
+            return Unlinked(facts.ref, "conflict", SEP.join(shared))
         return Unlinked(facts.ref, "no_match" if facts.outside else "no_key",
-                        " ".join(facts.outside))
+                        SEP.join(facts.outside))
 
     def _by_keys(self, facts: DocFacts) -> list[Link] | Unlinked:
         if not facts.keys:
             return Unlinked(facts.ref, "no_key", "")
         matched = [(k, self.holders[k]) for k in facts.keys if self.holders.get(k)]
         if not matched:
-            return Unlinked(facts.ref, "no_match", " ".join(facts.keys))
+            return Unlinked(facts.ref, "no_match", SEP.join(facts.keys))
         unique = {next(iter(who)) for _, who in matched if len(who) == 1}
         if not unique:
-            return Unlinked(facts.ref, "conflict", " ".join(k for k, _ in matched))
+            return Unlinked(facts.ref, "conflict", SEP.join(k for k, _ in matched))
         if len(unique) > 1 or any(not (unique <= who) for _, who in matched):
-            return Unlinked(facts.ref, "disagree", " ".join(k for k, _ in matched))
+            return Unlinked(facts.ref, "disagree", SEP.join(k for k, _ in matched))
         cid = next(iter(unique))
         key = next(k for k, who in matched if who == {cid})
         direction: Direction | None = facts.direction

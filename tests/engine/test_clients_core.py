@@ -197,7 +197,17 @@ def test_same_name_and_birth_date_for_two_clients_is_a_conflict() -> None:
     row = contact("sheets", "intake", "r6", "Dee Moss", dob="1985-08-08")
     p, out = resolve(twins + [row])
     assert out[row[0]].reason == "conflict"  # type: ignore[union-attr]
-    assert any(c.key == "name_dob:dee moss|1985-08-08" for c in p.conflicts)
+    (c,) = [c for c in p.conflicts if c.key == "name_dob:dee moss|1985-08-08"]
+    assert c.documents == 1 and c.clients == tuple(sorted((cid("D2"), cid("D3"))))
+
+
+def test_merges_chain_through_earlier_groups() -> None:
+    docs = people() + [contact("dataverse", "mensio", "C2", "Cy Park", emails=["cy.park@gmail.com"]),
+                       contact("dataverse", "mensio", "C3", "Cy Park", phones=["2125550103"])]
+    ov = Overrides(merge=[[cid("C"), cid("C2")], [cid("C2"), cid("C3")]])
+    p, _ = resolve(docs, overrides=ov)
+    assert p.clients[cid("C")].merged == [cid("C2"), cid("C3")] and p.unused_overrides == 0
+    assert not [c for c in p.conflicts if cid("C") in c.clients]
 
 
 def test_references_follow_the_contact_they_point_at() -> None:

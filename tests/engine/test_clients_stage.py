@@ -335,3 +335,21 @@ def test_validate_checks_the_clients_section(tmp_path: Path) -> None:
     overrides.write_text("apart: [[aaaa, bbbb]]\n")
     res = cli(tmp_path / "ws", "validate", "--skip-permissions", config=config)
     assert res.returncode == 0 and "0 merge, 1 apart" in res.stdout
+
+
+def test_documents_in_force_are_the_index_s_even_when_canonical_moved_on(built: Path, tmp_path: Path) -> None:
+    ws = copy(built, tmp_path)
+    con = db(ws)
+    before = sorted(con.execute("SELECT * FROM client_links").fetchall())
+    con.close()
+    meta = ws / "canonical" / "gmail" / "acct1-personal.meta.json"
+    doc = orjson.loads(meta.read_bytes())
+    doc["output"]["sha256"] = "0" * 64  # canonize published a newer file that index never took
+    meta.write_bytes(orjson.dumps(doc))
+    data = ws / "canonical" / "gmail" / "acct1-personal.jsonl"
+    data.write_bytes(b"")  # and its lines are gone: the index's objects must be read instead
+    res = cli(ws, "run", "--stage", "project", "--force")
+    assert res.returncode == 0, res.stdout + res.stderr
+    con = db(ws)
+    assert sorted(con.execute("SELECT * FROM client_links").fetchall()) == before
+    con.close()

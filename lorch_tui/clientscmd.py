@@ -173,8 +173,25 @@ def cmd_conflicts(ns: argparse.Namespace) -> int:
         open_ = sum(1 for c in items if not c["reviewed"])
         console.print(f"{open_} open conflict(s), {len(items) - open_} reviewed. Settle them in the "
                       "overrides file: merge, apart, link or ignore (docs/clients.md).", markup=False)
+        twins = likely_same_person(items)
+        if twins:
+            console.print("These share a name and birth date (and more): if each pair is one person, "
+                          "add to the overrides file:", markup=False)
+            console.print("merge:\n" + "".join(f"  - [{a}, {b}]\n" for a, b in twins), markup=False,
+                          end="")
         return int(ExitCode.OK)
     return _guard(ns, act)
+
+
+def likely_same_person(conflicts: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Open conflicts' client pairs that share a name plus birth date and another key."""
+    shared: dict[tuple[str, str], set[str]] = {}
+    for c in conflicts:
+        ids = sorted(c["clients"].split(","))
+        if c["reviewed"] or len(ids) != 2:
+            continue
+        shared.setdefault((ids[0], ids[1]), set()).add(str(c["key"]).split(":", 1)[0])
+    return sorted(pair for pair, kinds in shared.items() if "name_dob" in kinds and len(kinds) > 1)
 
 
 def cmd_unlinked(ns: argparse.Namespace) -> int:

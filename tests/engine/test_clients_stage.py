@@ -353,3 +353,20 @@ def test_documents_in_force_are_the_index_s_even_when_canonical_moved_on(built: 
     con = db(ws)
     assert sorted(con.execute("SELECT * FROM client_links").fetchall()) == before
     con.close()
+
+
+def test_two_systems_of_record_conflict_and_get_merge_suggestions(built: Path, tmp_path: Path) -> None:
+    ws = copy(built, tmp_path)
+    clients = {k: v for k, v in DEMO["clients"].items() if k != "where"}  # both Dataverse accounts
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(dict(DEMO, clients=clients)))
+    res = cli(ws, "run", "--stage", "project", config=config)
+    assert res.returncode == 0 and "CLIENT_CONFLICTS" in res.stdout + res.stderr
+    con = db(ws)
+    n = con.execute("SELECT count(*) FROM clients").fetchone()[0]
+    assert n == 2 * (RECORDS * 40 // 100)
+    con.close()
+    res = cli(ws, "clients", "conflicts", config=config)
+    assert res.returncode == 0 and "merge:" in res.stdout
+    pairs = [line for line in res.stdout.splitlines() if line.startswith("  - [")]
+    assert len(pairs) >= RECORDS * 40 // 100 - 3, "nearly every person is suggested as one merge"

@@ -145,7 +145,10 @@ class Project:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            self.stats = charts.write_charts(clients_dir(self.ws), p, now)
+            docs, folders = self.documents, len(p.clients)
+            self.stats = charts.write_charts(  # progress goes on: documents read, then charts
+                clients_dir(self.ws), p, now,
+                on_folder=lambda n: self.progress(docs + n, docs + folders))
             begin_immediate(conn)
             tables.set_meta(conn, charts_done="1")
             conn.execute("COMMIT")

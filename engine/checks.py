@@ -23,7 +23,7 @@ import orjson
 from engine.config import Extractor, PipelineConfig
 from engine.fsutil import DIR_MODE, FILE_MODE
 from engine.vault.layout import read_latest, read_manifest
-from engine.workspace import Workspace, symlink_problems
+from engine.workspace import Workspace, special_kind, symlink_problems
 
 Status = Literal["ok", "warn", "fail", "skip"]
 Kind = Literal["config", "permission"]
@@ -116,6 +116,41 @@ def check_transforms(cfg: PipelineConfig) -> list[Check]:
         out.append(Check("transforms", subject, "ok", f"{m.transform} compiles"))
     if not canon.mappings:
         out.append(Check("transforms", "mappings", "warn", "no mappings: canonize will produce nothing"))
+    return out
+
+
+LIMIT_TEXT = {
+    "TRANSFORM_TIMEOUT": "ran past transform_timeout_ms",
+    "TRANSFORM_TOO_DEEP": "recursed past transform_max_depth",
+    "WORKER_OUT_OF_MEMORY": "allocated past memory_limit_mb",
+    "WORKER_CRASHED": "crashed its probe process",
+}
+
+
+def check_transform_limits(cfg: PipelineConfig) -> list[Check]:
+    """Every mapped transform evaluated on its samples (and an empty record) under the
+    canonize stage's limits, in a capped child process; a breach is a configuration failure."""
+    from engine.canon.probe import probe_transforms
+    from engine.canon.registry import Registry
+
+    canon = cfg.stages.canonize
+    reg = Registry.load(canon.transforms_dir, canon.schemas_dir)
+    sources = {ex.source for ex in cfg.extractors}
+    ids = sorted({m.transform for m in canon.mappings if m.source in sources and m.transform in reg.transforms})
+    if not ids:
+        return []
+    found = probe_transforms(cfg, ids)
+    out: list[Check] = []
+    for tid in ids:
+        code = found.get(tid)
+        if code:
+            out.append(Check("limits", tid, "fail",
+                             f"{code}: the transform {LIMIT_TEXT.get(code, 'failed')} on its samples "
+                             f"(timeout {canon.transform_timeout_ms} ms, depth {canon.transform_max_depth}, "
+                             f"memory {canon.memory_limit_mb} MiB); see docs/operations.md"))
+        else:
+            samples = len(reg.transforms[tid].samples)
+            out.append(Check("limits", tid, "ok", f"{samples} sample(s) and an empty record within the limits"))
     return out
 
 
@@ -242,7 +277,11 @@ def check_permissions(ws: Workspace, limit: int = 20) -> list[Check]:
     uid = os.getuid()
     bad = 0
     for p, st in _walk(ws.root):
-        if st.st_uid != uid:
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            out.append(Check("permissions", str(p), "fail",
+                             f"{special_kind(st.st_mode)}, not a regular file or folder: a reader "
+                             "would block on it; remove it", "permission"))
+        elif st.st_uid != uid:
             out.append(Check("permissions", str(p), "fail", "owned by another user", "permission"))
         elif _loose(st):
             bad += 1

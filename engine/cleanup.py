@@ -14,6 +14,11 @@ Cleaning is planned before anything is touched, so the face can show exactly wha
   ``diagnostics/extract``. The vault is the audit trail of what each source said and when:
   it cannot be rebuilt, which is why the face asks for it separately.
 
+* ``partials`` (``clean --partials``): the hidden ``.run_id=*.partial`` folders a killed
+  extract worker left in the vault. No stage or audit ever reads them (they have no
+  manifest); they hold PHI and space. Only under the workspace lock, which every worker
+  holds while it writes one, so none of them is being written.
+
 The run history (``state/``) and the PHI-free logs are never cleaned here.
 """
 
@@ -24,7 +29,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.vault.layout import DT_DIR
+from engine.vault.layout import DT_DIR, PARTIAL_DIR
 from engine.workspace import Workspace
 
 CLEAN_STAGES = ("project", "canonize", "index", "extract")
@@ -67,7 +72,7 @@ def _measure(path: Path) -> tuple[int, int]:
 def _count_runs(account: Path) -> int:
     runs = 0
     for dt in account.iterdir() if account.is_dir() else ():
-        if DT_DIR.match(dt.name) and dt.is_dir():
+        if DT_DIR.fullmatch(dt.name) and dt.is_dir():
             runs += sum(1 for r in dt.iterdir() if r.is_dir() and (r.name.startswith("run_id=")
                                                                   or r.name.startswith(".run_id=")))
     return runs
@@ -94,6 +99,13 @@ def _vault_targets(ws: Workspace) -> list[Target]:
                 continue
             out += [_target("extract", acct, _count_runs(acct), vault=True) for acct in _children(source)]
     return out
+
+
+def partial_targets(ws: Workspace) -> list[Target]:
+    """Every hidden, unfinished run folder in the vault (``dt=*/.run_id=*.partial``)."""
+    found = sorted(p for p in ws.vault.glob("*/*/*/dt=*/.run_id=*.partial")
+                   if PARTIAL_DIR.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
+    return [_target("partials", p, 1) for p in found]
 
 
 def plan_clean(ws: Workspace, stages: list[str]) -> list[Target]:

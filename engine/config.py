@@ -201,6 +201,8 @@ class ExtractStage(StrictModel):
     """gzip level of vault parts (1 is fastest)."""
     cancel_grace_s: float = Field(5.0, ge=0, le=600)
     """Seconds a cancelled tap gets to exit after SIGTERM before it is killed."""
+    memory_limit_mb: int | None = Field(4096, ge=256, le=1 << 20)
+    """Address-space cap (RLIMIT_AS) of each extract worker, in MiB; past it the task fails with `WORKER_OUT_OF_MEMORY`. The tap itself is not capped. Null: no cap."""
 
 
 class Mapping(StrictModel):
@@ -227,6 +229,14 @@ class CanonizeStage(StrictModel):
     """The transform registry folder; the bundled config/transforms if unset."""
     schemas_dir: ConfigPath | None = None
     """The canonical schema folder; the bundled config/schemas if unset."""
+    timeout_s: float = Field(4 * 3600, gt=0, le=7 * 86400)
+    """Wall-clock seconds one canonize task (one account) may run before it is stopped and marked `timeout` (`TIMEOUT`)."""
+    memory_limit_mb: int | None = Field(4096, ge=256, le=1 << 20)
+    """Address-space cap (RLIMIT_AS) of each canonize worker, in MiB; past it the task fails with `WORKER_OUT_OF_MEMORY`. Null: no cap."""
+    transform_timeout_ms: int = Field(2000, ge=10, le=600_000)
+    """Milliseconds one record's transform may take; past it the task fails with `TRANSFORM_TIMEOUT` (the record goes to the rejects file)."""
+    transform_max_depth: int = Field(1000, ge=10, le=100_000)
+    """Deepest recursion one record's transform may reach; past it the task fails with `TRANSFORM_TOO_DEEP` (the record goes to the rejects file)."""
 
 
 class IndexStage(StrictModel):
@@ -234,6 +244,10 @@ class IndexStage(StrictModel):
 
     workers: int | None = Field(None, ge=1, le=64)
     """Parallel index tasks; the core count if unset."""
+    timeout_s: float = Field(4 * 3600, gt=0, le=7 * 86400)
+    """Wall-clock seconds one index task (one account) may run before it is stopped and marked `timeout` (`TIMEOUT`)."""
+    memory_limit_mb: int | None = Field(8192, ge=256, le=1 << 20)
+    """Address-space cap (RLIMIT_AS) of each index worker, in MiB (higher than the other stages': the embedding model's numeric libraries reserve address space per core); past it the task fails with `WORKER_OUT_OF_MEMORY`. Null: no cap."""
     vectors: bool = True
     """Embed every document for search by meaning (`lorchestra query --similar`, hybrid
     `--text`) with the model shipped in the wordllama package; never downloads anything."""

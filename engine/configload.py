@@ -55,9 +55,24 @@ def load(
     """Find, read and validate the config; resolve the workspace override."""
     path, origin = find_config(config)
     cfg = load_file(path)
-    ws_value = workspace or os.environ.get("LORCH_WORKSPACE")
-    ws = Path(os.path.expanduser(str(ws_value))).absolute() if ws_value else cfg.workspace
+    ws_value = _workspace_override(workspace)
+    ws = Path(os.path.expanduser(ws_value)).absolute() if ws_value is not None else cfg.workspace
     return LoadedConfig(cfg, path.absolute(), origin, Path(os.path.normpath(ws)))
+
+
+def _workspace_override(flag: str | os.PathLike[str] | None) -> str | None:
+    """``--workspace``, else ``$LORCH_WORKSPACE``, else None (the config's). An empty value
+    given on purpose is an error, never a silent fall back to the config's workspace."""
+    for value, where in ((flag, "--workspace"), (os.environ.get("LORCH_WORKSPACE"), "$LORCH_WORKSPACE")):
+        if value is None:
+            continue
+        text = os.fspath(value)
+        if not text.strip():
+            raise ConfigError(f"{where} is empty: it must name the workspace folder",
+                              hint=f"give a path (e.g. {where} ~/phi-data), or leave it out to use "
+                                   "the config's workspace")
+        return text
+    return None
 
 
 def load_file(path: Path) -> PipelineConfig:

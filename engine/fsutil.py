@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,14 @@ import orjson
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
-SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+SAFE_SEGMENT = re.compile(r"[A-Za-z0-9._-]{1,128}")
+"""A safe name, matched against the whole string (``fullmatch``: ``$`` alone would let a
+trailing newline through)."""
 
 
 def is_safe_segment(value: str) -> bool:
     """True when ``value`` can be one path segment under the workspace."""
-    return bool(SAFE_SEGMENT.match(value)) and value not in (".", "..")
+    return bool(SAFE_SEGMENT.fullmatch(value)) and value not in (".", "..")
 
 
 def secure_umask() -> None:
@@ -69,11 +72,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file, fsync, os.replace, fsync dir."""
     ensure_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open_private(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open_private(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: leave no (0-byte) temporary file behind
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
     fsync_dir(path.parent)
 
 
@@ -87,6 +97,31 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json_bytes(obj))
 
 
+class NotRegularFile(OSError, ValueError):  # noqa: N818 - like io.UnsupportedOperation
+    """A path the pipeline reads as a file is a FIFO, socket or device (or a folder)."""
+
+
+def open_regular(path: Path) -> Any:
+    """``path`` opened for binary reading if it is a regular file, else
+    :class:`NotRegularFile`. Opened non-blocking and checked with ``fstat`` first, so a FIFO
+    planted in place of a file never blocks the reader."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(f"{path} is not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file (see :func:`open_regular`)."""
+    with open_regular(path) as fh:
+        data: bytes = fh.read()
+        return data
+
+
 def read_json(path: Path) -> Any:
-    """Read a JSON file written by :func:`atomic_write_json`."""
-    return orjson.loads(path.read_bytes())
+    """Read a JSON file written by :func:`atomic_write_json` (never blocking on a FIFO)."""
+    return orjson.loads(read_regular(path))

@@ -1,11 +1,13 @@
 """The ``on_failure`` hook: tell a person (mail, desktop alert) that a run failed.
 
 Cron runs unattended, so a failure needs a way out of the machine. The hook is a command
-from the config; after a run that failed it gets a PHI-free JSON summary on its stdin (run
+from the config; after a run that ended badly (a failed task, an engine error, a full disk,
+an interrupt) it gets a PHI-free JSON summary on its stdin (run
 id, status, counts, the failed tasks' ids, extractors and error codes, the log path). Its
 own stdout and stderr go to ``diagnostics/hooks/on_failure.log`` inside the workspace, never
 to ours (our stdout may be a cron mail or a pipe of JSON lines), and a hook that fails or
-hangs yields a warning for the face to print: it never changes the run's exit code.
+hangs yields a warning for the face to print: it never changes the run's exit code. A
+hook log that cannot be written (a full disk) never stops the hook from running.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -71,17 +73,15 @@ async def run_on_failure(loaded: LoadedConfig, ws: Workspace, summary: dict[str,
     if not command:
         return None
     out_path = hook_log_path(ws)
-    ensure_dir(out_path.parent)
     env = {**os.environ, "LORCH_CONFIG": str(loaded.path), "LORCH_WORKSPACE": str(ws.root),
            "LORCH_RUN_ID": str(summary.get("run_id") or ""), "LORCH_RUN_STATUS": str(summary["status"])}
     name = os.path.basename(command[0])
-    with open_private(out_path, "ab") as out:
-        out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} run {summary.get('run_id')}\n".encode())
-        out.flush()
+    out = _open_hook_log(out_path, summary)  # None on a full disk: the alarm matters more
+    try:
         try:
             proc = await asyncio.create_subprocess_exec(
-                *command, stdin=asyncio.subprocess.PIPE, stdout=out, stderr=out, env=env,
-                start_new_session=True)
+                *command, stdin=asyncio.subprocess.PIPE, stdout=out or asyncio.subprocess.DEVNULL,
+                stderr=out or asyncio.subprocess.DEVNULL, env=env, start_new_session=True)
         except OSError as exc:
             return f"the on_failure hook {name!r} could not be started ({type(exc).__name__})"
         try:
@@ -93,7 +93,28 @@ async def run_on_failure(loaded: LoadedConfig, ws: Workspace, summary: dict[str,
                 pass
             await proc.wait()
             return f"the on_failure hook {name!r} did not finish in {timeout_s:g}s and was killed"
+    finally:
+        if out is not None:
+            try:
+                out.close()
+            except OSError:
+                pass
     if proc.returncode != 0:
-        return (f"the on_failure hook {name!r} exited with code {proc.returncode} "
-                f"(its output is in {out_path})")
+        where = f"its output is in {out_path}" if out is not None else "its output could not be kept"
+        return f"the on_failure hook {name!r} exited with code {proc.returncode} ({where})"
     return None
+
+
+def _open_hook_log(path: Path, summary: dict[str, Any]) -> IO[bytes] | None:
+    """The hook's output file with a header line, or None when it cannot be written."""
+    try:
+        ensure_dir(path.parent)
+        fh: IO[bytes] = open_private(path, "ab")
+    except OSError:
+        return None
+    try:
+        fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} run {summary.get('run_id')}\n".encode())
+        fh.flush()
+    except OSError:
+        pass  # a full disk: the hook still runs; what it prints may be lost
+    return fh

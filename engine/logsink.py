@@ -2,19 +2,21 @@
 
 Events are PHI-free, so the log is too; it is still created 0600 inside the workspace.
 Lines are appended and flushed per event so that another process (the dashboard of a
-second user session, ``tail -f``) sees them at once.
+second user session, ``tail -f``) sees them at once, each whole or not at all.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
 
 import orjson
 
 from engine.events import Event, TaskFinished, TaskRetry, TaskWarning
-from engine.fsutil import ensure_dir, open_private
+from engine.fsutil import FILE_MODE, ensure_dir
 
 
 def level_of(event: Event) -> str:
@@ -35,25 +37,55 @@ def log_path(logs_dir: Path, when: datetime | None = None) -> Path:
 
 
 class JsonLogSink:
-    """An event subscriber that appends JSON lines to the day's log file."""
+    """An event subscriber that appends JSON lines to the day's log file.
+
+    Each line goes out in one ``write`` on an ``O_APPEND`` descriptor; if the disk fills
+    mid-line the file is cut back to where the line began, so the log never holds a torn
+    line. A line that cannot be written is dropped (counted in :attr:`dropped`, reported
+    once on stderr) and later events are still tried: the run goes on.
+    """
 
     def __init__(self, logs_dir: Path) -> None:
         self.logs_dir = ensure_dir(logs_dir)
         self._path: Path | None = None
-        self._fh: IO[Any] | None = None
+        self._fd: int | None = None
+        self._check_tail = True
+        self.dropped = 0
 
     def __call__(self, event: Event) -> None:
-        path = log_path(self.logs_dir)
-        if path != self._path or self._fh is None:
-            self.close()
-            self._fh = open_private(path, "ab")
-            self._path = path
-            if _ends_mid_line(path):  # a writer killed mid-line: keep every later line whole
-                self._fh.write(b"\n")
-        assert self._fh is not None
         record = {"level": level_of(event), **event.model_dump(mode="json", exclude_none=True)}
-        self._fh.write(orjson.dumps(record) + b"\n")
-        self._fh.flush()
+        try:
+            self._append(orjson.dumps(record) + b"\n")
+        except OSError as exc:
+            self.dropped += 1
+            if self.dropped == 1:
+                print(f"lorchestra: warning: the JSON log cannot be written ({type(exc).__name__}); "
+                      f"events are dropped until it can: {self.path}", file=sys.stderr)
+
+    def _append(self, line: bytes) -> None:
+        path = log_path(self.logs_dir)
+        if path != self._path or self._fd is None:
+            self.close()
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+            os.fchmod(self._fd, FILE_MODE)
+            self._path = path
+            self._check_tail = True
+        fd = self._fd
+        before = os.fstat(fd).st_size
+        if self._check_tail:
+            self._check_tail = False
+            if before and _ends_mid_line(path):  # a writer killed mid-line: keep every later line whole
+                line = b"\n" + line
+        try:
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.ENOSPC, "short write")
+        except OSError:
+            self._check_tail = True
+            try:
+                os.ftruncate(fd, before)  # no torn line: cut back to where this line began
+            except OSError:
+                pass
+            raise
 
     @property
     def path(self) -> Path:
@@ -62,9 +94,9 @@ class JsonLogSink:
 
     def close(self) -> None:
         """Close the open file."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
 
 def _ends_mid_line(path: Path) -> bool:

@@ -27,10 +27,15 @@ from engine.events import (
     Trigger,
 )
 from engine.executor import Executor, LocalSubprocessExecutor
+from engine.limits import task_limits
 from engine.plan import PROJECT_TASK_ID, Chain, Plan, project_extractor
 from engine.stages.spec import TaskSpec
 from engine.task import TaskProcess
 from engine.workspace import Workspace
+
+NO_RETRY = frozenset({ErrorCode.WRITE_FAILED.value, "DISK_FULL"})
+"""Error codes a retry cannot fix: a full or failing workspace disk stays so for seconds;
+retrying only piles up failed runs."""
 
 
 @dataclass
@@ -66,6 +71,11 @@ class Runner:
         self._running: dict[str, TaskProcess] = {}
         self._cancelled: set[str] = set()
         self._cancel_all = False
+        self._run_id: str | None = None
+        self._started: float | None = None
+        self._result: RunResult | None = None
+        self.errors: list[BaseException] = []
+        """Unexpected exceptions that ended a chain (its tasks were failed with INTERNAL_ERROR)."""
         limit = cfg.stages.extract.max_parallel
         cores = os.cpu_count() or 1
         self._slots: dict[Stage, asyncio.Semaphore] = {
@@ -77,9 +87,9 @@ class Runner:
 
     async def run(self, plan: Plan) -> RunResult:
         """Run every chain of the plan; return when all have ended."""
-        run_id = new_run_id()
-        started = time.monotonic()
-        result = RunResult()
+        run_id = self._run_id = new_run_id()
+        started = self._started = time.monotonic()
+        result = self._result = RunResult()
         self.bus.emit(RunStarted(run_id=run_id, trigger=self.trigger, pipeline=self.cfg.pipeline.name,
                                  stages=list(plan.stages), tasks=plan.task_count))
         for chain in plan.chains:
@@ -91,12 +101,45 @@ class Runner:
             self.bus.emit(TaskQueued(task_id=PROJECT_TASK_ID, stage="project",
                                      extractor=project.extractor.name,
                                      account=project.extractor.account))
-        await asyncio.gather(*(self._run_chain(chain, result) for chain in plan.chains))
+        outcomes = await asyncio.gather(*(self._run_chain(chain, result) for chain in plan.chains),
+                                        return_exceptions=True)
+        for chain, outcome in zip(plan.chains, outcomes, strict=True):
+            if isinstance(outcome, BaseException):  # a bug or an I/O error in the engine itself
+                self.errors.append(outcome)
+                self._fail_rest(chain, result, ErrorCode.INTERNAL_ERROR.value)
         if plan.project:  # once, after every index task of the run has ended (failed or not)
-            await self._run_chain(project, result)
+            try:
+                await self._run_chain(project, result)
+            except Exception as exc:  # a bug or an I/O error in the engine itself
+                self.errors.append(exc)
+                self._fail_rest(project, result, ErrorCode.INTERNAL_ERROR.value)
         result.summary = self._summary(run_id, plan, result, time.monotonic() - started)
         self.bus.emit(result.summary)
         return result
+
+    def abandon(self, plan: Plan) -> RunResult:
+        """After :meth:`run` raised: fail every task without a final event, emit the run's
+        summary and return the result, so the run is still recorded and reported."""
+        result = self._result or RunResult()
+        chains = plan.chains + ([Chain(project_extractor(), ("project",))] if plan.project else [])
+        for chain in chains:
+            self._fail_rest(chain, result, ErrorCode.INTERNAL_ERROR.value)
+        result.summary = self._summary(self._run_id or new_run_id(), plan, result,
+                                       time.monotonic() - (self._started or time.monotonic()))
+        self.bus.emit(result.summary)
+        return result
+
+    def _fail_rest(self, chain: Chain, result: RunResult, code: str) -> None:
+        """Give every task of ``chain`` that has no final event one (failed with ``code``),
+        so the run is recorded and summarised whatever went wrong."""
+        ex = chain.extractor
+        for stage in chain.stages:
+            task_id = chain.task_id(stage)
+            if task_id not in result.finished:
+                final = TaskFinished(task_id=task_id, stage=stage, extractor=ex.name, account=ex.account,
+                                     status="failed", error_code=code)
+                result.finished[task_id] = final
+                self.bus.emit(final)
 
     def _summary(self, run_id: str, plan: Plan, result: RunResult, elapsed: float) -> RunFinished:
         done = list(result.finished.values())
@@ -137,14 +180,22 @@ class Runner:
                                 extractor=ex, extract=self.cfg.stages.extract,
                                 canonize=self.cfg.stages.canonize, index=self.cfg.stages.index,
                                 force=self.force, target=chain.target,
+                                limits=task_limits(self.cfg, stage),
                                 clients=self.cfg.clients if stage == "project" else None)
                 proc = TaskProcess(spec, self.bus, grace, self.executor)
                 self._running[task_id] = proc
                 try:
                     final = await proc.run()
+                except OSError:  # the worker could not start (a full disk, no diagnostics file)
+                    await proc.kill()
+                    final = proc.not_started(ErrorCode.WRITE_FAILED)
+                except BaseException:
+                    await proc.kill()  # never leave a worker (and the lock it holds) behind
+                    raise
                 finally:
                     self._running.pop(task_id, None)
-                if final.status in ("success", "skipped", "cancelled") or attempt > retries:
+                if (final.status in ("success", "skipped", "cancelled") or attempt > retries
+                        or final.error_code in NO_RETRY):
                     return final
                 delay = ex.retry_backoff_s * (2 ** (attempt - 1))
                 self.bus.emit(TaskRetry(task_id=task_id, stage=stage, extractor=ex.name, attempt=attempt,
@@ -173,6 +224,11 @@ class Runner:
         """Cancel every running and waiting task and wait until their workers are gone."""
         self._cancel_all = True
         await asyncio.gather(*(p.cancel() for p in list(self._running.values())))
+
+    @property
+    def cancelled_all(self) -> bool:
+        """Whether :meth:`cancel_all` was called (the run was interrupted)."""
+        return self._cancel_all
 
     @property
     def running(self) -> list[str]:

@@ -3,8 +3,9 @@
 Prepare the workspace (umask 077, 0700 folders), refuse loose permissions (exit 4) unless
 told not to, take the workspace lock (exit 3 when busy), attach the JSON log and the run
 history (``state/lorch.sqlite``), run the plan, turn SIGINT/SIGTERM into a clean cancel of
-every task, and after a failed run call the ``on_failure`` hook. The dashboard uses the same
-pieces (:func:`open_session`, :meth:`Session.close`, :func:`notify_failure`) inside its own
+every task, and after a run that ended badly (a failed task, an engine error, a full disk, an
+interrupt) call the ``on_failure`` hook: no step of the ending may raise past the next. The
+dashboard uses the same pieces (:func:`open_session`, :meth:`Session.close`, :func:`notify_failure`) inside its own
 event loop, so every run is logged and recorded whatever started it.
 """
 
@@ -12,13 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.bus import EventBus, Subscriber
 from engine.configload import LoadedConfig
-from engine.events import Trigger
-from engine.fsutil import secure_umask
+from engine.events import Trigger, now_iso
+from engine.fsutil import ensure_dir, open_private, secure_umask
 from engine.hooks import failure_summary, run_on_failure
 from engine.logsink import JsonLogSink
 from engine.plan import Plan
@@ -35,6 +39,10 @@ class SessionResult:
     interrupted: bool
     log_path: str
     hook_warning: str | None = None
+    internal_error: str | None = None
+    """The class name of an unexpected engine error that ended the run, if one did."""
+    internal_error_log: str | None = None
+    """The workspace file holding that error's traceback."""
 
 
 def open_workspace(loaded: LoadedConfig, *, skip_permissions: bool = False) -> Workspace:
@@ -58,12 +66,45 @@ class Session:
     recorder: StateRecorder
 
     async def close(self) -> None:
-        """Flush the history, close the log and release the lock (in that order)."""
+        """Flush the history, close the log and release the lock (in that order).
+
+        Never raises: a full disk or a damaged database must not keep the lock held or skip
+        the summary and the on_failure hook that come after; each failing step is reported
+        once on stderr by its class name.
+        """
         try:
             await self.recorder.close()
-        finally:
+        except Exception as exc:  # noqa: BLE001 - the history never fails a run
+            _note("the run history could not be closed", exc)
+        try:
             self.sink.close()
-            self.lock.release()
+        except Exception as exc:  # noqa: BLE001
+            _note("the JSON log could not be closed", exc)
+        self.lock.release()
+
+
+def internal_error_log(ws: Workspace) -> Path:
+    """Where the traceback of an engine error that ended a run is kept (inside the workspace)."""
+    return ws.diagnostics / "engine" / "internal-error.log"
+
+
+def keep_traceback(ws: Workspace, errors: list[BaseException]) -> None:
+    """Append the tracebacks of ``errors`` to :func:`internal_error_log` (best effort)."""
+    try:
+        path = internal_error_log(ws)
+        ensure_dir(path.parent)
+        with open_private(path, "ab") as fh:
+            for exc in errors:
+                fh.write(f"--- {now_iso()}\n{''.join(traceback.format_exception(exc))}".encode())
+    except OSError:
+        pass
+
+
+def _note(what: str, exc: BaseException) -> None:
+    try:
+        print(f"lorchestra: warning: {what} ({type(exc).__name__})", file=sys.stderr)
+    except OSError:
+        pass
 
 
 async def open_session(loaded: LoadedConfig, *, skip_permissions: bool = False, wait_s: float = 0.0,
@@ -83,12 +124,25 @@ async def open_session(loaded: LoadedConfig, *, skip_permissions: bool = False, 
     return Session(loaded, ws, lock, bus, sink, recorder)
 
 
-async def notify_failure(session: Session, result: RunResult, trigger: Trigger) -> str | None:
-    """Run the on_failure hook if the run failed; a warning for the face if the hook did not work."""
-    if not session.loaded.config.on_failure or result.summary is None or result.summary.status != "failed":
+def ended_badly(result: RunResult, interrupted: bool = False) -> bool:
+    """Whether a run calls for the on_failure hook: anything but a run whose every task
+    succeeded or skipped (a failed task, an internal error, a full disk, an interrupt)."""
+    return interrupted or result.summary is None or result.summary.status != "success"
+
+
+async def notify_failure(session: Session, result: RunResult, trigger: Trigger, *,
+                         interrupted: bool = False, internal_error: str | None = None) -> str | None:
+    """Run the on_failure hook if the run ended badly; a warning for the face if the hook did
+    not work. Never raises: whatever broke the run must not also silence its alarm."""
+    if not session.loaded.config.on_failure or not ended_badly(result, interrupted):
         return None
-    summary = failure_summary(session.loaded, session.ws, result, str(session.sink.path), trigger)
-    return await run_on_failure(session.loaded, session.ws, summary)
+    try:
+        summary = failure_summary(session.loaded, session.ws, result, str(session.sink.path), trigger)
+        summary["interrupted"] = interrupted
+        summary["internal_error"] = internal_error
+        return await run_on_failure(session.loaded, session.ws, summary)
+    except Exception as exc:  # noqa: BLE001 - reported to the face, never raised
+        return f"the on_failure hook could not be run ({type(exc).__name__})"
 
 
 async def run_session(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger,
@@ -110,11 +164,20 @@ async def run_session(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger,
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    internal: str | None = None
     try:
         result = await runner.run(plan)
+    except Exception as exc:  # noqa: BLE001 - the run is still recorded, summarised and alarmed
+        runner.errors.append(exc)
+        await runner.cancel_all()  # no worker (holding the lock) outlives the session
+        result = runner.abandon(plan)
     finally:
+        if runner.errors:
+            internal = type(runner.errors[0]).__name__
+            keep_traceback(session.ws, runner.errors)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await session.close()
-    warning = None if interrupted else await notify_failure(session, result, trigger)
-    return SessionResult(result, interrupted, str(session.sink.path), warning)
+    warning = await notify_failure(session, result, trigger, interrupted=interrupted, internal_error=internal)
+    return SessionResult(result, interrupted, str(session.sink.path), warning, internal,
+                         str(internal_error_log(session.ws)) if internal else None)

@@ -172,7 +172,17 @@ class StateRecorder:
             for sql, group in _grouped(batch):
                 await self._db.executemany(sql, group)
             await self._db.commit()
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.OperationalError, OSError) as exc:  # a full disk, a lock: maybe passing
+            if self._closing.is_set():
+                await self._give_up(exc)
+                return
+            try:
+                await self._db.rollback()
+            except (sqlite3.Error, OSError):
+                await self._give_up(exc)
+                return
+            self._pending = batch + self._pending  # kept in order, tried again with the next batch
+        except sqlite3.Error as exc:
             await self._give_up(exc)
 
     async def close(self) -> None:
@@ -205,8 +215,14 @@ class StateRecorder:
 
     async def _give_up(self, exc: BaseException) -> None:
         if not self.failed:
-            print(f"lorchestra: warning: cannot write the run history {self.path} "
-                  f"({type(exc).__name__}); the run goes on without it", file=sys.stderr)
+            if type(exc) is sqlite3.DatabaseError:  # not OperationalError: the file itself is bad
+                bad = HistoryCorrupt(self.path)
+                print(f"lorchestra: warning: cannot write the run history {self.path}: it is damaged "
+                      f"(not a readable SQLite database); the run goes on without it. Fix: {bad.hint}",
+                      file=sys.stderr)
+            else:
+                print(f"lorchestra: warning: cannot write the run history {self.path} "
+                      f"({type(exc).__name__}); the run goes on without it", file=sys.stderr)
         self.failed = True
         self._pending.clear()
         if self._db is not None:
@@ -252,16 +268,38 @@ async def connect(path: Path) -> aiosqlite.Connection:
 # --- reading (sync, for `status` and scripts) ---
 
 
+class HistoryCorrupt(Exception):
+    """``state/lorch.sqlite`` exists but is not a readable SQLite database."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"the run history {path} is damaged (not a readable SQLite database)")
+        self.path = path
+
+    @property
+    def hint(self) -> str:
+        """How to get a working history back."""
+        return (f"move it aside (mv {self.path} {self.path}.damaged); the next run starts a new "
+                "history, and every earlier event is still in logs/pipeline-*.log")
+
+
 def open_readonly(path: Path) -> sqlite3.Connection | None:
-    """A read-only connection, or None when there is no history yet."""
+    """A read-only connection, or None when there is no history yet (no file, or a file
+    without the tables yet); :class:`HistoryCorrupt` when the file is not a database."""
     if not path.is_file():
         return None
+    conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
         conn.row_factory = sqlite3.Row
-        conn.execute("SELECT 1 FROM runs LIMIT 1")
-    except sqlite3.Error:
+        conn.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
+    except sqlite3.OperationalError:  # no tables yet, or locked: nothing to show
+        if conn is not None:
+            conn.close()
         return None
+    except sqlite3.DatabaseError:  # "file is not a database", "disk image is malformed"
+        if conn is not None:
+            conn.close()
+        raise HistoryCorrupt(path) from None
     return conn
 
 

@@ -6,7 +6,10 @@ The worker gets its spec on stdin and answers with JSON-line events on stdout; e
 is validated before it reaches the bus (an invalid one becomes a BAD_EVENT warning, never
 echoed). A cancel signals the worker and, after the grace period, kills its whole process
 group; the worker's stderr (which could hold a traceback with data in it) goes to a file
-inside the workspace.
+inside the workspace. Every attempt has a wall-clock deadline (:meth:`TaskProcess.deadline_s`):
+past it the worker is stopped like a cancel and the attempt ends ``timeout``, so no stage
+can hold the workspace lock for ever; a worker that died because an allocation failed under
+its memory cap is reported ``WORKER_OUT_OF_MEMORY``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pydantic import ValidationError
 from engine.bus import EventBus
 from engine.events import ErrorCode, TaskFinished, TaskStarted, TaskWarning, parse_event
 from engine.executor import EVENT_LINE_LIMIT, Executor, LocalSubprocessExecutor, WorkerHandle
+from engine.limits import ran_out_of_memory
 from engine.stages.spec import TaskSpec
 from engine.workspace import Workspace
 
@@ -51,12 +55,12 @@ class TaskProcess:
         """Start the worker, relay its events, and return its final event."""
         started = time.monotonic()
         diag = self.diagnostics_path
+        diag_offset = _size(diag)
         self.worker = await self.executor.start(self.spec, diag)
         ex = self.spec.extractor
         self.bus.emit(TaskStarted(task_id=self.spec.task_id, stage=self.spec.stage, extractor=ex.name,
                                   account=ex.account, attempt=self.spec.attempt, pid=self.worker.pid))
-        deadline = ex.timeout_s + self.grace_s + BACKSTOP_S if self.spec.stage == "extract" else None
-        final = await self._relay(deadline)
+        final = await self._relay(self.deadline_s())
         rc = await self.worker.wait()
         if final is None:
             code, status = ErrorCode.WORKER_CRASHED, "failed"
@@ -64,12 +68,30 @@ class TaskProcess:
                 code, status = ErrorCode.CANCELLED, "cancelled"
             elif self.timed_out:
                 code, status = ErrorCode.TIMEOUT, "timeout"
+            elif ran_out_of_memory(diag, diag_offset):
+                code = ErrorCode.WORKER_OUT_OF_MEMORY
             final = TaskFinished(task_id=self.spec.task_id, stage=self.spec.stage, extractor=ex.name,
                                  account=ex.account, attempt=self.spec.attempt, status=status,  # type: ignore[arg-type]
                                  error_code=code.value, exit_code=rc,
                                  duration_s=round(time.monotonic() - started, 3), detail_path=str(diag))
             self.bus.emit(final)
         return final
+
+    def not_started(self, code: ErrorCode) -> TaskFinished:
+        """The final event of an attempt whose worker could not be started (emitted)."""
+        ex = self.spec.extractor
+        final = TaskFinished(task_id=self.spec.task_id, stage=self.spec.stage, extractor=ex.name,
+                             account=ex.account, attempt=self.spec.attempt, status="failed",
+                             error_code=code.value)
+        self.bus.emit(final)
+        return final
+
+    def deadline_s(self) -> float | None:
+        """Seconds this attempt may run: an extract's ``timeout_s`` (its worker enforces it
+        on the tap; this is the backstop), else the stage's ``timeout_s`` from the spec."""
+        if self.spec.stage == "extract":
+            return self.spec.extractor.timeout_s + self.grace_s + BACKSTOP_S
+        return self.spec.limits.timeout_s
 
     async def _relay(self, deadline_s: float | None) -> TaskFinished | None:
         assert self.worker is not None
@@ -83,7 +105,7 @@ class TaskProcess:
                 line = await asyncio.wait_for(self.worker.readline(), wait)
             except TimeoutError:
                 self.timed_out = True
-                await self.kill()
+                await self._stop()
                 break
             except ValueError:  # an over-long line: not an event
                 bad += 1
@@ -113,7 +135,26 @@ class TaskProcess:
         except TimeoutError:
             await self.kill()
 
+    async def _stop(self) -> None:
+        """Stop the worker on its deadline: SIGTERM (an index rolls back, an extract finishes
+        its run as cancelled), then SIGKILL to its group after the grace period."""
+        assert self.worker is not None
+        if self.spec.stage != "extract" and self.worker.terminate():
+            try:
+                await asyncio.wait_for(self.worker.wait(), self.grace_s + 5)
+                return
+            except TimeoutError:
+                pass
+        await self.kill()
+
     async def kill(self) -> None:
         """Kill the worker (its whole process group) and reap it."""
         if self.worker is not None:
             await self.worker.kill()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -8,6 +8,10 @@ its work on disk (a cancelled run gets its manifest), holding the workspace lock
 inherited until it exits.
 Every final event (``task_finished``) leaves with the worker's CPU time and peak RSS
 (:func:`with_usage`), whichever stage sent it.
+Before any work the worker caps its own address space (``spec.limits.memory_limit_mb``,
+``RLIMIT_AS``); a Python allocation that fails under the cap ends the task with
+``WORKER_OUT_OF_MEMORY`` (an allocation failing inside a native library aborts the worker,
+and the engine names it the same from the worker's diagnostics file).
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ import os
 import resource
 import sys
 import threading
+import time
+from collections.abc import Callable
 
-from engine.events import EventBase, TaskFinished, dump_event
+from engine.events import ErrorCode, EventBase, TaskFinished, dump_event
 from engine.fsutil import secure_umask
+from engine.limits import cap_memory
 from engine.stages.spec import TaskSpec
 
 
@@ -52,6 +59,20 @@ def main() -> int:
             except OSError:  # the engine died (EPIPE): finish the run on disk, tell nobody
                 engine_gone.set()
 
+    cap_memory(spec.limits.memory_limit_mb)
+    started = time.monotonic()
+    try:
+        return run_stage(spec, emit)
+    except MemoryError:
+        emit(TaskFinished(task_id=spec.task_id, stage=spec.stage, extractor=spec.extractor.name,
+                          account=spec.extractor.account, status="failed", attempt=spec.attempt,
+                          error_code=ErrorCode.WORKER_OUT_OF_MEMORY.value,
+                          duration_s=round(time.monotonic() - started, 3)))
+        return 1
+
+
+def run_stage(spec: TaskSpec, emit: Callable[[EventBase], None]) -> int:
+    """Run the stage the spec names; return the worker's exit code."""
     if spec.stage == "extract":
         from engine.stages.extract import run_extract
 

@@ -7,6 +7,7 @@ down once. Creating the workspace makes every folder 0700.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import stat
 import time
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from engine.errors import PermissionProblem, WorkspaceBusy
+from engine.errors import PermissionProblem, UsageError, WorkspaceBusy
 from engine.fsutil import DIR_MODE, FILE_MODE, ensure_dir
 
 
@@ -76,18 +77,21 @@ class Workspace:
         return self
 
 
-def _scan(root: Path, limit: int) -> tuple[list[str], list[str]]:
-    """One walk of the workspace (links never followed): (loose paths, symlinks), each at
-    most ``limit``. The workspace can hold millions of index objects, so it is walked once."""
+def _scan(root: Path, limit: int) -> tuple[list[str], list[str], list[str]]:
+    """One walk of the workspace (links never followed): (loose paths, symlinks, special
+    files), each at most ``limit``. The workspace can hold millions of index objects, so it
+    is walked once. A special file (a FIFO, a socket, a device) where the pipeline expects a
+    regular file would block or mislead every reader, so it is refused like a symlink."""
     loose: list[str] = []
     links: list[str] = []
+    special: list[str] = []
     if not root.is_dir() or root.is_symlink():
-        return loose, links
+        return loose, links, special
     stack = [root]
     try:
         mode = root.lstat().st_mode
     except OSError:
-        return loose, links
+        return loose, links, special
     if mode & 0o077:
         loose.append(f"{root} ({stat.filemode(mode)})")
     while stack and (len(loose) < limit or len(links) < limit):
@@ -105,11 +109,26 @@ def _scan(root: Path, limit: int) -> tuple[list[str], list[str]]:
                 if len(links) < limit:
                     links.append(f"{entry.path} is a symlink to {os.readlink(entry.path)}")
                 continue
+            if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+                if len(special) < limit:
+                    special.append(f"{entry.path} is {special_kind(st.st_mode)}, not a regular file or folder")
+                continue
             if st.st_mode & 0o077 and len(loose) < limit:
                 loose.append(f"{entry.path} ({stat.filemode(st.st_mode)})")
             if stat.S_ISDIR(st.st_mode):
                 stack.append(Path(entry.path))
-    return loose, links
+    return loose, links, special
+
+
+def special_kind(mode: int) -> str:
+    """'a FIFO', 'a socket', 'a device' ... for a file mode that is not a file or folder."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def loose_permissions(root: Path, limit: int = 20) -> list[str]:
@@ -156,7 +175,7 @@ def symlink_problems(root: Path, limit: int = 20) -> list[str]:
 def check_permissions(root: Path, limit: int = 20) -> None:
     """Refuse (exit 4) symlinks that could redirect PHI and group- or world-accessible paths."""
     links = _ancestor_links(root)
-    loose, inside = _scan(root, limit) if not links else ([], [])
+    loose, inside, special = _scan(root, limit) if not links else ([], [], [])
     links = (links + inside)[:limit]
     if links:
         listing = "\n  ".join(links)
@@ -165,6 +184,13 @@ def check_permissions(root: Path, limit: int = 20) -> None:
             f"somewhere the config does not name:\n  {listing}",
             hint=f"set `workspace` (or --workspace) to the real folder ({os.path.realpath(root)}) and "
             "remove symlinks inside it, or pass --skip-permissions if you accept the risk",
+        )
+    if special:
+        listing = "\n  ".join(special)
+        raise PermissionProblem(
+            f"the workspace {root} holds special files where only files and folders belong "
+            f"(a reader would block on them or read something else):\n  {listing}",
+            hint="remove them (rm PATH); the pipeline never creates one, so find out who did",
         )
     if loose:
         listing = "\n  ".join(loose)
@@ -208,6 +234,9 @@ class WorkspaceLock:
 
     def acquire(self, wait_s: float = 0.0) -> WorkspaceLock:
         """Take the lock, waiting up to ``wait_s`` seconds; raise WorkspaceBusy otherwise."""
+        if not math.isfinite(wait_s) or wait_s < 0:
+            raise UsageError(f"cannot wait {wait_s!r} seconds for the workspace lock",
+                             hint="give --wait a number of seconds from 0 up")
         ensure_dir(self.path.parent)
         dir_fd: int | None = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from engine.canon.compiled import CompiledTransform, RecordRejected
+from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
 from engine.canon.registry import Registry, RegistryError
 from engine.config import PipelineConfig
 from engine.configload import load
@@ -86,7 +86,8 @@ def cmd_transform_test(ns: argparse.Namespace) -> int:
         raise UsageError(str(exc), hint="run `lorchestra list transforms`") from None
     failures = 0
     for t in chosen:
-        compiled = CompiledTransform(reg, t)
+        compiled = CompiledTransform(reg, t, TransformLimits(cfg.stages.canonize.transform_timeout_ms,
+                                                             cfg.stages.canonize.transform_max_depth))
         if not t.samples:
             console.print(f"[yellow]{t.id}: no golden samples[/]")
         for sample in t.samples:

@@ -17,10 +17,11 @@ from typing import Any
 
 from rich.console import Console
 
-from engine.cleanup import CLEAN_STAGES, Target, delete, plan_clean
+from engine.cleanup import CLEAN_STAGES, Target, delete, partial_targets, plan_clean
 from engine.configload import load
 from engine.errors import ExitCode, UsageError
 from engine.workspace import Workspace, WorkspaceLock
+from lorch_tui.argtypes import wait_seconds
 from lorch_tui.summary import human_bytes
 
 
@@ -39,17 +40,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="clean this stage's outputs (repeatable)")
     p.add_argument("--all", action="store_true",
                    help="clean project, canonize and index, and the vault after its own confirmation")
+    p.add_argument("--partials", action="store_true",
+                   help="delete the hidden unfinished vault runs (.run_id=*.partial) killed workers left")
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     p.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
-    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
                    help="wait up to SECONDS for the workspace lock instead of exiting 3")
     p.set_defaults(func=cmd_clean)
 
 
 def cmd_clean(ns: argparse.Namespace) -> int:
     """`lorchestra clean --stage S | --all [--dry-run] [--yes]`."""
-    if not ns.stage and not ns.all:
-        raise UsageError("say what to clean: --stage project|canonize|index|extract (repeatable) or --all",
+    if not ns.stage and not ns.all and not ns.partials:
+        raise UsageError("say what to clean: --stage project|canonize|index|extract (repeatable), --all "
+                         "or --partials",
                          hint="add --dry-run to see what would be deleted")
     stages = sorted(set(ns.stage or []) | (set(CLEAN_STAGES) if ns.all else set()), key=CLEAN_STAGES.index)
     vault_by_yes = "extract" in (ns.stage or [])
@@ -62,14 +66,14 @@ def cmd_clean(ns: argparse.Namespace) -> int:
         return int(ExitCode.OK)
     tty = sys.stdin.isatty()
     if not ns.dry_run and not ns.yes and not tty:
-        show(console, ws, plan_clean(ws, stages), keep_vault=False)
+        show(console, ws, plan(ws, stages, ns.partials), keep_vault=False)
         console.print("refusing to delete without confirmation: there is no terminal to ask on; "
                       "pass --yes (and --stage extract for the vault) to delete")
         return int(ExitCode.USAGE)
     lock = None if ns.dry_run else WorkspaceLock(ws, command="lorchestra clean").acquire(ns.wait)
     try:
         keep_vault = "extract" in stages and ns.yes and not vault_by_yes
-        targets = plan_clean(ws, stages)
+        targets = plan(ws, stages, ns.partials)
         show(console, ws, targets, keep_vault=keep_vault)
         if keep_vault:
             targets = [t for t in targets if not t.is_vault]
@@ -90,6 +94,11 @@ def cmd_clean(ns: argparse.Namespace) -> int:
     finally:
         if lock is not None:
             lock.release()
+
+
+def plan(ws: Workspace, stages: list[str], partials: bool) -> list[Target]:
+    """The stages' targets, plus the unfinished vault runs with ``--partials``."""
+    return plan_clean(ws, stages) + (partial_targets(ws) if partials else [])
 
 
 def show(console: Console, ws: Workspace, targets: list[Target], *, keep_vault: bool) -> None:

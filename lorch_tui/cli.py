@@ -34,6 +34,7 @@ from lorch_tui import (
     validatecmd,
     verifycmd,
 )
+from lorch_tui.argtypes import MAX_WAIT_S, wait_seconds
 from lorch_tui.runface import run_headless
 
 S = argparse.SUPPRESS
@@ -57,8 +58,9 @@ def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-permissions", action="store_true",
                    help="run even if workspace paths are group- or world-accessible")
     p.add_argument("--json", action="store_true", help="print events as JSON lines instead of progress")
-    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                   help="wait up to SECONDS for the workspace lock instead of exiting 3")
+    p.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
+                   help=f"wait up to SECONDS (0-{MAX_WAIT_S}) for the workspace lock instead of exiting 3")
+
 
 
 def build_parser() -> argparse.ArgumentParser:

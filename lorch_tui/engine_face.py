@@ -16,7 +16,7 @@ from engine.errors import LorchError
 from engine.events import Event
 from engine.plan import build_plan
 from engine.runner import Runner
-from engine.session import notify_failure, open_session
+from engine.session import keep_traceback, notify_failure, open_session
 
 
 class EngineFace(Protocol):
@@ -83,11 +83,20 @@ class LiveEngine:
         self._runner = runner
 
         async def go() -> None:
+            internal: str | None = None
             try:
                 result = await runner.run(plan)
+            except Exception as exc:  # noqa: BLE001 - still recorded, and the hook still runs
+                runner.errors.append(exc)
+                await runner.cancel_all()
+                result = runner.abandon(plan)
             finally:
+                if runner.errors:
+                    internal = type(runner.errors[0]).__name__
+                    keep_traceback(session.ws, runner.errors)
                 await session.close()  # flushes the history, closes the log, releases the lock
-            await notify_failure(session, result, "dashboard")
+            await notify_failure(session, result, "dashboard", interrupted=runner.cancelled_all,
+                                 internal_error=internal)
 
         self._task = asyncio.get_running_loop().create_task(go())
 

@@ -20,7 +20,7 @@ from rich.text import Text
 from engine.configload import load
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import Document, ObjectMissing, Query, Store, build_sql
-from engine.index.store import StoreError, db_path
+from engine.index.store import INDEX_CORRUPT, StoreError, db_path
 from engine.workspace import Workspace
 from lorch_tui import rankcmd
 
@@ -74,6 +74,11 @@ def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
             raise UsageError(f"there is no index in the workspace {ws.root} yet ({db_path(ws)} is missing)",
                              hint="build it with `lorchestra run` (or `lorchestra run --stage index` "
                                   "once canonical files exist)") from None
+        if exc.code == INDEX_CORRUPT:
+            raise LorchError(f"the index {db_path(ws)} is damaged: it is not a readable SQLite database",
+                             hint=f"move {ws.vector_store} aside (mv {ws.vector_store} {ws.vector_store}.damaged) "
+                                  "and rebuild it from the canonical files with `lorchestra run --stage index "
+                                  "--force`", exit_code=ExitCode.TASK_FAILED) from None
         raise UsageError(f"the index {db_path(ws)} was written by another version of lorchestra",
                          hint=f"move {ws.vector_store} aside and run `lorchestra run --stage index`") from None
 

@@ -54,6 +54,11 @@ def run_headless(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger, as_json:
             sys.stdout.flush()
     elif not as_json:
         print_summary(out, session.result, session.log_path)
+    if session.internal_error:
+        print(f"{command.split()[0]}: internal error ({session.internal_error}) while running; every "
+              "worker was stopped and the run recorded as failed; the traceback is in "
+              f"{session.internal_error_log}: "
+              "please report it.", file=sys.stderr)
     if session.hook_warning:
         print(f"{command.split()[0]}: warning: {session.hook_warning}", file=sys.stderr)
     if session.interrupted:

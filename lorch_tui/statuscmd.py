@@ -19,6 +19,8 @@ from rich.table import Table
 
 from engine import state
 from engine.configload import LoadedConfig, load
+from engine.errors import ExitCode
+from engine.index.store import INDEX_CORRUPT, StoreError, db_path, open_reader
 from engine.inspect import AccountView, account_views
 from engine.workspace import Workspace
 from lorch_tui.scan import client_counts, index_shas
@@ -51,11 +53,31 @@ def log_path_of(ws: Workspace, run: dict[str, Any]) -> str:
     return str(ws.logs / f"pipeline-{str(run['started_at'])[:10]}.log")
 
 
-def account_rows(loaded: LoadedConfig, ws: Workspace) -> list[dict[str, Any]]:
+def account_rows(loaded: LoadedConfig, ws: Workspace, *, index_corrupt: bool = False) -> list[dict[str, Any]]:
     """Freshness of every configured account (PHI-free: ids, run ids, counts, ages)."""
     shas = index_shas(ws) if ws.root.is_dir() else None
     stale_after = loaded.config.stale_after_hours
-    return [_account_row(v, shas, stale_after) for v in account_views(loaded.config, ws, shas)]
+    rows = [_account_row(v, shas, stale_after) for v in account_views(loaded.config, ws, shas)]
+    if index_corrupt:
+        for row in rows:
+            row["index"] = "corrupt"
+    return rows
+
+
+def index_problem(ws: Workspace) -> dict[str, str] | None:
+    """A problem entry when the index file exists but is damaged (never for a missing one)."""
+    path = db_path(ws)
+    if not path.is_file():
+        return None
+    try:
+        open_reader(ws).close()
+    except StoreError as exc:
+        if exc.code == INDEX_CORRUPT:
+            return {"code": INDEX_CORRUPT, "path": str(path),
+                    "message": f"the index {path} is damaged (not a readable SQLite database)",
+                    "hint": f"move {ws.vector_store} aside (mv {ws.vector_store} {ws.vector_store}.damaged) "
+                            "and rebuild it with `lorchestra run --stage index --force`"}
+    return None
 
 
 def _account_row(v: AccountView, shas: dict[tuple[str, str], str] | None, stale_after: float) -> dict[str, Any]:
@@ -81,22 +103,32 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
     """Everything `status` shows, as one JSON-ready document."""
     ws = Workspace(loaded.workspace)
     db = ws.state_db
-    last = state.last_run(db)
+    problems: list[dict[str, str]] = []
     last_doc: dict[str, Any] | None = None
-    if last is not None:
-        tasks = state.task_rows(db, str(last["run_id"]))
-        last_doc = {**last, "log_path": log_path_of(ws, last),
-                    "stage_summary": state.stage_rows(db, str(last["run_id"])),
-                    "failed_tasks": [t for t in tasks if t["status"] in ("failed", "timeout")]}
+    runs: list[dict[str, Any]] = []
+    try:
+        last = state.last_run(db)
+        if last is not None:
+            tasks = state.task_rows(db, str(last["run_id"]))
+            last_doc = {**last, "log_path": log_path_of(ws, last),
+                        "stage_summary": state.stage_rows(db, str(last["run_id"])),
+                        "failed_tasks": [t for t in tasks if t["status"] in ("failed", "timeout")]}
+        runs = state.history(db, history_n) if history_n else []
+    except state.HistoryCorrupt as bad:
+        problems.append({"code": "STATE_DB_CORRUPT", "path": str(db), "message": str(bad), "hint": bad.hint})
+    index_bad = index_problem(ws)
+    if index_bad is not None:
+        problems.append(index_bad)
     cfg = loaded.config
     return {
+        "problems": problems,
         "pipeline": {"name": cfg.pipeline.name, "version": cfg.pipeline.version},
         "config": str(loaded.path), "config_origin": loaded.origin,
         "workspace": str(ws.root), "workspace_exists": ws.root.is_dir(), "state_db": str(db),
         "stale_after_hours": cfg.stale_after_hours,
         "last_run": last_doc,
-        "history": state.history(db, history_n) if history_n else [],
-        "accounts": account_rows(loaded, ws),
+        "history": runs,
+        "accounts": account_rows(loaded, ws, index_corrupt=index_bad is not None),
         "clients": client_counts(ws) if cfg.clients is not None else None,
     }
 
@@ -105,12 +137,13 @@ def cmd_status(ns: argparse.Namespace) -> int:
     """`lorchestra status [--history N] [--json]`."""
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
     doc = gather(loaded, ns.history)
+    code = int(ExitCode.TASK_FAILED if doc["problems"] else ExitCode.OK)
     if ns.json:
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
-        return 0
+        return code
     console = Console(highlight=False)
     print_status(console, doc)
-    return 0
+    return code
 
 
 def _dur(seconds: Any) -> str:
@@ -127,8 +160,13 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
     console.print(f"pipeline: {p['name']} {p['version']}")
     console.print(f"config: {doc['config']} ({doc['config_origin']})")
     console.print(f"workspace: {doc['workspace']}" + ("" if doc["workspace_exists"] else " (does not exist yet)"))
+    for problem in doc["problems"]:
+        console.print(f"[red]{problem['code']}[/]: ", end="")
+        console.print(f"{problem['message']}\n  fix: {problem['hint']}", markup=False)
     run = doc["last_run"]
-    if run is None:
+    if any(p["code"] == "STATE_DB_CORRUPT" for p in doc["problems"]):
+        console.print("last run: unknown (the run history is damaged, see above)")
+    elif run is None:
         console.print("last run: none recorded yet (run `lorchestra run` or `lorch-tui --no-ui`)")
     else:
         console.print(f"last run: {run['run_id']} ({run['trigger']}) [{_style(run['status'])}]{run['status']}[/], "
@@ -183,6 +221,6 @@ def _age(hours: float | None) -> str:
 
 
 def _mark(value: str) -> str:
-    colour = {"current": "green", "outdated": "yellow", "missing": "red"}.get(value, "dim")
+    colour = {"current": "green", "outdated": "yellow", "missing": "red", "corrupt": "red"}.get(value, "dim")
     return f"[{colour}]{value}[/]"
 

@@ -1,7 +1,7 @@
 """``lorchestra validate``: a checklist of everything a run depends on, before cron finds out.
 
 Config syntax (with line numbers), each extractor's tap or Meltano project, every mapping's
-transform, every canonical schema, streams no mapping covers, writable output folders, and
+transform (compiled, and run on its samples under the canonize limits), every canonical schema, streams no mapping covers, writable output folders, and
 the workspace's permissions. Exit 2 for configuration problems, 4 for permission problems
 (which win: a privacy problem must not hide behind a typo), 0 when only warnings remain.
 ``--fix-permissions`` tightens folders to 0700 and files to 0600 first.
@@ -54,6 +54,7 @@ def cmd_validate(ns: argparse.Namespace) -> int:
     items: list[Check] = [Check("config", str(loaded.path), "ok", f"valid ({loaded.origin})")]
     items += checks.check_extractors(cfg)
     items += checks.check_transforms(cfg)
+    items += checks.check_transform_limits(cfg)
     items += checks.check_schemas(cfg)
     items += checks.check_streams(cfg, ws)
     items += check_drift(cfg, ws)

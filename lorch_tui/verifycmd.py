@@ -59,7 +59,8 @@ def print_report(report: Report) -> None:
         out.write(f"  FAIL {p.code} {p.path}: {p.message}\n")
     if report.partial_runs:
         out.write(f"  note: {len(report.partial_runs)} unfinished run folder(s) left by killed workers "
-                  "(hidden .run_id=*.partial: never read by any stage; they hold PHI, delete them when done)\n")
+                  "(hidden .run_id=*.partial: never read by any stage; they hold PHI: "
+                  "`lorchestra clean --partials` deletes them)\n")
     status = f"{len(report.problems)} problem(s)" if report.problems else "all verified"
     out.write(f"{report.accounts} account(s), {report.runs} run(s), {report.parts} part(s), "
               f"{report.bytes} bytes, {report.canonical} canonical file(s): {status}\n")

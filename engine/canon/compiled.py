@@ -3,11 +3,15 @@
 Workers build one :class:`CompiledTransform` per transform and call :meth:`apply` per
 record. Failures raise :class:`RecordRejected` with a stable code; the human-readable
 reason (which may quote data) is only ever written to the rejects file in the workspace.
+Every evaluation runs under :class:`TransformLimits` (a time budget and a recursion depth,
+enforced inside jsonatapy), so a transform that loops or recurses without end stops with
+``TRANSFORM_TIMEOUT`` or ``TRANSFORM_TOO_DEEP`` instead of hanging its worker.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import jsonatapy
@@ -15,6 +19,22 @@ import jsonschema_rs
 
 from engine.canon.functions import FUNCTIONS
 from engine.canon.registry import Registry, Transform
+
+LIMIT_CODES = {"D1012": "TRANSFORM_TIMEOUT", "D1011": "TRANSFORM_TOO_DEEP"}
+"""jsonatapy's error codes for a breached guardrail, and our stable codes for them."""
+FATAL_CODES = frozenset(LIMIT_CODES.values())
+"""Reject codes that fail the whole task at once: a transform that runs out of time or
+stack on one record would most likely do so on every record, for hours."""
+
+
+@dataclass(frozen=True)
+class TransformLimits:
+    """Per-record limits of a transform's evaluation."""
+
+    timeout_ms: int = 2000
+    """Milliseconds one evaluation may take (jsonatapy raises D1012 past it)."""
+    max_depth: int = 1000
+    """Deepest recursion one evaluation may reach (jsonatapy raises D1011 past it)."""
 
 
 class RecordRejected(Exception):
@@ -24,6 +44,20 @@ class RecordRejected(Exception):
         super().__init__(code)
         self.code = code
         self.reason = reason
+
+    @property
+    def fatal(self) -> bool:
+        """Whether the task must stop (a transform limit was breached)."""
+        return self.code in FATAL_CODES
+
+
+def limit_code(exc: BaseException) -> str | None:
+    """``TRANSFORM_TIMEOUT`` or ``TRANSFORM_TOO_DEEP`` when ``exc`` is jsonatapy's guardrail
+    error (its message starts with the JSONata code), else None."""
+    if isinstance(exc, RecursionError):
+        return "TRANSFORM_TOO_DEEP"
+    head = str(exc)[:16]
+    return next((ours for theirs, ours in LIMIT_CODES.items() if head.startswith(theirs)), None)
 
 
 def compile_expression(text: str) -> Any:
@@ -37,8 +71,10 @@ def compile_expression(text: str) -> Any:
 class CompiledTransform:
     """One transform plus the validator of its output schema."""
 
-    def __init__(self, registry: Registry, transform: Transform) -> None:
+    def __init__(self, registry: Registry, transform: Transform,
+                 limits: TransformLimits | None = None) -> None:
         self.transform = transform
+        self.limits = limits or TransformLimits()
         self.kind = transform.kind
         self._expr = compile_expression(transform.expression)
         schema_path = registry.schema_path(transform.schema)
@@ -48,9 +84,9 @@ class CompiledTransform:
     def apply(self, record: Any, envelope: dict[str, Any]) -> dict[str, Any]:
         """Transform one source record; add the envelope (kind, source, account); validate."""
         try:
-            out = self._expr.evaluate(record, envelope)  # $source and $account are bound too
+            out = evaluate(self._expr, record, envelope, self.limits)
         except Exception as exc:  # the engine raises ValueError with a JSONata code
-            raise RecordRejected("TRANSFORM_FAILED", str(exc)) from None
+            raise RecordRejected(limit_code(exc) or "TRANSFORM_FAILED", str(exc)) from None
         if not isinstance(out, dict):
             raise RecordRejected("TRANSFORM_NOT_OBJECT", f"transform returned {type(out).__name__}")
         out = {**out, "kind": self.kind, **envelope}
@@ -59,3 +95,9 @@ class CompiledTransform:
             reason = "; ".join(f"/{'/'.join(map(str, e.instance_path))}: {e.message}" for e in errors[:5])
             raise RecordRejected("SCHEMA_INVALID", reason)
         return out
+
+
+def evaluate(expr: Any, record: Any, bindings: dict[str, Any] | None, limits: TransformLimits) -> Any:
+    """Evaluate a compiled expression on one record under ``limits`` (bindings such as
+    ``$source`` and ``$account`` are bound too)."""
+    return expr.evaluate(record, bindings, timeout=limits.timeout_ms, max_stack_depth=limits.max_depth)

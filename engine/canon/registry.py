@@ -108,7 +108,7 @@ class Registry:
 def _load_transform(root: Path, path: Path) -> Transform:
     tid = path.relative_to(root).with_suffix("").as_posix()
     meta_path = path.with_suffix(".meta.yaml")
-    if not TRANSFORM_ID.match(tid):
+    if not TRANSFORM_ID.fullmatch(tid):
         raise RegistryError(f"{path}: transform files are named {{domain}}/{{name}}_v{{N}}.jsonata")
     if not meta_path.is_file():
         raise RegistryError(f"{path}: its meta file {meta_path.name} is missing")

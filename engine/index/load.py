@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -143,9 +144,12 @@ class AccountLoader:
     def run(self) -> LoadResult:
         """Load the account (or skip it); raise LoadFailed with a stable code."""
         try:
-            fd = os.open(self.data_path, os.O_RDONLY)
+            fd = os.open(self.data_path, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             raise LoadFailed("NO_CANONICAL") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO planted as the data file never blocks
+            os.close(fd)
+            raise LoadFailed("CANONICAL_INVALID")
         try:
             meta = self._meta()
             return self._run(fd, meta)
@@ -195,6 +199,10 @@ class AccountLoader:
             self.result.objects_removed = remove_unreferenced(
                 conn, self.objects.objects, self.source, self.account)
             self.result.seconds["gc"] = time.monotonic() - started
+        except sqlite3.OperationalError:
+            raise LoadFailed("INDEX_DB_ERROR") from None
+        except sqlite3.DatabaseError:  # not a database, or a malformed one: name it for what it is
+            raise LoadFailed("INDEX_CORRUPT") from None
         except sqlite3.Error:
             raise LoadFailed("INDEX_DB_ERROR") from None
         finally:

@@ -84,6 +84,10 @@ canonical document, ``doc_id`` = FTS rowid), ``fts`` (title/body/names/notes) an
 a crash between commit and clean-up is finished by the account's next run)."""
 
 
+INDEX_CORRUPT = "INDEX_CORRUPT"
+"""The index file exists but is not a readable SQLite database (or its pages are damaged)."""
+
+
 class StoreError(Exception):
     """The index cannot be opened or written; ``code`` is a stable ErrorCode value."""
 
@@ -195,9 +199,14 @@ def open_reader(ws: Workspace, *, check_same_thread: bool = True) -> sqlite3.Con
         _pragmas(conn, writer=False)
         conn.execute("PRAGMA query_only = 1")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.Error:
+        if version == SCHEMA_VERSION:
+            conn.execute("SELECT 1 FROM accounts LIMIT 1").fetchall()
+    except sqlite3.OperationalError:
         conn.close()
         raise StoreError("INDEX_MISSING", f"{path} is not a readable index") from None
+    except sqlite3.DatabaseError:  # "file is not a database", "database disk image is malformed"
+        conn.close()
+        raise StoreError(INDEX_CORRUPT, f"{path} is damaged (not a readable SQLite database)") from None
     if version != SCHEMA_VERSION:
         conn.close()
         if version == 0:

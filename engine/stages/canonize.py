@@ -25,12 +25,12 @@ import orjson
 
 from engine import __version__
 from engine.canon import publish
-from engine.canon.compiled import CompiledTransform, RecordRejected
+from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
 from engine.canon.functions import helpers_sha256
 from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
-from engine.fsutil import ensure_dir, read_json
+from engine.fsutil import NotRegularFile, ensure_dir, open_regular, read_json
 from engine.stages.chain import (
     ChainBroken,
     ChainRun,
@@ -90,6 +90,8 @@ class Canonizer:
         account_dir = self.ws.account_dir(self.ex.domain, self.ex.source, self.ex.account)
         try:
             latest = read_latest(account_dir)
+        except NotRegularFile:  # a FIFO or the like planted as LATEST.json
+            raise CanonizeFailed(ErrorCode.LATEST_INVALID) from None
         except OSError:
             raise CanonizeFailed(ErrorCode.NO_LATEST) from None
         except (ValueError, AssertionError):
@@ -111,11 +113,12 @@ class Canonizer:
         canon = self.spec.canonize
         registry = Registry.load(canon.transforms_dir, canon.schemas_dir)
         compiled: dict[str, CompiledTransform] = {}
+        limits = TransformLimits(canon.transform_timeout_ms, canon.transform_max_depth)
         for m in canon.mappings:
             if m.source != self.ex.source:
                 continue
             try:
-                compiled[m.stream] = CompiledTransform(registry, registry.get(m.transform))
+                compiled[m.stream] = CompiledTransform(registry, registry.get(m.transform), limits)
             except RegistryError:
                 raise CanonizeFailed(ErrorCode.TRANSFORM_MISSING) from None
             except (ValueError, OSError):
@@ -146,14 +149,17 @@ class Canonizer:
                                        for r in chain[1:]]
         return fp
 
-    def up_to_date(self, fp: dict[str, Any]) -> bool:
-        """Whether the current output was built from exactly ``fp`` and is intact."""
+    def up_to_date(self, fp: dict[str, Any], chain: list[ChainRun]) -> bool:
+        """Whether the current output was built from exactly ``fp`` and is intact, and the
+        vault parts it read are still the files it verified (same size and mtime: a part
+        truncated or rewritten since is read, and verified, again; no hashing here)."""
         try:
             meta = read_json(self.paths["meta"])
             data_sha = _file_sha256(self.paths["data"])
         except (OSError, ValueError):
             return False
-        return bool(meta.get("inputs") == fp and meta.get("output", {}).get("sha256") == data_sha)
+        return bool(meta.get("inputs") == fp and meta.get("output", {}).get("sha256") == data_sha
+                    and meta.get("part_stats") == part_stats(chain))
 
     def transform_all(self, chain: list[ChainRun], compiled: dict[str, CompiledTransform],
                       out: IO[bytes], rej: IO[bytes]) -> str:
@@ -203,6 +209,8 @@ class Canonizer:
                         doc = ct.apply(record, envelope)
                     except RecordRejected as exc:
                         self._reject(rej, part["file"], rec, exc)
+                        if exc.fatal:  # out of time or stack: stop now, not after every record
+                            raise CanonizeFailed(ErrorCode(exc.code), part.get("file")) from None
                         continue
                     line = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + b"\n"
                     buf.append(line)
@@ -244,6 +252,23 @@ class Canonizer:
         return any(n > limits.get(s, 0) for s, n in self.rejects_by_stream.items())
 
 
+def part_stats(chain: list[ChainRun]) -> dict[str, list[int] | None]:
+    """Every part of the chain -> [size, mtime_ns] now (None when it cannot be stat'ed);
+    the size must also be the manifest's, or the entry is None."""
+    stats: dict[str, list[int] | None] = {}
+    for run in chain:
+        for part in run.manifest.get("parts", []):
+            name = str(part.get("file", ""))
+            key = f"{run.path.parent.name}/{run.path.name}/{name}"
+            try:
+                st = os.stat(run.path / name)
+            except (OSError, ValueError):
+                stats[key] = None
+                continue
+            stats[key] = [st.st_size, st.st_mtime_ns] if st.st_size == part.get("bytes") else None
+    return stats
+
+
 def _flush(out: IO[bytes], sha: Any, buf: list[bytes]) -> None:
     if buf:
         data = b"".join(buf)
@@ -254,7 +279,7 @@ def _flush(out: IO[bytes], sha: Any, buf: list[bytes]) -> None:
 
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
@@ -288,21 +313,28 @@ def _canonize(c: Canonizer) -> str:
     publish.recover(files)  # finish (or undo) a publish a killed worker left half-done
     chain, compiled = c.prepare()
     fp = c.fingerprint(chain, compiled)
-    if not c.spec.force and c.up_to_date(fp):
+    if not c.spec.force and c.up_to_date(fp, chain):
         meta = read_json(c.paths["meta"])
         c.records = int(meta.get("output", {}).get("records", 0))
         return "skipped"
     ensure_dir(files.folder)
+    verified = part_stats(chain)  # before reading: a part changed mid-read fails its checksum
     try:
+        limit_hit: CanonizeFailed | None = None
         with publish.open_staged(files, "data") as out, publish.open_staged(files, "rejects") as rej:
-            digest = c.transform_all(chain, compiled, out, rej)
+            try:
+                digest = c.transform_all(chain, compiled, out, rej)
+            except CanonizeFailed as exc:
+                if exc.code not in (ErrorCode.TRANSFORM_TIMEOUT, ErrorCode.TRANSFORM_TOO_DEEP):
+                    raise
+                limit_hit = exc
             for fh in (out, rej):
                 fh.flush()
                 os.fsync(fh.fileno())
-        if c.over_limit():
+        if limit_hit is not None or c.over_limit():
             # the person needs the rejects of this attempt; data and meta stay as they were
             publish.commit(files, ["rejects"])
-            raise CanonizeFailed(ErrorCode.REJECTS_EXCEEDED)
+            raise CanonizeFailed(limit_hit.code if limit_hit else ErrorCode.REJECTS_EXCEEDED)
         publish.write_staged_json(files, "meta", {
             "inputs": fp,
             "output": {"file": c.paths["data"].name, "sha256": digest, "records": c.records,
@@ -310,6 +342,7 @@ def _canonize(c: Canonizer) -> str:
             "rejects": c.rejects, "unmapped": dict(sorted(c.unmapped_streams.items())),
             "superseded": c.superseded, "unkeyed": c.unkeyed,
             "deactivated": dict(sorted(c.deactivated.items())), "runs": [r.manifest.get("run_id") for r in chain],
+            "part_stats": verified,
             "account": c.ex.account, "source": c.ex.source, "extractor": c.ex.name,
         })
         if c.rejects:

@@ -13,6 +13,7 @@ status in the manifest, and LATEST moves only on success. With a loader (``extra
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any
@@ -89,8 +90,9 @@ def mark_failed(writer: RunWriter, code: str, exit_code: int | None, stderr_line
     """After a write failed while finishing, still mark the run failed in its manifest.
 
     A run already published stays as it is (only LATEST could not move); when even the
-    manifest cannot be written (a full disk), the run stays hidden as ``.run_id=*.partial``
-    and the event carries WRITE_FAILED.
+    manifest cannot be written (a full disk), the hidden ``.run_id=*.partial`` folder is
+    removed: without a manifest no stage or audit can ever read it, and its parts hold PHI
+    and the very space the next run needs. The event still carries WRITE_FAILED and the run.
     """
     if not writer.tmp.is_dir():
         return
@@ -98,7 +100,7 @@ def mark_failed(writer: RunWriter, code: str, exit_code: int | None, stderr_line
         writer.abort()  # never retry closing the part whose write failed: drop it
         writer.finish("failed", error_code=code, tap_exit_code=exit_code, stderr_lines=stderr_lines)
     except OSError:
-        pass
+        shutil.rmtree(writer.tmp, ignore_errors=True)
 
 
 def unknown_warner(spec: TaskSpec, emit: Emit) -> Callable[[int], None]:

@@ -21,6 +21,17 @@ from engine.config import (
 from engine.events import Stage
 
 
+class TaskLimits(BaseModel):
+    """The limits of one task attempt, taken from its stage's config section."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    timeout_s: float | None = None
+    """Wall-clock seconds the attempt may run (None: no limit; extract has its own per extractor)."""
+    memory_limit_mb: int | None = None
+    """The worker's address-space cap (RLIMIT_AS) in MiB (None: no cap)."""
+
+
 class TaskSpec(BaseModel):
     """Everything a worker needs to run one task."""
 
@@ -44,6 +55,8 @@ class TaskSpec(BaseModel):
     """Index stage settings (whether documents are embedded)."""
     force: bool = False
     """Rebuild even when the provenance proves nothing changed."""
+    limits: TaskLimits = TaskLimits()
+    """Wall-clock and memory limits of the attempt (see :func:`engine.limits.task_limits`)."""
     target: Loader | None = None
     """Extract only: pipe the tap into this Singer target instead of writing the vault."""
     clients: ClientsConfig | None = None

@@ -20,11 +20,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from engine.limits import uncap_memory
+
 StopReason = Literal["cancelled", "timeout", "stream"]
 
 
 def die_with_parent() -> None:
-    """In a child process: get SIGKILL if the worker dies (Linux)."""
+    """In a child process: get SIGKILL if the worker dies (Linux), and drop the worker's own
+    memory cap (the tap is the user's program; the cap guards our per-record code)."""
+    uncap_memory()
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:

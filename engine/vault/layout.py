@@ -20,6 +20,8 @@ from engine.vault.storage import LOCAL, Storage
 RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"
 RUN_DIR = re.compile(r"^run_id=(\d{8}T\d{6}Z)$")
 DT_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+PARTIAL_DIR = re.compile(r"\.run_id=\d{8}T\d{6}Z\.partial")
+"""A run being written, or left unfinished by a killed worker (match with ``fullmatch``)."""
 MANIFEST = "manifest.json"
 LATEST = "LATEST.json"
 STDERR_LOG = "tap.stderr.log"
@@ -61,11 +63,11 @@ def list_runs(account_dir: Path, storage: Storage = LOCAL) -> list[RunRef]:
     """Every completed run folder of the account (any status), newest first."""
     runs: list[RunRef] = []
     for dt_name in storage.list(account_dir):
-        m = DT_DIR.match(dt_name)
+        m = DT_DIR.fullmatch(dt_name)
         if not m or not storage.is_dir(account_dir / dt_name):
             continue
         for run_name in storage.list(account_dir / dt_name):
-            r = RUN_DIR.match(run_name)
+            r = RUN_DIR.fullmatch(run_name)
             if r and storage.is_dir(account_dir / dt_name / run_name):
                 runs.append(RunRef(m.group(1), r.group(1)))
     return sorted(runs, key=lambda r: r.run_id, reverse=True)

@@ -20,7 +20,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO, Protocol, cast
 
-from engine.fsutil import atomic_write_bytes, ensure_dir, fsync_dir, open_private
+from engine.fsutil import atomic_write_bytes, ensure_dir, fsync_dir, open_private, open_regular
 
 
 class Storage(Protocol):
@@ -80,7 +80,7 @@ class LocalStorage:
 
     def open_read(self, path: Path) -> BinaryIO:
         """The file, opened for binary reading."""
-        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+        return open_regular(path)  # type: ignore[no-any-return]  # the caller closes it; never a FIFO
 
     def sync(self, fh: BinaryIO) -> None:
         """flush + fsync."""

@@ -258,8 +258,9 @@ def _check_failed_write(ws: Path, ex: dict[str, Any], before: dict[str, Any] | N
         m = manifest(runs[-1])
         assert m["status"] == "failed" and m["error_code"] == "WRITE_FAILED"
         verify_parts(runs[-1])
-    else:  # it could not: the run stays hidden, never under a final name
-        assert len(runs) == 1 and list(acct.glob("dt=*/.run_id=*.partial"))
+    else:  # it could not: the hidden run is removed (nothing could ever read it), no temp file stays
+        assert len(runs) == 1 and not list(acct.glob("dt=*/.run_id=*.partial"))
+    assert not [p for p in acct.rglob("*.tmp-*") if p.is_file()], "no 0-byte temporary manifest"
 
 
 def test_a_write_beyond_the_file_size_limit_fails_the_run_cleanly(tmp_path: Path) -> None:

@@ -1,0 +1,192 @@
+"""Odd inputs a hostile tester tries: names with a trailing newline, an empty --workspace,
+--wait nan, a FIFO planted as LATEST.json, a damaged index or run history, a LATEST part
+truncated behind an unchanged manifest. Each is refused or named for what it is, through
+the real CLI, never hanging (every call has a timeout)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.fsutil import is_safe_segment
+from tests.helpers import (
+    account_dir,
+    demo_extractor,
+    log_events,
+    manifest,
+    run_cli,
+    runs_of,
+    write_config,
+)
+
+STAGES = {"canonize": {"mappings": [{"source": "gmail", "stream": "messages",
+                                     "transform": "email/gmail_to_canonical_v1"}]}}
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> tuple[Path, dict[str, object]]:
+    ex = demo_extractor("mail", "gmail", records=5)
+    cfg = write_config(tmp_path, [ex], stages=STAGES)
+    res = run_cli("run", "--config", str(cfg), timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return cfg, ex
+
+
+@pytest.mark.parametrize("name", ["acct1\n", "acct1\r", "\nacct1", "a/b", "..", "", "x" * 129, "é"])
+def test_unsafe_names_are_refused(tmp_path: Path, name: str) -> None:
+    assert not is_safe_segment(name)
+    ex = demo_extractor("mail", "gmail", records=1)
+    ex["account"] = name
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text(yaml.safe_dump({"workspace": str(tmp_path / "ws"), "extractors": [ex]}))
+    res = run_cli("validate", "--config", str(cfg), "--skip-permissions", timeout=60)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "is not a safe name" in res.stdout + res.stderr
+    assert not (tmp_path / "ws").exists()
+
+
+def test_safe_names_still_pass() -> None:
+    for name in ("acct1", "acct1-personal", "a.b_c", "x" * 128):
+        assert is_safe_segment(name)
+
+
+def test_an_empty_workspace_is_an_error_not_the_configs(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, [demo_extractor("mail", "gmail", records=1)])
+    for args, env in ((["--workspace", ""], None), (["--workspace", "  "], None), ([], {"LORCH_WORKSPACE": ""})):
+        e = {**os.environ, **(env or {})}
+        e = {k: v for k, v in e.items() if not k.startswith("LORCH_") or k in (env or {})}
+        res = run_cli("run", "--stage", "extract", "--config", str(cfg), *args, env=e, timeout=60)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "is empty" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "ws").exists(), "the config's workspace was not used"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e99", "soon"])
+def test_wait_needs_finite_seconds(tmp_path: Path, value: str) -> None:
+    cfg = write_config(tmp_path, [demo_extractor("mail", "gmail", records=1)])
+    for prog, args in (("lorch_tui.cli", ("run", "--wait", value)),
+                       ("lorch_tui.cli", ("clean", "--all", "--yes", "--wait", value)),
+                       ("lorch_tui.tui_main", ("--no-ui", "--wait", value))):
+        res = run_cli(*args, "--config", str(cfg), prog=prog, timeout=30)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "number of seconds" in res.stderr
+    assert not (tmp_path / "ws").exists()
+
+
+def test_a_fifo_as_latest_blocks_nothing(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+    cfg, ex = built
+    ws = tmp_path / "ws"
+    latest = account_dir(ws, ex) / "LATEST.json"  # type: ignore[arg-type]
+    latest.unlink()
+    os.mkfifo(latest, 0o600)
+    res = run_cli("run", "--stage", "canonize", "--config", str(cfg), timeout=60)
+    assert res.returncode == 4, res.stdout + res.stderr
+    assert "FIFO" in res.stderr and str(latest) in res.stderr
+    res = run_cli("validate", "--config", str(cfg), timeout=60)
+    assert res.returncode == 4 and "FIFO" in res.stdout
+    res = run_cli("verify", "--config", str(cfg), timeout=60)  # read-only: no scan, but no hang either
+    assert res.returncode == 1 and "LATEST_INVALID" in res.stdout
+    res = run_cli("run", "--stage", "canonize", "--skip-permissions", "--force", "--config", str(cfg), timeout=60)
+    assert res.returncode == 1
+    final = [e for e in log_events(ws) if e["type"] == "task_finished"][-1]
+    assert final["error_code"] == "LATEST_INVALID"
+
+
+def test_a_damaged_index_is_named_with_how_to_rebuild(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+    cfg, _ = built
+    ws = tmp_path / "ws"
+    db = ws / "vector-store" / "index.sqlite"
+    for f in db.parent.glob("index.sqlite-*"):
+        f.unlink()
+    db.write_bytes(b"this is not a database, it was damaged by a hostile tester" * 40)
+    res = run_cli("query", "--text", "hello", "--config", str(cfg), timeout=60)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "damaged" in res.stderr and "--stage index --force" in res.stderr and "missing" not in res.stderr
+    res = run_cli("status", "--config", str(cfg), timeout=60)
+    assert res.returncode == 1 and "INDEX_CORRUPT" in res.stdout and "corrupt" in res.stdout
+    res = run_cli("run", "--stage", "index", "--force", "--config", str(cfg), timeout=60)
+    assert res.returncode == 1
+    final = [e for e in log_events(ws) if e["type"] == "task_finished"][-1]
+    assert final["error_code"] == "INDEX_CORRUPT"
+
+
+def test_a_damaged_history_is_named_with_how_to_rebuild(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+    cfg, _ = built
+    db = tmp_path / "ws" / "state" / "lorch.sqlite"
+    for f in db.parent.glob("lorch.sqlite-*"):
+        f.unlink()
+    db.write_bytes(os.urandom(8192))
+    res = run_cli("status", "--config", str(cfg), timeout=60)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "STATE_DB_CORRUPT" in res.stdout and "none recorded yet" not in res.stdout
+    assert "mv " in res.stdout and "logs/pipeline-" in res.stdout
+    res = run_cli("status", "--json", "--config", str(cfg), timeout=60)
+    assert '"STATE_DB_CORRUPT"' in res.stdout
+    res = run_cli("run", "--stage", "extract", "--config", str(cfg), timeout=120)
+    assert res.returncode == 0, "a damaged history never fails a run"
+    assert "damaged" in res.stderr and "mv " in res.stderr
+    db.rename(db.with_name("lorch.sqlite.damaged"))
+    assert run_cli("run", "--stage", "extract", "--config", str(cfg), timeout=120).returncode == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+
+
+def test_a_truncated_latest_part_is_not_skipped(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+    cfg, ex = built
+    ws = tmp_path / "ws"
+    res = run_cli("run", "--stage", "canonize", "--config", str(cfg), timeout=60)
+    assert res.returncode == 0 and "skipped" in res.stdout, "unchanged: skipped"
+    [run] = runs_of(account_dir(ws, ex))  # type: ignore[arg-type]
+    part = run / manifest(run)["parts"][0]["file"]
+    data = part.read_bytes()
+    part.write_bytes(data[: len(data) // 2])
+    res = run_cli("run", "--stage", "canonize", "--config", str(cfg), timeout=60)
+    assert res.returncode == 1, res.stdout + res.stderr
+    final = [e for e in log_events(ws) if e["type"] == "task_finished"][-1]
+    assert final["error_code"] == "CHECKSUM_MISMATCH"
+    # same size, other bytes, other mtime: re-read and caught too
+    part.write_bytes(bytes(len(data)))
+    res = run_cli("run", "--stage", "canonize", "--config", str(cfg), timeout=60)
+    assert res.returncode == 1
+    part.write_bytes(data)  # restored: the output is rebuilt and then skipped again
+    assert run_cli("run", "--stage", "canonize", "--config", str(cfg), timeout=60).returncode == 0
+    res = run_cli("run", "--stage", "canonize", "--config", str(cfg), timeout=60)
+    assert res.returncode == 0 and "skipped" in res.stdout
+
+
+def test_a_fifo_as_the_canonical_file_blocks_nothing(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+    cfg, _ = built
+    ws = tmp_path / "ws"
+    data = ws / "canonical" / "gmail" / "mail.jsonl"
+    data.unlink()
+    os.mkfifo(data, 0o600)
+    res = run_cli("verify", "--config", str(cfg), timeout=60)
+    assert res.returncode == 1 and "CANONICAL_MISMATCH" in res.stdout
+    for stage, code in (("index", "CANONICAL_INVALID"), ("canonize", None)):
+        res = run_cli("run", "--stage", stage, "--skip-permissions", "--force", "--config", str(cfg), timeout=60)
+        final = [e for e in log_events(ws) if e["type"] == "task_finished"][-1]
+        assert final.get("error_code") == code, (stage, final)
+    assert data.is_file(), "canonize replaced the FIFO with a real file"
+
+
+def test_clean_partials_removes_only_unfinished_runs(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+    cfg, ex = built
+    ws = tmp_path / "ws"
+    acct = account_dir(ws, ex)  # type: ignore[arg-type]
+    [run] = runs_of(acct)
+    left = run.parent / ".run_id=20200101T000000Z.partial"  # what a SIGKILLed extract worker leaves
+    left.mkdir(mode=0o700)
+    (left / "part-000.jsonl.gz").write_bytes(b"\x1f\x8b" + bytes(100))
+    (left / "part-000.jsonl.gz").chmod(0o600)
+    res = run_cli("verify", "--all", "--config", str(cfg), timeout=60)
+    assert "clean --partials" in res.stdout
+    res = run_cli("clean", "--partials", "--dry-run", "--config", str(cfg), timeout=60)
+    assert res.returncode == 0 and ".run_id=20200101T000000Z.partial" in res.stdout and left.is_dir()
+    res = run_cli("clean", "--partials", "--yes", "--config", str(cfg), timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not left.exists() and runs_of(acct) == [run] and (acct / "LATEST.json").is_file()
+    assert run_cli("verify", "--all", "--config", str(cfg), timeout=60).returncode == 0

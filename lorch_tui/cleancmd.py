@@ -54,7 +54,9 @@ def cmd_clean(ns: argparse.Namespace) -> int:
     if not ns.stage and not ns.all and not ns.partials:
         raise UsageError("say what to clean: --stage project|canonize|index|extract (repeatable), --all "
                          "or --partials",
-                         hint="add --dry-run to see what would be deleted")
+                         hint=("for example `lorchestra clean --all --dry-run` lists everything that "
+                               "would be deleted" if ns.dry_run else
+                               "add --dry-run to see what would be deleted first"))
     stages = sorted(set(ns.stage or []) | (set(CLEAN_STAGES) if ns.all else set()), key=CLEAN_STAGES.index)
     vault_by_yes = "extract" in (ns.stage or [])
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))

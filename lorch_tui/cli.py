@@ -36,6 +36,7 @@ from lorch_tui import (
 )
 from lorch_tui.argtypes import MAX_WAIT_S, wait_seconds
 from lorch_tui.runface import run_headless
+from lorch_tui.tables import add_name_column, add_other_column, fit_keys, is_name
 
 S = argparse.SUPPRESS
 
@@ -77,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("extract", parents=[common], help="run one extractor into the vault",
                         description="Run one extractor (tap) and write a vault run; LATEST moves on success.")
-    ex.add_argument("name", metavar="NAME", help="the extractor name (see `lorchestra list extractors`)")
+    ex.add_argument("name", metavar="NAME", help="the extractor name, or its account when only one "
+                                                 "extractor has it (see `lorchestra list extractors`)")
     ex.add_argument("--target", metavar="LOADER",
                     help="pipe the tap into this loader (a Singer target from `loaders:`) instead of "
                          "the vault; the vault and LATEST are not touched")
@@ -141,9 +143,16 @@ def cmd_extract(ns: argparse.Namespace) -> int:
     """`lorchestra extract NAME`."""
     loaded = _load(ns)
     if loaded.config.extractor(ns.name) is None:
-        names = ", ".join(e.name for e in loaded.config.extractors)
-        raise UsageError(f"no extractor named {ns.name!r} in {loaded.path}",
-                         hint=f"extractors: {names}")
+        by_account = [e.name for e in loaded.config.extractors if e.account == ns.name]
+        if len(by_account) == 1:  # `extract ACCOUNT` works like `run --account ACCOUNT`
+            ns.name = by_account[0]
+        elif by_account:
+            raise UsageError(f"{ns.name!r} is the account of several extractors in {loaded.path}: "
+                             f"{', '.join(by_account)}", hint="name the extractor you mean")
+        else:
+            names = ", ".join(e.name for e in loaded.config.extractors)
+            raise UsageError(f"no extractor named {ns.name!r} in {loaded.path}, and no account of that name",
+                             hint=f"extractors: {names}")
     target = None
     if ns.target is not None:
         target = loaded.config.loader(ns.target)
@@ -223,11 +232,18 @@ def cmd_list(ns: argparse.Namespace) -> int:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     table = Table()
-    for key in (rows[0] if rows else {"(none)": ""}):
-        table.add_column(key, overflow="fold")
+    kept, dropped = fit_keys(rows, console.width) if rows else (["(none)"], [])
+    for key in kept:
+        if is_name(key):  # names stay whole; the other columns wrap, or are dropped, first
+            add_name_column(table, key, [str(r[key]) for r in rows])
+        else:
+            add_other_column(table, key, [str(r[key]) for r in rows])
     for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
+        table.add_row(*(str(row[k]) for k in kept))
     console.print(table)
+    if dropped:
+        console.print(f"({', '.join(dropped)} not shown at this width: widen the terminal or use --json)",
+                      style="dim", markup=False)
     return 0
 
 
@@ -250,6 +266,11 @@ def guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, p
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): not an error to report
+        from lorch_tui.headless import silence_stdout
+
+        silence_stdout()
+        return int(ExitCode.OK)
     except Exception as exc:  # last resort: never a traceback unless --verbose
         if verbose:
             traceback.print_exc()

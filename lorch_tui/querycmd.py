@@ -117,6 +117,21 @@ def build_query(ns: argparse.Namespace, limit: int | None, client_id: str | None
     return q
 
 
+def check_kind(store: Any, kind: str | None) -> None:
+    """Refuse a kind the index does not hold, naming the kinds it does (exit 2)."""
+    if kind is None:
+        return
+    known = sorted(store.kind_counts())
+    if kind in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(kind, known, n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    raise UsageError(f"--kind {kind!r}: the index holds no documents of that kind",
+                     hint=f"{guess}kinds in the index: {', '.join(known) or 'none yet'}")
+
+
 def cmd_query(ns: argparse.Namespace) -> int:
     """`lorchestra query ...`."""
     limit = ns.limit or None
@@ -125,6 +140,7 @@ def cmd_query(ns: argparse.Namespace) -> int:
     try:
         if ns.counts:
             return _print_counts(store, ns.json)
+        check_kind(store, ns.kind)
         client_id = client_of(ns, store)
         if rankcmd.wants_ranking(ns):
             return rankcmd.run_ranked(ns, store, build_query(_without_text(ns), limit, client_id), limit)

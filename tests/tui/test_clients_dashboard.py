@@ -2,7 +2,7 @@
 
 A real workspace (the bundled demo, 30 records per tap, built by the real CLI) and the
 real engine inside the app under Pilot: pressing `p` runs the project task alone, the Stage
-progress pane shows it, and the pane's subtitle shows the client counts. The screen must
+progress pane shows it, and the pane's title shows the client counts. The screen must
 never show a client's name.
 """
 
@@ -43,11 +43,12 @@ async def test_p_runs_the_project_stage_and_shows_counts_only(tmp_path: Path) ->
                 await pilot.pause(0.1)
             assert app.model.status == "success", app.model.status
             assert list(app.model.tasks) == ["project:clients"]
-            while "clients" not in str(app.query_one(ProgressPane).border_subtitle) \
+            while "clients" not in str(app.query_one(ProgressPane).border_title) \
                     and time.monotonic() < deadline:
                 await pilot.pause(0.1)
-            subtitle = str(app.query_one(ProgressPane).border_subtitle)
-            assert re.fullmatch(r"clients 12 · links [\d,]+ · conflicts \d+ · unlinked [\d,]+", subtitle)
+            title = str(app.query_one(ProgressPane).border_title)
+            assert re.fullmatch(r"Stage progress · clients 12 · links [\d,]+ · conflicts \d+ · "
+                                r"unlinked [\d,]+", title), title
             screen = screen_text(app.export_screenshot())
             assert "clients 12" in screen and "project" in screen
             assert CANARY_NAME not in screen and "Canarywhistle" not in screen

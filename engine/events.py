@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-Stage = Literal["extract", "canonize", "index"]
+Stage = Literal["extract", "canonize", "index", "project"]
 TaskStatus = Literal["success", "failed", "cancelled", "timeout", "skipped"]
 Trigger = Literal["cli", "cron", "dashboard"]
 
@@ -69,6 +69,10 @@ class ErrorCode(StrEnum):
     WORKER_OUT_OF_MEMORY = "WORKER_OUT_OF_MEMORY"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     INDEX_CORRUPT = "INDEX_CORRUPT"
+    NO_INDEX = "NO_INDEX"
+    OVERRIDES_INVALID = "OVERRIDES_INVALID"
+    CLIENT_CONFLICTS = "CLIENT_CONFLICTS"
+    OVERRIDE_UNUSED = "OVERRIDE_UNUSED"
 
 
 def now_iso() -> str:

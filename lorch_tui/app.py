@@ -63,6 +63,7 @@ class LorchApp(App[int]):
         Binding("e", "run_stage('extract')", "extract"),
         Binding("c", "run_stage('canonize')", "canonize"),
         Binding("i", "run_stage('index')", "index"),
+        Binding("p", "run_project", "project", show=False),
         Binding("r", "run_stage('all')", "rerun acct"),
         Binding("R", "run_all", "run all"),
         Binding("x", "cancel_task", "cancel"),
@@ -223,6 +224,7 @@ class LorchApp(App[int]):
         self.query_one(VaultTree).show(self.loaded.config.extractors, snap.runs)
         self.query_one(LatestPane).show(snap.views, self.model.last_errors, stale_h)
         self._show_sub_title()
+        self.query_one(ProgressPane).show_clients(snap.clients)
         if self.selected is None and self.loaded.config.extractors:
             self.select(self.loaded.config.extractors[0].name)
         elif self.selected is not None:
@@ -284,6 +286,10 @@ class LorchApp(App[int]):
             return
         stages = None if stage == "all" else [stage]
         self._start(stages, [self.selected], f"{stage} {self.selected}")
+
+    def action_run_project(self) -> None:
+        """Run the project stage alone (clients and charts, over every account)."""
+        self._start(["project"], None, "project (clients)")
 
     def action_run_all(self) -> None:
         """Run every stage for every account."""

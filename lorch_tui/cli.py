@@ -22,9 +22,18 @@ from engine import __version__
 from engine.config import PipelineConfig
 from engine.configload import LoadedConfig, load
 from engine.errors import ExitCode, LorchError, UsageError
-from engine.plan import IMPLEMENTED_STAGES, Chain, build_plan
+from engine.plan import RUN_STAGES, Chain, build_plan
 from engine.taps import describe, describe_loader
-from lorch_tui import cleancmd, configcmd, driftcmd, querycmd, statuscmd, validatecmd, verifycmd
+from lorch_tui import (
+    cleancmd,
+    clientscmd,
+    configcmd,
+    driftcmd,
+    querycmd,
+    statuscmd,
+    validatecmd,
+    verifycmd,
+)
 from lorch_tui.argtypes import MAX_WAIT_S, wait_seconds
 from lorch_tui.runface import run_headless
 from lorch_tui.tables import add_name_column, add_other_column, fit_keys, is_name
@@ -60,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = common_options()
     parser = argparse.ArgumentParser(
         prog="lorchestra", parents=[common],
-        description="Local-first orchestrator of the PHI pipeline: extract -> canonize -> index.",
+        description="Local-first orchestrator of the PHI pipeline: extract -> canonize -> index -> project.",
         epilog="exit codes: 0 ok, 1 a task failed, 2 usage/config error, 3 workspace busy, "
                "4 permission check failed, 130 interrupted",
     )
@@ -79,14 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", parents=[common], help="run the pipeline (or some stages / accounts)",
                          description="Run per-account chains of the pipeline's stages.")
-    run.add_argument("--stage", action="append", choices=["extract", "canonize", "index"],
-                     help=f"run only this stage (repeatable; available now: {', '.join(IMPLEMENTED_STAGES)})")
+    run.add_argument("--stage", action="append", choices=["extract", "canonize", "index", "project"],
+                     help=f"run only this stage (repeatable; available now: {', '.join(RUN_STAGES)}; "
+                          "project needs a `clients` section)")
     run.add_argument("--account", action="append", metavar="NAME",
                      help="only extractors whose name or account matches (glob, repeatable)")
     run.add_argument("--job", metavar="NAME", help="only the extractors of this job")
     run.add_argument("--dry-run", action="store_true", help="print the plan and exit without writing")
     run.add_argument("--force", action="store_true",
-                     help="rebuild canonical output even when its provenance shows nothing changed")
+                     help="rebuild canonical output, index rows and client charts even when their "
+                          "inputs show nothing changed")
     run_options(run)
     run.set_defaults(func=cmd_run)
 
@@ -119,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     configcmd.register(sub, common)
     querycmd.register(sub, common)
     verifycmd.register(sub, common)
+    clientscmd.register(sub, common)
     driftcmd.register(sub, common)
     return parser
 
@@ -177,6 +189,8 @@ def print_plan(loaded: LoadedConfig, plan: object) -> None:
     console.print(f"plan: {plan.task_count} task(s), stages {', '.join(plan.stages)}")
     for chain in plan.chains:
         console.print(f"  {chain.extractor.name}: {' -> '.join(chain.stages)}")
+    if plan.project:
+        console.print("  then project (clients): once, after every index task has ended")
 
 
 def cmd_transform_test(ns: argparse.Namespace) -> int:

@@ -26,6 +26,25 @@ class Snapshot:
     lock_holder: str | None
     durations: dict[str, dict[str, float]] = field(default_factory=dict)
     """extractor -> vault run (`dt=.../run_id=...`) -> extract seconds, from the run history."""
+    clients: dict[str, int] | None = None
+    """PHI-free counts of the client layer (clients, links, conflicts, unlinked), if projected."""
+
+
+def client_counts(ws: Workspace) -> dict[str, int] | None:
+    """The client layer's counts from the index database (numbers only), or None."""
+    path = ws.vector_store / "index.sqlite"
+    if not path.exists():
+        return None
+    from engine.clients.tables import counts
+
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        try:
+            return counts(con)
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
 
 
 def index_shas(ws: Workspace) -> dict[tuple[str, str], str] | None:
@@ -90,4 +109,4 @@ def scan(cfg: PipelineConfig, ws: Workspace, run_limit: int = 30) -> Snapshot:
     """Read every account's LATEST view and newest runs."""
     views = account_views(cfg, ws, index_shas(ws))
     runs = {ex.name: account_runs(cfg, ws, ex, run_limit) for ex in cfg.extractors}
-    return Snapshot(views, runs, lock_holder(ws), extract_durations(ws))
+    return Snapshot(views, runs, lock_holder(ws), extract_durations(ws), clients=client_counts(ws))

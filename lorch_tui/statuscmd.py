@@ -23,7 +23,7 @@ from engine.errors import ExitCode
 from engine.index.store import INDEX_CORRUPT, StoreError, db_path, open_reader
 from engine.inspect import AccountView, account_views
 from engine.workspace import Workspace
-from lorch_tui.scan import index_shas
+from lorch_tui.scan import client_counts, index_shas
 from lorch_tui.summary import human_bytes
 
 
@@ -129,6 +129,7 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
         "last_run": last_doc,
         "history": runs,
         "accounts": account_rows(loaded, ws, index_corrupt=index_bad is not None),
+        "clients": client_counts(ws) if cfg.clients is not None else None,
     }
 
 
@@ -194,6 +195,10 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
         acc.add_row(a["extractor"], a["latest_run"] or "-", "-" if a["latest_records"] is None
                     else f"{a['latest_records']:,}", age, fresh, _mark(a["canonical"]), _mark(a["index"]))
     console.print(Padding(acc, (0, 0, 0, 2)))
+    c = doc.get("clients")
+    if c is not None:
+        console.print(f"clients: {c['clients']:,} clients, {c['links']:,} links, {c['conflicts']:,} open "
+                      f"conflicts, {c['unlinked']:,} unlinked documents (`lorchestra clients`)")
     if doc["history"]:
         console.print(f"history (last {len(doc['history'])} runs):")
         hist = Table(box=None, pad_edge=False, show_edge=False)

@@ -66,7 +66,9 @@ def records_phrase(result: RunResult) -> str:
     stages = {f.stage for f in result.finished.values()}
     if "extract" in stages or not stages:
         return f"{s.records:,} record{'' if s.records == 1 else 's'}"
-    stage = next(st for st in ("index", "canonize") if st in stages)
+    stage = next(st for st in ("index", "canonize", "project") if st in stages)
     n = sum(f.records for f in result.finished.values() if f.stage == stage)
+    if stage == "project":
+        return f"{n:,} link{'' if n == 1 else 's'} to clients"
     verb = {"canonize": "canonized", "index": "indexed"}[stage]
     return f"{n:,} record{'' if n == 1 else 's'} {verb}"

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"lorch-tui {__version__}")
     p.add_argument("--no-ui", action="store_true", help="run headless: progress on a terminal, lines otherwise")
-    p.add_argument("--stage", action="append", choices=["extract", "canonize", "index"],
+    p.add_argument("--stage", action="append", choices=["extract", "canonize", "index", "project"],
                    help="run only this stage (repeatable)")
     p.add_argument("--account", action="append", metavar="NAME", help="only matching extractors (glob)")
     p.add_argument("--job", metavar="NAME", help="only the extractors of this job")

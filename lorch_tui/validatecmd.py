@@ -18,6 +18,7 @@ from rich.console import Console
 
 from engine import checks
 from engine.checks import Check
+from engine.clients.checks import check_clients
 from engine.configload import load
 from engine.drift.checks import check_drift
 from engine.errors import ConfigError, ExitCode
@@ -68,6 +69,7 @@ def cmd_validate(ns: argparse.Namespace) -> int:
         items += checks.check_schemas(cfg)
         items += checks.check_streams(cfg, ws)
         items += check_drift(cfg, ws)
+    items += check_clients(cfg)
     items += checks.check_output_dirs(ws)
     if not ns.quick:
         items.append(_vectors_check(cfg.stages.index.vectors))

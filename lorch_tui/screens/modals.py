@@ -16,6 +16,7 @@ KEYS = (
     ("e", "extract the selected account"),
     ("c", "canonize the selected account"),
     ("i", "index the selected account"),
+    ("p", "project: link every account's documents to clients, write the charts"),
     ("r", "rerun the whole chain for the selected account"),
     ("R", "run everything (every account, every stage)"),
     ("x", "cancel the selected running task (asks first)"),

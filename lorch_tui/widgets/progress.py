@@ -126,6 +126,15 @@ class ProgressPane(Vertical):
         self._sort()
         self.query_one("#progress-totals", Static).update(totals_text(model))
 
+    def show_clients(self, counts: dict[str, int] | None) -> None:
+        """The client layer's counts in the pane's title (numbers only: never a name)."""
+        if counts is None:
+            self.border_title = "Stage progress"
+            return
+        self.border_title = (f"Stage progress · clients {counts['clients']:,} · links "
+                             f"{counts['links']:,} · conflicts {counts['conflicts']:,} · "
+                             f"unlinked {counts['unlinked']:,}")
+
     def _sort(self) -> None:
         """Re-sort, keeping the cursor on the task it was on."""
         table = self.table

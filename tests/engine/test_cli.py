@@ -11,7 +11,7 @@ import pytest
 
 from engine import __version__
 from engine.configload import DEMO_CONFIG
-from engine.plan import IMPLEMENTED_STAGES
+from engine.plan import IMPLEMENTED_STAGES, RUN_STAGES
 from tests.helpers import clean_env, run_cli
 
 DEMO_NAMES = [
@@ -109,9 +109,11 @@ def test_dry_run_prints_the_plan_and_writes_nothing(demo: tuple[Path, dict[str, 
     lines = res.stdout.splitlines()
     assert lines[0] == f"config: {DEMO_CONFIG} (bundled demo)"
     assert lines[1] == f"workspace: {ws}"
-    assert lines[2] == f"plan: {12 * len(IMPLEMENTED_STAGES)} task(s), stages {', '.join(IMPLEMENTED_STAGES)}"
-    chains = [line.strip() for line in lines[3:]]
+    assert lines[2] == (f"plan: {12 * len(IMPLEMENTED_STAGES) + 1} task(s), stages "
+                        f"{', '.join(RUN_STAGES)}")
+    chains = [line.strip() for line in lines[3:-1]]
     assert chains == [f"{n}: {' -> '.join(IMPLEMENTED_STAGES)}" for n in DEMO_NAMES]
+    assert lines[-1].strip().startswith("then project (clients)")
     assert not ws.exists()
     assert nothing_written(demo)
     # the config's own workspace (under XDG_DATA_HOME) is not created either

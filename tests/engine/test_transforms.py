@@ -29,7 +29,8 @@ REGISTRY = Registry.load()
 TRANSFORMS = sorted(REGISTRY.transforms.values(), key=lambda t: t.id)
 SAMPLES = [(t, s) for t in TRANSFORMS for s in t.samples]
 TAP_SOURCE = {"gmail": "gmail", "msgraph": "exchange", "dataverse": "dataverse",
-              "sheets": "sheets", "quickbooks": "quickbooks"}
+              "sheets": "sheets", "quickbooks": "quickbooks", "forms": "forms",
+              "formsheets": "sheets"}
 """Demo tap name -> the config source name demo.yaml gives its extractors."""
 SEEDS = (11, 12)
 RECORDS = 60

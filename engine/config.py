@@ -273,6 +273,8 @@ class ClientsConfig(StrictModel):
     """The overrides file (merge clients, keep them apart, link a document, ignore an address); applied on every run. A missing file means no overrides."""
     gmail_domains: list[str] = Field(default_factory=lambda: ["gmail.com", "googlemail.com"])
     """Domains where dots and `+tags` in the local part do not matter (Google ignores them)."""
+    measures: ConfigPath | None = None
+    """The outcome-measure registry folder (`<id>.v<version>.yaml` files and `bindings/`, docs/measures.md); the bundled config/measures if unset."""
 
 
 class PipelineConfig(StrictModel):

@@ -145,6 +145,8 @@ def _link(conn: sqlite3.Connection, measurements: list[dict[str, Any]],
             "rule, direction, via) VALUES (?, ?, ?, 'measurement', ?, ?, NULL, ?)",
             [(m["client_id"], MEASURES_SOURCE, MEASURES_ACCOUNT, m["source_id"], LINK_RULE,
               m["response_id"] or "") for m in measurements if m.get("client_id")])
+        conn.execute("UPDATE clients SET documents = (SELECT count(*) FROM client_links l "
+                     "WHERE l.client_id = clients.client_id)")
         conn.executemany("INSERT OR REPLACE INTO clients_meta (key, value) VALUES (?, ?)", [
             ("measures_responses", str(result.responses)),
             ("measures_scored", str(result.scored)),

@@ -90,7 +90,8 @@ class ProgressPane(Vertical):
             self.border_subtitle = ""
             return
         self.border_subtitle = (f"clients {counts['clients']:,} · links {counts['links']:,} · "
-                                f"conflicts {counts['conflicts']:,} · unlinked {counts['unlinked']:,}")
+                                f"conflicts {counts['conflicts']:,} · unlinked {counts['unlinked']:,}"
+                                + _measures_text(counts))
 
     def selected_task(self) -> str | None:
         """The task id under the cursor."""
@@ -99,6 +100,14 @@ class ProgressPane(Vertical):
             return None
         key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
         return str(key.value) if key.value is not None else None
+
+
+def _measures_text(counts: dict[str, int]) -> str:
+    """`` · measures scored N · not scored M`` when anything was scored or refused."""
+    scored, refused = counts.get("measures_scored", 0), counts.get("measures_not_scored", 0)
+    if not scored and not refused:
+        return ""
+    return f" · measures scored {scored:,} · not scored {refused:,}"
 
 
 def sort_key(values: tuple[object, object]) -> tuple[int, str]:

@@ -119,7 +119,7 @@ class Responses:
         self.k = max(2, min(10, ctx.records * 4 // 10 - 1))
 
     def get(self, i: int) -> Response:
-        j, visit = 1 + i % self.k, i // self.k
+        j, visit = person(self, i), i // self.k
         p = self.people.get(j)
         form = INTAKE if visit == 0 else FOLLOW_UP
         h = mix64(self.key ^ i)
@@ -185,11 +185,21 @@ def plan(ctx: TapContext) -> TapPlan:
         text_field="respondentEmail")])
 
 
+def sheet_rows(ctx: TapContext, responses: Responses) -> tuple[Form, list[int]]:
+    """The account's form and the response index of each of its sheet's rows."""
+    form = FOLLOW_UP if "follow" in ctx.account.lower() else INTAKE
+    return form, [i for i in range(ctx.records) if responses.get(i).form is form]
+
+
+def person(responses: Responses, i: int) -> int:
+    """The client who sent response ``i``."""
+    return 1 + i % responses.k
+
+
 def sheet_plan(ctx: TapContext) -> TapPlan:
     """The linked-sheet tap: the account's form, its responses in submission order."""
     responses = Responses(ctx)
-    form = FOLLOW_UP if "follow" in ctx.account.lower() else INTAKE
-    rows = [i for i in range(ctx.records) if responses.get(i).form is form]
+    form, rows = sheet_rows(ctx, responses)
     version = 1_700_000_000_000 + ctx.key("version") % 100_000_000_000
     headers = ("Timestamp", "Email Address", *(t for _q, t in form.questions))
 

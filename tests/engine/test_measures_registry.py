@@ -14,7 +14,7 @@ from tests.helpers import clean_env, demo_extractor, run_cli, write_config
 
 K6 = {
     "id": "k6", "version": 1, "name": "Kessler Psychological Distress Scale (6 items)",
-    "code": {"code": "89204-2", "display": "K6 total"},
+    "code": {"system": "urn:test", "code": "K6-TOTAL", "display": "K6 total"},
     "items": [{"id": f"k6_{n}", "text": f"item {n}"} for n in range(1, 7)],
     "options": [{"value": v, "label": lab} for v, lab in enumerate(
         ["None of the time", "A little of the time", "Some of the time", "Most of the time",
@@ -47,7 +47,7 @@ def test_a_new_measure_is_yaml_only(tmp_path: Path) -> None:
     doc = {"source": "s", "account": "a", "source_id": "x", "form": {"id": None, "title": "Distress"},
            "submitted_at": "2026-01-02T03:04:05Z", "answers": answers}
     (m,) = score_response(doc, reg)
-    assert isinstance(m, dict) and (m["measure"], m["value"], m["band"], m["code"]) == ("k6", 19, "high", "89204-2")
+    assert isinstance(m, dict) and (m["measure"], m["value"], m["band"], m["code"]) == ("k6", 19, "high", "K6-TOTAL")
 
 
 def test_broken_definitions_are_reported_not_loaded(tmp_path: Path) -> None:

@@ -123,7 +123,8 @@ NAME_TWIN_OF = {5: 4}
 GMAIL_CLIENT = 6
 """Client 6 writes from a Gmail address; other systems hold it without dots or with a tag."""
 PHONE_ONLY = 7
-"""Client 7 gives the intake sheet and QuickBooks a phone number but no e-mail."""
+"""Client 7 gives the intake sheet and QuickBooks a phone number (one no other client has)
+but no e-mail."""
 NON_CLIENT_CUSTOMER = 8
 """QuickBooks customer 8 is an EAP company that pays for sessions: no client contact."""
 TRAPS = {"family": FAMILY_OF, "name_twin": NAME_TWIN_OF, "gmail": GMAIL_CLIENT,
@@ -177,6 +178,8 @@ class People:
         if j == GMAIL_CLIENT:
             local = person.email.partition("@")[0]
             return replace(person, email=f"{local}@gmail.com")
+        if j == PHONE_ONLY:  # a line no other client has (theirs are 555-01xx): the phone decides
+            return replace(person, line="0242")
         return person
 
     def _get(self, j: int) -> Person:

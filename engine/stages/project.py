@@ -154,8 +154,10 @@ class Project:
                 conn.execute("ROLLBACK")
                 raise
             m = self.measures = measures_step.run(self.ws, conn, p, self.registry)
-            self.stats = charts.write_charts(
+            docs, folders = self.documents, len(p.clients)
+            self.stats = charts.write_charts(  # progress goes on: documents read, then charts
                 clients_dir(self.ws), p, now,
+                on_folder=lambda n: self.progress(docs + n, docs + folders),
                 extra=lambda cid: measures_step.chart_files(m, p, self.registry, cid))
             begin_immediate(conn)
             tables.set_meta(conn, charts_done="1")
@@ -173,7 +175,8 @@ class Project:
         if not all((root / f / "client.md").is_file() for f in folders):
             return False
         count = conn.execute("SELECT count(*) FROM client_links").fetchone()[0]
-        self.documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+        self.documents = conn.execute("SELECT count(*) FROM documents WHERE source != ?",
+                                      (MEASURES_SOURCE,)).fetchone()[0]
         self.links = int(count)
         return True
 

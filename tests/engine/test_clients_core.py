@@ -288,3 +288,12 @@ def test_resolution_is_deterministic_whatever_the_input_order() -> None:
     p2, _ = resolve(list(reversed(docs)))
     assert p1.links == p2.links and p1.unlinked == p2.unlinked
     assert [c.key for c in p1.conflicts] == [c.key for c in p2.conflicts]
+
+
+def test_two_contacts_with_one_phone_in_two_formats_is_a_conflict() -> None:
+    docs = people() + [contact("dataverse", "mensio", "F", "Fay Ng", phones=["(212) 555-0103"])]
+    row = contact("quickbooks", "co", "9", "Customer", phones=["+1 212 555 0103"])
+    p, out = resolve(docs + [row])
+    assert out[row[0]].reason == "conflict"  # type: ignore[union-attr]
+    (c,) = [c for c in p.conflicts if c.key == "phone:+12125550103"]
+    assert set(c.clients) == {cid("C"), cid("F")} and c.documents == 1

@@ -164,11 +164,14 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry) -
     result = MeasuresResult(responses=responses, scored=len(measurements),
                             not_scored=len(rejects),
                             reasons=Counter(r["reason"] for r in rejects))
-    result.rejects_path = _write(ws, measurements, rejects, reg)
-    try:
-        AccountLoader(ws, MEASURES_SOURCE, MEASURES_ACCOUNT).run()
-    except LoadFailed as exc:
-        raise MeasuresFailed(exc.code) from None
+    indexed = conn.execute("SELECT 1 FROM accounts WHERE source = ? AND account = ?",
+                           (MEASURES_SOURCE, MEASURES_ACCOUNT)).fetchone() is not None
+    if responses or indexed:  # a pipeline without forms gets no measures account
+        result.rejects_path = _write(ws, measurements, rejects, reg)
+        try:
+            AccountLoader(ws, MEASURES_SOURCE, MEASURES_ACCOUNT).run()
+        except LoadFailed as exc:
+            raise MeasuresFailed(exc.code) from None
     _link(conn, measurements, result)
     for m in measurements:
         if m.get("client_id"):

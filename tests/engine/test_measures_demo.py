@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import orjson
 import pytest
 import yaml
@@ -65,6 +66,10 @@ def test_measurements_belong_to_the_person_who_answered(demo: tuple[Path, Path])
     person_of_client = {cid: contact_person[e] for cid, e in con.execute(
         "SELECT client_id, entity_id FROM clients")}
     answered = {t.source_id: t.persons for t in truth("forms", "outcomes", 7, RECORDS)}
+    validator = jsonschema_rs.Draft202012Validator(
+        orjson.loads((REPO / "config/schemas/measurement.v1.json").read_bytes()))
+    for m in got:
+        validator.validate(m)
     linked = [m for m in got if "client_id" in m]
     assert len(got) >= RECORDS and len(linked) >= len(got) * 2 // 3
     for m in linked:

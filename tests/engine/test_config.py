@@ -312,12 +312,12 @@ DEMO_NAMES = {
 }
 
 
-def test_bundled_demo_has_twelve_extractors_over_the_five_demo_taps(tmp_path: Path, no_lorch_env: None,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bundled_demo_has_fifteen_extractors_over_every_demo_tap(tmp_path: Path, no_lorch_env: None,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     cfg = load_file(DEMO_CONFIG)
     names = [e.name for e in cfg.extractors]
-    assert len(names) == 12 == len(set(names))
+    assert len(names) == 15 == len(set(names))  # twelve, plus the forms (issue 15)
     assert DEMO_NAMES <= set(names)
     assert all(e.kind == "demo" and e.demo is not None for e in cfg.extractors)
     assert {e.demo.tap for e in cfg.extractors if e.demo} == set(DEMO_TAPS)

@@ -406,10 +406,10 @@ def test_bundled_demo_through_the_cli(tmp_path: Path) -> None:
     env = cli_env(XDG_DATA_HOME=str(tmp_path / "xdg"))
     res = run_cli("list", "extractors", "--json", cwd=tmp_path, env=env)
     rows = orjson.loads(res.stdout)
-    assert len(rows) == 12 and DEMO_NAMES <= {r["name"] for r in rows}
+    assert len(rows) == 15 and DEMO_NAMES <= {r["name"] for r in rows}
     assert {r["kind"] for r in rows} == {"demo"}
     jobs = {j["job"]: j for j in orjson.loads(run_cli("list", "jobs", "--json", cwd=tmp_path, env=env).stdout)}
-    assert jobs["ingest-all-accounts"]["extractors"] == 12
+    assert jobs["ingest-all-accounts"]["extractors"] == 15
     assert set(jobs["ingest-all-accounts"]["members"].split(", ")) == {r["name"] for r in rows}
     assert not (tmp_path / "xdg").exists()
 

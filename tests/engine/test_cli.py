@@ -19,7 +19,7 @@ DEMO_NAMES = [
     "tap-msgraph-mail--ben-mensio", "tap-msgraph-mail--frontdesk-mensio", "tap-msgraph-mail--billing-mensio",
     "tap-dataverse", "tap-dataverse--farmstrong", "tap-sheets--intake-log", "tap-sheets--billing-tracker",
     "tap-quickbooks--mensio", "tap-quickbooks--farmstrong-llc", "tap-forms--outcomes",
-    "tap-formsheets--intake-form", "tap-formsheets--follow-up-form",
+    "tap-formsheets--first-visit", "tap-formsheets--follow-up",
 ]
 
 

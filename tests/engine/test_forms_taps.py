@@ -71,7 +71,7 @@ def test_linked_sheets_hold_the_same_responses(tmp_path: Path) -> None:
         answers = {titles[q]: a["textAnswers"]["answers"][0]["value"] for q, a in r["answers"].items()}
         by_key[(r["respondentEmail"], r["lastSubmittedTime"][:19])] = (r["formId"], answers)
     seen = 0
-    for account, form in (("intake-form", forms.INTAKE), ("follow-up-form", forms.FOLLOW_UP)):
+    for account, form in (("first-visit", forms.INTAKE), ("follow-up", forms.FOLLOW_UP)):
         _out, messages = run(tmp_path, "formsheets", account)
         rows = check_singer(messages)
         assert [m for m in messages if m["type"] == "ACTIVATE_VERSION"]

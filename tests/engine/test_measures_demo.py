@@ -25,8 +25,8 @@ from engine.demo_taps.truth import truth
 from tests.helpers import REPO, clean_env, run_cli
 
 RECORDS = 30
-KEEP = ("tap-dataverse", "tap-forms--outcomes", "tap-formsheets--intake-form",
-        "tap-formsheets--follow-up-form")
+KEEP = ("tap-dataverse", "tap-forms--outcomes", "tap-formsheets--first-visit",
+        "tap-formsheets--follow-up")
 
 
 def env() -> dict[str, str]:

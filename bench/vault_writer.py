@@ -7,8 +7,9 @@ recorded once into the bench cache. Then, one after the other:
 
 1. **lorchestra extract, end to end**: ``python -m engine.worker`` with an extract task spec
    whose tap is ``kind: singer``, ``command: [cat, FILE]``; the real tap subprocess, the
-   Singer reader, the vault writer (orjson parse and re-encode of each record, gzip, sha256
-   of the compressed bytes, parts, fsync, manifest, rename) and LATEST. Wall time from spawn
+   Singer reader, the vault writer (each message validated by msgspec with its record left
+   as raw bytes and stored as the tap wrote it, gzip, sha256 of the compressed bytes,
+   parts, fsync, manifest, rename) and LATEST. Wall time from spawn
    to exit; CPU of the worker and ``cat``.
 2. the same writer in-process (``consume`` + ``RunWriter`` on the file) in three setups, to
    show what each speed choice gives: zlib without the background thread (the writer
@@ -16,13 +17,16 @@ recorded once into the bench cache. Then, one after the other:
 3. **PyPI target-jsonl 0.1.4** (its own venv) reading the same file on stdin.
 4. **gzip -1** alone on the same bytes (``gzip -1 -c FILE > OUT``).
 
-Goals (issue 9): throughput >= 8x target-jsonl; end-to-end time / ``gzip -1`` time <= 1.0.
+Goals (issue 12): throughput >= 10x target-jsonl; end-to-end time / ``gzip -1`` time <= 0.8.
+The load average is printed before and after, since the machine is shared.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -83,13 +87,31 @@ def run_worker(stream: Path, work: Path) -> tuple[Timing, TaskFinished]:
     return timing, finals[-1]
 
 
-def check_vault(ws: Path, records: int) -> None:
-    """Every part reads back with the standard gzip module and the counts add up."""
+def check_vault(ws: Path, stream: Path, records: int) -> None:
+    """Every part reads back with the standard gzip module, byte for byte the tap's stream."""
     runs = sorted(ws.glob("vault/*/*/*/dt=*/run_id=*"))
     manifest = orjson.loads((runs[-1] / "manifest.json").read_bytes())
-    lines = sum(gzip.decompress((runs[-1] / p["file"]).read_bytes()).count(b"\n") for p in manifest["parts"])
-    if lines != records or manifest["records"] != records:
-        raise SystemExit(f"vault check failed: {lines} lines, manifest {manifest['records']}, expected {records}")
+    digest = hashlib.sha256()
+    for p in manifest["parts"]:
+        digest.update(gzip.decompress((runs[-1] / p["file"]).read_bytes()))
+    if digest.digest() != file_sha256(stream) or manifest["records"] != records:
+        raise SystemExit(f"vault check failed: parts differ from the stream, or manifest {manifest['records']} "
+                         f"records, expected {records}")
+
+
+def file_sha256(path: Path) -> bytes:
+    """sha256 of a file (the recorded stream: one message per line, each ending in a newline)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.digest()
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, for the record."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
 def in_process(stream: Path, work: Path, backend: str, pipelined: bool) -> Timing:
@@ -145,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
           f"bytes/line; recorded in {time.perf_counter() - t0:.1f}s or cached)", flush=True)
     work = Path(tempfile.mkdtemp(prefix="lorch-bench-vault-"))
     try:
+        print(load_average(), flush=True)
         e2e, final = run_worker(stream, work)
-        check_vault(work / "ws", records)
+        check_vault(work / "ws", stream, records)
         report("lorchestra extract worker (end to end)", e2e, records, nbytes)
         print(f"    worker's own account: cpu_s {final.cpu_s} (worker + cat), peak RSS "
               f"{(final.peak_rss_kb or 0) / 1024:.0f} MiB, {final.parts} part(s), "
@@ -179,11 +202,12 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"gain of {label} over zlib (in-process): wall {base.wall / t.wall:.2f}x, "
                           f"cpu {base.cpu / t.cpu:.2f}x", flush=True)
         if peer is not None:
-            goal("vault throughput / target-jsonl", peer.wall / e2e.wall, 8)
+            goal("vault throughput / target-jsonl", peer.wall / e2e.wall, 10)
             print(f"  (cpu-time basis: {peer.cpu / e2e.cpu:.2f}x)", flush=True)
-        goal("vault time / gzip -1 time", e2e.wall / gz.wall, 1.0, higher_is_better=False)
+        goal("vault time / gzip -1 time", e2e.wall / gz.wall, 0.8, higher_is_better=False)
         print(f"  (cpu-time basis: {e2e.cpu / gz.cpu:.2f}x; the worker's wall time includes Python "
               "start-up and imports)", flush=True)
+        print(load_average(), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

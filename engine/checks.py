@@ -158,7 +158,13 @@ def check_schemas(cfg: PipelineConfig) -> list[Check]:
 
 
 def check_streams(cfg: PipelineConfig, ws: Workspace) -> list[Check]:
-    """Streams in each account's LATEST run that no mapping covers (warnings)."""
+    """Streams in each account's LATEST run that no mapping covers (warnings).
+
+    Stream names come from the tap and may carry PHI: an undeclared one is shown as a
+    placeholder (:mod:`engine.names`), and the message says how to declare it.
+    """
+    from engine.names import stream_namer
+
     mapped = {(m.source, m.stream) for m in cfg.stages.canonize.mappings}
     out: list[Check] = []
     for ex in cfg.extractors:
@@ -171,13 +177,25 @@ def check_streams(cfg: PipelineConfig, ws: Workspace) -> list[Check]:
         except (OSError, ValueError, KeyError, AssertionError):
             out.append(Check("streams", ex.name, "warn", "LATEST or its manifest cannot be read"))
             continue
-        streams = sorted(manifest.get("streams") or {})
-        unmapped = [s for s in streams if (ex.source, s) not in mapped]
+        shown = stream_namer(cfg, ex, ws, create_key=False).show_all(manifest.get("streams") or {})
+        unmapped = [label for name, label in shown if (ex.source, name) not in mapped]
+        hidden = sum(1 for name, label in shown if label != name)
         if unmapped:
             out.append(Check("streams", ex.name, "warn",
                              f"streams without a mapping (not canonized): {', '.join(unmapped)}"))
         else:
-            out.append(Check("streams", ex.name, "ok", f"all {len(streams)} stream(s) mapped"))
+            out.append(Check("streams", ex.name, "ok", f"all {len(shown)} stream(s) mapped"))
+        absent = sorted(set(ex.streams) - {name for name, _ in shown})
+        if absent:
+            out.append(Check("streams", ex.name, "warn",
+                             f"declared stream(s) not in the LATEST run: {', '.join(absent)} "
+                             f"(renamed or no longer emitted? compare with `lorchestra list streams {ex.name}`)"))
+        if hidden:
+            out.append(Check("streams", ex.name, "warn",
+                             f"{hidden} stream name(s) are not declared, so they are shown as "
+                             f"placeholders (a stream name may carry PHI): see them with `lorchestra "
+                             f"list streams {ex.name} --reveal`, then add the expected ones to this "
+                             f"extractor's `streams:` list (or map them under stages.canonize.mappings)"))
     return out
 
 

@@ -136,6 +136,8 @@ class Extractor(StrictModel):
     """With `discover: true`: hours a cached catalog is reused (0: discover on every run); a changed command or config file always discovers again."""
     incremental: bool = False
     """Pass the final Singer STATE of the account's last successful run (the one LATEST names) to the tap as `--state`, so it resumes where that run ended."""
+    streams: list[str] = Field(default_factory=list)
+    """The streams this tap is expected to emit, e.g. `[messages, contacts]`. Stream names come from the tap and may carry PHI (a spreadsheet tap names a stream after a file such as `intake_<client>_<birth date>.csv`): only names declared here or by a mapping's `stream` appear in events, logs, the dashboard and command output; any other stream is shown as `stream #N (tag)` (see docs/security.md; `lorchestra list streams NAME --reveal` prints the real names)."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for the tap (never logged)."""
     retries: int = Field(0, ge=0, le=10)

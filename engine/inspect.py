@@ -1,7 +1,9 @@
 """Read-only views of a workspace for faces: runs per account, LATEST freshness, currency.
 
 Only metadata is read (LATEST.json, manifests, canonical provenance); never a record.
-The dashboard calls these from thread workers; ``status`` calls them directly.
+The dashboard calls these from thread workers; ``status`` calls them directly. Stream
+names come from the tap and may carry PHI, so a run's streams are labelled here, before
+any face sees them: declared names as they are, others as placeholders (:mod:`engine.names`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from engine.config import Extractor, PipelineConfig
 from engine.fsutil import read_json
+from engine.names import Namer, stream_namer
 from engine.vault.layout import list_runs, read_latest, read_manifest
 from engine.workspace import Workspace
 
@@ -31,7 +34,11 @@ class RunInfo:
     ratio: float | None
     error_code: str | None
     streams: dict[str, int] = field(default_factory=dict)
+    """Records per stream, keyed by the stream's label: its name when the config declares it,
+    else a placeholder such as ``stream #2 (a1b2c3)``."""
     has_state: bool = False
+    hidden_streams: int = 0
+    """How many stream names are shown as placeholders (not declared in the config)."""
 
 
 @dataclass(frozen=True)
@@ -51,25 +58,29 @@ class AccountView:
         return self.latest_age_s is None or self.latest_age_s > stale_after_hours * 3600
 
 
-def run_info(run_dir: Path) -> RunInfo:
-    """Summarize one run folder from its manifest."""
+def run_info(run_dir: Path, namer: Namer) -> RunInfo:
+    """Summarize one run folder from its manifest (stream names labelled by ``namer``)."""
     try:
         m: dict[str, Any] = read_manifest(run_dir)
     except (OSError, ValueError):
         m = {"status": "unreadable"}
-    streams = {name: int(s.get("records", 0)) for name, s in (m.get("streams") or {}).items()}
+    raw = m.get("streams") or {}
+    labels = namer.show_all(raw)
+    streams = {label: int(raw[name].get("records", 0)) for name, label in labels}
     dt = run_dir.parent.name.removeprefix("dt=")
     return RunInfo(dt=dt, run_id=run_dir.name.removeprefix("run_id="), path=run_dir,
                    status=str(m.get("status")), records=int(m.get("records") or 0),
                    parts=len(m.get("parts") or []), bytes=int(m.get("bytes") or 0),
                    ratio=m.get("compression_ratio"), error_code=m.get("error_code"),
-                   streams=streams, has_state=m.get("state") is not None)
+                   streams=streams, has_state=m.get("state") is not None,
+                   hidden_streams=sum(1 for name, label in labels if name != label))
 
 
-def account_runs(ws: Workspace, ex: Extractor, limit: int = 50) -> list[RunInfo]:
-    """The account's newest runs (any status), newest first."""
+def account_runs(cfg: PipelineConfig, ws: Workspace, ex: Extractor, limit: int = 50) -> list[RunInfo]:
+    """The account's newest runs (any status), newest first; undeclared streams as placeholders."""
     acct = ws.account_dir(ex.domain, ex.source, ex.account)
-    return [run_info(r.path(acct)) for r in list_runs(acct)[:limit]]
+    namer = stream_namer(cfg, ex, ws, create_key=False)
+    return [run_info(r.path(acct), namer) for r in list_runs(acct)[:limit]]
 
 
 def _age_s(updated_at: str | None) -> float | None:

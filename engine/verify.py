@@ -3,7 +3,8 @@
 For every account folder in the vault: ``LATEST.json`` parses and names a run folder that
 exists, whose manifest parses and says ``success``; every part the manifest lists exists
 with the size and sha256 it records (with ``deep``, it also decompresses to the recorded
-size and record count). With ``all_runs`` every completed run folder is checked the same
+size and record count; for a format 2 run, every line is a valid Singer message and the
+message and RECORD counts match). With ``all_runs`` every completed run folder is checked the same
 way (failed and cancelled runs are kept for audit, so their parts must verify too), and
 hidden ``.run_id=*.partial`` folders left by killed workers are counted as notes. Each
 account's canonical data must hash to what its meta says (read through the publish journal,
@@ -29,7 +30,8 @@ import orjson
 from engine.canon.publish import AccountFiles, resolve
 from engine.fsutil import read_json
 from engine.vault.layout import DT_DIR, LATEST, MANIFEST, RUN_DIR
-from engine.vault.reader import PART_NAME
+from engine.vault.messages import LineInvalid, Record, parse
+from engine.vault.reader import PART_NAME, iter_lines, manifest_format
 from engine.workspace import Workspace
 
 CHUNK = 1 << 20
@@ -44,6 +46,7 @@ MESSAGES = {
     "PART_MISSING": "a part the manifest lists is missing",
     "CHECKSUM_MISMATCH": "the part's size or sha256 differs from the manifest",
     "PART_CORRUPT": "the part does not decompress to the size and record count the manifest records",
+    "FORMAT_UNKNOWN": "the manifest names a vault format this version cannot read",
     "CANONICAL_MISMATCH": "the canonical data does not hash to what its meta file says",
     "CANONICAL_INVALID": "the canonical meta file does not parse",
 }
@@ -161,6 +164,11 @@ class Verifier:
         except (OSError, ValueError, KeyError, TypeError, AssertionError):
             self.problem("MANIFEST_INVALID", manifest_path)
             return
+        try:
+            fmt = manifest_format(manifest)
+        except ValueError:
+            self.problem("FORMAT_UNKNOWN", manifest_path)
+            return
         if must_succeed and manifest.get("status") != "success":
             self.problem("LATEST_NOT_SUCCESS", manifest_path)
         for part in parts:
@@ -168,9 +176,9 @@ class Verifier:
             if not isinstance(name, str) or not PART_NAME.fullmatch(name):
                 self.problem("MANIFEST_INVALID", manifest_path)
                 continue
-            self.part(run_dir / name, part)
+            self.part(run_dir / name, part, fmt)
 
-    def part(self, path: Path, part: dict[str, Any]) -> None:
+    def part(self, path: Path, part: dict[str, Any], fmt: int = 1) -> None:
         """Check one part's size and sha256 (and, deep, its content's size and count)."""
         self.report.parts += 1
         if not path.is_file():
@@ -181,7 +189,13 @@ class Verifier:
         if size != part.get("bytes") or file_sha256(path) != part.get("sha256"):
             self.problem("CHECKSUM_MISMATCH", path)
             return
-        if self.report.deep and gzip_counts(path) != (part.get("uncompressed_bytes"), part.get("records")):
+        if not self.report.deep:
+            return
+        if fmt == 1:
+            ok = gzip_counts(path) == (part.get("uncompressed_bytes"), part.get("records"))
+        else:
+            ok = message_counts(path) == (part.get("uncompressed_bytes"), part.get("messages"), part.get("records"))
+        if not ok:
             self.problem("PART_CORRUPT", path)
 
     def canonical(self) -> None:
@@ -261,6 +275,23 @@ def gzip_counts(path: Path) -> tuple[int, int] | None:
     size += len(data)
     lines += data.count(b"\n")
     return (size, lines) if dec.eof and not dec.unused_data else None
+
+
+def message_counts(path: Path) -> tuple[int, int, int] | None:
+    """(uncompressed bytes, messages, RECORDs) of a format 2 part, or None when it does not
+    decompress or a line is not a valid Singer message."""
+    size = messages = records = 0
+    try:
+        for line in iter_lines(path):
+            size += len(line) + 1
+            if not line:
+                return None  # the writer never stores a blank line
+            msg = parse(line)
+            messages += 1
+            records += isinstance(msg, Record)
+    except (zlib.error, EOFError, OSError, LineInvalid):
+        return None
+    return size, messages, records
 
 
 def verify(ws: Workspace, *, all_runs: bool = False, deep: bool = False) -> Report:

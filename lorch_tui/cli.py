@@ -96,10 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(run)
     run.set_defaults(func=cmd_run)
 
-    ls = sub.add_parser("list", parents=[common], help="list extractors, jobs, loaders, transforms or mappings",
-                        description="List what the config and the transform registry define.")
-    ls.add_argument("what", choices=["extractors", "jobs", "loaders", "transforms", "mappings"],
+    ls = sub.add_parser("list", parents=[common],
+                        help="list extractors, jobs, loaders, transforms, mappings or an extractor's streams",
+                        description="List what the config and the transform registry define, or with "
+                                    "`list streams EXTRACTOR` the streams of that account's LATEST run "
+                                    "(undeclared stream and field names as placeholders; --reveal shows them).")
+    ls.add_argument("what", choices=["extractors", "jobs", "loaders", "transforms", "mappings", "streams"],
                     help="what to list")
+    ls.add_argument("name", nargs="?", metavar="EXTRACTOR", help="for `streams`: the extractor")
+    ls.add_argument("--reveal", action="store_true",
+                    help="for `streams`: print real stream and field names, which may be PHI (this terminal only)")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=cmd_list)
 
@@ -179,8 +185,15 @@ def cmd_transform_test(ns: argparse.Namespace) -> int:
 
 
 def cmd_list(ns: argparse.Namespace) -> int:
-    """`lorchestra list extractors|jobs|loaders|transforms|mappings`."""
-    cfg = _load(ns).config
+    """`lorchestra list extractors|jobs|loaders|transforms|mappings|streams EXTRACTOR`."""
+    loaded = _load(ns)
+    if ns.what == "streams":
+        from lorch_tui.streamscmd import list_streams
+
+        return list_streams(loaded, ns.name, ns.reveal, ns.json)
+    if ns.name is not None or ns.reveal:
+        raise UsageError(f"`list {ns.what}` takes no EXTRACTOR and no --reveal (only `list streams` does)")
+    cfg = loaded.config
     console = Console(highlight=False)
     rows: list[dict[str, object]]
     if ns.what == "extractors":

@@ -86,5 +86,5 @@ def lock_holder(ws: Workspace) -> str | None:
 def scan(cfg: PipelineConfig, ws: Workspace, run_limit: int = 30) -> Snapshot:
     """Read every account's LATEST view and newest runs."""
     views = account_views(cfg, ws, index_shas(ws))
-    runs = {ex.name: account_runs(ws, ex, run_limit) for ex in cfg.extractors}
+    runs = {ex.name: account_runs(cfg, ws, ex, run_limit) for ex in cfg.extractors}
     return Snapshot(views, runs, lock_holder(ws), client_counts(ws))

@@ -81,8 +81,9 @@ def singer_case(tmp: Path, case: str) -> tuple[Path, Path]:
 
 
 def vault_lines(run: Path) -> list[dict[str, Any]]:
-    """Every record line of a run's parts, in order."""
+    """Every RECORD line of a run's parts, in order (other Singer messages left out)."""
     out: list[dict[str, Any]] = []
     for part in sorted(run.glob("part-*.jsonl.gz")):
-        out += [orjson.loads(line) for line in gzip.decompress(part.read_bytes()).splitlines()]
+        out += [msg for msg in (orjson.loads(line) for line in gzip.decompress(part.read_bytes()).splitlines())
+                if msg.get("type", "RECORD") == "RECORD"]
     return out

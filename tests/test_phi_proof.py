@@ -8,7 +8,11 @@ extract``; the read-only commands; the dashboard under Pilot with the real engin
 as SVG) with failures injected: a 2 MB stderr flood of PHI log lines, a malformed line, a
 tap that fails after logging a patient's name (and is retried), invalid UTF-8, a RECORD
 before its SCHEMA, an unknown message type, and a mapping whose every record is rejected
-(reasons and records go to the rejects file).
+(reasons and records go to the rejects file). A Singer tap of PHI *names*
+(``tests/fixtures/taps/phi_names_tap.py``: streams named after a client's intake file,
+schema property names that are PHI column headers, a BATCH file named after the client)
+proves that names from the data stay in the vault too: the faces show placeholders, and
+only ``lorchestra list streams EXTRACTOR --reveal`` prints the real names.
 
 Then every canary is searched for in everything that must stay PHI-free: all printed
 output (stdout and stderr of every command), every event (the JSON logs and ``--json``
@@ -35,22 +39,37 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from engine.configload import load
-from engine.demo_taps.canary import CANARIES
+from engine.demo_taps.canary import CANARIES, CANARY_ADDRESS
+from tests.fixtures.taps import phi_names_tap
 from tests.helpers import REPO, clean_env, demo_extractor, demo_mappings, run_cli, write_config
+from tests.tui.test_dashboard import select_via_latest
 
+INTAKE, NOTES = phi_names_tap.INTAKE, phi_names_tap.NOTES
 PHI_HOMES = ("vault", "canonical", "vector-store", "catalogs", "clients")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
-def extractors() -> list[dict[str, Any]]:
-    """Eight accounts over the five demo taps; six with faults."""
+NAMES_TAP = REPO / "tests" / "fixtures" / "taps" / "phi_names_tap.py"
+
+
+def names_extractor(tmp: Path) -> dict[str, Any]:
+    """A Singer tap whose stream names, schema property names and BATCH file name carry PHI."""
+    return {"name": "intake-files", "domain": "clinical", "source": "intakefiles", "account": "intake",
+            "kind": "singer", "command": [sys.executable, str(NAMES_TAP)], "streams": ["contacts"],
+            "env": {"PHI_TAP_DIR": str(tmp / "tap-files"), "PYTHONPATH": str(REPO)}}
+
+
+def extractors(tmp: Path) -> list[dict[str, Any]]:
+    """Nine accounts: the five demo taps (six accounts with faults) and a tap of PHI names."""
     rejected = demo_extractor("sheets-rejected", "sheets", records=12, seed=8)
     rejected["source"] = "sheets-wrong"
     return [
         demo_extractor("mail-ok", "gmail", records=12, seed=1),
+        names_extractor(tmp),
         demo_extractor("graph-flood", "msgraph", records=12, seed=2,
                        faults={"stderr_flood_bytes": 2 << 20, "unknown_message_at": 3}),
         demo_extractor("dv-ok", "dataverse", records=12, seed=3),
@@ -138,6 +157,14 @@ class Proof:
             con.close()
 
 
+def manifest_of(account: Path) -> dict[str, Any]:
+    """The manifest of the run an account's LATEST names."""
+    latest = orjson.loads((account / "LATEST.json").read_bytes())
+    data: dict[str, Any] = orjson.loads(
+        (account / f"dt={latest['dt']}" / f"run_id={latest['run_id']}" / "manifest.json").read_bytes())
+    return data
+
+
 def found_in(paths: list[Path], *, gz: bool = False) -> set[str]:
     """The canaries present in these files."""
     text = "".join((gzip.decompress(p.read_bytes()) if gz else p.read_bytes()).decode("utf-8", "replace")
@@ -176,13 +203,20 @@ async def dashboard_run(cfg: Path, proof: Proof) -> None:
                 await pilot.pause(0.3)
                 proof.search(f"the dashboard screen, account row {n + 2} (SVG)",
                              screen_text(app.export_screenshot()))
+            await select_via_latest(pilot, "intake-files")
+            await pilot.pause(0.5)
+            shot = screen_text(app.export_screenshot())
+            proof.search("the dashboard screen with the run detail of intake-files (SVG)", shot)
+            assert "stream #" in shot and "contacts: " in shot, \
+                "the run detail of intake-files shows its undeclared streams as placeholders:\n" + \
+                shot[shot.find("lorchestra ·"):]
     finally:
         os.umask(umask)
 
 
 @pytest.mark.timeout(900)
 async def test_no_canary_leaves_the_phi_homes(tmp_path: Path) -> None:
-    exs = extractors()
+    exs = extractors(tmp_path)
     wrong = [{"source": "sheets-wrong", "stream": s, "transform": "finance/qbo_invoice_to_invoice_v1",
               "max_rejects": 1000} for s in ("Clients", "Session_Log")]
     cfg = write_config(tmp_path, exs, stages={"extract": {"cancel_grace_s": 1},
@@ -200,9 +234,20 @@ async def test_no_canary_leaves_the_phi_homes(tmp_path: Path) -> None:
     proof.command("extract", "qb-fails", "--config", c)
     await dashboard_run(cfg, proof)
     for args in (("status",), ("status", "--json", "--history", "10"), ("verify", "--all", "--deep"),
-                 ("verify", "--json"), ("list", "extractors"), ("list", "mappings"), ("validate",)):
+                 ("verify", "--json"), ("list", "extractors"), ("list", "mappings"), ("validate",),
+                 ("list", "streams", "intake-files"), ("list", "streams", "intake-files", "--json")):
         proof.command(*args, "--config", c, expect=(0, 1, 2))
     proof.workspace(ws)
+
+    # names from the data: the vault keeps them, and only --reveal prints them
+    intake = ws / "vault" / "clinical" / "intakefiles" / "intake"
+    kept = set(manifest_of(intake)["streams"])
+    assert kept == {"contacts", INTAKE, NOTES}, kept
+    in_parts = {msg["stream"] for p in intake.glob("dt=*/run_id=*/part-*.jsonl.gz")
+                for msg in map(orjson.loads, gzip.decompress(p.read_bytes()).splitlines()) if "stream" in msg}
+    assert in_parts == kept, "every record is kept under its real stream name"
+    revealed = run_cli("list", "streams", "intake-files", "--reveal", "--config", c)
+    assert revealed.returncode == 0 and INTAKE in revealed.stdout and CANARY_ADDRESS in revealed.stdout
 
     # not vacuous: PHI did flow, and lives where it may
     parts = sorted(ws.glob("vault/**/part-*.jsonl.gz"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.header import Header
 
@@ -211,6 +212,7 @@ class MailSource:
 
     def __init__(self, ctx: TapContext, owner: Party) -> None:
         people = self.people = People(ctx.seed)
+        self._parties: dict[object, Party] = {}
         self.owner = owner
         self.own = MailPools(ctx.key("mail"), people, owner)
         team = party("Practice Team", TEAM_ADDRESS, 0)
@@ -256,18 +258,26 @@ class MailSource:
         base = self.own.mail(h, self._message_id(h, i), self.start + i * self.step + h % self.step,
                              (h >> 4) % len(ZONES))
         if i % SHARED_EVERY == STAFF_SLOT:
-            colleague = party(*STAFF, 1)
+            colleague = self._keep(STAFF, lambda: party(*STAFF, 1))
             subject = f"Re: {person.given} {person.family} - schedule change"
             return Mail(base.message_id, subject, subject, self.owner, (colleague,), (), base.sent,
                         base.zone, base.body, True)
         address = person.email
         if person.index == GMAIL_CLIENT:
             address = gmail_variant(person, k)
-        client = person_party(person, k % 4, address)
+        client = self._keep((person.index, k % 4, address),
+                            lambda: person_party(person, k % 4, address))
         outgoing = k % 2 == 1
         sender, to = (self.owner, (client,)) if outgoing else (client, (self.owner,))
         return Mail(base.message_id, base.subject_header, base.subject, sender, to, (), base.sent,
                     base.zone, base.body, outgoing)
+
+    def _keep(self, key: object, make: Callable[[], Party]) -> Party:
+        """One long-lived Party per key: the taps cache header renderings by ``id(party)``."""
+        found = self._parties.get(key)
+        if found is None:
+            found = self._parties[key] = make()
+        return found
 
     @staticmethod
     def _message_id(h: int, i: int) -> str | None:

@@ -31,13 +31,22 @@ from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
 from engine.fsutil import ensure_dir, read_json
-from engine.stages.chain import ChainBroken, ChainRun, NewestWins, incremental_chain, key_properties
+from engine.stages.chain import (
+    ChainBroken,
+    ChainRun,
+    NewestWins,
+    activated_versions,
+    incremental_chain,
+)
 from engine.stages.spec import TaskSpec
 from engine.vault.layout import DT_DIR, RUN_DIR, RunRef, read_latest, read_manifest
-from engine.vault.reader import iter_records, verify_part
+from engine.vault.numbers import exact_loads, inexact
+from engine.vault.reader import PartCorrupt, StreamKeys, VaultRecord, iter_part_records, verify_part
 from engine.workspace import Workspace
 
 Emit = Callable[[EventBase], None]
+NUMBER_INEXACT = "NUMBER_INEXACT"
+"""Reject code: the record holds a number a double (JSONata) cannot hold exactly."""
 
 
 class CanonizeFailed(Exception):
@@ -71,6 +80,9 @@ class Canonizer:
         self._last_progress = time.monotonic()
         self.total: int | None = None
         self.superseded = 0
+        self.unkeyed: dict[str, int] = {}
+        self.deactivated: dict[str, int] = {}
+        self._active: dict[str, int] = {}
 
     def prepare(self) -> tuple[list[ChainRun], dict[str, CompiledTransform]]:
         """Find the LATEST run (and, for incremental runs, the chain back to a full run),
@@ -149,34 +161,48 @@ class Canonizer:
         return the output's sha256."""
         sha = hashlib.sha256()
         self.total = sum(int(r.manifest.get("records") or 0) for r in chain) or None
-        newest = NewestWins(key_properties(chain), enabled=len(chain) > 1)
+        newest = NewestWins(enabled=len(chain) > 1)
+        self._active = activated_versions(chain)
         for run in chain:
             self._transform_run(run.path, run.manifest, compiled, out, rej, sha, newest)
             newest.end_run()
         self.superseded = newest.superseded
+        self.unkeyed = dict(sorted(newest.unkeyed.items()))
         return sha.hexdigest()
 
     def _transform_run(self, run_dir: Path, manifest: dict[str, Any], compiled: dict[str, CompiledTransform],
                        out: IO[bytes], rej: IO[bytes], sha: Any, newest: NewestWins) -> None:
         envelope = {"source": self.ex.source, "account": self.ex.account}
+        try:
+            keys = StreamKeys(manifest)
+        except ValueError:
+            raise CanonizeFailed(ErrorCode.MANIFEST_INVALID, "manifest.json") from None
         for part in manifest.get("parts", []):
             problem = verify_part(run_dir, part)
             if problem is not None:
                 raise CanonizeFailed(ErrorCode(problem), part.get("file"))
             buf: list[bytes] = []
             try:
-                for index, (stream, record) in enumerate(iter_records(run_dir / part["file"])):
-                    if not newest.keep(stream, record):
+                for rec in iter_part_records(run_dir / part["file"], keys):
+                    if not self._active_version(rec):
                         continue
-                    ct = compiled.get(stream)
+                    exact = not inexact(rec.record)
+                    record = orjson.loads(rec.record) if exact else exact_loads(rec.record)
+                    if not newest.keep(rec.stream, rec.key, record):
+                        continue
+                    ct = compiled.get(rec.stream)
                     if ct is None:
                         self.unmapped += 1
-                        self.unmapped_streams[stream] = self.unmapped_streams.get(stream, 0) + 1
+                        self.unmapped_streams[rec.stream] = self.unmapped_streams.get(rec.stream, 0) + 1
+                        continue
+                    if not exact:  # JSONata holds doubles: never round a number silently
+                        self._reject(rej, part["file"], rec, RecordRejected(
+                            NUMBER_INEXACT, "a number in the record cannot be held exactly by a double"))
                         continue
                     try:
                         doc = ct.apply(record, envelope)
                     except RecordRejected as exc:
-                        self._reject(rej, part["file"], index, stream, exc, record)
+                        self._reject(rej, part["file"], rec, exc)
                         continue
                     line = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + b"\n"
                     buf.append(line)
@@ -185,16 +211,25 @@ class Canonizer:
                     if len(buf) >= 512:
                         _flush(out, sha, buf)
                         self._progress()
-            except (zlib.error, EOFError, orjson.JSONDecodeError, KeyError, TypeError):
+            except (zlib.error, EOFError, orjson.JSONDecodeError, PartCorrupt, KeyError, TypeError, ValueError):
                 raise CanonizeFailed(ErrorCode.PART_CORRUPT, part.get("file")) from None
             _flush(out, sha, buf)
 
-    def _reject(self, rej: IO[bytes], part: str, index: int, stream: str, exc: RecordRejected,
-                record: Any) -> None:
+    def _active_version(self, rec: VaultRecord) -> bool:
+        """False for a record of a table version an ACTIVATE_VERSION replaced (counted)."""
+        active = self._active.get(rec.stream)
+        if active is None or rec.version is None or rec.version >= active:
+            return True
+        self.deactivated[rec.stream] = self.deactivated.get(rec.stream, 0) + 1
+        return False
+
+    def _reject(self, rej: IO[bytes], part: str, rec: VaultRecord, exc: RecordRejected) -> None:
+        """Quarantine one record with its reason; the record goes as stored, byte for byte."""
         self.rejects += 1
-        self.rejects_by_stream[stream] = self.rejects_by_stream.get(stream, 0) + 1
-        rej.write(orjson.dumps({"part": part, "index": index, "stream": stream, "code": exc.code,
-                                "reason": exc.reason, "record": record}, option=orjson.OPT_SORT_KEYS) + b"\n")
+        self.rejects_by_stream[rec.stream] = self.rejects_by_stream.get(rec.stream, 0) + 1
+        rej.write(orjson.dumps({"part": part, "index": rec.index, "stream": rec.stream, "code": exc.code,
+                                "reason": exc.reason, "record": orjson.Fragment(rec.record)},
+                               option=orjson.OPT_SORT_KEYS) + b"\n")
 
     def _progress(self) -> None:
         now = time.monotonic()
@@ -273,7 +308,8 @@ def _canonize(c: Canonizer) -> str:
             "output": {"file": c.paths["data"].name, "sha256": digest, "records": c.records,
                        "kinds": dict(sorted(c.counts.items()))},
             "rejects": c.rejects, "unmapped": dict(sorted(c.unmapped_streams.items())),
-            "superseded": c.superseded, "runs": [r.manifest.get("run_id") for r in chain],
+            "superseded": c.superseded, "unkeyed": c.unkeyed,
+            "deactivated": dict(sorted(c.deactivated.items())), "runs": [r.manifest.get("run_id") for r in chain],
             "account": c.ex.account, "source": c.ex.source, "extractor": c.ex.name,
         })
         if c.rejects:

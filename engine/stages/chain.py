@@ -5,11 +5,20 @@ previous run's STATE, so its run holds only what changed; its manifest names tha
 run (``incremental.from_run``). Canonize follows those links back to the last full run and
 reads the runs newest first, keeping the newest version of each record (by the stream's
 ``key_properties``), so the canonical file is the same as if one full run had been made.
+
+Each record is compared by the key its own run declared for it (a key change opens a new
+schema version in the vault, and a key is part of what is compared), and a record whose
+key is missing or null is never superseded: it cannot be compared, so it is kept and
+counted apart (``unkeyed``). ACTIVATE_VERSION is applied as a Singer target applies it: a
+record whose RECORD message carries a ``version`` older than the stream's activated version
+(:func:`activated_versions`) belongs to a replaced table version and is dropped (counted as
+``deactivated``); a record without a ``version`` is kept.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,39 +69,32 @@ def incremental_chain(account_dir: Path, latest: ChainRun) -> list[ChainRun]:
         seen.add(path)
 
 
-def key_properties(chain: list[ChainRun]) -> dict[str, list[str]]:
-    """Each stream's primary key, from the newest schema that declares one."""
-    keys: dict[str, list[str]] = {}
-    for run in chain:
-        for stream, info in (run.manifest.get("streams") or {}).items():
-            for version in reversed(info.get("schemas") or []):
-                props = version.get("key_properties") or []
-                if props and stream not in keys:
-                    keys[stream] = [str(p) for p in props]
-    return keys
-
-
 class NewestWins:
     """Drops records that a newer run of the chain replaced (keys kept as 16-byte digests).
 
     Runs are read newest first; within one run every record is kept in order, as for a
-    full run. A record is dropped only when a NEWER run carried the same key.
+    full run. A record is dropped only when a NEWER run carried the same stream, the same
+    key properties and the same values for them.
     """
 
-    def __init__(self, keys: dict[str, list[str]], enabled: bool) -> None:
-        self.keys = keys
+    def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._newer: set[bytes] = set()
         self._this_run: set[bytes] = set()
         self.superseded = 0
+        self.unkeyed: dict[str, int] = {}
 
-    def keep(self, stream: str, record: Any) -> bool:
+    def keep(self, stream: str, key: tuple[str, ...], record: Any) -> bool:
         """False when a newer run already had this record's key (always True when off)."""
-        props = self.keys.get(stream)
-        if not self.enabled or not props or not isinstance(record, dict):
+        if not key or not isinstance(record, dict):
             return True
-        key = orjson.dumps([stream, [record.get(p) for p in props]])
-        digest = hashlib.blake2b(key, digest_size=16).digest()
+        values = [record.get(p) for p in key]
+        if any(v is None for v in values):
+            self.unkeyed[stream] = self.unkeyed.get(stream, 0) + 1
+            return True
+        if not self.enabled:
+            return True
+        digest = hashlib.blake2b(_key_bytes(stream, key, values), digest_size=16).digest()
         if digest in self._newer:
             self.superseded += 1
             return False
@@ -103,3 +105,24 @@ class NewestWins:
         """The current run is done: its keys now shadow every older run."""
         self._newer |= self._this_run
         self._this_run = set()
+
+
+def _key_bytes(stream: str, key: tuple[str, ...], values: list[Any]) -> bytes:
+    try:
+        return orjson.dumps([stream, key, values], default=str)
+    except TypeError:  # an integer beyond 64 bits (parsed exactly): spell it the same way
+        return json.dumps([stream, key, values], default=str, separators=(",", ":")).encode()
+
+
+def activated_versions(chain: list[ChainRun]) -> dict[str, int]:
+    """Each stream's table version in force: the last ACTIVATE_VERSION of the newest run of
+    the chain that sent one for it (Singer SDK semantics: a target then drops every record of
+    the stream whose ``version`` is older)."""
+    active: dict[str, int] = {}
+    for run in chain:  # newest first: the first run that activated a stream wins
+        for stream, info in (run.manifest.get("streams") or {}).items():
+            versions = info.get("activate_versions") or []
+            last = versions[-1] if versions else None
+            if stream not in active and isinstance(last, int) and not isinstance(last, bool):
+                active[stream] = last
+    return active

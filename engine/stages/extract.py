@@ -13,90 +13,36 @@ status in the manifest, and LATEST moves only on success. With a loader (``extra
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
+from engine.events import ErrorCode, TaskFinished, TaskWarning
 from engine.fsutil import ensure_dir, open_private
+from engine.names import load_key
+from engine.stages.progress import Emit, Progress, count_lines
 from engine.stages.singer_stream import StreamError, consume
 from engine.stages.spec import TaskSpec
 from engine.stages.tapinputs import InputProblem, TapInputs, prepare_inputs
 from engine.stages.tapproc import Supervisor, reap
+from engine.stages.to_target import run_to_target
 from engine.taps import tap_command
 from engine.vault.layout import STDERR_LOG, new_run, write_latest
 from engine.vault.writer import RunWriter
 from engine.workspace import Workspace
 
-Emit = Callable[[EventBase], None]
-PROGRESS_EVERY_S = 0.25
 Outcome = tuple[str, str | None, int | None, int | None]
 """(status, error code, tap exit code, line)"""
-
-
-class Counts(Protocol):
-    """What progress reports: the vault writer, or the counter of a piped target run."""
-
-    @property
-    def records(self) -> int: ...
-
-    @property
-    def bytes(self) -> int: ...
-
-    @property
-    def part_count(self) -> int: ...
-
-
-class Progress:
-    """Emits TaskProgress at most every PROGRESS_EVERY_S seconds.
-
-    The reader calls :meth:`tick` as records flow; a heartbeat thread also reports every
-    second when the count changed, so a slow or stalled tap still shows where it is.
-    """
-
-    def __init__(self, spec: TaskSpec, writer: Counts, emit: Emit) -> None:
-        self.spec, self.writer, self.emit = spec, writer, emit
-        self.last = 0.0
-        self.reported = -1
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        threading.Thread(target=self._heartbeat, daemon=True).start()
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(1.0):
-            if self.writer.records != self.reported:
-                self.tick(force=True)
-
-    def tick(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not (force or now - self.last >= PROGRESS_EVERY_S):
-            return
-        with self._lock:
-            self.last = now
-            self.reported = self.writer.records
-            demo = self.spec.extractor.demo
-            self.emit(TaskProgress(task_id=self.spec.task_id, stage="extract",
-                                   extractor=self.spec.extractor.name, records=self.writer.records,
-                                   bytes=self.writer.bytes, parts=self.writer.part_count,
-                                   total=demo.records if demo is not None else None))
-
-    def stop(self) -> None:
-        """Stop the heartbeat and report the final count."""
-        self._stop.set()
-        self.tick(force=True)
 
 
 def run_extract(spec: TaskSpec, emit: Emit) -> int:
     """Run the task; emit events; return the worker's exit code (0 success, 1 failed)."""
     if spec.target is not None:
-        from engine.stages.to_target import run_to_target
-
         return run_to_target(spec, emit)
     ex = spec.extractor
     ws = Workspace(spec.workspace)
     account_dir = ensure_dir(ws.account_dir(ex.domain, ex.source, ex.account))
+    load_key(ws)  # the key that tags undeclared stream names in every face (engine.names)
     ref = new_run(account_dir)
     meta = {"extractor": ex.name, "kind": ex.kind, "domain": ex.domain, "source": ex.source,
             "account": ex.account, "attempt": spec.attempt}
@@ -206,15 +152,3 @@ def outcome(sup: Supervisor, error: StreamError | None, rc: int) -> Outcome:
     if rc != 0:
         return "failed", ErrorCode.TAP_EXIT_NONZERO.value, rc, None
     return "success", None, 0, None
-
-
-def count_lines(path: Path) -> int:
-    """Lines in a file, counted in chunks (the file may be huge)."""
-    n = 0
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                n += chunk.count(b"\n")
-    except OSError:
-        return 0
-    return n

@@ -1,11 +1,15 @@
-"""The Singer stream, read as a target reads it: every message type, in order.
+"""The Singer stream, read as a target reads it: every message type, in order, kept exactly.
 
-SCHEMA (each version recorded; a changed schema closes the part), RECORD (a SCHEMA must
-come first: ``SCHEMA_MISSING``), STATE (kept in order; persisted with the manifest, after
-the parts), ACTIVATE_VERSION (recorded per stream), BATCH (local ``file://`` JSONL files,
-plain or gzip, streamed line by line into the vault like records), and anything else
-counted and skipped with a warning. A line that is not JSON, or not valid UTF-8, fails the
-run with its line number. Errors carry codes and numbers only, never tap output.
+Each line is validated once (:mod:`engine.vault.messages`: msgspec, the record left as raw
+bytes) and written to the vault as the tap wrote it. SCHEMA (each version, schema and key,
+recorded; a new version closes the part), RECORD (a SCHEMA must come first:
+``SCHEMA_MISSING``), STATE (kept in order; persisted with the manifest, after the parts),
+ACTIVATE_VERSION (kept in order and listed per stream), BATCH (the message line, then every
+record of its local ``file://`` JSONL files, plain or gzip, streamed line by line), and any
+other type kept and counted with a warning. A line that is not JSON or not UTF-8 fails the
+run with ``TAP_OUTPUT_INVALID``, one that is JSON but not a valid Singer message with
+``TAP_MESSAGE_INVALID``, both with the line number. Errors carry codes and numbers only,
+never tap output.
 """
 
 from __future__ import annotations
@@ -21,6 +25,19 @@ from urllib.parse import unquote, urlparse
 import orjson
 
 from engine.events import ErrorCode
+from engine.vault.messages import (
+    ActivateVersion,
+    Batch,
+    LineInvalid,
+    Message,
+    Record,
+    Schema,
+    State,
+    Unknown,
+    json_object,
+    parse,
+    with_newline,
+)
 from engine.vault.writer import RunWriter
 
 Tick = Callable[[], None]
@@ -44,42 +61,52 @@ class StreamError(Exception):
 
 def consume(stdout: IO[bytes], writer: RunWriter, tick: Tick, warn: Warn) -> None:
     """Read Singer messages from the tap into the writer; raise StreamError on a breach."""
-    for lineno, raw in enumerate(stdout, start=1):
+    lineno = 0
+    try:
+        for lineno, raw in enumerate(stdout, start=1):
+            msg = parse(raw)
+            if type(msg) is Record:
+                writer.record(_require_schema(writer, msg.stream, lineno), with_newline(raw))
+                if writer.records & 63 == 1:
+                    tick()
+            elif msg is not None:
+                _other_message(msg, raw, writer, lineno, tick, warn)
+    except LineInvalid as exc:
+        raise StreamError(exc.code, lineno) from None
+
+
+def _other_message(msg: Message | Unknown, raw: bytes, writer: RunWriter, lineno: int, tick: Tick,
+                   warn: Warn) -> None:
+    line = with_newline(raw)
+    if isinstance(msg, Schema):
+        writer.schema(msg.stream, bytes(msg.schema), msg.key_properties, line)
+    elif isinstance(msg, State):
+        writer.set_state(bytes(msg.value), line)
+    elif isinstance(msg, ActivateVersion):
+        writer.activate_version(msg.stream, msg.version, line)
+    elif isinstance(msg, Batch):
+        _require_schema(writer, msg.stream, lineno)
+        writer.batch(msg.stream, line)
         try:
-            msg = orjson.loads(raw)  # also rejects invalid UTF-8
-        except orjson.JSONDecodeError:
-            if not raw.strip():  # a blank line (checked only here: strip() copies the line)
-                continue
-            raise StreamError(ErrorCode.TAP_OUTPUT_INVALID, lineno) from None
-        if not isinstance(msg, dict):
-            raise StreamError(ErrorCode.TAP_OUTPUT_INVALID, lineno)
-        kind = msg.get("type")
-        stream = msg.get("stream")
-        if kind == "RECORD":
-            writer.record(_require_schema(writer, stream, lineno), msg.get("record"))
-            if writer.records & 63 == 1:
-                tick()
-        elif kind == "SCHEMA" and isinstance(stream, str):
-            writer.schema(stream, msg.get("schema"), msg.get("key_properties"))
-        elif kind == "STATE":
-            writer.set_state(msg.get("value"))
-        elif kind == "ACTIVATE_VERSION" and isinstance(stream, str):
-            writer.activate_version(stream, msg.get("version"))
-        elif kind == "BATCH":
-            _require_schema(writer, stream, lineno)
-            read_batch(msg, writer, lineno, tick)
-        else:
-            warn(lineno)
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:  # e.g. a number beyond a double in the message itself
+            raise StreamError(ErrorCode.BATCH_INVALID, lineno) from None
+        read_batch(body, writer, lineno, tick)
+    else:
+        writer.other(line)
+        warn(lineno)
 
 
-def _require_schema(writer: RunWriter, stream: Any, lineno: int) -> str:
-    if not isinstance(stream, str) or not writer.has_schema(stream):
+def _require_schema(writer: RunWriter, stream: str, lineno: int) -> str:
+    if not writer.has_schema(stream):
         raise StreamError(ErrorCode.SCHEMA_MISSING, lineno)
     return stream
 
 
 def read_batch(msg: dict[str, Any], writer: RunWriter, lineno: int, tick: Tick) -> None:
-    """Write every record of a BATCH message's files into the vault, streaming each file."""
+    """Write every record of a BATCH message's files into the vault, streaming each file.
+
+    Each record is the file's line exactly (a JSON object in UTF-8, line ending dropped)."""
     stream = msg["stream"]
     encoding = msg.get("encoding")
     if not isinstance(encoding, dict) or encoding.get("format") != "jsonl":
@@ -94,7 +121,6 @@ def read_batch(msg: dict[str, Any], writer: RunWriter, lineno: int, tick: Tick) 
     for index, path in enumerate(paths):
         with _open_batch_file(path, compression == "gzip", lineno, index) as fh:
             _copy_records(fh, stream, writer, lineno, index, tick)
-    writer.batch(stream)
 
 
 def local_path(url: str, lineno: int, index: int) -> Path:
@@ -134,11 +160,11 @@ def _copy_records(fh: IO[bytes], stream: str, writer: RunWriter, lineno: int, in
             where["batch_line"] = n
             if not line.strip():
                 continue
-            record = orjson.loads(line)
-            if not isinstance(record, dict):
+            record = with_newline(line)[:-1]
+            if not json_object(record):
                 raise StreamError(ErrorCode.BATCH_INVALID, lineno, where)
-            writer.record(stream, record)
+            writer.batch_record(stream, record)
             if writer.records & 63 == 1:
                 tick()
-    except (orjson.JSONDecodeError, gzip.BadGzipFile, EOFError, zlib.error):
+    except (gzip.BadGzipFile, EOFError, zlib.error):
         raise StreamError(ErrorCode.BATCH_INVALID, lineno, where) from None

@@ -81,8 +81,23 @@ def prepare_inputs(ex: Extractor, ws: Workspace, account_dir: Path, scratch: Pat
         if state is not None:
             inputs.state = scratch / STATE_FILE
             with open_private(inputs.state, "wb") as fh:
-                fh.write(orjson.dumps(state))
+                fh.write(state_bytes(state))
     return inputs
+
+
+def state_bytes(state: Any) -> bytes:
+    """The STATE for ``--state``: the tap's own text when the manifest kept it (a number a
+    double cannot hold, in a format 2 run), else the value as JSON."""
+    if isinstance(state, ExactState):
+        return state.text.encode()
+    return orjson.dumps(state)
+
+
+class ExactState:
+    """A STATE value kept as the tap's JSON text (the manifest's ``state_text``)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 def last_state(account_dir: Path) -> tuple[Any, str | None]:
@@ -97,6 +112,9 @@ def last_state(account_dir: Path) -> tuple[Any, str | None]:
         raise InputProblem(ErrorCode.STATE_UNREADABLE) from None
     if manifest.get("status") != "success":
         raise InputProblem(ErrorCode.STATE_UNREADABLE)
+    text = manifest.get("state_text")
+    if isinstance(text, str):
+        return ExactState(text), ref.rel
     return manifest.get("state"), ref.rel
 
 

@@ -1,9 +1,9 @@
 """``lorchestra extract NAME --target LOADER``: pipe a tap into a Singer target, not the vault.
 
 The worker sits between the two processes: it reads the tap's stdout line by line, checks
-each line is a JSON object (so a broken tap fails with ``TAP_OUTPUT_INVALID`` and a line
-number, as in a vault run), counts RECORD messages for progress, and writes every line
-unchanged to the target's stdin; backpressure from a slow target reaches the tap. The
+each line is a valid Singer message exactly as a vault run does (:mod:`engine.vault.messages`:
+``TAP_OUTPUT_INVALID`` or ``TAP_MESSAGE_INVALID`` with the line number), counts RECORD
+messages for progress, and writes every line unchanged to the target's stdin; backpressure from a slow target reaches the tap. The
 vault and LATEST are never touched and no STATE is passed (``incremental`` applies to
 vault runs only: the target keeps its own state). The tap's stderr and the target's
 stdout (its STATE messages) and stderr may hold PHI, so they stay in the workspace under
@@ -17,19 +17,18 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
-
-import orjson
+from typing import IO
 
 from engine.config import Loader
 from engine.events import ErrorCode, TaskFinished
 from engine.fsutil import atomic_write_json, ensure_dir, open_private
-from engine.stages.extract import Emit, Progress, count_lines
+from engine.stages.progress import Emit, Progress, count_lines
 from engine.stages.spec import TaskSpec
 from engine.stages.tapinputs import InputProblem, prepare_inputs
 from engine.stages.tapproc import Supervisor, Watchdog, reap
 from engine.taps import loader_command, tap_command
 from engine.vault.layout import new_run
+from engine.vault.messages import LineInvalid, Record, parse
 from engine.workspace import Workspace
 
 
@@ -48,6 +47,7 @@ class PipeResult:
     """How the pumping ended."""
 
     error_line: int | None = None
+    error_code: ErrorCode = ErrorCode.TAP_OUTPUT_INVALID
     target_broke: bool = False
 
 
@@ -121,18 +121,16 @@ def _pipe(spec: TaskSpec, lo: Loader, folder: Path, sup: Supervisor, catalog: Pa
 
 def _pump(src: IO[bytes], dst: IO[bytes], counts: PipeCounts, progress: Progress,
           dog: Watchdog) -> PipeResult:
-    """Copy the tap's lines to the target, checking each is a JSON object."""
+    """Copy the tap's lines to the target, checking each is a valid Singer message."""
     for lineno, raw in enumerate(src, start=1):
-        if not raw.strip():
-            continue
         try:
-            msg: Any = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            msg = None
-        if not isinstance(msg, dict):
+            msg = parse(raw)
+        except LineInvalid as exc:
             dog.stop("stream")
-            return PipeResult(error_line=lineno)
-        if msg.get("type") == "RECORD":
+            return PipeResult(error_line=lineno, error_code=exc.code)
+        if msg is None:
+            continue
+        if type(msg) is Record:
             counts.records += 1
             if counts.records & 63 == 1:
                 progress.tick()
@@ -161,7 +159,7 @@ def _outcome(sup: Supervisor, result: PipeResult, rc: int,
     if sup.reason == "timeout":
         return "timeout", ErrorCode.TIMEOUT.value, rc, None
     if result.error_line is not None:
-        return "failed", ErrorCode.TAP_OUTPUT_INVALID.value, rc, result.error_line
+        return "failed", result.error_code.value, rc, result.error_line
     if result.target_broke or trc != 0:
         return "failed", ErrorCode.TARGET_EXIT_NONZERO.value, trc, None
     if rc != 0:

@@ -1,8 +1,16 @@
 """The vault run writer: Singer messages in, gzip parts, a manifest and a rename out.
 
-Records stream through: each part is compressed as it fills and hashed as it is written,
+Format 2 (``FORMAT``): every message of the tap (RECORD, SCHEMA, STATE, ACTIVATE_VERSION,
+BATCH and unknown types) is one line of a part, byte for byte as the tap wrote it apart from
+the line ending, in stream order; records read from BATCH files follow their BATCH line as
+RECORD messages around the file's own record bytes. Nothing is re-encoded, so every key,
+every number's digits and the record's key order survive (docs/architecture.md). Format 1
+runs (``{"stream", "record"}`` lines re-encoded by orjson) stay readable
+(:mod:`engine.vault.reader`).
+
+Messages stream through: each part is compressed as it fills and hashed as it is written,
 so memory stays flat however long the run. A part closes when it reaches the configured
-uncompressed size or when a stream's schema changes. ``finish`` fsyncs the parts, writes
+uncompressed size or when a stream's schema (or its key) changes. ``finish`` fsyncs the parts, writes
 the manifest and renames the hidden temporary folder to its final name; only then may
 LATEST move. Every file operation goes through a :class:`~engine.vault.storage.Storage`.
 
@@ -36,7 +44,13 @@ import orjson
 from engine.events import now_iso
 from engine.fsutil import json_bytes
 from engine.vault.layout import MANIFEST, RunRef
+from engine.vault.numbers import exact_value
 from engine.vault.storage import LOCAL, Storage
+
+FORMAT = 2
+"""The vault line format this writer produces (the manifest's ``format``)."""
+Bytes = bytes
+"""``bytes`` for annotations inside :class:`RunWriter`, whose ``bytes`` property shadows it."""
 
 FLUSH_BYTES = 1 << 20
 MAX_PENDING = 2
@@ -84,17 +98,23 @@ class PartWriter:
         self.bytes = 0
         self.uncompressed = 0
         self.records = 0
+        self.messages = 0
         self.streams: dict[str, int] = {}
 
-    def write(self, stream: str, line: bytes) -> None:
-        """Append one record line (already JSON with its stream, ending in a newline)."""
+    def write(self, line: bytes) -> None:
+        """Append one message line (ending in a newline)."""
         self._buf.append(line)
         self._buffered += len(line)
         self.uncompressed += len(line)
-        self.records += 1
-        self.streams[stream] = self.streams.get(stream, 0) + 1
+        self.messages += 1
         if self._buffered >= FLUSH_BYTES:
             self._flush()
+
+    def write_record(self, stream: str, line: bytes) -> None:
+        """Append one RECORD line of ``stream`` (counted as a record too)."""
+        self.records += 1
+        self.streams[stream] = self.streams.get(stream, 0) + 1
+        self.write(line)
 
     def _flush(self) -> None:
         if not self._buf:
@@ -147,6 +167,7 @@ class PartWriter:
             "bytes": self.bytes,
             "uncompressed_bytes": self.uncompressed,
             "records": self.records,
+            "messages": self.messages,
             "streams": dict(sorted(self.streams.items())),
         }
 
@@ -197,7 +218,9 @@ class RunWriter:
         self.parts: list[dict[str, Any]] = []
         self.streams: dict[str, dict[str, Any]] = {}
         self.state: Any = None
+        self.state_text: str | None = None
         self.state_messages = 0
+        self.unknown_messages = 0
         self.state_after_records: int | None = None
         self.records = 0
         self._part: PartWriter | None = None
@@ -213,56 +236,90 @@ class RunWriter:
         """Parts started so far."""
         return len(self.parts) + (1 if self._part else 0)
 
-    def schema(self, stream: str, schema: Any, key_properties: Any) -> None:
-        """Record a SCHEMA message; a changed schema for a stream closes the current part."""
-        digest = hashlib.sha256(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    def schema(self, stream: str, schema: Bytes, key_properties: list[str] | None, line: Bytes) -> None:
+        """Write a SCHEMA line; a new version (schema or key) of a stream closes the part first.
+
+        ``schema`` is the schema's JSON text as the tap wrote it. Its version in the
+        manifest holds the parsed schema (and ``schema_text``, the text, when a number in it
+        would not survive a double), the key and ``first_record``.
+        """
+        value, text = exact_value(schema)
+        canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS) if text is None else schema
+        digest = hashlib.sha256(canonical).hexdigest()
+        key = list(key_properties or [])
         info = self.streams.setdefault(stream, {"records": 0, "schemas": []})
         versions = info["schemas"]
-        if versions and versions[-1]["sha256"] == digest:
-            return
-        if versions and info["records"]:
-            self._close_part()
-        versions.append({"sha256": digest, "schema": schema, "key_properties": key_properties or [],
-                         "first_record": info["records"]})
+        if not versions or versions[-1]["sha256"] != digest or versions[-1]["key_properties"] != key:
+            if versions and info["records"]:
+                self._close_part()
+            version = {"sha256": digest, "schema": value, "key_properties": key,
+                       "first_record": info["records"]}
+            if text is not None:
+                version["schema_text"] = text
+            versions.append(version)
+        self._line(line)
 
     def has_schema(self, stream: str) -> bool:
         """Whether a SCHEMA was seen for ``stream`` (an ACTIVATE_VERSION alone does not count)."""
         info = self.streams.get(stream)
         return bool(info and info["schemas"])
 
-    def record(self, stream: str, record: Any) -> None:
-        """Write one RECORD's record into the current part."""
-        prefix = self._prefixes.get(stream)
-        if prefix is None:
-            prefix = self._prefixes[stream] = b'{"stream":' + orjson.dumps(stream) + b',"record":'
-        line = prefix + orjson.dumps(record) + b"}\n"
-        if self._part is None:
-            self._part = PartWriter(self.tmp / f"part-{len(self.parts):03d}.jsonl.gz", self.level,
-                                    storage=self.storage, backend=self.backend, pool=self._pool)
-        self._part.write(stream, line)
+    def record(self, stream: str, line: Bytes) -> None:
+        """Write one RECORD line of ``stream`` (the tap's message, ending in a newline)."""
+        part = self._part or self._open_part()
+        part.write_record(stream, line)
         self.streams[stream]["records"] += 1
         self.records += 1
-        if self._part.uncompressed >= self.part_max_bytes:
+        if part.uncompressed >= self.part_max_bytes:
             self._close_part()
 
-    def activate_version(self, stream: str, version: Any) -> None:
-        """Record an ACTIVATE_VERSION message for the stream."""
+    def batch_record(self, stream: str, record: Bytes) -> None:
+        """Write one record of a BATCH file (its JSON object, exactly) as a RECORD line."""
+        prefix = self._prefixes.get(stream)
+        if prefix is None:
+            prefix = self._prefixes[stream] = b'{"type":"RECORD","stream":' + orjson.dumps(stream) + b',"record":'
+        self.record(stream, prefix + record + b"}\n")
+
+    def activate_version(self, stream: str, version: int, line: Bytes) -> None:
+        """Write an ACTIVATE_VERSION line and list the version for the stream."""
         info = self.streams.setdefault(stream, {"records": 0, "schemas": []})
         info.setdefault("activate_versions", []).append(version)
+        self._line(line)
 
-    def batch(self, stream: str) -> None:
-        """Count a BATCH message of the stream (its records went through :meth:`record`)."""
+    def batch(self, stream: str, line: Bytes) -> None:
+        """Write a BATCH line (its records follow through :meth:`batch_record`)."""
         info = self.streams[stream]
         info["batches"] = info.get("batches", 0) + 1
+        self._line(line)
 
-    def set_state(self, value: Any) -> None:
-        """Keep the latest STATE, in stream order; it is persisted with the manifest, which
-        is written only after every part is fsynced, so the persisted STATE never runs ahead
-        of the records before it (delivery is at-least-once: records after it are re-sent
-        by the next incremental run)."""
-        self.state = value
+    def other(self, line: Bytes) -> None:
+        """Write a message of a type the writer does not interpret (kept, in order)."""
+        self.unknown_messages += 1
+        self._line(line)
+
+    def set_state(self, value: Bytes, line: Bytes) -> None:
+        """Write a STATE line and keep its value (the JSON text as the tap wrote it).
+
+        The last value is persisted with the manifest, which is written only after every
+        part is fsynced, so the persisted STATE never runs ahead of the records before it
+        (delivery is at-least-once: records after it are re-sent by the next incremental
+        run). ``state_text`` keeps the text when a number in it would not survive a double.
+        """
+        self.state, self.state_text = exact_value(value)
         self.state_messages += 1
         self.state_after_records = self.records
+        self._line(line)
+
+    def _line(self, line: Bytes) -> None:
+        part = self._part or self._open_part()
+        part.write(line)
+        if part.uncompressed >= self.part_max_bytes:
+            self._close_part()
+
+    def _open_part(self) -> PartWriter:
+        self._part = PartWriter(self.tmp / f"part-{len(self.parts):03d}.jsonl.gz", self.level,
+                                storage=self.storage, backend=self.backend, pool=self._pool)
+        return self._part
 
     def _close_part(self) -> None:
         if self._part is not None:
@@ -299,7 +356,7 @@ class RunWriter:
         total = sum(p["bytes"] for p in self.parts)
         raw = sum(p["uncompressed_bytes"] for p in self.parts)
         return {
-            "format": 1,
+            "format": FORMAT,
             "status": status,
             **self.meta,
             "dt": self.ref.dt,
@@ -315,6 +372,9 @@ class RunWriter:
             "state": self.state,
             "state_messages": self.state_messages,
             "state_after_records": self.state_after_records,
+            **({"state_text": self.state_text} if self.state_text is not None else {}),
+            "messages": sum(p["messages"] for p in self.parts),
+            "unknown_messages": self.unknown_messages,
             **extra,
         }
 

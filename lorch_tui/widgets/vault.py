@@ -161,6 +161,9 @@ class RunDetail(Static):
         text.append("checksums ")
         style = {"verified": "green", "checking": "yellow"}.get(verified or "", "red")
         text.append(verified or "not verified (press enter)", style=style if verified else "dim")
-        for stream, n in sorted(run.streams.items()):
+        for stream, n in run.streams.items():  # labels: undeclared names are placeholders
             text.append(f"\n  {stream}: {n:,}")
+        if run.hidden_streams:
+            text.append(f"\n  (undeclared stream names hidden: `lorchestra list streams {extractor} --reveal`)",
+                        style="dim")
         self.update(text)

@@ -372,10 +372,18 @@ def test_validate_a_broken_config_names_the_line(tmp_path: Path) -> None:
 
 
 def test_validate_warns_about_streams_without_a_mapping(ws_copy: tuple[Path, Path]) -> None:
-    cfg, _ws = ws_copy  # the built config maps no dataverse stream
+    cfg, _ws = ws_copy  # the built config maps no dataverse stream and declares none
     res = cli("validate", "--config", str(cfg))
     assert res.returncode == 0
-    assert re.search(r"warn\s+crm: streams without a mapping \(not canonized\): contacts", res.stdout)
+    # undeclared stream names may carry PHI: placeholders, and how to declare them
+    assert re.search(r"warn\s+crm: streams without a mapping \(not canonized\): "
+                     r"stream #1 \([0-9a-f]{6}\), stream #2 \([0-9a-f]{6}\)", res.stdout), res.stdout
+    assert "lorchestra list streams crm --reveal" in res.stdout and "`streams:`" in res.stdout
+    declared = [dict(ex, streams=["contacts"]) if ex["name"] == "crm" else ex for ex in BUILT_EXTRACTORS]
+    cfg = write_config(cfg.parent, declared, stages=STAGES)
+    res = cli("validate", "--config", str(cfg))
+    assert re.search(r"warn\s+crm: streams without a mapping \(not canonized\): "
+                     r"contacts, stream #2 \([0-9a-f]{6}\)", res.stdout), res.stdout
 
 
 # --- clean ---

@@ -111,13 +111,24 @@ def noisy_records(n: int) -> list[dict[str, Any]]:
             for i in range(n)]
 
 
+def schema_line(writer: RunWriter, key: list[str] | None) -> None:
+    """A SCHEMA message for stream ``s``, as a tap writes it."""
+    writer.schema("s", b'{"type":"object"}', key, orjson.dumps(
+        {"type": "SCHEMA", "stream": "s", "schema": {"type": "object"}, "key_properties": key}) + b"\n")
+
+
+def record_line(writer: RunWriter, rec: dict[str, Any]) -> None:
+    """A RECORD message of stream ``s``, as a tap writes it."""
+    writer.record("s", orjson.dumps({"type": "RECORD", "stream": "s", "record": rec}) + b"\n")
+
+
 def write_run(account: Path, records: list[dict[str, Any]], *, storage: Storage = LOCAL,
               backend: str | None = None, pipelined: bool = True, part_max_bytes: int = 1 << 20) -> Path:
     writer = RunWriter(account, new_run(account), {"extractor": "seam"}, part_max_bytes, 1, storage=storage,
                        backend=backend, pipelined=pipelined)
-    writer.schema("s", {"type": "object"}, ["id"])
+    schema_line(writer, ["id"])
     for rec in records:
-        writer.record("s", rec)
+        record_line(writer, rec)
     writer.finish("success")
     return writer.final
 
@@ -170,7 +181,7 @@ def test_every_backend_writes_standard_gzip_and_the_same_records(tmp_path: Path,
                         pipelined=pipelined)
         manifest = orjson.loads((run / "manifest.json").read_bytes())
         raw = b"".join(gzip.decompress((run / p["file"]).read_bytes()) for p in manifest["parts"])
-        assert [orjson.loads(line)["record"] for line in raw.splitlines()] == records
+        assert [m["record"] for m in map(orjson.loads, raw.splitlines()) if m["type"] == "RECORD"] == records
         outputs.append([(run / p["file"]).read_bytes() for p in manifest["parts"]])
     assert outputs[0] == outputs[1], "the background compressor must not change a byte"
 
@@ -186,10 +197,10 @@ def test_a_write_error_on_the_compressor_thread_reaches_the_caller(tmp_path: Pat
     account = ensure_dir(tmp_path / "acct")
     writer = RunWriter(account, new_run(account), {}, 64 << 20, 1,
                        storage=RecordingStorage(fail_writes_after=100_000), pipelined=pipelined)
-    writer.schema("s", {"type": "object"}, None)
+    schema_line(writer, None)
     with pytest.raises(OSError) as info:
         for rec in noisy_records(20_000):
-            writer.record("s", rec)
+            record_line(writer, rec)
         writer.finish("success")
     assert info.value.errno == errno.ENOSPC
     writer.abort()
@@ -328,9 +339,9 @@ def test_a_worker_without_a_final_event_is_a_crash_and_cancel_reaches_the_handle
 def test_a_run_whose_success_finish_failed_can_still_be_finished_as_failed(tmp_path: Path) -> None:
     account = ensure_dir(tmp_path / "acct")
     writer = RunWriter(account, new_run(account), {}, 64 << 20, 1, storage=RecordingStorage(fail_writes_after=10))
-    writer.schema("s", {"type": "object"}, None)
+    schema_line(writer, None)
     for rec in noisy_records(300):  # under FLUSH_BYTES: the first write (which fails) is in finish
-        writer.record("s", rec)
+        record_line(writer, rec)
     with pytest.raises(OSError):
         writer.finish("success")
     manifest = writer.finish("failed", error_code="WRITE_FAILED")

@@ -73,8 +73,8 @@ def write_config(root: Path = ROOT) -> Path:
         "pipeline": {"name": "clinic-pipeline", "version": "1.0.0"},
         "workspace": str(root / "ws"),
         "extractors": [{"name": n, "domain": d, "source": s, "account": a, "kind": "demo",
-                        "demo": {"tap": tap, "records": 200, "seed": i + 1}}
-                       for i, (n, d, s, a, tap, _) in enumerate(ACCOUNTS)],
+                        "demo": {"tap": tap, "records": 200, "seed": i + 1}, "streams": list(streams)}
+                       for i, (n, d, s, a, tap, streams) in enumerate(ACCOUNTS)],
         "stages": {"canonize": {"mappings": [m for m in MAPPINGS]}},
     }
     root.mkdir(parents=True, exist_ok=True, mode=0o700)

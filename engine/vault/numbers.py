@@ -1,0 +1,91 @@
+"""Numbers a double cannot hold: found without a full parse, never rounded silently.
+
+Taps built on the Singer SDK print numbers with ``simplejson`` and ``use_decimal=True``, so
+20-digit integers and long decimals are real, and ``1e999`` is valid JSON. The vault keeps
+them as written (:mod:`engine.vault.messages`). Everything that parses a value into Python
+for a double-based consumer (orjson, JSONata) asks here first:
+
+* :func:`suspect` is a cheap scan (one regex over the bytes) for the only shapes that can
+  be inexact: 16 or more digits in a row, 17 or more digits-and-points in a row, or an
+  exponent of three digits. A number with at most 15 significant digits and a two-digit
+  exponent always survives a double.
+* :func:`inexact` then parses the suspect text exactly (``Decimal`` for decimals, Python
+  ``int`` for integers) and says whether some number would change: an integer beyond
+  ``2**53`` (JSONata's exact range) or a decimal whose double does not print back to the same
+  value (``12345678901234567.891``, ``1e999``, ``1e-400``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+SUSPECT = re.compile(rb"\d{16}|[\d.]{17}|[eE][+-]?\d{3}")
+MAX_EXACT_INT = 2**53
+INT64 = (-(2**63), 2**64 - 1)
+
+
+class _Inexact(Exception):
+    pass
+
+
+def _exact_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or Decimal(repr(value)) != Decimal(text):
+        raise _Inexact
+    return value
+
+
+def _exact_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > MAX_EXACT_INT:
+        raise _Inexact
+    return value
+
+
+def _constant(text: str) -> Any:
+    raise ValueError(text)  # NaN / Infinity are not JSON
+
+
+def suspect(data: bytes) -> bool:
+    """Whether ``data`` may hold a number a double cannot hold (false positives are fine)."""
+    return SUSPECT.search(data) is not None
+
+
+def inexact(data: bytes) -> bool:
+    """Whether some number in the JSON ``data`` would change as a double."""
+    if not suspect(data):
+        return False
+    try:
+        json.loads(data, parse_float=_exact_float, parse_int=_exact_int, parse_constant=_constant)
+    except _Inexact:
+        return True
+    return False
+
+
+def _approx_int(text: str) -> int | float:
+    value = int(text)
+    return value if INT64[0] <= value <= INT64[1] else float(value)
+
+
+def approximate(data: bytes) -> Any:
+    """``data`` parsed for display: exact numbers as they are, the others as doubles
+    (an overflow becomes ``inf``, which JSON output writes as ``null``)."""
+    return json.loads(data, parse_int=_approx_int, parse_constant=_constant)
+
+
+def exact_value(data: bytes) -> tuple[Any, str | None]:
+    """(value, None) when orjson holds ``data`` exactly; else (an approximation, the text)."""
+    if inexact(data):
+        return approximate(data), data.decode()
+    return orjson.loads(data), None
+
+
+def exact_loads(data: bytes) -> Any:
+    """``data`` parsed without losing a digit: decimals as ``Decimal``, integers as ``int``."""
+    return json.loads(data, parse_float=Decimal, parse_constant=_constant)

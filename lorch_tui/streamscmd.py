@@ -1,0 +1,108 @@
+"""``lorchestra list streams EXTRACTOR [--reveal]``: the streams of an account's LATEST run.
+
+Stream and field names come from the tap and may carry PHI (see :mod:`engine.names`), so
+the listing shows declared names as they are and the rest as placeholders such as
+``stream #2 (a1b2c3)``, the same labels every other face uses. ``--reveal`` prints the
+real names, to this terminal only, like ``query`` prints documents: the one way a person
+sees an undeclared name in order to declare it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from engine.config import Extractor, PipelineConfig
+from engine.configload import LoadedConfig
+from engine.errors import UsageError
+from engine.names import field_namer, schema_field_paths, stream_namer
+from engine.vault.layout import list_runs, read_latest, read_manifest
+from engine.workspace import Workspace
+
+REVEAL_NOTE = ("note: --reveal prints stream and field names as the tap reported them; they may "
+               "carry PHI (client names, birth dates). Shown on this terminal only.")
+
+
+def extractor_of(loaded: LoadedConfig, name: str | None) -> Extractor:
+    """The extractor the command names (a usage error when missing or unknown)."""
+    names = ", ".join(e.name for e in loaded.config.extractors)
+    if not name:
+        raise UsageError("`list streams` needs an extractor name: lorchestra list streams EXTRACTOR",
+                         hint=f"extractors: {names}")
+    ex = loaded.config.extractor(name)
+    if ex is None:
+        raise UsageError(f"no extractor named {name!r} in {loaded.path}", hint=f"extractors: {names}")
+    return ex
+
+
+def run_manifest(ws: Workspace, ex: Extractor) -> tuple[str | None, dict[str, Any]]:
+    """(run folder, manifest) of the account's LATEST run, else its newest run, else (None, {})."""
+    acct = ws.account_dir(ex.domain, ex.source, ex.account)
+    try:
+        latest = read_latest(acct)
+        if latest is not None:
+            rel = f"dt={latest['dt']}/run_id={latest['run_id']}"
+            return rel, read_manifest(acct / rel)
+        runs = list_runs(acct)
+        if runs:
+            return runs[0].rel, read_manifest(runs[0].path(acct))
+    except (OSError, ValueError, KeyError, AssertionError):
+        raise UsageError(f"the vault of {ex.name} cannot be read ({acct})",
+                         hint="run `lorchestra verify` and `lorchestra validate`") from None
+    return None, {}
+
+
+def stream_rows(cfg: PipelineConfig, ex: Extractor, ws: Workspace, reveal: bool) -> list[dict[str, Any]]:
+    """One row per stream of the run: label, declared, mapping, records, fields."""
+    _, manifest = run_manifest(ws, ex)
+    streams: dict[str, Any] = manifest.get("streams") or {}
+    namer = stream_namer(cfg, ex, ws, reveal=reveal)
+    mappings = {m.stream: m.transform for m in cfg.stages.canonize.mappings if m.source == ex.source}
+    rows: list[dict[str, Any]] = []
+    for position, (name, label) in enumerate(namer.show_all(streams), start=1):
+        info = streams[name] if isinstance(streams[name], dict) else {}
+        versions = info.get("schemas") or []
+        newest = versions[-1].get("schema") if versions and isinstance(versions[-1], dict) else None
+        fields = field_namer(cfg, ex, name, ws, reveal=reveal)
+        rows.append({"position": position, "stream": label, "declared": name in namer.declared,
+                     "mapping": mappings.get(name), "records": int(info.get("records") or 0),
+                     "schema_versions": len(versions),
+                     "fields": [fields.show_path(p, i) for i, p in enumerate(schema_field_paths(newest), 1)]})
+    return rows
+
+
+def list_streams(loaded: LoadedConfig, name: str | None, reveal: bool, as_json: bool) -> int:
+    """Print the stream listing; 0."""
+    from rich.table import Table
+
+    ex = extractor_of(loaded, name)
+    ws = Workspace(loaded.workspace)
+    rel, _ = run_manifest(ws, ex)
+    rows = stream_rows(loaded.config, ex, ws, reveal)
+    if reveal:
+        print(REVEAL_NOTE, file=sys.stderr)
+    if as_json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    console = Console(highlight=False)
+    if rel is None:
+        console.print(f"{ex.name}: no vault run yet (run `lorchestra extract {ex.name}`)", markup=False)
+        return 0
+    table = Table(title=f"{ex.name} streams in {rel}")
+    for col in ("#", "stream", "declared", "mapping", "records", "schemas", "fields"):
+        table.add_column(col, overflow="fold", justify="right" if col in ("#", "records", "schemas") else "left")
+    for r in rows:
+        cells = (str(r["position"]), r["stream"], "yes" if r["declared"] else "no", r["mapping"] or "",
+                 f"{r['records']:,}", str(r["schema_versions"]), ", ".join(r["fields"]))
+        table.add_row(*(Text(c) for c in cells))  # names are data: never read as rich markup
+    console.print(table, markup=False)
+    if not reveal and any(not r["declared"] for r in rows):
+        console.print(f"undeclared names are shown as placeholders: `lorchestra list streams {ex.name} "
+                      f"--reveal` prints them (PHI); declare the expected ones under this extractor's "
+                      f"`streams:` (or map them) to show them everywhere", markup=False)
+    return 0

@@ -1,0 +1,239 @@
+"""Canonize keeps what it cannot compare, never rounds a number, and reads both vault formats.
+
+A script tap replays ``run-N.singer`` on its N-th start, so each test writes its runs byte by
+byte; the CLI runs extract and canonize as real subprocesses. A format 1 run (the line format
+before the lossless vault) is written here the way the old writer wrote it, to prove older
+workspaces keep working: canonize, ``verify --deep`` and the dashboard's run summary.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from engine.inspect import run_info
+from engine.names import Namer
+from engine.verify import verify
+from engine.workspace import Workspace
+from tests.helpers import log_events, manifest, run_cli, runs_of
+
+TAP = r'''
+import pathlib, sys
+folder = pathlib.Path(sys.argv[1])
+counter = folder / "count"
+n = int(counter.read_text()) + 1 if counter.exists() else 1
+counter.write_text(str(n))
+sys.stdout.buffer.write((folder / f"run-{n}.singer").read_bytes())
+'''
+
+
+def schema(key: list[str]) -> bytes:
+    return orjson.dumps({"type": "SCHEMA", "stream": "things", "key_properties": key,
+                         "schema": {"type": "object", "properties": {"id": {"type": "integer"}}}})
+
+
+def rec(body: bytes) -> bytes:
+    return b'{"type":"RECORD","stream":"things","record":' + body + b"}"
+
+
+STATE = b'{"type":"STATE","value":{"bookmark":1}}'
+
+
+def setup(tmp: Path, runs: list[list[bytes]], *, max_rejects: int = 0, incremental: bool = True) -> Path:
+    folder = tmp / "tap"
+    folder.mkdir()
+    (folder / "tap.py").write_text(TAP)
+    for n, messages in enumerate(runs, start=1):
+        (folder / f"run-{n}.singer").write_bytes(b"".join(m + b"\n" for m in messages))
+    tdir = tmp / "registry" / "transforms" / "test"
+    tdir.mkdir(parents=True)
+    (tdir / "thing_v1.jsonata").write_text(
+        '{"source_id": $string(id), "email": email, "metric": metric, "amount": amount}\n')
+    (tdir / "thing_v1.meta.yaml").write_text(yaml.safe_dump({
+        "id": "test/thing_v1", "version": 1, "input": {"source": "things", "stream": "things"},
+        "output": {"kind": "thing", "schema": "thing.v1"}, "description": "test", "samples": []}))
+    sdir = tmp / "registry" / "schemas"
+    sdir.mkdir()
+    props: dict[str, Any] = {k: {"type": "string"} for k in ("kind", "source", "account", "source_id", "email")}
+    props.update(metric={"type": "number"}, amount={"type": "number"})
+    (sdir / "thing.v1.json").write_bytes(orjson.dumps({
+        "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+        "required": ["kind", "source", "account"], "properties": props, "additionalProperties": False}))
+    cfg = {"workspace": str(tmp / "ws"),
+           "extractors": [{"name": "things", "domain": "test", "source": "things", "account": "a",
+                           "kind": "singer", "command": [sys.executable, str(folder / "tap.py"), str(folder)],
+                           "incremental": incremental}],
+           "stages": {"canonize": {"mappings": [{"source": "things", "stream": "things",
+                                                  "transform": "test/thing_v1", "max_rejects": max_rejects}],
+                                   "transforms_dir": str(tmp / "registry" / "transforms"),
+                                   "schemas_dir": str(tmp / "registry" / "schemas")}}}
+    path = tmp / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def run(cfg: Path, *stages: str) -> None:
+    args = [a for s in stages for a in ("--stage", s)]
+    res = run_cli("run", *args, "--config", str(cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def canonical(tmp: Path) -> list[dict[str, Any]]:
+    data = (tmp / "ws" / "canonical" / "things" / "a.jsonl").read_bytes()
+    return [orjson.loads(line) for line in data.splitlines()]
+
+
+def meta(tmp: Path) -> dict[str, Any]:
+    return orjson.loads((tmp / "ws" / "canonical" / "things" / "a.meta.json").read_bytes())  # type: ignore[no-any-return]
+
+
+def test_records_without_their_key_are_never_superseded(tmp_path: Path) -> None:
+    """The issue's reproduction: {metric:40} in run 2 must not replace run 1's keyless records."""
+    cfg = setup(tmp_path, [[schema(["id"]), rec(b'{"id":1}'), rec(b'{"metric":20}'), rec(b'{"metric":30}'), STATE],
+                           [schema(["id"]), rec(b'{"metric":40}'), rec(b'{"id":null,"metric":50}'), STATE]])
+    run(cfg, "extract", "canonize")
+    run(cfg, "extract", "canonize")
+    docs = canonical(tmp_path)
+    assert [(d.get("source_id"), d.get("metric")) for d in docs] == [
+        (None, 40), ("null", 50), ("1", None), (None, 20), (None, 30)]  # newest run first, in order
+    m = meta(tmp_path)
+    assert m["superseded"] == 0 and m["unkeyed"] == {"things": 4} and len(m["runs"]) == 2
+
+
+def test_each_run_is_deduplicated_by_its_own_key(tmp_path: Path) -> None:
+    cfg = setup(tmp_path, [
+        [schema(["id"]), rec(b'{"id":1,"email":"a@x"}'), rec(b'{"id":2,"email":"b@x"}'), STATE],
+        [schema(["email"]), rec(b'{"id":3,"email":"b@x"}'), STATE],
+        [schema(["email"]), rec(b'{"id":4,"email":"b@x"}'), STATE]])
+    for _ in range(3):
+        run(cfg, "extract", "canonize")
+    # run 3 replaces run 2's b@x (same key, email); run 1 was keyed by id, so it stays
+    assert sorted(d["source_id"] for d in canonical(tmp_path)) == ["1", "2", "4"]
+    assert meta(tmp_path)["superseded"] == 1
+    [first, second, _] = runs_of(tmp_path / "ws" / "vault" / "test" / "things" / "a")
+    assert manifest(second)["streams"]["things"]["schemas"][0]["key_properties"] == ["email"]
+    assert manifest(first)["streams"]["things"]["schemas"][0]["sha256"] == \
+        manifest(second)["streams"]["things"]["schemas"][0]["sha256"]
+
+
+def test_activate_version_replaces_older_table_versions(tmp_path: Path) -> None:
+    """RECORD v1, ACTIVATE 1, RECORD v2, ACTIVATE 2: only version 2 (and versionless records)
+    reach the canonical file, also across an incremental chain."""
+    v = b',"version":'
+    cfg = setup(tmp_path, [
+        [schema(["id"]), rec(b'{"id":1,"metric":1}')[:-1] + v + b"1}", rec(b'{"id":2,"metric":1}')[:-1] + v + b"1}",
+         b'{"type":"ACTIVATE_VERSION","stream":"things","version":1}',
+         rec(b'{"id":1,"metric":2}')[:-1] + v + b"2}", rec(b'{"id":9,"metric":0}'),
+         b'{"type":"ACTIVATE_VERSION","stream":"things","version":2}', STATE],
+        [schema(["id"]), rec(b'{"id":3,"metric":3}')[:-1] + v + b"3}",
+         b'{"type":"ACTIVATE_VERSION","stream":"things","version":3}', STATE]])
+    run(cfg, "extract", "canonize")
+    assert sorted((d["source_id"], d["metric"]) for d in canonical(tmp_path)) == [("1", 2), ("9", 0)]
+    assert meta(tmp_path)["deactivated"] == {"things": 2}
+    run(cfg, "extract", "canonize")  # a newer table version: run 1's versioned records are gone
+    assert sorted((d["source_id"], d["metric"]) for d in canonical(tmp_path)) == [("3", 3), ("9", 0)]
+    assert meta(tmp_path)["deactivated"] == {"things": 3}
+
+
+def test_numbers_a_double_cannot_hold_are_rejected_never_rounded(tmp_path: Path) -> None:
+    cfg = setup(tmp_path, [[schema(["id"]), rec(b'{"id":1,"amount":1.5,"metric":123456789012345}'),
+                            rec(b'{"id":2,"amount":12345678901234567.891}'),
+                            rec(b'{"id":3,"amount":1e999}'),
+                            rec(b'{"id":12345678901234567890123}'),
+                            rec(b'{"id":5,"metric":9007199254740993}')]], max_rejects=10, incremental=False)
+    run(cfg, "extract", "canonize")
+    assert [(d["source_id"], d["amount"], d["metric"]) for d in canonical(tmp_path)] == [("1", 1.5, 123456789012345)]
+    rejects = (tmp_path / "ws" / "canonical" / "things" / "a.rejects.jsonl").read_bytes().splitlines()
+    assert [json.loads(r)["code"] for r in rejects] == ["NUMBER_INEXACT"] * 4  # 1e999 is kept: not orjson
+    for digits in (b"12345678901234567.891", b"1e999", b"12345678901234567890123", b"9007199254740993"):
+        assert any(b'"record":{' in r and digits in r for r in rejects), digits
+    assert meta(tmp_path)["rejects"] == 4
+
+
+def test_the_default_limit_fails_on_an_inexact_number(tmp_path: Path) -> None:
+    cfg = setup(tmp_path, [[schema(["id"]), rec(b'{"id":1,"amount":1e999}')]], incremental=False)
+    run(cfg, "extract")
+    res = run_cli("run", "--stage", "canonize", "--config", str(cfg))
+    assert res.returncode == 1
+    finished = [e for e in log_events(tmp_path / "ws") if e["type"] == "task_finished" and e["stage"] == "canonize"]
+    assert finished[-1]["error_code"] == "REJECTS_EXCEEDED"
+
+
+def write_format1_run(acct: Path, run_id: str, records: list[dict[str, Any]], state: Any) -> Path:
+    """A run exactly as the writer before the lossless vault left it (manifest format 1)."""
+    dt = f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}"
+    folder = acct / f"dt={dt}" / f"run_id={run_id}"
+    folder.mkdir(parents=True)
+    raw = b"".join(b'{"stream":"things","record":' + orjson.dumps(r) + b"}\n" for r in records)
+    data = gzip.compress(raw)
+    (folder / "part-000.jsonl.gz").write_bytes(data)
+    sch = {"type": "object", "properties": {"id": {"type": "integer"}}}
+    m = {"format": 1, "status": "success", "extractor": "things", "kind": "singer", "domain": "test",
+         "source": "things", "account": "a", "attempt": 1, "dt": dt, "run_id": run_id,
+         "started_at": "2026-01-01T00:00:00.000Z", "finished_at": "2026-01-01T00:00:01.000Z",
+         "records": len(records), "bytes": len(data), "uncompressed_bytes": len(raw),
+         "compression_ratio": round(len(raw) / len(data), 3),
+         "streams": {"things": {"records": len(records), "schemas": [
+             {"sha256": hashlib.sha256(orjson.dumps(sch, option=orjson.OPT_SORT_KEYS)).hexdigest(),
+              "schema": sch, "key_properties": ["id"], "first_record": 0}]}},
+         "parts": [{"file": "part-000.jsonl.gz", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                    "uncompressed_bytes": len(raw), "records": len(records), "streams": {"things": len(records)}}],
+         "state": state, "state_messages": 1, "state_after_records": len(records), "error_code": None,
+         "tap_exit_code": 0, "error_line": None, "stderr_lines": 0}
+    (folder / "manifest.json").write_bytes(orjson.dumps(m))
+    (acct / "LATEST.json").write_bytes(orjson.dumps({"dt": dt, "run_id": run_id,
+                                                      "updated_at": "2026-01-01T00:00:01.000Z",
+                                                      "records": len(records)}))
+    ws = acct.parents[3]
+    for path in [ws, *ws.rglob("*")]:  # as the workspace keeps them: dirs 0700, files 0600
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    return folder
+
+
+def test_format1_runs_stay_readable_alone_and_in_a_chain_with_format2(tmp_path: Path) -> None:
+    cfg = setup(tmp_path, [[schema(["id"]), rec(b'{"id":2,"metric":22}'), rec(b'{"metric":7}'), STATE]])
+    acct = tmp_path / "ws" / "vault" / "test" / "things" / "a"
+    old = write_format1_run(acct, "20260101T000000Z", [{"id": 1, "metric": 1}, {"id": 2, "metric": 2}],
+                            {"bookmark": 2})
+    run(cfg, "canonize")
+    assert sorted(d["source_id"] for d in canonical(tmp_path)) == ["1", "2"]
+    namer = Namer(Workspace(tmp_path / "ws"), frozenset({"things"}))  # the dashboard's run summary
+    info = run_info(old, namer)
+    assert (info.status, info.records, info.parts, info.streams, info.has_state) == ("success", 2, 1, {"things": 2}, True)
+    # an incremental format 2 run on top: the chain reads both formats, newest key wins
+    run(cfg, "extract", "canonize")
+    docs = {d.get("source_id"): d.get("metric") for d in canonical(tmp_path)}
+    assert docs == {"1": 1, "2": 22, None: 7}
+    m = meta(tmp_path)
+    assert (m["superseded"], m["unkeyed"], len(m["runs"])) == (1, {"things": 1}, 2)
+    new = runs_of(acct)[-1]
+    assert manifest(new)["format"] == 2 and manifest(new)["incremental"]["from_run"] == "dt=2026-01-01/run_id=20260101T000000Z"
+    assert run_info(new, namer).records == 2
+    report = verify(Workspace(tmp_path / "ws"), all_runs=True, deep=True)
+    assert report.problems == [] and report.runs == 2
+    # deep verify reads each format its own way: a format 1 part with a wrong record count fails
+    m1 = orjson.loads((old / "manifest.json").read_bytes())
+    m1["parts"][0]["records"] = 3
+    (old / "manifest.json").write_bytes(orjson.dumps(m1))
+    assert [p.code for p in verify(Workspace(tmp_path / "ws"), all_runs=True, deep=True).problems] == ["PART_CORRUPT"]
+
+
+def test_an_unknown_vault_format_is_refused(tmp_path: Path) -> None:
+    cfg = setup(tmp_path, [])
+    acct = tmp_path / "ws" / "vault" / "test" / "things" / "a"
+    folder = write_format1_run(acct, "20260101T000000Z", [{"id": 1}], None)
+    m = orjson.loads((folder / "manifest.json").read_bytes())
+    m["format"] = 99
+    (folder / "manifest.json").write_bytes(orjson.dumps(m))
+    res = run_cli("run", "--stage", "canonize", "--config", str(cfg))
+    assert res.returncode == 1
+    finished = [e for e in log_events(tmp_path / "ws") if e["type"] == "task_finished"]
+    assert finished[-1]["error_code"] == "MANIFEST_INVALID"
+    assert [p.code for p in verify(Workspace(tmp_path / "ws")).problems] == ["FORMAT_UNKNOWN"]

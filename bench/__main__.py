@@ -9,7 +9,8 @@ threads never weigh on the next; their output streams through as they run, and t
 ``${XDG_CACHE_HOME:-~/.cache}/lorchestra/bench/``.
 
 Sizes: the default is the issue's figures where a run stays within minutes (vault writer
-200,000 Gmail records, canonize 50,000 invoices, index 50,000 documents, end to end 60,000
+200,000 Gmail records, canonize 50,000 invoices, index 50,000 documents, search latency at
+100,000 documents and index drop at 20,000, end to end 60,000
 records, memory 10,000 vs 100,000); ``--full`` adds the 1,000,000-record end-to-end and memory
 runs; ``--quick`` uses tiny sizes (a smoke run: figures are meaningless). Exit code 1 when a
 benchmark crashed (a missed goal is reported, not an error).
@@ -30,6 +31,8 @@ BENCHES: dict[str, dict[str, list[str]]] = {
     "vault_writer": {"quick": ["--records", "2000"], "default": [], "full": []},
     "canonize": {"quick": ["--records", "600", "--gmail", "200"], "default": [], "full": []},
     "index": {"quick": ["--records", "600", "--synthetic"], "default": [], "full": []},
+    "search": {"quick": ["--records", "20", "--scale", "2000", "--load-records", "300", "--repeat", "1"],
+               "default": [], "full": []},
     "e2e": {"quick": ["--records", "600"], "default": [], "full": ["--full"]},
     "memory": {"quick": ["--small", "200", "--large", "600"], "default": [], "full": ["--full"]},
     "dashboard": {"quick": ["--seconds", "1", "--naive-seconds", "1", "--samples", "10"], "default": [],

@@ -234,6 +234,9 @@ class IndexStage(StrictModel):
 
     workers: int | None = Field(None, ge=1, le=64)
     """Parallel index tasks; the core count if unset."""
+    vectors: bool = True
+    """Embed every document for search by meaning (`lorchestra query --similar`, hybrid
+    `--text`) with the model shipped in the wordllama package; never downloads anything."""
 
 
 class Stages(StrictModel):

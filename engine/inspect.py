@@ -52,6 +52,8 @@ class AccountView:
     canonical_current: bool | None
     canonical_records: int | None
     index_current: bool | None
+    drift: str | None = None
+    """Source drift mark of LATEST (``engine.drift.compare.AccountDrift.mark``), if computed."""
 
     def stale(self, stale_after_hours: float) -> bool:
         """True when there is no LATEST or it is older than the threshold."""
@@ -129,5 +131,10 @@ def account_view(ws: Workspace, ex: Extractor, index_shas: dict[tuple[str, str],
 
 def account_views(cfg: PipelineConfig, ws: Workspace,
                   index_shas: dict[tuple[str, str], str] | None = None) -> list[AccountView]:
-    """Views of every configured account, in config order."""
-    return [account_view(ws, ex, index_shas) for ex in cfg.extractors]
+    """Views of every configured account, in config order, with their drift marks."""
+    from dataclasses import replace
+
+    from engine.drift.compare import drift_marks
+
+    marks = drift_marks(cfg, ws)
+    return [replace(account_view(ws, ex, index_shas), drift=marks.get(ex.name)) for ex in cfg.extractors]

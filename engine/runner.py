@@ -135,8 +135,8 @@ class Runner:
                     return final
                 spec = TaskSpec(task_id=task_id, stage=stage, attempt=attempt, workspace=self.ws.root,
                                 extractor=ex, extract=self.cfg.stages.extract,
-                                canonize=self.cfg.stages.canonize, force=self.force,
-                                target=chain.target,
+                                canonize=self.cfg.stages.canonize, index=self.cfg.stages.index,
+                                force=self.force, target=chain.target,
                                 clients=self.cfg.clients if stage == "project" else None)
                 proc = TaskProcess(spec, self.bus, grace, self.executor)
                 self._running[task_id] = proc

@@ -25,12 +25,31 @@ def registry_for(cfg: PipelineConfig) -> Registry:
 
 
 def transform_rows(cfg: PipelineConfig) -> list[dict[str, object]]:
-    """One row per registered transform."""
+    """One row per registered transform: which mappings use it, and its other versions.
+
+    ``status`` is ``in use``, ``in use (newer: _v2)`` when a later version is registered but
+    not mapped yet, ``unused``, or ``unused (older version)`` once a later one is mapped.
+    """
     reg = registry_for(cfg)
-    used = {m.transform for m in cfg.stages.canonize.mappings}
-    return [{"id": t.id, "input": f"{t.source}/{t.stream}", "output": t.kind, "schema": t.schema,
-             "samples": len(t.samples), "mapped": "yes" if t.id in used else ""}
-            for t in reg.transforms.values()]
+    used: dict[str, list[str]] = {}
+    for m in cfg.stages.canonize.mappings:
+        used.setdefault(m.transform, []).append(f"{m.source}/{m.stream}")
+    versions: dict[str, list[int]] = {}
+    for t in reg.transforms.values():
+        versions.setdefault(t.id.rsplit("_v", 1)[0], []).append(t.version)
+    rows: list[dict[str, object]] = []
+    for t in reg.transforms.values():
+        base = t.id.rsplit("_v", 1)[0]
+        newer = sorted(v for v in versions[base] if v > t.version)
+        mapped_newer = any(f"{base}_v{v}" in used for v in newer)
+        if t.id in used:
+            status = f"in use (newer: _v{newer[-1]})" if newer else "in use"
+        else:
+            status = "unused (older version)" if mapped_newer else "unused"
+        rows.append({"id": t.id, "input": f"{t.source}/{t.stream}", "output": t.kind, "schema": t.schema,
+                     "samples": len(t.samples), "used_by": ", ".join(used.get(t.id, [])),
+                     "status": status})
+    return rows
 
 
 def mapping_rows(cfg: PipelineConfig) -> list[dict[str, object]]:

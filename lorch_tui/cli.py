@@ -28,6 +28,7 @@ from lorch_tui import (
     cleancmd,
     clientscmd,
     configcmd,
+    driftcmd,
     querycmd,
     statuscmd,
     validatecmd,
@@ -116,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run each transform's golden samples and compare with the expected output.")
     tt.add_argument("id", nargs="?", metavar="ID", help="one transform id (default: all)")
     tt.set_defaults(func=cmd_transform_test)
+    from lorch_tui import transformcmd  # run, new
+
+    transformcmd.register(trs, common)
     statuscmd.register(sub, common)
     validatecmd.register(sub, common)
     cleancmd.register(sub, common)
@@ -123,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     querycmd.register(sub, common)
     verifycmd.register(sub, common)
     clientscmd.register(sub, common)
+    driftcmd.register(sub, common)
     return parser
 
 

@@ -22,6 +22,7 @@ from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import Document, ObjectMissing, Query, Store, build_sql
 from engine.index.store import StoreError, db_path
 from engine.workspace import Workspace
+from lorch_tui import rankcmd
 
 DEFAULT_LIMIT = 50
 
@@ -30,16 +31,26 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
     """Add the ``query`` command to lorchestra's subcommands."""
     q = subparsers.add_parser(
         "query", parents=[common_parent], help="query the document index (shows record content)",
-        description="Find canonical documents in the index. Filters combine with AND; --text "
-                    "requires every word (word* matches a prefix) and ranks by relevance. "
-                    "Output is a table, or with --json one canonical document per line.",
+        description="Find canonical documents in the index. Filters combine with AND. --text "
+                    "ranks by words and meaning together (bm25 and vector rankings fused); "
+                    "--similar ranks by meaning only; both run offline with the embedding model "
+                    "shipped in the wordllama package. Output is a table, or with --json one "
+                    "canonical document per line.",
     )
     q.add_argument("--kind", metavar="K", help="only documents of this kind (email, contact, ...)")
     q.add_argument("--source", metavar="S", help="only documents from this source (gmail, ...)")
     q.add_argument("--account", metavar="A", help="only documents of this account")
     q.add_argument("--since", metavar="DATE", help="main time on or after DATE (YYYY-MM-DD or ISO 8601)")
     q.add_argument("--until", metavar="DATE", help="main time on or before DATE (a date includes that day)")
-    q.add_argument("--text", metavar="WORDS", help="full-text search over title, body, names and notes")
+    q.add_argument("--text", metavar="WORDS",
+                   help="hybrid search: documents with every word (word* matches a prefix), ranked "
+                        "by bm25 fused with similarity of meaning, plus documents that only mean it")
+    q.add_argument("--similar", metavar="TEXT",
+                   help="rank documents by similarity of meaning to TEXT (no shared word needed)")
+    q.add_argument("--words-only", action="store_true",
+                   help="with --text: rank by bm25 only (every word required), no vectors")
+    q.add_argument("--explain", action="store_true",
+                   help="with --text/--similar: show each ranking's position and score and the fused score")
     q.add_argument("--id", metavar="ENTITY_ID", dest="entity_id", help="documents with this source id")
     q.add_argument("--client", metavar="NAME|ID",
                    help="only documents linked to this client (id, id prefix or name; see `lorchestra clients`)")
@@ -104,11 +115,15 @@ def build_query(ns: argparse.Namespace, limit: int | None, client_id: str | None
 def cmd_query(ns: argparse.Namespace) -> int:
     """`lorchestra query ...`."""
     limit = ns.limit or None
+    rankcmd.check_options(ns)
     store, ws = open_store(ns)
     try:
         if ns.counts:
             return _print_counts(store, ns.json)
-        q = build_query(ns, None if limit is None else limit + 1, client_of(ns, store))
+        client = client_of(ns, store)
+        if rankcmd.wants_ranking(ns):
+            return rankcmd.run_ranked(ns, store, build_query(_without_text(ns), limit, client), limit)
+        q = build_query(ns, None if limit is None else limit + 1, client)
         for _attempt in range(3):
             docs = store.find(q)
             more = limit is not None and len(docs) > limit
@@ -134,6 +149,12 @@ def cmd_query(ns: argparse.Namespace) -> int:
                          exit_code=ExitCode.TASK_FAILED) from None
     finally:
         store.close()
+
+
+def _without_text(ns: argparse.Namespace) -> argparse.Namespace:
+    copy = argparse.Namespace(**vars(ns))
+    copy.text = None
+    return copy
 
 
 def _print_table(docs: list[Document], more: bool, limit: int | None, dedupe: bool) -> None:

@@ -18,6 +18,7 @@ from engine import checks
 from engine.checks import Check
 from engine.clients.checks import check_clients
 from engine.configload import load
+from engine.drift.checks import check_drift
 from engine.errors import ConfigError, ExitCode
 from engine.measures.checks import check_measures
 from engine.workspace import Workspace
@@ -58,7 +59,9 @@ def cmd_validate(ns: argparse.Namespace) -> int:
     items += checks.check_streams(cfg, ws)
     items += check_clients(cfg)
     items += check_measures(cfg)
+    items += check_drift(cfg, ws)
     items += checks.check_output_dirs(ws)
+    items.append(_vectors_check(cfg.stages.index.vectors))
     if ns.skip_permissions:
         items.append(Check("permissions", "workspace", "skip", "--skip-permissions", "permission"))
     else:
@@ -90,3 +93,13 @@ def print_checklist(console: Console, items: list[Check]) -> None:
             console.print(f"{group}:")
         console.print(f"  {MARKS[c.status]} ", end="")
         console.print(f"{c.subject}: {c.message}", markup=False, highlight=False)
+
+
+def _vectors_check(enabled: bool) -> Check:
+    """The embedding model's files (a warning only: the index works without vectors)."""
+    if not enabled:
+        return Check("index", "vectors", "skip", "stages.index.vectors is false")
+    from engine.vectors.model import check_model
+
+    ok, message = check_model()
+    return Check("index", "vectors", "ok" if ok else "warn", message)

@@ -66,3 +66,13 @@ def test_memory_bench() -> None:
     names = ratios(out)
     for stage in ("extract", "canonize", "index"):
         assert any(r.startswith(f"memory {stage} peak RSS") for r in names), out[-2000:]
+
+
+def test_search_bench() -> None:
+    out = run_bench("search")
+    names = ratios(out)
+    for goal in ("search paraphrase recall@10 hybrid minus bm25", "search keyword recall@10 hybrid minus bm25",
+                 "search embedding speed vs 20k documents/s/core", "search index throughput drop with embeddings"):
+        assert goal in names, out[-3000:]
+    assert any(n.startswith("search hybrid query p95 vs 50 ms") for n in names)
+    assert re.search(r"^paraphrase +[\d.]+ +[\d.]+ +[\d.]+$", out, re.M)

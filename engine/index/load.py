@@ -38,12 +38,22 @@ from engine.index.store import (
     objects_dir,
     open_writer,
     remove_unreferenced,
+    with_write_wait,
 )
+from engine.vectors import store as vector_store
+from engine.vectors.model import shared as shared_embedder
+from engine.vectors.pending import EmbedPass
+from engine.vectors.text import TEXT_VERSION, DocText, embed_text
 from engine.workspace import Workspace
 
 ROW_MEMORY_BUDGET = 256 * 1024 * 1024
 """Bytes of new documents whose derived rows are kept in memory between the two phases;
 beyond it, rows are re-derived from the canonical file during the transaction."""
+
+CATCH_UP_VECTORS = 262_144
+"""Unchanged documents embedded per run when their vector is missing (after a model change):
+their vectors wait in memory for the transaction (1 KiB each), so a large account catches up
+over a few runs instead of holding gigabytes."""
 
 Progress = Callable[[int, int | None], None]
 Row = tuple[str, str, str, str | None, str | None, str | None, str, str, str]
@@ -71,9 +81,14 @@ class LoadResult:
     objects_written: int = 0
     object_bytes: int = 0
     objects_removed: int = 0
+    vectors: int = 0
+    """Documents embedded by this load (new ones, and unchanged ones whose vector was missing)."""
+    vectors_unavailable: bool = False
+    """The embedding model could not load: the documents indexed without vectors."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time per phase: read (hash, diff, parse), objects (writes left + flush; flush
-    alone is also given), transaction (waiting for the lock included) and gc."""
+    alone is also given), embed (waiting for the embedding thread), transaction (waiting for
+    the lock included) and gc."""
 
 
 def canonical_paths(ws: Workspace, source: str, account: str) -> tuple[Path, Path]:
@@ -104,6 +119,8 @@ class _Plan:
     old: dict[int, str] = field(default_factory=dict)
     """Every row of the account before the load: doc_id -> sha256."""
     written: set[str] = field(default_factory=set)
+    vectors: dict[str, bytes] = field(default_factory=dict)
+    """sha256 -> float32 vector bytes computed in phase 1 (new and re-embedded documents)."""
     generation: int = 0
     prev_inputs: str | None = None
 
@@ -112,8 +129,11 @@ class AccountLoader:
     """Indexes one (source, account); :meth:`run` returns a :class:`LoadResult`."""
 
     def __init__(self, ws: Workspace, source: str, account: str, *, force: bool = False,
-                 transforms: dict[str, str] | None = None, progress: Progress | None = None) -> None:
+                 transforms: dict[str, str] | None = None, progress: Progress | None = None,
+                 vectors: bool = True) -> None:
         self.ws, self.source, self.account, self.force = ws, source, account, force
+        self.embed = EmbedPass() if vectors else None
+        self.vector_model = vector_store.model_key(shared_embedder().model, TEXT_VERSION)
         self.transforms = transforms or {}
         self.progress = progress or (lambda done, total: None)
         self.data_path, self.meta_path = canonical_paths(ws, source, account)
@@ -131,6 +151,8 @@ class AccountLoader:
             return self._run(fd, meta)
         finally:
             self.objects.close()
+            if self.embed is not None:
+                self.embed.close()
             os.close(fd)
 
     def _meta(self) -> dict[str, Any]:
@@ -156,11 +178,15 @@ class AccountLoader:
         conn: sqlite3.Connection | None = None
         try:
             conn = open_writer(self.ws)
+            if self.embed is not None:
+                with_write_wait(lambda: vector_store.ensure_table(conn))
             state = conn.execute(
                 "SELECT canonical_sha256, inputs_sha256, fields_version, documents FROM accounts "
                 "WHERE source = ? AND account = ?", (self.source, self.account)).fetchone()
             if (not self.force and state is not None
-                    and tuple(state[:3]) == (file_sha, inputs_sha, FIELDS_VERSION)):
+                    and tuple(state[:3]) == (file_sha, inputs_sha, FIELDS_VERSION)
+                    and (self.embed is None or vector_store.account_missing(
+                        conn, self.source, self.account, self.vector_model) == 0)):
                 self.result.status = "skipped"
                 self.result.documents = int(state[3])
             else:
@@ -184,6 +210,9 @@ class AccountLoader:
             clock = self._lap("read", clock)
             self.objects.finish(sync=bool(plan.new))
             clock = self._lap("objects", clock)
+            if self.embed is not None:
+                plan.vectors = self.embed.take()
+                clock = self._lap("embed", clock)
             self.result.seconds["flush"] = self.objects.flush_s
             begin_immediate(conn)
             try:
@@ -218,6 +247,8 @@ class AccountLoader:
                                "WHERE source = ? AND account = ?", (self.source, self.account)).fetchone()
             old_rows = conn.execute("SELECT doc_id, sha256 FROM documents WHERE source = ? AND account = ?",
                                     (self.source, self.account)).fetchall()
+            embedded = (vector_store.account_embedded(conn, self.source, self.account, self.vector_model)
+                        if self.embed is not None else set())
         finally:
             conn.execute("COMMIT")
         plan.generation = acc[0] if acc else 0
@@ -226,7 +257,7 @@ class AccountLoader:
         reuse = acc is not None and acc[1] == FIELDS_VERSION
         known = {sha: doc_id for doc_id, sha in old_rows} if reuse else {}
         kept, new = plan.kept, plan.new
-        kept_bytes = offset = number = duplicates = 0
+        kept_bytes = offset = number = duplicates = catch_up = 0
         sha256 = hashlib.sha256
         for line in _lines(fd):
             number += 1
@@ -237,6 +268,9 @@ class AccountLoader:
                 if doc_id in kept:
                     duplicates += 1
                 kept[doc_id] = number
+                if self.embed is not None and sha not in embedded and catch_up < CATCH_UP_VECTORS:
+                    catch_up += 1
+                    self._queue_vector(self._derive(data, sha, number))
             else:
                 row = self._derive(data, sha, number)
                 key = (row[0], row[1])
@@ -247,6 +281,7 @@ class AccountLoader:
                 if kept_bytes + len(data) <= ROW_MEMORY_BUDGET:
                     kept_bytes += len(data)
                     new[key] = (sha, row, offset, len(line), number)
+                    self._queue_vector(row)
                 else:
                     new[key] = (sha, None, offset, len(line), number)
             offset += len(line)
@@ -257,6 +292,10 @@ class AccountLoader:
         self.result.duplicates = duplicates
         self.progress(number, total)
         return plan
+
+    def _queue_vector(self, row: Row) -> None:
+        if self.embed is not None:
+            self.embed.add(row[2], embed_text(row[0], row[4], row[7], row[6]))
 
     def _resolve(self, conn: sqlite3.Connection, plan: _Plan) -> int:
         """An entity both unchanged and new (the file has two versions): the later line wins."""
@@ -308,11 +347,15 @@ class AccountLoader:
         pending = {plan.old[d] for d in gone} | (plan.written - final)
         conn.executemany("DELETE FROM documents WHERE doc_id = ?", ((d,) for d in gone))
         conn.executemany("DELETE FROM fts WHERE rowid = ?", ((d,) for d in gone))
+        if self.embed is not None:
+            vector_store.delete(conn, pending - final)
         conn.executemany("INSERT OR IGNORE INTO gc_pending (sha256, source, account) VALUES (?, ?, ?)",
                          ((s, self.source, self.account) for s in pending))
         next_id = conn.execute("SELECT coalesce(max(doc_id), 0) + 1 FROM documents").fetchone()[0]
         vault_run = vault_run_of(inputs)
         inserted = self._insert(conn, self._rows(fd, plan), next_id, vault_run)
+        if self.embed is not None:
+            self._put_vectors(conn, fd, plan, final)
         if plan.prev_inputs != inputs_sha and kept:
             where = "WHERE source = ? AND account = ?"
             conn.execute(f"UPDATE documents SET vault_run = ? {where} AND vault_run IS NOT ?",
@@ -332,6 +375,24 @@ class AccountLoader:
         self.result.documents = documents
         self.result.inserted = inserted
         self.result.deleted = len(gone)
+
+    def _put_vectors(self, conn: sqlite3.Connection, fd: int, plan: _Plan, final: set[str]) -> None:
+        """Vectors of phase 1, and of the rows that were re-derived in this transaction."""
+        assert self.embed is not None
+        ready = plan.vectors
+        vector_store.put(conn, self.vector_model, ((s, b) for s, b in ready.items() if s in final))
+        missing: list[tuple[str, DocText]] = []
+        for sha, row, start, length, _number in plan.new.values():
+            if row is None and sha not in ready:
+                line = os.pread(fd, length, start)
+                r = self._derive(line if line[-1:] == b"\n" else line + b"\n", sha, 0)
+                missing.append((sha, embed_text(r[0], r[4], r[7], r[6])))
+                if len(missing) >= 4096:
+                    vector_store.put(conn, self.vector_model, self.embed.now(missing))
+                    missing.clear()
+        vector_store.put(conn, self.vector_model, self.embed.now(missing))
+        self.result.vectors = self.embed.embedded
+        self.result.vectors_unavailable = self.embed.unavailable
 
     def _insert(self, conn: sqlite3.Connection, rows: Any, next_id: int, vault_run: str | None) -> int:
         transforms, source, account = self.transforms, self.source, self.account

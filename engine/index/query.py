@@ -26,7 +26,7 @@ from engine.workspace import Workspace
 BM25_WEIGHTS = (10.0, 1.0, 4.0, 2.0)
 """Column weights of the ranking: title, body, names, notes."""
 
-_COLUMNS = ("d.doc_id, d.kind, d.source, d.account, d.entity_id, d.sha256, d.vault_run, "
+COLUMNS = _COLUMNS = ("d.doc_id, d.kind, d.source, d.account, d.entity_id, d.sha256, d.vault_run, "
             "d.transform, d.time, d.title, d.dedupe_key")
 
 
@@ -126,16 +126,14 @@ def fts_query(words: str) -> str:
     return " ".join(terms)
 
 
-def build_sql(q: Query) -> tuple[str, list[Any]]:
-    """The SELECT for a query and its parameters."""
+def filter_clauses(q: Query) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions (over ``documents d``) of every filter except the search text.
+
+    Every ranking (bm25, vector, hybrid) applies exactly these, so a new filter (a client, for
+    the clients layer) is added here once and holds for all of them.
+    """
     where: list[str] = []
     params: list[Any] = []
-    if q.text is not None:
-        source, rank = "fts JOIN documents d ON d.doc_id = fts.rowid", "bm25(fts, {}, {}, {}, {})".format(*BM25_WEIGHTS)
-        where.append("fts MATCH ?")
-        params.append(fts_query(q.text))
-    else:
-        source, rank = "documents d", "NULL"
     for column, value in (("kind", q.kind), ("source", q.source), ("account", q.account),
                           ("entity_id", q.entity_id)):
         if value is not None:
@@ -152,6 +150,22 @@ def build_sql(q: Query) -> tuple[str, list[Any]]:
     if q.until is not None:
         where.append("d.time < ?")
         params.append(time_bound(q.until, upper=True))
+    return where, params
+
+
+def build_sql(q: Query) -> tuple[str, list[Any]]:
+    """The SELECT for a query and its parameters."""
+    where: list[str] = []
+    params: list[Any] = []
+    if q.text is not None:
+        source, rank = "fts JOIN documents d ON d.doc_id = fts.rowid", "bm25(fts, {}, {}, {}, {})".format(*BM25_WEIGHTS)
+        where.append("fts MATCH ?")
+        params.append(fts_query(q.text))
+    else:
+        source, rank = "documents d", "NULL"
+    more, more_params = filter_clauses(q)
+    where += more
+    params += more_params
     cond = " AND ".join(where) or "1"
     # doc_id DESC as the tie-break lets SQLite walk the time indexes backwards with no sort.
     order = "rank, time DESC, doc_id DESC" if q.text is not None else "time DESC, doc_id DESC"
@@ -169,6 +183,11 @@ def build_sql(q: Query) -> tuple[str, list[Any]]:
            "SELECT doc_id, kind, source, account, entity_id, sha256, vault_run, transform, time, "
            f"title, dedupe_key, rank, copies, accounts FROM ranked WHERE rn = 1 ORDER BY {order}{page}")
     return sql, params + paging
+
+
+def document_from_row(row: tuple[Any, ...]) -> Document:
+    """A :class:`Document` from a row of ``COLUMNS`` + rank, copies, accounts."""
+    return _document(row)
 
 
 def _document(row: tuple[Any, ...]) -> Document:

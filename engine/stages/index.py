@@ -82,7 +82,8 @@ def run_index(spec: TaskSpec, emit: Emit) -> int:
     except OSError:
         pass  # the loader reports what it finds (CHECKSUM_MISMATCH, NO_CANONICAL)
     loader = AccountLoader(Workspace(spec.workspace), ex.source, ex.account, force=spec.force,
-                           transforms=transforms_by_kind(spec), progress=progress)
+                           transforms=transforms_by_kind(spec), progress=progress,
+                           vectors=spec.index.vectors)
     status, code, line = "success", None, None
     try:
         result = loader.run()
@@ -98,6 +99,9 @@ def run_index(spec: TaskSpec, emit: Emit) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     result = loader.result
+    if result.vectors_unavailable:
+        emit(TaskWarning(task_id=spec.task_id, stage="index", extractor=ex.name,
+                         code=ErrorCode.VECTORS_UNAVAILABLE.value, count=1))
     if result.duplicates:
         emit(TaskWarning(task_id=spec.task_id, stage="index", extractor=ex.name,
                          code=ErrorCode.DUPLICATE_ENTITY.value, count=result.duplicates))

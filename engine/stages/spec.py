@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.config import CanonizeStage, ClientsConfig, Extractor, ExtractStage, Loader
+from engine.config import CanonizeStage, ClientsConfig, Extractor, ExtractStage, IndexStage, Loader
 from engine.events import Stage
 
 
@@ -33,6 +33,8 @@ class TaskSpec(BaseModel):
     """Extract stage settings (part size, compression, grace period)."""
     canonize: CanonizeStage = CanonizeStage()
     """Canonize stage settings (mappings, registry folders)."""
+    index: IndexStage = IndexStage()
+    """Index stage settings (whether documents are embedded)."""
     force: bool = False
     """Rebuild even when the provenance proves nothing changed."""
     target: Loader | None = None

@@ -41,6 +41,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from engine.drift.paths import FIELDS_KEY, PathCollector
 from engine.events import now_iso
 from engine.fsutil import json_bytes
 from engine.vault.layout import MANIFEST, RunRef
@@ -209,6 +210,8 @@ class RunWriter:
         self.backend = backend or DEFAULT_BACKEND
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vault-gzip") if pipelined else None
         self._prefixes: dict[str, bytes] = {}
+        self.fields: dict[str, PathCollector] = {}
+        """Per stream, the field paths of its records (source drift; names only)."""
         self.tmp = storage.make_dir(ref.temp_path(account_dir))
         self.final = ref.path(account_dir)
         self.meta = meta
@@ -266,6 +269,10 @@ class RunWriter:
 
     def record(self, stream: str, line: Bytes) -> None:
         """Write one RECORD line of ``stream`` (the tap's message, ending in a newline)."""
+        collector = self.fields.get(stream)
+        if collector is None:
+            collector = self.fields[stream] = PathCollector()
+        collector.observe_message(line)
         part = self._part or self._open_part()
         part.write_record(stream, line)
         self.streams[stream]["records"] += 1
@@ -367,7 +374,7 @@ class RunWriter:
             "bytes": total,
             "uncompressed_bytes": raw,
             "compression_ratio": round(raw / total, 3) if total else None,
-            "streams": self.streams,
+            "streams": self._streams_with_fields(),
             "parts": self.parts,
             "state": self.state,
             "state_messages": self.state_messages,
@@ -377,6 +384,10 @@ class RunWriter:
             "unknown_messages": self.unknown_messages,
             **extra,
         }
+
+    def _streams_with_fields(self) -> dict[str, dict[str, Any]]:
+        return {name: {**info, FIELDS_KEY: self.fields[name].paths()} if name in self.fields else info
+                for name, info in self.streams.items()}
 
     def abort(self) -> None:
         """Abandon the part being written (used when the disk fails).

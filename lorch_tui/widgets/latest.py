@@ -15,9 +15,12 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from engine.inspect import AccountView
 
-COLUMNS = ("account", "LATEST run", "records", "age", "canon", "index", "last error")
-LABELS = ("account", "LATEST run", "records", "age", "canon", "index", "error")
-WIDTHS = (21, 16, 7, 4, 5, 5, 12)
+COLUMNS = ("account", "LATEST run", "records", "age", "canon", "index", "drift", "last error")
+LABELS = ("account", "LATEST run", "records", "age", "canon", "index", "drift", "error")
+WIDTHS = (21, 16, 7, 4, 5, 5, 5, 12)
+DRIFT_STYLES = {"!": "bold red", "Δ": "yellow", "?": "yellow", "✓": "green"}
+"""Drift marks (``lorchestra drift``): ! a transform reads a vanished field, Δ fields changed,
+? a transform reads a field no record has, ✓ none, - unknown."""
 
 
 def age_text(seconds: float | None) -> str:
@@ -45,7 +48,8 @@ def row_cells(v: AccountView, error: str, stale_after_hours: float) -> tuple[obj
         v.latest_run or Text("none", style="dim"),
         f"{v.latest_records:,}" if v.latest_records is not None else "-",
         Text(age_text(v.latest_age_s), style="bold yellow" if stale else "green"),
-        flag(v.canonical_current), flag(v.index_current), Text(error, style="bold red"),
+        flag(v.canonical_current), flag(v.index_current),
+        Text(v.drift or "-", style=DRIFT_STYLES.get(v.drift or "-", "dim")), Text(error, style="bold red"),
     )
 
 

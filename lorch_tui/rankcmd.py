@@ -1,0 +1,146 @@
+"""`lorchestra query --text/--similar [--explain]`: ranked search by words, meaning, or both.
+
+Kept apart from :mod:`lorch_tui.querycmd` (plain listings) because only this path loads numpy
+and the embedding model, and it has its own fallbacks: an index without vectors still answers
+``--text`` by words (with a note on stderr), while ``--similar`` needs vectors and says how to
+build them. Like every query output, results go to this process's stdout only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from engine.errors import ExitCode, LorchError, UsageError
+from engine.index.query import ObjectMissing, Query, Store
+
+
+def check_options(ns: argparse.Namespace) -> None:
+    """Reject option combinations that mean nothing (exit 2)."""
+    if ns.similar is not None and ns.text is not None:
+        raise UsageError("--text and --similar cannot be combined",
+                         hint="--text already ranks by words and meaning; --similar by meaning only")
+    if ns.similar is not None and not ns.similar.strip():
+        raise UsageError("--similar: the search text is empty")
+    if ns.explain and ns.text is None and ns.similar is None:
+        raise UsageError("--explain needs --text or --similar")
+    if ns.words_only and ns.text is None:
+        raise UsageError("--words-only needs --text")
+
+
+def wants_ranking(ns: argparse.Namespace) -> bool:
+    """Whether the query is a ranked search (--text or --similar)."""
+    return ns.text is not None or ns.similar is not None
+
+
+def _note(message: str) -> None:
+    sys.stderr.write(f"note: {message}\n")
+
+
+def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | None) -> int:
+    """Rank, print, return the exit code. ``base`` carries the filters (and no text)."""
+    from engine.index.query import fts_query
+    from engine.vectors.model import ModelUnavailable
+    from engine.vectors.search import Searcher, VectorsMissing
+
+    text = ns.similar if ns.similar is not None else ns.text
+    mode = "vector" if ns.similar is not None else ("bm25" if ns.words_only else "hybrid")
+    if mode != "vector":
+        try:
+            fts_query(text)
+        except ValueError as exc:
+            raise UsageError(f"--text: {exc}") from None
+    searcher = Searcher(store)
+    q = dataclasses.replace(base, limit=None if limit is None else limit + 1)
+    if mode != "bm25":
+        total, embedded = searcher.coverage()
+        if embedded == 0 and total > 0:
+            if mode == "vector":
+                raise UsageError("the index has no document vectors of the current model yet",
+                                 hint="build them with `lorchestra run --stage index` (unchanged "
+                                      "documents are only embedded, not reloaded)")
+            _note("the index has no document vectors yet: ranking by words only "
+                  "(`lorchestra run --stage index` adds them)")
+            mode = "bm25"
+        elif embedded < total:
+            _note(f"{total - embedded:,} of {total:,} documents have no vector yet and rank by words only "
+                  "(`lorchestra run --stage index` adds them)")
+    for _attempt in range(3):
+        try:
+            hits = searcher.search(text, q, mode)  # type: ignore[arg-type]
+        except VectorsMissing:
+            raise UsageError("the index has no document vectors of the current model yet",
+                             hint="build them with `lorchestra run --stage index`") from None
+        except ModelUnavailable:
+            raise LorchError("the embedding model shipped in the wordllama package cannot be loaded",
+                             hint="reinstall the dependencies (`make setup`), or use --text with "
+                                  "--words-only", exit_code=ExitCode.TASK_FAILED) from None
+        except ValueError as exc:
+            raise UsageError(f"{'--similar' if ns.similar is not None else '--text'}: {exc}") from None
+        more = limit is not None and len(hits) > limit
+        hits = hits[:limit] if limit is not None else hits
+        if not ns.json:
+            _print_hits(hits, more, limit, ns.dedupe, ns.explain)
+            return int(ExitCode.OK)
+        try:
+            lines = [store.document_bytes(h.document) for h in hits]
+        except ObjectMissing:
+            continue  # an index run replaced an account between the query and the read
+        _print_json(hits, lines, ns.explain)
+        return int(ExitCode.OK)
+    raise LorchError("documents kept changing while they were read (an index run is replacing them)",
+                     hint="run the query again when the index run has finished",
+                     exit_code=ExitCode.TASK_FAILED)
+
+
+def _print_json(hits: list, lines: list[bytes], explain: bool) -> None:  # type: ignore[type-arg]
+    from engine.vectors.search import explain_line
+
+    out = sys.stdout.buffer
+    for hit, line in zip(hits, lines, strict=True):
+        if explain:
+            out.write(b'{"document":' + line.rstrip(b"\n") + b',"explain":'
+                      + orjson.dumps(explain_line(hit)) + b"}\n")
+        else:
+            out.write(line if line.endswith(b"\n") else line + b"\n")
+    out.flush()
+
+
+def _print_hits(hits: list, more: bool, limit: int | None, dedupe: bool, explain: bool) -> None:  # type: ignore[type-arg]
+    console = Console(highlight=False)
+    table = Table(show_lines=False)
+    for col in ("#", "kind", "source", "account", "time", "title", "id"):
+        table.add_column(col, overflow="fold" if col == "id" else "ellipsis", justify="right" if col == "#" else "left",
+                         no_wrap=col in ("time", "title"), max_width=50 if col == "title" else None)
+    if dedupe:
+        table.add_column("copies", justify="right")
+    if explain:
+        for col in ("bm25", "vector", "fused"):
+            table.add_column(col, justify="right", no_wrap=True)
+    for n, h in enumerate(hits, start=1):
+        d = h.document
+        cells = [Text(str(n)), Text(d.kind), Text(d.source), Text(d.account), Text(d.time or ""),
+                 Text(d.title or ""), Text(d.entity_id)]
+        if dedupe:
+            cells.append(Text(str(d.copies)))
+        if explain:
+            by = {r.name: r for r in h.rankings}
+            bm, vec = by.get("bm25"), by.get("vector")
+            cells += [Text(f"#{bm.position} {bm.score:.2f}" if bm else "-"),
+                      Text(f"#{vec.position} {vec.score:.3f}" if vec else "-"),
+                      Text(f"{h.score:.4f}")]
+        table.add_row(*cells)
+    console.print(table)
+    note = f"{len(hits)} document(s)"
+    if more:
+        note += f"; more match (limit {limit}: use --limit N, or --limit 0 for all)"
+    if explain:
+        note += ("; bm25: position and score (lower is better), vector: position and cosine "
+                 "similarity, fused: reciprocal rank fusion (higher is better)")
+    console.print(note, markup=False)

@@ -1,0 +1,328 @@
+"""``lorchestra transform run`` and ``transform new``: writing transforms without guesswork.
+
+``run ID [FILE|-]`` applies a transform exactly as the canonize worker does (compiled once,
+envelope added, output validated) to one record or JSON lines and prints the canonical
+records; rejects print their code and reason. ``--from-vault EXTRACTOR`` reads the LATEST
+run's records of the transform's input stream instead (parts verified against the
+manifest) and prints a summary; ``--show`` prints the outputs and reasons too. Record
+content goes to the terminal only, because the user asked for it (like ``query``).
+
+``new DOMAIN/NAME`` writes a ``.jsonata`` and ``.meta.yaml`` skeleton (every field of the
+kind's schema) and the samples folder, registers nothing, and prints the mapping to add.
+Nothing is ever copied from the vault: a sample in the config folder must be synthetic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from rich.console import Console
+
+from engine.canon.compiled import CompiledTransform, RecordRejected
+from engine.canon.registry import DEFAULT_SCHEMAS, TRANSFORM_ID, Registry, RegistryError, Transform
+from engine.config import Extractor
+from engine.configload import load
+from engine.errors import ConfigError, ExitCode, UsageError
+from engine.vault.layout import read_latest, read_manifest
+from engine.vault.numbers import exact_loads, inexact
+from engine.vault.reader import PartCorrupt, StreamKeys, iter_part_records, verify_part
+from engine.workspace import Workspace
+
+ENVELOPE_KEYS = ("source", "account")
+_KIND = re.compile(r"^[a-z][a-z0-9_]*$")
+_SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def register(trs: Any, common: argparse.ArgumentParser) -> None:
+    """Add `transform run` and `transform new` under `lorchestra transform`."""
+    tr = trs.add_parser(
+        "run", parents=[common], help="run a transform on a record, JSON lines, or the vault",
+        description="Apply one transform as the canonize stage does (envelope, schema validation) and "
+                    "print the canonical records; rejects print their code and reason. Prints record "
+                    "content: to the terminal only.",
+        epilog="exit codes: 0 every record transformed, 1 some were rejected, 2 bad input or usage")
+    tr.add_argument("id", metavar="ID", help="the transform id (see `lorchestra list transforms`)")
+    tr.add_argument("file", nargs="?", metavar="FILE|-",
+                    help="a JSON record or JSON lines (default and '-': standard input)")
+    tr.add_argument("--envelope", metavar="source=S,account=A", default="",
+                    help="the envelope to add (default: the transform's source, account 'cli')")
+    tr.add_argument("--from-vault", metavar="EXTRACTOR",
+                    help="run over the records of this extractor's LATEST run and print a summary")
+    tr.add_argument("--limit", type=int, metavar="N", help="with --from-vault: at most N records")
+    tr.add_argument("--show", action="store_true",
+                    help="with --from-vault: also print every output and reject reason (PHI)")
+    tr.set_defaults(func=cmd_transform_run)
+
+    nw = trs.add_parser(
+        "new", parents=[common], help="write the skeleton of a new transform",
+        description="Write DOMAIN/NAME_v1.jsonata and .meta.yaml skeletons (every field of the kind's "
+                    "schema) and a samples folder in the registry; print the mapping to add. Nothing "
+                    "is registered in the config and nothing is copied from the vault.")
+    nw.add_argument("name", metavar="DOMAIN/NAME", help="for example clinical/intake_form_to_contact")
+    nw.add_argument("--source", required=True, metavar="S", help="the config source of the input records")
+    nw.add_argument("--stream", required=True, metavar="T", help="the Singer stream of the input records")
+    nw.add_argument("--kind", required=True, metavar="K", help="the canonical kind (a schema K.v1.json)")
+    nw.add_argument("--dir", metavar="PATH",
+                    help="the registry folder (default: the config's stages.canonize.transforms_dir)")
+    nw.set_defaults(func=cmd_transform_new)
+
+
+def parse_envelope(text: str, t: Transform) -> dict[str, str]:
+    """``source=S,account=A`` (either may be left out) into the envelope."""
+    env = {"source": t.source, "account": "cli"}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in ENVELOPE_KEYS or not value.strip():
+            raise UsageError(f"--envelope: {item!r} is not source=... or account=...",
+                             hint="for example --envelope source=gmail,account=acct1")
+        env[key.strip()] = value.strip()
+    return env
+
+
+def read_input(data: bytes) -> Iterator[tuple[int, Any]]:
+    """(line number, record): one JSON document, or JSON lines (blank lines skipped)."""
+    try:
+        yield 1, orjson.loads(data)
+        return
+    except orjson.JSONDecodeError:
+        pass
+    for n, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield n, orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise UsageError(f"input line {n} is not JSON",
+                             hint="give one JSON record, or one JSON record per line") from None
+
+
+def _compiled(ns: argparse.Namespace) -> tuple[Any, Transform, CompiledTransform]:
+    loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    cfg = loaded.config
+    reg = Registry.load(cfg.stages.canonize.transforms_dir, cfg.stages.canonize.schemas_dir)
+    try:
+        t = reg.get(ns.id)
+    except RegistryError as exc:
+        raise UsageError(str(exc), hint="run `lorchestra list transforms`") from None
+    try:
+        compiled = CompiledTransform(reg, t)
+    except Exception as exc:  # noqa: BLE001 - a JSONata or schema error names the file
+        raise ConfigError(f"transform {t.id} does not compile ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''})",
+                          hint=f"fix {t.path} and run `lorchestra transform test {t.id}`") from None
+    return loaded, t, compiled
+
+
+def cmd_transform_run(ns: argparse.Namespace) -> int:
+    """`lorchestra transform run ID [FILE|-] [--envelope ...] [--from-vault EX [--limit N] [--show]]`."""
+    if ns.from_vault is None and (ns.limit is not None or ns.show):
+        raise UsageError("--limit and --show go with --from-vault")
+    if ns.from_vault is not None and ns.file is not None:
+        raise UsageError("give either FILE or --from-vault, not both")
+    if ns.limit is not None and ns.limit < 1:
+        raise UsageError("--limit must be 1 or more")
+    loaded, t, compiled = _compiled(ns)
+    if ns.from_vault is not None:
+        ex = loaded.config.extractor(ns.from_vault)
+        if ex is None:
+            raise UsageError(f"no extractor named {ns.from_vault!r} in {loaded.path}",
+                             hint="run `lorchestra list extractors`")
+        envelope = parse_envelope(ns.envelope or f"source={ex.source},account={ex.account}", t)
+        return run_from_vault(Workspace(loaded.workspace), ex, t, compiled, envelope, ns.limit, ns.show)
+    envelope = parse_envelope(ns.envelope, t)
+    if ns.file in (None, "-"):
+        if sys.stdin.isatty():
+            print("reading a record from standard input (end with Ctrl-D)...", file=sys.stderr)
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(ns.file).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {ns.file} ({exc.strerror})") from None
+    records = list(read_input(data))
+    if not records:
+        raise UsageError("no input record", hint="give one JSON record, or one per line")
+    pretty = len(records) == 1
+    rejected = 0
+    for n, record in records:
+        try:
+            out = compiled.apply(record, envelope)
+        except RecordRejected as exc:
+            rejected += 1
+            where = f"line {n}: " if not pretty else ""
+            print(f"{where}rejected {exc.code}: {exc.reason}", file=sys.stderr)
+            continue
+        opts = orjson.OPT_SORT_KEYS | (orjson.OPT_INDENT_2 if pretty else 0)
+        sys.stdout.write(orjson.dumps(out, option=opts).decode() + "\n")
+    if not pretty:
+        print(f"{len(records) - rejected} transformed, {rejected} rejected", file=sys.stderr)
+    return int(ExitCode.TASK_FAILED if rejected else ExitCode.OK)
+
+
+def vault_records(ws: Workspace, ex: Extractor, stream: str) -> Iterator[tuple[bool, Any]]:
+    """(exact, record) for one stream of the extractor's LATEST run, parts verified first and
+    read as the canonize stage reads them; ``exact`` is False (and the record parsed without
+    rounding) when a number in it would not survive a double."""
+    account_dir = ws.account_dir(ex.domain, ex.source, ex.account)
+    try:
+        latest = read_latest(account_dir)
+    except (OSError, ValueError):
+        raise UsageError(f"{account_dir}/LATEST.json cannot be read", hint="run `lorchestra verify`") from None
+    if latest is None:
+        raise UsageError(f"extractor {ex.name} has no LATEST run yet",
+                         hint=f"run `lorchestra extract {ex.name}` first")
+    run_dir = account_dir / f"dt={latest['dt']}" / f"run_id={latest['run_id']}"
+    try:
+        manifest = read_manifest(run_dir)
+        keys = StreamKeys(manifest)
+    except (OSError, ValueError, AssertionError):
+        raise UsageError(f"the manifest of {run_dir} cannot be read", hint="run `lorchestra verify`") from None
+    for part in manifest.get("parts") or []:
+        if int((part.get("streams") or {}).get(stream, 0)) == 0:
+            continue
+        problem = verify_part(run_dir, part)
+        if problem is not None:
+            raise UsageError(f"{run_dir}/{part.get('file')}: {problem}", hint="run `lorchestra verify`")
+        try:
+            for rec in iter_part_records(run_dir / str(part["file"]), keys):
+                if rec.stream == stream:
+                    exact = not inexact(rec.record)
+                    yield exact, (orjson.loads(rec.record) if exact else exact_loads(rec.record))
+        except (zlib.error, EOFError, orjson.JSONDecodeError, PartCorrupt, ValueError):
+            raise UsageError(f"{run_dir}/{part.get('file')}: PART_CORRUPT", hint="run `lorchestra verify`") from None
+
+
+def run_from_vault(ws: Workspace, ex: Extractor, t: Transform, compiled: CompiledTransform,
+                   envelope: dict[str, str], limit: int | None, show: bool) -> int:
+    """Transform the LATEST run's records of the transform's stream; print a summary."""
+    err = Console(stderr=True, highlight=False)
+    if ex.source != t.source:
+        err.print(f"[yellow]note:[/] {t.id} is written for source {t.source}; "
+                  f"{ex.name} is source {ex.source}")
+    records = rejected = 0
+    codes: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    for exact, record in vault_records(ws, ex, t.stream):
+        if limit is not None and records >= limit:
+            break
+        records += 1
+        try:
+            if not exact:  # as the canonize stage does: JSONata holds doubles
+                raise RecordRejected("NUMBER_INEXACT", "a number in the record cannot be held exactly by a double")
+            out = compiled.apply(record, envelope)
+        except RecordRejected as exc:
+            rejected += 1
+            codes[exc.code] += 1
+            if show:
+                print(f"record {records}: rejected {exc.code}: {exc.reason}", file=sys.stderr)
+            continue
+        kinds[str(out.get("kind"))] += 1
+        if show:
+            sys.stdout.write(orjson.dumps(out, option=orjson.OPT_SORT_KEYS).decode() + "\n")
+    summary = Console(stderr=show, highlight=False)
+    summary.print(f"{t.id} over {ex.name} (LATEST, stream of the transform's input): "
+                  f"{records} record(s), {records - rejected} transformed, {rejected} rejected")
+    for code, n in sorted(codes.items()):
+        summary.print(f"  rejected {code}: {n}")
+    for kind, n in sorted(kinds.items()):
+        summary.print(f"  kind {kind}: {n}")
+    if records == 0:
+        summary.print("  no record of the transform's input stream in LATEST "
+                      "(`lorchestra drift` shows the run's streams)")
+    elif rejected and not show:
+        summary.print(f"  reasons: `lorchestra transform run {t.id} --from-vault {ex.name} --show` (prints PHI)")
+    return int(ExitCode.TASK_FAILED if rejected else ExitCode.OK)
+
+
+def skeleton_expression(tid: str, source: str, stream: str, kind: str, schema: dict[str, Any]) -> str:
+    """A JSONata skeleton: every field of the kind's schema (the envelope is added later)."""
+    props = [p for p in (schema.get("properties") or {}) if p not in ("kind", "source", "account")]
+    lines = [f'    "{p}": null{"," if i < len(props) - 1 else ""}' for i, p in enumerate(props)]
+    return (
+        "/*\n"
+        f"  {tid}: {source} / {stream.replace('*/', '* /')} -> canonical `{kind}`.\n\n"
+        "  Fill each field from the source record (paths are relative to the record, e.g.\n"
+        "  `id`, `payload.headers`); the stage adds kind, source and account and validates the\n"
+        "  result against the schema. Every field is present; a value the record lacks is null.\n"
+        "  Try it: lorchestra transform run ID sample.json, lorchestra transform run ID --from-vault EXTRACTOR\n"
+        "*/\n"
+        "(\n  {\n" + "\n".join(lines) + "\n  }\n)\n"
+    )
+
+
+def skeleton_meta(tid: str, source: str, stream: str, kind: str) -> str:
+    """The meta file of a new transform (no samples yet; see docs/transforms.md)."""
+    meta = {"id": tid, "version": int(tid.rsplit("_v", 1)[1]), "input": {"source": source, "stream": stream},
+            "output": {"kind": kind, "schema": f"{kind}.v1"},
+            "description": f"{source} records of one stream to the canonical {kind}.", "samples": []}
+    name = tid.split("/")[1]
+    return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + (
+        "# Golden samples are SYNTHETIC records written by hand (never copied from the vault: the\n"
+        "# config folder is not a PHI place). Add them like this:\n"
+        f"#  - input: samples/{name}__basic.json\n"
+        f"#    expected: samples/{name}__basic.expected.json\n"
+    )
+
+
+def mapping_line(source: str, stream: str, tid: str) -> str:
+    """The mapping to add, as one YAML flow mapping (quoted where YAML needs it)."""
+    flow = yaml.safe_dump({"source": source, "stream": stream, "transform": tid}, default_flow_style=True,
+                          sort_keys=False, allow_unicode=True, width=1000)
+    return flow.strip()
+
+
+def cmd_transform_new(ns: argparse.Namespace) -> int:
+    """`lorchestra transform new DOMAIN/NAME --source S --stream T --kind K [--dir PATH]`."""
+    loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    canon = loaded.config.stages.canonize
+    tid = ns.name if re.search(r"_v\d+$", ns.name) else f"{ns.name}_v1"
+    if not TRANSFORM_ID.match(tid):
+        raise UsageError(f"{ns.name!r} is not DOMAIN/NAME in lower case [a-z0-9_]",
+                         hint="for example clinical/intake_form_to_contact (the id gets _v1)")
+    if not _SAFE.match(ns.source):
+        raise UsageError(f"--source {ns.source!r}: use letters, digits, '_', '-' and '.' (an extractor's source)")
+    if not ns.stream or not ns.stream.isprintable():
+        raise UsageError("--stream: give the Singer stream name (printable characters)")
+    if not _KIND.match(ns.kind):
+        raise UsageError(f"--kind {ns.kind!r}: a kind is lower case [a-z0-9_]")
+    root = Path(ns.dir) if ns.dir else canon.transforms_dir
+    if root is None:
+        raise UsageError("the config has no stages.canonize.transforms_dir (it uses the bundled registry)",
+                         hint="set stages.canonize.transforms_dir to a folder of your own, or pass --dir PATH")
+    schemas = canon.schemas_dir or DEFAULT_SCHEMAS
+    schema_file = schemas / f"{ns.kind}.v1.json"
+    if not schema_file.is_file():
+        kinds = ", ".join(sorted(p.name.removesuffix(".v1.json") for p in schemas.glob("*.v1.json")))
+        raise UsageError(f"no schema {schema_file.name} in {schemas}",
+                         hint=f"kinds: {kinds or 'none'}; a new kind needs its schema first (docs/transforms.md)")
+    domain, name = tid.split("/")
+    expr_path = root / domain / f"{name}.jsonata"
+    meta_path = root / domain / f"{name}.meta.yaml"
+    for path in (expr_path, meta_path):
+        if path.exists():
+            raise UsageError(f"{path} already exists", hint="choose another name, or bump the version (_v2)")
+    schema = orjson.loads(schema_file.read_bytes())
+    (root / domain / "samples").mkdir(parents=True, exist_ok=True)
+    expr_path.write_text(skeleton_expression(tid, ns.source, ns.stream, ns.kind, schema), encoding="utf-8")
+    meta_path.write_text(skeleton_meta(tid, ns.source, ns.stream, ns.kind), encoding="utf-8")
+    out = Console(highlight=False)
+    out.print(f"wrote {expr_path}\nwrote {meta_path}\nsamples go in {root / domain / 'samples'} "
+              "(synthetic records only; see docs/transforms.md)")
+    out.print("\nNothing is registered yet. To canonize the stream, add this mapping to the config "
+              f"({loaded.path}):\n", markup=False)
+    mapping = f"      - {mapping_line(ns.source, ns.stream, tid)}"
+    out.print(f"  stages:\n    canonize:\n      mappings:\n{mapping}", markup=False)
+    if ns.dir and (canon.transforms_dir is None or Path(ns.dir).resolve() != canon.transforms_dir.resolve()):
+        out.print(f"\nand point stages.canonize.transforms_dir at {root}", markup=False)
+    out.print("\nthen: lorchestra transform run " + tid + " --from-vault EXTRACTOR, add a sample, "
+              "lorchestra transform test " + tid, markup=False)
+    return int(ExitCode.OK)

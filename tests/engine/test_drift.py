@@ -1,0 +1,294 @@
+"""Source drift: field paths in the manifest, static transform reads, `lorchestra drift`,
+the validate warning, the PHI rule for names, and the LATEST table's mark.
+
+The integration tests run a real Singer tap (a script that replays a JSON-lines file) through
+the real CLI twice, changing the records' shape in between.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from engine.drift.paths import FULL_RECORDS, STRIDE, PathCollector, split_path
+from engine.drift.reads import transform_reads
+from tests.helpers import manifest, run_cli, runs_of
+
+# --- collecting paths -------------------------------------------------------------------
+
+
+def test_paths_cover_every_level_arrays_are_transparent_and_odd_keys_are_quoted() -> None:
+    c = PathCollector()
+    c.observe(orjson.dumps({"id": 1, "payload": {"headers": [{"name": "a", "value": "b"}],
+                                                 "parts": [{"parts": [{"mimeType": "x"}]}]},
+                            "@odata.etag": "W/1", "tags": ["x", "y"], "empty": {}}))
+    assert c.paths()["paths"] == sorted([
+        "id", "payload", "payload.headers", "payload.headers.name", "payload.headers.value",
+        "payload.parts", "payload.parts.parts", "payload.parts.parts.mimeType", "`@odata.etag`",
+        "tags", "empty"])
+    assert split_path("`@odata.etag`") == ["@odata.etag"]
+    assert split_path("a.`b.c`.d") == ["a", "b.c", "d"]
+
+
+def test_values_never_enter_the_paths() -> None:
+    c = PathCollector()
+    c.observe_value({"name": "Jane Canary", "notes": ["Jane Canary"], "x": {"y": "Jane Canary"}})
+    assert "Jane Canary" not in orjson.dumps(c.paths()).decode()
+
+
+def test_cap_keeps_memory_bounded_and_says_so() -> None:
+    c = PathCollector(cap=50)
+    c.observe_value({f"id{i}": {"v": 1} for i in range(100)})  # an object keyed by ids
+    r = c.paths()
+    assert len(r["paths"]) == 50 and r["capped"] is True and r["overflow"] > 0
+
+
+def test_sampling_after_the_first_records_is_counted() -> None:
+    c = PathCollector()
+    for i in range(FULL_RECORDS + 10 * STRIDE):
+        c.observe_value({"id": i})
+    r = c.paths()
+    assert r["records"] == FULL_RECORDS + 10 * STRIDE
+    assert r["walked"] == FULL_RECORDS + 10
+
+
+# --- reading transforms statically ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("expr", "want", "dynamic"), [
+    ('{"a": id, "b": payload.headers}', {"id", "payload.headers"}, False),
+    ('payload.parts[mimeType = "text/plain"].body.data', {"payload.parts.mimeType", "payload.parts.body.data"}, False),
+    ('($b := $mimeBody(payload); $b.text & $b.attachments[x = 1].y)', {"payload"}, False),
+    ('($f := function($v) { $v.name & local }; $f(thing))', {"local", "thing"}, False),
+    ('/* name.in.comment */ "string.name" & $.top & $$.root.leaf', {"top", "root.leaf"}, False),
+    ('$match(text, /a.b/i) ? `@odata.etag` : other', {"text", "`@odata.etag`", "other"}, False),
+    ('items.{"k": key, "v": $lowercase(value)}', {"items", "items.key", "items.value"}, False),
+    ('$lookup($, "x" & suffix)', {"suffix"}, True),
+    ('record.*', {"record"}, True),
+    ('a and b or c in d', {"a", "b", "c", "d"}, False),
+    ('$count(x) > 0 ? 1 : 2', {"x"}, False),
+    ('($p := payload.x; $p.y & $p.z[a = 1].b)', {"payload.x", "payload.x.y", "payload.x.z.a", "payload.x.z.b"}, False),
+    ('($p := payload; $p := other; $p.y)', {"payload", "other"}, False),
+    ('($p := payload; $f := function($p) { $p.inner }; $f(x))', {"payload", "x"}, False),
+    ('($p := $lowercase(x); $p.y)', {"x"}, False),
+])
+def test_transform_reads(expr: str, want: set[str], dynamic: bool) -> None:
+    r = transform_reads(expr)
+    assert r.paths == want and r.dynamic is dynamic and r.problem is None
+
+
+def test_bundled_gmail_transform_reads() -> None:
+    text = Path("config/transforms/email/gmail_to_canonical_v1.jsonata").read_text()
+    r = transform_reads(text)
+    assert {"id", "payload", "payload.headers", "labelIds", "internalDate", "snippet"} <= r.paths
+    # names under variables and inside constructed objects are not reads of the record
+    assert not ({"text", "attachments", "partId", "disposition", "utc"} & r.paths)
+
+
+OPTIONAL_IN_SAMPLES = {"clinical/dataverse_contact_to_contact_v1": {"address1_line3", "emailaddress3"},
+                       "finance/qbo_customer_to_contact_v1": {"BillAddr.Line3", "BillAddr.Line4",
+                                                              "BillAddr.Line5"},
+                       "finance/qbo_invoice_to_invoice_v1": {"PrivateNote"},
+                       "finance/qbo_payment_to_payment_v1": {"PrivateNote"}}
+
+
+def test_bundled_transforms_read_only_paths_their_inputs_have() -> None:
+    """No false reads on real transforms: every path found is one the golden inputs carry,
+    except the optional fields those samples leave out."""
+    from engine.canon.registry import Registry
+
+    for t in Registry.load().transforms.values():
+        seen = PathCollector()
+        for sample in t.samples:
+            seen.observe(sample.input.read_bytes())
+        reads = transform_reads(t.expression)
+        assert reads.paths, t.id
+        assert reads.paths - seen.found == OPTIONAL_IN_SAMPLES.get(t.id, set()), t.id
+
+
+def test_field_names_follow_the_project_rule(tmp_path: Path) -> None:
+    """drift shows a field path when every key in it is declared for the stream
+    (engine.names), comparing backticked keys unquoted; else a keyed placeholder."""
+    from engine.names import Namer
+    from engine.workspace import Workspace
+    from lorch_tui.driftcmd import Shown
+
+    ws = Workspace(tmp_path)
+    declared = frozenset({"payload", "headers", "@odata.etag"})
+    shown = Shown(Namer(ws, frozenset({"messages"})), {"messages": Namer(ws, declared, "field")})
+    assert shown.field("messages", "payload.headers", 1) == "payload.headers"
+    assert shown.field("messages", "`@odata.etag`", 2) == "`@odata.etag`"
+    hidden = shown.field("messages", "payload.intake_Jane_Canary_1980", 3)
+    assert hidden.startswith("field #3 (") and "Jane" not in hidden
+    assert hidden == shown.field("messages", "payload.intake_Jane_Canary_1980", 3)  # stable
+    assert shown.streams.show("intake_Jane.csv", 2).startswith("stream #2 (")
+    revealed = Shown(Namer(ws, reveal=True), {"messages": Namer(ws, frozenset(), "field", reveal=True)})
+    assert revealed.field("messages", "payload.intake_Jane_Canary_1980", 3) == "payload.intake_Jane_Canary_1980"
+
+
+# --- end to end through a real tap ------------------------------------------------------
+
+REPLAY_TAP = '''\
+import json, sys
+stream, path = sys.argv[1], sys.argv[2]
+print(json.dumps({"type": "SCHEMA", "stream": stream, "schema": {"type": "object"}, "key_properties": []}))
+for line in open(path):
+    if line.strip():
+        print(json.dumps({"type": "RECORD", "stream": stream, "record": json.loads(line)}))
+'''
+
+TRANSFORM = '''(
+  {"source_id": $string(id), "name": name ? {"full": name, "components": []} : null,
+   "emails": email ? {"e1": {"address": email}} : null}
+)'''
+
+
+def setup(tmp: Path, stream: str = "people") -> tuple[Path, Path]:
+    """A config with one singer extractor replaying tmp/records.jsonl, and a registry."""
+    (tmp / "replay.py").write_text(REPLAY_TAP)
+    reg = tmp / "transforms" / "test"
+    reg.mkdir(parents=True)
+    (reg / "people_to_contact_v1.jsonata").write_text(TRANSFORM)
+    (reg / "people_to_contact_v1.meta.yaml").write_text(yaml.safe_dump({
+        "id": "test/people_to_contact_v1", "version": 1, "input": {"source": "src", "stream": "people"},
+        "output": {"kind": "contact", "schema": "contact.v1"}, "description": "test", "samples": []}))
+    cfg = {"pipeline": {"name": "t", "version": "1"}, "workspace": str(tmp / "ws"),
+           "extractors": [{"name": "ex1", "domain": "d", "source": "src", "account": "a1", "kind": "singer",
+                           "command": [sys.executable, str(tmp / "replay.py"), stream, str(tmp / "records.jsonl")]}],
+           "stages": {"canonize": {"transforms_dir": str(tmp / "transforms"),
+                                   "mappings": [{"source": "src", "stream": "people",
+                                                 "transform": "test/people_to_contact_v1"}]}}}
+    path = tmp / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path, tmp / "ws"
+
+
+def extract(tmp: Path, cfg: Path, records: list[dict[str, Any]]) -> None:
+    (tmp / "records.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    res = run_cli("extract", "ex1", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+
+
+def drift_json(cfg: Path, *extra: str) -> list[dict[str, Any]]:
+    res = run_cli("drift", "--config", str(cfg), "--json", *extra)
+    assert res.returncode == 0, res.stderr
+    data: list[dict[str, Any]] = orjson.loads(res.stdout)
+    return data
+
+
+PHI_FIELD = "Jane_Canary_1980_01_02"
+
+
+def test_drift_between_runs_and_against_the_transform(tmp_path: Path) -> None:
+    cfg, ws = setup(tmp_path)
+    extract(tmp_path, cfg, [{"id": 1, "name": "A", "email": "a@x.org", "old_col": 1},
+                            {"id": 2, "name": "B", "email": "b@x.org", "old_col": 2}])
+    run = runs_of(ws / "vault" / "d" / "src" / "a1")[-1]
+    fields = manifest(run)["streams"]["people"]["fields"]
+    assert fields["paths"] == ["email", "id", "name", "old_col"] and fields["records"] == 2
+    first = drift_json(cfg)[0]
+    assert first["mark"] == "✓" and first["previous_run"] is None
+
+    # email renamed, a PHI-named column added, old_col dropped
+    extract(tmp_path, cfg, [{"id": 3, "name": "C", "mail": "c@x.org", PHI_FIELD: "x"}])
+    res = run_cli("drift", "--config", str(cfg), "--json")
+    assert PHI_FIELD not in res.stdout  # undeclared names never leave without --reveal
+    acct = orjson.loads(res.stdout)[0]
+    s = acct["streams"][0]
+    assert acct["mark"] == "!" and s["stream"] == "people" and s["transform"] == "test/people_to_contact_v1"
+    assert s["vanished_reads"] == ["email"] and s["missing_reads"] == ["email"]
+    assert len(s["appeared"]) == 2 and all(a.startswith("field #") for a in s["appeared"])
+    assert len(s["vanished"]) == 2 and "email" in s["vanished"]
+    revealed = drift_json(cfg, "--reveal")[0]["streams"][0]
+    assert revealed["appeared"] == sorted(["mail", PHI_FIELD])
+    assert revealed["vanished"] == ["email", "old_col"]
+
+    text = run_cli("drift", "ex1", "--config", str(cfg))
+    assert text.returncode == 0 and PHI_FIELD not in text.stdout and "email" in text.stdout
+    assert "vanished" in text.stdout
+
+    val = run_cli("validate", "--config", str(cfg), "--skip-permissions")
+    assert val.returncode == 0, val.stdout + val.stderr
+    assert "drift:" in val.stdout and "reads 1 field(s) that vanished" in val.stdout and "email" in val.stdout
+    assert PHI_FIELD not in val.stdout
+
+
+def test_stream_names_from_the_data_are_placeholders(tmp_path: Path) -> None:
+    cfg, _ = setup(tmp_path, stream="intake_Jane_Canary_1980.csv")
+    extract(tmp_path, cfg, [{"id": 1}])
+    res = run_cli("drift", "--config", str(cfg), "--json")
+    assert res.returncode == 0 and "Jane" not in res.stdout
+    names = [s["stream"] for s in orjson.loads(res.stdout)[0]["streams"]]
+    assert "people" in names and any(n.startswith("stream #") for n in names)
+    assert "intake_Jane_Canary_1980.csv" in run_cli("drift", "--config", str(cfg), "--reveal").stdout
+
+
+def test_a_mapped_stream_that_disappears_loses_every_field(tmp_path: Path) -> None:
+    cfg, _ = setup(tmp_path)
+    extract(tmp_path, cfg, [{"id": 1, "name": "A", "email": "a@x.org"}])
+    text = yaml.safe_load(cfg.read_text())
+    text["extractors"][0]["command"][2] = "people_v2"  # the source renamed its table
+    cfg.write_text(yaml.safe_dump(text, sort_keys=False))
+    extract(tmp_path, cfg, [{"id": 2, "name": "B", "email": "b@x.org"}])
+    acct = drift_json(cfg)[0]
+    people = next(s for s in acct["streams"] if s["stream"] == "people")
+    assert acct["mark"] == "!" and people["fields"] == 0
+    assert people["vanished_reads"] == ["email", "id", "name"]
+    renamed = next(s for s in acct["streams"] if s["stream"] != "people")
+    assert renamed["stream"].startswith("stream #") and len(renamed["appeared"]) == 3
+
+
+def test_runs_without_field_paths_give_no_verdict(tmp_path: Path) -> None:
+    cfg, ws = setup(tmp_path)
+    extract(tmp_path, cfg, [{"id": 1, "name": "A"}])
+    run = runs_of(ws / "vault" / "d" / "src" / "a1")[-1]
+    m = manifest(run)
+    del m["streams"]["people"]["fields"]  # a manifest written before this feature
+    (run / "manifest.json").write_bytes(orjson.dumps(m))
+    acct = drift_json(cfg)[0]
+    assert acct["mark"] == "-" and acct["streams"][0]["known"] is False
+    assert run_cli("validate", "--config", str(cfg), "--skip-permissions").returncode == 0
+
+
+def test_unknown_extractor_is_a_usage_error(tmp_path: Path) -> None:
+    cfg, _ = setup(tmp_path)
+    res = run_cli("drift", "nope", "--config", str(cfg))
+    assert res.returncode == 2 and "no extractor named 'nope'" in res.stderr
+
+
+def test_latest_table_shows_the_mark(tmp_path: Path) -> None:
+    from engine.configload import load
+    from engine.inspect import account_views
+    from engine.workspace import Workspace
+    from lorch_tui.widgets.latest import COLUMNS, row_cells
+
+    cfg, ws = setup(tmp_path)
+    extract(tmp_path, cfg, [{"id": 1, "name": "A", "email": "a@x.org"}])
+    extract(tmp_path, cfg, [{"id": 1, "name": "A"}])
+    loaded = load(str(cfg), None)
+    views = account_views(loaded.config, Workspace(ws))
+    assert views[0].drift == "!"
+    cells = dict(zip(COLUMNS, row_cells(views[0], "", 26.0), strict=True))
+    assert str(cells["drift"]) == "!"
+
+
+def test_drift_on_a_missing_workspace_creates_nothing(tmp_path: Path) -> None:
+    cfg, ws = setup(tmp_path)
+    res = run_cli("drift", "--config", str(cfg))
+    assert res.returncode == 0 and "no LATEST run yet" in res.stdout
+    assert not ws.exists()
+
+
+def test_the_placeholder_key_is_private_and_stable(tmp_path: Path) -> None:
+    cfg, ws = setup(tmp_path)
+    extract(tmp_path, cfg, [{"id": 1, PHI_FIELD: 1}])
+    extract(tmp_path, cfg, [{"id": 1}])
+    first = drift_json(cfg)[0]["streams"][0]["vanished"]
+    key = ws / "keys" / "names.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert first == drift_json(cfg)[0]["streams"][0]["vanished"] and first[0].startswith("field #")

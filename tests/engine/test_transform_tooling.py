@@ -1,0 +1,161 @@
+"""`lorchestra transform run` and `transform new`, and `list transforms` with versions.
+
+Everything goes through the real CLI in a subprocess, with real registries on disk and a
+real vault written by a real tap.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import yaml
+
+from engine.canon.registry import Registry
+from tests.engine.test_drift import extract, setup
+from tests.helpers import REPO, clean_env, demo_extractor, run_cli
+
+GMAIL = "email/gmail_to_canonical_v1"
+SAMPLE = REPO / "config/transforms/email/samples/gmail_to_canonical_v1__alternative.json"
+
+
+def cli_stdin(data: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "lorch_tui.cli", *args], input=data, capture_output=True,
+                          env=clean_env(), cwd=REPO, timeout=120)
+
+
+def test_run_one_record_from_a_file_matches_the_golden_output() -> None:
+    res = run_cli("transform", "run", GMAIL, str(SAMPLE), "--envelope", "source=gmail,account=golden")
+    assert res.returncode == 0, res.stderr
+    want = orjson.loads(SAMPLE.with_name(SAMPLE.name.replace(".json", ".expected.json")).read_bytes())
+    assert orjson.loads(res.stdout) == want
+
+
+def test_run_json_lines_from_stdin_with_a_reject() -> None:
+    good = SAMPLE.read_bytes().replace(b"\n", b"")
+    res = cli_stdin(good + b"\n\n" + b'{"id": 5}\n', "transform", "run", GMAIL, "-")
+    assert res.returncode == 1
+    out = [orjson.loads(line) for line in res.stdout.splitlines()]
+    assert len(out) == 1 and out[0]["kind"] == "email" and out[0]["account"] == "cli"
+    err = res.stderr.decode()
+    assert "line 3: rejected " in err and "1 transformed, 1 rejected" in err
+
+
+def test_run_usage_errors() -> None:
+    bad_env = run_cli("transform", "run", GMAIL, str(SAMPLE), "--envelope", "kind=x")
+    assert bad_env.returncode == 2 and "--envelope" in bad_env.stderr
+    assert run_cli("transform", "run", "email/nope_v1", str(SAMPLE)).returncode == 2
+    assert cli_stdin(b"not json\n", "transform", "run", GMAIL).returncode == 2
+    assert run_cli("transform", "run", GMAIL, str(SAMPLE), "--show").returncode == 2
+
+
+def test_run_from_the_vault(tmp_path: Path) -> None:
+    cfg, _ = setup(tmp_path)
+    extract(tmp_path, cfg, [{"id": 1, "name": "Jane Canary", "email": "j@x.org"},
+                            {"id": 2, "name": "B"}, {"id": 3, "name": 5}])
+    tid = "test/people_to_contact_v1"
+    res = run_cli("transform", "run", tid, "--from-vault", "ex1", "--config", str(cfg))
+    assert res.returncode == 1  # one record is rejected
+    assert "3 record(s), 2 transformed, 1 rejected" in res.stdout
+    assert "rejected SCHEMA_INVALID: 1" in res.stdout and "--show" in res.stdout
+    assert "Jane" not in res.stdout + res.stderr  # the summary never prints content
+    limited = run_cli("transform", "run", tid, "--from-vault", "ex1", "--limit", "2", "--show",
+                      "--config", str(cfg))
+    assert limited.returncode == 0, limited.stderr
+    outs = [orjson.loads(line) for line in limited.stdout.splitlines()]
+    assert [o["source_id"] for o in outs] == ["1", "2"] and outs[0]["account"] == "a1"
+    assert outs[0]["name"]["full"] == "Jane Canary"  # shown on request
+    assert "2 record(s), 2 transformed" in limited.stderr
+    missing = run_cli("transform", "run", tid, "--from-vault", "nope", "--config", str(cfg))
+    assert missing.returncode == 2
+
+
+def test_run_from_the_vault_without_latest(tmp_path: Path) -> None:
+    cfg, _ = setup(tmp_path)
+    res = run_cli("transform", "run", "test/people_to_contact_v1", "--from-vault", "ex1", "--config", str(cfg))
+    assert res.returncode == 2 and "no LATEST run yet" in res.stderr
+
+
+def test_new_writes_skeletons_and_prints_the_mapping(tmp_path: Path) -> None:
+    reg = tmp_path / "reg"
+    res = run_cli("transform", "new", "clinical/intake_to_contact", "--source", "forms", "--stream",
+                  "intake", "--kind", "contact", "--dir", str(reg))
+    assert res.returncode == 0, res.stderr
+    assert "{source: forms, stream: intake, transform: clinical/intake_to_contact_v1}" in res.stdout
+    assert (reg / "clinical" / "samples").is_dir()
+    loaded = Registry.load(reg)
+    assert loaded.problems == []
+    t = loaded.get("clinical/intake_to_contact_v1")
+    assert (t.source, t.stream, t.kind, t.schema, t.samples) == ("forms", "intake", "contact", "contact.v1", ())
+    schema = orjson.loads((REPO / "config/schemas/contact.v1.json").read_bytes())
+    for prop in schema["properties"]:
+        assert (f'"{prop}": null' in t.expression) == (prop not in ("kind", "source", "account"))
+    # the skeleton compiles and runs (its output fails the schema until it is filled in)
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(yaml.safe_dump({"pipeline": {"name": "t", "version": "1"}, "workspace": str(tmp_path / "ws"),
+                                   "extractors": [demo_extractor("g1")], "stages": {"canonize": {"transforms_dir": str(reg)}}}))
+    run = cli_stdin(b'{"id": 1}', "transform", "run", "clinical/intake_to_contact_v1", "--config", str(cfg))
+    assert run.returncode == 1 and b"SCHEMA_INVALID" in run.stderr
+    spaced = run_cli("transform", "new", "ops/session_log_to_clinical_session", "--source", "sheets", "--stream",
+                     "Session Log: 2024", "--kind", "clinical_session", "--dir", str(reg))
+    assert spaced.returncode == 0, spaced.stderr
+    line = next(x for x in spaced.stdout.splitlines() if "transform: ops/session_log" in x)
+    assert yaml.safe_load(line.strip()[2:])["stream"] == "Session Log: 2024"
+    assert Registry.load(reg).get("ops/session_log_to_clinical_session_v1").stream == "Session Log: 2024"
+    again = run_cli("transform", "new", "clinical/intake_to_contact", "--source", "forms", "--stream",
+                    "intake", "--kind", "contact", "--dir", str(reg))
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_new_refuses_bad_names_unknown_kinds_and_the_bundled_registry(tmp_path: Path) -> None:
+    args = ["--source", "s", "--stream", "t"]
+    assert run_cli("transform", "new", "Bad/Name", *args, "--kind", "contact", "--dir", str(tmp_path)).returncode == 2
+    unknown = run_cli("transform", "new", "a/b", *args, "--kind", "nokind", "--dir", str(tmp_path))
+    assert unknown.returncode == 2 and "kinds: " in unknown.stderr
+    bundled = run_cli("transform", "new", "a/b", *args, "--kind", "contact")
+    assert bundled.returncode == 2 and "transforms_dir" in bundled.stderr
+    assert not list(tmp_path.rglob("*.jsonata"))
+
+
+def test_list_transforms_shows_use_and_versions(tmp_path: Path) -> None:
+    reg = tmp_path / "transforms"
+    shutil.copytree(REPO / "config" / "transforms", reg)
+    ops = reg / "ops"
+    (ops / "sheets_clients_to_contact_v2.jsonata").write_text((ops / "sheets_clients_to_contact_v1.jsonata").read_text())
+    meta = yaml.safe_load((ops / "sheets_clients_to_contact_v1.meta.yaml").read_text())
+    (ops / "sheets_clients_to_contact_v2.meta.yaml").write_text(
+        yaml.safe_dump({**meta, "id": "ops/sheets_clients_to_contact_v2", "version": 2}))
+    maps = [{"source": "sheets", "stream": "Clients", "transform": "ops/sheets_clients_to_contact_v1"},
+            {"source": "gmail", "stream": "messages", "transform": GMAIL}]
+    cfg = tmp_path / "p.yaml"
+
+    def rows(mappings: list[dict[str, str]]) -> dict[str, dict[str, str]]:
+        cfg.write_text(yaml.safe_dump({"pipeline": {"name": "t", "version": "1"}, "workspace": str(tmp_path / "ws"),
+                                       "extractors": [demo_extractor("g1")], "stages": {"canonize": {"transforms_dir": str(reg),
+                                                                                 "mappings": mappings}}}))
+        res = run_cli("list", "transforms", "--json", "--config", str(cfg))
+        assert res.returncode == 0, res.stderr
+        return {r["id"]: r for r in orjson.loads(res.stdout)}
+
+    before = rows(maps)
+    assert before["ops/sheets_clients_to_contact_v1"]["status"] == "in use (newer: _v2)"
+    assert before["ops/sheets_clients_to_contact_v1"]["used_by"] == "sheets/Clients"
+    assert before["ops/sheets_clients_to_contact_v2"]["status"] == "unused"
+    assert before[GMAIL]["status"] == "in use" and before["finance/qbo_invoice_to_invoice_v1"]["status"] == "unused"
+    after = rows([{**maps[0], "transform": "ops/sheets_clients_to_contact_v2"}, maps[1]])
+    assert after["ops/sheets_clients_to_contact_v1"]["status"] == "unused (older version)"
+    assert after["ops/sheets_clients_to_contact_v2"]["status"] == "in use"
+
+
+def test_run_from_the_vault_rejects_inexact_numbers_as_canonize_does(tmp_path: Path) -> None:
+    cfg, ws = setup(tmp_path)
+    (tmp_path / "records.jsonl").write_text('{"id": 12345678901234567890123, "name": "A"}\n{"id": 2, "name": "B"}\n')
+    assert run_cli("extract", "ex1", "--config", str(cfg)).returncode == 0
+    res = run_cli("transform", "run", "test/people_to_contact_v1", "--from-vault", "ex1", "--config", str(cfg))
+    assert res.returncode == 1 and "rejected NUMBER_INEXACT: 1" in res.stdout
+    run = next(ws.glob("vault/d/src/a1/dt=*/run_id=*"))
+    fields = orjson.loads((run / "manifest.json").read_bytes())["streams"]["people"]["fields"]
+    assert fields["paths"] == ["id", "name"] and fields["walked"] == 2

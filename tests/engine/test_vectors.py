@@ -1,0 +1,357 @@
+"""Search by meaning: the offline model, vectors in the index (incremental, per object), ranking.
+
+Real model, real SQLite, real CLI subprocesses. The model's offline load is proven with the
+network blocked in a fresh interpreter; loader tests run the index worker's code in-process on
+small canonical files; query tests run `lorchestra query` against a workspace the real
+pipeline built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+import yaml
+
+from engine.index.fields import derive
+from engine.workspace import Workspace
+from tests.helpers import REPO, clean_env, demo_extractor, run_cli, write_config
+
+MAPPINGS = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["stages"]["canonize"]["mappings"]
+
+NO_NETWORK = r"""
+import os, socket, sys
+attempts = []
+def refuse(*a, **k):
+    attempts.append(repr(a[:2])[:80])
+    raise OSError("network blocked by the test")
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+socket.create_connection = refuse
+socket.getaddrinfo = refuse
+import requests
+requests.Session.request = refuse
+# the guard itself works:
+try:
+    socket.create_connection(("127.0.0.1", 9))
+except OSError:
+    pass
+assert len(attempts) == 1, attempts
+attempts.clear()
+from engine.vectors.model import Embedder
+e = Embedder()
+assert "wordllama" not in sys.modules, "the model must load lazily"
+v = e.embed(["insurance approval for counselling", "Pre-authorization for therapy",
+             "Invoice 1042 overdue payment"])
+import logging
+print(len(attempts), v.shape[0], v.shape[1], float(v[0] @ v[1]) > float(v[0] @ v[2]),
+      len(logging.getLogger().handlers))
+"""
+
+
+def test_model_loads_from_the_package_with_the_network_blocked(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = clean_env(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), HF_HUB_OFFLINE="0")
+    res = subprocess.run([sys.executable, "-c", NO_NETWORK], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    attempts, rows, dim, closer, handlers = res.stdout.split()
+    assert (attempts, rows, dim) == ("0", "3", "256")
+    assert closer == "True", "a paraphrase with no shared word is closer than an unrelated text"
+    assert handlers == "0", "wordllama's logging.basicConfig must not leave a handler behind"
+    assert list(home.rglob("*")) == [], "nothing may be downloaded or cached under HOME"
+    assert res.stderr == ""
+
+
+def test_pooling_equals_wordllamas_own_embed() -> None:
+    import wordllama
+    from wordllama import WordLlama
+
+    from engine.vectors.model import shared
+
+    texts = ["Insurance pre-authorization 94481", "bill not paid yet", "Résumé — café 😕", "", "a " * 300]
+    ours = shared().embed(texts)
+    ref = WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True).embed(texts[:3], norm=True)
+    assert np.abs(ours[:3] - ref).max() < 1e-5
+    assert not ours[3].any(), "an empty text gives a zero vector, not NaN"
+    assert np.allclose(np.linalg.norm(ours[[0, 1, 2, 4]], axis=1), 1.0, atol=1e-5)
+
+
+def test_dashboard_and_plain_queries_never_load_the_model() -> None:
+    code = ("import sys, lorch_tui.app, lorch_tui.tui_main, lorch_tui.cli, engine.index.query\n"
+            "lorch_tui.cli.build_parser()\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('wordllama', 'tokenizers', 'numpy')"
+            " or m.startswith('engine.vectors')))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=clean_env(), capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+# --- the loader: one vector per object, incremental -------------------------------------------
+
+def _email(i: int, subject: str, body: str) -> dict[str, Any]:
+    return {"kind": "email", "source": "mail", "account": "box", "source_id": f"m{i}", "subject": subject,
+            "body_text": body, "receivedAt": f"2024-03-{1 + i:02d}T10:00:00Z", "dedupe_key": f"<{i}@x>"}
+
+
+DOCS = [
+    _email(0, "Pre-authorization for therapy", "Your plan approved twelve sessions."),
+    _email(1, "Invoice 1042 overdue payment", "Please settle the balance."),
+    _email(2, "Telehealth link not working", "The video call did not open on my phone."),
+    _email(3, "Lab results", "Blood panel attached."),
+]
+
+
+def _write(ws: Path, docs: list[dict[str, Any]]) -> None:
+    base = ws / "canonical" / "mail"
+    base.mkdir(parents=True, exist_ok=True)
+    data = b"".join(orjson.dumps(d, option=orjson.OPT_SORT_KEYS) + b"\n" for d in docs)
+    (base / "box.jsonl").write_bytes(data)
+    meta = {"inputs": {"run": {"dt": "2024-01-01", "run_id": "20240101T000000Z"}, "transforms": {}},
+            "output": {"sha256": hashlib.sha256(data).hexdigest(), "records": len(docs)}}
+    (base / "box.meta.json").write_bytes(orjson.dumps(meta))
+
+
+def _vectors(ws: Path) -> dict[str, tuple[str, bytes]]:
+    with sqlite3.connect(ws / "vector-store" / "index.sqlite") as con:
+        return {s: (m, v) for s, m, v in con.execute("SELECT sha256, model, vector FROM vectors")}
+
+
+def _shas(ws: Path) -> set[str]:
+    with sqlite3.connect(ws / "vector-store" / "index.sqlite") as con:
+        return {r[0] for r in con.execute("SELECT sha256 FROM documents")}
+
+
+def _load(ws: Path, **kw: Any) -> Any:
+    from engine.index.load import AccountLoader
+
+    return AccountLoader(Workspace(ws), "mail", "box", **kw).run()
+
+
+@pytest.mark.parametrize("budget", [1 << 30, 0], ids=["rows-in-memory", "rows-re-read"])
+def test_one_vector_per_object_and_only_changes_are_embedded(tmp_path: Path, budget: int,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.index import load
+    from engine.vectors.model import shared
+    from engine.vectors.text import embed_text
+
+    monkeypatch.setattr(load, "ROW_MEMORY_BUDGET", budget)
+    ws = tmp_path / "ws"
+    _write(ws, DOCS)
+    first = _load(ws)
+    assert (first.status, first.documents, first.vectors) == ("success", 4, 4)
+    vecs = _vectors(ws)
+    assert set(vecs) == _shas(ws)
+    models = {m for m, _ in vecs.values()}
+    assert len(models) == 1 and models.pop().startswith("wordllama/l2_supercat_256@0.4.0.post1+text")
+    d = DOCS[0]
+    derived = derive(d)
+    sha0 = hashlib.sha256(orjson.dumps(d, option=orjson.OPT_SORT_KEYS) + b"\n").hexdigest()
+    blob = vecs[sha0][1]
+    assert len(blob) == 256 * 4
+    from engine.vectors.model import embed_documents
+    want = embed_documents(shared(), [embed_text("email", derived.title, derived.names, derived.body)])[0]
+    assert np.allclose(np.frombuffer(blob, dtype=np.float32), want, atol=1e-6)
+
+    again = _load(ws)
+    assert (again.status, again.vectors) == ("skipped", 0)
+
+    changed = [*DOCS[:3], _email(3, "Lab results", "Cholesterol panel attached.")]
+    _write(ws, changed)
+    third = _load(ws)
+    assert (third.status, third.inserted, third.vectors) == ("success", 1, 1)
+    assert set(_vectors(ws)) == _shas(ws), "the replaced document's vector went with it"
+
+    _write(ws, changed[:2])
+    fourth = _load(ws)
+    assert fourth.deleted == 2 and fourth.vectors == 0
+    assert set(_vectors(ws)) == _shas(ws) and len(_shas(ws)) == 2
+
+
+def test_a_model_change_re_embeds_without_reloading_documents(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    _write(ws, DOCS)
+    _load(ws)
+    with sqlite3.connect(ws / "vector-store" / "index.sqlite") as con:
+        con.execute("UPDATE vectors SET model = 'some-older-model'")
+    res = _load(ws)
+    assert (res.status, res.inserted, res.objects_written, res.vectors) == ("success", 0, 0, 4)
+    assert {m for m, _ in _vectors(ws).values()} != {"some-older-model"}
+    assert _load(ws).status == "skipped"
+
+
+def test_vectors_off_then_on_embeds_the_unchanged_documents(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    _write(ws, DOCS)
+    off = _load(ws, vectors=False)
+    assert off.vectors == 0
+    with sqlite3.connect(ws / "vector-store" / "index.sqlite") as con:
+        assert con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'vectors'").fetchone() == (0,)
+    assert _load(ws, vectors=False).status == "skipped"
+    on = _load(ws)
+    assert (on.status, on.inserted, on.vectors) == ("success", 0, 4)
+    assert set(_vectors(ws)) == _shas(ws)
+
+
+def test_model_unavailable_still_indexes_and_retries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.vectors import model
+
+    def broken() -> Any:
+        raise model.ModelUnavailable("test")
+
+    fresh = model.Embedder()
+    monkeypatch.setattr(model, "_load_offline", broken)
+    monkeypatch.setattr(model, "_SHARED", fresh)
+    ws = tmp_path / "ws"
+    _write(ws, DOCS)
+    res = _load(ws)
+    assert (res.status, res.documents, res.vectors_unavailable) == ("success", 4, True)
+    assert _vectors(ws) == {}
+    monkeypatch.setattr(model, "_SHARED", model.Embedder())
+    monkeypatch.undo()
+    retry = _load(ws)
+    assert (retry.status, retry.vectors, retry.vectors_unavailable) == ("success", 4, False)
+
+
+def test_weighted_rrf_puts_keyword_matches_first() -> None:
+    from engine.vectors.search import Searcher
+
+    fused = Searcher._fuse({"bm25": [(1, -5.0), (2, -4.0)], "vector": [(3, 0.9), (2, 0.8)]})
+    order = [d for d, _, _ in fused]
+    assert order[:2] == [2, 1] and order[2] == 3
+    evidence = {d: {r.name: r.position for r in rs} for d, _, rs in fused}
+    assert evidence[2] == {"bm25": 2, "vector": 2} and evidence[3] == {"vector": 1}
+
+
+# --- the query command ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("vectors")
+    exs = [demo_extractor("g1", "gmail", records=80, seed=5), demo_extractor("dv", "dataverse", records=30, seed=5)]
+    cfg = write_config(tmp, exs, stages={"canonize": {"mappings": MAPPINGS}})
+    res = run_cli("run", "--config", str(cfg), timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    return cfg, tmp / "ws"
+
+
+def _query(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    res = run_cli("query", "--config", str(cfg), *args, timeout=120)
+    assert "Traceback" not in res.stderr, res.stderr
+    return res
+
+
+def _text(doc: dict[str, Any]) -> str:
+    d = derive(doc)
+    return f"{d.title} {d.body}".lower()
+
+
+def test_similar_finds_paraphrases_with_no_shared_word(demo: tuple[Path, Path]) -> None:
+    cfg, ws = demo
+    res = _query(cfg, "--similar", "video visit url will not load on my mobile", "--limit", "5", "--json")
+    assert res.returncode == 0, res.stderr
+    docs = [orjson.loads(x) for x in res.stdout.splitlines()]
+    assert len(docs) == 5
+    assert sum("telehealth link" in _text(d) for d in docs) >= 4
+    assert all("video" not in _text(d) for d in docs[:1])
+
+
+def test_text_is_hybrid_and_explained(demo: tuple[Path, Path]) -> None:
+    cfg, _ = demo
+    res = _query(cfg, "--text", "superbill", "--explain", "--json", "--limit", "5")
+    assert res.returncode == 0, res.stderr
+    lines = [orjson.loads(x) for x in res.stdout.splitlines()]
+    assert lines and all("superbill" in _text(x["document"]) or "superbill" in orjson.dumps(x["document"]).decode().lower()
+                         for x in lines)
+    first = lines[0]["explain"]
+    assert first["bm25"]["position"] >= 1 and "vector" in first and first["fused"] > 0
+    # no document has all these words, yet hybrid finds the meaning; words-only finds nothing
+    res = _query(cfg, "--text", "video visit url broken", "--json", "--limit", "5")
+    assert res.returncode == 0 and len(res.stdout.splitlines()) == 5
+    res = _query(cfg, "--text", "video visit url broken", "--words-only", "--json")
+    assert res.returncode == 0 and res.stdout == ""
+    res = _query(cfg, "--text", "superbill", "--explain", "--limit", "3")
+    assert res.returncode == 0 and "fused" in res.stdout and "bm25" in res.stdout
+
+
+def test_filters_apply_to_ranked_search(demo: tuple[Path, Path]) -> None:
+    cfg, _ = demo
+    res = _query(cfg, "--similar", "home address", "--kind", "contact", "--json", "--limit", "0")
+    docs = [orjson.loads(x) for x in res.stdout.splitlines()]
+    assert res.returncode == 0 and docs and {d["kind"] for d in docs} == {"contact"}
+    res = _query(cfg, "--text", "telehealth", "--since", "2030-01-01", "--json")
+    assert res.returncode == 0 and res.stdout == ""
+
+
+def test_usage_errors(demo: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, _ = demo
+    for args in (["--text", "a", "--similar", "b"], ["--explain"], ["--similar", "  "], ["--words-only"]):
+        res = _query(cfg, *args)
+        assert res.returncode == 2, (args, res.stderr)
+    exs = [demo_extractor("g1", "gmail", records=10, seed=5)]
+    off = write_config(tmp_path, exs, stages={"canonize": {"mappings": MAPPINGS}, "index": {"vectors": False}})
+    assert run_cli("run", "--config", str(off), timeout=300).returncode == 0
+    res = _query(off, "--similar", "telehealth")
+    assert res.returncode == 2 and "no document vectors" in res.stderr and "lorchestra run --stage index" in res.stderr
+    res = _query(off, "--text", "telehealth", "--json")
+    assert res.returncode == 0 and "ranking by words only" in res.stderr
+
+
+def test_catching_up_after_a_model_change_is_bounded_per_run(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.index import load
+
+    ws = tmp_path / "ws"
+    _write(ws, DOCS)
+    _load(ws)
+    with sqlite3.connect(ws / "vector-store" / "index.sqlite") as con:
+        con.execute("UPDATE vectors SET model = 'some-older-model'")
+    monkeypatch.setattr(load, "CATCH_UP_VECTORS", 3)
+    assert _load(ws).vectors == 3
+    assert _load(ws).vectors == 1
+    assert _load(ws).status == "skipped"
+
+
+def test_a_replanned_load_keeps_the_vectors_of_its_first_plan(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer replaces the account between plan and transaction: the loader plans
+    again, and the vectors embedded by the first plan still reach the index."""
+    from engine.index import store
+
+    ws = tmp_path / "ws"
+    _write(ws, DOCS)
+    _load(ws)
+    _write(ws, [*DOCS[:3], _email(3, "Lab results", "Cholesterol panel attached.")])
+    real_finish = store.ObjectWriter.finish
+    bumped: list[int] = []
+
+    def finish(self: Any, *, sync: bool = True) -> None:
+        real_finish(self, sync=sync)
+        if not bumped:
+            bumped.append(1)
+            with sqlite3.connect(ws / "vector-store" / "index.sqlite") as con:
+                con.execute("UPDATE accounts SET generation = generation + 1")
+
+    monkeypatch.setattr(store.ObjectWriter, "finish", finish)
+    res = _load(ws)
+    assert bumped and (res.status, res.inserted, res.vectors) == ("success", 1, 1)
+    assert set(_vectors(ws)) == _shas(ws)
+
+
+def test_validate_reports_the_model_files(demo: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, _ = demo
+    res = run_cli("validate", "--config", str(cfg), "--skip-permissions", timeout=120)
+    assert "vectors: wordllama 0.4.0.post1: model files installed" in res.stdout, res.stdout
+    off = write_config(tmp_path, [demo_extractor("g1", "gmail", records=5)],
+                       stages={"canonize": {"mappings": MAPPINGS}, "index": {"vectors": False}})
+    res = run_cli("validate", "--config", str(off), "--skip-permissions", timeout=120)
+    assert "stages.index.vectors is false" in res.stdout, res.stdout

@@ -158,8 +158,12 @@ def _link(conn: sqlite3.Connection, measurements: list[dict[str, Any]],
         raise
 
 
-def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry) -> MeasuresResult:
-    """Score, write, index and link the measurements of one project run."""
+def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *,
+        vectors: bool = True) -> MeasuresResult:
+    """Score, write, index and link the measurements of one project run.
+
+    ``vectors`` is the index stage's setting: embed the measurements like other documents.
+    """
     measurements, rejects, responses = score_all(conn, str(objects_dir(ws)), p, reg)
     result = MeasuresResult(responses=responses, scored=len(measurements),
                             not_scored=len(rejects),
@@ -169,7 +173,7 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry) -
     if responses or indexed:  # a pipeline without forms gets no measures account
         result.rejects_path = _write(ws, measurements, rejects, reg)
         try:
-            AccountLoader(ws, MEASURES_SOURCE, MEASURES_ACCOUNT).run()
+            AccountLoader(ws, MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=vectors).run()
         except LoadFailed as exc:
             raise MeasuresFailed(exc.code) from None
     _link(conn, measurements, result)

@@ -110,7 +110,7 @@ def _detail(ws: Workspace, text: str) -> str:
 class Project:
     """One project run over a workspace."""
 
-    def __init__(self, ws: Workspace, cfg: ClientsConfig, *, force: bool = False,
+    def __init__(self, ws: Workspace, cfg: ClientsConfig, *, force: bool = False, vectors: bool = True,
                  progress: Callable[[int, int | None], None] | None = None) -> None:
         self.ws = ws
         self.cfg = cfg
@@ -122,6 +122,7 @@ class Project:
         self.links = 0
         self.measures: measures_step.MeasuresResult | None = None
         self.registry = measures_registry.load(cfg.measures)
+        self.vectors = vectors
 
     def overrides(self) -> tuple[Overrides, bytes]:
         """The overrides file, or ProjectFailed(OVERRIDES_INVALID) with a detail file."""
@@ -153,7 +154,8 @@ class Project:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            m = self.measures = measures_step.run(self.ws, conn, p, self.registry)
+            m = self.measures = measures_step.run(self.ws, conn, p, self.registry,
+                                                        vectors=self.vectors)
             docs, folders = self.documents, len(p.clients)
             self.stats = charts.write_charts(  # progress goes on: documents read, then charts
                 clients_dir(self.ws), p, now,
@@ -268,6 +270,7 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_term)
     job = Project(Workspace(spec.workspace), spec.clients or ClientsConfig(), force=spec.force,
+                  vectors=spec.index.vectors,
                   progress=progress)
     status, code, detail = "success", None, None
     try:

@@ -120,10 +120,10 @@ def cmd_query(ns: argparse.Namespace) -> int:
     try:
         if ns.counts:
             return _print_counts(store, ns.json)
-        client = client_of(ns, store)
+        client_id = client_of(ns, store)
         if rankcmd.wants_ranking(ns):
-            return rankcmd.run_ranked(ns, store, build_query(_without_text(ns), limit, client), limit)
-        q = build_query(ns, None if limit is None else limit + 1, client)
+            return rankcmd.run_ranked(ns, store, build_query(_without_text(ns), limit, client_id), limit)
+        q = build_query(ns, None if limit is None else limit + 1, client_id)
         for _attempt in range(3):
             docs = store.find(q)
             more = limit is not None and len(docs) > limit

@@ -57,9 +57,9 @@ def cmd_validate(ns: argparse.Namespace) -> int:
     items += checks.check_transforms(cfg)
     items += checks.check_schemas(cfg)
     items += checks.check_streams(cfg, ws)
+    items += check_drift(cfg, ws)
     items += check_clients(cfg)
     items += check_measures(cfg)
-    items += check_drift(cfg, ws)
     items += checks.check_output_dirs(ws)
     items.append(_vectors_check(cfg.stages.index.vectors))
     if ns.skip_permissions:

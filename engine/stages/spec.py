@@ -10,7 +10,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.config import CanonizeStage, ClientsConfig, Extractor, ExtractStage, IndexStage, Loader
+from engine.config import (
+    CanonizeStage,
+    ClientsConfig,
+    Extractor,
+    ExtractStage,
+    IndexStage,
+    Loader,
+)
 from engine.events import Stage
 
 

@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from engine.fsutil import is_safe_segment
 
-DEMO_TAPS = ("gmail", "msgraph", "dataverse", "sheets", "quickbooks")
+DEMO_TAPS = ("gmail", "msgraph", "dataverse", "sheets", "quickbooks", "forms", "formsheets")
 STAGES = ("extract", "canonize", "index", "project")
 
 
@@ -97,8 +97,8 @@ class DemoFaults(StrictModel):
 class DemoSpec(StrictModel):
     """Settings of a bundled demo tap (`kind: demo`)."""
 
-    tap: Literal["gmail", "msgraph", "dataverse", "sheets", "quickbooks"]
-    """Which demo tap to run: gmail, msgraph, dataverse, sheets or quickbooks."""
+    tap: Literal["gmail", "msgraph", "dataverse", "sheets", "quickbooks", "forms", "formsheets"]
+    """Which demo tap to run: gmail, msgraph, dataverse, sheets, quickbooks, forms (Google Forms API responses) or formsheets (the same responses as linked-sheet rows)."""
     records: int = Field(100, ge=0, le=100_000_000)
     """Total number of records the tap emits, split over its streams."""
     seed: int = 0
@@ -292,6 +292,8 @@ class ClientsConfig(StrictModel):
     """The overrides file (merge clients, keep them apart, link a document, ignore an address); applied on every run. A missing file means no overrides."""
     gmail_domains: list[str] = Field(default_factory=lambda: ["gmail.com", "googlemail.com"])
     """Domains where dots and `+tags` in the local part do not matter (Google ignores them)."""
+    measures: ConfigPath | None = None
+    """The outcome-measure registry folder (`<id>.v<version>.yaml` files and `bindings/`, docs/measures.md); the bundled config/measures if unset."""
 
 
 class PipelineConfig(StrictModel):

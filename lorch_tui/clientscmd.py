@@ -21,6 +21,7 @@ from rich.text import Text
 from engine.clients.model import REASONS
 from engine.clients.read import ClientLookupError, ClientTables
 from engine.errors import ExitCode, LorchError, UsageError
+from lorch_tui import measurescmd
 from lorch_tui.querycmd import open_store
 
 
@@ -43,6 +44,8 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
     sh.add_argument("--json", action="store_true", help="print JSON")
     sh.add_argument("--limit", type=int, default=50, metavar="N",
                     help="at most N documents (default 50; 0 for all)")
+    sh.add_argument("--measures", action="store_true",
+                    help="also the outcome measures over time (PHQ-9, GAD-7, ...; docs/measures.md)")
     sh.set_defaults(func=cmd_show)
     cf = acts.add_parser("conflicts", parents=[common_parent], help="keys several clients hold",
                          description="Keys (addresses, phones, name plus birth date) held by several "
@@ -124,8 +127,10 @@ def cmd_show(ns: argparse.Namespace) -> int:
         client = _find(t, ns.client)
         docs = t.documents(client["client_id"], ns.limit or None)
         keys = t.keys(client["client_id"])
+        measures = measurescmd.for_client(ns, client["client_id"]) if ns.measures else None
         if ns.json:
-            return _json_lines([{**client, "keys": keys, "documents": docs}])
+            extra = {"measurements": measures} if measures is not None else {}
+            return _json_lines([{**client, "keys": keys, "documents": docs, **extra}])
         console = Console(highlight=False)
         console.print(Text(f"{client['sort_name']}  ({client['client_id']})", style="bold"))
         console.print(f"record: {client['source']}/{client['account']} {client['entity_id']}; "
@@ -141,6 +146,8 @@ def cmd_show(ns: argparse.Namespace) -> int:
         if shown < client["documents"]:
             note += " (use --limit 0 for all)"
         console.print(note, markup=False)
+        if measures is not None:
+            measurescmd.print_trends(console, measures)
         return int(ExitCode.OK)
     return _guard(ns, act)
 

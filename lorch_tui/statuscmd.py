@@ -199,6 +199,9 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
     if c is not None:
         console.print(f"clients: {c['clients']:,} clients, {c['links']:,} links, {c['conflicts']:,} open "
                       f"conflicts, {c['unlinked']:,} unlinked documents (`lorchestra clients`)")
+        if c.get("measures_scored") or c.get("measures_not_scored"):
+            console.print(f"measures: {c['measures_scored']:,} scored, {c['measures_not_scored']:,} "
+                          "not scored (reasons: canonical/measures/scored.rejects.jsonl)")
     if doc["history"]:
         console.print(f"history (last {len(doc['history'])} runs):")
         hist = Table(box=None, pad_edge=False, show_edge=False)

@@ -1,7 +1,8 @@
 """``lorchestra validate``: a checklist of everything a run depends on, before cron finds out.
 
 Config syntax (with line numbers), each extractor's tap or Meltano project, every mapping's
-transform (compiled, and run on its samples under the canonize limits), every canonical schema, streams no mapping covers, writable output folders, and
+transform (compiled, and run on its samples under the canonize limits), every canonical schema, streams no mapping
+covers, every outcome measure and binding, writable output folders, and
 the workspace's permissions. Exit 2 for configuration problems, 4 for permission problems
 (which win: a privacy problem must not hide behind a typo), 0 when only warnings remain.
 ``--fix-permissions`` tightens folders to 0700 and files to 0600 first. ``--quick`` keeps
@@ -22,6 +23,7 @@ from engine.clients.checks import check_clients
 from engine.configload import load
 from engine.drift.checks import check_drift
 from engine.errors import ConfigError, ExitCode
+from engine.measures.checks import check_measures
 from engine.workspace import Workspace
 
 MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]", "skip": "[dim]skip[/]"}
@@ -70,6 +72,7 @@ def cmd_validate(ns: argparse.Namespace) -> int:
         items += checks.check_streams(cfg, ws)
         items += check_drift(cfg, ws)
     items += check_clients(cfg)
+    items += check_measures(cfg)
     items += checks.check_output_dirs(ws)
     if not ns.quick:
         items.append(_vectors_check(cfg.stages.index.vectors))

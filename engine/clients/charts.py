@@ -239,8 +239,12 @@ class ChartStats:
 
 
 def write_charts(root: Path, p: Projection, now: str,
-                 on_folder: Callable[[int], None] | None = None) -> ChartStats:
-    """Bring ``root`` (``{workspace}/clients``) in line with the projection."""
+                 on_folder: Callable[[int], None] | None = None,
+                 extra: Callable[[str], dict[str, bytes]] | None = None) -> ChartStats:
+    """Bring ``root`` (``{workspace}/clients``) in line with the projection.
+
+    ``extra`` gives more files of a client's folder by client id (``measures.md``).
+    """
     folders.recover(root)
     by_client: dict[str, list[tuple[Link, DocFacts]]] = {cid: [] for cid in p.clients}
     for link in p.links:
@@ -262,6 +266,8 @@ def write_charts(root: Path, p: Projection, now: str,
         chart = ChartInput(client, by_client[cid])
         old = folders.read_files(root / client.folder)
         template = render_template(chart)
+        if extra is not None:
+            template.update(extra(cid))
         files = stamped(template, previous_projected_at(old) or now)
         if files != old:
             files = stamped(template, now)

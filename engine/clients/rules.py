@@ -78,6 +78,7 @@ RULES: dict[str, LinkRule] = {
         births=("birth_date",),
     ),
     "email": LinkRule(senders=_SENDERS, recipients=_RECIPIENTS),
+    "form_response": LinkRule(emails=("respondent.email",)),  # scored by engine.measures
     "clinical_session": LinkRule(
         refs=(Ref("subject.id"),),
         section="sessions",

@@ -158,6 +158,8 @@ def counts(conn: sqlite3.Connection) -> dict[str, int] | None:
                                 "source, account FROM client_links)"),
         "conflicts": one("SELECT count(*) FROM client_conflicts WHERE reviewed = 0"),
         "unlinked": one("SELECT count(*) FROM client_unlinked"),
+        "measures_scored": int(meta.get("measures_scored") or 0),
+        "measures_not_scored": int(meta.get("measures_not_scored") or 0),
     }
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from engine.demo_taps import dataverse, gmail, msgraph, quickbooks, sheets
+from engine.demo_taps import dataverse, forms, gmail, msgraph, quickbooks, sheets
 from engine.demo_taps.common import split_counts
 from engine.demo_taps.mail import MailSource, owner_party
 from engine.demo_taps.people import FAMILY_OF
@@ -29,7 +29,8 @@ KIND = {("dataverse", "contacts"): "contact", ("dataverse", "cr123_sessions"): "
         ("sheets", "Clients"): "contact", ("sheets", "Session_Log"): "clinical_session",
         ("quickbooks", "customers"): "contact", ("quickbooks", "invoices"): "invoice",
         ("quickbooks", "payments"): "payment", ("gmail", "messages"): "email",
-        ("msgraph", "messages"): "email"}
+        ("msgraph", "messages"): "email", ("forms", "responses"): "form_response",
+        ("formsheets", forms.SHEET_STREAM): "form_response"}
 """The canonical kind of each demo stream (as the bundled transforms map them)."""
 
 SHARED = set(FAMILY_OF) | set(FAMILY_OF.values())
@@ -46,7 +47,7 @@ class Truth:
 
 
 def _source_id(tap: str, record: Record, key: str) -> str:
-    if tap == "sheets":
+    if tap in ("sheets", "formsheets"):
         return f"{record['__sdc_spreadsheet_id']}/{record['__sdc_sheet_id']}/{record['__sdc_row']}"
     return str(record[key])
 
@@ -71,6 +72,15 @@ def _persons(tap: str, ctx: TapContext) -> dict[str, object]:
         sheet = sheets.Spreadsheet(ctx, n_clients, n_sessions)
         return {"Clients": lambda i, r: {i: "key"},
                 "Session_Log": lambda i, r: {sheet.session_person(i): "name_only"}}
+    if tap in ("forms", "formsheets"):
+        responses = forms.Responses(ctx)
+        _form, rows = forms.sheet_rows(ctx, responses)
+
+        def respondent(i: int) -> dict[int, str]:
+            j = forms.person(responses, i)
+            return {j: "shared" if j in SHARED else "key"}
+        return {"responses": lambda i, r: respondent(i),
+                forms.SHEET_STREAM: lambda i, r: respondent(rows[i])}
     if tap == "quickbooks":
         company = quickbooks.Company(ctx, split_counts(ctx.records, quickbooks.WEIGHTS))
         basis = {c: _qbo_customer(company.customer(c), company.person(c))
@@ -91,7 +101,8 @@ def truth(tap: str, account: str, seed: int, records: int) -> Iterator[Truth]:
     """Every record of one demo extractor with the clients it is about."""
     ctx = TapContext(tap=tap, account=account, seed=seed, records=records)
     plan = {"dataverse": dataverse.plan, "sheets": sheets.plan, "quickbooks": quickbooks.plan,
-            "gmail": gmail.plan, "msgraph": msgraph.plan}[tap](ctx)
+            "gmail": gmail.plan, "msgraph": msgraph.plan, "forms": forms.plan,
+            "formsheets": forms.sheet_plan}[tap](ctx)
     persons = _persons(tap, ctx)
     for stream in plan.streams:
         who = persons[stream.name]

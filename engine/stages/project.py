@@ -39,12 +39,16 @@ from engine.index.store import (
     objects_dir,
     open_writer,
 )
+from engine.measures import registry as measures_registry
+from engine.measures import step as measures_step
+from engine.measures.score import MEASURES_SOURCE
 from engine.stages.spec import TaskSpec
 from engine.workspace import Workspace
 
 Emit = Callable[[EventBase], None]
 PROGRESS_EVERY_S = 0.25
-CODE_FILES = sorted(Path(__file__).resolve().parents[1].joinpath("clients").glob("*.py")) + [
+CODE_FILES = sorted(Path(__file__).resolve().parents[1].joinpath("clients").glob("*.py")) + sorted(
+    Path(__file__).resolve().parents[1].joinpath("measures").glob("*.py")) + [
     Path(__file__).resolve()]
 
 
@@ -74,12 +78,14 @@ def code_sha256() -> str:
     return h.hexdigest()
 
 
-def fingerprint(conn: sqlite3.Connection, cfg: ClientsConfig, overrides_raw: bytes) -> str:
-    """The skip fingerprint: index generations, config section, overrides, code."""
+def fingerprint(conn: sqlite3.Connection, cfg: ClientsConfig, overrides_raw: bytes,
+                measures_sha256: str = "") -> str:
+    """The skip fingerprint: index generations, config section, overrides, measures, code."""
     accounts = conn.execute(
         "SELECT source, account, canonical_sha256, inputs_sha256, fields_version, generation "
-        "FROM accounts ORDER BY source, account").fetchall()
+        "FROM accounts WHERE source != ? ORDER BY source, account", (MEASURES_SOURCE,)).fetchall()
     blob = orjson.dumps({
+        "measures": measures_sha256,
         "accounts": accounts,
         "clients": cfg.model_dump(mode="json"),
         "overrides": hashlib.sha256(overrides_raw).hexdigest(),
@@ -104,7 +110,7 @@ def _detail(ws: Workspace, text: str) -> str:
 class Project:
     """One project run over a workspace."""
 
-    def __init__(self, ws: Workspace, cfg: ClientsConfig, *, force: bool = False,
+    def __init__(self, ws: Workspace, cfg: ClientsConfig, *, force: bool = False, vectors: bool = True,
                  progress: Callable[[int, int | None], None] | None = None) -> None:
         self.ws = ws
         self.cfg = cfg
@@ -114,6 +120,9 @@ class Project:
         self.stats = charts.ChartStats()
         self.documents = 0
         self.links = 0
+        self.measures: measures_step.MeasuresResult | None = None
+        self.registry = measures_registry.load(cfg.measures)
+        self.vectors = vectors
 
     def overrides(self) -> tuple[Overrides, bytes]:
         """The overrides file, or ProjectFailed(OVERRIDES_INVALID) with a detail file."""
@@ -129,7 +138,7 @@ class Project:
             raise ProjectFailed(ErrorCode.NO_INDEX.value)
         conn = open_writer(self.ws)
         try:
-            fp = fingerprint(conn, self.cfg, raw)
+            fp = fingerprint(conn, self.cfg, raw, self.registry.sha256)
             if not self.force and self._unchanged(conn, fp):
                 return "skipped"
             resolver = Resolver(self.cfg, overrides)
@@ -145,10 +154,13 @@ class Project:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            m = self.measures = measures_step.run(self.ws, conn, p, self.registry,
+                                                        vectors=self.vectors)
             docs, folders = self.documents, len(p.clients)
             self.stats = charts.write_charts(  # progress goes on: documents read, then charts
                 clients_dir(self.ws), p, now,
-                on_folder=lambda n: self.progress(docs + n, docs + folders))
+                on_folder=lambda n: self.progress(docs + n, docs + folders),
+                extra=lambda cid: measures_step.chart_files(m, p, self.registry, cid))
             begin_immediate(conn)
             tables.set_meta(conn, charts_done="1")
             conn.execute("COMMIT")
@@ -165,7 +177,8 @@ class Project:
         if not all((root / f / "client.md").is_file() for f in folders):
             return False
         count = conn.execute("SELECT count(*) FROM client_links").fetchone()[0]
-        self.documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+        self.documents = conn.execute("SELECT count(*) FROM documents WHERE source != ?",
+                                      (MEASURES_SOURCE,)).fetchone()[0]
         self.links = int(count)
         return True
 
@@ -178,10 +191,12 @@ class Project:
         file does not give (it changed since: canonize ran, index failed) are read from their
         object files, so the documents in force are always the index's.
         """
-        total = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+        total = conn.execute("SELECT count(*) FROM documents WHERE source != ?",
+                             (MEASURES_SOURCE,)).fetchone()[0]
         objects = str(objects_dir(self.ws))
         accounts = conn.execute("SELECT source, account, canonical_sha256 FROM accounts "
-                                "ORDER BY source, account").fetchall()
+                                "WHERE source != ? ORDER BY source, account",
+                                (MEASURES_SOURCE,)).fetchall()
         done = 0
         for source, account, canonical_sha in accounts:
             rows: dict[str, tuple[str, str, str | None, str | None]] = {
@@ -255,12 +270,15 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_term)
     job = Project(Workspace(spec.workspace), spec.clients or ClientsConfig(), force=spec.force,
+                  vectors=spec.index.vectors,
                   progress=progress)
     status, code, detail = "success", None, None
     try:
         status = job.run()
     except ProjectFailed as exc:
         status, code, detail = "failed", exc.code, exc.detail_path
+    except measures_step.MeasuresFailed as exc:
+        status, code = "failed", exc.code
     except StoreError as exc:
         status, code = "failed", exc.code
     except _Cancelled:
@@ -278,6 +296,7 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
         if counts["conflicts"]:
             emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
                              code=ErrorCode.CLIENT_CONFLICTS.value, count=counts["conflicts"]))
+        _measure_events(spec, job, emit)
         if p.unused_overrides:
             emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
                              code=ErrorCode.OVERRIDE_UNUSED.value, count=p.unused_overrides))
@@ -288,3 +307,16 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
         duration_s=round(time.monotonic() - started, 3), error_code=code, detail_path=detail,
     ))
     return 0 if status in ("success", "skipped") else 1
+
+
+def _measure_events(spec: TaskSpec, job: Project, emit: Emit) -> None:
+    """Warnings for measures not scored (by reason) and for registry files with problems."""
+    ex = spec.extractor
+    if job.registry.problems:
+        emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
+                         code=ErrorCode.MEASURES_INVALID.value, count=len(job.registry.problems)))
+    m = job.measures
+    if m is not None and m.not_scored:
+        emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
+                         code=ErrorCode.MEASURES_NOT_SCORED.value, count=m.not_scored,
+                         detail_path=m.rejects_path))

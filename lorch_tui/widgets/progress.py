@@ -133,7 +133,7 @@ class ProgressPane(Vertical):
             return
         self.border_title = (f"Stage progress · clients {counts['clients']:,} · links "
                              f"{counts['links']:,} · conflicts {counts['conflicts']:,} · "
-                             f"unlinked {counts['unlinked']:,}")
+                             f"unlinked {counts['unlinked']:,}" + _measures_text(counts))
 
     def _sort(self) -> None:
         """Re-sort, keeping the cursor on the task it was on."""
@@ -160,6 +160,14 @@ class ProgressPane(Vertical):
             return None
         key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
         return str(key.value) if key.value is not None else None
+
+
+def _measures_text(counts: dict[str, int]) -> str:
+    """`` · measures scored N · not scored M`` when anything was scored or refused."""
+    scored, refused = counts.get("measures_scored", 0), counts.get("measures_not_scored", 0)
+    if not scored and not refused:
+        return ""
+    return f" · measures scored {scored:,} · not scored {refused:,}"
 
 
 def sort_key(values: tuple[object, object]) -> tuple[int, str]:

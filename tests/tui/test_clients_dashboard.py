@@ -2,7 +2,8 @@
 
 A real workspace (the bundled demo, 30 records per tap, built by the real CLI) and the
 real engine inside the app under Pilot: pressing `p` runs the project task alone, the Stage
-progress pane shows it, and the pane's title shows the client counts. The screen must
+progress pane shows it, and the pane's title shows the client counts and the measures scored
+and not scored. The screen must
 never show a client's name.
 """
 
@@ -47,8 +48,15 @@ async def test_p_runs_the_project_stage_and_shows_counts_only(tmp_path: Path) ->
                     and time.monotonic() < deadline:
                 await pilot.pause(0.1)
             title = str(app.query_one(ProgressPane).border_title)
-            assert re.fullmatch(r"Stage progress · clients 12 · links [\d,]+ · conflicts \d+ · "
-                                r"unlinked [\d,]+", title), title
+            found = re.fullmatch(r"Stage progress · clients 12 · links [\d,]+ · conflicts \d+ · "
+                                 r"unlinked [\d,]+ · measures scored ([\d,]+) · not scored ([\d,]+)",
+                                 title)
+            assert found, title
+            measures = ws / "canonical" / "measures"
+            assert int(found[1].replace(",", "")) == len(
+                (measures / "scored.jsonl").read_bytes().splitlines())
+            assert int(found[2].replace(",", "")) == len(
+                (measures / "scored.rejects.jsonl").read_bytes().splitlines()) > 0
             screen = screen_text(app.export_screenshot())
             assert "clients 12" in screen and "project" in screen
             assert CANARY_NAME not in screen and "Canarywhistle" not in screen

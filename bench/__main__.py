@@ -11,7 +11,8 @@ threads never weigh on the next; their output streams through as they run, and t
 Sizes: the default is the issue's figures where a run stays within minutes (vault writer
 200,000 Gmail records, canonize 50,000 invoices, index 50,000 documents, search latency at
 100,000 documents and index drop at 20,000, end to end 60,000
-records, memory 10,000 vs 100,000); ``--full`` adds the 1,000,000-record end-to-end and memory
+records, memory 10,000 vs 100,000, CLI commands on a workspace of 20,000 indexed documents);
+``--full`` adds the 1,000,000-document workspace and the 1,000,000-record end-to-end and memory
 runs; ``--quick`` uses tiny sizes (a smoke run: figures are meaningless). Exit code 1 when a
 benchmark crashed (a missed goal is reported, not an error).
 """
@@ -37,6 +38,8 @@ BENCHES: dict[str, dict[str, list[str]]] = {
     "memory": {"quick": ["--small", "200", "--large", "600"], "default": [], "full": ["--full"]},
     "dashboard": {"quick": ["--seconds", "1", "--naive-seconds", "1", "--samples", "10"], "default": [],
                   "full": []},
+    "workspace": {"quick": ["--docs", "300", "--accounts", "1", "--repeat", "1"], "default": [],
+                  "full": ["--docs", "1000000"]},
 }
 
 

@@ -23,7 +23,7 @@ import orjson
 from engine.config import Extractor, PipelineConfig
 from engine.fsutil import DIR_MODE, FILE_MODE
 from engine.vault.layout import read_latest, read_manifest
-from engine.workspace import Workspace, special_kind, symlink_problems
+from engine.workspace import Workspace, run_start_problems, special_kind, symlink_problems
 
 Status = Literal["ok", "warn", "fail", "skip"]
 Kind = Literal["config", "permission"]
@@ -294,6 +294,23 @@ def check_permissions(ws: Workspace, limit: int = 20) -> list[Check]:
     if not out:
         out.append(Check("permissions", "workspace", "ok", f"folders 0700 and files 0600 under {ws.root}",
                          "permission"))
+    return out
+
+
+def check_permissions_quick(ws: Workspace, limit: int = 20) -> list[Check]:
+    """The run-start permission check (``validate --quick``): folders, what a run writes and
+    reads, symlinks; not the object files nor older vault runs (docs/security.md)."""
+    if not ws.root.exists():
+        return [Check("permissions", "workspace", "ok", "nothing to check yet", "permission")]
+    loose, links, special = run_start_problems(ws.root, limit)
+    out = [Check("permissions", "symlink", "fail", text, "permission") for text in links]
+    out += [Check("permissions", "special", "fail", text, "permission") for text in special]
+    out += [Check("permissions", text, "fail", "group or others can access it: should be 0700/0600",
+                  "permission") for text in loose]
+    if not out:
+        out.append(Check("permissions", "workspace", "ok",
+                         f"what a run writes and reads is private under {ws.root} (quick: object files "
+                         "and older vault runs are checked by `lorchestra validate`)", "permission"))
     return out
 
 

@@ -7,6 +7,9 @@ Cleaning is planned before anything is touched, so the face can show exactly wha
   ``diagnostics/canonize``; the next canonize rebuilds them from LATEST.
 * ``index``: everything under ``vector-store/`` and ``diagnostics/index``; rebuilt from
   canonical.
+* ``project``: every chart folder under ``clients/`` and ``diagnostics/project`` (the client
+  tables live in the index database: cleaning ``index`` removes them); the next project run
+  writes them again.
 * ``extract``: every account folder under ``vault/`` (its runs and LATEST.json) and
   ``diagnostics/extract``. The vault is the audit trail of what each source said and when:
   it cannot be rebuilt, which is why the face asks for it separately.
@@ -29,7 +32,7 @@ from pathlib import Path
 from engine.vault.layout import DT_DIR, PARTIAL_DIR
 from engine.workspace import Workspace
 
-CLEAN_STAGES = ("canonize", "index", "extract")
+CLEAN_STAGES = ("project", "canonize", "index", "extract")
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ def plan_clean(ws: Workspace, stages: list[str]) -> list[Target]:
             out += [_target(stage, p) for p in found if p.is_file() or p.is_symlink()]
         elif stage == "index":
             out += [_target(stage, p) for p in _children(ws.vector_store)]
+        elif stage == "project":
+            out += [_target(stage, p) for p in _children(ws.root / "clients")]
         else:
             out += _vault_targets(ws)
         diag = ws.diagnostics / stage

@@ -15,8 +15,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from engine.fsutil import is_safe_segment
 
-DEMO_TAPS = ("gmail", "msgraph", "dataverse", "sheets", "quickbooks")
-STAGES = ("extract", "canonize", "index")
+DEMO_TAPS = ("gmail", "msgraph", "dataverse", "sheets", "quickbooks", "forms", "formsheets")
+STAGES = ("extract", "canonize", "index", "project")
 
 
 def _safe_name(value: str) -> str:
@@ -97,8 +97,8 @@ class DemoFaults(StrictModel):
 class DemoSpec(StrictModel):
     """Settings of a bundled demo tap (`kind: demo`)."""
 
-    tap: Literal["gmail", "msgraph", "dataverse", "sheets", "quickbooks"]
-    """Which demo tap to run: gmail, msgraph, dataverse, sheets or quickbooks."""
+    tap: Literal["gmail", "msgraph", "dataverse", "sheets", "quickbooks", "forms", "formsheets"]
+    """Which demo tap to run: gmail, msgraph, dataverse, sheets, quickbooks, forms (Google Forms API responses) or formsheets (the same responses as linked-sheet rows)."""
     records: int = Field(100, ge=0, le=100_000_000)
     """Total number of records the tap emits, split over its streams."""
     seed: int = 0
@@ -264,6 +264,38 @@ class Stages(StrictModel):
     """The index stage."""
 
 
+WhereValue = str | int | float | bool | None
+
+
+def _region(value: str) -> str:
+    import phonenumbers
+
+    code = value.upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{value!r} is not a region phone numbers know (use a two-letter "
+                         "country code such as US, GB or DE)")
+    return code
+
+
+class ClientsConfig(StrictModel):
+    """The client layer: which contacts define clients and how documents find them (docs/clients.md)."""
+
+    sources: list[SafeName] = Field(default_factory=list)
+    """Contact documents from these sources define the clients; other contacts join a client through its keys or stay unmatched."""
+    where: dict[str, WhereValue | list[WhereValue]] = Field(default_factory=dict)
+    """Conditions on those contacts: a canonical path (`a.b`) and the value, or list of values, it must have (e.g. `account: mensio`)."""
+    own_addresses: list[str] = Field(default_factory=list)
+    """The practice's own e-mail addresses (globs such as `*@practice.example`): never a client's key; they set a mail's direction."""
+    phone_region: Annotated[str, AfterValidator(_region)] = "US"
+    """The region (two-letter country code) of phone numbers written without a country code."""
+    overrides: ConfigPath | None = None
+    """The overrides file (merge clients, keep them apart, link a document, ignore an address); applied on every run. A missing file means no overrides."""
+    gmail_domains: list[str] = Field(default_factory=lambda: ["gmail.com", "googlemail.com"])
+    """Domains where dots and `+tags` in the local part do not matter (Google ignores them)."""
+    measures: ConfigPath | None = None
+    """The outcome-measure registry folder (`<id>.v<version>.yaml` files and `bindings/`, docs/measures.md); the bundled config/measures if unset."""
+
+
 class PipelineConfig(StrictModel):
     """The whole pipeline configuration file."""
 
@@ -283,6 +315,8 @@ class PipelineConfig(StrictModel):
     """A command (as a list) run after a run that failed, with a PHI-free JSON summary on its stdin."""
     stale_after_hours: float = Field(26, gt=0, le=24 * 366)
     """Hours after which an account's LATEST counts as stale in `status` and the dashboard."""
+    clients: ClientsConfig | None = None
+    """The client layer (the project stage); without it, runs stop after index."""
 
     @model_validator(mode="after")
     def _expand_hook(self) -> PipelineConfig:

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-Stage = Literal["extract", "canonize", "index"]
+Stage = Literal["extract", "canonize", "index", "project"]
 TaskStatus = Literal["success", "failed", "cancelled", "timeout", "skipped"]
 Trigger = Literal["cli", "cron", "dashboard"]
 
@@ -70,6 +70,12 @@ class ErrorCode(StrEnum):
     WORKER_OUT_OF_MEMORY = "WORKER_OUT_OF_MEMORY"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     INDEX_CORRUPT = "INDEX_CORRUPT"
+    NO_INDEX = "NO_INDEX"
+    OVERRIDES_INVALID = "OVERRIDES_INVALID"
+    CLIENT_CONFLICTS = "CLIENT_CONFLICTS"
+    OVERRIDE_UNUSED = "OVERRIDE_UNUSED"
+    MEASURES_NOT_SCORED = "MEASURES_NOT_SCORED"
+    MEASURES_INVALID = "MEASURES_INVALID"
     DISK_FULL = "DISK_FULL"
     LATEST_NOT_SUCCESS = "LATEST_NOT_SUCCESS"
 

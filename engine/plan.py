@@ -15,6 +15,17 @@ from engine.errors import UsageError
 from engine.events import Stage
 
 IMPLEMENTED_STAGES: tuple[Stage, ...] = ("extract", "canonize", "index")
+"""The stages of a per-account chain; project runs once per run, after every chain."""
+RUN_STAGES: tuple[Stage, ...] = (*IMPLEMENTED_STAGES, "project")
+"""Every stage `run --stage` accepts, in order."""
+PROJECT_TASK_ID = "project:clients"
+
+
+def project_extractor() -> Extractor:
+    """The identifiers the project task's events carry (it is no extractor: it reads every
+    account's documents). The name ``clients`` and account ``*`` show in progress and logs."""
+    return Extractor(name="clients", domain="clients", source="clients", account="all",
+                     kind="singer", command=["(project stage)"])
 
 
 @dataclass(frozen=True)
@@ -38,11 +49,13 @@ class Plan:
     chains: list[Chain]
     stages: tuple[Stage, ...]
     notes: list[str] = field(default_factory=list)
+    project: bool = False
+    """Run the project stage once, after every chain has ended."""
 
     @property
     def task_count(self) -> int:
         """Tasks in the plan."""
-        return sum(len(c.stages) for c in self.chains)
+        return sum(len(c.stages) for c in self.chains) + int(self.project)
 
 
 def select_extractors(cfg: PipelineConfig, accounts: list[str] | None = None,
@@ -74,17 +87,24 @@ def select_extractors(cfg: PipelineConfig, accounts: list[str] | None = None,
 def build_plan(cfg: PipelineConfig, stages: list[str] | None = None,
                accounts: list[str] | None = None, job: str | None = None) -> Plan:
     """Plan the stages asked for (all implemented stages if none) over the selection."""
-    wanted = tuple(stages) if stages else IMPLEMENTED_STAGES
+    default = RUN_STAGES if cfg.clients is not None else IMPLEMENTED_STAGES
+    wanted = tuple(stages) if stages else default
     for s in wanted:
         if s not in STAGES:
             raise UsageError(f"unknown stage {s!r}; stages are {', '.join(STAGES)}")
-        if s not in IMPLEMENTED_STAGES:
+        if s not in RUN_STAGES:
             raise UsageError(f"the {s} stage is not available in this version",
-                             hint=f"stages available: {', '.join(IMPLEMENTED_STAGES)}")
-    ordered: tuple[Stage, ...] = tuple(s for s in IMPLEMENTED_STAGES if s in wanted)
-    chains = [Chain(e, ordered) for e in select_extractors(cfg, accounts, job)]
+                             hint=f"stages available: {', '.join(RUN_STAGES)}")
+    if "project" in wanted and cfg.clients is None:
+        raise UsageError("the project stage needs a `clients` section in the config",
+                         hint="add `clients: {sources: [...]}` (see docs/clients.md)")
+    ordered: tuple[Stage, ...] = tuple(s for s in RUN_STAGES if s in wanted)
+    per_account = tuple(s for s in ordered if s in IMPLEMENTED_STAGES)
+    chains = [Chain(e, per_account) for e in select_extractors(cfg, accounts, job)]
+    if not per_account:
+        chains = []
     if "canonize" in ordered:
         from engine.checks import preflight_canonize
 
         preflight_canonize(cfg)
-    return Plan(chains, ordered)
+    return Plan(chains, ordered, project="project" in ordered)

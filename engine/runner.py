@@ -28,7 +28,7 @@ from engine.events import (
 )
 from engine.executor import Executor, LocalSubprocessExecutor
 from engine.limits import task_limits
-from engine.plan import Chain, Plan
+from engine.plan import PROJECT_TASK_ID, Chain, Plan, project_extractor
 from engine.stages.spec import TaskSpec
 from engine.task import TaskProcess
 from engine.workspace import Workspace
@@ -82,6 +82,7 @@ class Runner:
             "extract": asyncio.Semaphore(limit),
             "canonize": asyncio.Semaphore(cfg.stages.canonize.workers or cores),
             "index": asyncio.Semaphore(cfg.stages.index.workers or cores),
+            "project": asyncio.Semaphore(1),
         }
 
     async def run(self, plan: Plan) -> RunResult:
@@ -95,12 +96,23 @@ class Runner:
             for stage in chain.stages:
                 self.bus.emit(TaskQueued(task_id=chain.task_id(stage), stage=stage,
                                          extractor=chain.extractor.name, account=chain.extractor.account))
+        project = Chain(project_extractor(), ("project",))
+        if plan.project:
+            self.bus.emit(TaskQueued(task_id=PROJECT_TASK_ID, stage="project",
+                                     extractor=project.extractor.name,
+                                     account=project.extractor.account))
         outcomes = await asyncio.gather(*(self._run_chain(chain, result) for chain in plan.chains),
                                         return_exceptions=True)
         for chain, outcome in zip(plan.chains, outcomes, strict=True):
             if isinstance(outcome, BaseException):  # a bug or an I/O error in the engine itself
                 self.errors.append(outcome)
                 self._fail_rest(chain, result, ErrorCode.INTERNAL_ERROR.value)
+        if plan.project:  # once, after every index task of the run has ended (failed or not)
+            try:
+                await self._run_chain(project, result)
+            except Exception as exc:  # a bug or an I/O error in the engine itself
+                self.errors.append(exc)
+                self._fail_rest(project, result, ErrorCode.INTERNAL_ERROR.value)
         result.summary = self._summary(run_id, plan, result, time.monotonic() - started)
         self.bus.emit(result.summary)
         return result
@@ -109,7 +121,8 @@ class Runner:
         """After :meth:`run` raised: fail every task without a final event, emit the run's
         summary and return the result, so the run is still recorded and reported."""
         result = self._result or RunResult()
-        for chain in plan.chains:
+        chains = plan.chains + ([Chain(project_extractor(), ("project",))] if plan.project else [])
+        for chain in chains:
             self._fail_rest(chain, result, ErrorCode.INTERNAL_ERROR.value)
         result.summary = self._summary(self._run_id or new_run_id(), plan, result,
                                        time.monotonic() - (self._started or time.monotonic()))
@@ -168,8 +181,9 @@ class Runner:
                 spec = TaskSpec(task_id=task_id, stage=stage, attempt=attempt, workspace=self.ws.root,
                                 extractor=ex, extract=self.cfg.stages.extract,
                                 canonize=self.cfg.stages.canonize, index=self.cfg.stages.index,
-                                force=self.force,
-                                target=chain.target, limits=task_limits(self.cfg, stage))
+                                force=self.force, target=chain.target,
+                                limits=task_limits(self.cfg, stage),
+                                clients=self.cfg.clients if stage == "project" else None)
                 proc = TaskProcess(spec, self.bus, grace, self.executor)
                 self._running[task_id] = proc
                 try:

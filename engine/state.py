@@ -345,7 +345,7 @@ def run_row(path: Path, run_id: str) -> dict[str, Any] | None:
 def task_rows(path: Path, run_id: str) -> list[dict[str, Any]]:
     """Every task of a run (every column of ``tasks``), by stage order then task id."""
     return _rows(path, "SELECT * FROM tasks WHERE run_id = ? ORDER BY "
-                       "CASE stage WHEN 'extract' THEN 0 WHEN 'canonize' THEN 1 ELSE 2 END, task_id",
+                       "CASE stage WHEN 'extract' THEN 0 WHEN 'canonize' THEN 1 WHEN 'index' THEN 2 ELSE 3 END, task_id",
                  (run_id,))
 
 
@@ -368,7 +368,7 @@ def stage_rows(path: Path, run_id: str) -> list[dict[str, Any]]:
                ROUND(SUM(COALESCE(duration_s, 0)), 3) AS task_s
         FROM tasks WHERE run_id = ?
         GROUP BY stage
-        ORDER BY CASE stage WHEN 'extract' THEN 0 WHEN 'canonize' THEN 1 ELSE 2 END
+        ORDER BY CASE stage WHEN 'extract' THEN 0 WHEN 'canonize' THEN 1 WHEN 'index' THEN 2 ELSE 3 END
     """, (run_id,))
 
 

@@ -85,6 +85,10 @@ def run_stage(spec: TaskSpec, emit: Callable[[EventBase], None]) -> int:
         from engine.stages.index import run_index
 
         return run_index(spec, emit)
+    if spec.stage == "project":
+        from engine.stages.project import run_project
+
+        return run_project(spec, emit)
     raise SystemExit(f"stage {spec.stage} is not implemented by this worker")
 
 

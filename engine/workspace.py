@@ -7,6 +7,7 @@ down once. Creating the workspace makes every folder 0700.
 from __future__ import annotations
 
 import fcntl
+import json
 import math
 import os
 import stat
@@ -120,11 +121,49 @@ def check_usable(root: Path) -> None:
                                 hint=f"check its owner and mode (`ls -ld {root}`); it must be yours, 0700")
 
 
-def _scan(root: Path, limit: int) -> tuple[list[str], list[str], list[str]]:
+OBJECTS_DIR = ("vector-store", "objects")
+"""The index's content-addressed object store (``objects/ab/cd/<sha256>.json``, DESIGN.md)."""
+
+
+def _run_start_filter(root: Path, folder: Path) -> set[str] | None:
+    """Which sub-folders of ``folder`` a run-start check descends into (None: all of them).
+
+    Everything is listed and every entry of a listed folder is checked; only the two parts
+    of the workspace that grow with history are not descended into (docs/security.md): the
+    object store below its first fan-out level, and vault runs other than the one each
+    account's ``LATEST.json`` names (the run a canonize reads; a new run writes a new folder).
+    """
+    rel = folder.relative_to(root).parts
+    if rel == OBJECTS_DIR:
+        return set()
+    if len(rel) == 4 and rel[0] == "vault":  # vault/<domain>/<source>/<account>
+        latest = _latest(folder)
+        return None if latest is None else {f"dt={latest[0]}"}
+    if len(rel) == 5 and rel[0] == "vault" and rel[4].startswith("dt="):
+        latest = _latest(folder.parent)
+        return None if latest is None else {f"run_id={latest[1]}"}
+    return None
+
+
+def _latest(account_dir: Path) -> tuple[str, str] | None:
+    """(dt, run_id) of the account's LATEST pointer, or None (none, not a regular file, or
+    unreadable: walk it all)."""
+    path = account_dir / "LATEST.json"
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return None  # a symlink or a FIFO: never opened here (a FIFO would block); the walk reports it
+        data = json.loads(path.read_bytes())
+        return str(data["dt"]), str(data["run_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _scan(root: Path, limit: int, deep: bool = True) -> tuple[list[str], list[str], list[str]]:
     """One walk of the workspace (links never followed): (loose paths, symlinks, special
-    files), each at most ``limit``. The workspace can hold millions of index objects, so it
-    is walked once. A special file (a FIFO, a socket, a device) where the pipeline expects a
-    regular file would block or mislead every reader, so it is refused like a symlink."""
+    files), each at most ``limit``. ``deep`` visits everything; otherwise the run-start walk
+    (:func:`_run_start_filter`) skips the history a run neither writes nor reads. A special
+    file (a FIFO, a socket, a device) where the pipeline expects a regular file would block
+    or mislead every reader, so it is refused like a symlink."""
     loose: list[str] = []
     links: list[str] = []
     special: list[str] = []
@@ -139,6 +178,7 @@ def _scan(root: Path, limit: int) -> tuple[list[str], list[str], list[str]]:
         loose.append(f"{root} ({stat.filemode(mode)})")
     while stack and (len(loose) < limit or len(links) < limit):
         folder = stack.pop()
+        descend = None if deep else _run_start_filter(root, folder)
         try:
             entries = list(os.scandir(folder))
         except OSError:
@@ -158,7 +198,7 @@ def _scan(root: Path, limit: int) -> tuple[list[str], list[str], list[str]]:
                 continue
             if st.st_mode & 0o077 and len(loose) < limit:
                 loose.append(f"{entry.path} ({stat.filemode(st.st_mode)})")
-            if stat.S_ISDIR(st.st_mode):
+            if stat.S_ISDIR(st.st_mode) and (descend is None or entry.name in descend):
                 stack.append(Path(entry.path))
     return loose, links, special
 
@@ -172,6 +212,14 @@ def special_kind(mode: int) -> str:
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
     return "a special file"
+
+
+def run_start_problems(root: Path, limit: int = 20) -> tuple[list[str], list[str], list[str]]:
+    """What a run start checks (docs/security.md): (loose paths, symlinks incl. ancestors,
+    special files)."""
+    links = _ancestor_links(root)
+    loose, inside, special = _scan(root, limit, deep=False) if not links else ([], [], [])
+    return loose, (links + inside)[:limit], special
 
 
 def loose_permissions(root: Path, limit: int = 20) -> list[str]:
@@ -216,10 +264,12 @@ def symlink_problems(root: Path, limit: int = 20) -> list[str]:
 
 
 def check_permissions(root: Path, limit: int = 20) -> None:
-    """Refuse (exit 4) symlinks that could redirect PHI and group- or world-accessible paths."""
-    links = _ancestor_links(root)
-    loose, inside, special = _scan(root, limit) if not links else ([], [], [])
-    links = (links + inside)[:limit]
+    """Refuse (exit 4) symlinks that could redirect PHI and group- or world-accessible paths.
+
+    This is the run-start check: its cost does not grow with the history (the object files
+    and older vault runs are left to ``lorchestra validate``; see :func:`_run_start_filter`).
+    """
+    loose, links, special = run_start_problems(root, limit)
     if links:
         listing = "\n  ".join(links)
         raise PermissionProblem(

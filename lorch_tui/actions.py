@@ -1,37 +1,38 @@
-"""The app's longer actions, kept out of app.py: watching files, verifying runs, validate,
-filters, and reading a cron run's progress from its log lines.
+"""The app's longer actions, kept out of app.py: checking the workspace, verifying runs,
+validate, filters, the pager, and reading a cron run's progress from its log lines.
 
-Each function takes the app and schedules workers on it; none touches a widget from a
-thread except through ``call_from_thread``.
+Each function takes the app (as a :class:`lorch_tui.host.Host`, so this module never imports
+the app) and schedules workers on it; none touches a widget from a thread except through
+``call_from_thread``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shlex
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from engine.configload import load
-from engine.errors import ConfigError
+from engine.errors import LorchError
 from engine.events import Event, parse_event
-from engine.fsutil import ensure_dir
 from engine.inspect import RunInfo
+from engine.session import open_workspace
 from engine.vault.layout import read_manifest
 from engine.vault.reader import verify_part
+from lorch_tui.host import Host
 from lorch_tui.model import RunModel
 from lorch_tui.screens.modals import ValidateScreen
 from lorch_tui.widgets.latest import LatestPane
 from lorch_tui.widgets.logtail import LogTail
 from lorch_tui.widgets.progress import ProgressPane
 from lorch_tui.widgets.vault import RunDetail, VaultTree
-
-if TYPE_CHECKING:
-    from lorch_tui.app import LorchApp
 
 
 def foreign_events(logged: list[dict[str, Any]], model: RunModel) -> list[Event]:
@@ -46,44 +47,7 @@ def foreign_events(logged: list[dict[str, Any]], model: RunModel) -> list[Event]
     return out
 
 
-def watch_workspace(app: LorchApp) -> None:
-    """Rescan when another process changes the workspace; reload a changed config."""
-
-    async def watcher() -> None:
-        from watchfiles import awatch
-
-        roots = [app.ws.vault, app.ws.canonical, app.ws.vector_store, app.ws.state]
-        for root in roots:
-            ensure_dir(root)
-        config_path = app.loaded.path
-        watch = [*map(str, roots), str(config_path.parent)]
-        async for changes in awatch(*watch, debounce=400, step=100, recursive=True):
-            paths = {Path(p) for _, p in changes}
-            if config_path in paths:
-                reload_config(app)
-            if paths - {config_path}:
-                app.request_scan()
-
-    app.run_worker(watcher(), group="watch", exclusive=True, exit_on_error=False)
-
-
-def reload_config(app: LorchApp) -> None:
-    """Load the config again; on error keep the old one and say why."""
-    try:
-        loaded = load(app.loaded.path, app.loaded.workspace)
-    except ConfigError as exc:
-        app.notify(exc.render(), title="config not reloaded: the old one stays in force",
-                   severity="error", timeout=15)
-        return
-    app.loaded = loaded
-    reconfigure = getattr(app.engine, "reconfigure", None)
-    if reconfigure is not None:
-        reconfigure(loaded)
-    app.notify(f"config reloaded: {len(loaded.config.extractors)} extractors")
-    app.request_scan()
-
-
-def verify_run(app: LorchApp, extractor: str, run: RunInfo) -> None:
+def verify_run(app: Host, extractor: str, run: RunInfo) -> None:
     """Re-hash a run's parts in a thread and show the verdict in the detail pane."""
     detail = app.query_one(RunDetail)
     detail.show(extractor, run, "checking")
@@ -100,7 +64,47 @@ def verify_run(app: LorchApp, extractor: str, run: RunInfo) -> None:
     app.run_worker(check, thread=True, group="verify")
 
 
-def task_to_cancel(app: LorchApp) -> str | None:
+def check_workspace(app: Host, skip_permissions: bool, done: Callable[[str | None], None]) -> None:
+    """Create the workspace and check its permissions in a thread (a walk over every inode:
+    seconds on a large workspace); then call ``done`` on the loop with the problem, if any."""
+
+    def check() -> None:
+        try:
+            open_workspace(app.loaded, skip_permissions=skip_permissions)
+        except LorchError as exc:
+            app.call_from_thread(done, exc.render())
+            return
+        app.call_from_thread(done, None)
+
+    app.run_worker(check, thread=True, group="workspace-check")
+
+
+def open_in_pager(app: Any, path: Path | None, what: str) -> None:
+    """Show ``path`` in ``$PAGER`` (``less`` if unset) with the dashboard suspended.
+
+    The file may hold PHI, which is why it is shown only here, on request, and never in a pane.
+    """
+    if path is None:
+        app.notify(f"this task has no {what}", severity="warning")
+        return
+    if not path.is_file():
+        app.notify(f"{what} is not there (any more): {path}", severity="warning", markup=False)
+        return
+    pager = shlex.split(os.environ.get("PAGER") or "less") or ["less"]
+    from textual.app import SuspendNotSupported
+
+    try:
+        with app.suspend():
+            subprocess.run([*pager, str(path)], check=False)
+    except SuspendNotSupported:
+        app.notify(f"this terminal cannot hand over to $PAGER; read {what} at {path}",
+                   severity="warning", timeout=15, markup=False)
+    except OSError as exc:
+        app.notify(f"cannot start $PAGER ({pager[0]}): {exc.strerror}; the file is {path}",
+                   severity="error", timeout=15, markup=False)
+
+
+def task_to_cancel(app: Host) -> str | None:
     """The progress pane's row when it has focus, else the selected account's running task."""
     running = set(app.engine.running_tasks)
     if app.focused is app.query_one(ProgressPane).table:
@@ -114,7 +118,19 @@ def task_to_cancel(app: LorchApp) -> str | None:
     return None
 
 
-def validate(app: LorchApp) -> None:
+def why_nothing_to_cancel(app: Any) -> str:
+    """Why ``x`` found nothing to cancel: a run of another process (named), or no running task."""
+    holder = app.snapshot.lock_holder if app.snapshot is not None else None
+    if not app.engine.busy and holder:
+        pid = holder.split()[1]
+        return (f"the run in progress belongs to {holder}, not to this dashboard: stop it there "
+                f"(Ctrl-C), or with `kill -INT {pid}` (it cancels cleanly)")
+    if app.engine.busy:
+        return "no running task selected: move to a running row in Stage progress, or X cancels the whole run"
+    return "no running task to cancel: nothing is running"
+
+
+def validate(app: Host) -> None:
     """Run `lorchestra validate` in a subprocess and show its report in a modal."""
 
     async def run() -> None:
@@ -128,7 +144,7 @@ def validate(app: LorchApp) -> None:
     app.run_worker(run(), group="validate", exclusive=True)
 
 
-def ask_filter(app: LorchApp, screen: type) -> None:
+def ask_filter(app: Host, screen: type) -> None:
     """Ask for a filter for the focused pane (log tail, LATEST table or vault tree)."""
     focused = app.focused
     log = app.query_one(LogTail)

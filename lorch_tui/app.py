@@ -4,36 +4,50 @@ Events come from the engine face into a list; a 15 Hz timer drains it and refres
 panes once per batch. Disk views (vault tree, LATEST table) are re-read in a thread after a
 task ends and whenever another process changes the workspace (watchfiles). Widgets only
 post messages; every action on the engine happens here.
+
+The first paint comes before any disk work: the workspace check (a permission walk over
+every inode) and the first scan run in threads after mount, and a run's start is a worker,
+so the key that started it returns at once. Every way out (``q``, ``ctrl+q``, the palette's
+Quit) takes the same path: ask when a run is in progress, cancel, reap, record.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from pathlib import Path
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.widgets import Footer, Header, Tree
+from textual.events import Resize
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Tree
 
 from engine.configload import LoadedConfig
 from engine.errors import LorchError
-from engine.events import TaskFinished
+from engine.events import RunFinished, TaskFinished
 from engine.inspect import RunInfo
 from engine.logsink import log_path
 from engine.workspace import Workspace
-from lorch_tui import actions
+from lorch_tui import actions, watch
+from lorch_tui.commands import palette_commands
 from lorch_tui.engine_face import EngineFace, LiveEngine
 from lorch_tui.model import RunModel
 from lorch_tui.scan import Snapshot, scan
+from lorch_tui.screens.history import HistoryScreen
 from lorch_tui.screens.modals import ConfirmScreen, FilterScreen, HelpScreen
+from lorch_tui.screens.taskdetail import TaskDetailScreen
 from lorch_tui.widgets.latest import LatestPane
 from lorch_tui.widgets.logtail import LogTail
 from lorch_tui.widgets.progress import ProgressPane
 from lorch_tui.widgets.vault import NodeRef, RunDetail, VaultTree
 
 FLUSH_HZ = 15
+NARROW = 100  # columns below which the unfocused half collapses
+SHORT = 30  # rows below which the plot hides and the log shrinks
 
 
 class LorchApp(App[int]):
@@ -41,17 +55,23 @@ class LorchApp(App[int]):
 
     CSS_PATH = str(Path(__file__).resolve().parent.parent / "styles" / "app.tcss")
     TITLE = "lorchestra"
+    # q and ? come first: the footer drops keys from the right when the terminal is narrow
     BINDINGS = [
+        Binding("q", "quit_app", "quit"),
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("ctrl+q", "quit_app", "quit", show=False, priority=True),
         Binding("e", "run_stage('extract')", "extract"),
         Binding("c", "run_stage('canonize')", "canonize"),
         Binding("i", "run_stage('index')", "index"),
+        Binding("p", "run_project", "project", show=False),
         Binding("r", "run_stage('all')", "rerun acct"),
         Binding("R", "run_all", "run all"),
         Binding("x", "cancel_task", "cancel"),
+        Binding("X", "cancel_run", "cancel run", show=False),
         Binding("v", "validate", "validate"),
         Binding("slash", "filter", "filter", key_display="/"),
-        Binding("question_mark", "help", "help", key_display="?"),
-        Binding("q", "quit_app", "quit"),
+        Binding("z", "zoom", "zoom"),
+        Binding("H", "history", "history"),
     ]
 
     def __init__(self, loaded: LoadedConfig, engine: EngineFace | None = None, *, watch: bool = True,
@@ -60,13 +80,17 @@ class LorchApp(App[int]):
         self.loaded = loaded
         self.ws = Workspace(loaded.workspace)
         self.engine: EngineFace = engine or LiveEngine(loaded, skip_permissions=skip_permissions)
+        self.skip_permissions = skip_permissions
         self.watch_files = watch
         self.model = RunModel()
         self.selected: str | None = None
         self.detail_run: RunInfo | None = None
         self.snapshot: Snapshot | None = None
+        self.workspace_problem: str | None = None
+        self.watch_state = ""
         self._scan_pending = False
         self._scanning = False
+        self._quitting = False
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=True)
@@ -83,13 +107,69 @@ class LorchApp(App[int]):
     def on_mount(self) -> None:
         cfg = self.loaded.config
         self.title = f"lorchestra · {cfg.pipeline.name} {cfg.pipeline.version}"
-        self.sub_title = str(self.ws.root)
+        self._show_sub_title()
         self.query_one(VaultTree).focus()  # auto focus would pick the log (breadth-first)
-        self.query_one(LogTail).follow(log_path(self.ws.logs))
+        self._fit(self.size.width, self.size.height)
+        self.watch(self.screen, "focused", self._focus_moved)
         self.set_interval(1 / FLUSH_HZ, self.flush)
+        # paint first, then touch the disk: the check and the first scan run in threads (the
+        # scan only reads, so it does not wait for the permission walk)
+        actions.check_workspace(self, self.skip_permissions, self._workspace_checked)
         self.request_scan()
-        if self.watch_files:
-            actions.watch_workspace(self)
+
+    def _workspace_checked(self, problem: str | None) -> None:
+        self.workspace_problem = problem
+        if problem is not None:
+            self.notify(problem, title="workspace check failed: runs are refused until it is fixed",
+                        severity="error", timeout=60, markup=False)
+        self._show_sub_title()
+        self.query_one(LogTail).follow(log_path(self.ws.logs))
+        self.request_scan()
+        if self.watch_files and problem is None:
+            watch.watch_workspace(self)
+
+    def set_watch_state(self, text: str) -> None:
+        """Say in the header whether live refresh works."""
+        self.watch_state = text
+        self._show_sub_title()
+
+    def _show_sub_title(self) -> None:
+        bits = [str(self.ws.root)]
+        if self.snapshot is not None and self.snapshot.lock_holder:
+            bits.append(f"locked by {self.snapshot.lock_holder}")
+        if self.watch_state and self.watch_state != "live":
+            bits.append(self.watch_state)
+        if self.workspace_problem:
+            bits.append("WORKSPACE CHECK FAILED")
+        self.sub_title = " · ".join(bits)
+
+    # -- layout: every size readable ------------------------------------------------------
+    def on_resize(self, event: Resize) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        self.screen.set_class(width < NARROW, "-narrow")
+        self.screen.set_class(height < SHORT, "-short")
+
+    def _focus_moved(self, _focused: object = None) -> None:
+        try:
+            left, top = self.query_one("#left"), self.query_one("#top")
+        except NoMatches:  # focus moved inside a modal or another screen
+            return
+        focused = self.focused
+        top.set_class(focused is not None and left in focused.ancestors_with_self, "-left-active")
+
+    def action_zoom(self) -> None:
+        """Maximise the focused pane, or restore it."""
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+        elif self.focused is not None:
+            screen.maximize(self.focused)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from palette_commands(self)
+        yield from super().get_system_commands(screen)
 
     # -- the flush: events in, panes refreshed once per batch ---------------------------
     def flush(self) -> None:
@@ -101,13 +181,25 @@ class LorchApp(App[int]):
         batch = self.engine.drain()
         log.follow(log_path(self.ws.logs))
         logged = log.poll()
-        if not batch and not self.engine.busy and logged:
+        if not batch and not self.engine.busy and logged and not log.pinned:
             batch = actions.foreign_events(logged, self.model)
         changed = self.model.apply(batch)
         if changed or self.model.status == "running":
             self.query_one(ProgressPane).show(self.model)
         if any(isinstance(e, TaskFinished) for e in batch):
             self.request_scan()
+        for ev in batch:
+            if isinstance(ev, RunFinished) and ev.status != "success" and ev.run_id == self.model.run_id:
+                self._say_run_ended(ev)
+
+    def _say_run_ended(self, ev: RunFinished) -> None:
+        if ev.status == "failed":
+            self.notify(f"{ev.failed} of {ev.tasks} task(s) failed. In Stage progress, enter on a "
+                        "red row explains why.", title=f"run {ev.run_id} failed", severity="error",
+                        timeout=20, markup=False)
+        else:
+            self.notify(f"{ev.cancelled} of {ev.tasks} task(s) cancelled", title=f"run {ev.run_id} {ev.status}",
+                        severity="warning", timeout=8, markup=False)
 
     # -- disk views ------------------------------------------------------------------------
     def request_scan(self) -> None:
@@ -131,7 +223,8 @@ class LorchApp(App[int]):
         stale_h = float(getattr(self.loaded.config, "stale_after_hours", 26.0))
         self.query_one(VaultTree).show(self.loaded.config.extractors, snap.runs)
         self.query_one(LatestPane).show(snap.views, self.model.last_errors, stale_h)
-        self.sub_title = str(self.ws.root) + (f" · locked by {snap.lock_holder}" if snap.lock_holder else "")
+        self._show_sub_title()
+        self.query_one(ProgressPane).show_clients(snap.clients)
         if self.selected is None and self.loaded.config.extractors:
             self.select(self.loaded.config.extractors[0].name)
         elif self.selected is not None:
@@ -157,6 +250,18 @@ class LorchApp(App[int]):
         if ref is not None and ref.kind == "run" and ref.run is not None and ref.extractor:
             actions.verify_run(self, ref.extractor, ref.run)
 
+    @on(DataTable.RowSelected, "#progress-table")
+    def _task_chosen(self, message: DataTable.RowSelected) -> None:
+        row = self.model.tasks.get(str(message.row_key.value))
+        if row is None:
+            return
+        ex = next((e for e in self.loaded.config.extractors if e.name == row.extractor), None)
+        self.push_screen(TaskDetailScreen(row, self.ws, ex))
+
+    @on(TaskDetailScreen.OpenFile)
+    def _open_file(self, message: TaskDetailScreen.OpenFile) -> None:
+        actions.open_in_pager(self, message.path, message.what)
+
     def select(self, extractor: str) -> None:
         """Make ``extractor`` the selected account in every pane."""
         if extractor == self.selected:
@@ -168,37 +273,51 @@ class LorchApp(App[int]):
 
     def _show_selection(self) -> None:
         runs: list[RunInfo] = (self.snapshot.runs.get(self.selected or "", []) if self.snapshot else [])
-        series = [float(r.records) for r in reversed(runs) if r.status == "success"]
-        self.query_one(LatestPane).set_spark(f"records per run · {self.selected}", series)
+        durations = self.snapshot.durations.get(self.selected or "", {}) if self.snapshot else {}
+        self.query_one(LatestPane).set_history(self.selected or "", runs, durations)
         if self.detail_run is None:
             self.query_one(RunDetail).show(self.selected or "", runs[0] if runs else None)
 
     # -- actions (keys, palette) -------------------------------------------------------------
-    async def action_run_stage(self, stage: str) -> None:
+    def action_run_stage(self, stage: str) -> None:
         """Run one stage (or the whole chain) for the selected account."""
         if self.selected is None:
             self.notify("select an account first (vault tree or LATEST table)", severity="warning")
             return
         stages = None if stage == "all" else [stage]
-        await self._start(stages, [self.selected], f"{stage} {self.selected}")
+        self._start(stages, [self.selected], f"{stage} {self.selected}")
 
-    async def action_run_all(self) -> None:
+    def action_run_project(self) -> None:
+        """Run the project stage alone (clients and charts, over every account)."""
+        self._start(["project"], None, "project (clients)")
+
+    def action_run_all(self) -> None:
         """Run every stage for every account."""
-        await self._start(None, None, "everything")
+        self._start(None, None, "everything")
 
-    async def _start(self, stages: list[str] | None, accounts: list[str] | None, what: str) -> None:
-        try:
-            await self.engine.start(stages, accounts, force=stages is not None and "extract" not in stages)
-        except LorchError as exc:
-            self.notify(exc.render(), title="cannot start", severity="error", timeout=8)
+    def _start(self, stages: list[str] | None, accounts: list[str] | None, what: str) -> None:
+        """Say at once that the run is starting; start it in a worker (the key returns now)."""
+        if self.engine.busy:
+            self.notify("a run is already in progress; wait for it, or cancel it (x one task, X the run)",
+                        title="cannot start", severity="warning")
             return
-        self.notify(f"started: {what}")
+        self.notify(f"starting: {what}")
+        self.query_one(ProgressPane).starting(what)
+
+        async def go() -> None:
+            try:
+                await self.engine.start(stages, accounts, force=stages is not None and "extract" not in stages)
+            except LorchError as exc:
+                self.query_one(ProgressPane).show(self.model)
+                self.notify(exc.render(), title="cannot start", severity="error", timeout=15, markup=False)
+
+        self.run_worker(go(), group="start")
 
     def action_cancel_task(self) -> None:
         """Cancel the selected running task, after asking."""
         task = actions.task_to_cancel(self)
         if task is None:
-            self.notify("no running task selected", severity="warning")
+            self.notify(actions.why_nothing_to_cancel(self), severity="warning", markup=False)
             return
 
         async def answer(yes: bool | None) -> None:
@@ -208,6 +327,19 @@ class LorchApp(App[int]):
 
         self.push_screen(ConfirmScreen(f"Cancel {task}?"), answer)
 
+    def action_cancel_run(self) -> None:
+        """Cancel every task of the run in progress, after asking."""
+        if not self.engine.busy:
+            self.notify(actions.why_nothing_to_cancel(self), severity="warning", markup=False)
+            return
+
+        async def answer(yes: bool | None) -> None:
+            if yes:
+                self.notify("cancelling the whole run...")
+                await self.engine.cancel_all()
+
+        self.push_screen(ConfirmScreen("Cancel the whole run (every task)?"), answer)
+
     def action_validate(self) -> None:
         """Run `lorchestra validate` and show the result."""
         actions.validate(self)
@@ -216,20 +348,53 @@ class LorchApp(App[int]):
         """Filter the focused pane."""
         actions.ask_filter(self, FilterScreen)
 
+    def action_search_log(self) -> None:
+        """Ask for a word to find in the log pane (then n / N)."""
+        log = self.query_one(LogTail)
+
+        def apply(text: str | None) -> None:
+            if text is not None:
+                log.set_search(text)
+
+        self.push_screen(FilterScreen("log: find", log.search, "a word, a task, an error code",
+                                      title="Find in the log (n / N: next / previous; empty clears)"), apply)
+
+    def action_history(self) -> None:
+        """Show the run history (every run the state database recorded)."""
+        self.push_screen(HistoryScreen(self.ws.state_db))
+
     def action_help(self) -> None:
         """Show the keys."""
         self.push_screen(HelpScreen())
 
+    async def on_unmount(self) -> None:
+        """The last way out (an error, a test harness, anything that skipped q): still cancel,
+        reap and record the run, so no worker outlives the loop and no run stays `running`."""
+        if self.engine.busy:
+            try:
+                await asyncio.wait_for(self.engine.cancel_all(), timeout=60)
+            except TimeoutError:
+                pass
+
+    async def action_quit(self) -> None:
+        """Textual's own quit (ctrl+q, the palette's Quit) takes the same path as q."""
+        await self.action_quit_app()
+
     async def action_quit_app(self) -> None:
-        """Quit; ask first when tasks are running, then cancel them cleanly."""
+        """Quit; ask first when a run is in progress, then cancel it, reap it and record it."""
+        if self._quitting:
+            return
         if not self.engine.busy:
             self.exit(0)
             return
 
         async def answer(yes: bool | None) -> None:
+            self._quitting = False
             if yes:
+                self._quitting = True
                 self.notify("cancelling running tasks...")
                 await self.engine.cancel_all()
                 self.exit(0)
 
-        self.push_screen(ConfirmScreen("Tasks are running. Cancel them and quit?"), answer)
+        self._quitting = True
+        self.push_screen(ConfirmScreen("A run is in progress. Cancel it and quit?"), answer)

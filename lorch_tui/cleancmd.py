@@ -29,7 +29,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add `clean` to the `lorchestra` subcommands."""
     p = sub.add_parser(
         "clean", parents=[common], help="delete a stage's outputs (asks first)",
-        description="Delete the outputs of stages: canonize (canonical/), index (vector-store/) or "
+        description="Delete the outputs of stages: project (clients/), canonize (canonical/), "
+                    "index (vector-store/) or "
                     "extract (the vault: every run and LATEST, the audit trail). Shows exactly what "
                     "it will delete and asks for confirmation.",
         epilog="without a terminal, nothing is deleted unless --yes is given; the vault is deleted "
@@ -38,7 +39,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--stage", action="append", choices=list(CLEAN_STAGES),
                    help="clean this stage's outputs (repeatable)")
     p.add_argument("--all", action="store_true",
-                   help="clean canonize and index, and the vault after its own confirmation")
+                   help="clean project, canonize and index, and the vault after its own confirmation")
     p.add_argument("--partials", action="store_true",
                    help="delete the hidden unfinished vault runs (.run_id=*.partial) killed workers left")
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
@@ -51,9 +52,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_clean(ns: argparse.Namespace) -> int:
     """`lorchestra clean --stage S | --all [--dry-run] [--yes]`."""
     if not ns.stage and not ns.all and not ns.partials:
-        raise UsageError("say what to clean: --stage canonize|index|extract (repeatable), --all "
+        raise UsageError("say what to clean: --stage project|canonize|index|extract (repeatable), --all "
                          "or --partials",
-                         hint="add --dry-run to see what would be deleted")
+                         hint=("for example `lorchestra clean --all --dry-run` lists everything that "
+                               "would be deleted" if ns.dry_run else
+                               "add --dry-run to see what would be deleted first"))
     stages = sorted(set(ns.stage or []) | (set(CLEAN_STAGES) if ns.all else set()), key=CLEAN_STAGES.index)
     vault_by_yes = "extract" in (ns.stage or [])
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))

@@ -23,11 +23,21 @@ from engine import __version__
 from engine.config import PipelineConfig
 from engine.configload import LoadedConfig, load
 from engine.errors import ExitCode, LorchError, UsageError, from_os_error
-from engine.plan import IMPLEMENTED_STAGES, Chain, build_plan
+from engine.plan import RUN_STAGES, Chain, build_plan
 from engine.taps import describe, describe_loader
-from lorch_tui import cleancmd, configcmd, driftcmd, querycmd, statuscmd, validatecmd, verifycmd
+from lorch_tui import (
+    cleancmd,
+    clientscmd,
+    configcmd,
+    driftcmd,
+    querycmd,
+    statuscmd,
+    validatecmd,
+    verifycmd,
+)
 from lorch_tui.argtypes import MAX_WAIT_S, wait_seconds
 from lorch_tui.runface import run_headless
+from lorch_tui.tables import add_name_column, add_other_column, fit_keys, is_name
 
 S = argparse.SUPPRESS
 
@@ -60,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = common_options()
     parser = argparse.ArgumentParser(
         prog="lorchestra", parents=[common],
-        description="Local-first orchestrator of the PHI pipeline: extract -> canonize -> index.",
+        description="Local-first orchestrator of the PHI pipeline: extract -> canonize -> index -> project.",
         epilog="exit codes: 0 ok, 1 a task failed, 2 usage/config error, 3 workspace busy, "
                "4 permission check failed, 130 interrupted",
     )
@@ -69,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("extract", parents=[common], help="run one extractor into the vault",
                         description="Run one extractor (tap) and write a vault run; LATEST moves on success.")
-    ex.add_argument("name", metavar="NAME", help="the extractor name (see `lorchestra list extractors`)")
+    ex.add_argument("name", metavar="NAME", help="the extractor name, or its account when only one "
+                                                 "extractor has it (see `lorchestra list extractors`)")
     ex.add_argument("--target", metavar="LOADER",
                     help="pipe the tap into this loader (a Singer target from `loaders:`) instead of "
                          "the vault; the vault and LATEST are not touched")
@@ -78,14 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", parents=[common], help="run the pipeline (or some stages / accounts)",
                          description="Run per-account chains of the pipeline's stages.")
-    run.add_argument("--stage", action="append", choices=["extract", "canonize", "index"],
-                     help=f"run only this stage (repeatable; available now: {', '.join(IMPLEMENTED_STAGES)})")
+    run.add_argument("--stage", action="append", choices=["extract", "canonize", "index", "project"],
+                     help=f"run only this stage (repeatable; available now: {', '.join(RUN_STAGES)}; "
+                          "project needs a `clients` section)")
     run.add_argument("--account", action="append", metavar="NAME",
                      help="only extractors whose name or account matches (glob, repeatable)")
     run.add_argument("--job", metavar="NAME", help="only the extractors of this job")
     run.add_argument("--dry-run", action="store_true", help="print the plan and exit without writing")
     run.add_argument("--force", action="store_true",
-                     help="rebuild canonical output even when its provenance shows nothing changed")
+                     help="rebuild canonical output, index rows and client charts even when their "
+                          "inputs show nothing changed")
     run_options(run)
     run.set_defaults(func=cmd_run)
 
@@ -118,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     configcmd.register(sub, common)
     querycmd.register(sub, common)
     verifycmd.register(sub, common)
+    clientscmd.register(sub, common)
     driftcmd.register(sub, common)
     return parser
 
@@ -130,9 +144,16 @@ def cmd_extract(ns: argparse.Namespace) -> int:
     """`lorchestra extract NAME`."""
     loaded = _load(ns)
     if loaded.config.extractor(ns.name) is None:
-        names = ", ".join(e.name for e in loaded.config.extractors)
-        raise UsageError(f"no extractor named {ns.name!r} in {loaded.path}",
-                         hint=f"extractors: {names}")
+        by_account = [e.name for e in loaded.config.extractors if e.account == ns.name]
+        if len(by_account) == 1:  # `extract ACCOUNT` works like `run --account ACCOUNT`
+            ns.name = by_account[0]
+        elif by_account:
+            raise UsageError(f"{ns.name!r} is the account of several extractors in {loaded.path}: "
+                             f"{', '.join(by_account)}", hint="name the extractor you mean")
+        else:
+            names = ", ".join(e.name for e in loaded.config.extractors)
+            raise UsageError(f"no extractor named {ns.name!r} in {loaded.path}, and no account of that name",
+                             hint=f"extractors: {names}")
     target = None
     if ns.target is not None:
         target = loaded.config.loader(ns.target)
@@ -169,6 +190,8 @@ def print_plan(loaded: LoadedConfig, plan: object) -> None:
     console.print(f"plan: {plan.task_count} task(s), stages {', '.join(plan.stages)}")
     for chain in plan.chains:
         console.print(f"  {chain.extractor.name}: {' -> '.join(chain.stages)}")
+    if plan.project:
+        console.print("  then project (clients): once, after every index task has ended")
 
 
 def cmd_transform_test(ns: argparse.Namespace) -> int:
@@ -210,11 +233,18 @@ def cmd_list(ns: argparse.Namespace) -> int:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     table = Table()
-    for key in (rows[0] if rows else {"(none)": ""}):
-        table.add_column(key, overflow="fold")
+    kept, dropped = fit_keys(rows, console.width) if rows else (["(none)"], [])
+    for key in kept:
+        if is_name(key):  # names stay whole; the other columns wrap, or are dropped, first
+            add_name_column(table, key, [str(r[key]) for r in rows])
+        else:
+            add_other_column(table, key, [str(r[key]) for r in rows])
     for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
+        table.add_row(*(str(row[k]) for k in kept))
     console.print(table)
+    if dropped:
+        console.print(f"({', '.join(dropped)} not shown at this width: widen the terminal or use --json)",
+                      style="dim", markup=False)
     return 0
 
 
@@ -237,6 +267,11 @@ def guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, p
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): not an error to report
+        from lorch_tui.headless import silence_stdout
+
+        silence_stdout()
+        return int(ExitCode.OK)
     except Exception as exc:  # last resort: never a traceback unless --verbose
         if verbose:
             traceback.print_exc()

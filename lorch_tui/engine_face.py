@@ -4,6 +4,10 @@
 tests swap in a fake with the same surface that replays scripted events. Events are only
 appended to a list here (no message per event); the app swaps the list out on its flush
 timer and applies the batch at once.
+
+Nothing here blocks the event loop: the workspace permission walk (seconds on a large
+workspace) runs in a thread, and the engine counts as busy from the moment a start is asked
+for, so a second key cannot start a second run and quitting waits for the start to settle.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from engine.errors import LorchError
 from engine.events import Event
 from engine.plan import build_plan
 from engine.runner import Runner
-from engine.session import keep_traceback, notify_failure, open_session
+from engine.session import keep_traceback, notify_failure, open_session, open_workspace
 
 
 class EngineFace(Protocol):
@@ -52,6 +56,7 @@ class LiveEngine:
         self._pending: list[Event] = []
         self._runner: Runner | None = None
         self._task: asyncio.Task[None] | None = None
+        self._starting = False
 
     def reconfigure(self, loaded: LoadedConfig) -> None:
         """Use a reloaded config for the next run."""
@@ -59,7 +64,7 @@ class LiveEngine:
 
     @property
     def busy(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._starting or (self._task is not None and not self._task.done())
 
     @property
     def running_tasks(self) -> list[str]:
@@ -75,9 +80,14 @@ class LiveEngine:
     async def start(self, stages: list[str] | None, accounts: list[str] | None, *, force: bool = False) -> None:
         if self.busy:
             raise LorchError("a run is already in progress; wait for it or cancel it (x)")
-        plan = build_plan(self.loaded.config, stages, accounts)
-        session = await open_session(self.loaded, skip_permissions=self.skip_permissions,
-                                     command="lorch-tui dashboard")
+        self._starting = True
+        try:
+            plan = build_plan(self.loaded.config, stages, accounts)
+            # the permission walk reads every inode of the workspace: never on the event loop
+            await asyncio.to_thread(open_workspace, self.loaded, skip_permissions=self.skip_permissions)
+            session = await open_session(self.loaded, skip_permissions=True, command="lorch-tui dashboard")
+        finally:
+            self._starting = False
         session.bus.subscribe(self._receive)
         runner = Runner(self.loaded.config, session.ws, session.bus, "dashboard", force=force)
         self._runner = runner
@@ -104,6 +114,8 @@ class LiveEngine:
         return await self._runner.cancel(task_id) if self._runner else False
 
     async def cancel_all(self) -> None:
+        while self._starting:  # a start in flight: let it settle, then cancel what it started
+            await asyncio.sleep(0.02)
         if self._runner is not None:
             await self._runner.cancel_all()
         if self._task is not None:

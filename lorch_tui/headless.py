@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import IO
 
 import orjson
@@ -25,8 +26,16 @@ from engine.events import (
     TaskWarning,
 )
 
+Tail = Callable[[TaskFinished], str]
+"""Extra words for a task that did not succeed: exit code and the paths of its detail files."""
 
-def describe(event: Event) -> str | None:
+
+def plural(n: int, word: str) -> str:
+    """`1 part`, `2 parts`, `1,234 records`."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def describe(event: Event, tail: Tail | None = None) -> str | None:
     """A one-line, PHI-free description of an event for plain output (None to skip)."""
     if isinstance(event, RunStarted):
         return f"run {event.run_id} started: {event.tasks} task(s), stages {', '.join(event.stages)}"
@@ -38,14 +47,19 @@ def describe(event: Event) -> str | None:
     if isinstance(event, TaskRetry):
         return f"{event.task_id} attempt {event.attempt} failed ({event.error_code}); retrying in {event.delay_s:g}s"
     if isinstance(event, TaskFinished):
+        tail_of = tail
         tail = f" {event.error_code}" if event.error_code else ""
         if event.line:
             tail += f" at line {event.line}"
+        where = tail_of(event) if tail_of is not None else ""
         if event.target:
-            return (f"{event.task_id} {event.status}{tail}: {event.records} records piped to loader "
-                    f"{event.target} in {event.duration_s:.1f}s (vault and LATEST not touched)")
-        return (f"{event.task_id} {event.status}{tail}: {event.records} records, {event.parts} parts, "
-                f"{event.bytes} bytes in {event.duration_s:.1f}s")
+            return (f"{event.task_id} {event.status}{tail}: {plural(event.records, 'record')} piped to loader "
+                    f"{event.target} in {event.duration_s:.1f}s (vault and LATEST not touched){where}")
+        if event.stage != "extract":
+            return (f"{event.task_id} {event.status}{tail}: {plural(event.records, 'record')} "
+                    f"in {event.duration_s:.1f}s{where}")
+        return (f"{event.task_id} {event.status}{tail}: {plural(event.records, 'record')}, "
+                f"{plural(event.parts, 'part')}, {plural(event.bytes, 'byte')} in {event.duration_s:.1f}s{where}")
     if isinstance(event, RunFinished):
         return (f"run {event.run_id} {event.status}: {event.succeeded}/{event.tasks} ok, "
                 f"{event.failed} failed, {event.cancelled} cancelled, {event.records} records "
@@ -56,28 +70,49 @@ def describe(event: Event) -> str | None:
 class PlainPrinter:
     """Timestamped lines (or JSON lines) for cron and pipes."""
 
-    def __init__(self, out: IO[str], as_json: bool = False) -> None:
+    def __init__(self, out: IO[str], as_json: bool = False, tail: Tail | None = None) -> None:
         self.out = out
         self.as_json = as_json
+        self.tail = tail
+        self.closed = False
 
     def __call__(self, event: Event) -> None:
-        if self.as_json:
-            self.out.write(orjson.dumps(event.model_dump(mode="json", exclude_none=True)).decode() + "\n")
-        else:
-            if isinstance(event, RunFinished):
-                return  # the face ends with the one summary line (it adds the log path)
-            text = describe(event)
-            if text is None:
-                return
-            self.out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}\n")
-        self.out.flush()
+        if self.closed:
+            return
+        try:
+            if self.as_json:
+                self.out.write(orjson.dumps(event.model_dump(mode="json", exclude_none=True)).decode() + "\n")
+            else:
+                if isinstance(event, RunFinished):
+                    return  # the face ends with the one summary line (it adds the log path)
+                text = describe(event, self.tail)
+                if text is None:
+                    return
+                self.out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}\n")
+            self.out.flush()
+        except BrokenPipeError:  # `| head` stopped reading: the run goes on, quietly
+            self.closed = True
+            silence_stdout()
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null once its reader is gone, so exiting prints no BrokenPipeError."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 class RichProgressFace:
     """One progress bar per running task and an overall bar, on a terminal."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, tail: Tail | None = None) -> None:
         self.console = console
+        self.tail = tail
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                  TextColumn("{task.fields[records]:>9,} rec"), TimeElapsedColumn(),
                                  console=console, transient=True)
@@ -105,9 +140,9 @@ class RichProgressFace:
             tid = self.tasks.pop(event.task_id, None)
             if tid is not None:
                 p.remove_task(tid)
-            line = describe(event)
+            line = describe(event, self.tail)
             style = "green" if event.status in ("success", "skipped") else "red"
-            self.console.print(f"[{style}]{line}[/]", highlight=False, markup=True)
+            self.console.print(line, style=style, highlight=False, markup=False)
             if self.overall is not None:
                 p.advance(self.overall)
         elif isinstance(event, TaskWarning | TaskRetry):

@@ -41,6 +41,9 @@ class TaskRow:
     ended: float | None = None
     error_code: str | None = None
     warnings: int = 0
+    pid: int | None = None
+    last: TaskFinished | None = None
+    """The task's final event (exit code, counts, paths), once it ended."""
 
     @property
     def elapsed(self) -> float:
@@ -88,6 +91,7 @@ class RunModel:
             row = self._row(ev.task_id, ev.stage, ev.extractor, ev.account)
             row.state, row.attempt, row.records = "running", ev.attempt, 0
             row.started, row.ended, row.error_code = time.monotonic(), None, None
+            row.pid, row.last = ev.pid, None
         elif isinstance(ev, TaskProgress):
             row = self._row(ev.task_id, ev.stage, ev.extractor, "")
             row.records, row.total = ev.records, ev.total
@@ -104,6 +108,7 @@ class RunModel:
     def _finish(self, ev: TaskFinished) -> None:
         row = self._row(ev.task_id, ev.stage, ev.extractor, ev.account)
         row.state, row.records, row.error_code = ev.status, ev.records, ev.error_code
+        row.attempt, row.last = max(row.attempt, ev.attempt), ev
         row.ended = time.monotonic()
         if row.started is None or ev.duration_s:
             # the worker's own wall time is the truth: a batch replayed from a log (a cron

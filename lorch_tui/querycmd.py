@@ -52,6 +52,8 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
     q.add_argument("--explain", action="store_true",
                    help="with --text/--similar: show each ranking's position and score and the fused score")
     q.add_argument("--id", metavar="ENTITY_ID", dest="entity_id", help="documents with this source id")
+    q.add_argument("--client", metavar="NAME|ID",
+                   help="only documents linked to this client (id, id prefix or name; see `lorchestra clients`)")
     q.add_argument("--dedupe", action="store_true",
                    help="show the same email seen in several mailboxes once (by Message-ID)")
     q.add_argument("--limit", metavar="N", type=int, default=DEFAULT_LIMIT,
@@ -82,18 +84,53 @@ def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
                          hint=f"move {ws.vector_store} aside and run `lorchestra run --stage index`") from None
 
 
-def build_query(ns: argparse.Namespace, limit: int | None) -> Query:
+def client_of(ns: argparse.Namespace, store: Store) -> str | None:
+    """The client id ``--client`` names (exit 2 when none, or several, match)."""
+    if getattr(ns, "client", None) is None:
+        return None
+    from engine.clients.read import ClientLookupError, ClientTables
+
+    tables = ClientTables(store.conn)
+    if not tables.ready():
+        raise UsageError("--client: no clients have been projected yet",
+                         hint="add a `clients:` section to the config and run `lorchestra run`")
+    try:
+        return str(tables.find(ns.client)["client_id"])
+    except ClientLookupError as exc:
+        hint = "run `lorchestra clients list` to see ids and names"
+        if exc.candidates:
+            hint = "candidates: " + "; ".join(f"{c['client_id']} {c['sort_name']}" for c in exc.candidates[:10])
+        raise UsageError(f"--client: {exc}", hint=hint) from None
+
+
+def build_query(ns: argparse.Namespace, limit: int | None, client_id: str | None = None) -> Query:
     """The Query for the command line, checking dates and search words (exit 2 on bad input)."""
     if ns.limit < 0:
         raise UsageError("--limit must be 0 (all) or a positive number")
     q = Query(kind=ns.kind, source=ns.source, account=ns.account, since=ns.since, until=ns.until,
-              text=ns.text, entity_id=ns.entity_id, dedupe=ns.dedupe, limit=limit)
+              text=ns.text, entity_id=ns.entity_id, client_id=client_id, dedupe=ns.dedupe,
+              limit=limit)
     try:
         build_sql(q)
     except ValueError as exc:
         option = "--text" if "search text" in str(exc) else "--since/--until"
         raise UsageError(f"{option}: {exc}") from None
     return q
+
+
+def check_kind(store: Any, kind: str | None) -> None:
+    """Refuse a kind the index does not hold, naming the kinds it does (exit 2)."""
+    if kind is None:
+        return
+    known = sorted(store.kind_counts())
+    if kind in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(kind, known, n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    raise UsageError(f"--kind {kind!r}: the index holds no documents of that kind",
+                     hint=f"{guess}kinds in the index: {', '.join(known) or 'none yet'}")
 
 
 def cmd_query(ns: argparse.Namespace) -> int:
@@ -104,9 +141,11 @@ def cmd_query(ns: argparse.Namespace) -> int:
     try:
         if ns.counts:
             return _print_counts(store, ns.json)
+        check_kind(store, ns.kind)
+        client_id = client_of(ns, store)
         if rankcmd.wants_ranking(ns):
-            return rankcmd.run_ranked(ns, store, build_query(_without_text(ns), limit), limit)
-        q = build_query(ns, None if limit is None else limit + 1)
+            return rankcmd.run_ranked(ns, store, build_query(_without_text(ns), limit, client_id), limit)
+        q = build_query(ns, None if limit is None else limit + 1, client_id)
         for _attempt in range(3):
             docs = store.find(q)
             more = limit is not None and len(docs) > limit

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import PipelineConfig
 from engine.inspect import AccountView, RunInfo, account_runs, account_views
+from engine.state import open_readonly
 from engine.workspace import Workspace
 
 
@@ -23,6 +24,27 @@ class Snapshot:
     views: list[AccountView]
     runs: dict[str, list[RunInfo]]
     lock_holder: str | None
+    durations: dict[str, dict[str, float]] = field(default_factory=dict)
+    """extractor -> vault run (`dt=.../run_id=...`) -> extract seconds, from the run history."""
+    clients: dict[str, int] | None = None
+    """PHI-free counts of the client layer (clients, links, conflicts, unlinked), if projected."""
+
+
+def client_counts(ws: Workspace) -> dict[str, int] | None:
+    """The client layer's counts from the index database (numbers only), or None."""
+    path = ws.vector_store / "index.sqlite"
+    if not path.exists():
+        return None
+    from engine.clients.tables import counts
+
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        try:
+            return counts(con)
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
 
 
 def index_shas(ws: Workspace) -> dict[tuple[str, str], str] | None:
@@ -64,8 +86,27 @@ def lock_holder(ws: Workspace) -> str | None:
     return f"pid {pid} ({' '.join(cmd)})"
 
 
+def extract_durations(ws: Workspace, limit: int = 5000) -> dict[str, dict[str, float]]:
+    """Seconds each extract took, per extractor and vault run, from the run history."""
+    conn = open_readonly(ws.state_db)
+    if conn is None:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    try:
+        rows = conn.execute("SELECT extractor, vault_run, duration_s FROM tasks WHERE stage = 'extract' "
+                            "AND vault_run IS NOT NULL AND duration_s IS NOT NULL "
+                            "ORDER BY started_at DESC LIMIT ?", (limit,)).fetchall()
+    except sqlite3.Error:
+        return {}
+    finally:
+        conn.close()
+    for ex, run, secs in rows:
+        out.setdefault(str(ex), {}).setdefault(str(run), float(secs))
+    return out
+
+
 def scan(cfg: PipelineConfig, ws: Workspace, run_limit: int = 30) -> Snapshot:
     """Read every account's LATEST view and newest runs."""
     views = account_views(cfg, ws, index_shas(ws))
     runs = {ex.name: account_runs(cfg, ws, ex, run_limit) for ex in cfg.extractors}
-    return Snapshot(views, runs, lock_holder(ws))
+    return Snapshot(views, runs, lock_holder(ws), extract_durations(ws), clients=client_counts(ws))

@@ -23,7 +23,7 @@ from engine.errors import ExitCode
 from engine.index.store import INDEX_CORRUPT, StoreError, db_path, open_reader
 from engine.inspect import AccountView, account_views
 from engine.workspace import Workspace, check_not_a_file
-from lorch_tui.scan import index_shas
+from lorch_tui.scan import client_counts, index_shas
 from lorch_tui.summary import human_bytes
 
 
@@ -129,6 +129,7 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
         "last_run": last_doc,
         "history": runs,
         "accounts": account_rows(loaded, ws, index_corrupt=index_bad is not None),
+        "clients": client_counts(ws) if cfg.clients is not None else None,
     }
 
 
@@ -195,6 +196,13 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
         acc.add_row(a["extractor"], a["latest_run"] or "-", "-" if a["latest_records"] is None
                     else f"{a['latest_records']:,}", age, fresh, _mark(a["canonical"]), _mark(a["index"]))
     console.print(Padding(acc, (0, 0, 0, 2)))
+    c = doc.get("clients")
+    if c is not None:
+        console.print(f"clients: {c['clients']:,} clients, {c['links']:,} links, {c['conflicts']:,} open "
+                      f"conflicts, {c['unlinked']:,} unlinked documents (`lorchestra clients`)")
+        if c.get("measures_scored") or c.get("measures_not_scored"):
+            console.print(f"measures: {c['measures_scored']:,} scored, {c['measures_not_scored']:,} "
+                          "not scored (reasons: canonical/measures/scored.rejects.jsonl)")
     if doc["history"]:
         console.print(f"history (last {len(doc['history'])} runs):")
         hist = Table(box=None, pad_edge=False, show_edge=False)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.runner import RunResult
+from lorch_tui.tables import add_name_column
 
 
 def human_bytes(n: int, compact: bool = False) -> str:
@@ -28,10 +29,14 @@ def human_bytes(n: int, compact: bool = False) -> str:
 def print_summary(console: Console, result: RunResult, log_path: str) -> None:
     """Print one row per task and a totals line."""
     table = Table(title="lorchestra run summary", title_justify="left")
-    for col, just in (("task", "left"), ("status", "left"), ("records", "right"), ("parts", "right"),
-                      ("bytes", "right"), ("ratio", "right"), ("duration", "right"), ("error", "left")):
+    done = sorted(result.finished.values(), key=lambda f: f.task_id)
+    add_name_column(table, "task", [f.task_id for f in done])
+    add_name_column(table, "status", [f.status for f in done])
+    for col, just in (("records", "right"), ("parts", "right"),
+                      ("bytes", "right"), ("ratio", "right"), ("duration", "right")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
-    for f in sorted(result.finished.values(), key=lambda f: f.task_id):
+    add_name_column(table, "error", [f.error_code or "" for f in done])
+    for f in done:
         ratio = f"{f.uncompressed_bytes / f.bytes:.1f}x" if f.bytes else "-"
         style = "green" if f.status in ("success", "skipped") else "red"
         table.add_row(f.task_id, f"[{style}]{f.status}[/]", f"{f.records:,}", str(f.parts),
@@ -51,4 +56,19 @@ def summary_line(result: RunResult, log_path: str) -> str | None:
     piped = (f"; records went to loader {', '.join(targets)}: vault and LATEST not touched"
              if targets else "")
     return (f"run {s.run_id} {s.status}: {s.succeeded}/{s.tasks} tasks ok, {s.failed} failed, "
-            f"{s.cancelled} cancelled, {s.records:,} records in {s.duration_s:.1f}s{piped}; log: {log_path}")
+            f"{s.cancelled} cancelled, {records_phrase(result)} in {s.duration_s:.1f}s{piped}; log: {log_path}")
+
+
+def records_phrase(result: RunResult) -> str:
+    """`1,234 records` (extracted); without an extract, the records the last stage handled."""
+    s = result.summary
+    assert s is not None
+    stages = {f.stage for f in result.finished.values()}
+    if "extract" in stages or not stages:
+        return f"{s.records:,} record{'' if s.records == 1 else 's'}"
+    stage = next(st for st in ("index", "canonize", "project") if st in stages)
+    n = sum(f.records for f in result.finished.values() if f.stage == stage)
+    if stage == "project":
+        return f"{n:,} link{'' if n == 1 else 's'} to clients"
+    verb = {"canonize": "canonized", "index": "indexed"}[stage]
+    return f"{n:,} record{'' if n == 1 else 's'} {verb}"

@@ -15,7 +15,7 @@ from engine.configload import LoadedConfig, load
 from engine.errors import UsageError
 from engine.plan import build_plan
 from lorch_tui.cli import common_options, guarded, print_plan, run_options, wide_when_piped
-from lorch_tui.runface import run_headless
+from lorch_tui.runface import refuse_unasked_demo, run_headless
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,11 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"lorch-tui {__version__}")
     p.add_argument("--no-ui", action="store_true", help="run headless: progress on a terminal, lines otherwise")
-    p.add_argument("--stage", action="append", choices=["extract", "canonize", "index"],
+    p.add_argument("--stage", action="append", choices=["extract", "canonize", "index", "project"],
                    help="run only this stage (repeatable)")
     p.add_argument("--account", action="append", metavar="NAME", help="only matching extractors (glob)")
     p.add_argument("--job", metavar="NAME", help="only the extractors of this job")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit without writing")
+    p.add_argument("--demo", action="store_true",
+                   help="with --no-ui and no terminal: run the bundled demo config on purpose "
+                        "(otherwise refused, so cron never runs the demo by mistake)")
     run_options(p)
     return p
 
@@ -43,7 +46,15 @@ def _run(ns: argparse.Namespace) -> int:
         print_plan(loaded, build_plan(loaded.config, ns.stage, ns.account, ns.job))
         return 0
     if not ns.no_ui:
+        given = [flag for flag, value in (("--stage", ns.stage), ("--account", ns.account),
+                                          ("--job", ns.job), ("--json", ns.json), ("--demo", ns.demo))
+                 if value]
+        if given:
+            raise UsageError(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} with --no-ui (a headless run)",
+                             hint="add --no-ui to run headless, or open the dashboard without them "
+                                  "and pick the account there (r reruns it)")
         return _dashboard(loaded, ns)
+    refuse_unasked_demo(loaded, ns.demo)
     plan = build_plan(loaded.config, ns.stage, ns.account, ns.job)
     return run_headless(loaded, plan, trigger="cron", as_json=ns.json,
                         skip_permissions=ns.skip_permissions, wait_s=ns.wait, command="lorch-tui --no-ui")
@@ -54,10 +65,10 @@ def _dashboard(loaded: LoadedConfig, ns: argparse.Namespace) -> int:
     if not sys.stdout.isatty():
         raise UsageError("the dashboard needs a terminal",
                          hint="use `lorch-tui --no-ui` for cron and pipes")
-    from engine.session import open_workspace
+    from engine.fsutil import secure_umask
     from lorch_tui.app import LorchApp
 
-    open_workspace(loaded, skip_permissions=ns.skip_permissions)
+    secure_umask()  # the workspace itself is created and checked by the app, after its first paint
     result = LorchApp(loaded, skip_permissions=ns.skip_permissions).run()
     return int(result or 0)
 

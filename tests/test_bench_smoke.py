@@ -16,7 +16,7 @@ import pytest
 
 from tests.helpers import REPO, clean_env
 
-RATIO = re.compile(r"^ratio (.+): -?[\d.]+(x|%) \(goal (>=|<=) [\d.]+(x|%)\) (met|MISSED)$", re.M)
+RATIO = re.compile(r"^ratio (.+): -?[\d.]+(x|%|s) \(goal (>=|<=) [\d.]+(x|%|s)\) (met|MISSED)$", re.M)
 
 
 def run_bench(name: str) -> str:
@@ -76,3 +76,11 @@ def test_search_bench() -> None:
         assert goal in names, out[-3000:]
     assert any(n.startswith("search hybrid query p95 vs 50 ms") for n in names)
     assert re.search(r"^paraphrase +[\d.]+ +[\d.]+ +[\d.]+$", out, re.M)
+
+
+def test_workspace_bench() -> None:
+    """bench/workspace.py builds (or reuses) a tiny cached workspace and times each command."""
+    out = run_bench("workspace")
+    for name in ("status", "list extractors", "validate --quick", "run --dry-run", "run start"):
+        assert f"{name} seconds" in ratios(out), name
+    assert "validate (full, no goal)" in out

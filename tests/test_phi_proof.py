@@ -49,7 +49,7 @@ from tests.helpers import REPO, clean_env, demo_extractor, demo_mappings, run_cl
 from tests.tui.test_dashboard import select_via_latest
 
 INTAKE, NOTES = phi_names_tap.INTAKE, phi_names_tap.NOTES
-PHI_HOMES = ("vault", "canonical", "vector-store", "catalogs")
+PHI_HOMES = ("vault", "canonical", "vector-store", "catalogs", "clients")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
@@ -220,7 +220,8 @@ async def test_no_canary_leaves_the_phi_homes(tmp_path: Path) -> None:
     wrong = [{"source": "sheets-wrong", "stream": s, "transform": "finance/qbo_invoice_to_invoice_v1",
               "max_rejects": 1000} for s in ("Clients", "Session_Log")]
     cfg = write_config(tmp_path, exs, stages={"extract": {"cancel_grace_s": 1},
-                                              "canonize": {"mappings": demo_mappings() + wrong}})
+                                              "canonize": {"mappings": demo_mappings() + wrong}},
+                       clients={"sources": ["dataverse"], "own_addresses": ["*@practice.example.org"]})
     ws = tmp_path / "ws"
     c = str(cfg)
     proof = Proof()
@@ -258,6 +259,8 @@ async def test_no_canary_leaves_the_phi_homes(tmp_path: Path) -> None:
     assert found_in(sorted((ws / "canonical").rglob("*.rejects.jsonl"))), "rejected records keep their PHI"
     objects = sorted((ws / "vector-store" / "objects").rglob("*.json"))
     assert found_in(objects), "the index holds canonical documents"
+    charts = sorted((ws / "clients").rglob("*.md"))
+    assert "Zebulon Canarywhistle" in found_in(charts), "the client charts hold PHI (the project ran)"
     assert any("flood" in p.parent.name or p.stat().st_size > 2 << 20
                for p in ws.glob("vault/**/tap.stderr.log")), "the PHI flood reached the vault"
     assert len(proof.searched) > 40, proof.searched

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from engine.demo_taps import TAP_NAMES, dataverse, gmail, msgraph, quickbooks, sheets
+from engine.demo_taps import TAP_NAMES, dataverse, forms, gmail, msgraph, quickbooks, sheets
 from engine.demo_taps.emitter import Emitter, TapExit
 from engine.demo_taps.settings import (
     EXIT_BAD_FILE,
@@ -36,6 +36,8 @@ TAPS: dict[str, Callable[[TapContext], TapPlan]] = {
     "dataverse": dataverse.plan,
     "sheets": sheets.plan,
     "quickbooks": quickbooks.plan,
+    "forms": forms.plan,
+    "formsheets": forms.sheet_plan,
 }
 assert tuple(TAPS) == TAP_NAMES
 _OUT_BUFFER = 1 << 20

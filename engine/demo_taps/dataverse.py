@@ -142,11 +142,15 @@ class Sessions:
             n2=(h >> 52) % 27, n3=(h >> 56) % 21, phone="the number on file",
         )
 
+    def person(self, k: int) -> int:
+        """The client (contact index) of session row ``k``."""
+        return 0 if k == 0 else mix64(self.key ^ k) % max(self.practice.n_contacts, 1)
+
     def session(self, k: int) -> Record:
         """Session row ``k``."""
         practice = self.practice
         h = mix64(self.key ^ k)
-        j = 0 if k == 0 else h % max(practice.n_contacts, 1)
+        j = self.person(k)
         person = practice.people.get(j)
         code, minutes = SERVICES[(h >> 8) % len(SERVICES)]
         status, status_label = STATUSES[(h >> 12) % len(STATUSES)]

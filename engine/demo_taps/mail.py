@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import html
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.header import Header
 
 from engine.demo_taps import canary, texts
 from engine.demo_taps.common import mix64, timeline
-from engine.demo_taps.people import People, Person
+from engine.demo_taps.people import GMAIL_CLIENT, People, Person, gmail_variant
 from engine.demo_taps.spec import TapContext
 
 ZONES: tuple[tuple[str, int], ...] = (
@@ -27,6 +28,14 @@ ZONES: tuple[tuple[str, int], ...] = (
 """Date header zones as senders write them: numeric, obsolete names, comments."""
 SHARED_EVERY = 10
 SHARED_SLOT = 7
+STAFF_SLOT = 3
+"""Every tenth message from here is a staff-only thread about a client (links to no one)."""
+CLIENT_SLOT = 5
+"""Every tenth message from here is with a low-index client, cycling through the traps."""
+CLIENT_CYCLE = (2, 6, 1, 6, 4, 5, 7, 3, 9, 6, 8, 1)
+"""Clients written to at CLIENT_SLOT: the family address (2, 3), the Gmail client's
+variants (6), the name twins (4, 5) and plain clients."""
+STAFF = ("Front Desk", "frontdesk@practice.example.org")
 SHARED_STEP = 3 * 3600
 TEAM_ADDRESS = "team@practice.example.org"
 _POOL_PARTIES = 256
@@ -41,6 +50,8 @@ class Party:
     name: str
     address: str
     header: str
+    person: int | None = None
+    """The synthetic client behind this address (ground truth for tests), if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +82,14 @@ class Mail:
     body: Body
     outgoing: bool
 
+    @property
+    def persons(self) -> tuple[int, ...]:
+        """The synthetic clients taking part (ground truth for the client-linking tests)."""
+        found = [p.person for p in (self.sender, *self.to, *self.cc) if p.person is not None]
+        return tuple(dict.fromkeys(found))
 
-def party(name: str, address: str, style: int) -> Party:
+
+def party(name: str, address: str, style: int, person: int | None = None) -> Party:
     """A Party whose header uses one of the forms seen in the wild."""
     if style == 1 and "," not in name:
         header = f'"{name}" <{address}>'
@@ -84,14 +101,15 @@ def party(name: str, address: str, style: int) -> Party:
         header = f'"{name}" <{address}>'
     else:
         header = f"{name} <{address}>"
-    return Party(name, address, header)
+    return Party(name, address, header, person)
 
 
-def person_party(person: Person, style: int) -> Party:
+def person_party(person: Person, style: int, address: str | None = None) -> Party:
     """A client as a mail party; style 3 writes the name ``"Family, Given"``."""
+    address = address or person.email
     if style == 3:
-        return party(f"{person.family}, {person.given}", person.email, 0)
-    return party(person.full, person.email, style)
+        return party(f"{person.family}, {person.given}", address, 0, person.index)
+    return party(person.full, address, style, person.index)
 
 
 def make_body(text: str, rng: random.Random) -> Body:
@@ -193,7 +211,8 @@ class MailSource:
     """Which message sits at mailbox index ``i``: canary, shared or the mailbox's own."""
 
     def __init__(self, ctx: TapContext, owner: Party) -> None:
-        people = People(ctx.seed)
+        people = self.people = People(ctx.seed)
+        self._parties: dict[object, Party] = {}
         self.owner = owner
         self.own = MailPools(ctx.key("mail"), people, owner)
         team = party("Practice Team", TEAM_ADDRESS, 0)
@@ -205,7 +224,7 @@ class MailSource:
         self.canary = self._canary(ctx)
 
     def _canary(self, ctx: TapContext) -> Mail:
-        sender = party(canary.CANARY_NAME, canary.CANARY_EMAIL, 0)
+        sender = party(canary.CANARY_NAME, canary.CANARY_EMAIL, 0, 0)
         text = f"Hi, this is {canary.CANARY_SENTENCE}\nPlease call me back.\n\nZebulon"
         subject = f"Intake follow-up: {canary.CANARY_NOTE}"
         return Mail(
@@ -220,6 +239,8 @@ class MailSource:
         h = mix64(self.own_key ^ i)
         if i == 0:
             return self.canary, h
+        if i % SHARED_EVERY in (STAFF_SLOT, CLIENT_SLOT):
+            return self._client_mail(i, h), h
         if i % SHARED_EVERY == SHARED_SLOT:
             k = i // SHARED_EVERY
             hs = mix64(self.shared_key ^ k)
@@ -229,6 +250,34 @@ class MailSource:
         sent = self.start + i * self.step + h % self.step
         zone = -1 if (h >> 50) % 40 == 0 else (h >> 4) % len(ZONES)
         return self.own.mail(h, self._message_id(h, i), sent, zone), h
+
+    def _client_mail(self, i: int, h: int) -> Mail:
+        """A staff-only thread about a client, or a message with a low-index client."""
+        k = i // SHARED_EVERY
+        person = self.people.get(CLIENT_CYCLE[k % len(CLIENT_CYCLE)])
+        base = self.own.mail(h, self._message_id(h, i), self.start + i * self.step + h % self.step,
+                             (h >> 4) % len(ZONES))
+        if i % SHARED_EVERY == STAFF_SLOT:
+            colleague = self._keep(STAFF, lambda: party(*STAFF, 1))
+            subject = f"Re: {person.given} {person.family} - schedule change"
+            return Mail(base.message_id, subject, subject, self.owner, (colleague,), (), base.sent,
+                        base.zone, base.body, True)
+        address = person.email
+        if person.index == GMAIL_CLIENT:
+            address = gmail_variant(person, k)
+        client = self._keep((person.index, k % 4, address),
+                            lambda: person_party(person, k % 4, address))
+        outgoing = k % 2 == 1
+        sender, to = (self.owner, (client,)) if outgoing else (client, (self.owner,))
+        return Mail(base.message_id, base.subject_header, base.subject, sender, to, (), base.sent,
+                    base.zone, base.body, outgoing)
+
+    def _keep(self, key: object, make: Callable[[], Party]) -> Party:
+        """One long-lived Party per key: the taps cache header renderings by ``id(party)``."""
+        found = self._parties.get(key)
+        if found is None:
+            found = self._parties[key] = make()
+        return found
 
     @staticmethod
     def _message_id(h: int, i: int) -> str | None:

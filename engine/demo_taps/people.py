@@ -6,6 +6,10 @@ real cross-source overlaps to find. Client 0 is always the canary patient. Names
 seeded permutation of given x family names, so the first 4,000-odd clients have unique names
 (QuickBooks requires a unique ``DisplayName``); later names repeat, as they do in life, and
 only the email gets a numeric suffix.
+
+A few low indexes are identity-resolution traps, the same in every tap (``TRAPS``): a family
+sharing one e-mail address, two clients with one name and different birth dates, a Gmail
+client, a client who gives only a phone number, and a QuickBooks customer that is no client.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import math
 import random
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from engine.demo_taps import canary
@@ -112,6 +116,32 @@ CANARY_PERSON = Person(
     postal=canary.CANARY_POSTAL,
 )
 
+FAMILY_OF = {3: 2}
+"""Client 3 is client 2's family: same family name, home and e-mail address (shared)."""
+NAME_TWIN_OF = {5: 4}
+"""Client 5 has client 4's name, with another birth date, e-mail and phone."""
+GMAIL_CLIENT = 6
+"""Client 6 writes from a Gmail address; other systems hold it without dots or with a tag."""
+PHONE_ONLY = 7
+"""Client 7 gives the intake sheet and QuickBooks a phone number (one no other client has)
+but no e-mail."""
+NON_CLIENT_CUSTOMER = 8
+"""QuickBooks customer 8 is an EAP company that pays for sessions: no client contact."""
+TRAPS = {"family": FAMILY_OF, "name_twin": NAME_TWIN_OF, "gmail": GMAIL_CLIENT,
+         "phone_only": PHONE_ONLY, "non_client_customer": NON_CLIENT_CUSTOMER}
+"""Every identity trap of the demo, for tests and docs/clients.md."""
+
+
+def gmail_variant(person: Person, style: int) -> str:
+    """The Gmail client's address as other systems write it: no dots, a ``+tag``, googlemail."""
+    local, _, _ = person.email.partition("@")
+    if style % 3 == 0:
+        return local.replace(".", "").title() + "+intake@gmail.com"
+    if style % 3 == 1:
+        return local + "@googlemail.com"
+    return local.replace(".", "") + "@gmail.com"
+
+
 _GIVEN_ASCII = tuple(ascii_fold(g) for g in GIVEN)
 _FAMILY_ASCII = tuple(ascii_fold(f) for f in FAMILY)
 
@@ -132,9 +162,27 @@ class People:
         self._mix_f = [rng.randrange(len(FAMILY)) for _ in GIVEN]
 
     def get(self, j: int) -> Person:
-        """Client ``j`` (0 is the canary patient)."""
+        """Client ``j`` (0 is the canary patient; low indexes carry the traps)."""
         if j == 0:
             return CANARY_PERSON
+        person = self._get(j)
+        if j in FAMILY_OF:
+            head = self._get(FAMILY_OF[j])
+            return replace(person, family=head.family, email=head.email, street=head.street,
+                           city=head.city, state=head.state, postal=head.postal)
+        if j in NAME_TWIN_OF:
+            twin = self._get(NAME_TWIN_OF[j])
+            local, _, domain = person.email.partition("@")
+            return replace(person, given=twin.given, family=twin.family,
+                           email=f"{ascii_fold(twin.given)}.{ascii_fold(twin.family)}.{j}@{domain}")
+        if j == GMAIL_CLIENT:
+            local = person.email.partition("@")[0]
+            return replace(person, email=f"{local}@gmail.com")
+        if j == PHONE_ONLY:  # a line no other client has (theirs are 555-01xx): the phone decides
+            return replace(person, line="0242")
+        return person
+
+    def _get(self, j: int) -> Person:
         h = mix64(self._key ^ j)
         p = (j * self._mult + self._shift) % self._combos
         # Two Feistel-style rounds over (given, family): still a bijection, no visible stride.

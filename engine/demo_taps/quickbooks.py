@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.demo_taps import canary, texts
 from engine.demo_taps.common import DAY, iso_date, iso_offset, mix64, split_counts, timeline
-from engine.demo_taps.people import People
+from engine.demo_taps.people import NAME_TWIN_OF, NON_CLIENT_CUSTOMER, PHONE_ONLY, People
 from engine.demo_taps.spec import (
     Record,
     StreamPlan,
@@ -41,9 +41,13 @@ ITEMS = (
 _REF = obj(value=string(), name=string())
 _META = obj(CreateTime=string(fmt="date-time"), LastUpdatedTime=string(fmt="date-time"))
 _USD = {"value": "USD", "name": "United States Dollar"}
+EAP_NAME = "Harborview EAP Services"
+EAP_EMAIL = "billing@harborview-eap.example"
+EAP_PHONE = "(800) 555-0199"
 CUSTOMER_SCHEMA = stream_schema({
     "Id": string(False), "SyncToken": string(), "MetaData": _META, "DisplayName": string(),
     "FullyQualifiedName": string(), "GivenName": string(), "FamilyName": string(),
+    "CompanyName": string(),
     "PrimaryEmailAddr": obj(Address=string()), "PrimaryPhone": obj(FreeFormNumber=string()),
     "Mobile": obj(FreeFormNumber=string()),
     "BillAddr": obj(Id=string(), Line1=string(), City=string(),
@@ -109,23 +113,44 @@ class Company:
         return iso_date(epoch + self.offset)
 
     def display_name(self, c: int) -> str:
-        """A unique DisplayName (QBO refuses duplicates, so late repeats get a suffix)."""
+        """A unique DisplayName (QBO refuses duplicates, so repeated names get a suffix)."""
+        if c == NON_CLIENT_CUSTOMER:
+            return EAP_NAME
         name = self.people.get(c).full
-        return name if c < self.people.unique_names else f"{name} ({c})"
+        return name if c < self.people.unique_names and c not in NAME_TWIN_OF else f"{name} ({c})"
+
+    def person(self, c: int) -> int | None:
+        """The client customer ``c`` is, or None for the EAP company (no client)."""
+        return None if c == NON_CLIENT_CUSTOMER else c
+
+    def bill_email(self, c: int) -> str:
+        """The address invoices of customer ``c`` are sent to."""
+        return EAP_EMAIL if c == NON_CLIENT_CUSTOMER else self.people.get(c).email
+
+    def _eap_customer(self, c: int, h: int, created: int) -> Record:
+        return {
+            "Id": str(c + 1), "SyncToken": str(h % 4), "MetaData": self._meta(created, h),
+            "DisplayName": EAP_NAME, "FullyQualifiedName": EAP_NAME, "CompanyName": EAP_NAME,
+            "PrimaryEmailAddr": {"Address": EAP_EMAIL}, "PrimaryPhone": {"FreeFormNumber": EAP_PHONE},
+            "Active": True, "Balance": 0.0, "Taxable": False, "PreferredDeliveryMethod": "Email",
+            "CurrencyRef": _USD, "domain": "QBO", "sparse": False,
+        }
 
     def customer(self, c: int) -> Record:
         """Customer ``c`` (Id ``c + 1``)."""
         h = mix64(self.key ^ c)
         p = self.people.get(c)
         created = self.customer_start + c * self.customer_step + h % self.customer_step
+        if c == NON_CLIENT_CUSTOMER:
+            return self._eap_customer(c, h, created)
         record: Record = {
             "Id": str(c + 1), "SyncToken": str(h % 4), "MetaData": self._meta(created, h),
             "DisplayName": self.display_name(c), "FullyQualifiedName": self.display_name(c),
             "GivenName": p.given, "FamilyName": p.family,
         }
-        if c == 0 or (h >> 8) % 10:
+        if c == 0 or ((h >> 8) % 10 and c != PHONE_ONLY):
             record["PrimaryEmailAddr"] = {"Address": p.email}
-        if c == 0 or (h >> 12) % 7:
+        if c in (0, PHONE_ONLY) or (h >> 12) % 7:
             record["PrimaryPhone"] = {"FreeFormNumber": p.phone(0)}
         if (h >> 16) % 3 == 0:
             record["Mobile"] = {"FreeFormNumber": p.phone(2)}
@@ -164,6 +189,14 @@ class Company:
         total = sum(line["Amount"] for line in lines)
         return _InvoiceCore(h, customer, txn, total), lines
 
+    def invoice_customer(self, m: int) -> int:
+        """The customer index of invoice ``m``."""
+        return self._core(m)[0].customer
+
+    def payment_customer(self, k: int) -> int:
+        """The customer index of payment ``k``."""
+        return self._core(self._paid_by(k))[0].customer
+
     def _payer_of(self, m: int) -> int | None:
         """The payment index that pays invoice ``m``, if any (inverse of ``_paid_by``)."""
         if not self.n_payments or not self.n_invoices:
@@ -196,7 +229,7 @@ class Company:
             record["LinkedTxn"] = [{"TxnId": str(payer + 1), "TxnType": "Payment"}]
         flags = core.h >> 50
         if flags % 8:
-            record["BillEmail"] = {"Address": self.people.get(core.customer).email}
+            record["BillEmail"] = {"Address": self.bill_email(core.customer)}
         if m == 0:
             record["PrivateNote"] = f"Superbill for {canary.CANARY_NAME}, dx {canary.CANARY_NOTE}"
         elif flags % 5 == 0:

@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.demo_taps import canary, texts
 from engine.demo_taps.common import iso_date, mix64, split_counts, timeline, token
-from engine.demo_taps.people import People
+from engine.demo_taps.people import GMAIL_CLIENT, NAME_TWIN_OF, PHONE_ONLY, People, gmail_variant
 from engine.demo_taps.spec import (
     Record,
     StreamPlan,
@@ -83,22 +83,27 @@ class Spreadsheet:
         else:
             diagnosis = texts.DIAGNOSES[(h >> 8) % len(texts.DIAGNOSES)]
             notes = texts.TOPICS[(h >> 12) % len(texts.TOPICS)] if (h >> 16) % 3 else ""
-        values = [
-            p.full,
-            p.birth_date,
-            p.phone((h >> 20) % 4),
-            "" if i and (h >> 24) % 10 == 0 else p.email,
-            diagnosis,
-            notes,
-        ]
+        email = "" if i and (h >> 24) % 10 == 0 else p.email
+        phone = p.phone((h >> 20) % 4)
+        if i == GMAIL_CLIENT:
+            email = gmail_variant(p, 2)
+        elif i == PHONE_ONLY:
+            email = ""
+        elif i in NAME_TWIN_OF or i in NAME_TWIN_OF.values():
+            email = phone = ""  # only the name and birth date tell the twins apart
+        values = [p.full, p.birth_date, phone, email, diagnosis, notes]
         if i:
             values = _ragged(values, h >> 28)
         return self._row(0, i, CLIENT_HEADERS, values)
 
+    def session_person(self, k: int) -> int:
+        """The client of ``Session_Log`` row ``k + 2`` (written there by name only)."""
+        return 0 if k == 0 else mix64(self.key ^ ~k) % max(self.n_clients, 1)
+
     def session(self, k: int) -> Record:
         """``Session_Log`` row ``k + 2``."""
         h = mix64(self.key ^ ~k)
-        j = 0 if k == 0 else h % max(self.n_clients, 1)
+        j = self.session_person(k)
         minutes, fee = FEES[(h >> 8) % len(FEES)]
         paid = "FALSE" if (h >> 12) % 6 == 0 else "TRUE"
         note = SESSION_NOTES[(h >> 16) % len(SESSION_NOTES)] if (h >> 20) % 3 == 0 else ""

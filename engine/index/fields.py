@@ -157,6 +157,19 @@ KINDS: dict[str, KindFields] = {
         names=("customer.display",),
         notes=("reference_number", "total"),
     ),
+    "form_response": KindFields(
+        title=("form.title", "form.id"),
+        time=("submitted_at", "created_at"),
+        body=("answers[].question,value",),
+        names=("respondent.name", "respondent.email"),
+        notes=("form.id", "response_id"),
+    ),
+    "measurement": KindFields(
+        title=("measure", "value", "band"),
+        time=("effective_at",),
+        body=("band", "flags[]"),
+        notes=("code", "binding", "response_id", "client_id"),
+    ),
 }
 
 GENERIC = KindFields(

@@ -44,6 +44,8 @@ class Query:
     text: str | None = None
     """Words that must all occur (prefix match with a trailing ``*``); ranks the results."""
     entity_id: str | None = None
+    client_id: str | None = None
+    """Only documents the project stage linked to this client (``client_links``)."""
     dedupe: bool = False
     """Collapse documents sharing a dedupe key (the same email in several mailboxes)."""
     limit: int | None = 50
@@ -137,6 +139,11 @@ def filter_clauses(q: Query) -> tuple[list[str], list[Any]]:
         if value is not None:
             where.append(f"d.{column} = ?")
             params.append(value)
+    if q.client_id is not None:
+        where.append("EXISTS (SELECT 1 FROM client_links l WHERE l.client_id = ? AND "
+                     "l.entity_id = d.entity_id AND l.kind = d.kind AND l.source = d.source "
+                     "AND l.account = d.account)")
+        params.append(q.client_id)
     if q.since is not None:
         where.append("d.time >= ?")
         params.append(time_bound(q.since, upper=False))

@@ -10,7 +10,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.config import CanonizeStage, Extractor, ExtractStage, IndexStage, Loader
+from engine.config import (
+    CanonizeStage,
+    ClientsConfig,
+    Extractor,
+    ExtractStage,
+    IndexStage,
+    Loader,
+)
 from engine.events import Stage
 
 
@@ -52,3 +59,5 @@ class TaskSpec(BaseModel):
     """Wall-clock and memory limits of the attempt (see :func:`engine.limits.task_limits`)."""
     target: Loader | None = None
     """Extract only: pipe the tap into this Singer target instead of writing the vault."""
+    clients: ClientsConfig | None = None
+    """Project only: the config's `clients` section."""

@@ -16,16 +16,25 @@ KEYS = (
     ("e", "extract the selected account"),
     ("c", "canonize the selected account"),
     ("i", "index the selected account"),
+    ("p", "project: link every account's documents to clients, write the charts"),
     ("r", "rerun the whole chain for the selected account"),
     ("R", "run everything (every account, every stage)"),
     ("x", "cancel the selected running task (asks first)"),
+    ("X", "cancel the whole run (asks first)"),
     ("v", "validate the config and workspace"),
-    ("/", "filter the focused pane (log: level:error account:NAME words)"),
+    ("/", "filter the focused pane (accounts: name, account, source or domain;"
+          " log: level:error account:NAME words)"),
+    ("s", "LATEST, Stage progress: sort by the next column (or click a header)"),
+    ("f n N", "log: find a word, next match, previous match"),
+    ("[ ]", "log: earlier day, later day (back to today follows the tail again)"),
+    ("enter", "on a run: verify its checksums; in Stage progress: the task's detail"),
+    ("l d", "task detail: open tap stderr / diagnostics file in $PAGER (may hold PHI)"),
+    ("H", "run history: past runs and their tasks"),
+    ("z", "maximise the focused pane, z again restores"),
     ("tab", "next pane"),
-    ("enter", "on a run: verify its checksums"),
     ("ctrl+p", "command palette (every action)"),
     ("?", "this help"),
-    ("q", "quit (asks if tasks are running, then cancels them cleanly)"),
+    ("q", "quit (asks if a run is in progress, then cancels it cleanly; ctrl+q too)"),
 )
 
 
@@ -42,7 +51,8 @@ class HelpScreen(ModalScreen[None]):
             text.append(what + "\n")
         text.append("\nSelection works from the vault tree and from the LATEST table alike.", style="dim")
         with Vertical(id="help-box", classes="modal-box"):
-            yield Static(text)
+            with VerticalScroll():
+                yield Static(text)
             yield Button("Close", id="help-close", variant="primary")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -80,13 +90,14 @@ class FilterScreen(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
-    def __init__(self, pane: str, current: str, hint: str) -> None:
+    def __init__(self, pane: str, current: str, hint: str, *, title: str | None = None) -> None:
         super().__init__()
         self.pane, self.current, self.hint = pane, current, hint
+        self.title_text = title or f"Filter the {pane} (empty clears)"
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal-box"):
-            yield Label(f"Filter the {self.pane} (empty clears)")
+            yield Label(self.title_text)
             yield Input(value=self.current, placeholder=self.hint, id="filter-input")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -3,7 +3,10 @@
 The file is polled for new bytes on the app's flush tick (a cheap ``stat``), whole lines
 are parsed (they are our own PHI-free events) and rendered readably: time, level colour,
 event, task. Progress lines are folded away. A filter keeps lines by level, account and
-free text; the last few thousand entries are kept so a filter change re-renders at once.
+free text; the last few thousand entries are kept so a filter change re-renders at once
+(and the pane follows the tail again). ``f`` searches the shown lines, ``n``/``N`` jump to
+the next and previous match; ``[`` and ``]`` step to earlier and later days' logs (the pane
+stops following today's until ``]`` comes back to it).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import orjson
 from rich.highlighter import Highlighter
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import Log
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -73,7 +77,10 @@ LEVEL_STYLE = {"ERROR": "bold red", "WARNING": "yellow", "INFO": "green", "DEBUG
 
 
 class LevelHighlighter(Highlighter):
-    """Colours the level word and dims the time of each rendered line."""
+    """Colours the level word, dims the time and marks search matches of each line."""
+
+    def __init__(self) -> None:
+        self.search = ""
 
     def highlight(self, text: Text) -> None:
         plain = text.plain
@@ -81,10 +88,24 @@ class LevelHighlighter(Highlighter):
         level = plain[9:16].strip()
         if level in LEVEL_STYLE:
             text.stylize(LEVEL_STYLE[level], 9, 9 + len(level))
+        if self.search:
+            low, n = plain.lower(), len(self.search)
+            at = low.find(self.search)
+            while at >= 0:
+                text.stylize("reverse", at, at + n)
+                at = low.find(self.search, at + n)
 
 
 class LogTail(Log):
     """A Log widget fed in batches from the pipeline log file."""
+
+    BINDINGS = [
+        Binding("f", "app.search_log", "find"),
+        Binding("n", "next_match(1)", "next", show=False),
+        Binding("N", "next_match(-1)", "previous", show=False),
+        Binding("left_square_bracket", "day(-1)", "earlier day", key_display="["),
+        Binding("right_square_bracket", "day(1)", "later day", key_display="]"),
+    ]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, highlight=True, max_lines=KEEP)
@@ -95,14 +116,36 @@ class LogTail(Log):
         self._partial = b""
         self._entries: deque[Entry] = deque(maxlen=KEEP)
         self.filter_text = ""
+        self.search = ""
+        self.match = -1
+        self.today: Path | None = None
+        self.pinned = False  # showing an earlier day: do not follow today's file
 
     def on_mount(self) -> None:
-        self.border_title = "Log"
+        self._titles()
+
+    def _titles(self) -> None:
+        title = "Log"
+        if self.pinned and self.path is not None:
+            title += f" · {self.path.name} (earlier day: ] for later)"
+        if self.filter_text:
+            title += f" · filter: {self.filter_text}"
+        self.border_title = title
+        if self.search:
+            hits = self.matches()
+            where = f"{hits.index(self.match) + 1}/{len(hits)}" if self.match in hits else f"{len(hits)} hits"
+            self.border_subtitle = f"find {self.search!r}: {where} · n/N"
+        else:
+            self.border_subtitle = "f: find · [ ]: days"
 
     def follow(self, path: Path) -> None:
         """Start following ``path`` (today's log), from the last KEEP lines."""
-        if path == self.path:
+        self.today = path
+        if path == self.path or self.pinned:
             return
+        self._open(path)
+
+    def _open(self, path: Path) -> None:
         self.path, self._offset, self._partial = path, 0, b""
         try:
             size = path.stat().st_size
@@ -164,5 +207,69 @@ class LogTail(Log):
         """Keep only lines matching ``text`` (`level:`, `account:` and words)."""
         self.filter_text = text
         self._flt = parse_filter(text)
+        self._rerender()
+        self._titles()
+
+    def _rerender(self) -> None:
+        """Render the kept entries again and follow the tail."""
         self.clear()
-        self.write_lines([e.text for e in self._entries if self._keep(e)])
+        self.write_lines([e.text for e in self._entries if self._keep(e)], scroll_end=True)
+
+    # -- search ---------------------------------------------------------------------------
+    def set_search(self, text: str) -> None:
+        """Mark ``text`` in the shown lines and jump to its last occurrence."""
+        self.search = text.lower()
+        assert isinstance(self.highlighter, LevelHighlighter)
+        self.highlighter.search = self.search
+        self._render_line_cache.clear()
+        self.match = -1
+        self.action_next_match(-1)
+        self.refresh()
+        self._titles()
+
+    def matches(self) -> list[int]:
+        """Indices of the shown lines that contain the search text."""
+        if not self.search:
+            return []
+        return [i for i, line in enumerate(self.lines) if self.search in line.lower()]
+
+    def action_next_match(self, step: int) -> None:
+        """Jump to the next (1) or previous (-1) line that matches the search."""
+        hits = self.matches()
+        if not hits:
+            self._titles()
+            return
+        if step > 0:
+            later = [i for i in hits if i > self.match]
+            self.match = later[0] if later else hits[0]
+        else:
+            earlier = [i for i in hits if i < self.match] if self.match >= 0 else hits
+            self.match = earlier[-1] if earlier else hits[-1]
+        self.scroll_to(y=max(0, self.match - self.size.height // 2), animate=False)
+        self._titles()
+
+    # -- days -----------------------------------------------------------------------------
+    def days(self) -> list[Path]:
+        """Every day's log file next to today's, oldest first."""
+        if self.today is None:
+            return []
+        files = set(self.today.parent.glob("pipeline-*.log")) | {self.today}
+        return sorted(files)
+
+    def action_day(self, step: int) -> None:
+        """Show the previous (-1) or next (1) day's log; back at today it follows again."""
+        files = self.days()
+        if self.path not in files or self.today is None:
+            return
+        i = files.index(self.path) + step
+        if not 0 <= i < len(files):
+            self.app.notify("no earlier day's log" if step < 0 else "this is today's log",
+                            severity="information")
+            return
+        self.pinned = files[i] != self.today
+        self._entries.clear()
+        self._open(files[i])
+        self.clear()
+        self.poll()
+        self.scroll_end(animate=False)
+        self._titles()

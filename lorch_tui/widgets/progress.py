@@ -2,28 +2,34 @@
 
 It is refreshed from :class:`lorch_tui.model.RunModel` once per flush, never per event:
 rows are added, updated cell by cell where something changed, and re-sorted so running
-tasks come first and queued ones last.
+tasks come first and queued ones last (or by the column the user chose: click a header or
+press ``s``). The cursor stays on its task when rows move, so ``x`` and ``enter`` act on the
+task the user sees. Columns take the width of their content; the table scrolls sideways
+rather than cutting a state or a name.
 """
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from lorch_tui.model import RunModel, TaskRow
+from lorch_tui.widgets.fit import fit_columns
 
 STATE_STYLE = {"running": "bold cyan", "retrying": "yellow", "queued": "dim", "success": "green",
                "skipped": "green", "failed": "bold red", "timeout": "bold red", "cancelled": "magenta"}
 COLUMNS = ("stage", "account", "state", "records", "rate", "elapsed", "progress")
-WIDTHS = (8, 18, 9, 7, 7, 7, 10)
 RANK = {"running": 0, "retrying": 0, "failed": 1, "timeout": 1, "cancelled": 2, "success": 2,
         "skipped": 2, "queued": 3}
 
 
 def bar(row: TaskRow, width: int = 6) -> Text:
-    """A text progress bar when a total is known, else a activity mark."""
+    """A text progress bar when a total is known, else a activity mark; an error code once failed."""
+    if row.error_code and row.state not in ("running", "retrying", "queued"):
+        return Text(row.error_code, style="red")
     if row.total:
         frac = min(1.0, row.records / row.total)
         filled = int(frac * width)
@@ -37,6 +43,16 @@ def bar(row: TaskRow, width: int = 6) -> Text:
     return Text("")
 
 
+def number(value: object) -> float:
+    """A sortable number from a cell like `1,234`, `56/s` or `3.5s` (- is -1)."""
+    text = value.plain if isinstance(value, Text) else str(value)
+    digits = text.replace(",", "").rstrip("/s").strip()
+    try:
+        return float(digits)
+    except ValueError:
+        return -1.0
+
+
 def cells(row: TaskRow) -> tuple[object, ...]:
     """The visible cells of one task row."""
     return (row.stage, row.account or row.extractor,
@@ -48,6 +64,13 @@ def cells(row: TaskRow) -> tuple[object, ...]:
 class ProgressPane(Vertical):
     """The live table of tasks plus a totals line."""
 
+    BINDINGS = [Binding("s", "cycle_sort", "sort")]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.sort_by: str | None = None  # None: running first (the default order)
+        self.sort_reverse = False
+
     def compose(self) -> ComposeResult:
         table: DataTable[object] = DataTable(id="progress-table", cursor_type="row", zebra_stripes=True)
         yield table
@@ -56,9 +79,28 @@ class ProgressPane(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for col, width in zip(COLUMNS, WIDTHS, strict=True):
-            table.add_column(col, key=col, width=width)
+        for col in COLUMNS:
+            table.add_column(col, key=col)
         self.border_title = "Stage progress"
+
+    def starting(self, what: str) -> None:
+        """Say at once that a run is being started (the engine may take a moment)."""
+        self.query_one("#progress-totals", Static).update(
+            Text(f"starting {what}: checking the workspace...", style="bold cyan"))
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        col = str(event.column_key.value)
+        self.sort_reverse = not self.sort_reverse if col == self.sort_by else False
+        self.sort_by = col
+        self._sort()
+
+    def action_cycle_sort(self) -> None:
+        """Sort by the next column (after the last: back to running-first)."""
+        order: list[str | None] = [None, *COLUMNS]
+        self.sort_by = order[(order.index(self.sort_by) + 1) % len(order)]
+        self.sort_reverse = False
+        self._sort()
 
     @property
     def table(self) -> DataTable[object]:
@@ -79,10 +121,37 @@ class ProgressPane(Vertical):
                 continue
             for col, value in zip(COLUMNS, values, strict=True):
                 if table.get_cell(row.task_id, col) != value:
-                    table.update_cell(row.task_id, col, value)
-        if table.row_count:
-            table.sort("state", "account", key=sort_key)
+                    table.update_cell(row.task_id, col, value, update_width=True)
+        fit_columns(table)
+        self._sort()
         self.query_one("#progress-totals", Static).update(totals_text(model))
+
+    def show_clients(self, counts: dict[str, int] | None) -> None:
+        """The client layer's counts in the pane's title (numbers only: never a name)."""
+        if counts is None:
+            self.border_title = "Stage progress"
+            return
+        self.border_title = (f"Stage progress · clients {counts['clients']:,} · links "
+                             f"{counts['links']:,} · conflicts {counts['conflicts']:,} · "
+                             f"unlinked {counts['unlinked']:,}" + _measures_text(counts))
+
+    def _sort(self) -> None:
+        """Re-sort, keeping the cursor on the task it was on."""
+        table = self.table
+        if not table.row_count:
+            return
+        keep = self.selected_task() if table.has_focus else None  # the row the user is on
+        if self.sort_by is None:
+            table.sort("state", "account", key=sort_key)
+        elif self.sort_by in ("records", "rate", "elapsed"):
+            table.sort(self.sort_by, key=number, reverse=self.sort_reverse)
+        else:
+            table.sort(self.sort_by, key=lambda v: v.plain if isinstance(v, Text) else str(v),
+                       reverse=self.sort_reverse)
+        label = "running first" if self.sort_by is None else f"by {self.sort_by}{' ↓' if self.sort_reverse else ''}"
+        self.border_subtitle = f"sorted {label} · s: sort · enter: detail"
+        if keep is not None and keep in {str(k.value) for k in table.rows}:
+            table.move_cursor(row=table.get_row_index(keep), animate=False)
 
     def selected_task(self) -> str | None:
         """The task id under the cursor."""
@@ -91,6 +160,14 @@ class ProgressPane(Vertical):
             return None
         key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
         return str(key.value) if key.value is not None else None
+
+
+def _measures_text(counts: dict[str, int]) -> str:
+    """`` · measures scored N · not scored M`` when anything was scored or refused."""
+    scored, refused = counts.get("measures_scored", 0), counts.get("measures_not_scored", 0)
+    if not scored and not refused:
+        return ""
+    return f" · measures scored {scored:,} · not scored {refused:,}"
 
 
 def sort_key(values: tuple[object, object]) -> tuple[int, str]:

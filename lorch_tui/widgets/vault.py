@@ -17,6 +17,7 @@ from textual.widgets.tree import TreeNode
 from engine.config import Extractor
 from engine.inspect import RunInfo
 from lorch_tui.summary import human_bytes
+from lorch_tui.widgets.latest import matches
 
 STATUS_STYLE = {"success": "green", "failed": "red", "timeout": "red", "cancelled": "magenta"}
 
@@ -31,9 +32,10 @@ class NodeRef:
 
 
 def run_label(run: RunInfo) -> Text:
-    """`20261126T100109Z success 250 rec 3 parts 12.1K 47.3x`."""
-    text = Text(run.run_id + " ")
-    text.append(run.status, style=STATUS_STYLE.get(run.status, "yellow"))
+    """`success 20261126T100109Z 250 rec 3p 12.1K 47.3x`: the status first, so a narrow pane
+    cuts the dim numbers at the end, never the status or the run id."""
+    text = Text(run.status, style=STATUS_STYLE.get(run.status, "yellow"))
+    text.append(" " + run.run_id)
     text.append(f" {run.records:,} rec {run.parts}p {human_bytes(run.bytes, compact=True)}", style="dim")
     if run.ratio:
         text.append(f" {run.ratio:.1f}x", style="dim")
@@ -61,6 +63,7 @@ class VaultTree(Tree[NodeRef]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("vault", data=NodeRef("root"), id=id)
         self.show_root = False
+        self.guide_depth = 2  # narrow guides: a run's status and id fit a 36-column pane
         self._accounts: dict[str, TreeNode[NodeRef]] = {}
         self._runs: dict[str, list[str]] = {}
         self._last: tuple[list[Extractor], dict[str, list[RunInfo]]] = ([], {})
@@ -73,7 +76,7 @@ class VaultTree(Tree[NodeRef]):
         """Add missing branches and refresh accounts whose runs changed."""
         self._last = (extractors, runs)
         for ex in extractors:
-            if self.filter and self.filter.lower() not in ex.name.lower():
+            if self.filter and not matches(ex, self.filter):
                 continue
             node = self._accounts.get(ex.name) or self._add_account(ex)
             listed = runs.get(ex.name, [])
@@ -87,7 +90,7 @@ class VaultTree(Tree[NodeRef]):
             node.set_label(self._account_label(ex, listed))
 
     def filter_accounts(self, text: str) -> None:
-        """Show only accounts whose extractor name contains ``text``."""
+        """Show only accounts whose name, account, source or domain contains ``text``."""
         self.filter = text
         self.clear()
         self._accounts.clear()
@@ -140,6 +143,8 @@ class VaultTree(Tree[NodeRef]):
 class RunDetail(Static):
     """The selected run's manifest summary: streams, parts, checksums, STATE."""
 
+    can_focus = True  # so it scrolls with the keys when the summary is longer than the pane
+
     def on_mount(self) -> None:
         self.border_title = "Run detail"
 
@@ -154,7 +159,8 @@ class RunDetail(Static):
         text.append(run.status, style=STATUS_STYLE.get(run.status, "yellow"))
         if run.error_code:
             text.append(f" ({run.error_code})", style="red")
-        text.append(f"\n{run.records:,} records in {run.parts} parts, {human_bytes(run.bytes, compact=True)}")
+        text.append(f"\n{run.records:,} record{'' if run.records == 1 else 's'} in {run.parts} "
+                    f"part{'' if run.parts == 1 else 's'}, {human_bytes(run.bytes, compact=True)}")
         if run.ratio:
             text.append(f", {run.ratio:.1f}x")
         text.append(f"\nSTATE {'present' if run.has_state else 'absent'}\n")

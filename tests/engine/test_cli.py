@@ -11,14 +11,15 @@ import pytest
 
 from engine import __version__
 from engine.configload import DEMO_CONFIG
-from engine.plan import IMPLEMENTED_STAGES
+from engine.plan import IMPLEMENTED_STAGES, RUN_STAGES
 from tests.helpers import clean_env, run_cli
 
 DEMO_NAMES = [
     "tap-gmail--acct1-personal", "tap-gmail--acct2-business1", "tap-gmail--acct3-bfarmstrong",
     "tap-msgraph-mail--ben-mensio", "tap-msgraph-mail--frontdesk-mensio", "tap-msgraph-mail--billing-mensio",
     "tap-dataverse", "tap-dataverse--farmstrong", "tap-sheets--intake-log", "tap-sheets--billing-tracker",
-    "tap-quickbooks--mensio", "tap-quickbooks--farmstrong-llc",
+    "tap-quickbooks--mensio", "tap-quickbooks--farmstrong-llc", "tap-forms--outcomes",
+    "tap-formsheets--first-visit", "tap-formsheets--follow-up",
 ]
 
 
@@ -95,7 +96,7 @@ def test_list_jobs_table_and_json(demo: tuple[Path, dict[str, str]]) -> None:
     assert table.returncode == 0, table.stderr
     assert "ingest-all-accounts" in table.stdout and "ingest-mail" in table.stdout
     rows = {r["job"]: r for r in orjson.loads(cli(demo, "list", "jobs", "--json").stdout)}
-    assert rows["ingest-all-accounts"]["extractors"] == 12
+    assert rows["ingest-all-accounts"]["extractors"] == 15
     assert rows["ingest-all-accounts"]["members"].split(", ") == DEMO_NAMES
     assert rows["ingest-all-accounts"]["default"] == "yes"
     assert rows["ingest-mail"]["extractors"] == 6 and rows["ingest-mail"]["default"] == ""
@@ -109,9 +110,11 @@ def test_dry_run_prints_the_plan_and_writes_nothing(demo: tuple[Path, dict[str, 
     lines = res.stdout.splitlines()
     assert lines[0] == f"config: {DEMO_CONFIG} (bundled demo)"
     assert lines[1] == f"workspace: {ws}"
-    assert lines[2] == f"plan: {12 * len(IMPLEMENTED_STAGES)} task(s), stages {', '.join(IMPLEMENTED_STAGES)}"
-    chains = [line.strip() for line in lines[3:]]
+    assert lines[2] == (f"plan: {len(DEMO_NAMES) * len(IMPLEMENTED_STAGES) + 1} task(s), stages "
+                        f"{', '.join(RUN_STAGES)}")
+    chains = [line.strip() for line in lines[3:-1]]
     assert chains == [f"{n}: {' -> '.join(IMPLEMENTED_STAGES)}" for n in DEMO_NAMES]
+    assert lines[-1].strip().startswith("then project (clients)")
     assert not ws.exists()
     assert nothing_written(demo)
     # the config's own workspace (under XDG_DATA_HOME) is not created either

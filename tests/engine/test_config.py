@@ -312,12 +312,12 @@ DEMO_NAMES = {
 }
 
 
-def test_bundled_demo_has_twelve_extractors_over_the_five_demo_taps(tmp_path: Path, no_lorch_env: None,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bundled_demo_has_fifteen_extractors_over_every_demo_tap(tmp_path: Path, no_lorch_env: None,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     cfg = load_file(DEMO_CONFIG)
     names = [e.name for e in cfg.extractors]
-    assert len(names) == 12 == len(set(names))
+    assert len(names) == 15 == len(set(names))  # twelve, plus the forms (issue 15)
     assert DEMO_NAMES <= set(names)
     assert all(e.kind == "demo" and e.demo is not None for e in cfg.extractors)
     assert {e.demo.tap for e in cfg.extractors if e.demo} == set(DEMO_TAPS)
@@ -406,10 +406,10 @@ def test_bundled_demo_through_the_cli(tmp_path: Path) -> None:
     env = cli_env(XDG_DATA_HOME=str(tmp_path / "xdg"))
     res = run_cli("list", "extractors", "--json", cwd=tmp_path, env=env)
     rows = orjson.loads(res.stdout)
-    assert len(rows) == 12 and DEMO_NAMES <= {r["name"] for r in rows}
+    assert len(rows) == 15 and DEMO_NAMES <= {r["name"] for r in rows}
     assert {r["kind"] for r in rows} == {"demo"}
     jobs = {j["job"]: j for j in orjson.loads(run_cli("list", "jobs", "--json", cwd=tmp_path, env=env).stdout)}
-    assert jobs["ingest-all-accounts"]["extractors"] == 12
+    assert jobs["ingest-all-accounts"]["extractors"] == 15
     assert set(jobs["ingest-all-accounts"]["members"].split(", ")) == {r["name"] for r in rows}
     assert not (tmp_path / "xdg").exists()
 

@@ -23,13 +23,15 @@ import yaml
 from engine.canon.compiled import CompiledTransform, RecordRejected
 from engine.canon.registry import Registry, Transform
 from engine.configload import DEMO_CONFIG
-from engine.demo_taps import TAP_NAMES
+from engine.demo_taps import TAP_NAMES, forms
+from engine.demo_taps.spec import TapContext
 
 REGISTRY = Registry.load()
 TRANSFORMS = sorted(REGISTRY.transforms.values(), key=lambda t: t.id)
 SAMPLES = [(t, s) for t in TRANSFORMS for s in t.samples]
 TAP_SOURCE = {"gmail": "gmail", "msgraph": "exchange", "dataverse": "dataverse",
-              "sheets": "sheets", "quickbooks": "quickbooks"}
+              "sheets": "sheets", "quickbooks": "quickbooks", "forms": "forms",
+              "formsheets": "sheets"}
 """Demo tap name -> the config source name demo.yaml gives its extractors."""
 SEEDS = (11, 12)
 RECORDS = 60
@@ -174,6 +176,14 @@ def test_mail_samples_cover_the_tricky_cases() -> None:
 # --------------------------------------------------------------------------- the demo taps
 
 
+def _expected_count(tap: str, seed: int) -> int:
+    """RECORDS, except a form's linked sheet: the rows of its form among RECORDS responses."""
+    if tap != "formsheets":
+        return RECORDS
+    ctx = TapContext(tap, f"acct-{seed}", seed, RECORDS)
+    return len(forms.sheet_rows(ctx, forms.Responses(ctx))[1])
+
+
 def run_tap(tap: str, seed: int, tmp: Path) -> list[dict[str, Any]]:
     config = tmp / f"{tap}-{seed}.json"
     config.write_text(json.dumps({"account": f"acct-{seed}", "records": RECORDS, "seed": seed}))
@@ -197,7 +207,7 @@ def test_every_demo_record_canonizes_with_zero_rejects(
     kinds: set[str] = set()
     for seed in SEEDS:
         messages = demo_records[(tap, seed)]
-        assert len(messages) == RECORDS
+        assert len(messages) == _expected_count(tap, seed)
         for m in messages:
             t = transforms.get((source, m["stream"]))
             assert t is not None, f"no transform for {source}/{m['stream']}"

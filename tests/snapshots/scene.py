@@ -251,7 +251,8 @@ def failed_run_events() -> list[Event]:
         TaskQueued(task_id=tid, stage="extract", extractor=d[0], account=d[3]),
         TaskStarted(task_id=tid, stage="extract", extractor=d[0], account=d[3], attempt=1, pid=5100),
         TaskFinished(task_id=tid, stage="extract", extractor=d[0], account=d[3], status="failed",
-                     error_code="TAP_EXIT_NONZERO", exit_code=1, duration_s=1.3),
+                     error_code="TAP_EXIT_NONZERO", exit_code=1, duration_s=1.3, records=40, parts=1,
+                     vault_run=f"dt={DT}/run_id=20260105T101501Z", stderr_lines=3),
         RunFinished(run_id=LIVE_RUN, status="failed", tasks=1, succeeded=0, failed=1, cancelled=0,
                     records=0, duration_s=1.4),
     ]

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Header
 from engine.configload import LoadedConfig
 from lorch_tui.app import LorchApp
 from lorch_tui.screens.modals import HelpScreen, ValidateScreen
+from lorch_tui.screens.taskdetail import TaskDetailScreen
 from lorch_tui.widgets.vault import RunDetail
 from tests.snapshots import scene
 from tests.tui.dash import cell, plain
@@ -68,7 +69,17 @@ def prepared(then: Callable[[Pilot[Any]], Awaitable[None]] | None = None, rows: 
         table = app.query_one("#latest-table", DataTable)
         await poll(pilot, lambda: table.row_count == rows and app.selected is not None, "the first scan")
         if model_run is not None:
-            await poll(pilot, lambda: app.model.run_id == model_run, "the log replay")
+            await poll(pilot, lambda: app.model.run_id == model_run and app.model.status != "running",
+                       "the log replay, to its run_finished line")
+
+            def errors_shown() -> bool:  # the rescan after the replay has reached the table
+                return all(cell(table, name, "last error") == code for name, code in app.model.last_errors.items()
+                           if name in {str(k.value) for k in table.rows})
+
+            await poll(pilot, lambda: errors_shown() and not app._scanning and not app._scan_pending
+                       and not table._updated_cells and not table._require_update_dimensions,
+                       "the errors of the replay in LATEST, with the column widths they need")
+            await pilot.pause(0.1)  # and the table's new column widths are laid out
         if then is not None:
             await then(pilot)
 
@@ -85,10 +96,13 @@ class TestIdle:
 
     def test_populated_workspace(self, snap_compare: Any, clock: scene.FrozenClock) -> None:
         """You should see the vault tree with run counts per account (acct1-personal: 3 runs),
-        LATEST rows aged 3h (dataverse/mensio 2d and highlighted as stale, quickbooks
-        "none"), canon ✓/✗ flags, the run detail of acct1-personal's newest run, last night's
-        cron run read back from the log in the progress pane (with its TAP_EXIT_NONZERO
-        failure), and the log tail with an ERROR line."""
+        LATEST rows (the two mensio accounts told apart as "mensio (dataverse)" and
+        "mensio (quickbooks)") aged 3h (dataverse/mensio 2d and highlighted as stale, quickbooks
+        "none"), canon ✓/✗ flags, every name and state whole, a plot of acct1-personal's
+        records per run with axes under the table, the run detail of its newest run, last
+        night's cron run read back from the log in the progress pane (with its
+        TAP_EXIT_NONZERO failure, uncut) and a red toast saying that run failed, the log tail
+        with an ERROR line, and `q quit` and `? help` first in the footer."""
         app, _ = dashboard(scene.populate())
         assert snap_compare(app, terminal_size=WIDE, run_before=prepared(model_run=scene.CRON_RUN))
 
@@ -118,8 +132,9 @@ class TestFailedTask:
     def test_failed_extract(self, snap_compare: Any, clock: scene.FrozenClock) -> None:
         """You should see the dataverse/mensio account selected (tree and LATEST), its run
         detail saying "status failed (TAP_EXIT_NONZERO)", the progress pane with one "failed"
-        extract row showing TAP_EXIT_NONZERO, the totals "... (dashboard) failed: 1 failed",
-        and TAP_EXIT_NONZERO in the LATEST row's "last error" column (scroll right if cut)."""
+        extract row showing TAP_EXIT_NONZERO whole, the totals "... (dashboard) failed: 1
+        failed", TAP_EXIT_NONZERO in the LATEST row's "last error" column, and a red toast
+        "run 20260105T101500Z-d4b9f0 failed" saying enter on the red row explains why."""
         app, fake = dashboard(scene.populate())
 
         async def go(pilot: Pilot[Any]) -> None:
@@ -138,7 +153,8 @@ class TestFailedTask:
 class TestHelp:
     def test_help_screen(self, snap_compare: Any, clock: scene.FrozenClock) -> None:
         """You should see the help modal over the dashboard: "lorchestra dashboard: keys",
-        one line per key (e, c, i, r, R, x, v, /, tab, enter, ctrl+p, ?, q) and a Close button."""
+        one line per key (e, c, i, r, R, x, X, v, /, s, f n N, [ ], enter, l d, H, z, tab,
+        ctrl+p, ?, q) in a scrollable box, and a Close button."""
         app, _ = dashboard(scene.populate())
 
         async def go(pilot: Pilot[Any]) -> None:
@@ -153,7 +169,7 @@ class TestRunDetail:
     def test_verified_run(self, snap_compare: Any, clock: scene.FrozenClock) -> None:
         """You should see acct1-personal expanded in the vault tree with its three runs (newest
         first), the cursor on run 20260105T021500Z, and the run detail pane showing
-        "status success", "214 records in 1 parts", "STATE present", "checksums verified"
+        "status success", "214 records in 1 part", "STATE present", "checksums verified"
         (green) and "messages: 214"."""
         app, _ = dashboard(scene.populate())
 
@@ -181,7 +197,51 @@ class TestValidateModal:
 
 class TestSmallTerminal:
     def test_80x24(self, snap_compare: Any, clock: scene.FrozenClock) -> None:
-        """You should see all four panes squeezed into 80x24 (vault tree, run detail, LATEST,
-        stage progress, a few log lines) with the footer; nothing overlaps."""
+        """You should see, at 80x24 with the vault focused, the vault tree and run detail wide
+        and the LATEST and Stage progress panes collapsed to a strip on the right, six log
+        lines, and a footer that starts with `q quit` and `? help`; nothing overlaps."""
         app, _ = dashboard(scene.populate())
         assert snap_compare(app, terminal_size=SMALL, run_before=prepared(model_run=scene.CRON_RUN))
+
+    def test_80x24_latest_focused(self, snap_compare: Any, clock: scene.FrozenClock) -> None:
+        """You should see, at 80x24 with the LATEST table focused, the right half wide: all
+        five LATEST rows with whole account names (no plot at this height), the
+        Stage progress rows of the cron run with TAP_EXIT_NONZERO uncut, the vault collapsed
+        to a strip on the left, and `q quit` and `? help` in the footer."""
+        app, _ = dashboard(scene.populate())
+
+        async def go(pilot: Pilot[Any]) -> None:
+            app.query_one("#latest-table", DataTable).focus()
+            await pilot.pause(0.1)
+
+        assert snap_compare(app, terminal_size=SMALL, run_before=prepared(go, model_run=scene.CRON_RUN))
+
+
+class TestLargeTerminal:
+    def test_200x50(self, snap_compare: Any, clock: scene.FrozenClock) -> None:
+        """You should see every pane roomy at 200x50: the vault tree with whole run labels
+        (run id, status, records, parts, size, ratio), the LATEST table with every column
+        whole, a tall plot of acct1-personal's records per run with its axes and values, the
+        stage progress of the cron run, and a long log tail."""
+        app, _ = dashboard(scene.populate())
+        assert snap_compare(app, terminal_size=(200, 50), run_before=prepared(model_run=scene.CRON_RUN))
+
+
+class TestTaskDetail:
+    def test_failed_task_detail(self, snap_compare: Any, clock: scene.FrozenClock) -> None:
+        """You should see the task detail modal of extract:tap-dataverse--mensio: state failed,
+        error TAP_EXIT_NONZERO with its meaning, exit code 1, attempts 1, duration 1.3s,
+        40 records, the tap stderr path inside the vault run folder, no diagnostics file, the
+        note that these files may hold PHI and open only in $PAGER, and a footer with l and d."""
+        app, fake = dashboard(scene.populate())
+
+        async def go(pilot: Pilot[Any]) -> None:
+            fake.emit(*scene.failed_run_events())
+            table = app.query_one("#progress-table", DataTable)
+            await poll(pilot, lambda: app.model.run_id == scene.LIVE_RUN and app.model.status == "failed"
+                       and table.row_count == 1, "the failed run")
+            table.focus()
+            await pilot.press("enter")
+            await poll(pilot, lambda: isinstance(app.screen, TaskDetailScreen), "the task detail")
+
+        assert snap_compare(app, terminal_size=WIDE, run_before=prepared(go, model_run=scene.CRON_RUN))

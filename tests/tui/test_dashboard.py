@@ -28,6 +28,7 @@ from lorch_tui.model import RunModel
 from lorch_tui.screens.modals import ConfirmScreen, FilterScreen, HelpScreen, ValidateScreen
 from lorch_tui.widgets.latest import LatestPane
 from lorch_tui.widgets.logtail import LogTail
+from lorch_tui.widgets.plot import RunPlot
 from lorch_tui.widgets.progress import ProgressPane
 from lorch_tui.widgets.vault import RunDetail, VaultTree
 from tests.helpers import log_events, run_cli
@@ -172,7 +173,7 @@ async def test_stage_keys_start_that_stage_for_the_selected_account(
         [call] = fake.starts()
         assert (call.stages, call.accounts, call.force) == (stages, ["clinic-bravo"], force)
         what = "all" if stages is None else stages[0]
-        await until(pilot, lambda: notes.find("started", f"{what} clinic-bravo"), what="the started note")
+        await until(pilot, lambda: notes.find("starting", f"{what} clinic-bravo"), what="the starting note")
         # the replayed run reaches the progress pane, for that account only
         await until(pilot, lambda: scripted_run_ended(app, fake), what="the scripted run to end")
         rows = progress_table(app)
@@ -328,7 +329,7 @@ async def test_q_with_running_tasks_asks_then_cancels_them(populated: Setup) -> 
         await pilot.press("q")
         screen = await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen,
                              what="the question")
-        assert "Tasks are running" in screen.question
+        assert "A run is in progress" in screen.question
         await pilot.press("n")
         await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="the answer")
         assert app.return_code is None and fake.called("cancel_all") == [] and fake.busy
@@ -430,10 +431,11 @@ async def test_tab_moves_focus_through_the_panes(populated: Setup) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         seen = [app.focused.id if app.focused else None]
-        for _ in range(4):
+        for _ in range(5):
             await pilot.press("tab")
             seen.append(app.focused.id if app.focused else None)
-        assert seen == ["vault", "latest-table", "progress-table", "log", "vault"]
+        # Run detail takes focus too, so a long summary scrolls with the keys
+        assert seen == ["vault", "run-detail", "latest-table", "progress-table", "log", "vault"]
         await pilot.press("shift+tab")
         assert app.focused is app.query_one(LogTail)
 
@@ -464,7 +466,8 @@ async def test_moving_in_the_latest_table_moves_the_tree(populated: Setup) -> No
             await until(pilot, lambda n=name: tree_extractor(app) == n, what=f"tree cursor on {name}")
             assert app.query_one(VaultTree).cursor_node.data.kind == "account"
             assert static_text(app.query_one(RunDetail)).startswith(name)
-            assert f"records per run · {name}" in static_text(app.query_one("#spark-label"))
+            plot = app.query_one(RunPlot)
+            assert plot.account == name and [p.records for p in plot.data] == [20]
 
 
 async def test_moving_in_the_tree_moves_the_latest_table(populated: Setup) -> None:
@@ -497,7 +500,7 @@ async def test_highlighting_a_run_shows_its_manifest_and_enter_verifies_it(popul
         detail = app.query_one(RunDetail)
         await until(pilot, lambda: runs[1] in static_text(detail), what="the newest run's detail")
         text = static_text(detail)
-        assert "status success" in text and "20 records in 1 parts" in text
+        assert "status success" in text and "20 records in 1 part," in text
         assert "STATE present" in text and "not verified" in text and "messages: 20" in text
         await pilot.press("down")  # the older run
         await until(pilot, lambda: runs[0] in static_text(detail), what="the older run's detail")

@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, clean_env
+from tests.helpers import REPO, clean_env, demo_extractor, write_config
 from tests.tui.dash import EXTRACTORS, dashboard_config
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -104,3 +105,59 @@ def test_the_real_dashboard_in_tmux(terminal: Tmux) -> None:
 
     terminal.keys("q")
     terminal.wait(lambda s: "LORCH-EXIT=0" in s, "lorch-tui to quit with 0")
+
+
+@pytest.fixture
+def hanging_terminal(tmp_path: Path) -> Iterator[tuple[Tmux, Path]]:
+    """The dashboard on one account whose tap hangs after 5 records (a run that stays running)."""
+    exs = [demo_extractor("slow-mail", "gmail", records=50, seed=4, retries=0, timeout_s=600,
+                          faults={"hang_after": 5})]
+    cfg = write_config(tmp_path, exs)
+    tui = f"{shlex.quote(sys.executable)} -m lorch_tui.tui_main --config {shlex.quote(str(cfg))}"
+    command = f"cd {shlex.quote(str(REPO))} && {tui}; echo LORCH-EXIT=$?; sleep 60"
+    term = Tmux(command)
+    try:
+        yield term, tmp_path / "ws"
+    finally:
+        term.kill()
+
+
+def workers_of(ws: Path) -> list[str]:
+    """Command lines of live processes that name this workspace or its config (ours only)."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(ws.parent) in cmd and "tmux" not in cmd and "sleep 60" not in cmd:
+            out.append(cmd)
+    return out
+
+
+def test_ctrl_q_during_a_run_asks_cancels_reaps_and_records(hanging_terminal: tuple[Tmux, Path]) -> None:
+    """Textual's ctrl+q during a run takes the q path: it asks, cancels, reaps the worker and
+    the tap, records the run as cancelled, and the process exits 0 (no loop-closed spew)."""
+    terminal, ws = hanging_terminal
+    terminal.wait(lambda s: "q quit" in s and "slow-mail" in s, "the dashboard to open", timeout=60)
+    terminal.keys("R")
+    terminal.wait(lambda s: "running" in s and "extract" in s, "the run to be running", timeout=60)
+    assert workers_of(ws), "the worker should be alive during the run"
+    terminal.keys("C-q")
+    terminal.wait(lambda s: "A run is in progress. Cancel it and quit?" in s, "the question")
+    terminal.keys("y")
+    screen = terminal.wait(lambda s: "LORCH-EXIT=" in s, "lorch-tui to quit", timeout=60)
+    assert "LORCH-EXIT=0" in screen and "Loop" not in screen and "Traceback" not in screen
+    deadline = time.monotonic() + 10
+    while workers_of(ws) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not workers_of(ws), workers_of(ws)
+    con = sqlite3.connect(ws / "state" / "lorch.sqlite")
+    try:
+        runs = con.execute("SELECT status FROM runs").fetchall()
+        tasks = con.execute("SELECT status FROM tasks WHERE stage = 'extract'").fetchall()
+    finally:
+        con.close()
+    assert runs == [("cancelled",)] and tasks == [("cancelled",)]

@@ -1,0 +1,47 @@
+"""``lorchestra validate``'s checks of the ``clients`` section: will the project stage run?
+
+A broken overrides file would fail the project stage of every run; a ``clients.sources``
+entry that no extractor has would define no client. Both are cheaper to hear about at setup
+time. Messages hold config identifiers, paths and counts, never file content.
+"""
+
+from __future__ import annotations
+
+from engine.checks import Check
+from engine.clients.overrides import OverridesError, load_overrides
+from engine.config import PipelineConfig
+
+
+def check_clients(cfg: PipelineConfig) -> list[Check]:
+    """The ``clients`` section's sources and overrides file (nothing when there is no section)."""
+    c = cfg.clients
+    if c is None:
+        return []
+    out: list[Check] = []
+    have = {ex.source for ex in cfg.extractors}
+    for source in c.sources:
+        if source in have:
+            out.append(Check("clients", f"sources: {source}", "ok", "contacts of this source define clients"))
+        else:
+            out.append(Check("clients", f"sources: {source}", "warn",
+                             "no extractor has this source: it defines no client"))
+    if not c.sources:
+        out.append(Check("clients", "sources", "warn", "empty: the project stage defines no client"))
+    if not c.own_addresses:
+        out.append(Check("clients", "own_addresses", "warn",
+                         "empty: every mail counts as incoming and the practice's own addresses "
+                         "could become client keys"))
+    if c.overrides is None:
+        out.append(Check("clients", "overrides", "ok", "no overrides file configured"))
+    elif not c.overrides.exists():
+        out.append(Check("clients", "overrides", "ok", f"{c.overrides} does not exist: no overrides"))
+    else:
+        try:
+            ov, _ = load_overrides(c.overrides)
+        except OverridesError as exc:
+            out.append(Check("clients", "overrides", "fail", str(exc)))
+        else:
+            out.append(Check("clients", "overrides", "ok",
+                             f"{c.overrides}: {len(ov.merge)} merge, {len(ov.apart)} apart, "
+                             f"{len(ov.link)} link, {len(ov.ignore)} ignore"))
+    return out

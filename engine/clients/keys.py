@@ -1,0 +1,124 @@
+"""Normalised identity keys: e-mail addresses, phone numbers, name plus birth date.
+
+A key is a short string ``kind:value`` so keys of every kind share one table and one
+index. Normalisation is deliberately conservative: it only folds differences that cannot
+change who is meant (letter case; dots and ``+tags`` in Gmail addresses, where Google itself
+ignores them; the many ways to write one phone number). Anything it cannot read gives no
+key, never a guess. Functions here are pure (no clock, no I/O), so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import unicodedata
+from collections.abc import Iterable
+
+import phonenumbers
+
+GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
+"""Domains where Google ignores dots and ``+tags`` in the local part (the default)."""
+
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
+_NAME_DROP = re.compile(r"[^\w\s]")
+_SPACES = re.compile(r"\s+")
+
+KEY_KINDS = ("email", "phone", "name_dob")
+"""The kinds of identity key, strongest first after source references."""
+
+
+def email_address(raw: object) -> str | None:
+    """A plain address: trimmed, case-folded, without ``<>`` or ``mailto:``; None if not one."""
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip().strip("<>").strip()
+    if text.lower().startswith("mailto:"):
+        text = text[7:]
+    text = text.casefold()
+    return text if _EMAIL.match(text) else None
+
+
+def email_key(raw: object, gmail_domains: Iterable[str] = GMAIL_DOMAINS) -> str | None:
+    """The e-mail key: ``email:local@domain`` with Gmail dots and ``+tags`` removed.
+
+    Only for the Gmail domains: elsewhere ``jane.doe`` and ``janedoe`` may be two people,
+    and ``+`` may be a real character of the mailbox name.
+    """
+    address = email_address(raw)
+    if address is None:
+        return None
+    local, _, domain = address.rpartition("@")
+    if domain in gmail_domains:
+        local = local.split("+", 1)[0].replace(".", "")
+        domain = "gmail.com" if domain == "googlemail.com" else domain
+        if not local:
+            return None
+    return f"email:{local}@{domain}"
+
+
+def is_own(address: str, patterns: Iterable[str]) -> bool:
+    """True when a (normalised) address matches one of the practice's own patterns."""
+    return any(fnmatch.fnmatchcase(address, p.casefold()) for p in patterns)
+
+
+def phone_key(raw: object, region: str) -> str | None:
+    """The phone key ``phone:+E164``; numbers without a country code use ``region``.
+
+    A number must be complete (not a local-only fragment such as ``555-0123``) to be a key.
+    """
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
+        return None
+    return "phone:" + phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def name_text(raw: object) -> str | None:
+    """A name folded for comparison: ``Doe, Jane`` and ``jane  DOE`` both give ``jane doe``.
+
+    Accents and punctuation are dropped and case folded; a single comma swaps
+    ``Family, Given`` into ``Given Family``. Token order is otherwise kept.
+    """
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip()
+    if text.count(",") == 1:
+        family, given = (p.strip() for p in text.split(","))
+        text = f"{given} {family}"
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = _SPACES.sub(" ", _NAME_DROP.sub(" ", text.casefold())).strip()
+    return text or None
+
+
+def birth_date(raw: object) -> str | None:
+    """A birth date as ``YYYY-MM-DD`` when the value starts with one, else None."""
+    if not isinstance(raw, str) or len(raw) < 10:
+        return None
+    head = raw[:10]
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", head) and head[5:7] != "00" and head[8:] != "00":
+        return head
+    return None
+
+
+def name_dob_key(name: object, dob: object) -> str | None:
+    """The key ``name_dob:given family|YYYY-MM-DD``; None unless both parts are present."""
+    n, d = name_text(name), birth_date(dob)
+    if n is None or d is None:
+        return None
+    return f"name_dob:{n}|{d}"
+
+
+def key_kind(key: str) -> str:
+    """``email``, ``phone`` or ``name_dob`` for a key."""
+    return key.split(":", 1)[0]
+
+
+def key_value(key: str) -> str:
+    """The value part of a key (PHI: for charts and the terminal only)."""
+    return key.split(":", 1)[1]

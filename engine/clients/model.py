@@ -1,0 +1,154 @@
+"""The client layer's data: documents as the resolver sees them, clients, links, conflicts.
+
+Plain dataclasses, shared by the resolver, the tables and the charts; nothing here reads
+or writes anything. A document is named by ``DocRef`` (source, account, kind, source_id),
+the index's own identity of a document, which survives re-indexing (``doc_id`` does not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+Rule = Literal["email", "phone", "source_ref", "name_dob", "override"]
+Direction = Literal["in", "out", "internal"]
+Reason = Literal["no_rule", "no_key", "no_match", "conflict", "disagree", "internal",
+                 "ref_missing", "ref_unlinked", "override"]
+
+REASONS: dict[str, str] = {
+    "no_rule": "no link rule for this kind",
+    "no_key": "nothing to match by (a name alone never links)",
+    "no_match": "its keys belong to no client",
+    "conflict": "reached only through a key several clients hold",
+    "disagree": "its keys point at different clients",
+    "internal": "only the practice's own addresses take part",
+    "ref_missing": "the record it refers to is not in the index",
+    "ref_unlinked": "the record it refers to is linked to no one",
+    "override": "the overrides file links it to no one",
+}
+"""What each unlinked reason means (for the terminal and docs/clients.md)."""
+
+
+class DocRef(NamedTuple):
+    """A document's identity in the index."""
+
+    source: str
+    account: str
+    kind: str
+    entity_id: str
+
+    def text(self) -> str:
+        """``source:account:kind:source_id`` (the form the overrides file uses)."""
+        return f"{self.source}:{self.account}:{self.kind}:{self.entity_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> DocRef:
+        """The inverse of :meth:`text`."""
+        source, account, kind, entity = text.split(":", 3)
+        return cls(source, account, kind, entity)
+
+
+def client_id_for(source: str, account: str, entity_id: str) -> str:
+    """A stable client id from the system-of-record id: 16 hex digits of a sha256."""
+    return hashlib.sha256(f"{source}\x1f{account}\x1f{entity_id}".encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class Card:
+    """What a contact document says about a person (PHI; charts and terminal only)."""
+
+    name: str | None
+    given: str | None
+    family: str | None
+    birth_date: str | None
+    emails: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)
+    addresses: list[str] = field(default_factory=list)
+
+    @property
+    def sort_name(self) -> str:
+        """``Family, Given`` when the parts are known, else the full name as written."""
+        if self.family and self.given:
+            return f"{self.family}, {self.given}"
+        return self.name or self.family or self.given or "Unnamed"
+
+
+@dataclass(slots=True)
+class DocFacts:
+    """One document reduced to what linking and the charts need."""
+
+    ref: DocRef
+    time: str | None
+    title: str | None
+    keys: tuple[str, ...] = ()
+    refs: tuple[DocRef, ...] = ()
+    outside: tuple[str, ...] = ()
+    direction: Direction | None = None
+    mail: bool = False
+    has_rule: bool = True
+    defines: bool = False
+    card: Card | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Client:
+    """One client: defined by a contact of ``clients.sources`` (plus merged ones)."""
+
+    client_id: str
+    home: DocRef
+    card: Card
+    keys: set[str] = field(default_factory=set)
+    merged: list[str] = field(default_factory=list)
+    folder: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A document linked to a client, with the rule that did it."""
+
+    client_id: str
+    doc: DocRef
+    rule: Rule
+    direction: Direction | None
+    via: str
+    """The key or reference that made the link (PHI: stays in the workspace)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unlinked:
+    """A document linked to no one, and why."""
+
+    doc: DocRef
+    reason: Reason
+    detail: str
+    """The keys or reference involved (PHI: stays in the workspace)."""
+
+
+@dataclass(slots=True)
+class Conflict:
+    """A key that several clients hold."""
+
+    key: str
+    clients: tuple[str, ...]
+    documents: int = 0
+    reviewed: bool = False
+
+
+@dataclass(slots=True)
+class Projection:
+    """Everything one project run decided."""
+
+    clients: dict[str, Client]
+    links: list[Link]
+    unlinked: list[Unlinked]
+    conflicts: list[Conflict]
+    docs: dict[DocRef, DocFacts]
+    unused_overrides: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """PHI-free totals: clients, links, conflicts, unlinked documents, documents."""
+        return {"clients": len(self.clients), "links": len(self.links),
+                "conflicts": sum(1 for c in self.conflicts if not c.reviewed),
+                "unlinked": len(self.unlinked), "documents": len(self.docs)}

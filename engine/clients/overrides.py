@@ -1,0 +1,90 @@
+"""The overrides file: the operator's decisions that settle what the rules cannot.
+
+```yaml
+version: 1
+merge:                        # these clients are one person; the first id is kept
+  - [3f9a2b1c0d4e5f60, 9e8d7c6b5a493827]
+apart:                        # these clients are different people (reviewed conflict)
+  - [1a2b3c4d5e6f7081, 2b3c4d5e6f708192]
+link:                         # this document belongs to this client (null: to no one)
+  - {document: "gmail:acct1-personal:email:18ab9716b553f535", client: 3f9a2b1c0d4e5f60}
+ignore:                       # addresses (globs) and phone numbers that are no one's key
+  - "noreply@*"
+  - "+1 212 555 0100"
+```
+
+It is applied on every run; an entry that names a client or document that no longer
+exists is counted (warning ``OVERRIDE_UNUSED``) and otherwise ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class OverrideLink(BaseModel):
+    """One document's client, decided by a person."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    document: str
+    """``source:account:kind:source_id`` of the document (as `clients unlinked` prints it)."""
+    client: str | None
+    """The client id, or null to keep the document out of every chart."""
+
+    @field_validator("document")
+    @classmethod
+    def _four_parts(cls, value: str) -> str:
+        if len(value.split(":", 3)) != 4 or not all(value.split(":", 3)):
+            raise ValueError("a document is written source:account:kind:source_id")
+        return value
+
+
+class Overrides(BaseModel):
+    """The whole overrides file."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    version: int = 1
+    """The file format version (1)."""
+    merge: list[list[str]] = Field(default_factory=list)
+    """Groups of client ids that are one person; the first id of a group is kept."""
+    apart: list[list[str]] = Field(default_factory=list)
+    """Groups of client ids that are different people: their shared keys are reviewed."""
+    link: list[OverrideLink] = Field(default_factory=list)
+    """Documents linked to a client (or to no one) whatever the rules say."""
+    ignore: list[str] = Field(default_factory=list)
+    """E-mail addresses (globs allowed) and phone numbers that are nobody's key."""
+
+    @field_validator("merge", "apart")
+    @classmethod
+    def _groups(cls, value: list[list[str]]) -> list[list[str]]:
+        for group in value:
+            if len(group) < 2 or len(set(group)) != len(group):
+                raise ValueError("each group lists at least two different client ids")
+        return value
+
+
+class OverridesError(Exception):
+    """The overrides file cannot be read; the message names the file and the key path."""
+
+
+def load_overrides(path: Path | None) -> tuple[Overrides, bytes]:
+    """The overrides and the file's bytes (for the skip fingerprint); empty when no file."""
+    if path is None or not path.exists():
+        return Overrides(), b""
+    try:
+        raw = path.read_bytes()
+        data = yaml.safe_load(raw) if raw.strip() else {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise OverridesError(f"{path}: cannot read the overrides file ({type(exc).__name__})") from None
+    if data is None:
+        data = {}
+    try:
+        return Overrides.model_validate(data), raw
+    except ValidationError as exc:
+        where = "; ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors())
+        raise OverridesError(f"{path}: {where}") from None

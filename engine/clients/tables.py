@@ -1,0 +1,170 @@
+"""The client tables in the index database, and the reads the commands make of them.
+
+The project stage replaces every client table in one transaction, so a reader (``clients``,
+``query --client``, the dashboard's counts) sees the whole old projection or the whole new
+one. The tables carry their own schema version in ``clients_meta`` (the index's
+``user_version`` stays the index's): a different version is dropped and rebuilt, since
+everything here is derived from the documents and the overrides.
+
+Documents are named by the index's identity (source, account, kind, entity_id), which
+survives re-indexing, rather than by ``doc_id``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from engine.clients.model import Projection
+
+CLIENTS_SCHEMA_VERSION = 1
+"""Version of the tables below (``clients_meta.schema_version``)."""
+
+TABLES = ("clients", "client_keys", "client_links", "client_conflicts", "client_unlinked",
+          "clients_meta")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS clients_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS clients (
+    client_id  TEXT PRIMARY KEY,
+    name       TEXT,
+    sort_name  TEXT NOT NULL,
+    folder     TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    account    TEXT NOT NULL,
+    entity_id  TEXT NOT NULL,
+    birth_date TEXT,
+    merged     TEXT NOT NULL,
+    documents  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS client_keys (
+    client_id TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    shared    INTEGER NOT NULL,
+    PRIMARY KEY (client_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS client_keys_key ON client_keys (key);
+CREATE TABLE IF NOT EXISTS client_links (
+    client_id TEXT NOT NULL,
+    source    TEXT NOT NULL,
+    account   TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    rule      TEXT NOT NULL,
+    direction TEXT,
+    via       TEXT NOT NULL,
+    PRIMARY KEY (client_id, source, account, kind, entity_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS client_links_doc ON client_links (entity_id, kind, source, account);
+CREATE TABLE IF NOT EXISTS client_conflicts (
+    key       TEXT PRIMARY KEY,
+    clients   TEXT NOT NULL,
+    documents INTEGER NOT NULL,
+    reviewed  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS client_unlinked (
+    source    TEXT NOT NULL,
+    account   TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    detail    TEXT NOT NULL,
+    PRIMARY KEY (source, account, kind, entity_id)
+) WITHOUT ROWID;
+"""
+"""``clients`` (one row per client; ``folder`` is its chart folder), ``client_keys`` (its
+normalised keys; ``shared`` when another client holds the key too), ``client_links``
+(document -> client with ``rule``, ``direction`` and the key or reference ``via``),
+``client_conflicts`` (keys several clients hold; ``reviewed`` by an ``apart`` override),
+``client_unlinked`` (documents linked to no one, with ``reason``) and ``clients_meta``
+(``schema_version``, ``inputs_sha256``, ``projected_at``, ``charts_done``)."""
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create the tables (inside the caller's transaction); rebuild another version's."""
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='clients_meta'").fetchone()
+    if has_meta:
+        row = conn.execute("SELECT value FROM clients_meta WHERE key='schema_version'").fetchone()
+        if row is None or row[0] != str(CLIENTS_SCHEMA_VERSION):
+            for table in TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("INSERT OR REPLACE INTO clients_meta VALUES ('schema_version', ?)",
+                 (str(CLIENTS_SCHEMA_VERSION),))
+
+
+def write_projection(conn: sqlite3.Connection, p: Projection, inputs_sha256: str,
+                     projected_at: str) -> None:
+    """Replace every client table with ``p`` (inside the caller's transaction).
+
+    ``charts_done`` is reset: the stage sets it once the chart folders match these rows.
+    """
+    ensure_schema(conn)
+    for table in TABLES[:-1]:
+        conn.execute(f"DELETE FROM {table}")
+    per_client: dict[str, int] = {}
+    for link in p.links:
+        per_client[link.client_id] = per_client.get(link.client_id, 0) + 1
+    shared = {c.key for c in p.conflicts}
+    conn.executemany("INSERT INTO clients VALUES (?,?,?,?,?,?,?,?,?,?)", [
+        (c.client_id, c.card.name, c.card.sort_name, c.folder, c.home.source, c.home.account,
+         c.home.entity_id, c.card.birth_date, ",".join(c.merged), per_client.get(c.client_id, 0))
+        for c in p.clients.values()])
+    conn.executemany("INSERT INTO client_keys VALUES (?,?,?,?)", [
+        (c.client_id, k, k.split(":", 1)[0], int(k in shared))
+        for c in p.clients.values() for k in sorted(c.keys)])
+    conn.executemany("INSERT OR IGNORE INTO client_links VALUES (?,?,?,?,?,?,?,?)", [
+        (lk.client_id, *lk.doc, lk.rule, lk.direction, lk.via) for lk in p.links])
+    conn.executemany("INSERT INTO client_conflicts VALUES (?,?,?,?)", [
+        (c.key, ",".join(c.clients), c.documents, int(c.reviewed)) for c in p.conflicts])
+    conn.executemany("INSERT INTO client_unlinked VALUES (?,?,?,?,?,?)", [
+        (*u.doc, u.reason, u.detail) for u in p.unlinked])
+    set_meta(conn, inputs_sha256=inputs_sha256, projected_at=projected_at, charts_done="0")
+
+
+def set_meta(conn: sqlite3.Connection, **values: str) -> None:
+    """Set ``clients_meta`` rows."""
+    conn.executemany("INSERT OR REPLACE INTO clients_meta VALUES (?, ?)", list(values.items()))
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    """``clients_meta`` as a dict; empty when the stage never ran."""
+    try:
+        return dict(conn.execute("SELECT key, value FROM clients_meta").fetchall())
+    except sqlite3.OperationalError:
+        return {}
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int] | None:
+    """PHI-free totals (clients, links, open conflicts, unlinked), or None before any run."""
+    meta = read_meta(conn)
+    if meta.get("schema_version") != str(CLIENTS_SCHEMA_VERSION):
+        return None
+
+    def one(sql: str) -> int:
+        return int(conn.execute(sql).fetchone()[0])
+
+    return {
+        "clients": one("SELECT count(*) FROM clients"),
+        "links": one("SELECT count(*) FROM client_links"),
+        "linked_documents": one("SELECT count(*) FROM (SELECT DISTINCT entity_id, kind, "
+                                "source, account FROM client_links)"),
+        "conflicts": one("SELECT count(*) FROM client_conflicts WHERE reviewed = 0"),
+        "unlinked": one("SELECT count(*) FROM client_unlinked"),
+        "measures_scored": int(meta.get("measures_scored") or 0),
+        "measures_not_scored": int(meta.get("measures_not_scored") or 0),
+    }
+
+
+def rows(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of a query as dicts."""
+    cur = conn.execute(sql, args)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

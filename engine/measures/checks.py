@@ -1,0 +1,37 @@
+"""``lorchestra validate``'s checks of the measure registry: every measure and binding.
+
+A measure file that does not load (bands with a gap, an item misnamed, an alias naming two
+options) or a binding that names an unknown measure or item, leaves an item unbound or binds
+one question twice, is left out of scoring; validate says so at setup time. Messages hold
+file paths, ids and counts from the config, never data.
+"""
+
+from __future__ import annotations
+
+from engine.checks import Check
+from engine.config import PipelineConfig
+from engine.measures.registry import load
+
+
+def check_measures(cfg: PipelineConfig) -> list[Check]:
+    """Every measure and binding file (nothing when there is no ``clients`` section)."""
+    if cfg.clients is None:
+        return []
+    reg = load(cfg.clients.measures)
+    out: list[Check] = []
+    if not reg.folder.is_dir():
+        return [Check("measures", str(reg.folder), "warn", "no such folder: nothing is scored")]
+    for (mid, version), m in sorted(reg.measures.items()):
+        low, high = m.total_range()
+        out.append(Check("measures", f"{mid} v{version}", "ok",
+                         f"{len(m.items)} items, total {low}-{high}, {len(m.bands)} bands, "
+                         f"code {m.code.code}"))
+    for b in reg.bindings:
+        out.append(Check("measures", f"binding {b.id}", "ok",
+                         f"{len(b.forms)} form(s): " + ", ".join(mb.measure for mb in b.measures)))
+    out += [Check("measures", "registry", "fail", p) for p in reg.problems]
+    if not reg.measures:
+        out.append(Check("measures", str(reg.folder), "warn", "no measures: nothing is scored"))
+    elif not reg.bindings:
+        out.append(Check("measures", "bindings", "warn", "no bindings: no response is scored"))
+    return out

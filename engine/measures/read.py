@@ -1,0 +1,23 @@
+"""Reading a client's measurements back from the index (``clients show X --measures``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.index.query import Query, Store
+from engine.measures.chart import measure_rows, ordered
+
+
+def client_measurements(store: Store, client_id: str) -> list[dict[str, Any]]:
+    """Every measurement linked to the client, oldest first."""
+    docs = store.find(Query(kind="measurement", client_id=client_id, limit=None))
+    return ordered([store.document(d) for d in docs])
+
+
+def trend_tables(measurements: list[dict[str, Any]]) -> dict[str, list[list[str]]]:
+    """``"<measure> v<version> (<code>)"`` -> its rows (date, score, band, changes, flags)."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for m in measurements:
+        groups.setdefault((str(m["measure"]), int(m["measure_version"])), []).append(m)
+    return {f"{mid} v{v} ({items[-1].get('code')})": measure_rows(items)
+            for (mid, v), items in sorted(groups.items())}

@@ -1,0 +1,168 @@
+"""Scoring one form response: measurements, or a stable reason why not. Never a guess.
+
+A response is matched to the bindings whose form selectors it meets (none: ``NO_BINDING``;
+several: ``BINDING_AMBIGUOUS``). For each measure of the binding every item's question is
+looked up (by question id or exact title); its answer must name an option by label or alias
+(else ``UNKNOWN_ANSWER``), two items must not land on the same answer
+(``QUESTION_BOUND_TWICE``), a title must not match several questions (``QUESTION_AMBIGUOUS``),
+and no more items than the measure allows may be unanswered (``TOO_MANY_MISSING``). With
+missing items inside the allowance the total is prorated: the answered items' mean times
+the item count, rounded half up. A response without a submitted time is ``NO_TIME``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from engine.index.fields import normalize_time
+from engine.measures.registry import Binding, FormSelector, Measure, MeasureBinding, Registry
+
+MEASURES_SOURCE = "measures"
+"""The ``source`` of measurement documents in the index."""
+MEASURES_ACCOUNT = "scored"
+"""Their ``account``."""
+PRORATED = "prorated"
+"""The flag of a total computed from fewer items than the measure has."""
+
+REASONS = ("NO_BINDING", "BINDING_AMBIGUOUS", "QUESTION_BOUND_TWICE", "QUESTION_AMBIGUOUS",
+           "UNKNOWN_ANSWER", "TOO_MANY_MISSING", "NO_TIME", "DUPLICATE_RESPONSE")
+"""Every reason a response or one of its measures is not scored (stable codes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotScored:
+    """A response (or one measure of it) that was not scored."""
+
+    reason: str
+    """One of :data:`REASONS`."""
+    measure: str | None = None
+    """The measure concerned, when the reason is about one measure."""
+    binding: str | None = None
+    """The binding concerned, when one applied."""
+    item: str | None = None
+    """The item concerned (for a person reading the rejects file)."""
+
+
+Outcome = dict[str, Any] | NotScored
+
+
+def _matches(sel: FormSelector, doc: dict[str, Any]) -> bool:
+    form = doc.get("form") if isinstance(doc.get("form"), dict) else {}
+    assert isinstance(form, dict)
+    return ((sel.form_id is None or sel.form_id == form.get("id"))
+            and (sel.form_title is None or sel.form_title == form.get("title"))
+            and (sel.source is None or sel.source == doc.get("source"))
+            and (sel.account is None or sel.account == doc.get("account")))
+
+
+def bindings_for(doc: dict[str, Any], reg: Registry) -> list[Binding]:
+    """The bindings that apply to a response."""
+    return [b for b in reg.bindings if any(_matches(s, doc) for s in b.forms)]
+
+
+def _answers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    raw = doc.get("answers")
+    return [a for a in raw if isinstance(a, dict)] if isinstance(raw, list) else []
+
+
+def _answer_texts(answer: dict[str, Any]) -> list[str]:
+    values = answer.get("values")
+    if isinstance(values, list):
+        texts = [v for v in values if isinstance(v, str) and v.strip()]
+    else:
+        v = answer.get("value")
+        texts = [v] if isinstance(v, str) and v.strip() else []
+    return texts
+
+
+def round_half_up(value: Decimal) -> int:
+    """``value`` rounded to a whole number, halves up."""
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
+                  answers: list[dict[str, Any]]) -> tuple[dict[str, int | None], list[str]] | NotScored:
+    """Item values (None when unanswered) and flags of one measure, or why not."""
+    values: dict[str, int | None] = {}
+    taken: dict[int, str] = {}
+    for item in m.items:
+        q = mb.items[item.id]
+        if q.question_id is not None:
+            found = [n for n, a in enumerate(answers) if a.get("question_id") == q.question_id]
+        else:
+            found = [n for n, a in enumerate(answers) if a.get("question") == q.title]
+        if len(found) > 1:
+            return NotScored("QUESTION_AMBIGUOUS", m.id, binding_id, item.id)
+        if found and found[0] in taken:
+            return NotScored("QUESTION_BOUND_TWICE", m.id, binding_id, item.id)
+        texts = _answer_texts(answers[found[0]]) if found else []
+        if found:
+            taken[found[0]] = item.id
+        if not texts:
+            values[item.id] = None
+            continue
+        option = m.option_for(texts[0]) if len(texts) == 1 else None
+        if option is None:
+            return NotScored("UNKNOWN_ANSWER", m.id, binding_id, item.id)
+        values[item.id] = option.value
+    missing = sum(1 for v in values.values() if v is None)
+    if missing > m.scoring.max_missing:
+        return NotScored("TOO_MANY_MISSING", m.id, binding_id)
+    flags = [c.flag for c in m.critical if (values.get(c.item) or 0) > c.above]
+    if missing:
+        flags.append(PRORATED)
+    return values, flags
+
+
+def total(m: Measure, values: dict[str, int | None]) -> int:
+    """The total: the sum, prorated when items are missing."""
+    answered = [v for v in values.values() if v is not None]
+    if len(answered) == len(m.items) or not m.scoring.prorate:
+        return sum(answered)
+    return round_half_up(Decimal(sum(answered)) * len(m.items) / len(answered))
+
+
+def _response_key(doc: dict[str, Any]) -> str:
+    return f"{doc.get('source')}/{doc.get('account')}/{doc.get('source_id')}"
+
+
+def score_response(doc: dict[str, Any], reg: Registry) -> list[Outcome]:
+    """Every measure of one canonical ``form_response``: a measurement document or NotScored."""
+    bindings = bindings_for(doc, reg)
+    if not bindings:
+        return [NotScored("NO_BINDING")]
+    if len(bindings) > 1:
+        return [NotScored("BINDING_AMBIGUOUS")]
+    b = bindings[0]
+    effective = normalize_time(doc.get("submitted_at")) or normalize_time(doc.get("created_at"))
+    if effective is None:
+        return [NotScored("NO_TIME", binding=b.id)]
+    answers = _answers(doc)
+    out: list[Outcome] = []
+    for mb in b.measures:
+        m = reg.measures[(mb.measure, mb.version)]
+        got = score_measure(m, mb, b.id, answers)
+        if isinstance(got, NotScored):
+            out.append(got)
+            continue
+        values, flags = got
+        value = total(m, values)
+        out.append({
+            "kind": "measurement",
+            "source": MEASURES_SOURCE,
+            "account": MEASURES_ACCOUNT,
+            "source_id": f"{_response_key(doc)}/{m.id}.v{m.version}",
+            "measure": m.id,
+            "measure_version": m.version,
+            "code": m.code.code,
+            "value": value,
+            "band": m.band(value),
+            "items": values,
+            "flags": flags,
+            "effective_at": effective,
+            "response_id": doc.get("response_id") or doc.get("source_id"),
+            "binding": b.id,
+        })
+    return out

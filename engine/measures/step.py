@@ -1,0 +1,190 @@
+"""The measures step of the project stage: form responses -> measurements in the index.
+
+After the client tables are written, every indexed ``form_response`` is scored
+(:mod:`engine.measures.score`) against the registry. Each scored measure becomes a
+``measurement`` document carrying the client the response was linked to (through the
+respondent's e-mail, by the client layer). The same response arriving twice (the Forms API
+and the form's linked sheet) is scored once: later copies are ``DUPLICATE_RESPONSE``.
+The measurements are written like a canonical account (``canonical/measures/scored.jsonl``
+and its ``.meta.json``, sorted, so a rerun is byte-identical) and loaded by the index's own
+loader; what was not scored goes with its reason to ``scored.rejects.jsonl`` (0600, inside
+the workspace). Each measurement is also a row of ``client_links`` so ``query --client``
+finds it. Counts go to ``clients_meta`` for the dashboard; nothing here prints data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from engine.clients.model import Projection
+from engine.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir
+from engine.index.load import AccountLoader, LoadFailed
+from engine.index.store import begin_immediate, objects_dir
+from engine.measures import chart
+from engine.measures.registry import Registry
+from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE, NotScored, score_response
+from engine.workspace import Workspace
+
+LINK_RULE = "form_response"
+"""``client_links.rule`` of a measurement (linked through its response's client)."""
+
+
+class MeasuresFailed(Exception):
+    """The measurements could not be indexed; ``code`` is an index error code."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class MeasuresResult:
+    """What one measures step did (counts are PHI-free)."""
+
+    responses: int = 0
+    scored: int = 0
+    """Measurements written (one per scored measure of a response)."""
+    not_scored: int = 0
+    """Measures (or whole responses) not scored."""
+    reasons: Counter[str] = field(default_factory=Counter)
+    """Not scored, by reason code."""
+    by_client: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rejects_path: str | None = None
+
+
+def _read(objects: str, sha: str) -> dict[str, Any]:
+    try:
+        with open(f"{objects}/{sha[:2]}/{sha[2:4]}/{sha}.json", "rb") as fh:
+            doc = orjson.loads(fh.read())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _clients_of(p: Projection) -> dict[tuple[str, str, str], str | None]:
+    """(source, account, entity_id) of each linked form response -> its one client."""
+    out: dict[tuple[str, str, str], str | None] = {}
+    for link in p.links:
+        if link.doc.kind == "form_response":
+            key = (link.doc.source, link.doc.account, link.doc.entity_id)
+            out[key] = link.client_id if key not in out else None  # several: none
+    return out
+
+
+def _dedupe_key(m: dict[str, Any], who: str) -> bytes:
+    return orjson.dumps([m["measure"], m["measure_version"], who, m["effective_at"], m["items"]],
+                        option=orjson.OPT_SORT_KEYS)
+
+
+def score_all(conn: sqlite3.Connection, objects: str, p: Projection,
+              reg: Registry) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """(measurements, rejects, responses) of every indexed form response."""
+    rows = conn.execute(
+        "SELECT source, account, entity_id, sha256 FROM documents WHERE kind = 'form_response' "
+        "AND source != ? ORDER BY source, account, entity_id", (MEASURES_SOURCE,)).fetchall()
+    clients = _clients_of(p)
+    docs = [(r, _read(objects, r[3])) for r in rows]
+    # The Forms API copy (it has a response id) before a linked sheet's copy of the same answers.
+    docs.sort(key=lambda d: (not d[1].get("response_id"), d[0][0], d[0][1], d[0][2]))
+    seen: set[bytes] = set()
+    measurements: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    for (source, account, entity, _sha), doc in docs:
+        ref = f"{source}/{account}/{entity}"
+        client = clients.get((source, account, entity))
+        respondent = doc.get("respondent") if isinstance(doc.get("respondent"), dict) else {}
+        assert isinstance(respondent, dict)
+        who = client or str(respondent.get("email") or "").casefold() or ref
+        for out in score_response(doc, reg):
+            if isinstance(out, dict):
+                key = _dedupe_key(out, who)
+                if key in seen:
+                    out = NotScored("DUPLICATE_RESPONSE", out["measure"], out["binding"])
+                else:
+                    seen.add(key)
+                    if client:
+                        out["client_id"] = client
+                    measurements.append(out)
+                    continue
+            rejects.append({"response": ref, "reason": out.reason, "measure": out.measure,
+                            "binding": out.binding, "item": out.item})
+    measurements.sort(key=lambda m: str(m["source_id"]))
+    rejects.sort(key=lambda r: (r["response"], str(r["measure"])))
+    return measurements, rejects, len(rows)
+
+
+def _write(ws: Workspace, measurements: list[dict[str, Any]], rejects: list[dict[str, Any]],
+           reg: Registry) -> str:
+    folder = ensure_dir(ws.canonical / MEASURES_SOURCE)
+    data = b"".join(orjson.dumps(m, option=orjson.OPT_SORT_KEYS) + b"\n" for m in measurements)
+    rejects_path = folder / f"{MEASURES_ACCOUNT}.rejects.jsonl"
+    atomic_write_bytes(rejects_path, b"".join(
+        orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n" for r in rejects))
+    atomic_write_bytes(folder / f"{MEASURES_ACCOUNT}.jsonl", data)
+    atomic_write_json(folder / f"{MEASURES_ACCOUNT}.meta.json", {
+        "output": {"sha256": hashlib.sha256(data).hexdigest(), "records": len(measurements)},
+        "inputs": {"measures_registry_sha256": reg.sha256},
+    })
+    return str(rejects_path)
+
+
+def _link(conn: sqlite3.Connection, measurements: list[dict[str, Any]],
+          result: MeasuresResult) -> None:
+    begin_immediate(conn)
+    try:
+        conn.execute("DELETE FROM client_links WHERE source = ? AND account = ?",
+                     (MEASURES_SOURCE, MEASURES_ACCOUNT))
+        conn.executemany(
+            "INSERT OR REPLACE INTO client_links (client_id, source, account, kind, entity_id, "
+            "rule, direction, via) VALUES (?, ?, ?, 'measurement', ?, ?, NULL, ?)",
+            [(m["client_id"], MEASURES_SOURCE, MEASURES_ACCOUNT, m["source_id"], LINK_RULE,
+              m["response_id"] or "") for m in measurements if m.get("client_id")])
+        conn.execute("UPDATE clients SET documents = (SELECT count(*) FROM client_links l "
+                     "WHERE l.client_id = clients.client_id)")
+        conn.executemany("INSERT OR REPLACE INTO clients_meta (key, value) VALUES (?, ?)", [
+            ("measures_responses", str(result.responses)),
+            ("measures_scored", str(result.scored)),
+            ("measures_not_scored", str(result.not_scored)),
+        ])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *,
+        vectors: bool = True) -> MeasuresResult:
+    """Score, write, index and link the measurements of one project run.
+
+    ``vectors`` is the index stage's setting: embed the measurements like other documents.
+    """
+    measurements, rejects, responses = score_all(conn, str(objects_dir(ws)), p, reg)
+    result = MeasuresResult(responses=responses, scored=len(measurements),
+                            not_scored=len(rejects),
+                            reasons=Counter(r["reason"] for r in rejects))
+    indexed = conn.execute("SELECT 1 FROM accounts WHERE source = ? AND account = ?",
+                           (MEASURES_SOURCE, MEASURES_ACCOUNT)).fetchone() is not None
+    if responses or indexed:  # a pipeline without forms gets no measures account
+        result.rejects_path = _write(ws, measurements, rejects, reg)
+        try:
+            AccountLoader(ws, MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=vectors).run()
+        except LoadFailed as exc:
+            raise MeasuresFailed(exc.code) from None
+    _link(conn, measurements, result)
+    for m in measurements:
+        if m.get("client_id"):
+            result.by_client.setdefault(m["client_id"], []).append(m)
+    return result
+
+
+def chart_files(result: MeasuresResult, p: Projection, reg: Registry, client_id: str) -> dict[str, bytes]:
+    """The measures file of one client's chart folder."""
+    c = p.clients.get(client_id)
+    name = c.card.name if c is not None else None
+    return {"measures.md": chart.render(name, result.by_client.get(client_id, []), reg).encode()}

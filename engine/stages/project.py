@@ -1,0 +1,322 @@
+"""The project worker: every indexed document -> clients, links, conflicts, chart folders.
+
+It runs once per pipeline run, after the run's index tasks ended, in its own subprocess
+like every stage, and reports only PHI-free events (counts, codes, workspace paths). The
+work, in order: load the overrides; fingerprint the inputs (every account's index
+generation and provenance, the ``clients`` config section, the overrides file, the code of
+:mod:`engine.clients` and this module) and end ``skipped`` when the last complete run had
+the same (unless ``--force``); read every document of the index (its object file) into the
+resolver; decide; replace the client tables in one transaction; bring the chart folders in
+line, one atomic folder at a time; then mark the charts done. A kill at any point leaves
+the old or the new tables, each folder old or new, and the next run finishes the job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import orjson
+
+from engine.clients import charts, tables
+from engine.clients.model import DocRef, Projection
+from engine.clients.overrides import Overrides, OverridesError, load_overrides
+from engine.clients.resolve import Resolver
+from engine.clients.rules import RULES_VERSION
+from engine.config import ClientsConfig
+from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
+from engine.fsutil import ensure_dir, open_private, read_json
+from engine.index.store import (
+    StoreError,
+    begin_immediate,
+    db_path,
+    objects_dir,
+    open_writer,
+)
+from engine.measures import registry as measures_registry
+from engine.measures import step as measures_step
+from engine.measures.score import MEASURES_SOURCE
+from engine.stages.spec import TaskSpec
+from engine.workspace import Workspace
+
+Emit = Callable[[EventBase], None]
+PROGRESS_EVERY_S = 0.25
+CODE_FILES = sorted(Path(__file__).resolve().parents[1].joinpath("clients").glob("*.py")) + sorted(
+    Path(__file__).resolve().parents[1].joinpath("measures").glob("*.py")) + [
+    Path(__file__).resolve()]
+
+
+class _Cancelled(Exception):
+    """SIGTERM from the engine: stop, roll back, report cancelled."""
+
+
+class ProjectFailed(Exception):
+    """The project stage cannot run; ``code`` is an ErrorCode value."""
+
+    def __init__(self, code: str, detail_path: str | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.detail_path = detail_path
+
+
+def clients_dir(ws: Workspace) -> Path:
+    """``{workspace}/clients``: the chart folders."""
+    return ws.root / "clients"
+
+
+def code_sha256() -> str:
+    """The sha256 of the client layer's code: a new version re-projects everything."""
+    h = hashlib.sha256(f"rules={RULES_VERSION};schema={tables.CLIENTS_SCHEMA_VERSION}".encode())
+    for path in CODE_FILES:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def fingerprint(conn: sqlite3.Connection, cfg: ClientsConfig, overrides_raw: bytes,
+                measures_sha256: str = "") -> str:
+    """The skip fingerprint: index generations, config section, overrides, measures, code."""
+    accounts = conn.execute(
+        "SELECT source, account, canonical_sha256, inputs_sha256, fields_version, generation "
+        "FROM accounts WHERE source != ? ORDER BY source, account", (MEASURES_SOURCE,)).fetchall()
+    blob = orjson.dumps({
+        "measures": measures_sha256,
+        "accounts": accounts,
+        "clients": cfg.model_dump(mode="json"),
+        "overrides": hashlib.sha256(overrides_raw).hexdigest(),
+        "code": code_sha256(),
+    }, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _detail(ws: Workspace, text: str) -> str:
+    """Write a message for a person into the workspace (0600); return its path."""
+    folder = ensure_dir(ws.diagnostics / "project")
+    path = folder / "project-error.txt"
+    with open_private(path, "wb") as fh:
+        fh.write(text.encode() + b"\n")
+    return str(path)
+
+
+class Project:
+    """One project run over a workspace."""
+
+    def __init__(self, ws: Workspace, cfg: ClientsConfig, *, force: bool = False, vectors: bool = True,
+                 progress: Callable[[int, int | None], None] | None = None) -> None:
+        self.ws = ws
+        self.cfg = cfg
+        self.force = force
+        self.progress = progress or (lambda done, total: None)
+        self.projection: Projection | None = None
+        self.stats = charts.ChartStats()
+        self.documents = 0
+        self.links = 0
+        self.measures: measures_step.MeasuresResult | None = None
+        self.registry = measures_registry.load(cfg.measures)
+        self.vectors = vectors
+
+    def overrides(self) -> tuple[Overrides, bytes]:
+        """The overrides file, or ProjectFailed(OVERRIDES_INVALID) with a detail file."""
+        try:
+            return load_overrides(self.cfg.overrides)
+        except OverridesError as exc:
+            raise ProjectFailed(ErrorCode.OVERRIDES_INVALID.value, _detail(self.ws, str(exc))) from None
+
+    def run(self) -> str:
+        """Do the work; return ``success`` or ``skipped``."""
+        overrides, raw = self.overrides()
+        if not db_path(self.ws).is_file():
+            raise ProjectFailed(ErrorCode.NO_INDEX.value)
+        conn = open_writer(self.ws)
+        try:
+            fp = fingerprint(conn, self.cfg, raw, self.registry.sha256)
+            if not self.force and self._unchanged(conn, fp):
+                return "skipped"
+            resolver = Resolver(self.cfg, overrides)
+            self._read(conn, resolver)
+            p = resolver.resolve()
+            charts.assign_folders(p.clients)
+            self.projection = p
+            now = _now()
+            begin_immediate(conn)
+            try:
+                tables.write_projection(conn, p, fp, now)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            m = self.measures = measures_step.run(self.ws, conn, p, self.registry,
+                                                        vectors=self.vectors)
+            docs, folders = self.documents, len(p.clients)
+            self.stats = charts.write_charts(  # progress goes on: documents read, then charts
+                clients_dir(self.ws), p, now,
+                on_folder=lambda n: self.progress(docs + n, docs + folders),
+                extra=lambda cid: measures_step.chart_files(m, p, self.registry, cid))
+            begin_immediate(conn)
+            tables.set_meta(conn, charts_done="1")
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return "success"
+
+    def _unchanged(self, conn: sqlite3.Connection, fp: str) -> bool:
+        meta = tables.read_meta(conn)
+        if meta.get("inputs_sha256") != fp or meta.get("charts_done") != "1":
+            return False
+        root = clients_dir(self.ws)
+        folders = [r[0] for r in conn.execute("SELECT folder FROM clients")]
+        if not all((root / f / "client.md").is_file() for f in folders):
+            return False
+        count = conn.execute("SELECT count(*) FROM client_links").fetchone()[0]
+        self.documents = conn.execute("SELECT count(*) FROM documents WHERE source != ?",
+                                      (MEASURES_SOURCE,)).fetchone()[0]
+        self.links = int(count)
+        return True
+
+    def _read(self, conn: sqlite3.Connection, resolver: Resolver) -> None:
+        """Every indexed document into the resolver, account by account.
+
+        An account whose canonical file is the one its rows were built from (the meta's
+        sha256 equals the index's ``canonical_sha256``) is read sequentially from that file:
+        its lines are the index's objects byte for byte, found by their sha256. Rows the
+        file does not give (it changed since: canonize ran, index failed) are read from their
+        object files, so the documents in force are always the index's.
+        """
+        total = conn.execute("SELECT count(*) FROM documents WHERE source != ?",
+                             (MEASURES_SOURCE,)).fetchone()[0]
+        objects = str(objects_dir(self.ws))
+        accounts = conn.execute("SELECT source, account, canonical_sha256 FROM accounts "
+                                "WHERE source != ? ORDER BY source, account",
+                                (MEASURES_SOURCE,)).fetchall()
+        done = 0
+        for source, account, canonical_sha in accounts:
+            rows: dict[str, tuple[str, str, str | None, str | None]] = {
+                sha: (kind, entity, when, title) for kind, entity, sha, when, title in conn.execute(
+                    "SELECT kind, entity_id, sha256, time, title FROM documents "
+                    "WHERE source = ? AND account = ?", (source, account))}
+            for sha, data in self._canonical_lines(source, account, canonical_sha, rows):
+                kind, entity, when, title = rows.pop(sha)
+                self._add(resolver, DocRef(source, account, kind, entity), when, title, data)
+                done += 1
+                if done % 512 == 0:
+                    self.progress(done, total)
+            for sha, (kind, entity, when, title) in sorted(rows.items()):
+                path = f"{objects}/{sha[:2]}/{sha[2:4]}/{sha}.json"
+                try:
+                    with open(path, "rb") as fh:
+                        data = fh.read()
+                except OSError:
+                    data = b"{}"  # gone: still listed (linked by nothing it says)
+                self._add(resolver, DocRef(source, account, kind, entity), when, title, data)
+                done += 1
+                if done % 512 == 0:
+                    self.progress(done, total)
+        self.documents = done
+        self.progress(done, total)
+
+    @staticmethod
+    def _add(resolver: Resolver, ref: DocRef, when: str | None, title: str | None,
+             data: bytes) -> None:
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            doc = {}
+        resolver.add(ref, when, title, doc if isinstance(doc, dict) else {})
+
+    def _canonical_lines(self, source: str, account: str, canonical_sha: str,
+                         rows: dict[str, tuple[str, str, str | None, str | None]]
+                         ) -> Iterator[tuple[str, bytes]]:
+        """(sha256, line) of the canonical file's lines that are rows of this account."""
+        folder = self.ws.canonical / source
+        try:
+            meta = read_json(folder / f"{account}.meta.json")
+            if meta.get("output", {}).get("sha256") != canonical_sha:
+                return
+            fh = open(folder / f"{account}.jsonl", "rb")  # noqa: SIM115
+        except (OSError, ValueError, AttributeError):
+            return
+        with fh:
+            sha256 = hashlib.sha256
+            for line in fh:
+                sha = sha256(line).hexdigest()
+                if sha in rows:
+                    yield sha, line
+
+
+def run_project(spec: TaskSpec, emit: Emit) -> int:
+    """Run the project task; emit events; return the worker's exit code."""
+    started = time.monotonic()
+    ex = spec.extractor
+    last = [0.0]
+
+    def progress(done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_S or done == total:
+            last[0] = now
+            emit(TaskProgress(task_id=spec.task_id, stage="project", extractor=ex.name,
+                              records=done, total=total))
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise _Cancelled()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    job = Project(Workspace(spec.workspace), spec.clients or ClientsConfig(), force=spec.force,
+                  vectors=spec.index.vectors,
+                  progress=progress)
+    status, code, detail = "success", None, None
+    try:
+        status = job.run()
+    except ProjectFailed as exc:
+        status, code, detail = "failed", exc.code, exc.detail_path
+    except measures_step.MeasuresFailed as exc:
+        status, code = "failed", exc.code
+    except StoreError as exc:
+        status, code = "failed", exc.code
+    except _Cancelled:
+        status, code = "cancelled", ErrorCode.CANCELLED.value
+    except sqlite3.Error:
+        status, code = "failed", ErrorCode.INDEX_DB_ERROR.value
+    except OSError:
+        status, code = "failed", ErrorCode.WRITE_FAILED.value
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    p = job.projection
+    links = len(p.links) if p is not None else job.links
+    if p is not None:
+        counts = p.counts()
+        if counts["conflicts"]:
+            emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
+                             code=ErrorCode.CLIENT_CONFLICTS.value, count=counts["conflicts"]))
+        _measure_events(spec, job, emit)
+        if p.unused_overrides:
+            emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
+                             code=ErrorCode.OVERRIDE_UNUSED.value, count=p.unused_overrides))
+    emit(TaskFinished(
+        task_id=spec.task_id, stage="project", extractor=ex.name, account=ex.account,
+        status=status, attempt=spec.attempt, records=links,  # type: ignore[arg-type]
+        bytes=job.stats.bytes, uncompressed_bytes=job.stats.bytes,
+        duration_s=round(time.monotonic() - started, 3), error_code=code, detail_path=detail,
+    ))
+    return 0 if status in ("success", "skipped") else 1
+
+
+def _measure_events(spec: TaskSpec, job: Project, emit: Emit) -> None:
+    """Warnings for measures not scored (by reason) and for registry files with problems."""
+    ex = spec.extractor
+    if job.registry.problems:
+        emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
+                         code=ErrorCode.MEASURES_INVALID.value, count=len(job.registry.problems)))
+    m = job.measures
+    if m is not None and m.not_scored:
+        emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
+                         code=ErrorCode.MEASURES_NOT_SCORED.value, count=m.not_scored,
+                         detail_path=m.rejects_path))

@@ -1,0 +1,220 @@
+"""`lorchestra clients`: the client layer from the command line (shows PHI, on request).
+
+``list``, ``show NAME|ID``, ``conflicts`` and ``unlinked`` read the client tables the project
+stage writes into the index database. Like ``query``, this prints record content because
+the user asked, to this process's stdout only: never to the log, events or the run
+history. It takes no lock (read-only, WAL snapshot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from engine.clients.model import REASONS
+from engine.clients.read import ClientLookupError, ClientTables
+from engine.errors import ExitCode, LorchError, UsageError
+from lorch_tui import measurescmd
+from lorch_tui.querycmd import open_store
+
+
+def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
+    """Add ``clients`` and its actions to lorchestra's subcommands."""
+    c = subparsers.add_parser(
+        "clients", parents=[common_parent], help="clients, their documents, conflicts (shows PHI)",
+        description="Read what the project stage decided: clients, the documents linked to each "
+                    "(with the rule that linked them), keys several clients hold, and documents "
+                    "linked to no one. Run `lorchestra run` (or `run --stage project`) first.")
+    acts = c.add_subparsers(dest="clients_command", metavar="ACTION", required=True)
+    ls = acts.add_parser("list", parents=[common_parent], help="every client with document counts",
+                         description="Every client: id, name, system of record, documents linked.")
+    ls.add_argument("--json", action="store_true", help="one JSON object per client")
+    ls.set_defaults(func=cmd_list)
+    sh = acts.add_parser("show", parents=[common_parent], help="one client's card, keys and documents",
+                         description="One client (by id, an id prefix of 4+ characters, or name): "
+                                     "the contact card, keys and linked documents, newest first.")
+    sh.add_argument("client", metavar="NAME|ID", help="client id, id prefix, or name")
+    sh.add_argument("--json", action="store_true", help="print JSON")
+    sh.add_argument("--limit", type=int, default=50, metavar="N",
+                    help="at most N documents (default 50; 0 for all)")
+    sh.add_argument("--measures", action="store_true",
+                    help="also the outcome measures over time (PHQ-9, GAD-7, ...; docs/measures.md)")
+    sh.set_defaults(func=cmd_show)
+    cf = acts.add_parser("conflicts", parents=[common_parent], help="keys several clients hold",
+                         description="Keys (addresses, phones, name plus birth date) held by several "
+                                     "clients: documents reached only through them link to no one. "
+                                     "Settle them in the overrides file (docs/clients.md).")
+    cf.add_argument("--json", action="store_true", help="one JSON object per conflict")
+    cf.set_defaults(func=cmd_conflicts)
+    un = acts.add_parser("unlinked", parents=[common_parent], help="documents linked to no one, and why",
+                         description="Documents linked to no client, with the reason. Use the "
+                                     "document column in the overrides file's `link:` list.")
+    un.add_argument("--kind", metavar="K", help="only documents of this kind")
+    un.add_argument("--reason", metavar="R", choices=sorted(REASONS), help="only this reason")
+    un.add_argument("--json", action="store_true", help="one JSON object per document")
+    un.set_defaults(func=cmd_unlinked)
+
+
+def _tables(ns: argparse.Namespace) -> tuple[ClientTables, Any]:
+    store, ws = open_store(ns)
+    t = ClientTables(store.conn)
+    if not t.ready():
+        store.close()
+        raise UsageError(f"no clients have been projected in {ws.root} yet",
+                         hint="add a `clients:` section to the config and run `lorchestra run` "
+                              "(or `lorchestra run --stage project`)")
+    return t, store
+
+
+def _guard(ns: argparse.Namespace, action: Any) -> int:
+    t, store = _tables(ns)
+    try:
+        return int(action(t))
+    except sqlite3.Error:
+        raise LorchError("the client tables in the index could not be read",
+                         hint="run `lorchestra run --stage project --force`",
+                         exit_code=ExitCode.TASK_FAILED) from None
+    finally:
+        store.close()
+
+
+def _json_lines(items: list[dict[str, Any]]) -> int:
+    out = sys.stdout.buffer
+    for item in items:
+        out.write(orjson.dumps(item) + b"\n")
+    out.flush()
+    return int(ExitCode.OK)
+
+
+def _table(columns: list[str], rows: list[list[object]]) -> Table:
+    table = Table()
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
+    return table
+
+
+def cmd_list(ns: argparse.Namespace) -> int:
+    """`lorchestra clients list`."""
+    def act(t: ClientTables) -> int:
+        clients = t.clients()
+        if ns.json:
+            return _json_lines(clients)
+        console = Console(highlight=False)
+        console.print(_table(["id", "name", "record", "documents", "folder"], [
+            [c["client_id"], c["sort_name"], f"{c['source']}/{c['account']}", c["documents"],
+             c["folder"]] for c in clients]))
+        console.print(f"{len(clients)} client(s); projected at {t.meta().get('projected_at', '?')}",
+                      markup=False)
+        return int(ExitCode.OK)
+    return _guard(ns, act)
+
+
+def cmd_show(ns: argparse.Namespace) -> int:
+    """`lorchestra clients show NAME|ID`."""
+    if ns.limit < 0:
+        raise UsageError("--limit must be 0 (all) or a positive number")
+
+    def act(t: ClientTables) -> int:
+        client = _find(t, ns.client)
+        docs = t.documents(client["client_id"], ns.limit or None)
+        keys = t.keys(client["client_id"])
+        measures = measurescmd.for_client(ns, client["client_id"]) if ns.measures else None
+        if ns.json:
+            extra = {"measurements": measures} if measures is not None else {}
+            return _json_lines([{**client, "keys": keys, "documents": docs, **extra}])
+        console = Console(highlight=False)
+        console.print(Text(f"{client['sort_name']}  ({client['client_id']})", style="bold"))
+        console.print(f"record: {client['source']}/{client['account']} {client['entity_id']}; "
+                      f"born {client['birth_date'] or '-'}; folder: {client['folder']}", markup=False)
+        for k in keys:
+            console.print(f"  key {k['key']}" + ("  (shared: a conflict)" if k["shared"] else ""),
+                          markup=False)
+        console.print(_table(["time", "kind", "rule", "dir", "title", "document"], [
+            [d["time"], d["kind"], d["rule"], d["direction"], d["title"],
+             f"{d['source']}:{d['account']}:{d['kind']}:{d['entity_id']}"] for d in docs]))
+        shown = len(docs)
+        note = f"{shown} of {client['documents']} document(s)"
+        if shown < client["documents"]:
+            note += " (use --limit 0 for all)"
+        console.print(note, markup=False)
+        if measures is not None:
+            measurescmd.print_trends(console, measures)
+        return int(ExitCode.OK)
+    return _guard(ns, act)
+
+
+def _find(t: ClientTables, text: str) -> dict[str, Any]:
+    try:
+        return t.find(text)
+    except ClientLookupError as exc:
+        hint = "run `lorchestra clients list` to see ids and names"
+        if exc.candidates:
+            hint = "candidates: " + "; ".join(f"{c['client_id']} {c['sort_name']}"
+                                             for c in exc.candidates[:10])
+        raise UsageError(str(exc), hint=hint) from None
+
+
+def cmd_conflicts(ns: argparse.Namespace) -> int:
+    """`lorchestra clients conflicts`."""
+    def act(t: ClientTables) -> int:
+        items = t.conflicts()
+        if ns.json:
+            return _json_lines(items)
+        console = Console(highlight=False)
+        rows: list[list[object]] = []
+        for c in items:
+            ids = c["clients"].split(",")
+            names = t.names(ids)
+            rows.append([c["key"], "; ".join(f"{i} {names[i]}" for i in ids), c["documents"],
+                         "kept apart" if c["reviewed"] else "open"])
+        console.print(_table(["key", "clients", "documents unlinked", "state"], rows))
+        open_ = sum(1 for c in items if not c["reviewed"])
+        console.print(f"{open_} open conflict(s), {len(items) - open_} reviewed. Settle them in the "
+                      "overrides file: merge, apart, link or ignore (docs/clients.md).", markup=False)
+        twins = likely_same_person(items)
+        if twins:
+            console.print("These share a name and birth date (and more): if each pair is one person, "
+                          "add to the overrides file:", markup=False)
+            console.print("merge:\n" + "".join(f"  - [{a}, {b}]\n" for a, b in twins), markup=False,
+                          end="")
+        return int(ExitCode.OK)
+    return _guard(ns, act)
+
+
+def likely_same_person(conflicts: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Open conflicts' client pairs that share a name plus birth date and another key."""
+    shared: dict[tuple[str, str], set[str]] = {}
+    for c in conflicts:
+        ids = sorted(c["clients"].split(","))
+        if c["reviewed"] or len(ids) != 2:
+            continue
+        shared.setdefault((ids[0], ids[1]), set()).add(str(c["key"]).split(":", 1)[0])
+    return sorted(pair for pair, kinds in shared.items() if "name_dob" in kinds and len(kinds) > 1)
+
+
+def cmd_unlinked(ns: argparse.Namespace) -> int:
+    """`lorchestra clients unlinked [--kind K]`."""
+    def act(t: ClientTables) -> int:
+        items = t.unlinked(ns.kind, ns.reason)
+        if ns.json:
+            return _json_lines(items)
+        console = Console(highlight=False)
+        console.print(_table(["document", "time", "title", "reason", "detail"], [
+            [f"{u['source']}:{u['account']}:{u['kind']}:{u['entity_id']}", u["time"], u["title"],
+             f"{u['reason']}: {REASONS.get(u['reason'], '')}", u["detail"]] for u in items]))
+        per: dict[str, int] = {}
+        for u in items:
+            per[u["reason"]] = per.get(u["reason"], 0) + 1
+        summary = ", ".join(f"{n} {r}" for r, n in sorted(per.items())) or "none"
+        console.print(f"{len(items)} unlinked document(s): {summary}", markup=False)
+        return int(ExitCode.OK)
+    return _guard(ns, act)

@@ -1,0 +1,144 @@
+"""Chart folders (engine/clients/charts.py, folders.py) and the client tables, on real files.
+
+Folder names are safe and distinct; a folder is replaced whole, unchanged files keep their
+inode; a writer killed at any step (simulated by failing the step) leaves the old or the new
+folder once recovered; the tables rebuild themselves when their schema version changes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.clients import charts, folders, tables
+from engine.clients.model import Card, Client, DocFacts, DocRef, Link, Projection
+
+
+def test_safe_names_strip_separators_and_control_characters() -> None:
+    assert charts.safe_name("Doe, Jane") == "Doe, Jane"
+    assert charts.safe_name("a/b\\c:d*e?f\"g<h>i|j") == "a-b-c-d-e-f-g-h-i-j"
+    assert charts.safe_name("new\nline\ttab\x00nul\u200bzw") == "new line tab nul zw"
+    assert charts.safe_name("..") == "Unnamed" and charts.safe_name("  ") == "Unnamed"
+    assert charts.safe_name(".hidden") == "hidden"
+    assert len(charts.safe_name("x" * 500)) == charts.MAX_NAME
+    assert charts.safe_name("Zoë") == "Zoë"
+
+
+def client(cid: str, name: str = "Doe, Jane") -> Client:
+    family, given = name.split(", ")
+    return Client(cid, DocRef("dv", "a", "contact", cid), Card(f"{given} {family}", given, family, None))
+
+
+def test_folder_names_are_told_apart_by_id_and_ids_grow_on_collision() -> None:
+    clients = {c.client_id: c for c in (client("aaaaaaaa11111111"), client("aaaaaaaa22222222"),
+                                        client("bbbbbbbb33333333"))}
+    charts.assign_folders(clients)
+    names = sorted(c.folder for c in clients.values())
+    assert names == ["Doe, Jane (aaaaaaaa11)", "Doe, Jane (aaaaaaaa22)", "Doe, Jane (bbbbbbbb33)"]
+    assert all(charts.is_chart_folder(n) for n in names)
+    assert not charts.is_chart_folder("notes") and not charts.is_chart_folder(".staging-1 (abcdef12)")
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_replace_keeps_unchanged_files_and_swaps_the_rest(tmp_path: Path) -> None:
+    root = tmp_path / "clients"
+    root.mkdir(mode=0o700)
+    assert folders.replace_folder(root, "X (01234567)", {"a.md": b"1", "b.md": b"2"})
+    ino = (root / "X (01234567)" / "a.md").stat().st_ino
+    assert not folders.replace_folder(root, "X (01234567)", {"a.md": b"1", "b.md": b"2"})
+    assert folders.replace_folder(root, "X (01234567)", {"a.md": b"1", "b.md": b"3"})
+    assert (root / "X (01234567)" / "a.md").stat().st_ino == ino, "unchanged file not rewritten"
+    assert tree(root) == {"X (01234567)/a.md": b"1", "X (01234567)/b.md": b"3"}
+    assert oct((root / "X (01234567)" / "b.md").stat().st_mode & 0o777) == "0o600"
+    folders.remove_folder(root, "X (01234567)")
+    assert list(root.iterdir()) == []
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+@pytest.mark.parametrize("step", range(6))
+def test_a_writer_killed_at_any_step_leaves_old_or_new(tmp_path: Path, monkeypatch: Any,
+                                                      step: int, exchange: bool) -> None:
+    root = tmp_path / "clients"
+    root.mkdir(mode=0o700)
+    old = {"a.md": b"old a", "b.md": b"same"}
+    new = {"a.md": b"new a", "b.md": b"same", "c.md": b"new c"}
+    folders.replace_folder(root, "X (01234567)", old)
+    calls = [0]
+    real_rename, real_link, real_exchange = os.rename, os.link, folders._exchange
+
+    def counted(fn: Any) -> Any:
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            calls[0] += 1
+            if calls[0] == step + 1:
+                raise Boom()
+            return fn(*args, **kw)
+        return wrapper
+
+    monkeypatch.setattr(os, "rename", counted(real_rename))
+    monkeypatch.setattr(os, "link", counted(real_link))
+    monkeypatch.setattr(folders, "_exchange", counted(real_exchange) if exchange else counted(lambda a, b: False))
+    try:
+        folders.replace_folder(root, "X (01234567)", new)
+    except Boom:
+        pass
+    monkeypatch.undo()
+    folders.recover(root)
+    got = {k.split("/", 1)[1]: v for k, v in tree(root).items()}
+    assert got in (old, new), got
+    assert [p.name for p in root.iterdir()] == ["X (01234567)"]
+
+
+def projection() -> Projection:
+    c = client("0123456789abcdef")
+    c.folder = "Doe, Jane (01234567)"
+    c.keys = {"email:jane@example.org"}
+    ref = DocRef("gmail", "box", "email", "m1")
+    facts = DocFacts(ref, "2024-01-02T03:04:05Z", "Hello | there")
+    return Projection({c.client_id: c}, [Link(c.client_id, ref, "email", "in", "email:jane@example.org")],
+                      [], [], {ref: facts, c.home: DocFacts(c.home, None, "Jane Doe")})
+
+
+def test_charts_render_deterministically_and_keep_projected_at(tmp_path: Path) -> None:
+    root = tmp_path / "clients"
+    p = projection()
+    s1 = charts.write_charts(root, p, "2026-01-01T00:00:00Z")
+    first = tree(root)
+    s2 = charts.write_charts(root, p, "2026-02-02T00:00:00Z")
+    assert (s1.written, s2.written, s2.unchanged) == (1, 0, 1) and tree(root) == first
+    text = first["Doe, Jane (01234567)/timeline.md"].decode()
+    assert "| 2024-01-02 03:04 | email | in | Hello \\| there | gmail/box | `gmail:box:email:m1` |" in text
+    assert b'projected_at: "2026-01-01T00:00:00Z"' in first["Doe, Jane (01234567)/client.md"]
+    p.clients["0123456789abcdef"].keys.add("phone:+12125550100")
+    charts.write_charts(root, p, "2026-03-03T00:00:00Z")
+    assert b'projected_at: "2026-03-03T00:00:00Z"' in (root / "Doe, Jane (01234567)" / "client.md").read_bytes()
+    (root / "Gone, Client (fedcba98)").mkdir()
+    (root / "my notes").mkdir()
+    assert charts.write_charts(root, p, "2026-03-03T00:00:00Z").removed == 1
+    assert sorted(x.name for x in root.iterdir()) == ["Doe, Jane (01234567)", "my notes"]
+
+
+def test_tables_carry_a_schema_version_and_rebuild_another(tmp_path: Path) -> None:
+    con = sqlite3.connect(tmp_path / "i.sqlite", isolation_level=None)
+    p = projection()
+    p.clients["0123456789abcdef"].folder = "f"
+    tables.write_projection(con, p, "sha", "now")
+    assert tables.read_meta(con)["schema_version"] == str(tables.CLIENTS_SCHEMA_VERSION)
+    assert tables.counts(con) == {"clients": 1, "links": 1, "linked_documents": 1, "conflicts": 0,
+                                  "unlinked": 0, "measures_scored": 0, "measures_not_scored": 0}
+    con.execute("UPDATE clients_meta SET value = '0' WHERE key = 'schema_version'")
+    con.execute("ALTER TABLE clients ADD COLUMN stale TEXT")
+    assert tables.counts(con) is None
+    tables.write_projection(con, p, "sha", "now")
+    cols = [r[1] for r in con.execute("PRAGMA table_info(clients)")]
+    assert "stale" not in cols and tables.counts(con) is not None

@@ -1,0 +1,299 @@
+"""Identity resolution core (engine/clients): keys, rules, conflicts, overrides, stable ids.
+
+Pure functions and in-memory resolution over hand-written canonical documents: every trap
+of the issue (shared family address, same name with different birth dates, Gmail dot and
+plus variants, phones in several formats, staff-only mail, a customer with no contact).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.clients import keys as K
+from engine.clients.model import DocRef, Link, Unlinked, client_id_for
+from engine.clients.overrides import Overrides, OverridesError, load_overrides
+from engine.clients.resolve import Resolver
+from engine.config import ClientsConfig
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+def test_email_keys_fold_case_and_only_gmail_dots_and_tags() -> None:
+    assert K.email_key(" Jane.Doe@Example.ORG ") == "email:jane.doe@example.org"
+    assert K.email_key("janedoe@example.org") != K.email_key("jane.doe@example.org")
+    assert K.email_key("jane+x@example.org") == "email:jane+x@example.org"
+    assert K.email_key("J.a.n.e.Doe+therapy@gmail.com") == "email:janedoe@gmail.com"
+    assert K.email_key("janedoe@googlemail.com") == "email:janedoe@gmail.com"
+    assert K.email_key("<mailto:JaneDoe@Gmail.com>") == "email:janedoe@gmail.com"
+    assert K.email_key("x.y@corp.example", ["corp.example"]) == "email:xy@corp.example"
+    for bad in (None, "", "not an address", "a@b", "@example.org", 42, "+@gmail.com"):
+        assert K.email_key(bad) is None
+
+
+def test_phones_in_any_format_give_one_e164_key() -> None:
+    forms = ["(212) 555-0123", "212-555-0123", "+1 212 555 0123", "212.555.0123", "2125550123"]
+    assert {K.phone_key(f, "US") for f in forms} == {"phone:+12125550123"}
+    assert K.phone_key("020 7946 0958", "GB") == "phone:+442079460958"
+    assert K.phone_key("+44 20 7946 0958", "US") == "phone:+442079460958"
+    for bad in ("555-0123", "", "call me", None, "12"):
+        assert K.phone_key(bad, "US") is None
+
+
+def test_names_fold_order_accents_and_case_and_need_a_birth_date() -> None:
+    assert K.name_text("Doe, Jane") == K.name_text("  jane   DOE ") == "jane doe"
+    assert K.name_text("Zoë O'Donnell") == "zoe o donnell"
+    assert K.name_dob_key("Jane Doe", "1980-02-03") == "name_dob:jane doe|1980-02-03"
+    assert K.name_dob_key("Jane Doe", None) is None
+    assert K.name_dob_key("Jane Doe", "03/02/1980") is None
+    assert K.name_dob_key(None, "1980-02-03") is None
+
+
+def test_own_address_globs() -> None:
+    assert K.is_own("ben@mensio.example", ["*@mensio.example"])
+    assert K.is_own("owner@gmail.example", ["*@mensio.example", "OWNER@gmail.example"])
+    assert not K.is_own("client@example.org", ["*@mensio.example"])
+
+
+# -- resolution over hand-written documents -----------------------------------------------
+
+
+def contact(source: str, account: str, sid: str, name: str | None, *, emails: list[str] = (),  # type: ignore[assignment]
+            phones: list[str] = (), dob: str | None = None, given: str | None = None,  # type: ignore[assignment]
+            family: str | None = None, **extra: Any) -> tuple[DocRef, dict[str, Any]]:
+    comps = ([{"kind": "given", "value": given}] if given else []) + (
+        [{"kind": "surname", "value": family}] if family else [])
+    doc = {"kind": "contact", "source": source, "account": account, "source_id": sid,
+           "name": {"full": name, "components": comps} if name else None,
+           "emails": {f"e{i}": {"address": e} for i, e in enumerate(emails)} or None,
+           "phones": {f"p{i}": {"number": p} for i, p in enumerate(phones)} or None,
+           "birth_date": dob, **extra}
+    return DocRef(source, account, "contact", sid), doc
+
+
+def mail(sid: str, frm: str, to: list[str], cc: list[str] = (), account: str = "box") -> tuple[DocRef, dict[str, Any]]:  # type: ignore[assignment]
+    doc = {"kind": "email", "source": "gmail", "account": account, "source_id": sid,
+           "from": [{"email": frm}], "to": [{"email": t} for t in to],
+           "cc": [{"email": c} for c in cc] or None, "subject": "s"}
+    return DocRef("gmail", account, "email", sid), doc
+
+
+def ref_doc(kind: str, source: str, account: str, sid: str, field: str,
+            target: str | None) -> tuple[DocRef, dict[str, Any]]:
+    doc = {"kind": kind, "source": source, "account": account, "source_id": sid,
+           field: {"type": "x", "id": target, "display": "Some Name"}}
+    return DocRef(source, account, kind, sid), doc
+
+
+CFG = ClientsConfig(sources=["dataverse"], own_addresses=["*@practice.example"])
+
+
+def resolve(docs: list[tuple[DocRef, dict[str, Any]]], cfg: ClientsConfig = CFG,
+            overrides: Overrides | None = None) -> tuple[Any, dict[DocRef, list[Link] | Unlinked]]:
+    r = Resolver(cfg, overrides)
+    for ref, doc in docs:
+        r.add(ref, None, None, doc)
+    p = r.resolve()
+    out: dict[DocRef, list[Link] | Unlinked] = {}
+    for link in p.links:
+        out.setdefault(link.doc, []).append(link)  # type: ignore[union-attr]
+    for u in p.unlinked:
+        out[u.doc] = u
+    assert set(out) == set(p.docs), "every document is decided exactly once"
+    return p, out
+
+
+def cid(sid: str, account: str = "mensio") -> str:
+    return client_id_for("dataverse", account, sid)
+
+
+def clients_of(decision: list[Link] | Unlinked) -> set[str]:
+    return set() if isinstance(decision, Unlinked) else {link.client_id for link in decision}
+
+
+def people() -> list[tuple[DocRef, dict[str, Any]]]:
+    return [
+        contact("dataverse", "mensio", "A", "Ann Lee", given="Ann", family="Lee",
+                emails=["Lee.Family@example.org"], phones=["(212) 555-0101"], dob="1980-01-01"),
+        contact("dataverse", "mensio", "B", "Ben Lee", given="Ben", family="Lee",
+                emails=["lee.family@example.org"], phones=["212-555-0102"], dob="2010-05-05"),
+        contact("dataverse", "mensio", "C", "Cy Park", emails=["cy.park@gmail.com"],
+                phones=["+1 212 555 0103"], dob="1990-03-03"),
+        contact("dataverse", "mensio", "D1", "Dee Moss", dob="1970-07-07"),
+        contact("dataverse", "mensio", "D2", "Dee Moss", dob="1985-08-08"),
+        contact("dataverse", "mensio", "E", "Eve Ray", emails=["frontdesk@practice.example"],
+                phones=["212.555.0105"]),
+    ]
+
+
+def test_clients_come_from_the_sources_with_stable_ids_and_no_own_addresses() -> None:
+    p, _ = resolve(people())
+    assert set(p.clients) == {cid(s) for s in ("A", "B", "C", "D1", "D2", "E")}
+    assert cid("A") == client_id_for("dataverse", "mensio", "A")
+    assert len(cid("A")) == 16 and cid("A") != cid("A", "other")
+    assert p.clients[cid("E")].keys == {"phone:+12125550105"}  # the practice's address is no key
+    assert p.clients[cid("A")].card.sort_name == "Lee, Ann"
+    assert p.clients[cid("C")].card.sort_name == "Cy Park"
+
+
+def test_shared_family_address_is_a_conflict_that_links_no_one() -> None:
+    p, out = resolve(people() + [mail("m1", "lee.family@example.org", ["ben@practice.example"])])
+    m1 = out[DocRef("gmail", "box", "email", "m1")]
+    assert isinstance(m1, Unlinked) and m1.reason == "conflict"
+    (conflict,) = p.conflicts
+    assert conflict.key == "email:lee.family@example.org"
+    assert set(conflict.clients) == {cid("A"), cid("B")} and conflict.documents == 1
+    assert p.counts()["conflicts"] == 1
+
+
+def test_a_unique_key_beside_a_shared_one_links_when_consistent() -> None:
+    row = contact("sheets", "intake", "r1", "Ben Lee", emails=["lee.family@example.org"],
+                  phones=["2125550102"])
+    bad = contact("sheets", "intake", "r2", "?", emails=["lee.family@example.org"],
+                  phones=["2125550103"])  # Cy's phone with the Lee address: disagree
+    _, out = resolve(people() + [row, bad])
+    (link,) = out[row[0]]  # type: ignore[misc]
+    assert link.client_id == cid("B") and link.rule == "phone" and link.via == "phone:+12125550102"
+    assert isinstance(out[bad[0]], Unlinked) and out[bad[0]].reason == "disagree"  # type: ignore[union-attr]
+
+
+def test_gmail_variants_link_with_direction() -> None:
+    inbound = mail("in", "C.Y.Park+therapy@googlemail.com", ["ben@practice.example"])
+    outbound = mail("out", "ben@practice.example", ["cypark@gmail.com"])
+    staff = mail("staff", "ben@practice.example", ["frontdesk@practice.example"])
+    stranger = mail("x", "someone@example.net", ["ben@practice.example"])
+    _, out = resolve(people() + [inbound, outbound, staff, stranger])
+    (a,) = out[inbound[0]]  # type: ignore[misc]
+    (b,) = out[outbound[0]]  # type: ignore[misc]
+    assert (a.client_id, a.rule, a.direction) == (cid("C"), "email", "in")
+    assert (b.client_id, b.rule, b.direction) == (cid("C"), "email", "out")
+    assert out[staff[0]].reason == "internal"  # type: ignore[union-attr]
+    assert out[stranger[0]].reason == "no_match"  # type: ignore[union-attr]
+
+
+def test_mail_to_two_clients_links_both_and_dots_matter_outside_gmail() -> None:
+    both = mail("2", "ben@practice.example", ["cy.park@gmail.com", "lee.family@example.org",
+                                             "ann.lee@example.org"])
+    dots = mail("d", "leefamily@example.org", ["ben@practice.example"])
+    _, out = resolve(people() + [both, dots])
+    assert clients_of(out[both[0]]) == {cid("C")}  # the family address links neither Lee
+    assert out[dots[0]].reason == "no_match"  # type: ignore[union-attr]
+
+
+def test_name_and_birth_date_links_only_a_unique_pair_and_a_name_never_alone() -> None:
+    d2 = contact("sheets", "intake", "r3", "Moss, Dee", dob="1985-08-08")
+    name_only = contact("sheets", "intake", "r4", "Dee Moss")
+    wrong_dob = contact("sheets", "intake", "r5", "Dee Moss", dob="1999-09-09")
+    _, out = resolve(people() + [d2, name_only, wrong_dob])
+    (link,) = out[d2[0]]  # type: ignore[misc]
+    assert (link.client_id, link.rule) == (cid("D2"), "name_dob")
+    assert out[name_only[0]].reason == "no_key"  # type: ignore[union-attr]
+    assert out[wrong_dob[0]].reason == "no_match"  # type: ignore[union-attr]
+
+
+def test_same_name_and_birth_date_for_two_clients_is_a_conflict() -> None:
+    twins = people() + [contact("dataverse", "mensio", "D3", "Dee Moss", dob="1985-08-08")]
+    row = contact("sheets", "intake", "r6", "Dee Moss", dob="1985-08-08")
+    p, out = resolve(twins + [row])
+    assert out[row[0]].reason == "conflict"  # type: ignore[union-attr]
+    (c,) = [c for c in p.conflicts if c.key == "name_dob:dee moss|1985-08-08"]
+    assert c.documents == 1 and c.clients == tuple(sorted((cid("D2"), cid("D3"))))
+
+
+def test_merges_chain_through_earlier_groups() -> None:
+    docs = people() + [contact("dataverse", "mensio", "C2", "Cy Park", emails=["cy.park@gmail.com"]),
+                       contact("dataverse", "mensio", "C3", "Cy Park", phones=["2125550103"])]
+    ov = Overrides(merge=[[cid("C"), cid("C2")], [cid("C2"), cid("C3")]])
+    p, _ = resolve(docs, overrides=ov)
+    assert p.clients[cid("C")].merged == [cid("C2"), cid("C3")] and p.unused_overrides == 0
+    assert not [c for c in p.conflicts if cid("C") in c.clients]
+
+
+def test_references_follow_the_contact_they_point_at() -> None:
+    qbo_known = contact("quickbooks", "co", "7", "Cy Park", phones=["212 555 0103"])
+    qbo_stranger = contact("quickbooks", "co", "8", "Acme EAP", emails=["billing@acme.example"])
+    session = ref_doc("clinical_session", "dataverse", "mensio", "s1", "subject", "A")
+    invoice = ref_doc("invoice", "quickbooks", "co", "i1", "customer", "7")
+    orphan = ref_doc("invoice", "quickbooks", "co", "i2", "customer", "8")
+    missing = ref_doc("payment", "quickbooks", "co", "p1", "customer", "99")
+    by_name = ref_doc("clinical_session", "sheets", "intake", "s2", "subject", None)
+    _, out = resolve(people() + [qbo_known, qbo_stranger, session, invoice, orphan, missing, by_name])
+    assert [(lk.client_id, lk.rule) for lk in out[session[0]]] == [(cid("A"), "source_ref")]  # type: ignore[union-attr]
+    assert [(lk.client_id, lk.rule) for lk in out[qbo_known[0]]] == [(cid("C"), "phone")]  # type: ignore[union-attr]
+    assert [(lk.client_id, lk.rule) for lk in out[invoice[0]]] == [(cid("C"), "source_ref")]  # type: ignore[union-attr]
+    assert out[qbo_stranger[0]].reason == "no_match"  # type: ignore[union-attr]
+    assert out[orphan[0]].reason == "ref_unlinked"  # type: ignore[union-attr]
+    assert out[missing[0]].reason == "ref_missing"  # type: ignore[union-attr]
+    assert out[by_name[0]].reason == "no_key"  # type: ignore[union-attr]
+
+
+def test_unknown_kinds_wait_for_a_rule() -> None:
+    ref = DocRef("forms", "a", "measurement", "1")
+    _, out = resolve(people() + [(ref, {"kind": "measurement", "email": "cy.park@gmail.com"})])
+    assert out[ref].reason == "no_rule"  # type: ignore[union-attr]
+
+
+def test_where_picks_the_defining_contacts() -> None:
+    docs = people() + [contact("dataverse", "other", "A", "Ann Lee", emails=["ann@example.org"],
+                               active=False)]
+    p, out = resolve(docs, ClientsConfig(sources=["dataverse"], where={"account": "mensio"}))
+    assert cid("A", "other") not in p.clients and cid("A") in p.clients
+    p2, _ = resolve(docs, ClientsConfig(sources=["dataverse"], where={"active": [False]}))
+    assert set(p2.clients) == {cid("A", "other")}
+
+
+def test_overrides_merge_apart_link_and_ignore() -> None:
+    extra = [contact("dataverse", "mensio", "C2", "Cy Park", emails=["cypark@gmail.com"]),
+             mail("m", "cy.park@gmail.com", ["ben@practice.example"]),
+             mail("fam", "lee.family@example.org", ["ben@practice.example"]),
+             mail("noise", "ben@practice.example", ["212@fax.example"])]
+    p0, out0 = resolve(people() + extra)
+    assert out0[DocRef("gmail", "box", "email", "m")].reason == "conflict"  # type: ignore[union-attr]
+    ov = Overrides(merge=[[cid("C"), cid("C2")]], apart=[[cid("A"), cid("B")]],
+                   link=[{"document": "gmail:box:email:fam", "client": cid("A")},  # type: ignore[list-item]
+                         {"document": "gmail:box:email:nope", "client": cid("A")}],
+                   ignore=["*@fax.example"])
+    p, out = resolve(people() + extra, overrides=ov)
+    assert cid("C2") not in p.clients and p.clients[cid("C")].merged == [cid("C2")]
+    assert [(lk.client_id, lk.rule) for lk in out[DocRef("gmail", "box", "email", "m")]] == [(cid("C"), "email")]  # type: ignore[union-attr]
+    assert [(lk.client_id, lk.rule) for lk in out[DocRef("dataverse", "mensio", "contact", "C2")]] == [(cid("C"), "override")]  # type: ignore[union-attr]
+    assert [(lk.client_id, lk.rule) for lk in out[DocRef("gmail", "box", "email", "fam")]] == [(cid("A"), "override")]  # type: ignore[union-attr]
+    assert out[DocRef("gmail", "box", "email", "noise")].reason == "no_key"  # type: ignore[union-attr]
+    assert all(c.reviewed for c in p.conflicts) and p.counts()["conflicts"] == 0
+    assert p.unused_overrides == 1
+    nobody = Overrides(link=[{"document": "gmail:box:email:m", "client": None}])  # type: ignore[list-item]
+    _, out2 = resolve(people() + extra[:2], overrides=nobody)
+    assert out2[DocRef("gmail", "box", "email", "m")].reason == "override"  # type: ignore[union-attr]
+
+
+def test_overrides_file_errors_name_the_file(tmp_path: Any) -> None:
+    assert load_overrides(tmp_path / "missing.yaml")[0] == Overrides()
+    bad = tmp_path / "o.yaml"
+    bad.write_text("merge: [[onlyone]]\n")
+    with pytest.raises(OverridesError, match="o.yaml: merge"):
+        load_overrides(bad)
+    bad.write_text("link: [{document: nocolons, client: x}]\n")
+    with pytest.raises(OverridesError, match="source:account:kind:source_id"):
+        load_overrides(bad)
+    bad.write_text("surprise: 1\n")
+    with pytest.raises(OverridesError, match="surprise"):
+        load_overrides(bad)
+
+
+def test_resolution_is_deterministic_whatever_the_input_order() -> None:
+    docs = people() + [mail("m1", "cy.park@gmail.com", ["x@practice.example"]),
+                       contact("sheets", "i", "r", "Ben Lee", phones=["2125550102"])]
+    p1, _ = resolve(docs)
+    p2, _ = resolve(list(reversed(docs)))
+    assert p1.links == p2.links and p1.unlinked == p2.unlinked
+    assert [c.key for c in p1.conflicts] == [c.key for c in p2.conflicts]
+
+
+def test_two_contacts_with_one_phone_in_two_formats_is_a_conflict() -> None:
+    docs = people() + [contact("dataverse", "mensio", "F", "Fay Ng", phones=["(212) 555-0103"])]
+    row = contact("quickbooks", "co", "9", "Customer", phones=["+1 212 555 0103"])
+    p, out = resolve(docs + [row])
+    assert out[row[0]].reason == "conflict"  # type: ignore[union-attr]
+    (c,) = [c for c in p.conflicts if c.key == "phone:+12125550103"]
+    assert set(c.clients) == {cid("C"), cid("F")} and c.documents == 1

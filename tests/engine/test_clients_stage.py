@@ -1,0 +1,382 @@
+"""The project stage end to end: the bundled demo through the real CLI, checked against truth.
+
+One module-scoped run of `lorchestra run` over the bundled demo (12 demo extractors, 30
+records each, clients from the mensio Dataverse) builds a workspace; tests then copy it
+when they change it. The demo taps know which synthetic client each record is about
+(``engine.demo_taps.truth``): every link must be right (precision 100%) and at least 95% of
+the documents a rule can link must be linked (recall), with the traps (a family's shared
+address, name twins, Gmail variants, phone-only clients, staff-only threads, a QuickBooks
+customer who is no client) each checked by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+
+from engine.clients.model import client_id_for
+from engine.demo_taps.canary import CANARIES
+from engine.demo_taps.people import (
+    FAMILY_OF,
+    GMAIL_CLIENT,
+    NAME_TWIN_OF,
+    NON_CLIENT_CUSTOMER,
+    PHONE_ONLY,
+)
+from engine.demo_taps.truth import truth
+from tests.helpers import REPO, clean_env, log_events, run_cli, wait_for
+
+RECORDS = 30
+DEMO = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+TAP_OF = {e["name"]: e for e in DEMO["extractors"]}
+
+
+def env(**extra: str) -> dict[str, str]:
+    return clean_env(LORCH_DEMO_RECORDS=str(RECORDS), COLUMNS="400", **extra)
+
+
+def cli(ws: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    cfg = ["--config", str(config)] if config else []
+    return run_cli(*args, "--workspace", str(ws), *cfg, env=env(), timeout=300)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ws = tmp_path_factory.mktemp("clients") / "ws"
+    res = cli(ws, "run")
+    assert res.returncode == 0, res.stdout + res.stderr
+    return ws
+
+
+def copy(built: Path, tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    shutil.copytree(built, ws, symlinks=True)
+    return ws
+
+
+def db(ws: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{ws / 'vector-store' / 'index.sqlite'}?mode=ro", uri=True)
+
+
+def ground_truth() -> dict[tuple[str, str, str, str], dict[int, str]]:
+    out: dict[tuple[str, str, str, str], dict[int, str]] = {}
+    for ex in DEMO["extractors"]:
+        d = ex["demo"]
+        for t in truth(d["tap"], ex["account"], d["seed"], RECORDS):
+            out[(ex["source"], ex["account"], t.kind, t.source_id)] = t.persons
+    return out
+
+
+def snapshot(ws: Path) -> dict[str, tuple[bytes, int, int]]:
+    root = ws / "clients"
+    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_links_match_the_demo_truth_with_no_wrong_link(built: Path) -> None:
+    gt = ground_truth()
+    con = db(built)
+    clients = con.execute("SELECT client_id, source, account, entity_id FROM clients").fetchall()
+    person_of: dict[str, int] = {}
+    for cid, source, account, entity in clients:
+        (person,) = gt[(source, account, "contact", entity)]
+        person_of[cid] = person
+    client_of = {p: c for c, p in person_of.items()}
+    assert len(client_of) == len(person_of) == RECORDS * 40 // 100, "one client per mensio contact"
+    links = con.execute("SELECT client_id, source, account, kind, entity_id, rule, direction "
+                        "FROM client_links WHERE source != 'measures'").fetchall()  # test_measures_demo
+    wrong = [(cid, doc) for cid, *doc, _rule, _dir in links
+             if person_of[cid] not in gt[tuple(doc)]]  # type: ignore[index]
+    assert not wrong, f"{len(wrong)} wrong links (precision below 100%): {wrong[:5]}"
+    linked = {(cid, tuple(doc)) for cid, *doc, _r, _d in links}
+    linkable = [(doc, p) for doc, persons in gt.items() for p, how in persons.items()
+                if p in client_of and how in ("key", "ref")]
+    hit = sum(1 for doc, p in linkable if (client_of[p], doc) in linked)
+    assert len(linkable) > 150, "the demo gives the rules real work"
+    assert hit / len(linkable) >= 0.95, f"recall {hit}/{len(linkable)}"
+    rules = {r for *_x, r, _d in links}
+    assert {"email", "phone", "source_ref", "name_dob"} <= rules
+    assert {d for *_x, _r, d in links if d} == {"in", "out"}
+    con.close()
+
+
+def test_every_trap_is_handled(built: Path) -> None:
+    gt = ground_truth()
+    con = db(built)
+    cid = {p: client_id_for("dataverse", "mensio", e) for (s, a, k, e), who in gt.items()
+           if (s, a, k) == ("dataverse", "mensio", "contact") for p in who}
+    unlinked = {tuple(r[:4]): r[4] for r in con.execute(
+        "SELECT source, account, kind, entity_id, reason FROM client_unlinked")}
+    links = con.execute("SELECT client_id, source, account, kind, entity_id, rule, via "
+                        "FROM client_links").fetchall()
+
+    def rules_for(person: int, **where: str) -> set[str]:
+        return {r[5] for r in links if r[0] == cid[person]
+                and all(r[1 + ("source", "account", "kind").index(k)] == v for k, v in where.items())}
+
+    # a family's shared address: a conflict, and mail reached only through it links no one
+    (head,), (member,) = FAMILY_OF.values(), FAMILY_OF.keys()
+    conflicts = con.execute("SELECT key, clients, documents FROM client_conflicts").fetchall()
+    family = [c for c in conflicts if set(c[1].split(",")) == {cid[head], cid[member]}]
+    assert family and family[0][0].startswith("email:") and family[0][2] > 0
+    shared_mail = [doc for doc, who in gt.items() if doc[2] == "email" and set(who.values()) == {"shared"}]
+    assert shared_mail and all(unlinked.get(doc) == "conflict" for doc in shared_mail)
+    assert "phone" in rules_for(member, source="sheets")  # the member's own phone still links
+    # name twins: each intake row links to the right twin by name plus birth date
+    for twin in (*NAME_TWIN_OF, *NAME_TWIN_OF.values()):
+        assert rules_for(twin, source="sheets", kind="contact") == {"name_dob"}
+    # the Gmail client's dot, plus and googlemail variants link by e-mail
+    gmail = [r for r in links if r[0] == cid[GMAIL_CLIENT] and r[3] == "email"]
+    assert gmail and {r[6] for r in gmail} == {f"email:{cid_local(con, cid[GMAIL_CLIENT])}"}
+    assert rules_for(GMAIL_CLIENT, source="sheets", kind="contact") == {"email"}
+    # phones in several formats: the phone-only client's intake row and customer record
+    assert rules_for(PHONE_ONLY, source="sheets", kind="contact") == {"phone"}
+    assert "phone" in rules_for(PHONE_ONLY, source="quickbooks", kind="contact")
+    # staff-only threads link no one
+    staff = [doc for doc, r in unlinked.items() if r == "internal"]
+    assert len(staff) >= 6 and all(gt[doc] == {} for doc in staff)
+    # the QuickBooks customer who is no client: its invoices link no one
+    eap = ("quickbooks", "mensio", "contact", str(NON_CLIENT_CUSTOMER + 1))
+    assert unlinked[eap] == "no_match"
+    eap_docs = [doc for doc, who in gt.items() if doc[0] == "quickbooks" and doc[1] == "mensio"
+                and doc[2] in ("invoice", "payment") and not who]
+    assert eap_docs and all(unlinked[doc] == "ref_unlinked" for doc in eap_docs)
+    # a name alone never links
+    assert all(unlinked.get(doc) == "no_key" for doc, who in gt.items()
+               if doc[0] == "sheets" and doc[2] == "clinical_session")
+    con.close()
+
+
+def cid_local(con: sqlite3.Connection, client: str) -> str:
+    (key,) = con.execute("SELECT key FROM client_keys WHERE client_id = ? AND kind = 'email'",
+                         (client,)).fetchone()
+    return str(key).split(":", 1)[1]
+
+
+def test_charts_are_written_safely_and_a_rerun_changes_nothing(built: Path, tmp_path: Path) -> None:
+    ws = copy(built, tmp_path)
+    root = ws / "clients"
+    folders = sorted(p.name for p in root.iterdir())
+    assert len(folders) == RECORDS * 40 // 100 and all(f.endswith(")") for f in folders)
+    assert oct(root.stat().st_mode & 0o777) == "0o700"
+    for p in root.rglob("*"):
+        assert oct(p.stat().st_mode & 0o777) == ("0o700" if p.is_dir() else "0o600"), p
+    one = next(root.glob("Canarywhistle, Zebulon (*)"))
+    assert sorted(f.name for f in one.iterdir()) == ["billing.md", "client.md", "measures.md", "sessions.md",
+                                                        "timeline.md"]
+    front = yaml.safe_load(one.joinpath("client.md").read_text().split("---")[1])
+    assert set(front) >= {"client_id", "sources", "keys", "counts", "projected_at"}
+    timeline = one.joinpath("timeline.md").read_text()
+    assert "| date | kind | direction | title | source/account | document |" in timeline
+    before = snapshot(ws)
+    res = cli(ws, "run", "--stage", "project")
+    assert res.returncode == 0 and "project:clients skipped" in res.stdout + res.stderr
+    res = cli(ws, "run", "--stage", "project", "--force")
+    assert res.returncode == 0, res.stderr
+    assert snapshot(ws) == before, "a forced rerun writes byte-identical charts and rewrites no file"
+
+
+def test_overrides_settle_conflicts_and_gone_clients_are_removed(built: Path, tmp_path: Path) -> None:
+    ws = copy(built, tmp_path)
+    con = db(ws)
+    key, pair = con.execute("SELECT key, clients FROM client_conflicts").fetchone()
+    con.close()
+    a, b = pair.split(",")
+    overrides = tmp_path / "clients.overrides.yaml"
+    overrides.write_text(yaml.safe_dump({"merge": [[a, b]]}))
+    cfg = dict(DEMO, clients={**DEMO["clients"], "overrides": str(overrides)})
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    before = snapshot(ws)
+    res = cli(ws, "run", "--stage", "project", config=config)
+    assert res.returncode == 0, res.stdout + res.stderr
+    con = db(ws)
+    assert con.execute("SELECT count(*) FROM clients WHERE client_id = ?", (b,)).fetchone()[0] == 0
+    assert con.execute("SELECT merged FROM clients WHERE client_id = ?", (a,)).fetchone()[0] == b
+    assert not con.execute("SELECT 1 FROM client_conflicts WHERE key = ?", (key,)).fetchone()
+    con.close()
+    after = snapshot(ws)
+    gone = {k.split("/")[0] for k in before} - {k.split("/")[0] for k in after}
+    assert len(gone) == 1 and gone.pop().endswith(f"({b[:8]})"), "the merged client's folder is gone"
+    unchanged = [k for k in after if k in before and after[k] == before[k]]
+    assert len(unchanged) >= len(after) - 8, "only the merged client's files were rewritten"
+    overrides.write_text("merge: [[only-one]]\n")
+    res = cli(ws, "run", "--stage", "project", config=config)
+    assert res.returncode == 1 and "OVERRIDES_INVALID" in res.stdout + res.stderr
+
+
+def test_clients_commands_and_query_by_client(built: Path) -> None:
+    res = cli(built, "clients", "list", "--json")
+    assert res.returncode == 0, res.stderr
+    rows = [orjson.loads(line) for line in res.stdout.splitlines()]
+    canary = next(r for r in rows if r["name"] == "Zebulon Canarywhistle")
+    res = cli(built, "clients", "show", "zebulon canarywhistle", "--json", "--limit", "0")
+    shown = orjson.loads(res.stdout)
+    assert shown["client_id"] == canary["client_id"] and len(shown["documents"]) == canary["documents"]
+    assert {d["rule"] for d in shown["documents"]} >= {"source_ref", "email"}
+    res = cli(built, "clients", "show", canary["client_id"][:6])
+    assert res.returncode == 0 and "Canarywhistle, Zebulon" in res.stdout
+    res = cli(built, "query", "--client", canary["client_id"], "--limit", "0", "--json")
+    assert len(res.stdout.splitlines()) == canary["documents"]
+    about = [line for line in res.stdout.splitlines()
+             if orjson.loads(line)["kind"] != "measurement"]  # scores name no one
+    assert all(canary["name"] in line or "canary" in line for line in about[:3])
+    res = cli(built, "clients", "conflicts")
+    assert res.returncode == 0 and "open conflict(s)" in res.stdout
+    res = cli(built, "clients", "unlinked", "--kind", "email", "--json")
+    reasons = {orjson.loads(line)["reason"] for line in res.stdout.splitlines()}
+    assert {"internal", "conflict", "no_match"} <= reasons
+    for bad in (("clients", "show", "nobody at all"), ("query", "--client", "nobody")):
+        res = cli(built, *bad)
+        assert res.returncode == 2 and "no client matches" in res.stderr
+
+
+def test_events_logs_and_history_carry_no_phi(built: Path) -> None:
+    events = [e for e in log_events(built) if e.get("stage") == "project"]
+    assert {e["type"] for e in events} >= {"task_queued", "task_started", "task_finished"}
+    text = b"".join(p.read_bytes() for p in (built / "logs").iterdir())
+    state = sqlite3.connect(built / "state" / "lorch.sqlite")
+    dump = "\n".join(state.iterdump())
+    state.close()
+    for canary in CANARIES:
+        assert canary.encode() not in text and canary not in dump
+    charts = b"".join(p.read_bytes() for p in (built / "clients").rglob("*.md"))
+    assert b"Zebulon Canarywhistle" in charts, "the charts do hold PHI: the check is not vacuous"
+
+
+def test_project_without_a_clients_section_is_a_usage_error(tmp_path: Path) -> None:
+    cfg = {k: v for k, v in DEMO.items() if k != "clients"}
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    res = cli(tmp_path / "ws", "run", "--stage", "project", "--dry-run", config=config)
+    assert res.returncode == 2 and "clients" in res.stderr
+    res = cli(tmp_path / "ws", "run", "--dry-run", config=config)
+    assert res.returncode == 0 and "stages extract, canonize, index\n" in res.stdout
+    assert "then project" not in res.stdout
+
+
+@pytest.mark.timeout(240)
+def test_kill_during_project_leaves_old_or_new_charts(built: Path, tmp_path: Path) -> None:
+    ws = copy(built, tmp_path)
+    before = {k: v[0] for k, v in snapshot(ws).items()}
+    con = db(ws)
+    (a,) = con.execute("SELECT client_id FROM clients ORDER BY client_id LIMIT 1").fetchone()
+    con.close()
+    overrides = tmp_path / "o.yaml"
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(dict(DEMO, clients={**DEMO["clients"], "overrides": str(overrides)})))
+    killed = 0
+    for n in range(8):
+        # a new override each round: the next run must really rewrite a chart
+        overrides.write_text(yaml.safe_dump({"link": [{"document": f"x:y:z:{n}", "client": a}],
+                                             "ignore": [f"nobody{n}@example.invalid"]}))
+        proc = subprocess.Popen([sys.executable, "-m", "lorch_tui.cli", "run", "--stage", "project",
+                                 "--force", "--workspace", str(ws), "--config", str(config)],
+                                env=env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = wait_for(lambda p=proc.pid: _worker_of(p), 60, "the project worker")
+        time.sleep(0.08 * n)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker, signal.SIGKILL)  # the worker itself: no clean-up of any kind
+        rc = proc.wait(timeout=60)
+        assert rc in (0, 1)
+        killed += rc == 1
+        for folder in (ws / "clients").iterdir():
+            if folder.name.startswith("."):
+                continue
+            files = {f.name: f.read_bytes() for f in folder.iterdir()}
+            assert sorted(files) == ["billing.md", "client.md", "measures.md", "sessions.md",
+                                                        "timeline.md"], folder
+    assert killed >= 3, "most rounds must kill the worker mid-run, or this proves little"
+    res = cli(ws, "run", "--stage", "project", config=config)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not [p for p in (ws / "clients").iterdir() if p.name.startswith(".")]
+    after = {k: v[0] for k, v in snapshot(ws).items()}
+    assert set(after) == set(before)
+
+
+def _worker_of(parent: int) -> int | None:
+    """The pid of the engine.worker child of ``parent``, if it is running."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+            cmd = Path(f"/proc/{name}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"engine.worker" in cmd:
+            return int(name)
+    return None
+
+
+def test_clean_project_then_project_rebuilds_the_same_charts(built: Path, tmp_path: Path) -> None:
+    ws = copy(built, tmp_path)
+    before = {k: v[0] for k, v in snapshot(ws).items()}
+    res = cli(ws, "clean", "--stage", "project", "--yes")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not list((ws / "clients").iterdir())
+    res = cli(ws, "run", "--stage", "project")
+    assert res.returncode == 0 and "project:clients success" in res.stdout + res.stderr
+    after = {k: v[0] for k, v in snapshot(ws).items()}
+    assert set(after) == set(before)
+    assert all(after[k] == before[k] for k in after if not k.endswith("client.md"))
+
+
+def test_validate_checks_the_clients_section(tmp_path: Path) -> None:
+    overrides = tmp_path / "o.yaml"
+    overrides.write_text("apart: [[just-one]]\n")
+    cfg = dict(DEMO, clients={**DEMO["clients"], "overrides": str(overrides), "sources": ["nowhere"]})
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    res = cli(tmp_path / "ws", "validate", "--skip-permissions", config=config)
+    assert res.returncode == 2, res.stdout
+    assert "no extractor has this source" in res.stdout and "o.yaml: apart" in res.stdout
+    overrides.write_text("apart: [[aaaa, bbbb]]\n")
+    res = cli(tmp_path / "ws", "validate", "--skip-permissions", config=config)
+    assert res.returncode == 0 and "0 merge, 1 apart" in res.stdout
+
+
+def test_documents_in_force_are_the_index_s_even_when_canonical_moved_on(built: Path, tmp_path: Path) -> None:
+    ws = copy(built, tmp_path)
+    con = db(ws)
+    before = sorted(con.execute("SELECT * FROM client_links").fetchall())
+    con.close()
+    meta = ws / "canonical" / "gmail" / "acct1-personal.meta.json"
+    doc = orjson.loads(meta.read_bytes())
+    doc["output"]["sha256"] = "0" * 64  # canonize published a newer file that index never took
+    meta.write_bytes(orjson.dumps(doc))
+    data = ws / "canonical" / "gmail" / "acct1-personal.jsonl"
+    data.write_bytes(b"")  # and its lines are gone: the index's objects must be read instead
+    res = cli(ws, "run", "--stage", "project", "--force")
+    assert res.returncode == 0, res.stdout + res.stderr
+    con = db(ws)
+    assert sorted(con.execute("SELECT * FROM client_links").fetchall()) == before
+    con.close()
+
+
+def test_two_systems_of_record_conflict_and_get_merge_suggestions(built: Path, tmp_path: Path) -> None:
+    ws = copy(built, tmp_path)
+    clients = {k: v for k, v in DEMO["clients"].items() if k != "where"}  # both Dataverse accounts
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(dict(DEMO, clients=clients)))
+    res = cli(ws, "run", "--stage", "project", config=config)
+    assert res.returncode == 0 and "CLIENT_CONFLICTS" in res.stdout + res.stderr
+    con = db(ws)
+    n = con.execute("SELECT count(*) FROM clients").fetchone()[0]
+    assert n == 2 * (RECORDS * 40 // 100)
+    con.close()
+    res = cli(ws, "clients", "conflicts", config=config)
+    assert res.returncode == 0 and "merge:" in res.stdout
+    pairs = [line for line in res.stdout.splitlines() if line.startswith("  - [")]
+    assert len(pairs) >= RECORDS * 40 // 100 - 3, "nearly every person is suggested as one merge"

@@ -1,0 +1,152 @@
+"""The demo's questionnaires end to end: forms taps -> form_response -> measurements -> charts.
+
+One module-scoped `lorchestra run` (real subprocesses) over the demo's clinical system of
+record plus its three forms extractors (the Forms API and both linked sheets), 30 records
+each, about 10 s. Checked against the taps' ground truth: every measurement's client is the
+person who answered; the linked sheets' copies are not scored twice; the measurements are in
+`query --kind measurement`, the charts and `clients show --measures`; a rerun changes no byte.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+import orjson
+import pytest
+import yaml
+
+from engine.clients import tables
+from engine.demo_taps import forms
+from engine.demo_taps.spec import TapContext
+from engine.demo_taps.truth import truth
+from tests.helpers import REPO, clean_env, run_cli
+
+RECORDS = 30
+KEEP = ("tap-dataverse", "tap-forms--outcomes", "tap-formsheets--first-visit",
+        "tap-formsheets--follow-up")
+
+
+def env() -> dict[str, str]:
+    return clean_env(LORCH_DEMO_RECORDS=str(RECORDS), COLUMNS="300")
+
+
+def cli(ws: Path, cfg: Path, *args: str) -> Any:
+    return run_cli(*args, "--workspace", str(ws), "--config", str(cfg), env=env(), timeout=300)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("measures")
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    cfg["extractors"] = [e for e in cfg["extractors"] if e["name"] in KEEP]
+    cfg["jobs"] = {"all": list(KEEP)}
+    cfg["stages"]["extract"]["job"] = "all"
+    cfg["clients"].pop("overrides", None)
+    path = tmp / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    ws = tmp / "ws"
+    res = cli(ws, path, "run")
+    assert res.returncode == 0, res.stdout + res.stderr
+    return ws, path
+
+
+def measurements(ws: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(x) for x in (ws / "canonical/measures/scored.jsonl").read_bytes().splitlines()]
+
+
+def test_measurements_belong_to_the_person_who_answered(demo: tuple[Path, Path]) -> None:
+    ws, _cfg = demo
+    got = measurements(ws)
+    con = sqlite3.connect(ws / "vector-store" / "index.sqlite")
+    contact_person = {t.source_id: next(iter(t.persons)) for t in truth("dataverse", "mensio", 7, RECORDS)
+                      if t.kind == "contact"}
+    person_of_client = {cid: contact_person[e] for cid, e in con.execute(
+        "SELECT client_id, entity_id FROM clients")}
+    answered = {t.source_id: t.persons for t in truth("forms", "outcomes", 7, RECORDS)}
+    validator = jsonschema_rs.Draft202012Validator(
+        orjson.loads((REPO / "config/schemas/measurement.v1.json").read_bytes()))
+    for m in got:
+        validator.validate(m)
+    linked = [m for m in got if "client_id" in m]
+    assert len(got) >= RECORDS and len(linked) >= len(got) * 2 // 3
+    for m in linked:
+        response = m["source_id"].split("/")[2]
+        assert person_of_client[m["client_id"]] in answered[response]
+        assert answered[response][person_of_client[m["client_id"]]] == "key"
+    # Scored once, from the Forms API; the linked sheets' copies are duplicates.
+    assert {m["source_id"].split("/")[0] for m in got} == {"forms"}
+    rejects = [orjson.loads(x) for x in (ws / "canonical/measures/scored.rejects.jsonl").read_bytes().splitlines()]
+    reasons = {r["reason"] for r in rejects}
+    assert "DUPLICATE_RESPONSE" in reasons and reasons <= {"DUPLICATE_RESPONSE", "UNKNOWN_ANSWER",
+                                                           "TOO_MANY_MISSING"}
+    assert oct((ws / "canonical/measures/scored.rejects.jsonl").stat().st_mode & 0o777) == "0o600"
+    # The demo's answers, re-derived, give the same totals.
+    responses = forms.Responses(TapContext("forms", "outcomes", 7, RECORDS))
+    by_id = {responses.get(i).response_id: responses.get(i) for i in range(RECORDS)}
+    for m in got:
+        r = by_id[m["response_id"]]
+        titles = forms.PHQ9 if m["measure"] == "phq9" else forms.GAD7
+        answers = dict(zip((t for _q, t in r.form.questions), r.answers, strict=True))
+        values = [forms.LABELS.index(a) if a in forms.LABELS else int(a) if a is not None else None
+                  for a in (answers[t] for t in titles)]
+        assert m["items"] == {f"{m['measure']}_{n}": v for n, v in enumerate(values, 1)}
+        if None not in values:
+            assert m["value"] == sum(v for v in values if v is not None)
+    assert tables.counts(con)["measures_scored"] == len(got)  # type: ignore[index]
+    con.close()
+
+
+def test_query_and_charts_show_the_measures(demo: tuple[Path, Path]) -> None:
+    ws, cfg = demo
+    got = measurements(ws)
+    res = cli(ws, cfg, "query", "--kind", "measurement", "--json", "--limit", "0")
+    assert res.returncode == 0, res.stderr
+    docs = [orjson.loads(x) for x in res.stdout.splitlines()]
+    assert sorted(d["source_id"] for d in docs) == sorted(m["source_id"] for m in got)
+    assert {"measure", "measure_version", "code", "value", "band", "items", "flags", "effective_at",
+            "response_id", "binding"} <= set(docs[0])
+    con = sqlite3.connect(ws / "vector-store" / "index.sqlite")
+    folder = dict(con.execute("SELECT client_id, folder FROM clients"))
+    con.close()
+    charts = ws / "clients"
+    assert all((charts / f / "measures.md").is_file() for f in folder.values())
+    cid = max({m["client_id"] for m in got if "client_id" in m},
+              key=lambda c: sum(1 for m in got if m.get("client_id") == c))
+    mine = sorted((m for m in got if m.get("client_id") == cid and m["measure"] == "phq9"),
+                  key=lambda m: m["effective_at"])
+    text = (charts / folder[cid] / "measures.md").read_text()
+    assert "## Patient Health Questionnaire-9 (phq9 v1, LOINC 44261-6)" in text
+    for m in mine:
+        assert f"| {m['effective_at'][:10]} | {m['value']} | {m['band']} |" in text
+    shown = cli(ws, cfg, "clients", "show", cid, "--measures", "--json")
+    assert shown.returncode == 0, shown.stderr
+    (out,) = [orjson.loads(x) for x in shown.stdout.splitlines()]
+    assert sorted(m["source_id"] for m in out["measurements"]) == sorted(
+        m["source_id"] for m in got if m.get("client_id") == cid)
+    table = cli(ws, cfg, "clients", "show", cid, "--measures")
+    assert "phq9 v1 (44261-6)" in table.stdout and "change from previous" in table.stdout
+
+
+def test_events_and_log_carry_no_answers(demo: tuple[Path, Path]) -> None:
+    ws, _cfg = demo
+    text = b"".join(p.read_bytes() for p in (ws / "logs").iterdir() if p.is_file())
+    assert b"MEASURES_NOT_SCORED" in text
+    for m in measurements(ws)[:5]:
+        assert m["response_id"].encode() not in text
+    assert b"@example" not in text and b"Nearly every day" not in text
+
+
+def test_rerun_changes_nothing(demo: tuple[Path, Path], tmp_path: Path) -> None:
+    ws, cfg = demo
+
+    def snap() -> dict[str, bytes]:
+        out = {str(p.relative_to(ws)): p.read_bytes() for p in (ws / "canonical/measures").iterdir()}
+        out.update({str(p.relative_to(ws)): p.read_bytes() for p in (ws / "clients").rglob("measures.md")})
+        return out
+    before = snap()
+    res = cli(ws, cfg, "run", "--stage", "project", "--force")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert snap() == before

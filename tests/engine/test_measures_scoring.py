@@ -1,0 +1,214 @@
+"""Scoring against the bundled PHQ-9 and GAD-7 definitions: totals, bands, proration, flags.
+
+Responses are canonical ``form_response`` documents built here; the registry is the real
+YAML under config/measures plus bindings written to a temporary registry folder, so every
+rule (aliases, unknown answers, missing items, a question bound twice) is exercised through
+the same code the project stage runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from engine.measures.registry import BUNDLED_MEASURES, Registry, load
+from engine.measures.score import PRORATED, NotScored, score_response
+
+LABELS = ["Not at all", "Several days", "More than half the days", "Nearly every day"]
+PHQ = [f"phq q{n}" for n in range(1, 10)]
+GAD = [f"gad q{n}" for n in range(1, 8)]
+
+
+def registry(tmp_path: Path, bindings: dict[str, Any] | None = None) -> Registry:
+    """The bundled measures plus the given bindings (default: one form, both measures by title)."""
+    folder = tmp_path / "measures"
+    shutil.copytree(BUNDLED_MEASURES, folder, ignore=shutil.ignore_patterns("bindings"))
+    (folder / "bindings").mkdir()
+    if bindings is None:
+        bindings = {"test": {"id": "test", "forms": [{"form_id": "F1"}], "measures": [
+            {"measure": "phq9", "items": {f"phq9_{n}": {"title": t} for n, t in enumerate(PHQ, 1)}},
+            {"measure": "gad7", "items": {f"gad7_{n}": {"question_id": f"g{n}"} for n in range(1, 8)}},
+        ]}}
+    for name, b in bindings.items():
+        (folder / "bindings" / f"{name}.yaml").write_text(yaml.safe_dump(b))
+    return load(folder)
+
+
+def response(phq: list[Any] | None = None, gad: list[Any] | None = None, form: str = "F1",
+             submitted: str | None = "2026-03-04T10:00:00Z") -> dict[str, Any]:
+    """A form_response; values are option indexes (labels), strings (as given) or None."""
+    answers: list[dict[str, Any]] = []
+
+    def add(qid: str | None, title: str, v: Any) -> None:
+        text = LABELS[v] if isinstance(v, int) else v
+        answers.append({"question_id": qid, "question": title, "value": text,
+                        "values": [text] if text is not None else []})
+    for t, v in zip(PHQ, phq or [0] * 9, strict=True):
+        add(None, t, v)
+    for n, (t, v) in enumerate(zip(GAD, gad or [0] * 7, strict=True), 1):
+        add(f"g{n}", t, v)
+    return {"kind": "form_response", "source": "forms", "account": "a", "source_id": "r1",
+            "response_id": "r1", "form": {"id": form, "title": "Check-in"},
+            "submitted_at": submitted, "created_at": None,
+            "respondent": {"email": "x@example.org", "name": None}, "answers": answers}
+
+
+def scored(reg: Registry, doc: dict[str, Any], measure: str) -> dict[str, Any]:
+    out = [o for o in score_response(doc, reg) if isinstance(o, dict) and o["measure"] == measure]
+    assert len(out) == 1, score_response(doc, reg)
+    return out[0]
+
+
+def not_scored(reg: Registry, doc: dict[str, Any], measure: str | None = None) -> NotScored:
+    out = [o for o in score_response(doc, reg) if isinstance(o, NotScored) and o.measure == measure]
+    assert len(out) == 1, score_response(doc, reg)
+    return out[0]
+
+
+def values_for(total: int, n: int) -> list[int]:
+    """n item values (0-3) summing to total, item n (the last) kept at 0 when possible."""
+    out = [0] * n
+    left = total
+    for i in range(n):
+        out[i] = min(3, left)
+        left -= out[i]
+    assert left == 0
+    return out
+
+
+def test_bundled_registry_loads_clean() -> None:
+    reg = load()
+    assert reg.problems == []
+    phq, gad = reg.measures[("phq9", 1)], reg.measures[("gad7", 1)]
+    assert (phq.code.code, gad.code.code) == ("44261-6", "70274-6")
+    assert phq.total_range() == (0, 27) and gad.total_range() == (0, 21)
+    assert [b.name for b in phq.bands] == ["minimal", "mild", "moderate", "moderately severe", "severe"]
+
+
+def test_known_answer_sets_score_exactly(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    doc = response(phq=[1, 2, 3, 0, 1, 2, 3, 0, 1], gad=[3, 3, 2, 2, 1, 1, 0])
+    phq, gad = scored(reg, doc, "phq9"), scored(reg, doc, "gad7")
+    assert (phq["value"], phq["band"], phq["code"]) == (13, "moderate", "44261-6")
+    assert (gad["value"], gad["band"], gad["code"]) == (12, "moderate", "70274-6")
+    assert phq["items"] == {f"phq9_{n}": v for n, v in enumerate([1, 2, 3, 0, 1, 2, 3, 0, 1], 1)}
+    assert phq["flags"] == ["phq9_9_positive"] and gad["flags"] == []
+    assert set(phq) == {"kind", "source", "account", "source_id", "measure", "measure_version",
+                        "code", "value", "band", "items", "flags", "effective_at",
+                        "response_id", "binding"}
+    assert (phq["measure_version"], phq["effective_at"], phq["response_id"], phq["binding"]) == (
+        1, "2026-03-04T10:00:00Z", "r1", "test")
+    all_max = scored(reg, response(phq=[3] * 9, gad=[3] * 7), "phq9")
+    assert (all_max["value"], all_max["band"]) == (27, "severe")
+
+
+@pytest.mark.parametrize(("total", "band"), [
+    (0, "minimal"), (4, "minimal"), (5, "mild"), (9, "mild"), (10, "moderate"), (14, "moderate"),
+    (15, "moderately severe"), (19, "moderately severe"), (20, "severe"), (27, "severe")])
+def test_phq9_band_boundaries(tmp_path: Path, total: int, band: str) -> None:
+    m = scored(registry(tmp_path), response(phq=values_for(total, 9)), "phq9")
+    assert (m["value"], m["band"]) == (total, band)
+
+
+@pytest.mark.parametrize(("total", "band"), [
+    (0, "minimal"), (4, "minimal"), (5, "mild"), (9, "mild"), (10, "moderate"), (14, "moderate"),
+    (15, "severe"), (21, "severe")])
+def test_gad7_band_boundaries(tmp_path: Path, total: int, band: str) -> None:
+    m = scored(registry(tmp_path), response(gad=values_for(total, 7)), "gad7")
+    assert (m["value"], m["band"]) == (total, band)
+
+
+def test_proration_at_the_allowance(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    # 8 answered items summing 10: 10 * 9 / 8 = 11.25 -> 11.
+    m = scored(reg, response(phq=[2, 2, 2, 2, 1, 1, None, 0, 0]), "phq9")
+    assert (m["value"], m["band"], m["flags"]) == (11, "moderate", [PRORATED])
+    assert m["items"]["phq9_7"] is None
+    # 8 answered summing 12: 12 * 9 / 8 = 13.5 rounds half up to 14.
+    m = scored(reg, response(phq=[3, 3, 3, 3, None, 0, 0, 0, 0]), "phq9")
+    assert m["value"] == 14
+    # GAD-7: 6 answered summing 7: 7 * 7 / 6 = 8.1666 -> 8; summing 3: 3.5 -> 4 (half up).
+    assert scored(reg, response(gad=[2, 2, 2, 1, 0, 0, None]), "gad7")["value"] == 8
+    assert scored(reg, response(gad=[1, 1, 1, None, 0, 0, 0]), "gad7")["value"] == 4
+    # A blank answer ("") counts as missing, like an absent one.
+    assert scored(reg, response(gad=[1, 1, 1, "  ", 0, 0, 0]), "gad7")["value"] == 4
+
+
+def test_past_the_allowance_is_not_scored(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    doc = response(phq=[3, 3, 3, 3, 3, 3, 3, None, None])
+    assert not_scored(reg, doc, "phq9").reason == "TOO_MANY_MISSING"
+    assert scored(reg, doc, "gad7")["value"] == 0  # the other measure still scores
+    doc["answers"] = [a for a in doc["answers"] if a["question"] not in PHQ[:2]]  # questions absent
+    assert not_scored(reg, doc, "phq9").reason == "TOO_MANY_MISSING"
+
+
+def test_critical_item_flag(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    assert scored(reg, response(phq=[0] * 8 + [0]), "phq9")["flags"] == []
+    for v in (1, 2, 3):
+        m = scored(reg, response(phq=[0] * 8 + [v]), "phq9")
+        assert m["flags"] == ["phq9_9_positive"] and m["band"] == "minimal"
+    m = scored(reg, response(phq=[0, 0, 0, 0, 0, 0, 0, None, 1]), "phq9")
+    assert m["flags"] == ["phq9_9_positive", PRORATED]
+
+
+def test_aliases_and_label_spelling(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    m = scored(reg, response(phq=["3", "2", "1", "0", " nearly  EVERY day ", "more than half of the days",
+                                  "several days", "NOT AT ALL", 0]), "phq9")
+    assert m["value"] == 3 + 2 + 1 + 0 + 3 + 2 + 1 + 0
+
+
+@pytest.mark.parametrize("answer", ["Sometimes", "4", "Nearly every da", "3.0"])
+def test_unknown_answer_is_not_scored_with_reason(tmp_path: Path, answer: str) -> None:
+    reg = registry(tmp_path)
+    doc = response(phq=[0, 0, 0, 0, answer, 0, 0, 0, 0])
+    r = not_scored(reg, doc, "phq9")
+    assert (r.reason, r.item, r.binding) == ("UNKNOWN_ANSWER", "phq9_5", "test")
+
+
+def test_several_answers_to_one_item_are_not_guessed(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    doc = response()
+    doc["answers"][0]["values"] = ["Not at all", "Several days"]
+    assert not_scored(reg, doc, "phq9").reason == "UNKNOWN_ANSWER"
+
+
+def test_form_without_binding_and_no_time(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    assert [o.reason for o in score_response(response(form="OTHER"), reg)
+            if isinstance(o, NotScored)] == ["NO_BINDING"]
+    assert not_scored(reg, response(submitted=None)).reason == "NO_TIME"
+
+
+def test_question_bound_twice_and_ambiguous(tmp_path: Path) -> None:
+    items: dict[str, Any] = {f"phq9_{n}": {"title": t} for n, t in enumerate(PHQ, 1)}
+    items["phq9_2"] = {"question_id": "q-one"}
+    b = {"id": "twice", "forms": [{"form_title": "Check-in"}],
+         "measures": [{"measure": "phq9", "items": items}]}
+    reg = registry(tmp_path, {"twice": b})
+    doc = response()
+    doc["answers"][0]["question_id"] = "q-one"  # phq9_1 by title and phq9_2 by id: one answer
+    assert not_scored(reg, doc, "phq9").reason == "QUESTION_BOUND_TWICE"
+    doc = response()
+    doc["answers"][3]["question"] = PHQ[2]  # two questions with one title
+    assert not_scored(reg, doc, "phq9").reason == "QUESTION_AMBIGUOUS"
+
+
+def test_two_bindings_for_one_form_are_not_guessed(tmp_path: Path) -> None:
+    one = {"id": "one", "forms": [{"form_id": "F1"}], "measures": [
+        {"measure": "gad7", "items": {f"gad7_{n}": {"question_id": f"g{n}"} for n in range(1, 8)}}]}
+    two = {**one, "id": "two", "forms": [{"form_title": "Check-in"}]}
+    reg = registry(tmp_path, {"one": one, "two": two})
+    assert [o.reason for o in score_response(response(), reg)] == ["BINDING_AMBIGUOUS"]
+
+
+def test_scoring_is_deterministic(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    doc = response(phq=[1, 2, None, 3, 0, 1, 2, 3, 1], gad=["2", 1, 0, 3, 2, 1, 0])
+    assert score_response(doc, reg) == score_response(doc, registry(tmp_path / "again"))

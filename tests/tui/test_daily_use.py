@@ -1,0 +1,518 @@
+"""Pilot tests of the dashboard as a daily tool (issue 17): no freezes, failures explained,
+readable at every size, and the k9s/lazygit comforts (palette, history, find, sort, plot).
+
+Real config, real workspace filled by the real CLI, and where it matters the real engine
+(a real failing tap, a real permission walk made slow on purpose). Synchronisation is a
+poll with a deadline, never a sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual import events
+from textual.message import Message
+from textual.notifications import Notify
+from textual.widgets import DataTable, Footer, Static
+
+import engine.session
+from engine.events import RunStarted, TaskStarted
+from engine.logsink import log_path
+from lorch_tui import watch
+from lorch_tui.app import LorchApp
+from lorch_tui.screens.history import HistoryScreen
+from lorch_tui.screens.modals import ConfirmScreen, FilterScreen
+from lorch_tui.screens.taskdetail import TaskDetailScreen
+from lorch_tui.widgets.latest import LatestPane
+from lorch_tui.widgets.logtail import LogTail
+from lorch_tui.widgets.plot import RunPlot
+from lorch_tui.widgets.progress import ProgressPane
+from tests.helpers import demo_extractor, write_config
+from tests.tui.conftest import Setup
+from tests.tui.dash import MAPPINGS, Notes, cell, row_keys, static_text, until
+from tests.tui.fake_engine import FakeEngine
+
+SIZE = (120, 35)
+
+
+def make_app(setup: Setup, **fake: Any) -> tuple[LorchApp, FakeEngine]:
+    loaded = setup.load()
+    eng = FakeEngine(loaded, **fake)
+    return LorchApp(loaded, eng, watch=False), eng
+
+
+async def ready(pilot: Any, rows: int = 3) -> None:
+    app = pilot.app
+    logged = log_path(app.ws.logs).exists()
+    await until(pilot, lambda: app.query_one("#latest-table", DataTable).row_count == rows
+                and app.selected is not None and (app.model.run_id is not None or not logged),
+                what="the first workspace scan")
+
+
+def slow_permission_walk(monkeypatch: pytest.MonkeyPatch, seconds: float) -> dict[str, float]:
+    """Make the workspace permission walk take ``seconds`` (a 300,000-file workspace), in
+    whatever thread it runs; record when it ran."""
+    real = engine.session.check_permissions
+    seen: dict[str, float] = {}
+
+    def slow(root: Path, limit: int = 20) -> None:
+        seen["start"] = time.monotonic()
+        time.sleep(seconds)
+        real(root, limit)
+        seen["end"] = time.monotonic()
+
+    monkeypatch.setattr(engine.session, "check_permissions", slow)
+    return seen
+
+
+# -- freezes and hangs ------------------------------------------------------------------------
+
+
+async def test_ctrl_q_during_a_run_asks_then_cancels_and_quits(populated: Setup) -> None:
+    """ctrl+q takes the q path: a question first, and only yes cancels (every task) and quits."""
+    app, fake = make_app(populated, hold=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("R")
+        await until(pilot, lambda: fake.running_tasks, what="running tasks")
+        await pilot.press("ctrl+q")
+        screen = await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen,
+                             what="the quit question")
+        assert "A run is in progress" in screen.question
+        await pilot.press("ctrl+q")  # a second ctrl+q does not stack a second question
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="the answer")
+        assert fake.busy and not fake.called("cancel_all")
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question again")
+        await pilot.press("y")
+        await until(pilot, lambda: fake.called("cancel_all") and not fake.busy, what="the cancel")
+    assert app.return_value == 0
+    assert all(fake._statuses[t] == "cancelled" for t in fake._statuses if t.startswith("extract:"))
+
+
+async def test_the_palette_quit_takes_the_q_path_too(populated: Setup) -> None:
+    app, fake = make_app(populated, hold=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("R")
+        await until(pilot, lambda: fake.running_tasks, what="running tasks")
+        await app.action_quit()  # what Textual's own Quit (palette, ctrl+q) calls
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the quit question")
+        assert app.is_running
+
+
+async def test_a_run_starts_visibly_at_once_while_the_permission_walk_runs(
+        populated: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real engine: the walk takes 4 s in a thread; the key answers within 100 ms and
+    the app keeps ticking (another key works) while it runs; then the run really happens."""
+    loaded = populated.load()
+    app = LorchApp(loaded, watch=False)
+    notes = Notes()
+    stamps: dict[str, float] = {}
+
+    def hook(message: Message) -> None:
+        notes.hook(message)
+        if isinstance(message, events.Key) and message.key == "e":
+            stamps.setdefault("key", time.monotonic())
+        if isinstance(message, Notify) and "starting" in message.notification.message:
+            stamps.setdefault("toast", time.monotonic())
+
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+        await ready(pilot)
+        await app.workers.wait_for_complete()  # the first scan's work is done: a steady state
+        await pilot.pause(0.2)  # and its repaint
+        seen = slow_permission_walk(monkeypatch, 4)
+        before = app.model.run_id
+        await pilot.press("e")
+        note = await until(pilot, lambda: notes.find("starting", "extract"), timeout=1, what="the toast")
+        assert stamps["toast"] - stamps["key"] < 0.1, "the start was not visible within 100 ms"
+        assert "checking the workspace" in static_text(app.query_one("#progress-totals", Static))
+        assert note is not None and "end" not in seen
+        await pilot.press("question_mark")  # the UI is alive while the walk runs
+        await until(pilot, lambda: app.screen.__class__.__name__ == "HelpScreen", timeout=1,
+                    what="help during the walk")
+        assert "end" not in seen
+        await pilot.press("escape")
+        await pilot.press("R")  # a second start while the first is starting is refused, said so
+        await until(pilot, lambda: notes.find("already in progress"), timeout=1, what="the refusal")
+        await until(pilot, lambda: app.model.run_id != before and app.model.status == "success",
+                    timeout=60, what="the real run to end")
+        assert "end" in seen
+
+
+async def test_first_paint_comes_before_the_workspace_check(
+        populated: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = slow_permission_walk(monkeypatch, 1.5)
+    app, _ = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        # the panes are there and the LATEST table fills while the walk still runs
+        await ready(pilot)
+        assert "end" not in seen
+        await until(pilot, lambda: "end" in seen and app.watch_state == "" and app.workspace_problem is None,
+                    what="the check to end")
+
+
+async def test_a_workspace_that_fails_the_check_is_said_and_runs_are_refused(populated: Setup) -> None:
+    os.chmod(populated.workspace, 0o755)
+    app, fake = make_app(populated)
+    notes = Notes()
+    async with app.run_test(size=SIZE, message_hook=notes.hook) as pilot:
+        note = await until(pilot, lambda: notes.find("workspace check failed"), what="the check")
+        assert note.severity == "error" and "others can read" in note.message
+        assert "WORKSPACE CHECK FAILED" in app.sub_title
+
+
+async def test_the_watcher_watches_only_state_and_the_config_file(populated: Setup) -> None:
+    app, _ = make_app(populated)
+    assert watch.watched_paths(app) == [populated.workspace / "state", populated.config.parent]
+
+
+async def test_a_config_edit_is_noticed_without_watching_the_vault(populated: Setup) -> None:
+    """A big unrelated tree next to the config is not watched; an edit of the config is."""
+    for i in range(200):
+        (populated.config.parent / "big" / f"d{i}").mkdir(parents=True)
+    loaded = populated.load()
+    fake = FakeEngine(loaded)
+    app = LorchApp(loaded, fake, watch=True)
+    notes = Notes()
+    async with app.run_test(size=SIZE, message_hook=notes.hook) as pilot:
+        await ready(pilot)
+        await until(pilot, lambda: app.watch_state == "live", what="the watcher")
+        text = populated.config.read_text().replace("version: '1'", "version: '2'")
+        deadline = time.monotonic() + 20
+        while not fake.called("reconfigure") and time.monotonic() < deadline:
+            populated.config.write_text(text)  # the watcher may start after the first write
+            await pilot.pause(0.5)
+        assert fake.called("reconfigure")
+
+
+async def test_a_watcher_failure_is_reported(populated: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(28, "inotify watch limit reached")
+        yield  # an async generator, like watchfiles.awatch
+
+    monkeypatch.setattr(watch, "awatch", broken)
+    loaded = populated.load()
+    app = LorchApp(loaded, FakeEngine(loaded), watch=True)
+    notes = Notes()
+    async with app.run_test(size=SIZE, message_hook=notes.hook) as pilot:
+        note = await until(pilot, lambda: notes.find("live refresh stopped"), what="the report")
+        assert "inotify watch limit reached" in note.message and note.severity == "error"
+        assert "live refresh OFF" in app.sub_title
+
+
+# -- failures explained -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def failing(tmp_path: Path) -> Setup:
+    """One account whose tap writes 5 records, then exits with code 3."""
+    exs = [demo_extractor("bad-mail", "gmail", records=20, seed=3, retries=0, timeout_s=60,
+                          faults={"fail_after": 5, "exit_code": 3})]
+    cfg = write_config(tmp_path, exs, stages={"canonize": {"mappings": MAPPINGS[:1]}})
+    return Setup(cfg, tmp_path / "ws")
+
+
+async def test_a_failed_tap_is_toasted_and_explained_in_the_task_detail(failing: Setup) -> None:
+    loaded = failing.load()
+    app = LorchApp(loaded, watch=False)
+    notes = Notes()
+    async with app.run_test(size=SIZE, message_hook=notes.hook) as pilot:
+        await ready(pilot, rows=1)
+        await pilot.press("e")
+        note = await until(pilot, lambda: notes.find("failed", "enter"), timeout=60, what="the failed toast")
+        assert note.severity == "error" and "run " in (note.title or "")
+        table = app.query_one(ProgressPane).table
+        assert cell(table, "extract:bad-mail", "progress") == "TAP_EXIT_NONZERO"  # never cut
+        table.focus()
+        await pilot.pause()
+        table.move_cursor(row=table.get_row_index("extract:bad-mail"))
+        await pilot.press("enter")
+        screen = await until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and app.screen,
+                             what="the task detail")
+        text = static_text(screen.query_one("#task-detail", Static))
+        assert "TAP_EXIT_NONZERO" in text and "non-zero code" in text  # the code and its meaning
+        assert "exit code  3" in text and "attempts  1" in text
+        assert "records  5" in text
+        assert screen.stderr is not None and screen.stderr.is_file()
+        assert str(screen.stderr) in text and screen.stderr.name == "tap.stderr.log"
+        assert "may hold PHI" in text
+        # the pager needs a real terminal: headless, the app says where the file is instead
+        await pilot.press("l")
+        note = await until(pilot, lambda: notes.find("$PAGER"), what="the pager note")
+        assert str(screen.stderr) in note.message
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, TaskDetailScreen), what="back")
+
+
+async def test_x_on_a_run_of_another_process_names_its_pid(populated: Setup) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (populated.workspace / "state" / "lock").write_text(f"{sleeper.pid} 2026-01-01T00:00:00Z lorch-tui --no-ui\n")
+        app, fake = make_app(populated)
+        notes = Notes()
+        async with app.run_test(size=SIZE, message_hook=notes.hook) as pilot:
+            await ready(pilot)
+            await until(pilot, lambda: app.snapshot and app.snapshot.lock_holder, what="the lock holder")
+            app.model.apply([RunStarted(run_id="20260101T000000Z-cron01", trigger="cron", pipeline="t",
+                                        stages=["extract"], tasks=1)])
+            await pilot.press("x")
+            note = await until(pilot, lambda: notes.find(f"pid {sleeper.pid}"), what="the pid")
+            assert f"kill -INT {sleeper.pid}" in note.message
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+async def test_the_progress_cursor_stays_on_its_task_when_rows_re_sort(populated: Setup) -> None:
+    """x acts on the task the user sees: a queued row that starts moves up, the cursor with it."""
+    app, fake = make_app(populated, hold=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("R")
+        await until(pilot, lambda: len(fake.running_tasks) == 3, what="three running tasks")
+        pane = app.query_one(ProgressPane)
+        pane.table.focus()
+        await pilot.pause()
+        queued = next(k for k in row_keys(pane.table) if cell(pane.table, k, "state") == "queued")
+        pane.table.move_cursor(row=pane.table.get_row_index(queued))
+        await pilot.pause()
+        before = pane.table.get_row_index(queued)
+        fake.emit(TaskStarted(task_id=queued, stage=queued.split(":")[0], extractor=queued.split(":")[1],
+                              account=queued.split(":")[1], attempt=1, pid=4300))
+        await until(pilot, lambda: cell(pane.table, queued, "state") == "running", what="the row to start")
+        assert pane.table.get_row_index(queued) < before  # it moved up...
+        assert pane.selected_task() == queued  # ...and the cursor went with it
+        await pilot.press("x")
+        screen = await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen,
+                             what="the question")
+        assert screen.question == f"Cancel {queued}?"
+        await pilot.press("n")
+
+
+async def test_X_cancels_the_whole_run_after_asking(populated: Setup) -> None:
+    app, fake = make_app(populated, hold=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("R")
+        await until(pilot, lambda: len(fake.running_tasks) == 3, what="three running tasks")
+        await pilot.press("X")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        await pilot.press("y")
+        await until(pilot, lambda: fake.called("cancel_all") and not fake.busy, what="the cancel")
+
+
+# -- readable at every size ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 35), (200, 50)])
+async def test_every_size_keeps_q_and_help_and_shows_every_row(populated: Setup, size: tuple[int, int]) -> None:
+    app, _ = make_app(populated)
+    async with app.run_test(size=size) as pilot:
+        await ready(pilot)
+        footer = app.query_one(Footer)
+
+        def shown() -> set[str]:
+            return {k.key for k in footer.query("FooterKey") if k.region.width > 0 and k.region.right <= size[0]}
+
+        await until(pilot, lambda: {"q", "question_mark"} <= shown(), what=f"q and ? in the footer: {shown()}")
+        table = app.query_one("#latest-table", DataTable)
+        await until(pilot, lambda: table.region.height >= 1 + 3,
+                    what=f"LATEST to show its three rows (height {table.region.height})")
+        # no account name or state is cut: columns are as wide as their content
+        widths = {c.key.value: c.get_render_width(table) for c in table.columns.values()}
+        assert widths["account"] >= len("books-charlie") and widths["last error"] >= len("error")
+
+
+async def test_progress_columns_grow_with_their_content(populated: Setup) -> None:
+    """A row added as `queued` and updated to `success` widens its column: no `succes`."""
+    app, fake = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("R")
+        await until(pilot, lambda: app.model.run_id == fake.run_id and app.model.status == "success",
+                    what="the scripted run")
+        await pilot.pause(0.2)
+        table = app.query_one(ProgressPane).table
+        widths = {c.key.value: c.get_render_width(table) - 2 * table.cell_padding for c in table.columns.values()}
+        assert widths["state"] >= len("success") and widths["progress"] >= len("██████ ok")
+
+
+async def test_z_maximises_the_focused_pane_and_z_restores(populated: Setup) -> None:
+    app, _ = make_app(populated)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        app.query_one(LogTail).focus()
+        await pilot.press("z")
+        assert app.screen.maximized is app.query_one(LogTail)
+        await pilot.press("z")
+        assert app.screen.maximized is None
+
+
+async def test_narrow_terminal_collapses_the_half_without_focus(populated: Setup) -> None:
+    app, _ = make_app(populated)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        app.query_one("#latest-table").focus()
+        await pilot.pause(0.1)
+        assert app.query_one("#left").region.width < app.query_one("#right").region.width
+        app.query_one("#vault").focus()
+        await pilot.pause(0.1)
+        assert app.query_one("#left").region.width > app.query_one("#right").region.width
+
+
+# -- surprising behaviour -----------------------------------------------------------------------
+
+
+async def test_filter_matches_the_account_and_shows_in_the_border(populated: Setup) -> None:
+    app, _ = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        app.query_one("#latest-table").focus()
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.screen, FilterScreen), what="the filter")
+        await pilot.press(*"quickbooks", "enter")  # a source, not part of any extractor name
+        table = app.query_one("#latest-table", DataTable)
+        await until(pilot, lambda: row_keys(table) == ["books-charlie"], what="the filtered rows")
+        assert "filter: quickbooks" in str(app.query_one(LatestPane).border_title)
+        assert cell(table, "books-charlie", "account") == "books-charlie"  # unique: no source needed
+
+
+async def test_two_accounts_of_the_same_name_are_told_apart_and_both_filtered(tmp_path: Path) -> None:
+    exs = [demo_extractor("dv", "dataverse", account="mensio"), demo_extractor("qb", "quickbooks", account="mensio"),
+           demo_extractor("mail", "gmail")]
+    setup = Setup(write_config(tmp_path, exs), tmp_path / "ws")
+    app, _ = make_app(setup)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        table = app.query_one("#latest-table", DataTable)
+        assert cell(table, "dv", "account") == "mensio (dataverse)"
+        assert cell(table, "qb", "account") == "mensio (quickbooks)"
+        assert cell(table, "mail", "account") == "mail"
+        app.query_one(LatestPane).set_filter("mensio")  # the account, in no extractor's name
+        await until(pilot, lambda: row_keys(table) == ["dv", "qb"], what="both mensio rows")
+
+
+async def test_clearing_the_log_filter_follows_the_tail_again(populated: Setup) -> None:
+    app, _ = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        log = app.query_one(LogTail)
+        log.set_filter("level:error")
+        assert "filter: level:error" in str(log.border_title)
+        log.set_filter("")
+        await pilot.pause(0.1)
+        assert log.is_vertical_scroll_end and log.line_count > log.size.height
+
+
+async def test_palette_has_the_apps_actions(populated: Setup) -> None:
+    app, fake = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for want in ("Run everything", "Rerun the selected account", "Cancel the whole run",
+                     "Validate", "Run history", "Quit lorchestra"):
+            assert want in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"Run everything")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: fake.starts(), what="the palette to start a run")
+        assert fake.starts()[0].accounts is None
+
+
+# -- what k9s, lazygit and Dagster users expect ----------------------------------------------
+
+
+async def test_history_screen_lists_runs_and_their_tasks(populated: Setup) -> None:
+    app, _ = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("H")
+        screen = await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen,
+                             what="the history")
+        runs = screen.query_one("#history-runs", DataTable)
+        tasks = screen.query_one("#history-tasks", DataTable)
+        await until(pilot, lambda: runs.row_count == 2 and tasks.row_count, what="the runs and tasks")
+        newest = row_keys(runs)[0]
+        assert row_keys(tasks) == ["extract:mail-alpha"]  # the newest run extracted mail-alpha only
+        await pilot.press("down")
+        await until(pilot, lambda: tasks.row_count == 9, what="the older run's nine tasks")
+        assert newest != row_keys(runs)[1]
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HistoryScreen), what="back")
+
+
+async def test_sort_latest_and_progress_by_column(populated: Setup) -> None:
+    app, _ = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        table = app.query_one("#latest-table", DataTable)
+        assert row_keys(table) == ["mail-alpha", "clinic-bravo", "books-charlie"]  # config order
+        table.focus()
+        await pilot.press("s")  # by account
+        await until(pilot, lambda: row_keys(table) == ["books-charlie", "clinic-bravo", "mail-alpha"],
+                    what="sorted by account")
+        assert "by account" in str(app.query_one(LatestPane).border_subtitle)
+        progress = app.query_one(ProgressPane)
+        progress.table.focus()
+        await pilot.press("s", "s")  # stage, then account
+        assert progress.sort_by == "account"
+        keys = row_keys(progress.table)
+        accounts = [cell(progress.table, k, "account") for k in keys]
+        assert accounts == sorted(accounts)
+
+
+async def test_log_find_with_n_and_N_and_earlier_days(populated: Setup) -> None:
+    logs = populated.workspace / "logs"
+    earlier = logs / "pipeline-2020-01-01.log"
+    earlier.write_text('{"ts":"2020-01-01T10:00:00.000Z","level":"info","type":"run_started",'
+                       '"run_id":"20200101T100000Z-old001","trigger":"cron","pipeline":"t",'
+                       '"stages":["extract"],"tasks":1}\n')
+    app, _ = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        log = app.query_one(LogTail)
+        log.focus()
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, FilterScreen), what="the find box")
+        await pilot.press(*"task_finished", "enter")
+        await until(pilot, lambda: log.match >= 0, what="a match")
+        hits = log.matches()
+        assert len(hits) >= 2 and log.match == hits[-1]
+        await pilot.press("N")
+        assert log.match == hits[-2]
+        await pilot.press("n")
+        assert log.match == hits[-1]
+        assert f"{len(hits)}/{len(hits)}" in str(log.border_subtitle)
+        await pilot.press("left_square_bracket")
+        await until(pilot, lambda: any("old001" in line for line in log.lines), what="the earlier day")
+        assert log.pinned and "pipeline-2020-01-01.log" in str(log.border_title)
+        run_id = app.model.run_id
+        await pilot.pause(0.3)
+        assert app.model.run_id == run_id  # an earlier day is read, not replayed as a live run
+        await pilot.press("right_square_bracket")
+        await until(pilot, lambda: not log.pinned, what="back to today")
+
+
+async def test_plot_shows_records_and_durations_per_run(populated: Setup) -> None:
+    app, _ = make_app(populated)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await ready(pilot)
+        latest = app.query_one("#latest-table", DataTable)
+        latest.focus()
+        await pilot.pause()
+        latest.move_cursor(row=latest.get_row_index("mail-alpha"))
+        plot = app.query_one(RunPlot)
+        await until(pilot, lambda: plot.account == "mail-alpha" and len(plot.data) == 2, what="the plot")
+        assert [p.records for p in plot.data] == [20, 20]
+        assert all(p.duration_s is not None and p.duration_s > 0 for p in plot.data)
+        assert plot.region.height >= 6

@@ -1,0 +1,116 @@
+"""The headless faces and the CLI as a daily tool (issue 17): cron never runs the demo by
+mistake, every headless run names its config first, failures name their exit code and files,
+and the wording is right. Real subprocesses, real workspaces.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.configload import DEMO_CONFIG
+from tests.helpers import REPO, clean_env, demo_extractor, run_cli, write_config
+from tests.tui.dash import MAPPINGS
+
+
+@pytest.fixture
+def empty_cwd(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A folder without config/pipeline.yaml (cron without `cd`), and a small demo."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    return cwd, clean_env(XDG_DATA_HOME=str(tmp_path / "xdg"), LORCH_DEMO_RECORDS="5")
+
+
+def test_cron_without_a_config_refuses_the_bundled_demo(empty_cwd: tuple[Path, dict[str, str]],
+                                                        tmp_path: Path) -> None:
+    cwd, env = empty_cwd
+    res = run_cli("--no-ui", "--workspace", str(tmp_path / "ws"), prog="lorch_tui.tui_main", cwd=cwd, env=env)
+    assert res.returncode == 2 and res.stdout == ""
+    assert "bundled demo" in res.stderr and str(DEMO_CONFIG) in res.stderr and "--demo" in res.stderr
+    assert not (tmp_path / "ws").exists()
+
+
+def test_demo_on_purpose_runs_and_names_its_config_first(empty_cwd: tuple[Path, dict[str, str]],
+                                                         tmp_path: Path) -> None:
+    cwd, env = empty_cwd
+    res = run_cli("--no-ui", "--demo", "--stage", "extract", "--account", "tap-gmail--acct1-personal",
+                  "--workspace", str(tmp_path / "ws"), prog="lorch_tui.tui_main", cwd=cwd, env=env)
+    assert res.returncode == 0, res.stderr
+    first = res.stdout.splitlines()[0]
+    assert first == f"config: {DEMO_CONFIG} (bundled demo) · workspace: {tmp_path / 'ws'}"
+    assert re.search(r"extract:tap-gmail--acct1-personal success: 5 records, 1 part, [\d,]+ bytes", res.stdout)
+
+
+def test_dashboard_options_without_no_ui_are_refused(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, [demo_extractor("a")])
+    res = run_cli("--config", str(cfg), "--account", "a", prog="lorch_tui.tui_main")
+    assert res.returncode == 2 and "--account only applies with --no-ui" in res.stderr
+
+
+@pytest.fixture
+def failing_cfg(tmp_path: Path) -> Path:
+    exs = [demo_extractor("bad-mail", "gmail", records=20, seed=3, retries=0, timeout_s=60,
+                          faults={"fail_after": 5, "exit_code": 3}, account="shared-box"),
+           demo_extractor("good-mail", "gmail", records=7, seed=4, retries=0, timeout_s=60)]
+    return write_config(tmp_path, exs, stages={"canonize": {"mappings": MAPPINGS[:1]}})
+
+
+def test_a_failed_tap_line_names_the_exit_code_and_the_stderr_file(failing_cfg: Path, tmp_path: Path) -> None:
+    res = run_cli("--no-ui", "--config", str(failing_cfg), "--stage", "extract", prog="lorch_tui.tui_main")
+    assert res.returncode == 1
+    assert res.stdout.splitlines()[0].startswith(f"config: {failing_cfg} (--config)")
+    line = next(x for x in res.stdout.splitlines() if "extract:bad-mail failed" in x)
+    assert "TAP_EXIT_NONZERO" in line and "; exit 3" in line
+    m = re.search(r"tap stderr \(\d+ lines?\): (\S+)", line)
+    assert m is not None, line
+    assert Path(m.group(1)).is_file() and Path(m.group(1)).name == "tap.stderr.log"
+    assert str(tmp_path / "ws") in m.group(1)
+
+
+def test_a_canonize_only_run_counts_canonized_records(failing_cfg: Path) -> None:
+    assert run_cli("run", "--config", str(failing_cfg), "--account", "good-mail").returncode == 0
+    res = run_cli("run", "--config", str(failing_cfg), "--account", "good-mail", "--stage", "canonize", "--force")
+    assert res.returncode == 0, res.stderr
+    assert re.search(r"1/1 tasks ok, 0 failed, 0 cancelled, 7 records canonized in", res.stdout.splitlines()[-1])
+
+
+def test_extract_takes_an_account_name(failing_cfg: Path) -> None:
+    res = run_cli("extract", "shared-box", "--config", str(failing_cfg))
+    assert res.returncode == 1  # bad-mail's tap fails, but it was the one that ran
+    assert "extract:bad-mail failed" in res.stdout
+
+
+def test_run_json_into_head_prints_no_broken_pipe(failing_cfg: Path) -> None:
+    cmd = (f"{shlex.quote(sys.executable)} -m lorch_tui.cli run --json --config {shlex.quote(str(failing_cfg))} "
+           f"--account good-mail | head -1")
+    res = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=REPO, env=clean_env(), timeout=120)
+    assert '"run_started"' in res.stdout
+    assert "BrokenPipe" not in res.stderr and "Exception ignored" not in res.stderr, res.stderr
+
+
+def test_clean_dry_run_alone_gets_a_useful_hint(failing_cfg: Path) -> None:
+    res = run_cli("clean", "--dry-run", "--config", str(failing_cfg))
+    assert res.returncode == 2
+    assert "clean --all --dry-run" in res.stderr and "add --dry-run" not in res.stderr
+
+
+def test_query_with_an_unknown_kind_names_the_known_ones(failing_cfg: Path) -> None:
+    assert run_cli("run", "--config", str(failing_cfg), "--account", "good-mail").returncode == 0
+    res = run_cli("query", "--kind", "emial", "--config", str(failing_cfg))
+    assert res.returncode == 2
+    assert "did you mean 'email'?" in res.stderr and "kinds in the index: email" in res.stderr
+
+
+def test_list_at_80_columns_keeps_names_whole(tmp_path: Path) -> None:
+    long = "tap-quickbooks--a-really-long-practice-name-llc"
+    cfg = write_config(tmp_path, [demo_extractor(long, "quickbooks"), demo_extractor("a", "gmail")])
+    res = run_cli("list", "extractors", "--config", str(cfg), env=clean_env(COLUMNS="80"))
+    assert res.returncode == 0, res.stderr
+    assert long in res.stdout  # whole, on one line
+    assert all(len(line) <= 80 for line in res.stdout.splitlines())
+    assert "not shown at this width" in res.stdout

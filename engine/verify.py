@@ -18,6 +18,7 @@ workspace; nothing read from a file is ever quoted (PHI-free by construction).
 from __future__ import annotations
 
 import hashlib
+import stat
 import re
 import zlib
 from collections.abc import Iterator
@@ -236,7 +237,28 @@ def _canonical_problem(files: AccountFiles) -> str | None:
                 h.update(chunk)
     except OSError:
         return "CANONICAL_MISMATCH"
-    return None if h.hexdigest() == want else "CANONICAL_MISMATCH"
+    if h.hexdigest() != want:
+        return "CANONICAL_MISMATCH"
+    return None if _plain_names_are_files(files) else "CANONICAL_MISMATCH"
+
+
+def _plain_names_are_files(files: AccountFiles) -> bool:
+    """The fixed paths readers outside the engine open (``{account}.jsonl``, ...) are regular
+    files when present: a FIFO, device or symlink planted there would block or mislead them.
+
+    A plain name that still links an older generation (a kill between the pointer swap and
+    the re-link) is legitimate until the next canonize re-links it, so only the type is checked.
+    """
+    for path in (files.data, files.meta, files.rejects):
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+        if not stat.S_ISREG(mode):
+            return False
+    return True
 
 
 def account_dirs(ws: Workspace) -> Iterator[Path]:

@@ -259,3 +259,81 @@ def log_problems(ws: Path) -> list[str]:
             except orjson.JSONDecodeError:
                 problems.append(f"{f}:{n}: not a JSON line")
     return problems
+
+
+# --- project: chart folders and client tables -------------------------------------------
+#
+# * **chart folders**: every visible (non-hidden) entry of ``{workspace}/clients`` is a chart
+#   folder (``Name (short id)``) whose files are exactly the old folder's or exactly the new
+#   one's (no half-written file under a final name, no mix of the two); a folder of both
+#   states is never missing; hidden names (``.staging-``, ``.aside-``, ``.trash-``) are a
+#   killed writer's leftovers that no reader lists. ``projected_at`` in ``client.md`` is the
+#   time a chart last changed, so a state is compared with that one line masked.
+# * **client tables**: what the engine's reader (``engine.clients.read.ClientTables``) returns
+#   is the whole old projection or the whole new one.
+
+_PROJECTED_AT = re.compile(rb'^projected_at: .*$', re.MULTILINE)
+Charts = dict[str, dict[str, bytes]]
+
+
+def chart_folders(root: Path, *, masked: bool = True) -> Charts:
+    """{folder name: {file name: bytes}} of every visible entry of ``{workspace}/clients``.
+
+    A visible entry that is not a folder maps to ``{"": b"<not a folder>"}`` so it never
+    equals a state. With ``masked``, client.md's ``projected_at`` line is blanked."""
+    out: Charts = {}
+    if not root.is_dir():
+        return out
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir(follow_symlinks=False):
+            out[entry.name] = {"": b"<not a folder>"}
+            continue
+        files: dict[str, bytes] = {}
+        for f in os.scandir(entry.path):
+            data = Path(f.path).read_bytes() if f.is_file(follow_symlinks=False) else b"<not a file>"
+            files[f.name] = _PROJECTED_AT.sub(b"projected_at: -", data) if masked and f.name == "client.md" else data
+        out[entry.name] = files
+    return out
+
+
+def chart_problems(root: Path, old: Charts, new: Charts) -> list[str]:
+    """Each chart folder a reader sees is the complete old or the complete new one (masked)."""
+    from engine.clients.charts import is_chart_folder
+
+    seen = chart_folders(root)
+    problems = [f"{root / name}: visible, but not a chart folder name" for name in seen
+                if not is_chart_folder(name)]
+    for name in sorted(seen.keys() | old.keys() | new.keys()):
+        got = seen.get(name)
+        if got is None:
+            if name in old and name in new:
+                problems.append(f"{root / name}: missing, though both the old and the new state have it")
+        elif got != old.get(name) and got != new.get(name):
+            which = "a mix of the old and the new files" if name in old or name in new else "in neither state"
+            problems.append(f"{root / name}: {which} ({sorted(got)})")
+    return problems
+
+
+def client_tables(ws: Path) -> dict[str, Any] | None:
+    """Everything the engine's client reader returns (None before any projection)."""
+    from engine.clients.read import ClientTables
+
+    db = ws / "vector-store" / "index.sqlite"
+    if not db.exists():
+        return None
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        con.execute("BEGIN")  # one snapshot
+        t = ClientTables(con)
+        if not t.ready():
+            return None
+        clients = t.clients()
+        out = {"clients": clients, "conflicts": t.conflicts(), "unlinked": t.unlinked(),
+               "keys": {c["client_id"]: t.keys(c["client_id"]) for c in clients},
+               "documents": {c["client_id"]: t.documents(c["client_id"]) for c in clients}}
+        con.execute("COMMIT")
+        return out
+    finally:
+        con.close()

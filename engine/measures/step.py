@@ -1,6 +1,6 @@
 """The measures step of the project stage: form responses -> measurements in the index.
 
-After the client tables are written, every indexed ``form_response`` is scored
+Before the client tables are written, every indexed ``form_response`` is scored
 (:mod:`engine.measures.score`) against the registry. Each scored measure becomes a
 ``measurement`` document carrying the client the response was linked to (through the
 respondent's e-mail, by the client layer). The same response arriving twice (the Forms API
@@ -9,7 +9,9 @@ The measurements are written like a canonical account (``canonical/measures/scor
 and its ``.meta.json``, sorted, so a rerun is byte-identical) and loaded by the index's own
 loader; what was not scored goes with its reason to ``scored.rejects.jsonl`` (0600, inside
 the workspace). Each measurement is also a row of ``client_links`` so ``query --client``
-finds it. Counts go to ``clients_meta`` for the dashboard; nothing here prints data.
+finds it, written in the same transaction as the client tables (a reader never sees the
+new tables without their measurement links). Counts go to ``clients_meta`` for the
+dashboard; nothing here prints data.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class MeasuresResult:
     """Not scored, by reason code."""
     by_client: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rejects_path: str | None = None
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+    """Every measurement (for :func:`link`; never printed)."""
 
 
 def _read(objects: str, sha: str) -> dict[str, Any]:
@@ -134,35 +138,32 @@ def _write(ws: Workspace, measurements: list[dict[str, Any]], rejects: list[dict
     return str(rejects_path)
 
 
-def _link(conn: sqlite3.Connection, measurements: list[dict[str, Any]],
-          result: MeasuresResult) -> None:
-    begin_immediate(conn)
-    try:
-        conn.execute("DELETE FROM client_links WHERE source = ? AND account = ?",
-                     (MEASURES_SOURCE, MEASURES_ACCOUNT))
-        conn.executemany(
-            "INSERT OR REPLACE INTO client_links (client_id, source, account, kind, entity_id, "
-            "rule, direction, via) VALUES (?, ?, ?, 'measurement', ?, ?, NULL, ?)",
-            [(m["client_id"], MEASURES_SOURCE, MEASURES_ACCOUNT, m["source_id"], LINK_RULE,
-              m["response_id"] or "") for m in measurements if m.get("client_id")])
-        conn.execute("UPDATE clients SET documents = (SELECT count(*) FROM client_links l "
-                     "WHERE l.client_id = clients.client_id)")
-        conn.executemany("INSERT OR REPLACE INTO clients_meta (key, value) VALUES (?, ?)", [
-            ("measures_responses", str(result.responses)),
-            ("measures_scored", str(result.scored)),
-            ("measures_not_scored", str(result.not_scored)),
-        ])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
+    """The measurements' ``client_links`` rows, client counts and meta (in the caller's transaction)."""
+    measurements = result.measurements
+    conn.execute("DELETE FROM client_links WHERE source = ? AND account = ?",
+                 (MEASURES_SOURCE, MEASURES_ACCOUNT))
+    conn.executemany(
+        "INSERT OR REPLACE INTO client_links (client_id, source, account, kind, entity_id, "
+        "rule, direction, via) VALUES (?, ?, ?, 'measurement', ?, ?, NULL, ?)",
+        [(m["client_id"], MEASURES_SOURCE, MEASURES_ACCOUNT, m["source_id"], LINK_RULE,
+          m["response_id"] or "") for m in measurements if m.get("client_id")])
+    conn.execute("UPDATE clients SET documents = (SELECT count(*) FROM client_links l "
+                 "WHERE l.client_id = clients.client_id)")
+    conn.executemany("INSERT OR REPLACE INTO clients_meta (key, value) VALUES (?, ?)", [
+        ("measures_responses", str(result.responses)),
+        ("measures_scored", str(result.scored)),
+        ("measures_not_scored", str(result.not_scored)),
+    ])
 
 
 def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *,
-        vectors: bool = True) -> MeasuresResult:
+        vectors: bool = True, link_now: bool = True) -> MeasuresResult:
     """Score, write, index and link the measurements of one project run.
 
     ``vectors`` is the index stage's setting: embed the measurements like other documents.
+    With ``link_now`` False the ``client_links`` rows are left to the caller's transaction
+    (:func:`link`), so the client tables and their measurement links commit as one.
     """
     measurements, rejects, responses = score_all(conn, str(objects_dir(ws)), p, reg)
     result = MeasuresResult(responses=responses, scored=len(measurements),
@@ -176,7 +177,15 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *
             AccountLoader(ws, MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=vectors).run()
         except LoadFailed as exc:
             raise MeasuresFailed(exc.code) from None
-    _link(conn, measurements, result)
+    result.measurements = measurements
+    if link_now:
+        begin_immediate(conn)
+        try:
+            link(conn, result)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
     for m in measurements:
         if m.get("client_id"):
             result.by_client.setdefault(m["client_id"], []).append(m)

@@ -147,15 +147,16 @@ class Project:
             charts.assign_folders(p.clients)
             self.projection = p
             now = _now()
-            begin_immediate(conn)
+            m = self.measures = measures_step.run(self.ws, conn, p, self.registry,
+                                                  vectors=self.vectors, link_now=False)
+            begin_immediate(conn)  # the tables and their measurement links: one commit
             try:
                 tables.write_projection(conn, p, fp, now)
+                measures_step.link(conn, m)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            m = self.measures = measures_step.run(self.ws, conn, p, self.registry,
-                                                        vectors=self.vectors)
             docs, folders = self.documents, len(p.clients)
             self.stats = charts.write_charts(  # progress goes on: documents read, then charts
                 clients_dir(self.ws), p, now,

@@ -18,8 +18,8 @@ workspace; nothing read from a file is ever quoted (PHI-free by construction).
 from __future__ import annotations
 
 import hashlib
-import stat
 import re
+import stat
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field

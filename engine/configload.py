@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from engine.config import Loc, PipelineConfig, cross_check
+from engine.configerrors import plain_errors
 from engine.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +96,7 @@ def load_file(path: Path) -> PipelineConfig:
     try:
         cfg = PipelineConfig.model_validate(data, context={"base_dir": path.absolute().parent})
     except ValidationError as exc:
-        problems = [(tuple(e["loc"]), _message(e)) for e in exc.errors()]
+        problems = plain_errors(exc.errors(), PipelineConfig)
         raise ConfigError(format_problems(path, lines, problems), hint=_HINT) from None
     problems = cross_check(cfg)
     if problems:
@@ -198,16 +199,3 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
             return lines[key]
     return None
 
-
-def _message(err: Any) -> str:
-    kind = err.get("type", "")
-    msg = str(err.get("msg", "invalid value"))
-    if kind == "extra_forbidden":
-        return "unknown key (check its spelling and its place in the file)"
-    if kind == "missing":
-        return "required key is missing"
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    if kind.startswith("literal_error"):
-        return msg.replace("Input should be", "must be")
-    return msg

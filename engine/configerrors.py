@@ -35,8 +35,12 @@ _BOUNDS: dict[str, tuple[str, str]] = {
 }
 
 
-def plain_errors(errors: Sequence[Mapping[str, Any]], root: type[BaseModel]) -> list[tuple[Loc, str]]:
+def plain_errors(errors: Sequence[Mapping[str, Any]], root: type[BaseModel], *,
+                 values: bool = True) -> list[tuple[Loc, str]]:
     """Every error as ``(key path, our sentence)``; the errors of one union value become one.
+
+    With ``values=False`` a bad value is told only by its kind ("got text"), for files whose
+    values may be PHI (the clients overrides name e-mail addresses).
 
     A value matching none of a union's members gets one error per member from pydantic; they
     are told as one sentence at the key. When the value had a member's container type (a
@@ -52,16 +56,16 @@ def plain_errors(errors: Sequence[Mapping[str, Any]], root: type[BaseModel]) -> 
                 out.append((loc, ""))  # placeholder, keeps the problems in file order
             unions[loc].append(err)
         else:
-            out.append((loc, plain_message(err, root, loc)))
+            out.append((loc, plain_message(err, root, loc, values)))
     inner = {loc for loc in unions if any(o[:len(loc)] == loc and len(o) > len(loc) for o in unions)}
-    return [(loc, msg or _union_message(unions[loc], root, loc)) for loc, msg in out if loc not in inner]
+    return [(loc, msg or _union_message(unions[loc], root, loc, values)) for loc, msg in out if loc not in inner]
 
 
-def plain_message(err: Mapping[str, Any], root: type[BaseModel], loc: Loc) -> str:
+def plain_message(err: Mapping[str, Any], root: type[BaseModel], loc: Loc, values: bool = True) -> str:
     """One error in our words (``loc`` is its path without union tags)."""
     kind = str(err.get("type", ""))
     ctx: Mapping[str, Any] = err.get("ctx") or {}
-    got = err.get("input")
+    got = shown(err.get("input"), values)
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
@@ -69,13 +73,13 @@ def plain_message(err: Mapping[str, Any], root: type[BaseModel], loc: Loc) -> st
         listed = f" (known keys here: {', '.join(known)})" if known else ""
         return f"is not a known key{listed}; check its spelling and its place in the file"
     if kind in _KIND_OF_ERROR:
-        return f"must be {_KIND_OF_ERROR[kind]}, got {shown(got)}"
+        return f"must be {_KIND_OF_ERROR[kind]}, got {got}"
     if kind == "literal_error":
         choices = _choices(str(ctx.get("expected", "")))
-        return f"must be one of: {', '.join(choices)} (got {shown(got)})"
+        return f"must be one of: {', '.join(choices)} (got {got})"
     if kind in _BOUNDS:
         name, words = _BOUNDS[kind]
-        return f"must be {words} {_number(ctx.get(name))}, got {shown(got)}"
+        return f"must be {words} {_number(ctx.get(name))}, got {got}"
     if kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
         return _length_message(kind, ctx)
     if kind in ("value_error", "assertion_error"):  # our own validators: their words as written
@@ -104,21 +108,22 @@ def _fallback(msg: str) -> str:
     return msg
 
 
-def _union_message(errs: list[Mapping[str, Any]], root: type[BaseModel], loc: Loc) -> str:
+def _union_message(errs: list[Mapping[str, Any]], root: type[BaseModel], loc: Loc, values: bool) -> str:
     """A value that matches none of a union's types: the types it may have, and what it is."""
     wanted: list[str] = []
     for err in errs:
         word = _KIND_OF_ERROR.get(str(err.get("type", "")))
         if word is None:  # the value has the right type for a member but breaks its rule
-            return plain_message(err, root, loc)
+            return plain_message(err, root, loc, values)
         if word not in wanted:
             wanted.append(word)
     ways = ", ".join(wanted[:-1]) + f" or {wanted[-1]}" if len(wanted) > 1 else wanted[0]
-    return f"must be {ways}, got {shown(errs[0].get('input'))}"
+    return f"must be {ways}, got {shown(errs[0].get('input'), values)}"
 
 
-def shown(value: Any) -> str:
-    """A short, safe picture of a bad value: scalars quoted and cut, containers by kind."""
+def shown(value: Any, values: bool = True) -> str:
+    """A short picture of a bad value: scalars quoted and cut (only their kind without
+    ``values``), containers by kind."""
     if isinstance(value, Mapping):
         return "a mapping of keys"
     if isinstance(value, list | tuple):
@@ -126,7 +131,9 @@ def shown(value: Any) -> str:
     if value is None:
         return "nothing (empty)"
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return ("true" if value else "false") if values else "true or false"
+    if not values:
+        return "text" if isinstance(value, str) else "a number"
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -215,3 +222,10 @@ def known_keys(root: type[BaseModel], loc: Loc) -> list[str]:
         return [f.alias or name for name, f in tp.model_fields.items()]
     return []
 
+
+def format_loc(loc: Loc) -> str:
+    """``('extractors', 3, 'name')`` -> ``extractors[3].name``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"

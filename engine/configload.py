@@ -17,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from engine.config import Loc, PipelineConfig, cross_check
-from engine.configerrors import plain_errors
+from engine.configerrors import format_loc, plain_errors
 from engine.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -172,14 +172,6 @@ def expand_vars(value: Any, loc: Loc, problems: list[tuple[Loc, str]]) -> Any:
         return got
 
     return _VAR.sub(sub, value)
-
-
-def format_loc(loc: Loc) -> str:
-    """``('extractors', 3, 'name')`` -> ``extractors[3].name``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
 
 
 def format_problems(path: Path, lines: dict[Loc, int], problems: list[tuple[Loc, str]]) -> str:

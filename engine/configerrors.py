@@ -91,7 +91,7 @@ def plain_message(err: Mapping[str, Any], root: type[BaseModel], loc: Loc, value
 
 
 def _length_message(kind: str, ctx: Mapping[str, Any]) -> str:
-    """`must have at least 1 item`, `must be at most 128 characters`."""
+    """`must have at least 1 item`, `must have at most 128 characters`."""
     unit = "character" if kind.startswith("string") else "item"
     if kind.endswith("too_short"):
         n = int(ctx.get("min_length", 0))

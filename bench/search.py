@@ -105,7 +105,7 @@ def build_workspace(root: Path, records: int) -> Workspace:
     """The demo pipeline, every tap, ``records`` each, through the real CLI (vectors on)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LORCH_")}
     env["LORCH_DEMO_RECORDS"] = str(records)
-    res = subprocess.run([sys.executable, "-m", "lorch_tui.cli", "run", "--workspace", str(root / "ws")],
+    res = subprocess.run([sys.executable, "-m", "lorch_tui.cli", "run", "--demo", "--workspace", str(root / "ws")],
                          cwd=REPO, env=env, capture_output=True, text=True)
     if res.returncode != 0:
         raise SystemExit(f"building the demo workspace failed (exit {res.returncode}):\n{res.stdout[-2000:]}")

@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from engine.config import Loc, PipelineConfig, cross_check
+from engine.configerrors import format_loc, plain_errors
 from engine.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +96,7 @@ def load_file(path: Path) -> PipelineConfig:
     try:
         cfg = PipelineConfig.model_validate(data, context={"base_dir": path.absolute().parent})
     except ValidationError as exc:
-        problems = [(tuple(e["loc"]), _message(e)) for e in exc.errors()]
+        problems = plain_errors(exc.errors(), PipelineConfig)
         raise ConfigError(format_problems(path, lines, problems), hint=_HINT) from None
     problems = cross_check(cfg)
     if problems:
@@ -173,14 +174,6 @@ def expand_vars(value: Any, loc: Loc, problems: list[tuple[Loc, str]]) -> Any:
     return _VAR.sub(sub, value)
 
 
-def format_loc(loc: Loc) -> str:
-    """``('extractors', 3, 'name')`` -> ``extractors[3].name``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def format_problems(path: Path, lines: dict[Loc, int], problems: list[tuple[Loc, str]]) -> str:
     """One line per problem: FILE:LINE: key.path: message."""
     out = [f"invalid config {path}:"]
@@ -198,16 +191,3 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
             return lines[key]
     return None
 
-
-def _message(err: Any) -> str:
-    kind = err.get("type", "")
-    msg = str(err.get("msg", "invalid value"))
-    if kind == "extra_forbidden":
-        return "unknown key (check its spelling and its place in the file)"
-    if kind == "missing":
-        return "required key is missing"
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    if kind.startswith("literal_error"):
-        return msg.replace("Input should be", "must be")
-    return msg

@@ -27,7 +27,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Tree
 
 from engine.configload import LoadedConfig
-from engine.errors import LorchError
+from engine.errors import LorchError, disk_full
 from engine.events import RunFinished, TaskFinished
 from engine.inspect import RunInfo
 from engine.logsink import log_path
@@ -193,13 +193,22 @@ class LorchApp(App[int]):
                 self._say_run_ended(ev)
 
     def _say_run_ended(self, ev: RunFinished) -> None:
-        if ev.status == "failed":
+        if self.model.ran_out_of_space(ev):
+            self._say_disk_full(ev.run_id)
+        elif ev.status == "failed":
             self.notify(f"{ev.failed} of {ev.tasks} task(s) failed. In Stage progress, enter on a "
                         "red row explains why.", title=f"run {ev.run_id} failed", severity="error",
                         timeout=20, markup=False)
         else:
             self.notify(f"{ev.cancelled} of {ev.tasks} task(s) cancelled", title=f"run {ev.run_id} {ev.status}",
                         severity="warning", timeout=8, markup=False)
+
+    @work(thread=True, exclusive=False, group="disk-full")
+    def _say_disk_full(self, run_id: str) -> None:
+        """One toast with the CLI's DISK_FULL message (it reads the free space: in a thread)."""
+        text = disk_full(self.loaded.workspace).render()
+        self.call_from_thread(self.notify, text, title=f"run {run_id} failed: the disk is full",
+                              severity="error", timeout=30, markup=False)
 
     # -- disk views ------------------------------------------------------------------------
     def request_scan(self) -> None:

@@ -36,7 +36,7 @@ from lorch_tui import (
     verifycmd,
 )
 from lorch_tui.argtypes import MAX_WAIT_S, wait_seconds
-from lorch_tui.runface import run_headless
+from lorch_tui.runface import DEMO_HELP, refuse_unasked_demo, run_headless
 from lorch_tui.tables import add_name_column, add_other_column, fit_keys, is_name
 
 S = argparse.SUPPRESS
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--target", metavar="LOADER",
                     help="pipe the tap into this loader (a Singer target from `loaders:`) instead of "
                          "the vault; the vault and LATEST are not touched")
+    ex.add_argument("--demo", action="store_true", help=DEMO_HELP)
     run_options(ex)
     ex.set_defaults(func=cmd_extract)
 
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="rebuild canonical output, index rows and client charts even when their "
                           "inputs show nothing changed")
+    run.add_argument("--demo", action="store_true", help=DEMO_HELP)
     run_options(run)
     run.set_defaults(func=cmd_run)
 
@@ -161,6 +163,7 @@ def cmd_extract(ns: argparse.Namespace) -> int:
             names = ", ".join(lo.name for lo in loaded.config.loaders) or "none"
             raise UsageError(f"no loader named {ns.target!r} in {loaded.path}",
                              hint=f"loaders: {names} (define them under `loaders:`; see docs/extractors.md)")
+    refuse_unasked_demo(loaded, ns.demo)
     plan = build_plan(loaded.config, ["extract"], [ns.name])
     chains = [Chain(c.extractor, c.stages, target) for c in plan.chains if c.extractor.name == ns.name]
     plan = type(plan)(chains, plan.stages)
@@ -176,6 +179,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     if ns.dry_run:
         print_plan(loaded, plan)
         return 0
+    refuse_unasked_demo(loaded, ns.demo)
     return run_headless(loaded, plan, trigger="cli", as_json=ns.json, skip_permissions=ns.skip_permissions,
                         wait_s=ns.wait, command="lorchestra run", force=ns.force)
 

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from engine.events import (
+    ErrorCode,
     Event,
     RunFinished,
     RunStarted,
@@ -104,6 +105,12 @@ class RunModel:
             self._finish(ev)
         elif isinstance(ev, RunFinished):
             self.status, self.ended = ev.status, time.monotonic()
+
+    def ran_out_of_space(self, ev: RunFinished) -> bool:
+        """Whether the run that ``ev`` ends stopped on a full disk (the run's code or a task's)."""
+        full = ErrorCode.DISK_FULL.value
+        return ev.error_code == full or (
+            ev.run_id == self.run_id and any(r.error_code == full for r in self.tasks.values()))
 
     def _finish(self, ev: TaskFinished) -> None:
         row = self._row(ev.task_id, ev.stage, ev.extractor, ev.account)

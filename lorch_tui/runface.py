@@ -9,7 +9,8 @@ The first line of every headless run names the config in force and the workspace
 stdout in plain mode, on stderr with a terminal or ``--json``; printed when the run starts,
 so a busy workspace prints only its error), so a cron mail says which
 pipeline ran; a run found by default on the bundled demo config without a terminal is
-refused by ``lorch-tui --no-ui`` unless ``--demo`` asks for it (cron without ``cd``).
+refused by ``lorchestra run`` and ``lorch-tui --no-ui`` unless ``--demo`` asks for it (cron
+without ``cd``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ from lorch_tui.summary import print_summary, summary_line
 def config_line(loaded: LoadedConfig) -> str:
     """`config: PATH (how it was found) · workspace: PATH`."""
     return f"config: {loaded.path} ({loaded.origin}) · workspace: {loaded.workspace}"
+
+
+DEMO_HELP = ("without a terminal: run the bundled demo config on purpose (otherwise refused when "
+             "no --config, $LORCH_CONFIG or ./config/pipeline.yaml is found, so cron never runs the "
+             "demo by mistake)")
+"""Help text of ``--demo``, the same for every face that runs headless."""
 
 
 def refuse_unasked_demo(loaded: LoadedConfig, demo: bool) -> None:

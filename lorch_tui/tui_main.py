@@ -15,7 +15,7 @@ from engine.configload import LoadedConfig, load
 from engine.errors import UsageError
 from engine.plan import build_plan
 from lorch_tui.cli import common_options, guarded, print_plan, run_options, wide_when_piped
-from lorch_tui.runface import refuse_unasked_demo, run_headless
+from lorch_tui.runface import DEMO_HELP, refuse_unasked_demo, run_headless
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,9 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account", action="append", metavar="NAME", help="only matching extractors (glob)")
     p.add_argument("--job", metavar="NAME", help="only the extractors of this job")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit without writing")
-    p.add_argument("--demo", action="store_true",
-                   help="with --no-ui and no terminal: run the bundled demo config on purpose "
-                        "(otherwise refused, so cron never runs the demo by mistake)")
+    p.add_argument("--demo", action="store_true", help=f"with --no-ui: {DEMO_HELP}")
     run_options(p)
     return p
 

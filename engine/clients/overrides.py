@@ -24,6 +24,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from engine.configerrors import format_loc, plain_errors
+
 
 class OverrideLink(BaseModel):
     """One document's client, decided by a person."""
@@ -86,5 +88,6 @@ def load_overrides(path: Path | None) -> tuple[Overrides, bytes]:
     try:
         return Overrides.model_validate(data), raw
     except ValidationError as exc:
-        where = "; ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors())
+        where = "; ".join(f"{format_loc(loc)}: {msg}"  # our words; values only by kind (e-mails are PHI)
+                          for loc, msg in plain_errors(exc.errors(), Overrides, values=False))
         raise OverridesError(f"{path}: {where}") from None

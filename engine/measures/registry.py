@@ -18,6 +18,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from engine.configerrors import format_loc, plain_errors
+
 BUNDLED_MEASURES = Path(__file__).resolve().parents[2] / "config" / "measures"
 """The bundled registry folder (used when the config names none)."""
 
@@ -255,8 +257,9 @@ def _read(path: Path, h: hashlib._Hash, problems: list[str]) -> object:
         return None
 
 
-def _errors(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(file)'}: {e['msg']}" for e in exc.errors())
+def _errors(exc: ValidationError, model: type[BaseModel]) -> str:
+    """Every problem in our words (never pydantic's), ``key.path: what is wrong``."""
+    return "; ".join(f"{format_loc(loc) if loc else '(file)'}: {msg}" for loc, msg in plain_errors(exc.errors(), model))
 
 
 def load(folder: Path | None = None) -> Registry:
@@ -268,7 +271,7 @@ def load(folder: Path | None = None) -> Registry:
         try:
             m = Measure.model_validate(data)
         except ValidationError as exc:
-            reg.problems.append(f"{path}: {_errors(exc)}")
+            reg.problems.append(f"{path}: {_errors(exc, Measure)}")
             continue
         if path.name != f"{m.id}.v{m.version}.yaml":
             reg.problems.append(f"{path}: must be named {m.id}.v{m.version}.yaml")
@@ -282,7 +285,7 @@ def load(folder: Path | None = None) -> Registry:
         try:
             b = Binding.model_validate(data)
         except ValidationError as exc:
-            reg.problems.append(f"{path}: {_errors(exc)}")
+            reg.problems.append(f"{path}: {_errors(exc, Binding)}")
             continue
         found = check_binding(b, reg.measures)
         reg.problems += [f"{path}: {p}" for p in found]

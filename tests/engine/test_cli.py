@@ -171,3 +171,35 @@ def test_usage_errors_exit_2(demo: tuple[Path, dict[str, str]], args: tuple[str,
     assert res.returncode == 2
     assert "usage: lorchestra" in res.stderr
     assert nothing_written(demo)
+
+
+@pytest.mark.parametrize("command", [("run",), ("run", "--stage", "extract"),
+                                     ("extract", "tap-gmail--acct1-personal")])
+def test_headless_run_refuses_the_bundled_demo_without_a_terminal(
+        demo: tuple[Path, dict[str, str]], tmp_path: Path, command: tuple[str, ...]) -> None:
+    """Cron without `cd` finds only the bundled demo: refused (exit 2), nothing written."""
+    ws = tmp_path / "ws"
+    res = cli(demo, *command, "--workspace", str(ws))
+    assert res.returncode == 2, res.stderr
+    assert res.stdout == ""
+    assert "bundled demo" in res.stderr and str(DEMO_CONFIG) in res.stderr
+    assert "--config" in res.stderr and "--demo" in res.stderr and "hint:" in res.stderr
+    assert not ws.exists()
+    assert nothing_written(demo)
+
+
+def test_headless_run_of_the_demo_on_purpose(demo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    """`--demo` runs the bundled demo on purpose; so does naming it with --config."""
+    cwd, env = demo
+    small = (cwd, {**env, "LORCH_DEMO_RECORDS": "5"})
+    for how in (["--demo"], ["--config", str(DEMO_CONFIG)]):
+        ws = tmp_path / f"ws{len(how)}"
+        res = cli(small, "run", *how, "--stage", "extract", "--account", "tap-gmail--acct1-personal",
+                  "--workspace", str(ws))
+        assert res.returncode == 0, res.stderr
+        origin = "bundled demo" if how == ["--demo"] else "--config"
+        assert res.stdout.splitlines()[0] == f"config: {DEMO_CONFIG} ({origin}) · workspace: {ws}"
+        assert "extract:tap-gmail--acct1-personal success: 5 records" in res.stdout
+    res = cli(small, "extract", "tap-gmail--acct1-personal", "--demo", "--workspace", str(tmp_path / "ws9"))
+    assert res.returncode == 0, res.stderr
+    assert "extract:tap-gmail--acct1-personal success: 5 records" in res.stdout

@@ -277,8 +277,13 @@ def test_overrides_file_errors_name_the_file(tmp_path: Any) -> None:
     with pytest.raises(OverridesError, match="source:account:kind:source_id"):
         load_overrides(bad)
     bad.write_text("surprise: 1\n")
-    with pytest.raises(OverridesError, match="surprise"):
+    with pytest.raises(OverridesError, match="surprise: is not a known key \\(known keys here: version, merge,"):
         load_overrides(bad)
+    bad.write_text("ignore: [[nobody@example.invalid]]\n")  # our words; the value (PHI) never shown
+    with pytest.raises(OverridesError) as info:
+        load_overrides(bad)
+    assert "ignore[0]: must be text, got a list" in str(info.value)
+    assert "Input should" not in str(info.value) and "nobody@" not in str(info.value)
 
 
 def test_resolution_is_deterministic_whatever_the_input_order() -> None:

@@ -48,6 +48,8 @@ def env(**extra: str) -> dict[str, str]:
 
 def cli(ws: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
     cfg = ["--config", str(config)] if config else []
+    if not cfg and args[0] == "run":
+        cfg = ["--demo"]  # the bundled demo without a terminal, on purpose
     return run_cli(*args, "--workspace", str(ws), *cfg, env=env(), timeout=300)
 
 

@@ -79,26 +79,35 @@ BAD: list[Bad] = [
         None, None, "invalid YAML"),
     Bad("top-level-list", "- workspace: ./ws\n- extractors: []\n", 1, "(top level)", "mapping"),
     Bad("top-level-empty", "# nothing but a comment\n", 1, "(top level)", "mapping"),
-    Bad("unknown-top-key", BASE + "extractor: []\n", 20, "extractor", "unknown key"),
+    Bad("unknown-top-key", BASE + "extractor: []\n", 20, "extractor", "is not a known key"),
     Bad("unknown-nested-key", edit("    account: b1\n", "    account: b1\n    retires: 3\n"),
-        14, "extractors[1].retires", "unknown key"),
+        14, "extractors[1].retires", "is not a known key"),
     Bad("unknown-stage-key", edit("max_parallel: 2", "max_paralel: 2"),
-        19, "stages.extract.max_paralel", "unknown key"),
-    Bad("missing-workspace", edit("workspace: ./ws\n", ""), 1, "workspace", "required key is missing"),
+        19, "stages.extract.max_paralel", "is not a known key"),
+    Bad("missing-workspace", edit("workspace: ./ws\n", ""), 1, "workspace", "is required"),
     Bad("missing-extractor-name", edit("  - name: beta\n    domain", "  - domain"),
-        10, "extractors[1].name", "required key is missing"),
+        10, "extractors[1].name", "is required"),
     Bad("wrong-type-retries", edit("    command: [tap-tiny]\n", "    command: [tap-tiny]\n    retries: many\n"),
-        10, "extractors[0].retries", "integer"),
+        10, "extractors[0].retries", "must be a whole number, got 'many'"),
     Bad("negative-retries", edit("    command: [tap-tiny]\n", "    command: [tap-tiny]\n    retries: -1\n"),
-        10, "extractors[0].retries", "greater than or equal to 0"),
+        10, "extractors[0].retries", "must be at least 0, got -1"),
     Bad("absurd-retries", edit("    command: [tap-tiny]\n", "    command: [tap-tiny]\n    retries: 1000\n"),
-        10, "extractors[0].retries", "less than or equal to 10"),
+        10, "extractors[0].retries", "must be at most 10, got 1000"),
     Bad("zero-timeout", edit("    command: [tap-tiny]\n", "    command: [tap-tiny]\n    timeout_s: 0\n", nth=2),
-        16, "extractors[1].timeout_s", "greater than 0"),
+        16, "extractors[1].timeout_s", "must be more than 0, got 0"),
     Bad("zero-max-parallel", edit("max_parallel: 2", "max_parallel: 0"),
-        19, "stages.extract.max_parallel", "greater than or equal to 1"),
+        19, "stages.extract.max_parallel", "must be at least 1, got 0"),
     Bad("absurd-max-parallel", edit("max_parallel: 2", "max_parallel: 100000"),
-        19, "stages.extract.max_parallel", "less than or equal to 64"),
+        19, "stages.extract.max_parallel", "must be at most 64, got 100000"),
+    Bad("wrong-type-bool", edit("    command: [tap-tiny]\n", "    command: [tap-tiny]\n    discover: maybe\n"),
+        10, "extractors[0].discover", "must be true or false, got 'maybe'"),
+    Bad("wrong-type-text", edit("account: a1", "account: [a, b]"), 7, "extractors[0].account",
+        "must be text, got a list"),
+    Bad("wrong-type-list", edit("command: [tap-tiny]", "command: 5"), 9, "extractors[0].command",
+        "must be a list, got 5"),
+    Bad("empty-on-failure", BASE + "on_failure: []\n", 20, "on_failure", "must have at least 1 item"),
+    Bad("unknown-key-lists-known", edit("max_parallel: 2", "max_paralel: 2"), 19,
+        "stages.extract.max_paralel", "known keys here: job, max_parallel, part_max_bytes"),
     Bad("unsafe-dotdot", edit("account: a1", "account: '..'"), 7, "extractors[0].account", "not a safe name"),
     Bad("unsafe-dot", edit("domain: email", "domain: '.'", nth=2), 11, "extractors[1].domain", "not a safe name"),
     Bad("unsafe-slash", edit("source: tiny", "source: a/b"), 6, "extractors[0].source", "not a safe name"),
@@ -114,7 +123,7 @@ BAD: list[Bad] = [
     Bad("demo-key-on-singer", edit("    command: [tap-tiny]\n", "    command: [tap-tiny]\n    demo: {tap: gmail}\n"),
         4, "extractors[0]", "'demo' does not apply to kind: singer"),
     Bad("invalid-kind", edit("kind: singer", "kind: airbyte", nth=2), 14, "extractors[1].kind",
-        "must be 'meltano', 'singer' or 'demo'"),
+        "must be one of: meltano, singer, demo (got 'airbyte')"),
     Bad("duplicate-extractor-name", edit("name: beta", "name: alpha").replace("[alpha, beta]", "[alpha]"),
         10, "extractors[1].name", "already used by extractors[0]"),
     Bad("same-vault-folder", edit("account: b1", "account: a1"), 13, "extractors[1].account",
@@ -136,9 +145,15 @@ def write_bad(tmp_path: Path, bad: Bad) -> Path:
     return path
 
 
+# pydantic's own wording, which must never reach the user
+PYDANTIC_PHRASES = ("Input should", "Extra inputs are not permitted", "Field required", "valid integer",
+                    "Value error", "unable to parse", "should have at least", "[type=", "pydantic")
+
+
 def check_message(text: str, path: Path, bad: Bad) -> None:
-    """The message names the file, the line and the key path, once, and explains."""
+    """The message names the file, the line and the key path, once, and explains in our words."""
     assert "Traceback" not in text
+    assert not [p for p in PYDANTIC_PHRASES if p.lower() in text.lower()], text
     assert str(path) in text
     assert bad.says.lower() in text.lower(), text
     # exactly one located problem: FILE:LINE occurs once
@@ -421,3 +436,19 @@ def test_the_cli_process_sees_the_environment_for_variables(tmp_path: Path) -> N
     assert names_listed(run_cli("list", "extractors", "--json", "--config", str(path), cwd=tmp_path,
                                 env=cli_env(LORCHTEST_NAME="named")))[0] == "named"
 
+
+
+def test_validate_tells_config_errors_in_our_words_never_pydantic_s(tmp_path: Path) -> None:
+    """`lorchestra validate --config BAD`: exit 2, FILE:LINE: key: our sentence, for each problem."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(edit("    command: [tap-tiny]\n", "    command: [tap-tiny]\n    retries: many\n    retrys: 2\n")
+                    .replace("max_parallel: 2", "max_parallel: 0").replace("kind: singer", "kind: airbyte", 1))
+    res = run_cli("validate", "--config", str(path), cwd=tmp_path, env=clean_env(COLUMNS="400"))
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    text = res.stdout + res.stderr
+    assert f"{path}:8: extractors[0].kind: must be one of: meltano, singer, demo (got 'airbyte')" in text
+    assert f"{path}:10: extractors[0].retries: must be a whole number, got 'many'" in text
+    assert f"{path}:11: extractors[0].retrys: is not a known key (known keys here: name, domain," in text
+    assert f"{path}:21: stages.extract.max_parallel: must be at least 1, got 0" in text
+    assert not [p for p in PYDANTIC_PHRASES if p.lower() in text.lower()], text
+    assert "Traceback" not in text

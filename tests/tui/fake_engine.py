@@ -8,7 +8,9 @@ drains that list on its flush timer. A script is a list of events and two marker
 look at a run "mid-flight"). Cancelling emits ``TaskFinished(status="cancelled")`` like the
 real runner, and a run always ends with a ``RunFinished`` computed from what was emitted.
 
-Every call is recorded in :attr:`FakeEngine.calls`; :attr:`FakeEngine.start_error` makes
+A run whose task ended ``DISK_FULL`` ends with that run-level code, as the real engine's does
+(:attr:`FakeEngine.run_error_code` sets one without a task). Every call is recorded in
+:attr:`FakeEngine.calls`; :attr:`FakeEngine.start_error` makes
 ``start`` raise (``WorkspaceBusy`` when cron holds the lock); :meth:`FakeEngine.flood`
 pours N events per second in for a while.
 """
@@ -144,6 +146,9 @@ class FakeEngine:
         self._abort = False
         self._task: asyncio.Task[None] | None = None
         self._statuses: dict[str, str] = {}
+        self._codes: dict[str, str | None] = {}
+        self.run_error_code: str | None = None
+        """A run-level code for the next RunFinished (a writer outside the tasks failed)."""
         self._run_id: str | None = None
         self._runs = 0
         self.emitted = 0
@@ -179,6 +184,7 @@ class FakeEngine:
         self._abort = False
         self._cancelled.clear()
         self._statuses.clear()
+        self._codes.clear()
         self._task = asyncio.get_running_loop().create_task(self._replay(script))
 
     async def cancel(self, task_id: str) -> bool:
@@ -224,6 +230,7 @@ class FakeEngine:
             elif isinstance(ev, TaskFinished):
                 self._running.discard(ev.task_id)
                 self._statuses[ev.task_id] = ev.status
+                self._codes[ev.task_id] = ev.error_code
             self._pending.append(ev)
             self.emitted += 1
 
@@ -343,8 +350,10 @@ class FakeEngine:
         st = list(self._statuses.values())
         failed = sum(s in ("failed", "timeout") for s in st)
         cancelled = sum(s == "cancelled" for s in st)
-        status = "failed" if failed else "cancelled" if cancelled else "success"
+        status = "failed" if failed or self.run_error_code else "cancelled" if cancelled else "success"
+        # like the real engine: a task that ran out of space makes DISK_FULL the run's code
+        code = self.run_error_code or ("DISK_FULL" if "DISK_FULL" in self._codes.values() else None)
         self.emit(RunFinished(run_id=self._run_id, status=status, tasks=len(st),
                               succeeded=sum(s in ("success", "skipped") for s in st), failed=failed,
-                              cancelled=cancelled, records=0, duration_s=duration))
+                              cancelled=cancelled, records=0, duration_s=duration, error_code=code))
 

@@ -29,7 +29,7 @@ def screen_text(svg: str) -> str:
 async def test_p_runs_the_project_stage_and_shows_counts_only(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     env = clean_env(LORCH_DEMO_RECORDS="30")
-    res = run_cli("run", "--workspace", str(ws), "--stage", "extract", "--stage", "canonize",
+    res = run_cli("run", "--demo", "--workspace", str(ws), "--stage", "extract", "--stage", "canonize",
                   "--stage", "index", env=env, timeout=300)
     assert res.returncode == 0, res.stderr
     os.environ["LORCH_DEMO_RECORDS"] = "30"

@@ -9,6 +9,7 @@ poll with a deadline, never a sleep.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -18,10 +19,11 @@ from typing import Any
 import pytest
 from textual import events
 from textual.message import Message
-from textual.notifications import Notify
+from textual.notifications import Notification, Notify
 from textual.widgets import DataTable, Footer, Static
 
 import engine.session
+from engine.errors import disk_full
 from engine.events import RunStarted, TaskStarted
 from engine.logsink import log_path
 from lorch_tui import watch
@@ -36,7 +38,7 @@ from lorch_tui.widgets.progress import ProgressPane
 from tests.helpers import demo_extractor, write_config
 from tests.tui.conftest import Setup
 from tests.tui.dash import MAPPINGS, Notes, cell, row_keys, static_text, until
-from tests.tui.fake_engine import FakeEngine
+from tests.tui.fake_engine import FakeEngine, Script, TaskPlan, task_script
 
 SIZE = (120, 35)
 
@@ -250,6 +252,53 @@ async def test_a_failed_tap_is_toasted_and_explained_in_the_task_detail(failing:
         assert str(screen.stderr) in note.message
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, TaskDetailScreen), what="back")
+
+
+def _disk_full_script(fake: FakeEngine, stages: list[str], accounts: list[str]) -> Script:
+    """mail-alpha runs out of space; the others succeed."""
+    return task_script(fake.new_run_id(), [
+        TaskPlan("extract", a, fake.account_of(a), status="failed" if a == "mail-alpha" else "success",
+                 error_code="DISK_FULL" if a == "mail-alpha" else None) for a in accounts])
+
+
+def _disk_full_toasts(notes: Notes) -> list[Notification]:
+    return [n for n in notes.items if "DISK_FULL" in n.message or "disk is full" in (n.title or "")]
+
+
+async def test_a_run_that_fills_the_disk_says_so_in_one_error_toast(populated: Setup) -> None:
+    """A task ending DISK_FULL: one error toast naming the workspace, with the CLI's words
+    (space left, what to do), instead of the generic failed-run toast."""
+    app, fake = make_app(populated, script=_disk_full_script)
+    notes = Notes()
+    async with app.run_test(size=SIZE, message_hook=notes.hook) as pilot:
+        await ready(pilot)
+        await pilot.press("R")
+        note = await until(pilot, lambda: notes.find("DISK_FULL"), what="the disk-full toast")
+        assert note.severity == "error"
+        assert note.title == f"run {fake.run_id} failed: the disk is full"
+        assert f"the file system of {populated.workspace} is full (" in note.message
+        assert " free of " in note.message and "free space" in note.message  # how much, and what to do
+        free = re.compile(r"\((?:[^)]* free of [^)]*|free space unknown)\)")  # may change meanwhile
+        assert free.sub("()", note.message) == free.sub("()", disk_full(populated.workspace).render())
+        await until(pilot, lambda: not fake.busy, what="the run to end")
+        await pilot.pause(0.3)  # nothing else may follow: one toast, not a second failed-run toast
+    assert len(_disk_full_toasts(notes)) == 1
+    assert notes.find("task(s) failed") is None
+
+
+async def test_a_run_level_disk_full_without_a_task_code_is_said_too(populated: Setup) -> None:
+    """The log or the state database ran out (no task carries the code): the same toast."""
+    app, fake = make_app(populated)
+    fake.run_error_code = "DISK_FULL"
+    notes = Notes()
+    async with app.run_test(size=SIZE, message_hook=notes.hook) as pilot:
+        await ready(pilot)
+        await pilot.press("e")
+        note = await until(pilot, lambda: notes.find("DISK_FULL"), what="the disk-full toast")
+        assert note.severity == "error" and str(populated.workspace) in note.message
+        assert all(row.error_code != "DISK_FULL" for row in app.model.tasks.values())
+        await pilot.pause(0.3)
+    assert len(_disk_full_toasts(notes)) == 1 and notes.find("task(s) failed") is None
 
 
 async def test_x_on_a_run_of_another_process_names_its_pid(populated: Setup) -> None:

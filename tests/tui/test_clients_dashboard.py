@@ -20,6 +20,7 @@ from engine.demo_taps.canary import CANARY_NAME
 from lorch_tui.app import LorchApp
 from lorch_tui.widgets.progress import ProgressPane
 from tests.helpers import REPO, clean_env, run_cli
+from tests.tui.test_dashboard import ready
 
 
 def screen_text(svg: str) -> str:
@@ -37,10 +38,14 @@ async def test_p_runs_the_project_stage_and_shows_counts_only(tmp_path: Path) ->
     try:
         app = LorchApp(load(str(REPO / "config" / "demo.yaml"), str(ws)), watch=False)
         async with app.run_test(size=(160, 50)) as pilot:
-            await pilot.pause(0.3)
+            # the first scan done and today's CLI run replayed from the log, so the run we
+            # wait for below is the one `p` starts, not the replay
+            await ready(pilot, rows=len(app.loaded.config.extractors))
+            replayed = app.model.run_id
             await pilot.press("p")
             deadline = time.monotonic() + 120
-            while (app.engine.busy or app.model.status == "idle") and time.monotonic() < deadline:
+            while (app.engine.busy or app.model.run_id == replayed
+                   or app.model.status in ("idle", "running")) and time.monotonic() < deadline:
                 await pilot.pause(0.1)
             assert app.model.status == "success", app.model.status
             assert list(app.model.tasks) == ["project:clients"]

@@ -57,7 +57,7 @@ class Project:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.ws = tmp / "ws"
-        res = run_cli("run", "--workspace", str(self.ws), env=clean_env(LORCH_DEMO_RECORDS=str(RECORDS)),
+        res = run_cli("run", "--demo", "--workspace", str(self.ws), env=clean_env(LORCH_DEMO_RECORDS=str(RECORDS)),
                       timeout=300)
         assert res.returncode == 0, res.stdout + res.stderr
         self.cfg = load(REPO / "config" / "demo.yaml", workspace=self.ws).config

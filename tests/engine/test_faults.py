@@ -11,7 +11,6 @@ that fail for real (a file-size limit on the process, and a full tmpfs).
 from __future__ import annotations
 
 import hashlib
-import os
 import resource
 import shutil
 import subprocess
@@ -280,21 +279,6 @@ def test_a_write_beyond_the_file_size_limit_fails_the_run_cleanly(tmp_path: Path
     assert len(runs_of(account_dir(ws, large))) == 2, "a small manifest still fits: the run is marked"
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs (needs root and mount permission, as in CI's container; else skipped)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root")
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip()})")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_full_disk_fails_the_run_cleanly(tmp_path: Path, small_disk: Path) -> None:

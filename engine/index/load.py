@@ -8,7 +8,9 @@ The rules (docs/index.md has the long form):
   field table, the load is ``skipped`` (unless forced).
 * Otherwise each line is hashed; a line whose sha256 an existing row of the account already
   has is unchanged (no parse, no write). Other lines are parsed, their derived columns
-  computed, and their objects written (temp + rename, once) BEFORE the transaction.
+  computed, and their objects written (straight to their final name, once) by writer
+  threads that go on during the transaction's inserts; the commit waits until every object
+  is written and the file system flushed.
 * One ``BEGIN IMMEDIATE`` transaction then deletes the rows that went away, inserts the new
   ones (documents + FTS), updates provenance and the ``accounts`` row, and lists the objects
   that may have lost their last reference in ``gc_pending``. Readers see the old set or the
@@ -47,7 +49,7 @@ from engine.vectors.pending import EmbedPass
 from engine.vectors.text import TEXT_VERSION, DocText, embed_text
 from engine.workspace import Workspace
 
-ROW_MEMORY_BUDGET = 256 * 1024 * 1024
+ROW_MEMORY_BUDGET = 64 * 1024 * 1024
 """Bytes of new documents whose derived rows are kept in memory between the two phases;
 beyond it, rows are re-derived from the canonical file during the transaction."""
 
@@ -97,9 +99,10 @@ class LoadResult:
     vectors_unavailable: bool = False
     """The embedding model could not load: the documents indexed without vectors."""
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time per phase: read (hash, diff, parse), objects (writes left + flush; flush
-    alone is also given), embed (waiting for the embedding thread), transaction (waiting for
-    the lock included) and gc."""
+    """Wall time per phase: read (hash, diff, parse), embed (waiting for the embedding
+    thread), transaction (waiting for the lock, inserts and commit), objects (inside the
+    transaction, after the inserts: waiting for the writes left + flush; flush alone is also
+    given) and gc."""
 
 
 def canonical_paths(ws: Workspace, source: str, account: str) -> tuple[Path, Path]:
@@ -219,12 +222,9 @@ class AccountLoader:
             clock = time.monotonic()
             plan = self._plan(conn, fd, total)
             clock = self._lap("read", clock)
-            self.objects.finish(sync=bool(plan.new))
-            clock = self._lap("objects", clock)
             if self.embed is not None:
                 plan.vectors = self.embed.take()
                 clock = self._lap("embed", clock)
-            self.result.seconds["flush"] = self.objects.flush_s
             begin_immediate(conn)
             try:
                 gen = conn.execute("SELECT generation FROM accounts WHERE source = ? AND account = ?",
@@ -232,7 +232,13 @@ class AccountLoader:
                 if (gen[0] if gen else 0) != plan.generation:
                     conn.execute("ROLLBACK")  # another writer replaced this account meanwhile
                     continue
+                # The inserts run while the writer threads finish the objects (both release
+                # the GIL); the commit waits for every object to be written and flushed.
                 self._replace(conn, fd, plan, file_sha, inputs, inputs_sha)
+                clock = self._lap("transaction", clock)
+                self.objects.finish(sync=bool(plan.new))
+                clock = self._lap("objects", clock)
+                self.result.seconds["flush"] = self.objects.flush_s
                 conn.execute("COMMIT")
                 self._lap("transaction", clock)
             except BaseException:

@@ -49,7 +49,7 @@ from engine.vectors.pending import EmbedPass
 from engine.vectors.text import TEXT_VERSION, DocText, embed_text
 from engine.workspace import Workspace
 
-ROW_MEMORY_BUDGET = 64 * 1024 * 1024
+ROW_MEMORY_BUDGET = 32 * 1024 * 1024
 """Bytes of new documents whose derived rows are kept in memory between the two phases;
 beyond it, rows are re-derived from the canonical file during the transaction."""
 

@@ -15,8 +15,8 @@ import ctypes
 import os
 import sqlite3
 import time
-from collections.abc import Callable
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -123,7 +123,7 @@ def _pragmas(conn: sqlite3.Connection, *, writer: bool) -> None:
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA synchronous = NORMAL")
     if writer:
-        conn.execute("PRAGMA cache_size = -32768")  # 32 MiB: the worker stays small (docs/index.md 6)
+        conn.execute("PRAGMA cache_size = -16384")  # 16 MiB: the worker stays small (docs/index.md 6)
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:

@@ -10,7 +10,6 @@ repairs every torn object, and that ``sha256sum`` of every object equals its nam
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import sqlite3
 import subprocess

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -132,7 +133,6 @@ class _Plan:
     """(kind, entity_id) -> the new document."""
     old: dict[int, str] = field(default_factory=dict)
     """Every row of the account before the load: doc_id -> sha256."""
-    written: set[str] = field(default_factory=set)
     vectors: dict[str, bytes] = field(default_factory=dict)
     """sha256 -> float32 vector bytes computed in phase 1 (new and re-embedded documents)."""
     generation: int = 0
@@ -292,7 +292,6 @@ class AccountLoader:
                 row = self._derive(data, sha, number)
                 key = (row[0], row[1])
                 self.objects.write(sha, data)
-                plan.written.add(sha)
                 if key in new:
                     duplicates += 1
                 if kept_bytes + len(data) <= ROW_MEMORY_BUDGET:
@@ -339,6 +338,8 @@ class AccountLoader:
         if not isinstance(doc, dict):
             raise LoadFailed("CANONICAL_INVALID", number)
         kind, entity = doc.get("kind"), doc.get("source_id")
+        if isinstance(kind, str):
+            kind = sys.intern(kind)  # one string per kind, not one per document kept in memory
         if (not isinstance(kind, str) or not kind or not isinstance(entity, str) or not entity
                 or doc.get("source") != self.source or doc.get("account") != self.account):
             raise LoadFailed("CANONICAL_INVALID", number)
@@ -361,7 +362,7 @@ class AccountLoader:
         gone = [doc_id for doc_id in plan.old if doc_id not in kept]
         final = {e[0] for e in plan.new.values()} | {plan.old[d] for d in kept}
         documents = len(kept) + len(plan.new)
-        pending = {plan.old[d] for d in gone} | (plan.written - final)
+        pending = {plan.old[d] for d in gone} | (self.objects.queued - final)
         conn.executemany("DELETE FROM documents WHERE doc_id = ?", ((d,) for d in gone))
         conn.executemany("DELETE FROM fts WHERE rowid = ?", ((d,) for d in gone))
         if self.embed is not None:

@@ -256,6 +256,11 @@ class ObjectWriter:
         """Objects found torn (different bytes under their name) and rewritten."""
         self.flush_s = 0.0
 
+    @property
+    def queued(self) -> set[str]:
+        """The sha256 of every object handed to :meth:`write` (written, found, or on its way)."""
+        return self._queued
+
     def _root_fd(self) -> int:
         if self._root is None:
             self._root = os.open(self.objects, os.O_RDONLY | os.O_DIRECTORY)

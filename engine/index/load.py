@@ -131,7 +131,7 @@ class _Plan:
     """Every row of the account before the load: doc_id -> sha256."""
     written: set[str] = field(default_factory=set)
     vectors: dict[str, bytes] = field(default_factory=dict)
-    """sha256 -> float32 vector bytes computed in phase 1 (new and re-embedded documents)."""
+    """sha256 -> vector BLOB computed in phase 1 (new and re-embedded documents)."""
     generation: int = 0
     prev_inputs: str | None = None
 

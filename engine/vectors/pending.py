@@ -17,6 +17,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from engine.vectors.model import Embedder, ModelUnavailable, embed_documents, shared
+from engine.vectors.store import to_blobs
 from engine.vectors.text import DocText
 
 BATCH = 2048
@@ -57,11 +58,10 @@ class EmbedPass:
         self._futures.append((shas, self._pool.submit(self._embed, texts)))
 
     def _embed(self, texts: list[DocText]) -> list[bytes]:
-        matrix = embed_documents(self.embedder, texts)
-        return [row.tobytes() for row in matrix]
+        return to_blobs(embed_documents(self.embedder, texts))
 
     def take(self) -> dict[str, bytes]:
-        """Wait for every queued batch; sha256 -> float32 vector bytes of every text queued so
+        """Wait for every queued batch; sha256 -> stored vector BLOB of every text queued so
         far (a loader that plans again keeps what the first plan embedded); empty if the model
         is unavailable."""
         self._submit()

@@ -83,6 +83,23 @@ def test_pooling_equals_wordllamas_own_embed() -> None:
     assert np.abs(ours[:3] - ref).max() < 1e-5
     assert not ours[3].any(), "an empty text gives a zero vector, not NaN"
     assert np.allclose(np.linalg.norm(ours[[0, 1, 2, 4]], axis=1), 1.0, atol=1e-5)
+    spaced = shared().embed(["Insurance\n pre-authorization\t\t 94481 ", "  bill not\r\npaid yet"])
+    assert np.abs(spaced - ours[:2]).max() < 1e-6, "line breaks and runs of spaces count as one space"
+
+
+def test_word_cache_overflow_and_repeated_texts_give_the_same_vectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.vectors import model
+
+    texts = [f"claim {i} denied by plan {i * 7} appeal window" for i in range(40)] + ["", "claim 3 denied"]
+    texts = texts + texts[::-1]  # every text twice: repeats are embedded once
+    want = model.Embedder().embed(texts)
+    monkeypatch.setattr(model, "WORD_CACHE", 16)  # the 40 texts have ~90 distinct words
+    small = model.Embedder()
+    got = np.vstack([small.embed(texts[i:i + 7]) for i in range(0, len(texts), 7)])
+    assert np.abs(got - want).max() < 1e-6
+    assert len(small._index) <= 16 or len(small._index) <= len({w for t in texts[-7:] for w in t.split()})
+    assert np.array_equal(want[:42], want[42:][::-1]), "a repeated text gets the same row"
+    assert not want[40].any()
 
 
 def test_dashboard_and_plain_queries_never_load_the_model() -> None:
@@ -157,10 +174,10 @@ def test_one_vector_per_object_and_only_changes_are_embedded(tmp_path: Path, bud
     derived = derive(d)
     sha0 = hashlib.sha256(orjson.dumps(d, option=orjson.OPT_SORT_KEYS) + b"\n").hexdigest()
     blob = vecs[sha0][1]
-    assert len(blob) == 256 * 4
+    assert len(blob) == 256 * 2, "float16 components"
     from engine.vectors.model import embed_documents
     want = embed_documents(shared(), [embed_text("email", derived.title, derived.names, derived.body)])[0]
-    assert np.allclose(np.frombuffer(blob, dtype=np.float32), want, atol=1e-6)
+    assert np.allclose(np.frombuffer(blob, dtype="<f2"), want, atol=1e-3)
 
     again = _load(ws)
     assert (again.status, again.vectors) == ("skipped", 0)
@@ -187,6 +204,30 @@ def test_a_model_change_re_embeds_without_reloading_documents(tmp_path: Path) ->
     assert (res.status, res.inserted, res.objects_written, res.vectors) == ("success", 0, 0, 4)
     assert {m for m, _ in _vectors(ws).values()} != {"some-older-model"}
     assert _load(ws).status == "skipped"
+
+
+def test_vectors_of_an_older_storage_format_are_re_embedded(tmp_path: Path) -> None:
+    """Vectors stored as float32 under the previous key (no format suffix) are replaced."""
+    from engine.index.query import Query, Store
+    from engine.vectors import store as vector_store
+    from engine.vectors.search import Searcher
+
+    ws = tmp_path / "ws"
+    _write(ws, DOCS)
+    _load(ws)
+    current = {m for m, _ in _vectors(ws).values()}.pop()
+    assert current.endswith(f"+{vector_store.FORMAT}")
+    older = current.removesuffix(f"+{vector_store.FORMAT}").replace("+text3", "+text2")
+    with sqlite3.connect(ws / "vector-store" / "index.sqlite") as con:
+        con.execute("UPDATE vectors SET model = ?, vector = zeroblob(1024)", (older,))
+    with Store.open(Workspace(ws)) as store:
+        assert Searcher(store).coverage() == (4, 0), "old-format vectors are not read as current ones"
+    res = _load(ws)
+    assert (res.status, res.inserted, res.vectors) == ("success", 0, 4)
+    assert {(m, len(v)) for m, v in _vectors(ws).values()} == {(current, 512)}
+    with Store.open(Workspace(ws)) as store:
+        hits = Searcher(store).search("approval from my health plan", Query(limit=1), "vector")
+    assert hits[0].document.title == "Pre-authorization for therapy"
 
 
 def test_vectors_off_then_on_embeds_the_unchanged_documents(tmp_path: Path) -> None:

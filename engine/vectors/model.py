@@ -7,9 +7,10 @@ embedded) is stored beside every vector so a change re-embeds.
 
 wordllama 0.4.0.post1 ships ``weights/l2_supercat_256.safetensors`` and
 ``tokenizers/l2_supercat_tokenizer_config.json`` inside its package, but ``WordLlama.load()``
-looks for the tokenizer in the wrong folder and then downloads. Loading with ``cache_dir`` =
-the package's own folder and ``disable_download=True`` finds both files and never touches the
-network (tests/engine/test_vectors.py proves it with the network blocked).
+looks for the tokenizer in the wrong folder and then downloads (with ``cache_dir`` = the
+package's own folder and ``disable_download=True`` it finds both). This module reads the two
+files itself (:func:`_load_offline`), so nothing can reach the network
+(tests/engine/test_vectors.py proves it with the network blocked).
 
 Embedding is wordllama's own recipe (tokenize, look up each token's row, average, normalise)
 computed word by word, for speed (issue 16: the index stage may lose at most 15% with
@@ -31,7 +32,6 @@ embeddings on):
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 from importlib import metadata
 from pathlib import Path
@@ -52,6 +52,9 @@ DIM = 256
 
 MODEL_CONFIG = "l2_supercat"
 """The wordllama configuration that ships in the wheel."""
+
+TENSOR = "embedding.weight"
+"""The token table's name in the weights file (what ``WordLlama.load`` reads)."""
 
 _BATCH = 64
 """Texts pooled per step: their rows (64 x ~20 x 1 KiB) stay in the CPU cache."""
@@ -185,34 +188,34 @@ def embed_documents(embedder: Embedder, texts: list[DocText]) -> Matrix:
 
 
 def _load_offline() -> tuple[Matrix, Any]:
-    """Weights and tokenizer from the installed wordllama package; never a download."""
+    """Weights and tokenizer read from the installed wordllama package's files; never a download.
+
+    Read directly (``safetensors`` and ``tokenizers``, both wordllama dependencies) rather than
+    through ``WordLlama.load``: importing wordllama (requests, its configs) and its loader cost
+    0.3 CPU-s per index worker, these two reads 0.05 s. What is read is what ``WordLlama.load``
+    reads (a test compares the vectors with wordllama's own).
+    """
     import numpy as np
 
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    files = model_files()
+    if files is None:
+        raise ModelUnavailable("the wordllama package is not installed")
+    weights, tokenizer_file = files
     try:
-        import wordllama
-        from wordllama import WordLlama
+        from safetensors import safe_open
+        from tokenizers import Tokenizer
     except ImportError:
-        raise ModelUnavailable("the wordllama package is not installed") from None
-    finally:
-        # wordllama.inference calls logging.basicConfig(INFO) at import: undo it, so no
-        # library chatter reaches a worker's stderr.
-        for h in root.handlers[:]:
-            if h not in handlers:
-                root.removeHandler(h)
-        root.setLevel(level)
+        raise ModelUnavailable("the wordllama package's dependencies are not installed") from None
     try:
-        inference = WordLlama.load(config=MODEL_CONFIG, dim=DIM,
-                                   cache_dir=Path(wordllama.__file__).parent, disable_download=True)
-    except (OSError, ValueError, RuntimeError, KeyError):
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        with safe_open(str(weights), framework="np", device="cpu") as f:
+            table = np.ascontiguousarray(f.get_tensor(TENSOR), dtype=np.float32)
+    except Exception:  # noqa: BLE001 - the Rust readers raise their own exception types
         raise ModelUnavailable("the wordllama model files in the installed package cannot be read") from None
-    table = np.ascontiguousarray(inference.embedding, dtype=np.float32)
-    tokenizer = inference.tokenizer
     tokenizer.no_padding()
     tokenizer.no_truncation()
-    if table.shape[1] != DIM:
-        raise ModelUnavailable(f"the wordllama model has {table.shape[1]} dimensions, not {DIM}")
+    if table.ndim != 2 or table.shape[1] != DIM:
+        raise ModelUnavailable(f"the wordllama model does not have {DIM} dimensions")
     return table, tokenizer
 
 

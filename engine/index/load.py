@@ -219,6 +219,8 @@ class AccountLoader:
             clock = time.monotonic()
             plan = self._plan(conn, fd, total)
             clock = self._lap("read", clock)
+            if self.embed is not None:
+                self.embed.start()  # embeds while the object files are finished
             self.objects.finish(sync=bool(plan.new))
             clock = self._lap("objects", clock)
             if self.embed is not None:
@@ -306,7 +308,7 @@ class AccountLoader:
 
     def _queue_vector(self, row: Row) -> None:
         if self.embed is not None:
-            self.embed.add(row[2], embed_text(row[0], row[4], row[7], row[6]))
+            self.embed.add(row[2], row[0], row[4], row[7], row[6])
 
     def _resolve(self, conn: sqlite3.Connection, plan: _Plan) -> int:
         """An entity both unchanged and new (the file has two versions): the later line wins."""

@@ -230,6 +230,37 @@ def test_vectors_of_an_older_storage_format_are_re_embedded(tmp_path: Path) -> N
     assert hits[0].document.title == "Pre-authorization for therapy"
 
 
+def test_embedding_waits_for_start_unless_the_queue_is_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reading thread only appends; the background thread starts at start() (or when the
+    queued bodies pass DEFER_CHARS), skips a sha256 queued twice, and take() has every vector."""
+    from engine.vectors import pending
+    from engine.vectors.model import embed_documents, shared
+    from engine.vectors.store import DTYPE
+    from engine.vectors.text import embed_text
+
+    p = pending.EmbedPass()
+    p.add("a", "email", "Lab results", None, "Blood panel attached.")
+    p.add("b", "email", "Invoice 1042", "Ann Lee", "Please settle the balance.")
+    p.add("a", "email", "Lab results", None, "Blood panel attached.")
+    assert p._pool is None and not p._futures, "no background work while the loader reads"
+    p.start()
+    got = p.take()
+    assert sorted(got) == ["a", "b"] and p.embedded == 2
+    want = embed_documents(shared(), [embed_text("email", "Invoice 1042", "Ann Lee", "Please settle the balance.")])
+    assert np.abs(np.frombuffer(got["b"], dtype=DTYPE) - want[0]).max() < 1e-3
+    p.close()
+
+    monkeypatch.setattr(pending, "DEFER_CHARS", 30)
+    early = pending.EmbedPass()
+    early.add("c", "email", "Lab results", None, "Blood panel attached.")
+    assert not early._futures
+    early.add("d", "email", "Lab results", None, "Cholesterol panel attached.")
+    assert len(early._futures) == 1, "a large queue goes to the background thread while reading"
+    early.add("e", "contact", "Ann Lee", None, None)
+    assert sorted(early.take()) == ["c", "d", "e"]
+    early.close()
+
+
 def test_vectors_off_then_on_embeds_the_unchanged_documents(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     _write(ws, DOCS)

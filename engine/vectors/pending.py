@@ -7,8 +7,9 @@ one background thread. The queue is handed to that thread when the loader calls
 :meth:`EmbedPass.start` (after reading, while it waits for the object files to be written: a
 wait without the GIL, so the embedding's Python work costs the load no time), or earlier when
 the queue holds ``DEFER_CHARS`` characters (a large account: memory stays bounded, the
-work overlaps the reading). The model loads in that thread on the first batch, so an
-unchanged account never loads it. :meth:`EmbedPass.take` returns the vectors for the
+work overlaps the reading). The model loads in that thread as soon as the first
+document is queued (an unchanged account never loads it), overlapping the reading.
+:meth:`EmbedPass.take` returns the vectors for the
 transaction; documents whose rows were too many to keep in memory are embedded there with
 :meth:`EmbedPass.now`.
 
@@ -52,6 +53,8 @@ class EmbedPass:
 
     def add(self, sha256: str, kind: str, title: str | None, names: str | None, body: str | None) -> None:
         """Queue one document (a sha256 queued before is ignored, in the background thread)."""
+        if self._pool is None:
+            self._begin()
         self._queue.append((sha256, kind, title, names, body))
         if body is not None:
             self._chars += len(body)
@@ -64,8 +67,18 @@ class EmbedPass:
         if not queue or self.unavailable:
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="embed")
+            self._begin()
+        assert self._pool is not None
         self._futures.append(self._pool.submit(self._embed_queue, queue))
+
+    def _begin(self) -> None:
+        """Start the background thread and load the model there now, while the loader reads."""
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="embed")
+        self._futures.append(self._pool.submit(self._load))
+
+    def _load(self) -> tuple[list[str], list[bytes]]:
+        self.embedder.load()
+        return [], []
 
     def _embed_queue(self, queue: list[Pending]) -> tuple[list[str], list[bytes]]:
         """(sha256s, BLOBs) of the queue's documents not embedded before (background thread)."""

@@ -120,6 +120,12 @@ class Embedder:
         np.divide(out, norms, out=out, where=norms > 0)
         return out
 
+    def forget_words(self) -> None:
+        """Empty the word cache (a benchmark's run then starts as cold as a new worker's)."""
+        with self._embed_lock:
+            self._index.clear()
+            self._sums = None
+
     def _learn(self, words: list[str]) -> None:
         """Give every word of ``words`` a row of summed token vectors in the word cache."""
         import numpy as np

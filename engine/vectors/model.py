@@ -156,7 +156,7 @@ class Embedder:
 
 
 def _pool(table: Matrix, ids: Any, lens: Any) -> Matrix:
-    """Row sums of ``table[ids]`` per group of ``lens`` consecutive ids (0 ids: a zero row).
+    """float32 row sums of ``table[ids]`` per group of ``lens`` consecutive ids (0 ids: a zero row).
 
     Gathered ``_BATCH`` groups at a time into one reused buffer, so the rows stay in the CPU
     cache and no multi-MiB array (a fresh mmap, page faults) is allocated per call.
@@ -166,7 +166,7 @@ def _pool(table: Matrix, ids: Any, lens: Any) -> Matrix:
     out = np.zeros((len(lens), DIM), dtype=np.float32)
     ends = np.cumsum(lens)
     starts = ends - lens
-    buf = np.empty((_BATCH * 32, DIM), dtype=np.float32)
+    buf = np.empty((_BATCH * 32, DIM), dtype=table.dtype)
     for i in range(0, len(lens), _BATCH):
         sl = slice(i, i + _BATCH)
         nonempty = lens[sl] > 0
@@ -174,9 +174,10 @@ def _pool(table: Matrix, ids: Any, lens: Any) -> Matrix:
             continue
         first, last = int(starts[i]), int(ends[sl][-1])
         if buf.shape[0] < last - first:
-            buf = np.empty((last - first, DIM), dtype=np.float32)
+            buf = np.empty((last - first, DIM), dtype=table.dtype)
         rows = np.take(table, ids[first:last], axis=0, out=buf[:last - first])
-        out[np.flatnonzero(nonempty) + i] = np.add.reduceat(rows, starts[sl][nonempty] - first, axis=0)
+        out[np.flatnonzero(nonempty) + i] = np.add.reduceat(rows, starts[sl][nonempty] - first, axis=0,
+                                                            dtype=np.float32)
     return out
 
 
@@ -215,7 +216,9 @@ def _load_offline() -> tuple[Matrix, Any]:
     try:
         tokenizer = Tokenizer.from_file(str(tokenizer_file))
         with safe_open(str(weights), framework="np", device="cpu") as f:
-            table = np.ascontiguousarray(f.get_tensor(TENSOR), dtype=np.float32)
+            # Kept in the file's dtype (float16): only the rows of new words are read, and
+            # they are summed in float32, which is what widening the table first would give.
+            table = np.ascontiguousarray(f.get_tensor(TENSOR))
     except Exception:  # noqa: BLE001 - the Rust readers raise their own exception types
         raise ModelUnavailable("the wordllama model files in the installed package cannot be read") from None
     tokenizer.no_padding()

@@ -301,9 +301,11 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
         if p.unused_overrides:
             emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
                              code=ErrorCode.OVERRIDE_UNUSED.value, count=p.unused_overrides))
+    m = job.measures
     emit(TaskFinished(
         task_id=spec.task_id, stage="project", extractor=ex.name, account=ex.account,
         status=status, attempt=spec.attempt, records=links,  # type: ignore[arg-type]
+        rejects=m.not_scored if m is not None else 0, duplicates=m.duplicates if m is not None else 0,
         bytes=job.stats.bytes, uncompressed_bytes=job.stats.bytes,
         duration_s=round(time.monotonic() - started, 3), error_code=code, detail_path=detail,
     ))

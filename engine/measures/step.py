@@ -29,7 +29,7 @@ import orjson
 from engine.clients.model import Projection
 from engine.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir
 from engine.index.load import AccountLoader, LoadFailed
-from engine.index.store import begin_immediate, objects_dir
+from engine.index.store import ObjectMissing, begin_immediate, objects_dir, read_object
 from engine.measures import chart
 from engine.measures.registry import Registry
 from engine.measures.score import DUPLICATE, MEASURES_ACCOUNT, MEASURES_SOURCE, score_response
@@ -68,10 +68,11 @@ class MeasuresResult:
 
 
 def _read(objects: str, sha: str) -> dict[str, Any]:
+    """The response's object, checked against its sha256 (ObjectCorrupt propagates: a
+    damaged object fails the task rather than being scored as someone's answers)."""
     try:
-        with open(f"{objects}/{sha[:2]}/{sha[2:4]}/{sha}.json", "rb") as fh:
-            doc = orjson.loads(fh.read())
-    except (OSError, orjson.JSONDecodeError):
+        doc = orjson.loads(read_object(objects, sha))
+    except (ObjectMissing, OSError, orjson.JSONDecodeError):
         return {}
     return doc if isinstance(doc, dict) else {}
 

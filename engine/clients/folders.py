@@ -152,9 +152,9 @@ def roll_forward(root: Path, name: str, staging: Path) -> None:
     :func:`recover` completes; before it, the old folder is untouched.
     """
     journal = _journal_path(root, staging)
-    atomic_write_json(journal, {"format": 1, "folder": name, "staging": staging.name,
-                                "files": sorted(os.listdir(staging))})
-    _finish(root, journal, name, staging, sorted(os.listdir(staging)))
+    files = sorted(os.listdir(staging))
+    atomic_write_json(journal, {"format": 1, "folder": name, "staging": staging.name, "files": files})
+    _finish(root, journal, name, staging, files)
 
 
 def _finish(root: Path, journal: Path, name: str, staging: Path, files: list[str]) -> None:

@@ -67,6 +67,15 @@ def built(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "ws", cfg
 
 
+def _rows(ws: Path, source: str) -> list[tuple[str, str]]:
+    con = sqlite3.connect(ws / "vector-store" / "index.sqlite")
+    try:
+        return [(str(e), str(s)) for e, s in con.execute(
+            "SELECT entity_id, sha256 FROM documents WHERE source = ? ORDER BY entity_id", (source,))]
+    finally:
+        con.close()
+
+
 def _gmail_row(ws: Path) -> tuple[str, str, str]:
     """(entity id, sha256, a word of its title) of one indexed mail."""
     con = sqlite3.connect(ws / "vector-store" / "index.sqlite")
@@ -113,9 +122,15 @@ def test_a_damaged_object_is_refused_and_force_repairs_it(built: tuple[Path, Pat
         others = [d for d in store.find(Query(source="dataverse", limit=None))]
         assert all(store.document_bytes(d) for d in others)
 
+    # a forced index run also restores an object that is gone altogether
+    _e2, other_sha = next((e, s) for e, s in _rows(ws, "dataverse"))
+    other = object_file(ws, other_sha)
+    other_bytes = other.read_bytes()
+    other.unlink()
     fixed = cli(cfg, "run", "--stage", "index", "--force")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    assert path.read_bytes() == original
+    assert path.read_bytes() == original and other.read_bytes() == other_bytes
+    assert other.stat().st_mode & 0o777 == 0o600
     after = cli(cfg, "query", "--source", "gmail", "--json", "--limit", "0")
     assert after.returncode == 0 and after.stdout == before.stdout
 

@@ -219,7 +219,7 @@ class AccountLoader:
             clock = time.monotonic()
             plan = self._plan(conn, fd, total)
             clock = self._lap("read", clock)
-            self.objects.finish(sync=bool(plan.new))
+            self.objects.finish(sync=bool(plan.new) or self.objects.verify)  # repairs durable too
             clock = self._lap("objects", clock)
             if self.embed is not None:
                 plan.vectors = self.embed.take()

@@ -17,7 +17,9 @@
    :class:`~engine.vectors.search.Searcher` per mode, and the first (cold) query.
 4. **Index throughput with and without embeddings**: ``--load-records`` demo Gmail documents
    (extract + canonize by the real CLI), first loads by the index worker's code alternating
-   vectors off / on, ``--repeat`` times each; the drop of the medians.
+   vectors off / on, ``--repeat`` times each; the drop of the medians. The loads run in this
+   process with the model already loaded, but each starts with an empty word cache; what a
+   fresh index worker pays once (numpy import, model load) is measured apart and printed.
 
 Goals (issue 16): hybrid beats bm25 on paraphrases and matches it on keyword queries;
 embedding >= 20,000 documents/s/core; query p95 <= 50 ms at 100,000 documents; index stage

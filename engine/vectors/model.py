@@ -60,7 +60,11 @@ _BATCH = 64
 """Texts pooled per step: their rows (64 x ~20 x 1 KiB) stay in the CPU cache."""
 
 WORD_CACHE = 32_768
-"""Distinct words whose summed token vectors are kept (1 KiB each: 32 MiB at most)."""
+"""Distinct words whose summed token vectors are kept (1 KiB each: 32 MiB at most, unless a
+single text has more distinct words than that)."""
+
+_CALL = 1024
+"""Texts embedded per step: a step's distinct words (a few per cut text) fit in the cache."""
 
 
 class ModelUnavailable(Exception):
@@ -107,6 +111,8 @@ class Embedder:
             row = {t: i for i, t in enumerate(distinct)}
             return self.embed(distinct)[np.fromiter(map(row.__getitem__, texts), dtype=np.int64,
                                                     count=len(texts))]
+        if len(texts) > _CALL:  # bounds the words one call adds to the cache (and its memory)
+            return np.vstack([self.embed(texts[i:i + _CALL]) for i in range(0, len(texts), _CALL)])
         with self._embed_lock:
             words = [t.split() for t in texts]
             flat = list(itertools.chain.from_iterable(words))

@@ -173,17 +173,22 @@ def _pool(table: Matrix, ids: Any, lens: Any) -> Matrix:
     ends = np.cumsum(lens)
     starts = ends - lens
     buf = np.empty((_BATCH * 32, DIM), dtype=table.dtype)
+    wide = buf if table.dtype == np.float32 else np.empty(buf.shape, dtype=np.float32)
     for i in range(0, len(lens), _BATCH):
         sl = slice(i, i + _BATCH)
         nonempty = lens[sl] > 0
         if not nonempty.any():
             continue
         first, last = int(starts[i]), int(ends[sl][-1])
-        if buf.shape[0] < last - first:
-            buf = np.empty((last - first, DIM), dtype=table.dtype)
-        rows = np.take(table, ids[first:last], axis=0, out=buf[:last - first])
-        out[np.flatnonzero(nonempty) + i] = np.add.reduceat(rows, starts[sl][nonempty] - first, axis=0,
-                                                            dtype=np.float32)
+        n = last - first
+        if buf.shape[0] < n:
+            buf = np.empty((n, DIM), dtype=table.dtype)
+            wide = buf if table.dtype == np.float32 else np.empty(buf.shape, dtype=np.float32)
+        rows = np.take(table, ids[first:last], axis=0, out=buf[:n])
+        if wide is not buf:  # float16 rows widened first: a mixed-type reduceat is 10x slower
+            rows = wide[:n]
+            np.copyto(rows, buf[:n])
+        out[np.flatnonzero(nonempty) + i] = np.add.reduceat(rows, starts[sl][nonempty] - first, axis=0)
     return out
 
 

@@ -52,7 +52,7 @@ v = e.embed(["insurance approval for counselling", "Pre-authorization for therap
              "Invoice 1042 overdue payment"])
 import logging
 print(len(attempts), v.shape[0], v.shape[1], float(v[0] @ v[1]) > float(v[0] @ v[2]),
-      len(logging.getLogger().handlers))
+      len(logging.getLogger().handlers), "wordllama" in sys.modules)
 """
 
 
@@ -63,7 +63,8 @@ def test_model_loads_from_the_package_with_the_network_blocked(tmp_path: Path) -
     res = subprocess.run([sys.executable, "-c", NO_NETWORK], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
-    attempts, rows, dim, closer, handlers = res.stdout.split()
+    attempts, rows, dim, closer, handlers, imported = res.stdout.split()
+    assert imported == "False", "the model's files are read directly, wordllama itself is never imported"
     assert (attempts, rows, dim) == ("0", "3", "256")
     assert closer == "True", "a paraphrase with no shared word is closer than an unrelated text"
     assert handlers == "0", "wordllama's logging.basicConfig must not leave a handler behind"

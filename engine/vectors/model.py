@@ -120,7 +120,8 @@ class Embedder:
             index = self._index
             ids = np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=len(flat))
             lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-            assert self._sums is not None
+            if self._sums is None:  # no word learnt yet: every text is empty
+                return np.zeros((len(texts), DIM), dtype=np.float32)
             out = _pool(self._sums, ids, lens)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)

@@ -101,6 +101,8 @@ def test_word_cache_overflow_and_repeated_texts_give_the_same_vectors(monkeypatc
     assert len(small._index) <= 16 or len(small._index) <= len({w for t in texts[-7:] for w in t.split()})
     assert np.array_equal(want[:42], want[42:][::-1]), "a repeated text gets the same row"
     assert not want[40].any()
+    only_empty = model.Embedder().embed(["", " \n "])
+    assert only_empty.shape == (2, 256) and not only_empty.any(), "a first call with no word at all"
 
 
 def test_dashboard_and_plain_queries_never_load_the_model() -> None:

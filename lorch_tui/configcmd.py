@@ -19,17 +19,6 @@ from engine.config import PipelineConfig
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add `config` (with its `schema` action) to the `lorchestra` subcommands."""
-    p = sub.add_parser("config", parents=[common], help="work with the configuration file",
-                       description="Commands about the pipeline configuration file.")
-    actions = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    sc = actions.add_parser("schema", parents=[common], help="print the config's JSON Schema",
-                            description="Print the JSON Schema (2020-12) of the pipeline config, "
-                                        "for editor completion and checking of pipeline.yaml.")
-    sc.set_defaults(func=cmd_config_schema)
-
-
 def config_schema() -> dict[str, Any]:
     """The JSON Schema of the config file."""
     schema = PipelineConfig.model_json_schema()

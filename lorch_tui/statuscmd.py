@@ -27,27 +27,6 @@ from lorch_tui.scan import client_counts, index_shas
 from lorch_tui.summary import human_bytes
 
 
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add `status` to the `lorchestra` subcommands."""
-    p = sub.add_parser("status", parents=[common], help="last run, stage timings and account freshness",
-                       description="Show the last run (status, duration, each stage's duration and "
-                                   "records, log path) and each account's freshness: LATEST age, "
-                                   "whether canonical and index are built from the current LATEST.")
-    p.add_argument("--history", type=_count, default=0, metavar="N", help="also list the last N runs")
-    p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
-    p.set_defaults(func=cmd_status)
-
-
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return n
-
-
 def log_path_of(ws: Workspace, run: dict[str, Any]) -> str:
     """The JSON log a run started in (the UTC day of its start)."""
     return str(ws.logs / f"pipeline-{str(run['started_at'])[:10]}.log")

@@ -13,7 +13,6 @@ answer in 0.5 s on a workspace of a million documents).
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from rich.console import Console
 
@@ -27,24 +26,6 @@ from engine.measures.checks import check_measures
 from engine.workspace import Workspace, check_not_a_file
 
 MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]", "skip": "[dim]skip[/]"}
-
-
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add `validate` to the `lorchestra` subcommands."""
-    p = sub.add_parser("validate", parents=[common], help="check the config, taps, transforms and workspace",
-                       description="Check the config (syntax, with line numbers), each extractor's tap or "
-                                   "Meltano project, every mapping's transform, every schema, unmapped "
-                                   "streams, writable output folders and workspace permissions.",
-                       epilog="exit codes: 0 fine (warnings allowed), 2 configuration problem, "
-                              "4 permission problem")
-    p.add_argument("--skip-permissions", action="store_true", help="do not check workspace permissions")
-    p.add_argument("--quick", action="store_true",
-                   help="only the config, the taps, the output folders and the permission check a run "
-                        "start makes (no transform compile, schema, stream or model check, no walk of "
-                        "every object file): fast on a large workspace")
-    p.add_argument("--fix-permissions", action="store_true",
-                   help="chmod workspace folders to 0700 and files to 0600, then check")
-    p.set_defaults(func=cmd_validate)
 
 
 def cmd_validate(ns: argparse.Namespace) -> int:

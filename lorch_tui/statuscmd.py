@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table
 
-from engine import state
+from engine import history as run_history
 from engine.configload import LoadedConfig, load
 from engine.errors import ExitCode
 from engine.index.store import INDEX_CORRUPT, StoreError, db_path, open_reader
@@ -86,14 +86,14 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
     last_doc: dict[str, Any] | None = None
     runs: list[dict[str, Any]] = []
     try:
-        last = state.last_run(db)
+        last = run_history.last_run(db)
         if last is not None:
-            tasks = state.task_rows(db, str(last["run_id"]))
+            tasks = run_history.task_rows(db, str(last["run_id"]))
             last_doc = {**last, "log_path": log_path_of(ws, last),
-                        "stage_summary": state.stage_rows(db, str(last["run_id"])),
+                        "stage_summary": run_history.stage_rows(db, str(last["run_id"])),
                         "failed_tasks": [t for t in tasks if t["status"] in ("failed", "timeout")]}
-        runs = state.history(db, history_n) if history_n else []
-    except state.HistoryCorrupt as bad:
+        runs = run_history.history(db, history_n) if history_n else []
+    except run_history.HistoryCorrupt as bad:
         problems.append({"code": "STATE_DB_CORRUPT", "path": str(db), "message": str(bad), "hint": bad.hint})
     index_bad = index_problem(ws)
     if index_bad is not None:

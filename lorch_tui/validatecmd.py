@@ -20,7 +20,6 @@ from engine import checks
 from engine.checks import Check
 from engine.clients.checks import check_clients
 from engine.configload import load
-from engine.drift.checks import check_drift
 from engine.errors import ConfigError, ExitCode
 from engine.measures.checks import check_measures
 from engine.workspace import Workspace, check_not_a_file
@@ -48,6 +47,8 @@ def cmd_validate(ns: argparse.Namespace) -> int:
                            "--quick: transforms, schemas, streams and drift samples are not checked "
                            "(run `lorchestra validate` for them)"))
     else:
+        from engine.drift.checks import check_drift  # not for --quick: kept off its start-up
+
         items += checks.check_transforms(cfg)
         items += checks.check_transform_limits(cfg)
         items += checks.check_schemas(cfg)

@@ -78,3 +78,29 @@ def test_a_schema_made_after_validation_still_carries_every_description(tmp_path
     got = orjson.loads(late.stdout)
     assert got["$defs"]["Extractor"]["properties"]["account"]["description"]
     assert got == {k: v for k, v in want.items() if k not in ("$schema", "$comment")}
+
+
+def test_every_event_field_keeps_a_docstring_readable_on_demand() -> None:
+    """Events no longer copy docstrings at import (issue 18); engine.fielddocs reads them as
+    pydantic would, and the events still validate after it rebuilt them."""
+    import inspect
+
+    from pydantic import BaseModel
+    from pydantic._internal._docs_extraction import extract_docstrings_from_cls
+
+    import engine.events as events
+    from engine.fielddocs import class_docstrings, document
+
+    ours = class_docstrings("engine.events")
+    models = [m for m in vars(events).values()
+              if inspect.isclass(m) and issubclass(m, BaseModel) and m.__module__ == "engine.events"]
+    assert len(models) > 5
+    for model in models:
+        assert ours.get(model.__name__, {}) == extract_docstrings_from_cls(model, use_inspect=True), model
+    assert sum(len(docs) for docs in ours.values()) > 20
+    document(models)
+    for model in models:
+        for name, doc in ours.get(model.__name__, {}).items():
+            assert model.model_fields[name].description == doc
+    assert events.parse_event(events.dump_event(events.RunStarted(
+        run_id="r", trigger="cli", pipeline="p", stages=["extract"], tasks=1))).run_id == "r"

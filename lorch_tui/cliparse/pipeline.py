@@ -1,6 +1,6 @@
 """Parsers of the commands that run or describe the pipeline: extract, run, list, transform, config.
 
-Only declarations: each command's function is a :class:`~lorch_tui.cliparse.Lazy` reference,
+Only declarations: each command's function is a :class:`~lorch_tui.cliparse.base.Lazy` reference,
 so building these parsers imports no command module (see the package docstring).
 """
 
@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from lorch_tui.argtypes import DEMO_HELP
-from lorch_tui.cliparse import Lazy, run_options
+from lorch_tui.cliparse.base import Lazy, run_options
 
 STAGE_CHOICES = ("extract", "canonize", "index", "project")
 """What ``--stage`` accepts (``engine.config.STAGES``; a test keeps them equal)."""

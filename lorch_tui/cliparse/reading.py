@@ -1,6 +1,6 @@
 """Parsers of the commands that read what the pipeline built: query, clients.
 
-Only declarations: each command's function is a :class:`~lorch_tui.cliparse.Lazy` reference,
+Only declarations: each command's function is a :class:`~lorch_tui.cliparse.base.Lazy` reference,
 so building these parsers imports no command module (see the package docstring).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lorch_tui.cliparse import Lazy
+from lorch_tui.cliparse.base import Lazy
 
 DEFAULT_LIMIT = 50
 """``query --limit``'s default."""

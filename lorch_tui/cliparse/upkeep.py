@@ -1,6 +1,6 @@
 """Parsers of the commands that look after a workspace: status, validate, clean, verify, drift.
 
-Only declarations: each command's function is a :class:`~lorch_tui.cliparse.Lazy` reference,
+Only declarations: each command's function is a :class:`~lorch_tui.cliparse.base.Lazy` reference,
 so building these parsers imports no command module (see the package docstring).
 """
 
@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from lorch_tui.argtypes import count, wait_seconds
-from lorch_tui.cliparse import Lazy
+from lorch_tui.cliparse.base import Lazy
 
 CLEAN_STAGES = ("project", "canonize", "index", "extract")
 """What ``clean --stage`` accepts (``engine.cleanup.CLEAN_STAGES``; a test keeps them equal)."""

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from engine.config import PipelineConfig, document_models
 from engine.configdoc import BEGIN, DOC, END, generate
@@ -80,20 +81,23 @@ def test_a_schema_made_after_validation_still_carries_every_description(tmp_path
     assert got == {k: v for k, v in want.items() if k not in ("$schema", "$comment")}
 
 
-def test_every_event_field_keeps_a_docstring_readable_on_demand() -> None:
-    """Events no longer copy docstrings at import (issue 18); engine.fielddocs reads them as
-    pydantic would, and the events still validate after it rebuilt them."""
+@pytest.mark.parametrize("module_name", ["engine.events", "engine.measures.registry"])
+def test_field_docstrings_stay_readable_on_demand(module_name: str) -> None:
+    """Events and measure models no longer copy docstrings at import (issue 18);
+    engine.fielddocs reads them as pydantic would, and the models still validate after it
+    rebuilt them."""
+    import importlib
     import inspect
 
     from pydantic import BaseModel
     from pydantic._internal._docs_extraction import extract_docstrings_from_cls
 
-    import engine.events as events
     from engine.fielddocs import class_docstrings, document
 
-    ours = class_docstrings("engine.events")
-    models = [m for m in vars(events).values()
-              if inspect.isclass(m) and issubclass(m, BaseModel) and m.__module__ == "engine.events"]
+    module = importlib.import_module(module_name)
+    ours = class_docstrings(module_name)
+    models = [m for m in vars(module).values()
+              if inspect.isclass(m) and issubclass(m, BaseModel) and m.__module__ == module_name]
     assert len(models) > 5
     for model in models:
         assert ours.get(model.__name__, {}) == extract_docstrings_from_cls(model, use_inspect=True), model
@@ -102,5 +106,16 @@ def test_every_event_field_keeps_a_docstring_readable_on_demand() -> None:
     for model in models:
         for name, doc in ours.get(model.__name__, {}).items():
             assert model.model_fields[name].description == doc
+
+
+def test_models_still_validate_after_their_docs_were_read() -> None:
+    import engine.events as events
+    import engine.measures.registry as registry
+    from engine.fielddocs import document
+    from engine.measures.registry import load
+
+    document([events.RunStarted, registry.Measure, registry.Item, registry.Binding, registry.Band])
     assert events.parse_event(events.dump_event(events.RunStarted(
         run_id="r", trigger="cli", pipeline="p", stages=["extract"], tasks=1))).run_id == "r"
+    reg = load()
+    assert reg.measures and not reg.problems

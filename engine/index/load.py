@@ -100,10 +100,10 @@ class LoadResult:
     vectors_unavailable: bool = False
     """The embedding model could not load: the documents indexed without vectors."""
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time per phase: read (hash, diff, parse), embed (waiting for the embedding
-    thread), transaction (waiting for the lock, inserts and commit), objects (inside the
-    transaction, after the inserts: waiting for the writes left + flush; flush alone is also
-    given) and gc."""
+    """Wall time per phase: read (hash, diff, parse), transaction (waiting for the lock,
+    inserts and commit; it includes embed: waiting for the embedding thread after the
+    documents' inserts), objects (also inside the transaction, but not counted in it: waiting
+    for the writes left + flush; flush alone is also given) and gc."""
 
 
 def canonical_paths(ws: Workspace, source: str, account: str) -> tuple[Path, Path]:
@@ -134,7 +134,7 @@ class _Plan:
     old: dict[int, str] = field(default_factory=dict)
     """Every row of the account before the load: doc_id -> sha256."""
     vectors: dict[str, bytes] = field(default_factory=dict)
-    """sha256 -> float32 vector bytes computed in phase 1 (new and re-embedded documents)."""
+    """sha256 -> vector BLOB computed in phase 1 (new and re-embedded documents)."""
     generation: int = 0
     prev_inputs: str | None = None
 
@@ -152,7 +152,7 @@ class AccountLoader:
         self.progress = progress or (lambda done, total: None)
         self.data_path, self.meta_path = canonical_paths(ws, source, account)
         self.result = LoadResult()
-        self.objects = ObjectWriter(objects_dir(ws))
+        self.objects = ObjectWriter(objects_dir(ws), verify=force)  # --force repairs damaged objects
 
     def run(self) -> LoadResult:
         """Load the account (or skip it); raise LoadFailed with a stable code.
@@ -223,8 +223,7 @@ class AccountLoader:
             plan = self._plan(conn, fd, total)
             clock = self._lap("read", clock)
             if self.embed is not None:
-                plan.vectors = self.embed.take()
-                clock = self._lap("embed", clock)
+                self.embed.start()  # embeds while the writer threads go on
             begin_immediate(conn)
             try:
                 gen = conn.execute("SELECT generation FROM accounts WHERE source = ? AND account = ?",
@@ -236,7 +235,7 @@ class AccountLoader:
                 # the GIL); the commit waits for every object to be written and flushed.
                 self._replace(conn, fd, plan, file_sha, inputs, inputs_sha)
                 clock = self._lap("transaction", clock)
-                self.objects.finish(sync=bool(plan.new))
+                self.objects.finish(sync=bool(plan.new) or self.objects.verify)  # repairs durable too
                 clock = self._lap("objects", clock)
                 self.result.seconds["flush"] = self.objects.flush_s
                 conn.execute("COMMIT")
@@ -285,6 +284,7 @@ class AccountLoader:
                 if doc_id in kept:
                     duplicates += 1
                 kept[doc_id] = number
+                self.objects.check(sha, data)
                 if self.embed is not None and sha not in embedded and catch_up < CATCH_UP_VECTORS:
                     catch_up += 1
                     self._queue_vector(self._derive(data, sha, number))
@@ -311,7 +311,7 @@ class AccountLoader:
 
     def _queue_vector(self, row: Row) -> None:
         if self.embed is not None:
-            self.embed.add(row[2], embed_text(row[0], row[4], row[7], row[6]))
+            self.embed.add(row[2], row[0], row[4], row[7], row[6])
 
     def _resolve(self, conn: sqlite3.Connection, plan: _Plan) -> int:
         """An entity both unchanged and new (the file has two versions): the later line wins."""
@@ -397,7 +397,9 @@ class AccountLoader:
     def _put_vectors(self, conn: sqlite3.Connection, fd: int, plan: _Plan, final: set[str]) -> None:
         """Vectors of phase 1, and of the rows that were re-derived in this transaction."""
         assert self.embed is not None
-        ready = plan.vectors
+        started = time.monotonic()
+        ready = plan.vectors = self.embed.take()  # after the documents' inserts: they overlap
+        self._lap("embed", started)
         vector_store.put(conn, self.vector_model, ((s, b) for s, b in ready.items() if s in final))
         missing: list[tuple[str, DocText]] = []
         for sha, row, start, length, _number in plan.new.values():

@@ -3,8 +3,10 @@
 ``vector-store/index.sqlite`` (WAL, 0600) holds one row per canonical document with a few
 derived columns for queries and an FTS5 table over its searchable text; the documents
 themselves live once each, content-addressed, in ``vector-store/objects/ab/cd/<sha256>.json``
-(0600 files in 0700 folders, created once under their final name, never rewritten unless torn).
-Loading (:mod:`engine.index.load`) and querying (:mod:`engine.index.query`) share the
+(0600 files in 0700 folders, created once under their final name, never rewritten except
+to repair one that no longer matches its name). Every read of an object goes
+through :func:`read_object`, which checks the bytes against the sha256 in the file's name:
+a damaged object is an error (``OBJECT_CORRUPT``), never wrong content. Loading (:mod:`engine.index.load`) and querying (:mod:`engine.index.query`) share the
 definitions here, so the layout is written down once.
 """
 
@@ -12,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import os
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -95,6 +99,51 @@ class StoreError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+OBJECT_MISSING = "OBJECT_MISSING"
+"""A row's object file is not in the store."""
+OBJECT_CORRUPT = "OBJECT_CORRUPT"
+"""An object file's bytes do not hash to the sha256 in its name (damaged on disk, edited)."""
+REPAIR_HINT = ("rebuild the index's objects with `lorchestra run --stage index --force` (it "
+               "re-checks every object and rewrites damaged ones from the canonical files), or "
+               "`lorchestra clean --stage index` and run the index stage again")
+"""What to do about a missing or damaged object (PHI-free)."""
+
+
+class ObjectMissing(StoreError):
+    """A row's object is gone: the account was replaced after the row was read."""
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(OBJECT_MISSING, f"object {sha256} is not in the store")
+        self.sha256 = sha256
+
+
+class ObjectCorrupt(StoreError):
+    """An object's bytes do not match its name: never handed out as the document."""
+
+    def __init__(self, sha256: str, path: str) -> None:
+        super().__init__(OBJECT_CORRUPT, f"index object {path} does not match its sha256")
+        self.sha256 = sha256
+        self.path = path
+        """The object file (inside the workspace)."""
+
+
+def read_object(objects: Path | str, sha256: str) -> bytes:
+    """The bytes of the object named ``sha256``, checked against that name.
+
+    ObjectMissing when there is no such file, ObjectCorrupt when its bytes hash to something
+    else (a truncated write, a flipped bit, an edit). Hashing costs about 1 ms per MB.
+    """
+    path = f"{objects}/{sha256[:2]}/{sha256[2:4]}/{sha256}.json"
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise ObjectMissing(sha256) from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ObjectCorrupt(sha256, path)
+    return data
 
 
 def store_dir(ws: Workspace) -> Path:
@@ -240,8 +289,10 @@ class ObjectWriter:
     BATCH = 512
     PENDING = 16
 
-    def __init__(self, objects: Path, threads: int = 2) -> None:
+    def __init__(self, objects: Path, threads: int = 2, *, verify: bool = False) -> None:
         self.objects = objects
+        self.verify = verify
+        """Also check the objects of kept rows (:meth:`check`; ``--force``)."""
         self._root: int | None = None
         self._top: set[str] = set()
         self._dirs: set[str] = set()
@@ -253,7 +304,8 @@ class ObjectWriter:
         self.written = 0
         self.bytes = 0
         self.repaired = 0
-        """Objects found torn (different bytes under their name) and rewritten."""
+        """Objects found torn or damaged (different bytes under their name) and rewritten."""
+        self._lock = threading.Lock()
         self.flush_s = 0.0
 
     @property
@@ -271,13 +323,21 @@ class ObjectWriter:
         return os.path.exists(f"{self.objects}/{sha256[:2]}/{sha256[2:4]}/{sha256}.json")
 
     def write(self, sha256: str, data: bytes) -> None:
-        """Store ``data`` under ``sha256`` unless it is there already (possibly in a thread)."""
+        """Store ``data`` under ``sha256`` unless it is there already (possibly in a thread).
+
+        An object already there is read back and rewritten when its bytes are not ``data``.
+        """
         if sha256 in self._queued:
             return
         self._queued.add(sha256)
         self._batch.append((sha256, data))
         if len(self._batch) >= self.BATCH:
             self._submit()
+
+    def check(self, sha256: str, data: bytes) -> None:
+        """With ``verify``: make sure the object a kept row names is there and intact."""
+        if self.verify:
+            self.write(sha256, data)
 
     def _submit(self) -> None:
         batch, self._batch = self._batch, []
@@ -320,7 +380,8 @@ class ObjectWriter:
                 if _same_bytes(root, name, data):
                     continue
                 self._rewrite(root, rel, sha256, data)
-                self.repaired += 1
+                with self._lock:
+                    self.repaired += 1
             else:
                 try:
                     _write_all(fd, data)

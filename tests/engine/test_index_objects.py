@@ -1,173 +1,183 @@
-"""Object files of the index: created straight under their final name, repaired when torn.
+"""Index objects are checked against their sha256 before anyone uses them.
 
-The loader creates each object with ``O_CREAT | O_EXCL`` under ``objects/ab/cd/<sha256>.json``
-(no temporary file), so a killed load can leave a half-written file under a real name. These
-tests plant such files (and a symlink, and a complete object) and kill a real loader process
-in the middle of its writes, then check that readers stayed on the old set, that the next load
-repairs every torn object, and that ``sha256sum`` of every object equals its name.
+A real pipeline (extract -> canonize -> index -> project over two small demo accounts, real
+subprocesses) builds a workspace; then one object file is damaged on disk the way a bad
+sector or a hand edit would: still valid JSON, other content. `query --json` must refuse
+(exit 1, `OBJECT_CORRUPT`, the object's path and the repair command, nothing on stdout),
+the query API must raise, the project stage must fail without replacing its tables, and
+`run --stage index --force` must repair the object so the same query prints the canonical
+document again. About 10 s.
 """
 
 from __future__ import annotations
 
 import hashlib
-import signal
+import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from engine.index import load
-from engine.index.store import object_path
-from engine.workspace import Workspace
-from tests.helpers import REPO, clean_env, wait_for
-
-SOURCE, ACCOUNT = "notes", "pad"
+from engine.index.query import ObjectCorrupt, ObjectMissing, Query, Store
+from engine.index.store import read_object
+from engine.measures import step as measures_step
+from tests.helpers import clean_env, demo_extractor, run_cli, write_config
 
 
-def _doc(i: int, version: int) -> dict[str, Any]:
-    return {"kind": "note", "source": SOURCE, "account": ACCOUNT, "source_id": f"n{i}",
-            "title": f"note {i} v{version}", "created": "2024-05-01T08:00:00Z",
-            "text": f"version {version} of note {i} " + "words " * 40}
+def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    res = run_cli(*args, "--config", str(cfg), env=clean_env(COLUMNS="200"), timeout=300)
+    assert "Traceback" not in res.stderr, res.stderr
+    return res
 
 
-def _write(ws: Path, count: int, version: int) -> list[bytes]:
-    base = ws / "canonical" / SOURCE
-    base.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lines = [orjson.dumps(_doc(i, version), option=orjson.OPT_SORT_KEYS) + b"\n" for i in range(count)]
-    data = b"".join(lines)
-    (base / f"{ACCOUNT}.jsonl").write_bytes(data)
-    meta = {"inputs": {"run": {"dt": "2024-01-01", "run_id": f"2024010{version}T000000Z"}, "transforms": {}},
-            "output": {"sha256": hashlib.sha256(data).hexdigest(), "records": count}}
-    (base / f"{ACCOUNT}.meta.json").write_bytes(orjson.dumps(meta))
-    return lines
+def events(res: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
 
 
-def _sha(line: bytes) -> str:
-    return hashlib.sha256(line).hexdigest()
+def object_file(ws: Path, sha: str) -> Path:
+    return ws / "vector-store" / "objects" / sha[:2] / sha[2:4] / f"{sha}.json"
 
 
-def _load(ws: Path) -> load.LoadResult:
-    return load.AccountLoader(Workspace(ws), SOURCE, ACCOUNT, vectors=False).run()
+def damage(path: Path) -> bytes:
+    """Change one character inside a string of the JSON object; return the original bytes."""
+    original = path.read_bytes()
+    doc = orjson.loads(original)
+    key = next(k for k, v in doc.items() if isinstance(v, str) and len(v) > 2 and k != "kind")
+    doc[key] = doc[key][:-1] + ("X" if doc[key][-1] != "X" else "Y")
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + b"\n")
+    return original
 
 
-def _objects(ws: Path) -> dict[str, Path]:
-    return {p.name.removesuffix(".json"): p for p in (ws / "vector-store" / "objects").glob("*/*/*.json")}
+@pytest.fixture()
+def built(tmp_path: Path) -> tuple[Path, Path]:
+    import yaml
+
+    from tests.helpers import REPO
+
+    mappings = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["stages"]["canonize"]["mappings"]
+    cfg = write_config(tmp_path, [demo_extractor("dv", "dataverse", records=8, seed=3),
+                                  demo_extractor("g1", "gmail", records=8, seed=3)],
+                       stages={"canonize": {"mappings": mappings}, "index": {"vectors": False}},
+                       clients={"sources": ["dataverse"]})
+    res = cli(cfg, "run")
+    assert res.returncode == 0, res.stdout + res.stderr
+    return tmp_path / "ws", cfg
 
 
-def _bad_objects(ws: Path) -> list[str]:
-    """Names of object files whose sha256 is not their name (or that are not regular files)."""
-    return [name for name, p in _objects(ws).items()
-            if p.is_symlink() or hashlib.sha256(p.read_bytes()).hexdigest() != name]
-
-
-def _committed(ws: Path) -> tuple[str | None, set[str]]:
-    """The account row's canonical sha256 and the sha256 of every committed document."""
-    con = sqlite3.connect(f"file:{ws / 'vector-store' / 'index.sqlite'}?mode=ro", uri=True)
+def _rows(ws: Path, source: str) -> list[tuple[str, str]]:
+    con = sqlite3.connect(ws / "vector-store" / "index.sqlite")
     try:
-        row = con.execute("SELECT canonical_sha256 FROM accounts WHERE source = ? AND account = ?",
-                          (SOURCE, ACCOUNT)).fetchone()
-        shas = {r[0] for r in con.execute("SELECT sha256 FROM documents")}
+        return [(str(e), str(s)) for e, s in con.execute(
+            "SELECT entity_id, sha256 FROM documents WHERE source = ? ORDER BY entity_id", (source,))]
     finally:
         con.close()
-    return (row[0] if row else None), shas
 
 
-def test_torn_planted_and_complete_objects(tmp_path: Path) -> None:
-    """Files already under an object's name: a complete one is kept (same inode), a torn, an
-    empty and a symlinked one are replaced by the right bytes; no temporary file stays."""
-    ws = tmp_path / "ws"
-    lines = _write(ws, 6, 1)
-    objects = ws / "vector-store" / "objects"
-    paths = [object_path(objects, _sha(line)) for line in lines]
-    for p in paths[:4]:
-        p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    paths[0].write_bytes(lines[0])                 # complete: kept
-    paths[1].write_bytes(lines[1][:17])            # torn by a kill mid-write
-    paths[2].write_bytes(b"")                      # created, never written
-    outside = tmp_path / "outside.txt"
-    outside.write_bytes(b"not yours")
-    paths[3].symlink_to(outside)                   # planted: must not be followed
-    kept_inode = paths[0].stat().st_ino
-
-    result = _load(ws)
-
-    assert (result.status, result.documents) == ("success", 6)
-    assert result.objects_written == 5  # every object but the complete one
-    assert paths[0].stat().st_ino == kept_inode
-    assert outside.read_bytes() == b"not yours"
-    assert not paths[3].is_symlink()
-    assert set(_objects(ws)) == {_sha(line) for line in lines}
-    assert _bad_objects(ws) == []
-    assert [p.name for p in objects.rglob(".*")] == []
-    for p in paths[1:]:  # written by the loader (the kept one is left exactly as it was)
-        assert (p.stat().st_mode & 0o777) == 0o600
-
-
-def test_an_object_write_error_leaves_no_partial_file(tmp_path: Path) -> None:
-    """A write that fails (here: the object's folder is a file) fails the load with no row."""
-    ws = tmp_path / "ws"
-    lines = _write(ws, 3, 1)
-    bad = object_path(ws / "vector-store" / "objects", _sha(lines[1])).parent
-    bad.parent.mkdir(parents=True, mode=0o700)
-    bad.write_bytes(b"")  # ab/cd is a file: the object cannot be created
-    with pytest.raises(OSError):
-        _load(ws)
-    assert not (ws / "vector-store" / "index.sqlite").exists() or _committed(ws) == (None, set())
-    bad.unlink()
-    assert _load(ws).documents == 3
-    assert _bad_objects(ws) == []
-
-
-LOADER = """
-import sys
-from pathlib import Path
-from engine.index.load import AccountLoader
-from engine.workspace import Workspace
-AccountLoader(Workspace(Path(sys.argv[1])), "notes", "pad", vectors=False).run()
-"""
-
-
-def test_a_load_killed_while_writing_objects(tmp_path: Path) -> None:
-    """SIGKILL a real loader while its objects are being written: readers keep the old set
-    (every committed object complete), and the next load repairs torn files and commits."""
-    ws = tmp_path / "ws"
-    old_lines = _write(ws, 50, 1)
-    _load(ws)
-    old_sha = hashlib.sha256(b"".join(old_lines)).hexdigest()
-    new_lines = _write(ws, 30_000, 2)
-    old_objects = set(_objects(ws))
-    proc = subprocess.Popen([sys.executable, "-c", LOADER, str(ws)], cwd=REPO, env=clean_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _gmail_row(ws: Path) -> tuple[str, str, str]:
+    """(entity id, sha256, a word of its title) of one indexed mail."""
+    con = sqlite3.connect(ws / "vector-store" / "index.sqlite")
     try:
-        wait_for(lambda: proc.poll() is not None or len(_objects(ws)) >= len(old_objects) + 1000,
-                 timeout=120, what="the loader to write a thousand objects")
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL, "the loader finished before it was killed"
+        entity, sha, title = con.execute(
+            "SELECT entity_id, sha256, title FROM documents WHERE source = 'gmail' "
+            "AND title IS NOT NULL ORDER BY entity_id LIMIT 1").fetchone()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    canonical_sha, committed = _committed(ws)
-    assert canonical_sha == old_sha, "a reader saw rows of the killed load"
-    assert committed == {_sha(line) for line in old_lines}
-    present = _objects(ws)
-    assert all(hashlib.sha256(present[s].read_bytes()).hexdigest() == s for s in committed)
-    written = [s for s in present if s not in old_objects]
-    assert written, "the kill came before any object was written"
-    for s in written[:5]:  # as if the kill (or a power cut before the flush) tore them
-        data = present[s].read_bytes()
-        present[s].write_bytes(data[: len(data) // 2])
+        con.close()
+    word = max(re.findall(r"[A-Za-z]{3,}", title), key=len)
+    return str(entity), str(sha), word
 
-    result = _load(ws)
 
-    assert (result.status, result.documents) == ("success", 30_000)
-    canonical_sha, committed = _committed(ws)
-    assert canonical_sha == hashlib.sha256(b"".join(new_lines)).hexdigest()
-    assert committed == {_sha(line) for line in new_lines}
-    assert set(_objects(ws)) == committed  # the old account's objects were collected
-    assert _bad_objects(ws) == []
-    assert 5 <= result.objects_written <= 30_000
+def test_a_damaged_object_is_refused_and_force_repairs_it(built: tuple[Path, Path]) -> None:
+    ws, cfg = built
+    entity, sha, word = _gmail_row(ws)
+    path = object_file(ws, sha)
+    before = cli(cfg, "query", "--source", "gmail", "--json", "--limit", "0")
+    assert before.returncode == 0 and before.stdout
+    original = damage(path)
+    damaged = path.read_bytes()
+    assert hashlib.sha256(damaged).hexdigest() != sha
+
+    res = cli(cfg, "query", "--source", "gmail", "--json", "--limit", "0")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.stdout == "", "nothing is printed, not even the intact documents"
+    assert "OBJECT_CORRUPT" in res.stderr and str(path) in res.stderr.replace("\n", "")
+    assert "lorchestra run --stage index --force" in res.stderr.replace("\n  ", " ")
+    assert damaged.decode() not in res.stderr
+    # the table view prints no content and still works
+    assert cli(cfg, "query", "--source", "gmail").returncode == 0
+    # ranked queries read through the same check
+    ranked = cli(cfg, "query", "--source", "gmail", "--text", word, "--words-only", "--json", "--limit", "0")
+    assert ranked.returncode == 1, ranked.stdout + ranked.stderr
+    assert "OBJECT_CORRUPT" in ranked.stderr and ranked.stdout == ""
+
+    with Store.open(ws) as store:
+        [doc] = store.get(entity, source="gmail")
+        with pytest.raises(ObjectCorrupt) as caught:
+            store.document_bytes(doc)
+        assert caught.value.code == "OBJECT_CORRUPT" and caught.value.path == str(path)
+        with pytest.raises(ObjectCorrupt):
+            store.document(doc)
+        others = [d for d in store.find(Query(source="dataverse", limit=None))]
+        assert all(store.document_bytes(d) for d in others)
+
+    # a forced index run also restores an object that is gone altogether
+    _e2, other_sha = next((e, s) for e, s in _rows(ws, "dataverse"))
+    other = object_file(ws, other_sha)
+    other_bytes = other.read_bytes()
+    other.unlink()
+    fixed = cli(cfg, "run", "--stage", "index", "--force")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert path.read_bytes() == original and other.read_bytes() == other_bytes
+    assert other.stat().st_mode & 0o777 == 0o600
+    after = cli(cfg, "query", "--source", "gmail", "--json", "--limit", "0")
+    assert after.returncode == 0 and after.stdout == before.stdout
+
+
+def test_the_project_stage_fails_on_a_damaged_object_and_keeps_its_tables(built: tuple[Path, Path]) -> None:
+    ws, cfg = built
+    _entity, sha, _word = _gmail_row(ws)
+    db = ws / "vector-store" / "index.sqlite"
+    con = sqlite3.connect(db)
+    tables_before = con.execute("SELECT * FROM client_links ORDER BY 1, 2, 3, 4, 5").fetchall()
+    con.close()
+    # The project stage reads an account's canonical file when it is the one indexed (each
+    # line checked by its sha256); make it read the objects instead, as after a failed index.
+    meta = ws / "canonical" / "gmail" / "g1.meta.json"
+    provenance = orjson.loads(meta.read_bytes())
+    provenance["output"]["sha256"] = "0" * 64
+    meta.write_bytes(orjson.dumps(provenance))
+    damage(object_file(ws, sha))
+
+    res = cli(cfg, "run", "--stage", "project", "--force", "--json")
+    assert res.returncode == 1, res.stdout + res.stderr
+    [done] = [e for e in events(res) if e["type"] == "task_finished" and e["stage"] == "project"]
+    assert done["status"] == "failed" and done["error_code"] == "OBJECT_CORRUPT"
+    detail = Path(done["detail_path"])
+    assert detail.is_relative_to(ws) and detail.stat().st_mode & 0o777 == 0o600
+    text = detail.read_text()
+    assert str(object_file(ws, sha)) in text and "--stage index --force" in text
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT * FROM client_links ORDER BY 1, 2, 3, 4, 5").fetchall() == tables_before
+    con.close()
+
+
+def test_read_object_checks_the_name(tmp_path: Path) -> None:
+    data = b'{"kind":"form_response","answers":[]}\n'
+    sha = hashlib.sha256(data).hexdigest()
+    path = object_file(tmp_path, sha)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    objects = tmp_path / "vector-store" / "objects"
+    assert read_object(objects, sha) == data
+    assert measures_step._read(str(objects), sha) == orjson.loads(data)
+    path.write_bytes(data.replace(b"[]", b"[1]"))
+    with pytest.raises(ObjectCorrupt):
+        read_object(objects, sha)
+    with pytest.raises(ObjectCorrupt):  # the measures step never scores a damaged response
+        measures_step._read(str(objects), sha)
+    path.unlink()
+    with pytest.raises(ObjectMissing):
+        read_object(objects, sha)
+    assert measures_step._read(str(objects), sha) == {}

@@ -11,9 +11,10 @@ for a double-based consumer (orjson, JSONata) asks here first:
   digit. A number with at most 15 significant digits and a two-digit exponent always
   survives a double. The scan is one ``bytes.translate`` (whitespace dropped; digits and
   points to ``0``, ``:,[`` to ``:``, signs to ``+``, ``eE`` to ``e``, the rest to ``x``) and
-  four substring searches: about ten times cheaper than a regex over the raw bytes, and
-  hexadecimal ids or MIME boundaries inside strings (``"00000000000073575e62cc76"``,
-  ``image001``) no longer count, since their digits do not follow a JSON separator.
+  one regex that starts with the literal ``:``: about five times cheaper than the former
+  regex over the raw bytes, and hexadecimal ids or MIME boundaries inside strings
+  (``"00000000000073575e62cc76"``, ``5e123``, ``image001``) no longer count, since their
+  digits do not follow a JSON separator.
 * :func:`inexact` then parses the suspect text exactly (``Decimal`` for decimals, Python
   ``int`` for integers) and says whether some number would change: an integer beyond
   ``2**53`` (JSONata's exact range) or a decimal whose double does not print back to the same
@@ -45,9 +46,11 @@ def _suspect_table() -> bytes:
 
 
 _TABLE = _suspect_table()
-_RUN = b"0" * 16
-_LONG = (b":" + _RUN, b":+" + _RUN)
-_EXP = (b"0e000", b"0e+000")
+_NUMBER = re.compile(rb":\+?(?:0{16}|0+e\+?000)")
+"""On the translated bytes: a number token after a separator with 16 or more digits-and-points,
+or a three-digit exponent (its leading ``:`` lets ``re`` skip ahead to each separator)."""
+_TOP = re.compile(rb"\+?(?:0{16}|0+e\+?000)")
+"""The same for a number that is the whole document (a STATE or SCHEMA value may be one)."""
 MAX_EXACT_INT = 2**53
 INT64 = (-(2**63), 2**64 - 1)
 
@@ -77,8 +80,7 @@ def _constant(text: str) -> Any:
 def suspect(data: bytes) -> bool:
     """Whether ``data`` may hold a number a double cannot hold (false positives are fine)."""
     t = data.translate(_TABLE, _WHITESPACE)
-    return (_LONG[0] in t or _LONG[1] in t or _EXP[0] in t or _EXP[1] in t
-            or t.startswith(_RUN) or t.startswith(_LONG[1][1:]))
+    return _NUMBER.search(t) is not None or _TOP.match(t) is not None
 
 
 def inexact(data: bytes) -> bool:

@@ -104,3 +104,9 @@ def test_a_flagged_but_exact_number_is_kept() -> None:
     assert suspect(doc)
     assert not inexact(doc)
     assert Decimal("0.1000000000000000") == Decimal(repr(0.1))
+
+
+def test_hex_ids_with_exponent_shapes_are_not_suspect() -> None:
+    doc = b'{"answers": {"5e123abc": {"questionId": "5e123abc"}, "1e999x": 1}, "t": "07e+123"}'
+    assert SUSPECT.search(doc) is not None
+    assert not suspect(doc)

@@ -14,9 +14,10 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from engine.configerrors import format_loc, plain_errors
 
@@ -113,6 +114,7 @@ class Measure(_Strict):
     """The items, in order."""
     options: list[Option] = Field(min_length=2)
     """The response options shared by every item."""
+    _by_answer: dict[str, Option] = PrivateAttr(default_factory=dict)
     scoring: Scoring = Scoring()
     """The scoring rule."""
     bands: list[Band] = Field(min_length=1)
@@ -167,11 +169,14 @@ class Measure(_Strict):
 
     def option_for(self, answer: str) -> Option | None:
         """The option an answer names (label or alias), or None: never a guess."""
-        key = normalize_answer(answer)
+        return self._by_answer.get(normalize_answer(answer))
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Index the options by normalised label and alias (the first option naming a key
+        wins, as a scan in order would find it)."""
         for o in self.options:
-            if key == normalize_answer(o.label) or key in (normalize_answer(a) for a in o.aliases):
-                return o
-        return None
+            for name in (o.label, *o.aliases):
+                self._by_answer.setdefault(normalize_answer(name), o)
 
 
 class Question(_Strict):

@@ -77,6 +77,7 @@ class ErrorCode(StrEnum):
     MEASURES_NOT_SCORED = "MEASURES_NOT_SCORED"
     MEASURES_INVALID = "MEASURES_INVALID"
     DISK_FULL = "DISK_FULL"
+    OBJECT_CORRUPT = "OBJECT_CORRUPT"
     LATEST_NOT_SUCCESS = "LATEST_NOT_SUCCESS"
 
 
@@ -106,9 +107,14 @@ def now_iso() -> str:
 
 
 class EventBase(BaseModel):
-    """Fields every event has."""
+    """Fields every event has.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    Field docstrings are not copied into descriptions at import (``use_attribute_docstrings``
+    read each class's source: about 15 ms of every command's and every worker's start,
+    issue 18); :func:`engine.fielddocs.document` reads them when a schema needs them.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     ts: str = Field(default_factory=now_iso)
     """When the event happened (UTC, ISO-8601)."""
@@ -259,7 +265,9 @@ class TaskFinished(EventBase):
     stderr_lines: int = 0
     """Lines the tap wrote to stderr (the text stays in the run folder)."""
     rejects: int = 0
-    """Records that failed their transform or schema (details in the rejects file)."""
+    """Records that failed their transform or schema (details in the rejects file); project: measures not scored."""
+    duplicates: int = 0
+    """Project: measures of a form response already scored from another copy of it (the Forms API and its linked sheet); not rejects."""
     unmapped: int = 0
     """Records of streams that no mapping covers (not transformed, counted)."""
     detail_path: str | None = None

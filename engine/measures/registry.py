@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
@@ -176,7 +177,10 @@ class Measure(_Strict):
 
     def option_for(self, answer: str) -> Option | None:
         """The option an answer names (label or alias), or None: never a guess."""
-        return self._by_answer.get(normalize_answer(answer))
+        # straight from the private-attribute dict: ``self._by_answer`` goes through
+        # pydantic's ``__getattr__`` (~2 us, more than the lookup itself; called per answer)
+        private = cast("dict[str, dict[str, Option]]", self.__pydantic_private__)
+        return private["_by_answer"].get(normalize_answer(answer))
 
     def model_post_init(self, context: Any, /) -> None:
         """Index the options by normalised label and alias (the first option naming a key
@@ -254,6 +258,7 @@ class Registry:
     """Hash of every file read: a change re-scores everything."""
 
 
+@lru_cache(maxsize=8192)
 def normalize_answer(text: str) -> str:
     """An answer compared ignoring case and runs of white space."""
     return " ".join(text.split()).casefold()

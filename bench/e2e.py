@@ -21,7 +21,7 @@ CPU of the run minus the workers'); and the goals:
 
 * ``e2e pipeline vs target-jsonl (wall)``: pipeline wall / peer wall <= 1.0;
 * ``e2e wall for 1,000,000 records``: the pipeline's wall scaled linearly to 1,000,000 records
-  (measured, not scaled, with ``--full``) <= 150 s;
+  (with ``--full`` the run is that size, give or take what a demo tap emits) <= 150 s;
 * ``e2e orchestration overhead``: wall / (stage CPU / cores) - 1 <= 10%;
 * ``e2e largest worker peak RSS / 200 MiB`` <= 1.0.
 """
@@ -195,7 +195,8 @@ def report_run(run: PipelineRun, cores: int, busy: float, idle: float, peer: tup
         print(f"  (cpu-time basis: pipeline {run.timing.cpu:.2f}s / target-jsonl {peer[0].cpu:.2f}s = "
               f"{run.timing.cpu / peer[0].cpu:.2f}x)", flush=True)
     scaled = run.timing.wall * FULL_TOTAL / max(records, 1)
-    how = "measured" if full else f"scaled linearly from {records:,} records"
+    # --full asks for 1,000,000 over the accounts, but a demo tap may emit fewer than asked
+    how = f"{'measured at' if full else 'scaled linearly from'} {records:,} records"
     goal(f"e2e wall for {FULL_TOTAL:,} records ({how})", scaled, GOAL_FULL_WALL_S, higher_is_better=False,
          unit="s")
     goal("e2e orchestration overhead (wall / (stage CPU / cores) - 1)", (run.timing.wall / ideal - 1) * 100, 10,

@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     secure_umask()
     print(machine_line(), flush=True)
     root = ensure_dir(ns.dir) if ns.dir else Path(tempfile.mkdtemp(prefix="lorch-bench-index-"))
-    trash = ensure_dir(root / "trash")
+    trash = ensure_dir(root / "trash" / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
     try:
         print(f"building {ns.records:,} canonical email documents "
               f"({'synthetic' if ns.synthetic else 'demo gmail tap -> canonize'}) in {root} ...", flush=True)

@@ -58,6 +58,7 @@ class TimedApp(LorchApp):
         super().__init__(loaded, engine, watch=False)
         self.fake = engine
         self.handled: list[float] = []
+        self.shown: list[float] = []
         self.first_paint: float | None = None
         self.flush_s: list[float] = []
         self.applied = 0
@@ -73,6 +74,7 @@ class TimedApp(LorchApp):
     def action_run_stage(self, stage: str) -> None:
         self.handled.append(time.perf_counter())
         super().action_run_stage(stage)
+        self.call_after_refresh(lambda: self.shown.append(time.perf_counter()))
 
     def flush(self) -> None:
         t0 = time.perf_counter()
@@ -122,6 +124,7 @@ async def measure(cls: type[TimedApp], loaded: LoadedConfig, rate: int, seconds:
     app = cls(loaded, fake)
     t_start = time.perf_counter()
     latencies: list[float] = []
+    shown: list[float] = []
     async with app.run_test(size=SIZE) as pilot:
         await until(lambda: app.first_paint is not None and alive(app)
                     and app.query_one("#latest-table").row_count >= len(scene.NAMES), 60,
@@ -140,6 +143,9 @@ async def measure(cls: type[TimedApp], loaded: LoadedConfig, rate: int, seconds:
             if not alive(app):
                 raise Stuck("the app stopped while keys were being pressed (see its error above)")
             latencies.append(app.handled[n] - pressed)
+            await until(lambda n=n: len(app.shown) > n or not alive(app), KEY_TIMEOUT_S, "the key's answer on screen")
+            if alive(app):
+                shown.append(app.shown[n] - pressed)
             await asyncio.sleep(GAP_S)
         await until(lambda: flood.done() and fake.drained >= fake.flood_sent, seconds * 10 + 60,
                     "the flood to be applied")
@@ -147,7 +153,7 @@ async def measure(cls: type[TimedApp], loaded: LoadedConfig, rate: int, seconds:
         cpu = time.process_time() - cpu0
         applied = app.applied - applied0
         flush = app.flush_s[-max(1, int(took * 15)):]
-    return {"paint": paint, "latencies": latencies, "applied": applied, "took": took,
+    return {"paint": paint, "latencies": latencies, "shown": shown, "applied": applied, "took": took,
             "sent": fake.flood_sent, "flush": flush, "cpu": cpu}
 
 
@@ -163,6 +169,10 @@ def report(name: str, r: dict[str, Any]) -> None:
     if lat:
         print(f"  key -> handler (n={len(lat):3d})  p50 {pct(lat, .5) * 1000:7.1f} ms   "
               f"p95 {pct(lat, .95) * 1000:7.1f} ms   max {max(lat) * 1000:7.1f} ms")
+    if r["shown"]:
+        sh = r["shown"]
+        print(f"  key -> on screen (n={len(sh):3d}) p50 {pct(sh, .5) * 1000:7.1f} ms   "
+              f"p95 {pct(sh, .95) * 1000:7.1f} ms   max {max(sh) * 1000:7.1f} ms")
     print(f"  events applied          {r['applied']:8,d} of {r['sent']:,d} in {r['took']:.1f} s "
           f"({r['applied'] / r['took']:,.0f}/s)")
     print(f"  CPU of this process     {r['cpu'] / r['took']:8.0%} of one core while it ran")

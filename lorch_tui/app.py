@@ -319,6 +319,9 @@ class LorchApp(App[int]):
             except LorchError as exc:
                 self.query_one(ProgressPane).show(self.model)
                 self.notify(exc.render(), title="cannot start", severity="error", timeout=15, markup=False)
+                return
+            await asyncio.sleep(0)  # the run's first step: RunStarted and its queued tasks
+            self.flush()  # on screen now, not up to a tick of the 15 Hz timer later
 
         self.run_worker(go(), group="start")
 

@@ -93,6 +93,7 @@ def test_dashboard_bench() -> None:
     out = run_bench("dashboard")
     names = ratios(out)
     assert "dashboard key-to-handler p95 / 50 ms at 10,000 events/s" in names, out[-3000:]
+    assert "dashboard key-to-screen p95 / 50 ms at 10,000 events/s" in names, out[-3000:]
     assert "dashboard first paint seconds (app start to first screen)" in names, out[-3000:]
     if shutil.which("tmux"):  # the real lorch-tui in a terminal
         assert "dashboard first screen from process start seconds (real lorch-tui)" in names, out[-3000:]

@@ -32,7 +32,7 @@ from engine.events import RunFinished, TaskFinished
 from engine.inspect import RunInfo
 from engine.logsink import log_path
 from engine.workspace import Workspace
-from lorch_tui import actions, watch
+from lorch_tui import actions
 from lorch_tui.commands import palette_commands
 from lorch_tui.engine_face import EngineFace, LiveEngine
 from lorch_tui.model import RunModel
@@ -126,6 +126,8 @@ class LorchApp(App[int]):
         self.query_one(LogTail).follow(log_path(self.ws.logs))
         self.request_scan()
         if self.watch_files and problem is None:
+            from lorch_tui import watch  # watchfiles: after the first paint
+
             watch.watch_workspace(self)
 
     def set_watch_state(self, text: str) -> None:

@@ -77,6 +77,7 @@ class ErrorCode(StrEnum):
     MEASURES_NOT_SCORED = "MEASURES_NOT_SCORED"
     MEASURES_INVALID = "MEASURES_INVALID"
     DISK_FULL = "DISK_FULL"
+    OBJECT_CORRUPT = "OBJECT_CORRUPT"
     LATEST_NOT_SUCCESS = "LATEST_NOT_SUCCESS"
 
 
@@ -259,7 +260,9 @@ class TaskFinished(EventBase):
     stderr_lines: int = 0
     """Lines the tap wrote to stderr (the text stays in the run folder)."""
     rejects: int = 0
-    """Records that failed their transform or schema (details in the rejects file)."""
+    """Records that failed their transform or schema (details in the rejects file); project: measures not scored."""
+    duplicates: int = 0
+    """Project: measures of a form response already scored from another copy of it (the Forms API and its linked sheet); not rejects."""
     unmapped: int = 0
     """Records of streams that no mapping covers (not transformed, counted)."""
     detail_path: str | None = None

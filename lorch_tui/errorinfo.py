@@ -45,6 +45,8 @@ MEANINGS: dict[str, str] = {
     "INDEX_SCHEMA_MISMATCH": 'index: index.sqlite has another schema version; it is not touched',
     "LATEST_INVALID": 'canonize: LATEST.json does not parse or its dt/run_id are not a date and run id',
     "MANIFEST_INVALID": 'canonize: the manifest does not parse, or lists a part not named part-NNN.jsonl.gz',
+    "OBJECT_CORRUPT": "project (and query --json): an index object's bytes do not match its sha256; nothing was replaced or printed (detail_path: the object and the repair, `lorchestra run --stage index --force`)",
+    "MEASURES_NOT_SCORED": 'warning, project: form responses (or measures of them) not scored (count = lines of detail_path, the rejects file; duplicate copies are counted apart)',
 }
 
 

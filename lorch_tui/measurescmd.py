@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from engine.index.query import ObjectCorrupt
 from engine.measures.read import client_measurements, trend_tables
+from lorch_tui.docread import object_corrupt
 from lorch_tui.querycmd import open_store
 
 COLUMNS = ["date", "score", "band", "change from first", "change from previous", "flags"]
@@ -25,6 +27,8 @@ def for_client(ns: argparse.Namespace, client_id: str) -> list[dict[str, Any]]:
     store, _ws = open_store(ns)
     try:
         return client_measurements(store, client_id)
+    except ObjectCorrupt as exc:
+        raise object_corrupt(exc) from None
     finally:
         store.close()
 

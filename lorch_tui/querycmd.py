@@ -22,7 +22,7 @@ from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import Document, ObjectMissing, Query, Store, build_sql
 from engine.index.store import INDEX_CORRUPT, StoreError, db_path
 from engine.workspace import Workspace, check_not_a_file
-from lorch_tui import rankcmd
+from lorch_tui import docread, rankcmd
 
 DEFAULT_LIMIT = 50
 
@@ -154,7 +154,7 @@ def cmd_query(ns: argparse.Namespace) -> int:
                 _print_table(docs, more, limit, ns.dedupe)
                 return int(ExitCode.OK)
             try:
-                lines = [store.document_bytes(d) for d in docs]
+                lines = docread.read_documents(store, docs)
             except ObjectMissing:
                 continue  # an index run replaced an account between the query and the read
             out = sys.stdout.buffer

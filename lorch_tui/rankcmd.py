@@ -19,6 +19,7 @@ from rich.text import Text
 
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import ObjectMissing, Query, Store
+from lorch_tui import docread
 
 
 def check_options(ns: argparse.Namespace) -> None:
@@ -89,7 +90,7 @@ def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | N
             _print_hits(hits, more, limit, ns.dedupe, ns.explain)
             return int(ExitCode.OK)
         try:
-            lines = [store.document_bytes(h.document) for h in hits]
+            lines = docread.read_documents(store, [h.document for h in hits])
         except ObjectMissing:
             continue  # an index run replaced an account between the query and the read
         _print_json(hits, lines, ns.explain)

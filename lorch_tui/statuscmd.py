@@ -202,7 +202,9 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
                       f"conflicts, {c['unlinked']:,} unlinked documents (`lorchestra clients`)")
         if c.get("measures_scored") or c.get("measures_not_scored"):
             console.print(f"measures: {c['measures_scored']:,} scored, {c['measures_not_scored']:,} "
-                          "not scored (reasons: canonical/measures/scored.rejects.jsonl)")
+                          "not scored (reasons: canonical/measures/scored.rejects.jsonl), "
+                          f"{c.get('measures_duplicates', 0):,} duplicate copies "
+                          "(canonical/measures/scored.duplicates.jsonl)")
     if doc["history"]:
         console.print(f"history (last {len(doc['history'])} runs):")
         hist = Table(box=None, pad_edge=False, show_edge=False)

@@ -3,10 +3,21 @@
 A chart folder is built beside the live one under a hidden name, then swapped in with one
 ``renameat2(RENAME_EXCHANGE)`` (Linux): a reader sees the whole old folder or the whole new
 one, never a mix and never a gap. Files whose bytes did not change are hard-linked from the
-old folder, so they are not rewritten (same inode, same mtime). Where the exchange is not
-available, the old folder is first renamed aside and the next run's :func:`recover` puts it
-back if a crash came between the two renames. Folders of clients that are gone are renamed
-away (they vanish at once) and then deleted.
+old folder, so they are not rewritten (same inode, same mtime). Folders of clients that are
+gone are renamed away (they vanish at once) and then deleted.
+
+Where the exchange is not available (another kernel or file system), no sequence of plain
+renames can replace a non-empty folder without a moment where it is missing or mixed, so
+the fallback keeps the folder in place and rolls forward under a journal: the staged folder
+is complete and durable, then a hidden journal ``.swap-*.json`` (written atomically) names
+it, the target and the new file names; then each changed file is moved in with one
+``os.replace`` (each file is whole, old or new, at every instant), files no longer wanted
+are removed, the staged folder and then the journal are deleted. A kill anywhere leaves the
+folder in place; before the journal exists it is the old folder, after it the next writer's
+:func:`recover` finishes the roll-forward from the journal, so the folder ends up exactly
+new. (The older fallback renamed the folder aside, which left it missing after a kill
+between its two renames until the next run; :func:`recover` still puts such an aside folder
+back.)
 """
 
 from __future__ import annotations
@@ -19,11 +30,20 @@ import os
 import shutil
 from pathlib import Path
 
-from engine.fsutil import DIR_MODE, ensure_dir, fsync_dir, open_private
+from engine.fsutil import (
+    DIR_MODE,
+    atomic_write_json,
+    ensure_dir,
+    fsync_dir,
+    open_private,
+    read_json,
+)
 
 STAGING = ".staging-"
 ASIDE = ".aside-"
 TRASH = ".trash-"
+JOURNAL = ".swap-"
+"""Hidden journal of a fallback swap in progress: ``.swap-<staging suffix>.json``."""
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -113,14 +133,55 @@ def swap_in(root: Path, name: str, staging: Path) -> None:
     The caller fsyncs ``root`` once after its swaps."""
     final = root / name
     if final.exists():
-        if not _exchange(staging, final):
-            aside = root / f"{ASIDE}{name}"
-            os.rename(final, aside)
-            os.rename(staging, final)
-            staging = aside
-        shutil.rmtree(staging)
+        if _exchange(staging, final):
+            shutil.rmtree(staging)
+        else:
+            roll_forward(root, name, staging)
     else:
         os.rename(staging, final)
+
+
+def _journal_path(root: Path, staging: Path) -> Path:
+    return root / f"{JOURNAL}{staging.name[len(STAGING):]}.json"
+
+
+def roll_forward(root: Path, name: str, staging: Path) -> None:
+    """The fallback swap: move a complete, durable staged folder's files into ``root/name``.
+
+    The journal is the commit point: once it exists the new folder is what the next
+    :func:`recover` completes; before it, the old folder is untouched.
+    """
+    journal = _journal_path(root, staging)
+    files = sorted(os.listdir(staging))
+    atomic_write_json(journal, {"format": 1, "folder": name, "staging": staging.name, "files": files})
+    _finish(root, journal, name, staging, files)
+
+
+def _finish(root: Path, journal: Path, name: str, staging: Path, files: list[str]) -> None:
+    """Steps after the journal (idempotent, so :func:`recover` can run them again)."""
+    final = root / name
+    if not final.is_dir():
+        os.mkdir(final, DIR_MODE)
+    for fname in files:
+        src = staging / fname
+        try:
+            same = os.path.samestat(os.stat(src, follow_symlinks=False),
+                                    os.stat(final / fname, follow_symlinks=False))
+        except FileNotFoundError:
+            same = False
+        if src.exists() and not same:
+            os.replace(src, final / fname)
+    wanted = set(files)
+    for entry in os.scandir(final):
+        if entry.name not in wanted:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+    fsync_dir(final)
+    if staging.exists():
+        shutil.rmtree(staging)
+    os.unlink(journal)
 
 
 def remove_folder(root: Path, name: str) -> None:
@@ -130,13 +191,38 @@ def remove_folder(root: Path, name: str) -> None:
     shutil.rmtree(trash)
 
 
+def _recover_journals(root: Path) -> None:
+    """Complete every fallback swap a killed writer committed (its journal exists)."""
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if not (entry.name.startswith(JOURNAL) and entry.name.endswith(".json")):
+            continue
+        journal = Path(entry.path)
+        try:
+            plan = read_json(journal)
+            name, staging, files = plan["folder"], plan["staging"], plan["files"]
+            valid = (isinstance(name, str) and isinstance(staging, str) and isinstance(files, list)
+                     and all(isinstance(f, str) for f in files)
+                     and all(n and "/" not in n and n not in (".", "..") for n in (name, staging, *files))
+                     and staging.startswith(STAGING))
+        except (OSError, ValueError, KeyError, TypeError):
+            valid = False
+        if not valid:  # not written by this module (the atomic write never leaves half a file)
+            os.unlink(journal)
+            continue
+        _finish(root, journal, name, root / staging, files)
+
+
 def recover(root: Path) -> None:
-    """Finish what a killed writer left: drop staging and trash, put an aside folder back."""
+    """Finish what a killed writer left: complete journaled swaps, drop staging and trash,
+    put an aside folder (older fallback) back."""
     ensure_dir(root)
+    _recover_journals(root)
     for entry in os.scandir(root):
         path = Path(entry.path)
         if entry.name.startswith((STAGING, TRASH)):
             shutil.rmtree(path, ignore_errors=True)
+        elif entry.name.startswith("." + JOURNAL):  # a journal's temporary file: never committed
+            path.unlink(missing_ok=True)
         elif entry.name.startswith(ASIDE):
             final = root / entry.name[len(ASIDE):]
             if final.exists():

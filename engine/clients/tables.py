@@ -160,6 +160,7 @@ def counts(conn: sqlite3.Connection) -> dict[str, int] | None:
         "unlinked": one("SELECT count(*) FROM client_unlinked"),
         "measures_scored": int(meta.get("measures_scored") or 0),
         "measures_not_scored": int(meta.get("measures_not_scored") or 0),
+        "measures_duplicates": int(meta.get("measures_duplicates") or 0),
     }
 
 

@@ -149,7 +149,7 @@ class AccountLoader:
         self.progress = progress or (lambda done, total: None)
         self.data_path, self.meta_path = canonical_paths(ws, source, account)
         self.result = LoadResult()
-        self.objects = ObjectWriter(objects_dir(ws))
+        self.objects = ObjectWriter(objects_dir(ws), verify=force)  # --force repairs damaged objects
 
     def run(self) -> LoadResult:
         """Load the account (or skip it); raise LoadFailed with a stable code.
@@ -219,7 +219,7 @@ class AccountLoader:
             clock = time.monotonic()
             plan = self._plan(conn, fd, total)
             clock = self._lap("read", clock)
-            self.objects.finish(sync=bool(plan.new))
+            self.objects.finish(sync=bool(plan.new) or self.objects.verify)  # repairs durable too
             clock = self._lap("objects", clock)
             if self.embed is not None:
                 plan.vectors = self.embed.take()
@@ -279,6 +279,7 @@ class AccountLoader:
                 if doc_id in kept:
                     duplicates += 1
                 kept[doc_id] = number
+                self.objects.check(sha, data)
                 if self.embed is not None and sha not in embedded and catch_up < CATCH_UP_VECTORS:
                     catch_up += 1
                     self._queue_vector(self._derive(data, sha, number))

@@ -20,7 +20,10 @@ import aiosqlite
 import orjson
 
 from engine.index.fields import normalize_time
-from engine.index.store import StoreError, db_path, object_path, objects_dir, open_reader
+from engine.index.store import ObjectCorrupt as ObjectCorrupt  # re-exported for the faces
+from engine.index.store import ObjectMissing as ObjectMissing
+from engine.index.store import StoreError as StoreError
+from engine.index.store import db_path, objects_dir, open_reader, read_object
 from engine.workspace import Workspace
 
 BM25_WEIGHTS = (10.0, 1.0, 4.0, 2.0)
@@ -83,13 +86,6 @@ class Count:
     source: str
     account: str
     documents: int
-
-
-class ObjectMissing(StoreError):
-    """A row's object is gone: the account was replaced after the row was read."""
-
-    def __init__(self, sha256: str) -> None:
-        super().__init__("OBJECT_MISSING", f"object {sha256} is not in the store")
 
 
 def time_bound(value: str, *, upper: bool) -> str:
@@ -203,13 +199,6 @@ KIND_COUNTS_SQL = ("SELECT kind, count(*), count(DISTINCT coalesce(dedupe_key, '
                    "FROM documents GROUP BY kind ORDER BY kind")
 
 
-def _read_object(objects: Path, sha256: str) -> bytes:
-    try:
-        return object_path(objects, sha256).read_bytes()
-    except FileNotFoundError:
-        raise ObjectMissing(sha256) from None
-
-
 class Store:
     """A read-only view of one workspace's index (plain, synchronous)."""
 
@@ -256,8 +245,12 @@ class Store:
         return {r[0]: (r[1], r[2]) for r in self.conn.execute(KIND_COUNTS_SQL)}
 
     def document_bytes(self, doc: Document) -> bytes:
-        """The canonical document exactly as canonize wrote it (one JSON line)."""
-        return _read_object(self.objects, doc.sha256)
+        """The canonical document exactly as canonize wrote it (one JSON line).
+
+        Checked against its sha256: ObjectCorrupt when the object file was damaged,
+        ObjectMissing when it is gone.
+        """
+        return read_object(self.objects, doc.sha256)
 
     def document(self, doc: Document) -> dict[str, Any]:
         """The canonical document, parsed."""
@@ -320,8 +313,8 @@ class AsyncStore:
         return {r[0]: (r[1], r[2]) for r in await self._all(KIND_COUNTS_SQL)}
 
     async def document_bytes(self, doc: Document) -> bytes:
-        """The canonical document's bytes (read in a thread)."""
-        return await asyncio.to_thread(_read_object, self.objects, doc.sha256)
+        """The canonical document's bytes (read in a thread, checked like :meth:`Store.document_bytes`)."""
+        return await asyncio.to_thread(read_object, self.objects, doc.sha256)
 
     async def document(self, doc: Document) -> dict[str, Any]:
         """The canonical document, parsed."""

@@ -3,8 +3,10 @@
 ``vector-store/index.sqlite`` (WAL, 0600) holds one row per canonical document with a few
 derived columns for queries and an FTS5 table over its searchable text; the documents
 themselves live once each, content-addressed, in ``vector-store/objects/ab/cd/<sha256>.json``
-(0600 files in 0700 folders, written under a temporary name and renamed, never rewritten).
-Loading (:mod:`engine.index.load`) and querying (:mod:`engine.index.query`) share the
+(0600 files in 0700 folders, written under a temporary name and renamed, never rewritten
+except to repair one that no longer matches its name). Every read of an object goes
+through :func:`read_object`, which checks the bytes against the sha256 in the file's name:
+a damaged object is an error (``OBJECT_CORRUPT``), never wrong content. Loading (:mod:`engine.index.load`) and querying (:mod:`engine.index.query`) share the
 definitions here, so the layout is written down once.
 """
 
@@ -12,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -94,6 +98,51 @@ class StoreError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+OBJECT_MISSING = "OBJECT_MISSING"
+"""A row's object file is not in the store."""
+OBJECT_CORRUPT = "OBJECT_CORRUPT"
+"""An object file's bytes do not hash to the sha256 in its name (damaged on disk, edited)."""
+REPAIR_HINT = ("rebuild the index's objects with `lorchestra run --stage index --force` (it "
+               "re-checks every object and rewrites damaged ones from the canonical files), or "
+               "`lorchestra clean --stage index` and run the index stage again")
+"""What to do about a missing or damaged object (PHI-free)."""
+
+
+class ObjectMissing(StoreError):
+    """A row's object is gone: the account was replaced after the row was read."""
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(OBJECT_MISSING, f"object {sha256} is not in the store")
+        self.sha256 = sha256
+
+
+class ObjectCorrupt(StoreError):
+    """An object's bytes do not match its name: never handed out as the document."""
+
+    def __init__(self, sha256: str, path: str) -> None:
+        super().__init__(OBJECT_CORRUPT, f"index object {path} does not match its sha256")
+        self.sha256 = sha256
+        self.path = path
+        """The object file (inside the workspace)."""
+
+
+def read_object(objects: Path | str, sha256: str) -> bytes:
+    """The bytes of the object named ``sha256``, checked against that name.
+
+    ObjectMissing when there is no such file, ObjectCorrupt when its bytes hash to something
+    else (a truncated write, a flipped bit, an edit). Hashing costs about 1 ms per MB.
+    """
+    path = f"{objects}/{sha256[:2]}/{sha256[2:4]}/{sha256}.json"
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise ObjectMissing(sha256) from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ObjectCorrupt(sha256, path)
+    return data
 
 
 def store_dir(ws: Workspace) -> Path:
@@ -229,8 +278,12 @@ class ObjectWriter:
 
     BATCH = 256
 
-    def __init__(self, objects: Path, threads: int = 2) -> None:
+    def __init__(self, objects: Path, threads: int = 2, *, verify: bool = False) -> None:
         self.objects = objects
+        self.verify = verify
+        """Re-check objects found in place and rewrite those that do not match (``--force``)."""
+        self.repaired = 0
+        """Objects found damaged (or missing) by :meth:`check` and rewritten."""
         self._top: set[str] = set()
         self._dirs: set[str] = set()
         self._fresh: set[str] = set()
@@ -239,6 +292,7 @@ class ObjectWriter:
         self._queued: set[str] = set()
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="objects") if threads > 0 else None
         self._futures: list[Future[tuple[int, int]]] = []
+        self._lock = threading.Lock()
         self.written = 0
         self.bytes = 0
         self.flush_s = 0.0
@@ -248,13 +302,22 @@ class ObjectWriter:
         return os.path.exists(f"{self.objects}/{sha256[:2]}/{sha256[2:4]}/{sha256}.json")
 
     def write(self, sha256: str, data: bytes) -> None:
-        """Store ``data`` under ``sha256`` unless it is there already (possibly in a thread)."""
+        """Store ``data`` under ``sha256`` unless it is there already (possibly in a thread).
+
+        With ``verify`` an object already there is read back and rewritten when its bytes
+        are not ``data``.
+        """
         if sha256 in self._queued:
             return
         self._queued.add(sha256)
         self._batch.append((sha256, data))
         if len(self._batch) >= self.BATCH:
             self._submit()
+
+    def check(self, sha256: str, data: bytes) -> None:
+        """With ``verify``: make sure the object a kept row names is there and intact."""
+        if self.verify:
+            self.write(sha256, data)
 
     def _submit(self) -> None:
         batch, self._batch = self._batch, []
@@ -294,7 +357,10 @@ class ObjectWriter:
             d = self._dir(sha256)
             final = f"{d}/{sha256}.json"
             if d not in self._fresh and os.path.exists(final):
-                continue
+                if not self.verify or self._intact(final, sha256):
+                    continue
+                with self._lock:
+                    self.repaired += 1
             tmp = f"{d}/.{sha256}{self._suffix}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
             try:
@@ -312,6 +378,14 @@ class ObjectWriter:
             written += 1
             size += len(data)
         return written, size
+
+    @staticmethod
+    def _intact(path: str, sha256: str) -> bool:
+        try:
+            with open(path, "rb") as fh:
+                return hashlib.sha256(fh.read()).hexdigest() == sha256
+        except OSError:
+            return False
 
     def finish(self, *, sync: bool = True) -> None:
         """Wait for every queued write (re-raising the first error), then flush once.

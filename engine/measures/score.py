@@ -27,8 +27,11 @@ PRORATED = "prorated"
 """The flag of a total computed from fewer items than the measure has."""
 
 REASONS = ("NO_BINDING", "BINDING_AMBIGUOUS", "QUESTION_BOUND_TWICE", "QUESTION_AMBIGUOUS",
-           "UNKNOWN_ANSWER", "TOO_MANY_MISSING", "NO_TIME", "DUPLICATE_RESPONSE")
+           "UNKNOWN_ANSWER", "TOO_MANY_MISSING", "NO_TIME")
 """Every reason a response or one of its measures is not scored (stable codes)."""
+DUPLICATE = "DUPLICATE_RESPONSE"
+"""The code of a copy of a measure already scored from another copy of the response (the
+Forms API and its linked sheet): scored once, so not a reason for "not scored"."""
 
 
 @dataclass(frozen=True, slots=True)

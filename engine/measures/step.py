@@ -4,11 +4,13 @@ Before the client tables are written, every indexed ``form_response`` is scored
 (:mod:`engine.measures.score`) against the registry. Each scored measure becomes a
 ``measurement`` document carrying the client the response was linked to (through the
 respondent's e-mail, by the client layer). The same response arriving twice (the Forms API
-and the form's linked sheet) is scored once: later copies are ``DUPLICATE_RESPONSE``.
+and the form's linked sheet) is scored once: later copies are duplicates, counted apart
+from what was not scored (a copy is not a failure) and listed in ``scored.duplicates.jsonl``
+with the measurement they repeat.
 The measurements are written like a canonical account (``canonical/measures/scored.jsonl``
 and its ``.meta.json``, sorted, so a rerun is byte-identical) and loaded by the index's own
 loader; what was not scored goes with its reason to ``scored.rejects.jsonl`` (0600, inside
-the workspace). Each measurement is also a row of ``client_links`` so ``query --client``
+the workspace), one line per count of ``not_scored``. Each measurement is also a row of ``client_links`` so ``query --client``
 finds it, written in the same transaction as the client tables (a reader never sees the
 new tables without their measurement links). Counts go to ``clients_meta`` for the
 dashboard; nothing here prints data.
@@ -27,10 +29,10 @@ import orjson
 from engine.clients.model import Projection
 from engine.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir
 from engine.index.load import AccountLoader, LoadFailed
-from engine.index.store import begin_immediate, objects_dir
+from engine.index.store import ObjectMissing, begin_immediate, objects_dir, read_object
 from engine.measures import chart
 from engine.measures.registry import Registry
-from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE, NotScored, score_response
+from engine.measures.score import DUPLICATE, MEASURES_ACCOUNT, MEASURES_SOURCE, score_response
 from engine.workspace import Workspace
 
 LINK_RULE = "form_response"
@@ -54,19 +56,23 @@ class MeasuresResult:
     """Measurements written (one per scored measure of a response)."""
     not_scored: int = 0
     """Measures (or whole responses) not scored."""
+    duplicates: int = 0
+    """Measures of a response already scored from another copy (not counted as not scored)."""
     reasons: Counter[str] = field(default_factory=Counter)
     """Not scored, by reason code."""
     by_client: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rejects_path: str | None = None
+    duplicates_path: str | None = None
     measurements: list[dict[str, Any]] = field(default_factory=list)
     """Every measurement (for :func:`link`; never printed)."""
 
 
 def _read(objects: str, sha: str) -> dict[str, Any]:
+    """The response's object, checked against its sha256 (ObjectCorrupt propagates: a
+    damaged object fails the task rather than being scored as someone's answers)."""
     try:
-        with open(f"{objects}/{sha[:2]}/{sha[2:4]}/{sha}.json", "rb") as fh:
-            doc = orjson.loads(fh.read())
-    except (OSError, orjson.JSONDecodeError):
+        doc = orjson.loads(read_object(objects, sha))
+    except (ObjectMissing, OSError, orjson.JSONDecodeError):
         return {}
     return doc if isinstance(doc, dict) else {}
 
@@ -86,9 +92,22 @@ def _dedupe_key(m: dict[str, Any], who: str) -> bytes:
                         option=orjson.OPT_SORT_KEYS)
 
 
-def score_all(conn: sqlite3.Connection, objects: str, p: Projection,
-              reg: Registry) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-    """(measurements, rejects, responses) of every indexed form response."""
+@dataclass
+class Scored:
+    """What scoring every indexed form response gave."""
+
+    measurements: list[dict[str, Any]]
+    """One per scored measure of a response, sorted by ``source_id``."""
+    rejects: list[dict[str, Any]]
+    """What was not scored, and why (a stable reason)."""
+    duplicates: list[dict[str, Any]]
+    """Copies of an already scored measure, with the ``source_id`` they repeat."""
+    responses: int
+    """Form responses read."""
+
+
+def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Registry) -> Scored:
+    """Score every indexed form response."""
     rows = conn.execute(
         "SELECT source, account, entity_id, sha256 FROM documents WHERE kind = 'form_response' "
         "AND source != ? ORDER BY source, account, entity_id", (MEASURES_SOURCE,)).fetchall()
@@ -96,9 +115,10 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection,
     docs = [(r, _read(objects, r[3])) for r in rows]
     # The Forms API copy (it has a response id) before a linked sheet's copy of the same answers.
     docs.sort(key=lambda d: (not d[1].get("response_id"), d[0][0], d[0][1], d[0][2]))
-    seen: set[bytes] = set()
+    seen: dict[bytes, str] = {}
     measurements: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
+    duplicates: list[dict[str, Any]] = []
     for (source, account, entity, _sha), doc in docs:
         ref = f"{source}/{account}/{entity}"
         client = clients.get((source, account, entity))
@@ -109,33 +129,41 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection,
             if isinstance(out, dict):
                 key = _dedupe_key(out, who)
                 if key in seen:
-                    out = NotScored("DUPLICATE_RESPONSE", out["measure"], out["binding"])
-                else:
-                    seen.add(key)
-                    if client:
-                        out["client_id"] = client
-                    measurements.append(out)
+                    duplicates.append({"response": ref, "reason": DUPLICATE, "measure": out["measure"],
+                                       "binding": out["binding"], "duplicate_of": seen[key]})
                     continue
+                seen[key] = str(out["source_id"])
+                if client:
+                    out["client_id"] = client
+                measurements.append(out)
+                continue
             rejects.append({"response": ref, "reason": out.reason, "measure": out.measure,
                             "binding": out.binding, "item": out.item})
     measurements.sort(key=lambda m: str(m["source_id"]))
     rejects.sort(key=lambda r: (r["response"], str(r["measure"])))
-    return measurements, rejects, len(rows)
+    duplicates.sort(key=lambda r: (r["response"], str(r["measure"])))
+    return Scored(measurements, rejects, duplicates, len(rows))
 
 
-def _write(ws: Workspace, measurements: list[dict[str, Any]], rejects: list[dict[str, Any]],
-           reg: Registry) -> str:
+def _jsonl(rows: list[dict[str, Any]]) -> bytes:
+    return b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n" for r in rows)
+
+
+def _write(ws: Workspace, scored: Scored, reg: Registry) -> tuple[str, str]:
+    """Write the measurements, rejects and duplicates files; return the last two paths."""
     folder = ensure_dir(ws.canonical / MEASURES_SOURCE)
-    data = b"".join(orjson.dumps(m, option=orjson.OPT_SORT_KEYS) + b"\n" for m in measurements)
+    measurements = scored.measurements
+    data = _jsonl(measurements)
     rejects_path = folder / f"{MEASURES_ACCOUNT}.rejects.jsonl"
-    atomic_write_bytes(rejects_path, b"".join(
-        orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n" for r in rejects))
+    duplicates_path = folder / f"{MEASURES_ACCOUNT}.duplicates.jsonl"
+    atomic_write_bytes(rejects_path, _jsonl(scored.rejects))
+    atomic_write_bytes(duplicates_path, _jsonl(scored.duplicates))
     atomic_write_bytes(folder / f"{MEASURES_ACCOUNT}.jsonl", data)
     atomic_write_json(folder / f"{MEASURES_ACCOUNT}.meta.json", {
         "output": {"sha256": hashlib.sha256(data).hexdigest(), "records": len(measurements)},
         "inputs": {"measures_registry_sha256": reg.sha256},
     })
-    return str(rejects_path)
+    return str(rejects_path), str(duplicates_path)
 
 
 def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
@@ -154,6 +182,7 @@ def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
         ("measures_responses", str(result.responses)),
         ("measures_scored", str(result.scored)),
         ("measures_not_scored", str(result.not_scored)),
+        ("measures_duplicates", str(result.duplicates)),
     ])
 
 
@@ -165,14 +194,15 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *
     With ``link_now`` False the ``client_links`` rows are left to the caller's transaction
     (:func:`link`), so the client tables and their measurement links commit as one.
     """
-    measurements, rejects, responses = score_all(conn, str(objects_dir(ws)), p, reg)
-    result = MeasuresResult(responses=responses, scored=len(measurements),
-                            not_scored=len(rejects),
-                            reasons=Counter(r["reason"] for r in rejects))
+    scored = score_all(conn, str(objects_dir(ws)), p, reg)
+    measurements = scored.measurements
+    result = MeasuresResult(responses=scored.responses, scored=len(measurements),
+                            not_scored=len(scored.rejects), duplicates=len(scored.duplicates),
+                            reasons=Counter(r["reason"] for r in scored.rejects))
     indexed = conn.execute("SELECT 1 FROM accounts WHERE source = ? AND account = ?",
                            (MEASURES_SOURCE, MEASURES_ACCOUNT)).fetchone() is not None
-    if responses or indexed:  # a pipeline without forms gets no measures account
-        result.rejects_path = _write(ws, measurements, rejects, reg)
+    if scored.responses or indexed:  # a pipeline without forms gets no measures account
+        result.rejects_path, result.duplicates_path = _write(ws, scored, reg)
         try:
             AccountLoader(ws, MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=vectors).run()
         except LoadFailed as exc:

@@ -33,11 +33,15 @@ from engine.config import ClientsConfig
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
 from engine.fsutil import ensure_dir, open_private, read_json
 from engine.index.store import (
+    REPAIR_HINT,
+    ObjectCorrupt,
+    ObjectMissing,
     StoreError,
     begin_immediate,
     db_path,
     objects_dir,
     open_writer,
+    read_object,
 )
 from engine.measures import registry as measures_registry
 from engine.measures import step as measures_step
@@ -211,11 +215,9 @@ class Project:
                 if done % 512 == 0:
                     self.progress(done, total)
             for sha, (kind, entity, when, title) in sorted(rows.items()):
-                path = f"{objects}/{sha[:2]}/{sha[2:4]}/{sha}.json"
                 try:
-                    with open(path, "rb") as fh:
-                        data = fh.read()
-                except OSError:
+                    data = read_object(objects, sha)  # checked: ObjectCorrupt fails the task
+                except (ObjectMissing, OSError):
                     data = b"{}"  # gone: still listed (linked by nothing it says)
                 self._add(resolver, DocRef(source, account, kind, entity), when, title, data)
                 done += 1
@@ -280,6 +282,10 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
         status, code, detail = "failed", exc.code, exc.detail_path
     except measures_step.MeasuresFailed as exc:
         status, code = "failed", exc.code
+    except ObjectCorrupt as exc:  # nothing was replaced: the tables and charts stay as they were
+        status, code = "failed", ErrorCode.OBJECT_CORRUPT.value
+        detail = _detail(job.ws, f"OBJECT_CORRUPT: the index object {exc.path} does not match its "
+                                 f"sha256, so the documents cannot be trusted. {REPAIR_HINT}.")
     except StoreError as exc:
         status, code = "failed", exc.code
     except _Cancelled:
@@ -301,9 +307,11 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
         if p.unused_overrides:
             emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
                              code=ErrorCode.OVERRIDE_UNUSED.value, count=p.unused_overrides))
+    m = job.measures
     emit(TaskFinished(
         task_id=spec.task_id, stage="project", extractor=ex.name, account=ex.account,
         status=status, attempt=spec.attempt, records=links,  # type: ignore[arg-type]
+        rejects=m.not_scored if m is not None else 0, duplicates=m.duplicates if m is not None else 0,
         bytes=job.stats.bytes, uncompressed_bytes=job.stats.bytes,
         duration_s=round(time.monotonic() - started, 3), error_code=code, detail_path=detail,
     ))

@@ -57,7 +57,7 @@ def describe(row: TaskRow, stderr: Path | None, detail: Path | None) -> Text:
         field("parts", f"{last.parts:,} ({human_bytes(last.bytes)})")
         if last.line:
             field("at line", str(last.line))
-        for name in ("rejects", "unmapped", "stderr_lines"):
+        for name in ("rejects", "duplicates", "unmapped", "stderr_lines"):
             n = getattr(last, name)
             if n:
                 field(name.replace("_", " "), f"{n:,}")

@@ -193,11 +193,17 @@ class ProgressPane(Vertical):
 
 
 def _measures_text(counts: dict[str, int]) -> str:
-    """`` · measures scored N · not scored M`` when anything was scored or refused."""
+    """`` · measures scored N · not scored M[ · duplicates D]`` when anything was scored or refused.
+
+    Duplicates (a response scored from its Forms API copy, seen again in the linked sheet)
+    are their own figure: they are not failures.
+    """
     scored, refused = counts.get("measures_scored", 0), counts.get("measures_not_scored", 0)
+    duplicates = counts.get("measures_duplicates", 0)
     if not scored and not refused:
         return ""
-    return f" · measures scored {scored:,} · not scored {refused:,}"
+    extra = f" · duplicates {duplicates:,}" if duplicates else ""
+    return f" · measures scored {scored:,} · not scored {refused:,}{extra}"
 
 
 def sort_key(values: tuple[object, object]) -> tuple[int, str]:

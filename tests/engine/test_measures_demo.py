@@ -53,8 +53,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return ws, path
 
 
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()]
+
+
 def measurements(ws: Path) -> list[dict[str, Any]]:
-    return [orjson.loads(x) for x in (ws / "canonical/measures/scored.jsonl").read_bytes().splitlines()]
+    return jsonl(ws / "canonical/measures/scored.jsonl")
+
+
+def project_events(ws: Path) -> list[dict[str, Any]]:
+    events = [e for p in sorted((ws / "logs").glob("pipeline-*.log")) for e in jsonl(p)]
+    return [e for e in events if e.get("stage") == "project"]
 
 
 def test_measurements_belong_to_the_person_who_answered(demo: tuple[Path, Path]) -> None:
@@ -78,14 +87,27 @@ def test_measurements_belong_to_the_person_who_answered(demo: tuple[Path, Path])
         assert answered[response][person_of_client[m["client_id"]]] == "key"
     # Scored once, from the Forms API; the linked sheets' copies are duplicates.
     assert {m["source_id"].split("/")[0] for m in got} == {"forms"}
-    rejects = [orjson.loads(x) for x in (ws / "canonical/measures/scored.rejects.jsonl").read_bytes().splitlines()]
-    reasons = {r["reason"] for r in rejects}
-    assert "DUPLICATE_RESPONSE" in reasons and reasons <= {"DUPLICATE_RESPONSE", "UNKNOWN_ANSWER",
-                                                           "TOO_MANY_MISSING"}
+    rejects = jsonl(ws / "canonical/measures/scored.rejects.jsonl")
+    assert {r["reason"] for r in rejects} <= {"UNKNOWN_ANSWER", "TOO_MANY_MISSING"}
     assert oct((ws / "canonical/measures/scored.rejects.jsonl").stat().st_mode & 0o777) == "0o600"
+    # The sheets' copies are duplicates of a measurement, listed apart, never "not scored".
+    duplicates = jsonl(ws / "canonical/measures/scored.duplicates.jsonl")
+    assert oct((ws / "canonical/measures/scored.duplicates.jsonl").stat().st_mode & 0o777) == "0o600"
+    kept = {m["source_id"]: m for m in got}
+    assert len(duplicates) >= RECORDS // 2
+    for d in duplicates:
+        assert d["reason"] == "DUPLICATE_RESPONSE" and not d["response"].startswith("forms/")
+        assert kept[d["duplicate_of"]]["measure"] == d["measure"]
     # The demo's answers, re-derived, give the same totals.
     responses = forms.Responses(TapContext("forms", "outcomes", 7, RECORDS))
     by_id = {responses.get(i).response_id: responses.get(i) for i in range(RECORDS)}
+    # A real reject: the demo's answer that names no option is in the rejects file, and its
+    # sheet copy too (not scored, so not a duplicate of anything).
+    unknown = {rid for rid, r in by_id.items() if "Sometimes" in r.answers}
+    assert unknown, "the demo's responses carry an answer no option names"
+    refused = {r["response"] for r in rejects if r["reason"] == "UNKNOWN_ANSWER"}
+    assert {f"forms/outcomes/{rid}" for rid in unknown} <= refused
+    assert any(not ref.startswith("forms/") for ref in refused)
     for m in got:
         r = by_id[m["response_id"]]
         titles = forms.PHQ9 if m["measure"] == "phq9" else forms.GAD7
@@ -95,8 +117,24 @@ def test_measurements_belong_to_the_person_who_answered(demo: tuple[Path, Path])
         assert m["items"] == {f"{m['measure']}_{n}": v for n, v in enumerate(values, 1)}
         if None not in values:
             assert m["value"] == sum(v for v in values if v is not None)
-    assert tables.counts(con)["measures_scored"] == len(got)  # type: ignore[index]
+    counts = tables.counts(con)
+    assert counts is not None and counts["measures_scored"] == len(got)
+    assert counts["measures_not_scored"] == len(rejects)
+    assert counts["measures_duplicates"] == len(duplicates)
     con.close()
+
+
+def test_the_warning_counts_real_rejects_and_duplicates_apart(demo: tuple[Path, Path]) -> None:
+    ws, _cfg = demo
+    rejects = jsonl(ws / "canonical/measures/scored.rejects.jsonl")
+    duplicates = jsonl(ws / "canonical/measures/scored.duplicates.jsonl")
+    events = project_events(ws)
+    warned = [e for e in events if e.get("code") == "MEASURES_NOT_SCORED"]
+    finished = [e for e in events if e.get("type") == "task_finished"]
+    assert finished and finished[0]["duplicates"] == len(duplicates) > 0
+    assert finished[0]["rejects"] == len(rejects) > 0
+    assert [w["count"] for w in warned] == [len(rejects)]
+    assert warned[0]["detail_path"] == str(ws / "canonical/measures/scored.rejects.jsonl")
 
 
 def test_query_and_charts_show_the_measures(demo: tuple[Path, Path]) -> None:

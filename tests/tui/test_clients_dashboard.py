@@ -54,14 +54,17 @@ async def test_p_runs_the_project_stage_and_shows_counts_only(tmp_path: Path) ->
                 await pilot.pause(0.1)
             title = str(app.query_one(ProgressPane).border_title)
             found = re.fullmatch(r"Stage progress · clients 12 · links [\d,]+ · conflicts \d+ · "
-                                 r"unlinked [\d,]+ · measures scored ([\d,]+) · not scored ([\d,]+)",
-                                 title)
+                                 r"unlinked [\d,]+ · measures scored ([\d,]+) · not scored ([\d,]+)"
+                                 r"(?: · duplicates ([\d,]+))?", title)
             assert found, title
             measures = ws / "canonical" / "measures"
             assert int(found[1].replace(",", "")) == len(
                 (measures / "scored.jsonl").read_bytes().splitlines())
             assert int(found[2].replace(",", "")) == len(
-                (measures / "scored.rejects.jsonl").read_bytes().splitlines()) > 0
+                (measures / "scored.rejects.jsonl").read_bytes().splitlines())
+            # the linked sheets' copies of the Forms API responses: their own figure
+            assert int((found[3] or "0").replace(",", "")) == len(
+                (measures / "scored.duplicates.jsonl").read_bytes().splitlines()) > 0
             screen = screen_text(app.export_screenshot())
             assert "clients 12" in screen and "project" in screen
             assert CANARY_NAME not in screen and "Canarywhistle" not in screen

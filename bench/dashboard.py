@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--docs", type=int, default=20_000,
                    help="then time the start on a cached workspace of this many documents (0: skip)")
     p.add_argument("--dir", type=Path, help="cache folder of that workspace (default ~/.cache/lorchestra/bench-workspace)")
+    p.add_argument("--accounts", type=int, default=3, help="tiny demo accounts in that workspace, run for real")
     p.add_argument("--repeat", type=int, default=3, help="dashboard starts on that workspace (medians)")
     p.add_argument("--timeout", type=float, default=1800,
                    help="dump every thread's stack and exit 1 after this many seconds (0: never)")
@@ -230,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
          (pct(shown, .95) if shown else float("inf")) / GOAL_P95_S, 1.0, higher_is_better=False)
     rc = 1 if ns.check and not met else 0
     if ns.docs > 0:
-        start = dashboard_start.main(["--docs", str(ns.docs), "--repeat", str(ns.repeat), "--timeout", "0",
+        start = dashboard_start.main(["--docs", str(ns.docs), "--accounts", str(ns.accounts),
+                                      "--repeat", str(ns.repeat), "--timeout", "0",
                                       *(["--dir", str(ns.dir)] if ns.dir else [])])
         rc = rc or start
     return rc

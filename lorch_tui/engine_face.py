@@ -5,10 +5,12 @@ tests swap in a fake with the same surface that replays scripted events. Events 
 appended to a list here (no message per event); the app swaps the list out on its flush
 timer and applies the batch at once.
 
-The runner and the session machinery are imported on the first start, so they do not
-delay the dashboard's first paint. Nothing here blocks the event loop: the workspace permission walk (seconds on a large
+Nothing here blocks the event loop: the workspace permission walk (seconds on a large
 workspace) runs in a thread, and the engine counts as busy from the moment a start is asked
 for, so a second key cannot start a second run and quitting waits for the start to settle.
+The runner and the session machinery are imported on the first start (by then the
+workspace check, which runs after the first paint, has usually loaded them), so they do
+not delay the first paint.
 """
 
 from __future__ import annotations

@@ -42,9 +42,14 @@ ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
 
 
 class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, docstrings document fields."""
+    """Base for every config model: unknown keys are errors, docstrings document fields.
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    The docstrings become field descriptions only through :func:`document_models` (for the
+    JSON Schema and docs/configuration.md), and validators are built on first use
+    (``defer_build``): both would otherwise cost every command's start-up (issue 18).
+    """
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class PipelineInfo(StrictModel):
@@ -372,3 +377,15 @@ def cross_check(cfg: PipelineConfig) -> list[tuple[Loc, str]]:
     if job_name is not None and job_name not in cfg.jobs:
         problems.append((("stages", "extract", "job"), f"unknown job {job_name!r}"))
     return problems
+
+
+def document_models() -> None:
+    """Copy every config model's field docstrings into its ``description`` (idempotent).
+
+    Call before reading descriptions or making a JSON Schema (``lorchestra config schema``,
+    :mod:`engine.configdoc`); validation does not need them.
+    """
+    from engine.fielddocs import document
+
+    document(m for m in globals().values()
+             if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == __name__)

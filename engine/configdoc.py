@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from engine.config import PipelineConfig
+from engine.config import PipelineConfig, document_models
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 BEGIN = "<!-- BEGIN GENERATED KEYS (python -m engine.configdoc --write) -->"
@@ -84,6 +84,7 @@ def rows(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 def generate() -> str:
     """The generated block, markers included."""
+    document_models()
     head = ["| key | type | default | meaning |", "|---|---|---|---|"]
     return "\n".join([BEGIN, *head, *rows(PipelineConfig), END])
 

@@ -107,9 +107,14 @@ def now_iso() -> str:
 
 
 class EventBase(BaseModel):
-    """Fields every event has."""
+    """Fields every event has.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    Field docstrings are not copied into descriptions at import (``use_attribute_docstrings``
+    read each class's source: about 15 ms of every command's and every worker's start,
+    issue 18); :func:`engine.fielddocs.document` reads them when a schema needs them.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     ts: str = Field(default_factory=now_iso)
     """When the event happened (UTC, ISO-8601)."""

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from engine.config import STAGES, Extractor, Loader, PipelineConfig
 from engine.errors import UsageError
-from engine.events import Stage
+
+if TYPE_CHECKING:  # a type only: `run --dry-run` does not load the event models
+    from engine.events import Stage
 
 IMPLEMENTED_STAGES: tuple[Stage, ...] = ("extract", "canonize", "index")
 """The stages of a per-account chain; project runs once per run, after every chain."""

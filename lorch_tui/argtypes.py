@@ -6,6 +6,11 @@ import argparse
 import math
 
 MAX_WAIT_S = 7 * 86400
+"""The longest ``--wait``: a week."""
+DEMO_HELP = ("without a terminal: run the bundled demo config on purpose (otherwise refused when "
+             "no --config, $LORCH_CONFIG or ./config/pipeline.yaml is found, so cron never runs the "
+             "demo by mistake)")
+"""Help text of ``--demo``, the same for every face that runs headless."""
 
 
 def wait_seconds(text: str) -> float:
@@ -18,3 +23,14 @@ def wait_seconds(text: str) -> float:
     if not math.isfinite(value) or not 0 <= value <= MAX_WAIT_S:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to {MAX_WAIT_S}")
     return value
+
+
+def count(text: str) -> int:
+    """A whole number, 0 or more (``status --history N``)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return n

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from rich.console import Console
 
@@ -21,32 +20,7 @@ from engine.cleanup import CLEAN_STAGES, Target, delete, partial_targets, plan_c
 from engine.configload import load
 from engine.errors import ExitCode, UsageError
 from engine.workspace import Workspace, WorkspaceLock, check_not_a_file
-from lorch_tui.argtypes import wait_seconds
 from lorch_tui.summary import human_bytes
-
-
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add `clean` to the `lorchestra` subcommands."""
-    p = sub.add_parser(
-        "clean", parents=[common], help="delete a stage's outputs (asks first)",
-        description="Delete the outputs of stages: project (clients/), canonize (canonical/), "
-                    "index (vector-store/) or "
-                    "extract (the vault: every run and LATEST, the audit trail). Shows exactly what "
-                    "it will delete and asks for confirmation.",
-        epilog="without a terminal, nothing is deleted unless --yes is given; the vault is deleted "
-               "only after typing 'vault', or with both --yes and --stage extract. exit codes: "
-               "0 done or nothing to do, 2 refused or usage error, 3 workspace busy")
-    p.add_argument("--stage", action="append", choices=list(CLEAN_STAGES),
-                   help="clean this stage's outputs (repeatable)")
-    p.add_argument("--all", action="store_true",
-                   help="clean project, canonize and index, and the vault after its own confirmation")
-    p.add_argument("--partials", action="store_true",
-                   help="delete the hidden unfinished vault runs (.run_id=*.partial) killed workers left")
-    p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
-    p.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
-    p.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
-                   help="wait up to SECONDS for the workspace lock instead of exiting 3")
-    p.set_defaults(func=cmd_clean)
 
 
 def cmd_clean(ns: argparse.Namespace) -> int:

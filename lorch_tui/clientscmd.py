@@ -25,43 +25,6 @@ from lorch_tui import measurescmd
 from lorch_tui.querycmd import open_store
 
 
-def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
-    """Add ``clients`` and its actions to lorchestra's subcommands."""
-    c = subparsers.add_parser(
-        "clients", parents=[common_parent], help="clients, their documents, conflicts (shows PHI)",
-        description="Read what the project stage decided: clients, the documents linked to each "
-                    "(with the rule that linked them), keys several clients hold, and documents "
-                    "linked to no one. Run `lorchestra run` (or `run --stage project`) first.")
-    acts = c.add_subparsers(dest="clients_command", metavar="ACTION", required=True)
-    ls = acts.add_parser("list", parents=[common_parent], help="every client with document counts",
-                         description="Every client: id, name, system of record, documents linked.")
-    ls.add_argument("--json", action="store_true", help="one JSON object per client")
-    ls.set_defaults(func=cmd_list)
-    sh = acts.add_parser("show", parents=[common_parent], help="one client's card, keys and documents",
-                         description="One client (by id, an id prefix of 4+ characters, or name): "
-                                     "the contact card, keys and linked documents, newest first.")
-    sh.add_argument("client", metavar="NAME|ID", help="client id, id prefix, or name")
-    sh.add_argument("--json", action="store_true", help="print JSON")
-    sh.add_argument("--limit", type=int, default=50, metavar="N",
-                    help="at most N documents (default 50; 0 for all)")
-    sh.add_argument("--measures", action="store_true",
-                    help="also the outcome measures over time (PHQ-9, GAD-7, ...; docs/measures.md)")
-    sh.set_defaults(func=cmd_show)
-    cf = acts.add_parser("conflicts", parents=[common_parent], help="keys several clients hold",
-                         description="Keys (addresses, phones, name plus birth date) held by several "
-                                     "clients: documents reached only through them link to no one. "
-                                     "Settle them in the overrides file (docs/clients.md).")
-    cf.add_argument("--json", action="store_true", help="one JSON object per conflict")
-    cf.set_defaults(func=cmd_conflicts)
-    un = acts.add_parser("unlinked", parents=[common_parent], help="documents linked to no one, and why",
-                         description="Documents linked to no client, with the reason. Use the "
-                                     "document column in the overrides file's `link:` list.")
-    un.add_argument("--kind", metavar="K", help="only documents of this kind")
-    un.add_argument("--reason", metavar="R", choices=sorted(REASONS), help="only this reason")
-    un.add_argument("--json", action="store_true", help="one JSON object per document")
-    un.set_defaults(func=cmd_unlinked)
-
-
 def _tables(ns: argparse.Namespace) -> tuple[ClientTables, Any]:
     store, ws = open_store(ns)
     t = ClientTables(store.conn)

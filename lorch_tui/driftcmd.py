@@ -32,22 +32,6 @@ PROBLEMS = {"NO_LATEST": "no LATEST run yet",
             "MANIFEST_INVALID": "LATEST or its manifest cannot be read (`lorchestra verify`)"}
 
 
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add `drift` to the `lorchestra` subcommands."""
-    p = sub.add_parser(
-        "drift", parents=[common], help="fields that appeared or vanished in the sources",
-        description="Compare each account's LATEST run with its previous successful run and with "
-                    "the fields its mapped transforms read: fields that appeared, fields that "
-                    "vanished, fields a transform reads that no record has. Field and stream names "
-                    "the config does not declare are shown as placeholders unless --reveal.",
-        epilog="exit codes: 0 (whatever the drift; see --json), 2 unknown extractor or bad config")
-    p.add_argument("extractor", nargs="?", metavar="EXTRACTOR", help="one extractor (default: all)")
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
-    p.add_argument("--reveal", action="store_true",
-                   help="print every field and stream name (may be PHI: terminal only)")
-    p.set_defaults(func=cmd_drift)
-
-
 @dataclass
 class Shown:
     """How one extractor's names are shown (engine.names: declared names, else placeholders)."""

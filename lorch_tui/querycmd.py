@@ -24,44 +24,6 @@ from engine.index.store import INDEX_CORRUPT, StoreError, db_path
 from engine.workspace import Workspace, check_not_a_file
 from lorch_tui import docread, rankcmd
 
-DEFAULT_LIMIT = 50
-
-
-def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
-    """Add the ``query`` command to lorchestra's subcommands."""
-    q = subparsers.add_parser(
-        "query", parents=[common_parent], help="query the document index (shows record content)",
-        description="Find canonical documents in the index. Filters combine with AND. --text "
-                    "ranks by words and meaning together (bm25 and vector rankings fused); "
-                    "--similar ranks by meaning only; both run offline with the embedding model "
-                    "shipped in the wordllama package. Output is a table, or with --json one "
-                    "canonical document per line.",
-    )
-    q.add_argument("--kind", metavar="K", help="only documents of this kind (email, contact, ...)")
-    q.add_argument("--source", metavar="S", help="only documents from this source (gmail, ...)")
-    q.add_argument("--account", metavar="A", help="only documents of this account")
-    q.add_argument("--since", metavar="DATE", help="main time on or after DATE (YYYY-MM-DD or ISO 8601)")
-    q.add_argument("--until", metavar="DATE", help="main time on or before DATE (a date includes that day)")
-    q.add_argument("--text", metavar="WORDS",
-                   help="hybrid search: documents with every word (word* matches a prefix), ranked "
-                        "by bm25 fused with similarity of meaning, plus documents that only mean it")
-    q.add_argument("--similar", metavar="TEXT",
-                   help="rank documents by similarity of meaning to TEXT (no shared word needed)")
-    q.add_argument("--words-only", action="store_true",
-                   help="with --text: rank by bm25 only (every word required), no vectors")
-    q.add_argument("--explain", action="store_true",
-                   help="with --text/--similar: show each ranking's position and score and the fused score")
-    q.add_argument("--id", metavar="ENTITY_ID", dest="entity_id", help="documents with this source id")
-    q.add_argument("--client", metavar="NAME|ID",
-                   help="only documents linked to this client (id, id prefix or name; see `lorchestra clients`)")
-    q.add_argument("--dedupe", action="store_true",
-                   help="show the same email seen in several mailboxes once (by Message-ID)")
-    q.add_argument("--limit", metavar="N", type=int, default=DEFAULT_LIMIT,
-                   help=f"at most N documents (default {DEFAULT_LIMIT}; 0 for all)")
-    q.add_argument("--counts", action="store_true", help="print document counts per kind and account instead (other filters do not apply)")
-    q.add_argument("--json", action="store_true", help="print one canonical document per line")
-    q.set_defaults(func=cmd_query)
-
 
 def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
     """The index of the configured workspace; a usage error (exit 2) when there is none."""

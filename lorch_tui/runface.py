@@ -39,10 +39,6 @@ def config_line(loaded: LoadedConfig) -> str:
     return f"config: {loaded.path} ({loaded.origin}) · workspace: {loaded.workspace}"
 
 
-DEMO_HELP = ("without a terminal: run the bundled demo config on purpose (otherwise refused when "
-             "no --config, $LORCH_CONFIG or ./config/pipeline.yaml is found, so cron never runs the "
-             "demo by mistake)")
-"""Help text of ``--demo``, the same for every face that runs headless."""
 
 
 def refuse_unasked_demo(loaded: LoadedConfig, demo: bool) -> None:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import PipelineConfig
+from engine.history import open_readonly
 from engine.inspect import AccountView, RunInfo, account_runs, account_views
-from engine.state import open_readonly
 from engine.workspace import Workspace
 
 

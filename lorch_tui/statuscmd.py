@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table
 
-from engine import state
+from engine import history as run_history
 from engine.configload import LoadedConfig, load
 from engine.errors import ExitCode
 from engine.index.store import INDEX_CORRUPT, StoreError, db_path, open_reader
@@ -25,27 +25,6 @@ from engine.inspect import AccountView, account_views
 from engine.workspace import Workspace, check_not_a_file
 from lorch_tui.scan import client_counts, index_shas
 from lorch_tui.summary import human_bytes
-
-
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add `status` to the `lorchestra` subcommands."""
-    p = sub.add_parser("status", parents=[common], help="last run, stage timings and account freshness",
-                       description="Show the last run (status, duration, each stage's duration and "
-                                   "records, log path) and each account's freshness: LATEST age, "
-                                   "whether canonical and index are built from the current LATEST.")
-    p.add_argument("--history", type=_count, default=0, metavar="N", help="also list the last N runs")
-    p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
-    p.set_defaults(func=cmd_status)
-
-
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return n
 
 
 def log_path_of(ws: Workspace, run: dict[str, Any]) -> str:
@@ -107,14 +86,14 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
     last_doc: dict[str, Any] | None = None
     runs: list[dict[str, Any]] = []
     try:
-        last = state.last_run(db)
+        last = run_history.last_run(db)
         if last is not None:
-            tasks = state.task_rows(db, str(last["run_id"]))
+            tasks = run_history.task_rows(db, str(last["run_id"]))
             last_doc = {**last, "log_path": log_path_of(ws, last),
-                        "stage_summary": state.stage_rows(db, str(last["run_id"])),
+                        "stage_summary": run_history.stage_rows(db, str(last["run_id"])),
                         "failed_tasks": [t for t in tasks if t["status"] in ("failed", "timeout")]}
-        runs = state.history(db, history_n) if history_n else []
-    except state.HistoryCorrupt as bad:
+        runs = run_history.history(db, history_n) if history_n else []
+    except run_history.HistoryCorrupt as bad:
         problems.append({"code": "STATE_DB_CORRUPT", "path": str(db), "message": str(bad), "hint": bad.hint})
     index_bad = index_problem(ws)
     if index_bad is not None:

@@ -7,11 +7,15 @@ ended, so the run ends with exactly one summary line.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
-from engine.runner import RunResult
 from lorch_tui.tables import add_name_column
+
+if TYPE_CHECKING:
+    from engine.runner import RunResult
 
 
 def human_bytes(n: int, compact: bool = False) -> str:

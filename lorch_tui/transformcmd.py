@@ -42,40 +42,6 @@ _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-def register(trs: Any, common: argparse.ArgumentParser) -> None:
-    """Add `transform run` and `transform new` under `lorchestra transform`."""
-    tr = trs.add_parser(
-        "run", parents=[common], help="run a transform on a record, JSON lines, or the vault",
-        description="Apply one transform as the canonize stage does (envelope, schema validation) and "
-                    "print the canonical records; rejects print their code and reason. Prints record "
-                    "content: to the terminal only.",
-        epilog="exit codes: 0 every record transformed, 1 some were rejected, 2 bad input or usage")
-    tr.add_argument("id", metavar="ID", help="the transform id (see `lorchestra list transforms`)")
-    tr.add_argument("file", nargs="?", metavar="FILE|-",
-                    help="a JSON record or JSON lines (default and '-': standard input)")
-    tr.add_argument("--envelope", metavar="source=S,account=A", default="",
-                    help="the envelope to add (default: the transform's source, account 'cli')")
-    tr.add_argument("--from-vault", metavar="EXTRACTOR",
-                    help="run over the records of this extractor's LATEST run and print a summary")
-    tr.add_argument("--limit", type=int, metavar="N", help="with --from-vault: at most N records")
-    tr.add_argument("--show", action="store_true",
-                    help="with --from-vault: also print every output and reject reason (PHI)")
-    tr.set_defaults(func=cmd_transform_run)
-
-    nw = trs.add_parser(
-        "new", parents=[common], help="write the skeleton of a new transform",
-        description="Write DOMAIN/NAME_v1.jsonata and .meta.yaml skeletons (every field of the kind's "
-                    "schema) and a samples folder in the registry; print the mapping to add. Nothing "
-                    "is registered in the config and nothing is copied from the vault.")
-    nw.add_argument("name", metavar="DOMAIN/NAME", help="for example clinical/intake_form_to_contact")
-    nw.add_argument("--source", required=True, metavar="S", help="the config source of the input records")
-    nw.add_argument("--stream", required=True, metavar="T", help="the Singer stream of the input records")
-    nw.add_argument("--kind", required=True, metavar="K", help="the canonical kind (a schema K.v1.json)")
-    nw.add_argument("--dir", metavar="PATH",
-                    help="the registry folder (default: the config's stages.canonize.transforms_dir)")
-    nw.set_defaults(func=cmd_transform_new)
-
-
 def parse_envelope(text: str, t: Transform) -> dict[str, str]:
     """``source=S,account=A`` (either may be left out) into the envelope."""
     env = {"source": t.source, "account": "cli"}

@@ -9,13 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from engine import __version__
-from engine.configload import LoadedConfig, load
 from engine.errors import UsageError
-from engine.plan import build_plan
-from lorch_tui.cli import common_options, guarded, print_plan, run_options, wide_when_piped
-from lorch_tui.runface import DEMO_HELP, refuse_unasked_demo, run_headless
+from lorch_tui.argtypes import DEMO_HELP
+from lorch_tui.cli import guarded, wide_when_piped
+from lorch_tui.cliparse import EXIT_CODES, common_options, run_options
+
+if TYPE_CHECKING:
+    from engine.configload import LoadedConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,8 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lorch-tui", parents=[common_options()],
         description="The lorchestra dashboard. With --no-ui, run the pipeline headless (for cron).",
-        epilog="exit codes: 0 ok, 1 a task failed, 2 usage/config error, 3 workspace busy, "
-               "4 permission check failed, 130 interrupted",
+        epilog=EXIT_CODES,
     )
     p.add_argument("--version", action="version", version=f"lorch-tui {__version__}")
     p.add_argument("--no-ui", action="store_true", help="run headless: progress on a terminal, lines otherwise")
@@ -39,8 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(ns: argparse.Namespace) -> int:
+    from engine.configload import load
+    from engine.plan import build_plan
+
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
     if ns.dry_run:
+        from lorch_tui.runcmd import print_plan
+
         print_plan(loaded, build_plan(loaded.config, ns.stage, ns.account, ns.job))
         return 0
     if not ns.no_ui:
@@ -52,6 +59,8 @@ def _run(ns: argparse.Namespace) -> int:
                              hint="add --no-ui to run headless, or open the dashboard without them "
                                   "and pick the account there (r reruns it)")
         return _dashboard(loaded, ns)
+    from lorch_tui.runface import refuse_unasked_demo, run_headless
+
     refuse_unasked_demo(loaded, ns.demo)
     plan = build_plan(loaded.config, ns.stage, ns.account, ns.job)
     return run_headless(loaded, plan, trigger="cron", as_json=ns.json,

@@ -13,7 +13,6 @@ answer in 0.5 s on a workspace of a million documents).
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from rich.console import Console
 
@@ -21,30 +20,11 @@ from engine import checks
 from engine.checks import Check
 from engine.clients.checks import check_clients
 from engine.configload import load
-from engine.drift.checks import check_drift
 from engine.errors import ConfigError, ExitCode
 from engine.measures.checks import check_measures
 from engine.workspace import Workspace, check_not_a_file
 
 MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]", "skip": "[dim]skip[/]"}
-
-
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add `validate` to the `lorchestra` subcommands."""
-    p = sub.add_parser("validate", parents=[common], help="check the config, taps, transforms and workspace",
-                       description="Check the config (syntax, with line numbers), each extractor's tap or "
-                                   "Meltano project, every mapping's transform, every schema, unmapped "
-                                   "streams, writable output folders and workspace permissions.",
-                       epilog="exit codes: 0 fine (warnings allowed), 2 configuration problem, "
-                              "4 permission problem")
-    p.add_argument("--skip-permissions", action="store_true", help="do not check workspace permissions")
-    p.add_argument("--quick", action="store_true",
-                   help="only the config, the taps, the output folders and the permission check a run "
-                        "start makes (no transform compile, schema, stream or model check, no walk of "
-                        "every object file): fast on a large workspace")
-    p.add_argument("--fix-permissions", action="store_true",
-                   help="chmod workspace folders to 0700 and files to 0600, then check")
-    p.set_defaults(func=cmd_validate)
 
 
 def cmd_validate(ns: argparse.Namespace) -> int:
@@ -67,6 +47,8 @@ def cmd_validate(ns: argparse.Namespace) -> int:
                            "--quick: transforms, schemas, streams and drift samples are not checked "
                            "(run `lorchestra validate` for them)"))
     else:
+        from engine.drift.checks import check_drift  # not for --quick: kept off its start-up
+
         items += checks.check_transforms(cfg)
         items += checks.check_transform_limits(cfg)
         items += checks.check_schemas(cfg)

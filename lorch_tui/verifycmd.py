@@ -12,27 +12,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from engine.configload import load
 from engine.errors import ExitCode, UsageError
 from engine.verify import Report, dumps, verify
 from engine.workspace import Workspace, check_not_a_file
-
-
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add `verify` to the `lorchestra` subcommands."""
-    p = sub.add_parser("verify", parents=[common], help="re-hash vault parts against their manifests",
-                       description="Re-hash the parts of each account's LATEST run (every run with "
-                                   "--all) against the sha256 and sizes in its manifest, check that "
-                                   "LATEST names a complete successful run and that canonical files "
-                                   "match their meta, and report each problem.",
-                       epilog="exit codes: 0 everything verifies, 1 problems found, 2 no workspace")
-    p.add_argument("--all", action="store_true", help="check every run, not only the LATEST ones")
-    p.add_argument("--deep", action="store_true",
-                   help="also decompress each part and check its size and record count")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
-    p.set_defaults(func=cmd_verify)
 
 
 def cmd_verify(ns: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import yaml
 
-from engine.configload import BUNDLED_CONFIG_DIR
+from engine.configload import BUNDLED_CONFIG_DIR, FAST_LOADER
 
 DEFAULT_TRANSFORMS = BUNDLED_CONFIG_DIR / "transforms"
 DEFAULT_SCHEMAS = BUNDLED_CONFIG_DIR / "schemas"
@@ -113,7 +113,7 @@ def _load_transform(root: Path, path: Path) -> Transform:
     if not meta_path.is_file():
         raise RegistryError(f"{path}: its meta file {meta_path.name} is missing")
     try:
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+        meta = yaml.load(meta_path.read_text(encoding="utf-8"), Loader=FAST_LOADER)  # libyaml safe loader
     except yaml.YAMLError:
         raise RegistryError(f"{meta_path}: invalid YAML") from None
     if not isinstance(meta, dict):

@@ -8,7 +8,6 @@ time. Messages hold config identifiers, paths and counts, never file content.
 from __future__ import annotations
 
 from engine.checks import Check
-from engine.clients.overrides import OverridesError, load_overrides
 from engine.config import PipelineConfig
 
 
@@ -17,6 +16,9 @@ def check_clients(cfg: PipelineConfig) -> list[Check]:
     c = cfg.clients
     if c is None:
         return []
+    # only with a clients section:
+    from engine.clients.overrides import OverridesError, load_overrides
+
     out: list[Check] = []
     have = {ex.source for ex in cfg.extractors}
     for source in c.sources:

@@ -131,7 +131,7 @@ class _Plan:
     """Every row of the account before the load: doc_id -> sha256."""
     written: set[str] = field(default_factory=set)
     vectors: dict[str, bytes] = field(default_factory=dict)
-    """sha256 -> float32 vector bytes computed in phase 1 (new and re-embedded documents)."""
+    """sha256 -> vector BLOB computed in phase 1 (new and re-embedded documents)."""
     generation: int = 0
     prev_inputs: str | None = None
 
@@ -219,6 +219,8 @@ class AccountLoader:
             clock = time.monotonic()
             plan = self._plan(conn, fd, total)
             clock = self._lap("read", clock)
+            if self.embed is not None:
+                self.embed.start()  # embeds while the object files are finished
             self.objects.finish(sync=bool(plan.new) or self.objects.verify)  # repairs durable too
             clock = self._lap("objects", clock)
             if self.embed is not None:
@@ -307,7 +309,7 @@ class AccountLoader:
 
     def _queue_vector(self, row: Row) -> None:
         if self.embed is not None:
-            self.embed.add(row[2], embed_text(row[0], row[4], row[7], row[6]))
+            self.embed.add(row[2], row[0], row[4], row[7], row[6])
 
     def _resolve(self, conn: sqlite3.Connection, plan: _Plan) -> int:
         """An entity both unchanged and new (the file has two versions): the later line wins."""

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from engine.checks import Check
 from engine.config import PipelineConfig
-from engine.measures.registry import load
 
 
 def check_measures(cfg: PipelineConfig) -> list[Check]:
     """Every measure and binding file (nothing when there is no ``clients`` section)."""
     if cfg.clients is None:
         return []
+    from engine.measures.registry import load  # only with a clients section
+
     reg = load(cfg.clients.measures)
     out: list[Check] = []
     if not reg.folder.is_dir():

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from engine.events import now_iso
 from engine.fsutil import atomic_write_json, read_json
 from engine.vault.storage import LOCAL, Storage
 
@@ -104,6 +103,9 @@ def write_latest(account_dir: Path, ref: RunRef, records: int) -> None:
     manifest = read_manifest(ref.path(account_dir))
     if manifest.get("status") != "success":
         raise ValueError("LATEST may only point at a successful run")
+    # imported here, not at the top: readers of the vault (`status`) skip the event models
+    from engine.events import now_iso
+
     atomic_write_json(
         account_dir / LATEST,
         {"dt": ref.dt, "run_id": ref.run_id, "updated_at": now_iso(), "records": records},

@@ -111,7 +111,7 @@ class Searcher:
         if not rows:
             raise VectorsMissing()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        vectors = vector_store.from_blobs([r[1] for r in rows])
         self._matrix = _Matrix(ids, vectors, version)
         return self._matrix
 

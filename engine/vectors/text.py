@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TEXT_VERSION = 2
-"""Version of the table below; part of the model key stored with every vector."""
+TEXT_VERSION = 3
+"""Version of the table below and of how its text is read; part of the model key stored
+with every vector. 3: the text is read as whitespace-separated words (a line break or a run
+of spaces no longer adds tokens of its own; :mod:`engine.vectors.model`)."""
 
 
 @dataclass(frozen=True)

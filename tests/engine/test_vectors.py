@@ -52,7 +52,7 @@ v = e.embed(["insurance approval for counselling", "Pre-authorization for therap
              "Invoice 1042 overdue payment"])
 import logging
 print(len(attempts), v.shape[0], v.shape[1], float(v[0] @ v[1]) > float(v[0] @ v[2]),
-      len(logging.getLogger().handlers))
+      len(logging.getLogger().handlers), "wordllama" in sys.modules)
 """
 
 
@@ -63,7 +63,8 @@ def test_model_loads_from_the_package_with_the_network_blocked(tmp_path: Path) -
     res = subprocess.run([sys.executable, "-c", NO_NETWORK], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
-    attempts, rows, dim, closer, handlers = res.stdout.split()
+    attempts, rows, dim, closer, handlers, imported = res.stdout.split()
+    assert imported == "False", "the model's files are read directly, wordllama itself is never imported"
     assert (attempts, rows, dim) == ("0", "3", "256")
     assert closer == "True", "a paraphrase with no shared word is closer than an unrelated text"
     assert handlers == "0", "wordllama's logging.basicConfig must not leave a handler behind"
@@ -83,6 +84,25 @@ def test_pooling_equals_wordllamas_own_embed() -> None:
     assert np.abs(ours[:3] - ref).max() < 1e-5
     assert not ours[3].any(), "an empty text gives a zero vector, not NaN"
     assert np.allclose(np.linalg.norm(ours[[0, 1, 2, 4]], axis=1), 1.0, atol=1e-5)
+    spaced = shared().embed(["Insurance\n pre-authorization\t\t 94481 ", "  bill not\r\npaid yet"])
+    assert np.abs(spaced - ours[:2]).max() < 1e-6, "line breaks and runs of spaces count as one space"
+
+
+def test_word_cache_overflow_and_repeated_texts_give_the_same_vectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.vectors import model
+
+    texts = [f"claim {i} denied by plan {i * 7} appeal window" for i in range(40)] + ["", "claim 3 denied"]
+    texts = texts + texts[::-1]  # every text twice: repeats are embedded once
+    want = model.Embedder().embed(texts)
+    monkeypatch.setattr(model, "WORD_CACHE", 16)  # the 40 texts have ~90 distinct words
+    small = model.Embedder()
+    got = np.vstack([small.embed(texts[i:i + 7]) for i in range(0, len(texts), 7)])
+    assert np.abs(got - want).max() < 1e-6
+    assert len(small._index) <= 16 or len(small._index) <= len({w for t in texts[-7:] for w in t.split()})
+    assert np.array_equal(want[:42], want[42:][::-1]), "a repeated text gets the same row"
+    assert not want[40].any()
+    only_empty = model.Embedder().embed(["", " \n "])
+    assert only_empty.shape == (2, 256) and not only_empty.any(), "a first call with no word at all"
 
 
 def test_dashboard_and_plain_queries_never_load_the_model() -> None:
@@ -157,10 +177,10 @@ def test_one_vector_per_object_and_only_changes_are_embedded(tmp_path: Path, bud
     derived = derive(d)
     sha0 = hashlib.sha256(orjson.dumps(d, option=orjson.OPT_SORT_KEYS) + b"\n").hexdigest()
     blob = vecs[sha0][1]
-    assert len(blob) == 256 * 4
+    assert len(blob) == 256 * 2, "float16 components"
     from engine.vectors.model import embed_documents
     want = embed_documents(shared(), [embed_text("email", derived.title, derived.names, derived.body)])[0]
-    assert np.allclose(np.frombuffer(blob, dtype=np.float32), want, atol=1e-6)
+    assert np.allclose(np.frombuffer(blob, dtype="<f2"), want, atol=1e-3)
 
     again = _load(ws)
     assert (again.status, again.vectors) == ("skipped", 0)
@@ -187,6 +207,61 @@ def test_a_model_change_re_embeds_without_reloading_documents(tmp_path: Path) ->
     assert (res.status, res.inserted, res.objects_written, res.vectors) == ("success", 0, 0, 4)
     assert {m for m, _ in _vectors(ws).values()} != {"some-older-model"}
     assert _load(ws).status == "skipped"
+
+
+def test_vectors_of_an_older_storage_format_are_re_embedded(tmp_path: Path) -> None:
+    """Vectors stored as float32 under the previous key (no format suffix) are replaced."""
+    from engine.index.query import Query, Store
+    from engine.vectors import store as vector_store
+    from engine.vectors.search import Searcher
+
+    ws = tmp_path / "ws"
+    _write(ws, DOCS)
+    _load(ws)
+    current = {m for m, _ in _vectors(ws).values()}.pop()
+    assert current.endswith(f"+{vector_store.FORMAT}")
+    older = current.removesuffix(f"+{vector_store.FORMAT}").replace("+text3", "+text2")
+    with sqlite3.connect(ws / "vector-store" / "index.sqlite") as con:
+        con.execute("UPDATE vectors SET model = ?, vector = zeroblob(1024)", (older,))
+    with Store.open(Workspace(ws)) as store:
+        assert Searcher(store).coverage() == (4, 0), "old-format vectors are not read as current ones"
+    res = _load(ws)
+    assert (res.status, res.inserted, res.vectors) == ("success", 0, 4)
+    assert {(m, len(v)) for m, v in _vectors(ws).values()} == {(current, 512)}
+    with Store.open(Workspace(ws)) as store:
+        hits = Searcher(store).search("approval from my health plan", Query(limit=1), "vector")
+    assert hits[0].document.title == "Pre-authorization for therapy"
+
+
+def test_embedding_waits_for_start_unless_the_queue_is_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reading thread only appends; the background thread starts at start() (or when the
+    queued bodies pass DEFER_CHARS), skips a sha256 queued twice, and take() has every vector."""
+    from engine.vectors import pending
+    from engine.vectors.model import embed_documents, shared
+    from engine.vectors.store import DTYPE
+    from engine.vectors.text import embed_text
+
+    p = pending.EmbedPass()
+    p.add("a", "email", "Lab results", None, "Blood panel attached.")
+    p.add("b", "email", "Invoice 1042", "Ann Lee", "Please settle the balance.")
+    p.add("a", "email", "Lab results", None, "Blood panel attached.")
+    assert len(p._futures) == 1, "while the loader reads, the background thread only loads the model"
+    p.start()
+    got = p.take()
+    assert sorted(got) == ["a", "b"] and p.embedded == 2
+    want = embed_documents(shared(), [embed_text("email", "Invoice 1042", "Ann Lee", "Please settle the balance.")])
+    assert np.abs(np.frombuffer(got["b"], dtype=DTYPE) - want[0]).max() < 1e-3
+    p.close()
+
+    monkeypatch.setattr(pending, "DEFER_CHARS", 30)
+    early = pending.EmbedPass()
+    early.add("c", "email", "Lab results", None, "Blood panel attached.")
+    assert len(early._futures) == 1
+    early.add("d", "email", "Lab results", None, "Cholesterol panel attached.")
+    assert len(early._futures) == 2, "a large queue goes to the background thread while reading"
+    early.add("e", "contact", "Ann Lee", None, None)
+    assert sorted(early.take()) == ["c", "d", "e"]
+    early.close()
 
 
 def test_vectors_off_then_on_embeds_the_unchanged_documents(tmp_path: Path) -> None:

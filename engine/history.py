@@ -1,0 +1,105 @@
+"""Reading the run and task history in ``state/lorch.sqlite`` (written by :mod:`engine.state`).
+
+Why a module of its own: ``lorchestra status``, the dashboard's history screen and scripts
+only read the history, with plain ``sqlite3``; the writer in :mod:`engine.state` needs
+asyncio, aiosqlite and the event models, which cost a read-only command a large part of
+its start-up (issue 18). These helpers never create the database and never write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+
+class HistoryCorrupt(Exception):
+    """``state/lorch.sqlite`` exists but is not a readable SQLite database."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"the run history {path} is damaged (not a readable SQLite database)")
+        self.path = path
+
+    @property
+    def hint(self) -> str:
+        """How to get a working history back."""
+        return (f"move it aside (mv {self.path} {self.path}.damaged); the next run starts a new "
+                "history, and every earlier event is still in logs/pipeline-*.log")
+
+
+def open_readonly(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection, or None when there is no history yet (no file, or a file
+    without the tables yet); :class:`HistoryCorrupt` when the file is not a database."""
+    if not path.is_file():
+        return None
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        conn.row_factory = sqlite3.Row
+        conn.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
+    except sqlite3.OperationalError:  # no tables yet, or locked: nothing to show
+        if conn is not None:
+            conn.close()
+        return None
+    except sqlite3.DatabaseError:  # "file is not a database", "disk image is malformed"
+        if conn is not None:
+            conn.close()
+        raise HistoryCorrupt(path) from None
+    return conn
+
+
+def _rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    conn = open_readonly(path)
+    if conn is None:
+        return []
+    try:
+        return [dict(row) for row in conn.execute(sql, params)]
+    finally:
+        conn.close()
+
+
+def history(path: Path, limit: int = 10) -> list[dict[str, Any]]:
+    """The newest ``limit`` runs, newest first (every column of ``runs``)."""
+    return _rows(path, "SELECT * FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?", (limit,))
+
+
+def last_run(path: Path) -> dict[str, Any] | None:
+    """The newest run, or None."""
+    rows = history(path, 1)
+    return rows[0] if rows else None
+
+
+def run_row(path: Path, run_id: str) -> dict[str, Any] | None:
+    """One run by id, or None."""
+    rows = _rows(path, "SELECT * FROM runs WHERE run_id = ?", (run_id,))
+    return rows[0] if rows else None
+
+
+def task_rows(path: Path, run_id: str) -> list[dict[str, Any]]:
+    """Every task of a run (every column of ``tasks``), by stage order then task id."""
+    return _rows(path, "SELECT * FROM tasks WHERE run_id = ? ORDER BY "
+                       "CASE stage WHEN 'extract' THEN 0 WHEN 'canonize' THEN 1 WHEN 'index' THEN 2 ELSE 3 END, task_id",
+                 (run_id,))
+
+
+def stage_rows(path: Path, run_id: str) -> list[dict[str, Any]]:
+    """Per stage of a run: task counts, records, bytes, wall time and summed task time.
+
+    ``duration_s`` is the stage's wall time, from its first task's start to its last
+    task's end (retries included); ``task_s`` is the sum of its tasks' own durations.
+    """
+    return _rows(path, """
+        SELECT stage,
+               COUNT(*) AS tasks,
+               SUM(status IN ('success', 'skipped')) AS succeeded,
+               SUM(status IN ('failed', 'timeout')) AS failed,
+               SUM(status NOT IN ('success', 'skipped', 'failed', 'timeout')) AS cancelled,
+               SUM(records) AS records,
+               SUM(bytes) AS bytes,
+               ROUND((julianday(MAX(finished_at)) - julianday(MIN(started_at))) * 86400.0, 3)
+                   AS duration_s,
+               ROUND(SUM(COALESCE(duration_s, 0)), 3) AS task_s
+        FROM tasks WHERE run_id = ?
+        GROUP BY stage
+        ORDER BY CASE stage WHEN 'extract' THEN 0 WHEN 'canonize' THEN 1 WHEN 'index' THEN 2 ELSE 3 END
+    """, (run_id,))

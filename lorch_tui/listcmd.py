@@ -1,0 +1,84 @@
+"""``lorchestra list extractors|jobs|loaders|transforms|mappings|streams EXTRACTOR``.
+
+Imported only when ``list`` runs (see :mod:`lorch_tui.cliparse`); the transform registry
+and the vault reader are imported only for the kinds of listing that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+
+from engine.config import PipelineConfig
+from engine.configload import load
+from engine.errors import UsageError
+
+
+def cmd_list(ns: argparse.Namespace) -> int:
+    """`lorchestra list extractors|jobs|loaders|transforms|mappings|streams EXTRACTOR`."""
+    loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    if ns.what == "streams":
+        from lorch_tui.streamscmd import list_streams
+
+        return list_streams(loaded, ns.name, ns.reveal, ns.json)
+    if ns.name is not None or ns.reveal:
+        raise UsageError(f"`list {ns.what}` takes no EXTRACTOR and no --reveal (only `list streams` does)")
+    rows = _rows(loaded.config, ns.what)
+    if ns.json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    _print_table(rows)
+    return 0
+
+
+def _rows(cfg: PipelineConfig, what: str) -> list[dict[str, object]]:
+    """The rows of one kind of listing (PHI-free: names and commands from the config)."""
+    from engine.taps import describe, describe_loader
+
+    if what == "extractors":
+        return [{"name": e.name, "kind": e.kind, "domain": e.domain, "source": e.source,
+                 "account": e.account, "command": describe(e)} for e in cfg.extractors]
+    if what == "jobs":
+        return [{"job": j, "extractors": len(m), "kinds": _kinds(cfg, m), "members": ", ".join(m),
+                 "default": "yes" if cfg.stages.extract.job == j else ""} for j, m in cfg.jobs.items()]
+    if what == "loaders":
+        return [{"name": lo.name, "command": describe_loader(lo)} for lo in cfg.loaders]
+    if what == "transforms":
+        from lorch_tui.canoncmd import transform_rows
+
+        return transform_rows(cfg)
+    from lorch_tui.canoncmd import mapping_rows
+
+    return mapping_rows(cfg)
+
+
+def _print_table(rows: list[dict[str, object]]) -> None:
+    """A table as wide as the terminal; columns that do not fit are named below it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lorch_tui.tables import add_name_column, add_other_column, fit_keys, is_name
+
+    console = Console(highlight=False)
+    table = Table()
+    kept, dropped = fit_keys(rows, console.width) if rows else (["(none)"], [])
+    for key in kept:
+        if is_name(key):  # names stay whole; the other columns wrap, or are dropped, first
+            add_name_column(table, key, [str(r[key]) for r in rows])
+        else:
+            add_other_column(table, key, [str(r[key]) for r in rows])
+    for row in rows:
+        table.add_row(*(str(row[k]) for k in kept))
+    console.print(table)
+    if dropped:
+        console.print(f"({', '.join(dropped)} not shown at this width: widen the terminal or use --json)",
+                      style="dim", markup=False)
+
+
+def _kinds(cfg: PipelineConfig, members: list[str]) -> str:
+    """`demo x3, singer x1`: the kinds of a job's extractors."""
+    kinds = Counter(ex.kind for name in members if (ex := cfg.extractor(name)) is not None)
+    return ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items()))

@@ -14,6 +14,7 @@ Quit) takes the same path: ask when a run is in progress, cancel, reap, record.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -48,6 +49,14 @@ from lorch_tui.widgets.vault import NodeRef, RunDetail, VaultTree
 FLUSH_HZ = 15
 NARROW = 100  # columns below which the unfocused half collapses
 SHORT = 30  # rows below which the plot hides and the log shrinks
+
+
+def freeze_startup_objects() -> None:
+    """Move everything alive after the first full screen (modules, models, widgets: about
+    130,000 objects) out of the garbage collector's reach: each full collection scanned them
+    all on the event loop, 20-160 ms while a key waited (docs/performance.md). ``freeze`` costs
+    nothing; the little start-up garbage it holds is released when the app ends (unfreeze)."""
+    gc.freeze()
 
 
 class LorchApp(App[int]):
@@ -227,10 +236,13 @@ class LorchApp(App[int]):
         self.call_from_thread(self._show_snapshot, snap)
 
     def _show_snapshot(self, snap: Snapshot) -> None:
+        first = self.snapshot is None
         self.snapshot = snap
         self._scanning = False
         if not self.query(VaultTree):  # the app is shutting down: its panes are already gone
             return
+        if first:
+            self.call_after_refresh(freeze_startup_objects)
         stale_h = float(getattr(self.loaded.config, "stale_after_hours", 26.0))
         self.query_one(VaultTree).show(self.loaded.config.extractors, snap.runs)
         self.query_one(LatestPane).show(snap.views, self.model.last_errors, stale_h)
@@ -389,6 +401,7 @@ class LorchApp(App[int]):
                 await asyncio.wait_for(self.engine.cancel_all(), timeout=60)
             except TimeoutError:
                 pass
+        gc.unfreeze()  # what was frozen at the first screen is collectable again (tests run many apps)
 
     async def action_quit(self) -> None:
         """Textual's own quit (ctrl+q, the palette's Quit) takes the same path as q."""

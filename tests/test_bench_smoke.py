@@ -58,8 +58,16 @@ def test_canonize_bench() -> None:
 
 def test_end_to_end_bench() -> None:
     out = run_bench("e2e")
-    assert any(r.startswith("e2e orchestration overhead") for r in ratios(out))
+    names = ratios(out)
+    assert any(r.startswith("e2e orchestration overhead") for r in names)
+    assert any(r.startswith("e2e wall for 1,000,000 records") for r in names)
+    assert "e2e largest worker peak RSS / 200 MiB" in names
     assert re.search(r"^  canonize +cpu +[\d.]+s", out, re.M)
+    skip_if_peer_missing(out, "target-jsonl")
+    assert "e2e pipeline vs target-jsonl (wall)" in names
+    m = re.search(r"^  PyPI target-jsonl .* ([\d,]+) records landed$", out, re.M)
+    extracted = re.search(r"records extracted: ([\d,]+)$", out, re.M)
+    assert m and extracted and m.group(1) == extracted.group(1) != "0"
 
 
 def test_memory_bench() -> None:

@@ -85,17 +85,39 @@ def round_half_up(value: Decimal) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+class AnswerIndex:
+    """A response's answers with their positions by question id and by question title, built
+    once per response (a measure looks up each of its items)."""
+
+    def __init__(self, answers: list[dict[str, Any]]) -> None:
+        self.answers = answers
+        self.by_id: dict[Any, list[int]] = {}
+        self.by_title: dict[Any, list[int]] = {}
+        for n, a in enumerate(answers):
+            for key, index in ((a.get("question_id"), self.by_id), (a.get("question"), self.by_title)):
+                try:
+                    index.setdefault(key, []).append(n)
+                except TypeError:  # an unhashable id or title (a list): it equals no str
+                    pass
+
+    def find(self, question_id: str | None, title: str | None) -> list[int]:
+        """Positions of the answers to a question (by id when it has one, else by title)."""
+        if question_id is not None:
+            return self.by_id.get(question_id, [])
+        return self.by_title.get(title, [])
+
+
 def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
-                  answers: list[dict[str, Any]]) -> tuple[dict[str, int | None], list[str]] | NotScored:
+                  answers: list[dict[str, Any]] | AnswerIndex,
+                  ) -> tuple[dict[str, int | None], list[str]] | NotScored:
     """Item values (None when unanswered) and flags of one measure, or why not."""
+    index = answers if isinstance(answers, AnswerIndex) else AnswerIndex(answers)
+    answers = index.answers
     values: dict[str, int | None] = {}
     taken: dict[int, str] = {}
     for item in m.items:
         q = mb.items[item.id]
-        if q.question_id is not None:
-            found = [n for n, a in enumerate(answers) if a.get("question_id") == q.question_id]
-        else:
-            found = [n for n, a in enumerate(answers) if a.get("question") == q.title]
+        found = index.find(q.question_id, q.title)
         if len(found) > 1:
             return NotScored("QUESTION_AMBIGUOUS", m.id, binding_id, item.id)
         if found and found[0] in taken:
@@ -142,7 +164,7 @@ def score_response(doc: dict[str, Any], reg: Registry) -> list[Outcome]:
     effective = normalize_time(doc.get("submitted_at")) or normalize_time(doc.get("created_at"))
     if effective is None:
         return [NotScored("NO_TIME", binding=b.id)]
-    answers = _answers(doc)
+    answers = AnswerIndex(_answers(doc))
     out: list[Outcome] = []
     for mb in b.measures:
         m = reg.measures[(mb.measure, mb.version)]

@@ -13,6 +13,7 @@ the old or the new tables, each folder old or new, and the next run finishes the
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import signal
 import sqlite3
@@ -255,6 +256,18 @@ class Project:
                     yield sha, line
 
 
+GC_THRESHOLD = (50_000, 50, 100)
+"""The project task builds one large graph that lives until the task ends (every document's
+facts, every client): with the default gen-0 threshold (700) the collector walks it over and
+over. Measured on 56,000 documents: 3.0 -> 2.4 CPU-s, same RSS (docs/performance.md)."""
+
+
+def tune_gc() -> None:
+    """Freeze what is loaded so far (modules, config: never garbage) and collect less often."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
 def run_project(spec: TaskSpec, emit: Emit) -> int:
     """Run the project task; emit events; return the worker's exit code."""
     started = time.monotonic()
@@ -272,6 +285,7 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
         raise _Cancelled()
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    tune_gc()
     job = Project(Workspace(spec.workspace), spec.clients or ClientsConfig(), force=spec.force,
                   vectors=spec.index.vectors,
                   progress=progress)

@@ -5,10 +5,16 @@ Taps built on the Singer SDK print numbers with ``simplejson`` and ``use_decimal
 them as written (:mod:`engine.vault.messages`). Everything that parses a value into Python
 for a double-based consumer (orjson, JSONata) asks here first:
 
-* :func:`suspect` is a cheap scan (one regex over the bytes) for the only shapes that can
-  be inexact: 16 or more digits in a row, 17 or more digits-and-points in a row, or an
-  exponent of three digits. A number with at most 15 significant digits and a two-digit
-  exponent always survives a double.
+* :func:`suspect` is a cheap scan for the only shapes that can be inexact: a number token
+  (it starts the document or follows ``:``, ``,`` or ``[``, maybe after whitespace and a
+  minus) whose digits-and-points run is 16 or longer, or an exponent of three digits after a
+  digit. A number with at most 15 significant digits and a two-digit exponent always
+  survives a double. The scan is one ``bytes.translate`` (whitespace dropped; digits and
+  points to ``0``, ``:,[`` to ``:``, signs to ``+``, ``eE`` to ``e``, the rest to ``x``) and
+  one regex that starts with the literal ``:``: about five times cheaper than the former
+  regex over the raw bytes, and hexadecimal ids or MIME boundaries inside strings
+  (``"00000000000073575e62cc76"``, ``5e123``, ``image001``) no longer count, since their
+  digits do not follow a JSON separator.
 * :func:`inexact` then parses the suspect text exactly (``Decimal`` for decimals, Python
   ``int`` for integers) and says whether some number would change: an integer beyond
   ``2**53`` (JSONata's exact range) or a decimal whose double does not print back to the same
@@ -26,6 +32,25 @@ from typing import Any
 import orjson
 
 SUSPECT = re.compile(rb"\d{16}|[\d.]{17}|[eE][+-]?\d{3}")
+"""The former scan, kept as the reference the tests hold :func:`suspect` to (it finds every
+shape this one finds in a number token, and many more inside strings)."""
+_WHITESPACE = b" \t\n\r"
+
+
+def _suspect_table() -> bytes:
+    table = bytearray(b"x" * 256)
+    for chars, to in ((b"0123456789.", b"0"), (b":,[", b":"), (b"+-", b"+"), (b"eE", b"e")):
+        for c in chars:
+            table[c] = to[0]
+    return bytes(table)
+
+
+_TABLE = _suspect_table()
+_NUMBER = re.compile(rb":\+?(?:0{16}|0+e\+?000)")
+"""On the translated bytes: a number token after a separator with 16 or more digits-and-points,
+or a three-digit exponent (its leading ``:`` lets ``re`` skip ahead to each separator)."""
+_TOP = re.compile(rb"\+?(?:0{16}|0+e\+?000)")
+"""The same for a number that is the whole document (a STATE or SCHEMA value may be one)."""
 MAX_EXACT_INT = 2**53
 INT64 = (-(2**63), 2**64 - 1)
 
@@ -54,7 +79,8 @@ def _constant(text: str) -> Any:
 
 def suspect(data: bytes) -> bool:
     """Whether ``data`` may hold a number a double cannot hold (false positives are fine)."""
-    return SUSPECT.search(data) is not None
+    t = data.translate(_TABLE, _WHITESPACE)
+    return _NUMBER.search(t) is not None or _TOP.match(t) is not None
 
 
 def inexact(data: bytes) -> bool:

@@ -144,7 +144,7 @@ class AccountLoader:
 
     def __init__(self, ws: Workspace, source: str, account: str, *, force: bool = False,
                  transforms: dict[str, str] | None = None, progress: Progress | None = None,
-                 vectors: bool = True) -> None:
+                 vectors: bool = True, verify_objects: bool | None = None) -> None:
         self.ws, self.source, self.account, self.force = ws, source, account, force
         self.embed = EmbedPass() if vectors else None
         self.vector_model = vector_store.model_key(shared_embedder().model, TEXT_VERSION)
@@ -152,7 +152,10 @@ class AccountLoader:
         self.progress = progress or (lambda done, total: None)
         self.data_path, self.meta_path = canonical_paths(ws, source, account)
         self.result = LoadResult()
-        self.objects = ObjectWriter(objects_dir(ws), verify=force)  # --force repairs damaged objects
+        # --force re-reads every object its rows name and repairs damaged ones; a rerun whose
+        # provenance changed (a new LATEST, the nightly case) diffs without that check.
+        verify = force if verify_objects is None else verify_objects
+        self.objects = ObjectWriter(objects_dir(ws), verify=verify)
 
     def run(self) -> LoadResult:
         """Load the account (or skip it); raise LoadFailed with a stable code.

@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers import REPO, clean_env
 
-RATIO = re.compile(r"^ratio (.+): -?[\d.]+(x|%|s) \(goal (>=|<=) [\d.]+(x|%|s)\) (met|MISSED)$", re.M)
+RATIO = re.compile(r"^ratio (.+): -?[\d.]+(x|%|s| docs/s) \(goal (>=|<=) [\d.]+(x|%|s| docs/s)\) (met|MISSED)$", re.M)
 
 
 def run_bench(name: str) -> str:
@@ -108,3 +108,11 @@ def test_dashboard_bench() -> None:
     assert "dashboard key to run shown seconds" in names, out[-3000:]
     assert re.search(r"^  key -> handler \(n= *\d+\)", out, re.M)
     assert "STUCK" not in out
+
+
+def test_index_bench() -> None:
+    out = run_bench("index")
+    assert {"index first load, documents/s", "index unchanged rerun, documents/s"} <= set(ratios(out))
+    for label in ("a. project first load", "b. project unchanged rerun (diff)", "b2. --force, objects re-checked",
+                  "c. naive: file per doc"):
+        assert label in out

@@ -88,6 +88,28 @@ def test_pooling_equals_wordllamas_own_embed() -> None:
     assert np.abs(spaced - ours[:2]).max() < 1e-6, "line breaks and runs of spaces count as one space"
 
 
+def test_token_table_is_mapped_from_the_wheel_and_equals_the_safetensors_read(tmp_path: Path) -> None:
+    """The table is a read-only map of the installed file (a worker pays only for the pages it
+    touches), byte for byte what the safetensors reader returns; a header this reader does not
+    know falls back to that reader (None)."""
+    from safetensors import safe_open
+
+    from engine.vectors.model import TENSOR, _map_tensor, model_files
+
+    files = model_files()
+    assert files is not None
+    mapped = _map_tensor(files[0], TENSOR)
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+    with safe_open(str(files[0]), framework="np", device="cpu") as f:
+        copied = f.get_tensor(TENSOR)
+    assert mapped.shape == copied.shape and mapped.dtype == copied.dtype
+    assert np.array_equal(mapped[::997], copied[::997]) and np.array_equal(mapped[-3:], copied[-3:])
+    odd = tmp_path / "odd.safetensors"
+    header = orjson.dumps({TENSOR: {"dtype": "I8", "shape": [2, 2], "data_offsets": [0, 4]}})
+    odd.write_bytes(len(header).to_bytes(8, "little") + header + bytes(4))
+    assert _map_tensor(odd, TENSOR) is None
+
+
 def test_word_cache_overflow_and_repeated_texts_give_the_same_vectors(monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.vectors import model
 

@@ -142,6 +142,7 @@ class Project:
         if not db_path(self.ws).is_file():
             raise ProjectFailed(ErrorCode.NO_INDEX.value)
         conn = open_writer(self.ws)
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")  # see CACHE_KIB
         try:
             fp = fingerprint(conn, self.cfg, raw, self.registry.sha256)
             if not self.force and self._unchanged(conn, fp):
@@ -255,6 +256,11 @@ class Project:
                 if sha in rows:
                     yield sha, line
 
+
+CACHE_KIB = 8192
+"""SQLite page cache of the project task's connection (the index stage's writer keeps 64 MiB).
+The task reads the documents table once, account by account, and writes the client tables
+in one transaction: a big cache only held pages it never read again (docs/performance.md)."""
 
 GC_THRESHOLD = (50_000, 50, 100)
 """The project task builds one large graph that lives until the task ends (every document's

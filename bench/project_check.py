@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter()
     extra = ["--config", str(ns.config)] if ns.config else []
     got = subprocess.run([sys.executable, "-m", "bench.project_check", "--dir", str(ns.dir), "--child", *extra],
-                         check=True, capture_output=True, text=True).stdout.split()
+                         check=True, stdout=subprocess.PIPE, text=True).stdout.split()
     docs, rss_kb, cpu = int(got[0]), int(got[1]), float(got[2])
     print(f"project: {docs:,} documents, peak RSS {rss_kb / 1024:.0f} MiB, {cpu:.2f} CPU-s, "
           f"{time.perf_counter() - wall:.2f}s wall", flush=True)

@@ -229,6 +229,9 @@ class _State:
         self.unlinked: list[Unlinked] = []
         self.conflict_docs: dict[str, int] = {}
         self.decided: dict[DocRef, list[Link] | Unlinked] = {}
+        """Decisions other documents refer to (memoised; the rest are decided once, by the
+        sorted pass, and not kept: one entry per document was a tenth of the task's memory)."""
+        self.targets = {t for facts in resolver.docs.values() for t in facts.refs}
         self.forced: dict[DocRef, str | None] = {}
         self.unused_overrides = 0
         for item in resolver.overrides.link:
@@ -245,7 +248,8 @@ class _State:
         if done is not None:
             return done
         result = self._decide(ref, depth)
-        self.decided[ref] = result
+        if ref in self.targets:
+            self.decided[ref] = result
         if isinstance(result, Unlinked):
             self.unlinked.append(result)
             if result.reason == "conflict":

@@ -205,9 +205,11 @@ class Project:
                                 "WHERE source != ? ORDER BY source, account",
                                 (MEASURES_SOURCE,)).fetchall()
         done = 0
+        kinds: dict[str, str] = {}  # one string per kind, not one per document
         for source, account, canonical_sha in accounts:
             rows: dict[str, tuple[str, str, str | None, str | None]] = {
-                sha: (kind, entity, when, title) for kind, entity, sha, when, title in conn.execute(
+                sha: (kinds.setdefault(kind, kind), entity, when, title)
+                for kind, entity, sha, when, title in conn.execute(
                     "SELECT kind, entity_id, sha256, time, title FROM documents "
                     "WHERE source = ? AND account = ?", (source, account))}
             for sha, data in self._canonical_lines(source, account, canonical_sha, rows):

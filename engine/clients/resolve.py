@@ -59,6 +59,7 @@ class Resolver:
         self._where = [(path, v if isinstance(v, list) else [v]) for path, v in cfg.where.items()]
         self._addresses: dict[str, tuple[str | None, bool, str | None]] = {}
         self._phones: dict[str, str | None] = {}
+        self._refs: dict[DocRef, DocRef] = {}
 
     def _address(self, raw: object) -> tuple[str | None, bool, str | None]:
         """(normalised address, the practice's own, key unless own or ignored), memoised."""
@@ -107,9 +108,11 @@ class Resolver:
         if nd:
             found.append(nd)
         facts.keys = tuple(dict.fromkeys(found))
-        facts.refs = tuple(DocRef(ref.source, ref.account, kind, target)
-                           for r in rule.refs for target in texts(doc, (r.path,))
-                           for kind in r.kinds)
+        if rule.refs:  # many documents name one contact: one DocRef for it, not one each
+            one = self._refs.setdefault
+            facts.refs = tuple(one(t, t) for t in (
+                DocRef(ref.source, ref.account, kind, target)
+                for r in rule.refs for target in texts(doc, (r.path,)) for kind in r.kinds))
         if rule.senders or rule.recipients:
             self._participants(facts, rule, doc)
         if rule.columns:

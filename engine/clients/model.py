@@ -8,9 +8,7 @@ the index's own identity of a document, which survives re-indexing (``doc_id`` d
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Literal, NamedTuple
 
 Rule = Literal["email", "phone", "source_ref", "name_dob", "override"]
@@ -76,11 +74,6 @@ class Card:
         return self.name or self.family or self.given or "Unnamed"
 
 
-NO_COLUMNS: Mapping[str, str] = MappingProxyType({})
-"""The columns of a document whose kind shows none (one shared empty mapping, not a dict
-per document)."""
-
-
 @dataclass(slots=True)
 class DocFacts:
     """One document reduced to what linking and the charts need."""
@@ -96,7 +89,9 @@ class DocFacts:
     has_rule: bool = True
     defines: bool = False
     card: Card | None = None
-    columns: Mapping[str, str] = field(default_factory=lambda: NO_COLUMNS)
+    columns: tuple[str, ...] = ()
+    """The values of the kind's chart columns, in the order of its rule's ``columns``
+    (a tuple, not a dict per document: :func:`engine.clients.charts.column` reads it)."""
 
 
 @dataclass(slots=True)

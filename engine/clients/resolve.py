@@ -116,8 +116,7 @@ class Resolver:
         if rule.senders or rule.recipients:
             self._participants(facts, rule, doc)
         if rule.columns:
-            facts.columns = {label: ", ".join(texts(doc, (path,)))
-                             for label, path in rule.columns.items()}
+            facts.columns = tuple(", ".join(texts(doc, (path,))) for path in rule.columns.values())
         if rule.identity:
             facts.card = _card(doc, rule)
             facts.defines = self._defines(doc, ref)

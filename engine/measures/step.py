@@ -87,9 +87,11 @@ def _clients_of(p: Projection) -> dict[tuple[str, str, str], str | None]:
     return out
 
 
-def _dedupe_key(m: dict[str, Any], who: str) -> bytes:
+def _dedupe_key(m: dict[str, Any], who: str) -> str:
+    """What makes two measurements the same (as text: the bytes ``orjson.dumps`` returns keep
+    a 4 KiB buffer each, measured 30 MiB for 7,900 keys kept in ``seen``)."""
     return orjson.dumps([m["measure"], m["measure_version"], who, m["effective_at"], m["items"]],
-                        option=orjson.OPT_SORT_KEYS)
+                        option=orjson.OPT_SORT_KEYS).decode()
 
 
 @dataclass
@@ -112,7 +114,7 @@ class _Scoring:
     def __init__(self, clients: dict[tuple[str, str, str], str | None], reg: Registry) -> None:
         self.clients = clients
         self.reg = reg
-        self.seen: dict[bytes, str] = {}
+        self.seen: dict[str, str] = {}
         self.measurements: list[dict[str, Any]] = []
         self.rejects: list[dict[str, Any]] = []
         self.duplicates: list[dict[str, Any]] = []

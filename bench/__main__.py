@@ -36,8 +36,9 @@ BENCHES: dict[str, dict[str, list[str]]] = {
                "default": [], "full": []},
     "e2e": {"quick": ["--records", "600"], "default": [], "full": ["--full"]},
     "memory": {"quick": ["--small", "200", "--large", "600"], "default": [], "full": ["--full"]},
-    "dashboard": {"quick": ["--seconds", "1", "--naive-seconds", "1", "--samples", "10"], "default": [],
-                  "full": []},
+    "dashboard": {"quick": ["--seconds", "1", "--naive-seconds", "1", "--samples", "10", "--docs", "300",
+                            "--accounts", "1", "--repeat", "1", "--timeout", "240"],
+                  "default": [], "full": ["--docs", "1000000"]},
     "workspace": {"quick": ["--docs", "300", "--accounts", "1", "--repeat", "1"], "default": [],
                   "full": ["--docs", "1000000"]},
 }

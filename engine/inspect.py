@@ -82,7 +82,7 @@ def account_runs(cfg: PipelineConfig, ws: Workspace, ex: Extractor, limit: int =
     """The account's newest runs (any status), newest first; undeclared streams as placeholders."""
     acct = ws.account_dir(ex.domain, ex.source, ex.account)
     namer = stream_namer(cfg, ex, ws, create_key=False)
-    return [run_info(r.path(acct), namer) for r in list_runs(acct)[:limit]]
+    return [run_info(r.path(acct), namer) for r in list_runs(acct, limit=limit)]
 
 
 def _age_s(updated_at: str | None) -> float | None:

@@ -14,6 +14,7 @@ Quit) takes the same path: ask when a run is in progress, cancel, reap, record.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from engine.events import RunFinished, TaskFinished
 from engine.inspect import RunInfo
 from engine.logsink import log_path
 from engine.workspace import Workspace
-from lorch_tui import actions, watch
+from lorch_tui import actions
 from lorch_tui.commands import palette_commands
 from lorch_tui.engine_face import EngineFace, LiveEngine
 from lorch_tui.model import RunModel
@@ -48,6 +49,14 @@ from lorch_tui.widgets.vault import NodeRef, RunDetail, VaultTree
 FLUSH_HZ = 15
 NARROW = 100  # columns below which the unfocused half collapses
 SHORT = 30  # rows below which the plot hides and the log shrinks
+
+
+def freeze_startup_objects() -> None:
+    """Move everything alive after the first full screen (modules, models, widgets: about
+    130,000 objects) out of the garbage collector's reach: each full collection scanned them
+    all on the event loop, 20-160 ms while a key waited (docs/performance.md). ``freeze`` costs
+    nothing; the little start-up garbage it holds is released when the app ends (unfreeze)."""
+    gc.freeze()
 
 
 class LorchApp(App[int]):
@@ -126,6 +135,8 @@ class LorchApp(App[int]):
         self.query_one(LogTail).follow(log_path(self.ws.logs))
         self.request_scan()
         if self.watch_files and problem is None:
+            from lorch_tui import watch  # watchfiles: after the first paint
+
             watch.watch_workspace(self)
 
     def set_watch_state(self, text: str) -> None:
@@ -225,10 +236,13 @@ class LorchApp(App[int]):
         self.call_from_thread(self._show_snapshot, snap)
 
     def _show_snapshot(self, snap: Snapshot) -> None:
+        first = self.snapshot is None
         self.snapshot = snap
         self._scanning = False
         if not self.query(VaultTree):  # the app is shutting down: its panes are already gone
             return
+        if first:
+            self.call_after_refresh(freeze_startup_objects)
         stale_h = float(getattr(self.loaded.config, "stale_after_hours", 26.0))
         self.query_one(VaultTree).show(self.loaded.config.extractors, snap.runs)
         self.query_one(LatestPane).show(snap.views, self.model.last_errors, stale_h)
@@ -319,6 +333,9 @@ class LorchApp(App[int]):
             except LorchError as exc:
                 self.query_one(ProgressPane).show(self.model)
                 self.notify(exc.render(), title="cannot start", severity="error", timeout=15, markup=False)
+                return
+            await asyncio.sleep(0)  # the run's first step: RunStarted and its queued tasks
+            self.flush()  # on screen now, not up to a tick of the 15 Hz timer later
 
         self.run_worker(go(), group="start")
 
@@ -384,6 +401,7 @@ class LorchApp(App[int]):
                 await asyncio.wait_for(self.engine.cancel_all(), timeout=60)
             except TimeoutError:
                 pass
+        gc.unfreeze()  # what was frozen at the first screen is collectable again (tests run many apps)
 
     async def action_quit(self) -> None:
         """Textual's own quit (ctrl+q, the palette's Quit) takes the same path as q."""

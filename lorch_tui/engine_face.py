@@ -8,19 +8,23 @@ timer and applies the batch at once.
 Nothing here blocks the event loop: the workspace permission walk (seconds on a large
 workspace) runs in a thread, and the engine counts as busy from the moment a start is asked
 for, so a second key cannot start a second run and quitting waits for the start to settle.
+The runner and the session machinery are imported on the first start (by then the
+workspace check, which runs after the first paint, has usually loaded them), so they do
+not delay the first paint.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from engine.configload import LoadedConfig
 from engine.errors import LorchError
 from engine.events import Event
 from engine.plan import build_plan
-from engine.runner import Runner
-from engine.session import keep_traceback, notify_failure, open_session, open_workspace
+
+if TYPE_CHECKING:
+    from engine.runner import Runner
 
 
 class EngineFace(Protocol):
@@ -80,6 +84,10 @@ class LiveEngine:
     async def start(self, stages: list[str] | None, accounts: list[str] | None, *, force: bool = False) -> None:
         if self.busy:
             raise LorchError("a run is already in progress; wait for it or cancel it (x)")
+        # imported on the first start, not before the dashboard's first paint
+        from engine.runner import Runner
+        from engine.session import keep_traceback, notify_failure, open_session, open_workspace
+
         self._starting = True
         try:
             plan = build_plan(self.loaded.config, stages, accounts)

@@ -30,11 +30,42 @@ class Snapshot:
     """PHI-free counts of the client layer (clients, links, conflicts, unlinked), if projected."""
 
 
+_COUNTS: dict[tuple[object, ...], dict[str, int] | None] = {}
+"""The last client counts, keyed by the index database's files' sizes and times (one entry)."""
+
+
+def index_stamp(path: Path) -> tuple[object, ...] | None:
+    """(size, mtime) of the index database and its write-ahead log: changes whenever it does."""
+    stamp: list[object] = [str(path)]
+    for p in (path, path.with_name(path.name + "-wal")):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            stamp.append(None)
+            continue
+        stamp.append((st.st_size, st.st_mtime_ns))
+    return tuple(stamp) if stamp[1] is not None else None
+
+
 def client_counts(ws: Workspace) -> dict[str, int] | None:
-    """The client layer's counts from the index database (numbers only), or None."""
+    """The client layer's counts from the index database (numbers only), or None.
+
+    Counting links reads a table as large as the linked documents, so the result is kept
+    until the database changes: rescans after extract or canonize tasks cost nothing here.
+    """
     path = ws.vector_store / "index.sqlite"
-    if not path.exists():
+    stamp = index_stamp(path)
+    if stamp is None:
         return None
+    if stamp in _COUNTS:
+        return _COUNTS[stamp]
+    found = _count_clients(path)
+    _COUNTS.clear()
+    _COUNTS[stamp] = found
+    return found
+
+
+def _count_clients(path: Path) -> dict[str, int] | None:
     from engine.clients.tables import counts
 
     try:

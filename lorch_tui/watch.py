@@ -49,7 +49,7 @@ def watch_workspace(host: Host) -> None:
         except Exception as exc:  # noqa: BLE001 - any failure must be reported, not swallowed
             report_failure(host, exc)
 
-    host.run_worker(watcher(), group="watch", exclusive=True, exit_on_error=False)
+    host.run_worker(watcher, group="watch", exclusive=True, exit_on_error=False)
 
 
 def report_failure(host: Host, exc: BaseException) -> None:

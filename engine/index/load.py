@@ -8,7 +8,9 @@ The rules (docs/index.md has the long form):
   field table, the load is ``skipped`` (unless forced).
 * Otherwise each line is hashed; a line whose sha256 an existing row of the account already
   has is unchanged (no parse, no write). Other lines are parsed, their derived columns
-  computed, and their objects written (temp + rename, once) BEFORE the transaction.
+  computed, and their objects written (straight to their final name, once) by writer
+  threads that go on during the transaction's inserts; the commit waits until every object
+  is written and the file system flushed.
 * One ``BEGIN IMMEDIATE`` transaction then deletes the rows that went away, inserts the new
   ones (documents + FTS), updates provenance and the ``accounts`` row, and lists the objects
   that may have lost their last reference in ``gc_pending``. Readers see the old set or the
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,7 +50,7 @@ from engine.vectors.pending import EmbedPass
 from engine.vectors.text import TEXT_VERSION, DocText, embed_text
 from engine.workspace import Workspace
 
-ROW_MEMORY_BUDGET = 256 * 1024 * 1024
+ROW_MEMORY_BUDGET = 32 * 1024 * 1024
 """Bytes of new documents whose derived rows are kept in memory between the two phases;
 beyond it, rows are re-derived from the canonical file during the transaction."""
 
@@ -97,9 +100,10 @@ class LoadResult:
     vectors_unavailable: bool = False
     """The embedding model could not load: the documents indexed without vectors."""
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time per phase: read (hash, diff, parse), objects (writes left + flush; flush
-    alone is also given), embed (waiting for the embedding thread), transaction (waiting for
-    the lock included) and gc."""
+    """Wall time per phase: read (hash, diff, parse), transaction (waiting for the lock,
+    inserts and commit; it includes embed: waiting for the embedding thread after the
+    documents' inserts), objects (also inside the transaction, but not counted in it: waiting
+    for the writes left + flush; flush alone is also given) and gc."""
 
 
 def canonical_paths(ws: Workspace, source: str, account: str) -> tuple[Path, Path]:
@@ -129,7 +133,6 @@ class _Plan:
     """(kind, entity_id) -> the new document."""
     old: dict[int, str] = field(default_factory=dict)
     """Every row of the account before the load: doc_id -> sha256."""
-    written: set[str] = field(default_factory=set)
     vectors: dict[str, bytes] = field(default_factory=dict)
     """sha256 -> vector BLOB computed in phase 1 (new and re-embedded documents)."""
     generation: int = 0
@@ -141,7 +144,7 @@ class AccountLoader:
 
     def __init__(self, ws: Workspace, source: str, account: str, *, force: bool = False,
                  transforms: dict[str, str] | None = None, progress: Progress | None = None,
-                 vectors: bool = True) -> None:
+                 vectors: bool = True, verify_objects: bool | None = None) -> None:
         self.ws, self.source, self.account, self.force = ws, source, account, force
         self.embed = EmbedPass() if vectors else None
         self.vector_model = vector_store.model_key(shared_embedder().model, TEXT_VERSION)
@@ -149,7 +152,10 @@ class AccountLoader:
         self.progress = progress or (lambda done, total: None)
         self.data_path, self.meta_path = canonical_paths(ws, source, account)
         self.result = LoadResult()
-        self.objects = ObjectWriter(objects_dir(ws), verify=force)  # --force repairs damaged objects
+        # --force re-reads every object its rows name and repairs damaged ones; a rerun whose
+        # provenance changed (a new LATEST, the nightly case) diffs without that check.
+        verify = force if verify_objects is None else verify_objects
+        self.objects = ObjectWriter(objects_dir(ws), verify=verify)
 
     def run(self) -> LoadResult:
         """Load the account (or skip it); raise LoadFailed with a stable code.
@@ -220,13 +226,7 @@ class AccountLoader:
             plan = self._plan(conn, fd, total)
             clock = self._lap("read", clock)
             if self.embed is not None:
-                self.embed.start()  # embeds while the object files are finished
-            self.objects.finish(sync=bool(plan.new) or self.objects.verify)  # repairs durable too
-            clock = self._lap("objects", clock)
-            if self.embed is not None:
-                plan.vectors = self.embed.take()
-                clock = self._lap("embed", clock)
-            self.result.seconds["flush"] = self.objects.flush_s
+                self.embed.start()  # embeds while the writer threads go on
             begin_immediate(conn)
             try:
                 gen = conn.execute("SELECT generation FROM accounts WHERE source = ? AND account = ?",
@@ -234,7 +234,13 @@ class AccountLoader:
                 if (gen[0] if gen else 0) != plan.generation:
                     conn.execute("ROLLBACK")  # another writer replaced this account meanwhile
                     continue
+                # The inserts run while the writer threads finish the objects (both release
+                # the GIL); the commit waits for every object to be written and flushed.
                 self._replace(conn, fd, plan, file_sha, inputs, inputs_sha)
+                clock = self._lap("transaction", clock)
+                self.objects.finish(sync=bool(plan.new) or self.objects.verify)  # repairs durable too
+                clock = self._lap("objects", clock)
+                self.result.seconds["flush"] = self.objects.flush_s
                 conn.execute("COMMIT")
                 self._lap("transaction", clock)
             except BaseException:
@@ -289,7 +295,6 @@ class AccountLoader:
                 row = self._derive(data, sha, number)
                 key = (row[0], row[1])
                 self.objects.write(sha, data)
-                plan.written.add(sha)
                 if key in new:
                     duplicates += 1
                 if kept_bytes + len(data) <= ROW_MEMORY_BUDGET:
@@ -336,6 +341,8 @@ class AccountLoader:
         if not isinstance(doc, dict):
             raise LoadFailed("CANONICAL_INVALID", number)
         kind, entity = doc.get("kind"), doc.get("source_id")
+        if isinstance(kind, str):
+            kind = sys.intern(kind)  # one string per kind, not one per document kept in memory
         if (not isinstance(kind, str) or not kind or not isinstance(entity, str) or not entity
                 or doc.get("source") != self.source or doc.get("account") != self.account):
             raise LoadFailed("CANONICAL_INVALID", number)
@@ -358,7 +365,7 @@ class AccountLoader:
         gone = [doc_id for doc_id in plan.old if doc_id not in kept]
         final = {e[0] for e in plan.new.values()} | {plan.old[d] for d in kept}
         documents = len(kept) + len(plan.new)
-        pending = {plan.old[d] for d in gone} | (plan.written - final)
+        pending = {plan.old[d] for d in gone} | (self.objects.queued - final)
         conn.executemany("DELETE FROM documents WHERE doc_id = ?", ((d,) for d in gone))
         conn.executemany("DELETE FROM fts WHERE rowid = ?", ((d,) for d in gone))
         if self.embed is not None:
@@ -393,7 +400,9 @@ class AccountLoader:
     def _put_vectors(self, conn: sqlite3.Connection, fd: int, plan: _Plan, final: set[str]) -> None:
         """Vectors of phase 1, and of the rows that were re-derived in this transaction."""
         assert self.embed is not None
-        ready = plan.vectors
+        started = time.monotonic()
+        ready = plan.vectors = self.embed.take()  # after the documents' inserts: they overlap
+        self._lap("embed", started)
         vector_store.put(conn, self.vector_model, ((s, b) for s, b in ready.items() if s in final))
         missing: list[tuple[str, DocText]] = []
         for sha, row, start, length, _number in plan.new.values():

@@ -58,10 +58,18 @@ def new_run(account_dir: Path, now: datetime | None = None) -> RunRef:
         t += timedelta(seconds=1)
 
 
-def list_runs(account_dir: Path, storage: Storage = LOCAL) -> list[RunRef]:
-    """Every completed run folder of the account (any status), newest first."""
+def list_runs(account_dir: Path, storage: Storage = LOCAL, limit: int | None = None) -> list[RunRef]:
+    """Every completed run folder of the account (any status), newest first; with ``limit``,
+    only the newest ``limit``.
+
+    A run's ``dt=`` folder is its run id's date, so the newest runs live in the newest date
+    folders: with a limit, date folders are read newest first and no further than needed,
+    and the cost does not grow with the account's history.
+    """
     runs: list[RunRef] = []
-    for dt_name in storage.list(account_dir):
+    for dt_name in reversed(storage.list(account_dir)):
+        if limit is not None and len(runs) >= limit:
+            break
         m = DT_DIR.fullmatch(dt_name)
         if not m or not storage.is_dir(account_dir / dt_name):
             continue
@@ -69,7 +77,8 @@ def list_runs(account_dir: Path, storage: Storage = LOCAL) -> list[RunRef]:
             r = RUN_DIR.fullmatch(run_name)
             if r and storage.is_dir(account_dir / dt_name / run_name):
                 runs.append(RunRef(m.group(1), r.group(1)))
-    return sorted(runs, key=lambda r: r.run_id, reverse=True)
+    newest = sorted(runs, key=lambda r: r.run_id, reverse=True)
+    return newest if limit is None else newest[:limit]
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

@@ -6,9 +6,18 @@ tasks come first and queued ones last (or by the column the user chose: click a 
 press ``s``). The cursor stays on its task when rows move, so ``x`` and ``enter`` act on the
 task the user sees. Columns take the width of their content; the table scrolls sideways
 rather than cutting a state or a name.
+
+Under a flood of progress events the table is the costliest thing on screen: any changed
+cell makes Textual re-render every visible cell of it (10-15 ms a frame on the 2-core
+machine), and a key pressed meanwhile waits. So a change of counters only (records, rate,
+elapsed, the bar) repaints the table at most every :data:`COUNTERS_EVERY_S`; a change of the
+table's shape (a task added or gone, a state, an error code, the sort) repaints at once. The
+totals line underneath is one fixed line and is updated on every flush without a layout pass.
 """
 
 from __future__ import annotations
+
+import time
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -22,6 +31,8 @@ from lorch_tui.widgets.fit import fit_columns
 STATE_STYLE = {"running": "bold cyan", "retrying": "yellow", "queued": "dim", "success": "green",
                "skipped": "green", "failed": "bold red", "timeout": "bold red", "cancelled": "magenta"}
 COLUMNS = ("stage", "account", "state", "records", "rate", "elapsed", "progress")
+COUNTERS_EVERY_S = 0.25
+"""Least time between two table repaints that only move counters (4 Hz; the totals: 15 Hz)."""
 RANK = {"running": 0, "retrying": 0, "failed": 1, "timeout": 1, "cancelled": 2, "success": 2,
         "skipped": 2, "queued": 3}
 
@@ -70,6 +81,8 @@ class ProgressPane(Vertical):
         super().__init__(id=id)
         self.sort_by: str | None = None  # None: running first (the default order)
         self.sort_reverse = False
+        self._shape: tuple[object, ...] | None = None  # what last forced a repaint (see shape())
+        self._painted_at = 0.0
 
     def compose(self) -> ComposeResult:
         table: DataTable[object] = DataTable(id="progress-table", cursor_type="row", zebra_stripes=True)
@@ -86,7 +99,7 @@ class ProgressPane(Vertical):
     def starting(self, what: str) -> None:
         """Say at once that a run is being started (the engine may take a moment)."""
         self.query_one("#progress-totals", Static).update(
-            Text(f"starting {what}: checking the workspace...", style="bold cyan"))
+            Text(f"starting {what}: checking the workspace...", style="bold cyan"), layout=False)
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
@@ -108,7 +121,25 @@ class ProgressPane(Vertical):
         return self.query_one(DataTable)
 
     def show(self, model: RunModel) -> None:
-        """Bring the table and totals in line with the model (once per flush)."""
+        """Bring the table and totals in line with the model (once per flush); counters only
+        at most every :data:`COUNTERS_EVERY_S`, anything else at once."""
+        totals = self.query_one("#progress-totals", Static)
+        # one line, fixed height (styles/app.tcss): no layout pass for the whole screen
+        totals.update(totals_text(model), layout=False)
+        now = time.monotonic()
+        shape = self.shape(model)
+        if shape == self._shape and model.status == "running" and now - self._painted_at < COUNTERS_EVERY_S:
+            return  # counters only, mid-run: the flush calls again while the run goes on
+        self._shape, self._painted_at = shape, now
+        self._show_rows(model)
+
+    def shape(self, model: RunModel) -> tuple[object, ...]:
+        """What must be shown at once when it changes: the run, its tasks, their states and
+        codes, the order."""
+        return (model.run_id, model.status, self.sort_by, self.sort_reverse,
+                tuple((r.task_id, r.state, r.error_code) for r in model.tasks.values()))
+
+    def _show_rows(self, model: RunModel) -> None:
         table = self.table
         present = {str(k.value) for k in table.rows}
         wanted = set(model.tasks)
@@ -121,10 +152,9 @@ class ProgressPane(Vertical):
                 continue
             for col, value in zip(COLUMNS, values, strict=True):
                 if table.get_cell(row.task_id, col) != value:
-                    table.update_cell(row.task_id, col, value, update_width=True)
+                    table.update_cell(row.task_id, col, value)  # widths: fit_columns below
         fit_columns(table)
         self._sort()
-        self.query_one("#progress-totals", Static).update(totals_text(model))
 
     def show_clients(self, counts: dict[str, int] | None) -> None:
         """The client layer's counts in the pane's title (numbers only: never a name)."""

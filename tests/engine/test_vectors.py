@@ -400,23 +400,24 @@ def test_a_replanned_load_keeps_the_vectors_of_its_first_plan(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Another writer replaces the account between plan and transaction: the loader plans
     again, and the vectors embedded by the first plan still reach the index."""
-    from engine.index import store
+    from engine.index import load
 
     ws = tmp_path / "ws"
     _write(ws, DOCS)
     _load(ws)
     _write(ws, [*DOCS[:3], _email(3, "Lab results", "Cholesterol panel attached.")])
-    real_finish = store.ObjectWriter.finish
+    real_plan = load.AccountLoader._plan
     bumped: list[int] = []
 
-    def finish(self: Any, *, sync: bool = True) -> None:
-        real_finish(self, sync=sync)
-        if not bumped:
+    def plan(self: Any, conn: Any, fd: int, total: int | None) -> Any:
+        got = real_plan(self, conn, fd, total)
+        if not bumped:  # another writer commits between the plan and the transaction
             bumped.append(1)
             with sqlite3.connect(ws / "vector-store" / "index.sqlite") as con:
                 con.execute("UPDATE accounts SET generation = generation + 1")
+        return got
 
-    monkeypatch.setattr(store.ObjectWriter, "finish", finish)
+    monkeypatch.setattr(load.AccountLoader, "_plan", plan)
     res = _load(ws)
     assert bumped and (res.status, res.inserted, res.vectors) == ("success", 1, 1)
     assert set(_vectors(ws)) == _shas(ws)

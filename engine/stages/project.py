@@ -281,7 +281,7 @@ class Project:
 
 
 CACHE_KIB = 8192
-"""SQLite page cache of the project task's connection (the index stage's writer keeps 64 MiB).
+"""SQLite page cache of the project task's connection (the index stage's writer keeps 16 MiB).
 The task reads the documents table once, account by account, and writes the client tables
 in one transaction: a big cache only held pages it never read again (docs/performance.md)."""
 

@@ -189,12 +189,25 @@ def _section_md(c: Client, items: list[tuple[Link, DocFacts]], section: str, hea
     for kind in sorted(by_kind):
         rule = rule_for(kind)
         labels = list(rule.columns) if rule is not None else []
-        rows: list[list[object]] = [[_date(f.time), *(f.columns.get(lb, "") for lb in labels),
+        rows: list[list[object]] = [[_date(f.time), *(column(f, lb) for lb in labels),
                                      f"{f.ref.source}/{f.ref.account}", f"`{f.ref.entity_id}`"]
                                     for f in by_kind[kind]]
         out.append(f"\n## {kind} ({len(rows)})\n\n"
                    + _table(["date", *labels, "source/account", "id"], rows))
     return "".join(out)
+
+
+_LABELS: dict[str, dict[str, int]] = {}
+
+
+def column(facts: DocFacts, label: str) -> str:
+    """The value of one chart column of a document ("" when its kind has no such column)."""
+    at = _LABELS.get(facts.ref.kind)
+    if at is None:
+        rule = rule_for(facts.ref.kind)
+        at = _LABELS[facts.ref.kind] = {lb: i for i, lb in enumerate(rule.columns if rule else ())}
+    i = at.get(label)
+    return facts.columns[i] if i is not None and i < len(facts.columns) else ""
 
 
 def _money(values: list[str]) -> Decimal:
@@ -210,9 +223,9 @@ def _money(values: list[str]) -> Decimal:
 def _billing_md(c: Client, items: list[tuple[Link, DocFacts]]) -> str:
     invoices = [f for _, f in items if f.ref.kind == "invoice"]
     payments = [f for _, f in items if f.ref.kind == "payment"]
-    invoiced = _money([f.columns.get("total", "") for f in invoices])
-    balance = _money([f.columns.get("balance", "") for f in invoices])
-    paid = _money([f.columns.get("total", "") for f in payments])
+    invoiced = _money([column(f, "total") for f in invoices])
+    balance = _money([column(f, "balance") for f in invoices])
+    paid = _money([column(f, "total") for f in payments])
     text = _section_md(c, items, "billing", "Billing")
     summary = (f"\n## Balance\n\n- **Invoiced:** {invoiced:.2f}\n- **Paid:** {paid:.2f}\n"
                f"- **Open balance:** {balance:.2f}\n")

@@ -89,7 +89,9 @@ class DocFacts:
     has_rule: bool = True
     defines: bool = False
     card: Card | None = None
-    columns: dict[str, str] = field(default_factory=dict)
+    columns: tuple[str, ...] = ()
+    """The values of the kind's chart columns, in the order of its rule's ``columns``
+    (a tuple, not a dict per document: :func:`engine.clients.charts.column` reads it)."""
 
 
 @dataclass(slots=True)
@@ -145,10 +147,14 @@ class Projection:
     unlinked: list[Unlinked]
     conflicts: list[Conflict]
     docs: dict[DocRef, DocFacts]
+    """Every document's facts; the project task keeps the linked ones only once decided."""
     unused_overrides: int = 0
+    documents: int = -1
+    """Documents decided (``len(docs)`` until the project task trims ``docs``)."""
 
     def counts(self) -> dict[str, int]:
         """PHI-free totals: clients, links, conflicts, unlinked documents, documents."""
         return {"clients": len(self.clients), "links": len(self.links),
                 "conflicts": sum(1 for c in self.conflicts if not c.reviewed),
-                "unlinked": len(self.unlinked), "documents": len(self.docs)}
+                "unlinked": len(self.unlinked),
+                "documents": self.documents if self.documents >= 0 else len(self.docs)}

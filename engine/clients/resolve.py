@@ -59,6 +59,7 @@ class Resolver:
         self._where = [(path, v if isinstance(v, list) else [v]) for path, v in cfg.where.items()]
         self._addresses: dict[str, tuple[str | None, bool, str | None]] = {}
         self._phones: dict[str, str | None] = {}
+        self._refs: dict[DocRef, DocRef] = {}
 
     def _address(self, raw: object) -> tuple[str | None, bool, str | None]:
         """(normalised address, the practice's own, key unless own or ignored), memoised."""
@@ -107,14 +108,15 @@ class Resolver:
         if nd:
             found.append(nd)
         facts.keys = tuple(dict.fromkeys(found))
-        facts.refs = tuple(DocRef(ref.source, ref.account, kind, target)
-                           for r in rule.refs for target in texts(doc, (r.path,))
-                           for kind in r.kinds)
+        if rule.refs:  # many documents name one contact: one DocRef for it, not one each
+            one = self._refs.setdefault
+            facts.refs = tuple(one(t, t) for t in (
+                DocRef(ref.source, ref.account, kind, target)
+                for r in rule.refs for target in texts(doc, (r.path,)) for kind in r.kinds))
         if rule.senders or rule.recipients:
             self._participants(facts, rule, doc)
         if rule.columns:
-            facts.columns = {label: ", ".join(texts(doc, (path,)))
-                             for label, path in rule.columns.items()}
+            facts.columns = tuple(", ".join(texts(doc, (path,))) for path in rule.columns.values())
         if rule.identity:
             facts.card = _card(doc, rule)
             facts.defines = self._defines(doc, ref)
@@ -229,6 +231,9 @@ class _State:
         self.unlinked: list[Unlinked] = []
         self.conflict_docs: dict[str, int] = {}
         self.decided: dict[DocRef, list[Link] | Unlinked] = {}
+        """Decisions other documents refer to (memoised; the rest are decided once, by the
+        sorted pass, and not kept: one entry per document was a tenth of the task's memory)."""
+        self.targets = {t for facts in resolver.docs.values() for t in facts.refs}
         self.forced: dict[DocRef, str | None] = {}
         self.unused_overrides = 0
         for item in resolver.overrides.link:
@@ -245,7 +250,8 @@ class _State:
         if done is not None:
             return done
         result = self._decide(ref, depth)
-        self.decided[ref] = result
+        if ref in self.targets:
+            self.decided[ref] = result
         if isinstance(result, Unlinked):
             self.unlinked.append(result)
             if result.reason == "conflict":

@@ -142,6 +142,7 @@ class Project:
         if not db_path(self.ws).is_file():
             raise ProjectFailed(ErrorCode.NO_INDEX.value)
         conn = open_writer(self.ws)
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")  # see CACHE_KIB
         try:
             fp = fingerprint(conn, self.cfg, raw, self.registry.sha256)
             if not self.force and self._unchanged(conn, fp):
@@ -149,6 +150,8 @@ class Project:
             resolver = Resolver(self.cfg, overrides)
             self._read(conn, resolver)
             p = resolver.resolve()
+            del resolver  # its documents dict is p.docs, replaced next by the linked ones only
+            self._chart_facts(conn, p)
             charts.assign_folders(p.clients)
             self.projection = p
             now = _now()
@@ -204,23 +207,24 @@ class Project:
                                 "WHERE source != ? ORDER BY source, account",
                                 (MEASURES_SOURCE,)).fetchall()
         done = 0
+        kinds: dict[str, str] = {}  # one string per kind, not one per document
         for source, account, canonical_sha in accounts:
-            rows: dict[str, tuple[str, str, str | None, str | None]] = {
-                sha: (kind, entity, when, title) for kind, entity, sha, when, title in conn.execute(
-                    "SELECT kind, entity_id, sha256, time, title FROM documents "
+            rows: dict[str, tuple[str, str]] = {
+                sha: (kinds.setdefault(kind, kind), entity) for kind, entity, sha in conn.execute(
+                    "SELECT kind, entity_id, sha256 FROM documents "
                     "WHERE source = ? AND account = ?", (source, account))}
             for sha, data in self._canonical_lines(source, account, canonical_sha, rows):
-                kind, entity, when, title = rows.pop(sha)
-                self._add(resolver, DocRef(source, account, kind, entity), when, title, data)
+                kind, entity = rows.pop(sha)
+                self._add(resolver, DocRef(source, account, kind, entity), data)
                 done += 1
                 if done % 512 == 0:
                     self.progress(done, total)
-            for sha, (kind, entity, when, title) in sorted(rows.items()):
+            for sha, (kind, entity) in sorted(rows.items()):
                 try:
                     data = read_object(objects, sha)  # checked: ObjectCorrupt fails the task
                 except (ObjectMissing, OSError):
                     data = b"{}"  # gone: still listed (linked by nothing it says)
-                self._add(resolver, DocRef(source, account, kind, entity), when, title, data)
+                self._add(resolver, DocRef(source, account, kind, entity), data)
                 done += 1
                 if done % 512 == 0:
                     self.progress(done, total)
@@ -228,17 +232,37 @@ class Project:
         self.progress(done, total)
 
     @staticmethod
-    def _add(resolver: Resolver, ref: DocRef, when: str | None, title: str | None,
-             data: bytes) -> None:
+    def _chart_facts(conn: sqlite3.Connection, p: Projection) -> None:
+        """Keep the facts of linked documents only, and give them their time and title.
+
+        Linking needs neither, the charts show only linked documents: reading them here,
+        after resolving, keeps every unlinked document's title (a mail's subject) and time
+        out of memory, and the facts of unlinked documents are freed before the charts.
+        """
+        p.documents = len(p.docs)
+        linked = {link.doc: p.docs[link.doc] for link in p.links}
+        p.docs = linked
+        for source, account in conn.execute("SELECT DISTINCT source, account FROM documents "
+                                            "WHERE source != ?", (MEASURES_SOURCE,)).fetchall():
+            get = linked.get
+            for key in conn.execute(
+                    "SELECT source, account, kind, entity_id, time, title FROM documents "
+                    "WHERE source = ? AND account = ?", (source, account)):
+                facts = get(key[:4])  # type: ignore[call-overload]  # a DocRef equals its tuple
+                if facts is not None:
+                    when, title = key[4:]
+                    facts.time, facts.title = when, title
+
+    @staticmethod
+    def _add(resolver: Resolver, ref: DocRef, data: bytes) -> None:
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError:
             doc = {}
-        resolver.add(ref, when, title, doc if isinstance(doc, dict) else {})
+        resolver.add(ref, None, None, doc if isinstance(doc, dict) else {})
 
     def _canonical_lines(self, source: str, account: str, canonical_sha: str,
-                         rows: dict[str, tuple[str, str, str | None, str | None]]
-                         ) -> Iterator[tuple[str, bytes]]:
+                         rows: dict[str, tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
         """(sha256, line) of the canonical file's lines that are rows of this account."""
         folder = self.ws.canonical / source
         try:
@@ -255,6 +279,11 @@ class Project:
                 if sha in rows:
                     yield sha, line
 
+
+CACHE_KIB = 8192
+"""SQLite page cache of the project task's connection (the index stage's writer keeps 16 MiB).
+The task reads the documents table once, account by account, and writes the client tables
+in one transaction: a big cache only held pages it never read again (docs/performance.md)."""
 
 GC_THRESHOLD = (50_000, 50, 100)
 """The project task builds one large graph that lives until the task ends (every document's

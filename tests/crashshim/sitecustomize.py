@@ -46,6 +46,13 @@ if _STEP is not None and "engine.worker" in getattr(sys, "orig_argv", []):
                 fh.write(str(_calls[0]))
 
         atexit.register(_report)
+        _real_exit = os._exit
+
+        def _exit(code: int) -> None:  # the worker ends with os._exit: atexit never runs
+            _report()
+            _real_exit(code)
+
+        os._exit = _exit  # type: ignore[assignment]
 
 
 _ENOSPC = os.environ.get("LORCH_TEST_ENOSPC_FSYNC")

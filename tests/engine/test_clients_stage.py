@@ -382,3 +382,26 @@ def test_two_systems_of_record_conflict_and_get_merge_suggestions(built: Path, t
     assert res.returncode == 0 and "merge:" in res.stdout
     pairs = [line for line in res.stdout.splitlines() if line.startswith("  - [")]
     assert len(pairs) >= RECORDS * 40 // 100 - 3, "nearly every person is suggested as one merge"
+
+
+def test_timelines_show_the_indexed_time_and_title_of_every_linked_document(built: Path) -> None:
+    """The project task reads times and titles after resolving (linked documents only):
+    each timeline row of a sample of clients carries its document's indexed date and title."""
+    from engine.clients.charts import _cell, _date
+    con = db(built)
+    folders = dict(con.execute("SELECT client_id, folder FROM clients ORDER BY client_id LIMIT 25"))
+    checked = 0
+    for client, folder in folders.items():
+        timeline = (built / "clients" / folder / "timeline.md").read_text()
+        for kind, source, account, entity, when, title in con.execute(
+                "SELECT DISTINCT l.kind, l.source, l.account, l.entity_id, d.time, d.title "
+                "FROM client_links l JOIN documents d ON d.entity_id = l.entity_id AND "
+                "d.kind = l.kind AND d.source = l.source AND d.account = l.account "
+                "WHERE l.client_id = ? AND l.source != 'measures'", (client,)):
+            row = next(line for line in timeline.splitlines()
+                       if line.endswith(f"| `{source}:{account}:{kind}:{entity}` |"))
+            assert row.startswith(f"| {_cell(_date(when))} | {kind} |"), row
+            assert f"| {_cell(title)} | {source}/{account} |" in row, row
+            checked += 1
+    con.close()
+    assert checked > 100

@@ -1,0 +1,99 @@
+"""Peak memory of the project stage, and proof that a change kept every result.
+
+    python -m bench.project_check --dir DIR [--documents 100000] [--clients 2000] [--dump OUT]
+
+Builds (once; reused when ``DIR/ws`` exists) the synthetic index of :mod:`bench.clients`,
+then runs one forced projection in a fresh subprocess (the worker's own code) and prints
+its peak RSS and CPU seconds. With ``--dump OUT`` it writes the sorted rows of every client
+table and the sha256 of every chart file to OUT; compare two dumps with ``cmp``: a change
+to the project stage must leave them byte for byte equal (a link to the wrong client is the
+worst bug the product can have).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import resource
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TABLES = ("clients", "client_keys", "client_links", "client_conflicts", "client_unlinked")
+
+
+def dump(ws_root: Path, out: Path) -> None:
+    """Sorted rows of the client tables and the sha256 of every chart file, into ``out``."""
+    from engine.index.store import db_path
+    from engine.workspace import Workspace
+    conn = sqlite3.connect(f"file:{db_path(Workspace(ws_root))}?mode=ro", uri=True)
+    lines: list[str] = []
+    for table in TABLES:
+        rows = sorted(repr(r) for r in conn.execute(f"SELECT * FROM {table}"))  # noqa: S608
+        lines.append(f"## {table} {len(rows)}")
+        lines += rows
+    conn.close()
+    charts = ws_root / "clients"
+    files = sorted(p for p in charts.rglob("*") if p.is_file())
+    lines.append(f"## charts {len(files)}")
+    lines += [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(charts)}" for p in files]
+    scored = sorted(p for p in (ws_root / "canonical" / "measures").glob("*") if p.is_file())
+    lines.append(f"## measures files {len(scored)}")
+    lines += [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in scored]
+    out.write_text("\n".join(lines) + "\n")
+
+
+def _child(ws_root: Path, config: Path | None) -> None:
+    from bench.clients import CFG
+    cfg = CFG
+    if config is not None:
+        from engine.configload import load_file
+        cfg = load_file(config).clients
+    from engine.stages.project import Project, tune_gc
+    from engine.workspace import Workspace
+    tune_gc()
+    cpu = time.process_time()
+    job = Project(Workspace(ws_root), cfg, force=True)
+    job.run()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{job.documents} {rss} {time.process_time() - cpu:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build if needed, project in a subprocess, print peak RSS, optionally dump."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dir", type=Path, required=True)
+    ap.add_argument("--documents", type=int, default=100_000)
+    ap.add_argument("--clients", type=int, default=2_000)
+    ap.add_argument("--dump", type=Path)
+    ap.add_argument("--config", type=Path, help="the clients section of this pipeline config "
+                    "(for a workspace a real run made; default: bench.clients' own)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ns = ap.parse_args(argv)
+    ws_root = ns.dir / "ws"
+    if ns.child:
+        _child(ws_root, ns.config)
+        return 0
+    from engine.fsutil import secure_umask
+    secure_umask()
+    if not (ws_root / "vector-store").is_dir():
+        from bench.clients import build
+        ns.dir.mkdir(parents=True, exist_ok=True)
+        build(ns.dir, ns.documents, ns.clients)
+    wall = time.perf_counter()
+    extra = ["--config", str(ns.config)] if ns.config else []
+    got = subprocess.run([sys.executable, "-m", "bench.project_check", "--dir", str(ns.dir), "--child", *extra],
+                         check=True, stdout=subprocess.PIPE, text=True).stdout.split()
+    docs, rss_kb, cpu = int(got[0]), int(got[1]), float(got[2])
+    print(f"project: {docs:,} documents, peak RSS {rss_kb / 1024:.0f} MiB, {cpu:.2f} CPU-s, "
+          f"{time.perf_counter() - wall:.2f}s wall", flush=True)
+    if ns.dump:
+        dump(ws_root, ns.dump)
+        print(f"dump: {ns.dump}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

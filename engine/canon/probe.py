@@ -107,18 +107,29 @@ def main() -> int:
     from engine.limits import cap_memory
 
     req = orjson.loads(sys.stdin.buffer.read())
-    cap_memory(req["memory_limit_mb"])
+    # The registry is read and every expression compiled before the cap: that is the
+    # configuration's own work (libyaml allocates outside the heap the imports left, and the
+    # JSONata engine reserves about 1 GiB of address space at import), and only evaluation
+    # is what the cap is about.
     reg = Registry.load(Path(req["transforms_dir"]) if req["transforms_dir"] else None,
                         Path(req["schemas_dir"]) if req["schemas_dir"] else None)
+    compiled: dict[str, tuple[Any, Any] | None] = {}
+    for tid in req["ids"]:
+        try:
+            t = reg.transforms[tid]
+            compiled[tid] = (t, compile_expression(t.expression))
+        except (KeyError, OSError, ValueError):
+            compiled[tid] = None  # missing or not compiling: the compile check reports it
+    cap_memory(req["memory_limit_mb"])
     limits = TransformLimits(req["timeout_ms"], req["max_depth"])
     out = sys.stdout.buffer
     for tid in req["ids"]:
         out.write(orjson.dumps({"start": tid}) + b"\n")
         out.flush()
         code = None
-        try:
-            t = reg.transforms[tid]
-            expr = compile_expression(t.expression)
+        entry = compiled[tid]
+        if entry is not None:
+            t, expr = entry
             envelope = {"source": t.source, "account": "validate"}
             for record in _inputs(t):
                 try:
@@ -129,8 +140,6 @@ def main() -> int:
                     code = limit_code(exc)
                 if code:
                     break
-        except (KeyError, OSError, ValueError):
-            code = None  # missing or not compiling: the compile check reports it
         out.write(orjson.dumps({"done": tid, "code": code}) + b"\n")
         out.flush()
     return 0

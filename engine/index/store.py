@@ -135,7 +135,7 @@ def read_object(objects: Path | str, sha256: str) -> bytes:
     ObjectMissing when there is no such file, ObjectCorrupt when its bytes hash to something
     else (a truncated write, a flipped bit, an edit). Hashing costs about 1 ms per MB.
     """
-    path = f"{objects}/{sha256[:2]}/{sha256[2:4]}/{sha256}.json"
+    path = str(object_path(Path(objects), sha256))
     try:
         with open(path, "rb") as fh:
             data = fh.read()

@@ -320,7 +320,7 @@ class ObjectWriter:
 
     def exists(self, sha256: str) -> bool:
         """Whether the object is already stored."""
-        return os.path.exists(f"{self.objects}/{sha256[:2]}/{sha256[2:4]}/{sha256}.json")
+        return object_path(Path(self.objects), sha256).exists()
 
     def write(self, sha256: str, data: bytes) -> None:
         """Store ``data`` under ``sha256`` unless it is there already (possibly in a thread).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC
 from email.header import decode_header, make_header
 from email.utils import getaddresses, parsedate_to_datetime
 from functools import lru_cache
@@ -203,38 +203,6 @@ def mail_key(message_ids: JSON, sender: JSON, sent_at: JSON, subject: JSON) -> s
 # --------------------------------------------------------------------------- Date header
 
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_ZONES = {"UT": 0, "UTC": 0, "GMT": 0, "Z": 0, "AST": -400, "ADT": -300, "EST": -500, "EDT": -400,
-          "CST": -600, "CDT": -500, "MST": -700, "MDT": -600, "PST": -800, "PDT": -700}
-"""email._parseaddr's zone names (hours * 100), the ones :func:`_plain_date` reads itself."""
-_PLAIN_DATE = re.compile(
-    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?([0-9]{1,2}) (" + "|".join(_MONTHS) + r") ([1-9][0-9]{3}) "
-    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) (?:([+-][0-9]{4})|(" + "|".join(_ZONES) + r"))(?: \([^()]*\))?")
-"""The usual spelling of a Date header (``Thu, 09 Jun 2022 15:03:49 +0530 (IST)``): read
-with one regex; anything else goes to the standard library's parser."""
-
-
-def _plain_date(text: str) -> datetime | None:
-    """``email.utils.parsedate_to_datetime(text)`` for the usual spelling, else None (ask it).
-
-    Same steps as ``email._parseaddr._parsedate_tz`` for the text the regex accepts: day
-    name ignored, four-digit year, zone names from its table, ``-0000`` naive (offset
-    unknown), tokens after the zone ignored; the same ``datetime`` constructor raises on an
-    impossible date. ``tests/engine/test_canon_functions.py`` compares the two.
-    """
-    m = _PLAIN_DATE.fullmatch(text)
-    if m is None:
-        return None
-    dd, mon, yy, hh, mi, ss, numeric, name = m.groups()
-    parts = (int(yy), _MONTHS.index(mon) + 1, int(dd), int(hh), int(mi), int(ss))
-    offset = int(numeric) if numeric is not None else _ZONES[name]
-    if offset == 0 and numeric is not None and numeric.startswith("-"):
-        return datetime(*parts)
-    sign = -1 if offset < 0 else 1
-    seconds = sign * ((abs(offset) // 100) * 3600 + (abs(offset) % 100) * 60)
-    return datetime(*parts, tzinfo=timezone(timedelta(seconds=seconds)))
-
-
 def mail_date(text: JSON) -> dict[str, str] | None:
     """Parse an RFC 2822/5322 ``Date`` header: ``{"utc", "offset", "local"}`` or null.
 
@@ -247,8 +215,7 @@ def mail_date(text: JSON) -> dict[str, str] | None:
     if not isinstance(text, str) or not text.strip():
         return None
     try:
-        unfolded = _FOLDING.sub(" ", text).strip()
-        parsed = _plain_date(unfolded) or parsedate_to_datetime(unfolded)
+        parsed = parsedate_to_datetime(_FOLDING.sub(" ", text).strip())
         if parsed.tzinfo is None:  # -0000 or an unknown zone: UTC, local offset unknown
             moment = parsed.replace(tzinfo=UTC)
             local = parsed.isoformat() + "-00:00"

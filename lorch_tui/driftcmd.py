@@ -22,9 +22,9 @@ from engine.canon.registry import Registry
 from engine.config import Extractor, PipelineConfig
 from engine.configload import load
 from engine.drift.compare import AccountDrift, StreamDrift, account_drift
-from engine.drift.paths import split_path
 from engine.errors import ExitCode, UsageError
 from engine.names import Namer, field_namer, placeholder, stream_namer
+from engine.vault.paths import split_path
 from engine.workspace import Workspace
 
 SHOW_AT_MOST = 20

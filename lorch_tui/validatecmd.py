@@ -17,7 +17,7 @@ import argparse
 from rich.console import Console
 
 from engine import checks
-from engine.checks import Check
+from engine.check import Check
 from engine.clients.checks import check_clients
 from engine.configload import load
 from engine.errors import ConfigError, ExitCode

@@ -15,8 +15,8 @@ import orjson
 import pytest
 import yaml
 
-from engine.drift.paths import FULL_RECORDS, STRIDE, PathCollector, split_path
 from engine.drift.reads import transform_reads
+from engine.vault.paths import FULL_RECORDS, STRIDE, PathCollector, split_path
 from tests.helpers import manifest, run_cli, runs_of
 
 # --- collecting paths -------------------------------------------------------------------

@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from engine.events import now_iso
-from engine.fsutil import json_bytes
+from engine.store.fsutil import json_bytes
 from engine.vault.layout import MANIFEST, RunRef
 from engine.vault.numbers import exact_value
 from engine.vault.paths import FIELDS_KEY, PathCollector

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from engine.index.fields import derive
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 from tests.helpers import REPO, clean_env, demo_extractor, run_cli, write_config
 
 MAPPINGS = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["stages"]["canonize"]["mappings"]

@@ -21,9 +21,9 @@ import orjson
 
 from engine.check import Check, Kind, Status
 from engine.config import Extractor, PipelineConfig
-from engine.fsutil import DIR_MODE, FILE_MODE
+from engine.store.fsutil import DIR_MODE, FILE_MODE
+from engine.store.workspace import Workspace, run_start_problems, special_kind, symlink_problems
 from engine.vault.layout import read_latest, read_manifest
-from engine.workspace import Workspace, run_start_problems, special_kind, symlink_problems
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

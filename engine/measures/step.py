@@ -9,7 +9,7 @@ from what was not scored (a copy is not a failure) and listed in ``scored.duplic
 with the measurement they repeat.
 The measurements are published like a canonical account (``canonical/measures/scored.jsonl``
 and its ``.meta.json``, sorted, so a rerun is byte-identical; with the rejects and
-duplicates files as one generation behind one pointer, :mod:`engine.fsgen`) and loaded by
+duplicates files as one generation behind one pointer, :mod:`engine.store.fsgen`) and loaded by
 the index's own loader; what was not scored goes with its reason to ``scored.rejects.jsonl`` (0600, inside
 the workspace), one line per count of ``not_scored``. Each measurement is also a row of ``client_links`` so ``query --client``
 finds it, written in the same transaction as the client tables (a reader never sees the
@@ -30,14 +30,14 @@ import orjson
 from engine.canon import publish
 from engine.canon.publish import AccountFiles
 from engine.clients.model import Projection
-from engine.fsgen import GenerationMissing
-from engine.fsutil import ensure_dir, json_bytes, open_private
 from engine.index.load import AccountLoader, LoadFailed
 from engine.index.store import ObjectMissing, begin_immediate, objects_dir, read_object
 from engine.measures import chart
 from engine.measures.registry import Registry
 from engine.measures.score import DUPLICATE, MEASURES_ACCOUNT, MEASURES_SOURCE, score_response
-from engine.workspace import Workspace
+from engine.store.fsgen import GenerationMissing
+from engine.store.fsutil import ensure_dir, json_bytes, open_private
+from engine.store.workspace import Workspace
 
 LINK_RULE = "form_response"
 """``client_links.rule`` of a measurement (linked through its response's client)."""
@@ -182,7 +182,7 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
 def _write(ws: Workspace, scored: Scored, reg: Registry) -> tuple[str, str]:
     """Publish the measurements, meta, rejects and duplicates as one generation.
 
-    The four files are one :class:`engine.fsgen.GenerationStore` generation of the account
+    The four files are one :class:`engine.store.fsgen.GenerationStore` generation of the account
     ``measures/scored`` (like a canonized account's, :mod:`engine.canon.publish`): a reader
     through the store sees the old set or the new one, never new data beside old meta. What
     a killed attempt left is dropped first; an unchanged set is not republished (a rerun

@@ -11,7 +11,7 @@ follow-up form's binding, so its responses are not scored): the measurements, th
 test-only ``tests/crashshim/sitecustomize.py``.
 
 After each kill, before any repair, the four files read through the generation store
-(``engine.fsgen``, one generation) are A's or B's, and the data hashes to the meta's
+(``engine.store.fsgen``, one generation) are A's or B's, and the data hashes to the meta's
 ``output.sha256`` (what the index loader checks). Then the next uninterrupted run must
 succeed, leave no hidden leftovers, and leave the plain names linked to the new set. Kills
 start at the first step and stop once a kill lands after the measures were published (the
@@ -30,7 +30,7 @@ import pytest
 from engine.canon.publish import AccountFiles
 from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE
 from engine.measures.step import duplicates_name
-from engine.plan import PROJECT_TASK_ID, project_extractor
+from engine.run.plan import PROJECT_TASK_ID, project_extractor
 from engine.stages.spec import TaskSpec
 from tests.engine.test_crash_project import Project
 from tests.engine.test_crash_steps import KILLED

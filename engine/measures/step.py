@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from engine.clients import tables
 from engine.clients.model import Projection
 from engine.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir
 from engine.index.load import AccountLoader, LoadFailed
@@ -193,7 +194,10 @@ def _write(ws: Workspace, scored: Scored, reg: Registry) -> tuple[str, str]:
 
 
 def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
-    """The measurements' ``client_links`` rows, client counts and meta (in the caller's transaction)."""
+    """The measurements' ``client_links`` rows, client counts and meta (in the caller's transaction).
+
+    Last, the client tables are complete: their totals are counted into ``clients_meta``
+    (:func:`engine.clients.tables.store_counts`), so readers need not count a million links."""
     measurements = result.measurements
     conn.execute("DELETE FROM client_links WHERE source = ? AND account = ?",
                  (MEASURES_SOURCE, MEASURES_ACCOUNT))
@@ -210,6 +214,7 @@ def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
         ("measures_not_scored", str(result.not_scored)),
         ("measures_duplicates", str(result.duplicates)),
     ])
+    tables.store_counts(conn)
 
 
 def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *,

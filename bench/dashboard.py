@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flood-on-workspace", action="store_true",
                    help="flood the dashboard opened on the cached --docs workspace (watched, as lorch-tui does) "
                         "instead of a small populated one; the naive app is skipped")
+    p.add_argument("--no-start", action="store_true", help="skip the start on the workspace (the flood only)")
     p.add_argument("--check", action="store_true", help="exit 1 when the p95 goal is missed")
     ns = p.parse_args(argv)
     watchdog(ns.timeout)
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     goal(f"dashboard key-to-screen p95 / {GOAL_P95_S * 1000:.0f} ms at {ns.rate:,d} events/s",
          (pct(shown, .95) if shown else float("inf")) / GOAL_P95_S, 1.0, higher_is_better=False)
     rc = 1 if ns.check and not met else 0
-    if ns.docs > 0:
+    if ns.docs > 0 and not ns.no_start:
         start = dashboard_start.main(["--docs", str(ns.docs), "--accounts", str(ns.accounts),
                                       "--repeat", str(ns.repeat), "--timeout", "0",
                                       *(["--dir", str(ns.dir)] if ns.dir else [])])

@@ -145,6 +145,16 @@ def _run_start_filter(root: Path, folder: Path) -> set[str] | None:
     return None
 
 
+def _in_vault_history(root: Path, folder: Path) -> bool:
+    """Whether ``folder`` is a vault account or one of its ``dt=`` folders: there the run-start
+    check does not even ``lstat`` the sub-folders it does not descend into (the older days
+    and runs; a practice's history has thousands), since nobody else can reach them through
+    the checked 0700 folder. Their entries' types come from the listing, so a symlink or a
+    special file among them is still refused."""
+    rel = folder.relative_to(root).parts
+    return rel[:1] == ("vault",) and (len(rel) == 4 or (len(rel) == 5 and rel[4].startswith("dt=")))
+
+
 def _latest(account_dir: Path) -> tuple[str, str] | None:
     """(dt, run_id) of the account's LATEST pointer, or None (none, not a regular file, or
     unreadable: walk it all)."""
@@ -179,11 +189,14 @@ def _scan(root: Path, limit: int, deep: bool = True) -> tuple[list[str], list[st
     while stack and (len(loose) < limit or len(links) < limit):
         folder = stack.pop()
         descend = None if deep else _run_start_filter(root, folder)
+        newest = descend if descend is not None and _in_vault_history(root, folder) else None
         try:
             entries = list(os.scandir(folder))
         except OSError:
             continue
         for entry in entries:
+            if newest is not None and entry.name not in newest and entry.is_dir(follow_symlinks=False):
+                continue  # an older day or run of the vault: its folder is 0700 and checked
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError:

@@ -207,7 +207,7 @@ def flood_on_workspace(ns: argparse.Namespace) -> tuple[dict[str, Any], None]:
     """The flood with the dashboard opened on the cached ``--docs`` workspace (scanned and
     watched as ``lorch-tui`` does; the events still come from the fake engine)."""
     from bench.workspace import cached, count_files
-    from engine.configload import load
+    from engine.config.load import load
 
     cfg = cached(ns.docs, ns.accounts, ns.dir, False)
     loaded = load(cfg, None)

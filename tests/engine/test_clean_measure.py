@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.cleanup import _measure
+from engine.ops.cleanup import _measure
 
 
 def walked(path: Path) -> tuple[int, int]:

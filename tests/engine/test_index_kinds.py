@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine.index.query import Store
 from engine.index.store import objects_dir, open_reader, open_writer
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 from tests.helpers import REPO, clean_env
 
 KINDS = ("contact", "email", "invoice")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from engine.workspace import loose_permissions, run_start_problems
+from engine.store.workspace import loose_permissions, run_start_problems
 
 
 def vault(root: Path, days: int) -> Path:

@@ -9,8 +9,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from engine import state
-from engine.workspace import Workspace
+from engine.store import state
+from engine.store.workspace import Workspace
 from lorch_tui.scan import extract_durations
 
 ACCOUNTS = 15

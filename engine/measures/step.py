@@ -29,6 +29,7 @@ import orjson
 
 from engine.canon import publish
 from engine.canon.publish import AccountFiles
+from engine.clients import tables
 from engine.clients.model import Projection
 from engine.index.load import AccountLoader, LoadFailed
 from engine.index.store import ObjectMissing, begin_immediate, objects_dir, read_object
@@ -231,7 +232,10 @@ def _published(files: AccountFiles, contents: dict[str, bytes]) -> bool:
 
 
 def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
-    """The measurements' ``client_links`` rows, client counts and meta (in the caller's transaction)."""
+    """The measurements' ``client_links`` rows, client counts and meta (in the caller's transaction).
+
+    Last, the client tables are complete: their totals are counted into ``clients_meta``
+    (:func:`engine.clients.tables.store_counts`), so readers need not count a million links."""
     measurements = result.measurements
     conn.execute("DELETE FROM client_links WHERE source = ? AND account = ?",
                  (MEASURES_SOURCE, MEASURES_ACCOUNT))
@@ -248,6 +252,7 @@ def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
         ("measures_not_scored", str(result.not_scored)),
         ("measures_duplicates", str(result.duplicates)),
     ])
+    tables.store_counts(conn)
 
 
 def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *,

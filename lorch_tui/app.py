@@ -8,12 +8,12 @@ post messages; every action on the engine happens here.
 The first paint comes before any disk work: the workspace check (a permission walk over
 every inode) and the first scan run in threads after mount, and a run's start is a worker,
 so the key that started it returns at once. Every way out (``q``, ``ctrl+q``, the palette's
-Quit) takes the same path: ask when a run is in progress, cancel, reap, record.
+Quit) takes the same path: ask when a run is in progress, cancel, reap, record. Starting,
+cancelling and quitting are :mod:`lorch_tui.runcontrol`'s (the app's ``action_*`` delegate).
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,7 +28,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Tree
 
 from engine.config.load import LoadedConfig
-from engine.errors import LorchError, disk_full
+from engine.errors import disk_full
 from engine.events import RunFinished, TaskFinished
 from engine.ops.inspect import RunInfo
 from engine.store.logsink import log_path
@@ -37,9 +37,10 @@ from lorch_tui import actions
 from lorch_tui.commands import palette_commands
 from lorch_tui.engine_face import EngineFace, LiveEngine
 from lorch_tui.model import RunModel
+from lorch_tui.runcontrol import RunControl
 from lorch_tui.scan import Snapshot, scan
 from lorch_tui.screens.history import HistoryScreen
-from lorch_tui.screens.modals import ConfirmScreen, FilterScreen, HelpScreen
+from lorch_tui.screens.modals import FilterScreen, HelpScreen
 from lorch_tui.screens.taskdetail import TaskDetailScreen
 from lorch_tui.widgets.latest import LatestPane
 from lorch_tui.widgets.logtail import LogTail
@@ -99,7 +100,7 @@ class LorchApp(App[int]):
         self.watch_state = ""
         self._scan_pending = False
         self._scanning = False
-        self._quitting = False
+        self.run_control = RunControl(self)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=True)
@@ -308,63 +309,23 @@ class LorchApp(App[int]):
             self.notify("select an account first (vault tree or LATEST table)", severity="warning")
             return
         stages = None if stage == "all" else [stage]
-        self._start(stages, [self.selected], f"{stage} {self.selected}")
+        self.run_control.start(stages, [self.selected], f"{stage} {self.selected}")
 
     def action_run_project(self) -> None:
         """Run the project stage alone (clients and charts, over every account)."""
-        self._start(["project"], None, "project (clients)")
+        self.run_control.start(["project"], None, "project (clients)")
 
     def action_run_all(self) -> None:
         """Run every stage for every account."""
-        self._start(None, None, "everything")
-
-    def _start(self, stages: list[str] | None, accounts: list[str] | None, what: str) -> None:
-        """Say at once that the run is starting; start it in a worker (the key returns now)."""
-        if self.engine.busy:
-            self.notify("a run is already in progress; wait for it, or cancel it (x one task, X the run)",
-                        title="cannot start", severity="warning")
-            return
-        self.notify(f"starting: {what}")
-        self.query_one(ProgressPane).starting(what)
-
-        async def go() -> None:
-            try:
-                await self.engine.start(stages, accounts, force=stages is not None and "extract" not in stages)
-            except LorchError as exc:
-                self.query_one(ProgressPane).show(self.model)
-                self.notify(exc.render(), title="cannot start", severity="error", timeout=15, markup=False)
-                return
-            await asyncio.sleep(0)  # the run's first step: RunStarted and its queued tasks
-            self.flush()  # on screen now, not up to a tick of the 15 Hz timer later
-
-        self.run_worker(go(), group="start")
+        self.run_control.start(None, None, "everything")
 
     def action_cancel_task(self) -> None:
         """Cancel the selected running task, after asking."""
-        task = actions.task_to_cancel(self)
-        if task is None:
-            self.notify(actions.why_nothing_to_cancel(self), severity="warning", markup=False)
-            return
-
-        async def answer(yes: bool | None) -> None:
-            if yes:
-                await self.engine.cancel(task)
-                self.notify(f"cancelling {task}")
-
-        self.push_screen(ConfirmScreen(f"Cancel {task}?"), answer)
+        self.run_control.cancel_task()
 
     def action_cancel_run(self) -> None:
         """Cancel every task of the run in progress, after asking."""
-        if not self.engine.busy:
-            self.notify(actions.why_nothing_to_cancel(self), severity="warning", markup=False)
-            return
-
-        async def answer(yes: bool | None) -> None:
-            if yes:
-                self.notify("cancelling the whole run...")
-                await self.engine.cancel_all()
-
-        self.push_screen(ConfirmScreen("Cancel the whole run (every task)?"), answer)
+        self.run_control.cancel_run()
 
     def action_validate(self) -> None:
         """Run `lorchestra validate` and show the result."""
@@ -396,11 +357,7 @@ class LorchApp(App[int]):
     async def on_unmount(self) -> None:
         """The last way out (an error, a test harness, anything that skipped q): still cancel,
         reap and record the run, so no worker outlives the loop and no run stays `running`."""
-        if self.engine.busy:
-            try:
-                await asyncio.wait_for(self.engine.cancel_all(), timeout=60)
-            except TimeoutError:
-                pass
+        await self.run_control.reap()
         gc.unfreeze()  # what was frozen at the first screen is collectable again (tests run many apps)
 
     async def action_quit(self) -> None:
@@ -409,19 +366,4 @@ class LorchApp(App[int]):
 
     async def action_quit_app(self) -> None:
         """Quit; ask first when a run is in progress, then cancel it, reap it and record it."""
-        if self._quitting:
-            return
-        if not self.engine.busy:
-            self.exit(0)
-            return
-
-        async def answer(yes: bool | None) -> None:
-            self._quitting = False
-            if yes:
-                self._quitting = True
-                self.notify("cancelling running tasks...")
-                await self.engine.cancel_all()
-                self.exit(0)
-
-        self._quitting = True
-        self.push_screen(ConfirmScreen("A run is in progress. Cancel it and quit?"), answer)
+        await self.run_control.quit()

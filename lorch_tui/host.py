@@ -1,6 +1,6 @@
 """What the dashboard's helper modules may use of the app, as a Protocol.
 
-``actions``, ``watch`` and the screens take a :class:`Host` instead of importing
+``actions``, ``runcontrol``, ``watch`` and the screens take a :class:`Host` instead of importing
 ``lorch_tui.app``: the app imports them, never the other way round, so there is no import
 cycle (not even one hidden behind ``TYPE_CHECKING``).
 """
@@ -47,6 +47,12 @@ class Host(Protocol):
 
     def push_screen(self, screen: Any, callback: Any = ..., wait_for_dismiss: bool = ...) -> Any:
         """Show a screen."""
+
+    def exit(self, result: Any = ..., return_code: int = ..., message: Any = ...) -> None:
+        """End the app with ``result``."""
+
+    def flush(self) -> None:
+        """Apply pending engine events and new log lines to the panes."""
 
     def request_scan(self) -> None:
         """Re-read the workspace in a thread."""

@@ -1,0 +1,114 @@
+"""Run control for the dashboard: starting a run, cancelling a task or the run, and quitting.
+
+Kept out of ``app.py`` so the app composes panes and routes keys while the rules of a run's
+life from the dashboard live in one place: one run at a time, a start that returns the key at
+once (the engine starts in a worker), a confirmation before anything is cancelled, and one way
+out for every quit (``q``, ``ctrl+q``, the palette's Quit, an unmount): ask when a run is in
+progress, cancel, reap, record.
+
+:class:`RunControl` is composed by the app and takes it as a :class:`lorch_tui.host.Host`, so
+this module never imports the app (no import cycle); the app's ``action_*`` methods stay on
+the app and delegate here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from engine.errors import LorchError
+from lorch_tui import actions
+from lorch_tui.host import Host
+from lorch_tui.screens.modals import ConfirmScreen
+from lorch_tui.widgets.progress import ProgressPane
+
+REAP_TIMEOUT_S = 60
+"""How long an unmount waits for a cancelled run to be reaped and recorded."""
+
+
+class RunControl:
+    """Starts, cancels and ends the dashboard's runs; holds whether a quit is under way."""
+
+    def __init__(self, app: Host) -> None:
+        self.app = app
+        self.quitting = False
+        """A quit is asking or cancelling: a second quit key does nothing meanwhile."""
+
+    def start(self, stages: list[str] | None, accounts: list[str] | None, what: str) -> None:
+        """Say at once that the run is starting; start it in a worker (the key returns now)."""
+        app = self.app
+        if app.engine.busy:
+            app.notify("a run is already in progress; wait for it, or cancel it (x one task, X the run)",
+                       title="cannot start", severity="warning")
+            return
+        app.notify(f"starting: {what}")
+        app.query_one(ProgressPane).starting(what)
+
+        async def go() -> None:
+            try:
+                await app.engine.start(stages, accounts, force=stages is not None and "extract" not in stages)
+            except LorchError as exc:
+                app.query_one(ProgressPane).show(app.model)
+                app.notify(exc.render(), title="cannot start", severity="error", timeout=15, markup=False)
+                return
+            await asyncio.sleep(0)  # the run's first step: RunStarted and its queued tasks
+            app.flush()  # on screen now, not up to a tick of the 15 Hz timer later
+
+        app.run_worker(go(), group="start")
+
+    def cancel_task(self) -> None:
+        """Cancel the selected running task, after asking."""
+        app = self.app
+        task = actions.task_to_cancel(app)
+        if task is None:
+            app.notify(actions.why_nothing_to_cancel(app), severity="warning", markup=False)
+            return
+
+        async def answer(yes: bool | None) -> None:
+            if yes:
+                await app.engine.cancel(task)
+                app.notify(f"cancelling {task}")
+
+        app.push_screen(ConfirmScreen(f"Cancel {task}?"), answer)
+
+    def cancel_run(self) -> None:
+        """Cancel every task of the run in progress, after asking."""
+        app = self.app
+        if not app.engine.busy:
+            app.notify(actions.why_nothing_to_cancel(app), severity="warning", markup=False)
+            return
+
+        async def answer(yes: bool | None) -> None:
+            if yes:
+                app.notify("cancelling the whole run...")
+                await app.engine.cancel_all()
+
+        app.push_screen(ConfirmScreen("Cancel the whole run (every task)?"), answer)
+
+    async def quit(self) -> None:
+        """Quit; ask first when a run is in progress, then cancel it, reap it and record it."""
+        app = self.app
+        if self.quitting:
+            return
+        if not app.engine.busy:
+            app.exit(0)
+            return
+
+        async def answer(yes: bool | None) -> None:
+            self.quitting = False
+            if yes:
+                self.quitting = True
+                app.notify("cancelling running tasks...")
+                await app.engine.cancel_all()
+                app.exit(0)
+
+        self.quitting = True
+        app.push_screen(ConfirmScreen("A run is in progress. Cancel it and quit?"), answer)
+
+    async def reap(self) -> None:
+        """The last way out (an error, a test harness, anything that skipped q): still cancel,
+        reap and record the run, so no worker outlives the loop and no run stays `running`."""
+        if self.app.engine.busy:
+            try:
+                await asyncio.wait_for(self.app.engine.cancel_all(), timeout=REAP_TIMEOUT_S)
+            except TimeoutError:
+                pass

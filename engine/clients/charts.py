@@ -253,16 +253,21 @@ class ChartStats:
 
 def write_charts(root: Path, p: Projection, now: str,
                  on_folder: Callable[[int], None] | None = None,
-                 extra: Callable[[str], dict[str, bytes]] | None = None) -> ChartStats:
+                 extra: Callable[[str], dict[str, bytes]] | None = None,
+                 items_of: Callable[[str], list[tuple[Link, DocFacts]]] | None = None) -> ChartStats:
     """Bring ``root`` (``{workspace}/clients``) in line with the projection.
 
-    ``extra`` gives more files of a client's folder by client id (``measures.md``).
+    ``extra`` gives more files of a client's folder by client id (``measures.md``);
+    ``items_of`` a client's links and their documents' facts (a streamed projection reads
+    them per client: :func:`engine.clients.stream.chart_items`), else ``p.links``.
     """
     folders.recover(root)
-    by_client: dict[str, list[tuple[Link, DocFacts]]] = {cid: [] for cid in p.clients}
-    for link in p.links:
-        if link.client_id in by_client:
-            by_client[link.client_id].append((link, p.docs[link.doc]))
+    if items_of is None:
+        by_client: dict[str, list[tuple[Link, DocFacts]]] = {cid: [] for cid in p.clients}
+        for link in p.links:
+            if link.client_id in by_client:
+                by_client[link.client_id].append((link, p.docs[link.doc]))
+        items_of = by_client.__getitem__
     stats = ChartStats()
     wanted = {c.folder for c in p.clients.values()}
     staged: list[tuple[str, Path]] = []
@@ -276,7 +281,7 @@ def write_charts(root: Path, p: Projection, now: str,
 
     for n, cid in enumerate(sorted(p.clients)):
         client = p.clients[cid]
-        chart = ChartInput(client, by_client[cid])
+        chart = ChartInput(client, items_of(cid))
         old = folders.read_files(root / client.folder)
         template = render_template(chart)
         if extra is not None:

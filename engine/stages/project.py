@@ -25,11 +25,12 @@ from types import FrameType
 
 import orjson
 
-from engine.clients import charts, tables
+from engine.clients import charts, stream, tables
 from engine.clients.model import DocRef, Projection
 from engine.clients.overrides import Overrides, OverridesError, load_overrides
 from engine.clients.resolve import Resolver
 from engine.clients.rules import RULES_VERSION
+from engine.clients.stream import Scratch, scratch_path
 from engine.config import ClientsConfig
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
 from engine.fsutil import ensure_dir, open_private, read_json
@@ -147,19 +148,28 @@ class Project:
             fp = fingerprint(conn, self.cfg, raw, self.registry.sha256)
             if not self.force and self._unchanged(conn, fp):
                 return "skipped"
-            resolver = Resolver(self.cfg, overrides)
-            self._read(conn, resolver)
-            p = resolver.resolve()
-            del resolver  # its documents dict is p.docs, replaced next by the linked ones only
-            self._chart_facts(conn, p)
-            charts.assign_folders(p.clients)
-            self.projection = p
-            now = _now()
-            m = self.measures = measures_step.run(self.ws, conn, p, self.registry,
-                                                  vectors=self.vectors, link_now=False)
+            path = scratch_path(db_path(self.ws).parent)
+            with Scratch(path, Resolver(self.cfg, overrides)) as scratch:
+                self._read(conn, scratch)
+                p = scratch.resolve()
+                scratch.close()
+                charts.assign_folders(p.clients)
+                self.projection = p
+                self._write(conn, p, fp, path)
+        finally:
+            conn.close()
+        return "success"
+
+    def _write(self, conn: sqlite3.Connection, p: Projection, fp: str, scratch: Path) -> None:
+        """Measures, tables, charts, from the decisions in the scratch database."""
+        now = _now()
+        m = self.measures = measures_step.run(self.ws, conn, p, self.registry,
+                                              vectors=self.vectors, link_now=False)
+        conn.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
+        try:
             begin_immediate(conn)  # the tables and their measurement links: one commit
             try:
-                tables.write_projection(conn, p, fp, now)
+                tables.write_projection(conn, p, fp, now, scratch="scratch")
                 measures_step.link(conn, m)
                 conn.execute("COMMIT")
             except BaseException:
@@ -169,13 +179,13 @@ class Project:
             self.stats = charts.write_charts(  # progress goes on: documents read, then charts
                 clients_dir(self.ws), p, now,
                 on_folder=lambda n: self.progress(docs + n, docs + folders),
-                extra=lambda cid: measures_step.chart_files(m, p, self.registry, cid))
-            begin_immediate(conn)
-            tables.set_meta(conn, charts_done="1")
-            conn.execute("COMMIT")
+                extra=lambda cid: measures_step.chart_files(m, p, self.registry, cid),
+                items_of=lambda cid: stream.chart_items(conn, "scratch", cid))
         finally:
-            conn.close()
-        return "success"
+            conn.execute("DETACH DATABASE scratch")
+        begin_immediate(conn)
+        tables.set_meta(conn, charts_done="1")
+        conn.execute("COMMIT")
 
     def _unchanged(self, conn: sqlite3.Connection, fp: str) -> bool:
         meta = tables.read_meta(conn)
@@ -191,40 +201,48 @@ class Project:
         self.links = int(count)
         return True
 
-    def _read(self, conn: sqlite3.Connection, resolver: Resolver) -> None:
-        """Every indexed document into the resolver, account by account.
+    def _read(self, conn: sqlite3.Connection, scratch: Scratch) -> None:
+        """Every indexed document into the scratch database, account by account.
 
         An account whose canonical file is the one its rows were built from (the meta's
         sha256 equals the index's ``canonical_sha256``) is read sequentially from that file:
-        its lines are the index's objects byte for byte, found by their sha256. Rows the
-        file does not give (it changed since: canonize ran, index failed) are read from their
-        object files, so the documents in force are always the index's.
+        its lines are the index's objects byte for byte, each found by its sha256 (one
+        indexed lookup per line, not a dict of the account's rows: that grew with the
+        account). Rows the file does not give (it changed since: canonize ran, index failed)
+        are read from their object files, so the documents in force are always the index's.
         """
         total = conn.execute("SELECT count(*) FROM documents WHERE source != ?",
                              (MEASURES_SOURCE,)).fetchone()[0]
+        top = conn.execute("SELECT max(doc_id) FROM documents").fetchone()[0] or 0
+        read = bytearray(top + 1)  # doc_id -> 1 once read: one byte per document
         objects = str(objects_dir(self.ws))
         accounts = conn.execute("SELECT source, account, canonical_sha256 FROM accounts "
                                 "WHERE source != ? ORDER BY source, account",
                                 (MEASURES_SOURCE,)).fetchall()
         done = 0
         kinds: dict[str, str] = {}  # one string per kind, not one per document
+        by_sha = ("SELECT doc_id, kind, entity_id FROM documents "
+                  "WHERE sha256 = ? AND source = ? AND account = ?")
         for source, account, canonical_sha in accounts:
-            rows: dict[str, tuple[str, str]] = {
-                sha: (kinds.setdefault(kind, kind), entity) for kind, entity, sha in conn.execute(
-                    "SELECT kind, entity_id, sha256 FROM documents "
-                    "WHERE source = ? AND account = ?", (source, account))}
-            for sha, data in self._canonical_lines(source, account, canonical_sha, rows):
-                kind, entity = rows.pop(sha)
-                self._add(resolver, DocRef(source, account, kind, entity), data)
-                done += 1
-                if done % 512 == 0:
-                    self.progress(done, total)
-            for sha, (kind, entity) in sorted(rows.items()):
+            scratch.account(source, account)
+            for sha, data in self._canonical_lines(source, account, canonical_sha):
+                for doc_id, kind, entity in conn.execute(by_sha, (sha, source, account)):
+                    if read[doc_id]:
+                        continue
+                    read[doc_id] = 1
+                    self._add(scratch, DocRef(source, account, kinds.setdefault(kind, kind), entity), data)
+                    done += 1
+                    if done % 512 == 0:
+                        self.progress(done, total)
+            rest = [(sha, kind, entity) for doc_id, kind, entity, sha in conn.execute(
+                "SELECT doc_id, kind, entity_id, sha256 FROM documents WHERE source = ? AND account = ?",
+                (source, account)) if not read[doc_id]]
+            for sha, kind, entity in sorted(rest):
                 try:
                     data = read_object(objects, sha)  # checked: ObjectCorrupt fails the task
                 except (ObjectMissing, OSError):
                     data = b"{}"  # gone: still listed (linked by nothing it says)
-                self._add(resolver, DocRef(source, account, kind, entity), data)
+                self._add(scratch, DocRef(source, account, kinds.setdefault(kind, kind), entity), data)
                 done += 1
                 if done % 512 == 0:
                     self.progress(done, total)
@@ -232,38 +250,15 @@ class Project:
         self.progress(done, total)
 
     @staticmethod
-    def _chart_facts(conn: sqlite3.Connection, p: Projection) -> None:
-        """Keep the facts of linked documents only, and give them their time and title.
-
-        Linking needs neither, the charts show only linked documents: reading them here,
-        after resolving, keeps every unlinked document's title (a mail's subject) and time
-        out of memory, and the facts of unlinked documents are freed before the charts.
-        """
-        p.documents = len(p.docs)
-        linked = {link.doc: p.docs[link.doc] for link in p.links}
-        p.docs = linked
-        for source, account in conn.execute("SELECT DISTINCT source, account FROM documents "
-                                            "WHERE source != ?", (MEASURES_SOURCE,)).fetchall():
-            get = linked.get
-            for key in conn.execute(
-                    "SELECT source, account, kind, entity_id, time, title FROM documents "
-                    "WHERE source = ? AND account = ?", (source, account)):
-                facts = get(key[:4])  # type: ignore[call-overload]  # a DocRef equals its tuple
-                if facts is not None:
-                    when, title = key[4:]
-                    facts.time, facts.title = when, title
-
-    @staticmethod
-    def _add(resolver: Resolver, ref: DocRef, data: bytes) -> None:
+    def _add(scratch: Scratch, ref: DocRef, data: bytes) -> None:
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError:
             doc = {}
-        resolver.add(ref, None, None, doc if isinstance(doc, dict) else {})
+        scratch.add(ref, doc if isinstance(doc, dict) else {})
 
-    def _canonical_lines(self, source: str, account: str, canonical_sha: str,
-                         rows: dict[str, tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
-        """(sha256, line) of the canonical file's lines that are rows of this account."""
+    def _canonical_lines(self, source: str, account: str, canonical_sha: str) -> Iterator[tuple[str, bytes]]:
+        """(sha256, line) of the account's canonical file, when it is the indexed one."""
         folder = self.ws.canonical / source
         try:
             meta = read_json(folder / f"{account}.meta.json")
@@ -275,9 +270,7 @@ class Project:
         with fh:
             sha256 = hashlib.sha256
             for line in fh:
-                sha = sha256(line).hexdigest()
-                if sha in rows:
-                    yield sha, line
+                yield sha256(line).hexdigest(), line
 
 
 CACHE_KIB = 8192

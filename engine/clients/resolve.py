@@ -42,6 +42,9 @@ SEP = ", "
 """Between keys in an unlinked document's detail (no key contains it: names lose their
 punctuation, addresses cannot hold a comma and a space)."""
 _RULE_OF_KIND: dict[str, Rule] = {"email": "email", "phone": "phone", "name_dob": "name_dob"}
+MEMO_MAX = 16_384
+"""Entries of each normalisation memo (addresses, phones) before it starts over: strangers'
+addresses are mostly seen once, and an unbounded memo grew with the mailbox."""
 
 
 class Resolver:
@@ -67,6 +70,8 @@ class Resolver:
             return None, False, None
         got = self._addresses.get(raw)
         if got is None:
+            if len(self._addresses) >= MEMO_MAX:
+                self._addresses.clear()
             address = K.email_address(raw)
             own = address is not None and K.is_own(address, self._own)
             key = None
@@ -79,6 +84,8 @@ class Resolver:
         if not isinstance(raw, str):
             return None
         if raw not in self._phones:
+            if len(self._phones) >= MEMO_MAX:
+                self._phones.clear()
             key = K.phone_key(raw, self.cfg.phone_region)
             self._phones[raw] = None if key in self._ignored_phones else key
         return self._phones[raw]

@@ -13,6 +13,7 @@ the old or the new tables, each folder old or new, and the next run finishes the
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import signal
@@ -56,6 +57,21 @@ PROGRESS_EVERY_S = 0.25
 CODE_FILES = sorted(Path(__file__).resolve().parents[1].joinpath("clients").glob("*.py")) + sorted(
     Path(__file__).resolve().parents[1].joinpath("measures").glob("*.py")) + [
     Path(__file__).resolve()]
+
+
+LOOKUP_BATCH = 256
+"""Canonical lines matched to their index rows by one ``sha256 IN (...)`` query."""
+
+
+def _batched(items: Iterator[tuple[str, bytes]], n: int) -> Iterator[list[tuple[str, bytes]]]:
+    batch: list[tuple[str, bytes]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class _Cancelled(Exception):
@@ -129,6 +145,17 @@ class Project:
         self.measures: measures_step.MeasuresResult | None = None
         self.registry = measures_registry.load(cfg.measures)
         self.vectors = vectors
+        self.phases: dict[str, tuple[float, float]] = {}
+        """Wall and CPU seconds of each phase (read, resolve, measures, tables, charts): for
+        the benchmarks (``bench.project_check``), never printed by the worker."""
+
+    @contextlib.contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.phases[name] = (time.perf_counter() - wall, time.process_time() - cpu)
 
     def overrides(self) -> tuple[Overrides, bytes]:
         """The overrides file, or ProjectFailed(OVERRIDES_INVALID) with a detail file."""
@@ -150,8 +177,10 @@ class Project:
                 return "skipped"
             path = scratch_path(db_path(self.ws).parent)
             with Scratch(path, Resolver(self.cfg, overrides)) as scratch:
-                self._read(conn, scratch)
-                p = scratch.resolve()
+                with self._phase("read"):
+                    self._read(conn, scratch)
+                with self._phase("resolve"):
+                    p = scratch.resolve()
                 scratch.close()
                 charts.assign_folders(p.clients)
                 self.projection = p
@@ -163,24 +192,27 @@ class Project:
     def _write(self, conn: sqlite3.Connection, p: Projection, fp: str, scratch: Path) -> None:
         """Measures, tables, charts, from the decisions in the scratch database."""
         now = _now()
-        m = self.measures = measures_step.run(self.ws, conn, p, self.registry,
-                                              vectors=self.vectors, link_now=False)
+        with self._phase("measures"):
+            m = self.measures = measures_step.run(self.ws, conn, p, self.registry,
+                                                  vectors=self.vectors, link_now=False)
         conn.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
         try:
-            begin_immediate(conn)  # the tables and their measurement links: one commit
-            try:
-                tables.write_projection(conn, p, fp, now, scratch="scratch")
-                measures_step.link(conn, m)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            with self._phase("tables"):
+                begin_immediate(conn)  # the tables and their measurement links: one commit
+                try:
+                    tables.write_projection(conn, p, fp, now, scratch="scratch")
+                    measures_step.link(conn, m)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
             docs, folders = self.documents, len(p.clients)
-            self.stats = charts.write_charts(  # progress goes on: documents read, then charts
-                clients_dir(self.ws), p, now,
-                on_folder=lambda n: self.progress(docs + n, docs + folders),
-                extra=lambda cid: measures_step.chart_files(m, p, self.registry, cid),
-                items_of=lambda cid: stream.chart_items(conn, "scratch", cid))
+            with self._phase("charts"):
+                self.stats = charts.write_charts(  # progress goes on: documents read, then charts
+                    clients_dir(self.ws), p, now,
+                    on_folder=lambda n: self.progress(docs + n, docs + folders),
+                    extra=lambda cid: measures_step.chart_files(m, p, self.registry, cid),
+                    items_of=lambda cid: stream.chart_items(conn, "scratch", cid))
         finally:
             conn.execute("DETACH DATABASE scratch")
         begin_immediate(conn)
@@ -206,9 +238,9 @@ class Project:
 
         An account whose canonical file is the one its rows were built from (the meta's
         sha256 equals the index's ``canonical_sha256``) is read sequentially from that file:
-        its lines are the index's objects byte for byte, each found by its sha256 (one
-        indexed lookup per line, not a dict of the account's rows: that grew with the
-        account). Rows the file does not give (it changed since: canonize ran, index failed)
+        its lines are the index's objects byte for byte, found by their sha256 (one indexed
+        ``IN`` query per 256 lines, not a dict of the account's rows: that grew with the
+        account; a byte per doc_id marks the rows read). Rows the file does not give (it changed since: canonize ran, index failed)
         are read from their object files, so the documents in force are always the index's.
         """
         total = conn.execute("SELECT count(*) FROM documents WHERE source != ?",
@@ -221,19 +253,24 @@ class Project:
                                 (MEASURES_SOURCE,)).fetchall()
         done = 0
         kinds: dict[str, str] = {}  # one string per kind, not one per document
-        by_sha = ("SELECT doc_id, kind, entity_id FROM documents "
-                  "WHERE sha256 = ? AND source = ? AND account = ?")
         for source, account, canonical_sha in accounts:
             scratch.account(source, account)
-            for sha, data in self._canonical_lines(source, account, canonical_sha):
-                for doc_id, kind, entity in conn.execute(by_sha, (sha, source, account)):
-                    if read[doc_id]:
-                        continue
-                    read[doc_id] = 1
-                    self._add(scratch, DocRef(source, account, kinds.setdefault(kind, kind), entity), data)
-                    done += 1
-                    if done % 512 == 0:
-                        self.progress(done, total)
+            for batch in _batched(self._canonical_lines(source, account, canonical_sha), LOOKUP_BATCH):
+                found: dict[str, list[tuple[int, str, str]]] = {}
+                for doc_id, kind, entity, sha, src, acct in conn.execute(  # by the sha256 index
+                        "SELECT doc_id, kind, entity_id, sha256, source, account FROM documents "  # noqa: S608
+                        f"WHERE sha256 IN ({','.join('?' * len(batch))})", [sha for sha, _ in batch]):
+                    if src == source and acct == account:
+                        found.setdefault(sha, []).append((doc_id, kind, entity))
+                for sha, data in batch:
+                    for doc_id, kind, entity in found.get(sha, ()):
+                        if read[doc_id]:
+                            continue
+                        read[doc_id] = 1
+                        self._add(scratch, DocRef(source, account, kinds.setdefault(kind, kind), entity), data)
+                        done += 1
+                        if done % 512 == 0:
+                            self.progress(done, total)
             rest = [(sha, kind, entity) for doc_id, kind, entity, sha in conn.execute(
                 "SELECT doc_id, kind, entity_id, sha256 FROM documents WHERE source = ? AND account = ?",
                 (source, account)) if not read[doc_id]]

@@ -26,7 +26,7 @@ from types import FrameType
 
 import orjson
 
-from engine.clients import charts, stream, tables
+from engine.clients import charts, shards, stream, tables
 from engine.clients.model import DocRef, Projection
 from engine.clients.overrides import Overrides, OverridesError, load_overrides
 from engine.clients.resolve import Resolver
@@ -208,16 +208,24 @@ class Project:
                     raise
             docs, folders = self.documents, len(p.clients)
             with self._phase("charts"):
-                self.stats = charts.write_charts(  # progress goes on: documents read, then charts
+                self.stats = shards.write_charts(  # progress goes on: documents read, then charts
                     clients_dir(self.ws), p, now,
                     on_folder=lambda n: self.progress(docs + n, docs + folders),
                     extra=lambda cid: measures_step.chart_files(m, p, self.registry, cid),
-                    items_of=lambda cid: stream.chart_items(conn, "scratch", cid))
+                    items_of=lambda cid: stream.chart_items(conn, "scratch", cid),
+                    child_items=lambda: self._items_reader(scratch))
         finally:
             conn.execute("DETACH DATABASE scratch")
         begin_immediate(conn)
         tables.set_meta(conn, charts_done="1")
         conn.execute("COMMIT")
+
+    def _items_reader(self, scratch: Path) -> shards.Items:
+        """Chart items through a connection of its own (the second chart writer's)."""
+        conn = sqlite3.connect(f"file:{db_path(self.ws)}?mode=ro", uri=True, isolation_level=None)
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        conn.execute("ATTACH DATABASE ? AS scratch", (f"file:{scratch}?mode=ro",))
+        return lambda cid: stream.chart_items(conn, "scratch", cid)
 
     def _unchanged(self, conn: sqlite3.Connection, fp: str) -> bool:
         meta = tables.read_meta(conn)

@@ -1,0 +1,136 @@
+"""Chart folders written by two processes, so the project task uses both cores.
+
+Rendering and staging a chart folder is pure Python work (Markdown tables, hard links,
+file writes), about a third of the project task's CPU, and the folders do not depend on
+each other: every folder is staged under its own hidden name and swapped in on its own
+(:mod:`engine.clients.folders`). So the clients are dealt into two interleaved shards; a
+forked child writes one, the task itself the other, each with its own read connection to
+the index. The child:
+
+* inherits the projection (clients, cards, the measurements) by ``fork``: nothing is
+  serialised, and it never touches the parent's SQLite connections (it opens its own and
+  leaves by ``os._exit``, so no finaliser runs on inherited state);
+* dies with the task (``PR_SET_PDEATHSIG``: a ``kill -9`` of the task kills it too, so no
+  orphan ever races the next run's recovery), and is killed when the task stops early
+  (cancel, an error); whatever it staged is removed by the next run's ``folders.recover``,
+  and every folder it swapped in is whole (``tests/engine/test_crash_project.py``);
+* reports its PHI-free counts (:class:`engine.clients.charts.ChartStats`) through a pipe.
+
+Below :data:`SHARD_MIN` clients, or without ``fork``, one process writes every folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from engine.clients import folders
+from engine.clients.charts import ChartStats, remove_gone, write_folders
+from engine.clients.model import DocFacts, Link, Projection
+
+SHARD_MIN = 64
+"""Clients below which forking a second writer costs more than it saves."""
+PR_SET_PDEATHSIG = 1
+
+Items = Callable[[str], list[tuple[Link, DocFacts]]]
+
+
+class ChartWriterFailed(OSError):
+    """The second chart writer process ended without its counts."""
+
+
+def write_charts(root: Path, p: Projection, now: str, *, items_of: Items,
+                 child_items: Callable[[], Items],
+                 on_folder: Callable[[int], None] | None = None,
+                 extra: Callable[[str], dict[str, bytes]] | None = None) -> ChartStats:
+    """Like :func:`engine.clients.charts.write_charts`, with the folders shared by two processes.
+
+    ``child_items`` is called in the child to open its own way to the items (a connection).
+    """
+    folders.recover(root)
+    ids = sorted(p.clients)
+    if len(ids) < SHARD_MIN or not hasattr(os, "fork"):
+        stats = write_folders(root, p, ids, now, on_folder, extra, items_of)
+    else:
+        mine, theirs = ids[0::2], ids[1::2]
+        child = _Child(lambda: write_folders(root, p, theirs, now, None, extra, child_items()))
+        try:
+            report = on_folder
+            if on_folder is not None:  # the child does as many: count both halves
+                report = lambda n: on_folder(min(2 * n, len(ids)))  # noqa: E731
+            stats = write_folders(root, p, mine, now, report, extra, items_of)
+            other = child.result()
+        finally:
+            child.stop()
+        stats.written += other.written
+        stats.unchanged += other.unchanged
+        stats.bytes += other.bytes
+        if on_folder is not None:
+            on_folder(len(ids))
+    stats.removed = remove_gone(root, p)
+    return stats
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent ends (no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+class _Child:
+    """A forked process running ``work`` and sending back its ChartStats."""
+
+    def __init__(self, work: Callable[[], ChartStats]) -> None:
+        parent = os.getpid()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - measured through the project tests' subprocesses
+            code = 1
+            try:
+                os.close(r)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                _die_with_parent(parent)
+                stats = work()
+                os.write(w, orjson.dumps(dataclasses.asdict(stats)))
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        self.pid: int | None = pid
+        self.fd = r
+
+    def result(self) -> ChartStats:
+        """Wait for the child; its counts, or ChartWriterFailed."""
+        chunks: list[bytes] = []
+        while chunk := os.read(self.fd, 65536):
+            chunks.append(chunk)
+        assert self.pid is not None
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        if os.waitstatus_to_exitcode(status) != 0 or not chunks:
+            raise ChartWriterFailed("the second chart writer failed")
+        got = orjson.loads(b"".join(chunks))
+        return ChartStats(**{f.name: int(got[f.name]) for f in dataclasses.fields(ChartStats)})
+
+    def stop(self) -> None:
+        """Kill the child if it still runs (the task stops early); close the pipe."""
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.pid = None
+        with contextlib.suppress(OSError):
+            os.close(self.fd)

@@ -4,7 +4,8 @@
 
 Builds (once; reused when ``DIR/ws`` exists) the synthetic index of :mod:`bench.clients`,
 then runs one forced projection in a fresh subprocess (the worker's own code) and prints
-its peak RSS and CPU seconds. With ``--dump OUT`` it writes the sorted rows of every client
+its peak RSS (the larger of the task's and its second chart writer's), CPU seconds (both
+processes) and the wall / CPU seconds of the task's phases. With ``--dump OUT`` it writes the sorted rows of every client
 table and the sha256 of every chart file to OUT; compare two dumps with ``cmp``: a change
 to the project stage must leave them byte for byte equal (a link to the wrong client is the
 worst bug the product can have).
@@ -58,6 +59,9 @@ def _child(ws_root: Path, config: Path | None) -> None:
     job = Project(Workspace(ws_root), cfg, force=True)
     job.run()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the second chart writer
+    rss = max(rss, kids.ru_maxrss)
+    cpu -= kids.ru_utime + kids.ru_stime
     phases = ",".join(f"{k}={w:.2f}/{c:.2f}" for k, (w, c) in job.phases.items())
     print(f"{job.documents} {rss} {time.process_time() - cpu:.2f} {phases or '-'}")
 

@@ -90,6 +90,12 @@ class Resolver:
             self._phones[raw] = None if key in self._ignored_phones else key
         return self._phones[raw]
 
+    def forget(self) -> None:
+        """Drop the memos and the referenced documents (once the decisions are made)."""
+        self._addresses.clear()
+        self._phones.clear()
+        self._refs.clear()
+
     @property
     def targets(self) -> Iterable[DocRef]:
         """Every document some document refers to (whether indexed or not)."""

@@ -36,8 +36,9 @@ from engine.clients import folders
 from engine.clients.charts import ChartStats, remove_gone, write_folders
 from engine.clients.model import DocFacts, Link, Projection
 
-SHARD_MIN = 64
-"""Clients below which forking a second writer costs more than it saves."""
+SHARD_MIN = int(os.environ.get("LORCH_CHART_SHARD_MIN", "64"))
+"""Clients below which forking a second writer costs more than it saves
+(``LORCH_CHART_SHARD_MIN``: 1 always forks, as the crash harness does)."""
 PR_SET_PDEATHSIG = 1
 
 Items = Callable[[str], list[tuple[Link, DocFacts]]]

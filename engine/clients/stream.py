@@ -215,6 +215,7 @@ class Scratch:
         self.conn.executemany("INSERT INTO unlinked VALUES (?,?,?,?,?,?)", unlinked_rows)
         self.conn.execute("COMMIT")
         p = r.finish(clients, conflicts, state, [], [], {}, unused)
+        r.forget()  # the measures (and their embedding model) come next: keep only the clients
         p.documents = self.documents
         p.streamed = out
         return p

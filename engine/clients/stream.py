@@ -19,7 +19,8 @@ of it:
    links per client, the clients of form responses (for the measures), conflict counts.
 3. **Use**: the project task attaches the scratch database to the index connection and
    copies the decisions into ``client_links`` / ``client_unlinked`` with one ``INSERT ...
-   SELECT`` each, and reads each client's chart items with one query (:func:`chart_items`).
+   SELECT`` each, and reads each client's chart items with one query (:func:`chart_items`:
+   ``client_links`` joined to the facts, which carry the document's time and title).
 
 Same rules, same order, same results: ``python -m bench.project_check --dump`` compares the
 tables and chart bytes with the in-memory resolver's (docs/clients.md, docs/performance.md).
@@ -61,7 +62,7 @@ CREATE TABLE unlinked (source TEXT, account TEXT, kind TEXT, entity_id TEXT, rea
                        detail TEXT);
 """
 """``accts`` numbers the accounts in (source, account) order; ``facts`` holds one row per
-document (``data``: the facts as JSON, see :func:`encode`); ``links`` and ``unlinked`` the
+document (``data``: the facts as JSON with the index's time and title, see :func:`encode`); ``links`` and ``unlinked`` the
 decisions, in decision order."""
 
 
@@ -80,13 +81,13 @@ def remove(path: Path) -> None:
 def encode(f: DocFacts) -> bytes:
     """A document's facts as a compact JSON array (the ref is the row's key)."""
     return orjson.dumps([f.keys, [(t.kind, t.entity_id) for t in f.refs], f.outside, f.direction,
-                         int(f.mail), int(f.has_rule), int(f.defines), f.columns])
+                         int(f.mail), int(f.has_rule), int(f.defines), f.columns, f.time, f.title])
 
 
 def decode(ref: DocRef, data: bytes) -> DocFacts:
-    """The inverse of :func:`encode` (no time, title or card: linking needs none)."""
-    keys, refs, outside, direction, mail, has_rule, defines, columns = orjson.loads(data)
-    return DocFacts(ref, None, None, keys=tuple(keys),
+    """The inverse of :func:`encode` (no card: only a client's own record needs it)."""
+    keys, refs, outside, direction, mail, has_rule, defines, columns, time, title = orjson.loads(data)
+    return DocFacts(ref, time, title, keys=tuple(keys),
                     refs=tuple(DocRef(ref.source, ref.account, k, e) for k, e in refs),
                     outside=tuple(outside), direction=direction, mail=bool(mail),
                     has_rule=bool(has_rule), defines=bool(defines), columns=tuple(columns))
@@ -130,9 +131,11 @@ class Scratch:
         acct = self.accts[(source, account)] = len(self.accts)
         self.conn.execute("INSERT INTO accts VALUES (?, ?, ?)", (acct, source, account))
 
-    def add(self, ref: DocRef, doc: dict[str, Any]) -> None:
-        """Reduce one document to its facts and write them; keep a client's defining facts."""
-        facts = self.resolver.reduce(ref, None, None, doc)
+    def add(self, ref: DocRef, doc: dict[str, Any], time: str | None = None,
+            title: str | None = None) -> None:
+        """Reduce one document to its facts and write them (with the index's time and title
+        of it, for the charts); keep a client's defining facts."""
+        facts = self.resolver.reduce(ref, time, title, doc)
         if facts.defines and facts.card is not None:
             self.defining.append(facts)
         self._rows.append((self.accts[(ref.source, ref.account)], ref.kind, ref.entity_id,
@@ -229,15 +232,12 @@ def chart_items(conn: sqlite3.Connection, schema: str, client_id: str) -> list[t
     projection leaves them out.
     """
     out: list[tuple[Link, DocFacts]] = []
-    for (source, account, kind, entity, rule, direction, via, when, title, data) in conn.execute(
-            f"SELECT l.source, l.account, l.kind, l.entity_id, l.rule, l.direction, l.via, "  # noqa: S608
-            f"d.time, d.title, f.data FROM client_links l "
+    for (source, account, kind, entity, rule, direction, via, data) in conn.execute(
+            f"SELECT l.source, l.account, l.kind, l.entity_id, l.rule, l.direction, l.via, f.data "  # noqa: S608
+            f"FROM client_links l "
             f"JOIN {schema}.accts a ON a.source = l.source AND a.account = l.account "
             f"JOIN {schema}.facts f ON f.acct = a.acct AND f.kind = l.kind AND f.entity_id = l.entity_id "
-            f"LEFT JOIN documents d ON d.entity_id = l.entity_id AND d.kind = l.kind "
-            f"AND d.source = l.source AND d.account = l.account WHERE l.client_id = ?", (client_id,)):
+            f"WHERE l.client_id = ?", (client_id,)):
         ref = DocRef(source, account, kind, entity)
-        facts = decode(ref, data)
-        facts.time, facts.title = when, title
-        out.append((Link(client_id, ref, rule, direction, via), facts))
+        out.append((Link(client_id, ref, rule, direction, via), decode(ref, data)))
     return out

@@ -264,30 +264,33 @@ class Project:
         for source, account, canonical_sha in accounts:
             scratch.account(source, account)
             for batch in _batched(self._canonical_lines(source, account, canonical_sha), LOOKUP_BATCH):
-                found: dict[str, list[tuple[int, str, str]]] = {}
-                for doc_id, kind, entity, sha, src, acct in conn.execute(  # by the sha256 index
-                        "SELECT doc_id, kind, entity_id, sha256, source, account FROM documents "  # noqa: S608
-                        f"WHERE sha256 IN ({','.join('?' * len(batch))})", [sha for sha, _ in batch]):
+                found: dict[str, list[tuple[int, str, str, str | None, str | None]]] = {}
+                for doc_id, kind, entity, sha, src, acct, when, title in conn.execute(  # sha256 index
+                        "SELECT doc_id, kind, entity_id, sha256, source, account, time, title "  # noqa: S608
+                        f"FROM documents WHERE sha256 IN ({','.join('?' * len(batch))})",
+                        [sha for sha, _ in batch]):
                     if src == source and acct == account:
-                        found.setdefault(sha, []).append((doc_id, kind, entity))
+                        found.setdefault(sha, []).append((doc_id, kind, entity, when, title))
                 for sha, data in batch:
-                    for doc_id, kind, entity in found.get(sha, ()):
+                    for doc_id, kind, entity, when, title in found.get(sha, ()):
                         if read[doc_id]:
                             continue
                         read[doc_id] = 1
-                        self._add(scratch, DocRef(source, account, kinds.setdefault(kind, kind), entity), data)
+                        self._add(scratch, DocRef(source, account, kinds.setdefault(kind, kind), entity),
+                                  data, when, title)
                         done += 1
                         if done % 512 == 0:
                             self.progress(done, total)
-            rest = [(sha, kind, entity) for doc_id, kind, entity, sha in conn.execute(
-                "SELECT doc_id, kind, entity_id, sha256 FROM documents WHERE source = ? AND account = ?",
-                (source, account)) if not read[doc_id]]
-            for sha, kind, entity in sorted(rest):
+            rest = [(sha, kind, entity, when, title) for doc_id, kind, entity, sha, when, title in conn.execute(
+                "SELECT doc_id, kind, entity_id, sha256, time, title FROM documents "
+                "WHERE source = ? AND account = ?", (source, account)) if not read[doc_id]]
+            for sha, kind, entity, when, title in sorted(rest):
                 try:
                     data = read_object(objects, sha)  # checked: ObjectCorrupt fails the task
                 except (ObjectMissing, OSError):
                     data = b"{}"  # gone: still listed (linked by nothing it says)
-                self._add(scratch, DocRef(source, account, kinds.setdefault(kind, kind), entity), data)
+                self._add(scratch, DocRef(source, account, kinds.setdefault(kind, kind), entity),
+                          data, when, title)
                 done += 1
                 if done % 512 == 0:
                     self.progress(done, total)
@@ -295,12 +298,12 @@ class Project:
         self.progress(done, total)
 
     @staticmethod
-    def _add(scratch: Scratch, ref: DocRef, data: bytes) -> None:
+    def _add(scratch: Scratch, ref: DocRef, data: bytes, when: str | None, title: str | None) -> None:
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError:
             doc = {}
-        scratch.add(ref, doc if isinstance(doc, dict) else {})
+        scratch.add(ref, doc if isinstance(doc, dict) else {}, when, title)
 
     def _canonical_lines(self, source: str, account: str, canonical_sha: str) -> Iterator[tuple[str, bytes]]:
         """(sha256, line) of the account's canonical file, when it is the indexed one."""

@@ -116,10 +116,6 @@ def test_streamed_tables_and_charts_equal_the_in_memory_ones(tmp_path: Path) -> 
         f.time, f.title = "2024-05-06T07:08:09Z", f"title of {f.ref.entity_id}"
     index = tmp_path / "index.sqlite"
     con = sqlite3.connect(index, isolation_level=None)
-    con.execute("CREATE TABLE documents (kind, source, account, entity_id, time, title)")
-    con.executemany("INSERT INTO documents VALUES (?,?,?,?,?,?)", [
-        (r.kind, r.source, r.account, r.entity_id, "2024-05-06T07:08:09Z", f"title of {r.entity_id}")
-        for r, _ in docs])
     tables.write_projection(con, want, "fp", "now")
     want_rows = {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall()) for t in tables.TABLES}  # noqa: S608
     charts.write_charts(tmp_path / "one", want, "2026-01-01T00:00:00Z")
@@ -129,7 +125,7 @@ def test_streamed_tables_and_charts_equal_the_in_memory_ones(tmp_path: Path) -> 
         for source, account in sorted({(r.source, r.account) for r, _ in docs}):
             scratch.account(source, account)
         for ref, doc in docs:
-            scratch.add(ref, doc)
+            scratch.add(ref, doc, "2024-05-06T07:08:09Z", f"title of {ref.entity_id}")
         got = scratch.resolve()
         scratch.close()
         charts.assign_folders(got.clients)

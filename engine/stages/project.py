@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 import orjson
 
@@ -59,12 +60,13 @@ CODE_FILES = sorted(Path(__file__).resolve().parents[1].joinpath("clients").glob
     Path(__file__).resolve()]
 
 
+T = TypeVar("T")
 LOOKUP_BATCH = 256
 """Canonical lines matched to their index rows by one ``sha256 IN (...)`` query."""
 
 
-def _batched(items: Iterator[tuple[str, bytes]], n: int) -> Iterator[list[tuple[str, bytes]]]:
-    batch: list[tuple[str, bytes]] = []
+def _batched(items: Iterator[T], n: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for item in items:
         batch.append(item)
         if len(batch) >= n:
@@ -281,19 +283,23 @@ class Project:
                         done += 1
                         if done % 512 == 0:
                             self.progress(done, total)
-            rest = [(sha, kind, entity, when, title) for doc_id, kind, entity, sha, when, title in conn.execute(
-                "SELECT doc_id, kind, entity_id, sha256, time, title FROM documents "
-                "WHERE source = ? AND account = ?", (source, account)) if not read[doc_id]]
-            for sha, kind, entity, when, title in sorted(rest):
-                try:
-                    data = read_object(objects, sha)  # checked: ObjectCorrupt fails the task
-                except (ObjectMissing, OSError):
-                    data = b"{}"  # gone: still listed (linked by nothing it says)
-                self._add(scratch, DocRef(source, account, kinds.setdefault(kind, kind), entity),
-                          data, when, title)
-                done += 1
-                if done % 512 == 0:
-                    self.progress(done, total)
+            ids = (doc_id for (doc_id,) in conn.execute(  # a covering index scan: ids only
+                "SELECT doc_id FROM documents WHERE source = ? AND account = ?", (source, account))
+                   if not read[doc_id])
+            for chunk in _batched(ids, LOOKUP_BATCH):  # rows the file did not give, a chunk at a time
+                rest = conn.execute(
+                    "SELECT sha256, kind, entity_id, time, title FROM documents "  # noqa: S608
+                    f"WHERE doc_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+                for sha, kind, entity, when, title in sorted(rest):
+                    try:
+                        data = read_object(objects, sha)  # checked: ObjectCorrupt fails the task
+                    except (ObjectMissing, OSError):
+                        data = b"{}"  # gone: still listed (linked by nothing it says)
+                    self._add(scratch, DocRef(source, account, kinds.setdefault(kind, kind), entity),
+                              data, when, title)
+                    done += 1
+                    if done % 512 == 0:
+                        self.progress(done, total)
         self.documents = done
         self.progress(done, total)
 

@@ -96,6 +96,12 @@ class Resolver:
         self._phones.clear()
         self._refs.clear()
 
+    def add_targets(self, targets: Iterable[DocRef]) -> None:
+        """Documents referred to by documents a helper process reduced."""
+        one = self._refs.setdefault
+        for t in targets:
+            one(t, t)
+
     @property
     def targets(self) -> Iterable[DocRef]:
         """Every document some document refers to (whether indexed or not)."""

@@ -21,31 +21,30 @@ Below :data:`SHARD_MIN` clients, or without ``fork``, one process writes every f
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import dataclasses
 import os
-import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
-from engine.clients import folders
+from engine.clients import folders, forked
 from engine.clients.charts import ChartStats, remove_gone, write_folders
 from engine.clients.model import DocFacts, Link, Projection
 
 SHARD_MIN = int(os.environ.get("LORCH_CHART_SHARD_MIN", "64"))
 """Clients below which forking a second writer costs more than it saves
 (``LORCH_CHART_SHARD_MIN``: 1 always forks, as the crash harness does)."""
-PR_SET_PDEATHSIG = 1
 
 Items = Callable[[str], list[tuple[Link, DocFacts]]]
 
 
-class ChartWriterFailed(OSError):
-    """The second chart writer process ended without its counts."""
+ChartWriterFailed = forked.ChildFailed
+"""The second chart writer process ended without its counts."""
+
+
+def _counts(stats: ChartStats) -> bytes:
+    return orjson.dumps(dataclasses.asdict(stats))
 
 
 def write_charts(root: Path, p: Projection, now: str, *, items_of: Items,
@@ -58,17 +57,18 @@ def write_charts(root: Path, p: Projection, now: str, *, items_of: Items,
     """
     folders.recover(root)
     ids = sorted(p.clients)
-    if len(ids) < SHARD_MIN or not hasattr(os, "fork"):
+    if len(ids) < SHARD_MIN or not forked.can_fork():
         stats = write_folders(root, p, ids, now, on_folder, extra, items_of)
     else:
         mine, theirs = ids[0::2], ids[1::2]
-        child = _Child(lambda: write_folders(root, p, theirs, now, None, extra, child_items()))
+        child = forked.Child(lambda: _counts(write_folders(root, p, theirs, now, None, extra, child_items())))
         try:
             report = on_folder
             if on_folder is not None:  # the child does as many: count both halves
                 report = lambda n: on_folder(min(2 * n, len(ids)))  # noqa: E731
             stats = write_folders(root, p, mine, now, report, extra, items_of)
-            other = child.result()
+            got = orjson.loads(child.result())
+            other = ChartStats(**{f.name: int(got[f.name]) for f in dataclasses.fields(ChartStats)})
         finally:
             child.stop()
         stats.written += other.written
@@ -78,60 +78,3 @@ def write_charts(root: Path, p: Projection, now: str, *, items_of: Items,
             on_folder(len(ids))
     stats.removed = remove_gone(root, p)
     return stats
-
-
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGKILL this process when its parent ends (no-op elsewhere)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
-class _Child:
-    """A forked process running ``work`` and sending back its ChartStats."""
-
-    def __init__(self, work: Callable[[], ChartStats]) -> None:
-        parent = os.getpid()
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - measured through the project tests' subprocesses
-            code = 1
-            try:
-                os.close(r)
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                _die_with_parent(parent)
-                stats = work()
-                os.write(w, orjson.dumps(dataclasses.asdict(stats)))
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(w)
-        self.pid: int | None = pid
-        self.fd = r
-
-    def result(self) -> ChartStats:
-        """Wait for the child; its counts, or ChartWriterFailed."""
-        chunks: list[bytes] = []
-        while chunk := os.read(self.fd, 65536):
-            chunks.append(chunk)
-        assert self.pid is not None
-        _, status = os.waitpid(self.pid, 0)
-        self.pid = None
-        if os.waitstatus_to_exitcode(status) != 0 or not chunks:
-            raise ChartWriterFailed("the second chart writer failed")
-        got = orjson.loads(b"".join(chunks))
-        return ChartStats(**{f.name: int(got[f.name]) for f in dataclasses.fields(ChartStats)})
-
-    def stop(self) -> None:
-        """Kill the child if it still runs (the task stops early); close the pipe."""
-        if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self.pid, 0)
-            self.pid = None
-        with contextlib.suppress(OSError):
-            os.close(self.fd)

@@ -149,6 +149,27 @@ class Scratch:
         self.conn.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?)", self._rows)
         self._rows.clear()
 
+    def finish(self) -> None:
+        """Write what is pending and commit (a helper process's scratch database)."""
+        if self._rows:
+            self._flush()
+        self.conn.execute("COMMIT")
+        self.close()
+
+    def merge(self, part: Path, defining: list[DocFacts], targets: list[DocRef], documents: int) -> None:
+        """Take over a helper's scratch database ``part`` (other accounts, same numbers), its
+        defining facts and the documents its documents refer to."""
+        if self._rows:
+            self._flush()
+        self.conn.execute("COMMIT")  # ATTACH is not allowed inside a transaction
+        self.conn.execute("ATTACH DATABASE ? AS part", (str(part),))
+        self.conn.execute("INSERT INTO facts SELECT acct, kind, entity_id, data FROM part.facts")
+        self.conn.execute("DETACH DATABASE part")
+        self.conn.execute("BEGIN")
+        self.defining += defining
+        self.resolver.add_targets(targets)
+        self.documents += documents
+
     # -- decide ------------------------------------------------------------------------
 
     def _one(self, ref: DocRef) -> DocFacts | None:
@@ -174,7 +195,7 @@ class Scratch:
         if self._rows:
             self._flush()
         r = self.resolver
-        clients, alias, unused = r.clients(self.defining)
+        clients, alias, unused = r.clients(sorted(self.defining, key=lambda f: f.ref))
         self.defining = []
         targets = set(r.targets)
         present: dict[DocRef, DocFacts] = {}

@@ -23,29 +23,26 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TypeVar
 
 import orjson
 
-from engine.clients import charts, shards, stream, tables
-from engine.clients.model import DocRef, Projection
+from engine.clients import charts, reading, shards, stream, tables
+from engine.clients.model import Projection
 from engine.clients.overrides import Overrides, OverridesError, load_overrides
 from engine.clients.resolve import Resolver
 from engine.clients.rules import RULES_VERSION
 from engine.clients.stream import Scratch, scratch_path
 from engine.config import ClientsConfig
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
-from engine.fsutil import ensure_dir, open_private, read_json
+from engine.fsutil import ensure_dir, open_private
 from engine.index.store import (
     REPAIR_HINT,
     ObjectCorrupt,
-    ObjectMissing,
     StoreError,
     begin_immediate,
     db_path,
     objects_dir,
     open_writer,
-    read_object,
 )
 from engine.measures import registry as measures_registry
 from engine.measures import step as measures_step
@@ -58,22 +55,6 @@ PROGRESS_EVERY_S = 0.25
 CODE_FILES = sorted(Path(__file__).resolve().parents[1].joinpath("clients").glob("*.py")) + sorted(
     Path(__file__).resolve().parents[1].joinpath("measures").glob("*.py")) + [
     Path(__file__).resolve()]
-
-
-T = TypeVar("T")
-LOOKUP_BATCH = 256
-"""Canonical lines matched to their index rows by one ``sha256 IN (...)`` query."""
-
-
-def _batched(items: Iterator[T], n: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 class _Cancelled(Exception):
@@ -244,87 +225,10 @@ class Project:
         return True
 
     def _read(self, conn: sqlite3.Connection, scratch: Scratch) -> None:
-        """Every indexed document into the scratch database, account by account.
-
-        An account whose canonical file is the one its rows were built from (the meta's
-        sha256 equals the index's ``canonical_sha256``) is read sequentially from that file:
-        its lines are the index's objects byte for byte, found by their sha256 (one indexed
-        ``IN`` query per 256 lines, not a dict of the account's rows: that grew with the
-        account; a byte per doc_id marks the rows read). Rows the file does not give (it changed since: canonize ran, index failed)
-        are read from their object files, so the documents in force are always the index's.
-        """
-        total = conn.execute("SELECT count(*) FROM documents WHERE source != ?",
-                             (MEASURES_SOURCE,)).fetchone()[0]
-        top = conn.execute("SELECT max(doc_id) FROM documents").fetchone()[0] or 0
-        read = bytearray(top + 1)  # doc_id -> 1 once read: one byte per document
-        objects = str(objects_dir(self.ws))
-        accounts = conn.execute("SELECT source, account, canonical_sha256 FROM accounts "
-                                "WHERE source != ? ORDER BY source, account",
-                                (MEASURES_SOURCE,)).fetchall()
-        done = 0
-        kinds: dict[str, str] = {}  # one string per kind, not one per document
-        for source, account, canonical_sha in accounts:
-            scratch.account(source, account)
-            for batch in _batched(self._canonical_lines(source, account, canonical_sha), LOOKUP_BATCH):
-                found: dict[str, list[tuple[int, str, str, str | None, str | None]]] = {}
-                for doc_id, kind, entity, sha, src, acct, when, title in conn.execute(  # sha256 index
-                        "SELECT doc_id, kind, entity_id, sha256, source, account, time, title "  # noqa: S608
-                        f"FROM documents WHERE sha256 IN ({','.join('?' * len(batch))})",
-                        [sha for sha, _ in batch]):
-                    if src == source and acct == account:
-                        found.setdefault(sha, []).append((doc_id, kind, entity, when, title))
-                for sha, data in batch:
-                    for doc_id, kind, entity, when, title in found.get(sha, ()):
-                        if read[doc_id]:
-                            continue
-                        read[doc_id] = 1
-                        self._add(scratch, DocRef(source, account, kinds.setdefault(kind, kind), entity),
-                                  data, when, title)
-                        done += 1
-                        if done % 512 == 0:
-                            self.progress(done, total)
-            ids = (doc_id for (doc_id,) in conn.execute(  # a covering index scan: ids only
-                "SELECT doc_id FROM documents WHERE source = ? AND account = ?", (source, account))
-                   if not read[doc_id])
-            for chunk in _batched(ids, LOOKUP_BATCH):  # rows the file did not give, a chunk at a time
-                rest = conn.execute(
-                    "SELECT sha256, kind, entity_id, time, title FROM documents "  # noqa: S608
-                    f"WHERE doc_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-                for sha, kind, entity, when, title in sorted(rest):
-                    try:
-                        data = read_object(objects, sha)  # checked: ObjectCorrupt fails the task
-                    except (ObjectMissing, OSError):
-                        data = b"{}"  # gone: still listed (linked by nothing it says)
-                    self._add(scratch, DocRef(source, account, kinds.setdefault(kind, kind), entity),
-                              data, when, title)
-                    done += 1
-                    if done % 512 == 0:
-                        self.progress(done, total)
-        self.documents = done
-        self.progress(done, total)
-
-    @staticmethod
-    def _add(scratch: Scratch, ref: DocRef, data: bytes, when: str | None, title: str | None) -> None:
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            doc = {}
-        scratch.add(ref, doc if isinstance(doc, dict) else {}, when, title)
-
-    def _canonical_lines(self, source: str, account: str, canonical_sha: str) -> Iterator[tuple[str, bytes]]:
-        """(sha256, line) of the account's canonical file, when it is the indexed one."""
-        folder = self.ws.canonical / source
-        try:
-            meta = read_json(folder / f"{account}.meta.json")
-            if meta.get("output", {}).get("sha256") != canonical_sha:
-                return
-            fh = open(folder / f"{account}.jsonl", "rb")  # noqa: SIM115
-        except (OSError, ValueError, AttributeError):
-            return
-        with fh:
-            sha256 = hashlib.sha256
-            for line in fh:
-                yield sha256(line).hexdigest(), line
+        """Every indexed document into the scratch database (two processes above
+        ``reading.READ_SHARD_MIN`` documents: :mod:`engine.clients.reading`)."""
+        self.documents = reading.read_all(self.ws.canonical, str(objects_dir(self.ws)), db_path(self.ws),
+                                          conn, scratch, self.progress)
 
 
 CACHE_KIB = 8192

@@ -11,6 +11,8 @@ writer must die with the task.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import sqlite3
 import stat
@@ -194,13 +196,12 @@ def test_the_second_writer_dies_with_the_task(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     script = textwrap.dedent(f"""
         import os, time
-        from engine.clients import shards
-        from engine.clients.charts import ChartStats
+        from engine.clients import forked
         def work():
             open({str(pidfile)!r}, "w").write(str(os.getpid()))
             time.sleep(60)
-            return ChartStats()
-        child = shards._Child(work)
+            return b"done"
+        child = forked.Child(work)
         child.result()
     """)
     task = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
@@ -220,3 +221,55 @@ def _alive(pid: int) -> bool:
             return fh.read().split(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_project_task_on_two_cores_gives_what_one_process_gives(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real index (bench.clients' synthetic documents, four accounts, canonical files and
+    objects), projected by the real task: accounts read by two processes and the charts
+    written by two, or everything in one; the tables and every chart file are the same."""
+    from bench.clients import CFG, build
+    from bench.project_check import dump
+    from engine.clients import reading
+    from engine.stages.project import Project
+    from engine.workspace import Workspace
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    build(one, 3000, 90)
+    (one / "ws" / "canonical" / "gmail" / "box.meta.json").write_bytes(b"{}")  # mail from objects
+    shutil.copytree(one, two)
+    monkeypatch.setattr(reading, "READ_SHARD_MIN", 10**12)
+    monkeypatch.setattr(shards, "SHARD_MIN", 10**12)
+    job1 = Project(Workspace(one / "ws"), CFG, force=True)
+    job1.run()
+    monkeypatch.setattr(reading, "READ_SHARD_MIN", 0)
+    monkeypatch.setattr(shards, "SHARD_MIN", 1)
+    forks: list[int] = []
+    real = reading.forked.Child
+
+    def counted(work: Any) -> Any:
+        forks.append(1)
+        return real(work)
+
+    monkeypatch.setattr(reading.forked, "Child", counted)
+    job2 = Project(Workspace(two / "ws"), CFG, force=True)
+    job2.run()
+    assert len(forks) == 2, "the accounts and the charts were both shared with a child"
+    assert job1.documents == job2.documents == 3000
+    dump(one / "ws", tmp_path / "one.txt")
+    dump(two / "ws", tmp_path / "two.txt")
+    a, b = (tmp_path / "one.txt").read_text(), (tmp_path / "two.txt").read_text()
+    assert "## client_links" in a and _unstamped(a) == _unstamped(b)
+    charts1, charts2 = tree(one / "ws" / "clients"), tree(two / "ws" / "clients")
+    assert len(charts1) >= 4 * 90 and {k: _masked(v) for k, v in charts1.items()} == {
+        k: _masked(v) for k, v in charts2.items()}
+    assert not [p.name for p in (two / "ws" / "vector-store").iterdir() if "scratch" in p.name]
+
+
+def _masked(data: bytes) -> bytes:
+    return re.sub(rb"^projected_at: .*$", b"projected_at: -", data, flags=re.M)
+
+
+def _unstamped(text: str) -> list[str]:
+    """The dump without the client.md hashes (their projected_at is the run's time)."""
+    return [line for line in text.splitlines() if not line.endswith("/client.md")]

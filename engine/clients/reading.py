@@ -35,9 +35,8 @@ import orjson
 
 from engine.clients import forked, stream
 from engine.clients.model import DocRef
-from engine.fsutil import read_json
 from engine.index.store import ObjectCorrupt, ObjectMissing, StoreError, read_object
-from engine.measures.score import MEASURES_SOURCE
+from engine.store.fsutil import read_json
 
 T = TypeVar("T")
 LOOKUP_BATCH = 256
@@ -158,13 +157,15 @@ def split(accounts: list[Account]) -> tuple[list[Account], list[Account]]:
 
 
 def read_all(ws_canonical: Path, objects: str, db: Path, conn: sqlite3.Connection,
-             scratch: stream.Scratch, progress: Callable[[int, int | None], None]) -> int:
-    """Every indexed document (but the measurements) into ``scratch``; return how many."""
+             scratch: stream.Scratch, progress: Callable[[int, int | None], None], *,
+             skip_source: str) -> int:
+    """Every indexed document but those of ``skip_source`` (the measurements, which the
+    project task itself writes) into ``scratch``; return how many."""
     total = conn.execute("SELECT count(*) FROM documents WHERE source != ?",
-                         (MEASURES_SOURCE,)).fetchone()[0]
+                         (skip_source,)).fetchone()[0]
     accounts: list[Account] = conn.execute(
         "SELECT source, account, canonical_sha256, documents FROM accounts "
-        "WHERE source != ? ORDER BY source, account", (MEASURES_SOURCE,)).fetchall()
+        "WHERE source != ? ORDER BY source, account", (skip_source,)).fetchall()
     for source, account, _, _ in accounts:
         scratch.account(source, account)
     mine, theirs = split(accounts)

@@ -44,11 +44,11 @@ from engine.index.store import (
     remove_unreferenced,
     with_write_wait,
 )
+from engine.store.workspace import Workspace
 from engine.vectors import store as vector_store
 from engine.vectors.model import shared as shared_embedder
 from engine.vectors.pending import EmbedPass
 from engine.vectors.text import TEXT_VERSION, DocText, embed_text
-from engine.workspace import Workspace
 
 ROW_MEMORY_BUDGET = 32 * 1024 * 1024
 """Bytes of new documents whose derived rows are kept in memory between the two phases;

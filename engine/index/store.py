@@ -25,8 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from engine.fsutil import DIR_MODE, FILE_MODE, ensure_dir
-from engine.workspace import Workspace
+from engine.store.fsutil import DIR_MODE, FILE_MODE, ensure_dir
+from engine.store.workspace import Workspace
 
 T = TypeVar("T")
 

@@ -27,7 +27,7 @@ from engine.events import (
 from engine.index.load import AccountLoader, LoadFailed, canonical_paths
 from engine.index.store import StoreError
 from engine.stages.spec import TaskSpec
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 
 Emit = Callable[[EventBase], None]
 PROGRESS_EVERY_S = 0.25

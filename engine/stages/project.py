@@ -34,7 +34,6 @@ from engine.clients.rules import RULES_VERSION
 from engine.clients.stream import Scratch, scratch_path
 from engine.config import ClientsConfig
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
-from engine.fsutil import ensure_dir, open_private
 from engine.index.store import (
     REPAIR_HINT,
     ObjectCorrupt,
@@ -48,7 +47,8 @@ from engine.measures import registry as measures_registry
 from engine.measures import step as measures_step
 from engine.measures.score import MEASURES_SOURCE
 from engine.stages.spec import TaskSpec
-from engine.workspace import Workspace
+from engine.store.fsutil import ensure_dir, open_private
+from engine.store.workspace import Workspace
 
 Emit = Callable[[EventBase], None]
 PROGRESS_EVERY_S = 0.25
@@ -228,7 +228,7 @@ class Project:
         """Every indexed document into the scratch database (two processes above
         ``reading.READ_SHARD_MIN`` documents: :mod:`engine.clients.reading`)."""
         self.documents = reading.read_all(self.ws.canonical, str(objects_dir(self.ws)), db_path(self.ws),
-                                          conn, scratch, self.progress)
+                                          conn, scratch, self.progress, skip_source=MEASURES_SOURCE)
 
 
 CACHE_KIB = 8192

@@ -390,7 +390,7 @@ def test_unknown_kinds_duplicates_and_provenance(tmp_path: Path, budget: int,
     """In-process: the generic fallback indexes an unknown kind; a repeated entity keeps its
     last line; a new vault run with identical lines only updates provenance."""
     from engine.index import load
-    from engine.workspace import Workspace
+    from engine.store.workspace import Workspace
 
     monkeypatch.setattr(load, "ROW_MEMORY_BUDGET", budget)
     ws = tmp_path / "ws"

@@ -232,7 +232,7 @@ def test_the_project_task_on_two_cores_gives_what_one_process_gives(tmp_path: Pa
     from bench.project_check import dump
     from engine.clients import reading
     from engine.stages.project import Project
-    from engine.workspace import Workspace
+    from engine.store.workspace import Workspace
 
     one, two = tmp_path / "one", tmp_path / "two"
     build(one, 3000, 90)

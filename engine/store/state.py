@@ -14,7 +14,7 @@ full, a damaged file) is reported once on stderr and never fails the run.
 
 Reading: plain ``sqlite3`` helpers (:func:`last_run`, :func:`history`, :func:`stage_rows`,
 :func:`task_rows`) for ``status`` and scripts; they never create the database. They live in
-:mod:`engine.history` (which imports neither asyncio nor the event models, so ``lorchestra
+:mod:`engine.store.history` (which imports neither asyncio nor the event models, so ``lorchestra
 status`` starts fast) and are re-exported here.
 """
 
@@ -38,8 +38,8 @@ from engine.events import (
     TaskStarted,
     is_disk_full,
 )
-from engine.fsutil import FILE_MODE, ensure_dir
-from engine.history import (  # the read side, re-exported: state.last_run(...) etc.
+from engine.store.fsutil import FILE_MODE, ensure_dir
+from engine.store.history import (  # the read side, re-exported: state.last_run(...) etc.
     HistoryCorrupt,
     history,
     last_run,
@@ -95,7 +95,10 @@ CREATE TABLE IF NOT EXISTS tasks (
     PRIMARY KEY (run_id, task_id)
 );
 CREATE INDEX IF NOT EXISTS tasks_extractor ON tasks (extractor, stage);
+CREATE INDEX IF NOT EXISTS tasks_stage_started ON tasks (stage, started_at);
 """
+"""``tasks_stage_started`` serves the dashboard's scan (the newest extract durations, every
+rescan): without it that read sorted every task of the history (issue 18)."""
 
 RUN_COLUMNS = ("run_id", "trigger", "pipeline", "stages", "started_at", "finished_at", "status",
                "tasks", "succeeded", "failed", "cancelled", "records", "duration_s")

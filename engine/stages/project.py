@@ -5,10 +5,12 @@ like every stage, and reports only PHI-free events (counts, codes, workspace pat
 work, in order: load the overrides; fingerprint the inputs (every account's index
 generation and provenance, the ``clients`` config section, the overrides file, the code of
 :mod:`engine.clients` and this module) and end ``skipped`` when the last complete run had
-the same (unless ``--force``); read every document of the index (its object file) into the
-resolver; decide; replace the client tables in one transaction; bring the chart folders in
-line, one atomic folder at a time; then mark the charts done. A kill at any point leaves
-the old or the new tables, each folder old or new, and the next run finishes the job.
+the same (unless ``--force``); read every document of the index into a scratch database of
+facts (:mod:`engine.clients.reading`, :mod:`engine.clients.stream`: memory stays flat, two
+processes read); decide by one ordered scan; replace the client tables in one transaction;
+bring the chart folders in line, one atomic folder at a time, in two processes
+(:mod:`engine.clients.shards`); then mark the charts done. A kill at any point leaves the
+old or the new tables, each folder old or new, and the next run finishes the job.
 """
 
 from __future__ import annotations

@@ -169,7 +169,7 @@ def read_all(ws_canonical: Path, objects: str, db: Path, conn: sqlite3.Connectio
     for source, account, _, _ in accounts:
         scratch.account(source, account)
     mine, theirs = split(accounts)
-    part = scratch.path.with_name(scratch.path.name + "-part")
+    part = stream.part_path(scratch.path)
     child = forked.Child(lambda: _child(ws_canonical, objects, db, scratch, part, theirs)) if theirs else None
     try:
         reader = Reader(ws_canonical, objects, conn, scratch, lambda n: progress(n, total))

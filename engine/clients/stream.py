@@ -71,6 +71,11 @@ def scratch_path(vector_store: Path) -> Path:
     return vector_store / SCRATCH_NAME
 
 
+def part_path(path: Path) -> Path:
+    """The scratch database of the task's reading helper (:mod:`engine.clients.reading`)."""
+    return path.with_name(path.name + "-part")
+
+
 def remove(path: Path) -> None:
     """Remove a scratch database (and any journal SQLite may have left)."""
     for p in (path, path.with_name(path.name + "-journal")):
@@ -100,6 +105,7 @@ class Scratch:
         self.path = path
         self.resolver = resolver
         remove(path)
+        remove(part_path(path))  # a helper's, left by a kill (no helper may run this time)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
         self.conn = sqlite3.connect(path, isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_KIB}",

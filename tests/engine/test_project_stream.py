@@ -74,7 +74,9 @@ def in_memory(docs: list[tuple[DocRef, dict[str, Any]]], ov: Overrides) -> Proje
 def streamed(tmp: Path, docs: list[tuple[DocRef, dict[str, Any]]], ov: Overrides
              ) -> tuple[Projection, list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     path = stream.scratch_path(tmp)
+    stream.part_path(path).write_bytes(b"left by a killed helper")
     with stream.Scratch(path, Resolver(CFG, ov)) as scratch:
+        assert not stream.part_path(path).exists(), "a killed helper's scratch file is removed"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         for source, account in sorted({(r.source, r.account) for r, _ in docs}):
             scratch.account(source, account)

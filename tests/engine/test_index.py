@@ -384,15 +384,15 @@ def _note(i: int, text: str) -> dict[str, Any]:
             "nested": {"lines": [text, {"deeper": f"marker{i}"}]}}
 
 
-@pytest.mark.parametrize("budget", [1 << 30, 0], ids=["rows-in-memory", "rows-re-read"])
-def test_unknown_kinds_duplicates_and_provenance(tmp_path: Path, budget: int,
+@pytest.mark.parametrize("batch", [512, 1], ids=["one-batch", "a-batch-per-line"])
+def test_unknown_kinds_duplicates_and_provenance(tmp_path: Path, batch: int,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process: the generic fallback indexes an unknown kind; a repeated entity keeps its
     last line; a new vault run with identical lines only updates provenance."""
     from engine.index import load
     from engine.workspace import Workspace
 
-    monkeypatch.setattr(load, "ROW_MEMORY_BUDGET", budget)
+    monkeypatch.setattr(load, "BATCH", batch)
     ws = tmp_path / "ws"
     docs = [_note(i, f"plain words {i}") for i in range(5)]
     _write_canonical(ws, docs)

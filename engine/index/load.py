@@ -30,18 +30,17 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
 from engine.canon.publish import AccountFiles, NotAFile, open_current
-from engine.events import is_disk_full
 from engine.index import diff
 from engine.index.fields import FIELDS_VERSION, derive
 from engine.index.objects import ObjectWriter
+from engine.index.outcome import LoadFailed, LoadResult, canonical_paths, sqlite_code, vault_run_of
 from engine.index.sink import InsertThread
 from engine.index.store import (
     begin_immediate,
@@ -68,62 +67,6 @@ one run of the whole account's embedding."""
 Progress = Callable[[int, int | None], None]
 Row = tuple[str, str, str, str | None, str | None, str | None, str, str, str]
 """kind, entity_id, sha256, time, title, dedupe_key, body, names, notes."""
-
-
-SQLITE_FULL = 13
-
-
-def sqlite_code(exc: sqlite3.Error) -> str:
-    """``DISK_FULL`` when SQLite ran out of space (SQLITE_FULL or ENOSPC), else ``INDEX_DB_ERROR``."""
-    if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == SQLITE_FULL or is_disk_full(exc):
-        return "DISK_FULL"
-    return "INDEX_DB_ERROR"
-
-
-class LoadFailed(Exception):
-    """The account cannot be indexed; ``code`` is an ErrorCode value, ``line`` the input line."""
-
-    def __init__(self, code: str, line: int | None = None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.line = line
-
-
-@dataclass
-class LoadResult:
-    """What one load did (counts only: safe for events)."""
-
-    status: Literal["success", "skipped"] = "success"
-    documents: int = 0
-    inserted: int = 0
-    deleted: int = 0
-    duplicates: int = 0
-    objects_written: int = 0
-    object_bytes: int = 0
-    objects_removed: int = 0
-    vectors: int = 0
-    """Documents embedded by this load (new ones, and unchanged ones whose vector was missing)."""
-    vectors_unavailable: bool = False
-    """The embedding model could not load: the documents indexed without vectors."""
-    seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time per phase: read (hash, diff, parse), transaction (waiting for the lock,
-    inserts and commit; it includes embed: waiting for the embedding thread after the
-    documents' inserts), objects (also inside the transaction, but not counted in it: waiting
-    for the writes left + flush; flush alone is also given) and gc."""
-
-
-def canonical_paths(ws: Workspace, source: str, account: str) -> tuple[Path, Path]:
-    """The canonical data file and its meta file."""
-    base = ws.canonical / source
-    return base / f"{account}.jsonl", base / f"{account}.meta.json"
-
-
-def vault_run_of(inputs: dict[str, Any]) -> str | None:
-    """``dt=.../run_id=...`` of the LATEST run the canonical file came from."""
-    run = inputs.get("run") or {}
-    if run.get("dt") and run.get("run_id"):
-        return f"dt={run['dt']}/run_id={run['run_id']}"
-    return None
 
 
 class _Clash(Exception):

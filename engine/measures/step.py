@@ -28,7 +28,8 @@ import orjson
 
 from engine.clients.model import Projection
 from engine.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir
-from engine.index.load import AccountLoader, LoadFailed
+from engine.index.load import AccountLoader
+from engine.index.outcome import LoadFailed
 from engine.index.store import ObjectMissing, begin_immediate, objects_dir, read_object
 from engine.measures import chart
 from engine.measures.registry import Registry

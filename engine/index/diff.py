@@ -40,12 +40,14 @@ CREATE TABLE scratch.win (first INTEGER PRIMARY KEY, last INTEGER, kind TEXT, en
 CREATE TABLE scratch.ins (doc_id INTEGER PRIMARY KEY, last INTEGER);
 CREATE TABLE scratch.final (sha256 TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE scratch.gone (doc_id INTEGER PRIMARY KEY, sha256 TEXT);
+CREATE TABLE scratch.leaving (sha256 TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE scratch.xf (kind TEXT PRIMARY KEY, transform TEXT) WITHOUT ROWID;
 """
 """``new``: one derived row per new line (keyed by line number); ``kept``: unchanged row ->
 the last line that has it; ``win``: per entity of the new lines, its first and last line;
 ``ins``: the new rows' doc_id -> the line they come from; ``final``: sha256 of every object
-the account references afterwards; ``gone``: rows that leave; ``xf``: kind -> transform."""
+the account references afterwards; ``gone``: rows that leave; ``leaving``: objects that may
+have lost their last reference; ``xf``: kind -> transform."""
 
 _PREFIX = ".load-"
 _SUFFIX = ".scratch"
@@ -135,20 +137,22 @@ def swap(conn: sqlite3.Connection, *, source: str, account: str, vault_run: str 
     conn.execute("CREATE INDEX scratch.win_key ON win (kind, entity_id)")
     superseded += _resolve(conn)
     conn.executemany("INSERT INTO scratch.xf (kind, transform) VALUES (?, ?)", transforms.items())
-    conn.execute("INSERT INTO scratch.final (sha256) SELECT DISTINCT d.sha256 FROM scratch.kept k "
+    conn.execute("INSERT OR IGNORE INTO scratch.final (sha256) SELECT d.sha256 FROM scratch.kept k "
                  "JOIN main.documents d ON d.doc_id = k.doc_id")
     conn.execute("INSERT OR IGNORE INTO scratch.final (sha256) SELECT n.sha256 FROM scratch.win w "
                  "JOIN scratch.new n ON n.number = w.last")
     conn.execute("INSERT INTO scratch.gone (doc_id, sha256) SELECT doc_id, sha256 FROM main.documents "
                  "WHERE source = ? AND account = ? AND doc_id NOT IN (SELECT doc_id FROM scratch.kept)",
                  (source, account))
-    leaving = ("SELECT sha256 FROM scratch.gone UNION SELECT sha256 FROM scratch.new "
-               "WHERE sha256 NOT IN (SELECT sha256 FROM scratch.final)")
-    conn.execute(f"INSERT OR IGNORE INTO main.gc_pending (sha256, source, account) SELECT sha256, ?, ? "
-                 f"FROM ({leaving})", (source, account))
+    # Objects that may lose their last reference (no UNION or IN list: those would build
+    # temporary b-trees, in memory; ``leaving`` is a table on disk).
+    for table in ("gone", "new"):
+        conn.execute(f"INSERT OR IGNORE INTO scratch.leaving (sha256) SELECT t.sha256 FROM scratch.{table} t "
+                     f"WHERE NOT EXISTS (SELECT 1 FROM scratch.final f WHERE f.sha256 = t.sha256)")
+    conn.execute("INSERT OR IGNORE INTO main.gc_pending (sha256, source, account) "
+                 "SELECT sha256, ?, ? FROM scratch.leaving", (source, account))
     if vectors:
-        conn.execute(f"DELETE FROM main.vectors WHERE sha256 IN ({leaving}) "
-                     "AND sha256 NOT IN (SELECT sha256 FROM scratch.final)")
+        _delete_vectors(conn)
     deleted = _count(conn, "scratch.gone")
     _delete_gone(conn)
     inserted = _insert_new(conn, source, account, vault_run)
@@ -171,6 +175,18 @@ def _resolve(conn: sqlite3.Connection) -> int:
         else:
             conn.execute("DELETE FROM scratch.win WHERE first = ?", (first,))
     return len(clashes)
+
+
+def _delete_vectors(conn: sqlite3.Connection, step: int = 8192) -> None:
+    """Remove the vectors of the objects in ``leaving``, a slice of its key at a time."""
+    after = ""
+    while True:
+        shas = [r[0] for r in conn.execute("SELECT sha256 FROM scratch.leaving WHERE sha256 > ? "
+                                           "ORDER BY sha256 LIMIT ?", (after, step))]
+        if not shas:
+            break
+        conn.executemany("DELETE FROM main.vectors WHERE sha256 = ?", ((s,) for s in shas))
+        after = shas[-1]
 
 
 def _delete_gone(conn: sqlite3.Connection, step: int = 8192) -> None:

@@ -202,20 +202,28 @@ def _delete_gone(conn: sqlite3.Connection, step: int = 8192) -> None:
     conn.execute("DELETE FROM main.documents WHERE doc_id IN (SELECT doc_id FROM scratch.gone)")
 
 
-def _insert_new(conn: sqlite3.Connection, source: str, account: str, vault_run: str | None) -> int:
+def _insert_new(conn: sqlite3.Connection, source: str, account: str, vault_run: str | None,
+                step: int = 8192) -> int:
     """Insert the winning new lines with consecutive doc_ids after the index's largest."""
     next_id = conn.execute("SELECT coalesce(max(doc_id), 0) + 1 FROM main.documents").fetchone()[0]
     # A placeholder row makes SQLite number the following rows next_id, next_id + 1, ...
     conn.execute("INSERT INTO scratch.ins (doc_id, last) VALUES (?, NULL)", (next_id - 1,))
     conn.execute("INSERT INTO scratch.ins (last) SELECT last FROM scratch.win ORDER BY first")
     conn.execute("DELETE FROM scratch.ins WHERE doc_id = ?", (next_id - 1,))
-    conn.execute(
-        "INSERT INTO main.documents (doc_id, kind, source, account, entity_id, sha256, vault_run, transform, "
-        "time, title, dedupe_key) SELECT i.doc_id, n.kind, ?, ?, n.entity_id, n.sha256, ?, x.transform, n.time, "
-        "n.title, n.dedupe_key FROM scratch.ins i JOIN scratch.new n ON n.number = i.last "
-        "LEFT JOIN scratch.xf x ON x.kind = n.kind ORDER BY i.doc_id", (source, account, vault_run))
-    conn.execute("INSERT INTO main.fts (rowid, title, body, names, notes) SELECT i.doc_id, n.title, n.body, "
-                 "n.names, n.notes FROM scratch.ins i JOIN scratch.new n ON n.number = i.last ORDER BY i.doc_id")
+    last_id = conn.execute("SELECT coalesce(max(doc_id), 0) FROM scratch.ins").fetchone()[0]
+    # In slices of doc_ids: one INSERT ... SELECT of a whole account held about 55 MiB more at
+    # 235,000 rows than the same rows a slice at a time.
+    for low in range(next_id, last_id + 1, step):
+        high = min(low + step - 1, last_id)
+        conn.execute(
+            "INSERT INTO main.documents (doc_id, kind, source, account, entity_id, sha256, vault_run, "
+            "transform, time, title, dedupe_key) SELECT i.doc_id, n.kind, ?, ?, n.entity_id, n.sha256, ?, "
+            "x.transform, n.time, n.title, n.dedupe_key FROM scratch.ins i JOIN scratch.new n ON n.number = i.last "
+            "LEFT JOIN scratch.xf x ON x.kind = n.kind WHERE i.doc_id BETWEEN ? AND ? ORDER BY i.doc_id",
+            (source, account, vault_run, low, high))
+        conn.execute("INSERT INTO main.fts (rowid, title, body, names, notes) SELECT i.doc_id, n.title, n.body, "
+                     "n.names, n.notes FROM scratch.ins i JOIN scratch.new n ON n.number = i.last "
+                     "WHERE i.doc_id BETWEEN ? AND ? ORDER BY i.doc_id", (low, high))
     return _count(conn, "scratch.ins")
 
 

@@ -30,10 +30,10 @@ import orjson
 
 from bench.common import machine_line
 from engine.config import ClientsConfig
-from engine.fsutil import ensure_dir, secure_umask
 from engine.index.load import AccountLoader
 from engine.stages.project import Project
-from engine.workspace import Workspace
+from engine.store.fsutil import ensure_dir, secure_umask
+from engine.store.workspace import Workspace
 
 CFG = ClientsConfig(sources=["dataverse"], own_addresses=["*@practice.example"])
 

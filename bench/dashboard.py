@@ -47,8 +47,8 @@ from textual.widgets import Static
 from bench import dashboard_start
 from bench.common import goal, header
 from bench.waiting import Stuck, until, watchdog
-from engine.configload import LoadedConfig
-from engine.logsink import log_path
+from engine.config.load import LoadedConfig
+from engine.store.logsink import log_path
 from lorch_tui.app import LorchApp
 from lorch_tui.widgets.logtail import LogTail
 from lorch_tui.widgets.progress import ProgressPane, totals_text

@@ -65,7 +65,7 @@ def press(app: Any, key: str) -> None:
 
 async def one_start(cfg: Path, runs: int) -> dict[str, Any]:
     """Start the dashboard once on ``cfg``; press ``e`` ``runs`` times (each run to its end)."""
-    from engine.configload import load
+    from engine.config.load import load
     from lorch_tui.app import LorchApp
 
     class TimedApp(LorchApp):
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         print("skipped the real terminal: tmux is not installed", flush=True)
     else:
         try:
-            from engine.configload import load
+            from engine.config.load import load
 
             accounts = [ex.account for ex in load(cfg, None).config.extractors]
             real = [terminal_times(cfg, accounts) for _ in range(ns.repeat)]

@@ -10,7 +10,7 @@ tap it ran) and its peak RSS in its final event.
 
 Then the peer (issue 18): **PyPI target-jsonl 0.1.4 merely landing the same records**. The
 same demo taps, with the same command lines, seeds, accounts and counts as the extract stage
-builds them (``engine.taps.tap_command``), each piped straight into its own
+builds them (``engine.stages.taps.tap_command``), each piped straight into its own
 ``target-jsonl`` process (one output folder per account), the accounts run with the extract
 stage's ``max_parallel``. Its wall time and CPU time (taps and targets) are measured, and
 the records it landed are counted (they must equal the pipeline's extracted records).
@@ -67,8 +67,8 @@ CONFIG = REPO / "config" / "demo.yaml"
 def demo_extractors(per_account: int) -> tuple[list[object], int]:
     """The extractors of the demo config's default job with ``per_account`` records each, and
     the extract stage's ``max_parallel``."""
-    from engine.configload import load_file
-    from engine.plan import select_extractors
+    from engine.config.load import load_file
+    from engine.run.plan import select_extractors
 
     saved = os.environ.get("LORCH_DEMO_RECORDS")
     os.environ["LORCH_DEMO_RECORDS"] = str(per_account)
@@ -123,7 +123,7 @@ def run_peer(per_account: int, work: Path) -> tuple[Timing, int]:
     """Every demo tap of the default job piped into its own PyPI target-jsonl, ``max_parallel``
     accounts at a time; (wall and CPU of taps and targets, records landed)."""
     from engine.config import Extractor
-    from engine.taps import tap_command
+    from engine.stages.taps import tap_command
 
     bin_dir = pypi_tool(*TARGET_JSONL)
     extractors, max_parallel = demo_extractors(per_account)

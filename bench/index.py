@@ -40,10 +40,10 @@ import orjson
 import yaml
 
 from bench.common import goal, machine_line
-from engine.fsutil import ensure_dir, secure_umask
 from engine.index.fields import derive
 from engine.index.load import AccountLoader
-from engine.workspace import Workspace
+from engine.store.fsutil import ensure_dir, secure_umask
+from engine.store.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE, ACCOUNT = "gmail", "bench"

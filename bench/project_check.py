@@ -27,7 +27,7 @@ TABLES = ("clients", "client_keys", "client_links", "client_conflicts", "client_
 def dump(ws_root: Path, out: Path) -> None:
     """Sorted rows of the client tables and the sha256 of every chart file, into ``out``."""
     from engine.index.store import db_path
-    from engine.workspace import Workspace
+    from engine.store.workspace import Workspace
     conn = sqlite3.connect(f"file:{db_path(Workspace(ws_root))}?mode=ro", uri=True)
     lines: list[str] = []
     for table in TABLES:
@@ -49,10 +49,10 @@ def _child(ws_root: Path, config: Path | None) -> None:
     from bench.clients import CFG
     cfg = CFG
     if config is not None:
-        from engine.configload import load_file
+        from engine.config.load import load_file
         cfg = load_file(config).clients
     from engine.stages.project import Project, tune_gc
-    from engine.workspace import Workspace
+    from engine.store.workspace import Workspace
     tune_gc()
     cpu = time.process_time()
     job = Project(Workspace(ws_root), cfg, force=True)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.child:
         _child(ws_root, ns.config)
         return 0
-    from engine.fsutil import secure_umask
+    from engine.store.fsutil import secure_umask
     secure_umask()
     if not (ws_root / "vector-store").is_dir():
         from bench.clients import build

@@ -14,7 +14,7 @@
    thread; documents per CPU-second (= per core) and per wall second.
 3. **Query latency** at ``--scale`` documents: the demo documents' rows, search text and
    vectors copied (new ids) into a scratch index of that size; p50/p95 of a warm
-   :class:`~engine.vectors.search.Searcher` per mode, and the first (cold) query.
+   :class:`~engine.index.ranked.Searcher` per mode, and the first (cold) query.
 4. **Index throughput with and without embeddings**: ``--load-records`` demo Gmail documents
    (extract + canonize by the real CLI), first loads by the index worker's code alternating
    vectors off / on, ``--repeat`` times each; the drop of the medians. The loads run in this
@@ -46,15 +46,15 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from bench.common import goal, machine_line  # noqa: E402
-from engine.fsutil import ensure_dir, secure_umask  # noqa: E402
 from engine.index.fields import derive  # noqa: E402
 from engine.index.query import Query, Store  # noqa: E402
+from engine.index.ranked import Searcher  # noqa: E402
 from engine.index.store import open_writer  # noqa: E402
+from engine.store.fsutil import ensure_dir, secure_umask  # noqa: E402
+from engine.store.workspace import Workspace  # noqa: E402
 from engine.vectors import store as vector_store  # noqa: E402
 from engine.vectors.model import embed_documents, shared  # noqa: E402
-from engine.vectors.search import Searcher  # noqa: E402
 from engine.vectors.text import embed_text  # noqa: E402
-from engine.workspace import Workspace  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 STOP = {"a", "an", "the", "of", "to", "for", "my", "on", "in", "is", "it", "and", "or", "we",

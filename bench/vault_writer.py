@@ -5,7 +5,7 @@
 The stream (default 200,000 demo Gmail messages, SCHEMA and STATE messages included) is
 recorded once into the bench cache. Then, one after the other:
 
-1. **lorchestra extract, end to end**: ``python -m engine.worker`` with an extract task spec
+1. **lorchestra extract, end to end**: ``python -m engine.run.worker`` with an extract task spec
    whose tap is ``kind: singer``, ``command: [cat, FILE]``; the real tap subprocess, the
    Singer reader, the vault writer (each message validated by msgspec with its record left
    as raw bytes and stored as the tap wrote it, gzip, sha256 of the compressed bytes,
@@ -52,9 +52,9 @@ from bench.common import (
 )
 from engine.config import Extractor
 from engine.events import TaskFinished, parse_event
-from engine.fsutil import ensure_dir, secure_umask
 from engine.stages.singer_stream import consume
 from engine.stages.spec import TaskSpec
+from engine.store.fsutil import ensure_dir, secure_umask
 from engine.vault.layout import new_run
 from engine.vault.writer import BACKENDS, RunWriter
 
@@ -78,7 +78,7 @@ def run_worker(stream: Path, work: Path) -> tuple[Timing, TaskFinished]:
     ex = Extractor(name="bench-cat", domain="email", source="gmail", account="bench", kind="singer",
                    command=["cat", str(stream)], timeout_s=7200)
     spec = TaskSpec(task_id="extract:bench-cat", stage="extract", workspace=ws, extractor=ex)
-    timing, res = timed_run([sys.executable, "-m", "engine.worker"], input=spec.model_dump_json().encode(),
+    timing, res = timed_run([sys.executable, "-m", "engine.run.worker"], input=spec.model_dump_json().encode(),
                             capture_output=True, cwd=REPO)
     finals = [e for e in (parse_event(line) for line in res.stdout.splitlines() if line.strip())
               if isinstance(e, TaskFinished)]

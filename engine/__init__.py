@@ -1,6 +1,9 @@
 """lorchestra engine: everything headless.
 
-Config, vault, stages, runner, events, state, logs and the demo taps live here. Nothing in
+Grouped by concern (docs/architecture.md, "How engine/ is grouped"): ``config``, ``store``,
+``run``, ``stages``, ``ops`` and the data packages (``vault``, ``canon``, ``index``,
+``vectors``, ``drift``, ``clients``, ``measures``, ``demo_taps``), beside a few shared leaf
+modules (``errors``, ``events``, ``names``, ``limits``, ``check``). Nothing in
 this package may import ``textual`` or ``lorch_tui``: the cron face and the stage workers
 import the engine alone, and a test enforces it.
 """

@@ -111,7 +111,7 @@ class EventBase(BaseModel):
 
     Field docstrings are not copied into descriptions at import (``use_attribute_docstrings``
     read each class's source: about 15 ms of every command's and every worker's start,
-    issue 18); :func:`engine.fielddocs.document` reads them when a schema needs them.
+    issue 18); :func:`engine.config.fielddocs.document` reads them when a schema needs them.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -14,13 +14,25 @@ import resource
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from engine.config import PipelineConfig
-from engine.stages.spec import TaskLimits
 
 OOM_MARKERS = (b"memory allocation of ", b"\nMemoryError")
 """What a worker's runtime prints when an allocation fails under its cap (Rust's abort
 message, the last line of Python's traceback); fixed texts, never data."""
 DIAG_TAIL_BYTES = 64 * 1024
+
+
+class TaskLimits(BaseModel):
+    """The limits of one task attempt, taken from its stage's config section."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    timeout_s: float | None = None
+    """Wall-clock seconds the attempt may run (None: no limit; extract has its own per extractor)."""
+    memory_limit_mb: int | None = None
+    """The worker's address-space cap (RLIMIT_AS) in MiB (None: no cap)."""
 
 
 def task_limits(cfg: PipelineConfig, stage: str) -> TaskLimits:

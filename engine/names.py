@@ -37,8 +37,8 @@ from typing import Any, Literal
 import orjson
 
 from engine.config import CanonizeStage, Extractor, PipelineConfig
-from engine.fsutil import ensure_dir, fsync_dir, open_private
-from engine.workspace import Workspace
+from engine.store.fsutil import ensure_dir, fsync_dir, open_private
+from engine.store.workspace import Workspace
 
 Kind = Literal["stream", "field", "file"]
 KEY_BYTES = 32

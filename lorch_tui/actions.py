@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from engine.errors import LorchError
 from engine.events import Event, parse_event
-from engine.inspect import RunInfo
+from engine.ops.inspect import RunInfo
 from engine.vault.layout import read_manifest
 from engine.vault.reader import verify_part
 from lorch_tui.host import Host
@@ -68,7 +68,9 @@ def check_workspace(app: Host, skip_permissions: bool, done: Callable[[str | Non
     seconds on a large workspace); then call ``done`` on the loop with the problem, if any."""
 
     def check() -> None:
-        from engine.session import open_workspace  # the session machinery: after the first paint
+        from engine.run.session import (
+            open_workspace,  # the session machinery: after the first paint
+        )
 
         try:
             open_workspace(app.loaded, skip_permissions=skip_permissions)

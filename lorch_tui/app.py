@@ -27,12 +27,12 @@ from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Tree
 
-from engine.configload import LoadedConfig
+from engine.config.load import LoadedConfig
 from engine.errors import LorchError, disk_full
 from engine.events import RunFinished, TaskFinished
-from engine.inspect import RunInfo
-from engine.logsink import log_path
-from engine.workspace import Workspace
+from engine.ops.inspect import RunInfo
+from engine.store.logsink import log_path
+from engine.store.workspace import Workspace
 from lorch_tui import actions
 from lorch_tui.commands import palette_commands
 from lorch_tui.engine_face import EngineFace, LiveEngine

@@ -15,7 +15,7 @@ from rich.console import Console
 from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
 from engine.canon.registry import Registry, RegistryError
 from engine.config import PipelineConfig
-from engine.configload import load
+from engine.config.load import load
 from engine.errors import ExitCode, UsageError
 
 

@@ -16,10 +16,10 @@ import sys
 
 from rich.console import Console
 
-from engine.cleanup import CLEAN_STAGES, Target, delete, partial_targets, plan_clean
-from engine.configload import load
+from engine.config.load import load
 from engine.errors import ExitCode, UsageError
-from engine.workspace import Workspace, WorkspaceLock, check_not_a_file
+from engine.ops.cleanup import CLEAN_STAGES, Target, delete, partial_targets, plan_clean
+from engine.store.workspace import Workspace, WorkspaceLock, check_not_a_file
 from lorch_tui.summary import human_bytes
 
 

@@ -57,7 +57,7 @@ def guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, p
 def _workspace_of(ns: argparse.Namespace) -> Path | None:
     """The workspace the command used, for an error message (None when it cannot be told)."""
     try:
-        from engine.configload import load
+        from engine.config.load import load
 
         return load(getattr(ns, "config", None), getattr(ns, "workspace", None)).workspace
     except Exception:  # noqa: BLE001 - only for a message; the real error is being reported

@@ -20,12 +20,12 @@ from rich.markup import escape
 
 from engine.canon.registry import Registry
 from engine.config import Extractor, PipelineConfig
-from engine.configload import load
+from engine.config.load import load
 from engine.drift.compare import AccountDrift, StreamDrift, account_drift
-from engine.drift.paths import split_path
 from engine.errors import ExitCode, UsageError
 from engine.names import Namer, field_namer, placeholder, stream_namer
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
+from engine.vault.paths import split_path
 
 SHOW_AT_MOST = 20
 PROBLEMS = {"NO_LATEST": "no LATEST run yet",

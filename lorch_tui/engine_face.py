@@ -1,6 +1,6 @@
 """The dashboard's handle on the engine: start runs, cancel tasks, hand over events in batches.
 
-:class:`LiveEngine` runs the real :class:`engine.runner.Runner` inside the app's event loop;
+:class:`LiveEngine` runs the real :class:`engine.run.runner.Runner` inside the app's event loop;
 tests swap in a fake with the same surface that replays scripted events. Events are only
 appended to a list here (no message per event); the app swaps the list out on its flush
 timer and applies the batch at once.
@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Protocol
 
-from engine.configload import LoadedConfig
+from engine.config.load import LoadedConfig
 from engine.errors import LorchError
 from engine.events import Event
-from engine.plan import build_plan
+from engine.run.plan import build_plan
 
 if TYPE_CHECKING:
-    from engine.runner import Runner
+    from engine.run.runner import Runner
 
 
 class EngineFace(Protocol):
@@ -85,8 +85,8 @@ class LiveEngine:
         if self.busy:
             raise LorchError("a run is already in progress; wait for it or cancel it (x)")
         # imported on the first start, not before the dashboard's first paint
-        from engine.runner import Runner
-        from engine.session import keep_traceback, notify_failure, open_session, open_workspace
+        from engine.run.runner import Runner
+        from engine.run.session import keep_traceback, notify_failure, open_session, open_workspace
 
         self._starting = True
         try:

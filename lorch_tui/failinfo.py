@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.config import Extractor
 from engine.events import TaskFinished
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 
 
 def stderr_path(ws: Workspace, ex: Extractor | None, ev: TaskFinished | None) -> Path | None:

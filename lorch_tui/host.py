@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.configload import LoadedConfig
-from engine.workspace import Workspace
+from engine.config.load import LoadedConfig
+from engine.store.workspace import Workspace
 from lorch_tui.engine_face import EngineFace
 from lorch_tui.model import RunModel
 

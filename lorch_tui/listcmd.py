@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 
 from engine.config import PipelineConfig
-from engine.configload import load
+from engine.config.load import load
 from engine.errors import UsageError
 
 
@@ -36,7 +36,7 @@ def cmd_list(ns: argparse.Namespace) -> int:
 
 def _rows(cfg: PipelineConfig, what: str) -> list[dict[str, object]]:
     """The rows of one kind of listing (PHI-free: names and commands from the config)."""
-    from engine.taps import describe, describe_loader
+    from engine.stages.taps import describe, describe_loader
 
     if what == "extractors":
         return [{"name": e.name, "kind": e.kind, "domain": e.domain, "source": e.source,

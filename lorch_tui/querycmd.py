@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from engine.configload import load
+from engine.config.load import load
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import Document, ObjectMissing, Query, Store, build_sql
 from engine.index.store import INDEX_CORRUPT, StoreError, db_path
-from engine.workspace import Workspace, check_not_a_file
+from engine.store.workspace import Workspace, check_not_a_file
 from lorch_tui import docread, rankcmd
 
 

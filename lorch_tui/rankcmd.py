@@ -47,8 +47,8 @@ def _note(message: str) -> None:
 def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | None) -> int:
     """Rank, print, return the exit code. ``base`` carries the filters (and no text)."""
     from engine.index.query import fts_query
+    from engine.index.ranked import Searcher, VectorsMissing
     from engine.vectors.model import ModelUnavailable
-    from engine.vectors.search import Searcher, VectorsMissing
 
     text = ns.similar if ns.similar is not None else ns.text
     mode = "vector" if ns.similar is not None else ("bm25" if ns.words_only else "hybrid")
@@ -101,7 +101,7 @@ def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | N
 
 
 def _print_json(hits: list, lines: list[bytes], explain: bool) -> None:  # type: ignore[type-arg]
-    from engine.vectors.search import explain_line
+    from engine.index.ranked import explain_line
 
     out = sys.stdout.buffer
     for hit, line in zip(hits, lines, strict=True):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from engine.configload import LoadedConfig, load
+from engine.config.load import LoadedConfig, load
 from engine.errors import UsageError
-from engine.plan import Chain, Plan, build_plan
+from engine.run.plan import Chain, Plan, build_plan
 
 
 def _load(ns: argparse.Namespace) -> LoadedConfig:

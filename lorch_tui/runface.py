@@ -22,13 +22,13 @@ from contextlib import nullcontext
 
 from rich.console import Console
 
-from engine.bus import Subscriber
-from engine.configload import LoadedConfig
+from engine.config.load import LoadedConfig
 from engine.errors import ExitCode, UsageError, disk_full
 from engine.events import Event, RunStarted, TaskFinished, Trigger
-from engine.plan import Plan
-from engine.session import run_session
-from engine.workspace import Workspace
+from engine.run.bus import Subscriber
+from engine.run.plan import Plan
+from engine.run.session import run_session
+from engine.store.workspace import Workspace
 from lorch_tui.failinfo import failure_tail
 from lorch_tui.headless import PlainPrinter, RichProgressFace, silence_stdout, stderr_is_tty
 from lorch_tui.summary import print_summary, summary_line

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import PipelineConfig
-from engine.history import open_readonly
-from engine.inspect import AccountView, RunInfo, account_runs, account_views
-from engine.workspace import Workspace
+from engine.ops.inspect import AccountView, RunInfo, account_runs, account_views
+from engine.store.history import open_readonly
+from engine.store.workspace import Workspace
 
 
 @dataclass(frozen=True)

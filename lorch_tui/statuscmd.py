@@ -17,12 +17,12 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table
 
-from engine import history as run_history
-from engine.configload import LoadedConfig, load
+from engine.config.load import LoadedConfig, load
 from engine.errors import ExitCode
 from engine.index.store import INDEX_CORRUPT, StoreError, db_path, open_reader
-from engine.inspect import AccountView, account_views
-from engine.workspace import Workspace, check_not_a_file
+from engine.ops.inspect import AccountView, account_views
+from engine.store import history as run_history
+from engine.store.workspace import Workspace, check_not_a_file
 from lorch_tui.scan import client_counts, index_shas
 from lorch_tui.summary import human_bytes
 

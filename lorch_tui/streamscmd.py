@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.text import Text
 
 from engine.config import Extractor, PipelineConfig
-from engine.configload import LoadedConfig
+from engine.config.load import LoadedConfig
 from engine.errors import UsageError
 from engine.names import field_namer, schema_field_paths, stream_namer
+from engine.store.workspace import Workspace
 from engine.vault.layout import list_runs, read_latest, read_manifest
-from engine.workspace import Workspace
 
 REVEAL_NOTE = ("note: --reveal prints stream and field names as the tap reported them; they may "
                "carry PHI (client names, birth dates). Shown on this terminal only.")

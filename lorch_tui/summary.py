@@ -15,7 +15,7 @@ from rich.table import Table
 from lorch_tui.tables import add_name_column
 
 if TYPE_CHECKING:
-    from engine.runner import RunResult
+    from engine.run.runner import RunResult
 
 
 def human_bytes(n: int, compact: bool = False) -> str:

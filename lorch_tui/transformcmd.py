@@ -30,12 +30,12 @@ from rich.console import Console
 from engine.canon.compiled import CompiledTransform, RecordRejected
 from engine.canon.registry import DEFAULT_SCHEMAS, TRANSFORM_ID, Registry, RegistryError, Transform
 from engine.config import Extractor
-from engine.configload import load
+from engine.config.load import load
 from engine.errors import ConfigError, ExitCode, UsageError
+from engine.store.workspace import Workspace
 from engine.vault.layout import read_latest, read_manifest
 from engine.vault.numbers import exact_loads, inexact
 from engine.vault.reader import PartCorrupt, StreamKeys, iter_part_records, verify_part
-from engine.workspace import Workspace
 
 ENVELOPE_KEYS = ("source", "account")
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -18,7 +18,7 @@ from lorch_tui.cli import guarded, wide_when_piped
 from lorch_tui.cliparse import EXIT_CODES, common_options, run_options
 
 if TYPE_CHECKING:
-    from engine.configload import LoadedConfig
+    from engine.config.load import LoadedConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(ns: argparse.Namespace) -> int:
-    from engine.configload import load
-    from engine.plan import build_plan
+    from engine.config.load import load
+    from engine.run.plan import build_plan
 
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
     if ns.dry_run:
@@ -72,7 +72,7 @@ def _dashboard(loaded: LoadedConfig, ns: argparse.Namespace) -> int:
     if not sys.stdout.isatty():
         raise UsageError("the dashboard needs a terminal",
                          hint="use `lorch-tui --no-ui` for cron and pipes")
-    from engine.fsutil import secure_umask
+    from engine.store.fsutil import secure_umask
     from lorch_tui.app import LorchApp
 
     secure_umask()  # the workspace itself is created and checked by the app, after its first paint

@@ -16,13 +16,13 @@ import argparse
 
 from rich.console import Console
 
-from engine import checks
-from engine.checks import Check
+from engine.check import Check
 from engine.clients.checks import check_clients
-from engine.configload import load
+from engine.config.load import load
 from engine.errors import ConfigError, ExitCode
 from engine.measures.checks import check_measures
-from engine.workspace import Workspace, check_not_a_file
+from engine.ops import checks
+from engine.store.workspace import Workspace, check_not_a_file
 
 MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]", "skip": "[dim]skip[/]"}
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.configload import load
+from engine.config.load import load
 from engine.errors import ExitCode, UsageError
-from engine.verify import Report, dumps, verify
-from engine.workspace import Workspace, check_not_a_file
+from engine.ops.verify import Report, dumps, verify
+from engine.store.workspace import Workspace, check_not_a_file
 
 
 def cmd_verify(ns: argparse.Namespace) -> int:

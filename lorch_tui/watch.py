@@ -14,9 +14,9 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
-from engine.configload import load
+from engine.config.load import load
 from engine.errors import ConfigError
-from engine.fsutil import ensure_dir
+from engine.store.fsutil import ensure_dir
 from lorch_tui.host import Host
 
 

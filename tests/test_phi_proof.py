@@ -42,7 +42,7 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.configload import load
+from engine.config.load import load
 from engine.demo_taps.canary import CANARIES, CANARY_ADDRESS
 from tests.fixtures.taps import phi_names_tap
 from tests.helpers import REPO, clean_env, demo_extractor, demo_mappings, run_cli, write_config

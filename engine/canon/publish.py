@@ -3,7 +3,7 @@
 An account's canonical output is three files (``{account}.jsonl``, ``{account}.meta.json``
 and ``{account}.rejects.jsonl``), and the meta's ``output.sha256`` must describe the data
 beside it. They are published together as one generation of an
-:class:`engine.fsgen.GenerationStore` (``canonical/{source}/.{account}.gen/gNNNNNN/``) behind
+:class:`engine.store.fsgen.GenerationStore` (``canonical/{source}/.{account}.gen/gNNNNNN/``) behind
 the pointer ``.{account}.gen/CURRENT``; replacing the pointer is the single commit step. The
 plain names DESIGN.md fixes (``canonical/{source}/{account}.jsonl`` ...) are hard links to
 the current generation's files, re-linked right after the pointer moves.
@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import orjson
 
-from engine.fsgen import Generation, GenerationMissing, GenerationStore, NotAFile
+from engine.store.fsgen import Generation, GenerationMissing, GenerationStore, NotAFile
 
 __all__ = ["AccountFiles", "CanonicalView", "NotAFile", "meta_bytes", "open_current", "read_meta", "recover"]
 

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import yaml
 
-from engine.configload import BUNDLED_CONFIG_DIR, FAST_LOADER
+from engine.config.load import BUNDLED_CONFIG_DIR, FAST_LOADER
 
 DEFAULT_TRANSFORMS = BUNDLED_CONFIG_DIR / "transforms"
 DEFAULT_SCHEMAS = BUNDLED_CONFIG_DIR / "schemas"

@@ -23,7 +23,7 @@ import orjson
 from engine.clients import folders
 from engine.clients.model import Client, DocFacts, Link, Projection
 from engine.clients.rules import rule_for
-from engine.fsutil import fsync_dir
+from engine.store.fsutil import fsync_dir
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 _FOLDER = re.compile(r"^.+ \([0-9a-f]{8,16}\)$")

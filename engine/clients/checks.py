@@ -7,7 +7,7 @@ time. Messages hold config identifiers, paths and counts, never file content.
 
 from __future__ import annotations
 
-from engine.checks import Check
+from engine.check import Check
 from engine.config import PipelineConfig
 
 

@@ -30,7 +30,7 @@ import os
 import shutil
 from pathlib import Path
 
-from engine.fsutil import (
+from engine.store.fsutil import (
     DIR_MODE,
     atomic_write_json,
     ensure_dir,

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine.configerrors import format_loc, plain_errors
+from engine.config.errors import format_loc, plain_errors
 
 
 class OverrideLink(BaseModel):

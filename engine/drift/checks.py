@@ -7,10 +7,10 @@ names the config declares: the mapping's stream and the transform's own read pat
 from __future__ import annotations
 
 from engine.canon.registry import Registry
-from engine.checks import Check
+from engine.check import Check
 from engine.config import PipelineConfig
 from engine.drift.compare import account_drift
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 
 
 def check_drift(cfg: PipelineConfig, ws: Workspace) -> list[Check]:

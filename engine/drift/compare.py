@@ -18,10 +18,10 @@ from typing import Any
 from engine.canon.registry import DEFAULT_TRANSFORMS as _DEFAULT_TRANSFORMS
 from engine.canon.registry import Registry
 from engine.config import Extractor, PipelineConfig
-from engine.drift.paths import manifest_capped, manifest_paths
 from engine.drift.reads import Reads, transform_reads
+from engine.store.workspace import Workspace
 from engine.vault.layout import list_runs, read_latest, read_manifest
-from engine.workspace import Workspace
+from engine.vault.paths import manifest_capped, manifest_paths
 
 
 @dataclass

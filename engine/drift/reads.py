@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from engine.drift.paths import segment
+from engine.vault.paths import segment
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+|/\*.*?\*/)

@@ -4,6 +4,8 @@
 * :mod:`engine.index.fields` — which fields of each canonical kind feed titles, times, search.
 * :mod:`engine.index.load` — replacing one account's documents atomically.
 * :mod:`engine.index.query` — the query API (``Store`` and ``AsyncStore``).
+* :mod:`engine.index.ranked` — ranking by meaning and hybrid ranking (numpy and the model
+  load only here and in the index worker's embedding step).
 
 See docs/index.md. Nothing is imported here, so the index worker does not load the
 async query machinery it never uses.

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.fsutil import FILE_MODE
+from engine.store.fsutil import FILE_MODE
 
 SCRATCH_CACHE_KIB = 4096
 """Page cache of the scratch database (KiB)."""

@@ -50,11 +50,11 @@ from engine.index.store import (
     remove_unreferenced,
     with_write_wait,
 )
+from engine.store.workspace import Workspace
 from engine.vectors import store as vector_store
 from engine.vectors.model import shared as shared_embedder
 from engine.vectors.pending import EmbedPass
 from engine.vectors.text import TEXT_VERSION
-from engine.workspace import Workspace
 
 BATCH = 512
 """Lines read, hashed and handed to the insert thread at a time."""

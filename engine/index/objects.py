@@ -18,8 +18,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from engine.fsutil import DIR_MODE, FILE_MODE
 from engine.index.store import object_path, sync_filesystem
+from engine.store.fsutil import DIR_MODE, FILE_MODE
 
 
 class ObjectWriter:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.events import is_disk_full
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 
 SQLITE_FULL = 13
 

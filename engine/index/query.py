@@ -24,7 +24,7 @@ from engine.index.store import ObjectCorrupt as ObjectCorrupt  # re-exported for
 from engine.index.store import ObjectMissing as ObjectMissing
 from engine.index.store import StoreError as StoreError
 from engine.index.store import db_path, objects_dir, open_reader, read_object
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 
 BM25_WEIGHTS = (10.0, 1.0, 4.0, 2.0)
 """Column weights of the ranking: title, body, names, notes."""

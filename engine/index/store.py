@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from engine.fsutil import FILE_MODE, ensure_dir
-from engine.workspace import Workspace
+from engine.store.fsutil import FILE_MODE, ensure_dir
+from engine.store.workspace import Workspace
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ file paths, ids and counts from the config, never data.
 
 from __future__ import annotations
 
-from engine.checks import Check
+from engine.check import Check
 from engine.config import PipelineConfig
 
 

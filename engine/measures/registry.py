@@ -20,7 +20,7 @@ from typing import Any, cast
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from engine.configerrors import format_loc, plain_errors
+from engine.config.errors import format_loc, plain_errors
 
 BUNDLED_MEASURES = Path(__file__).resolve().parents[2] / "config" / "measures"
 """The bundled registry folder (used when the config names none)."""
@@ -33,7 +33,7 @@ class _Strict(BaseModel):
 
     Field docstrings are not copied into descriptions at import (``use_attribute_docstrings``
     read each class's source: about 13 ms of `validate --quick`'s start, issue 18);
-    :func:`engine.fielddocs.document` reads them when a schema needs them.
+    :func:`engine.config.fielddocs.document` reads them when a schema needs them.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

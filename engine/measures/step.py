@@ -27,14 +27,14 @@ from typing import Any
 import orjson
 
 from engine.clients.model import Projection
-from engine.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir
 from engine.index.load import AccountLoader
 from engine.index.outcome import LoadFailed
 from engine.index.store import ObjectMissing, begin_immediate, objects_dir, read_object
 from engine.measures import chart
 from engine.measures.registry import Registry
 from engine.measures.score import DUPLICATE, MEASURES_ACCOUNT, MEASURES_SOURCE, score_response
-from engine.workspace import Workspace
+from engine.store.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir
+from engine.store.workspace import Workspace
 
 LINK_RULE = "form_response"
 """``client_links.rule`` of a measurement (linked through its response's client)."""

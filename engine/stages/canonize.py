@@ -5,7 +5,7 @@ transforms each record of a mapped stream with its JSONata transform, validates 
 writes ``canonical/{source}/{account}.jsonl`` (keys sorted, so the same LATEST and
 transforms give byte-identical output) plus the provenance ``.meta.json``, published together
 as one generation behind a single pointer (:mod:`engine.canon.publish`,
-:mod:`engine.fsgen`), so every reader sees the old version or the new one, never a mix. Rejected records go with their reason to
+:mod:`engine.store.fsgen`), so every reader sees the old version or the new one, never a mix. Rejected records go with their reason to
 ``.rejects.jsonl`` in the workspace; events carry counts.
 When the provenance proves nothing changed, the task is ``skipped`` unless forced.
 """
@@ -37,7 +37,6 @@ from engine.events import (
     TaskWarning,
     write_error_code,
 )
-from engine.fsutil import NotRegularFile, ensure_dir, open_private, open_regular
 from engine.stages.chain import (
     ChainBroken,
     ChainRun,
@@ -46,10 +45,11 @@ from engine.stages.chain import (
     incremental_chain,
 )
 from engine.stages.spec import TaskSpec
+from engine.store.fsutil import NotRegularFile, ensure_dir, open_private, open_regular
+from engine.store.workspace import Workspace
 from engine.vault.layout import DT_DIR, RUN_DIR, RunRef, read_latest, read_manifest
 from engine.vault.numbers import exact_loads, inexact
 from engine.vault.reader import PartCorrupt, StreamKeys, VaultRecord, iter_part_records, verify_part
-from engine.workspace import Workspace
 
 Emit = Callable[[EventBase], None]
 NUMBER_INEXACT = "NUMBER_INEXACT"

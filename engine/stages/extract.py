@@ -19,18 +19,18 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.events import ErrorCode, TaskFinished, TaskWarning, write_error_code
-from engine.fsutil import ensure_dir, open_private
 from engine.names import load_key
 from engine.stages.progress import Emit, Progress, count_lines
 from engine.stages.singer_stream import StreamError, consume
 from engine.stages.spec import TaskSpec
 from engine.stages.tapinputs import InputProblem, TapInputs, prepare_inputs
 from engine.stages.tapproc import Supervisor, reap
+from engine.stages.taps import tap_command
 from engine.stages.to_target import run_to_target
-from engine.taps import tap_command
+from engine.store.fsutil import ensure_dir, open_private
+from engine.store.workspace import Workspace
 from engine.vault.layout import STDERR_LOG, new_run, write_latest
 from engine.vault.writer import RunWriter
-from engine.workspace import Workspace
 
 Outcome = tuple[str, str | None, int | None, int | None]
 """(status, error code, tap exit code, line)"""

@@ -28,7 +28,7 @@ from engine.index.load import AccountLoader
 from engine.index.outcome import LoadFailed, canonical_paths
 from engine.index.store import StoreError
 from engine.stages.spec import TaskSpec
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 
 Emit = Callable[[EventBase], None]
 PROGRESS_EVERY_S = 0.25

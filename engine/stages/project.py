@@ -32,7 +32,6 @@ from engine.clients.resolve import Resolver
 from engine.clients.rules import RULES_VERSION
 from engine.config import ClientsConfig
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
-from engine.fsutil import ensure_dir, open_private, read_json
 from engine.index.store import (
     REPAIR_HINT,
     ObjectCorrupt,
@@ -48,7 +47,8 @@ from engine.measures import registry as measures_registry
 from engine.measures import step as measures_step
 from engine.measures.score import MEASURES_SOURCE
 from engine.stages.spec import TaskSpec
-from engine.workspace import Workspace
+from engine.store.fsutil import ensure_dir, open_private, read_json
+from engine.store.workspace import Workspace
 
 Emit = Callable[[EventBase], None]
 PROGRESS_EVERY_S = 0.25

@@ -19,17 +19,7 @@ from engine.config import (
     Loader,
 )
 from engine.events import Stage
-
-
-class TaskLimits(BaseModel):
-    """The limits of one task attempt, taken from its stage's config section."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-    timeout_s: float | None = None
-    """Wall-clock seconds the attempt may run (None: no limit; extract has its own per extractor)."""
-    memory_limit_mb: int | None = None
-    """The worker's address-space cap (RLIMIT_AS) in MiB (None: no cap)."""
+from engine.limits import TaskLimits
 
 
 class TaskSpec(BaseModel):

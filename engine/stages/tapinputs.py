@@ -26,11 +26,17 @@ import orjson
 
 from engine.config import Extractor
 from engine.events import ErrorCode
-from engine.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir, open_private, read_json
 from engine.stages.tapproc import Supervisor, reap
-from engine.taps import tap_command
+from engine.stages.taps import tap_command
+from engine.store.fsutil import (
+    atomic_write_bytes,
+    atomic_write_json,
+    ensure_dir,
+    open_private,
+    read_json,
+)
+from engine.store.workspace import Workspace
 from engine.vault.layout import RunRef, read_latest, read_manifest
-from engine.workspace import Workspace
 
 STATE_FILE = "tap-state.json"
 

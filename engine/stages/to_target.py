@@ -21,15 +21,15 @@ from typing import IO
 
 from engine.config import Loader
 from engine.events import ErrorCode, TaskFinished, write_error_code
-from engine.fsutil import atomic_write_json, ensure_dir, open_private
 from engine.stages.progress import Emit, Progress, count_lines
 from engine.stages.spec import TaskSpec
 from engine.stages.tapinputs import InputProblem, prepare_inputs
 from engine.stages.tapproc import Supervisor, Watchdog, reap
-from engine.taps import loader_command, tap_command
+from engine.stages.taps import loader_command, tap_command
+from engine.store.fsutil import atomic_write_json, ensure_dir, open_private
+from engine.store.workspace import Workspace
 from engine.vault.layout import new_run
 from engine.vault.messages import LineInvalid, Record, parse
-from engine.workspace import Workspace
 
 
 @dataclass

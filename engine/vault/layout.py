@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from engine.fsutil import atomic_write_json, read_json
+from engine.store.fsutil import atomic_write_json, read_json
 from engine.vault.storage import LOCAL, Storage
 
 RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"

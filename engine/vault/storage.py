@@ -20,7 +20,13 @@ import stat
 from pathlib import Path
 from typing import BinaryIO, Protocol, cast
 
-from engine.fsutil import atomic_write_bytes, ensure_dir, fsync_dir, open_private, open_regular
+from engine.store.fsutil import (
+    atomic_write_bytes,
+    ensure_dir,
+    fsync_dir,
+    open_private,
+    open_regular,
+)
 
 
 class Storage(Protocol):

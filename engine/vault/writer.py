@@ -41,11 +41,11 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from engine.drift.paths import FIELDS_KEY, PathCollector
 from engine.events import now_iso
-from engine.fsutil import json_bytes
+from engine.store.fsutil import json_bytes
 from engine.vault.layout import MANIFEST, RunRef
 from engine.vault.numbers import exact_value
+from engine.vault.paths import FIELDS_KEY, PathCollector
 from engine.vault.storage import LOCAL, Storage
 
 FORMAT = 2

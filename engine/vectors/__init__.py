@@ -4,9 +4,9 @@
 * :mod:`engine.vectors.text` — which text of each kind is embedded.
 * :mod:`engine.vectors.store` — the ``vectors`` table in the index database.
 * :mod:`engine.vectors.pending` — the index worker's embedding step.
-* :mod:`engine.vectors.search` — similarity, hybrid ranking (reciprocal rank fusion), explain.
 
-See docs/index.md. Nothing is imported here: numpy and the model load only where they are
+Ranking with these vectors (similarity, hybrid ranking, explain) is a query concern and
+lives in :mod:`engine.index.ranked`. See docs/index.md. Nothing is imported here: numpy and the model load only where they are
 used (the index worker, the query command), never in the dashboard.
 """
 

@@ -10,7 +10,7 @@ once when it reads it. Inside ``index.sqlite`` the vectors get the index's prote
 0700 folder, WAL) and its atomicity: the loader writes and deletes them in the same
 transaction that swaps the account's documents. This Python build has no
 ``enable_load_extension``, so no SQLite vector extension: similarity is computed with numpy
-over the whole matrix (:mod:`engine.vectors.search`).
+over the whole matrix (:mod:`engine.index.ranked`).
 
 The table is created on demand (``CREATE TABLE IF NOT EXISTS``), so an index written before
 vectors existed keeps its schema version and gains vectors on its next index run.

@@ -15,7 +15,7 @@ from lorch_tui.cliparse.base import Lazy, run_options
 STAGE_CHOICES = ("extract", "canonize", "index", "project")
 """What ``--stage`` accepts (``engine.config.STAGES``; a test keeps them equal)."""
 RUN_STAGES = ("extract", "canonize", "index", "project")
-"""The stages ``run`` can run now, named in its help (``engine.plan.RUN_STAGES``; a test keeps them equal)."""
+"""The stages ``run`` can run now, named in its help (``engine.run.plan.RUN_STAGES``; a test keeps them equal)."""
 LIST_WHAT = ("extractors", "jobs", "loaders", "transforms", "mappings", "streams")
 """What ``list`` lists."""
 

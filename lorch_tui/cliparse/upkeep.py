@@ -13,7 +13,7 @@ from lorch_tui.argtypes import count, wait_seconds
 from lorch_tui.cliparse.base import Lazy
 
 CLEAN_STAGES = ("project", "canonize", "index", "extract")
-"""What ``clean --stage`` accepts (``engine.cleanup.CLEAN_STAGES``; a test keeps them equal)."""
+"""What ``clean --stage`` accepts (``engine.ops.cleanup.CLEAN_STAGES``; a test keeps them equal)."""
 
 
 def status(sub: Any, common: argparse.ArgumentParser) -> None:

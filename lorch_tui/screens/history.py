@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.history import history, task_rows
+from engine.store.history import history, task_rows
 from lorch_tui.widgets.progress import STATE_STYLE
 
 RUN_COLUMNS = ("run", "trigger", "status", "started", "duration", "tasks", "failed", "records")

@@ -20,7 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Label, Static
 
 from engine.config import Extractor
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 from lorch_tui.errorinfo import meaning
 from lorch_tui.failinfo import detail_file, stderr_path
 from lorch_tui.model import TaskRow

@@ -1,6 +1,6 @@
 """LATEST pointers pane: one row per extractor, with freshness and currency, and a plot.
 
-Rows come from :func:`engine.inspect.account_views` (read in a thread by the app); a
+Rows come from :func:`engine.ops.inspect.account_views` (read in a thread by the app); a
 stale or missing LATEST is highlighted. Moving the cursor posts an intent message; the app
 decides what selection means. Columns take the width of their content (the table scrolls
 sideways rather than cutting a name); two accounts of the same name are told apart by their
@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from engine.config import Extractor
-from engine.inspect import AccountView, RunInfo
+from engine.ops.inspect import AccountView, RunInfo
 from lorch_tui.widgets.fit import fit_columns
 from lorch_tui.widgets.plot import RunPlot, points
 

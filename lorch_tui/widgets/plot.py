@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from textual_plotext import PlotextPlot
 
-from engine.inspect import RunInfo
+from engine.ops.inspect import RunInfo
 
 
 @dataclass(frozen=True)

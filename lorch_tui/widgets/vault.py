@@ -15,7 +15,7 @@ from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 from engine.config import Extractor
-from engine.inspect import RunInfo
+from engine.ops.inspect import RunInfo
 from lorch_tui.summary import human_bytes
 from lorch_tui.widgets.latest import matches
 

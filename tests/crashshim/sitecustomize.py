@@ -1,7 +1,7 @@
 """Test-only crash points for stage workers (loaded through PYTHONPATH by test_crash_steps).
 
 When ``LORCH_TEST_CRASH_STEP`` is set and this process is a stage worker
-(``python -m engine.worker``), every call of the file-system steps a writer commits through
+(``python -m engine.run.worker``), every call of the file-system steps a writer commits through
 (``os.replace``, ``os.rename``, ``os.link``, ``os.unlink``, ``os.rmdir``, ``os.fsync``) is
 counted, and the process SIGKILLs itself just before step N. With N = 0 it only counts and
 writes the total to ``LORCH_TEST_CRASH_COUNT`` when it exits.
@@ -21,7 +21,7 @@ import signal
 import sys
 
 _STEP = os.environ.get("LORCH_TEST_CRASH_STEP")
-if _STEP is not None and "engine.worker" in getattr(sys, "orig_argv", []):
+if _STEP is not None and "engine.run.worker" in getattr(sys, "orig_argv", []):
     _at = int(_STEP)
     _calls = [0]
     _count_file = os.environ.get("LORCH_TEST_CRASH_COUNT")
@@ -56,7 +56,7 @@ if _STEP is not None and "engine.worker" in getattr(sys, "orig_argv", []):
 
 
 _ENOSPC = os.environ.get("LORCH_TEST_ENOSPC_FSYNC")
-if _ENOSPC is not None and "engine.worker" in getattr(sys, "orig_argv", []):
+if _ENOSPC is not None and "engine.run.worker" in getattr(sys, "orig_argv", []):
     import errno
     import stat
 

@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 import yaml
 
-from engine.inspect import run_info
 from engine.names import Namer
-from engine.verify import verify
-from engine.workspace import Workspace
+from engine.ops.inspect import run_info
+from engine.ops.verify import verify
+from engine.store.workspace import Workspace
 from tests.helpers import log_events, manifest, run_cli, runs_of
 
 TAP = r'''

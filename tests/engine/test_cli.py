@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from engine import __version__
-from engine.configload import DEMO_CONFIG
-from engine.plan import IMPLEMENTED_STAGES, RUN_STAGES
+from engine.config.load import DEMO_CONFIG
+from engine.run.plan import IMPLEMENTED_STAGES, RUN_STAGES
 from tests.helpers import clean_env, run_cli
 
 DEMO_NAMES = [

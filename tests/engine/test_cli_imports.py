@@ -30,7 +30,7 @@ sys.exit(import_module(sys.argv[1]).main(sys.argv[2:]))
 """Run a face's ``main`` and print every loaded module name on stderr at exit (even after
 argparse's SystemExit for ``--help``)."""
 
-RUNNER = ("engine.runner", "engine.session", "asyncio", "aiosqlite", "lorch_tui.runface")
+RUNNER = ("engine.run.runner", "engine.run.session", "asyncio", "aiosqlite", "lorch_tui.runface")
 """What only running tasks needs."""
 EVENTS = ("engine.events",)
 """The event models (pydantic): written by runs, not by reading the history."""
@@ -40,7 +40,7 @@ COMMAND_MODULES = ("lorch_tui.statuscmd", "lorch_tui.validatecmd", "lorch_tui.cl
                    "lorch_tui.querycmd", "lorch_tui.verifycmd", "lorch_tui.clientscmd", "lorch_tui.driftcmd",
                    "lorch_tui.transformcmd", "lorch_tui.canoncmd", "lorch_tui.listcmd", "lorch_tui.runcmd",
                    "lorch_tui.streamscmd", "lorch_tui.measurescmd", "lorch_tui.rankcmd")
-HEAVY_FOR_HELP = ("engine.config", "engine.configload", "pydantic", "rich", "orjson", "yaml", *RUNNER, *EVENTS)
+HEAVY_FOR_HELP = ("engine.config", "engine.config.load", "pydantic", "rich", "orjson", "yaml", *RUNNER, *EVENTS)
 
 
 def loaded(*args: str, module: str = "lorch_tui.cli", cwd: Path = REPO) -> tuple[subprocess.CompletedProcess[str], set[str]]:
@@ -80,7 +80,7 @@ def test_status_reads_the_history_without_runner_or_event_models(tap: TinyTap) -
     assert res.returncode == 0, res.stderr
     doc = orjson.loads(res.stdout)
     assert doc["last_run"]["status"] == "success", "status really read the run history"
-    assert "engine.history" in modules
+    assert "engine.store.history" in modules
     assert present(modules, RUNNER + EVENTS + NEVER) == []
     assert present(modules, COMMAND_MODULES) == ["lorch_tui.statuscmd"]
 
@@ -162,10 +162,10 @@ def test_every_command_names_a_function_that_exists() -> None:
 
 
 def test_the_parsers_choices_match_the_engine() -> None:
-    from engine.cleanup import CLEAN_STAGES
     from engine.clients.model import REASONS
     from engine.config import STAGES
-    from engine.plan import RUN_STAGES
+    from engine.ops.cleanup import CLEAN_STAGES
+    from engine.run.plan import RUN_STAGES
     from lorch_tui.cliparse import pipeline, reading, upkeep
 
     assert pipeline.STAGE_CHOICES == STAGES

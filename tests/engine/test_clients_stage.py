@@ -308,7 +308,7 @@ def test_kill_during_project_leaves_old_or_new_charts(built: Path, tmp_path: Pat
 
 
 def _worker_of(parent: int) -> int | None:
-    """The pid of the engine.worker child of ``parent``, if it is running."""
+    """The pid of the engine.run.worker child of ``parent``, if it is running."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -317,7 +317,7 @@ def _worker_of(parent: int) -> int | None:
             cmd = Path(f"/proc/{name}/cmdline").read_bytes()
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"engine.worker" in cmd:
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"engine.run.worker" in cmd:
             return int(name)
     return None
 

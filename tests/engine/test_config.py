@@ -1,4 +1,4 @@
-"""The config loader, through ``engine.configload.load`` and through the real CLI process.
+"""The config loader, through ``engine.config.load.load`` and through the real CLI process.
 
 Every bad config must give one clear message naming the file, the line and the key path,
 exit 2 from ``lorchestra list extractors --config BAD``, and never a traceback. The good
@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from engine.config import DEMO_TAPS
-from engine.configload import DEMO_CONFIG, load, load_file
+from engine.config.load import DEMO_CONFIG, load, load_file
 from engine.errors import ConfigError, ExitCode
 from tests.helpers import REPO, clean_env, run_cli
 

@@ -10,14 +10,14 @@ import orjson
 import pytest
 
 from engine.config import PipelineConfig, document_models
-from engine.configdoc import BEGIN, DOC, END, generate
+from engine.config.doc import BEGIN, DOC, END, generate
 from tests.helpers import REPO, clean_env, run_cli
 
 
 def test_the_committed_key_table_matches_the_models() -> None:
     text = DOC.read_text()
     block = text[text.index(BEGIN): text.index(END) + len(END)]
-    assert block == generate(), "run `python -m engine.configdoc --write` after changing engine/config.py"
+    assert block == generate(), "run `python -m engine.config.doc --write` after changing engine/config/models.py"
 
 
 def test_every_key_is_documented() -> None:
@@ -37,15 +37,15 @@ def test_every_key_is_documented() -> None:
 
 
 def test_field_docstrings_are_read_as_pydantic_reads_them() -> None:
-    """engine.fielddocs (read on demand) finds exactly what `use_attribute_docstrings` would."""
+    """engine.config.fielddocs (read on demand) finds exactly what `use_attribute_docstrings` would."""
     import inspect
 
     from pydantic._internal._docs_extraction import extract_docstrings_from_cls
 
-    import engine.config as config_module
-    from engine.fielddocs import class_docstrings
+    import engine.config.models as config_module
+    from engine.config.fielddocs import class_docstrings
 
-    ours = class_docstrings("engine.config")
+    ours = class_docstrings("engine.config.models")
     models = [m for m in vars(config_module).values()
               if inspect.isclass(m) and issubclass(m, config_module.StrictModel)]
     assert len(models) > 10
@@ -55,7 +55,7 @@ def test_field_docstrings_are_read_as_pydantic_reads_them() -> None:
 
 AFTER_VALIDATION = """\
 import sys, orjson
-from engine.configload import load
+from engine.config.load import load
 from engine.config import PipelineConfig, document_models
 assert load(sys.argv[1], None).config.extractors[0].name == "a"  # builds the schemas, no descriptions yet
 document_models()
@@ -84,7 +84,7 @@ def test_a_schema_made_after_validation_still_carries_every_description(tmp_path
 @pytest.mark.parametrize("module_name", ["engine.events", "engine.measures.registry"])
 def test_field_docstrings_stay_readable_on_demand(module_name: str) -> None:
     """Events and measure models no longer copy docstrings at import (issue 18);
-    engine.fielddocs reads them as pydantic would, and the models still validate after it
+    engine.config.fielddocs reads them as pydantic would, and the models still validate after it
     rebuilt them."""
     import importlib
     import inspect
@@ -92,7 +92,7 @@ def test_field_docstrings_stay_readable_on_demand(module_name: str) -> None:
     from pydantic import BaseModel
     from pydantic._internal._docs_extraction import extract_docstrings_from_cls
 
-    from engine.fielddocs import class_docstrings, document
+    from engine.config.fielddocs import class_docstrings, document
 
     module = importlib.import_module(module_name)
     ours = class_docstrings(module_name)
@@ -111,7 +111,7 @@ def test_field_docstrings_stay_readable_on_demand(module_name: str) -> None:
 def test_models_still_validate_after_their_docs_were_read() -> None:
     import engine.events as events
     import engine.measures.registry as registry
-    from engine.fielddocs import document
+    from engine.config.fielddocs import document
     from engine.measures.registry import load
 
     document([events.RunStarted, registry.Measure, registry.Item, registry.Binding, registry.Band])

@@ -51,7 +51,7 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.plan import IMPLEMENTED_STAGES
+from engine.run.plan import IMPLEMENTED_STAGES
 from tests.helpers import (
     REPO,
     account_dir,
@@ -369,7 +369,7 @@ def _kill_worker(pid: int, engine_pid: int) -> bool:
     except OSError:
         return False
     ppid = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:")), -1)
-    if b"engine.worker" not in cmdline or ppid != engine_pid or not _alive(pid):
+    if b"engine.run.worker" not in cmdline or ppid != engine_pid or not _alive(pid):
         return False
     try:
         os.kill(pid, signal.SIGKILL)

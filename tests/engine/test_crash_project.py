@@ -5,7 +5,7 @@ The workspace is the bundled demo (``LORCH_DEMO_RECORDS`` records per tap) built
 real ``lorchestra run``. The project input then alternates between two states that give
 different projections: A (no overrides) and B (an overrides file merging two clients, so
 one chart folder goes away, another changes, and the way back adds it again). The worker
-is the real ``python -m engine.worker`` given a real project ``TaskSpec``; the kill points
+is the real ``python -m engine.run.worker`` given a real project ``TaskSpec``; the kill points
 come from the test-only ``tests/crashshim/sitecustomize.py`` (every ``os.replace``,
 ``rename``, ``link``, ``unlink``, ``rmdir`` and ``fsync``; the folder exchange itself is one
 ``renameat2`` system call between two counted steps, and the client tables' commit is one
@@ -37,8 +37,8 @@ import orjson
 import pytest
 
 from engine.clients.charts import is_chart_folder
-from engine.configload import load
-from engine.plan import PROJECT_TASK_ID, project_extractor
+from engine.config.load import load
+from engine.run.plan import PROJECT_TASK_ID, project_extractor
 from engine.stages.spec import TaskSpec
 from tests.engine.test_crash_steps import KILLED, SHIM
 from tests.helpers import REPO, clean_env, run_cli
@@ -89,7 +89,7 @@ class Project:
         """Run one project worker; (return code, steps counted when it was not killed)."""
         count = self.tmp / "steps"
         count.unlink(missing_ok=True)
-        res = subprocess.run([sys.executable, "-m", "engine.worker"], input=self.spec(force=force),
+        res = subprocess.run([sys.executable, "-m", "engine.run.worker"], input=self.spec(force=force),
                              cwd=REPO, env=self.env(0 if step is None else step), capture_output=True,
                              timeout=120)
         if res.returncode == KILLED:
@@ -98,7 +98,7 @@ class Project:
 
     def kill_after(self, delay: float) -> int:
         """Start a project worker and SIGKILL it after ``delay`` seconds; its return code."""
-        proc = subprocess.Popen([sys.executable, "-m", "engine.worker"], stdin=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", "engine.run.worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
                                 env=self.env(None))
         assert proc.stdin is not None

@@ -2,7 +2,7 @@
 file-system steps in turn (every ``os.replace``, ``rename``, ``link``, ``unlink``, ``rmdir``
 and ``fsync``), for extract, canonize and index.
 
-The worker is the real ``python -m engine.worker`` given a real ``TaskSpec``; the kill point
+The worker is the real ``python -m engine.run.worker`` given a real ``TaskSpec``; the kill point
 comes from ``tests/crashshim/sitecustomize.py`` (loaded through ``PYTHONPATH``, test-only:
 nothing in ``engine/`` knows about it). An uninterrupted run first counts the steps; then
 each kill runs once per step (every step for canonize, an even sample plus the last ones,
@@ -29,9 +29,9 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.configload import load
-from engine.fsutil import atomic_write_json
+from engine.config.load import load
 from engine.stages.spec import TaskSpec
+from engine.store.fsutil import atomic_write_json
 from tests.helpers import (
     REPO,
     account_dir,
@@ -92,7 +92,7 @@ class Steps:
         count.unlink(missing_ok=True)
         env = clean_env(PYTHONPATH=str(SHIM), LORCH_TEST_CRASH_STEP=str(step or 0),
                         LORCH_TEST_CRASH_COUNT=str(count))
-        res = subprocess.run([sys.executable, "-m", "engine.worker"], input=self.spec(stage, force=force),
+        res = subprocess.run([sys.executable, "-m", "engine.run.worker"], input=self.spec(stage, force=force),
                              cwd=REPO, env=env, capture_output=True, timeout=120)
         if res.returncode == KILLED:
             self.kills += 1

@@ -15,8 +15,8 @@ import orjson
 import pytest
 import yaml
 
-from engine.drift.paths import FULL_RECORDS, STRIDE, PathCollector, split_path
 from engine.drift.reads import transform_reads
+from engine.vault.paths import FULL_RECORDS, STRIDE, PathCollector, split_path
 from tests.helpers import manifest, run_cli, runs_of
 
 # --- collecting paths -------------------------------------------------------------------
@@ -115,7 +115,7 @@ def test_field_names_follow_the_project_rule(tmp_path: Path) -> None:
     """drift shows a field path when every key in it is declared for the stream
     (engine.names), comparing backticked keys unquoted; else a keyed placeholder."""
     from engine.names import Namer
-    from engine.workspace import Workspace
+    from engine.store.workspace import Workspace
     from lorch_tui.driftcmd import Shown
 
     ws = Workspace(tmp_path)
@@ -262,9 +262,9 @@ def test_unknown_extractor_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_latest_table_shows_the_mark(tmp_path: Path) -> None:
-    from engine.configload import load
-    from engine.inspect import account_views
-    from engine.workspace import Workspace
+    from engine.config.load import load
+    from engine.ops.inspect import account_views
+    from engine.store.workspace import Workspace
     from lorch_tui.widgets.latest import COLUMNS, row_cells
 
     cfg, ws = setup(tmp_path)

@@ -34,7 +34,7 @@ from engine.events import (
     dump_event,
     parse_event,
 )
-from engine.logsink import JsonLogSink, level_of
+from engine.store.logsink import JsonLogSink, level_of
 
 
 def event_classes() -> list[type[EventBase]]:

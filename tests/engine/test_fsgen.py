@@ -1,4 +1,4 @@
-"""engine.fsgen.GenerationStore on its own: the contract other writers (chart folders) rely on.
+"""engine.store.fsgen.GenerationStore on its own: the contract other writers (chart folders) rely on.
 
 Crash behaviour is proven by the kill-at-every-step tests (test_crash.py, test_crash_steps.py);
 these pin the API: publish, read together, mirrors, garbage collection, recovery, the legacy
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.fsgen import GenerationMissing, GenerationStore
+from engine.store.fsgen import GenerationMissing, GenerationStore
 
 
 def _publish(store: GenerationStore, files: dict[str, bytes]) -> int:

@@ -53,8 +53,8 @@ def test_importing_every_engine_module_loads_no_textual() -> None:
         for p in ENGINE.rglob("*.py") if p.name != "__main__.py" and "__pycache__" not in p.parts
     }
     assert on_disk <= names, f"modules not imported: {sorted(on_disk - names)}"
-    assert {"engine.config", "engine.configload", "engine.events", "engine.runner", "engine.task",
-            "engine.workspace", "engine.stages.extract", "engine.vault.writer", "engine.worker"} <= names
+    assert {"engine.config", "engine.config.load", "engine.events", "engine.run.runner", "engine.run.task",
+            "engine.store.workspace", "engine.stages.extract", "engine.vault.writer", "engine.run.worker"} <= names
     if (ENGINE / "demo_taps").is_dir():
         assert "engine.demo_taps" in names
     assert got["engine_textual"] == [], "engine pulled in textual or lorch_tui"

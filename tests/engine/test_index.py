@@ -390,7 +390,7 @@ def test_unknown_kinds_duplicates_and_provenance(tmp_path: Path, batch: int,
     """In-process: the generic fallback indexes an unknown kind; a repeated entity keeps its
     last line; a new vault run with identical lines only updates provenance."""
     from engine.index import load
-    from engine.workspace import Workspace
+    from engine.store.workspace import Workspace
 
     monkeypatch.setattr(load, "BATCH", batch)
     ws = tmp_path / "ws"
@@ -427,7 +427,7 @@ def test_the_diff_scratch_file_is_private_and_removed_and_a_dead_loaders_is_clea
     """A reload diffs through a 0600 scratch file inside vector-store; it is gone afterwards,
     one left by a killed worker (its process gone) is removed, a running loader's is kept."""
     from engine.index import load
-    from engine.workspace import Workspace
+    from engine.store.workspace import Workspace
 
     ws = tmp_path / "ws"
     docs = [_note(i, f"plain words {i}") for i in range(6)]

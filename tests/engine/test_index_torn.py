@@ -22,7 +22,7 @@ import pytest
 
 from engine.index import load
 from engine.index.store import object_path
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 from tests.helpers import REPO, clean_env, wait_for
 
 SOURCE, ACCOUNT = "notes", "pad"
@@ -126,7 +126,7 @@ LOADER = """
 import sys
 from pathlib import Path
 from engine.index.load import AccountLoader
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 AccountLoader(Workspace(Path(sys.argv[1])), "notes", "pad", vectors=False).run()
 """
 

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.configload import load
+from engine.config.load import load
 from engine.demo_taps.canary import CANARIES, CANARY_ADDRESS
 from engine.names import (
     Namer,
@@ -32,7 +32,7 @@ from engine.names import (
     stream_namer,
     transform_names,
 )
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 from lorch_tui.scan import scan
 from tests.fixtures.taps.phi_names_tap import INTAKE, NOTES
 from tests.helpers import REPO, clean_env, manifest, run_cli, runs_of, write_config
@@ -190,7 +190,7 @@ RACER = """\
 import sys
 from pathlib import Path
 from engine.names import load_key
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 print(load_key(Workspace(Path(sys.argv[1]))).hex())
 """
 

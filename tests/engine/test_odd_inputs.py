@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.fsutil import is_safe_segment
+from engine.store.fsutil import is_safe_segment
 from tests.helpers import (
     account_dir,
     demo_extractor,

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from engine.demo_taps.canary import CANARIES
-from engine.plan import IMPLEMENTED_STAGES
+from engine.run.plan import IMPLEMENTED_STAGES
 from tests.helpers import (
     REPO,
     clean_env,
@@ -41,8 +41,8 @@ ENV = clean_env(COLUMNS="250")
 HOLDER = """\
 import sys
 from pathlib import Path
-from engine.fsutil import secure_umask
-from engine.workspace import Workspace, WorkspaceLock
+from engine.store.fsutil import secure_umask
+from engine.store.workspace import Workspace, WorkspaceLock
 secure_umask()
 ws = Workspace(Path(sys.argv[1])).prepare()
 lock = WorkspaceLock(ws, command="test-holder").acquire()

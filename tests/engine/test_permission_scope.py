@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.workspace import run_start_problems
+from engine.store.workspace import run_start_problems
 from tests.helpers import account_dir, demo_extractor, demo_mappings, run_cli, runs_of, write_config
 
 

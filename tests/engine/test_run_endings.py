@@ -149,14 +149,14 @@ SITE = """\
 import os
 if os.environ.get("LORCH_TEST_BREAK_RELAY"):
     import asyncio
-    import engine.task
+    import engine.run.task
 
     async def _broken(self, deadline_s):
         while self.worker is not None and not (await self.worker.readline()):
             pass
         raise RuntimeError("injected engine failure")
 
-    engine.task.TaskProcess._relay = _broken
+    engine.run.task.TaskProcess._relay = _broken
 """
 
 

@@ -4,7 +4,7 @@
   operation through a ``Storage``; a recording wrapper around ``LocalStorage`` proves it, and
   the parts it wrote are standard gzip with the manifest's sha256 (isal or zlib, with or
   without the background compressor).
-* :mod:`engine.executor`: ``TaskProcess`` and ``Runner`` start workers only through an
+* :mod:`engine.run.executor`: ``TaskProcess`` and ``Runner`` start workers only through an
   ``Executor``; the local one runs a real extract worker, and a scripted in-memory one shows
   the engine needs nothing else from it (events, bad lines, cancel).
 """
@@ -22,13 +22,13 @@ from typing import Any, BinaryIO
 import orjson
 import pytest
 
-from engine.bus import EventBus
 from engine.config import Extractor
 from engine.events import Event, TaskFinished, TaskProgress, TaskWarning, dump_event
-from engine.executor import Executor, LocalSubprocessExecutor
-from engine.fsutil import ensure_dir
+from engine.run.bus import EventBus
+from engine.run.executor import Executor, LocalSubprocessExecutor
+from engine.run.task import TaskProcess
 from engine.stages.spec import TaskSpec
-from engine.task import TaskProcess
+from engine.store.fsutil import ensure_dir
 from engine.vault.layout import list_runs, new_run
 from engine.vault.reader import iter_records, verify_part
 from engine.vault.storage import LOCAL, LocalStorage, Storage

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from engine import state
 from engine.demo_taps.canary import CANARIES
 from engine.events import (
     RunFinished,
@@ -21,8 +20,9 @@ from engine.events import (
     TaskQueued,
     TaskStarted,
 )
-from engine.plan import IMPLEMENTED_STAGES
-from engine.state import StateRecorder
+from engine.run.plan import IMPLEMENTED_STAGES
+from engine.store import state
+from engine.store.state import StateRecorder
 from tests.helpers import clean_env, demo_extractor, run_cli, write_config
 
 GMAIL_MAPPING = {"canonize": {"mappings": [

@@ -22,7 +22,7 @@ import yaml
 
 from engine.canon.compiled import CompiledTransform, RecordRejected
 from engine.canon.registry import Registry, Transform
-from engine.configload import DEMO_CONFIG
+from engine.config.load import DEMO_CONFIG
 from engine.demo_taps import TAP_NAMES, forms
 from engine.demo_taps.spec import TapContext
 

@@ -2,7 +2,7 @@
 
 Every case is a hand-written stream (bytes, not objects: the digits, escapes, key order and
 whitespace are part of what is checked) replayed verbatim by a ``kind: singer`` tap into
-``python -m engine.worker``, exactly as the engine runs it. For valid streams the vault's
+``python -m engine.run.worker``, exactly as the engine runs it. For valid streams the vault's
 lines, read back from the gzip parts, must equal the stream's lines (line ending made
 ``\\n``, blank lines dropped) one for one; for invalid ones the run fails with its code and
 line, and LATEST and its STATE stay where a previous good run left them. References: the
@@ -23,9 +23,9 @@ import orjson
 import pytest
 
 from engine.config import Extractor, Loader
+from engine.ops.verify import verify
 from engine.stages.spec import TaskSpec
-from engine.verify import verify
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 from tests.helpers import REPO, latest, manifest, runs_of, verify_parts
 
 SCHEMA_USERS = (b'{"type":"SCHEMA","stream":"users","schema":{"type":"object","properties":'
@@ -51,7 +51,7 @@ def run_worker(tmp: Path, ws: Path, stream: bytes, *, incremental: bool = False,
     ex = Extractor(name="conf", domain="test", source="conf", account="acct", kind="singer",
                    command=[sys.executable, "-c", REPLAY, str(src)], timeout_s=60, incremental=incremental)
     spec = TaskSpec(task_id="extract:conf", stage="extract", workspace=ws, extractor=ex, target=target)
-    return subprocess.run([sys.executable, "-m", "engine.worker"], input=spec.model_dump_json().encode(),
+    return subprocess.run([sys.executable, "-m", "engine.run.worker"], input=spec.model_dump_json().encode(),
                           capture_output=True, cwd=REPO, timeout=120)
 
 
@@ -204,7 +204,7 @@ def test_multiple_states_and_exact_state_for_the_next_run(tmp_path: Path) -> Non
     ex = Extractor(name="conf", domain="test", source="conf", account="acct", kind="singer",
                    command=[sys.executable, str(script), str(tmp_path / "seen.json")], incremental=True)
     spec = TaskSpec(task_id="extract:conf", stage="extract", workspace=tmp_path / "ws", extractor=ex)
-    res = subprocess.run([sys.executable, "-m", "engine.worker"], input=spec.model_dump_json().encode(),
+    res = subprocess.run([sys.executable, "-m", "engine.run.worker"], input=spec.model_dump_json().encode(),
                          capture_output=True, cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr.decode()[-2000:]
     assert (tmp_path / "seen.json").read_bytes() == exact

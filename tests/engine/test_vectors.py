@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from engine.index.fields import derive
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 from tests.helpers import REPO, clean_env, demo_extractor, run_cli, write_config
 
 MAPPINGS = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["stages"]["canonize"]["mappings"]
@@ -234,8 +234,8 @@ def test_a_model_change_re_embeds_without_reloading_documents(tmp_path: Path) ->
 def test_vectors_of_an_older_storage_format_are_re_embedded(tmp_path: Path) -> None:
     """Vectors stored as float32 under the previous key (no format suffix) are replaced."""
     from engine.index.query import Query, Store
+    from engine.index.ranked import Searcher
     from engine.vectors import store as vector_store
-    from engine.vectors.search import Searcher
 
     ws = tmp_path / "ws"
     _write(ws, DOCS)
@@ -323,7 +323,7 @@ def test_model_unavailable_still_indexes_and_retries(tmp_path: Path, monkeypatch
 
 
 def test_weighted_rrf_puts_keyword_matches_first() -> None:
-    from engine.vectors.search import Searcher
+    from engine.index.ranked import Searcher
 
     fused = Searcher._fuse({"bm25": [(1, -5.0), (2, -4.0)], "vector": [(3, 0.9), (2, 0.8)]})
     order = [d for d, _, _ in fused]

@@ -28,8 +28,8 @@ CLI = [sys.executable, "-m", "lorch_tui.cli"]
 HOLDER = """\
 import sys
 from pathlib import Path
-from engine.fsutil import secure_umask
-from engine.workspace import Workspace, WorkspaceLock
+from engine.store.fsutil import secure_umask
+from engine.store.workspace import Workspace, WorkspaceLock
 secure_umask()
 ws = Workspace(Path(sys.argv[1])).prepare()
 lock = WorkspaceLock(ws, command="test-holder").acquire()

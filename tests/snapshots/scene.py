@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import yaml
 
-from engine.configload import LoadedConfig, load
+from engine.config.load import LoadedConfig, load
 from engine.events import (
     Event,
     RunFinished,
@@ -34,8 +34,8 @@ from engine.events import (
     TaskQueued,
     TaskStarted,
 )
-from engine.fsutil import atomic_write_json, ensure_dir, open_private
-from engine.logsink import level_of, log_path
+from engine.store.fsutil import atomic_write_json, ensure_dir, open_private
+from engine.store.logsink import level_of, log_path
 from engine.vault.layout import MANIFEST, RunRef, write_latest
 from tests.tui.dash import MAPPINGS
 

@@ -18,7 +18,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Header
 
-from engine.configload import LoadedConfig
+from engine.config.load import LoadedConfig
 from lorch_tui.app import LorchApp
 from lorch_tui.screens.modals import HelpScreen, ValidateScreen
 from lorch_tui.screens.taskdetail import TaskDetailScreen

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.configload import LoadedConfig, load
+from engine.config.load import LoadedConfig, load
 from tests.helpers import run_cli
 from tests.tui.dash import dashboard_config
 

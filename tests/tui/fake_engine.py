@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from engine.configload import LoadedConfig
+from engine.config.load import LoadedConfig
 from engine.errors import LorchError
 from engine.events import (
     Event,

@@ -15,7 +15,7 @@ import time
 from html import unescape
 from pathlib import Path
 
-from engine.configload import load
+from engine.config.load import load
 from engine.demo_taps.canary import CANARY_NAME
 from lorch_tui.app import LorchApp
 from lorch_tui.widgets.progress import ProgressPane

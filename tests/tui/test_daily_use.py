@@ -22,10 +22,10 @@ from textual.message import Message
 from textual.notifications import Notification, Notify
 from textual.widgets import DataTable, Footer, Static
 
-import engine.session
+import engine.run.session
 from engine.errors import disk_full
 from engine.events import RunStarted, TaskStarted
-from engine.logsink import log_path
+from engine.store.logsink import log_path
 from lorch_tui import watch
 from lorch_tui.app import LorchApp
 from lorch_tui.screens.history import HistoryScreen
@@ -60,7 +60,7 @@ async def ready(pilot: Any, rows: int = 3) -> None:
 def slow_permission_walk(monkeypatch: pytest.MonkeyPatch, seconds: float) -> dict[str, float]:
     """Make the workspace permission walk take ``seconds`` (a 300,000-file workspace), in
     whatever thread it runs; record when it ran."""
-    real = engine.session.check_permissions
+    real = engine.run.session.check_permissions
     seen: dict[str, float] = {}
 
     def slow(root: Path, limit: int = 20) -> None:
@@ -69,7 +69,7 @@ def slow_permission_walk(monkeypatch: pytest.MonkeyPatch, seconds: float) -> dic
         real(root, limit)
         seen["end"] = time.monotonic()
 
-    monkeypatch.setattr(engine.session, "check_permissions", slow)
+    monkeypatch.setattr(engine.run.session, "check_permissions", slow)
     return seen
 
 

@@ -17,12 +17,12 @@ import orjson
 import pytest
 from textual.widgets import DataTable, Input, Static
 
-from engine.configload import load as load_config
+from engine.config.load import load as load_config
 from engine.errors import WorkspaceBusy
 from engine.events import TaskProgress
-from engine.logsink import log_path
-from engine.session import open_workspace
-from engine.workspace import Workspace, WorkspaceLock
+from engine.run.session import open_workspace
+from engine.store.logsink import log_path
+from engine.store.workspace import Workspace, WorkspaceLock
 from lorch_tui.app import LorchApp
 from lorch_tui.model import RunModel
 from lorch_tui.screens.modals import ConfirmScreen, FilterScreen, HelpScreen, ValidateScreen

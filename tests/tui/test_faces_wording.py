@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.configload import DEMO_CONFIG
+from engine.config.load import DEMO_CONFIG
 from tests.helpers import REPO, clean_env, demo_extractor, run_cli, write_config
 from tests.tui.dash import MAPPINGS
 

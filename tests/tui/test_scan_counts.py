@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.clients.tables import ensure_schema
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 from lorch_tui import scan
 
 

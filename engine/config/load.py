@@ -17,10 +17,10 @@ import yaml
 from pydantic import ValidationError
 
 from engine.config import Loc, PipelineConfig, cross_check
-from engine.configerrors import format_loc, plain_errors
+from engine.config.errors import format_loc, plain_errors
 from engine.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_CONFIG_DIR = REPO_ROOT / "config"
 DEMO_CONFIG = BUNDLED_CONFIG_DIR / "demo.yaml"
 LOCAL_CONFIG = Path("config") / "pipeline.yaml"

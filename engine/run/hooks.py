@@ -22,10 +22,10 @@ from typing import IO, Any
 
 import orjson
 
-from engine.configload import LoadedConfig
-from engine.fsutil import ensure_dir, open_private
-from engine.runner import RunResult
-from engine.workspace import Workspace
+from engine.config.load import LoadedConfig
+from engine.run.runner import RunResult
+from engine.store.fsutil import ensure_dir, open_private
+from engine.store.workspace import Workspace
 
 HOOK_TIMEOUT_S = 60.0
 

@@ -3,7 +3,7 @@
 Why this module exists: pydantic's ``use_attribute_docstrings`` reads each model's source
 when the class is created, so every ``lorchestra`` command paid for parsing
 :mod:`engine.config`'s docstrings at import although only ``config schema`` and
-``python -m engine.configdoc`` show them (issue 18: CLI start-up). The models keep their
+``python -m engine.config.doc`` show them (issue 18: CLI start-up). The models keep their
 docstrings under each field as before; :func:`document` parses the defining module once,
 with the same rule as pydantic (a string statement right after an annotated field), sets
 ``FieldInfo.description`` and rebuilds the models so ``model_json_schema()`` carries them.

@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from engine.config import Extractor, Loader
-from engine.fsutil import open_private
+from engine.store.fsutil import open_private
 
 
 @dataclass(frozen=True)

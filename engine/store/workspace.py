@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine.errors import PermissionProblem, UsageError, WorkspaceBusy, from_os_error
-from engine.fsutil import DIR_MODE, FILE_MODE, ensure_dir
+from engine.store.fsutil import DIR_MODE, FILE_MODE, ensure_dir
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Workspace:
 
     @property
     def state_db(self) -> Path:
-        """The PHI-free run and task history (engine.state)."""
+        """The PHI-free run and task history (engine.store.state)."""
         return self.state / "lorch.sqlite"
 
     @property

@@ -2,7 +2,7 @@
 
 The field docstrings of :mod:`engine.config` are the single source of truth; a test
 checks that the committed document matches what this module generates, so the docs can
-never drift from the code. Run ``python -m engine.configdoc --write`` after changing a model.
+never drift from the code. Run ``python -m engine.config.doc --write`` after changing a model.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pydantic_core import PydanticUndefined
 
 from engine.config import PipelineConfig, document_models
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
-BEGIN = "<!-- BEGIN GENERATED KEYS (python -m engine.configdoc --write) -->"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+BEGIN = "<!-- BEGIN GENERATED KEYS (python -m engine.config.doc --write) -->"
 END = "<!-- END GENERATED KEYS -->"
 
 

@@ -1,4 +1,4 @@
-"""Entry point of stage worker subprocesses: ``python -m engine.worker``.
+"""Entry point of stage worker subprocesses: ``python -m engine.run.worker``.
 
 The engine writes a :class:`TaskSpec` as JSON on the worker's stdin; the worker writes
 events as JSON lines on its stdout and nothing else. Its exit code is 0 on success and 1
@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 
 from engine.events import ErrorCode, EventBase, TaskFinished, dump_event
-from engine.fsutil import secure_umask
 from engine.limits import cap_memory
 from engine.stages.spec import TaskSpec
+from engine.store.fsutil import secure_umask
 
 
 def with_usage(event: TaskFinished) -> TaskFinished:

@@ -14,7 +14,7 @@ full, a damaged file) is reported once on stderr and never fails the run.
 
 Reading: plain ``sqlite3`` helpers (:func:`last_run`, :func:`history`, :func:`stage_rows`,
 :func:`task_rows`) for ``status`` and scripts; they never create the database. They live in
-:mod:`engine.history` (which imports neither asyncio nor the event models, so ``lorchestra
+:mod:`engine.store.history` (which imports neither asyncio nor the event models, so ``lorchestra
 status`` starts fast) and are re-exported here.
 """
 
@@ -38,8 +38,8 @@ from engine.events import (
     TaskStarted,
     is_disk_full,
 )
-from engine.fsutil import FILE_MODE, ensure_dir
-from engine.history import (  # the read side, re-exported: state.last_run(...) etc.
+from engine.store.fsutil import FILE_MODE, ensure_dir
+from engine.store.history import (  # the read side, re-exported: state.last_run(...) etc.
     HistoryCorrupt,
     history,
     last_run,

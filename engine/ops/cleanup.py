@@ -29,8 +29,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.store.workspace import Workspace
 from engine.vault.layout import DT_DIR, PARTIAL_DIR
-from engine.workspace import Workspace
 
 CLEAN_STAGES = ("project", "canonize", "index", "extract")
 

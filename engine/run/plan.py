@@ -107,7 +107,7 @@ def build_plan(cfg: PipelineConfig, stages: list[str] | None = None,
     if not per_account:
         chains = []
     if "canonize" in ordered:
-        from engine.checks import preflight_canonize
+        from engine.ops.checks import preflight_canonize
 
         preflight_canonize(cfg)
     return Plan(chains, ordered, project="project" in ordered)

@@ -1,13 +1,13 @@
 """How a task attempt's worker is started: the runner seam of the engine.
 
-:class:`engine.task.TaskProcess` drives one attempt (events, deadline, cancel) and asks an
+:class:`engine.run.task.TaskProcess` drives one attempt (events, deadline, cancel) and asks an
 :class:`Executor` only to start the worker and hand back a :class:`WorkerHandle`: a stream
 of event lines, a way to ask it to stop, a way to kill it, and its exit code. The contract
 with the worker is the same everywhere: the :class:`~engine.stages.spec.TaskSpec` as JSON on
 its stdin, PHI-free JSON-line events on its stdout, exit code 0 or 1, and its stderr (which
 may hold PHI) kept inside the workspace.
 
-:class:`LocalSubprocessExecutor` (the default) runs ``python -m engine.worker`` as a child
+:class:`LocalSubprocessExecutor` (the default) runs ``python -m engine.run.worker`` as a child
 process in its own session, which gets SIGTERM if the engine dies, holds the workspace
 lock's descriptors, and appends its stderr to the diagnostics file. How a batch-service
 executor maps onto the same handle is in ``docs/cloud-migration.md``.
@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
-from engine.fsutil import ensure_dir, open_private
 from engine.stages.spec import TaskSpec
-from engine.workspace import held_lock_fds
+from engine.store.fsutil import ensure_dir, open_private
+from engine.store.workspace import held_lock_fds
 
 EVENT_LINE_LIMIT = 16 * 1024 * 1024
 """The longest event line a worker may write (a longer one is skipped as a bad event)."""
@@ -126,7 +126,7 @@ class LocalProcessHandle:
 
 
 class LocalSubprocessExecutor:
-    """Runs each worker as ``python -m engine.worker`` on this machine."""
+    """Runs each worker as ``python -m engine.run.worker`` on this machine."""
 
     def __init__(self, python: str | None = None) -> None:
         self.python = python or sys.executable
@@ -138,7 +138,7 @@ class LocalSubprocessExecutor:
             err.write(f"--- attempt {spec.attempt} of {spec.task_id}\n".encode())
             err.flush()
             proc = await asyncio.create_subprocess_exec(
-                self.python, "-m", "engine.worker",
+                self.python, "-m", "engine.run.worker",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
                 start_new_session=True, preexec_fn=_term_with_parent, limit=EVENT_LINE_LIMIT,
                 pass_fds=held_lock_fds(spec.workspace),  # the worker holds the workspace lock until it exits

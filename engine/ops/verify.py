@@ -29,11 +29,11 @@ from typing import Any
 import orjson
 
 from engine.canon.publish import AccountFiles, open_current
-from engine.fsutil import open_regular, read_json
+from engine.store.fsutil import open_regular, read_json
+from engine.store.workspace import Workspace
 from engine.vault.layout import DT_DIR, LATEST, MANIFEST, PARTIAL_DIR, RUN_DIR
 from engine.vault.messages import LineInvalid, Record, parse
 from engine.vault.reader import PART_NAME, iter_lines, manifest_format
-from engine.workspace import Workspace
 
 CHUNK = 1 << 20
 

@@ -1,7 +1,7 @@
 """Running one task attempt as a worker and relaying its events.
 
-An :class:`~engine.executor.Executor` starts the worker (by default
-:class:`~engine.executor.LocalSubprocessExecutor`: a local subprocess in its own session).
+An :class:`~engine.run.executor.Executor` starts the worker (by default
+:class:`~engine.run.executor.LocalSubprocessExecutor`: a local subprocess in its own session).
 The worker gets its spec on stdin and answers with JSON-line events on stdout; each line
 is validated before it reaches the bus (an invalid one becomes a BAD_EVENT warning, never
 echoed). A cancel signals the worker and, after the grace period, kills its whole process
@@ -20,12 +20,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from engine.bus import EventBus
 from engine.events import ErrorCode, TaskFinished, TaskStarted, TaskWarning, parse_event
-from engine.executor import EVENT_LINE_LIMIT, Executor, LocalSubprocessExecutor, WorkerHandle
 from engine.limits import ran_out_of_memory
+from engine.run.bus import EventBus
+from engine.run.executor import EVENT_LINE_LIMIT, Executor, LocalSubprocessExecutor, WorkerHandle
 from engine.stages.spec import TaskSpec
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 
 __all__ = ["BACKSTOP_S", "EVENT_LINE_LIMIT", "TaskProcess"]
 
@@ -33,7 +33,7 @@ BACKSTOP_S = 30.0
 
 
 class TaskProcess:
-    """One attempt of one task in a worker started by an :class:`~engine.executor.Executor`."""
+    """One attempt of one task in a worker started by an :class:`~engine.run.executor.Executor`."""
 
     def __init__(self, spec: TaskSpec, bus: EventBus, grace_s: float,
                  executor: Executor | None = None) -> None:

@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from engine.fsutil import atomic_write_json, ensure_dir, fsync_dir, read_json
+from engine.store.fsutil import atomic_write_json, ensure_dir, fsync_dir, read_json
 
 POINTER = "CURRENT"
 GEN_NAME = re.compile(r"g(\d{6,})")

@@ -19,16 +19,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.bus import EventBus, Subscriber
-from engine.configload import LoadedConfig
+from engine.config.load import LoadedConfig
 from engine.events import ErrorCode, Trigger, now_iso
-from engine.fsutil import ensure_dir, open_private, secure_umask
-from engine.hooks import failure_summary, run_on_failure
-from engine.logsink import JsonLogSink
-from engine.plan import Plan
-from engine.runner import Runner, RunResult
-from engine.state import StateRecorder
-from engine.workspace import Workspace, WorkspaceLock, check_permissions
+from engine.run.bus import EventBus, Subscriber
+from engine.run.hooks import failure_summary, run_on_failure
+from engine.run.plan import Plan
+from engine.run.runner import Runner, RunResult
+from engine.store.fsutil import ensure_dir, open_private, secure_umask
+from engine.store.logsink import JsonLogSink
+from engine.store.state import StateRecorder
+from engine.store.workspace import Workspace, WorkspaceLock, check_permissions
 
 
 @dataclass

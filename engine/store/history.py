@@ -1,7 +1,7 @@
-"""Reading the run and task history in ``state/lorch.sqlite`` (written by :mod:`engine.state`).
+"""Reading the run and task history in ``state/lorch.sqlite`` (written by :mod:`engine.store.state`).
 
 Why a module of its own: ``lorchestra status``, the dashboard's history screen and scripts
-only read the history, with plain ``sqlite3``; the writer in :mod:`engine.state` needs
+only read the history, with plain ``sqlite3``; the writer in :mod:`engine.store.state` needs
 asyncio, aiosqlite and the event models, which cost a read-only command a large part of
 its start-up (issue 18). These helpers never create the database and never write.
 """

@@ -14,31 +14,18 @@ import os
 import shutil
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
+from engine.check import Check, Kind, Status
 from engine.config import Extractor, PipelineConfig
-from engine.fsutil import DIR_MODE, FILE_MODE
+from engine.store.fsutil import DIR_MODE, FILE_MODE
+from engine.store.workspace import Workspace, run_start_problems, special_kind, symlink_problems
 from engine.vault.layout import read_latest, read_manifest
-from engine.workspace import Workspace, run_start_problems, special_kind, symlink_problems
 
-Status = Literal["ok", "warn", "fail", "skip"]
-Kind = Literal["config", "permission"]
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the checklist."""
-
-    group: str
-    subject: str
-    status: Status
-    message: str
-    kind: Kind = "config"
 
 
 def check_extractors(cfg: PipelineConfig) -> list[Check]:

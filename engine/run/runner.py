@@ -14,7 +14,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from engine.bus import EventBus
 from engine.config import PipelineConfig
 from engine.events import (
     ErrorCode,
@@ -26,12 +25,13 @@ from engine.events import (
     TaskRetry,
     Trigger,
 )
-from engine.executor import Executor, LocalSubprocessExecutor
 from engine.limits import task_limits
-from engine.plan import PROJECT_TASK_ID, Chain, Plan, project_extractor
+from engine.run.bus import EventBus
+from engine.run.executor import Executor, LocalSubprocessExecutor
+from engine.run.plan import PROJECT_TASK_ID, Chain, Plan, project_extractor
+from engine.run.task import TaskProcess
 from engine.stages.spec import TaskSpec
-from engine.task import TaskProcess
-from engine.workspace import Workspace
+from engine.store.workspace import Workspace
 
 NO_RETRY = frozenset({ErrorCode.WRITE_FAILED.value, "DISK_FULL"})
 """Error codes a retry cannot fix: a full or failing workspace disk stays so for seconds;

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 
 from engine.events import Event, TaskFinished, TaskRetry, TaskWarning, is_disk_full
-from engine.fsutil import FILE_MODE, ensure_dir
+from engine.store.fsutil import FILE_MODE, ensure_dir
 
 
 def level_of(event: Event) -> str:

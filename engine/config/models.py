@@ -2,7 +2,7 @@
 
 Unknown keys are errors, every error names the file, the line and the key path, relative
 paths resolve against the config file's folder, and ``~`` and ``${VAR}`` expand. Loading
-(finding the file, reading YAML, expanding variables) lives in :mod:`engine.configload`.
+(finding the file, reading YAML, expanding variables) lives in :mod:`engine.config.load`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from engine.fsutil import is_safe_segment
+from engine.store.fsutil import is_safe_segment
 
 DEMO_TAPS = ("gmail", "msgraph", "dataverse", "sheets", "quickbooks", "forms", "formsheets")
 STAGES = ("extract", "canonize", "index", "project")
@@ -383,9 +383,9 @@ def document_models() -> None:
     """Copy every config model's field docstrings into its ``description`` (idempotent).
 
     Call before reading descriptions or making a JSON Schema (``lorchestra config schema``,
-    :mod:`engine.configdoc`); validation does not need them.
+    :mod:`engine.config.doc`); validation does not need them.
     """
-    from engine.fielddocs import document
+    from engine.config.fielddocs import document
 
     document(m for m in globals().values()
              if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == __name__)

@@ -16,8 +16,8 @@ from typing import Any
 from engine.canon.publish import AccountFiles, read_meta
 from engine.config import Extractor, PipelineConfig
 from engine.names import Namer, stream_namer
+from engine.store.workspace import Workspace
 from engine.vault.layout import list_runs, read_latest, read_manifest
-from engine.workspace import Workspace
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,44 @@
+"""The config file: its models, finding and loading it, its error messages, its generated reference.
+
+* :mod:`engine.config.models` — the pydantic models of DESIGN.md section 4 (re-exported here,
+  so ``from engine.config import PipelineConfig`` names them).
+* :mod:`engine.config.load` — finding the file, reading the YAML with line numbers, ``~`` and
+  ``${VAR}``, validating (``load``, ``LoadedConfig``).
+* :mod:`engine.config.errors` — pydantic errors as ``FILE:LINE key: message`` lines.
+* :mod:`engine.config.fielddocs` — field docstrings read only when documentation is made.
+* :mod:`engine.config.doc` — ``python -m engine.config.doc [--write]``: the key reference of
+  docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+from engine.config.models import (
+    DEMO_TAPS,
+    STAGES,
+    CanonizeStage,
+    ClientsConfig,
+    ConfigPath,
+    DemoFaults,
+    DemoSpec,
+    Extractor,
+    ExtractStage,
+    IndexStage,
+    Loader,
+    Loc,
+    Mapping,
+    MeltanoSpec,
+    PipelineConfig,
+    PipelineInfo,
+    SafeName,
+    Stages,
+    StrictModel,
+    WhereValue,
+    cross_check,
+    document_models,
+)
+
+__all__ = [
+    "DEMO_TAPS", "STAGES", "CanonizeStage", "ClientsConfig", "ConfigPath", "DemoFaults", "DemoSpec",
+    "ExtractStage", "Extractor", "IndexStage", "Loader", "Loc", "Mapping", "MeltanoSpec", "PipelineConfig",
+    "PipelineInfo", "SafeName", "Stages", "StrictModel", "WhereValue", "cross_check", "document_models",
+]

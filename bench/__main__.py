@@ -38,7 +38,7 @@ BENCHES: dict[str, dict[str, list[str]]] = {
     "memory": {"quick": ["--small", "200", "--large", "600"], "default": [], "full": ["--full"]},
     "dashboard": {"quick": ["--seconds", "1", "--naive-seconds", "1", "--samples", "10", "--docs", "300",
                             "--accounts", "1", "--repeat", "1", "--timeout", "240"],
-                  "default": [], "full": ["--docs", "1000000"]},
+                  "default": [], "full": ["--docs", "1000000", "--flood-on-workspace"]},
     "workspace": {"quick": ["--docs", "300", "--accounts", "1", "--repeat", "1"], "default": [],
                   "full": ["--docs", "1000000"]},
 }

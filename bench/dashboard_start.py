@@ -45,7 +45,7 @@ from typing import Any
 
 from bench.common import REPO, goal, header
 from bench.waiting import Stuck, until, watchdog
-from bench.workspace import cached, count_files
+from bench.workspace import cached, count_files, process_cpu
 
 GOAL_PAINT_S = 1.0
 GOAL_START_S = 0.100
@@ -168,6 +168,21 @@ class Terminal:
                 raise Stuck(f"waited for {what} in the real terminal; the screen was:\n{text}")
             time.sleep(0.005)
 
+    def app_cpu(self) -> float | None:
+        """CPU seconds the ``lorch-tui`` process in the pane used so far (Linux ``/proc``; else None)."""
+        shell = self.tmux("display-message", "-p", "-t", "bench", "#{pane_pid}").strip()
+        try:
+            children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+        except OSError:
+            return None
+        for pid in children:
+            try:
+                if b"lorch_tui.tui_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return process_cpu(int(pid))
+            except OSError:
+                continue
+        return None
+
     def close(self) -> None:
         self.tmux("kill-server")
         folder = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
@@ -176,10 +191,12 @@ class Terminal:
 
 def terminal_times(cfg: Path, accounts: list[str]) -> dict[str, float]:
     """Process start to first screen and to the accounts shown, and ``e`` to the new run on
-    screen, with the real ``lorch-tui`` in tmux (times include the polling, a few ms)."""
+    screen, with the real ``lorch-tui`` in tmux (times include the polling, a few ms); and the
+    CPU the process had used when its first screen was seen (``paint_cpu``, Linux only)."""
     term = Terminal(cfg)
     try:
         painted, _ = term.wait(lambda t: "lorchestra" in t, 60, "the first screen")
+        paint_cpu = term.app_cpu()
         shown, _ = term.wait(lambda t: all(a in t for a in accounts), 60, "the accounts in LATEST")
         time.sleep(1.0)  # the workspace check, the log's replay
         before = set(RUN_IN_TOTALS.findall(term.screen()))
@@ -194,7 +211,8 @@ def terminal_times(cfg: Path, accounts: list[str]) -> dict[str, float]:
             time.sleep(0.05)
     finally:
         term.close()
-    return {"paint": painted - term.started, "shown": shown - term.started, "run": started - pressed}
+    return {"paint": painted - term.started, "shown": shown - term.started, "run": started - pressed,
+            **({} if paint_cpu is None else {"paint_cpu": paint_cpu})}
 
 
 def import_seconds() -> float:
@@ -253,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"STUCK: {exc}", flush=True)
             return 1
         print("  the real lorch-tui in tmux (from the process start; the screen polled every few ms):")
-        print(f"    process start -> first screen  {statistics.median(r['paint'] for r in real):6.3f}s")
+        cpus = [r["paint_cpu"] for r in real if "paint_cpu" in r]
+        cpu_text = f"   CPU of lorch-tui by then {statistics.median(cpus):.3f}s" if cpus else ""
+        print(f"    process start -> first screen  {statistics.median(r['paint'] for r in real):6.3f}s{cpu_text}")
         print(f"    process start -> accounts      {statistics.median(r['shown'] for r in real):6.3f}s")
         print(f"    e -> the new run on screen     {statistics.median(r['run'] for r in real) * 1000:7.1f} ms",
               flush=True)

@@ -90,6 +90,8 @@ class CompiledTransform:
         if not isinstance(out, dict):
             raise RecordRejected("TRANSFORM_NOT_OBJECT", f"transform returned {type(out).__name__}")
         out = {**out, "kind": self.kind, **envelope}
+        if self._validator.is_valid(out):  # the common case; the errors only for a reject
+            return out
         errors = list(self._validator.iter_errors(out))
         if errors:
             reason = "; ".join(f"/{'/'.join(map(str, e.instance_path))}: {e.message}" for e in errors[:5])

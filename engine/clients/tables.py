@@ -81,7 +81,8 @@ normalised keys; ``shared`` when another client holds the key too), ``client_lin
 (document -> client with ``rule``, ``direction`` and the key or reference ``via``),
 ``client_conflicts`` (keys several clients hold; ``reviewed`` by an ``apart`` override),
 ``client_unlinked`` (documents linked to no one, with ``reason``) and ``clients_meta``
-(``schema_version``, ``inputs_sha256``, ``projected_at``, ``charts_done``)."""
+(``schema_version``, ``inputs_sha256``, ``projected_at``, ``charts_done``, the measures'
+totals and the tables' ``count_*`` totals)."""
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
@@ -104,9 +105,12 @@ def write_projection(conn: sqlite3.Connection, p: Projection, inputs_sha256: str
                      projected_at: str) -> None:
     """Replace every client table with ``p`` (inside the caller's transaction).
 
-    ``charts_done`` is reset: the stage sets it once the chart folders match these rows.
+    ``charts_done`` is reset: the stage sets it once the chart folders match these rows. The
+    stored counts are dropped: :func:`store_counts` sets them once the measurement links are
+    in too (until then :func:`counts` counts).
     """
     ensure_schema(conn)
+    _forget_counts(conn)
     for table in TABLES[:-1]:
         conn.execute(f"DELETE FROM {table}")
     per_client: dict[str, int] = {}
@@ -142,22 +146,55 @@ def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
         return {}
 
 
+COUNTED = {
+    "clients": "SELECT count(*) FROM clients",
+    "links": "SELECT count(*) FROM client_links",
+    "linked_documents": "SELECT count(*) FROM (SELECT DISTINCT entity_id, kind, source, account FROM client_links)",
+    "conflicts": "SELECT count(*) FROM client_conflicts WHERE reviewed = 0",
+    "unlinked": "SELECT count(*) FROM client_unlinked",
+}
+"""The totals ``status``, the dashboard and ``clients`` show, and how each is counted.
+
+Counting links reads a table as large as the linked documents (a practice's history: about a
+million rows, a second or more for the ``DISTINCT``), so the project stage counts once when it
+writes the tables (:func:`store_counts`, kept in ``clients_meta`` as ``count_<name>``) and
+:func:`counts` reads those rows; it counts itself only when they are missing (tables written
+before they existed, or by hand)."""
+
+COUNT_PREFIX = "count_"
+
+
+def store_counts(conn: sqlite3.Connection) -> None:
+    """Count the client tables into ``clients_meta`` (the last step of their write transaction)."""
+    set_meta(conn, **{COUNT_PREFIX + name: str(n) for name, n in _count(conn).items()})
+
+
+def _forget_counts(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM clients_meta WHERE substr(key, 1, ?) = ?", (len(COUNT_PREFIX), COUNT_PREFIX))
+
+
+def _count(conn: sqlite3.Connection) -> dict[str, int]:
+    return {name: int(conn.execute(sql).fetchone()[0]) for name, sql in COUNTED.items()}
+
+
+def _stored_counts(meta: dict[str, str]) -> dict[str, int] | None:
+    try:
+        return {name: int(meta[COUNT_PREFIX + name]) for name in COUNTED}
+    except (KeyError, ValueError):
+        return None
+
+
 def counts(conn: sqlite3.Connection) -> dict[str, int] | None:
-    """PHI-free totals (clients, links, open conflicts, unlinked), or None before any run."""
+    """PHI-free totals (clients, links, open conflicts, unlinked), or None before any run.
+
+    Read from the ``count_*`` rows the project stage stored (no table scan); counted when
+    they are missing."""
     meta = read_meta(conn)
     if meta.get("schema_version") != str(CLIENTS_SCHEMA_VERSION):
         return None
-
-    def one(sql: str) -> int:
-        return int(conn.execute(sql).fetchone()[0])
-
+    found = _stored_counts(meta)
     return {
-        "clients": one("SELECT count(*) FROM clients"),
-        "links": one("SELECT count(*) FROM client_links"),
-        "linked_documents": one("SELECT count(*) FROM (SELECT DISTINCT entity_id, kind, "
-                                "source, account FROM client_links)"),
-        "conflicts": one("SELECT count(*) FROM client_conflicts WHERE reviewed = 0"),
-        "unlinked": one("SELECT count(*) FROM client_unlinked"),
+        **(found if found is not None else _count(conn)),
         "measures_scored": int(meta.get("measures_scored") or 0),
         "measures_not_scored": int(meta.get("measures_not_scored") or 0),
         "measures_duplicates": int(meta.get("measures_duplicates") or 0),

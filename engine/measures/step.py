@@ -7,9 +7,10 @@ respondent's e-mail, by the client layer). The same response arriving twice (the
 and the form's linked sheet) is scored once: later copies are duplicates, counted apart
 from what was not scored (a copy is not a failure) and listed in ``scored.duplicates.jsonl``
 with the measurement they repeat.
-The measurements are written like a canonical account (``canonical/measures/scored.jsonl``
-and its ``.meta.json``, sorted, so a rerun is byte-identical) and loaded by the index's own
-loader; what was not scored goes with its reason to ``scored.rejects.jsonl`` (0600, inside
+The measurements are published like a canonical account (``canonical/measures/scored.jsonl``
+and its ``.meta.json``, sorted, so a rerun is byte-identical; with the rejects and
+duplicates files as one generation behind one pointer, :mod:`engine.store.fsgen`) and loaded by
+the index's own loader; what was not scored goes with its reason to ``scored.rejects.jsonl`` (0600, inside
 the workspace), one line per count of ``not_scored``. Each measurement is also a row of ``client_links`` so ``query --client``
 finds it, written in the same transaction as the client tables (a reader never sees the
 new tables without their measurement links). Counts go to ``clients_meta`` for the
@@ -26,6 +27,9 @@ from typing import Any
 
 import orjson
 
+from engine.canon import publish
+from engine.canon.publish import AccountFiles
+from engine.clients import tables
 from engine.clients.model import Projection
 from engine.index.load import AccountLoader
 from engine.index.outcome import LoadFailed
@@ -33,7 +37,8 @@ from engine.index.store import ObjectMissing, begin_immediate, objects_dir, read
 from engine.measures import chart
 from engine.measures.registry import Registry
 from engine.measures.score import DUPLICATE, MEASURES_ACCOUNT, MEASURES_SOURCE, score_response
-from engine.store.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir
+from engine.store.fsgen import GenerationMissing
+from engine.store.fsutil import ensure_dir, json_bytes, open_private
 from engine.store.workspace import Workspace
 
 LINK_RULE = "form_response"
@@ -177,24 +182,61 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
 
 
 def _write(ws: Workspace, scored: Scored, reg: Registry) -> tuple[str, str]:
-    """Write the measurements, rejects and duplicates files; return the last two paths."""
-    folder = ensure_dir(ws.canonical / MEASURES_SOURCE)
-    measurements = scored.measurements
-    data = _jsonl(measurements)
-    rejects_path = folder / f"{MEASURES_ACCOUNT}.rejects.jsonl"
-    duplicates_path = folder / f"{MEASURES_ACCOUNT}.duplicates.jsonl"
-    atomic_write_bytes(rejects_path, _jsonl(scored.rejects))
-    atomic_write_bytes(duplicates_path, _jsonl(scored.duplicates))
-    atomic_write_bytes(folder / f"{MEASURES_ACCOUNT}.jsonl", data)
-    atomic_write_json(folder / f"{MEASURES_ACCOUNT}.meta.json", {
-        "output": {"sha256": hashlib.sha256(data).hexdigest(), "records": len(measurements)},
-        "inputs": {"measures_registry_sha256": reg.sha256},
-    })
-    return str(rejects_path), str(duplicates_path)
+    """Publish the measurements, meta, rejects and duplicates as one generation.
+
+    The four files are one :class:`engine.store.fsgen.GenerationStore` generation of the account
+    ``measures/scored`` (like a canonized account's, :mod:`engine.canon.publish`): a reader
+    through the store sees the old set or the new one, never new data beside old meta. What
+    a killed attempt left is dropped first; an unchanged set is not republished (a rerun
+    moves nothing). Returns the plain paths of the rejects and duplicates files.
+    """
+    files = AccountFiles(ensure_dir(ws.canonical / MEASURES_SOURCE), MEASURES_ACCOUNT)
+    publish.recover(files)  # the project stage holds the workspace lock: the only writer
+    data = _jsonl(scored.measurements)
+    contents = {
+        files.name("data"): data,
+        files.name("meta"): json_bytes({
+            "output": {"sha256": hashlib.sha256(data).hexdigest(), "records": len(scored.measurements)},
+            "inputs": {"measures_registry_sha256": reg.sha256},
+        }),
+        files.name("rejects"): _jsonl(scored.rejects),
+        duplicates_name(): _jsonl(scored.duplicates),
+    }
+    if not _published(files, contents):
+        with files.store.stage() as gen:
+            for name, content in contents.items():
+                with open_private(gen.path(name), "wb") as fh:
+                    fh.write(content)
+            gen.commit()
+    return str(files.rejects), str(files.folder / duplicates_name())
+
+
+def duplicates_name() -> str:
+    """The file name of the duplicates list (published with the measurements)."""
+    return f"{MEASURES_ACCOUNT}.duplicates.jsonl"
+
+
+def _published(files: AccountFiles, contents: dict[str, bytes]) -> bool:
+    """True when the current generation holds exactly ``contents`` and its plain names
+    point at it (nothing to publish)."""
+    gen = files.store.current()
+    if gen is None or gen.number == 0 or not files.store.mirrors_current():
+        return False
+    if sorted(gen.names()) != sorted(contents):
+        return False
+    try:
+        with files.store.open(*contents) as (_gen, handles):
+            return all(fh is not None and fh.read() == contents[name]
+                       for name, fh in handles.items())
+    except (GenerationMissing, OSError):
+        return False
 
 
 def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
-    """The measurements' ``client_links`` rows, client counts and meta (in the caller's transaction)."""
+    """The measurements' ``client_links`` rows, client counts and meta (in the caller's transaction).
+
+    Last, the client tables are complete: their totals are counted into ``clients_meta``
+    (:func:`engine.clients.tables.store_counts`), so readers need not count a million links."""
     measurements = result.measurements
     conn.execute("DELETE FROM client_links WHERE source = ? AND account = ?",
                  (MEASURES_SOURCE, MEASURES_ACCOUNT))
@@ -211,6 +253,7 @@ def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
         ("measures_not_scored", str(result.not_scored)),
         ("measures_duplicates", str(result.duplicates)),
     ])
+    tables.store_counts(conn)
 
 
 def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,18 +55,32 @@ class Target:
 
 
 def _measure(path: Path) -> tuple[int, int]:
-    """(files, bytes) of a file or of everything under a folder (links not followed)."""
+    """(files, bytes) of a file or of everything under a folder (links not followed).
+
+    One ``scandir`` per folder and one ``lstat`` per file, no path objects: the index's
+    million object files are the bulk of a workspace (9 CPU-s for ``clean --all --dry-run``
+    with ``os.walk`` and a ``Path`` per file)."""
     st = path.lstat()
-    if not path.is_dir() or path.is_symlink():
+    if not stat.S_ISDIR(st.st_mode):
         return 1, st.st_size
     files = size = 0
-    for dirpath, _dirs, names in os.walk(path):
-        for name in names:
-            try:
-                size += (Path(dirpath) / name).lstat().st_size
+    folders = [os.fspath(path)]
+    while folders:
+        try:
+            it = os.scandir(folders.pop())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with it:
+            for entry in it:
+                try:
+                    if entry.is_dir():  # as os.walk: a link to a folder is neither counted nor followed
+                        if not entry.is_symlink():
+                            folders.append(entry.path)
+                        continue
+                    size += entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    continue
                 files += 1
-            except FileNotFoundError:
-                continue
     return files, size
 
 

@@ -95,7 +95,10 @@ CREATE TABLE IF NOT EXISTS tasks (
     PRIMARY KEY (run_id, task_id)
 );
 CREATE INDEX IF NOT EXISTS tasks_extractor ON tasks (extractor, stage);
+CREATE INDEX IF NOT EXISTS tasks_stage_started ON tasks (stage, started_at);
 """
+"""``tasks_stage_started`` serves the dashboard's scan (the newest extract durations, every
+rescan): without it that read sorted every task of the history (issue 18)."""
 
 RUN_COLUMNS = ("run_id", "trigger", "pipeline", "stages", "started_at", "finished_at", "status",
                "tasks", "succeeded", "failed", "cancelled", "records", "duration_s")

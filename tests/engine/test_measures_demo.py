@@ -181,7 +181,9 @@ def test_rerun_changes_nothing(demo: tuple[Path, Path], tmp_path: Path) -> None:
     ws, cfg = demo
 
     def snap() -> dict[str, bytes]:
-        out = {str(p.relative_to(ws)): p.read_bytes() for p in (ws / "canonical/measures").iterdir()}
+        out = {str(p.relative_to(ws)): p.read_bytes() for p in (ws / "canonical/measures").iterdir()
+               if not p.name.startswith(".")}  # the plain names (the generations behind them: below)
+        out["generation"] = (ws / "canonical/measures/.scored.gen/CURRENT").read_bytes()
         out.update({str(p.relative_to(ws)): p.read_bytes() for p in (ws / "clients").rglob("measures.md")})
         return out
     before = snap()

@@ -4,6 +4,18 @@ Why this module exists: canonical records carry searchable plain text, but HTML-
 bodies and Gmail's HTML-escaped ``snippet`` are not plain text, and JSONata has no HTML
 parser (regex spellings are slow and wrong on ``<script>``/``<pre>``). These helpers use the
 standard library's lenient :class:`html.parser.HTMLParser` and never raise.
+
+``html.parser`` costs about half of a Graph mail record's canonize CPU (its tag parsing is
+Python code: several regexes and a line count per tag). :func:`_fast_chunks` first reads the
+common case, markup made only of plain tags (ASCII names, simple attributes), comments
+without dashes or brackets inside, a doctype, and ``<script>``/``<style>``/``<title>`` with
+no ``<`` inside, with one compiled regex, and gives the extractor exactly the calls
+``HTMLParser`` would (same order, same arguments: data split at the same ``<``, entities
+decoded per run by :func:`html.unescape`). Anything else (a ``<?``, a ``<!`` other than
+those, an odd tag or attribute, raw-text elements such as ``<textarea>``, a ``<`` before
+text the standard parser treats specially) sends the whole document to ``HTMLParser``, so
+the output never depends on which reader ran (``tests/engine/test_html_fast.py`` compares
+them on generated and edge-case documents).
 """
 
 from __future__ import annotations
@@ -85,19 +97,129 @@ class _TextExtractor(HTMLParser):
             self.breaks = len(text) - len(text.rstrip("\n")) if self.pre else 0
 
 
+_WS = "[ \t\n\r\f]"
+_NAME = "[A-Za-z][A-Za-z0-9]*"
+# an unquoted value must end at a space or ">": HTMLParser reads "/" in "<a b=c/>" as part of it
+_ATTR = (f"{_WS}+[A-Za-z_:][-A-Za-z0-9_:.]*"
+         f"(?:{_WS}*={_WS}*(?:\"[^\"<>]*\"|'[^'<>]*'|[-A-Za-z0-9_.:#%,;+!$*()?@~&]+(?=[ \t\n\r\f>])))?")
+_RAW = "|".join(f"<(?i:{t})(?:{_ATTR})*{_WS}*>[^<]*</(?i:{t}){_WS}*>" for t in ("script", "style", "title"))
+_TOKEN = re.compile(
+    "(?P<text>[^<]+)"
+    f"|(?P<raw>{_RAW})"
+    f"|<(?P<start>{_NAME})(?:{_ATTR})*{_WS}*(?P<close>/?)>"
+    f"|</(?P<end>{_NAME}){_WS}*>"
+    "|<!--(?:[^<>-]|-(?=[^<>-]))*-->"
+    "|<![Dd][Oo][Cc][Tt][Yy][Pp][Ee][^<>]*>"
+    f"|(?P<lt><)(?={_WS}|[0-9=])"
+)
+"""One token of the markup :func:`_fast_chunks` reads itself (ASCII spaces only: Python's
+``\\s`` also matches ``\\v`` and Unicode spaces, where HTMLParser's tag-name rules differ)."""
+_RAWTEXT = frozenset({"script", "style", "title"})
+"""Elements read as raw text (by some Python versions): accepted only with no ``<`` inside,
+where every version gives the same calls."""
+_SPECIAL = frozenset({"textarea", "xmp", "iframe", "noembed", "noframes", "noscript", "plaintext"})
+"""Raw-text elements whose content is text the extractor keeps, or that Python versions
+parse differently: always left to HTMLParser."""
+
+
+def _fast_chunks(html: str) -> list[str] | None:  # noqa: C901, PLR0912 - one loop, kept flat for speed
+    """The text chunks :class:`_TextExtractor` would collect from ``HTMLParser.feed(html);
+    close()``, or None when the markup is outside the common case.
+
+    The extractor's handlers are inlined here on local variables (a method call per token
+    was half of the cost); ``tests/engine/test_html_fast.py`` holds the two to the same output.
+    """
+    chunks: list[str] = []
+    append = chunks.append
+    skip = pre = 0
+    breaks = 2
+    pos = 0
+    for m in _TOKEN.finditer(html):
+        if m.start() != pos:
+            return None
+        pos = m.end()
+        kind = m.lastgroup
+        if kind == "text":  # handle_data(unescape(text))
+            if skip:
+                continue
+            data = m.group("text")
+            if "&" in data:
+                data = unescape(data)
+            text = data if pre else _HTML_SPACE.sub(" ", data)
+            if breaks and not pre:
+                text = text.lstrip(" ")
+            if text:
+                append(text)
+                breaks = len(text) - len(text.rstrip("\n")) if pre else 0
+        elif kind == "close":  # a start tag
+            tag = m.group("start").lower()
+            if tag in _SPECIAL:
+                return None
+            closed = bool(m.group("close"))
+            if tag in _RAWTEXT:  # with a "<" inside, or self-closing (the "raw" token did not match)
+                return None
+            if tag in _SKIP_TAGS:
+                if not closed:
+                    skip += 1
+            elif tag == "br":
+                append("\n")
+                breaks += 1
+            elif tag in _PARAGRAPH_TAGS:
+                if breaks < 2:
+                    append("\n" * (2 - breaks))
+                    breaks = 2
+                pre += tag == "pre"
+            elif tag in _BLOCK_TAGS:
+                if breaks < 1:
+                    append("\n")
+                    breaks = 1
+            elif tag in ("td", "th") and breaks == 0:
+                append(" ")
+        elif kind == "end":
+            tag = m.group("end").lower()
+            if tag in _SPECIAL:
+                return None
+            if tag in _SKIP_TAGS:
+                skip = max(0, skip - 1)
+            elif tag in _PARAGRAPH_TAGS:
+                pre = max(0, pre - (tag == "pre"))
+                if breaks < 2:
+                    append("\n" * (2 - breaks))
+                    breaks = 2
+            elif tag in _BLOCK_TAGS:
+                if breaks < 1:
+                    append("\n")
+                    breaks = 1
+        elif kind == "lt":  # handle_data("<")
+            if not skip:
+                append("<")
+                breaks = 0
+        # a comment, a doctype, or a raw-text element (script, style, title: skipped whole,
+        # start and end tag included, as the extractor's skip count goes up and down again)
+    return chunks if pos == len(html) else None
+
+
 def html_to_text(html: JSON) -> str | None:
     """HTML to readable plain text: tags dropped, entities decoded, ``<br>`` and block elements
     as line breaks, ``<script>``/``<style>``/``<head>`` removed, runs of spaces collapsed and
     lines trimmed (``<pre>`` keeps its line breaks, not its indentation). Null for non-strings."""
     if not isinstance(html, str):
         return None
-    parser = _TextExtractor()
-    try:
-        parser.feed(html)
-        parser.close()
-    except Exception:  # noqa: BLE001 - HTMLParser is lenient, but never raise
-        return " ".join(unescape(re.sub(r"<[^>]*>", " ", html)).split()) or None
-    lines = [_SPACES.sub(" ", line).strip() for line in "".join(parser.chunks).split("\n")]
+    return _extract(html, fast=True)
+
+
+def _extract(html: str, *, fast: bool) -> str | None:
+    """:func:`html_to_text` of a string; ``fast=False`` always reads it with HTMLParser."""
+    chunks = _fast_chunks(html) if fast else None
+    if chunks is None:
+        parser = _TextExtractor()
+        try:
+            parser.feed(html)
+            parser.close()
+        except Exception:  # noqa: BLE001 - HTMLParser is lenient, but never raise
+            return " ".join(unescape(re.sub(r"<[^>]*>", " ", html)).split()) or None
+        chunks = parser.chunks
+    lines = [_SPACES.sub(" ", line).strip() for line in "".join(chunks).split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 

@@ -44,6 +44,9 @@ class ObjectWriter:
 
     BATCH = 512
     PENDING = 16
+    SYNC_AHEAD = 8192
+    """Objects written between two background flushes (``syncfs`` in a thread of its own while
+    the load goes on), so the flush before the commit finds little left to write."""
 
     def __init__(self, objects: Path, threads: int = 2, *, verify: bool = False) -> None:
         self.objects = objects
@@ -62,6 +65,8 @@ class ObjectWriter:
         """Objects found torn or damaged (different bytes under their name) and rewritten."""
         self._lock = threading.Lock()
         self.flush_s = 0.0
+        self._since_sync = 0
+        self._syncing: threading.Thread | None = None
 
     def _root_fd(self) -> int:
         if self._root is None:
@@ -103,6 +108,12 @@ class ObjectWriter:
     def _account(self, done: tuple[int, int]) -> None:
         self.written += done[0]
         self.bytes += done[1]
+        self._since_sync += done[0]
+        if self._since_sync >= self.SYNC_AHEAD and (self._syncing is None or not self._syncing.is_alive()):
+            self._since_sync = 0
+            self._syncing = threading.Thread(target=sync_filesystem, args=(self.objects,),
+                                             name="objects-sync", daemon=True)
+            self._syncing.start()
 
     def _dir(self, root: int, sha256: str) -> str:
         rel = f"{sha256[:2]}/{sha256[2:4]}"
@@ -171,11 +182,16 @@ class ObjectWriter:
             self._account(f.result())
         if sync:
             started = time.monotonic()
+            if self._syncing is not None:
+                self._syncing.join()
             sync_filesystem(self.objects)
             self.flush_s += time.monotonic() - started
 
     def close(self) -> None:
         """Stop the threads (after :meth:`finish`, or to abandon the writes on an error)."""
+        if self._syncing is not None:
+            self._syncing.join()
+            self._syncing = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

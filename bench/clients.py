@@ -52,7 +52,7 @@ def _account(ws: Workspace, source: str, account: str, docs: list[dict[str, obje
     meta = {"inputs": {"run": {"dt": "2024-01-01", "run_id": "20240101T000000Z"}, "transforms": {}},
             "output": {"file": out.name, "sha256": h.hexdigest(), "records": len(docs), "kinds": kinds}}
     (out.parent / f"{account}.meta.json").write_bytes(orjson.dumps(meta))
-    AccountLoader(ws, source, account).run()
+    AccountLoader(ws, source, account, vectors=False).run()  # the project stage reads no vectors
 
 
 def _person(i: int) -> dict[str, object]:

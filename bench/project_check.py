@@ -4,7 +4,8 @@
 
 Builds (once; reused when ``DIR/ws`` exists) the synthetic index of :mod:`bench.clients`,
 then runs one forced projection in a fresh subprocess (the worker's own code) and prints
-its peak RSS and CPU seconds. With ``--dump OUT`` it writes the sorted rows of every client
+its peak RSS (the larger of the task's and its second chart writer's), CPU seconds (both
+processes) and the wall / CPU seconds of the task's phases. With ``--dump OUT`` it writes the sorted rows of every client
 table and the sha256 of every chart file to OUT; compare two dumps with ``cmp``: a change
 to the project stage must leave them byte for byte equal (a link to the wrong client is the
 worst bug the product can have).
@@ -58,7 +59,11 @@ def _child(ws_root: Path, config: Path | None) -> None:
     job = Project(Workspace(ws_root), cfg, force=True)
     job.run()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"{job.documents} {rss} {time.process_time() - cpu:.2f}")
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the second chart writer
+    rss = max(rss, kids.ru_maxrss)
+    cpu -= kids.ru_utime + kids.ru_stime
+    phases = ",".join(f"{k}={w:.2f}/{c:.2f}" for k, (w, c) in job.phases.items())
+    print(f"{job.documents} {rss} {time.process_time() - cpu:.2f} {phases or '-'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dump", type=Path)
     ap.add_argument("--config", type=Path, help="the clients section of this pipeline config "
                     "(for a workspace a real run made; default: bench.clients' own)")
+    ap.add_argument("--fresh", action="store_true", help="remove the chart folders first, so every "
+                    "chart is written (a first projection's cost; the dump's projected_at then differs)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ns = ap.parse_args(argv)
     ws_root = ns.dir / "ws"
@@ -82,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         from bench.clients import build
         ns.dir.mkdir(parents=True, exist_ok=True)
         build(ns.dir, ns.documents, ns.clients)
+    if ns.fresh:
+        import shutil
+        shutil.rmtree(ws_root / "clients", ignore_errors=True)
     wall = time.perf_counter()
     extra = ["--config", str(ns.config)] if ns.config else []
     got = subprocess.run([sys.executable, "-m", "bench.project_check", "--dir", str(ns.dir), "--child", *extra],
@@ -89,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     docs, rss_kb, cpu = int(got[0]), int(got[1]), float(got[2])
     print(f"project: {docs:,} documents, peak RSS {rss_kb / 1024:.0f} MiB, {cpu:.2f} CPU-s, "
           f"{time.perf_counter() - wall:.2f}s wall", flush=True)
+    if len(got) > 3 and got[3] != "-":
+        print(f"  phases (wall s / CPU s): {got[3].replace(',', ', ')}", flush=True)
     if ns.dump:
         dump(ws_root, ns.dump)
         print(f"dump: {ns.dump}")

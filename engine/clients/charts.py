@@ -253,18 +253,33 @@ class ChartStats:
 
 def write_charts(root: Path, p: Projection, now: str,
                  on_folder: Callable[[int], None] | None = None,
-                 extra: Callable[[str], dict[str, bytes]] | None = None) -> ChartStats:
+                 extra: Callable[[str], dict[str, bytes]] | None = None,
+                 items_of: Callable[[str], list[tuple[Link, DocFacts]]] | None = None) -> ChartStats:
     """Bring ``root`` (``{workspace}/clients``) in line with the projection.
 
-    ``extra`` gives more files of a client's folder by client id (``measures.md``).
+    ``extra`` gives more files of a client's folder by client id (``measures.md``);
+    ``items_of`` a client's links and their documents' facts (a streamed projection reads
+    them per client: :func:`engine.clients.stream.chart_items`), else ``p.links``.
     """
     folders.recover(root)
-    by_client: dict[str, list[tuple[Link, DocFacts]]] = {cid: [] for cid in p.clients}
-    for link in p.links:
-        if link.client_id in by_client:
-            by_client[link.client_id].append((link, p.docs[link.doc]))
+    stats = write_folders(root, p, sorted(p.clients), now, on_folder, extra, items_of)
+    stats.removed = remove_gone(root, p)
+    return stats
+
+
+def write_folders(root: Path, p: Projection, ids: list[str], now: str,
+                  on_folder: Callable[[int], None] | None = None,
+                  extra: Callable[[str], dict[str, bytes]] | None = None,
+                  items_of: Callable[[str], list[tuple[Link, DocFacts]]] | None = None) -> ChartStats:
+    """Stage and swap in the chart folders of the clients ``ids`` (a shard of them, when two
+    processes share the work: every folder is swapped on its own, so they never meet)."""
+    if items_of is None:
+        by_client: dict[str, list[tuple[Link, DocFacts]]] = {cid: [] for cid in p.clients}
+        for link in p.links:
+            if link.client_id in by_client:
+                by_client[link.client_id].append((link, p.docs[link.doc]))
+        items_of = by_client.__getitem__
     stats = ChartStats()
-    wanted = {c.folder for c in p.clients.values()}
     staged: list[tuple[str, Path]] = []
 
     def swap_staged() -> None:
@@ -274,9 +289,9 @@ def write_charts(root: Path, p: Projection, now: str,
         fsync_dir(root)
         staged.clear()
 
-    for n, cid in enumerate(sorted(p.clients)):
+    for n, cid in enumerate(ids):
         client = p.clients[cid]
-        chart = ChartInput(client, by_client[cid])
+        chart = ChartInput(client, items_of(cid))
         old = folders.read_files(root / client.folder)
         template = render_template(chart)
         if extra is not None:
@@ -297,10 +312,17 @@ def write_charts(root: Path, p: Projection, now: str,
             on_folder(n + 1)
     if staged:
         swap_staged()
+    return stats
+
+
+def remove_gone(root: Path, p: Projection) -> int:
+    """Remove the chart folders of clients that are gone; return how many."""
+    wanted = {c.folder for c in p.clients.values()}
+    removed = 0
     for entry in sorted(root.iterdir()):
         if entry.is_dir() and is_chart_folder(entry.name) and entry.name not in wanted:
             folders.remove_folder(root, entry.name)
-            stats.removed += 1
-    if stats.removed:
+            removed += 1
+    if removed:
         fsync_dir(root)
-    return stats
+    return removed

@@ -151,10 +151,27 @@ class Projection:
     unused_overrides: int = 0
     documents: int = -1
     """Documents decided (``len(docs)`` until the project task trims ``docs``)."""
+    streamed: Streamed | None = None
+    """Set by the streaming resolver (:mod:`engine.clients.stream`): ``links``, ``unlinked``
+    and ``docs`` are then empty, the decisions are rows of its scratch database."""
 
     def counts(self) -> dict[str, int]:
         """PHI-free totals: clients, links, conflicts, unlinked documents, documents."""
-        return {"clients": len(self.clients), "links": len(self.links),
+        s = self.streamed
+        return {"clients": len(self.clients), "links": s.links if s else len(self.links),
                 "conflicts": sum(1 for c in self.conflicts if not c.reviewed),
-                "unlinked": len(self.unlinked),
+                "unlinked": s.unlinked if s else len(self.unlinked),
                 "documents": self.documents if self.documents >= 0 else len(self.docs)}
+
+
+@dataclass(slots=True)
+class Streamed:
+    """What the streaming resolver counted while writing its decisions to disk."""
+
+    links: int = 0
+    unlinked: int = 0
+    per_client: dict[str, int] = field(default_factory=dict)
+    """Links per client id."""
+    form_clients: dict[tuple[str, str, str], str | None] = field(default_factory=dict)
+    """(source, account, entity_id) of each linked form response -> its one client (None:
+    linked to several), for the measures step."""

@@ -16,7 +16,7 @@ Deterministic and explainable, never a guess:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from engine.clients import keys as K
@@ -42,6 +42,9 @@ SEP = ", "
 """Between keys in an unlinked document's detail (no key contains it: names lose their
 punctuation, addresses cannot hold a comma and a space)."""
 _RULE_OF_KIND: dict[str, Rule] = {"email": "email", "phone": "phone", "name_dob": "name_dob"}
+MEMO_MAX = 16_384
+"""Entries of each normalisation memo (addresses, phones) before it starts over: strangers'
+addresses are mostly seen once, and an unbounded memo grew with the mailbox."""
 
 
 class Resolver:
@@ -67,6 +70,8 @@ class Resolver:
             return None, False, None
         got = self._addresses.get(raw)
         if got is None:
+            if len(self._addresses) >= MEMO_MAX:
+                self._addresses.clear()
             address = K.email_address(raw)
             own = address is not None and K.is_own(address, self._own)
             key = None
@@ -79,19 +84,42 @@ class Resolver:
         if not isinstance(raw, str):
             return None
         if raw not in self._phones:
+            if len(self._phones) >= MEMO_MAX:
+                self._phones.clear()
             key = K.phone_key(raw, self.cfg.phone_region)
             self._phones[raw] = None if key in self._ignored_phones else key
         return self._phones[raw]
+
+    def forget(self) -> None:
+        """Drop the memos and the referenced documents (once the decisions are made)."""
+        self._addresses.clear()
+        self._phones.clear()
+        self._refs.clear()
+
+    def add_targets(self, targets: Iterable[DocRef]) -> None:
+        """Documents referred to by documents a helper process reduced."""
+        one = self._refs.setdefault
+        for t in targets:
+            one(t, t)
+
+    @property
+    def targets(self) -> Iterable[DocRef]:
+        """Every document some document refers to (whether indexed or not)."""
+        return self._refs.keys()
 
     # -- collecting ----------------------------------------------------------------------
 
     def add(self, ref: DocRef, time: str | None, title: str | None, doc: dict[str, Any]) -> None:
         """Reduce one canonical document to its facts (the document itself is not kept)."""
+        self.docs[ref] = self.reduce(ref, time, title, doc)
+
+    def reduce(self, ref: DocRef, time: str | None, title: str | None, doc: dict[str, Any]) -> DocFacts:
+        """One canonical document's facts, not kept (the streaming resolver stores them)."""
         rule = rule_for(ref.kind)
         facts = DocFacts(ref, time, title, has_rule=rule is not None)
         if rule is not None:
             self._facts(facts, rule, doc)
-        self.docs[ref] = facts
+        return facts
 
     def _facts(self, facts: DocFacts, rule: LinkRule, doc: dict[str, Any]) -> None:
         ref = facts.ref
@@ -148,22 +176,44 @@ class Resolver:
 
     def resolve(self) -> Projection:
         """Every decision, from the documents collected so far."""
-        clients, alias, unused = self._clients()
+        clients, alias, unused = self.clients(self.docs.values())
         holders = _holders(clients.values())
         conflicts = self._conflicts(holders)
-        state = _State(self, clients, alias, holders)
+        links: list[Link] = []
+        unlinked: list[Unlinked] = []
+        state = _State(self, clients, alias, holders, lookup=self.docs.get,
+                       targets={t for facts in self.docs.values() for t in facts.refs},
+                       on_links=links.extend, on_unlinked=unlinked.append)
         for ref in sorted(self.docs):
             state.decide(ref)
+        return self.finish(clients, conflicts, state, links, unlinked, self.docs, unused)
+
+    def decider(self, clients: dict[str, Client], alias: dict[str, str],
+                lookup: Callable[[DocRef], DocFacts | None], targets: set[DocRef],
+                on_links: Callable[[list[Link]], object],
+                on_unlinked: Callable[[Unlinked], object]) -> tuple[dict[str, Conflict], _State]:
+        """The conflicts and a decision pass over facts kept elsewhere (the streaming resolver)."""
+        holders = _holders(clients.values())
+        return self._conflicts(holders), _State(self, clients, alias, holders, lookup=lookup,
+                                                targets=targets, on_links=on_links,
+                                                on_unlinked=on_unlinked)
+
+    @staticmethod
+    def finish(clients: dict[str, Client], conflicts: dict[str, Conflict], state: _State,
+               links: list[Link], unlinked: list[Unlinked], docs: dict[DocRef, DocFacts],
+               unused: int) -> Projection:
+        """The projection of a finished decision pass (conflicts get their document counts)."""
         for c in conflicts.values():
             c.documents = state.conflict_docs.get(c.key, 0)
-        unused += state.unused_overrides
-        return Projection(clients=clients, links=state.links, unlinked=state.unlinked,
+        return Projection(clients=clients, links=links, unlinked=unlinked,
                           conflicts=sorted(conflicts.values(), key=lambda c: c.key),
-                          docs=self.docs, unused_overrides=unused)
+                          docs=docs, unused_overrides=unused + state.unused_overrides)
 
-    def _clients(self) -> tuple[dict[str, Client], dict[str, str], int]:
+    def clients(self, defining: Iterable[DocFacts]) -> tuple[dict[str, Client], dict[str, str], int]:
+        """Clients from the documents that define one, merged by the overrides; the merge
+        aliases; the merge entries naming no client."""
         clients: dict[str, Client] = {}
-        for facts in self.docs.values():
+        for facts in defining:
             if facts.defines and facts.card is not None:
                 cid = client_id_for(facts.ref.source, facts.ref.account, facts.ref.entity_id)
                 clients[cid] = Client(cid, facts.ref, facts.card, set(facts.keys))
@@ -222,47 +272,54 @@ class _State:
     """The decisions of one resolve pass (links, unlinked documents, conflict counts)."""
 
     def __init__(self, resolver: Resolver, clients: dict[str, Client], alias: dict[str, str],
-                 holders: dict[str, set[str]]) -> None:
+                 holders: dict[str, set[str]], *, lookup: Callable[[DocRef], DocFacts | None],
+                 targets: set[DocRef], on_links: Callable[[list[Link]], object],
+                 on_unlinked: Callable[[Unlinked], object]) -> None:
         self.r = resolver
         self.clients = clients
         self.alias = alias
         self.holders = holders
-        self.links: list[Link] = []
-        self.unlinked: list[Unlinked] = []
+        self.lookup = lookup
+        """A document's facts by its ref (None: not indexed); asked for references' targets
+        and overridden documents only, the sorted pass hands each document's facts in."""
+        self.on_links = on_links
+        self.on_unlinked = on_unlinked
         self.conflict_docs: dict[str, int] = {}
         self.decided: dict[DocRef, list[Link] | Unlinked] = {}
         """Decisions other documents refer to (memoised; the rest are decided once, by the
         sorted pass, and not kept: one entry per document was a tenth of the task's memory)."""
-        self.targets = {t for facts in resolver.docs.values() for t in facts.refs}
+        self.targets = targets
         self.forced: dict[DocRef, str | None] = {}
         self.unused_overrides = 0
         for item in resolver.overrides.link:
             ref = DocRef.parse(item.document)
             target = alias.get(item.client or "", item.client)
-            if ref not in resolver.docs or (target is not None and target not in clients):
+            if lookup(ref) is None or (target is not None and target not in clients):
                 self.unused_overrides += 1
                 continue
             self.forced[ref] = target
 
-    def decide(self, ref: DocRef, depth: int = 0) -> list[Link] | Unlinked:
+    def decide(self, ref: DocRef, depth: int = 0, facts: DocFacts | None = None) -> list[Link] | Unlinked:
         """The decision for one document (memoised; references are followed)."""
         done = self.decided.get(ref)
         if done is not None:
             return done
-        result = self._decide(ref, depth)
+        if facts is None:
+            facts = self.lookup(ref)
+            assert facts is not None, "decide() is called for indexed documents only"
+        result = self._decide(ref, depth, facts)
         if ref in self.targets:
             self.decided[ref] = result
         if isinstance(result, Unlinked):
-            self.unlinked.append(result)
+            self.on_unlinked(result)
             if result.reason == "conflict":
                 for key in result.detail.split(SEP):
                     self.conflict_docs[key] = self.conflict_docs.get(key, 0) + 1
         else:
-            self.links += result
+            self.on_links(result)
         return result
 
-    def _decide(self, ref: DocRef, depth: int) -> list[Link] | Unlinked:
-        facts = self.r.docs[ref]
+    def _decide(self, ref: DocRef, depth: int, facts: DocFacts) -> list[Link] | Unlinked:
         if ref in self.forced:
             target = self.forced[ref]
             if target is None:
@@ -284,7 +341,7 @@ class _State:
 
     def _by_ref(self, facts: DocFacts, depth: int) -> list[Link] | Unlinked:
         for target in facts.refs:
-            if target in self.r.docs and target != facts.ref and depth < 8:
+            if target != facts.ref and depth < 8 and self.lookup(target) is not None:
                 got = self.decide(target, depth + 1)
                 if isinstance(got, Unlinked):
                     return Unlinked(facts.ref, "ref_unlinked", target.text())

@@ -102,9 +102,11 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
 
 
 def write_projection(conn: sqlite3.Connection, p: Projection, inputs_sha256: str,
-                     projected_at: str) -> None:
+                     projected_at: str, scratch: str | None = None) -> None:
     """Replace every client table with ``p`` (inside the caller's transaction).
 
+    ``scratch`` names the attached scratch database of a streamed projection
+    (:mod:`engine.clients.stream`): its ``links`` and ``unlinked`` rows are copied by SQL.
     ``charts_done`` is reset: the stage sets it once the chart folders match these rows. The
     stored counts are dropped: :func:`store_counts` sets them once the measurement links are
     in too (until then :func:`counts` counts).
@@ -113,9 +115,12 @@ def write_projection(conn: sqlite3.Connection, p: Projection, inputs_sha256: str
     _forget_counts(conn)
     for table in TABLES[:-1]:
         conn.execute(f"DELETE FROM {table}")
-    per_client: dict[str, int] = {}
-    for link in p.links:
-        per_client[link.client_id] = per_client.get(link.client_id, 0) + 1
+    if p.streamed is not None:
+        per_client = p.streamed.per_client
+    else:
+        per_client = {}
+        for link in p.links:
+            per_client[link.client_id] = per_client.get(link.client_id, 0) + 1
     shared = {c.key for c in p.conflicts}
     conn.executemany("INSERT INTO clients VALUES (?,?,?,?,?,?,?,?,?,?)", [
         (c.client_id, c.card.name, c.card.sort_name, c.folder, c.home.source, c.home.account,
@@ -124,10 +129,14 @@ def write_projection(conn: sqlite3.Connection, p: Projection, inputs_sha256: str
     conn.executemany("INSERT INTO client_keys VALUES (?,?,?,?)", [
         (c.client_id, k, k.split(":", 1)[0], int(k in shared))
         for c in p.clients.values() for k in sorted(c.keys)])
+    if scratch is not None:
+        conn.execute(f"INSERT OR IGNORE INTO client_links SELECT * FROM {scratch}.links")  # noqa: S608
     conn.executemany("INSERT OR IGNORE INTO client_links VALUES (?,?,?,?,?,?,?,?)", [
         (lk.client_id, *lk.doc, lk.rule, lk.direction, lk.via) for lk in p.links])
     conn.executemany("INSERT INTO client_conflicts VALUES (?,?,?,?)", [
         (c.key, ",".join(c.clients), c.documents, int(c.reviewed)) for c in p.conflicts])
+    if scratch is not None:
+        conn.execute(f"INSERT INTO client_unlinked SELECT * FROM {scratch}.unlinked")  # noqa: S608
     conn.executemany("INSERT INTO client_unlinked VALUES (?,?,?,?,?,?)", [
         (*u.doc, u.reason, u.detail) for u in p.unlinked])
     set_meta(conn, inputs_sha256=inputs_sha256, projected_at=projected_at, charts_done="0")

@@ -85,6 +85,8 @@ def _read(objects: str, sha: str) -> dict[str, Any]:
 
 def _clients_of(p: Projection) -> dict[tuple[str, str, str], str | None]:
     """(source, account, entity_id) of each linked form response -> its one client."""
+    if p.streamed is not None:
+        return p.streamed.form_clients
     out: dict[tuple[str, str, str], str | None] = {}
     for link in p.links:
         if link.doc.kind == "form_response":

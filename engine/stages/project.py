@@ -5,14 +5,17 @@ like every stage, and reports only PHI-free events (counts, codes, workspace pat
 work, in order: load the overrides; fingerprint the inputs (every account's index
 generation and provenance, the ``clients`` config section, the overrides file, the code of
 :mod:`engine.clients` and this module) and end ``skipped`` when the last complete run had
-the same (unless ``--force``); read every document of the index (its object file) into the
-resolver; decide; replace the client tables in one transaction; bring the chart folders in
-line, one atomic folder at a time; then mark the charts done. A kill at any point leaves
-the old or the new tables, each folder old or new, and the next run finishes the job.
+the same (unless ``--force``); read every document of the index into a scratch database of
+facts (:mod:`engine.clients.reading`, :mod:`engine.clients.stream`: memory stays flat, two
+processes read); decide by one ordered scan; replace the client tables in one transaction;
+bring the chart folders in line, one atomic folder at a time, in two processes
+(:mod:`engine.clients.shards`); then mark the charts done. A kill at any point leaves the
+old or the new tables, each folder old or new, and the next run finishes the job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import signal
@@ -25,29 +28,28 @@ from types import FrameType
 
 import orjson
 
-from engine.clients import charts, tables
-from engine.clients.model import DocRef, Projection
+from engine.clients import charts, reading, shards, stream, tables
+from engine.clients.model import Projection
 from engine.clients.overrides import Overrides, OverridesError, load_overrides
 from engine.clients.resolve import Resolver
 from engine.clients.rules import RULES_VERSION
+from engine.clients.stream import Scratch, scratch_path
 from engine.config import ClientsConfig
 from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
 from engine.index.store import (
     REPAIR_HINT,
     ObjectCorrupt,
-    ObjectMissing,
     StoreError,
     begin_immediate,
     db_path,
     objects_dir,
     open_writer,
-    read_object,
 )
 from engine.measures import registry as measures_registry
 from engine.measures import step as measures_step
 from engine.measures.score import MEASURES_SOURCE
 from engine.stages.spec import TaskSpec
-from engine.store.fsutil import ensure_dir, open_private, read_json
+from engine.store.fsutil import ensure_dir, open_private
 from engine.store.workspace import Workspace
 
 Emit = Callable[[EventBase], None]
@@ -128,6 +130,17 @@ class Project:
         self.measures: measures_step.MeasuresResult | None = None
         self.registry = measures_registry.load(cfg.measures)
         self.vectors = vectors
+        self.phases: dict[str, tuple[float, float]] = {}
+        """Wall and CPU seconds of each phase (read, resolve, measures, tables, charts): for
+        the benchmarks (``bench.project_check``), never printed by the worker."""
+
+    @contextlib.contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.phases[name] = (time.perf_counter() - wall, time.process_time() - cpu)
 
     def overrides(self) -> tuple[Overrides, bytes]:
         """The overrides file, or ProjectFailed(OVERRIDES_INVALID) with a detail file."""
@@ -147,35 +160,57 @@ class Project:
             fp = fingerprint(conn, self.cfg, raw, self.registry.sha256)
             if not self.force and self._unchanged(conn, fp):
                 return "skipped"
-            resolver = Resolver(self.cfg, overrides)
-            self._read(conn, resolver)
-            p = resolver.resolve()
-            del resolver  # its documents dict is p.docs, replaced next by the linked ones only
-            self._chart_facts(conn, p)
-            charts.assign_folders(p.clients)
-            self.projection = p
-            now = _now()
-            m = self.measures = measures_step.run(self.ws, conn, p, self.registry,
-                                                  vectors=self.vectors, link_now=False)
-            begin_immediate(conn)  # the tables and their measurement links: one commit
-            try:
-                tables.write_projection(conn, p, fp, now)
-                measures_step.link(conn, m)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            docs, folders = self.documents, len(p.clients)
-            self.stats = charts.write_charts(  # progress goes on: documents read, then charts
-                clients_dir(self.ws), p, now,
-                on_folder=lambda n: self.progress(docs + n, docs + folders),
-                extra=lambda cid: measures_step.chart_files(m, p, self.registry, cid))
-            begin_immediate(conn)
-            tables.set_meta(conn, charts_done="1")
-            conn.execute("COMMIT")
+            path = scratch_path(db_path(self.ws).parent)
+            with Scratch(path, Resolver(self.cfg, overrides)) as scratch:
+                with self._phase("read"):
+                    self._read(conn, scratch)
+                with self._phase("resolve"):
+                    p = scratch.resolve()
+                scratch.close()
+                charts.assign_folders(p.clients)
+                self.projection = p
+                self._write(conn, p, fp, path)
         finally:
             conn.close()
         return "success"
+
+    def _write(self, conn: sqlite3.Connection, p: Projection, fp: str, scratch: Path) -> None:
+        """Measures, tables, charts, from the decisions in the scratch database."""
+        now = _now()
+        with self._phase("measures"):
+            m = self.measures = measures_step.run(self.ws, conn, p, self.registry,
+                                                  vectors=self.vectors, link_now=False)
+        conn.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
+        try:
+            with self._phase("tables"):
+                begin_immediate(conn)  # the tables and their measurement links: one commit
+                try:
+                    tables.write_projection(conn, p, fp, now, scratch="scratch")
+                    measures_step.link(conn, m)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            docs, folders = self.documents, len(p.clients)
+            with self._phase("charts"):
+                self.stats = shards.write_charts(  # progress goes on: documents read, then charts
+                    clients_dir(self.ws), p, now,
+                    on_folder=lambda n: self.progress(docs + n, docs + folders),
+                    extra=lambda cid: measures_step.chart_files(m, p, self.registry, cid),
+                    items_of=lambda cid: stream.chart_items(conn, "scratch", cid),
+                    child_items=lambda: self._items_reader(scratch))
+        finally:
+            conn.execute("DETACH DATABASE scratch")
+        begin_immediate(conn)
+        tables.set_meta(conn, charts_done="1")
+        conn.execute("COMMIT")
+
+    def _items_reader(self, scratch: Path) -> shards.Items:
+        """Chart items through a connection of its own (the second chart writer's)."""
+        conn = sqlite3.connect(f"file:{db_path(self.ws)}?mode=ro", uri=True, isolation_level=None)
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        conn.execute("ATTACH DATABASE ? AS scratch", (f"file:{scratch}?mode=ro",))
+        return lambda cid: stream.chart_items(conn, "scratch", cid)
 
     def _unchanged(self, conn: sqlite3.Connection, fp: str) -> bool:
         meta = tables.read_meta(conn)
@@ -191,93 +226,11 @@ class Project:
         self.links = int(count)
         return True
 
-    def _read(self, conn: sqlite3.Connection, resolver: Resolver) -> None:
-        """Every indexed document into the resolver, account by account.
-
-        An account whose canonical file is the one its rows were built from (the meta's
-        sha256 equals the index's ``canonical_sha256``) is read sequentially from that file:
-        its lines are the index's objects byte for byte, found by their sha256. Rows the
-        file does not give (it changed since: canonize ran, index failed) are read from their
-        object files, so the documents in force are always the index's.
-        """
-        total = conn.execute("SELECT count(*) FROM documents WHERE source != ?",
-                             (MEASURES_SOURCE,)).fetchone()[0]
-        objects = str(objects_dir(self.ws))
-        accounts = conn.execute("SELECT source, account, canonical_sha256 FROM accounts "
-                                "WHERE source != ? ORDER BY source, account",
-                                (MEASURES_SOURCE,)).fetchall()
-        done = 0
-        kinds: dict[str, str] = {}  # one string per kind, not one per document
-        for source, account, canonical_sha in accounts:
-            rows: dict[str, tuple[str, str]] = {
-                sha: (kinds.setdefault(kind, kind), entity) for kind, entity, sha in conn.execute(
-                    "SELECT kind, entity_id, sha256 FROM documents "
-                    "WHERE source = ? AND account = ?", (source, account))}
-            for sha, data in self._canonical_lines(source, account, canonical_sha, rows):
-                kind, entity = rows.pop(sha)
-                self._add(resolver, DocRef(source, account, kind, entity), data)
-                done += 1
-                if done % 512 == 0:
-                    self.progress(done, total)
-            for sha, (kind, entity) in sorted(rows.items()):
-                try:
-                    data = read_object(objects, sha)  # checked: ObjectCorrupt fails the task
-                except (ObjectMissing, OSError):
-                    data = b"{}"  # gone: still listed (linked by nothing it says)
-                self._add(resolver, DocRef(source, account, kind, entity), data)
-                done += 1
-                if done % 512 == 0:
-                    self.progress(done, total)
-        self.documents = done
-        self.progress(done, total)
-
-    @staticmethod
-    def _chart_facts(conn: sqlite3.Connection, p: Projection) -> None:
-        """Keep the facts of linked documents only, and give them their time and title.
-
-        Linking needs neither, the charts show only linked documents: reading them here,
-        after resolving, keeps every unlinked document's title (a mail's subject) and time
-        out of memory, and the facts of unlinked documents are freed before the charts.
-        """
-        p.documents = len(p.docs)
-        linked = {link.doc: p.docs[link.doc] for link in p.links}
-        p.docs = linked
-        for source, account in conn.execute("SELECT DISTINCT source, account FROM documents "
-                                            "WHERE source != ?", (MEASURES_SOURCE,)).fetchall():
-            get = linked.get
-            for key in conn.execute(
-                    "SELECT source, account, kind, entity_id, time, title FROM documents "
-                    "WHERE source = ? AND account = ?", (source, account)):
-                facts = get(key[:4])  # type: ignore[call-overload]  # a DocRef equals its tuple
-                if facts is not None:
-                    when, title = key[4:]
-                    facts.time, facts.title = when, title
-
-    @staticmethod
-    def _add(resolver: Resolver, ref: DocRef, data: bytes) -> None:
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            doc = {}
-        resolver.add(ref, None, None, doc if isinstance(doc, dict) else {})
-
-    def _canonical_lines(self, source: str, account: str, canonical_sha: str,
-                         rows: dict[str, tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
-        """(sha256, line) of the canonical file's lines that are rows of this account."""
-        folder = self.ws.canonical / source
-        try:
-            meta = read_json(folder / f"{account}.meta.json")
-            if meta.get("output", {}).get("sha256") != canonical_sha:
-                return
-            fh = open(folder / f"{account}.jsonl", "rb")  # noqa: SIM115
-        except (OSError, ValueError, AttributeError):
-            return
-        with fh:
-            sha256 = hashlib.sha256
-            for line in fh:
-                sha = sha256(line).hexdigest()
-                if sha in rows:
-                    yield sha, line
+    def _read(self, conn: sqlite3.Connection, scratch: Scratch) -> None:
+        """Every indexed document into the scratch database (two processes above
+        ``reading.READ_SHARD_MIN`` documents: :mod:`engine.clients.reading`)."""
+        self.documents = reading.read_all(self.ws.canonical, str(objects_dir(self.ws)), db_path(self.ws),
+                                          conn, scratch, self.progress, skip_source=MEASURES_SOURCE)
 
 
 CACHE_KIB = 8192

@@ -68,6 +68,7 @@ class Project:
         self.states = {"A": b"version: 1\n",
                        "B": orjson.dumps({"version": 1, "merge": [[ids[0], ids[1]]]})}
         self.kills = 0
+        self.extra_env: dict[str, str] = {}
 
     def use(self, which: str) -> None:
         self.overrides.write_bytes(self.states[which])
@@ -81,9 +82,9 @@ class Project:
 
     def env(self, step: int | None) -> dict[str, str]:
         if step is None:
-            return clean_env()
+            return clean_env(**self.extra_env)
         return clean_env(PYTHONPATH=str(SHIM), LORCH_TEST_CRASH_STEP=str(step),
-                         LORCH_TEST_CRASH_COUNT=str(self.tmp / "steps"))
+                         LORCH_TEST_CRASH_COUNT=str(self.tmp / "steps"), **self.extra_env)
 
     def worker(self, step: int | None = None, *, force: bool = False) -> tuple[int, int]:
         """Run one project worker; (return code, steps counted when it was not killed)."""
@@ -213,3 +214,34 @@ def test_project_killed_at_random_instants(project: Project, refs: dict[str, tup
         current = new
     assert kills >= RANDOM_KILLS // 2, "most random instants fell outside the worker's run"
     print(f"\nproject: {kills} random kills of {RANDOM_KILLS}")
+
+
+def test_project_with_two_chart_writers_killed_at_every_step(project: Project,
+                                                             refs: dict[str, tuple[Charts, Any]]) -> None:
+    """The chart folders shared by the task and its forked second writer
+    (engine/clients/shards.py, forced by LORCH_CHART_SHARD_MIN=1). The crash shim counts in
+    both processes from the fork on: at step N the task is killed (its writer dies with it),
+    or the writer is, and the task then fails (rc 1) or is killed at its own step N (each
+    process does about half the folder steps, so a late N may kill no one: rc 0). Either
+    way every folder is the old or the new one, and the next run repairs everything."""
+    project.extra_env = {"LORCH_CHART_SHARD_MIN": "1"}
+    try:
+        project.use("A")
+        assert project.worker()[0] == 0
+        project.use("B")
+        _, count = project.worker()
+        assert count > 0
+        current, outcomes = "B", {KILLED: 0, 1: 0, 0: 0}  # 0: this transition has fewer steps
+        for n in sample(count)[:: 2]:
+            old, new = current, "A" if current == "B" else "B"
+            project.use(new)
+            rc, _ = project.worker(n)
+            assert rc in outcomes, f"step {n} of {count}: rc {rc}"
+            outcomes[rc] += 1
+            check_readers(project, refs[old], refs[new], f"two writers, step {n} of {count}")
+            check_repaired(project, refs[new], f"two writers, step {n} of {count}")
+            current = new
+        assert outcomes[KILLED] > 0
+        print(f"\nproject, two chart writers: {outcomes[KILLED]} task kills, {outcomes[1]} writer kills")
+    finally:
+        project.extra_env = {}

@@ -1,0 +1,225 @@
+"""Every indexed document into the project task's scratch database, on two cores.
+
+Reading is the project task's largest phase: each document is parsed and reduced to its
+facts (:meth:`engine.clients.stream.Scratch.add`). Accounts do not depend on each other, so
+above :data:`READ_SHARD_MIN` documents the accounts are dealt into two bins of about equal
+size (by the index's document counts); a forked child (:mod:`engine.clients.forked`) reads
+one bin into a scratch database of its own, the task the other, and the task then copies
+the child's rows into its own (one ``INSERT ... SELECT``: the rows are keyed by account
+number, kind and entity id, and the accounts of the two bins are disjoint, so the result is
+the very table one process would have written) and takes over the child's defining facts
+and referenced documents. The child reads the index through a read-only connection of its
+own and sends back only those facts (PHI, through a pipe, never leaving the task's memory)
+or an error kind.
+
+An account whose canonical file is the one its rows were built from (the meta's sha256
+equals the index's ``canonical_sha256``) is read sequentially from that file: its lines are
+the index's objects byte for byte, found by their sha256 (one indexed ``IN`` query per 256
+lines, not a dict of the account's rows: that grew with the account; a byte per ``doc_id``
+marks the rows read). Rows the file does not give (it changed since: canonize ran, index
+failed) are read from their object files, 256 at a time, so the documents in force are
+always the index's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from engine.clients import forked, stream
+from engine.clients.model import DocRef
+from engine.index.store import ObjectCorrupt, ObjectMissing, StoreError, read_object
+from engine.store.fsutil import read_json
+
+T = TypeVar("T")
+LOOKUP_BATCH = 256
+"""Canonical lines matched to their index rows by one ``sha256 IN (...)`` query."""
+READ_SHARD_MIN = int(os.environ.get("LORCH_READ_SHARD_MIN", "50000"))
+"""Documents below which one process reads every account (``LORCH_READ_SHARD_MIN``)."""
+
+Account = tuple[str, str, str, int]
+"""(source, account, canonical sha256, documents) of an ``accounts`` row."""
+
+
+def batched(items: Iterator[T], n: int) -> Iterator[list[T]]:
+    """Lists of ``n`` items (the last one shorter)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class Reader:
+    """Reads accounts of one index into one scratch database."""
+
+    def __init__(self, canonical: Path, objects: str, conn: sqlite3.Connection,
+                 scratch: stream.Scratch, progress: Callable[[int], None]) -> None:
+        self.canonical = canonical
+        self.objects = objects
+        self.conn = conn
+        self.scratch = scratch
+        self.progress = progress
+        self.done = 0
+        self.kinds: dict[str, str] = {}  # one string per kind, not one per document
+        top = conn.execute("SELECT max(doc_id) FROM documents").fetchone()[0] or 0
+        self.read = bytearray(top + 1)  # doc_id -> 1 once read: one byte per document
+
+    def accounts(self, accounts: list[Account]) -> None:
+        """Read these accounts."""
+        for source, account, canonical_sha, _ in accounts:
+            self._from_file(source, account, canonical_sha)
+            self._from_objects(source, account)
+
+    def _add(self, source: str, account: str, kind: str, entity: str, data: bytes,
+             when: str | None, title: str | None) -> None:
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            doc = {}
+        ref = DocRef(source, account, self.kinds.setdefault(kind, kind), entity)
+        self.scratch.add(ref, doc if isinstance(doc, dict) else {}, when, title)
+        self.done += 1
+        if self.done % 512 == 0:
+            self.progress(self.done)
+
+    def _from_file(self, source: str, account: str, canonical_sha: str) -> None:
+        read = self.read
+        for batch in batched(self._canonical_lines(source, account, canonical_sha), LOOKUP_BATCH):
+            found: dict[str, list[tuple[int, str, str, str | None, str | None]]] = {}
+            for doc_id, kind, entity, sha, src, acct, when, title in self.conn.execute(  # sha256 index
+                    "SELECT doc_id, kind, entity_id, sha256, source, account, time, title "  # noqa: S608
+                    f"FROM documents WHERE sha256 IN ({','.join('?' * len(batch))})",
+                    [sha for sha, _ in batch]):
+                if src == source and acct == account:
+                    found.setdefault(sha, []).append((doc_id, kind, entity, when, title))
+            for sha, data in batch:
+                for doc_id, kind, entity, when, title in found.get(sha, ()):
+                    if not read[doc_id]:
+                        read[doc_id] = 1
+                        self._add(source, account, kind, entity, data, when, title)
+
+    def _from_objects(self, source: str, account: str) -> None:
+        ids = (doc_id for (doc_id,) in self.conn.execute(  # a covering index scan: ids only
+            "SELECT doc_id FROM documents WHERE source = ? AND account = ?", (source, account))
+               if not self.read[doc_id])
+        for chunk in batched(ids, LOOKUP_BATCH):
+            rest = self.conn.execute(
+                "SELECT sha256, kind, entity_id, time, title FROM documents "  # noqa: S608
+                f"WHERE doc_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            for sha, kind, entity, when, title in sorted(rest):
+                try:
+                    data = read_object(self.objects, sha)  # checked: ObjectCorrupt fails the task
+                except (ObjectMissing, OSError):
+                    data = b"{}"  # gone: still listed (linked by nothing it says)
+                self._add(source, account, kind, entity, data, when, title)
+
+    def _canonical_lines(self, source: str, account: str, canonical_sha: str) -> Iterator[tuple[str, bytes]]:
+        """(sha256, line) of the account's canonical file, when it is the indexed one."""
+        folder = self.canonical / source
+        try:
+            meta = read_json(folder / f"{account}.meta.json")
+            if meta.get("output", {}).get("sha256") != canonical_sha:
+                return
+            fh = open(folder / f"{account}.jsonl", "rb")  # noqa: SIM115
+        except (OSError, ValueError, AttributeError):
+            return
+        with fh:
+            sha256 = hashlib.sha256
+            for line in fh:
+                yield sha256(line).hexdigest(), line
+
+
+def split(accounts: list[Account]) -> tuple[list[Account], list[Account]]:
+    """(the task's accounts, the child's): two bins of about equal documents; the child's
+    empty below READ_SHARD_MIN documents, with one account, or without ``fork``."""
+    total = sum(a[3] for a in accounts)
+    if total < READ_SHARD_MIN or len(accounts) < 2 or not forked.can_fork():
+        return accounts, []
+    bins: tuple[list[Account], list[Account]] = ([], [])
+    sizes = [0, 0]
+    for a in sorted(accounts, key=lambda a: (-a[3], a[0], a[1])):
+        light = 0 if sizes[0] <= sizes[1] else 1
+        bins[light].append(a)
+        sizes[light] += a[3]
+    mine, theirs = (bins[0], bins[1]) if sizes[0] <= sizes[1] else (bins[1], bins[0])
+    return mine, theirs  # the task also copies the child's rows: it takes the lighter bin
+
+
+def read_all(ws_canonical: Path, objects: str, db: Path, conn: sqlite3.Connection,
+             scratch: stream.Scratch, progress: Callable[[int, int | None], None], *,
+             skip_source: str) -> int:
+    """Every indexed document but those of ``skip_source`` (the measurements, which the
+    project task itself writes) into ``scratch``; return how many."""
+    total = conn.execute("SELECT count(*) FROM documents WHERE source != ?",
+                         (skip_source,)).fetchone()[0]
+    accounts: list[Account] = conn.execute(
+        "SELECT source, account, canonical_sha256, documents FROM accounts "
+        "WHERE source != ? ORDER BY source, account", (skip_source,)).fetchall()
+    for source, account, _, _ in accounts:
+        scratch.account(source, account)
+    mine, theirs = split(accounts)
+    part = stream.part_path(scratch.path)
+    child = forked.Child(lambda: _child(ws_canonical, objects, db, scratch, part, theirs)) if theirs else None
+    try:
+        reader = Reader(ws_canonical, objects, conn, scratch, lambda n: progress(n, total))
+        reader.accounts(mine)
+        done = reader.done
+        if child is not None:
+            got = pickle.loads(child.result())  # noqa: S301 - our own child's payload
+            _raise(got)
+            _, defining, targets, documents = got
+            scratch.merge(part, defining, targets, documents)
+            done += documents
+    finally:
+        if child is not None:
+            child.stop()
+            stream.remove(part)
+    progress(done, total)
+    return done
+
+
+def _child(canonical: Path, objects: str, db: Path, parent: stream.Scratch, part: Path,
+           accounts: list[Account]) -> bytes:
+    """In the forked child: read ``accounts`` into the scratch database ``part``."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+        conn.execute(f"PRAGMA cache_size = -{stream.CACHE_KIB}")
+        own = stream.Scratch(part, parent.resolver)  # the inherited resolver: same config
+        for (source, account) in parent.accts:
+            own.account(source, account)  # the same account numbers as the task's
+        Reader(canonical, objects, conn, own, lambda n: None).accounts(accounts)
+        own.finish()
+        payload: tuple[Any, ...] = ("ok", own.defining, list(own.resolver.targets), own.documents)
+    except ObjectCorrupt as exc:
+        payload = ("corrupt", exc.sha256, exc.path)
+    except StoreError as exc:
+        payload = ("store", exc.code)
+    except sqlite3.Error:
+        payload = ("sqlite",)
+    except OSError:
+        payload = ("os",)
+    return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _raise(got: tuple[Any, ...]) -> None:
+    """Raise in the task what the child met (the task maps it to its error code)."""
+    kind = got[0]
+    if kind == "corrupt":
+        raise ObjectCorrupt(got[1], got[2])
+    if kind == "store":
+        raise StoreError(got[1], "the index could not be read")
+    if kind == "sqlite":
+        raise sqlite3.OperationalError("the index could not be read")
+    if kind == "os":
+        raise OSError("a document could not be read")

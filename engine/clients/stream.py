@@ -1,0 +1,270 @@
+"""The streaming resolver: every document's facts on disk, so the project task's memory stays flat.
+
+Holding every document's facts (about 0.8 KiB each) made the project task grow with the
+index: 1.2 GiB at 933,000 documents. Here the facts go to a scratch SQLite database inside
+the workspace (``vector-store/.project-scratch.sqlite``, 0600, no journal, removed when the
+task ends and at the start of the next one), and the decisions are made by one ordered scan
+of it:
+
+1. **Reduce** (:meth:`Scratch.add`): each document becomes a row ``(account number, kind,
+   entity_id, facts)``; the primary key orders rows exactly like ``sorted(DocRef)``, the
+   in-memory resolver's order. Only two things stay in memory: the facts of the documents
+   that define a client (few: one per client record) and the set of referenced documents
+   (the resolver interns them anyway).
+2. **Decide** (:meth:`Scratch.resolve`): the clients and their keys from the defining facts;
+   the facts of every referenced document that exists, loaded once (a session or an invoice
+   is decided by its contact's decision, memoised as before); then every row in key order,
+   decided by the very same code as the in-memory resolver (:class:`engine.clients.resolve._State`),
+   its links and unlinked reason appended to scratch tables and dropped. Only counts stay:
+   links per client, the clients of form responses (for the measures), conflict counts.
+3. **Use**: the project task attaches the scratch database to the index connection and
+   copies the decisions into ``client_links`` / ``client_unlinked`` with one ``INSERT ...
+   SELECT`` each, and reads each client's chart items with one query (:func:`chart_items`:
+   ``client_links`` joined to the facts, which carry the document's time and title).
+
+Same rules, same order, same results: ``python -m bench.project_check --dump`` compares the
+tables and chart bytes with the in-memory resolver's (docs/clients.md, docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.clients.model import DocFacts, DocRef, Link, Projection, Streamed, Unlinked
+from engine.clients.resolve import Resolver
+
+SCRATCH_NAME = ".project-scratch.sqlite"
+BATCH = 4096
+"""Rows written per ``executemany``."""
+CACHE_KIB = 8192
+"""Page cache of the scratch connection: rows arrive nearly in key order per account."""
+
+SCHEMA = """
+CREATE TABLE accts (acct INTEGER PRIMARY KEY, source TEXT NOT NULL, account TEXT NOT NULL);
+CREATE UNIQUE INDEX accts_name ON accts (source, account);
+CREATE TABLE facts (
+    acct      INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    data      BLOB NOT NULL,
+    PRIMARY KEY (acct, kind, entity_id)
+) WITHOUT ROWID;
+CREATE TABLE links (client_id TEXT, source TEXT, account TEXT, kind TEXT, entity_id TEXT,
+                    rule TEXT, direction TEXT, via TEXT);
+CREATE TABLE unlinked (source TEXT, account TEXT, kind TEXT, entity_id TEXT, reason TEXT,
+                       detail TEXT);
+"""
+"""``accts`` numbers the accounts in (source, account) order; ``facts`` holds one row per
+document (``data``: the facts as JSON with the index's time and title, see :func:`encode`); ``links`` and ``unlinked`` the
+decisions, in decision order."""
+
+
+def scratch_path(vector_store: Path) -> Path:
+    """Where the project task's scratch database lives (beside the index: same file system)."""
+    return vector_store / SCRATCH_NAME
+
+
+def part_path(path: Path) -> Path:
+    """The scratch database of the task's reading helper (:mod:`engine.clients.reading`)."""
+    return path.with_name(path.name + "-part")
+
+
+def remove(path: Path) -> None:
+    """Remove a scratch database (and any journal SQLite may have left)."""
+    for p in (path, path.with_name(path.name + "-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+def encode(f: DocFacts) -> bytes:
+    """A document's facts as a compact JSON array (the ref is the row's key)."""
+    return orjson.dumps([f.keys, [(t.kind, t.entity_id) for t in f.refs], f.outside, f.direction,
+                         int(f.mail), int(f.has_rule), int(f.defines), f.columns, f.time, f.title])
+
+
+def decode(ref: DocRef, data: bytes) -> DocFacts:
+    """The inverse of :func:`encode` (no card: only a client's own record needs it)."""
+    keys, refs, outside, direction, mail, has_rule, defines, columns, time, title = orjson.loads(data)
+    return DocFacts(ref, time, title, keys=tuple(keys),
+                    refs=tuple(DocRef(ref.source, ref.account, k, e) for k, e in refs),
+                    outside=tuple(outside), direction=direction, mail=bool(mail),
+                    has_rule=bool(has_rule), defines=bool(defines), columns=tuple(columns))
+
+
+class Scratch:
+    """The scratch database of one project run; a context manager that removes it."""
+
+    def __init__(self, path: Path, resolver: Resolver) -> None:
+        self.path = path
+        self.resolver = resolver
+        remove(path)
+        remove(part_path(path))  # a helper's, left by a kill (no helper may run this time)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_KIB}",
+                       "temp_store = MEMORY"):
+            self.conn.execute(f"PRAGMA {pragma}")
+        self.conn.executescript(SCHEMA)
+        self.conn.execute("BEGIN")
+        self.accts: dict[tuple[str, str], int] = {}
+        self.defining: list[DocFacts] = []
+        self._rows: list[tuple[int, str, str, bytes]] = []
+        self.documents = 0
+
+    def __enter__(self) -> Scratch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+        remove(self.path)
+
+    def close(self) -> None:
+        """Close the connection (the file stays until :meth:`__exit__`)."""
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    # -- reduce ------------------------------------------------------------------------
+
+    def account(self, source: str, account: str) -> None:
+        """Number the next account (call in (source, account) order)."""
+        acct = self.accts[(source, account)] = len(self.accts)
+        self.conn.execute("INSERT INTO accts VALUES (?, ?, ?)", (acct, source, account))
+
+    def add(self, ref: DocRef, doc: dict[str, Any], time: str | None = None,
+            title: str | None = None) -> None:
+        """Reduce one document to its facts and write them (with the index's time and title
+        of it, for the charts); keep a client's defining facts."""
+        facts = self.resolver.reduce(ref, time, title, doc)
+        if facts.defines and facts.card is not None:
+            self.defining.append(facts)
+        self._rows.append((self.accts[(ref.source, ref.account)], ref.kind, ref.entity_id,
+                           encode(facts)))
+        self.documents += 1
+        if len(self._rows) >= BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._rows.sort()  # key order: each batch lands on neighbouring pages
+        self.conn.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?)", self._rows)
+        self._rows.clear()
+
+    def finish(self) -> None:
+        """Write what is pending and commit (a helper process's scratch database)."""
+        if self._rows:
+            self._flush()
+        self.conn.execute("COMMIT")
+        self.close()
+
+    def merge(self, part: Path, defining: list[DocFacts], targets: list[DocRef], documents: int) -> None:
+        """Take over a helper's scratch database ``part`` (other accounts, same numbers), its
+        defining facts and the documents its documents refer to."""
+        if self._rows:
+            self._flush()
+        self.conn.execute("COMMIT")  # ATTACH is not allowed inside a transaction
+        self.conn.execute("ATTACH DATABASE ? AS part", (str(part),))
+        self.conn.execute("INSERT INTO facts SELECT acct, kind, entity_id, data FROM part.facts")
+        self.conn.execute("DETACH DATABASE part")
+        self.conn.execute("BEGIN")
+        self.defining += defining
+        self.resolver.add_targets(targets)
+        self.documents += documents
+
+    # -- decide ------------------------------------------------------------------------
+
+    def _one(self, ref: DocRef) -> DocFacts | None:
+        acct = self.accts.get((ref.source, ref.account))
+        if acct is None:
+            return None
+        row = self.conn.execute("SELECT data FROM facts WHERE acct = ? AND kind = ? AND entity_id = ?",
+                                (acct, ref.kind, ref.entity_id)).fetchone()
+        return None if row is None else decode(ref, row[0])
+
+    def _rows_in_order(self) -> Iterator[DocFacts]:
+        names = {acct: name for name, acct in self.accts.items()}
+        cur = self.conn.execute("SELECT acct, kind, entity_id, data FROM facts "
+                                "ORDER BY acct, kind, entity_id")
+        kinds: dict[str, str] = {}
+        while rows := cur.fetchmany(BATCH):
+            for acct, kind, entity, data in rows:
+                source, account = names[acct]
+                yield decode(DocRef(source, account, kinds.setdefault(kind, kind), entity), data)
+
+    def resolve(self) -> Projection:
+        """Every decision, written to the scratch tables; the projection holds counts only."""
+        if self._rows:
+            self._flush()
+        r = self.resolver
+        clients, alias, unused = r.clients(sorted(self.defining, key=lambda f: f.ref))
+        self.defining = []
+        targets = set(r.targets)
+        present: dict[DocRef, DocFacts] = {}
+        for t in targets:
+            got = self._one(t)
+            if got is not None:
+                present[t] = got
+
+        def lookup(ref: DocRef) -> DocFacts | None:
+            if ref in targets:
+                return present.get(ref)
+            return self._one(ref)  # an overridden document: asked once each
+
+        out = Streamed()
+        link_rows: list[tuple[str | None, ...]] = []
+        unlinked_rows: list[tuple[str, ...]] = []
+
+        def on_links(links: list[Link]) -> None:
+            out.links += len(links)
+            for lk in links:
+                out.per_client[lk.client_id] = out.per_client.get(lk.client_id, 0) + 1
+                if lk.doc.kind == "form_response":
+                    key = (lk.doc.source, lk.doc.account, lk.doc.entity_id)
+                    out.form_clients[key] = lk.client_id if key not in out.form_clients else None
+                link_rows.append((lk.client_id, *lk.doc, lk.rule, lk.direction, lk.via))
+            if len(link_rows) >= BATCH:
+                self.conn.executemany("INSERT INTO links VALUES (?,?,?,?,?,?,?,?)", link_rows)
+                link_rows.clear()
+
+        def on_unlinked(u: Unlinked) -> None:
+            out.unlinked += 1
+            unlinked_rows.append((*u.doc, u.reason, u.detail))
+            if len(unlinked_rows) >= BATCH:
+                self.conn.executemany("INSERT INTO unlinked VALUES (?,?,?,?,?,?)", unlinked_rows)
+                unlinked_rows.clear()
+
+        conflicts, state = r.decider(clients, alias, lookup, targets, on_links, on_unlinked)
+        for facts in self._rows_in_order():  # the decisions are written meanwhile
+            state.decide(facts.ref, 0, facts)
+        self.conn.executemany("INSERT INTO links VALUES (?,?,?,?,?,?,?,?)", link_rows)
+        self.conn.executemany("INSERT INTO unlinked VALUES (?,?,?,?,?,?)", unlinked_rows)
+        self.conn.execute("COMMIT")
+        p = r.finish(clients, conflicts, state, [], [], {}, unused)
+        r.forget()  # the measures (and their embedding model) come next: keep only the clients
+        p.documents = self.documents
+        p.streamed = out
+        return p
+
+
+def chart_items(conn: sqlite3.Connection, schema: str, client_id: str) -> list[tuple[Link, DocFacts]]:
+    """One client's links with the facts its chart shows (time, title, columns).
+
+    ``conn`` is the index connection with the scratch database attached as ``schema``; the
+    measurements' links (their account is not in ``accts``) are left out, as the in-memory
+    projection leaves them out.
+    """
+    out: list[tuple[Link, DocFacts]] = []
+    for (source, account, kind, entity, rule, direction, via, data) in conn.execute(
+            f"SELECT l.source, l.account, l.kind, l.entity_id, l.rule, l.direction, l.via, f.data "  # noqa: S608
+            f"FROM client_links l "
+            f"JOIN {schema}.accts a ON a.source = l.source AND a.account = l.account "
+            f"JOIN {schema}.facts f ON f.acct = a.acct AND f.kind = l.kind AND f.entity_id = l.entity_id "
+            f"WHERE l.client_id = ?", (client_id,)):
+        ref = DocRef(source, account, kind, entity)
+        out.append((Link(client_id, ref, rule, direction, via), decode(ref, data)))
+    return out

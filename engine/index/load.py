@@ -1,20 +1,24 @@
 """Loading one account's canonical file into the index: the index worker's actual work.
 
-The rules (docs/index.md has the long form):
+The rules (docs/index.md section 3 has the long form):
 
 * The input is ``canonical/{source}/{account}.jsonl`` as its ``.meta.json`` describes it: the
   file is opened once, hashed, and must match ``output.sha256`` (else CHECKSUM_MISMATCH).
 * When the ``accounts`` row says the rows were built from the same file, provenance and
   field table, the load is ``skipped`` (unless forced).
-* Otherwise each line is hashed; a line whose sha256 an existing row of the account already
-  has is unchanged (no parse, no write). Other lines are parsed, their derived columns
-  computed, and their objects written (straight to their final name, once) by writer
-  threads that go on during the transaction's inserts; the commit waits until every object
-  is written and the file system flushed.
-* One ``BEGIN IMMEDIATE`` transaction then deletes the rows that went away, inserts the new
-  ones (documents + FTS), updates provenance and the ``accounts`` row, and lists the objects
-  that may have lost their last reference in ``gc_pending``. Readers see the old set or the
-  new set, never a mix.
+* Otherwise one ``BEGIN IMMEDIATE`` transaction covers the whole load, and the file is read
+  once, in batches of ``BATCH`` lines: each line is hashed; a line whose sha256 a row of the
+  account already has is unchanged (no parse, no write); other lines are parsed, their derived
+  columns computed, their objects written (straight to their final name, once, by writer
+  threads: :mod:`engine.index.objects`) and their texts embedded (a background thread:
+  :mod:`engine.vectors.pending`). The SQLite statements of each batch run in an insert thread
+  (:mod:`engine.index.sink`) while the next batch is read.
+* An account without rows (a first load) gets its rows inserted directly; an account with rows
+  is diffed on disk (:mod:`engine.index.diff`): rows that went away leave, new rows arrive, and
+  the objects that may have lost their last reference are listed in ``gc_pending``. A first
+  load whose file repeats an entity is rolled back and done the second way.
+* The commit waits until every object is written and the file system flushed. Readers see the
+  old set or the new set, never a mix. Memory stays bounded whatever the account's size.
 * After the commit, pending objects that no document references are removed under the
   write lock (:func:`engine.index.store.remove_unreferenced`).
 """
@@ -24,22 +28,24 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import orjson
 
 from engine.canon.publish import AccountFiles, NotAFile, open_current
-from engine.events import is_disk_full
+from engine.index import diff
 from engine.index.fields import FIELDS_VERSION, derive
+from engine.index.objects import ObjectWriter
+from engine.index.outcome import LoadFailed, LoadResult, canonical_paths, sqlite_code, vault_run_of
+from engine.index.sink import InsertThread
 from engine.index.store import (
-    ObjectWriter,
     begin_immediate,
     objects_dir,
+    open_reader,
     open_writer,
     remove_unreferenced,
     with_write_wait,
@@ -48,95 +54,39 @@ from engine.store.workspace import Workspace
 from engine.vectors import store as vector_store
 from engine.vectors.model import shared as shared_embedder
 from engine.vectors.pending import EmbedPass
-from engine.vectors.text import TEXT_VERSION, DocText, embed_text
+from engine.vectors.text import TEXT_VERSION
 
-ROW_MEMORY_BUDGET = 32 * 1024 * 1024
-"""Bytes of new documents whose derived rows are kept in memory between the two phases;
-beyond it, rows are re-derived from the canonical file during the transaction."""
+BATCH = 512
+"""Lines read, hashed and handed to the insert thread at a time."""
 
 CATCH_UP_VECTORS = 262_144
 """Unchanged documents embedded per run when their vector is missing (after a model change):
-their vectors wait in memory for the transaction (1 KiB each), so a large account catches up
-over a few runs instead of holding gigabytes."""
+each run's share is bounded so that a large account catches up over a few runs instead of
+one run of the whole account's embedding."""
 
 Progress = Callable[[int, int | None], None]
 Row = tuple[str, str, str, str | None, str | None, str | None, str, str, str]
 """kind, entity_id, sha256, time, title, dedupe_key, body, names, notes."""
 
 
-SQLITE_FULL = 13
-
-
-def sqlite_code(exc: sqlite3.Error) -> str:
-    """``DISK_FULL`` when SQLite ran out of space (SQLITE_FULL or ENOSPC), else ``INDEX_DB_ERROR``."""
-    if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == SQLITE_FULL or is_disk_full(exc):
-        return "DISK_FULL"
-    return "INDEX_DB_ERROR"
-
-
-class LoadFailed(Exception):
-    """The account cannot be indexed; ``code`` is an ErrorCode value, ``line`` the input line."""
-
-    def __init__(self, code: str, line: int | None = None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.line = line
+class _Clash(Exception):
+    """A first load met an entity twice: it is redone as a diff (the later line wins)."""
 
 
 @dataclass
-class LoadResult:
-    """What one load did (counts only: safe for events)."""
+class _Pass:
+    """State of one pass over the file."""
 
-    status: Literal["success", "skipped"] = "success"
-    documents: int = 0
-    inserted: int = 0
-    deleted: int = 0
-    duplicates: int = 0
-    objects_written: int = 0
-    object_bytes: int = 0
-    objects_removed: int = 0
-    vectors: int = 0
-    """Documents embedded by this load (new ones, and unchanged ones whose vector was missing)."""
-    vectors_unavailable: bool = False
-    """The embedding model could not load: the documents indexed without vectors."""
-    seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time per phase: read (hash, diff, parse), transaction (waiting for the lock,
-    inserts and commit; it includes embed: waiting for the embedding thread after the
-    documents' inserts), objects (also inside the transaction, but not counted in it: waiting
-    for the writes left + flush; flush alone is also given) and gc."""
-
-
-def canonical_paths(ws: Workspace, source: str, account: str) -> tuple[Path, Path]:
-    """The canonical data file and its meta file."""
-    base = ws.canonical / source
-    return base / f"{account}.jsonl", base / f"{account}.meta.json"
-
-
-def vault_run_of(inputs: dict[str, Any]) -> str | None:
-    """``dt=.../run_id=...`` of the LATEST run the canonical file came from."""
-    run = inputs.get("run") or {}
-    if run.get("dt") and run.get("run_id"):
-        return f"dt={run['dt']}/run_id={run['run_id']}"
-    return None
-
-
-_New = tuple[str, Row | None, int, int, int]
-"""A new document: sha256, its row (None when it must be re-derived from the file), and its
-line's offset, length and number in the canonical file."""
-
-
-@dataclass
-class _Plan:
-    kept: dict[int, int] = field(default_factory=dict)
-    """doc_id of an unchanged row -> the number of the line that has it."""
-    new: dict[tuple[str, str], _New] = field(default_factory=dict)
-    """(kind, entity_id) -> the new document."""
-    old: dict[int, str] = field(default_factory=dict)
-    """Every row of the account before the load: doc_id -> sha256."""
-    vectors: dict[str, bytes] = field(default_factory=dict)
-    """sha256 -> vector BLOB computed in phase 1 (new and re-embedded documents)."""
-    generation: int = 0
-    prev_inputs: str | None = None
+    fresh: bool
+    """The account had no rows: new rows go straight into ``documents`` and ``fts``."""
+    next_id: int
+    vault_run: str | None
+    probe: sqlite3.Connection | None = None
+    """A reader connection finding the unchanged rows (the account's rows before the load)."""
+    lines: int = 0
+    new: int = 0
+    kept: int = 0
+    catch_up: int = 0
 
 
 class AccountLoader:
@@ -190,7 +140,7 @@ class AccountLoader:
         total = total if isinstance(total, int) else None
         conn: sqlite3.Connection | None = None
         try:
-            conn = open_writer(self.ws)
+            conn = open_writer(self.ws, check_same_thread=False)
             if self.embed is not None:
                 with_write_wait(lambda: vector_store.ensure_table(conn))
             state = conn.execute(
@@ -221,117 +171,142 @@ class AccountLoader:
 
     def _load(self, conn: sqlite3.Connection, fd: int, file_sha: str, inputs: dict[str, Any],
               inputs_sha: str, total: int | None) -> None:
-        for _attempt in range(5):
-            clock = time.monotonic()
-            plan = self._plan(conn, fd, total)
+        scratch = diff.attach(conn, self.ws.vector_store)
+        try:
+            try:
+                self._attempt(conn, fd, file_sha, inputs, inputs_sha, total, fresh_ok=True)
+            except _Clash:
+                if self.embed is not None:  # the rolled-back vectors are computed again
+                    self.embed.close()
+                    self.embed = EmbedPass()
+                self._attempt(conn, fd, file_sha, inputs, inputs_sha, total, fresh_ok=False)
+        finally:
+            diff.detach(conn, scratch)
+        self.result.objects_written = self.objects.written
+        self.result.object_bytes = self.objects.bytes
+
+    def _attempt(self, conn: sqlite3.Connection, fd: int, file_sha: str, inputs: dict[str, Any],
+                 inputs_sha: str, total: int | None, *, fresh_ok: bool) -> None:
+        """One pass over the file inside one transaction (the write lock is held throughout)."""
+        clock = time.monotonic()
+        begin_immediate(conn)
+        sink: InsertThread | None = None
+        fresh = False
+        try:
+            where = "WHERE source = ? AND account = ?"
+            key = (self.source, self.account)
+            acc = conn.execute(f"SELECT fields_version, inputs_sha256 FROM accounts {where}", key).fetchone()
+            has_rows = conn.execute(f"SELECT 1 FROM documents {where} LIMIT 1", key).fetchone() is not None
+            fresh = fresh_ok and not has_rows
+            if not fresh:
+                diff.create_tables(conn)
+            next_id = conn.execute("SELECT coalesce(max(doc_id), 0) + 1 FROM documents").fetchone()[0]
+            state = _Pass(fresh, next_id, vault_run_of(inputs))
+            if has_rows and acc is not None and acc[0] == FIELDS_VERSION:
+                state.probe = open_reader(self.ws)
+            clock = self._lap("begin", clock)
+            sink = InsertThread(conn)
+            try:
+                self._stream(fd, total, sink, state)
+            finally:
+                if state.probe is not None:
+                    state.probe.close()
             clock = self._lap("read", clock)
             if self.embed is not None:
-                self.embed.start()  # embeds while the writer threads go on
-            begin_immediate(conn)
-            try:
-                gen = conn.execute("SELECT generation FROM accounts WHERE source = ? AND account = ?",
-                                   (self.source, self.account)).fetchone()
-                if (gen[0] if gen else 0) != plan.generation:
-                    conn.execute("ROLLBACK")  # another writer replaced this account meanwhile
-                    continue
-                # The inserts run while the writer threads finish the objects (both release
-                # the GIL); the commit waits for every object to be written and flushed.
-                self._replace(conn, fd, plan, file_sha, inputs, inputs_sha)
-                clock = self._lap("transaction", clock)
-                self.objects.finish(sync=bool(plan.new) or self.objects.verify)  # repairs durable too
-                clock = self._lap("objects", clock)
-                self.result.seconds["flush"] = self.objects.flush_s
-                conn.execute("COMMIT")
-                self._lap("transaction", clock)
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            self.result.objects_written = self.objects.written
-            self.result.object_bytes = self.objects.bytes
-            return
-        raise LoadFailed("INDEX_DB_ERROR")
+                self._put_vectors(sink, self.embed.take())
+                clock = self._lap("embed", clock)
+                self.result.vectors = self.embed.embedded
+                self.result.vectors_unavailable = self.embed.unavailable
+            sink.join()
+            clock = self._lap("insert", clock)
+            self._finish_rows(conn, state, acc[1] if acc else None, inputs_sha)
+            self._account_row(conn, file_sha, inputs_sha, state.vault_run)
+            clock = self._lap("transaction", clock)
+            self.objects.finish(sync=state.new > 0 or self.objects.verify)  # repairs durable too
+            clock = self._lap("objects", clock)
+            self.result.seconds["flush"] = self.objects.flush_s
+            conn.execute("COMMIT")
+            self._lap("transaction", clock)
+        except BaseException as exc:
+            if sink is not None:
+                sink.close()
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if fresh and isinstance(exc, sqlite3.IntegrityError):
+                raise _Clash from None
+            raise
 
     def _lap(self, phase: str, since: float) -> float:
         now = time.monotonic()
         self.result.seconds[phase] = self.result.seconds.get(phase, 0.0) + now - since
         return now
 
-    def _plan(self, conn: sqlite3.Connection, fd: int, total: int | None) -> _Plan:
-        """Phase 1, outside any write lock: hash, diff, derive new rows, write new objects."""
-        plan = _Plan()
-        conn.execute("BEGIN")
-        try:
-            acc = conn.execute("SELECT generation, fields_version, inputs_sha256 FROM accounts "
-                               "WHERE source = ? AND account = ?", (self.source, self.account)).fetchone()
-            old_rows = conn.execute("SELECT doc_id, sha256 FROM documents WHERE source = ? AND account = ?",
-                                    (self.source, self.account)).fetchall()
-            embedded = (vector_store.account_embedded(conn, self.source, self.account, self.vector_model)
-                        if self.embed is not None else set())
-        finally:
-            conn.execute("COMMIT")
-        plan.generation = acc[0] if acc else 0
-        plan.prev_inputs = acc[2] if acc else None
-        plan.old = dict(old_rows)
-        reuse = acc is not None and acc[1] == FIELDS_VERSION
-        known = {sha: doc_id for doc_id, sha in old_rows} if reuse else {}
-        kept, new = plan.kept, plan.new
-        kept_bytes = offset = number = duplicates = catch_up = 0
-        sha256 = hashlib.sha256
+    def _stream(self, fd: int, total: int | None, sink: InsertThread, state: _Pass) -> None:
+        """Read the file in batches; each batch's statements go to the insert thread."""
+        batch: list[bytes] = []
         for line in _lines(fd):
-            number += 1
-            data = line if line[-1:] == b"\n" else line + b"\n"
-            sha = sha256(data).hexdigest()
-            doc_id = known.get(sha)
-            if doc_id is not None:
-                if doc_id in kept:
-                    duplicates += 1
-                kept[doc_id] = number
+            batch.append(line)
+            if len(batch) >= BATCH:
+                self._batch(batch, sink, state)
+                batch = []
+                self.progress(state.lines, total)
+        if batch:
+            self._batch(batch, sink, state)
+        self.progress(state.lines, total)
+
+    def _batch(self, lines: list[bytes], sink: InsertThread, state: _Pass) -> None:
+        datas = [line if line[-1:] == b"\n" else line + b"\n" for line in lines]
+        sha256 = hashlib.sha256
+        shas = [sha256(data).hexdigest() for data in datas]
+        known = self._probe(state.probe, shas) if state.probe is not None else {}
+        rows: list[tuple[int, Row]] = []
+        kept: list[tuple[int, int]] = []
+        for data, sha in zip(datas, shas, strict=True):
+            state.lines += 1
+            number = state.lines
+            hit = known.get(sha)
+            if hit is not None:
+                kept.append((hit[0], number))
                 self.objects.check(sha, data)
-                if self.embed is not None and sha not in embedded and catch_up < CATCH_UP_VECTORS:
-                    catch_up += 1
+                if self.embed is not None and not hit[1] and state.catch_up < CATCH_UP_VECTORS:
+                    state.catch_up += 1
                     self._queue_vector(self._derive(data, sha, number))
-            else:
-                row = self._derive(data, sha, number)
-                key = (row[0], row[1])
-                self.objects.write(sha, data)
-                if key in new:
-                    duplicates += 1
-                if kept_bytes + len(data) <= ROW_MEMORY_BUDGET:
-                    kept_bytes += len(data)
-                    new[key] = (sha, row, offset, len(line), number)
-                    self._queue_vector(row)
-                else:
-                    new[key] = (sha, None, offset, len(line), number)
-            offset += len(line)
-            if number & 1023 == 0:
-                self.progress(number, total)
-        if new and kept:
-            duplicates += self._resolve(conn, plan)
-        self.result.duplicates = duplicates
-        self.progress(number, total)
-        return plan
+                continue
+            row = self._derive(data, sha, number)
+            self.objects.write(sha, data)
+            self._queue_vector(row)
+            rows.append((number, row))
+        state.new += len(rows)
+        state.kept += len(kept)
+        if state.fresh:
+            sink.submit(partial(self._insert_rows, [r for _, r in rows], state.next_id, state.vault_run))
+            state.next_id += len(rows)
+        elif rows or kept:
+            sink.submit(partial(_stage, diff.new_rows(rows), kept))
+        if self.embed is not None:
+            self._put_vectors(sink, self.embed.ready())
+
+    def _probe(self, reader: sqlite3.Connection, shas: list[str]) -> dict[str, tuple[int, bool]]:
+        """sha256 -> (doc_id, has a vector of the current model) of the account's rows among ``shas``."""
+        marks = ",".join("?" * len(shas))
+        if self.embed is None:
+            sql = (f"SELECT sha256, doc_id, 1 FROM documents INDEXED BY documents_sha256 "
+                   f"WHERE sha256 IN ({marks}) AND source = ? AND account = ?")
+            params: list[Any] = [*shas, self.source, self.account]
+        else:
+            sql = (f"SELECT d.sha256, d.doc_id, v.sha256 IS NOT NULL FROM documents d INDEXED BY documents_sha256 "
+                   f"LEFT JOIN vectors v ON v.sha256 = d.sha256 AND v.model = ? "
+                   f"WHERE d.sha256 IN ({marks}) AND d.source = ? AND d.account = ?")
+            params = [self.vector_model, *shas, self.source, self.account]
+        return {sha: (doc_id, bool(has)) for sha, doc_id, has in reader.execute(sql, params)}
 
     def _queue_vector(self, row: Row) -> None:
         if self.embed is not None:
             self.embed.add(row[2], row[0], row[4], row[7], row[6])
 
-    def _resolve(self, conn: sqlite3.Connection, plan: _Plan) -> int:
-        """An entity both unchanged and new (the file has two versions): the later line wins."""
-        superseded = 0
-        keys = dict(conn.execute("SELECT doc_id, kind || char(0) || entity_id FROM documents "
-                                 "WHERE source = ? AND account = ?", (self.source, self.account)))
-        for doc_id, line_no in list(plan.kept.items()):
-            kind, _, entity = str(keys.get(doc_id, "")).partition("\0")
-            newer = plan.new.get((kind, entity))
-            if newer is None:
-                continue
-            superseded += 1
-            if newer[4] > line_no:
-                del plan.kept[doc_id]
-            else:
-                del plan.new[(kind, entity)]
-        return superseded
+    def _put_vectors(self, sink: InsertThread, vectors: list[tuple[str, bytes]]) -> None:
+        if vectors:
+            sink.submit(partial(vector_store.put, model=self.vector_model, rows=vectors))
 
     def _derive(self, data: bytes, sha: str, number: int) -> Row:
         try:
@@ -341,49 +316,45 @@ class AccountLoader:
         if not isinstance(doc, dict):
             raise LoadFailed("CANONICAL_INVALID", number)
         kind, entity = doc.get("kind"), doc.get("source_id")
-        if isinstance(kind, str):
-            kind = sys.intern(kind)  # one string per kind, not one per document kept in memory
         if (not isinstance(kind, str) or not kind or not isinstance(entity, str) or not entity
                 or doc.get("source") != self.source or doc.get("account") != self.account):
             raise LoadFailed("CANONICAL_INVALID", number)
         d = derive(doc)
         return (kind, entity, sha, d.time, d.title, d.dedupe_key, d.body, d.names, d.notes)
 
-    def _rows(self, fd: int, plan: _Plan) -> Iterator[Row]:
-        for sha, row, start, length, _number in plan.new.values():
-            if row is not None:
-                yield row
-            else:
-                line = os.pread(fd, length, start)
-                data = line if line[-1:] == b"\n" else line + b"\n"
-                yield self._derive(data, sha, 0)
+    def _insert_rows(self, rows: list[Row], first_id: int, vault_run: str | None,
+                     conn: sqlite3.Connection) -> None:
+        """A first load's batch (insert thread): documents and FTS rows, doc_ids from ``first_id``."""
+        transforms, source, account = self.transforms, self.source, self.account
+        conn.executemany(
+            "INSERT INTO documents (doc_id, kind, source, account, entity_id, sha256, vault_run, transform, "
+            "time, title, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(first_id + i, r[0], source, account, r[1], r[2], vault_run, transforms.get(r[0]), r[3], r[4], r[5])
+             for i, r in enumerate(rows)])
+        conn.executemany("INSERT INTO fts (rowid, title, body, names, notes) VALUES (?, ?, ?, ?, ?)",
+                         [(first_id + i, r[4], r[6], r[7], r[8]) for i, r in enumerate(rows)])
 
-    def _replace(self, conn: sqlite3.Connection, fd: int, plan: _Plan, file_sha: str,
-                 inputs: dict[str, Any], inputs_sha: str) -> None:
-        """Phase 2, inside the transaction: swap the account's rows."""
-        kept = plan.kept
-        gone = [doc_id for doc_id in plan.old if doc_id not in kept]
-        final = {e[0] for e in plan.new.values()} | {plan.old[d] for d in kept}
-        documents = len(kept) + len(plan.new)
-        pending = {plan.old[d] for d in gone} | (self.objects.queued - final)
-        conn.executemany("DELETE FROM documents WHERE doc_id = ?", ((d,) for d in gone))
-        conn.executemany("DELETE FROM fts WHERE rowid = ?", ((d,) for d in gone))
-        if self.embed is not None:
-            vector_store.delete(conn, pending - final)
-        conn.executemany("INSERT OR IGNORE INTO gc_pending (sha256, source, account) VALUES (?, ?, ?)",
-                         ((s, self.source, self.account) for s in pending))
-        next_id = conn.execute("SELECT coalesce(max(doc_id), 0) + 1 FROM documents").fetchone()[0]
-        vault_run = vault_run_of(inputs)
-        inserted = self._insert(conn, self._rows(fd, plan), next_id, vault_run)
-        if self.embed is not None:
-            self._put_vectors(conn, fd, plan, final)
-        if plan.prev_inputs != inputs_sha and kept:
+    def _finish_rows(self, conn: sqlite3.Connection, state: _Pass, prev_inputs: str | None,
+                     inputs_sha: str) -> None:
+        """The swap of a diffed account (a first load's rows are all in already) and the counts."""
+        if state.fresh:
+            self.result.documents = self.result.inserted = state.new
+            return
+        out = diff.swap(conn, source=self.source, account=self.account, vault_run=state.vault_run,
+                        transforms=self.transforms, vectors=self.embed is not None)
+        self.result.documents, self.result.inserted, self.result.deleted = out.documents, out.inserted, out.deleted
+        self.result.duplicates = out.superseded + state.kept - out.matched
+        kept = out.documents - out.inserted
+        if prev_inputs != inputs_sha and kept:
             where = "WHERE source = ? AND account = ?"
             conn.execute(f"UPDATE documents SET vault_run = ? {where} AND vault_run IS NOT ?",
-                         (vault_run, self.source, self.account, vault_run))
+                         (state.vault_run, self.source, self.account, state.vault_run))
             for kind, transform in self.transforms.items():
                 conn.execute(f"UPDATE documents SET transform = ? {where} AND kind = ? AND transform IS NOT ?",
                              (transform, self.source, self.account, kind, transform))
+
+    def _account_row(self, conn: sqlite3.Connection, file_sha: str, inputs_sha: str,
+                     vault_run: str | None) -> None:
         conn.execute(
             "INSERT INTO accounts (source, account, canonical_sha256, inputs_sha256, fields_version, "
             "vault_run, documents, generation, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, "
@@ -392,56 +363,15 @@ class AccountLoader:
             "fields_version = excluded.fields_version, vault_run = excluded.vault_run, "
             "documents = excluded.documents, generation = accounts.generation + 1, "
             "indexed_at = excluded.indexed_at",
-            (self.source, self.account, file_sha, inputs_sha, FIELDS_VERSION, vault_run, documents))
-        self.result.documents = documents
-        self.result.inserted = inserted
-        self.result.deleted = len(gone)
+            (self.source, self.account, file_sha, inputs_sha, FIELDS_VERSION, vault_run, self.result.documents))
 
-    def _put_vectors(self, conn: sqlite3.Connection, fd: int, plan: _Plan, final: set[str]) -> None:
-        """Vectors of phase 1, and of the rows that were re-derived in this transaction."""
-        assert self.embed is not None
-        started = time.monotonic()
-        ready = plan.vectors = self.embed.take()  # after the documents' inserts: they overlap
-        self._lap("embed", started)
-        vector_store.put(conn, self.vector_model, ((s, b) for s, b in ready.items() if s in final))
-        missing: list[tuple[str, DocText]] = []
-        for sha, row, start, length, _number in plan.new.values():
-            if row is None and sha not in ready:
-                line = os.pread(fd, length, start)
-                r = self._derive(line if line[-1:] == b"\n" else line + b"\n", sha, 0)
-                missing.append((sha, embed_text(r[0], r[4], r[7], r[6])))
-                if len(missing) >= 4096:
-                    vector_store.put(conn, self.vector_model, self.embed.now(missing))
-                    missing.clear()
-        vector_store.put(conn, self.vector_model, self.embed.now(missing))
-        self.result.vectors = self.embed.embedded
-        self.result.vectors_unavailable = self.embed.unavailable
 
-    def _insert(self, conn: sqlite3.Connection, rows: Any, next_id: int, vault_run: str | None) -> int:
-        transforms, source, account = self.transforms, self.source, self.account
-        docs: list[tuple[Any, ...]] = []
-        texts: list[tuple[Any, ...]] = []
-        doc_id = next_id
-        for r in rows:
-            docs.append((doc_id, r[0], source, account, r[1], r[2], vault_run, transforms.get(r[0]),
-                         r[3], r[4], r[5]))
-            texts.append((doc_id, r[4], r[6], r[7], r[8]))
-            doc_id += 1
-            if len(docs) >= 4096:
-                self._flush(conn, docs, texts)
-        self._flush(conn, docs, texts)
-        return doc_id - next_id
-
-    @staticmethod
-    def _flush(conn: sqlite3.Connection, docs: list[tuple[Any, ...]], texts: list[tuple[Any, ...]]) -> None:
-        if docs:
-            conn.executemany(
-                "INSERT INTO documents (doc_id, kind, source, account, entity_id, sha256, vault_run, "
-                "transform, time, title, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", docs)
-            conn.executemany("INSERT INTO fts (rowid, title, body, names, notes) VALUES (?, ?, ?, ?, ?)",
-                             texts)
-            docs.clear()
-            texts.clear()
+def _stage(new: list[tuple[Any, ...]], kept: list[tuple[int, int]], conn: sqlite3.Connection) -> None:
+    """A diffed account's batch (insert thread): new rows and matched rows into the scratch tables."""
+    if new:
+        conn.executemany(diff.NEW_SQL, new)
+    if kept:
+        conn.executemany(diff.KEPT_SQL, kept)
 
 
 def _fd_sha256(fd: int) -> str:

@@ -6,26 +6,22 @@ themselves live once each, content-addressed, in ``vector-store/objects/ab/cd/<s
 (0600 files in 0700 folders, created once under their final name, never rewritten except
 to repair one that no longer matches its name). Every read of an object goes
 through :func:`read_object`, which checks the bytes against the sha256 in the file's name:
-a damaged object is an error (``OBJECT_CORRUPT``), never wrong content. Loading (:mod:`engine.index.load`) and querying (:mod:`engine.index.query`) share the
+a damaged object is an error (``OBJECT_CORRUPT``), never wrong content. Object files are written by :mod:`engine.index.objects`. Loading (:mod:`engine.index.load`) and querying (:mod:`engine.index.query`) share the
 definitions here, so the layout is written down once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import hashlib
 import os
 import sqlite3
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from engine.store.fsutil import DIR_MODE, FILE_MODE, ensure_dir
+from engine.store.fsutil import FILE_MODE, ensure_dir
 from engine.store.workspace import Workspace
 
 T = TypeVar("T")
@@ -33,8 +29,12 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 """``PRAGMA user_version`` of the index; a store with another version is not touched."""
 
-WRITE_WAIT_S = 300.0
-"""How long a writer waits for another writer's transaction (index workers of other accounts)."""
+WRITE_WAIT_S = 3600.0
+"""How long a writer waits for another writer's transaction (index workers of other accounts).
+
+An index load holds the lock for its whole pass over the file (:mod:`engine.index.load`):
+minutes for an account of a million documents on a slow disk, so the wait is long; it stays
+cancellable (short tries in Python)."""
 
 _BUSY_SLICE_MS = 2_000
 """SQLite's own busy wait per statement: short enough that a cancel (SIGTERM) is seen within
@@ -201,12 +201,15 @@ def begin_immediate(conn: sqlite3.Connection) -> None:
     with_write_wait(lambda: conn.execute("BEGIN IMMEDIATE"))
 
 
-def open_writer(ws: Workspace) -> sqlite3.Connection:
-    """Open (creating if needed) the index for writing, in autocommit mode; check its version."""
-    return with_write_wait(lambda: _open_writer(ws))
+def open_writer(ws: Workspace, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """Open (creating if needed) the index for writing, in autocommit mode; check its version.
+
+    ``check_same_thread=False`` for a loader that hands the connection to its insert thread
+    (one thread uses it at a time: :mod:`engine.index.sink`)."""
+    return with_write_wait(lambda: _open_writer(ws, check_same_thread))
 
 
-def _open_writer(ws: Workspace) -> sqlite3.Connection:
+def _open_writer(ws: Workspace, check_same_thread: bool = True) -> sqlite3.Connection:
     ensure_dir(ws.vector_store)
     ensure_dir(objects_dir(ws))
     path = db_path(ws)
@@ -214,7 +217,8 @@ def _open_writer(ws: Workspace) -> sqlite3.Connection:
         # Create the file 0600 ourselves: SQLite gives -wal and -shm the main file's mode.
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
     os.chmod(path, FILE_MODE)
-    conn = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_SLICE_MS / 1000)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_SLICE_MS / 1000,
+                           check_same_thread=check_same_thread)
     try:
         _pragmas(conn, writer=True)
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -264,204 +268,6 @@ def open_reader(ws: Workspace, *, check_same_thread: bool = True) -> sqlite3.Con
         raise StoreError("INDEX_SCHEMA_MISMATCH",
                          f"{path} has index schema {version}; this version reads {SCHEMA_VERSION}")
     return conn
-
-
-class ObjectWriter:
-    """Writes content-addressed objects once, straight to their final name; folders 0700, files 0600.
-
-    Creating files is the slowest part of a first load (an inode per document, and a folder
-    per new ``ab/cd``), and the kernel does it while the GIL is released, so batches go to a
-    few threads while the caller goes on parsing. Each object is created with
-    ``O_CREAT | O_EXCL`` under its final name (no temporary file, no rename), relative to an
-    open descriptor of the objects folder (a short path lookup). That is safe because no row
-    references an object before :meth:`finish` has flushed the file system and the
-    transaction that adds the row has committed: a file left half-written by a killed load
-    is never read through a committed row. When the name exists already, its bytes are
-    compared: equal (an unchanged object, or one a killed load finished) it is kept;
-    different (torn by a killed load, or by a crash before the flush) it is rewritten under
-    a temporary name and renamed over. Files are not fsynced one by one; :meth:`finish` waits
-    for every write and flushes the file system once.
-
-    At most ``PENDING`` batches wait for a thread: the caller then waits, which bounds the
-    memory held by queued objects whatever the account's size.
-    """
-
-    BATCH = 512
-    PENDING = 16
-
-    def __init__(self, objects: Path, threads: int = 2, *, verify: bool = False) -> None:
-        self.objects = objects
-        self.verify = verify
-        """Also check the objects of kept rows (:meth:`check`; ``--force``)."""
-        self._root: int | None = None
-        self._top: set[str] = set()
-        self._dirs: set[str] = set()
-        self._suffix = f".tmp-{os.getpid()}"
-        self._batch: list[tuple[str, bytes]] = []
-        self._queued: set[str] = set()
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="objects") if threads > 0 else None
-        self._futures: deque[Future[tuple[int, int]]] = deque()
-        self.written = 0
-        self.bytes = 0
-        self.repaired = 0
-        """Objects found torn or damaged (different bytes under their name) and rewritten."""
-        self._lock = threading.Lock()
-        self.flush_s = 0.0
-
-    @property
-    def queued(self) -> set[str]:
-        """The sha256 of every object handed to :meth:`write` (written, found, or on its way)."""
-        return self._queued
-
-    def _root_fd(self) -> int:
-        if self._root is None:
-            self._root = os.open(self.objects, os.O_RDONLY | os.O_DIRECTORY)
-        return self._root
-
-    def exists(self, sha256: str) -> bool:
-        """Whether the object is already stored."""
-        return object_path(Path(self.objects), sha256).exists()
-
-    def write(self, sha256: str, data: bytes) -> None:
-        """Store ``data`` under ``sha256`` unless it is there already (possibly in a thread).
-
-        An object already there is read back and rewritten when its bytes are not ``data``.
-        """
-        if sha256 in self._queued:
-            return
-        self._queued.add(sha256)
-        self._batch.append((sha256, data))
-        if len(self._batch) >= self.BATCH:
-            self._submit()
-
-    def check(self, sha256: str, data: bytes) -> None:
-        """With ``verify``: make sure the object a kept row names is there and intact."""
-        if self.verify:
-            self.write(sha256, data)
-
-    def _submit(self) -> None:
-        batch, self._batch = self._batch, []
-        if not batch:
-            return
-        root = self._root_fd()
-        if self._pool is None:
-            self._account(self._write_batch(root, batch))
-            return
-        while len(self._futures) >= self.PENDING:
-            self._account(self._futures.popleft().result())
-        self._futures.append(self._pool.submit(self._write_batch, root, batch))
-
-    def _account(self, done: tuple[int, int]) -> None:
-        self.written += done[0]
-        self.bytes += done[1]
-
-    def _dir(self, root: int, sha256: str) -> str:
-        rel = f"{sha256[:2]}/{sha256[2:4]}"
-        if rel in self._dirs:
-            return rel
-        top = sha256[:2]
-        if top not in self._top:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(top, DIR_MODE, dir_fd=root)
-            self._top.add(top)
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(rel, DIR_MODE, dir_fd=root)
-        self._dirs.add(rel)
-        return rel
-
-    def _write_batch(self, root: int, batch: list[tuple[str, bytes]]) -> tuple[int, int]:
-        written = size = 0
-        for sha256, data in batch:
-            rel = self._dir(root, sha256)
-            name = f"{rel}/{sha256}.json"
-            try:
-                fd = os.open(name, _CREATE_NEW, FILE_MODE, dir_fd=root)
-            except FileExistsError:
-                if _same_bytes(root, name, data):
-                    continue
-                self._rewrite(root, rel, sha256, data)
-                with self._lock:
-                    self.repaired += 1
-            else:
-                try:
-                    _write_all(fd, data)
-                except BaseException:
-                    os.close(fd)
-                    with contextlib.suppress(OSError):
-                        os.unlink(name, dir_fd=root)
-                    raise
-                os.close(fd)
-            written += 1
-            size += len(data)
-        return written, size
-
-    def _rewrite(self, root: int, rel: str, sha256: str, data: bytes) -> None:
-        """Replace a torn object: temporary file, then rename over it."""
-        tmp = f"{rel}/.{sha256}{self._suffix}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE, dir_fd=root)
-        try:
-            try:
-                _write_all(fd, data)
-            finally:
-                os.close(fd)
-            os.replace(tmp, f"{rel}/{sha256}.json", src_dir_fd=root, dst_dir_fd=root)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=root)
-            raise
-
-    def finish(self, *, sync: bool = True) -> None:
-        """Wait for every queued write (re-raising the first error), then flush once.
-
-        ``sync`` also when nothing was written now: objects found in place may come from a
-        killed run that never flushed them.
-        """
-        self._submit()
-        futures, self._futures = self._futures, deque()
-        for f in futures:
-            self._account(f.result())
-        if sync:
-            started = time.monotonic()
-            sync_filesystem(self.objects)
-            self.flush_s += time.monotonic() - started
-
-    def close(self) -> None:
-        """Stop the threads (after :meth:`finish`, or to abandon the writes on an error)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        if self._root is not None:
-            os.close(self._root)
-            self._root = None
-
-
-_CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _same_bytes(root: int, name: str, data: bytes) -> bool:
-    """Whether the file ``name`` (relative to ``root``) holds exactly ``data``."""
-    try:
-        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), dir_fd=root)
-    except OSError:
-        return False
-    try:
-        if os.fstat(fd).st_size != len(data):
-            return False
-        got = b""
-        while len(got) < len(data):
-            chunk = os.read(fd, len(data) - len(got))
-            if not chunk:
-                break
-            got += chunk
-        return got == data
-    finally:
-        os.close(fd)
 
 
 def sync_filesystem(path: Path) -> None:

@@ -31,7 +31,8 @@ from engine.canon import publish
 from engine.canon.publish import AccountFiles
 from engine.clients import tables
 from engine.clients.model import Projection
-from engine.index.load import AccountLoader, LoadFailed
+from engine.index.load import AccountLoader
+from engine.index.outcome import LoadFailed
 from engine.index.store import ObjectMissing, begin_immediate, objects_dir, read_object
 from engine.measures import chart
 from engine.measures.registry import Registry

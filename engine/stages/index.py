@@ -24,7 +24,8 @@ from engine.events import (
     TaskWarning,
     write_error_code,
 )
-from engine.index.load import AccountLoader, LoadFailed, canonical_paths
+from engine.index.load import AccountLoader
+from engine.index.outcome import LoadFailed, canonical_paths
 from engine.index.store import StoreError
 from engine.stages.spec import TaskSpec
 from engine.store.workspace import Workspace

@@ -384,15 +384,15 @@ def _note(i: int, text: str) -> dict[str, Any]:
             "nested": {"lines": [text, {"deeper": f"marker{i}"}]}}
 
 
-@pytest.mark.parametrize("budget", [1 << 30, 0], ids=["rows-in-memory", "rows-re-read"])
-def test_unknown_kinds_duplicates_and_provenance(tmp_path: Path, budget: int,
+@pytest.mark.parametrize("batch", [512, 1], ids=["one-batch", "a-batch-per-line"])
+def test_unknown_kinds_duplicates_and_provenance(tmp_path: Path, batch: int,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process: the generic fallback indexes an unknown kind; a repeated entity keeps its
     last line; a new vault run with identical lines only updates provenance."""
     from engine.index import load
     from engine.store.workspace import Workspace
 
-    monkeypatch.setattr(load, "ROW_MEMORY_BUDGET", budget)
+    monkeypatch.setattr(load, "BATCH", batch)
     ws = tmp_path / "ws"
     docs = [_note(i, f"plain words {i}") for i in range(5)]
     _write_canonical(ws, docs)
@@ -420,3 +420,43 @@ def test_unknown_kinds_duplicates_and_provenance(tmp_path: Path, budget: int,
     with pytest.raises(load.LoadFailed) as failed:
         load.AccountLoader(Workspace(ws), "notes", "pad").run()
     assert failed.value.code == "CHECKSUM_MISMATCH"
+
+
+def test_the_diff_scratch_file_is_private_and_removed_and_a_dead_loaders_is_cleaned(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload diffs through a 0600 scratch file inside vector-store; it is gone afterwards,
+    one left by a killed worker (its process gone) is removed, a running loader's is kept."""
+    from engine.index import load
+    from engine.store.workspace import Workspace
+
+    ws = tmp_path / "ws"
+    docs = [_note(i, f"plain words {i}") for i in range(6)]
+    _write_canonical(ws, docs)
+    assert load.AccountLoader(Workspace(ws), "notes", "pad", vectors=False).run().inserted == 6
+    store = ws / "vector-store"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    stale = store / f".load-{dead}-0a0a0a.scratch"
+    stale.write_bytes(b"left by a killed worker")
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        running = store / f".load-{alive.pid}-0b0b0b.scratch"
+        running.write_bytes(b"another loader's")
+        modes: list[int] = []
+        real_attach = load.diff.attach
+
+        def attach(conn: sqlite3.Connection, folder: Path) -> Path:
+            path = real_attach(conn, folder)
+            modes.append(stat.S_IMODE(path.stat().st_mode))
+            return path
+
+        monkeypatch.setattr(load.diff, "attach", attach)
+        _write_canonical(ws, [*docs[1:], _note(9, "a new one")])
+        res = load.AccountLoader(Workspace(ws), "notes", "pad", vectors=False).run()
+        assert (res.documents, res.inserted, res.deleted, res.objects_removed) == (6, 1, 1, 1)
+        assert modes == [0o600]
+        assert not stale.exists() and running.exists()
+        assert sorted(p.name for p in store.glob(".load-*")) == [running.name]
+    finally:
+        alive.kill()
+        alive.wait()

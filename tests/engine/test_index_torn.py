@@ -171,3 +171,52 @@ def test_a_load_killed_while_writing_objects(tmp_path: Path) -> None:
     assert set(_objects(ws)) == committed  # the old account's objects were collected
     assert _bad_objects(ws) == []
     assert 5 <= result.objects_written <= 30_000
+
+
+CANCELLABLE = """
+import signal, sys
+from pathlib import Path
+from engine.index.load import AccountLoader
+from engine.store.workspace import Workspace
+
+class Cancelled(Exception):
+    pass
+
+def on_term(signum, frame):
+    raise Cancelled()
+
+signal.signal(signal.SIGTERM, on_term)
+try:
+    AccountLoader(Workspace(Path(sys.argv[1])), "notes", "pad", vectors=False).run()
+except Cancelled:
+    sys.exit(42)
+"""
+
+
+def test_a_cancelled_reload_rolls_back_with_its_insert_thread_and_scratch(tmp_path: Path) -> None:
+    """SIGTERM (the engine's cancel, raised as an exception like the index stage does) in the
+    middle of a reload: the transaction rolls back while the insert thread is busy, the
+    scratch file goes, readers keep the old set, and the next load commits the new one."""
+    ws = tmp_path / "ws"
+    old_lines = _write(ws, 2_000, 1)
+    _load(ws)
+    new_lines = _write(ws, 30_000, 2)
+    old_objects = set(_objects(ws))
+    proc = subprocess.Popen([sys.executable, "-c", CANCELLABLE, str(ws)], cwd=REPO, env=clean_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: proc.poll() is not None or len(_objects(ws)) >= len(old_objects) + 1000,
+                 timeout=120, what="the loader to write a thousand objects")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 42, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not list((ws / "vector-store").glob(".load-*")), "the scratch file is removed on a cancel"
+    canonical_sha, committed = _committed(ws)
+    assert canonical_sha == hashlib.sha256(b"".join(old_lines)).hexdigest()
+    assert committed == {_sha(line) for line in old_lines}
+    result = _load(ws)
+    assert (result.status, result.documents, result.deleted) == ("success", 30_000, 2_000)
+    assert _committed(ws)[1] == {_sha(line) for line in new_lines}

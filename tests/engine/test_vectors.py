@@ -179,14 +179,14 @@ def _load(ws: Path, **kw: Any) -> Any:
     return AccountLoader(Workspace(ws), "mail", "box", **kw).run()
 
 
-@pytest.mark.parametrize("budget", [1 << 30, 0], ids=["rows-in-memory", "rows-re-read"])
-def test_one_vector_per_object_and_only_changes_are_embedded(tmp_path: Path, budget: int,
+@pytest.mark.parametrize("batch", [512, 1], ids=["one-batch", "a-batch-per-line"])
+def test_one_vector_per_object_and_only_changes_are_embedded(tmp_path: Path, batch: int,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.index import load
     from engine.vectors.model import shared
     from engine.vectors.text import embed_text
 
-    monkeypatch.setattr(load, "ROW_MEMORY_BUDGET", budget)
+    monkeypatch.setattr(load, "BATCH", batch)
     ws = tmp_path / "ws"
     _write(ws, DOCS)
     first = _load(ws)
@@ -255,9 +255,10 @@ def test_vectors_of_an_older_storage_format_are_re_embedded(tmp_path: Path) -> N
     assert hits[0].document.title == "Pre-authorization for therapy"
 
 
-def test_embedding_waits_for_start_unless_the_queue_is_large(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The reading thread only appends; the background thread starts at start() (or when the
-    queued bodies pass DEFER_CHARS), skips a sha256 queued twice, and take() has every vector."""
+def test_embedding_goes_in_bounded_chunks_and_each_vector_is_returned_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reading thread only appends until a chunk is full; ready() hands out finished
+    vectors once each; add() waits when PENDING chunks are outstanding; take() has the rest."""
     from engine.vectors import pending
     from engine.vectors.model import embed_documents, shared
     from engine.vectors.store import DTYPE
@@ -267,23 +268,25 @@ def test_embedding_waits_for_start_unless_the_queue_is_large(monkeypatch: pytest
     p.add("a", "email", "Lab results", None, "Blood panel attached.")
     p.add("b", "email", "Invoice 1042", "Ann Lee", "Please settle the balance.")
     p.add("a", "email", "Lab results", None, "Blood panel attached.")
-    assert len(p._futures) == 1, "while the loader reads, the background thread only loads the model"
-    p.start()
-    got = p.take()
-    assert sorted(got) == ["a", "b"] and p.embedded == 2
+    assert len(p._futures) == 1, "until a chunk is full, the background thread only loads the model"
+    got = dict(p.take())
+    assert sorted(got) == ["a", "b"] and p.embedded == 2, "a sha256 queued twice in a chunk is embedded once"
     want = embed_documents(shared(), [embed_text("email", "Invoice 1042", "Ann Lee", "Please settle the balance.")])
     assert np.abs(np.frombuffer(got["b"], dtype=DTYPE) - want[0]).max() < 1e-3
+    assert p.take() == [] and p.ready() == [], "every vector is handed out once"
     p.close()
 
-    monkeypatch.setattr(pending, "DEFER_CHARS", 30)
-    early = pending.EmbedPass()
-    early.add("c", "email", "Lab results", None, "Blood panel attached.")
-    assert len(early._futures) == 1
-    early.add("d", "email", "Lab results", None, "Cholesterol panel attached.")
-    assert len(early._futures) == 2, "a large queue goes to the background thread while reading"
-    early.add("e", "contact", "Ann Lee", None, None)
-    assert sorted(early.take()) == ["c", "d", "e"]
-    early.close()
+    monkeypatch.setattr(pending, "CHUNK", 2)
+    monkeypatch.setattr(pending, "PENDING", 2)
+    small = pending.EmbedPass()
+    seen: list[str] = []
+    for i in range(9):
+        small.add(f"s{i}", "email", f"Subject {i}", None, f"Body number {i}.")
+        assert len(small._futures) <= 2, "add() waits instead of queueing without bound"
+        seen += [sha for sha, _ in small.ready()]
+    seen += [sha for sha, _ in small.take()]
+    assert sorted(seen) == [f"s{i}" for i in range(9)] and small.embedded == 9
+    small.close()
 
 
 def test_vectors_off_then_on_embeds_the_unchanged_documents(tmp_path: Path) -> None:
@@ -418,31 +421,23 @@ def test_catching_up_after_a_model_change_is_bounded_per_run(tmp_path: Path,
     assert _load(ws).status == "skipped"
 
 
-def test_a_replanned_load_keeps_the_vectors_of_its_first_plan(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another writer replaces the account between plan and transaction: the loader plans
-    again, and the vectors embedded by the first plan still reach the index."""
-    from engine.index import load
-
+def test_a_first_load_with_a_repeated_entity_is_redone_as_a_diff(tmp_path: Path) -> None:
+    """A first load inserts rows directly; an entity twice in the file makes it roll back and
+    load through the diff: the later line wins, its vector is there, the loser's object goes."""
     ws = tmp_path / "ws"
-    _write(ws, DOCS)
-    _load(ws)
-    _write(ws, [*DOCS[:3], _email(3, "Lab results", "Cholesterol panel attached.")])
-    real_plan = load.AccountLoader._plan
-    bumped: list[int] = []
-
-    def plan(self: Any, conn: Any, fd: int, total: int | None) -> Any:
-        got = real_plan(self, conn, fd, total)
-        if not bumped:  # another writer commits between the plan and the transaction
-            bumped.append(1)
-            with sqlite3.connect(ws / "vector-store" / "index.sqlite") as con:
-                con.execute("UPDATE accounts SET generation = generation + 1")
-        return got
-
-    monkeypatch.setattr(load.AccountLoader, "_plan", plan)
+    later = _email(1, "Invoice 1042 paid", "Thank you, the balance is settled.")
+    _write(ws, [*DOCS, later])
     res = _load(ws)
-    assert bumped and (res.status, res.inserted, res.vectors) == ("success", 1, 1)
-    assert set(_vectors(ws)) == _shas(ws)
+    assert (res.status, res.documents, res.inserted, res.duplicates, res.vectors) == ("success", 4, 4, 1, 5)
+    with sqlite3.connect(ws / "vector-store" / "index.sqlite") as con:
+        got = con.execute("SELECT doc_id, entity_id FROM documents ORDER BY doc_id").fetchall()
+    assert got == [(1, "m0"), (2, "m1"), (3, "m2"), (4, "m3")], "doc_ids follow each entity's first line"
+    later_sha = hashlib.sha256(orjson.dumps(later, option=orjson.OPT_SORT_KEYS) + b"\n").hexdigest()
+    assert later_sha in _shas(ws) and set(_vectors(ws)) == _shas(ws)
+    on_disk = {p.name.removesuffix(".json") for p in (ws / "vector-store" / "objects").glob("*/*/*.json")}
+    assert on_disk == _shas(ws) and res.objects_removed == 1
+    assert not list((ws / "vector-store").glob(".load-*")), "the scratch file is removed"
+    assert _load(ws).status == "skipped"
 
 
 def test_validate_reports_the_model_files(demo: tuple[Path, Path], tmp_path: Path) -> None:

@@ -15,6 +15,11 @@ the workspace), one line per count of ``not_scored``. Each measurement is also a
 finds it, written in the same transaction as the client tables (a reader never sees the
 new tables without their measurement links). Counts go to ``clients_meta`` for the
 dashboard; nothing here prints data.
+
+Nothing grows with the number of responses in memory: the measurements, rejects, duplicates
+and the duplicate check live in tables of the project task's scratch database
+(:mod:`engine.measures.spill`) and are streamed out of it, in file order, to the published
+files, the ``client_links`` rows and each client's ``measures.md``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -37,6 +44,7 @@ from engine.index.store import ObjectMissing, begin_immediate, objects_dir, read
 from engine.measures import chart
 from engine.measures.registry import Registry
 from engine.measures.score import DUPLICATE, MEASURES_ACCOUNT, MEASURES_SOURCE, score_response
+from engine.measures.spill import Spill
 from engine.store.fsgen import GenerationMissing
 from engine.store.fsutil import ensure_dir, json_bytes, open_private
 from engine.store.workspace import Workspace
@@ -66,11 +74,16 @@ class MeasuresResult:
     """Measures of a response already scored from another copy (not counted as not scored)."""
     reasons: Counter[str] = field(default_factory=Counter)
     """Not scored, by reason code."""
-    by_client: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rejects_path: str | None = None
     duplicates_path: str | None = None
-    measurements: list[dict[str, Any]] = field(default_factory=list)
-    """Every measurement (for :func:`link`; never printed)."""
+    spill: Spill | None = None
+    """Where the measurements are (for :func:`link` and :func:`chart_files`; never printed)."""
+
+    def close(self) -> None:
+        """Close the connections to the measurements (the project task's scratch database
+        is removed with them)."""
+        if self.spill is not None:
+            self.spill.close()
 
 
 def _read(objects: str, sha: str) -> dict[str, Any]:
@@ -104,28 +117,28 @@ def _dedupe_key(m: dict[str, Any], who: str) -> str:
 
 @dataclass
 class Scored:
-    """What scoring every indexed form response gave."""
+    """What scoring every indexed form response gave (the rows are in the spill)."""
 
-    measurements: list[dict[str, Any]]
-    """One per scored measure of a response, sorted by ``source_id``."""
-    rejects: list[dict[str, Any]]
-    """What was not scored, and why (a stable reason)."""
-    duplicates: list[dict[str, Any]]
-    """Copies of an already scored measure, with the ``source_id`` they repeat."""
     responses: int
     """Form responses read."""
+    scored: int
+    """Measurements (one per scored measure of a response)."""
+    rejects: int
+    """What was not scored (a stable reason each)."""
+    duplicates: int
+    """Copies of an already scored measure."""
+    reasons: Counter[str]
+    """Not scored, by reason code."""
 
 
 class _Scoring:
-    """The outputs of scoring responses one by one, with the duplicate check's memory."""
+    """Scores responses one by one into the spill (with its duplicate check)."""
 
-    def __init__(self, clients: dict[tuple[str, str, str], str | None], reg: Registry) -> None:
+    def __init__(self, clients: dict[tuple[str, str, str], str | None], reg: Registry, spill: Spill) -> None:
         self.clients = clients
         self.reg = reg
-        self.seen: dict[str, str] = {}
-        self.measurements: list[dict[str, Any]] = []
-        self.rejects: list[dict[str, Any]] = []
-        self.duplicates: list[dict[str, Any]] = []
+        self.spill = spill
+        self.reasons: Counter[str] = Counter()
 
     def score(self, row: tuple[str, str, str, str], doc: dict[str, Any]) -> None:
         """Score one response (``row``: source, account, entity_id, sha256)."""
@@ -137,78 +150,86 @@ class _Scoring:
         who = client or str(respondent.get("email") or "").casefold() or ref
         for out in score_response(doc, self.reg):
             if isinstance(out, dict):
-                key = _dedupe_key(out, who)
-                if key in self.seen:
-                    self.duplicates.append({"response": ref, "reason": DUPLICATE, "measure": out["measure"],
-                                            "binding": out["binding"], "duplicate_of": self.seen[key]})
+                first = self.spill.seen(_dedupe_key(out, who), str(out["source_id"]))
+                if first is not None:
+                    self.spill.duplicate({"response": ref, "reason": DUPLICATE, "measure": out["measure"],
+                                          "binding": out["binding"], "duplicate_of": first})
                     continue
-                self.seen[key] = str(out["source_id"])
                 if client:
                     out["client_id"] = client
-                self.measurements.append(out)
+                self.spill.measurement(out)
                 continue
-            self.rejects.append({"response": ref, "reason": out.reason, "measure": out.measure,
-                                 "binding": out.binding, "item": out.item})
+            self.reasons[out.reason] += 1
+            self.spill.reject({"response": ref, "reason": out.reason, "measure": out.measure,
+                               "binding": out.binding, "item": out.item})
 
 
-def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Registry) -> Scored:
-    """Score every indexed form response, one parsed response in memory at a time.
+def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Registry, spill: Spill) -> Scored:
+    """Score every indexed form response into ``spill``, one parsed response in memory at a time.
 
     Copies with a response id (the Forms API's) go first, then the others (a linked sheet's
     copy of the same answers), each group in (source, account, entity_id) order: the first
     pass scores the former and only notes the latter, which the second pass reads again.
     """
-    rows = conn.execute(
-        "SELECT source, account, entity_id, sha256 FROM documents WHERE kind = 'form_response' "
-        "AND source != ? ORDER BY source, account, entity_id", (MEASURES_SOURCE,)).fetchall()
-    run = _Scoring(_clients_of(p), reg)
-    later: list[tuple[str, str, str, str]] = []
-    for row in rows:
+    run = _Scoring(_clients_of(p), reg, spill)
+    responses = 0
+    for row in conn.execute(
+            "SELECT source, account, entity_id, sha256 FROM documents WHERE kind = 'form_response' "
+            "AND source != ? ORDER BY source, account, entity_id", (MEASURES_SOURCE,)):
+        responses += 1
         doc = _read(objects, row[3])
         if doc.get("response_id"):
             run.score(row, doc)
         else:
-            later.append(row)
+            spill.later(row)
         del doc  # one response at a time, not every response of the index
-    for row in later:
+    for row in spill.later_rows():
         run.score(row, _read(objects, row[3]))
-    measurements, rejects, duplicates = run.measurements, run.rejects, run.duplicates
-    measurements.sort(key=lambda m: str(m["source_id"]))
-    rejects.sort(key=lambda r: (r["response"], str(r["measure"])))
-    duplicates.sort(key=lambda r: (r["response"], str(r["measure"])))
-    return Scored(measurements, rejects, duplicates, len(rows))
+    spill.finish()
+    c = spill.counts
+    return Scored(responses, c["scored"], c["rejects"], c["dups"], run.reasons)
 
 
-def _jsonl(rows: list[dict[str, Any]]) -> bytes:
-    return b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n" for r in rows)
+class _File:
+    """One published file, streamed from the spill: its lines, sha256 and size."""
+
+    def __init__(self, lines: Iterable[bytes]) -> None:
+        h, size = hashlib.sha256(), 0
+        for line in lines:
+            h.update(line)
+            size += len(line)
+        self.sha256, self.size = h.hexdigest(), size
 
 
-def _write(ws: Workspace, scored: Scored, reg: Registry) -> tuple[str, str]:
+def _write(ws: Workspace, scored: Scored, spill: Spill, reg: Registry) -> tuple[str, str]:
     """Publish the measurements, meta, rejects and duplicates as one generation.
 
     The four files are one :class:`engine.store.fsgen.GenerationStore` generation of the account
     ``measures/scored`` (like a canonized account's, :mod:`engine.canon.publish`): a reader
     through the store sees the old set or the new one, never new data beside old meta. What
     a killed attempt left is dropped first; an unchanged set is not republished (a rerun
-    moves nothing). Returns the plain paths of the rejects and duplicates files.
+    moves nothing). Returns the plain paths of the rejects and duplicates files. The lines
+    are streamed from the spill twice (once hashed to compare, once written), never joined.
     """
     files = AccountFiles(ensure_dir(ws.canonical / MEASURES_SOURCE), MEASURES_ACCOUNT)
     publish.recover(files)  # the project stage holds the workspace lock: the only writer
-    data = _jsonl(scored.measurements)
-    contents = {
-        files.name("data"): data,
-        files.name("meta"): json_bytes({
-            "output": {"sha256": hashlib.sha256(data).hexdigest(), "records": len(scored.measurements)},
-            "inputs": {"measures_registry_sha256": reg.sha256},
-        }),
-        files.name("rejects"): _jsonl(scored.rejects),
-        duplicates_name(): _jsonl(scored.duplicates),
-    }
-    if not _published(files, contents):
+    sources = {files.name("data"): "scored", files.name("rejects"): "rejects", duplicates_name(): "dups"}
+    data = _File(spill.lines("scored"))
+    meta = json_bytes({
+        "output": {"sha256": data.sha256, "records": scored.scored},
+        "inputs": {"measures_registry_sha256": reg.sha256},
+    })
+    want = {files.name("data"): data, files.name("meta"): _File([meta]),
+            files.name("rejects"): _File(spill.lines("rejects")), duplicates_name(): _File(spill.lines("dups"))}
+    if not _published(files, want):
         with files.store.stage() as gen:
-            for name, content in contents.items():
+            for name in want:
                 with open_private(gen.path(name), "wb") as fh:
-                    fh.write(content)
+                    if name in sources:
+                        for line in spill.lines(sources[name]):
+                            fh.write(line)
+                    else:
+                        fh.write(meta)
             gen.commit()
     return str(files.rejects), str(files.folder / duplicates_name())
 
@@ -218,9 +239,20 @@ def duplicates_name() -> str:
     return f"{MEASURES_ACCOUNT}.duplicates.jsonl"
 
 
-def _published(files: AccountFiles, contents: dict[str, bytes]) -> bool:
-    """True when the current generation holds exactly ``contents`` and its plain names
-    point at it (nothing to publish)."""
+def _same(fh: Any, want: _File) -> bool:
+    """Whether the open file ``fh`` has ``want``'s size and sha256 (read in 1 MiB blocks)."""
+    h, size = hashlib.sha256(), 0
+    while block := fh.read(1 << 20):
+        h.update(block)
+        size += len(block)
+        if size > want.size:
+            return False
+    return size == want.size and h.hexdigest() == want.sha256
+
+
+def _published(files: AccountFiles, contents: dict[str, _File]) -> bool:
+    """True when the current generation holds exactly ``contents`` (by size and sha256) and
+    its plain names point at it (nothing to publish)."""
     gen = files.store.current()
     if gen is None or gen.number == 0 or not files.store.mirrors_current():
         return False
@@ -228,7 +260,7 @@ def _published(files: AccountFiles, contents: dict[str, bytes]) -> bool:
         return False
     try:
         with files.store.open(*contents) as (_gen, handles):
-            return all(fh is not None and fh.read() == contents[name]
+            return all(fh is not None and _same(fh, contents[name])
                        for name, fh in handles.items())
     except (GenerationMissing, OSError):
         return False
@@ -239,14 +271,13 @@ def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
 
     Last, the client tables are complete: their totals are counted into ``clients_meta``
     (:func:`engine.clients.tables.store_counts`), so readers need not count a million links."""
-    measurements = result.measurements
     conn.execute("DELETE FROM client_links WHERE source = ? AND account = ?",
                  (MEASURES_SOURCE, MEASURES_ACCOUNT))
     conn.executemany(
         "INSERT OR REPLACE INTO client_links (client_id, source, account, kind, entity_id, "
         "rule, direction, via) VALUES (?, ?, ?, 'measurement', ?, ?, NULL, ?)",
-        [(m["client_id"], MEASURES_SOURCE, MEASURES_ACCOUNT, m["source_id"], LINK_RULE,
-          m["response_id"] or "") for m in measurements if m.get("client_id")])
+        ((cid, MEASURES_SOURCE, MEASURES_ACCOUNT, sid, LINK_RULE, rid)
+         for cid, sid, rid in (result.spill.links() if result.spill is not None else ())))
     conn.execute("UPDATE clients SET documents = (SELECT count(*) FROM client_links l "
                  "WHERE l.client_id = clients.client_id)")
     conn.executemany("INSERT OR REPLACE INTO clients_meta (key, value) VALUES (?, ?)", [
@@ -258,39 +289,42 @@ def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
     tables.store_counts(conn)
 
 
-def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *,
+def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *, scratch: Path,
         vectors: bool = True, link_now: bool = True) -> MeasuresResult:
     """Score, write, index and link the measurements of one project run.
 
+    ``scratch`` is the project task's scratch database (closed by its writer): the
+    measurements go into tables there (:mod:`engine.measures.spill`) until the charts are
+    written; call :meth:`MeasuresResult.close` before it is removed.
     ``vectors`` is the index stage's setting: embed the measurements like other documents.
     With ``link_now`` False the ``client_links`` rows are left to the caller's transaction
     (:func:`link`), so the client tables and their measurement links commit as one.
     """
-    scored = score_all(conn, str(objects_dir(ws)), p, reg)
-    measurements = scored.measurements
-    result = MeasuresResult(responses=scored.responses, scored=len(measurements),
-                            not_scored=len(scored.rejects), duplicates=len(scored.duplicates),
-                            reasons=Counter(r["reason"] for r in scored.rejects))
-    indexed = conn.execute("SELECT 1 FROM accounts WHERE source = ? AND account = ?",
-                           (MEASURES_SOURCE, MEASURES_ACCOUNT)).fetchone() is not None
-    if scored.responses or indexed:  # a pipeline without forms gets no measures account
-        result.rejects_path, result.duplicates_path = _write(ws, scored, reg)
-        try:
-            AccountLoader(ws, MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=vectors).run()
-        except LoadFailed as exc:
-            raise MeasuresFailed(exc.code) from None
-    result.measurements = measurements
-    if link_now:
-        begin_immediate(conn)
-        try:
-            link(conn, result)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    for m in measurements:
-        if m.get("client_id"):
-            result.by_client.setdefault(m["client_id"], []).append(m)
+    spill = Spill(scratch)
+    result = MeasuresResult(spill=spill)
+    try:
+        scored = score_all(conn, str(objects_dir(ws)), p, reg, spill)
+        result.responses, result.scored = scored.responses, scored.scored
+        result.not_scored, result.duplicates, result.reasons = scored.rejects, scored.duplicates, scored.reasons
+        indexed = conn.execute("SELECT 1 FROM accounts WHERE source = ? AND account = ?",
+                               (MEASURES_SOURCE, MEASURES_ACCOUNT)).fetchone() is not None
+        if scored.responses or indexed:  # a pipeline without forms gets no measures account
+            result.rejects_path, result.duplicates_path = _write(ws, scored, spill, reg)
+            try:
+                AccountLoader(ws, MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=vectors).run()
+            except LoadFailed as exc:
+                raise MeasuresFailed(exc.code) from None
+        if link_now:
+            begin_immediate(conn)
+            try:
+                link(conn, result)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+    except BaseException:
+        result.close()
+        raise
     return result
 
 
@@ -298,4 +332,5 @@ def chart_files(result: MeasuresResult, p: Projection, reg: Registry, client_id:
     """The measures file of one client's chart folder."""
     c = p.clients.get(client_id)
     name = c.card.name if c is not None else None
-    return {"measures.md": chart.render(name, result.by_client.get(client_id, []), reg).encode()}
+    got = result.spill.of_client(client_id) if result.spill is not None else []
+    return {"measures.md": chart.render(name, got, reg).encode()}

@@ -178,7 +178,7 @@ class Project:
         """Measures, tables, charts, from the decisions in the scratch database."""
         now = _now()
         with self._phase("measures"):
-            m = self.measures = measures_step.run(self.ws, conn, p, self.registry,
+            m = self.measures = measures_step.run(self.ws, conn, p, self.registry, scratch=scratch,
                                                   vectors=self.vectors, link_now=False)
         conn.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
         try:
@@ -200,6 +200,7 @@ class Project:
                     items_of=lambda cid: stream.chart_items(conn, "scratch", cid),
                     child_items=lambda: self._items_reader(scratch))
         finally:
+            m.close()
             conn.execute("DETACH DATABASE scratch")
         begin_immediate(conn)
         tables.set_meta(conn, charts_done="1")

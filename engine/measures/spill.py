@@ -1,0 +1,187 @@
+"""The measures step's outputs on disk, so the project task's memory stays flat.
+
+Scoring a pipeline's form responses gives one measurement per scored measure, plus the
+rejects, the duplicates and the duplicate check's memory: held in Python that grew with the
+number of responses (about 1.6 KiB a measurement: 490 MiB project peak at 66,666 responses
+per form tap, docs/performance.md). Here each goes into a table of the project task's
+scratch database (:mod:`engine.clients.stream`, removed with it; a kill leaves it for the
+next run to remove) and is read back in the order the published files need, one row at a
+time, and per client for the chart folders.
+
+Rows keep the exact JSON line of the published file (``orjson`` with sorted keys) and an
+insertion number, so ``ORDER BY key, seq`` gives what a stable Python sort of the lists gave
+(SQLite compares TEXT as UTF-8 bytes: the order of code points, as Python's ``str``).
+A connection is opened per process (:meth:`Spill.reader`): the second chart writer is
+forked and must never use its parent's connection.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS m_seen (key TEXT PRIMARY KEY, source_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS m_later (seq INTEGER PRIMARY KEY, source TEXT, account TEXT,
+                                    entity_id TEXT, sha256 TEXT);
+CREATE TABLE IF NOT EXISTS m_scored (seq INTEGER PRIMARY KEY, source_id TEXT NOT NULL,
+                                     client_id TEXT, response_id TEXT, line BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS m_rejects (seq INTEGER PRIMARY KEY, response TEXT NOT NULL,
+                                      measure TEXT NOT NULL, line BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS m_dups (seq INTEGER PRIMARY KEY, response TEXT NOT NULL,
+                                   measure TEXT NOT NULL, line BLOB NOT NULL);
+DELETE FROM m_seen; DELETE FROM m_later; DELETE FROM m_scored; DELETE FROM m_rejects;
+DELETE FROM m_dups;
+"""
+"""``m_seen``: the duplicate check (key -> the measurement it first gave); ``m_later``: the
+responses without a response id, scored in a second pass; ``m_scored``, ``m_rejects``,
+``m_dups``: the lines of the three published files with their sort keys."""
+
+INDEXES = """
+CREATE INDEX IF NOT EXISTS m_scored_order ON m_scored (source_id, seq);
+CREATE INDEX IF NOT EXISTS m_scored_client ON m_scored (client_id, source_id, seq);
+CREATE INDEX IF NOT EXISTS m_rejects_order ON m_rejects (response, measure, seq);
+CREATE INDEX IF NOT EXISTS m_dups_order ON m_dups (response, measure, seq);
+"""
+
+BATCH = 2_000
+"""Rows buffered before one ``executemany``."""
+
+LINE = orjson.OPT_SORT_KEYS
+ORDER = {"scored": "m_scored ORDER BY source_id, seq", "rejects": "m_rejects ORDER BY response, measure, seq",
+         "dups": "m_dups ORDER BY response, measure, seq"}
+
+
+def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -4096", "temp_store = FILE"):
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
+
+
+class Spill:
+    """The measures step's tables in the scratch database at ``path`` (which must exist)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn: sqlite3.Connection | None = _connect(path)
+        self.conn.executescript(SCHEMA)
+        self.conn.execute("BEGIN")
+        self._buf: dict[str, list[tuple[Any, ...]]] = {"scored": [], "rejects": [], "dups": [], "later": []}
+        self.counts = {"scored": 0, "rejects": 0, "dups": 0}
+        self._reader: tuple[int, sqlite3.Connection] | None = None
+
+    def _w(self) -> sqlite3.Connection:
+        assert self.conn is not None, "the spill is closed for writing"
+        return self.conn
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def seen(self, key: str, source_id: str) -> str | None:
+        """The ``source_id`` that first gave ``key``; None (and ``key`` noted) when new."""
+        conn = self._w()
+        row = conn.execute("SELECT source_id FROM m_seen WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            return str(row[0])
+        conn.execute("INSERT INTO m_seen VALUES (?, ?)", (key, source_id))
+        return None
+
+    def later(self, row: tuple[str, str, str, str]) -> None:
+        """A response to score in the second pass (source, account, entity_id, sha256)."""
+        self._put("later", row)
+
+    def measurement(self, m: dict[str, Any]) -> None:
+        """One scored measure (the document of the published file)."""
+        self.counts["scored"] += 1
+        self._put("scored", (str(m["source_id"]), m.get("client_id"), m.get("response_id") or "",
+                             orjson.dumps(m, option=LINE)))
+
+    def reject(self, r: dict[str, Any]) -> None:
+        """One line of the rejects file."""
+        self.counts["rejects"] += 1
+        self._put("rejects", (r["response"], str(r["measure"]), orjson.dumps(r, option=LINE)))
+
+    def duplicate(self, r: dict[str, Any]) -> None:
+        """One line of the duplicates file."""
+        self.counts["dups"] += 1
+        self._put("dups", (r["response"], str(r["measure"]), orjson.dumps(r, option=LINE)))
+
+    def _put(self, table: str, row: tuple[Any, ...]) -> None:
+        buf = self._buf[table]
+        buf.append(row)
+        if len(buf) >= BATCH:
+            self._flush(table)
+
+    def _flush(self, table: str) -> None:
+        buf = self._buf[table]
+        if not buf:
+            return
+        sql = {"scored": "INSERT INTO m_scored (source_id, client_id, response_id, line) VALUES (?,?,?,?)",
+               "rejects": "INSERT INTO m_rejects (response, measure, line) VALUES (?,?,?)",
+               "dups": "INSERT INTO m_dups (response, measure, line) VALUES (?,?,?)",
+               "later": "INSERT INTO m_later (source, account, entity_id, sha256) VALUES (?,?,?,?)"}[table]
+        self._w().executemany(sql, buf)
+        buf.clear()
+
+    def later_rows(self) -> Iterator[tuple[str, str, str, str]]:
+        """The responses noted by :meth:`later`, in the order they were noted."""
+        self._flush("later")
+        last = 0
+        while True:  # in batches: the writer inserts into other tables meanwhile
+            rows = self._w().execute("SELECT seq, source, account, entity_id, sha256 FROM m_later "
+                                     "WHERE seq > ? ORDER BY seq LIMIT ?", (last, BATCH)).fetchall()
+            if not rows:
+                return
+            for seq, *row in rows:
+                last = seq
+                yield (row[0], row[1], row[2], row[3])
+
+    def finish(self) -> None:
+        """Write what is buffered, index, commit and close the writer."""
+        for table in self._buf:
+            self._flush(table)
+        conn = self._w()
+        conn.execute("DELETE FROM m_seen")
+        conn.execute("DELETE FROM m_later")
+        conn.execute("COMMIT")
+        conn.executescript(INDEXES)
+        conn.close()
+        self.conn = None
+
+    # -- reading (after finish) ------------------------------------------------------------
+
+    def reader(self) -> sqlite3.Connection:
+        """This process's read connection (a forked chart writer opens its own)."""
+        if self._reader is None or self._reader[0] != os.getpid():
+            self._reader = (os.getpid(), _connect(self.path, readonly=True))
+        return self._reader[1]
+
+    def lines(self, what: str) -> Iterator[bytes]:
+        """The lines of one published file (``scored``, ``rejects``, ``dups``), in order."""
+        for (line,) in self.reader().execute(f"SELECT line FROM {ORDER[what]}"):  # noqa: S608
+            yield bytes(line) + b"\n"
+
+    def links(self) -> Iterator[tuple[Any, str, Any]]:
+        """(client_id, source_id, response_id or "") of each linked measurement, in file order."""
+        yield from self.reader().execute(
+            "SELECT client_id, source_id, response_id FROM m_scored WHERE client_id IS NOT NULL "
+            "ORDER BY source_id, seq")
+
+    def of_client(self, client_id: str) -> list[dict[str, Any]]:
+        """One client's measurements, in file order."""
+        return [orjson.loads(line) for (line,) in self.reader().execute(
+            "SELECT line FROM m_scored WHERE client_id = ? ORDER BY source_id, seq", (client_id,))]
+
+    def close(self) -> None:
+        """Close this process's connections (the file goes with the scratch database)."""
+        for conn in (self.conn, self._reader[1] if self._reader and self._reader[0] == os.getpid() else None):
+            if conn is not None:
+                conn.close()
+        self.conn = None
+        self._reader = None

@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS m_seen (key TEXT PRIMARY KEY, source_id TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS m_later (seq INTEGER PRIMARY KEY, source TEXT, account TEXT,
                                     entity_id TEXT, sha256 TEXT);
 CREATE TABLE IF NOT EXISTS m_scored (seq INTEGER PRIMARY KEY, source_id TEXT NOT NULL,
-                                     client_id TEXT, response_id TEXT, line BLOB NOT NULL);
+                                     client_id TEXT, response_id, line BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS m_rejects (seq INTEGER PRIMARY KEY, response TEXT NOT NULL,
                                       measure TEXT NOT NULL, line BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS m_dups (seq INTEGER PRIMARY KEY, response TEXT NOT NULL,
@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS m_dups (seq INTEGER PRIMARY KEY, response TEXT NOT NU
 DELETE FROM m_seen; DELETE FROM m_later; DELETE FROM m_scored; DELETE FROM m_rejects;
 DELETE FROM m_dups;
 """
-"""``m_seen``: the duplicate check (key -> the measurement it first gave); ``m_later``: the
+"""(``response_id`` has no type: an integer id stays one, as it was in the links.)
+``m_seen``: the duplicate check (key -> the measurement it first gave); ``m_later``: the
 responses without a response id, scored in a second pass; ``m_scored``, ``m_rejects``,
 ``m_dups``: the lines of the three published files with their sort keys."""
 

@@ -1,0 +1,108 @@
+"""The measures step's on-disk spill gives what the in-memory lists gave, in the same order.
+
+The published files and ``measures.md`` must stay byte-identical to what a stable Python
+sort of the lists produced: ties keep their insertion order, non-ASCII sorts by code point,
+a missing measure sorts as ``"None"``; a forked chart writer reads through its own connection.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.measures.spill import Spill
+
+
+def _scratch(tmp_path: Path) -> Path:
+    path = tmp_path / "scratch.sqlite"
+    sqlite3.connect(path).close()
+    return path
+
+
+def _measurements(n: int) -> list[dict[str, Any]]:
+    rnd = random.Random(7)
+    ids = ["a/1", "a/10", "a/2", "é/1", "z", "Z", "a/1"]  # ties and non-ASCII
+    return [{"source_id": rnd.choice(ids), "n": i, "client_id": rnd.choice(["c1", "c2", None]),
+             "response_id": rnd.choice(["r", None, 5])} for i in range(n)]
+
+
+def test_lines_follow_a_stable_sort(tmp_path: Path) -> None:
+    spill = Spill(_scratch(tmp_path))
+    ms = _measurements(5000)  # more than one insert batch
+    rejects = [{"response": r, "measure": m, "reason": "NO_TIME", "i": i}
+               for i, (r, m) in enumerate([("x", None), ("x", "PHQ9"), ("ä", "GAD7"), ("x", None), ("b", "N")])]
+    for m in ms:
+        stored = {k: v for k, v in m.items() if v is not None or k != "client_id"}
+        spill.measurement(stored)
+    for r in rejects:
+        spill.reject(r)
+        spill.duplicate(r)
+    spill.finish()
+    clean = [{k: v for k, v in m.items() if v is not None or k != "client_id"} for m in ms]
+    want = [orjson.dumps(m, option=orjson.OPT_SORT_KEYS) + b"\n"
+            for m in sorted(clean, key=lambda m: str(m["source_id"]))]
+    assert list(spill.lines("scored")) == want
+    want_r = [orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n"
+              for r in sorted(rejects, key=lambda r: (r["response"], str(r["measure"])))]
+    assert list(spill.lines("rejects")) == want_r
+    assert list(spill.lines("dups")) == want_r
+    ordered = sorted(clean, key=lambda m: str(m["source_id"]))
+    assert spill.of_client("c1") == [m for m in ordered if m.get("client_id") == "c1"]
+    assert spill.of_client("nobody") == []
+    assert list(spill.links()) == [(m["client_id"], m["source_id"], m["response_id"] or "")
+                                   for m in ordered if m.get("client_id")]
+    assert spill.counts == {"scored": 5000, "rejects": 5, "dups": 5}
+    spill.close()
+
+
+def test_duplicate_check_and_second_pass(tmp_path: Path) -> None:
+    spill = Spill(_scratch(tmp_path))
+    assert spill.seen("k1", "first") is None
+    assert spill.seen("k2", "other") is None
+    assert spill.seen("k1", "second") == "first"
+    rows = [("s", "a", f"e{i}", f"{i:064x}") for i in range(4500)]
+    for row in rows:
+        spill.later(row)
+    assert list(spill.later_rows()) == rows
+    spill.finish()
+    spill.close()
+
+
+def test_a_fresh_spill_forgets_a_previous_runs_rows(tmp_path: Path) -> None:
+    path = _scratch(tmp_path)
+    old = Spill(path)
+    old.measurement({"source_id": "old", "client_id": "c1"})
+    old.finish()
+    old.close()
+    new = Spill(path)
+    new.finish()
+    assert list(new.lines("scored")) == []
+    new.close()
+
+
+def test_a_forked_reader_opens_its_own_connection(tmp_path: Path) -> None:
+    spill = Spill(_scratch(tmp_path))
+    spill.measurement({"source_id": "s1", "client_id": "c1", "value": 3})
+    spill.finish()
+    assert spill.of_client("c1") == [{"client_id": "c1", "source_id": "s1", "value": 3}]
+    parent = spill.reader()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a new connection, the parent's left alone
+        try:
+            ok = spill.reader() is not parent and spill.of_client("c1")[0]["value"] == 3
+            os.write(w, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(w)
+    got = os.read(r, 1)
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert got == b"1"
+    assert spill.reader() is parent
+    spill.close()

@@ -220,6 +220,10 @@ class StateRecorder:
             await self._writer
             self._writer = None
         await self.flush()
+        await self._close_db()
+
+    async def _close_db(self) -> None:
+        """Close the connection if open; a failing close loses nothing more (all is flushed)."""
         if self._db is not None:
             try:
                 await self._db.close()
@@ -254,12 +258,7 @@ class StateRecorder:
                       f"({type(exc).__name__}); the run goes on without it", file=sys.stderr)
         self.failed = True
         self._pending.clear()
-        if self._db is not None:
-            try:
-                await self._db.close()
-            except (sqlite3.Error, OSError):
-                pass
-            self._db = None
+        await self._close_db()
 
 
 def _grouped(batch: list[Statement]) -> list[tuple[str, list[tuple[Any, ...]]]]:

@@ -29,7 +29,6 @@ tables and chart bytes with the in-memory resolver's (docs/clients.md, docs/perf
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +38,7 @@ import orjson
 
 from engine.clients.model import DocFacts, DocRef, Link, Projection, Streamed, Unlinked
 from engine.clients.resolve import Resolver
+from engine.store.fsutil import create_private
 
 SCRATCH_NAME = ".project-scratch.sqlite"
 BATCH = 4096
@@ -106,7 +106,7 @@ class Scratch:
         self.resolver = resolver
         remove(path)
         remove(part_path(path))  # a helper's, left by a kill (no helper may run this time)
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        create_private(path)
         self.conn = sqlite3.connect(path, isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_KIB}",
                        "temp_store = MEMORY"):

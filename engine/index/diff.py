@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.store.fsutil import FILE_MODE
+from engine.store.fsutil import create_private
 
 SCRATCH_CACHE_KIB = 4096
 """Page cache of the scratch database (KiB)."""
@@ -81,7 +81,7 @@ def attach(conn: sqlite3.Connection, folder: Path) -> Path:
     """Create a private scratch file in ``folder`` and attach it as ``scratch`` (no transaction open)."""
     remove_stale(folder)
     path = folder / f"{_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{_SUFFIX}"
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    create_private(path)
     try:
         conn.execute("ATTACH DATABASE ? AS scratch", (str(path),))
         conn.execute("PRAGMA scratch.journal_mode = OFF")

@@ -68,6 +68,13 @@ def open_private(path: Path, mode: str = "wb") -> Any:
     return os.fdopen(fd, mode)
 
 
+def create_private(path: Path) -> None:
+    """Create a new, empty file with mode 0600 (FileExistsError if it exists): a scratch
+    database's file, made private before SQLite opens it (SQLite gives its journals the
+    main file's mode)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file, fsync, os.replace, fsync dir."""
     ensure_dir(path.parent)

@@ -88,7 +88,7 @@ class Reader:
         except orjson.JSONDecodeError:
             doc = {}
         ref = DocRef(source, account, self.kinds.setdefault(kind, kind), entity)
-        self.scratch.add(ref, doc if isinstance(doc, dict) else {}, when, title)
+        self.scratch.add(ref, doc if isinstance(doc, dict) else {}, when, title, data)
         self.done += 1
         if self.done % 512 == 0:
             self.progress(self.done)

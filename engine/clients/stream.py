@@ -56,6 +56,13 @@ CREATE TABLE facts (
     data      BLOB NOT NULL,
     PRIMARY KEY (acct, kind, entity_id)
 ) WITHOUT ROWID;
+CREATE TABLE responses (
+    pass      INTEGER NOT NULL,
+    acct      INTEGER NOT NULL,
+    entity_id TEXT NOT NULL,
+    data      BLOB NOT NULL,
+    PRIMARY KEY (pass, acct, entity_id)
+) WITHOUT ROWID;
 CREATE TABLE links (client_id TEXT, source TEXT, account TEXT, kind TEXT, entity_id TEXT,
                     rule TEXT, direction TEXT, via TEXT);
 CREATE TABLE unlinked (source TEXT, account TEXT, kind TEXT, entity_id TEXT, reason TEXT,
@@ -63,7 +70,13 @@ CREATE TABLE unlinked (source TEXT, account TEXT, kind TEXT, entity_id TEXT, rea
 """
 """``accts`` numbers the accounts in (source, account) order; ``facts`` holds one row per
 document (``data``: the facts as JSON with the index's time and title, see :func:`encode`); ``links`` and ``unlinked`` the
-decisions, in decision order."""
+decisions, in decision order. ``responses`` keeps the bytes of each document of a kind in
+:data:`KEPT_KINDS` (the form responses, which the measures step scores next: read here
+sequentially instead of one object file each), ``pass`` 0 for those with a
+``response_id``, 1 for the others, so ``ORDER BY pass, acct, entity_id`` is the order the
+measures step scores them in (:func:`kept_documents`)."""
+KEPT_KINDS = frozenset({"form_response"})
+"""Kinds whose document bytes the scratch database keeps for the measures step."""
 
 
 def scratch_path(vector_store: Path) -> Path:
@@ -116,6 +129,7 @@ class Scratch:
         self.accts: dict[tuple[str, str], int] = {}
         self.defining: list[DocFacts] = []
         self._rows: list[tuple[int, str, str, bytes]] = []
+        self._kept: list[tuple[int, int, str, bytes]] = []
         self.documents = 0
 
     def __enter__(self) -> Scratch:
@@ -138,14 +152,17 @@ class Scratch:
         self.conn.execute("INSERT INTO accts VALUES (?, ?, ?)", (acct, source, account))
 
     def add(self, ref: DocRef, doc: dict[str, Any], time: str | None = None,
-            title: str | None = None) -> None:
+            title: str | None = None, raw: bytes | None = None) -> None:
         """Reduce one document to its facts and write them (with the index's time and title
-        of it, for the charts); keep a client's defining facts."""
+        of it, for the charts); keep a client's defining facts, and ``raw`` (the document's
+        bytes) when its kind is one of :data:`KEPT_KINDS`."""
         facts = self.resolver.reduce(ref, time, title, doc)
         if facts.defines and facts.card is not None:
             self.defining.append(facts)
-        self._rows.append((self.accts[(ref.source, ref.account)], ref.kind, ref.entity_id,
-                           encode(facts)))
+        acct = self.accts[(ref.source, ref.account)]
+        self._rows.append((acct, ref.kind, ref.entity_id, encode(facts)))
+        if raw is not None and ref.kind in KEPT_KINDS:
+            self._kept.append((0 if doc.get("response_id") else 1, acct, ref.entity_id, raw))
         self.documents += 1
         if len(self._rows) >= BATCH:
             self._flush()
@@ -154,6 +171,9 @@ class Scratch:
         self._rows.sort()  # key order: each batch lands on neighbouring pages
         self.conn.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?)", self._rows)
         self._rows.clear()
+        if self._kept:
+            self.conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", self._kept)
+            self._kept.clear()
 
     def finish(self) -> None:
         """Write what is pending and commit (a helper process's scratch database)."""
@@ -170,6 +190,7 @@ class Scratch:
         self.conn.execute("COMMIT")  # ATTACH is not allowed inside a transaction
         self.conn.execute("ATTACH DATABASE ? AS part", (str(part),))
         self.conn.execute("INSERT INTO facts SELECT acct, kind, entity_id, data FROM part.facts")
+        self.conn.execute("INSERT INTO responses SELECT pass, acct, entity_id, data FROM part.responses")
         self.conn.execute("DETACH DATABASE part")
         self.conn.execute("BEGIN")
         self.defining += defining
@@ -249,6 +270,32 @@ class Scratch:
         p.documents = self.documents
         p.streamed = out
         return p
+
+
+def kept_documents(conn: sqlite3.Connection, batch: int = 512) -> Iterator[tuple[str, str, str, bytes]]:
+    """(source, account, entity_id, bytes) of every kept document (:data:`KEPT_KINDS`),
+    those with a ``response_id`` first, each group in (source, account, entity_id) order.
+
+    ``conn`` is any connection whose main database is the scratch database (the measures
+    step's, which writes other tables meanwhile: rows are fetched ``batch`` at a time, each
+    batch a query of its own, so no statement stays open across those writes)."""
+    names = {acct: (source, account) for acct, source, account in conn.execute("SELECT * FROM accts")}
+    last: tuple[int, int, str] = (-1, -1, "")
+    while True:
+        rows = conn.execute("SELECT pass, acct, entity_id, data FROM responses "
+                            "WHERE (pass, acct, entity_id) > (?, ?, ?) "
+                            "ORDER BY pass, acct, entity_id LIMIT ?", (*last, batch)).fetchall()
+        if not rows:
+            return
+        for _, acct, entity, data in rows:
+            source, account = names[acct]
+            yield source, account, entity, data
+        last = rows[-1][:3]
+
+
+def kept_count(conn: sqlite3.Connection) -> int:
+    """How many documents the scratch database kept (:data:`KEPT_KINDS`)."""
+    return int(conn.execute("SELECT count(*) FROM responses").fetchone()[0])
 
 
 def chart_items(conn: sqlite3.Connection, schema: str, client_id: str) -> list[tuple[Link, DocFacts]]:

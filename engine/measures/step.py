@@ -90,8 +90,16 @@ def _read(objects: str, sha: str) -> dict[str, Any]:
     """The response's object, checked against its sha256 (ObjectCorrupt propagates: a
     damaged object fails the task rather than being scored as someone's answers)."""
     try:
-        doc = orjson.loads(read_object(objects, sha))
-    except (ObjectMissing, OSError, orjson.JSONDecodeError):
+        return _parse(read_object(objects, sha))
+    except (ObjectMissing, OSError):
+        return {}
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    """A response's bytes as a dict ({} when they are not a JSON object)."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
         return {}
     return doc if isinstance(doc, dict) else {}
 
@@ -168,10 +176,20 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Regist
     """Score every indexed form response into ``spill``, one parsed response in memory at a time.
 
     Copies with a response id (the Forms API's) go first, then the others (a linked sheet's
-    copy of the same answers), each group in (source, account, entity_id) order: the first
-    pass scores the former and only notes the latter, which the second pass reads again.
+    copy of the same answers), each group in (source, account, entity_id) order. The
+    responses are read sequentially from the scratch database, where the project task's
+    reader kept their bytes (:func:`engine.clients.stream.kept_documents`); only when it
+    did not keep every indexed response (an index whose ``accounts`` table misses one) are
+    they read from their object files: the first pass scores those with a response id and
+    only notes the others, which the second pass reads again.
     """
     run = _Scoring(_clients_of(p), reg, spill)
+    indexed = conn.execute("SELECT count(*) FROM documents WHERE kind = 'form_response' AND source != ?",
+                           (MEASURES_SOURCE,)).fetchone()[0]
+    if spill.kept_count() == indexed:  # the reader kept every one (the usual case)
+        for source, account, entity, data in spill.kept():
+            run.score((source, account, entity, ""), _parse(data))
+        return _finish(spill, indexed, run)
     responses = 0
     for row in conn.execute(
             "SELECT source, account, entity_id, sha256 FROM documents WHERE kind = 'form_response' "
@@ -185,6 +203,10 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Regist
         del doc  # one response at a time, not every response of the index
     for row in spill.later_rows():
         run.score(row, _read(objects, row[3]))
+    return _finish(spill, responses, run)
+
+
+def _finish(spill: Spill, responses: int, run: _Scoring) -> Scored:
     spill.finish()
     c = spill.counts
     return Scored(responses, c["scored"], c["rejects"], c["dups"], run.reasons)

@@ -10,7 +10,7 @@ with the measurement they repeat.
 The measurements are published like a canonical account (``canonical/measures/scored.jsonl``
 and its ``.meta.json``, sorted, so a rerun is byte-identical; with the rejects and
 duplicates files as one generation behind one pointer, :mod:`engine.store.fsgen`) and loaded by
-the index's own loader; what was not scored goes with its reason to ``scored.rejects.jsonl`` (0600, inside
+the index's own loader (in a process of its own when it embeds them: :mod:`engine.measures.load`); what was not scored goes with its reason to ``scored.rejects.jsonl`` (0600, inside
 the workspace), one line per count of ``not_scored``. Each measurement is also a row of ``client_links`` so ``query --client``
 finds it, written in the same transaction as the client tables (a reader never sees the
 new tables without their measurement links). Counts go to ``clients_meta`` for the
@@ -38,10 +38,10 @@ from engine.canon import publish
 from engine.canon.publish import AccountFiles
 from engine.clients import tables
 from engine.clients.model import Projection
-from engine.index.load import AccountLoader
-from engine.index.outcome import LoadFailed
 from engine.index.store import ObjectMissing, begin_immediate, objects_dir, read_object
 from engine.measures import chart
+from engine.measures.load import LoadError
+from engine.measures.load import load as load_measurements
 from engine.measures.registry import Registry
 from engine.measures.score import DUPLICATE, MEASURES_ACCOUNT, MEASURES_SOURCE, score_response
 from engine.measures.spill import Spill
@@ -332,9 +332,9 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *
                                (MEASURES_SOURCE, MEASURES_ACCOUNT)).fetchone() is not None
         if scored.responses or indexed:  # a pipeline without forms gets no measures account
             result.rejects_path, result.duplicates_path = _write(ws, scored, spill, reg)
-            try:
-                AccountLoader(ws, MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=vectors).run()
-            except LoadFailed as exc:
+            try:  # with vectors, in a process of its own: the model stays out of the task
+                load_measurements(ws.root, vectors=vectors)
+            except LoadError as exc:
                 raise MeasuresFailed(exc.code) from None
         if link_now:
             begin_immediate(conn)

@@ -12,8 +12,9 @@ of it:
    that define a client (few: one per client record) and the set of referenced documents
    (the resolver interns them anyway).
 2. **Decide** (:meth:`Scratch.resolve`): the clients and their keys from the defining facts;
-   the facts of every referenced document that exists, loaded once (a session or an invoice
-   is decided by its contact's decision, memoised as before); then every row in key order,
+   which referenced documents exist (a set: their facts stay on disk and are fetched only
+   when one is decided before the scan reaches it; a session or an invoice is decided by its
+   contact's decision, memoised as before); then every row in key order,
    decided by the very same code as the in-memory resolver (:class:`engine.clients.resolve._State`),
    its links and unlinked reason appended to scratch tables and dropped. Only counts stay:
    links per client, the clients of form responses (for the measures), conflict counts.
@@ -207,6 +208,12 @@ class Scratch:
                                 (acct, ref.kind, ref.entity_id)).fetchone()
         return None if row is None else decode(ref, row[0])
 
+    def _has(self, ref: DocRef) -> bool:
+        acct = self.accts.get((ref.source, ref.account))
+        return acct is not None and self.conn.execute(
+            "SELECT 1 FROM facts WHERE acct = ? AND kind = ? AND entity_id = ?",
+            (acct, ref.kind, ref.entity_id)).fetchone() is not None
+
     def _rows_in_order(self) -> Iterator[DocFacts]:
         names = {acct: name for name, acct in self.accts.items()}
         cur = self.conn.execute("SELECT acct, kind, entity_id, data FROM facts "
@@ -224,17 +231,16 @@ class Scratch:
         r = self.resolver
         clients, alias, unused = r.clients(sorted(self.defining, key=lambda f: f.ref))
         self.defining = []
-        targets = set(r.targets)
-        present: dict[DocRef, DocFacts] = {}
-        for t in targets:
-            got = self._one(t)
-            if got is not None:
-                present[t] = got
+        targets = r.targets  # the resolver's own set of them (a view: no copy)
+        present = {t for t in targets if self._has(t)}  # which exist; their facts stay on disk
+
+        def exists(ref: DocRef) -> bool:
+            return ref in present if ref in targets else self._one(ref) is not None
 
         def lookup(ref: DocRef) -> DocFacts | None:
-            if ref in targets:
-                return present.get(ref)
-            return self._one(ref)  # an overridden document: asked once each
+            # a target's facts are fetched when it is decided before the ordered scan reaches
+            # it (then memoised); an overridden document is asked once
+            return None if ref in targets and ref not in present else self._one(ref)
 
         out = Streamed()
         link_rows: list[tuple[str | None, ...]] = []
@@ -259,7 +265,7 @@ class Scratch:
                 self.conn.executemany("INSERT INTO unlinked VALUES (?,?,?,?,?,?)", unlinked_rows)
                 unlinked_rows.clear()
 
-        conflicts, state = r.decider(clients, alias, lookup, targets, on_links, on_unlinked)
+        conflicts, state = r.decider(clients, alias, lookup, targets, on_links, on_unlinked, exists)
         for facts in self._rows_in_order():  # the decisions are written meanwhile
             state.decide(facts.ref, 0, facts)
         self.conn.executemany("INSERT INTO links VALUES (?,?,?,?,?,?,?,?)", link_rows)

@@ -60,7 +60,10 @@ def is_chart_folder(name: str) -> bool:
 def _cell(value: object) -> str:
     if value is None:
         return "-"
-    text = " ".join(str(value).split())
+    if type(value) is str and value.isprintable() and "  " not in value and value[:1] != " " != value[-1:]:
+        text = value  # what split/join would give: printable text has no whitespace but " "
+    else:
+        text = " ".join(str(value).split())
     return (text.replace("|", "\\|") if "|" in text else text) or "-"
 
 

@@ -99,9 +99,14 @@ class Spill:
         """How many form responses the project task's reader kept in the scratch database."""
         return stream.kept_count(self._w())
 
-    def kept(self) -> Iterator[tuple[str, str, str, bytes]]:
-        """Those responses, in scoring order (:func:`engine.clients.stream.kept_documents`)."""
+    def kept(self) -> Iterator[tuple[str, str, str, bytes, str | None]]:
+        """Those responses with their clients, in scoring order
+        (:func:`engine.clients.stream.kept_documents`)."""
         return stream.kept_documents(self._w())
+
+    def client_of(self, source: str, account: str, entity_id: str) -> str | None:
+        """One form response's one client, from the scratch database's decisions."""
+        return stream.kept_client(self._w(), source, account, entity_id)
 
     def later(self, row: tuple[str, str, str, str]) -> None:
         """A response to score in the second pass (source, account, entity_id, sha256)."""

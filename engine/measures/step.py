@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,9 +105,8 @@ def _parse(data: bytes) -> dict[str, Any]:
 
 
 def _clients_of(p: Projection) -> dict[tuple[str, str, str], str | None]:
-    """(source, account, entity_id) of each linked form response -> its one client."""
-    if p.streamed is not None:
-        return p.streamed.form_clients
+    """(source, account, entity_id) of each linked form response -> its one client (a
+    projection resolved in memory; a streamed one answers from its scratch database)."""
     out: dict[tuple[str, str, str], str | None] = {}
     for link in p.links:
         if link.doc.kind == "form_response":
@@ -142,17 +141,16 @@ class Scored:
 class _Scoring:
     """Scores responses one by one into the spill (with its duplicate check)."""
 
-    def __init__(self, clients: dict[tuple[str, str, str], str | None], reg: Registry, spill: Spill) -> None:
-        self.clients = clients
+    def __init__(self, clients: Callable[[str, str, str], str | None], reg: Registry, spill: Spill) -> None:
+        self.client_of = clients
         self.reg = reg
         self.spill = spill
         self.reasons: Counter[str] = Counter()
 
-    def score(self, row: tuple[str, str, str, str], doc: dict[str, Any]) -> None:
-        """Score one response (``row``: source, account, entity_id, sha256)."""
+    def score(self, row: tuple[str, str, str, str], doc: dict[str, Any], client: str | None) -> None:
+        """Score one response (``row``: source, account, entity_id, sha256) of ``client``."""
         source, account, entity, _sha = row
         ref = f"{source}/{account}/{entity}"
-        client = self.clients.get((source, account, entity))
         respondent = doc.get("respondent") if isinstance(doc.get("respondent"), dict) else {}
         assert isinstance(respondent, dict)
         who = client or str(respondent.get("email") or "").casefold() or ref
@@ -183,12 +181,16 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Regist
     they read from their object files: the first pass scores those with a response id and
     only notes the others, which the second pass reads again.
     """
-    run = _Scoring(_clients_of(p), reg, spill)
+    client_of: Callable[[str, str, str], str | None] = spill.client_of
+    if p.streamed is None:
+        in_memory = _clients_of(p)
+        client_of = lambda s, a, e: in_memory.get((s, a, e))  # noqa: E731
+    run = _Scoring(client_of, reg, spill)
     indexed = conn.execute("SELECT count(*) FROM documents WHERE kind = 'form_response' AND source != ?",
                            (MEASURES_SOURCE,)).fetchone()[0]
     if spill.kept_count() == indexed:  # the reader kept every one (the usual case)
-        for source, account, entity, data in spill.kept():
-            run.score((source, account, entity, ""), _parse(data))
+        for source, account, entity, data, client in spill.kept():
+            run.score((source, account, entity, ""), _parse(data), client)
         return _finish(spill, indexed, run)
     responses = 0
     for row in conn.execute(
@@ -197,12 +199,12 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Regist
         responses += 1
         doc = _read(objects, row[3])
         if doc.get("response_id"):
-            run.score(row, doc)
+            run.score(row, doc, client_of(*row[:3]))
         else:
             spill.later(row)
         del doc  # one response at a time, not every response of the index
     for row in spill.later_rows():
-        run.score(row, _read(objects, row[3]))
+        run.score(row, _read(objects, row[3]), client_of(*row[:3]))
     return _finish(spill, responses, run)
 
 

@@ -46,7 +46,7 @@ from engine.store.workspace import Workspace
 from engine.vectors import model
 secure_umask()
 if sys.argv[3] == "keep-none":
-    stream.KEPT_KINDS = frozenset()
+    stream.KEPT_KIND = "no such kind"
 job = Project(Workspace(Path(sys.argv[1])), load_file(Path(sys.argv[2])).clients, force=True)
 assert job.run() == "success"
 loaded = model._SHARED is not None and model._SHARED._table is not None

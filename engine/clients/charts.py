@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -73,7 +73,9 @@ def _date(time: str | None) -> str:
     return time[:10] if time.endswith("T00:00:00Z") else time[:16].replace("T", " ")
 
 
-def _table(header: list[str], body: list[list[object]]) -> str:
+def _table(header: list[str], body: Iterable[Sequence[object]]) -> str:
+    """A Markdown table (``body`` may be a generator: the largest chart's rows are never
+    held as lists beside their text)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in body]
     return "\n".join(lines) + "\n"
@@ -173,8 +175,8 @@ def _client_md(c: Client, items: list[tuple[Link, DocFacts]], projected_at: str)
 
 
 def _timeline_md(c: Client, items: list[tuple[Link, DocFacts]]) -> str:
-    body = [[_date(f.time), f.ref.kind, lk.direction or "", f.title, f"{f.ref.source}/{f.ref.account}",
-             f"`{f.ref.text()}`"] for lk, f in items]
+    body = ((_date(f.time), f.ref.kind, lk.direction or "", f.title, f"{f.ref.source}/{f.ref.account}",
+             f"`{f.ref.text()}`") for lk, f in items)
     return (f"# Timeline: {c.card.sort_name}\n\n{len(items)} documents, newest first.\n\n"
             + _table(["date", "kind", "direction", "title", "source/account", "document"], body))  # type: ignore[arg-type]
 
@@ -294,9 +296,8 @@ def write_folders(root: Path, p: Projection, ids: list[str], now: str,
 
     for n, cid in enumerate(ids):
         client = p.clients[cid]
-        chart = ChartInput(client, items_of(cid))
+        template = render_template(ChartInput(client, items_of(cid)))  # the items go here
         old = folders.read_files(root / client.folder)
-        template = render_template(chart)
         if extra is not None:
             template.update(extra(cid))
         files = stamped(template, previous_projected_at(old) or now)

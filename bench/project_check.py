@@ -60,10 +60,11 @@ def _child(ws_root: Path, config: Path | None) -> None:
     job.run()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the second chart writer
+    own = rss
     rss = max(rss, kids.ru_maxrss)
     cpu -= kids.ru_utime + kids.ru_stime
     phases = ",".join(f"{k}={w:.2f}/{c:.2f}" for k, (w, c) in job.phases.items())
-    print(f"{job.documents} {rss} {time.process_time() - cpu:.2f} {phases or '-'}")
+    print(f"{job.documents} {rss} {time.process_time() - cpu:.2f} {phases or '-'} {own} {kids.ru_maxrss}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     got = subprocess.run([sys.executable, "-m", "bench.project_check", "--dir", str(ns.dir), "--child", *extra],
                          check=True, stdout=subprocess.PIPE, text=True).stdout.split()
     docs, rss_kb, cpu = int(got[0]), int(got[1]), float(got[2])
-    print(f"project: {docs:,} documents, peak RSS {rss_kb / 1024:.0f} MiB, {cpu:.2f} CPU-s, "
+    split = f" (task {int(got[4]) / 1024:.0f}, helpers {int(got[5]) / 1024:.0f})" if len(got) > 5 else ""
+    print(f"project: {docs:,} documents, peak RSS {rss_kb / 1024:.0f} MiB{split}, {cpu:.2f} CPU-s, "
           f"{time.perf_counter() - wall:.2f}s wall", flush=True)
     if len(got) > 3 and got[3] != "-":
         print(f"  phases (wall s / CPU s): {got[3].replace(',', ', ')}", flush=True)

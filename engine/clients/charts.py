@@ -11,9 +11,10 @@ short id, which also tells apart two clients with one name.
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -23,6 +24,7 @@ import orjson
 from engine.clients import folders
 from engine.clients.model import Client, DocFacts, Link, Projection
 from engine.clients.rules import rule_for
+from engine.clients.sink import Rendered, Spill, listing
 from engine.store.fsutil import fsync_dir
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
@@ -75,15 +77,16 @@ def _date(time: str | None) -> str:
 
 def _table(header: list[str], body: Iterable[Sequence[object]]) -> str:
     """A Markdown table."""
-    return "\n".join(_table_lines(header, body)) + "\n"
+    return "".join(_table_lines(header, body))
 
 
-def _table_lines(header: list[str], body: Iterable[Sequence[object]]) -> list[str]:
-    """A Markdown table's lines (``body`` may be a generator: the largest chart's rows are
-    never held as lists beside their text)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in body]
-    return lines
+def _table_lines(header: list[str], body: Iterable[Sequence[object]]) -> Iterator[str]:
+    """A Markdown table's lines, each ending in a newline (``body`` may be a generator: the
+    largest chart's rows are never held as lists, nor its text as one string)."""
+    yield "| " + " | ".join(header) + " |\n"
+    yield "|" + "---|" * len(header) + "\n"
+    for row in body:
+        yield "| " + " | ".join(_cell(v) for v in row) + " |\n"
 
 
 def _newest_first(items: list[tuple[Link, DocFacts]]) -> list[tuple[Link, DocFacts]]:
@@ -104,19 +107,46 @@ _STAMP = "\x00projected_at\x00"
 
 def render_template(chart: ChartInput) -> dict[str, bytes]:
     """The four files of a chart folder, ``client.md`` with a placeholder for projected_at."""
+    out: dict[str, bytes] = {}
+    for name, parts in _file_parts(chart).items():
+        out[name] = "".join(parts).encode()
+    return out
+
+
+def render_streams(chart: ChartInput, spill: Spill) -> tuple[bytes, dict[str, Rendered]]:
+    """``client.md`` with a placeholder for projected_at, and the other three files, each
+    rendered part by part into a :class:`Rendered` (bytes past a bound go to ``spill``)."""
+    parts = _file_parts(chart)
+    template = "".join(parts.pop("client.md")).encode()
+    out: dict[str, Rendered] = {}
+    for name, text in parts.items():
+        sink = out[name] = Rendered(spill)
+        for part in text:
+            sink.write(part)
+        sink.close()
+    return template, out
+
+
+def _file_parts(chart: ChartInput) -> dict[str, Iterator[str]]:
+    """Each file of a chart folder as a lazy sequence of text parts."""
     c, items = chart.client, _newest_first(chart.items)
     return {
-        "client.md": _client_md(c, items, _STAMP).encode(),
-        "timeline.md": _timeline_md(c, items).encode(),
-        "sessions.md": _section_md(c, items, "sessions", "Sessions").encode(),
-        "billing.md": _billing_md(c, items).encode(),
+        "client.md": iter((_client_md(c, items, _STAMP),)),
+        "timeline.md": _timeline_parts(c, items),
+        "sessions.md": _section_parts(c, items, "sessions", "Sessions"),
+        "billing.md": _billing_parts(c, items),
     }
+
+
+def stamp(template: bytes, projected_at: str) -> bytes:
+    """``client.md`` with its projected_at filled in."""
+    return template.replace(_STAMP.encode(), _yaml_str(projected_at).encode())
 
 
 def stamped(files: dict[str, bytes], projected_at: str) -> dict[str, bytes]:
     """A template with its projected_at filled in."""
     out = dict(files)
-    out["client.md"] = files["client.md"].replace(_STAMP.encode(), _yaml_str(projected_at).encode())
+    out["client.md"] = stamp(files["client.md"], projected_at)
     return out
 
 
@@ -179,33 +209,36 @@ def _client_md(c: Client, items: list[tuple[Link, DocFacts]], projected_at: str)
     return f"---\n{head}---\n\n{body}"
 
 
-def _timeline_md(c: Client, items: list[tuple[Link, DocFacts]]) -> str:
+def _timeline_parts(c: Client, items: list[tuple[Link, DocFacts]]) -> Iterator[str]:
+    """The timeline, line by line (the largest is ~7 MB at 1M records: never one string)."""
     body = ((_date(f.time), f.ref.kind, lk.direction or "", f.title, f"{f.ref.source}/{f.ref.account}",
              f"`{f.ref.text()}`") for lk, f in items)
-    lines = [f"# Timeline: {c.card.sort_name}", "", f"{len(items)} documents, newest first.", "",
-             *_table_lines(["date", "kind", "direction", "title", "source/account", "document"], body), ""]
-    return "\n".join(lines)  # one copy of the text (the largest timeline is ~7 MB at 1M records)
+    yield f"# Timeline: {c.card.sort_name}\n\n{len(items)} documents, newest first.\n\n"
+    yield from _table_lines(["date", "kind", "direction", "title", "source/account", "document"], body)
 
 
 def _section_md(c: Client, items: list[tuple[Link, DocFacts]], section: str, heading: str,
                 kinds: Callable[[str], bool] | None = None) -> str:
-    out = [f"# {heading}: {c.card.sort_name}\n"]
+    return "".join(_section_parts(c, items, section, heading, kinds))
+
+
+def _section_parts(c: Client, items: list[tuple[Link, DocFacts]], section: str, heading: str,
+                   kinds: Callable[[str], bool] | None = None) -> Iterator[str]:
+    yield f"# {heading}: {c.card.sort_name}\n"
     by_kind: dict[str, list[DocFacts]] = {}
     for _, f in items:
         rule = rule_for(f.ref.kind)
         if rule is not None and rule.section == section and (kinds is None or kinds(f.ref.kind)):
             by_kind.setdefault(f.ref.kind, []).append(f)
     if not by_kind:
-        out.append("\nNothing linked yet.\n")
+        yield "\nNothing linked yet.\n"
     for kind in sorted(by_kind):
         rule = rule_for(kind)
         labels = list(rule.columns) if rule is not None else []
-        rows: list[list[object]] = [[_date(f.time), *(column(f, lb) for lb in labels),
-                                     f"{f.ref.source}/{f.ref.account}", f"`{f.ref.entity_id}`"]
-                                    for f in by_kind[kind]]
-        out.append(f"\n## {kind} ({len(rows)})\n\n"
-                   + _table(["date", *labels, "source/account", "id"], rows))
-    return "".join(out)
+        rows = ([_date(f.time), *(column(f, lb) for lb in labels), f"{f.ref.source}/{f.ref.account}",
+                 f"`{f.ref.entity_id}`"] for f in by_kind[kind])
+        yield f"\n## {kind} ({len(by_kind[kind])})\n\n"
+        yield from _table_lines(["date", *labels, "source/account", "id"], rows)
 
 
 _LABELS: dict[str, dict[str, int]] = {}
@@ -231,16 +264,15 @@ def _money(values: list[str]) -> Decimal:
     return total
 
 
-def _billing_md(c: Client, items: list[tuple[Link, DocFacts]]) -> str:
+def _billing_parts(c: Client, items: list[tuple[Link, DocFacts]]) -> Iterator[str]:
     invoices = [f for _, f in items if f.ref.kind == "invoice"]
     payments = [f for _, f in items if f.ref.kind == "payment"]
     invoiced = _money([column(f, "total") for f in invoices])
     balance = _money([column(f, "balance") for f in invoices])
     paid = _money([column(f, "total") for f in payments])
-    text = _section_md(c, items, "billing", "Billing")
-    summary = (f"\n## Balance\n\n- **Invoiced:** {invoiced:.2f}\n- **Paid:** {paid:.2f}\n"
-               f"- **Open balance:** {balance:.2f}\n")
-    return text + summary
+    yield from _section_parts(c, items, "billing", "Billing")
+    yield (f"\n## Balance\n\n- **Invoiced:** {invoiced:.2f}\n- **Paid:** {paid:.2f}\n"
+           f"- **Open balance:** {balance:.2f}\n")
 
 
 _PROJECTED = re.compile(r'^projected_at: "?([^"\n]+)"?$', re.M)
@@ -292,6 +324,7 @@ def write_folders(root: Path, p: Projection, ids: list[str], now: str,
         items_of = by_client.__getitem__
     stats = ChartStats()
     staged: list[tuple[str, Path]] = []
+    spill = Spill(root)
 
     def swap_staged() -> None:
         folders.sync_tree(root)  # every staged file durable before any folder is swapped in
@@ -300,29 +333,56 @@ def write_folders(root: Path, p: Projection, ids: list[str], now: str,
         fsync_dir(root)
         staged.clear()
 
-    for n, cid in enumerate(ids):
-        client = p.clients[cid]
-        template = render_template(ChartInput(client, items_of(cid)))  # the items go here
-        old = folders.read_files(root / client.folder)
-        if extra is not None:
-            template.update(extra(cid))
-        files = stamped(template, previous_projected_at(old) or now)
-        if files != old:
-            files = stamped(template, now)
-        staging = folders.stage_folder(root, client.folder, files, old)
-        if staging is None:
-            stats.unchanged += 1
-        else:
-            staged.append((client.folder, staging))
-            stats.written += 1
-            stats.bytes += sum(len(b) for b in files.values())
-        if len(staged) >= STAGE_BATCH:
+    try:
+        for n, cid in enumerate(ids):
+            client = p.clients[cid]
+            template, files = render_streams(ChartInput(client, items_of(cid)), spill)  # items freed here
+            if extra is not None:
+                files.update((k, Rendered.of(v)) for k, v in extra(cid).items())
+            staging = _stage_chart(root, client.folder, template, files, now)
+            if staging is None:
+                stats.unchanged += 1
+            else:
+                staged.append((client.folder, staging))
+                stats.written += 1
+                stats.bytes += sum(f.size for f in files.values())
+            if len(staged) >= STAGE_BATCH:
+                swap_staged()
+            if on_folder is not None:
+                on_folder(n + 1)
+        if staged:
             swap_staged()
-        if on_folder is not None:
-            on_folder(n + 1)
-    if staged:
-        swap_staged()
+    finally:
+        spill.close()
     return stats
+
+
+def _stage_chart(root: Path, name: str, template: bytes, files: dict[str, Rendered], now: str) -> Path | None:
+    """Stage a chart folder (None when ``root/name`` already holds exactly these files, with
+    its own projected_at): unchanged files are hard links to the old ones; ``client.md``
+    keeps the old projected_at only when nothing else changed."""
+    final = root / name
+    old = listing(final)
+    previous = None
+    if "client.md" in old:
+        with open(final / "client.md", "rb") as fh:
+            previous = previous_projected_at({"client.md": fh.read()})
+    files["client.md"] = Rendered.of(stamp(template, previous or now))
+    same = {fname: f.equals(final / fname, old.get(fname)) for fname, f in files.items()}
+    if set(old) == set(files) and all(same.values()):
+        for f in files.values():
+            f.discard()
+        return None
+    files["client.md"] = Rendered.of(stamp(template, now))
+    same["client.md"] = files["client.md"].equals(final / "client.md", old.get("client.md"))
+    staging = folders.new_staging(root, name)
+    for fname, f in sorted(files.items()):
+        if same[fname]:
+            os.link(final / fname, staging / fname)
+            f.discard()
+        else:
+            f.place(staging / fname)
+    return staging
 
 
 def remove_gone(root: Path, p: Projection) -> int:

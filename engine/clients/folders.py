@@ -102,10 +102,7 @@ def stage_folder(root: Path, name: str, files: dict[str, bytes],
     current = read_files(final) if old is None else old
     if current == files:
         return None
-    staging = root / f"{STAGING}{os.getpid()}-{abs(hash(name)) % 10**10}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    os.mkdir(staging, DIR_MODE)
+    staging = new_staging(root, name)
     for fname, data in sorted(files.items()):
         if current.get(fname) == data:
             os.link(final / fname, staging / fname)
@@ -117,6 +114,15 @@ def stage_folder(root: Path, name: str, files: dict[str, bytes],
                 os.fsync(fh.fileno())
     if sync:
         fsync_dir(staging)
+    return staging
+
+
+def new_staging(root: Path, name: str) -> Path:
+    """A new, empty hidden folder where ``root/name`` is staged."""
+    staging = root / f"{STAGING}{os.getpid()}-{abs(hash(name)) % 10**10}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    os.mkdir(staging, DIR_MODE)
     return staging
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import resource
 import sqlite3
 import subprocess
@@ -56,8 +57,13 @@ def _child(ws_root: Path, config: Path | None) -> None:
     from engine.store.workspace import Workspace
     tune_gc()
     cpu = time.process_time()
+    if os.environ.get("BENCH_PROJECT_NOW"):  # a fixed projected_at: fresh dumps comparable across code
+        import engine.stages.project as project_stage
+        project_stage._now = lambda: os.environ["BENCH_PROJECT_NOW"]  # type: ignore[attr-defined]
     job = Project(Workspace(ws_root), cfg, force=True)
+    sampler = _Sampler(job.phases)
     job.run()
+    sampler.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the second chart writer
     own = rss
@@ -65,6 +71,54 @@ def _child(ws_root: Path, config: Path | None) -> None:
     cpu -= kids.ru_utime + kids.ru_stime
     phases = ",".join(f"{k}={w:.2f}/{c:.2f}" for k, (w, c) in job.phases.items())
     print(f"{job.documents} {rss} {time.process_time() - cpu:.2f} {phases or '-'} {own} {kids.ru_maxrss}")
+    print(sampler.report(), file=sys.stderr)
+
+
+PHASES = ("read", "resolve", "measures", "tables", "charts")
+
+
+def _kib(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class _Sampler:
+    """Peak RSS per phase: the task's (sampled every 10 ms) and its forked helpers' (VmHWM)."""
+
+    def __init__(self, done: dict[str, object]) -> None:
+        import threading
+        self.done, self.task, self.helpers = done, {}, {}  # type: ignore[var-annotated]
+        self.kids: dict[int, tuple[str, int]] = {}
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self.stopping.wait(0.01):
+            phase = next((p for p in PHASES if p not in self.done), "end")
+            self.task[phase] = max(self.task.get(phase, 0), _kib(me, "VmRSS"))
+            try:
+                kids = [int(x) for x in Path(f"/proc/{me}/task/{me}/children").read_text().split()]
+            except OSError:
+                kids = []
+            for pid in kids:
+                first, peak = self.kids.get(pid, (phase, 0))
+                self.kids[pid] = (first, max(peak, _kib(pid, "VmHWM")))
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+    def report(self) -> str:
+        task = " ".join(f"{k}={v / 1024:.0f}" for k, v in self.task.items())
+        kids = " ".join(f"{ph}={kb / 1024:.0f}" for ph, kb in self.kids.values())
+        return f"  peak RSS MiB, task per phase: {task}; helpers (phase forked in): {kids or '-'}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,16 +14,13 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-import orjson
-
-from engine.clients import folders
+from engine.clients import folders, markdown
+from engine.clients.markdown import column  # noqa: F401  (re-exported)
 from engine.clients.model import Client, DocFacts, Link, Projection
-from engine.clients.rules import rule_for
 from engine.clients.sink import Rendered, Spill, listing
 from engine.store.fsutil import fsync_dir
 
@@ -59,88 +56,34 @@ def is_chart_folder(name: str) -> bool:
     return bool(_FOLDER.match(name)) and not name.startswith(".")
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    if type(value) is str and value.isprintable() and "  " not in value and value[:1] != " " != value[-1:]:
-        text = value  # what split/join would give: printable text has no whitespace but " "
-    else:
-        text = " ".join(str(value).split())
-    return (text.replace("|", "\\|") if "|" in text else text) or "-"
-
-
-def _date(time: str | None) -> str:
-    if not time:
-        return "-"
-    return time[:10] if time.endswith("T00:00:00Z") else time[:16].replace("T", " ")
-
-
-def _table(header: list[str], body: Iterable[Sequence[object]]) -> str:
-    """A Markdown table."""
-    return "".join(_table_lines(header, body))
-
-
-def _table_lines(header: list[str], body: Iterable[Sequence[object]]) -> Iterator[str]:
-    """A Markdown table's lines, each ending in a newline (``body`` may be a generator: the
-    largest chart's rows are never held as lists, nor its text as one string)."""
-    yield "| " + " | ".join(header) + " |\n"
-    yield "|" + "---|" * len(header) + "\n"
-    for row in body:
-        yield "| " + " | ".join(_cell(v) for v in row) + " |\n"
-
-
-def _newest_first(items: list[tuple[Link, DocFacts]]) -> list[tuple[Link, DocFacts]]:
-    ordered = sorted(items, key=lambda it: it[1].ref)
-    return sorted(ordered, key=lambda it: it[1].time or "", reverse=True)
-
-
 @dataclass
 class ChartInput:
     """One client and what it is linked to."""
 
     client: Client
-    items: list[tuple[Link, DocFacts]]
+    items: Iterable[tuple[Link, DocFacts]]
+    ordered: bool = False
+    """True when ``items`` already come in chart order (:func:`markdown.newest_first`): they are
+    then rendered as they come, never held together."""
 
 
-_STAMP = "\x00projected_at\x00"
+def render_streams(chart: ChartInput, spill: Spill | None) -> tuple[bytes, dict[str, Rendered]]:
+    """``client.md`` with a placeholder for projected_at, and the other three files
+    (rendered in one pass over the items; bytes past a bound go to ``spill``)."""
+    items = chart.items if chart.ordered else markdown.newest_first(chart.items)
+    client_md, files = markdown.render_files(chart.client, items, spill)
+    return client_md.encode(), files
 
 
 def render_template(chart: ChartInput) -> dict[str, bytes]:
     """The four files of a chart folder, ``client.md`` with a placeholder for projected_at."""
-    out: dict[str, bytes] = {}
-    for name, parts in _file_parts(chart).items():
-        out[name] = "".join(parts).encode()
-    return out
-
-
-def render_streams(chart: ChartInput, spill: Spill) -> tuple[bytes, dict[str, Rendered]]:
-    """``client.md`` with a placeholder for projected_at, and the other three files, each
-    rendered part by part into a :class:`Rendered` (bytes past a bound go to ``spill``)."""
-    parts = _file_parts(chart)
-    template = "".join(parts.pop("client.md")).encode()
-    out: dict[str, Rendered] = {}
-    for name, text in parts.items():
-        sink = out[name] = Rendered(spill)
-        for part in text:
-            sink.write(part)
-        sink.close()
-    return template, out
-
-
-def _file_parts(chart: ChartInput) -> dict[str, Iterator[str]]:
-    """Each file of a chart folder as a lazy sequence of text parts."""
-    c, items = chart.client, _newest_first(chart.items)
-    return {
-        "client.md": iter((_client_md(c, items, _STAMP),)),
-        "timeline.md": _timeline_parts(c, items),
-        "sessions.md": _section_parts(c, items, "sessions", "Sessions"),
-        "billing.md": _billing_parts(c, items),
-    }
+    template, files = render_streams(chart, None)
+    return {"client.md": template, **{name: f.data or b"" for name, f in files.items()}}
 
 
 def stamp(template: bytes, projected_at: str) -> bytes:
     """``client.md`` with its projected_at filled in."""
-    return template.replace(_STAMP.encode(), _yaml_str(projected_at).encode())
+    return template.replace(markdown.STAMP.encode(), markdown.yaml_str(projected_at).encode())
 
 
 def stamped(files: dict[str, bytes], projected_at: str) -> dict[str, bytes]:
@@ -153,126 +96,6 @@ def stamped(files: dict[str, bytes], projected_at: str) -> dict[str, bytes]:
 def render(chart: ChartInput, projected_at: str) -> dict[str, bytes]:
     """The four files of a chart folder."""
     return stamped(render_template(chart), projected_at)
-
-
-def _yaml_str(text: str) -> str:
-    """A YAML scalar for any string: JSON's double-quoted form is valid YAML."""
-    return orjson.dumps(text).decode()
-
-
-def _yaml(front: dict[str, object]) -> str:
-    """Front matter: string, int, list-of-strings and dict-of-ints values, in order."""
-    lines: list[str] = []
-    for key, value in front.items():
-        if isinstance(value, list):
-            lines.append(f"{key}:")
-            lines += [f"- {_yaml_str(str(v))}" for v in value]
-        elif isinstance(value, dict):
-            lines.append(f"{key}:")
-            lines += [f"  {k}: {v}" for k, v in value.items()]
-        elif value == _STAMP:
-            lines.append(f"{key}: {value}")
-        else:
-            lines.append(f"{key}: {_yaml_str(str(value))}")
-    return "\n".join(lines) + "\n"
-
-
-def _client_md(c: Client, items: list[tuple[Link, DocFacts]], projected_at: str) -> str:
-    kinds: dict[str, int] = {}
-    for _, facts in items:
-        kinds[facts.ref.kind] = kinds.get(facts.ref.kind, 0) + 1
-    front = {
-        "client_id": c.client_id,
-        "name": c.card.name,
-        "sources": sorted({f"{f.ref.source}/{f.ref.account}" for _, f in items}
-                          | {f"{c.home.source}/{c.home.account}"}),
-        "keys": sorted(c.keys),
-        "counts": {"documents": len(items), **dict(sorted(kinds.items()))},
-        "merged": c.merged or None,
-        "projected_at": projected_at,
-    }
-    head = _yaml({k: v for k, v in front.items() if v is not None})
-    card = c.card
-    lines = [f"# {card.name or card.sort_name}", "",
-             f"- **Client id:** `{c.client_id}`",
-             f"- **Record:** {c.home.source}/{c.home.account} `{c.home.entity_id}`"]
-    if card.birth_date:
-        lines.append(f"- **Born:** {card.birth_date}")
-    lines += [f"- **E-mail:** {e}" for e in card.emails]
-    lines += [f"- **Phone:** {p}" for p in card.phones]
-    lines += [f"- **Address:** {a}" for a in card.addresses]
-    records = [[f.ref.source, f.ref.account, f"`{f.ref.entity_id}`", lk.rule, lk.via]
-               for lk, f in sorted(items, key=lambda it: it[1].ref) if f.ref.kind == "contact"]
-    body = "\n".join(lines) + "\n\n## Contact records\n\n"
-    body += _table(["source", "account", "id", "linked by", "via"], records)  # type: ignore[arg-type]
-    body += "\nSee [timeline](timeline.md), [sessions](sessions.md), [billing](billing.md).\n"
-    return f"---\n{head}---\n\n{body}"
-
-
-def _timeline_parts(c: Client, items: list[tuple[Link, DocFacts]]) -> Iterator[str]:
-    """The timeline, line by line (the largest is ~7 MB at 1M records: never one string)."""
-    body = ((_date(f.time), f.ref.kind, lk.direction or "", f.title, f"{f.ref.source}/{f.ref.account}",
-             f"`{f.ref.text()}`") for lk, f in items)
-    yield f"# Timeline: {c.card.sort_name}\n\n{len(items)} documents, newest first.\n\n"
-    yield from _table_lines(["date", "kind", "direction", "title", "source/account", "document"], body)
-
-
-def _section_md(c: Client, items: list[tuple[Link, DocFacts]], section: str, heading: str,
-                kinds: Callable[[str], bool] | None = None) -> str:
-    return "".join(_section_parts(c, items, section, heading, kinds))
-
-
-def _section_parts(c: Client, items: list[tuple[Link, DocFacts]], section: str, heading: str,
-                   kinds: Callable[[str], bool] | None = None) -> Iterator[str]:
-    yield f"# {heading}: {c.card.sort_name}\n"
-    by_kind: dict[str, list[DocFacts]] = {}
-    for _, f in items:
-        rule = rule_for(f.ref.kind)
-        if rule is not None and rule.section == section and (kinds is None or kinds(f.ref.kind)):
-            by_kind.setdefault(f.ref.kind, []).append(f)
-    if not by_kind:
-        yield "\nNothing linked yet.\n"
-    for kind in sorted(by_kind):
-        rule = rule_for(kind)
-        labels = list(rule.columns) if rule is not None else []
-        rows = ([_date(f.time), *(column(f, lb) for lb in labels), f"{f.ref.source}/{f.ref.account}",
-                 f"`{f.ref.entity_id}`"] for f in by_kind[kind])
-        yield f"\n## {kind} ({len(by_kind[kind])})\n\n"
-        yield from _table_lines(["date", *labels, "source/account", "id"], rows)
-
-
-_LABELS: dict[str, dict[str, int]] = {}
-
-
-def column(facts: DocFacts, label: str) -> str:
-    """The value of one chart column of a document ("" when its kind has no such column)."""
-    at = _LABELS.get(facts.ref.kind)
-    if at is None:
-        rule = rule_for(facts.ref.kind)
-        at = _LABELS[facts.ref.kind] = {lb: i for i, lb in enumerate(rule.columns if rule else ())}
-    i = at.get(label)
-    return facts.columns[i] if i is not None and i < len(facts.columns) else ""
-
-
-def _money(values: list[str]) -> Decimal:
-    total = Decimal(0)
-    for v in values:
-        try:
-            total += Decimal(v)
-        except (InvalidOperation, ValueError):
-            continue
-    return total
-
-
-def _billing_parts(c: Client, items: list[tuple[Link, DocFacts]]) -> Iterator[str]:
-    invoices = [f for _, f in items if f.ref.kind == "invoice"]
-    payments = [f for _, f in items if f.ref.kind == "payment"]
-    invoiced = _money([column(f, "total") for f in invoices])
-    balance = _money([column(f, "balance") for f in invoices])
-    paid = _money([column(f, "total") for f in payments])
-    yield from _section_parts(c, items, "billing", "Billing")
-    yield (f"\n## Balance\n\n- **Invoiced:** {invoiced:.2f}\n- **Paid:** {paid:.2f}\n"
-           f"- **Open balance:** {balance:.2f}\n")
 
 
 _PROJECTED = re.compile(r'^projected_at: "?([^"\n]+)"?$', re.M)
@@ -297,15 +120,18 @@ class ChartStats:
 def write_charts(root: Path, p: Projection, now: str,
                  on_folder: Callable[[int], None] | None = None,
                  extra: Callable[[str], dict[str, bytes]] | None = None,
-                 items_of: Callable[[str], list[tuple[Link, DocFacts]]] | None = None) -> ChartStats:
+                 items_of: Callable[[str], Iterable[tuple[Link, DocFacts]]] | None = None,
+                 ordered: bool = False) -> ChartStats:
     """Bring ``root`` (``{workspace}/clients``) in line with the projection.
 
     ``extra`` gives more files of a client's folder by client id (``measures.md``);
     ``items_of`` a client's links and their documents' facts (a streamed projection reads
-    them per client: :func:`engine.clients.stream.chart_items`), else ``p.links``.
+    them per client: :func:`engine.clients.stream.chart_items`), else ``p.links``; with
+    ``ordered`` they come in chart order (:func:`engine.clients.stream.chart_items_in_order`)
+    and are rendered as they come, never held together.
     """
     folders.recover(root)
-    stats = write_folders(root, p, sorted(p.clients), now, on_folder, extra, items_of)
+    stats = write_folders(root, p, sorted(p.clients), now, on_folder, extra, items_of, ordered)
     stats.removed = remove_gone(root, p)
     return stats
 
@@ -313,7 +139,8 @@ def write_charts(root: Path, p: Projection, now: str,
 def write_folders(root: Path, p: Projection, ids: list[str], now: str,
                   on_folder: Callable[[int], None] | None = None,
                   extra: Callable[[str], dict[str, bytes]] | None = None,
-                  items_of: Callable[[str], list[tuple[Link, DocFacts]]] | None = None) -> ChartStats:
+                  items_of: Callable[[str], Iterable[tuple[Link, DocFacts]]] | None = None,
+                  ordered: bool = False) -> ChartStats:
     """Stage and swap in the chart folders of the clients ``ids`` (a shard of them, when two
     processes share the work: every folder is swapped on its own, so they never meet)."""
     if items_of is None:
@@ -336,7 +163,7 @@ def write_folders(root: Path, p: Projection, ids: list[str], now: str,
     try:
         for n, cid in enumerate(ids):
             client = p.clients[cid]
-            template, files = render_streams(ChartInput(client, items_of(cid)), spill)  # items freed here
+            template, files = render_streams(ChartInput(client, items_of(cid), ordered), spill)  # items freed here
             if extra is not None:
                 files.update((k, Rendered.of(v)) for k, v in extra(cid).items())
             staging = _stage_chart(root, client.folder, template, files, now)

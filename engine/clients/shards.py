@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import orjson
@@ -36,7 +36,7 @@ SHARD_MIN = int(os.environ.get("LORCH_CHART_SHARD_MIN", "64"))
 """Clients below which forking a second writer costs more than it saves
 (``LORCH_CHART_SHARD_MIN``: 1 always forks, as the crash harness does)."""
 
-Items = Callable[[str], list[tuple[Link, DocFacts]]]
+Items = Callable[[str], Iterable[tuple[Link, DocFacts]]]
 
 
 ChartWriterFailed = forked.ChildFailed
@@ -50,23 +50,25 @@ def _counts(stats: ChartStats) -> bytes:
 def write_charts(root: Path, p: Projection, now: str, *, items_of: Items,
                  child_items: Callable[[], Items],
                  on_folder: Callable[[int], None] | None = None,
-                 extra: Callable[[str], dict[str, bytes]] | None = None) -> ChartStats:
+                 extra: Callable[[str], dict[str, bytes]] | None = None,
+                 ordered: bool = False) -> ChartStats:
     """Like :func:`engine.clients.charts.write_charts`, with the folders shared by two processes.
 
-    ``child_items`` is called in the child to open its own way to the items (a connection).
+    ``child_items`` is called in the child to open its own way to the items (a connection);
+    ``ordered``: both give them in chart order (:func:`engine.clients.charts.write_folders`).
     """
     folders.recover(root)
     ids = sorted(p.clients)
     if len(ids) < SHARD_MIN or not forked.can_fork():
-        stats = write_folders(root, p, ids, now, on_folder, extra, items_of)
+        stats = write_folders(root, p, ids, now, on_folder, extra, items_of, ordered)
     else:
         mine, theirs = ids[0::2], ids[1::2]
-        child = forked.Child(lambda: _counts(write_folders(root, p, theirs, now, None, extra, child_items())))
+        child = forked.Child(lambda: _counts(write_folders(root, p, theirs, now, None, extra, child_items(), ordered)))
         try:
             report = on_folder
             if on_folder is not None:  # the child does as many: count both halves
                 report = lambda n: on_folder(min(2 * n, len(ids)))  # noqa: E731
-            stats = write_folders(root, p, mine, now, report, extra, items_of)
+            stats = write_folders(root, p, mine, now, report, extra, items_of, ordered)
             got = orjson.loads(child.result())
             other = ChartStats(**{f.name: int(got[f.name]) for f in dataclasses.fields(ChartStats)})
         finally:

@@ -77,10 +77,25 @@ class Rendered:
         if self._chars >= CHUNK:
             self._encode()
 
+    def append(self, other: Rendered) -> None:
+        """Append another file's bytes (read in chunks when it spilled), then drop it."""
+        other.close()
+        self._encode()
+        if other.path is None:
+            self._add(other.data or b"")
+        else:
+            with open(other.path, "rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    self._add(chunk)
+            other.discard()
+
     def _encode(self) -> None:
-        data = "".join(self._text).encode()
-        self._text.clear()
-        self._chars = 0
+        if self._text:
+            self._add("".join(self._text).encode())
+            self._text.clear()
+            self._chars = 0
+
+    def _add(self, data: bytes) -> None:
         self.size += len(data)
         if self._fh is not None:
             self._fh.write(data)

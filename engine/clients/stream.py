@@ -338,6 +338,25 @@ def chart_items(conn: sqlite3.Connection, schema: str, client_id: str) -> list[t
     return out
 
 
+def chart_items_in_order(conn: sqlite3.Connection, schema: str, client_id: str
+                         ) -> Iterator[tuple[Link, DocFacts]]:
+    """:func:`chart_items` in chart order, newest first (``(time or "") DESC``, then the
+    document: :func:`engine.clients.markdown.newest_first`), one row at a time: the largest
+    client's items are never all in memory. SQLite compares text by its UTF-8 bytes, which
+    orders like Python's ``str``; the key ends with the links' primary key, so it is total."""
+    rows = conn.execute(
+        f"SELECT l.source, l.account, l.kind, l.entity_id, l.rule, l.direction, l.via, f.data "  # noqa: S608
+        f"FROM client_links l "
+        f"JOIN {schema}.accts a ON a.source = l.source AND a.account = l.account "
+        f"JOIN {schema}.facts f ON f.acct = a.acct AND f.kind = l.kind AND f.entity_id = l.entity_id "
+        f"WHERE l.client_id = ? "
+        f"ORDER BY coalesce(json_extract(f.data, '$[8]'), '') DESC, l.source, l.account, l.kind, l.entity_id",
+        (client_id,))
+    for (source, account, kind, entity, rule, direction, via, data) in rows:
+        ref = DocRef(source, account, kind, entity)
+        yield Link(client_id, ref, rule, direction, via), _chart_facts(ref, data)
+
+
 def _chart_facts(ref: DocRef, data: bytes) -> DocFacts:
     """:func:`decode` without the keys, references and outside addresses, which no chart
     shows: the largest client's chart holds every item at once (36,000 at 1,000,000 demo

@@ -197,8 +197,8 @@ class Project:
                     clients_dir(self.ws), p, now,
                     on_folder=lambda n: self.progress(docs + n, docs + folders),
                     extra=lambda cid: measures_step.chart_files(m, p, self.registry, cid),
-                    items_of=lambda cid: stream.chart_items(conn, "scratch", cid),
-                    child_items=lambda: self._items_reader(scratch))
+                    items_of=lambda cid: stream.chart_items_in_order(conn, "scratch", cid),
+                    child_items=lambda: self._items_reader(scratch), ordered=True)
         finally:
             m.close()
             conn.execute("DETACH DATABASE scratch")
@@ -211,7 +211,7 @@ class Project:
         conn = sqlite3.connect(f"file:{db_path(self.ws)}?mode=ro", uri=True, isolation_level=None)
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         conn.execute("ATTACH DATABASE ? AS scratch", (f"file:{scratch}?mode=ro",))
-        return lambda cid: stream.chart_items(conn, "scratch", cid)
+        return lambda cid: stream.chart_items_in_order(conn, "scratch", cid)
 
     def _unchanged(self, conn: sqlite3.Connection, fp: str) -> bool:
         meta = tables.read_meta(conn)

@@ -387,7 +387,7 @@ def test_two_systems_of_record_conflict_and_get_merge_suggestions(built: Path, t
 def test_timelines_show_the_indexed_time_and_title_of_every_linked_document(built: Path) -> None:
     """The project task reads times and titles after resolving (linked documents only):
     each timeline row of a sample of clients carries its document's indexed date and title."""
-    from engine.clients.charts import _cell, _date
+    from engine.clients.markdown import _cell, _date
     con = db(built)
     folders = dict(con.execute("SELECT client_id, folder FROM clients ORDER BY client_id LIMIT 25"))
     checked = 0

@@ -1,0 +1,209 @@
+"""The Markdown of a chart folder, rendered in one pass over a client's items, newest first.
+
+The items may come from a query (:func:`engine.clients.stream.chart_items`) that yields
+them in order: nothing here holds them all. The timeline's rows and each section's rows go
+as they are made into :class:`engine.clients.sink.Rendered` files (bytes past a bound spill
+to disk), and are joined behind their headings (which carry counts) at the end. What stays
+in memory grows only with the number of kinds, accounts and contact records of the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal, InvalidOperation
+
+import orjson
+
+from engine.clients.model import Client, DocFacts, DocRef, Link
+from engine.clients.rules import rule_for
+from engine.clients.sink import Rendered, Spill
+
+STAMP = "\x00projected_at\x00"
+"""Placeholder for ``projected_at`` in a rendered ``client.md``."""
+SECTIONS = {"sessions": "Sessions", "billing": "Billing"}
+"""The section files (``<name>.md``) and their headings."""
+TIMELINE = ["date", "kind", "direction", "title", "source/account", "document"]
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if type(value) is str and value.isprintable() and "  " not in value and value[:1] != " " != value[-1:]:
+        text = value  # what split/join would give: printable text has no whitespace but " "
+    else:
+        text = " ".join(str(value).split())
+    return (text.replace("|", "\\|") if "|" in text else text) or "-"
+
+
+def _date(time: str | None) -> str:
+    if not time:
+        return "-"
+    return time[:10] if time.endswith("T00:00:00Z") else time[:16].replace("T", " ")
+
+
+def _table(header: list[str], body: Iterable[Sequence[object]]) -> str:
+    """A Markdown table."""
+    return "".join(_table_lines(header, body))
+
+
+def _table_lines(header: list[str], body: Iterable[Sequence[object]]) -> Iterator[str]:
+    """A Markdown table's lines, each ending in a newline (``body`` may be a generator: the
+    largest chart's rows are never held as lists, nor its text as one string)."""
+    yield "| " + " | ".join(header) + " |\n"
+    yield "|" + "---|" * len(header) + "\n"
+    for row in body:
+        yield "| " + " | ".join(_cell(v) for v in row) + " |\n"
+
+
+def yaml_str(text: str) -> str:
+    """A YAML scalar for any string: JSON's double-quoted form is valid YAML."""
+    return orjson.dumps(text).decode()
+
+
+def _yaml(front: dict[str, object]) -> str:
+    """Front matter: string, int, list-of-strings and dict-of-ints values, in order."""
+    lines: list[str] = []
+    for key, value in front.items():
+        if isinstance(value, list):
+            lines.append(f"{key}:")
+            lines += [f"- {yaml_str(str(v))}" for v in value]
+        elif isinstance(value, dict):
+            lines.append(f"{key}:")
+            lines += [f"  {k}: {v}" for k, v in value.items()]
+        elif value == STAMP:
+            lines.append(f"{key}: {value}")
+        else:
+            lines.append(f"{key}: {yaml_str(str(value))}")
+    return "\n".join(lines) + "\n"
+
+
+_LABELS: dict[str, dict[str, int]] = {}
+
+
+def column(facts: DocFacts, label: str) -> str:
+    """The value of one chart column of a document ("" when its kind has no such column)."""
+    at = _LABELS.get(facts.ref.kind)
+    if at is None:
+        rule = rule_for(facts.ref.kind)
+        at = _LABELS[facts.ref.kind] = {lb: i for i, lb in enumerate(rule.columns if rule else ())}
+    i = at.get(label)
+    return facts.columns[i] if i is not None and i < len(facts.columns) else ""
+
+
+def _add(total: Decimal, value: str) -> Decimal:
+    """``total + value``; a value that is not a number adds nothing."""
+    try:
+        return total + Decimal(value)
+    except (InvalidOperation, ValueError):
+        return total
+
+
+def newest_first(items: Iterable[tuple[Link, DocFacts]]) -> list[tuple[Link, DocFacts]]:
+    """Items in chart order: newest first, then by document (``(time or "") DESC, ref``)."""
+    ordered = sorted(items, key=lambda it: it[1].ref)
+    return sorted(ordered, key=lambda it: it[1].time or "", reverse=True)
+
+
+class _Pass:
+    """What one pass over a client's items gathers for its four files."""
+
+    def __init__(self, spill: Spill | None) -> None:
+        self.spill = spill
+        self.count = 0
+        self.kinds: dict[str, int] = {}
+        self.sources: set[str] = set()
+        self.contacts: list[tuple[DocRef, list[object]]] = []
+        self.timeline = Rendered(spill)
+        self.sections: dict[str, dict[str, tuple[list[int], Rendered]]] = {s: {} for s in SECTIONS}
+        self.invoiced = self.balance = self.paid = Decimal(0)
+
+    def add(self, lk: Link, f: DocFacts) -> None:
+        ref = f.ref
+        self.count += 1
+        self.kinds[ref.kind] = self.kinds.get(ref.kind, 0) + 1
+        where = f"{ref.source}/{ref.account}"
+        self.sources.add(where)
+        if ref.kind == "contact":
+            self.contacts.append((ref, [ref.source, ref.account, f"`{ref.entity_id}`", lk.rule, lk.via]))
+        self.timeline.write(_row((_date(f.time), ref.kind, lk.direction or "", f.title, where, f"`{ref.text()}`")))
+        rule = rule_for(ref.kind)
+        if rule is not None and rule.section in self.sections:
+            got = self.sections[rule.section].get(ref.kind)
+            if got is None:
+                got = self.sections[rule.section][ref.kind] = ([0], Rendered(self.spill))
+            got[0][0] += 1
+            got[1].write(_row([_date(f.time), *(column(f, lb) for lb in rule.columns), where,
+                               f"`{ref.entity_id}`"]))
+        if ref.kind == "invoice":
+            self.invoiced = _add(self.invoiced, column(f, "total"))
+            self.balance = _add(self.balance, column(f, "balance"))
+        elif ref.kind == "payment":
+            self.paid = _add(self.paid, column(f, "total"))
+
+
+def _row(cells: Sequence[object]) -> str:
+    return "| " + " | ".join(_cell(v) for v in cells) + " |\n"
+
+
+def render_files(c: Client, items: Iterable[tuple[Link, DocFacts]],
+                 spill: Spill | None) -> tuple[str, dict[str, Rendered]]:
+    """``client.md`` (with :data:`STAMP` for projected_at) and the other three files, from
+    one pass over ``items`` in chart order (:func:`newest_first`)."""
+    acc = _Pass(spill)
+    for lk, f in items:
+        acc.add(lk, f)
+    timeline = Rendered(spill)
+    timeline.write(f"# Timeline: {c.card.sort_name}\n\n{acc.count} documents, newest first.\n\n")
+    _table_head(timeline, TIMELINE)
+    timeline.append(acc.timeline)
+    files = {"timeline.md": timeline.close()}
+    for section, heading in SECTIONS.items():
+        out = files[f"{section}.md"] = Rendered(spill)
+        out.write(f"# {heading}: {c.card.sort_name}\n")
+        by_kind = acc.sections[section]
+        if not by_kind:
+            out.write("\nNothing linked yet.\n")
+        for kind in sorted(by_kind):
+            rule = rule_for(kind)
+            labels = list(rule.columns) if rule is not None else []
+            (count,), rows = by_kind[kind]
+            out.write(f"\n## {kind} ({count})\n\n")
+            _table_head(out, ["date", *labels, "source/account", "id"])
+            out.append(rows)
+        if section == "billing":
+            out.write(f"\n## Balance\n\n- **Invoiced:** {acc.invoiced:.2f}\n- **Paid:** {acc.paid:.2f}\n"
+                      f"- **Open balance:** {acc.balance:.2f}\n")
+        out.close()
+    return _client_md(c, acc), files
+
+
+def _table_head(out: Rendered, header: list[str]) -> None:
+    out.write("| " + " | ".join(header) + " |\n")
+    out.write("|" + "---|" * len(header) + "\n")
+
+
+def _client_md(c: Client, acc: _Pass) -> str:
+    front = {
+        "client_id": c.client_id,
+        "name": c.card.name,
+        "sources": sorted(acc.sources | {f"{c.home.source}/{c.home.account}"}),
+        "keys": sorted(c.keys),
+        "counts": {"documents": acc.count, **dict(sorted(acc.kinds.items()))},
+        "merged": c.merged or None,
+        "projected_at": STAMP,
+    }
+    head = _yaml({k: v for k, v in front.items() if v is not None})
+    card = c.card
+    lines = [f"# {card.name or card.sort_name}", "",
+             f"- **Client id:** `{c.client_id}`",
+             f"- **Record:** {c.home.source}/{c.home.account} `{c.home.entity_id}`"]
+    if card.birth_date:
+        lines.append(f"- **Born:** {card.birth_date}")
+    lines += [f"- **E-mail:** {e}" for e in card.emails]
+    lines += [f"- **Phone:** {p}" for p in card.phones]
+    lines += [f"- **Address:** {a}" for a in card.addresses]
+    records = [row for _, row in sorted(acc.contacts, key=lambda it: it[0])]
+    body = "\n".join(lines) + "\n\n## Contact records\n\n"
+    body += _table(["source", "account", "id", "linked by", "via"], records)
+    body += "\nSee [timeline](timeline.md), [sessions](sessions.md), [billing](billing.md).\n"
+    return f"---\n{head}---\n\n{body}"

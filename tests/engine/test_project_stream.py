@@ -122,7 +122,7 @@ def test_streamed_tables_and_charts_equal_the_in_memory_ones(tmp_path: Path) -> 
     want = in_memory(docs, OVERRIDES)
     charts.assign_folders(want.clients)
     for f in want.docs.values():
-        f.time, f.title = "2024-05-06T07:08:09Z", f"title of {f.ref.entity_id}"
+        f.time, f.title = _time(f.ref.entity_id), f"title of {f.ref.entity_id}"
     index = tmp_path / "index.sqlite"
     con = sqlite3.connect(index, isolation_level=None)
     tables.write_projection(con, want, "fp", "now")
@@ -134,7 +134,7 @@ def test_streamed_tables_and_charts_equal_the_in_memory_ones(tmp_path: Path) -> 
         for source, account in sorted({(r.source, r.account) for r, _ in docs}):
             scratch.account(source, account)
         for ref, doc in docs:
-            scratch.add(ref, doc, "2024-05-06T07:08:09Z", f"title of {ref.entity_id}")
+            scratch.add(ref, doc, _time(ref.entity_id), f"title of {ref.entity_id}")
         got = scratch.resolve()
         scratch.close()
         charts.assign_folders(got.clients)
@@ -146,8 +146,19 @@ def test_streamed_tables_and_charts_equal_the_in_memory_ones(tmp_path: Path) -> 
         shards.write_charts(tmp_path / "two", got, "2026-01-01T00:00:00Z",
                             items_of=lambda c: stream.chart_items(con, "scratch", c),
                             child_items=lambda: lambda c: stream.chart_items(con, "scratch", c))
+        # as the project task does: the items in chart order from SQLite, rendered as they come
+        shards.write_charts(tmp_path / "three", got, "2026-01-01T00:00:00Z", ordered=True,
+                            items_of=lambda c: stream.chart_items_in_order(con, "scratch", c),
+                            child_items=lambda: lambda c: stream.chart_items_in_order(con, "scratch", c))
         con.execute("DETACH DATABASE scratch")
     assert tree(tmp_path / "two") == tree(tmp_path / "one") and tree(tmp_path / "one")
+    assert tree(tmp_path / "three") == tree(tmp_path / "one")
+
+
+def _time(entity_id: str) -> str | None:
+    """Times that differ (and ties, none and empty), so the chart order is tested."""
+    return (None, "", "2024-05-06T07:08:09Z", "2023-01-01T00:00:00Z", "2025-12-31T23:59:59Z")[
+        sum(map(ord, entity_id)) % 5]
 
 
 def tree(root: Path) -> dict[str, bytes]:

@@ -32,9 +32,10 @@ SCHEMA_VERSION = 1
 WRITE_WAIT_S = 3600.0
 """How long a writer waits for another writer's transaction (index workers of other accounts).
 
-An index load holds the lock for its whole pass over the file (:mod:`engine.index.load`):
-minutes for an account of a million documents on a slow disk, so the wait is long; it stays
-cancellable (short tries in Python)."""
+An index load holds the lock for its swap (:mod:`engine.index.load`, phase B: the staged
+rows into the index, seconds per 100,000 documents) and, in its one-pass fallback, for its
+whole pass over the file: minutes for an account of a million documents on a slow disk, so
+the wait is long; it stays cancellable (short tries in Python)."""
 
 _BUSY_SLICE_MS = 2_000
 """SQLite's own busy wait per statement: short enough that a cancel (SIGTERM) is seen within

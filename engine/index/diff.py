@@ -71,6 +71,17 @@ def remove_stale(folder: Path) -> None:
                     path.unlink()
 
 
+def others_loading(folder: Path) -> bool:
+    """Whether another running loader has its scratch or spill file in ``folder`` (a load
+    under way for another account: this one should not hold the write lock while it reads)."""
+    with contextlib.suppress(OSError):
+        for path in folder.glob(f"{_PREFIX}*"):
+            pid = path.name[len(_PREFIX):].split("-", 1)[0]
+            if path.suffix in _LEFTOVERS and pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                return True
+    return False
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -105,7 +116,9 @@ def detach(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def create_tables(conn: sqlite3.Connection) -> None:
-    """The scratch tables (inside the load's transaction)."""
+    """The scratch tables, empty (those of an earlier try of the same load are dropped)."""
+    for name in ("new", "kept", "win", "ins", "final", "gone", "leaving", "xf"):
+        conn.execute(f"DROP TABLE IF EXISTS scratch.{name}")
     for statement in _TABLES.split(";"):
         if statement.strip():
             conn.execute(statement)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -47,6 +48,7 @@ from engine.index.sink import InsertThread
 from engine.index.spill import ROWS, SHAS, SUFFIX, VECTORS, ObjectCheck, Spill
 from engine.index.store import (
     begin_immediate,
+    lock_free,
     objects_dir,
     open_reader,
     open_writer,
@@ -75,14 +77,15 @@ class AccountLoader(PassReader):
 
     def __init__(self, ws: Workspace, source: str, account: str, *, force: bool = False,
                  transforms: dict[str, str] | None = None, progress: Progress | None = None,
-                 vectors: bool = True, verify_objects: bool | None = None, two_phase: bool = True) -> None:
+                 vectors: bool = True, verify_objects: bool | None = None, two_phase: bool | None = None) -> None:
         self.ws, self.source, self.account, self.force = ws, source, account, force
         self.embed = EmbedPass() if vectors else None
         self.vector_model = vector_store.model_key(shared_embedder().model, TEXT_VERSION)
         self.transforms = transforms or {}
         self.progress = progress or (lambda done, total: None)
         self.two_phase = two_phase
-        """Prepare without the write lock, swap under it (else the one-pass load)."""
+        """Prepare without the write lock, swap under it (True), or the one-pass load (False);
+        ``None``: two phases when another loader is running, else one pass."""
         self.data_path, self.meta_path = canonical_paths(ws, source, account)
         self.result = LoadResult()
         # --force re-reads every object its rows name and repairs damaged ones; a rerun whose
@@ -154,14 +157,21 @@ class AccountLoader(PassReader):
 
     def _load(self, conn: sqlite3.Connection, fd: int, file_sha: str, inputs: dict[str, Any],
               inputs_sha: str, total: int | None) -> None:
-        tries = PREPARE_TRIES if self.two_phase else 0
-        for _ in range(tries):
-            if self._two_phase(conn, fd, file_sha, inputs, inputs_sha, total):
-                break
-            self.result.prepared_again += 1
-            self._renew_embed()
-        else:
-            self._one_pass(conn, fd, file_sha, inputs, inputs_sha, total)
+        scratch = diff.attach(conn, self.ws.vector_store)  # also tells other loaders this one runs
+        try:
+            two_phase = self.two_phase
+            if two_phase is None:  # a lone load is fastest in one pass: its inserts overlap its reading
+                two_phase = diff.others_loading(self.ws.vector_store) or not lock_free(conn)
+            self.result.mode = "two-phase" if two_phase else "one-pass"
+            for _ in range(PREPARE_TRIES if two_phase else 0):
+                if self._two_phase(conn, scratch, fd, file_sha, inputs, inputs_sha, total):
+                    break
+                self.result.prepared_again += 1
+                self._renew_embed()
+            else:
+                self._one_pass(conn, fd, file_sha, inputs, inputs_sha, total)
+        finally:
+            diff.detach(conn, scratch)
         self.result.objects_written = self.objects.written
         self.result.object_bytes = self.objects.bytes
 
@@ -173,17 +183,13 @@ class AccountLoader(PassReader):
 
     def _one_pass(self, conn: sqlite3.Connection, fd: int, file_sha: str, inputs: dict[str, Any],
                   inputs_sha: str, total: int | None) -> None:
-        scratch = diff.attach(conn, self.ws.vector_store)
         try:
-            try:
-                self._attempt(conn, fd, file_sha, inputs, inputs_sha, total, fresh_ok=True)
-            except _Clash:
-                self._renew_embed()  # the rolled-back vectors are computed again
-                self._attempt(conn, fd, file_sha, inputs, inputs_sha, total, fresh_ok=False)
-        finally:
-            diff.detach(conn, scratch)
+            self._attempt(conn, fd, file_sha, inputs, inputs_sha, total, fresh_ok=True)
+        except _Clash:
+            self._renew_embed()  # the rolled-back vectors are computed again
+            self._attempt(conn, fd, file_sha, inputs, inputs_sha, total, fresh_ok=False)
 
-    def _two_phase(self, conn: sqlite3.Connection, fd: int, file_sha: str, inputs: dict[str, Any],
+    def _two_phase(self, conn: sqlite3.Connection, scratch: Path, fd: int, file_sha: str, inputs: dict[str, Any],
                    inputs_sha: str, total: int | None) -> bool:
         """Phase A without the write lock, phase B under it; False when the account changed
         in between (nothing committed then)."""
@@ -191,7 +197,6 @@ class AccountLoader(PassReader):
         # Pending removals of this account first: none can then run while phase A writes objects.
         self.result.objects_removed += remove_unreferenced(conn, self.objects.objects, self.source, self.account)
         reader = open_reader(self.ws, check_same_thread=False)
-        scratch = diff.attach(conn, self.ws.vector_store)
         spill: Spill | None = None
         try:
             spill = Spill(scratch.with_suffix(SUFFIX))
@@ -208,7 +213,6 @@ class AccountLoader(PassReader):
             reader.close()
             if spill is not None:
                 spill.remove()
-            diff.detach(conn, scratch)
 
     def _prepare(self, conn: sqlite3.Connection, fd: int, total: int | None, state: Pass) -> None:
         """Phase A: read, hash, probe, derive, write and flush objects, embed; stage the rest."""
@@ -239,7 +243,17 @@ class AccountLoader(PassReader):
 
     def _swap(self, conn: sqlite3.Connection, state: Pass, spill: Spill, mark: swap.Mark, file_sha: str,
               inputs_sha: str) -> bool:
-        """Phase B, under the write lock: the spill and the diff into the index, then commit."""
+        """Phase B, under the write lock; False when the account changed since phase A began."""
+        try:
+            return self._transaction(conn, state, spill, mark, file_sha, inputs_sha)
+        except _Clash:  # a first load whose file repeats an entity: swapped as a diff instead
+            state.fresh = False
+            return self._transaction(conn, state, spill, mark, file_sha, inputs_sha)
+
+    def _transaction(self, conn: sqlite3.Connection, state: Pass, spill: Spill, mark: swap.Mark,
+                     file_sha: str, inputs_sha: str) -> bool:
+        """The spill and the diff into the index, then commit (no savepoint: SQLite would keep
+        the original of every page the replay touches in memory until the release)."""
         clock = time.monotonic()
         begin_immediate(conn)
         clock = self._lap("begin", clock)
@@ -249,17 +263,7 @@ class AccountLoader(PassReader):
                 conn.execute("ROLLBACK")
                 check.close()
                 return False
-            if state.fresh:
-                conn.execute("SAVEPOINT fresh")
-                try:
-                    self._replay(conn, spill, check, swap.next_doc_id(conn), state.vault_run)
-                except sqlite3.IntegrityError:  # the file repeats an entity: swap it as a diff
-                    conn.execute("ROLLBACK TO fresh")
-                    state.fresh = False
-                    self._replay(conn, spill, None, None, state.vault_run)
-                conn.execute("RELEASE fresh")
-            else:
-                self._replay(conn, spill, check, None, state.vault_run)
+            self._replay(conn, spill, check, swap.next_doc_id(conn) if state.fresh else None, state.vault_run)
             clock = self._lap("replay", clock)
             self._finish_rows(conn, state, mark.inputs_sha256, inputs_sha)
             self._account_row(conn, file_sha, inputs_sha, state.vault_run)
@@ -267,10 +271,12 @@ class AccountLoader(PassReader):
                 raise LoadFailed("OBJECT_MISSING")
             conn.execute("COMMIT")
             self._lap("transaction", clock)
-        except BaseException:
+        except BaseException as exc:
             check.close()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if state.fresh and isinstance(exc, sqlite3.IntegrityError):
+                raise _Clash from None
             raise
         return True
 

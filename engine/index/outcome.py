@@ -46,6 +46,9 @@ class LoadResult:
     objects_written: int = 0
     object_bytes: int = 0
     objects_removed: int = 0
+    mode: Literal["one-pass", "two-phase", ""] = ""
+    """How the load reached its transaction (empty when skipped): two phases when another
+    loader was running, else one pass (docs/index.md section 6)."""
     prepared_again: int = 0
     """Times phase A was redone because the account changed before the swap (then, after
     the last try, the one-pass load)."""

@@ -202,6 +202,21 @@ def begin_immediate(conn: sqlite3.Connection) -> None:
     with_write_wait(lambda: conn.execute("BEGIN IMMEDIATE"))
 
 
+def lock_free(conn: sqlite3.Connection) -> bool:
+    """Whether no other writer holds the write lock at this instant (tried without waiting)."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError as exc:
+        if not _busy(exc):
+            raise
+        return False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_SLICE_MS}")
+
+
 def open_writer(ws: Workspace, *, check_same_thread: bool = True) -> sqlite3.Connection:
     """Open (creating if needed) the index for writing, in autocommit mode; check its version.
 

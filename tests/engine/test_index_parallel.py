@@ -356,3 +356,38 @@ def test_a_failed_load_leaves_no_spill_and_a_missing_object_fails_loudly(
         run_loader(w, True, vectors=False)
     assert failed.value.code == "OBJECT_MISSING"
     assert leftovers(w) == [] and dump(w)["documents"] == [] and dump(w)["accounts"] == []
+
+
+def test_a_lone_load_runs_in_one_pass_and_one_beside_another_in_two_phases(tmp_path: Path) -> None:
+    """The default: one pass (inserts overlapping the reading) when no other loader runs and
+    the lock is free; two phases when another loader's file is there (a live process) or
+    another connection holds the lock (released here once every line was read)."""
+    w = tmp_path / "ws"
+    write_notes(w, [note(i, 1) for i in range(800)], "r1")
+    assert run_loader(w, None, vectors=False).mode == "one-pass"
+    write_notes(w, [note(i, 2) for i in range(800)], "r2")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        planted = w / "vector-store" / f".load-{other.pid}-0c0c0c.scratch"
+        planted.write_bytes(b"")
+        r = run_loader(w, None, vectors=False)
+        assert (r.mode, r.documents, r.inserted, r.deleted) == ("two-phase", 800, 800, 800)
+        assert leftovers(w) == [planted]
+    finally:
+        other.kill()
+        other.wait()
+    planted.unlink()
+    write_notes(w, [note(i, 3) for i in range(800)], "r3")
+    holder = hold_lock(w)
+    released: list[int] = []
+
+    def progress(lines: int, total: int | None) -> None:
+        if total is not None and lines >= total and not released:
+            released.append(lines)
+            holder.execute("COMMIT")
+
+    try:
+        r = run_loader(w, None, vectors=False, progress=progress)
+    finally:
+        holder.close()
+    assert (r.mode, r.documents, released) == ("two-phase", 800, [800])

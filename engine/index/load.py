@@ -6,8 +6,9 @@ The rules (docs/index.md section 3 has the long form):
   file is opened once, hashed, and must match ``output.sha256`` (else CHECKSUM_MISMATCH).
 * When the ``accounts`` row says the rows were built from the same file, provenance and
   field table, the load is ``skipped`` (unless forced).
-* Otherwise the load runs in two phases, so loads of different accounts run side by side
-  (docs/index.md section 6). **Phase A, without the write lock**: the file is read once, in
+* Otherwise, when another loader is running or the write lock is taken, the load runs in two
+  phases, so loads of different accounts run side by side (docs/index.md section 6; a load
+  alone runs in one pass, below, which is faster for it). **Phase A, without the write lock**: the file is read once, in
   batches of ``BATCH`` lines; each line is hashed; a line whose sha256 a row of the account
   already has is unchanged (no parse, no write; looked up through a reader connection); other
   lines are parsed, their derived columns computed, their objects written (straight to their
@@ -20,8 +21,8 @@ The rules (docs/index.md section 3 has the long form):
   load below); doc_ids are assigned from the index's largest; the spill is replayed into
   ``documents``/``fts``/``vectors`` (a first load) or the diff is swapped in (a reload); a first
   load whose file repeats an entity goes back to a savepoint and is swapped as a diff.
-* The one-pass load (the fallback; ``two_phase=False``) holds the lock for the whole pass and
-  inserts while it reads.
+* The one-pass load (a lone load, and the fallback; ``two_phase=False`` forces it) holds the
+  lock for the whole pass and inserts while it reads.
 * Readers see the old set or the new set, never a mix. Memory stays bounded whatever the
   account's size.
 * After the commit, pending objects that no document references are removed under the

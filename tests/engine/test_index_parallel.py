@@ -6,7 +6,9 @@ another connection holds the index's write lock; two accounts loaded at once giv
 index of loading them one after the other; the spill file is private and never outlives its
 load (success, failure, cancel, kill). In-process loaders compare the two-phase load with the
 one-pass load (same rows, FTS, vectors, objects) through a first load, a forced rerun, a
-reload and a first load that repeats an entity, and an account changed between the phases.
+reload and a first load that repeats an entity, and an account changed between the phases;
+and the default's choice: one pass for a load alone, two phases beside another loader or a
+held lock.
 """
 
 from __future__ import annotations

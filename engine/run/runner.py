@@ -29,6 +29,7 @@ from engine.limits import task_limits
 from engine.run.bus import EventBus
 from engine.run.executor import Executor, LocalSubprocessExecutor
 from engine.run.plan import PROJECT_TASK_ID, Chain, Plan, project_extractor
+from engine.run.slots import WeightedSlots, input_weight
 from engine.run.task import TaskProcess
 from engine.stages.spec import TaskSpec
 from engine.store.workspace import Workspace
@@ -78,11 +79,11 @@ class Runner:
         """Unexpected exceptions that ended a chain (its tasks were failed with INTERNAL_ERROR)."""
         limit = cfg.stages.extract.max_parallel
         cores = os.cpu_count() or 1
-        self._slots: dict[Stage, asyncio.Semaphore] = {
-            "extract": asyncio.Semaphore(limit),
-            "canonize": asyncio.Semaphore(cfg.stages.canonize.workers or cores),
-            "index": asyncio.Semaphore(cfg.stages.index.workers or cores),
-            "project": asyncio.Semaphore(1),
+        self._slots: dict[Stage, WeightedSlots] = {  # heaviest waiting task first: engine/run/slots.py
+            "extract": WeightedSlots(limit),
+            "canonize": WeightedSlots(cfg.stages.canonize.workers or cores),
+            "index": WeightedSlots(cfg.stages.index.workers or cores),
+            "project": WeightedSlots(1),
         }
 
     async def run(self, plan: Plan) -> RunResult:
@@ -172,7 +173,8 @@ class Runner:
         ex = chain.extractor
         task_id = chain.task_id(stage)
         grace = self.cfg.stages.extract.cancel_grace_s
-        async with self._slots[stage]:
+        weight = 0.0 if stage == "project" else input_weight(self.ws, ex, stage)
+        async with self._slots[stage].take(weight):
             final: TaskFinished | None = None
             retries = ex.retries if stage == "extract" else 0
             for attempt in range(1, retries + 2):

@@ -279,8 +279,9 @@ class TaskFinished(EventBase):
     """CPU seconds (user + system) of the worker and every child it reaped (the tap of an
     extract), from getrusage; set by the worker, None when the worker sent no final event."""
     peak_rss_kb: int | None = None
-    """The worker process's peak resident memory in KiB (getrusage ``ru_maxrss``; its children
-    not included)."""
+    """Peak resident memory in KiB (getrusage ``ru_maxrss``) of the worker process or of the
+    largest process it forked for its own work (the project's reader and chart writer);
+    an extract's tap is not included."""
 
 
 class RunFinished(EventBase):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -60,7 +60,10 @@ def is_chart_folder(name: str) -> bool:
 def _cell(value: object) -> str:
     if value is None:
         return "-"
-    text = " ".join(str(value).split())
+    if type(value) is str and value.isprintable() and "  " not in value and value[:1] != " " != value[-1:]:
+        text = value  # what split/join would give: printable text has no whitespace but " "
+    else:
+        text = " ".join(str(value).split())
     return (text.replace("|", "\\|") if "|" in text else text) or "-"
 
 
@@ -70,10 +73,17 @@ def _date(time: str | None) -> str:
     return time[:10] if time.endswith("T00:00:00Z") else time[:16].replace("T", " ")
 
 
-def _table(header: list[str], body: list[list[object]]) -> str:
+def _table(header: list[str], body: Iterable[Sequence[object]]) -> str:
+    """A Markdown table."""
+    return "\n".join(_table_lines(header, body)) + "\n"
+
+
+def _table_lines(header: list[str], body: Iterable[Sequence[object]]) -> list[str]:
+    """A Markdown table's lines (``body`` may be a generator: the largest chart's rows are
+    never held as lists beside their text)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in body]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _newest_first(items: list[tuple[Link, DocFacts]]) -> list[tuple[Link, DocFacts]]:
@@ -170,10 +180,11 @@ def _client_md(c: Client, items: list[tuple[Link, DocFacts]], projected_at: str)
 
 
 def _timeline_md(c: Client, items: list[tuple[Link, DocFacts]]) -> str:
-    body = [[_date(f.time), f.ref.kind, lk.direction or "", f.title, f"{f.ref.source}/{f.ref.account}",
-             f"`{f.ref.text()}`"] for lk, f in items]
-    return (f"# Timeline: {c.card.sort_name}\n\n{len(items)} documents, newest first.\n\n"
-            + _table(["date", "kind", "direction", "title", "source/account", "document"], body))  # type: ignore[arg-type]
+    body = ((_date(f.time), f.ref.kind, lk.direction or "", f.title, f"{f.ref.source}/{f.ref.account}",
+             f"`{f.ref.text()}`") for lk, f in items)
+    lines = [f"# Timeline: {c.card.sort_name}", "", f"{len(items)} documents, newest first.", "",
+             *_table_lines(["date", "kind", "direction", "title", "source/account", "document"], body), ""]
+    return "\n".join(lines)  # one copy of the text (the largest timeline is ~7 MB at 1M records)
 
 
 def _section_md(c: Client, items: list[tuple[Link, DocFacts]], section: str, heading: str,
@@ -291,9 +302,8 @@ def write_folders(root: Path, p: Projection, ids: list[str], now: str,
 
     for n, cid in enumerate(ids):
         client = p.clients[cid]
-        chart = ChartInput(client, items_of(cid))
+        template = render_template(ChartInput(client, items_of(cid)))  # the items go here
         old = folders.read_files(root / client.folder)
-        template = render_template(chart)
         if extra is not None:
             template.update(extra(cid))
         files = stamped(template, previous_projected_at(old) or now)

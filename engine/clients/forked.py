@@ -26,7 +26,7 @@ class ChildFailed(OSError):
     """The helper process ended without its result."""
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """Ask Linux to SIGKILL this process when its parent ends (no-op elsewhere)."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
@@ -53,7 +53,7 @@ class Child:
                 os.close(r)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                _die_with_parent(parent)
+                die_with_parent(parent)
                 data = work()
                 view = memoryview(data)
                 while view:

@@ -172,6 +172,3 @@ class Streamed:
     unlinked: int = 0
     per_client: dict[str, int] = field(default_factory=dict)
     """Links per client id."""
-    form_clients: dict[tuple[str, str, str], str | None] = field(default_factory=dict)
-    """(source, account, entity_id) of each linked form response -> its one client (None:
-    linked to several), for the measures step."""

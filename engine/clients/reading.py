@@ -18,7 +18,9 @@ the index's objects byte for byte, found by their sha256 (one indexed ``IN`` que
 lines, not a dict of the account's rows: that grew with the account; a byte per ``doc_id``
 marks the rows read). Rows the file does not give (it changed since: canonize ran, index
 failed) are read from their object files, 256 at a time, so the documents in force are
-always the index's.
+always the index's. The bytes of each form response read either way are kept in the scratch
+database too (:data:`engine.clients.stream.KEPT_KIND`): the measures step scores them from
+there in one sequential pass instead of opening one object file per response.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class Reader:
         except orjson.JSONDecodeError:
             doc = {}
         ref = DocRef(source, account, self.kinds.setdefault(kind, kind), entity)
-        self.scratch.add(ref, doc if isinstance(doc, dict) else {}, when, title)
+        self.scratch.add(ref, doc if isinstance(doc, dict) else {}, when, title, data)
         self.done += 1
         if self.done % 512 == 0:
             self.progress(self.done)

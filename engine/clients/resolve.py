@@ -17,6 +17,7 @@ Deterministic and explainable, never a guess:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from engine.clients import keys as K
@@ -103,7 +104,7 @@ class Resolver:
             one(t, t)
 
     @property
-    def targets(self) -> Iterable[DocRef]:
+    def targets(self) -> AbstractSet[DocRef]:
         """Every document some document refers to (whether indexed or not)."""
         return self._refs.keys()
 
@@ -189,14 +190,15 @@ class Resolver:
         return self.finish(clients, conflicts, state, links, unlinked, self.docs, unused)
 
     def decider(self, clients: dict[str, Client], alias: dict[str, str],
-                lookup: Callable[[DocRef], DocFacts | None], targets: set[DocRef],
+                lookup: Callable[[DocRef], DocFacts | None], targets: AbstractSet[DocRef],
                 on_links: Callable[[list[Link]], object],
-                on_unlinked: Callable[[Unlinked], object]) -> tuple[dict[str, Conflict], _State]:
+                on_unlinked: Callable[[Unlinked], object],
+                exists: Callable[[DocRef], bool] | None = None) -> tuple[dict[str, Conflict], _State]:
         """The conflicts and a decision pass over facts kept elsewhere (the streaming resolver)."""
         holders = _holders(clients.values())
         return self._conflicts(holders), _State(self, clients, alias, holders, lookup=lookup,
                                                 targets=targets, on_links=on_links,
-                                                on_unlinked=on_unlinked)
+                                                on_unlinked=on_unlinked, exists=exists)
 
     @staticmethod
     def finish(clients: dict[str, Client], conflicts: dict[str, Conflict], state: _State,
@@ -273,8 +275,9 @@ class _State:
 
     def __init__(self, resolver: Resolver, clients: dict[str, Client], alias: dict[str, str],
                  holders: dict[str, set[str]], *, lookup: Callable[[DocRef], DocFacts | None],
-                 targets: set[DocRef], on_links: Callable[[list[Link]], object],
-                 on_unlinked: Callable[[Unlinked], object]) -> None:
+                 targets: AbstractSet[DocRef], on_links: Callable[[list[Link]], object],
+                 on_unlinked: Callable[[Unlinked], object],
+                 exists: Callable[[DocRef], bool] | None = None) -> None:
         self.r = resolver
         self.clients = clients
         self.alias = alias
@@ -282,6 +285,9 @@ class _State:
         self.lookup = lookup
         """A document's facts by its ref (None: not indexed); asked for references' targets
         and overridden documents only, the sorted pass hands each document's facts in."""
+        self.exists = exists or (lambda ref: lookup(ref) is not None)
+        """Whether a reference's target is indexed (without its facts: the streaming
+        resolver answers from a set and fetches the facts only to decide it)."""
         self.on_links = on_links
         self.on_unlinked = on_unlinked
         self.conflict_docs: dict[str, int] = {}
@@ -341,7 +347,7 @@ class _State:
 
     def _by_ref(self, facts: DocFacts, depth: int) -> list[Link] | Unlinked:
         for target in facts.refs:
-            if target != facts.ref and depth < 8 and self.lookup(target) is not None:
+            if target != facts.ref and depth < 8 and self.exists(target):
                 got = self.decide(target, depth + 1)
                 if isinstance(got, Unlinked):
                     return Unlinked(facts.ref, "ref_unlinked", target.text())

@@ -12,8 +12,9 @@ of it:
    that define a client (few: one per client record) and the set of referenced documents
    (the resolver interns them anyway).
 2. **Decide** (:meth:`Scratch.resolve`): the clients and their keys from the defining facts;
-   the facts of every referenced document that exists, loaded once (a session or an invoice
-   is decided by its contact's decision, memoised as before); then every row in key order,
+   which referenced documents exist (a set: their facts stay on disk and are fetched only
+   when one is decided before the scan reaches it; a session or an invoice is decided by its
+   contact's decision, memoised as before); then every row in key order,
    decided by the very same code as the in-memory resolver (:class:`engine.clients.resolve._State`),
    its links and unlinked reason appended to scratch tables and dropped. Only counts stay:
    links per client, the clients of form responses (for the measures), conflict counts.
@@ -56,6 +57,13 @@ CREATE TABLE facts (
     data      BLOB NOT NULL,
     PRIMARY KEY (acct, kind, entity_id)
 ) WITHOUT ROWID;
+CREATE TABLE responses (
+    pass      INTEGER NOT NULL,
+    acct      INTEGER NOT NULL,
+    entity_id TEXT NOT NULL,
+    data      BLOB NOT NULL,
+    PRIMARY KEY (pass, acct, entity_id)
+) WITHOUT ROWID;
 CREATE TABLE links (client_id TEXT, source TEXT, account TEXT, kind TEXT, entity_id TEXT,
                     rule TEXT, direction TEXT, via TEXT);
 CREATE TABLE unlinked (source TEXT, account TEXT, kind TEXT, entity_id TEXT, reason TEXT,
@@ -63,7 +71,19 @@ CREATE TABLE unlinked (source TEXT, account TEXT, kind TEXT, entity_id TEXT, rea
 """
 """``accts`` numbers the accounts in (source, account) order; ``facts`` holds one row per
 document (``data``: the facts as JSON with the index's time and title, see :func:`encode`); ``links`` and ``unlinked`` the
-decisions, in decision order."""
+decisions, in decision order. ``responses`` keeps the bytes of each document of a kind in
+:data:`KEPT_KIND` (the form responses, which the measures step scores next: read here
+sequentially instead of one object file each), ``pass`` 0 for those with a
+``response_id``, 1 for the others, so ``ORDER BY pass, acct, entity_id`` is the order the
+measures step scores them in (:func:`kept_documents`)."""
+KEPT_KIND = "form_response"
+"""The kind whose document bytes the scratch database keeps for the measures step; its
+links are indexed (``links_kept``) so the measures step finds each response's client there
+(:func:`kept_documents`) instead of in a dict of every response (11.5 MiB at 1,000,000 demo
+records)."""
+CLIENT_OF = ("(SELECT CASE WHEN count(*) = 1 THEN max(l.client_id) END FROM links l "
+             "WHERE l.kind = 'form_response' AND l.source = {s} AND l.account = {a} AND l.entity_id = {e})")
+"""A response's one client (NULL when it has none or several), from the decisions."""
 
 
 def scratch_path(vector_store: Path) -> Path:
@@ -116,6 +136,7 @@ class Scratch:
         self.accts: dict[tuple[str, str], int] = {}
         self.defining: list[DocFacts] = []
         self._rows: list[tuple[int, str, str, bytes]] = []
+        self._kept: list[tuple[int, int, str, bytes]] = []
         self.documents = 0
 
     def __enter__(self) -> Scratch:
@@ -138,14 +159,17 @@ class Scratch:
         self.conn.execute("INSERT INTO accts VALUES (?, ?, ?)", (acct, source, account))
 
     def add(self, ref: DocRef, doc: dict[str, Any], time: str | None = None,
-            title: str | None = None) -> None:
+            title: str | None = None, raw: bytes | None = None) -> None:
         """Reduce one document to its facts and write them (with the index's time and title
-        of it, for the charts); keep a client's defining facts."""
+        of it, for the charts); keep a client's defining facts, and ``raw`` (the document's
+        bytes) when its kind is :data:`KEPT_KIND`."""
         facts = self.resolver.reduce(ref, time, title, doc)
         if facts.defines and facts.card is not None:
             self.defining.append(facts)
-        self._rows.append((self.accts[(ref.source, ref.account)], ref.kind, ref.entity_id,
-                           encode(facts)))
+        acct = self.accts[(ref.source, ref.account)]
+        self._rows.append((acct, ref.kind, ref.entity_id, encode(facts)))
+        if raw is not None and ref.kind == KEPT_KIND:
+            self._kept.append((0 if doc.get("response_id") else 1, acct, ref.entity_id, raw))
         self.documents += 1
         if len(self._rows) >= BATCH:
             self._flush()
@@ -154,6 +178,9 @@ class Scratch:
         self._rows.sort()  # key order: each batch lands on neighbouring pages
         self.conn.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?)", self._rows)
         self._rows.clear()
+        if self._kept:
+            self.conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", self._kept)
+            self._kept.clear()
 
     def finish(self) -> None:
         """Write what is pending and commit (a helper process's scratch database)."""
@@ -170,6 +197,7 @@ class Scratch:
         self.conn.execute("COMMIT")  # ATTACH is not allowed inside a transaction
         self.conn.execute("ATTACH DATABASE ? AS part", (str(part),))
         self.conn.execute("INSERT INTO facts SELECT acct, kind, entity_id, data FROM part.facts")
+        self.conn.execute("INSERT INTO responses SELECT pass, acct, entity_id, data FROM part.responses")
         self.conn.execute("DETACH DATABASE part")
         self.conn.execute("BEGIN")
         self.defining += defining
@@ -185,6 +213,12 @@ class Scratch:
         row = self.conn.execute("SELECT data FROM facts WHERE acct = ? AND kind = ? AND entity_id = ?",
                                 (acct, ref.kind, ref.entity_id)).fetchone()
         return None if row is None else decode(ref, row[0])
+
+    def _has(self, ref: DocRef) -> bool:
+        acct = self.accts.get((ref.source, ref.account))
+        return acct is not None and self.conn.execute(
+            "SELECT 1 FROM facts WHERE acct = ? AND kind = ? AND entity_id = ?",
+            (acct, ref.kind, ref.entity_id)).fetchone() is not None
 
     def _rows_in_order(self) -> Iterator[DocFacts]:
         names = {acct: name for name, acct in self.accts.items()}
@@ -203,17 +237,16 @@ class Scratch:
         r = self.resolver
         clients, alias, unused = r.clients(sorted(self.defining, key=lambda f: f.ref))
         self.defining = []
-        targets = set(r.targets)
-        present: dict[DocRef, DocFacts] = {}
-        for t in targets:
-            got = self._one(t)
-            if got is not None:
-                present[t] = got
+        targets = r.targets  # the resolver's own set of them (a view: no copy)
+        present = {t for t in targets if self._has(t)}  # which exist; their facts stay on disk
+
+        def exists(ref: DocRef) -> bool:
+            return ref in present if ref in targets else self._one(ref) is not None
 
         def lookup(ref: DocRef) -> DocFacts | None:
-            if ref in targets:
-                return present.get(ref)
-            return self._one(ref)  # an overridden document: asked once each
+            # a target's facts are fetched when it is decided before the ordered scan reaches
+            # it (then memoised); an overridden document is asked once
+            return None if ref in targets and ref not in present else self._one(ref)
 
         out = Streamed()
         link_rows: list[tuple[str | None, ...]] = []
@@ -223,9 +256,6 @@ class Scratch:
             out.links += len(links)
             for lk in links:
                 out.per_client[lk.client_id] = out.per_client.get(lk.client_id, 0) + 1
-                if lk.doc.kind == "form_response":
-                    key = (lk.doc.source, lk.doc.account, lk.doc.entity_id)
-                    out.form_clients[key] = lk.client_id if key not in out.form_clients else None
                 link_rows.append((lk.client_id, *lk.doc, lk.rule, lk.direction, lk.via))
             if len(link_rows) >= BATCH:
                 self.conn.executemany("INSERT INTO links VALUES (?,?,?,?,?,?,?,?)", link_rows)
@@ -238,17 +268,55 @@ class Scratch:
                 self.conn.executemany("INSERT INTO unlinked VALUES (?,?,?,?,?,?)", unlinked_rows)
                 unlinked_rows.clear()
 
-        conflicts, state = r.decider(clients, alias, lookup, targets, on_links, on_unlinked)
+        conflicts, state = r.decider(clients, alias, lookup, targets, on_links, on_unlinked, exists)
         for facts in self._rows_in_order():  # the decisions are written meanwhile
             state.decide(facts.ref, 0, facts)
         self.conn.executemany("INSERT INTO links VALUES (?,?,?,?,?,?,?,?)", link_rows)
         self.conn.executemany("INSERT INTO unlinked VALUES (?,?,?,?,?,?)", unlinked_rows)
+        self.conn.execute("CREATE INDEX links_kept ON links (source, account, entity_id) "
+                          "WHERE kind = 'form_response'")  # for CLIENT_OF
         self.conn.execute("COMMIT")
         p = r.finish(clients, conflicts, state, [], [], {}, unused)
         r.forget()  # the measures (and their embedding model) come next: keep only the clients
         p.documents = self.documents
         p.streamed = out
         return p
+
+
+def kept_documents(conn: sqlite3.Connection, batch: int = 512
+                   ) -> Iterator[tuple[str, str, str, bytes, str | None]]:
+    """(source, account, entity_id, bytes, its one client or None) of every kept document
+    (:data:`KEPT_KIND`), those with a ``response_id`` first, each group in (source, account,
+    entity_id) order (call after :meth:`Scratch.resolve`).
+
+    ``conn`` is any connection whose main database is the scratch database (the measures
+    step's, which writes other tables meanwhile: rows are fetched ``batch`` at a time, each
+    batch a query of its own, so no statement stays open across those writes)."""
+    names = {acct: (source, account) for acct, source, account in conn.execute("SELECT * FROM accts")}
+    client = CLIENT_OF.format(s="a.source", a="a.account", e="r.entity_id")
+    last: tuple[int, int, str] = (-1, -1, "")
+    while True:
+        rows = conn.execute(f"SELECT r.pass, r.acct, r.entity_id, r.data, {client} "  # noqa: S608
+                            "FROM responses r JOIN accts a ON a.acct = r.acct "
+                            "WHERE (r.pass, r.acct, r.entity_id) > (?, ?, ?) "
+                            "ORDER BY r.pass, r.acct, r.entity_id LIMIT ?", (*last, batch)).fetchall()
+        if not rows:
+            return
+        for _, acct, entity, data, cid in rows:
+            source, account = names[acct]
+            yield source, account, entity, data, cid
+        last = rows[-1][:3]
+
+
+def kept_client(conn: sqlite3.Connection, source: str, account: str, entity_id: str) -> str | None:
+    """One form response's one client (None: none or several), from the decisions."""
+    row = conn.execute("SELECT " + CLIENT_OF.format(s="?", a="?", e="?"), (source, account, entity_id)).fetchone()
+    return None if row is None else row[0]
+
+
+def kept_count(conn: sqlite3.Connection) -> int:
+    """How many documents the scratch database kept (:data:`KEPT_KIND`)."""
+    return int(conn.execute("SELECT count(*) FROM responses").fetchone()[0])
 
 
 def chart_items(conn: sqlite3.Connection, schema: str, client_id: str) -> list[tuple[Link, DocFacts]]:
@@ -266,5 +334,14 @@ def chart_items(conn: sqlite3.Connection, schema: str, client_id: str) -> list[t
             f"JOIN {schema}.facts f ON f.acct = a.acct AND f.kind = l.kind AND f.entity_id = l.entity_id "
             f"WHERE l.client_id = ?", (client_id,)):
         ref = DocRef(source, account, kind, entity)
-        out.append((Link(client_id, ref, rule, direction, via), decode(ref, data)))
+        out.append((Link(client_id, ref, rule, direction, via), _chart_facts(ref, data)))
     return out
+
+
+def _chart_facts(ref: DocRef, data: bytes) -> DocFacts:
+    """:func:`decode` without the keys, references and outside addresses, which no chart
+    shows: the largest client's chart holds every item at once (36,000 at 1,000,000 demo
+    records), so each item carries only what is rendered."""
+    _, _, _, direction, mail, has_rule, defines, columns, time, title = orjson.loads(data)
+    return DocFacts(ref, time, title, direction=direction, mail=bool(mail), has_rule=bool(has_rule),
+                    defines=bool(defines), columns=tuple(columns))

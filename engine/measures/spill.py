@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from engine.clients import stream
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS m_seen (key TEXT PRIMARY KEY, source_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS m_later (seq INTEGER PRIMARY KEY, source TEXT, account TEXT,
@@ -85,13 +87,26 @@ class Spill:
     # -- writing ---------------------------------------------------------------------------
 
     def seen(self, key: str, source_id: str) -> str | None:
-        """The ``source_id`` that first gave ``key``; None (and ``key`` noted) when new."""
+        """The ``source_id`` that first gave ``key``; None (and ``key`` noted) when new
+        (one statement for a new key, the usual case; a second to name the first)."""
         conn = self._w()
+        if conn.execute("INSERT OR IGNORE INTO m_seen VALUES (?, ?)", (key, source_id)).rowcount:
+            return None
         row = conn.execute("SELECT source_id FROM m_seen WHERE key = ?", (key,)).fetchone()
-        if row is not None:
-            return str(row[0])
-        conn.execute("INSERT INTO m_seen VALUES (?, ?)", (key, source_id))
-        return None
+        return str(row[0])
+
+    def kept_count(self) -> int:
+        """How many form responses the project task's reader kept in the scratch database."""
+        return stream.kept_count(self._w())
+
+    def kept(self) -> Iterator[tuple[str, str, str, bytes, str | None]]:
+        """Those responses with their clients, in scoring order
+        (:func:`engine.clients.stream.kept_documents`)."""
+        return stream.kept_documents(self._w())
+
+    def client_of(self, source: str, account: str, entity_id: str) -> str | None:
+        """One form response's one client, from the scratch database's decisions."""
+        return stream.kept_client(self._w(), source, account, entity_id)
 
     def later(self, row: tuple[str, str, str, str]) -> None:
         """A response to score in the second pass (source, account, entity_id, sha256)."""

@@ -10,7 +10,7 @@ with the measurement they repeat.
 The measurements are published like a canonical account (``canonical/measures/scored.jsonl``
 and its ``.meta.json``, sorted, so a rerun is byte-identical; with the rejects and
 duplicates files as one generation behind one pointer, :mod:`engine.store.fsgen`) and loaded by
-the index's own loader; what was not scored goes with its reason to ``scored.rejects.jsonl`` (0600, inside
+the index's own loader (in a process of its own when it embeds them: :mod:`engine.measures.load`); what was not scored goes with its reason to ``scored.rejects.jsonl`` (0600, inside
 the workspace), one line per count of ``not_scored``. Each measurement is also a row of ``client_links`` so ``query --client``
 finds it, written in the same transaction as the client tables (a reader never sees the
 new tables without their measurement links). Counts go to ``clients_meta`` for the
@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,10 +38,10 @@ from engine.canon import publish
 from engine.canon.publish import AccountFiles
 from engine.clients import tables
 from engine.clients.model import Projection
-from engine.index.load import AccountLoader
-from engine.index.outcome import LoadFailed
 from engine.index.store import ObjectMissing, begin_immediate, objects_dir, read_object
 from engine.measures import chart
+from engine.measures.load import LoadError
+from engine.measures.load import load as load_measurements
 from engine.measures.registry import Registry
 from engine.measures.score import DUPLICATE, MEASURES_ACCOUNT, MEASURES_SOURCE, score_response
 from engine.measures.spill import Spill
@@ -90,16 +90,23 @@ def _read(objects: str, sha: str) -> dict[str, Any]:
     """The response's object, checked against its sha256 (ObjectCorrupt propagates: a
     damaged object fails the task rather than being scored as someone's answers)."""
     try:
-        doc = orjson.loads(read_object(objects, sha))
-    except (ObjectMissing, OSError, orjson.JSONDecodeError):
+        return _parse(read_object(objects, sha))
+    except (ObjectMissing, OSError):
+        return {}
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    """A response's bytes as a dict ({} when they are not a JSON object)."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
         return {}
     return doc if isinstance(doc, dict) else {}
 
 
 def _clients_of(p: Projection) -> dict[tuple[str, str, str], str | None]:
-    """(source, account, entity_id) of each linked form response -> its one client."""
-    if p.streamed is not None:
-        return p.streamed.form_clients
+    """(source, account, entity_id) of each linked form response -> its one client (a
+    projection resolved in memory; a streamed one answers from its scratch database)."""
     out: dict[tuple[str, str, str], str | None] = {}
     for link in p.links:
         if link.doc.kind == "form_response":
@@ -134,17 +141,16 @@ class Scored:
 class _Scoring:
     """Scores responses one by one into the spill (with its duplicate check)."""
 
-    def __init__(self, clients: dict[tuple[str, str, str], str | None], reg: Registry, spill: Spill) -> None:
-        self.clients = clients
+    def __init__(self, clients: Callable[[str, str, str], str | None], reg: Registry, spill: Spill) -> None:
+        self.client_of = clients
         self.reg = reg
         self.spill = spill
         self.reasons: Counter[str] = Counter()
 
-    def score(self, row: tuple[str, str, str, str], doc: dict[str, Any]) -> None:
-        """Score one response (``row``: source, account, entity_id, sha256)."""
+    def score(self, row: tuple[str, str, str, str], doc: dict[str, Any], client: str | None) -> None:
+        """Score one response (``row``: source, account, entity_id, sha256) of ``client``."""
         source, account, entity, _sha = row
         ref = f"{source}/{account}/{entity}"
-        client = self.clients.get((source, account, entity))
         respondent = doc.get("respondent") if isinstance(doc.get("respondent"), dict) else {}
         assert isinstance(respondent, dict)
         who = client or str(respondent.get("email") or "").casefold() or ref
@@ -168,10 +174,24 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Regist
     """Score every indexed form response into ``spill``, one parsed response in memory at a time.
 
     Copies with a response id (the Forms API's) go first, then the others (a linked sheet's
-    copy of the same answers), each group in (source, account, entity_id) order: the first
-    pass scores the former and only notes the latter, which the second pass reads again.
+    copy of the same answers), each group in (source, account, entity_id) order. The
+    responses are read sequentially from the scratch database, where the project task's
+    reader kept their bytes (:func:`engine.clients.stream.kept_documents`); only when it
+    did not keep every indexed response (an index whose ``accounts`` table misses one) are
+    they read from their object files: the first pass scores those with a response id and
+    only notes the others, which the second pass reads again.
     """
-    run = _Scoring(_clients_of(p), reg, spill)
+    client_of: Callable[[str, str, str], str | None] = spill.client_of
+    if p.streamed is None:
+        in_memory = _clients_of(p)
+        client_of = lambda s, a, e: in_memory.get((s, a, e))  # noqa: E731
+    run = _Scoring(client_of, reg, spill)
+    indexed = conn.execute("SELECT count(*) FROM documents WHERE kind = 'form_response' AND source != ?",
+                           (MEASURES_SOURCE,)).fetchone()[0]
+    if spill.kept_count() == indexed:  # the reader kept every one (the usual case)
+        for source, account, entity, data, client in spill.kept():
+            run.score((source, account, entity, ""), _parse(data), client)
+        return _finish(spill, indexed, run)
     responses = 0
     for row in conn.execute(
             "SELECT source, account, entity_id, sha256 FROM documents WHERE kind = 'form_response' "
@@ -179,12 +199,16 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Regist
         responses += 1
         doc = _read(objects, row[3])
         if doc.get("response_id"):
-            run.score(row, doc)
+            run.score(row, doc, client_of(*row[:3]))
         else:
             spill.later(row)
         del doc  # one response at a time, not every response of the index
     for row in spill.later_rows():
-        run.score(row, _read(objects, row[3]))
+        run.score(row, _read(objects, row[3]), client_of(*row[:3]))
+    return _finish(spill, responses, run)
+
+
+def _finish(spill: Spill, responses: int, run: _Scoring) -> Scored:
     spill.finish()
     c = spill.counts
     return Scored(responses, c["scored"], c["rejects"], c["dups"], run.reasons)
@@ -310,9 +334,9 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *
                                (MEASURES_SOURCE, MEASURES_ACCOUNT)).fetchone() is not None
         if scored.responses or indexed:  # a pipeline without forms gets no measures account
             result.rejects_path, result.duplicates_path = _write(ws, scored, spill, reg)
-            try:
-                AccountLoader(ws, MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=vectors).run()
-            except LoadFailed as exc:
+            try:  # with vectors, in a process of its own: the model stays out of the task
+                load_measurements(ws.root, vectors=vectors)
+            except LoadError as exc:
                 raise MeasuresFailed(exc.code) from None
         if link_now:
             begin_immediate(conn)

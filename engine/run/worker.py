@@ -31,11 +31,14 @@ from engine.store.fsutil import secure_umask
 
 def with_usage(event: TaskFinished) -> TaskFinished:
     """The final event with this worker's resource usage: CPU seconds of the worker and its
-    reaped children (the tap), and the worker's peak RSS (PHI-free numbers)."""
+    reaped children (the tap of an extract, the project's forked helpers), and the peak RSS
+    of the worker or of the largest helper it forked for its own work (PHI-free numbers). An
+    extract's children are the tap, whose memory is the tap's, not ours: left out."""
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-    return event.model_copy(update={"cpu_s": round(cpu, 3), "peak_rss_kb": int(me.ru_maxrss)})
+    rss = me.ru_maxrss if event.stage == "extract" else max(me.ru_maxrss, kids.ru_maxrss)
+    return event.model_copy(update={"cpu_s": round(cpu, 3), "peak_rss_kb": int(rss)})
 
 
 def main() -> int:

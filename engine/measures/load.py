@@ -1,0 +1,105 @@
+"""Indexing the measurements in a process of its own, so the embedding model stays out of the project task.
+
+The measures step publishes the measurements as the canonical account ``measures/scored``
+and has the index's own loader (:class:`engine.index.load.AccountLoader`) index them. With
+vectors on (``index.vectors``, the default) that loader embeds every new measurement and so
+loads the embedding model: about 65 MiB, which stacked on the project task's own memory
+(its clients, the resolver's memos, the SQLite caches) and made it the largest worker of a
+1,000,000-record pipeline (352 MiB, docs/performance.md). Here the load runs in a fresh
+interpreter (``python -m engine.measures.load``) that holds only the loader and the model
+and ends with the load; the task waits for it. With vectors off there is no model and the
+load stays in the task (no process start).
+
+The child writes one line on its stdout, ``OK`` or the stable error code of what failed
+(never a message from data); its stderr is discarded. It asks Linux to kill it when the
+task dies (``PR_SET_PDEATHSIG``), and the task kills it when it stops early (SIGTERM, an
+error): a load never outlives its task. A child that ends without its line (killed, out of
+memory) fails the task with ``WORKER_CRASHED``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.events import ErrorCode
+
+OK = "OK"
+
+
+class LoadError(Exception):
+    """The measurements could not be indexed; ``code`` is an ErrorCode value."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def load(root: Path, *, vectors: bool) -> None:
+    """Index the published measurements of the workspace at ``root``; LoadError(code) when not."""
+    if not vectors:  # no model: in the task, as any error propagates (the task maps it)
+        from engine.index.load import AccountLoader
+        from engine.index.outcome import LoadFailed
+        from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE
+        from engine.store.workspace import Workspace
+        try:
+            AccountLoader(Workspace(root), MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=False).run()
+        except LoadFailed as exc:
+            raise LoadError(exc.code) from None
+        return
+    code = _in_child(root)
+    if code != OK:
+        raise LoadError(code)
+
+
+def _in_child(root: Path) -> str:
+    """Run the load in ``python -m engine.measures.load`` and return its line."""
+    done = subprocess.run(  # killed by run() if the task is interrupted while it waits
+        [sys.executable, "-m", "engine.measures.load", str(root), str(os.getpid())],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
+    line = done.stdout.decode("ascii", "replace").strip()
+    if done.returncode != 0 or not line:
+        return ErrorCode.WORKER_CRASHED.value
+    return line
+
+
+def _load(root: Path) -> str:
+    """The load with vectors (in the child): ``OK`` or the error code the project task
+    would report for what it raised."""
+    from engine.index.load import AccountLoader
+    from engine.index.outcome import LoadFailed
+    from engine.index.store import ObjectCorrupt, StoreError
+    from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE
+    from engine.store.workspace import Workspace
+    try:
+        AccountLoader(Workspace(root), MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=True).run()
+    except LoadFailed as exc:
+        return exc.code
+    except ObjectCorrupt:
+        return ErrorCode.OBJECT_CORRUPT.value
+    except StoreError as exc:
+        return exc.code
+    except sqlite3.Error:
+        return ErrorCode.INDEX_DB_ERROR.value
+    except OSError:
+        return ErrorCode.WRITE_FAILED.value
+    return OK
+
+
+def main(argv: list[str]) -> int:
+    """``python -m engine.measures.load WORKSPACE PARENT_PID``: load with vectors, print the line."""
+    from engine.clients.forked import die_with_parent
+    from engine.store.fsutil import secure_umask
+    secure_umask()
+    die_with_parent(int(argv[1]))
+    code = _load(Path(argv[0]))
+    sys.stdout.write(code + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,136 @@
+"""How the project task reads the form responses, and where the embedding model loads (issue 18).
+
+One module-scoped `lorchestra run` (real subprocesses) over the demo's clinical system of
+record and its three forms extractors, 30 records each (about 10 s); then forced projections
+of that workspace with the worker's own code, each in a fresh interpreter (`python -c`), and
+the results compared byte for byte (client tables, chart files, the published measurement
+files).
+
+* The measures step scores the responses the reader kept in the scratch database: with every
+  form response's object file deleted, the results are unchanged (scoring from the object
+  files, as before, met missing objects and scored nothing).
+* When the reader did not keep them (the fallback, forced here by keeping no kind), the
+  responses are read from their object files, with the same results.
+* The measurements are embedded in a process of their own: after a projection that had to
+  index them with vectors (their account and every vector removed first), the task's own
+  interpreter never loaded the model, and the measurements have vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.index.store import object_path
+from tests.helpers import REPO, clean_env, run_cli
+
+RECORDS = 30
+KEEP = ("tap-dataverse", "tap-forms--outcomes", "tap-formsheets--first-visit",
+        "tap-formsheets--follow-up")
+
+PROJECT = """
+import sys
+from pathlib import Path
+from engine.clients import stream
+from engine.config.load import load_file
+from engine.stages.project import Project
+from engine.store.fsutil import secure_umask
+from engine.store.workspace import Workspace
+from engine.vectors import model
+secure_umask()
+if sys.argv[3] == "keep-none":
+    stream.KEPT_KIND = "no such kind"
+job = Project(Workspace(Path(sys.argv[1])), load_file(Path(sys.argv[2])).clients, force=True)
+assert job.run() == "success"
+loaded = model._SHARED is not None and model._SHARED._table is not None
+print("model-loaded" if loaded else "model-not-loaded", job.measures.scored if job.measures else -1)
+"""
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("reads")
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    cfg["extractors"] = [e for e in cfg["extractors"] if e["name"] in KEEP]
+    cfg["jobs"] = {"all": list(KEEP)}
+    cfg["stages"]["extract"]["job"] = "all"
+    cfg["clients"].pop("overrides", None)
+    path = tmp / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    ws = tmp / "ws"
+    res = run_cli("run", "--workspace", str(ws), "--config", str(path),
+                  env=clean_env(LORCH_DEMO_RECORDS=str(RECORDS)), timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return ws, path
+
+
+def project(ws: Path, cfg: Path, mode: str = "normal") -> tuple[str, int]:
+    """One forced projection in a fresh interpreter: (whether it loaded the model, scored)."""
+    res = subprocess.run([sys.executable, "-c", PROJECT, str(ws), str(cfg), mode], cwd=REPO,
+                         env=clean_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    loaded, scored = res.stdout.split()
+    return loaded, int(scored)
+
+
+def results(ws: Path) -> list[str]:
+    """Every client table row, and the sha256 of every chart file and measures file."""
+    conn = sqlite3.connect(ws / "vector-store" / "index.sqlite")
+    out = [repr(r) for t in ("clients", "client_keys", "client_links", "client_conflicts", "client_unlinked")
+           for r in sorted(conn.execute(f"SELECT * FROM {t}"))]  # noqa: S608
+    conn.close()
+    files = sorted(p for d in ("clients", "canonical/measures") for p in (ws / d).rglob("*") if p.is_file())
+    return out + [f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.relative_to(ws)}" for p in files]
+
+
+def test_responses_are_scored_from_the_scratch_database(demo: tuple[Path, Path], tmp_path: Path) -> None:
+    src, cfg = demo
+    ws = tmp_path / "ws"
+    shutil.copytree(src, ws)
+    _, scored = project(ws, cfg)
+    before = results(ws)
+    assert scored > 0 and any("canonical/measures/scored.jsonl" in line for line in before)
+    conn = sqlite3.connect(ws / "vector-store" / "index.sqlite")
+    shas = [s for (s,) in conn.execute("SELECT sha256 FROM documents WHERE kind = 'form_response'")]
+    conn.close()
+    assert shas
+    for sha in shas:  # the canonical files still give every response to the reader
+        object_path(ws / "vector-store" / "objects", sha).unlink()
+    assert project(ws, cfg)[1] == scored
+    assert results(ws) == before
+
+
+def test_the_fallback_reads_object_files_with_the_same_results(demo: tuple[Path, Path],
+                                                               tmp_path: Path) -> None:
+    src, cfg = demo
+    ws = tmp_path / "ws"
+    shutil.copytree(src, ws)
+    scored = project(ws, cfg)[1]
+    before = results(ws)
+    assert project(ws, cfg, "keep-none")[1] == scored
+    assert results(ws) == before
+
+
+def test_measurements_are_embedded_outside_the_project_task(demo: tuple[Path, Path], tmp_path: Path) -> None:
+    src, cfg = demo
+    ws = tmp_path / "ws"
+    shutil.copytree(src, ws)
+    db = ws / "vector-store" / "index.sqlite"
+    conn = sqlite3.connect(db)
+    conn.execute("DELETE FROM accounts WHERE source = 'measures'")  # the task must index them again
+    conn.execute("DELETE FROM vectors")  # ... and embed every one
+    conn.commit()
+    loaded, scored = project(ws, cfg)
+    assert scored > 0
+    assert loaded == "model-not-loaded"
+    embedded = conn.execute("SELECT count(*) FROM documents d JOIN vectors v ON v.sha256 = d.sha256 "
+                            "WHERE d.source = 'measures'").fetchone()[0]
+    conn.close()
+    assert embedded == scored

@@ -51,6 +51,8 @@ have lost their last reference; ``xf``: kind -> transform."""
 
 _PREFIX = ".load-"
 _SUFFIX = ".scratch"
+_LEFTOVERS = (_SUFFIX, ".spill")
+"""A load's files: this scratch database and its spill (:mod:`engine.index.spill`, same stem)."""
 
 NEW_SQL = ("INSERT INTO scratch.new (number, kind, entity_id, sha256, time, title, dedupe_key, body, "
            "names, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -58,13 +60,26 @@ KEPT_SQL = "INSERT OR REPLACE INTO scratch.kept (doc_id, number) VALUES (?, ?)"
 
 
 def remove_stale(folder: Path) -> None:
-    """Remove scratch files of loaders that are no longer running (killed workers)."""
+    """Remove scratch and spill files of loaders that are no longer running (killed workers)."""
     with contextlib.suppress(OSError):
-        for path in folder.glob(f"{_PREFIX}*{_SUFFIX}"):
+        for path in folder.glob(f"{_PREFIX}*"):
+            if path.suffix not in _LEFTOVERS:
+                continue
             pid = path.name[len(_PREFIX):].split("-", 1)[0]
             if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
                 with contextlib.suppress(OSError):
                     path.unlink()
+
+
+def others_loading(folder: Path) -> bool:
+    """Whether another running loader has its scratch or spill file in ``folder`` (a load
+    under way for another account: this one should not hold the write lock while it reads)."""
+    with contextlib.suppress(OSError):
+        for path in folder.glob(f"{_PREFIX}*"):
+            pid = path.name[len(_PREFIX):].split("-", 1)[0]
+            if path.suffix in _LEFTOVERS and pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                return True
+    return False
 
 
 def _alive(pid: int) -> bool:
@@ -101,7 +116,9 @@ def detach(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def create_tables(conn: sqlite3.Connection) -> None:
-    """The scratch tables (inside the load's transaction)."""
+    """The scratch tables, empty (those of an earlier try of the same load are dropped)."""
+    for name in ("new", "kept", "win", "ins", "final", "gone", "leaving", "xf"):
+        conn.execute(f"DROP TABLE IF EXISTS scratch.{name}")
     for statement in _TABLES.split(";"):
         if statement.strip():
             conn.execute(statement)
@@ -120,9 +137,15 @@ class Outcome:
     """Distinct unchanged rows the file's lines matched (before resolving clashes)."""
 
 
+def put_transforms(conn: sqlite3.Connection, transforms: dict[str, str]) -> None:
+    """kind -> transform id for :func:`swap` (before it, in or outside the transaction)."""
+    conn.executemany("INSERT OR REPLACE INTO scratch.xf (kind, transform) VALUES (?, ?)", transforms.items())
+
+
 def swap(conn: sqlite3.Connection, *, source: str, account: str, vault_run: str | None,
-         transforms: dict[str, str], vectors: bool) -> Outcome:
-    """Replace the account's rows by the kept and the new ones (inside the transaction).
+         vectors: bool) -> Outcome:
+    """Replace the account's rows by the kept and the new ones (inside the transaction; the
+    transforms in ``scratch.xf`` already: :func:`put_transforms`).
 
     Rows that went away leave ``documents`` and ``fts``; their objects, and those of new lines
     that lost to a later line, go to ``gc_pending`` (and their vectors away); the new rows are
@@ -136,7 +159,6 @@ def swap(conn: sqlite3.Connection, *, source: str, account: str, vault_run: str 
     superseded = new_lines - _count(conn, "scratch.win")
     conn.execute("CREATE INDEX scratch.win_key ON win (kind, entity_id)")
     superseded += _resolve(conn)
-    conn.executemany("INSERT INTO scratch.xf (kind, transform) VALUES (?, ?)", transforms.items())
     conn.execute("INSERT OR IGNORE INTO scratch.final (sha256) SELECT d.sha256 FROM scratch.kept k "
                  "JOIN main.documents d ON d.doc_id = k.doc_id")
     conn.execute("INSERT OR IGNORE INTO scratch.final (sha256) SELECT n.sha256 FROM scratch.win w "

@@ -6,19 +6,25 @@ The rules (docs/index.md section 3 has the long form):
   file is opened once, hashed, and must match ``output.sha256`` (else CHECKSUM_MISMATCH).
 * When the ``accounts`` row says the rows were built from the same file, provenance and
   field table, the load is ``skipped`` (unless forced).
-* Otherwise one ``BEGIN IMMEDIATE`` transaction covers the whole load, and the file is read
-  once, in batches of ``BATCH`` lines: each line is hashed; a line whose sha256 a row of the
-  account already has is unchanged (no parse, no write); other lines are parsed, their derived
-  columns computed, their objects written (straight to their final name, once, by writer
-  threads: :mod:`engine.index.objects`) and their texts embedded (a background thread:
-  :mod:`engine.vectors.pending`). The SQLite statements of each batch run in an insert thread
-  (:mod:`engine.index.sink`) while the next batch is read.
-* An account without rows (a first load) gets its rows inserted directly; an account with rows
-  is diffed on disk (:mod:`engine.index.diff`): rows that went away leave, new rows arrive, and
-  the objects that may have lost their last reference are listed in ``gc_pending``. A first
-  load whose file repeats an entity is rolled back and done the second way.
-* The commit waits until every object is written and the file system flushed. Readers see the
-  old set or the new set, never a mix. Memory stays bounded whatever the account's size.
+* Otherwise, when another loader is running or the write lock is taken, the load runs in two
+  phases, so loads of different accounts run side by side (docs/index.md section 6; a load
+  alone runs in one pass, below, which is faster for it). **Phase A, without the write lock**: the file is read once, in
+  batches of ``BATCH`` lines; each line is hashed; a line whose sha256 a row of the account
+  already has is unchanged (no parse, no write; looked up through a reader connection); other
+  lines are parsed, their derived columns computed, their objects written (straight to their
+  final name, once, by writer threads: :mod:`engine.index.objects`) and flushed, their texts
+  embedded (a background thread: :mod:`engine.vectors.pending`). What the transaction needs
+  is staged: a first load's rows and every vector in a spill file (:mod:`engine.index.spill`),
+  a reload's diff in scratch tables (:mod:`engine.index.diff`, filled by an insert thread:
+  :mod:`engine.index.sink`). **Phase B, under the lock** (``BEGIN IMMEDIATE``): if the
+  account's rows changed since phase A began, phase A is done again (once; then the one-pass
+  load below); doc_ids are assigned from the index's largest; the spill is replayed into
+  ``documents``/``fts``/``vectors`` (a first load) or the diff is swapped in (a reload); a first
+  load whose file repeats an entity goes back to a savepoint and is swapped as a diff.
+* The one-pass load (a lone load, and the fallback; ``two_phase=False`` forces it) holds the
+  lock for the whole pass and inserts while it reads.
+* Readers see the old set or the new set, never a mix. Memory stays bounded whatever the
+  account's size.
 * After the commit, pending objects that no document references are removed under the
   write lock (:func:`engine.index.store.remove_unreferenced`).
 """
@@ -26,24 +32,24 @@ The rules (docs/index.md section 3 has the long form):
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from functools import partial
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from engine.canon.publish import AccountFiles, NotAFile, open_current
-from engine.index import diff
-from engine.index.fields import FIELDS_VERSION, derive
+from engine.index import diff, swap
+from engine.index.fields import FIELDS_VERSION
 from engine.index.objects import ObjectWriter
 from engine.index.outcome import LoadFailed, LoadResult, canonical_paths, sqlite_code, vault_run_of
+from engine.index.reading import BATCH, CATCH_UP_VECTORS, Pass, PassReader, Progress, Row, fd_sha256
 from engine.index.sink import InsertThread
+from engine.index.spill import ROWS, SHAS, SUFFIX, VECTORS, ObjectCheck, Spill
 from engine.index.store import (
     begin_immediate,
+    lock_free,
     objects_dir,
     open_reader,
     open_writer,
@@ -56,50 +62,31 @@ from engine.vectors.model import shared as shared_embedder
 from engine.vectors.pending import EmbedPass
 from engine.vectors.text import TEXT_VERSION
 
-BATCH = 512
-"""Lines read, hashed and handed to the insert thread at a time."""
+__all__ = ["BATCH", "CATCH_UP_VECTORS", "AccountLoader", "LoadFailed", "LoadResult", "Progress", "Row"]
 
-CATCH_UP_VECTORS = 262_144
-"""Unchanged documents embedded per run when their vector is missing (after a model change):
-each run's share is bounded so that a large account catches up over a few runs instead of
-one run of the whole account's embedding."""
-
-Progress = Callable[[int, int | None], None]
-Row = tuple[str, str, str, str | None, str | None, str | None, str, str, str]
-"""kind, entity_id, sha256, time, title, dedupe_key, body, names, notes."""
+PREPARE_TRIES = 2
+"""Phase A runs at most this often (again when the account changed before the swap); then
+the one-pass load, under the lock throughout."""
 
 
 class _Clash(Exception):
     """A first load met an entity twice: it is redone as a diff (the later line wins)."""
 
 
-@dataclass
-class _Pass:
-    """State of one pass over the file."""
-
-    fresh: bool
-    """The account had no rows: new rows go straight into ``documents`` and ``fts``."""
-    next_id: int
-    vault_run: str | None
-    probe: sqlite3.Connection | None = None
-    """A reader connection finding the unchanged rows (the account's rows before the load)."""
-    lines: int = 0
-    new: int = 0
-    kept: int = 0
-    catch_up: int = 0
-
-
-class AccountLoader:
+class AccountLoader(PassReader):
     """Indexes one (source, account); :meth:`run` returns a :class:`LoadResult`."""
 
     def __init__(self, ws: Workspace, source: str, account: str, *, force: bool = False,
                  transforms: dict[str, str] | None = None, progress: Progress | None = None,
-                 vectors: bool = True, verify_objects: bool | None = None) -> None:
+                 vectors: bool = True, verify_objects: bool | None = None, two_phase: bool | None = None) -> None:
         self.ws, self.source, self.account, self.force = ws, source, account, force
         self.embed = EmbedPass() if vectors else None
         self.vector_model = vector_store.model_key(shared_embedder().model, TEXT_VERSION)
         self.transforms = transforms or {}
         self.progress = progress or (lambda done, total: None)
+        self.two_phase = two_phase
+        """Prepare without the write lock, swap under it (True), or the one-pass load (False);
+        ``None``: two phases when another loader is running, else one pass."""
         self.data_path, self.meta_path = canonical_paths(ws, source, account)
         self.result = LoadResult()
         # --force re-reads every object its rows name and repairs damaged ones; a rerun whose
@@ -130,7 +117,7 @@ class AccountLoader:
                 self.embed.close()
 
     def _run(self, fd: int, meta: dict[str, Any]) -> LoadResult:
-        file_sha = _fd_sha256(fd)
+        file_sha = fd_sha256(fd)
         if file_sha != meta["output"].get("sha256"):
             raise LoadFailed("CHECKSUM_MISMATCH")
         inputs = meta.get("inputs") if isinstance(meta.get("inputs"), dict) else {}
@@ -141,7 +128,7 @@ class AccountLoader:
         conn: sqlite3.Connection | None = None
         try:
             conn = open_writer(self.ws, check_same_thread=False)
-            if self.embed is not None:
+            if self.embed is not None and not vector_store.has_table(conn):  # (CREATE takes the lock)
                 with_write_wait(lambda: vector_store.ensure_table(conn))
             state = conn.execute(
                 "SELECT canonical_sha256, inputs_sha256, fields_version, documents FROM accounts "
@@ -155,7 +142,7 @@ class AccountLoader:
             else:
                 self._load(conn, fd, file_sha, inputs, inputs_sha, total)
             started = time.monotonic()
-            self.result.objects_removed = remove_unreferenced(
+            self.result.objects_removed += remove_unreferenced(
                 conn, self.objects.objects, self.source, self.account)
             self.result.seconds["gc"] = time.monotonic() - started
         except sqlite3.Error as exc:
@@ -171,19 +158,148 @@ class AccountLoader:
 
     def _load(self, conn: sqlite3.Connection, fd: int, file_sha: str, inputs: dict[str, Any],
               inputs_sha: str, total: int | None) -> None:
-        scratch = diff.attach(conn, self.ws.vector_store)
+        scratch = diff.attach(conn, self.ws.vector_store)  # also tells other loaders this one runs
         try:
-            try:
-                self._attempt(conn, fd, file_sha, inputs, inputs_sha, total, fresh_ok=True)
-            except _Clash:
-                if self.embed is not None:  # the rolled-back vectors are computed again
-                    self.embed.close()
-                    self.embed = EmbedPass()
-                self._attempt(conn, fd, file_sha, inputs, inputs_sha, total, fresh_ok=False)
+            two_phase = self.two_phase
+            if two_phase is None:  # a lone load is fastest in one pass: its inserts overlap its reading
+                two_phase = diff.others_loading(self.ws.vector_store) or not lock_free(conn)
+            self.result.mode = "two-phase" if two_phase else "one-pass"
+            for _ in range(PREPARE_TRIES if two_phase else 0):
+                if self._two_phase(conn, scratch, fd, file_sha, inputs, inputs_sha, total):
+                    break
+                self.result.prepared_again += 1
+                self._renew_embed()
+            else:
+                self._one_pass(conn, fd, file_sha, inputs, inputs_sha, total)
         finally:
             diff.detach(conn, scratch)
         self.result.objects_written = self.objects.written
         self.result.object_bytes = self.objects.bytes
+
+    def _renew_embed(self) -> None:
+        """A pass whose work was thrown away: its vectors are computed again."""
+        if self.embed is not None:
+            self.embed.close()
+            self.embed = EmbedPass()
+
+    def _one_pass(self, conn: sqlite3.Connection, fd: int, file_sha: str, inputs: dict[str, Any],
+                  inputs_sha: str, total: int | None) -> None:
+        try:
+            self._attempt(conn, fd, file_sha, inputs, inputs_sha, total, fresh_ok=True)
+        except _Clash:
+            self._renew_embed()  # the rolled-back vectors are computed again
+            self._attempt(conn, fd, file_sha, inputs, inputs_sha, total, fresh_ok=False)
+
+    def _two_phase(self, conn: sqlite3.Connection, scratch: Path, fd: int, file_sha: str, inputs: dict[str, Any],
+                   inputs_sha: str, total: int | None) -> bool:
+        """Phase A without the write lock, phase B under it; False when the account changed
+        in between (nothing committed then)."""
+        clock = time.monotonic()
+        # Pending removals of this account first: none can then run while phase A writes objects.
+        self.result.objects_removed += remove_unreferenced(conn, self.objects.objects, self.source, self.account)
+        reader = open_reader(self.ws, check_same_thread=False)
+        spill: Spill | None = None
+        try:
+            spill = Spill(scratch.with_suffix(SUFFIX))
+            mark = swap.mark(reader, self.source, self.account)
+            state = Pass(mark.documents == 0, 0, vault_run_of(inputs), spill=spill)
+            if not state.fresh and mark.fields_version == FIELDS_VERSION:
+                state.probe = reader
+            diff.create_tables(conn)  # the scratch database only: no lock on the index
+            diff.put_transforms(conn, self.transforms)
+            self._lap("prepare", clock)
+            self._prepare(conn, fd, total, state)
+            return self._swap(conn, state, spill, mark, file_sha, inputs_sha)
+        finally:
+            reader.close()
+            if spill is not None:
+                spill.remove()
+
+    def _prepare(self, conn: sqlite3.Connection, fd: int, total: int | None, state: Pass) -> None:
+        """Phase A: read, hash, probe, derive, write and flush objects, embed; stage the rest."""
+        clock = time.monotonic()
+        conn.execute("BEGIN")  # writes only the attached scratch database: the index stays unlocked
+        sink = InsertThread(conn)
+        try:
+            self._stream(fd, total, sink, state)
+            clock = self._lap("read", clock)
+            if self.embed is not None:
+                self._put_vectors(sink, state, self.embed.take())
+                clock = self._lap("embed", clock)
+                self.result.vectors = self.embed.embedded
+                self.result.vectors_unavailable = self.embed.unavailable
+            sink.join()
+            conn.execute("COMMIT")
+            clock = self._lap("insert", clock)
+        except BaseException:
+            sink.close()
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        assert state.spill is not None
+        state.spill.finish()
+        self.objects.finish(sync=state.new > 0 or self.objects.verify)  # durable before any row names them
+        self._lap("objects", clock)
+        self.result.seconds["flush"] = self.objects.flush_s
+
+    def _swap(self, conn: sqlite3.Connection, state: Pass, spill: Spill, mark: swap.Mark, file_sha: str,
+              inputs_sha: str) -> bool:
+        """Phase B, under the write lock; False when the account changed since phase A began."""
+        try:
+            return self._transaction(conn, state, spill, mark, file_sha, inputs_sha)
+        except _Clash:  # a first load whose file repeats an entity: swapped as a diff instead
+            state.fresh = False
+            return self._transaction(conn, state, spill, mark, file_sha, inputs_sha)
+
+    def _transaction(self, conn: sqlite3.Connection, state: Pass, spill: Spill, mark: swap.Mark,
+                     file_sha: str, inputs_sha: str) -> bool:
+        """The spill and the diff into the index, then commit (no savepoint: SQLite would keep
+        the original of every page the replay touches in memory until the release)."""
+        clock = time.monotonic()
+        begin_immediate(conn)
+        clock = self._lap("begin", clock)
+        check = ObjectCheck(self.objects.objects)
+        try:
+            if swap.mark(conn, self.source, self.account) != mark:
+                conn.execute("ROLLBACK")
+                check.close()
+                return False
+            self._replay(conn, spill, check, swap.next_doc_id(conn) if state.fresh else None, state.vault_run)
+            clock = self._lap("replay", clock)
+            self._finish_rows(conn, state, mark.inputs_sha256, inputs_sha)
+            self._account_row(conn, file_sha, inputs_sha, state.vault_run)
+            if check.join():
+                raise LoadFailed("OBJECT_MISSING")
+            conn.execute("COMMIT")
+            self._lap("transaction", clock)
+        except BaseException as exc:
+            check.close()
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if state.fresh and isinstance(exc, sqlite3.IntegrityError):
+                raise _Clash from None
+            raise
+        return True
+
+    def _replay(self, conn: sqlite3.Connection, spill: Spill, check: ObjectCheck | None, first_id: int | None,
+                vault_run: str | None) -> None:
+        """The spill's records in order: vectors into ``vectors``; a first load's rows into
+        ``documents``/``fts`` from ``first_id`` (or, ``None``, into the diff's ``new`` table)."""
+        next_id = first_id
+        for tag, payload in spill.replay():
+            if tag == VECTORS:
+                vector_store.put(conn, self.vector_model, payload)
+            elif tag == ROWS:
+                if check is not None:
+                    check.add([r[3] for r in payload])
+                if next_id is None:
+                    conn.executemany(diff.NEW_SQL, payload)
+                else:
+                    swap.insert_rows(conn, payload, next_id, source=self.source, account=self.account,
+                                     vault_run=vault_run, transforms=self.transforms)
+                    next_id += len(payload)
+            elif tag == SHAS and check is not None:
+                check.add(payload)
 
     def _attempt(self, conn: sqlite3.Connection, fd: int, file_sha: str, inputs: dict[str, Any],
                  inputs_sha: str, total: int | None, *, fresh_ok: bool) -> None:
@@ -200,8 +316,8 @@ class AccountLoader:
             fresh = fresh_ok and not has_rows
             if not fresh:
                 diff.create_tables(conn)
-            next_id = conn.execute("SELECT coalesce(max(doc_id), 0) + 1 FROM documents").fetchone()[0]
-            state = _Pass(fresh, next_id, vault_run_of(inputs))
+                diff.put_transforms(conn, self.transforms)
+            state = Pass(fresh, swap.next_doc_id(conn), vault_run_of(inputs))
             if has_rows and acc is not None and acc[0] == FIELDS_VERSION:
                 state.probe = open_reader(self.ws)
             clock = self._lap("begin", clock)
@@ -213,7 +329,7 @@ class AccountLoader:
                     state.probe.close()
             clock = self._lap("read", clock)
             if self.embed is not None:
-                self._put_vectors(sink, self.embed.take())
+                self._put_vectors(sink, state, self.embed.take())
                 clock = self._lap("embed", clock)
                 self.result.vectors = self.embed.embedded
                 self.result.vectors_unavailable = self.embed.unavailable
@@ -236,155 +352,22 @@ class AccountLoader:
                 raise _Clash from None
             raise
 
-    def _lap(self, phase: str, since: float) -> float:
-        now = time.monotonic()
-        self.result.seconds[phase] = self.result.seconds.get(phase, 0.0) + now - since
-        return now
-
-    def _stream(self, fd: int, total: int | None, sink: InsertThread, state: _Pass) -> None:
-        """Read the file in batches; each batch's statements go to the insert thread."""
-        batch: list[bytes] = []
-        for line in _lines(fd):
-            batch.append(line)
-            if len(batch) >= BATCH:
-                self._batch(batch, sink, state)
-                batch = []
-                self.progress(state.lines, total)
-        if batch:
-            self._batch(batch, sink, state)
-        self.progress(state.lines, total)
-
-    def _batch(self, lines: list[bytes], sink: InsertThread, state: _Pass) -> None:
-        datas = [line if line[-1:] == b"\n" else line + b"\n" for line in lines]
-        sha256 = hashlib.sha256
-        shas = [sha256(data).hexdigest() for data in datas]
-        known = self._probe(state.probe, shas) if state.probe is not None else {}
-        rows: list[tuple[int, Row]] = []
-        kept: list[tuple[int, int]] = []
-        for data, sha in zip(datas, shas, strict=True):
-            state.lines += 1
-            number = state.lines
-            hit = known.get(sha)
-            if hit is not None:
-                kept.append((hit[0], number))
-                self.objects.check(sha, data)
-                if self.embed is not None and not hit[1] and state.catch_up < CATCH_UP_VECTORS:
-                    state.catch_up += 1
-                    self._queue_vector(self._derive(data, sha, number))
-                continue
-            row = self._derive(data, sha, number)
-            self.objects.write(sha, data)
-            self._queue_vector(row)
-            rows.append((number, row))
-        state.new += len(rows)
-        state.kept += len(kept)
-        if state.fresh:
-            sink.submit(partial(self._insert_rows, [r for _, r in rows], state.next_id, state.vault_run))
-            state.next_id += len(rows)
-        elif rows or kept:
-            sink.submit(partial(_stage, diff.new_rows(rows), kept))
-        if self.embed is not None:
-            self._put_vectors(sink, self.embed.ready())
-
-    def _probe(self, reader: sqlite3.Connection, shas: list[str]) -> dict[str, tuple[int, bool]]:
-        """sha256 -> (doc_id, has a vector of the current model) of the account's rows among ``shas``."""
-        marks = ",".join("?" * len(shas))
-        if self.embed is None:
-            sql = (f"SELECT sha256, doc_id, 1 FROM documents INDEXED BY documents_sha256 "
-                   f"WHERE sha256 IN ({marks}) AND source = ? AND account = ?")
-            params: list[Any] = [*shas, self.source, self.account]
-        else:
-            sql = (f"SELECT d.sha256, d.doc_id, v.sha256 IS NOT NULL FROM documents d INDEXED BY documents_sha256 "
-                   f"LEFT JOIN vectors v ON v.sha256 = d.sha256 AND v.model = ? "
-                   f"WHERE d.sha256 IN ({marks}) AND d.source = ? AND d.account = ?")
-            params = [self.vector_model, *shas, self.source, self.account]
-        return {sha: (doc_id, bool(has)) for sha, doc_id, has in reader.execute(sql, params)}
-
-    def _queue_vector(self, row: Row) -> None:
-        if self.embed is not None:
-            self.embed.add(row[2], row[0], row[4], row[7], row[6])
-
-    def _put_vectors(self, sink: InsertThread, vectors: list[tuple[str, bytes]]) -> None:
-        if vectors:
-            sink.submit(partial(vector_store.put, model=self.vector_model, rows=vectors))
-
-    def _derive(self, data: bytes, sha: str, number: int) -> Row:
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise LoadFailed("CANONICAL_INVALID", number) from None
-        if not isinstance(doc, dict):
-            raise LoadFailed("CANONICAL_INVALID", number)
-        kind, entity = doc.get("kind"), doc.get("source_id")
-        if (not isinstance(kind, str) or not kind or not isinstance(entity, str) or not entity
-                or doc.get("source") != self.source or doc.get("account") != self.account):
-            raise LoadFailed("CANONICAL_INVALID", number)
-        d = derive(doc)
-        return (kind, entity, sha, d.time, d.title, d.dedupe_key, d.body, d.names, d.notes)
-
-    def _insert_rows(self, rows: list[Row], first_id: int, vault_run: str | None,
-                     conn: sqlite3.Connection) -> None:
-        """A first load's batch (insert thread): documents and FTS rows, doc_ids from ``first_id``."""
-        transforms, source, account = self.transforms, self.source, self.account
-        conn.executemany(
-            "INSERT INTO documents (doc_id, kind, source, account, entity_id, sha256, vault_run, transform, "
-            "time, title, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(first_id + i, r[0], source, account, r[1], r[2], vault_run, transforms.get(r[0]), r[3], r[4], r[5])
-             for i, r in enumerate(rows)])
-        conn.executemany("INSERT INTO fts (rowid, title, body, names, notes) VALUES (?, ?, ?, ?, ?)",
-                         [(first_id + i, r[4], r[6], r[7], r[8]) for i, r in enumerate(rows)])
-
-    def _finish_rows(self, conn: sqlite3.Connection, state: _Pass, prev_inputs: str | None,
+    def _finish_rows(self, conn: sqlite3.Connection, state: Pass, prev_inputs: str | None,
                      inputs_sha: str) -> None:
         """The swap of a diffed account (a first load's rows are all in already) and the counts."""
         if state.fresh:
             self.result.documents = self.result.inserted = state.new
             return
         out = diff.swap(conn, source=self.source, account=self.account, vault_run=state.vault_run,
-                        transforms=self.transforms, vectors=self.embed is not None)
+                        vectors=self.embed is not None)
         self.result.documents, self.result.inserted, self.result.deleted = out.documents, out.inserted, out.deleted
         self.result.duplicates = out.superseded + state.kept - out.matched
-        kept = out.documents - out.inserted
-        if prev_inputs != inputs_sha and kept:
-            where = "WHERE source = ? AND account = ?"
-            conn.execute(f"UPDATE documents SET vault_run = ? {where} AND vault_run IS NOT ?",
-                         (state.vault_run, self.source, self.account, state.vault_run))
-            for kind, transform in self.transforms.items():
-                conn.execute(f"UPDATE documents SET transform = ? {where} AND kind = ? AND transform IS NOT ?",
-                             (transform, self.source, self.account, kind, transform))
+        if prev_inputs != inputs_sha and out.documents - out.inserted:
+            swap.refresh_provenance(conn, self.source, self.account, state.vault_run, self.transforms)
 
     def _account_row(self, conn: sqlite3.Connection, file_sha: str, inputs_sha: str,
                      vault_run: str | None) -> None:
-        conn.execute(
-            "INSERT INTO accounts (source, account, canonical_sha256, inputs_sha256, fields_version, "
-            "vault_run, documents, generation, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, "
-            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ON CONFLICT (source, account) DO UPDATE SET "
-            "canonical_sha256 = excluded.canonical_sha256, inputs_sha256 = excluded.inputs_sha256, "
-            "fields_version = excluded.fields_version, vault_run = excluded.vault_run, "
-            "documents = excluded.documents, generation = accounts.generation + 1, "
-            "indexed_at = excluded.indexed_at",
-            (self.source, self.account, file_sha, inputs_sha, FIELDS_VERSION, vault_run, self.result.documents))
+        swap.account_row(conn, self.source, self.account, file_sha=file_sha, inputs_sha=inputs_sha,
+                         fields_version=FIELDS_VERSION, vault_run=vault_run, documents=self.result.documents)
 
 
-def _stage(new: list[tuple[Any, ...]], kept: list[tuple[int, int]], conn: sqlite3.Connection) -> None:
-    """A diffed account's batch (insert thread): new rows and matched rows into the scratch tables."""
-    if new:
-        conn.executemany(diff.NEW_SQL, new)
-    if kept:
-        conn.executemany(diff.KEPT_SQL, kept)
-
-
-def _fd_sha256(fd: int) -> str:
-    h = hashlib.sha256()
-    offset = 0
-    while chunk := os.pread(fd, 1 << 20, offset):
-        h.update(chunk)
-        offset += len(chunk)
-    return h.hexdigest()
-
-
-def _lines(fd: int) -> Iterator[bytes]:
-    """The lines of the open file from its start (the same inode the hash was taken of)."""
-    with os.fdopen(os.dup(fd), "rb", buffering=1 << 20) as fh:
-        fh.seek(0)
-        yield from fh

@@ -46,12 +46,19 @@ class LoadResult:
     objects_written: int = 0
     object_bytes: int = 0
     objects_removed: int = 0
+    mode: Literal["one-pass", "two-phase", ""] = ""
+    """How the load reached its transaction (empty when skipped): two phases when another
+    loader was running, else one pass (docs/index.md section 6)."""
+    prepared_again: int = 0
+    """Times phase A was redone because the account changed before the swap (then, after
+    the last try, the one-pass load)."""
     vectors: int = 0
     """Documents embedded by this load (new ones, and unchanged ones whose vector was missing)."""
     vectors_unavailable: bool = False
     """The embedding model could not load: the documents indexed without vectors."""
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time per phase: begin (waiting for the write lock), read (hash, diff, parse, hand
+    """Wall time per phase: prepare (phase A's set-up), begin (waiting for the write lock),
+    replay (phase B: the spill into the index), read (hash, diff, parse, hand
     over; the inserts run meanwhile in the insert thread), embed (waiting for the embedding
     thread's last vectors), insert (waiting for the insert thread's last statements),
     transaction (the diff's swap, the account row, the commit), objects (waiting for the object

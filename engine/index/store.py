@@ -32,9 +32,10 @@ SCHEMA_VERSION = 1
 WRITE_WAIT_S = 3600.0
 """How long a writer waits for another writer's transaction (index workers of other accounts).
 
-An index load holds the lock for its whole pass over the file (:mod:`engine.index.load`):
-minutes for an account of a million documents on a slow disk, so the wait is long; it stays
-cancellable (short tries in Python)."""
+An index load holds the lock for its swap (:mod:`engine.index.load`, phase B: the staged
+rows into the index, seconds per 100,000 documents) and, in its one-pass fallback, for its
+whole pass over the file: minutes for an account of a million documents on a slow disk, so
+the wait is long; it stays cancellable (short tries in Python)."""
 
 _BUSY_SLICE_MS = 2_000
 """SQLite's own busy wait per statement: short enough that a cancel (SIGTERM) is seen within
@@ -199,6 +200,21 @@ def with_write_wait(action: Callable[[], T], wait_s: float = WRITE_WAIT_S) -> T:
 def begin_immediate(conn: sqlite3.Connection) -> None:
     """``BEGIN IMMEDIATE``: take the write lock, waiting for other writers (cancellably)."""
     with_write_wait(lambda: conn.execute("BEGIN IMMEDIATE"))
+
+
+def lock_free(conn: sqlite3.Connection) -> bool:
+    """Whether no other writer holds the write lock at this instant (tried without waiting)."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError as exc:
+        if not _busy(exc):
+            raise
+        return False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_SLICE_MS}")
 
 
 def open_writer(ws: Workspace, *, check_same_thread: bool = True) -> sqlite3.Connection:

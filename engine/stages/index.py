@@ -75,7 +75,7 @@ def run_index(spec: TaskSpec, emit: Emit) -> int:
 
     def progress(done: int, total: int | None) -> None:
         now = time.monotonic()
-        if now - last[0] >= PROGRESS_EVERY_S:
+        if now - last[0] >= PROGRESS_EVERY_S or (total is not None and done >= total):
             last[0] = now
             emit(TaskProgress(task_id=spec.task_id, stage="index", extractor=ex.name,
                               records=done, total=total))

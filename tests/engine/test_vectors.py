@@ -408,14 +408,14 @@ def test_usage_errors(demo: tuple[Path, Path], tmp_path: Path) -> None:
 
 def test_catching_up_after_a_model_change_is_bounded_per_run(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.index import load
+    from engine.index import reading
 
     ws = tmp_path / "ws"
     _write(ws, DOCS)
     _load(ws)
     with sqlite3.connect(ws / "vector-store" / "index.sqlite") as con:
         con.execute("UPDATE vectors SET model = 'some-older-model'")
-    monkeypatch.setattr(load, "CATCH_UP_VECTORS", 3)
+    monkeypatch.setattr(reading, "CATCH_UP_VECTORS", 3)  # the pass over the file lives in reading.py
     assert _load(ws).vectors == 3
     assert _load(ws).vectors == 1
     assert _load(ws).status == "skipped"

@@ -210,6 +210,7 @@ class Project:
         """Chart items through a connection of its own (the second chart writer's)."""
         conn = sqlite3.connect(f"file:{db_path(self.ws)}?mode=ro", uri=True, isolation_level=None)
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        conn.execute("PRAGMA temp_store = MEMORY")  # the items' ORDER BY sorts here: never PHI in /tmp
         conn.execute("ATTACH DATABASE ? AS scratch", (f"file:{scratch}?mode=ro",))
         return lambda cid: stream.chart_items_in_order(conn, "scratch", cid)
 

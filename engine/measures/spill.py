@@ -63,7 +63,8 @@ ORDER = {"scored": "m_scored ORDER BY source_id, seq", "rejects": "m_rejects ORD
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
     conn = sqlite3.connect(uri, uri=True, isolation_level=None)
-    for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -4096", "temp_store = FILE"):
+    for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -4096",
+                   "temp_store = MEMORY"):  # temporary b-trees never go to /tmp: they hold PHI
         conn.execute(f"PRAGMA {pragma}")
     return conn
 

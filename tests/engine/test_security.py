@@ -357,3 +357,16 @@ def last_code(ws: Path) -> str | None:
     """The error code of the last finished task in the log."""
     code: str | None = [e for e in log_events(ws) if e["type"] == "task_finished"][-1].get("error_code")
     return code
+
+
+def test_sqlite_temporary_btrees_never_go_to_tmp() -> None:
+    """SQLite writes temporary b-trees (large sorts, DISTINCT, index builds) under /tmp unless
+    ``temp_store = MEMORY``: every pragma the engine sets must say MEMORY (docs/security.md)."""
+    import re
+
+    engine = Path(__file__).resolve().parents[2] / "engine"
+    found = {str(p.relative_to(engine)): re.findall(r"temp_store\s*=\s*(\w+)", p.read_text())
+             for p in engine.rglob("*.py")}
+    settings = {path: modes for path, modes in found.items() if modes}
+    assert settings, "no connection sets temp_store"
+    assert all(mode.upper() == "MEMORY" for modes in settings.values() for mode in modes), settings

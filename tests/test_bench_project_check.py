@@ -25,7 +25,7 @@ def _run(work: Path, out: Path) -> str:
 
 def test_dump_is_deterministic_and_covers_tables_and_charts(tmp_path: Path) -> None:
     first = _run(tmp_path / "w", tmp_path / "a.txt")
-    assert re.search(r"^project: 400 documents, peak RSS \d+ MiB, [\d.]+ CPU-s", first, re.M), first
+    assert re.search(r"^project: 400 documents, peak RSS \d+ MiB \(task \d+, helpers \d+\), [\d.]+ CPU-s", first, re.M), first
     _run(tmp_path / "w", tmp_path / "b.txt")  # reuses the index, a forced rerun
     a = (tmp_path / "a.txt").read_text()
     assert a == (tmp_path / "b.txt").read_text()

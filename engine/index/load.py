@@ -215,6 +215,15 @@ class AccountLoader(PassReader):
             if spill is not None:
                 spill.remove()
 
+    def _last_vectors(self, sink: InsertThread, state: Pass, clock: float) -> float:
+        """After the file's last line: hand the embedding pass's last vectors to ``sink``."""
+        if self.embed is None:
+            return clock
+        self._put_vectors(sink, state, self.embed.take())
+        self.result.vectors = self.embed.embedded
+        self.result.vectors_unavailable = self.embed.unavailable
+        return self._lap("embed", clock)
+
     def _prepare(self, conn: sqlite3.Connection, fd: int, total: int | None, state: Pass) -> None:
         """Phase A: read, hash, probe, derive, write and flush objects, embed; stage the rest."""
         clock = time.monotonic()
@@ -223,11 +232,7 @@ class AccountLoader(PassReader):
         try:
             self._stream(fd, total, sink, state)
             clock = self._lap("read", clock)
-            if self.embed is not None:
-                self._put_vectors(sink, state, self.embed.take())
-                clock = self._lap("embed", clock)
-                self.result.vectors = self.embed.embedded
-                self.result.vectors_unavailable = self.embed.unavailable
+            clock = self._last_vectors(sink, state, clock)
             sink.join()
             conn.execute("COMMIT")
             clock = self._lap("insert", clock)
@@ -328,11 +333,7 @@ class AccountLoader(PassReader):
                 if state.probe is not None:
                     state.probe.close()
             clock = self._lap("read", clock)
-            if self.embed is not None:
-                self._put_vectors(sink, state, self.embed.take())
-                clock = self._lap("embed", clock)
-                self.result.vectors = self.embed.embedded
-                self.result.vectors_unavailable = self.embed.unavailable
+            clock = self._last_vectors(sink, state, clock)
             sink.join()
             clock = self._lap("insert", clock)
             self._finish_rows(conn, state, acc[1] if acc else None, inputs_sha)

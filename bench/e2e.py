@@ -171,7 +171,8 @@ def report_run(run: PipelineRun, cores: int, busy: float, idle: float, peer: tup
     records = int(run.stage_sum("extract", "records"))
     print(f"  tasks: {len(run.finished)}; records extracted: {records:,}", flush=True)
     for stage in STAGES:
-        print(f"  {stage:<9} cpu {run.stage_sum(stage, 'cpu_s'):8.2f}s  (sum of task wall "
+        print(f"  {stage:<9} cpu {run.stage_sum(stage, 'cpu_s'):8.2f}s  (system {run.stage_sum(stage, 'sys_s'):6.2f}s; "
+              f"sum of task wall "
               f"{run.stage_sum(stage, 'duration_s'):8.2f}s; largest worker peak RSS "
               f"{run.stage_max(stage, 'peak_rss_kb') / 1024:.0f} MiB)", flush=True)
     ideal = workers_cpu / cores

@@ -278,6 +278,9 @@ class TaskFinished(EventBase):
     cpu_s: float | None = None
     """CPU seconds (user + system) of the worker and every child it reaped (the tap of an
     extract), from getrusage; set by the worker, None when the worker sent no final event."""
+    sys_s: float | None = None
+    """The system (kernel) part of ``cpu_s``: file creation, syncs and reads show here,
+    so a benchmark can tell the file system's cost from the stage's own work."""
     peak_rss_kb: int | None = None
     """Peak resident memory in KiB (getrusage ``ru_maxrss``) of the worker process or of the
     largest process it forked for its own work (the project's reader and chart writer);

@@ -38,7 +38,8 @@ def with_usage(event: TaskFinished) -> TaskFinished:
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
     rss = me.ru_maxrss if event.stage == "extract" else max(me.ru_maxrss, kids.ru_maxrss)
-    return event.model_copy(update={"cpu_s": round(cpu, 3), "peak_rss_kb": int(rss)})
+    return event.model_copy(update={"cpu_s": round(cpu, 3), "sys_s": round(me.ru_stime + kids.ru_stime, 3),
+                                    "peak_rss_kb": int(rss)})
 
 
 def main() -> int:

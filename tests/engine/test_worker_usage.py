@@ -23,7 +23,9 @@ SCRIPT = textwrap.dedent("""
     os.waitpid(pid, 0)
     for stage in ("project", "extract"):
         final = TaskFinished(task_id=f"{stage}:x", stage=stage, extractor="x", account="x", status="success")
-        print(stage, with_usage(final).peak_rss_kb)
+        done = with_usage(final)
+        assert done.sys_s is not None and done.cpu_s is not None and 0 < done.sys_s <= done.cpu_s
+        print(stage, done.peak_rss_kb)
 """)
 
 

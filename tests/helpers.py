@@ -208,3 +208,16 @@ def canonical_paths(ws: Path, ex: dict[str, Any]) -> dict[str, Path]:
     base = ws / "canonical" / ex["source"]
     return {"data": base / f"{ex['account']}.jsonl", "meta": base / f"{ex['account']}.meta.json",
             "rejects": base / f"{ex['account']}.rejects.jsonl"}
+
+
+def demo_subset_config(tmp: Path, keep: tuple[str, ...] | list[str] | set[str]) -> Path:
+    """The bundled demo config with only the extractors named in ``keep`` (one job of them,
+    no overrides file), written under ``tmp``; return its path."""
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    cfg["extractors"] = [e for e in cfg["extractors"] if e["name"] in keep]
+    cfg["jobs"] = {"all": list(keep)}
+    cfg["stages"]["extract"]["job"] = "all"
+    cfg["clients"].pop("overrides", None)
+    path = tmp / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path

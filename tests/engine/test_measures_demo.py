@@ -16,13 +16,12 @@ from typing import Any
 import jsonschema_rs
 import orjson
 import pytest
-import yaml
 
 from engine.clients import tables
 from engine.demo_taps import forms
 from engine.demo_taps.spec import TapContext
 from engine.demo_taps.truth import truth
-from tests.helpers import REPO, clean_env, run_cli
+from tests.helpers import REPO, clean_env, demo_subset_config, run_cli
 
 RECORDS = 30
 KEEP = ("tap-dataverse", "tap-forms--outcomes", "tap-formsheets--first-visit",
@@ -40,13 +39,7 @@ def cli(ws: Path, cfg: Path, *args: str) -> Any:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("measures")
-    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-    cfg["extractors"] = [e for e in cfg["extractors"] if e["name"] in KEEP]
-    cfg["jobs"] = {"all": list(KEEP)}
-    cfg["stages"]["extract"]["job"] = "all"
-    cfg["clients"].pop("overrides", None)
-    path = tmp / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    path = demo_subset_config(tmp, KEEP)
     ws = tmp / "ws"
     res = cli(ws, path, "run")
     assert res.returncode == 0, res.stdout + res.stderr

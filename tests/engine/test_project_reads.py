@@ -26,10 +26,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from engine.index.store import object_path
-from tests.helpers import REPO, clean_env, run_cli
+from tests.helpers import REPO, clean_env, demo_subset_config, run_cli
 
 RECORDS = 30
 KEEP = ("tap-dataverse", "tap-forms--outcomes", "tap-formsheets--first-visit",
@@ -57,13 +56,7 @@ print("model-loaded" if loaded else "model-not-loaded", job.measures.scored if j
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("reads")
-    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-    cfg["extractors"] = [e for e in cfg["extractors"] if e["name"] in KEEP]
-    cfg["jobs"] = {"all": list(KEEP)}
-    cfg["stages"]["extract"]["job"] = "all"
-    cfg["clients"].pop("overrides", None)
-    path = tmp / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    path = demo_subset_config(tmp, KEEP)
     ws = tmp / "ws"
     res = run_cli("run", "--workspace", str(ws), "--config", str(path),
                   env=clean_env(LORCH_DEMO_RECORDS=str(RECORDS)), timeout=300)

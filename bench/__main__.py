@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", choices=sorted(BENCHES), help="run only this benchmark (repeatable)")
     ns = ap.parse_args(argv)
     mode = "quick" if ns.quick else "full" if ns.full else "default"
+    if ns.quick:  # figures are meaningless at tiny sizes: never wait for the volume to settle
+        os.environ["LORCH_BENCH_SETTLE_S"] = "0"
     chosen = ns.only or list(BENCHES)
     print(machine_line(), flush=True)
     summary: list[str] = []

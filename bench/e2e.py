@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,7 @@ from bench.common import (
     run_pipeline,
     skip,
 )
+from bench.volume import remove_tree, settle
 
 DEFAULT_TOTAL = 60_000
 FULL_TOTAL = 1_000_000
@@ -99,11 +99,12 @@ def main(argv: list[str] | None = None) -> int:
            f"({per_account:,} per demo tap)")
     work = Path(tempfile.mkdtemp(prefix="lorch-bench-e2e-"))
     try:
+        settle()
         busy0, idle0 = machine_cpu()
         run = run_pipeline(CONFIG, work / "ws", {"LORCH_DEMO_RECORDS": str(per_account)})
         busy1, idle1 = machine_cpu()
         print("  (removing the pipeline's workspace ...)", flush=True)
-        shutil.rmtree(work / "ws", ignore_errors=True)
+        remove_tree(work / "ws")
         peer: tuple[Timing, int] | None = None
         if ns.no_peer:
             skip("target-jsonl", "--no-peer")
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         report_run(run, cores, busy1 - busy0, idle1 - idle0, peer, max_parallel, full=ns.full)
     finally:
         print(f"  (removing the benchmark folder {work} ...)", flush=True)
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
     return 0
 
 

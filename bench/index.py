@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ import orjson
 import yaml
 
 from bench.common import goal, machine_line
+from bench.volume import remove_tree, settle
 from engine.index.fields import derive
 from engine.index.load import AccountLoader
 from engine.store.fsutil import ensure_dir, secure_umask
@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                 os.rename(ws.vector_store, trash / f"store-{i}")
             return project_load(ws, force=False)
 
+        settle()
         t_first, docs, written = measure("a. first load", ns.repeat, first)
         assert written == docs, "a first load writes every object"
         t_rerun, _, rewritten = measure("b. forced rerun, unchanged", ns.repeat,
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         t_naive, _, _ = measure("c. naive baseline", ns.repeat, lambda i: naive_load(ws, trash / f"naive-{i}"))
     finally:
         if ns.dir is None:
-            shutil.rmtree(root, ignore_errors=True)
+            remove_tree(root)
     rate = {k: docs / t for k, t in (("a", t_first), ("b", t_rerun), ("b2", t_check), ("c", t_naive))}
     print()
     print(f"{'measurement':<36}{'seconds':>9}{'docs/s':>11}{'vs naive':>10}{'cpu s':>8}")

@@ -16,7 +16,6 @@ small (goal: at most 1.3x, memory flat in the account's size).
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from bench.common import REPO, env_int, goal, header, run_pipeline
+from bench.volume import remove_tree, settle
 
 STAGES = ("extract", "canonize", "index")
 DEFAULT_SMALL, DEFAULT_LARGE, FULL_LARGE = 10_000, 100_000, 1_000_000
@@ -51,9 +51,10 @@ def peaks(records: int, taps: list[str]) -> dict[str, float]:
     """The largest peak RSS (KiB) of each stage's workers, accounts of ``records`` records."""
     root = Path(tempfile.mkdtemp(prefix="lorch-bench-memory-"))
     try:
+        settle()
         run = run_pipeline(write_config(root, records, taps), root / "ws")
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        remove_tree(root)
     out = {stage: run.stage_max(stage, "peak_rss_kb") for stage in STAGES}
     cpu = {stage: run.stage_sum(stage, "cpu_s") for stage in STAGES}
     print(f"  {records:>9,} records: " + "  ".join(f"{s} {out[s] / 1024:6.1f} MiB ({cpu[s]:.1f} cpu-s)"

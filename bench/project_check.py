@@ -144,9 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.clients import build
         ns.dir.mkdir(parents=True, exist_ok=True)
         build(ns.dir, ns.documents, ns.clients)
+    from bench.volume import remove_tree, settle
     if ns.fresh:
-        import shutil
-        shutil.rmtree(ws_root / "clients", ignore_errors=True)
+        remove_tree(ws_root / "clients")
+    settle()
     wall = time.perf_counter()
     extra = ["--config", str(ns.config)] if ns.config else []
     got = subprocess.run([sys.executable, "-m", "bench.project_check", "--dir", str(ns.dir), "--child", *extra],

@@ -18,7 +18,8 @@ from tests.helpers import REPO, clean_env
 def _run(work: Path, out: Path) -> str:
     res = subprocess.run([sys.executable, "-m", "bench.project_check", "--dir", str(work),
                           "--documents", "400", "--clients", "20", "--dump", str(out)],
-                         cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=240)
+                         cwd=REPO, env=clean_env(LORCH_BENCH_SETTLE_S="0"), capture_output=True, text=True,
+                         timeout=240)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     return res.stdout
 

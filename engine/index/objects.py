@@ -53,8 +53,6 @@ class ObjectWriter:
         self.verify = verify
         """Also check the objects of kept rows (:meth:`check`; ``--force``)."""
         self._root: int | None = None
-        self._top: set[str] = set()
-        self._dirs: set[str] = set()
         self._suffix = f".tmp-{os.getpid()}"
         self._batch: list[tuple[str, bytes]] = []
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="objects") if threads > 0 else None
@@ -115,27 +113,13 @@ class ObjectWriter:
                                              name="objects-sync", daemon=True)
             self._syncing.start()
 
-    def _dir(self, root: int, sha256: str) -> str:
-        rel = f"{sha256[:2]}/{sha256[2:4]}"
-        if rel in self._dirs:
-            return rel
-        top = sha256[:2]
-        if top not in self._top:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(top, DIR_MODE, dir_fd=root)
-            self._top.add(top)
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(rel, DIR_MODE, dir_fd=root)
-        self._dirs.add(rel)
-        return rel
-
     def _write_batch(self, root: int, batch: list[tuple[str, bytes]]) -> tuple[int, int]:
         written = size = 0
         for sha256, data in batch:
-            rel = self._dir(root, sha256)
+            rel = f"{sha256[:2]}/{sha256[2:4]}"
             name = f"{rel}/{sha256}.json"
             try:
-                fd = os.open(name, _CREATE_NEW, FILE_MODE, dir_fd=root)
+                fd = _create(root, name, sha256)
             except FileExistsError:
                 if _same_bytes(root, name, data):
                     continue
@@ -198,6 +182,23 @@ class ObjectWriter:
         if self._root is not None:
             os.close(self._root)
             self._root = None
+
+
+def _create(root: int, name: str, sha256: str) -> int:
+    """Create ``name`` (relative to ``root``) exclusively; its ``ab/cd`` folders only when missing.
+
+    The folders are created on ``ENOENT`` rather than checked first: after a store's first few
+    thousand objects nearly every leaf exists, and a ``mkdir`` answered ``EEXIST`` per object
+    (each account's writer knew only the folders it had made itself) was a system call per
+    document for nothing.
+    """
+    try:
+        return os.open(name, _CREATE_NEW, FILE_MODE, dir_fd=root)
+    except FileNotFoundError:
+        for folder in (sha256[:2], f"{sha256[:2]}/{sha256[2:4]}"):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(folder, DIR_MODE, dir_fd=root)
+        return os.open(name, _CREATE_NEW, FILE_MODE, dir_fd=root)
 
 
 _CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)

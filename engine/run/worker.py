@@ -42,9 +42,21 @@ def with_usage(event: TaskFinished) -> TaskFinished:
                                     "peak_rss_kb": int(rss)})
 
 
+def single_threaded_math() -> None:
+    """One worker per core already: numpy's BLAS must not start a thread per core in each.
+
+    OpenBLAS's idle threads spin after start-up (perf, session 7: ~3% of an index stage's
+    samples in ``blas_thread_server``). Called before anything imports numpy; a value the user
+    set wins. The worker's helper processes inherit it.
+    """
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
 def main() -> int:
     """Read the spec, run the stage, return the exit code."""
     secure_umask()
+    single_threaded_math()
     spec = TaskSpec.model_validate_json(sys.stdin.buffer.read())
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
 

@@ -195,9 +195,16 @@ def _create(root: int, name: str, sha256: str) -> int:
     try:
         return os.open(name, _CREATE_NEW, FILE_MODE, dir_fd=root)
     except FileNotFoundError:
-        for folder in (sha256[:2], f"{sha256[:2]}/{sha256[2:4]}"):
+        leaf = f"{sha256[:2]}/{sha256[2:4]}"
+        try:
+            os.mkdir(leaf, DIR_MODE, dir_fd=root)
+        except FileExistsError:  # another account's writer made it meanwhile
+            pass
+        except FileNotFoundError:  # a new ``ab`` too
             with contextlib.suppress(FileExistsError):
-                os.mkdir(folder, DIR_MODE, dir_fd=root)
+                os.mkdir(sha256[:2], DIR_MODE, dir_fd=root)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(leaf, DIR_MODE, dir_fd=root)
         return os.open(name, _CREATE_NEW, FILE_MODE, dir_fd=root)
 
 

@@ -42,13 +42,16 @@ def with_usage(event: TaskFinished) -> TaskFinished:
                                     "peak_rss_kb": int(rss)})
 
 
-def single_threaded_math() -> None:
+def single_threaded_math(stage: str) -> None:
     """One worker per core already: numpy's BLAS must not start a thread per core in each.
 
     OpenBLAS's idle threads spin after start-up (perf, session 7: ~3% of an index stage's
     samples in ``blas_thread_server``). Called before anything imports numpy; a value the user
-    set wins. The worker's helper processes inherit it.
+    set wins. The worker's helper processes inherit it. Not in an extract worker: its tap
+    inherits the worker's environment, which is the user's to set.
     """
+    if stage == "extract":
+        return
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
 
@@ -56,8 +59,8 @@ def single_threaded_math() -> None:
 def main() -> int:
     """Read the spec, run the stage, return the exit code."""
     secure_umask()
-    single_threaded_math()
     spec = TaskSpec.model_validate_json(sys.stdin.buffer.read())
+    single_threaded_math(spec.stage)
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
 
     lock = threading.Lock()

@@ -77,9 +77,9 @@ def test_objects_in_existing_folders_make_no_folder(tmp_path: Path, monkeypatch:
     assert all(object_path(root, sha).read_bytes() == data for sha, data in objects)
 
 
-def _worker_math(env: dict[str, str]) -> list[str]:
-    code = ("import os; from engine.run.worker import single_threaded_math; single_threaded_math(); "
-            "import numpy; print(os.environ['OPENBLAS_NUM_THREADS'], len(os.listdir('/proc/self/task')))")
+def _worker_math(env: dict[str, str], stage: str = "index") -> list[str]:
+    code = (f"import os; from engine.run.worker import single_threaded_math; single_threaded_math({stage!r}); "
+            "import numpy; print(os.environ.get('OPENBLAS_NUM_THREADS', '-'), len(os.listdir('/proc/self/task')))")
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=60, check=True)
     return res.stdout.split()
@@ -95,3 +95,10 @@ def test_a_worker_imports_numpy_without_blas_threads() -> None:
 
 def test_a_blas_setting_of_the_user_wins() -> None:
     assert _worker_math(clean_env(OPENBLAS_NUM_THREADS="2"))[0] == "2"
+
+
+def test_an_extract_worker_leaves_the_taps_environment_alone() -> None:
+    env = clean_env()
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.pop(var, None)
+    assert _worker_math(env, stage="extract")[0] == "-"

@@ -134,8 +134,9 @@ class RichProgressFace:
             if event.task_id not in self.tasks:
                 self.tasks[event.task_id] = p.add_task(event.task_id, total=None, records=0)
         elif isinstance(event, TaskProgress) and event.task_id in self.tasks:
+            label = f"{event.task_id} · {event.phase}" if event.phase else event.task_id
             p.update(self.tasks[event.task_id], records=event.records, total=event.total,
-                     completed=event.records if event.total else 0)
+                     completed=event.records if event.total else 0, description=label)
         elif isinstance(event, TaskFinished):
             tid = self.tasks.pop(event.task_id, None)
             if tid is not None:

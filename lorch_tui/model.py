@@ -42,6 +42,8 @@ class TaskRow:
     ended: float | None = None
     error_code: str | None = None
     warnings: int = 0
+    phase: str | None = None
+    """The step a task of several steps is in (the project task's), while it runs."""
     pid: int | None = None
     last: TaskFinished | None = None
     """The task's final event (exit code, counts, paths), once it ended."""
@@ -90,12 +92,12 @@ class RunModel:
             self.tasks[ev.task_id] = TaskRow(ev.task_id, ev.stage, ev.extractor, ev.account)
         elif isinstance(ev, TaskStarted):
             row = self._row(ev.task_id, ev.stage, ev.extractor, ev.account)
-            row.state, row.attempt, row.records = "running", ev.attempt, 0
+            row.state, row.attempt, row.records, row.phase = "running", ev.attempt, 0, None
             row.started, row.ended, row.error_code = time.monotonic(), None, None
             row.pid, row.last = ev.pid, None
         elif isinstance(ev, TaskProgress):
             row = self._row(ev.task_id, ev.stage, ev.extractor, "")
-            row.records, row.total = ev.records, ev.total
+            row.records, row.total, row.phase = ev.records, ev.total, ev.phase
         elif isinstance(ev, TaskWarning):
             self._row(ev.task_id, ev.stage, ev.extractor, "").warnings = ev.count
         elif isinstance(ev, TaskRetry):

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +57,6 @@ CREATE TABLE facts (
     data      BLOB NOT NULL,
     PRIMARY KEY (acct, kind, entity_id)
 ) WITHOUT ROWID;
-CREATE TABLE responses (
-    pass      INTEGER NOT NULL,
-    acct      INTEGER NOT NULL,
-    entity_id TEXT NOT NULL,
-    data      BLOB NOT NULL,
-    PRIMARY KEY (pass, acct, entity_id)
-) WITHOUT ROWID;
 CREATE TABLE links (client_id TEXT, source TEXT, account TEXT, kind TEXT, entity_id TEXT,
                     rule TEXT, direction TEXT, via TEXT);
 CREATE TABLE unlinked (source TEXT, account TEXT, kind TEXT, entity_id TEXT, reason TEXT,
@@ -71,11 +64,24 @@ CREATE TABLE unlinked (source TEXT, account TEXT, kind TEXT, entity_id TEXT, rea
 """
 """``accts`` numbers the accounts in (source, account) order; ``facts`` holds one row per
 document (``data``: the facts as JSON with the index's time and title, see :func:`encode`); ``links`` and ``unlinked`` the
-decisions, in decision order. ``responses`` keeps the bytes of each document of a kind in
-:data:`KEPT_KIND` (the form responses, which the measures step scores next: read here
-sequentially instead of one object file each), ``pass`` 0 for those with a
-``response_id``, 1 for the others, so ``ORDER BY pass, acct, entity_id`` is the order the
-measures step scores them in (:func:`kept_documents`)."""
+decisions, in decision order."""
+KEPT_SCHEMA = """
+CREATE TABLE kept.responses (
+    pass      INTEGER NOT NULL,
+    acct      INTEGER NOT NULL,
+    entity_id TEXT NOT NULL,
+    data      BLOB NOT NULL,
+    PRIMARY KEY (pass, acct, entity_id)
+) WITHOUT ROWID;
+"""
+"""``responses`` keeps the bytes of each document of a kind in :data:`KEPT_KIND` (the form
+responses, which the measures step scores next: read here sequentially instead of one object
+file each), ``pass`` 0 for those with a ``response_id``, 1 for the others, so ``ORDER BY
+pass, acct, entity_id`` is the order the measures step scores them in
+(:func:`kept_documents`). It lives in a database file of its own (:func:`kept_path`,
+attached as ``kept``): once the reading is done (:meth:`Scratch.seal`) nothing writes it
+again, so a forked scorer (:mod:`engine.measures.prescore`) reads it while the task writes
+its decisions to the main file, and neither waits on the other's lock."""
 KEPT_KIND = "form_response"
 """The kind whose document bytes the scratch database keeps for the measures step; its
 links are indexed (``links_kept``) so the measures step finds each response's client there
@@ -96,11 +102,35 @@ def part_path(path: Path) -> Path:
     return path.with_name(path.name + "-part")
 
 
+def kept_path(path: Path) -> Path:
+    """The database file of the kept responses of the scratch database at ``path``."""
+    return path.with_name(path.name + "-kept")
+
+
+def scores_path(path: Path) -> Path:
+    """The database file the forked scorer writes (:mod:`engine.measures.prescore`)."""
+    return path.with_name(path.name + "-scores")
+
+
 def remove(path: Path) -> None:
-    """Remove a scratch database (and any journal SQLite may have left)."""
-    for p in (path, path.with_name(path.name + "-journal")):
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
+    """Remove a scratch database, its kept responses and scores (and any journal SQLite
+    may have left)."""
+    for db in (path, kept_path(path), scores_path(path)):
+        for p in (db, db.with_name(db.name + "-journal")):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+
+def attach_kept(conn: sqlite3.Connection, path: Path) -> bool:
+    """Attach the kept responses of the scratch database at ``path`` as ``kept`` (no
+    journal: the scratch files are rebuilt by every run); False when there are none."""
+    kept = kept_path(path)
+    if not kept.is_file():
+        return False
+    conn.execute("ATTACH DATABASE ? AS kept", (str(kept),))
+    for pragma in ("journal_mode = OFF", "synchronous = OFF"):
+        conn.execute(f"PRAGMA kept.{pragma}")
+    return True
 
 
 def encode(f: DocFacts) -> bytes:
@@ -127,11 +157,13 @@ class Scratch:
         remove(path)
         remove(part_path(path))  # a helper's, left by a kill (no helper may run this time)
         create_private(path)
+        create_private(kept_path(path))
         self.conn = sqlite3.connect(path, isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_KIB}",
                        "temp_store = MEMORY"):
             self.conn.execute(f"PRAGMA {pragma}")
-        self.conn.executescript(SCHEMA)
+        attach_kept(self.conn, path)
+        self.conn.executescript(SCHEMA + KEPT_SCHEMA)
         self.conn.execute("BEGIN")
         self.accts: dict[tuple[str, str], int] = {}
         self.defining: list[DocFacts] = []
@@ -179,7 +211,7 @@ class Scratch:
         self.conn.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?)", self._rows)
         self._rows.clear()
         if self._kept:
-            self.conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", self._kept)
+            self.conn.executemany("INSERT OR REPLACE INTO kept.responses VALUES (?, ?, ?, ?)", self._kept)
             self._kept.clear()
 
     def finish(self) -> None:
@@ -196,13 +228,27 @@ class Scratch:
             self._flush()
         self.conn.execute("COMMIT")  # ATTACH is not allowed inside a transaction
         self.conn.execute("ATTACH DATABASE ? AS part", (str(part),))
+        self.conn.execute("ATTACH DATABASE ? AS partkept", (str(kept_path(part)),))
         self.conn.execute("INSERT INTO facts SELECT acct, kind, entity_id, data FROM part.facts")
-        self.conn.execute("INSERT INTO responses SELECT pass, acct, entity_id, data FROM part.responses")
+        self.conn.execute("INSERT INTO kept.responses SELECT pass, acct, entity_id, data FROM partkept.responses")
+        self.conn.execute("DETACH DATABASE partkept")
         self.conn.execute("DETACH DATABASE part")
         self.conn.execute("BEGIN")
         self.defining += defining
         self.resolver.add_targets(targets)
         self.documents += documents
+
+    def kept_count(self) -> int:
+        """How many documents were kept so far (:data:`KEPT_KIND`)."""
+        return kept_count(self.conn)
+
+    def seal(self) -> None:
+        """Commit what was read (call once every document is in): from here on nothing
+        writes the kept responses, which another process may then read."""
+        if self._rows or self._kept:
+            self._flush()
+        self.conn.execute("COMMIT")
+        self.conn.execute("BEGIN")
 
     # -- decide ------------------------------------------------------------------------
 
@@ -230,8 +276,9 @@ class Scratch:
                 source, account = names[acct]
                 yield decode(DocRef(source, account, kinds.setdefault(kind, kind), entity), data)
 
-    def resolve(self) -> Projection:
-        """Every decision, written to the scratch tables; the projection holds counts only."""
+    def resolve(self, progress: Callable[[int], None] | None = None) -> Projection:
+        """Every decision, written to the scratch tables; the projection holds counts only.
+        ``progress`` is called with the documents decided so far, every :data:`BATCH`."""
         if self._rows:
             self._flush()
         r = self.resolver
@@ -269,8 +316,10 @@ class Scratch:
                 unlinked_rows.clear()
 
         conflicts, state = r.decider(clients, alias, lookup, targets, on_links, on_unlinked, exists)
-        for facts in self._rows_in_order():  # the decisions are written meanwhile
+        for n, facts in enumerate(self._rows_in_order(), 1):  # the decisions are written meanwhile
             state.decide(facts.ref, 0, facts)
+            if progress is not None and n % BATCH == 0:
+                progress(n)
         self.conn.executemany("INSERT INTO links VALUES (?,?,?,?,?,?,?,?)", link_rows)
         self.conn.executemany("INSERT INTO unlinked VALUES (?,?,?,?,?,?)", unlinked_rows)
         self.conn.execute("CREATE INDEX links_kept ON links (source, account, entity_id) "
@@ -283,28 +332,32 @@ class Scratch:
         return p
 
 
-def kept_documents(conn: sqlite3.Connection, batch: int = 512
-                   ) -> Iterator[tuple[str, str, str, bytes, str | None]]:
+def kept_documents(conn: sqlite3.Connection, batch: int = 512, *, table: str = "kept.responses",
+                   columns: tuple[str, ...] = ("data",)) -> Iterator[tuple[Any, ...]]:
     """(source, account, entity_id, bytes, its one client or None) of every kept document
     (:data:`KEPT_KIND`), those with a ``response_id`` first, each group in (source, account,
     entity_id) order (call after :meth:`Scratch.resolve`).
 
-    ``conn`` is any connection whose main database is the scratch database (the measures
-    step's, which writes other tables meanwhile: rows are fetched ``batch`` at a time, each
-    batch a query of its own, so no statement stays open across those writes)."""
+    ``conn`` is any connection whose main database is the scratch database, with the kept
+    responses attached (the measures step's, which writes other tables meanwhile: rows are
+    fetched ``batch`` at a time, each batch a query of its own, so no statement stays open
+    across those writes). ``table`` and ``columns``: another table keyed like the kept
+    responses (a forked scorer's, :mod:`engine.measures.prescore`) and the columns to give
+    in place of the bytes."""
     names = {acct: (source, account) for acct, source, account in conn.execute("SELECT * FROM accts")}
     client = CLIENT_OF.format(s="a.source", a="a.account", e="r.entity_id")
+    wanted = ", ".join(f"r.{c}" for c in columns)
     last: tuple[int, int, str] = (-1, -1, "")
     while True:
-        rows = conn.execute(f"SELECT r.pass, r.acct, r.entity_id, r.data, {client} "  # noqa: S608
-                            "FROM responses r JOIN accts a ON a.acct = r.acct "
+        rows = conn.execute(f"SELECT r.pass, r.acct, r.entity_id, {wanted}, {client} "  # noqa: S608
+                            f"FROM {table} r JOIN accts a ON a.acct = r.acct "
                             "WHERE (r.pass, r.acct, r.entity_id) > (?, ?, ?) "
                             "ORDER BY r.pass, r.acct, r.entity_id LIMIT ?", (*last, batch)).fetchall()
         if not rows:
             return
-        for _, acct, entity, data, cid in rows:
+        for _, acct, entity, *rest in rows:
             source, account = names[acct]
-            yield source, account, entity, data, cid
+            yield source, account, entity, *rest
         last = rows[-1][:3]
 
 
@@ -316,7 +369,7 @@ def kept_client(conn: sqlite3.Connection, source: str, account: str, entity_id: 
 
 def kept_count(conn: sqlite3.Connection) -> int:
     """How many documents the scratch database kept (:data:`KEPT_KIND`)."""
-    return int(conn.execute("SELECT count(*) FROM responses").fetchone()[0])
+    return int(conn.execute("SELECT count(*) FROM kept.responses").fetchone()[0])
 
 
 def chart_items(conn: sqlite3.Connection, schema: str, client_id: str) -> list[tuple[Link, DocFacts]]:

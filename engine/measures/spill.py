@@ -72,9 +72,13 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 class Spill:
     """The measures step's tables in the scratch database at ``path`` (which must exist)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, scores: Path | None = None) -> None:
         self.path = path
         self.conn: sqlite3.Connection | None = _connect(path)
+        self.has_kept = stream.attach_kept(self.conn, path)
+        """Whether the project task's reader kept form responses beside ``path``."""
+        if scores is not None:  # a forked scorer's outcomes (:mod:`engine.measures.prescore`)
+            self.conn.execute("ATTACH DATABASE ? AS scores", (f"file:{scores}?mode=ro",))
         self.conn.executescript(SCHEMA)
         self.conn.execute("BEGIN")
         self._buf: dict[str, list[tuple[Any, ...]]] = {"scored": [], "rejects": [], "dups": [], "later": []}
@@ -98,12 +102,16 @@ class Spill:
 
     def kept_count(self) -> int:
         """How many form responses the project task's reader kept in the scratch database."""
-        return stream.kept_count(self._w())
+        return stream.kept_count(self._w()) if self.has_kept else 0
 
-    def kept(self) -> Iterator[tuple[str, str, str, bytes, str | None]]:
+    def kept(self, scores: Path | None = None) -> Iterator[tuple[Any, ...]]:
         """Those responses with their clients, in scoring order
-        (:func:`engine.clients.stream.kept_documents`)."""
-        return stream.kept_documents(self._w())
+        (:func:`engine.clients.stream.kept_documents`): (source, account, entity_id, bytes,
+        client); with ``scores`` (attached when the spill was opened) their e-mails and
+        outcomes instead of their bytes."""
+        if scores is None:
+            return stream.kept_documents(self._w())
+        return stream.kept_documents(self._w(), table="scores.scores", columns=("email", "outcomes"))
 
     def client_of(self, source: str, account: str, entity_id: str) -> str | None:
         """One form response's one client, from the scratch database's decisions."""

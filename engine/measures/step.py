@@ -39,11 +39,17 @@ from engine.canon.publish import AccountFiles
 from engine.clients import tables
 from engine.clients.model import Projection
 from engine.index.store import ObjectMissing, begin_immediate, objects_dir, read_object
-from engine.measures import chart
+from engine.measures import chart, prescore
 from engine.measures.load import LoadError
 from engine.measures.load import load as load_measurements
 from engine.measures.registry import Registry
-from engine.measures.score import DUPLICATE, MEASURES_ACCOUNT, MEASURES_SOURCE, score_response
+from engine.measures.score import (
+    DUPLICATE,
+    MEASURES_ACCOUNT,
+    MEASURES_SOURCE,
+    Outcome,
+    score_response,
+)
 from engine.measures.spill import Spill
 from engine.store.fsgen import GenerationMissing
 from engine.store.fsutil import ensure_dir, json_bytes, open_private
@@ -90,18 +96,9 @@ def _read(objects: str, sha: str) -> dict[str, Any]:
     """The response's object, checked against its sha256 (ObjectCorrupt propagates: a
     damaged object fails the task rather than being scored as someone's answers)."""
     try:
-        return _parse(read_object(objects, sha))
+        return prescore.parse(read_object(objects, sha))
     except (ObjectMissing, OSError):
         return {}
-
-
-def _parse(data: bytes) -> dict[str, Any]:
-    """A response's bytes as a dict ({} when they are not a JSON object)."""
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
 
 
 def _clients_of(p: Projection) -> dict[tuple[str, str, str], str | None]:
@@ -141,20 +138,33 @@ class Scored:
 class _Scoring:
     """Scores responses one by one into the spill (with its duplicate check)."""
 
-    def __init__(self, clients: Callable[[str, str, str], str | None], reg: Registry, spill: Spill) -> None:
+    EVERY = 512
+    """Responses between two progress calls."""
+
+    def __init__(self, clients: Callable[[str, str, str], str | None], reg: Registry, spill: Spill,
+                 progress: Callable[[int], None]) -> None:
         self.client_of = clients
         self.reg = reg
         self.spill = spill
         self.reasons: Counter[str] = Counter()
+        self.done = 0
+        self.progress = progress
 
     def score(self, row: tuple[str, str, str, str], doc: dict[str, Any], client: str | None) -> None:
         """Score one response (``row``: source, account, entity_id, sha256) of ``client``."""
+        self.take(row, prescore.email_of(doc), score_response(doc, self.reg), client)
+
+    def take(self, row: tuple[str, str, str, str], email: str, outcomes: list[Outcome],
+             client: str | None) -> None:
+        """One response's outcomes (scored here or by :mod:`engine.measures.prescore`) into
+        the spill: the duplicate check, the client, the rejects."""
         source, account, entity, _sha = row
         ref = f"{source}/{account}/{entity}"
-        respondent = doc.get("respondent") if isinstance(doc.get("respondent"), dict) else {}
-        assert isinstance(respondent, dict)
-        who = client or str(respondent.get("email") or "").casefold() or ref
-        for out in score_response(doc, self.reg):
+        who = client or email or ref
+        self.done += 1
+        if self.done % self.EVERY == 0:
+            self.progress(self.done)
+        for out in outcomes:
             if isinstance(out, dict):
                 first = self.spill.seen(_dedupe_key(out, who), str(out["source_id"]))
                 if first is not None:
@@ -170,7 +180,8 @@ class _Scoring:
                                "binding": out.binding, "item": out.item})
 
 
-def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Registry, spill: Spill) -> Scored:
+def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Registry, spill: Spill,
+              scores: Path | None = None, progress: Callable[[int, int], None] | None = None) -> Scored:
     """Score every indexed form response into ``spill``, one parsed response in memory at a time.
 
     Copies with a response id (the Forms API's) go first, then the others (a linked sheet's
@@ -179,18 +190,25 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Regist
     reader kept their bytes (:func:`engine.clients.stream.kept_documents`); only when it
     did not keep every indexed response (an index whose ``accounts`` table misses one) are
     they read from their object files: the first pass scores those with a response id and
-    only notes the others, which the second pass reads again.
+    only notes the others, which the second pass reads again. ``scores`` is the database of
+    a forked scorer that scored every kept response already (:mod:`engine.measures.prescore`):
+    their outcomes are taken from there, in the same order. ``progress`` is called with
+    (responses done, responses in all) now and then.
     """
     client_of: Callable[[str, str, str], str | None] = spill.client_of
     if p.streamed is None:
         in_memory = _clients_of(p)
         client_of = lambda s, a, e: in_memory.get((s, a, e))  # noqa: E731
-    run = _Scoring(client_of, reg, spill)
     indexed = conn.execute("SELECT count(*) FROM documents WHERE kind = 'form_response' AND source != ?",
                            (MEASURES_SOURCE,)).fetchone()[0]
+    run = _Scoring(client_of, reg, spill, lambda n: progress(n, indexed) if progress else None)
     if spill.kept_count() == indexed:  # the reader kept every one (the usual case)
-        for source, account, entity, data, client in spill.kept():
-            run.score((source, account, entity, ""), _parse(data), client)
+        if scores is not None:
+            for source, account, entity, email, outcomes, client in spill.kept(scores):
+                run.take((source, account, entity, ""), email, prescore.decode(outcomes), client)
+        else:
+            for source, account, entity, data, client in spill.kept():
+                run.score((source, account, entity, ""), prescore.parse(data), client)
         return _finish(spill, indexed, run)
     responses = 0
     for row in conn.execute(
@@ -314,7 +332,8 @@ def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
 
 
 def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *, scratch: Path,
-        vectors: bool = True, link_now: bool = True) -> MeasuresResult:
+        vectors: bool = True, link_now: bool = True, prescorer: prescore.Prescorer | None = None,
+        progress: Callable[[int, int], None] | None = None) -> MeasuresResult:
     """Score, write, index and link the measurements of one project run.
 
     ``scratch`` is the project task's scratch database (closed by its writer): the
@@ -323,11 +342,14 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *
     ``vectors`` is the index stage's setting: embed the measurements like other documents.
     With ``link_now`` False the ``client_links`` rows are left to the caller's transaction
     (:func:`link`), so the client tables and their measurement links commit as one.
+    ``prescorer``: the forked scorer started when the reading ended, waited for first;
+    ``progress``: (responses scored, responses in all), now and then.
     """
-    spill = Spill(scratch)
+    scores = prescorer.result() if prescorer is not None else None
+    spill = Spill(scratch, scores)
     result = MeasuresResult(spill=spill)
     try:
-        scored = score_all(conn, str(objects_dir(ws)), p, reg, spill)
+        scored = score_all(conn, str(objects_dir(ws)), p, reg, spill, scores, progress)
         result.responses, result.scored = scored.responses, scored.scored
         result.not_scored, result.duplicates, result.reasons = scored.rejects, scored.duplicates, scored.reasons
         indexed = conn.execute("SELECT 1 FROM accounts WHERE source = ? AND account = ?",

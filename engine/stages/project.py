@@ -7,10 +7,13 @@ generation and provenance, the ``clients`` config section, the overrides file, t
 :mod:`engine.clients` and this module) and end ``skipped`` when the last complete run had
 the same (unless ``--force``); read every document of the index into a scratch database of
 facts (:mod:`engine.clients.reading`, :mod:`engine.clients.stream`: memory stays flat, two
-processes read); decide by one ordered scan; replace the client tables in one transaction;
+processes read); decide by one ordered scan, while a forked child scores the form responses
+(:mod:`engine.measures.prescore`); replace the client tables in one transaction;
 bring the chart folders in line, one atomic folder at a time, in two processes
 (:mod:`engine.clients.shards`); then mark the charts done. A kill at any point leaves the
 old or the new tables, each folder old or new, and the next run finishes the job.
+Progress names the phase it counts (``read``, ``resolve``, ``measures``, ``tables``,
+``charts``): no phase of a large run is silent.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from engine.clients.resolve import Resolver
 from engine.clients.rules import RULES_VERSION
 from engine.clients.stream import Scratch, scratch_path
 from engine.config import ClientsConfig
-from engine.events import ErrorCode, EventBase, TaskFinished, TaskProgress, TaskWarning
+from engine.events import ErrorCode, EventBase, Phase, TaskFinished, TaskProgress, TaskWarning
 from engine.index.store import (
     REPAIR_HINT,
     ObjectCorrupt,
@@ -47,12 +50,15 @@ from engine.index.store import (
 )
 from engine.measures import registry as measures_registry
 from engine.measures import step as measures_step
+from engine.measures.prescore import Prescorer
 from engine.measures.score import MEASURES_SOURCE
 from engine.stages.spec import TaskSpec
 from engine.store.fsutil import ensure_dir, open_private
 from engine.store.workspace import Workspace
 
 Emit = Callable[[EventBase], None]
+Progress = Callable[[int, int | None, Phase], None]
+"""(done, total, phase): the project task's progress within its current phase."""
 PROGRESS_EVERY_S = 0.25
 CODE_FILES = sorted(Path(__file__).resolve().parents[1].joinpath("clients").glob("*.py")) + sorted(
     Path(__file__).resolve().parents[1].joinpath("measures").glob("*.py")) + [
@@ -118,11 +124,13 @@ class Project:
     """One project run over a workspace."""
 
     def __init__(self, ws: Workspace, cfg: ClientsConfig, *, force: bool = False, vectors: bool = True,
-                 progress: Callable[[int, int | None], None] | None = None) -> None:
+                 progress: Progress | None = None) -> None:
         self.ws = ws
         self.cfg = cfg
         self.force = force
-        self.progress = progress or (lambda done, total: None)
+        self.on_progress: Progress = progress or (lambda done, total, phase: None)
+        self.phase: Phase = "read"
+        """The phase running now (its progress is reported under its name)."""
         self.projection: Projection | None = None
         self.stats = charts.ChartStats()
         self.documents = 0
@@ -134,9 +142,15 @@ class Project:
         """Wall and CPU seconds of each phase (read, resolve, measures, tables, charts): for
         the benchmarks (``bench.project_check``), never printed by the worker."""
 
+    def progress(self, done: int, total: int | None) -> None:
+        """Progress of the phase running now."""
+        self.on_progress(done, total, self.phase)
+
     @contextlib.contextmanager
-    def _phase(self, name: str) -> Iterator[None]:
+    def _phase(self, name: Phase, total: int | None = None) -> Iterator[None]:
         wall, cpu = time.perf_counter(), time.process_time()
+        self.phase = name
+        self.progress(0, total)  # a new phase is reported at once
         try:
             yield
         finally:
@@ -164,22 +178,30 @@ class Project:
             with Scratch(path, Resolver(self.cfg, overrides)) as scratch:
                 with self._phase("read"):
                     self._read(conn, scratch)
-                with self._phase("resolve"):
-                    p = scratch.resolve()
-                scratch.close()
-                charts.assign_folders(p.clients)
-                self.projection = p
-                self._write(conn, p, fp, path)
+                scratch.seal()  # the kept responses are complete: the second core scores them
+                scorer = Prescorer.start(path, self.registry, scratch.kept_count())
+                try:
+                    with self._phase("resolve", self.documents):
+                        p = scratch.resolve(lambda n: self.progress(n, self.documents))
+                    scratch.close()
+                    charts.assign_folders(p.clients)
+                    self.projection = p
+                    self._write(conn, p, fp, path, scorer)
+                finally:
+                    if scorer is not None:
+                        scorer.stop()
         finally:
             conn.close()
         return "success"
 
-    def _write(self, conn: sqlite3.Connection, p: Projection, fp: str, scratch: Path) -> None:
+    def _write(self, conn: sqlite3.Connection, p: Projection, fp: str, scratch: Path,
+               scorer: Prescorer | None = None) -> None:
         """Measures, tables, charts, from the decisions in the scratch database."""
         now = _now()
         with self._phase("measures"):
             m = self.measures = measures_step.run(self.ws, conn, p, self.registry, scratch=scratch,
-                                                  vectors=self.vectors, link_now=False)
+                                                  vectors=self.vectors, link_now=False, prescorer=scorer,
+                                                  progress=self.progress)
         conn.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
         try:
             with self._phase("tables"):
@@ -188,14 +210,15 @@ class Project:
                     tables.write_projection(conn, p, fp, now, scratch="scratch")
                     measures_step.link(conn, m)
                     conn.execute("COMMIT")
+                    self.links = (tables.counts(conn) or {}).get("links", 0)
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
-            docs, folders = self.documents, len(p.clients)
-            with self._phase("charts"):
-                self.stats = shards.write_charts(  # progress goes on: documents read, then charts
+            folders = len(p.clients)
+            with self._phase("charts", folders):
+                self.stats = shards.write_charts(
                     clients_dir(self.ws), p, now,
-                    on_folder=lambda n: self.progress(docs + n, docs + folders),
+                    on_folder=lambda n: self.progress(n, folders),
                     extra=lambda cid: measures_step.chart_files(m, p, self.registry, cid),
                     items_of=lambda cid: stream.chart_items_in_order(conn, "scratch", cid),
                     child_items=lambda: self._items_reader(scratch), ordered=True)
@@ -257,13 +280,14 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
     started = time.monotonic()
     ex = spec.extractor
     last = [0.0]
+    shown: list[Phase | None] = [None]
 
-    def progress(done: int, total: int | None) -> None:
+    def progress(done: int, total: int | None, phase: Phase) -> None:
         now = time.monotonic()
-        if now - last[0] >= PROGRESS_EVERY_S or done == total:
-            last[0] = now
+        if now - last[0] >= PROGRESS_EVERY_S or done == total or phase != shown[0]:
+            last[0], shown[0] = now, phase
             emit(TaskProgress(task_id=spec.task_id, stage="project", extractor=ex.name,
-                              records=done, total=total))
+                              records=done, total=total, phase=phase))
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise _Cancelled()
@@ -295,7 +319,7 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     p = job.projection
-    links = len(p.links) if p is not None else job.links
+    links = job.links  # every client_links row, measurements too (as a skipped run counts them)
     if p is not None:
         counts = p.counts()
         if counts["conflicts"]:

@@ -64,10 +64,16 @@ def number(value: object) -> float:
         return -1.0
 
 
+def state_text(row: TaskRow) -> Text:
+    """The state cell: the state, and while running the step a task of several steps is in
+    (``running · resolve``; the sort looks at the first word only)."""
+    label = f"{row.state} · {row.phase}" if row.phase and row.state == "running" else row.state
+    return Text(label, style=STATE_STYLE.get(row.state, ""))
+
+
 def cells(row: TaskRow) -> tuple[object, ...]:
     """The visible cells of one task row."""
-    return (row.stage, row.account or row.extractor,
-            Text(row.state, style=STATE_STYLE.get(row.state, "")),
+    return (row.stage, row.account or row.extractor, state_text(row),
             f"{row.records:,}", f"{row.rate:,.0f}/s" if row.rate else "-",
             f"{row.elapsed:5.1f}s" if row.started is not None else "-", bar(row))
 

@@ -405,3 +405,30 @@ def test_timelines_show_the_indexed_time_and_title_of_every_linked_document(buil
             checked += 1
     con.close()
     assert checked > 100
+
+
+def test_project_reports_each_phase_and_its_links(built: Path, tmp_path: Path) -> None:
+    """The project task's progress names its phase (read, resolve, measures, tables, charts),
+    each reported once it starts and in that order, counting that phase's items; its final
+    event counts every link, as the tables do."""
+    ws = copy(built, tmp_path)
+    res = run_cli("run", "--stage", "project", "--force", "--json", "--workspace", str(ws), "--demo",
+                  env=env(), timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    events = [orjson.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    progress = [e for e in events if e["type"] == "task_progress" and e["stage"] == "project"]
+    phases = [e.get("phase") for e in progress]
+    order = ["read", "resolve", "measures", "tables", "charts"]
+    assert sorted(set(phases), key=order.index) == order
+    assert phases == sorted(phases, key=order.index), "no phase comes back once another began"
+    assert all(e.get("total") is None or 0 <= e["records"] <= e["total"] for e in progress)
+    conn = db(ws)
+    documents = conn.execute("SELECT count(*) FROM documents WHERE source != 'measures'").fetchone()[0]
+    links = conn.execute("SELECT count(*) FROM client_links").fetchone()[0]
+    folders = conn.execute("SELECT count(*) FROM clients").fetchone()[0]
+    conn.close()
+    assert {e.get("total") for e in progress if e["phase"] in ("read", "resolve")} - {None} == {documents}
+    last_chart = [e for e in progress if e["phase"] == "charts"][-1]
+    assert last_chart["records"] == last_chart["total"] == folders
+    finished = next(e for e in events if e["type"] == "task_finished" and e["stage"] == "project")
+    assert finished["status"] == "success" and finished["records"] == links > 0

@@ -11,6 +11,10 @@ files).
   files, as before, met missing objects and scored nothing).
 * When the reader did not keep them (the fallback, forced here by keeping no kind), the
   responses are read from their object files, with the same results.
+* The responses scored by a forked child while the task resolves its clients
+  (`engine.measures.prescore`, forced on these few with `LORCH_PRESCORE_MIN=1`) give the same
+  bytes as the task's own scoring; with that child killed the task scores them itself, again
+  the same bytes; no scratch file is left either way.
 * The measurements are embedded in a process of their own: after a projection that had to
   index them with vectors (their account and every vector removed first), the task's own
   interpreter never loaded the model, and the measurements have vectors.
@@ -35,6 +39,8 @@ KEEP = ("tap-dataverse", "tap-forms--outcomes", "tap-formsheets--first-visit",
         "tap-formsheets--follow-up")
 
 PROJECT = """
+import os
+import signal
 import sys
 from pathlib import Path
 from engine.clients import stream
@@ -46,10 +52,22 @@ from engine.vectors import model
 secure_umask()
 if sys.argv[3] == "keep-none":
     stream.KEPT_KIND = "no such kind"
+from engine.measures import prescore
+given = []  # what the forked scorer gave: its database, or None (the task scored itself)
+result = prescore.Prescorer.result
+def watched(self):
+    if sys.argv[3] == "kill-scorer":  # as the OOM killer would
+        os.kill(self._child.pid, signal.SIGKILL)
+    got = result(self)
+    given.append(got is not None)
+    return got
+prescore.Prescorer.result = watched
 job = Project(Workspace(Path(sys.argv[1])), load_file(Path(sys.argv[2])).clients, force=True)
 assert job.run() == "success"
+assert not list(Path(sys.argv[1], "vector-store").glob(".project-scratch*")), "scratch files left"
 loaded = model._SHARED is not None and model._SHARED._table is not None
-print("model-loaded" if loaded else "model-not-loaded", job.measures.scored if job.measures else -1)
+print("model-loaded" if loaded else "model-not-loaded", job.measures.scored if job.measures else -1,
+      "prescored" if given == [True] else "scored-in-task")
 """
 
 
@@ -64,13 +82,21 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return ws, path
 
 
-def project(ws: Path, cfg: Path, mode: str = "normal") -> tuple[str, int]:
+def project(ws: Path, cfg: Path, mode: str = "normal", prescore_min: int | None = None) -> tuple[str, int]:
     """One forced projection in a fresh interpreter: (whether it loaded the model, scored)."""
+    loaded, scored, _ = project_how(ws, cfg, mode, prescore_min)
+    return loaded, scored
+
+
+def project_how(ws: Path, cfg: Path, mode: str = "normal",
+                prescore_min: int | None = None) -> tuple[str, int, str]:
+    """(whether it loaded the model, scored, whether a forked scorer's outcomes were used)."""
+    env = clean_env() if prescore_min is None else clean_env(LORCH_PRESCORE_MIN=str(prescore_min))
     res = subprocess.run([sys.executable, "-c", PROJECT, str(ws), str(cfg), mode], cwd=REPO,
-                         env=clean_env(), capture_output=True, text=True, timeout=300, check=False)
+                         env=env, capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
-    loaded, scored = res.stdout.split()
-    return loaded, int(scored)
+    loaded, scored, how = res.stdout.split()
+    return loaded, int(scored), how
 
 
 def results(ws: Path) -> list[str]:
@@ -127,3 +153,23 @@ def test_measurements_are_embedded_outside_the_project_task(demo: tuple[Path, Pa
                             "WHERE d.source = 'measures'").fetchone()[0]
     conn.close()
     assert embedded == scored
+
+
+def test_a_forked_scorer_gives_the_same_bytes(demo: tuple[Path, Path], tmp_path: Path) -> None:
+    """The responses scored on the second core while the task resolves (engine.measures.prescore)
+    give the tables, charts and published files of the task's own scoring; a scorer killed
+    before it ends costs only time (the task scores them itself, same bytes)."""
+    src, cfg = demo
+    ws = tmp_path / "ws"
+    shutil.copytree(src, ws)
+    _, scored, how = project_how(ws, cfg, prescore_min=10**9)
+    assert how == "scored-in-task" and scored > 0
+    alone = results(ws)
+    _, again, how = project_how(ws, cfg, prescore_min=1)
+    assert how == "prescored"
+    assert again == scored
+    assert results(ws) == alone
+    _, killed, how = project_how(ws, cfg, "kill-scorer", prescore_min=1)
+    assert how == "scored-in-task"
+    assert killed == scored
+    assert results(ws) == alone

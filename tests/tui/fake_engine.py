@@ -34,7 +34,7 @@ from engine.events import (
     TaskStarted,
 )
 
-STAGE_ORDER = ("extract", "canonize", "index")
+STAGE_ORDER = ("extract", "canonize", "index", "project")
 
 
 @dataclass(frozen=True)

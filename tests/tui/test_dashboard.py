@@ -572,6 +572,30 @@ async def test_progress_with_a_total_shows_a_bar(populated: Setup) -> None:
                     what="a full bar")
 
 
+async def test_the_project_task_shows_its_phase_while_it_runs(populated: Setup) -> None:
+    """A task of several steps (the project task) names the one it is in beside its state,
+    and its bar counts that step's items; once it ended the state stands alone."""
+    app, fake = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        tid = "project:clients"
+        fake.emit(*task_script("20260101T000000Z-phase", [TaskPlan("project", "clients", "all", hold=True,
+                                                                    records=0, total=None)])[:4])
+        table = progress_table(app)
+        await until(pilot, lambda: tid in row_keys(table) and cell(table, tid, "state") == "running",
+                    what="the project task running")
+        fake.emit(TaskProgress(task_id=tid, stage="project", extractor="clients", records=300, total=1200,
+                               phase="resolve"))
+        await until(pilot, lambda: cell(table, tid, "state") == "running · resolve"
+                    and cell(table, tid, "progress").endswith(" 25%"), what="the resolve phase at 25%")
+        fake.emit(TaskProgress(task_id=tid, stage="project", extractor="clients", records=0, total=None,
+                               phase="tables"))
+        await until(pilot, lambda: cell(table, tid, "state") == "running · tables"
+                    and cell(table, tid, "progress") == "working", what="the tables phase, no count")
+        fake.emit(finished(TaskPlan("project", "clients", "all", records=1200)))
+        await until(pilot, lambda: cell(table, tid, "state") == "success", what="the phase gone once ended")
+
+
 async def test_a_failed_task_shows_its_error_code_in_latest(populated: Setup) -> None:
     outcome = {"status": "failed"}
 

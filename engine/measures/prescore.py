@@ -1,0 +1,148 @@
+"""Scoring the form responses on the second core while the project task resolves its clients.
+
+Why a module of its own: after its reading, the project task's middle ran on one core, one
+phase after the other: resolving (one ordered scan of every document's facts: 9 s at
+1,000,000 demo records) and then the measures step, mostly scoring every form response
+(:func:`engine.measures.score.score_response`: 6-7 s at 133,000 responses). Scoring a
+response needs only the response and the registry; only what comes after it needs the
+response's client (the duplicate check and the measurement's ``client_id``). So once the
+reading is sealed (:meth:`engine.clients.stream.Scratch.seal`), a forked child
+(:mod:`engine.clients.forked`) scores every kept response into a database of its own
+(:func:`engine.clients.stream.scores_path`: beside the scratch database, 0600, inside the
+workspace, removed with it) while the task resolves; the measures step then takes each
+response's outcomes from there, in the order it scores in, and does only what needs the
+clients (:func:`engine.measures.step.score_all`).
+
+The outcomes are kept as JSON (a measurement as its document, a reason as its four fields):
+the task's own spill stores them as JSON too, and every JSON value round-trips exactly, so
+the published files, the links and the charts are the same bytes either way
+(``python -m bench.project_check --dump``; ``tests/engine/test_prescore.py``). Below
+:data:`PRESCORE_MIN` responses, without ``fork``, or when the child fails for any reason,
+the task scores them itself, as before: the child can only save time, never change a result.
+The child reads only the kept responses (a file nothing writes any more) and writes only its
+own file; it sends back one number, the responses it scored.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.clients import forked, stream
+from engine.measures.registry import Registry
+from engine.measures.score import NotScored, Outcome, score_response
+from engine.store.fsutil import create_private
+
+PRESCORE_MIN = int(os.environ.get("LORCH_PRESCORE_MIN", "2000"))
+"""Kept form responses below which the task scores them itself (``LORCH_PRESCORE_MIN``): a
+fork and a second database cost more than they save on a few."""
+BATCH = 1024
+"""Rows per ``executemany`` into the scores database."""
+
+SCHEMA = """
+CREATE TABLE scores (
+    pass      INTEGER NOT NULL,
+    acct      INTEGER NOT NULL,
+    entity_id TEXT NOT NULL,
+    email     TEXT NOT NULL,
+    outcomes  BLOB NOT NULL,
+    PRIMARY KEY (pass, acct, entity_id)
+) WITHOUT ROWID
+"""
+"""One row per kept response, keyed like ``kept.responses``: the respondent's e-mail
+(casefolded, "" without one: the duplicate check's fallback identity) and the outcomes."""
+
+
+def parse(data: bytes) -> dict[str, Any]:
+    """A response's bytes as a dict ({} when they are not a JSON object)."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def email_of(doc: dict[str, Any]) -> str:
+    """The respondent's e-mail, casefolded ("" without one)."""
+    respondent = doc.get("respondent")
+    if not isinstance(respondent, dict):
+        return ""
+    return str(respondent.get("email") or "").casefold()
+
+
+def encode(outcomes: list[Outcome]) -> bytes:
+    """Outcomes as JSON: a measurement as its document, a reason as its four fields."""
+    return orjson.dumps([o if isinstance(o, dict) else [o.reason, o.measure, o.binding, o.item]
+                         for o in outcomes])
+
+
+def decode(blob: bytes) -> list[Outcome]:
+    """The inverse of :func:`encode`."""
+    return [o if isinstance(o, dict) else NotScored(*o) for o in orjson.loads(blob)]
+
+
+class Prescorer:
+    """A forked child scoring the kept responses of the scratch database at ``scratch``."""
+
+    def __init__(self, scratch: Path, reg: Registry, kept: int) -> None:
+        self.path = stream.scores_path(scratch)
+        self.kept = kept
+        """The responses the child is to score."""
+        self._child: forked.Child | None = forked.Child(lambda: _score_all(scratch, self.path, reg))
+
+    @classmethod
+    def start(cls, scratch: Path, reg: Registry, kept: int) -> Prescorer | None:
+        """A prescorer for ``kept`` responses, or None when the task had better score them."""
+        if kept < max(PRESCORE_MIN, 1) or not forked.can_fork():
+            return None
+        return cls(scratch, reg, kept)
+
+    def result(self) -> Path | None:
+        """Wait for the child: the scores database when it scored every kept response, else
+        None (the task scores them itself)."""
+        child, self._child = self._child, None
+        if child is None:
+            return None
+        try:
+            scored = int(child.result())
+        except (forked.ChildFailed, ValueError):
+            return None
+        finally:
+            child.stop()
+        return self.path if scored == self.kept else None
+
+    def stop(self) -> None:
+        """Kill the child if it still runs (the task stops early)."""
+        if self._child is not None:
+            self._child.stop()
+            self._child = None
+
+
+def _score_all(scratch: Path, out: Path, reg: Registry) -> bytes:
+    """In the child: score every kept response into ``out``; return how many."""
+    src = sqlite3.connect(f"file:{stream.kept_path(scratch)}?mode=ro", uri=True, isolation_level=None)
+    create_private(out)
+    dst = sqlite3.connect(out, isolation_level=None)
+    for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = MEMORY"):
+        dst.execute(f"PRAGMA {pragma}")
+    dst.execute(SCHEMA)
+    dst.execute("BEGIN")
+    rows: list[tuple[int, int, str, str, bytes]] = []
+    n = 0
+    for pass_, acct, entity, data in src.execute(
+            "SELECT pass, acct, entity_id, data FROM responses ORDER BY pass, acct, entity_id"):
+        doc = parse(data)
+        rows.append((pass_, acct, entity, email_of(doc), encode(score_response(doc, reg))))
+        n += 1
+        if len(rows) >= BATCH:
+            dst.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?)", rows)
+            rows.clear()
+    dst.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?)", rows)
+    dst.execute("COMMIT")
+    dst.close()
+    src.close()
+    return str(n).encode()

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from engine.index.store import object_path
-from tests.helpers import REPO, clean_env, demo_subset_config, run_cli
+from tests.helpers import REPO, clean_env, demo_subset_config, run_cli, wait_for
 
 RECORDS = 30
 KEEP = ("tap-dataverse", "tap-forms--outcomes", "tap-formsheets--first-visit",
@@ -42,6 +42,7 @@ PROJECT = """
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from engine.clients import stream
 from engine.config.load import load_file
@@ -62,6 +63,29 @@ def watched(self):
     given.append(got is not None)
     return got
 prescore.Prescorer.result = watched
+if sys.argv[3] in ("slow-scorer", "fail-resolve"):  # the scorer is still at work when the task ends
+    score_all = prescore._score_all
+    def slow(scratch, out, reg):
+        Path(sys.argv[1], "scorer.pid").write_text(str(os.getpid()))
+        time.sleep(60)
+        return score_all(scratch, out, reg)
+    prescore._score_all = slow
+if sys.argv[3] == "fail-resolve":
+    resolve = stream.Scratch.resolve
+    def failing(self, progress=None):
+        deadline = time.monotonic() + 30
+        while not Path(sys.argv[1], "scorer.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise OSError("the disk failed")
+    stream.Scratch.resolve = failing
+    job = Project(Workspace(Path(sys.argv[1])), load_file(Path(sys.argv[2])).clients, force=True)
+    try:
+        job.run()
+    except OSError:
+        pass
+    pid = int(Path(sys.argv[1], "scorer.pid").read_text())
+    print("scorer-gone" if not Path(f"/proc/{pid}").exists() else "scorer-alive", 0, "-")
+    raise SystemExit(0)
 job = Project(Workspace(Path(sys.argv[1])), load_file(Path(sys.argv[2])).clients, force=True)
 assert job.run() == "success"
 assert not list(Path(sys.argv[1], "vector-store").glob(".project-scratch*")), "scratch files left"
@@ -173,3 +197,37 @@ def test_a_forked_scorer_gives_the_same_bytes(demo: tuple[Path, Path], tmp_path:
     assert how == "scored-in-task"
     assert killed == scored
     assert results(ws) == alone
+
+
+def test_the_scorer_never_outlives_its_task(demo: tuple[Path, Path], tmp_path: Path) -> None:
+    """A task that stops early (an error) kills its scorer before it returns; a task killed
+    outright takes it along (the kernel's parent-death signal); the next run starts clean."""
+    src, cfg = demo
+    ws = tmp_path / "ws"
+    shutil.copytree(src, ws)
+    project_how(ws, cfg, prescore_min=10**9)
+    alone = results(ws)
+    assert project_how(ws, cfg, "fail-resolve", prescore_min=1)[0] == "scorer-gone"
+    (ws / "scorer.pid").unlink()
+    proc = subprocess.Popen([sys.executable, "-c", PROJECT, str(ws), str(cfg), "slow-scorer"], cwd=REPO,
+                            env=clean_env(LORCH_PRESCORE_MIN="1"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    pid_file = ws / "scorer.pid"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text(), 60, "the scorer to start")
+    scorer = int(pid_file.read_text())
+    assert Path(f"/proc/{scorer}").exists()
+    proc.kill()
+    proc.wait(timeout=30)
+    wait_for(lambda: not Path(f"/proc/{scorer}").exists() or _zombie(scorer), 10, "the scorer to die with its task")
+    pid_file.unlink()
+    assert list((ws / "vector-store").glob(".project-scratch*")), "a kill leaves the scratch files..."
+    assert project_how(ws, cfg, prescore_min=1)[2] == "prescored"  # ...which the next run removes
+    assert results(ws) == alone
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has ended but was not reaped yet (its parent, the task, is gone too)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

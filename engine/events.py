@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 Stage = Literal["extract", "canonize", "index", "project"]
 TaskStatus = Literal["success", "failed", "cancelled", "timeout", "skipped"]
 Trigger = Literal["cli", "cron", "dashboard"]
-Phase = Literal["read", "resolve", "measures", "tables", "charts"]
+Phase = Literal["read", "resolve", "measures", "index-measures", "tables", "charts"]
 """The steps of the project task, one after the other (docs/clients.md)."""
 
 
@@ -191,10 +191,10 @@ class TaskProgress(EventBase):
     """Records expected in all, when known (of the current ``phase`` when there is one)."""
     phase: Phase | None = None
     """The step a task of several steps is in (the project task: ``read`` documents,
-    ``resolve`` them, score ``measures``, write the ``tables``, write the ``charts``);
-    ``records`` and ``total`` then count that step's items (documents, documents, form
-    responses, none, chart folders), so a long step never looks stalled. None for a task
-    of one step."""
+    ``resolve`` them, score ``measures``, ``index-measures`` (the measurements into the
+    index), write the ``tables``, write the ``charts``); ``records`` and ``total`` then count
+    that step's items (documents, documents, form responses, measurements, none, chart
+    folders), so a long step never looks stalled. None for a task of one step."""
 
 
 class TaskWarning(EventBase):

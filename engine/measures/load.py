@@ -10,8 +10,10 @@ interpreter (``python -m engine.measures.load``) that holds only the loader and 
 and ends with the load; the task waits for it. With vectors off there is no model and the
 load stays in the task (no process start).
 
-The child writes one line on its stdout, ``OK`` or the stable error code of what failed
-(never a message from data); its stderr is discarded. It asks Linux to kill it when the
+The child writes its progress on its stdout, ``P <lines read> <lines in all>`` now and then
+(numbers only: the task forwards them as its ``index-measures`` phase), then one line, ``OK``
+or the stable error code of what failed (never a message from data); its stderr is
+discarded. It asks Linux to kill it when the
 task dies (``PR_SET_PDEATHSIG``), and the task kills it when it stops early (SIGTERM, an
 error): a load never outlives its task. A child that ends without its line (killed, out of
 memory) fails the task with ``WORKER_CRASHED``.
@@ -23,11 +25,16 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from engine.events import ErrorCode
 
 OK = "OK"
+PROGRESS = "P"
+"""The first word of a progress line of the child."""
+Progress = Callable[[int, int | None], None]
 
 
 class LoadError(Exception):
@@ -38,32 +45,61 @@ class LoadError(Exception):
         self.code = code
 
 
-def load(root: Path, *, vectors: bool) -> None:
-    """Index the published measurements of the workspace at ``root``; LoadError(code) when not."""
+def load(root: Path, *, vectors: bool, progress: Progress | None = None) -> None:
+    """Index the published measurements of the workspace at ``root``; LoadError(code) when not.
+    ``progress`` gets (lines read, lines in all) now and then."""
+    report = progress or (lambda done, total: None)
     if not vectors:  # no model: in the task, as any error propagates (the task maps it)
         from engine.index.load import AccountLoader
         from engine.index.outcome import LoadFailed
         from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE
         from engine.store.workspace import Workspace
         try:
-            AccountLoader(Workspace(root), MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=False).run()
+            AccountLoader(Workspace(root), MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=False,
+                          progress=report).run()
         except LoadFailed as exc:
             raise LoadError(exc.code) from None
         return
-    code = _in_child(root)
+    code = _in_child(root, report)
     if code != OK:
         raise LoadError(code)
 
 
-def _in_child(root: Path) -> str:
-    """Run the load in ``python -m engine.measures.load`` and return its line."""
-    done = subprocess.run(  # killed by run() if the task is interrupted while it waits
+def _in_child(root: Path, progress: Progress) -> str:
+    """Run the load in ``python -m engine.measures.load``: forward its progress, return its
+    last line."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", "engine.measures.load", str(root), str(os.getpid())],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
-    line = done.stdout.decode("ascii", "replace").strip()
-    if done.returncode != 0 or not line:
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        last = _lines(proc.stdout, progress)
+        rc = proc.wait()
+    finally:  # the task stops early (SIGTERM, an error): the load never outlives it
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if rc != 0 or not last:
         return ErrorCode.WORKER_CRASHED.value
-    return line
+    return last
+
+
+def _lines(out: IO[bytes], progress: Progress) -> str:
+    """Forward the child's progress lines; its last other line (the outcome)."""
+    last = ""
+    for raw in out:
+        words = raw.decode("ascii", "replace").split()
+        if len(words) == 3 and words[0] == PROGRESS and words[1].isdigit():
+            progress(int(words[1]), int(words[2]) if words[2].isdigit() else None)
+        elif words:
+            last = " ".join(words)
+    return last
+
+
+def _report(done: int, total: int | None) -> None:
+    """In the child: one progress line (numbers only)."""
+    sys.stdout.write(f"{PROGRESS} {done} {total if total is not None else '-'}\n")
+    sys.stdout.flush()
 
 
 def _load(root: Path) -> str:
@@ -75,7 +111,8 @@ def _load(root: Path) -> str:
     from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE
     from engine.store.workspace import Workspace
     try:
-        AccountLoader(Workspace(root), MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=True).run()
+        AccountLoader(Workspace(root), MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=True,
+                      progress=_report).run()
     except LoadFailed as exc:
         return exc.code
     except ObjectCorrupt:

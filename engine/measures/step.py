@@ -333,7 +333,8 @@ def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
 
 def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *, scratch: Path,
         vectors: bool = True, link_now: bool = True, prescorer: prescore.Prescorer | None = None,
-        progress: Callable[[int, int], None] | None = None) -> MeasuresResult:
+        progress: Callable[[int, int], None] | None = None,
+        load_progress: Callable[[int, int | None], None] | None = None) -> MeasuresResult:
     """Score, write, index and link the measurements of one project run.
 
     ``scratch`` is the project task's scratch database (closed by its writer): the
@@ -343,7 +344,8 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *
     With ``link_now`` False the ``client_links`` rows are left to the caller's transaction
     (:func:`link`), so the client tables and their measurement links commit as one.
     ``prescorer``: the forked scorer started when the reading ended, waited for first;
-    ``progress``: (responses scored, responses in all), now and then.
+    ``progress``: (responses scored, responses in all), now and then; ``load_progress``:
+    (measurements indexed, measurements in all) while they are indexed.
     """
     scores = prescorer.result() if prescorer is not None else None
     spill = Spill(scratch, scores)
@@ -357,7 +359,7 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *
         if scored.responses or indexed:  # a pipeline without forms gets no measures account
             result.rejects_path, result.duplicates_path = _write(ws, scored, spill, reg)
             try:  # with vectors, in a process of its own: the model stays out of the task
-                load_measurements(ws.root, vectors=vectors)
+                load_measurements(ws.root, vectors=vectors, progress=load_progress)
             except LoadError as exc:
                 raise MeasuresFailed(exc.code) from None
         if link_now:

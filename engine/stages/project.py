@@ -146,6 +146,11 @@ class Project:
         """Progress of the phase running now."""
         self.on_progress(done, total, self.phase)
 
+    def _indexing(self, done: int, total: int | None) -> None:
+        """Progress of the measurements' load, a phase of its own inside ``measures``."""
+        self.phase = "index-measures"
+        self.progress(done, total)
+
     @contextlib.contextmanager
     def _phase(self, name: Phase, total: int | None = None) -> Iterator[None]:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -201,7 +206,7 @@ class Project:
         with self._phase("measures"):
             m = self.measures = measures_step.run(self.ws, conn, p, self.registry, scratch=scratch,
                                                   vectors=self.vectors, link_now=False, prescorer=scorer,
-                                                  progress=self.progress)
+                                                  progress=self.progress, load_progress=self._indexing)
         conn.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
         try:
             with self._phase("tables"):

@@ -412,21 +412,28 @@ def test_project_reports_each_phase_and_its_links(built: Path, tmp_path: Path) -
     each reported once it starts and in that order, counting that phase's items; its final
     event counts every link, as the tables do."""
     ws = copy(built, tmp_path)
+    conn = sqlite3.connect(ws / "vector-store" / "index.sqlite")
+    conn.execute("DELETE FROM accounts WHERE source = 'measures'")  # the measurements are indexed again
+    conn.commit()
+    conn.close()
     res = run_cli("run", "--stage", "project", "--force", "--json", "--workspace", str(ws), "--demo",
                   env=env(), timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     events = [orjson.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     progress = [e for e in events if e["type"] == "task_progress" and e["stage"] == "project"]
     phases = [e.get("phase") for e in progress]
-    order = ["read", "resolve", "measures", "tables", "charts"]
-    assert sorted(set(phases), key=order.index) == order
+    order = ["read", "resolve", "measures", "index-measures", "tables", "charts"]
+    assert set(phases) == set(order), "every phase is reported"
     assert phases == sorted(phases, key=order.index), "no phase comes back once another began"
     assert all(e.get("total") is None or 0 <= e["records"] <= e["total"] for e in progress)
     conn = db(ws)
     documents = conn.execute("SELECT count(*) FROM documents WHERE source != 'measures'").fetchone()[0]
     links = conn.execute("SELECT count(*) FROM client_links").fetchone()[0]
     folders = conn.execute("SELECT count(*) FROM clients").fetchone()[0]
+    measurements = conn.execute("SELECT count(*) FROM documents WHERE source = 'measures'").fetchone()[0]
     conn.close()
+    indexed = [e for e in progress if e["phase"] == "index-measures"][-1]
+    assert indexed["records"] == indexed["total"] == measurements > 0, "the measurements' load reports its lines"
     assert {e.get("total") for e in progress if e["phase"] in ("read", "resolve")} - {None} == {documents}
     last_chart = [e for e in progress if e["phase"] == "charts"][-1]
     assert last_chart["records"] == last_chart["total"] == folders

@@ -73,7 +73,8 @@ def _in_child(root: Path, progress: Progress) -> str:
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert proc.stdout is not None
-        last = _lines(proc.stdout, progress)
+        with proc.stdout:
+            last = _lines(proc.stdout, progress)
         rc = proc.wait()
     finally:  # the task stops early (SIGTERM, an error): the load never outlives it
         if proc.poll() is None:

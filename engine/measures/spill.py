@@ -79,6 +79,7 @@ class Spill:
         """Whether the project task's reader kept form responses beside ``path``."""
         if scores is not None:  # a forked scorer's outcomes (:mod:`engine.measures.prescore`)
             self.conn.execute("ATTACH DATABASE ? AS scores", (f"file:{scores}?mode=ro",))
+            self.conn.execute(f"PRAGMA scores.cache_size = -{stream.KEPT_CACHE_KIB}")  # read once, in order
         self.conn.executescript(SCHEMA)
         self.conn.execute("BEGIN")
         self._buf: dict[str, list[tuple[Any, ...]]] = {"scored": [], "rejects": [], "dups": [], "later": []}

@@ -7,9 +7,11 @@ Cleaning is planned before anything is touched, so the face can show exactly wha
   ``diagnostics/canonize``; the next canonize rebuilds them from LATEST.
 * ``index``: everything under ``vector-store/`` and ``diagnostics/index``; rebuilt from
   canonical.
-* ``project``: every chart folder under ``clients/`` and ``diagnostics/project`` (the client
-  tables live in the index database: cleaning ``index`` removes them); the next project run
-  writes them again.
+* ``project``: every chart folder under ``clients/``, ``diagnostics/project`` and the scratch
+  files a killed project task left in ``vector-store/`` (``.project-scratch.sqlite*``: its
+  documents' facts and kept form responses, PHI the next project run would remove anyway; the
+  client tables live in the index database: cleaning ``index`` removes them); the next
+  project run writes them again.
 * ``extract``: every account folder under ``vault/`` (its runs and LATEST.json) and
   ``diagnostics/extract``. The vault is the audit trail of what each source said and when:
   it cannot be rebuilt, which is why the face asks for it separately.
@@ -30,6 +32,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.clients.stream import SCRATCH_NAME
 from engine.store.workspace import Workspace
 from engine.vault.layout import DT_DIR, PARTIAL_DIR
 
@@ -136,6 +139,8 @@ def plan_clean(ws: Workspace, stages: list[str]) -> list[Target]:
             out += [_target(stage, p) for p in _children(ws.vector_store)]
         elif stage == "project":
             out += [_target(stage, p) for p in _children(ws.root / "clients")]
+            scratch = sorted(ws.vector_store.glob(f"{SCRATCH_NAME}*")) if ws.vector_store.is_dir() else []
+            out += [_target(stage, p) for p in scratch if p.is_file() and not p.is_symlink()]
         else:
             out += _vault_targets(ws)
         diag = ws.diagnostics / stage

@@ -325,9 +325,14 @@ def _worker_of(parent: int) -> int | None:
 def test_clean_project_then_project_rebuilds_the_same_charts(built: Path, tmp_path: Path) -> None:
     ws = copy(built, tmp_path)
     before = {k: v[0] for k, v in snapshot(ws).items()}
+    left = [ws / "vector-store" / f".project-scratch.sqlite{s}" for s in ("", "-kept", "-scores", "-part")]
+    for p in left:  # what a killed project task leaves
+        p.write_bytes(b"facts of documents")
     res = cli(ws, "clean", "--stage", "project", "--yes")
     assert res.returncode == 0, res.stdout + res.stderr
     assert not list((ws / "clients").iterdir())
+    assert not [p for p in left if p.exists()], "a killed project task's scratch files are cleaned too"
+    assert (ws / "vector-store" / "index.sqlite").is_file(), "the index stays"
     res = cli(ws, "run", "--stage", "project")
     assert res.returncode == 0 and "project:clients success" in res.stdout + res.stderr
     after = {k: v[0] for k, v in snapshot(ws).items()}

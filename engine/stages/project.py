@@ -12,8 +12,8 @@ processes read); decide by one ordered scan, while a forked child scores the for
 bring the chart folders in line, one atomic folder at a time, in two processes
 (:mod:`engine.clients.shards`); then mark the charts done. A kill at any point leaves the
 old or the new tables, each folder old or new, and the next run finishes the job.
-Progress names the phase it counts (``read``, ``resolve``, ``measures``, ``tables``,
-``charts``): no phase of a large run is silent.
+Progress names the phase it counts (``read``, ``resolve``, ``measures``,
+``index-measures``, ``tables``, ``charts``): no phase of a large run is silent.
 """
 
 from __future__ import annotations

@@ -40,8 +40,9 @@ import orjson
 from engine.clients.model import DocFacts, DocRef, Link, Projection, Streamed, Unlinked
 from engine.clients.resolve import Resolver
 from engine.store.fsutil import create_private
+from engine.store.workspace import PROJECT_SCRATCH
 
-SCRATCH_NAME = ".project-scratch.sqlite"
+SCRATCH_NAME = PROJECT_SCRATCH
 BATCH = 4096
 """Rows written per ``executemany``."""
 CACHE_KIB = 8192

@@ -32,8 +32,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.clients.stream import SCRATCH_NAME
-from engine.store.workspace import Workspace
+from engine.store.workspace import PROJECT_SCRATCH, Workspace
 from engine.vault.layout import DT_DIR, PARTIAL_DIR
 
 CLEAN_STAGES = ("project", "canonize", "index", "extract")
@@ -139,7 +138,7 @@ def plan_clean(ws: Workspace, stages: list[str]) -> list[Target]:
             out += [_target(stage, p) for p in _children(ws.vector_store)]
         elif stage == "project":
             out += [_target(stage, p) for p in _children(ws.root / "clients")]
-            scratch = sorted(ws.vector_store.glob(f"{SCRATCH_NAME}*")) if ws.vector_store.is_dir() else []
+            scratch = sorted(ws.vector_store.glob(f"{PROJECT_SCRATCH}*")) if ws.vector_store.is_dir() else []
             out += [_target(stage, p) for p in scratch if p.is_file() and not p.is_symlink()]
         else:
             out += _vault_targets(ws)

@@ -123,6 +123,10 @@ def check_usable(root: Path) -> None:
 
 OBJECTS_DIR = ("vector-store", "objects")
 """The index's content-addressed object store (``objects/ab/cd/<sha256>.json``, DESIGN.md)."""
+PROJECT_SCRATCH = ".project-scratch.sqlite"
+"""The first part of the name of every scratch file of the project task in ``vector-store/``
+(the database itself, its kept responses, a forked scorer's and reading helper's: named in
+:mod:`engine.clients.stream`); here so ``clean`` finds them without the client layer."""
 CHARTS_DIR = ("clients",)
 """The project stage's chart folders (one per client, each replaced whole by the stage: a new
 0700 folder swapped in): a run start checks ``clients/`` and every chart folder, not the files

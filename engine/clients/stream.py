@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from engine.clients import kept
 from engine.clients.model import DocFacts, DocRef, Link, Projection, Streamed, Unlinked
 from engine.clients.resolve import Resolver
 from engine.store.fsutil import create_private
@@ -47,9 +48,6 @@ BATCH = 4096
 """Rows written per ``executemany``."""
 CACHE_KIB = 8192
 """Page cache of the scratch connection: rows arrive nearly in key order per account."""
-KEPT_CACHE_KIB = 1024
-"""Page cache of the attached kept responses (written and read in key order: SQLite's
-default of 2 MiB per attached database held pages never read again, at a peak of 199 MiB)."""
 
 SCHEMA = """
 CREATE TABLE accts (acct INTEGER PRIMARY KEY, source TEXT NOT NULL, account TEXT NOT NULL);
@@ -69,31 +67,11 @@ CREATE TABLE unlinked (source TEXT, account TEXT, kind TEXT, entity_id TEXT, rea
 """``accts`` numbers the accounts in (source, account) order; ``facts`` holds one row per
 document (``data``: the facts as JSON with the index's time and title, see :func:`encode`); ``links`` and ``unlinked`` the
 decisions, in decision order."""
-KEPT_SCHEMA = """
-CREATE TABLE kept.responses (
-    pass      INTEGER NOT NULL,
-    acct      INTEGER NOT NULL,
-    entity_id TEXT NOT NULL,
-    data      BLOB NOT NULL,
-    PRIMARY KEY (pass, acct, entity_id)
-) WITHOUT ROWID;
-"""
-"""``responses`` keeps the bytes of each document of a kind in :data:`KEPT_KIND` (the form
-responses, which the measures step scores next: read here sequentially instead of one object
-file each), ``pass`` 0 for those with a ``response_id``, 1 for the others, so ``ORDER BY
-pass, acct, entity_id`` is the order the measures step scores them in
-(:func:`kept_documents`). It lives in a database file of its own (:func:`kept_path`,
-attached as ``kept``): once the reading is done (:meth:`Scratch.seal`) nothing writes it
-again, so a forked scorer (:mod:`engine.measures.prescore`) reads it while the task writes
-its decisions to the main file, and neither waits on the other's lock."""
 KEPT_KIND = "form_response"
 """The kind whose document bytes the scratch database keeps for the measures step; its
 links are indexed (``links_kept``) so the measures step finds each response's client there
-(:func:`kept_documents`) instead of in a dict of every response (11.5 MiB at 1,000,000 demo
+(:func:`engine.clients.kept.kept_documents`) instead of in a dict of every response (11.5 MiB at 1,000,000 demo
 records)."""
-CLIENT_OF = ("(SELECT CASE WHEN count(*) = 1 THEN max(l.client_id) END FROM links l "
-             "WHERE l.kind = 'form_response' AND l.source = {s} AND l.account = {a} AND l.entity_id = {e})")
-"""A response's one client (NULL when it has none or several), from the decisions."""
 
 
 def scratch_path(vector_store: Path) -> Path:
@@ -106,35 +84,13 @@ def part_path(path: Path) -> Path:
     return path.with_name(path.name + "-part")
 
 
-def kept_path(path: Path) -> Path:
-    """The database file of the kept responses of the scratch database at ``path``."""
-    return path.with_name(path.name + "-kept")
-
-
-def scores_path(path: Path) -> Path:
-    """The database file the forked scorer writes (:mod:`engine.measures.prescore`)."""
-    return path.with_name(path.name + "-scores")
-
-
 def remove(path: Path) -> None:
     """Remove a scratch database, its kept responses and scores (and any journal SQLite
     may have left)."""
-    for db in (path, kept_path(path), scores_path(path)):
+    for db in (path, kept.kept_path(path), kept.scores_path(path)):
         for p in (db, db.with_name(db.name + "-journal")):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
-
-
-def attach_kept(conn: sqlite3.Connection, path: Path) -> bool:
-    """Attach the kept responses of the scratch database at ``path`` as ``kept`` (no
-    journal: the scratch files are rebuilt by every run); False when there are none."""
-    kept = kept_path(path)
-    if not kept.is_file():
-        return False
-    conn.execute("ATTACH DATABASE ? AS kept", (str(kept),))
-    for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{KEPT_CACHE_KIB}"):
-        conn.execute(f"PRAGMA kept.{pragma}")
-    return True
 
 
 def encode(f: DocFacts) -> bytes:
@@ -161,13 +117,13 @@ class Scratch:
         remove(path)
         remove(part_path(path))  # a helper's, left by a kill (no helper may run this time)
         create_private(path)
-        create_private(kept_path(path))
+        create_private(kept.kept_path(path))
         self.conn = sqlite3.connect(path, isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_KIB}",
                        "temp_store = MEMORY"):
             self.conn.execute(f"PRAGMA {pragma}")
-        attach_kept(self.conn, path)
-        self.conn.executescript(SCHEMA + KEPT_SCHEMA)
+        kept.attach_kept(self.conn, path)
+        self.conn.executescript(SCHEMA + kept.KEPT_SCHEMA)
         self.conn.execute("BEGIN")
         self.accts: dict[tuple[str, str], int] = {}
         self.defining: list[DocFacts] = []
@@ -232,7 +188,7 @@ class Scratch:
             self._flush()
         self.conn.execute("COMMIT")  # ATTACH is not allowed inside a transaction
         self.conn.execute("ATTACH DATABASE ? AS part", (str(part),))
-        self.conn.execute("ATTACH DATABASE ? AS partkept", (str(kept_path(part)),))
+        self.conn.execute("ATTACH DATABASE ? AS partkept", (str(kept.kept_path(part)),))
         self.conn.execute("INSERT INTO facts SELECT acct, kind, entity_id, data FROM part.facts")
         self.conn.execute("INSERT INTO kept.responses SELECT pass, acct, entity_id, data FROM partkept.responses")
         self.conn.execute("DETACH DATABASE partkept")
@@ -244,7 +200,7 @@ class Scratch:
 
     def kept_count(self) -> int:
         """How many documents were kept so far (:data:`KEPT_KIND`)."""
-        return kept_count(self.conn)
+        return kept.kept_count(self.conn)
 
     def seal(self) -> None:
         """Commit what was read (call once every document is in): from here on nothing
@@ -334,46 +290,6 @@ class Scratch:
         p.documents = self.documents
         p.streamed = out
         return p
-
-
-def kept_documents(conn: sqlite3.Connection, batch: int = 512, *, table: str = "kept.responses",
-                   columns: tuple[str, ...] = ("data",)) -> Iterator[tuple[Any, ...]]:
-    """(source, account, entity_id, bytes, its one client or None) of every kept document
-    (:data:`KEPT_KIND`), those with a ``response_id`` first, each group in (source, account,
-    entity_id) order (call after :meth:`Scratch.resolve`).
-
-    ``conn`` is any connection whose main database is the scratch database, with the kept
-    responses attached (the measures step's, which writes other tables meanwhile: rows are
-    fetched ``batch`` at a time, each batch a query of its own, so no statement stays open
-    across those writes). ``table`` and ``columns``: another table keyed like the kept
-    responses (a forked scorer's, :mod:`engine.measures.prescore`) and the columns to give
-    in place of the bytes."""
-    names = {acct: (source, account) for acct, source, account in conn.execute("SELECT * FROM accts")}
-    client = CLIENT_OF.format(s="a.source", a="a.account", e="r.entity_id")
-    wanted = ", ".join(f"r.{c}" for c in columns)
-    last: tuple[int, int, str] = (-1, -1, "")
-    while True:
-        rows = conn.execute(f"SELECT r.pass, r.acct, r.entity_id, {wanted}, {client} "  # noqa: S608
-                            f"FROM {table} r JOIN accts a ON a.acct = r.acct "
-                            "WHERE (r.pass, r.acct, r.entity_id) > (?, ?, ?) "
-                            "ORDER BY r.pass, r.acct, r.entity_id LIMIT ?", (*last, batch)).fetchall()
-        if not rows:
-            return
-        for _, acct, entity, *rest in rows:
-            source, account = names[acct]
-            yield source, account, entity, *rest
-        last = rows[-1][:3]
-
-
-def kept_client(conn: sqlite3.Connection, source: str, account: str, entity_id: str) -> str | None:
-    """One form response's one client (None: none or several), from the decisions."""
-    row = conn.execute("SELECT " + CLIENT_OF.format(s="?", a="?", e="?"), (source, account, entity_id)).fetchone()
-    return None if row is None else row[0]
-
-
-def kept_count(conn: sqlite3.Connection) -> int:
-    """How many documents the scratch database kept (:data:`KEPT_KIND`)."""
-    return int(conn.execute("SELECT count(*) FROM kept.responses").fetchone()[0])
 
 
 def chart_items(conn: sqlite3.Connection, schema: str, client_id: str) -> list[tuple[Link, DocFacts]]:

@@ -8,7 +8,7 @@ response needs only the response and the registry; only what comes after it need
 response's client (the duplicate check and the measurement's ``client_id``). So once the
 reading is sealed (:meth:`engine.clients.stream.Scratch.seal`), a forked child
 (:mod:`engine.clients.forked`) scores every kept response into a database of its own
-(:func:`engine.clients.stream.scores_path`: beside the scratch database, 0600, inside the
+(:func:`engine.clients.kept.scores_path`: beside the scratch database, 0600, inside the
 workspace, removed with it) while the task resolves; the measures step then takes each
 response's outcomes from there, in the order it scores in, and does only what needs the
 clients (:func:`engine.measures.step.score_all`).
@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from engine.clients import forked, stream
+from engine.clients import forked, kept
 from engine.measures.registry import Registry
 from engine.measures.score import NotScored, Outcome, score_response
 from engine.store.fsutil import create_private
@@ -88,18 +88,19 @@ def decode(blob: bytes) -> list[Outcome]:
 class Prescorer:
     """A forked child scoring the kept responses of the scratch database at ``scratch``."""
 
-    def __init__(self, scratch: Path, reg: Registry, kept: int) -> None:
-        self.path = stream.scores_path(scratch)
-        self.kept = kept
+    def __init__(self, scratch: Path, reg: Registry, responses: int) -> None:
+        self.path = kept.scores_path(scratch)
+        self.responses = responses
         """The responses the child is to score."""
         self._child: forked.Child | None = forked.Child(lambda: _score_all(scratch, self.path, reg))
 
     @classmethod
-    def start(cls, scratch: Path, reg: Registry, kept: int) -> Prescorer | None:
-        """A prescorer for ``kept`` responses, or None when the task had better score them."""
-        if kept < max(PRESCORE_MIN, 1) or not forked.can_fork():
+    def start(cls, scratch: Path, reg: Registry, responses: int) -> Prescorer | None:
+        """A prescorer for ``responses`` kept responses, or None when the task had better
+        score them."""
+        if responses < max(PRESCORE_MIN, 1) or not forked.can_fork():
             return None
-        return cls(scratch, reg, kept)
+        return cls(scratch, reg, responses)
 
     def result(self) -> Path | None:
         """Wait for the child: the scores database when it scored every kept response, else
@@ -113,7 +114,7 @@ class Prescorer:
             return None
         finally:
             child.stop()
-        return self.path if scored == self.kept else None
+        return self.path if scored == self.responses else None
 
     def stop(self) -> None:
         """Kill the child if it still runs (the task stops early)."""
@@ -124,7 +125,7 @@ class Prescorer:
 
 def _score_all(scratch: Path, out: Path, reg: Registry) -> bytes:
     """In the child: score every kept response into ``out``; return how many."""
-    src = sqlite3.connect(f"file:{stream.kept_path(scratch)}?mode=ro", uri=True, isolation_level=None)
+    src = sqlite3.connect(f"file:{kept.kept_path(scratch)}?mode=ro", uri=True, isolation_level=None)
     create_private(out)
     dst = sqlite3.connect(out, isolation_level=None)
     for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = MEMORY"):

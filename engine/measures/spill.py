@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from engine.clients import stream
+from engine.clients import kept
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS m_seen (key TEXT PRIMARY KEY, source_id TEXT NOT NULL) WITHOUT ROWID;
@@ -75,11 +75,11 @@ class Spill:
     def __init__(self, path: Path, scores: Path | None = None) -> None:
         self.path = path
         self.conn: sqlite3.Connection | None = _connect(path)
-        self.has_kept = stream.attach_kept(self.conn, path)
+        self.has_kept = kept.attach_kept(self.conn, path)
         """Whether the project task's reader kept form responses beside ``path``."""
         if scores is not None:  # a forked scorer's outcomes (:mod:`engine.measures.prescore`)
             self.conn.execute("ATTACH DATABASE ? AS scores", (f"file:{scores}?mode=ro",))
-            self.conn.execute(f"PRAGMA scores.cache_size = -{stream.KEPT_CACHE_KIB}")  # read once, in order
+            self.conn.execute(f"PRAGMA scores.cache_size = -{kept.KEPT_CACHE_KIB}")  # read once, in order
         self.conn.executescript(SCHEMA)
         self.conn.execute("BEGIN")
         self._buf: dict[str, list[tuple[Any, ...]]] = {"scored": [], "rejects": [], "dups": [], "later": []}
@@ -103,20 +103,20 @@ class Spill:
 
     def kept_count(self) -> int:
         """How many form responses the project task's reader kept in the scratch database."""
-        return stream.kept_count(self._w()) if self.has_kept else 0
+        return kept.kept_count(self._w()) if self.has_kept else 0
 
     def kept(self, scores: Path | None = None) -> Iterator[tuple[Any, ...]]:
         """Those responses with their clients, in scoring order
-        (:func:`engine.clients.stream.kept_documents`): (source, account, entity_id, bytes,
+        (:func:`engine.clients.kept.kept_documents`): (source, account, entity_id, bytes,
         client); with ``scores`` (attached when the spill was opened) their e-mails and
         outcomes instead of their bytes."""
         if scores is None:
-            return stream.kept_documents(self._w())
-        return stream.kept_documents(self._w(), table="scores.scores", columns=("email", "outcomes"))
+            return kept.kept_documents(self._w())
+        return kept.kept_documents(self._w(), table="scores.scores", columns=("email", "outcomes"))
 
     def client_of(self, source: str, account: str, entity_id: str) -> str | None:
         """One form response's one client, from the scratch database's decisions."""
-        return stream.kept_client(self._w(), source, account, entity_id)
+        return kept.kept_client(self._w(), source, account, entity_id)
 
     def later(self, row: tuple[str, str, str, str]) -> None:
         """A response to score in the second pass (source, account, entity_id, sha256)."""

@@ -187,7 +187,7 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Regist
     Copies with a response id (the Forms API's) go first, then the others (a linked sheet's
     copy of the same answers), each group in (source, account, entity_id) order. The
     responses are read sequentially from the scratch database, where the project task's
-    reader kept their bytes (:func:`engine.clients.stream.kept_documents`); only when it
+    reader kept their bytes (:func:`engine.clients.kept.kept_documents`); only when it
     did not keep every indexed response (an index whose ``accounts`` table misses one) are
     they read from their object files: the first pass scores those with a response id and
     only notes the others, which the second pass reads again. ``scores`` is the database of

@@ -215,10 +215,10 @@ class Project:
                     tables.write_projection(conn, p, fp, now, scratch="scratch")
                     measures_step.link(conn, m)
                     conn.execute("COMMIT")
-                    self.links = (tables.counts(conn) or {}).get("links", 0)
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
+                self.links = (tables.counts(conn) or {}).get("links", 0)  # stored by the commit
             folders = len(p.clients)
             with self._phase("charts", folders):
                 self.stats = shards.write_charts(

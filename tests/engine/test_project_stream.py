@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from engine.clients import charts, shards, stream, tables
+from engine.clients import charts, kept, shards, stream, tables
 from engine.clients.model import DocRef, Projection
 from engine.clients.overrides import Overrides
 from engine.clients.resolve import Resolver
@@ -85,7 +85,7 @@ def streamed(tmp: Path, docs: list[tuple[DocRef, dict[str, Any]]], ov: Overrides
             scratch.add(ref, doc)
         p = scratch.resolve()
         links = scratch.conn.execute("SELECT * FROM links").fetchall()
-        forms.update({(r.source, r.account, r.entity_id): stream.kept_client(scratch.conn, r.source, r.account,
+        forms.update({(r.source, r.account, r.entity_id): kept.kept_client(scratch.conn, r.source, r.account,
                                                                             r.entity_id)
                       for r, _ in docs if r.kind == "form_response"})
         unlinked = scratch.conn.execute("SELECT * FROM unlinked").fetchall()

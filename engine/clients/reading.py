@@ -170,9 +170,10 @@ class AccountQueue:
     """
 
     WIDTH = 2
-    MOST = 16_384
-    """Accounts a queue holds (each number is written before the fork, into a pipe of at
-    least 64 KiB: more would block the writer)."""
+    MOST = 2_048
+    """Accounts a queue holds: every number is written before the fork, into a pipe that
+    holds at least one 4 KiB page (Linux shrinks new pipes to one page for a user over
+    ``pipe-user-pages-soft``), so more could block the writer; above it one process reads."""
 
     def __init__(self, accounts: list[Account]) -> None:
         self.accounts = sorted(accounts, key=lambda a: (-a[3], a[0], a[1]))

@@ -16,7 +16,7 @@ clients (:func:`engine.measures.step.score_all`).
 The outcomes are kept as JSON (a measurement as its document, a reason as its four fields):
 the task's own spill stores them as JSON too, and every JSON value round-trips exactly, so
 the published files, the links and the charts are the same bytes either way
-(``python -m bench.project_check --dump``; ``tests/engine/test_prescore.py``). Below
+(``python -m bench.project_check --dump``; ``tests/engine/test_project_reads.py``). Below
 :data:`PRESCORE_MIN` responses, without ``fork``, or when the child fails for any reason,
 the task scores them itself, as before: the child can only save time, never change a result.
 The child reads only the kept responses (a file nothing writes any more) and writes only its

@@ -24,7 +24,15 @@ import yaml
 
 from engine.demo_taps.canary import CANARIES
 from engine.index.fields import derive
-from engine.index.query import AsyncStore, Query, Store, fts_query, time_bound
+from engine.index.query import (
+    COUNTS_SQL,
+    KIND_COUNTS_SQL,
+    AsyncStore,
+    Query,
+    Store,
+    fts_query,
+    time_bound,
+)
 from tests.helpers import REPO, clean_env, demo_extractor, run_cli, write_config
 
 MAPPINGS = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["stages"]["canonize"]["mappings"]
@@ -192,6 +200,9 @@ def test_query_filters(built: tuple[Path, Path]) -> None:
         counts = {(c.kind, c.account): c.documents for c in store.counts()}
         assert counts[("email", "g1")] == len(canon[("gmail", "g1")])
         assert sum(counts.values()) == len(every)
+        for sql in (COUNTS_SQL, KIND_COUNTS_SQL):  # every document read in table order, no look-ups
+            plan = " ".join(r[3] for r in store.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "SCAN documents" in plan and "INDEX" not in plan, plan
 
 
 def _words(doc: dict[str, Any]) -> str:

@@ -131,5 +131,8 @@ def test_index_bench() -> None:
     out = run_bench("index")
     assert {"index first load, documents/s", "index unchanged rerun, documents/s"} <= set(ratios(out))
     for label in ("a. project first load", "b. project unchanged rerun (diff)", "b2. --force, objects re-checked",
-                  "c. naive: file per doc"):
+                  "c. naive: file per doc", "d. (a) with packed objects (bench)"):
         assert label in out
+    # the packed prototype read a sample of its objects back and checked their sha256 (or exited)
+    assert re.search(r"^packed objects \(prototype, not the product's layout\): [\d,]+ documents/s, "
+                     r"[\d.]+x naive", out, re.M), out[-3000:]

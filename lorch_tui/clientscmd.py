@@ -22,6 +22,7 @@ from engine.clients.model import REASONS
 from engine.clients.read import ClientLookupError, ClientTables
 from engine.errors import ExitCode, LorchError, UsageError
 from lorch_tui import measurescmd
+from lorch_tui.bigtable import print_table
 from lorch_tui.querycmd import open_store
 
 
@@ -56,13 +57,16 @@ def _json_lines(items: list[dict[str, Any]]) -> int:
     return int(ExitCode.OK)
 
 
-def _table(columns: list[str], rows: list[list[object]]) -> Table:
-    table = Table()
-    for col in columns:
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*(Text("" if v is None else str(v)) for v in row))
-    return table
+def _table(console: Console, columns: list[str], rows: list[list[object]]) -> None:
+    """Print the rows: a rich table, or plain lines when there are many (:mod:`lorch_tui.bigtable`)."""
+    def rich_table() -> Table:
+        table = Table()
+        for col in columns:
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*(Text("" if v is None else str(v)) for v in row))
+        return table
+    print_table(console, columns, rows, rich_table)
 
 
 def cmd_list(ns: argparse.Namespace) -> int:
@@ -72,9 +76,9 @@ def cmd_list(ns: argparse.Namespace) -> int:
         if ns.json:
             return _json_lines(clients)
         console = Console(highlight=False)
-        console.print(_table(["id", "name", "record", "documents", "folder"], [
+        _table(console, ["id", "name", "record", "documents", "folder"], [
             [c["client_id"], c["sort_name"], f"{c['source']}/{c['account']}", c["documents"],
-             c["folder"]] for c in clients]))
+             c["folder"]] for c in clients])
         console.print(f"{len(clients)} client(s); projected at {t.meta().get('projected_at', '?')}",
                       markup=False)
         return int(ExitCode.OK)
@@ -101,9 +105,9 @@ def cmd_show(ns: argparse.Namespace) -> int:
         for k in keys:
             console.print(f"  key {k['key']}" + ("  (shared: a conflict)" if k["shared"] else ""),
                           markup=False)
-        console.print(_table(["time", "kind", "rule", "dir", "title", "document"], [
+        _table(console, ["time", "kind", "rule", "dir", "title", "document"], [
             [d["time"], d["kind"], d["rule"], d["direction"], d["title"],
-             f"{d['source']}:{d['account']}:{d['kind']}:{d['entity_id']}"] for d in docs]))
+             f"{d['source']}:{d['account']}:{d['kind']}:{d['entity_id']}"] for d in docs])
         shown = len(docs)
         note = f"{shown} of {client['documents']} document(s)"
         if shown < client["documents"]:
@@ -139,7 +143,7 @@ def cmd_conflicts(ns: argparse.Namespace) -> int:
             names = t.names(ids)
             rows.append([c["key"], "; ".join(f"{i} {names[i]}" for i in ids), c["documents"],
                          "kept apart" if c["reviewed"] else "open"])
-        console.print(_table(["key", "clients", "documents unlinked", "state"], rows))
+        _table(console, ["key", "clients", "documents unlinked", "state"], rows)
         open_ = sum(1 for c in items if not c["reviewed"])
         console.print(f"{open_} open conflict(s), {len(items) - open_} reviewed. Settle them in the "
                       "overrides file: merge, apart, link or ignore (docs/clients.md).", markup=False)
@@ -171,9 +175,9 @@ def cmd_unlinked(ns: argparse.Namespace) -> int:
         if ns.json:
             return _json_lines(items)
         console = Console(highlight=False)
-        console.print(_table(["document", "time", "title", "reason", "detail"], [
+        _table(console, ["document", "time", "title", "reason", "detail"], [
             [f"{u['source']}:{u['account']}:{u['kind']}:{u['entity_id']}", u["time"], u["title"],
-             f"{u['reason']}: {REASONS.get(u['reason'], '')}", u["detail"]] for u in items]))
+             f"{u['reason']}: {REASONS.get(u['reason'], '')}", u["detail"]] for u in items])
         per: dict[str, int] = {}
         for u in items:
             per[u["reason"]] = per.get(u["reason"], 0) + 1

@@ -22,6 +22,7 @@ from engine.index.query import Document, ObjectMissing, Query, Store, build_sql
 from engine.index.store import INDEX_CORRUPT, StoreError, db_path
 from engine.store.workspace import Workspace, check_not_a_file
 from lorch_tui import docread, rankcmd
+from lorch_tui.bigtable import print_table
 
 
 def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
@@ -142,19 +143,20 @@ def _without_text(ns: argparse.Namespace) -> argparse.Namespace:
 
 def _print_table(docs: list[Document], more: bool, limit: int | None, dedupe: bool) -> None:
     console = Console(highlight=False)
-    table = Table(show_lines=False)
-    for col in ("kind", "source", "account", "time", "title", "id"):
-        table.add_column(col, overflow="fold" if col == "id" else "ellipsis",
-                         no_wrap=col in ("time", "title"), max_width=60 if col == "title" else None)
-    if dedupe:
-        table.add_column("copies", justify="right")
-    for d in docs:
-        cells = [Text(d.kind), Text(d.source), Text(d.account), Text(d.time or ""), Text(d.title or ""),
-                 Text(d.entity_id)]
-        if dedupe:
-            cells.append(Text(str(d.copies)))
-        table.add_row(*cells)
-    console.print(table)
+    columns = ["kind", "source", "account", "time", "title", "id"] + (["copies"] if dedupe else [])
+    rows = [[d.kind, d.source, d.account, d.time or "", d.title or "", d.entity_id]
+            + ([d.copies] if dedupe else []) for d in docs]
+
+    def rich_table() -> Table:
+        table = Table(show_lines=False)
+        for col in columns:
+            table.add_column(col, overflow="fold" if col == "id" else "ellipsis",
+                             no_wrap=col in ("time", "title"), max_width=60 if col == "title" else None,
+                             justify="right" if col == "copies" else "left")
+        for row in rows:
+            table.add_row(*(Text(str(v)) for v in row))
+        return table
+    print_table(console, columns, rows, rich_table)
     note = f"{len(docs)} document(s)"
     if more:
         note += f"; more match (limit {limit}: use --limit N, or --limit 0 for all)"

@@ -35,6 +35,7 @@ from engine.demo_taps.people import (
     PHONE_ONLY,
 )
 from engine.demo_taps.truth import truth
+from lorch_tui.bigtable import clean
 from tests.helpers import REPO, clean_env, log_events, run_cli, wait_for
 
 RECORDS = 30
@@ -242,6 +243,29 @@ def test_clients_commands_and_query_by_client(built: Path) -> None:
     for bad in (("clients", "show", "nobody at all"), ("query", "--client", "nobody")):
         res = cli(built, *bad)
         assert res.returncode == 2 and "no client matches" in res.stderr
+
+
+def test_long_lists_are_plain_lines_with_every_row(built: Path) -> None:
+    """Above LORCH_RICH_TABLE_ROWS rows `clients list`, `clients unlinked` and `query` print
+    plain aligned lines (lorch_tui/bigtable.py): into a pipe one line per row, in the order
+    and with the values of their --json output."""
+    few = env(LORCH_RICH_TABLE_ROWS="3")
+    cases = [
+        (("clients", "list"), lambda r: [r["client_id"], r["sort_name"], r["folder"]]),
+        (("clients", "unlinked"), lambda u: [f"{u['source']}:{u['account']}:{u['kind']}:{u['entity_id']}",
+                                             u["reason"]]),
+        (("query", "--limit", "0", "--kind", "email"), lambda d: [d["kind"], d["account"], d["source_id"]]),
+    ]
+    for args, values in cases:
+        items = [orjson.loads(line) for line in cli(built, *args, "--json").stdout.splitlines()]
+        res = run_cli(*args, "--workspace", str(built), env=few, timeout=300)
+        assert res.returncode == 0, res.stderr
+        lines = res.stdout.splitlines()
+        assert len(items) > 3 and set(lines[1]) == {"-", " "} and "│" not in res.stdout, args
+        body = lines[2:2 + len(items)]
+        for item, line in zip(items, body, strict=True):
+            assert all(clean(v) in line for v in values(item)), (args, line)
+        assert lines[2 + len(items)].startswith(str(len(items))), lines[2 + len(items):]
 
 
 def test_events_logs_and_history_carry_no_phi(built: Path) -> None:

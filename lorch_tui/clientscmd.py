@@ -22,7 +22,7 @@ from engine.clients.model import REASONS
 from engine.clients.read import ClientLookupError, ClientTables
 from engine.errors import ExitCode, LorchError, UsageError
 from lorch_tui import measurescmd
-from lorch_tui.bigtable import print_table
+from lorch_tui.bigtable import clean, print_table
 from lorch_tui.querycmd import open_store
 
 
@@ -64,7 +64,7 @@ def _table(console: Console, columns: list[str], rows: list[list[object]]) -> No
         for col in columns:
             table.add_column(col, overflow="fold")
         for row in rows:
-            table.add_row(*(Text("" if v is None else str(v)) for v in row))
+            table.add_row(*(Text(clean(v)) for v in row))
         return table
     print_table(console, columns, rows, rich_table)
 
@@ -99,11 +99,11 @@ def cmd_show(ns: argparse.Namespace) -> int:
             extra = {"measurements": measures} if measures is not None else {}
             return _json_lines([{**client, "keys": keys, "documents": docs, **extra}])
         console = Console(highlight=False)
-        console.print(Text(f"{client['sort_name']}  ({client['client_id']})", style="bold"))
-        console.print(f"record: {client['source']}/{client['account']} {client['entity_id']}; "
-                      f"born {client['birth_date'] or '-'}; folder: {client['folder']}", markup=False)
+        console.print(Text(clean(f"{client['sort_name']}  ({client['client_id']})"), style="bold"))
+        console.print(clean(f"record: {client['source']}/{client['account']} {client['entity_id']}; "
+                            f"born {client['birth_date'] or '-'}; folder: {client['folder']}"), markup=False)
         for k in keys:
-            console.print(f"  key {k['key']}" + ("  (shared: a conflict)" if k["shared"] else ""),
+            console.print(clean(f"  key {k['key']}") + ("  (shared: a conflict)" if k["shared"] else ""),
                           markup=False)
         _table(console, ["time", "kind", "rule", "dir", "title", "document"], [
             [d["time"], d["kind"], d["rule"], d["direction"], d["title"],

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from engine.index.query import ObjectCorrupt
 from engine.measures.read import client_measurements, trend_tables
+from lorch_tui.bigtable import clean
 from lorch_tui.docread import object_corrupt
 from lorch_tui.querycmd import open_store
 
@@ -43,5 +44,5 @@ def print_trends(console: Console, measurements: list[dict[str, Any]]) -> None:
         for col in COLUMNS:
             table.add_column(col, overflow="fold")
         for row in rows:
-            table.add_row(*(Text(v) for v in row))
+            table.add_row(*(Text(clean(v)) for v in row))
         console.print(table)

@@ -22,7 +22,7 @@ from engine.index.query import Document, ObjectMissing, Query, Store, build_sql
 from engine.index.store import INDEX_CORRUPT, StoreError, db_path
 from engine.store.workspace import Workspace, check_not_a_file
 from lorch_tui import docread, rankcmd
-from lorch_tui.bigtable import print_table
+from lorch_tui.bigtable import clean, print_table
 
 
 def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
@@ -154,7 +154,7 @@ def _print_table(docs: list[Document], more: bool, limit: int | None, dedupe: bo
                              no_wrap=col in ("time", "title"), max_width=60 if col == "title" else None,
                              justify="right" if col == "copies" else "left")
         for row in rows:
-            table.add_row(*(Text(str(v)) for v in row))
+            table.add_row(*(Text(clean(v)) for v in row))
         return table
     print_table(console, columns, rows, rich_table)
     note = f"{len(docs)} document(s)"
@@ -176,7 +176,7 @@ def _print_counts(store: Store, as_json: bool) -> int:
     for col, just in (("kind", "left"), ("source", "left"), ("account", "left"), ("documents", "right")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for c in counts:
-        table.add_row(Text(c.kind), Text(c.source), Text(c.account), f"{c.documents:,}")
+        table.add_row(Text(clean(c.kind)), Text(c.source), Text(c.account), f"{c.documents:,}")
     console.print(table)
     for kind, (n, unique) in totals.items():
         console.print(f"{kind}: {n:,} documents, {unique:,} after collapsing duplicates", markup=False)

@@ -20,6 +20,7 @@ from rich.text import Text
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import ObjectMissing, Query, Store
 from lorch_tui import docread
+from lorch_tui.bigtable import clean
 
 
 def check_options(ns: argparse.Namespace) -> None:
@@ -126,8 +127,8 @@ def _print_hits(hits: list, more: bool, limit: int | None, dedupe: bool, explain
             table.add_column(col, justify="right", no_wrap=True)
     for n, h in enumerate(hits, start=1):
         d = h.document
-        cells = [Text(str(n)), Text(d.kind), Text(d.source), Text(d.account), Text(d.time or ""),
-                 Text(d.title or ""), Text(d.entity_id)]
+        cells = [Text(str(n)), *(Text(clean(v)) for v in (d.kind, d.source, d.account, d.time, d.title,
+                                                              d.entity_id))]
         if dedupe:
             cells.append(Text(str(d.copies)))
         if explain:

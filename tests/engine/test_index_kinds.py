@@ -85,3 +85,32 @@ def test_an_unknown_kind_is_refused_naming_the_kinds(tmp_path: Path) -> None:
                          "--limit", "3"], cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "3 document(s); more match" in ok.stdout
+
+
+def test_query_never_sends_control_characters_from_documents_to_the_terminal(tmp_path: Path) -> None:
+    """A title or id with terminal escape sequences (an e-mail subject is anyone's to write)
+    is printed with U+FFFD in their place, in the boxed table and in the plain lines."""
+    import subprocess
+    import sys
+
+    ws = Workspace(tmp_path / "ws")
+    conn = open_writer(ws)
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO documents (kind, source, account, entity_id, sha256, time, title) "
+        "VALUES ('email', 'src', 'acct', ?, ?, '2024-01-02', ?)",
+        [(f"e{n}\x1b[8m", f"{n:064x}", f"Re: invoice \x1b]52;c;cGF5bG9hZA==\x07 \x1b[2J{n}\x9b31m")
+         for n in range(6)])
+    conn.execute("COMMIT")
+    conn.close()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"pipeline: {{name: k, version: '1'}}\nworkspace: {ws.root}\nextractors:\n"
+                   "- {name: a, domain: email, source: src, account: acct, kind: demo, demo: {tap: gmail, records: 5}}\n")
+    for rich_rows in ("1000", "2"):  # the boxed table, then the plain lines
+        res = subprocess.run([sys.executable, "-m", "lorch_tui.cli", "query", "--config", str(cfg), "--limit", "0"],
+                             cwd=REPO, env=clean_env(LORCH_RICH_TABLE_ROWS=rich_rows, COLUMNS="200"),
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert not any(ch in res.stdout for ch in ("\x1b", "\x07", "\x9b")), repr(res.stdout)
+        assert res.stdout.count("Re: invoice \ufffd]52;c;cGF5bG9hZA==\ufffd \ufffd[2J") == 6, res.stdout
+        assert ("│" in res.stdout) == (rich_rows == "1000")

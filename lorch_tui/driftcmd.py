@@ -26,6 +26,7 @@ from engine.errors import ExitCode, UsageError
 from engine.names import Namer, field_namer, placeholder, stream_namer
 from engine.store.workspace import Workspace
 from engine.vault.paths import split_path
+from lorch_tui.bigtable import clean
 
 SHOW_AT_MOST = 20
 PROBLEMS = {"NO_LATEST": "no LATEST run yet",
@@ -98,7 +99,7 @@ def cmd_drift(ns: argparse.Namespace) -> int:
 
 def _listing(label: str, items: list[str], style: str) -> str:
     more = f", ... {len(items) - SHOW_AT_MOST} more" if len(items) > SHOW_AT_MOST else ""
-    return f"      [{style}]{label} ({len(items)}):[/] " + escape(", ".join(items[:SHOW_AT_MOST])) + more
+    return f"      [{style}]{label} ({len(items)}):[/] " + escape(clean(", ".join(items[:SHOW_AT_MOST]))) + more
 
 
 def print_report(console: Console, report: list[dict[str, Any]], reveal: bool) -> None:
@@ -112,7 +113,7 @@ def print_report(console: Console, report: list[dict[str, Any]], reveal: bool) -
         console.print(f"{head}  LATEST {acct['latest_run']} vs {against}"
                       + ("  [dim](incremental: only appeared fields are judged)[/]" if acct["incremental"] else ""))
         for s in acct["streams"]:
-            s = {**s, "stream": escape(s["stream"])}
+            s = {**s, "stream": escape(clean(s["stream"]))}  # names from the data: never controls
             via = f" -> {s['transform']}" if s["transform"] else " [dim](not mapped)[/]"
             if not s["known"]:
                 console.print(f"    {s['stream']}{via}: [dim]no field paths recorded (run predates them, "

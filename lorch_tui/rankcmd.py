@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from typing import Any
 
 import orjson
 from rich.console import Console
@@ -48,8 +49,7 @@ def _note(message: str) -> None:
 def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | None) -> int:
     """Rank, print, return the exit code. ``base`` carries the filters (and no text)."""
     from engine.index.query import fts_query
-    from engine.index.ranked import Searcher, VectorsMissing
-    from engine.vectors.model import ModelUnavailable
+    from engine.index.ranked import Searcher
 
     text = ns.similar if ns.similar is not None else ns.text
     mode = "vector" if ns.similar is not None else ("bm25" if ns.words_only else "hybrid")
@@ -60,31 +60,13 @@ def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | N
             raise UsageError(f"--text: {exc}") from None
     searcher = Searcher(store)
     q = dataclasses.replace(base, limit=None if limit is None else limit + 1)
-    if mode != "bm25":
-        total, embedded = searcher.coverage()
-        if embedded == 0 and total > 0:
-            if mode == "vector":
-                raise UsageError("the index has no document vectors of the current model yet",
-                                 hint="build them with `lorchestra run --stage index` (unchanged "
-                                      "documents are only embedded, not reloaded)")
-            _note("the index has no document vectors yet: ranking by words only "
-                  "(`lorchestra run --stage index` adds them)")
-            mode = "bm25"
-        elif embedded < total:
-            _note(f"{total - embedded:,} of {total:,} documents have no vector yet and rank by words only "
-                  "(`lorchestra run --stage index` adds them)")
-    for _attempt in range(3):
-        try:
-            hits = searcher.search(text, q, mode)  # type: ignore[arg-type]
-        except VectorsMissing:
-            raise UsageError("the index has no document vectors of the current model yet",
-                             hint="build them with `lorchestra run --stage index`") from None
-        except ModelUnavailable:
-            raise LorchError("the embedding model shipped in the wordllama package cannot be loaded",
-                             hint="reinstall the dependencies (`make setup`), or use --text with "
-                                  "--words-only", exit_code=ExitCode.TASK_FAILED) from None
-        except ValueError as exc:
-            raise UsageError(f"{'--similar' if ns.similar is not None else '--text'}: {exc}") from None
+    total = int(store.conn.execute("SELECT count(*) FROM documents").fetchone()[0])
+    for attempt in range(3):
+        hits, mode = _search(searcher, text, q, mode, total, similar=ns.similar is not None)
+        # counted by the vector ranking's own pass (a separate count cost 2 s at 1,000,000)
+        if attempt == 0 and mode != "bm25" and searcher.embedded is not None and searcher.embedded < total:
+            _note(f"{total - searcher.embedded:,} of {total:,} documents have no vector yet and rank by "
+                  "words only (`lorchestra run --stage index` adds them)")
         more = limit is not None and len(hits) > limit
         hits = hits[:limit] if limit is not None else hits
         if not ns.json:
@@ -99,6 +81,31 @@ def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | N
     raise LorchError("documents kept changing while they were read (an index run is replacing them)",
                      hint="run the query again when the index run has finished",
                      exit_code=ExitCode.TASK_FAILED)
+
+
+def _search(searcher: Any, text: str, q: Query, mode: str, total: int, *, similar: bool) -> tuple[list[Any], str]:
+    """The hits and the mode that gave them: hybrid falls back to words when no document has
+    a vector (with a note); errors become usage errors with their hint."""
+    from engine.index.ranked import VectorsMissing
+    from engine.vectors.model import ModelUnavailable
+
+    try:
+        try:
+            return searcher.search(text, q, mode), mode
+        except VectorsMissing:
+            if total > 0 and mode == "hybrid":
+                _note("the index has no document vectors yet: ranking by words only "
+                      "(`lorchestra run --stage index` adds them)")
+                return searcher.search(text, q, "bm25"), "bm25"
+            hint = ("build them with `lorchestra run --stage index` (unchanged documents are only "
+                    "embedded, not reloaded)" if total > 0 else "build them with `lorchestra run --stage index`")
+            raise UsageError("the index has no document vectors of the current model yet", hint=hint) from None
+    except ModelUnavailable:
+        raise LorchError("the embedding model shipped in the wordllama package cannot be loaded",
+                         hint="reinstall the dependencies (`make setup`), or use --text with "
+                              "--words-only", exit_code=ExitCode.TASK_FAILED) from None
+    except ValueError as exc:
+        raise UsageError(f"{'--similar' if similar else '--text'}: {exc}") from None
 
 
 def _print_json(hits: list, lines: list[bytes], explain: bool) -> None:  # type: ignore[type-arg]

@@ -21,7 +21,7 @@ from rich.text import Text
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import ObjectMissing, Query, Store
 from lorch_tui import docread
-from lorch_tui.bigtable import clean
+from lorch_tui.bigtable import clean, print_table
 
 
 def check_options(ns: argparse.Namespace) -> None:
@@ -123,29 +123,32 @@ def _print_json(hits: list, lines: list[bytes], explain: bool) -> None:  # type:
 
 def _print_hits(hits: list, more: bool, limit: int | None, dedupe: bool, explain: bool) -> None:  # type: ignore[type-arg]
     console = Console(highlight=False)
-    table = Table(show_lines=False)
-    for col in ("#", "kind", "source", "account", "time", "title", "id"):
-        table.add_column(col, overflow="fold" if col == "id" else "ellipsis", justify="right" if col == "#" else "left",
-                         no_wrap=col in ("time", "title"), max_width=50 if col == "title" else None)
-    if dedupe:
-        table.add_column("copies", justify="right")
-    if explain:
-        for col in ("bm25", "vector", "fused"):
-            table.add_column(col, justify="right", no_wrap=True)
+    columns = ["#", "kind", "source", "account", "time", "title", "id"]
+    columns += (["copies"] if dedupe else []) + (["bm25", "vector", "fused"] if explain else [])
+    rows: list[list[object]] = []
     for n, h in enumerate(hits, start=1):
         d = h.document
-        cells = [Text(str(n)), *(Text(clean(v)) for v in (d.kind, d.source, d.account, d.time, d.title,
-                                                              d.entity_id))]
+        row: list[object] = [n, d.kind, d.source, d.account, d.time, d.title, d.entity_id]
         if dedupe:
-            cells.append(Text(str(d.copies)))
+            row.append(d.copies)
         if explain:
             by = {r.name: r for r in h.rankings}
             bm, vec = by.get("bm25"), by.get("vector")
-            cells += [Text(f"#{bm.position} {bm.score:.2f}" if bm else "-"),
-                      Text(f"#{vec.position} {vec.score:.3f}" if vec else "-"),
-                      Text(f"{h.score:.4f}")]
-        table.add_row(*cells)
-    console.print(table)
+            row += [f"#{bm.position} {bm.score:.2f}" if bm else "-",
+                    f"#{vec.position} {vec.score:.3f}" if vec else "-", f"{h.score:.4f}"]
+        rows.append(row)
+
+    def rich_table() -> Table:
+        table = Table(show_lines=False)
+        for col in columns:
+            table.add_column(col, overflow="fold" if col == "id" else "ellipsis",
+                             justify="right" if col in ("#", "copies", "bm25", "vector", "fused") else "left",
+                             no_wrap=col in ("time", "title", "bm25", "vector", "fused"),
+                             max_width=50 if col == "title" else None)
+        for row in rows:
+            table.add_row(*(Text(clean(v)) for v in row))
+        return table
+    print_table(console, columns, rows, rich_table)
     note = f"{len(hits)} document(s)"
     if more:
         note += f"; more match (limit {limit}: use --limit N, or --limit 0 for all)"

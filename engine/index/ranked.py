@@ -53,6 +53,10 @@ CACHE_ROWS = 131_072
 """Vectors up to which a :class:`Searcher` keeps the float32 matrix (128 MiB) between queries."""
 STREAM_ROWS = 16_384
 """Vectors read and scored per step above :data:`CACHE_ROWS` (8 MiB of float16 BLOBs)."""
+SELECTIVE = 4
+"""Above :data:`CACHE_ROWS`, a filter that keeps at most 1/SELECTIVE of the vectors' count has
+only its documents' vectors read (:meth:`Searcher._of_documents`); with a wider one every
+vector is scored and the best are checked against the filter (:meth:`Searcher._top_by_rowid`)."""
 VECTORS_SQL = ("SELECT d.doc_id, v.vector FROM documents d JOIN vectors v ON v.sha256 = d.sha256 "
                "WHERE v.model = ?")
 
@@ -120,6 +124,7 @@ class Searcher:
         self.embedder = embedder or shared()
         self.model = vector_store.model_key(self.embedder.model, TEXT_VERSION)
         self._matrix: _Matrix | None = None
+        self._vectors = 0
         self.embedded: int | None = None
         """Documents with a vector of the current model, counted by the last vector ranking."""
 
@@ -157,7 +162,8 @@ class Searcher:
         conn = self.store.conn
         if not vector_store.has_table(conn):
             raise VectorsMissing()
-        return int(conn.execute("SELECT count(*) FROM vectors").fetchone()[0]) <= CACHE_ROWS
+        self._vectors = int(conn.execute("SELECT count(*) FROM vectors").fetchone()[0])
+        return self._vectors <= CACHE_ROWS
 
     def scores(self, qv: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """(doc_ids, cosine scores) of every document with a vector of the current model;
@@ -182,6 +188,27 @@ class Searcher:
             raise VectorsMissing()
         return np.concatenate(id_parts), np.concatenate(score_parts)
 
+    def _of_documents(self, qv: npt.NDArray[np.float32], allowed: npt.NDArray[np.int64]
+                      ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """(doc_ids, scores) of these documents' vectors only, looked up 500 at a time: a
+        filter that keeps few documents (a client, a kind) reads few vectors."""
+        conn = self.store.conn
+        id_parts: list[npt.NDArray[np.int64]] = []
+        score_parts: list[npt.NDArray[np.float32]] = []
+        wanted = [int(d) for d in np.sort(allowed)]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            rows = conn.execute(
+                "SELECT d.doc_id, v.vector FROM documents d JOIN vectors v ON v.sha256 = d.sha256 "
+                f"WHERE d.doc_id IN ({','.join('?' * len(chunk))}) AND v.model = ?", [*chunk, self.model]
+            ).fetchall()
+            if rows:
+                id_parts.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+                score_parts.append(_dot(vector_store.from_blobs([r[1] for r in rows]), qv))
+        if not id_parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.concatenate(id_parts), np.concatenate(score_parts)
+
     def search(self, text: str, query: Query, mode: Mode = "hybrid") -> list[Hit]:
         """Documents for ``text`` under ``query``'s filters, paging and dedupe, best first."""
         base = dataclasses.replace(query, text=None)
@@ -204,17 +231,25 @@ class Searcher:
 
     def _vector_ranking(self, text: str, q: Query, depth: int | None) -> list[tuple[int, float]]:
         cached = self._cached()  # VectorsMissing before the model loads
+        self.embedded = None  # counted below when every vector is read
         qv = self.embedder.embed([text])[0]
         if not qv.any():
             raise ValueError("the search text has no words the model knows")
         where, params = filter_clauses(q)
         if not cached and not where and depth is not None:
             return self._top_by_rowid(qv, depth)
-        ids, scores = self.scores(qv)
         if where:
             allowed = np.fromiter((r[0] for r in self.store.conn.execute(
                 f"SELECT d.doc_id FROM documents d WHERE {' AND '.join(where)}", params)), dtype=np.int64)
-            scores = np.where(np.isin(ids, allowed), scores, -np.inf)
+            if not cached and len(allowed) * SELECTIVE <= self._vectors:
+                ids, scores = self._of_documents(qv, allowed)
+            elif not cached and depth is not None:
+                return self._top_by_rowid(qv, depth, allowed)
+            else:
+                ids, scores = self.scores(qv)
+                scores = np.where(np.isin(ids, allowed), scores, -np.inf)
+        else:
+            ids, scores = self.scores(qv)
         eligible = int(np.count_nonzero(scores > -np.inf))
         k = eligible if depth is None else min(depth, eligible)
         if k == 0:
@@ -222,11 +257,14 @@ class Searcher:
         top = _best(ids, scores, k)
         return [(int(ids[i]), float(scores[i])) for i in top]
 
-    def _top_by_rowid(self, qv: npt.NDArray[np.float32], depth: int) -> list[tuple[int, float]]:
-        """The ``depth`` best documents without a filter, on a large index: the vectors are
-        scored in their table's own order (no look-up of their documents: at 1,000,000 that
-        look-up was 3 of 4 s), and only the best ones' documents are found, more when some
-        best vector has none (a vector is removed with its last document, so rarely)."""
+    def _top_by_rowid(self, qv: npt.NDArray[np.float32], depth: int,
+                      allowed: npt.NDArray[np.int64] | None = None) -> list[tuple[int, float]]:
+        """The ``depth`` best documents (of ``allowed``, when given) on a large index: the
+        vectors are scored in their table's own order (no look-up of their documents: at
+        1,000,000 that look-up was 3 of 4 s), and only the best ones' documents are found,
+        four times more each round while fewer than ``depth`` of them are allowed (or when a
+        best vector has no document: it is removed with its last one, so rarely)."""
+        keep = None if allowed is None else set(allowed.tolist())
         conn = self.store.conn
         cur = conn.execute("SELECT rowid, vector FROM vectors WHERE model = ?", (self.model,))
         id_parts: list[npt.NDArray[np.int64]] = []
@@ -248,7 +286,8 @@ class Searcher:
                 chunk = keys[start:start + 500]
                 ranked += [(int(doc_id), score_of[rid]) for rid, doc_id in conn.execute(
                     "SELECT v.rowid, d.doc_id FROM vectors v JOIN documents d ON d.sha256 = v.sha256 "
-                    f"WHERE v.rowid IN ({','.join('?' * len(chunk))})", chunk)]
+                    f"WHERE v.rowid IN ({','.join('?' * len(chunk))})", chunk)
+                    if keep is None or doc_id in keep]
             if len(ranked) >= depth or want >= len(rowids):
                 break
             want = min(len(rowids), want * 4)

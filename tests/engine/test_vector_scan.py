@@ -2,7 +2,8 @@
 
 Above ``CACHE_ROWS`` vectors a search reads them ``STREAM_ROWS`` at a time and keeps only
 scores; without a filter it scores them in the vectors table's own order and looks up the
-documents of the best ones only. Both must rank exactly like the matrix held in memory:
+documents of the best ones only; with a filter that keeps few documents it reads only their
+vectors. Both must rank exactly like the matrix held in memory:
 here the thresholds are lowered on a real demo index (real pipeline run, real SQLite, the
 real model) and every way of ranking is compared with the held matrix.
 """
@@ -55,12 +56,14 @@ def test_streamed_rankings_equal_the_held_matrix(demo: Path, monkeypatch: pytest
     assert all(held.values()) and len({tuple(v) for v in held.values()}) > 10
     streamed(monkeypatch)
     calls: list[str] = []
-    for name in ("_streamed", "_top_by_rowid", "matrix"):
+    for name in ("_streamed", "_top_by_rowid", "_of_documents", "matrix"):
         real = getattr(ranked.Searcher, name)
         monkeypatch.setattr(ranked.Searcher, name, lambda self, *a, _r=real, _n=name: calls.append(_n) or _r(self, *a))
-    for (t, i, m), want in held.items():
-        assert ranking(demo, t, QUERIES[i], m) == want, (t, QUERIES[i], m)
-    assert "matrix" not in calls and {"_streamed", "_top_by_rowid"} <= set(calls)
+    for selective in (0, 10**9):  # a filter's documents' vectors only, or every vector and the filter after
+        monkeypatch.setattr(ranked, "SELECTIVE", selective)
+        for (t, i, m), want in held.items():
+            assert ranking(demo, t, QUERIES[i], m) == want, (t, QUERIES[i], m, selective)
+    assert "matrix" not in calls and {"_streamed", "_top_by_rowid", "_of_documents"} <= set(calls)
 
 
 def test_a_vector_without_its_document_never_shortens_the_page(demo: Path, tmp_path: Path,

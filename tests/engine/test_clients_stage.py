@@ -190,6 +190,26 @@ def test_charts_are_written_safely_and_a_rerun_changes_nothing(built: Path, tmp_
     assert snapshot(ws) == before, "a forced rerun writes byte-identical charts and rewrites no file"
 
 
+def test_a_run_that_brings_the_same_records_again_skips_the_projection(built: Path, tmp_path: Path) -> None:
+    """The nightly case: every tap extracts the same records under a new run id, every
+    account is loaded again (new provenance, generation up), no document changes, so the
+    projection is skipped and no chart file is touched."""
+    ws = copy(built, tmp_path)
+    with contextlib.closing(db(ws)) as con:
+        rows = "SELECT source, account, canonical_sha256, inputs_sha256, generation FROM accounts WHERE source != 'measures'"
+        before_rows = {r[:2]: r[2:] for r in con.execute(rows)}
+    before = snapshot(ws)
+    res = cli(ws, "run")
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "project:clients skipped" in res.stdout + res.stderr
+    with contextlib.closing(db(ws)) as con:
+        after_rows = {r[:2]: r[2:] for r in con.execute(rows)}
+    assert after_rows.keys() == before_rows.keys()
+    assert all(after_rows[k][0] == before_rows[k][0] for k in before_rows), "the same documents"
+    assert all(after_rows[k][1:] != before_rows[k][1:] for k in before_rows), "each account was loaded again"
+    assert snapshot(ws) == before
+
+
 def test_overrides_settle_conflicts_and_gone_clients_are_removed(built: Path, tmp_path: Path) -> None:
     ws = copy(built, tmp_path)
     con = db(ws)

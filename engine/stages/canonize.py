@@ -7,7 +7,9 @@ transforms give byte-identical output) plus the provenance ``.meta.json``, publi
 as one generation behind a single pointer (:mod:`engine.canon.publish`,
 :mod:`engine.store.fsgen`), so every reader sees the old version or the new one, never a mix. Rejected records go with their reason to
 ``.rejects.jsonl`` in the workspace; events carry counts.
-When the provenance proves nothing changed, the task is ``skipped`` unless forced.
+When the provenance proves nothing changed, the task is ``skipped`` unless forced; when
+only the run changed and its parts are byte for byte the previous run's, the output is
+republished with the new provenance instead of transformed again (:mod:`engine.canon.reuse`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import jsonatapy
 import orjson
 
 from engine import __version__
-from engine.canon import publish
+from engine.canon import publish, reuse
 from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
 from engine.canon.functions import helpers_sha256
 from engine.canon.publish import AccountFiles
@@ -335,6 +337,11 @@ def _canonize(c: Canonizer) -> str:
         meta = publish.read_meta(files) or {}
         c.records = int(meta.get("output", {}).get("records", 0))
         return "skipped"
+    if not c.spec.force and (same := reuse.reusable(files, fp)) is not None:
+        reuse.republish(files, same, fp, [r.manifest.get("run_id") for r in chain], part_stats(chain))
+        c.records, c.rejects = int(same["output"].get("records", 0)), int(same.get("rejects") or 0)
+        c.unmapped = sum(int(n) for n in (same.get("unmapped") or {}).values())  # warned as before
+        return "success"  # the same records under a new run id: new provenance, same output
     ensure_dir(files.folder)
     verified = part_stats(chain)  # before reading: a part changed mid-read fails its checksum
     with files.store.stage() as gen:

@@ -18,6 +18,7 @@ journal of the older publish format).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -141,6 +142,24 @@ def _view(files: AccountFiles, gen: Generation, fh: dict[str, IO[bytes] | None])
     return CanonicalView(generation=gen.number, meta=meta, meta_present=meta_fh is not None,
                          data=fh[files.name("data")],
                          rejects_present=fh[files.name("rejects")] is not None)
+
+
+def current_output(files: AccountFiles) -> tuple[dict[str, Any], str] | None:
+    """The current generation's meta and the sha256 of its data file as it is now (read
+    whole), when its plain names link to it; None otherwise (no output, a stale name, no
+    meta or data, an unreadable file)."""
+    if not files.store.mirrors_current():  # a plain name was deleted, replaced or is stale
+        return None
+    try:
+        with open_current(files) as view:
+            if view is None or view.meta is None or view.data is None:
+                return None
+            sha = hashlib.sha256()
+            while chunk := view.data.read(1 << 20):
+                sha.update(chunk)
+            return view.meta, sha.hexdigest()
+    except OSError:
+        return None
 
 
 def read_meta(files: AccountFiles) -> dict[str, Any] | None:

@@ -14,7 +14,6 @@ input, a damaged file) means a full canonize instead. ``--force`` always transfo
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from engine.canon import publish
@@ -37,23 +36,14 @@ def content(fp: dict[str, Any]) -> dict[str, Any]:
 def reusable(files: AccountFiles, fp: dict[str, Any]) -> dict[str, Any] | None:
     """The current meta when its output was built from the same bytes as ``fp`` names (only
     the run ids differ) and its data is intact; else None."""
-    if not files.store.mirrors_current():
+    current = publish.current_output(files)
+    if current is None:
         return None
-    try:
-        with publish.open_current(files) as view:
-            if view is None or view.meta is None or view.data is None:
-                return None
-            meta = view.meta
-            inputs = meta.get("inputs")
-            if not isinstance(inputs, dict) or inputs == fp or content(inputs) != content(fp):
-                return None
-            sha = hashlib.sha256()
-            while chunk := view.data.read(1 << 20):
-                sha.update(chunk)
-    except OSError:
+    meta, sha = current
+    inputs, output = meta.get("inputs"), meta.get("output")
+    if not isinstance(inputs, dict) or inputs == fp or content(inputs) != content(fp):
         return None
-    output = meta.get("output")
-    if not isinstance(output, dict) or output.get("sha256") != sha.hexdigest():
+    if not isinstance(output, dict) or output.get("sha256") != sha:
         return None
     return meta
 

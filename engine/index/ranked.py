@@ -22,6 +22,7 @@ dashboard: numpy and the model load only in a process that searches by meaning.
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -94,6 +95,19 @@ def _dot(matrix: npt.NDArray[np.float32], qv: npt.NDArray[np.float32]) -> npt.ND
     size), as fast."""
     out: npt.NDArray[np.float32] = np.einsum("ij,j->i", matrix, qv)
     return out
+
+
+def _scored(cur: sqlite3.Cursor, qv: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """(id, score) of every ``(id, vector BLOB)`` row of ``cur``, read :data:`STREAM_ROWS` at a
+    time: only ids and scores stay. VectorsMissing when there is none."""
+    id_parts: list[npt.NDArray[np.int64]] = []
+    score_parts: list[npt.NDArray[np.float32]] = []
+    while rows := cur.fetchmany(STREAM_ROWS):
+        id_parts.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+        score_parts.append(_dot(vector_store.from_blobs([r[1] for r in rows]), qv))
+    if not id_parts:
+        raise VectorsMissing()
+    return np.concatenate(id_parts), np.concatenate(score_parts)
 
 
 def _at_least_kth(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
@@ -178,15 +192,7 @@ class Searcher:
 
     def _streamed(self, qv: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Score the vectors :data:`STREAM_ROWS` at a time: only doc_ids and scores stay."""
-        cur = self.store.conn.execute(VECTORS_SQL, (self.model,))
-        id_parts: list[npt.NDArray[np.int64]] = []
-        score_parts: list[npt.NDArray[np.float32]] = []
-        while rows := cur.fetchmany(STREAM_ROWS):
-            id_parts.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
-            score_parts.append(_dot(vector_store.from_blobs([r[1] for r in rows]), qv))
-        if not id_parts:
-            raise VectorsMissing()
-        return np.concatenate(id_parts), np.concatenate(score_parts)
+        return _scored(self.store.conn.execute(VECTORS_SQL, (self.model,)), qv)
 
     def _of_documents(self, qv: npt.NDArray[np.float32], allowed: npt.NDArray[np.int64]
                       ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
@@ -266,15 +272,7 @@ class Searcher:
         best vector has no document: it is removed with its last one, so rarely)."""
         keep = None if allowed is None else set(allowed.tolist())
         conn = self.store.conn
-        cur = conn.execute("SELECT rowid, vector FROM vectors WHERE model = ?", (self.model,))
-        id_parts: list[npt.NDArray[np.int64]] = []
-        score_parts: list[npt.NDArray[np.float32]] = []
-        while rows := cur.fetchmany(STREAM_ROWS):
-            id_parts.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
-            score_parts.append(_dot(vector_store.from_blobs([r[1] for r in rows]), qv))
-        if not id_parts:
-            raise VectorsMissing()
-        rowids, scores = np.concatenate(id_parts), np.concatenate(score_parts)
+        rowids, scores = _scored(conn.execute("SELECT rowid, vector FROM vectors WHERE model = ?", (self.model,)), qv)
         self.embedded = len(rowids)
         want = min(len(rowids), depth + 64)
         while True:  # every vector scoring at least the want-th best: ties are never cut here

@@ -165,20 +165,11 @@ class Canonizer:
         generation), its plain names link to that generation, and the vault parts it read are
         still the files it verified (same size and mtime: a part truncated or rewritten since
         is read, and verified, again; no hashing here)."""
-        files = AccountFiles(self.paths["data"].parent, self.ex.account)
-        if not files.store.mirrors_current():  # a plain name was deleted, replaced or is stale
+        current = publish.current_output(AccountFiles(self.paths["data"].parent, self.ex.account))
+        if current is None:
             return False
-        try:
-            with publish.open_current(files) as view:
-                if view is None or view.meta is None or view.data is None:
-                    return False
-                meta = view.meta
-                sha = hashlib.sha256()
-                while chunk := view.data.read(1 << 20):
-                    sha.update(chunk)
-        except OSError:
-            return False
-        return bool(meta.get("inputs") == fp and meta.get("output", {}).get("sha256") == sha.hexdigest()
+        meta, sha = current
+        return bool(meta.get("inputs") == fp and meta.get("output", {}).get("sha256") == sha
                     and meta.get("part_stats") == part_stats(chain))
 
     def transform_all(self, chain: list[ChainRun], compiled: dict[str, CompiledTransform],

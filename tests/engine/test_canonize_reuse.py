@@ -1,4 +1,5 @@
-"""The same records under a new run id are republished, not transformed again (engine/canon/reuse.py).
+"""The same records under a new run id: republished, not transformed again (engine/canon/reuse.py);
+indexed by updating the rows' provenance, not by reading the file again (engine/index/load.py).
 
 Real demo taps through the real CLI: a second extract of an unchanged source writes parts
 byte for byte equal to the first run's; canonize then links the current output into a new
@@ -8,11 +9,15 @@ transform writes; anything but the run ids differing, or ``--force``, transforms
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from engine.index.load import AccountLoader
+from engine.store.workspace import Workspace
 from tests.helpers import (
     account_dir,
     canonical_paths,
@@ -93,3 +98,29 @@ def test_other_records_other_settings_or_force_transform_again(tmp_path: Path) -
     inode = paths["data"].stat().st_ino
     run(config(tmp_path, other, max_rejects=5), "--stage", "canonize")
     assert paths["data"].stat().st_ino != inode and len(paths["data"].read_bytes().splitlines()) == 61
+
+
+def test_the_index_takes_the_same_file_under_new_provenance_without_reading_it(tmp_path: Path) -> None:
+    ex = demo_extractor("mail", "gmail", records=40, seed=6)
+    cfg = config(tmp_path, ex)
+    run(cfg, "--stage", "extract", "--stage", "canonize", "--stage", "index")
+    ws = tmp_path / "ws"
+    db = ws / "vector-store" / "index.sqlite"
+    docs_sql = "SELECT doc_id, entity_id, sha256, vault_run FROM documents WHERE account = 'mail' ORDER BY doc_id"
+    acc_sql = "SELECT canonical_sha256, inputs_sha256, generation, vault_run FROM accounts WHERE account = 'mail'"
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        docs, acc = con.execute(docs_sql).fetchall(), con.execute(acc_sql).fetchone()
+        fts = con.execute("SELECT rowid, title FROM fts ORDER BY rowid").fetchall()
+    run(cfg, "--stage", "extract", "--stage", "canonize")  # the same records, a new run
+    result = AccountLoader(Workspace(ws), "gmail", "mail").run()
+    assert result.status == "success" and result.documents == 40 and result.inserted == result.deleted == 0
+    assert "read" not in result.seconds, "no line of the file was read"
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        after_docs, after_acc = con.execute(docs_sql).fetchall(), con.execute(acc_sql).fetchone()
+        assert con.execute("SELECT rowid, title FROM fts ORDER BY rowid").fetchall() == fts
+    assert after_acc[0] == acc[0] and after_acc[1] != acc[1] and after_acc[2] == acc[2] + 1
+    assert after_acc[3] != acc[3] and {d[3] for d in after_docs} == {after_acc[3]}  # the new run, every row
+    assert [d[:3] for d in after_docs] == [d[:3] for d in docs]  # the same rows, not rewritten
+    assert AccountLoader(Workspace(ws), "gmail", "mail").run().status == "skipped"
+    run(cfg, "--stage", "extract", "--stage", "canonize", "--stage", "index")  # and through the worker
+    assert [e for e in log_events(ws) if e["type"] == "task_finished"][-1]["status"] == "success"

@@ -9,7 +9,9 @@ nothing. Here the current generation's data and rejects are hard-linked into a n
 generation whose meta names the new run (``inputs``, ``runs``, ``part_stats``): the
 provenance stays true and every reader sees old or new, as with any publish. The data is
 first checked against the meta's sha256; anything unexpected (no current output, a differing
-input, a damaged file) means a full canonize instead. ``--force`` always transforms.
+input, a damaged file) means a full canonize instead. The new run's parts are verified against
+its manifest first, as when they are read (the caller: a damaged one fails the account with
+its code, and the output keeps naming the run it was built from). ``--force`` always transforms.
 """
 
 from __future__ import annotations

@@ -329,7 +329,12 @@ def _canonize(c: Canonizer) -> str:
         c.records = int(meta.get("output", {}).get("records", 0))
         return "skipped"
     if not c.spec.force and (same := reuse.reusable(files, fp)) is not None:
-        reuse.republish(files, same, fp, [r.manifest.get("run_id") for r in chain], part_stats(chain))
+        verified = part_stats(chain)  # every part is checked before its run is named, as when read
+        for run in chain:
+            for part in run.manifest.get("parts", []):
+                if (problem := verify_part(run.path, part)) is not None:
+                    raise CanonizeFailed(ErrorCode(problem), part.get("file"))
+        reuse.republish(files, same, fp, [r.manifest.get("run_id") for r in chain], verified)
         c.records, c.rejects = int(same["output"].get("records", 0)), int(same.get("rejects") or 0)
         c.unmapped = sum(int(n) for n in (same.get("unmapped") or {}).values())  # warned as before
         return "success"  # the same records under a new run id: new provenance, same output

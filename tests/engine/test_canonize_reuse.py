@@ -78,6 +78,27 @@ def test_the_same_records_under_a_new_run_are_republished_not_transformed(tmp_pa
     run(cfg, "--stage", "index")  # the index reads the republished file like any other
 
 
+def test_a_damaged_part_of_the_new_run_fails_instead_of_being_named(tmp_path: Path) -> None:
+    ex = demo_extractor("mail", "gmail", records=60, seed=4)
+    cfg = config(tmp_path, ex)
+    run(cfg, "--stage", "extract", "--stage", "canonize")
+    ws = tmp_path / "ws"
+    paths = canonical_paths(ws, ex)
+    meta = paths["meta"].read_bytes()
+    run(cfg, "--stage", "extract")
+    new_run = latest(account_dir(ws, ex))
+    assert new_run is not None
+    part = account_dir(ws, ex) / f"dt={new_run['dt']}" / f"run_id={new_run['run_id']}" / "part-000.jsonl.gz"
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # the same size, other bytes
+    part.write_bytes(bytes(data))
+    res = run_cli("run", "--config", str(cfg), "--stage", "canonize")
+    assert res.returncode == 1
+    event = last_canonize(ws)
+    assert event["status"] == "failed" and event["error_code"] == "CHECKSUM_MISMATCH"
+    assert paths["meta"].read_bytes() == meta, "the output still names the run it was built from"
+
+
 def test_other_records_other_settings_or_force_transform_again(tmp_path: Path) -> None:
     ex = demo_extractor("mail", "gmail", records=60, seed=4)
     cfg = config(tmp_path, ex)

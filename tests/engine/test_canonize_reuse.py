@@ -52,12 +52,17 @@ def parts(ws: Path, ex: dict[str, Any]) -> list[str]:
     return [p["sha256"] for p in m["parts"]]
 
 
-def test_the_same_records_under_a_new_run_are_republished_not_transformed(tmp_path: Path) -> None:
+def canonized(tmp_path: Path) -> tuple[dict[str, Any], Path, Path, dict[str, Path]]:
+    """A demo Gmail account extracted and canonized once: (extractor, config, workspace, canonical paths)."""
     ex = demo_extractor("mail", "gmail", records=60, seed=4)
     cfg = config(tmp_path, ex)
     run(cfg, "--stage", "extract", "--stage", "canonize")
     ws = tmp_path / "ws"
-    paths = canonical_paths(ws, ex)
+    return ex, cfg, ws, canonical_paths(ws, ex)
+
+
+def test_the_same_records_under_a_new_run_are_republished_not_transformed(tmp_path: Path) -> None:
+    ex, cfg, ws, paths = canonized(tmp_path)
     data, meta = paths["data"].read_bytes(), orjson.loads(paths["meta"].read_bytes())
     inode, first_parts, first_run = paths["data"].stat().st_ino, parts(ws, ex), latest(account_dir(ws, ex))
     run(cfg, "--stage", "extract")
@@ -79,11 +84,7 @@ def test_the_same_records_under_a_new_run_are_republished_not_transformed(tmp_pa
 
 
 def test_a_damaged_part_of_the_new_run_fails_instead_of_being_named(tmp_path: Path) -> None:
-    ex = demo_extractor("mail", "gmail", records=60, seed=4)
-    cfg = config(tmp_path, ex)
-    run(cfg, "--stage", "extract", "--stage", "canonize")
-    ws = tmp_path / "ws"
-    paths = canonical_paths(ws, ex)
+    ex, cfg, ws, paths = canonized(tmp_path)
     meta = paths["meta"].read_bytes()
     run(cfg, "--stage", "extract")
     new_run = latest(account_dir(ws, ex))
@@ -100,11 +101,7 @@ def test_a_damaged_part_of_the_new_run_fails_instead_of_being_named(tmp_path: Pa
 
 
 def test_other_records_other_settings_or_force_transform_again(tmp_path: Path) -> None:
-    ex = demo_extractor("mail", "gmail", records=60, seed=4)
-    cfg = config(tmp_path, ex)
-    run(cfg, "--stage", "extract", "--stage", "canonize")
-    ws = tmp_path / "ws"
-    paths = canonical_paths(ws, ex)
+    ex, cfg, ws, paths = canonized(tmp_path)
     run(cfg, "--stage", "extract")
     inode = paths["data"].stat().st_ino
     run(cfg, "--stage", "canonize", "--force")

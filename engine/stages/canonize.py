@@ -195,9 +195,7 @@ class Canonizer:
         except ValueError:
             raise CanonizeFailed(ErrorCode.MANIFEST_INVALID, "manifest.json") from None
         for part in manifest.get("parts", []):
-            problem = verify_part(run_dir, part)
-            if problem is not None:
-                raise CanonizeFailed(ErrorCode(problem), part.get("file"))
+            check_part(run_dir, part)
             buf: list[bytes] = []
             try:
                 for rec in iter_part_records(run_dir / part["file"], keys):
@@ -261,6 +259,13 @@ class Canonizer:
         """Whether some stream has more rejects than its mapping allows."""
         limits = {m.stream: m.max_rejects for m in self.spec.canonize.mappings if m.source == self.ex.source}
         return any(n > limits.get(s, 0) for s, n in self.rejects_by_stream.items())
+
+
+def check_part(run_dir: Path, part: dict[str, Any]) -> None:
+    """CanonizeFailed with the part's code unless it matches its manifest entry."""
+    problem = verify_part(run_dir, part)
+    if problem is not None:
+        raise CanonizeFailed(ErrorCode(problem), part.get("file"))
 
 
 def part_stats(chain: list[ChainRun]) -> dict[str, list[int] | None]:
@@ -332,8 +337,7 @@ def _canonize(c: Canonizer) -> str:
         verified = part_stats(chain)  # every part is checked before its run is named, as when read
         for run in chain:
             for part in run.manifest.get("parts", []):
-                if (problem := verify_part(run.path, part)) is not None:
-                    raise CanonizeFailed(ErrorCode(problem), part.get("file"))
+                check_part(run.path, part)
         reuse.republish(files, same, fp, [r.manifest.get("run_id") for r in chain], verified)
         c.records, c.rejects = int(same["output"].get("records", 0)), int(same.get("rejects") or 0)
         c.unmapped = sum(int(n) for n in (same.get("unmapped") or {}).values())  # warned as before

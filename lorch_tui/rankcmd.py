@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import orjson
 from rich.console import Console
@@ -22,6 +22,9 @@ from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import ObjectMissing, Query, Store
 from lorch_tui import docread
 from lorch_tui.bigtable import clean, print_table
+
+if TYPE_CHECKING:  # numpy and the model load only when a ranked query runs
+    from engine.index.ranked import Hit, Mode, Searcher
 
 
 def check_options(ns: argparse.Namespace) -> None:
@@ -52,7 +55,7 @@ def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | N
     from engine.index.ranked import Searcher
 
     text = ns.similar if ns.similar is not None else ns.text
-    mode = "vector" if ns.similar is not None else ("bm25" if ns.words_only else "hybrid")
+    mode: Mode = "vector" if ns.similar is not None else ("bm25" if ns.words_only else "hybrid")
     if mode != "vector":
         try:
             fts_query(text)
@@ -83,7 +86,8 @@ def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | N
                      exit_code=ExitCode.TASK_FAILED)
 
 
-def _search(searcher: Any, text: str, q: Query, mode: str, total: int, *, similar: bool) -> tuple[list[Any], str]:
+def _search(searcher: Searcher, text: str, q: Query, mode: Mode, total: int, *,
+            similar: bool) -> tuple[list[Hit], Mode]:
     """The hits and the mode that gave them: hybrid falls back to words when no document has
     a vector (with a note); errors become usage errors with their hint."""
     from engine.index.ranked import VectorsMissing

@@ -1,7 +1,8 @@
 """The index stage's document store (the "vector-projector"): SQLite rows + content-addressed files.
 
 * :mod:`engine.index.store` — schema, connections, the object layout and reads, garbage collection.
-* :mod:`engine.index.objects` — the object writer (files created once, by writer threads).
+* :mod:`engine.index.objects` — the object writer (files created once, by writer threads, then
+  by a helper process: :mod:`engine.index.objproc`; the file rules in :mod:`engine.index.objfiles`).
 * :mod:`engine.index.fields` — which fields of each canonical kind feed titles, times, search.
 * :mod:`engine.index.load` — replacing one account's documents atomically, the file read once.
 * :mod:`engine.index.sink` — the load's insert thread (SQLite work beside the reading).

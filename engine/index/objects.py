@@ -2,15 +2,15 @@
 
 Why a module of its own: creating one file per document is the costliest kernel work of a
 first load, and its rules (``O_CREAT | O_EXCL`` under the final name, torn files found and
-rewritten, one ``syncfs`` before the commit, a bounded queue of batches for a few writer
-threads) are independent of the SQLite side (:mod:`engine.index.store`) and of the loading
-order (:mod:`engine.index.load`). The layout itself (``objects/ab/cd/<sha256>.json``) is
-defined once, in :func:`engine.index.store.object_path`.
+rewritten: :mod:`engine.index.objfiles`; one ``syncfs`` before the commit; a bounded queue of
+batches for writer threads or a helper process: :mod:`engine.index.objproc`) are independent
+of the SQLite side (:mod:`engine.index.store`) and of the loading order
+(:mod:`engine.index.load`). The layout itself (``objects/ab/cd/<sha256>.json``) is defined
+once, in :func:`engine.index.store.object_path`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -18,50 +18,63 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from engine.index.objfiles import Batch, write_batch
+from engine.index.objproc import Helper
 from engine.index.store import object_path, sync_filesystem
-from engine.store.fsutil import DIR_MODE, FILE_MODE
 
 
 class ObjectWriter:
     """Writes content-addressed objects once, straight to their final name; folders 0700, files 0600.
 
     Creating files is the slowest part of a first load (an inode per document, and a folder
-    per new ``ab/cd``), and the kernel does it while the GIL is released, so batches go to a
-    few threads while the caller goes on parsing. Each object is created with
-    ``O_CREAT | O_EXCL`` under its final name (no temporary file, no rename), relative to an
-    open descriptor of the objects folder (a short path lookup). That is safe because no row
-    references an object before :meth:`finish` has flushed the file system and the
-    transaction that adds the row has committed: a file left half-written by a killed load
-    is never read through a committed row. When the name exists already, its bytes are
-    compared: equal (an unchanged object, or one a killed load finished) it is kept;
-    different (torn by a killed load, or by a crash before the flush) it is rewritten under
-    a temporary name and renamed over. Files are not fsynced one by one; :meth:`finish` waits
-    for every write and flushes the file system once.
+    per new ``ab/cd``). The first ``PROCESS_AFTER`` batches go to a few threads (the kernel
+    work releases the GIL); from then on a load is big enough to pay for a helper process
+    (about 40 ms to start), which gets every later batch through a pipe and creates the files
+    on the other core without waiting for the worker's GIL (:mod:`engine.index.objproc`).
+    Each object is created with ``O_CREAT | O_EXCL`` under its final name (no temporary
+    file, no rename), relative to an open descriptor of the objects folder. That is safe
+    because no row references an object before :meth:`finish` has waited for every write,
+    flushed the file system and the transaction that adds the row has committed: a file
+    left half-written by a killed load is never read through a committed row. When the name
+    exists already, its bytes are compared: equal (an unchanged object, or one a killed load
+    finished) it is kept; different (torn by a killed load, or by a crash before the flush)
+    it is rewritten under a temporary name and renamed over. Files are not fsynced one by one.
 
-    At most ``PENDING`` batches wait for a thread: the caller then waits, which bounds the
-    memory held by queued objects whatever the account's size.
+    At most ``PENDING`` batches wait for a thread or for the pipe: the caller then waits,
+    which bounds the memory held by queued objects whatever the account's size.
     """
 
     BATCH = 512
     PENDING = 16
+    PROCESS_AFTER = 4
+    """Batches written by threads before the rest go to a helper process (2,048 objects: a
+    small load never starts one)."""
     SYNC_AHEAD = 8192
-    """Objects written between two background flushes (``syncfs`` in a thread of its own while
-    the load goes on), so the flush before the commit finds little left to write."""
+    """Objects handed over between two background flushes (``syncfs`` in a thread of its own
+    while the load goes on), so the flush before the commit finds little left to write."""
 
-    def __init__(self, objects: Path, threads: int = 2, *, verify: bool = False) -> None:
+    def __init__(self, objects: Path, threads: int = 2, *, verify: bool = False,
+                 process: bool | None = None) -> None:
         self.objects = objects
         self.verify = verify
         """Also check the objects of kept rows (:meth:`check`; ``--force``)."""
+        self.process = (threads > 0) if process is None else process
+        """Hand batches beyond ``PROCESS_AFTER`` to a helper process (not with ``threads=0``:
+        everything then runs in the caller, as the tests of the file rules want)."""
         self._root: int | None = None
         self._suffix = f".tmp-{os.getpid()}"
-        self._batch: list[tuple[str, bytes]] = []
+        self._batch: Batch = []
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="objects") if threads > 0 else None
-        self._futures: deque[Future[tuple[int, int]]] = deque()
+        self._sender: ThreadPoolExecutor | None = None
+        self._helper: Helper | None = None
+        self._futures: deque[Future[tuple[int, int, int, int]]] = deque()
+        self._submitted = 0
+        self.helpers_started = 0
+        """Helper processes this writer started (one per :meth:`finish` at most)."""
         self.written = 0
         self.bytes = 0
         self.repaired = 0
         """Objects found torn or damaged (different bytes under their name) and rewritten."""
-        self._lock = threading.Lock()
         self.flush_s = 0.0
         self._since_sync = 0
         self._syncing: threading.Thread | None = None
@@ -97,65 +110,42 @@ class ObjectWriter:
             return
         root = self._root_fd()
         if self._pool is None:
-            self._account(self._write_batch(root, batch))
+            self._account((*write_batch(root, batch, self._suffix), len(batch)))
             return
         while len(self._futures) >= self.PENDING:
             self._account(self._futures.popleft().result())
-        self._futures.append(self._pool.submit(self._write_batch, root, batch))
+        self._submitted += 1
+        if self.process and self._submitted > self.PROCESS_AFTER:
+            if self._helper is None:
+                self._helper = Helper(self.objects)
+                self.helpers_started += 1
+                self._sender = self._sender or ThreadPoolExecutor(1, thread_name_prefix="objects-send")
+            assert self._sender is not None
+            self._futures.append(self._sender.submit(self._send, self._helper, batch))
+        else:
+            self._futures.append(self._pool.submit(self._write_batch, root, batch))
 
-    def _account(self, done: tuple[int, int]) -> None:
-        self.written += done[0]
-        self.bytes += done[1]
-        self._since_sync += done[0]
+    def _write_batch(self, root: int, batch: Batch) -> tuple[int, int, int, int]:
+        return (*write_batch(root, batch, self._suffix), len(batch))
+
+    @staticmethod
+    def _send(helper: Helper, batch: Batch) -> tuple[int, int, int, int]:
+        return 0, 0, 0, helper.send(batch)  # written and bytes come with the helper's result
+
+    def _account(self, done: tuple[int, int, int, int]) -> None:
+        written, size, repaired, handed = done
+        self.written += written
+        self.bytes += size
+        self.repaired += repaired
+        self._since_sync += handed
         if self._since_sync >= self.SYNC_AHEAD and (self._syncing is None or not self._syncing.is_alive()):
             self._since_sync = 0
             self._syncing = threading.Thread(target=sync_filesystem, args=(self.objects,),
                                              name="objects-sync", daemon=True)
             self._syncing.start()
 
-    def _write_batch(self, root: int, batch: list[tuple[str, bytes]]) -> tuple[int, int]:
-        written = size = 0
-        for sha256, data in batch:
-            rel = f"{sha256[:2]}/{sha256[2:4]}"
-            name = f"{rel}/{sha256}.json"
-            try:
-                fd = _create(root, name, sha256)
-            except FileExistsError:
-                if _same_bytes(root, name, data):
-                    continue
-                self._rewrite(root, rel, sha256, data)
-                with self._lock:
-                    self.repaired += 1
-            else:
-                try:
-                    _write_all(fd, data)
-                except BaseException:
-                    os.close(fd)
-                    with contextlib.suppress(OSError):
-                        os.unlink(name, dir_fd=root)
-                    raise
-                os.close(fd)
-            written += 1
-            size += len(data)
-        return written, size
-
-    def _rewrite(self, root: int, rel: str, sha256: str, data: bytes) -> None:
-        """Replace a torn object: temporary file, then rename over it."""
-        tmp = f"{rel}/.{sha256}{self._suffix}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE, dir_fd=root)
-        try:
-            try:
-                _write_all(fd, data)
-            finally:
-                os.close(fd)
-            os.replace(tmp, f"{rel}/{sha256}.json", src_dir_fd=root, dst_dir_fd=root)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=root)
-            raise
-
     def finish(self, *, sync: bool = True) -> None:
-        """Wait for every queued write (re-raising the first error), then flush once.
+        """Wait for every queued write and for the helper (re-raising the first error), then flush once.
 
         ``sync`` also when nothing was written now: objects found in place may come from a
         killed run that never flushed them.
@@ -164,6 +154,10 @@ class ObjectWriter:
         futures, self._futures = self._futures, deque()
         for f in futures:
             self._account(f.result())
+        helper, self._helper = self._helper, None
+        if helper is not None:
+            written, size, repaired = helper.result()
+            self._account((written, size, repaired, 0))
         if sync:
             started = time.monotonic()
             if self._syncing is not None:
@@ -172,66 +166,17 @@ class ObjectWriter:
             self.flush_s += time.monotonic() - started
 
     def close(self) -> None:
-        """Stop the threads (after :meth:`finish`, or to abandon the writes on an error)."""
+        """Stop the threads and the helper (after :meth:`finish`, or to abandon the writes on an error)."""
+        if self._helper is not None:
+            self._helper.kill()
+            self._helper = None
         if self._syncing is not None:
             self._syncing.join()
             self._syncing = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for pool in (self._sender, self._pool):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._sender = self._pool = None
         if self._root is not None:
             os.close(self._root)
             self._root = None
-
-
-def _create(root: int, name: str, sha256: str) -> int:
-    """Create ``name`` (relative to ``root``) exclusively; its ``ab/cd`` folders only when missing.
-
-    The folders are created on ``ENOENT`` rather than checked first: after a store's first few
-    thousand objects nearly every leaf exists, and a ``mkdir`` answered ``EEXIST`` per object
-    (each account's writer knew only the folders it had made itself) was a system call per
-    document for nothing.
-    """
-    try:
-        return os.open(name, _CREATE_NEW, FILE_MODE, dir_fd=root)
-    except FileNotFoundError:
-        leaf = f"{sha256[:2]}/{sha256[2:4]}"
-        try:
-            os.mkdir(leaf, DIR_MODE, dir_fd=root)
-        except FileExistsError:  # another account's writer made it meanwhile
-            pass
-        except FileNotFoundError:  # a new ``ab`` too
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(sha256[:2], DIR_MODE, dir_fd=root)
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(leaf, DIR_MODE, dir_fd=root)
-        return os.open(name, _CREATE_NEW, FILE_MODE, dir_fd=root)
-
-
-_CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _same_bytes(root: int, name: str, data: bytes) -> bool:
-    """Whether the file ``name`` (relative to ``root``) holds exactly ``data``."""
-    try:
-        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), dir_fd=root)
-    except OSError:
-        return False
-    try:
-        if os.fstat(fd).st_size != len(data):
-            return False
-        got = b""
-        while len(got) < len(data):
-            chunk = os.read(fd, len(data) - len(got))
-            if not chunk:
-                break
-            got += chunk
-        return got == data
-    finally:
-        os.close(fd)

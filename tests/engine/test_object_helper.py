@@ -1,0 +1,179 @@
+"""The object writer's helper process: the same files as the threads, its errors, its lifetime.
+
+A first load hands its object batches beyond the first few to a helper process
+(``engine/index/objproc.py``), so the files are created without waiting for the worker's GIL
+(docs/index.md section 6). Real processes, real files: what it writes must be exactly what the
+threads write (names, bytes, modes, repairs of torn files), an error in it must reach the
+worker as the same ``OSError`` (so ``DISK_FULL`` keeps its meaning), and it must never outlive
+the worker that started it.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.index.objects import ObjectWriter
+from engine.index.store import object_path
+from tests.helpers import REPO, clean_env, wait_for
+
+
+def _objects(n: int, salt: str) -> list[tuple[str, bytes]]:
+    out = []
+    for i in range(n):
+        data = f'{{"kind":"email","n":{i},"salt":"{salt}","pad":"{"x" * (i % 300)}"}}\n'.encode()
+        out.append((hashlib.sha256(data).hexdigest(), data))
+    return out
+
+
+def _store(root: Path, objects: list[tuple[str, bytes]], **kwargs: object) -> ObjectWriter:
+    root.mkdir(mode=0o700, exist_ok=True)
+    writer = ObjectWriter(root, **kwargs)  # type: ignore[arg-type]
+    try:
+        for sha, data in objects:
+            writer.write(sha, data)
+        writer.finish(sync=False)
+    finally:
+        writer.close()
+    return writer
+
+
+def _tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``root``: relative path -> (bytes, mode); folders must be 0700."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if path.is_dir():
+            assert mode == 0o700, path
+        else:
+            out[str(path.relative_to(root))] = (path.read_bytes(), mode)
+    return out
+
+
+def test_a_large_load_goes_through_the_helper_and_writes_what_threads_write(tmp_path: Path) -> None:
+    objects = _objects(ObjectWriter.BATCH * (ObjectWriter.PROCESS_AFTER + 3) + 17, "big")
+    by_helper = _store(tmp_path / "helper", objects)
+    by_threads = _store(tmp_path / "threads", objects, process=False)
+    assert (by_helper.helpers_started, by_threads.helpers_started) == (1, 0)
+    assert by_helper.written == by_threads.written == len(objects)
+    assert by_helper.bytes == by_threads.bytes == sum(len(d) for _, d in objects)
+    tree = _tree(tmp_path / "helper")
+    assert tree == _tree(tmp_path / "threads")
+    assert len(tree) == len(objects)
+    assert all(mode == 0o600 for _, mode in tree.values())
+    assert all(hashlib.sha256(data).hexdigest() == Path(name).stem for name, (data, _) in tree.items())
+
+
+def test_a_small_load_starts_no_helper(tmp_path: Path) -> None:
+    objects = _objects(ObjectWriter.BATCH * ObjectWriter.PROCESS_AFTER, "small")
+    writer = _store(tmp_path / "objects", objects)
+    assert writer.helpers_started == 0
+    assert writer.written == len(objects)
+
+
+def test_the_helper_repairs_torn_objects_and_keeps_complete_ones(tmp_path: Path) -> None:
+    root = tmp_path / "objects"
+    objects = _objects(ObjectWriter.BATCH * (ObjectWriter.PROCESS_AFTER + 2), "torn")
+    late = objects[-5:]  # in the helper's batches
+    for sha, data in late[:3]:
+        path = object_path(root, sha)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_bytes(data[: len(data) // 2])
+    kept = object_path(root, late[3][0])
+    kept.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    kept.write_bytes(late[3][1])
+    kept_inode = kept.stat().st_ino
+
+    writer = _store(root, objects)
+
+    assert writer.helpers_started == 1
+    assert writer.repaired == 3
+    assert writer.written == len(objects) - 1  # the complete one is kept, not counted
+    assert kept.stat().st_ino == kept_inode
+    assert all(object_path(root, sha).read_bytes() == data for sha, data in objects)
+    assert [p.name for p in root.rglob(".*")] == []  # no temporary file left
+
+
+def test_an_error_in_the_helper_is_the_workers_oserror(tmp_path: Path) -> None:
+    """An object the helper cannot create (its ``ab/cd`` folder is a file) fails ``finish``
+    with that errno, and the helper is gone."""
+    root = tmp_path / "objects"
+    objects = _objects(ObjectWriter.BATCH * (ObjectWriter.PROCESS_AFTER + 2), "err")
+    leaf = object_path(root, objects[-1][0]).parent
+    leaf.parent.mkdir(parents=True, mode=0o700)
+    leaf.write_bytes(b"")
+    writer = ObjectWriter(root)
+    try:
+        for sha, data in objects:
+            writer.write(sha, data)
+        with pytest.raises(OSError) as caught:
+            writer.finish(sync=False)
+        assert caught.value.errno in (errno.ENOTDIR, errno.EEXIST)
+        assert writer.helpers_started == 1
+    finally:
+        writer.close()
+    assert writer._helper is None  # waited for, not left running
+    assert not list(root.rglob(f".*{os.getpid()}"))
+
+
+HOLDER = """
+import hashlib, os, sys, time
+from pathlib import Path
+from engine.index.objects import ObjectWriter
+w = ObjectWriter(Path(sys.argv[1]))
+for i in range(ObjectWriter.BATCH * (ObjectWriter.PROCESS_AFTER + 1)):
+    d = b'{"n":%d}\\n' % i
+    w.write(hashlib.sha256(d).hexdigest(), d)
+w.write("0" * 64, b"x")  # the next batch starts; the helper is running
+print(w._helper.proc.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux")
+def test_the_helper_dies_with_its_worker(tmp_path: Path) -> None:
+    root = tmp_path / "objects"
+    root.mkdir(mode=0o700)
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(root)], cwd=REPO, env=clean_env(),
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        helper = int(proc.stdout.readline())
+        assert not _gone(helper)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        wait_for(lambda: _gone(helper), timeout=10, what="the helper to die with its worker")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_closing_without_finish_stops_the_helper(tmp_path: Path) -> None:
+    """An error or a cancel in the worker abandons the writes: the helper is killed and reaped."""
+    root = tmp_path / "objects"
+    root.mkdir(mode=0o700)
+    writer = ObjectWriter(root)
+    for sha, data in _objects(ObjectWriter.BATCH * (ObjectWriter.PROCESS_AFTER + 1) + 1, "close"):
+        writer.write(sha, data)
+    helper = writer._helper
+    assert helper is not None and helper.proc is not None
+    pid = helper.proc.pid
+    writer.close()
+    assert _gone(pid)

@@ -132,6 +132,28 @@ def log_events(ws: Path) -> list[dict[str, Any]]:
     return out
 
 
+def object_batch(n: int, salt: str, pad: int = 0) -> list[tuple[str, bytes]]:
+    """``n`` distinct small JSON documents with their sha256 (objects for an ObjectWriter);
+    ``pad`` > 0 gives them lengths that vary up to ``pad`` bytes."""
+    out = []
+    for i in range(n):
+        extra = f',"pad":"{"x" * (i % pad)}"' if pad else ""
+        data = f'{{"kind":"email","n":{i},"salt":"{salt}"{extra}}}\n'.encode()
+        out.append((hashlib.sha256(data).hexdigest(), data))
+    return out
+
+
+def store_objects(writer: Any, objects: list[tuple[str, bytes]]) -> Any:
+    """Hand ``objects`` to an ``ObjectWriter``, wait for them (no flush) and close it; the writer."""
+    try:
+        for sha, data in objects:
+            writer.write(sha, data)
+        writer.finish(sync=False)
+    finally:
+        writer.close()
+    return writer
+
+
 def wait_for(cond: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
     """Poll ``cond`` until it returns something truthy, or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -23,26 +23,16 @@ import pytest
 
 from engine.index.objects import ObjectWriter
 from engine.index.store import object_path
-from tests.helpers import REPO, clean_env, wait_for
+from tests.helpers import REPO, clean_env, object_batch, store_objects, wait_for
 
 
 def _objects(n: int, salt: str) -> list[tuple[str, bytes]]:
-    out = []
-    for i in range(n):
-        data = f'{{"kind":"email","n":{i},"salt":"{salt}","pad":"{"x" * (i % 300)}"}}\n'.encode()
-        out.append((hashlib.sha256(data).hexdigest(), data))
-    return out
+    return object_batch(n, salt, pad=300)
 
 
 def _store(root: Path, objects: list[tuple[str, bytes]], **kwargs: object) -> ObjectWriter:
     root.mkdir(mode=0o700, exist_ok=True)
-    writer = ObjectWriter(root, **kwargs)  # type: ignore[arg-type]
-    try:
-        for sha, data in objects:
-            writer.write(sha, data)
-        writer.finish(sync=False)
-    finally:
-        writer.close()
+    writer: ObjectWriter = store_objects(ObjectWriter(root, **kwargs), objects)  # type: ignore[arg-type]
     return writer
 
 

@@ -7,7 +7,6 @@ Real files in a real folder; a real interpreter for the worker's environment.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import subprocess
@@ -18,15 +17,8 @@ import pytest
 
 from engine.index.objects import ObjectWriter
 from engine.index.store import object_path
-from tests.helpers import REPO, clean_env
-
-
-def _objects(n: int, salt: str) -> list[tuple[str, bytes]]:
-    out = []
-    for i in range(n):
-        data = f'{{"kind":"email","n":{i},"salt":"{salt}"}}\n'.encode()
-        out.append((hashlib.sha256(data).hexdigest(), data))
-    return out
+from tests.helpers import REPO, clean_env, store_objects
+from tests.helpers import object_batch as _objects
 
 
 def _write(root: Path, objects: list[tuple[str, bytes]], monkeypatch: pytest.MonkeyPatch) -> int:
@@ -40,13 +32,9 @@ def _write(root: Path, objects: list[tuple[str, bytes]], monkeypatch: pytest.Mon
         real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "mkdir", counting)
-    writer = ObjectWriter(root, threads=0)
     try:
-        for sha, data in objects:
-            writer.write(sha, data)
-        writer.finish(sync=False)
+        writer = store_objects(ObjectWriter(root, threads=0), objects)
     finally:
-        writer.close()
         monkeypatch.setattr(os, "mkdir", real)
     assert writer.written == len(objects)
     return calls

@@ -168,8 +168,7 @@ class ObjectWriter:
     def close(self) -> None:
         """Stop the threads and the helper (after :meth:`finish`, or to abandon the writes on an error)."""
         if self._helper is not None:
-            self._helper.kill()
-            self._helper = None
+            self._helper.terminate()  # a send blocked on the pipe returns now
         if self._syncing is not None:
             self._syncing.join()
             self._syncing = None
@@ -177,6 +176,9 @@ class ObjectWriter:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
         self._sender = self._pool = None
+        if self._helper is not None:  # no thread sends any more: its pipes can close
+            self._helper.kill()
+            self._helper = None
         if self._root is not None:
             os.close(self._root)
             self._root = None

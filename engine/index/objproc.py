@@ -86,6 +86,8 @@ class Helper:
 
         A helper that stopped on an error closes its end: its errno is raised here.
         """
+        if self.proc is None:  # its result was taken after an error: the pipe is closed
+            raise OSError(errno.EPIPE, "the object writer's helper process has stopped")
         try:
             write_all(self._fd, encode(batch))
         except BrokenPipeError:
@@ -113,8 +115,18 @@ class Helper:
             raise OSError(err, os.strerror(err))
         return written, size, repaired
 
+    def terminate(self) -> None:
+        """SIGKILL the helper (safe from any thread): a :meth:`send` blocked on the pipe then
+        fails at once. The pipes stay open until :meth:`kill`, so no descriptor a sending
+        thread still holds can be reused meanwhile."""
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+
     def kill(self) -> None:
-        """Stop the helper now (an error or a cancel in the worker); its files stay unnamed."""
+        """Stop the helper now (an error or a cancel in the worker); its files stay unnamed.
+
+        Only once no thread sends any more (the sender's pool is shut down first)."""
         proc, self.proc = self.proc, None
         if proc is not None:
             proc.kill()

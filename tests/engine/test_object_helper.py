@@ -160,10 +160,11 @@ def test_closing_without_finish_stops_the_helper(tmp_path: Path) -> None:
     root = tmp_path / "objects"
     root.mkdir(mode=0o700)
     writer = ObjectWriter(root)
-    for sha, data in _objects(ObjectWriter.BATCH * (ObjectWriter.PROCESS_AFTER + 1) + 1, "close"):
-        writer.write(sha, data)
+    for sha, data in _objects(ObjectWriter.BATCH * (ObjectWriter.PROCESS_AFTER + ObjectWriter.PENDING), "close"):
+        writer.write(sha, data)  # batches still queued for the pipe when close comes
     helper = writer._helper
     assert helper is not None and helper.proc is not None
     pid = helper.proc.pid
     writer.close()
     assert _gone(pid)
+    assert writer._sender is None and writer._pool is None

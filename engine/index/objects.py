@@ -115,15 +115,24 @@ class ObjectWriter:
         while len(self._futures) >= self.PENDING:
             self._account(self._futures.popleft().result())
         self._submitted += 1
-        if self.process and self._submitted > self.PROCESS_AFTER:
-            if self._helper is None:
-                self._helper = Helper(self.objects)
-                self.helpers_started += 1
-                self._sender = self._sender or ThreadPoolExecutor(1, thread_name_prefix="objects-send")
+        if self.process and self._submitted > self.PROCESS_AFTER and self._helper is None:
+            self._start_helper()
+        if self._helper is not None:
             assert self._sender is not None
             self._futures.append(self._sender.submit(self._send, self._helper, batch))
         else:
             self._futures.append(self._pool.submit(self._write_batch, root, batch))
+
+    def _start_helper(self) -> None:
+        """Start the helper process; when the system refuses one (no processes or memory
+        left), the threads go on writing every batch, as they did before the helper."""
+        try:
+            self._helper = Helper(self.objects)
+        except OSError:
+            self.process = False
+            return
+        self.helpers_started += 1
+        self._sender = self._sender or ThreadPoolExecutor(1, thread_name_prefix="objects-send")
 
     def _write_batch(self, root: int, batch: Batch) -> tuple[int, int, int, int]:
         return (*write_batch(root, batch, self._suffix), len(batch))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.index import objproc
 from engine.index.objects import ObjectWriter
 from engine.index.store import object_path
 from tests.helpers import REPO, clean_env, object_batch, store_objects, wait_for
@@ -117,6 +118,7 @@ def test_an_error_in_the_helper_is_the_workers_oserror(tmp_path: Path) -> None:
 HOLDER = """
 import hashlib, os, sys, time
 from pathlib import Path
+from engine.index import objproc
 from engine.index.objects import ObjectWriter
 w = ObjectWriter(Path(sys.argv[1]))
 for i in range(ObjectWriter.BATCH * (ObjectWriter.PROCESS_AFTER + 1)):
@@ -168,3 +170,17 @@ def test_closing_without_finish_stops_the_helper(tmp_path: Path) -> None:
     writer.close()
     assert _gone(pid)
     assert writer._sender is None and writer._pool is None
+
+
+def test_the_threads_write_everything_when_no_helper_can_start(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A system out of processes refuses the helper: the load goes on with its threads."""
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(objproc.subprocess, "Popen", refuse)
+    objects = _objects(ObjectWriter.BATCH * (ObjectWriter.PROCESS_AFTER + 3), "refused")
+    writer = _store(tmp_path / "objects", objects)
+    assert writer.helpers_started == 0
+    assert writer.written == len(objects)
+    assert all(object_path(tmp_path / "objects", sha).read_bytes() == data for sha, data in objects)

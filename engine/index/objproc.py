@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine.index.objfiles import Batch, write_all, write_batch
+from engine.store.fsutil import secure_umask
 
 FRAME = struct.Struct("<II")
 ITEM = struct.Struct("<64sI")
@@ -160,6 +161,7 @@ def _die_with_parent(parent: int) -> None:
 def main(argv: list[str]) -> int:
     """Read frames from stdin until it ends, store their objects, answer once on stdout."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the worker's to handle
+    secure_umask()  # as the worker's: files 0600, folders 0700 whatever the caller's umask
     _die_with_parent(int(argv[1]))
     root = os.open(argv[0], os.O_RDONLY | os.O_DIRECTORY)
     suffix = f".tmp-{os.getpid()}"

@@ -29,7 +29,7 @@ class ObjectWriter:
     Creating files is the slowest part of a first load (an inode per document, and a folder
     per new ``ab/cd``). The first ``PROCESS_AFTER`` batches go to a few threads (the kernel
     work releases the GIL); from then on a load is big enough to pay for a helper process
-    (about 40 ms to start), which gets every later batch through a pipe and creates the files
+    (about 50 ms to start), which gets every later batch through a pipe and creates the files
     on the other core without waiting for the worker's GIL (:mod:`engine.index.objproc`).
     Each object is created with ``O_CREAT | O_EXCL`` under its final name (no temporary
     file, no rename), relative to an open descriptor of the objects folder. That is safe

@@ -59,10 +59,6 @@ class PackWriter:
         self.repaired = 0
         self.flush_s = 0.0
 
-    def exists(self, sha256: str) -> bool:
-        """Whether this load appended the object (a bench load starts from an empty store)."""
-        return sha256 in self._seen
-
     def write(self, sha256: str, data: bytes) -> None:
         """Append ``data`` unless this load appended it already."""
         if sha256 in self._seen:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.index.objfiles import Batch, write_batch
 from engine.index.objproc import Helper
-from engine.index.store import object_path, sync_filesystem
+from engine.index.store import sync_filesystem
 
 
 class ObjectWriter:
@@ -83,10 +83,6 @@ class ObjectWriter:
         if self._root is None:
             self._root = os.open(self.objects, os.O_RDONLY | os.O_DIRECTORY)
         return self._root
-
-    def exists(self, sha256: str) -> bool:
-        """Whether the object is already stored."""
-        return object_path(Path(self.objects), sha256).exists()
 
     def write(self, sha256: str, data: bytes) -> None:
         """Store ``data`` under ``sha256`` unless it is there already (possibly in a thread).

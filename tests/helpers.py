@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -163,6 +164,40 @@ def wait_for(cond: Callable[[], Any], timeout: float = 30, what: str = "conditio
             return got
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def _threads_of(pid: int) -> list[str]:
+    """Each thread of ``pid`` and of its children: name, state (D = in the kernel, waiting
+    for the disk; S = asleep on a lock or a pipe) and the kernel function it waits in."""
+    out: list[str] = []
+    for task in sorted(Path(f"/proc/{pid}/task").glob("*")):
+        try:
+            stat = (task / "stat").read_text()
+            wchan = (task / "wchan").read_text()
+            out.append(f"{pid}/{task.name} {stat[stat.index('(') : stat.rindex(')') + 3]} wchan={wchan}")
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            out.extend(_threads_of(int(child)))
+    return out
+
+
+def exit_code(proc: subprocess.Popen[bytes], stderr: Path, timeout: float) -> int:
+    """``proc``'s exit code, or fail after ``timeout`` with what each of its threads (and
+    its children's) waits on and, when it registered ``faulthandler`` on SIGUSR1, its
+    Python stacks: a hang is then diagnosed from the failure alone."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        threads = _threads_of(proc.pid)
+        proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None and "Thread 0x" not in stderr.read_text(
+                errors="replace"):
+            time.sleep(0.05)
+        raise AssertionError(f"still running after {timeout:.0f} s; threads:\n" + "\n".join(threads)
+                             + "\nstderr:\n" + stderr.read_text(errors="replace")[-20_000:]) from None
 
 
 # --- a tiny Singer tap of our own (kind: singer), for tests that need a real tap fast ---

@@ -165,18 +165,25 @@ class ObjectWriter:
             self._account((written, size, repaired, 0))
         if sync:
             started = time.monotonic()
-            if self._syncing is not None:
-                self._syncing.join()
+            self._stop_sync()
             sync_filesystem(self.objects)
             self.flush_s += time.monotonic() - started
+
+    def _stop_sync(self) -> None:
+        """Wait for a background flush (one whose start a cancel interrupted may not have
+        begun: there is then nothing to wait for)."""
+        syncing, self._syncing = self._syncing, None
+        if syncing is not None:
+            try:
+                syncing.join()
+            except RuntimeError:  # "cannot join thread before it is started"
+                pass
 
     def close(self) -> None:
         """Stop the threads and the helper (after :meth:`finish`, or to abandon the writes on an error)."""
         if self._helper is not None:
             self._helper.terminate()  # a send blocked on the pipe returns now
-        if self._syncing is not None:
-            self._syncing.join()
-            self._syncing = None
+        self._stop_sync()
         for pool in (self._sender, self._pool):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)

@@ -178,7 +178,10 @@ def main(argv: list[str]) -> int:
                 totals[i] += n
     except OSError as exc:
         err = exc.errno or errno.EIO
-    os.write(1, RESULT.pack(err, *totals))
+    try:
+        os.write(1, RESULT.pack(err, *totals))
+    except BrokenPipeError:  # the worker stopped listening (its cancel): nothing to tell
+        return 1
     return 1 if err else 0
 
 

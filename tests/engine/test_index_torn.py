@@ -23,7 +23,7 @@ import pytest
 from engine.index import load
 from engine.index.store import object_path
 from engine.store.workspace import Workspace
-from tests.helpers import REPO, clean_env, wait_for
+from tests.helpers import REPO, clean_env, exit_code, wait_for
 
 SOURCE, ACCOUNT = "notes", "pad"
 
@@ -174,7 +174,8 @@ def test_a_load_killed_while_writing_objects(tmp_path: Path) -> None:
 
 
 CANCELLABLE = """
-import signal, sys
+import faulthandler, signal, sys
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks for a failure message
 from pathlib import Path
 from engine.index.load import AccountLoader
 from engine.store.workspace import Workspace
@@ -202,13 +203,15 @@ def test_a_cancelled_reload_rolls_back_with_its_insert_thread_and_scratch(tmp_pa
     _load(ws)
     new_lines = _write(ws, 30_000, 2)
     old_objects = set(_objects(ws))
-    proc = subprocess.Popen([sys.executable, "-c", CANCELLABLE, str(ws)], cwd=REPO, env=clean_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = tmp_path / "stderr"
+    with stderr.open("wb") as err:  # a file, not a pipe no one reads while the child runs
+        proc = subprocess.Popen([sys.executable, "-c", CANCELLABLE, str(ws)], cwd=REPO, env=clean_env(),
+                                stdout=subprocess.DEVNULL, stderr=err)
     try:
         wait_for(lambda: proc.poll() is not None or len(_objects(ws)) >= len(old_objects) + 1000,
                  timeout=120, what="the loader to write a thousand objects")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 42, proc.stderr.read() if proc.stderr else ""
+        assert exit_code(proc, stderr, timeout=120) == 42, stderr.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()

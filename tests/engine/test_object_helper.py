@@ -24,7 +24,7 @@ import pytest
 from engine.index import objproc
 from engine.index.objects import ObjectWriter
 from engine.index.store import object_path
-from tests.helpers import REPO, clean_env, object_batch, store_objects, wait_for
+from tests.helpers import REPO, clean_env, exit_code, object_batch, store_objects, wait_for
 
 
 def _objects(n: int, salt: str) -> list[tuple[str, bytes]]:
@@ -184,3 +184,85 @@ def test_the_threads_write_everything_when_no_helper_can_start(tmp_path: Path,
     assert writer.helpers_started == 0
     assert writer.written == len(objects)
     assert all(object_path(tmp_path / "objects", sha).read_bytes() == data for sha, data in objects)
+
+
+CANCEL_AT = """
+import faulthandler, hashlib, os, signal, subprocess, sys
+from pathlib import Path
+from engine.index import objproc
+from engine.index.objects import ObjectWriter
+faulthandler.register(signal.SIGUSR1, all_threads=True)
+WHERE = sys.argv[2]
+
+class Cancelled(Exception):
+    pass
+
+def on_term(signum, frame):
+    raise Cancelled()
+
+def cancel_at(where):
+    if WHERE == where:
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler raises at the next bytecode
+
+execute, init, send = subprocess.Popen._execute_child, subprocess.Popen.__init__, objproc.Helper.send
+def patched_execute(self, *args, **kwargs):
+    cancel_at("fork")
+    execute(self, *args, **kwargs)
+    cancel_at("exec")
+def patched_init(self, *args, **kwargs):
+    init(self, *args, **kwargs)
+    cancel_at("started")
+def patched_send(self, batch):
+    cancel_at("send")
+    return send(self, batch)
+subprocess.Popen._execute_child, subprocess.Popen.__init__ = patched_execute, patched_init
+objproc.Helper.send = patched_send
+signal.signal(signal.SIGTERM, on_term)
+writer = ObjectWriter(Path(sys.argv[1]))
+try:
+    try:
+        for i in range(ObjectWriter.BATCH * (ObjectWriter.PROCESS_AFTER + 4)):
+            data = b'{"n":%d}\\n' % i
+            writer.write(hashlib.sha256(data).hexdigest(), data)
+        writer.finish()
+    finally:
+        writer.close()
+except Cancelled:
+    sys.exit(42)
+"""
+
+
+def _helpers_of(root: Path) -> list[int]:
+    """Running helper processes started for ``root`` (whoever their parent is now)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"engine.index.objproc" in argv and str(root).encode() in argv and not _gone(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux")
+@pytest.mark.parametrize("where", ["fork", "exec", "started", "send"])
+def test_a_cancel_while_the_helper_starts_or_is_fed_ends_the_worker_and_the_helper(
+        tmp_path: Path, where: str) -> None:
+    """The index task's cancel (SIGTERM raised as an exception) landing inside the helper's
+    start (before the fork, between fork and exec, just after) or while a batch is handed to
+    it: the worker exits at once, and no helper is left running."""
+    root = tmp_path / "objects"
+    root.mkdir(mode=0o700)
+    stderr = tmp_path / "stderr"
+    with stderr.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-c", CANCEL_AT, str(root), where], cwd=REPO, env=clean_env(),
+                                stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        assert exit_code(proc, stderr, timeout=60) == 42, stderr.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    wait_for(lambda: not _helpers_of(root), timeout=20, what="no helper left running")
+    assert "Traceback" not in stderr.read_text(), stderr.read_text()

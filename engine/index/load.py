@@ -39,6 +39,7 @@ from typing import Any
 
 import orjson
 
+from engine import cancel
 from engine.canon.publish import AccountFiles, NotAFile, open_current
 from engine.index import diff, swap
 from engine.index.fields import FIELDS_VERSION
@@ -301,6 +302,7 @@ class AccountLoader(PassReader):
             self._account_row(conn, file_sha, inputs_sha, state.vault_run)
             if check.join():
                 raise LoadFailed("OBJECT_MISSING")
+            cancel.check()
             conn.execute("COMMIT")
             self._lap("transaction", clock)
         except BaseException as exc:
@@ -368,6 +370,7 @@ class AccountLoader(PassReader):
             self.objects.finish(sync=state.new > 0 or self.objects.verify)  # repairs durable too
             clock = self._lap("objects", clock)
             self.result.seconds["flush"] = self.objects.flush_s
+            cancel.check()  # a cancel during the swap or the flush still rolls back
             conn.execute("COMMIT")
             self._lap("transaction", clock)
         except BaseException as exc:

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from engine import cancel
 from engine.index import diff, swap
 from engine.index.fields import derive
 from engine.index.objects import ObjectWriter
@@ -88,6 +89,7 @@ class PassReader:
                 self._batch(batch, sink, state)
                 batch = []
                 self.progress(state.lines, total)
+                cancel.check()  # the engine's cancel, between two batches (engine/cancel.py)
         if batch:
             self._batch(batch, sink, state)
         self.progress(state.lines, total)

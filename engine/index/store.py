@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from engine import cancel
 from engine.store.fsutil import FILE_MODE, ensure_dir
 from engine.store.workspace import Workspace
 
@@ -184,8 +185,8 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
 def with_write_wait(action: Callable[[], T], wait_s: float = WRITE_WAIT_S) -> T:
     """Run ``action`` again while another writer holds the lock, up to ``wait_s`` seconds.
 
-    SQLite waits inside C where Python signal handlers cannot run; short tries in a Python
-    loop keep a waiting worker cancellable.
+    SQLite waits inside C where nothing else runs; short tries in a Python loop keep a
+    waiting worker cancellable (:func:`engine.cancel.check` between two tries).
     """
     deadline = time.monotonic() + wait_s
     while True:
@@ -194,6 +195,7 @@ def with_write_wait(action: Callable[[], T], wait_s: float = WRITE_WAIT_S) -> T:
         except sqlite3.OperationalError as exc:
             if not _busy(exc) or time.monotonic() >= deadline:
                 raise
+            cancel.check()
             time.sleep(0.01)
 
 

@@ -8,12 +8,11 @@ events carry counts, byte sizes and stable error codes; never record content.
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
+from engine import cancel
 from engine.canon.publish import AccountFiles, read_meta, recover
 from engine.canon.registry import Registry
 from engine.events import (
@@ -32,10 +31,6 @@ from engine.store.workspace import Workspace
 
 Emit = Callable[[EventBase], None]
 PROGRESS_EVERY_S = 0.25
-
-
-class _Cancelled(Exception):
-    """SIGTERM from the engine: stop, roll back, report cancelled."""
 
 
 def transforms_by_kind(spec: TaskSpec) -> dict[str, str]:
@@ -67,6 +62,29 @@ def transforms_by_kind(spec: TaskSpec) -> dict[str, str]:
     return out
 
 
+def _load(spec: TaskSpec, progress: Callable[[int, int | None], None]
+          ) -> tuple[str, str | None, int | None, AccountLoader]:
+    """The account's load: (status, error code, line, the loader with its result)."""
+    ex = spec.extractor
+    try:  # finish a canonical publish a killed canonize worker left half-done
+        recover(AccountFiles(Workspace(spec.workspace).canonical / ex.source, ex.account))
+    except OSError:
+        pass  # the loader reports what it finds (CHECKSUM_MISMATCH, NO_CANONICAL)
+    loader = AccountLoader(Workspace(spec.workspace), ex.source, ex.account, force=spec.force,
+                           transforms=transforms_by_kind(spec), progress=progress,
+                           vectors=spec.index.vectors)
+    try:
+        return loader.run().status, None, None, loader
+    except LoadFailed as exc:
+        return "failed", exc.code, exc.line, loader
+    except StoreError as exc:
+        return "failed", exc.code, None, loader
+    except cancel.Cancelled:
+        return "cancelled", ErrorCode.CANCELLED.value, None, loader
+    except OSError as exc:
+        return "failed", write_error_code(exc).value, None, loader
+
+
 def run_index(spec: TaskSpec, emit: Emit) -> int:
     """Run the index task; emit events; return the worker's exit code."""
     started = time.monotonic()
@@ -80,31 +98,8 @@ def run_index(spec: TaskSpec, emit: Emit) -> int:
             emit(TaskProgress(task_id=spec.task_id, stage="index", extractor=ex.name,
                               records=done, total=total))
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise _Cancelled()
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:  # finish a canonical publish a killed canonize worker left half-done
-        recover(AccountFiles(Workspace(spec.workspace).canonical / ex.source, ex.account))
-    except OSError:
-        pass  # the loader reports what it finds (CHECKSUM_MISMATCH, NO_CANONICAL)
-    loader = AccountLoader(Workspace(spec.workspace), ex.source, ex.account, force=spec.force,
-                           transforms=transforms_by_kind(spec), progress=progress,
-                           vectors=spec.index.vectors)
-    status, code, line = "success", None, None
-    try:
-        result = loader.run()
-        status = result.status
-    except LoadFailed as exc:
-        status, code, line = "failed", exc.code, exc.line
-    except StoreError as exc:
-        status, code = "failed", exc.code
-    except _Cancelled:
-        status, code = "cancelled", ErrorCode.CANCELLED.value
-    except OSError as exc:
-        status, code = "failed", write_error_code(exc).value
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with cancel.on_sigterm():  # SIGTERM: the loader stops after its batch and rolls back
+        status, code, line, loader = _load(spec, progress)
     result = loader.result
     if result.vectors_unavailable:
         emit(TaskWarning(task_id=spec.task_id, stage="index", extractor=ex.name,

@@ -21,16 +21,15 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import signal
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 import orjson
 
+from engine import cancel
 from engine.clients import charts, reading, shards, stream, tables
 from engine.clients.model import Projection
 from engine.clients.overrides import Overrides, OverridesError, load_overrides
@@ -63,10 +62,6 @@ PROGRESS_EVERY_S = 0.25
 CODE_FILES = sorted(Path(__file__).resolve().parents[1].joinpath("clients").glob("*.py")) + sorted(
     Path(__file__).resolve().parents[1].joinpath("measures").glob("*.py")) + [
     Path(__file__).resolve()]
-
-
-class _Cancelled(Exception):
-    """SIGTERM from the engine: stop, roll back, report cancelled."""
 
 
 class ProjectFailed(Exception):
@@ -151,7 +146,8 @@ class Project:
         the benchmarks (``bench.project_check``), never printed by the worker."""
 
     def progress(self, done: int, total: int | None) -> None:
-        """Progress of the phase running now."""
+        """Progress of the phase running now; where the engine's cancel stops the job."""
+        cancel.check()
         self.on_progress(done, total, self.phase)
 
     def _indexing(self, done: int, total: int | None) -> None:
@@ -302,17 +298,14 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
             emit(TaskProgress(task_id=spec.task_id, stage="project", extractor=ex.name,
                               records=done, total=total, phase=phase))
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise _Cancelled()
-
-    previous = signal.signal(signal.SIGTERM, on_term)
     tune_gc()
     job = Project(Workspace(spec.workspace), spec.clients or ClientsConfig(), force=spec.force,
                   vectors=spec.index.vectors,
                   progress=progress)
     status, code, detail = "success", None, None
     try:
-        status = job.run()
+        with cancel.on_sigterm():  # SIGTERM: the job stops at its next progress or phase
+            status = job.run()
     except ProjectFailed as exc:
         status, code, detail = "failed", exc.code, exc.detail_path
     except measures_step.MeasuresFailed as exc:
@@ -323,14 +316,12 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
                                  f"sha256, so the documents cannot be trusted. {REPAIR_HINT}.")
     except StoreError as exc:
         status, code = "failed", exc.code
-    except _Cancelled:
+    except cancel.Cancelled:
         status, code = "cancelled", ErrorCode.CANCELLED.value
     except sqlite3.Error:
         status, code = "failed", ErrorCode.INDEX_DB_ERROR.value
     except OSError:
         status, code = "failed", ErrorCode.WRITE_FAILED.value
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     p = job.projection
     links = job.links  # every client_links row, measurements too (as a skipped run counts them)
     if p is not None:

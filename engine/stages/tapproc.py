@@ -83,8 +83,29 @@ class Supervisor:
         self._dogs: list[Watchdog] = []
         self._lock = threading.Lock()
         if handle_signals:
-            signal.signal(signal.SIGTERM, lambda *_: self.cancel())
-            signal.signal(signal.SIGINT, lambda *_: self.cancel())
+            self._listen()
+
+    def _listen(self) -> None:
+        """SIGTERM/SIGINT wake a thread that cancels. The handler itself only writes a byte:
+        it runs in the main thread between any two bytecodes, possibly while that thread
+        holds ``_lock`` or is starting a thread, so taking a lock there could wait forever
+        (engine/cancel.py says the same of the index and project workers)."""
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+
+        def on_signal(signum: int, frame: object) -> None:
+            try:
+                os.write(write, b"\0")
+            except BlockingIOError:
+                pass  # a cancel is on its way already
+
+        def wait_and_cancel() -> None:
+            os.read(read, 1)
+            self.cancel()
+
+        threading.Thread(target=wait_and_cancel, name="cancel", daemon=True).start()
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
 
     def spawn(self, argv: list[str], *, stdout: IO[bytes] | int | None, stderr: IO[bytes] | int | None,
               env: Mapping[str, str], cwd: Path | None = None,

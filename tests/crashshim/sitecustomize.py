@@ -3,8 +3,9 @@
 When ``LORCH_TEST_CRASH_STEP`` is set and this process is a stage worker
 (``python -m engine.run.worker``), every call of the file-system steps a writer commits through
 (``os.replace``, ``os.rename``, ``os.link``, ``os.unlink``, ``os.rmdir``, ``os.fsync``) is
-counted, and the process SIGKILLs itself just before step N. With N = 0 it only counts and
-writes the total to ``LORCH_TEST_CRASH_COUNT`` when it exits.
+counted, and the process SIGKILLs itself just before step N (with ``LORCH_TEST_CRASH_SIGNAL=TERM``
+it sends itself the engine's cancel, SIGTERM, instead, and goes on). With N = 0 it only
+counts and writes the total to ``LORCH_TEST_CRASH_COUNT`` when it exits.
 
 With ``LORCH_TEST_ENOSPC_FSYNC=N`` (test_disk_full's fallback where no tmpfs can be
 mounted), a stage worker's Nth and every later ``os.fsync`` fails with ``ENOSPC``, as on a
@@ -23,6 +24,7 @@ import sys
 _STEP = os.environ.get("LORCH_TEST_CRASH_STEP")
 if _STEP is not None and "engine.run.worker" in getattr(sys, "orig_argv", []):
     _at = int(_STEP)
+    _SIGNAL = signal.SIGTERM if os.environ.get("LORCH_TEST_CRASH_SIGNAL") == "TERM" else signal.SIGKILL
     _calls = [0]
     _count_file = os.environ.get("LORCH_TEST_CRASH_COUNT")
 
@@ -32,7 +34,7 @@ if _STEP is not None and "engine.run.worker" in getattr(sys, "orig_argv", []):
         def step(*args, **kwargs):  # type: ignore[no-untyped-def]
             _calls[0] += 1
             if _calls[0] == _at:
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), _SIGNAL)
             return real(*args, **kwargs)
 
         setattr(os, name, step)

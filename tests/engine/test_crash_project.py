@@ -69,6 +69,8 @@ class Project:
                        "B": orjson.dumps({"version": 1, "merge": [[ids[0], ids[1]]]})}
         self.kills = 0
         self.extra_env: dict[str, str] = {}
+        self.finished: list[dict[str, Any]] = []
+        """The ``task_finished`` events of the last :meth:`worker` run."""
 
     def use(self, which: str) -> None:
         self.overrides.write_bytes(self.states[which])
@@ -95,6 +97,7 @@ class Project:
                              timeout=120)
         if res.returncode == KILLED:
             self.kills += 1
+        self.finished = [e for e in map(orjson.loads, res.stdout.splitlines()) if e.get("type") == "task_finished"]
         return res.returncode, int(count.read_text()) if count.exists() else -1
 
     def kill_after(self, delay: float) -> int:
@@ -245,3 +248,36 @@ def test_project_with_two_chart_writers_killed_at_every_step(project: Project,
         print(f"\nproject, two chart writers: {outcomes[KILLED]} task kills, {outcomes[1]} writer kills")
     finally:
         project.extra_env = {}
+
+
+def test_project_cancelled_at_its_steps(project: Project, refs: dict[str, tuple[Charts, Any]]) -> None:
+    """The engine's cancel (SIGTERM, engine/cancel.py: the job stops at its next progress
+    report or phase) arriving at one step in three: the worker ends ``cancelled`` with
+    ``CANCELLED`` (or, when no check came after that step, ``success``), never hangs or
+    crashes; readers see the old or the new state, and the next run repairs everything."""
+    project.use("A")
+    assert project.worker()[0] == 0
+    project.use("B")
+    _, count = project.worker()
+    assert count > 0
+    project.extra_env = {"LORCH_TEST_CRASH_SIGNAL": "TERM"}
+    current, outcomes = "B", {"cancelled": 0, "success": 0}
+    try:
+        for n in sample(count)[::3]:
+            old, new = current, "A" if current == "B" else "B"
+            project.use(new)
+            rc, _ = project.worker(n)
+            at = f"cancel at step {n} of {count}"
+            assert len(project.finished) == 1, at
+            status, code = project.finished[0]["status"], project.finished[0]["error_code"]
+            assert (rc, status, code) in ((1, "cancelled", "CANCELLED"), (0, "success", None)), at
+            outcomes[status] += 1
+            check_readers(project, refs[old], refs[new], at)
+            project.extra_env = {}
+            check_repaired(project, refs[new], at)
+            project.extra_env = {"LORCH_TEST_CRASH_SIGNAL": "TERM"}
+            current = new
+    finally:
+        project.extra_env = {}
+    assert outcomes["cancelled"] > 0
+    print(f"\nproject: {outcomes['cancelled']} cancelled, {outcomes['success']} finished after the cancel")

@@ -175,27 +175,22 @@ def test_a_load_killed_while_writing_objects(tmp_path: Path) -> None:
 
 CANCELLABLE = """
 import faulthandler, signal, sys
-faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks for a failure message
 from pathlib import Path
+from engine import cancel
 from engine.index.load import AccountLoader
 from engine.store.workspace import Workspace
 
-class Cancelled(Exception):
-    pass
-
-def on_term(signum, frame):
-    raise Cancelled()
-
-signal.signal(signal.SIGTERM, on_term)
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks for a failure message
 try:
-    AccountLoader(Workspace(Path(sys.argv[1])), "notes", "pad", vectors=False).run()
-except Cancelled:
+    with cancel.on_sigterm():  # as the index worker does
+        AccountLoader(Workspace(Path(sys.argv[1])), "notes", "pad", vectors=False).run()
+except cancel.Cancelled:
     sys.exit(42)
 """
 
 
 def test_a_cancelled_reload_rolls_back_with_its_insert_thread_and_scratch(tmp_path: Path) -> None:
-    """SIGTERM (the engine's cancel, raised as an exception like the index stage does) in the
+    """SIGTERM (the engine's cancel, engine/cancel.py, as the index worker installs it) in the
     middle of a reload: the transaction rolls back while the insert thread is busy, the
     scratch file goes, readers keep the old set, and the next load commits the new one."""
     ws = tmp_path / "ws"

@@ -189,20 +189,15 @@ def test_the_threads_write_everything_when_no_helper_can_start(tmp_path: Path,
 CANCEL_AT = """
 import faulthandler, hashlib, os, signal, subprocess, sys
 from pathlib import Path
+from engine import cancel
 from engine.index import objproc
 from engine.index.objects import ObjectWriter
 faulthandler.register(signal.SIGUSR1, all_threads=True)
 WHERE = sys.argv[2]
 
-class Cancelled(Exception):
-    pass
-
-def on_term(signum, frame):
-    raise Cancelled()
-
 def cancel_at(where):
     if WHERE == where:
-        os.kill(os.getpid(), signal.SIGTERM)  # the handler raises at the next bytecode
+        os.kill(os.getpid(), signal.SIGTERM)
 
 execute, init, send = subprocess.Popen._execute_child, subprocess.Popen.__init__, objproc.Helper.send
 def patched_execute(self, *args, **kwargs):
@@ -217,18 +212,20 @@ def patched_send(self, batch):
     return send(self, batch)
 subprocess.Popen._execute_child, subprocess.Popen.__init__ = patched_execute, patched_init
 objproc.Helper.send = patched_send
-signal.signal(signal.SIGTERM, on_term)
 writer = ObjectWriter(Path(sys.argv[1]))
 try:
-    try:
-        for i in range(ObjectWriter.BATCH * (ObjectWriter.PROCESS_AFTER + 4)):
-            data = b'{"n":%d}\\n' % i
-            writer.write(hashlib.sha256(data).hexdigest(), data)
-        writer.finish()
-    finally:
-        writer.close()
-except Cancelled:
+    with cancel.on_sigterm():  # as the index worker does
+        try:
+            for i in range(ObjectWriter.BATCH * (ObjectWriter.PROCESS_AFTER + 4)):
+                data = b'{"n":%d}\\n' % i
+                writer.write(hashlib.sha256(data).hexdigest(), data)
+                cancel.check()  # the loader checks between its batches
+            writer.finish()
+        finally:
+            writer.close()
+except cancel.Cancelled:
     sys.exit(42)
+sys.exit(0)
 """
 
 
@@ -249,9 +246,9 @@ def _helpers_of(root: Path) -> list[int]:
 @pytest.mark.parametrize("where", ["fork", "exec", "started", "send"])
 def test_a_cancel_while_the_helper_starts_or_is_fed_ends_the_worker_and_the_helper(
         tmp_path: Path, where: str) -> None:
-    """The index task's cancel (SIGTERM raised as an exception) landing inside the helper's
-    start (before the fork, between fork and exec, just after) or while a batch is handed to
-    it: the worker exits at once, and no helper is left running."""
+    """The index task's cancel (SIGTERM, engine/cancel.py) arriving inside the helper's start
+    (before the fork, between fork and exec, just after) or while a batch is handed to it:
+    the worker stops at its next check, and no helper is left running."""
     root = tmp_path / "objects"
     root.mkdir(mode=0o700)
     stderr = tmp_path / "stderr"

@@ -3,19 +3,21 @@
 Why not raise from the signal handler: Python runs a handler between two bytecodes of the
 main thread, wherever it is, including the instant after a ``with`` statement's Python-level
 ``__enter__`` (``threading.Condition``, used by ``queue.Queue``, ``Future.result`` and
-``Thread.start``) took its lock and before the block's protection began. An exception raised
-there (or at the start of its ``__exit__``) leaves the lock held for good: the worker's own
-threads then wait for it forever, and so does the cancel that joins them (seen once in CI: a
-cancelled index load that never exited; tests/engine/test_cancel.py's probe, SIGTERM at
-varied instants while the main thread takes and releases a Condition, finds the lock held
-after about a third of such cancels). So the handler only records the request, and the worker raises :class:`Cancelled`
-itself at points where it holds no lock: between the batches of a load (the loader's
-progress), between the phases of a projection, and in the loops that wait for SQLite's write
-lock (:func:`engine.index.store.with_write_wait`). A cancel therefore waits at most one batch
-or one short step; the engine kills a worker that outlives its grace period anyway.
+``Thread.start``) took its lock, and the start of its ``__exit__`` before the release. An
+exception raised there leaves the lock held for good: the worker's own threads then wait for
+it forever, and so does the cancel that joins them. Seen once in CI (a cancelled index load
+that never exited); tests/engine/test_cancel.py's probe (SIGTERM at varied instants while the
+main thread takes and releases a Condition) finds the lock held after about a third of such
+cancels.
+
+So the handler only records the request, and the worker raises :class:`Cancelled` itself
+where it holds no lock: between the batches of a load and before its commit, at each
+progress report or phase of a projection, and in the loops that wait for SQLite's write
+lock (:func:`engine.index.store.with_write_wait`). A cancel waits at most one batch or one
+short step; the engine kills a worker that outlives its grace period anyway.
 
 Only the main thread installs the handler (:func:`on_sigterm`); :func:`check` may be called
-from any thread, but only code that can unwind cleanly from there should call it.
+from any thread, but only where the code can unwind cleanly.
 """
 
 from __future__ import annotations
@@ -31,11 +33,6 @@ _requested = threading.Event()
 
 class Cancelled(Exception):
     """Raised by :func:`check` once SIGTERM arrived (the engine's cancel of this task)."""
-
-
-def requested() -> bool:
-    """Whether SIGTERM arrived since :func:`on_sigterm` was entered."""
-    return _requested.is_set()
 
 
 def check() -> None:

@@ -170,8 +170,8 @@ class ObjectWriter:
             self.flush_s += time.monotonic() - started
 
     def _stop_sync(self) -> None:
-        """Wait for a background flush (one whose start a cancel interrupted may not have
-        begun: there is then nothing to wait for)."""
+        """Wait for a background flush (one whose ``start()`` failed, no threads left, never
+        ran: there is then nothing to wait for)."""
         syncing, self._syncing = self._syncing, None
         if syncing is not None:
             try:

@@ -216,11 +216,12 @@ writer = ObjectWriter(Path(sys.argv[1]))
 try:
     with cancel.on_sigterm():  # as the index worker does
         try:
-            for i in range(ObjectWriter.BATCH * (ObjectWriter.PROCESS_AFTER + 4)):
+            for i in range(ObjectWriter.BATCH * (ObjectWriter.PROCESS_AFTER + ObjectWriter.PENDING + 8)):
                 data = b'{"n":%d}\\n' % i
                 writer.write(hashlib.sha256(data).hexdigest(), data)
                 cancel.check()  # the loader checks between its batches
             writer.finish()
+            cancel.check()  # and before its commit (a send's signal may come after the last write)
         finally:
             writer.close()
 except cancel.Cancelled:

@@ -122,6 +122,23 @@ def latest_run(acct: Path) -> tuple[str, list[str]] | None:
     return str(ptr["run_id"]), [p["sha256"] for p in manifest["parts"]]
 
 
+def latest_content(acct: Path) -> tuple[str, list[str]] | None:
+    """(run_id, sha256 of each part's *uncompressed* lines) of the run LATEST names, or None.
+
+    What a run holds, whatever compressed it: the same messages compressed twice need not be
+    the same gzip bytes (ISA-L promises no particular encoding), so "the same output as an
+    uninterrupted run" is checked on the lines. Part boundaries count: a part is a list entry.
+    """
+    found = latest_run(acct)
+    if found is None:
+        return None
+    ptr = orjson.loads((acct / "LATEST.json").read_bytes())
+    run = acct / f"dt={ptr['dt']}" / f"run_id={ptr['run_id']}"
+    manifest = orjson.loads((run / "manifest.json").read_bytes())
+    return found[0], [hashlib.sha256(gzip.decompress((run / p["file"]).read_bytes())).hexdigest()
+                      for p in manifest["parts"]]
+
+
 @dataclass(frozen=True)
 class CanonVersion:
     """One consistent version of an account's canonical output."""

@@ -12,6 +12,11 @@ first checked against the meta's sha256; anything unexpected (no current output,
 input, a damaged file) means a full canonize instead. The new run's parts are verified against
 its manifest first, as when they are read (the caller: a damaged one fails the account with
 its code, and the output keeps naming the run it was built from). ``--force`` always transforms.
+
+Reuse leans on the compressor writing the same gzip bytes for the same lines. It does, run
+after run, on one machine, but ISA-L promises no particular encoding (another build or CPU
+may choose other matches); when the bytes differ, the records are simply transformed again.
+Nothing else compares compressed bytes across runs: the crash tests compare the lines.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ When ``LORCH_TEST_CRASH_STEP`` is set and this process is a stage worker
 (``os.replace``, ``os.rename``, ``os.link``, ``os.unlink``, ``os.rmdir``, ``os.fsync``) is
 counted, and the process SIGKILLs itself just before step N (with ``LORCH_TEST_CRASH_SIGNAL=TERM``
 it sends itself the engine's cancel, SIGTERM, instead, and goes on). With N = 0 it only
-counts and writes the total to ``LORCH_TEST_CRASH_COUNT`` when it exits.
+counts and writes the total to ``LORCH_TEST_CRASH_COUNT`` when it exits (atomically: every
+process that exits reports, the last one wins).
 
 With ``LORCH_TEST_ENOSPC_FSYNC=N`` (test_disk_full's fallback where no tmpfs can be
 mounted), a stage worker's Nth and every later ``os.fsync`` fails with ``ENOSPC``, as on a
@@ -27,6 +28,7 @@ if _STEP is not None and "engine.run.worker" in getattr(sys, "orig_argv", []):
     _SIGNAL = signal.SIGTERM if os.environ.get("LORCH_TEST_CRASH_SIGNAL") == "TERM" else signal.SIGKILL
     _calls = [0]
     _count_file = os.environ.get("LORCH_TEST_CRASH_COUNT")
+    _real_replace = os.replace  # the report's own rename is no step
 
     def _wrap(name: str) -> None:
         real = getattr(os, name)
@@ -44,8 +46,12 @@ if _STEP is not None and "engine.run.worker" in getattr(sys, "orig_argv", []):
 
     if _count_file:
         def _report() -> None:
-            with open(_count_file, "w") as fh:
+            # Whole or not at all: a forked helper (the project's second chart writer) reports
+            # too, and may still be exiting when the test reads the count after the task ended.
+            tmp = f"{_count_file}.{os.getpid()}"
+            with open(tmp, "w") as fh:
                 fh.write(str(_calls[0]))
+            _real_replace(tmp, _count_file)
 
         atexit.register(_report)
         _real_exit = os._exit

@@ -27,17 +27,73 @@ from engine.store.fsutil import fsync_dir
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 _FOLDER = re.compile(r"^.+ \([0-9a-f]{8,16}\)$")
 MAX_NAME = 80
+"""Characters of a person's name kept in a folder name (then the byte limit below applies)."""
+NAME_MAX_BYTES = 255
+"""The longest name of one file or folder most file systems take, in bytes (ext4, XFS, Btrfs,
+ZFS, APFS): a longer name fails with ENAMETOOLONG."""
+MAX_FOLDER_BYTES = NAME_MAX_BYTES - len(folders.ASIDE) - 8
+"""The longest chart folder name in UTF-8 bytes (240), id suffix included: room for the longest
+name :mod:`engine.clients.folders` derives from it (``.aside-<folder>``; its staging, trash and
+journal names do not contain the folder name) and a margin of 8 bytes."""
+_SUFFIX_BYTES = len(" (0123456789abcdef)")
+MAX_NAME_BYTES = MAX_FOLDER_BYTES - _SUFFIX_BYTES
+"""The longest name part in bytes whatever the id suffix (8 to 16 hex digits)."""
+_SKIN_TONES = range(0x1F3FB, 0x1F400)
+_FLAGS = range(0x1F1E6, 0x1F200)
 FILES = ("client.md", "timeline.md", "sessions.md", "billing.md")
 STAGE_BATCH = 500
 """Folders staged before one file-system flush and their swaps (bounds the extra disk use)."""
 
 
-def safe_name(text: str) -> str:
-    """A folder-name-safe form of a person's name (no separators or control characters)."""
+def safe_name(text: str, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """A folder-name-safe form of a person's name (no separators or control characters), at
+    most :data:`MAX_NAME` characters and ``max_bytes`` bytes of UTF-8.
+
+    The byte cut applies only to names past ``max_bytes`` (a name that fitted keeps exactly
+    the folder name it had) and falls between two characters as a reader sees them: never
+    inside a UTF-8 sequence, nor between a character and its combining marks, skin tone or
+    the other half of a flag."""
     text = unicodedata.normalize("NFC", text)
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)
+    text = "".join(_safe_char(c) for c in text)
     text = re.sub(r"\s+", " ", _UNSAFE.sub("-", text)).strip(" .")
-    return text[:MAX_NAME].rstrip(" .") or "Unnamed"
+    text = text[:MAX_NAME].rstrip(" .")
+    if len(text.encode()) > max_bytes:
+        text = _cut(text, max_bytes).rstrip(" .")
+    return text or "Unnamed"
+
+
+def _safe_char(c: str) -> str:
+    cat = unicodedata.category(c)
+    if cat in ("Cc", "Cf", "Zl", "Zp"):  # controls, format characters, line separators
+        return " "
+    return "-" if cat == "Cs" else c  # a lone surrogate has no UTF-8 form
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` within ``max_bytes`` bytes of UTF-8 that ends where a
+    whole character as read ends (a grapheme, in the cases that occur in names)."""
+    end = size = 0
+    for c in text:
+        size += len(c.encode())
+        if size > max_bytes:
+            break
+        end += 1
+    cut = end
+    while 0 < cut < len(text) and _extends(text[cut]):  # the first character left out
+        cut -= 1  # belongs to the one before it: leave that out too
+    if cut == 0:  # one giant cluster: keep its base and what fits of its marks
+        cut = end
+    if cut < len(text) and ord(text[cut]) in _FLAGS:
+        run = 0
+        while run < cut and ord(text[cut - 1 - run]) in _FLAGS:
+            run += 1
+        cut -= run % 2  # flags are pairs of regional indicators: never keep half of one
+    return text[:cut]
+
+
+def _extends(c: str) -> bool:
+    """True for a character that joins the one before it (combining mark, skin tone)."""
+    return unicodedata.category(c) in ("Mn", "Mc", "Me") or ord(c) in _SKIN_TONES
 
 
 def assign_folders(clients: dict[str, Client]) -> None:
@@ -48,7 +104,8 @@ def assign_folders(clients: dict[str, Client]) -> None:
         width += 2
     for cid in ids:
         c = clients[cid]
-        c.folder = f"{safe_name(c.card.sort_name)} ({cid[:width]})"
+        suffix = f" ({cid[:width]})"
+        c.folder = safe_name(c.card.sort_name, MAX_FOLDER_BYTES - len(suffix)) + suffix
 
 
 def is_chart_folder(name: str) -> bool:

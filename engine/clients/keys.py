@@ -32,8 +32,8 @@ def email_address(raw: object) -> str | None:
     if not isinstance(raw, str):
         return None
     text = raw.strip().strip("<>").strip()
-    if text.lower().startswith("mailto:"):
-        text = text[7:]
+    if text.lower().startswith("mailto:"):  # mailto:<a@b> as well as <mailto:a@b>
+        text = text[7:].strip().strip("<>").strip()
     text = text.casefold()
     return text if _EMAIL.match(text) else None
 
@@ -61,6 +61,28 @@ def is_own(address: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(address, p.casefold()) for p in patterns)
 
 
+def own_patterns(patterns: Iterable[str], gmail_domains: Iterable[str] = GMAIL_DOMAINS) -> tuple[str, ...]:
+    """The practice's address patterns, each also in its Gmail-folded form.
+
+    Google delivers ``dr.smith+intake@gmail.com`` to ``drsmith@gmail.com``: an own address
+    is matched on the folded form too (:func:`folded`), whichever way the pattern is written,
+    so a dotted or tagged spelling of the practice's mailbox never becomes a client key.
+    """
+    out: list[str] = []
+    for p in patterns:
+        out.append(p.casefold())
+        key = email_key(p, gmail_domains) if not any(c in p for c in "*?[") else None
+        if key is not None:
+            out.append(key_value(key))
+    return tuple(dict.fromkeys(out))
+
+
+def folded(address: str, gmail_domains: Iterable[str] = GMAIL_DOMAINS) -> str:
+    """A normalised address as its e-mail key spells it (Gmail dots and +tags dropped)."""
+    key = email_key(address, gmail_domains)
+    return key_value(key) if key is not None else address
+
+
 def phone_key(raw: object, region: str) -> str | None:
     """The phone key ``phone:+E164``; numbers without a country code use ``region``.
 
@@ -73,15 +95,15 @@ def phone_key(raw: object, region: str) -> str | None:
     except phonenumbers.NumberParseException:
         return None
     reason = phonenumbers.is_possible_number_with_reason(number)
-    if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
-        return None
+    if reason != phonenumbers.ValidationResult.IS_POSSIBLE or not phonenumbers.is_valid_number(number):
+        return None  # a fragment, or a number no one can have (000-000-0000, 123-456-7890)
     return "phone:" + phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def name_text(raw: object) -> str | None:
     """A name folded for comparison: ``Doe, Jane`` and ``jane  DOE`` both give ``jane doe``.
 
-    Accents and punctuation are dropped and case folded; a single comma swaps
+    Accents of Latin letters and punctuation are dropped and case folded; a single comma swaps
     ``Family, Given`` into ``Given Family``. Token order is otherwise kept.
     """
     if not isinstance(raw, str):
@@ -90,10 +112,26 @@ def name_text(raw: object) -> str | None:
     if text.count(",") == 1:
         family, given = (p.strip() for p in text.split(","))
         text = f"{given} {family}"
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    text = _SPACES.sub(" ", _NAME_DROP.sub(" ", text.casefold())).strip()
+    text = _SPACES.sub(" ", _NAME_DROP.sub(" ", _drop_latin_accents(text).casefold())).strip()
     return text or None
+
+
+def _drop_latin_accents(text: str) -> str:
+    """``José`` -> ``Jose``: combining marks go only after a Latin letter.
+
+    Elsewhere a mark makes another letter (Japanese ``ガ`` is not ``カ``, Russian ``й`` is not
+    ``и``), so it stays; the text is recomposed (NFC) after the compatibility decomposition.
+    """
+    out: list[str] = []
+    latin = False
+    for c in unicodedata.normalize("NFKD", text):
+        if unicodedata.combining(c):
+            if latin:
+                continue
+        else:
+            latin = c < "\u0250" or "\u1e00" <= c <= "\u1eff"
+        out.append(c)
+    return unicodedata.normalize("NFC", "".join(out))
 
 
 def birth_date(raw: object) -> str | None:

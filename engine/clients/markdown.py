@@ -9,6 +9,7 @@ in memory grows only with the number of kinds, accounts and contact records of t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 
@@ -23,15 +24,30 @@ STAMP = "\x00projected_at\x00"
 SECTIONS = {"sessions": "Sessions", "billing": "Billing"}
 """The section files (``<name>.md``) and their headings."""
 TIMELINE = ["date", "kind", "direction", "title", "source/account", "document"]
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+"""Control characters (C0 with line feed, carriage return and tab, DEL, C1 with NEL) and the
+Unicode line and paragraph separators: none of them may reach a Markdown line of a chart."""
+_YAML_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+"""Line breaks to YAML 1.1 that JSON leaves unescaped."""
+
+
+def inline(value: object) -> str:
+    """Source text for one line of Markdown (a heading, a list item): each run of control
+    characters or line separators becomes one space, so no record can break the line or start
+    one of its own. Printable text is kept as it is (format characters such as bidi controls
+    too)."""
+    text = str(value)
+    return text if text.isprintable() else _BREAKS.sub(" ", text)
 
 
 def _cell(value: object) -> str:
+    """A table cell: on one line (:func:`inline`), whitespace collapsed, ``|`` escaped."""
     if value is None:
         return "-"
     if type(value) is str and value.isprintable() and "  " not in value and value[:1] != " " != value[-1:]:
         text = value  # what split/join would give: printable text has no whitespace but " "
     else:
-        text = " ".join(str(value).split())
+        text = " ".join(inline(value).split())
     return (text.replace("|", "\\|") if "|" in text else text) or "-"
 
 
@@ -56,8 +72,13 @@ def _table_lines(header: list[str], body: Iterable[Sequence[object]]) -> Iterato
 
 
 def yaml_str(text: str) -> str:
-    """A YAML scalar for any string: JSON's double-quoted form is valid YAML."""
-    return orjson.dumps(text).decode()
+    """A YAML scalar for any string: JSON's double-quoted form is valid YAML (with the line
+    breaks JSON leaves as they are escaped too, so the scalar stays on its line)."""
+    out = orjson.dumps(text).decode()
+    if not out.isascii():
+        for raw, escaped in _YAML_BREAKS.items():
+            out = out.replace(raw, escaped)
+    return out
 
 
 def _yaml(front: dict[str, object]) -> str:
@@ -153,13 +174,13 @@ def render_files(c: Client, items: Iterable[tuple[Link, DocFacts]],
     for lk, f in items:
         acc.add(lk, f)
     timeline = Rendered(spill)
-    timeline.write(f"# Timeline: {c.card.sort_name}\n\n{acc.count} documents, newest first.\n\n")
+    timeline.write(f"# Timeline: {inline(c.card.sort_name)}\n\n{acc.count} documents, newest first.\n\n")
     _table_head(timeline, TIMELINE)
     timeline.append(acc.timeline)
     files = {"timeline.md": timeline.close()}
     for section, heading in SECTIONS.items():
         out = files[f"{section}.md"] = Rendered(spill)
-        out.write(f"# {heading}: {c.card.sort_name}\n")
+        out.write(f"# {heading}: {inline(c.card.sort_name)}\n")
         by_kind = acc.sections[section]
         if not by_kind:
             out.write("\nNothing linked yet.\n")
@@ -167,7 +188,7 @@ def render_files(c: Client, items: Iterable[tuple[Link, DocFacts]],
             rule = rule_for(kind)
             labels = list(rule.columns) if rule is not None else []
             (count,), rows = by_kind[kind]
-            out.write(f"\n## {kind} ({count})\n\n")
+            out.write(f"\n## {inline(kind)} ({count})\n\n")
             _table_head(out, ["date", *labels, "source/account", "id"])
             out.append(rows)
         if section == "billing":
@@ -194,14 +215,14 @@ def _client_md(c: Client, acc: _Pass) -> str:
     }
     head = _yaml({k: v for k, v in front.items() if v is not None})
     card = c.card
-    lines = [f"# {card.name or card.sort_name}", "",
+    lines = [f"# {inline(card.name or card.sort_name)}", "",
              f"- **Client id:** `{c.client_id}`",
-             f"- **Record:** {c.home.source}/{c.home.account} `{c.home.entity_id}`"]
+             f"- **Record:** {c.home.source}/{c.home.account} `{inline(c.home.entity_id)}`"]
     if card.birth_date:
-        lines.append(f"- **Born:** {card.birth_date}")
-    lines += [f"- **E-mail:** {e}" for e in card.emails]
-    lines += [f"- **Phone:** {p}" for p in card.phones]
-    lines += [f"- **Address:** {a}" for a in card.addresses]
+        lines.append(f"- **Born:** {inline(card.birth_date)}")
+    lines += [f"- **E-mail:** {inline(e)}" for e in card.emails]
+    lines += [f"- **Phone:** {inline(p)}" for p in card.phones]
+    lines += [f"- **Address:** {inline(a)}" for a in card.addresses]
     records = [row for _, row in sorted(acc.contacts, key=lambda it: it[0])]
     body = "\n".join(lines) + "\n\n## Contact records\n\n"
     body += _table(["source", "account", "id", "linked by", "via"], records)

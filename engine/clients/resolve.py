@@ -56,10 +56,10 @@ class Resolver:
         self.overrides = overrides or Overrides()
         self.docs: dict[DocRef, DocFacts] = {}
         self._gmail = tuple(d.casefold() for d in cfg.gmail_domains)
-        self._own = tuple(cfg.own_addresses)
+        self._own = K.own_patterns(cfg.own_addresses, self._gmail)
         self._ignored_phones = {k for raw in self.overrides.ignore
                                 if "@" not in raw and (k := K.phone_key(raw, cfg.phone_region))}
-        self._ignored_mail = tuple(p.casefold() for p in self.overrides.ignore if "@" in p)
+        self._ignored_mail = K.own_patterns((p for p in self.overrides.ignore if "@" in p), self._gmail)
         self._where = [(path, v if isinstance(v, list) else [v]) for path, v in cfg.where.items()]
         self._addresses: dict[str, tuple[str | None, bool, str | None]] = {}
         self._phones: dict[str, str | None] = {}
@@ -74,9 +74,10 @@ class Resolver:
             if len(self._addresses) >= MEMO_MAX:
                 self._addresses.clear()
             address = K.email_address(raw)
-            own = address is not None and K.is_own(address, self._own)
+            forms = (address, K.folded(address, self._gmail)) if address is not None else ()
+            own = any(K.is_own(a, self._own) for a in forms)
             key = None
-            if address is not None and not own and not K.is_own(address, self._ignored_mail):
+            if address is not None and not own and not any(K.is_own(a, self._ignored_mail) for a in forms):
                 key = K.email_key(address, self._gmail)
             got = self._addresses[raw] = (address, own, key)
         return got
@@ -388,9 +389,23 @@ class _State:
         if len(unique) > 1 or any(not (unique <= who) for _, who in matched):
             return Unlinked(facts.ref, "disagree", SEP.join(k for k, _ in matched))
         cid = next(iter(unique))
+        if self._identity_differs(facts, cid):
+            return Unlinked(facts.ref, "disagree", SEP.join(k for k, _ in matched))
         key = next(k for k, who in matched if who == {cid})
         direction: Direction | None = facts.direction
         return [Link(cid, facts.ref, _RULE_OF_KIND[K.key_kind(key)], direction, key)]
+
+
+    def _identity_differs(self, facts: DocFacts, cid: str) -> bool:
+        """True when the document names a person (name and birth date) and the client, who
+        has a name and birth date too, is someone else by them: a sibling or parent who
+        shares the client's phone or e-mail, or a contact the ``where`` conditions left out.
+        A shared phone or address is then no proof of who is meant, so nothing links."""
+        mine = [k for k in facts.keys if K.key_kind(k) == "name_dob"]
+        if not mine:
+            return False
+        theirs = {k for k in self.clients[cid].keys if K.key_kind(k) == "name_dob"}
+        return bool(theirs) and not theirs.intersection(mine)
 
 
 __all__ = ["Reason", "Resolver"]

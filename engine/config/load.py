@@ -38,12 +38,17 @@ class LoadedConfig:
 
 
 def find_config(explicit: str | os.PathLike[str] | None) -> tuple[Path, str]:
-    """The config path and how it was chosen: flag, env, local or demo."""
-    if explicit:
-        return Path(explicit).expanduser(), "--config"
-    env = os.environ.get("LORCH_CONFIG")
-    if env:
-        return Path(env).expanduser(), "$LORCH_CONFIG"
+    """The config path and how it was chosen: flag, env, local or demo.
+
+    An empty ``--config`` or ``$LORCH_CONFIG`` is an error, never a silent fall back to the
+    next place (at worst the bundled demo), as for ``--workspace``."""
+    for value, where in ((explicit, "--config"), (os.environ.get("LORCH_CONFIG"), "$LORCH_CONFIG")):
+        if value is None:
+            continue
+        if not os.fspath(value).strip():
+            raise ConfigError(f"{where} is empty: it must name the config file",
+                              hint=f"give a path (e.g. {where} config/pipeline.yaml), or leave it out")
+        return Path(value).expanduser(), where
     if LOCAL_CONFIG.is_file():
         return LOCAL_CONFIG, "./config/pipeline.yaml"
     return DEMO_CONFIG, "bundled demo"

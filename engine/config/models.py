@@ -362,6 +362,7 @@ def cross_check(cfg: PipelineConfig) -> list[tuple[Loc, str]]:
                 f"{'/'.join(key)}; give them different accounts",
             ))
         places.setdefault(key, ex.name)
+    problems += _canonical_clashes(cfg)
     for job, members in cfg.jobs.items():
         for j, member in enumerate(members):
             if member not in names:
@@ -376,6 +377,27 @@ def cross_check(cfg: PipelineConfig) -> list[tuple[Loc, str]]:
     job_name = cfg.stages.extract.job
     if job_name is not None and job_name not in cfg.jobs:
         problems.append((("stages", "extract", "job"), f"unknown job {job_name!r}"))
+    return problems
+
+
+def _canonical_clashes(cfg: PipelineConfig) -> list[tuple[Loc, str]]:
+    """Accounts whose canonical files would be one another's: ``canonical/{source}/`` has no
+    domain (one account in two domains), and ``x.rejects`` would write ``x``'s rejects file."""
+    problems: list[tuple[Loc, str]] = []
+    first: dict[tuple[str, str], Extractor] = {}
+    for ex in cfg.extractors:
+        first.setdefault((ex.source, ex.account), ex)
+    for i, ex in enumerate(cfg.extractors):
+        other = first[(ex.source, ex.account)]
+        base = ex.account.removesuffix(".rejects")
+        if other.domain != ex.domain:  # the same domain: the vault folder check says it
+            problems.append((("extractors", i, "account"),
+                             f"extractors {other.name!r} and {ex.name!r} would write the same canonical "
+                             f"files canonical/{ex.source}/{ex.account}.*; give them different accounts"))
+        elif base != ex.account and (ex.source, base) in first:
+            problems.append((("extractors", i, "account"),
+                             f"account {ex.account!r} would write the rejects file of account {base!r} "
+                             f"(canonical/{ex.source}/{ex.account}.jsonl); choose another account name"))
     return problems
 
 

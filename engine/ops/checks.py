@@ -43,6 +43,8 @@ def _check_extractor(ex: Extractor) -> Check:
     def c(status: Status, msg: str) -> Check:
         return Check("extractors", ex.name, status, msg)
 
+    if ex.catalog is not None and not ex.catalog.is_file():
+        return c("fail", f"the catalog file {ex.catalog} does not exist")
     if ex.kind == "demo":
         assert ex.demo is not None
         return c("ok", f"bundled demo tap {ex.demo.tap}")

@@ -10,6 +10,13 @@ as one generation behind a single pointer (:mod:`engine.canon.publish`,
 When the provenance proves nothing changed, the task is ``skipped`` unless forced; when
 only the run changed and its parts are byte for byte the previous run's, the output is
 republished with the new provenance instead of transformed again (:mod:`engine.canon.reuse`).
+
+Downstream a document is identified by (source, account, kind, source_id), without its
+stream. When two mapped streams of the account have transforms of the same kind, the
+source_ids they produce are kept as 16-byte digests (:mod:`engine.canon.collisions`); if two different
+streams produced the same (kind, source_id), nothing is published (``SOURCE_ID_COLLISION``):
+the index would keep one of the two and merge different entities. The same source_id
+repeated within one stream is an update, as always.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import orjson
 
 from engine import __version__
 from engine.canon import publish, reuse
+from engine.canon.collisions import SourceIds, collisions_path, shared_kinds
 from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
 from engine.canon.functions import helpers_sha256
 from engine.canon.publish import AccountFiles
@@ -47,7 +55,13 @@ from engine.stages.chain import (
     incremental_chain,
 )
 from engine.stages.spec import TaskSpec
-from engine.store.fsutil import NotRegularFile, ensure_dir, open_private, open_regular
+from engine.store.fsutil import (
+    NotRegularFile,
+    atomic_write_bytes,
+    ensure_dir,
+    open_private,
+    open_regular,
+)
 from engine.store.workspace import Workspace
 from engine.vault.layout import DT_DIR, RUN_DIR, RunRef, read_latest, read_manifest
 from engine.vault.numbers import exact_loads, inexact
@@ -92,6 +106,8 @@ class Canonizer:
         self.unkeyed: dict[str, int] = {}
         self.deactivated: dict[str, int] = {}
         self._active: dict[str, int] = {}
+        self.ids: SourceIds | None = None
+        """The source_ids of streams that share a kind with another stream (else None)."""
 
     def prepare(self) -> tuple[list[ChainRun], dict[str, CompiledTransform]]:
         """Find the LATEST run (and, for incremental runs, the chain back to a full run),
@@ -138,6 +154,7 @@ class Canonizer:
             chain = incremental_chain(account_dir, ChainRun(run_dir, manifest))
         except ChainBroken:
             raise CanonizeFailed(ErrorCode.INCREMENTAL_CHAIN_BROKEN) from None
+        self.ids = SourceIds.of(compiled)
         return chain, compiled
 
     def fingerprint(self, chain: list[ChainRun], compiled: dict[str, CompiledTransform]) -> dict[str, Any]:
@@ -154,6 +171,8 @@ class Canonizer:
             "helpers_sha256": helpers_sha256(),
             "jsonata_engine": f"jsonatapy {jsonatapy.__version__}",
         }
+        if shared_kinds(compiled):  # built with the cross-stream source_id check (an output
+            fp["source_id_check"] = 1  # built without it is not skipped or reused)
         if len(chain) > 1:  # incremental: the older runs it builds on are inputs too
             fp["incremental_chain"] = [{"run_id": r.manifest.get("run_id"),
                                         "parts": [p["sha256"] for p in r.manifest.get("parts", [])]}
@@ -193,9 +212,10 @@ class Canonizer:
         try:
             keys = StreamKeys(manifest)
         except ValueError:
-            raise CanonizeFailed(ErrorCode.MANIFEST_INVALID, "manifest.json") from None
+            raise CanonizeFailed(ErrorCode.MANIFEST_INVALID, str(run_dir / "manifest.json")) from None
         for part in manifest.get("parts", []):
             check_part(run_dir, part)
+            part_path = str(run_dir / part["file"])  # a checked part-NNN.jsonl.gz name
             buf: list[bytes] = []
             try:
                 for rec in iter_part_records(run_dir / part["file"], keys):
@@ -219,8 +239,10 @@ class Canonizer:
                     except RecordRejected as exc:
                         self._reject(rej, part["file"], rec, exc)
                         if exc.fatal:  # out of time or stack: stop now, not after every record
-                            raise CanonizeFailed(ErrorCode(exc.code), part.get("file")) from None
+                            raise CanonizeFailed(ErrorCode(exc.code), part_path) from None
                         continue
+                    if self.ids is not None:
+                        self.ids.add(rec.stream, doc)
                     line = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + b"\n"
                     buf.append(line)
                     self.records += 1
@@ -229,7 +251,7 @@ class Canonizer:
                         _flush(out, sha, buf)
                         self._progress()
             except (zlib.error, EOFError, orjson.JSONDecodeError, PartCorrupt, KeyError, TypeError, ValueError):
-                raise CanonizeFailed(ErrorCode.PART_CORRUPT, part.get("file")) from None
+                raise CanonizeFailed(ErrorCode.PART_CORRUPT, part_path) from None
             _flush(out, sha, buf)
 
     def _active_version(self, rec: VaultRecord) -> bool:
@@ -262,10 +284,12 @@ class Canonizer:
 
 
 def check_part(run_dir: Path, part: dict[str, Any]) -> None:
-    """CanonizeFailed with the part's code unless it matches its manifest entry."""
+    """CanonizeFailed with the part's code unless it matches its manifest entry; its detail
+    is the part's path (the manifest's for a name that is not a part's, never opened)."""
     problem = verify_part(run_dir, part)
     if problem is not None:
-        raise CanonizeFailed(ErrorCode(problem), part.get("file"))
+        bad_name = problem == ErrorCode.MANIFEST_INVALID.value
+        raise CanonizeFailed(ErrorCode(problem), str(run_dir / ("manifest.json" if bad_name else part["file"])))
 
 
 def part_stats(chain: list[ChainRun]) -> dict[str, list[int] | None]:
@@ -319,7 +343,7 @@ def run_canonize(spec: TaskSpec, emit: Emit) -> int:
         task_id=spec.task_id, stage="canonize", extractor=c.ex.name, account=c.ex.account,
         status=status, attempt=spec.attempt, records=c.records, rejects=c.rejects,  # type: ignore[arg-type]
         unmapped=c.unmapped, duration_s=round(time.monotonic() - started, 3), error_code=code,
-        detail_path=str(c.paths["rejects"]) if c.rejects else (str(detail) if detail else None),
+        detail_path=detail or (str(c.paths["rejects"]) if c.rejects else None),
     ))
     return 0 if status in ("success", "skipped") else 1
 
@@ -357,13 +381,21 @@ def _canonize(c: Canonizer) -> str:
             for fh in (out, rej):
                 fh.flush()
                 os.fsync(fh.fileno())
+        if limit_hit is None and c.ids is not None and (found := c.ids.collisions()):
+            # nothing is published (the staged generation is dropped): a merged output would
+            # put one entity's records under another's identity
+            diag = collisions_path(c.ws, c.ex.name)
+            atomic_write_bytes(diag, c.ids.report(found, gen.path(files.name("data")), c.ex.name,
+                                                  c.ex.source, c.ex.account))
+            raise CanonizeFailed(ErrorCode.SOURCE_ID_COLLISION, str(diag))
         if limit_hit is not None or c.over_limit():
             # the person needs the rejects of this attempt; data and meta stay as they were
             gen.path(files.name("data")).unlink()
             gen.carry(files.name("data"))
             gen.carry(files.name("meta"))
             gen.commit()
-            raise CanonizeFailed(limit_hit.code if limit_hit else ErrorCode.REJECTS_EXCEEDED)
+            raise CanonizeFailed(limit_hit.code if limit_hit else ErrorCode.REJECTS_EXCEEDED,
+                                 str(c.paths["rejects"]))
         with open_private(gen.path(files.name("meta")), "wb") as fh:
             fh.write(publish.meta_bytes({
                 "inputs": fp,
@@ -379,4 +411,6 @@ def _canonize(c: Canonizer) -> str:
         if not c.rejects:
             gen.path(files.name("rejects")).unlink()
         gen.commit()
+    if c.ids is not None:  # the last collision report is no longer true
+        collisions_path(c.ws, c.ex.name).unlink(missing_ok=True)
     return "success"

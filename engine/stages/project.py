@@ -192,6 +192,8 @@ class Project:
                 try:
                     with self._phase("resolve", self.documents):
                         p = scratch.resolve(lambda n: self.progress(n, self.documents))
+                    if not p.clients and self._source_contacts(conn):
+                        raise ProjectFailed(ErrorCode.NO_CLIENTS.value)
                     scratch.close()
                     charts.assign_folders(p.clients)
                     self.projection = p
@@ -245,6 +247,15 @@ class Project:
         conn.execute("PRAGMA temp_store = MEMORY")  # the items' ORDER BY sorts here: never PHI in /tmp
         conn.execute("ATTACH DATABASE ? AS scratch", (f"file:{scratch}?mode=ro",))
         return lambda cid: stream.chart_items_in_order(conn, "scratch", cid)
+
+    def _source_contacts(self, conn: sqlite3.Connection) -> bool:
+        """Whether the index holds a contact of ``clients.sources``: then a projection with no
+        client means ``where`` matched none (a typo, most likely), and replacing the tables
+        would delete every chart; the task fails with ``NO_CLIENTS`` instead."""
+        marks = ",".join("?" * len(self.cfg.sources))
+        row = conn.execute(f"SELECT 1 FROM documents WHERE kind = 'contact' AND source IN ({marks}) "  # noqa: S608
+                           "LIMIT 1", tuple(self.cfg.sources)).fetchone()
+        return row is not None
 
     def _unchanged(self, conn: sqlite3.Connection, fp: str) -> bool:
         meta = tables.read_meta(conn)

@@ -506,3 +506,28 @@ def test_project_reports_each_phase_and_its_links(built: Path, tmp_path: Path) -
     assert last_chart["records"] == last_chart["total"] == folders
     finished = next(e for e in events if e["type"] == "task_finished" and e["stage"] == "project")
     assert finished["status"] == "success" and finished["records"] == links > 0
+
+
+def test_a_where_that_matches_no_contact_fails_and_keeps_every_chart(built: Path, tmp_path: Path) -> None:
+    """A typo in clients.where (a path no contact has) would make zero clients and delete
+    every chart: the task fails with NO_CLIENTS instead, before it replaces anything."""
+    ws = copy(built, tmp_path)
+    before = sorted(p.relative_to(ws).as_posix() for p in (ws / "clients").rglob("*") if p.is_file())
+    con = db(ws)
+    tables = con.execute("SELECT count(*) FROM clients").fetchone()[0], \
+        con.execute("SELECT count(*) FROM client_links").fetchone()[0]
+    con.close()
+    clients = dict(DEMO["clients"], where={"accountt": "mensio"})
+    config = tmp_path / "typo.yaml"
+    config.write_text(yaml.safe_dump(dict(DEMO, clients=clients)))
+    res = cli(ws, "run", "--stage", "project", "--force", config=config)
+    assert res.returncode == 1, res.stdout + res.stderr
+    (done,) = [e for e in log_events(ws) if e["type"] == "task_finished" and e["stage"] == "project"][-1:]
+    assert (done["status"], done["error_code"]) == ("failed", "NO_CLIENTS")
+    after = sorted(p.relative_to(ws).as_posix() for p in (ws / "clients").rglob("*") if p.is_file())
+    assert after == before and len(before) > 0
+    con = db(ws)
+    assert (con.execute("SELECT count(*) FROM clients").fetchone()[0],
+            con.execute("SELECT count(*) FROM client_links").fetchone()[0]) == tables
+    con.close()
+    assert cli(ws, "run", "--stage", "project", "--force").returncode == 0  # the right config projects

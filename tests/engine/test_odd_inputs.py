@@ -65,6 +65,18 @@ def test_an_empty_workspace_is_an_error_not_the_configs(tmp_path: Path) -> None:
     assert not (tmp_path / "ws").exists(), "the config's workspace was not used"
 
 
+def test_an_empty_config_is_an_error_not_the_demo(tmp_path: Path) -> None:
+    for prog, args, env in (("lorch_tui.cli", ["status", "--config", ""], None),
+                            ("lorch_tui.cli", ["run", "--config", "  ", "--demo"], None),
+                            ("lorch_tui.cli", ["status"], {"LORCH_CONFIG": ""}),
+                            ("lorch_tui.tui_main", ["--no-ui", "--config", ""], None)):
+        e = {k: v for k, v in os.environ.items() if not k.startswith("LORCH_")}
+        res = run_cli(*args, prog=prog, cwd=tmp_path, env={**e, **(env or {})}, timeout=60)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "is empty" in res.stderr and "Traceback" not in res.stderr
+        assert "lorchestra-demo" not in res.stdout, "the bundled demo was not used"
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e99", "soon"])
 def test_wait_needs_finite_seconds(tmp_path: Path, value: str) -> None:
     cfg = write_config(tmp_path, [demo_extractor("mail", "gmail", records=1)])

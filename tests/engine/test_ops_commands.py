@@ -348,6 +348,19 @@ def test_validate_a_good_setup_then_loose_permissions_then_fix(ws_copy: tuple[Pa
     assert cli("validate", "--config", str(cfg)).returncode == 0
 
 
+def test_validate_fails_a_catalog_file_that_is_not_there(tmp_path: Path) -> None:
+    tap = tmp_path / "tap.py"
+    tap.write_text("print('{}')\n")
+    exs = [{"name": "cat", "domain": "d", "source": "s", "account": "a", "kind": "singer",
+            "command": [sys.executable, str(tap)], "catalog": "gone.json"}]
+    res = cli("validate", "--config", str(write_config(tmp_path, exs)))
+    assert res.returncode == 2, res.stdout
+    assert "FAIL" in res.stdout and "the catalog file" in res.stdout and "gone.json" in res.stdout
+    (tmp_path / "gone.json").write_text('{"streams": []}')
+    res = cli("validate", "--config", str(write_config(tmp_path, exs)))
+    assert "the catalog file" not in res.stdout, res.stdout
+
+
 def test_validate_catches_a_missing_transform_and_a_missing_tap(tmp_path: Path) -> None:
     exs = [demo_extractor("one"),
            {"name": "real", "domain": "d", "source": "s", "account": "a", "kind": "singer",

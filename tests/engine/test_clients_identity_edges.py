@@ -1,0 +1,124 @@
+"""Identity edges a reviewer found linking one person's documents into another's chart.
+
+Each test is a wrong link that used to happen, resolved over hand-written canonical
+documents by the real :class:`engine.clients.resolve.Resolver` (the helpers come from
+``test_clients_core``), plus the key functions it rests on:
+
+* the practice's own Gmail mailbox written with dots or a ``+tag`` became a client key, so
+  the practice's mail to anyone went into the chart of the client who had that address on file;
+* a relative who shares a client's phone or e-mail, with another name and birth date on the
+  record, was linked to the client;
+* placeholder phone numbers (``000-000-0000``) were keys;
+* ``mailto:<address>`` gave no key; kana differing only by a voicing mark were one name.
+"""
+
+from __future__ import annotations
+
+from engine.clients import keys as K
+from engine.clients.model import Link, Unlinked
+from engine.config import ClientsConfig
+from tests.engine.test_clients_core import cid, contact, mail, people, resolve
+
+
+def test_the_practice_s_gmail_in_any_spelling_is_its_own_and_never_a_key() -> None:
+    cfg = ClientsConfig(sources=["dataverse"], own_addresses=["*@practice.example", "drsmith@gmail.com"])
+    olga = contact("dataverse", "mensio", "O", "Olga Owens", emails=["Dr.Smith@gmail.com"], dob="1960-01-01")
+    out_mail = mail("m15", "dr.smith@gmail.com", ["cy.park@gmail.com"])
+    tagged = mail("m13", "dr.smith+intake@googlemail.com", ["someone@example.net"])
+    staff = mail("m14", "DrSmith@gmail.com", ["frontdesk@practice.example"])
+    p, out = resolve(people() + [olga, out_mail, tagged, staff], cfg)
+    assert not any(k.startswith("email:") for k in p.clients[cid("O")].keys)
+    (link,) = out[out_mail[0]]  # type: ignore[misc]
+    assert (link.client_id, link.direction) == (cid("C"), "out")  # Cy's, sent by the practice
+    assert isinstance(out[tagged[0]], Unlinked) and out[tagged[0]].reason == "no_match"  # type: ignore[union-attr]
+    assert isinstance(out[staff[0]], Unlinked) and out[staff[0]].reason == "internal"  # type: ignore[union-attr]
+    assert all(cid("O") not in {lk.client_id for lk in d} for d in out.values() if isinstance(d, list)
+               if d and d[0].doc != olga[0])
+
+
+def test_a_dotted_own_pattern_covers_the_undotted_spelling_too() -> None:
+    cfg = ClientsConfig(sources=["dataverse"], own_addresses=["Dr.Smith@gmail.com"])
+    olga = contact("dataverse", "mensio", "O", "Olga Owens", emails=["drsmith+x@gmail.com"])
+    p, _ = resolve([olga], cfg)
+    assert p.clients[cid("O")].keys == set()
+
+
+def test_ignored_gmail_addresses_are_ignored_in_any_spelling() -> None:
+    from engine.clients.overrides import Overrides
+
+    olga = contact("dataverse", "mensio", "O", "Olga Owens", emails=["olga.owens@gmail.com"])
+    sent = mail("m1", "Olga.Owens+news@gmail.com", ["ben@practice.example"])
+    _, out = resolve([olga, sent], overrides=Overrides(ignore=["olgaowens@gmail.com"]))
+    assert isinstance(out[sent[0]], Unlinked)
+
+
+def test_a_relative_sharing_a_phone_with_another_name_and_birth_date_links_no_one() -> None:
+    rita = contact("dataverse", "mensio", "R", "Rita Quill", phones=["212-555-0300"], dob="1975-03-03")
+    sam = contact("dataverse", "mensio", "S", "Sam Quill", phones=["(212) 555-0300"], dob="2012-05-05",
+                  active=False)
+    sam_elsewhere = contact("billing", "x", "b1", "Quill, Sam", phones=["2125550300"], dob="2012-05-05")
+    same_person = contact("billing", "x", "b2", "Quill, Rita", phones=["2125550300"], dob="1975-03-03")
+    no_dob = contact("billing", "x", "b3", "R. Quill", phones=["2125550300"])
+    cfg = ClientsConfig(sources=["dataverse"], where={"active": True})
+    rita[1]["active"] = True
+    p, out = resolve([rita, sam, sam_elsewhere, same_person, no_dob], cfg)
+    assert set(p.clients) == {cid("R")}
+    for wrong in (sam, sam_elsewhere):  # another person by name and birth date: no link
+        got = out[wrong[0]]
+        assert isinstance(got, Unlinked) and got.reason == "disagree", wrong[0]
+    (link,) = out[same_person[0]]  # type: ignore[misc]
+    assert (link.client_id, link.rule) == (cid("R"), "phone")
+    (link,) = out[no_dob[0]]  # type: ignore[misc]
+    assert link.client_id == cid("R")  # nothing on the record says it is someone else
+
+
+def test_another_birth_date_alone_is_another_person() -> None:
+    ann = contact("dataverse", "mensio", "A", "Ann Lee", emails=["ann@example.org"], dob="1980-01-01")
+    junior = contact("sheets", "intake", "r1", "Ann Lee", emails=["ann@example.org"], dob="2008-01-01")
+    _, out = resolve([ann, junior])
+    assert isinstance(out[junior[0]], Unlinked) and out[junior[0]].reason == "disagree"  # type: ignore[union-attr]
+
+
+def test_a_merged_client_accepts_either_record_s_name_and_birth_date() -> None:
+    from engine.clients.overrides import Overrides
+
+    a = contact("dataverse", "mensio", "A", "Ann Lee", phones=["212-555-0101"], dob="1980-01-01")
+    b = contact("dataverse", "mensio", "B", "Ann Lee-Park", phones=["212-555-0199"], dob="1980-01-01")
+    row = contact("sheets", "intake", "r1", "Ann Lee-Park", phones=["212-555-0101"], dob="1980-01-01")
+    _, out = resolve([a, b, row], overrides=Overrides(merge=[[cid("A"), cid("B")]]))
+    got = out[row[0]]
+    assert isinstance(got, list) and {lk.client_id for lk in got} == {cid("A")}
+
+
+def test_placeholder_phones_are_no_keys() -> None:
+    for fake in ("000-000-0000", "123-456-7890", "999-999-9999", "(000) 000-0000"):
+        assert K.phone_key(fake, "US") is None, fake
+    pat = contact("dataverse", "mensio", "P", "Pat Placeholder", phones=["000-000-0000"])
+    zed = contact("billing", "x", "b10", "Zed Zane", phones=["000-000-0000"])
+    p, out = resolve([pat, zed])
+    assert p.clients[cid("P")].keys == set()
+    assert isinstance(out[zed[0]], Unlinked) and out[zed[0]].reason == "no_key"  # type: ignore[union-attr]
+
+
+def test_mailto_in_angle_brackets_is_an_address() -> None:
+    assert K.email_key("mailto:<Kai@Example.org>") == "email:kai@example.org"
+    assert K.email_key("<mailto:<kai@example.org>>") == "email:kai@example.org"
+
+
+def test_voicing_marks_make_other_names_while_latin_accents_fold() -> None:
+    assert K.name_text("ガトウ ハナ") != K.name_text("カトウ ハナ")
+    assert K.name_text("ｶﾞﾄｳ ﾊﾅ") == K.name_text("ガトウ ハナ")  # half-width kana are the same letters
+    assert K.name_text("Андрей") != K.name_text("Андреи")
+    assert K.name_text("José Muñoz") == K.name_text("jose munoz") == "jose munoz"
+    kato = contact("dataverse", "mensio", "K", "カトウ ハナ", dob="1990-01-01")
+    gato = contact("billing", "x", "b11", "ガトウ ハナ", dob="1990-01-01")
+    _, out = resolve([kato, gato])
+    assert isinstance(out[gato[0]], Unlinked) and out[gato[0]].reason == "no_match"  # type: ignore[union-attr]
+
+
+def test_links_made_by_a_unique_key_still_name_it() -> None:
+    row = contact("sheets", "intake", "r1", "Ben Lee", phones=["2125550102"], dob="2010-05-05")
+    _, out = resolve(people() + [row])
+    got = out[row[0]]
+    assert isinstance(got, list) and isinstance(got[0], Link)
+    assert (got[0].client_id, got[0].rule, got[0].via) == (cid("B"), "phone", "phone:+12125550102")

@@ -19,6 +19,7 @@ Progress names the phase it counts (``read``, ``resolve``, ``measures``,
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import hashlib
 import sqlite3
@@ -37,7 +38,15 @@ from engine.clients.resolve import Resolver
 from engine.clients.rules import RULES_VERSION
 from engine.clients.stream import Scratch, scratch_path
 from engine.config import ClientsConfig
-from engine.events import ErrorCode, EventBase, Phase, TaskFinished, TaskProgress, TaskWarning
+from engine.events import (
+    ErrorCode,
+    EventBase,
+    Phase,
+    TaskFinished,
+    TaskProgress,
+    TaskWarning,
+    write_error_code,
+)
 from engine.index.store import (
     REPAIR_HINT,
     ObjectCorrupt,
@@ -121,6 +130,19 @@ def _detail(ws: Workspace, text: str) -> str:
     with open_private(path, "wb") as fh:
         fh.write(text.encode() + b"\n")
     return str(path)
+
+
+def _os_error_detail(ws: Workspace, exc: OSError) -> str | None:
+    """The failed file operation for a person (``diagnostics/project/project-error.txt``: the
+    path may hold a client's name, so only inside the workspace); None if even that fails."""
+    where = " ".join(f"'{f}'" for f in (exc.filename, exc.filename2) if f is not None)
+    name = errno.errorcode.get(exc.errno or 0, "no errno")
+    try:
+        return _detail(ws, f"{write_error_code(exc).value}: {name} ({exc.strerror}) on {where or 'a file'}. "
+                           "Nothing half-written is visible: the client tables and every chart folder "
+                           "are the old or the new ones, and the next run repairs the rest.")
+    except OSError:
+        return None
 
 
 class Project:
@@ -331,8 +353,9 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
         status, code = "cancelled", ErrorCode.CANCELLED.value
     except sqlite3.Error:
         status, code = "failed", ErrorCode.INDEX_DB_ERROR.value
-    except OSError:
-        status, code = "failed", ErrorCode.WRITE_FAILED.value
+    except OSError as exc:
+        status, code = "failed", write_error_code(exc).value
+        detail = _os_error_detail(job.ws, exc)
     p = job.projection
     links = job.links  # every client_links row, measurements too (as a skipped run counts them)
     if p is not None:

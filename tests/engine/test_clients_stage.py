@@ -531,3 +531,20 @@ def test_a_where_that_matches_no_contact_fails_and_keeps_every_chart(built: Path
             con.execute("SELECT count(*) FROM client_links").fetchone()[0]) == tables
     con.close()
     assert cli(ws, "run", "--stage", "project", "--force").returncode == 0  # the right config projects
+
+
+def test_a_chart_write_that_fails_says_which_file_in_the_workspace(built: Path, tmp_path: Path) -> None:
+    """The chart root is a file, so no chart can be written: the task fails WRITE_FAILED and
+    its detail_path (in the workspace) names the operation and the path."""
+    ws = copy(built, tmp_path)
+    shutil.rmtree(ws / "clients")
+    (ws / "clients").write_bytes(b"not a folder")
+    (ws / "clients").chmod(0o600)
+    res = cli(ws, "run", "--stage", "project", "--force")
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stdout + res.stderr
+    (done,) = [e for e in log_events(ws) if e["type"] == "task_finished" and e["stage"] == "project"][-1:]
+    assert (done["status"], done["error_code"]) == ("failed", "WRITE_FAILED")
+    detail = Path(done["detail_path"])
+    assert detail.is_relative_to(ws / "diagnostics") and (detail.stat().st_mode & 0o077) == 0
+    text = detail.read_text()
+    assert "WRITE_FAILED" in text and str(ws / "clients") in text and "E" in text.split(":")[1]

@@ -84,9 +84,12 @@ def folded(address: str, gmail_domains: Iterable[str] = GMAIL_DOMAINS) -> str:
 
 
 def phone_key(raw: object, region: str) -> str | None:
-    """The phone key ``phone:+E164``; numbers without a country code use ``region``.
+    """The phone key ``phone:+E164`` (``phone:+E164;ext=12`` with an extension, RFC 3966's
+    spelling); numbers without a country code use ``region``.
 
-    A number must be complete (not a local-only fragment such as ``555-0123``) to be a key.
+    A number must be complete (not a local-only fragment such as ``555-0123``) and valid to
+    be a key. ``212-555-0177 ext. 12``, ``x12`` and ``;ext=12`` are one key; the main line
+    without an extension is another.
     """
     if not isinstance(raw, str) or not raw.strip():
         return None
@@ -97,7 +100,9 @@ def phone_key(raw: object, region: str) -> str | None:
     reason = phonenumbers.is_possible_number_with_reason(number)
     if reason != phonenumbers.ValidationResult.IS_POSSIBLE or not phonenumbers.is_valid_number(number):
         return None  # a fragment, or a number no one can have (000-000-0000, 123-456-7890)
-    return "phone:" + phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # an office line's extensions reach different people: the extension is part of the key
+    return f"phone:{e164};ext={number.extension}" if number.extension else f"phone:{e164}"
 
 
 def name_text(raw: object) -> str | None:

@@ -61,6 +61,13 @@ class Overrides(BaseModel):
     ignore: list[str] = Field(default_factory=list)
     """E-mail addresses (globs allowed) and phone numbers that are nobody's key."""
 
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value != 1:  # a newer format would be read with other meanings: refuse, never guess
+            raise ValueError(f"must be 1 (the only overrides format this version reads), got {value}")
+        return value
+
     @field_validator("merge", "apart")
     @classmethod
     def _groups(cls, value: list[list[str]]) -> list[list[str]]:

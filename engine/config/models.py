@@ -380,6 +380,11 @@ def cross_check(cfg: PipelineConfig) -> list[tuple[Loc, str]]:
     return problems
 
 
+RESERVED_SOURCES = ("measures",)
+"""Sources the engine writes itself (``canonical/measures/``: the project stage's scored
+questionnaires, ``engine.measures.score.MEASURES_SOURCE``): no extractor may use them."""
+
+
 def _canonical_clashes(cfg: PipelineConfig) -> list[tuple[Loc, str]]:
     """Accounts whose canonical files would be one another's: ``canonical/{source}/`` has no
     domain (one account in two domains), and ``x.rejects`` would write ``x``'s rejects file."""
@@ -388,6 +393,11 @@ def _canonical_clashes(cfg: PipelineConfig) -> list[tuple[Loc, str]]:
     for ex in cfg.extractors:
         first.setdefault((ex.source, ex.account), ex)
     for i, ex in enumerate(cfg.extractors):
+        if ex.source in RESERVED_SOURCES:
+            problems.append((("extractors", i, "source"),
+                             f"source {ex.source!r} is the engine's own (the scored questionnaires, "
+                             "canonical/measures/); choose another source name"))
+            continue
         other = first[(ex.source, ex.account)]
         base = ex.account.removesuffix(".rejects")
         if other.domain != ex.domain:  # the same domain: the vault folder check says it

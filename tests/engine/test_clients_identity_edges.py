@@ -9,13 +9,19 @@ documents by the real :class:`engine.clients.resolve.Resolver` (the helpers come
 * a relative who shares a client's phone or e-mail, with another name and birth date on the
   record, was linked to the client;
 * placeholder phone numbers (``000-000-0000``) were keys;
-* ``mailto:<address>`` gave no key; kana differing only by a voicing mark were one name.
+* ``mailto:<address>`` gave no key; kana differing only by a voicing mark were one name;
+* extensions of one office line were one key; an overrides file of an unknown version was read.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from engine.clients import keys as K
 from engine.clients.model import Link, Unlinked
+from engine.clients.overrides import OverridesError, load_overrides
 from engine.config import ClientsConfig
 from tests.engine.test_clients_core import cid, contact, mail, people, resolve
 
@@ -122,3 +128,27 @@ def test_links_made_by_a_unique_key_still_name_it() -> None:
     got = out[row[0]]
     assert isinstance(got, list) and isinstance(got[0], Link)
     assert (got[0].client_id, got[0].rule, got[0].via) == (cid("B"), "phone", "phone:+12125550102")
+
+
+def test_extensions_of_one_office_line_are_different_people() -> None:
+    assert K.phone_key("212-555-0177 ext. 12", "US") == K.phone_key("+1 212 555 0177;ext=12", "US") \
+        == K.phone_key("(212) 555-0177 x12", "US") == "phone:+12125550177;ext=12"
+    assert K.phone_key("212-555-0177 ext. 13", "US") != K.phone_key("212-555-0177 ext. 12", "US")
+    assert K.phone_key("212-555-0177", "US") == "phone:+12125550177"
+    max_ = contact("dataverse", "mensio", "M", "Max Moe", phones=["212-555-0177 ext. 12"], dob="1950-05-18")
+    ned = contact("quickbooks", "x", "c9", "Ned Moe", phones=["212-555-0177 ext. 13"])
+    same = contact("quickbooks", "x", "c10", "Moe, Max", phones=["212 555 0177 x12"])
+    _, out = resolve([max_, ned, same])
+    assert isinstance(out[ned[0]], Unlinked) and out[ned[0]].reason == "no_match"  # type: ignore[union-attr]
+    (link,) = out[same[0]]  # type: ignore[misc]
+    assert (link.client_id, link.via) == (cid("M"), "phone:+12125550177;ext=12")
+
+
+def test_an_overrides_file_of_another_format_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "overrides.yaml"
+    for version in ("2", "0", "99"):
+        path.write_text(f"version: {version}\n")
+        with pytest.raises(OverridesError, match="must be 1"):
+            load_overrides(path)
+    path.write_text("version: 1\nmerge: []\n")
+    assert load_overrides(path)[0].version == 1

@@ -132,6 +132,8 @@ BAD: list[Bad] = [
         13, "extractors[1].account", "same canonical files canonical/tiny/a1.*"),
     Bad("account-named-like-rejects", edit("account: b1", "account: a1.rejects"), 13, "extractors[1].account",
         "would write the rejects file of account 'a1'"),
+    Bad("reserved-source", edit("source: tiny", "source: measures"), 6, "extractors[0].source",
+        "source 'measures' is the engine's own"),
     Bad("job-unknown-extractor", edit("[alpha, beta]", "[alpha, gamma]"), 17, "jobs.both[1]",
         "unknown extractor 'gamma'"),
     Bad("stage-job-unknown", edit("job: both", "job: nightly"), 19, "stages.extract.job", "unknown job 'nightly'"),
@@ -456,3 +458,10 @@ def test_validate_tells_config_errors_in_our_words_never_pydantic_s(tmp_path: Pa
     assert f"{path}:21: stages.extract.max_parallel: must be at least 1, got 0" in text
     assert not [p for p in PYDANTIC_PHRASES if p.lower() in text.lower()], text
     assert "Traceback" not in text
+
+
+def test_the_reserved_source_is_the_measures_source() -> None:
+    from engine.config.models import RESERVED_SOURCES
+    from engine.measures.score import MEASURES_SOURCE
+
+    assert MEASURES_SOURCE in RESERVED_SOURCES

@@ -2,7 +2,9 @@
 
 A broken overrides file would fail the project stage of every run; a ``clients.sources``
 entry that no extractor has would define no client. Both are cheaper to hear about at setup
-time. Messages hold config identifiers, paths and counts, never file content.
+time. Messages hold config identifiers, paths and counts, never file content. The overrides
+file lives beside the config, outside the workspace, and holds PHI (addresses, phone numbers,
+document ids): one that others can read is a warning, as a tap's config file is.
 """
 
 from __future__ import annotations
@@ -46,4 +48,8 @@ def check_clients(cfg: PipelineConfig) -> list[Check]:
             out.append(Check("clients", "overrides", "ok",
                              f"{c.overrides}: {len(ov.merge)} merge, {len(ov.apart)} apart, "
                              f"{len(ov.link)} link, {len(ov.ignore)} ignore"))
+            if c.overrides.stat().st_mode & 0o077:
+                out.append(Check("clients", "overrides", "warn",
+                                 f"{c.overrides} (it names documents, addresses and phone numbers) is "
+                                 f"readable by others: chmod 600 it"))
     return out

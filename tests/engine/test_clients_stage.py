@@ -412,8 +412,12 @@ def test_validate_checks_the_clients_section(tmp_path: Path) -> None:
     assert res.returncode == 2, res.stdout
     assert "no extractor has this source" in res.stdout and "o.yaml: apart" in res.stdout
     overrides.write_text("apart: [[aaaa, bbbb]]\n")
+    overrides.chmod(0o600)
     res = cli(tmp_path / "ws", "validate", "--skip-permissions", config=config)
-    assert res.returncode == 0 and "0 merge, 1 apart" in res.stdout
+    assert res.returncode == 0 and "0 merge, 1 apart" in res.stdout and "readable by others" not in res.stdout
+    overrides.chmod(0o644)
+    res = cli(tmp_path / "ws", "validate", "--skip-permissions", config=config)
+    assert res.returncode == 0 and "readable by others: chmod 600 it" in res.stdout
 
 
 def test_documents_in_force_are_the_index_s_even_when_canonical_moved_on(built: Path, tmp_path: Path) -> None:

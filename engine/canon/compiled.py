@@ -80,11 +80,15 @@ class CompiledTransform:
         schema_path = registry.schema_path(transform.schema)
         self.schema_sha256 = hashlib.sha256(schema_path.read_bytes()).hexdigest()
         self._validator = jsonschema_rs.Draft202012Validator(registry.schema(transform.schema))
+        self.bindings: dict[str, str] = {}
+        """Variables of the mapping the expression sees besides ``$source`` and ``$account``
+        (``$timezone``); never part of the output."""
 
     def apply(self, record: Any, envelope: dict[str, Any]) -> dict[str, Any]:
         """Transform one source record; add the envelope (kind, source, account); validate."""
         try:
-            out = evaluate(self._expr, record, envelope, self.limits)
+            out = evaluate(self._expr, record, {**envelope, **self.bindings} if self.bindings else envelope,
+                           self.limits)
         except Exception as exc:  # the engine raises ValueError with a JSONata code
             raise RecordRejected(limit_code(exc) or "TRANSFORM_FAILED", str(exc)) from None
         if not isinstance(out, dict):

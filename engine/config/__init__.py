@@ -4,6 +4,7 @@
   so ``from engine.config import PipelineConfig`` names them).
 * :mod:`engine.config.load` — finding the file, reading the YAML with line numbers, ``~`` and
   ``${VAR}``, validating (``load``, ``LoadedConfig``).
+* :mod:`engine.config.cross` — checks that span several keys (``cross_check``).
 * :mod:`engine.config.errors` — pydantic errors as ``FILE:LINE key: message`` lines.
 * :mod:`engine.config.fielddocs` — field docstrings read only when documentation is made.
 * :mod:`engine.config.doc` — ``python -m engine.config.doc [--write]``: the key reference of
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+from engine.config.cross import RESERVED_SOURCES, cross_check
 from engine.config.models import (
     DEMO_TAPS,
     STAGES,
@@ -33,7 +35,6 @@ from engine.config.models import (
     Stages,
     StrictModel,
     WhereValue,
-    cross_check,
     document_models,
 )
 
@@ -41,4 +42,5 @@ __all__ = [
     "DEMO_TAPS", "STAGES", "CanonizeStage", "ClientsConfig", "ConfigPath", "DemoFaults", "DemoSpec",
     "ExtractStage", "Extractor", "IndexStage", "Loader", "Loc", "Mapping", "MeltanoSpec", "PipelineConfig",
     "PipelineInfo", "SafeName", "Stages", "StrictModel", "WhereValue", "cross_check", "document_models",
+    "RESERVED_SOURCES",
 ]

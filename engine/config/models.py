@@ -10,8 +10,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from engine.store.fsutil import is_safe_segment
 
@@ -221,6 +230,19 @@ class Mapping(StrictModel):
     """The transform id in the registry, e.g. email/gmail_to_canonical_v1."""
     max_rejects: int = Field(0, ge=0)
     """How many records may fail the transform or schema before the task fails."""
+    timezone: str | None = None
+    """The IANA time zone (e.g. America/New_York) of the local times this stream's records show without an offset, such as a linked Google Sheet's Timestamp (the spreadsheet's zone); the transform gets it as $timezone. Unset: such times are UTC."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"not a known IANA time zone (e.g. America/New_York): {value!r}") from None
+        return value
 
 
 class CanonizeStage(StrictModel):
@@ -339,76 +361,6 @@ class PipelineConfig(StrictModel):
 
 
 Loc = tuple[str | int, ...]
-
-
-def cross_check(cfg: PipelineConfig) -> list[tuple[Loc, str]]:
-    """Checks that span several keys; each problem comes with the key path it is about."""
-    problems: list[tuple[Loc, str]] = []
-    names: dict[str, int] = {}
-    places: dict[tuple[str, str, str], str] = {}
-    for i, ex in enumerate(cfg.extractors):
-        if ex.name in names:
-            problems.append(((
-                "extractors", i, "name"),
-                f"extractor name {ex.name!r} is already used by extractors[{names[ex.name]}]; "
-                "names must be unique",
-            ))
-        names.setdefault(ex.name, i)
-        key = (ex.domain, ex.source, ex.account)
-        if key in places:
-            problems.append((
-                ("extractors", i, "account"),
-                f"extractors {places[key]!r} and {ex.name!r} would write to the same vault folder "
-                f"{'/'.join(key)}; give them different accounts",
-            ))
-        places.setdefault(key, ex.name)
-    problems += _canonical_clashes(cfg)
-    for job, members in cfg.jobs.items():
-        for j, member in enumerate(members):
-            if member not in names:
-                problems.append((("jobs", job, j), f"job {job!r} names an unknown extractor {member!r}"))
-    loader_names: dict[str, int] = {}
-    for i, lo in enumerate(cfg.loaders):
-        if lo.name in loader_names:
-            problems.append((("loaders", i, "name"),
-                             f"loader name {lo.name!r} is already used by loaders[{loader_names[lo.name]}]; "
-                             "names must be unique"))
-        loader_names.setdefault(lo.name, i)
-    job_name = cfg.stages.extract.job
-    if job_name is not None and job_name not in cfg.jobs:
-        problems.append((("stages", "extract", "job"), f"unknown job {job_name!r}"))
-    return problems
-
-
-RESERVED_SOURCES = ("measures",)
-"""Sources the engine writes itself (``canonical/measures/``: the project stage's scored
-questionnaires, ``engine.measures.score.MEASURES_SOURCE``): no extractor may use them."""
-
-
-def _canonical_clashes(cfg: PipelineConfig) -> list[tuple[Loc, str]]:
-    """Accounts whose canonical files would be one another's: ``canonical/{source}/`` has no
-    domain (one account in two domains), and ``x.rejects`` would write ``x``'s rejects file."""
-    problems: list[tuple[Loc, str]] = []
-    first: dict[tuple[str, str], Extractor] = {}
-    for ex in cfg.extractors:
-        first.setdefault((ex.source, ex.account), ex)
-    for i, ex in enumerate(cfg.extractors):
-        if ex.source in RESERVED_SOURCES:
-            problems.append((("extractors", i, "source"),
-                             f"source {ex.source!r} is the engine's own (the scored questionnaires, "
-                             "canonical/measures/); choose another source name"))
-            continue
-        other = first[(ex.source, ex.account)]
-        base = ex.account.removesuffix(".rejects")
-        if other.domain != ex.domain:  # the same domain: the vault folder check says it
-            problems.append((("extractors", i, "account"),
-                             f"extractors {other.name!r} and {ex.name!r} would write the same canonical "
-                             f"files canonical/{ex.source}/{ex.account}.*; give them different accounts"))
-        elif base != ex.account and (ex.source, base) in first:
-            problems.append((("extractors", i, "account"),
-                             f"account {ex.account!r} would write the rejects file of account {base!r} "
-                             f"(canonical/{ex.source}/{ex.account}.jsonl); choose another account name"))
-    return problems
 
 
 def document_models() -> None:

@@ -146,6 +146,8 @@ class Canonizer:
                 continue
             try:
                 compiled[m.stream] = CompiledTransform(registry, registry.get(m.transform), limits)
+                if m.timezone is not None:  # the zone of the stream's local times, as $timezone
+                    compiled[m.stream].bindings = {"timezone": m.timezone}
             except RegistryError:
                 raise CanonizeFailed(ErrorCode.TRANSFORM_MISSING) from None
             except (ValueError, OSError):
@@ -171,6 +173,9 @@ class Canonizer:
             "helpers_sha256": helpers_sha256(),
             "jsonata_engine": f"jsonatapy {jsonatapy.__version__}",
         }
+        zones = {s: c.bindings["timezone"] for s, c in sorted(compiled.items()) if c.bindings}
+        if zones:  # only when set: the fingerprints of every other config stay as they were
+            fp["timezones"] = zones
         if shared_kinds(compiled):  # built with the cross-stream source_id check (an output
             fp["source_id_check"] = 1  # built without it is not skipped or reused)
         if len(chain) > 1:  # incremental: the older runs it builds on are inputs too

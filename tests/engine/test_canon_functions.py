@@ -362,6 +362,20 @@ def test_utc_normalises_offsets_and_keeps_dates() -> None:
     assert run("$utc(t)", {"t": "2022-09-04T07:55:01-05:00"}) == "2022-09-04T12:55:01Z"
 
 
+def test_utc_reads_a_time_without_offset_in_the_zone_given() -> None:
+    assert f.utc("2025-08-02T10:30:05", "America/New_York") == "2025-08-02T14:30:05Z"  # EDT
+    assert f.utc("2025-01-02T10:30:05", "America/New_York") == "2025-01-02T15:30:05Z"  # EST
+    assert f.utc("2025-11-02T01:30:00", "America/New_York") == "2025-11-02T05:30:00Z"  # the first 1:30
+    assert f.utc("2025-08-02T10:30:05+02:00", "America/New_York") == "2025-08-02T08:30:05Z"  # its own offset
+    assert f.utc("2025-08-02T10:30:05Z", "Asia/Tokyo") == "2025-08-02T10:30:05Z"
+    assert f.utc("2025-08-02", "Asia/Tokyo") == "2025-08-02"  # a date is never shifted
+    assert f.utc("2025-08-02T10:30:05", "Mars/Olympus_Mons") is None
+    assert f.utc("2025-08-02T10:30:05", 5) is None
+    assert run("$utc(t, $timezone)", {"t": "2025-08-02T10:30:05"}) == "2025-08-02T10:30:05Z"  # unbound: UTC
+    assert run("$utc(t, $timezone)", {"t": "2025-08-02T10:30:05"},
+               timezone="America/Chicago") == "2025-08-02T15:30:05Z"
+
+
 def test_minutes_between() -> None:
     assert f.minutes_between("2024-03-06T15:00:00Z", "2024-03-06T15:53:00Z") == 53
     assert f.minutes_between("2024-03-06T15:00:00Z", "2024-03-06T15:00:30Z") == 0.5

@@ -461,7 +461,7 @@ def test_validate_tells_config_errors_in_our_words_never_pydantic_s(tmp_path: Pa
 
 
 def test_the_reserved_source_is_the_measures_source() -> None:
-    from engine.config.models import RESERVED_SOURCES
+    from engine.config import RESERVED_SOURCES
     from engine.measures.score import MEASURES_SOURCE
 
     assert MEASURES_SOURCE in RESERVED_SOURCES

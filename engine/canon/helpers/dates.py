@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.canon.helpers import JSON
 from engine.canon.helpers.numeric import to_number
@@ -66,21 +67,34 @@ def millis_to_iso(value: JSON) -> str | None:
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
 
 
-def utc(text: JSON) -> str | None:
+def utc(text: JSON, zone: JSON = None) -> str | None:
     """Normalise an ISO 8601 / RFC 3339 timestamp to UTC ``YYYY-MM-DDTHH:MM:SS[.mmm]Z``.
 
     Offsets are applied (``2024-03-05T01:15:02-08:00`` -> ``2024-03-05T09:15:02Z``); fractions
     of any length are cut to milliseconds; a timestamp without an offset is taken as UTC
-    (Graph and Dataverse write UTC). A date-only value is returned unchanged (never shifted:
-    Dataverse ``DateOnly`` and QBO ``TxnDate`` are calendar dates). Null when unparseable.
+    (Graph and Dataverse write UTC), or as the wall time of ``zone`` when one is given (an IANA
+    name such as ``America/New_York``: a linked sheet shows its spreadsheet's local time; the
+    earlier of two readings in the hour a clock goes back). A date-only value is returned
+    unchanged (never shifted: Dataverse ``DateOnly`` and QBO ``TxnDate`` are calendar dates).
+    Null when unparseable or when ``zone`` is not a known time zone.
     """
     if not isinstance(text, str):
         return None
-    return _utc_text(text)
+    if zone is None:
+        return _utc_text(text)
+    return _utc_text(text, zone) if isinstance(zone, str) and _zone(zone) is not None else None
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> tzinfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 @lru_cache(maxsize=16384)
-def _utc_text(text: str) -> str | None:
+def _utc_text(text: str, zone: str | None = None) -> str | None:
     """:func:`utc` of a string; cached because timestamps and dates repeat across records."""
     value = text.strip()
     if len(value) == 10:
@@ -93,7 +107,7 @@ def _utc_text(text: str) -> str | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=_zone(zone) if zone is not None else UTC)
     try:
         return format_utc(moment.astimezone(UTC))
     except (OverflowError, ValueError):

@@ -7,7 +7,9 @@ looked up (by question id or exact title); its answer must name an option by lab
 (``QUESTION_BOUND_TWICE``), a title must not match several questions (``QUESTION_AMBIGUOUS``),
 and no more items than the measure allows may be unanswered (``TOO_MANY_MISSING``). With
 missing items inside the allowance the total is prorated: the answered items' mean times
-the item count, rounded half up. A response without a submitted time is ``NO_TIME``.
+the item count, rounded half up (flag ``prorated``), or, for a measure with ``prorate: false``,
+the plain sum of the answered items (flag ``partial_sum``). A response without a submitted
+time is ``NO_TIME``.
 """
 
 from __future__ import annotations
@@ -24,10 +26,17 @@ MEASURES_SOURCE = "measures"
 MEASURES_ACCOUNT = "scored"
 """Their ``account``."""
 PRORATED = "prorated"
-"""The flag of a total computed from fewer items than the measure has."""
+"""The flag of a total computed from fewer items than the measure has, scaled up to all of
+them (``scoring.prorate``)."""
+PARTIAL_SUM = "partial_sum"
+"""The flag of a total that is the plain sum of fewer items than the measure has (missing
+items allowed, ``prorate: false``): not scaled, so lower than a complete answer's."""
 
+COPIES_DISAGREE = "COPIES_DISAGREE"
+"""Copies of one submission (the Forms API's and its linked sheet's) are linked to different
+clients and no override settles which: scored for no one rather than for both."""
 REASONS = ("NO_BINDING", "BINDING_AMBIGUOUS", "QUESTION_BOUND_TWICE", "QUESTION_AMBIGUOUS",
-           "UNKNOWN_ANSWER", "TOO_MANY_MISSING", "NO_TIME")
+           "UNKNOWN_ANSWER", "TOO_MANY_MISSING", "NO_TIME", COPIES_DISAGREE)
 """Every reason a response or one of its measures is not scored (stable codes)."""
 DUPLICATE = "DUPLICATE_RESPONSE"
 """The code of a copy of a measure already scored from another copy of the response (the
@@ -137,7 +146,7 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
         return NotScored("TOO_MANY_MISSING", m.id, binding_id)
     flags = [c.flag for c in m.critical if (values.get(c.item) or 0) > c.above]
     if missing:
-        flags.append(PRORATED)
+        flags.append(PRORATED if m.scoring.prorate else PARTIAL_SUM)
     return values, flags
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ import orjson
 from engine.clients import kept
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS m_seen (key TEXT PRIMARY KEY, source_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS m_seen (key TEXT PRIMARY KEY, source_id TEXT NOT NULL, client TEXT,
+                                   ref TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS m_later (seq INTEGER PRIMARY KEY, source TEXT, account TEXT,
                                     entity_id TEXT, sha256 TEXT);
 CREATE TABLE IF NOT EXISTS m_scored (seq INTEGER PRIMARY KEY, source_id TEXT NOT NULL,
@@ -36,14 +38,19 @@ CREATE TABLE IF NOT EXISTS m_scored (seq INTEGER PRIMARY KEY, source_id TEXT NOT
 CREATE TABLE IF NOT EXISTS m_rejects (seq INTEGER PRIMARY KEY, response TEXT NOT NULL,
                                       measure TEXT NOT NULL, line BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS m_dups (seq INTEGER PRIMARY KEY, response TEXT NOT NULL,
-                                   measure TEXT NOT NULL, line BLOB NOT NULL);
+                                   measure TEXT NOT NULL, line BLOB NOT NULL, dup_of TEXT,
+                                   client TEXT);
+CREATE TABLE IF NOT EXISTS m_disputed (source_id TEXT PRIMARY KEY, ref TEXT NOT NULL) WITHOUT ROWID;
 DELETE FROM m_seen; DELETE FROM m_later; DELETE FROM m_scored; DELETE FROM m_rejects;
-DELETE FROM m_dups;
+DELETE FROM m_dups; DELETE FROM m_disputed;
 """
 """(``response_id`` has no type: an integer id stays one, as it was in the links.)
-``m_seen``: the duplicate check (key -> the measurement it first gave); ``m_later``: the
-responses without a response id, scored in a second pass; ``m_scored``, ``m_rejects``,
-``m_dups``: the lines of the three published files with their sort keys."""
+``m_seen``: the duplicate check (key -> the measurement it first gave, with the client and
+the response of that first copy); ``m_later``: the responses without a response id, scored
+in a second pass; ``m_scored``, ``m_rejects``, ``m_dups``: the lines of the three published
+files with their sort keys (a duplicate also with the measurement it repeats and its own
+client); ``m_disputed``: the measurements whose copies were linked to different clients,
+settled before the files are written (:meth:`Spill.disputes`)."""
 
 INDEXES = """
 CREATE INDEX IF NOT EXISTS m_scored_order ON m_scored (source_id, seq);
@@ -67,6 +74,31 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
                    "temp_store = MEMORY"):  # temporary b-trees never go to /tmp: they hold PHI
         conn.execute(f"PRAGMA {pragma}")
     return conn
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """One copy of a disputed measurement: the measurement itself or one of its duplicates."""
+
+    response: str
+    """The copy's response (``source/account/entity_id``)."""
+    client: str | None
+    """The client that copy was linked to."""
+    measure: str
+    binding: str | None
+    seq: int
+    """Its row (in ``m_scored`` for the first copy, ``m_dups`` for the others)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Disputed:
+    """A measurement whose copies were linked to different clients."""
+
+    source_id: str
+    measurement: dict[str, Any]
+    """The measurement, as scored from the first copy."""
+    copies: list[Copy]
+    """The first copy, then its duplicates in the order they came."""
 
 
 class Spill:
@@ -93,13 +125,26 @@ class Spill:
     # -- writing ---------------------------------------------------------------------------
 
     def seen(self, key: str, source_id: str) -> str | None:
-        """The ``source_id`` that first gave ``key``; None (and ``key`` noted) when new
-        (one statement for a new key, the usual case; a second to name the first)."""
+        """The ``source_id`` that first gave ``key``; None (and ``key`` noted) when new."""
+        first = self.first_copy(key, source_id, None, "")
+        return None if first is None else first[0]
+
+    def first_copy(self, key: str, source_id: str, client: str | None,
+                   ref: str) -> tuple[str, str | None, str] | None:
+        """The first copy that gave ``key``: (its measurement's ``source_id``, its client, its
+        response); None (and this copy noted as the first) when new (one statement for a new
+        key, the usual case; a second to name the first)."""
         conn = self._w()
-        if conn.execute("INSERT OR IGNORE INTO m_seen VALUES (?, ?)", (key, source_id)).rowcount:
+        if conn.execute("INSERT OR IGNORE INTO m_seen VALUES (?, ?, ?, ?)",
+                        (key, source_id, client, ref)).rowcount:
             return None
-        row = conn.execute("SELECT source_id FROM m_seen WHERE key = ?", (key,)).fetchone()
-        return str(row[0])
+        row = conn.execute("SELECT source_id, client, ref FROM m_seen WHERE key = ?", (key,)).fetchone()
+        return str(row[0]), row[1], str(row[2])
+
+    def dispute(self, source_id: str, ref: str) -> None:
+        """The measurement ``source_id`` (of the response ``ref``) has a copy linked to
+        another client: settled by :meth:`disputes` before the files are written."""
+        self._w().execute("INSERT OR IGNORE INTO m_disputed VALUES (?, ?)", (source_id, ref))
 
     def kept_count(self) -> int:
         """How many form responses the project task's reader kept in the scratch database."""
@@ -118,6 +163,15 @@ class Spill:
         """One form response's one client, from the scratch database's decisions."""
         return kept.kept_client(self._w(), source, account, entity_id)
 
+    def overridden(self) -> set[tuple[str, str, str]]:
+        """(source, account, entity_id) of every form response the overrides file links
+        (``link:``, to a client or to no one), from the scratch database's decisions: a
+        scan, asked only when copies of a response were linked to different clients."""
+        return {tuple(r) for r in self._w().execute(
+            "SELECT source, account, entity_id FROM links WHERE kind = 'form_response' AND rule = 'override' "
+            "UNION SELECT source, account, entity_id FROM unlinked "
+            "WHERE kind = 'form_response' AND reason = 'override'")}
+
     def later(self, row: tuple[str, str, str, str]) -> None:
         """A response to score in the second pass (source, account, entity_id, sha256)."""
         self._put("later", row)
@@ -133,10 +187,12 @@ class Spill:
         self.counts["rejects"] += 1
         self._put("rejects", (r["response"], str(r["measure"]), orjson.dumps(r, option=LINE)))
 
-    def duplicate(self, r: dict[str, Any]) -> None:
-        """One line of the duplicates file."""
+    def duplicate(self, r: dict[str, Any], client: str | None = None) -> None:
+        """One line of the duplicates file (``client``: the copy's own client, kept beside it
+        for :meth:`disputes`, never written to the file)."""
         self.counts["dups"] += 1
-        self._put("dups", (r["response"], str(r["measure"]), orjson.dumps(r, option=LINE)))
+        self._put("dups", (r["response"], str(r["measure"]), orjson.dumps(r, option=LINE),
+                           r.get("duplicate_of"), client))
 
     def _put(self, table: str, row: tuple[Any, ...]) -> None:
         buf = self._buf[table]
@@ -150,7 +206,7 @@ class Spill:
             return
         sql = {"scored": "INSERT INTO m_scored (source_id, client_id, response_id, line) VALUES (?,?,?,?)",
                "rejects": "INSERT INTO m_rejects (response, measure, line) VALUES (?,?,?)",
-               "dups": "INSERT INTO m_dups (response, measure, line) VALUES (?,?,?)",
+               "dups": "INSERT INTO m_dups (response, measure, line, dup_of, client) VALUES (?,?,?,?,?)",
                "later": "INSERT INTO m_later (source, account, entity_id, sha256) VALUES (?,?,?,?)"}[table]
         self._w().executemany(sql, buf)
         buf.clear()
@@ -168,6 +224,52 @@ class Spill:
                 last = seq
                 yield (row[0], row[1], row[2], row[3])
 
+    def disputes(self) -> Iterator[Disputed]:
+        """Each measurement whose copies were linked to different clients, with all its
+        copies (call once every response is taken, before :meth:`finish`). Usually none: only
+        an override on one copy of a response gives one."""
+        for table in ("scored", "dups"):
+            self._flush(table)
+        conn = self._w()
+        if conn.execute("SELECT 1 FROM m_disputed LIMIT 1").fetchone() is None:
+            return
+        conn.execute("CREATE INDEX IF NOT EXISTS m_scored_order ON m_scored (source_id, seq)")
+        conn.execute("CREATE INDEX IF NOT EXISTS m_dups_of ON m_dups (dup_of)")
+        for source_id, ref in conn.execute("SELECT source_id, ref FROM m_disputed ORDER BY source_id").fetchall():
+            seq, client, line = conn.execute("SELECT seq, client_id, line FROM m_scored WHERE source_id = ? "
+                                             "ORDER BY seq LIMIT 1", (source_id,)).fetchone()
+            first = orjson.loads(line)
+            copies = [Copy(ref, client, str(first["measure"]), first.get("binding"), seq)]
+            for dseq, response, dclient, dline in conn.execute(
+                    "SELECT seq, response, client, line FROM m_dups WHERE dup_of = ? ORDER BY seq",
+                    (source_id,)).fetchall():
+                d = orjson.loads(dline)
+                copies.append(Copy(response, dclient, str(d["measure"]), d.get("binding"), dseq))
+            yield Disputed(source_id, first, copies)
+
+    def reassign(self, d: Disputed, client: str | None) -> None:
+        """Give the disputed measurement to ``client`` (None: to no one); its copies stay
+        duplicates of it."""
+        m = dict(d.measurement)
+        m.pop("client_id", None)
+        if client:
+            m["client_id"] = client
+        self._w().execute("UPDATE m_scored SET client_id = ?, line = ? WHERE seq = ?",
+                          (client or None, orjson.dumps(m, option=LINE), d.copies[0].seq))
+
+    def unscore(self, d: Disputed, reason: str) -> None:
+        """Score the disputed measurement for no one: it and its duplicates are removed and
+        every copy becomes a reject with ``reason``."""
+        conn = self._w()
+        conn.execute("DELETE FROM m_scored WHERE seq = ?", (d.copies[0].seq,))
+        conn.executemany("DELETE FROM m_dups WHERE seq = ?", [(c.seq,) for c in d.copies[1:]])
+        self.counts["scored"] -= 1
+        self.counts["dups"] -= len(d.copies) - 1
+        for c in d.copies:
+            self.reject({"response": c.response, "reason": reason, "measure": c.measure,
+                         "binding": c.binding, "item": None})
+        self._flush("rejects")
+
     def finish(self) -> None:
         """Write what is buffered, index, commit and close the writer."""
         for table in self._buf:
@@ -175,6 +277,7 @@ class Spill:
         conn = self._w()
         conn.execute("DELETE FROM m_seen")
         conn.execute("DELETE FROM m_later")
+        conn.execute("DELETE FROM m_disputed")
         conn.execute("COMMIT")
         conn.executescript(INDEXES)
         conn.close()

@@ -6,7 +6,10 @@ Before the client tables are written, every indexed ``form_response`` is scored
 respondent's e-mail, by the client layer). The same response arriving twice (the Forms API
 and the form's linked sheet) is scored once: later copies are duplicates, counted apart
 from what was not scored (a copy is not a failure) and listed in ``scored.duplicates.jsonl``
-with the measurement they repeat.
+with the measurement they repeat. Copies are recognised by the respondent's e-mail, not by
+the client each is linked to: when an override links one copy elsewhere, the override
+decides whose the one measurement is, and copies whose overrides contradict each other are
+scored for no one (``COPIES_DISAGREE``), never for two clients.
 The measurements are published like a canonical account (``canonical/measures/scored.jsonl``
 and its ``.meta.json``, sorted, so a rerun is byte-identical; with the rejects and
 duplicates files as one generation behind one pointer, :mod:`engine.store.fsgen`) and loaded by
@@ -39,11 +42,12 @@ from engine.canon.publish import AccountFiles
 from engine.clients import tables
 from engine.clients.model import Projection
 from engine.index.store import ObjectMissing, begin_immediate, objects_dir, read_object
-from engine.measures import chart, prescore
+from engine.measures import chart, copies, prescore
 from engine.measures.load import LoadError
 from engine.measures.load import load as load_measurements
 from engine.measures.registry import Registry
 from engine.measures.score import (
+    COPIES_DISAGREE,
     DUPLICATE,
     MEASURES_ACCOUNT,
     MEASURES_SOURCE,
@@ -160,16 +164,19 @@ class _Scoring:
         the spill: the duplicate check, the client, the rejects."""
         source, account, entity, _sha = row
         ref = f"{source}/{account}/{entity}"
-        who = client or email or ref
+        who = copies.respondent(email, client, ref)
         self.done += 1
         if self.done % self.EVERY == 0:
             self.progress(self.done)
         for out in outcomes:
             if isinstance(out, dict):
-                first = self.spill.seen(_dedupe_key(out, who), str(out["source_id"]))
+                first = self.spill.first_copy(_dedupe_key(out, who), str(out["source_id"]), client, ref)
                 if first is not None:
+                    first_id, first_client, first_ref = first
+                    if (first_client or None) != (client or None):  # settled in _finish
+                        self.spill.dispute(first_id, first_ref)
                     self.spill.duplicate({"response": ref, "reason": DUPLICATE, "measure": out["measure"],
-                                          "binding": out["binding"], "duplicate_of": first})
+                                          "binding": out["binding"], "duplicate_of": first_id}, client)
                     continue
                 if client:
                     out["client_id"] = client
@@ -209,7 +216,7 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Regist
         else:
             for source, account, entity, data, client in spill.kept():
                 run.score((source, account, entity, ""), prescore.parse(data), client)
-        return _finish(spill, indexed, run)
+        return _finish(spill, indexed, run, copies.Overridden(p, spill))
     responses = 0
     for row in conn.execute(
             "SELECT source, account, entity_id, sha256 FROM documents WHERE kind = 'form_response' "
@@ -223,10 +230,15 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Regist
         del doc  # one response at a time, not every response of the index
     for row in spill.later_rows():
         run.score(row, _read(objects, row[3]), client_of(*row[:3]))
-    return _finish(spill, responses, run)
+    return _finish(spill, responses, run, copies.Overridden(p, spill))
 
 
-def _finish(spill: Spill, responses: int, run: _Scoring) -> Scored:
+def _finish(spill: Spill, responses: int, run: _Scoring, overridden: Callable[[str], bool]) -> Scored:
+    """Settle the measurements whose copies were linked to different clients, then close the
+    spill: one copy's override decides (the measurement goes to the client it names, or to
+    no one); copies that still disagree (two overrides naming different clients, or no
+    override deciding) are scored for no one, every copy a ``COPIES_DISAGREE`` reject."""
+    run.reasons[COPIES_DISAGREE] += copies.settle_all(spill, overridden)
     spill.finish()
     c = spill.counts
     return Scored(responses, c["scored"], c["rejects"], c["dups"], run.reasons)

@@ -7,18 +7,25 @@ a person confirms on a terminal; without a terminal nothing is deleted unless ``
 and the vault goes only with its own confirmation (typing ``vault``), or in a script with
 both ``--yes`` and ``--stage extract`` (``--all --yes`` alone keeps it). Cleaning takes the
 workspace lock, so it never races a run (exit 3 when busy).
+
+A chart folder's name is its client's name (PHI), so the listing never prints one: the chart
+folders of ``clients/`` are one line with their count, files and bytes, and anything else there
+is shown masked (``engine.store.shown.shown_path``), as is a path in an error.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
 from engine.config.load import load
 from engine.errors import ExitCode, UsageError
 from engine.ops.cleanup import CLEAN_STAGES, Target, delete, partial_targets, plan_clean
+from engine.store.shown import CHARTS_DIR, chart_hint, private_os_error, shown_name, shown_path
 from engine.store.workspace import Workspace, WorkspaceLock, check_not_a_file
 from lorch_tui.summary import human_bytes
 
@@ -36,6 +43,14 @@ def cmd_clean(ns: argparse.Namespace) -> int:
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
     check_not_a_file(loaded.workspace)
     ws = Workspace(loaded.workspace)
+    try:
+        return _clean(ns, ws, stages, vault_by_yes=vault_by_yes)
+    except OSError as exc:  # the cli names its path: never with a chart folder's name
+        raise private_os_error(exc, ws.root) from None
+
+
+def _clean(ns: argparse.Namespace, ws: Workspace, stages: list[str], *, vault_by_yes: bool) -> int:
+    """List, confirm and delete (the paths of an error are masked by the caller)."""
     console = Console(highlight=False)
     console.print(f"workspace: {ws.root}", markup=False)
     if not ws.root.is_dir():
@@ -65,7 +80,10 @@ def cmd_clean(ns: argparse.Namespace) -> int:
         if not targets:
             console.print("nothing deleted")
             return int(ExitCode.OK)
-        files, size, runs = delete(targets, ws)
+        try:
+            files, size, runs = delete(targets, ws)
+        except OSError as exc:
+            raise located(exc, targets) from None
         console.print(f"deleted {files} file(s), {human_bytes(size)}" + (f", {runs} vault run(s)" if runs else ""))
         return int(ExitCode.OK)
     finally:
@@ -79,16 +97,31 @@ def plan(ws: Workspace, stages: list[str], partials: bool) -> list[Target]:
 
 
 def show(console: Console, ws: Workspace, targets: list[Target], *, keep_vault: bool) -> None:
-    """List every target with its files, bytes and runs, and the totals."""
+    """List every target with its files, bytes and runs, and the totals. The chart folders of
+    ``clients/`` are one line with their count (their names are clients' names: PHI); any
+    other name there is masked (:func:`engine.store.shown.shown_path`)."""
     vault = [t for t in targets if t.is_vault]
-    for t in targets:
-        rel = t.path.relative_to(ws.root)
+    flags = [is_chart(ws, t) for t in targets]
+    charts = [t for t, chart in zip(targets, flags, strict=True) if chart]
+    for t, chart in zip(targets, flags, strict=True):
+        if chart:
+            if t is charts[0]:
+                what = f"{sum(c.files for c in charts)} file(s), {human_bytes(sum(c.bytes for c in charts))}"
+                console.print(f"  delete {t.stage:<8} {CHARTS_DIR[0]}/: {len(charts)} chart folder(s), "
+                              "names hidden (they are clients' names; `lorchestra clients list` shows "
+                              f"them)  ({what})", markup=False)
+            continue
         what = f"{t.files} file(s), {human_bytes(t.bytes)}" + (f", {t.runs} vault run(s)" if t.runs else "")
         verb = "keep  " if t.is_vault and keep_vault else "delete"
-        console.print(f"  {verb} {t.stage:<8} {rel}  ({what})", markup=False)
+        console.print(f"  {verb} {t.stage:<8} {shown_rel(ws, t.path)}  ({what})", markup=False)
     doomed = [t for t in targets if not (t.is_vault and keep_vault)]
     console.print(f"total: {len(doomed)} path(s), {sum(t.files for t in doomed)} file(s), "
-                  f"{human_bytes(sum(t.bytes for t in doomed))}, {sum(t.runs for t in doomed)} vault run(s)")
+                  f"{human_bytes(sum(t.bytes for t in doomed))}, {sum(t.runs for t in doomed)} vault run(s)"
+                  + (f", of them {len(charts)} chart folder(s)" if charts else ""))
+    hint = chart_hint(ws.root, [shown_rel(ws, t.path) for t, chart in zip(targets, flags, strict=True)
+                                if not chart])
+    if hint is not None:
+        console.print(hint, markup=False)
     if vault and keep_vault:
         console.print("the vault is kept: --all --yes never deletes it; pass --stage extract --yes to "
                       "delete the vault too")
@@ -96,6 +129,28 @@ def show(console: Console, ws: Workspace, targets: list[Target], *, keep_vault: 
         console.print(f"[bold red]WARNING[/]: this deletes {sum(t.runs for t in vault)} vault run(s) of "
                       f"{len(vault)} account folder(s): the raw audit trail of every extract. They "
                       f"cannot be re-created; a new extract only captures what the sources hold today.")
+
+
+def located(exc: OSError, targets: list[Target]) -> OSError:
+    """``exc`` naming the whole path of what could not be deleted: ``shutil.rmtree`` works
+    through folder descriptors, so its errors name a file relative to a folder it does not say
+    (``timeline.md``). Targets go in order, so that folder lies in the first one still there."""
+    name = exc.filename
+    if isinstance(name, str) and not os.path.isabs(name):
+        left = next((t.path for t in targets if os.path.lexists(t.path)), None)
+        if left is not None:
+            exc.filename = os.fspath(left / name if os.path.lexists(left / name) else left)
+    return exc
+
+
+def is_chart(ws: Workspace, t: Target) -> bool:
+    """Whether ``t`` is a chart folder (``clients/Doe, Jane (0123abcd)``)."""
+    return t.path.parent == ws.root / CHARTS_DIR[0] and shown_name(t.path.name).startswith("<client ")
+
+
+def shown_rel(ws: Workspace, path: Path) -> str:
+    """``path`` relative to the workspace, as it may be printed (chart folder names masked)."""
+    return os.path.relpath(shown_path(path, ws.root), ws.root)
 
 
 def confirm(console: Console, targets: list[Target]) -> list[Target]:

@@ -7,7 +7,8 @@ the workspace's permissions. Exit 2 for configuration problems, 4 for permission
 (which win: a privacy problem must not hide behind a typo), 0 when only warnings remain.
 ``--fix-permissions`` tightens folders to 0700 and files to 0600 first. ``--quick`` keeps
 the config, taps, output folders and the run-start permission check only (issue 18: it must
-answer in 0.5 s on a workspace of a million documents).
+answer in 0.5 s on a workspace of a million documents). Paths under ``clients/`` are shown
+with the chart folder's name masked (``<client 0123abcd>``: the name is a client's, PHI).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from engine.config.load import load
 from engine.errors import ConfigError, ExitCode
 from engine.measures.checks import check_measures
 from engine.ops import checks
+from engine.store.shown import private_os_error
 from engine.store.workspace import Workspace, check_not_a_file
 
 MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]", "skip": "[dim]skip[/]"}
@@ -63,7 +65,10 @@ def cmd_validate(ns: argparse.Namespace) -> int:
         items.append(Check("permissions", "workspace", "skip", "--skip-permissions", "permission"))
     else:
         if ns.fix_permissions:
-            fixed = checks.fix_permissions(ws)
+            try:
+                fixed = checks.fix_permissions(ws)  # the real paths; only what is printed is masked
+            except OSError as exc:
+                raise private_os_error(exc, ws.root) from None
             items.append(Check("permissions", "fix", "ok", f"tightened {fixed} path(s) to 0700/0600",
                                "permission"))
         items += checks.check_permissions_quick(ws) if ns.quick else checks.check_permissions(ws)

@@ -4,7 +4,7 @@ A measure (``config/measures/<id>.v<version>.yaml``) lists its items, the respon
 with their values and accepted aliases, the scoring rule (sum; how many items may be missing
 and whether the total is then prorated), the severity bands, the critical items and the code
 of the total. A binding (``config/measures/bindings/*.yaml``) says which forms carry which
-measures and which question (by id or exact title) answers each item. Adding a measure is YAML
+measures and which question (by id or title: :func:`normalize_title`) answers each item. Adding a measure is YAML
 only; :func:`load` checks everything and returns the problems as text for ``validate``.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -191,12 +192,12 @@ class Measure(_Strict):
 
 
 class Question(_Strict):
-    """Which question of the form answers an item: by id or by exact title (one of them)."""
+    """Which question of the form answers an item: by id or by title (one of them)."""
 
     question_id: str | None = None
     """The form's question id (Forms API `questionId`)."""
     title: str | None = None
-    """The question's exact title (a sheet column header)."""
+    """The question's title (a sheet column header), compared without case, punctuation or extra spaces."""
 
     @model_validator(mode="after")
     def _one(self) -> Question:
@@ -262,6 +263,15 @@ class Registry:
 def normalize_answer(text: str) -> str:
     """An answer compared ignoring case and runs of white space."""
     return " ".join(text.split()).casefold()
+
+
+@lru_cache(maxsize=8192)
+def normalize_title(text: str) -> str:
+    """A question title compared ignoring case, punctuation and runs of white space: the
+    official PHQ-9 wording and a form's copy of it differ by a comma or a curly quote, and an
+    item whose question is not found counts as unanswered (prorated, its flag lost)."""
+    kept = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
+    return " ".join(kept.split()).casefold()
 
 
 def _read(path: Path, h: hashlib._Hash, problems: list[str]) -> object:
@@ -330,7 +340,7 @@ def check_binding(b: Binding, measures: dict[tuple[str, int], Measure]) -> list[
         for item in sorted(known - set(mb.items)):
             problems.append(f"{mb.measure}: item {item!r} is not bound to a question")
         for item, q in mb.items.items():
-            key = ("id", q.question_id) if q.question_id is not None else ("title", q.title or "")
+            key = ("id", q.question_id) if q.question_id is not None else ("title", normalize_title(q.title or ""))
             if key in used:
                 problems.append(f"{mb.measure}: {item} and {used[key]} are bound to the same question")
             used[key] = item

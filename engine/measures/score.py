@@ -2,7 +2,8 @@
 
 A response is matched to the bindings whose form selectors it meets (none: ``NO_BINDING``;
 several: ``BINDING_AMBIGUOUS``). For each measure of the binding every item's question is
-looked up (by question id or exact title); its answer must name an option by label or alias
+looked up (by question id, or by title ignoring case, punctuation and spacing); its answer
+must name an option by label or alias
 (else ``UNKNOWN_ANSWER``), two items must not land on the same answer
 (``QUESTION_BOUND_TWICE``), a title must not match several questions (``QUESTION_AMBIGUOUS``),
 and no more items than the measure allows may be unanswered (``TOO_MANY_MISSING``). With
@@ -19,7 +20,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from engine.index.fields import normalize_time
-from engine.measures.registry import Binding, FormSelector, Measure, MeasureBinding, Registry
+from engine.measures.registry import (
+    Binding,
+    FormSelector,
+    Measure,
+    MeasureBinding,
+    Registry,
+    normalize_title,
+)
 
 MEASURES_SOURCE = "measures"
 """The ``source`` of measurement documents in the index."""
@@ -103,17 +111,20 @@ class AnswerIndex:
         self.by_id: dict[Any, list[int]] = {}
         self.by_title: dict[Any, list[int]] = {}
         for n, a in enumerate(answers):
-            for key, index in ((a.get("question_id"), self.by_id), (a.get("question"), self.by_title)):
+            title = a.get("question")
+            for key, index in ((a.get("question_id"), self.by_id),
+                               (normalize_title(title) if isinstance(title, str) else title, self.by_title)):
                 try:
                     index.setdefault(key, []).append(n)
                 except TypeError:  # an unhashable id or title (a list): it equals no str
                     pass
 
     def find(self, question_id: str | None, title: str | None) -> list[int]:
-        """Positions of the answers to a question (by id when it has one, else by title)."""
+        """Positions of the answers to a question (by id when it has one, else by its title
+        without case, punctuation or extra spaces: :func:`normalize_title`)."""
         if question_id is not None:
             return self.by_id.get(question_id, [])
-        return self.by_title.get(title, [])
+        return self.by_title.get(normalize_title(title), []) if title is not None else []
 
 
 def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,

@@ -22,7 +22,13 @@ import orjson
 from engine.check import Check, Kind, Status
 from engine.config import Extractor, PipelineConfig
 from engine.store.fsutil import DIR_MODE, FILE_MODE
-from engine.store.workspace import Workspace, run_start_problems, special_kind, symlink_problems
+from engine.store.shown import chart_hint, shown_path
+from engine.store.workspace import (
+    Workspace,
+    run_start_problems,
+    special_kind,
+    symlink_problems,
+)
 from engine.vault.layout import read_latest, read_manifest
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -259,27 +265,33 @@ def _loose(st: os.stat_result) -> bool:
 
 
 def check_permissions(ws: Workspace, limit: int = 20) -> list[Check]:
-    """Nothing group- or world-accessible, everything ours (failures are permission problems: exit 4)."""
+    """Nothing group- or world-accessible, everything ours (failures are permission problems: exit 4).
+
+    Paths are shown with chart folder names masked (``clients/<client 0123abcd>/...``: a
+    folder's name is the client's name), with one note saying how to find them."""
     if not ws.root.exists():
         return [Check("permissions", "workspace", "ok", "nothing to check yet", "permission")]
-    out = [Check("permissions", "symlink", "fail", text, "permission") for text in symlink_problems(ws.root)]
+    out = [Check("permissions", "symlink", "fail", text, "permission")
+           for text in symlink_problems(ws.root, private=True)]
     uid = os.getuid()
     bad = 0
     for p, st in _walk(ws.root):
         if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
-            out.append(Check("permissions", str(p), "fail",
+            out.append(Check("permissions", shown_path(p, ws.root), "fail",
                              f"{special_kind(st.st_mode)}, not a regular file or folder: a reader "
                              "would block on it; remove it", "permission"))
         elif st.st_uid != uid:
-            out.append(Check("permissions", str(p), "fail", "owned by another user", "permission"))
+            out.append(Check("permissions", shown_path(p, ws.root), "fail", "owned by another user",
+                             "permission"))
         elif _loose(st):
             bad += 1
             if bad <= limit:
                 want = "0700" if stat.S_ISDIR(st.st_mode) else "0600"
-                out.append(Check("permissions", str(p), "fail",
+                out.append(Check("permissions", shown_path(p, ws.root), "fail",
                                  f"{stat.filemode(st.st_mode)}, should be {want}", "permission"))
     if bad > limit:
         out.append(Check("permissions", "workspace", "fail", f"... and {bad - limit} more", "permission"))
+    out += _chart_note(ws, out)
     if not out:
         out.append(Check("permissions", "workspace", "ok", f"folders 0700 and files 0600 under {ws.root}",
                          "permission"))
@@ -291,16 +303,23 @@ def check_permissions_quick(ws: Workspace, limit: int = 20) -> list[Check]:
     reads, symlinks; not the object files nor older vault runs (docs/security.md)."""
     if not ws.root.exists():
         return [Check("permissions", "workspace", "ok", "nothing to check yet", "permission")]
-    loose, links, special = run_start_problems(ws.root, limit)
+    loose, links, special = run_start_problems(ws.root, limit, private=True)
     out = [Check("permissions", "symlink", "fail", text, "permission") for text in links]
     out += [Check("permissions", "special", "fail", text, "permission") for text in special]
     out += [Check("permissions", text, "fail", "group or others can access it: should be 0700/0600",
                   "permission") for text in loose]
+    out += _chart_note(ws, out)
     if not out:
         out.append(Check("permissions", "workspace", "ok",
                          f"what a run writes and reads is private under {ws.root} (quick: object files "
                          "and older vault runs are checked by `lorchestra validate`)", "permission"))
     return out
+
+
+def _chart_note(ws: Workspace, found: list[Check]) -> list[Check]:
+    """One line saying how to find a chart folder shown masked among ``found`` (none if none is)."""
+    hint = chart_hint(ws.root, [f"{c.subject} {c.message}" for c in found])
+    return [] if hint is None else [Check("permissions", "clients", "warn", hint, "permission")]
 
 
 def fix_permissions(ws: Workspace) -> int:

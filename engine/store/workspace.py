@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from engine.errors import PermissionProblem, UsageError, WorkspaceBusy, from_os_error
 from engine.store.fsutil import DIR_MODE, FILE_MODE, ensure_dir
+from engine.store.shown import CHARTS_DIR, chart_hint, shown_path, shown_target
 
 
 @dataclass(frozen=True)
@@ -127,11 +128,6 @@ PROJECT_SCRATCH = ".project-scratch.sqlite"
 """The first part of the name of every scratch file of the project task in ``vector-store/``
 (the database itself, its kept responses, a forked scorer's and reading helper's: named in
 :mod:`engine.clients.stream`); here so ``clean`` finds them without the client layer."""
-CHARTS_DIR = ("clients",)
-"""The project stage's chart folders (one per client, each replaced whole by the stage: a new
-0700 folder swapped in): a run start checks ``clients/`` and every chart folder, not the files
-inside them (2,000 clients were 12,000 paths, 60-70 CPU-ms of every run start)."""
-
 
 def _run_start_filter(root: Path, folder: Path) -> set[str] | None:
     """Which sub-folders of ``folder`` a run-start check descends into (None: all of them).
@@ -177,18 +173,24 @@ def _latest(account_dir: Path) -> tuple[str, str] | None:
         return None
 
 
-def _scan(root: Path, limit: int, deep: bool = True) -> tuple[list[str], list[str], list[str]]:
+def _scan(root: Path, limit: int, deep: bool = True,
+          private: bool = False) -> tuple[list[str], list[str], list[str]]:
     """One walk of the workspace (links never followed): (loose paths, symlinks, special
     files), each at most ``limit``. ``deep`` visits everything; otherwise the run-start walk
     (:func:`_run_start_filter`) skips the history a run neither writes nor reads. A special
     file (a FIFO, a socket, a device) where the pipeline expects a regular file would block
-    or mislead every reader, so it is refused like a symlink."""
+    or mislead every reader, so it is refused like a symlink. ``private``: the lines show
+    paths under ``clients/`` masked (:func:`shown_path`), for printing."""
     loose: list[str] = []
     links: list[str] = []
     special: list[str] = []
     if not root.is_dir() or root.is_symlink():
         return loose, links, special
     stack = [root]
+
+    def show(path: str) -> str:
+        return shown_path(path, root) if private else path
+
     try:
         mode = root.lstat().st_mode
     except OSError:
@@ -212,14 +214,17 @@ def _scan(root: Path, limit: int, deep: bool = True) -> tuple[list[str], list[st
                 continue
             if stat.S_ISLNK(st.st_mode):
                 if len(links) < limit:
-                    links.append(f"{entry.path} is a symlink to {os.readlink(entry.path)}")
+                    target = os.readlink(entry.path)
+                    if private:
+                        target = shown_target(target, entry.path, root)
+                    links.append(f"{show(entry.path)} is a symlink to {target}")
                 continue
             if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
                 if len(special) < limit:
-                    special.append(f"{entry.path} is {special_kind(st.st_mode)}, not a regular file or folder")
+                    special.append(f"{show(entry.path)} is {special_kind(st.st_mode)}, not a regular file or folder")
                 continue
             if st.st_mode & 0o077 and len(loose) < limit:
-                loose.append(f"{entry.path} ({stat.filemode(st.st_mode)})")
+                loose.append(f"{show(entry.path)} ({stat.filemode(st.st_mode)})")
             if stat.S_ISDIR(st.st_mode) and (descend is None or entry.name in descend):
                 stack.append(Path(entry.path))
     return loose, links, special
@@ -236,17 +241,19 @@ def special_kind(mode: int) -> str:
     return "a special file"
 
 
-def run_start_problems(root: Path, limit: int = 20) -> tuple[list[str], list[str], list[str]]:
+def run_start_problems(root: Path, limit: int = 20, *,
+                       private: bool = False) -> tuple[list[str], list[str], list[str]]:
     """What a run start checks (docs/security.md): (loose paths, symlinks incl. ancestors,
-    special files)."""
+    special files). ``private``: chart folder names masked, for printing (:func:`shown_path`)."""
     links = _ancestor_links(root)
-    loose, inside, special = _scan(root, limit, deep=False) if not links else ([], [], [])
+    loose, inside, special = _scan(root, limit, deep=False, private=private) if not links else ([], [], [])
     return loose, (links + inside)[:limit], special
 
 
-def loose_permissions(root: Path, limit: int = 20) -> list[str]:
-    """Paths under ``root`` (and itself) that a group or others can access (at most ``limit``)."""
-    return _scan(root, limit)[0]
+def loose_permissions(root: Path, limit: int = 20, *, private: bool = False) -> list[str]:
+    """Paths under ``root`` (and itself) that a group or others can access (at most ``limit``;
+    ``private``: chart folder names masked, for printing)."""
+    return _scan(root, limit, private=private)[0]
 
 
 def _ancestor_links(root: Path) -> list[str]:
@@ -273,16 +280,16 @@ def _ancestor_links(root: Path) -> list[str]:
     return found
 
 
-def symlink_problems(root: Path, limit: int = 20) -> list[str]:
+def symlink_problems(root: Path, limit: int = 20, *, private: bool = False) -> list[str]:
     """Symlinks that could send PHI somewhere the config does not name (at most ``limit``).
 
     The rule (docs/security.md): the workspace folder itself and everything inside it must
     not be a symlink; a symlink among its ancestors (``/home -> /usr/home``, ``/var ->
     /private/var``) is accepted only when nobody but root or the user can change it: owned
     by root or the user, in a folder owned by root or the user that others cannot write to
-    (or that has the sticky bit, like ``/tmp``).
+    (or that has the sticky bit, like ``/tmp``). ``private``: chart folder names masked.
     """
-    return (_ancestor_links(root) + _scan(root, limit)[1])[:limit]
+    return (_ancestor_links(root) + _scan(root, limit, private=private)[1])[:limit]
 
 
 def check_permissions(root: Path, limit: int = 20) -> None:
@@ -290,28 +297,38 @@ def check_permissions(root: Path, limit: int = 20) -> None:
 
     This is the run-start check: its cost does not grow with the history (the object files
     and older vault runs are left to ``lorchestra validate``; see :func:`_run_start_filter`).
+    The message lists paths with chart folder names masked (a client's name is PHI and the
+    message reaches cron logs): :func:`shown_path`, and the hint says how to find one.
     """
-    loose, links, special = run_start_problems(root, limit)
+    loose, links, special = run_start_problems(root, limit, private=True)
+
+    def hint(text: str, listed: list[str]) -> str:
+        found = chart_hint(root, listed)
+        return text if found is None else f"{text}; {found}"
+
     if links:
         listing = "\n  ".join(links)
         raise PermissionProblem(
             f"the workspace path {root} goes through symlinks, so PHI could be written "
             f"somewhere the config does not name:\n  {listing}",
-            hint=f"set `workspace` (or --workspace) to the real folder ({os.path.realpath(root)}) and "
-            "remove symlinks inside it, or pass --skip-permissions if you accept the risk",
+            hint=hint(f"set `workspace` (or --workspace) to the real folder ({os.path.realpath(root)}) "
+                      "and remove symlinks inside it, or pass --skip-permissions if you accept the risk",
+                      links),
         )
     if special:
         listing = "\n  ".join(special)
         raise PermissionProblem(
             f"the workspace {root} holds special files where only files and folders belong "
             f"(a reader would block on them or read something else):\n  {listing}",
-            hint="remove them (rm PATH); the pipeline never creates one, so find out who did",
+            hint=hint("remove them (rm PATH); the pipeline never creates one, so find out who did",
+                      special),
         )
     if loose:
         listing = "\n  ".join(loose)
         raise PermissionProblem(
             f"the workspace {root} has paths others can read:\n  {listing}",
-            hint=f"run `chmod -R go-rwx {root}`, or pass --skip-permissions if you accept the risk",
+            hint=hint(f"run `chmod -R go-rwx {root}`, or pass --skip-permissions if you accept the risk",
+                      loose),
         )
 
 

@@ -212,3 +212,26 @@ def test_scoring_is_deterministic(tmp_path: Path) -> None:
     reg = registry(tmp_path)
     doc = response(phq=[1, 2, None, 3, 0, 1, 2, 3, 1], gad=["2", 1, 0, 3, 2, 1, 0])
     assert score_response(doc, reg) == score_response(doc, registry(tmp_path / "again"))
+
+
+def test_titles_match_without_case_punctuation_or_spacing(tmp_path: Path) -> None:
+    """A form's copy of the official wording differs by a comma, a curly quote or a space: the
+    item is still found (not counted unanswered, prorated, with its item-9 flag lost)."""
+    official = "Thoughts that you would be better off dead, or of hurting yourself in some way"
+    titles = PHQ[:8] + [official]
+    reg = registry(tmp_path, {"test": {"id": "test", "forms": [{"form_id": "F1"}], "measures": [
+        {"measure": "phq9", "items": {f"phq9_{n}": {"title": t} for n, t in enumerate(titles, 1)}}]}})
+    doc = response(phq=[1] * 8 + [3])
+    doc["answers"][8]["question"] = "THOUGHTS that you would be better off dead or of hurting  yourself in some way\u2019"
+    got = scored(reg, doc, "phq9")
+    assert got["value"] == 11 and got["items"]["phq9_9"] == 3
+    assert PRORATED not in got["flags"] and any("9" in f for f in got["flags"])
+    doc["answers"][8]["question"] = "Thoughts that you would be better off alive"
+    assert PRORATED in scored(reg, doc, "phq9")["flags"]  # another question: not found, as before
+
+
+def test_two_titles_bound_that_differ_only_by_punctuation_are_one_question(tmp_path: Path) -> None:
+    titles = PHQ[:7] + ["Same question, again", "same question again"]
+    reg = registry(tmp_path, {"test": {"id": "test", "forms": [{"form_id": "F1"}], "measures": [
+        {"measure": "phq9", "items": {f"phq9_{n}": {"title": t} for n, t in enumerate(titles, 1)}}]}})
+    assert any("bound to the same question" in p for p in reg.problems), reg.problems

@@ -197,6 +197,12 @@ class Project:
     def run(self) -> str:
         """Do the work; return ``success`` or ``skipped``."""
         overrides, raw = self.overrides()
+        if self.registry.problems:  # a measure left out would take its scores out of every chart
+            raise ProjectFailed(ErrorCode.MEASURES_INVALID.value, _detail(
+                self.ws, "MEASURES_INVALID: nothing was replaced (the client tables, the charts and "
+                         "the scores stay as they were) until these files load:\n"
+                         + "\n".join(self.registry.problems)
+                         + "\n`lorchestra validate` lists them too (docs/measures.md)."))
         if not db_path(self.ws).is_file():
             raise ProjectFailed(ErrorCode.NO_INDEX.value)
         conn = open_writer(self.ws)
@@ -379,11 +385,8 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
 
 
 def _measure_events(spec: TaskSpec, job: Project, emit: Emit) -> None:
-    """Warnings for measures not scored (by reason) and for registry files with problems."""
+    """A warning for the responses (or measures of them) not scored."""
     ex = spec.extractor
-    if job.registry.problems:
-        emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
-                         code=ErrorCode.MEASURES_INVALID.value, count=len(job.registry.problems)))
     m = job.measures
     if m is not None and m.not_scored:
         emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,

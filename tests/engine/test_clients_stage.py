@@ -552,3 +552,26 @@ def test_a_chart_write_that_fails_says_which_file_in_the_workspace(built: Path, 
     assert detail.is_relative_to(ws / "diagnostics") and (detail.stat().st_mode & 0o077) == 0
     text = detail.read_text()
     assert "WRITE_FAILED" in text and str(ws / "clients") in text and "E" in text.split(":")[1]
+
+
+def test_a_measure_file_that_does_not_load_fails_and_keeps_every_score(built: Path, tmp_path: Path) -> None:
+    """A typo in a measure file would leave that measure out and take its scores out of every
+    chart: the task fails MEASURES_INVALID instead, before it replaces anything."""
+    from engine.measures.registry import BUNDLED_MEASURES
+
+    ws = copy(built, tmp_path)
+    before = {p.relative_to(ws).as_posix(): p.read_bytes() for p in (ws / "clients").rglob("*.md")}
+    assert any(name.endswith("measures.md") for name in before)
+    folder = tmp_path / "measures"
+    shutil.copytree(BUNDLED_MEASURES, folder)
+    phq = folder / "phq9.v1.yaml"
+    phq.write_text(phq.read_text().replace("max_missing: 1", "max_missing: one"))
+    config = tmp_path / "typo.yaml"
+    config.write_text(yaml.safe_dump(dict(DEMO, clients=dict(DEMO["clients"], measures=str(folder)))))
+    res = cli(ws, "run", "--stage", "project", "--force", config=config)
+    assert res.returncode == 1, res.stdout + res.stderr
+    (done,) = [e for e in log_events(ws) if e["type"] == "task_finished" and e["stage"] == "project"][-1:]
+    assert (done["status"], done["error_code"]) == ("failed", "MEASURES_INVALID")
+    assert "phq9.v1.yaml" in Path(done["detail_path"]).read_text()
+    after = {p.relative_to(ws).as_posix(): p.read_bytes() for p in (ws / "clients").rglob("*.md")}
+    assert after == before

@@ -24,6 +24,7 @@ import orjson
 import pytest
 import yaml
 
+from tests.engine.test_canonize_lossless import TAP
 from tests.helpers import (
     REPO,
     account_dir,
@@ -36,15 +37,6 @@ from tests.helpers import (
     runs_of,
     write_config,
 )
-
-TAP = r'''
-import pathlib, sys
-folder = pathlib.Path(sys.argv[1])
-counter = folder / "count"
-n = int(counter.read_text()) + 1 if counter.exists() else 1
-counter.write_text(str(n))
-sys.stdout.buffer.write((folder / f"run-{n}.singer").read_bytes())
-'''
 
 CONTACT = ('{"source_id": PREFIX$string(id), "name": {"full": name, "components": []},'
            ' "emails": email ? {"e": {"address": email}} : null}')

@@ -28,26 +28,15 @@ import pytest
 import yaml
 
 from engine.clients.model import Projection, client_id_for
+from engine.demo_taps.forms import GAD7, PHQ9
 from engine.measures.registry import BUNDLED_MEASURES, Registry, load
 from engine.measures.score import COPIES_DISAGREE, PARTIAL_SUM, PRORATED, score_response, total
 from engine.measures.spill import Spill
 from engine.measures.step import _finish, _Scoring
 from tests.helpers import clean_env, run_cli
 
-PHQ = ["Little interest or pleasure in doing things",
-       "Feeling down, depressed, or hopeless",
-       "Trouble falling or staying asleep, or sleeping too much",
-       "Feeling tired or having little energy",
-       "Poor appetite or overeating",
-       "Feeling bad about yourself, or that you are a failure or have let yourself or your family down",
-       "Trouble concentrating on things, such as reading the newspaper or watching television",
-       "Moving or speaking so slowly that other people could have noticed, or being so fidgety or "
-       "restless that you have been moving around a lot more than usual",
-       "Thoughts that you would be better off dead, or of hurting yourself in some way"]
-GAD = ["Feeling nervous, anxious, or on edge", "Not being able to stop or control worrying",
-       "Worrying too much about different things", "Trouble relaxing",
-       "Being so restless that it is hard to sit still", "Becoming easily annoyed or irritable",
-       "Feeling afraid, as if something awful might happen"]
+PHQ = list(PHQ9)
+GAD = list(GAD7)
 TITLES = PHQ + GAD
 LABELS = ["Not at all", "Several days", "More than half the days", "Nearly every day"]
 FORM_ID = "1FAIpQLSdemoIntake"  # the bundled binding demo-intake names these two forms

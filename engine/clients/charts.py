@@ -49,8 +49,10 @@ def safe_name(text: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     """A folder-name-safe form of a person's name (no separators or control characters), at
     most :data:`MAX_NAME` characters and ``max_bytes`` bytes of UTF-8.
 
-    The byte cut applies only to names past ``max_bytes`` (a name that fitted keeps exactly
-    the folder name it had) and falls between two characters as a reader sees them: never
+    The 80-character cut counts code points, as it always did (so no existing folder is
+    renamed; it may leave a flag or a mark cut from its letter at the very end). The byte
+    cut applies only to names past ``max_bytes`` (a name that fitted keeps exactly the
+    folder name it had) and falls between two characters as a reader sees them: never
     inside a UTF-8 sequence, nor between a character and its combining marks, skin tone or
     the other half of a flag."""
     text = unicodedata.normalize("NFC", text)

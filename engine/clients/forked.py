@@ -20,6 +20,9 @@ import sys
 from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
+OS_ERROR_EXIT = 64
+"""A helper that fails on a file operation exits with 64 + its errno, so the task reports a
+full disk as DISK_FULL and names the error (its message, with the path, goes to stderr)."""
 
 
 class ChildFailed(OSError):
@@ -59,6 +62,11 @@ class Child:
                 while view:
                     view = view[os.write(w, view):]
                 code = 0
+            except OSError as exc:  # the task reports it: DISK_FULL, or WRITE_FAILED with the errno
+                if exc.errno is not None and 0 < exc.errno < 256 - OS_ERROR_EXIT:
+                    code = OS_ERROR_EXIT + exc.errno
+                with contextlib.suppress(OSError):  # its stderr is the task's, in diagnostics/
+                    os.write(2, f"project helper process: {exc!r}\n".encode(errors="replace"))
             finally:
                 os._exit(code)
         os.close(w)
@@ -73,7 +81,10 @@ class Child:
         assert self.pid is not None
         _, status = os.waitpid(self.pid, 0)
         self.pid = None
-        if os.waitstatus_to_exitcode(status) != 0 or not chunks:
+        code = os.waitstatus_to_exitcode(status)
+        if code > OS_ERROR_EXIT:
+            raise ChildFailed(code - OS_ERROR_EXIT, os.strerror(code - OS_ERROR_EXIT))
+        if code != 0 or not chunks:
             raise ChildFailed("a helper process of the project task failed")
         return b"".join(chunks)
 

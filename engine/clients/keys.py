@@ -108,7 +108,8 @@ def phone_key(raw: object, region: str) -> str | None:
 def name_text(raw: object) -> str | None:
     """A name folded for comparison: ``Doe, Jane`` and ``jane  DOE`` both give ``jane doe``.
 
-    Accents of Latin letters and punctuation are dropped and case folded; a single comma swaps
+    Optional accents (Latin, Greek, Cyrillic but the breve) and punctuation are dropped and
+    case folded; a single comma swaps
     ``Family, Given`` into ``Given Family``. Token order is otherwise kept.
     """
     if not isinstance(raw, str):
@@ -122,21 +123,29 @@ def name_text(raw: object) -> str | None:
 
 
 def _drop_latin_accents(text: str) -> str:
-    """``José`` -> ``Jose``: combining marks go only after a Latin letter.
-
-    Elsewhere a mark makes another letter (Japanese ``ガ`` is not ``カ``, Russian ``й`` is not
-    ``и``), so it stays; the text is recomposed (NFC) after the compatibility decomposition.
+    """``José`` -> ``Jose``, ``Γιώργος`` -> ``Γιωργος``, ``Алёна`` -> ``Алена``: the accents
+    people write or leave out are dropped after Latin, Greek and Cyrillic letters, except the
+    Cyrillic breve (``й`` is not ``и``). After letters of other scripts a mark makes another
+    letter (Japanese ``ガ`` is not ``カ``; a Devanagari vowel sign is part of the name), so it
+    stays; the text is recomposed (NFC) after the compatibility decomposition.
     """
     out: list[str] = []
-    latin = False
+    script = ""
     for c in unicodedata.normalize("NFKD", text):
         if unicodedata.combining(c):
-            if latin:
+            if script == "latin-greek" or (script == "cyrillic" and c != "\u0306"):
                 continue
         else:
-            latin = c < "\u0250" or "\u1e00" <= c <= "\u1eff"
+            script = _script(c)
         out.append(c)
     return unicodedata.normalize("NFC", "".join(out))
+
+
+def _script(c: str) -> str:
+    """Where accents are optional: ``latin-greek``, ``cyrillic``, or ``other``."""
+    if c < "\u0250" or "\u1e00" <= c <= "\u1fff" or "\u0370" <= c <= "\u03ff":
+        return "latin-greek"  # Latin, Latin Extended Additional, Greek and Greek Extended
+    return "cyrillic" if "\u0400" <= c <= "\u04ff" else "other"
 
 
 def birth_date(raw: object) -> str | None:
@@ -155,6 +164,21 @@ def name_dob_key(name: object, dob: object) -> str | None:
     if n is None or d is None:
         return None
     return f"name_dob:{n}|{d}"
+
+
+def phone_ext(key: str) -> str | None:
+    """The extension of a phone key (``phone:+12125550177;ext=12`` -> ``12``), else None."""
+    return key.partition(";ext=")[2] or None if key.startswith("phone:") else None
+
+
+def phone_line(key: str) -> str:
+    """A phone key without its extension: the office's line."""
+    return key.partition(";ext=")[0]
+
+
+def name_dob_date(key: str) -> str:
+    """The birth date of a ``name_dob:`` key."""
+    return key.rpartition("|")[2]
 
 
 def key_kind(key: str) -> str:

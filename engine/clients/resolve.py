@@ -89,7 +89,8 @@ class Resolver:
             if len(self._phones) >= MEMO_MAX:
                 self._phones.clear()
             key = K.phone_key(raw, self.cfg.phone_region)
-            self._phones[raw] = None if key in self._ignored_phones else key
+            ignored = key is not None and K.phone_line(key) in self._ignored_phones
+            self._phones[raw] = None if key in self._ignored_phones or ignored else key
         return self._phones[raw]
 
     def forget(self) -> None:
@@ -219,7 +220,10 @@ class Resolver:
         for facts in defining:
             if facts.defines and facts.card is not None:
                 cid = client_id_for(facts.ref.source, facts.ref.account, facts.ref.entity_id)
-                clients[cid] = Client(cid, facts.ref, facts.card, set(facts.keys))
+                # a client's extension also holds its office's line: a document giving only
+                # the line is then shared with any other client on it (a conflict), never theirs
+                keys = set(facts.keys) | {K.phone_line(k) for k in facts.keys if K.phone_ext(k)}
+                clients[cid] = Client(cid, facts.ref, facts.card, keys)
         alias: dict[str, str] = {}
         unused = 0
         for group in self.overrides.merge:
@@ -397,15 +401,16 @@ class _State:
 
 
     def _identity_differs(self, facts: DocFacts, cid: str) -> bool:
-        """True when the document names a person (name and birth date) and the client, who
-        has a name and birth date too, is someone else by them: a sibling or parent who
-        shares the client's phone or e-mail, or a contact the ``where`` conditions left out.
-        A shared phone or address is then no proof of who is meant, so nothing links."""
-        mine = [k for k in facts.keys if K.key_kind(k) == "name_dob"]
+        """True when the document's birth date is none of the client's: a child or parent who
+        shares the client's phone or e-mail, or a contact the ``where`` conditions left out,
+        is someone else whatever the shared number says, so nothing links. Names are not
+        compared (a middle initial, a nickname, a married name are the same person; twins,
+        one birth date and two names, stay a known limit: docs/clients.md)."""
+        mine = {K.name_dob_date(k) for k in facts.keys if K.key_kind(k) == "name_dob"}
         if not mine:
             return False
-        theirs = {k for k in self.clients[cid].keys if K.key_kind(k) == "name_dob"}
-        return bool(theirs) and not theirs.intersection(mine)
+        theirs = {K.name_dob_date(k) for k in self.clients[cid].keys if K.key_kind(k) == "name_dob"}
+        return bool(theirs) and not theirs & mine
 
 
 __all__ = ["Reason", "Resolver"]

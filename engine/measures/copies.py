@@ -60,6 +60,14 @@ def settle(d: Disputed, overridden: Callable[[str], bool]) -> tuple[bool, str | 
     return False, None
 
 
+def same_account(ref: str, other: str) -> bool:
+    """Whether two responses (``source/account/entity``) come from one account: a submission
+    has at most one copy in an account (the Forms API's, or its linked sheet's row), so two
+    responses of one account alike to the second (a family sharing an address, all answers 0)
+    are two people's, never copies of one."""
+    return ref.split("/", 2)[:2] == other.split("/", 2)[:2]
+
+
 def settle_all(spill: Spill, overridden: Callable[[str], bool]) -> int:
     """Settle every disputed measurement of the spill; the copies left scored for no one."""
     unscored = 0

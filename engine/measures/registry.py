@@ -321,6 +321,12 @@ def load(folder: Path | None = None) -> Registry:
         elif not found:
             ids.add(b.id)
             reg.bindings.append(b)
+    if not reg.folder.is_dir():  # a typo in clients.measures: no measure, every score gone
+        reg.problems.append(f"{reg.folder}: the measures folder does not exist")
+    elif not reg.measures and not any(p.startswith(str(reg.folder)) for p in reg.problems):
+        reg.problems.append(f"{reg.folder}: no measure file (<id>.v<version>.yaml)")
+    elif not reg.bindings and not (reg.folder / "bindings").is_dir():
+        reg.problems.append(f"{reg.folder / 'bindings'}: the bindings folder does not exist")
     reg.sha256 = h.hexdigest()
     return reg
 

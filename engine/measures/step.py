@@ -171,6 +171,8 @@ class _Scoring:
         for out in outcomes:
             if isinstance(out, dict):
                 first = self.spill.first_copy(_dedupe_key(out, who), str(out["source_id"]), client, ref)
+                if first is not None and copies.same_account(first[2], ref):
+                    first = None  # two responses of one account are two submissions, never copies
                 if first is not None:
                     first_id, first_client, first_ref = first
                     if (first_client or None) != (client or None):  # settled in _finish

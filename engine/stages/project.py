@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import phonenumbers
 
 from engine import cancel
 from engine.clients import charts, reading, shards, stream, tables
@@ -89,7 +90,8 @@ def clients_dir(ws: Workspace) -> Path:
 
 def code_sha256() -> str:
     """The sha256 of the client layer's code: a new version re-projects everything."""
-    h = hashlib.sha256(f"rules={RULES_VERSION};schema={tables.CLIENTS_SCHEMA_VERSION}".encode())
+    h = hashlib.sha256(f"rules={RULES_VERSION};schema={tables.CLIENTS_SCHEMA_VERSION};"
+                       f"phonenumbers={phonenumbers.__version__}".encode())  # its data makes phone keys
     for path in CODE_FILES:
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
@@ -136,9 +138,11 @@ def _os_error_detail(ws: Workspace, exc: OSError) -> str | None:
     """The failed file operation for a person (``diagnostics/project/project-error.txt``: the
     path may hold a client's name, so only inside the workspace); None if even that fails."""
     where = " ".join(f"'{f}'" for f in (exc.filename, exc.filename2) if f is not None)
-    name = errno.errorcode.get(exc.errno or 0, "no errno")
+    what = (f"{errno.errorcode.get(exc.errno, 'errno ' + str(exc.errno))} ({exc.strerror}) on {where or 'a file'}"
+            if exc.errno is not None else f"{exc} (in the second chart writer: its own stderr is in "
+                                          "diagnostics/project/)")
     try:
-        return _detail(ws, f"{write_error_code(exc).value}: {name} ({exc.strerror}) on {where or 'a file'}. "
+        return _detail(ws, f"{write_error_code(exc).value}: {what}. "
                            "Nothing half-written is visible: the client tables and every chart folder "
                            "are the old or the new ones, and the next run repairs the rest.")
     except OSError:

@@ -267,3 +267,4 @@ def test_project_stage_charts_a_seventy_emoji_client_and_a_name_with_line_breaks
     assert again.returncode == 0, again.stdout + again.stderr
     assert {n: [(root / n / f).stat().st_ino for f in charts.FILES] for n in names} == before, \
         "a rerun gives the same folder names and rewrites nothing"
+

@@ -152,3 +152,43 @@ def test_an_overrides_file_of_another_format_version_is_refused(tmp_path: Path) 
             load_overrides(path)
     path.write_text("version: 1\nmerge: []\n")
     assert load_overrides(path)[0].version == 1
+
+
+def test_the_same_birth_date_under_another_spelling_of_the_name_still_links() -> None:
+    client = contact("dataverse", "mensio", "J", "Smith, Jonathan A.", emails=["jon@example.org"],
+                     phones=["212-555-0140"], dob="1971-02-03")
+    intake = contact("sheets", "intake", "r1", "Jonathan Smith", emails=["jon@example.org"], dob="1971-02-03")
+    nickname = contact("sheets", "intake", "r2", "Jon Smith", phones=["(212) 555-0140"], dob="1971-02-03")
+    _, out = resolve([client, intake, nickname])
+    for row in (intake, nickname):
+        got = out[row[0]]
+        assert isinstance(got, list) and {lk.client_id for lk in got} == {cid("J")}, row[0]
+
+
+def test_an_office_line_is_shared_by_every_client_on_it_whatever_their_extensions() -> None:
+    max_ = contact("dataverse", "mensio", "M", "Max Moe", phones=["212-555-0177 ext. 12"], dob="1950-05-18")
+    nina = contact("dataverse", "mensio", "N", "Nina Noe", phones=["212-555-0177"], dob="1960-06-06")
+    bare = contact("quickbooks", "x", "c1", "Max Moe", phones=["(212) 555-0177"])
+    ext = contact("quickbooks", "x", "c2", "Moe, Max", phones=["212 555 0177 x12"])
+    p, out = resolve([max_, nina, bare, ext])
+    assert "phone:+12125550177" in p.clients[cid("M")].keys  # the line, beside its extension
+    got = out[bare[0]]
+    assert isinstance(got, Unlinked) and got.reason == "conflict"  # Max's office or Nina's phone
+    (link,) = out[ext[0]]  # type: ignore[misc]
+    assert (link.client_id, link.via) == (cid("M"), "phone:+12125550177;ext=12")
+    assert any(c.key == "phone:+12125550177" for c in p.conflicts)
+
+
+def test_ignoring_an_office_line_ignores_its_extensions() -> None:
+    from engine.clients.overrides import Overrides
+
+    max_ = contact("dataverse", "mensio", "M", "Max Moe", phones=["212-555-0177 ext. 12"])
+    p, _ = resolve([max_], overrides=Overrides(ignore=["212-555-0177"]))
+    assert p.clients[cid("M")].keys == set()
+
+
+def test_optional_accents_of_greek_and_cyrillic_fold_but_the_breve_stays() -> None:
+    assert K.name_text("Γιώργος Παπαδόπουλος") == K.name_text("ΓΙΩΡΓΟΣ ΠΑΠΑΔΟΠΟΥΛΟΣ")
+    assert K.name_text("Алёна Фёдорова") == K.name_text("Алена Федорова")
+    assert K.name_text("Андрей") != K.name_text("Андреи")
+    assert K.name_text("राम") != K.name_text("रम")  # a Devanagari vowel sign is part of the name

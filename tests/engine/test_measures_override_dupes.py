@@ -304,6 +304,21 @@ def test_the_overridden_copy_decides_and_the_score_is_given_to_its_client(tmp_pa
     spill.close()
 
 
+def test_two_responses_of_one_account_are_never_copies_of_each_other(tmp_path: Path) -> None:
+    """Two children answer with the family's one address, the same answers, the same second,
+    on one form: two submissions (one account holds one copy of a submission at most), each
+    scored for its own child, an override on one moving nothing of the other's."""
+    kids = [("forms/a/kid1", "family@x", "c1"), ("forms/a/kid2", "family@x", "c2")]
+    for overridden in (set(), {"forms/a/kid2"}):
+        folder = tmp_path / f"run{len(overridden)}"
+        folder.mkdir()
+        spill = _step(folder, kids, overridden)
+        assert {(m["source_id"], m["client_id"]) for m in _lines(spill, "scored")} == {
+            ("forms/a/kid1/phq9.v1", "c1"), ("forms/a/kid2/phq9.v1", "c2")}
+        assert _lines(spill, "dups") == [] and _lines(spill, "rejects") == []
+        spill.close()
+
+
 def test_copies_without_an_email_keep_the_old_identity(tmp_path: Path) -> None:
     """Without an e-mail nothing says two copies are one submission but their client: the
     same client (by two overrides) is one score; no client at all, two (as before)."""

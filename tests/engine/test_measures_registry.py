@@ -99,3 +99,15 @@ def test_validate_checks_measures_and_bindings(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "measure gad7 v2 is not in the registry" in bad.stdout
     assert "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_a_measures_folder_that_is_missing_or_empty_is_a_problem(tmp_path: Path) -> None:
+    """A typo in clients.measures loads nothing: that is a problem (the project task then
+    fails MEASURES_INVALID), not an empty registry that takes every score out of the charts."""
+    assert any("does not exist" in p for p in load(tmp_path / "no-such-folder").problems)
+    (tmp_path / "empty").mkdir()
+    assert any("no measure file" in p for p in load(tmp_path / "empty").problems)
+    no_bindings = tmp_path / "no-bindings"
+    shutil.copytree(BUNDLED_MEASURES, no_bindings, ignore=shutil.ignore_patterns("bindings"))
+    assert any("bindings folder does not exist" in p for p in load(no_bindings).problems)
+    assert load(BUNDLED_MEASURES).problems == []

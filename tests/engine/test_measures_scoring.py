@@ -225,7 +225,7 @@ def test_titles_match_without_case_punctuation_or_spacing(tmp_path: Path) -> Non
     doc["answers"][8]["question"] = "THOUGHTS that you would be better off dead or of hurting  yourself in some way\u2019"
     got = scored(reg, doc, "phq9")
     assert got["value"] == 11 and got["items"]["phq9_9"] == 3
-    assert PRORATED not in got["flags"] and any("9" in f for f in got["flags"])
+    assert PRORATED not in got["flags"] and "phq9_9_positive" in got["flags"]
     doc["answers"][8]["question"] = "Thoughts that you would be better off alive"
     assert PRORATED in scored(reg, doc, "phq9")["flags"]  # another question: not found, as before
 

@@ -34,3 +34,19 @@ def count(text: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError("must be 0 or more")
     return n
+
+
+MAX_CLIENT_TEXT = 1000
+"""The longest client id or name a command takes (SQLite refuses LIKE patterns past 50,000
+bytes, which used to surface as "the index could not be read")."""
+
+
+def client_text(text: str) -> str:
+    """A client id, id prefix or name (``query --client``, ``clients show``): 1 to
+    :data:`MAX_CLIENT_TEXT` characters. The message never repeats the value (a name is PHI)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a client id, id prefix or name")
+    if len(text) > MAX_CLIENT_TEXT:
+        raise argparse.ArgumentTypeError(f"is {len(text)} characters long: a client id or name has at most "
+                                         f"{MAX_CLIENT_TEXT}")
+    return text

@@ -11,6 +11,7 @@ MEANINGS: dict[str, str] = {
     "TAP_NOT_FOUND": 'extract: the tap command (or its --discover run) could not be started',
     "TAP_EXIT_NONZERO": 'extract: the tap exited with a non-zero code (exit_code says which)',
     "TAP_OUTPUT_INVALID": "extract: a line of the tap's stdout is not a JSON object or not UTF-8 (line)",
+    "TAP_OUTPUT_EMPTY": "extract: the tap exited 0 without writing one Singer message (not even a SCHEMA or STATE); LATEST stays where it was",
     "SCHEMA_MISSING": 'extract: a RECORD or BATCH came before any SCHEMA for its stream (line)',
     "UNKNOWN_MESSAGE": 'warning, extract: a Singer message of an unknown type was skipped (line, count)',
     "TIMEOUT": "extract: the task ran past timeout_s (or past the engine's backstop)",

@@ -82,19 +82,22 @@ def list_runs(account_dir: Path, storage: Storage = LOCAL, limit: int | None = N
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
-    """The manifest of a run folder."""
+    """The manifest of a run folder (ValueError when it is not a JSON object)."""
     data = read_json(run_dir / MANIFEST)
-    assert isinstance(data, dict)
+    if not isinstance(data, dict):
+        raise ValueError(f"{MANIFEST} is not a JSON object")
     return data
 
 
 def read_latest(account_dir: Path) -> dict[str, Any] | None:
-    """The account's LATEST pointer, or None when it has none yet."""
+    """The account's LATEST pointer, or None when it has none yet (ValueError when it is not a
+    JSON object)."""
     path = account_dir / LATEST
     if not path.exists():
         return None
     data = read_json(path)
-    assert isinstance(data, dict)
+    if not isinstance(data, dict):  # every reader handles ValueError as a damaged pointer
+        raise ValueError(f"{LATEST} is not a JSON object")
     return data
 
 

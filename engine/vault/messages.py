@@ -94,6 +94,8 @@ def parse(line: bytes) -> Message | Unknown | None:
         if not line.strip():
             return None
         raise LineInvalid(ErrorCode.TAP_OUTPUT_INVALID) from None
+    except RecursionError:  # nested deeper than the decoder goes (~1,000 levels): no record
+        raise LineInvalid(ErrorCode.TAP_MESSAGE_INVALID) from None
     check_utf8(line)
     if isinstance(msg, Record):
         if memoryview(msg.record)[0] != OPEN_BRACE:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from lorch_tui.argtypes import client_text
 from lorch_tui.cliparse.base import Lazy
 
 DEFAULT_LIMIT = 50
@@ -44,7 +45,7 @@ def query(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--explain", action="store_true",
                    help="with --text/--similar: show each ranking's position and score and the fused score")
     q.add_argument("--id", metavar="ENTITY_ID", dest="entity_id", help="documents with this source id")
-    q.add_argument("--client", metavar="NAME|ID",
+    q.add_argument("--client", metavar="NAME|ID", type=client_text,
                    help="only documents linked to this client (id, id prefix or name; see `lorchestra clients`)")
     q.add_argument("--dedupe", action="store_true",
                    help="show the same email seen in several mailboxes once (by Message-ID)")
@@ -70,7 +71,7 @@ def clients(sub: Any, common: argparse.ArgumentParser) -> None:
     sh = acts.add_parser("show", parents=[common], help="one client's card, keys and documents",
                          description="One client (by id, an id prefix of 4+ characters, or name): "
                                      "the contact card, keys and linked documents, newest first.")
-    sh.add_argument("client", metavar="NAME|ID", help="client id, id prefix, or name")
+    sh.add_argument("client", metavar="NAME|ID", type=client_text, help="client id, id prefix, or name")
     sh.add_argument("--json", action="store_true", help="print JSON")
     sh.add_argument("--limit", type=int, default=50, metavar="N",
                     help="at most N documents (default 50; 0 for all)")

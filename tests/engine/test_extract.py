@@ -369,3 +369,44 @@ def test_list_loaders_and_kinds(tmp_path: Path) -> None:
     assert rows == [{"name": "files", "command": "target-jsonl --config /etc/t.json"}]
     jobs = orjson.loads(run_cli("list", "jobs", "--json", "--config", str(cfg)).stdout)
     assert jobs[0]["kinds"] == "demo x2"
+
+
+DEEP_TAP = ("import json, sys\n"
+            "print(json.dumps({'type': 'SCHEMA', 'stream': 's', 'schema': {}, 'key_properties': []}))\n"
+            "print(json.dumps({'type': 'RECORD', 'stream': 's', 'record': {'ok': 1}}))\n"
+            "depth = int(sys.argv[1])\n"
+            "print('{\"type\": \"RECORD\", \"stream\": \"s\", \"record\": {\"a\": ' + '[' * depth + ']' * depth + '}}')\n")
+
+
+@pytest.mark.parametrize("depth", [1500, 200_000])
+def test_a_record_nested_too_deep_fails_the_line_not_the_worker(tmp_path: Path, depth: int) -> None:
+    script = tmp_path / "tap.py"
+    script.write_text(DEEP_TAP)
+    cfg = write_config(tmp_path, [{"name": "d", "domain": "t", "source": "s", "account": "a", "kind": "singer",
+                                   "command": [sys.executable, str(script), str(depth)]}])
+    res = extract(cfg, "d")
+    assert res.returncode == 1 and "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
+    acct = tmp_path / "ws" / "vault" / "t" / "s" / "a"
+    [run] = runs_of(acct)  # kept for audit, with its manifest
+    m = manifest(run)
+    assert (m["status"], m["error_code"], m["error_line"]) == ("failed", "TAP_MESSAGE_INVALID", 3)
+    assert not list(acct.rglob("*.partial")) and not (acct / "LATEST.json").exists()
+
+
+def test_a_tap_that_writes_nothing_fails_and_latest_stays(tmp_path: Path) -> None:
+    script, mode = tmp_path / "tap.py", tmp_path / "mode"
+    script.write_text("import json, pathlib, sys\n"
+                      "if pathlib.Path(sys.argv[1]).read_text() == 'ok':\n"
+                      "    print(json.dumps({'type': 'SCHEMA', 'stream': 's', 'schema': {}, 'key_properties': []}))\n"
+                      "    print(json.dumps({'type': 'RECORD', 'stream': 's', 'record': {'id': 1}}))\n")
+    cfg = write_config(tmp_path, [{"name": "q", "domain": "t", "source": "s", "account": "a", "kind": "singer",
+                                   "command": [sys.executable, str(script), str(mode)]}])
+    acct = tmp_path / "ws" / "vault" / "t" / "s" / "a"
+    mode.write_text("ok")
+    assert extract(cfg, "q").returncode == 0
+    before = (acct / "LATEST.json").read_bytes()
+    mode.write_text("quiet")  # exits 0 having written nothing
+    res = extract(cfg, "q")
+    assert res.returncode == 1 and "TAP_OUTPUT_EMPTY" in res.stdout + res.stderr, res.stdout + res.stderr
+    assert (acct / "LATEST.json").read_bytes() == before
+    assert manifest(runs_of(acct)[-1])["error_code"] == "TAP_OUTPUT_EMPTY"

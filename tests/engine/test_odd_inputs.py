@@ -204,3 +204,12 @@ def test_clean_partials_removes_only_unfinished_runs(built: tuple[Path, dict[str
     assert res.returncode == 0, res.stdout + res.stderr
     assert not left.exists() and runs_of(acct) == [run] and (acct / "LATEST.json").is_file()
     assert run_cli("verify", "--all", "--config", str(cfg), timeout=60).returncode == 0
+
+
+def test_a_client_name_too_long_is_a_usage_error_not_a_broken_index(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, [demo_extractor("mail", "gmail", records=1)])
+    for args in (["query", "--client", "x" * 50_001], ["clients", "show", "y" * 50_001], ["clients", "show", " "]):
+        res = run_cli(*args, "--config", str(cfg), timeout=60)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "could not be read" not in res.stderr and "Traceback" not in res.stderr
+        assert "x" * 100 not in res.stderr and "y" * 100 not in res.stderr  # the value is not echoed

@@ -129,6 +129,8 @@ MUTATIONS: dict[str, Callable[[Case], Any]] = {
         b'{"dt": "2020-01-01", "run_id": "20200101T000000Z", "records": 1}'),
     "latest-names-../": lambda c: (c.acct() / "LATEST.json").write_bytes(
         b'{"dt": "../../x", "run_id": "../y", "records": 1}'),
+    "latest-not-an-object": lambda c: (c.acct() / "LATEST.json").write_bytes(b"[1, 2]"),
+    "manifest-not-an-object": lambda c: (c.latest_run() / "manifest.json").write_bytes(b"[]"),
     "manifest-missing": lambda c: (c.latest_run() / "manifest.json").unlink(),
     "manifest-truncated": lambda c: _truncate(c.latest_run() / "manifest.json"),
     "manifest-is-a-folder": lambda c: _to_dir(c.latest_run() / "manifest.json"),

@@ -19,7 +19,7 @@ from rich.text import Text
 from engine.config.load import load
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import Document, ObjectMissing, Query, Store, build_sql
-from engine.index.store import INDEX_CORRUPT, StoreError, db_path
+from engine.index.store import INDEX_CORRUPT, REPAIR_HINT, StoreError, db_path
 from engine.store.workspace import Workspace, check_not_a_file
 from lorch_tui import docread, rankcmd
 from lorch_tui.bigtable import clean, print_table
@@ -124,8 +124,10 @@ def cmd_query(ns: argparse.Namespace) -> int:
                 out.write(line if line.endswith(b"\n") else line + b"\n")
             out.flush()
             return int(ExitCode.OK)
-        raise LorchError("documents kept changing while they were read (an index run is replacing them)",
-                         hint="run the query again when the index run has finished",
+        raise LorchError("documents' object files were missing on three reads: an index run is replacing "
+                         "them, or a file was removed",
+                         hint="run the query again when the index run has finished; if it says this again, "
+                              + REPAIR_HINT,
                          exit_code=ExitCode.TASK_FAILED)
     except sqlite3.Error:
         raise LorchError(f"the index could not be read ({db_path(ws)})",

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import ObjectMissing, Query, Store
+from engine.index.store import REPAIR_HINT
 from lorch_tui import docread
 from lorch_tui.bigtable import clean, print_table
 
@@ -81,8 +82,10 @@ def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | N
             continue  # an index run replaced an account between the query and the read
         _print_json(hits, lines, ns.explain)
         return int(ExitCode.OK)
-    raise LorchError("documents kept changing while they were read (an index run is replacing them)",
-                     hint="run the query again when the index run has finished",
+    raise LorchError("documents' object files were missing on three reads: an index run is replacing "
+                         "them, or a file was removed",
+                     hint="run the query again when the index run has finished; if it says this again, "
+                              + REPAIR_HINT,
                      exit_code=ExitCode.TASK_FAILED)
 
 

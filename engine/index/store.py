@@ -108,8 +108,9 @@ OBJECT_MISSING = "OBJECT_MISSING"
 OBJECT_CORRUPT = "OBJECT_CORRUPT"
 """An object file's bytes do not hash to the sha256 in its name (damaged on disk, edited)."""
 REPAIR_HINT = ("rebuild the index's objects with `lorchestra run --stage index --force` (it "
-               "re-checks every object and rewrites damaged ones from the canonical files), or "
-               "`lorchestra clean --stage index` and run the index stage again")
+               "re-checks every object and rewrites damaged ones from the canonical files; for "
+               "the scored questionnaires, source measures, `lorchestra run --stage project --force`), "
+               "or `lorchestra clean --stage index` and run the index stage again")
 """What to do about a missing or damaged object (PHI-free)."""
 
 

@@ -45,9 +45,11 @@ class LoadError(Exception):
         self.code = code
 
 
-def load(root: Path, *, vectors: bool, progress: Progress | None = None) -> None:
+def load(root: Path, *, vectors: bool, progress: Progress | None = None, force: bool = False) -> None:
     """Index the published measurements of the workspace at ``root``; LoadError(code) when not.
-    ``progress`` gets (lines read, lines in all) now and then."""
+    ``progress`` gets (lines read, lines in all) now and then; ``force`` (``run --stage project
+    --force``) re-checks every object and rewrites a damaged or missing one, as ``index --force``
+    does for an account."""
     report = progress or (lambda done, total: None)
     if not vectors:  # no model: in the task, as any error propagates (the task maps it)
         from engine.index.load import AccountLoader
@@ -56,20 +58,20 @@ def load(root: Path, *, vectors: bool, progress: Progress | None = None) -> None
         from engine.store.workspace import Workspace
         try:
             AccountLoader(Workspace(root), MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=False,
-                          progress=report).run()
+                          progress=report, force=force).run()
         except LoadFailed as exc:
             raise LoadError(exc.code) from None
         return
-    code = _in_child(root, report)
+    code = _in_child(root, report, force)
     if code != OK:
         raise LoadError(code)
 
 
-def _in_child(root: Path, progress: Progress) -> str:
+def _in_child(root: Path, progress: Progress, force: bool = False) -> str:
     """Run the load in ``python -m engine.measures.load``: forward its progress, return its
     last line."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.measures.load", str(root), str(os.getpid())],
+        [sys.executable, "-m", "engine.measures.load", str(root), str(os.getpid()), *(["--force"] if force else [])],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert proc.stdout is not None
@@ -103,7 +105,7 @@ def _report(done: int, total: int | None) -> None:
     sys.stdout.flush()
 
 
-def _load(root: Path) -> str:
+def _load(root: Path, force: bool = False) -> str:
     """The load with vectors (in the child): ``OK`` or the error code the project task
     would report for what it raised."""
     from engine.index.load import AccountLoader
@@ -113,7 +115,7 @@ def _load(root: Path) -> str:
     from engine.store.workspace import Workspace
     try:
         AccountLoader(Workspace(root), MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=True,
-                      progress=_report).run()
+                      progress=_report, force=force).run()
     except LoadFailed as exc:
         return exc.code
     except ObjectCorrupt:
@@ -128,12 +130,13 @@ def _load(root: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m engine.measures.load WORKSPACE PARENT_PID``: load with vectors, print the line."""
+    """``python -m engine.measures.load WORKSPACE PARENT_PID [--force]``: load with vectors,
+    print the line."""
     from engine.clients.forked import die_with_parent
     from engine.store.fsutil import secure_umask
     secure_umask()
     die_with_parent(int(argv[1]))
-    code = _load(Path(argv[0]))
+    code = _load(Path(argv[0]), force="--force" in argv[2:])
     sys.stdout.write(code + "\n")
     sys.stdout.flush()
     return 0

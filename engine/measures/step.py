@@ -348,7 +348,7 @@ def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
 def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *, scratch: Path,
         vectors: bool = True, link_now: bool = True, prescorer: prescore.Prescorer | None = None,
         progress: Callable[[int, int], None] | None = None,
-        load_progress: Callable[[int, int | None], None] | None = None) -> MeasuresResult:
+        load_progress: Callable[[int, int | None], None] | None = None, force: bool = False) -> MeasuresResult:
     """Score, write, index and link the measurements of one project run.
 
     ``scratch`` is the project task's scratch database (closed by its writer): the
@@ -373,7 +373,7 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *
         if scored.responses or indexed:  # a pipeline without forms gets no measures account
             result.rejects_path, result.duplicates_path = _write(ws, scored, spill, reg)
             try:  # with vectors, in a process of its own: the model stays out of the task
-                load_measurements(ws.root, vectors=vectors, progress=load_progress)
+                load_measurements(ws.root, vectors=vectors, progress=load_progress, force=force)
             except LoadError as exc:
                 raise MeasuresFailed(exc.code) from None
         if link_now:

@@ -244,7 +244,8 @@ class Project:
         with self._phase("measures"):
             m = self.measures = measures_step.run(self.ws, conn, p, self.registry, scratch=scratch,
                                                   vectors=self.vectors, link_now=False, prescorer=scorer,
-                                                  progress=self.progress, load_progress=self._indexing)
+                                                  progress=self.progress, load_progress=self._indexing,
+                                                  force=self.force)
         conn.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
         try:
             with self._phase("tables"):

@@ -575,3 +575,22 @@ def test_a_measure_file_that_does_not_load_fails_and_keeps_every_score(built: Pa
     assert "phq9.v1.yaml" in Path(done["detail_path"]).read_text()
     after = {p.relative_to(ws).as_posix(): p.read_bytes() for p in (ws / "clients").rglob("*.md")}
     assert after == before
+
+
+def test_project_force_rewrites_a_missing_or_damaged_measurement_object(built: Path, tmp_path: Path) -> None:
+    """The measurements are indexed by the project stage (source measures), which index --force
+    never loads: run --stage project --force re-checks their objects and rewrites them."""
+    import hashlib
+
+    ws = copy(built, tmp_path)
+    con = db(ws)
+    shas = [r[0] for r in con.execute("SELECT sha256 FROM documents WHERE source = 'measures' LIMIT 2")]
+    con.close()
+    assert len(shas) == 2
+    objects = [ws / "vector-store" / "objects" / s[:2] / s[2:4] / f"{s}.json" for s in shas]
+    objects[0].unlink()
+    objects[1].write_bytes(b"{}")
+    res = cli(ws, "run", "--stage", "project", "--force")
+    assert res.returncode == 0, res.stdout + res.stderr
+    for sha, path in zip(shas, objects, strict=True):
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == sha

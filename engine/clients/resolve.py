@@ -10,8 +10,8 @@ Deterministic and explainable, never a guess:
 3. Each document is linked by the first of: an override; being a client's own record;
    its reference to another document (which links where that one links); its mail
    participants outside the practice (each address on its own, with the direction); its
-   keys, which must all agree on exactly one client. Otherwise it stays unlinked, with the
-   reason.
+   keys, which must all agree on exactly one client whose birth date (when both have one)
+   is the document's. Otherwise it stays unlinked, with the reason.
 """
 
 from __future__ import annotations
@@ -398,7 +398,6 @@ class _State:
         key = next(k for k, who in matched if who == {cid})
         direction: Direction | None = facts.direction
         return [Link(cid, facts.ref, _RULE_OF_KIND[K.key_kind(key)], direction, key)]
-
 
     def _identity_differs(self, facts: DocFacts, cid: str) -> bool:
         """True when the document's birth date is none of the client's: a child or parent who

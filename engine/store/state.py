@@ -140,6 +140,24 @@ def statement_for(run_id: str, event: Event) -> Statement | None:
     return None
 
 
+ABANDON_RUNS_SQL = """
+UPDATE runs SET status = 'abandoned',
+    succeeded = (SELECT count(*) FROM tasks t WHERE t.run_id = runs.run_id
+                 AND t.status IN ('success', 'skipped')),
+    failed = (SELECT count(*) FROM tasks t WHERE t.run_id = runs.run_id
+              AND t.status IN ('failed', 'timeout')),
+    records = (SELECT coalesce(sum(t.records), 0) FROM tasks t WHERE t.run_id = runs.run_id
+               AND t.stage = 'extract'),
+    cancelled = max(0, tasks - (SELECT count(*) FROM tasks t WHERE t.run_id = runs.run_id
+                                AND t.status IN ('success', 'skipped', 'failed', 'timeout')))
+WHERE status = 'running'
+"""
+"""A run still ``running`` when a locked session starts died with its process: it becomes
+``abandoned`` with its counts taken from the tasks that did finish (what a run's own summary
+would have said; the tasks that never ended count as cancelled), so the history does not show
+0 of 6 for a run whose tasks mostly succeeded."""
+
+
 class StateRecorder:
     """Records runs and tasks from events into the history database, in batches."""
 
@@ -166,7 +184,7 @@ class StateRecorder:
         try:
             self._db = await connect(self.path)
             if mark_abandoned:
-                await self._db.execute("UPDATE runs SET status = 'abandoned' WHERE status = 'running'")
+                await self._db.execute(ABANDON_RUNS_SQL)
                 await self._db.execute("UPDATE tasks SET status = 'abandoned' "
                                        "WHERE status IN ('queued', 'running')")
                 await self._db.commit()

@@ -160,6 +160,22 @@ async def test_abandoned_runs_are_marked_by_the_next_locked_session(tmp_path: Pa
     assert {t["status"] for t in state.task_rows(db, "dead")} == {"abandoned"}
 
 
+async def test_an_abandoned_run_keeps_the_counts_of_the_tasks_that_finished(tmp_path: Path) -> None:
+    db = tmp_path / "lorch.sqlite"
+    rec = await StateRecorder(db).start()
+    events = _events("dead", 3)
+    cut = next(i for i, e in enumerate(events) if isinstance(e, TaskStarted) and e.extractor == "e1")
+    for event in events[:cut + 1]:  # e0 finished, e1 running, e2 queued: then the process died
+        rec(event)
+    await rec.close()
+    rec = await StateRecorder(db).start(mark_abandoned=True)
+    await rec.close()
+    [run] = state.history(db)
+    assert (run["status"], run["tasks"], run["succeeded"], run["failed"], run["cancelled"], run["records"]) == (
+        "abandoned", 3, 1, 0, 2, 7)
+    assert [t["status"] for t in state.task_rows(db, "dead")] == ["success", "abandoned", "abandoned"]
+
+
 async def test_a_broken_history_never_stops_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "lorch.sqlite"
     db.mkdir()  # not a file: cannot be opened as a database

@@ -8,6 +8,7 @@ apart:                        # these clients are different people (reviewed con
   - [1a2b3c4d5e6f7081, 2b3c4d5e6f708192]
 link:                         # this document belongs to this client (null: to no one)
   - {document: "gmail:acct1-personal:email:18ab9716b553f535", client: 3f9a2b1c0d4e5f60}
+  - {document: "sheets:intake:contact:1Sx/0/3", client: 1a2b3c4d5e6f7081, sha256: 9f86d0...}
 ignore:                       # addresses (globs) and phone numbers that are no one's key
   - "noreply@*"
   - "+1 212 555 0100"
@@ -15,10 +16,20 @@ ignore:                       # addresses (globs) and phone numbers that are no 
 
 It is applied on every run; an entry that names a client or document that no longer
 exists is counted (warning ``OVERRIDE_UNUSED``) and otherwise ignored.
+
+A ``link`` names a document by its place in a source, and some places move: a sheet row's id
+is its row number, so deleting a row above it gives the number to the next person's row. So
+a link is held to what the operator saw: pinned with the document's ``sha256`` it applies to
+that content only (:func:`check_pins`); unpinned, it may settle what the rules could not (no
+key, a conflict, a disagreement) or agree with them, but a document whose own keys name
+another client is reported (``override_disagrees``), never moved into the override's chart.
 """
 
 from __future__ import annotations
 
+import re
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -36,6 +47,19 @@ class OverrideLink(BaseModel):
     """``source:account:kind:source_id`` of the document (as `clients unlinked` prints it)."""
     client: str | None
     """The client id, or null to keep the document out of every chart."""
+    sha256: str | None = None
+    """The document's content sha256 (``clients unlinked`` and ``clients show`` print it):
+    the link then holds for this content only. A document whose content changed (a sheet row
+    renumbered, a record edited) is no longer linked by it (warning ``OVERRIDE_STALE``); and
+    only a pinned link may send a document to a client other than the one its own keys name
+    (unpinned, that is ``override_disagrees``)."""
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise ValueError("must be the document's sha256: 64 lower-case hex digits")
+        return value
 
     @field_validator("document")
     @classmethod
@@ -98,3 +122,31 @@ def load_overrides(path: Path | None) -> tuple[Overrides, bytes]:
         where = "; ".join(f"{format_loc(loc)}: {msg}"  # our words; values only by kind (e-mails are PHI)
                           for loc, msg in plain_errors(exc.errors(), Overrides, values=False))
         raise OverridesError(f"{path}: {where}") from None
+
+
+def check_pins(overrides: Overrides, current: Callable[[str], str | None]) -> tuple[Overrides, int]:
+    """The overrides without the pinned links whose document changed, and how many those are.
+
+    ``current`` gives a document reference's content sha256 in the index (None when it is not
+    indexed: that link is left for the resolver to count as unused)."""
+    kept: list[OverrideLink] = []
+    stale = 0
+    for item in overrides.link:
+        now = current(item.document) if item.sha256 is not None else None
+        if now is not None and now != item.sha256:
+            stale += 1
+            continue
+        kept.append(item)
+    if not stale:
+        return overrides, 0
+    return overrides.model_copy(update={"link": kept}), stale
+
+
+def indexed_sha256(conn: sqlite3.Connection) -> Callable[[str], str | None]:
+    """A document reference's content sha256 in the index (for :func:`check_pins`)."""
+    def current(text: str) -> str | None:
+        source, account, kind, entity_id = text.split(":", 3)
+        row = conn.execute("SELECT sha256 FROM documents WHERE entity_id = ? AND kind = ? AND source = ? "
+                           "AND account = ?", (entity_id, kind, source, account)).fetchone()
+        return row[0] if row else None
+    return current

@@ -6,6 +6,7 @@ index's reader connection): it works beside a running pipeline and takes no lock
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -46,14 +47,14 @@ class ClientTables:
         exact = rows(self.conn, "SELECT * FROM clients WHERE client_id = ?", (t.lower(),))
         if exact:
             return exact[0]
-        hits: list[dict[str, Any]] = []
-        if len(t) >= 4:
-            hits = rows(self.conn, "SELECT * FROM clients WHERE client_id LIKE ? || '%'", (t.lower(),))
-        if not hits:
-            folded = K.name_text(t)
-            hits = [c for c in self.clients()
-                    if c["folder"] == t or (folded and folded in (K.name_text(c["name"]),
-                                                                  K.name_text(c["sort_name"])))]
+        folded = K.name_text(t)
+        hits = [c for c in self.clients()
+                if c["folder"] == t or (folded and folded in (K.name_text(c["name"]),
+                                                              K.name_text(c["sort_name"])))]
+        if len(t) >= 4 and re.fullmatch(r"[0-9a-f]+", t.lower()):  # a name can look like an id prefix:
+            named = {c["client_id"] for c in hits}                  # both kinds of match are candidates
+            hits += [c for c in rows(self.conn, "SELECT * FROM clients WHERE substr(client_id, 1, ?) = ?",
+                                     (len(t), t.lower())) if c["client_id"] not in named]
         if len(hits) == 1:
             return hits[0]
         if not hits:
@@ -68,7 +69,7 @@ class ClientTables:
     def documents(self, client_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         """A client's linked documents, newest first, with rule, direction and title."""
         sql = ("SELECT l.source, l.account, l.kind, l.entity_id, l.rule, l.direction, l.via, "
-               "d.time, d.title FROM client_links l LEFT JOIN documents d ON d.entity_id = "
+               "d.time, d.title, d.sha256 FROM client_links l LEFT JOIN documents d ON d.entity_id = "
                "l.entity_id AND d.kind = l.kind AND d.source = l.source AND d.account = l.account "
                "WHERE l.client_id = ? ORDER BY d.time IS NULL, d.time DESC, l.source, l.account, "
                "l.kind, l.entity_id")
@@ -82,7 +83,7 @@ class ClientTables:
 
     def unlinked(self, kind: str | None = None, reason: str | None = None) -> list[dict[str, Any]]:
         """Documents linked to no one, with the reason (optionally of one kind or reason)."""
-        sql = ("SELECT u.*, d.time, d.title FROM client_unlinked u LEFT JOIN documents d ON "
+        sql = ("SELECT u.*, d.time, d.title, d.sha256 FROM client_unlinked u LEFT JOIN documents d ON "
                "d.entity_id = u.entity_id AND d.kind = u.kind AND d.source = u.source AND "
                "d.account = u.account WHERE (? IS NULL OR u.kind = ?) AND (? IS NULL OR u.reason = ?) "
                "ORDER BY u.reason, u.kind, u.source, u.account, u.entity_id")

@@ -34,7 +34,13 @@ import phonenumbers
 from engine import cancel
 from engine.clients import charts, reading, shards, stream, tables
 from engine.clients.model import Projection
-from engine.clients.overrides import Overrides, OverridesError, load_overrides
+from engine.clients.overrides import (
+    Overrides,
+    OverridesError,
+    check_pins,
+    indexed_sha256,
+    load_overrides,
+)
 from engine.clients.resolve import Resolver
 from engine.clients.rules import RULES_VERSION
 from engine.clients.stream import Scratch, scratch_path
@@ -164,6 +170,8 @@ class Project:
         self.stats = charts.ChartStats()
         self.documents = 0
         self.links = 0
+        self.stale_overrides = 0
+        """Pinned links whose document's content changed (not applied)."""
         self.measures: measures_step.MeasuresResult | None = None
         self.registry = measures_registry.load(cfg.measures)
         self.vectors = vectors
@@ -216,6 +224,7 @@ class Project:
             if not self.force and self._unchanged(conn, fp):
                 return "skipped"
             path = scratch_path(db_path(self.ws).parent)
+            overrides, self.stale_overrides = check_pins(overrides, indexed_sha256(conn))
             with Scratch(path, Resolver(self.cfg, overrides)) as scratch:
                 with self._phase("read"):
                     self._read(conn, scratch)
@@ -375,9 +384,12 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
             emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
                              code=ErrorCode.CLIENT_CONFLICTS.value, count=counts["conflicts"]))
         _measure_events(spec, job, emit)
-        if p.unused_overrides:
-            emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
-                             code=ErrorCode.OVERRIDE_UNUSED.value, count=p.unused_overrides))
+        for warned, count in ((ErrorCode.OVERRIDE_UNUSED, p.unused_overrides),
+                              (ErrorCode.OVERRIDE_STALE, job.stale_overrides),
+                              (ErrorCode.OVERRIDE_DISAGREES, p.disagreeing_overrides)):
+            if count:
+                emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
+                                 code=warned.value, count=count))
     m = job.measures
     emit(TaskFinished(
         task_id=spec.task_id, stage="project", extractor=ex.name, account=ex.account,

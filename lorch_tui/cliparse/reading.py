@@ -15,7 +15,7 @@ from lorch_tui.cliparse.base import Lazy
 DEFAULT_LIMIT = 50
 """``query --limit``'s default."""
 UNLINKED_REASONS = ("conflict", "disagree", "internal", "no_key", "no_match", "no_rule", "override",
-                    "ref_missing", "ref_unlinked")
+                    "override_disagrees", "ref_missing", "ref_unlinked")
 """What ``clients unlinked --reason`` accepts, sorted (``engine.clients.model.REASONS``; a test
 keeps them equal)."""
 
@@ -69,7 +69,7 @@ def clients(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("--json", action="store_true", help="one JSON object per client")
     ls.set_defaults(func=Lazy("lorch_tui.clientscmd:cmd_list"))
     sh = acts.add_parser("show", parents=[common], help="one client's card, keys and documents",
-                         description="One client (by id, an id prefix of 4+ characters, or name): "
+                         description="One client (by id, an id prefix of 4+ hex digits, or name): "
                                      "the contact card, keys and linked documents, newest first.")
     sh.add_argument("client", metavar="NAME|ID", type=client_text, help="client id, id prefix, or name")
     sh.add_argument("--json", action="store_true", help="print JSON")

@@ -13,7 +13,7 @@ import pytest
 
 from engine.clients import keys as K
 from engine.clients.model import DocRef, Link, Unlinked, client_id_for
-from engine.clients.overrides import Overrides, OverridesError, load_overrides
+from engine.clients.overrides import Overrides, OverridesError, check_pins, load_overrides
 from engine.clients.resolve import Resolver
 from engine.config import ClientsConfig
 
@@ -267,6 +267,46 @@ def test_overrides_merge_apart_link_and_ignore() -> None:
     assert out2[DocRef("gmail", "box", "email", "m")].reason == "override"  # type: ignore[union-attr]
 
 
+def test_an_unpinned_link_never_moves_a_document_its_own_keys_give_to_another_client() -> None:
+    """A sheet row's id is its row number: after a row above it is deleted, the link that
+    named row 3 for Ben names Cy's row. Cy's keys say Cy: the link is refused, reported."""
+    row = contact("sheets", "intake", "1Sx/0/3", "Cy Park", emails=["cy.park@gmail.com"], dob="1990-03-03")
+    stranger = contact("sheets", "intake", "1Sx/0/4", "Noa Vale", emails=["noa@example.net"])
+    ov = Overrides(link=[{"document": "sheets:intake:contact:1Sx/0/3", "client": cid("B")},  # type: ignore[list-item]
+                         {"document": "sheets:intake:contact:1Sx/0/4", "client": cid("B")},
+                         {"document": "gmail:box:email:fam", "client": cid("B")}])
+    fam = mail("fam", "lee.family@example.org", ["ben@practice.example"])  # a conflict: A and B
+    p, out = resolve(people() + [row, stranger, fam], overrides=ov)
+    refused = out[row[0]]
+    assert isinstance(refused, Unlinked) and refused.reason == "override_disagrees"
+    assert refused.detail == f"{cid('B')}, {cid('C')}"  # the override's client, then the keys'
+    assert p.disagreeing_overrides == 1
+    assert clients_of(out[stranger[0]]) == {cid("B")}  # no key names anyone: the link settles it
+    assert clients_of(out[fam[0]]) == {cid("B")}  # a conflict the link settles
+    ok = Overrides(link=[{"document": "sheets:intake:contact:1Sx/0/3", "client": cid("C")}])  # type: ignore[list-item]
+    p2, out2 = resolve(people() + [row], overrides=ok)  # agreeing with the keys
+    assert [(lk.client_id, lk.rule) for lk in out2[row[0]]] == [(cid("C"), "override")]  # type: ignore[union-attr]
+    assert p2.disagreeing_overrides == 0
+
+
+def test_a_pinned_link_holds_for_its_content_only() -> None:
+    row = contact("sheets", "intake", "1Sx/0/3", "Cy Park", emails=["cy.park@gmail.com"], dob="1990-03-03")
+    pin = "ab" * 32
+    ov = Overrides(link=[{"document": "sheets:intake:contact:1Sx/0/3", "client": cid("B"), "sha256": pin}])  # type: ignore[list-item]
+    same, stale = check_pins(ov, lambda ref: pin)
+    assert stale == 0 and same is ov
+    _, out = resolve(people() + [row], overrides=same)  # the operator confirmed this very content
+    assert [(lk.client_id, lk.rule) for lk in out[row[0]]] == [(cid("B"), "override")]  # type: ignore[union-attr]
+    moved, stale = check_pins(ov, lambda ref: "cd" * 32)  # the row's content changed
+    assert stale == 1 and moved.link == []
+    _, out = resolve(people() + [row], overrides=moved)
+    assert clients_of(out[row[0]]) == {cid("C")}
+    unindexed, stale = check_pins(ov, lambda ref: None)  # left for the resolver to count unused
+    assert stale == 0 and len(unindexed.link) == 1
+    with pytest.raises(ValueError, match="64 lower-case hex"):
+        Overrides(link=[{"document": "a:b:c:d", "client": None, "sha256": "XYZ"}])  # type: ignore[list-item]
+
+
 def test_overrides_file_errors_name_the_file(tmp_path: Any) -> None:
     assert load_overrides(tmp_path / "missing.yaml")[0] == Overrides()
     bad = tmp_path / "o.yaml"
@@ -302,3 +342,27 @@ def test_two_contacts_with_one_phone_in_two_formats_is_a_conflict() -> None:
     assert out[row[0]].reason == "conflict"  # type: ignore[union-attr]
     (c,) = [c for c in p.conflicts if c.key == "phone:+12125550103"]
     assert set(c.clients) == {cid("C"), cid("F")} and c.documents == 1
+
+
+def test_a_name_that_looks_like_another_clients_id_prefix_is_ambiguous_never_that_client() -> None:
+    import sqlite3
+
+    from engine.clients.read import ClientLookupError, ClientTables
+    from engine.clients.tables import ensure_schema
+    conn = sqlite3.connect(":memory:")
+    ensure_schema(conn)
+    for cid_, name in (("dede0123456789ab", "Zed Other"), ("0123456789abcdef", "Dede"),
+                       ("1111222233334444", "Ann Lee")):
+        conn.execute("INSERT INTO clients VALUES (?, ?, ?, ?, 'dataverse', 'm', ?, NULL, '', 0)",
+                     (cid_, name, name, f"{name} ({cid_[:8]})", cid_))
+    t = ClientTables(conn)
+    with pytest.raises(ClientLookupError) as info:
+        t.find("Dede")  # Dede's name, and the prefix of Zed's id: the user must say which
+    assert {c["client_id"] for c in info.value.candidates} == {"dede0123456789ab", "0123456789abcdef"}
+    assert t.find("Zed Other")["client_id"] == "dede0123456789ab"
+    assert t.find("dede01")["client_id"] == "dede0123456789ab"
+    assert t.find("1111")["name"] == "Ann Lee"
+    with pytest.raises(ClientLookupError, match="no client"):
+        t.find("____")  # not a LIKE pattern
+    with pytest.raises(ClientLookupError, match="no client"):
+        t.find("11%")

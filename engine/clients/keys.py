@@ -2,7 +2,7 @@
 
 A key is a short string ``kind:value`` so keys of every kind share one table and one
 index. Normalisation is deliberately conservative: it only folds differences that cannot
-change who is meant (letter case; dots and ``+tags`` in Gmail addresses, where Google itself
+change who is meant (ASCII letter case; dots and ``+tags`` in Gmail addresses, where Google itself
 ignores them; the many ways to write one phone number). Anything it cannot read gives no
 key, never a guess. Functions here are pure (no clock, no I/O), so a run is reproducible.
 """
@@ -23,18 +23,32 @@ _EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],
 _NAME_DROP = re.compile(r"[^\w\s]")
 _SPACES = re.compile(r"\s+")
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
 KEY_KINDS = ("email", "phone", "name_dob")
 """The kinds of identity key, strongest first after source references."""
 
 
+def address_case(text: str) -> str:
+    """An address in the one spelling keys compare: ASCII letters lower-cased, nothing else.
+
+    Only ASCII case: full Unicode case folding joins addresses that are not one mailbox
+    (``straße.de`` and ``strasse.de`` are two IDNA2008 domains; the long s ``ſ`` folds to
+    ``s``), and so would normalisation (the Kelvin sign is canonically ``K``): spoofing made
+    easy, and a link by a guessed address puts one person's mail in another's chart. A
+    non-ASCII address spelt two ways is two keys: no link, never a wrong one."""
+    return text.translate(_ASCII_LOWER)
+
+
 def email_address(raw: object) -> str | None:
-    """A plain address: trimmed, case-folded, without ``<>`` or ``mailto:``; None if not one."""
+    """A plain address: trimmed, ASCII case-folded (:func:`address_case`), without ``<>`` or
+    ``mailto:``; None if not one."""
     if not isinstance(raw, str):
         return None
     text = raw.strip().strip("<>").strip()
     if text.lower().startswith("mailto:"):  # mailto:<a@b> as well as <mailto:a@b>
         text = text[7:].strip().strip("<>").strip()
-    text = text.casefold()
+    text = address_case(text)
     return text if _EMAIL.match(text) else None
 
 
@@ -58,7 +72,7 @@ def email_key(raw: object, gmail_domains: Iterable[str] = GMAIL_DOMAINS) -> str 
 
 def is_own(address: str, patterns: Iterable[str]) -> bool:
     """True when a (normalised) address matches one of the practice's own patterns."""
-    return any(fnmatch.fnmatchcase(address, p.casefold()) for p in patterns)
+    return any(fnmatch.fnmatchcase(address, address_case(p)) for p in patterns)
 
 
 def own_patterns(patterns: Iterable[str], gmail_domains: Iterable[str] = GMAIL_DOMAINS) -> tuple[str, ...]:
@@ -70,7 +84,7 @@ def own_patterns(patterns: Iterable[str], gmail_domains: Iterable[str] = GMAIL_D
     """
     out: list[str] = []
     for p in patterns:
-        out.append(p.casefold())
+        out.append(address_case(p))
         key = email_key(p, gmail_domains) if not any(c in p for c in "*?[") else None
         if key is not None:
             out.append(key_value(key))

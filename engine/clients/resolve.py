@@ -55,7 +55,7 @@ class Resolver:
         self.cfg = cfg
         self.overrides = overrides or Overrides()
         self.docs: dict[DocRef, DocFacts] = {}
-        self._gmail = tuple(d.casefold() for d in cfg.gmail_domains)
+        self._gmail = tuple(K.address_case(d) for d in cfg.gmail_domains)
         self._own = K.own_patterns(cfg.own_addresses, self._gmail)
         self._ignored_phones = {k for raw in self.overrides.ignore
                                 if "@" not in raw and (k := K.phone_key(raw, cfg.phone_region))}

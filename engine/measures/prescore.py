@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from engine.clients import forked, kept
+from engine.clients.keys import address_case
 from engine.measures.registry import Registry
 from engine.measures.score import NotScored, Outcome, score_response
 from engine.store.fsutil import create_private
@@ -54,7 +55,7 @@ CREATE TABLE scores (
 ) WITHOUT ROWID
 """
 """One row per kept response, keyed like ``kept.responses``: the respondent's e-mail
-(casefolded, "" without one: the duplicate check's fallback identity) and the outcomes."""
+(ASCII case-folded, "" without one: the duplicate check's fallback identity) and the outcomes."""
 
 
 def parse(data: bytes) -> dict[str, Any]:
@@ -67,11 +68,11 @@ def parse(data: bytes) -> dict[str, Any]:
 
 
 def email_of(doc: dict[str, Any]) -> str:
-    """The respondent's e-mail, casefolded ("" without one)."""
+    """The respondent's e-mail in the spelling keys compare (``keys.address_case``; "" without one)."""
     respondent = doc.get("respondent")
     if not isinstance(respondent, dict):
         return ""
-    return str(respondent.get("email") or "").casefold()
+    return address_case(str(respondent.get("email") or ""))
 
 
 def encode(outcomes: list[Outcome]) -> bytes:

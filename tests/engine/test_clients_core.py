@@ -366,3 +366,18 @@ def test_a_name_that_looks_like_another_clients_id_prefix_is_ambiguous_never_tha
         t.find("____")  # not a LIKE pattern
     with pytest.raises(ClientLookupError, match="no client"):
         t.find("11%")
+
+
+def test_only_ascii_case_is_folded_in_addresses() -> None:
+    """Full case folding and normalisation join mailboxes that are not one (IDNA2008 keeps ß;
+    the long s and the Kelvin sign become ASCII): those stay apart, no link by a look-alike."""
+    assert K.email_key("ann@straße.de") != K.email_key("ann@strasse.de")
+    assert K.email_key("ſam@example.com") != K.email_key("sam@example.com")
+    assert K.email_key("\u212aim@example.com") != K.email_key("kim@example.com")
+    assert K.email_key("ANN@STRASSE.DE") == K.email_key("ann@strasse.de") == "email:ann@strasse.de"
+    assert K.email_key("jose\u0301@example.com") != K.email_key("jos\u00e9@example.com")  # as written
+    assert K.is_own("frontdesk@practice.example", ["FrontDesk@Practice.example"])
+    docs = people() + [mail("k", "\u212aim@example.com", ["cy.park@gmail.com"]),
+                       contact("dataverse", "mensio", "K", "Kim Oh", emails=["kim@example.com"])]
+    _, out = resolve(docs)
+    assert clients_of(out[DocRef("gmail", "box", "email", "k")]) == {cid("C")}, "only Cy takes part"

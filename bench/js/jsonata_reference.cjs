@@ -109,6 +109,8 @@ async function main() {
   expr.registerFunction("decimal", decimal);
   expr.registerFunction("isoDate", isoDate);
   expr.registerFunction("utc", utc);
+  expr.registerFunction("emailAddress", (t) =>
+    typeof t === "string" ? t.trim().replace(/[A-Z]/g, (c) => c.toLowerCase()) : null);
   const lines = fs.readFileSync(recordsFile, "utf8").split("\n").filter((l) => l.length > 0);
   const nSample = parseInt(nSampleText, 10);
   const bindings = { source, account };

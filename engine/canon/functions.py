@@ -25,6 +25,7 @@ from engine.canon.helpers.dates import iso_date, millis_to_iso, minutes_between,
 from engine.canon.helpers.mail import (
     addresses,
     decode_words,
+    email_address,
     header,
     header_all,
     header_map,
@@ -39,7 +40,7 @@ from engine.canon.helpers.values import compact, sha256
 
 __all__ = [
     "FUNCTIONS", "JSON", "PREVIEW_MAX", "addresses", "b64url_bytes", "compact", "country_code",
-    "decimal", "decode_bytes", "decode_words", "e164", "header", "header_all", "header_map",
+    "decimal", "decode_bytes", "decode_words", "e164", "email_address", "header", "header_all", "header_map",
     "helpers_sha256", "html_to_text", "iso_date", "mail_date", "mail_key", "millis_to_iso",
     "mime_body", "minutes_between", "msg_id", "preview", "sha256", "sheets_date", "to_number",
     "unescape_html", "utc",
@@ -72,6 +73,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "headerAll": header_all,
     "headerMap": header_map,
     "addresses": addresses,
+    "emailAddress": email_address,
     "decodeWords": decode_words,
     "msgId": msg_id,
     "mailKey": mail_key,

@@ -277,6 +277,27 @@ def test_address_edge_cases() -> None:
     assert f.addresses('"Folded\r\n Name" <f@x.org>') == [{"name": "Folded Name", "email": "f@x.org"}]
 
 
+def test_an_address_list_yields_only_the_mailboxes_rfc_5322_names() -> None:
+    """A display name that looks like an address is a name: the mail's only participant is the
+    angle-addr's (the old parser made both senders, and the mail reached a client who never
+    took part). Comments and quoted strings may hold anything; group names are dropped."""
+    assert f.addresses("cy@example.com <stranger@elsewhere.org>") == [
+        {"name": "cy@example.com", "email": "stranger@elsewhere.org"}]
+    assert f.addresses("alice@x.org)<bob@y.org>") == [{"name": "alice@x.org)", "email": "bob@y.org"}]
+    assert f.addresses("jane@client.com via list") == [{"name": None, "email": "jane@client.com via list"}]
+    assert f.addresses('"a <b@c.org>, d@e.org" <real@x.org>') == [{"name": "a <b@c.org>, d@e.org",
+                                                                   "email": "real@x.org"}]
+    assert f.addresses("jane@x.org (Jane (J) Doe), b@c.org") == [
+        {"name": "Jane (J) Doe", "email": "jane@x.org"}, {"name": None, "email": "b@c.org"}]
+    assert f.addresses("Ann (the <x@y.org> boss) <ann@x.org>") == [{"name": "Ann", "email": "ann@x.org"}]
+    assert f.addresses("team: a@x.org, B@Y.org;, c@z.org") == [
+        {"name": None, "email": "a@x.org"}, {"name": None, "email": "b@y.org"},
+        {"name": None, "email": "c@z.org"}]
+    assert f.addresses("<@r1.org,@r2.org:user@host.org>") == [{"name": None, "email": "user@host.org"}]
+    assert f.addresses("\u212aim <\u212aIM@Example.com>") == [  # ASCII case only: no look-alike of kim@
+        {"name": "\u212aim", "email": "\u212aim@example.com"}]
+
+
 def test_msg_id() -> None:
     assert f.msg_id("  <A.B@Example.COM>  ") == ["A.B@Example.COM"]
     assert f.msg_id("<root@x>\r\n <mid@x> <leaf@x>") == ["root@x", "mid@x", "leaf@x"]
@@ -444,3 +465,10 @@ def test_country_code_number_compact_sha256() -> None:
     assert f.compact({"a": None, "b": "", "c": 1}) == {"c": 1} and f.compact({}) is None
     assert f.sha256("abc") == hashlib.sha256(b"abc").hexdigest()
     assert run('$compact($merge([{"x": null}]))') is None
+
+
+def test_email_address_lowers_ascii_only() -> None:
+    assert f.email_address("  Jane.Doe@Example.ORG ") == "jane.doe@example.org"
+    assert f.email_address("\u212aim@example.com") == "\u212aim@example.com"  # not kim@: a look-alike
+    assert f.email_address(None) is None and f.email_address(42) is None
+    assert run("$emailAddress(e)", {"e": " A@B.org"}) == "a@b.org"

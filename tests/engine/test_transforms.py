@@ -306,6 +306,8 @@ def test_nulls_and_missing_fields_never_fail_a_transform(
     ("email/graph_to_canonical_v1", lambda r: r.update(id=42), "SCHEMA_INVALID"),
     ("finance/qbo_invoice_to_invoice_v1", lambda r: r.update(Id=None), "SCHEMA_INVALID"),
     ("clinical/dataverse_contact_to_contact_v1", lambda r: r.update(emailaddress1=5),
+     "SCHEMA_INVALID"),  # $emailAddress(5) is null: an e-mail entry without an address
+    ("clinical/dataverse_contact_to_contact_v1", lambda r: r.update(contactid=[1, 2]),
      "TRANSFORM_FAILED"),
 ])
 def test_a_broken_record_is_rejected(tid: str, break_it: Any, code: str) -> None:

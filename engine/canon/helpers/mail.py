@@ -14,7 +14,7 @@ import hashlib
 import re
 from datetime import UTC
 from email.header import decode_header, make_header
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
 import orjson
@@ -105,9 +105,10 @@ def _decode_encoded_words(text: str) -> str:
 def addresses(text: JSON) -> list[dict[str, str | None]] | None:
     """Parse an address-list header into JMAP ``[{name, email}]``; null when ``text`` is null.
 
-    Uses :func:`email.utils.getaddresses`, so quoted display names may hold commas
-    (``"Doe, Jane" <jane@x.org>``); encoded words in names are decoded; emails are trimmed
-    and lower-cased (for matching across sources); an empty name becomes null. A bare word
+    An RFC 5322 address-list parser of its own (:func:`_mailboxes`): quoted display names may
+    hold commas (``"Doe, Jane" <jane@x.org>``), the address of ``name <addr>`` is only what the
+    brackets hold; encoded words in names are decoded; emails are trimmed and their ASCII
+    letters lower-cased (for matching across sources); an empty name becomes null. A bare word
     that only exists because of an unquoted comma (``Doe, Jane <jane@x.org>``) is glued back
     onto the following display name. Group syntax with no members (``undisclosed-recipients:;``)
     yields no entry.
@@ -122,13 +123,9 @@ def addresses(text: JSON) -> list[dict[str, str | None]] | None:
 @lru_cache(maxsize=8192)
 def _parse_addresses(text: str) -> tuple[tuple[str | None, str], ...]:
     """(name, email) pairs of an address list; cached because senders repeat (pure function)."""
-    try:
-        pairs = getaddresses([_FOLDING.sub(" ", text)])
-    except Exception:  # noqa: BLE001 - the parser may trip on hostile input; never raise
-        return ()
     out: list[tuple[str | None, str]] = []
     carry: str | None = None
-    for raw_name, raw_email in pairs:
+    for raw_name, raw_email in _mailboxes(_FOLDING.sub(" ", text)):
         name = _clean_name(raw_name)
         email = raw_email.strip()
         if email and "@" not in email and not name:
@@ -139,14 +136,160 @@ def _parse_addresses(text: str) -> tuple[tuple[str | None, str], ...]:
             if name and email:
                 name = f"{carry}, {name}"
             else:
-                out.append((None, carry.lower()))
+                out.append((None, ascii_lower(carry)))
             carry = None
         if not email:
             continue
-        out.append((name, email.lower()))
+        out.append((name, ascii_lower(email)))
     if carry is not None:
-        out.append((None, carry.lower()))
+        out.append((None, ascii_lower(carry)))
     return tuple(out)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def email_address(text: JSON) -> str | None:
+    """One address as sources write it: trimmed, ASCII letters lower-cased, nothing else
+    (``$lowercase`` turns the Kelvin sign into ``k``: a look-alike of another mailbox);
+    ``null`` for anything but text."""
+    return ascii_lower(text.strip()) if isinstance(text, str) else None
+
+
+def ascii_lower(text: str) -> str:
+    """ASCII letters lower-cased, nothing else: ``str.lower`` turns the Kelvin sign into
+    ``k`` and so one mailbox into another's look-alike (engine/clients/keys.py)."""
+    return text.translate(_ASCII_LOWER)
+
+
+def _mailboxes(text: str) -> list[tuple[str, str]]:
+    """(display name, address) of each element of an RFC 5322 address list.
+
+    The address of an element with an angle-addr is what the angle brackets hold, and only
+    that: ``cy@example.com <stranger@elsewhere.org>`` is one mailbox, the stranger's, whose
+    display name looks like an address (``email.utils.getaddresses`` before Python 3.11.10
+    made it two, so the mail reached the chart of a client who never took part). Elsewhere
+    the element, without comments, is the address, spaces kept (``jane@x.org via list`` is
+    no address, not ``jane@x.orgvialist``). Quoted strings and comments may hold commas;
+    group names (``team: a@x, b@y;``) are dropped, their members kept.
+    """
+    return [_mailbox(element) for element in _elements(text)]
+
+
+def _elements(text: str) -> list[str]:
+    """The elements of an address list, split at commas and group delimiters outside
+    quotes, comments and angle brackets."""
+    out: list[str] = []
+    buf: list[str] = []
+    quoted = angle = False
+    comment = 0
+    escaped = False
+    for ch in text:
+        if escaped:
+            buf.append(ch)
+            escaped = False
+            continue
+        if ch == "\\" and (quoted or comment):
+            buf.append(ch)
+            escaped = True
+            continue
+        if quoted:
+            quoted = ch != '"'
+        elif comment:
+            comment += {"(": 1, ")": -1}.get(ch, 0)
+        elif ch == '"':
+            quoted = True
+        elif ch == "(":
+            comment = 1
+        elif angle:
+            angle = ch != ">"
+        elif ch == "<":
+            angle = True
+        elif ch in ",;":
+            out.append("".join(buf))
+            buf = []
+            continue
+        elif ch == ":" and "@" not in "".join(buf):  # a group's name (obs-route is in <>)
+            buf = []
+            continue
+        buf.append(ch)
+    out.append("".join(buf))
+    return [e for e in out if e.strip()]
+
+
+def _mailbox(element: str) -> tuple[str, str]:
+    """(display name, address) of one element (see :func:`_mailboxes`)."""
+    opened = _outside(element, "<")
+    if opened < 0:  # an addr-spec; its comment, if any, is the old ``addr (Name)`` form's name
+        return _comment(element), " ".join(_without_comments(element).split())
+    closing = element.find(">", opened)
+    inner = element[opened + 1:closing if closing >= 0 else len(element)]
+    address = inner.rpartition(":")[2] if inner.startswith("@") else inner  # obs-route: <@a,@b:x@y>
+    return _without_comments(element[:opened]).strip(), address.strip()
+
+
+def _outside(text: str, wanted: str) -> int:
+    """The index of the first ``wanted`` outside quotes and comments, or -1."""
+    quoted, comment, escaped = False, 0, False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\" and (quoted or comment):
+            escaped = True
+        elif quoted:
+            quoted = ch != '"'
+        elif comment:
+            comment += {"(": 1, ")": -1}.get(ch, 0)
+        elif ch == wanted:
+            return i
+        elif ch == '"':
+            quoted = True
+        elif ch == "(":
+            comment = 1
+    return -1
+
+
+def _comment(text: str) -> str:
+    """The text of the first top-level comment (``jane@x.org (Jane Doe)``), or ""."""
+    start = _outside(text, "(")
+    if start < 0:
+        return ""
+    depth, end = 0, len(text)
+    for i in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            end = i
+            break
+    return text[start + 1:end]
+
+
+def _without_comments(text: str) -> str:
+    """``text`` without its (nested) comments; quoted strings kept as they are."""
+    out: list[str] = []
+    quoted, comment, escaped = False, 0, False
+    for ch in text:
+        if escaped:
+            escaped = False
+            if not comment:
+                out.append(ch)
+            continue
+        if ch == "\\" and (quoted or comment):
+            escaped = True
+            if not comment:
+                out.append(ch)
+            continue
+        if quoted:
+            quoted = ch != '"'
+        elif comment:
+            comment += {"(": 1, ")": -1}.get(ch, 0)
+            continue
+        elif ch == '"':
+            quoted = True
+        elif ch == "(":
+            comment = 1
+            continue
+        out.append(ch)
+    return "".join(out)
 
 
 def _clean_name(raw: str) -> str | None:

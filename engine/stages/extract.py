@@ -152,9 +152,10 @@ def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit, sup: Supervisor,
     rc = reap(proc, dog)
     progress.stop()
     status, code, exit_code, line = outcome(sup, error, rc)
-    if status == "success" and writer.part_count == 0:
-        # not one message, not even a SCHEMA or a STATE: a tap that failed quietly (expired
-        # credentials), never "the source is empty" -- moving LATEST would empty the account
+    if status == "success" and not writer.said_something:
+        # not one SCHEMA, STATE or RECORD (nothing, or an API's error body as an unknown
+        # message): a tap that failed quietly (expired credentials), never "the source is
+        # empty" -- moving LATEST would empty the account
         status, code = "failed", ErrorCode.TAP_OUTPUT_EMPTY.value
     return status, code, exit_code, line, error.detail if error is not None else None
 

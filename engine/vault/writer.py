@@ -90,6 +90,12 @@ class RunWriter:
         """Parts started so far."""
         return len(self.parts) + (1 if self._part else 0)
 
+    @property
+    def said_something(self) -> bool:
+        """Whether the tap sent a SCHEMA, a STATE or a RECORD: lines of other types alone (an
+        unknown message, an ACTIVATE_VERSION) are a tap that failed quietly, not a sync."""
+        return bool(self.state_messages or any(info["schemas"] for info in self.streams.values()))
+
     def schema(self, stream: str, schema: Bytes, key_properties: list[str] | None, line: Bytes) -> None:
         """Write a SCHEMA line; a new version (schema or key) of a stream closes the part first.
 

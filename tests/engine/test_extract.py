@@ -393,12 +393,19 @@ def test_a_record_nested_too_deep_fails_the_line_not_the_worker(tmp_path: Path, 
     assert not list(acct.rglob("*.partial")) and not (acct / "LATEST.json").exists()
 
 
-def test_a_tap_that_writes_nothing_fails_and_latest_stays(tmp_path: Path) -> None:
+@pytest.mark.parametrize("quiet", [
+    "",  # nothing at all
+    "print(json.dumps({'type': 'https://tools.ietf.org/html/rfc7235#section-3.1', 'status': 401}))\n",
+    "print(json.dumps({'type': 'ACTIVATE_VERSION', 'stream': 's', 'version': 1}))\n",
+], ids=["nothing", "an-api-error-body", "activate-version-only"])
+def test_a_tap_that_says_no_schema_state_or_record_fails_and_latest_stays(tmp_path: Path, quiet: str) -> None:
     script, mode = tmp_path / "tap.py", tmp_path / "mode"
     script.write_text("import json, pathlib, sys\n"
                       "if pathlib.Path(sys.argv[1]).read_text() == 'ok':\n"
                       "    print(json.dumps({'type': 'SCHEMA', 'stream': 's', 'schema': {}, 'key_properties': []}))\n"
-                      "    print(json.dumps({'type': 'RECORD', 'stream': 's', 'record': {'id': 1}}))\n")
+                      "    print(json.dumps({'type': 'RECORD', 'stream': 's', 'record': {'id': 1}}))\n"
+                      "else:\n"
+                      f"    pass\n    {quiet}")
     cfg = write_config(tmp_path, [{"name": "q", "domain": "t", "source": "s", "account": "a", "kind": "singer",
                                    "command": [sys.executable, str(script), str(mode)]}])
     acct = tmp_path / "ws" / "vault" / "t" / "s" / "a"

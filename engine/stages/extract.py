@@ -141,6 +141,9 @@ def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit, sup: Supervisor,
     assert proc.stdout is not None
     try:
         consume(proc.stdout, writer, progress.tick, unknown_warner(spec, emit))
+        if writer.repaired_lines:
+            emit(TaskWarning(task_id=spec.task_id, stage="extract", extractor=spec.extractor.name,
+                             code=ErrorCode.TAP_TEXT_REPAIRED.value, count=writer.repaired_lines))
     except StreamError as exc:
         error = exc
         dog.stop("stream")

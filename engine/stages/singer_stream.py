@@ -35,6 +35,7 @@ from engine.vault.messages import (
     State,
     Unknown,
     json_object,
+    lone_surrogates_replaced,
     parse,
     with_newline,
 )
@@ -64,7 +65,14 @@ def consume(stdout: IO[bytes], writer: RunWriter, tick: Tick, warn: Warn) -> Non
     lineno = 0
     try:
         for lineno, raw in enumerate(stdout, start=1):
-            msg = parse(raw)
+            try:
+                msg = parse(raw)
+            except LineInvalid as exc:
+                fixed = lone_surrogates_replaced(raw) if exc.code is ErrorCode.TAP_OUTPUT_INVALID else None
+                if fixed is None:
+                    raise
+                msg, raw = parse(fixed), fixed
+                writer.repaired_lines += 1
             if type(msg) is Record:
                 writer.record(_require_schema(writer, msg.stream, lineno), with_newline(raw))
                 if writer.records & 63 == 1:

@@ -19,6 +19,8 @@ Numbers are never limited: ``1e999`` or a 30-digit integer is valid JSON and sta
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 from msgspec import Raw, Struct
 
@@ -103,6 +105,31 @@ def parse(line: bytes) -> Message | Unknown | None:
     elif isinstance(msg, Schema) and memoryview(msg.schema)[0] != OPEN_BRACE:
         raise LineInvalid(ErrorCode.TAP_MESSAGE_INVALID)
     return msg
+
+
+_SURROGATE_ESCAPES = re.compile(
+    rb"\\(?:\\|u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def lone_surrogates_replaced(line: bytes) -> bytes | None:
+    """The line with each lone UTF-16 surrogate escape (``\\ud83d`` without its pair) written
+    as ``\\ufffd``, or None when it has none.
+
+    Python's ``json.dumps`` writes such an escape for a string an API cut mid-emoji (a Graph
+    ``bodyPreview``); it is JSON by the grammar but encodes no character, and no strict
+    decoder (msgspec, orjson, so none of the vault's readers) takes it. Replacing it is the one
+    change the vault makes to a tap's line (counted: ``repaired_lines`` in the manifest)."""
+    changed = False
+
+    def fix(m: re.Match[bytes]) -> bytes:
+        nonlocal changed
+        text = m.group(0)
+        if len(text) == 6:  # a lone surrogate (a pair is 12 bytes, an escaped backslash 2)
+            changed = True
+            return rb"\ufffd"
+        return text
+    fixed = _SURROGATE_ESCAPES.sub(fix, line)
+    return fixed if changed else None
 
 
 def _not_a_known_message(line: bytes) -> Unknown:

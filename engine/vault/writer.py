@@ -75,6 +75,8 @@ class RunWriter:
         self.state_text: str | None = None
         self.state_messages = 0
         self.unknown_messages = 0
+        self.repaired_lines = 0
+        """Lines kept with their lone surrogate escapes replaced (``messages.lone_surrogates_replaced``)."""
         self.state_after_records: int | None = None
         self.records = 0
         self._part: PartWriter | None = None
@@ -239,6 +241,7 @@ class RunWriter:
             **({"state_text": self.state_text} if self.state_text is not None else {}),
             "messages": sum(p["messages"] for p in self.parts),
             "unknown_messages": self.unknown_messages,
+            **({"repaired_lines": self.repaired_lines} if self.repaired_lines else {}),
             **extra,
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import subprocess
@@ -417,3 +418,28 @@ def test_a_tap_that_says_no_schema_state_or_record_fails_and_latest_stays(tmp_pa
     assert res.returncode == 1 and "TAP_OUTPUT_EMPTY" in res.stdout + res.stderr, res.stdout + res.stderr
     assert (acct / "LATEST.json").read_bytes() == before
     assert manifest(runs_of(acct)[-1])["error_code"] == "TAP_OUTPUT_EMPTY"
+
+
+def test_a_lone_surrogate_escape_is_kept_as_a_replacement_character(tmp_path: Path) -> None:
+    """Python's json.dumps writes ``\\ud83d`` for a string an API cut mid-emoji: the record is
+    kept (its lone surrogate as U+FFFD), counted, warned, and canonize reads it."""
+    script = tmp_path / "tap.py"
+    script.write_text("import json\n"
+                      "print(json.dumps({'type': 'SCHEMA', 'stream': 's', 'schema': {}, 'key_properties': ['id']}))\n"
+                      "print(json.dumps({'type': 'RECORD', 'stream': 's', 'record': {'id': 1, 't': 'cut \\ud83d'}}))\n"
+                      "print(json.dumps({'type': 'RECORD', 'stream': 's', 'record': {'id': 2, 't': 'ok \\U0001F600'}}))\n")
+    cfg = write_config(tmp_path, [{"name": "q", "domain": "t", "source": "s", "account": "a", "kind": "singer",
+                                   "command": [sys.executable, str(script)]}])
+    res = extract(cfg, "q", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    events = [orjson.loads(x) for x in res.stdout.splitlines()]
+    assert [e["count"] for e in events if e.get("code") == "TAP_TEXT_REPAIRED"] == [1]
+    acct = tmp_path / "ws" / "vault" / "t" / "s" / "a"
+    [run] = runs_of(acct)
+    m = manifest(run)
+    assert (m["status"], m["records"], m["repaired_lines"]) == ("success", 2, 1)
+    lines = gzip.decompress((run / m["parts"][0]["file"]).read_bytes()).splitlines()
+    records = [orjson.loads(x)["record"] for x in lines if b'"RECORD"' in x]
+    assert records == [{"id": 1, "t": "cut \ufffd"}, {"id": 2, "t": "ok \U0001F600"}]
+    assert lines[2] == b'{"type": "RECORD", "stream": "s", "record": {"id": 2, "t": "ok \\ud83d\\ude00"}}', \
+        "a line without a lone surrogate is kept byte for byte"

@@ -21,6 +21,7 @@ from engine.errors import UsageError
 from engine.names import field_namer, schema_field_paths, stream_namer
 from engine.store.workspace import Workspace
 from engine.vault.layout import list_runs, read_latest, read_manifest
+from lorch_tui.bigtable import clean
 
 REVEAL_NOTE = ("note: --reveal prints stream and field names as the tap reported them; they may "
                "carry PHI (client names, birth dates). Shown on this terminal only.")
@@ -99,7 +100,7 @@ def list_streams(loaded: LoadedConfig, name: str | None, reveal: bool, as_json: 
     for r in rows:
         cells = (str(r["position"]), r["stream"], "yes" if r["declared"] else "no", r["mapping"] or "",
                  f"{r['records']:,}", str(r["schema_versions"]), ", ".join(r["fields"]))
-        table.add_row(*(Text(c) for c in cells))  # names are data: never read as rich markup
+        table.add_row(*(Text(clean(c)) for c in cells))  # names are data: no markup, no escape codes
     console.print(table, markup=False)
     if not reveal and any(not r["declared"] for r in rows):
         console.print(f"undeclared names are shown as placeholders: `lorchestra list streams {ex.name} "

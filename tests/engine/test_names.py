@@ -215,3 +215,21 @@ def test_read_only_faces_never_create_the_key(extracted: Path, tmp_path: Path) -
     loaded = load(cfg)
     scan(loaded.config, Workspace(loaded.workspace))
     assert not (ws / "keys").exists(), "validate, status and the dashboard's scan only read"
+
+
+def test_revealed_names_never_drive_the_terminal(tmp_path: Path) -> None:
+    """A tap chooses its stream and field names: escape sequences in them (window title, clear
+    screen, clipboard) are printed as U+FFFD by ``list streams --reveal``, like record values."""
+    script = tmp_path / "tap.py"
+    stream = "s\x1b]0;owned\x07\x1b[2J"
+    script.write_text("import json\n"
+                      f"print(json.dumps({{'type': 'SCHEMA', 'stream': {stream!r}, 'key_properties': [],"
+                      " 'schema': {'properties': {'f\\x1b]52;c;aGk=\\x07': {}}}}))\n"
+                      f"print(json.dumps({{'type': 'RECORD', 'stream': {stream!r}, 'record': {{'a': 1}}}}))\n")
+    cfg = write_config(tmp_path, [{"name": "esc", "domain": "t", "source": "s", "account": "a", "kind": "singer",
+                                   "command": [sys.executable, str(script)]}])
+    assert run_cli("extract", "esc", "--config", str(cfg)).returncode == 0
+    res = run_cli("list", "streams", "esc", "--reveal", "--config", str(cfg), env=clean_env(COLUMNS="200"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "\x1b" not in res.stdout and "\x07" not in res.stdout
+    assert "\ufffd]0;owned" in res.stdout and "\ufffd]52;c;aGk=" in res.stdout

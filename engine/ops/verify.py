@@ -4,7 +4,9 @@ For every account folder in the vault: ``LATEST.json`` parses and names a run fo
 exists, whose manifest parses and says ``success``; every part the manifest lists exists
 with the size and sha256 it records (with ``deep``, it also decompresses to the recorded
 size and record count; for a format 2 run, every line is a valid Singer message and the
-message and RECORD counts match). With ``all_runs`` every completed run folder is checked the same
+message and RECORD counts match). When LATEST is an incremental run, the runs of its chain
+back to the last full one (what canonize reads with it) are checked the same way, and a
+broken chain is a problem (``CHAIN_BROKEN``). With ``all_runs`` every completed run folder is checked the same
 way (failed and cancelled runs are kept for audit, so their parts must verify too), and
 hidden ``.run_id=*.partial`` folders left by killed workers are counted as notes. Each
 account's canonical data must hash to what its meta says (both read from one generation
@@ -29,6 +31,7 @@ from typing import Any
 import orjson
 
 from engine.canon.publish import AccountFiles, open_current
+from engine.stages.chain import ChainBroken, ChainRun, incremental_chain
 from engine.store.fsutil import open_regular, read_json
 from engine.store.workspace import Workspace
 from engine.vault.layout import DT_DIR, LATEST, MANIFEST, PARTIAL_DIR, RUN_DIR
@@ -49,6 +52,8 @@ MESSAGES = {
     "FORMAT_UNKNOWN": "the manifest names a vault format this version cannot read",
     "CANONICAL_MISMATCH": "the canonical data does not hash to what its meta file says",
     "CANONICAL_INVALID": "the canonical meta file does not parse",
+    "CHAIN_BROKEN": ("LATEST is an incremental run whose chain back to a full run is broken (a run "
+                     "missing, unreadable or not successful): canonize fails INCREMENTAL_CHAIN_BROKEN"),
 }
 
 
@@ -129,6 +134,26 @@ class Verifier:
                         self.report.partial_runs.append(self.rel(p))
         elif latest_run is not None:
             self.run_folder(latest_run, must_succeed=True)
+        if latest_run is not None:
+            self.chain(account_dir, latest_run, check_runs=not self.report.all_runs)
+
+    def chain(self, account_dir: Path, latest_run: Path, *, check_runs: bool) -> None:
+        """For an incremental LATEST, the runs canonize reads with it: each must exist and
+        succeed, and (unless every run is checked anyway) verify like LATEST's own."""
+        try:
+            manifest = read_json(latest_run / MANIFEST)
+        except (OSError, ValueError):
+            return  # reported by run_folder
+        if not isinstance(manifest, dict):
+            return
+        try:
+            runs = incremental_chain(account_dir, ChainRun(latest_run, manifest))
+        except ChainBroken:
+            self.problem("CHAIN_BROKEN", latest_run / MANIFEST)
+            return
+        if check_runs:
+            for earlier in runs[1:]:
+                self.run_folder(earlier.path, must_succeed=True)
 
     def latest(self, account_dir: Path) -> Path | None:
         """The run folder LATEST names (None when there is no LATEST or it names nothing)."""

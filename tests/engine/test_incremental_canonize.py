@@ -91,3 +91,23 @@ def test_a_broken_chain_refuses_instead_of_shrinking(tmp_path: Path) -> None:
     assert res.returncode == 1
     finished = [e for e in log_events(tmp_path / "ws") if e["type"] == "task_finished" and e["stage"] == "canonize"]
     assert finished[-1]["error_code"] == "INCREMENTAL_CHAIN_BROKEN"
+
+
+def test_verify_checks_the_runs_an_incremental_latest_builds_on(tmp_path: Path) -> None:
+    """LATEST alone is not what canonize reads for an incremental account: `verify` checks
+    the chain's runs too, and names a broken chain before canonize fails on it."""
+    cfg = setup(tmp_path)
+    for _ in range(2):
+        assert run_cli("run", "--stage", "extract", "--config", str(cfg)).returncode == 0
+    assert run_cli("verify", "--deep", "--config", str(cfg)).returncode == 0
+    runs = sorted((tmp_path / "ws" / "vault" / "test" / "things" / "a").glob("dt=*/run_id=*"))
+    part = next(runs[0].glob("part-*.jsonl.gz"))
+    part.chmod(0o600)
+    part.write_bytes(part.read_bytes()[:-4] + b"\0\0\0\0")  # the full run's part is damaged
+    res = run_cli("verify", "--deep", "--json", "--config", str(cfg))
+    assert res.returncode == 1 and "CHECKSUM_MISMATCH" in res.stdout, res.stdout + res.stderr
+    (runs[0] / "manifest.json").unlink()  # now the run is gone from the chain
+    res = run_cli("verify", "--json", "--config", str(cfg))
+    assert res.returncode == 1 and "CHAIN_BROKEN" in res.stdout, res.stdout + res.stderr
+    res = run_cli("verify", "--all", "--json", "--config", str(cfg))
+    assert res.returncode == 1 and "CHAIN_BROKEN" in res.stdout, res.stdout + res.stderr

@@ -224,7 +224,10 @@ def normalize_time(value: Any) -> str | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError:  # 0001-01-01T00:30+01:00 is a year-0 instant in UTC: no time, no crash
+        return None
 
 
 def _texts(getters: tuple[Getter, ...], doc: Any) -> list[str]:

@@ -472,3 +472,11 @@ def test_email_address_lowers_ascii_only() -> None:
     assert f.email_address("\u212aim@example.com") == "\u212aim@example.com"  # not kim@: a look-alike
     assert f.email_address(None) is None and f.email_address(42) is None
     assert run("$emailAddress(e)", {"e": " A@B.org"}) == "a@b.org"
+
+
+def test_mail_date_keeps_four_digit_years_as_written() -> None:
+    """RFC 5322's two-digit rule is for two or three digits: "0099" is not 1999."""
+    assert f.mail_date("Mon, 1 Jan 0099 00:30:00 +0100") is None
+    assert f.mail_date("Mon, 1 Jan 0001 00:30:00 +0100") is None
+    assert f.mail_date("Mon, 1 Jan 99 00:30:00 +0100")["local"] == "1999-01-01T00:30:00+01:00"  # type: ignore[index]
+    assert f.mail_date("Tue, 5 Mar 2024 09:15:00 -0500 (EST)")["utc"] == "2024-03-05T14:15:00Z"  # type: ignore[index]

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from engine.demo_taps.canary import CANARIES
-from engine.index.fields import derive
+from engine.index.fields import derive, normalize_time
 from engine.index.query import (
     COUNTS_SQL,
     KIND_COUNTS_SQL,
@@ -471,3 +471,13 @@ def test_the_diff_scratch_file_is_private_and_removed_and_a_dead_loaders_is_clea
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_a_time_outside_the_calendar_in_utc_is_no_time_not_a_crash() -> None:
+    """0001-01-01T00:30+01:00 is a valid timestamp whose UTC instant is in year 0: the
+    document gets no time (like any unparsable one) instead of failing its account's load."""
+    assert normalize_time("0001-01-01T00:30:00+01:00") is None
+    assert normalize_time("9999-12-31T23:30:00-05:00") is None
+    assert normalize_time("2024-01-01T00:30:00+01:00") == "2023-12-31T23:30:00Z"
+    assert derive({"kind": "email", "source": "s", "account": "a", "source_id": "1",
+                   "sentAt": "0001-01-01T00:30:00+01:00"}).time is None

@@ -346,6 +346,10 @@ def mail_key(message_ids: JSON, sender: JSON, sent_at: JSON, subject: JSON) -> s
 # --------------------------------------------------------------------------- Date header
 
 
+_FOUR_DIGIT_YEAR = re.compile(r"(?<![\d+-])(\d{4,})(?!\d)")
+"""The year of a Date header: the one number of four or more digits not signed (a zone)."""
+
+
 def mail_date(text: JSON) -> dict[str, str] | None:
     """Parse an RFC 2822/5322 ``Date`` header: ``{"utc", "offset", "local"}`` or null.
 
@@ -359,6 +363,9 @@ def mail_date(text: JSON) -> dict[str, str] | None:
         return None
     try:
         parsed = parsedate_to_datetime(_FOLDING.sub(" ", text).strip())
+        year = _FOUR_DIGIT_YEAR.search(text)
+        if year is not None and int(year.group(1)) != parsed.year:
+            return None  # "0001" or "0099" read as 2001 / 1999: the two-digit rule is for 2-3 digits
         if parsed.tzinfo is None:  # -0000 or an unknown zone: UTC, local offset unknown
             moment = parsed.replace(tzinfo=UTC)
             local = parsed.isoformat() + "-00:00"

@@ -25,14 +25,21 @@ def wait_seconds(text: str) -> float:
     return value
 
 
+MAX_COUNT = 10**12
+"""The largest ``--limit`` / ``--history``: far beyond any workspace, well inside SQLite's
+64-bit integers (a larger one failed as "internal error (OverflowError)")."""
+
+
 def count(text: str) -> int:
-    """A whole number, 0 or more (``status --history N``)."""
+    """A whole number from 0 to :data:`MAX_COUNT` (``status --history N``, ``--limit N``)."""
     try:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if n < 0:
         raise argparse.ArgumentTypeError("must be 0 or more")
+    if n > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_COUNT:,}")
     return n
 
 

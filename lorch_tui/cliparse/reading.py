@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lorch_tui.argtypes import client_text
+from lorch_tui.argtypes import client_text, count
 from lorch_tui.cliparse.base import Lazy
 
 DEFAULT_LIMIT = 50
@@ -49,7 +49,7 @@ def query(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="only documents linked to this client (id, id prefix or name; see `lorchestra clients`)")
     q.add_argument("--dedupe", action="store_true",
                    help="show the same email seen in several mailboxes once (by Message-ID)")
-    q.add_argument("--limit", metavar="N", type=int, default=DEFAULT_LIMIT,
+    q.add_argument("--limit", metavar="N", type=count, default=DEFAULT_LIMIT,
                    help=f"at most N documents (default {DEFAULT_LIMIT}; 0 for all)")
     q.add_argument("--counts", action="store_true", help="print document counts per kind and account instead (other filters do not apply)")
     q.add_argument("--json", action="store_true", help="print one canonical document per line")
@@ -73,7 +73,7 @@ def clients(sub: Any, common: argparse.ArgumentParser) -> None:
                                      "the contact card, keys and linked documents, newest first.")
     sh.add_argument("client", metavar="NAME|ID", type=client_text, help="client id, id prefix, or name")
     sh.add_argument("--json", action="store_true", help="print JSON")
-    sh.add_argument("--limit", type=int, default=50, metavar="N",
+    sh.add_argument("--limit", type=count, default=50, metavar="N",
                     help="at most N documents (default 50; 0 for all)")
     sh.add_argument("--measures", action="store_true",
                     help="also the outcome measures over time (PHQ-9, GAD-7, ...; docs/measures.md)")

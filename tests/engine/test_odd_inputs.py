@@ -213,3 +213,14 @@ def test_a_client_name_too_long_is_a_usage_error_not_a_broken_index(tmp_path: Pa
         assert res.returncode == 2, res.stdout + res.stderr
         assert "could not be read" not in res.stderr and "Traceback" not in res.stderr
         assert "x" * 100 not in res.stderr and "y" * 100 not in res.stderr  # the value is not echoed
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "9223372036854775807", "-1"])
+def test_a_count_too_large_or_negative_is_a_usage_error(tmp_path: Path, value: str) -> None:
+    cfg = write_config(tmp_path, [demo_extractor("mail", "gmail", records=1)])
+    for args in (["query", "--limit", value], ["query", "--text", "x", "--limit", value],
+                 ["status", "--history", value], ["clients", "show", "x", "--limit", value],
+                 ["transform", "run", "email/gmail_to_canonical_v1", "--from-vault", "mail", "--limit", value]):
+        res = run_cli(*args, "--config", str(cfg), timeout=60)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stdout + res.stderr
+        assert "internal error" not in res.stderr and "--" in res.stderr

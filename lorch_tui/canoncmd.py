@@ -7,10 +7,12 @@ its output on the golden samples with the expected files; the diff names keys on
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.text import Text
 
 from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
 from engine.canon.registry import Registry, RegistryError
@@ -73,6 +75,22 @@ def diff_keys(got: Any, want: Any, path: str = "") -> list[str]:
     return [] if got == want else [path or "(root)"]
 
 
+def _sample_files(given: Path, expected: Path) -> tuple[Any, dict[str, Any]] | str:
+    """A golden sample's input and expected output, or what is wrong with them (the file's
+    path and why; never its content)."""
+    parsed: list[Any] = []
+    for path in (given, expected):
+        try:
+            parsed.append(orjson.loads(path.read_bytes()))
+        except OSError as exc:
+            return f"cannot read {path} ({exc.strerror or type(exc).__name__})"
+        except orjson.JSONDecodeError as exc:
+            return f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno})"
+    if not isinstance(parsed[1], dict):
+        return f"{expected} is not a JSON object (the canonical record the input must give)"
+    return parsed[0], parsed[1]
+
+
 def cmd_transform_test(ns: argparse.Namespace) -> int:
     """`lorchestra transform test [ID]`."""
     cfg = load(getattr(ns, "config", None), getattr(ns, "workspace", None)).config
@@ -91,15 +109,19 @@ def cmd_transform_test(ns: argparse.Namespace) -> int:
         if not t.samples:
             console.print(f"[yellow]{t.id}: no golden samples[/]")
         for sample in t.samples:
-            record = orjson.loads(sample.input.read_bytes())
-            want = orjson.loads(sample.expected.read_bytes())
+            name = sample.input.name
+            loaded = _sample_files(sample.input, sample.expected)
+            if isinstance(loaded, str):
+                failures += 1
+                console.print(Text.assemble(("FAIL", "red"), f" {t.id} {name}: {loaded}"))
+                continue
+            record, want = loaded
             envelope = {"source": want.get("source", t.source), "account": want.get("account", "golden")}
             try:
                 got = compiled.apply(record, envelope)
                 diffs = diff_keys(got, want)
             except RecordRejected as exc:
                 diffs = [f"rejected: {exc.code}"]
-            name = sample.input.name
             if diffs:
                 failures += 1
                 console.print(f"[red]FAIL[/] {t.id} {name}: differs at {', '.join(diffs[:10])}")

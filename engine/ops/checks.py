@@ -146,7 +146,21 @@ def check_transform_limits(cfg: PipelineConfig) -> list[Check]:
         else:
             samples = len(reg.transforms[tid].samples)
             out.append(Check("limits", tid, "ok", f"{samples} sample(s) and an empty record within the limits"))
+        bad = [s for s in reg.transforms[tid].samples if not (_json_file(s.input) and _json_file(s.expected))]
+        if bad:
+            out.append(Check("transforms", tid, "fail",
+                             f"{len(bad)} golden sample(s) missing or not valid JSON (first: {bad[0].input.name}); "
+                             f"`lorchestra transform test {tid}` names each file"))
     return out
+
+
+def _json_file(path: Path) -> bool:
+    """Whether ``path`` reads as JSON (a golden sample file)."""
+    try:
+        orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return True
 
 
 def _first_line(exc: BaseException) -> str:

@@ -159,3 +159,26 @@ def test_run_from_the_vault_rejects_inexact_numbers_as_canonize_does(tmp_path: P
     run = next(ws.glob("vault/d/src/a1/dt=*/run_id=*"))
     fields = orjson.loads((run / "manifest.json").read_bytes())["streams"]["people"]["fields"]
     assert fields["paths"] == ["id", "name"] and fields["walked"] == 2
+
+
+def test_a_golden_sample_that_is_not_json_is_named_not_an_internal_error(tmp_path: Path) -> None:
+    reg = tmp_path / "reg"
+    assert run_cli("transform", "new", "lab/probe", "--source", "gmail", "--stream", "messages",
+                   "--kind", "email", "--dir", str(reg)).returncode == 0
+    meta_path = reg / "lab" / "probe_v1.meta.yaml"
+    meta = yaml.safe_load(meta_path.read_text())
+    meta["samples"] = [{"input": "samples/in.json", "expected": "samples/out.json"}]
+    meta_path.write_text(yaml.safe_dump(meta))
+    (reg / "lab" / "samples" / "in.json").write_text('{"id": 1,')  # cut short
+    (reg / "lab" / "samples" / "out.json").write_text("{}")
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "pipeline": {"name": "t", "version": "1"}, "workspace": str(tmp_path / "ws"),
+        "extractors": [demo_extractor("g1")],
+        "stages": {"canonize": {"transforms_dir": str(reg), "mappings": [
+            {"source": "gmail", "stream": "messages", "transform": "lab/probe_v1"}]}}}))
+    res = run_cli("transform", "test", "lab/probe_v1", "--config", str(cfg), env=clean_env(COLUMNS="300"))
+    assert res.returncode == 1 and "internal error" not in res.stderr and "Traceback" not in res.stderr
+    assert "FAIL" in res.stdout and "in.json is not valid JSON (line 1" in res.stdout, res.stdout
+    res = run_cli("validate", "--config", str(cfg), env=clean_env(COLUMNS="300"))
+    assert res.returncode == 2 and "golden sample(s) missing or not valid JSON" in res.stdout, res.stdout

@@ -1,7 +1,7 @@
 """Config checks that span several keys (after each key was validated on its own).
 
 Two extractors that would write one vault folder, or one set of canonical files, or an
-engine-owned source; a job naming an unknown extractor. Each problem comes with the key path
+engine-owned source; a job naming an unknown extractor; two mappings of one stream. Each problem comes with the key path
 it is about, so ``engine.config.load`` can print it at its line.
 """
 
@@ -46,6 +46,22 @@ def cross_check(cfg: PipelineConfig) -> list[tuple[Loc, str]]:
     job_name = cfg.stages.extract.job
     if job_name is not None and job_name not in cfg.jobs:
         problems.append((("stages", "extract", "job"), f"unknown job {job_name!r}"))
+    problems += _duplicate_mappings(cfg)
+    return problems
+
+
+def _duplicate_mappings(cfg: PipelineConfig) -> list[tuple[Loc, str]]:
+    """Two mappings of one source and stream: only one transform can canonize a stream, and
+    the last one silently won (a ``_v2`` added beside ``_v1`` looked live and was not)."""
+    problems: list[tuple[Loc, str]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for i, m in enumerate(cfg.stages.canonize.mappings):
+        first = seen.setdefault((m.source, m.stream), i)
+        if first != i:
+            problems.append((("stages", "canonize", "mappings", i),
+                             f"maps the same source and stream as stages.canonize.mappings[{first}]; "
+                             "a stream has one transform: remove one (switching versions, replace "
+                             "the transform id in place)"))
     return problems
 
 

@@ -137,6 +137,10 @@ BAD: list[Bad] = [
     Bad("job-unknown-extractor", edit("[alpha, beta]", "[alpha, gamma]"), 17, "jobs.both[1]",
         "unknown extractor 'gamma'"),
     Bad("stage-job-unknown", edit("job: both", "job: nightly"), 19, "stages.extract.job", "unknown job 'nightly'"),
+    Bad("duplicate-mapping", BASE + "  canonize:\n    mappings:\n"
+        "      - {source: tiny, stream: things, transform: a/b_v2}\n"
+        "      - {source: tiny, stream: things, transform: a/b_v1}\n", 23, "stages.canonize.mappings[1]",
+        "same source and stream as stages.canonize.mappings[0]"),
     Bad("undefined-variable", edit("workspace: ./ws", f"workspace: ${{{UNSET_VAR}}}/ws"), 2, "workspace",
         f"environment variable {UNSET_VAR} is not set"),
     Bad("duplicate-yaml-key", BASE + "workspace: /elsewhere\n", 20, "workspace", "duplicate key"),

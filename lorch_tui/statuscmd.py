@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table
 
+from engine.config.cross import RESERVED_SOURCES
 from engine.config.load import LoadedConfig, load
 from engine.errors import ExitCode
 from engine.index.store import INDEX_CORRUPT, StoreError, db_path, open_reader
@@ -108,8 +109,22 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
         "last_run": last_doc,
         "history": runs,
         "accounts": account_rows(loaded, ws, index_corrupt=index_bad is not None),
+        "unconfigured": unconfigured_accounts(loaded, ws),
         "clients": client_counts(ws) if cfg.clients is not None else None,
     }
+
+
+def unconfigured_accounts(loaded: LoadedConfig, ws: Workspace) -> list[str]:
+    """``source/account`` of the index's accounts that no extractor of the config names (an
+    extractor removed from the config): left out of the charts, still in the index."""
+    shas = index_shas(ws) if ws.root.is_dir() else None
+    configured = {(e.source, e.account) for e in loaded.config.extractors}
+    return sorted(f"{s}/{a}" for s, a in (shas or {}) if (s, a) not in configured and s not in RESERVED_SOURCES)
+
+
+UNCONFIGURED_HINT = ("their documents are left out of the charts but still in the index (`query` finds "
+                     "them); to remove them: `lorchestra clean --stage index`, then `lorchestra run --stage "
+                     "index` rebuilds the index from this config's accounts")
 
 
 def cmd_status(ns: argparse.Namespace) -> int:
@@ -175,6 +190,10 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
         acc.add_row(a["extractor"], a["latest_run"] or "-", "-" if a["latest_records"] is None
                     else f"{a['latest_records']:,}", age, fresh, _mark(a["canonical"]), _mark(a["index"]))
     console.print(Padding(acc, (0, 0, 0, 2)))
+    if doc["unconfigured"]:
+        console.print(f"[yellow]index: {len(doc['unconfigured'])} account(s) no extractor of this config names:[/] "
+                      + ", ".join(doc["unconfigured"]), highlight=False)
+        console.print(f"  {UNCONFIGURED_HINT}", markup=False)
     c = doc.get("clients")
     if c is not None:
         console.print(f"clients: {c['clients']:,} clients, {c['links']:,} links, {c['conflicts']:,} open "

@@ -30,7 +30,7 @@ import hashlib
 import os
 import pickle
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -196,14 +196,19 @@ class AccountQueue:
 
 def read_all(ws_canonical: Path, objects: str, db: Path, conn: sqlite3.Connection,
              scratch: stream.Scratch, progress: Callable[[int, int | None], None], *,
-             skip_source: str) -> int:
+             skip_source: str, only: Collection[tuple[str, str]] | None = None) -> int:
     """Every indexed document but those of ``skip_source`` (the measurements, which the
-    project task itself writes) into ``scratch``; return how many."""
-    total = conn.execute("SELECT count(*) FROM documents WHERE source != ?",
-                         (skip_source,)).fetchone()[0]
-    accounts: list[Account] = conn.execute(
+    project task itself writes) into ``scratch``; return how many. With ``only``, the
+    accounts ``(source, account)`` it lists and no other (the config's extractors)."""
+    accounts: list[Account] = [a for a in conn.execute(
         "SELECT source, account, canonical_sha256, documents FROM accounts "
         "WHERE source != ? ORDER BY source, account", (skip_source,)).fetchall()
+        if only is None or (a[0], a[1]) in only]
+    if only is None:
+        total = conn.execute("SELECT count(*) FROM documents WHERE source != ?", (skip_source,)).fetchone()[0]
+    else:
+        total = sum(conn.execute("SELECT count(*) FROM documents WHERE account = ? AND source = ?",
+                                 (a[1], a[0])).fetchone()[0] for a in accounts)
     for source, account, _, _ in accounts:
         scratch.account(source, account)
     part = stream.part_path(scratch.path)

@@ -185,7 +185,9 @@ class Runner:
                                 canonize=self.cfg.stages.canonize, index=self.cfg.stages.index,
                                 force=self.force, target=chain.target,
                                 limits=task_limits(self.cfg, stage),
-                                clients=self.cfg.clients if stage == "project" else None)
+                                clients=self.cfg.clients if stage == "project" else None,
+                                accounts=[(e.source, e.account) for e in self.cfg.extractors]
+                                if stage == "project" else None)
                 proc = TaskProcess(spec, self.bus, grace, self.executor)
                 self._running[task_id] = proc
                 try:

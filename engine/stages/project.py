@@ -24,7 +24,7 @@ import gc
 import hashlib
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -104,7 +104,7 @@ def code_sha256() -> str:
 
 
 def fingerprint(conn: sqlite3.Connection, cfg: ClientsConfig, overrides_raw: bytes,
-                measures_sha256: str = "") -> str:
+                measures_sha256: str = "", only: frozenset[tuple[str, str]] | None = None) -> str:
     """The skip fingerprint: what each account's documents are, config section, overrides,
     measures, code.
 
@@ -114,9 +114,10 @@ def fingerprint(conn: sqlite3.Connection, cfg: ClientsConfig, overrides_raw: byt
     ``generation`` (every committed load) are left out: a nightly run that extracts the same
     records again under a new run id reloads nothing, and the projection, the same, is skipped
     (at 1,000,000 records it was redone in full: 48 s)."""
-    accounts = conn.execute(
+    accounts = [a for a in conn.execute(
         "SELECT source, account, canonical_sha256, fields_version "
         "FROM accounts WHERE source != ? ORDER BY source, account", (MEASURES_SOURCE,)).fetchall()
+        if only is None or (a[0], a[1]) in only]
     blob = orjson.dumps({
         "measures": measures_sha256,
         "accounts": accounts,
@@ -159,9 +160,12 @@ class Project:
     """One project run over a workspace."""
 
     def __init__(self, ws: Workspace, cfg: ClientsConfig, *, force: bool = False, vectors: bool = True,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, accounts: Iterable[tuple[str, str]] | None = None) -> None:
         self.ws = ws
         self.cfg = cfg
+        self.accounts = frozenset(accounts) if accounts is not None else None
+        """(source, account) of the config's extractors: the index's other accounts (an
+        extractor removed from the config) are left out of the projection. None: every one."""
         self.force = force
         self.on_progress: Progress = progress or (lambda done, total, phase: None)
         self.phase: Phase = "read"
@@ -220,7 +224,7 @@ class Project:
         conn = open_writer(self.ws)
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")  # see CACHE_KIB
         try:
-            fp = fingerprint(conn, self.cfg, raw, self.registry.sha256)
+            fp = fingerprint(conn, self.cfg, raw, self.registry.sha256, self.accounts)
             if not self.force and self._unchanged(conn, fp):
                 return "skipped"
             path = scratch_path(db_path(self.ws).parent)
@@ -317,7 +321,8 @@ class Project:
         """Every indexed document into the scratch database (two processes above
         ``reading.READ_SHARD_MIN`` documents: :mod:`engine.clients.reading`)."""
         self.documents = reading.read_all(self.ws.canonical, str(objects_dir(self.ws)), db_path(self.ws),
-                                          conn, scratch, self.progress, skip_source=MEASURES_SOURCE)
+                                          conn, scratch, self.progress, skip_source=MEASURES_SOURCE,
+                                          only=self.accounts)
 
 
 CACHE_KIB = 8192
@@ -353,8 +358,8 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
 
     tune_gc()
     job = Project(Workspace(spec.workspace), spec.clients or ClientsConfig(), force=spec.force,
-                  vectors=spec.index.vectors,
-                  progress=progress)
+                  vectors=spec.index.vectors, progress=progress,
+                  accounts=spec.accounts)
     status, code, detail = "success", None, None
     try:
         with cancel.on_sigterm():  # SIGTERM: the job stops at its next progress or phase

@@ -51,3 +51,6 @@ class TaskSpec(BaseModel):
     """Extract only: pipe the tap into this Singer target instead of writing the vault."""
     clients: ClientsConfig | None = None
     """Project only: the config's `clients` section."""
+    accounts: list[tuple[str, str]] | None = None
+    """Project only: (source, account) of every extractor of the config; the index's other
+    accounts (an extractor since removed) are not projected."""

@@ -277,6 +277,36 @@ def test_a_link_override_against_the_documents_keys_needs_its_sha256(built: Path
     assert res.returncode == 0, res.stderr
 
 
+def test_an_extractor_removed_from_the_config_leaves_the_charts(built: Path, tmp_path: Path) -> None:
+    """The usual reason to remove an account is that it was wrong (another mailbox): its
+    documents must leave every chart at the next projection, and `status` names it."""
+    ws = copy(built, tmp_path)
+    with contextlib.closing(db(ws)) as con:
+        source, account = con.execute(
+            "SELECT source, account FROM client_links WHERE kind = 'email' GROUP BY source, account "
+            "ORDER BY count(*) DESC LIMIT 1").fetchone()
+    cfg = dict(DEMO, extractors=[e for e in DEMO["extractors"]
+                                 if (e["source"], e["account"]) != (source, account)])
+    cfg["jobs"] = {k: [n for n in v if any(e["name"] == n for e in cfg["extractors"])]
+                   for k, v in DEMO.get("jobs", {}).items()}
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    res = cli(ws, "run", "--stage", "project", config=config)
+    assert res.returncode == 0, res.stdout + res.stderr
+    with contextlib.closing(db(ws)) as con:
+        left = con.execute("SELECT count(*) FROM client_links WHERE source = ? AND account = ?",
+                           (source, account)).fetchone()[0]
+        still = con.execute("SELECT count(*) FROM documents WHERE source = ? AND account = ?",
+                            (source, account)).fetchone()[0]
+    assert left == 0 and still > 0, "out of the charts, still in the index until cleaned"
+    status = cli(ws, "status", config=config)
+    assert f"{source}/{account}" in status.stdout and "no extractor of this config names" in status.stdout
+    assert cli(ws, "run", "--stage", "project").returncode == 0  # the full config projects it again
+    with contextlib.closing(db(ws)) as con:
+        assert con.execute("SELECT count(*) FROM client_links WHERE source = ? AND account = ?",
+                           (source, account)).fetchone()[0] > 0
+
+
 def test_clients_commands_and_query_by_client(built: Path) -> None:
     res = cli(built, "clients", "list", "--json")
     assert res.returncode == 0, res.stderr

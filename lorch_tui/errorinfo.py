@@ -48,7 +48,7 @@ MEANINGS: dict[str, str] = {
     "MANIFEST_INVALID": 'canonize: the manifest does not parse, or lists a part not named part-NNN.jsonl.gz',
     "OBJECT_CORRUPT": "project (and query --json): an index object's bytes do not match its sha256; nothing was replaced or printed (detail_path: the object and the repair, `lorchestra run --stage index --force`)",
     "SOURCE_ID_COLLISION": "canonize: two streams of the account produced documents of one kind with the same source_id; nothing was published (detail_path: which streams, and the repair)",
-    "NO_CLIENTS": "project: the index holds contacts of clients.sources but none meets clients.where (a typo?); the tables and charts stay as they were",
+    "NO_CLIENTS": "project: no client found (none meets clients.where, or the sources gave no contact while charts exist); the tables and charts stay as they were",
     "MEASURES_INVALID": "project: measure or binding files with problems; nothing was replaced (detail_path lists them, as lorchestra validate does)",
     "MEASURES_NOT_SCORED": 'warning, project: form responses (or measures of them) not scored (count = lines of detail_path, the rejects file; duplicate copies are counted apart)',
 }

@@ -237,8 +237,8 @@ class Project:
                 try:
                     with self._phase("resolve", self.documents):
                         p = scratch.resolve(lambda n: self.progress(n, self.documents))
-                    if not p.clients and self._source_contacts(conn):
-                        raise ProjectFailed(ErrorCode.NO_CLIENTS.value)
+                    if not p.clients and (self._source_contacts(conn) or self._had_clients(conn)):
+                        raise ProjectFailed(ErrorCode.NO_CLIENTS.value, _detail(self.ws, NO_CLIENTS_TEXT))
                     scratch.close()
                     charts.assign_folders(p.clients)
                     self.projection = p
@@ -294,6 +294,17 @@ class Project:
         conn.execute("ATTACH DATABASE ? AS scratch", (f"file:{scratch}?mode=ro",))
         return lambda cid: stream.chart_items_in_order(conn, "scratch", cid)
 
+    def _had_clients(self, conn: sqlite3.Connection) -> bool:
+        """Whether charts of the last projection are on disk: a source that now gives no
+        contact (a tap that synced an empty page, an expired permission) must not delete every
+        chart. After ``clean --stage project`` there is none left to keep."""
+        root = clients_dir(self.ws)
+        try:
+            folders = conn.execute("SELECT folder FROM clients").fetchall()
+        except sqlite3.OperationalError:  # no client tables yet: a first projection
+            return False
+        return any((root / f).is_dir() for (f,) in folders)
+
     def _source_contacts(self, conn: sqlite3.Connection) -> bool:
         """Whether the index holds a contact of ``clients.sources``: then a projection with no
         client means ``where`` matched none (a typo, most likely), and replacing the tables
@@ -324,6 +335,16 @@ class Project:
                                           conn, scratch, self.progress, skip_source=MEASURES_SOURCE,
                                           only=self.accounts)
 
+
+NO_CLIENTS_TEXT = (
+    "NO_CLIENTS: this projection found no client, so nothing was replaced: the client tables "
+    "and every chart stay as they were.\n"
+    "Either the index holds contacts of clients.sources but none meets clients.where (a typo in "
+    "a path or a value: correct it), or the sources now give no contact at all while the last "
+    "projection had clients (a tap that synced an empty result, an expired permission: look at "
+    "the source's last extract with `lorchestra status`).\n"
+    "If the practice really has no clients now, `lorchestra clean --stage project` removes the "
+    "charts (docs/clients.md).")
 
 CACHE_KIB = 8192
 """SQLite page cache of the project task's connection (the index stage's writer keeps 16 MiB).

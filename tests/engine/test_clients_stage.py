@@ -605,6 +605,28 @@ def test_a_where_that_matches_no_contact_fails_and_keeps_every_chart(built: Path
     assert cli(ws, "run", "--stage", "project", "--force").returncode == 0  # the right config projects
 
 
+def test_sources_that_now_give_no_contact_keep_every_chart_until_cleaned(built: Path, tmp_path: Path) -> None:
+    """The system of record syncs an empty result (an expired permission): zero clients
+    would delete every chart. NO_CLIENTS keeps them, with a detail file saying why and what
+    to do; after `clean --stage project` (nothing left to keep) zero clients is accepted."""
+    ws = copy(built, tmp_path)
+    before = sorted(p.relative_to(ws).as_posix() for p in (ws / "clients").rglob("*") if p.is_file())
+    clients = dict(DEMO["clients"], sources=["nosuchsource"])
+    config = tmp_path / "empty.yaml"
+    config.write_text(yaml.safe_dump(dict(DEMO, clients=clients)))
+    res = cli(ws, "run", "--stage", "project", config=config)
+    assert res.returncode == 1, res.stdout + res.stderr
+    (done,) = [e for e in log_events(ws) if e["type"] == "task_finished" and e["stage"] == "project"][-1:]
+    assert (done["status"], done["error_code"]) == ("failed", "NO_CLIENTS")
+    assert "clean --stage project" in Path(done["detail_path"]).read_text()
+    assert sorted(p.relative_to(ws).as_posix() for p in (ws / "clients").rglob("*") if p.is_file()) == before
+    assert cli(ws, "clean", "--stage", "project", "--yes", config=config).returncode == 0
+    res = cli(ws, "run", "--stage", "project", config=config)
+    assert res.returncode == 0, res.stdout + res.stderr
+    with contextlib.closing(db(ws)) as con:
+        assert con.execute("SELECT count(*) FROM clients").fetchone()[0] == 0
+
+
 def test_a_chart_write_that_fails_says_which_file_in_the_workspace(built: Path, tmp_path: Path) -> None:
     """The chart root is a file, so no chart can be written: the task fails WRITE_FAILED and
     its detail_path (in the workspace) names the operation and the path."""

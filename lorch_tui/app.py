@@ -15,6 +15,7 @@ cancelling and quitting are :mod:`lorch_tui.runcontrol`'s (the app's ``action_*`
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from engine.store.logsink import log_path
 from engine.store.workspace import Workspace
 from lorch_tui import actions
 from lorch_tui.commands import palette_commands
+from lorch_tui.crash import crash_report
 from lorch_tui.engine_face import EngineFace, LiveEngine
 from lorch_tui.model import RunModel
 from lorch_tui.runcontrol import RunControl
@@ -85,8 +87,9 @@ class LorchApp(App[int]):
     ]
 
     def __init__(self, loaded: LoadedConfig, engine: EngineFace | None = None, *, watch: bool = True,
-                 skip_permissions: bool = False) -> None:
+                 skip_permissions: bool = False, verbose: bool = False) -> None:
         super().__init__()
+        self.verbose = verbose
         self.loaded = loaded
         self.ws = Workspace(loaded.workspace)
         self.engine: EngineFace = engine or LiveEngine(loaded, skip_permissions=skip_permissions)
@@ -101,6 +104,10 @@ class LorchApp(App[int]):
         self._scan_pending = False
         self._scanning = False
         self.run_control = RunControl(self)
+
+    def _fatal_error(self) -> None:
+        """An unhandled exception: no traceback with local values (``lorch_tui.crash``)."""
+        crash_report(self, sys.exc_info()[1] or self._exception, self.verbose)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=True)

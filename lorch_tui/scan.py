@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine.config import PipelineConfig
 from engine.ops.inspect import AccountView, RunInfo, account_runs, account_views
-from engine.store.history import open_readonly
+from engine.store.history import HistoryCorrupt, open_readonly
 from engine.store.workspace import Workspace
 
 
@@ -119,7 +119,10 @@ def lock_holder(ws: Workspace) -> str | None:
 
 def extract_durations(ws: Workspace, limit: int = 5000) -> dict[str, dict[str, float]]:
     """Seconds each extract took, per extractor and vault run, from the run history."""
-    conn = open_readonly(ws.state_db)
+    try:
+        conn = open_readonly(ws.state_db)
+    except HistoryCorrupt:  # `status` names it; the dashboard shows the vault without durations
+        return {}
     if conn is None:
         return {}
     out: dict[str, dict[str, float]] = {}

@@ -69,6 +69,9 @@ def _run(ns: argparse.Namespace) -> int:
 
 def _dashboard(loaded: LoadedConfig, ns: argparse.Namespace) -> int:
     """Open the Textual dashboard (the only place Textual is imported)."""
+    from engine.store.workspace import check_not_a_file
+
+    check_not_a_file(loaded.workspace)  # as every command: exit 2 naming it, not a crash in a scan
     if not sys.stdout.isatty():
         raise UsageError("the dashboard needs a terminal",
                          hint="use `lorch-tui --no-ui` for cron and pipes")
@@ -76,8 +79,9 @@ def _dashboard(loaded: LoadedConfig, ns: argparse.Namespace) -> int:
     from lorch_tui.app import LorchApp
 
     secure_umask()  # the workspace itself is created and checked by the app, after its first paint
-    result = LorchApp(loaded, skip_permissions=ns.skip_permissions).run()
-    return int(result or 0)
+    app = LorchApp(loaded, skip_permissions=ns.skip_permissions, verbose=bool(ns.verbose))
+    result = app.run()
+    return app.return_code or int(result or 0)  # 1 after a crash
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.store.history import history, task_rows
+from engine.store.history import HistoryCorrupt, history, task_rows
 from lorch_tui.widgets.progress import STATE_STYLE
 
 RUN_COLUMNS = ("run", "trigger", "status", "started", "duration", "tasks", "failed", "records")
@@ -64,12 +64,19 @@ class HistoryScreen(Screen[None]):
         self.run_worker(self._load_runs, thread=True, group="history")
 
     def _load_runs(self) -> None:
-        rows = history(self.db, LIMIT)
+        try:
+            rows: list[dict[str, Any]] | HistoryCorrupt = history(self.db, LIMIT)
+        except HistoryCorrupt as bad:
+            rows = bad
         self.app.call_from_thread(self._show_runs, rows)
 
-    def _show_runs(self, rows: list[dict[str, Any]]) -> None:
+    def _show_runs(self, rows: list[dict[str, Any]] | HistoryCorrupt) -> None:
         table = self.query_one("#history-runs", DataTable)
         title = self.query_one("#history-title", Static)
+        if isinstance(rows, HistoryCorrupt):
+            title.update(Text(f"the run history {self.db} is damaged (not a readable SQLite database). "
+                              f"Fix: {rows.hint}", style="red"))
+            return
         if not rows:
             title.update(Text(f"no runs recorded yet in {self.db}", style="dim"))
             return
@@ -91,7 +98,10 @@ class HistoryScreen(Screen[None]):
         db = self.db
 
         def load() -> None:
-            rows = task_rows(db, run_id)
+            try:
+                rows = task_rows(db, run_id)
+            except HistoryCorrupt:
+                rows = []
             self.app.call_from_thread(self._show_tasks, run_id, rows)
 
         self.run_worker(load, thread=True, group="history-tasks", exclusive=True)

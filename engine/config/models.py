@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -46,8 +47,16 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
     return Path(os.path.normpath(path))
 
 
+def _not_empty(value: object) -> object:
+    """Refuse an empty path: ``Path("")`` is ``.``, which would resolve to the config's own
+    folder (a ``${PHI_HOME}`` left unset made the config folder the PHI workspace)."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("is empty: give a path (an empty value would mean the config file's own folder)")
+    return value
+
+
 SafeName = Annotated[str, AfterValidator(_safe_name)]
-ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+ConfigPath = Annotated[Path, BeforeValidator(_not_empty), AfterValidator(_resolve_path)]
 
 
 class StrictModel(BaseModel):

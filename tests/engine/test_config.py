@@ -137,6 +137,10 @@ BAD: list[Bad] = [
     Bad("job-unknown-extractor", edit("[alpha, beta]", "[alpha, gamma]"), 17, "jobs.both[1]",
         "unknown extractor 'gamma'"),
     Bad("stage-job-unknown", edit("job: both", "job: nightly"), 19, "stages.extract.job", "unknown job 'nightly'"),
+    Bad("empty-workspace", edit("workspace: ./ws", "workspace: ''"), 2, "workspace",
+        "is empty: give a path"),
+    Bad("empty-workspace-from-env", edit("workspace: ./ws", "workspace: ${LORCH_TEST_EMPTY:-}"), 2, "workspace",
+        "is empty: give a path"),
     Bad("duplicate-mapping", BASE + "  canonize:\n    mappings:\n"
         "      - {source: tiny, stream: things, transform: a/b_v2}\n"
         "      - {source: tiny, stream: things, transform: a/b_v1}\n", 23, "stages.canonize.mappings[1]",

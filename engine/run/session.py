@@ -109,11 +109,49 @@ def _note(what: str, exc: BaseException) -> None:
         pass
 
 
+async def _lock(ws: Workspace, command: str, wait_s: float) -> WorkspaceLock:
+    """The workspace lock, waiting up to ``wait_s`` in the event loop: Ctrl-C (asyncio's own
+    handler) and SIGTERM stop the wait at once, as an interrupt (exit 130), and the wait is
+    said once on stderr (a cron log then shows why a run started late)."""
+    if wait_s <= 0:
+        return WorkspaceLock(ws, command=command).acquire(0.0)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    terminated = False
+
+    def on_term() -> None:
+        nonlocal terminated
+        terminated = True
+        if task is not None:
+            task.cancel()
+
+    def waiting(holder: str) -> None:
+        _say(f"lorchestra: the workspace lock is held by {holder}; waiting up to {wait_s:g} s "
+             "for it (Ctrl-C stops)")
+
+    loop.add_signal_handler(signal.SIGTERM, on_term)
+    try:
+        return await WorkspaceLock(ws, command=command).acquire_waiting(wait_s, waiting)
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt from None  # the faces' interrupt: exit 130, nothing started
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _say(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
 async def open_session(loaded: LoadedConfig, *, skip_permissions: bool = False, wait_s: float = 0.0,
                        command: str = "lorchestra run") -> Session:
     """Check and lock the workspace, attach the JSON log and the run history to a new bus."""
     ws = open_workspace(loaded, skip_permissions=skip_permissions)
-    lock = WorkspaceLock(ws, command=command).acquire(wait_s)
+    lock = await _lock(ws, command, wait_s)
     try:
         sink = JsonLogSink(ws.logs)
         recorder = await StateRecorder(ws.state_db).start(mark_abandoned=True)

@@ -6,12 +6,14 @@ down once. Creating the workspace makes every folder 0700.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import math
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -401,6 +403,23 @@ class WorkspaceLock:
         self._dir_fd = dir_fd
         _HELD_FDS.update({f: self.root for f in (fd, dir_fd) if f is not None})
         return self
+
+    async def acquire_waiting(self, wait_s: float, waiting: Callable[[str], None] | None = None) -> WorkspaceLock:
+        """:meth:`acquire` for a coroutine: the wait sleeps in the event loop, so Ctrl-C (and
+        any handler the loop runs) stops it at once instead of when the lock frees;
+        ``waiting`` is told the holder once, when the wait begins."""
+        deadline = time.monotonic() + wait_s
+        told = False
+        while True:
+            try:
+                return self.acquire(0.0)
+            except WorkspaceBusy:
+                if time.monotonic() >= deadline:
+                    raise
+                if waiting is not None and not told:
+                    waiting(holder_of(self.path))
+                    told = True
+                await asyncio.sleep(0.1)
 
     def release(self) -> None:
         """Drop the lock (the file stays; its content is stale once unlocked)."""

@@ -9,6 +9,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -565,3 +566,36 @@ def test_global_options_before_and_after_the_command(tmp_path: Path) -> None:
     assert a == b and a["workspace"] == str(other)
     v = cli("--config", str(cfg), "validate", "--skip-permissions")
     assert v.returncode == 0 and str(cfg) in v.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_run_waiting_for_the_lock_says_so_and_stops_at_once_on_a_signal(tmp_path: Path, sig: int) -> None:
+    """--wait used to sleep outside the event loop: Ctrl-C took effect only when the lock
+    freed, SIGTERM killed the process without its exit code, and nothing said it waited."""
+    import threading
+
+    from engine.store.workspace import Workspace, WorkspaceLock
+    cfg = write_config(tmp_path, [demo_extractor("quick", records=5)])
+    ws = Workspace(tmp_path / "ws")
+    ws.root.mkdir(mode=0o700)
+    held = WorkspaceLock(ws, command="a test").acquire()
+    proc = no_ui_popen("--config", str(cfg), "--wait", "600")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        wait_for(lambda: any("waiting up to 600 s" in x for x in lines), timeout=60, what="the wait to be said")
+        started = time.monotonic()
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+        assert time.monotonic() - started < 15, "stopped at once, not when the lock frees"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        held.release()
+    reader.join(timeout=10)
+    text = "".join(lines)
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text and "interrupted" in text
+    assert not (ws.state_db.exists() and db_rows(ws.state_db, "SELECT * FROM runs")), "no run was started"

@@ -64,8 +64,18 @@ def _workspace_of(ns: argparse.Namespace) -> Path | None:
         return None
 
 
+def standard_streams() -> None:
+    """A standard stream that was closed when the process started (``cmd >&-``, ``<&-``) is
+    None in Python: it becomes ``/dev/null`` (taking its descriptor back), so output goes
+    nowhere and input is at its end, instead of a traceback at the first ``isatty()``."""
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode))  # noqa: SIM115 - for the process's life
+
+
 def wide_when_piped() -> None:
     """Rich wraps at 80 columns without a terminal; cron mail and grep want whole lines."""
+    standard_streams()
     if not sys.stdout.isatty():
         os.environ.setdefault("COLUMNS", "200")
 

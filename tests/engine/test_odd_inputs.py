@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ import yaml
 
 from engine.store.fsutil import is_safe_segment
 from tests.helpers import (
+    REPO,
     account_dir,
+    clean_env,
     demo_extractor,
     log_events,
     manifest,
@@ -224,3 +227,24 @@ def test_a_count_too_large_or_negative_is_a_usage_error(tmp_path: Path, value: s
         res = run_cli(*args, "--config", str(cfg), timeout=60)
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stdout + res.stderr
         assert "internal error" not in res.stderr and "--" in res.stderr
+
+
+def test_a_closed_standard_stream_is_no_traceback(tmp_path: Path) -> None:
+    """`cmd >&-` or `<&-` (cron lines written in haste): Python sets the stream to None; the
+    commands treat it as /dev/null instead of failing at the first isatty()."""
+    import shlex
+    import sys
+
+    cfg = write_config(tmp_path, [demo_extractor("mail", "gmail", records=3)])
+    base = f"{shlex.quote(sys.executable)} -m lorch_tui.cli"
+    for cmd, want in ((f"{base} status --config {cfg} >&-", 0),
+                      (f"{base} list extractors --config {cfg} >&-", 0),
+                      (f"{base} clean --stage canonize --config {cfg} <&-", 0),
+                      (f"{sys.executable} -m lorch_tui.tui_main --no-ui --config {cfg} >&-", 0)):
+        res = subprocess.run(["bash", "-c", cmd], cwd=REPO, capture_output=True, text=True, timeout=120,
+                             env=clean_env())
+        assert res.returncode == want and "Traceback" not in res.stderr, (cmd, res.stderr)
+    assert (tmp_path / "ws" / "vault").is_dir(), "the headless run ran with its stdout closed"
+    res = subprocess.run(["bash", "-c", f"{base} clean --stage canonize --config {cfg} <&-"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60, env=clean_env())
+    assert res.returncode == 2 and "refusing to delete without confirmation" in res.stdout + res.stderr

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from engine.config import Loc, PipelineConfig, cross_check
 from engine.config.errors import format_loc, plain_errors
 from engine.errors import ConfigError
+from engine.store.fsutil import NotRegularFile, read_regular
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_CONFIG_DIR = REPO_ROOT / "config"
@@ -81,10 +82,24 @@ def _workspace_override(flag: str | os.PathLike[str] | None) -> str | None:
     return None
 
 
+def _unreadable(exc: OSError | UnicodeDecodeError) -> tuple[str, str]:
+    """Why a config file cannot be read, in words, and what to do."""
+    if isinstance(exc, UnicodeDecodeError):
+        return (f"it is not UTF-8 text (byte {exc.start})", "save the file as UTF-8")
+    if isinstance(exc, IsADirectoryError) or (isinstance(exc, NotRegularFile) and exc.folder):
+        return ("it is a folder", "pass the YAML file inside it, e.g. --config FOLDER/pipeline.yaml")
+    if isinstance(exc, NotRegularFile):
+        return ("it is not a regular file (a pipe, a device or a socket)", "pass the YAML file itself")
+    if isinstance(exc, PermissionError):
+        return ("permission denied", "check the file's owner and mode (`ls -l`); it should be yours, "
+                                     "readable by you")
+    return (exc.strerror or type(exc).__name__, "check the path and the disk")
+
+
 def load_file(path: Path) -> PipelineConfig:
     """Read and validate one config file, raising ConfigError with every problem in it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(
             f"config file not found: {path}",
@@ -92,7 +107,8 @@ def load_file(path: Path) -> PipelineConfig:
             "to config/pipeline.yaml",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {type(exc).__name__}") from None
+        why, hint = _unreadable(exc)
+        raise ConfigError(f"cannot read config file {path}: {why}", hint=hint) from None
     data, lines = parse_yaml(text, path)
     problems: list[tuple[Loc, str]] = []
     data = expand_vars(data, (), problems)
@@ -146,7 +162,12 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
     lines: dict[Loc, int] = {}
     duplicates: list[tuple[int, Loc, int]] = []
     if node is not None:
-        _walk_lines(node, (), lines, duplicates)
+        try:
+            _walk_lines(node, (), lines, duplicates)
+        except _AliasLoop as loop:
+            raise ConfigError(f"{path}:{loop.line}: {format_loc(loop.loc) or '(top level)'}: a YAML alias "
+                              "refers to the value that holds it (a loop)",
+                              hint="an alias (*name) must point at a value outside itself") from None
     if duplicates:
         text = "\n".join(f"  {path}:{line}: {format_loc(loc)}: duplicate key (already set on line {first})"
                          for line, loc, first in duplicates)
@@ -155,7 +176,19 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
     return data, lines
 
 
-def _walk_lines(node: yaml.Node, loc: Loc, out: dict[Loc, int], dups: list[tuple[int, Loc, int]]) -> None:
+class _AliasLoop(Exception):
+    """A node that contains itself through an alias (``a: &a [*a]``)."""
+
+    def __init__(self, loc: Loc, line: int) -> None:
+        super().__init__("alias loop")
+        self.loc, self.line = loc, line
+
+
+def _walk_lines(node: yaml.Node, loc: Loc, out: dict[Loc, int], dups: list[tuple[int, Loc, int]],
+                path: frozenset[int] = frozenset()) -> None:
+    if id(node) in path:  # every walk of this data (expanding ${VARS}, validating) would recurse forever
+        raise _AliasLoop(loc, node.start_mark.line + 1)
+    path = path | {id(node)}
     out.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
@@ -168,10 +201,10 @@ def _walk_lines(node: yaml.Node, loc: Loc, out: dict[Loc, int], dups: list[tuple
                     continue
                 seen[key.value] = line
             out[child] = line
-            _walk_lines(value, child, out, dups)
+            _walk_lines(value, child, out, dups, path)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk_lines(item, (*loc, i), out, dups)
+            _walk_lines(item, (*loc, i), out, dups, path)
 
 
 def expand_vars(value: Any, loc: Loc, problems: list[tuple[Loc, str]]) -> Any:

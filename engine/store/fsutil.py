@@ -107,6 +107,9 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 class NotRegularFile(OSError, ValueError):  # noqa: N818 - like io.UnsupportedOperation
     """A path the pipeline reads as a file is a FIFO, socket or device (or a folder)."""
 
+    folder = False
+    """True when the path is a folder."""
+
 
 def open_regular(path: Path) -> Any:
     """``path`` opened for binary reading if it is a regular file, else
@@ -114,8 +117,11 @@ def open_regular(path: Path) -> Any:
     planted in place of a file never blocks the reader."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegularFile(f"{path} is not a regular file")
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            problem = NotRegularFile(f"{path} is not a regular file")
+            problem.folder = stat.S_ISDIR(mode)
+            raise problem
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

@@ -248,3 +248,20 @@ def test_a_closed_standard_stream_is_no_traceback(tmp_path: Path) -> None:
     res = subprocess.run(["bash", "-c", f"{base} clean --stage canonize --config {cfg} <&-"], cwd=REPO,
                          capture_output=True, text=True, timeout=60, env=clean_env())
     assert res.returncode == 2 and "refusing to delete without confirmation" in res.stdout + res.stderr
+
+
+def test_config_files_that_cannot_be_read_are_named_with_why(tmp_path: Path) -> None:
+    """A FIFO as the config blocked for ever; a folder, non-UTF-8 bytes or an alias that
+    contains itself gave an exception's class name or "internal error (RecursionError)"."""
+    fifo, folder, latin, loop = (tmp_path / n for n in ("fifo.yaml", "dir.yaml", "latin.yaml", "loop.yaml"))
+    os.mkfifo(fifo)
+    folder.mkdir()
+    latin.write_bytes(b"workspace: /tmp/x\npipeline: {name: caf\xe9}\n")
+    loop.write_text("workspace: ./ws\nextractors: &a [*a]\n")
+    for path, says in ((fifo, "it is not a regular file"), (folder, "it is a folder"),
+                       (latin, "it is not UTF-8 text (byte 38)"),
+                       (loop, "loop.yaml:2: extractors[0]: a YAML alias refers to the value that holds it")):
+        for args in (["list", "extractors"], ["validate", "--quick"]):
+            res = run_cli(*args, "--config", str(path), timeout=30)
+            assert res.returncode == 2, (path.name, res.stdout + res.stderr)
+            assert says in res.stdout + res.stderr and "internal error" not in res.stderr, res.stdout + res.stderr

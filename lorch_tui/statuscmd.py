@@ -24,6 +24,7 @@ from engine.index.store import INDEX_CORRUPT, StoreError, db_path, open_reader
 from engine.ops.inspect import AccountView, account_views
 from engine.store import history as run_history
 from engine.store.workspace import Workspace, check_not_a_file
+from engine.vault.layout import read_latest
 from lorch_tui.scan import client_counts, index_shas
 from lorch_tui.summary import human_bytes
 
@@ -100,6 +101,7 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
     if index_bad is not None:
         problems.append(index_bad)
     cfg = loaded.config
+    problems += latest_problems(loaded, ws)
     return {
         "problems": problems,
         "pipeline": {"name": cfg.pipeline.name, "version": cfg.pipeline.version},
@@ -112,6 +114,24 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
         "unconfigured": unconfigured_accounts(loaded, ws),
         "clients": client_counts(ws) if cfg.clients is not None else None,
     }
+
+
+def latest_problems(loaded: LoadedConfig, ws: Workspace) -> list[dict[str, str]]:
+    """A problem entry per account whose LATEST.json exists but does not read as a pointer
+    (it was shown as "no LATEST" and the account as never extracted)."""
+    out = []
+    for ex in loaded.config.extractors:
+        path = ws.account_dir(ex.domain, ex.source, ex.account) / "LATEST.json"
+        if not path.exists():
+            continue
+        try:
+            read_latest(path.parent)
+        except (OSError, ValueError):
+            out.append({"code": "LATEST_INVALID", "path": str(path),
+                        "message": f"{ex.name}: {path} does not read as a LATEST pointer",
+                        "hint": "run `lorchestra verify` to check the account's runs; the next successful "
+                                f"`lorchestra extract {ex.name}` writes a new LATEST"})
+    return out
 
 
 def unconfigured_accounts(loaded: LoadedConfig, ws: Workspace) -> list[str]:

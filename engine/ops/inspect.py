@@ -54,6 +54,8 @@ class AccountView:
     index_current: bool | None
     drift: str | None = None
     """Source drift mark of LATEST (``engine.drift.compare.AccountDrift.mark``), if computed."""
+    latest_damaged: bool = False
+    """``LATEST.json`` exists but does not read as a pointer (``verify``: ``LATEST_INVALID``)."""
 
     def stale(self, stale_after_hours: float) -> bool:
         """True when there is no LATEST or it is older than the threshold."""
@@ -103,10 +105,11 @@ def canonical_meta(ws: Workspace, ex: Extractor) -> dict[str, Any] | None:
 def account_view(ws: Workspace, ex: Extractor, index_shas: dict[tuple[str, str], str] | None = None) -> AccountView:
     """Freshness and currency of one account."""
     acct = ws.account_dir(ex.domain, ex.source, ex.account)
+    damaged = False
     try:
         latest = read_latest(acct)
     except (OSError, ValueError):
-        latest = None
+        latest, damaged = None, True
     meta = canonical_meta(ws, ex)
     run_id = latest.get("run_id") if latest else None
     canon_current = None if meta is None or run_id is None else (
@@ -120,7 +123,7 @@ def account_view(ws: Workspace, ex: Extractor, index_shas: dict[tuple[str, str],
         latest_age_s=_age_s(latest.get("updated_at")) if latest else None,
         canonical_current=canon_current,
         canonical_records=meta.get("output", {}).get("records") if meta else None,
-        index_current=index_current,
+        index_current=index_current, latest_damaged=damaged,
     )
 
 

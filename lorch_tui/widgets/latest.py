@@ -57,7 +57,7 @@ def row_cells(v: AccountView, error: str, stale_after_hours: float, ambiguous: b
     stale = v.stale(stale_after_hours)
     return (
         Text(account_label(v.extractor, ambiguous), style="bold yellow" if stale else ""),
-        v.latest_run or Text("none", style="dim"),
+        v.latest_run or (Text("damaged", style="bold red") if v.latest_damaged else Text("none", style="dim")),
         f"{v.latest_records:,}" if v.latest_records is not None else "-",
         Text(age_text(v.latest_age_s), style="bold yellow" if stale else "green"),
         Text(error, style="bold red"), flag(v.canonical_current), flag(v.index_current),

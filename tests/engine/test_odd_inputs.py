@@ -111,6 +111,19 @@ def test_a_fifo_as_latest_blocks_nothing(built: tuple[Path, dict[str, object]], 
     assert final["error_code"] == "LATEST_INVALID"
 
 
+def test_a_damaged_latest_is_named_by_status_not_shown_as_never_extracted(
+        built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+    cfg, ex = built
+    latest = account_dir(tmp_path / "ws", ex) / "LATEST.json"  # type: ignore[arg-type]
+    latest.write_text("garbage{")
+    res = run_cli("status", "--config", str(cfg), timeout=60)
+    assert res.returncode == 1 and "LATEST_INVALID" in res.stdout and str(latest) in res.stdout, res.stdout
+    res = run_cli("status", "--json", "--config", str(cfg), timeout=60)
+    import orjson
+    doc = orjson.loads(res.stdout)
+    assert [p["code"] for p in doc["problems"]] == ["LATEST_INVALID"]
+
+
 def test_a_damaged_index_is_named_with_how_to_rebuild(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
     cfg, _ = built
     ws = tmp_path / "ws"

@@ -14,7 +14,7 @@ from lorch_tui.app import LorchApp
 from lorch_tui.screens.history import HistoryScreen
 from tests.helpers import run_cli
 from tests.tui.conftest import Setup
-from tests.tui.dash import static_text, until
+from tests.tui.dash import cell, static_text, until
 from tests.tui.fake_engine import FakeEngine
 
 SIZE = (120, 35)
@@ -67,3 +67,15 @@ def test_a_workspace_that_is_a_file_is_refused_before_the_dashboard_opens(tmp_pa
     (tmp_path / "afile").write_text("x")
     res = run_cli("--workspace", str(tmp_path / "afile"), prog="lorch_tui.tui_main", timeout=60)
     assert res.returncode == 2 and "is a file" in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+async def test_a_damaged_latest_is_shown_as_damaged_not_as_never_extracted(populated: Setup) -> None:
+    latest = next(populated.workspace.glob("vault/*/*/mail-alpha/LATEST.json"))
+    latest.write_text("garbage{")
+    loaded = populated.load()
+    app = LorchApp(loaded, FakeEngine(loaded), watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one("#latest-table", DataTable)
+        await until(pilot, lambda: table.row_count == 3, what="the first workspace scan")
+        assert cell(table, "mail-alpha", "LATEST run") == "damaged"
+        assert cell(table, "clinic-bravo", "LATEST run") not in ("damaged", "none")

@@ -56,8 +56,8 @@ def describe(event: Event, tail: Tail | None = None) -> str | None:
             return (f"{event.task_id} {event.status}{tail}: {plural(event.records, 'record')} piped to loader "
                     f"{event.target} in {event.duration_s:.1f}s (vault and LATEST not touched){where}")
         if event.stage != "extract":
-            return (f"{event.task_id} {event.status}{tail}: {plural(event.records, 'record')} "
-                    f"in {event.duration_s:.1f}s{where}")
+            return (f"{event.task_id} {event.status}{tail}: {plural(event.records, 'record')}"
+                    f"{rejects_note(event)} in {event.duration_s:.1f}s{where}")
         return (f"{event.task_id} {event.status}{tail}: {plural(event.records, 'record')}, "
                 f"{plural(event.parts, 'part')}, {plural(event.bytes, 'byte')} in {event.duration_s:.1f}s{where}")
     if isinstance(event, RunFinished):
@@ -65,6 +65,20 @@ def describe(event: Event, tail: Tail | None = None) -> str | None:
                 f"{event.failed} failed, {event.cancelled} cancelled, {event.records} records "
                 f"in {event.duration_s:.1f}s")
     return None
+
+
+def rejects_note(event: TaskFinished) -> str:
+    """``, 3 rejected (...)`` when a task let records through with rejects (within the
+    mapping's ``max_rejects``): they are missing from the index and charts, so every face says
+    so, not only the log."""
+    if not event.rejects:
+        return ""
+    if event.stage == "canonize":
+        return (f", {event.rejects:,} rejected (missing downstream; why: the account's "
+                "canonical/SOURCE/ACCOUNT.rejects.jsonl)")
+    if event.stage == "project":
+        return f", {event.rejects:,} questionnaire response(s) not scored (canonical/measures/scored.rejects.jsonl)"
+    return f", {event.rejects:,} rejected"
 
 
 class PlainPrinter:

@@ -77,7 +77,8 @@ def _account_row(v: AccountView, shas: dict[tuple[str, str], str] | None, stale_
     return {"extractor": ex.name, "domain": ex.domain, "source": ex.source, "account": ex.account,
             "latest_run": v.latest_run, "latest_records": v.latest_records, "latest_age_hours": age_h,
             "stale": v.stale(stale_after), "canonical": canonical,
-            "canonical_records": v.canonical_records, "index": index}
+            "canonical_records": v.canonical_records, "canonical_rejects": v.canonical_rejects,
+            "index": index}
 
 
 def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
@@ -208,7 +209,9 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
         age = _age(a["latest_age_hours"])
         fresh = "[red]stale[/]" if a["stale"] else "[green]fresh[/]"
         acc.add_row(a["extractor"], a["latest_run"] or "-", "-" if a["latest_records"] is None
-                    else f"{a['latest_records']:,}", age, fresh, _mark(a["canonical"]), _mark(a["index"]))
+                    else f"{a['latest_records']:,}", age, fresh,
+                    _mark(a["canonical"]) + (f" [yellow]({a['canonical_rejects']:,} rejected)[/]"
+                                             if a["canonical_rejects"] else ""), _mark(a["index"]))
     console.print(Padding(acc, (0, 0, 0, 2)))
     if doc["unconfigured"]:
         console.print(f"[yellow]index: {len(doc['unconfigured'])} account(s) no extractor of this config names:[/] "

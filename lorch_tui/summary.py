@@ -36,14 +36,16 @@ def print_summary(console: Console, result: RunResult, log_path: str) -> None:
     done = sorted(result.finished.values(), key=lambda f: f.task_id)
     add_name_column(table, "task", [f.task_id for f in done])
     add_name_column(table, "status", [f.status for f in done])
-    for col, just in (("records", "right"), ("parts", "right"),
+    rejects = any(f.rejects for f in done)  # a column only when some task rejected records
+    for col, just in (("records", "right"), *((("rejected", "right"),) if rejects else ()), ("parts", "right"),
                       ("bytes", "right"), ("ratio", "right"), ("duration", "right")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     add_name_column(table, "error", [f.error_code or "" for f in done])
     for f in done:
         ratio = f"{f.uncompressed_bytes / f.bytes:.1f}x" if f.bytes else "-"
         style = "green" if f.status in ("success", "skipped") else "red"
-        table.add_row(f.task_id, f"[{style}]{f.status}[/]", f"{f.records:,}", str(f.parts),
+        shown = ((f"[yellow]{f.rejects:,}[/]" if f.rejects else "",) if rejects else ())
+        table.add_row(f.task_id, f"[{style}]{f.status}[/]", f"{f.records:,}", *shown, str(f.parts),
                       human_bytes(f.bytes), ratio, f"{f.duration_s:.1f}s", f.error_code or "")
     console.print(table)
     line = summary_line(result, log_path)
@@ -59,8 +61,11 @@ def summary_line(result: RunResult, log_path: str) -> str | None:
     targets = sorted({f.target for f in result.finished.values() if f.target})
     piped = (f"; records went to loader {', '.join(targets)}: vault and LATEST not touched"
              if targets else "")
+    rejected = sum(f.rejects for f in result.finished.values() if f.stage == "canonize")
+    dropped = f", {rejected:,} rejected by canonize (not indexed)" if rejected else ""
     return (f"run {s.run_id} {s.status}: {s.succeeded}/{s.tasks} tasks ok, {s.failed} failed, "
-            f"{s.cancelled} cancelled, {records_phrase(result)} in {s.duration_s:.1f}s{piped}; log: {log_path}")
+            f"{s.cancelled} cancelled, {records_phrase(result)}{dropped} in {s.duration_s:.1f}s{piped}; "
+            f"log: {log_path}")
 
 
 def records_phrase(result: RunResult) -> str:

@@ -54,6 +54,8 @@ class AccountView:
     index_current: bool | None
     drift: str | None = None
     """Source drift mark of LATEST (``engine.drift.compare.AccountDrift.mark``), if computed."""
+    canonical_rejects: int = 0
+    """Records the last canonize rejected (within the mapping's ``max_rejects``)."""
     latest_damaged: bool = False
     """``LATEST.json`` exists but does not read as a pointer (``verify``: ``LATEST_INVALID``)."""
 
@@ -124,6 +126,7 @@ def account_view(ws: Workspace, ex: Extractor, index_shas: dict[tuple[str, str],
         canonical_current=canon_current,
         canonical_records=meta.get("output", {}).get("records") if meta else None,
         index_current=index_current, latest_damaged=damaged,
+        canonical_rejects=int(meta.get("rejects") or 0) if meta else 0,
     )
 
 

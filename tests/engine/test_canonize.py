@@ -15,6 +15,7 @@ import pytest
 from tests.helpers import (
     account_dir,
     canonical_paths,
+    clean_env,
     demo_extractor,
     demo_mappings,
     latest,
@@ -146,8 +147,13 @@ def test_schema_violations_are_quarantined_with_counts_only(tmp_path: Path, max_
     if code == 1:
         assert event["error_code"] == "REJECTS_EXCEEDED"
         assert not canonical_paths(ws, ex)["data"].exists()
-    else:
+    else:  # let through, but never silently: the run's lines, its summary and status say so
         assert event["status"] == "success"
+        n = event["rejects"]
+        assert f"{n:,} rejected (missing downstream" in res.stdout, res.stdout
+        assert f"{n:,} rejected by canonize (not indexed)" in res.stdout.splitlines()[-1]
+        status = run_cli("status", "--config", str(cfg), env=clean_env(COLUMNS="250"))
+        assert f"({n:,} rejected)" in status.stdout, status.stdout
 
 
 def test_unmapped_streams_are_counted_not_dropped_silently(tmp_path: Path) -> None:

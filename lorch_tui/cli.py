@@ -84,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `lorchestra`."""
     wide_when_piped()
     ns = build_parser().parse_args(argv)
+    ns.argv = list(argv) if argv is not None else sys.argv[1:]  # for a command that re-runs itself
     return guarded(ns.func, ns, "lorchestra")
 
 

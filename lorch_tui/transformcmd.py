@@ -36,6 +36,7 @@ from engine.store.workspace import Workspace
 from engine.vault.layout import read_latest, read_manifest
 from engine.vault.numbers import exact_loads, inexact
 from engine.vault.reader import PartCorrupt, StreamKeys, iter_part_records, verify_part
+from lorch_tui.capped import run_capped
 
 ENVELOPE_KEYS = ("source", "account")
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -96,6 +97,19 @@ def cmd_transform_run(ns: argparse.Namespace) -> int:
         raise UsageError("give either FILE or --from-vault, not both")
     if ns.limit is not None and ns.limit < 1:
         raise UsageError("--limit must be 1 or more")
+    code = run_capped(getattr(ns, "argv", None) or sys.argv[1:],
+                      load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+                      .config.stages.canonize.memory_limit_mb)
+    if code is not None:  # ran in a child under the canonize worker's memory cap
+        return code
+    try:
+        return _transform_run(ns)
+    except MemoryError:  # the cap, reached in Python itself (the parent says it in full)
+        print("WORKER_OUT_OF_MEMORY", file=sys.stderr)
+        return int(ExitCode.TASK_FAILED)
+
+
+def _transform_run(ns: argparse.Namespace) -> int:
     loaded, t, compiled = _compiled(ns)
     if ns.from_vault is not None:
         ex = loaded.config.extractor(ns.from_vault)

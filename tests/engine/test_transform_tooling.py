@@ -182,3 +182,24 @@ def test_a_golden_sample_that_is_not_json_is_named_not_an_internal_error(tmp_pat
     assert "FAIL" in res.stdout and "in.json is not valid JSON (line 1" in res.stdout, res.stdout
     res = run_cli("validate", "--config", str(cfg), env=clean_env(COLUMNS="300"))
     assert res.returncode == 2 and "golden sample(s) missing or not valid JSON" in res.stdout, res.stdout
+
+
+def test_transform_run_is_capped_like_the_canonize_worker(tmp_path: Path) -> None:
+    """A transform that allocates without bound fails WORKER_OUT_OF_MEMORY here too, with a
+    message, instead of eating gigabytes and saying "0 rejected" (or dying of SIGSEGV)."""
+    reg = tmp_path / "reg"
+    assert run_cli("transform", "new", "lab/huge", "--source", "gmail", "--stream", "messages",
+                   "--kind", "email", "--dir", str(reg)).returncode == 0
+    (reg / "lab" / "huge_v1.jsonata").write_text('{"source_id": $string(id), "x": $pad("x", 100000000000)}\n')
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "pipeline": {"name": "t", "version": "1"}, "workspace": str(tmp_path / "ws"),
+        "extractors": [demo_extractor("g1")],
+        "stages": {"canonize": {"transforms_dir": str(reg), "memory_limit_mb": 2048}}}))
+    res = cli_stdin(b'{"id": 1}', "transform", "run", "lab/huge_v1", "--config", str(cfg))
+    err = res.stderr.decode()
+    assert res.returncode == 1 and "WORKER_OUT_OF_MEMORY" in err and "2048 MiB" in err, err
+    assert "Traceback" not in err and res.stdout == b""
+    (reg / "lab" / "huge_v1.jsonata").write_text('{"source_id": $string(id), "x": $pad("x", 10)}\n')
+    ok = cli_stdin(b'{"id": 1}', "transform", "run", "lab/huge_v1", "--config", str(cfg))
+    assert b"WORKER_OUT_OF_MEMORY" not in ok.stderr and b"rejected SCHEMA_INVALID" in ok.stderr, ok.stderr

@@ -28,12 +28,17 @@ GAP = "  "
 BLOCK = 2048
 """Lines per write."""
 
-_CONTROLS = {c: " " for c in (9, 10, 13)} | {c: "\ufffd" for c in (*range(32), *range(127, 160))
-                                               if c not in (9, 10, 13)}
+_CONTROLS = {c: " " for c in (9, 10, 13)} | {c: "\ufffd" for c in (
+    *range(32), *range(127, 160),
+    *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)  # bidi overrides and marks
+    if c not in (9, 10, 13)}
+"""C0/C1 controls and DEL, and the bidirectional controls: a subject with U+202E would print
+the rest of its line (the next columns included) right to left, hiding what it says."""
 
 
 def clean(value: object) -> str:
-    """A cell's text: ``None`` empty, whitespace controls a space, other controls U+FFFD."""
+    """A cell's text: ``None`` empty, whitespace controls a space, other controls (bidi
+    overrides too) U+FFFD."""
     return "" if value is None else str(value).translate(_CONTROLS)
 
 

@@ -13,7 +13,7 @@ from textual.app import SystemCommand
 
 # action, title, help (with the key)
 ENTRIES = (
-    ("run_all", "Run everything", "every account, every stage (R)"),
+    ("run_all", "Run everything", "every stage for the default job: stages.extract.job, or every account (R)"),
     ("run_stage('all')", "Rerun the selected account", "extract, canonize and index it (r)"),
     ("run_stage('extract')", "Extract the selected account", "run its tap into the vault (e)"),
     ("run_stage('canonize')", "Canonize the selected account", "rebuild its canonical records (c)"),

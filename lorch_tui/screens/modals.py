@@ -18,7 +18,7 @@ KEYS = (
     ("i", "index the selected account"),
     ("p", "project: link every account's documents to clients, write the charts"),
     ("r", "rerun the whole chain for the selected account"),
-    ("R", "run everything (every account, every stage)"),
+    ("R", "run everything: every stage for the default job (every account if none)"),
     ("x", "cancel the selected running task (asks first)"),
     ("X", "cancel the whole run (asks first)"),
     ("v", "validate the config and workspace"),

@@ -114,3 +114,11 @@ def test_query_never_sends_control_characters_from_documents_to_the_terminal(tmp
         assert not any(ch in res.stdout for ch in ("\x1b", "\x07", "\x9b")), repr(res.stdout)
         assert res.stdout.count("Re: invoice \ufffd]52;c;cGF5bG9hZA==\ufffd \ufffd[2J") == 6, res.stdout
         assert ("│" in res.stdout) == (rich_rows == "1000")
+
+
+def test_bidi_overrides_in_values_are_not_printed_as_they_are() -> None:
+    """U+202E in a subject reverses the rest of the printed line (the next columns too)."""
+    from lorch_tui.bigtable import clean
+    assert clean("Invoice \u202egnp.exe") == "Invoice \ufffdgnp.exe"
+    assert clean("a\u2066b\u2069c\u200fd") == "a\ufffdb\ufffdc\ufffdd"
+    assert clean("café — naïve") == "café — naïve"

@@ -25,6 +25,7 @@ class Host(Protocol):
     loaded: LoadedConfig
     ws: Workspace
     engine: EngineFace
+    title: str
     model: RunModel
     selected: str | None
 

@@ -71,6 +71,8 @@ def reload_config(host: Host) -> None:
                     severity="error", timeout=15, markup=False)
         return
     host.loaded = loaded
+    cfg = loaded.config
+    host.title = f"lorchestra · {cfg.pipeline.name} {cfg.pipeline.version}"
     reconfigure = getattr(host.engine, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(loaded)

@@ -193,6 +193,7 @@ async def test_a_config_edit_is_noticed_without_watching_the_vault(populated: Se
             populated.config.write_text(text)  # the watcher may start after the first write
             await pilot.pause(0.5)
         assert fake.called("reconfigure")
+        await until(pilot, lambda: app.title.endswith(" 2"), what="the header to show the new version")
 
 
 async def test_a_watcher_failure_is_reported(populated: Setup, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,6 @@ down once. Creating the workspace makes every folder 0700.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
 import math
@@ -408,6 +407,8 @@ class WorkspaceLock:
         """:meth:`acquire` for a coroutine: the wait sleeps in the event loop, so Ctrl-C (and
         any handler the loop runs) stops it at once instead of when the lock frees;
         ``waiting`` is told the holder once, when the wait begins."""
+        import asyncio  # here: the read-only commands import this module and never wait
+
         deadline = time.monotonic() + wait_s
         told = False
         while True:

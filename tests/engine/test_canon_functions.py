@@ -411,6 +411,10 @@ def test_sheets_dates() -> None:
     assert f.sheets_date("3/4/2024") == "2024-03-04"
     assert f.sheets_date("2024-03-04") == "2024-03-04"
     assert f.sheets_date("13/45/2024") is None and f.sheets_date("soon") is None
+    # the tap's DATE_TIME cell (the sheet's wall time with a Z) and a formatted date-time
+    assert f.sheets_date("1986-07-04T00:00:00.000000Z") == "1986-07-04"
+    assert f.sheets_date("3/4/2024 9:30:00") == "2024-03-04"
+    assert f.sheets_date("3/15/52") is None, "a two-digit year is no date, never 2052 for a birth"
 
 
 # --------------------------------------------------------------------------- text, numbers, ids
@@ -437,6 +441,8 @@ def test_html_to_text_entities_blocks_and_scripts() -> None:
     ("1.2345", "1.2345"), ("$1,234.50", "1234.50"), ("($5.00)", "-5.00"), ("-$5", "-5.00"),
     (-0.5, "-0.50"), (None, None), (True, None), ("abc", None), (float("nan"), None),
     (float("inf"), None), ([], None),
+    ("150,00 €", "150.00"), ("1.234,50 €", "1234.50"), ("1,234", "1234.00"), ("1,234,567.89", "1234567.89"),
+    ("1.234.567", "1234567.00"), ("1,5", "1.50"), ("1,2,3", None), ("\u20ac\u00a099,90", "99.90"),
 ])
 def test_decimal_is_string_exact(value: Any, expected: str | None) -> None:
     assert f.decimal(value) == expected
@@ -453,7 +459,7 @@ def test_decimal_through_jsonata_keeps_the_json_digits() -> None:
     ("+1 212 555 0101", "+12125550101"), ("212.555.0101 x12", "+12125550101"),
     ("1 (212) 555-0101", "+12125550101"), ("+44 20 7946 0958", "+442079460958"),
     ("0044 20 7946 0958", "+442079460958"), ("555-0101", None), ("", None), (None, None),
-    ("(012) 555-0101", None),
+    ("(012) 555-0101", None), ("+44 (0)7700 900123", "+447700900123"), ("0044 (0)20 7946 0958", "+442079460958"),
 ])
 def test_e164(phone: str | None, expected: str | None) -> None:
     assert f.e164(phone) == expected

@@ -61,3 +61,24 @@ def test_an_unknown_time_zone_is_a_config_error(tmp_path: Path) -> None:
     res = run_cli("validate", "--config", str(config(tmp_path, "America/Gotham")))
     assert res.returncode == 2 and "not a known IANA time zone" in res.stdout + res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_the_tap_s_date_time_cell_is_the_sheet_s_wall_time_too() -> None:
+    """tap-google-sheets writes a DATE_TIME cell as ``2024-03-04T09:30:00.000000Z``: the
+    sheet's wall time with a Z it does not mean. With the mapping's zone it is read there, as
+    the formatted ``3/4/2024 9:30:00`` is, so the sheet copy matches the Forms API original."""
+    from engine.canon.compiled import CompiledTransform
+    from engine.canon.registry import Registry
+
+    reg = Registry.load(None, None)
+    compiled = CompiledTransform(reg, reg.get("forms/sheets_form_response_to_form_response_v1"))
+    compiled.bindings = {"timezone": "America/New_York"}
+    row = {"__sdc_spreadsheet_id": "s", "__sdc_sheet_id": 1, "__sdc_row": 2, "Email Address": "a@b.org",
+           "Over the last 2 weeks, how often have you been bothered by little interest?": "Several days"}
+    envelope = {"source": "sheets", "account": "x"}
+    for stamp in ("2024-03-04T09:30:00.000000Z", "2024-03-04T09:30:00Z", "3/4/2024 9:30:00"):
+        out = compiled.apply({**row, "Timestamp": stamp}, envelope)
+        assert out["submitted_at"] == "2024-03-04T14:30:00Z", stamp
+    compiled.bindings = {}
+    assert compiled.apply({**row, "Timestamp": "2024-03-04T09:30:00.000000Z"}, envelope)["submitted_at"] == \
+        "2024-03-04T09:30:00Z", "no zone: UTC, as before"

@@ -19,12 +19,14 @@ def e164(phone: JSON, region: JSON = None) -> str | None:
     """A phone number in E.164 (``+12125550101``) for matching, or null when not plausible.
 
     North American numbers (default region ``"US"``/``"CA"``): 10 digits, or 11 starting with
-    1. A number written with ``+`` keeps its country code (8-15 digits). Extensions
+    1. A number written with ``+`` keeps its country code (8-15 digits), without the national
+    trunk prefix some write after it in brackets (``+44 (0)7700 900123``). Extensions
     (``x123``, ``ext. 5``) are dropped. Other regions without ``+`` are not guessed (null).
     """
     if not isinstance(phone, str):
         return None
-    text = phone.strip().lower()
+    text = phone.strip().lower().replace("(0)", "", 1) if phone.lstrip().startswith(("+", "00")) \
+        else phone.strip().lower()  # "+44 (0)7700 900123": the national trunk 0 is not dialled
     for marker in ("ext", "x", "#"):
         cut = text.find(marker)
         if cut > 0:

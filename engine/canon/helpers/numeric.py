@@ -9,6 +9,7 @@ exact decimal string or a number, and null for anything they cannot read.
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -30,6 +31,23 @@ def decimal(value: JSON) -> str | None:
     if isinstance(value, str):
         return _decimal_text(_money_text(value))
     return None
+
+
+_THOUSANDS = re.compile(r"^[^,]*[0-9](,[0-9]{3})+([.][0-9]*)?[^0-9]*$")
+
+
+def _separators(text: str) -> str:
+    """``text`` with thousands marks removed and the decimal mark a dot."""
+    comma, dot = text.rfind(","), text.rfind(".")
+    if comma < 0:
+        return text.replace(".", "") if text.count(".") > 1 else text  # 1.234.567 (de) is thousands
+    if dot > comma:  # 1,234.50: the dot is the decimal mark
+        return text.replace(",", "")
+    if dot >= 0:  # 1.234,50: the comma is
+        return text.replace(".", "").replace(",", ".")
+    if _THOUSANDS.match(text):  # 1,234 or 1,234,567
+        return text.replace(",", "")
+    return text.replace(",", ".") if text.count(",") == 1 else text  # 150,00; "1,2,3" stays invalid
 
 
 @lru_cache(maxsize=16384)
@@ -68,8 +86,11 @@ def to_number(value: JSON) -> int | float | None:
 
 
 def _money_text(value: str) -> str:
-    """``"$1,234.50"`` -> ``"1234.50"``; ``"($5.00)"`` and ``"-$5.00"`` -> ``"-5.00"``."""
-    text = value.strip().replace(",", "").replace(" ", "").replace("\u00a0", "")
+    """``"$1,234.50"`` -> ``"1234.50"``; ``"($5.00)"`` and ``"-$5.00"`` -> ``"-5.00"``; a
+    decimal comma as a European-locale sheet shows money: ``"150,00 €"`` -> ``"150.00"``,
+    ``"1.234,50 €"`` -> ``"1234.50"`` (a comma followed by other than groups of three digits,
+    or after the last dot, is the decimal mark; a thousands mark never has two digits after it)."""
+    text = _separators(value.strip().replace(" ", "").replace("\u00a0", "").replace("\u202f", ""))
     negative = text.startswith("(") and text.endswith(")")
     if negative:
         text = text[1:-1]

@@ -486,3 +486,11 @@ def test_mail_date_keeps_four_digit_years_as_written() -> None:
     assert f.mail_date("Mon, 1 Jan 0001 00:30:00 +0100") is None
     assert f.mail_date("Mon, 1 Jan 99 00:30:00 +0100")["local"] == "1999-01-01T00:30:00+01:00"  # type: ignore[index]
     assert f.mail_date("Tue, 5 Mar 2024 09:15:00 -0500 (EST)")["utc"] == "2024-03-05T14:15:00Z"  # type: ignore[index]
+
+
+def test_mail_key_is_null_when_nothing_tells_messages_apart() -> None:
+    """Two different drafts (no Message-ID, no sender, no time) must not share one key."""
+    assert f.mail_key(None, None, None, None) is None
+    assert f.mail_key([], [], None, "Re: appointment") is None
+    assert f.mail_key(None, [{"email": "a@x.org"}], None, "Hello") is None
+    assert f.mail_key(None, [{"email": "a@x.org"}], "2024-03-04T10:00:00Z", "Hello").startswith("sha256:")  # type: ignore[union-attr]

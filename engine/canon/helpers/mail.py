@@ -316,13 +316,15 @@ def msg_id(text: JSON) -> list[str] | None:
     return ids or None
 
 
-def mail_key(message_ids: JSON, sender: JSON, sent_at: JSON, subject: JSON) -> str:
-    """The cross-account dedupe key of a message.
+def mail_key(message_ids: JSON, sender: JSON, sent_at: JSON, subject: JSON) -> str | None:
+    """The cross-account dedupe key of a message, or null when nothing tells it apart.
 
     The first Message-ID, trimmed, without brackets, lower-cased; when there is none,
     ``"sha256:"`` + hex sha256 of ``[from emails (lower-case), sentAt (UTC), subject
-    (whitespace-collapsed)]`` as JSON. ``message_ids`` may be a list (``messageId``) or a raw
-    header string; ``sender`` a JMAP address list or a plain string.
+    (whitespace-collapsed)]`` as JSON, but only with a sender and a sent time: without them
+    (a draft, a Gmail ``minimal`` record) every such message would share one key and
+    ``query --dedupe`` would show one of them. ``message_ids`` may be a list (``messageId``)
+    or a raw header string; ``sender`` a JMAP address list or a plain string.
     """
     ids = message_ids if isinstance(message_ids, list) else msg_id(message_ids)
     if ids:
@@ -339,6 +341,8 @@ def mail_key(message_ids: JSON, sender: JSON, sent_at: JSON, subject: JSON) -> s
     elif isinstance(sender, str):
         emails.append(sender.strip().lower())
     when = utc(sent_at) if isinstance(sent_at, str) else None
+    if not emails or when is None:
+        return None
     subj = " ".join(subject.split()) if isinstance(subject, str) else None
     return "sha256:" + hashlib.sha256(orjson.dumps([emails, when, subj])).hexdigest()
 

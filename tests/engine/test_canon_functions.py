@@ -494,3 +494,8 @@ def test_mail_key_is_null_when_nothing_tells_messages_apart() -> None:
     assert f.mail_key([], [], None, "Re: appointment") is None
     assert f.mail_key(None, [{"email": "a@x.org"}], None, "Hello") is None
     assert f.mail_key(None, [{"email": "a@x.org"}], "2024-03-04T10:00:00Z", "Hello").startswith("sha256:")  # type: ignore[union-attr]
+
+
+def test_quoted_pairs_in_display_names_are_unescaped() -> None:
+    assert f.addresses('"Doe \\"JJ\\" Jane" <jj@x.org>') == [{"name": 'Doe "JJ" Jane', "email": "jj@x.org"}]
+    assert f.addresses('"O\\\\Brien" <o@x.org>') == [{"name": "O\\Brien", "email": "o@x.org"}]

@@ -292,10 +292,15 @@ def _without_comments(text: str) -> str:
     return "".join(out)
 
 
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
 def _clean_name(raw: str) -> str | None:
     name = decode_words(raw) or ""
     name = " ".join(name.split())
-    if len(name) >= 2 and name[0] == name[-1] and name[0] in "\"'":
+    if len(name) >= 2 and name[0] == name[-1] == '"':  # a quoted string: its quoted pairs unescaped
+        name = _QUOTED_PAIR.sub(r"\1", name[1:-1]).strip()
+    elif len(name) >= 2 and name[0] == name[-1] == "'":
         name = name[1:-1].strip()
     return name or None
 

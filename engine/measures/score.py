@@ -15,6 +15,7 @@ time is ``NO_TIME``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -102,6 +103,19 @@ def round_half_up(value: Decimal) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+_GRID_ROW = re.compile(r"^.+ \[(.+)\]$", re.S)
+
+
+def _row_title(title: object) -> str | None:
+    """A grid row's own title: the answer to ``"Over the last 2 weeks... [Little interest or
+    pleasure in doing things]"`` (a Google Forms grid, as its linked sheet and the API
+    transform title it) is found by the item's wording alone too."""
+    if not isinstance(title, str):
+        return None
+    m = _GRID_ROW.match(title)
+    return normalize_title(m.group(1)) if m else None
+
+
 class AnswerIndex:
     """A response's answers with their positions by question id and by question title, built
     once per response (a measure looks up each of its items)."""
@@ -112,8 +126,10 @@ class AnswerIndex:
         self.by_title: dict[Any, list[int]] = {}
         for n, a in enumerate(answers):
             title = a.get("question")
+            row = _row_title(title)
             for key, index in ((a.get("question_id"), self.by_id),
-                               (normalize_title(title) if isinstance(title, str) else title, self.by_title)):
+                               (normalize_title(title) if isinstance(title, str) else title, self.by_title),
+                               *(((row, self.by_title),) if row is not None else ())):
                 try:
                     index.setdefault(key, []).append(n)
                 except TypeError:  # an unhashable id or title (a list): it equals no str

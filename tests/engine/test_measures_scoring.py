@@ -235,3 +235,35 @@ def test_two_titles_bound_that_differ_only_by_punctuation_are_one_question(tmp_p
     reg = registry(tmp_path, {"test": {"id": "test", "forms": [{"form_id": "F1"}], "measures": [
         {"measure": "phq9", "items": {f"phq9_{n}": {"title": t} for n, t in enumerate(titles, 1)}}]}})
     assert any("bound to the same question" in p for p in reg.problems), reg.problems
+
+
+def test_a_phq9_built_as_a_forms_grid_is_scored_from_the_api_and_the_sheet(tmp_path: Path) -> None:
+    """A Google Forms grid (questionGroupItem) is the usual way to build the PHQ-9: each row is
+    a question titled "Grid [Row]" (the linked sheet's column header), found by the item's own
+    wording; the bundled API transform used to leave grid rows without text (TOO_MANY_MISSING)."""
+    from engine.canon.compiled import CompiledTransform
+    from engine.canon.registry import Registry as Transforms
+
+    reg = registry(tmp_path)
+    grid = "Over the last 2 weeks, how often have you been bothered by any of the following problems?"
+    record = {
+        "formId": "F1", "responseId": "r1", "createTime": "2026-03-04T10:00:00Z",
+        "lastSubmittedTime": "2026-03-04T10:00:00Z", "respondentEmail": "x@example.org",
+        "form": {"formId": "F1", "info": {"title": "Check-in"}, "items": [
+            {"title": grid, "questionGroupItem": {"questions": [
+                {"questionId": f"p{n}", "rowQuestion": {"title": t}} for n, t in enumerate(PHQ, 1)]}},
+        ]},
+        "answers": {f"p{n}": {"questionId": f"p{n}", "textAnswers": {"answers": [{"value": LABELS[2]}]}}
+                    for n in range(1, 10)},
+    }
+    transforms = Transforms.load(None, None)
+    doc = CompiledTransform(transforms, transforms.get("forms/gforms_response_to_form_response_v1")).apply(
+        record, {"source": "forms", "account": "a"})
+    assert [a["question"] for a in doc["answers"]] == [f"{grid} [{t}]" for t in PHQ]
+    assert scored(reg, doc, "phq9")["value"] == 18
+    sheet = {"__sdc_spreadsheet_id": "F1", "__sdc_sheet_id": 0, "__sdc_row": 2, "Timestamp": "3/4/2026 10:00:00",
+             "Email Address": "x@example.org", **{f"{grid} [{t}]": LABELS[1] for t in PHQ}}
+    doc2 = CompiledTransform(transforms, transforms.get("forms/sheets_form_response_to_form_response_v1")).apply(
+        sheet, {"source": "sheets", "account": "s"})
+    doc2["form"]["id"] = "F1"
+    assert scored(reg, doc2, "phq9")["value"] == 9

@@ -27,6 +27,10 @@ TIMELINE = ["date", "kind", "direction", "title", "source/account", "document"]
 _BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 """Control characters (C0 with line feed, carriage return and tab, DEL, C1 with NEL) and the
 Unicode line and paragraph separators: none of them may reach a Markdown line of a chart."""
+_MARKUP = re.compile(r"[\\`<>\[\]]")
+"""Characters that make Markdown out of source text: raw HTML (``<img src=...>``, a read
+beacon), links and images (``[Pay now](https://...)``), code spans; escaped with a backslash
+so anyone who e-mails the practice cannot put a live link or an image into a chart."""
 _YAML_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 """Line breaks to YAML 1.1 that JSON leaves unescaped."""
 
@@ -34,17 +38,38 @@ _YAML_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 def inline(value: object) -> str:
     """Source text for one line of Markdown (a heading, a list item): each run of control
     characters or line separators becomes one space, so no record can break the line or start
-    one of its own. Printable text is kept as it is (format characters such as bidi controls
-    too)."""
+    one of its own, and HTML, link and code characters are escaped (:data:`_MARKUP`), so it
+    stays text. Format characters such as bidi controls are kept."""
     text = str(value)
-    return text if text.isprintable() else _BREAKS.sub(" ", text)
+    if not text.isprintable():
+        text = _BREAKS.sub(" ", text)
+    return _MARKUP.sub(r"\\\g<0>", text) if _MARKUP.search(text) else text
+
+
+class Code(str):
+    """A code span (a document reference): literal inside, so never backslash-escaped; a
+    backtick in it is taken care of by its delimiters (:func:`code`)."""
+
+    __slots__ = ()
+
+
+def code(value: object) -> Code:
+    """``value`` as a Markdown code span on one line: control characters a space, and
+    double backticks around it when it holds one (CommonMark)."""
+    text = str(value)
+    if not text.isprintable():
+        text = _BREAKS.sub(" ", text)
+    return Code(f"`` {text} ``" if "`" in text else f"`{text}`")
 
 
 def _cell(value: object) -> str:
     """A table cell: on one line (:func:`inline`), whitespace collapsed, ``|`` escaped."""
     if value is None:
         return "-"
-    if type(value) is str and value.isprintable() and "  " not in value and value[:1] != " " != value[-1:]:
+    if type(value) is Code:
+        return value.replace("|", "\\|")
+    if (type(value) is str and value.isprintable() and "  " not in value and value[:1] != " " != value[-1:]
+            and not _MARKUP.search(value)):
         text = value  # what split/join would give: printable text has no whitespace but " "
     else:
         text = " ".join(inline(value).split())
@@ -145,8 +170,8 @@ class _Pass:
         where = f"{ref.source}/{ref.account}"
         self.sources.add(where)
         if ref.kind == "contact":
-            self.contacts.append((ref, [ref.source, ref.account, f"`{ref.entity_id}`", lk.rule, lk.via]))
-        self.timeline.write(_row((_date(f.time), ref.kind, lk.direction or "", f.title, where, f"`{ref.text()}`")))
+            self.contacts.append((ref, [ref.source, ref.account, code(ref.entity_id), lk.rule, lk.via]))
+        self.timeline.write(_row((_date(f.time), ref.kind, lk.direction or "", f.title, where, code(ref.text()))))
         rule = rule_for(ref.kind)
         if rule is not None and rule.section in self.sections:
             got = self.sections[rule.section].get(ref.kind)
@@ -154,7 +179,7 @@ class _Pass:
                 got = self.sections[rule.section][ref.kind] = ([0], Rendered(self.spill))
             got[0][0] += 1
             got[1].write(_row([_date(f.time), *(column(f, lb) for lb in rule.columns), where,
-                               f"`{ref.entity_id}`"]))
+                               code(ref.entity_id)]))
         if ref.kind == "invoice":
             self.invoiced = _add(self.invoiced, column(f, "total"))
             self.balance = _add(self.balance, column(f, "balance"))
@@ -217,7 +242,7 @@ def _client_md(c: Client, acc: _Pass) -> str:
     card = c.card
     lines = [f"# {inline(card.name or card.sort_name)}", "",
              f"- **Client id:** `{c.client_id}`",
-             f"- **Record:** {c.home.source}/{c.home.account} `{inline(c.home.entity_id)}`"]
+             f"- **Record:** {c.home.source}/{c.home.account} {code(c.home.entity_id)}"]
     if card.birth_date:
         lines.append(f"- **Born:** {inline(card.birth_date)}")
     lines += [f"- **E-mail:** {inline(e)}" for e in card.emails]

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.clients.markdown import inline
 from engine.measures.registry import Registry
 
 
 def _cell(value: object) -> str:
-    text = " ".join(str(value).split()) if value is not None else ""
+    """One line of Markdown (a heading or a cell): control characters a space, markup escaped
+    (``engine.clients.markdown.inline``, as every other chart file), ``|`` escaped."""
+    text = " ".join(inline(value).split()) if value is not None else ""
     return text.replace("|", "\\|") or "-"
 
 

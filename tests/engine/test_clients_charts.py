@@ -143,3 +143,30 @@ def test_tables_carry_a_schema_version_and_rebuild_another(tmp_path: Path) -> No
     tables.write_projection(con, p, "sha", "now")
     cols = [r[1] for r in con.execute("PRAGMA table_info(clients)")]
     assert "stale" not in cols and tables.counts(con) is not None
+
+
+def test_chart_text_from_records_stays_text(tmp_path: Path) -> None:
+    """Anyone who e-mails the practice chooses a subject: raw HTML (a read beacon), a link or an
+    image must reach the chart as text, escaped, and a reference with a backtick stays one
+    code span. Rendered with the markdown-it the project installs, no tag or link appears."""
+    from markdown_it import MarkdownIt
+
+    root = tmp_path / "clients"
+    p = projection()
+    ref = DocRef("gmail", "box", "email", "m`2")
+    evil = '<img src="https://tracker.example/p.gif"> [Pay now](https://evil.example/pay) ![i](x.png) `x`'
+    p.docs[ref] = DocFacts(ref, "2024-01-03T03:04:05Z", evil)
+    p.links.append(Link("0123456789abcdef", ref, "email", "in", "email:jane@example.org"))
+    charts.write_charts(root, p, "2026-01-01T00:00:00Z")
+    text = (root / "Doe, Jane (01234567)" / "timeline.md").read_text()
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    assert "<img" not in html and "<a " not in html and "tracker.example/p.gif" in html
+    assert "<code>gmail:box:email:m`2</code>" in html and "<code>gmail:box:email:m1</code>" in html
+
+
+def test_measures_md_headings_carry_no_control_character() -> None:
+    from engine.measures.chart import render
+    from engine.measures.registry import load
+    text = render("Ctl\x1b[31mRed\x07Bell Zed\x00Nul\x08", [], load())
+    first = text.splitlines()[0]
+    assert first == "# Measures: Ctl \\[31mRed Bell Zed Nul", first

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import orjson
 
@@ -161,7 +161,8 @@ class _Pass:
         self.contacts: list[tuple[DocRef, list[object]]] = []
         self.timeline = Rendered(spill)
         self.sections: dict[str, dict[str, tuple[list[int], Rendered]]] = {s: {} for s in SECTIONS}
-        self.invoiced = self.balance = self.paid = Decimal(0)
+        self.totals: dict[str, dict[str, Decimal]] = {"invoiced": {}, "paid": {}, "balance": {}}
+        """Billing totals per currency ("" when the record names none: the home currency)."""
 
     def add(self, lk: Link, f: DocFacts) -> None:
         ref = f.ref
@@ -181,10 +182,29 @@ class _Pass:
             got[1].write(_row([_date(f.time), *(column(f, lb) for lb in rule.columns), where,
                                code(ref.entity_id)]))
         if ref.kind == "invoice":
-            self.invoiced = _add(self.invoiced, column(f, "total"))
-            self.balance = _add(self.balance, column(f, "balance"))
+            self._total("invoiced", f, "total")
+            self._total("balance", f, "balance")
         elif ref.kind == "payment":
-            self.paid = _add(self.paid, column(f, "total"))
+            self._total("paid", f, "total")
+
+    def _total(self, name: str, f: DocFacts, label: str) -> None:
+        per = self.totals[name]
+        cur = column(f, "currency")
+        per[cur] = _add(per.get(cur, Decimal(0)), column(f, label))
+
+    def balance_lines(self) -> str:
+        """The billing file's balance: one amount per currency, never two currencies added."""
+        out = ["", "## Balance", ""]
+        for name, label in (("invoiced", "Invoiced"), ("paid", "Paid"), ("balance", "Open balance")):
+            per = self.totals[name] or {"": Decimal(0)}
+            amounts = [f"{_money(v)}{' ' + inline(c) if c else ''}" for c, v in sorted(per.items())]
+            out.append(f"- **{label}:** {', '.join(amounts)}")
+        return "\n".join(out) + "\n"
+
+
+def _money(value: Decimal) -> str:
+    """Two decimals, halves up (as an invoice rounds), never half-even."""
+    return str(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 def _row(cells: Sequence[object]) -> str:
@@ -217,8 +237,7 @@ def render_files(c: Client, items: Iterable[tuple[Link, DocFacts]],
             _table_head(out, ["date", *labels, "source/account", "id"])
             out.append(rows)
         if section == "billing":
-            out.write(f"\n## Balance\n\n- **Invoiced:** {acc.invoiced:.2f}\n- **Paid:** {acc.paid:.2f}\n"
-                      f"- **Open balance:** {acc.balance:.2f}\n")
+            out.write(acc.balance_lines())
         out.close()
     return _client_md(c, acc), files
 

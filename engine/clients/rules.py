@@ -89,12 +89,12 @@ RULES: dict[str, LinkRule] = {
         refs=(Ref("customer.id"),),
         section="billing",
         columns={"number": "doc_number", "total": "total", "balance": "balance",
-                 "status": "status", "due": "due_date"},
+                 "currency": "currency", "status": "status", "due": "due_date"},
     ),
     "payment": LinkRule(
         refs=(Ref("customer.id"),),
         section="billing",
-        columns={"reference": "reference_number", "total": "total",
+        columns={"reference": "reference_number", "total": "total", "currency": "currency",
                  "unapplied": "unapplied"},
     ),
 }

@@ -170,3 +170,21 @@ def test_measures_md_headings_carry_no_control_character() -> None:
     text = render("Ctl\x1b[31mRed\x07Bell Zed\x00Nul\x08", [], load())
     first = text.splitlines()[0]
     assert first == "# Measures: Ctl \\[31mRed Bell Zed Nul", first
+
+
+def test_billing_totals_never_add_two_currencies(tmp_path: Path) -> None:
+    root = tmp_path / "clients"
+    p = projection()
+    cid = "0123456789abcdef"
+    for sid, total, balance, cur in (("6", "100.00", "100.00", "EUR"), ("4", "0.10", "0.10", "USD"),
+                                     ("5", "0.20", "0.20", "USD"), ("7", "0.005", "0.005", "USD")):
+        ref = DocRef("quickbooks", "co", "invoice", sid)
+        # the invoice rule's columns: number, total, balance, currency, status, due
+        p.docs[ref] = DocFacts(ref, "2024-02-0" + sid + "T00:00:00Z", f"Invoice {sid}",
+                               columns=(sid, total, balance, cur, "open", ""))
+        p.links.append(Link(cid, ref, "source_ref", None, "customer"))
+    charts.write_charts(root, p, "2026-01-01T00:00:00Z")
+    text = (root / "Doe, Jane (01234567)" / "billing.md").read_text()
+    assert "- **Invoiced:** 100.00 EUR, 0.31 USD" in text, text  # 0.305: halves up, not to even
+    assert "- **Open balance:** 100.00 EUR, 0.31 USD" in text
+    assert "- **Paid:** 0.00" in text

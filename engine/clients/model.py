@@ -14,7 +14,7 @@ from typing import Literal, NamedTuple
 Rule = Literal["email", "phone", "source_ref", "name_dob", "override"]
 Direction = Literal["in", "out", "internal"]
 Reason = Literal["no_rule", "no_key", "no_match", "conflict", "disagree", "internal",
-                 "ref_missing", "ref_unlinked", "override", "override_disagrees"]
+                 "ref_missing", "ref_unlinked", "override"]
 
 REASONS: dict[str, str] = {
     "no_rule": "no link rule for this kind",
@@ -26,8 +26,6 @@ REASONS: dict[str, str] = {
     "ref_missing": "the record it refers to is not in the index",
     "ref_unlinked": "the record it refers to is linked to no one",
     "override": "the overrides file links it to no one",
-    "override_disagrees": ("the overrides file links it to a client, its own keys to another: "
-                           "pin the link with the document's sha256 if it is right"),
 }
 """What each unlinked reason means (for the terminal and docs/clients.md)."""
 
@@ -151,8 +149,9 @@ class Projection:
     docs: dict[DocRef, DocFacts]
     """Every document's facts; the project task keeps the linked ones only once decided."""
     unused_overrides: int = 0
-    disagreeing_overrides: int = 0
-    """Unpinned links refused because the document's own keys name another client."""
+    override_pins: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(document, client or "") -> the sha256 each unpinned ``link:`` holds for (stored with
+    the tables: ``engine.clients.overrides.check_pins``)."""
     documents: int = -1
     """Documents decided (``len(docs)`` until the project task trims ``docs``)."""
     streamed: Streamed | None = None

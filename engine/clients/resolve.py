@@ -211,8 +211,7 @@ class Resolver:
             c.documents = state.conflict_docs.get(c.key, 0)
         return Projection(clients=clients, links=links, unlinked=unlinked,
                           conflicts=sorted(conflicts.values(), key=lambda c: c.key),
-                          docs=docs, unused_overrides=unused + state.unused_overrides,
-                          disagreeing_overrides=state.disagreeing_overrides)
+                          docs=docs, unused_overrides=unused + state.unused_overrides)
 
     def clients(self, defining: Iterable[DocFacts]) -> tuple[dict[str, Client], dict[str, str], int]:
         """Clients from the documents that define one, merged by the overrides; the merge
@@ -302,10 +301,7 @@ class _State:
         sorted pass, and not kept: one entry per document was a tenth of the task's memory)."""
         self.targets = targets
         self.forced: dict[DocRef, str | None] = {}
-        self.pinned: set[DocRef] = set()
-        """Links pinned to the document's sha256 (checked before: :func:`check_pins`)."""
         self.unused_overrides = 0
-        self.disagreeing_overrides = 0
         for item in resolver.overrides.link:
             ref = DocRef.parse(item.document)
             target = alias.get(item.client or "", item.client)
@@ -313,8 +309,6 @@ class _State:
                 self.unused_overrides += 1
                 continue
             self.forced[ref] = target
-            if item.sha256 is not None:
-                self.pinned.add(ref)
 
     def decide(self, ref: DocRef, depth: int = 0, facts: DocFacts | None = None) -> list[Link] | Unlinked:
         """The decision for one document (memoised; references are followed)."""
@@ -342,18 +336,11 @@ class _State:
         return self._by_rules(ref, depth, facts)
 
     def _forced(self, ref: DocRef, depth: int, facts: DocFacts) -> list[Link] | Unlinked:
-        """An overridden document: to no one, or to the override's client unless the link is
-        unpinned and the document's own keys name someone else (its place in the source may
-        have passed to another person's record: a renumbered sheet row)."""
+        """An overridden document: to no one, or to the override's client, whatever the rules
+        say (a link whose document's content changed since was dropped before: check_pins)."""
         target = self.forced[ref]
         if target is None:
             return Unlinked(ref, "override", "")
-        if ref not in self.pinned:
-            ruled = self._by_rules(ref, depth, facts)
-            named = [] if isinstance(ruled, Unlinked) else list(dict.fromkeys(lk.client_id for lk in ruled))
-            if named and target not in named:
-                self.disagreeing_overrides += 1
-                return Unlinked(ref, "override_disagrees", SEP.join([target, *named]))
         return [Link(target, ref, "override", facts.direction, "overrides file")]
 
     def _by_rules(self, ref: DocRef, depth: int, facts: DocFacts) -> list[Link] | Unlinked:

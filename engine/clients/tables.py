@@ -21,7 +21,7 @@ CLIENTS_SCHEMA_VERSION = 1
 """Version of the tables below (``clients_meta.schema_version``)."""
 
 TABLES = ("clients", "client_keys", "client_links", "client_conflicts", "client_unlinked",
-          "clients_meta")
+          "client_override_pins", "clients_meta")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients_meta (
@@ -75,12 +75,20 @@ CREATE TABLE IF NOT EXISTS client_unlinked (
     detail    TEXT NOT NULL,
     PRIMARY KEY (source, account, kind, entity_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS client_override_pins (
+    document TEXT NOT NULL,
+    client   TEXT NOT NULL,
+    sha256   TEXT NOT NULL,
+    PRIMARY KEY (document, client)
+) WITHOUT ROWID;
 """
 """``clients`` (one row per client; ``folder`` is its chart folder), ``client_keys`` (its
 normalised keys; ``shared`` when another client holds the key too), ``client_links``
 (document -> client with ``rule``, ``direction`` and the key or reference ``via``),
 ``client_conflicts`` (keys several clients hold; ``reviewed`` by an ``apart`` override),
-``client_unlinked`` (documents linked to no one, with ``reason``) and ``clients_meta``
+``client_unlinked`` (documents linked to no one, with ``reason``), ``client_override_pins``
+(the content sha256 each unpinned ``link:`` override was first applied to; ``client`` is ""
+for a link to no one: :func:`engine.clients.overrides.check_pins`) and ``clients_meta``
 (``schema_version``, ``inputs_sha256``, ``projected_at``, ``charts_done``, the measures'
 totals and the tables' ``count_*`` totals)."""
 
@@ -139,6 +147,8 @@ def write_projection(conn: sqlite3.Connection, p: Projection, inputs_sha256: str
         conn.execute(f"INSERT INTO client_unlinked SELECT * FROM {scratch}.unlinked")  # noqa: S608
     conn.executemany("INSERT INTO client_unlinked VALUES (?,?,?,?,?,?)", [
         (*u.doc, u.reason, u.detail) for u in p.unlinked])
+    conn.executemany("INSERT INTO client_override_pins VALUES (?,?,?)",
+                     [(d, c, s) for (d, c), s in sorted(p.override_pins.items())])
     set_meta(conn, inputs_sha256=inputs_sha256, projected_at=projected_at, charts_done="0")
 
 

@@ -40,6 +40,7 @@ from engine.clients.overrides import (
     check_pins,
     indexed_sha256,
     load_overrides,
+    stored_pins,
 )
 from engine.clients.resolve import Resolver
 from engine.clients.rules import RULES_VERSION
@@ -228,7 +229,7 @@ class Project:
             if not self.force and self._unchanged(conn, fp):
                 return "skipped"
             path = scratch_path(db_path(self.ws).parent)
-            overrides, self.stale_overrides = check_pins(overrides, indexed_sha256(conn))
+            overrides, self.stale_overrides, pins = check_pins(overrides, indexed_sha256(conn), stored_pins(conn))
             with Scratch(path, Resolver(self.cfg, overrides)) as scratch:
                 with self._phase("read"):
                     self._read(conn, scratch)
@@ -241,6 +242,7 @@ class Project:
                         raise ProjectFailed(ErrorCode.NO_CLIENTS.value, _detail(self.ws, NO_CLIENTS_TEXT))
                     scratch.close()
                     charts.assign_folders(p.clients)
+                    p.override_pins = pins
                     self.projection = p
                     self._write(conn, p, fp, path, scorer)
                 finally:
@@ -411,8 +413,7 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
                              code=ErrorCode.CLIENT_CONFLICTS.value, count=counts["conflicts"]))
         _measure_events(spec, job, emit)
         for warned, count in ((ErrorCode.OVERRIDE_UNUSED, p.unused_overrides),
-                              (ErrorCode.OVERRIDE_STALE, job.stale_overrides),
-                              (ErrorCode.OVERRIDE_DISAGREES, p.disagreeing_overrides)):
+                              (ErrorCode.OVERRIDE_STALE, job.stale_overrides)):
             if count:
                 emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
                                  code=warned.value, count=count))

@@ -15,7 +15,7 @@ from lorch_tui.cliparse.base import Lazy
 DEFAULT_LIMIT = 50
 """``query --limit``'s default."""
 UNLINKED_REASONS = ("conflict", "disagree", "internal", "no_key", "no_match", "no_rule", "override",
-                    "override_disagrees", "ref_missing", "ref_unlinked")
+                    "ref_missing", "ref_unlinked")
 """What ``clients unlinked --reason`` accepts, sorted (``engine.clients.model.REASONS``; a test
 keeps them equal)."""
 

@@ -267,42 +267,38 @@ def test_overrides_merge_apart_link_and_ignore() -> None:
     assert out2[DocRef("gmail", "box", "email", "m")].reason == "override"  # type: ignore[union-attr]
 
 
-def test_an_unpinned_link_never_moves_a_document_its_own_keys_give_to_another_client() -> None:
+def test_a_link_holds_for_the_content_it_was_first_applied_to() -> None:
     """A sheet row's id is its row number: after a row above it is deleted, the link that
-    named row 3 for Ben names Cy's row. Cy's keys say Cy: the link is refused, reported."""
+    named row 3 for Ben names Cy's row. The link was first applied to the other content (its
+    pin): it no longer holds, and Cy's row goes by the rules, to Cy."""
     row = contact("sheets", "intake", "1Sx/0/3", "Cy Park", emails=["cy.park@gmail.com"], dob="1990-03-03")
-    stranger = contact("sheets", "intake", "1Sx/0/4", "Noa Vale", emails=["noa@example.net"])
-    ov = Overrides(link=[{"document": "sheets:intake:contact:1Sx/0/3", "client": cid("B")},  # type: ignore[list-item]
-                         {"document": "sheets:intake:contact:1Sx/0/4", "client": cid("B")},
-                         {"document": "gmail:box:email:fam", "client": cid("B")}])
-    fam = mail("fam", "lee.family@example.org", ["ben@practice.example"])  # a conflict: A and B
-    p, out = resolve(people() + [row, stranger, fam], overrides=ov)
-    refused = out[row[0]]
-    assert isinstance(refused, Unlinked) and refused.reason == "override_disagrees"
-    assert refused.detail == f"{cid('B')}, {cid('C')}"  # the override's client, then the keys'
-    assert p.disagreeing_overrides == 1
-    assert clients_of(out[stranger[0]]) == {cid("B")}  # no key names anyone: the link settles it
-    assert clients_of(out[fam[0]]) == {cid("B")}  # a conflict the link settles
-    ok = Overrides(link=[{"document": "sheets:intake:contact:1Sx/0/3", "client": cid("C")}])  # type: ignore[list-item]
-    p2, out2 = resolve(people() + [row], overrides=ok)  # agreeing with the keys
-    assert [(lk.client_id, lk.rule) for lk in out2[row[0]]] == [(cid("C"), "override")]  # type: ignore[union-attr]
-    assert p2.disagreeing_overrides == 0
+    ov = Overrides(link=[{"document": "sheets:intake:contact:1Sx/0/3", "client": cid("B")}])  # type: ignore[list-item]
+    first, stale, pins = check_pins(ov, lambda ref: "aa" * 32, {})
+    assert (first is ov, stale, pins) == (True, 0, {("sheets:intake:contact:1Sx/0/3", cid("B")): "aa" * 32})
+    _, out = resolve(people() + [row], overrides=first)  # whatever the rules say: the operator decided
+    assert [(lk.client_id, lk.rule) for lk in out[row[0]]] == [(cid("B"), "override")]  # type: ignore[union-attr]
+    again, stale, kept = check_pins(ov, lambda ref: "aa" * 32, pins)
+    assert (again is ov, stale, kept) == (True, 0, pins)
+    moved, stale, kept = check_pins(ov, lambda ref: "bb" * 32, pins)  # another row at that number now
+    assert (moved.link, stale, kept) == ([], 1, pins), "stale, and it stays so until pinned again"
+    _, out = resolve(people() + [row], overrides=moved)
+    assert clients_of(out[row[0]]) == {cid("C")}
+    gone, stale, kept = check_pins(ov, lambda ref: None, pins)  # not indexed: the resolver counts it unused
+    assert (len(gone.link), stale) == (1, 0)
 
 
 def test_a_pinned_link_holds_for_its_content_only() -> None:
     row = contact("sheets", "intake", "1Sx/0/3", "Cy Park", emails=["cy.park@gmail.com"], dob="1990-03-03")
     pin = "ab" * 32
     ov = Overrides(link=[{"document": "sheets:intake:contact:1Sx/0/3", "client": cid("B"), "sha256": pin}])  # type: ignore[list-item]
-    same, stale = check_pins(ov, lambda ref: pin)
-    assert stale == 0 and same is ov
-    _, out = resolve(people() + [row], overrides=same)  # the operator confirmed this very content
+    same, stale, pins = check_pins(ov, lambda ref: pin, {("sheets:intake:contact:1Sx/0/3", cid("B")): "cd" * 32})
+    assert stale == 0 and same is ov and pins == {}, "a named sha256 wins over a stored pin"
+    _, out = resolve(people() + [row], overrides=same)
     assert [(lk.client_id, lk.rule) for lk in out[row[0]]] == [(cid("B"), "override")]  # type: ignore[union-attr]
-    moved, stale = check_pins(ov, lambda ref: "cd" * 32)  # the row's content changed
+    moved, stale, _ = check_pins(ov, lambda ref: "cd" * 32, {})  # the row's content changed
     assert stale == 1 and moved.link == []
     _, out = resolve(people() + [row], overrides=moved)
     assert clients_of(out[row[0]]) == {cid("C")}
-    unindexed, stale = check_pins(ov, lambda ref: None)  # left for the resolver to count unused
-    assert stale == 0 and len(unindexed.link) == 1
     with pytest.raises(ValueError, match="64 lower-case hex"):
         Overrides(link=[{"document": "a:b:c:d", "client": None, "sha256": "XYZ"}])  # type: ignore[list-item]
 

@@ -239,44 +239,6 @@ def test_overrides_settle_conflicts_and_gone_clients_are_removed(built: Path, tm
     assert res.returncode == 1 and "OVERRIDES_INVALID" in res.stdout + res.stderr
 
 
-def test_a_link_override_against_the_documents_keys_needs_its_sha256(built: Path, tmp_path: Path) -> None:
-    ws = copy(built, tmp_path)
-    with contextlib.closing(db(ws)) as con:
-        src, acct, kind, ent, owner = con.execute(
-            "SELECT source, account, kind, entity_id, client_id FROM client_links "
-            "WHERE rule = 'email' AND kind = 'email' ORDER BY entity_id LIMIT 1").fetchone()
-        other = con.execute("SELECT client_id FROM clients WHERE client_id != ? ORDER BY client_id",
-                            (owner,)).fetchone()[0]
-        sha = con.execute("SELECT sha256 FROM documents WHERE source = ? AND account = ? AND kind = ? "
-                          "AND entity_id = ?", (src, acct, kind, ent)).fetchone()[0]
-    ref = f"{src}:{acct}:{kind}:{ent}"
-    overrides = tmp_path / "clients.overrides.yaml"
-    cfg = dict(DEMO, clients={**DEMO["clients"], "overrides": str(overrides)})
-    config = tmp_path / "pipeline.yaml"
-    config.write_text(yaml.safe_dump(cfg))
-
-    def project(link: dict[str, str]) -> tuple[list[tuple[str, str]], str | None, set[str]]:
-        overrides.write_text(yaml.safe_dump({"link": [{"document": ref, **link}]}))
-        res = cli(ws, "run", "--stage", "project", "--json", config=config)
-        assert res.returncode == 0, res.stdout + res.stderr
-        warned = {e["code"] for e in map(orjson.loads, res.stdout.splitlines()) if e["type"] == "task_warning"}
-        with contextlib.closing(db(ws)) as con:
-            links = con.execute("SELECT client_id, rule FROM client_links WHERE source = ? AND account = ? "
-                                "AND kind = ? AND entity_id = ?", (src, acct, kind, ent)).fetchall()
-            why = con.execute("SELECT reason FROM client_unlinked WHERE source = ? AND account = ? "
-                              "AND kind = ? AND entity_id = ?", (src, acct, kind, ent)).fetchone()
-        return links, why[0] if why else None, warned
-
-    links, why, warned = project({"client": other})  # unpinned, against the mail's own address
-    assert links == [] and why == "override_disagrees" and "OVERRIDE_DISAGREES" in warned
-    links, why, warned = project({"client": other, "sha256": sha})  # pinned: this very content
-    assert links == [(other, "override")] and why is None and not warned & {"OVERRIDE_DISAGREES", "OVERRIDE_STALE"}
-    links, why, warned = project({"client": other, "sha256": "0" * 64})  # the content is not the pinned one
-    assert links == [(owner, "email")] and why is None and "OVERRIDE_STALE" in warned
-    res = cli(ws, "clients", "unlinked", "--reason", "override_disagrees")
-    assert res.returncode == 0, res.stderr
-
-
 def test_an_extractor_removed_from_the_config_leaves_the_charts(built: Path, tmp_path: Path) -> None:
     """The usual reason to remove an account is that it was wrong (another mailbox): its
     documents must leave every chart at the next projection, and `status` names it."""

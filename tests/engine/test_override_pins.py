@@ -1,0 +1,112 @@
+"""A ``link:`` override holds for the content it was first applied to (or the sha256 it names).
+
+Real taps, the bundled transforms, the real CLI: a Dataverse system of record (Ben, Cy) and an
+intake sheet whose rows have no ids (``source_id`` is the row number). The operator links the
+unmatched row 3 to Ben; the front desk then deletes the blank row 2, and the tap renumbers the
+rows below it, so row 3 is now Cy's intake row. The link must not put Cy's row in Ben's chart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from tests.helpers import run_cli
+
+TAP = """import json, sys
+data = json.load(open(sys.argv[1]))
+for stream, recs in data.items():
+    print(json.dumps({"type": "SCHEMA", "stream": stream, "schema": {"type": "object"}, "key_properties": []}))
+    for r in recs:
+        print(json.dumps({"type": "RECORD", "stream": stream, "record": r}))
+print(json.dumps({"type": "STATE", "value": {"done": True}}))
+"""
+
+
+def contact(cid: str, first: str, last: str, email: str, phone: str, dob: str) -> dict[str, Any]:
+    return {"contactid": cid, "fullname": f"{first} {last}", "firstname": first, "lastname": last,
+            "emailaddress1": email, "telephone1": phone, "birthdate": dob, "statecode": 0}
+
+
+def row(n: int, name: str, dob: str, phone: str, email: str) -> dict[str, Any]:
+    return {"__sdc_spreadsheet_id": "1SheetXYZ", "__sdc_sheet_id": 0, "__sdc_row": n, "Name": name,
+            "DOB": dob, "Phone": phone, "Email": email}
+
+
+def setup(tmp: Path) -> Path:
+    (tmp / "tap.py").write_text(TAP)
+    (tmp / "dv.json").write_text(json.dumps({"contacts": [
+        contact("aaaaaaaa-0000-0000-0000-000000000002", "Ben", "Kim", "ben.kim@example.com", "212-555-0102",
+                "1981-02-02"),
+        contact("aaaaaaaa-0000-0000-0000-000000000003", "Cy", "Diaz", "cy@example.com", "212-555-0103",
+                "1982-03-03")]}))
+    sheet(tmp, [row(2, "Test Row", "", "", ""), row(3, "Benny K", "", "", "benny.k@work.example"),
+                row(4, "Cy Diaz", "3/3/1982", "212-555-0103", "cy@example.com")])
+    tap = [sys.executable, str(tmp / "tap.py")]
+    cfg = {"workspace": str(tmp / "ws"),
+           "extractors": [
+               {"name": "dv", "domain": "clinical", "source": "dataverse", "account": "mensio", "kind": "singer",
+                "command": [*tap, str(tmp / "dv.json")]},
+               {"name": "sh", "domain": "ops", "source": "sheets", "account": "intake", "kind": "singer",
+                "command": [*tap, str(tmp / "sh.json")]}],
+           "stages": {"canonize": {"mappings": [
+               {"source": "dataverse", "stream": "contacts", "transform": "clinical/dataverse_contact_to_contact_v1"},
+               {"source": "sheets", "stream": "Clients", "transform": "ops/sheets_clients_to_contact_v1"}]},
+               "index": {"vectors": False}},
+           "clients": {"sources": ["dataverse"], "overrides": str(tmp / "overrides.yaml")}}
+    (tmp / "pipeline.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp / "pipeline.yaml"
+
+
+def sheet(tmp: Path, rows: list[dict[str, Any]]) -> None:
+    (tmp / "sh.json").write_text(json.dumps({"Clients": rows}))
+
+
+def run(cfg: Path) -> set[str]:
+    """Run every stage; the codes of the project task's warnings."""
+    res = run_cli("run", "--json", "--config", str(cfg), timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return {e["code"] for e in map(orjson.loads, res.stdout.splitlines())
+            if e["type"] == "task_warning" and e["stage"] == "project"}
+
+
+def linked(tmp: Path, doc: str) -> list[tuple[str, str]]:
+    """(client name, rule) of the links of ``sheets:intake:contact:<doc>``."""
+    with contextlib.closing(sqlite3.connect(tmp / "ws" / "vector-store" / "index.sqlite")) as con:
+        return con.execute("SELECT c.name, l.rule FROM client_links l JOIN clients c USING (client_id) "
+                           "WHERE l.source = 'sheets' AND l.entity_id = ?", (doc,)).fetchall()
+
+
+def client_id(tmp: Path, name: str) -> str:
+    with contextlib.closing(sqlite3.connect(tmp / "ws" / "vector-store" / "index.sqlite")) as con:
+        return str(con.execute("SELECT client_id FROM clients WHERE name = ?", (name,)).fetchone()[0])
+
+
+def test_a_renumbered_sheet_row_is_not_moved_into_the_linked_chart(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    run(cfg)
+    assert linked(tmp_path, "1SheetXYZ/0/3") == [] and linked(tmp_path, "1SheetXYZ/0/4") == [("Cy Diaz", "email")]
+    ben = client_id(tmp_path, "Ben Kim")
+    (tmp_path / "overrides.yaml").write_text(yaml.safe_dump(
+        {"version": 1, "link": [{"document": "sheets:intake:contact:1SheetXYZ/0/3", "client": ben}]}))
+    assert "OVERRIDE_STALE" not in run(cfg)
+    assert linked(tmp_path, "1SheetXYZ/0/3") == [("Ben Kim", "override")], "whatever the rules say"
+    sheet(tmp_path, [row(2, "Benny K", "", "", "benny.k@work.example"),  # row 2 deleted: renumbered
+                     row(3, "Cy Diaz", "3/3/1982", "212-555-0103", "cy@example.com")])
+    assert "OVERRIDE_STALE" in run(cfg)
+    assert linked(tmp_path, "1SheetXYZ/0/3") == [("Cy Diaz", "email")], "Cy's row stays Cy's"
+    timeline = next((tmp_path / "ws" / "clients").glob("Kim, Ben*")) / "timeline.md"
+    assert "1SheetXYZ/0/3" not in timeline.read_text()
+    with contextlib.closing(sqlite3.connect(tmp_path / "ws" / "vector-store" / "index.sqlite")) as con:
+        sha = con.execute("SELECT sha256 FROM documents WHERE entity_id = '1SheetXYZ/0/2'").fetchone()[0]
+    (tmp_path / "overrides.yaml").write_text(yaml.safe_dump({"version": 1, "link": [  # the operator re-links
+        {"document": "sheets:intake:contact:1SheetXYZ/0/2", "client": ben, "sha256": sha}]}))
+    assert "OVERRIDE_STALE" not in run(cfg)
+    assert linked(tmp_path, "1SheetXYZ/0/2") == [("Ben Kim", "override")]

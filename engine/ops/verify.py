@@ -31,9 +31,9 @@ from typing import Any
 import orjson
 
 from engine.canon.publish import AccountFiles, open_current
-from engine.stages.chain import ChainBroken, ChainRun, incremental_chain
 from engine.store.fsutil import open_regular, read_json
 from engine.store.workspace import Workspace
+from engine.vault.chain import ChainBroken, ChainRun, incremental_chain
 from engine.vault.layout import DT_DIR, LATEST, MANIFEST, PARTIAL_DIR, RUN_DIR
 from engine.vault.messages import LineInvalid, Record, parse
 from engine.vault.reader import PART_NAME, iter_lines, manifest_format

@@ -47,13 +47,7 @@ from engine.events import (
     TaskWarning,
     write_error_code,
 )
-from engine.stages.chain import (
-    ChainBroken,
-    ChainRun,
-    NewestWins,
-    activated_versions,
-    incremental_chain,
-)
+from engine.stages.chain import NewestWins, activated_versions
 from engine.stages.spec import TaskSpec
 from engine.store.fsutil import (
     NotRegularFile,
@@ -63,6 +57,7 @@ from engine.store.fsutil import (
     open_regular,
 )
 from engine.store.workspace import Workspace
+from engine.vault.chain import ChainBroken, ChainRun, incremental_chain
 from engine.vault.layout import DT_DIR, RUN_DIR, RunRef, read_latest, read_manifest
 from engine.vault.numbers import exact_loads, inexact
 from engine.vault.reader import PartCorrupt, StreamKeys, VaultRecord, iter_part_records, verify_part

@@ -6,6 +6,7 @@ down once. Creating the workspace makes every folder 0700.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
@@ -367,41 +368,11 @@ class WorkspaceLock:
 
     def acquire(self, wait_s: float = 0.0) -> WorkspaceLock:
         """Take the lock, waiting up to ``wait_s`` seconds; raise WorkspaceBusy otherwise."""
-        if not math.isfinite(wait_s) or wait_s < 0:
-            raise UsageError(f"cannot wait {wait_s!r} seconds for the workspace lock",
-                             hint="give --wait a number of seconds from 0 up")
-        ensure_dir(self.path.parent)
-        dir_fd: int | None = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        fds = self._open(wait_s)
         deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                dir_fd = _lock_folder(dir_fd)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    if dir_fd is not None:
-                        fcntl.flock(dir_fd, fcntl.LOCK_UN)
-                    raise
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = holder_of(self.path)
-                    os.close(fd)
-                    if dir_fd is not None:
-                        os.close(dir_fd)
-                    raise WorkspaceBusy(
-                        f"the workspace {self.root} is busy: {holder} holds its lock",
-                        hint="wait for that run to finish (lorch-tui --no-ui --wait SECONDS waits), "
-                        "or use another --workspace; never delete state/lock by hand",
-                    ) from None
-                time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {int(time.time())} {self.command}\n".encode())
-        self._fh = os.fdopen(fd, "r+b")
-        self._dir_fd = dir_fd
-        _HELD_FDS.update({f: self.root for f in (fd, dir_fd) if f is not None})
-        return self
+        while not self._try(fds, deadline):
+            time.sleep(0.1)
+        return self._held(fds)
 
     async def acquire_waiting(self, wait_s: float, waiting: Callable[[str], None] | None = None) -> WorkspaceLock:
         """:meth:`acquire` for a coroutine: the wait sleeps in the event loop, so Ctrl-C (and
@@ -409,18 +380,70 @@ class WorkspaceLock:
         ``waiting`` is told the holder once, when the wait begins."""
         import asyncio  # here: the read-only commands import this module and never wait
 
+        fds = self._open(wait_s)
         deadline = time.monotonic() + wait_s
-        told = False
-        while True:
-            try:
-                return self.acquire(0.0)
-            except WorkspaceBusy:
-                if time.monotonic() >= deadline:
-                    raise
-                if waiting is not None and not told:
+        try:
+            if not self._try(fds, deadline):
+                if waiting is not None:
                     waiting(holder_of(self.path))
-                    told = True
-                await asyncio.sleep(0.1)
+                while not self._try(fds, deadline):
+                    await asyncio.sleep(0.1)
+        except BaseException:  # a cancel (Ctrl-C) in the wait: nothing stays open
+            self._close(fds)
+            raise
+        return self._held(fds)
+
+    def _open(self, wait_s: float) -> list[int | None]:
+        """[folder fd, lock file fd] (opened once for the whole wait)."""
+        if not math.isfinite(wait_s) or wait_s < 0:
+            raise UsageError(f"cannot wait {wait_s!r} seconds for the workspace lock",
+                             hint="give --wait a number of seconds from 0 up")
+        ensure_dir(self.path.parent)
+        dir_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return [dir_fd, os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)]
+
+    def _try(self, fds: list[int | None], deadline: float) -> bool:
+        """One attempt at both locks: True when held; False to wait on; WorkspaceBusy (the
+        descriptors closed) past the deadline."""
+        fd = fds[1]
+        assert fd is not None
+        try:
+            fds[0] = _lock_folder(fds[0])
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if fds[0] is not None:
+                    fcntl.flock(fds[0], fcntl.LOCK_UN)
+                raise
+            return True
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                return False
+            holder = holder_of(self.path)
+            self._close(fds)
+            raise WorkspaceBusy(
+                f"the workspace {self.root} is busy: {holder} holds its lock",
+                hint="wait for that run to finish (lorch-tui --no-ui --wait SECONDS waits), "
+                "or use another --workspace; never delete state/lock by hand",
+            ) from None
+
+    @staticmethod
+    def _close(fds: list[int | None]) -> None:
+        for f in fds:
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    os.close(f)
+        fds[:] = [None, None]
+
+    def _held(self, fds: list[int | None]) -> WorkspaceLock:
+        dir_fd, fd = fds
+        assert fd is not None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {int(time.time())} {self.command}\n".encode())
+        self._fh = os.fdopen(fd, "r+b")
+        self._dir_fd = dir_fd
+        _HELD_FDS.update({f: self.root for f in (fd, dir_fd) if f is not None})
+        return self
 
     def release(self) -> None:
         """Drop the lock (the file stays; its content is stale once unlocked)."""

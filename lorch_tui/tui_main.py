@@ -79,7 +79,7 @@ def _dashboard(loaded: LoadedConfig, ns: argparse.Namespace) -> int:
     from lorch_tui.app import LorchApp
 
     secure_umask()  # the workspace itself is created and checked by the app, after its first paint
-    app = LorchApp(loaded, skip_permissions=ns.skip_permissions, verbose=bool(ns.verbose))
+    app = LorchApp(loaded, skip_permissions=ns.skip_permissions, verbose=bool(getattr(ns, "verbose", False)))
     result = app.run()
     return app.return_code or int(result or 0)  # 1 after a crash
 

@@ -150,8 +150,10 @@ class Projection:
     """Every document's facts; the project task keeps the linked ones only once decided."""
     unused_overrides: int = 0
     override_pins: dict[tuple[str, str], str] = field(default_factory=dict)
-    """(document, client or "") -> the sha256 each unpinned ``link:`` holds for (stored with
-    the tables: ``engine.clients.overrides.check_pins``)."""
+    """(document, client or "") -> the identity each ``link:`` without ``sha256`` holds for
+    (``engine.clients.resolve.identity``; stored with the tables)."""
+    stale_overrides: int = 0
+    """Links not applied: their document is no longer the one they were first applied to."""
     documents: int = -1
     """Documents decided (``len(docs)`` until the project task trims ``docs``)."""
     streamed: Streamed | None = None

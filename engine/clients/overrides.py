@@ -19,8 +19,9 @@ exists is counted (warning ``OVERRIDE_UNUSED``) and otherwise ignored.
 
 A ``link`` decides a document's client whatever the rules say, but it names the document by
 its place in a source, and some places move: a sheet row's id is its row number, so deleting
-a row above it gives the number to the next person's row. So a link holds for one content,
-the one it was first applied to or the ``sha256`` it names (:func:`check_pins`).
+a row above it gives the number to the next person's row. So a link holds for the document it
+was first applied to (its keys, participants and references: the resolver's pins), or for
+the exact content its ``sha256`` names (:func:`check_pins`).
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ class OverrideLink(BaseModel):
     """The client id, or null to keep the document out of every chart."""
     sha256: str | None = None
     """The document's content sha256 (``--json`` of ``clients unlinked`` and ``clients show``
-    prints it): the link holds for this content only. Without it, for the content it was
-    first applied to. A document whose content changed since (a sheet row renumbered, a record
-    edited) is not linked by it (warning ``OVERRIDE_STALE``) until it is pinned again."""
+    prints it): the link holds for this exact content only (a transform change changes it
+    too). Without it, for the document it was first applied to: the same keys, participants
+    and references. Otherwise it is not applied (warning ``OVERRIDE_STALE``)."""
 
     @field_validator("sha256")
     @classmethod
@@ -121,41 +122,27 @@ def load_overrides(path: Path | None) -> tuple[Overrides, bytes]:
         raise OverridesError(f"{path}: {where}") from None
 
 
-def check_pins(overrides: Overrides, current: Callable[[str], str | None],
-               stored: dict[tuple[str, str], str]) -> tuple[Overrides, int, dict[tuple[str, str], str]]:
-    """The links that still hold, how many do not, and the pins to store with the projection.
-
-    A link names a place in a source, and places move (a sheet row's id is its row number:
-    deleting a row above it gives the number to the next person's row). So a link holds for
-    one content: the ``sha256`` it names, or, without one, the content it was first applied
-    to (``stored``: trust on first use, kept in ``client_override_pins``). A document whose
-    content is no longer that one is not linked by it (counted: ``OVERRIDE_STALE``) and goes
-    by the rules; pin the new content (``sha256:``) when the link still holds. ``current``
-    gives a reference's content sha256 in the index (None when not indexed: that link is
-    left for the resolver to count as unused)."""
+def check_pins(overrides: Overrides, current: Callable[[str], str | None]) -> tuple[Overrides, int]:
+    """The overrides without the links whose ``sha256`` is not their document's content any
+    more, and how many those are. ``current`` gives a reference's content sha256 in the index
+    (None when not indexed: that link is left for the resolver to count as unused). A link
+    without ``sha256`` is held to the identity it was first applied to by the resolver
+    (``engine.clients.resolve.Resolver.pins``)."""
     kept: list[OverrideLink] = []
-    pins: dict[tuple[str, str], str] = {}
     stale = 0
     for item in overrides.link:
-        now = current(item.document)
-        key = (item.document, item.client or "")
-        want = item.sha256 if item.sha256 is not None else stored.get(key)
-        if now is not None and want is not None and now != want:
+        now = current(item.document) if item.sha256 is not None else None
+        if now is not None and now != item.sha256:
             stale += 1
-            if item.sha256 is None:
-                pins[key] = want  # stays stale until the link is pinned to the new content
             continue
-        if now is not None and item.sha256 is None:
-            pins[key] = now
         kept.append(item)
-    result = overrides if not stale else overrides.model_copy(update={"link": kept})
-    return result, stale, pins
+    return (overrides, 0) if not stale else (overrides.model_copy(update={"link": kept}), stale)
 
 
 def stored_pins(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
     """The pins the last projection stored (none before the first, or in older tables)."""
     try:
-        return {(d, c): s for d, c, s in conn.execute("SELECT document, client, sha256 FROM client_override_pins")}
+        return {(d, c): s for d, c, s in conn.execute("SELECT document, client, identity FROM client_override_pins")}
     except sqlite3.OperationalError:
         return {}
 

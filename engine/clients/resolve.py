@@ -16,9 +16,12 @@ Deterministic and explainable, never a guess:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from typing import Any
+
+import orjson
 
 from engine.clients import keys as K
 from engine.clients.model import (
@@ -51,9 +54,13 @@ addresses are mostly seen once, and an unbounded memo grew with the mailbox."""
 class Resolver:
     """Collects documents (:meth:`add`), then decides every link (:meth:`resolve`)."""
 
-    def __init__(self, cfg: ClientsConfig, overrides: Overrides | None = None) -> None:
+    def __init__(self, cfg: ClientsConfig, overrides: Overrides | None = None,
+                 pins: dict[tuple[str, str], str] | None = None) -> None:
         self.cfg = cfg
         self.overrides = overrides or Overrides()
+        self.pins = pins or {}
+        """What each ``link:`` without ``sha256`` was first applied to (:func:`identity`),
+        by (document, client or ""): stored with the last projection's tables."""
         self.docs: dict[DocRef, DocFacts] = {}
         self._gmail = tuple(K.address_case(d) for d in cfg.gmail_domains)
         self._own = K.own_patterns(cfg.own_addresses, self._gmail)
@@ -211,7 +218,8 @@ class Resolver:
             c.documents = state.conflict_docs.get(c.key, 0)
         return Projection(clients=clients, links=links, unlinked=unlinked,
                           conflicts=sorted(conflicts.values(), key=lambda c: c.key),
-                          docs=docs, unused_overrides=unused + state.unused_overrides)
+                          docs=docs, unused_overrides=unused + state.unused_overrides,
+                          override_pins=state.pins, stale_overrides=state.stale_overrides)
 
     def clients(self, defining: Iterable[DocFacts]) -> tuple[dict[str, Client], dict[str, str], int]:
         """Clients from the documents that define one, merged by the overrides; the merge
@@ -302,13 +310,34 @@ class _State:
         self.targets = targets
         self.forced: dict[DocRef, str | None] = {}
         self.unused_overrides = 0
+        self.stale_overrides = 0
+        self.pins: dict[tuple[str, str], str] = {}
+        """The pins to store with this projection (see :attr:`Resolver.pins`)."""
         for item in resolver.overrides.link:
             ref = DocRef.parse(item.document)
             target = alias.get(item.client or "", item.client)
-            if lookup(ref) is None or (target is not None and target not in clients):
+            facts = lookup(ref)
+            if facts is None or (target is not None and target not in clients):
                 self.unused_overrides += 1
                 continue
+            if item.sha256 is None and not self._holds(resolver.pins, (item.document, item.client or ""), facts):
+                continue
             self.forced[ref] = target
+
+    def _holds(self, stored: dict[tuple[str, str], str], key: tuple[str, str], facts: DocFacts) -> bool:
+        """Whether an unpinned link still names what it was first applied to: the document's
+        identity (its keys, participants and references, :func:`identity`), not its whole
+        content, so a transform edit or a new field keeps the link, and a sheet row renumbered
+        onto another person's row (other keys) does not. A stale link stays stale (its first
+        identity is kept) until the operator pins it (``sha256:``) or writes it anew."""
+        now = identity(facts)
+        first = stored.get(key)
+        if first is not None and first != now:
+            self.stale_overrides += 1
+            self.pins[key] = first
+            return False
+        self.pins[key] = now
+        return True
 
     def decide(self, ref: DocRef, depth: int = 0, facts: DocFacts | None = None) -> list[Link] | Unlinked:
         """The decision for one document (memoised; references are followed)."""
@@ -420,4 +449,11 @@ class _State:
         return bool(theirs) and not theirs & mine
 
 
-__all__ = ["Reason", "Resolver"]
+def identity(facts: DocFacts) -> str:
+    """What makes a document someone's: its kind, keys, mail participants and references
+    (sha256 hex), the pin of a ``link:`` override."""
+    return hashlib.sha256(orjson.dumps([facts.ref.kind, sorted(facts.keys), sorted(facts.outside),
+                                        sorted(r.text() for r in facts.refs)])).hexdigest()
+
+
+__all__ = ["Reason", "Resolver", "identity"]

@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS client_unlinked (
 CREATE TABLE IF NOT EXISTS client_override_pins (
     document TEXT NOT NULL,
     client   TEXT NOT NULL,
-    sha256   TEXT NOT NULL,
+    identity TEXT NOT NULL,
     PRIMARY KEY (document, client)
 ) WITHOUT ROWID;
 """
@@ -87,8 +87,8 @@ normalised keys; ``shared`` when another client holds the key too), ``client_lin
 (document -> client with ``rule``, ``direction`` and the key or reference ``via``),
 ``client_conflicts`` (keys several clients hold; ``reviewed`` by an ``apart`` override),
 ``client_unlinked`` (documents linked to no one, with ``reason``), ``client_override_pins``
-(the content sha256 each unpinned ``link:`` override was first applied to; ``client`` is ""
-for a link to no one: :func:`engine.clients.overrides.check_pins`) and ``clients_meta``
+(the identity each ``link:`` override without ``sha256`` was first applied to; ``client`` is
+"" for a link to no one: :func:`engine.clients.resolve.identity`) and ``clients_meta``
 (``schema_version``, ``inputs_sha256``, ``projected_at``, ``charts_done``, the measures'
 totals and the tables' ``count_*`` totals)."""
 

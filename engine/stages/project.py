@@ -229,8 +229,8 @@ class Project:
             if not self.force and self._unchanged(conn, fp):
                 return "skipped"
             path = scratch_path(db_path(self.ws).parent)
-            overrides, self.stale_overrides, pins = check_pins(overrides, indexed_sha256(conn), stored_pins(conn))
-            with Scratch(path, Resolver(self.cfg, overrides)) as scratch:
+            overrides, self.stale_overrides = check_pins(overrides, indexed_sha256(conn))
+            with Scratch(path, Resolver(self.cfg, overrides, stored_pins(conn))) as scratch:
                 with self._phase("read"):
                     self._read(conn, scratch)
                 scratch.seal()  # the kept responses are complete: the second core scores them
@@ -242,7 +242,7 @@ class Project:
                         raise ProjectFailed(ErrorCode.NO_CLIENTS.value, _detail(self.ws, NO_CLIENTS_TEXT))
                     scratch.close()
                     charts.assign_folders(p.clients)
-                    p.override_pins = pins
+                    self.stale_overrides += p.stale_overrides
                     self.projection = p
                     self._write(conn, p, fp, path, scorer)
                 finally:

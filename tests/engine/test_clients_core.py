@@ -267,38 +267,57 @@ def test_overrides_merge_apart_link_and_ignore() -> None:
     assert out2[DocRef("gmail", "box", "email", "m")].reason == "override"  # type: ignore[union-attr]
 
 
-def test_a_link_holds_for_the_content_it_was_first_applied_to() -> None:
+def resolve_pinned(docs: list[tuple[DocRef, dict[str, Any]]], overrides: Overrides,
+                   pins: dict[tuple[str, str], str]) -> tuple[Any, dict[DocRef, list[Link] | Unlinked]]:
+    r = Resolver(CFG, overrides, pins)
+    for ref, doc in docs:
+        r.add(ref, None, None, doc)
+    p = r.resolve()
+    out: dict[DocRef, list[Link] | Unlinked] = {lk.doc: [] for lk in p.links}
+    for lk in p.links:
+        out[lk.doc].append(lk)  # type: ignore[union-attr]
+    out.update({u.doc: u for u in p.unlinked})
+    return p, out
+
+
+def test_a_link_holds_for_the_document_it_was_first_applied_to() -> None:
     """A sheet row's id is its row number: after a row above it is deleted, the link that
-    named row 3 for Ben names Cy's row. The link was first applied to the other content (its
-    pin): it no longer holds, and Cy's row goes by the rules, to Cy."""
-    row = contact("sheets", "intake", "1Sx/0/3", "Cy Park", emails=["cy.park@gmail.com"], dob="1990-03-03")
+    named row 3 for Ben names Cy's row. Its keys are not those the link was first applied to:
+    the link no longer holds, and Cy's row goes by the rules, to Cy. A change that keeps the
+    keys (a transform edit, a new field) keeps the link."""
+    benny = contact("sheets", "intake", "1Sx/0/3", "Benny K", emails=["benny.k@work.example"])
+    cy = contact("sheets", "intake", "1Sx/0/3", "Cy Park", emails=["cy.park@gmail.com"], dob="1990-03-03")
     ov = Overrides(link=[{"document": "sheets:intake:contact:1Sx/0/3", "client": cid("B")}])  # type: ignore[list-item]
-    first, stale, pins = check_pins(ov, lambda ref: "aa" * 32, {})
-    assert (first is ov, stale, pins) == (True, 0, {("sheets:intake:contact:1Sx/0/3", cid("B")): "aa" * 32})
-    _, out = resolve(people() + [row], overrides=first)  # whatever the rules say: the operator decided
-    assert [(lk.client_id, lk.rule) for lk in out[row[0]]] == [(cid("B"), "override")]  # type: ignore[union-attr]
-    again, stale, kept = check_pins(ov, lambda ref: "aa" * 32, pins)
-    assert (again is ov, stale, kept) == (True, 0, pins)
-    moved, stale, kept = check_pins(ov, lambda ref: "bb" * 32, pins)  # another row at that number now
-    assert (moved.link, stale, kept) == ([], 1, pins), "stale, and it stays so until pinned again"
-    _, out = resolve(people() + [row], overrides=moved)
-    assert clients_of(out[row[0]]) == {cid("C")}
-    gone, stale, kept = check_pins(ov, lambda ref: None, pins)  # not indexed: the resolver counts it unused
-    assert (len(gone.link), stale) == (1, 0)
+    key = ("sheets:intake:contact:1Sx/0/3", cid("B"))
+    p, out = resolve_pinned(people() + [benny], ov, {})
+    assert [(lk.client_id, lk.rule) for lk in out[benny[0]]] == [(cid("B"), "override")]  # type: ignore[union-attr]
+    pins = p.override_pins
+    assert set(pins) == {key} and p.stale_overrides == 0
+    edited = (benny[0], {**benny[1], "notes": "a field the transform now adds"})
+    p, out = resolve_pinned(people() + [edited], ov, pins)
+    assert clients_of(out[benny[0]]) == {cid("B")} and p.stale_overrides == 0 and p.override_pins == pins
+    p, out = resolve_pinned(people() + [cy], ov, pins)  # another person's row at that number now
+    assert clients_of(out[cy[0]]) == {cid("C")} and p.stale_overrides == 1
+    assert p.override_pins == pins, "it stays stale until the link is written anew or pinned"
+    pinned = Overrides(link=[{"document": "sheets:intake:contact:1Sx/0/3", "client": cid("B"), "sha256": "ab" * 32}])  # type: ignore[list-item]
+    p, out = resolve_pinned(people() + [cy], pinned, pins)  # the operator confirmed this content
+    assert clients_of(out[cy[0]]) == {cid("B")} and p.stale_overrides == 0
 
 
 def test_a_pinned_link_holds_for_its_content_only() -> None:
     row = contact("sheets", "intake", "1Sx/0/3", "Cy Park", emails=["cy.park@gmail.com"], dob="1990-03-03")
     pin = "ab" * 32
     ov = Overrides(link=[{"document": "sheets:intake:contact:1Sx/0/3", "client": cid("B"), "sha256": pin}])  # type: ignore[list-item]
-    same, stale, pins = check_pins(ov, lambda ref: pin, {("sheets:intake:contact:1Sx/0/3", cid("B")): "cd" * 32})
-    assert stale == 0 and same is ov and pins == {}, "a named sha256 wins over a stored pin"
+    same, stale = check_pins(ov, lambda ref: pin)
+    assert stale == 0 and same is ov
     _, out = resolve(people() + [row], overrides=same)
     assert [(lk.client_id, lk.rule) for lk in out[row[0]]] == [(cid("B"), "override")]  # type: ignore[union-attr]
-    moved, stale, _ = check_pins(ov, lambda ref: "cd" * 32, {})  # the row's content changed
+    moved, stale = check_pins(ov, lambda ref: "cd" * 32)  # the row's content changed
     assert stale == 1 and moved.link == []
     _, out = resolve(people() + [row], overrides=moved)
     assert clients_of(out[row[0]]) == {cid("C")}
+    unindexed, stale = check_pins(ov, lambda ref: None)  # left for the resolver to count unused
+    assert stale == 0 and len(unindexed.link) == 1
     with pytest.raises(ValueError, match="64 lower-case hex"):
         Overrides(link=[{"document": "a:b:c:d", "client": None, "sha256": "XYZ"}])  # type: ignore[list-item]
 

@@ -98,6 +98,11 @@ def test_a_renumbered_sheet_row_is_not_moved_into_the_linked_chart(tmp_path: Pat
         {"version": 1, "link": [{"document": "sheets:intake:contact:1SheetXYZ/0/3", "client": ben}]}))
     assert "OVERRIDE_STALE" not in run(cfg)
     assert linked(tmp_path, "1SheetXYZ/0/3") == [("Ben Kim", "override")], "whatever the rules say"
+    sheet(tmp_path, [row(2, "Test Row", "", "", ""),  # the row's content changes, its keys do not
+                     {**row(3, "Benny K", "", "", "benny.k@work.example"), "Notes": "called back"},
+                     row(4, "Cy Diaz", "3/3/1982", "212-555-0103", "cy@example.com")])
+    assert "OVERRIDE_STALE" not in run(cfg)
+    assert linked(tmp_path, "1SheetXYZ/0/3") == [("Ben Kim", "override")], "the same document: still linked"
     sheet(tmp_path, [row(2, "Benny K", "", "", "benny.k@work.example"),  # row 2 deleted: renumbered
                      row(3, "Cy Diaz", "3/3/1982", "212-555-0103", "cy@example.com")])
     assert "OVERRIDE_STALE" in run(cfg)

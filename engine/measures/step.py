@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,7 +190,8 @@ class _Scoring:
 
 
 def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Registry, spill: Spill,
-              scores: Path | None = None, progress: Callable[[int, int], None] | None = None) -> Scored:
+              scores: Path | None = None, progress: Callable[[int, int], None] | None = None,
+              only: Collection[tuple[str, str]] | None = None) -> Scored:
     """Score every indexed form response into ``spill``, one parsed response in memory at a time.
 
     Copies with a response id (the Forms API's) go first, then the others (a linked sheet's
@@ -202,14 +203,16 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Regist
     only notes the others, which the second pass reads again. ``scores`` is the database of
     a forked scorer that scored every kept response already (:mod:`engine.measures.prescore`):
     their outcomes are taken from there, in the same order. ``progress`` is called with
-    (responses done, responses in all) now and then.
+    (responses done, responses in all) now and then. ``only``: the accounts the projection
+    reads (the config's extractors'); other accounts' responses are neither counted nor read.
     """
     client_of: Callable[[str, str, str], str | None] = spill.client_of
     if p.streamed is None:
         in_memory = _clients_of(p)
         client_of = lambda s, a, e: in_memory.get((s, a, e))  # noqa: E731
-    indexed = conn.execute("SELECT count(*) FROM documents WHERE kind = 'form_response' AND source != ?",
-                           (MEASURES_SOURCE,)).fetchone()[0]
+    indexed = sum(n for source, account, n in conn.execute(
+        "SELECT source, account, count(*) FROM documents WHERE kind = 'form_response' AND source != ? "
+        "GROUP BY source, account", (MEASURES_SOURCE,)) if only is None or (source, account) in only)
     run = _Scoring(client_of, reg, spill, lambda n: progress(n, indexed) if progress else None)
     if spill.kept_count() == indexed:  # the reader kept every one (the usual case)
         if scores is not None:
@@ -223,6 +226,8 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Regist
     for row in conn.execute(
             "SELECT source, account, entity_id, sha256 FROM documents WHERE kind = 'form_response' "
             "AND source != ? ORDER BY source, account, entity_id", (MEASURES_SOURCE,)):
+        if only is not None and (row[0], row[1]) not in only:
+            continue
         responses += 1
         doc = _read(objects, row[3])
         if doc.get("response_id"):
@@ -348,7 +353,8 @@ def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
 def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *, scratch: Path,
         vectors: bool = True, link_now: bool = True, prescorer: prescore.Prescorer | None = None,
         progress: Callable[[int, int], None] | None = None,
-        load_progress: Callable[[int, int | None], None] | None = None, force: bool = False) -> MeasuresResult:
+        load_progress: Callable[[int, int | None], None] | None = None, force: bool = False,
+        accounts: Collection[tuple[str, str]] | None = None) -> MeasuresResult:
     """Score, write, index and link the measurements of one project run.
 
     ``scratch`` is the project task's scratch database (closed by its writer): the
@@ -359,13 +365,14 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *
     (:func:`link`), so the client tables and their measurement links commit as one.
     ``prescorer``: the forked scorer started when the reading ended, waited for first;
     ``progress``: (responses scored, responses in all), now and then; ``load_progress``:
-    (measurements indexed, measurements in all) while they are indexed.
+    (measurements indexed, measurements in all) while they are indexed; ``accounts``: the
+    accounts the projection read (None: every one).
     """
     scores = prescorer.result() if prescorer is not None else None
     spill = Spill(scratch, scores)
     result = MeasuresResult(spill=spill)
     try:
-        scored = score_all(conn, str(objects_dir(ws)), p, reg, spill, scores, progress)
+        scored = score_all(conn, str(objects_dir(ws)), p, reg, spill, scores, progress, accounts)
         result.responses, result.scored = scored.responses, scored.scored
         result.not_scored, result.duplicates, result.reasons = scored.rejects, scored.duplicates, scored.reasons
         indexed = conn.execute("SELECT 1 FROM accounts WHERE source = ? AND account = ?",

@@ -260,7 +260,7 @@ class Project:
             m = self.measures = measures_step.run(self.ws, conn, p, self.registry, scratch=scratch,
                                                   vectors=self.vectors, link_now=False, prescorer=scorer,
                                                   progress=self.progress, load_progress=self._indexing,
-                                                  force=self.force)
+                                                  force=self.force, accounts=self.accounts)
         conn.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
         try:
             with self._phase("tables"):

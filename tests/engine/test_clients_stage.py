@@ -269,6 +269,24 @@ def test_an_extractor_removed_from_the_config_leaves_the_charts(built: Path, tmp
                            (source, account)).fetchone()[0] > 0
 
 
+def test_removing_the_forms_api_extractor_keeps_the_sheet_copies_scores(built: Path, tmp_path: Path) -> None:
+    """The Forms API account and the linked sheets carry copies of one submission: without the
+    API extractor, its responses (still in the index) must not dispute the sheet copies."""
+    ws = copy(built, tmp_path)
+    cfg = dict(DEMO, extractors=[e for e in DEMO["extractors"] if e["name"] != "tap-forms--outcomes"])
+    cfg["jobs"] = {k: [n for n in v if n != "tap-forms--outcomes"] for k, v in DEMO.get("jobs", {}).items()}
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    res = cli(ws, "run", "--stage", "project", config=config)
+    assert res.returncode == 0, res.stdout + res.stderr
+    rejects = ws / "canonical" / "measures" / "scored.rejects.jsonl"
+    codes = [orjson.loads(x)["reason"] for x in rejects.read_bytes().splitlines()] if rejects.exists() else []
+    assert "COPIES_DISAGREE" not in codes
+    scored = [orjson.loads(x) for x in (ws / "canonical" / "measures" / "scored.jsonl").read_bytes().splitlines()]
+    assert scored and all(not m["source_id"].startswith("forms/") for m in scored)
+    assert any("| " in p.read_text() for p in (ws / "clients").glob("*/measures.md"))
+
+
 def test_clients_commands_and_query_by_client(built: Path) -> None:
     res = cli(built, "clients", "list", "--json")
     assert res.returncode == 0, res.stderr

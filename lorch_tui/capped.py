@@ -5,18 +5,21 @@ transform that allocates without bound fails the task with ``WORKER_OUT_OF_MEMOR
 applied the same transform in its own process, uncapped: it allocated gigabytes, then said
 "0 rejected", or died of SIGSEGV with no message. The command now runs again as a child
 under the cap, with its standard input and output; what the child prints on stderr is
-passed on unless it died, and then one message says why, in the canonize task's words.
+passed on as it comes (through a pipe: reject reasons hold record values, which never go
+through a file), SIGTERM is passed to it, and when it died one message says why, in the
+canonize task's words.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-import tempfile
 
 from engine.limits import OOM_MARKERS, cap_memory
 
+TAIL_BYTES = 64 * 1024
 CHILD_ENV = "LORCH_TRANSFORM_CAPPED"
 """Set in the child: it caps itself and does the work."""
 
@@ -29,11 +32,14 @@ def run_capped(argv: list[str], limit_mb: int | None) -> int | None:
     if os.environ.get(CHILD_ENV):
         cap_memory(limit_mb)
         return None
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.run([sys.executable, "-m", "lorch_tui.cli", *argv], stderr=err, check=False,
-                              env={**os.environ, CHILD_ENV: "1"})
-        err.seek(0)
-        said = err.read()
+    proc = subprocess.Popen([sys.executable, "-m", "lorch_tui.cli", *argv], stderr=subprocess.PIPE,
+                            env={**os.environ, CHILD_ENV: "1"})
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
+    try:
+        said = _relay(proc)
+        proc.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if any(m in said for m in OOM_MARKERS) or b"WORKER_OUT_OF_MEMORY" in said:
         print(f"lorchestra: error: WORKER_OUT_OF_MEMORY: the transform allocated past "
               f"stages.canonize.memory_limit_mb ({limit_mb} MiB), as the canonize task would\n"
@@ -45,6 +51,18 @@ def run_capped(argv: list[str], limit_mb: int | None) -> int | None:
               f"{-proc.returncode}), as the canonize task would\n"
               "  hint: run `lorchestra transform test` on its samples; docs/operations.md", file=sys.stderr)
         return 1
-    sys.stderr.buffer.write(said)
-    sys.stderr.flush()
     return proc.returncode
+
+
+def _relay(proc: subprocess.Popen[bytes]) -> bytes:
+    """Pass the child's stderr on as it comes (reject reasons are record values: they go to
+    the terminal, never through a file) and return its last bytes, where an allocation
+    failure would be said."""
+    assert proc.stderr is not None
+    tail = b""
+    for line in proc.stderr:
+        tail = (tail + line)[-TAIL_BYTES:]
+        if line.strip() != b"WORKER_OUT_OF_MEMORY":  # the child's own marker: said in full below
+            sys.stderr.buffer.write(line)
+            sys.stderr.flush()
+    return tail

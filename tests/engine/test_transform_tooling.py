@@ -6,6 +6,7 @@ real vault written by a real tap.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -203,3 +204,47 @@ def test_transform_run_is_capped_like_the_canonize_worker(tmp_path: Path) -> Non
     (reg / "lab" / "huge_v1.jsonata").write_text('{"source_id": $string(id), "x": $pad("x", 10)}\n')
     ok = cli_stdin(b'{"id": 1}', "transform", "run", "lab/huge_v1", "--config", str(cfg))
     assert b"WORKER_OUT_OF_MEMORY" not in ok.stderr and b"rejected SCHEMA_INVALID" in ok.stderr, ok.stderr
+
+
+def test_sigterm_to_transform_run_stops_its_capped_child(tmp_path: Path) -> None:
+    """`timeout` and service managers send SIGTERM to the command they started: the capped
+    child (reading its input here) must not outlive it."""
+    import os
+    import signal
+    import time
+
+    from tests.helpers import wait_for
+
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(yaml.safe_dump({"pipeline": {"name": "t", "version": "1"}, "workspace": str(tmp_path / "ws"),
+                                   "extractors": [demo_extractor("g1")]}))
+    proc = subprocess.Popen([sys.executable, "-m", "lorch_tui.cli", "transform", "run", "email/gmail_to_canonical_v1",
+                             "-", "--config", str(cfg)], cwd=REPO, env=clean_env(), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def children() -> list[int]:
+        try:
+            return [int(x) for x in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        except OSError:
+            return []
+    try:
+        wait_for(lambda: children(), timeout=30, what="the capped child")
+        (child,) = children()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+            try:
+                if Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
+                    break  # a zombie: it exited
+            except OSError:
+                break
+            time.sleep(0.05)
+        assert not Path(f"/proc/{child}").exists() or Path(f"/proc/{child}/stat").read_text().split()[2] == "Z"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in children():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

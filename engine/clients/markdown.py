@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 
 import orjson
 
@@ -203,8 +203,10 @@ class _Pass:
 
 
 def _money(value: Decimal) -> str:
-    """Two decimals, halves up (as an invoice rounds), never half-even."""
-    return str(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    """Two decimals, halves up (as an invoice rounds), never half-even; exact at any size
+    (the default context's 28 digits refused a 27-digit amount)."""
+    digits = max(value.adjusted() + 3, 1)
+    return str(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP, context=Context(prec=digits + 2)))
 
 
 def _row(cells: Sequence[object]) -> str:

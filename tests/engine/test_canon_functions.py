@@ -443,6 +443,7 @@ def test_html_to_text_entities_blocks_and_scripts() -> None:
     (float("inf"), None), ([], None),
     ("150,00 €", "150.00"), ("1.234,50 €", "1234.50"), ("1,234", "1234.00"), ("1,234,567.89", "1234567.89"),
     ("1.234.567", "1234567.00"), ("1,5", "1.50"), ("1,2,3", None), ("\u20ac\u00a099,90", "99.90"),
+    ("1.50.00", None), ("1.5.0", None), ("12.03.2024", None),
 ])
 def test_decimal_is_string_exact(value: Any, expected: str | None) -> None:
     assert f.decimal(value) == expected

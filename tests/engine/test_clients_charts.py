@@ -188,3 +188,10 @@ def test_billing_totals_never_add_two_currencies(tmp_path: Path) -> None:
     assert "- **Invoiced:** 100.00 EUR, 0.31 USD" in text, text  # 0.305: halves up, not to even
     assert "- **Open balance:** 100.00 EUR, 0.31 USD" in text
     assert "- **Paid:** 0.00" in text
+    ref = DocRef("quickbooks", "co", "invoice", "8")  # a 27-digit amount the schema allows
+    p.docs[ref] = DocFacts(ref, "2024-02-08T00:00:00Z", "Invoice 8",
+                           columns=("8", "100000000000000000000000000.00", "0", "GBP", "paid", ""))
+    p.links.append(Link(cid, ref, "source_ref", None, "customer"))
+    charts.write_charts(root, p, "2026-01-02T00:00:00Z")
+    text = (root / "Doe, Jane (01234567)" / "billing.md").read_text()
+    assert "100000000000000000000000000.00 GBP" in text

@@ -33,14 +33,15 @@ def decimal(value: JSON) -> str | None:
     return None
 
 
+_DOT_THOUSANDS = re.compile(r"^[^.]*[0-9]{1,3}([.][0-9]{3})+[^0-9]*$")
 _THOUSANDS = re.compile(r"^[^,]*[0-9](,[0-9]{3})+([.][0-9]*)?[^0-9]*$")
 
 
 def _separators(text: str) -> str:
     """``text`` with thousands marks removed and the decimal mark a dot."""
     comma, dot = text.rfind(","), text.rfind(".")
-    if comma < 0:
-        return text.replace(".", "") if text.count(".") > 1 else text  # 1.234.567 (de) is thousands
+    if comma < 0:  # 1.234.567 (de) is thousands; 1.50.00 or 12.03.2024 is no amount (left invalid)
+        return text.replace(".", "") if text.count(".") > 1 and _DOT_THOUSANDS.match(text) else text
     if dot > comma:  # 1,234.50: the dot is the decimal mark
         return text.replace(",", "")
     if dot >= 0:  # 1.234,50: the comma is

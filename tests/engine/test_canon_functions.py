@@ -500,3 +500,12 @@ def test_mail_key_is_null_when_nothing_tells_messages_apart() -> None:
 def test_quoted_pairs_in_display_names_are_unescaped() -> None:
     assert f.addresses('"Doe \\"JJ\\" Jane" <jj@x.org>') == [{"name": 'Doe "JJ" Jane', "email": "jj@x.org"}]
     assert f.addresses('"O\\\\Brien" <o@x.org>') == [{"name": "O\\Brien", "email": "o@x.org"}]
+
+
+def test_addresses_with_comments_in_brackets_and_unclosed_brackets() -> None:
+    assert f.addresses("Orla <orla.quimby@mailbox.test (home)>") == [
+        {"name": "Orla", "email": "orla.quimby@mailbox.test"}]
+    assert f.addresses("Ann <ann@x.org, Bob <bob@y.org>") == [
+        {"name": "Ann", "email": "ann@x.org"}, {"name": "Bob", "email": "bob@y.org"}]
+    assert f.addresses("jane@x.org (Jane \\) Doe)") == [{"name": "Jane ) Doe", "email": "jane@x.org"}]
+    assert f.addresses("<@r1.org,@r2.org:user@host.org>") == [{"name": None, "email": "user@host.org"}]

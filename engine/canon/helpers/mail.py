@@ -184,6 +184,7 @@ def _elements(text: str) -> list[str]:
     quoted = angle = False
     comment = 0
     escaped = False
+    opened = 0  # where in buf the open angle bracket is
     for ch in text:
         if escaped:
             buf.append(ch)
@@ -201,10 +202,15 @@ def _elements(text: str) -> list[str]:
             quoted = True
         elif ch == "(":
             comment = 1
+        elif angle and ch == "," and _unclosed("".join(buf[opened + 1:])):
+            angle = False  # "Ann <ann@x.org, Bob <bob@y.org>": a bracket never closed ends here
+            out.append("".join(buf))
+            buf = []
+            continue
         elif angle:
             angle = ch != ">"
         elif ch == "<":
-            angle = True
+            angle, opened = True, len(buf)
         elif ch in ",;":
             out.append("".join(buf))
             buf = []
@@ -217,15 +223,22 @@ def _elements(text: str) -> list[str]:
     return [e for e in out if e.strip()]
 
 
+def _unclosed(inside: str) -> bool:
+    """Whether a comma inside angle brackets ends an address whose ``>`` never came: the
+    bracket holds an address already, and not an obs-route (``<@a,@b:x@y>``)."""
+    inside = inside.lstrip()
+    return "@" in inside and not inside.startswith("@")
+
+
 def _mailbox(element: str) -> tuple[str, str]:
     """(display name, address) of one element (see :func:`_mailboxes`)."""
     opened = _outside(element, "<")
     if opened < 0:  # an addr-spec; its comment, if any, is the old ``addr (Name)`` form's name
         return _comment(element), " ".join(_without_comments(element).split())
     closing = element.find(">", opened)
-    inner = element[opened + 1:closing if closing >= 0 else len(element)]
+    inner = _without_comments(element[opened + 1:closing if closing >= 0 else len(element)]).strip()
     address = inner.rpartition(":")[2] if inner.startswith("@") else inner  # obs-route: <@a,@b:x@y>
-    return _without_comments(element[:opened]).strip(), address.strip()
+    return _without_comments(element[:opened]).strip(), "".join(address.split())
 
 
 def _outside(text: str, wanted: str) -> int:
@@ -254,13 +267,19 @@ def _comment(text: str) -> str:
     start = _outside(text, "(")
     if start < 0:
         return ""
-    depth, end = 0, len(text)
+    depth, end, escaped = 0, len(text), False
     for i in range(start, len(text)):
+        if escaped:
+            escaped = False
+            continue
+        if text[i] == "\\":
+            escaped = True
+            continue
         depth += {"(": 1, ")": -1}.get(text[i], 0)
         if depth == 0:
             end = i
             break
-    return text[start + 1:end]
+    return _QUOTED_PAIR.sub(r"\1", text[start + 1:end])
 
 
 def _without_comments(text: str) -> str:

@@ -91,13 +91,21 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
 
 def read_latest(account_dir: Path) -> dict[str, Any] | None:
     """The account's LATEST pointer, or None when it has none yet (ValueError when it is not a
-    JSON object)."""
+    pointer: not a JSON object, or ``dt``/``run_id`` missing or not run folder names, or
+    ``updated_at``/``records`` of another type; every reader handles it as a damaged one)."""
     path = account_dir / LATEST
     if not path.exists():
         return None
     data = read_json(path)
-    if not isinstance(data, dict):  # every reader handles ValueError as a damaged pointer
+    if not isinstance(data, dict):
         raise ValueError(f"{LATEST} is not a JSON object")
+    dt, run_id = data.get("dt"), data.get("run_id")
+    if not (isinstance(dt, str) and DT_DIR.fullmatch(f"dt={dt}")
+            and isinstance(run_id, str) and RUN_DIR.fullmatch(f"run_id={run_id}")):
+        raise ValueError(f"{LATEST} does not name a run (dt, run_id)")
+    if not isinstance(data.get("updated_at"), str | None) or (
+            data.get("records") is not None and (type(data["records"]) is not int)):
+        raise ValueError(f"{LATEST} has an updated_at or records of another type")
     return data
 
 

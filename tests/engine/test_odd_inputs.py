@@ -111,11 +111,16 @@ def test_a_fifo_as_latest_blocks_nothing(built: tuple[Path, dict[str, object]], 
     assert final["error_code"] == "LATEST_INVALID"
 
 
+@pytest.mark.parametrize("text", [
+    "garbage{", "{}", '{"dt": "2026-11-30", "run_id": 20261130}',
+    '{"dt": "2026-11-30", "run_id": "20261130T010203Z", "updated_at": 7}',
+    '{"dt": "../..", "run_id": "20261130T010203Z"}',
+])
 def test_a_damaged_latest_is_named_by_status_not_shown_as_never_extracted(
-        built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+        built: tuple[Path, dict[str, object]], tmp_path: Path, text: str) -> None:
     cfg, ex = built
     latest = account_dir(tmp_path / "ws", ex) / "LATEST.json"  # type: ignore[arg-type]
-    latest.write_text("garbage{")
+    latest.write_text(text)
     res = run_cli("status", "--config", str(cfg), timeout=60)
     assert res.returncode == 1 and "LATEST_INVALID" in res.stdout and str(latest) in res.stdout, res.stdout
     res = run_cli("status", "--json", "--config", str(cfg), timeout=60)

@@ -10,7 +10,8 @@ reads the runs newest first, keeping the newest version of each record (by the s
 Each record is compared by the key its own run declared for it (a key change opens a new
 schema version in the vault, and a key is part of what is compared), and a record whose
 key is missing or null is never superseded: it cannot be compared, so it is kept and
-counted apart (``unkeyed``). ACTIVATE_VERSION is applied as a Singer target applies it: a
+counted apart (``unkeyed``); its canonical document is still compared by kind and
+``source_id`` (:meth:`NewestWins.keep_document`). ACTIVATE_VERSION is applied as a Singer target applies it: a
 record whose RECORD message carries a ``version`` older than the stream's activated version
 (:func:`activated_versions`) belongs to a replaced table version and is dropped (counted as
 ``deactivated``); a record without a ``version`` is kept.
@@ -53,6 +54,21 @@ class NewestWins:
         if not self.enabled:
             return True
         digest = hashlib.blake2b(_key_bytes(stream, key, values), digest_size=16).digest()
+        if digest in self._newer:
+            self.superseded += 1
+            return False
+        self._this_run.add(digest)
+        return True
+
+    def keep_document(self, kind: str, source_id: object) -> bool:
+        """False when a newer run already gave a canonical document of this kind and
+        ``source_id`` (always True when off). The tap's key cannot tell a record's versions
+        apart when the stream declares none or changed it between runs; the document's own id
+        can, and without this the index, which keeps a duplicate's last line, would keep the
+        oldest version (the chain is written newest run first)."""
+        if not self.enabled or not isinstance(source_id, str):
+            return True
+        digest = hashlib.blake2b(b"\0doc\0" + kind.encode() + b"\0" + source_id.encode(), digest_size=16).digest()
         if digest in self._newer:
             self.superseded += 1
             return False

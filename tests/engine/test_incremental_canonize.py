@@ -111,3 +111,18 @@ def test_verify_checks_the_runs_an_incremental_latest_builds_on(tmp_path: Path) 
     assert res.returncode == 1 and "CHAIN_BROKEN" in res.stdout, res.stdout + res.stderr
     res = run_cli("verify", "--all", "--json", "--config", str(cfg))
     assert res.returncode == 1 and "CHAIN_BROKEN" in res.stdout, res.stdout + res.stderr
+
+
+def test_an_unkeyed_stream_s_newest_version_wins_by_document_id(tmp_path: Path) -> None:
+    """A stream that declares no key_properties (or changed them) cannot be compared by key:
+    the canonical document's own id tells the versions apart, so the record updated in the
+    later incremental run is the one kept (the index would keep the oldest otherwise)."""
+    cfg = setup(tmp_path)
+    tap = (tmp_path / "tap.py").read_text().replace('"key_properties": ["id"]', '"key_properties": []')
+    (tmp_path / "tap.py").write_text(tap)
+    for _ in range(2):
+        res = run_cli("run", "--stage", "extract", "--stage", "canonize", "--stage", "index", "--config", str(cfg))
+        assert res.returncode == 0, res.stdout + res.stderr
+    assert canonical(tmp_path) == {"1": "v1-1", "2": "v1-2", "3": "v2-3", "4": "v1-4", "5": "v1-5", "6": "v2-6"}
+    res = run_cli("query", "--id", "3", "--json", "--config", str(cfg))
+    assert res.returncode == 0 and orjson.loads(res.stdout)["name"] == "v2-3", res.stdout + res.stderr

@@ -243,12 +243,19 @@ def write_folders(root: Path, p: Projection, ids: list[str], now: str,
     return stats
 
 
+GENERATED = frozenset({"client.md", "timeline.md", "sessions.md", "billing.md", "measures.md"})
+"""The files a chart folder's projection writes; any other file in it is the practice's own
+and is kept (hard-linked into the new folder) whenever the folder is rewritten."""
+
+
 def _stage_chart(root: Path, name: str, template: bytes, files: dict[str, Rendered], now: str) -> Path | None:
     """Stage a chart folder (None when ``root/name`` already holds exactly these files, with
     its own projected_at): unchanged files are hard links to the old ones; ``client.md``
     keeps the old projected_at only when nothing else changed."""
     final = root / name
     old = listing(final)
+    kept = sorted(n for n in old if n not in GENERATED and not n.startswith("."))  # the user's own files
+    old = {n: size for n, size in old.items() if n in GENERATED}
     previous = None
     if "client.md" in old:
         with open(final / "client.md", "rb") as fh:
@@ -268,6 +275,8 @@ def _stage_chart(root: Path, name: str, template: bytes, files: dict[str, Render
             f.discard()
         else:
             f.place(staging / fname)
+    for fname in kept:  # a note the practice put beside the chart goes with it
+        os.link(final / fname, staging / fname)
     return staging
 
 
@@ -277,6 +286,10 @@ def remove_gone(root: Path, p: Projection) -> int:
     removed = 0
     for entry in sorted(root.iterdir()):
         if entry.is_dir() and is_chart_folder(entry.name) and entry.name not in wanted:
+            if any(n not in GENERATED and not n.startswith(".") for n in listing(entry)):
+                for fname in GENERATED:  # the practice's own notes stay, in the old folder
+                    (entry / fname).unlink(missing_ok=True)
+                continue
             folders.remove_folder(root, entry.name)
             removed += 1
     if removed:

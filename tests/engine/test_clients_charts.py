@@ -195,3 +195,23 @@ def test_billing_totals_never_add_two_currencies(tmp_path: Path) -> None:
     charts.write_charts(root, p, "2026-01-02T00:00:00Z")
     text = (root / "Doe, Jane (01234567)" / "billing.md").read_text()
     assert "100000000000000000000000000.00 GBP" in text
+
+
+def test_the_practice_s_own_files_in_a_chart_folder_are_kept(tmp_path: Path) -> None:
+    """A note saved beside a chart survives the folder being rewritten; when the client's
+    folder goes (renamed, merged, gone), the note stays where it was, without the chart."""
+    root = tmp_path / "clients"
+    p = projection()
+    charts.write_charts(root, p, "2026-01-01T00:00:00Z")
+    folder = root / "Doe, Jane (01234567)"
+    (folder / "notes.md").write_text("my own notes")
+    (folder / "notes.md").chmod(0o600)
+    p.clients["0123456789abcdef"].keys.add("phone:+12125550100")  # the chart changes: rewritten
+    assert charts.write_charts(root, p, "2026-01-02T00:00:00Z").written == 1
+    assert (folder / "notes.md").read_text() == "my own notes"
+    assert charts.write_charts(root, p, "2026-01-03T00:00:00Z").written == 0, "a note alone changes nothing"
+    p.clients["0123456789abcdef"].folder = "Roe, Jane (01234567)"  # renamed
+    charts.write_charts(root, p, "2026-01-04T00:00:00Z")
+    assert (folder / "notes.md").read_text() == "my own notes"
+    assert sorted(x.name for x in folder.iterdir()) == ["notes.md"], "the old chart's files are gone"
+    assert (root / "Roe, Jane (01234567)" / "client.md").is_file()

@@ -46,6 +46,9 @@ def inline(value: object) -> str:
     return _MARKUP.sub(r"\\\g<0>", text) if _MARKUP.search(text) else text
 
 
+_BACKTICKS = re.compile(r"`+")
+
+
 class Code(str):
     """A code span (a document reference): literal inside, so never backslash-escaped; a
     backtick in it is taken care of by its delimiters (:func:`code`)."""
@@ -55,11 +58,15 @@ class Code(str):
 
 def code(value: object) -> Code:
     """``value`` as a Markdown code span on one line: control characters a space, and
-    double backticks around it when it holds one (CommonMark)."""
+    delimited by more backticks than its longest run of them, with spaces (CommonMark), so
+    no text inside can close it."""
     text = str(value)
     if not text.isprintable():
         text = _BREAKS.sub(" ", text)
-    return Code(f"`` {text} ``" if "`" in text else f"`{text}`")
+    if "`" not in text:
+        return Code(f"`{text}`")
+    fence = "`" * (max(len(run) for run in _BACKTICKS.findall(text)) + 1)  # longer than any run inside
+    return Code(f"{fence} {text} {fence}")
 
 
 def _cell(value: object) -> str:

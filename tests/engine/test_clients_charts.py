@@ -153,7 +153,7 @@ def test_chart_text_from_records_stays_text(tmp_path: Path) -> None:
 
     root = tmp_path / "clients"
     p = projection()
-    ref = DocRef("gmail", "box", "email", "m`2")
+    ref = DocRef("gmail", "box", "email", "m`2``<b>x</b>")
     evil = '<img src="https://tracker.example/p.gif"> [Pay now](https://evil.example/pay) ![i](x.png) `x`'
     p.docs[ref] = DocFacts(ref, "2024-01-03T03:04:05Z", evil)
     p.links.append(Link("0123456789abcdef", ref, "email", "in", "email:jane@example.org"))
@@ -161,7 +161,8 @@ def test_chart_text_from_records_stays_text(tmp_path: Path) -> None:
     text = (root / "Doe, Jane (01234567)" / "timeline.md").read_text()
     html = MarkdownIt("commonmark").enable("table").render(text)
     assert "<img" not in html and "<a " not in html and "tracker.example/p.gif" in html
-    assert "<code>gmail:box:email:m`2</code>" in html and "<code>gmail:box:email:m1</code>" in html
+    assert "<code>gmail:box:email:m`2``&lt;b&gt;x&lt;/b&gt;</code>" in html and "<b>" not in html
+    assert "<code>gmail:box:email:m1</code>" in html
 
 
 def test_measures_md_headings_carry_no_control_character() -> None:

@@ -99,15 +99,25 @@ def _extends(c: str) -> bool:
 
 
 def assign_folders(clients: dict[str, Client]) -> None:
-    """Give every client its folder name; short ids grow where two would collide."""
-    width = 8
+    """Give every client its folder name; a short id grows only where it would be another
+    client's (two new clients sharing 8 hex digits no longer rename every other folder)."""
     ids = sorted(clients)
-    while width < 16 and len({i[:width] for i in ids}) < len(ids):
-        width += 2
-    for cid in ids:
+    for n, cid in enumerate(ids):
+        shared = max((_common(cid, ids[m]) for m in (n - 1, n + 1) if 0 <= m < len(ids)), default=0)
+        width = min(16, max(8, shared + 1 + (shared + 1) % 2))  # even widths, as they always were
         c = clients[cid]
         suffix = f" ({cid[:width]})"
         c.folder = safe_name(c.card.sort_name, MAX_FOLDER_BYTES - len(suffix)) + suffix
+
+
+def _common(a: str, b: str) -> int:
+    """The length of the common prefix of ``a`` and ``b``."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def is_chart_folder(name: str) -> bool:

@@ -38,7 +38,8 @@ def test_folder_names_are_told_apart_by_id_and_ids_grow_on_collision() -> None:
                                         client("bbbbbbbb33333333"))}
     charts.assign_folders(clients)
     names = sorted(c.folder for c in clients.values())
-    assert names == ["Doe, Jane (aaaaaaaa11)", "Doe, Jane (aaaaaaaa22)", "Doe, Jane (bbbbbbbb33)"]
+    assert names == ["Doe, Jane (aaaaaaaa11)", "Doe, Jane (aaaaaaaa22)", "Doe, Jane (bbbbbbbb)"], \
+        "only the two ids that share 8 digits grow: the other folder keeps its name"
     assert all(charts.is_chart_folder(n) for n in names)
     assert not charts.is_chart_folder("notes") and not charts.is_chart_folder(".staging-1 (abcdef12)")
 

@@ -241,7 +241,7 @@ class Canonizer:
                         if exc.fatal:  # out of time or stack: stop now, not after every record
                             raise CanonizeFailed(ErrorCode(exc.code), part_path) from None
                         continue
-                    if not newest.keep_document(ct.kind, doc.get("source_id")):
+                    if not newest.keep_document(rec.stream, ct.kind, doc.get("source_id")):
                         continue
                     if self.ids is not None:
                         self.ids.add(rec.stream, doc)

@@ -60,15 +60,18 @@ class NewestWins:
         self._this_run.add(digest)
         return True
 
-    def keep_document(self, kind: str, source_id: object) -> bool:
-        """False when a newer run already gave a canonical document of this kind and
-        ``source_id`` (always True when off). The tap's key cannot tell a record's versions
+    def keep_document(self, stream: str, kind: str, source_id: object) -> bool:
+        """False when a newer run already gave, from the same stream, a canonical document of
+        this kind and ``source_id`` (always True when off; another stream's document with the
+        same id is a collision, which canonize reports, never a newer version). The tap's key cannot tell a record's versions
         apart when the stream declares none or changed it between runs; the document's own id
         can, and without this the index, which keeps a duplicate's last line, would keep the
         oldest version (the chain is written newest run first)."""
         if not self.enabled or not isinstance(source_id, str):
             return True
-        digest = hashlib.blake2b(b"\0doc\0" + kind.encode() + b"\0" + source_id.encode(), digest_size=16).digest()
+        parts = (stream, kind, source_id)
+        digest = hashlib.blake2b(b"\0".join([b"\0doc", *(p.encode("utf-8", "surrogatepass") for p in parts)]),
+                                 digest_size=16).digest()
         if digest in self._newer:
             self.superseded += 1
             return False

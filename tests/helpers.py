@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,6 +57,13 @@ def write_config(tmp: Path, extractors: list[dict[str, Any]], **top: Any) -> Pat
     path = tmp / "pipeline.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+def copy_workspace(built: Path, tmp_path: Path) -> Path:
+    """This test's own copy of a workspace a module fixture built (``tmp_path/ws``)."""
+    ws = tmp_path / "ws"
+    shutil.copytree(built, ws, symlinks=True)
+    return ws
 
 
 def account_dir(ws: Path, ex: dict[str, Any]) -> Path:

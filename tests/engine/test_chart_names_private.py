@@ -24,7 +24,7 @@ import pytest
 
 from engine.clients.charts import FILES, is_chart_folder
 from engine.store.shown import CHART_FILES, CHART_ID, shown_name, shown_path
-from tests.helpers import clean_env, run_cli
+from tests.helpers import clean_env, copy_workspace, run_cli
 
 ENV = clean_env(LORCH_DEMO_RECORDS="20", COLUMNS="400")
 INVENTED = "Able-Smith, Alice"
@@ -40,10 +40,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ws
 
 
-def copy(built: Path, tmp_path: Path) -> Path:
-    ws = tmp_path / "ws"
-    shutil.copytree(built, ws, symlinks=True)
-    return ws
+copy = copy_workspace
 
 
 def cli(ws: Path, *args: str, prog: str = "lorch_tui.cli") -> subprocess.CompletedProcess[str]:

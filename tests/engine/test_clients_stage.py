@@ -36,7 +36,7 @@ from engine.demo_taps.people import (
 )
 from engine.demo_taps.truth import truth
 from lorch_tui.bigtable import clean
-from tests.helpers import REPO, clean_env, log_events, run_cli, wait_for
+from tests.helpers import REPO, clean_env, copy_workspace, log_events, run_cli, wait_for
 
 RECORDS = 30
 DEMO = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
@@ -62,10 +62,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ws
 
 
-def copy(built: Path, tmp_path: Path) -> Path:
-    ws = tmp_path / "ws"
-    shutil.copytree(built, ws, symlinks=True)
-    return ws
+copy = copy_workspace
 
 
 def db(ws: Path) -> sqlite3.Connection:

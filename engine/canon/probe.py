@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +57,18 @@ def _run_child(request: dict[str, Any], count: int) -> tuple[dict[str, str | Non
     from engine.limits import OOM_MARKERS
 
     budget = count * (10 * request["timeout_ms"] / 1000 + 5) + 10
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "engine.canon.probe"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=err)
-        timed_out = False
-        try:
-            out, _ = proc.communicate(orjson.dumps(request), timeout=budget)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-            timed_out = True
-        err.seek(0)
-        tail = err.read()[-65536:]
+    # stderr through a pipe, never a file: a golden sample may be real data (no temporary
+    # file outside the workspace ever holds what the child says).
+    proc = subprocess.Popen([sys.executable, "-m", "engine.canon.probe"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    timed_out = False
+    try:
+        out, err = proc.communicate(orjson.dumps(request), timeout=budget)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        timed_out = True
+    tail = err[-65536:]
     done: dict[str, str | None] = {}
     current: str | None = None
     for line in out.splitlines():

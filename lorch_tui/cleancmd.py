@@ -25,8 +25,9 @@ from rich.console import Console
 from engine.config.load import load
 from engine.errors import ExitCode, UsageError
 from engine.ops.cleanup import CLEAN_STAGES, Target, delete, partial_targets, plan_clean
+from engine.store.lock import WorkspaceLock
 from engine.store.shown import CHARTS_DIR, chart_hint, private_os_error, shown_name, shown_path
-from engine.store.workspace import Workspace, WorkspaceLock, check_not_a_file
+from engine.store.workspace import Workspace, check_not_a_file
 from lorch_tui.summary import human_bytes
 
 

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from engine.stages.spec import TaskSpec
 from engine.store.fsutil import ensure_dir, open_private
-from engine.store.workspace import held_lock_fds
+from engine.store.lock import held_lock_fds
 
 EVENT_LINE_LIMIT = 16 * 1024 * 1024
 """The longest event line a worker may write (a longer one is skipped as a bad event)."""

@@ -26,9 +26,10 @@ from engine.run.hooks import failure_summary, run_on_failure
 from engine.run.plan import Plan
 from engine.run.runner import Runner, RunResult
 from engine.store.fsutil import ensure_dir, open_private, secure_umask
+from engine.store.lock import WorkspaceLock
 from engine.store.logsink import JsonLogSink
 from engine.store.state import StateRecorder
-from engine.store.workspace import Workspace, WorkspaceLock, check_permissions
+from engine.store.workspace import Workspace, check_permissions
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """What is on disk and how it is written: the lowest layer of the engine.
 
-* :mod:`engine.store.workspace` — the workspace's paths and its run lock.
+* :mod:`engine.store.workspace` — the workspace's paths and its permission checks.
+* :mod:`engine.store.lock` — the workspace's run lock (one writer at a time).
 * :mod:`engine.store.fsutil` — private (0600/0700), atomic writes.
 * :mod:`engine.store.fsgen` — generations: a folder of files replaced as one.
 * :mod:`engine.store.state` — the run history ``state/lorch.sqlite``, written from events.

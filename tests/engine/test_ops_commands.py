@@ -43,7 +43,8 @@ HOLDER = """\
 import sys
 from pathlib import Path
 from engine.store.fsutil import secure_umask
-from engine.store.workspace import Workspace, WorkspaceLock
+from engine.store.workspace import Workspace
+from engine.store.lock import WorkspaceLock
 secure_umask()
 ws = Workspace(Path(sys.argv[1])).prepare()
 lock = WorkspaceLock(ws, command="test-holder").acquire()
@@ -574,7 +575,8 @@ def test_a_run_waiting_for_the_lock_says_so_and_stops_at_once_on_a_signal(tmp_pa
     freed, SIGTERM killed the process without its exit code, and nothing said it waited."""
     import threading
 
-    from engine.store.workspace import Workspace, WorkspaceLock
+    from engine.store.lock import WorkspaceLock
+    from engine.store.workspace import Workspace
     cfg = write_config(tmp_path, [demo_extractor("quick", records=5)])
     ws = Workspace(tmp_path / "ws")
     ws.root.mkdir(mode=0o700)

@@ -29,7 +29,8 @@ HOLDER = """\
 import sys
 from pathlib import Path
 from engine.store.fsutil import secure_umask
-from engine.store.workspace import Workspace, WorkspaceLock
+from engine.store.workspace import Workspace
+from engine.store.lock import WorkspaceLock
 secure_umask()
 ws = Workspace(Path(sys.argv[1])).prepare()
 lock = WorkspaceLock(ws, command="test-holder").acquire()

@@ -21,8 +21,9 @@ from engine.config.load import load as load_config
 from engine.errors import WorkspaceBusy
 from engine.events import TaskProgress
 from engine.run.session import open_workspace
+from engine.store.lock import WorkspaceLock
 from engine.store.logsink import log_path
-from engine.store.workspace import Workspace, WorkspaceLock
+from engine.store.workspace import Workspace
 from lorch_tui.app import LorchApp
 from lorch_tui.model import RunModel
 from lorch_tui.screens.modals import ConfirmScreen, FilterScreen, HelpScreen, ValidateScreen

@@ -151,7 +151,7 @@ class Projection:
     unused_overrides: int = 0
     override_pins: dict[tuple[str, str], str] = field(default_factory=dict)
     """(document, client or "") -> the identity each ``link:`` without ``sha256`` holds for
-    (``engine.clients.resolve.identity``; stored with the tables)."""
+    (``engine.clients.decide.identity``; stored with the tables)."""
     stale_overrides: int = 0
     """Links not applied: their document is no longer the one they were first applied to."""
     documents: int = -1

@@ -11,30 +11,27 @@ Deterministic and explainable, never a guess:
    its reference to another document (which links where that one links); its mail
    participants outside the practice (each address on its own, with the direction); its
    keys, which must all agree on exactly one client whose birth date (when both have one)
-   is the document's. Otherwise it stays unlinked, with the reason.
+   is the document's. Otherwise it stays unlinked, with the reason (the decision pass:
+   :mod:`engine.clients.decide`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-import orjson
-
 from engine.clients import keys as K
+from engine.clients.decide import Decisions, identity
 from engine.clients.model import (
     Card,
     Client,
     Conflict,
-    Direction,
     DocFacts,
     DocRef,
     Link,
     Projection,
     Reason,
-    Rule,
     Unlinked,
     client_id_for,
 )
@@ -42,10 +39,6 @@ from engine.clients.overrides import Overrides
 from engine.clients.rules import LinkRule, first_text, rule_for, texts, values
 from engine.config import ClientsConfig
 
-SEP = ", "
-"""Between keys in an unlinked document's detail (no key contains it: names lose their
-punctuation, addresses cannot hold a comma and a space)."""
-_RULE_OF_KIND: dict[str, Rule] = {"email": "email", "phone": "phone", "name_dob": "name_dob"}
 MEMO_MAX = 16_384
 """Entries of each normalisation memo (addresses, phones) before it starts over: strangers'
 addresses are mostly seen once, and an unbounded memo grew with the mailbox."""
@@ -191,9 +184,9 @@ class Resolver:
         conflicts = self._conflicts(holders)
         links: list[Link] = []
         unlinked: list[Unlinked] = []
-        state = _State(self, clients, alias, holders, lookup=self.docs.get,
-                       targets={t for facts in self.docs.values() for t in facts.refs},
-                       on_links=links.extend, on_unlinked=unlinked.append)
+        state = Decisions(self.overrides, self.pins, clients, alias, holders, lookup=self.docs.get,
+                          targets={t for facts in self.docs.values() for t in facts.refs},
+                          on_links=links.extend, on_unlinked=unlinked.append)
         for ref in sorted(self.docs):
             state.decide(ref)
         return self.finish(clients, conflicts, state, links, unlinked, self.docs, unused)
@@ -202,15 +195,15 @@ class Resolver:
                 lookup: Callable[[DocRef], DocFacts | None], targets: AbstractSet[DocRef],
                 on_links: Callable[[list[Link]], object],
                 on_unlinked: Callable[[Unlinked], object],
-                exists: Callable[[DocRef], bool] | None = None) -> tuple[dict[str, Conflict], _State]:
+                exists: Callable[[DocRef], bool] | None = None) -> tuple[dict[str, Conflict], Decisions]:
         """The conflicts and a decision pass over facts kept elsewhere (the streaming resolver)."""
         holders = _holders(clients.values())
-        return self._conflicts(holders), _State(self, clients, alias, holders, lookup=lookup,
-                                                targets=targets, on_links=on_links,
-                                                on_unlinked=on_unlinked, exists=exists)
+        decisions = Decisions(self.overrides, self.pins, clients, alias, holders, lookup=lookup,
+                              targets=targets, on_links=on_links, on_unlinked=on_unlinked, exists=exists)
+        return self._conflicts(holders), decisions
 
     @staticmethod
-    def finish(clients: dict[str, Client], conflicts: dict[str, Conflict], state: _State,
+    def finish(clients: dict[str, Client], conflicts: dict[str, Conflict], state: Decisions,
                links: list[Link], unlinked: list[Unlinked], docs: dict[DocRef, DocFacts],
                unused: int) -> Projection:
         """The projection of a finished decision pass (conflicts get their document counts)."""
@@ -281,179 +274,6 @@ def _card(doc: dict[str, Any], rule: LinkRule) -> Card:
         emails=texts(doc, rule.emails), phones=texts(doc, rule.phones),
         addresses=texts(doc, ("addresses.*.full",)),
     )
-
-
-class _State:
-    """The decisions of one resolve pass (links, unlinked documents, conflict counts)."""
-
-    def __init__(self, resolver: Resolver, clients: dict[str, Client], alias: dict[str, str],
-                 holders: dict[str, set[str]], *, lookup: Callable[[DocRef], DocFacts | None],
-                 targets: AbstractSet[DocRef], on_links: Callable[[list[Link]], object],
-                 on_unlinked: Callable[[Unlinked], object],
-                 exists: Callable[[DocRef], bool] | None = None) -> None:
-        self.r = resolver
-        self.clients = clients
-        self.alias = alias
-        self.holders = holders
-        self.lookup = lookup
-        """A document's facts by its ref (None: not indexed); asked for references' targets
-        and overridden documents only, the sorted pass hands each document's facts in."""
-        self.exists = exists or (lambda ref: lookup(ref) is not None)
-        """Whether a reference's target is indexed (without its facts: the streaming
-        resolver answers from a set and fetches the facts only to decide it)."""
-        self.on_links = on_links
-        self.on_unlinked = on_unlinked
-        self.conflict_docs: dict[str, int] = {}
-        self.decided: dict[DocRef, list[Link] | Unlinked] = {}
-        """Decisions other documents refer to (memoised; the rest are decided once, by the
-        sorted pass, and not kept: one entry per document was a tenth of the task's memory)."""
-        self.targets = targets
-        self.forced: dict[DocRef, str | None] = {}
-        self.unused_overrides = 0
-        self.stale_overrides = 0
-        self.pins: dict[tuple[str, str], str] = {}
-        """The pins to store with this projection (see :attr:`Resolver.pins`)."""
-        for item in resolver.overrides.link:
-            ref = DocRef.parse(item.document)
-            target = alias.get(item.client or "", item.client)
-            facts = lookup(ref)
-            if facts is None or (target is not None and target not in clients):
-                self.unused_overrides += 1
-                continue
-            if item.sha256 is None and not self._holds(resolver.pins, (item.document, item.client or ""), facts):
-                continue
-            self.forced[ref] = target
-
-    def _holds(self, stored: dict[tuple[str, str], str], key: tuple[str, str], facts: DocFacts) -> bool:
-        """Whether an unpinned link still names what it was first applied to: the document's
-        identity (its keys, participants and references, :func:`identity`), not its whole
-        content, so a transform edit or a new field keeps the link, and a sheet row renumbered
-        onto another person's row (other keys) does not. A stale link stays stale (its first
-        identity is kept) until the operator pins it (``sha256:``) or writes it anew."""
-        now = identity(facts)
-        first = stored.get(key)
-        if first is not None and first != now:
-            self.stale_overrides += 1
-            self.pins[key] = first
-            return False
-        self.pins[key] = now
-        return True
-
-    def decide(self, ref: DocRef, depth: int = 0, facts: DocFacts | None = None) -> list[Link] | Unlinked:
-        """The decision for one document (memoised; references are followed)."""
-        done = self.decided.get(ref)
-        if done is not None:
-            return done
-        if facts is None:
-            facts = self.lookup(ref)
-            assert facts is not None, "decide() is called for indexed documents only"
-        result = self._decide(ref, depth, facts)
-        if ref in self.targets:
-            self.decided[ref] = result
-        if isinstance(result, Unlinked):
-            self.on_unlinked(result)
-            if result.reason == "conflict":
-                for key in result.detail.split(SEP):
-                    self.conflict_docs[key] = self.conflict_docs.get(key, 0) + 1
-        else:
-            self.on_links(result)
-        return result
-
-    def _decide(self, ref: DocRef, depth: int, facts: DocFacts) -> list[Link] | Unlinked:
-        if ref in self.forced:
-            return self._forced(ref, depth, facts)
-        return self._by_rules(ref, depth, facts)
-
-    def _forced(self, ref: DocRef, depth: int, facts: DocFacts) -> list[Link] | Unlinked:
-        """An overridden document: to no one, or to the override's client, whatever the rules
-        say (a link whose document's content changed since was dropped before: check_pins)."""
-        target = self.forced[ref]
-        if target is None:
-            return Unlinked(ref, "override", "")
-        return [Link(target, ref, "override", facts.direction, "overrides file")]
-
-    def _by_rules(self, ref: DocRef, depth: int, facts: DocFacts) -> list[Link] | Unlinked:
-        if not facts.has_rule:
-            return Unlinked(ref, "no_rule", "")
-        if facts.defines:
-            own = client_id_for(ref.source, ref.account, ref.entity_id)
-            cid = self.alias.get(own, own)
-            if cid in self.clients:  # its own record; a merged one is there by override
-                rule: Rule = "override" if cid != own else "source_ref"
-                return [Link(cid, ref, rule, None, ref.entity_id)]
-        if facts.refs:
-            return self._by_ref(facts, depth)
-        if facts.mail:
-            return self._by_participants(facts)
-        return self._by_keys(facts)
-
-    def _by_ref(self, facts: DocFacts, depth: int) -> list[Link] | Unlinked:
-        for target in facts.refs:
-            if target != facts.ref and depth < 8 and self.exists(target):
-                got = self.decide(target, depth + 1)
-                if isinstance(got, Unlinked):
-                    return Unlinked(facts.ref, "ref_unlinked", target.text())
-                return [Link(cid, facts.ref, "source_ref", facts.direction, target.text())
-                        for cid in dict.fromkeys(link.client_id for link in got)]
-        return Unlinked(facts.ref, "ref_missing", SEP.join(t.text() for t in facts.refs))
-
-    def _by_participants(self, facts: DocFacts) -> list[Link] | Unlinked:
-        if facts.direction == "internal":
-            return Unlinked(facts.ref, "internal", "")
-        if not facts.outside:
-            return Unlinked(facts.ref, "no_key", "")
-        links: dict[str, Link] = {}
-        shared: list[str] = []
-        for key in facts.outside:
-            who = self.holders.get(key, set())
-            if len(who) == 1:
-                cid = next(iter(who))
-                links.setdefault(cid, Link(cid, facts.ref, "email", facts.direction, key))
-            elif len(who) > 1:
-                shared.append(key)
-        if links:
-            return list(links.values())
-        if shared:
-            return Unlinked(facts.ref, "conflict", SEP.join(shared))
-        return Unlinked(facts.ref, "no_match" if facts.outside else "no_key",
-                        SEP.join(facts.outside))
-
-    def _by_keys(self, facts: DocFacts) -> list[Link] | Unlinked:
-        if not facts.keys:
-            return Unlinked(facts.ref, "no_key", "")
-        matched = [(k, self.holders[k]) for k in facts.keys if self.holders.get(k)]
-        if not matched:
-            return Unlinked(facts.ref, "no_match", SEP.join(facts.keys))
-        unique = {next(iter(who)) for _, who in matched if len(who) == 1}
-        if not unique:
-            return Unlinked(facts.ref, "conflict", SEP.join(k for k, _ in matched))
-        if len(unique) > 1 or any(not (unique <= who) for _, who in matched):
-            return Unlinked(facts.ref, "disagree", SEP.join(k for k, _ in matched))
-        cid = next(iter(unique))
-        if self._identity_differs(facts, cid):
-            return Unlinked(facts.ref, "disagree", SEP.join(k for k, _ in matched))
-        key = next(k for k, who in matched if who == {cid})
-        direction: Direction | None = facts.direction
-        return [Link(cid, facts.ref, _RULE_OF_KIND[K.key_kind(key)], direction, key)]
-
-    def _identity_differs(self, facts: DocFacts, cid: str) -> bool:
-        """True when the document's birth date is none of the client's: a child or parent who
-        shares the client's phone or e-mail, or a contact the ``where`` conditions left out,
-        is someone else whatever the shared number says, so nothing links. Names are not
-        compared (a middle initial, a nickname, a married name are the same person; twins,
-        one birth date and two names, stay a known limit: docs/clients.md)."""
-        mine = {K.name_dob_date(k) for k in facts.keys if K.key_kind(k) == "name_dob"}
-        if not mine:
-            return False
-        theirs = {K.name_dob_date(k) for k in self.clients[cid].keys if K.key_kind(k) == "name_dob"}
-        return bool(theirs) and not theirs & mine
-
-
-def identity(facts: DocFacts) -> str:
-    """What makes a document someone's: its kind, keys, mail participants and references
-    (sha256 hex), the pin of a ``link:`` override."""
-    return hashlib.sha256(orjson.dumps([facts.ref.kind, sorted(facts.keys), sorted(facts.outside),
-                                        sorted(r.text() for r in facts.refs)])).hexdigest()
 
 
 __all__ = ["Reason", "Resolver", "identity"]

@@ -15,7 +15,7 @@ of it:
    which referenced documents exist (a set: their facts stay on disk and are fetched only
    when one is decided before the scan reaches it; a session or an invoice is decided by its
    contact's decision, memoised as before); then every row in key order,
-   decided by the very same code as the in-memory resolver (:class:`engine.clients.resolve._State`),
+   decided by the very same code as the in-memory resolver (:class:`engine.clients.decide.Decisions`),
    its links and unlinked reason appended to scratch tables and dropped. Only counts stay:
    links per client, the clients of form responses (for the measures), conflict counts.
 3. **Use**: the project task attaches the scratch database to the index connection and

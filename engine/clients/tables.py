@@ -88,7 +88,7 @@ normalised keys; ``shared`` when another client holds the key too), ``client_lin
 ``client_conflicts`` (keys several clients hold; ``reviewed`` by an ``apart`` override),
 ``client_unlinked`` (documents linked to no one, with ``reason``), ``client_override_pins``
 (the identity each ``link:`` override without ``sha256`` was first applied to; ``client`` is
-"" for a link to no one: :func:`engine.clients.resolve.identity`) and ``clients_meta``
+"" for a link to no one: :func:`engine.clients.decide.identity`) and ``clients_meta``
 (``schema_version``, ``inputs_sha256``, ``projected_at``, ``charts_done``, the measures'
 totals and the tables' ``count_*`` totals)."""
 

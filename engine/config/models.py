@@ -32,8 +32,8 @@ STAGES = ("extract", "canonize", "index", "project")
 def _safe_name(value: str) -> str:
     if not is_safe_segment(value):
         raise ValueError(
-            f"{value!r} is not a safe name: use 1-128 letters, digits, '.', '_' or '-' "
-            "(not '.' or '..'), because it becomes a folder name in the workspace"
+            f"{value!r} is not a safe name: use 1-128 ASCII letters, digits, '.', '_' or '-', "
+            "starting with a letter, digit or '_', because it becomes a folder name in the workspace"
         )
     return value
 

@@ -17,14 +17,15 @@ import orjson
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
-SAFE_SEGMENT = re.compile(r"[A-Za-z0-9._-]{1,128}")
+SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 """A safe name, matched against the whole string (``fullmatch``: ``$`` alone would let a
-trailing newline through)."""
+trailing newline through). Not starting with ``.`` (a hidden name: the workspace's own scratch
+and staging files are, and readers skip them) or ``-`` (an option on a command line)."""
 
 
 def is_safe_segment(value: str) -> bool:
     """True when ``value`` can be one path segment under the workspace."""
-    return bool(SAFE_SEGMENT.fullmatch(value)) and value not in (".", "..")
+    return bool(SAFE_SEGMENT.fullmatch(value))
 
 
 def secure_umask() -> None:

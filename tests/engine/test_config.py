@@ -111,6 +111,8 @@ BAD: list[Bad] = [
     Bad("unsafe-dotdot", edit("account: a1", "account: '..'"), 7, "extractors[0].account", "not a safe name"),
     Bad("unsafe-dot", edit("domain: email", "domain: '.'", nth=2), 11, "extractors[1].domain", "not a safe name"),
     Bad("unsafe-slash", edit("source: tiny", "source: a/b"), 6, "extractors[0].source", "not a safe name"),
+    Bad("unsafe-hidden", edit("account: a1", "account: .a1"), 7, "extractors[0].account", "not a safe name"),
+    Bad("unsafe-option", edit("source: tiny", "source: -tiny"), 6, "extractors[0].source", "not a safe name"),
     Bad("unsafe-nul", edit("account: a1", 'account: "a\\0b"'), 7, "extractors[0].account", "not a safe name"),
     Bad("unsafe-300-chars", edit("name: alpha", "name: " + "x" * 300).replace("[alpha, beta]", "[beta]"),
         4, "extractors[0].name", "not a safe name"),

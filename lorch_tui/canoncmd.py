@@ -33,6 +33,9 @@ def transform_rows(cfg: PipelineConfig) -> list[dict[str, object]]:
     not mapped yet, ``unused``, or ``unused (older version)`` once a later one is mapped.
     """
     reg = registry_for(cfg)
+    if not reg.transforms_dir.is_dir():
+        raise UsageError(f"stages.canonize.transforms_dir {reg.transforms_dir} is not a folder (missing, or a file)",
+                         hint="fix the path in the config, or create the folder (`lorchestra transform new`)")
     used: dict[str, list[str]] = {}
     for m in cfg.stages.canonize.mappings:
         used.setdefault(m.transform, []).append(f"{m.source}/{m.stream}")

@@ -75,6 +75,9 @@ class Registry:
     def load(cls, transforms_dir: Path | None = None, schemas_dir: Path | None = None) -> Registry:
         """Scan the folders; problems are collected, not raised."""
         reg = cls(transforms_dir or DEFAULT_TRANSFORMS, schemas_dir or DEFAULT_SCHEMAS)
+        for key, folder in (("transforms_dir", reg.transforms_dir), ("schemas_dir", reg.schemas_dir)):
+            if not folder.is_dir():  # a typo would otherwise read as "no transforms, all pass"
+                reg.problems.append(f"stages.canonize.{key} {folder} is not a folder (missing, or a file)")
         for path in sorted(reg.transforms_dir.glob("*/*.jsonata")):
             try:
                 t = _load_transform(reg.transforms_dir, path)

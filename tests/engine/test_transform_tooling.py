@@ -248,3 +248,19 @@ def test_sigterm_to_transform_run_stops_its_capped_child(tmp_path: Path) -> None
         for pid in children():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_transforms_dir_that_does_not_exist_is_named_not_passed(tmp_path: Path) -> None:
+    """A typo in ``transforms_dir`` read as an empty registry: `transform test` said "all golden
+    samples pass" and `list transforms` listed none, both with exit 0."""
+    cfg = tmp_path / "p.yaml"
+    missing = tmp_path / "transforms_typo"
+    cfg.write_text(yaml.safe_dump({"pipeline": {"name": "t", "version": "1"}, "workspace": str(tmp_path / "ws"),
+                                   "extractors": [demo_extractor("g1")],
+                                   "stages": {"canonize": {"transforms_dir": str(missing)}}}))
+    tested = run_cli("transform", "test", "--config", str(cfg))
+    assert tested.returncode == 1, tested.stdout + tested.stderr
+    assert f"{missing} is not a folder" in tested.stdout + tested.stderr
+    listed = run_cli("list", "transforms", "--config", str(cfg))
+    assert listed.returncode == 2 and f"{missing} is not a folder" in listed.stderr
+    assert not missing.exists()

@@ -28,6 +28,7 @@ from lorch_tui.bigtable import clean, print_table
 def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
     """The index of the configured workspace; a usage error (exit 2) when there is none."""
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
+    ns.vectors_on = loaded.config.stages.index.vectors  # the ranked search's hints depend on it
     check_not_a_file(loaded.workspace)
     ws = Workspace(loaded.workspace)
     try:

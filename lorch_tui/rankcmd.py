@@ -50,6 +50,13 @@ def _note(message: str) -> None:
     sys.stderr.write(f"note: {message}\n")
 
 
+def _how_to_embed(ns: argparse.Namespace) -> str:
+    """How the missing vectors get made: an index run, or first the config when they are off."""
+    if getattr(ns, "vectors_on", True):
+        return "`lorchestra run --stage index` adds them"
+    return "they are switched off: set stages.index.vectors: true in the config, then run `lorchestra run --stage index`"
+
+
 def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | None) -> int:
     """Rank, print, return the exit code. ``base`` carries the filters (and no text)."""
     from engine.index.query import fts_query
@@ -66,11 +73,13 @@ def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | N
     q = dataclasses.replace(base, limit=None if limit is None else limit + 1)
     total = int(store.conn.execute("SELECT count(*) FROM documents").fetchone()[0])
     for attempt in range(3):
-        hits, mode = _search(searcher, text, q, mode, total, similar=ns.similar is not None)
+        hits, mode = _search(searcher, text, q, mode, total, similar=ns.similar is not None,
+                             how=_how_to_embed(ns))
         # counted by the vector ranking's own pass (a separate count cost 2 s at 1,000,000)
-        if attempt == 0 and mode != "bm25" and searcher.embedded is not None and searcher.embedded < total:
-            _note(f"{total - searcher.embedded:,} of {total:,} documents have no vector yet and rank by "
-                  "words only (`lorchestra run --stage index` adds them)")
+        if attempt == 0 and mode != "bm25" and searcher.embedded and searcher.embedded < total:
+            fate = "are not found by --similar" if mode == "vector" else "rank by words only"
+            _note(f"{total - searcher.embedded:,} of {total:,} documents have no vector yet and {fate} "
+                  f"({_how_to_embed(ns)})")
         more = limit is not None and len(hits) > limit
         hits = hits[:limit] if limit is not None else hits
         if not ns.json:
@@ -90,7 +99,7 @@ def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | N
 
 
 def _search(searcher: Searcher, text: str, q: Query, mode: Mode, total: int, *,
-            similar: bool) -> tuple[list[Hit], Mode]:
+            similar: bool, how: str) -> tuple[list[Hit], Mode]:
     """The hits and the mode that gave them: hybrid falls back to words when no document has
     a vector (with a note); errors become usage errors with their hint."""
     from engine.index.ranked import VectorsMissing
@@ -101,11 +110,9 @@ def _search(searcher: Searcher, text: str, q: Query, mode: Mode, total: int, *,
             return searcher.search(text, q, mode), mode
         except VectorsMissing:
             if total > 0 and mode == "hybrid":
-                _note("the index has no document vectors yet: ranking by words only "
-                      "(`lorchestra run --stage index` adds them)")
+                _note(f"the index has no document vectors yet: ranking by words only ({how})")
                 return searcher.search(text, q, "bm25"), "bm25"
-            hint = ("build them with `lorchestra run --stage index` (unchanged documents are only "
-                    "embedded, not reloaded)" if total > 0 else "build them with `lorchestra run --stage index`")
+            hint = (f"{how} (unchanged documents are only embedded, not reloaded)" if total > 0 else how)
             raise UsageError("the index has no document vectors of the current model yet", hint=hint) from None
     except ModelUnavailable:
         raise LorchError("the embedding model shipped in the wordllama package cannot be loaded",

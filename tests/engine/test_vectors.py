@@ -401,9 +401,11 @@ def test_usage_errors(demo: tuple[Path, Path], tmp_path: Path) -> None:
     off = write_config(tmp_path, exs, stages={"canonize": {"mappings": MAPPINGS}, "index": {"vectors": False}})
     assert run_cli("run", "--config", str(off), timeout=300).returncode == 0
     res = _query(off, "--similar", "telehealth")
-    assert res.returncode == 2 and "no document vectors" in res.stderr and "lorchestra run --stage index" in res.stderr
+    # vectors are off: an index run alone never adds them, so the hint says to switch them on
+    assert res.returncode == 2 and "no document vectors" in res.stderr and "stages.index.vectors: true" in res.stderr
+    assert "ranking by words only" not in res.stderr
     res = _query(off, "--text", "telehealth", "--json")
-    assert res.returncode == 0 and "ranking by words only" in res.stderr
+    assert res.returncode == 0 and "ranking by words only" in res.stderr and "switched off" in res.stderr
 
 
 def test_catching_up_after_a_model_change_is_bounded_per_run(tmp_path: Path,

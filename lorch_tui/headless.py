@@ -74,8 +74,8 @@ def rejects_note(event: TaskFinished) -> str:
     if not event.rejects:
         return ""
     if event.stage == "canonize":
-        return (f", {event.rejects:,} rejected (missing downstream; why: the account's "
-                "canonical/SOURCE/ACCOUNT.rejects.jsonl)")
+        return (f", {event.rejects:,} rejected (missing downstream; why: "
+                f"canonical/*/{event.account}.rejects.jsonl)")
     if event.stage == "project":
         return f", {event.rejects:,} questionnaire response(s) not scored (canonical/measures/scored.rejects.jsonl)"
     return f", {event.rejects:,} rejected"

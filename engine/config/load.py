@@ -47,8 +47,9 @@ def find_config(explicit: str | os.PathLike[str] | None) -> tuple[Path, str]:
         if value is None:
             continue
         if not os.fspath(value).strip():
+            example = "--config config/pipeline.yaml" if where == "--config" else "LORCH_CONFIG=config/pipeline.yaml"
             raise ConfigError(f"{where} is empty: it must name the config file",
-                              hint=f"give a path (e.g. {where} config/pipeline.yaml), or leave it out")
+                              hint=f"give a path (e.g. {example}), or leave it out")
         return Path(value).expanduser(), where
     if LOCAL_CONFIG.is_file():
         return LOCAL_CONFIG, "./config/pipeline.yaml"
@@ -75,8 +76,9 @@ def _workspace_override(flag: str | os.PathLike[str] | None) -> str | None:
             continue
         text = os.fspath(value)
         if not text.strip():
+            example = "--workspace ~/phi-data" if where == "--workspace" else "LORCH_WORKSPACE=~/phi-data"
             raise ConfigError(f"{where} is empty: it must name the workspace folder",
-                              hint=f"give a path (e.g. {where} ~/phi-data), or leave it out to use "
+                              hint=f"give a path (e.g. {example}), or leave it out to use "
                                    "the config's workspace")
         return text
     return None

@@ -48,7 +48,8 @@ class Target:
     bytes: int
     runs: int = 0
     vault: bool = False
-    """Whether it lies in the vault (deleting it loses the audit trail)."""
+    """Whether it lies in the vault (deleting it loses the audit trail), or is the extract
+    stage's diagnostics, which are deleted only with the vault."""
 
     @property
     def is_vault(self) -> bool:
@@ -143,8 +144,8 @@ def plan_clean(ws: Workspace, stages: list[str]) -> list[Target]:
         else:
             out += _vault_targets(ws)
         diag = ws.diagnostics / stage
-        if diag.exists():
-            out.append(_target(stage, diag))
+        if diag.exists():  # the extract stage's goes and stays with the vault (--all keeps both)
+            out.append(_target(stage, diag, vault=stage == "extract"))
     return out
 
 

@@ -440,15 +440,20 @@ def test_clean_yes_deletes_exactly_what_dry_run_listed(ws_copy: tuple[Path, Path
 
 def test_clean_all_yes_keeps_the_vault_unless_extract_is_named(ws_copy: tuple[Path, Path]) -> None:
     cfg, ws = ws_copy
+    tap_log = ws / "diagnostics" / "extract" / "tap-x.stderr.log"  # the extract stage's own output
+    tap_log.parent.mkdir(parents=True, exist_ok=True)
+    tap_log.write_text("tap stderr\n")
     vault_before = snapshot(ws / "vault")
     res = cli("clean", "--all", "--yes", "--config", str(cfg))
     assert res.returncode == 0, res.stdout
     assert "the vault is kept" in res.stdout
     assert snapshot(ws / "vault") == vault_before and not list((ws / "canonical").iterdir())
+    assert tap_log.is_file(), "--all keeps the extract stage's diagnostics with the vault"
     res = cli("clean", "--stage", "extract", "--yes", "--config", str(cfg))
     assert res.returncode == 0, res.stdout
     assert "audit trail" in res.stdout and "3 vault run(s)" in res.stdout
     assert list((ws / "vault").iterdir()) == [] and (ws / "state" / "lorch.sqlite").is_file()
+    assert not tap_log.exists()
 
 
 def test_clean_takes_the_workspace_lock(ws_copy: tuple[Path, Path]) -> None:
@@ -501,11 +506,11 @@ def test_clean_on_a_terminal_needs_the_word_vault(ws_copy: tuple[Path, Path]) ->
     assert rc == 0, out
     assert "type 'vault'" in out and "the vault is kept" in out
     assert snapshot(ws / "vault") == vault_before and not list((ws / "canonical").iterdir())
-    assert not (ws / "diagnostics" / "extract").exists()  # not the vault: it went with the "y"
-    rc, out = on_tty("vault\n", "--stage", "extract")  # only the vault is left
+    assert (ws / "diagnostics" / "extract").exists()  # the extract stage's: it stays with the vault
+    rc, out = on_tty("vault\n", "--stage", "extract")  # only the vault (and its diagnostics) is left
     assert rc == 0, out
     assert "WARNING" in out and "audit trail" in out
-    assert list((ws / "vault").iterdir()) == []
+    assert list((ws / "vault").iterdir()) == [] and not (ws / "diagnostics" / "extract").exists()
 
 
 def test_clean_needs_a_stage_or_all(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ def transform_rows(cfg: PipelineConfig) -> list[dict[str, object]]:
         else:
             status = "unused (older version)" if mapped_newer else "unused"
         rows.append({"id": t.id, "input": f"{t.source}/{t.stream}", "output": t.kind, "schema": t.schema,
-                     "samples": len(t.samples), "used_by": ", ".join(used.get(t.id, [])),
+                     "samples": len(t.samples), "used_by": used.get(t.id, []),
                      "status": status})
     return rows
 
@@ -62,7 +62,7 @@ def mapping_rows(cfg: PipelineConfig) -> list[dict[str, object]]:
     reg = registry_for(cfg)
     return [{"source": m.source, "stream": m.stream, "transform": m.transform,
              "max_rejects": m.max_rejects,
-             "found": "yes" if m.transform in reg.transforms else "MISSING"}
+             "found": m.transform in reg.transforms}
             for m in cfg.stages.canonize.mappings]
 
 

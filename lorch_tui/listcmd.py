@@ -42,8 +42,8 @@ def _rows(cfg: PipelineConfig, what: str) -> list[dict[str, object]]:
         return [{"name": e.name, "kind": e.kind, "domain": e.domain, "source": e.source,
                  "account": e.account, "command": describe(e)} for e in cfg.extractors]
     if what == "jobs":
-        return [{"job": j, "extractors": len(m), "kinds": _kinds(cfg, m), "members": ", ".join(m),
-                 "default": "yes" if cfg.stages.extract.job == j else ""} for j, m in cfg.jobs.items()]
+        return [{"job": j, "extractors": len(m), "kinds": _kinds(cfg, m), "members": list(m),
+                 "default": cfg.stages.extract.job == j} for j, m in cfg.jobs.items()]
     if what == "loaders":
         return [{"name": lo.name, "command": describe_loader(lo)} for lo in cfg.loaders]
     if what == "transforms":
@@ -55,30 +55,42 @@ def _rows(cfg: PipelineConfig, what: str) -> list[dict[str, object]]:
     return mapping_rows(cfg)
 
 
-def _print_table(rows: list[dict[str, object]]) -> None:
+def _print_table(typed: list[dict[str, object]]) -> None:
     """A table as wide as the terminal; columns that do not fit are named below it."""
     from rich.console import Console
     from rich.table import Table
 
     from lorch_tui.tables import add_name_column, add_other_column, fit_keys, is_name
 
+    rows = [{k: shown(k, v) for k, v in r.items()} for r in typed]
     console = Console(highlight=False)
     table = Table()
     kept, dropped = fit_keys(rows, console.width) if rows else (["(none)"], [])
     for key in kept:
         if is_name(key):  # names stay whole; the other columns wrap, or are dropped, first
-            add_name_column(table, key, [str(r[key]) for r in rows])
+            add_name_column(table, key, [r[key] for r in rows])
         else:
-            add_other_column(table, key, [str(r[key]) for r in rows])
+            add_other_column(table, key, [r[key] for r in rows])
     for row in rows:
-        table.add_row(*(str(row[k]) for k in kept))
+        table.add_row(*(row[k] for k in kept))
     console.print(table)
     if dropped:
         console.print(f"({', '.join(dropped)} not shown at this width: widen the terminal or use --json)",
                       style="dim", markup=False)
 
 
-def _kinds(cfg: PipelineConfig, members: list[str]) -> str:
-    """`demo x3, singer x1`: the kinds of a job's extractors."""
+def _kinds(cfg: PipelineConfig, members: list[str]) -> dict[str, int]:
+    """``{"demo": 3, "singer": 1}``: the kinds of a job's extractors."""
     kinds = Counter(ex.kind for name in members if (ex := cfg.extractor(name)) is not None)
-    return ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items()))
+    return dict(sorted(kinds.items()))
+
+
+def shown(key: str, value: object) -> str:
+    """A typed value of a row (``--json`` keeps the types) as the table shows it."""
+    if isinstance(value, bool):
+        return ("yes" if value else "MISSING") if key == "found" else ("yes" if value else "")
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):  # a job's kinds
+        return ", ".join(f"{k} x{n}" for k, n in value.items())
+    return str(value)

@@ -196,7 +196,7 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
         for s in run["stage_summary"]:
             table.add_row(s["stage"], str(s["tasks"]), str(s["succeeded"]), str(s["failed"]),
                           f"{s['records'] or 0:,}", human_bytes(int(s["bytes"] or 0)), _dur(s["duration_s"]))
-        console.print(Padding(table, (0, 0, 0, 2)))
+        console.print(Padding(table, (0, 0, 0, 2), expand=False))
         for t in run["failed_tasks"]:
             console.print(f"  [red]{t['task_id']}[/] {t['status']} {t['error_code'] or ''} "
                           f"(attempt {t['attempt']})")
@@ -212,7 +212,7 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
                     else f"{a['latest_records']:,}", age, fresh,
                     _mark(a["canonical"]) + (f" [yellow]({a['canonical_rejects']:,} rejected)[/]"
                                              if a["canonical_rejects"] else ""), _mark(a["index"]))
-    console.print(Padding(acc, (0, 0, 0, 2)))
+    console.print(Padding(acc, (0, 0, 0, 2), expand=False))
     if doc["unconfigured"]:
         console.print(f"[yellow]index: {len(doc['unconfigured'])} account(s) no extractor of this config names:[/] "
                       + ", ".join(doc["unconfigured"]), highlight=False)
@@ -236,7 +236,7 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
             hist.add_row(h["run_id"], h["trigger"], h["started_at"], f"[{_style(h['status'])}]{h['status']}[/]",
                          f"{h['succeeded']}/{h['tasks']}", str(h["failed"]), f"{h['records']:,}",
                          _dur(h["duration_s"]))
-        console.print(Padding(hist, (0, 0, 0, 2)))
+        console.print(Padding(hist, (0, 0, 0, 2), expand=False))
 
 
 def _age(hours: float | None) -> str:

@@ -39,12 +39,12 @@ class ClientTables:
 
     def clients(self) -> list[dict[str, Any]]:
         """Every client, by sort name."""
-        return rows(self.conn, "SELECT * FROM clients ORDER BY sort_name COLLATE NOCASE, client_id")
+        return _clients(rows(self.conn, "SELECT * FROM clients ORDER BY sort_name COLLATE NOCASE, client_id"))
 
     def find(self, text: str) -> dict[str, Any]:
         """The one client whose id (or id prefix of 4+), folder or name is ``text``."""
         t = text.strip()
-        exact = rows(self.conn, "SELECT * FROM clients WHERE client_id = ?", (t.lower(),))
+        exact = _clients(rows(self.conn, "SELECT * FROM clients WHERE client_id = ?", (t.lower(),)))
         if exact:
             return exact[0]
         folded = K.name_text(t)
@@ -53,8 +53,8 @@ class ClientTables:
                                                               K.name_text(c["sort_name"])))]
         if len(t) >= 4 and re.fullmatch(r"[0-9a-f]+", t.lower()):  # a name can look like an id prefix:
             named = {c["client_id"] for c in hits}                  # both kinds of match are candidates
-            hits += [c for c in rows(self.conn, "SELECT * FROM clients WHERE substr(client_id, 1, ?) = ?",
-                                     (len(t), t.lower())) if c["client_id"] not in named]
+            hits += [c for c in _clients(rows(self.conn, "SELECT * FROM clients WHERE substr(client_id, 1, ?) = ?",
+                                              (len(t), t.lower()))) if c["client_id"] not in named]
         if len(hits) == 1:
             return hits[0]
         if not hits:
@@ -63,8 +63,9 @@ class ClientTables:
 
     def keys(self, client_id: str) -> list[dict[str, Any]]:
         """A client's keys."""
-        return rows(self.conn, "SELECT key, kind, shared FROM client_keys WHERE client_id = ? "
+        keys = rows(self.conn, "SELECT key, kind, shared FROM client_keys WHERE client_id = ? "
                                "ORDER BY kind, key", (client_id,))
+        return [{**k, "shared": bool(k["shared"])} for k in keys]
 
     def documents(self, client_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         """A client's linked documents, newest first, with rule, direction and title."""
@@ -96,3 +97,9 @@ class ClientTables:
             r = self.conn.execute("SELECT sort_name FROM clients WHERE client_id = ?", (cid,)).fetchone()
             out[cid] = r[0] if r else "?"
         return out
+
+
+def _clients(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Client rows as commands print them in JSON: ``merged`` a list of the client ids merged
+    into this one (stored as one comma-separated text)."""
+    return [{**c, "merged": [m for m in c["merged"].split(",") if m]} for c in found]

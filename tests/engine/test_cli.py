@@ -97,9 +97,11 @@ def test_list_jobs_table_and_json(demo: tuple[Path, dict[str, str]]) -> None:
     assert "ingest-all-accounts" in table.stdout and "ingest-mail" in table.stdout
     rows = {r["job"]: r for r in orjson.loads(cli(demo, "list", "jobs", "--json").stdout)}
     assert rows["ingest-all-accounts"]["extractors"] == 15
-    assert rows["ingest-all-accounts"]["members"].split(", ") == DEMO_NAMES
-    assert rows["ingest-all-accounts"]["default"] == "yes"
-    assert rows["ingest-mail"]["extractors"] == 6 and rows["ingest-mail"]["default"] == ""
+    assert rows["ingest-all-accounts"]["members"] == DEMO_NAMES  # typed JSON: a list, a bool
+    assert rows["ingest-all-accounts"]["default"] is True and rows["ingest-all-accounts"]["kinds"] == {"demo": 15}
+    assert rows["ingest-mail"]["extractors"] == 6 and rows["ingest-mail"]["default"] is False
+    maps = orjson.loads(cli(demo, "list", "mappings", "--json").stdout)
+    assert maps and all(m["found"] is True for m in maps)
     assert nothing_written(demo)
 
 

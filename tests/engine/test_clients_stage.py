@@ -226,6 +226,9 @@ def test_overrides_settle_conflicts_and_gone_clients_are_removed(built: Path, tm
     assert con.execute("SELECT merged FROM clients WHERE client_id = ?", (a,)).fetchone()[0] == b
     assert not con.execute("SELECT 1 FROM client_conflicts WHERE key = ?", (key,)).fetchone()
     con.close()
+    listed = [orjson.loads(x) for x in cli(ws, "clients", "list", "--json", config=config).stdout.splitlines()]
+    assert next(c for c in listed if c["client_id"] == a)["merged"] == [b]  # typed JSON: a list of ids
+    assert all(c["merged"] == [] for c in listed if c["client_id"] != a)
     after = snapshot(ws)
     gone = {k.split("/")[0] for k in before} - {k.split("/")[0] for k in after}
     assert len(gone) == 1 and gone.pop().endswith(f"({b[:8]})"), "the merged client's folder is gone"

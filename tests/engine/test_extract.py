@@ -369,7 +369,7 @@ def test_list_loaders_and_kinds(tmp_path: Path) -> None:
     rows = orjson.loads(run_cli("list", "loaders", "--json", "--config", str(cfg)).stdout)
     assert rows == [{"name": "files", "command": "target-jsonl --config /etc/t.json"}]
     jobs = orjson.loads(run_cli("list", "jobs", "--json", "--config", str(cfg)).stdout)
-    assert jobs[0]["kinds"] == "demo x2"
+    assert jobs[0]["kinds"] == {"demo": 2}
 
 
 DEEP_TAP = ("import json, sys\n"

@@ -143,7 +143,7 @@ def test_list_transforms_shows_use_and_versions(tmp_path: Path) -> None:
 
     before = rows(maps)
     assert before["ops/sheets_clients_to_contact_v1"]["status"] == "in use (newer: _v2)"
-    assert before["ops/sheets_clients_to_contact_v1"]["used_by"] == "sheets/Clients"
+    assert before["ops/sheets_clients_to_contact_v1"]["used_by"] == ["sheets/Clients"]
     assert before["ops/sheets_clients_to_contact_v2"]["status"] == "unused"
     assert before[GMAIL]["status"] == "in use" and before["finance/qbo_invoice_to_invoice_v1"]["status"] == "unused"
     after = rows([{**maps[0], "transform": "ops/sheets_clients_to_contact_v2"}, maps[1]])

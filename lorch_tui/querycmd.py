@@ -23,6 +23,7 @@ from engine.index.store import INDEX_CORRUPT, REPAIR_HINT, StoreError, db_path
 from engine.store.workspace import Workspace, check_not_a_file
 from lorch_tui import docread, rankcmd
 from lorch_tui.bigtable import clean, print_table
+from lorch_tui.tables import document_table
 
 
 def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
@@ -150,16 +151,17 @@ def _print_table(docs: list[Document], more: bool, limit: int | None, dedupe: bo
     rows = [[d.kind, d.source, d.account, d.time or "", d.title or "", d.entity_id]
             + ([d.copies] if dedupe else []) for d in docs]
 
+    left_out: list[str] = []
+
     def rich_table() -> Table:
-        table = Table(show_lines=False)
-        for col in columns:
-            table.add_column(col, overflow="fold" if col == "id" else "ellipsis",
-                             no_wrap=col in ("time", "title"), max_width=60 if col == "title" else None,
-                             justify="right" if col == "copies" else "left")
-        for row in rows:
-            table.add_row(*(Text(clean(v)) for v in row))
+        table, out = document_table(columns, [[clean(v) for v in row] for row in rows],
+                                    console.width, right=("copies",))
+        left_out.extend(out)
         return table
     print_table(console, columns, rows, rich_table)
+    if left_out:
+        console.print(f"({', '.join(left_out)} not shown at this width: widen the terminal or use --json)",
+                      style="dim", markup=False)
     note = f"{len(docs)} document(s)"
     if more:
         note += f"; more match (limit {limit}: use --limit N, or --limit 0 for all)"

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 import orjson
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import ObjectMissing, Query, Store
 from engine.index.store import REPAIR_HINT
 from lorch_tui import docread
 from lorch_tui.bigtable import clean, print_table
+from lorch_tui.tables import document_table
 
 if TYPE_CHECKING:  # numpy and the model load only when a ranked query runs
     from engine.index.ranked import Hit, Mode, Searcher
@@ -152,17 +152,17 @@ def _print_hits(hits: list, more: bool, limit: int | None, dedupe: bool, explain
                     f"#{vec.position} {vec.score:.3f}" if vec else "-", f"{h.score:.4f}"]
         rows.append(row)
 
+    left_out: list[str] = []
+
     def rich_table() -> Table:
-        table = Table(show_lines=False)
-        for col in columns:
-            table.add_column(col, overflow="fold" if col == "id" else "ellipsis",
-                             justify="right" if col in ("#", "copies", "bm25", "vector", "fused") else "left",
-                             no_wrap=col in ("time", "title", "bm25", "vector", "fused"),
-                             max_width=50 if col == "title" else None)
-        for row in rows:
-            table.add_row(*(Text(clean(v)) for v in row))
+        table, out = document_table(columns, [[clean(v) for v in row] for row in rows], console.width,
+                                    right=("#", "copies", "bm25", "vector", "fused"))
+        left_out.extend(out)
         return table
     print_table(console, columns, rows, rich_table)
+    if left_out:
+        console.print(f"({', '.join(left_out)} not shown at this width: widen the terminal or use --json)",
+                      style="dim", markup=False)
     note = f"{len(hits)} document(s)"
     if more:
         note += f"; more match (limit {limit}: use --limit N, or --limit 0 for all)"

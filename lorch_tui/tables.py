@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 NAME_KEYS = ("name", "task", "extractor", "job", "account", "run", "stage", "status", "transform", "id",
              "kind", "domain", "source", "stream", "loader")
@@ -62,3 +63,60 @@ def fit_keys(rows: list[dict[str, Any]], width: int, min_other: int = 12) -> tup
         kept.remove(others[-1])
         dropped.insert(0, others[-1])
     return kept, dropped
+
+
+SHRINKING = {"title": 10, "id": 16}
+"""Columns of a document table that give way (a title cut with an ellipsis, an id folded),
+and the width below which they are left out instead."""
+LEAVE_OUT = ("id", "title", "time")
+"""The order in which a document table leaves columns out when even that does not fit."""
+TITLE_MAX = 60
+
+
+def document_table(columns: list[str], rows: list[list[str]], width: int,
+                   right: Iterable[str] = ()) -> tuple[Table, list[str]]:
+    """A table of documents (``query``) at most ``width`` wide: kind, source, account and time
+    whole, the title cut and the id folded into what is left; when the whole columns leave no
+    room, the id, then the title, then the time are left out. Returns the table and the headers left out
+    (the caller says so)."""
+    natural = {c: max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)}
+    natural["title"] = min(natural.get("title", 0), TITLE_MAX)
+    kept = list(columns)
+    left_out: list[str] = []
+
+    def room() -> int:  # what the title and id may share: 3 per column (padding, rule) and 1
+        return width - 1 - sum(3 + (0 if c in SHRINKING else natural[c]) for c in kept)
+
+    for col in LEAVE_OUT:
+        if room() >= sum(SHRINKING[c] for c in kept if c in SHRINKING):
+            break
+        if col in kept:
+            kept.remove(col)
+            left_out.append(col)
+    sizes = _share(room(), {c: natural[c] for c in kept if c in SHRINKING})
+    table = Table(show_lines=False)
+    for c in kept:
+        justify = "right" if c in right else "left"
+        if c == "title":
+            table.add_column(c, overflow="ellipsis", no_wrap=True, width=sizes[c], justify=justify)
+        elif c == "id":
+            table.add_column(c, overflow="fold", width=sizes[c], justify=justify)
+        else:
+            table.add_column(c, no_wrap=True, width=natural[c], justify=justify)
+    index = [columns.index(c) for c in kept]
+    for r in rows:
+        table.add_row(*(Text(r[i]) for i in index))  # Text: a title's [brackets] are not markup
+    return table, left_out
+
+
+def _share(room: int, natural: dict[str, int]) -> dict[str, int]:
+    """Widths for the shrinking columns within ``room``: their natural widths when they fit,
+    else the id a third (at least its minimum) and the title the rest."""
+    if sum(natural.values()) <= room or not natural:
+        return dict(natural)
+    if len(natural) == 1:
+        (col, _), = natural.items()
+        return {col: max(SHRINKING[col], room)}
+    id_w = min(natural["id"], max(SHRINKING["id"], room // 3))
+    title_w = min(natural["title"], max(SHRINKING["title"], room - id_w))
+    return {"title": title_w, "id": min(natural["id"], max(SHRINKING["id"], room - title_w))}

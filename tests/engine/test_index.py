@@ -276,6 +276,16 @@ def test_query_command(built: tuple[Path, Path], tmp_path: Path) -> None:
     assert sum(orjson.loads(x)["documents"] for x in res.stdout.splitlines()) == len(rows(ws))
     res = cli("query", "--since", "2024-02-30", cfg=cfg)
     assert res.returncode == 2 and "--since" in res.stderr
+    # at 80 columns the table fits: kind, source and account whole, the id left out with a note
+    docs = [orjson.loads(x) for x in cli("query", "--limit", "20", "--json", cfg=cfg).stdout.splitlines()]
+    for args in ([], ["--text", "Canarywhistle", "--explain"]):
+        res = run_cli("query", "--limit", "20", *args, "--config", str(cfg), env=clean_env(COLUMNS="80"))
+        assert res.returncode == 0 and all(len(line) <= 80 for line in res.stdout.splitlines()), res.stdout
+        assert "…" not in "".join(line[:40] for line in res.stdout.splitlines()), res.stdout
+        assert "not shown at this width" in res.stdout
+    res = run_cli("query", "--limit", "20", "--config", str(cfg), env=clean_env(COLUMNS="80"))
+    cells = [[c.strip() for c in line.split("│")[1:4]] for line in res.stdout.splitlines() if line.startswith("│")]
+    assert [c for c in cells if c[0]] == [[d["kind"], d["source"], d["account"]] for d in docs]
     empty = write_config(tmp_path, [demo_extractor("x", "gmail", records=1)])
     res = cli("query", "--kind", "email", cfg=empty)
     assert res.returncode == 2 and "no index" in res.stderr and "lorchestra run" in res.stderr

@@ -43,14 +43,17 @@ def clean(value: object) -> str:
 
 
 def print_table(console: Console, columns: Sequence[str], rows: Sequence[Sequence[object]],
-                rich_table: Callable[[], Table]) -> None:
-    """``rich_table()`` for up to :data:`RICH_ROWS` rows, else the rows as plain lines."""
+                rich_table: Callable[[], Table], whole: Sequence[str] = ()) -> None:
+    """``rich_table()`` for up to :data:`RICH_ROWS` rows, else the rows as plain lines (the
+    columns named in ``whole`` keep their width; the others give way)."""
     if len(rows) <= RICH_ROWS:
         console.print(rich_table())
         return
     cells = [[clean(v) for v in row] for row in rows]
     width = console.width if console.is_terminal else None
-    widths = fit(column_widths(columns, cells), [len(c) for c in columns], width)
+    natural = column_widths(columns, cells)
+    floors = [n if c in whole else len(c) for c, n in zip(columns, natural, strict=True)]
+    widths = fit(natural, floors, width)
     out = console.file
     block = [_line(list(columns), widths), GAP.join("-" * w for w in widths)]
     for row in cells:
@@ -75,7 +78,7 @@ def column_widths(columns: Sequence[str], cells: list[list[str]]) -> list[int]:
 
 def fit(widths: list[int], headers: list[int], width: int | None) -> list[int]:
     """Narrow the widest columns until a row fits ``width`` (None: no limit); each keeps at
-    least :data:`MIN_WIDTH` characters or its header's width."""
+    least :data:`MIN_WIDTH` characters or its ``headers`` width (a floor)."""
     out = list(widths)
     if width is None:
         return out

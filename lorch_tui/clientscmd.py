@@ -24,6 +24,7 @@ from engine.errors import ExitCode, LorchError, UsageError
 from lorch_tui import measurescmd
 from lorch_tui.bigtable import clean, print_table
 from lorch_tui.querycmd import open_store
+from lorch_tui.tables import Gives, fitted_table
 
 
 def _tables(ns: argparse.Namespace) -> tuple[ClientTables, Any]:
@@ -57,16 +58,29 @@ def _json_lines(items: list[dict[str, Any]]) -> int:
     return int(ExitCode.OK)
 
 
+GIVES = {"name": Gives(10), "folder": Gives(12), "title": Gives(10), "document": Gives(16, "fold"),
+         "clients": Gives(16), "key": Gives(16, "fold"), "reason": Gives(16), "detail": Gives(12, "fold")}
+"""Columns of the clients tables that wrap (names, titles, reasons between words; references
+and keys anywhere) into what the others leave; ids, records, kinds, rules and times stay whole."""
+LEAVE_OUT = ("detail", "document", "folder", "dir", "title")
+"""The columns left out, in this order, when even that does not fit the terminal."""
+
+
 def _table(console: Console, columns: list[str], rows: list[list[object]]) -> None:
-    """Print the rows: a rich table, or plain lines when there are many (:mod:`lorch_tui.bigtable`)."""
+    """Print the rows: a table that fits the terminal, or plain lines when there are many
+    (:mod:`lorch_tui.bigtable`)."""
+    left_out: list[str] = []
+
     def rich_table() -> Table:
-        table = Table()
-        for col in columns:
-            table.add_column(col, overflow="fold")
-        for row in rows:
-            table.add_row(*(Text(clean(v)) for v in row))
+        table, out = fitted_table(columns, [[clean(v) for v in r] for r in rows], console.width,
+                                  {c: g for c, g in GIVES.items() if c in columns}, LEAVE_OUT,
+                                  right=("documents", "documents unlinked"))
+        left_out.extend(out)
         return table
-    print_table(console, columns, rows, rich_table)
+    print_table(console, columns, rows, rich_table, whole=[c for c in columns if c not in GIVES])
+    if left_out:
+        console.print(f"({', '.join(left_out)} not shown at this width: widen the terminal or use --json)",
+                      style="dim", markup=False)
 
 
 def cmd_list(ns: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from engine.index.store import INDEX_CORRUPT, REPAIR_HINT, StoreError, db_path
 from engine.store.workspace import Workspace, check_not_a_file
 from lorch_tui import docread, rankcmd
 from lorch_tui.bigtable import clean, print_table
-from lorch_tui.tables import document_table
+from lorch_tui.tables import QUERY_GIVES, QUERY_LEAVE_OUT, fitted_table
 
 
 def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
@@ -154,8 +154,8 @@ def _print_table(docs: list[Document], more: bool, limit: int | None, dedupe: bo
     left_out: list[str] = []
 
     def rich_table() -> Table:
-        table, out = document_table(columns, [[clean(v) for v in row] for row in rows],
-                                    console.width, right=("copies",))
+        table, out = fitted_table(columns, [[clean(v) for v in row] for row in rows], console.width,
+                                  QUERY_GIVES, QUERY_LEAVE_OUT, right=("copies",))
         left_out.extend(out)
         return table
     print_table(console, columns, rows, rich_table)

@@ -22,7 +22,7 @@ from engine.index.query import ObjectMissing, Query, Store
 from engine.index.store import REPAIR_HINT
 from lorch_tui import docread
 from lorch_tui.bigtable import clean, print_table
-from lorch_tui.tables import document_table
+from lorch_tui.tables import QUERY_GIVES, QUERY_LEAVE_OUT, fitted_table
 
 if TYPE_CHECKING:  # numpy and the model load only when a ranked query runs
     from engine.index.ranked import Hit, Mode, Searcher
@@ -155,7 +155,8 @@ def _print_hits(hits: list, more: bool, limit: int | None, dedupe: bool, explain
     left_out: list[str] = []
 
     def rich_table() -> Table:
-        table, out = document_table(columns, [[clean(v) for v in row] for row in rows], console.width,
+        table, out = fitted_table(columns, [[clean(v) for v in row] for row in rows], console.width,
+                                    QUERY_GIVES, QUERY_LEAVE_OUT,
                                     right=("#", "copies", "bm25", "vector", "fused"))
         left_out.extend(out)
         return table

@@ -7,7 +7,8 @@ width is its longest value); rich then wraps or folds the other columns first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich.table import Table
@@ -65,41 +66,54 @@ def fit_keys(rows: list[dict[str, Any]], width: int, min_other: int = 12) -> tup
     return kept, dropped
 
 
-SHRINKING = {"title": 10, "id": 16}
-"""Columns of a document table that give way (a title cut with an ellipsis, an id folded),
-and the width below which they are left out instead."""
-LEAVE_OUT = ("id", "title", "time")
-"""The order in which a document table leaves columns out when even that does not fit."""
+@dataclass(frozen=True)
+class Gives:
+    """How a column of a :func:`fitted_table` gives way when the table is too wide."""
+
+    least: int
+    """The width below which the column is left out instead."""
+    how: str = "words"
+    """``words`` (wrap between words), ``fold`` (ids and references: cut anywhere onto the
+    next line) or ``cut`` (one line, an ellipsis at the end: titles)."""
+
+
+QUERY_GIVES = {"title": Gives(10, "cut"), "id": Gives(16, "fold")}
+"""``query``: the title cut and the id folded; kind, source, account and time whole."""
+QUERY_LEAVE_OUT = ("id", "title", "time")
 TITLE_MAX = 60
 
 
-def document_table(columns: list[str], rows: list[list[str]], width: int,
-                   right: Iterable[str] = ()) -> tuple[Table, list[str]]:
-    """A table of documents (``query``) at most ``width`` wide: kind, source, account and time
-    whole, the title cut and the id folded into what is left; when the whole columns leave no
-    room, the id, then the title, then the time are left out. Returns the table and the headers left out
-    (the caller says so)."""
+def fitted_table(columns: list[str], rows: list[list[str]], width: int, gives: dict[str, Gives],
+                 leave_out: Sequence[str], right: Iterable[str] = ()) -> tuple[Table, list[str]]:
+    """A table at most ``width`` wide: the columns of ``gives`` share what the others (whole:
+    never wrapped nor cut) leave; when that is not enough, the columns of ``leave_out`` are
+    left out in that order. Returns the table and the headers left out (the caller says so).
+    At 80 columns rich shrank every column alike: `e…` for an e-mail's kind, an id two
+    characters a line."""
     natural = {c: max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)}
-    natural["title"] = min(natural.get("title", 0), TITLE_MAX)
+    if "title" in natural:
+        natural["title"] = min(natural["title"], TITLE_MAX)
     kept = list(columns)
     left_out: list[str] = []
 
-    def room() -> int:  # what the title and id may share: 3 per column (padding, rule) and 1
-        return width - 1 - sum(3 + (0 if c in SHRINKING else natural[c]) for c in kept)
+    def room() -> int:  # what the giving columns share: 3 a column (padding, rule) and 1
+        return width - 1 - sum(3 + (0 if c in gives else natural[c]) for c in kept)
 
-    for col in LEAVE_OUT:
-        if room() >= sum(SHRINKING[c] for c in kept if c in SHRINKING):
+    for col in leave_out:
+        if room() >= sum(min(gives[c].least, natural[c]) for c in kept if c in gives):
             break
         if col in kept:
             kept.remove(col)
             left_out.append(col)
-    sizes = _share(room(), {c: natural[c] for c in kept if c in SHRINKING})
+    sizes = _share(room(), {c: natural[c] for c in kept if c in gives},
+                   {c: min(gives[c].least, natural[c]) for c in kept if c in gives})
     table = Table(show_lines=False)
     for c in kept:
-        justify = "right" if c in right else "left"
-        if c == "title":
+        justify: Any = "right" if c in right else "left"
+        how = gives[c].how if c in gives else None
+        if how == "cut":
             table.add_column(c, overflow="ellipsis", no_wrap=True, width=sizes[c], justify=justify)
-        elif c == "id":
+        elif how is not None:
             table.add_column(c, overflow="fold", width=sizes[c], justify=justify)
         else:
             table.add_column(c, no_wrap=True, width=natural[c], justify=justify)
@@ -109,14 +123,14 @@ def document_table(columns: list[str], rows: list[list[str]], width: int,
     return table, left_out
 
 
-def _share(room: int, natural: dict[str, int]) -> dict[str, int]:
-    """Widths for the shrinking columns within ``room``: their natural widths when they fit,
-    else the id a third (at least its minimum) and the title the rest."""
-    if sum(natural.values()) <= room or not natural:
-        return dict(natural)
-    if len(natural) == 1:
-        (col, _), = natural.items()
-        return {col: max(SHRINKING[col], room)}
-    id_w = min(natural["id"], max(SHRINKING["id"], room // 3))
-    title_w = min(natural["title"], max(SHRINKING["title"], room - id_w))
-    return {"title": title_w, "id": min(natural["id"], max(SHRINKING["id"], room - title_w))}
+def _share(room: int, natural: dict[str, int], least: dict[str, int]) -> dict[str, int]:
+    """Widths for the giving columns within ``room``: their natural widths when they fit, else
+    the widest narrowed first, none under its least."""
+    out = dict(natural)
+    while sum(out.values()) > room:
+        movable = [c for c in out if out[c] > least[c]]
+        if not movable:
+            break
+        widest = max(movable, key=lambda c: out[c])
+        out[widest] -= 1
+    return out

@@ -292,6 +292,12 @@ def test_clients_commands_and_query_by_client(built: Path) -> None:
     assert res.returncode == 0, res.stderr
     rows = [orjson.loads(line) for line in res.stdout.splitlines()]
     canary = next(r for r in rows if r["name"] == "Zebulon Canarywhistle")
+    narrow = run_cli("clients", "list", "--workspace", str(built), env={**env(), "COLUMNS": "80"}, timeout=300)
+    assert narrow.returncode == 0 and all(len(line) <= 80 for line in narrow.stdout.splitlines()), narrow.stdout
+    assert all(r["client_id"] in narrow.stdout for r in rows), "an id is never cut at 80 columns"
+    shown_narrow = run_cli("clients", "show", canary["client_id"], "--workspace", str(built),
+                           env={**env(), "COLUMNS": "80"}, timeout=300)
+    assert all(len(line) <= 80 for line in shown_narrow.stdout.splitlines()), shown_narrow.stdout
     res = cli(built, "clients", "show", "zebulon canarywhistle", "--json", "--limit", "0")
     shown = orjson.loads(res.stdout)
     assert shown["client_id"] == canary["client_id"] and len(shown["documents"]) == canary["documents"]

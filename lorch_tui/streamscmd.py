@@ -21,6 +21,7 @@ from engine.errors import UsageError
 from engine.names import field_namer, schema_field_paths, stream_namer
 from engine.store.workspace import Workspace
 from engine.vault.layout import list_runs, read_latest, read_manifest
+from engine.vault.paths import manifest_paths
 from lorch_tui.bigtable import clean
 
 REVEAL_NOTE = ("note: --reveal prints stream and field names as the tap reported them; they may "
@@ -68,10 +69,13 @@ def stream_rows(cfg: PipelineConfig, ex: Extractor, ws: Workspace, reveal: bool)
         versions = info.get("schemas") or []
         newest = versions[-1].get("schema") if versions and isinstance(versions[-1], dict) else None
         fields = field_namer(cfg, ex, name, ws, reveal=reveal)
+        declared = schema_field_paths(newest)
+        # the records' own paths too: a tap whose SCHEMA is only {"type": "object"} declares none
+        seen = sorted((manifest_paths(info) or set()) - set(declared))
         rows.append({"position": position, "stream": label, "declared": name in namer.declared,
                      "mapping": mappings.get(name), "records": int(info.get("records") or 0),
                      "schema_versions": len(versions),
-                     "fields": [fields.show_path(p, i) for i, p in enumerate(schema_field_paths(newest), 1)]})
+                     "fields": [fields.show_path(p, i) for i, p in enumerate(declared + seen, 1)]})
     return rows
 
 

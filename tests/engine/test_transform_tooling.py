@@ -264,3 +264,16 @@ def test_a_transforms_dir_that_does_not_exist_is_named_not_passed(tmp_path: Path
     listed = run_cli("list", "transforms", "--config", str(cfg))
     assert listed.returncode == 2 and f"{missing} is not a folder" in listed.stderr
     assert not missing.exists()
+
+
+def test_list_streams_shows_the_records_fields_when_the_schema_declares_none(tmp_path: Path) -> None:
+    """The fields column came from SCHEMA properties only: a tap whose SCHEMA is
+    ``{"type": "object"}`` showed none, though the manifest records the records' paths."""
+    cfg, _ = setup(tmp_path)
+    extract(tmp_path, cfg, [{"id": 1, "name": "Jane Canary", "email": "j@x.org", "visit": {"room": "B"}}])
+    res = run_cli("list", "streams", "ex1", "--reveal", "--json", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    (row,) = orjson.loads(res.stdout)
+    assert row["fields"] == ["email", "id", "name", "visit", "visit.room"]
+    hidden = run_cli("list", "streams", "ex1", "--json", "--config", str(cfg))
+    assert len(orjson.loads(hidden.stdout)[0]["fields"]) == 5 and "Jane Canary" not in hidden.stdout

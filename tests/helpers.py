@@ -101,6 +101,8 @@ def verify_parts(run: Path) -> int:
         assert len(data) == part["bytes"]
         raw = gzip.decompress(data)
         assert len(raw) == part["uncompressed_bytes"]
+        if "compression_ratio" in part or m.get("format", 1) >= 2:  # DESIGN section 3, per part too
+            assert part["compression_ratio"] == round(len(raw) / len(data), 3)
         lines = raw.splitlines()
         if m.get("format", 1) == 1:
             assert len(lines) == part["records"]

@@ -146,6 +146,7 @@ class PartWriter:
             "sha256": self._sha.hexdigest(),
             "bytes": self.bytes,
             "uncompressed_bytes": self.uncompressed,
+            "compression_ratio": round(self.uncompressed / self.bytes, 3) if self.bytes else None,
             "records": self.records,
             "messages": self.messages,
             "streams": dict(sorted(self.streams.items())),

@@ -22,6 +22,10 @@ GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
 _EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
 _NAME_DROP = re.compile(r"[^\w\s]")
 _SPACES = re.compile(r"\s+")
+_LATIN_LETTERS = str.maketrans({"ø": "o", "đ": "d", "ð": "d", "ł": "l", "ħ": "h", "ŧ": "t", "ı": "i",
+                                "æ": "ae", "œ": "oe", "þ": "th"})
+"""Latin letters that no Unicode decomposition takes apart but that people write both ways
+(``Øberg`` / ``Oberg``, ``Łukasz`` / ``Lukasz``, ``Ærø`` / ``Aero``), after case folding."""
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -123,7 +127,7 @@ def name_text(raw: object) -> str | None:
     """A name folded for comparison: ``Doe, Jane`` and ``jane  DOE`` both give ``jane doe``.
 
     Optional accents (Latin, Greek, Cyrillic but the breve) and punctuation are dropped and
-    case folded; a single comma swaps
+    case folded, ``ø ł đ ð ħ ŧ ı æ œ þ`` written as ASCII; a single comma swaps
     ``Family, Given`` into ``Given Family``. Token order is otherwise kept.
     """
     if not isinstance(raw, str):
@@ -132,7 +136,7 @@ def name_text(raw: object) -> str | None:
     if text.count(",") == 1:
         family, given = (p.strip() for p in text.split(","))
         text = f"{given} {family}"
-    text = _SPACES.sub(" ", _NAME_DROP.sub(" ", _drop_latin_accents(text).casefold())).strip()
+    text = _SPACES.sub(" ", _NAME_DROP.sub(" ", _drop_latin_accents(text).casefold().translate(_LATIN_LETTERS))).strip()
     return text or None
 
 

@@ -24,6 +24,7 @@ from engine.config import Extractor, PipelineConfig
 from engine.store.fsutil import DIR_MODE, FILE_MODE
 from engine.store.shown import chart_hint, shown_path
 from engine.store.workspace import (
+    OWNED,
     Workspace,
     run_start_problems,
     special_kind,
@@ -320,8 +321,8 @@ def check_permissions_quick(ws: Workspace, limit: int = 20) -> list[Check]:
     loose, links, special = run_start_problems(ws.root, limit, private=True)
     out = [Check("permissions", "symlink", "fail", text, "permission") for text in links]
     out += [Check("permissions", "special", "fail", text, "permission") for text in special]
-    out += [Check("permissions", text, "fail", "group or others can access it: should be 0700/0600",
-                  "permission") for text in loose]
+    out += [Check("permissions", text, "fail", "another user owns it: only you may" if OWNED in text
+                  else "group or others can access it: should be 0700/0600", "permission") for text in loose]
     out += _chart_note(ws, out)
     if not out:
         out.append(Check("permissions", "workspace", "ok",

@@ -169,10 +169,15 @@ def _latest(account_dir: Path) -> tuple[str, str] | None:
         return None
 
 
+OWNED = "(owned by another user: uid"
+"""Marks a loose path that is not the user's: its owner can read whatever a run writes into it."""
+
+
 def _scan(root: Path, limit: int, deep: bool = True,
           private: bool = False) -> tuple[list[str], list[str], list[str]]:
     """One walk of the workspace (links never followed): (loose paths, symlinks, special
-    files), each at most ``limit``. ``deep`` visits everything; otherwise the run-start walk
+    files), each at most ``limit``; a path another user owns is loose too (marked
+    :data:`OWNED`). ``deep`` visits everything; otherwise the run-start walk
     (:func:`_run_start_filter`) skips the history a run neither writes nor reads. A special
     file (a FIFO, a socket, a device) where the pipeline expects a regular file would block
     or mislead every reader, so it is refused like a symlink. ``private``: the lines show
@@ -188,11 +193,14 @@ def _scan(root: Path, limit: int, deep: bool = True,
         return shown_path(path, root) if private else path
 
     try:
-        mode = root.lstat().st_mode
+        root_st = root.lstat()
     except OSError:
         return loose, links, special
-    if mode & 0o077:
-        loose.append(f"{root} ({stat.filemode(mode)})")
+    uid = os.geteuid()
+    if root_st.st_uid != uid:
+        loose.append(f"{root} {OWNED} {root_st.st_uid})")
+    elif root_st.st_mode & 0o077:
+        loose.append(f"{root} ({stat.filemode(root_st.st_mode)})")
     while stack and (len(loose) < limit or len(links) < limit):
         folder = stack.pop()
         descend = None if deep else _run_start_filter(root, folder)
@@ -219,7 +227,9 @@ def _scan(root: Path, limit: int, deep: bool = True,
                 if len(special) < limit:
                     special.append(f"{show(entry.path)} is {special_kind(st.st_mode)}, not a regular file or folder")
                 continue
-            if st.st_mode & 0o077 and len(loose) < limit:
+            if st.st_uid != uid and len(loose) < limit:  # its owner reads what a run writes there
+                loose.append(f"{show(entry.path)} {OWNED} {st.st_uid})")
+            elif st.st_mode & 0o077 and len(loose) < limit:
                 loose.append(f"{show(entry.path)} ({stat.filemode(st.st_mode)})")
             if stat.S_ISDIR(st.st_mode) and (descend is None or entry.name in descend):
                 stack.append(Path(entry.path))
@@ -318,6 +328,16 @@ def check_permissions(root: Path, limit: int = 20) -> None:
             f"(a reader would block on them or read something else):\n  {listing}",
             hint=hint("remove them (rm PATH); the pipeline never creates one, so find out who did",
                       special),
+        )
+    foreign = [x for x in loose if OWNED in x]
+    if foreign:
+        listing = "\n  ".join(foreign)
+        raise PermissionProblem(
+            f"the workspace {root} holds paths another user owns, who could read the PHI a run "
+            f"writes into them:\n  {listing}",
+            hint=hint(f"if they are yours, `chown -R {os.geteuid()} {root}`; otherwise choose another "
+                      "--workspace (only you may own it), or pass --skip-permissions if you accept the risk",
+                      foreign),
         )
     if loose:
         listing = "\n  ".join(loose)

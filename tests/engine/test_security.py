@@ -103,6 +103,25 @@ def test_loose_modes_anywhere_in_the_workspace_refuse_the_run(tmp_path: Path, re
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+@pytest.mark.parametrize("rel", ["", "vector-store/index.sqlite"], ids=["workspace", "index"])
+def test_a_path_another_user_owns_refuses_the_run(tmp_path: Path, rel: str) -> None:
+    """Modes 0700/0600 are not enough: a workspace folder someone else made (``/tmp/lorch-try``)
+    or an index file they planted was written into, and its owner could read every document."""
+    cfg, _ = full_config(tmp_path)
+    assert run_cli("run", "--config", str(cfg)).returncode == 1
+    ws = tmp_path / "ws"
+    target = ws / rel if rel else ws
+    os.chown(target, 65534, -1)  # nobody
+    for args in (("run", "--config", str(cfg)), ("validate", "--quick", "--config", str(cfg))):
+        res = run_cli(*args)
+        assert res.returncode == 4, (args, res.stdout, res.stderr)
+        assert f"{target} (owned by another user: uid 65534)" in res.stdout + res.stderr
+        assert "Traceback" not in res.stderr
+    os.chown(target, 0, -1)
+    assert run_cli("run", "--config", str(cfg), "--account", "mail").returncode == 0
+
+
 # ------------------------------------------------------------------ names from taps
 
 

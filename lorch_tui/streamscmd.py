@@ -19,6 +19,7 @@ from engine.config import Extractor, PipelineConfig
 from engine.config.load import LoadedConfig
 from engine.errors import UsageError
 from engine.names import field_namer, schema_field_paths, stream_namer
+from engine.ops.inspect import count
 from engine.store.workspace import Workspace
 from engine.vault.layout import list_runs, read_latest, read_manifest
 from engine.vault.paths import manifest_paths
@@ -60,20 +61,20 @@ def run_manifest(ws: Workspace, ex: Extractor) -> tuple[str | None, dict[str, An
 def stream_rows(cfg: PipelineConfig, ex: Extractor, ws: Workspace, reveal: bool) -> list[dict[str, Any]]:
     """One row per stream of the run: label, declared, mapping, records, fields."""
     _, manifest = run_manifest(ws, ex)
-    streams: dict[str, Any] = manifest.get("streams") or {}
+    streams: dict[str, Any] = manifest["streams"] if isinstance(manifest.get("streams"), dict) else {}
     namer = stream_namer(cfg, ex, ws, reveal=reveal)
     mappings = {m.stream: m.transform for m in cfg.stages.canonize.mappings if m.source == ex.source}
     rows: list[dict[str, Any]] = []
     for position, (name, label) in enumerate(namer.show_all(streams), start=1):
         info = streams[name] if isinstance(streams[name], dict) else {}
-        versions = info.get("schemas") or []
+        versions = info["schemas"] if isinstance(info.get("schemas"), list) else []
         newest = versions[-1].get("schema") if versions and isinstance(versions[-1], dict) else None
         fields = field_namer(cfg, ex, name, ws, reveal=reveal)
         declared = schema_field_paths(newest)
         # the records' own paths too: a tap whose SCHEMA is only {"type": "object"} declares none
         seen = sorted((manifest_paths(info) or set()) - set(declared))
         rows.append({"position": position, "stream": label, "declared": name in namer.declared,
-                     "mapping": mappings.get(name), "records": int(info.get("records") or 0),
+                     "mapping": mappings.get(name), "records": count(info.get("records")),
                      "schema_versions": len(versions),
                      "fields": [fields.show_path(p, i) for i, p in enumerate(declared + seen, 1)]})
     return rows

@@ -64,20 +64,32 @@ class AccountView:
         return self.latest_age_s is None or self.latest_age_s > stale_after_hours * 3600
 
 
+def count(value: object) -> int:
+    """A count read from a manifest: a hand-edited or damaged one (``"12x"``, a list, -3) is
+    shown as 0, never a crash (``verify`` names the damage)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def run_info(run_dir: Path, namer: Namer) -> RunInfo:
     """Summarize one run folder from its manifest (stream names labelled by ``namer``)."""
     try:
         m: dict[str, Any] = read_manifest(run_dir)
     except (OSError, ValueError):
         m = {"status": "unreadable"}
-    raw = m.get("streams") or {}
+    found = m.get("streams")
+    raw: dict[str, Any] = found if isinstance(found, dict) else {}
     labels = namer.show_all(raw)
-    streams = {label: int(raw[name].get("records", 0)) for name, label in labels}
+    streams = {label: count((raw[name] if isinstance(raw[name], dict) else {}).get("records"))
+               for name, label in labels}
     dt = run_dir.parent.name.removeprefix("dt=")
+    parts = m.get("parts")
+    ratio = m.get("compression_ratio")
+    error = m.get("error_code")
     return RunInfo(dt=dt, run_id=run_dir.name.removeprefix("run_id="), path=run_dir,
-                   status=str(m.get("status")), records=int(m.get("records") or 0),
-                   parts=len(m.get("parts") or []), bytes=int(m.get("bytes") or 0),
-                   ratio=m.get("compression_ratio"), error_code=m.get("error_code"),
+                   status=str(m.get("status")), records=count(m.get("records")),
+                   parts=len(parts) if isinstance(parts, list) else 0, bytes=count(m.get("bytes")),
+                   ratio=ratio if isinstance(ratio, int | float) and not isinstance(ratio, bool) else None,
+                   error_code=error if isinstance(error, str) else None,
                    streams=streams, has_state=m.get("state") is not None,
                    hidden_streams=sum(1 for name, label in labels if name != label))
 

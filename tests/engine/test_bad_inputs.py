@@ -118,6 +118,15 @@ def _to_file(path: Path) -> None:
     path.chmod(0o600)
 
 
+def _odd_manifest(path: Path) -> None:
+    """Valid JSON, hand-edited: counts that are not numbers, a stream entry that is a string."""
+    m = orjson.loads(path.read_bytes())
+    m.update(records="12x", bytes=[1], parts=5, compression_ratio="high", error_code=7)
+    name, info = next(iter(m["streams"].items()))
+    m["streams"] = {name: {**info, "records": "12x", "schemas": "none"}, "other": "not an object"}
+    path.write_bytes(orjson.dumps(m))
+
+
 def _first(pattern: str) -> Callable[[Case], Path]:
     return lambda c: sorted(c.ws.glob(pattern))[0]
 
@@ -132,6 +141,7 @@ MUTATIONS: dict[str, Callable[[Case], Any]] = {
     "latest-not-an-object": lambda c: (c.acct() / "LATEST.json").write_bytes(b"[1, 2]"),
     "manifest-not-an-object": lambda c: (c.latest_run() / "manifest.json").write_bytes(b"[]"),
     "manifest-missing": lambda c: (c.latest_run() / "manifest.json").unlink(),
+    "manifest-odd-types": lambda c: _odd_manifest(c.latest_run() / "manifest.json"),
     "manifest-truncated": lambda c: _truncate(c.latest_run() / "manifest.json"),
     "manifest-is-a-folder": lambda c: _to_dir(c.latest_run() / "manifest.json"),
     "part-truncated": lambda c: _truncate(c.latest_run() / "part-000.jsonl.gz"),
@@ -199,6 +209,8 @@ def _commands(case: str) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
         return [*READERS, ("list", "extractors"), ("status", "--json")], [*STAGES, FULL_RUN, ("extract", "acct0")]
     if case.startswith(("canonical-", "index-", "object-")):
         return READERS, STAGES
+    if case.startswith("manifest-"):
+        return [*READERS, ("list", "streams", "acct0"), ("list", "streams", "acct0", "--json")], [*STAGES, FULL_RUN]
     return READERS, [*STAGES, FULL_RUN]
 
 
@@ -293,3 +305,20 @@ def test_latest_naming_a_failed_run_is_reported_and_refused(base: Path, tmp_path
     assert res.returncode == 1
     codes = {e["extractor"]: e.get("error_code") for e in _events(res.stdout) if e.get("type") == "task_finished"}
     assert codes["acct0"] == "LATEST_NOT_SUCCESS" and codes["acct1"] is None, codes
+
+
+def test_the_dashboards_run_list_reads_an_odd_manifest(base: Path, tmp_path: Path) -> None:
+    """The account detail (Enter on an account) read every count with int(): a hand-edited
+    manifest crashed the dashboard with an internal error."""
+    from engine.config.load import load_file
+    from engine.ops.inspect import account_runs
+    from engine.store.workspace import Workspace
+
+    c = Case(base, tmp_path)
+    _odd_manifest(c.latest_run() / "manifest.json")
+    cfg = load_file(c.cfg)
+    ex = next(e for e in cfg.extractors if e.account == "acct0")
+    runs = account_runs(cfg, Workspace(c.ws), ex)
+    damaged = next(r for r in runs if r.path == c.latest_run())
+    assert (damaged.records, damaged.bytes, damaged.parts, damaged.ratio, damaged.error_code) == (0, 0, 0, None, None)
+    assert set(damaged.streams.values()) == {0}

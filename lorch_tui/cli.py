@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine.errors import ExitCode, LorchError, from_os_error
+from engine.store.process import no_core_dumps
 from lorch_tui.cliparse import build_parser, common_options, run_options
 
 __all__ = ["build_parser", "common_options", "guarded", "main", "run_options", "wide_when_piped"]
@@ -83,6 +84,7 @@ def wide_when_piped() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `lorchestra`."""
     wide_when_piped()
+    no_core_dumps()  # a crash must not leave the process's memory (PHI) in the current folder
     ns = build_parser().parse_args(argv)
     ns.argv = list(argv) if argv is not None else sys.argv[1:]  # for a command that re-runs itself
     return guarded(ns.func, ns, "lorchestra")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from engine import __version__
 from engine.errors import UsageError
+from engine.store.process import no_core_dumps
 from lorch_tui.argtypes import DEMO_HELP
 from lorch_tui.cli import guarded, wide_when_piped
 from lorch_tui.cliparse import EXIT_CODES, common_options, run_options
@@ -87,6 +88,7 @@ def _dashboard(loaded: LoadedConfig, ns: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `lorch-tui`."""
     wide_when_piped()
+    no_core_dumps()  # a crash must not leave the process's memory (PHI) in the current folder
     ns = build_parser().parse_args(argv)
     return guarded(_run, ns, "lorch-tui")
 

@@ -27,6 +27,7 @@ from engine.events import ErrorCode, EventBase, TaskFinished, dump_event
 from engine.limits import cap_memory
 from engine.stages.spec import TaskSpec
 from engine.store.fsutil import secure_umask
+from engine.store.process import no_core_dumps
 
 
 def with_usage(event: TaskFinished) -> TaskFinished:
@@ -59,6 +60,7 @@ def single_threaded_math(stage: str) -> None:
 def main() -> int:
     """Read the spec, run the stage, return the exit code."""
     secure_umask()
+    no_core_dumps()  # nor the tap's: it inherits the limit
     spec = TaskSpec.model_validate_json(sys.stdin.buffer.read())
     single_threaded_math(spec.stage)
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)

@@ -33,6 +33,7 @@ def secure_umask() -> None:
     os.umask(0o077)
 
 
+
 def ensure_dir(path: Path) -> Path:
     """Create ``path`` and missing parents as 0700 directories; return it."""
     missing: list[Path] = []

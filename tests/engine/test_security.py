@@ -35,6 +35,7 @@ from tests.helpers import (
     log_events,
     run_cli,
     runs_of,
+    vault_records,
     verify_parts,
     wait_for,
     write_config,
@@ -389,3 +390,33 @@ def test_sqlite_temporary_btrees_never_go_to_tmp() -> None:
     settings = {path: modes for path, modes in found.items() if modes}
     assert settings, "no connection sets temp_store"
     assert all(mode.upper() == "MEMORY" for modes in settings.values() for mode in modes), settings
+
+
+CORE_TAP = textwrap.dedent("""\
+    import json, resource
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}}}
+    print(json.dumps({"type": "SCHEMA", "stream": "limits", "schema": schema, "key_properties": ["id"]}))
+    print(json.dumps({"type": "RECORD", "stream": "limits",
+                      "record": {"id": 1, "core": list(resource.getrlimit(resource.RLIMIT_CORE))}}))
+""")
+
+
+def test_no_process_of_a_run_may_dump_core(tmp_path: Path) -> None:
+    """A crashing worker or tap left a core file with its records (PHI) in the folder cron
+    started lorchestra from: every process of a run, the tap included, has RLIMIT_CORE 0
+    even when the caller allows core dumps (``ulimit -c unlimited``)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    if hard == 0:
+        pytest.skip("core dumps are already off for this test process")
+    (tmp_path / "core_tap.py").write_text(CORE_TAP)
+    cfg = write_config(tmp_path, [{"name": "lim", "domain": "ops", "source": "limits", "account": "a",
+                                   "kind": "singer", "command": [sys.executable, str(tmp_path / "core_tap.py")]}])
+    res = subprocess.run([*CLI, "extract", "lim", "--config", str(cfg)], capture_output=True, text=True,
+                         env=clean_env(), cwd=REPO, timeout=120,
+                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (hard, hard)))
+    assert res.returncode == 0, res.stdout + res.stderr
+    (run,) = runs_of(account_dir(tmp_path / "ws", {"domain": "ops", "source": "limits", "account": "a"}))
+    (record,) = [r for r in vault_records(run) if r.get("stream") == "limits"]
+    assert record["record"]["core"] == [0, 0]

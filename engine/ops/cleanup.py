@@ -12,8 +12,9 @@ Cleaning is planned before anything is touched, so the face can show exactly wha
   documents' facts and kept form responses, PHI the next project run would remove anyway; the
   client tables live in the index database: cleaning ``index`` removes them); the next
   project run writes them again.
-* ``extract``: every account folder under ``vault/`` (its runs and LATEST.json) and
-  ``diagnostics/extract``. The vault is the audit trail of what each source said and when:
+* ``extract``: every account folder under ``vault/`` (its runs and LATEST.json),
+  ``diagnostics/extract``, the discovered catalogs (``catalogs/``) and the loaders' stderr of
+  ``extract --target`` (``diagnostics/targets``). The vault is the audit trail of what each source said and when:
   it cannot be rebuilt, which is why the face asks for it separately.
 
 * ``partials`` (``clean --partials``): the hidden ``.run_id=*.partial`` folders a killed
@@ -143,9 +144,12 @@ def plan_clean(ws: Workspace, stages: list[str]) -> list[Target]:
             out += [_target(stage, p) for p in scratch if p.is_file() and not p.is_symlink()]
         else:
             out += _vault_targets(ws)
-        diag = ws.diagnostics / stage
-        if diag.exists():  # the extract stage's goes and stays with the vault (--all keeps both)
-            out.append(_target(stage, diag, vault=stage == "extract"))
+        extra = [ws.diagnostics / stage]
+        if stage == "extract":  # the discovered catalogs and the loaders' stderr hold PHI too
+            extra += [ws.catalogs, ws.diagnostics / "targets"]
+        for path in extra:  # the extract stage's go and stay with the vault (--all keeps them)
+            if path.exists():
+                out.append(_target(stage, path, vault=stage == "extract"))
     return out
 
 

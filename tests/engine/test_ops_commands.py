@@ -441,19 +441,22 @@ def test_clean_yes_deletes_exactly_what_dry_run_listed(ws_copy: tuple[Path, Path
 def test_clean_all_yes_keeps_the_vault_unless_extract_is_named(ws_copy: tuple[Path, Path]) -> None:
     cfg, ws = ws_copy
     tap_log = ws / "diagnostics" / "extract" / "tap-x.stderr.log"  # the extract stage's own output
-    tap_log.parent.mkdir(parents=True, exist_ok=True)
-    tap_log.write_text("tap stderr\n")
+    catalog = ws / "catalogs" / "tap-x.json"
+    loader_log = ws / "diagnostics" / "targets" / "files" / "tap-x" / "target.stderr.log"
+    for path in (tap_log, catalog, loader_log):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("PHI-ish\n")
     vault_before = snapshot(ws / "vault")
     res = cli("clean", "--all", "--yes", "--config", str(cfg))
     assert res.returncode == 0, res.stdout
     assert "the vault is kept" in res.stdout
     assert snapshot(ws / "vault") == vault_before and not list((ws / "canonical").iterdir())
-    assert tap_log.is_file(), "--all keeps the extract stage's diagnostics with the vault"
+    assert tap_log.is_file() and catalog.is_file() and loader_log.is_file(), "--all keeps them with the vault"
     res = cli("clean", "--stage", "extract", "--yes", "--config", str(cfg))
     assert res.returncode == 0, res.stdout
     assert "audit trail" in res.stdout and "3 vault run(s)" in res.stdout
     assert list((ws / "vault").iterdir()) == [] and (ws / "state" / "lorch.sqlite").is_file()
-    assert not tap_log.exists()
+    assert not tap_log.exists() and not catalog.exists() and not loader_log.exists()
 
 
 def test_clean_takes_the_workspace_lock(ws_copy: tuple[Path, Path]) -> None:

@@ -134,4 +134,4 @@ def print_report(console: Console, report: list[dict[str, Any]], reveal: bool) -
                 console.print("      [dim]the transform also reads names built at run time (not checked)[/]")
     if not reveal:
         console.print("[dim]names the config does not declare are shown as placeholders; "
-                      "--reveal prints them (PHI: terminal only)[/]")
+                      "--reveal prints them (PHI: to this command's output only, never to a log)[/]")

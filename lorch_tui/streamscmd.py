@@ -26,7 +26,8 @@ from engine.vault.paths import manifest_paths
 from lorch_tui.bigtable import clean
 
 REVEAL_NOTE = ("note: --reveal prints stream and field names as the tap reported them; they may "
-               "carry PHI (client names, birth dates). Shown on this terminal only.")
+               "carry PHI (client names, birth dates). They go to this command's output only, never "
+               "to a log; a file you redirect it to holds PHI (keep it in the workspace, or do not).")
 
 
 def extractor_of(loaded: LoadedConfig, name: str | None) -> Extractor:

@@ -63,7 +63,7 @@ def listing(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("what", choices=list(LIST_WHAT), help="what to list")
     ls.add_argument("name", nargs="?", metavar="EXTRACTOR", help="for `streams`: the extractor")
     ls.add_argument("--reveal", action="store_true",
-                    help="for `streams`: print real stream and field names, which may be PHI (this terminal only)")
+                    help="for `streams`: print real stream and field names, which may be PHI (printed, never logged)")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=Lazy("lorch_tui.listcmd:cmd_list"))
 

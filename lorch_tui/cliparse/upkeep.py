@@ -96,5 +96,5 @@ def drift(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("extractor", nargs="?", metavar="EXTRACTOR", help="one extractor (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.add_argument("--reveal", action="store_true",
-                   help="print every field and stream name (may be PHI: terminal only)")
+                   help="print every field and stream name (may be PHI: printed, never logged)")
     p.set_defaults(func=Lazy("lorch_tui.driftcmd:cmd_drift"))

@@ -71,6 +71,11 @@ class Decisions:
             facts = lookup(ref)
             if facts is None or (target is not None and target not in clients):
                 self.unused_overrides += 1
+                # its pin is kept: a row gone for one run and then another person's must not
+                # be taken for the document the link was first applied to
+                key = (item.document, item.client or "")
+                if item.sha256 is None and key in pins:
+                    self.pins[key] = pins[key]
                 continue
             if item.sha256 is None and not self._holds(pins, (item.document, item.client or ""), facts):
                 continue
@@ -78,12 +83,16 @@ class Decisions:
 
     def _holds(self, stored: dict[tuple[str, str], str], key: tuple[str, str], facts: DocFacts) -> bool:
         """Whether an unpinned link still names what it was first applied to: the document's
-        identity (its keys, participants and references, :func:`identity`), not its whole
+        identity (its keys, participants, references and time, :func:`identity`), not its whole
         content, so a transform edit or a new field keeps the link, and a sheet row renumbered
-        onto another person's row (other keys) does not. A stale link stays stale (its first
-        identity is kept) until the operator pins it (``sha256:``) or writes it anew."""
+        onto another person's row (other keys, another time) does not. A stale link stays
+        stale (its first identity is kept) until the operator pins it (``sha256:``) or writes
+        it anew. A pin stored before the time was part of the identity is compared the old
+        way, and stored anew when it holds."""
         now = identity(facts)
         first = stored.get(key)
+        if first is not None and not first.startswith(IDENTITY_V2) and first == identity_v1(facts):
+            first = now
         if first is not None and first != now:
             self.stale_overrides += 1
             self.pins[key] = first
@@ -201,8 +210,22 @@ class Decisions:
         return bool(theirs) and not theirs & mine
 
 
+IDENTITY_V2 = "2:"
+"""The prefix of an identity that also holds the document's time (pins stored before it
+have none and are compared the first way once, then stored anew)."""
+
+
 def identity(facts: DocFacts) -> str:
-    """What makes a document someone's: its kind, keys, mail participants and references
-    (sha256 hex), the pin of a ``link:`` override."""
+    """What makes a document someone's: its kind, keys, mail participants, references and
+    time, the pin of a ``link:`` override. The time tells two family members' form responses
+    apart, which share every key (the family's address) and are exactly the documents that
+    need a ``link:``; a row renumbered onto the other's gives another time."""
+    return IDENTITY_V2 + hashlib.sha256(orjson.dumps([facts.ref.kind, sorted(facts.keys), sorted(facts.outside),
+                                                      sorted(r.text() for r in facts.refs),
+                                                      facts.time])).hexdigest()
+
+
+def identity_v1(facts: DocFacts) -> str:
+    """The identity pins were stored with before the time was part of it (64 hex digits)."""
     return hashlib.sha256(orjson.dumps([facts.ref.kind, sorted(facts.keys), sorted(facts.outside),
                                         sorted(r.text() for r in facts.refs)])).hexdigest()

@@ -35,6 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.config.errors import format_loc, plain_errors
+from engine.config.load import duplicate_keys
 
 
 class OverrideLink(BaseModel):
@@ -90,6 +91,17 @@ class Overrides(BaseModel):
             raise ValueError(f"must be 1 (the only overrides format this version reads), got {value}")
         return value
 
+    @field_validator("link")
+    @classmethod
+    def _one_decision_a_document(cls, value: list[OverrideLink]) -> list[OverrideLink]:
+        seen: dict[str, tuple[str | None, str | None]] = {}
+        for n, item in enumerate(value):
+            said = (item.client, item.sha256)
+            if seen.setdefault(item.document, said) != said:  # the last one silently won
+                raise ValueError(f"entry {n} links a document an earlier entry links otherwise: "
+                                 "one document, one decision (remove one of them)")
+        return value
+
     @field_validator("merge", "apart")
     @classmethod
     def _groups(cls, value: list[list[str]]) -> list[list[str]]:
@@ -114,6 +126,11 @@ def load_overrides(path: Path | None) -> tuple[Overrides, bytes]:
         raise OverridesError(f"{path}: cannot read the overrides file ({type(exc).__name__})") from None
     if data is None:
         data = {}
+    dups = duplicate_keys(raw.decode("utf-8", errors="replace"))
+    if dups:  # two `link:` sections: YAML kept the second only, the first decisions were lost
+        line, loc, first = dups[0]
+        raise OverridesError(f"{path}:{line}: {loc}: duplicate key (already set on line {first}); "
+                             "YAML would keep only the last one")
     try:
         return Overrides.model_validate(data), raw
     except ValidationError as exc:

@@ -178,6 +178,19 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
     return data, lines
 
 
+def duplicate_keys(text: str) -> list[tuple[int, str, int]]:
+    """(line, key path, line it was first set on) of every key a YAML mapping repeats: YAML
+    keeps the last one silently (for files besides the config, such as the overrides)."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    dups: list[tuple[int, Loc, int]] = []
+    if node is not None:
+        try:
+            _walk_lines(node, (), {}, dups)
+        except _AliasLoop:
+            return []  # the loader that built the data reports it
+    return [(line, format_loc(loc), first) for line, loc, first in dups]
+
+
 class _AliasLoop(Exception):
     """A node that contains itself through an alias (``a: &a [*a]``)."""
 

@@ -304,6 +304,61 @@ def test_a_link_holds_for_the_document_it_was_first_applied_to() -> None:
     assert clients_of(out[cy[0]]) == {cid("B")} and p.stale_overrides == 0
 
 
+def _with_response(ov: Overrides, pins: dict[tuple[str, str], str], time: str | None,
+                   email: str | None) -> tuple[Any, list[Link] | Unlinked | None]:
+    """People plus (when ``email``) one form response in sheet row 2 at ``time``."""
+    r = Resolver(CFG, ov, pins)
+    for dref, doc in people():
+        r.add(dref, None, None, doc)
+    ref = DocRef("sheets", "phq", "form_response", "1Sx/0/2")
+    if email is not None:
+        r.add(ref, time, None, {"kind": "form_response", "source": "sheets", "account": "phq",
+                                "source_id": "1Sx/0/2", "respondent": {"email": email}})
+    p = r.resolve()
+    mine = [lk for lk in p.links if lk.doc == ref] or [u for u in p.unlinked if u.doc == ref]
+    return p, (mine if mine and isinstance(mine[0], Link) else (mine[0] if mine else None))  # type: ignore[return-value]
+
+
+def test_a_link_on_a_family_members_response_does_not_pass_to_the_other() -> None:
+    """Ben's and Ann's questionnaires come from the family address (a conflict: exactly the
+    documents that need a `link:`). Ben's row deleted, Ann's response takes its number: the
+    same keys, another submission time. The link must not put Ann's PHQ-9 in Ben's chart."""
+    ov = Overrides(link=[{"document": "sheets:phq:form_response:1Sx/0/2", "client": cid("B")}])  # type: ignore[list-item]
+    p, got = _with_response(ov, {}, "2024-03-01T10:00:00Z", "lee.family@example.org")
+    assert clients_of(got) == {cid("B")}  # type: ignore[arg-type]
+    pins = p.override_pins
+    p, got = _with_response(ov, pins, "2024-03-01T10:00:00Z", "lee.family@example.org")
+    assert clients_of(got) == {cid("B")} and p.stale_overrides == 0  # type: ignore[arg-type]
+    p, got = _with_response(ov, pins, "2024-04-09T16:30:00Z", "lee.family@example.org")  # Ann's
+    assert clients_of(got) == set() and p.stale_overrides == 1, "the family address links no one"  # type: ignore[arg-type]
+
+
+def test_a_links_pin_outlives_a_run_without_its_document() -> None:
+    """Row 2 deleted for one run (the pin was dropped), then Cy's new response lands in it:
+    taken for a new decision, Cy's PHQ-9 went to Ben's chart."""
+    ov = Overrides(link=[{"document": "sheets:phq:form_response:1Sx/0/2", "client": cid("B")}])  # type: ignore[list-item]
+    p, _ = _with_response(ov, {}, "2024-03-01T10:00:00Z", "lee.family@example.org")
+    pins = p.override_pins
+    p, got = _with_response(ov, pins, None, None)  # the row is gone this run
+    assert got is None and p.override_pins == pins and p.unused_overrides == 1
+    p, got = _with_response(ov, p.override_pins, "2024-05-02T09:00:00Z", "cy.park@gmail.com")
+    assert clients_of(got) == {cid("C")} and p.stale_overrides == 1  # type: ignore[arg-type]
+
+
+def test_a_pin_stored_before_the_time_counted_is_read_the_old_way_once() -> None:
+    from engine.clients.decide import identity, identity_v1
+    from engine.clients.model import DocFacts
+
+    ov = Overrides(link=[{"document": "sheets:phq:form_response:1Sx/0/2", "client": cid("B")}])  # type: ignore[list-item]
+    facts = DocFacts(DocRef("sheets", "phq", "form_response", "1Sx/0/2"), "2024-03-01T10:00:00Z", None,
+                     keys=("email:lee.family@example.org",))
+    key = ("sheets:phq:form_response:1Sx/0/2", cid("B"))
+    old = {key: identity_v1(facts)}
+    p, got = _with_response(ov, old, "2024-03-01T10:00:00Z", "lee.family@example.org")
+    assert clients_of(got) == {cid("B")} and p.stale_overrides == 0  # type: ignore[arg-type]
+    assert p.override_pins[key] == identity(facts) != old[key], "stored anew, with the time"
+
+
 def test_a_pinned_link_holds_for_its_content_only() -> None:
     row = contact("sheets", "intake", "1Sx/0/3", "Cy Park", emails=["cy.park@gmail.com"], dob="1990-03-03")
     pin = "ab" * 32

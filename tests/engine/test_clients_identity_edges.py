@@ -163,6 +163,24 @@ def test_an_overrides_file_of_another_format_version_is_refused(tmp_path: Path) 
     assert load_overrides(path)[0].version == 1
 
 
+def test_two_link_entries_deciding_one_document_otherwise_are_refused(tmp_path: Path) -> None:
+    """The last of two contradictory entries silently won (one document in Cy's chart, the
+    operator having also linked it to Tim)."""
+    path = tmp_path / "overrides.yaml"
+    doc = "gmail:inbox:email:m1"
+    for second in ("{client: bbbbbbbbbbbbbbbb}", "{client: null}", "{client: aaaaaaaaaaaaaaaa, sha256: " + "f" * 64 + "}"):
+        path.write_text(f"link:\n  - {{document: '{doc}', client: aaaaaaaaaaaaaaaa}}\n"
+                        f"  - {{document: '{doc}', {second[1:]}\n")
+        with pytest.raises(OverridesError, match="one document, one decision"):
+            load_overrides(path)
+    path.write_text("link:\n" + f"  - {{document: '{doc}', client: aaaaaaaaaaaaaaaa}}\n" * 2)
+    assert len(load_overrides(path)[0].link) == 2  # the same decision twice is no contradiction
+    path.write_text(f"link:\n  - {{document: '{doc}', client: aaaaaaaaaaaaaaaa}}\nignore: []\n"
+                    f"link:\n  - {{document: 'x:y:email:2', client: bbbbbbbbbbbbbbbb}}\n")
+    with pytest.raises(OverridesError, match=r":4: link: duplicate key \(already set on line 1\)"):
+        load_overrides(path)  # YAML kept the second section only: the first link was lost
+
+
 def test_the_same_birth_date_under_another_spelling_of_the_name_still_links() -> None:
     client = contact("dataverse", "mensio", "J", "Smith, Jonathan A.", emails=["jon@example.org"],
                      phones=["212-555-0140"], dob="1971-02-03")

@@ -64,10 +64,12 @@ OVERRIDES = Overrides(merge=[[cid("C"), cid("C2")]], apart=[[cid("A"), cid("B")]
                             {"document": "gmail:box:email:nope", "client": cid("A")}])  # type: ignore[list-item]
 
 
-def in_memory(docs: list[tuple[DocRef, dict[str, Any]]], ov: Overrides) -> Projection:
+def in_memory(docs: list[tuple[DocRef, dict[str, Any]]], ov: Overrides, timed: bool = False) -> Projection:
+    """The in-memory projection (``timed``: with the times and titles the streamed one gets,
+    which a link's pin holds)."""
     r = Resolver(CFG, ov)
     for ref, doc in docs:
-        r.add(ref, None, None, doc)
+        r.add(ref, _time(ref.entity_id) if timed else None, f"title of {ref.entity_id}" if timed else None, doc)
     return r.resolve()
 
 
@@ -119,10 +121,8 @@ def test_streamed_tables_and_charts_equal_the_in_memory_ones(tmp_path: Path) -> 
     """The whole write path: the client tables from the attached scratch database and the
     charts from per-client queries equal what the in-memory projection writes."""
     docs = documents()
-    want = in_memory(docs, OVERRIDES)
+    want = in_memory(docs, OVERRIDES, timed=True)
     charts.assign_folders(want.clients)
-    for f in want.docs.values():
-        f.time, f.title = _time(f.ref.entity_id), f"title of {f.ref.entity_id}"
     index = tmp_path / "index.sqlite"
     con = sqlite3.connect(index, isolation_level=None)
     tables.write_projection(con, want, "fp", "now")

@@ -40,7 +40,8 @@ class Decisions:
 
     def __init__(self, overrides: Overrides, pins: dict[tuple[str, str], str],
                  clients: dict[str, Client], alias: dict[str, str],
-                 holders: dict[str, set[str]], *, lookup: Callable[[DocRef], DocFacts | None],
+                 holders: dict[str, set[str]], *, stale: AbstractSet[str] = frozenset(),
+                 lookup: Callable[[DocRef], DocFacts | None],
                  targets: AbstractSet[DocRef], on_links: Callable[[list[Link]], object],
                  on_unlinked: Callable[[Unlinked], object],
                  exists: Callable[[DocRef], bool] | None = None) -> None:
@@ -78,6 +79,8 @@ class Decisions:
                     self.pins[key] = pins[key]
                 continue
             if item.sha256 is None and not self._holds(pins, (item.document, item.client or ""), facts):
+                continue
+            if item.client in stale:  # the client's id names another person now (counted once, there)
                 continue
             self.forced[ref] = target
 

@@ -17,9 +17,12 @@ Deterministic and explainable, never a guess:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from typing import Any
+
+import orjson
 
 from engine.clients import keys as K
 from engine.clients.decide import Decisions, identity
@@ -55,6 +58,12 @@ class Resolver:
         """What each ``link:`` without ``sha256`` was first applied to (:func:`identity`),
         by (document, client or ""): stored with the last projection's tables."""
         self.docs: dict[DocRef, DocFacts] = {}
+        self.client_pins: dict[tuple[str, str], str] = {}
+        """The identity of each client an override names (:func:`client_identity`), by
+        (``client:ID``, ""): kept with the link pins."""
+        self.stale_clients: set[str] = set()
+        """Clients an override names whose record is no longer the person it was first applied
+        to (a sheet row's id passed to the next row): no override applies to them."""
         self._gmail = tuple(K.address_case(d) for d in cfg.gmail_domains)
         self._own = K.own_patterns(cfg.own_addresses, self._gmail)
         self._ignored_phones = {k for raw in self.overrides.ignore
@@ -184,7 +193,8 @@ class Resolver:
         conflicts = self._conflicts(holders)
         links: list[Link] = []
         unlinked: list[Unlinked] = []
-        state = Decisions(self.overrides, self.pins, clients, alias, holders, lookup=self.docs.get,
+        state = Decisions(self.overrides, self.pins, clients, alias, holders, stale=self.stale_clients,
+                          lookup=self.docs.get,
                           targets={t for facts in self.docs.values() for t in facts.refs},
                           on_links=links.extend, on_unlinked=unlinked.append)
         for ref in sorted(self.docs):
@@ -198,12 +208,12 @@ class Resolver:
                 exists: Callable[[DocRef], bool] | None = None) -> tuple[dict[str, Conflict], Decisions]:
         """The conflicts and a decision pass over facts kept elsewhere (the streaming resolver)."""
         holders = _holders(clients.values())
-        decisions = Decisions(self.overrides, self.pins, clients, alias, holders, lookup=lookup,
+        decisions = Decisions(self.overrides, self.pins, clients, alias, holders, stale=self.stale_clients,
+                              lookup=lookup,
                               targets=targets, on_links=on_links, on_unlinked=on_unlinked, exists=exists)
         return self._conflicts(holders), decisions
 
-    @staticmethod
-    def finish(clients: dict[str, Client], conflicts: dict[str, Conflict], state: Decisions,
+    def finish(self, clients: dict[str, Client], conflicts: dict[str, Conflict], state: Decisions,
                links: list[Link], unlinked: list[Unlinked], docs: dict[DocRef, DocFacts],
                unused: int) -> Projection:
         """The projection of a finished decision pass (conflicts get their document counts)."""
@@ -212,7 +222,8 @@ class Resolver:
         return Projection(clients=clients, links=links, unlinked=unlinked,
                           conflicts=sorted(conflicts.values(), key=lambda c: c.key),
                           docs=docs, unused_overrides=unused + state.unused_overrides,
-                          override_pins=state.pins, stale_overrides=state.stale_overrides)
+                          override_pins={**self.client_pins, **state.pins},
+                          stale_overrides=state.stale_overrides + len(self.stale_clients))
 
     def clients(self, defining: Iterable[DocFacts]) -> tuple[dict[str, Client], dict[str, str], int]:
         """Clients from the documents that define one, merged by the overrides; the merge
@@ -225,12 +236,15 @@ class Resolver:
                 # the line is then shared with any other client on it (a conflict), never theirs
                 keys = set(facts.keys) | {K.phone_line(k) for k in facts.keys if K.phone_ext(k)}
                 clients[cid] = Client(cid, facts.ref, facts.card, keys)
+        self._check_named_clients(clients)
         alias: dict[str, str] = {}
         unused = 0
         for group in self.overrides.merge:
             present: list[str] = []
             for c in group:
                 c = alias.get(c, c)  # a client merged by an earlier group: its keeper
+                if c in self.stale_clients:
+                    continue  # another person's record under that id now: never merged
                 if c in clients and c not in present:
                     present.append(c)
                 elif c not in clients:
@@ -245,14 +259,46 @@ class Resolver:
                 alias[other] = keep.client_id
         return clients, alias, unused
 
+    def _check_named_clients(self, clients: dict[str, Client]) -> None:
+        """Pin every client an override names to its record's person (:func:`client_identity`);
+        one whose record is another person now (its id is a sheet row's number, and a row
+        above it was deleted) goes to :attr:`stale_clients`. A pin is kept while the override
+        names the client, also through runs without it."""
+        named = {c for group in (*self.overrides.merge, *self.overrides.apart) for c in group}
+        named |= {item.client for item in self.overrides.link if item.client}
+        for cid in sorted(named):
+            key = (f"{CLIENT_PIN}{cid}", "")
+            first = self.pins.get(key)
+            client = clients.get(cid)
+            if client is None:
+                if first is not None:
+                    self.client_pins[key] = first
+                continue
+            now = client_identity(client)
+            if first is not None and first != now:
+                self.stale_clients.add(cid)
+                self.client_pins[key] = first
+            else:
+                self.client_pins[key] = now
+
     def _conflicts(self, holders: dict[str, set[str]]) -> dict[str, Conflict]:
-        apart = [set(g) for g in self.overrides.apart]
+        apart = [set(g) - self.stale_clients for g in self.overrides.apart]
         out: dict[str, Conflict] = {}
         for key, who in holders.items():
             if len(who) > 1:
                 reviewed = any(who <= g for g in apart)
                 out[key] = Conflict(key, tuple(sorted(who)), reviewed=reviewed)
         return out
+
+
+CLIENT_PIN = "client:"
+"""The ``document`` column of a client's pin in ``client_override_pins``."""
+
+
+def client_identity(client: Client) -> str:
+    """Who a client's record is: the folded name and the birth date (sha256 hex). An e-mail or
+    phone may change in the record; another person's row gives another name or birth date."""
+    return hashlib.sha256(orjson.dumps([K.name_text(client.card.name), client.card.birth_date])).hexdigest()
 
 
 def _holders(clients: Iterable[Client]) -> dict[str, set[str]]:

@@ -292,7 +292,8 @@ def test_a_link_holds_for_the_document_it_was_first_applied_to() -> None:
     p, out = resolve_pinned(people() + [benny], ov, {})
     assert [(lk.client_id, lk.rule) for lk in out[benny[0]]] == [(cid("B"), "override")]  # type: ignore[union-attr]
     pins = p.override_pins
-    assert set(pins) == {key} and p.stale_overrides == 0
+    assert {k for k in pins if not k[0].startswith("client:")} == {key} and p.stale_overrides == 0
+    assert (f"client:{cid('B')}", "") in pins, "and the client it names, to its record's person"
     edited = (benny[0], {**benny[1], "notes": "a field the transform now adds"})
     p, out = resolve_pinned(people() + [edited], ov, pins)
     assert clients_of(out[benny[0]]) == {cid("B")} and p.stale_overrides == 0 and p.override_pins == pins
@@ -357,6 +358,37 @@ def test_a_pin_stored_before_the_time_counted_is_read_the_old_way_once() -> None
     p, got = _with_response(ov, old, "2024-03-01T10:00:00Z", "lee.family@example.org")
     assert clients_of(got) == {cid("B")} and p.stale_overrides == 0  # type: ignore[arg-type]
     assert p.override_pins[key] == identity(facts) != old[key], "stored anew, with the time"
+
+
+def test_an_override_naming_a_client_whose_record_is_another_person_now_is_not_applied() -> None:
+    """Client ids come from the record's id, and a sheet row's id is its number: after a row
+    above them was deleted, `merge` joined Cy's record to Bob's client (Cy's mail then went to
+    Bob) and a `link:` to row 5's client put a referral in Dee's chart."""
+    def rows(*people_: tuple[str, str, str, str]) -> list[tuple[DocRef, dict[str, Any]]]:
+        return [contact("dataverse", "mensio", sid, name, emails=[mail], dob=dob) for sid, name, mail, dob in people_]
+
+    bob3 = ("R3", "Bob Roe", "bob@roe.example", "1975-01-01")
+    bob4 = ("R4", "Bob Roe", "bob.work@corp.example", "1975-01-01")
+    cy5 = ("R5", "Cy Poe", "cy@poe.example", "1990-09-09")
+    referral = mail("m2", "fax@clinic.example", ["intake@practice.example"], account="fax")
+    ov = Overrides(merge=[[cid("R3"), cid("R4")]],  # type: ignore[arg-type]
+                   link=[{"document": "gmail:fax:email:m2", "client": cid("R5")}])  # type: ignore[list-item]
+    p, out = resolve_pinned(rows(bob3, bob4, cy5) + [referral], ov, {})
+    assert set(p.clients) == {cid("R3"), cid("R5")} and clients_of(out[referral[0]]) == {cid("R5")}
+    pins = p.override_pins
+    assert {k for k, _ in pins} >= {f"client:{cid('R3')}", f"client:{cid('R4')}", f"client:{cid('R5')}"}
+    # a row above was deleted: every row moved up one number
+    cy3 = ("R3", "Cy Poe", "cy@poe.example", "1990-09-09")
+    dee5 = ("R5", "Dee Qoe", "dee@qoe.example", "1966-06-06")
+    p, out = resolve_pinned(rows(cy3, bob4, dee5) + [referral], ov, pins)
+    assert set(p.clients) == {cid("R3"), cid("R4"), cid("R5")}, "Cy is not merged into Bob"
+    assert p.clients[cid("R3")].card.name == "Cy Poe" and not p.clients[cid("R4")].merged
+    assert clients_of(out[referral[0]]) == set(), "the referral is not forced into Dee's chart"
+    assert p.stale_overrides == 2 and p.override_pins[(f"client:{cid('R3')}", "")] == pins[(f"client:{cid('R3')}", "")]
+    # an e-mail changed in the record is the same person: the overrides still apply
+    p, out = resolve_pinned(rows(bob3, bob4, ("R5", "Cy Poe", "cy.new@poe.example", "1990-09-09")) + [referral], ov, pins)
+    assert set(p.clients) == {cid("R3"), cid("R5")} and clients_of(out[referral[0]]) == {cid("R5")}
+    assert p.stale_overrides == 0
 
 
 def test_a_pinned_link_holds_for_its_content_only() -> None:

@@ -46,6 +46,11 @@ class Decisions:
                  on_unlinked: Callable[[Unlinked], object],
                  exists: Callable[[DocRef], bool] | None = None) -> None:
         self.clients = clients
+        self._names = {cid: K.name_text(c.card.name) for cid, c in clients.items()}
+        self._by_name: dict[str, set[str]] = {}
+        for cid, folded in self._names.items():
+            if folded:
+                self._by_name.setdefault(folded, set()).add(cid)
         self.alias = alias
         self.holders = holders
         self.lookup = lookup
@@ -194,11 +199,20 @@ class Decisions:
         if len(unique) > 1 or any(not (unique <= who) for _, who in matched):
             return Unlinked(facts.ref, "disagree", SEP.join(k for k, _ in matched))
         cid = next(iter(unique))
-        if self._identity_differs(facts, cid):
+        if self._identity_differs(facts, cid) or self._names_another(facts, cid):
             return Unlinked(facts.ref, "disagree", SEP.join(k for k, _ in matched))
         key = next(k for k, who in matched if who == {cid})
         direction: Direction | None = facts.direction
         return [Link(cid, facts.ref, _RULE_OF_KIND[K.key_kind(key)], direction, key)]
+
+    def _names_another(self, facts: DocFacts, cid: str) -> bool:
+        """True when the document names another client, by the very name, and not this one:
+        a son's billing record under his mother's e-mail and phone ("Tim Doe" with Ann's
+        keys) is Tim's whatever the keys say, and no birth date is there to tell them apart.
+        A name that is no client's (a nickname, a married name) does not count."""
+        if facts.name is None or facts.name == self._names.get(cid):
+            return False
+        return any(other != cid for other in self._by_name.get(facts.name, ()))
 
     def _identity_differs(self, facts: DocFacts, cid: str) -> bool:
         """True when the document's birth date is none of the client's: a child or parent who

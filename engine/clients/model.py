@@ -92,6 +92,9 @@ class DocFacts:
     columns: tuple[str, ...] = ()
     """The values of the kind's chart columns, in the order of its rule's ``columns``
     (a tuple, not a dict per document: :func:`engine.clients.charts.column` reads it)."""
+    name: str | None = None
+    """The person the document names, folded (:func:`engine.clients.keys.name_text`): a
+    contact's name, with or without a birth date."""
 
 
 @dataclass(slots=True)

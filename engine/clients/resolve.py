@@ -144,9 +144,11 @@ class Resolver:
             key = self._phone(raw)
             if key:
                 found.append(key)
-        nd = K.name_dob_key(first_text(doc, rule.names), first_text(doc, rule.births))
+        name = first_text(doc, rule.names)
+        nd = K.name_dob_key(name, first_text(doc, rule.births))
         if nd:
             found.append(nd)
+        facts.name = K.name_text(name) if name else None
         facts.keys = tuple(dict.fromkeys(found))
         if rule.refs:  # many documents name one contact: one DocRef for it, not one each
             one = self._refs.setdefault

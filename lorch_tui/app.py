@@ -129,6 +129,7 @@ class LorchApp(App[int]):
         self._fit(self.size.width, self.size.height)
         self.watch(self.screen, "focused", self._focus_moved)
         self.set_interval(1 / FLUSH_HZ, self.flush)
+        self.run_control.watch_hang_up()
         # paint first, then touch the disk: the check and the first scan run in threads (the
         # scan only reads, so it does not wait for the permission walk)
         actions.check_workspace(self, self.skip_permissions, self._workspace_checked)

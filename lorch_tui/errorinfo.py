@@ -15,7 +15,7 @@ MEANINGS: dict[str, str] = {
     "SCHEMA_MISSING": 'extract: a RECORD or BATCH came before any SCHEMA for its stream (line)',
     "UNKNOWN_MESSAGE": 'warning, extract: a Singer message of an unknown type was skipped (line, count)',
     "TIMEOUT": "extract: the task ran past timeout_s (or past the engine's backstop)",
-    "CANCELLED": 'the task was cancelled (Ctrl-C, SIGTERM, x or quitting in the dashboard)',
+    "CANCELLED": 'the task was cancelled (Ctrl-C, SIGTERM, SIGHUP, x or quitting in the dashboard)',
     "WRITE_FAILED": 'any stage: writing inside the workspace failed (disk full, file-size limit, I/O error)',
     "WORKER_CRASHED": 'the worker ended without a final event (detail_path: its diagnostics file)',
     "BAD_EVENT": "warning: a worker's stdout line was not a valid event (dropped, counted)",

@@ -14,6 +14,7 @@ the app and delegate here.
 from __future__ import annotations
 
 import asyncio
+import signal
 
 from engine.errors import LorchError
 from lorch_tui import actions
@@ -32,6 +33,7 @@ class RunControl:
         self.app = app
         self.quitting = False
         """A quit is asking or cancelling: a second quit key does nothing meanwhile."""
+        self._hup_loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, stages: list[str] | None, accounts: list[str] | None, what: str) -> None:
         """Say at once that the run is starting; start it in a worker (the key returns now)."""
@@ -104,9 +106,34 @@ class RunControl:
         self.quitting = True
         app.push_screen(ConfirmScreen("A run is in progress. Cancel it and quit?"), answer)
 
+    def watch_hang_up(self) -> None:
+        """Cancel, record and quit (exit 130) when the terminal closes under the dashboard
+        (SIGHUP: a closed window, a dropped ssh session); it killed the process, leaving the
+        run "running" in the history and the on_failure hook uncalled."""
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.hang_up()))
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            return
+        self._hup_loop = loop
+
+    async def hang_up(self) -> None:
+        """The terminal is gone: nobody to ask. Cancel the run, then quit with 130."""
+        self.quitting = True
+        if self.app.engine.busy:
+            await self.app.engine.cancel_all()
+        self.app.exit(130)
+
+    def unwatch_hang_up(self) -> None:
+        """Give SIGHUP back (the app is ending; a test process runs many apps)."""
+        loop, self._hup_loop = self._hup_loop, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_signal_handler(signal.SIGHUP)
+
     async def reap(self) -> None:
         """The last way out (an error, a test harness, anything that skipped q): still cancel,
         reap and record the run, so no worker outlives the loop and no run stays `running`."""
+        self.unwatch_hang_up()
         if self.app.engine.busy:
             try:
                 await asyncio.wait_for(self.app.engine.cancel_all(), timeout=REAP_TIMEOUT_S)

@@ -2,7 +2,7 @@
 
 Prepare the workspace (umask 077, 0700 folders), refuse loose permissions (exit 4) unless
 told not to, take the workspace lock (exit 3 when busy), attach the JSON log and the run
-history (``state/lorch.sqlite``), run the plan, turn SIGINT/SIGTERM into a clean cancel of
+history (``state/lorch.sqlite``), run the plan, turn SIGINT/SIGTERM/SIGHUP into a clean cancel of
 every task, and after a run that ended badly (a failed task, an engine error, a full disk, an
 interrupt) call the ``on_failure`` hook: no step of the ending may raise past the next. The
 dashboard uses the same pieces (:func:`open_session`, :meth:`Session.close`, :func:`notify_failure`) inside its own
@@ -110,6 +110,12 @@ def _note(what: str, exc: BaseException) -> None:
         pass
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""What stops a run cleanly (cancel, record, summary, on_failure hook, exit 130): Ctrl-C,
+``kill``, and the terminal or ssh session closing under it (SIGHUP killed the engine with
+exit 129: no hook, no summary, the history left "running")."""
+
+
 async def _lock(ws: Workspace, command: str, wait_s: float) -> WorkspaceLock:
     """The workspace lock, waiting up to ``wait_s`` in the event loop: Ctrl-C (asyncio's own
     handler) and SIGTERM stop the wait at once, as an interrupt (exit 130), and the wait is
@@ -130,7 +136,8 @@ async def _lock(ws: Workspace, command: str, wait_s: float) -> WorkspaceLock:
         _say(f"lorchestra: the workspace lock is held by {holder}; waiting up to {wait_s:g} s "
              "for it (Ctrl-C stops)")
 
-    loop.add_signal_handler(signal.SIGTERM, on_term)
+    for sig in STOP_SIGNALS[1:]:  # SIGINT: asyncio's own handler
+        loop.add_signal_handler(sig, on_term)
     try:
         return await WorkspaceLock(ws, command=command).acquire_waiting(wait_s, waiting)
     except asyncio.CancelledError:
@@ -138,7 +145,8 @@ async def _lock(ws: Workspace, command: str, wait_s: float) -> WorkspaceLock:
             raise KeyboardInterrupt from None  # the faces' interrupt: exit 130, nothing started
         raise
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        for sig in STOP_SIGNALS[1:]:
+            loop.remove_signal_handler(sig)
 
 
 def _say(text: str) -> None:
@@ -203,7 +211,7 @@ async def run_session(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger,
         interrupted = True
         loop.create_task(runner.cancel_all())
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, on_signal)
     internal: str | None = None
     try:
@@ -216,7 +224,7 @@ async def run_session(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger,
         if runner.errors:
             internal = type(runner.errors[0]).__name__
             keep_traceback(session.ws, runner.errors)
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
         await session.close()
     warning = await notify_failure(session, result, trigger, interrupted=interrupted, internal_error=internal)

@@ -190,7 +190,10 @@ def test_an_engine_error_is_recorded_summarised_and_alarmed(tmp_path: Path) -> N
 # ------------------------------------------------------------------ an interrupt
 
 
-def test_an_interrupt_runs_the_hook_and_prints_the_summary(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["int", "term", "hup"])
+def test_an_interrupt_runs_the_hook_and_prints_the_summary(tmp_path: Path, sig: signal.Signals) -> None:
+    """Ctrl-C, kill, and a terminal or ssh session closing (SIGHUP: it ended the run with 129,
+    no hook, no summary, the history left "running") all cancel cleanly."""
     command, called = hook(tmp_path)
     slow = demo_extractor("slow", "gmail", records=50, faults={"hang_after": 5})
     cfg = write_config(tmp_path, [slow], on_failure=command)
@@ -200,7 +203,7 @@ def test_an_interrupt_runs_the_hook_and_prints_the_summary(tmp_path: Path) -> No
     ws = tmp_path / "ws"
     wait_for(lambda: any(e["type"] == "task_progress" for e in log_events(ws)) if (ws / "logs").is_dir() else False,
              60, "the tap to be running")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
     last = out.strip().splitlines()[-1]
@@ -208,6 +211,9 @@ def test_an_interrupt_runs_the_hook_and_prints_the_summary(tmp_path: Path) -> No
     alarm = orjson.loads(called.read_bytes())
     assert alarm["interrupted"] is True and alarm["status"] == "cancelled"
     lock_free(ws)
+    con = sqlite3.connect(ws / "state" / "lorch.sqlite")
+    assert [r[0] for r in con.execute("SELECT status FROM runs")] == ["cancelled"]
+    con.close()
 
 
 def test_a_worker_that_cannot_start_fails_its_task_not_the_engine(tmp_path: Path) -> None:

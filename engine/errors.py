@@ -89,11 +89,8 @@ NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 def free_space(path: Path) -> str:
     """``"12.0 MiB free of 3.0 GiB"`` for the file system holding ``path`` (or its nearest
     existing ancestor); ``"free space unknown"`` when even that cannot be read."""
-    p = Path(os.path.abspath(path))
-    while not p.exists() and p.parent != p:
-        p = p.parent
     try:
-        usage = shutil.disk_usage(p)
+        usage = shutil.disk_usage(_existing(path))
     except OSError:
         return "free space unknown"
     return f"{_size(usage.free)} free of {_size(usage.total)}"
@@ -107,14 +104,50 @@ def _size(n: float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover - the loop always returns
 
 
+def _existing(path: Path) -> Path:
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    return p
+
+
+def has_room(path: Path) -> bool:
+    """Whether the file system of ``path`` has at least 1 MiB and a free inode (True when it
+    cannot be told: then the error is taken as it came)."""
+    try:
+        st = os.statvfs(_existing(path))
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize >= 1 << 20 and (st.f_files == 0 or st.f_favail > 0)
+
+
+def _no_inodes(path: Path) -> bool:
+    try:
+        st = os.statvfs(_existing(path))
+    except OSError:
+        return False
+    return st.f_files > 0 and st.f_favail == 0
+
+
 def disk_full(where: Path) -> DiskFull:
     """The one DISK_FULL message: which workspace, how much space is left, what to do."""
+    what = ("has no free inodes left (`df -i`: too many files), though "
+            f"{free_space(where)}") if _no_inodes(where) else f"is full ({free_space(where)})"
     return DiskFull(
-        f"DISK_FULL: the file system of {where} is full ({free_space(where)}); "
+        f"DISK_FULL: the file system of {where} {what}; "
         "partial files were removed and LATEST did not move",
         hint="free space (or move the workspace with --workspace), then run again; "
         "`lorchestra clean --dry-run` shows what can go",
     )
+
+
+def output_full(exc: OSError) -> LorchError:
+    """No space where the command's output goes (a cron log on a full partition), while the
+    workspace has room: not the workspace's DISK_FULL."""
+    return LorchError(f"could not write the output: no space left on the device it goes to "
+                      f"({_errno_name(exc)}); the workspace has room",
+                      hint="free space where the output is redirected (a cron log file?), or send it elsewhere",
+                      exit_code=ExitCode.TASK_FAILED)
 
 
 def _errno_name(exc: OSError) -> str:
@@ -138,7 +171,10 @@ def from_os_error(exc: BaseException, workspace: Path | None = None) -> LorchErr
     where = str(path) if path is not None else "the workspace"
     name = _errno_name(exc)
     if exc.errno in NO_SPACE:
-        return disk_full(workspace or path or Path.cwd())
+        target = workspace or path or Path.cwd()
+        if exc.filename is None and workspace is not None and has_room(workspace):
+            return output_full(exc)  # a write with no file name: standard output, elsewhere
+        return disk_full(target)
     if exc.errno in (errno.EACCES, errno.EPERM):
         return PermissionProblem(f"permission denied ({name}) on {where}",
                                  hint="check the owner and mode of that path (the workspace must "

@@ -234,3 +234,21 @@ def test_a_worker_that_cannot_start_fails_its_task_not_the_engine(tmp_path: Path
     [failed] = orjson.loads(called.read_bytes())["failed_tasks"]
     assert (failed["error_code"], failed["attempt"]) == ("WRITE_FAILED", 1)
     lock_free(ws)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_device_under_standard_output_is_not_the_workspaces_disk_full(tmp_path: Path) -> None:
+    """A cron log on a full partition, the workspace on another disk: the run succeeded and
+    LATEST moved, but every face said `DISK_FULL ... LATEST did not move` about the workspace."""
+    cfg = write_config(tmp_path, [demo_extractor("one", "gmail", records=5)])
+    for args, prog in ((["--no-ui", "--config", str(cfg)], "lorch_tui.tui_main"),
+                       (["status", "--config", str(cfg)], "lorch_tui.cli")):
+        with open("/dev/full", "w") as full:
+            res = subprocess.run([sys.executable, "-m", prog, *args], stdout=full, stderr=subprocess.PIPE,
+                                 text=True, cwd=REPO, env=clean_env(), timeout=120)
+        assert res.returncode == 1, res.stderr
+        assert "could not write the output" in res.stderr and "DISK_FULL" not in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
+    con = sqlite3.connect(tmp_path / "ws" / "state" / "lorch.sqlite")
+    assert [r[0] for r in con.execute("SELECT status FROM runs")] == ["success"]
+    con.close()

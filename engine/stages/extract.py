@@ -14,6 +14,7 @@ status in the manifest, and LATEST moves only on success. With a loader (``extra
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,13 +43,20 @@ def run_extract(spec: TaskSpec, emit: Emit) -> int:
         return run_to_target(spec, emit)
     ex = spec.extractor
     ws = Workspace(spec.workspace)
-    account_dir = ensure_dir(ws.account_dir(ex.domain, ex.source, ex.account))
-    load_key(ws)  # the key that tags undeclared stream names in every face (engine.names)
-    ref = new_run(account_dir)
-    meta = {"extractor": ex.name, "kind": ex.kind, "domain": ex.domain, "source": ex.source,
-            "account": ex.account, "attempt": spec.attempt}
-    writer = RunWriter(account_dir, ref, meta, spec.extract.part_max_bytes, spec.extract.compression_level)
     started = time.monotonic()
+    try:
+        account_dir = ensure_dir(ws.account_dir(ex.domain, ex.source, ex.account))
+        load_key(ws)  # the key that tags undeclared stream names in every face (engine.names)
+        ref = new_run(account_dir)
+        meta = {"extractor": ex.name, "kind": ex.kind, "domain": ex.domain, "source": ex.source,
+                "account": ex.account, "attempt": spec.attempt}
+        writer = RunWriter(account_dir, ref, meta, spec.extract.part_max_bytes, spec.extract.compression_level)
+    except OSError as exc:  # a read-only vault, a file where the account's folder belongs: not a crash
+        _say_where(exc)
+        emit(TaskFinished(task_id=spec.task_id, stage="extract", extractor=ex.name, account=ex.account,
+                          status="failed", attempt=spec.attempt, records=0, parts=0, bytes=0, uncompressed_bytes=0,
+                          duration_s=round(time.monotonic() - started, 3), error_code=write_error_code(exc).value))
+        return 1
     sup = Supervisor(ex.timeout_s, spec.extract.cancel_grace_s)
     stderr_log = writer.tmp / STDERR_LOG
     inputs = TapInputs()
@@ -86,6 +94,15 @@ def run_extract(spec: TaskSpec, emit: Emit) -> int:
         line=line, vault_run=ref.rel, latest_moved=latest, stderr_lines=stderr_lines,
     ))
     return 0 if status == "success" else 1
+
+
+def _say_where(exc: OSError) -> None:
+    """The path and errno of a write that failed, on the worker's stderr (its diagnostics
+    file): a workspace path and a symbol, never data."""
+    import errno as _errno
+
+    name = _errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+    sys.stderr.write(f"extract: {name} on {exc.filename or 'the vault'}\n")
 
 
 def mark_failed(writer: RunWriter, code: str, exit_code: int | None, stderr_lines: int) -> None:

@@ -322,3 +322,21 @@ def test_the_dashboards_run_list_reads_an_odd_manifest(base: Path, tmp_path: Pat
     damaged = next(r for r in runs if r.path == c.latest_run())
     assert (damaged.records, damaged.bytes, damaged.parts, damaged.ratio, damaged.error_code) == (0, 0, 0, None, None)
     assert set(damaged.streams.values()) == {0}
+
+
+def test_a_file_where_the_accounts_vault_folder_belongs_fails_write_failed_not_crashed(base: Path,
+                                                                                        tmp_path: Path) -> None:
+    """The extract worker made the account folder and its run outside its error handling: a
+    file in the way was WORKER_CRASHED ("a lorchestra bug"), retried with backoff."""
+    c = Case(base, tmp_path)
+    acct = c.acct()
+    shutil.rmtree(acct)
+    acct.write_bytes(b"in the way\n")
+    acct.chmod(0o600)
+    res = c.run("extract", "acct0", "--json")
+    assert res.returncode == 1, res.stdout + res.stderr
+    done = [e for e in _events(res.stdout) if e.get("type") == "task_finished"]
+    assert [(e["error_code"], e["attempt"]) for e in done] == [("WRITE_FAILED", 1)], done
+    diag = (c.ws / "diagnostics" / "extract").glob("*.stderr.log")
+    said = "".join(p.read_text() for p in diag)
+    assert "Traceback" not in said and (f"ENOTDIR on {acct}" in said or f"EEXIST on {acct}" in said), said

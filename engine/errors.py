@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sys
 from enum import IntEnum
 from pathlib import Path
 
@@ -152,6 +153,17 @@ def output_full(exc: OSError) -> LorchError:
 
 def _errno_name(exc: OSError) -> str:
     return errno.errorcode.get(exc.errno or 0, "OSError")
+
+
+def say_os_error(stage: str, exc: OSError) -> None:
+    """One line on this worker's stderr (its diagnostics file) saying which path a failed
+    write hit and why (``canonize: EROFS on /ws/canonical/gmail``): a workspace path and an
+    errno symbol, never data. A bare WRITE_FAILED sent people to dmesg for a read-only folder."""
+    try:
+        sys.stderr.write(f"{stage}: {_errno_name(exc)} on {exc.filename or 'the workspace'}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def from_os_error(exc: BaseException, workspace: Path | None = None) -> LorchError | None:

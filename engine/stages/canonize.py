@@ -39,6 +39,7 @@ from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLi
 from engine.canon.functions import helpers_sha256
 from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
+from engine.errors import say_os_error
 from engine.events import (
     ErrorCode,
     EventBase,
@@ -338,6 +339,7 @@ def run_canonize(spec: TaskSpec, emit: Emit) -> int:
         status, code, detail = "failed", exc.code.value, exc.detail
     except OSError as exc:
         status, code = "failed", write_error_code(exc).value
+        say_os_error("canonize", exc)
     if c.unmapped:
         emit(TaskWarning(task_id=spec.task_id, stage="canonize", extractor=c.ex.name,
                          code=ErrorCode.UNMAPPED_STREAM.value, count=c.unmapped))

@@ -14,11 +14,11 @@ status in the manifest, and LATEST moves only on success. With a loader (``extra
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+from engine.errors import say_os_error
 from engine.events import ErrorCode, TaskFinished, TaskWarning, write_error_code
 from engine.names import load_key
 from engine.stages.progress import Emit, Progress, count_lines
@@ -52,7 +52,7 @@ def run_extract(spec: TaskSpec, emit: Emit) -> int:
                 "account": ex.account, "attempt": spec.attempt}
         writer = RunWriter(account_dir, ref, meta, spec.extract.part_max_bytes, spec.extract.compression_level)
     except OSError as exc:  # a read-only vault, a file where the account's folder belongs: not a crash
-        _say_where(exc)
+        say_os_error("extract", exc)
         emit(TaskFinished(task_id=spec.task_id, stage="extract", extractor=ex.name, account=ex.account,
                           status="failed", attempt=spec.attempt, records=0, parts=0, bytes=0, uncompressed_bytes=0,
                           duration_s=round(time.monotonic() - started, 3), error_code=write_error_code(exc).value))
@@ -94,15 +94,6 @@ def run_extract(spec: TaskSpec, emit: Emit) -> int:
         line=line, vault_run=ref.rel, latest_moved=latest, stderr_lines=stderr_lines,
     ))
     return 0 if status == "success" else 1
-
-
-def _say_where(exc: OSError) -> None:
-    """The path and errno of a write that failed, on the worker's stderr (its diagnostics
-    file): a workspace path and a symbol, never data."""
-    import errno as _errno
-
-    name = _errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-    sys.stderr.write(f"extract: {name} on {exc.filename or 'the vault'}\n")
 
 
 def mark_failed(writer: RunWriter, code: str, exit_code: int | None, stderr_lines: int) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from engine import cancel
 from engine.canon.publish import AccountFiles, read_meta, recover
 from engine.canon.registry import Registry
+from engine.errors import say_os_error
 from engine.events import (
     ErrorCode,
     EventBase,
@@ -82,6 +83,7 @@ def _load(spec: TaskSpec, progress: Callable[[int, int | None], None]
     except cancel.Cancelled:
         return "cancelled", ErrorCode.CANCELLED.value, None, loader
     except OSError as exc:
+        say_os_error("index", exc)
         return "failed", write_error_code(exc).value, None, loader
 
 

@@ -340,3 +340,19 @@ def test_a_file_where_the_accounts_vault_folder_belongs_fails_write_failed_not_c
     diag = (c.ws / "diagnostics" / "extract").glob("*.stderr.log")
     said = "".join(p.read_text() for p in diag)
     assert "Traceback" not in said and (f"ENOTDIR on {acct}" in said or f"EEXIST on {acct}" in said), said
+
+
+def test_a_canonize_write_failure_names_its_path_in_the_diagnostics(base: Path, tmp_path: Path) -> None:
+    """WRITE_FAILED said nothing more: no path, no errno (the docs sent people to dmesg)."""
+    c = Case(base, tmp_path)
+    folder = c.ws / "canonical" / "gmail"
+    shutil.rmtree(folder)
+    folder.write_bytes(b"in the way\n")
+    folder.chmod(0o600)
+    res = c.run("run", "--stage", "canonize", "--json", "--force")
+    assert res.returncode == 1, res.stdout + res.stderr
+    codes = {e["extractor"]: e.get("error_code") for e in _events(res.stdout) if e.get("type") == "task_finished"}
+    assert codes["acct0"] == "WRITE_FAILED", codes
+    said = "".join(p.read_text() for p in (c.ws / "diagnostics" / "canonize").glob("*.stderr.log"))
+    assert "canonize: ENOTDIR on " in said or "canonize: EEXIST on " in said, said
+    assert str(folder) in said and "Traceback" not in said

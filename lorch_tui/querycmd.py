@@ -19,7 +19,7 @@ from rich.text import Text
 from engine.config.load import load
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import Document, ObjectMissing, Query, Store, build_sql
-from engine.index.store import INDEX_CORRUPT, REPAIR_HINT, StoreError, db_path
+from engine.index.store import INDEX_CORRUPT, INDEX_UNREADABLE, REPAIR_HINT, StoreError, db_path
 from engine.store.workspace import Workspace, check_not_a_file
 from lorch_tui import docread, rankcmd
 from lorch_tui.bigtable import clean, print_table
@@ -39,6 +39,11 @@ def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
             raise UsageError(f"there is no index in the workspace {ws.root} yet ({db_path(ws)} is missing)",
                              hint="build it with `lorchestra run` (or `lorchestra run --stage index` "
                                   "once canonical files exist)") from None
+        if exc.code == INDEX_UNREADABLE:
+            raise LorchError(f"the index {exc}: it is there, and may be whole",
+                             hint="a full disk (`df -h`), a read-only folder or a disk error; the index "
+                                  "itself is kept: fix that and ask again (do not rebuild it)",
+                             exit_code=ExitCode.TASK_FAILED) from None
         if exc.code == INDEX_CORRUPT:
             raise LorchError(f"the index {db_path(ws)} is damaged: it is not a readable SQLite database",
                              hint=f"move {ws.vector_store} aside (mv {ws.vector_store} {ws.vector_store}.damaged) "

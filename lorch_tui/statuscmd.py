@@ -20,7 +20,7 @@ from rich.table import Table
 from engine.config.cross import RESERVED_SOURCES
 from engine.config.load import LoadedConfig, load
 from engine.errors import ExitCode
-from engine.index.store import INDEX_CORRUPT, StoreError, db_path, open_reader
+from engine.index.store import INDEX_CORRUPT, INDEX_UNREADABLE, StoreError, db_path, open_reader
 from engine.ops.inspect import AccountView, account_views
 from engine.store import history as run_history
 from engine.store.workspace import Workspace, check_not_a_file
@@ -34,14 +34,15 @@ def log_path_of(ws: Workspace, run: dict[str, Any]) -> str:
     return str(ws.logs / f"pipeline-{str(run['started_at'])[:10]}.log")
 
 
-def account_rows(loaded: LoadedConfig, ws: Workspace, *, index_corrupt: bool = False) -> list[dict[str, Any]]:
-    """Freshness of every configured account (PHI-free: ids, run ids, counts, ages)."""
+def account_rows(loaded: LoadedConfig, ws: Workspace, *, index_state: str | None = None) -> list[dict[str, Any]]:
+    """Freshness of every configured account (PHI-free: ids, run ids, counts, ages);
+    ``index_state`` (``corrupt``, ``unreadable``) stands for every account's index column."""
     shas = index_shas(ws) if ws.root.is_dir() else None
     stale_after = loaded.config.stale_after_hours
     rows = [_account_row(v, shas, stale_after) for v in account_views(loaded.config, ws, shas)]
-    if index_corrupt:
+    if index_state:
         for row in rows:
-            row["index"] = "corrupt"
+            row["index"] = index_state
     return rows
 
 
@@ -53,6 +54,11 @@ def index_problem(ws: Workspace) -> dict[str, str] | None:
     try:
         open_reader(ws).close()
     except StoreError as exc:
+        if exc.code == INDEX_UNREADABLE:
+            return {"code": INDEX_UNREADABLE, "path": str(path),
+                    "message": f"the index {exc}: it is there, and may be whole",
+                    "hint": "a full disk (`df -h`), a read-only folder or a disk error; the index itself "
+                            "is kept: fix that, do not rebuild it"}
         if exc.code == INDEX_CORRUPT:
             return {"code": INDEX_CORRUPT, "path": str(path),
                     "message": f"the index {path} is damaged (not a readable SQLite database)",
@@ -111,7 +117,8 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
         "stale_after_hours": cfg.stale_after_hours,
         "last_run": last_doc,
         "history": runs,
-        "accounts": account_rows(loaded, ws, index_corrupt=index_bad is not None),
+        "accounts": account_rows(loaded, ws, index_state=None if index_bad is None else
+                                 "unreadable" if index_bad["code"] == INDEX_UNREADABLE else "corrupt"),
         "unconfigured": unconfigured_accounts(loaded, ws),
         "clients": client_counts(ws) if cfg.clients is not None else None,
     }

@@ -93,6 +93,9 @@ a crash between commit and clean-up is finished by the account's next run)."""
 
 INDEX_CORRUPT = "INDEX_CORRUPT"
 """The index file exists but is not a readable SQLite database (or its pages are damaged)."""
+INDEX_UNREADABLE = "INDEX_UNREADABLE"
+"""The index file exists and may be whole, but cannot be opened now (a full disk, a read-only
+folder, an I/O error): never to be taken for a missing index and rebuilt."""
 
 
 class StoreError(Exception):
@@ -274,9 +277,12 @@ def open_reader(ws: Workspace, *, check_same_thread: bool = True) -> sqlite3.Con
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
             conn.execute("SELECT 1 FROM accounts LIMIT 1").fetchall()
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
         conn.close()
-        raise StoreError("INDEX_MISSING", f"{path} is not a readable index") from None
+        if "no such table" in str(exc):  # created, never loaded
+            raise StoreError("INDEX_MISSING", f"{path} is not a readable index") from None
+        reason = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+        raise StoreError(INDEX_UNREADABLE, f"{path} cannot be opened now ({reason})") from None
     except sqlite3.DatabaseError:  # "file is not a database", "database disk image is malformed"
         conn.close()
         raise StoreError(INDEX_CORRUPT, f"{path} is damaged (not a readable SQLite database)") from None

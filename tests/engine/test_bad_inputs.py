@@ -356,3 +356,28 @@ def test_a_canonize_write_failure_names_its_path_in_the_diagnostics(base: Path, 
     said = "".join(p.read_text() for p in (c.ws / "diagnostics" / "canonize").glob("*.stderr.log"))
     assert "canonize: ENOTDIR on " in said or "canonize: EEXIST on " in said, said
     assert str(folder) in said and "Traceback" not in said
+
+
+def test_an_index_that_cannot_be_opened_now_is_not_called_missing(base: Path, tmp_path: Path) -> None:
+    """On a read-only folder (or a full disk) SQLite cannot open the index: `query` and
+    `clients` said "there is no index ... missing" (exit 2), inviting a rebuild of an index
+    that is whole. Now: INDEX_UNREADABLE, exit 1, and the advice not to rebuild."""
+    c = Case(base, tmp_path)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir(mode=0o700)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        shutil.copytree(c.ws / "vector-store", mnt / "vector-store")
+        for side in ("-wal", "-shm"):
+            (mnt / "vector-store" / f"index.sqlite{side}").unlink(missing_ok=True)
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        for args in (("query", "--counts"), ("clients", "list"), ("status",)):
+            res = c.run(*args, ws=mnt)
+            assert res.returncode == 1, (args, res.stdout, res.stderr)
+            said = res.stdout + res.stderr
+            assert "cannot be opened now" in said and "is missing" not in said, said
+            assert "do not rebuild" in said
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)

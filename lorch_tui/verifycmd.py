@@ -42,11 +42,16 @@ def print_report(report: Report) -> None:
     out.write(f"verify {report.workspace} ({mode}{', deep' if report.deep else ''})\n")
     for p in report.problems:
         out.write(f"  FAIL {p.code} {p.path}: {p.message}\n")
+    listed = sum(1 for p in report.problems if p.code == "OBJECT_MISSING")
+    if report.objects_missing > listed:
+        out.write(f"  FAIL OBJECT_MISSING ... and {report.objects_missing - listed:,} more object file(s) "
+                  "(`lorchestra run --stage index --force` writes them again)\n")
     if report.partial_runs:
         out.write(f"  note: {len(report.partial_runs)} unfinished run folder(s) left by killed workers "
                   "(hidden .run_id=*.partial: never read by any stage; they hold PHI: "
                   "`lorchestra clean --partials` deletes them)\n")
     status = f"{len(report.problems)} problem(s)" if report.problems else "all verified"
+    objects = f", {report.objects:,} index object(s)" if report.deep else ""
     out.write(f"{report.accounts} account(s), {report.runs} run(s), {report.parts} part(s), "
-              f"{report.bytes} bytes, {report.canonical} canonical file(s): {status}\n")
+              f"{report.bytes} bytes, {report.canonical} canonical file(s){objects}: {status}\n")
     out.flush()

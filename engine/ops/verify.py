@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from engine.canon.publish import AccountFiles, open_current
+from engine.index.store import StoreError, object_path, open_reader
 from engine.store.fsutil import open_regular, read_json
 from engine.store.workspace import Workspace
 from engine.vault.chain import ChainBroken, ChainRun, incremental_chain
@@ -54,7 +55,11 @@ MESSAGES = {
     "CANONICAL_INVALID": "the canonical meta file does not parse",
     "CHAIN_BROKEN": ("LATEST is an incremental run whose chain back to a full run is broken (a run "
                      "missing, unreadable or not successful): canonize fails INCREMENTAL_CHAIN_BROKEN"),
+    "OBJECT_MISSING": ("an indexed document's object file is missing (deep): `query --json` cannot "
+                       "print it; `lorchestra run --stage index --force` writes it again"),
 }
+OBJECTS_LISTED = 20
+"""Missing objects named one by one; the rest are counted (a lost objects folder is all of them)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,9 @@ class Report:
     canonical: int = 0
     partial_runs: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    objects: int = 0
+    """Index objects checked (deep only)."""
+    objects_missing: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready summary (paths relative to the workspace)."""
@@ -92,6 +100,7 @@ class Report:
             "workspace": str(self.workspace), "mode": "all" if self.all_runs else "latest",
             "deep": self.deep, "accounts": self.accounts, "runs": self.runs, "parts": self.parts,
             "bytes": self.bytes, "canonical": self.canonical, "partial_runs": self.partial_runs,
+            "objects": self.objects, "objects_missing": self.objects_missing,
             "problems": [{"code": p.code, "path": p.path, "message": p.message} for p in self.problems],
         }
 
@@ -120,7 +129,31 @@ class Verifier:
             self.report.accounts += 1
             self.account(account_dir)
         self.canonical()
+        if self.report.deep:
+            self.objects()
         return self.report
+
+    def objects(self) -> None:
+        """Deep: every document the index holds has its object file (one ``lstat`` each)."""
+        objects = self.ws.vector_store / "objects"
+        try:
+            conn = open_reader(self.ws)
+        except StoreError:
+            return  # no index (or a damaged one: `status` names that)
+        try:
+            for (sha,) in conn.execute("SELECT DISTINCT sha256 FROM documents"):
+                self.report.objects += 1
+                path = object_path(objects, sha)
+                try:
+                    ok = stat.S_ISREG(path.lstat().st_mode)
+                except OSError:
+                    ok = False
+                if not ok:
+                    self.report.objects_missing += 1
+                    if self.report.objects_missing <= OBJECTS_LISTED:
+                        self.problem("OBJECT_MISSING", path)
+        finally:
+            conn.close()
 
     def account(self, account_dir: Path) -> None:
         """Check LATEST and its run (or every run with ``all_runs``)."""

@@ -381,3 +381,24 @@ def test_an_index_that_cannot_be_opened_now_is_not_called_missing(base: Path, tm
             assert "do not rebuild" in said
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_verify_deep_names_a_missing_object_file(base: Path, tmp_path: Path) -> None:
+    """A deleted object file hid every document from `query --json` while `verify --all
+    --deep` said "all verified" and `status` "current"."""
+    c = Case(base, tmp_path)
+    assert c.run("verify", "--deep").returncode == 0
+    gone = sorted((c.ws / "vector-store" / "objects").glob("*/*/*.json"))
+    for path in gone[:25]:
+        path.unlink()
+    res = c.run("verify", "--deep", "--json")
+    assert res.returncode == 1, res.stdout + res.stderr
+    report = orjson.loads(res.stdout)
+    assert report["objects_missing"] == 25 and report["objects"] == len(gone)
+    listed = [p["path"] for p in report["problems"] if p["code"] == "OBJECT_MISSING"]
+    assert len(listed) == 20 and all(p.startswith("vector-store/objects/") for p in listed)
+    plain = c.run("verify", "--deep")
+    assert "and 5 more object file(s)" in plain.stdout and "run --stage index --force" in plain.stdout
+    assert c.run("verify").returncode == 0, "only --deep reads the index's objects"
+    assert c.run("run", "--stage", "index", "--force").returncode == 0
+    assert c.run("verify", "--deep").returncode == 0

@@ -97,8 +97,10 @@ def open_in_pager(app: Any, path: Path | None, what: str) -> None:
     from textual.app import SuspendNotSupported
 
     try:
+        # no search history of the pager in the home folder: a search for a name is PHI
+        env = {**os.environ, "LESSHISTFILE": "-", "LESSHISTSIZE": "0"}
         with app.suspend():
-            subprocess.run([*pager, str(path)], check=False)
+            subprocess.run([*pager, str(path)], check=False, env=env)
     except SuspendNotSupported:
         app.notify(f"this terminal cannot hand over to $PAGER; read {what} at {path}",
                    severity="warning", timeout=15, markup=False)

@@ -75,6 +75,10 @@ class RunModel:
     last_errors: dict[str, str] = field(default_factory=dict)
     started: float | None = None
     ended: float | None = None
+    _counted: dict[str, int] = field(default_factory=dict)
+    """Records of each extract task's last attempt, as counted in :attr:`records`."""
+    _failed: set[str] = field(default_factory=set)
+    """Tasks whose last attempt failed, as counted in :attr:`failed`."""
 
     def apply(self, events: list[Event]) -> bool:
         """Fold a batch of events in; True when something changed."""
@@ -87,6 +91,8 @@ class RunModel:
             self.run_id, self.trigger, self.status = ev.run_id, ev.trigger, "running"
             self.tasks.clear()
             self.records = self.failed = 0
+            self._counted.clear()
+            self._failed.clear()
             self.started, self.ended = time.monotonic(), None
         elif isinstance(ev, TaskQueued):
             self.tasks[ev.task_id] = TaskRow(ev.task_id, ev.stage, ev.extractor, ev.account)
@@ -123,10 +129,13 @@ class RunModel:
             # the worker's own wall time is the truth: a batch replayed from a log (a cron
             # run, or today's runs at start-up) has TaskStarted and TaskFinished together
             row.started = row.ended - ev.duration_s
-        if ev.stage == "extract":
-            self.records += ev.records
-        if ev.status in ("failed", "timeout"):
-            self.failed += 1
+        if ev.stage == "extract":  # one count a task: a retried attempt's records were counted again
+            self.records += ev.records - self._counted.get(ev.task_id, 0)
+            self._counted[ev.task_id] = ev.records
+        failed = ev.status in ("failed", "timeout")
+        if failed != (ev.task_id in self._failed):
+            self.failed += 1 if failed else -1
+            (self._failed.add if failed else self._failed.discard)(ev.task_id)
         if ev.error_code and ev.status != "cancelled":
             self.last_errors[ev.extractor] = ev.error_code
         elif ev.status == "success":

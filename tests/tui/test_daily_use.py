@@ -585,3 +585,31 @@ async def test_plot_shows_records_and_durations_per_run(populated: Setup) -> Non
         assert [p.records for p in plot.data] == [20, 20]
         assert all(p.duration_s is not None and p.duration_s > 0 for p in plot.data)
         assert plot.region.height >= 6
+
+
+def test_the_pager_keeps_no_search_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search in `less` (/Canarywhistle) was saved to ~/.lesshst, outside the workspace.
+    The pager is a real process here, given a script as $PAGER that records what it got."""
+    import contextlib
+
+    from lorch_tui.actions import open_in_pager
+
+    seen = tmp_path / "seen.txt"
+    script = tmp_path / "pager.sh"
+    script.write_text(f'#!/bin/sh\necho "$LESSHISTFILE|$LESSHISTSIZE|$1" > {seen}\n')
+    script.chmod(0o700)
+    monkeypatch.setenv("PAGER", str(script))
+    shown = tmp_path / "tap.stderr.log"
+    shown.write_text("stderr\n")
+
+    class Terminal:  # the one thing a headless test has not: a terminal to hand over
+        notes: list[str] = []
+
+        def suspend(self) -> contextlib.AbstractContextManager[None]:
+            return contextlib.nullcontext()
+
+        def notify(self, message: str, **_: Any) -> None:
+            self.notes.append(message)
+
+    open_in_pager(Terminal(), shown, "the tap's stderr")
+    assert seen.read_text().strip() == f"-|0|{shown}"

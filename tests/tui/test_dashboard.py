@@ -759,3 +759,25 @@ async def test_R_with_the_real_demo_engine_makes_every_row_fresh(fresh: Setup) -
                     what="one run per account in the tree")
         log = app.query_one(LogTail)
         await until(pilot, lambda: any("run_finished" in line for line in log.lines), what="the log tail")
+
+
+def test_a_retried_extract_counts_its_last_attempt_only() -> None:
+    """Stage progress said 750 records extracted where `status` and the history said 730:
+    the failed first attempt's 20 records were added to the successful second's."""
+    from engine.events import RunStarted, TaskFinished, TaskStarted
+
+    model = RunModel()
+
+    def attempt(n: int, status: str, records: int) -> list[Any]:
+        return [TaskStarted(task_id="extract:f", stage="extract", extractor="f", account="f", attempt=n, pid=1),
+                TaskFinished(task_id="extract:f", stage="extract", extractor="f", account="f", status=status,
+                             attempt=n, records=records, duration_s=0.1,
+                             error_code="TAP_EXIT_NONZERO" if status == "failed" else None)]
+
+    model.apply([RunStarted(run_id="r1", trigger="cli", tasks=1, stages=["extract"], pipeline="t")])
+    model.apply(attempt(1, "failed", 20))
+    assert (model.records, model.failed) == (20, 1)
+    model.apply(attempt(2, "success", 730))
+    assert (model.records, model.failed) == (730, 0)
+    model.apply(attempt(3, "failed", 5))  # a task that ends failed after all counts once
+    assert (model.records, model.failed) == (5, 1)

@@ -22,6 +22,8 @@ from lorch_tui.host import Host
 from lorch_tui.screens.modals import ConfirmScreen
 from lorch_tui.widgets.progress import ProgressPane
 
+HANG_UP = (signal.SIGHUP, signal.SIGTERM)
+"""Signals that end the dashboard with nobody to ask: cancel, record, exit 130."""
 REAP_TIMEOUT_S = 60
 """How long an unmount waits for a cancelled run to be reaped and recorded."""
 
@@ -108,11 +110,13 @@ class RunControl:
 
     def watch_hang_up(self) -> None:
         """Cancel, record and quit (exit 130) when the terminal closes under the dashboard
-        (SIGHUP: a closed window, a dropped ssh session); it killed the process, leaving the
-        run "running" in the history and the on_failure hook uncalled."""
+        (SIGHUP: a closed window, a dropped ssh session) or it is told to stop (SIGTERM):
+        either killed the process, leaving the run "running" in the history, the on_failure
+        hook uncalled and the terminal in the alternate screen."""
         loop = asyncio.get_running_loop()
         try:
-            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.hang_up()))
+            for sig in HANG_UP:
+                loop.add_signal_handler(sig, lambda: loop.create_task(self.hang_up()))
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             return
         self._hup_loop = loop
@@ -125,10 +129,11 @@ class RunControl:
         self.app.exit(130)
 
     def unwatch_hang_up(self) -> None:
-        """Give SIGHUP back (the app is ending; a test process runs many apps)."""
+        """Give the signals back (the app is ending; a test process runs many apps)."""
         loop, self._hup_loop = self._hup_loop, None
         if loop is not None and not loop.is_closed():
-            loop.remove_signal_handler(signal.SIGHUP)
+            for sig in HANG_UP:
+                loop.remove_signal_handler(sig)
 
     async def reap(self) -> None:
         """The last way out (an error, a test harness, anything that skipped q): still cancel,

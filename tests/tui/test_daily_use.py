@@ -99,9 +99,11 @@ async def test_ctrl_q_during_a_run_asks_then_cancels_and_quits(populated: Setup)
     assert all(fake._statuses[t] == "cancelled" for t in fake._statuses if t.startswith("extract:"))
 
 
-async def test_a_closed_terminal_cancels_the_run_records_it_and_quits(populated: Setup) -> None:
-    """SIGHUP (the window closed, the ssh session dropped) killed the dashboard: the run stayed
-    `running` in the history and no hook ran. Now nobody is asked: cancel, record, exit 130."""
+@pytest.mark.parametrize("sig", ["SIGHUP", "SIGTERM"])
+async def test_a_closed_terminal_cancels_the_run_records_it_and_quits(populated: Setup, sig: str) -> None:
+    """SIGHUP (the window closed, the ssh session dropped) or SIGTERM killed the dashboard:
+    the run stayed `running` in the history and no hook ran. Now nobody is asked: cancel,
+    record, exit 130."""
     import os
     import signal
 
@@ -110,12 +112,12 @@ async def test_a_closed_terminal_cancels_the_run_records_it_and_quits(populated:
         await ready(pilot)
         await pilot.press("R")
         await until(pilot, lambda: fake.running_tasks, what="running tasks")
-        assert app.run_control._hup_loop is not None, "the handler is in place (else SIGHUP ends pytest)"
-        os.kill(os.getpid(), signal.SIGHUP)
+        assert app.run_control._hup_loop is not None, "the handler is in place (else the signal ends pytest)"
+        os.kill(os.getpid(), getattr(signal, sig))
         await until(pilot, lambda: fake.called("cancel_all") and not fake.busy, what="the cancel")
     assert app.return_value == 130
     assert all(fake._statuses[t] == "cancelled" for t in fake._statuses if t.startswith("extract:"))
-    assert app.run_control._hup_loop is None, "SIGHUP is given back when the app ends"
+    assert app.run_control._hup_loop is None, "the signals are given back when the app ends"
 
 
 async def test_the_palette_quit_takes_the_q_path_too(populated: Setup) -> None:

@@ -211,6 +211,8 @@ class LorchApp(App[int]):
         for ev in batch:
             if isinstance(ev, RunFinished) and ev.status != "success" and ev.run_id == self.model.run_id:
                 self._say_run_ended(ev)
+        for note in self.engine.notes():
+            self.notify(note, title="on_failure hook", severity="warning", timeout=30, markup=False)
 
     def _say_run_ended(self, ev: RunFinished) -> None:
         if self.model.ran_out_of_space(ev):

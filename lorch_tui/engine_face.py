@@ -50,6 +50,14 @@ class EngineFace(Protocol):
     async def cancel_all(self) -> None:
         """Cancel every task of the current run and wait for them."""
 
+    def notes(self) -> list[str]:
+        """Warnings of how runs ended since the last call (the on_failure hook failed or
+        timed out), each once; PHI-free."""
+
+    @property
+    def alarm_running(self) -> bool:
+        """True while a finished run's on_failure hook runs (the engine is still busy)."""
+
 
 class LiveEngine:
     """The real engine inside the app's loop."""
@@ -61,6 +69,16 @@ class LiveEngine:
         self._runner: Runner | None = None
         self._task: asyncio.Task[None] | None = None
         self._starting = False
+        self._notes: list[str] = []
+        self._alarm = False
+
+    def notes(self) -> list[str]:
+        notes, self._notes = self._notes, []
+        return notes
+
+    @property
+    def alarm_running(self) -> bool:
+        return self._alarm and self.busy
 
     def reconfigure(self, loaded: LoadedConfig) -> None:
         """Use a reloaded config for the next run."""
@@ -113,8 +131,14 @@ class LiveEngine:
                     internal = type(runner.errors[0]).__name__
                     keep_traceback(session.ws, runner.errors)
                 await session.close()  # flushes the history, closes the log, releases the lock
-            await notify_failure(session, result, "dashboard", interrupted=runner.cancelled_all,
-                                 internal_error=internal)
+            self._alarm = True
+            try:
+                warning = await notify_failure(session, result, "dashboard", interrupted=runner.cancelled_all,
+                                               internal_error=internal)
+            finally:
+                self._alarm = False
+            if warning:  # a hook that failed must not go unseen: it was only printed to stderr
+                self._notes.append(warning)
 
         self._task = asyncio.get_running_loop().create_task(go())
 

@@ -40,6 +40,10 @@ class RunControl:
     def start(self, stages: list[str] | None, accounts: list[str] | None, what: str) -> None:
         """Say at once that the run is starting; start it in a worker (the key returns now)."""
         app = self.app
+        if app.engine.alarm_running:
+            app.notify("the last run's on_failure hook is still running (at most its timeout); start "
+                       "again when it has ended", title="cannot start yet", severity="warning")
+            return
         if app.engine.busy:
             app.notify("a run is already in progress; wait for it, or cancel it (x one task, X the run)",
                        title="cannot start", severity="warning")
@@ -94,6 +98,12 @@ class RunControl:
         if self.quitting:
             return
         if not app.engine.busy:
+            app.exit(0)
+            return
+        if app.engine.alarm_running:  # the run is over: nothing to ask, only the alarm to let finish
+            self.quitting = True
+            app.notify("the last run's on_failure hook is still running: quitting when it ends")
+            await app.engine.cancel_all()  # cancels nothing now; waits for the hook
             app.exit(0)
             return
 

@@ -170,6 +170,13 @@ class FakeEngine:
         self.drained += len(batch)
         return batch
 
+    def notes(self) -> list[str]:
+        return []
+
+    @property
+    def alarm_running(self) -> bool:
+        return False
+
     async def start(self, stages: list[str] | None, accounts: list[str] | None, *, force: bool = False) -> None:
         self.calls.append(Call("start", stages, accounts, force))
         if self.start_error is not None:

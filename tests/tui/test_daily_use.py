@@ -615,3 +615,21 @@ def test_the_pager_keeps_no_search_history(tmp_path: Path, monkeypatch: pytest.M
 
     open_in_pager(Terminal(), shown, "the tap's stderr")
     assert seen.read_text().strip() == f"-|0|{shown}"
+
+
+async def test_a_failing_on_failure_hook_is_shown_not_swallowed(tmp_path: Path) -> None:
+    """The real engine: the hook's warning was printed to a stderr Textual swallows, so a
+    broken alarm went unseen in the dashboard."""
+    from engine.config.load import load
+
+    ex = demo_extractor("bad", "gmail", records=5, faults={"fail_after": 2})
+    cfg = write_config(tmp_path, [ex], on_failure=[sys.executable, "-c", "import sys; sys.exit(5)"])
+    app = LorchApp(load(str(cfg)), watch=False)
+    notes = Notes()
+    async with app.run_test(size=SIZE, message_hook=notes.hook) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("R")
+        note = await until(pilot, lambda: notes.find("on_failure", "exited with code 5"), timeout=60,
+                           what="the hook's warning")
+        assert note.severity == "warning"
+        await until(pilot, lambda: not app.engine.busy, timeout=30, what="the run's end")

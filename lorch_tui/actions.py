@@ -88,7 +88,7 @@ def open_in_pager(app: Any, path: Path | None, what: str) -> None:
     The file may hold PHI, which is why it is shown only here, on request, and never in a pane.
     """
     if path is None:
-        app.notify(f"this task has no {what}", severity="warning")
+        app.notify(f"there is no {what.removeprefix('the ')} for this task", severity="warning")
         return
     if not path.is_file():
         app.notify(f"{what} is not there (any more): {path}", severity="warning", markup=False)

@@ -17,7 +17,7 @@ KEYS = (
     ("c", "canonize the selected account"),
     ("i", "index the selected account"),
     ("p", "project: link every account's documents to clients, write the charts"),
-    ("r", "rerun the whole chain for the selected account"),
+    ("r", "rerun the whole chain for the selected account, then the project (all clients)"),
     ("R", "run everything: every stage for the default job (every account if none)"),
     ("x", "cancel the selected running task (asks first)"),
     ("X", "cancel the whole run (asks first)"),

@@ -40,9 +40,10 @@ def age_text(seconds: float | None) -> str:
     return f"{seconds:.0f}s"
 
 
-def flag(value: bool | None) -> Text:
-    """✓ current, ✗ behind, - unknown."""
-    if value is None:
+def flag(value: bool | None, extracted: bool = False) -> Text:
+    """✓ current, ✗ behind (also: missing, or unreadable, for an account that has a LATEST:
+    `status` says missing/outdated/corrupt there), - nothing extracted yet."""
+    if value is None and not extracted:
         return Text("-", style="dim")
     return Text("✓", style="green") if value else Text("✗", style="yellow")
 
@@ -60,7 +61,8 @@ def row_cells(v: AccountView, error: str, stale_after_hours: float, ambiguous: b
         v.latest_run or (Text("damaged", style="bold red") if v.latest_damaged else Text("none", style="dim")),
         f"{v.latest_records:,}" if v.latest_records is not None else "-",
         Text(age_text(v.latest_age_s), style="bold yellow" if stale else "green"),
-        Text(error, style="bold red"), flag(v.canonical_current), flag(v.index_current),
+        Text(error, style="bold red"), flag(v.canonical_current, v.latest_run is not None),
+        flag(v.index_current, v.latest_run is not None),
         Text(v.drift or "-", style=DRIFT_STYLES.get(v.drift or "-", "dim")),
     )
 

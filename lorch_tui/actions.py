@@ -110,8 +110,11 @@ def open_in_pager(app: Any, path: Path | None, what: str) -> None:
 
 
 def task_to_cancel(app: Host) -> str | None:
-    """The progress pane's row when it has focus, else the selected account's running task."""
+    """The progress pane's row when it has focus, else the selected account's running task
+    (a task waiting to retry counts: cancelling it ends the wait)."""
     running = set(app.engine.running_tasks)
+    if app.engine.busy:
+        running |= {t for t, row in app.model.tasks.items() if row.state == "retrying"}
     if app.focused is app.query_one(ProgressPane).table:
         task = app.query_one(ProgressPane).selected_task()
         if task in running:

@@ -166,8 +166,9 @@ class Runner:
                                      error_code=blocked or ErrorCode.CANCELLED.value)
                 self.bus.emit(final)
             result.finished[final.task_id] = final
-            if final.status not in ("success", "skipped"):
-                blocked = blocked or ErrorCode.UPSTREAM_FAILED.value
+            if final.status not in ("success", "skipped"):  # after a cancel, the rest is cancelled too
+                blocked = blocked or (ErrorCode.CANCELLED.value if final.status == "cancelled"
+                                      else ErrorCode.UPSTREAM_FAILED.value)
 
     async def _run_task(self, chain: Chain, stage: Stage) -> TaskFinished | None:
         ex = chain.extractor
@@ -179,6 +180,11 @@ class Runner:
             retries = ex.retries if stage == "extract" else 0
             for attempt in range(1, retries + 2):
                 if self._is_cancelled(task_id):
+                    if final is not None:  # cancelled while waiting to retry: the task ends cancelled,
+                        final = TaskFinished(task_id=task_id, stage=stage, extractor=ex.name,  # said once more
+                                             account=ex.account, attempt=attempt, status="cancelled",
+                                             error_code=ErrorCode.CANCELLED.value)
+                        self.bus.emit(final)
                     return final
                 spec = TaskSpec(task_id=task_id, stage=stage, attempt=attempt, workspace=self.ws.root,
                                 extractor=ex, extract=self.cfg.stages.extract,

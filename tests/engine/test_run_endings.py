@@ -28,6 +28,7 @@ from tests.helpers import (
     account_dir,
     clean_env,
     demo_extractor,
+    demo_mappings,
     log_events,
     wait_for,
     write_config,
@@ -252,3 +253,25 @@ def test_a_full_device_under_standard_output_is_not_the_workspaces_disk_full(tmp
     con = sqlite3.connect(tmp_path / "ws" / "state" / "lorch.sqlite")
     assert [r[0] for r in con.execute("SELECT status FROM runs")] == ["success"]
     con.close()
+
+
+def test_a_cancel_while_a_task_waits_to_retry_ends_it_cancelled(tmp_path: Path) -> None:
+    """Cancelled in its retry backoff, the task never said how it ended (its row stayed
+    `retrying` in the dashboard) and the chain after it read UPSTREAM_FAILED."""
+    ex = demo_extractor("flaky", "gmail", records=20, faults={"fail_after": 3}, retries=3, retry_backoff_s=30)
+    cfg = write_config(tmp_path, [ex], stages={"canonize": {"mappings": demo_mappings()}})
+    proc = subprocess.Popen([sys.executable, "-m", "lorch_tui.tui_main", "--no-ui", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=clean_env())
+    ws = tmp_path / "ws"
+    wait_for(lambda: any(e["type"] == "task_retry" for e in log_events(ws)) if (ws / "logs").is_dir() else False,
+             60, "the retry backoff")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    ends = [e for e in log_events(ws) if e["type"] == "task_finished"]
+    extract = [e for e in ends if e["task_id"] == "extract:flaky"]
+    assert [(e["status"], e.get("error_code"), e["attempt"]) for e in extract] == [
+        ("failed", "TAP_EXIT_NONZERO", 1), ("cancelled", "CANCELLED", 2)], extract
+    after = {e["task_id"]: e.get("error_code") for e in ends if e["task_id"] != "extract:flaky"}
+    assert after and set(after.values()) == {"CANCELLED"}, after
+    lock_free(ws)

@@ -24,7 +24,7 @@ from engine.errors import LorchError
 from engine.events import Event, parse_event
 from engine.ops.inspect import RunInfo
 from engine.vault.layout import read_manifest
-from engine.vault.reader import verify_part
+from engine.vault.reader import PART_NAME, verify_part
 from lorch_tui.host import Host
 from lorch_tui.model import RunModel
 from lorch_tui.screens.modals import ValidateScreen
@@ -46,6 +46,12 @@ def foreign_events(logged: list[dict[str, Any]], model: RunModel) -> list[Event]
     return out
 
 
+def _part_name(part: dict[str, object]) -> str:
+    """A part's file name as it may be shown (only a real part name, never other manifest text)."""
+    name = str(part.get("file", ""))
+    return name if PART_NAME.fullmatch(name) else "a part with a wrong name"
+
+
 def verify_run(app: Host, extractor: str, run: RunInfo) -> None:
     """Re-hash a run's parts in a thread and show the verdict in the detail pane."""
     detail = app.query_one(RunDetail)
@@ -54,8 +60,11 @@ def verify_run(app: Host, extractor: str, run: RunInfo) -> None:
     def check() -> None:
         try:
             parts = read_manifest(run.path).get("parts", [])
-            problems = [p for p in (verify_part(run.path, part) for part in parts) if p]
-            verdict = "verified" if not problems else f"{len(problems)} part(s): {problems[0]}"
+            problems = [(_part_name(part), code) for part in parts
+                        if isinstance(part, dict) and (code := verify_part(run.path, part))]
+            verdict = "verified" if not problems else (
+                f"{len(problems)} part(s): {problems[0][0]} {problems[0][1]}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
         except (OSError, ValueError):
             verdict = "manifest unreadable"
         app.call_from_thread(detail.show, extractor, run, verdict)

@@ -525,7 +525,8 @@ async def test_enter_on_a_tampered_run_does_not_say_verified(populated: Setup) -
         await pilot.press("space", "down", "enter")
         detail = app.query_one(RunDetail)
         await until(pilot, lambda: "checksums 1 part(s)" in static_text(detail), what="the verdict")
-        assert "verified" not in static_text(detail).split("checksums", 1)[1].split("\n")[0]
+        verdict = static_text(detail).split("checksums", 1)[1].split("\n")[0]
+        assert "verified" not in verdict and f"{part.name} CHECKSUM_MISMATCH" in verdict  # which part
 
 
 # -- scripted events -----------------------------------------------------------------------------

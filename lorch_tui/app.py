@@ -30,7 +30,7 @@ from textual.widgets import DataTable, Footer, Header, Tree
 
 from engine.config.load import LoadedConfig
 from engine.errors import disk_full
-from engine.events import RunFinished, TaskFinished
+from engine.events import RunFinished, RunStarted, TaskFinished
 from engine.ops.inspect import RunInfo
 from engine.store.logsink import log_path
 from engine.store.workspace import Workspace
@@ -208,6 +208,9 @@ class LorchApp(App[int]):
             self.query_one(ProgressPane).show(self.model)
         if any(isinstance(e, TaskFinished) for e in batch):
             self.request_scan()
+        if self.workspace_problem and self.engine.busy and any(isinstance(e, RunStarted) for e in batch):
+            self.workspace_problem = None  # this run's own start passed the same check: fixed since
+            self._show_sub_title()
         for ev in batch:
             if isinstance(ev, RunFinished) and ev.status != "success" and ev.run_id == self.model.run_id:
                 self._say_run_ended(ev)

@@ -36,6 +36,8 @@ class RunControl:
         self.quitting = False
         """A quit is asking or cancelling: a second quit key does nothing meanwhile."""
         self._hup_loop: asyncio.AbstractEventLoop | None = None
+        self.starting = False
+        """A start was asked for and its worker has not handed it to the engine yet."""
 
     def start(self, stages: list[str] | None, accounts: list[str] | None, what: str) -> None:
         """Say at once that the run is starting; start it in a worker (the key returns now)."""
@@ -44,12 +46,13 @@ class RunControl:
             app.notify("the last run's on_failure hook is still running (at most its timeout); start "
                        "again when it has ended", title="cannot start yet", severity="warning")
             return
-        if app.engine.busy:
+        if app.engine.busy or self.starting:
             app.notify("a run is already in progress; wait for it, or cancel it (x one task, X the run)",
                        title="cannot start", severity="warning")
             return
         app.notify(f"starting: {what}")
         app.query_one(ProgressPane).starting(what)
+        self.starting = True  # a second key before the worker below runs is the same run
 
         async def go() -> None:
             try:
@@ -58,6 +61,8 @@ class RunControl:
                 app.query_one(ProgressPane).show(app.model)
                 app.notify(exc.render(), title="cannot start", severity="error", timeout=15, markup=False)
                 return
+            finally:
+                self.starting = False
             await asyncio.sleep(0)  # the run's first step: RunStarted and its queued tasks
             app.flush()  # on screen now, not up to a tick of the 15 Hz timer later
 

@@ -637,3 +637,20 @@ async def test_a_failing_on_failure_hook_is_shown_not_swallowed(tmp_path: Path) 
                            what="the hook's warning")
         assert note.severity == "warning"
         await until(pilot, lambda: not app.engine.busy, timeout=30, what="the run's end")
+
+
+async def test_two_quick_presses_of_r_start_one_run_and_say_so(populated: Setup) -> None:
+    """Both presses passed the busy check before the first start reached the engine: two
+    "starting" toasts, then a "cannot start" error."""
+    app, fake = make_app(populated, hold=True)
+    notes = Notes()
+    async with app.run_test(size=SIZE, message_hook=notes.hook) as pilot:
+        await ready(pilot)
+        # two keys handled before the first start's worker ran (a fast double press)
+        app.run_control.start(None, None, "every account")
+        app.run_control.start(None, None, "every account")
+        await until(pilot, lambda: fake.running_tasks, what="running tasks")
+        starts = [n for n in notes.items if n.message.startswith("starting")]
+        assert len(starts) == 1 and len(fake.called("start")) == 1, notes.texts()
+        assert notes.find("a run is already in progress") is not None
+        assert not any(n.severity == "error" for n in notes.items), notes.texts()

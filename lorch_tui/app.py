@@ -269,6 +269,7 @@ class LorchApp(App[int]):
         if self._scan_pending:
             self._scan_pending = False
             self.request_scan()
+        self.run_control.watch_foreign(snap.lock_holder)
 
     # -- selection ----------------------------------------------------------------------------
     @on(LatestPane.AccountSelected)

@@ -141,6 +141,16 @@ class RunModel:
         elif ev.status == "success":
             self.last_errors.pop(ev.extractor, None)
 
+    def abandon(self) -> None:
+        """The run being watched ended without a word (its process was killed: the lock is
+        free and it never logged its end): its unfinished tasks are abandoned, as the next
+        run records them in the history."""
+        self.status = "abandoned"
+        self.ended = time.monotonic()
+        for row in self.tasks.values():
+            if row.state in ACTIVE:
+                row.state, row.ended = "abandoned", self.ended
+
     def _row(self, task_id: str, stage: str, extractor: str, account: str) -> TaskRow:
         row = self.tasks.get(task_id)
         if row is None:

@@ -19,11 +19,15 @@ import signal
 from engine.errors import LorchError
 from lorch_tui import actions
 from lorch_tui.host import Host
+from lorch_tui.scan import lock_holder
 from lorch_tui.screens.modals import ConfirmScreen
 from lorch_tui.widgets.progress import ProgressPane
 
 HANG_UP = (signal.SIGHUP, signal.SIGTERM)
 """Signals that end the dashboard with nobody to ask: cancel, record, exit 130."""
+ABANDON_AFTER_S = 2.0
+"""How long a foreign run shown as running may go without a live process or lock before it is
+called abandoned (its last log lines are read meanwhile)."""
 REAP_TIMEOUT_S = 60
 """How long an unmount waits for a cancelled run to be reaped and recorded."""
 
@@ -149,6 +153,25 @@ class RunControl:
         if loop is not None and not loop.is_closed():
             for sig in HANG_UP:
                 loop.remove_signal_handler(sig)
+
+    def watch_foreign(self, holder: str | None) -> None:
+        """After a scan: a run of another process shown as running, with no live holder of
+        the lock, is checked again shortly (its last log lines may still be on their way)."""
+        if self.app.model.status == "running" and not self.app.engine.busy and holder is None:
+            self.app.set_timer(ABANDON_AFTER_S, self._check_abandoned)
+
+    def _check_abandoned(self) -> None:
+        """Its process is gone (killed: no end in the log) and the lock is free: say so, and
+        stop showing it as running for ever."""
+        app = self.app
+        if app.model.status != "running" or app.engine.busy or lock_holder(app.ws) is not None:
+            return
+        run_id = app.model.run_id
+        app.model.abandon()
+        app.query_one(ProgressPane).show(app.model)
+        app.notify(f"run {run_id} ended without finishing (its process was killed); its unfinished "
+                   "tasks are abandoned, and the next run records them so", title="run abandoned",
+                   severity="warning", timeout=15, markup=False)
 
     async def reap(self) -> None:
         """The last way out (an error, a test harness, anything that skipped q): still cancel,

@@ -29,11 +29,12 @@ from lorch_tui.model import RunModel, TaskRow
 from lorch_tui.widgets.fit import fit_columns
 
 STATE_STYLE = {"running": "bold cyan", "retrying": "yellow", "queued": "dim", "success": "green",
-               "skipped": "green", "failed": "bold red", "timeout": "bold red", "cancelled": "magenta"}
+               "skipped": "green", "failed": "bold red", "timeout": "bold red", "cancelled": "magenta",
+               "abandoned": "magenta"}
 COLUMNS = ("stage", "account", "state", "records", "rate", "elapsed", "progress")
 COUNTERS_EVERY_S = 0.25
 """Least time between two table repaints that only move counters (4 Hz; the totals: 15 Hz)."""
-RANK = {"running": 0, "retrying": 0, "failed": 1, "timeout": 1, "cancelled": 2, "success": 2,
+RANK = {"running": 0, "retrying": 0, "failed": 1, "timeout": 1, "cancelled": 2, "abandoned": 2, "success": 2,
         "skipped": 2, "queued": 3}
 
 

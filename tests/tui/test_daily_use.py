@@ -654,3 +654,22 @@ async def test_two_quick_presses_of_r_start_one_run_and_say_so(populated: Setup)
         assert len(starts) == 1 and len(fake.called("start")) == 1, notes.texts()
         assert notes.find("a run is already in progress") is not None
         assert not any(n.severity == "error" for n in notes.items), notes.texts()
+
+
+async def test_a_killed_run_of_another_process_is_called_abandoned(populated: Setup) -> None:
+    """A cron run killed -9 left its tasks `running` on screen for ever (elapsed ticking) while
+    the header showed no lock holder and `X` said nothing was running."""
+    app, _ = make_app(populated)
+    notes = Notes()
+    async with app.run_test(size=SIZE, message_hook=notes.hook) as pilot:
+        await ready(pilot)
+        app.model.apply([RunStarted(run_id="20260101T000000Z-cron02", trigger="cron", pipeline="t",
+                                    stages=["extract"], tasks=1),
+                         TaskStarted(task_id="extract:mail-alpha", stage="extract", extractor="mail-alpha",
+                                     account="mail-alpha", attempt=1, pid=4242)])
+        assert app.snapshot is not None and app.snapshot.lock_holder is None  # nobody holds the lock
+        app.request_scan()
+        note = await until(pilot, lambda: notes.find("run abandoned"), timeout=10, what="the verdict")
+        assert "20260101T000000Z-cron02" in note.message
+        assert app.model.status == "abandoned" and app.model.tasks["extract:mail-alpha"].state == "abandoned"
+        assert cell(app.query_one(ProgressPane).table, "extract:mail-alpha", "state") == "abandoned"

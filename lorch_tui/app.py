@@ -32,7 +32,6 @@ from engine.config.load import LoadedConfig
 from engine.errors import disk_full
 from engine.events import RunFinished, RunStarted, TaskFinished
 from engine.ops.inspect import RunInfo
-from engine.store.logsink import log_path
 from engine.store.workspace import Workspace
 from lorch_tui import actions
 from lorch_tui.commands import palette_commands
@@ -141,7 +140,7 @@ class LorchApp(App[int]):
             self.notify(problem, title="workspace check failed: runs are refused until it is fixed",
                         severity="error", timeout=60, markup=False)
         self._show_sub_title()
-        self.query_one(LogTail).follow(log_path(self.ws.logs))
+        self.query_one(LogTail).follow_current(self.ws.logs)
         self.request_scan()
         if self.watch_files and problem is None:
             from lorch_tui import watch  # watchfiles: after the first paint
@@ -199,7 +198,7 @@ class LorchApp(App[int]):
         except NoMatches:  # the app is shutting down: its panes are already gone
             return
         batch = self.engine.drain()
-        log.follow(log_path(self.ws.logs))
+        log.follow_current(self.ws.logs)
         logged = log.poll()
         if not batch and not self.engine.busy and logged and not log.pinned:
             batch = actions.foreign_events(logged, self.model)

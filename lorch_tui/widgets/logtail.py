@@ -12,6 +12,7 @@ stops following today's until ``]`` comes back to it).
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from rich.highlighter import Highlighter
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import Log
+
+from engine.store.logsink import log_path
 
 LEVELS = ("debug", "info", "warning", "error")
 KEEP = 3000
@@ -120,6 +123,7 @@ class LogTail(Log):
         self.match = -1
         self.today: Path | None = None
         self.pinned = False  # showing an earlier day: do not follow today's file
+        self._looked = float("-inf")
 
     def on_mount(self) -> None:
         self._titles()
@@ -137,6 +141,24 @@ class LogTail(Log):
             self.border_subtitle = f"find {self.search!r}: {where} · n/N"
         else:
             self.border_subtitle = "f: find · [ ]: days"
+
+    def follow_current(self, logs: Path) -> None:
+        """Follow today's log, or, before today's first run, the newest day's: a night's cron
+        run at 02:15 local time can fall on the day before in UTC, and the morning check must
+        still show it (its failed tasks, its last errors)."""
+        today = log_path(logs)
+        if today == self.today and today == self.path:
+            return
+        if today.exists() or self.pinned:
+            self.follow(today)
+            return
+        now = time.monotonic()
+        if now - self._looked < 5.0 and self.path is not None:
+            return  # looked for an older day a moment ago
+        self._looked = now
+        older = sorted(logs.glob("pipeline-*.log")) if logs.is_dir() else []
+        self.follow(older[-1] if older else today)
+        self.today = today
 
     def follow(self, path: Path) -> None:
         """Start following ``path`` (today's log), from the last KEEP lines."""

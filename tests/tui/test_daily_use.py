@@ -673,3 +673,23 @@ async def test_a_killed_run_of_another_process_is_called_abandoned(populated: Se
         assert "20260101T000000Z-cron02" in note.message
         assert app.model.status == "abandoned" and app.model.tasks["extract:mail-alpha"].state == "abandoned"
         assert cell(app.query_one(ProgressPane).table, "extract:mail-alpha", "state") == "abandoned"
+
+
+async def test_last_nights_run_is_shown_before_todays_first_run(populated: Setup) -> None:
+    """The panes were rebuilt from today's log only (named by the UTC day): a 02:15 cron run
+    east of UTC fell on the day before, and the morning check showed "no run yet"."""
+    from datetime import UTC, datetime, timedelta
+
+    app, _ = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await until(pilot, lambda: app.model.run_id is not None, what="today's run")
+        want = (app.model.run_id, sorted(app.model.tasks), app.model.records)
+    assert want[1], "the populated workspace's run has tasks to show"
+    today = log_path(populated.workspace / "logs")
+    today.rename(log_path(populated.workspace / "logs", datetime.now(UTC) - timedelta(days=1)))
+    app, _ = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await until(pilot, lambda: app.model.run_id is not None, what="last night's run")
+        assert (app.model.run_id, sorted(app.model.tasks), app.model.records) == want

@@ -158,6 +158,7 @@ def validate(app: Host) -> None:
         out, _ = await proc.communicate()
         await app.push_screen(ValidateScreen(proc.returncode, out.decode(errors="replace")))
 
+    app.notify("validating the config and the workspace...", timeout=3)  # it takes a few seconds
     app.run_worker(run(), group="validate", exclusive=True)
 
 

@@ -55,6 +55,8 @@ MESSAGES = {
     "CANONICAL_INVALID": "the canonical meta file does not parse",
     "CHAIN_BROKEN": ("LATEST is an incremental run whose chain back to a full run is broken (a run "
                      "missing, unreadable or not successful): canonize fails INCREMENTAL_CHAIN_BROKEN"),
+    "LATEST_MISSING": ("the account has successful runs but no LATEST.json (deleted, or lost in a "
+                       "restore): canonize fails NO_LATEST; the next successful extract writes it again"),
     "OBJECT_MISSING": ("an indexed document's object file is missing (deep): `query --json` cannot "
                        "print it; `lorchestra run --stage index --force` writes it again"),
 }
@@ -192,6 +194,8 @@ class Verifier:
         """The run folder LATEST names (None when there is no LATEST or it names nothing)."""
         path = account_dir / LATEST
         if not path.exists():
+            if any(_succeeded(r) for r in run_dirs(account_dir)):  # deleted, or lost in a restore
+                self.problem("LATEST_MISSING", path)
             return None
         try:
             data = read_json(path)
@@ -324,6 +328,15 @@ def account_dirs(ws: Workspace) -> Iterator[Path]:
     for domain in _subdirs(ws.vault):
         for source in _subdirs(domain):
             yield from _subdirs(source)
+
+
+def _succeeded(run_dir: Path) -> bool:
+    """Whether a run folder's manifest says success (unreadable: no)."""
+    try:
+        manifest = read_json(run_dir / MANIFEST)
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("status") == "success"
 
 
 def run_dirs(account_dir: Path) -> list[Path]:

@@ -402,3 +402,17 @@ def test_verify_deep_names_a_missing_object_file(base: Path, tmp_path: Path) -> 
     assert c.run("verify").returncode == 0, "only --deep reads the index's objects"
     assert c.run("run", "--stage", "index", "--force").returncode == 0
     assert c.run("verify", "--deep").returncode == 0
+
+
+def test_verify_names_a_deleted_latest(base: Path, tmp_path: Path) -> None:
+    """Successful runs in the vault and no LATEST.json: verify said "all verified" while
+    canonize failed NO_LATEST ("never extracted successfully")."""
+    c = Case(base, tmp_path)
+    (c.acct() / "LATEST.json").unlink()
+    res = c.run("verify", "--json")
+    assert res.returncode == 1, res.stdout + res.stderr
+    problems = orjson.loads(res.stdout)["problems"]
+    assert [p["code"] for p in problems] == ["LATEST_MISSING"] and problems[0]["path"].endswith("LATEST.json")
+    fresh = Case(base, tmp_path / "fresh")
+    shutil.rmtree(fresh.acct())  # an account never extracted: nothing to say
+    assert fresh.run("verify").returncode == 0

@@ -76,8 +76,15 @@ def cmd_validate(ns: argparse.Namespace) -> int:
     kind = checks.exit_kind(items)
     warnings = sum(1 for c in items if c.status == "warn")
     if kind == "permission":
-        console.print("[red]permission problem[/]: the workspace holds PHI that others can reach; run "
-                      "`lorchestra validate --fix-permissions` (or chmod -R go-rwx the workspace)")
+        failed = [c for c in items if c.kind == "permission" and c.status == "fail"]
+        fixable = [c for c in failed if c.subject not in ("symlink", "special")
+                   and "another user" not in c.message and "not a regular file" not in c.message]
+        if fixable:
+            console.print("[red]permission problem[/]: the workspace holds PHI that others can reach; run "
+                          "`lorchestra validate --fix-permissions` (or chmod -R go-rwx the workspace)")
+        if len(fixable) < len(failed):  # what chmod cannot mend
+            console.print("[red]permission problem[/]: remove the symlinks and special files listed "
+                          "(--fix-permissions never touches them), and chown what another user owns")
         return int(ExitCode.PERMISSION)
     if kind == "config":
         console.print("[red]configuration problem[/]: fix the items marked FAIL and run validate again")

@@ -211,6 +211,10 @@ def test_a_symlink_inside_the_workspace_is_refused(tmp_path: Path) -> None:
     assert res.returncode == 4, res.stdout + res.stderr
     assert f"{ws / 'canonical'} is a symlink to {public}" in res.stderr
     assert list(public.iterdir()) == []
+    for quick in ([], ["--quick"]):  # validate's advice: not --fix-permissions, which leaves links alone
+        res = run_cli("validate", "--config", str(cfg), *quick)
+        assert res.returncode == 4, res.stdout + res.stderr
+        assert "remove the symlinks" in res.stdout and "--fix-permissions`" not in res.stdout, res.stdout
 
 
 def test_symlinked_ancestors_only_when_nobody_else_can_change_them(tmp_path: Path) -> None:

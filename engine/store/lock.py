@@ -189,7 +189,7 @@ def holder_of(lock_path: Path) -> str:
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
-        return f"the stage workers of {text}, which has exited; they stop within the cancel grace period"
+        return f"the stage workers of {text}, which has exited (they stop within the cancel grace period)"
     except (PermissionError, ValueError, OverflowError):
         pass
     return text

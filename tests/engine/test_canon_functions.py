@@ -290,6 +290,12 @@ def test_an_address_list_yields_only_the_mailboxes_rfc_5322_names() -> None:
     assert f.addresses("jane@x.org (Jane (J) Doe), b@c.org") == [
         {"name": "Jane (J) Doe", "email": "jane@x.org"}, {"name": None, "email": "b@c.org"}]
     assert f.addresses("Ann (the <x@y.org> boss) <ann@x.org>") == [{"name": "Ann", "email": "ann@x.org"}]
+    # an encoded word is one atom of a name, whatever it holds: a malformed one with a "<"
+    # inside made its bracketed text the sender
+    assert f.addresses("=?utf-8?Q?Bob_<bob@roe.example>?= <ann@doe.example>") == [
+        {"name": "Bob <bob@roe.example>", "email": "ann@doe.example"}]
+    assert f.addresses("=?utf-8?Q?J=C3=BCrgen?= <j@x.org>, \x00z <z@x.org>") == [
+        {"name": "Jürgen", "email": "j@x.org"}, {"name": "z", "email": "z@x.org"}]
     assert f.addresses("team: a@x.org, B@Y.org;, c@z.org") == [
         {"name": None, "email": "a@x.org"}, {"name": None, "email": "b@y.org"},
         {"name": None, "email": "c@z.org"}]

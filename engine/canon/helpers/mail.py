@@ -125,9 +125,10 @@ def _parse_addresses(text: str) -> tuple[tuple[str | None, str], ...]:
     """(name, email) pairs of an address list; cached because senders repeat (pure function)."""
     out: list[tuple[str | None, str]] = []
     carry: str | None = None
-    for raw_name, raw_email in _mailboxes(_FOLDING.sub(" ", text)):
-        name = _clean_name(raw_name)
-        email = raw_email.strip()
+    unfolded, words = _hide_encoded_words(_FOLDING.sub(" ", text))
+    for raw_name, raw_email in _mailboxes(unfolded):
+        name = _clean_name(_show_encoded_words(raw_name, words))
+        email = _show_encoded_words(raw_email, words).strip()
         if email and "@" not in email and not name:
             # "Doe, Jane <jane@x.org>" unquoted parses as ("", "Doe") + ("Jane", "jane@x.org")
             carry = email if carry is None else f"{carry}, {email}"
@@ -144,6 +145,27 @@ def _parse_addresses(text: str) -> tuple[tuple[str | None, str], ...]:
     if carry is not None:
         out.append((None, ascii_lower(carry)))
     return tuple(out)
+
+
+def _hide_encoded_words(text: str) -> tuple[str, list[str]]:
+    """Encoded words as opaque tokens while the list is parsed: an encoded word is one atom
+    of a display name, whatever it holds (a broken or hostile sender's ``=?utf-8?Q?Bob_<bob@x>?=``
+    must not give ``bob@x`` as the address)."""
+    words: list[str] = []
+    if "=?" not in text:
+        return text, words
+
+    def hide(m: re.Match[str]) -> str:
+        words.append(m.group(0))
+        return f"\x00{len(words) - 1}\x00"
+
+    return _ENCODED_WORD.sub(hide, text.replace("\x00", "")), words
+
+
+def _show_encoded_words(text: str, words: list[str]) -> str:
+    if not words or "\x00" not in text:
+        return text
+    return re.sub(r"\x00(\d+)\x00", lambda m: words[int(m.group(1))], text)
 
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")

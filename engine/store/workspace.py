@@ -307,42 +307,24 @@ def check_permissions(root: Path, limit: int = 20) -> None:
     message reaches cron logs): :func:`shown_path`, and the hint says how to find one.
     """
     loose, links, special = run_start_problems(root, limit, private=True)
-
-    def hint(text: str, listed: list[str]) -> str:
-        found = chart_hint(root, listed)
-        return text if found is None else f"{text}; {found}"
-
-    if links:
-        listing = "\n  ".join(links)
-        raise PermissionProblem(
-            f"the workspace path {root} goes through symlinks, so PHI could be written "
-            f"somewhere the config does not name:\n  {listing}",
-            hint=hint(f"set `workspace` (or --workspace) to the real folder ({os.path.realpath(root)}) "
-                      "and remove symlinks inside it, or pass --skip-permissions if you accept the risk",
-                      links),
-        )
-    if special:
-        listing = "\n  ".join(special)
-        raise PermissionProblem(
-            f"the workspace {root} holds special files where only files and folders belong "
-            f"(a reader would block on them or read something else):\n  {listing}",
-            hint=hint("remove them (rm PATH); the pipeline never creates one, so find out who did",
-                      special),
-        )
     foreign = [x for x in loose if OWNED in x]
-    if foreign:
-        listing = "\n  ".join(foreign)
-        raise PermissionProblem(
-            f"the workspace {root} holds paths another user owns, who could read the PHI a run "
-            f"writes into them:\n  {listing}",
-            hint=hint(f"if they are yours, `chown -R {os.geteuid()} {root}`; otherwise choose another "
-                      "--workspace (only you may own it), or pass --skip-permissions if you accept the risk",
-                      foreign),
-        )
-    if loose:
-        listing = "\n  ".join(loose)
-        raise PermissionProblem(
-            f"the workspace {root} has paths others can read:\n  {listing}",
-            hint=hint(f"run `chmod -R go-rwx {root}`, or pass --skip-permissions if you accept the risk",
-                      loose),
-        )
+    refusals = [  # (paths, what is wrong, what to do), the worst first
+        (links, f"the workspace path {root} goes through symlinks, so PHI could be written somewhere the "
+                "config does not name",
+         f"set `workspace` (or --workspace) to the real folder ({os.path.realpath(root)}) and remove "
+         "symlinks inside it, or pass --skip-permissions if you accept the risk"),
+        (special, f"the workspace {root} holds special files where only files and folders belong (a reader "
+                  "would block on them or read something else)",
+         "remove them (rm PATH); the pipeline never creates one, so find out who did"),
+        (foreign, f"the workspace {root} holds paths another user owns, who could read the PHI a run writes "
+                  "into them",
+         f"if they are yours, `chown -R {os.geteuid()} {root}`; otherwise choose another --workspace (only "
+         "you may own it), or pass --skip-permissions if you accept the risk"),
+        (loose, f"the workspace {root} has paths others can read",
+         f"run `chmod -R go-rwx {root}`, or pass --skip-permissions if you accept the risk"),
+    ]
+    for listed, what, fix in refusals:
+        if listed:
+            found = chart_hint(root, listed)
+            listing = "\n  ".join(listed)
+            raise PermissionProblem(f"{what}:\n  {listing}", hint=fix if found is None else f"{fix}; {found}")

@@ -112,22 +112,23 @@ def _existing(path: Path) -> Path:
     return p
 
 
-def has_room(path: Path) -> bool:
-    """Whether the file system of ``path`` has at least 1 MiB and a free inode (True when it
-    cannot be told: then the error is taken as it came)."""
+def _statvfs(path: Path) -> os.statvfs_result | None:
     try:
-        st = os.statvfs(_existing(path))
+        return os.statvfs(_existing(path))
     except OSError:
-        return False
-    return st.f_bavail * st.f_frsize >= 1 << 20 and (st.f_files == 0 or st.f_favail > 0)
+        return None
+
+
+def has_room(path: Path) -> bool:
+    """Whether the file system of ``path`` has at least 1 MiB and a free inode (False when it
+    cannot be told: the error is then taken as it came)."""
+    st = _statvfs(path)
+    return st is not None and st.f_bavail * st.f_frsize >= 1 << 20 and (st.f_files == 0 or st.f_favail > 0)
 
 
 def _no_inodes(path: Path) -> bool:
-    try:
-        st = os.statvfs(_existing(path))
-    except OSError:
-        return False
-    return st.f_files > 0 and st.f_favail == 0
+    st = _statvfs(path)
+    return st is not None and st.f_files > 0 and st.f_favail == 0
 
 
 def disk_full(where: Path) -> DiskFull:

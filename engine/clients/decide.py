@@ -101,12 +101,10 @@ class Decisions:
         first = stored.get(key)
         if first is not None and not first.startswith(IDENTITY_V2) and first == identity_v1(facts):
             first = now
-        if first is not None and first != now:
-            self.stale_overrides += 1
-            self.pins[key] = first
-            return False
-        self.pins[key] = now
-        return True
+        if hold(first, now, self.pins, key):
+            return True
+        self.stale_overrides += 1
+        return False
 
     def decide(self, ref: DocRef, depth: int = 0, facts: DocFacts | None = None) -> list[Link] | Unlinked:
         """The decision for one document (memoised; references are followed)."""
@@ -225,6 +223,13 @@ class Decisions:
             return False
         theirs = {K.name_dob_date(k) for k in self.clients[cid].keys if K.key_kind(k) == "name_dob"}
         return bool(theirs) and not theirs & mine
+
+
+def hold(first: str | None, now: str, kept: dict[tuple[str, str], str], key: tuple[str, str]) -> bool:
+    """Whether a pin still holds (none yet, or the same as ``now``); the pin to keep goes to
+    ``kept``: the first one, so a stale override stays stale until it is written anew."""
+    kept[key] = first if first is not None and first != now else now
+    return kept[key] == now
 
 
 IDENTITY_V2 = "2:"

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from engine.clients import keys as K
-from engine.clients.decide import Decisions, identity
+from engine.clients.decide import Decisions, hold, identity
 from engine.clients.model import (
     Card,
     Client,
@@ -276,12 +276,8 @@ class Resolver:
                 if first is not None:
                     self.client_pins[key] = first
                 continue
-            now = client_identity(client)
-            if first is not None and first != now:
+            if not hold(first, client_identity(client), self.client_pins, key):
                 self.stale_clients.add(cid)
-                self.client_pins[key] = first
-            else:
-                self.client_pins[key] = now
 
     def _conflicts(self, holders: dict[str, set[str]]) -> dict[str, Conflict]:
         apart = [set(g) - self.stale_clients for g in self.overrides.apart]

@@ -35,7 +35,7 @@ from engine.index.store import StoreError, object_path, open_reader
 from engine.store.fsutil import open_regular, read_json
 from engine.store.workspace import Workspace
 from engine.vault.chain import ChainBroken, ChainRun, incremental_chain
-from engine.vault.layout import DT_DIR, LATEST, MANIFEST, PARTIAL_DIR, RUN_DIR
+from engine.vault.layout import DT_DIR, LATEST, MANIFEST, PARTIAL_DIR, RUN_DIR, read_manifest
 from engine.vault.messages import LineInvalid, Record, parse
 from engine.vault.reader import PART_NAME, iter_lines, manifest_format
 
@@ -333,10 +333,9 @@ def account_dirs(ws: Workspace) -> Iterator[Path]:
 def _succeeded(run_dir: Path) -> bool:
     """Whether a run folder's manifest says success (unreadable: no)."""
     try:
-        manifest = read_json(run_dir / MANIFEST)
+        return read_manifest(run_dir).get("status") == "success"
     except (OSError, ValueError):
         return False
-    return isinstance(manifest, dict) and manifest.get("status") == "success"
 
 
 def run_dirs(account_dir: Path) -> list[Path]:

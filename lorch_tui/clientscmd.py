@@ -24,7 +24,7 @@ from engine.errors import ExitCode, LorchError, UsageError
 from lorch_tui import measurescmd
 from lorch_tui.bigtable import clean, print_table
 from lorch_tui.querycmd import open_store
-from lorch_tui.tables import Gives, fitted_table
+from lorch_tui.tables import Gives, fitted_table, say_left_out
 
 
 def _tables(ns: argparse.Namespace) -> tuple[ClientTables, Any]:
@@ -78,9 +78,7 @@ def _table(console: Console, columns: list[str], rows: list[list[object]]) -> No
         left_out.extend(out)
         return table
     print_table(console, columns, rows, rich_table, whole=[c for c in columns if c not in GIVES])
-    if left_out:
-        console.print(f"({', '.join(left_out)} not shown at this width: widen the terminal or use --json)",
-                      style="dim", markup=False)
+    say_left_out(console, left_out)
 
 
 def cmd_list(ns: argparse.Namespace) -> int:

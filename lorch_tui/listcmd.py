@@ -60,7 +60,7 @@ def _print_table(typed: list[dict[str, object]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from lorch_tui.tables import add_name_column, add_other_column, fit_keys, is_name
+    from lorch_tui.tables import add_name_column, add_other_column, fit_keys, is_name, say_left_out
 
     rows = [{k: shown(k, v) for k, v in r.items()} for r in typed]
     console = Console(highlight=False)
@@ -74,9 +74,7 @@ def _print_table(typed: list[dict[str, object]]) -> None:
     for row in rows:
         table.add_row(*(row[k] for k in kept))
     console.print(table)
-    if dropped:
-        console.print(f"({', '.join(dropped)} not shown at this width: widen the terminal or use --json)",
-                      style="dim", markup=False)
+    say_left_out(console, dropped)
 
 
 def _kinds(cfg: PipelineConfig, members: list[str]) -> dict[str, int]:

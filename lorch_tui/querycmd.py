@@ -19,11 +19,18 @@ from rich.text import Text
 from engine.config.load import load
 from engine.errors import ExitCode, LorchError, UsageError
 from engine.index.query import Document, ObjectMissing, Query, Store, build_sql
-from engine.index.store import INDEX_CORRUPT, INDEX_UNREADABLE, REPAIR_HINT, StoreError, db_path
+from engine.index.store import (
+    INDEX_CORRUPT,
+    INDEX_UNREADABLE,
+    REPAIR_HINT,
+    UNREADABLE_HINT,
+    StoreError,
+    db_path,
+)
 from engine.store.workspace import Workspace, check_not_a_file
 from lorch_tui import docread, rankcmd
 from lorch_tui.bigtable import clean, print_table
-from lorch_tui.tables import QUERY_GIVES, QUERY_LEAVE_OUT, fitted_table
+from lorch_tui.tables import QUERY_GIVES, QUERY_LEAVE_OUT, fitted_table, say_left_out
 
 
 def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
@@ -40,9 +47,7 @@ def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
                              hint="build it with `lorchestra run` (or `lorchestra run --stage index` "
                                   "once canonical files exist)") from None
         if exc.code == INDEX_UNREADABLE:
-            raise LorchError(f"the index {exc}: it is there, and may be whole",
-                             hint="a full disk (`df -h`), a read-only folder or a disk error; the index "
-                                  "itself is kept: fix that and ask again (do not rebuild it)",
+            raise LorchError(f"the index {exc}: it is there, and may be whole", hint=UNREADABLE_HINT,
                              exit_code=ExitCode.TASK_FAILED) from None
         if exc.code == INDEX_CORRUPT:
             raise LorchError(f"the index {db_path(ws)} is damaged: it is not a readable SQLite database",
@@ -164,9 +169,7 @@ def _print_table(docs: list[Document], more: bool, limit: int | None, dedupe: bo
         left_out.extend(out)
         return table
     print_table(console, columns, rows, rich_table)
-    if left_out:
-        console.print(f"({', '.join(left_out)} not shown at this width: widen the terminal or use --json)",
-                      style="dim", markup=False)
+    say_left_out(console, left_out)
     note = f"{len(docs)} document(s)"
     if more:
         note += f"; more match (limit {limit}: use --limit N, or --limit 0 for all)"

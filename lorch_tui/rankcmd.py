@@ -22,7 +22,7 @@ from engine.index.query import ObjectMissing, Query, Store
 from engine.index.store import REPAIR_HINT
 from lorch_tui import docread
 from lorch_tui.bigtable import clean, print_table
-from lorch_tui.tables import QUERY_GIVES, QUERY_LEAVE_OUT, fitted_table
+from lorch_tui.tables import QUERY_GIVES, QUERY_LEAVE_OUT, fitted_table, say_left_out
 
 if TYPE_CHECKING:  # numpy and the model load only when a ranked query runs
     from engine.index.ranked import Hit, Mode, Searcher
@@ -161,9 +161,7 @@ def _print_hits(hits: list, more: bool, limit: int | None, dedupe: bool, explain
         left_out.extend(out)
         return table
     print_table(console, columns, rows, rich_table)
-    if left_out:
-        console.print(f"({', '.join(left_out)} not shown at this width: widen the terminal or use --json)",
-                      style="dim", markup=False)
+    say_left_out(console, left_out)
     note = f"{len(hits)} document(s)"
     if more:
         note += f"; more match (limit {limit}: use --limit N, or --limit 0 for all)"

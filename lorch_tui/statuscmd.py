@@ -20,7 +20,14 @@ from rich.table import Table
 from engine.config.cross import RESERVED_SOURCES
 from engine.config.load import LoadedConfig, load
 from engine.errors import ExitCode
-from engine.index.store import INDEX_CORRUPT, INDEX_UNREADABLE, StoreError, db_path, open_reader
+from engine.index.store import (
+    INDEX_CORRUPT,
+    INDEX_UNREADABLE,
+    UNREADABLE_HINT,
+    StoreError,
+    db_path,
+    open_reader,
+)
 from engine.ops.inspect import AccountView, account_views
 from engine.store import history as run_history
 from engine.store.workspace import Workspace, check_not_a_file
@@ -57,8 +64,7 @@ def index_problem(ws: Workspace) -> dict[str, str] | None:
         if exc.code == INDEX_UNREADABLE:
             return {"code": INDEX_UNREADABLE, "path": str(path),
                     "message": f"the index {exc}: it is there, and may be whole",
-                    "hint": "a full disk (`df -h`), a read-only folder or a disk error; the index itself "
-                            "is kept: fix that, do not rebuild it"}
+                    "hint": UNREADABLE_HINT}
         if exc.code == INDEX_CORRUPT:
             return {"code": INDEX_CORRUPT, "path": str(path),
                     "message": f"the index {path} is damaged (not a readable SQLite database)",

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -134,3 +135,10 @@ def _share(room: int, natural: dict[str, int], least: dict[str, int]) -> dict[st
         widest = max(movable, key=lambda c: out[c])
         out[widest] -= 1
     return out
+
+
+def say_left_out(console: Console, headers: Sequence[str]) -> None:
+    """The one line under a table that left columns out to fit the terminal."""
+    if headers:
+        console.print(f"({', '.join(headers)} not shown at this width: widen the terminal or use --json)",
+                      style="dim", markup=False)

@@ -96,6 +96,9 @@ INDEX_CORRUPT = "INDEX_CORRUPT"
 INDEX_UNREADABLE = "INDEX_UNREADABLE"
 """The index file exists and may be whole, but cannot be opened now (a full disk, a read-only
 folder, an I/O error): never to be taken for a missing index and rebuilt."""
+UNREADABLE_HINT = ("a full disk (`df -h`), a read-only folder or a disk error; the index itself is kept: "
+                   "fix that and ask again (do not rebuild it)")
+"""What every face says to do about :data:`INDEX_UNREADABLE`."""
 
 
 class StoreError(Exception):

@@ -27,6 +27,7 @@ from engine.clients.model import (
     Unlinked,
     client_id_for,
 )
+from engine.clients.namematch import could_be
 from engine.clients.overrides import Overrides
 
 SEP = ", "
@@ -99,7 +100,7 @@ class Decisions:
         way, and stored anew when it holds."""
         now = identity(facts)
         first = stored.get(key)
-        if first is not None and not first.startswith(IDENTITY_V2) and first == identity_v1(facts):
+        if first is not None and not first.startswith(IDENTITY_V3) and first == past_identity(first, facts):
             first = now
         if hold(first, now, self.pins, key):
             return True
@@ -179,6 +180,9 @@ class Decisions:
             elif len(who) > 1:
                 shared.append(key)
         if links:
+            contradicted = self._said_another(facts)
+            if contradicted:
+                return Unlinked(facts.ref, "disagree", SEP.join(contradicted))
             return list(links.values())
         if shared:
             return Unlinked(facts.ref, "conflict", SEP.join(shared))
@@ -197,11 +201,40 @@ class Decisions:
         if len(unique) > 1 or any(not (unique <= who) for _, who in matched):
             return Unlinked(facts.ref, "disagree", SEP.join(k for k, _ in matched))
         cid = next(iter(unique))
-        if self._identity_differs(facts, cid) or self._names_another(facts, cid):
+        if self._identity_differs(facts, cid) or self._names_another(facts, cid) or self._someone_else(facts, cid):
             return Unlinked(facts.ref, "disagree", SEP.join(k for k, _ in matched))
         key = next(k for k, who in matched if who == {cid})
         direction: Direction | None = facts.direction
         return [Link(cid, facts.ref, _RULE_OF_KIND[K.key_kind(key)], direction, key)]
+
+    def _someone_else(self, facts: DocFacts, cid: str) -> bool:
+        """True when the document's name cannot be the client's (:mod:`engine.clients.namematch`):
+        a son, a spouse or a sister reached through the client's shared e-mail or phone
+        ("Tim Doe" or "Ben Doe (child)" with Ann Doe's keys). A birth date the document shares
+        with the client settles it the other way (a new family name after a marriage)."""
+        if facts.name is None:
+            return False
+        client = self.clients[cid]
+        mine = {K.name_dob_date(k) for k in facts.keys if K.key_kind(k) == "name_dob"}
+        if mine & {K.name_dob_date(k) for k in client.keys if K.key_kind(k) == "name_dob"}:
+            return False
+        return not could_be(facts.name, client.names or {self._names.get(cid) or ""})
+
+    def _said_another(self, facts: DocFacts) -> list[str]:
+        """The keys of mail participants whose display name is another client's very name and
+        none of the linked client's (``Ben Doe <ann@example.com>``; an address that used to be
+        Paul's, now on file for Paula, in a message signed "Paul Gray")."""
+        out: list[str] = []
+        for key, name in facts.said:
+            who = self.holders.get(key, set())
+            if len(who) != 1:
+                continue
+            cid = next(iter(who))
+            if name in self.clients[cid].names or name == self._names.get(cid):
+                continue
+            if any(other != cid for other in self._by_name.get(name, ())):
+                out.append(key)
+        return out
 
     def _names_another(self, facts: DocFacts, cid: str) -> bool:
         """True when the document names another client, by the very name, and not this one:
@@ -235,19 +268,33 @@ def hold(first: str | None, now: str, kept: dict[tuple[str, str], str], key: tup
 IDENTITY_V2 = "2:"
 """The prefix of an identity that also holds the document's time (pins stored before it
 have none and are compared the first way once, then stored anew)."""
+IDENTITY_V3 = "3:"
+"""The prefix of an identity that also holds the name the document gives (a sheet row has
+no time, and a family member's row without a birth date shares every key)."""
 
 
 def identity(facts: DocFacts) -> str:
-    """What makes a document someone's: its kind, keys, mail participants, references and
-    time, the pin of a ``link:`` override. The time tells two family members' form responses
-    apart, which share every key (the family's address) and are exactly the documents that
-    need a ``link:``; a row renumbered onto the other's gives another time."""
-    return IDENTITY_V2 + hashlib.sha256(orjson.dumps([facts.ref.kind, sorted(facts.keys), sorted(facts.outside),
-                                                      sorted(r.text() for r in facts.refs),
-                                                      facts.time])).hexdigest()
+    """What makes a document someone's: its kind, keys, mail participants, references, time
+    and the name it gives, the pin of a ``link:`` override. The time tells two family
+    members' form responses apart, which share every key (the family's address) and are
+    exactly the documents that need a ``link:``; a row renumbered onto the other's gives
+    another time, or (an intake row has none) another name."""
+    return IDENTITY_V3 + _digest(facts, facts.time, facts.name)
+
+
+def _digest(facts: DocFacts, *more: str | None) -> str:
+    return hashlib.sha256(orjson.dumps([facts.ref.kind, sorted(facts.keys), sorted(facts.outside),
+                                        sorted(r.text() for r in facts.refs), *more])).hexdigest()
+
+
+def past_identity(stored: str, facts: DocFacts) -> str:
+    """The document's identity as a pin stored by an earlier version spells it (compared
+    once, then the pin is stored anew): version 2 held the time, version 1 neither."""
+    if stored.startswith(IDENTITY_V2):
+        return IDENTITY_V2 + _digest(facts, facts.time)
+    return identity_v1(facts)
 
 
 def identity_v1(facts: DocFacts) -> str:
     """The identity pins were stored with before the time was part of it (64 hex digits)."""
-    return hashlib.sha256(orjson.dumps([facts.ref.kind, sorted(facts.keys), sorted(facts.outside),
-                                        sorted(r.text() for r in facts.refs)])).hexdigest()
+    return _digest(facts)

@@ -95,6 +95,9 @@ class DocFacts:
     name: str | None = None
     """The person the document names, folded (:func:`engine.clients.keys.name_text`): a
     contact's name, with or without a birth date."""
+    said: tuple[tuple[str, str], ...] = ()
+    """Mail: (key, folded display name) of each participant outside the practice whose
+    address came with a name (``Ben Doe <ann@example.com>``)."""
 
 
 @dataclass(slots=True)
@@ -107,6 +110,8 @@ class Client:
     keys: set[str] = field(default_factory=set)
     merged: list[str] = field(default_factory=list)
     folder: str = ""
+    names: set[str] = field(default_factory=set)
+    """The folded names of the client's records (its own, and those merged into it)."""
 
 
 @dataclass(frozen=True, slots=True)

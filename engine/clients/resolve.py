@@ -169,12 +169,30 @@ class Resolver:
         everyone = senders + [got for v in values(doc, rule.recipients)
                               if (got := self._address(v))[0]]
         facts.outside = tuple(dict.fromkeys(key for _, _, key in everyone if key))
+        facts.said = self._said(doc, (*rule.senders, *rule.recipients))
         if everyone and all(own for _, own, _ in everyone):
             facts.direction = "internal"
         elif any(own for _, own, _ in senders):
             facts.direction = "out"
         elif everyone:
             facts.direction = "in"
+
+    def _said(self, doc: dict[str, Any], paths: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        """(key, folded display name) of the participants whose address came with a name:
+        each address path's parent object (``from[].email`` -> ``from[]``) gives its ``name``."""
+        out: dict[tuple[str, str], None] = {}
+        for path in paths:
+            parent, _, field_name = path.rpartition(".")
+            if not parent:
+                continue
+            for item in values(doc, (parent,)):
+                if not isinstance(item, dict):
+                    continue
+                key = self._address(item.get(field_name))[2]
+                name = K.name_text(item.get("name"))
+                if key and name:
+                    out[(key, name)] = None
+        return tuple(out)
 
     def _defines(self, doc: dict[str, Any], ref: DocRef) -> bool:
         if ref.source not in self.cfg.sources:
@@ -237,7 +255,7 @@ class Resolver:
                 # a client's extension also holds its office's line: a document giving only
                 # the line is then shared with any other client on it (a conflict), never theirs
                 keys = set(facts.keys) | {K.phone_line(k) for k in facts.keys if K.phone_ext(k)}
-                clients[cid] = Client(cid, facts.ref, facts.card, keys)
+                clients[cid] = Client(cid, facts.ref, facts.card, keys, names={facts.name} if facts.name else set())
         self._check_named_clients(clients)
         alias: dict[str, str] = {}
         unused = 0
@@ -257,6 +275,7 @@ class Resolver:
             for other in present[1:]:
                 gone = clients.pop(other)
                 keep.keys |= gone.keys
+                keep.names |= gone.names
                 keep.merged.append(other)
                 alias[other] = keep.client_id
         return clients, alias, unused

@@ -1,0 +1,163 @@
+"""Family members reached through a client's shared keys, told apart by the names they give.
+
+A reviewer's practice (a mother and her two sons, one a client; a client's husband) found
+records of the relatives linked into the client's chart: "Tim Doe" with Ann Doe's mobile,
+QuickBooks customers "Ben Doe (child)" and "Doe, Benjamin" under the family's e-mail, a
+spouse's intake row with the wife's address, a mail signed "Ben Doe" from Ann's address, a
+mail from Paul Gray's old address (now on file for Paula Gray), and a `link:` on an intake
+row that followed the row number onto the brother's row. Each is resolved here by the real
+:class:`engine.clients.resolve.Resolver` over hand-written canonical documents.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.clients.decide import IDENTITY_V2, _digest, identity
+from engine.clients.model import DocFacts, DocRef, Link, Unlinked
+from engine.clients.namematch import could_be, fits
+from engine.clients.overrides import Overrides
+from engine.clients.resolve import Resolver
+from engine.config import ClientsConfig
+from tests.engine.test_clients_core import cid, clients_of, contact, resolve
+
+CFG = ClientsConfig(sources=["dataverse"], own_addresses=["*@practice.example"])
+
+
+@pytest.mark.parametrize(("one", "other"), [
+    ("ann doe", "ann doe"), ("ann m doe", "ann doe"), ("dr ann doe", "ann doe"), ("a doe", "ann doe"),
+    ("ben doe", "benjamin doe"), ("ann doe smith", "ann doe"), ("ann doe billing", "ann doe"),
+    ("山田 太郎", "山田太郎"), ("ann", "ann doe"),
+])
+def test_names_that_can_be_one_person(one: str, other: str) -> None:
+    assert fits(one, other) and fits(other, one)
+
+
+@pytest.mark.parametrize(("one", "other"), [
+    ("tim doe", "ann doe"), ("ben doe child", "ann doe"), ("benjamin doe", "ann doe"),
+    ("mr mark white", "carol white"), ("bob smith", "robert smith"), ("maria smith", "maria garcia"),
+])
+def test_names_that_cannot_be_one_person(one: str, other: str) -> None:
+    assert not fits(one, other) and not fits(other, one)
+
+
+def test_no_name_on_either_side_contradicts_nothing() -> None:
+    assert could_be(None, ["ann doe"]) and could_be("tim doe", []) and could_be("tim doe", [""])
+    assert could_be("maria smith", ["maria garcia", "maria smith"])  # a merged client's other name
+
+
+def family() -> list[tuple[DocRef, dict[str, Any]]]:
+    return [
+        contact("dataverse", "sor", "ann", "Ann Doe", given="Ann", family="Doe",
+                emails=["ann.doe@example.com"], phones=["212-555-0101"], dob="1980-01-01"),
+        contact("dataverse", "sor", "carol", "Carol White", emails=["carol.w@example.com"], dob="1975-05-05"),
+        contact("dataverse", "sor", "maria", "Maria Garcia", emails=["maria.gl@example.net"], dob="1985-02-02"),
+    ]
+
+
+def sor(sid: str) -> str:
+    return cid(sid, "sor")
+
+
+def _decided(extra: list[tuple[DocRef, dict[str, Any]]], overrides: Overrides | None = None
+             ) -> dict[DocRef, list[Link] | Unlinked]:
+    return resolve(family() + extra, CFG, overrides)[1]
+
+
+def test_a_relative_named_otherwise_with_the_client_s_keys_is_no_one_s() -> None:
+    tim = contact("crm", "farm", "101", "Tim Doe", phones=["(212) 555-0101"])
+    ben = contact("quickbooks", "qb", "6", "Ben Doe (child)", emails=["ann.doe@example.com"])
+    benjamin = contact("quickbooks", "qb", "7", "Doe, Benjamin", phones=["2125550101"])
+    mark = contact("sheets", "intake", "ss/0/12", "Mr. Mark White", emails=["carol.w@example.com"])
+    out = _decided([tim, ben, benjamin, mark])
+    for doc in (tim, ben, benjamin, mark):
+        got = out[doc[0]]
+        assert isinstance(got, Unlinked) and got.reason == "disagree", doc[0]
+
+
+def test_the_client_s_own_name_in_other_spellings_still_links() -> None:
+    spellings = ["Doe, Ann", "Ann M. Doe", "Dr Ann Doe", "A. Doe", "Ann Doe (billing)", "ANN DOE-SMITH", None]
+    docs = [contact("quickbooks", "qb", f"c{i}", name, phones=["212 555 0101"]) for i, name in enumerate(spellings)]
+    out = _decided(docs)
+    for doc in docs:
+        assert clients_of(out[doc[0]]) == {sor("ann")}, doc[1]["name"]
+
+
+def test_a_new_family_name_links_when_the_birth_date_agrees_and_is_reported_when_none_is_there() -> None:
+    married_dob = contact("quickbooks", "qb", "4", "Maria Smith", emails=["maria.gl@example.net"], dob="1985-02-02")
+    married = contact("quickbooks", "qb", "5", "Maria Smith", emails=["maria.gl@example.net"])
+    out = _decided([married_dob, married])
+    assert clients_of(out[married_dob[0]]) == {sor("maria")}
+    got = out[married[0]]
+    assert isinstance(got, Unlinked) and got.reason == "disagree"
+    merged = contact("dataverse", "sor", "maria2", "Maria Smith", emails=["m.smith@example.net"], dob="1985-02-02")
+    out = _decided([merged, married], Overrides(merge=[[sor("maria"), sor("maria2")]]))  # type: ignore[arg-type]
+    assert clients_of(out[married[0]]) == {sor("maria")}, "a merged record's name is the client's"
+
+
+def named_mail(sid: str, frm: tuple[str | None, str], to: list[tuple[str | None, str]]
+               ) -> tuple[DocRef, dict[str, Any]]:
+    doc = {"kind": "email", "source": "gmail", "account": "box", "source_id": sid,
+           "from": [{"name": frm[0], "email": frm[1]}], "to": [{"name": n, "email": e} for n, e in to]}
+    return DocRef("gmail", "box", "email", sid), doc
+
+
+def test_mail_signed_with_another_client_s_very_name_is_no_one_s() -> None:
+    ben = contact("dataverse", "sor", "ben", "Ben Doe", emails=["ben.doe@example.com"], dob="2010-05-05")
+    paul_now = contact("dataverse", "sor", "paula", "Paula Gray", emails=["pg@example.com"], dob="1990-09-09")
+    paul = contact("dataverse", "sor", "paul", "Paul Gray", emails=["paul.gray@example.org"], dob="1960-06-06")
+    from_ann = named_mail("g2", ("Ben Doe", "ann.doe@example.com"), [("Dr Smith", "drsmith@practice.example")])
+    old_address = named_mail("g6", ("Paul Gray", "pg@example.com"), [(None, "drsmith@practice.example")])
+    own = named_mail("g7", ("Doe, Ann", "ann.doe@example.com"), [(None, "drsmith@practice.example")])
+    nickname = named_mail("g8", ("Annie", "ann.doe@example.com"), [(None, "drsmith@practice.example")])
+    to_both = named_mail("g9", ("Dr Smith", "drsmith@practice.example"),
+                         [("Carol White", "carol.w@example.com"), ("Ben Doe", "ann.doe@example.com")])
+    out = _decided([ben, paul_now, paul, from_ann, old_address, own, nickname, to_both])
+    for doc, key in ((from_ann, "email:ann.doe@example.com"), (old_address, "email:pg@example.com"),
+                     (to_both, "email:ann.doe@example.com")):
+        got = out[doc[0]]
+        assert isinstance(got, Unlinked) and (got.reason, got.detail) == ("disagree", key), doc[0]
+    assert clients_of(out[own[0]]) == {sor("ann")}
+    assert clients_of(out[nickname[0]]) == {sor("ann")}, "a name that is no client's does not count"
+
+
+def test_a_link_on_an_intake_row_does_not_follow_the_row_number_to_a_brother() -> None:
+    """Intake rows have no time and a family's rows share the family's keys: the name the
+    row gives is part of what the link holds to."""
+    ben = contact("dataverse", "sor", "ben", "Ben Doe", emails=["ben.doe@example.com"], dob="2010-05-05")
+    shared = ["family@example.com"]
+    ann_row = contact("sheets", "intake", "ss1/0/5", "Ann Doe", emails=shared)
+    ben_row = contact("sheets", "intake", "ss1/0/5", "Ben Doe", emails=shared)
+    docs = family() + [ben]
+    docs[0][1]["emails"]["e1"] = {"address": "family@example.com"}
+    ben[1]["emails"]["e1"] = {"address": "family@example.com"}
+    ov = Overrides(link=[{"document": "sheets:intake:contact:ss1/0/5", "client": sor("ann")}])  # type: ignore[list-item]
+
+    def run(row: tuple[DocRef, dict[str, Any]], pins: dict[tuple[str, str], str]) -> tuple[Any, list[Link] | Unlinked]:
+        r = Resolver(CFG, ov, pins)
+        for ref, doc in [*docs, row]:
+            r.add(ref, None, None, doc)
+        p = r.resolve()
+        mine = [lk for lk in p.links if lk.doc == row[0]]
+        return p, mine or next(u for u in p.unlinked if u.doc == row[0])
+
+    p, got = run(ann_row, {})
+    assert clients_of(got) == {sor("ann")} and p.stale_overrides == 0
+    p, got = run(ben_row, p.override_pins)
+    assert p.stale_overrides == 1, "the link no longer names the row it was applied to"
+    assert isinstance(got, Unlinked) and got.reason == "conflict", "decided by the rules: the family's address"
+
+
+def test_a_pin_stored_with_the_time_only_is_read_that_way_once() -> None:
+    facts = DocFacts(DocRef("sheets", "intake", "contact", "ss1/0/5"), None, None,
+                     keys=("email:family@example.com",), name="ann doe")
+    v2 = IDENTITY_V2 + _digest(facts, facts.time)
+    key = ("sheets:intake:contact:ss1/0/5", sor("ann"))
+    ov = Overrides(link=[{"document": key[0], "client": key[1]}])  # type: ignore[list-item]
+    r = Resolver(CFG, ov, {key: v2})
+    for ref, doc in family() + [contact("sheets", "intake", "ss1/0/5", "Ann Doe", emails=["family@example.com"])]:
+        r.add(ref, None, None, doc)
+    p = r.resolve()
+    assert p.stale_overrides == 0 and p.override_pins[key] == identity(facts) != v2

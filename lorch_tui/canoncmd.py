@@ -19,6 +19,7 @@ from engine.canon.registry import Registry, RegistryError
 from engine.config import PipelineConfig
 from engine.config.load import load
 from engine.errors import ExitCode, UsageError
+from engine.vault.numbers import inexact
 
 
 def registry_for(cfg: PipelineConfig) -> Registry:
@@ -107,8 +108,15 @@ def cmd_transform_test(ns: argparse.Namespace) -> int:
         raise UsageError(str(exc), hint="run `lorchestra list transforms`") from None
     failures = 0
     for t in chosen:
-        compiled = CompiledTransform(reg, t, TransformLimits(cfg.stages.canonize.transform_timeout_ms,
-                                                             cfg.stages.canonize.transform_max_depth))
+        try:
+            compiled = CompiledTransform(reg, t, TransformLimits(cfg.stages.canonize.transform_timeout_ms,
+                                                                 cfg.stages.canonize.transform_max_depth))
+        except Exception as exc:  # noqa: BLE001 - a JSONata or schema error: its first line names the place
+            failures += 1
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            console.print(Text.assemble(("FAIL", "red"), f" {t.id}: does not compile ({type(exc).__name__}: {first}); "
+                                        f"fix {t.path}"))
+            continue
         if not t.samples:
             console.print(f"[yellow]{t.id}: no golden samples[/]")
         for sample in t.samples:
@@ -121,6 +129,8 @@ def cmd_transform_test(ns: argparse.Namespace) -> int:
             record, want = loaded
             envelope = {"source": want.get("source", t.source), "account": want.get("account", "golden")}
             try:
+                if inexact(sample.input.read_bytes()):  # canonize rejects it: never approved rounded
+                    raise RecordRejected("NUMBER_INEXACT", "a number in the record cannot be held exactly by a double")
                 got = compiled.apply(record, envelope)
                 diffs = diff_keys(got, want)
             except RecordRejected as exc:

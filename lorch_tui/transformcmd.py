@@ -34,7 +34,7 @@ from engine.config.load import load
 from engine.errors import ConfigError, ExitCode, UsageError
 from engine.store.workspace import Workspace
 from engine.vault.layout import read_latest, read_manifest
-from engine.vault.numbers import exact_loads, inexact
+from engine.vault.numbers import approximate, exact_loads, inexact
 from engine.vault.reader import PartCorrupt, StreamKeys, iter_part_records, verify_part
 from lorch_tui.capped import run_capped
 
@@ -56,20 +56,44 @@ def parse_envelope(text: str, t: Transform) -> dict[str, str]:
 
 
 def read_input(data: bytes) -> Iterator[tuple[int, Any]]:
-    """(line number, record): one JSON document, or JSON lines (blank lines skipped)."""
+    """(line number, record): one JSON document, or JSON lines (blank lines skipped). A
+    record holding a number a double cannot hold exactly is :data:`INEXACT` instead, as the
+    canonize stage rejects it (``NUMBER_INEXACT``), never rounded here."""
     try:
-        yield 1, orjson.loads(data)
-        return
+        record = orjson.loads(data)
     except orjson.JSONDecodeError:
-        pass
+        if inexact_text(data):  # one document with a number beyond 64 bits
+            yield 1, INEXACT
+            return
+    else:
+        yield 1, INEXACT if inexact(data) else record
+        return
     for n, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
-            yield n, orjson.loads(line)
+            record = orjson.loads(line)
         except orjson.JSONDecodeError:
-            raise UsageError(f"input line {n} is not JSON",
-                             hint="give one JSON record, or one JSON record per line") from None
+            if not inexact_text(line):
+                raise UsageError(f"input line {n} is not JSON",
+                                 hint="give one JSON record, or one JSON record per line") from None
+            record = INEXACT
+        yield n, INEXACT if inexact(line) else record
+
+
+INEXACT = object()
+"""The record :func:`read_input` gives for one with a number a double cannot hold."""
+
+
+def inexact_text(data: bytes) -> bool:
+    """Whether ``data`` is JSON that orjson refuses only for a number's size (beyond 64 bits)."""
+    try:
+        if not inexact(data):
+            return False
+        approximate(data)  # the whole text is JSON
+    except ValueError:
+        return False
+    return True
 
 
 def _compiled(ns: argparse.Namespace) -> tuple[Any, Transform, CompiledTransform]:
@@ -135,6 +159,8 @@ def _transform_run(ns: argparse.Namespace) -> int:
     rejected = 0
     for n, record in records:
         try:
+            if record is INEXACT:  # as the canonize stage does: JSONata holds doubles
+                raise RecordRejected("NUMBER_INEXACT", "a number in the record cannot be held exactly by a double")
             out = compiled.apply(record, envelope)
         except RecordRejected as exc:
             rejected += 1

@@ -286,6 +286,8 @@ def _canonical_problem(files: AccountFiles) -> str | None:
     """Whether the current generation's data hashes to what its meta says (one generation)."""
     try:
         with open_current(files) as view:
+            if view is not None and not view.meta_present and view.data is None:
+                return None  # only rejects published (a first canonize that failed): no output yet
             if view is None or view.meta is None:
                 return "CANONICAL_INVALID"
             want = view.meta.get("output", {}).get("sha256") if isinstance(

@@ -164,6 +164,11 @@ def test_the_default_limit_fails_on_an_inexact_number(tmp_path: Path) -> None:
     assert res.returncode == 1
     finished = [e for e in log_events(tmp_path / "ws") if e["type"] == "task_finished" and e["stage"] == "canonize"]
     assert finished[-1]["error_code"] == "REJECTS_EXCEEDED"
+    # only the rejects were published: verify finds nothing wrong (no canonical output yet)
+    assert (tmp_path / "ws" / "canonical" / "things" / "a.rejects.jsonl").exists()
+    assert not (tmp_path / "ws" / "canonical" / "things" / "a.jsonl").exists()
+    ok = run_cli("verify", "--config", str(cfg))
+    assert ok.returncode == 0 and "CANONICAL_INVALID" not in ok.stdout, ok.stdout
 
 
 def write_format1_run(acct: Path, run_id: str, records: list[dict[str, Any]], state: Any) -> Path:

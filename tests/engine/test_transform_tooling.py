@@ -277,3 +277,47 @@ def test_list_streams_shows_the_records_fields_when_the_schema_declares_none(tmp
     assert row["fields"] == ["email", "id", "name", "visit", "visit.room"]
     hidden = run_cli("list", "streams", "ex1", "--json", "--config", str(cfg))
     assert len(orjson.loads(hidden.stdout)[0]["fields"]) == 5 and "Jane Canary" not in hidden.stdout
+
+
+def _lab_config(tmp_path: Path, expression: str, sample: bytes | None = None) -> Path:
+    """A registry with one transform `lab/probe_v1` (and, with ``sample``, a golden sample
+    whose expected output is what the number would give rounded) and a config using it."""
+    reg = tmp_path / "reg"
+    assert run_cli("transform", "new", "lab/probe", "--source", "gmail", "--stream", "messages",
+                   "--kind", "email", "--dir", str(reg)).returncode == 0
+    (reg / "lab" / "probe_v1.jsonata").write_text(expression)
+    if sample is not None:
+        meta_path = reg / "lab" / "probe_v1.meta.yaml"
+        meta = yaml.safe_load(meta_path.read_text())
+        meta["samples"] = [{"input": "samples/big.json", "expected": "samples/big.expected.json"}]
+        meta_path.write_text(yaml.safe_dump(meta))
+        (reg / "lab" / "samples" / "big.json").write_bytes(sample)
+        (reg / "lab" / "samples" / "big.expected.json").write_text('{"source_id": "9007199254740992"}')
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "pipeline": {"name": "t", "version": "1"}, "workspace": str(tmp_path / "ws"),
+        "extractors": [demo_extractor("g1")],
+        "stages": {"canonize": {"transforms_dir": str(reg), "schemas_dir": str(REPO / "config/schemas")}}}))
+    return cfg
+
+
+def test_a_transform_that_does_not_compile_is_a_fail_line_not_an_internal_error(tmp_path: Path) -> None:
+    cfg = _lab_config(tmp_path, '{"source_id": $string(id)\n')  # the closing brace forgotten
+    res = run_cli("transform", "test", "--config", str(cfg), env=clean_env(COLUMNS="300"))
+    assert res.returncode == 1 and "internal error" not in res.stderr and "Traceback" not in res.stderr
+    assert "FAIL lab/probe_v1: does not compile" in res.stdout and "probe_v1.jsonata" in res.stdout, res.stdout
+    assert "ok   email/gmail_to_canonical_v1" not in res.stdout  # only the config's registry
+
+
+def test_the_transform_tools_reject_numbers_a_double_cannot_hold_as_canonize_does(tmp_path: Path) -> None:
+    big = b'{"id": 9007199254740993}'
+    cfg = _lab_config(tmp_path, '{"source_id": $string(id)}\n', sample=big)
+    res = run_cli("transform", "test", "--config", str(cfg), env=clean_env(COLUMNS="300"))
+    assert res.returncode == 1 and "rejected: NUMBER_INEXACT" in res.stdout, res.stdout  # never approved rounded
+    for data in (big, b'{"id": 123456789012345678901234567890}', b'{\n "id": 1e400\n}'):
+        res2 = cli_stdin(data, "transform", "run", "lab/probe_v1", "--config", str(cfg))
+        assert res2.returncode == 1 and b"rejected NUMBER_INEXACT" in res2.stderr, res2.stderr
+        assert res2.stdout == b"" and b"Traceback" not in res2.stderr
+    lines = cli_stdin(b'{"id": 7}\n' + big + b"\n", "transform", "run", "lab/probe_v1", "--config", str(cfg))
+    assert lines.returncode == 1 and orjson.loads(lines.stdout)["source_id"] == "7"
+    assert b"line 2: rejected NUMBER_INEXACT" in lines.stderr

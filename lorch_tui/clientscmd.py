@@ -146,8 +146,9 @@ def cmd_conflicts(ns: argparse.Namespace) -> int:
     """`lorchestra clients conflicts`."""
     def act(t: ClientTables) -> int:
         items = t.conflicts()
-        if ns.json:
-            return _json_lines(items)
+        if ns.json:  # typed like `clients list`: the clients as a list of ids
+            return _json_lines([{**c, "clients": str(c["clients"]).split(","), "reviewed": bool(c["reviewed"])}
+                                for c in items])
         console = Console(highlight=False)
         rows: list[list[object]] = []
         for c in items:

@@ -73,9 +73,9 @@ def rejects_note(event: TaskFinished) -> str:
     so, not only the log."""
     if not event.rejects:
         return ""
-    if event.stage == "canonize":
-        return (f", {event.rejects:,} rejected (missing downstream; why: "
-                f"canonical/*/{event.account}.rejects.jsonl)")
+    if event.stage == "canonize":  # the task names its rejects file; older logs did not
+        where = event.detail_path or f"canonical/*/{event.account}.rejects.jsonl"
+        return f", {event.rejects:,} rejected (missing downstream; why: {where})"
     if event.stage == "project":
         return f", {event.rejects:,} questionnaire response(s) not scored (canonical/measures/scored.rejects.jsonl)"
     return f", {event.rejects:,} rejected"

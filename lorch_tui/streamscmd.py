@@ -59,6 +59,15 @@ def run_manifest(ws: Workspace, ex: Extractor) -> tuple[str | None, dict[str, An
     return None, {}
 
 
+def _is_latest(ws: Workspace, ex: Extractor, rel: str) -> bool:
+    """Whether ``rel`` is the run the account's LATEST names."""
+    try:
+        latest = read_latest(ws.account_dir(ex.domain, ex.source, ex.account))
+    except (OSError, ValueError):
+        return False
+    return latest is not None and rel == f"dt={latest['dt']}/run_id={latest['run_id']}"
+
+
 def stream_rows(cfg: PipelineConfig, ex: Extractor, ws: Workspace, reveal: bool) -> list[dict[str, Any]]:
     """One row per stream of the run: label, declared, mapping, records, fields."""
     _, manifest = run_manifest(ws, ex)
@@ -87,8 +96,9 @@ def list_streams(loaded: LoadedConfig, name: str | None, reveal: bool, as_json: 
 
     ex = extractor_of(loaded, name)
     ws = Workspace(loaded.workspace)
-    rel, _ = run_manifest(ws, ex)
+    rel, manifest = run_manifest(ws, ex)
     rows = stream_rows(loaded.config, ex, ws, reveal)
+    latest = rel is not None and _is_latest(ws, ex, rel)
     if reveal:
         print(REVEAL_NOTE, file=sys.stderr)
     if as_json:
@@ -100,7 +110,10 @@ def list_streams(loaded: LoadedConfig, name: str | None, reveal: bool, as_json: 
     if rel is None:
         console.print(f"{ex.name}: no vault run yet (run `lorchestra extract {ex.name}`)", markup=False)
         return 0
-    table = Table(title=f"{ex.name} streams in {rel}")
+    title = f"{ex.name} streams in {rel}"
+    if not latest:  # no LATEST yet: the newest run, which may have failed
+        title += f" (no LATEST: the newest run, {clean(str(manifest.get('status') or 'status unknown'))})"
+    table = Table(title=title)
     for col in ("#", "stream", "declared", "mapping", "records", "schemas", "fields"):
         table.add_column(col, overflow="fold", justify="right" if col in ("#", "records", "schemas") else "left")
     for r in rows:

@@ -311,6 +311,10 @@ def test_clients_commands_and_query_by_client(built: Path) -> None:
     assert all(canary["name"] in line or "canary" in line for line in about[:3])
     res = cli(built, "clients", "conflicts")
     assert res.returncode == 0 and "open conflict(s)" in res.stdout
+    res = cli(built, "clients", "conflicts", "--json")
+    conflicts = [orjson.loads(line) for line in res.stdout.splitlines()]
+    assert conflicts and all(isinstance(c["clients"], list) and len(c["clients"]) >= 2 and
+                             isinstance(c["reviewed"], bool) for c in conflicts), conflicts[:1]
     res = cli(built, "clients", "unlinked", "--kind", "email", "--json")
     reasons = {orjson.loads(line)["reason"] for line in res.stdout.splitlines()}
     assert {"internal", "conflict", "no_match"} <= reasons

@@ -321,3 +321,24 @@ def test_the_transform_tools_reject_numbers_a_double_cannot_hold_as_canonize_doe
     lines = cli_stdin(b'{"id": 7}\n' + big + b"\n", "transform", "run", "lab/probe_v1", "--config", str(cfg))
     assert lines.returncode == 1 and orjson.loads(lines.stdout)["source_id"] == "7"
     assert b"line 2: rejected NUMBER_INEXACT" in lines.stderr
+
+
+def test_list_streams_says_when_the_run_shown_is_not_latest(tmp_path: Path) -> None:
+    """With no LATEST yet (the account's only run failed), the listing is the newest run's,
+    and it says so instead of passing a failed run off as the account's streams."""
+    cfg, _ = setup(tmp_path)
+    (tmp_path / "records.jsonl").write_bytes(orjson.dumps({"id": 1, "name": "A"}) + b"\n")
+    conf = yaml.safe_load(cfg.read_text())
+    command = " ".join(conf["extractors"][0]["command"])
+    conf["extractors"][0]["command"] = ["sh", "-c", f"{command}; exit 3"]
+    conf["extractors"][0]["retries"] = 0
+    cfg.write_text(yaml.safe_dump(conf))
+    assert run_cli("extract", "ex1", "--config", str(cfg)).returncode == 1
+    env = clean_env(COLUMNS="250")
+    res = run_cli("list", "streams", "ex1", "--config", str(cfg), env=env)
+    assert res.returncode == 0 and "(no LATEST: the newest run, failed)" in " ".join(res.stdout.split()), res.stdout
+    conf["extractors"][0]["command"] = ["sh", "-c", command]
+    cfg.write_text(yaml.safe_dump(conf))
+    extract(tmp_path, cfg, [{"id": 2, "name": "B"}])
+    ok = run_cli("list", "streams", "ex1", "--config", str(cfg), env=env)
+    assert ok.returncode == 0 and "streams in dt=" in ok.stdout and "no LATEST" not in ok.stdout, ok.stdout

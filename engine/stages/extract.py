@@ -25,7 +25,7 @@ from engine.stages.progress import Emit, Progress, count_lines
 from engine.stages.singer_stream import StreamError, consume
 from engine.stages.spec import TaskSpec
 from engine.stages.tapinputs import InputProblem, TapInputs, prepare_inputs
-from engine.stages.tapproc import Supervisor, reap
+from engine.stages.tapproc import LeftoverGuard, Supervisor, reap
 from engine.stages.taps import tap_command
 from engine.stages.to_target import run_to_target
 from engine.store.fsutil import ensure_dir, open_private
@@ -147,6 +147,7 @@ def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit, sup: Supervisor,
     progress = Progress(spec, writer, emit)
     error: StreamError | None = None
     assert proc.stdout is not None
+    guard = LeftoverGuard(proc, sup.grace_s)
     try:
         consume(proc.stdout, writer, progress.tick, unknown_warner(spec, emit))
         if writer.repaired_lines:
@@ -161,6 +162,9 @@ def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit, sup: Supervisor,
         error = StreamError(write_error_code(exc), 0)
     proc.stdout.close()
     rc = reap(proc, dog)
+    if guard.done():
+        emit(TaskWarning(task_id=spec.task_id, stage="extract", extractor=spec.extractor.name,
+                         code=ErrorCode.TAP_LEFTOVER_KILLED.value, count=guard.killed))
     progress.stop()
     status, code, exit_code, line = outcome(sup, error, rc)
     if status == "success" and not writer.said_something:

@@ -145,6 +145,64 @@ class Supervisor:
         return time.monotonic() >= self.deadline
 
 
+class LeftoverGuard:
+    """Ends a tap's output when the tap has ended but a process it left holds its stdout.
+
+    A process the tap started in a session of its own (``setsid``, a daemonising helper) is
+    out of reach of the stop to the tap's group, and while it keeps the pipe open the worker
+    never reads end-of-file: a finished tap looked like a hang, and a timed-out one outlived
+    its deadline until the engine killed the worker. Once the tap has ended and
+    ``grace_s`` has passed without end-of-file, every other process holding the pipe (found
+    by its inode under ``/proc``) gets SIGKILL; :attr:`killed` counts them."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], grace_s: float) -> None:
+        assert proc.stdout is not None
+        self.proc = proc
+        self.grace_s = grace_s
+        self.killed = 0
+        self._pipe = f"pipe:[{os.fstat(proc.stdout.fileno()).st_ino}]"
+        self._eof = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tap-leftovers", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self.proc.wait()
+        if self._eof.wait(self.grace_s):
+            return
+        for pid in pipe_holders(self._pipe):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                self.killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def done(self) -> int:
+        """End-of-file was read: stop watching; return how many leftovers were killed."""
+        self._eof.set()
+        self._thread.join(timeout=1.0)
+        return self.killed
+
+
+def pipe_holders(pipe: str) -> list[int]:
+    """Other processes with a file descriptor on ``pipe`` (``pipe:[INODE]``); Linux ``/proc``."""
+    me = os.getpid()
+    out: list[int] = []
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return out
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") == pipe for fd in fds):
+                out.append(pid)
+        except OSError:  # gone, or not ours to look at
+            continue
+    return out
+
+
 def reap(proc: subprocess.Popen[Any], dog: Watchdog) -> int:
     """Wait for a child to end and stop its timer; return its exit code."""
     rc = proc.wait()

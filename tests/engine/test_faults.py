@@ -116,6 +116,58 @@ def test_stdout_closed_then_hanging_times_out_and_keeps_the_records(tmp_path: Pa
     assert finished(tmp_path / "ws")[-1]["error_code"] == "TIMEOUT"
 
 
+LEAVES_A_CHILD = textwrap.dedent("""\
+    import json, os, signal, sys, time
+    mode = sys.argv[1]
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}}}
+    print(json.dumps({"type": "SCHEMA", "stream": "items", "schema": schema, "key_properties": ["id"]}))
+    for i in range(5):
+        print(json.dumps({"type": "RECORD", "stream": "items", "record": {"id": i}}))
+    sys.stdout.flush()
+    if os.fork() == 0:
+        os.setsid()  # out of the tap's process group, stdout still open
+        with open(sys.argv[2], "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(3600)
+        os._exit(0)
+    if mode == "hang":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(3600)
+""")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(("mode", "status"), [("exit", "success"), ("hang", "timeout")])
+def test_a_child_the_tap_left_holding_stdout_ends_with_the_tap(tmp_path: Path, mode: str, status: str) -> None:
+    """A tap that forks a helper into a session of its own (out of reach of the stop to the
+    tap's group) kept the pipe open: a finished tap looked like a hang (until its timeout), a
+    timed-out one outlived its deadline until the engine killed the worker, which left a
+    `.partial` run with no manifest. The helper is killed once the tap has ended."""
+    script = tmp_path / "tap_leaves_child.py"
+    script.write_text(LEAVES_A_CHILD)
+    pid_file = tmp_path / "child.pid"
+    ex = {"name": "lc", "domain": "test", "source": "tiny", "account": "lc", "kind": "singer",
+          "command": [sys.executable, str(script), mode, str(pid_file)], "timeout_s": 60 if mode == "exit" else 2,
+          "retries": 0}
+    cfg = write_config(tmp_path, [ex], stages={"extract": {"cancel_grace_s": 1}})
+    res = run_cli("extract", "lc", "--config", str(cfg), timeout=120)
+    assert res.returncode == (0 if status == "success" else 1), res.stdout + res.stderr
+    acct = tmp_path / "ws" / "vault" / "test" / "tiny" / "lc"
+    [run] = runs_of(acct)
+    assert manifest(run)["status"] == status and verify_parts(run) == 5
+    events = log_events(tmp_path / "ws")
+    assert any(e["type"] == "task_warning" and e["code"] == "TAP_LEFTOVER_KILLED" and e["count"] == 1 for e in events)
+    done = finished(tmp_path / "ws")[-1]
+    assert done["status"] == status and done["duration_s"] < 30, done
+    assert not _alive(int(pid_file.read_text())), "the leftover helper is gone"
+
+
 # ------------------------------------------------------------------ vault damage
 
 

@@ -221,18 +221,20 @@ class Decisions:
         return not could_be(facts.name, client.names or {self._names.get(cid) or ""})
 
     def _said_another(self, facts: DocFacts) -> list[str]:
-        """The keys of mail participants whose display name is another client's very name and
-        none of the linked client's (``Ben Doe <ann@example.com>``; an address that used to be
-        Paul's, now on file for Paula, in a message signed "Paul Gray")."""
+        """The keys of mail participants whose display name cannot be the client their address
+        leads to (:mod:`engine.clients.namematch`), or is another client's very name:
+        ``Tim Doe <ann.doe@example.com>`` is the son writing from his mother's address, and a
+        message signed "Paul Gray" from an address now on file for Paula Gray is Paul's."""
         out: list[str] = []
         for key, name in facts.said:
             who = self.holders.get(key, set())
             if len(who) != 1:
                 continue
             cid = next(iter(who))
-            if name in self.clients[cid].names or name == self._names.get(cid):
+            names = self.clients[cid].names | {self._names.get(cid) or ""}
+            if name in names:
                 continue
-            if any(other != cid for other in self._by_name.get(name, ())):
+            if any(other != cid for other in self._by_name.get(name, ())) or not could_be(name, names):
                 out.append(key)
         return out
 
@@ -274,12 +276,13 @@ no time, and a family member's row without a birth date shares every key)."""
 
 
 def identity(facts: DocFacts) -> str:
-    """What makes a document someone's: its kind, keys, mail participants, references, time
-    and the name it gives, the pin of a ``link:`` override. The time tells two family
-    members' form responses apart, which share every key (the family's address) and are
-    exactly the documents that need a ``link:``; a row renumbered onto the other's gives
-    another time, or (an intake row has none) another name."""
-    return IDENTITY_V3 + _digest(facts, facts.time, facts.name)
+    """What makes a document someone's: its kind, keys, mail participants, references and
+    the name it gives, or its time when it gives none: the pin of a ``link:`` override. The
+    time tells two family members' form responses apart, which share every key (the
+    family's address) and are exactly the documents that need a ``link:``; a row renumbered
+    onto the other's gives another time, or another name. A contact's time is when it was
+    last edited, so a record that gives a name is pinned by the name, not the time."""
+    return IDENTITY_V3 + _digest(facts, None if facts.name else facts.time, facts.name)
 
 
 def _digest(facts: DocFacts, *more: str | None) -> str:

@@ -21,7 +21,8 @@ REASONS: dict[str, str] = {
     "no_key": "nothing to match by (a name alone never links)",
     "no_match": "its keys belong to no client",
     "conflict": "reached only through a key several clients hold",
-    "disagree": "its keys point at different clients, or its birth date is not the client's",
+    "disagree": ("its keys point at different clients, or its birth date or name cannot be the client's, "
+                 "or it (or a mail's sender or recipient) names another client"),
     "internal": "only the practice's own addresses take part",
     "ref_missing": "the record it refers to is not in the index",
     "ref_unlinked": "the record it refers to is linked to no one",

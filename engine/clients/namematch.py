@@ -4,25 +4,43 @@ Why a module of its own: keys (an e-mail, a phone) are shared inside a family, s
 billing record, a spouse's intake row or a sister's CRM contact can reach a client through
 the client's keys alone. Their names tell them apart: "Tim Doe" cannot be "Ann Doe". The
 decision pass (:mod:`engine.clients.decide`) asks :func:`could_be` before it links a
-record that names a person by a key; a name that cannot be the client's leaves the record
-unlinked as ``disagree`` (reported, never guessed).
+record, or a mail participant's display name, to the client its keys lead to; a name that
+cannot be the client's leaves the document unlinked as ``disagree`` (reported, never
+guessed).
 
 The rule, on names folded by :func:`engine.clients.keys.name_text`: two names can be one
 person when the words of one are all found in the other. Words match when equal, when one
-is the other's initial (``A`` and ``Ann``), or when one begins the other (``Ben`` and
-``Benjamin``). So a middle name, a title, a second family name or a suffix added on either
-side still fits (``Ann M. Doe``, ``Dr Ann Doe``, ``Ann Doe-Smith``, ``Ann Doe (billing)``
-against ``Ann Doe``), and a name written without spaces fits its spaced form. What does
-not fit: another given name with the same family name (``Tim Doe``, ``Ben Doe (child)``),
-a nickname that is not a beginning (``Bob`` for ``Robert``, ``Kathy`` for ``Katherine``),
-and a new family name with the given name kept (``Maria Smith`` for ``Maria Garcia``)
-unless the client's record holds that name too (a merge) or the birth dates agree. Those
-are reported for review, where a ``link:`` override settles them once.
+is the other's initial (``A`` and ``Ann``), or when they differ only by a German umlaut
+written out (``Mueller`` and ``Müller``, folded ``muller``); two words of one name written
+as one in the other (``O'Neill`` folded ``o neill``, and ``ONeill``) are one word. So a middle
+name, a title, a second family name or a note added on either side still fits (``Ann M.
+Doe``, ``Dr Ann Doe``, ``Ann Doe-Smith``, ``Ann Doe (billing)`` against ``Ann Doe``), and a
+name written without spaces fits its spaced form. A generational suffix (``Jr``, ``Sr``,
+``II``, ``III``, ``IV``) must be the same on both sides: a father and his son share every
+other word, and so must a word of relation (``son``, ``mother``, ``guardian``: ``Ann Doe's son``
+is not Ann Doe). What does not fit: another given name with the same family name (``Tim Doe``,
+``Ben Doe (child)``), a short form or nickname (``Ben`` for ``Benjamin``, ``Bob`` for
+``Robert``: ``Paul`` and ``Paula``, ``Daniel`` and ``Danielle``, ``Chris`` for Christopher
+or Christine are different people as often as not), and a new family name with the given
+name kept (``Maria Smith`` for ``Maria Garcia``) unless the client's record holds that name
+too (a merge) or the birth dates agree. Those are reported for review, where a ``link:``
+override settles them once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv"})
+"""Generational suffixes: a name with one is not the same person as the name without."""
+RELATIONS = frozenset({
+    "son", "daughter", "child", "kid", "mother", "mom", "mum", "father", "dad", "parent", "guardian",
+    "wife", "husband", "spouse", "partner", "brother", "sister", "sibling", "family", "household",
+    "grandmother", "grandfather", "grandma", "grandpa", "grandparent", "aunt", "uncle", "niece", "nephew",
+    "stepson", "stepdaughter", "stepmother", "stepfather", "caregiver", "carer",
+})
+"""Words that name someone else by their relation to the person named (``Ann Doe's son``,
+``Ann Doe (mother)``): a name with one is not the person without it."""
 
 
 def words(folded: str) -> list[str]:
@@ -30,12 +48,32 @@ def words(folded: str) -> list[str]:
     return folded.split()
 
 
+def _umlauts(word: str) -> str:
+    return word.replace("ue", "u").replace("oe", "o").replace("ae", "a")
+
+
 def word_fits(a: str, b: str) -> bool:
-    """Whether two words can name the same part of a name: equal, an initial, a beginning."""
+    """Whether two words can name the same part of a name: equal, an initial, an umlaut
+    written out."""
     if a == b:
         return True
-    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
-    return long_.startswith(short)
+    if len(a) == 1 or len(b) == 1:
+        return a[0] == b[0]
+    return _umlauts(a) == _umlauts(b)
+
+
+def _joined(some: list[str], other: list[str]) -> list[str]:
+    """``some`` with two neighbouring words joined where ``other`` writes them as one."""
+    out: list[str] = []
+    i = 0
+    while i < len(some):
+        if i + 1 < len(some) and some[i] + some[i + 1] in other:
+            out.append(some[i] + some[i + 1])
+            i += 2
+        else:
+            out.append(some[i])
+            i += 1
+    return out
 
 
 def _covered(some: list[str], other: list[str]) -> bool:
@@ -50,6 +88,10 @@ def fits(one: str, other: str) -> bool:
         return True
     if "".join(a) == "".join(b):
         return True
+    marks = SUFFIXES | RELATIONS
+    if {w for w in a if w in marks} != {w for w in b if w in marks}:
+        return False
+    a, b = _joined(a, b), _joined(b, a)
     return _covered(a, b) or _covered(b, a)
 
 

@@ -189,7 +189,8 @@ class Resolver:
                 if not isinstance(item, dict):
                     continue
                 key = self._address(item.get(field_name))[2]
-                name = K.name_text(item.get("name"))
+                raw = item.get("name")  # an address written as the name says nothing of who
+                name = K.name_text(raw) if isinstance(raw, str) and "@" not in raw else None
                 if key and name:
                     out[(key, name)] = None
         return tuple(out)

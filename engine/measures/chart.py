@@ -2,7 +2,8 @@
 
 Each row is one scored response: the date, the score, its band, the change from the first
 and from the previous score of the same measure, and the flags (a critical item, a prorated
-total). Rendering is a pure function of the measurements, so an unchanged chart stays
+total). Responses a measure could not be scored for (an answer not among the options, too
+many items blank) follow under "Not scored", with any critical item they answered. Rendering is a pure function of the measurements, so an unchanged chart stays
 byte-identical and is never rewritten.
 """
 
@@ -48,8 +49,48 @@ def measure_rows(items: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def render(name: str | None, measurements: list[dict[str, Any]], reg: Registry) -> str:
-    """The text of one client's ``measures.md``."""
+WHY_NOT = {
+    "UNKNOWN_ANSWER": "an answer is not one of the measure's options",
+    "TOO_MANY_MISSING": "too many items unanswered",
+    "QUESTION_AMBIGUOUS": "a question of the binding matches several questions of the form",
+    "QUESTION_BOUND_TWICE": "one question of the form is bound to two items",
+}
+"""What a not-scored reason means, for the chart (the rejects file keeps the code)."""
+
+
+def not_scored_lines(missed: list[dict[str, Any]]) -> list[str]:
+    """The chart's "Not scored" section: each response a measure could not be scored for,
+    oldest first, with any critical item answered above its threshold (it is not lost
+    because the total could not be computed)."""
+    seen: set[tuple[str, ...]] = set()
+    once: list[dict[str, Any]] = []
+    for r in missed:  # the Forms API's copy and its linked sheet's: one submission, one row
+        key = tuple(str(r.get(k)) for k in ("effective_at", "measure", "reason", "item", "flags"))
+        if key not in seen:
+            seen.add(key)
+            once.append(r)
+    missed = once
+    if not missed:
+        return []
+    lines = ["## Not scored", ""]
+    critical = sum(1 for r in missed if r.get("flags"))
+    if critical:
+        lines += [f"**A critical item was answered in {critical} response(s) that could not be scored: "
+                  "see the flags below.**", ""]
+    lines += ["| date | measure | why | item | flags | response |", "|---|---|---|---|---|---|"]
+    for r in missed:
+        reason = str(r.get("reason"))
+        lines.append("| " + " | ".join([
+            str(r.get("effective_at") or "")[:10] or "-", _cell(r.get("measure")),
+            _cell(f"{WHY_NOT.get(reason, reason)} ({reason})"), _cell(r.get("item")),
+            _cell(", ".join(r.get("flags") or [])), _cell(r.get("response"))]) + " |")
+    return [*lines, ""]
+
+
+def render(name: str | None, measurements: list[dict[str, Any]], reg: Registry,
+           missed: list[dict[str, Any]] | None = None) -> str:
+    """The text of one client's ``measures.md`` (``missed``: the client's responses a
+    measure could not be scored for, :func:`not_scored_lines`)."""
     lines = [f"# Measures: {_cell(name)}", ""]
     by_measure: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for m in ordered(measurements):
@@ -65,4 +106,5 @@ def render(name: str | None, measurements: list[dict[str, Any]], reg: Registry) 
                   "|---|---|---|---|---|---|"]
         lines += ["| " + " | ".join(row) + " |" for row in measure_rows(items)]
         lines.append("")
+    lines += not_scored_lines(missed or [])
     return "\n".join(lines)

@@ -76,14 +76,16 @@ def email_of(doc: dict[str, Any]) -> str:
 
 
 def encode(outcomes: list[Outcome]) -> bytes:
-    """Outcomes as JSON: a measurement as its document, a reason as its four fields."""
-    return orjson.dumps([o if isinstance(o, dict) else [o.reason, o.measure, o.binding, o.item]
+    """Outcomes as JSON: a measurement as its document, a reason as its six fields."""
+    return orjson.dumps([o if isinstance(o, dict) else [o.reason, o.measure, o.binding, o.item, o.flags,
+                                                        o.effective_at]
                          for o in outcomes])
 
 
 def decode(blob: bytes) -> list[Outcome]:
     """The inverse of :func:`encode`."""
-    return [o if isinstance(o, dict) else NotScored(*o) for o in orjson.loads(blob)]
+    return [o if isinstance(o, dict) else NotScored(o[0], o[1], o[2], o[3], tuple(o[4]), o[5])
+            for o in orjson.loads(blob)]
 
 
 class Prescorer:

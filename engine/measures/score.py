@@ -16,7 +16,7 @@ time is ``NO_TIME``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -64,6 +64,11 @@ class NotScored:
     """The binding concerned, when one applied."""
     item: str | None = None
     """The item concerned (for a person reading the rejects file)."""
+    flags: tuple[str, ...] = ()
+    """The critical items answered above their threshold, from the answers that could be read:
+    a response that cannot be scored still says so (its chart shows it, flag included)."""
+    effective_at: str | None = None
+    """When the response was given (set for a measure of a response that has a time)."""
 
 
 Outcome = dict[str, Any] | NotScored
@@ -151,6 +156,7 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
     answers = index.answers
     values: dict[str, int | None] = {}
     taken: dict[int, str] = {}
+    unknown: str | None = None
     for item in m.items:
         q = mb.items[item.id]
         found = index.find(q.question_id, q.title)
@@ -165,13 +171,17 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
             values[item.id] = None
             continue
         option = m.option_for(texts[0]) if len(texts) == 1 else None
-        if option is None:
-            return NotScored("UNKNOWN_ANSWER", m.id, binding_id, item.id)
+        if option is None:  # not scored; the other answers are still read for the critical items
+            unknown = unknown or item.id
+            values[item.id] = None
+            continue
         values[item.id] = option.value
+    flags = [c.flag for c in m.critical if (values.get(c.item) or 0) > c.above]
+    if unknown is not None:
+        return NotScored("UNKNOWN_ANSWER", m.id, binding_id, unknown, tuple(flags))
     missing = sum(1 for v in values.values() if v is None)
     if missing > m.scoring.max_missing:
-        return NotScored("TOO_MANY_MISSING", m.id, binding_id)
-    flags = [c.flag for c in m.critical if (values.get(c.item) or 0) > c.above]
+        return NotScored("TOO_MANY_MISSING", m.id, binding_id, flags=tuple(flags))
     if missing:
         flags.append(PRORATED if m.scoring.prorate else PARTIAL_SUM)
     return values, flags
@@ -206,7 +216,7 @@ def score_response(doc: dict[str, Any], reg: Registry) -> list[Outcome]:
         m = reg.measures[(mb.measure, mb.version)]
         got = score_measure(m, mb, b.id, answers)
         if isinstance(got, NotScored):
-            out.append(got)
+            out.append(replace(got, effective_at=effective))
             continue
         values, flags = got
         value = total(m, values)

@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS m_later (seq INTEGER PRIMARY KEY, source TEXT, accoun
 CREATE TABLE IF NOT EXISTS m_scored (seq INTEGER PRIMARY KEY, source_id TEXT NOT NULL,
                                      client_id TEXT, response_id, line BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS m_rejects (seq INTEGER PRIMARY KEY, response TEXT NOT NULL,
-                                      measure TEXT NOT NULL, line BLOB NOT NULL);
+                                      measure TEXT NOT NULL, line BLOB NOT NULL, client TEXT,
+                                      effective_at TEXT);
 CREATE TABLE IF NOT EXISTS m_dups (seq INTEGER PRIMARY KEY, response TEXT NOT NULL,
                                    measure TEXT NOT NULL, line BLOB NOT NULL, dup_of TEXT,
                                    client TEXT);
@@ -56,6 +57,7 @@ INDEXES = """
 CREATE INDEX IF NOT EXISTS m_scored_order ON m_scored (source_id, seq);
 CREATE INDEX IF NOT EXISTS m_scored_client ON m_scored (client_id, source_id, seq);
 CREATE INDEX IF NOT EXISTS m_rejects_order ON m_rejects (response, measure, seq);
+CREATE INDEX IF NOT EXISTS m_rejects_client ON m_rejects (client, effective_at, seq) WHERE client IS NOT NULL;
 CREATE INDEX IF NOT EXISTS m_dups_order ON m_dups (response, measure, seq);
 """
 
@@ -182,10 +184,12 @@ class Spill:
         self._put("scored", (str(m["source_id"]), m.get("client_id"), m.get("response_id") or "",
                              orjson.dumps(m, option=LINE)))
 
-    def reject(self, r: dict[str, Any]) -> None:
-        """One line of the rejects file."""
+    def reject(self, r: dict[str, Any], client: str | None = None, effective_at: str | None = None) -> None:
+        """One line of the rejects file (``client`` and ``effective_at`` kept beside it, for
+        the chart of the client who answered: :meth:`not_scored_of_client`)."""
         self.counts["rejects"] += 1
-        self._put("rejects", (r["response"], str(r["measure"]), orjson.dumps(r, option=LINE)))
+        self._put("rejects", (r["response"], str(r["measure"]), orjson.dumps(r, option=LINE), client or None,
+                              effective_at))
 
     def duplicate(self, r: dict[str, Any], client: str | None = None) -> None:
         """One line of the duplicates file (``client``: the copy's own client, kept beside it
@@ -205,7 +209,7 @@ class Spill:
         if not buf:
             return
         sql = {"scored": "INSERT INTO m_scored (source_id, client_id, response_id, line) VALUES (?,?,?,?)",
-               "rejects": "INSERT INTO m_rejects (response, measure, line) VALUES (?,?,?)",
+               "rejects": "INSERT INTO m_rejects (response, measure, line, client, effective_at) VALUES (?,?,?,?,?)",
                "dups": "INSERT INTO m_dups (response, measure, line, dup_of, client) VALUES (?,?,?,?,?)",
                "later": "INSERT INTO m_later (source, account, entity_id, sha256) VALUES (?,?,?,?)"}[table]
         self._w().executemany(sql, buf)
@@ -306,6 +310,13 @@ class Spill:
         """One client's measurements, in file order."""
         return [orjson.loads(line) for (line,) in self.reader().execute(
             "SELECT line FROM m_scored WHERE client_id = ? ORDER BY source_id, seq", (client_id,))]
+
+    def not_scored_of_client(self, client_id: str) -> list[dict[str, Any]]:
+        """One client's responses a measure could not be scored for, oldest first: the
+        rejects-file line with ``effective_at`` (the chart lists them, critical items too)."""
+        return [{**orjson.loads(line), "effective_at": at} for line, at in self.reader().execute(
+            "SELECT line, effective_at FROM m_rejects WHERE client = ? AND measure != 'None' "
+            "ORDER BY effective_at, seq", (client_id,))]
 
     def close(self) -> None:
         """Close this process's connections (the file goes with the scratch database)."""

@@ -185,8 +185,11 @@ class _Scoring:
                 self.spill.measurement(out)
                 continue
             self.reasons[out.reason] += 1
-            self.spill.reject({"response": ref, "reason": out.reason, "measure": out.measure,
-                               "binding": out.binding, "item": out.item})
+            line: dict[str, Any] = {"response": ref, "reason": out.reason, "measure": out.measure, "binding": out.binding,
+                    "item": out.item}
+            if out.flags:  # a critical item answered: said in the rejects file and the chart
+                line["flags"] = list(out.flags)
+            self.spill.reject(line, client, out.effective_at)
 
 
 def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Registry, spill: Spill,
@@ -402,4 +405,5 @@ def chart_files(result: MeasuresResult, p: Projection, reg: Registry, client_id:
     c = p.clients.get(client_id)
     name = c.card.name if c is not None else None
     got = result.spill.of_client(client_id) if result.spill is not None else []
-    return {"measures.md": chart.render(name, got, reg).encode()}
+    missed = result.spill.not_scored_of_client(client_id) if result.spill is not None else []
+    return {"measures.md": chart.render(name, got, reg, missed).encode()}

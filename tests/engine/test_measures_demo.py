@@ -16,12 +16,13 @@ from typing import Any
 import jsonschema_rs
 import orjson
 import pytest
+import yaml
 
 from engine.clients import tables
 from engine.demo_taps import forms
 from engine.demo_taps.spec import TapContext
 from engine.demo_taps.truth import truth
-from tests.helpers import REPO, clean_env, demo_subset_config, run_cli
+from tests.helpers import REPO, clean_env, copy_workspace, demo_subset_config, run_cli
 
 RECORDS = 30
 KEEP = ("tap-dataverse", "tap-forms--outcomes", "tap-formsheets--first-visit",
@@ -159,6 +160,38 @@ def test_query_and_charts_show_the_measures(demo: tuple[Path, Path]) -> None:
         m["source_id"] for m in got if m.get("client_id") == cid)
     table = cli(ws, cfg, "clients", "show", cid, "--measures")
     assert "phq9 v1 (44261-6)" in table.stdout and "change from previous" in table.stdout
+
+
+def test_a_response_that_could_not_be_scored_is_listed_in_the_chart_of_who_answered(
+        demo: tuple[Path, Path], tmp_path: Path) -> None:
+    """A questionnaire that cannot be scored (an answer not among the options) vanished from
+    the chart: only the rejects file named it. The demo's come from a family's shared address
+    (a conflict, so no one's); once a `link:` settles one, the client's measures.md lists it
+    under "Not scored", with the measure, the reason and the item, once for both copies."""
+    ws0, cfg0 = demo
+    ws = copy_workspace(ws0, tmp_path)
+    reject = next(r for r in jsonl(ws / "canonical/measures/scored.rejects.jsonl")
+                  if r.get("measure") and r["response"].startswith("forms/"))
+    source, account, entity = reject["response"].split("/", 2)
+    con = sqlite3.connect(ws / "vector-store" / "index.sqlite")
+    cid, folder = con.execute("SELECT client_id, folder FROM clients ORDER BY client_id").fetchone()
+    con.close()
+    assert "## Not scored" not in (ws / "clients" / folder / "measures.md").read_text()
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text(yaml.safe_dump({"link": [{"document": f"{source}:{account}:form_response:{entity}",
+                                                   "client": cid}]}))
+    overrides.chmod(0o600)
+    conf = yaml.safe_load(cfg0.read_text())
+    conf["clients"]["overrides"] = str(overrides)
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text(yaml.safe_dump(conf))
+    res = cli(ws, cfg, "run", "--stage", "project")
+    assert res.returncode == 0, res.stdout + res.stderr
+    section = (ws / "clients" / folder / "measures.md").read_text().split("## Not scored", 1)[1]
+    rows = [x for x in section.splitlines() if x.startswith("| 2")]
+    assert len(rows) == 1, section
+    assert f"| {reject['measure']} | " in rows[0] and f"({reject['reason']}) | {reject['item']} |" in rows[0]
+    assert reject["response"] in rows[0]
 
 
 def test_events_and_log_carry_no_answers(demo: tuple[Path, Path]) -> None:

@@ -267,3 +267,16 @@ def test_a_phq9_built_as_a_forms_grid_is_scored_from_the_api_and_the_sheet(tmp_p
         sheet, {"source": "sheets", "account": "s"})
     doc2["form"]["id"] = "F1"
     assert scored(reg, doc2, "phq9")["value"] == 9
+
+
+def test_a_response_that_cannot_be_scored_still_carries_its_critical_item(tmp_path: Path) -> None:
+    """An unknown answer or too many blanks: no total, but item 9 answered "Nearly every day"
+    is still said (the chart lists the response under "Not scored" with the flag)."""
+    reg = registry(tmp_path)
+    unknown = not_scored(reg, response(phq=["Sometimes", 0, 0, 0, 0, 0, 0, 0, 3]), "phq9")
+    assert (unknown.reason, unknown.item, unknown.flags) == ("UNKNOWN_ANSWER", "phq9_1", ("phq9_9_positive",))
+    assert unknown.effective_at == "2026-03-04T10:00:00Z"
+    blanks = not_scored(reg, response(phq=[None, None, 0, 0, 0, 0, 0, 0, 2]), "phq9")
+    assert (blanks.reason, blanks.flags) == ("TOO_MANY_MISSING", ("phq9_9_positive",))
+    quiet = not_scored(reg, response(phq=[None, None, 0, 0, 0, 0, 0, 0, 0]), "phq9")
+    assert quiet.flags == ()

@@ -30,7 +30,12 @@ Unicode line and paragraph separators: none of them may reach a Markdown line of
 _MARKUP = re.compile(r"[\\`<>\[\]]")
 """Characters that make Markdown out of source text: raw HTML (``<img src=...>``, a read
 beacon), links and images (``[Pay now](https://...)``), code spans; escaped with a backslash
-so anyone who e-mails the practice cannot put a live link or an image into a chart."""
+so anyone who e-mails the practice cannot put a live link or an image into a chart (bare
+addresses too: :data:`_AUTOLINK`)."""
+_AUTOLINK = re.compile(r"://|(?<![\w.-])(?i:www)\.")
+"""What GitHub-flavoured Markdown viewers turn into a live link without any markup (its
+autolink extension: ``http://evil.example``, ``www.evil.example``): the ``:`` or the ``.``
+is escaped, which every CommonMark viewer shows as the text it was."""
 _YAML_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 """Line breaks to YAML 1.1 that JSON leaves unescaped."""
 
@@ -43,7 +48,14 @@ def inline(value: object) -> str:
     text = str(value)
     if not text.isprintable():
         text = _BREAKS.sub(" ", text)
-    return _MARKUP.sub(r"\\\g<0>", text) if _MARKUP.search(text) else text
+    if _MARKUP.search(text):
+        text = _MARKUP.sub(r"\\\g<0>", text)
+    return _AUTOLINK.sub(_unlink, text) if _AUTOLINK.search(text) else text
+
+
+def _unlink(match: re.Match[str]) -> str:
+    found = match.group(0)
+    return "\\://" if found == "://" else found[:-1] + "\\."
 
 
 _BACKTICKS = re.compile(r"`+")
@@ -76,7 +88,7 @@ def _cell(value: object) -> str:
     if type(value) is Code:
         return value.replace("|", "\\|")
     if (type(value) is str and value.isprintable() and "  " not in value and value[:1] != " " != value[-1:]
-            and not _MARKUP.search(value)):
+            and not _MARKUP.search(value) and not _AUTOLINK.search(value)):
         text = value  # what split/join would give: printable text has no whitespace but " "
     else:
         text = " ".join(inline(value).split())

@@ -166,6 +166,27 @@ def test_chart_text_from_records_stays_text(tmp_path: Path) -> None:
     assert "<code>gmail:box:email:m1</code>" in html
 
 
+def test_bare_addresses_in_chart_text_are_no_live_links(tmp_path: Path) -> None:
+    """GitHub-flavoured viewers make `http://...` and `www....` live without any markup (its
+    autolink extension): rendered with markdown-it's linkify (the same rule), none is a link,
+    and the text still reads as it was."""
+    from markdown_it import MarkdownIt
+
+    root = tmp_path / "clients"
+    p = projection()
+    ref = DocRef("gmail", "box", "email", "m9")
+    subject = "Pay here http://evil.example/pay or WWW.evil.example | ftp://x.example/f"
+    p.docs[ref] = DocFacts(ref, "2024-01-03T03:04:05Z", subject)
+    p.links.append(Link("0123456789abcdef", ref, "email", "in", "email:jane@example.org"))
+    charts.write_charts(root, p, "2026-01-01T00:00:00Z")
+    text = (root / "Doe, Jane (01234567)" / "timeline.md").read_text()
+    md = MarkdownIt("commonmark", {"linkify": True}).enable(["table", "linkify"])
+    assert "<a " in md.render("see http://evil.example/pay"), "the renderer does autolink"
+    html = md.render(text)
+    assert "<a " not in html, html
+    assert "Pay here http://evil.example/pay or WWW.evil.example | ftp://x.example/f" in html
+
+
 def test_measures_md_headings_carry_no_control_character() -> None:
     from engine.measures.chart import render
     from engine.measures.registry import load

@@ -24,6 +24,8 @@ STAMP = "\x00projected_at\x00"
 SECTIONS = {"sessions": "Sessions", "billing": "Billing"}
 """The section files (``<name>.md``) and their headings."""
 TIMELINE = ["date", "kind", "direction", "title", "source/account", "document"]
+TIMES = "Times are UTC (YYYY-MM-DD HH:MM); a date alone is a day without a time."
+"""Said under each dated file's title: an evening session in New York is the next day in UTC."""
 _BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 """Control characters (C0 with line feed, carriage return and tab, DEL, C1 with NEL) and the
 Unicode line and paragraph separators: none of them may reach a Markdown line of a chart."""
@@ -240,13 +242,13 @@ def render_files(c: Client, items: Iterable[tuple[Link, DocFacts]],
     for lk, f in items:
         acc.add(lk, f)
     timeline = Rendered(spill)
-    timeline.write(f"# Timeline: {inline(c.card.sort_name)}\n\n{acc.count} documents, newest first.\n\n")
+    timeline.write(f"# Timeline: {inline(c.card.sort_name)}\n\n{acc.count} documents, newest first. {TIMES}\n\n")
     _table_head(timeline, TIMELINE)
     timeline.append(acc.timeline)
     files = {"timeline.md": timeline.close()}
     for section, heading in SECTIONS.items():
         out = files[f"{section}.md"] = Rendered(spill)
-        out.write(f"# {heading}: {inline(c.card.sort_name)}\n")
+        out.write(f"# {heading}: {inline(c.card.sort_name)}\n\n{TIMES}\n")
         by_kind = acc.sections[section]
         if not by_kind:
             out.write("\nNothing linked yet.\n")

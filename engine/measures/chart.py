@@ -91,7 +91,7 @@ def render(name: str | None, measurements: list[dict[str, Any]], reg: Registry,
            missed: list[dict[str, Any]] | None = None) -> str:
     """The text of one client's ``measures.md`` (``missed``: the client's responses a
     measure could not be scored for, :func:`not_scored_lines`)."""
-    lines = [f"# Measures: {_cell(name)}", ""]
+    lines = [f"# Measures: {_cell(name)}", "", "Dates are the UTC day each questionnaire was answered.", ""]
     by_measure: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for m in ordered(measurements):
         by_measure.setdefault((str(m["measure"]), int(m["measure_version"])), []).append(m)

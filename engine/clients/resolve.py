@@ -39,7 +39,7 @@ from engine.clients.model import (
     client_id_for,
 )
 from engine.clients.overrides import Overrides
-from engine.clients.rules import LinkRule, first_text, rule_for, texts, values
+from engine.clients.rules import LinkRule, column_text, first_text, rule_for, texts, values
 from engine.config import ClientsConfig
 
 MEMO_MAX = 16_384
@@ -158,7 +158,7 @@ class Resolver:
         if rule.senders or rule.recipients:
             self._participants(facts, rule, doc)
         if rule.columns:
-            facts.columns = tuple(", ".join(texts(doc, (path,))) for path in rule.columns.values())
+            facts.columns = tuple(column_text(doc, paths) for paths in rule.columns.values())
         if rule.identity:
             facts.card = _card(doc, rule)
             facts.defines = self._defines(doc, ref)

@@ -62,8 +62,9 @@ class LinkRule:
     """Mail: paths of recipient addresses."""
     section: Section | None = None
     """A chart file that lists this kind besides the timeline (sessions.md, billing.md)."""
-    columns: dict[str, str] = field(default_factory=dict)
-    """Label -> path of the values shown for this kind in its chart section."""
+    columns: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
+    """Label -> path (or paths, the first that gives a value) of what this kind shows in its
+    chart section."""
 
 
 _SENDERS = ("from[].email", "sender[].email")
@@ -82,8 +83,9 @@ RULES: dict[str, LinkRule] = {
     "clinical_session": LinkRule(
         refs=(Ref("subject.id"),),
         section="sessions",
-        columns={"status": "status", "service": "serviceType.code",
-                 "minutes": "length_minutes", "modality": "modality_display"},
+        # the source's own label first: FHIR has no no-show Encounter ("cancelled")
+        columns={"status": ("status_display", "status"), "service": "serviceType.code",
+                 "minutes": "length_minutes", "modality": ("modality_display", "class")},
     ),
     "invoice": LinkRule(
         refs=(Ref("customer.id"),),
@@ -133,6 +135,15 @@ def texts(doc: Any, paths: tuple[str, ...]) -> list[str]:
         if isinstance(v, str) and v.strip() and v.strip() not in out:
             out.append(v.strip())
     return out
+
+
+def column_text(doc: Any, paths: str | tuple[str, ...]) -> str:
+    """A chart column's value: the texts of the first of ``paths`` that gives any, joined."""
+    for path in (paths,) if isinstance(paths, str) else paths:
+        found = texts(doc, (path,))
+        if found:
+            return ", ".join(found)
+    return ""
 
 
 def rule_for(kind: str) -> LinkRule | None:

@@ -238,3 +238,20 @@ def test_the_practice_s_own_files_in_a_chart_folder_are_kept(tmp_path: Path) -> 
     assert (folder / "notes.md").read_text() == "my own notes"
     assert sorted(x.name for x in folder.iterdir()) == ["notes.md"], "the old chart's files are gone"
     assert (root / "Roe, Jane (01234567)" / "client.md").is_file()
+
+
+def test_a_session_shows_the_source_s_own_status_and_modality_when_it_has_them() -> None:
+    """FHIR has no no-show Encounter: the canonical status of a no-show is `cancelled`, and the
+    sessions table said so, the same as a late cancellation. It shows the source's label
+    (`status_display`) when there is one, and the FHIR class when no modality label is."""
+    from engine.clients.resolve import Resolver
+    from engine.config import ClientsConfig
+
+    r = Resolver(ClientsConfig(sources=["dataverse"]))
+    ref = DocRef("dataverse", "m", "clinical_session", "s1")
+    base = {"kind": "clinical_session", "status": "cancelled", "status_code": 100000002, "class": "VR",
+            "length_minutes": 50, "serviceType": {"code": "90834"}, "subject": {"id": "c1"}}
+    shown = r.reduce(ref, None, None, {**base, "status_display": "No-show", "modality_display": None}).columns
+    assert shown == ("No-show", "90834", "50", "VR")
+    plain = r.reduce(ref, None, None, {**base, "status_display": None, "modality_display": "Telehealth"}).columns
+    assert plain == ("cancelled", "90834", "50", "Telehealth")

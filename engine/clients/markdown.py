@@ -182,7 +182,7 @@ class _Pass:
         self.contacts: list[tuple[DocRef, list[object]]] = []
         self.timeline = Rendered(spill)
         self.sections: dict[str, dict[str, tuple[list[int], Rendered]]] = {s: {} for s in SECTIONS}
-        self.totals: dict[str, dict[str, Decimal]] = {"invoiced": {}, "paid": {}, "balance": {}}
+        self.totals: dict[str, dict[str, Decimal]] = {"invoiced": {}, "paid": {}, "balance": {}, "unapplied": {}}
         """Billing totals per currency ("" when the record names none: the home currency)."""
 
     def add(self, lk: Link, f: DocFacts) -> None:
@@ -207,6 +207,7 @@ class _Pass:
             self._total("balance", f, "balance")
         elif ref.kind == "payment":
             self._total("paid", f, "total")
+            self._total("unapplied", f, "unapplied")
 
     def _total(self, name: str, f: DocFacts, label: str) -> None:
         per = self.totals[name]
@@ -220,6 +221,11 @@ class _Pass:
             per = self.totals[name] or {"": Decimal(0)}
             amounts = [f"{_money(v)}{' ' + inline(c) if c else ''}" for c, v in sorted(per.items())]
             out.append(f"- **{label}:** {', '.join(amounts)}")
+        credit = {c: v for c, v in self.totals["unapplied"].items() if v}
+        if credit:  # money received and not applied to an invoice: the source's balance is less
+            amounts = [f"{_money(v)}{' ' + inline(c) if c else ''}" for c, v in sorted(credit.items())]
+            out.append(f"- **Unapplied payments (a credit, not taken off the open balance above):** "
+                       f"{', '.join(amounts)}")
         return "\n".join(out) + "\n"
 
 

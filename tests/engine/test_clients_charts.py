@@ -218,6 +218,15 @@ def test_billing_totals_never_add_two_currencies(tmp_path: Path) -> None:
     charts.write_charts(root, p, "2026-01-02T00:00:00Z")
     text = (root / "Doe, Jane (01234567)" / "billing.md").read_text()
     assert "100000000000000000000000000.00 GBP" in text
+    assert "Unapplied" not in text
+    for sid, total, unapplied in (("p1", "50.00", "20.00"), ("p2", "30.00", "0"), ("p3", "10.00", "5.005")):
+        ref = DocRef("quickbooks", "co", "payment", sid)  # columns: reference, total, currency, unapplied
+        p.docs[ref] = DocFacts(ref, "2024-03-01T00:00:00Z", f"Payment {sid}", columns=(sid, total, "USD", unapplied))
+        p.links.append(Link(cid, ref, "source_ref", None, "customer"))
+    charts.write_charts(root, p, "2026-01-03T00:00:00Z")
+    text = (root / "Doe, Jane (01234567)" / "billing.md").read_text()
+    assert "- **Paid:** 90.00 USD" in text and "- **Open balance:** 100.00 EUR, 0.00 GBP, 0.31 USD" in text, text
+    assert "- **Unapplied payments (a credit, not taken off the open balance above):** 25.01 USD" in text
 
 
 def test_the_practice_s_own_files_in_a_chart_folder_are_kept(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from engine.clients.model import REASONS
 from engine.clients.read import ClientLookupError, ClientTables
+from engine.clients.tables import stale_overrides
 from engine.errors import ExitCode, LorchError, UsageError
 from lorch_tui import measurescmd
 from lorch_tui.bigtable import clean, print_table
@@ -160,6 +161,7 @@ def cmd_conflicts(ns: argparse.Namespace) -> int:
         open_ = sum(1 for c in items if not c["reviewed"])
         console.print(f"{open_} open conflict(s), {len(items) - open_} reviewed. Settle them in the "
                       "overrides file: merge, apart, link or ignore (docs/clients.md).", markup=False)
+        _print_stale(console, stale_overrides(t.conn))
         twins = likely_same_person(items)
         if twins:
             console.print("These share a name and birth date (and more): if each pair is one person, "
@@ -168,6 +170,18 @@ def cmd_conflicts(ns: argparse.Namespace) -> int:
                           end="")
         return int(ExitCode.OK)
     return _guard(ns, act)
+
+
+def _print_stale(console: Console, stale: list[tuple[str, str]]) -> None:
+    """The overrides the last projection did not apply (warning OVERRIDE_STALE), by name."""
+    if not stale:
+        return
+    console.print(f"{len(stale)} override(s) not applied (OVERRIDE_STALE): what they name is not what they were "
+                  "first applied to; look again, then write each anew (remove it, project, add it back) "
+                  "or pin it with sha256 (docs/clients.md, section 3):", markup=False)
+    for document, client in stale:
+        target = f" -> {client}" if client else (" (to no one)" if not document.startswith("client:") else "")
+        console.print(Text(f"  {clean(document)}{clean(target)}"))
 
 
 def likely_same_person(conflicts: list[dict[str, Any]]) -> list[tuple[str, str]]:

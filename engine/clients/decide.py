@@ -70,6 +70,8 @@ class Decisions:
         self.forced: dict[DocRef, str | None] = {}
         self.unused_overrides = 0
         self.stale_overrides = 0
+        self.stale: list[tuple[str, str]] = []
+        """(document, client or "") of each link not applied as stale."""
         self.pins: dict[tuple[str, str], str] = {}
         """The pins to store with this projection (see :attr:`engine.clients.resolve.Resolver.pins`)."""
         for item in overrides.link:
@@ -105,6 +107,7 @@ class Decisions:
         if hold(first, now, self.pins, key):
             return True
         self.stale_overrides += 1
+        self.stale.append(key)
         return False
 
     def decide(self, ref: DocRef, depth: int = 0, facts: DocFacts | None = None) -> list[Link] | Unlinked:

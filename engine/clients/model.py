@@ -163,6 +163,9 @@ class Projection:
     (``engine.clients.decide.identity``; stored with the tables)."""
     stale_overrides: int = 0
     """Links not applied: their document is no longer the one they were first applied to."""
+    stale: list[tuple[str, str]] = field(default_factory=list)
+    """(document or ``client:ID``, client or "") of each override not applied as stale, for
+    ``lorchestra clients conflicts`` to name (the warning only counts them)."""
     documents: int = -1
     """Documents decided (``len(docs)`` until the project task trims ``docs``)."""
     streamed: Streamed | None = None

@@ -139,21 +139,22 @@ def load_overrides(path: Path | None) -> tuple[Overrides, bytes]:
         raise OverridesError(f"{path}: {where}") from None
 
 
-def check_pins(overrides: Overrides, current: Callable[[str], str | None]) -> tuple[Overrides, int]:
+def check_pins(overrides: Overrides, current: Callable[[str], str | None]
+               ) -> tuple[Overrides, list[tuple[str, str]]]:
     """The overrides without the links whose ``sha256`` is not their document's content any
-    more, and how many those are. ``current`` gives a reference's content sha256 in the index
+    more, and those links' (document, client or ""). ``current`` gives a reference's content sha256 in the index
     (None when not indexed: that link is left for the resolver to count as unused). A link
     without ``sha256`` is held to the identity it was first applied to by the resolver
     (``engine.clients.resolve.Resolver.pins``)."""
     kept: list[OverrideLink] = []
-    stale = 0
+    stale: list[tuple[str, str]] = []
     for item in overrides.link:
         now = current(item.document) if item.sha256 is not None else None
         if now is not None and now != item.sha256:
-            stale += 1
+            stale.append((item.document, item.client or ""))
             continue
         kept.append(item)
-    return (overrides, 0) if not stale else (overrides.model_copy(update={"link": kept}), stale)
+    return (overrides, []) if not stale else (overrides.model_copy(update={"link": kept}), stale)
 
 
 def stored_pins(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:

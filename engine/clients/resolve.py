@@ -244,7 +244,8 @@ class Resolver:
                           conflicts=sorted(conflicts.values(), key=lambda c: c.key),
                           docs=docs, unused_overrides=unused + state.unused_overrides,
                           override_pins={**self.client_pins, **state.pins},
-                          stale_overrides=state.stale_overrides + len(self.stale_clients))
+                          stale_overrides=state.stale_overrides + len(self.stale_clients),
+                          stale=[*((f"{CLIENT_PIN}{c}", "") for c in sorted(self.stale_clients)), *state.stale])
 
     def clients(self, defining: Iterable[DocFacts]) -> tuple[dict[str, Client], dict[str, str], int]:
         """Clients from the documents that define one, merged by the overrides; the merge

@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+import orjson
+
 from engine.clients.model import Projection
 
 CLIENTS_SCHEMA_VERSION = 1
@@ -149,12 +151,24 @@ def write_projection(conn: sqlite3.Connection, p: Projection, inputs_sha256: str
         (*u.doc, u.reason, u.detail) for u in p.unlinked])
     conn.executemany("INSERT INTO client_override_pins VALUES (?,?,?)",
                      [(d, c, s) for (d, c), s in sorted(p.override_pins.items())])
-    set_meta(conn, inputs_sha256=inputs_sha256, projected_at=projected_at, charts_done="0")
+    set_meta(conn, inputs_sha256=inputs_sha256, projected_at=projected_at, charts_done="0",
+             stale_overrides=orjson.dumps(sorted(set(p.stale))).decode())
 
 
 def set_meta(conn: sqlite3.Connection, **values: str) -> None:
     """Set ``clients_meta`` rows."""
     conn.executemany("INSERT OR REPLACE INTO clients_meta VALUES (?, ?)", list(values.items()))
+
+
+def stale_overrides(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(document or ``client:ID``, client or "") of the overrides the last projection did not
+    apply as stale (none before this was stored)."""
+    raw = read_meta(conn).get("stale_overrides")
+    try:
+        got = orjson.loads(raw) if raw else []
+    except orjson.JSONDecodeError:
+        return []
+    return [(str(d), str(c)) for d, c in got] if isinstance(got, list) else []
 
 
 def read_meta(conn: sqlite3.Connection) -> dict[str, str]:

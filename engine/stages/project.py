@@ -229,7 +229,8 @@ class Project:
             if not self.force and self._unchanged(conn, fp):
                 return "skipped"
             path = scratch_path(db_path(self.ws).parent)
-            overrides, self.stale_overrides = check_pins(overrides, indexed_sha256(conn))
+            overrides, pinned_stale = check_pins(overrides, indexed_sha256(conn))
+            self.stale_overrides = len(pinned_stale)
             with Scratch(path, Resolver(self.cfg, overrides, stored_pins(conn))) as scratch:
                 with self._phase("read"):
                     self._read(conn, scratch)
@@ -243,6 +244,7 @@ class Project:
                     scratch.close()
                     charts.assign_folders(p.clients)
                     self.stale_overrides += p.stale_overrides
+                    p.stale = [*pinned_stale, *p.stale]
                     self.projection = p
                     self._write(conn, p, fp, path, scorer)
                 finally:

@@ -396,15 +396,15 @@ def test_a_pinned_link_holds_for_its_content_only() -> None:
     pin = "ab" * 32
     ov = Overrides(link=[{"document": "sheets:intake:contact:1Sx/0/3", "client": cid("B"), "sha256": pin}])  # type: ignore[list-item]
     same, stale = check_pins(ov, lambda ref: pin)
-    assert stale == 0 and same is ov
+    assert stale == [] and same is ov
     _, out = resolve(people() + [row], overrides=same)
     assert [(lk.client_id, lk.rule) for lk in out[row[0]]] == [(cid("B"), "override")]  # type: ignore[union-attr]
     moved, stale = check_pins(ov, lambda ref: "cd" * 32)  # the row's content changed
-    assert stale == 1 and moved.link == []
+    assert stale == [("sheets:intake:contact:1Sx/0/3", cid("B"))] and moved.link == []
     _, out = resolve(people() + [row], overrides=moved)
     assert clients_of(out[row[0]]) == {cid("C")}
     unindexed, stale = check_pins(ov, lambda ref: None)  # left for the resolver to count unused
-    assert stale == 0 and len(unindexed.link) == 1
+    assert stale == [] and len(unindexed.link) == 1
     with pytest.raises(ValueError, match="64 lower-case hex"):
         Overrides(link=[{"document": "a:b:c:d", "client": None, "sha256": "XYZ"}])  # type: ignore[list-item]
 

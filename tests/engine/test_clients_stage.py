@@ -239,6 +239,27 @@ def test_overrides_settle_conflicts_and_gone_clients_are_removed(built: Path, tm
     assert res.returncode == 1 and "OVERRIDES_INVALID" in res.stdout + res.stderr
 
 
+def test_stale_overrides_are_named_by_clients_conflicts(built: Path, tmp_path: Path) -> None:
+    """OVERRIDE_STALE only counted: nothing said which `link:` was not applied. `clients
+    conflicts` names each, and a link that holds is not listed."""
+    ws = copy(built, tmp_path)
+    with contextlib.closing(db(ws)) as con:
+        kept, moved = con.execute("SELECT source || ':' || account || ':' || kind || ':' || entity_id FROM "
+                                  "client_unlinked WHERE kind = 'email' ORDER BY entity_id LIMIT 2").fetchall()
+        cid = con.execute("SELECT client_id FROM clients ORDER BY client_id LIMIT 1").fetchone()[0]
+    overrides = tmp_path / "clients.overrides.yaml"
+    overrides.write_text(yaml.safe_dump({"link": [{"document": kept[0], "client": cid},
+                                                  {"document": moved[0], "client": cid, "sha256": "ab" * 32}]}))
+    overrides.chmod(0o600)
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(dict(DEMO, clients={**DEMO["clients"], "overrides": str(overrides)})))
+    res = cli(ws, "run", "--stage", "project", config=config)
+    assert res.returncode == 0 and "OVERRIDE_STALE (count 1)" in res.stdout, res.stdout + res.stderr
+    listed = cli(ws, "clients", "conflicts", config=config)
+    assert listed.returncode == 0 and "1 override(s) not applied (OVERRIDE_STALE)" in listed.stdout, listed.stdout
+    assert f"  {moved[0]} -> {cid}" in listed.stdout and kept[0] not in listed.stdout
+
+
 def test_an_extractor_removed_from_the_config_leaves_the_charts(built: Path, tmp_path: Path) -> None:
     """The usual reason to remove an account is that it was wrong (another mailbox): its
     documents must leave every chart at the next projection, and `status` names it."""

@@ -134,13 +134,15 @@ class ChartInput:
     ordered: bool = False
     """True when ``items`` already come in chart order (:func:`markdown.newest_first`): they are
     then rendered as they come, never held together."""
+    zone: str = "UTC"
+    """The time zone the files show times in (``clients.timezone``)."""
 
 
 def render_streams(chart: ChartInput, spill: Spill | None) -> tuple[bytes, dict[str, Rendered]]:
     """``client.md`` with a placeholder for projected_at, and the other three files
     (rendered in one pass over the items; bytes past a bound go to ``spill``)."""
     items = chart.items if chart.ordered else markdown.newest_first(chart.items)
-    client_md, files = markdown.render_files(chart.client, items, spill)
+    client_md, files = markdown.render_files(chart.client, items, spill, chart.zone)
     return client_md.encode(), files
 
 
@@ -232,7 +234,8 @@ def write_folders(root: Path, p: Projection, ids: list[str], now: str,
     try:
         for n, cid in enumerate(ids):
             client = p.clients[cid]
-            template, files = render_streams(ChartInput(client, items_of(cid), ordered), spill)  # items freed here
+            template, files = render_streams(ChartInput(client, items_of(cid), ordered, p.timezone),
+                                             spill)  # items freed here
             if extra is not None:
                 files.update((k, Rendered.of(v)) for k, v in extra(cid).items())
             staging = _stage_chart(root, client.folder, template, files, now)

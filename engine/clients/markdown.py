@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -97,10 +99,36 @@ def _cell(value: object) -> str:
     return (text.replace("|", "\\|") if "|" in text else text) or "-"
 
 
-def _date(time: str | None) -> str:
-    if not time:
-        return "-"
-    return time[:10] if time.endswith("T00:00:00Z") else time[:16].replace("T", " ")
+class Dates:
+    """Index times (UTC, ``...Z``) as a chart shows them: ``YYYY-MM-DD HH:MM`` in ``zone``.
+
+    A date alone is kept as ``T00:00:00Z`` by the index and shown as the date, unconverted (a
+    birthday or a due date is no instant); an instant at exactly midnight UTC looks the same."""
+
+    def __init__(self, zone: str = "UTC") -> None:
+        self.zone = zone
+        self._tz = None if zone == "UTC" else ZoneInfo(zone)
+
+    def show(self, time: str | None) -> str:
+        if not time:
+            return "-"
+        if time.endswith("T00:00:00Z"):
+            return time[:10]
+        if self._tz is None:
+            return time[:16].replace("T", " ")
+        try:
+            return datetime.fromisoformat(time.replace("Z", "+00:00")).astimezone(self._tz).strftime("%Y-%m-%d %H:%M")
+        except (ValueError, OverflowError):
+            return time[:16].replace("T", " ")
+
+    def day(self, time: str | None) -> str:
+        """The day of ``time`` in the zone."""
+        return self.show(time)[:10] if time else ""
+
+    def note(self) -> str:
+        """The line under each dated file's title."""
+        return (f"Times are {self.zone} (YYYY-MM-DD HH:MM); a date alone is a day without a time."
+                if self.zone != "UTC" else TIMES)
 
 
 def _table(header: list[str], body: Iterable[Sequence[object]]) -> str:
@@ -174,8 +202,9 @@ def newest_first(items: Iterable[tuple[Link, DocFacts]]) -> list[tuple[Link, Doc
 class _Pass:
     """What one pass over a client's items gathers for its four files."""
 
-    def __init__(self, spill: Spill | None) -> None:
+    def __init__(self, spill: Spill | None, dates: Dates | None = None) -> None:
         self.spill = spill
+        self.dates = dates or Dates()
         self.count = 0
         self.kinds: dict[str, int] = {}
         self.sources: set[str] = set()
@@ -193,14 +222,14 @@ class _Pass:
         self.sources.add(where)
         if ref.kind == "contact":
             self.contacts.append((ref, [ref.source, ref.account, code(ref.entity_id), lk.rule, lk.via]))
-        self.timeline.write(_row((_date(f.time), ref.kind, lk.direction or "", f.title, where, code(ref.text()))))
+        self.timeline.write(_row((self.dates.show(f.time), ref.kind, lk.direction or "", f.title, where, code(ref.text()))))
         rule = rule_for(ref.kind)
         if rule is not None and rule.section in self.sections:
             got = self.sections[rule.section].get(ref.kind)
             if got is None:
                 got = self.sections[rule.section][ref.kind] = ([0], Rendered(self.spill))
             got[0][0] += 1
-            got[1].write(_row([_date(f.time), *(column(f, lb) for lb in rule.columns), where,
+            got[1].write(_row([self.dates.show(f.time), *(column(f, lb) for lb in rule.columns), where,
                                code(ref.entity_id)]))
         if ref.kind == "invoice":
             self._total("invoiced", f, "total")
@@ -241,20 +270,21 @@ def _row(cells: Sequence[object]) -> str:
 
 
 def render_files(c: Client, items: Iterable[tuple[Link, DocFacts]],
-                 spill: Spill | None) -> tuple[str, dict[str, Rendered]]:
+                 spill: Spill | None, zone: str = "UTC") -> tuple[str, dict[str, Rendered]]:
     """``client.md`` (with :data:`STAMP` for projected_at) and the other three files, from
-    one pass over ``items`` in chart order (:func:`newest_first`)."""
-    acc = _Pass(spill)
+    one pass over ``items`` in chart order (:func:`newest_first`), times shown in ``zone``."""
+    dates = Dates(zone)
+    acc = _Pass(spill, dates)
     for lk, f in items:
         acc.add(lk, f)
     timeline = Rendered(spill)
-    timeline.write(f"# Timeline: {inline(c.card.sort_name)}\n\n{acc.count} documents, newest first. {TIMES}\n\n")
+    timeline.write(f"# Timeline: {inline(c.card.sort_name)}\n\n{acc.count} documents, newest first. {dates.note()}\n\n")
     _table_head(timeline, TIMELINE)
     timeline.append(acc.timeline)
     files = {"timeline.md": timeline.close()}
     for section, heading in SECTIONS.items():
         out = files[f"{section}.md"] = Rendered(spill)
-        out.write(f"# {heading}: {inline(c.card.sort_name)}\n\n{TIMES}\n")
+        out.write(f"# {heading}: {inline(c.card.sort_name)}\n\n{dates.note()}\n")
         by_kind = acc.sections[section]
         if not by_kind:
             out.write("\nNothing linked yet.\n")

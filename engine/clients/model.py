@@ -163,6 +163,8 @@ class Projection:
     (``engine.clients.decide.identity``; stored with the tables)."""
     stale_overrides: int = 0
     """Links not applied: their document is no longer the one they were first applied to."""
+    timezone: str = "UTC"
+    """The zone the chart folders show times in (``clients.timezone``; the tables keep UTC)."""
     stale: list[tuple[str, str]] = field(default_factory=list)
     """(document or ``client:ID``, client or "") of each override not applied as stale, for
     ``lorchestra clients conflicts`` to name (the warning only counts them)."""

@@ -330,6 +330,17 @@ class ClientsConfig(StrictModel):
     """Domains where dots and `+tags` in the local part do not matter (Google ignores them)."""
     measures: ConfigPath | None = None
     """The outcome-measure registry folder (`<id>.v<version>.yaml` files and `bindings/`, docs/measures.md); the bundled config/measures if unset."""
+    timezone: str = "UTC"
+    """The IANA time zone (e.g. America/New_York) the chart folders show times and days in: an evening session is on its own day. The index keeps UTC."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _chart_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"not a known IANA time zone (e.g. America/New_York): {value!r}") from None
+        return value
 
 
 class PipelineConfig(StrictModel):

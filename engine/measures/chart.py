@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.clients.markdown import inline
+from engine.clients.markdown import Dates, inline
 from engine.measures.registry import Registry
 
 
@@ -34,14 +34,15 @@ def ordered(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(measurements, key=lambda m: (str(m.get("effective_at")), str(m.get("source_id"))))
 
 
-def measure_rows(items: list[dict[str, Any]]) -> list[list[str]]:
-    """The rows of one measure's table (``items`` oldest first)."""
+def measure_rows(items: list[dict[str, Any]], dates: Dates | None = None) -> list[list[str]]:
+    """The rows of one measure's table (``items`` oldest first; days in ``dates``' zone)."""
+    dates = dates or Dates()
     rows: list[list[str]] = []
     first: int | None = None
     prev: int | None = None
     for m in items:
         value = int(m["value"])
-        rows.append([str(m.get("effective_at", ""))[:10], str(value), _cell(m.get("band")),
+        rows.append([dates.day(str(m.get("effective_at") or "")), str(value), _cell(m.get("band")),
                      _change(value, first), _change(value, prev),
                      _cell(", ".join(m.get("flags") or []))])
         first = value if first is None else first
@@ -58,10 +59,11 @@ WHY_NOT = {
 """What a not-scored reason means, for the chart (the rejects file keeps the code)."""
 
 
-def not_scored_lines(missed: list[dict[str, Any]]) -> list[str]:
+def not_scored_lines(missed: list[dict[str, Any]], dates: Dates | None = None) -> list[str]:
     """The chart's "Not scored" section: each response a measure could not be scored for,
     oldest first, with any critical item answered above its threshold (it is not lost
     because the total could not be computed)."""
+    dates = dates or Dates()
     seen: set[tuple[str, ...]] = set()
     once: list[dict[str, Any]] = []
     for r in missed:  # the Forms API's copy and its linked sheet's: one submission, one row
@@ -81,17 +83,18 @@ def not_scored_lines(missed: list[dict[str, Any]]) -> list[str]:
     for r in missed:
         reason = str(r.get("reason"))
         lines.append("| " + " | ".join([
-            str(r.get("effective_at") or "")[:10] or "-", _cell(r.get("measure")),
+            dates.day(r.get("effective_at")) or "-", _cell(r.get("measure")),
             _cell(f"{WHY_NOT.get(reason, reason)} ({reason})"), _cell(r.get("item")),
             _cell(", ".join(r.get("flags") or [])), _cell(r.get("response"))]) + " |")
     return [*lines, ""]
 
 
 def render(name: str | None, measurements: list[dict[str, Any]], reg: Registry,
-           missed: list[dict[str, Any]] | None = None) -> str:
+           missed: list[dict[str, Any]] | None = None, zone: str = "UTC") -> str:
     """The text of one client's ``measures.md`` (``missed``: the client's responses a
-    measure could not be scored for, :func:`not_scored_lines`)."""
-    lines = [f"# Measures: {_cell(name)}", "", "Dates are the UTC day each questionnaire was answered.", ""]
+    measure could not be scored for, :func:`not_scored_lines`; days in ``zone``)."""
+    dates = Dates(zone)
+    lines = [f"# Measures: {_cell(name)}", "", f"Dates are the day ({zone}) each questionnaire was answered.", ""]
     by_measure: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for m in ordered(measurements):
         by_measure.setdefault((str(m["measure"]), int(m["measure_version"])), []).append(m)
@@ -104,7 +107,7 @@ def render(name: str | None, measurements: list[dict[str, Any]], reg: Registry,
         lines += [f"## {title} ({mid} v{version}, LOINC {code})", ""]
         lines += ["| date | score | band | change from first | change from previous | flags |",
                   "|---|---|---|---|---|---|"]
-        lines += ["| " + " | ".join(row) + " |" for row in measure_rows(items)]
+        lines += ["| " + " | ".join(row) + " |" for row in measure_rows(items, dates)]
         lines.append("")
-    lines += not_scored_lines(missed or [])
+    lines += not_scored_lines(missed or [], dates)
     return "\n".join(lines)

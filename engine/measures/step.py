@@ -406,4 +406,4 @@ def chart_files(result: MeasuresResult, p: Projection, reg: Registry, client_id:
     name = c.card.name if c is not None else None
     got = result.spill.of_client(client_id) if result.spill is not None else []
     missed = result.spill.not_scored_of_client(client_id) if result.spill is not None else []
-    return {"measures.md": chart.render(name, got, reg, missed).encode()}
+    return {"measures.md": chart.render(name, got, reg, missed, p.timezone).encode()}

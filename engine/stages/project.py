@@ -243,6 +243,7 @@ class Project:
                         raise ProjectFailed(ErrorCode.NO_CLIENTS.value, _detail(self.ws, NO_CLIENTS_TEXT))
                     scratch.close()
                     charts.assign_folders(p.clients)
+                    p.timezone = self.cfg.timezone
                     self.stale_overrides += p.stale_overrides
                     p.stale = [*pinned_stale, *p.stale]
                     self.projection = p

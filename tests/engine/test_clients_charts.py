@@ -264,3 +264,39 @@ def test_a_session_shows_the_source_s_own_status_and_modality_when_it_has_them()
     assert shown == ("No-show", "90834", "50", "VR")
     plain = r.reduce(ref, None, None, {**base, "status_display": None, "modality_display": "Telehealth"}).columns
     assert plain == ("cancelled", "90834", "50", "Telehealth")
+
+
+def test_charts_show_times_in_the_practice_s_time_zone(tmp_path: Path) -> None:
+    """A session at 23:30 in New York is 04:30 the next day in UTC, and charts were UTC only:
+    evening sessions and questionnaires landed on the wrong day. With `clients.timezone` they
+    show in the practice's zone; a date alone (kept as midnight UTC) stays that date."""
+    from engine.measures.chart import render
+    from engine.measures.registry import load
+
+    root = tmp_path / "clients"
+    p = projection()
+    p.timezone = "America/New_York"
+    for sid, time in (("s1", "2024-03-09T04:30:00Z"), ("s2", "2024-07-01T16:05:00Z"), ("s3", "2024-04-01T00:00:00Z")):
+        ref = DocRef("dataverse", "m", "clinical_session", sid)
+        p.docs[ref] = DocFacts(ref, time, sid, columns=("Completed", "90834", "50", "In person"))
+        p.links.append(Link("0123456789abcdef", ref, "source_ref", None, "c"))
+    charts.write_charts(root, p, "2026-01-01T00:00:00Z")
+    text = (root / "Doe, Jane (01234567)" / "sessions.md").read_text()
+    assert "Times are America/New_York" in text
+    assert "| 2024-03-08 23:30 | Completed |" in text and "| 2024-07-01 12:05 | Completed |" in text  # EST, EDT
+    assert "| 2024-04-01 | Completed |" in text
+    assert "| 2024-03-08 23:30 |" in (root / "Doe, Jane (01234567)" / "timeline.md").read_text()
+    phq = {"measure": "phq9", "measure_version": 1, "value": 5, "band": "mild", "flags": [],
+           "effective_at": "2024-03-09T02:00:00Z", "source_id": "r1", "code": "44261-6"}
+    assert "| 2024-03-08 | 5 | mild |" in render("Jane", [phq], load(), zone="America/New_York")
+    assert "| 2024-03-09 | 5 | mild |" in render("Jane", [phq], load())
+
+
+def test_the_chart_time_zone_must_be_a_known_one() -> None:
+    from pydantic import ValidationError
+
+    from engine.config import ClientsConfig
+
+    assert ClientsConfig(timezone="Europe/Berlin").timezone == "Europe/Berlin"
+    with pytest.raises(ValidationError, match="not a known IANA time zone"):
+        ClientsConfig(timezone="Mars/Olympus")

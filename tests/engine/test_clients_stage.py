@@ -19,7 +19,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -258,6 +260,31 @@ def test_stale_overrides_are_named_by_clients_conflicts(built: Path, tmp_path: P
     listed = cli(ws, "clients", "conflicts", config=config)
     assert listed.returncode == 0 and "1 override(s) not applied (OVERRIDE_STALE)" in listed.stdout, listed.stdout
     assert f"  {moved[0]} -> {cid}" in listed.stdout and kept[0] not in listed.stdout
+
+
+def test_the_charts_follow_the_practice_s_time_zone(built: Path, tmp_path: Path) -> None:
+    """`clients.timezone` re-projects the charts in that zone: every timeline time moves by the
+    zone's offset (the same rows, the same order), dates alone stay."""
+    ws = copy(built, tmp_path)
+    folder = next(f for f in sorted((ws / "clients").iterdir()) if f.is_dir())
+    before = (folder / "timeline.md").read_text()
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(dict(DEMO, clients={**DEMO["clients"], "timezone": "Asia/Tokyo"})))
+    res = cli(ws, "run", "--stage", "project", config=config)
+    assert res.returncode == 0, res.stdout + res.stderr
+    after = (folder / "timeline.md").read_text()
+    assert "Times are Asia/Tokyo" in after and "Times are UTC" in before
+
+    def times(text: str) -> list[str]:
+        return [row.split(" | ")[0][2:] for row in text.splitlines() if row.startswith("| 2") or row.startswith("| 1")]
+    old, new = times(before), times(after)
+    assert len(old) == len(new) > 0
+    for a, b in zip(old, new, strict=True):
+        if len(a) == 10:
+            assert b == a  # a date alone
+        else:
+            shifted = datetime.fromisoformat(a + "+00:00").astimezone(ZoneInfo("Asia/Tokyo"))
+            assert b == shifted.strftime("%Y-%m-%d %H:%M"), (a, b)
 
 
 def test_an_extractor_removed_from_the_config_leaves_the_charts(built: Path, tmp_path: Path) -> None:

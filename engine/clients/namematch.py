@@ -10,13 +10,13 @@ guessed).
 
 The rule, on names folded by :func:`engine.clients.keys.name_text`: two names can be one
 person when the words of one are all found in the other. Words match when equal, when one
-is the other's initial (``A`` and ``Ann``), or when they differ only by a German umlaut
-written out (``Mueller`` and ``Müller``, folded ``muller``); two words of one name written
+is the other's initial (``A`` and ``Ann``), or when they differ only by a German ``ü`` or
+``ö`` written out (``Mueller`` and ``Müller``, folded ``muller``); two words of one name written
 as one in the other (``O'Neill`` folded ``o neill``, and ``ONeill``) are one word. So a middle
 name, a title, a second family name or a note added on either side still fits (``Ann M.
 Doe``, ``Dr Ann Doe``, ``Ann Doe-Smith``, ``Ann Doe (billing)`` against ``Ann Doe``), and a
 name written without spaces fits its spaced form. A generational suffix (``Jr``, ``Sr``,
-``II``, ``III``, ``IV``) must be the same on both sides: a father and his son share every
+``Junior``, ``II``, ``III``, ``3rd``, ...) must be the same on both sides: a father and his son share every
 other word, and so must a word of relation (``son``, ``mother``, ``guardian``: ``Ann Doe's son``
 is not Ann Doe). What does not fit: another given name with the same family name (``Tim Doe``,
 ``Ben Doe (child)``), a short form or nickname (``Ben`` for ``Benjamin``, ``Bob`` for
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv"})
+SUFFIXES = frozenset({"jr", "sr", "junior", "senior", "ii", "iii", "iv", "2nd", "3rd", "4th"})
 """Generational suffixes: a name with one is not the same person as the name without."""
 RELATIONS = frozenset({
     "son", "daughter", "child", "kid", "mother", "mom", "mum", "father", "dad", "parent", "guardian",
@@ -49,7 +49,9 @@ def words(folded: str) -> list[str]:
 
 
 def _umlauts(word: str) -> str:
-    return word.replace("ue", "u").replace("oe", "o").replace("ae", "a")
+    """``ü`` and ``ö`` written out undone (``Mueller`` -> ``muller``). Not ``ae``: ``Michael``
+    would be ``Michal``, another person's name."""
+    return word.replace("ue", "u").replace("oe", "o") if len(word) > 3 else word
 
 
 def word_fits(a: str, b: str) -> bool:
@@ -95,10 +97,14 @@ def fits(one: str, other: str) -> bool:
     return _covered(a, b) or _covered(b, a)
 
 
+PLACEHOLDERS = frozenset({"unknown", "n a", "na", "none", "null", "no name", "tbd", "tba"})
+"""Folded names that name no one (what a form or a clerk writes for a missing name)."""
+
+
 def could_be(name: str | None, names: Iterable[str]) -> bool:
     """Whether the folded ``name`` can be the person of any of ``names`` (True when either
-    side has no name: nothing contradicts)."""
-    if not name:
+    side has no name, or a placeholder such as ``N/A``: nothing contradicts)."""
+    if not name or name in PLACEHOLDERS:
         return True
     known = [n for n in names if n]
     return not known or any(fits(name, n) for n in known)

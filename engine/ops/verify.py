@@ -286,7 +286,7 @@ def _canonical_problem(files: AccountFiles) -> str | None:
     """Whether the current generation's data hashes to what its meta says (one generation)."""
     try:
         with open_current(files) as view:
-            if view is not None and not view.meta_present and view.data is None:
+            if view is not None and view.rejects_present and not view.meta_present and view.data is None:
                 return None  # only rejects published (a first canonize that failed): no output yet
             if view is None or view.meta is None:
                 return "CANONICAL_INVALID"

@@ -148,12 +148,15 @@ class Supervisor:
 class LeftoverGuard:
     """Ends a tap's output when the tap has ended but a process it left holds its stdout.
 
-    A process the tap started in a session of its own (``setsid``, a daemonising helper) is
-    out of reach of the stop to the tap's group, and while it keeps the pipe open the worker
-    never reads end-of-file: a finished tap looked like a hang, and a timed-out one outlived
-    its deadline until the engine killed the worker. Once the tap has ended and
-    ``grace_s`` has passed without end-of-file, every other process holding the pipe (found
-    by its inode under ``/proc``) gets SIGKILL; :attr:`killed` counts them."""
+    A process the tap started in a process group of its own (``setsid``, a daemonising
+    helper) is out of reach of the stop to the tap's group, and while it keeps the pipe open
+    the worker never reads end-of-file: a finished tap looked like a hang, and a timed-out
+    one outlived its deadline until the engine killed the worker. Once the tap has ended and
+    ``grace_s`` has passed without end-of-file, every process holding the pipe (found by its
+    inode under ``/proc``) outside the tap's group gets SIGKILL, its group too when it leads
+    one, scan after scan until none is left; :attr:`killed` counts them. A process of the
+    tap's own group is never killed here: it may still be writing the tap's records (a
+    helper the tap ran in the background), and the deadline stops it as before."""
 
     def __init__(self, proc: subprocess.Popen[bytes], grace_s: float) -> None:
         assert proc.stdout is not None
@@ -165,22 +168,48 @@ class LeftoverGuard:
         self._thread = threading.Thread(target=self._run, name="tap-leftovers", daemon=True)
         self._thread.start()
 
+    ROUNDS = 50
+    """Scans of ``/proc`` at most, 0.1 s apart: a leftover that keeps forking is caught too."""
+
     def _run(self) -> None:
         self.proc.wait()
         if self._eof.wait(self.grace_s):
             return
-        for pid in pipe_holders(self._pipe):
-            try:
+        for _ in range(self.ROUNDS):
+            found = [pid for pid in pipe_holders(self._pipe) if _group_of(pid) not in (None, self.proc.pid)]
+            if not found:
+                return
+            for pid in found:
+                self._kill(pid)
+            if self._eof.wait(0.1):
+                return
+
+    def _kill(self, pid: int) -> None:
+        """SIGKILL to a leftover, and to its group when it leads one (its forks share the pipe)."""
+        try:
+            if _group_of(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
                 os.kill(pid, signal.SIGKILL)
-                self.killed += 1
-            except (ProcessLookupError, PermissionError):
-                pass
+            self.killed += 1
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def done(self) -> int:
         """End-of-file was read: stop watching; return how many leftovers were killed."""
         self._eof.set()
         self._thread.join(timeout=1.0)
         return self.killed
+
+
+def _group_of(pid: int) -> int | None:
+    """The process group of ``pid`` (``/proc/PID/stat``), or None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+    return int(fields[2]) if len(fields) > 2 else None
 
 
 def pipe_holders(pipe: str) -> list[int]:

@@ -95,6 +95,8 @@ def inexact(data: bytes) -> bool:
         json.loads(data, parse_float=_exact_float, parse_int=_exact_int, parse_constant=_constant)
     except _Inexact:
         return True
+    except RecursionError:  # nested beyond this parser's depth: not proven exact, so refused
+        return True
     return False
 
 

@@ -169,6 +169,11 @@ def test_the_default_limit_fails_on_an_inexact_number(tmp_path: Path) -> None:
     assert not (tmp_path / "ws" / "canonical" / "things" / "a.jsonl").exists()
     ok = run_cli("verify", "--config", str(cfg))
     assert ok.returncode == 0 and "CANONICAL_INVALID" not in ok.stdout, ok.stdout
+    for path in (tmp_path / "ws" / "canonical" / "things").glob(".a.gen/*/a.rejects.jsonl"):
+        path.unlink()  # a generation with nothing at all is damage, not a failed first canonize
+    (tmp_path / "ws" / "canonical" / "things" / "a.rejects.jsonl").unlink()
+    bad = run_cli("verify", "--config", str(cfg))
+    assert bad.returncode == 1 and "CANONICAL_INVALID" in bad.stdout, bad.stdout
 
 
 def write_format1_run(acct: Path, run_id: str, records: list[dict[str, Any]], state: Any) -> Path:

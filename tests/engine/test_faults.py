@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,10 +125,23 @@ LEAVES_A_CHILD = textwrap.dedent("""\
     for i in range(5):
         print(json.dumps({"type": "RECORD", "stream": "items", "record": {"id": i}}))
     sys.stdout.flush()
+    if mode == "background":  # a helper in the tap's own group writes the rest, after the tap exits
+        if os.fork() == 0:
+            for i in range(5, 11):
+                time.sleep(0.4)
+                print(json.dumps({"type": "RECORD", "stream": "items", "record": {"id": i}}), flush=True)
+            os._exit(0)
+        sys.exit(0)
     if os.fork() == 0:
         os.setsid()  # out of the tap's process group, stdout still open
         with open(sys.argv[2], "w") as f:
             f.write(str(os.getpid()))
+        if mode == "forker":  # keeps making more holders of the pipe
+            while True:
+                if os.fork() == 0:
+                    time.sleep(3600)
+                    os._exit(0)
+                time.sleep(0.02)
         time.sleep(3600)
         os._exit(0)
     if mode == "hang":
@@ -143,7 +157,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize(("mode", "status"), [("exit", "success"), ("hang", "timeout")])
+@pytest.mark.parametrize(("mode", "status"), [("exit", "success"), ("hang", "timeout"), ("forker", "success")])
 def test_a_child_the_tap_left_holding_stdout_ends_with_the_tap(tmp_path: Path, mode: str, status: str) -> None:
     """A tap that forks a helper into a session of its own (out of reach of the stop to the
     tap's group) kept the pipe open: a finished tap looked like a hang (until its timeout), a
@@ -162,10 +176,31 @@ def test_a_child_the_tap_left_holding_stdout_ends_with_the_tap(tmp_path: Path, m
     [run] = runs_of(acct)
     assert manifest(run)["status"] == status and verify_parts(run) == 5
     events = log_events(tmp_path / "ws")
-    assert any(e["type"] == "task_warning" and e["code"] == "TAP_LEFTOVER_KILLED" and e["count"] == 1 for e in events)
+    assert any(e["type"] == "task_warning" and e["code"] == "TAP_LEFTOVER_KILLED" and e["count"] >= 1 for e in events)
     done = finished(tmp_path / "ws")[-1]
     assert done["status"] == status and done["duration_s"] < 30, done
-    assert not _alive(int(pid_file.read_text())), "the leftover helper is gone"
+    leader = int(pid_file.read_text())
+    assert not _alive(leader), "the leftover helper is gone"
+    deadline = time.monotonic() + 10  # SIGKILLed: gone once the kernel has reaped them
+    while (left := [p for p in subprocess.run(["pgrep", "-g", str(leader)], capture_output=True,
+                                                text=True).stdout.split() if _alive(int(p))]):
+        assert time.monotonic() < deadline, f"processes it forked still run: {left}"
+        time.sleep(0.05)
+
+
+def test_a_helper_in_the_tap_s_own_group_is_read_to_its_end(tmp_path: Path) -> None:
+    """A tap that exits 0 while a helper it started in the background (its own process group)
+    still writes records: those are the tap's records, read to the end, nothing killed."""
+    script = tmp_path / "tap_background.py"
+    script.write_text(LEAVES_A_CHILD)
+    ex = {"name": "bg", "domain": "test", "source": "tiny", "account": "bg", "kind": "singer",
+          "command": [sys.executable, str(script), "background", str(tmp_path / "unused")], "retries": 0}
+    cfg = write_config(tmp_path, [ex], stages={"extract": {"cancel_grace_s": 1}})
+    res = run_cli("extract", "bg", "--config", str(cfg), timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    [run] = runs_of(tmp_path / "ws" / "vault" / "test" / "tiny" / "bg")
+    assert manifest(run)["status"] == "success" and verify_parts(run) == 11
+    assert not any(e.get("code") == "TAP_LEFTOVER_KILLED" for e in log_events(tmp_path / "ws"))
 
 
 # ------------------------------------------------------------------ vault damage

@@ -110,3 +110,14 @@ def test_hex_ids_with_exponent_shapes_are_not_suspect() -> None:
     doc = b'{"answers": {"5e123abc": {"questionId": "5e123abc"}, "1e999x": 1}, "t": "07e+123"}'
     assert SUSPECT.search(doc) is not None
     assert not suspect(doc)
+
+
+def test_a_record_nested_beyond_the_exactness_check_is_refused_not_a_crash() -> None:
+    """orjson reads 1,024 levels; the exactness check (Python's json) stops earlier. A deep
+    record with a long number is refused as inexact (canonize: NUMBER_INEXACT), never a
+    RecursionError that fails the whole account."""
+    from engine.vault.numbers import inexact
+
+    deep = b"[" * 1000 + b"12345678901234567" + b"]" * 1000
+    assert inexact(deep) is True
+    assert inexact(b"[" * 1000 + b"1" + b"]" * 1000) is False  # nothing long: never parsed deeply

@@ -103,19 +103,21 @@ class Dates:
     """Index times (UTC, ``...Z``) as a chart shows them: ``YYYY-MM-DD HH:MM`` in ``zone``.
 
     A date alone is kept as ``T00:00:00Z`` by the index and shown as the date, unconverted (a
-    birthday or a due date is no instant); an instant at exactly midnight UTC looks the same."""
+    birthday or a due date is no instant). In UTC every midnight is shown so; in another
+    zone only a document's time that was a date alone (:attr:`DocFacts.dated`) is, and a
+    midnight-UTC instant is converted like any other (20:00 the day before in New York)."""
 
     def __init__(self, zone: str = "UTC") -> None:
         self.zone = zone
         self._tz = None if zone == "UTC" else ZoneInfo(zone)
 
-    def show(self, time: str | None) -> str:
+    def show(self, time: str | None, dated: bool = False) -> str:
         if not time:
             return "-"
-        if time.endswith("T00:00:00Z"):
-            return time[:10]
         if self._tz is None:
-            return time[:16].replace("T", " ")
+            return time[:10] if time.endswith("T00:00:00Z") else time[:16].replace("T", " ")
+        if dated:
+            return time[:10]
         try:
             return datetime.fromisoformat(time.replace("Z", "+00:00")).astimezone(self._tz).strftime("%Y-%m-%d %H:%M")
         except (ValueError, OverflowError):
@@ -222,14 +224,14 @@ class _Pass:
         self.sources.add(where)
         if ref.kind == "contact":
             self.contacts.append((ref, [ref.source, ref.account, code(ref.entity_id), lk.rule, lk.via]))
-        self.timeline.write(_row((self.dates.show(f.time), ref.kind, lk.direction or "", f.title, where, code(ref.text()))))
+        self.timeline.write(_row((self.dates.show(f.time, f.dated), ref.kind, lk.direction or "", f.title, where, code(ref.text()))))
         rule = rule_for(ref.kind)
         if rule is not None and rule.section in self.sections:
             got = self.sections[rule.section].get(ref.kind)
             if got is None:
                 got = self.sections[rule.section][ref.kind] = ([0], Rendered(self.spill))
             got[0][0] += 1
-            got[1].write(_row([self.dates.show(f.time), *(column(f, lb) for lb in rule.columns), where,
+            got[1].write(_row([self.dates.show(f.time, f.dated), *(column(f, lb) for lb in rule.columns), where,
                                code(ref.entity_id)]))
         if ref.kind == "invoice":
             self._total("invoiced", f, "total")

@@ -96,6 +96,9 @@ class DocFacts:
     name: str | None = None
     """The person the document names, folded (:func:`engine.clients.keys.name_text`): a
     contact's name, with or without a birth date."""
+    dated: bool = False
+    """The time is a date alone (an invoice's date): a chart in a zone shows it unconverted.
+    Only set when ``clients.timezone`` is not UTC."""
     said: tuple[tuple[str, str], ...] = ()
     """Mail: (key, folded display name) of each participant outside the practice whose
     address came with a name (``Ben Doe <ann@example.com>``)."""

@@ -41,6 +41,7 @@ from engine.clients.model import (
 from engine.clients.overrides import Overrides
 from engine.clients.rules import LinkRule, column_text, first_text, rule_for, texts, values
 from engine.config import ClientsConfig
+from engine.index.fields import date_only
 
 MEMO_MAX = 16_384
 """Entries of each normalisation memo (addresses, phones) before it starts over: strangers'
@@ -53,6 +54,7 @@ class Resolver:
     def __init__(self, cfg: ClientsConfig, overrides: Overrides | None = None,
                  pins: dict[tuple[str, str], str] | None = None) -> None:
         self.cfg = cfg
+        self._zoned = cfg.timezone != "UTC"
         self.overrides = overrides or Overrides()
         self.pins = pins or {}
         """What each ``link:`` without ``sha256`` was first applied to (:func:`identity`),
@@ -131,6 +133,8 @@ class Resolver:
         facts = DocFacts(ref, time, title, has_rule=rule is not None)
         if rule is not None:
             self._facts(facts, rule, doc)
+        if self._zoned and time is not None and time.endswith("T00:00:00Z"):
+            facts.dated = date_only(doc)
         return facts
 
     def _facts(self, facts: DocFacts, rule: LinkRule, doc: dict[str, Any]) -> None:

@@ -96,17 +96,18 @@ def remove(path: Path) -> None:
 def encode(f: DocFacts) -> bytes:
     """A document's facts as a compact JSON array (the ref is the row's key)."""
     return orjson.dumps([f.keys, [(t.kind, t.entity_id) for t in f.refs], f.outside, f.direction,
-                         int(f.mail), int(f.has_rule), int(f.defines), f.columns, f.time, f.title, f.name, f.said])
+                         int(f.mail), int(f.has_rule), int(f.defines), f.columns, f.time, f.title, f.name, f.said,
+                         int(f.dated)])
 
 
 def decode(ref: DocRef, data: bytes) -> DocFacts:
     """The inverse of :func:`encode` (no card: only a client's own record needs it)."""
-    keys, refs, outside, direction, mail, has_rule, defines, columns, time, title, name, said = orjson.loads(data)
+    keys, refs, outside, direction, mail, has_rule, defines, columns, time, title, name, said, dated = orjson.loads(data)
     return DocFacts(ref, time, title, keys=tuple(keys),
                     refs=tuple(DocRef(ref.source, ref.account, k, e) for k, e in refs),
                     outside=tuple(outside), direction=direction, mail=bool(mail),
                     has_rule=bool(has_rule), defines=bool(defines), columns=tuple(columns), name=name,
-                    said=tuple((k, n) for k, n in said))
+                    said=tuple((k, n) for k, n in said), dated=bool(dated))
 
 
 class Scratch:
@@ -335,6 +336,6 @@ def _chart_facts(ref: DocRef, data: bytes) -> DocFacts:
     """:func:`decode` without the keys, references and outside addresses, which no chart
     shows: the largest client's chart holds every item at once (36,000 at 1,000,000 demo
     records), so each item carries only what is rendered."""
-    _, _, _, direction, mail, has_rule, defines, columns, time, title, _, _ = orjson.loads(data)
+    _, _, _, direction, mail, has_rule, defines, columns, time, title, _, _, dated = orjson.loads(data)
     return DocFacts(ref, time, title, direction=direction, mail=bool(mail), has_rule=bool(has_rule),
-                    defines=bool(defines), columns=tuple(columns))
+                    defines=bool(defines), columns=tuple(columns), dated=bool(dated))

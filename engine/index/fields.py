@@ -262,6 +262,19 @@ def _all_strings(value: Any, out: list[str]) -> None:
             _all_strings(v, out)
 
 
+def date_only(doc: dict[str, Any]) -> bool:
+    """Whether the value :func:`derive` takes the time from is a date alone (``YYYY-MM-DD``):
+    the index keeps it as midnight UTC, which a chart in another zone must not convert."""
+    kind = doc.get("kind")
+    spec = KINDS.get(kind) if isinstance(kind, str) else None
+    g = _compiled(kind if spec is not None and isinstance(kind, str) else "", spec or GENERIC)
+    for get in g["time"]:
+        for v in get(doc):
+            if normalize_time(v) is not None:
+                return isinstance(v, str) and len(v) == 10
+    return False
+
+
 def derive(doc: dict[str, Any]) -> Derived:
     """The index columns of one canonical document (``kind`` picks the table row)."""
     kind = doc.get("kind")

@@ -17,9 +17,10 @@ forked and must never use its parent's connection.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS m_scored (seq INTEGER PRIMARY KEY, source_id TEXT NOT
                                      client_id TEXT, response_id, line BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS m_rejects (seq INTEGER PRIMARY KEY, response TEXT NOT NULL,
                                       measure TEXT NOT NULL, line BLOB NOT NULL, client TEXT,
-                                      effective_at TEXT);
+                                      effective_at TEXT, copy_key TEXT);
 CREATE TABLE IF NOT EXISTS m_dups (seq INTEGER PRIMARY KEY, response TEXT NOT NULL,
                                    measure TEXT NOT NULL, line BLOB NOT NULL, dup_of TEXT,
                                    client TEXT);
@@ -184,12 +185,14 @@ class Spill:
         self._put("scored", (str(m["source_id"]), m.get("client_id"), m.get("response_id") or "",
                              orjson.dumps(m, option=LINE)))
 
-    def reject(self, r: dict[str, Any], client: str | None = None, effective_at: str | None = None) -> None:
-        """One line of the rejects file (``client`` and ``effective_at`` kept beside it, for
-        the chart of the client who answered: :meth:`not_scored_of_client`)."""
+    def reject(self, r: dict[str, Any], client: str | None = None, effective_at: str | None = None,
+               copy_key: str | None = None) -> None:
+        """One line of the rejects file (``client``, ``effective_at`` and ``copy_key``, what
+        the copies of one submission share, kept beside it for the chart of the client who
+        answered: :meth:`settle_rejects`, :meth:`not_scored_of_client`)."""
         self.counts["rejects"] += 1
         self._put("rejects", (r["response"], str(r["measure"]), orjson.dumps(r, option=LINE), client or None,
-                              effective_at))
+                              effective_at, copy_key))
 
     def duplicate(self, r: dict[str, Any], client: str | None = None) -> None:
         """One line of the duplicates file (``client``: the copy's own client, kept beside it
@@ -209,7 +212,8 @@ class Spill:
         if not buf:
             return
         sql = {"scored": "INSERT INTO m_scored (source_id, client_id, response_id, line) VALUES (?,?,?,?)",
-               "rejects": "INSERT INTO m_rejects (response, measure, line, client, effective_at) VALUES (?,?,?,?,?)",
+               "rejects": "INSERT INTO m_rejects (response, measure, line, client, effective_at, copy_key) "
+                          "VALUES (?,?,?,?,?,?)",
                "dups": "INSERT INTO m_dups (response, measure, line, dup_of, client) VALUES (?,?,?,?,?)",
                "later": "INSERT INTO m_later (source, account, entity_id, sha256) VALUES (?,?,?,?)"}[table]
         self._w().executemany(sql, buf)
@@ -273,6 +277,23 @@ class Spill:
             self.reject({"response": c.response, "reason": reason, "measure": c.measure,
                          "binding": c.binding, "item": None})
         self._flush("rejects")
+
+    def settle_rejects(self, overridden: Callable[[str], bool]) -> None:
+        """The client whose chart lists each not-scored submission, as a measurement's copies
+        are settled (:func:`engine.measures.copies.settle`): the copies an override decided,
+        else all copies, must name one client; copies that disagree are in no chart."""
+        self._flush("rejects")
+        conn = self._w()
+        rows = conn.execute("SELECT copy_key, seq, response, client FROM m_rejects WHERE copy_key IS NOT NULL "
+                            "ORDER BY copy_key, seq").fetchall()
+        changes: list[tuple[str | None, int]] = []
+        for _key, group in itertools.groupby(rows, key=lambda r: r[0]):
+            copies = list(group)
+            decided = {c[3] for c in copies if overridden(c[2])}
+            chosen = decided or {c[3] for c in copies}
+            client = chosen.pop() if len(chosen) == 1 else None
+            changes += [(client, c[1]) for c in copies if c[3] != client]
+        conn.executemany("UPDATE m_rejects SET client = ? WHERE seq = ?", changes)
 
     def finish(self) -> None:
         """Write what is buffered, index, commit and close the writer."""

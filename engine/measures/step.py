@@ -189,7 +189,8 @@ class _Scoring:
                     "item": out.item}
             if out.flags:  # a critical item answered: said in the rejects file and the chart
                 line["flags"] = list(out.flags)
-            self.spill.reject(line, client, out.effective_at)
+            copy_key = orjson.dumps([out.measure, who, out.effective_at]).decode() if out.measure else None
+            self.spill.reject(line, client, out.effective_at, copy_key)
 
 
 def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Registry, spill: Spill,
@@ -247,8 +248,10 @@ def _finish(spill: Spill, responses: int, run: _Scoring, overridden: Callable[[s
     """Settle the measurements whose copies were linked to different clients, then close the
     spill: one copy's override decides (the measurement goes to the client it names, or to
     no one); copies that still disagree (two overrides naming different clients, or no
-    override deciding) are scored for no one, every copy a ``COPIES_DISAGREE`` reject."""
+    override deciding) are scored for no one, every copy a ``COPIES_DISAGREE`` reject. The
+    not-scored submissions are settled the same way for the charts."""
     run.reasons[COPIES_DISAGREE] += copies.settle_all(spill, overridden)
+    spill.settle_rejects(overridden)
     spill.finish()
     c = spill.counts
     return Scored(responses, c["scored"], c["rejects"], c["dups"], run.reasons)

@@ -276,20 +276,41 @@ def test_charts_show_times_in_the_practice_s_time_zone(tmp_path: Path) -> None:
     root = tmp_path / "clients"
     p = projection()
     p.timezone = "America/New_York"
-    for sid, time in (("s1", "2024-03-09T04:30:00Z"), ("s2", "2024-07-01T16:05:00Z"), ("s3", "2024-04-01T00:00:00Z")):
+    for sid, time, dated in (("s1", "2024-03-09T04:30:00Z", False), ("s2", "2024-07-01T16:05:00Z", False),
+                             ("s3", "2024-04-01T00:00:00Z", True), ("s4", "2024-05-01T00:00:00Z", False)):
         ref = DocRef("dataverse", "m", "clinical_session", sid)
-        p.docs[ref] = DocFacts(ref, time, sid, columns=("Completed", "90834", "50", "In person"))
+        p.docs[ref] = DocFacts(ref, time, sid, columns=("Completed", "90834", "50", "In person"), dated=dated)
         p.links.append(Link("0123456789abcdef", ref, "source_ref", None, "c"))
     charts.write_charts(root, p, "2026-01-01T00:00:00Z")
     text = (root / "Doe, Jane (01234567)" / "sessions.md").read_text()
     assert "Times are America/New_York" in text
     assert "| 2024-03-08 23:30 | Completed |" in text and "| 2024-07-01 12:05 | Completed |" in text  # EST, EDT
-    assert "| 2024-04-01 | Completed |" in text
+    assert "| 2024-04-01 | Completed |" in text  # a date alone stays that date
+    assert "| 2024-04-30 20:00 | Completed |" in text  # an instant at midnight UTC is converted
     assert "| 2024-03-08 23:30 |" in (root / "Doe, Jane (01234567)" / "timeline.md").read_text()
     phq = {"measure": "phq9", "measure_version": 1, "value": 5, "band": "mild", "flags": [],
            "effective_at": "2024-03-09T02:00:00Z", "source_id": "r1", "code": "44261-6"}
     assert "| 2024-03-08 | 5 | mild |" in render("Jane", [phq], load(), zone="America/New_York")
     assert "| 2024-03-09 | 5 | mild |" in render("Jane", [phq], load())
+    midnight = {**phq, "effective_at": "2024-03-09T00:00:00Z"}  # 19:00 on the 8th in New York
+    assert "| 2024-03-08 | 5 | mild |" in render("Jane", [midnight], load(), zone="America/New_York")
+
+
+def test_a_date_alone_is_told_from_a_midnight_instant_by_the_value_it_came_from() -> None:
+    """The index keeps `2024-04-01` and `2024-04-01T00:00:00Z` alike: the project reads which
+    one the document's time came from (only when the charts are in a zone)."""
+    from engine.clients.resolve import Resolver
+    from engine.config import ClientsConfig
+
+    zoned = Resolver(ClientsConfig(sources=["dataverse"], timezone="America/New_York"))
+    ref = DocRef("quickbooks", "q", "invoice", "i1")
+    invoice = {"kind": "invoice", "txn_date": "2024-04-01", "customer": {"id": "c"}}
+    assert zoned.reduce(ref, "2024-04-01T00:00:00Z", None, invoice).dated is True
+    session = {"kind": "clinical_session", "period": {"start": "2024-04-01T00:00:00Z"}, "subject": {"id": "c"}}
+    sref = DocRef("dataverse", "m", "clinical_session", "s1")
+    assert zoned.reduce(sref, "2024-04-01T00:00:00Z", None, session).dated is False
+    assert Resolver(ClientsConfig(sources=["dataverse"])).reduce(ref, "2024-04-01T00:00:00Z", None,
+                                                                 invoice).dated is False  # UTC: not asked
 
 
 def test_the_chart_time_zone_must_be_a_known_one() -> None:

@@ -280,8 +280,8 @@ def test_the_charts_follow_the_practice_s_time_zone(built: Path, tmp_path: Path)
     old, new = times(before), times(after)
     assert len(old) == len(new) > 0
     for a, b in zip(old, new, strict=True):
-        if len(a) == 10:
-            assert b == a  # a date alone
+        if len(a) == 10:  # a date alone stays; an instant at midnight UTC moves (09:00 in Tokyo)
+            assert b in (a, f"{a} 09:00"), (a, b)
         else:
             shifted = datetime.fromisoformat(a + "+00:00").astimezone(ZoneInfo("Asia/Tokyo"))
             assert b == shifted.strftime("%Y-%m-%d %H:%M"), (a, b)
@@ -564,7 +564,7 @@ def test_two_systems_of_record_conflict_and_get_merge_suggestions(built: Path, t
 def test_timelines_show_the_indexed_time_and_title_of_every_linked_document(built: Path) -> None:
     """The project task reads times and titles after resolving (linked documents only):
     each timeline row of a sample of clients carries its document's indexed date and title."""
-    from engine.clients.markdown import _cell, _date
+    from engine.clients.markdown import Dates, _cell
     con = db(built)
     folders = dict(con.execute("SELECT client_id, folder FROM clients ORDER BY client_id LIMIT 25"))
     checked = 0
@@ -577,7 +577,7 @@ def test_timelines_show_the_indexed_time_and_title_of_every_linked_document(buil
                 "WHERE l.client_id = ? AND l.source != 'measures'", (client,)):
             row = next(line for line in timeline.splitlines()
                        if line.endswith(f"| `{source}:{account}:{kind}:{entity}` |"))
-            assert row.startswith(f"| {_cell(_date(when))} | {kind} |"), row
+            assert row.startswith(f"| {_cell(Dates().show(when))} | {kind} |"), row
             assert f"| {_cell(title)} | {source}/{account} |" in row, row
             checked += 1
     con.close()

@@ -192,6 +192,22 @@ def test_a_response_that_could_not_be_scored_is_listed_in_the_chart_of_who_answe
     assert len(rows) == 1, section
     assert f"| {reject['measure']} | " in rows[0] and f"({reject['reason']}) | {reject['item']} |" in rows[0]
     assert reject["response"] in rows[0]
+    # its linked sheet's copy linked to another client: the copies disagree, no chart lists it
+    copy = next(r for r in jsonl(ws / "canonical/measures/scored.rejects.jsonl")
+                if r.get("measure") == reject["measure"] and r["response"].startswith("sheets/"))
+    con = sqlite3.connect(ws / "vector-store" / "index.sqlite")
+    other, other_folder = con.execute("SELECT client_id, folder FROM clients WHERE client_id != ? "
+                                      "ORDER BY client_id", (cid,)).fetchone()
+    con.close()
+    c_source, c_account, c_entity = copy["response"].split("/", 2)
+    links = [{"document": f"{source}:{account}:form_response:{entity}", "client": cid},
+             {"document": f"{c_source}:{c_account}:form_response:{c_entity}", "client": other}]
+    overrides.write_text(yaml.safe_dump({"link": links}))
+    res = cli(ws, cfg, "run", "--stage", "project")
+    assert res.returncode == 0, res.stdout + res.stderr
+    for f in (folder, other_folder):
+        text = (ws / "clients" / f / "measures.md").read_text()
+        assert reject["response"] not in text and copy["response"] not in text, text
 
 
 def test_events_and_log_carry_no_answers(demo: tuple[Path, Path]) -> None:

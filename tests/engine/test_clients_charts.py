@@ -146,20 +146,24 @@ def test_tables_carry_a_schema_version_and_rebuild_another(tmp_path: Path) -> No
     assert "stale" not in cols and tables.counts(con) is not None
 
 
+def _timeline_with(tmp_path: Path, ref: DocRef, title: str) -> str:
+    """Jane's timeline.md with one more e-mail, ``ref`` titled ``title``."""
+    root = tmp_path / "clients"
+    p = projection()
+    p.docs[ref] = DocFacts(ref, "2024-01-03T03:04:05Z", title)
+    p.links.append(Link("0123456789abcdef", ref, "email", "in", "email:jane@example.org"))
+    charts.write_charts(root, p, "2026-01-01T00:00:00Z")
+    return (root / "Doe, Jane (01234567)" / "timeline.md").read_text()
+
+
 def test_chart_text_from_records_stays_text(tmp_path: Path) -> None:
     """Anyone who e-mails the practice chooses a subject: raw HTML (a read beacon), a link or an
     image must reach the chart as text, escaped, and a reference with a backtick stays one
     code span. Rendered with the markdown-it the project installs, no tag or link appears."""
     from markdown_it import MarkdownIt
 
-    root = tmp_path / "clients"
-    p = projection()
-    ref = DocRef("gmail", "box", "email", "m`2``<b>x</b>")
     evil = '<img src="https://tracker.example/p.gif"> [Pay now](https://evil.example/pay) ![i](x.png) `x`'
-    p.docs[ref] = DocFacts(ref, "2024-01-03T03:04:05Z", evil)
-    p.links.append(Link("0123456789abcdef", ref, "email", "in", "email:jane@example.org"))
-    charts.write_charts(root, p, "2026-01-01T00:00:00Z")
-    text = (root / "Doe, Jane (01234567)" / "timeline.md").read_text()
+    text = _timeline_with(tmp_path, DocRef("gmail", "box", "email", "m`2``<b>x</b>"), evil)
     html = MarkdownIt("commonmark").enable("table").render(text)
     assert "<img" not in html and "<a " not in html and "tracker.example/p.gif" in html
     assert "<code>gmail:box:email:m`2``&lt;b&gt;x&lt;/b&gt;</code>" in html and "<b>" not in html
@@ -172,14 +176,8 @@ def test_bare_addresses_in_chart_text_are_no_live_links(tmp_path: Path) -> None:
     and the text still reads as it was."""
     from markdown_it import MarkdownIt
 
-    root = tmp_path / "clients"
-    p = projection()
-    ref = DocRef("gmail", "box", "email", "m9")
     subject = "Pay here http://evil.example/pay or WWW.evil.example | ftp://x.example/f"
-    p.docs[ref] = DocFacts(ref, "2024-01-03T03:04:05Z", subject)
-    p.links.append(Link("0123456789abcdef", ref, "email", "in", "email:jane@example.org"))
-    charts.write_charts(root, p, "2026-01-01T00:00:00Z")
-    text = (root / "Doe, Jane (01234567)" / "timeline.md").read_text()
+    text = _timeline_with(tmp_path, DocRef("gmail", "box", "email", "m9"), subject)
     md = MarkdownIt("commonmark", {"linkify": True}).enable(["table", "linkify"])
     assert "<a " in md.render("see http://evil.example/pay"), "the renderer does autolink"
     html = md.render(text)

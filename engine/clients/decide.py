@@ -185,7 +185,8 @@ class Decisions:
         if links:
             contradicted = self._said_another(facts)
             if contradicted:
-                return Unlinked(facts.ref, "disagree", SEP.join(contradicted))
+                return Unlinked(facts.ref, "disagree", f"{SEP.join(contradicted)}; a display name cannot be "
+                                                       "the address holder's")
             return list(links.values())
         if shared:
             return Unlinked(facts.ref, "conflict", SEP.join(shared))
@@ -204,8 +205,11 @@ class Decisions:
         if len(unique) > 1 or any(not (unique <= who) for _, who in matched):
             return Unlinked(facts.ref, "disagree", SEP.join(k for k, _ in matched))
         cid = next(iter(unique))
-        if self._identity_differs(facts, cid) or self._names_another(facts, cid) or self._someone_else(facts, cid):
-            return Unlinked(facts.ref, "disagree", SEP.join(k for k, _ in matched))
+        why = ("its birth date is not" if self._identity_differs(facts, cid) else
+               "it names another client, not" if self._names_another(facts, cid) else
+               "its name cannot be" if self._someone_else(facts, cid) else None)
+        if why is not None:  # the keys, then which check said no (the operator's next step)
+            return Unlinked(facts.ref, "disagree", f"{SEP.join(k for k, _ in matched)}; {why} client {cid}'s")
         key = next(k for k, who in matched if who == {cid})
         direction: Direction | None = facts.direction
         return [Link(cid, facts.ref, _RULE_OF_KIND[K.key_kind(key)], direction, key)]

@@ -231,7 +231,7 @@ class _Pass:
             if got is None:
                 got = self.sections[rule.section][ref.kind] = ([0], Rendered(self.spill))
             got[0][0] += 1
-            got[1].write(_row([self.dates.show(f.time, f.dated), *(column(f, lb) for lb in rule.columns), where,
+            got[1].write(_row([self.dates.show(f.time, f.dated), *(_shown(lb, column(f, lb)) for lb in rule.columns), where,
                                code(ref.entity_id)]))
         if ref.kind == "invoice":
             self._total("invoiced", f, "total")
@@ -258,6 +258,20 @@ class _Pass:
             out.append(f"- **Unapplied payments (a credit, not taken off the open balance above):** "
                        f"{', '.join(amounts)}")
         return "\n".join(out) + "\n"
+
+
+MONEY = frozenset({"total", "balance", "unapplied"})
+"""Chart columns that are amounts: shown as the totals are, two decimals rounded halves up."""
+
+
+def _shown(label: str, value: str) -> str:
+    """A section cell: an amount as :func:`_money` writes it (``75.005`` -> ``75.01``), else as is."""
+    if label not in MONEY or not value:
+        return value
+    try:
+        return _money(Decimal(value))
+    except (InvalidOperation, ValueError):
+        return value
 
 
 def _money(value: Decimal) -> str:

@@ -34,9 +34,10 @@ from engine.run.task import TaskProcess
 from engine.stages.spec import TaskSpec
 from engine.store.workspace import Workspace
 
-NO_RETRY = frozenset({ErrorCode.WRITE_FAILED.value, "DISK_FULL"})
-"""Error codes a retry cannot fix: a full or failing workspace disk stays so for seconds;
-retrying only piles up failed runs."""
+NO_RETRY = frozenset({ErrorCode.WRITE_FAILED.value, "DISK_FULL", ErrorCode.TAP_LEFTOVER_KILLED.value})
+"""Error codes a retry cannot fix: a full or failing workspace disk stays so for seconds, and
+a tap that leaves processes holding its output does so every time; retrying only piles up
+failed runs."""
 
 
 @dataclass

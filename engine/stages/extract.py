@@ -162,11 +162,13 @@ def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit, sup: Supervisor,
         error = StreamError(write_error_code(exc), 0)
     proc.stdout.close()
     rc = reap(proc, dog)
-    if guard.done():
-        emit(TaskWarning(task_id=spec.task_id, stage="extract", extractor=spec.extractor.name,
-                         code=ErrorCode.TAP_LEFTOVER_KILLED.value, count=guard.killed))
+    killed = guard.done()
     progress.stop()
     status, code, exit_code, line = outcome(sup, error, rc)
+    if killed and status == "success":
+        # what the killed processes still had to write is missing: never a LATEST (a tap run
+        # under `setsid` exits at once while the real tap writes on in a session of its own)
+        status, code = "failed", ErrorCode.TAP_LEFTOVER_KILLED.value
     if status == "success" and not writer.said_something:
         # not one SCHEMA, STATE or RECORD (nothing, or an API's error body as an unknown
         # message): a tap that failed quietly (expired credentials), never "the source is

@@ -154,9 +154,11 @@ class LeftoverGuard:
     one outlived its deadline until the engine killed the worker. Once the tap has ended and
     ``grace_s`` has passed without end-of-file, every process holding the pipe (found by its
     inode under ``/proc``) outside the tap's group gets SIGKILL, its group too when it leads
-    one, scan after scan until none is left; :attr:`killed` counts them. A process of the
-    tap's own group is never killed here: it may still be writing the tap's records (a
-    helper the tap ran in the background), and the deadline stops it as before."""
+    one, scan after scan until none is left; :attr:`killed` counts them, and a run that
+    needed it is never a success (what they still had to write is missing: a tap started
+    under ``setsid`` exits at once while the real tap writes on). A process of the tap's own
+    group is never killed here: it may still be writing the tap's records (a helper the tap
+    ran in the background), and the deadline stops it as before."""
 
     def __init__(self, proc: subprocess.Popen[bytes], grace_s: float) -> None:
         assert proc.stdout is not None

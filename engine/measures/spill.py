@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS m_seen (key TEXT PRIMARY KEY, source_id TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS m_later (seq INTEGER PRIMARY KEY, source TEXT, account TEXT,
                                     entity_id TEXT, sha256 TEXT);
 CREATE TABLE IF NOT EXISTS m_scored (seq INTEGER PRIMARY KEY, source_id TEXT NOT NULL,
-                                     client_id TEXT, response_id, line BLOB NOT NULL);
+                                     client_id TEXT, response_id, line BLOB NOT NULL, copy_key TEXT);
 CREATE TABLE IF NOT EXISTS m_rejects (seq INTEGER PRIMARY KEY, response TEXT NOT NULL,
                                       measure TEXT NOT NULL, line BLOB NOT NULL, client TEXT,
                                       effective_at TEXT, copy_key TEXT);
@@ -179,11 +179,12 @@ class Spill:
         """A response to score in the second pass (source, account, entity_id, sha256)."""
         self._put("later", row)
 
-    def measurement(self, m: dict[str, Any]) -> None:
-        """One scored measure (the document of the published file)."""
+    def measurement(self, m: dict[str, Any], copy_key: str | None = None) -> None:
+        """One scored measure (the document of the published file; ``copy_key``: what the
+        copies of its submission share, so a rejected copy of it is in no chart)."""
         self.counts["scored"] += 1
         self._put("scored", (str(m["source_id"]), m.get("client_id"), m.get("response_id") or "",
-                             orjson.dumps(m, option=LINE)))
+                             orjson.dumps(m, option=LINE), copy_key))
 
     def reject(self, r: dict[str, Any], client: str | None = None, effective_at: str | None = None,
                copy_key: str | None = None) -> None:
@@ -211,7 +212,7 @@ class Spill:
         buf = self._buf[table]
         if not buf:
             return
-        sql = {"scored": "INSERT INTO m_scored (source_id, client_id, response_id, line) VALUES (?,?,?,?)",
+        sql = {"scored": "INSERT INTO m_scored (source_id, client_id, response_id, line, copy_key) VALUES (?,?,?,?,?)",
                "rejects": "INSERT INTO m_rejects (response, measure, line, client, effective_at, copy_key) "
                           "VALUES (?,?,?,?,?,?)",
                "dups": "INSERT INTO m_dups (response, measure, line, dup_of, client) VALUES (?,?,?,?,?)",
@@ -283,8 +284,14 @@ class Spill:
         are settled (:func:`engine.measures.copies.settle`): the copies an override decided,
         else all copies, must name one client; copies that disagree are in no chart."""
         self._flush("rejects")
+        self._flush("scored")
         conn = self._w()
+        # another copy of the submission was scored: the measure has its score, the copy that
+        # could not be read is no "not scored" row in any chart
+        conn.execute("UPDATE m_rejects SET client = NULL WHERE copy_key IN "
+                     "(SELECT copy_key FROM m_scored WHERE copy_key IS NOT NULL)")
         rows = conn.execute("SELECT copy_key, seq, response, client FROM m_rejects WHERE copy_key IS NOT NULL "
+                            "AND copy_key NOT IN (SELECT copy_key FROM m_scored WHERE copy_key IS NOT NULL) "
                             "ORDER BY copy_key, seq").fetchall()
         changes: list[tuple[str | None, int]] = []
         for _key, group in itertools.groupby(rows, key=lambda r: r[0]):

@@ -116,6 +116,12 @@ def _clients_of(p: Projection) -> dict[tuple[str, str, str], str | None]:
     return out
 
 
+def _copy_key(measure: str, who: str, effective_at: str | None) -> str:
+    """What the copies of one submission share for one measure, whether each was scored or not
+    (the Forms API's and its linked sheet's: one respondent, one time)."""
+    return orjson.dumps([measure, who, effective_at]).decode()
+
+
 def _dedupe_key(m: dict[str, Any], who: str) -> str:
     """What makes two measurements the same (as text: the bytes ``orjson.dumps`` returns keep
     a 4 KiB buffer each, measured 30 MiB for 7,900 keys kept in ``seen``)."""
@@ -182,14 +188,14 @@ class _Scoring:
                     continue
                 if client:
                     out["client_id"] = client
-                self.spill.measurement(out)
+                self.spill.measurement(out, _copy_key(out["measure"], who, out["effective_at"]))
                 continue
             self.reasons[out.reason] += 1
             line: dict[str, Any] = {"response": ref, "reason": out.reason, "measure": out.measure, "binding": out.binding,
                     "item": out.item}
             if out.flags:  # a critical item answered: said in the rejects file and the chart
                 line["flags"] = list(out.flags)
-            copy_key = orjson.dumps([out.measure, who, out.effective_at]).decode() if out.measure else None
+            copy_key = _copy_key(out.measure, who, out.effective_at) if out.measure else None
             self.spill.reject(line, client, out.effective_at, copy_key)
 
 

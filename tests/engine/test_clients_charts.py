@@ -207,6 +207,7 @@ def test_billing_totals_never_add_two_currencies(tmp_path: Path) -> None:
     charts.write_charts(root, p, "2026-01-01T00:00:00Z")
     text = (root / "Doe, Jane (01234567)" / "billing.md").read_text()
     assert "- **Invoiced:** 100.00 EUR, 0.31 USD" in text, text  # 0.305: halves up, not to even
+    assert "| 7 | 0.01 | 0.01 | USD | open |" in text, text  # each amount as the totals are: 0.005 -> 0.01
     assert "- **Open balance:** 100.00 EUR, 0.31 USD" in text
     assert "- **Paid:** 0.00" in text
     ref = DocRef("quickbooks", "co", "invoice", "8")  # a 27-digit amount the schema allows

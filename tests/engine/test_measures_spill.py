@@ -106,3 +106,32 @@ def test_a_forked_reader_opens_its_own_connection(tmp_path: Path) -> None:
     assert got == b"1"
     assert spill.reader() is parent
     spill.close()
+
+
+def test_not_scored_rows_follow_their_submission_s_copies(tmp_path: Path) -> None:
+    """One submission, two copies (the Forms API's, its linked sheet's), possibly linked to
+    different clients: a not-scored row is in the one chart the copies agree on (or the
+    overridden copies name), in none when they disagree, and in none when another copy of
+    the submission was scored (the measure has its score)."""
+    spill = Spill(_scratch(tmp_path))
+
+    def reject(response: str, client: str | None, key: str) -> None:
+        spill.reject({"response": response, "reason": "UNKNOWN_ANSWER", "measure": "phq9", "binding": "b",
+                      "item": "phq9_3", "flags": ["phq9_9_positive"]}, client, "2025-07-15T00:00:00Z", key)
+
+    spill.measurement({"source_id": "m/1", "client_id": "c1", "measure": "gad7"}, "scored-key")
+    reject("forms/a/1", "c1", "agree")
+    reject("sheets/b/1", "c1", "agree")
+    reject("forms/a/2", "c1", "disagree")
+    reject("sheets/b/2", "c2", "disagree")
+    reject("forms/a/3", "c1", "override")
+    reject("sheets/b/3", "c2", "override")
+    reject("sheets/b/4", "c2", "scored-key")  # its other copy was scored for c1
+    spill.settle_rejects(lambda ref: ref == "sheets/b/3")
+    spill.finish()
+    shown = {c: [r["response"] for r in spill.not_scored_of_client(c)] for c in ("c1", "c2")}
+    assert shown == {"c1": ["forms/a/1", "sheets/b/1"], "c2": ["forms/a/3", "sheets/b/3"]}, shown
+    assert all(r["flags"] == ["phq9_9_positive"] and r["effective_at"] == "2025-07-15T00:00:00Z"
+               for r in spill.not_scored_of_client("c1"))
+    assert len(list(spill.lines("rejects"))) == 7, "the rejects file keeps every copy"
+    spill.close()

@@ -58,7 +58,8 @@ INDEXES = """
 CREATE INDEX IF NOT EXISTS m_scored_order ON m_scored (source_id, seq);
 CREATE INDEX IF NOT EXISTS m_scored_client ON m_scored (client_id, source_id, seq);
 CREATE INDEX IF NOT EXISTS m_rejects_order ON m_rejects (response, measure, seq);
-CREATE INDEX IF NOT EXISTS m_rejects_client ON m_rejects (client, effective_at, seq) WHERE client IS NOT NULL;
+CREATE INDEX IF NOT EXISTS m_rejects_client ON m_rejects (client, effective_at, response, measure, seq)
+    WHERE client IS NOT NULL;
 CREATE INDEX IF NOT EXISTS m_dups_order ON m_dups (response, measure, seq);
 """
 
@@ -344,7 +345,7 @@ class Spill:
         rejects-file line with ``effective_at`` (the chart lists them, critical items too)."""
         return [{**orjson.loads(line), "effective_at": at} for line, at in self.reader().execute(
             "SELECT line, effective_at FROM m_rejects WHERE client = ? AND measure != 'None' "
-            "ORDER BY effective_at, seq", (client_id,))]
+            "ORDER BY effective_at, response, measure, seq", (client_id,))]  # never the scoring order
 
     def close(self) -> None:
         """Close this process's connections (the file goes with the scratch database)."""

@@ -63,7 +63,8 @@ def watched(self):
     given.append(got is not None)
     return got
 prescore.Prescorer.result = watched
-if sys.argv[3] in ("slow-scorer", "fail-resolve"):  # the scorer is still at work when the task ends
+if sys.argv[3] in ("slow-scorer", "fail-resolve", "kill-scorer"):  # the scorer is still at work
+    # when the task ends or kills it (a scorer that already finished could not be "killed")
     score_all = prescore._score_all
     def slow(scratch, out, reg):
         Path(sys.argv[1], "scorer.pid").write_text(str(os.getpid()))

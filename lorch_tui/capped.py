@@ -32,10 +32,22 @@ def run_capped(argv: list[str], limit_mb: int | None) -> int | None:
     if os.environ.get(CHILD_ENV):
         cap_memory(limit_mb)
         return None
-    proc = subprocess.Popen([sys.executable, "-m", "lorch_tui.cli", *argv], stderr=subprocess.PIPE,
-                            env={**os.environ, CHILD_ENV: "1"})
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
+    started: list[subprocess.Popen[bytes]] = []
+    pending: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        if started:
+            started[0].send_signal(signum)
+        else:  # before the child exists: passed on as soon as it does (it died with us before)
+            pending.append(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
     try:
+        proc = subprocess.Popen([sys.executable, "-m", "lorch_tui.cli", *argv], stderr=subprocess.PIPE,
+                                env={**os.environ, CHILD_ENV: "1"})
+        started.append(proc)
+        if pending:
+            proc.send_signal(pending[0])
         said = _relay(proc)
         proc.wait()
     finally:

@@ -93,7 +93,6 @@ def test_bundled_gmail_transform_reads() -> None:
 OPTIONAL_IN_SAMPLES = {"clinical/dataverse_contact_to_contact_v1": {"address1_line3", "emailaddress3"},
                        "finance/qbo_customer_to_contact_v1": {"BillAddr.Line3", "BillAddr.Line4",
                                                               "BillAddr.Line5"},
-                       "finance/qbo_invoice_to_invoice_v1": {"PrivateNote"},
                        "finance/qbo_payment_to_payment_v1": {"PrivateNote"}}
 
 

@@ -10,7 +10,7 @@ decide; copies that still disagree are scored for no one (``COPIES_DISAGREE``), 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from engine.clients.model import Projection
 from engine.measures.score import COPIES_DISAGREE
@@ -50,11 +50,18 @@ class Overridden:
 
 
 def settle(d: Disputed, overridden: Callable[[str], bool]) -> tuple[bool, str | None]:
-    """Who a disputed measurement belongs to: (True, client) when the copies an override
-    decided all name one client (None: no one), or, with no override among them, when the
-    copies agree after all; (False, None) when they disagree (it is scored for no one)."""
-    decided = {c.client or None for c in d.copies if overridden(c.response)}
-    chosen = decided or {c.client or None for c in d.copies}
+    """Who a disputed measurement belongs to (:func:`owner` of its copies)."""
+    return owner([(c.client, c.response) for c in d.copies], overridden)
+
+
+def owner(copies: Iterable[tuple[str | None, str]], overridden: Callable[[str], bool]) -> tuple[bool, str | None]:
+    """Whose the copies (client, response) of one submission are: (True, client) when the
+    copies an override decided all name one client (None: no one), or, with no override
+    among them, when the copies agree after all; (False, None) when they disagree (a
+    measurement is then scored for no one, a not-scored row is in no chart)."""
+    pairs = list(copies)
+    decided = {client or None for client, response in pairs if overridden(response)}
+    chosen = decided or {client or None for client, _ in pairs}
     if len(chosen) == 1:
         return True, chosen.pop()
     return False, None

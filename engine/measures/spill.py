@@ -280,10 +280,10 @@ class Spill:
                          "binding": c.binding, "item": None})
         self._flush("rejects")
 
-    def settle_rejects(self, overridden: Callable[[str], bool]) -> None:
-        """The client whose chart lists each not-scored submission, as a measurement's copies
-        are settled (:func:`engine.measures.copies.settle`): the copies an override decided,
-        else all copies, must name one client; copies that disagree are in no chart."""
+    def settle_rejects(self, owner: Callable[[list[tuple[str | None, str]]], str | None]) -> None:
+        """The client whose chart lists each not-scored submission: ``owner`` of its copies'
+        (client, response) pairs, as a measurement's copies are settled
+        (:func:`engine.measures.copies.owner`; None: in no chart)."""
         self._flush("rejects")
         self._flush("scored")
         conn = self._w()
@@ -297,9 +297,7 @@ class Spill:
         changes: list[tuple[str | None, int]] = []
         for _key, group in itertools.groupby(rows, key=lambda r: r[0]):
             copies = list(group)
-            decided = {c[3] for c in copies if overridden(c[2])}
-            chosen = decided or {c[3] for c in copies}
-            client = chosen.pop() if len(chosen) == 1 else None
+            client = owner([(c[3], c[2]) for c in copies])
             changes += [(client, c[1]) for c in copies if c[3] != client]
         conn.executemany("UPDATE m_rejects SET client = ? WHERE seq = ?", changes)
 

@@ -257,7 +257,7 @@ def _finish(spill: Spill, responses: int, run: _Scoring, overridden: Callable[[s
     override deciding) are scored for no one, every copy a ``COPIES_DISAGREE`` reject. The
     not-scored submissions are settled the same way for the charts."""
     run.reasons[COPIES_DISAGREE] += copies.settle_all(spill, overridden)
-    spill.settle_rejects(overridden)
+    spill.settle_rejects(lambda pairs: copies.owner(pairs, overridden)[1])
     spill.finish()
     c = spill.counts
     return Scored(responses, c["scored"], c["rejects"], c["dups"], run.reasons)

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from engine.measures.copies import owner
 from engine.measures.spill import Spill
 
 
@@ -127,7 +128,7 @@ def test_not_scored_rows_follow_their_submission_s_copies(tmp_path: Path) -> Non
     reject("forms/a/3", "c1", "override")
     reject("sheets/b/3", "c2", "override")
     reject("sheets/b/4", "c2", "scored-key")  # its other copy was scored for c1
-    spill.settle_rejects(lambda ref: ref == "sheets/b/3")
+    spill.settle_rejects(lambda pairs: owner(pairs, lambda ref: ref == "sheets/b/3")[1])
     spill.finish()
     shown = {c: [r["response"] for r in spill.not_scored_of_client(c)] for c in ("c1", "c2")}
     assert shown == {"c1": ["forms/a/1", "sheets/b/1"], "c2": ["forms/a/3", "sheets/b/3"]}, shown

@@ -19,7 +19,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
-    field_validator,
     model_validator,
 )
 
@@ -228,6 +227,15 @@ class ExtractStage(StrictModel):
     """Address-space cap (RLIMIT_AS) of each extract worker, in MiB; past it the task fails with `WORKER_OUT_OF_MEMORY`. The tap itself is not capped. Null: no cap."""
 
 
+def _zone(value: str) -> str:
+    """A known IANA time zone name, or the error that says so."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"not a known IANA time zone (e.g. America/New_York): {value!r}") from None
+    return value
+
+
 class Mapping(StrictModel):
     """Which transform turns one stream of one source into canonical records."""
 
@@ -239,19 +247,8 @@ class Mapping(StrictModel):
     """The transform id in the registry, e.g. email/gmail_to_canonical_v1."""
     max_rejects: int = Field(0, ge=0)
     """How many records may fail the transform or schema before the task fails."""
-    timezone: str | None = None
+    timezone: Annotated[str, AfterValidator(_zone)] | None = None
     """The IANA time zone (e.g. America/New_York) of the local times this stream's records show without an offset, such as a linked Google Sheet's Timestamp (the spreadsheet's zone); the transform gets it as $timezone. Unset: such times are UTC."""
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"not a known IANA time zone (e.g. America/New_York): {value!r}") from None
-        return value
 
 
 class CanonizeStage(StrictModel):
@@ -330,17 +327,8 @@ class ClientsConfig(StrictModel):
     """Domains where dots and `+tags` in the local part do not matter (Google ignores them)."""
     measures: ConfigPath | None = None
     """The outcome-measure registry folder (`<id>.v<version>.yaml` files and `bindings/`, docs/measures.md); the bundled config/measures if unset."""
-    timezone: str = "UTC"
+    timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
     """The IANA time zone (e.g. America/New_York) the chart folders show times and days in: an evening session is on its own day. The index keeps UTC."""
-
-    @field_validator("timezone")
-    @classmethod
-    def _chart_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"not a known IANA time zone (e.g. America/New_York): {value!r}") from None
-        return value
 
 
 class PipelineConfig(StrictModel):

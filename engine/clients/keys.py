@@ -13,6 +13,7 @@ import fnmatch
 import re
 import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 
 import phonenumbers
 
@@ -132,6 +133,12 @@ def name_text(raw: object) -> str | None:
     """
     if not isinstance(raw, str):
         return None
+    return _folded_name(raw)
+
+
+@lru_cache(maxsize=1 << 16)
+def _folded_name(raw: str) -> str | None:
+    """`name_text` of a string, remembered: the same names come back on every mail and row."""
     text = raw.strip()
     if text.count(",") == 1:
         family, given = (p.strip() for p in text.split(","))
@@ -147,6 +154,8 @@ def _drop_latin_accents(text: str) -> str:
     letter (Japanese ``ガ`` is not ``カ``; a Devanagari vowel sign is part of the name), so it
     stays; the text is recomposed (NFC) after the compatibility decomposition.
     """
+    if text.isascii():  # no accents, no compatibility forms: nothing to drop
+        return text
     out: list[str] = []
     script = ""
     for c in unicodedata.normalize("NFKD", text):

@@ -127,7 +127,7 @@ def cmd_show(ns: argparse.Namespace) -> int:
             note += " (use --limit 0 for all)"
         console.print(note, markup=False)
         if measures is not None:
-            measurescmd.print_trends(console, measures)
+            measurescmd.print_trends(console, measures, getattr(ns, "client_zone", "UTC"))
         return int(ExitCode.OK)
     return _guard(ns, act)
 

@@ -34,11 +34,14 @@ def for_client(ns: argparse.Namespace, client_id: str) -> list[dict[str, Any]]:
         store.close()
 
 
-def print_trends(console: Console, measurements: list[dict[str, Any]]) -> None:
-    """One table per measure, or a line saying there is none."""
-    tables = trend_tables(measurements)
+def print_trends(console: Console, measurements: list[dict[str, Any]], zone: str = "UTC") -> None:
+    """One table per measure, days in ``zone`` (``clients.timezone``), or a line saying there
+    is none."""
+    tables = trend_tables(measurements, zone)
     if not tables:
         console.print("no scored questionnaires", markup=False)
+    else:
+        console.print(f"Dates are the day ({zone}) each questionnaire was answered.", markup=False)
     for title, rows in tables.items():
         table = Table(title=title)
         for col in COLUMNS:

@@ -291,8 +291,12 @@ def test_charts_show_times_in_the_practice_s_time_zone(tmp_path: Path) -> None:
            "effective_at": "2024-03-09T02:00:00Z", "source_id": "r1", "code": "44261-6"}
     assert "| 2024-03-08 | 5 | mild |" in render("Jane", [phq], load(), zone="America/New_York")
     assert "| 2024-03-09 | 5 | mild |" in render("Jane", [phq], load())
-    midnight = {**phq, "effective_at": "2024-03-09T00:00:00Z"}  # 19:00 on the 8th in New York
-    assert "| 2024-03-08 | 5 | mild |" in render("Jane", [midnight], load(), zone="America/New_York")
+    # a form's date alone (a sheet's Date column) is kept as midnight UTC: it stays that day,
+    # where it read as the evening before in New York; a second later is an instant again
+    midnight = {**phq, "effective_at": "2024-03-09T00:00:00Z"}
+    assert "| 2024-03-09 | 5 | mild |" in render("Jane", [midnight], load(), zone="America/New_York")
+    second = {**phq, "effective_at": "2024-03-09T00:00:01Z"}
+    assert "| 2024-03-08 | 5 | mild |" in render("Jane", [second], load(), zone="America/New_York")
 
 
 def test_a_date_alone_is_told_from_a_midnight_instant_by_the_value_it_came_from() -> None:

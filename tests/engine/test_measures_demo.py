@@ -162,6 +162,37 @@ def test_query_and_charts_show_the_measures(demo: tuple[Path, Path]) -> None:
     assert "phq9 v1 (44261-6)" in table.stdout and "change from previous" in table.stdout
 
 
+def test_clients_show_measures_gives_the_days_in_the_practice_s_zone(demo: tuple[Path, Path],
+                                                                    tmp_path: Path) -> None:
+    """`clients show --measures` printed UTC days while the chart was in `clients.timezone`:
+    the same questionnaire on two days. Now both use the zone (Kiritimati, UTC+14: most
+    answers move to the next day)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    ws, cfg = demo
+    zone = "Pacific/Kiritimati"
+    data = yaml.safe_load(cfg.read_text())
+    data.setdefault("clients", {})["timezone"] = zone
+    zoned = tmp_path / "zoned.yaml"
+    zoned.write_text(yaml.safe_dump(data))
+    got = [m for m in measurements(ws) if m.get("client_id")]
+    cid = got[0]["client_id"]
+    table = cli(ws, zoned, "clients", "show", cid, "--measures")
+    assert table.returncode == 0, table.stderr
+    assert f"Dates are the day ({zone}) each questionnaire was answered." in table.stdout
+    moved = 0
+    for m in got:
+        if m["client_id"] != cid:
+            continue
+        at = m["effective_at"]
+        day = at[:10] if at.endswith("T00:00:00Z") else datetime.fromisoformat(
+            at.replace("Z", "+00:00")).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d")
+        moved += day != at[:10]
+        assert f"│ {day} │ {m['value']}" in table.stdout, (day, table.stdout)
+    assert moved, "no answer changed day: the test would not tell the zones apart"
+
+
 def test_a_response_that_could_not_be_scored_is_listed_in_the_chart_of_who_answered(
         demo: tuple[Path, Path], tmp_path: Path) -> None:
     """A questionnaire that cannot be scored (an answer not among the options) vanished from

@@ -41,7 +41,8 @@ def print_trends(console: Console, measurements: list[dict[str, Any]], zone: str
     if not tables:
         console.print("no scored questionnaires", markup=False)
     else:
-        console.print(f"Dates are the day ({zone}) each questionnaire was answered.", markup=False)
+        console.print(f"Dates are the day ({zone}) each questionnaire was answered; responses that "
+                      "could not be scored are listed in the chart's measures.md.", markup=False)
     for title, rows in tables.items():
         table = Table(title=title)
         for col in COLUMNS:

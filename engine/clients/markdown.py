@@ -124,9 +124,9 @@ class Dates:
             return time[:16].replace("T", " ")
 
     def day(self, time: str | None) -> str:
-        """The day of ``time`` in the zone; a midnight-UTC time is taken as a date alone (a
-        sheet's ``Date`` column: 2026-03-01 stays that day in New York, not February 28)."""
-        return self.show(time, dated=time.endswith("T00:00:00Z"))[:10] if time else ""
+        """The day of ``time`` in the zone; a date alone (``YYYY-MM-DD``: a measurement of a
+        response that gave no time) is that day in every zone."""
+        return self.show(time, dated=len(time) == 10)[:10] if time else ""
 
     def note(self) -> str:
         """The line under each dated file's title."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.clients.markdown import Dates, inline
 from engine.measures.registry import Registry
+from engine.measures.score import raised
 
 
 def _cell(value: object) -> str:
@@ -55,6 +56,8 @@ WHY_NOT = {
     "TOO_MANY_MISSING": "too many items unanswered",
     "QUESTION_AMBIGUOUS": "a question of the binding matches several questions of the form",
     "QUESTION_BOUND_TWICE": "one question of the form is bound to two items",
+    "NO_TIME": "the response has no submitted time",
+    "COPIES_DISAGREE": "its copies are linked to different clients",
 }
 """What a not-scored reason means, for the chart (the rejects file keeps the code)."""
 
@@ -68,6 +71,8 @@ def not_scored_lines(missed: list[dict[str, Any]], dates: Dates | None = None) -
     once: list[dict[str, Any]] = []
     for r in missed:  # the Forms API's copy and its linked sheet's: one submission, one row
         key = tuple(str(r.get(k)) for k in ("effective_at", "measure", "reason", "item", "flags"))
+        if not r.get("effective_at"):  # no time: no copy of it can be told, every response a row
+            key += (str(r.get("response")),)
         if key not in seen:
             seen.add(key)
             once.append(r)
@@ -75,7 +80,7 @@ def not_scored_lines(missed: list[dict[str, Any]], dates: Dates | None = None) -
     if not missed:
         return []
     lines = ["## Not scored", ""]
-    critical = sum(1 for r in missed if r.get("flags"))
+    critical = sum(1 for r in missed if raised(r.get("flags")))
     if critical:
         lines += [f"**A critical item was answered in {critical} response(s) that could not be scored: "
                   "see the flags below.**", ""]

@@ -9,8 +9,10 @@ must name an option by label or alias
 and no more items than the measure allows may be unanswered (``TOO_MANY_MISSING``). With
 missing items inside the allowance the total is prorated: the answered items' mean times
 the item count, rounded half up (flag ``prorated``), or, for a measure with ``prorate: false``,
-the plain sum of the answered items (flag ``partial_sum``). A response without a submitted
-time is ``NO_TIME``.
+the plain sum of the answered items (flag ``partial_sum``). A critical item raises its flag
+when any readable answer is above its threshold, and says ``<item>_unanswered`` or
+``<item>_unreadable`` when its value is not known. A response without a submitted time is
+``NO_TIME`` for each measure of its binding, with the critical flags its answers raise.
 """
 
 from __future__ import annotations
@@ -155,6 +157,7 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
     index = answers if isinstance(answers, AnswerIndex) else AnswerIndex(answers)
     answers = index.answers
     values: dict[str, int | None] = {}
+    readable: dict[str, list[int]] = {}  # an unscorable item's answers that name an option
     taken: dict[int, str] = {}
     unknown: str | None = None
     for item in m.items:
@@ -174,9 +177,10 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
         if option is None:  # not scored; the other answers are still read for the critical items
             unknown = unknown or item.id
             values[item.id] = None
+            readable[item.id] = [o.value for t in texts if (o := m.option_for(t)) is not None]
             continue
         values[item.id] = option.value
-    flags = [c.flag for c in m.critical if (values.get(c.item) or 0) > c.above]
+    flags = critical_flags(m, values, readable)
     if unknown is not None:
         return NotScored("UNKNOWN_ANSWER", m.id, binding_id, unknown, tuple(flags))
     missing = sum(1 for v in values.values() if v is None)
@@ -185,6 +189,38 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
     if missing:
         flags.append(PRORATED if m.scoring.prorate else PARTIAL_SUM)
     return values, flags
+
+
+UNANSWERED = "_unanswered"
+"""Suffix of the flag ``<item>_unanswered``: a critical item left blank, or a question the
+binding names that the response does not have (a linked sheet drops trailing blank cells; a
+binding worded otherwise than the form finds nothing). Its answer is not known, so the
+chart says so instead of a total that looks complete."""
+UNREADABLE = "_unreadable"
+"""Suffix of the flag ``<item>_unreadable``: a critical item answered with nothing that names
+an option (its measure is ``UNKNOWN_ANSWER``)."""
+
+
+def critical_flags(m: Measure, values: dict[str, int | None], readable: dict[str, list[int]]) -> list[str]:
+    """The critical items' flags: the item's flag when its value, or any readable one of
+    several answers (a checkbox ticked twice), is above the threshold, never a guess that it
+    is not; ``<item>_unreadable`` or ``<item>_unanswered`` when no value of it is known."""
+    flags: list[str] = []
+    for c in m.critical:
+        value = values.get(c.item)
+        seen = [value] if value is not None else readable.get(c.item)
+        if seen and any(v > c.above for v in seen):
+            flags.append(c.flag)
+        elif not seen:
+            flags.append(c.item + (UNREADABLE if c.item in readable else UNANSWERED))
+    return flags
+
+
+def raised(flags: object) -> list[str]:
+    """The flags of critical items answered above their threshold (not the unknown ones,
+    nor ``prorated``): what the chart's warning line counts."""
+    return [f for f in flags if isinstance(f, str) and not f.endswith((UNANSWERED, UNREADABLE))
+            and f not in (PRORATED, PARTIAL_SUM)] if isinstance(flags, list | tuple) else []
 
 
 def total(m: Measure, values: dict[str, int | None]) -> int:
@@ -199,6 +235,18 @@ def _response_key(doc: dict[str, Any]) -> str:
     return f"{doc.get('source')}/{doc.get('account')}/{doc.get('source_id')}"
 
 
+def effective_at(doc: dict[str, Any]) -> str | None:
+    """When a response was given: its ``submitted_at`` (else ``created_at``) in UTC, or the
+    date alone (``YYYY-MM-DD``) when that is all it says: a day is no instant, and a chart in
+    another zone must not move it to the evening before."""
+    for field_name in ("submitted_at", "created_at"):
+        raw = doc.get(field_name)
+        at = normalize_time(raw)
+        if at is not None:
+            return at[:10] if isinstance(raw, str) and len(raw) == 10 else at
+    return None
+
+
 def score_response(doc: dict[str, Any], reg: Registry) -> list[Outcome]:
     """Every measure of one canonical ``form_response``: a measurement document or NotScored."""
     bindings = bindings_for(doc, reg)
@@ -207,14 +255,17 @@ def score_response(doc: dict[str, Any], reg: Registry) -> list[Outcome]:
     if len(bindings) > 1:
         return [NotScored("BINDING_AMBIGUOUS")]
     b = bindings[0]
-    effective = normalize_time(doc.get("submitted_at")) or normalize_time(doc.get("created_at"))
-    if effective is None:
-        return [NotScored("NO_TIME", binding=b.id)]
+    effective = effective_at(doc)
     answers = AnswerIndex(_answers(doc))
     out: list[Outcome] = []
     for mb in b.measures:
         m = reg.measures[(mb.measure, mb.version)]
         got = score_measure(m, mb, b.id, answers)
+        if effective is None:  # scored for no one's trend, but its critical items still shown
+            flags = got.flags if isinstance(got, NotScored) else got[1]
+            out.append(NotScored("NO_TIME", m.id, b.id, flags=tuple(
+                f for f in flags if f not in (PRORATED, PARTIAL_SUM))))
+            continue
         if isinstance(got, NotScored):
             out.append(replace(got, effective_at=effective))
             continue

@@ -193,9 +193,11 @@ class _Scoring:
             self.reasons[out.reason] += 1
             line: dict[str, Any] = {"response": ref, "reason": out.reason, "measure": out.measure, "binding": out.binding,
                     "item": out.item}
-            if out.flags:  # a critical item answered: said in the rejects file and the chart
+            if out.flags:  # a critical item answered or unknown: said in the rejects file and the chart
                 line["flags"] = list(out.flags)
-            copy_key = _copy_key(out.measure, who, out.effective_at) if out.measure else None
+            # a response without a time is matched to no other copy: two such submissions of
+            # one person are two rows, each in the chart its own link names
+            copy_key = _copy_key(out.measure, who, out.effective_at) if out.measure and out.effective_at else None
             self.spill.reject(line, client, out.effective_at, copy_key)
 
 

@@ -291,12 +291,10 @@ def test_charts_show_times_in_the_practice_s_time_zone(tmp_path: Path) -> None:
            "effective_at": "2024-03-09T02:00:00Z", "source_id": "r1", "code": "44261-6"}
     assert "| 2024-03-08 | 5 | mild |" in render("Jane", [phq], load(), zone="America/New_York")
     assert "| 2024-03-09 | 5 | mild |" in render("Jane", [phq], load())
-    # a form's date alone (a sheet's Date column) is kept as midnight UTC: it stays that day,
-    # where it read as the evening before in New York; a second later is an instant again
-    midnight = {**phq, "effective_at": "2024-03-09T00:00:00Z"}
-    assert "| 2024-03-09 | 5 | mild |" in render("Jane", [midnight], load(), zone="America/New_York")
-    second = {**phq, "effective_at": "2024-03-09T00:00:01Z"}
-    assert "| 2024-03-08 | 5 | mild |" in render("Jane", [second], load(), zone="America/New_York")
+    midnight = {**phq, "effective_at": "2024-03-09T00:00:00Z"}  # 19:00 on the 8th in New York
+    assert "| 2024-03-08 | 5 | mild |" in render("Jane", [midnight], load(), zone="America/New_York")
+    dated = {**phq, "effective_at": "2024-03-09"}  # a response that gave a date alone
+    assert "| 2024-03-09 | 5 | mild |" in render("Jane", [dated], load(), zone="America/New_York")
 
 
 def test_a_date_alone_is_told_from_a_midnight_instant_by_the_value_it_came_from() -> None:
@@ -324,3 +322,19 @@ def test_the_chart_time_zone_must_be_a_known_one() -> None:
     assert ClientsConfig(timezone="Europe/Berlin").timezone == "Europe/Berlin"
     with pytest.raises(ValidationError, match="not a known IANA time zone"):
         ClientsConfig(timezone="Mars/Olympus")
+
+
+def test_not_scored_rows_without_a_time_and_unknown_critical_items() -> None:
+    """A response without a time is listed with date "-"; the warning line counts only
+    critical items answered above their threshold, not `phq9_9_unanswered`."""
+    from engine.measures.chart import not_scored_lines
+
+    rows = [{"effective_at": None, "measure": "phq9", "reason": "NO_TIME", "item": None,
+             "flags": ["phq9_9_positive"], "response": "sheets/s/r3"},
+            {"effective_at": "2024-03-09T12:00:00Z", "measure": "phq9", "reason": "TOO_MANY_MISSING",
+             "item": None, "flags": ["phq9_9_unanswered"], "response": "forms/f/r4"}]
+    text = "\n".join(not_scored_lines([*rows, {**rows[0], "response": "sheets/s/r5"}]))
+    assert "| sheets/s/r5 |" in text  # another response without a time: its own row
+    assert "**A critical item was answered in 2 response(s) that could not be scored" in text
+    assert "| - | phq9 | the response has no submitted time (NO_TIME) | - | phq9_9_positive | sheets/s/r3 |" in text
+    assert "| 2024-03-09 | phq9 |" in text and "phq9_9_unanswered" in text

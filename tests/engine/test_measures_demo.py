@@ -180,7 +180,7 @@ def test_clients_show_measures_gives_the_days_in_the_practice_s_zone(demo: tuple
     cid = got[0]["client_id"]
     table = cli(ws, zoned, "clients", "show", cid, "--measures")
     assert table.returncode == 0, table.stderr
-    assert f"Dates are the day ({zone}) each questionnaire was answered." in table.stdout
+    assert f"Dates are the day ({zone}) each questionnaire was answered;" in table.stdout
     moved = 0
     for m in got:
         if m["client_id"] != cid:

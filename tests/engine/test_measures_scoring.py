@@ -183,7 +183,7 @@ def test_form_without_binding_and_no_time(tmp_path: Path) -> None:
     reg = registry(tmp_path)
     assert [o.reason for o in score_response(response(form="OTHER"), reg)
             if isinstance(o, NotScored)] == ["NO_BINDING"]
-    assert not_scored(reg, response(submitted=None)).reason == "NO_TIME"
+    assert not_scored(reg, response(submitted=None), "phq9").reason == "NO_TIME"
 
 
 def test_question_bound_twice_and_ambiguous(tmp_path: Path) -> None:
@@ -280,3 +280,56 @@ def test_a_response_that_cannot_be_scored_still_carries_its_critical_item(tmp_pa
     assert (blanks.reason, blanks.flags) == ("TOO_MANY_MISSING", ("phq9_9_positive",))
     quiet = not_scored(reg, response(phq=[None, None, 0, 0, 0, 0, 0, 0, 0]), "phq9")
     assert quiet.flags == ()
+
+
+def test_a_critical_item_with_any_positive_answer_is_flagged(tmp_path: Path) -> None:
+    """Item 9 ticked twice ("Several days" and "Not at all") cannot be scored, and its flag was
+    lost; "3 (Nearly every day)" names no option: the chart must say the answer is not known."""
+    reg = registry(tmp_path)
+    doc = response()
+    doc["answers"][8]["values"] = ["Several days", "Not at all"]
+    r = not_scored(reg, doc, "phq9")
+    assert (r.reason, r.item, r.flags) == ("UNKNOWN_ANSWER", "phq9_9", ("phq9_9_positive",))
+    doc["answers"][8]["values"] = ["Not at all", "not at all"]  # two answers, none positive
+    assert not_scored(reg, doc, "phq9").flags == ()
+    r = not_scored(reg, response(phq=[0] * 8 + ["3 (Nearly every day)"]), "phq9")
+    assert (r.reason, r.flags) == ("UNKNOWN_ANSWER", ("phq9_9_unreadable",))
+    r = not_scored(reg, response(phq=["x"] + [0] * 7 + [2]), "phq9")  # another item unknown first
+    assert (r.item, r.flags) == ("phq9_1", ("phq9_9_positive",))
+
+
+def test_a_critical_item_not_answered_or_not_found_says_so(tmp_path: Path) -> None:
+    """A prorated PHQ-9 whose item 9 is blank, or whose item 9 question the binding does not
+    find in the form (worded otherwise), looked complete: value 0, "minimal", flag `prorated`
+    only. The flag `phq9_9_unanswered` now says item 9 is not known."""
+    reg = registry(tmp_path)
+    m = scored(reg, response(phq=[0] * 8 + [None]), "phq9")
+    assert m["flags"] == ["phq9_9_unanswered", PRORATED] and m["items"]["phq9_9"] is None
+    doc = response()
+    doc["answers"][8]["question"] = "Thoughts that you would be better off dead, or of hurting yourself"
+    doc["answers"][8]["value"], doc["answers"][8]["values"] = "Nearly every day", ["Nearly every day"]
+    m = scored(reg, doc, "phq9")
+    assert m["flags"] == ["phq9_9_unanswered", PRORATED] and m["value"] == 0
+    assert "flags" in scored(reg, response(), "gad7") and scored(reg, response(), "gad7")["flags"] == []
+
+
+def test_a_response_without_a_time_keeps_its_critical_flags(tmp_path: Path) -> None:
+    """A sheet row whose Timestamp does not parse was one `NO_TIME` line without a measure or
+    flags, so a positive item 9 vanished from the chart: now one line per measure, flagged."""
+    reg = registry(tmp_path)
+    out = score_response(response(phq=[0] * 8 + [3], submitted=None), reg)
+    assert all(isinstance(o, NotScored) and o.reason == "NO_TIME" and o.effective_at is None for o in out)
+    assert {o.measure: o.flags for o in out if isinstance(o, NotScored)} == {
+        "phq9": ("phq9_9_positive",), "gad7": ()}
+    bad = response(phq=[0] * 8 + [None], gad=["x"] * 7, submitted=None)
+    assert {o.measure: o.flags for o in score_response(bad, reg) if isinstance(o, NotScored)} == {
+        "phq9": ("phq9_9_unanswered",), "gad7": ()}
+
+
+def test_a_response_that_gives_a_date_alone_is_measured_on_that_date(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    assert scored(reg, response(submitted="2026-03-04"), "phq9")["effective_at"] == "2026-03-04"
+    assert scored(reg, response(submitted="2026-03-04T10:00:00.250Z"), "phq9")["effective_at"] == \
+        "2026-03-04T10:00:00Z"
+    doc = {**response(submitted=None), "created_at": "2026-03-05"}
+    assert scored(reg, doc, "phq9")["effective_at"] == "2026-03-05"

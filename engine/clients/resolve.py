@@ -169,12 +169,16 @@ class Resolver:
 
     def _participants(self, facts: DocFacts, rule: LinkRule, doc: dict[str, Any]) -> None:
         facts.mail = True
-        senders = [got for v in values(doc, rule.senders) if (got := self._address(v))[0]]
-        everyone = senders + [got for v in values(doc, rule.recipients)
-                              if (got := self._address(v))[0]]
+        given = [(self._address(v), v) for v in values(doc, rule.senders)]
+        others = [(self._address(v), v) for v in values(doc, rule.recipients)]
+        senders = [got for got, _ in given if got[0]]
+        everyone = senders + [got for got, _ in others if got[0]]
+        # an address that does not parse ("N/A", "unknown") is someone, not the practice:
+        # such a mail is never "internal" (the staff-only threads an operator may skip)
+        unreadable = any(not got[0] and isinstance(v, str) and v.strip() for got, v in (*given, *others))
         facts.outside = tuple(dict.fromkeys(key for _, _, key in everyone if key))
         facts.said = self._said(doc, (*rule.senders, *rule.recipients))
-        if everyone and all(own for _, own, _ in everyone):
+        if everyone and all(own for _, own, _ in everyone) and not unreadable:
             facts.direction = "internal"
         elif any(own for _, own, _ in senders):
             facts.direction = "out"

@@ -45,7 +45,10 @@ def test_names_that_can_be_one_person(one: str, other: str) -> None:
     ("Ben Doe", "Benjamin Doe"), ("John Smith", "John Smith Jr"), ("John Smith Sr.", "John Smith Jr"),
     ("Jo March", "John March"), ("Ann Doe's son", "Ann Doe"), ("Ann Doe (mother)", "Ann Doe"),
     ("Doe Family", "Ann Doe"), ("Robert Doe Junior", "Robert Doe"), ("Ann Doe 2nd", "Ann Doe"),
-    ("Michal Nowak", "Michael Nowak"), ("Jo Doe", "Joe Doe"),
+    ("Michal Nowak", "Michael Nowak"), ("Jo Doe", "Joe Doe"), ("Joey Park", "Joy Park"), ("Park, Joey", "Joy Park"),
+    ("Joel Smith", "Jol Smith"), ("Ann Doe's grandson", "Ann Doe"), ("Ann Doe's stepchild", "Ann Doe"),
+    ("Joy Park (kids)", "Joy Park"), ("Ann Doe Jnr", "Ann Doe"), ("Ann Doe (dependent)", "Ann Doe"),
+    ("Ann Doe twin", "Ann Doe"), ("Ann Doe's fiance", "Ann Doe"), ("Ann Doe's granddaughter", "Ann Doe"),
 ])
 def test_names_that_cannot_be_one_person(one: str, other: str) -> None:
     """Another given name, a short form (as often another person as the same: Paul and
@@ -205,3 +208,33 @@ def test_a_link_on_a_named_record_holds_through_edits_that_keep_who_it_is() -> N
     assert clients_of(got) == {sor("robert")} and p.stale_overrides == 0
     p, got = run("2024-07-01T09:00:00Z", "Bobby Jones", p.override_pins)  # another name: look again
     assert p.stale_overrides == 1 and isinstance(got, Unlinked) and got.reason == "disagree"
+
+
+def test_a_twin_with_the_client_s_birth_date_and_keys_is_reported_not_linked() -> None:
+    """A shared birth date excused every name: a twin's record (her sister's e-mail, their one
+    birth date) and the appointment that refers to it went into the sister's chart. It now
+    excuses a new family name only; the given name must still be the client's."""
+    emma = contact("dataverse", "sor", "emma", "Emma Brown", emails=["emma.b@example.com"],
+                   phones=["212-555-0188"], dob="2010-03-03")
+    olivia = contact("crm", "c", "12", "Brown, Olivia R.", emails=["emma.b@example.com"], dob="2010-03-03")
+    initial = contact("crm", "c", "13", "Brown, O.", phones=["212 555 0188"], dob="2010-03-03")
+    herself = contact("crm", "c", "14", "Brown, Emma", emails=["emma.b@example.com"], dob="2010-03-03")
+    married = contact("crm", "c", "15", "Dr Emma Stone", emails=["emma.b@example.com"], dob="2010-03-03")
+    out = _decided([emma, olivia, initial, herself, married])
+    for doc in (olivia, initial):
+        got = out[doc[0]]
+        assert isinstance(got, Unlinked) and got.reason == "disagree", doc[0]
+        assert got.detail.endswith(f"its name cannot be client {sor('emma')}'s"), got.detail
+    assert clients_of(out[herself[0]]) == {sor("emma")}
+    assert clients_of(out[married[0]]) == {sor("emma")}, "a new family name with the birth date still links"
+
+
+def test_mail_from_an_address_that_does_not_parse_is_not_the_practice_s_own() -> None:
+    """`N/A <n/a>` writing to the practice was listed as internal (staff only), a row an
+    operator skips: it is someone the practice cannot tell, so `no_key`."""
+    out = _decided([named_mail("m1", ("Kim Nguyen", "N/A"), [(None, "desk@practice.example")]),
+                    named_mail("m2", (None, "frontdesk@practice.example"), [(None, "desk@practice.example")])])
+    got = out[DocRef("gmail", "box", "email", "m1")]
+    assert isinstance(got, Unlinked) and got.reason == "no_key", got
+    staff = out[DocRef("gmail", "box", "email", "m2")]
+    assert isinstance(staff, Unlinked) and staff.reason == "internal"

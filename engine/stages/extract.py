@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
 from typing import Any
 
 from engine.errors import say_os_error
@@ -123,16 +122,32 @@ def drop_partial(writer: RunWriter) -> None:
         shutil.rmtree(writer.tmp, ignore_errors=True)
 
 
-def unknown_warner(spec: TaskSpec, emit: Emit) -> Callable[[int], None]:
-    """A callback that emits one UNKNOWN_MESSAGE warning (with its count and line) per call."""
-    warned = [0]
+class UnknownWarner:
+    """Counts the unknown messages; one ``UNKNOWN_MESSAGE`` warning at the first (its line, count
+    1) and one at the end with the total and the last line, when there were more. A tap that
+    sends a METRIC after every record sent one warning per line: 100,000 lines on the
+    terminal and in the log, and as many events to the dashboard."""
 
-    def warn(lineno: int) -> None:
-        warned[0] += 1
-        emit(TaskWarning(task_id=spec.task_id, stage="extract", extractor=spec.extractor.name,
-                         code=ErrorCode.UNKNOWN_MESSAGE.value, count=warned[0], line=lineno))
+    def __init__(self, spec: TaskSpec, emit: Emit) -> None:
+        self.spec = spec
+        self.emit = emit
+        self.count = 0
+        self.last = 0
 
-    return warn
+    def __call__(self, lineno: int) -> None:
+        self.count += 1
+        self.last = lineno
+        if self.count == 1:
+            self._warn()
+
+    def finish(self) -> None:
+        """The total, when it is more than the first warning said."""
+        if self.count > 1:
+            self._warn()
+
+    def _warn(self) -> None:
+        self.emit(TaskWarning(task_id=self.spec.task_id, stage="extract", extractor=self.spec.extractor.name,
+                              code=ErrorCode.UNKNOWN_MESSAGE.value, count=self.count, line=self.last))
 
 
 def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit, sup: Supervisor,
@@ -148,8 +163,9 @@ def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit, sup: Supervisor,
     error: StreamError | None = None
     assert proc.stdout is not None
     guard = LeftoverGuard(proc, sup.grace_s)
+    unknown = UnknownWarner(spec, emit)
     try:
-        consume(proc.stdout, writer, progress.tick, unknown_warner(spec, emit))
+        consume(proc.stdout, writer, progress.tick, unknown)
         if writer.repaired_lines:
             emit(TaskWarning(task_id=spec.task_id, stage="extract", extractor=spec.extractor.name,
                              code=ErrorCode.TAP_TEXT_REPAIRED.value, count=writer.repaired_lines))
@@ -160,6 +176,7 @@ def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit, sup: Supervisor,
         dog.stop("stream")
         writer.abort()
         error = StreamError(write_error_code(exc), 0)
+    unknown.finish()
     proc.stdout.close()
     rc = reap(proc, dog)
     killed = guard.done()

@@ -86,8 +86,36 @@ _ENVELOPE = msgspec.json.Decoder(Unknown)
 _ANY = msgspec.json.Decoder(Raw)
 
 
+MAX_DEPTH = 512
+"""The deepest nesting of objects and arrays a message may have. msgspec, ``json`` and
+JSONata follow nesting on the call stack, so where they give up (about 1,000 levels) moved
+with how deep the caller already was: a line the extract took could crash the canonize
+worker, or read as a corrupt part to ``verify``. One fixed limit well inside every reader's
+reach makes them agree."""
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def too_deep(line: bytes) -> bool:
+    """Whether the line nests objects and arrays deeper than :data:`MAX_DEPTH` (brackets inside
+    strings do not count). A count of the brackets first: most lines have fewer in all."""
+    if line.count(b"{") + line.count(b"[") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for b in _BRACKETS.findall(_STRINGS.sub(b"", line)):
+        if b in (b"{", b"["):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
 def parse(line: bytes) -> Message | Unknown | None:
     """The message of one line (None for a blank line); raise :class:`LineInvalid`."""
+    if too_deep(line):
+        raise LineInvalid(ErrorCode.TAP_MESSAGE_INVALID)
     try:
         msg: Message = _DECODER.decode(line)
     except msgspec.ValidationError:  # JSON, but not a known message (a subclass of DecodeError)
@@ -96,7 +124,7 @@ def parse(line: bytes) -> Message | Unknown | None:
         if not line.strip():
             return None
         raise LineInvalid(ErrorCode.TAP_OUTPUT_INVALID) from None
-    except RecursionError:  # nested deeper than the decoder goes (~1,000 levels): no record
+    except RecursionError:  # deeper than the decoder goes from here (too_deep stops it before)
         raise LineInvalid(ErrorCode.TAP_MESSAGE_INVALID) from None
     check_utf8(line)
     if isinstance(msg, Record):

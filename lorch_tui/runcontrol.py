@@ -14,7 +14,10 @@ the app and delegate here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import signal
+from typing import Any
 
 from engine.errors import LorchError
 from lorch_tui import actions
@@ -30,6 +33,26 @@ ABANDON_AFTER_S = 2.0
 called abandoned (its last log lines are read meanwhile)."""
 REAP_TIMEOUT_S = 60
 """How long an unmount waits for a cancelled run to be reaped and recorded."""
+
+
+def mute_terminal(app: Any) -> None:
+    """Drop every later write to the terminal, and what is queued for it.
+
+    When the terminal closes (SIGHUP) Textual's writer thread dies on the first write to it,
+    and its queue of 30 screens fills while the app keeps painting the run's cancel: the main
+    thread then blocked in ``Queue.put`` for ever, the cancel never ended, the workspace lock
+    stayed held and the nightly cron run found the workspace busy. Textual's driver and its
+    writer thread are private: read with ``getattr``, so another Textual version only loses
+    this safety, never the quit."""
+    driver = getattr(app, "_driver", None)
+    if driver is None:
+        return
+    driver.write = lambda data: None
+    pending = getattr(getattr(driver, "_writer_thread", None), "_queue", None)
+    if isinstance(pending, queue.Queue):  # room for the stop that closing the driver puts
+        with contextlib.suppress(queue.Empty):
+            while True:
+                pending.get_nowait()
 
 
 class RunControl:
@@ -133,9 +156,14 @@ class RunControl:
         either killed the process, leaving the run "running" in the history, the on_failure
         hook uncalled and the terminal in the alternate screen."""
         loop = asyncio.get_running_loop()
+
+        def on_signal(sig: signal.Signals) -> None:
+            if sig == signal.SIGHUP:  # no terminal to paint on: stop painting before anything else
+                mute_terminal(self.app)
+            loop.create_task(self.hang_up())
         try:
             for sig in HANG_UP:
-                loop.add_signal_handler(sig, lambda: loop.create_task(self.hang_up()))
+                loop.add_signal_handler(sig, on_signal, sig)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             return
         self._hup_loop = loop

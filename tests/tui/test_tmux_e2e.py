@@ -161,3 +161,36 @@ def test_ctrl_q_during_a_run_asks_cancels_reaps_and_records(hanging_terminal: tu
     finally:
         con.close()
     assert runs == [("cancelled",)] and tasks == [("cancelled",)]
+
+
+def test_a_closed_terminal_during_a_run_ends_the_dashboard_and_frees_the_workspace(tmp_path: Path) -> None:
+    """Closing the window mid-run (the pty goes away: SIGHUP) left lorch-tui hung for ever:
+    Textual's writer thread died on the closed terminal, the app blocked on its full queue
+    while painting the cancel, the lock stayed held and the nightly `--no-ui` run exited 3
+    (busy). Now the dashboard stops painting, cancels, records and exits; the lock is free."""
+    exs = [demo_extractor("slow-mail", "gmail", records=50, seed=4, retries=0, timeout_s=600,
+                          faults={"hang_after": 5})]
+    cfg = write_config(tmp_path, exs)
+    ws = tmp_path / "ws"
+    tui = f"{shlex.quote(sys.executable)} -m lorch_tui.tui_main --config {shlex.quote(str(cfg))}"
+    terminal = Tmux(f"cd {shlex.quote(str(REPO))} && exec {tui}")
+    try:
+        terminal.wait(lambda s: "q quit" in s and "slow-mail" in s, "the dashboard to open", timeout=60)
+        terminal.keys("R")
+        terminal.wait(lambda s: "running" in s and "extract" in s, "the run to be running", timeout=60)
+        assert workers_of(ws), "the dashboard and its worker should be alive during the run"
+    finally:
+        terminal.kill()  # the window closes under the dashboard
+    deadline = time.monotonic() + 45
+    while workers_of(ws) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not workers_of(ws), f"still alive after the terminal closed: {workers_of(ws)}"
+    con = sqlite3.connect(ws / "state" / "lorch.sqlite")
+    try:
+        runs = con.execute("SELECT status FROM runs").fetchall()
+    finally:
+        con.close()
+    assert runs == [("cancelled",)]
+    res = subprocess.run([sys.executable, "-m", "lorch_tui.tui_main", "--no-ui", "--dry-run", "--config", str(cfg)],
+                         capture_output=True, text=True, env=clean_env(), cwd=REPO, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr  # not 3: the workspace is not busy

@@ -41,7 +41,15 @@ class Entry:
 
 
 def render(event: dict[str, Any]) -> str:
-    """`10:02:11 INFO  task_finished extract:acct1 success 200 rec 0.5s`."""
+    """`10:02:11 INFO  task_finished extract:acct1 success 200 rec 0.5s`; a line whose fields
+    are not of their types (a damaged or hand-edited log) as well as it goes, never an error."""
+    try:
+        return _render(event)
+    except (TypeError, ValueError):
+        return f"{str(event.get('ts', ''))[11:19]} {str(event.get('level', 'info')).upper():<7} {event.get('type')!s} (unreadable fields)"
+
+
+def _render(event: dict[str, Any]) -> str:
     ts = str(event.get("ts", ""))[11:19]
     level = str(event.get("level", "info")).upper()
     kind = str(event.get("type", "?"))
@@ -127,6 +135,13 @@ class LogTail(Log):
 
     def on_mount(self) -> None:
         self._titles()
+
+    def on_resize(self) -> None:
+        """A new size leaves the view off the bottom, and Textual's ``Log`` only follows a
+        view that is at the bottom: after a resize the pane froze on old lines. Following
+        today's log (no search, not an earlier day), it goes back to the tail."""
+        if not self.search and not self.pinned:
+            self.call_after_refresh(self.scroll_end, animate=False)
 
     def _titles(self) -> None:
         title = "Log"

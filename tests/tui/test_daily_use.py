@@ -487,6 +487,32 @@ async def test_clearing_the_log_filter_follows_the_tail_again(populated: Setup) 
         assert log.is_vertical_scroll_end and log.line_count > log.size.height
 
 
+async def test_the_log_follows_the_tail_after_a_resize(populated: Setup) -> None:
+    """After a resize the Log pane stayed on old lines while the run went on (Textual's Log
+    follows only a view already at the bottom)."""
+    app, _ = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        log = app.query_one(LogTail)
+        assert log.line_count > log.size.height
+        await pilot.resize_terminal(SIZE[0] - 20, SIZE[1] - 5)
+        await pilot.pause(0.2)
+        log.add([{"ts": "2026-11-30T12:00:00Z", "level": "info", "type": "task_started", "task_id": f"extract:t{i}"}
+                 for i in range(5)])
+        await until(pilot, lambda: log.is_vertical_scroll_end, what="the log at its tail")
+        assert "extract:t4" in log.lines[-1]
+
+
+def test_a_log_line_with_fields_of_other_types_renders_not_raises() -> None:
+    """One hand-edited line (`"records": "x"`) stopped the dashboard at start-up."""
+    from lorch_tui.widgets.logtail import render
+
+    text = render({"level": "error", "type": "task_finished", "task_id": 5, "records": "x", "ts": "bad",
+                   "duration_s": "slow"})
+    assert "task_finished" in text and "unreadable" in text
+    assert render({"ts": 123, "type": None}).split()[-1] == "None"
+
+
 async def test_palette_has_the_apps_actions(populated: Setup) -> None:
     app, fake = make_app(populated)
     async with app.run_test(size=SIZE) as pilot:

@@ -28,14 +28,49 @@ def detail_file(ws: Workspace, ev: TaskFinished | None) -> Path | None:
     return p if p.is_absolute() else ws.root / p
 
 
+STOPPED_BY_US = frozenset({"TAP_OUTPUT_INVALID", "TAP_MESSAGE_INVALID", "SCHEMA_MISSING", "BATCH_INVALID",
+                           "WRITE_FAILED", "DISK_FULL", "TIMEOUT", "CANCELLED", "TAP_LEFTOVER_KILLED"})
+"""Error codes after which the engine itself stops the tap (a signal is then its exit)."""
+
+
+def exit_text(error_code: str | None, exit_code: int) -> str:
+    """``exit 3``, ``killed by signal 9``, or ``stopped by lorchestra (signal 15)`` when the
+    engine stopped the tap after the error (a reader took "killed" for something outside)."""
+    if exit_code >= 0:
+        return f"exit {exit_code}"
+    if error_code in STOPPED_BY_US:
+        return f"stopped by lorchestra after the error (signal {-exit_code})"
+    return f"killed by signal {-exit_code}"
+
+
+def program(ex: Extractor | None) -> str | None:
+    """The program an extractor starts (``meltano`` for a Meltano plugin), None for a demo tap."""
+    if ex is None or ex.kind == "demo":
+        return None
+    if ex.kind == "meltano":
+        return "meltano"
+    return ex.command[0] if ex.command else None
+
+
+def not_found_hint(ex: Extractor | None) -> str | None:
+    """What to do when the tap could not be started: its program named (from the config)."""
+    prog = program(ex)
+    if prog is None:
+        return None
+    return (f"the program {prog!r} could not be started: check that it is installed and executable, "
+            "and on cron's PATH (give its full path), then `lorchestra validate`")
+
+
 def failure_tail(ws: Workspace, extractors: list[Extractor], ev: TaskFinished) -> str:
     """`; exit 3; tap stderr (12 lines): PATH; diagnostics: PATH` for a task that did not succeed."""
     if ev.status in ("success", "skipped"):
         return ""
     bits: list[str] = []
     if ev.exit_code is not None:
-        bits.append(f"killed by signal {-ev.exit_code}" if ev.exit_code < 0 else f"exit {ev.exit_code}")
+        bits.append(exit_text(ev.error_code, ev.exit_code))
     ex = next((e for e in extractors if e.name == ev.extractor), None)
+    if ev.error_code == "TAP_NOT_FOUND" and (hint := not_found_hint(ex)):
+        bits.append(hint)
     err = stderr_path(ws, ex, ev)
     if err is not None and ev.stderr_lines:
         bits.append(f"tap stderr ({ev.stderr_lines} line{'s' if ev.stderr_lines != 1 else ''}): {err}")

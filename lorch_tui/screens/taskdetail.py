@@ -22,13 +22,13 @@ from textual.widgets import Footer, Label, Static
 from engine.config import Extractor
 from engine.store.workspace import Workspace
 from lorch_tui.errorinfo import meaning
-from lorch_tui.failinfo import detail_file, stderr_path
+from lorch_tui.failinfo import detail_file, exit_text, not_found_hint, stderr_path
 from lorch_tui.model import TaskRow
 from lorch_tui.summary import human_bytes
 from lorch_tui.widgets.progress import STATE_STYLE
 
 
-def describe(row: TaskRow, stderr: Path | None, detail: Path | None) -> Text:
+def describe(row: TaskRow, stderr: Path | None, detail: Path | None, hint: str | None = None) -> Text:
     """Every field of the detail view, one per line (PHI-free)."""
     t = Text()
     t.append(f"{row.task_id}\n\n", style="bold")
@@ -42,9 +42,11 @@ def describe(row: TaskRow, stderr: Path | None, detail: Path | None) -> Text:
     if row.error_code:
         field("error", row.error_code, "bold red")
         field("meaning", meaning(row.error_code))
+        if hint:
+            field("what to do", hint)
     last = row.last
     if last is not None and last.exit_code is not None:
-        how = f"killed by signal {-last.exit_code}" if last.exit_code < 0 else f"{last.exit_code}"
+        how = str(last.exit_code) if last.exit_code >= 0 else exit_text(row.error_code, last.exit_code)
         field("exit code", how, "red" if last.exit_code else "")
     field("attempts", str(row.attempt or (last.attempt if last else 0)))
     if row.pid:
@@ -98,12 +100,13 @@ class TaskDetailScreen(ModalScreen[None]):
         self.row = row
         self.stderr = stderr_path(ws, ex, row.last)
         self.detail = detail_file(ws, row.last)
+        self.hint = not_found_hint(ex) if row.error_code == "TAP_NOT_FOUND" else None
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal-box", id="task-detail-box"):
             yield Label(Text("Task detail", style="bold"))
             with VerticalScroll():
-                yield Static(describe(self.row, self.stderr, self.detail), id="task-detail")
+                yield Static(describe(self.row, self.stderr, self.detail, self.hint), id="task-detail")
         yield Footer()
 
     def action_open(self, which: str) -> None:

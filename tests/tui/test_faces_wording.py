@@ -72,6 +72,26 @@ def test_a_failed_tap_line_names_the_exit_code_and_the_stderr_file(failing_cfg: 
     assert str(tmp_path / "ws") in m.group(1)
 
 
+def test_a_tap_that_cannot_start_names_its_program_and_what_to_do(tmp_path: Path) -> None:
+    """`TAP_NOT_FOUND: 0 records, 0 parts` said neither which program nor what to do."""
+    missing = tmp_path / "taps" / "tap-nowhere"
+    cfg = write_config(tmp_path, [{"name": "gone", "domain": "t", "source": "s", "account": "a",
+                                   "kind": "singer", "command": [str(missing), "--verbose"], "retries": 0}])
+    res = run_cli("--no-ui", "--config", str(cfg), "--stage", "extract", prog="lorch_tui.tui_main")
+    assert res.returncode == 1, res.stdout + res.stderr
+    line = next(x for x in res.stdout.splitlines() if "extract:gone failed" in x)
+    assert "TAP_NOT_FOUND" in line and f"the program '{missing}' could not be started" in line
+    assert "cron's PATH" in line and "lorchestra validate" in line
+
+
+def test_a_tap_stopped_after_bad_output_says_lorchestra_stopped_it() -> None:
+    from lorch_tui.failinfo import exit_text
+
+    assert exit_text("TAP_OUTPUT_INVALID", -15) == "stopped by lorchestra after the error (signal 15)"
+    assert exit_text("TAP_EXIT_NONZERO", -9) == "killed by signal 9"
+    assert exit_text("TAP_EXIT_NONZERO", 3) == "exit 3"
+
+
 def test_a_canonize_only_run_counts_canonized_records(failing_cfg: Path) -> None:
     assert run_cli("run", "--config", str(failing_cfg), "--account", "good-mail").returncode == 0
     res = run_cli("run", "--config", str(failing_cfg), "--account", "good-mail", "--stage", "canonize", "--force")

@@ -132,6 +132,7 @@ class RichProgressFace:
                                  console=console, transient=True)
         self.tasks: dict[str, TaskID] = {}
         self.overall: TaskID | None = None
+        self.extracted: dict[str, int] = {}  # records of each extract task (live, then final)
 
     def __enter__(self) -> RichProgressFace:
         self.progress.start()
@@ -151,7 +152,9 @@ class RichProgressFace:
             label = f"{event.task_id} · {event.phase}" if event.phase else event.task_id
             p.update(self.tasks[event.task_id], records=event.records, total=event.total,
                      completed=event.records if event.total else 0, description=label)
+            self._count(event.task_id, event.stage, event.records)
         elif isinstance(event, TaskFinished):
+            self._count(event.task_id, event.stage, event.records)
             tid = self.tasks.pop(event.task_id, None)
             if tid is not None:
                 p.remove_task(tid)
@@ -162,6 +165,14 @@ class RichProgressFace:
                 p.advance(self.overall)
         elif isinstance(event, TaskWarning | TaskRetry):
             self.console.print(f"[yellow]{describe(event)}[/]", highlight=False)
+
+    def _count(self, task_id: str, stage: str, records: int) -> None:
+        """The overall row's records: every extract task's, as they come (it stayed at 0)."""
+        if stage != "extract":
+            return
+        self.extracted[task_id] = records
+        if self.overall is not None:
+            self.progress.update(self.overall, records=sum(self.extracted.values()))
 
 
 def stderr_is_tty() -> bool:

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
-
-from lorch_tui.tables import add_name_column
+from rich.text import Text
 
 if TYPE_CHECKING:
     from engine.run.runner import RunResult
@@ -30,24 +29,40 @@ def human_bytes(n: int, compact: bool = False) -> str:
     return f"{n} B"
 
 
+LEAVE_OUT = ("ratio", "parts", "bytes", "duration")
+"""Columns the summary leaves out, in this order, on a terminal too narrow for all: the
+others (names, status, counts, error code) are never cut (`3,…` and `re…` at 100 columns)."""
+
+
 def print_summary(console: Console, result: RunResult, log_path: str) -> None:
     """Print one row per task and a totals line."""
-    table = Table(title="lorchestra run summary", title_justify="left")
     done = sorted(result.finished.values(), key=lambda f: f.task_id)
-    add_name_column(table, "task", [f.task_id for f in done])
-    add_name_column(table, "status", [f.status for f in done])
     rejects = any(f.rejects for f in done)  # a column only when some task rejected records
-    for col, just in (("records", "right"), *((("rejected", "right"),) if rejects else ()), ("parts", "right"),
-                      ("bytes", "right"), ("ratio", "right"), ("duration", "right")):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
-    add_name_column(table, "error", [f.error_code or "" for f in done])
-    for f in done:
-        ratio = f"{f.uncompressed_bytes / f.bytes:.1f}x" if f.bytes else "-"
+    columns = ["task", "status", "records", *(("rejected",) if rejects else ()), "parts", "bytes", "ratio",
+               "duration", "error"]
+    rows = [{"task": f.task_id, "status": f.status, "records": f"{f.records:,}",
+             "rejected": f"{f.rejects:,}" if f.rejects else "", "parts": str(f.parts),
+             "bytes": human_bytes(f.bytes), "ratio": f"{f.uncompressed_bytes / f.bytes:.1f}x" if f.bytes else "-",
+             "duration": f"{f.duration_s:.1f}s", "error": f.error_code or ""} for f in done]
+    width = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in columns}
+    left_out: list[str] = []
+    for col in LEAVE_OUT:  # 3 a column (padding, rule) and 1
+        if sum(width[c] + 3 for c in columns) + 1 <= console.width:
+            break
+        columns.remove(col)
+        left_out.append(col)
+    table = Table(title="lorchestra run summary", title_justify="left")
+    right = {c: c not in ("task", "status", "error") for c in columns}
+    for c in columns:
+        table.add_column(c, justify="right" if right[c] else "left", no_wrap=True, min_width=width[c],
+                         overflow="ignore")
+    for f, r in zip(done, rows, strict=True):
         style = "green" if f.status in ("success", "skipped") else "red"
-        shown = ((f"[yellow]{f.rejects:,}[/]" if f.rejects else "",) if rejects else ())
-        table.add_row(f.task_id, f"[{style}]{f.status}[/]", f"{f.records:,}", *shown, str(f.parts),
-                      human_bytes(f.bytes), ratio, f"{f.duration_s:.1f}s", f.error_code or "")
-    console.print(table)
+        table.add_row(*(Text(r[c], style=style if c == "status" else "yellow" if c == "rejected" else "",
+                             justify="right" if right[c] else "left") for c in columns))
+    console.print(table, crop=False)  # still too wide: the terminal wraps it, nothing is cut
+    if left_out:
+        console.print(f"(left out at this width: {', '.join(left_out)})", style="dim", highlight=False, markup=False)
     line = summary_line(result, log_path)
     if line is not None:
         console.print(line, highlight=False, markup=False)

@@ -228,5 +228,5 @@ def totals_text(model: RunModel) -> Text:
     who = f" ({model.trigger})" if model.trigger else ""
     text = Text(f"run {model.run_id}{who} {model.status}: ", style="bold")
     text.append(", ".join(parts))
-    text.append(f" · {model.records:,} records extracted")
+    text.append(f" · {model.extracted():,} records extracted")
     return text

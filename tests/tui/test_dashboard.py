@@ -782,3 +782,25 @@ def test_a_retried_extract_counts_its_last_attempt_only() -> None:
     assert (model.records, model.failed) == (730, 0)
     model.apply(attempt(3, "failed", 5))  # a task that ends failed after all counts once
     assert (model.records, model.failed) == (5, 1)
+
+
+def test_the_totals_count_running_extracts_and_elapsed_time_is_the_event_s() -> None:
+    """The totals line said 0 records for the whole run while the rows counted, and a second
+    dashboard (or one reading a cron run) timed a task from when it read `task_started`."""
+    from datetime import UTC, datetime, timedelta
+
+    from engine.events import RunStarted, TaskFinished, TaskProgress, TaskStarted
+    from lorch_tui.widgets.progress import totals_text
+
+    model = RunModel()
+    ago = (datetime.now(UTC) - timedelta(seconds=30)).isoformat().replace("+00:00", "Z")
+    model.apply([RunStarted(run_id="r1", trigger="cli", tasks=2, stages=["extract"], pipeline="t", ts=ago),
+                 TaskStarted(task_id="extract:a", stage="extract", extractor="a", account="a", attempt=1, pid=1,
+                             ts=ago),
+                 TaskProgress(task_id="extract:a", stage="extract", extractor="a", records=120),
+                 TaskStarted(task_id="extract:b", stage="extract", extractor="b", account="b", attempt=1, pid=2),
+                 TaskFinished(task_id="extract:b", stage="extract", extractor="b", account="b", status="success",
+                              attempt=1, records=7, duration_s=0.1)])
+    assert model.extracted() == 127
+    assert "127 records extracted" in totals_text(model).plain
+    assert 29 <= model.tasks["extract:a"].elapsed <= 60

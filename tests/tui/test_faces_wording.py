@@ -134,3 +134,36 @@ def test_list_at_80_columns_keeps_names_whole(tmp_path: Path) -> None:
     assert long in res.stdout  # whole, on one line
     assert all(len(line) <= 80 for line in res.stdout.splitlines())
     assert "not shown at this width" in res.stdout
+
+
+@pytest.mark.parametrize("width", [100, 80, 160])
+def test_the_run_summary_never_cuts_a_number_or_a_name(width: int) -> None:
+    """At 100 columns the summary showed `3,…`, `0…` and headers `re…`: numbers and names are
+    whole now, and the least useful columns are left out (and said so) when they do not fit."""
+    import io
+
+    from rich.console import Console
+
+    from engine.events import RunFinished, TaskFinished
+    from engine.run.runner import RunResult
+    from lorch_tui.summary import print_summary
+
+    names = ["extract:tap-quickbooks--a-really-long-practice-name-llc", "canonize:tap-gmail--acct1-personal"]
+    result = RunResult()
+    for n, task in enumerate(names):
+        stage, ex = task.split(":")
+        result.finished[task] = TaskFinished(task_id=task, stage=stage, extractor=ex, account=ex,
+                                             status="failed" if n else "success",
+                                             error_code="TAP_EXIT_NONZERO" if n else None,
+                                             attempt=1, records=3_456_789 + n, parts=12, bytes=987_654_321,
+                                             uncompressed_bytes=4_000_000_000, duration_s=1234.5, rejects=1_234)
+    result.summary = RunFinished(run_id="r1", status="success", tasks=2, succeeded=2, failed=0, cancelled=0,
+                                 records=3_456_789, duration_s=1300.0)
+    out = io.StringIO()
+    print_summary(Console(file=out, width=width, color_system=None), result, "logs/x.log")
+    text = out.getvalue()
+    for want in (*names, "3,456,789", "3,456,790", "1,234", "records", "rejected", "status", "TAP_EXIT_NONZERO",
+                 "error"):
+        assert want in text, (want, text)
+    assert "…" not in text
+    assert ("left out at this width" in text) == (width < 150), text

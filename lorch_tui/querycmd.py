@@ -37,7 +37,8 @@ def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
     """The index of the configured workspace; a usage error (exit 2) when there is none."""
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
     ns.vectors_on = loaded.config.stages.index.vectors  # the ranked search's hints depend on it
-    ns.client_zone = loaded.config.clients.timezone  # `clients show --measures` shows its days
+    clients = loaded.config.clients  # `clients show --measures` shows its days in their zone
+    ns.client_zone = clients.timezone if clients is not None else "UTC"
     check_not_a_file(loaded.workspace)
     ws = Workspace(loaded.workspace)
     try:

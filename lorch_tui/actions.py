@@ -59,14 +59,21 @@ def verify_run(app: Host, extractor: str, run: RunInfo) -> None:
 
     def check() -> None:
         try:
-            parts = read_manifest(run.path).get("parts", [])
-            problems = [(_part_name(part), code) for part in parts
-                        if isinstance(part, dict) and (code := verify_part(run.path, part))]
+            manifest = read_manifest(run.path)
+            parts = manifest.get("parts")
+            # what `lorchestra verify` refuses is never "verified" here (a manifest without a
+            # list of parts, or with entries that are not parts, had nothing to re-hash)
+            if not isinstance(parts, list) or not all(isinstance(p, dict) and _part_name(p) == p.get("file")
+                                                      for p in parts):
+                raise ValueError("MANIFEST_INVALID")
+            if manifest.get("status") == "success" and not parts and manifest.get("records"):
+                raise ValueError("MANIFEST_INVALID")  # records, and no part holding them
+            problems = [(_part_name(part), code) for part in parts if (code := verify_part(run.path, part))]
             verdict = "verified" if not problems else (
                 f"{len(problems)} part(s): {problems[0][0]} {problems[0][1]}"
                 + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
-        except (OSError, ValueError):
-            verdict = "manifest unreadable"
+        except (OSError, ValueError, AttributeError):
+            verdict = "manifest unreadable (MANIFEST_INVALID: `lorchestra verify` names it)"
         app.call_from_thread(detail.show, extractor, run, verdict)
 
     app.run_worker(check, thread=True, group="verify")

@@ -9,6 +9,7 @@ of widget state with a deadline (``until``), never a sleep.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from typing import Any
@@ -527,6 +528,26 @@ async def test_enter_on_a_tampered_run_does_not_say_verified(populated: Setup) -
         await until(pilot, lambda: "checksums 1 part(s)" in static_text(detail), what="the verdict")
         verdict = static_text(detail).split("checksums", 1)[1].split("\n")[0]
         assert "verified" not in verdict and f"{part.name} CHECKSUM_MISMATCH" in verdict  # which part
+
+
+@pytest.mark.parametrize("manifest", [{"status": "success", "records": "lots", "streams": 5},
+                                      {"status": "success", "records": 20, "parts": ["part-000.jsonl.gz"]},
+                                      {"status": "success", "records": 20, "parts": []}])
+async def test_enter_on_a_run_with_a_manifest_verify_refuses_does_not_say_verified(
+        populated: Setup, manifest: dict[str, Any]) -> None:
+    """A manifest without its list of parts had nothing to re-hash, and so said "verified"
+    where `lorchestra verify` says MANIFEST_INVALID."""
+    app, _ = make_app(populated)
+    acct = populated.workspace / "vault" / "email" / "gmail" / "mail-alpha"
+    newest = sorted(acct.glob("dt=*/run_id=*"))[-1]
+    (newest / "manifest.json").write_text(json.dumps(manifest))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        app.query_one(VaultTree).focus()
+        await pilot.press("space", "down", "enter")
+        detail = app.query_one(RunDetail)
+        await until(pilot, lambda: "MANIFEST_INVALID" in static_text(detail), what="the verdict")
+        assert "checksums verified" not in static_text(detail)
 
 
 # -- scripted events -----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from engine.ops.inspect import AccountView, account_views
 from engine.store import history as run_history
 from engine.store.workspace import Workspace, check_not_a_file
 from engine.vault.layout import read_latest
-from lorch_tui.scan import client_counts, index_shas
+from lorch_tui.scan import client_counts, index_shas, lock_holder
 from lorch_tui.summary import human_bytes
 
 
@@ -108,6 +108,13 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
                         "stage_summary": run_history.stage_rows(db, str(last["run_id"])),
                         "failed_tasks": [t for t in tasks if t["status"] in ("failed", "timeout")]}
         runs = run_history.history(db, history_n) if history_n else []
+        if last_doc is not None and last_doc["status"] == "running" and lock_holder(ws) is None:
+            # no live process holds the workspace: the run's process was killed (SIGKILL, a
+            # crash) before it recorded its end; it stayed "running" for good in `status`
+            last_doc["status"] = "abandoned"
+            for r in runs:
+                if r.get("run_id") == last_doc["run_id"] and r.get("status") == "running":
+                    r["status"] = "abandoned"
     except run_history.HistoryCorrupt as bad:
         problems.append({"code": "STATE_DB_CORRUPT", "path": str(db), "message": str(bad), "hint": bad.hint})
     index_bad = index_problem(ws)
@@ -200,6 +207,9 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
     else:
         console.print(f"last run: {run['run_id']} ({run['trigger']}) [{_style(run['status'])}]{run['status']}[/], "
                       f"started {run['started_at']}, duration {_dur(run['duration_s'])}")
+        if run["status"] == "abandoned":
+            console.print("  its process ended without recording the end (killed, or the machine went down); "
+                          "the next run records it as abandoned", markup=False)
         console.print(f"  tasks: {run['succeeded']}/{run['tasks']} ok, {run['failed']} failed, "
                       f"{run['cancelled']} cancelled; {run['records']:,} records extracted")
         table = Table(box=None, pad_edge=False, show_edge=False)

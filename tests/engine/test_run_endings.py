@@ -217,6 +217,35 @@ def test_an_interrupt_runs_the_hook_and_prints_the_summary(tmp_path: Path, sig: 
     con.close()
 
 
+def test_status_calls_a_run_whose_process_was_killed_abandoned(tmp_path: Path) -> None:
+    """`kill -9` of the process running a run left `status` saying "running" for good."""
+    slow = demo_extractor("slow", "gmail", records=50, faults={"hang_after": 5})
+    cfg = write_config(tmp_path, [slow])
+    proc = subprocess.Popen([sys.executable, "-m", "lorch_tui.cli", "run", "--config", str(cfg), "--stage", "extract"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=clean_env())
+    ws = tmp_path / "ws"
+    wait_for(lambda: any(e["type"] == "task_progress" for e in log_events(ws)) if (ws / "logs").is_dir() else False,
+             60, "the tap to be running")
+    running = subprocess.run([sys.executable, "-m", "lorch_tui.cli", "status", "--config", str(cfg), "--json"],
+                             capture_output=True, text=True, cwd=REPO, env=clean_env(), timeout=60)
+    assert orjson.loads(running.stdout)["last_run"]["status"] == "running"  # alive: it is running
+    proc.kill()
+    proc.wait(timeout=30)
+
+    def free() -> bool:
+        try:
+            lock_free(ws)
+        except BlockingIOError:  # the worker (told by PR_SET_PDEATHSIG) is still on its way out
+            return False
+        return True
+    wait_for(free, 30, "the lock to be free")
+    res = subprocess.run([sys.executable, "-m", "lorch_tui.cli", "status", "--config", str(cfg)],
+                         capture_output=True, text=True, cwd=REPO, env=clean_env(), timeout=60)
+    line = next(x for x in res.stdout.splitlines() if x.startswith("last run:"))
+    assert " abandoned," in line, res.stdout
+    assert "ended without recording the end" in res.stdout
+
+
 def test_a_worker_that_cannot_start_fails_its_task_not_the_engine(tmp_path: Path) -> None:
     """The worker's diagnostics file cannot be created (its folder is a file): the task fails
     with WRITE_FAILED, not retried, and the run still ends with its summary and alarm."""

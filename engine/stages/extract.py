@@ -85,14 +85,35 @@ def run_extract(spec: TaskSpec, emit: Emit) -> int:
         mark_failed(writer, code, exit_code, stderr_lines)
     if code == ErrorCode.DISK_FULL.value:
         drop_partial(writer)
+    bad = writer.final / BAD_LINE
     emit(TaskFinished(
         task_id=spec.task_id, stage="extract", extractor=ex.name, account=ex.account, status=status,  # type: ignore[arg-type]
         attempt=spec.attempt, records=writer.records, parts=len(writer.parts), bytes=writer.bytes,
         uncompressed_bytes=sum(p["uncompressed_bytes"] for p in writer.parts),
         duration_s=round(time.monotonic() - started, 3), error_code=code, exit_code=exit_code,
         line=line, vault_run=ref.rel, latest_moved=latest, stderr_lines=stderr_lines,
+        detail_path=str(bad) if status != "success" and bad.is_file() else None,
     ))
     return 0 if status == "success" else 1
+
+
+BAD_LINE = "bad-line.txt"
+"""The file a run that failed on a line that is not a Singer message keeps it in (0600, with
+why: :mod:`engine.vault.explain`); the task's event names it as ``detail_path``."""
+
+
+def keep_bad_line(writer: RunWriter, exc: StreamError) -> None:
+    """Write the offending line and why it is refused into the run folder (best effort: a
+    full disk must not hide the run's own error)."""
+    if exc.bad is None:
+        return
+    from engine.vault.explain import bad_line_text
+
+    try:
+        with open_private(writer.tmp / BAD_LINE, "wb") as fh:
+            fh.write(bad_line_text(exc.line, exc.bad))
+    except OSError:
+        (writer.tmp / BAD_LINE).unlink(missing_ok=True)
 
 
 def mark_failed(writer: RunWriter, code: str, exit_code: int | None, stderr_lines: int) -> None:
@@ -172,6 +193,7 @@ def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit, sup: Supervisor,
     except StreamError as exc:
         error = exc
         dog.stop("stream")
+        keep_bad_line(writer, exc)
     except OSError as exc:
         dog.stop("stream")
         writer.abort()

@@ -53,16 +53,20 @@ class StreamError(Exception):
     goes to the run's manifest inside the vault, never into events.
     """
 
-    def __init__(self, code: ErrorCode, line: int, detail: dict[str, int] | None = None) -> None:
+    def __init__(self, code: ErrorCode, line: int, detail: dict[str, int] | None = None,
+                 bad: bytes | None = None) -> None:
         super().__init__(code.value)
         self.code = code
         self.line = line
         self.detail = detail
+        self.bad = bad
+        """The line that is not a Singer message, kept by the run folder (never an event)."""
 
 
 def consume(stdout: IO[bytes], writer: RunWriter, tick: Tick, warn: Warn) -> None:
     """Read Singer messages from the tap into the writer; raise StreamError on a breach."""
     lineno = 0
+    raw = b""
     try:
         for lineno, raw in enumerate(stdout, start=1):
             try:
@@ -80,7 +84,7 @@ def consume(stdout: IO[bytes], writer: RunWriter, tick: Tick, warn: Warn) -> Non
             elif msg is not None:
                 _other_message(msg, raw, writer, lineno, tick, warn)
     except LineInvalid as exc:
-        raise StreamError(exc.code, lineno) from None
+        raise StreamError(exc.code, lineno, bad=raw) from None
 
 
 def _other_message(msg: Message | Unknown, raw: bytes, writer: RunWriter, lineno: int, tick: Tick,

@@ -227,6 +227,8 @@ def test_batch_records_keep_their_bytes(tmp_path: Path) -> None:
 INVALID: list[tuple[str, bytes, str]] = [
     ("not_json", b'{"type":"RECORD",', "TAP_OUTPUT_INVALID"),
     ("invalid_utf8", b'{"type":"RECORD","stream":"users","record":{"id":1,"name":"\xff"}}', "TAP_OUTPUT_INVALID"),
+    ("nan", b'{"type":"RECORD","stream":"users","record":{"id":1,"score":NaN}}', "TAP_OUTPUT_INVALID"),
+    ("log_line", b"INFO Starting sync of users", "TAP_OUTPUT_INVALID"),
     ("array", b'[{"type":"RECORD"}]', "TAP_MESSAGE_INVALID"),
     ("string", b'"RECORD"', "TAP_MESSAGE_INVALID"),
     ("number", b"42", "TAP_MESSAGE_INVALID"),
@@ -286,6 +288,15 @@ def test_invalid_message_fails_the_run(tmp_path: Path, good_workspace: Path, cas
     good = [r for r in runs_of(account(ws)) if manifest(r)["status"] == "success"]
     assert [manifest(r)["state"] for r in good] == [{"bookmarks": {"users": 1}}]
     assert b"\xff" not in res.stdout and b"users" not in res.stdout, "no tap content in events"
+    if code == "SCHEMA_MISSING":
+        return
+    # the line and why it was refused are kept in the failed run's folder (0600), named by the event
+    kept = failed / "bad-line.txt"
+    assert fin["detail_path"] == str(kept) and oct(kept.stat().st_mode & 0o777) == "0o600"
+    text = kept.read_bytes()
+    assert text.startswith(b"line 3 of the tap's output: ") and bad in text
+    why = text.split(b"\n", 1)[0]
+    assert (b"NaN" in why) == (case == "nan") and (b"UTF-8" in why) == (case == "invalid_utf8")
 
 
 def test_target_pipe_applies_the_same_checks(tmp_path: Path) -> None:

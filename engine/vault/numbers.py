@@ -71,6 +71,8 @@ def _exact_float(text: str) -> float:
 
 
 def _exact_int(text: str) -> int:
+    if len(text) > 20:  # beyond any double's exact integers, and int() refuses 4,300 digits
+        raise _Inexact
     value = int(text)
     if abs(value) > MAX_EXACT_INT:
         raise _Inexact
@@ -101,6 +103,8 @@ def inexact(data: bytes) -> bool:
 
 
 def _approx_int(text: str) -> int | float:
+    if len(text) > 400:  # past a double's range anyway; int() refuses 4,300 digits
+        return float(text)
     value = int(text)
     return value if INT64[0] <= value <= INT64[1] else float(value)
 
@@ -118,6 +122,12 @@ def exact_value(data: bytes) -> tuple[Any, str | None]:
     return orjson.loads(data), None
 
 
+def _whole(text: str) -> int | Decimal:
+    """An integer as ``int``; one of more digits than ``int()`` reads (4,300) as ``Decimal``."""
+    return int(text) if len(text) < 4000 else Decimal(text)
+
+
 def exact_loads(data: bytes) -> Any:
-    """``data`` parsed without losing a digit: decimals as ``Decimal``, integers as ``int``."""
-    return json.loads(data, parse_float=Decimal, parse_constant=_constant)
+    """``data`` parsed without losing a digit: decimals as ``Decimal``, integers as ``int``
+    (a 5,000-digit one as ``Decimal``: it failed the whole account as ``PART_CORRUPT``)."""
+    return json.loads(data, parse_float=Decimal, parse_int=_whole, parse_constant=_constant)

@@ -2,7 +2,9 @@
 
 A measure file that does not load (bands with a gap, an item misnamed, an alias naming two
 options) or a binding that names an unknown measure or item, leaves an item unbound or binds
-one question twice, is left out of scoring; validate says so at setup time. Messages hold
+one question twice, is left out of scoring; validate says so at setup time. What makes the
+project stage fail (``MEASURES_INVALID``: a missing measures folder, no measure file) fails
+validate too. Messages hold
 file paths, ids and counts from the config, never data.
 """
 
@@ -20,8 +22,6 @@ def check_measures(cfg: PipelineConfig) -> list[Check]:
 
     reg = load(cfg.clients.measures)
     out: list[Check] = []
-    if not reg.folder.is_dir():
-        return [Check("measures", str(reg.folder), "warn", "no such folder: nothing is scored")]
     for (mid, version), m in sorted(reg.measures.items()):
         low, high = m.total_range()
         out.append(Check("measures", f"{mid} v{version}", "ok",
@@ -30,9 +30,9 @@ def check_measures(cfg: PipelineConfig) -> list[Check]:
     for b in reg.bindings:
         out.append(Check("measures", f"binding {b.id}", "ok",
                          f"{len(b.forms)} form(s): " + ", ".join(mb.measure for mb in b.measures)))
+    # what the project stage refuses (a missing folder, no measure file) fails here too: validate
+    # passed a typo in clients.measures that failed every run with MEASURES_INVALID
     out += [Check("measures", "registry", "fail", p) for p in reg.problems]
-    if not reg.measures:
-        out.append(Check("measures", str(reg.folder), "warn", "no measures: nothing is scored"))
-    elif not reg.bindings:
+    if reg.measures and not reg.bindings and not reg.problems:
         out.append(Check("measures", "bindings", "warn", "no bindings: no response is scored"))
     return out

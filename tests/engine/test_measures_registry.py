@@ -111,3 +111,19 @@ def test_a_measures_folder_that_is_missing_or_empty_is_a_problem(tmp_path: Path)
     shutil.copytree(BUNDLED_MEASURES, no_bindings, ignore=shutil.ignore_patterns("bindings"))
     assert any("bindings folder does not exist" in p for p in load(no_bindings).problems)
     assert load(BUNDLED_MEASURES).problems == []
+
+
+def test_validate_fails_a_measures_folder_the_run_would_refuse(tmp_path: Path) -> None:
+    """validate said "all checks passed" (a warning) for a missing clients.measures folder,
+    and every run then failed its project task with MEASURES_INVALID."""
+    for name, make in (("missing", False), ("empty", True)):
+        f = tmp_path / name
+        if make:
+            f.mkdir()
+        (tmp_path / f"cfg-{name}").mkdir()
+        cfg = write_config(tmp_path / f"cfg-{name}", [demo_extractor("dv", tap="dataverse")],
+                           clients={"sources": ["dataverse"], "measures": str(f)})
+        res = run_cli("validate", "--config", str(cfg), "--skip-permissions", env=clean_env())
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "all checks passed" not in res.stdout
+        assert ("does not exist" if name == "missing" else "no measure file") in res.stdout

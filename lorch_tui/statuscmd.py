@@ -116,7 +116,8 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
                 if r.get("run_id") == last_doc["run_id"] and r.get("status") == "running":
                     r["status"] = "abandoned"
     except run_history.HistoryCorrupt as bad:
-        problems.append({"code": "STATE_DB_CORRUPT", "path": str(db), "message": str(bad), "hint": bad.hint})
+        code = "STATE_DB_UNREADABLE" if isinstance(bad, run_history.HistoryUnreadable) else "STATE_DB_CORRUPT"
+        problems.append({"code": code, "path": str(db), "message": str(bad), "hint": bad.hint})
     index_bad = index_problem(ws)
     if index_bad is not None:
         problems.append(index_bad)
@@ -200,8 +201,8 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
         console.print(f"[red]{problem['code']}[/]: ", end="")
         console.print(f"{problem['message']}\n  fix: {problem['hint']}", markup=False)
     run = doc["last_run"]
-    if any(p["code"] == "STATE_DB_CORRUPT" for p in doc["problems"]):
-        console.print("last run: unknown (the run history is damaged, see above)")
+    if any(p["code"] in ("STATE_DB_CORRUPT", "STATE_DB_UNREADABLE") for p in doc["problems"]):
+        console.print("last run: unknown (the run history could not be read, see above)")
     elif run is None:
         console.print("last run: none recorded yet (run `lorchestra run` or `lorch-tui --no-ui`)")
     else:

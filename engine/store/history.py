@@ -27,9 +27,25 @@ class HistoryCorrupt(Exception):
                 "history, and every earlier event is still in logs/pipeline-*.log")
 
 
+class HistoryUnreadable(HistoryCorrupt):
+    """``state/lorch.sqlite`` is there but could not be read now (locked by another process,
+    a read-only or failing disk): not damaged, and not "no history" either."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        Exception.__init__(self, f"the run history {path} could not be read ({reason})")
+        self.path = path
+
+    @property
+    def hint(self) -> str:
+        """What to try."""
+        return ("another process may hold it (a run, a backup, an open sqlite3 shell): try again in a "
+                "moment; if it stays, check the disk and the folder's permissions")
+
+
 def open_readonly(path: Path) -> sqlite3.Connection | None:
     """A read-only connection, or None when there is no history yet (no file, or a file
-    without the tables yet); :class:`HistoryCorrupt` when the file is not a database."""
+    without the tables yet); :class:`HistoryCorrupt` when the file is not a database and
+    :class:`HistoryUnreadable` when it cannot be read now (locked: it said "no run yet")."""
     if not path.is_file():
         return None
     conn: sqlite3.Connection | None = None
@@ -37,10 +53,12 @@ def open_readonly(path: Path) -> sqlite3.Connection | None:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
         conn.row_factory = sqlite3.Row
         conn.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
-    except sqlite3.OperationalError:  # no tables yet, or locked: nothing to show
+    except sqlite3.OperationalError as exc:
         if conn is not None:
             conn.close()
-        return None
+        if "no such table" in str(exc):  # created, no run recorded yet
+            return None
+        raise HistoryUnreadable(path, str(exc)) from None
     except sqlite3.DatabaseError:  # "file is not a database", "disk image is malformed"
         if conn is not None:
             conn.close()

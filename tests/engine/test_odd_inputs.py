@@ -147,6 +147,27 @@ def test_a_damaged_index_is_named_with_how_to_rebuild(built: tuple[Path, dict[st
     assert final["error_code"] == "INDEX_CORRUPT"
 
 
+def test_a_locked_history_is_not_no_history(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+    """A history another process held locked read as "last run: none recorded yet", exit 0
+    (and `status --json` said `"last_run": null`): a script concluded nothing ever ran."""
+    import sqlite3
+
+    cfg, _ = built
+    db = tmp_path / "ws" / "state" / "lorch.sqlite"
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        res = run_cli("status", "--config", str(cfg), timeout=60)
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert "STATE_DB_UNREADABLE" in res.stdout and "none recorded yet" not in res.stdout
+        assert "try again" in res.stdout
+    finally:
+        holder.close()
+    res = run_cli("status", "--config", str(cfg), timeout=60)
+    assert res.returncode == 0 and "last run: " in res.stdout and "none recorded" not in res.stdout
+
+
 def test_a_damaged_history_is_named_with_how_to_rebuild(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
     cfg, _ = built
     db = tmp_path / "ws" / "state" / "lorch.sqlite"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 import stat
 import zlib
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from typing import Any
 import orjson
 
 from engine.canon.publish import AccountFiles, open_current
-from engine.index.store import StoreError, object_path, open_reader
+from engine.index.store import INDEX_CORRUPT, INDEX_UNREADABLE, StoreError, object_path, open_reader
 from engine.store.fsutil import open_regular, read_json
 from engine.store.workspace import Workspace
 from engine.vault.chain import ChainBroken, ChainRun, incremental_chain
@@ -57,6 +58,9 @@ MESSAGES = {
                      "missing, unreadable or not successful): canonize fails INCREMENTAL_CHAIN_BROKEN"),
     "LATEST_MISSING": ("the account has successful runs but no LATEST.json (deleted, or lost in a "
                        "restore): canonize fails NO_LATEST; the next successful extract writes it again"),
+    "INDEX_CORRUPT": ("the index is not a readable SQLite database (deep): move vector-store/ aside and "
+                      "rebuild it with `lorchestra run --stage index --force`"),
+    "INDEX_UNREADABLE": "the index exists but cannot be opened now (deep): locked, a full or failing disk",
     "OBJECT_MISSING": ("an indexed document's object file is missing (deep): `query --json` cannot "
                        "print it; `lorchestra run --stage index --force` writes it again"),
 }
@@ -138,24 +142,32 @@ class Verifier:
     def objects(self) -> None:
         """Deep: every document the index holds has its object file (one ``lstat`` each)."""
         objects = self.ws.vector_store / "objects"
+        db = self.ws.vector_store / "index.sqlite"
         try:
             conn = open_reader(self.ws)
-        except StoreError:
-            return  # no index (or a damaged one: `status` names that)
+        except StoreError as exc:  # no index is no problem; a damaged one said "all verified"
+            if exc.code in (INDEX_CORRUPT, INDEX_UNREADABLE):
+                self.problem(exc.code, db)
+            return
         try:
-            for (sha,) in conn.execute("SELECT DISTINCT sha256 FROM documents"):
-                self.report.objects += 1
-                path = object_path(objects, sha)
-                try:
-                    ok = stat.S_ISREG(path.lstat().st_mode)
-                except OSError:
-                    ok = False
-                if not ok:
-                    self.report.objects_missing += 1
-                    if self.report.objects_missing <= OBJECTS_LISTED:
-                        self.problem("OBJECT_MISSING", path)
+            self._objects(conn, objects)
+        except sqlite3.DatabaseError:  # malformed past its header: read as far as it went
+            self.problem(INDEX_CORRUPT, db)
         finally:
             conn.close()
+
+    def _objects(self, conn: sqlite3.Connection, objects: Path) -> None:
+        for (sha,) in conn.execute("SELECT DISTINCT sha256 FROM documents"):
+            self.report.objects += 1
+            path = object_path(objects, sha)
+            try:
+                ok = stat.S_ISREG(path.lstat().st_mode)
+            except OSError:
+                ok = False
+            if not ok:
+                self.report.objects_missing += 1
+                if self.report.objects_missing <= OBJECTS_LISTED:
+                    self.problem("OBJECT_MISSING", path)
 
     def account(self, account_dir: Path) -> None:
         """Check LATEST and its run (or every run with ``all_runs``)."""

@@ -141,6 +141,8 @@ def test_a_damaged_index_is_named_with_how_to_rebuild(built: tuple[Path, dict[st
     assert "damaged" in res.stderr and "--stage index --force" in res.stderr and "missing" not in res.stderr
     res = run_cli("status", "--config", str(cfg), timeout=60)
     assert res.returncode == 1 and "INDEX_CORRUPT" in res.stdout and "corrupt" in res.stdout
+    res = run_cli("verify", "--deep", "--config", str(cfg), timeout=60)  # it said "all verified"
+    assert res.returncode == 1 and "INDEX_CORRUPT" in res.stdout and "all verified" not in res.stdout, res.stdout
     res = run_cli("run", "--stage", "index", "--force", "--config", str(cfg), timeout=60)
     assert res.returncode == 1
     final = [e for e in log_events(ws) if e["type"] == "task_finished"][-1]

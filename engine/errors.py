@@ -137,7 +137,8 @@ def disk_full(where: Path) -> DiskFull:
             f"{free_space(where)}") if _no_inodes(where) else f"is full ({free_space(where)})"
     return DiskFull(
         f"DISK_FULL: the file system of {where} {what}; "
-        "partial files were removed and LATEST did not move",
+        "partial files were removed; what was complete stays (a LATEST moves only with a whole "
+        "extract, canonical files and the index only with a whole stage)",
         hint="free space (or move the workspace with --workspace), then run again; "
         "`lorchestra clean --dry-run` shows what can go",
     )

@@ -64,6 +64,9 @@ def load(
     path, origin = find_config(config)
     cfg = load_file(path)
     ws_value = _workspace_override(workspace)
+    if ws_value is not None and os.path.expanduser(ws_value).startswith("~"):
+        raise ConfigError(f"the workspace {ws_value!r} starts with a ~user that names no user of this machine",
+                          hint="give the full path, or ~/ for your own home")
     ws = Path(os.path.expanduser(ws_value)).absolute() if ws_value is not None else cfg.workspace
     return LoadedConfig(cfg, path.absolute(), origin, Path(os.path.normpath(ws)))
 

@@ -38,8 +38,12 @@ def _safe_name(value: str) -> str:
 
 
 def _resolve_path(value: Path, info: ValidationInfo) -> Path:
-    """Expand ``~`` and resolve a relative path against the config file's folder."""
+    """Expand ``~`` and resolve a relative path against the config file's folder. A ``~user``
+    that names no user is refused: left as it was, it became a folder ``~nosuchuser`` beside
+    the config (a PHI workspace in a checkout)."""
     path = Path(os.path.expanduser(str(value)))
+    if str(path).startswith("~"):
+        raise ValueError(f"{str(value).split('/')[0]!r} names no user of this machine (a typo in ~user?)")
     base = (info.context or {}).get("base_dir")
     if not path.is_absolute() and base is not None:
         path = Path(base) / path

@@ -68,6 +68,18 @@ def test_an_empty_workspace_is_an_error_not_the_configs(tmp_path: Path) -> None:
     assert not (tmp_path / "ws").exists(), "the config's workspace was not used"
 
 
+def test_a_tilde_user_that_names_no_user_is_an_error_not_a_folder_beside_the_config(tmp_path: Path) -> None:
+    """`workspace: ~nosuchuser/ws` stayed as written and became `<config folder>/~nosuchuser/ws`."""
+    cfg = write_config(tmp_path, [demo_extractor("mail", "gmail", records=1)], workspace="~nosuchuser-lorch/ws")
+    res = run_cli("run", "--dry-run", "--config", str(cfg), timeout=60)
+    assert res.returncode == 2 and "names no user of this machine" in res.stderr, res.stdout + res.stderr
+    (tmp_path / "ok").mkdir()
+    ok = write_config(tmp_path / "ok", [demo_extractor("mail", "gmail", records=1)])
+    res = run_cli("status", "--config", str(ok), "--workspace", "~nosuchuser-lorch/ws", timeout=60)
+    assert res.returncode == 2 and "names no user of this machine" in res.stderr, res.stdout + res.stderr
+    assert not list(tmp_path.rglob("~nosuchuser-lorch*"))
+
+
 def test_an_empty_config_is_an_error_not_the_demo(tmp_path: Path) -> None:
     for prog, args, env in (("lorch_tui.cli", ["status", "--config", ""], None),
                             ("lorch_tui.cli", ["run", "--config", "  ", "--demo"], None),

@@ -89,6 +89,9 @@ class PlainPrinter:
         self.as_json = as_json
         self.tail = tail
         self.closed = False
+        self.error: OSError | None = None
+        """Why the output could not be written (a full device under a redirect): the command
+        then exits 1 saying so, as it does without --json, never 0 with lines missing."""
 
     def __call__(self, event: Event) -> None:
         if self.closed:
@@ -107,6 +110,8 @@ class PlainPrinter:
         except BrokenPipeError:  # `| head` stopped reading: the run goes on, quietly
             self.closed = True
             silence_stdout()
+        except OSError as exc:  # ENOSPC, EIO: the run goes on; the command's exit says so
+            self.closed, self.error = True, exc
 
 
 def silence_stdout() -> None:

@@ -23,7 +23,7 @@ from contextlib import nullcontext
 from rich.console import Console
 
 from engine.config.load import LoadedConfig
-from engine.errors import ExitCode, UsageError, disk_full
+from engine.errors import ExitCode, UsageError, disk_full, from_os_error
 from engine.events import Event, RunStarted, TaskFinished, Trigger
 from engine.run.bus import Subscriber
 from engine.run.plan import Plan
@@ -106,6 +106,11 @@ def run_headless(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger, as_json:
               "please report it.", file=sys.stderr)
     if session.hook_warning:
         print(f"{command.split()[0]}: warning: {session.hook_warning}", file=sys.stderr)
+    if isinstance(face, PlainPrinter) and face.error is not None:
+        problem = from_os_error(face.error, loaded.workspace)
+        print(f"{command.split()[0]}: error: "
+              f"{problem.render() if problem is not None else 'could not write the output'}", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED if session.interrupted else ExitCode.TASK_FAILED)
     if session.interrupted:
         return int(ExitCode.INTERRUPTED)
     if session.disk_full:  # one clear message, whichever writer ran out of space

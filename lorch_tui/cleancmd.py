@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -50,6 +51,24 @@ def cmd_clean(ns: argparse.Namespace) -> int:
         raise private_os_error(exc, ws.root) from None
 
 
+def _take_lock(ws: Workspace, wait_s: float) -> WorkspaceLock:
+    """The workspace lock, waiting up to ``wait_s`` as ``run --wait`` does: the wait is said on
+    stderr, and SIGTERM or SIGHUP stop it as Ctrl-C does (exit 130; SIGTERM gave 143)."""
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    def waiting(holder: str) -> None:
+        print(f"lorchestra: the workspace lock is held by {holder}; waiting up to {wait_s:g} s for it "
+              "(Ctrl-C stops)", file=sys.stderr, flush=True)
+
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return WorkspaceLock(ws, command="lorchestra clean").acquire(wait_s, waiting)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def _clean(ns: argparse.Namespace, ws: Workspace, stages: list[str], *, vault_by_yes: bool) -> int:
     """List, confirm and delete (the paths of an error are masked by the caller)."""
     console = Console(highlight=False)
@@ -63,7 +82,7 @@ def _clean(ns: argparse.Namespace, ws: Workspace, stages: list[str], *, vault_by
         console.print("refusing to delete without confirmation: there is no terminal to ask on; "
                       "pass --yes (and --stage extract for the vault) to delete")
         return int(ExitCode.USAGE)
-    lock = None if ns.dry_run else WorkspaceLock(ws, command="lorchestra clean").acquire(ns.wait)
+    lock = None if ns.dry_run else _take_lock(ws, ns.wait)
     try:
         keep_vault = "extract" in stages and ns.yes and not vault_by_yes
         targets = plan(ws, stages, ns.partials)

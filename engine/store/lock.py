@@ -51,12 +51,20 @@ class WorkspaceLock:
         self._fh: IO[Any] | None = None
         self._dir_fd: int | None = None
 
-    def acquire(self, wait_s: float = 0.0) -> WorkspaceLock:
-        """Take the lock, waiting up to ``wait_s`` seconds; raise WorkspaceBusy otherwise."""
+    def acquire(self, wait_s: float = 0.0, waiting: Callable[[str], None] | None = None) -> WorkspaceLock:
+        """Take the lock, waiting up to ``wait_s`` seconds; raise WorkspaceBusy otherwise.
+        ``waiting`` is told the holder once, when the wait begins."""
         fds = self._open(wait_s)
         deadline = time.monotonic() + wait_s
-        while not self._try(fds, deadline):
-            time.sleep(0.1)
+        try:
+            if not self._try(fds, deadline):
+                if waiting is not None:
+                    waiting(holder_of(self.path))
+                while not self._try(fds, deadline):
+                    time.sleep(0.1)
+        except BaseException:  # an interrupt in the wait: nothing stays open
+            self._close(fds)
+            raise
         return self._held(fds)
 
     async def acquire_waiting(self, wait_s: float, waiting: Callable[[str], None] | None = None) -> WorkspaceLock:

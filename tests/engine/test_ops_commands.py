@@ -609,3 +609,35 @@ def test_a_run_waiting_for_the_lock_says_so_and_stops_at_once_on_a_signal(tmp_pa
     assert proc.returncode == 130, text
     assert "Traceback" not in text and "interrupted" in text
     assert not (ws.state_db.exists() and db_rows(ws.state_db, "SELECT * FROM runs")), "no run was started"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"])
+def test_clean_waiting_for_the_lock_says_so_and_exits_130_on_a_signal(tmp_path: Path, sig: int) -> None:
+    """`clean --wait` said nothing while it waited, and SIGTERM ended it with 143."""
+    import threading
+
+    from engine.store.lock import WorkspaceLock
+    from engine.store.workspace import Workspace
+    cfg = write_config(tmp_path, [demo_extractor("quick", records=5)])
+    ws = Workspace(tmp_path / "ws")
+    ws.root.mkdir(mode=0o700)
+    (ws.root / "canonical").mkdir(mode=0o700)
+    held = WorkspaceLock(ws, command="a test").acquire()
+    proc = subprocess.Popen([sys.executable, "-m", "lorch_tui.cli", "clean", "--all", "--yes", "--wait", "600",
+                             "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=REPO, env=clean_env())
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        wait_for(lambda: any("waiting up to 600 s" in x for x in lines), timeout=60, what="the wait to be said")
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        held.release()
+    reader.join(timeout=10)
+    assert proc.returncode == 130, "".join(lines)
+    assert "Traceback" not in "".join(lines) and (ws.root / "canonical").is_dir(), "nothing was deleted"

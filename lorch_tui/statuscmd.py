@@ -147,12 +147,19 @@ def latest_problems(loaded: LoadedConfig, ws: Workspace) -> list[dict[str, str]]
         if not path.exists():
             continue
         try:
-            read_latest(path.parent)
+            latest = read_latest(path.parent)
         except (OSError, ValueError):
             out.append({"code": "LATEST_INVALID", "path": str(path),
                         "message": f"{ex.name}: {path} does not read as a LATEST pointer",
                         "hint": "run `lorchestra verify` to check the account's runs; the next successful "
                                 f"`lorchestra extract {ex.name}` writes a new LATEST"})
+            continue
+        run = path.parent / f"dt={latest['dt']}" / f"run_id={latest['run_id']}" if latest else None
+        if run is not None and not run.is_dir():  # status said nothing; canonize then fails
+            out.append({"code": "RUN_MISSING", "path": str(run),
+                        "message": f"{ex.name}: {path} names a run folder that does not exist ({run.name})",
+                        "hint": "restore the run folder from a backup, or run `lorchestra extract "
+                                f"{ex.name}`: its next successful run writes a new LATEST"})
     return out
 
 

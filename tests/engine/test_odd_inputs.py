@@ -141,6 +141,16 @@ def test_a_damaged_latest_is_named_by_status_not_shown_as_never_extracted(
     assert [p["code"] for p in doc["problems"]] == ["LATEST_INVALID"]
 
 
+def test_a_latest_naming_a_missing_run_is_named_by_status(built: tuple[Path, dict[str, object]],
+                                                          tmp_path: Path) -> None:
+    """`status` exited 0 with nothing to say while `verify` said RUN_MISSING."""
+    cfg, ex = built
+    latest = account_dir(tmp_path / "ws", ex) / "LATEST.json"  # type: ignore[arg-type]
+    latest.write_text('{"dt": "2026-01-01", "run_id": "20260101T010203Z", "updated_at": null, "records": 5}')
+    res = run_cli("status", "--config", str(cfg), timeout=60)
+    assert res.returncode == 1 and "RUN_MISSING" in res.stdout and "run_id=20260101T010203Z" in res.stdout, res.stdout
+
+
 def test_a_damaged_index_is_named_with_how_to_rebuild(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
     cfg, _ = built
     ws = tmp_path / "ws"

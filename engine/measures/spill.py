@@ -301,6 +301,19 @@ class Spill:
             changes += [(client, c[1]) for c in copies if c[3] != client]
         conn.executemany("UPDATE m_rejects SET client = ? WHERE seq = ?", changes)
 
+    def critical_unlinked(self, raised: Callable[[object], list[str]]) -> int:
+        """Measures whose critical item was answered above its threshold (``raised`` of the
+        flags) in a response linked to no client: scored, or not scored with no copy scored.
+        No chart shows them, so the task warns with their count."""
+        r = self.reader()
+        scored = sum(1 for (line,) in r.execute("SELECT line FROM m_scored WHERE client_id IS NULL")
+                     if raised(orjson.loads(line).get("flags")))
+        rejected = sum(1 for (line,) in r.execute(
+            "SELECT line FROM m_rejects WHERE client IS NULL AND measure != 'None' AND (copy_key IS NULL OR "
+            "copy_key NOT IN (SELECT copy_key FROM m_scored WHERE copy_key IS NOT NULL))")
+            if raised(orjson.loads(line).get("flags")))
+        return scored + rejected
+
     def finish(self) -> None:
         """Write what is buffered, index, commit and close the writer."""
         for table in self._buf:

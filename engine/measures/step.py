@@ -52,6 +52,7 @@ from engine.measures.score import (
     MEASURES_ACCOUNT,
     MEASURES_SOURCE,
     Outcome,
+    raised,
     score_response,
 )
 from engine.measures.spill import Spill
@@ -84,6 +85,9 @@ class MeasuresResult:
     """Measures of a response already scored from another copy (not counted as not scored)."""
     reasons: Counter[str] = field(default_factory=Counter)
     """Not scored, by reason code."""
+    critical_unlinked: int = 0
+    """Measures with a critical item answered above its threshold in a response linked to no
+    client: in no chart, so the task warns (``MEASURES_CRITICAL_UNLINKED``)."""
     rejects_path: str | None = None
     duplicates_path: str | None = None
     spill: Spill | None = None
@@ -389,6 +393,7 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *
         scored = score_all(conn, str(objects_dir(ws)), p, reg, spill, scores, progress, accounts)
         result.responses, result.scored = scored.responses, scored.scored
         result.not_scored, result.duplicates, result.reasons = scored.rejects, scored.duplicates, scored.reasons
+        result.critical_unlinked = spill.critical_unlinked(raised)
         indexed = conn.execute("SELECT 1 FROM accounts WHERE source = ? AND account = ?",
                                (MEASURES_SOURCE, MEASURES_ACCOUNT)).fetchone() is not None
         if scored.responses or indexed:  # a pipeline without forms gets no measures account

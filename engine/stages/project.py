@@ -432,10 +432,14 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
 
 
 def _measure_events(spec: TaskSpec, job: Project, emit: Emit) -> None:
-    """A warning for the responses (or measures of them) not scored."""
+    """A warning for the responses (or measures of them) not scored, and one for the critical
+    items answered in responses linked to no client."""
     ex = spec.extractor
     m = job.measures
     if m is not None and m.not_scored:
         emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
                          code=ErrorCode.MEASURES_NOT_SCORED.value, count=m.not_scored,
                          detail_path=m.rejects_path))
+    if m is not None and m.critical_unlinked:  # a positive item 9 of someone in no chart
+        emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
+                         code=ErrorCode.MEASURES_CRITICAL_UNLINKED.value, count=m.critical_unlinked))

@@ -131,6 +131,19 @@ def test_the_warning_counts_real_rejects_and_duplicates_apart(demo: tuple[Path, 
     assert warned[0]["detail_path"] == str(ws / "canonical/measures/scored.rejects.jsonl")
 
 
+def test_a_positive_item_9_of_a_response_linked_to_no_one_is_warned(demo: tuple[Path, Path]) -> None:
+    """The family's shared address links its members' questionnaires to no one: a positive
+    item 9 among them was in no chart and nothing said so."""
+    ws, _cfg = demo
+    unlinked = [m for m in measurements(ws) if "client_id" not in m and "phq9_9_positive" in m["flags"]]
+    warned = [e["count"] for e in project_events(ws) if e.get("code") == "MEASURES_CRITICAL_UNLINKED"]
+    rejected = [r for r in jsonl(ws / "canonical/measures/scored.rejects.jsonl")
+                if "phq9_9_positive" in (r.get("flags") or []) and r["reason"] != "COPIES_DISAGREE"]
+    assert unlinked, "the demo has such a response (the shared family address)"
+    assert not rejected  # the demo's unscorable responses answer item 9 with nothing positive
+    assert warned == [len(unlinked)]
+
+
 def test_query_and_charts_show_the_measures(demo: tuple[Path, Path]) -> None:
     ws, cfg = demo
     got = measurements(ws)

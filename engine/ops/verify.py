@@ -401,7 +401,7 @@ def message_counts(path: Path) -> tuple[int, int, int] | None:
             size += len(line) + 1
             if not line:
                 return None  # the writer never stores a blank line
-            msg = parse(line)
+            msg = parse(line, depth_checked=True)
             messages += 1
             records += isinstance(msg, Record)
     except (zlib.error, EOFError, OSError, LineInvalid):

@@ -176,7 +176,7 @@ def iter_part_records(path: Path, keys: StreamKeys, storage: Storage = LOCAL) ->
             yield VaultRecord(old.stream, bytes(old.record), keys.next_record(old.stream), index)
             continue
         try:
-            msg = parse(line)
+            msg = parse(line, depth_checked=True)
         except LineInvalid:
             raise PartCorrupt("not a Singer message") from None
         if isinstance(msg, Record):

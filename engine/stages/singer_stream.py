@@ -174,7 +174,12 @@ def _copy_records(fh: IO[bytes], stream: str, writer: RunWriter, lineno: int, in
                 continue
             record = with_newline(line)[:-1]
             if not json_object(record):
-                raise StreamError(ErrorCode.BATCH_INVALID, lineno, where)
+                # text an API cut mid-emoji: repaired as on a RECORD line, whichever way it came
+                fixed = lone_surrogates_replaced(record)
+                if fixed is None or not json_object(fixed):
+                    raise StreamError(ErrorCode.BATCH_INVALID, lineno, where)
+                record = fixed
+                writer.repaired_lines += 1
             writer.batch_record(stream, record)
             if writer.records & 63 == 1:
                 tick()

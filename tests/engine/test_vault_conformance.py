@@ -222,6 +222,18 @@ def test_batch_records_keep_their_bytes(tmp_path: Path) -> None:
     assert manifest(run)["records"] == 2
 
 
+def test_batch_records_cut_mid_emoji_are_repaired_as_record_lines_are(tmp_path: Path) -> None:
+    """A lone surrogate escape in a BATCH file failed the run BATCH_INVALID, where the same
+    record on a RECORD line is kept with U+FFFD (TAP_TEXT_REPAIRED)."""
+    batch = tmp_path / "b1.jsonl"
+    batch.write_bytes(b'{"id":1,"a":"cut \\ud83d"}\n{"id":2,"a":"ok \\ud83d\\ude00"}\n')
+    msg = b'{"type":"BATCH","stream":"users","encoding":{"format":"jsonl","compression":"none"},' \
+          b'"manifest":["file://' + str(batch).encode() + b'"]}'
+    run = extract_ok(tmp_path, lines(SCHEMA_USERS, msg))
+    assert vault_lines(run)[2:] == [b'{"type":"RECORD","stream":"users","record":{"id":1,"a":"cut \\ufffd"}}',
+                                    b'{"type":"RECORD","stream":"users","record":{"id":2,"a":"ok \\ud83d\\ude00"}}']
+
+
 # --- invalid messages: the run fails, LATEST and its STATE stay -----------------------------
 
 INVALID: list[tuple[str, bytes, str]] = [

@@ -39,7 +39,7 @@ from engine.clients.model import (
     client_id_for,
 )
 from engine.clients.overrides import Overrides
-from engine.clients.rules import LinkRule, column_text, first_text, rule_for, texts, values
+from engine.clients.rules import LinkRule, column_text, first_text, ref_ids, rule_for, texts, values
 from engine.config import ClientsConfig
 from engine.index.fields import date_only
 
@@ -158,7 +158,7 @@ class Resolver:
             one = self._refs.setdefault
             facts.refs = tuple(one(t, t) for t in (
                 DocRef(ref.source, ref.account, kind, target)
-                for r in rule.refs for target in texts(doc, (r.path,)) for kind in r.kinds))
+                for r in rule.refs for target in ref_ids(doc, (r.path,)) for kind in r.kinds))
         if rule.senders or rule.recipients:
             self._participants(facts, rule, doc)
         if rule.columns:

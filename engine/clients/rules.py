@@ -137,6 +137,21 @@ def texts(doc: Any, paths: tuple[str, ...]) -> list[str]:
     return out
 
 
+def ref_ids(doc: Any, paths: tuple[str, ...]) -> list[str]:
+    """Every id a reference path finds, exactly as written (numbers as text), in order, without
+    repeats. Never trimmed: the index keeps ``" 42"`` and ``"42"`` as two documents, and a
+    trimmed reference to Henry's `` 42`` linked his session to Gina's ``42``."""
+    out: list[str] = []
+    for v in values(doc, paths):
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, (int, float)):
+            v = str(v)
+        if isinstance(v, str) and v.strip() and v not in out:
+            out.append(v)
+    return out
+
+
 def column_text(doc: Any, paths: str | tuple[str, ...]) -> str:
     """A chart column's value: the texts of the first of ``paths`` that gives any, joined."""
     for path in (paths,) if isinstance(paths, str) else paths:

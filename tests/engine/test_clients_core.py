@@ -228,6 +228,20 @@ def test_references_follow_the_contact_they_point_at() -> None:
     assert out[by_name[0]].reason == "no_key"  # type: ignore[union-attr]
 
 
+def test_a_reference_is_the_id_as_written_never_trimmed() -> None:
+    """A session naming contact `" 42"` (Henry) went to Gina's `"42"`: references were
+    trimmed, the index's ids are not. `"A "` names no document: `ref_missing`, not A."""
+    gina = contact("dataverse", "mensio", "42", "Gina Num", emails=["gina@example.org"], dob="1980-01-01")
+    henry = contact("dataverse", "mensio", " 42", "Henry Space", emails=["henry@example.org"], dob="1981-01-01")
+    his = ref_doc("clinical_session", "dataverse", "mensio", "s-henry", "subject", " 42")
+    hers = ref_doc("clinical_session", "dataverse", "mensio", "s-gina", "subject", "42")
+    padded = ref_doc("clinical_session", "dataverse", "mensio", "s-ws", "subject", "A ")
+    _, out = resolve(people() + [gina, henry, his, hers, padded])
+    assert clients_of(out[his[0]]) == {cid(" 42")} != {cid("42")}
+    assert clients_of(out[hers[0]]) == {cid("42")}
+    assert out[padded[0]].reason == "ref_missing"  # type: ignore[union-attr]
+
+
 def test_unknown_kinds_wait_for_a_rule() -> None:
     ref = DocRef("forms", "a", "measurement", "1")
     _, out = resolve(people() + [(ref, {"kind": "measurement", "email": "cy.park@gmail.com"})])

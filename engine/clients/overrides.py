@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.config.errors import format_loc, plain_errors
 from engine.config.load import duplicate_keys
@@ -109,6 +109,27 @@ class Overrides(BaseModel):
             if len(group) < 2 or len(set(group)) != len(group):
                 raise ValueError("each group lists at least two different client ids")
         return value
+
+
+    @model_validator(mode="after")
+    def _not_merged_and_apart(self) -> Overrides:
+        """Two clients a ``merge`` makes one (groups chain) and an ``apart`` keeps apart: the
+        merge won silently and put one person's documents in the other's chart."""
+        root: dict[str, str] = {}
+
+        def find(x: str) -> str:
+            while root.get(x, x) != x:
+                x = root[x]
+            return x
+        for group in self.merge:
+            for other in group[1:]:
+                root[find(other)] = find(group[0])
+        for n, group in enumerate(self.apart):
+            merged = [c for i, c in enumerate(group) if any(find(c) == find(d) for d in group[:i])]
+            if merged:
+                raise ValueError(f"apart entry {n} keeps apart clients that a merge entry makes one "
+                                 "(one pair, one decision: remove the merge or the apart)")
+        return self
 
 
 class OverridesError(Exception):

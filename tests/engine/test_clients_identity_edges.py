@@ -182,6 +182,19 @@ def test_a_record_naming_another_client_is_not_linked_by_the_keys_it_shares() ->
     assert isinstance(got, Unlinked) and got.reason == "disagree", got
 
 
+def test_a_pair_both_merged_and_kept_apart_is_refused(tmp_path: Path) -> None:
+    """`merge: [[A, B]]` with `apart: [[B, A]]` was accepted and the merge silently won: one
+    person's sessions in the other's chart. Merge groups chain (A-B, B-C makes A and C one)."""
+    path = tmp_path / "overrides.yaml"
+    a, b, c = "a" * 16, "b" * 16, "c" * 16
+    for merge, apart in (([[a, b]], [[b, a]]), ([[a, b], [b, c]], [[c, a]])):
+        path.write_text(f"merge: {merge}\napart: {apart}\n")
+        with pytest.raises(OverridesError, match="keeps apart clients that a merge entry makes one"):
+            load_overrides(path)
+    path.write_text(f"merge: [[{a}, {b}]]\napart: [[{a}, {c}]]\n")
+    assert load_overrides(path)[0].apart == [[a, c]]
+
+
 def test_two_link_entries_deciding_one_document_otherwise_are_refused(tmp_path: Path) -> None:
     """The last of two contradictory entries silently won (one document in Cy's chart, the
     operator having also linked it to Tim)."""

@@ -162,6 +162,7 @@ def cmd_conflicts(ns: argparse.Namespace) -> int:
         console.print(f"{open_} open conflict(s), {len(items) - open_} reviewed. Settle them in the "
                       "overrides file: merge, apart, link or ignore (docs/clients.md).", markup=False)
         _print_stale(console, stale_overrides(t.conn))
+        _print_unused(console, stale_overrides(t.conn, "unused_overrides"))
         twins = likely_same_person(items)
         if twins:
             console.print("These share a name and birth date (and more): if each pair is one person, "
@@ -182,6 +183,19 @@ def _print_stale(console: Console, stale: list[tuple[str, str]]) -> None:
     for document, client in stale:
         target = f" -> {client}" if client else (" (to no one)" if not document.startswith("client:") else "")
         console.print(Text(f"  {clean(document)}{clean(target)}"))
+
+
+def _print_unused(console: Console, unused: list[tuple[str, str]]) -> None:
+    """The overrides naming a document or client that is not there (warning OVERRIDE_UNUSED),
+    by name: the warning only counted them, and a typo in an id (a space, a short folder id,
+    upper case) went unseen."""
+    if not unused:
+        return
+    console.print(f"{len(unused)} override(s) name nothing the last projection had (OVERRIDE_UNUSED): check "
+                  "each id against `lorchestra clients list` and `clients unlinked` (full 16-character "
+                  "client ids, documents as source:account:kind:id):", markup=False)
+    for what, client in unused:
+        console.print(Text(f"  {clean(what)}" + (f" -> {clean(client)}" if client else "")))
 
 
 def likely_same_person(conflicts: list[dict[str, Any]]) -> list[tuple[str, str]]:

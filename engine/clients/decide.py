@@ -69,6 +69,8 @@ class Decisions:
         self.targets = targets
         self.forced: dict[DocRef, str | None] = {}
         self.unused_overrides = 0
+        self.unused: list[tuple[str, str]] = []
+        """(document, client or "") of each ``link:`` naming a document or client that is not there."""
         self.stale_overrides = 0
         self.stale: list[tuple[str, str]] = []
         """(document, client or "") of each link not applied as stale."""
@@ -80,6 +82,7 @@ class Decisions:
             facts = lookup(ref)
             if facts is None or (target is not None and target not in clients):
                 self.unused_overrides += 1
+                self.unused.append((item.document, item.client or ""))
                 # its pin is kept: a row gone for one run and then another person's must not
                 # be taken for the document the link was first applied to
                 key = (item.document, item.client or "")

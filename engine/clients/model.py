@@ -168,6 +168,10 @@ class Projection:
     """Links not applied: their document is no longer the one they were first applied to."""
     timezone: str = "UTC"
     """The zone the chart folders show times in (``clients.timezone``; the tables keep UTC)."""
+    unused: list[tuple[str, str]] = field(default_factory=list)
+    """(document or ``merge:ID``/``apart:ID``, client or "") of each override naming a document
+    or client that is not there, for ``lorchestra clients conflicts`` to name (the warning
+    ``OVERRIDE_UNUSED`` only counts them: a typo in an id was never shown)."""
     stale: list[tuple[str, str]] = field(default_factory=list)
     """(document or ``client:ID``, client or "") of each override not applied as stale, for
     ``lorchestra clients conflicts`` to name (the warning only counts them)."""

@@ -64,6 +64,8 @@ class Resolver:
         """The identity of each client an override names (:func:`client_identity`), by
         (``client:ID``, ""): kept with the link pins."""
         self.stale_clients: set[str] = set()
+        self.unused_named: list[tuple[str, str]] = []
+        """``merge:ID`` / ``apart:ID`` entries naming no client (:meth:`clients`)."""
         """Clients an override names whose record is no longer the person it was first applied
         to (a sheet row's id passed to the next row): no override applies to them."""
         self._gmail = tuple(K.address_case(d) for d in cfg.gmail_domains)
@@ -251,6 +253,7 @@ class Resolver:
         return Projection(clients=clients, links=links, unlinked=unlinked,
                           conflicts=sorted(conflicts.values(), key=lambda c: c.key),
                           docs=docs, unused_overrides=unused + state.unused_overrides,
+                          unused=[*self.unused_named, *state.unused],
                           override_pins={**self.client_pins, **state.pins},
                           stale_overrides=state.stale_overrides + len(self.stale_clients),
                           stale=[*((f"{CLIENT_PIN}{c}", "") for c in sorted(self.stale_clients)), *state.stale])
@@ -269,6 +272,7 @@ class Resolver:
         self._check_named_clients(clients)
         alias: dict[str, str] = {}
         unused = 0
+        self.unused_named = []
         for group in self.overrides.merge:
             present: list[str] = []
             for c in group:
@@ -279,6 +283,7 @@ class Resolver:
                     present.append(c)
                 elif c not in clients:
                     unused += 1
+                    self.unused_named.append((f"merge:{c}", ""))
             if len(present) < 2:
                 continue
             keep = clients[present[0]]
@@ -288,6 +293,11 @@ class Resolver:
                 keep.names |= gone.names
                 keep.merged.append(other)
                 alias[other] = keep.client_id
+        for group in self.overrides.apart:  # a typo here left the conflict open, uncounted
+            for c in dict.fromkeys(group):
+                if alias.get(c, c) not in clients and c not in self.stale_clients:
+                    unused += 1
+                    self.unused_named.append((f"apart:{c}", ""))
         return clients, alias, unused
 
     def _check_named_clients(self, clients: dict[str, Client]) -> None:

@@ -152,7 +152,8 @@ def write_projection(conn: sqlite3.Connection, p: Projection, inputs_sha256: str
     conn.executemany("INSERT INTO client_override_pins VALUES (?,?,?)",
                      [(d, c, s) for (d, c), s in sorted(p.override_pins.items())])
     set_meta(conn, inputs_sha256=inputs_sha256, projected_at=projected_at, charts_done="0",
-             stale_overrides=orjson.dumps(sorted(set(p.stale))).decode())
+             stale_overrides=orjson.dumps(sorted(set(p.stale))).decode(),
+             unused_overrides=orjson.dumps(sorted(set(p.unused))).decode())
 
 
 def set_meta(conn: sqlite3.Connection, **values: str) -> None:
@@ -160,10 +161,11 @@ def set_meta(conn: sqlite3.Connection, **values: str) -> None:
     conn.executemany("INSERT OR REPLACE INTO clients_meta VALUES (?, ?)", list(values.items()))
 
 
-def stale_overrides(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+def stale_overrides(conn: sqlite3.Connection, which: str = "stale_overrides") -> list[tuple[str, str]]:
     """(document or ``client:ID``, client or "") of the overrides the last projection did not
-    apply as stale (none before this was stored)."""
-    raw = read_meta(conn).get("stale_overrides")
+    apply as stale (none before this was stored); ``which="unused_overrides"``: those naming
+    a document or client that is not there (``merge:ID``, ``apart:ID`` for those entries)."""
+    raw = read_meta(conn).get(which)
     try:
         got = orjson.loads(raw) if raw else []
     except orjson.JSONDecodeError:

@@ -262,6 +262,29 @@ def test_stale_overrides_are_named_by_clients_conflicts(built: Path, tmp_path: P
     assert f"  {moved[0]} -> {cid}" in listed.stdout and kept[0] not in listed.stdout
 
 
+def test_unused_overrides_are_named_by_clients_conflicts(built: Path, tmp_path: Path) -> None:
+    """OVERRIDE_UNUSED only counted (a client id in upper case, a document id with a space), and
+    an `apart` naming no client was not even counted. `clients conflicts` names each."""
+    ws = copy(built, tmp_path)
+    with contextlib.closing(db(ws)) as con:
+        (doc,) = con.execute("SELECT source || ':' || account || ':' || kind || ':' || entity_id FROM "
+                             "client_unlinked WHERE kind = 'email' ORDER BY entity_id LIMIT 1").fetchone()
+        a, b = (r[0] for r in con.execute("SELECT client_id FROM clients ORDER BY client_id LIMIT 2"))
+    overrides = tmp_path / "clients.overrides.yaml"
+    overrides.write_text(yaml.safe_dump({"link": [{"document": doc + " ", "client": a},
+                                                  {"document": doc, "client": a.upper()}],
+                                         "apart": [[a, b.upper()]], "merge": [[a, "0000000000000000"]]}))
+    overrides.chmod(0o600)
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(dict(DEMO, clients={**DEMO["clients"], "overrides": str(overrides)})))
+    res = cli(ws, "run", "--stage", "project", config=config)
+    assert res.returncode == 0 and "OVERRIDE_UNUSED (count 4)" in res.stdout, res.stdout + res.stderr
+    listed = cli(ws, "clients", "conflicts", config=config)
+    assert "4 override(s) name nothing the last projection had (OVERRIDE_UNUSED)" in listed.stdout, listed.stdout
+    for line in (f"  {doc}  -> {a}", f"  {doc} -> {a.upper()}", f"  apart:{b.upper()}", "  merge:0000000000000000"):
+        assert line in listed.stdout, (line, listed.stdout)
+
+
 def test_the_charts_follow_the_practice_s_time_zone(built: Path, tmp_path: Path) -> None:
     """`clients.timezone` re-projects the charts in that zone: every timeline time moves by the
     zone's offset (the same rows, the same order), dates alone stay."""

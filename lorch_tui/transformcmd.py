@@ -27,7 +27,7 @@ import orjson
 import yaml
 from rich.console import Console
 
-from engine.canon.compiled import CompiledTransform, RecordRejected
+from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
 from engine.canon.registry import DEFAULT_SCHEMAS, TRANSFORM_ID, Registry, RegistryError, Transform
 from engine.config import Extractor
 from engine.config.load import load
@@ -104,8 +104,9 @@ def _compiled(ns: argparse.Namespace) -> tuple[Any, Transform, CompiledTransform
         t = reg.get(ns.id)
     except RegistryError as exc:
         raise UsageError(str(exc), hint="run `lorchestra list transforms`") from None
-    try:
-        compiled = CompiledTransform(reg, t)
+    canon = cfg.stages.canonize
+    try:  # the config's limits, as the canonize stage applies them
+        compiled = CompiledTransform(reg, t, TransformLimits(canon.transform_timeout_ms, canon.transform_max_depth))
     except Exception as exc:  # noqa: BLE001 - a JSONata or schema error names the file
         raise ConfigError(f"transform {t.id} does not compile ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''})",
@@ -141,8 +142,10 @@ def _transform_run(ns: argparse.Namespace) -> int:
             raise UsageError(f"no extractor named {ns.from_vault!r} in {loaded.path}",
                              hint="run `lorchestra list extractors`")
         envelope = parse_envelope(ns.envelope or f"source={ex.source},account={ex.account}", t)
-        return run_from_vault(Workspace(loaded.workspace), ex, t, compiled, envelope, ns.limit, ns.show)
+        streams = _bind(loaded.config, t, ex.source, compiled)
+        return run_from_vault(Workspace(loaded.workspace), ex, t, compiled, envelope, ns.limit, ns.show, streams)
     envelope = parse_envelope(ns.envelope, t)
+    _bind(loaded.config, t, envelope.get("source", t.source), compiled)
     if ns.file in (None, "-"):
         if sys.stdin.isatty():
             print("reading a record from standard input (end with Ctrl-D)...", file=sys.stderr)
@@ -172,6 +175,17 @@ def _transform_run(ns: argparse.Namespace) -> int:
     if not pretty:
         print(f"{len(records) - rejected} transformed, {rejected} rejected", file=sys.stderr)
     return int(ExitCode.TASK_FAILED if rejected else ExitCode.OK)
+
+
+def _bind(cfg: Any, t: Transform, source: str, compiled: CompiledTransform) -> list[str]:
+    """The streams the config maps to this transform for ``source`` (the meta's input stream
+    when none does), with the mapping's ``timezone`` bound as ``$timezone``, as the canonize
+    stage binds it: a preview ignored the zone and showed other times than canonize wrote."""
+    maps = [m for m in cfg.stages.canonize.mappings if m.transform == t.id and m.source == source]
+    zones = {m.timezone for m in maps if m.timezone is not None}
+    if len(zones) == 1:
+        compiled.bindings = {"timezone": zones.pop()}
+    return list(dict.fromkeys(m.stream for m in maps)) or [t.stream]
 
 
 def vault_records(ws: Workspace, ex: Extractor, stream: str) -> Iterator[tuple[bool, Any]]:
@@ -208,8 +222,10 @@ def vault_records(ws: Workspace, ex: Extractor, stream: str) -> Iterator[tuple[b
 
 
 def run_from_vault(ws: Workspace, ex: Extractor, t: Transform, compiled: CompiledTransform,
-                   envelope: dict[str, str], limit: int | None, show: bool) -> int:
-    """Transform the LATEST run's records of the transform's stream; print a summary."""
+                   envelope: dict[str, str], limit: int | None, show: bool,
+                   streams: list[str] | None = None) -> int:
+    """Transform the LATEST run's records of the streams the config maps to the transform
+    (its meta's input stream when none); print a summary."""
     err = Console(stderr=True, highlight=False)
     if ex.source != t.source:
         err.print(f"[yellow]note:[/] {t.id} is written for source {t.source}; "
@@ -217,7 +233,7 @@ def run_from_vault(ws: Workspace, ex: Extractor, t: Transform, compiled: Compile
     records = rejected = 0
     codes: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
-    for exact, record in vault_records(ws, ex, t.stream):
+    for exact, record in (r for s in streams or [t.stream] for r in vault_records(ws, ex, s)):
         if limit is not None and records >= limit:
             break
         records += 1
@@ -235,7 +251,7 @@ def run_from_vault(ws: Workspace, ex: Extractor, t: Transform, compiled: Compile
         if show:
             sys.stdout.write(orjson.dumps(out, option=orjson.OPT_SORT_KEYS).decode() + "\n")
     summary = Console(stderr=show, highlight=False)
-    summary.print(f"{t.id} over {ex.name} (LATEST, stream of the transform's input): "
+    summary.print(f"{t.id} over {ex.name} (LATEST, stream(s) {', '.join(streams or [t.stream])}): "
                   f"{records} record(s), {records - rejected} transformed, {rejected} rejected")
     for code, n in sorted(codes.items()):
         summary.print(f"  rejected {code}: {n}")

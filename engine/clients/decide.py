@@ -27,7 +27,7 @@ from engine.clients.model import (
     Unlinked,
     client_id_for,
 )
-from engine.clients.namematch import could_be, could_be_renamed
+from engine.clients.namematch import could_be
 from engine.clients.overrides import Overrides
 
 SEP = ", "
@@ -221,16 +221,13 @@ class Decisions:
         """True when the document's name cannot be the client's (:mod:`engine.clients.namematch`):
         a son, a spouse or a sister reached through the client's shared e-mail or phone
         ("Tim Doe" or "Ben Doe (child)" with Ann Doe's keys). A birth date the document shares
-        with the client excuses a new family name after a marriage, never another given name
-        (twins share it: ``namematch.same_given``)."""
+        with the client excuses nothing: twins share it (``Paula Brown`` for ``Paul Brown``),
+        and a new family name after a marriage is reported like any other name (a ``link:``
+        settles it)."""
         if facts.name is None:
             return False
         client = self.clients[cid]
-        names = client.names or {self._names.get(cid) or ""}
-        mine = {K.name_dob_date(k) for k in facts.keys if K.key_kind(k) == "name_dob"}
-        if mine & {K.name_dob_date(k) for k in client.keys if K.key_kind(k) == "name_dob"}:
-            return not could_be_renamed(facts.name, names)
-        return not could_be(facts.name, names)
+        return not could_be(facts.name, client.names or {self._names.get(cid) or ""})
 
     def _said_another(self, facts: DocFacts) -> list[str]:
         """The keys of mail participants whose display name cannot be the client their address

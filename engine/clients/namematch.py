@@ -11,8 +11,8 @@ guessed).
 The rule, on names folded by :func:`engine.clients.keys.name_text`: two names can be one
 person when the words of one are all found in the other. Words match when equal, when one
 is the other's initial (``A`` and ``Ann``), or when they differ only by a German ``ü`` or
-``ö`` written out (``Mueller`` and ``Müller``, folded ``muller``; in a name's first word only
-from five letters, so ``Joey`` is not ``Joy``); two words of one name written
+``ö`` written out (``Mueller`` and ``Müller``, folded ``muller``; only in words of five letters
+or more, so ``Joey`` is not ``Joy``); two words of one name written
 as one in the other (``O'Neill`` folded ``o neill``, and ``ONeill``) are one word. So a middle
 name, a title, a second family name or a note added on either side still fits (``Ann M.
 Doe``, ``Dr Ann Doe``, ``Ann Doe-Smith``, ``Ann Doe (billing)`` against ``Ann Doe``), and a
@@ -24,10 +24,10 @@ is not Ann Doe). What does not fit: another given name with the same family name
 ``Robert``: ``Paul`` and ``Paula``, ``Daniel`` and ``Danielle``, ``Chris`` for Christopher
 or Christine are different people as often as not), and a new family name with the given
 name kept (``Maria Smith`` for ``Maria Garcia``) unless the client's record holds that name
-too (a merge) or the birth dates agree. A shared birth date excuses only the family name:
-the given name, suffixes and relation words must still agree (twins share a birth date:
-``Olivia Brown`` is not ``Emma Brown``). Those are reported for review, where a ``link:``
-override settles them once.
+too (a merge). A shared birth date excuses nothing: twins share one (``Olivia Brown`` and
+``Emma Brown``, ``Paul`` and ``Paula``), and a name written family first without a comma
+(``Brown Olivia``) gives no way to tell a new family name from a twin's given name. Those
+are reported for review, where a ``link:`` override settles them once.
 """
 
 from __future__ import annotations
@@ -62,15 +62,15 @@ def _umlauts(word: str) -> str:
     return word.replace("ue", "u").replace("oe", "o") if len(word) > 3 else word
 
 
-def word_fits(a: str, b: str, given: bool = False) -> bool:
+def word_fits(a: str, b: str) -> bool:
     """Whether two words can name the same part of a name: equal, an initial, an umlaut
-    written out. For a ``given`` name (a name's first word) the umlaut only from five letters
-    (``Juergen``, ``Joerg``): ``Joey`` is not ``Joy``."""
+    written out, only from five letters (``Juergen``, ``Joerg``, ``Mueller``): ``Joey`` is not
+    ``Joy``, ``Joel`` not ``Jol``, in whichever position of the name they stand."""
     if a == b:
         return True
     if len(a) == 1 or len(b) == 1:
         return a[0] == b[0]
-    return (not given or max(len(a), len(b)) >= 5) and _umlauts(a) == _umlauts(b)
+    return max(len(a), len(b)) >= 5 and _umlauts(a) == _umlauts(b)
 
 
 def _joined(some: list[str], other: list[str]) -> list[str]:
@@ -88,8 +88,8 @@ def _joined(some: list[str], other: list[str]) -> list[str]:
 
 
 def _covered(some: list[str], other: list[str]) -> bool:
-    """Every word of ``some`` fits a word of ``other`` (a name's first word as a given name)."""
-    return all(any(word_fits(w, o, i == 0 or j == 0) for j, o in enumerate(other)) for i, w in enumerate(some))
+    """Every word of ``some`` fits a word of ``other``."""
+    return all(any(word_fits(w, o) for o in other) for w in some)
 
 
 def fits(one: str, other: str) -> bool:
@@ -106,40 +106,8 @@ def fits(one: str, other: str) -> bool:
     return _covered(a, b) or _covered(b, a)
 
 
-TITLES = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "prof", "rev"})
-"""Words before a given name that are no part of it."""
-
-
-def same_given(one: str, other: str) -> bool:
-    """Whether two folded names have the same given name (the first word that is no title:
-    ``Family, Given`` is folded ``given family``; fitting as :func:`word_fits` says, or one
-    the start of the other from three letters: ``Jon`` and ``Jonathan``) and the same suffixes
-    and relation words:
-    the test a birth date both share still needs, so that a twin (``Olivia Brown`` for
-    ``Emma Brown``, one birth date) is not taken for her sister while a new family name after
-    a marriage (``Maria Smith`` for ``Maria Garcia``) is."""
-    a = [w for w in words(one) if w not in TITLES]
-    b = [w for w in words(other) if w not in TITLES]
-    if not a or not b:
-        return True
-    marks = SUFFIXES | RELATIONS
-    if {w for w in a if w in marks} != {w for w in b if w in marks}:
-        return False
-    x, y = sorted((a[0], b[0]), key=len)
-    return word_fits(x, y, given=True) or (len(x) >= 3 and y.startswith(x))  # Jon, Jonathan
-
-
 PLACEHOLDERS = frozenset({"unknown", "n a", "na", "none", "null", "no name", "tbd", "tba"})
 """Folded names that name no one (what a form or a clerk writes for a missing name)."""
-
-
-def could_be_renamed(name: str | None, names: Iterable[str]) -> bool:
-    """:func:`could_be`, or another family name with the same given name (:func:`same_given`):
-    what a document that shares the client's birth date may still be."""
-    if could_be(name, names):
-        return True
-    assert name is not None
-    return any(same_given(name, n) for n in names if n)
 
 
 def could_be(name: str | None, names: Iterable[str]) -> bool:

@@ -158,18 +158,20 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
     answers = index.answers
     values: dict[str, int | None] = {}
     readable: dict[str, list[int]] = {}  # an unscorable item's answers that name an option
+    unclear: set[str] = set()  # items with an answer that names no option
     taken: dict[int, str] = {}
     unknown: str | None = None
+    refused: NotScored | None = None  # a binding problem: the critical items are still read
     for item in m.items:
         q = mb.items[item.id]
         found = index.find(q.question_id, q.title)
-        if len(found) > 1:
-            return NotScored("QUESTION_AMBIGUOUS", m.id, binding_id, item.id)
-        if found and found[0] in taken:
-            return NotScored("QUESTION_BOUND_TWICE", m.id, binding_id, item.id)
-        texts = _answer_texts(answers[found[0]]) if found else []
+        if refused is None and len(found) > 1:
+            refused = NotScored("QUESTION_AMBIGUOUS", m.id, binding_id, item.id)
+        elif refused is None and found and found[0] in taken:
+            refused = NotScored("QUESTION_BOUND_TWICE", m.id, binding_id, item.id)
+        texts = [t for n in found for t in _answer_texts(answers[n])]
         if found:
-            taken[found[0]] = item.id
+            taken.setdefault(found[0], item.id)
         if not texts:
             values[item.id] = None
             continue
@@ -178,9 +180,13 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
             unknown = unknown or item.id
             values[item.id] = None
             readable[item.id] = [o.value for t in texts if (o := m.option_for(t)) is not None]
+            if len(readable[item.id]) < len(texts):
+                unclear.add(item.id)
             continue
         values[item.id] = option.value
-    flags = critical_flags(m, values, readable)
+    flags = critical_flags(m, values, readable, unclear)
+    if refused is not None:
+        return replace(refused, flags=tuple(flags))
     if unknown is not None:
         return NotScored("UNKNOWN_ANSWER", m.id, binding_id, unknown, tuple(flags))
     missing = sum(1 for v in values.values() if v is None)
@@ -201,18 +207,23 @@ UNREADABLE = "_unreadable"
 an option (its measure is ``UNKNOWN_ANSWER``)."""
 
 
-def critical_flags(m: Measure, values: dict[str, int | None], readable: dict[str, list[int]]) -> list[str]:
+def critical_flags(m: Measure, values: dict[str, int | None], readable: dict[str, list[int]],
+                   unclear: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """The critical items' flags: the item's flag when its value, or any readable one of
-    several answers (a checkbox ticked twice), is above the threshold, never a guess that it
-    is not; ``<item>_unreadable`` or ``<item>_unanswered`` when no value of it is known."""
+    several answers (a checkbox ticked twice, a question the binding finds twice), is above
+    the threshold, never a guess that it is not; ``<item>_unreadable`` when an answer of it
+    names no option and none readable is above (``"3 (Nearly every day)"`` beside ``"Not at
+    all"``), ``<item>_unanswered`` when it has no answer."""
     flags: list[str] = []
     for c in m.critical:
         value = values.get(c.item)
         seen = [value] if value is not None else readable.get(c.item)
         if seen and any(v > c.above for v in seen):
             flags.append(c.flag)
+        elif c.item in unclear or (not seen and c.item in readable):
+            flags.append(c.item + UNREADABLE)
         elif not seen:
-            flags.append(c.item + (UNREADABLE if c.item in readable else UNANSWERED))
+            flags.append(c.item + UNANSWERED)
     return flags
 
 

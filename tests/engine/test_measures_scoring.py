@@ -333,3 +333,21 @@ def test_a_response_that_gives_a_date_alone_is_measured_on_that_date(tmp_path: P
         "2026-03-04T10:00:00Z"
     doc = {**response(submitted=None), "created_at": "2026-03-05"}
     assert scored(reg, doc, "phq9")["effective_at"] == "2026-03-05"
+
+
+def test_a_critical_item_beside_an_unreadable_answer_or_found_twice_keeps_its_flag(tmp_path: Path) -> None:
+    """`["Not at all", "3 (Nearly every day)"]` read as 0 (no flag); a binding problem on item 9
+    (two questions with its title) returned before item 9 was read."""
+    reg = registry(tmp_path)
+    doc = response()
+    doc["answers"][8]["values"] = ["Not at all", "3 (Nearly every day)"]
+    r = not_scored(reg, doc, "phq9")
+    assert (r.reason, r.flags) == ("UNKNOWN_ANSWER", ("phq9_9_unreadable",))
+    doc = response(phq=[0] * 8 + [3])
+    doc["answers"].append({**doc["answers"][8], "value": "Not at all", "values": ["Not at all"]})  # item 9 twice
+    r = not_scored(reg, doc, "phq9")
+    assert (r.reason, r.item, r.flags) == ("QUESTION_AMBIGUOUS", "phq9_9", ("phq9_9_positive",))
+    doc = response(phq=[0] * 8 + [3])
+    doc["answers"][3]["question"] = PHQ[2]  # items 3 and 4 ambiguous; item 9 still read
+    r = not_scored(reg, doc, "phq9")
+    assert (r.reason, r.flags) == ("QUESTION_AMBIGUOUS", ("phq9_9_positive",))

@@ -103,7 +103,7 @@ def inexact(data: bytes) -> bool:
 
 
 def _approx_int(text: str) -> int | float:
-    if len(text) > 400:  # past a double's range anyway; int() refuses 4,300 digits
+    if len(text) > 21:  # past 64 bits: a double (inf past its range; float(int) raised there)
         return float(text)
     value = int(text)
     return value if INT64[0] <= value <= INT64[1] else float(value)

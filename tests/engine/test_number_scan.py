@@ -121,3 +121,14 @@ def test_a_record_nested_beyond_the_exactness_check_is_refused_not_a_crash() -> 
     deep = b"[" * 1000 + b"12345678901234567" + b"]" * 1000
     assert inexact(deep) is True
     assert inexact(b"[" * 1000 + b"1" + b"]" * 1000) is False  # nothing long: never parsed deeply
+
+
+def test_integers_past_a_double_s_range_are_approximated_never_raised() -> None:
+    """A STATE with a 350-digit integer crashed the extract worker: `float(int(text))` raises
+    OverflowError from 309 digits on (and int() refuses 4,300)."""
+    from engine.vault.numbers import approximate, exact_value
+
+    for digits in (309, 350, 400, 5000):
+        value, text = exact_value(b'{"bookmark": ' + b"9" * digits + b"}")
+        assert value == {"bookmark": float("inf")} and text is not None, digits
+    assert approximate(b"[18446744073709551615, -" + b"9" * 320 + b"]") == [18446744073709551615, float("-inf")]

@@ -37,6 +37,7 @@ from engine.vault.messages import (
     json_object,
     lone_surrogates_replaced,
     parse,
+    too_deep,
     with_newline,
 )
 from engine.vault.writer import RunWriter
@@ -173,6 +174,8 @@ def _copy_records(fh: IO[bytes], stream: str, writer: RunWriter, lineno: int, in
             if not line.strip():
                 continue
             record = with_newline(line)[:-1]
+            if too_deep(record):  # the one nesting limit of every line the vault keeps
+                raise StreamError(ErrorCode.BATCH_INVALID, lineno, where)
             if not json_object(record):
                 # text an API cut mid-emoji: repaired as on a RECORD line, whichever way it came
                 fixed = lone_surrogates_replaced(record)

@@ -188,7 +188,7 @@ def json_object(data: bytes) -> bool:
     try:
         raw = _ANY.decode(data)
         check_utf8(data)
-    except (msgspec.DecodeError, LineInvalid):
+    except (msgspec.DecodeError, LineInvalid, RecursionError):
         return False
     view = memoryview(raw)
     return len(view) > 0 and view[0] == OPEN_BRACE

@@ -234,6 +234,19 @@ def test_batch_records_cut_mid_emoji_are_repaired_as_record_lines_are(tmp_path: 
                                     b'{"type":"RECORD","stream":"users","record":{"id":2,"a":"ok \\ud83d\\ude00"}}']
 
 
+@pytest.mark.parametrize("depth", [600, 1500])
+def test_a_batch_record_nested_past_the_limit_fails_the_run_not_the_worker(tmp_path: Path, depth: int) -> None:
+    """BATCH records skipped the 512-level limit a RECORD line has (600 went into the vault,
+    which its readers trust to be within it; 1500 crashed the worker with RecursionError)."""
+    batch = tmp_path / "b1.jsonl"
+    batch.write_bytes(b'{"id":1}\n{"id":2,"a":' + b"[" * depth + b"]" * depth + b"}\n")
+    msg = b'{"type":"BATCH","stream":"users","encoding":{"format":"jsonl","compression":"none"},' \
+          b'"manifest":["file://' + str(batch).encode() + b'"]}'
+    res = run_worker(tmp_path, tmp_path / "ws", lines(SCHEMA_USERS, msg))
+    fin = final_event(res)
+    assert (res.returncode, fin["status"], fin["error_code"]) == (1, "failed", "BATCH_INVALID"), res.stderr
+
+
 # --- invalid messages: the run fails, LATEST and its STATE stay -----------------------------
 
 INVALID: list[tuple[str, bytes, str]] = [

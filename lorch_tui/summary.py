@@ -60,7 +60,15 @@ def print_summary(console: Console, result: RunResult, log_path: str) -> None:
         style = "green" if f.status in ("success", "skipped") else "red"
         table.add_row(*(Text(r[c], style=style if c == "status" else "yellow" if c == "rejected" else "",
                              justify="right" if right[c] else "left") for c in columns))
-    console.print(table, crop=False)  # still too wide: the terminal wraps it, nothing is cut
+    needed = sum(width[c] + 3 for c in columns) + 1
+    # still too wide: laid out at its own width (rich would squeeze columns to nothing) and
+    # wrapped by the terminal, nothing cut
+    narrow = console.width
+    console.width = max(narrow, needed)
+    try:
+        console.print(table, crop=False)
+    finally:
+        console.width = narrow
     if left_out:
         console.print(f"(left out at this width: {', '.join(left_out)})", style="dim", highlight=False, markup=False)
     line = summary_line(result, log_path)

@@ -136,7 +136,7 @@ def test_list_at_80_columns_keeps_names_whole(tmp_path: Path) -> None:
     assert "not shown at this width" in res.stdout
 
 
-@pytest.mark.parametrize("width", [100, 80, 160])
+@pytest.mark.parametrize("width", [100, 80, 160, 50])
 def test_the_run_summary_never_cuts_a_number_or_a_name(width: int) -> None:
     """At 100 columns the summary showed `3,…`, `0…` and headers `re…`: numbers and names are
     whole now, and the least useful columns are left out (and said so) when they do not fit."""

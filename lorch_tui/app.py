@@ -200,9 +200,10 @@ class LorchApp(App[int]):
         batch = self.engine.drain()
         log.follow_current(self.ws.logs)
         logged = log.poll()
-        if not batch and not self.engine.busy and logged and not log.pinned:
+        foreign = not batch and not self.engine.busy and bool(logged) and not log.pinned
+        if foreign:
             batch = actions.foreign_events(logged, self.model)
-        changed = self.model.apply(batch)
+        changed = self.model.apply(batch, foreign=foreign)
         if changed or self.model.status == "running":
             self.query_one(ProgressPane).show(self.model)
         if any(isinstance(e, TaskFinished) for e in batch):

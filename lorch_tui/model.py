@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from engine.events import (
     ErrorCode,
@@ -33,10 +33,10 @@ def started_at(ts: str) -> float:
     from when the task started, not from when it read the line (it showed 9.6 s and twice the
     rate for a task 18.4 s old). Never in the future; a ``ts`` that does not parse is now."""
     try:
-        when = datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+        when = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     except (ValueError, AttributeError):
         return time.monotonic()
-    return time.monotonic() - max(0.0, time.time() - when)
+    return time.monotonic() - max(0.0, (datetime.now(UTC) - when).total_seconds())
 
 
 @dataclass
@@ -91,13 +91,21 @@ class RunModel:
     _counted: dict[str, int] = field(default_factory=dict)
     """Records of each extract task's last attempt, as counted in :attr:`records`."""
     _failed: set[str] = field(default_factory=set)
+    _foreign: bool = False
+    """Whether the batch being applied was read back from the log (:meth:`apply`)."""
     """Tasks whose last attempt failed, as counted in :attr:`failed`."""
 
-    def apply(self, events: list[Event]) -> bool:
-        """Fold a batch of events in; True when something changed."""
+    def apply(self, events: list[Event], foreign: bool = False) -> bool:
+        """Fold a batch of events in; True when something changed. ``foreign``: read back from
+        the log (a cron run, another dashboard's), so a start is timed from the event's ``ts``
+        (:func:`started_at`), not from when this dashboard read it."""
+        self._foreign = foreign
         for ev in events:
             self._apply_one(ev)
         return bool(events)
+
+    def _start(self, ts: str) -> float:
+        return started_at(ts) if self._foreign else time.monotonic()
 
     def _apply_one(self, ev: Event) -> None:
         if isinstance(ev, RunStarted):
@@ -106,13 +114,13 @@ class RunModel:
             self.records = self.failed = 0
             self._counted.clear()
             self._failed.clear()
-            self.started, self.ended = started_at(ev.ts), None
+            self.started, self.ended = self._start(ev.ts), None
         elif isinstance(ev, TaskQueued):
             self.tasks[ev.task_id] = TaskRow(ev.task_id, ev.stage, ev.extractor, ev.account)
         elif isinstance(ev, TaskStarted):
             row = self._row(ev.task_id, ev.stage, ev.extractor, ev.account)
             row.state, row.attempt, row.records, row.phase = "running", ev.attempt, 0, None
-            row.started, row.ended, row.error_code = started_at(ev.ts), None, None
+            row.started, row.ended, row.error_code = self._start(ev.ts), None, None
             row.pid, row.last = ev.pid, None
         elif isinstance(ev, TaskProgress):
             row = self._row(ev.task_id, ev.stage, ev.extractor, "")

@@ -821,7 +821,7 @@ def test_the_totals_count_running_extracts_and_elapsed_time_is_the_event_s() -> 
                  TaskProgress(task_id="extract:a", stage="extract", extractor="a", records=120),
                  TaskStarted(task_id="extract:b", stage="extract", extractor="b", account="b", attempt=1, pid=2),
                  TaskFinished(task_id="extract:b", stage="extract", extractor="b", account="b", status="success",
-                              attempt=1, records=7, duration_s=0.1)])
+                              attempt=1, records=7, duration_s=0.1)], foreign=True)  # read back from the log
     assert model.extracted() == 127
     assert "127 records extracted" in totals_text(model).plain
     assert 29 <= model.tasks["extract:a"].elapsed <= 60

@@ -342,3 +342,15 @@ def test_list_streams_says_when_the_run_shown_is_not_latest(tmp_path: Path) -> N
     extract(tmp_path, cfg, [{"id": 2, "name": "B"}])
     ok = run_cli("list", "streams", "ex1", "--config", str(cfg), env=env)
     assert ok.returncode == 0 and "streams in dt=" in ok.stdout and "no LATEST" not in ok.stdout, ok.stdout
+
+
+def test_a_sheet_row_without_its_tap_ids_is_rejected_not_given_a_shared_id() -> None:
+    """The shipped sheet transforms built `source_id` with `&`, which turns a missing key into
+    "": a tap naming the row ids otherwise gave every row "//", one document for all (rows
+    lost to DUPLICATE_ENTITY). Without all three ids the row is now rejected."""
+    for tid in ("ops/sheets_clients_to_contact_v1", "ops/sheets_session_log_to_clinical_session_v1",
+                "forms/sheets_form_response_to_form_response_v1"):
+        res = cli_stdin(b'{"Name": "Ann Doe", "Email Address": "ann@example.org", "row": 3}\n',
+                        "transform", "run", tid, "-", "--envelope", "source=sheets,account=a")
+        assert res.returncode == 1, (tid, res.stdout, res.stderr)
+        assert b"rejected SCHEMA_INVALID: /source_id: null" in res.stderr, (tid, res.stderr)

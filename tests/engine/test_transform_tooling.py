@@ -354,3 +354,20 @@ def test_a_sheet_row_without_its_tap_ids_is_rejected_not_given_a_shared_id() -> 
                         "transform", "run", tid, "-", "--envelope", "source=sheets,account=a")
         assert res.returncode == 1, (tid, res.stdout, res.stderr)
         assert b"rejected SCHEMA_INVALID: /source_id: null" in res.stderr, (tid, res.stderr)
+
+
+def test_run_binds_the_mapping_s_time_zone_as_canonize_does(tmp_path: Path) -> None:
+    """`transform run` ignored the mapping's `timezone:`: a linked sheet's 14:39 New York
+    showed as 14:39Z, where canonize wrote 18:39Z."""
+    from tests.helpers import write_config
+
+    tid = "forms/sheets_form_response_to_form_response_v1"
+    cfg = write_config(tmp_path, [demo_extractor("fs", "sheets", records=1)], stages={"canonize": {"mappings": [
+        {"source": "sheets", "stream": "Form_Responses_1", "transform": tid, "timezone": "America/New_York"}]}})
+    row = (b'{"__sdc_spreadsheet_id": "s", "__sdc_sheet_id": 1, "__sdc_row": 2, '
+           b'"Timestamp": "6/1/2025 14:39:50", "Email Address": "a@example.org"}\n')
+    res = cli_stdin(row, "transform", "run", tid, "-", "--envelope", "source=sheets,account=a", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    assert orjson.loads(res.stdout)["submitted_at"] == "2025-06-01T18:39:50Z"
+    plain = cli_stdin(row, "transform", "run", tid, "-", "--envelope", "source=sheets,account=a")
+    assert orjson.loads(plain.stdout)["submitted_at"] == "2025-06-01T14:39:50Z"  # the demo maps no zone

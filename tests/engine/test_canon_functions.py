@@ -213,6 +213,28 @@ def test_unknown_charset_falls_back_to_utf8_and_flags() -> None:
     assert (text, problem) == ("café", True)
 
 
+@pytest.mark.parametrize(("label", "text", "codec"), [
+    ("gb2312", "心理咨询 預約", "gbk"),  # GBK text under its usual label (gb2312 alone lacks 預)
+    ("iso-8859-8-i", "שלום", "iso-8859-8"),
+    ("ISO-8859-6-I", "مرحبا", "iso-8859-6"),
+])
+def test_labels_mail_clients_send_decode_as_they_mean(label: str, text: str, codec: str) -> None:
+    """GBK under `gb2312` and Hebrew under `iso-8859-8-i` came out as U+FFFD: the text was lost."""
+    assert f.decode_bytes(text.encode(codec), label) == (text, False)
+
+
+def test_a_few_bad_bytes_keep_the_declared_charset_for_the_rest() -> None:
+    text, problem = f.decode_bytes("Grüße ".encode("latin-1") + b"\x81", "windows-1252")
+    assert text == "Grüße \ufffd" and problem is True
+
+
+def test_an_rfc_2231_charset_parameter_is_read() -> None:
+    part = {"mimeType": "text/plain", "headers": [h("Content-Type", "text/plain; charset*=iso-8859-1''")],
+            "body": {"data": b64url("café", "latin-1")}}
+    out = f.mime_body(part)
+    assert out["text"] == "café" and out["encodingProblem"] is False
+
+
 def test_missing_charset_means_utf8() -> None:
     assert f.decode_bytes("naïve".encode(), None) == ("naïve", False)
 

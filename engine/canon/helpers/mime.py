@@ -19,7 +19,12 @@ from engine.canon.helpers.mail import decode_words
 from engine.canon.helpers.text import html_to_text
 
 _LATIN1_LABELS = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "iso_8859-1"})
-_CHARSET_ALIASES = {"utf8": "utf-8", "unicode-1-1-utf-8": "utf-8", "cp-1252": "cp1252"}
+_CHARSET_ALIASES = {"utf8": "utf-8", "unicode-1-1-utf-8": "utf-8", "cp-1252": "cp1252",
+                    # what mail clients send under these labels (the WHATWG encoding table):
+                    # GBK text labelled gb2312; the "implicit" bidi Hebrew and Arabic
+                    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "csgb2312": "gb18030",
+                    "iso-8859-8-i": "iso-8859-8", "iso-8859-6-i": "iso-8859-6",
+                    "iso-8859-8-e": "iso-8859-8", "iso-8859-6-e": "iso-8859-6"}
 
 
 def b64url_bytes(data: JSON) -> bytes | None:
@@ -56,8 +61,11 @@ def decode_bytes(raw: bytes, charset: str | None) -> tuple[str, bool]:
     if codec:
         try:
             return raw.decode(codec), False
-        except UnicodeDecodeError:
-            pass
+        except UnicodeDecodeError:  # a few bad bytes: the rest is still that charset's text
+            try:
+                return raw.decode(codec, errors="replace"), True
+            except Exception:  # noqa: BLE001 - exotic codecs can raise other errors
+                pass
         except Exception:  # noqa: BLE001 - exotic codecs can raise other errors
             pass
     return raw.decode("utf-8", errors="replace"), True
@@ -89,7 +97,12 @@ class _Part:
             for piece in pieces[1:]:
                 key, sep, value = piece.partition("=")
                 if sep:
-                    self.params[key.strip().lower()] = value.strip().strip("\"'")
+                    key, value = key.strip().lower(), value.strip().strip("\"'")
+                    if key.endswith("*"):  # RFC 2231: charset*=iso-8859-1'' (charset'language'value)
+                        key = key[:-1]
+                        parts = value.split("'", 2)
+                        value = (parts[2] or parts[0]) if len(parts) == 3 else value
+                    self.params.setdefault(key, value)
         mime = raw.get("mimeType")
         if isinstance(mime, str) and mime.strip():
             ctype = mime.strip().lower()

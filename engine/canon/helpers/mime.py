@@ -100,8 +100,8 @@ class _Part:
                     key, value = key.strip().lower(), value.strip().strip("\"'")
                     if key.endswith("*"):  # RFC 2231: charset*=iso-8859-1'' (charset'language'value)
                         key = key[:-1]
-                        parts = value.split("'", 2)
-                        value = (parts[2] or parts[0]) if len(parts) == 3 else value
+                        bits = value.split("'", 2)
+                        value = (bits[2] or bits[0]) if len(bits) == 3 else value
                     self.params.setdefault(key, value)
         mime = raw.get("mimeType")
         if isinstance(mime, str) and mime.strip():

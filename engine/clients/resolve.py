@@ -175,9 +175,12 @@ class Resolver:
         others = [(self._address(v), v) for v in values(doc, rule.recipients)]
         senders = [got for got, _ in given if got[0]]
         everyone = senders + [got for got, _ in others if got[0]]
-        # an address that does not parse ("N/A", "unknown") is someone, not the practice:
-        # such a mail is never "internal" (the staff-only threads an operator may skip)
-        unreadable = any(not got[0] and isinstance(v, str) and v.strip() for got, v in (*given, *others))
+        # an address that does not parse ("N/A", "unknown"), or a name with no address, is
+        # someone, not the practice: such a mail is never "internal" (the staff-only threads
+        # an operator may skip). Not an empty group ("undisclosed-recipients:;") nor an
+        # Exchange X.500 address ("/O=EXCHANGELABS/..."), which only the practice's own have.
+        unreadable = any(not got[0] and _someone(v) for got, v in (*given, *others)) or self._nameless(
+            doc, (*rule.senders, *rule.recipients))
         facts.outside = tuple(dict.fromkeys(key for _, _, key in everyone if key))
         facts.said = self._said(doc, (*rule.senders, *rule.recipients))
         if everyone and all(own for _, own, _ in everyone) and not unreadable:
@@ -186,6 +189,19 @@ class Resolver:
             facts.direction = "out"
         elif everyone:
             facts.direction = "in"
+
+    @staticmethod
+    def _nameless(doc: dict[str, Any], paths: tuple[str, ...]) -> bool:
+        """Whether a participant gives a name and no address (``{"name": "Kim", "email": null}``)."""
+        for path in paths:
+            parent, _, field_name = path.rpartition(".")
+            if not parent:
+                continue
+            for item in values(doc, (parent,)):
+                if isinstance(item, dict) and not item.get(field_name) and isinstance(item.get("name"), str) \
+                        and item["name"].strip():
+                    return True
+        return False
 
     def _said(self, doc: dict[str, Any], paths: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         """(key, folded display name) of the participants whose address came with a name:
@@ -344,6 +360,14 @@ def _holders(clients: Iterable[Client]) -> dict[str, set[str]]:
         for key in client.keys:
             holders.setdefault(key, set()).add(client.client_id)
     return holders
+
+
+def _someone(raw: object) -> bool:
+    """Whether an address that does not parse still names someone outside the practice."""
+    if not isinstance(raw, str) or not raw.strip():
+        return False
+    text = raw.strip().lower()
+    return not (text.endswith(":;") or text.startswith("/o="))
 
 
 def _card(doc: dict[str, Any], rule: LinkRule) -> Card:

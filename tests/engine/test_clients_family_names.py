@@ -247,3 +247,12 @@ def test_mail_from_an_address_that_does_not_parse_is_not_the_practice_s_own() ->
     assert isinstance(got, Unlinked) and got.reason == "no_key", got
     staff = out[DocRef("gmail", "box", "email", "m2")]
     assert isinstance(staff, Unlinked) and staff.reason == "internal"
+    out = _decided([named_mail("m3", ("Kim Nguyen", None), [(None, "desk@practice.example")]),  # type: ignore[list-item]
+                    named_mail("m4", (None, "frontdesk@practice.example"), [(None, "undisclosed-recipients:;")]),
+                    named_mail("m5", (None, "/O=EXCHANGELABS/OU=EXCHANGE/CN=RECIPIENTS/CN=FRONTDESK"),
+                               [(None, "desk@practice.example")])])
+    got = out[DocRef("gmail", "box", "email", "m3")]
+    assert isinstance(got, Unlinked) and got.reason == "no_key", "a name with no address is someone"
+    for sid in ("m4", "m5"):  # an empty group, an Exchange X.500 sender: the practice's own mail
+        got = out[DocRef("gmail", "box", "email", sid)]
+        assert isinstance(got, Unlinked) and got.reason == "internal", (sid, got)

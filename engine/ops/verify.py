@@ -58,6 +58,8 @@ MESSAGES = {
                      "missing, unreadable or not successful): canonize fails INCREMENTAL_CHAIN_BROKEN"),
     "LATEST_MISSING": ("the account has successful runs but no LATEST.json (deleted, or lost in a "
                        "restore): canonize fails NO_LATEST; the next successful extract writes it again"),
+    "OBJECT_CORRUPT": ("an index object's bytes do not hash to its name (deep): `query --json` refuses it; "
+                       "`lorchestra run --stage index --force` writes it again"),
     "INDEX_CORRUPT": ("the index is not a readable SQLite database (deep): move vector-store/ aside and "
                       "rebuild it with `lorchestra run --stage index --force`"),
     "INDEX_UNREADABLE": "the index exists but cannot be opened now (deep): locked, a full or failing disk",
@@ -140,7 +142,9 @@ class Verifier:
         return self.report
 
     def objects(self) -> None:
-        """Deep: every document the index holds has its object file (one ``lstat`` each)."""
+        """Deep: every document the index holds has its object file, whose bytes hash to its
+        name (a bad sector, a restore gone wrong, a hand edit: `query --json` refused it while
+        verify said "all verified")."""
         objects = self.ws.vector_store / "objects"
         db = self.ws.vector_store / "index.sqlite"
         try:
@@ -157,6 +161,7 @@ class Verifier:
             conn.close()
 
     def _objects(self, conn: sqlite3.Connection, objects: Path) -> None:
+        bad = 0
         for (sha,) in conn.execute("SELECT DISTINCT sha256 FROM documents"):
             self.report.objects += 1
             path = object_path(objects, sha)
@@ -168,6 +173,15 @@ class Verifier:
                 self.report.objects_missing += 1
                 if self.report.objects_missing <= OBJECTS_LISTED:
                     self.problem("OBJECT_MISSING", path)
+                continue
+            try:
+                same = file_sha256(path) == sha
+            except OSError:
+                same = False
+            if not same:
+                bad += 1
+                if bad <= OBJECTS_LISTED:
+                    self.problem("OBJECT_CORRUPT", path)
 
     def account(self, account_dir: Path) -> None:
         """Check LATEST and its run (or every run with ``all_runs``)."""

@@ -404,6 +404,24 @@ def test_verify_deep_names_a_missing_object_file(base: Path, tmp_path: Path) -> 
     assert c.run("verify", "--deep").returncode == 0
 
 
+def test_verify_deep_hashes_each_object(base: Path, tmp_path: Path) -> None:
+    """One character changed in an object (still JSON, still 0600): `query --json` refused it
+    as OBJECT_CORRUPT while `verify --deep` said "all verified" (it only checked the file was
+    there)."""
+    c = Case(base, tmp_path)
+    victim = sorted((c.ws / "vector-store" / "objects").glob("*/*/*.json"))[0]
+    data = victim.read_bytes()
+    i = data.index(b'"', 2) - 1
+    victim.write_bytes(data[:i] + (b"X" if data[i:i + 1] != b"X" else b"Y") + data[i + 1:])
+    res = c.run("verify", "--deep", "--json")
+    assert res.returncode == 1, res.stdout + res.stderr
+    report = orjson.loads(res.stdout)
+    assert [p["path"] for p in report["problems"] if p["code"] == "OBJECT_CORRUPT"] == [
+        str(victim.relative_to(c.ws))]
+    assert c.run("run", "--stage", "index", "--force").returncode == 0
+    assert c.run("verify", "--deep").returncode == 0
+
+
 def test_verify_names_a_deleted_latest(base: Path, tmp_path: Path) -> None:
     """Successful runs in the vault and no LATEST.json: verify said "all verified" while
     canonize failed NO_LATEST ("never extracted successfully")."""

@@ -43,6 +43,10 @@ def guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, p
 
         silence_stdout()
         return int(ExitCode.OK)
+    except SystemExit as exc:  # rich's own answer to that (`query | head`): stdout to /dev/null, exit 1
+        if exc.code == 1 and _stdout_is_devnull():
+            return int(ExitCode.OK)
+        raise
     except Exception as exc:  # last resort: never a traceback unless --verbose
         if verbose:
             traceback.print_exc()
@@ -53,6 +57,14 @@ def guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, p
         print(f"{prog}: internal error ({type(exc).__name__}); rerun with --verbose for details",
               file=sys.stderr)
         return int(ExitCode.TASK_FAILED)
+
+
+def _stdout_is_devnull() -> bool:
+    """Whether standard output is now /dev/null (where rich points it after a broken pipe)."""
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(os.devnull))
+    except (OSError, ValueError):
+        return False
 
 
 def _workspace_of(ns: argparse.Namespace) -> Path | None:

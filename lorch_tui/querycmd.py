@@ -145,7 +145,8 @@ def cmd_query(ns: argparse.Namespace) -> int:
                          exit_code=ExitCode.TASK_FAILED)
     except sqlite3.Error:
         raise LorchError(f"the index could not be read ({db_path(ws)})",
-                         hint="check the file, or rebuild it with `lorchestra run --stage index --force`",
+                         hint=f"it may be damaged past its first page: move it aside (mv {ws.vector_store} "
+                              f"{ws.vector_store}.damaged) and rebuild it with `lorchestra run --stage index --force`",
                          exit_code=ExitCode.TASK_FAILED) from None
     finally:
         store.close()

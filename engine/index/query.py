@@ -104,7 +104,10 @@ def time_bound(value: str, *, upper: bool) -> str:
     if not upper:
         return norm
     step = timedelta(days=1) if len(value) == 10 else timedelta(seconds=1)
-    moment = datetime.strptime(norm, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) + step
+    try:
+        moment = datetime.strptime(norm, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) + step
+    except OverflowError:  # --until 9999-12-31: past the last date there is; every time is before it
+        return "9999-12-31T23:59:59Z~"
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -115,11 +118,19 @@ def fts_query(words: str) -> str:
         prefix = word.endswith("*") and len(word) > 1
         core = word[:-1] if prefix else word
         core = core.replace('"', '""')
-        if core.strip('"'):
-            terms.append(f'"{core}"' + ("*" if prefix else ""))
+        term = f'"{core}"' + ("*" if prefix else "")
+        if core.strip('"') and term not in terms:  # a word twice is required once
+            terms.append(term)
     if not terms:
         raise ValueError("the search text has no words")
+    if len(terms) > MAX_WORDS:
+        raise ValueError(f"the search text has {len(terms):,} different words: give at most {MAX_WORDS} "
+                         "(every word is required, so a pasted page finds nothing and takes minutes)")
     return " ".join(terms)
+
+
+MAX_WORDS = 64
+"""Different words a search may require (FTS5's cost grows with their product of postings)."""
 
 
 def filter_clauses(q: Query) -> tuple[list[str], list[Any]]:

@@ -21,6 +21,7 @@ loaded 2-core machine, 31 cases, the price of walking every command over every b
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -420,6 +421,22 @@ def test_verify_deep_hashes_each_object(base: Path, tmp_path: Path) -> None:
         str(victim.relative_to(c.ws))]
     assert c.run("run", "--stage", "index", "--force").returncode == 0
     assert c.run("verify", "--deep").returncode == 0
+
+
+def test_query_edges_a_user_reaches(base: Path, tmp_path: Path) -> None:
+    """`--until 9999-12-31` was an internal error (OverflowError); a pasted page of words took
+    minutes for nothing (every word is required); `query | head` exited 1 (rich's broken pipe)."""
+    c = Case(base, tmp_path)
+    res = c.run("query", "--until", "9999-12-31", "--limit", "1")
+    assert res.returncode == 0 and "internal error" not in res.stderr, res.stderr
+    words = " ".join(f"w{i}" for i in range(70))
+    res = c.run("query", "--text", words, "--words-only")
+    assert res.returncode == 2 and "give at most 64" in res.stderr, res.stderr
+    assert c.run("query", "--text", "hello " * 200, "--words-only").returncode in (0, 1)  # one word, required once
+    cmd = (f"{shlex.quote(sys.executable)} -m lorch_tui.cli query --limit 0 --config {shlex.quote(str(c.cfg))} "
+           "| head -1; exit ${PIPESTATUS[0]}")
+    piped = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=REPO, env=clean_env(), timeout=120)
+    assert piped.returncode == 0, piped.stderr
 
 
 def test_verify_names_a_deleted_latest(base: Path, tmp_path: Path) -> None:

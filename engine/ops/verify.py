@@ -63,6 +63,8 @@ MESSAGES = {
     "INDEX_CORRUPT": ("the index is not a readable SQLite database (deep): move vector-store/ aside and "
                       "rebuild it with `lorchestra run --stage index --force`"),
     "INDEX_UNREADABLE": "the index exists but cannot be opened now (deep): locked, a full or failing disk",
+    "INDEX_SCHEMA_MISMATCH": ("the index has another schema version (another lorchestra wrote it; deep): "
+                              "`lorchestra clean --stage index`, then `lorchestra run --stage index`"),
     "OBJECT_MISSING": ("an indexed document's object file is missing (deep): `query --json` cannot "
                        "print it; `lorchestra run --stage index --force` writes it again"),
 }
@@ -150,7 +152,7 @@ class Verifier:
         try:
             conn = open_reader(self.ws)
         except StoreError as exc:  # no index is no problem; a damaged one said "all verified"
-            if exc.code in (INDEX_CORRUPT, INDEX_UNREADABLE):
+            if exc.code in (INDEX_CORRUPT, INDEX_UNREADABLE, "INDEX_SCHEMA_MISMATCH"):
                 self.problem(exc.code, db)
             return
         try:

@@ -371,3 +371,16 @@ def test_run_binds_the_mapping_s_time_zone_as_canonize_does(tmp_path: Path) -> N
     assert orjson.loads(res.stdout)["submitted_at"] == "2025-06-01T18:39:50Z"
     plain = cli_stdin(row, "transform", "run", tid, "-", "--envelope", "source=sheets,account=a")
     assert orjson.loads(plain.stdout)["submitted_at"] == "2025-06-01T14:39:50Z"  # the demo maps no zone
+
+
+def test_transform_test_with_a_registry_problem_never_says_all_pass(tmp_path: Path) -> None:
+    """With a broken draft in the registry, `transform test` printed "all golden samples pass"
+    and exited 1."""
+    cfg = _lab_config(tmp_path, '{"source_id": $string(id)}\n', sample=b'{"id": 9007199254740992}')
+    (tmp_path / "reg" / "lab" / "samples" / "big.expected.json").write_text(
+        '{"source_id": "9007199254740992", "kind": "email", "source": "gmail", "account": "golden"}')
+    (tmp_path / "reg" / "lab" / "draft_v1.jsonata").write_text("{}\n")  # no meta: a registry problem
+    res = run_cli("transform", "test", "--config", str(cfg), env=clean_env(COLUMNS="300"))
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "registry problem" in res.stdout and "all golden samples pass" not in res.stdout, res.stdout
+    assert "the golden samples pass; 1 registry problem(s) above" in res.stdout

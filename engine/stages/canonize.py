@@ -36,6 +36,7 @@ from engine import __version__
 from engine.canon import publish, reuse
 from engine.canon.collisions import SourceIds, collisions_path, shared_kinds
 from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
+from engine.canon.deletions import is_deletion
 from engine.canon.functions import helpers_sha256
 from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
@@ -101,6 +102,8 @@ class Canonizer:
         self.superseded = 0
         self.unkeyed: dict[str, int] = {}
         self.deactivated: dict[str, int] = {}
+        self.deleted: dict[str, int] = {}
+        """Deletion markers skipped, by stream (:mod:`engine.canon.deletions`)."""
         self._active: dict[str, int] = {}
         self.ids: SourceIds | None = None
         """The source_ids of streams that share a kind with another stream (else None)."""
@@ -225,6 +228,9 @@ class Canonizer:
                     exact = not inexact(rec.record)
                     record = orjson.loads(rec.record) if exact else exact_loads(rec.record)
                     if not newest.keep(rec.stream, rec.key, record):
+                        continue
+                    if is_deletion(record):  # no document; it superseded the key's older records
+                        self.deleted[rec.stream] = self.deleted.get(rec.stream, 0) + 1
                         continue
                     ct = compiled.get(rec.stream)
                     if ct is None:
@@ -408,6 +414,7 @@ def _canonize(c: Canonizer) -> str:
                 "rejects": c.rejects, "unmapped": dict(sorted(c.unmapped_streams.items())),
                 "superseded": c.superseded, "unkeyed": c.unkeyed,
                 "deactivated": dict(sorted(c.deactivated.items())),
+                "deleted": dict(sorted(c.deleted.items())),
                 "runs": [r.manifest.get("run_id") for r in chain],
                 "part_stats": verified,
                 "account": c.ex.account, "source": c.ex.source, "extractor": c.ex.name,

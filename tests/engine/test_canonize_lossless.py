@@ -142,6 +142,25 @@ def test_activate_version_replaces_older_table_versions(tmp_path: Path) -> None:
     assert meta(tmp_path)["deactivated"] == {"things": 3}
 
 
+def test_deletion_markers_are_no_documents_and_supersede_their_key(tmp_path: Path) -> None:
+    """Graph's `@removed` entry became an all-null document replacing the message; Dataverse's
+    `$deletedEntity` row a SCHEMA_INVALID reject that failed the account (max_rejects 0). They
+    are skipped and counted; one with the stream's key removes the older runs' record."""
+    cfg = setup(tmp_path, [
+        [schema(["id"]), rec(b'{"id":1,"metric":1}'), rec(b'{"id":2,"metric":2}'), rec(b'{"id":3,"metric":3}'),
+         STATE],
+        [schema(["id"]), rec(b'{"id":1,"@removed":{"reason":"deleted"}}'),
+         rec(b'{"id":3,"_sdc_deleted_at":"2026-11-30T10:00:00Z"}'),
+         rec(b'{"@odata.context":"https://x.crm.dynamics.com/api/data/v9.2/$metadata#contacts/$deletedEntity",'
+             b'"id":"00000000-0000-0000-0000-000000000009","reason":"deleted"}'),
+         rec(b'{"id":4,"metric":4,"_sdc_deleted_at":null}'), STATE]])
+    run(cfg, "extract", "canonize")
+    run(cfg, "extract", "canonize")
+    assert sorted((d["source_id"], d["metric"]) for d in canonical(tmp_path)) == [("2", 2), ("4", 4)]
+    m = meta(tmp_path)
+    assert m["deleted"] == {"things": 3} and m["rejects"] == 0
+
+
 def test_numbers_a_double_cannot_hold_are_rejected_never_rounded(tmp_path: Path) -> None:
     cfg = setup(tmp_path, [[schema(["id"]), rec(b'{"id":1,"amount":1.5,"metric":123456789012345}'),
                             rec(b'{"id":2,"amount":12345678901234567.891}'),

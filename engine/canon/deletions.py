@@ -1,0 +1,25 @@
+"""Deletion markers: records a tap sends to say a record is gone, which are no documents.
+
+SOURCES.md lists them per source: Microsoft Graph's delta gives ``{"id": ..., "@removed":
+{"reason": "deleted"}}``, Dataverse's ``$deletedEntity`` rows (an ``@odata.context`` ending
+in ``$deletedEntity``), and the Singer SDK's soft deletes a ``_sdc_deleted_at`` time. Read as
+records they became an all-null e-mail in the index (replacing the real message) or a
+``SCHEMA_INVALID`` reject that failed a Dataverse account on every delta with a deletion.
+The canonize stage skips them and counts them (``deleted`` in the meta); in an incremental
+chain a marker with the stream's key still supersedes the older runs' record of that key,
+so the deleted record leaves the canonical file, the index and the charts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def is_deletion(record: Any) -> bool:
+    """Whether a record is a deletion marker rather than a record of the source."""
+    if not isinstance(record, dict):
+        return False
+    if "@removed" in record or record.get("_sdc_deleted_at") is not None:
+        return True
+    context = record.get("@odata.context")
+    return isinstance(context, str) and context.rstrip("/").endswith("$deletedEntity")

@@ -182,7 +182,8 @@ def _check(case: str, args: tuple[str, ...], res: subprocess.CompletedProcess[st
     if res.returncode in (2, 3, 4) or (res.returncode == 1 and args[0] != "run" and args[0] != "verify"):
         said = "error:" in res.stderr or (args[0] == "validate" and "problem" in res.stdout) or (
             args[0] == "status" and any(f"`{code}`" in DOCS and code in out
-                                        for code in ("INDEX_CORRUPT", "STATE_DB_CORRUPT", "LATEST_INVALID")))
+                                        for code in ("INDEX_CORRUPT", "STATE_DB_CORRUPT", "STATE_DB_UNREADABLE",
+                                                     "LATEST_INVALID", "RUN_MISSING")))
         assert said, f"{where}\nno message says what went wrong"
     if args[0] == "run" and res.returncode == 1 and "error:" not in res.stderr:
         codes = [e.get("error_code") for e in _events(res.stdout) if e.get("type") == "task_finished"]

@@ -36,6 +36,8 @@ def started_at(ts: str) -> float:
         when = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     except (ValueError, AttributeError):
         return time.monotonic()
+    if when.tzinfo is None:  # a hand-written line without a zone: the log's times are UTC
+        when = when.replace(tzinfo=UTC)
     return time.monotonic() - max(0.0, (datetime.now(UTC) - when).total_seconds())
 
 

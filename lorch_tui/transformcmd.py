@@ -142,10 +142,15 @@ def _transform_run(ns: argparse.Namespace) -> int:
             raise UsageError(f"no extractor named {ns.from_vault!r} in {loaded.path}",
                              hint="run `lorchestra list extractors`")
         envelope = parse_envelope(ns.envelope or f"source={ex.source},account={ex.account}", t)
-        streams = _bind(loaded.config, t, ex.source, compiled)
+        streams = _zones(loaded.config, t, ex.source)
         return run_from_vault(Workspace(loaded.workspace), ex, t, compiled, envelope, ns.limit, ns.show, streams)
     envelope = parse_envelope(ns.envelope, t)
-    _bind(loaded.config, t, envelope.get("source", t.source), compiled)
+    zones = set(_zones(loaded.config, t, envelope.get("source", t.source)).values())
+    if len(zones) > 1:
+        print(f"note: the mappings of {t.id} give different time zones per stream ({', '.join(sorted(map(str, zones)))}); "
+              "none is bound here: `--from-vault` binds each stream's own", file=sys.stderr)
+    elif zones and (zone := zones.pop()) is not None:
+        compiled.bindings = {"timezone": zone}
     if ns.file in (None, "-"):
         if sys.stdin.isatty():
             print("reading a record from standard input (end with Ctrl-D)...", file=sys.stderr)
@@ -177,15 +182,13 @@ def _transform_run(ns: argparse.Namespace) -> int:
     return int(ExitCode.TASK_FAILED if rejected else ExitCode.OK)
 
 
-def _bind(cfg: Any, t: Transform, source: str, compiled: CompiledTransform) -> list[str]:
-    """The streams the config maps to this transform for ``source`` (the meta's input stream
-    when none does), with the mapping's ``timezone`` bound as ``$timezone``, as the canonize
-    stage binds it: a preview ignored the zone and showed other times than canonize wrote."""
+def _zones(cfg: Any, t: Transform, source: str) -> dict[str, str | None]:
+    """Stream -> the mapping's ``timezone`` (bound as ``$timezone`` while that stream's records
+    are transformed, as the canonize stage binds it per stream), for the streams the config
+    maps to this transform for ``source``; the meta's input stream, no zone, when none does.
+    A preview ignored the zone and showed other times than canonize wrote."""
     maps = [m for m in cfg.stages.canonize.mappings if m.transform == t.id and m.source == source]
-    zones = {m.timezone for m in maps if m.timezone is not None}
-    if len(zones) == 1:
-        compiled.bindings = {"timezone": zones.pop()}
-    return list(dict.fromkeys(m.stream for m in maps)) or [t.stream]
+    return {m.stream: m.timezone for m in maps} or {t.stream: None}
 
 
 def vault_records(ws: Workspace, ex: Extractor, stream: str) -> Iterator[tuple[bool, Any]]:
@@ -223,7 +226,7 @@ def vault_records(ws: Workspace, ex: Extractor, stream: str) -> Iterator[tuple[b
 
 def run_from_vault(ws: Workspace, ex: Extractor, t: Transform, compiled: CompiledTransform,
                    envelope: dict[str, str], limit: int | None, show: bool,
-                   streams: list[str] | None = None) -> int:
+                   streams: dict[str, str | None] | None = None) -> int:
     """Transform the LATEST run's records of the streams the config maps to the transform
     (its meta's input stream when none); print a summary."""
     err = Console(stderr=True, highlight=False)
@@ -233,7 +236,13 @@ def run_from_vault(ws: Workspace, ex: Extractor, t: Transform, compiled: Compile
     records = rejected = 0
     codes: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
-    for exact, record in (r for s in streams or [t.stream] for r in vault_records(ws, ex, s)):
+    zones = streams or {t.stream: None}
+
+    def each() -> Iterator[tuple[bool, Any]]:
+        for stream, zone in zones.items():
+            compiled.bindings = {"timezone": zone} if zone is not None else {}
+            yield from vault_records(ws, ex, stream)
+    for exact, record in each():
         if limit is not None and records >= limit:
             break
         records += 1
@@ -251,7 +260,7 @@ def run_from_vault(ws: Workspace, ex: Extractor, t: Transform, compiled: Compile
         if show:
             sys.stdout.write(orjson.dumps(out, option=orjson.OPT_SORT_KEYS).decode() + "\n")
     summary = Console(stderr=show, highlight=False)
-    summary.print(f"{t.id} over {ex.name} (LATEST, stream(s) {', '.join(streams or [t.stream])}): "
+    summary.print(f"{t.id} over {ex.name} (LATEST, stream(s) {', '.join(zones)}): "
                   f"{records} record(s), {records - rejected} transformed, {rejected} rejected")
     for code, n in sorted(codes.items()):
         summary.print(f"  rejected {code}: {n}")

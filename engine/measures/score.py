@@ -167,8 +167,12 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
         found = index.find(q.question_id, q.title)
         if refused is None and len(found) > 1:
             refused = NotScored("QUESTION_AMBIGUOUS", m.id, binding_id, item.id)
-        elif refused is None and found and found[0] in taken:
-            refused = NotScored("QUESTION_BOUND_TWICE", m.id, binding_id, item.id)
+        if len(found) == 1 and found[0] in taken:  # another item's question: this one's answer is not known
+            refused = refused or NotScored("QUESTION_BOUND_TWICE", m.id, binding_id, item.id)
+            values[item.id] = None
+            readable[item.id] = []
+            unclear.add(item.id)
+            continue
         texts = [t for n in found for t in _answer_texts(answers[n])]
         if found:
             taken.setdefault(found[0], item.id)

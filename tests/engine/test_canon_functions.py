@@ -228,6 +228,14 @@ def test_a_few_bad_bytes_keep_the_declared_charset_for_the_rest() -> None:
     assert text == "Grüße \ufffd" and problem is True
 
 
+@pytest.mark.parametrize("label", ["us-ascii", "windows-1252", "shift_jis"])
+def test_utf8_under_another_label_is_read_as_utf8(label: str) -> None:
+    """A web form's mailer labels UTF-8 us-ascii: decoding in the label with U+FFFD garbled
+    "Renée Müller" where the UTF-8 reading had it whole (still flagged)."""
+    text = "Renée Müller — café Ý 日本"
+    assert f.decode_bytes(text.encode(), label) == (text, True)
+
+
 def test_an_rfc_2231_charset_parameter_is_read() -> None:
     part = {"mimeType": "text/plain", "headers": [h("Content-Type", "text/plain; charset*=iso-8859-1''")],
             "body": {"data": b64url("café", "latin-1")}}

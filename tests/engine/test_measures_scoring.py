@@ -351,3 +351,17 @@ def test_a_critical_item_beside_an_unreadable_answer_or_found_twice_keeps_its_fl
     doc["answers"][3]["question"] = PHQ[2]  # items 3 and 4 ambiguous; item 9 still read
     r = not_scored(reg, doc, "phq9")
     assert (r.reason, r.flags) == ("QUESTION_AMBIGUOUS", ("phq9_9_positive",))
+
+
+def test_an_item_bound_to_another_item_s_question_takes_no_answer(tmp_path: Path) -> None:
+    """Item 9 bound to item 1's question (a binding mistake: QUESTION_BOUND_TWICE) read item 1's
+    answer, and a 3 there raised a false `phq9_9_positive`; its own answer is not known."""
+    items: dict[str, Any] = {f"phq9_{n}": {"title": t} for n, t in enumerate(PHQ, 1)}
+    items["phq9_9"] = {"question_id": "q-nine"}  # the form gives item 1's question that id
+    b = {"id": "twice", "forms": [{"form_title": "Check-in"}], "measures": [{"measure": "phq9", "items": items}]}
+    reg = registry(tmp_path, {"twice": b})
+    for first, ninth in ((3, 0), (0, 3)):
+        doc = response(phq=[first] + [0] * 7 + [ninth])
+        doc["answers"][0]["question_id"] = "q-nine"
+        r = not_scored(reg, doc, "phq9")
+        assert (r.reason, r.item, r.flags) == ("QUESTION_BOUND_TWICE", "phq9_9", ("phq9_9_unreadable",)), (first, ninth)

@@ -350,10 +350,12 @@ def test_a_sheet_row_without_its_tap_ids_is_rejected_not_given_a_shared_id() -> 
     lost to DUPLICATE_ENTITY). Without all three ids the row is now rejected."""
     for tid in ("ops/sheets_clients_to_contact_v1", "ops/sheets_session_log_to_clinical_session_v1",
                 "forms/sheets_form_response_to_form_response_v1"):
-        res = cli_stdin(b'{"Name": "Ann Doe", "Email Address": "ann@example.org", "row": 3}\n',
-                        "transform", "run", tid, "-", "--envelope", "source=sheets,account=a")
-        assert res.returncode == 1, (tid, res.stdout, res.stderr)
-        assert b"rejected SCHEMA_INVALID: /source_id: null" in res.stderr, (tid, res.stderr)
+        for row in (b'{"Name": "Ann Doe", "Email Address": "ann@example.org", "row": 3}',
+                    b'{"__sdc_spreadsheet_id": "s", "__sdc_sheet_id": 0, "__sdc_row": null, "Name": "Ann Doe"}',
+                    b'{"__sdc_spreadsheet_id": "s", "__sdc_sheet_id": 0, "__sdc_row": "", "Name": "Ann Doe"}'):
+            res = cli_stdin(row + b"\n", "transform", "run", tid, "-", "--envelope", "source=sheets,account=a")
+            assert res.returncode == 1, (tid, row, res.stdout, res.stderr)
+            assert b"rejected SCHEMA_INVALID: /source_id: null" in res.stderr, (tid, row, res.stderr)
 
 
 def test_run_binds_the_mapping_s_time_zone_as_canonize_does(tmp_path: Path) -> None:

@@ -61,8 +61,12 @@ def decode_bytes(raw: bytes, charset: str | None) -> tuple[str, bool]:
     if codec:
         try:
             return raw.decode(codec), False
-        except UnicodeDecodeError:  # a few bad bytes: the rest is still that charset's text
-            try:
+        except UnicodeDecodeError:
+            try:  # mislabelled UTF-8 (a web form's mailer says us-ascii): the text as it was sent
+                return raw.decode("utf-8"), True
+            except UnicodeDecodeError:
+                pass
+            try:  # a few bad bytes: the rest is still that charset's text
                 return raw.decode(codec, errors="replace"), True
             except Exception:  # noqa: BLE001 - exotic codecs can raise other errors
                 pass

@@ -93,9 +93,9 @@ class RunModel:
     _counted: dict[str, int] = field(default_factory=dict)
     """Records of each extract task's last attempt, as counted in :attr:`records`."""
     _failed: set[str] = field(default_factory=set)
+    """Tasks whose last attempt failed, as counted in :attr:`failed`."""
     _foreign: bool = False
     """Whether the batch being applied was read back from the log (:meth:`apply`)."""
-    """Tasks whose last attempt failed, as counted in :attr:`failed`."""
 
     def apply(self, events: list[Event], foreign: bool = False) -> bool:
         """Fold a batch of events in; True when something changed. ``foreign``: read back from

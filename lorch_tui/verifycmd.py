@@ -46,6 +46,10 @@ def print_report(report: Report) -> None:
     if report.objects_missing > listed:
         out.write(f"  FAIL OBJECT_MISSING ... and {report.objects_missing - listed:,} more object file(s) "
                   "(`lorchestra run --stage index --force` writes them again)\n")
+    corrupt = sum(1 for p in report.problems if p.code == "OBJECT_CORRUPT")
+    if report.objects_corrupt > corrupt:
+        out.write(f"  FAIL OBJECT_CORRUPT ... and {report.objects_corrupt - corrupt:,} more object file(s) "
+                  "(`lorchestra run --stage index --force` writes them again)\n")
     if report.partial_runs:
         out.write(f"  note: {len(report.partial_runs)} unfinished run folder(s) left by killed workers "
                   "(hidden .run_id=*.partial: never read by any stage; they hold PHI: "

@@ -64,10 +64,12 @@ class Resolver:
         """The identity of each client an override names (:func:`client_identity`), by
         (``client:ID``, ""): kept with the link pins."""
         self.stale_clients: set[str] = set()
-        self.unused_named: list[tuple[str, str]] = []
-        """``merge:ID`` / ``apart:ID`` entries naming no client (:meth:`clients`)."""
         """Clients an override names whose record is no longer the person it was first applied
         to (a sheet row's id passed to the next row): no override applies to them."""
+        self.unused_named: list[tuple[str, str]] = []
+        """``merge:ID`` / ``apart:ID`` entries naming no client (:meth:`clients`)."""
+        self._alias: dict[str, str] = {}
+        """Each merged-away client -> the client it is part of now (:meth:`clients`)."""
         self._gmail = tuple(K.address_case(d) for d in cfg.gmail_domains)
         self._own = K.own_patterns(cfg.own_addresses, self._gmail)
         self._ignored_phones = {k for raw in self.overrides.ignore
@@ -309,6 +311,12 @@ class Resolver:
                 keep.names |= gone.names
                 keep.merged.append(other)
                 alias[other] = keep.client_id
+        for merged in alias:  # a keeper merged away by a later group: every id to the final one
+            final = alias[merged]
+            while final in alias and alias[final] != final:
+                final = alias[final]
+            alias[merged] = final
+        self._alias = alias
         for group in self.overrides.apart:  # a typo here left the conflict open, uncounted
             for c in dict.fromkeys(group):
                 if alias.get(c, c) not in clients and c not in self.stale_clients:
@@ -335,7 +343,8 @@ class Resolver:
                 self.stale_clients.add(cid)
 
     def _conflicts(self, holders: dict[str, set[str]]) -> dict[str, Conflict]:
-        apart = [set(g) - self.stale_clients for g in self.overrides.apart]
+        # an apart naming a client a merge made part of another: it keeps that other apart
+        apart = [{self._alias.get(c, c) for c in g if c not in self.stale_clients} for g in self.overrides.apart]
         out: dict[str, Conflict] = {}
         for key, who in holders.items():
             if len(who) > 1:

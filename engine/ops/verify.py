@@ -103,6 +103,8 @@ class Report:
     objects: int = 0
     """Index objects checked (deep only)."""
     objects_missing: int = 0
+    objects_corrupt: int = 0
+    """Objects whose bytes do not hash to their name (the first 20 are named as problems)."""
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready summary (paths relative to the workspace)."""
@@ -111,6 +113,7 @@ class Report:
             "deep": self.deep, "accounts": self.accounts, "runs": self.runs, "parts": self.parts,
             "bytes": self.bytes, "canonical": self.canonical, "partial_runs": self.partial_runs,
             "objects": self.objects, "objects_missing": self.objects_missing,
+            "objects_corrupt": self.objects_corrupt,
             "problems": [{"code": p.code, "path": p.path, "message": p.message} for p in self.problems],
         }
 
@@ -163,7 +166,6 @@ class Verifier:
             conn.close()
 
     def _objects(self, conn: sqlite3.Connection, objects: Path) -> None:
-        bad = 0
         for (sha,) in conn.execute("SELECT DISTINCT sha256 FROM documents"):
             self.report.objects += 1
             path = object_path(objects, sha)
@@ -181,8 +183,8 @@ class Verifier:
             except OSError:
                 same = False
             if not same:
-                bad += 1
-                if bad <= OBJECTS_LISTED:
+                self.report.objects_corrupt += 1
+                if self.report.objects_corrupt <= OBJECTS_LISTED:
                     self.problem("OBJECT_CORRUPT", path)
 
     def account(self, account_dir: Path) -> None:

@@ -420,6 +420,7 @@ def test_verify_deep_hashes_each_object(base: Path, tmp_path: Path) -> None:
     report = orjson.loads(res.stdout)
     assert [p["path"] for p in report["problems"] if p["code"] == "OBJECT_CORRUPT"] == [
         str(victim.relative_to(c.ws))]
+    assert (report["objects_corrupt"], report["objects_missing"]) == (1, 0)
     assert c.run("run", "--stage", "index", "--force").returncode == 0
     assert c.run("verify", "--deep").returncode == 0
 

@@ -497,3 +497,25 @@ def test_only_ascii_case_is_folded_in_addresses() -> None:
                        contact("dataverse", "mensio", "K", "Kim Oh", emails=["kim@example.com"])]
     _, out = resolve(docs)
     assert clients_of(out[DocRef("gmail", "box", "email", "k")]) == {cid("C")}, "only Cy takes part"
+
+
+def test_apart_naming_a_merged_away_client_keeps_its_keeper_apart() -> None:
+    """`merge: [[X, F]]` and `apart: [[F, W]]`: the conflict is X's and W's, and the apart,
+    compared by its raw ids, left it open without a word; a merge chain (B into A, then A into
+    C) left B's id pointing at A, which is no client."""
+    from engine.clients.overrides import Overrides
+
+    x = contact("dataverse", "mensio", "X", "Xena Park", phones=["212-555-0190"], dob="1980-01-01")
+    f = contact("dataverse", "mensio", "F", "Xena Park", emails=["xp@example.org"], dob="1980-01-01")
+    w = contact("dataverse", "mensio", "W", "Walt Park", phones=["212 555 0190"], dob="1979-01-01")
+    ov = Overrides(merge=[[cid("X"), cid("F")]], apart=[[cid("F"), cid("W")]])  # type: ignore[arg-type]
+    p, _ = resolve([x, f, w], overrides=ov)
+    (c,) = [c for c in p.conflicts if c.key == "phone:+12125550190"]
+    assert c.reviewed and p.unused_overrides == 0
+    a = contact("dataverse", "mensio", "A", "Ann Chain", emails=["a@example.org"], dob="1970-01-01")
+    b = contact("dataverse", "mensio", "B", "Ann Chain", emails=["b@example.org"], dob="1970-01-01")
+    cc = contact("dataverse", "mensio", "C", "Ann Chain", emails=["c@example.org"], dob="1970-01-01")
+    mail_to_b = mail("m1", "b@example.org", ["desk@practice.example"])
+    chain = Overrides(merge=[[cid("A"), cid("B")], [cid("C"), cid("A")]])  # type: ignore[arg-type]
+    p, out = resolve([a, b, cc, mail_to_b], overrides=chain)
+    assert set(p.clients) == {cid("C")} and clients_of(out[mail_to_b[0]]) == {cid("C")}

@@ -161,8 +161,8 @@ def cmd_conflicts(ns: argparse.Namespace) -> int:
         open_ = sum(1 for c in items if not c["reviewed"])
         console.print(f"{open_} open conflict(s), {len(items) - open_} reviewed. Settle them in the "
                       "overrides file: merge, apart, link or ignore (docs/clients.md).", markup=False)
-        _print_stale(console, stale_overrides(t.conn))
-        _print_unused(console, stale_overrides(t.conn, "unused_overrides"))
+        _print_overrides(console, stale_overrides(t.conn), STALE_HEAD)
+        _print_overrides(console, stale_overrides(t.conn, "unused_overrides"), UNUSED_HEAD)
         twins = likely_same_person(items)
         if twins:
             console.print("These share a name and birth date (and more): if each pair is one person, "
@@ -173,29 +173,25 @@ def cmd_conflicts(ns: argparse.Namespace) -> int:
     return _guard(ns, act)
 
 
-def _print_stale(console: Console, stale: list[tuple[str, str]]) -> None:
-    """The overrides the last projection did not apply (warning OVERRIDE_STALE), by name."""
-    if not stale:
-        return
-    console.print(f"{len(stale)} override(s) not applied (OVERRIDE_STALE): what they name is not what they were "
-                  "first applied to; look again, then write each anew (remove it, project, add it back) "
-                  "or pin it with sha256 (docs/clients.md, section 3):", markup=False)
-    for document, client in stale:
-        target = f" -> {client}" if client else (" (to no one)" if not document.startswith("client:") else "")
-        console.print(Text(f"  {clean(document)}{clean(target)}"))
+STALE_HEAD = ("override(s) not applied (OVERRIDE_STALE): what they name is not what they were first applied "
+              "to; look again, then write each anew (remove it, project, add it back) or pin it with sha256 "
+              "(docs/clients.md, section 3):")
+UNUSED_HEAD = ("override(s) name nothing the last projection had (OVERRIDE_UNUSED): check each id against "
+               "`lorchestra clients list` and `clients unlinked` (full 16-character client ids, documents as "
+               "source:account:kind:id):")
 
 
-def _print_unused(console: Console, unused: list[tuple[str, str]]) -> None:
-    """The overrides naming a document or client that is not there (warning OVERRIDE_UNUSED),
-    by name: the warning only counted them, and a typo in an id (a space, a short folder id,
-    upper case) went unseen."""
-    if not unused:
+def _print_overrides(console: Console, items: list[tuple[str, str]], head: str) -> None:
+    """Overrides the last projection did not apply, by name (the warnings only count them): a
+    stale one (OVERRIDE_STALE), or one naming a document or client that is not there
+    (OVERRIDE_UNUSED: a typo in an id, a space, a short folder id, upper case)."""
+    if not items:
         return
-    console.print(f"{len(unused)} override(s) name nothing the last projection had (OVERRIDE_UNUSED): check "
-                  "each id against `lorchestra clients list` and `clients unlinked` (full 16-character "
-                  "client ids, documents as source:account:kind:id):", markup=False)
-    for what, client in unused:
-        console.print(Text(f"  {clean(what)}" + (f" -> {clean(client)}" if client else "")))
+    console.print(f"{len(items)} {head}", markup=False)
+    for what, client in items:
+        target = f" -> {client}" if client else (
+            "" if what.startswith(("client:", "merge:", "apart:")) else " (to no one)")
+        console.print(Text(f"  {clean(what)}{clean(target)}"))
 
 
 def likely_same_person(conflicts: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -125,30 +125,28 @@ def first_text(doc: Any, paths: tuple[str, ...]) -> str | None:
 
 
 def texts(doc: Any, paths: tuple[str, ...]) -> list[str]:
-    """Every non-empty string the paths find (numbers as text), in order, without repeats."""
-    out: list[str] = []
-    for v in values(doc, paths):
-        if isinstance(v, bool):
-            continue
-        if isinstance(v, (int, float)):
-            v = str(v)
-        if isinstance(v, str) and v.strip() and v.strip() not in out:
-            out.append(v.strip())
-    return out
+    """Every non-empty string the paths find (numbers as text), trimmed, in order, without repeats."""
+    return _strings(doc, paths, trim=True)
 
 
 def ref_ids(doc: Any, paths: tuple[str, ...]) -> list[str]:
     """Every id a reference path finds, exactly as written (numbers as text), in order, without
     repeats. Never trimmed: the index keeps ``" 42"`` and ``"42"`` as two documents, and a
     trimmed reference to Henry's `` 42`` linked his session to Gina's ``42``."""
+    return _strings(doc, paths, trim=False)
+
+
+def _strings(doc: Any, paths: tuple[str, ...], *, trim: bool) -> list[str]:
     out: list[str] = []
     for v in values(doc, paths):
         if isinstance(v, bool):
             continue
         if isinstance(v, (int, float)):
             v = str(v)
-        if isinstance(v, str) and v.strip() and v not in out:
-            out.append(v)
+        if isinstance(v, str) and v.strip():
+            v = v.strip() if trim else v
+            if v not in out:
+                out.append(v)
     return out
 
 

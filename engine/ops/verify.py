@@ -169,23 +169,13 @@ class Verifier:
         for (sha,) in conn.execute("SELECT DISTINCT sha256 FROM documents"):
             self.report.objects += 1
             path = object_path(objects, sha)
-            try:
-                ok = stat.S_ISREG(path.lstat().st_mode)
-            except OSError:
-                ok = False
-            if not ok:
-                self.report.objects_missing += 1
-                if self.report.objects_missing <= OBJECTS_LISTED:
-                    self.problem("OBJECT_MISSING", path)
+            code = _object_problem(path, sha)
+            if code is None:
                 continue
-            try:
-                same = file_sha256(path) == sha
-            except OSError:
-                same = False
-            if not same:
-                self.report.objects_corrupt += 1
-                if self.report.objects_corrupt <= OBJECTS_LISTED:
-                    self.problem("OBJECT_CORRUPT", path)
+            counted = "objects_missing" if code == "OBJECT_MISSING" else "objects_corrupt"
+            setattr(self.report, counted, getattr(self.report, counted) + 1)
+            if getattr(self.report, counted) <= OBJECTS_LISTED:  # the rest are counted
+                self.problem(code, path)
 
     def account(self, account_dir: Path) -> None:
         """Check LATEST and its run (or every run with ``all_runs``)."""
@@ -381,6 +371,20 @@ def _subdirs(folder: Path, pattern: re.Pattern[str] | None = None) -> list[Path]
     return sorted(p for p in folder.iterdir()
                   if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
                   and (pattern is None or pattern.fullmatch(p.name)))
+
+
+def _object_problem(path: Path, sha: str) -> str | None:
+    """``OBJECT_MISSING`` (no regular file), ``OBJECT_CORRUPT`` (bytes that do not hash to
+    its name, or cannot be read), or None."""
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return "OBJECT_MISSING"
+    except OSError:
+        return "OBJECT_MISSING"
+    try:
+        return None if file_sha256(path) == sha else "OBJECT_CORRUPT"
+    except OSError:
+        return "OBJECT_CORRUPT"
 
 
 def file_sha256(path: Path) -> str:

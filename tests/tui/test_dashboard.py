@@ -693,9 +693,9 @@ class CountingModel(RunModel):
 
     applied = 0
 
-    def apply(self, events: list[Any]) -> bool:
+    def apply(self, events: list[Any], foreign: bool = False) -> bool:
         self.applied += len(events)
-        return super().apply(events)
+        return super().apply(events, foreign)
 
 
 class ProbeApp(LorchApp):

@@ -269,7 +269,8 @@ def normalize_answer(text: str) -> str:
 def normalize_title(text: str) -> str:
     """A question title compared ignoring case, punctuation and runs of white space: the
     official PHQ-9 wording and a form's copy of it differ by a comma or a curly quote, and an
-    item whose question is not found counts as unanswered (prorated, its flag lost)."""
+    item whose question is not found counts as unanswered (prorated; a critical one flagged
+    ``<item>_question_missing``)."""
     kept = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
     return " ".join(kept.split()).casefold()
 

@@ -10,7 +10,7 @@ and no more items than the measure allows may be unanswered (``TOO_MANY_MISSING`
 missing items inside the allowance the total is prorated: the answered items' mean times
 the item count, rounded half up (flag ``prorated``), or, for a measure with ``prorate: false``,
 the plain sum of the answered items (flag ``partial_sum``). A critical item raises its flag
-when any readable answer is above its threshold, and says ``<item>_unanswered`` or
+when any readable answer is above its threshold, and says ``<item>_question_missing`` or
 ``<item>_unreadable`` when its value is not known. A response without a submitted time is
 ``NO_TIME`` for each measure of its binding, with the critical flags its answers raise.
 """
@@ -159,6 +159,7 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
     values: dict[str, int | None] = {}
     readable: dict[str, list[int]] = {}  # an unscorable item's answers that name an option
     unclear: set[str] = set()  # items with an answer that names no option
+    absent: set[str] = set()  # items whose question the response does not have
     taken: dict[int, str] = {}
     unknown: str | None = None
     refused: NotScored | None = None  # a binding problem: the critical items are still read
@@ -176,6 +177,8 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
         texts = [t for n in found for t in _answer_texts(answers[n])]
         if found:
             taken.setdefault(found[0], item.id)
+        else:
+            absent.add(item.id)
         if not texts:
             values[item.id] = None
             continue
@@ -188,7 +191,7 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
                 unclear.add(item.id)
             continue
         values[item.id] = option.value
-    flags = critical_flags(m, values, readable, unclear)
+    flags = critical_flags(m, values, readable, unclear, absent)
     if refused is not None:
         return replace(refused, flags=tuple(flags))
     if unknown is not None:
@@ -201,23 +204,25 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
     return values, flags
 
 
-UNANSWERED = "_unanswered"
-"""Suffix of the flag ``<item>_unanswered``: a critical item left blank, or a question the
-binding names that the response does not have (a linked sheet drops trailing blank cells; a
-binding worded otherwise than the form finds nothing). Its answer is not known, so the
-chart says so instead of a total that looks complete."""
+QUESTION_MISSING = "_question_missing"
+"""Suffix of the flag ``<item>_question_missing``: the response has no question the binding
+maps a critical item to (a binding worded otherwise than the form finds nothing, and the
+total was prorated as if item 9 were left blank; a linked sheet also drops trailing blank
+cells). Its answer is not known, so the chart says so instead of a total that looks
+complete. A critical item left blank is no flag: the documented proration applies."""
 UNREADABLE = "_unreadable"
 """Suffix of the flag ``<item>_unreadable``: a critical item answered with nothing that names
 an option (its measure is ``UNKNOWN_ANSWER``)."""
 
 
 def critical_flags(m: Measure, values: dict[str, int | None], readable: dict[str, list[int]],
-                   unclear: set[str] | frozenset[str] = frozenset()) -> list[str]:
+                   unclear: set[str] | frozenset[str] = frozenset(),
+                   absent: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """The critical items' flags: the item's flag when its value, or any readable one of
     several answers (a checkbox ticked twice, a question the binding finds twice), is above
     the threshold, never a guess that it is not; ``<item>_unreadable`` when an answer of it
     names no option and none readable is above (``"3 (Nearly every day)"`` beside ``"Not at
-    all"``), ``<item>_unanswered`` when it has no answer."""
+    all"``), ``<item>_question_missing`` when the response has no question for it."""
     flags: list[str] = []
     for c in m.critical:
         value = values.get(c.item)
@@ -226,15 +231,15 @@ def critical_flags(m: Measure, values: dict[str, int | None], readable: dict[str
             flags.append(c.flag)
         elif c.item in unclear or (not seen and c.item in readable):
             flags.append(c.item + UNREADABLE)
-        elif not seen:
-            flags.append(c.item + UNANSWERED)
+        elif c.item in absent:
+            flags.append(c.item + QUESTION_MISSING)
     return flags
 
 
 def raised(flags: object) -> list[str]:
     """The flags of critical items answered above their threshold (not the unknown ones,
     nor ``prorated``): what the chart's warning line counts."""
-    return [f for f in flags if isinstance(f, str) and not f.endswith((UNANSWERED, UNREADABLE))
+    return [f for f in flags if isinstance(f, str) and not f.endswith((QUESTION_MISSING, UNREADABLE))
             and f not in (PRORATED, PARTIAL_SUM)] if isinstance(flags, list | tuple) else []
 
 

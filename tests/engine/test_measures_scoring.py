@@ -301,15 +301,16 @@ def test_a_critical_item_with_any_positive_answer_is_flagged(tmp_path: Path) -> 
 def test_a_critical_item_not_answered_or_not_found_says_so(tmp_path: Path) -> None:
     """A prorated PHQ-9 whose item 9 is blank, or whose item 9 question the binding does not
     find in the form (worded otherwise), looked complete: value 0, "minimal", flag `prorated`
-    only. The flag `phq9_9_unanswered` now says item 9 is not known."""
+    only. The flag `phq9_9_question_missing` says the form has no item 9 for the binding; a
+    blank item 9 is the documented proration, no flag."""
     reg = registry(tmp_path)
     m = scored(reg, response(phq=[0] * 8 + [None]), "phq9")
-    assert m["flags"] == ["phq9_9_unanswered", PRORATED] and m["items"]["phq9_9"] is None
+    assert m["flags"] == [PRORATED] and m["items"]["phq9_9"] is None
     doc = response()
     doc["answers"][8]["question"] = "Thoughts that you would be better off dead, or of hurting yourself"
     doc["answers"][8]["value"], doc["answers"][8]["values"] = "Nearly every day", ["Nearly every day"]
     m = scored(reg, doc, "phq9")
-    assert m["flags"] == ["phq9_9_unanswered", PRORATED] and m["value"] == 0
+    assert m["flags"] == ["phq9_9_question_missing", PRORATED] and m["value"] == 0
     assert "flags" in scored(reg, response(), "gad7") and scored(reg, response(), "gad7")["flags"] == []
 
 
@@ -323,7 +324,7 @@ def test_a_response_without_a_time_keeps_its_critical_flags(tmp_path: Path) -> N
         "phq9": ("phq9_9_positive",), "gad7": ()}
     bad = response(phq=[0] * 8 + [None], gad=["x"] * 7, submitted=None)
     assert {o.measure: o.flags for o in score_response(bad, reg) if isinstance(o, NotScored)} == {
-        "phq9": ("phq9_9_unanswered",), "gad7": ()}
+        "phq9": (), "gad7": ()}
 
 
 def test_a_response_that_gives_a_date_alone_is_measured_on_that_date(tmp_path: Path) -> None:

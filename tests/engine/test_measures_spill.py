@@ -148,7 +148,7 @@ def test_critical_items_of_responses_linked_to_no_one_are_counted(tmp_path: Path
     pos = ["phq9_9_positive", "prorated"]
     spill.measurement({"source_id": "a/1/phq9.v1", "flags": pos}, "k1")  # no client: counted
     spill.measurement({"source_id": "a/2/phq9.v1", "flags": pos, "client_id": "c1"}, "k2")
-    spill.measurement({"source_id": "a/3/phq9.v1", "flags": ["phq9_9_unanswered"]}, "k3")
+    spill.measurement({"source_id": "a/3/phq9.v1", "flags": ["phq9_9_question_missing"]}, "k3")
     spill.reject({"response": "s/4", "measure": "phq9", "reason": "NO_TIME", "flags": ["phq9_9_positive"]})  # counted
     spill.reject({"response": "s/5", "measure": "phq9", "reason": "UNKNOWN_ANSWER", "flags": ["phq9_9_positive"]},
                  None, "2026-01-01T00:00:00Z", "k1")  # its copy a/1 was scored: counted there

@@ -193,9 +193,9 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
         values[item.id] = option.value
     flags = critical_flags(m, values, readable, unclear, absent)
     if refused is not None:
-        return replace(refused, flags=tuple(flags))
+        return replace(refused, flags=_besides(flags, refused.item))
     if unknown is not None:
-        return NotScored("UNKNOWN_ANSWER", m.id, binding_id, unknown, tuple(flags))
+        return NotScored("UNKNOWN_ANSWER", m.id, binding_id, unknown, _besides(flags, unknown))
     missing = sum(1 for v in values.values() if v is None)
     if missing > m.scoring.max_missing:
         return NotScored("TOO_MANY_MISSING", m.id, binding_id, flags=tuple(flags))
@@ -234,6 +234,12 @@ def critical_flags(m: Measure, values: dict[str, int | None], readable: dict[str
         elif c.item in absent:
             flags.append(c.item + QUESTION_MISSING)
     return flags
+
+
+def _besides(flags: list[str], item: str | None) -> tuple[str, ...]:
+    """A not-scored line's flags without ``<item>_unreadable`` for the item the line names
+    already (its ``item`` says which answer could not be read)."""
+    return tuple(f for f in flags if f != f"{item}{UNREADABLE}")
 
 
 def raised(flags: object) -> list[str]:

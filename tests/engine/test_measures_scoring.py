@@ -293,7 +293,9 @@ def test_a_critical_item_with_any_positive_answer_is_flagged(tmp_path: Path) -> 
     doc["answers"][8]["values"] = ["Not at all", "not at all"]  # two answers, none positive
     assert not_scored(reg, doc, "phq9").flags == ()
     r = not_scored(reg, response(phq=[0] * 8 + ["3 (Nearly every day)"]), "phq9")
-    assert (r.reason, r.flags) == ("UNKNOWN_ANSWER", ("phq9_9_unreadable",))
+    assert (r.reason, r.item, r.flags) == ("UNKNOWN_ANSWER", "phq9_9", ())  # the line names item 9 already
+    r = not_scored(reg, response(phq=["x"] + [0] * 7 + ["3 (Nearly every day)"]), "phq9")
+    assert (r.reason, r.item, r.flags) == ("UNKNOWN_ANSWER", "phq9_1", ("phq9_9_unreadable",))
     r = not_scored(reg, response(phq=["x"] + [0] * 7 + [2]), "phq9")  # another item unknown first
     assert (r.item, r.flags) == ("phq9_1", ("phq9_9_positive",))
 
@@ -342,8 +344,9 @@ def test_a_critical_item_beside_an_unreadable_answer_or_found_twice_keeps_its_fl
     reg = registry(tmp_path)
     doc = response()
     doc["answers"][8]["values"] = ["Not at all", "3 (Nearly every day)"]
+    doc["answers"][0]["values"] = ["Sometimes"]  # item 1 unknown first: the line names item 1
     r = not_scored(reg, doc, "phq9")
-    assert (r.reason, r.flags) == ("UNKNOWN_ANSWER", ("phq9_9_unreadable",))
+    assert (r.reason, r.item, r.flags) == ("UNKNOWN_ANSWER", "phq9_1", ("phq9_9_unreadable",))
     doc = response(phq=[0] * 8 + [3])
     doc["answers"].append({**doc["answers"][8], "value": "Not at all", "values": ["Not at all"]})  # item 9 twice
     r = not_scored(reg, doc, "phq9")
@@ -365,4 +368,4 @@ def test_an_item_bound_to_another_item_s_question_takes_no_answer(tmp_path: Path
         doc = response(phq=[first] + [0] * 7 + [ninth])
         doc["answers"][0]["question_id"] = "q-nine"
         r = not_scored(reg, doc, "phq9")
-        assert (r.reason, r.item, r.flags) == ("QUESTION_BOUND_TWICE", "phq9_9", ("phq9_9_unreadable",)), (first, ninth)
+        assert (r.reason, r.item, r.flags) == ("QUESTION_BOUND_TWICE", "phq9_9", ()), (first, ninth)

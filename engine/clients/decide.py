@@ -260,8 +260,8 @@ class Decisions:
         """True when the document's birth date is none of the client's: a child or parent who
         shares the client's phone or e-mail, or a contact the ``where`` conditions left out,
         is someone else whatever the shared number says, so nothing links. Names are not
-        compared (a middle initial, a nickname, a married name are the same person; twins,
-        one birth date and two names, stay a known limit: docs/clients.md)."""
+        compared here (the name rule, :meth:`_someone_else`, does that: twins, one birth date
+        and two given names, are told apart there)."""
         mine = {K.name_dob_date(k) for k in facts.keys if K.key_kind(k) == "name_dob"}
         if not mine:
             return False

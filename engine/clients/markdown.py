@@ -28,9 +28,12 @@ SECTIONS = {"sessions": "Sessions", "billing": "Billing"}
 TIMELINE = ["date", "kind", "direction", "title", "source/account", "document"]
 TIMES = "Times are UTC (YYYY-MM-DD HH:MM); a date alone is a day without a time."
 """Said under each dated file's title: an evening session in New York is the next day in UTC."""
-_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-"""Control characters (C0 with line feed, carriage return and tab, DEL, C1 with NEL) and the
-Unicode line and paragraph separators: none of them may reach a Markdown line of a chart."""
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+"""Control characters (C0 with line feed, carriage return and tab, DEL, C1 with NEL), the
+Unicode line and paragraph separators and the bidi embedding, override and isolate controls:
+none of them may reach a Markdown line of a chart (an e-mail subject's U+202E showed the rest
+of its timeline row reversed, document reference included). Right-to-left text itself needs
+none of them and reads as written."""
 _MARKUP = re.compile(r"[\\`<>\[\]]")
 """Characters that make Markdown out of source text: raw HTML (``<img src=...>``, a read
 beacon), links and images (``[Pay now](https://...)``), code spans; escaped with a backslash
@@ -46,9 +49,10 @@ _YAML_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 def inline(value: object) -> str:
     """Source text for one line of Markdown (a heading, a list item): each run of control
-    characters or line separators becomes one space, so no record can break the line or start
-    one of its own, and HTML, link and code characters are escaped (:data:`_MARKUP`), so it
-    stays text. Format characters such as bidi controls are kept."""
+    characters, line separators or bidi controls becomes one space, so no record can break the
+    line, start one of its own or reorder it, and HTML, link and code characters are escaped
+    (:data:`_MARKUP`), so it stays text. Other format characters (a zero-width joiner in an
+    emoji) are kept."""
     text = str(value)
     if not text.isprintable():
         text = _BREAKS.sub(" ", text)
@@ -243,7 +247,7 @@ class _Pass:
 
     def _total(self, name: str, f: DocFacts, label: str) -> None:
         per = self.totals[name]
-        cur = column(f, "currency")
+        cur = column(f, "currency").strip().upper()  # "usd" and "USD" are one currency
         per[cur] = _add(per.get(cur, Decimal(0)), column(f, label))
 
     def balance_lines(self) -> str:
@@ -251,7 +255,8 @@ class _Pass:
         out = ["", "## Balance", ""]
         for name, label in (("invoiced", "Invoiced"), ("paid", "Paid"), ("balance", "Open balance")):
             per = self.totals[name] or {"": Decimal(0)}
-            amounts = [f"{_money(v)}{' ' + inline(c) if c else ''}" for c, v in sorted(per.items())]
+            amounts = [f"{_money(v)}{' ' + inline(c) if c else _NO_CURRENCY if len(per) > 1 else ''}"
+                       for c, v in sorted(per.items())]
             out.append(f"- **{label}:** {', '.join(amounts)}")
         credit = {c: v for c, v in self.totals["unapplied"].items() if v}
         if credit:  # money received and not applied to an invoice: the source's balance is less
@@ -260,6 +265,10 @@ class _Pass:
                        f"{', '.join(amounts)}")
         return "\n".join(out) + "\n"
 
+
+_NO_CURRENCY = " (no currency on the record)"
+"""Beside the total of records without a currency when other currencies are there: a bare
+``0.02`` next to ``150.01 USD`` said nothing of which money it was."""
 
 MONEY = frozenset({"total", "balance", "unapplied"})
 """Chart columns that are amounts: shown as the totals are, two decimals rounded halves up."""

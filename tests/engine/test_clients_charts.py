@@ -228,6 +228,29 @@ def test_billing_totals_never_add_two_currencies(tmp_path: Path) -> None:
     assert "- **Unapplied payments (a credit, not taken off the open balance above):** 25.01 USD" in text
 
 
+def test_one_currency_in_two_cases_is_one_total_and_no_currency_is_said(tmp_path: Path) -> None:
+    """"usd" beside "USD" gave two amounts, and an invoice without a currency a bare number
+    next to the others."""
+    root = tmp_path / "clients"
+    p = projection()
+    cid = "0123456789abcdef"
+    for sid, total, cur in (("1", "10.00", "USD"), ("2", "5.00", "usd"), ("3", "0.02", "")):
+        ref = DocRef("quickbooks", "co", "invoice", sid)
+        p.docs[ref] = DocFacts(ref, "2024-02-0" + sid + "T00:00:00Z", f"Invoice {sid}",
+                               columns=(sid, total, total, cur, "open", ""))
+        p.links.append(Link(cid, ref, "source_ref", None, "customer"))
+    charts.write_charts(root, p, "2026-01-01T00:00:00Z")
+    text = (root / "Doe, Jane (01234567)" / "billing.md").read_text()
+    assert "- **Invoiced:** 0.02 (no currency on the record), 15.00 USD" in text, text
+
+
+def test_bidi_controls_in_a_record_never_reorder_a_chart_line() -> None:
+    from engine.clients.markdown import inline
+
+    assert inline("Re: \u202eevil\u202c | x \u2066y\u2069") == "Re:  evil  | x  y "
+    assert inline("שלום עליכם") == "שלום עליכם" and inline("👩\u200d👧") == "👩\u200d👧"
+
+
 def test_the_practice_s_own_files_in_a_chart_folder_are_kept(tmp_path: Path) -> None:
     """A note saved beside a chart survives the folder being rewritten; when the client's
     folder goes (renamed, merged, gone), the note stays where it was, without the chart."""

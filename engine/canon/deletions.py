@@ -15,6 +15,15 @@ from __future__ import annotations
 from typing import Any
 
 
+def keyed(record: dict[str, Any], key: tuple[str, ...]) -> dict[str, Any]:
+    """A marker with its stream's key: Dataverse's ``$deletedEntity`` row gives ``id``, not the
+    table's key (``contactid``), and superseded nothing. With one key property missing from
+    the marker, its ``id`` is that key's value."""
+    if len(key) == 1 and key[0] not in record and record.get("id") is not None:
+        return {**record, key[0]: record["id"]}
+    return record
+
+
 def is_deletion(record: Any) -> bool:
     """Whether a record is a deletion marker rather than a record of the source."""
     if not isinstance(record, dict):

@@ -36,7 +36,7 @@ from engine import __version__
 from engine.canon import publish, reuse
 from engine.canon.collisions import SourceIds, collisions_path, shared_kinds
 from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
-from engine.canon.deletions import is_deletion
+from engine.canon.deletions import is_deletion, keyed
 from engine.canon.functions import helpers_sha256
 from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
@@ -104,6 +104,8 @@ class Canonizer:
         self.deactivated: dict[str, int] = {}
         self.deleted: dict[str, int] = {}
         """Deletion markers skipped, by stream (:mod:`engine.canon.deletions`)."""
+        self.late_deletions = 0
+        """Markers that followed their own record in one run: that record stays (a warning)."""
         self._active: dict[str, int] = {}
         self.ids: SourceIds | None = None
         """The source_ids of streams that share a kind with another stream (else None)."""
@@ -227,9 +229,14 @@ class Canonizer:
                         continue
                     exact = not inexact(rec.record)
                     record = orjson.loads(rec.record) if exact else exact_loads(rec.record)
+                    gone = is_deletion(record)
+                    if gone:
+                        record = keyed(record, rec.key)
+                        if newest.earlier_in_run(rec.stream, rec.key, record):
+                            self.late_deletions += 1  # its record is written already: said, not hidden
                     if not newest.keep(rec.stream, rec.key, record):
                         continue
-                    if is_deletion(record):  # no document; it superseded the key's older records
+                    if gone:  # no document; it superseded the key's older records
                         self.deleted[rec.stream] = self.deleted.get(rec.stream, 0) + 1
                         continue
                     ct = compiled.get(rec.stream)
@@ -349,6 +356,9 @@ def run_canonize(spec: TaskSpec, emit: Emit) -> int:
     if c.unmapped:
         emit(TaskWarning(task_id=spec.task_id, stage="canonize", extractor=c.ex.name,
                          code=ErrorCode.UNMAPPED_STREAM.value, count=c.unmapped))
+    if c.late_deletions:
+        emit(TaskWarning(task_id=spec.task_id, stage="canonize", extractor=c.ex.name,
+                         code=ErrorCode.DELETION_NOT_APPLIED.value, count=c.late_deletions))
     emit(TaskFinished(
         task_id=spec.task_id, stage="canonize", extractor=c.ex.name, account=c.ex.account,
         status=status, attempt=spec.attempt, records=c.records, rejects=c.rejects,  # type: ignore[arg-type]

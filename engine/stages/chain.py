@@ -60,6 +60,17 @@ class NewestWins:
         self._this_run.add(digest)
         return True
 
+    def earlier_in_run(self, stream: str, key: tuple[str, ...], record: Any) -> bool:
+        """Whether this run already kept a record of this key (a deletion marker that follows
+        its own record: that record is written already; only tracked when enabled)."""
+        if not self.enabled or not key or not isinstance(record, dict):
+            return False
+        values = [record.get(p) for p in key]
+        if any(v is None for v in values):
+            return False
+        digest = hashlib.blake2b(_key_bytes(stream, key, values), digest_size=16).digest()
+        return digest in self._this_run
+
     def keep_document(self, stream: str, kind: str, source_id: object) -> bool:
         """False when a newer run already gave, from the same stream, a canonical document of
         this kind and ``source_id`` (always True when off; another stream's document with the

@@ -161,6 +161,24 @@ def test_deletion_markers_are_no_documents_and_supersede_their_key(tmp_path: Pat
     assert m["deleted"] == {"things": 3} and m["rejects"] == 0
 
 
+def test_a_dataverse_marker_gives_id_not_the_key_and_a_late_marker_is_warned(tmp_path: Path) -> None:
+    """Dataverse's `$deletedEntity` row carries `id`, the stream's key is another property:
+    it superseded nothing. A marker after its own record in one run cannot take it back: the
+    task says so (DELETION_NOT_APPLIED) instead of counting it deleted."""
+    keyed_schema = orjson.dumps({"type": "SCHEMA", "stream": "things", "key_properties": ["cid"],
+                                 "schema": {"type": "object", "properties": {"cid": {"type": "string"}}}})
+    cfg = setup(tmp_path, [
+        [keyed_schema, rec(b'{"cid":"a","id":1,"metric":1}'), rec(b'{"cid":"b","id":2,"metric":2}'), STATE],
+        [keyed_schema, rec(b'{"@odata.context":"https://x/api/data/v9.2/$metadata#things/$deletedEntity",'
+                           b'"id":"a","reason":"deleted"}'),
+         rec(b'{"cid":"c","id":3,"metric":3}'), rec(b'{"cid":"c","@removed":{"reason":"deleted"}}'), STATE]])
+    run(cfg, "extract", "canonize")
+    res = run_cli("run", "--stage", "extract", "--stage", "canonize", "--config", str(cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert sorted((d["source_id"], d["metric"]) for d in canonical(tmp_path)) == [("2", 2), ("3", 3)]
+    assert "warning DELETION_NOT_APPLIED" in res.stdout and "(count 1)" in res.stdout, res.stdout
+
+
 def test_numbers_a_double_cannot_hold_are_rejected_never_rounded(tmp_path: Path) -> None:
     cfg = setup(tmp_path, [[schema(["id"]), rec(b'{"id":1,"amount":1.5,"metric":123456789012345}'),
                             rec(b'{"id":2,"amount":12345678901234567.891}'),

@@ -230,14 +230,17 @@ class Canonizer:
                     exact = not inexact(rec.record)
                     record = orjson.loads(rec.record) if exact else exact_loads(rec.record)
                     gone = is_deletion(record)
+                    late = False
                     if gone:
                         record = keyed(record, rec.key)
-                        if newest.earlier_in_run(rec.stream, rec.key, record):
-                            self.late_deletions += 1  # its record is written already: said, not hidden
+                        late = newest.earlier_in_run(rec.stream, rec.key, record)
                     if not newest.keep(rec.stream, rec.key, record):
                         continue
                     if gone:  # no document; it superseded the key's older records
-                        self.deleted[rec.stream] = self.deleted.get(rec.stream, 0) + 1
+                        if late:  # its own record is written already: said, never counted deleted
+                            self.late_deletions += 1
+                        else:
+                            self.deleted[rec.stream] = self.deleted.get(rec.stream, 0) + 1
                         continue
                     ct = compiled.get(rec.stream)
                     if ct is None:

@@ -177,6 +177,7 @@ def test_a_dataverse_marker_gives_id_not_the_key_and_a_late_marker_is_warned(tmp
     assert res.returncode == 0, res.stdout + res.stderr
     assert sorted((d["source_id"], d["metric"]) for d in canonical(tmp_path)) == [("2", 2), ("3", 3)]
     assert "warning DELETION_NOT_APPLIED" in res.stdout and "(count 1)" in res.stdout, res.stdout
+    assert meta(tmp_path)["deleted"] == {"things": 1}  # the Dataverse row, not the late one
 
 
 def test_numbers_a_double_cannot_hold_are_rejected_never_rounded(tmp_path: Path) -> None:

@@ -181,10 +181,9 @@ class Resolver:
         # someone, not the practice: such a mail is never "internal" (the staff-only threads
         # an operator may skip). Not an empty group ("undisclosed-recipients:;") nor an
         # Exchange X.500 address ("/O=EXCHANGELABS/..."), which only the practice's own have.
-        unreadable = any(not got[0] and _someone(v) for got, v in (*given, *others)) or self._nameless(
-            doc, (*rule.senders, *rule.recipients))
+        facts.said, nameless = self._said(doc, (*rule.senders, *rule.recipients))
+        unreadable = nameless or any(not got[0] and _someone(v) for got, v in (*given, *others))
         facts.outside = tuple(dict.fromkeys(key for _, _, key in everyone if key))
-        facts.said = self._said(doc, (*rule.senders, *rule.recipients))
         if everyone and all(own for _, own, _ in everyone) and not unreadable:
             facts.direction = "internal"
         elif any(own for _, own, _ in senders):
@@ -192,23 +191,12 @@ class Resolver:
         elif everyone:
             facts.direction = "in"
 
-    @staticmethod
-    def _nameless(doc: dict[str, Any], paths: tuple[str, ...]) -> bool:
-        """Whether a participant gives a name and no address (``{"name": "Kim", "email": null}``)."""
-        for path in paths:
-            parent, _, field_name = path.rpartition(".")
-            if not parent:
-                continue
-            for item in values(doc, (parent,)):
-                if isinstance(item, dict) and not item.get(field_name) and isinstance(item.get("name"), str) \
-                        and item["name"].strip():
-                    return True
-        return False
-
-    def _said(self, doc: dict[str, Any], paths: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    def _said(self, doc: dict[str, Any], paths: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], bool]:
         """(key, folded display name) of the participants whose address came with a name:
-        each address path's parent object (``from[].email`` -> ``from[]``) gives its ``name``."""
+        each address path's parent object (``from[].email`` -> ``from[]``) gives its ``name``;
+        and whether one gives a name and no address (``{"name": "Kim", "email": null}``)."""
         out: dict[tuple[str, str], None] = {}
+        nameless = False
         for path in paths:
             parent, _, field_name = path.rpartition(".")
             if not parent:
@@ -216,12 +204,14 @@ class Resolver:
             for item in values(doc, (parent,)):
                 if not isinstance(item, dict):
                     continue
-                key = self._address(item.get(field_name))[2]
+                address = item.get(field_name)
+                key = self._address(address)[2]
                 raw = item.get("name")  # an address written as the name says nothing of who
                 name = K.name_text(raw) if isinstance(raw, str) and "@" not in raw else None
                 if key and name:
                     out[(key, name)] = None
-        return tuple(out)
+                nameless = nameless or (not address and isinstance(raw, str) and bool(raw.strip()))
+        return tuple(out), nameless
 
     def _defines(self, doc: dict[str, Any], ref: DocRef) -> bool:
         if ref.source not in self.cfg.sources:

@@ -28,6 +28,7 @@ import yaml
 from rich.console import Console
 
 from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
+from engine.canon.deletions import is_deletion
 from engine.canon.registry import DEFAULT_SCHEMAS, TRANSFORM_ID, Registry, RegistryError, Transform
 from engine.config import Extractor
 from engine.config.load import load
@@ -164,8 +165,14 @@ def _transform_run(ns: argparse.Namespace) -> int:
     if not records:
         raise UsageError("no input record", hint="give one JSON record, or one per line")
     pretty = len(records) == 1
-    rejected = 0
+    rejected = deleted = 0
     for n, record in records:
+        if is_deletion(record):  # as the canonize stage does: no document, no reject
+            deleted += 1
+            where = f"line {n}: " if not pretty else ""
+            print(f"{where}a deletion marker: no document (the canonize stage skips it and removes "
+                  "the record it names)", file=sys.stderr)
+            continue
         try:
             if record is INEXACT:  # as the canonize stage does: JSONata holds doubles
                 raise RecordRejected("NUMBER_INEXACT", "a number in the record cannot be held exactly by a double")
@@ -178,7 +185,8 @@ def _transform_run(ns: argparse.Namespace) -> int:
         opts = orjson.OPT_SORT_KEYS | (orjson.OPT_INDENT_2 if pretty else 0)
         sys.stdout.write(orjson.dumps(out, option=opts).decode() + "\n")
     if not pretty:
-        print(f"{len(records) - rejected} transformed, {rejected} rejected", file=sys.stderr)
+        gone = f", {deleted} deletion marker(s) skipped" if deleted else ""
+        print(f"{len(records) - rejected - deleted} transformed, {rejected} rejected{gone}", file=sys.stderr)
     return int(ExitCode.TASK_FAILED if rejected else ExitCode.OK)
 
 
@@ -233,7 +241,7 @@ def run_from_vault(ws: Workspace, ex: Extractor, t: Transform, compiled: Compile
     if ex.source != t.source:
         err.print(f"[yellow]note:[/] {t.id} is written for source {t.source}; "
                   f"{ex.name} is source {ex.source}")
-    records = rejected = 0
+    records = rejected = deleted = 0
     codes: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     zones = streams or {t.stream: None}
@@ -246,6 +254,9 @@ def run_from_vault(ws: Workspace, ex: Extractor, t: Transform, compiled: Compile
         if limit is not None and records >= limit:
             break
         records += 1
+        if is_deletion(record):
+            deleted += 1
+            continue
         try:
             if not exact:  # as the canonize stage does: JSONata holds doubles
                 raise RecordRejected("NUMBER_INEXACT", "a number in the record cannot be held exactly by a double")
@@ -261,7 +272,10 @@ def run_from_vault(ws: Workspace, ex: Extractor, t: Transform, compiled: Compile
             sys.stdout.write(orjson.dumps(out, option=orjson.OPT_SORT_KEYS).decode() + "\n")
     summary = Console(stderr=show, highlight=False)
     summary.print(f"{t.id} over {ex.name} (LATEST, stream(s) {', '.join(zones)}): "
-                  f"{records} record(s), {records - rejected} transformed, {rejected} rejected")
+                  f"{records} record(s), {records - rejected - deleted} transformed, {rejected} rejected")
+    if deleted:
+        summary.print(f"  deletion markers skipped: {deleted} (no documents: the canonize stage removes "
+                      "the records they name)")
     for code, n in sorted(codes.items()):
         summary.print(f"  rejected {code}: {n}")
     for kind, n in sorted(kinds.items()):

@@ -143,8 +143,27 @@ def _folded_name(raw: str) -> str | None:
     if text.count(",") == 1:
         family, given = (p.strip() for p in text.split(","))
         text = f"{given} {family}"
-    text = _SPACES.sub(" ", _NAME_DROP.sub(" ", _drop_latin_accents(text).casefold().translate(_LATIN_LETTERS))).strip()
-    return text or None
+    text = _drop_punctuation(_drop_latin_accents(text).casefold().translate(_LATIN_LETTERS))
+    return _SPACES.sub(" ", text).strip() or None
+
+
+def _drop_punctuation(text: str) -> str:
+    """Punctuation and symbols become spaces; letters, digits and the marks that remain after
+    :func:`_drop_latin_accents` stay. ``[^\\w\\s]`` alone took every combining mark for
+    punctuation: the vowel signs of Devanagari, Thai, Bengali, Tamil... became spaces, so
+    ``अमित`` and ``अमृत`` (twins Amit and Amrit) both gave ``अम त`` and one twin's intake row,
+    invoices and mail went into the other's chart. Invisible format characters (zero-width
+    joiners, bidi controls) are dropped: a name typed with or without them is one name."""
+    if text.isascii():
+        return _NAME_DROP.sub(" ", text)
+    out = []
+    for c in text:
+        if c.isalnum() or c.isspace() or c == "_":
+            out.append(c)
+        else:
+            cat = unicodedata.category(c)
+            out.append(c if cat[0] == "M" else "" if cat == "Cf" else " ")
+    return "".join(out)
 
 
 def _drop_latin_accents(text: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from engine.index.fields import Getter, compile_path
 
-RULES_VERSION = 1
+RULES_VERSION = 2
 """Version of the table below; part of the project stage's skip fingerprint."""
 
 Section = Literal["sessions", "billing"]
@@ -79,7 +79,9 @@ RULES: dict[str, LinkRule] = {
         births=("birth_date",),
     ),
     "email": LinkRule(senders=_SENDERS, recipients=_RECIPIENTS),
-    "form_response": LinkRule(emails=("respondent.email",)),  # scored by engine.measures
+    # scored by engine.measures; the name a respondent gives is checked as a mail's display name
+    # is: a response signed "Jordan Lee" from Sam's address is not Sam's questionnaire
+    "form_response": LinkRule(emails=("respondent.email",), names=("respondent.name",)),
     "clinical_session": LinkRule(
         refs=(Ref("subject.id"),),
         section="sessions",

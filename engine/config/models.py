@@ -58,6 +58,24 @@ def _not_empty(value: object) -> object:
     return value
 
 
+def command_items(items: list[str], info: ValidationInfo) -> list[str]:
+    """A command list as it will run: ``~`` expanded at the start of each item, and the items
+    that are plainly relative paths resolved against the config file's folder (DESIGN.md: a
+    relative path in the config is the config's): the program when it has a ``/`` in it
+    (``./tap.py``, ``bin/tap-x``; a bare name is looked up on ``PATH``), and any item starting
+    with ``./`` or ``../``. Other items are arguments, passed as written."""
+    base = (info.context or {}).get("base_dir")
+    out = []
+    for i, item in enumerate(items):
+        if item.startswith("~"):
+            item = os.path.expanduser(item)
+        relative = item.startswith(("./", "../")) or (i == 0 and "/" in item)
+        if relative and base is not None and not os.path.isabs(item):
+            item = os.path.normpath(os.path.join(base, item))
+        out.append(item)
+    return out
+
+
 SafeName = Annotated[str, AfterValidator(_safe_name)]
 ConfigPath = Annotated[Path, BeforeValidator(_not_empty), AfterValidator(_resolve_path)]
 
@@ -147,7 +165,7 @@ class Extractor(StrictModel):
     kind: Literal["meltano", "singer", "demo"]
     """How the tap runs: `singer` (a command), `meltano` (meltano invoke) or `demo` (bundled)."""
     command: list[str] | None = None
-    """For `kind: singer`: the tap command as a list (`~` expands in each item)."""
+    """For `kind: singer`: the tap command as a list (`~` expands in each item; the program, when it has a `/`, and items starting with `./` or `../` are relative to the config file's folder)."""
     config: ConfigPath | None = None
     """For `kind: singer`: the tap's config file, passed as `--config` (may hold secrets)."""
     meltano: MeltanoSpec | None = None
@@ -174,9 +192,9 @@ class Extractor(StrictModel):
     """Seconds an extract may run before it is stopped and marked `timeout`."""
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> Extractor:
+    def _kind_fields(self, info: ValidationInfo) -> Extractor:
         if self.command is not None:
-            self.command = [os.path.expanduser(c) if c.startswith("~") else c for c in self.command]
+            self.command = command_items(self.command, info)
         wanted = {"singer": "command", "meltano": "meltano", "demo": "demo"}[self.kind]
         if getattr(self, wanted) is None:
             raise ValueError(f"kind: {self.kind} needs the key '{wanted}'")
@@ -202,15 +220,15 @@ class Loader(StrictModel):
     name: SafeName
     """Unique name of the loader; the handle for `--target NAME`."""
     command: list[str] = Field(min_length=1)
-    """The target command as a list (`~` expands in each item)."""
+    """The target command as a list (`~` expands in each item; the program, when it has a `/`, and items starting with `./` or `../` are relative to the config file's folder)."""
     config: ConfigPath | None = None
     """The target's config file, passed as `--config` (may hold secrets)."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for the target (never logged)."""
 
     @model_validator(mode="after")
-    def _expand(self) -> Loader:
-        self.command = [os.path.expanduser(c) if c.startswith("~") else c for c in self.command]
+    def _expand(self, info: ValidationInfo) -> Loader:
+        self.command = command_items(self.command, info)
         return self
 
 
@@ -358,9 +376,9 @@ class PipelineConfig(StrictModel):
     """The client layer (the project stage); without it, runs stop after index."""
 
     @model_validator(mode="after")
-    def _expand_hook(self) -> PipelineConfig:
+    def _expand_hook(self, info: ValidationInfo) -> PipelineConfig:
         if self.on_failure is not None:
-            self.on_failure = [os.path.expanduser(c) if c.startswith("~") else c for c in self.on_failure]
+            self.on_failure = command_items(self.on_failure, info)
         return self
 
     def extractor(self, name: str) -> Extractor | None:

@@ -36,7 +36,7 @@ from engine import __version__
 from engine.canon import publish, reuse
 from engine.canon.collisions import SourceIds, collisions_path, shared_kinds
 from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
-from engine.canon.deletions import is_deletion, keyed
+from engine.canon.deletions import is_deletion
 from engine.canon.functions import helpers_sha256
 from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
@@ -50,6 +50,7 @@ from engine.events import (
     write_error_code,
 )
 from engine.stages.chain import NewestWins, activated_versions
+from engine.stages.markers import Markers
 from engine.stages.spec import TaskSpec
 from engine.store.fsutil import (
     NotRegularFile,
@@ -102,10 +103,8 @@ class Canonizer:
         self.superseded = 0
         self.unkeyed: dict[str, int] = {}
         self.deactivated: dict[str, int] = {}
-        self.deleted: dict[str, int] = {}
-        """Deletion markers skipped, by stream (:mod:`engine.canon.deletions`)."""
-        self.late_deletions = 0
-        """Markers that followed their own record in one run: that record stays (a warning)."""
+        self.markers: Markers | None = None
+        """Deletion markers: removed records by stream, and those not applied (a warning)."""
         self._active: dict[str, int] = {}
         self.ids: SourceIds | None = None
         """The source_ids of streams that share a kind with another stream (else None)."""
@@ -204,10 +203,16 @@ class Canonizer:
         sha = hashlib.sha256()
         self.total = sum(int(r.manifest.get("records") or 0) for r in chain) or None
         newest = NewestWins(enabled=len(chain) > 1)
+        self.markers = markers = Markers(newest)
         self._active = activated_versions(chain)
         for run in chain:
             self._transform_run(run.path, run.manifest, compiled, out, rej, sha, newest)
             newest.end_run()
+        if len(chain) == 1:
+            try:
+                markers.recheck(chain[0].path, chain[0].manifest, self._is_active)
+            except (zlib.error, EOFError, orjson.JSONDecodeError, PartCorrupt, KeyError, TypeError, ValueError):
+                raise CanonizeFailed(ErrorCode.PART_CORRUPT, str(chain[0].path)) from None
         self.superseded = newest.superseded
         self.unkeyed = dict(sorted(newest.unkeyed.items()))
         return sha.hexdigest()
@@ -219,7 +224,8 @@ class Canonizer:
             keys = StreamKeys(manifest)
         except ValueError:
             raise CanonizeFailed(ErrorCode.MANIFEST_INVALID, str(run_dir / "manifest.json")) from None
-        for part in manifest.get("parts", []):
+        assert self.markers is not None
+        for part_no, part in enumerate(manifest.get("parts", [])):
             check_part(run_dir, part)
             part_path = str(run_dir / part["file"])  # a checked part-NNN.jsonl.gz name
             buf: list[bytes] = []
@@ -229,18 +235,10 @@ class Canonizer:
                         continue
                     exact = not inexact(rec.record)
                     record = orjson.loads(rec.record) if exact else exact_loads(rec.record)
-                    gone = is_deletion(record)
-                    late = False
-                    if gone:
-                        record = keyed(record, rec.key)
-                        late = newest.earlier_in_run(rec.stream, rec.key, record)
-                    if not newest.keep(rec.stream, rec.key, record):
+                    if is_deletion(record):  # no document; it supersedes the key's older records
+                        self.markers.seen(rec, record, part_no)
                         continue
-                    if gone:  # no document; it superseded the key's older records
-                        if late:  # its own record is written already: said, never counted deleted
-                            self.late_deletions += 1
-                        else:
-                            self.deleted[rec.stream] = self.deleted.get(rec.stream, 0) + 1
+                    if not newest.keep(rec.stream, rec.key, record):
                         continue
                     ct = compiled.get(rec.stream)
                     if ct is None:
@@ -275,11 +273,14 @@ class Canonizer:
 
     def _active_version(self, rec: VaultRecord) -> bool:
         """False for a record of a table version an ACTIVATE_VERSION replaced (counted)."""
-        active = self._active.get(rec.stream)
-        if active is None or rec.version is None or rec.version >= active:
+        if self._is_active(rec):
             return True
         self.deactivated[rec.stream] = self.deactivated.get(rec.stream, 0) + 1
         return False
+
+    def _is_active(self, rec: VaultRecord) -> bool:
+        active = self._active.get(rec.stream)
+        return active is None or rec.version is None or rec.version >= active
 
     def _reject(self, rej: IO[bytes], part: str, rec: VaultRecord, exc: RecordRejected) -> None:
         """Quarantine one record with its reason; the record goes as stored, byte for byte."""
@@ -359,9 +360,9 @@ def run_canonize(spec: TaskSpec, emit: Emit) -> int:
     if c.unmapped:
         emit(TaskWarning(task_id=spec.task_id, stage="canonize", extractor=c.ex.name,
                          code=ErrorCode.UNMAPPED_STREAM.value, count=c.unmapped))
-    if c.late_deletions:
+    if c.markers is not None and c.markers.not_applied:
         emit(TaskWarning(task_id=spec.task_id, stage="canonize", extractor=c.ex.name,
-                         code=ErrorCode.DELETION_NOT_APPLIED.value, count=c.late_deletions))
+                         code=ErrorCode.DELETION_NOT_APPLIED.value, count=c.markers.not_applied))
     emit(TaskFinished(
         task_id=spec.task_id, stage="canonize", extractor=c.ex.name, account=c.ex.account,
         status=status, attempt=spec.attempt, records=c.records, rejects=c.rejects,  # type: ignore[arg-type]
@@ -427,7 +428,7 @@ def _canonize(c: Canonizer) -> str:
                 "rejects": c.rejects, "unmapped": dict(sorted(c.unmapped_streams.items())),
                 "superseded": c.superseded, "unkeyed": c.unkeyed,
                 "deactivated": dict(sorted(c.deactivated.items())),
-                "deleted": dict(sorted(c.deleted.items())),
+                "deleted": dict(sorted(c.markers.deleted.items())) if c.markers else {},
                 "runs": [r.manifest.get("run_id") for r in chain],
                 "part_stats": verified,
                 "account": c.ex.account, "source": c.ex.source, "extractor": c.ex.name,

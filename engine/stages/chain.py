@@ -53,7 +53,7 @@ class NewestWins:
             return True
         if not self.enabled:
             return True
-        digest = hashlib.blake2b(_key_bytes(stream, key, values), digest_size=16).digest()
+        digest = key_digest(stream, key, values)
         if digest in self._newer:
             self.superseded += 1
             return False
@@ -65,11 +65,8 @@ class NewestWins:
         its own record: that record is written already; only tracked when enabled)."""
         if not self.enabled or not key or not isinstance(record, dict):
             return False
-        values = [record.get(p) for p in key]
-        if any(v is None for v in values):
-            return False
-        digest = hashlib.blake2b(_key_bytes(stream, key, values), digest_size=16).digest()
-        return digest in self._this_run
+        values = key_values(key, record)
+        return values is not None and key_digest(stream, key, values) in self._this_run
 
     def keep_document(self, stream: str, kind: str, source_id: object) -> bool:
         """False when a newer run already gave, from the same stream, a canonical document of
@@ -93,6 +90,19 @@ class NewestWins:
         """The current run is done: its keys now shadow every older run."""
         self._newer |= self._this_run
         self._this_run = set()
+
+
+def key_values(key: tuple[str, ...], record: Any) -> list[Any] | None:
+    """The record's values of its stream's key, None when it has no key or a value is missing."""
+    if not key or not isinstance(record, dict):
+        return None
+    values = [record.get(p) for p in key]
+    return None if any(v is None for v in values) else values
+
+
+def key_digest(stream: str, key: tuple[str, ...], values: list[Any]) -> bytes:
+    """16 bytes that stand for (stream, key properties, their values)."""
+    return hashlib.blake2b(_key_bytes(stream, key, values), digest_size=16).digest()
 
 
 def _key_bytes(stream: str, key: tuple[str, ...], values: list[Any]) -> bytes:

@@ -161,6 +161,23 @@ def test_deletion_markers_are_no_documents_and_supersede_their_key(tmp_path: Pat
     assert m["deleted"] == {"things": 3} and m["rejects"] == 0
 
 
+def test_quickbooks_cdc_deletions_are_markers_and_a_status_column_is_not(tmp_path: Path) -> None:
+    """QuickBooks' change data capture gives a deleted invoice as `{"domain": "QBO", "status":
+    "Deleted", "Id": ...}` (a tap may drop `domain`: then nothing but the marker's fields): read
+    as a record it replaced the invoice with an all-null one. A record of another source whose
+    `status` column says Deleted stays a record."""
+    cfg = setup(tmp_path, [
+        [schema(["id"]), rec(b'{"id":1,"metric":1}'), rec(b'{"id":2,"metric":2}'), rec(b'{"id":3,"metric":3}'),
+         STATE],
+        [schema(["id"]), rec(b'{"domain":"QBO","status":"Deleted","id":1,"MetaData":{"LastUpdatedTime":"x"}}'),
+         rec(b'{"status":"Deleted","id":2,"MetaData":{"LastUpdatedTime":"x"}}'),
+         rec(b'{"id":3,"metric":33,"status":"Deleted"}'), STATE]])
+    run(cfg, "extract", "canonize")
+    run(cfg, "extract", "canonize")
+    assert sorted((d["source_id"], d["metric"]) for d in canonical(tmp_path)) == [("3", 33)]
+    assert meta(tmp_path)["deleted"] == {"things": 2}
+
+
 def test_a_dataverse_marker_gives_id_not_the_key_and_a_late_marker_is_warned(tmp_path: Path) -> None:
     """Dataverse's `$deletedEntity` row carries `id`, the stream's key is another property:
     it superseded nothing. A marker after its own record in one run cannot take it back: the
@@ -286,3 +303,26 @@ def test_an_unknown_vault_format_is_refused(tmp_path: Path) -> None:
     finished = [e for e in log_events(tmp_path / "ws") if e["type"] == "task_finished"]
     assert finished[-1]["error_code"] == "MANIFEST_INVALID"
     assert [p.code for p in verify(Workspace(tmp_path / "ws")).problems] == ["FORMAT_UNKNOWN"]
+
+
+def test_markers_that_cannot_remove_their_record_are_warned_in_a_lone_run_and_without_a_key(
+        tmp_path: Path) -> None:
+    """A full run that sends a record and then its marker (an item created and deleted in one
+    delta round) counted the marker deleted while the record stayed, without a warning; so did
+    a marker on a stream without key properties. Both are DELETION_NOT_APPLIED; a marker before
+    a newer record of its key, and one for a key the run never sent, are deleted as before."""
+    keyless = orjson.dumps({"type": "SCHEMA", "stream": "things", "key_properties": [],
+                            "schema": {"type": "object", "properties": {"id": {"type": "integer"}}}})
+    cfg = setup(tmp_path, [[
+        schema(["id"]), rec(b'{"id":1,"metric":1}'), rec(b'{"id":2,"metric":2}'),
+        rec(b'{"id":2,"_sdc_deleted_at":"2026-01-01T00:00:00Z"}'),  # after its record: stays
+        rec(b'{"id":3,"_sdc_deleted_at":"2026-01-01T00:00:00Z"}'), rec(b'{"id":3,"metric":3}'),  # re-created
+        rec(b'{"id":9,"@removed":{"reason":"deleted"}}'),  # a key this run never sent
+        keyless, rec(b'{"id":5,"metric":5}'), rec(b'{"id":5,"@removed":{"reason":"deleted"}}'),
+        STATE]], incremental=False)
+    res = run_cli("run", "--stage", "extract", "--stage", "canonize", "--config", str(cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert sorted((d["source_id"], d["metric"]) for d in canonical(tmp_path)) == [
+        ("1", 1), ("2", 2), ("3", 3), ("5", 5)]
+    assert "warning DELETION_NOT_APPLIED" in res.stdout and "(count 2)" in res.stdout, res.stdout
+    assert meta(tmp_path)["deleted"] == {"things": 2}  # id 3 (before its newer record) and id 9

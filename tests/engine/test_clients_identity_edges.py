@@ -16,11 +16,12 @@ documents by the real :class:`engine.clients.resolve.Resolver` (the helpers come
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from engine.clients import keys as K
-from engine.clients.model import Link, Unlinked
+from engine.clients.model import DocRef, Link, Unlinked
 from engine.clients.overrides import OverridesError, load_overrides
 from engine.config import ClientsConfig
 from tests.engine.test_clients_core import cid, contact, mail, people, resolve
@@ -254,3 +255,33 @@ def test_optional_accents_of_greek_and_cyrillic_fold_but_the_breve_stays() -> No
     assert K.name_text("Алёна Фёдорова") == K.name_text("Алена Федорова")
     assert K.name_text("Андрей") != K.name_text("Андреи")
     assert K.name_text("राम") != K.name_text("रम")  # a Devanagari vowel sign is part of the name
+
+
+def test_vowel_signs_of_indic_and_thai_names_are_letters_not_punctuation() -> None:
+    """Combining vowel signs were dropped as punctuation: twins अमित and अमृत (Amit and Amrit,
+    one birth date) gave one name key, and the twin's intake row went into Amit's chart."""
+    for one, other in (("अमित शर्मा", "अमृत शर्मा"), ("सुनीता", "सुनीति"), ("สุดา", "สิดา"), ("সুমন", "সামন"),
+                       ("கமலா", "கமலி")):
+        assert K.name_text(one) != K.name_text(other), (one, other)
+    assert K.name_text("अमित  शर्मा,") == "अमित शर्मा"  # punctuation and spaces still fold
+    assert K.name_text("क्\u200dष") == K.name_text("क्ष")  # a zero-width joiner is not a word break
+    amit = contact("dataverse", "mensio", "A", "अमित शर्मा", emails=["amit.s@example.in"], dob="1995-05-05")
+    amrit = contact("sheets", "intake", "r1", "अमृत शर्मा", phones=["415-555-0199"], dob="1995-05-05")
+    _, out = resolve([amit, amrit])
+    assert isinstance(out[amrit[0]], Unlinked)
+
+
+def test_a_questionnaire_signed_by_someone_else_is_not_the_address_holder_s() -> None:
+    """A form response's `respondent.name` was never read: Jordan Lee's PHQ-9 sent from Cy's
+    address went into Cy's chart, scores and item 9 included."""
+    def response(sid: str, name: str | None) -> tuple[DocRef, dict[str, Any]]:
+        doc = {"kind": "form_response", "source": "forms", "account": "phq", "source_id": sid,
+               "respondent": {"email": "cy.park@gmail.com", "name": name}}
+        return DocRef("forms", "phq", "form_response", sid), doc
+    other, own, first_only, unnamed = (response("1", "Jordan Lee"), response("2", "Cy Park"),
+                                       response("3", "cy"), response("4", None))
+    _, out = resolve(people() + [other, own, first_only, unnamed])
+    assert isinstance(out[other[0]], Unlinked) and out[other[0]].reason == "disagree"  # type: ignore[union-attr]
+    for doc in (own, first_only, unnamed):
+        got = out[doc[0]]
+        assert isinstance(got, list) and {lk.client_id for lk in got} == {cid("C")}, doc

@@ -475,3 +475,36 @@ def test_the_reserved_source_is_the_measures_source() -> None:
     from engine.measures.score import MEASURES_SOURCE
 
     assert MEASURES_SOURCE in RESERVED_SOURCES
+
+
+def test_relative_paths_in_commands_are_the_config_folder_s(tmp_path: Path) -> None:
+    """DESIGN.md: relative paths resolve against the config file's folder. `command: [./tap.py]`
+    ran the current folder's tap.py (TAP_NOT_FOUND from cron's `/`); a bare program name is
+    still looked up on PATH and other arguments are passed as written."""
+    import stat
+    import sys
+
+    import yaml
+
+    from tests.helpers import TINY_TAP_SOURCE
+    conf = tmp_path / "conf"
+    (conf / "taps").mkdir(parents=True)
+    tap = conf / "taps" / "tiny.py"
+    tap.write_text("#!" + sys.executable + "\n" + TINY_TAP_SOURCE)
+    tap.chmod(tap.stat().st_mode | stat.S_IXUSR)
+    cfg = conf / "p.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "pipeline": {"name": "t", "version": "1"}, "workspace": "ws",
+        "extractors": [{"name": "a", "domain": "d", "source": "s", "account": "a", "kind": "singer",
+                        "command": ["./taps/tiny.py", "3"]},
+                       {"name": "b", "domain": "d", "source": "s", "account": "b", "kind": "singer",
+                        "command": [sys.executable, "../conf/taps/tiny.py", "2", "plain/arg"]}]}))
+    loaded = load(cfg)
+    a, b = loaded.config.extractors
+    assert a.command == [str(tap), "3"]
+    assert b.command == [sys.executable, str(tap), "2", "plain/arg"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    res = run_cli("run", "--stage", "extract", "--config", str(cfg), cwd=elsewhere)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "extract:a success: 3 records" in res.stdout and "extract:b success: 2 records" in res.stdout

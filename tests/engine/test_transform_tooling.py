@@ -74,6 +74,23 @@ def test_run_from_the_vault(tmp_path: Path) -> None:
     assert missing.returncode == 2
 
 
+def test_deletion_markers_are_skipped_as_canonize_skips_them(tmp_path: Path) -> None:
+    """A Graph `@removed` entry or a Dataverse `$deletedEntity` row made `--from-vault` exit 1
+    (a SCHEMA_INVALID reject) or count an all-null document; canonize skips them."""
+    cfg, _ = setup(tmp_path)
+    extract(tmp_path, cfg, [{"id": 1, "name": "Jane Canary"}, {"id": 2, "@removed": {"reason": "deleted"}},
+                            {"@odata.context": "https://x/api/data/v9.2/$metadata#people/$deletedEntity", "id": 3}])
+    tid = "test/people_to_contact_v1"
+    res = run_cli("transform", "run", tid, "--from-vault", "ex1", "--config", str(cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "3 record(s), 1 transformed, 0 rejected" in res.stdout and "deletion markers skipped: 2" in res.stdout
+    one = cli_stdin(b'{"domain":"QBO","status":"Deleted","Id":"41"}\n{"id": 7, "name": "B"}\n',
+                    "transform", "run", tid, "-", "--config", str(cfg))
+    assert one.returncode == 0, one.stderr
+    assert [orjson.loads(line)["source_id"] for line in one.stdout.splitlines()] == ["7"]
+    assert b"line 1: a deletion marker" in one.stderr and b"1 deletion marker(s) skipped" in one.stderr
+
+
 def test_run_from_the_vault_without_latest(tmp_path: Path) -> None:
     cfg, _ = setup(tmp_path)
     res = run_cli("transform", "run", "test/people_to_contact_v1", "--from-vault", "ex1", "--config", str(cfg))

@@ -20,7 +20,7 @@ def _load(ns: argparse.Namespace) -> LoadedConfig:
 
 def cmd_extract(ns: argparse.Namespace) -> int:
     """`lorchestra extract NAME`."""
-    from lorch_tui.runface import warn_unasked_demo, run_headless
+    from lorch_tui.runface import run_headless, warn_unasked_demo
 
     loaded = _load(ns)
     if loaded.config.extractor(ns.name) is None:
@@ -57,7 +57,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     if ns.dry_run:
         print_plan(loaded, plan)
         return 0
-    from lorch_tui.runface import warn_unasked_demo, run_headless
+    from lorch_tui.runface import run_headless, warn_unasked_demo
 
     warn_unasked_demo(loaded, ns.demo)
     return run_headless(loaded, plan, trigger="cli", as_json=ns.json, skip_permissions=ns.skip_permissions,

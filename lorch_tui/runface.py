@@ -22,7 +22,7 @@ from contextlib import nullcontext
 from rich.console import Console
 
 from engine.config.load import LoadedConfig
-from engine.errors import ExitCode, UsageError, disk_full, from_os_error
+from engine.errors import ExitCode, disk_full, from_os_error
 from engine.events import Event, RunStarted, TaskFinished, Trigger
 from engine.run.bus import Subscriber
 from engine.run.plan import Plan

@@ -60,7 +60,7 @@ def _run(ns: argparse.Namespace) -> int:
                              hint="add --no-ui to run headless, or open the dashboard without them "
                                   "and pick the account there (r reruns it)")
         return _dashboard(loaded, ns)
-    from lorch_tui.runface import warn_unasked_demo, run_headless
+    from lorch_tui.runface import run_headless, warn_unasked_demo
 
     warn_unasked_demo(loaded, ns.demo)
     plan = build_plan(loaded.config, ns.stage, ns.account, ns.job)

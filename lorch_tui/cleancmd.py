@@ -146,8 +146,9 @@ def show(console: Console, ws: Workspace, targets: list[Target], *, keep_vault: 
         console.print("the vault is kept: --all --yes never deletes it; pass --stage extract --yes to "
                       "delete the vault too")
     elif vault:
+        accounts = sum(1 for t in vault if t.path.is_relative_to(ws.vault))  # not diagnostics/extract
         console.print(f"[bold red]WARNING[/]: this deletes {sum(t.runs for t in vault)} vault run(s) of "
-                      f"{len(vault)} account folder(s): the raw audit trail of every extract. They "
+                      f"{accounts} account folder(s): the raw audit trail of every extract. They "
                       f"cannot be re-created; a new extract only captures what the sources hold today.")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from engine.config import Extractor
 from engine.events import TaskFinished
 from engine.store.workspace import Workspace
+from lorch_tui.errorinfo import MEANINGS
 
 
 def stderr_path(ws: Workspace, ex: Extractor | None, ev: TaskFinished | None) -> Path | None:
@@ -38,6 +39,10 @@ def exit_text(error_code: str | None, exit_code: int) -> str:
     engine stopped the tap after the error (a reader took "killed" for something outside)."""
     if exit_code >= 0:
         return f"exit {exit_code}"
+    if error_code == "CANCELLED":
+        return f"stopped by lorchestra: the run was cancelled (signal {-exit_code})"
+    if error_code == "TIMEOUT":
+        return f"stopped by lorchestra at the extractor's timeout_s (signal {-exit_code})"
     if error_code in STOPPED_BY_US:
         return f"stopped by lorchestra after the error (signal {-exit_code})"
     return f"killed by signal {-exit_code}"
@@ -62,7 +67,9 @@ def not_found_hint(ex: Extractor | None) -> str | None:
 
 
 def failure_tail(ws: Workspace, extractors: list[Extractor], ev: TaskFinished) -> str:
-    """`; exit 3; tap stderr (12 lines): PATH; diagnostics: PATH` for a task that did not succeed."""
+    """`; exit 3; tap stderr (12 lines): PATH; diagnostics: PATH` for a task that did not succeed
+    (the event's detail file; else what the error code means, and the worker's own stderr file,
+    appended to by every run, when it holds anything: a cron mail said only `failed WRITE_FAILED`)."""
     if ev.status in ("success", "skipped"):
         return ""
     bits: list[str] = []
@@ -72,9 +79,24 @@ def failure_tail(ws: Workspace, extractors: list[Extractor], ev: TaskFinished) -
     if ev.error_code == "TAP_NOT_FOUND" and (hint := not_found_hint(ex)):
         bits.append(hint)
     err = stderr_path(ws, ex, ev)
-    if err is not None and ev.stderr_lines:
+    tap_said = err is not None and bool(ev.stderr_lines)
+    if tap_said:
         bits.append(f"tap stderr ({ev.stderr_lines} line{'s' if ev.stderr_lines != 1 else ''}): {err}")
     detail = detail_file(ws, ev)
     if detail is not None:
         bits.append(f"diagnostics: {detail}")
+    elif not tap_said:  # no file of this task's own to point to: say what the code means
+        if ev.error_code not in (None, "CANCELLED") and (meaning := MEANINGS.get(ev.error_code)):
+            bits.append(meaning.partition(": ")[2] or meaning)
+        if (log := _worker_log(ws, ev)) is not None:
+            bits.append(f"diagnostics: {log}")
     return "".join(f"; {b}" for b in bits)
+
+
+def _worker_log(ws: Workspace, ev: TaskFinished) -> Path | None:
+    """The worker's own stderr file (a write error's errno and path), when it has anything."""
+    path = ws.diagnostics / ev.stage / f"{ev.extractor}.stderr.log"
+    try:
+        return path if path.stat().st_size > 0 else None
+    except OSError:
+        return None

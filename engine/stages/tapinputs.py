@@ -31,6 +31,7 @@ from engine.stages.taps import tap_command
 from engine.store.fsutil import (
     atomic_write_bytes,
     atomic_write_json,
+    dump_json,
     ensure_dir,
     open_private,
     read_json,
@@ -96,7 +97,7 @@ def state_bytes(state: Any) -> bytes:
     double cannot hold, in a format 2 run), else the value as JSON."""
     if isinstance(state, ExactState):
         return state.text.encode()
-    return orjson.dumps(state)
+    return dump_json(state, sort_keys=False)
 
 
 class ExactState:

@@ -7,6 +7,7 @@ renamed, and the directory is fsynced after the rename (DESIGN.md section 3).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -98,7 +99,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def json_bytes(obj: Any) -> bytes:
     """``obj`` as the indented, key-sorted JSON (with a final newline) of every JSON file."""
-    return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    return dump_json(obj, indent=True) + b"\n"
+
+
+def dump_json(obj: Any, *, indent: bool = False, sort_keys: bool = True) -> bytes:
+    """``obj`` as JSON (keys sorted unless told). orjson refuses values nested past 255
+    levels, which the vault accepts up to 512 (a tap's STATE or SCHEMA: the worker crashed
+    writing the manifest); those go through the standard library (orjson reads them back)."""
+    opts = (orjson.OPT_INDENT_2 if indent else 0) | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+    try:
+        return orjson.dumps(obj, option=opts)
+    except TypeError as exc:
+        if "Recursion limit" not in str(exc):
+            raise
+    return json.dumps(obj, sort_keys=sort_keys, ensure_ascii=False, allow_nan=False,
+                      indent=2 if indent else None, separators=None if indent else (",", ":")).encode()
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

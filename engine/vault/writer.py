@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from engine.events import now_iso
-from engine.store.fsutil import json_bytes
+from engine.store.fsutil import dump_json, json_bytes
 from engine.vault.layout import MANIFEST, RunRef
 from engine.vault.numbers import exact_value
 from engine.vault.part import BACKENDS, DEFAULT_BACKEND, PartWriter
@@ -106,7 +106,7 @@ class RunWriter:
         would not survive a double), the key and ``first_record``.
         """
         value, text = exact_value(schema)
-        canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS) if text is None else schema
+        canonical = dump_json(value) if text is None else schema
         digest = hashlib.sha256(canonical).hexdigest()
         key = list(key_properties or [])
         info = self.streams.setdefault(stream, {"records": 0, "schemas": []})

@@ -484,3 +484,37 @@ def test_a_lone_surrogate_escape_is_kept_as_a_replacement_character(tmp_path: Pa
     assert records == [{"id": 1, "t": "cut \ufffd"}, {"id": 2, "t": "ok \U0001F600"}]
     assert lines[2] == b'{"type": "RECORD", "stream": "s", "record": {"id": 2, "t": "ok \\ud83d\\ude00"}}', \
         "a line without a lone surrogate is kept byte for byte"
+
+
+DEEP_STATE_TAP = ("import json, sys\n"
+                  "depth = 300\n"
+                  "given = sys.argv[sys.argv.index('--state') + 1] if '--state' in sys.argv else None\n"
+                  "if given:\n"
+                  "    seen = json.load(open(given))\n"
+                  "    n = 0\n"
+                  "    while isinstance(seen, dict) and 'n' in seen:\n"
+                  "        seen, n = seen['n'], n + 1\n"
+                  "    print('state depth', n, file=sys.stderr)\n"
+                  "schema = {'type': 'object'}\n"
+                  "for _ in range(140):  # two levels each: 280\n"
+                  "    schema = {'type': 'object', 'properties': {'n': schema}}\n"
+                  "print(json.dumps({'type': 'SCHEMA', 'stream': 's', 'schema': schema, 'key_properties': []}))\n"
+                  "print(json.dumps({'type': 'RECORD', 'stream': 's', 'record': {'ok': 1}}))\n"
+                  "print('{\"type\": \"STATE\", \"value\": ' + '{\"n\": ' * depth + '{}' + '}' * depth + '}')\n")
+
+
+def test_a_state_and_a_schema_nested_past_255_levels_are_kept_and_passed_back(tmp_path: Path) -> None:
+    """orjson writes at most 255 levels: a STATE or SCHEMA 256-512 deep (within MAX_DEPTH)
+    crashed the worker writing the manifest (WORKER_CRASHED on every run, the account stuck)."""
+    script = tmp_path / "tap.py"
+    script.write_text(DEEP_STATE_TAP)
+    cfg = write_config(tmp_path, [{"name": "d", "domain": "t", "source": "s", "account": "a", "kind": "singer",
+                                   "command": [sys.executable, str(script)], "incremental": True}])
+    for _ in range(2):
+        res = extract(cfg, "d")
+        assert res.returncode == 0, res.stdout + res.stderr
+    acct = tmp_path / "ws" / "vault" / "t" / "s" / "a"
+    first, second = runs_of(acct)
+    assert manifest(second)["status"] == "success"
+    assert (second / "tap.stderr.log").read_text() == "state depth 300\n"  # the first run's STATE, whole
+    assert not list(acct.rglob("*.partial"))

@@ -452,9 +452,11 @@ def test_clean_all_yes_keeps_the_vault_unless_extract_is_named(ws_copy: tuple[Pa
     assert "the vault is kept" in res.stdout
     assert snapshot(ws / "vault") == vault_before and not list((ws / "canonical").iterdir())
     assert tap_log.is_file() and catalog.is_file() and loader_log.is_file(), "--all keeps them with the vault"
+    accounts = len(list((ws / "vault").glob("*/*/*")))
     res = cli("clean", "--stage", "extract", "--yes", "--config", str(cfg))
     assert res.returncode == 0, res.stdout
     assert "audit trail" in res.stdout and "3 vault run(s)" in res.stdout
+    assert f"3 vault run(s) of {accounts} account folder(s)" in res.stdout  # diagnostics/ are none
     assert list((ws / "vault").iterdir()) == [] and (ws / "state" / "lorch.sqlite").is_file()
     assert not tap_log.exists() and not catalog.exists() and not loader_log.exists()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.config.load import DEMO_CONFIG
+from lorch_tui.failinfo import exit_text
 from tests.helpers import REPO, clean_env, demo_extractor, run_cli, write_config
 from tests.tui.dash import MAPPINGS
 
@@ -168,3 +169,30 @@ def test_the_run_summary_never_cuts_a_number_or_a_name(width: int) -> None:
         assert want in text, (want, text)
     assert "…" not in text
     assert ("left out at this width" in text) == (width < 150), text
+
+
+def test_a_failed_task_line_names_the_worker_s_file_or_says_what_the_code_means(tmp_path: Path) -> None:
+    """Cron mail said only `canonize:x failed WRITE_FAILED: 0 records in 0.0s`: the worker's own
+    stderr file (the errno and path) is named; with no file, the code's meaning is said."""
+    from tests.helpers import tiny_tap
+
+    tap = tiny_tap(tmp_path, 3)
+    assert run_cli("run", "--config", str(tap.config), "--stage", "extract").returncode == 0
+    canonical = tap.workspace / "canonical"
+    if canonical.exists():
+        import shutil
+        shutil.rmtree(canonical)
+    canonical.write_bytes(b"")
+    canonical.chmod(0o600)
+    res = run_cli("run", "--config", str(tap.config), "--stage", "canonize", "--skip-permissions")
+    assert res.returncode == 1, res.stdout + res.stderr
+    line = next(x for x in res.stdout.splitlines() if "canonize:tiny failed" in x)
+    assert f"diagnostics: {tap.workspace / 'diagnostics' / 'canonize' / 'tiny.stderr.log'}" in line, line
+    canonical.unlink()
+    (tap.account_dir / "LATEST.json").write_text("{not json")
+    (tap.account_dir / "LATEST.json").chmod(0o600)
+    res = run_cli("run", "--config", str(tap.config), "--stage", "canonize")
+    line = next(x for x in res.stdout.splitlines() if "canonize:tiny failed" in x)
+    assert "LATEST_INVALID" in line and "LATEST.json does not parse" in line, line
+    assert exit_text("CANCELLED", -15) == "stopped by lorchestra: the run was cancelled (signal 15)"
+    assert exit_text("TIMEOUT", -15) == "stopped by lorchestra at the extractor's timeout_s (signal 15)"

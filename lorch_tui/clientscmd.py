@@ -190,7 +190,7 @@ def _print_overrides(console: Console, items: list[tuple[str, str]], head: str) 
     console.print(f"{len(items)} {head}", markup=False)
     for what, client in items:
         target = f" -> {client}" if client else (
-            "" if what.startswith(("client:", "merge:", "apart:")) else " (to no one)")
+            "" if what.startswith(("client:", "merge:", "apart:", "names:")) else " (to no one)")
         console.print(Text(f"  {clean(what)}{clean(target)}"))
 
 

@@ -12,6 +12,8 @@ link:                         # this document belongs to this client (null: to n
 ignore:                       # addresses (globs) and phone numbers that are no one's key
   - "noreply@*"
   - "+1 212 555 0100"
+names:                        # other names a client goes by (a name before a marriage)
+  3f9a2b1c0d4e5f60: ["Emily Brown"]
 ```
 
 It is applied on every run; an entry that names a client or document that no longer
@@ -83,6 +85,18 @@ class Overrides(BaseModel):
     """Documents linked to a client (or to no one) whatever the rules say."""
     ignore: list[str] = Field(default_factory=list)
     """E-mail addresses (globs allowed) and phone numbers that are nobody's key."""
+    names: dict[str, list[str]] = Field(default_factory=dict)
+    """Client id -> other names the client goes by (a name before a marriage): a document
+    that gives one of them fits the client as the record's own name does. No key: a name
+    never links a document by itself."""
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for cid, names in value.items():
+            if not names or any(not isinstance(n, str) or not n.strip() for n in names):
+                raise ValueError(f"{cid}: list one or more names (non-empty text)")
+        return value
 
     @field_validator("version")
     @classmethod

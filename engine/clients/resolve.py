@@ -312,6 +312,14 @@ class Resolver:
                 if alias.get(c, c) not in clients and c not in self.stale_clients:
                     unused += 1
                     self.unused_named.append((f"apart:{c}", ""))
+        for c, names in self.overrides.names.items():  # other names the client goes by
+            if c in self.stale_clients:
+                continue  # another person's record under that id now: not their names
+            if alias.get(c, c) in clients:
+                clients[alias.get(c, c)].names |= {n for n in map(K.name_text, names) if n}
+            else:
+                unused += 1
+                self.unused_named.append((f"names:{c}", ""))
         return clients, alias, unused
 
     def _check_named_clients(self, clients: dict[str, Client]) -> None:
@@ -320,6 +328,7 @@ class Resolver:
         above it was deleted) goes to :attr:`stale_clients`. A pin is kept while the override
         names the client, also through runs without it."""
         named = {c for group in (*self.overrides.merge, *self.overrides.apart) for c in group}
+        named |= set(self.overrides.names)
         named |= {item.client for item in self.overrides.link if item.client}
         for cid in sorted(named):
             key = (f"{CLIENT_PIN}{cid}", "")

@@ -545,3 +545,14 @@ def test_addresses_with_comments_in_brackets_and_unclosed_brackets() -> None:
         {"name": "Ann", "email": "ann@x.org"}, {"name": "Bob", "email": "bob@y.org"}]
     assert f.addresses("jane@x.org (Jane \\) Doe)") == [{"name": "Jane ) Doe", "email": "jane@x.org"}]
     assert f.addresses("<@r1.org,@r2.org:user@host.org>") == [{"name": None, "email": "user@host.org"}]
+
+
+def test_sheets_date_reads_day_first_sheets_when_told() -> None:
+    """A sheet in a European locale writes 04/05/1992 for the 4th of May; read as US it was
+    the 5th of April (a wrong birth date, so a wrong name-plus-birth-date key)."""
+    from engine.canon.compiled import compile_expression
+
+    expr = compile_expression('[$sheetsDate("04/05/1992"), $sheetsDate("04/05/1992", "DMY"), '
+                              '$sheetsDate("31/12/1990 10:00", "DMY"), $sheetsDate("31/12/1990"), '
+                              '$sheetsDate(33000, "DMY"), $sheetsDate("1/2/1990", "YMD")]')
+    assert expr.evaluate({}) == ["1992-04-05", "1992-05-04", "1990-12-31", None, "1990-05-07", None]

@@ -285,3 +285,27 @@ def test_a_questionnaire_signed_by_someone_else_is_not_the_address_holder_s() ->
     for doc in (own, first_only, unnamed):
         got = out[doc[0]]
         assert isinstance(got, list) and {lk.client_id for lk in got} == {cid("C")}, doc
+
+
+def test_names_an_override_gives_a_client_fit_their_documents_and_link_nothing_alone() -> None:
+    """A client renamed at the source after a marriage had her own earlier mail, signed with
+    the old name, turned `disagree`; `names:` lets that name fit her. It is no key: a sheet
+    row with the old name and no key of hers links to no one, and an unknown id is unused."""
+    from engine.clients.overrides import Overrides
+
+    emily = contact("dataverse", "mensio", "E2", "Emily Stone", emails=["emily.b@example.com"], dob="1988-02-02")
+    old_mail = mail("m1", "emily.b@example.com", ["frontdesk@practice.example"])
+    old_mail[1]["from"][0]["name"] = "Emily Brown"
+    other = mail("m2", "emily.b@example.com", ["frontdesk@practice.example"])
+    other[1]["from"][0]["name"] = "Jordan Lee"
+    by_name = contact("sheets", "intake", "r9", "Emily Brown", phones=["415-555-0123"])
+    cfg = ClientsConfig(sources=["dataverse"], own_addresses=["*@practice.example"])
+    _, before = resolve([emily, old_mail, other, by_name], cfg)
+    assert isinstance(before[old_mail[0]], Unlinked) and before[old_mail[0]].reason == "disagree"  # type: ignore[union-attr]
+    ov = Overrides(names={cid("E2"): ["Emily Brown"], "0" * 16: ["Nobody"]})
+    p, after = resolve([emily, old_mail, other, by_name], cfg, ov)
+    got = after[old_mail[0]]
+    assert isinstance(got, list) and {lk.client_id for lk in got} == {cid("E2")}
+    assert isinstance(after[other[0]], Unlinked) and after[other[0]].reason == "disagree"  # type: ignore[union-attr]
+    assert isinstance(after[by_name[0]], Unlinked)  # a name is no key
+    assert (f"names:{'0' * 16}", "") in p.unused and p.unused_overrides == 1

@@ -151,14 +151,19 @@ def _iso_date_text(text: str) -> str | None:
         return None
 
 
-def sheets_date(value: JSON) -> str | None:
+def sheets_date(value: JSON, order: JSON = "MDY") -> str | None:
     """A Google Sheets date cell to ``YYYY-MM-DD``: a serial number (days since 1899-12-30,
     25569 = 1970-01-01; as a number or a numeric string; the fraction, a time of day, is
     dropped), an ISO date or date-time (the tap writes a DATE_TIME cell as
     ``2024-03-04T09:30:00.000000Z``: the sheet's wall time, so its date part is the day), or a
-    US ``M/D/YYYY`` value, with or without a time; else null. Serial numbers have no zone:
-    they are the spreadsheet's local calendar day and are never shifted. A two-digit year is
-    null, never a guess (``3/15/52``: 1952 or 2052?)."""
+    slashed date with or without a time: US ``M/D/YYYY`` by default, ``D/M/YYYY`` with
+    ``order`` ``"DMY"`` (a sheet in a European locale: read as US, ``04/05/1992`` was the 5th
+    of April, a wrong birth date and so a wrong name-plus-birth-date key); else null. Serial
+    numbers have no zone: they are the spreadsheet's local calendar day and are never
+    shifted. A two-digit year is null, never a guess (``3/15/52``: 1952 or 2052?). Another
+    ``order`` than ``MDY`` or ``DMY`` gives null."""
+    if order not in ("MDY", "DMY"):
+        return None
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -171,12 +176,14 @@ def sheets_date(value: JSON) -> str | None:
     text = value.strip()
     serial = to_number(text)
     if serial is not None:
-        return sheets_date(serial) if 0 < serial < 2_958_466 else None
+        return sheets_date(serial, order) if 0 < serial < 2_958_466 else None
     if len(text) >= 10 and text[4:5] == "-" and (len(text) == 10 or text[10:11] in ("T", " ")):
         return iso_date(text[:10])
     parts = text.split(" ", 1)[0].split("/")
     if len(parts) == 3 and all(p.isdigit() for p in parts):
         month, day, year = (int(p) for p in parts)
+        if order == "DMY":
+            month, day = day, month
         if len(parts[2]) != 4:
             return None
         try:

@@ -47,7 +47,7 @@ def check_clients(cfg: PipelineConfig) -> list[Check]:
         else:
             out.append(Check("clients", "overrides", "ok",
                              f"{c.overrides}: {len(ov.merge)} merge, {len(ov.apart)} apart, "
-                             f"{len(ov.link)} link, {len(ov.ignore)} ignore"))
+                             f"{len(ov.link)} link, {len(ov.ignore)} ignore, {len(ov.names)} names"))
             if c.overrides.stat().st_mode & 0o044:
                 out.append(Check("clients", "overrides", "warn",
                                  f"{c.overrides} (it names documents, addresses and phone numbers) is "

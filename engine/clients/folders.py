@@ -117,6 +117,15 @@ def stage_folder(root: Path, name: str, files: dict[str, bytes],
     return staging
 
 
+def remove_any(path: Path) -> None:
+    """Remove a folder tree, or a file (``shutil.rmtree`` refuses one, and with
+    ``ignore_errors`` left it for ever: a file at a chart folder's place, exchanged out)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def new_staging(root: Path, name: str) -> Path:
     """A new, empty hidden folder where ``root/name`` is staged."""
     staging = root / f"{STAGING}{os.getpid()}-{abs(hash(name)) % 10**10}"
@@ -140,7 +149,7 @@ def swap_in(root: Path, name: str, staging: Path) -> None:
     final = root / name
     if final.exists():
         if _exchange(staging, final):
-            shutil.rmtree(staging)
+            remove_any(staging)  # the old folder (or a file someone put at its place)
         else:
             roll_forward(root, name, staging)
     else:
@@ -226,7 +235,8 @@ def recover(root: Path) -> None:
     for entry in os.scandir(root):
         path = Path(entry.path)
         if entry.name.startswith((STAGING, TRASH)):
-            shutil.rmtree(path, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                remove_any(path)  # a file exchanged out of a chart's place is left as one
         elif entry.name.startswith("." + JOURNAL):  # a journal's temporary file: never committed
             path.unlink(missing_ok=True)
         elif entry.name.startswith(ASIDE):

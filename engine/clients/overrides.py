@@ -94,8 +94,11 @@ class Overrides(BaseModel):
     @classmethod
     def _names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         for cid, names in value.items():
-            if not names or any(not isinstance(n, str) or not n.strip() for n in names):
-                raise ValueError(f"{cid}: list one or more names (non-empty text)")
+            if not names or any(not isinstance(n, str) or not n.strip() for n in names):  # the key: PHI?
+                raise ValueError("each client id lists one or more names (non-empty text)")
+            if not re.fullmatch(r"[0-9a-f]{16}", cid):  # a name put where the id goes
+                raise ValueError("each key is a client id (16 hex digits, as `clients list` prints it), "
+                                 "not a name")
         return value
 
     @field_validator("version")
@@ -169,9 +172,19 @@ def load_overrides(path: Path | None) -> tuple[Overrides, bytes]:
     try:
         return Overrides.model_validate(data), raw
     except ValidationError as exc:
-        where = "; ".join(f"{format_loc(loc)}: {msg}"  # our words; values only by kind (e-mails are PHI)
+        where = "; ".join(f"{format_loc(_own_keys(loc))}: {msg}"  # our words; values only by kind
                           for loc, msg in plain_errors(exc.errors(), Overrides, values=False))
         raise OverridesError(f"{path}: {where}") from None
+
+
+_FORMAT_KEYS = frozenset(Overrides.model_fields) | frozenset(OverrideLink.model_fields) | {"[key]"}
+
+
+def _own_keys(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """A location with only the format's own keys: any other key came from the file and may be
+    a name or an e-mail address (a client's name written where its id goes: PHI printed by
+    `validate` and the dashboard's validate screen)."""
+    return tuple(p if isinstance(p, int) or p in _FORMAT_KEYS else "<a key of the file>" for p in loc)
 
 
 def check_pins(overrides: Overrides, current: Callable[[str], str | None]

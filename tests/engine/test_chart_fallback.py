@@ -106,3 +106,16 @@ def test_recover_ignores_a_journal_it_did_not_write(tmp_path: Path) -> None:
     (root / f".{folders.JOURNAL}y.json.tmp-1").write_text("{")
     folders.recover(root)
     assert os.listdir(root) == [NAME] and files(root / NAME) == OLD
+
+
+def test_a_file_at_a_chart_folder_s_place_is_replaced_and_leaves_nothing(tmp_path: Path) -> None:
+    """A regular file where a chart folder goes was exchanged into the staging name, where
+    `rmtree` refused it (WRITE_FAILED) and `recover` (ignoring errors) kept it for ever."""
+    root = tmp_path / "clients"
+    root.mkdir(mode=0o700)
+    (root / NAME).write_text("someone's file\n")
+    (root / ".staging-1-2").write_text("left by an older version\n")
+    folders.recover(root)
+    assert sorted(os.listdir(root)) == [NAME]
+    folders.replace_folder(root, NAME, {k: v.encode() for k, v in NEW.items()})
+    assert os.listdir(root) == [NAME] and files(root / NAME) == NEW

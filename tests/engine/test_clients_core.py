@@ -432,9 +432,16 @@ def test_overrides_file_errors_name_the_file(tmp_path: Any) -> None:
     bad.write_text("link: [{document: nocolons, client: x}]\n")
     with pytest.raises(OverridesError, match="source:account:kind:source_id"):
         load_overrides(bad)
-    bad.write_text("surprise: 1\n")
-    with pytest.raises(OverridesError, match="surprise: is not a known key \\(known keys here: version, merge,"):
+    bad.write_text("surprise: 1\n")  # a key of the file is never echoed: it may be a name or an address
+    with pytest.raises(OverridesError, match="<a key of the file>: is not a known key \\(known keys here: version, "):
         load_overrides(bad)
+    for text in ('names: {"Jane Qzxc Brown": "Emily Stone"}\n', 'names: {"Jane Qzxc Brown": ["Emily"]}\n',
+                 'link: [{document: "a:b:c:d", client: null, jane.qzxc@example.org: 1}]\n',
+                 "jane.qzxc@example.org: ignore\n"):
+        bad.write_text(text)
+        with pytest.raises(OverridesError) as info:
+            load_overrides(bad)
+        assert "qzxc" not in str(info.value).lower() and "o.yaml: " in str(info.value), str(info.value)
     bad.write_text("ignore: [[nobody@example.invalid]]\n")  # our words; the value (PHI) never shown
     with pytest.raises(OverridesError) as info:
         load_overrides(bad)

@@ -7,6 +7,7 @@ ended, so the run ends with exactly one summary line.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -88,7 +89,7 @@ def summary_line(result: RunResult, log_path: str) -> str | None:
     dropped = f", {rejected:,} rejected by canonize (not indexed)" if rejected else ""
     return (f"run {s.run_id} {s.status}: {s.succeeded}/{s.tasks} tasks ok, {s.failed} failed, "
             f"{s.cancelled} cancelled, {records_phrase(result)}{dropped} in {s.duration_s:.1f}s{piped}; "
-            f"log: {log_path}")
+            + (f"log: {log_path}" if os.path.isfile(log_path) else f"log: not written ({log_path}: see the warning above)"))
 
 
 def records_phrase(result: RunResult) -> str:

@@ -196,3 +196,19 @@ def test_a_failed_task_line_names_the_worker_s_file_or_says_what_the_code_means(
     assert "LATEST_INVALID" in line and "LATEST.json does not parse" in line, line
     assert exit_text("CANCELLED", -15) == "stopped by lorchestra: the run was cancelled (signal 15)"
     assert exit_text("TIMEOUT", -15) == "stopped by lorchestra at the extractor's timeout_s (signal 15)"
+
+
+def test_the_summary_never_points_to_a_log_that_was_not_written(tmp_path: Path) -> None:
+    from tests.helpers import tiny_tap
+
+    tap = tiny_tap(tmp_path, 2)
+    assert run_cli("run", "--config", str(tap.config), "--stage", "extract").returncode == 0
+    logs = tap.workspace / "logs"
+    for old in logs.iterdir():
+        old.unlink()
+    logs.rmdir()
+    logs.write_bytes(b"")
+    logs.chmod(0o600)
+    res = run_cli("run", "--config", str(tap.config), "--stage", "extract")
+    last = res.stdout.splitlines()[-1]
+    assert "log: not written (" in last and "see the warning above" in last, res.stdout + res.stderr

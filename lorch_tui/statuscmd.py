@@ -252,6 +252,11 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
     if c is not None:
         console.print(f"clients: {c['clients']:,} clients, {c['links']:,} links, {c['conflicts']:,} open "
                       f"conflicts, {c['unlinked']:,} unlinked documents (`lorchestra clients`)")
+        if not c.get("charts_complete", 1):
+            console.print("[yellow]charts: incomplete[/]: the chart folders are being written, or the last "
+                          "projection stopped while writing them (each folder is whole, but some may be "
+                          "the previous run's and clients that are gone may still have one); the next run "
+                          "completes them (`lorchestra run --stage project`)", highlight=False)
         if c.get("measures_scored") or c.get("measures_not_scored"):
             console.print(f"measures: {c['measures_scored']:,} scored, {c['measures_not_scored']:,} "
                           "not scored (reasons: canonical/measures/scored.rejects.jsonl), "

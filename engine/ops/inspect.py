@@ -127,7 +127,9 @@ def account_view(ws: Workspace, ex: Extractor, index_shas: dict[tuple[str, str],
     meta = canonical_meta(ws, ex)
     run_id = latest.get("run_id") if latest else None
     canon_current = None if meta is None or run_id is None else (
-        meta.get("inputs", {}).get("run", {}).get("run_id") == run_id)
+        meta.get("inputs", {}).get("run", {}).get("run_id") == run_id
+        # plain names still linking an older generation (a kill mid re-link): not current
+        and AccountFiles(ws.canonical / ex.source, ex.account).store.mirrors_current())
     index_current = None
     if meta is not None and index_shas is not None:
         built = index_shas.get((ex.source, ex.account))

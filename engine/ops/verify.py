@@ -52,7 +52,10 @@ MESSAGES = {
     "CHECKSUM_MISMATCH": "the part's size or sha256 differs from the manifest",
     "PART_CORRUPT": "the part does not decompress to the size and record count the manifest records",
     "FORMAT_UNKNOWN": "the manifest names a vault format this version cannot read",
-    "CANONICAL_MISMATCH": "the canonical data does not hash to what its meta file says",
+    "CANONICAL_MISMATCH": ("the canonical data does not hash to what its meta file says, or its plain "
+                           "names ({account}.jsonl, .meta.json) are not both the current generation's "
+                           "(a canonize stopped while re-linking them): run --stage canonize --account "
+                           "NAME --force re-links them"),
     "CANONICAL_INVALID": "the canonical meta file does not parse",
     "CHAIN_BROKEN": ("LATEST is an incremental run whose chain back to a full run is broken (a run "
                      "missing, unreadable or not successful): canonize fails INCREMENTAL_CHAIN_BROKEN"),
@@ -323,15 +326,17 @@ def _canonical_problem(files: AccountFiles) -> str | None:
         return "CANONICAL_MISMATCH"
     if h.hexdigest() != want:
         return "CANONICAL_MISMATCH"
-    return None if _plain_names_are_files(files) else "CANONICAL_MISMATCH"
+    if not _plain_names_are_files(files) or not files.store.mirrors_current():
+        return "CANONICAL_MISMATCH"
+    return None
 
 
 def _plain_names_are_files(files: AccountFiles) -> bool:
     """The fixed paths readers outside the engine open (``{account}.jsonl``, ...) are regular
     files when present: a FIFO, device or symlink planted there would block or mislead them.
-
-    A plain name that still links an older generation (a kill between the pointer swap and
-    the re-link) is legitimate until the next canonize re-links it, so only the type is checked.
+    (That they link the current generation is checked apart: a kill between the pointer swap
+    and the re-link leaves ``{account}.jsonl`` new beside an old ``.meta.json``, a pair whose
+    sha256 disagree for any reader of the plain names until the next canonize re-links them.)
     """
     for path in (files.data, files.meta, files.rejects):
         try:

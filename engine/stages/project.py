@@ -151,8 +151,10 @@ def _os_error_detail(ws: Workspace, exc: OSError) -> str | None:
                                           "diagnostics/project/)")
     try:
         return _detail(ws, f"{write_error_code(exc).value}: {what}. "
-                           "Nothing half-written is visible: the client tables and every chart folder "
-                           "are the old or the new ones, and the next run repairs the rest.")
+                           "Nothing half-written is visible: the client tables are the old or the new "
+                           "ones and each chart folder is whole, but the set of folders may mix old and "
+                           "new ones (`lorchestra status` says charts: incomplete); the next run "
+                           "completes them.")
     except OSError:
         return None
 

@@ -745,3 +745,19 @@ def test_project_force_rewrites_a_missing_or_damaged_measurement_object(built: P
     assert res.returncode == 0, res.stdout + res.stderr
     for sha, path in zip(shas, objects, strict=True):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+
+
+def test_status_says_when_the_chart_folders_are_incomplete(built: Path, tmp_path: Path) -> None:
+    """The chart folders are swapped one by one: a projection stopped while writing them left
+    a mix of old and new folders while `status` said nothing (the tables were new)."""
+    ws = copy(built, tmp_path)
+    assert "charts: incomplete" not in cli(ws, "status").stdout
+    con = sqlite3.connect(ws / "vector-store" / "index.sqlite")
+    with con:  # what a kill between the tables' commit and the last folder's swap leaves
+        con.execute("UPDATE clients_meta SET value = '0' WHERE key = 'charts_done'")
+    con.close()
+    status = cli(ws, "status")
+    assert status.returncode == 0 and "charts: incomplete" in status.stdout, status.stdout
+    assert "lorchestra run --stage project" in status.stdout
+    assert cli(ws, "run", "--stage", "project").returncode == 0  # sees charts_done 0: does the work again
+    assert "charts: incomplete" not in cli(ws, "status").stdout

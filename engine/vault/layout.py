@@ -7,6 +7,7 @@ hidden temporary name first, so a reader listing runs never sees a half-written 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -121,3 +122,8 @@ def write_latest(account_dir: Path, ref: RunRef, records: int) -> None:
         account_dir / LATEST,
         {"dt": ref.dt, "run_id": ref.run_id, "updated_at": now_iso(), "records": records},
     )
+    # a temporary LATEST a killed worker left (one extract of an account at a time, under the
+    # workspace lock: any other is stale); it stayed beside LATEST for good
+    for stale in account_dir.glob(f".{LATEST}.tmp-*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()

@@ -518,3 +518,15 @@ def test_a_state_and_a_schema_nested_past_255_levels_are_kept_and_passed_back(tm
     assert manifest(second)["status"] == "success"
     assert (second / "tap.stderr.log").read_text() == "state depth 300\n"  # the first run's STATE, whole
     assert not list(acct.rglob("*.partial"))
+
+
+def test_a_temporary_latest_a_killed_worker_left_is_removed_by_the_next_success(tmp_path: Path) -> None:
+    from tests.helpers import tiny_tap
+
+    tap = tiny_tap(tmp_path, 2)
+    assert run_cli("extract", tap.name, "--config", str(tap.config)).returncode == 0
+    left = tap.account_dir / ".LATEST.json.tmp-999999"
+    left.write_text('{"dt": "2020-01-01"')
+    left.chmod(0o600)
+    assert run_cli("extract", tap.name, "--config", str(tap.config)).returncode == 0
+    assert not left.exists() and (tap.account_dir / "LATEST.json").is_file()

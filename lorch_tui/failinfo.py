@@ -94,9 +94,17 @@ def failure_tail(ws: Workspace, extractors: list[Extractor], ev: TaskFinished) -
 
 
 def _worker_log(ws: Workspace, ev: TaskFinished) -> Path | None:
-    """The worker's own stderr file (a write error's errno and path), when it has anything."""
+    """The worker's own stderr file (a write error's errno and path), when the last attempt
+    wrote anything there besides the ``--- attempt N of TASK`` line the engine starts it with.
+    Only the file's tail is read, and only to see whether it is empty; it is never shown."""
     path = ws.diagnostics / ev.stage / f"{ev.extractor}.stderr.log"
     try:
-        return path if path.stat().st_size > 0 else None
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - 65536))
+            tail = fh.read()
     except OSError:
         return None
+    lines = tail.splitlines()
+    headers = [i for i, line in enumerate(lines) if line.startswith(b"--- attempt ")]
+    body = lines[headers[-1] + 1:] if headers else lines
+    return path if any(line.strip() for line in body) else None

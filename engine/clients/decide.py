@@ -105,7 +105,7 @@ class Decisions:
         way, and stored anew when it holds."""
         now = identity(facts)
         first = stored.get(key)
-        if first is not None and not first.startswith(IDENTITY_V3) and first == past_identity(first, facts):
+        if first is not None and first != now and first == past_identity(first, facts):
             first = now
         if hold(first, now, self.pins, key):
             return True
@@ -227,7 +227,7 @@ class Decisions:
         if facts.name is None:
             return False
         client = self.clients[cid]
-        return not could_be(facts.name, client.names or {self._names.get(cid) or ""})
+        return not could_be(facts.name, (client.names or {self._names.get(cid) or ""}) | client.aliases)
 
     def _said_another(self, facts: DocFacts) -> list[str]:
         """The keys of mail participants whose display name cannot be the client their address
@@ -240,10 +240,11 @@ class Decisions:
             if len(who) != 1:
                 continue
             cid = next(iter(who))
-            names = self.clients[cid].names | {self._names.get(cid) or ""}
-            if name in names:
+            client = self.clients[cid]
+            names = client.names | {self._names.get(cid) or ""}
+            if name in names:  # the client's own record's name (two clients may share it)
                 continue
-            if any(other != cid for other in self._by_name.get(name, ())) or not could_be(name, names):
+            if any(other != cid for other in self._by_name.get(name, ())) or not could_be(name, names | client.aliases):
                 out.append(key)
         return out
 
@@ -301,10 +302,23 @@ def _digest(facts: DocFacts, *more: str | None) -> str:
 
 def past_identity(stored: str, facts: DocFacts) -> str:
     """The document's identity as a pin stored by an earlier version spells it (compared
-    once, then the pin is stored anew): version 2 held the time, version 1 neither."""
+    once, then the pin is stored anew): version 2 held the time, version 1 neither; a version
+    3 pin stored before names kept their combining marks (and before a form response's
+    ``respondent.name`` was read) holds the name and its keys folded the older way."""
+    if stored.startswith(IDENTITY_V3):
+        return _legacy_v3(facts)
     if stored.startswith(IDENTITY_V2):
         return IDENTITY_V2 + _digest(facts, facts.time)
     return identity_v1(facts)
+
+
+def _legacy_v3(facts: DocFacts) -> str:
+    name = None if facts.ref.kind == "form_response" or facts.name is None else K.legacy_fold(facts.name)
+    keys = [f"name_dob:{K.legacy_fold(k[9:k.rindex('|')])}{k[k.rindex('|'):]}"
+            if k.startswith("name_dob:") and "|" in k else k for k in facts.keys]
+    return IDENTITY_V3 + hashlib.sha256(orjson.dumps(
+        [facts.ref.kind, sorted(keys), sorted(facts.outside), sorted(r.text() for r in facts.refs),
+         None if name else facts.time, name])).hexdigest()
 
 
 def identity_v1(facts: DocFacts) -> str:

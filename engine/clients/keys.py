@@ -157,13 +157,29 @@ def _drop_punctuation(text: str) -> str:
     if text.isascii():
         return _NAME_DROP.sub(" ", text)
     out = []
-    for c in text:
-        if c.isalnum() or c.isspace() or c == "_":
+    after_letter = False  # a mark belongs to the letter before it; alone (after an emoji,
+    for c in text:        # a space: a variation selector, a keycap) it is no part of a name
+        if c.isalnum() or c == "_":
             out.append(c)
-        else:
-            cat = unicodedata.category(c)
-            out.append(c if cat[0] == "M" else "" if cat == "Cf" else " ")
+            after_letter = True
+            continue
+        cat = unicodedata.category(c)
+        if cat[0] == "M":
+            if after_letter and cat != "Me" and not ("\ufe00" <= c <= "\ufe0f" or "\U000e0100" <= c <= "\U000e01ef"):
+                out.append(c)
+            continue
+        if cat != "Cf":
+            out.append(c if c.isspace() else " ")
+            after_letter = False
     return "".join(out)
+
+
+def legacy_fold(folded: str) -> str:
+    """A folded name as versions before the marks were kept folded it (every combining mark
+    a space): what pins stored then hold, compared once and stored anew."""
+    if folded.isascii():
+        return folded
+    return _SPACES.sub(" ", "".join(" " if unicodedata.category(c)[0] == "M" else c for c in folded)).strip()
 
 
 def _drop_latin_accents(text: str) -> str:
@@ -171,7 +187,8 @@ def _drop_latin_accents(text: str) -> str:
     people write or leave out are dropped after Latin, Greek and Cyrillic letters, except the
     Cyrillic breve (``й`` is not ``и``). After letters of other scripts a mark makes another
     letter (Japanese ``ガ`` is not ``カ``; a Devanagari vowel sign is part of the name), so it
-    stays; the text is recomposed (NFC) after the compatibility decomposition.
+    stays, except after Hebrew and Arabic letters, whose vowel points are mostly left out; the
+    text is recomposed (NFC) after the compatibility decomposition.
     """
     if text.isascii():  # no accents, no compatibility forms: nothing to drop
         return text
@@ -179,7 +196,7 @@ def _drop_latin_accents(text: str) -> str:
     script = ""
     for c in unicodedata.normalize("NFKD", text):
         if unicodedata.combining(c):
-            if script == "latin-greek" or (script == "cyrillic" and c != "\u0306"):
+            if script in ("latin-greek", "hebrew-arabic") or (script == "cyrillic" and c != "\u0306"):
                 continue
         else:
             script = _script(c)
@@ -188,10 +205,17 @@ def _drop_latin_accents(text: str) -> str:
 
 
 def _script(c: str) -> str:
-    """Where accents are optional: ``latin-greek``, ``cyrillic``, or ``other``."""
-    if c < "\u0250" or "\u1e00" <= c <= "\u1fff" or "\u0370" <= c <= "\u03ff":
-        return "latin-greek"  # Latin, Latin Extended Additional, Greek and Greek Extended
-    return "cyrillic" if "\u0400" <= c <= "\u04ff" else "other"
+    """Where accents are optional: ``latin-greek``, ``cyrillic``, ``hebrew-arabic`` (their
+    vowel points, niqqud and harakat, are mostly left out: ``דָּוִד`` is ``דוד``, ``محمّد`` is
+    ``محمد``), or ``other``."""
+    if (c < "\u02b0" or "\u1d00" <= c <= "\u1fff" or "\u0370" <= c <= "\u03ff"
+            or "\u2c60" <= c <= "\u2c7f" or "\ua720" <= c <= "\ua7ff" or "\uab30" <= c <= "\uab6f"):
+        return "latin-greek"  # Latin (IPA letters of African alphabets too: Kɔ̃fi), Greek
+    if "\u0400" <= c <= "\u04ff":
+        return "cyrillic"
+    if "\u0590" <= c <= "\u06ff" or "\u0750" <= c <= "\u077f" or "\u08a0" <= c <= "\u08ff" or "\ufb1d" <= c <= "\ufdff":
+        return "hebrew-arabic"
+    return "other"
 
 
 def birth_date(raw: object) -> str | None:

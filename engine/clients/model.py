@@ -116,6 +116,9 @@ class Client:
     folder: str = ""
     names: set[str] = field(default_factory=set)
     """The folded names of the client's records (its own, and those merged into it)."""
+    aliases: set[str] = field(default_factory=set)
+    """Other folded names the overrides file's ``names:`` gives the client: they fit the
+    client as its names do, but never excuse another client's very name."""
 
 
 @dataclass(frozen=True, slots=True)

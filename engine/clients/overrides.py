@@ -90,6 +90,22 @@ class Overrides(BaseModel):
     that gives one of them fits the client as the record's own name does. No key: a name
     never links a document by itself."""
 
+    @field_validator("names", mode="before")
+    @classmethod
+    def _digit_ids(cls, value: object) -> object:
+        """A client id of 16 decimal digits reads as a YAML number: its digits are the id."""
+        if isinstance(value, dict):
+            return {str(k) if type(k) is int and len(str(k)) == 16 else k: v for k, v in value.items()}
+        return value
+
+    @field_validator("merge", "apart", mode="before")
+    @classmethod
+    def _digit_ids_in_groups(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [[str(c) if type(c) is int and len(str(c)) == 16 else c for c in g] if isinstance(g, list) else g
+                    for g in value]
+        return value
+
     @field_validator("names")
     @classmethod
     def _names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -184,7 +200,10 @@ def _own_keys(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     """A location with only the format's own keys: any other key came from the file and may be
     a name or an e-mail address (a client's name written where its id goes: PHI printed by
     `validate` and the dashboard's validate screen)."""
-    return tuple(p if isinstance(p, int) or p in _FORMAT_KEYS else "<a key of the file>" for p in loc)
+    out = tuple(p if isinstance(p, int) or p in _FORMAT_KEYS else "<a key of the file>" for p in loc)
+    if len(out) > 1 and out[0] == "names":  # a client id, or a phone number written there (PHI)
+        out = ("names", "<a key of the file>", *out[2:])
+    return out
 
 
 def check_pins(overrides: Overrides, current: Callable[[str], str | None]

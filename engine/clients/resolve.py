@@ -156,7 +156,9 @@ class Resolver:
         nd = K.name_dob_key(name, first_text(doc, rule.births))
         if nd:
             found.append(nd)
-        facts.name = K.name_text(name) if name else None
+        # an address where the name goes (a form's "name" answered with the e-mail) is no name,
+        # as a mail's display name that holds one is not
+        facts.name = K.name_text(name) if name and "@" not in name else None
         facts.keys = tuple(dict.fromkeys(found))
         if rule.refs:  # many documents name one contact: one DocRef for it, not one each
             one = self._refs.setdefault
@@ -299,6 +301,7 @@ class Resolver:
                 gone = clients.pop(other)
                 keep.keys |= gone.keys
                 keep.names |= gone.names
+                keep.aliases |= gone.aliases
                 keep.merged.append(other)
                 alias[other] = keep.client_id
         for merged in alias:  # a keeper merged away by a later group: every id to the final one
@@ -316,7 +319,7 @@ class Resolver:
             if c in self.stale_clients:
                 continue  # another person's record under that id now: not their names
             if alias.get(c, c) in clients:
-                clients[alias.get(c, c)].names |= {n for n in map(K.name_text, names) if n}
+                clients[alias.get(c, c)].aliases |= {n for n in map(K.name_text, names) if n}
             else:
                 unused += 1
                 self.unused_named.append((f"names:{c}", ""))
@@ -338,7 +341,10 @@ class Resolver:
                 if first is not None:
                     self.client_pins[key] = first
                 continue
-            if not hold(first, client_identity(client), self.client_pins, key):
+            now = client_identity(client)
+            if first is not None and first != now and first == client_identity(client, legacy=True):
+                first = now  # pinned before names kept their combining marks: the same person
+            if not hold(first, now, self.client_pins, key):
                 self.stale_clients.add(cid)
 
     def _conflicts(self, holders: dict[str, set[str]]) -> dict[str, Conflict]:
@@ -356,10 +362,14 @@ CLIENT_PIN = "client:"
 """The ``document`` column of a client's pin in ``client_override_pins``."""
 
 
-def client_identity(client: Client) -> str:
+def client_identity(client: Client, *, legacy: bool = False) -> str:
     """Who a client's record is: the folded name and the birth date (sha256 hex). An e-mail or
-    phone may change in the record; another person's row gives another name or birth date."""
-    return hashlib.sha256(orjson.dumps([K.name_text(client.card.name), client.card.birth_date])).hexdigest()
+    phone may change in the record; another person's row gives another name or birth date.
+    ``legacy``: the name folded as before combining marks were kept (pins stored then)."""
+    name = K.name_text(client.card.name)
+    if legacy and name is not None:
+        name = K.legacy_fold(name)
+    return hashlib.sha256(orjson.dumps([name, client.card.birth_date])).hexdigest()
 
 
 def _holders(clients: Iterable[Client]) -> dict[str, set[str]]:

@@ -70,10 +70,17 @@ def command_items(items: list[str], info: ValidationInfo) -> list[str]:
         if item.startswith("~"):
             item = os.path.expanduser(item)
         relative = item.startswith(("./", "../")) or (i == 0 and "/" in item)
-        if relative and base is not None and not os.path.isabs(item):
-            item = os.path.normpath(os.path.join(base, item))
+        if (relative and base is not None and not os.path.isabs(item) and _one_path(item)
+                and not (i > 0 and items[i - 1] == "-c")):  # `sh -c "./tap | cat"` is a script
+            item = os.path.join(base, item)
         out.append(item)
     return out
+
+
+def _one_path(item: str) -> bool:
+    """Whether an item can only be a path: no whitespace or shell syntax in it (a whole shell
+    command in one item is passed as written)."""
+    return not any(c.isspace() or c in "|&;<>()$`'\"*?[]{}=" for c in item)
 
 
 SafeName = Annotated[str, AfterValidator(_safe_name)]

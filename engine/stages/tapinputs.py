@@ -158,7 +158,7 @@ def cached_or_discovered(ex: Extractor, ws: Workspace, scratch: Path, sup: Super
         return path, False
     catalog = discover(ex, scratch, sup, stderr_log)
     ensure_dir(ws.catalogs)
-    atomic_write_bytes(path, orjson.dumps(select_all(catalog), option=orjson.OPT_INDENT_2) + b"\n")
+    atomic_write_bytes(path, dump_json(select_all(catalog), indent=True, sort_keys=False) + b"\n")
     atomic_write_json(meta_path, {"fingerprint": fp, "discovered_at": time.time(),
                                   "streams": len(catalog["streams"])})
     return path, True

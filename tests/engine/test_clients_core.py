@@ -437,11 +437,15 @@ def test_overrides_file_errors_name_the_file(tmp_path: Any) -> None:
         load_overrides(bad)
     for text in ('names: {"Jane Qzxc Brown": "Emily Stone"}\n', 'names: {"Jane Qzxc Brown": ["Emily"]}\n',
                  'link: [{document: "a:b:c:d", client: null, jane.qzxc@example.org: 1}]\n',
-                 "jane.qzxc@example.org: ignore\n"):
+                 "jane.qzxc@example.org: ignore\n", "names: {2125550177: [Qzxc]}\n"):
         bad.write_text(text)
         with pytest.raises(OverridesError) as info:
             load_overrides(bad)
-        assert "qzxc" not in str(info.value).lower() and "o.yaml: " in str(info.value), str(info.value)
+        said = str(info.value)
+        assert "qzxc" not in said.lower() and "2125550177" not in said and "o.yaml: " in said, said
+    bad.write_text("merge: [[1234567890123456, abcdef0123456789]]\nnames: {1234567890123456: [Ann]}\n")
+    read = load_overrides(bad)[0]  # an id of 16 digits reads as a YAML number: its digits are the id
+    assert read.merge == [["1234567890123456", "abcdef0123456789"]] and read.names == {"1234567890123456": ["Ann"]}
     bad.write_text("ignore: [[nobody@example.invalid]]\n")  # our words; the value (PHI) never shown
     with pytest.raises(OverridesError) as info:
         load_overrides(bad)

@@ -265,6 +265,10 @@ def test_vowel_signs_of_indic_and_thai_names_are_letters_not_punctuation() -> No
         assert K.name_text(one) != K.name_text(other), (one, other)
     assert K.name_text("अमित  शर्मा,") == "अमित शर्मा"  # punctuation and spaces still fold
     assert K.name_text("क्\u200dष") == K.name_text("क्ष")  # a zero-width joiner is not a word break
+    # vowel points of Hebrew and Arabic are optional, as Latin accents are (and IPA letters are Latin)
+    for with_marks, plain in (("محمّد علي", "محمد علي"), ("דָּוִד כֹּהֵן", "דוד כהן"), ("Kɔ̃fi", "Kɔfi")):
+        assert K.name_text(with_marks) == K.name_text(plain), with_marks
+    assert K.name_text("Ann \u2764\ufe0f Doe") == "ann doe"  # an emoji's variation selector is no word
     amit = contact("dataverse", "mensio", "A", "अमित शर्मा", emails=["amit.s@example.in"], dob="1995-05-05")
     amrit = contact("sheets", "intake", "r1", "अमृत शर्मा", phones=["415-555-0199"], dob="1995-05-05")
     _, out = resolve([amit, amrit])
@@ -278,11 +282,12 @@ def test_a_questionnaire_signed_by_someone_else_is_not_the_address_holder_s() ->
         doc = {"kind": "form_response", "source": "forms", "account": "phq", "source_id": sid,
                "respondent": {"email": "cy.park@gmail.com", "name": name}}
         return DocRef("forms", "phq", "form_response", sid), doc
-    other, own, first_only, unnamed = (response("1", "Jordan Lee"), response("2", "Cy Park"),
-                                       response("3", "cy"), response("4", None))
-    _, out = resolve(people() + [other, own, first_only, unnamed])
+    other, own, first_only, unnamed, address = (response("1", "Jordan Lee"), response("2", "Cy Park"),
+                                                response("3", "cy"), response("4", None),
+                                                response("5", "cy.park@gmail.com"))
+    _, out = resolve(people() + [other, own, first_only, unnamed, address])
     assert isinstance(out[other[0]], Unlinked) and out[other[0]].reason == "disagree"  # type: ignore[union-attr]
-    for doc in (own, first_only, unnamed):
+    for doc in (own, first_only, unnamed, address):
         got = out[doc[0]]
         assert isinstance(got, list) and {lk.client_id for lk in got} == {cid("C")}, doc
 
@@ -309,3 +314,51 @@ def test_names_an_override_gives_a_client_fit_their_documents_and_link_nothing_a
     assert isinstance(after[other[0]], Unlinked) and after[other[0]].reason == "disagree"  # type: ignore[union-attr]
     assert isinstance(after[by_name[0]], Unlinked)  # a name is no key
     assert (f"names:{'0' * 16}", "") in p.unused and p.unused_overrides == 1
+
+
+def test_pins_stored_before_marks_were_kept_and_form_names_read_still_hold() -> None:
+    """Upgrading turned overrides stale: a client pin hashes the folded name (अमित शर्मा was
+    folded `अम त शर म`), and a form response's pin held no name (`respondent.name` was not
+    read). Each is compared the older way once and stored anew; another person stays stale."""
+    import hashlib
+
+    import orjson
+
+    from engine.clients.decide import IDENTITY_V3
+    from engine.clients.overrides import Overrides
+    from engine.clients.resolve import CLIENT_PIN, Resolver
+
+    cfg = ClientsConfig(sources=["dataverse"], own_addresses=["*@practice.example"])
+    a1 = contact("dataverse", "mensio", "A1", "अमित शर्मा", emails=["amit@example.in"], dob="1995-05-05")
+    a2 = contact("dataverse", "mensio", "A2", "अमित शर्मा", phones=["415-555-0111"], dob="1995-05-05")
+    form = (DocRef("forms", "f", "form_response", "r4"),
+            {"kind": "form_response", "source": "forms", "account": "f", "source_id": "r4",
+             "respondent": {"email": "amit@example.in", "name": "Amit"}})
+    old_client = hashlib.sha256(orjson.dumps(["अम त शर म", "1995-05-05"])).hexdigest()
+    old_form = IDENTITY_V3 + hashlib.sha256(orjson.dumps(
+        ["form_response", ["email:amit@example.in"], [], [], "2024-03-03T10:00:00Z", None])).hexdigest()
+    doc_key = ("forms:f:form_response:r4", cid("A1"))
+    ov = Overrides(merge=[[cid("A1"), cid("A2")]], link=[{"document": doc_key[0], "client": cid("A1")}])  # type: ignore[list-item]
+    pins = {(f"{CLIENT_PIN}{cid('A1')}", ""): old_client, (f"{CLIENT_PIN}{cid('A2')}", ""): old_client,
+            doc_key: old_form}
+    r = Resolver(cfg, ov, pins)
+    for ref, doc in (a1, a2):
+        r.add(ref, None, None, doc)
+    r.add(form[0], "2024-03-03T10:00:00Z", None, form[1])
+    p = r.resolve()
+    assert p.stale_overrides == 0 and set(p.clients) == {cid("A1")}, "the merge holds"
+    assert [lk.client_id for lk in p.links if lk.doc == form[0]] == [cid("A1")]
+    assert p.override_pins[doc_key] != old_form and p.override_pins[doc_key].startswith(IDENTITY_V3)
+
+
+def test_a_name_the_overrides_give_never_excuses_another_client_s_very_name() -> None:
+    """`names:` giving Robert the name "Cy Park" (a mistake, or a shared former name) let a
+    mail signed "Cy Park" from Robert's address into Robert's chart: Cy Park is a client."""
+    from engine.clients.overrides import Overrides
+
+    robert = contact("dataverse", "mensio", "R", "Robert Vekker", emails=["rv@mailbox.test"], dob="1970-01-01")
+    signed = mail("m1", "rv@mailbox.test", ["frontdesk@practice.example"])
+    signed[1]["from"][0]["name"] = "Cy Park"
+    cfg = ClientsConfig(sources=["dataverse"], own_addresses=["*@practice.example"])
+    _, out = resolve(people() + [robert, signed], cfg, Overrides(names={cid("R"): ["Cy Park"]}))
+    assert isinstance(out[signed[0]], Unlinked) and out[signed[0]].reason == "disagree"  # type: ignore[union-attr]

@@ -498,13 +498,17 @@ def test_relative_paths_in_commands_are_the_config_folder_s(tmp_path: Path) -> N
         "extractors": [{"name": "a", "domain": "d", "source": "s", "account": "a", "kind": "singer",
                         "command": ["./taps/tiny.py", "3"]},
                        {"name": "b", "domain": "d", "source": "s", "account": "b", "kind": "singer",
-                        "command": [sys.executable, "../conf/taps/tiny.py", "2", "plain/arg"]}]}))
+                        "command": [sys.executable, "../conf/taps/tiny.py", "2", "plain/arg"]},
+                       {"name": "c", "domain": "d", "source": "s", "account": "c", "kind": "singer",
+                        "command": ["sh", "-c", "./taps/tiny.py 1 | cat", "./a b", "./x=1", "-c", "./y"]}]}))
     loaded = load(cfg)
-    a, b = loaded.config.extractors
-    assert a.command == [str(tap), "3"]
-    assert b.command == [sys.executable, str(tap), "2", "plain/arg"]
+    a, b, c = loaded.config.extractors
+    assert a.command == [f"{conf}/./taps/tiny.py", "3"]
+    assert b.command == [sys.executable, f"{conf}/../conf/taps/tiny.py", "2", "plain/arg"]
+    assert c.command == ["sh", "-c", "./taps/tiny.py 1 | cat", "./a b", "./x=1", "-c", "./y"]  # as written
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    res = run_cli("run", "--stage", "extract", "--config", str(cfg), cwd=elsewhere)
+    res = run_cli("run", "--stage", "extract", "--account", "a", "--account", "b", "--config", str(cfg),
+                  cwd=elsewhere)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "extract:a success: 3 records" in res.stdout and "extract:b success: 2 records" in res.stdout

@@ -212,3 +212,11 @@ def test_the_summary_never_points_to_a_log_that_was_not_written(tmp_path: Path) 
     res = run_cli("run", "--config", str(tap.config), "--stage", "extract")
     last = res.stdout.splitlines()[-1]
     assert "log: not written (" in last and "see the warning above" in last, res.stdout + res.stderr
+
+
+def test_a_worker_file_holding_only_its_attempt_line_is_not_named(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, [{"name": "quiet", "domain": "d", "source": "s", "account": "a", "kind": "singer",
+                                   "command": ["/bin/true"], "retries": 0}])
+    res = run_cli("run", "--config", str(cfg), "--stage", "extract")
+    line = next(x for x in res.stdout.splitlines() if "extract:quiet failed" in x)
+    assert "TAP_OUTPUT_EMPTY" in line and "diagnostics:" not in line, line

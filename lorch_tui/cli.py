@@ -25,6 +25,16 @@ from lorch_tui.cliparse import build_parser, common_options, run_options
 __all__ = ["build_parser", "common_options", "guarded", "main", "run_options", "wide_when_piped"]
 
 
+def _quiet_threads(verbose: bool) -> None:
+    """After an interrupt, a helper thread still finishing (the history database's aiosqlite
+    connection, opened the instant Ctrl-C came) may fail against the closed event loop on its
+    way out: the process is exiting 130 already, so that prints nothing (unless --verbose)."""
+    if not verbose:
+        import threading
+
+        threading.excepthook = lambda args: None
+
+
 def guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, prog: str) -> int:
     """Run a command; turn errors into messages and exit codes."""
     verbose = bool(getattr(ns, "verbose", False))
@@ -37,6 +47,7 @@ def guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, p
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
+        _quiet_threads(verbose)
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # the reader of stdout went away (`| head`): not an error to report
         from lorch_tui.headless import silence_stdout

@@ -98,6 +98,24 @@ def index_shas(ws: Workspace) -> dict[tuple[str, str], str] | None:
     return {(str(s), str(a)): str(h) for s, a, h in rows}
 
 
+def lock_is_free(state_dir: Path) -> bool:
+    """Whether no live process (this one included) holds the workspace lock, so a run the
+    history still calls ``running`` was killed before it recorded its end."""
+    try:
+        pid = int((state_dir / "lock").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return True
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def lock_holder(ws: Workspace) -> str | None:
     """`pid 123 (lorch-tui --no-ui)` when another live process holds the workspace lock."""
     path: Path = ws.state / "lock"

@@ -217,9 +217,15 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
                       f"started {run['started_at']}, duration {_dur(run['duration_s'])}")
         if run["status"] == "abandoned":
             console.print("  its process ended without recording the end (killed, or the machine went down); "
-                          "the next run records it as abandoned", markup=False)
-        console.print(f"  tasks: {run['succeeded']}/{run['tasks']} ok, {run['failed']} failed, "
-                      f"{run['cancelled']} cancelled; {run['records']:,} records extracted")
+                          "the next run records it as abandoned and does what it left undone: run "
+                          "`lorchestra run` (or wait for the next scheduled one)", markup=False)
+        ok, failed, records = run["succeeded"], run["failed"], run["records"]
+        if run["status"] in ("running", "abandoned"):  # its totals are written at its end: count its tasks
+            stages = run["stage_summary"]
+            ok, failed = sum(int(x["succeeded"] or 0) for x in stages), sum(int(x["failed"] or 0) for x in stages)
+            records = sum(int(x["records"] or 0) for x in stages if x["stage"] == "extract")
+        console.print(f"  tasks: {ok}/{run['tasks']} ok, {failed} failed, "
+                      f"{run['cancelled']} cancelled; {records:,} records extracted")
         table = Table(box=None, pad_edge=False, show_edge=False)
         for col, just in (("stage", "left"), ("tasks", "right"), ("ok", "right"), ("failed", "right"),
                           ("records", "right"), ("bytes", "right"), ("duration", "right")):

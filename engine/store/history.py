@@ -77,8 +77,10 @@ def _rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, 
 
 
 def history(path: Path, limit: int = 10) -> list[dict[str, Any]]:
-    """The newest ``limit`` runs, newest first (every column of ``runs``)."""
-    return _rows(path, "SELECT * FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?", (limit,))
+    """The newest ``limit`` runs, newest first (every column of ``runs``): in the order they
+    were recorded, not by their start time (after the clock was set back, a failed run
+    started "earlier" than the last success and `status` named the success as the last run)."""
+    return _rows(path, "SELECT * FROM runs ORDER BY rowid DESC LIMIT ?", (limit,))
 
 
 def last_run(path: Path) -> dict[str, Any] | None:

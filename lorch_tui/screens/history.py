@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.store.history import HistoryCorrupt, history, task_rows
+from lorch_tui.scan import lock_is_free
 from lorch_tui.widgets.progress import STATE_STYLE
 
 RUN_COLUMNS = ("run", "trigger", "status", "started", "duration", "tasks", "failed", "records")
@@ -66,6 +67,9 @@ class HistoryScreen(Screen[None]):
     def _load_runs(self) -> None:
         try:
             rows: list[dict[str, Any]] | HistoryCorrupt = history(self.db, LIMIT)
+            if not isinstance(rows, HistoryCorrupt) and rows and rows[0]["status"] == "running" \
+                    and lock_is_free(self.db.parent):  # as `status` says: killed before its end
+                rows[0] = {**rows[0], "status": "abandoned"}
         except HistoryCorrupt as bad:
             rows = bad
         self.app.call_from_thread(self._show_runs, rows)

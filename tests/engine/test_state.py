@@ -198,3 +198,20 @@ def test_a_damaged_history_file_does_not_fail_a_run(tmp_path: Path) -> None:
     res = run_cli("run", "--config", str(cfg))
     assert res.returncode == 0, res.stderr
     assert "cannot write the run history" in res.stderr and "Traceback" not in res.stderr
+
+
+async def test_the_last_run_is_the_last_recorded_even_after_the_clock_was_set_back(tmp_path: Path) -> None:
+    """`status` ordered runs by start time: a failed run after the clock went back an hour
+    started "before" the last success, and `status` named the success as the last run."""
+    db = tmp_path / "lorch.sqlite"
+    rec = await StateRecorder(db).start()
+    first = _events("r-late", 1)
+    first[0] = first[0].model_copy(update={"ts": "2026-12-13T02:15:01Z"})
+    second = _events("r-early", 1)
+    second[0] = second[0].model_copy(update={"ts": "2026-12-12T01:30:00Z"})
+    second[-1] = second[-1].model_copy(update={"status": "failed", "succeeded": 0, "failed": 1})
+    for event in first + second:
+        rec(event)
+    await rec.close()
+    assert [r["run_id"] for r in state.history(db)] == ["r-early", "r-late"]
+    assert state.last_run(db)["status"] == "failed"  # type: ignore[index]

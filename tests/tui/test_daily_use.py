@@ -719,3 +719,37 @@ async def test_last_nights_run_is_shown_before_todays_first_run(populated: Setup
         await ready(pilot)
         await until(pilot, lambda: app.model.run_id is not None, what="last night's run")
         assert (app.model.run_id, sorted(app.model.tasks), app.model.records) == want
+
+
+async def test_history_calls_a_killed_run_abandoned_as_status_does(tmp_path: Path) -> None:
+    """The history screen showed a run whose process was SIGKILLed as `running` for good,
+    while `lorchestra status` said `abandoned` (no live process holds the workspace lock)."""
+    from textual.app import App
+
+    from engine.events import RunStarted as Started
+    from engine.store.state import StateRecorder
+
+    db = tmp_path / "state" / "lorch.sqlite"
+    rec = await StateRecorder(db).start()
+    rec(Started(run_id="killed-run", trigger="cron", pipeline="p", stages=["extract"], tasks=1))
+    await rec.close()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (db.parent / "lock").write_text(f"{dead.stdout.strip()} 2026-11-30T00:00:00Z lorch-tui --no-ui\n")
+
+    class One(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(HistoryScreen(db))
+
+    app = One()
+    async with app.run_test(size=(120, 30)) as pilot:
+        runs = await until(pilot, lambda: isinstance(app.screen, HistoryScreen)
+                           and app.screen.query_one("#history-runs", DataTable).row_count == 1
+                           and app.screen.query_one("#history-runs", DataTable), what="the run")
+        assert "abandoned" in str(runs.get_row_at(0)[2])
+    (db.parent / "lock").write_text(f"{os.getpid()} 2026-11-30T00:00:00Z lorch-tui\n")  # held: running
+    app = One()
+    async with app.run_test(size=(120, 30)) as pilot:
+        runs = await until(pilot, lambda: isinstance(app.screen, HistoryScreen)
+                           and app.screen.query_one("#history-runs", DataTable).row_count == 1
+                           and app.screen.query_one("#history-runs", DataTable), what="the run")
+        assert "running" in str(runs.get_row_at(0)[2])

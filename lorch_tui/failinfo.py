@@ -88,9 +88,13 @@ def failure_tail(ws: Workspace, extractors: list[Extractor], ev: TaskFinished) -
     elif not tap_said:  # no file of this task's own to point to: say what the code means
         if ev.error_code not in (None, "CANCELLED") and (meaning := MEANINGS.get(ev.error_code)):
             bits.append(meaning.partition(": ")[2] or meaning)
-        if (log := _worker_log(ws, ev)) is not None:
+        if ev.error_code not in _NEVER_RAN and (log := _worker_log(ws, ev)) is not None:
             bits.append(f"diagnostics: {log}")
     return "".join(f"; {b}" for b in bits)
+
+
+_NEVER_RAN = frozenset({"UPSTREAM_FAILED", "CANCELLED"})
+"""Codes of tasks that may never have started this run: their worker file is older runs'."""
 
 
 def _worker_log(ws: Workspace, ev: TaskFinished) -> Path | None:

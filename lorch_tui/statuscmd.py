@@ -28,6 +28,7 @@ from engine.index.store import (
     db_path,
     open_reader,
 )
+from engine.ops.cleanup import partial_targets
 from engine.ops.inspect import AccountView, account_views
 from engine.store import history as run_history
 from engine.store.workspace import Workspace, check_not_a_file
@@ -135,6 +136,9 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
                                  "unreadable" if index_bad["code"] == INDEX_UNREADABLE else "corrupt"),
         "unconfigured": unconfigured_accounts(loaded, ws),
         "clients": client_counts(ws) if cfg.clients is not None else None,
+        # unfinished run folders a killed extract left (PHI that no stage reads); a run in
+        # progress writes one too, so they are counted only while no process holds the lock
+        "partials": len(partial_targets(ws)) if ws.vault.is_dir() and lock_holder(ws) is None else 0,
     }
 
 
@@ -268,6 +272,10 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
                           "not scored (reasons: canonical/measures/scored.rejects.jsonl), "
                           f"{c.get('measures_duplicates', 0):,} duplicate copies "
                           "(canonical/measures/scored.duplicates.jsonl)")
+    if doc.get("partials"):
+        console.print(f"[yellow]vault: {doc['partials']} unfinished run folder(s)[/] left by extracts that "
+                      "were killed (they hold PHI and no stage reads them): `lorchestra clean --partials`",
+                      highlight=False)
     if doc["history"]:
         console.print(f"history (last {len(doc['history'])} runs):")
         hist = Table(box=None, pad_edge=False, show_edge=False)

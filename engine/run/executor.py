@@ -16,6 +16,7 @@ executor maps onto the same handle is in ``docs/cloud-migration.md``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import signal
@@ -23,8 +24,9 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
+from engine.events import now_iso
 from engine.stages.spec import TaskSpec
-from engine.store.fsutil import ensure_dir, open_private
+from engine.store.fsutil import atomic_write_bytes, ensure_dir, open_private
 from engine.store.lock import held_lock_fds
 
 EVENT_LINE_LIMIT = 16 * 1024 * 1024
@@ -71,6 +73,27 @@ class Executor(Protocol):
         """Start the worker of ``spec`` (its spec already delivered); its stderr goes to
         ``diagnostics``, a file inside the workspace. Raises OSError when it cannot start."""
         ...
+
+
+DIAGNOSTICS_MAX_BYTES = 1 << 20
+"""A task's diagnostics file is appended to by every attempt of every run; past this size
+its older half goes (the file grew without bound under a nightly cron)."""
+
+
+def keep_small(path: Path, limit: int = DIAGNOSTICS_MAX_BYTES) -> None:
+    """Cut a diagnostics file past ``limit`` down to its newer half, at a line start."""
+    try:
+        if path.stat().st_size <= limit:
+            return
+        with open(path, "rb") as fh:
+            fh.seek(-(limit // 2), 2)
+            tail = fh.read()
+    except OSError:
+        return
+    cut = tail.find(b"\n--- attempt ")
+    tail = tail[cut + 1:] if cut >= 0 else tail[tail.find(b"\n") + 1:]
+    with contextlib.suppress(OSError):
+        atomic_write_bytes(path, b"--- (older attempts removed: the file passed 1 MiB)\n" + tail)
 
 
 def _term_with_parent() -> None:
@@ -134,8 +157,9 @@ class LocalSubprocessExecutor:
     async def start(self, spec: TaskSpec, diagnostics: Path) -> LocalProcessHandle:
         """Spawn the worker, write its spec on stdin and close it."""
         ensure_dir(diagnostics.parent)
+        keep_small(diagnostics)
         with open_private(diagnostics, "ab") as err:
-            err.write(f"--- attempt {spec.attempt} of {spec.task_id}\n".encode())
+            err.write(f"--- attempt {spec.attempt} of {spec.task_id} at {now_iso()}\n".encode())
             err.flush()
             proc = await asyncio.create_subprocess_exec(
                 self.python, "-m", "engine.run.worker",

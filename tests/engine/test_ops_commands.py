@@ -643,3 +643,18 @@ def test_clean_waiting_for_the_lock_says_so_and_exits_130_on_a_signal(tmp_path: 
     reader.join(timeout=10)
     assert proc.returncode == 130, "".join(lines)
     assert "Traceback" not in "".join(lines) and (ws.root / "canonical").is_dir(), "nothing was deleted"
+
+
+def test_status_names_the_unfinished_run_folders_a_killed_extract_left(tmp_path: Path) -> None:
+    from tests.helpers import tiny_tap
+
+    tap = tiny_tap(tmp_path, 2)
+    assert run_cli("run", "--config", str(tap.config), "--stage", "extract").returncode == 0
+    assert "unfinished run folder" not in run_cli("status", "--config", str(tap.config)).stdout
+    [dt] = [p for p in tap.account_dir.iterdir() if p.name.startswith("dt=")]
+    partial = dt / ".run_id=20261130T020000Z.partial"
+    partial.mkdir(mode=0o700)
+    (partial / "part-000.jsonl.gz").write_bytes(b"")
+    res = run_cli("status", "--config", str(tap.config))
+    assert res.returncode == 0 and "vault: 1 unfinished run folder(s)" in res.stdout, res.stdout
+    assert "lorchestra clean --partials" in res.stdout

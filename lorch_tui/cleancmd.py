@@ -33,10 +33,10 @@ from lorch_tui.summary import human_bytes
 
 
 def cmd_clean(ns: argparse.Namespace) -> int:
-    """`lorchestra clean --stage S | --all [--dry-run] [--yes]`."""
-    if not ns.stage and not ns.all and not ns.partials:
-        raise UsageError("say what to clean: --stage project|canonize|index|extract (repeatable), --all "
-                         "or --partials",
+    """`lorchestra clean --stage S | --all | --partials | --older-than DAYS [--dry-run] [--yes]`."""
+    if not ns.stage and not ns.all and not ns.partials and ns.older_than is None:
+        raise UsageError("say what to clean: --stage project|canonize|index|extract (repeatable), --all, "
+                         "--partials or --older-than DAYS",
                          hint=("for example `lorchestra clean --all --dry-run` lists everything that "
                                "would be deleted" if ns.dry_run else
                                "add --dry-run to see what would be deleted first"))
@@ -78,14 +78,14 @@ def _clean(ns: argparse.Namespace, ws: Workspace, stages: list[str], *, vault_by
         return int(ExitCode.OK)
     tty = sys.stdin.isatty()
     if not ns.dry_run and not ns.yes and not tty:
-        show(console, ws, plan(ws, stages, ns.partials), keep_vault=False)
+        show(console, ws, plan(ws, stages, ns.partials, ns.older_than), keep_vault=False)
         console.print("refusing to delete without confirmation: there is no terminal to ask on; "
                       "pass --yes (and --stage extract for the vault) to delete")
         return int(ExitCode.USAGE)
     lock = None if ns.dry_run else _take_lock(ws, ns.wait)
     try:
         keep_vault = "extract" in stages and ns.yes and not vault_by_yes
-        targets = plan(ws, stages, ns.partials)
+        targets = plan(ws, stages, ns.partials, ns.older_than)
         show(console, ws, targets, keep_vault=keep_vault)
         if keep_vault:
             targets = [t for t in targets if not t.is_vault]
@@ -111,9 +111,16 @@ def _clean(ns: argparse.Namespace, ws: Workspace, stages: list[str], *, vault_by
             lock.release()
 
 
-def plan(ws: Workspace, stages: list[str], partials: bool) -> list[Target]:
-    """The stages' targets, plus the unfinished vault runs with ``--partials``."""
-    return plan_clean(ws, stages) + (partial_targets(ws) if partials else [])
+def plan(ws: Workspace, stages: list[str], partials: bool, older_than: int | None = None) -> list[Target]:
+    """The stages' targets, plus the unfinished vault runs with ``--partials`` and the runs
+    older than ``--older-than`` days that no stage reads (:mod:`engine.ops.prune`; none of
+    them when the vault itself goes)."""
+    targets = plan_clean(ws, stages) + (partial_targets(ws) if partials else [])
+    if older_than is not None and "extract" not in stages:
+        from engine.ops.prune import old_run_targets
+
+        targets += old_run_targets(ws, older_than)
+    return targets
 
 
 def show(console: Console, ws: Workspace, targets: list[Target], *, keep_vault: bool) -> None:

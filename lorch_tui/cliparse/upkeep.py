@@ -54,7 +54,8 @@ def clean(sub: Any, common: argparse.ArgumentParser) -> None:
                     "extract (the vault: every run and LATEST, the audit trail). Shows exactly what "
                     "it will delete and asks for confirmation.",
         epilog="without a terminal, nothing is deleted unless --yes is given; the vault is deleted "
-               "only after typing 'vault', or with both --yes and --stage extract. exit codes: "
+               "only after typing 'vault', or with both --yes and --stage extract (old runs of "
+               "--older-than: after typing 'vault', or with --yes). exit codes: "
                "0 done or nothing to do, 2 refused or usage error, 3 workspace busy")
     p.add_argument("--stage", action="append", choices=list(CLEAN_STAGES),
                    help="clean this stage's outputs (repeatable)")
@@ -62,11 +63,25 @@ def clean(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="clean project, canonize and index, and the vault after its own confirmation")
     p.add_argument("--partials", action="store_true",
                    help="delete the hidden unfinished vault runs (.run_id=*.partial) killed workers left")
+    p.add_argument("--older-than", type=positive_days, metavar="DAYS",
+                   help="delete vault runs that started more than DAYS days ago, except LATEST's run and "
+                        "its incremental chain (an account whose LATEST or chain is unreadable is left whole)")
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     p.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
     p.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
                    help="wait up to SECONDS for the workspace lock instead of exiting 3")
     p.set_defaults(func=Lazy("lorch_tui.cleancmd:cmd_clean"))
+
+
+def positive_days(text: str) -> int:
+    """``--older-than``'s value: whole days, at least 1."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days, got {text!r}") from None
+    if not 1 <= days <= 36_500:
+        raise argparse.ArgumentTypeError(f"expected 1 to 36500 days, got {days}")
+    return days
 
 
 def verify(sub: Any, common: argparse.ArgumentParser) -> None:

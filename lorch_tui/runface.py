@@ -92,7 +92,7 @@ def run_headless(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger, as_json:
                                           skip_permissions=skip_permissions, wait_s=wait_s,
                                           command=command, force=force))
     if plain:
-        line = summary_line(session.result, session.log_path)
+        line = summary_line(session.result, session.log_path, session.log_next)
         if line is not None:
             try:
                 sys.stdout.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
@@ -100,7 +100,7 @@ def run_headless(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger, as_json:
             except BrokenPipeError:
                 silence_stdout()
     elif not as_json:
-        print_summary(out, session.result, session.log_path)
+        print_summary(out, session.result, session.log_path, session.log_next)
     if session.internal_error:
         print(f"{command.split()[0]}: internal error ({session.internal_error}) while running; every "
               "worker was stopped and the run recorded as failed; the traceback is in "

@@ -35,7 +35,7 @@ LEAVE_OUT = ("ratio", "parts", "bytes", "duration")
 others (names, status, counts, error code) are never cut (`3,…` and `re…` at 100 columns)."""
 
 
-def print_summary(console: Console, result: RunResult, log_path: str) -> None:
+def print_summary(console: Console, result: RunResult, log_path: str, log_next: str | None = None) -> None:
     """Print one row per task and a totals line."""
     done = sorted(result.finished.values(), key=lambda f: f.task_id)
     rejects = any(f.rejects for f in done)  # a column only when some task rejected records
@@ -72,12 +72,12 @@ def print_summary(console: Console, result: RunResult, log_path: str) -> None:
         console.width = narrow
     if left_out:
         console.print(f"(left out at this width: {', '.join(left_out)})", style="dim", highlight=False, markup=False)
-    line = summary_line(result, log_path)
+    line = summary_line(result, log_path, log_next)
     if line is not None:
         console.print(line, highlight=False, markup=False)
 
 
-def summary_line(result: RunResult, log_path: str) -> str | None:
+def summary_line(result: RunResult, log_path: str, log_next: str | None = None) -> str | None:
     """The run's one-line outcome with the log path (the last line cron mails show)."""
     s = result.summary
     if s is None:
@@ -89,7 +89,8 @@ def summary_line(result: RunResult, log_path: str) -> str | None:
     dropped = f", {rejected:,} rejected by canonize (not indexed)" if rejected else ""
     return (f"run {s.run_id} {s.status}: {s.succeeded}/{s.tasks} tasks ok, {s.failed} failed, "
             f"{s.cancelled} cancelled, {records_phrase(result)}{dropped} in {s.duration_s:.1f}s{piped}; "
-            + (f"log: {log_path}" if os.path.isfile(log_path) else f"log: not written ({log_path}: see the warning above)"))
+            + (f"log: {log_path}" if os.path.isfile(log_path) else f"log: not written ({log_path}: see the warning above)")
+            + (f" (after midnight UTC: {log_next})" if log_next else ""))
 
 
 def records_phrase(result: RunResult) -> str:

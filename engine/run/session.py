@@ -46,6 +46,9 @@ class SessionResult:
     """The workspace file holding that error's traceback."""
     disk_full: bool = False
     """A task, the JSON log or the run history ran out of space (the face says DISK_FULL once)."""
+    log_next: str | None = None
+    """The next day's log file, when the run went on past midnight UTC (``log_path`` is the
+    file of its start, the one ``status`` names)."""
 
 
 def open_workspace(loaded: LoadedConfig, *, skip_permissions: bool = False) -> Workspace:
@@ -230,5 +233,7 @@ async def run_session(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger,
     warning = await notify_failure(session, result, trigger, interrupted=interrupted, internal_error=internal)
     full = session.sink.disk_full or session.recorder.disk_full or (
         result.summary is not None and result.summary.error_code == ErrorCode.DISK_FULL.value)
-    return SessionResult(result, interrupted, str(session.sink.path), warning, internal,
-                         str(internal_error_log(session.ws)) if internal else None, disk_full=full)
+    first, last = session.sink.first_path or session.sink.path, session.sink.path
+    return SessionResult(result, interrupted, str(first), warning, internal,
+                         str(internal_error_log(session.ws)) if internal else None, disk_full=full,
+                         log_next=str(last) if last != first else None)

@@ -48,6 +48,9 @@ class JsonLogSink:
     def __init__(self, logs_dir: Path) -> None:
         self.logs_dir = ensure_dir(logs_dir)
         self._path: Path | None = None
+        self.first_path: Path | None = None
+        """The file the run's first event went to (a run that crosses midnight UTC goes on in
+        the next day's file, :attr:`path`)."""
         self._fd: int | None = None
         self._check_tail = True
         self.dropped = 0
@@ -74,6 +77,7 @@ class JsonLogSink:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
             os.fchmod(self._fd, FILE_MODE)
             self._path = path
+            self.first_path = self.first_path or path
             self._check_tail = True
         fd = self._fd
         before = os.fstat(fd).st_size

@@ -287,3 +287,31 @@ def test_log_sink_appends_and_tightens_an_existing_file(tmp_path: Path, open_uma
     second.close()
     assert len(path.read_bytes().splitlines()) == 3
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_run_across_midnight_utc_names_both_days_log_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The summary named only the file of the day the run ended, `status` the day it started:
+    each missed half of the run. The sink keeps the first file; the summary names both."""
+    import engine.store.logsink as logsink
+    from lorch_tui.summary import summary_line
+
+    logs = tmp_path / "logs"
+    days = iter([datetime(2026, 12, 24, 23, 59, 58, tzinfo=UTC), datetime(2026, 12, 25, 0, 0, 2, tzinfo=UTC)])
+    real = logsink.log_path
+    monkeypatch.setattr(logsink, "log_path", lambda d, when=None: real(d, when or next(days)))
+    sink = JsonLogSink(logs)
+    events = [e for e, _ in log_events()]
+    try:
+        sink(events[0])  # type: ignore[arg-type]
+        sink(events[-1])  # type: ignore[arg-type]
+    finally:
+        sink.close()
+    assert sink.first_path == logs / "pipeline-2026-12-24.log" and sink.path == logs / "pipeline-2026-12-25.log"
+    from engine.events import RunFinished
+    from engine.run.runner import RunResult
+
+    result = RunResult()
+    result.summary = RunFinished(run_id="r", status="success", tasks=0, succeeded=0, failed=0, cancelled=0,
+                                 records=0, duration_s=4.0)
+    line = summary_line(result, str(sink.first_path), str(sink.path))
+    assert line is not None and line.endswith(f"log: {sink.first_path} (after midnight UTC: {sink.path})")

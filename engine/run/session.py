@@ -176,22 +176,25 @@ async def open_session(loaded: LoadedConfig, *, skip_permissions: bool = False, 
     return Session(loaded, ws, lock, bus, sink, recorder)
 
 
-def ended_badly(result: RunResult, interrupted: bool = False) -> bool:
+def ended_badly(result: RunResult, interrupted: bool = False, abandoned: list[str] | None = None) -> bool:
     """Whether a run calls for the on_failure hook: anything but a run whose every task
-    succeeded or skipped (a failed task, an internal error, a full disk, an interrupt)."""
-    return interrupted or result.summary is None or result.summary.status != "success"
+    succeeded or skipped (a failed task, an internal error, a full disk, an interrupt), or
+    one that found earlier runs killed before they could alarm (``abandoned``)."""
+    return bool(abandoned) or interrupted or result.summary is None or result.summary.status != "success"
 
 
 async def notify_failure(session: Session, result: RunResult, trigger: Trigger, *,
                          interrupted: bool = False, internal_error: str | None = None) -> str | None:
     """Run the on_failure hook if the run ended badly; a warning for the face if the hook did
     not work. Never raises: whatever broke the run must not also silence its alarm."""
-    if not session.loaded.config.on_failure or not ended_badly(result, interrupted):
+    abandoned = session.recorder.abandoned
+    if not session.loaded.config.on_failure or not ended_badly(result, interrupted, abandoned):
         return None
     try:
         summary = failure_summary(session.loaded, session.ws, result, str(session.sink.path), trigger)
         summary["interrupted"] = interrupted
         summary["internal_error"] = internal_error
+        summary["abandoned_runs"] = abandoned
         return await run_on_failure(session.loaded, session.ws, summary)
     except Exception as exc:  # noqa: BLE001 - reported to the face, never raised
         return f"the on_failure hook could not be run ({type(exc).__name__})"

@@ -173,6 +173,9 @@ class StateRecorder:
         self._closing = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._run_of_task: dict[str, str] = {}
+        self.abandoned: list[str] = []
+        """Runs this start found still ``running`` and marked ``abandoned``: their process was
+        killed (SIGKILL, a power cut, the OOM killer) before it could record its end or alarm."""
         self._current_run = ""
 
     async def start(self, *, mark_abandoned: bool = False) -> StateRecorder:
@@ -184,6 +187,9 @@ class StateRecorder:
         try:
             self._db = await connect(self.path)
             if mark_abandoned:
+                async with self._db.execute("SELECT run_id FROM runs WHERE status = 'running' "
+                                            "ORDER BY rowid") as cur:
+                    self.abandoned = [str(row[0]) for row in await cur.fetchall()]
                 await self._db.execute(ABANDON_RUNS_SQL)
                 await self._db.execute("UPDATE tasks SET status = 'abandoned' "
                                        "WHERE status IN ('queued', 'running')")

@@ -244,6 +244,14 @@ def test_status_calls_a_run_whose_process_was_killed_abandoned(tmp_path: Path) -
     line = next(x for x in res.stdout.splitlines() if x.startswith("last run:"))
     assert " abandoned," in line, res.stdout
     assert "ended without recording the end" in res.stdout
+    killed_run = orjson.loads(running.stdout)["last_run"]["run_id"]
+    # the killed run could not alarm: the next run, which records it abandoned, does (even a good one)
+    command, called = hook(tmp_path)
+    cfg = write_config(tmp_path, [demo_extractor("slow", "gmail", records=3)], on_failure=command)
+    assert subprocess.run([sys.executable, "-m", "lorch_tui.cli", "run", "--config", str(cfg), "--stage", "extract"],
+                          capture_output=True, cwd=REPO, env=clean_env(), timeout=120).returncode == 0
+    summary = orjson.loads(called.read_bytes())
+    assert summary["abandoned_runs"] == [killed_run] and summary["status"] == "success"
 
 
 def test_a_worker_that_cannot_start_fails_its_task_not_the_engine(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -109,19 +110,32 @@ def open_in_pager(app: Any, path: Path | None, what: str) -> None:
     if not path.is_file():
         app.notify(f"{what} is not there (any more): {path}", severity="warning", markup=False)
         return
-    pager = shlex.split(os.environ.get("PAGER") or "less") or ["less"]
+    try:
+        pager = shlex.split(os.environ.get("PAGER") or "less") or ["less"]
+    except ValueError:  # unbalanced quotes in $PAGER
+        pager = ["less"]
+    if shutil.which(pager[0]) is None:  # checked before the screen is handed over: a pager that
+        app.notify(f"cannot start $PAGER ({pager[0]}): not found; the file is {path}",  # fails
+                   severity="error", timeout=15, markup=False)  # inside suspend() froze the app
+        return
     from textual.app import SuspendNotSupported
 
+    failed: OSError | None = None
     try:
         # no search history of the pager in the home folder: a search for a name is PHI
         env = {**os.environ, "LESSHISTFILE": "-", "LESSHISTSIZE": "0"}
         with app.suspend():
-            subprocess.run([*pager, str(path)], check=False, env=env)
+            try:  # an error must not leave the block: Textual resumes the screen only on a normal exit
+                subprocess.run([*pager, str(path)], check=False, env=env)
+            except OSError as exc:
+                failed = exc
     except SuspendNotSupported:
         app.notify(f"this terminal cannot hand over to $PAGER; read {what} at {path}",
                    severity="warning", timeout=15, markup=False)
     except OSError as exc:
-        app.notify(f"cannot start $PAGER ({pager[0]}): {exc.strerror}; the file is {path}",
+        failed = exc
+    if failed is not None:
+        app.notify(f"cannot start $PAGER ({pager[0]}): {failed.strerror}; the file is {path}",
                    severity="error", timeout=15, markup=False)
 
 

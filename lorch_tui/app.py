@@ -30,7 +30,7 @@ from textual.widgets import DataTable, Footer, Header, Tree
 
 from engine.config.load import LoadedConfig
 from engine.errors import disk_full
-from engine.events import RunFinished, RunStarted, TaskFinished
+from engine.events import RunFinished, RunStarted, TaskFinished, TaskWarning, now_iso
 from engine.ops.inspect import RunInfo
 from engine.store.workspace import Workspace
 from lorch_tui import actions
@@ -102,6 +102,8 @@ class LorchApp(App[int]):
         self.watch_state = ""
         self._scan_pending = False
         self._scanning = False
+        self._critical_said: set[str | None] = set()
+        self._opened_at = now_iso()
         self.run_control = RunControl(self)
 
     def _fatal_error(self) -> None:
@@ -212,10 +214,24 @@ class LorchApp(App[int]):
             self.workspace_problem = None  # this run's own start passed the same check: fixed since
             self._show_sub_title()
         for ev in batch:
-            if isinstance(ev, RunFinished) and ev.status != "success" and ev.run_id == self.model.run_id:
+            if isinstance(ev, RunFinished) and ev.status != "success" and ev.run_id == self.model.run_id \
+                    and ev.ts >= self._opened_at:  # not last night's run, read back from the log at start
                 self._say_run_ended(ev)
+            elif isinstance(ev, TaskWarning) and ev.code == "MEASURES_CRITICAL_UNLINKED":
+                self._say_critical_unlinked(ev.count)
         for note in self.engine.notes():
             self.notify(note, title="on_failure hook", severity="warning", timeout=30, markup=False)
+
+    def _say_critical_unlinked(self, count: int) -> None:
+        """A positive item 9 (self-harm) that is in no chart: said until dismissed, once a run."""
+        run = self.model.run_id
+        if run in self._critical_said:
+            return
+        self._critical_said.add(run)
+        self.notify(f"{count} questionnaire response(s) with a positive critical item (PHQ-9 item 9) "
+                    "are linked to no client, so no chart shows them: `lorchestra clients unlinked` "
+                    "lists them, a `link:` override puts each in its chart",
+                    title="critical item unlinked", severity="error", timeout=3600, markup=False)
 
     def _say_run_ended(self, ev: RunFinished) -> None:
         if self.model.ran_out_of_space(ev):

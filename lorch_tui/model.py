@@ -56,7 +56,8 @@ class TaskRow:
     started: float | None = None
     ended: float | None = None
     error_code: str | None = None
-    warnings: int = 0
+    warnings: dict[str, int] = field(default_factory=dict)
+    """Each warning code the task raised, with its count (the last one said)."""
     phase: str | None = None
     """The step a task of several steps is in (the project task's), while it runs."""
     pid: int | None = None
@@ -128,7 +129,7 @@ class RunModel:
             row = self._row(ev.task_id, ev.stage, ev.extractor, "")
             row.records, row.total, row.phase = ev.records, ev.total, ev.phase
         elif isinstance(ev, TaskWarning):
-            self._row(ev.task_id, ev.stage, ev.extractor, "").warnings = ev.count
+            self._row(ev.task_id, ev.stage, ev.extractor, "").warnings[ev.code] = ev.count
         elif isinstance(ev, TaskRetry):
             row = self._row(ev.task_id, ev.stage, ev.extractor, "")
             row.state, row.error_code = "retrying", ev.error_code

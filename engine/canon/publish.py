@@ -144,6 +144,36 @@ def _view(files: AccountFiles, gen: Generation, fh: dict[str, IO[bytes] | None])
                          rejects_present=fh[files.name("rejects")] is not None)
 
 
+def plain_names_agree(files: AccountFiles, *, deep: bool = False) -> bool:
+    """Whether the plain names (``{account}.jsonl`` and ``.meta.json``, what readers outside
+    the engine open) hold the current generation's content: a canonize stopped while
+    re-linking them left a new data file beside an old meta file. Links to the generation's
+    files agree at once; copies (a workspace restored without hard links) agree when the
+    meta's bytes are the same and the data has the same size, or, ``deep``, hashes to the
+    sha256 the plain meta names."""
+    if files.store.mirrors_current():
+        return True
+    gen = files.store.current()
+    if gen is None:
+        return True
+    try:
+        meta = files.meta.read_bytes() if files.meta.exists() else None
+        if meta != (gen.path(files.name("meta")).read_bytes() if gen.path(files.name("meta")).exists() else None):
+            return False
+        if not files.data.exists() or meta is None:
+            return not files.data.exists() and not gen.path(files.name("data")).exists()
+        if not deep:
+            return files.data.stat().st_size == gen.path(files.name("data")).stat().st_size
+        want = orjson.loads(meta).get("output", {}).get("sha256")
+        sha = hashlib.sha256()
+        with open(files.data, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                sha.update(chunk)
+        return bool(want == sha.hexdigest())
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def current_output(files: AccountFiles) -> tuple[dict[str, Any], str] | None:
     """The current generation's meta and the sha256 of its data file as it is now (read
     whole), when its plain names link to it; None otherwise (no output, a stale name, no

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.canon.publish import AccountFiles, read_meta
+from engine.canon.publish import AccountFiles, plain_names_agree, read_meta
 from engine.config import Extractor, PipelineConfig
 from engine.names import Namer, stream_namer
 from engine.store.workspace import Workspace
@@ -129,7 +129,7 @@ def account_view(ws: Workspace, ex: Extractor, index_shas: dict[tuple[str, str],
     canon_current = None if meta is None or run_id is None else (
         meta.get("inputs", {}).get("run", {}).get("run_id") == run_id
         # plain names still linking an older generation (a kill mid re-link): not current
-        and AccountFiles(ws.canonical / ex.source, ex.account).store.mirrors_current())
+        and plain_names_agree(AccountFiles(ws.canonical / ex.source, ex.account)))
     index_current = None
     if meta is not None and index_shas is not None:
         built = index_shas.get((ex.source, ex.account))

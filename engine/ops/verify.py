@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from engine.canon.publish import AccountFiles, open_current
+from engine.canon.publish import AccountFiles, open_current, plain_names_agree
 from engine.index.store import INDEX_CORRUPT, INDEX_UNREADABLE, StoreError, object_path, open_reader
 from engine.store.fsutil import open_regular, read_json
 from engine.store.workspace import Workspace
@@ -326,7 +326,7 @@ def _canonical_problem(files: AccountFiles) -> str | None:
         return "CANONICAL_MISMATCH"
     if h.hexdigest() != want:
         return "CANONICAL_MISMATCH"
-    if not _plain_names_are_files(files) or not files.store.mirrors_current():
+    if not _plain_names_are_files(files) or not plain_names_agree(files, deep=True):
         return "CANONICAL_MISMATCH"
     return None
 

@@ -55,6 +55,9 @@ class HelpScreen(ModalScreen[None]):
                 yield Static(text)
             yield Button("Close", id="help-close", variant="primary")
 
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()  # up/down scroll the keys on a small terminal
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(None)
 

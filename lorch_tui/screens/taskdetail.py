@@ -67,8 +67,8 @@ def describe(row: TaskRow, stderr: Path | None, detail: Path | None, hint: str |
             field("vault run", last.vault_run + ("  (LATEST moved)" if last.latest_moved else ""))
     else:
         field("records", f"{row.records:,} so far")
-    if row.warnings:
-        field("warnings", str(row.warnings))
+    for code, count in sorted(row.warnings.items()):  # each code with its count and meaning
+        field("warning", f"{code} ({count:,}): {meaning(code)}", "yellow")
     t.append("\n")
     field("tap stderr", str(stderr) if stderr else "-", "" if stderr else "dim")
     field("diagnostics", str(detail) if detail else "-", "" if detail else "dim")
@@ -108,6 +108,9 @@ class TaskDetailScreen(ModalScreen[None]):
             with VerticalScroll():
                 yield Static(describe(self.row, self.stderr, self.detail, self.hint), id="task-detail")
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()  # up/down/page keys scroll a detail taller than the screen
 
     def action_open(self, which: str) -> None:
         path = self.stderr if which == "stderr" else self.detail

@@ -92,6 +92,7 @@ class LatestPane(Vertical):
     """The LATEST table and the selected account's records-and-duration plot."""
 
     BINDINGS = [Binding("s", "cycle_sort", "sort")]
+    ALLOW_MAXIMIZE = True  # `z` on its table maximises the whole pane: title, totals (plot) and all
 
     class AccountSelected(Message):
         """The user moved to an extractor's row."""

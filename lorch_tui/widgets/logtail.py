@@ -126,6 +126,9 @@ class LogTail(Log):
         self._offset = 0
         self._partial = b""
         self._entries: deque[Entry] = deque(maxlen=KEEP)
+        self._account_of: dict[str, str] = {}
+        """Extractor -> its account, learnt from the events that carry both (a warning or a
+        retry names only the extractor; `account:NAME` keeps its lines too)."""
         self.filter_text = ""
         self.search = ""
         self.match = -1
@@ -225,6 +228,8 @@ class LogTail(Log):
         for ev in events:
             if ev.get("type") == "task_progress":
                 continue
+            if ev.get("extractor") and ev.get("account"):
+                self._account_of[str(ev["extractor"])] = str(ev["account"]).lower()
             entry = Entry(str(ev.get("level", "info")), str(ev.get("extractor", "")), render(ev), ev)
             self._entries.append(entry)
             fresh.append(entry)
@@ -236,7 +241,8 @@ class LogTail(Log):
         levels, account, words = self._flt
         if levels and e.level not in levels:
             return False
-        if account and account not in e.extractor.lower() and account not in e.text.lower():
+        if account and account not in e.extractor.lower() and account not in e.text.lower() \
+                and account not in self._account_of.get(e.extractor, ""):
             return False
         return not words or words in e.text.lower()
 

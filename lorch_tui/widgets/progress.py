@@ -72,9 +72,11 @@ def state_text(row: TaskRow) -> Text:
     return Text(label, style=STATE_STYLE.get(row.state, ""))
 
 
-def cells(row: TaskRow) -> tuple[object, ...]:
-    """The visible cells of one task row."""
-    return (row.stage, row.account or row.extractor, state_text(row),
+def cells(row: TaskRow, ambiguous: frozenset[str] = frozenset()) -> tuple[object, ...]:
+    """The visible cells of one task row; an account name two extractors share (``mensio``
+    of a CRM and of the books) is shown as its extractor's name, which is unique."""
+    who = row.extractor if row.account in ambiguous else (row.account or row.extractor)
+    return (row.stage, who, state_text(row),
             f"{row.records:,}", f"{row.rate:,.0f}/s" if row.rate else "-",
             f"{row.elapsed:5.1f}s" if row.started is not None else "-", bar(row))
 
@@ -83,6 +85,7 @@ class ProgressPane(Vertical):
     """The live table of tasks plus a totals line."""
 
     BINDINGS = [Binding("s", "cycle_sort", "sort")]
+    ALLOW_MAXIMIZE = True  # `z` on its table maximises the whole pane: title, totals (plot) and all
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -152,8 +155,13 @@ class ProgressPane(Vertical):
         wanted = set(model.tasks)
         for gone in present - wanted:
             table.remove_row(gone)
+        owners: dict[str, set[str]] = {}
         for row in model.tasks.values():
-            values = cells(row)
+            if row.account and row.stage != "project":
+                owners.setdefault(row.account, set()).add(row.extractor)
+        ambiguous = frozenset(a for a, exs in owners.items() if len(exs) > 1)
+        for row in model.tasks.values():
+            values = cells(row, ambiguous)
             if row.task_id not in present:
                 table.add_row(*values, key=row.task_id)
                 continue

@@ -156,7 +156,12 @@ def test_plain_names_of_two_generations_are_found_and_repaired(tmp_path: Path) -
     copy = meta.with_name("copy")
     copy.write_bytes(meta.read_bytes())
     copy.chmod(0o600)
-    copy.replace(meta)  # same bytes, not the current generation's file
+    copy.replace(meta)  # same bytes, not the generation's file (a restore without hard links): fine
+    assert run_cli("verify", "--config", str(tap.config)).returncode == 0
+    assert "outdated" not in run_cli("status", "--config", str(tap.config)).stdout
+    copy.write_bytes(meta.read_bytes().replace(b'"sha256": "', b'"sha256": "0', 1))
+    copy.chmod(0o600)
+    copy.replace(meta)  # the older generation's meta beside the new data: a torn pair
     res = run_cli("verify", "--config", str(tap.config))
     assert res.returncode == 1 and "CANONICAL_MISMATCH" in res.stdout + res.stderr, res.stdout + res.stderr
     assert "outdated" in run_cli("status", "--config", str(tap.config)).stdout

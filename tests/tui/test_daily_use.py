@@ -753,3 +753,162 @@ async def test_history_calls_a_killed_run_abandoned_as_status_does(tmp_path: Pat
                            and app.screen.query_one("#history-runs", DataTable).row_count == 1
                            and app.screen.query_one("#history-runs", DataTable), what="the run")
         assert "running" in str(runs.get_row_at(0)[2])
+
+
+def test_a_pager_that_cannot_start_never_leaves_the_dashboard_suspended(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """$PAGER unset without `less` installed, or a broken one: the OSError left Textual's
+    suspend() block, which then never resumed the screen (frozen dashboard, run stalled, lock
+    held). Now a missing pager is said before suspending, and a failing one inside it."""
+    import contextlib
+    from collections.abc import Iterator
+
+    from lorch_tui.actions import open_in_pager
+
+    shown = tmp_path / "tap.stderr.log"
+    shown.write_text("stderr\n")
+
+    class Terminal:
+        def __init__(self) -> None:
+            self.notes: list[str] = []
+            self.entered = self.left_cleanly = 0
+
+        @contextlib.contextmanager
+        def suspend(self) -> Iterator[None]:
+            self.entered += 1
+            yield  # an exception thrown in here is what Textual does not recover from
+            self.left_cleanly += 1
+
+        def notify(self, message: str, **_: Any) -> None:
+            self.notes.append(message)
+
+    missing = Terminal()
+    monkeypatch.setenv("PAGER", str(tmp_path / "no-such-pager"))
+    open_in_pager(missing, shown, "the tap's stderr")
+    assert missing.entered == 0 and "not found" in missing.notes[0] and str(shown) in missing.notes[0]
+    broken = tmp_path / "broken-pager"
+    broken.write_text("#!/nonexistent/interpreter\n")
+    broken.chmod(0o700)
+    monkeypatch.setenv("PAGER", str(broken))
+    failing = Terminal()
+    open_in_pager(failing, shown, "the tap's stderr")
+    assert failing.entered == failing.left_cleanly == 1 and "cannot start $PAGER" in failing.notes[0]
+
+
+def _critical_script(fake: FakeEngine, stages: list[str], accounts: list[str]) -> Script:
+    """The project task warns of conflicts, unscored responses and an unlinked positive item 9."""
+    from engine.events import TaskWarning
+
+    plan = TaskPlan("project", "project", "project")
+    script = task_script(fake.new_run_id(), [plan])
+    warns: list[Any] = [TaskWarning(task_id=plan.task_id, stage="project", extractor="project", code=code, count=n)
+                        for code, n in (("CLIENT_CONFLICTS", 1), ("MEASURES_NOT_SCORED", 2),
+                                        ("MEASURES_CRITICAL_UNLINKED", 2))]
+    return script[:-1] + warns + script[-1:]
+
+
+async def test_project_warnings_are_each_kept_and_a_critical_item_unlinked_is_said(populated: Setup) -> None:
+    """Each warning overwrote the one before (the detail said `warnings 2`, no code), and a
+    positive PHQ-9 item 9 linked to no client passed without a word in a successful run."""
+    app, fake = make_app(populated, script=_critical_script)
+    notes = Notes()
+    async with app.run_test(size=SIZE, message_hook=notes.hook) as pilot:
+        await ready(pilot)
+        await pilot.press("R")
+        note = await until(pilot, lambda: notes.find("critical item"), what="the critical toast")
+        assert note.severity == "error" and "lorchestra clients unlinked" in note.message
+        await until(pilot, lambda: not fake.busy, what="the run to end")
+        row = app.model.tasks["project:project"]
+        assert row.warnings == {"CLIENT_CONFLICTS": 1, "MEASURES_NOT_SCORED": 2, "MEASURES_CRITICAL_UNLINKED": 2}
+        from lorch_tui.screens.taskdetail import describe
+
+        text = describe(row, None, None).plain
+        for code in row.warnings:
+            assert f"{code} (" in text
+
+
+async def test_stage_progress_tells_two_extractors_of_one_account_name_apart() -> None:
+    """`mensio` of a CRM and of the books were two identical `extract mensio` rows."""
+    from textual.app import App, ComposeResult
+
+    from engine.events import TaskQueued
+    from lorch_tui.model import RunModel
+
+    model = RunModel()
+    model.apply([TaskQueued(task_id=f"extract:{ex}", stage="extract", extractor=ex, account=acct)
+                 for ex, acct in (("tap-dataverse", "mensio"), ("tap-quickbooks", "mensio"), ("tap-gmail", "acct1"))])
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield ProgressPane(id="progress")
+
+    app = One()
+    async with app.run_test(size=(120, 20)) as pilot:
+        pane = app.query_one(ProgressPane)
+        pane.show(model)
+        await pilot.pause()
+        shown = {key: str(pane.table.get_row(key)[1]) for key in ("extract:tap-dataverse", "extract:tap-quickbooks",
+                                                                    "extract:tap-gmail")}
+    assert shown == {"extract:tap-dataverse": "tap-dataverse", "extract:tap-quickbooks": "tap-quickbooks",
+                     "extract:tap-gmail": "acct1"}
+
+
+async def test_the_log_filter_account_matches_the_account_not_only_the_extractor() -> None:
+    """`account:hangacct` kept nothing: lines carry the extractor's name (tap-singer-hang)."""
+    from textual.app import App, ComposeResult
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield LogTail(id="log")
+
+    app = One()
+    async with app.run_test(size=(120, 20)) as pilot:
+        log = app.query_one(LogTail)
+        log.add([{"level": "info", "type": "task_started", "task_id": "extract:tap-singer-hang", "stage": "extract",
+                  "extractor": "tap-singer-hang", "account": "hangacct", "attempt": 1, "ts": "2026-11-30T10:00:00Z"},
+                 {"level": "warning", "type": "task_warning", "task_id": "extract:tap-singer-hang", "stage": "extract",
+                  "extractor": "tap-singer-hang", "code": "UNKNOWN_MESSAGE", "count": 1, "ts": "2026-11-30T10:00:01Z"},
+                 {"level": "info", "type": "task_started", "task_id": "extract:other", "stage": "extract",
+                  "extractor": "other", "account": "elsewhere", "attempt": 1, "ts": "2026-11-30T10:00:02Z"}])
+        log.set_filter("account:hangacct")
+        await pilot.pause()
+        assert len(log.lines) == 2 and all("tap-singer-hang" in str(line) for line in log.lines)
+
+
+async def test_z_maximises_the_whole_pane_not_only_its_table(populated: Setup) -> None:
+    app, _ = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        for pane, table in ((LatestPane, "#latest-table"), (ProgressPane, "#progress-table")):
+            app.query_one(table, DataTable).focus()
+            await pilot.press("z")
+            assert isinstance(app.screen.maximized, pane), app.screen.maximized
+            await pilot.press("z")
+            assert app.screen.maximized is None
+
+
+async def test_the_task_detail_and_help_scroll_to_their_last_line_at_80x24(populated: Setup) -> None:
+    """At 80x24 the detail files' paths, the PHI note and the help's last keys were below the
+    screen's edge, and no key scrolled to them."""
+    from textual.containers import VerticalScroll
+
+    from engine.events import TaskQueued
+    from lorch_tui.screens.modals import HelpScreen
+
+    app, _ = make_app(populated)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        app.model.apply([TaskQueued(task_id="extract:mail-alpha", stage="extract", extractor="mail-alpha",
+                                    account="mail-alpha")])
+        row = app.model.tasks["extract:mail-alpha"]
+        row.error_code, row.warnings = "TAP_EXIT_NONZERO", {f"W{i}": i for i in range(12)}
+        for screen in (TaskDetailScreen(row, app.ws, None), HelpScreen()):
+            app.push_screen(screen)
+            scroll = await until(pilot, lambda s=screen: bool(s.is_current and s.query(VerticalScroll))
+                                 and s.query_one(VerticalScroll), what="the modal")
+            await pilot.pause()
+            assert scroll.region.bottom <= 24 and scroll.max_scroll_y > 0, (scroll.region, scroll.max_scroll_y)
+            await pilot.press("end")
+            await pilot.pause()
+            assert scroll.scroll_y == scroll.max_scroll_y
+            await pilot.press("escape")

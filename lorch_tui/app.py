@@ -215,7 +215,7 @@ class LorchApp(App[int]):
             self._show_sub_title()
         for ev in batch:
             if isinstance(ev, RunFinished) and ev.status != "success" and ev.run_id == self.model.run_id \
-                    and ev.ts >= self._opened_at:  # not last night's run, read back from the log at start
+                    and (not foreign or ev.ts >= self._opened_at):  # not last night's run, read back at start
                 self._say_run_ended(ev)
             elif isinstance(ev, TaskWarning) and ev.code == "MEASURES_CRITICAL_UNLINKED":
                 self._say_critical_unlinked(ev.count)

@@ -228,13 +228,16 @@ def sort_key(values: tuple[object, object]) -> tuple[int, str]:
 
 
 def totals_text(model: RunModel) -> Text:
-    """`run 2026... running: 3 running, 9 queued, 2 done · 12,345 records`."""
+    """`running: 3 running, 9 queued, 2 done · 12,345 records extracted · run 2026... (cron)`:
+    what matters first, the run's id last (the line is one row: a narrow pane cuts its end,
+    which cut the counts and records when the id came first)."""
     if model.run_id is None:
         return Text("no run yet: press R to run everything, r for the selected account", style="dim")
     counts = model.counts()
     parts = [f"{n} {state}" for state, n in sorted(counts.items())]
     who = f" ({model.trigger})" if model.trigger else ""
-    text = Text(f"run {model.run_id}{who} {model.status}: ", style="bold")
+    text = Text(f"{model.status}: ", style="bold")
     text.append(", ".join(parts))
     text.append(f" · {model.extracted():,} records extracted")
+    text.append(f" · run {model.run_id}{who}", style="dim")
     return text

@@ -101,8 +101,10 @@ class TestIdle:
         "none"), canon ✓/✗ flags, every name and state whole, a plot of acct1-personal's
         records per run with axes under the table, the run detail of its newest run, last
         night's cron run read back from the log in the progress pane (with its
-        TAP_EXIT_NONZERO failure, uncut) and a red toast saying that run failed, the log tail
-        with an ERROR line, and `q quit` and `? help` first in the footer."""
+        TAP_EXIT_NONZERO failure, uncut; the totals line starting "failed: 1 failed, 3 success"
+        with the run id last) and no toast for it (it ended before the dashboard opened: a
+        notice at every start was last night's news), the log tail with an ERROR line, and
+        `q quit` and `? help` first in the footer."""
         app, _ = dashboard(scene.populate())
         assert snap_compare(app, terminal_size=WIDE, run_before=prepared(model_run=scene.CRON_RUN))
 

@@ -129,7 +129,8 @@ async def test_todays_last_run_is_read_back_from_the_log(populated: Setup) -> No
         assert cell(table, "extract:mail-alpha", "state") == "success"
         assert cell(table, "extract:mail-alpha", "elapsed") == f"{ev['duration_s']:5.1f}s"
         assert cell(table, "extract:mail-alpha", "records") == "20"
-        assert f"run {events[last_start]['run_id']} (cli) success" in static_text(app.query_one("#progress-totals"))
+        totals = static_text(app.query_one("#progress-totals"))
+        assert totals.startswith("success: ") and f"run {events[last_start]['run_id']} (cli)" in totals
 
 
 async def test_a_run_by_another_process_shows_up_live(populated: Setup) -> None:
@@ -569,7 +570,7 @@ async def test_scripted_events_fill_the_progress_pane(populated: Setup) -> None:
                     what="the running task's count")
         assert cell(table, ex, "progress") == "working"
         text = static_text(totals)
-        assert "run 20260101T000000Z-fake01 (dashboard) running" in text
+        assert text.startswith("running: ") and "run 20260101T000000Z-fake01 (dashboard)" in text
         assert "1 queued, 1 running" in text
         fake.release()
         await until(pilot, lambda: [cell(table, k, "state") for k in (ex, cz)] == ["success", "success"],

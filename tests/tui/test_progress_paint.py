@@ -93,7 +93,8 @@ async def test_a_state_change_repaints_at_once_a_counter_waits(populated: Setup,
                                   records=count + 7)])
         pane.show(model)
         assert cell(pane.table, f"extract:{second}", "records") == shown  # counters wait their turn
-        assert f"run {fake.run_id} (dashboard) running" in static_text(app.query_one("#progress-totals"))
+        totals = static_text(app.query_one("#progress-totals"))
+        assert totals.startswith("running: ") and f"run {fake.run_id} (dashboard)" in totals
         model.apply([TaskFinished(task_id=f"extract:{first}", stage="extract", extractor=first,
                                   account=fake.account_of(first), status="success", records=5, duration_s=1.0)])
         pane.show(model)

@@ -95,7 +95,8 @@ def test_the_real_dashboard_in_tmux(terminal: Tmux) -> None:
 
     terminal.keys("R")
     screen = terminal.wait(all_fresh, "every LATEST row to show a run of 30 records", timeout=90)
-    screen = terminal.wait(lambda s: "(dashboard) success" in s, "the run to end", timeout=60)
+    screen = terminal.wait(lambda s: re.search(r"│ success: \d+ success · [\d,]+ records extracted", s) is not None,
+                           "the run to end", timeout=60)
     assert "task_finished" in screen  # the log tail followed the run
 
     terminal.keys("?")

@@ -21,6 +21,16 @@ def stderr_path(ws: Workspace, ex: Extractor | None, ev: TaskFinished | None) ->
     return ws.vault / ex.domain / ex.source / ex.account / ev.vault_run / "tap.stderr.log"
 
 
+def running_stderr(ws: Workspace, ex: Extractor | None) -> Path | None:
+    """The tap's stderr file of the run an extract is writing now (its hidden
+    ``.run_id=*.partial`` folder, newest): a hanging tap is when a person wants to read it."""
+    if ex is None:
+        return None
+    account = ws.vault / ex.domain / ex.source / ex.account
+    found = sorted(account.glob("dt=*/.run_id=*.partial/tap.stderr.log"), key=lambda p: p.parent.name)
+    return found[-1] if found else None
+
+
 def detail_file(ws: Workspace, ev: TaskFinished | None) -> Path | None:
     """The diagnostics (or rejects) file the task's final event names."""
     if ev is None or not ev.detail_path:

@@ -22,7 +22,7 @@ from textual.widgets import Footer, Label, Static
 from engine.config import Extractor
 from engine.store.workspace import Workspace
 from lorch_tui.errorinfo import meaning
-from lorch_tui.failinfo import detail_file, exit_text, not_found_hint, stderr_path
+from lorch_tui.failinfo import detail_file, exit_text, not_found_hint, running_stderr, stderr_path
 from lorch_tui.model import TaskRow
 from lorch_tui.summary import human_bytes
 from lorch_tui.widgets.progress import STATE_STYLE
@@ -98,7 +98,8 @@ class TaskDetailScreen(ModalScreen[None]):
     def __init__(self, row: TaskRow, ws: Workspace, ex: Extractor | None) -> None:
         super().__init__()
         self.row = row
-        self.stderr = stderr_path(ws, ex, row.last)
+        self.stderr = stderr_path(ws, ex, row.last) or (
+            running_stderr(ws, ex) if row.stage == "extract" and row.state in ("running", "retrying") else None)
         self.detail = detail_file(ws, row.last)
         self.hint = not_found_hint(ex) if row.error_code == "TAP_NOT_FOUND" else None
 

@@ -912,3 +912,26 @@ async def test_the_task_detail_and_help_scroll_to_their_last_line_at_80x24(popul
             await pilot.pause()
             assert scroll.scroll_y == scroll.max_scroll_y
             await pilot.press("escape")
+
+
+def test_a_running_extract_s_tap_stderr_can_be_opened(tmp_path: Path) -> None:
+    """While a tap hung, the detail said `tap stderr -`: the file is in the run folder being
+    written (`.run_id=*.partial`), named only by the task's final event."""
+    from engine.config.load import load
+    from engine.events import TaskQueued
+    from engine.store.workspace import Workspace
+    from lorch_tui.model import RunModel
+
+    cfg = write_config(tmp_path, [demo_extractor("hang", "gmail")])
+    loaded = load(str(cfg))
+    ex = loaded.config.extractors[0]
+    ws = Workspace(loaded.workspace)
+    partial = ws.vault / ex.domain / ex.source / ex.account / "dt=2026-11-30" / ".run_id=20261130T101500Z.partial"
+    partial.mkdir(parents=True)
+    (partial / "tap.stderr.log").write_text("still waiting\n")
+    model = RunModel()
+    model.apply([TaskQueued(task_id="extract:hang", stage="extract", extractor="hang", account=ex.account)])
+    row = model.tasks["extract:hang"]
+    assert TaskDetailScreen(row, ws, ex).stderr is None  # queued: not yet
+    row.state = "running"
+    assert TaskDetailScreen(row, ws, ex).stderr == partial / "tap.stderr.log"

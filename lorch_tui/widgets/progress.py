@@ -42,14 +42,14 @@ def bar(row: TaskRow, width: int = 6) -> Text:
     """A text progress bar when a total is known, else a activity mark; an error code once failed."""
     if row.error_code and row.state not in ("running", "retrying", "queued"):
         return Text(row.error_code, style="red")
+    if row.state in ("success", "skipped"):  # done: a total the source announced is not the count
+        return Text("█" * width + " ok", style="green")
     if row.total:
         frac = min(1.0, row.records / row.total)
         filled = int(frac * width)
         return Text("█" * filled + "░" * (width - filled) + f" {frac:4.0%}", style="cyan")
     if row.state in ("running", "retrying"):
         return Text("working", style="cyan")
-    if row.state in ("success", "skipped"):
-        return Text("█" * width + " ok", style="green")
     if row.error_code:
         return Text(row.error_code, style="red")
     return Text("")

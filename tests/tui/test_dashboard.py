@@ -826,3 +826,15 @@ def test_the_totals_count_running_extracts_and_elapsed_time_is_the_event_s() -> 
     assert model.extracted() == 127
     assert "127 records extracted" in totals_text(model).plain
     assert 29 <= model.tasks["extract:a"].elapsed <= 60
+
+
+def test_a_finished_task_s_bar_is_full_whatever_total_was_announced() -> None:
+    """A demo tap's configured count is announced as the total: a task that wrote fewer
+    records and succeeded showed `██░░░░ 40%`."""
+    from lorch_tui.model import TaskRow
+    from lorch_tui.widgets.progress import bar
+
+    row = TaskRow("extract:first-visit", "extract", "first-visit", "first-visit", state="success", records=8, total=20)
+    assert bar(row).plain == "██████ ok"
+    row.state = "running"
+    assert bar(row).plain.endswith(" 40%")

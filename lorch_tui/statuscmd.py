@@ -292,6 +292,8 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
 def _age(hours: float | None) -> str:
     if hours is None:
         return "-"
+    if hours < 0:
+        return f"in the future ({-hours:.1f}h: the clock was set back?)"
     if hours < 1:
         return f"{hours * 60:.0f}m"
     return f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"

@@ -60,8 +60,10 @@ class AccountView:
     """``LATEST.json`` exists but does not read as a pointer (``verify``: ``LATEST_INVALID``)."""
 
     def stale(self, stale_after_hours: float) -> bool:
-        """True when there is no LATEST or it is older than the threshold."""
-        return self.latest_age_s is None or self.latest_age_s > stale_after_hours * 3600
+        """True when there is no LATEST, it is older than the threshold, or it was written in
+        the future (the clock went back: its age proves nothing)."""
+        age = self.latest_age_s
+        return age is None or age < 0 or age > stale_after_hours * 3600
 
 
 def count(value: object) -> int:
@@ -108,7 +110,14 @@ def _age_s(updated_at: str | None) -> float | None:
         when = datetime.fromisoformat(updated_at.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return max(0.0, (datetime.now(UTC) - when).total_seconds())
+    age = (datetime.now(UTC) - when).total_seconds()
+    # a LATEST written "in the future" (the clock was set back since) is kept negative: past
+    # FUTURE_SLACK_S it is no proof of freshness (it said "0m fresh" while extracts failed)
+    return age if age < -FUTURE_SLACK_S else max(0.0, age)
+
+
+FUTURE_SLACK_S = 300.0
+"""How far in the future a LATEST may be written before its age is distrusted (clock skew)."""
 
 
 def canonical_meta(ws: Workspace, ex: Extractor) -> dict[str, Any] | None:

@@ -34,6 +34,8 @@ def age_text(seconds: float | None) -> str:
     """Compact age: 45s, 12m, 5h, 3d."""
     if seconds is None:
         return "never"
+    if seconds < 0:
+        return "future?"  # written after now: the clock was set back
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds / size:.0f}{unit}"

@@ -658,3 +658,22 @@ def test_status_names_the_unfinished_run_folders_a_killed_extract_left(tmp_path:
     res = run_cli("status", "--config", str(tap.config))
     assert res.returncode == 0 and "vault: 1 unfinished run folder(s)" in res.stdout, res.stdout
     assert "lorchestra clean --partials" in res.stdout
+
+
+def test_a_latest_written_in_the_future_is_stale_not_fresh(tmp_path: Path) -> None:
+    """After the clock was set back, an account whose extracts failed every night showed
+    `0m fresh`: its LATEST had been written "in the future"."""
+    import orjson
+
+    from tests.helpers import tiny_tap
+
+    tap = tiny_tap(tmp_path, 2)
+    assert run_cli("run", "--config", str(tap.config), "--stage", "extract").returncode == 0
+    latest = tap.account_dir / "LATEST.json"
+    doc = orjson.loads(latest.read_bytes())
+    doc["updated_at"] = "2099-01-01T00:00:00Z"
+    latest.write_bytes(orjson.dumps(doc))
+    res = run_cli("status", "--config", str(tap.config), "--json")
+    [row] = orjson.loads(res.stdout)["accounts"]
+    assert row["stale"] is True and row["latest_age_hours"] < 0
+    assert "in the future" in run_cli("status", "--config", str(tap.config)).stdout

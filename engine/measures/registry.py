@@ -261,8 +261,9 @@ class Registry:
 
 @lru_cache(maxsize=8192)
 def normalize_answer(text: str) -> str:
-    """An answer compared ignoring case and runs of white space."""
-    return " ".join(text.split()).casefold()
+    """An answer compared ignoring case, runs of white space and Unicode composition (``Más``
+    typed with a combining accent is the alias written with ``á``)."""
+    return " ".join(unicodedata.normalize("NFC", text).split()).casefold()
 
 
 @lru_cache(maxsize=8192)
@@ -271,8 +272,24 @@ def normalize_title(text: str) -> str:
     official PHQ-9 wording and a form's copy of it differ by a comma or a curly quote, and an
     item whose question is not found counts as unanswered (prorated; a critical one flagged
     ``<item>_question_missing``)."""
-    kept = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
+    kept = "".join(" " if unicodedata.category(c).startswith("P") else c for c in unicodedata.normalize("NFC", text))
     return " ".join(kept.split()).casefold()
+
+
+def _same_form(a: Binding, b: Binding) -> str | None:
+    """What two bindings both select (``form_id X``, ``form_title "Y"``), else None: a pair of
+    selectors that name the same form id or title and differ in no field both give."""
+    fields = ("form_id", "form_title", "source", "account")
+    for x in a.forms:
+        for y in b.forms:
+            if any(getattr(x, f) is not None and getattr(y, f) is not None and getattr(x, f) != getattr(y, f)
+                   for f in fields):
+                continue
+            if x.form_id is not None and x.form_id == y.form_id:
+                return f"form_id {x.form_id}"
+            if x.form_title is not None and x.form_title == y.form_title:
+                return f'form_title "{x.form_title}"'
+    return None
 
 
 def _read(path: Path, h: hashlib._Hash, problems: list[str]) -> object:
@@ -316,6 +333,9 @@ def load(folder: Path | None = None) -> Registry:
             reg.problems.append(f"{path}: {_errors(exc, Binding)}")
             continue
         found = check_binding(b, reg.measures)
+        found += [f"binding {b.id!r} selects the same form as binding {other.id!r} ({what}): every response "
+                  "of it would be scored by neither (BINDING_AMBIGUOUS), its critical items read by none; "
+                  "keep one binding per form" for other in reg.bindings if (what := _same_form(b, other))]
         reg.problems += [f"{path}: {p}" for p in found]
         if b.id in ids:
             reg.problems.append(f"{path}: binding id {b.id!r} used twice")

@@ -119,7 +119,7 @@ def _row_title(title: object) -> str | None:
     transform title it) is found by the item's wording alone too."""
     if not isinstance(title, str):
         return None
-    m = _GRID_ROW.match(title)
+    m = _GRID_ROW.match(title.strip())  # a sheet header may end in a space or a newline
     return normalize_title(m.group(1)) if m else None
 
 

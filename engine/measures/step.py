@@ -364,6 +364,7 @@ def link(conn: sqlite3.Connection, result: MeasuresResult) -> None:
         ("measures_scored", str(result.scored)),
         ("measures_not_scored", str(result.not_scored)),
         ("measures_duplicates", str(result.duplicates)),
+        ("measures_critical_unlinked", str(result.critical_unlinked)),  # said again by skipped runs
     ])
     tables.store_counts(conn)
 

@@ -179,6 +179,8 @@ class Project:
         self.links = 0
         self.stale_overrides = 0
         """Pinned links whose document's content changed (not applied)."""
+        self.skipped_meta: dict[str, str] = {}
+        """The stored totals when the projection was skipped (its warnings are said again)."""
         self.measures: measures_step.MeasuresResult | None = None
         self.registry = measures_registry.load(cfg.measures)
         self.vectors = vectors
@@ -333,6 +335,7 @@ class Project:
         self.documents = conn.execute("SELECT count(*) FROM documents WHERE source != ?",
                                       (MEASURES_SOURCE,)).fetchone()[0]
         self.links = int(count)
+        self.skipped_meta = meta
         return True
 
     def _read(self, conn: sqlite3.Connection, scratch: Scratch) -> None:
@@ -422,15 +425,38 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
             if count:
                 emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
                                  code=warned.value, count=count))
+    elif status == "skipped" and job.skipped_meta:  # what stays true is said every night
+        _stored_warnings(spec, job.skipped_meta, emit)
     m = job.measures
+    kept = job.skipped_meta if status == "skipped" else {}
     emit(TaskFinished(
         task_id=spec.task_id, stage="project", extractor=ex.name, account=ex.account,
         status=status, attempt=spec.attempt, records=links,  # type: ignore[arg-type]
-        rejects=m.not_scored if m is not None else 0, duplicates=m.duplicates if m is not None else 0,
+        rejects=m.not_scored if m is not None else _int(kept.get("measures_not_scored")),
+        duplicates=m.duplicates if m is not None else _int(kept.get("measures_duplicates")),
         bytes=job.stats.bytes, uncompressed_bytes=job.stats.bytes,
         duration_s=round(time.monotonic() - started, 3), error_code=code, detail_path=detail,
     ))
     return 0 if status in ("success", "skipped") else 1
+
+
+def _int(value: object) -> int:
+    try:
+        return max(0, int(str(value)))
+    except ValueError:
+        return 0
+
+
+def _stored_warnings(spec: TaskSpec, meta: dict[str, str], emit: Emit) -> None:
+    """A skipped projection's warnings, from the counts the last one stored: open conflicts,
+    responses not scored, and critical items linked to no one stay true until someone acts,
+    and a nightly run with nothing new said none of them."""
+    for code, key in ((ErrorCode.CLIENT_CONFLICTS, "count_conflicts"),
+                      (ErrorCode.MEASURES_NOT_SCORED, "measures_not_scored"),
+                      (ErrorCode.MEASURES_CRITICAL_UNLINKED, "measures_critical_unlinked")):
+        if count := _int(meta.get(key)):
+            emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=spec.extractor.name,
+                             code=code.value, count=count))
 
 
 def _measure_events(spec: TaskSpec, job: Project, emit: Emit) -> None:

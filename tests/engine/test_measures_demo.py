@@ -276,3 +276,24 @@ def test_rerun_changes_nothing(demo: tuple[Path, Path], tmp_path: Path) -> None:
     res = cli(ws, cfg, "run", "--stage", "project", "--force")
     assert res.returncode == 0, res.stdout + res.stderr
     assert snap() == before
+
+
+def test_a_skipped_projection_says_its_warnings_again(demo: tuple[Path, Path], tmp_path: Path) -> None:
+    """A nightly run with nothing new skips the projection, and said none of them: the
+    positive item 9 in no chart, the unscored responses, the open conflicts (the docs say
+    "every time until each is linked"); its task_finished said 0 rejects."""
+    import shutil
+
+    ws, cfg = demo
+    before = {e.get("code"): e["count"] for e in project_events(ws) if e.get("type") == "task_warning"}
+    copy = tmp_path / "ws"
+    shutil.copytree(ws, copy, symlinks=True)
+    res = cli(copy, cfg, "run", "--stage", "project")
+    assert res.returncode == 0 and "project:clients skipped" in res.stdout, res.stdout + res.stderr
+    events = [e for e in project_events(copy) if e not in project_events(ws)]
+    again = {e["code"]: e["count"] for e in events if e.get("type") == "task_warning"}
+    for code in ("MEASURES_CRITICAL_UNLINKED", "MEASURES_NOT_SCORED", "CLIENT_CONFLICTS"):
+        assert again.get(code) == before.get(code), (code, again, before)
+    assert "MEASURES_CRITICAL_UNLINKED" in again
+    [done] = [e for e in events if e.get("type") == "task_finished"]
+    assert done["status"] == "skipped" and done["rejects"] == before["MEASURES_NOT_SCORED"]

@@ -127,3 +127,21 @@ def test_validate_fails_a_measures_folder_the_run_would_refuse(tmp_path: Path) -
         assert res.returncode == 2, res.stdout + res.stderr
         assert "all checks passed" not in res.stdout
         assert ("does not exist" if name == "missing" else "no measure file") in res.stdout
+
+
+def test_two_bindings_of_one_form_are_a_problem_not_a_silent_loss(tmp_path: Path) -> None:
+    """A copied binding file with a new id passed validate; at run time every response of the
+    form was BINDING_AMBIGUOUS: no score, and no item-9 flag, in any chart."""
+    f = tmp_path / "measures"
+    shutil.copytree(BUNDLED_MEASURES, f)
+    text = (f / "bindings" / "demo-intake.yaml").read_text()
+    (f / "bindings" / "demo-intake-copy.yaml").write_text(text.replace("id: demo-intake", "id: demo-intake-copy"))
+    problems = load(f).problems
+    assert any("selects the same form as binding" in p and "demo-intake-copy" in p and "'demo-intake'" in p
+               and "form_id 1FAIpQLSdemoIntake" in p for p in problems), problems
+    (f / "bindings" / "demo-intake-copy.yaml").write_text(
+        text.replace("id: demo-intake", "id: other-account").replace(
+            "  - {form_id: 1FAIpQLSdemoIntake}\n", "  - {form_id: 1FAIpQLSdemoIntake, account: clinic-b}\n").replace(
+            '  - {form_id: "1IntakeDemoLinkedResponses000000000000000000/1650287441"}\n', ""))
+    assert any("selects the same form" in p for p in load(f).problems)  # the intake selector has no account
+    assert load(BUNDLED_MEASURES).problems == []

@@ -9,6 +9,7 @@ the same code the project stage runs.
 from __future__ import annotations
 
 import shutil
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +268,18 @@ def test_a_phq9_built_as_a_forms_grid_is_scored_from_the_api_and_the_sheet(tmp_p
         sheet, {"source": "sheets", "account": "s"})
     doc2["form"]["id"] = "F1"
     assert scored(reg, doc2, "phq9")["value"] == 9
+    # a header with a space or a newline after "]", and an answer typed decomposed (NFD), are the same
+    ragged = {**sheet, **{f"{grid} [{t}] \n": LABELS[1] for t in PHQ}}
+    for t in PHQ:
+        del ragged[f"{grid} [{t}]"]
+    ragged[f"{grid} [{PHQ[0]}] \n"] = unicodedata.normalize("NFD", LABELS[1].upper())
+    doc3 = CompiledTransform(transforms, transforms.get("forms/sheets_form_response_to_form_response_v1")).apply(
+        ragged, {"source": "sheets", "account": "s"})
+    doc3["form"]["id"] = "F1"
+    assert scored(reg, doc3, "phq9")["value"] == 9
+    from engine.measures.registry import normalize_answer, normalize_title
+    assert normalize_answer("Ma\u0301s de la mitad") == normalize_answer("Más de la mitad")
+    assert normalize_title("¿Se sintio\u0301 mal?") == normalize_title("¿Se sintió mal?")
 
 
 def test_a_response_that_cannot_be_scored_still_carries_its_critical_item(tmp_path: Path) -> None:

@@ -24,11 +24,11 @@ from pathlib import Path
 from rich.console import Console
 
 from engine.config.load import load
-from engine.errors import ExitCode, UsageError
+from engine.errors import ExitCode, PermissionProblem, UsageError
 from engine.ops.cleanup import CLEAN_STAGES, Target, delete, partial_targets, plan_clean
 from engine.store.lock import WorkspaceLock
 from engine.store.shown import CHARTS_DIR, chart_hint, private_os_error, shown_name, shown_path
-from engine.store.workspace import Workspace, check_not_a_file
+from engine.store.workspace import Workspace, check_not_a_file, run_start_problems
 from lorch_tui.summary import human_bytes
 
 
@@ -45,10 +45,30 @@ def cmd_clean(ns: argparse.Namespace) -> int:
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
     check_not_a_file(loaded.workspace)
     ws = Workspace(loaded.workspace)
+    if ws.root.exists() or ws.root.is_symlink():
+        _no_links(ws.root)  # a symlinked stage folder or lock led the deletes outside the workspace
+        if not ws.state_db.is_file():  # every run and extract writes it
+            raise UsageError(f"{ws.root} does not look like a lorchestra workspace (it has no "
+                             f"{ws.state_db.relative_to(ws.root)}, which every run writes): nothing deleted",
+                             hint="check --workspace and the config's `workspace`: clean deletes folders "
+                                  "named clients/, canonical/, vector-store/ ... wherever it is pointed")
     try:
         return _clean(ns, ws, stages, vault_by_yes=vault_by_yes)
     except OSError as exc:  # the cli names its path: never with a chart folder's name
         raise private_os_error(exc, ws.root) from None
+
+
+def _no_links(root: Path) -> None:
+    """Refuse (exit 4) a workspace path through symlinks, or one holding them or FIFOs where a
+    run writes, as a run does; loose modes are no danger to a deletion and are left to
+    `validate`. (clean followed a symlinked `canonical/` and deleted the files it led to.)"""
+    _loose, links, special = run_start_problems(root, 20, private=True)
+    if links or special:
+        raise PermissionProblem(
+            f"the workspace {root} has symlinks or special files where its folders and files should be, so "
+            "clean could delete or write outside it: " + ", ".join((links + special)[:5]),
+            hint=f"remove them, or point --workspace at the real folder ({os.path.realpath(root)}); "
+                 "`lorchestra validate` lists them")
 
 
 def _take_lock(ws: Workspace, wait_s: float) -> WorkspaceLock:

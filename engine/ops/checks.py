@@ -338,8 +338,10 @@ def _chart_note(ws: Workspace, found: list[Check]) -> list[Check]:
 
 
 def fix_permissions(ws: Workspace) -> int:
-    """chmod folders to 0700 and files to 0600 (symlinks untouched); how many changed."""
-    if not ws.root.exists():
+    """chmod folders to 0700 and files to 0600 (symlinks untouched); how many changed.
+    Nothing when the workspace path goes through a symlink: the walk would follow it and
+    chmod the folder it points to (a shared team folder lost its modes)."""
+    if not ws.root.exists() or symlink_problems(ws.root, 1):
         return 0
     fixed = 0
     for p, st in _walk(ws.root):

@@ -7,15 +7,17 @@ readers of :mod:`engine.store.workspace` only need paths.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import math
 import os
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from engine.errors import UsageError, WorkspaceBusy
+from engine.errors import PermissionProblem, UsageError, WorkspaceBusy
 from engine.store.fsutil import FILE_MODE, ensure_dir
 from engine.store.workspace import Workspace
 
@@ -32,6 +34,15 @@ def held_lock_fds(root: Path | None = None) -> tuple[int, ...]:
     """
     return tuple(sorted(fd for fd, held in _HELD_FDS.items() if root is None or held == Path(root)))
 
+
+
+class UnsafeLock(PermissionProblem):
+    """The lock file is a symlink, a hard link, a FIFO or not a file (exit 4)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path} is not a plain file of its own (a symlink, a hard link, a FIFO or a folder): "
+                         "it is written on every run, so nothing took the lock",
+                         hint=f"remove it (`rm {path}`) when no lorchestra process runs; it is created again")
 
 class WorkspaceLock:
     """An exclusive, non-stealable lock on the workspace.
@@ -93,7 +104,22 @@ class WorkspaceLock:
                              hint="give --wait a number of seconds from 0 up")
         ensure_dir(self.path.parent)
         dir_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        return [dir_fd, os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)]
+        try:  # never through a link or into a FIFO: the lock is truncated and written (a `lock`
+            # symlinked to ~/.bashrc emptied it for any command that took the lock unchecked)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK,
+                         FILE_MODE)
+        except OSError as exc:
+            os.close(dir_fd)
+            if exc.errno in (errno.ELOOP, errno.ENXIO):
+                raise UnsafeLock(self.path) from None
+            raise
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            os.close(fd)
+            os.close(dir_fd)
+            raise UnsafeLock(self.path)
+        os.set_blocking(fd, True)
+        return [dir_fd, fd]
 
     def _try(self, fds: list[int | None], deadline: float) -> bool:
         """One attempt at both locks: True when held; False to wait on; WorkspaceBusy (the

@@ -625,6 +625,7 @@ def test_clean_waiting_for_the_lock_says_so_and_exits_130_on_a_signal(tmp_path: 
     ws.root.mkdir(mode=0o700)
     (ws.root / "canonical").mkdir(mode=0o700)
     held = WorkspaceLock(ws, command="a test").acquire()
+    ws.state_db.touch(mode=0o600)  # a workspace some run has used (clean refuses any other folder)
     proc = subprocess.Popen([sys.executable, "-m", "lorch_tui.cli", "clean", "--all", "--yes", "--wait", "600",
                              "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             cwd=REPO, env=clean_env())

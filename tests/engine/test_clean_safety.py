@@ -1,0 +1,71 @@
+"""`clean` and `validate --fix-permissions` never act outside the workspace.
+
+A reviewer's attacks, as the user's own mistakes would make them: a stage folder symlinked
+elsewhere, the lock file symlinked to a dotfile, a workspace path that is a symlink to a
+shared folder, and `--workspace` pointed at a folder that never was a workspace. Real CLI in
+subprocesses, real files.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.helpers import run_cli, tiny_tap
+
+
+def _built(tmp_path: Path) -> tuple[Path, Path]:
+    tap = tiny_tap(tmp_path, 2)
+    assert run_cli("run", "--config", str(tap.config), "--stage", "extract").returncode == 0
+    return tap.config, tap.workspace
+
+
+def test_clean_refuses_a_symlinked_stage_folder_and_deletes_nothing_outside(tmp_path: Path) -> None:
+    cfg, ws = _built(tmp_path)
+    precious = tmp_path / "docs"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("mine\n")
+    if (ws / "canonical").exists():
+        shutil.rmtree(ws / "canonical")
+    (ws / "canonical").symlink_to(precious)
+    res = run_cli("clean", "--all", "--yes", "--config", str(cfg))
+    assert res.returncode == 4, res.stdout + res.stderr
+    assert (precious / "notes.txt").read_text() == "mine\n"
+
+
+def test_a_symlinked_lock_file_is_refused_and_its_target_kept(tmp_path: Path) -> None:
+    cfg, ws = _built(tmp_path)
+    dotfile = tmp_path / "bashrc"
+    dotfile.write_text("export PATH=...\n")
+    (ws / "state" / "lock").unlink()
+    (ws / "state" / "lock").symlink_to(dotfile)
+    for args in (("clean", "--partials", "--yes"), ("run", "--stage", "extract")):
+        res = run_cli(*args, "--config", str(cfg))
+        assert res.returncode == 4, (args, res.stdout + res.stderr)
+    assert dotfile.read_text() == "export PATH=...\n"
+
+
+def test_clean_refuses_a_folder_that_never_was_a_workspace(tmp_path: Path) -> None:
+    cfg, _ws = _built(tmp_path)
+    mine = tmp_path / "notaws"
+    (mine / "clients" / "Doe, Jane").mkdir(parents=True)
+    (mine / "clients" / "Doe, Jane" / "letter.txt").write_text("mine\n")
+    res = run_cli("clean", "--all", "--yes", "--workspace", str(mine), "--config", str(cfg))
+    assert res.returncode == 2 and "does not look like a lorchestra workspace" in res.stderr, res.stdout + res.stderr
+    assert (mine / "clients" / "Doe, Jane" / "letter.txt").is_file() and not (mine / "state").exists()
+
+
+def test_fix_permissions_never_follows_a_symlinked_workspace(tmp_path: Path) -> None:
+    cfg, ws = _built(tmp_path)
+    shared = tmp_path / "shared"
+    (shared / "team").mkdir(parents=True)
+    (shared / "team").chmod(0o755)
+    (shared / "team" / "tool.sh").write_text("#!/bin/sh\n")
+    (shared / "team" / "tool.sh").chmod(0o755)
+    link = tmp_path / "wsl"
+    link.symlink_to(shared)
+    res = run_cli("validate", "--workspace", str(link), "--fix-permissions", "--config", str(cfg))
+    assert res.returncode == 4, res.stdout + res.stderr
+    assert (shared / "team").stat().st_mode & 0o777 == 0o755
+    assert (shared / "team" / "tool.sh").stat().st_mode & 0o777 == 0o755
+    shutil.rmtree(shared)

@@ -43,6 +43,7 @@ def cmd_validate(ns: argparse.Namespace) -> int:
     cfg = loaded.config
     ws = Workspace(loaded.workspace)
     items: list[Check] = [Check("config", str(loaded.path), "ok", f"valid ({loaded.origin})")]
+    items += checks.check_config_secrets(cfg, loaded.path)
     items += checks.check_extractors(cfg)
     if ns.quick:
         items.append(Check("transforms", "all", "skip",

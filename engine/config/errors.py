@@ -55,10 +55,11 @@ def plain_errors(errors: Sequence[Mapping[str, Any]], root: type[BaseModel], *,
                 unions[loc] = []
                 out.append((loc, ""))  # placeholder, keeps the problems in file order
             unions[loc].append(err)
-        else:
-            out.append((loc, plain_message(err, root, loc, values)))
+        else:  # a tap's `env` holds secrets (tokens): its values are told by their kind only
+            out.append((loc, plain_message(err, root, loc, values and "env" not in loc)))
     inner = {loc for loc in unions if any(o[:len(loc)] == loc and len(o) > len(loc) for o in unions)}
-    return [(loc, msg or _union_message(unions[loc], root, loc, values)) for loc, msg in out if loc not in inner]
+    return [(loc, msg or _union_message(unions[loc], root, loc, values and "env" not in loc))
+            for loc, msg in out if loc not in inner]
 
 
 def plain_message(err: Mapping[str, Any], root: type[BaseModel], loc: Loc, values: bool = True) -> str:

@@ -35,6 +35,20 @@ from engine.vault.layout import read_latest, read_manifest
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
+def check_config_secrets(cfg: PipelineConfig, path: Path) -> list[Check]:
+    """A warning when the config holds `env` values (tokens) and others can read the file."""
+    holders = [ex.name for ex in cfg.extractors if ex.env] + [lo.name for lo in cfg.loaders if lo.env]
+    try:
+        loose = bool(path.stat().st_mode & 0o077)
+    except OSError:
+        return []
+    if not holders or not loose:
+        return []
+    return [Check("config", "env", "warn", f"{path} holds `env` values ({', '.join(holders[:3])}"
+                  f"{', ...' if len(holders) > 3 else ''}: tokens, often) and is readable by others: "
+                  f"chmod 600 it, or keep the secrets in the tap's own config file")]
+
+
 def check_extractors(cfg: PipelineConfig) -> list[Check]:
     """Each extractor's executable (or Meltano project) can be found."""
     return [_check_extractor(ex) for ex in cfg.extractors]

@@ -69,3 +69,20 @@ def test_fix_permissions_never_follows_a_symlinked_workspace(tmp_path: Path) -> 
     assert (shared / "team").stat().st_mode & 0o777 == 0o755
     assert (shared / "team" / "tool.sh").stat().st_mode & 0o777 == 0o755
     shutil.rmtree(shared)
+
+
+def test_validate_warns_of_a_config_holding_env_secrets_that_others_can_read(tmp_path: Path) -> None:
+    import yaml
+
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(yaml.safe_dump({"pipeline": {"name": "t", "version": "1"}, "workspace": str(tmp_path / "ws"),
+                                   "extractors": [{"name": "a", "domain": "d", "source": "s", "account": "a",
+                                                   "kind": "singer", "command": ["/bin/true"],
+                                                   "env": {"TAP_TOKEN": "SEKRET-1"}}]}))
+    cfg.chmod(0o644)
+    res = run_cli("validate", "--quick", "--skip-permissions", "--config", str(cfg))
+    assert "holds `env` values (a: tokens, often) and is readable by others" in res.stdout, res.stdout
+    assert "SEKRET" not in res.stdout + res.stderr
+    cfg.chmod(0o600)
+    assert "holds `env` values" not in run_cli("validate", "--quick", "--skip-permissions", "--config",
+                                               str(cfg)).stdout

@@ -512,3 +512,12 @@ def test_relative_paths_in_commands_are_the_config_folder_s(tmp_path: Path) -> N
                   cwd=elsewhere)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "extract:a success: 3 records" in res.stdout and "extract:b success: 2 records" in res.stdout
+
+
+def test_a_bad_env_value_is_never_echoed(tmp_path: Path, no_lorch_env: None) -> None:
+    """`env: SEKRET-...` (a string instead of a map) printed the token in the config error."""
+    text = edit("    command: [tap-tiny]\n", "    command: [tap-tiny]\n    env: SEKRET-STR-789\n")
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path / "c.yaml", text))
+    said = info.value.render()
+    assert "env: must be a mapping of keys, got text" in said and "SEKRET" not in said

@@ -106,9 +106,11 @@ def _clean(ns: argparse.Namespace, ws: Workspace, stages: list[str], *, vault_by
     try:
         keep_vault = "extract" in stages and ns.yes and not vault_by_yes
         targets = plan(ws, stages, ns.partials, ns.older_than)
+        if "extract" in stages and not keep_vault:  # the old runs go with their whole account
+            targets = [t for t in targets if t.stage != "old runs"]
         show(console, ws, targets, keep_vault=keep_vault)
         if keep_vault:
-            targets = [t for t in targets if not t.is_vault]
+            targets = [t for t in targets if not _whole_vault(t)]
         if not targets:
             console.print("nothing to delete")
             return int(ExitCode.OK)
@@ -136,7 +138,7 @@ def plan(ws: Workspace, stages: list[str], partials: bool, older_than: int | Non
     older than ``--older-than`` days that no stage reads (:mod:`engine.ops.prune`; none of
     them when the vault itself goes)."""
     targets = plan_clean(ws, stages) + (partial_targets(ws) if partials else [])
-    if older_than is not None and "extract" not in stages:
+    if older_than is not None:
         from engine.ops.prune import old_run_targets
 
         targets += old_run_targets(ws, older_than)
@@ -159,9 +161,9 @@ def show(console: Console, ws: Workspace, targets: list[Target], *, keep_vault: 
                               f"them)  ({what})", markup=False)
             continue
         what = f"{t.files} file(s), {human_bytes(t.bytes)}" + (f", {t.runs} vault run(s)" if t.runs else "")
-        verb = "keep  " if t.is_vault and keep_vault else "delete"
+        verb = "keep  " if _whole_vault(t) and keep_vault else "delete"
         console.print(f"  {verb} {t.stage:<8} {shown_rel(ws, t.path)}  ({what})", markup=False)
-    doomed = [t for t in targets if not (t.is_vault and keep_vault)]
+    doomed = [t for t in targets if not (_whole_vault(t) and keep_vault)]
     console.print(f"total: {len(doomed)} path(s), {sum(t.files for t in doomed)} file(s), "
                   f"{human_bytes(sum(t.bytes for t in doomed))}, {sum(t.runs for t in doomed)} vault run(s)"
                   + (f", of them {len(charts)} chart folder(s)" if charts else ""))
@@ -169,14 +171,26 @@ def show(console: Console, ws: Workspace, targets: list[Target], *, keep_vault: 
                                 if not chart])
     if hint is not None:
         console.print(hint, markup=False)
-    if vault and keep_vault:
+    whole = [t for t in vault if _whole_vault(t) and t.path.is_relative_to(ws.vault)]
+    old = [t for t in vault if t.stage == "old runs"]
+    if whole and keep_vault:
         console.print("the vault is kept: --all --yes never deletes it; pass --stage extract --yes to "
                       "delete the vault too")
-    elif vault:
-        accounts = sum(1 for t in vault if t.path.is_relative_to(ws.vault))  # not diagnostics/extract
-        console.print(f"[bold red]WARNING[/]: this deletes {sum(t.runs for t in vault)} vault run(s) of "
-                      f"{accounts} account folder(s): the raw audit trail of every extract. They "
+    elif whole:
+        console.print(f"[bold red]WARNING[/]: this deletes {sum(t.runs for t in whole)} vault run(s) of "
+                      f"{len(whole)} account folder(s): the raw audit trail of every extract. They "
                       f"cannot be re-created; a new extract only captures what the sources hold today.")
+    if old:
+        accounts = len({t.path.parent.parent for t in old})
+        console.print(f"[bold yellow]WARNING[/]: this deletes {len(old)} old vault run(s) of {accounts} "
+                      "account(s): what those sources said then, kept for audit. LATEST and the runs it "
+                      "is built from stay.")
+
+
+def _whole_vault(t: Target) -> bool:
+    """A target of the extract stage's vault (an account folder, its diagnostics), not one of
+    the old runs `--older-than` picks: `--all --yes` keeps the first and deletes the second."""
+    return t.is_vault and t.stage == "extract"
 
 
 def located(exc: OSError, targets: list[Target]) -> OSError:

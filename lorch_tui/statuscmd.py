@@ -112,10 +112,9 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
         if last_doc is not None and last_doc["status"] == "running" and lock_holder(ws) is None:
             # no live process holds the workspace: the run's process was killed (SIGKILL, a
             # crash) before it recorded its end; it stayed "running" for good in `status`
-            last_doc["status"] = "abandoned"
-            for r in runs:
-                if r.get("run_id") == last_doc["run_id"] and r.get("status") == "running":
-                    r["status"] = "abandoned"
+            last_doc = run_history.as_abandoned(db, last_doc)
+            runs = [run_history.as_abandoned(db, r) if r.get("run_id") == last_doc["run_id"]
+                    and r.get("status") == "running" else r for r in runs]
     except run_history.HistoryCorrupt as bad:
         code = "STATE_DB_UNREADABLE" if isinstance(bad, run_history.HistoryUnreadable) else "STATE_DB_CORRUPT"
         problems.append({"code": code, "path": str(db), "message": str(bad), "hint": bad.hint})
@@ -223,13 +222,8 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
             console.print("  its process ended without recording the end (killed, or the machine went down); "
                           "the next run records it as abandoned and does what it left undone: run "
                           "`lorchestra run` (or wait for the next scheduled one)", markup=False)
-        ok, failed, records = run["succeeded"], run["failed"], run["records"]
-        if run["status"] in ("running", "abandoned"):  # its totals are written at its end: count its tasks
-            stages = run["stage_summary"]
-            ok, failed = sum(int(x["succeeded"] or 0) for x in stages), sum(int(x["failed"] or 0) for x in stages)
-            records = sum(int(x["records"] or 0) for x in stages if x["stage"] == "extract")
-        console.print(f"  tasks: {ok}/{run['tasks']} ok, {failed} failed, "
-                      f"{run['cancelled']} cancelled; {records:,} records extracted")
+        console.print(f"  tasks: {run['succeeded']}/{run['tasks']} ok, {run['failed']} failed, "
+                      f"{run['cancelled']} cancelled; {run['records']:,} records extracted")
         table = Table(box=None, pad_edge=False, show_edge=False)
         for col, just in (("stage", "left"), ("tasks", "right"), ("ok", "right"), ("failed", "right"),
                           ("records", "right"), ("bytes", "right"), ("duration", "right")):

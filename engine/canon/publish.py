@@ -19,6 +19,7 @@ journal of the older publish format).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -145,33 +146,45 @@ def _view(files: AccountFiles, gen: Generation, fh: dict[str, IO[bytes] | None])
 
 
 def plain_names_agree(files: AccountFiles, *, deep: bool = False) -> bool:
-    """Whether the plain names (``{account}.jsonl`` and ``.meta.json``, what readers outside
-    the engine open) hold the current generation's content: a canonize stopped while
-    re-linking them left a new data file beside an old meta file. Links to the generation's
-    files agree at once; copies (a workspace restored without hard links) agree when the
-    meta's bytes are the same and the data has the same size, or, ``deep``, hashes to the
-    sha256 the plain meta names."""
-    if files.store.mirrors_current():
+    """Whether every plain name (``{account}.jsonl``, ``.meta.json``, ``.rejects.jsonl``...:
+    what readers outside the engine open) holds the current generation's file: a canonize
+    stopped while re-linking them left a new data file beside an old meta or rejects file.
+    Links to the generation's files agree at once; copies (a workspace restored without
+    hard links) agree when their bytes are the same: the data file by size, or, ``deep``, by
+    the sha256 the meta names; the smaller files byte for byte."""
+    store = files.store
+    if store.mirrors_current():
         return True
-    gen = files.store.current()
+    gen = store.current()
     if gen is None:
         return True
+    data = files.name("data")
     try:
-        meta = files.meta.read_bytes() if files.meta.exists() else None
-        if meta != (gen.path(files.name("meta")).read_bytes() if gen.path(files.name("meta")).exists() else None):
-            return False
-        if not files.data.exists() or meta is None:
-            return not files.data.exists() and not gen.path(files.name("data")).exists()
-        if not deep:
-            return files.data.stat().st_size == gen.path(files.name("data")).stat().st_size
-        want = orjson.loads(meta).get("output", {}).get("sha256")
-        sha = hashlib.sha256()
-        with open(files.data, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                sha.update(chunk)
-        return bool(want == sha.hexdigest())
+        for name in sorted(set(gen.names()) | set(store.owned)):
+            plain, mine = store.folder / name, gen.path(name)
+            if plain.exists() != mine.exists():
+                return False
+            if not plain.exists() or os.path.samestat(plain.stat(), mine.stat()):
+                continue
+            if name != data:
+                if plain.read_bytes() != mine.read_bytes():
+                    return False
+            elif plain.stat().st_size != mine.stat().st_size:
+                return False
+            elif deep and not _hashes_to_meta(plain, store.folder / files.name("meta")):
+                return False
     except (OSError, ValueError, AttributeError):
         return False
+    return True
+
+
+def _hashes_to_meta(data: Path, meta: Path) -> bool:
+    want = orjson.loads(meta.read_bytes()).get("output", {}).get("sha256")
+    sha = hashlib.sha256()
+    with open(data, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            sha.update(chunk)
+    return bool(want == sha.hexdigest())
 
 
 def current_output(files: AccountFiles) -> tuple[dict[str, Any], str] | None:

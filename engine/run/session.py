@@ -191,7 +191,9 @@ async def notify_failure(session: Session, result: RunResult, trigger: Trigger, 
     if not session.loaded.config.on_failure or not ended_badly(result, interrupted, abandoned):
         return None
     try:
-        summary = failure_summary(session.loaded, session.ws, result, str(session.sink.path), trigger)
+        first = session.sink.first_path or session.sink.path  # the run's start day: `status` names it too
+        summary = failure_summary(session.loaded, session.ws, result, str(first), trigger)
+        summary["log_next"] = str(session.sink.path) if session.sink.path != first else None
         summary["interrupted"] = interrupted
         summary["internal_error"] = internal_error
         summary["abandoned_runs"] = abandoned

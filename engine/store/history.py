@@ -83,6 +83,21 @@ def history(path: Path, limit: int = 10) -> list[dict[str, Any]]:
     return _rows(path, "SELECT * FROM runs ORDER BY rowid DESC LIMIT ?", (limit,))
 
 
+def as_abandoned(path: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """A ``running`` run whose process is gone, as the next locked session will record it:
+    ``abandoned``, with the counts of the tasks that did finish (its own totals are written at
+    its end, so the row said 0 of 6 while its tasks showed 3 successes)."""
+    rows = _rows(path, """
+        SELECT sum(status IN ('success', 'skipped')) AS ok, sum(status IN ('failed', 'timeout')) AS bad,
+               coalesce(sum(CASE WHEN stage = 'extract' THEN records END), 0) AS records
+        FROM tasks WHERE run_id = ?""", (run["run_id"],))
+    got = rows[0] if rows else {}
+    ok, bad = int(got.get("ok") or 0), int(got.get("bad") or 0)
+    tasks = int(run.get("tasks") or 0)
+    return {**run, "status": "abandoned", "succeeded": ok, "failed": bad, "records": int(got.get("records") or 0),
+            "cancelled": max(0, tasks - ok - bad)}
+
+
 def last_run(path: Path) -> dict[str, Any] | None:
     """The newest run, or None."""
     rows = history(path, 1)

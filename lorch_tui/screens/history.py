@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.store.history import HistoryCorrupt, history, task_rows
+from engine.store.history import HistoryCorrupt, as_abandoned, history, task_rows
 from lorch_tui.scan import lock_is_free
 from lorch_tui.widgets.progress import STATE_STYLE
 
@@ -69,7 +69,7 @@ class HistoryScreen(Screen[None]):
             rows: list[dict[str, Any]] | HistoryCorrupt = history(self.db, LIMIT)
             if not isinstance(rows, HistoryCorrupt) and rows and rows[0]["status"] == "running" \
                     and lock_is_free(self.db.parent):  # as `status` says: killed before its end
-                rows[0] = {**rows[0], "status": "abandoned"}
+                rows[0] = as_abandoned(self.db, rows[0])
         except HistoryCorrupt as bad:
             rows = bad
         self.app.call_from_thread(self._show_runs, rows)

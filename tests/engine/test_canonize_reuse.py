@@ -168,3 +168,9 @@ def test_plain_names_of_two_generations_are_found_and_repaired(tmp_path: Path) -
     assert run_cli("run", "--config", str(tap.config), "--stage", "canonize").returncode == 0
     res = run_cli("verify", "--config", str(tap.config))
     assert res.returncode == 0, res.stdout + res.stderr
+    rejects = meta.with_name("tiny.rejects.jsonl")  # an older generation's rejects left beside new data
+    rejects.write_text('{"stale": "reject"}\n')
+    rejects.chmod(0o600)
+    assert run_cli("verify", "--config", str(tap.config)).returncode == 1
+    assert run_cli("run", "--config", str(tap.config), "--stage", "canonize").returncode == 0
+    assert not rejects.exists() and run_cli("verify", "--config", str(tap.config)).returncode == 0

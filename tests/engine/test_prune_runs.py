@@ -64,3 +64,20 @@ def test_clean_older_than_deletes_them_and_the_account_still_verifies(tmp_path: 
     assert not aged.exists() and not aged.parent.exists() and len(runs_of(full)) == 1
     assert run_cli("verify", "--config", str(cfg)).returncode == 0
     assert run_cli("clean", "--older-than", "0", "--config", str(cfg)).returncode == 2  # at least a day
+
+
+def test_all_yes_with_older_than_keeps_the_vault_but_deletes_the_old_runs(tmp_path: Path) -> None:
+    """`--all --older-than 30 --yes` dropped the old runs silently (--all --yes keeps the vault),
+    and the warning counted run folders as accounts and spoke of "every extract"."""
+    cfg = _config(tmp_path)
+    for _ in range(2):
+        assert run_cli("run", "--stage", "extract", "--account", "full", "--config", str(cfg)).returncode == 0
+    full = tmp_path / "ws" / "vault" / "d" / "s" / "full"
+    aged = full / "dt=2020-01-01" / "run_id=20200101T000000Z"
+    aged.parent.mkdir(mode=0o700)
+    shutil.move(runs_of(full)[0], aged)
+    dry = run_cli("clean", "--older-than", "30", "--dry-run", "--config", str(cfg))
+    assert "this deletes 1 old vault run(s) of 1 account(s)" in dry.stdout and "every extract" not in dry.stdout
+    res = run_cli("clean", "--all", "--older-than", "30", "--yes", "--config", str(cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "the vault is kept" in res.stdout and not aged.exists() and len(runs_of(full)) == 1

@@ -215,3 +215,23 @@ async def test_the_last_run_is_the_last_recorded_even_after_the_clock_was_set_ba
     await rec.close()
     assert [r["run_id"] for r in state.history(db)] == ["r-early", "r-late"]
     assert state.last_run(db)["status"] == "failed"  # type: ignore[index]
+
+
+async def test_a_killed_run_is_shown_abandoned_with_its_finished_tasks_before_any_session_marks_it(
+        tmp_path: Path) -> None:
+    """Right after a kill, `status --json` and the history screen said 0 of 3 (the run's own
+    totals come at its end) while its tasks showed a success."""
+    db = tmp_path / "lorch.sqlite"
+    rec = await StateRecorder(db).start()
+    events = _events("dead", 3)
+    cut = next(i for i, e in enumerate(events) if isinstance(e, TaskStarted) and e.extractor == "e1")
+    for event in events[:cut + 1]:
+        rec(event)
+    await rec.close()
+    [row] = state.history(db)
+    assert (row["status"], row["succeeded"]) == ("running", 0)
+    from engine.store.history import as_abandoned
+
+    shown = as_abandoned(db, row)
+    assert (shown["status"], shown["tasks"], shown["succeeded"], shown["failed"], shown["cancelled"],
+            shown["records"]) == ("abandoned", 3, 1, 0, 2, 7)

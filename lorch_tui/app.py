@@ -127,6 +127,9 @@ class LorchApp(App[int]):
         self.title = f"lorchestra · {cfg.pipeline.name} {cfg.pipeline.version}"
         self._show_sub_title()
         self.query_one(VaultTree).focus()  # auto focus would pick the log (breadth-first)
+        accounts = [ex.account for ex in cfg.extractors]  # named twice: `mensio (dataverse)`, as LATEST
+        self.query_one(ProgressPane).labels = {ex.name: f"{ex.account} ({ex.source})" for ex in cfg.extractors
+                                               if accounts.count(ex.account) > 1}
         self._fit(self.size.width, self.size.height)
         self.watch(self.screen, "focused", self._focus_moved)
         self.set_interval(1 / FLUSH_HZ, self.flush)
@@ -231,7 +234,8 @@ class LorchApp(App[int]):
         self.notify(f"{count} questionnaire response(s) with a positive critical item (PHQ-9 item 9) "
                     "are linked to no client, so no chart shows them: `lorchestra clients unlinked` "
                     "lists them, a `link:` override puts each in its chart",
-                    title="critical item unlinked", severity="error", timeout=3600, markup=False)
+                    title="critical item unlinked", severity="error", timeout=30, markup=False)
+        # the Stage progress title keeps saying it (CRITICAL UNLINKED n) after the toast goes
 
     def _say_run_ended(self, ev: RunFinished) -> None:
         if self.model.ran_out_of_space(ev):

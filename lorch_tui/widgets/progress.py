@@ -72,10 +72,15 @@ def state_text(row: TaskRow) -> Text:
     return Text(label, style=STATE_STYLE.get(row.state, ""))
 
 
-def cells(row: TaskRow, ambiguous: frozenset[str] = frozenset()) -> tuple[object, ...]:
-    """The visible cells of one task row; an account name two extractors share (``mensio``
-    of a CRM and of the books) is shown as its extractor's name, which is unique."""
-    who = row.extractor if row.account in ambiguous else (row.account or row.extractor)
+def cells(row: TaskRow, ambiguous: frozenset[str] = frozenset(),
+          labels: dict[str, str] | None = None) -> tuple[object, ...]:
+    """The visible cells of one task row; an account name two extractors of the config share
+    (``mensio`` of a CRM and of the books) is shown as ``mensio (dataverse)``, as in LATEST;
+    one only the run's tasks share (no config label) as its extractor's name, which is unique."""
+    if labels and row.extractor in labels:
+        who = labels[row.extractor]
+    else:
+        who = row.extractor if row.account in ambiguous else (row.account or row.extractor)
     return (row.stage, who, state_text(row),
             f"{row.records:,}", f"{row.rate:,.0f}/s" if row.rate else "-",
             f"{row.elapsed:5.1f}s" if row.started is not None else "-", bar(row))
@@ -90,6 +95,9 @@ class ProgressPane(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.sort_by: str | None = None  # None: running first (the default order)
+        self.labels: dict[str, str] = {}
+        """Extractor -> ``account (source)`` for the accounts two extractors of the config share
+        (as the LATEST table shows them)."""
         self.sort_reverse = False
         self._shape: tuple[object, ...] | None = None  # what last forced a repaint (see shape())
         self._painted_at = 0.0
@@ -161,7 +169,7 @@ class ProgressPane(Vertical):
                 owners.setdefault(row.account, set()).add(row.extractor)
         ambiguous = frozenset(a for a, exs in owners.items() if len(exs) > 1)
         for row in model.tasks.values():
-            values = cells(row, ambiguous)
+            values = cells(row, ambiguous, self.labels)
             if row.task_id not in present:
                 table.add_row(*values, key=row.task_id)
                 continue
@@ -218,7 +226,9 @@ def _measures_text(counts: dict[str, int]) -> str:
     if not scored and not refused:
         return ""
     extra = f" · duplicates {duplicates:,}" if duplicates else ""
-    return f" · measures scored {scored:,} · not scored {refused:,}{extra}"
+    critical = counts.get("measures_critical_unlinked", 0)  # a positive item 9 in no chart: said first
+    alarm = f" · CRITICAL UNLINKED {critical:,}" if critical else ""
+    return f"{alarm} · measures scored {scored:,} · not scored {refused:,}{extra}"
 
 
 def sort_key(values: tuple[object, object]) -> tuple[int, str]:

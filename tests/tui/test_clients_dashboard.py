@@ -15,6 +15,8 @@ import time
 from html import unescape
 from pathlib import Path
 
+import orjson
+
 from engine.config.load import load
 from engine.demo_taps.canary import CANARY_NAME
 from lorch_tui.app import LorchApp
@@ -54,16 +56,19 @@ async def test_p_runs_the_project_stage_and_shows_counts_only(tmp_path: Path) ->
                 await pilot.pause(0.1)
             title = str(app.query_one(ProgressPane).border_title)
             found = re.fullmatch(r"Stage progress · clients 12 · links [\d,]+ · conflicts \d+ · "
-                                 r"unlinked [\d,]+ · measures scored ([\d,]+) · not scored ([\d,]+)"
-                                 r"(?: · duplicates ([\d,]+))?", title)
+                                 r"unlinked [\d,]+(?: · CRITICAL UNLINKED ([\d,]+))? · measures scored ([\d,]+) · "
+                                 r"not scored ([\d,]+)(?: · duplicates ([\d,]+))?", title)
             assert found, title
             measures = ws / "canonical" / "measures"
-            assert int(found[1].replace(",", "")) == len(
-                (measures / "scored.jsonl").read_bytes().splitlines())
+            critical = [m for m in map(orjson.loads, (measures / "scored.jsonl").read_bytes().splitlines())
+                        if "client_id" not in m and any(f.endswith("_positive") for f in m.get("flags") or [])]
+            assert int((found[1] or "0").replace(",", "")) == len(critical)  # a positive item 9 in no chart
             assert int(found[2].replace(",", "")) == len(
+                (measures / "scored.jsonl").read_bytes().splitlines())
+            assert int(found[3].replace(",", "")) == len(
                 (measures / "scored.rejects.jsonl").read_bytes().splitlines())
             # the linked sheets' copies of the Forms API responses: their own figure
-            assert int((found[3] or "0").replace(",", "")) == len(
+            assert int((found[4] or "0").replace(",", "")) == len(
                 (measures / "scored.duplicates.jsonl").read_bytes().splitlines()) > 0
             screen = screen_text(app.export_screenshot())
             assert "clients 12" in screen and "project" in screen

@@ -851,6 +851,17 @@ async def test_stage_progress_tells_two_extractors_of_one_account_name_apart() -
                                                                     "extract:tap-gmail")}
     assert shown == {"extract:tap-dataverse": "tap-dataverse", "extract:tap-quickbooks": "tap-quickbooks",
                      "extract:tap-gmail": "acct1"}
+    # a run of one of them alone: the config says the name is shared (the app sets it at start)
+    alone = RunModel()
+    alone.apply([TaskQueued(task_id="extract:tap-dataverse", stage="extract", extractor="tap-dataverse",
+                            account="mensio")])
+    app = One()
+    async with app.run_test(size=(120, 20)) as pilot:
+        pane = app.query_one(ProgressPane)
+        pane.labels = {"tap-dataverse": "mensio (dataverse)", "tap-quickbooks": "mensio (quickbooks)"}
+        pane.show(alone)
+        await pilot.pause()
+        assert str(pane.table.get_row("extract:tap-dataverse")[1]) == "mensio (dataverse)"
 
 
 async def test_the_log_filter_account_matches_the_account_not_only_the_extractor() -> None:

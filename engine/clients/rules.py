@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from engine.index.fields import Getter, compile_path
 
-RULES_VERSION = 2
+RULES_VERSION = 3
 """Version of the table below; part of the project stage's skip fingerprint."""
 
 Section = Literal["sessions", "billing"]
@@ -81,7 +81,8 @@ RULES: dict[str, LinkRule] = {
     "email": LinkRule(senders=_SENDERS, recipients=_RECIPIENTS),
     # scored by engine.measures; the name a respondent gives is checked as a mail's display name
     # is: a response signed "Jordan Lee" from Sam's address is not Sam's questionnaire
-    "form_response": LinkRule(emails=("respondent.email",), names=("respondent.name",)),
+    # a questionnaire kept in the CRM names its contact (`subject`): that reference decides first
+    "form_response": LinkRule(refs=(Ref("subject.id"),), emails=("respondent.email",), names=("respondent.name",)),
     "clinical_session": LinkRule(
         refs=(Ref("subject.id"),),
         section="sessions",

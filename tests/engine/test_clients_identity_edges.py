@@ -362,3 +362,19 @@ def test_a_name_the_overrides_give_never_excuses_another_client_s_very_name() ->
     cfg = ClientsConfig(sources=["dataverse"], own_addresses=["*@practice.example"])
     _, out = resolve(people() + [robert, signed], cfg, Overrides(names={cid("R"): ["Cy Park"]}))
     assert isinstance(out[signed[0]], Unlinked) and out[signed[0]].reason == "disagree"  # type: ignore[union-attr]
+
+
+def test_a_questionnaire_kept_in_the_crm_links_by_its_contact_lookup() -> None:
+    """A Dataverse questionnaire table (`abc_phq9response` with `_abc_client_value`) had no way
+    to name its contact: every row was `no_key` and needed a `link:` override each."""
+    def row(sid: str, subject: str | None, email: str | None = None) -> tuple[DocRef, dict[str, Any]]:
+        doc = {"kind": "form_response", "source": "dataverse", "account": "mensio", "source_id": sid,
+               "subject": {"type": "contact", "id": subject, "display": None} if subject else None,
+               "respondent": {"email": email, "name": None}}
+        return DocRef("dataverse", "mensio", "form_response", sid), doc
+    by_lookup, by_mail, dangling = row("q1", "C"), row("q2", None, "cy.park@gmail.com"), row("q3", "nobody")
+    _, out = resolve(people() + [by_lookup, by_mail, dangling])
+    for doc in (by_lookup, by_mail):
+        got = out[doc[0]]
+        assert isinstance(got, list) and {lk.client_id for lk in got} == {cid("C")}, doc
+    assert isinstance(out[dangling[0]], Unlinked) and out[dangling[0]].reason == "ref_missing"  # type: ignore[union-attr]

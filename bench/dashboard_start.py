@@ -204,7 +204,8 @@ def terminal_times(cfg: Path, accounts: list[str]) -> dict[str, float]:
         term.tmux("send-keys", "-t", "bench", "e")
         started, text = term.wait(lambda t: set(RUN_IN_TOTALS.findall(t)) - before, 60, "the new run")
         new = next(iter(set(RUN_IN_TOTALS.findall(text)) - before))
-        term.wait(lambda t: f"run {new} (dashboard) success" in t, 120, "the run to end")
+        ended = re.compile(rf"success: [^│\n]*run {re.escape(new)}")  # the totals line (its end may be cut)
+        term.wait(lambda t: ended.search(t) is not None, 120, "the run to end")
         term.tmux("send-keys", "-t", "bench", "q")
         deadline = time.perf_counter() + 10
         while "LORCH-EXIT=" not in term.screen() and time.perf_counter() < deadline:

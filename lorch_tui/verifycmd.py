@@ -50,6 +50,12 @@ def print_report(report: Report) -> None:
     if report.objects_corrupt > corrupt:
         out.write(f"  FAIL OBJECT_CORRUPT ... and {report.objects_corrupt - corrupt:,} more object file(s) "
                   "(`lorchestra run --stage index --force` writes them again)\n")
+    if report.stale_names:
+        out.write(f"  note: {len(report.stale_names)} account(s) whose plain canonical names still hold another "
+                  "generation's files (a canonize stopped while re-linking them; the pipeline reads the "
+                  "current generation, which is whole, but a reader of the plain paths sees a mismatched "
+                  "pair until the next canonize re-links them: `lorchestra run --stage canonize`): "
+                  + ", ".join(report.stale_names[:5]) + "\n")
     if report.partial_runs:
         out.write(f"  note: {len(report.partial_runs)} unfinished run folder(s) left by killed workers "
                   "(hidden .run_id=*.partial: never read by any stage; they hold PHI: "

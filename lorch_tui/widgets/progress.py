@@ -246,7 +246,7 @@ def totals_text(model: RunModel) -> Text:
     counts = model.counts()
     parts = [f"{n} {state}" for state, n in sorted(counts.items())]
     who = f" ({model.trigger})" if model.trigger else ""
-    text = Text(f"{model.status}: ", style="bold")
+    text = Text(f"{model.status}: ", style="bold", no_wrap=True, overflow="ellipsis")  # one row: cut, not wrapped
     text.append(", ".join(parts))
     text.append(f" · {model.extracted():,} records extracted")
     text.append(f" · run {model.run_id}{who}", style="dim")

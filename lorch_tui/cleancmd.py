@@ -40,7 +40,12 @@ def cmd_clean(ns: argparse.Namespace) -> int:
                          hint=("for example `lorchestra clean --all --dry-run` lists everything that "
                                "would be deleted" if ns.dry_run else
                                "add --dry-run to see what would be deleted first"))
+    if ns.older_than is not None and "extract" in (ns.stage or []):
+        raise UsageError("--older-than keeps LATEST and what it is built from; --stage extract deletes the "
+                         "whole vault: choose one")
     stages = sorted(set(ns.stage or []) | (set(CLEAN_STAGES) if ns.all else set()), key=CLEAN_STAGES.index)
+    if ns.older_than is not None:  # with --all: the derived outputs and the old runs, never the whole vault
+        stages = [s for s in stages if s != "extract"]
     vault_by_yes = "extract" in (ns.stage or [])
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
     check_not_a_file(loaded.workspace)

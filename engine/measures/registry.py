@@ -282,8 +282,12 @@ def _same_form(a: Binding, b: Binding) -> str | None:
     fields = ("form_id", "form_title", "source", "account")
     for x in a.forms:
         for y in b.forms:
-            if any(getattr(x, f) is not None and getattr(y, f) is not None and getattr(x, f) != getattr(y, f)
-                   for f in fields):
+            gx = {f: getattr(x, f) for f in fields if getattr(x, f) is not None}
+            gy = {f: getattr(y, f) for f in fields if getattr(y, f) is not None}
+            # one selects every response the other does (it names a subset of the other's
+            # fields, with the same values): {title} and {title, source: forms} both take the
+            # API's responses; {title, account: a} and {title, source: s} may never meet
+            if not (gx.items() <= gy.items() or gy.items() <= gx.items()):
                 continue
             if x.form_id is not None and x.form_id == y.form_id:
                 return f"form_id {x.form_id}"

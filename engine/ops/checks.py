@@ -26,6 +26,7 @@ from engine.store.shown import chart_hint, shown_path
 from engine.store.workspace import (
     OWNED,
     Workspace,
+    ancestor_links,
     run_start_problems,
     special_kind,
     symlink_problems,
@@ -355,8 +356,8 @@ def fix_permissions(ws: Workspace) -> int:
     """chmod folders to 0700 and files to 0600 (symlinks untouched); how many changed.
     Nothing when the workspace path goes through a symlink: the walk would follow it and
     chmod the folder it points to (a shared team folder lost its modes)."""
-    if not ws.root.exists() or symlink_problems(ws.root, 1):
-        return 0
+    if not ws.root.exists() or ws.root.is_symlink() or ancestor_links(ws.root):
+        return 0  # symlinks inside are left alone by the walk (and named by the check)
     fixed = 0
     for p, st in _walk(ws.root):
         if st.st_uid == os.getuid() and _loose(st):

@@ -32,6 +32,7 @@ import orjson
 import phonenumbers
 
 from engine import cancel
+from engine.canon.publish import AccountFiles
 from engine.clients import charts, reading, shards, stream, tables
 from engine.clients.model import Projection
 from engine.clients.overrides import (
@@ -67,7 +68,7 @@ from engine.index.store import (
 from engine.measures import registry as measures_registry
 from engine.measures import step as measures_step
 from engine.measures.prescore import Prescorer
-from engine.measures.score import MEASURES_SOURCE
+from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE
 from engine.stages.spec import TaskSpec
 from engine.store.fsutil import ensure_dir, open_private
 from engine.store.workspace import Workspace
@@ -292,7 +293,9 @@ class Project:
             m.close()
             conn.execute("DETACH DATABASE scratch")
         begin_immediate(conn)
-        tables.set_meta(conn, charts_done="1")
+        unused = self.projection.unused_overrides if self.projection is not None else 0
+        tables.set_meta(conn, charts_done="1", overrides_unused=str(unused),  # said again by skipped runs
+                        overrides_stale=str(self.stale_overrides))
         conn.execute("COMMIT")
 
     def _items_reader(self, scratch: Path) -> shards.Items:
@@ -426,7 +429,8 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
                 emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
                                  code=warned.value, count=count))
     elif status == "skipped" and job.skipped_meta:  # what stays true is said every night
-        _stored_warnings(spec, job.skipped_meta, emit)
+        _stored_warnings(spec, job.skipped_meta, emit,
+                         AccountFiles(job.ws.canonical / MEASURES_SOURCE, MEASURES_ACCOUNT).rejects)
     m = job.measures
     kept = job.skipped_meta if status == "skipped" else {}
     emit(TaskFinished(
@@ -447,16 +451,19 @@ def _int(value: object) -> int:
         return 0
 
 
-def _stored_warnings(spec: TaskSpec, meta: dict[str, str], emit: Emit) -> None:
+def _stored_warnings(spec: TaskSpec, meta: dict[str, str], emit: Emit, rejects: Path) -> None:
     """A skipped projection's warnings, from the counts the last one stored: open conflicts,
     responses not scored, and critical items linked to no one stay true until someone acts,
     and a nightly run with nothing new said none of them."""
     for code, key in ((ErrorCode.CLIENT_CONFLICTS, "count_conflicts"),
                       (ErrorCode.MEASURES_NOT_SCORED, "measures_not_scored"),
-                      (ErrorCode.MEASURES_CRITICAL_UNLINKED, "measures_critical_unlinked")):
+                      (ErrorCode.MEASURES_CRITICAL_UNLINKED, "measures_critical_unlinked"),
+                      (ErrorCode.OVERRIDE_UNUSED, "overrides_unused"),
+                      (ErrorCode.OVERRIDE_STALE, "overrides_stale")):
         if count := _int(meta.get(key)):
+            detail = str(rejects) if code == ErrorCode.MEASURES_NOT_SCORED and rejects.is_file() else None
             emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=spec.extractor.name,
-                             code=code.value, count=count))
+                             code=code.value, count=count, detail_path=detail))
 
 
 def _measure_events(spec: TaskSpec, job: Project, emit: Emit) -> None:

@@ -251,7 +251,7 @@ def run_start_problems(root: Path, limit: int = 20, *,
                        private: bool = False) -> tuple[list[str], list[str], list[str]]:
     """What a run start checks (docs/security.md): (loose paths, symlinks incl. ancestors,
     special files). ``private``: chart folder names masked, for printing (:func:`shown_path`)."""
-    links = _ancestor_links(root)
+    links = ancestor_links(root)
     loose, inside, special = _scan(root, limit, deep=False, private=private) if not links else ([], [], [])
     return loose, (links + inside)[:limit], special
 
@@ -262,7 +262,7 @@ def loose_permissions(root: Path, limit: int = 20, *, private: bool = False) -> 
     return _scan(root, limit, private=private)[0]
 
 
-def _ancestor_links(root: Path) -> list[str]:
+def ancestor_links(root: Path) -> list[str]:
     """Symlinks on the way to ``root`` (itself included) that could redirect it."""
     found: list[str] = []
     uid = os.geteuid()
@@ -295,7 +295,7 @@ def symlink_problems(root: Path, limit: int = 20, *, private: bool = False) -> l
     by root or the user, in a folder owned by root or the user that others cannot write to
     (or that has the sticky bit, like ``/tmp``). ``private``: chart folder names masked.
     """
-    return (_ancestor_links(root) + _scan(root, limit, private=private)[1])[:limit]
+    return (ancestor_links(root) + _scan(root, limit, private=private)[1])[:limit]
 
 
 def check_permissions(root: Path, limit: int = 20) -> None:

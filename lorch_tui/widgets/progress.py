@@ -184,7 +184,9 @@ class ProgressPane(Vertical):
         if counts is None:
             self.border_title = "Stage progress"
             return
-        self.border_title = (f"Stage progress · clients {counts['clients']:,} · links "
+        critical = counts.get("measures_critical_unlinked", 0)  # a positive item 9 in no chart: first
+        self.border_title = ((f"CRITICAL UNLINKED {critical:,} · " if critical else "")
+                             + f"Stage progress · clients {counts['clients']:,} · links "
                              f"{counts['links']:,} · conflicts {counts['conflicts']:,} · "
                              f"unlinked {counts['unlinked']:,}" + _measures_text(counts))
 
@@ -226,9 +228,7 @@ def _measures_text(counts: dict[str, int]) -> str:
     if not scored and not refused:
         return ""
     extra = f" · duplicates {duplicates:,}" if duplicates else ""
-    critical = counts.get("measures_critical_unlinked", 0)  # a positive item 9 in no chart: said first
-    alarm = f" · CRITICAL UNLINKED {critical:,}" if critical else ""
-    return f"{alarm} · measures scored {scored:,} · not scored {refused:,}{extra}"
+    return f" · measures scored {scored:,} · not scored {refused:,}{extra}"
 
 
 def sort_key(values: tuple[object, object]) -> tuple[int, str]:

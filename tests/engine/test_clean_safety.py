@@ -86,3 +86,37 @@ def test_validate_warns_of_a_config_holding_env_secrets_that_others_can_read(tmp
     cfg.chmod(0o600)
     assert "holds `env` values" not in run_cli("validate", "--quick", "--skip-permissions", "--config",
                                                str(cfg)).stdout
+
+
+def test_fix_permissions_still_tightens_a_workspace_with_a_stray_symlink_inside(tmp_path: Path) -> None:
+    """The guard against a symlinked workspace path must not turn the fix off for a link inside
+    (which the walk leaves alone): `canonical/` stayed 0755, PHI readable by others."""
+    cfg, ws = _built(tmp_path)
+    (ws / "diagnostics" / "stray-link").symlink_to("/etc/hostname")
+    (ws / "vault").chmod(0o755)
+    run_cli("validate", "--quick", "--fix-permissions", "--config", str(cfg))
+    assert (ws / "vault").stat().st_mode & 0o777 == 0o700
+
+
+def test_the_lock_file_is_never_written_through_a_link_or_into_a_fifo(tmp_path: Path) -> None:
+    """Past the run-start check (--skip-permissions), a `state/lock` symlinked to a dotfile was
+    truncated and written; a hard-linked one too; a FIFO hung the open."""
+    import os
+
+    cfg, ws = _built(tmp_path)
+    lock = ws / "state" / "lock"
+    dotfile = tmp_path / "bashrc"
+    for make in ("symlink", "hardlink", "fifo"):
+        dotfile.write_text("export PATH=...\n")
+        lock.unlink()
+        if make == "symlink":
+            lock.symlink_to(dotfile)
+        elif make == "hardlink":
+            os.link(dotfile, lock)
+        else:
+            os.mkfifo(lock, 0o600)
+        res = run_cli("run", "--stage", "extract", "--skip-permissions", "--config", str(cfg), timeout=60)
+        assert res.returncode == 4 and "is not a plain file of its own" in res.stderr, (make, res.stderr)
+        assert dotfile.read_text() == "export PATH=...\n", make
+    lock.unlink()
+    assert run_cli("run", "--stage", "extract", "--config", str(cfg)).returncode == 0  # created again

@@ -292,8 +292,11 @@ def test_a_skipped_projection_says_its_warnings_again(demo: tuple[Path, Path], t
     assert res.returncode == 0 and "project:clients skipped" in res.stdout, res.stdout + res.stderr
     events = [e for e in project_events(copy) if e not in project_events(ws)]
     again = {e["code"]: e["count"] for e in events if e.get("type") == "task_warning"}
-    for code in ("MEASURES_CRITICAL_UNLINKED", "MEASURES_NOT_SCORED", "CLIENT_CONFLICTS"):
+    for code in ("MEASURES_CRITICAL_UNLINKED", "MEASURES_NOT_SCORED", "CLIENT_CONFLICTS", "OVERRIDE_UNUSED",
+                 "OVERRIDE_STALE"):
         assert again.get(code) == before.get(code), (code, again, before)
     assert "MEASURES_CRITICAL_UNLINKED" in again
+    [not_scored] = [e for e in events if e.get("code") == "MEASURES_NOT_SCORED"]
+    assert not_scored["detail_path"] == str(copy / "canonical/measures/scored.rejects.jsonl")
     [done] = [e for e in events if e.get("type") == "task_finished"]
     assert done["status"] == "skipped" and done["rejects"] == before["MEASURES_NOT_SCORED"]

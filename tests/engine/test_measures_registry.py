@@ -144,4 +144,11 @@ def test_two_bindings_of_one_form_are_a_problem_not_a_silent_loss(tmp_path: Path
             "  - {form_id: 1FAIpQLSdemoIntake}\n", "  - {form_id: 1FAIpQLSdemoIntake, account: clinic-b}\n").replace(
             '  - {form_id: "1IntakeDemoLinkedResponses000000000000000000/1650287441"}\n', ""))
     assert any("selects the same form" in p for p in load(f).problems)  # the intake selector has no account
+    (f / "bindings" / "demo-intake-copy.yaml").write_text(
+        text.replace("id: demo-intake", "id: other-account").replace(
+            "  - {form_id: 1FAIpQLSdemoIntake}\n", "  - {form_id: 1FAIpQLSdemoIntake, account: clinic-b}\n").replace(
+            '  - {form_id: "1IntakeDemoLinkedResponses000000000000000000/1650287441"}\n', ""))
+    (f / "bindings" / "demo-intake.yaml").write_text(text.replace(
+        "  - {form_id: 1FAIpQLSdemoIntake}\n", "  - {form_id: 1FAIpQLSdemoIntake, source: forms}\n"))
+    assert load(f).problems == []  # {id, account: clinic-b} and {id, source: forms} may never meet
     assert load(BUNDLED_MEASURES).problems == []

@@ -80,4 +80,16 @@ def test_all_yes_with_older_than_keeps_the_vault_but_deletes_the_old_runs(tmp_pa
     assert "this deletes 1 old vault run(s) of 1 account(s)" in dry.stdout and "every extract" not in dry.stdout
     res = run_cli("clean", "--all", "--older-than", "30", "--yes", "--config", str(cfg))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "the vault is kept" in res.stdout and not aged.exists() and len(runs_of(full)) == 1
+    assert not aged.exists() and len(runs_of(full)) == 1 and (full / "LATEST.json").is_file()
+
+
+def test_older_than_never_offers_the_whole_vault(tmp_path: Path) -> None:
+    """`--all --older-than 30` on a terminal asked to type 'vault' for every account folder, and
+    typing it deleted LATEST too; the listing counted the old runs twice."""
+    cfg = _config(tmp_path)
+    assert run_cli("run", "--stage", "extract", "--account", "full", "--config", str(cfg)).returncode == 0
+    dry = run_cli("clean", "--all", "--older-than", "30", "--dry-run", "--config", str(cfg))
+    assert dry.returncode == 0 and "account folder(s): the raw audit trail" not in dry.stdout, dry.stdout
+    assert "delete extract" not in dry.stdout
+    both = run_cli("clean", "--stage", "extract", "--older-than", "30", "--dry-run", "--config", str(cfg))
+    assert both.returncode == 2 and "choose one" in both.stderr

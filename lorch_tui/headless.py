@@ -25,6 +25,7 @@ from engine.events import (
     TaskStarted,
     TaskWarning,
 )
+from lorch_tui.errorinfo import MEANINGS
 
 Tail = Callable[[TaskFinished], str]
 """Extra words for a task that did not succeed: exit code and the paths of its detail files."""
@@ -43,7 +44,9 @@ def describe(event: Event, tail: Tail | None = None) -> str | None:
         return f"{event.task_id} started (attempt {event.attempt})"
     if isinstance(event, TaskWarning):
         where = f" at line {event.line}" if event.line else ""
-        return f"{event.task_id} warning {event.code}{where} (count {event.count})"
+        said = MEANINGS.get(event.code, "").split(": ", 1)[-1]  # "warning, project: ..." -> what it means
+        details = f"; details: {event.detail_path}" if event.detail_path else ""
+        return f"{event.task_id} warning {event.code}{where} (count {event.count})" + (f": {said}" if said else "") + details
     if isinstance(event, TaskRetry):
         return f"{event.task_id} attempt {event.attempt} failed ({event.error_code}); retrying in {event.delay_s:g}s"
     if isinstance(event, TaskFinished):

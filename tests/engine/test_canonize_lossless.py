@@ -325,4 +325,5 @@ def test_markers_that_cannot_remove_their_record_are_warned_in_a_lone_run_and_wi
     assert sorted((d["source_id"], d["metric"]) for d in canonical(tmp_path)) == [
         ("1", 1), ("2", 2), ("3", 3), ("5", 5)]
     assert "warning DELETION_NOT_APPLIED" in res.stdout and "(count 2)" in res.stdout, res.stdout
+    assert "(count 2): deletion markers that could not remove their record" in res.stdout  # its meaning
     assert meta(tmp_path)["deleted"] == {"things": 2}  # id 3 (before its newer record) and id 9

@@ -303,6 +303,13 @@ class Canonizer:
         return any(n > limits.get(s, 0) for s, n in self.rejects_by_stream.items())
 
 
+def _had_records(files: AccountFiles) -> bool:
+    """Whether the account's published canonical output holds records."""
+    meta = publish.read_meta(files)
+    output = meta.get("output") if meta else None
+    return isinstance(output, dict) and isinstance(output.get("records"), int) and output["records"] > 0
+
+
 def check_part(run_dir: Path, part: dict[str, Any]) -> None:
     """CanonizeFailed with the part's code unless it matches its manifest entry; its detail
     is the part's path (the manifest's for a name that is not a part's, never opened)."""
@@ -412,6 +419,8 @@ def _canonize(c: Canonizer) -> str:
             atomic_write_bytes(diag, c.ids.report(found, gen.path(files.name("data")), c.ex.name,
                                                   c.ex.source, c.ex.account))
             raise CanonizeFailed(ErrorCode.SOURCE_ID_COLLISION, str(diag))
+        if limit_hit is None and c.records == 0 and c.rejects == 0 and c.unmapped and _had_records(files):
+            raise CanonizeFailed(ErrorCode.NOTHING_MAPPED, None)  # a mapping typo: keep what is published
         if limit_hit is not None or c.over_limit():
             # the person needs the rejects of this attempt; data and meta stay as they were
             gen.path(files.name("data")).unlink()

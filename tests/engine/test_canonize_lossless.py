@@ -327,3 +327,19 @@ def test_markers_that_cannot_remove_their_record_are_warned_in_a_lone_run_and_wi
     assert "warning DELETION_NOT_APPLIED" in res.stdout and "(count 2)" in res.stdout, res.stdout
     assert "(count 2): deletion markers that could not remove their record" in res.stdout  # its meaning
     assert meta(tmp_path)["deleted"] == {"things": 2}  # id 3 (before its newer record) and id 9
+
+
+def test_a_mapping_typo_never_empties_an_account_that_had_records(tmp_path: Path) -> None:
+    """`stream: Form_Responses_2` for `_1`: every record unmapped, the canonical file emptied,
+    and the client's PHQ-9 (item 9 positive) gone from the chart, with exit 0."""
+    cfg = setup(tmp_path, [[schema(["id"]), rec(b'{"id":1,"metric":1}'), rec(b'{"id":2,"metric":2}'), STATE]],
+                incremental=False)
+    run(cfg, "extract", "canonize")
+    before = canonical(tmp_path)
+    assert len(before) == 2
+    cfg.write_text(cfg.read_text().replace("stream: things", "stream: thingz"))
+    res = run_cli("run", "--stage", "canonize", "--config", str(cfg))
+    assert res.returncode == 1 and "NOTHING_MAPPED" in res.stdout, res.stdout + res.stderr
+    assert canonical(tmp_path) == before  # nothing replaced
+    cfg.write_text(cfg.read_text().replace("stream: thingz", "stream: things"))
+    assert run_cli("run", "--stage", "canonize", "--config", str(cfg)).returncode == 0

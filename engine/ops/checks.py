@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,7 @@ def check_streams(cfg: PipelineConfig, ws: Workspace) -> list[Check]:
 
     mapped = {(m.source, m.stream) for m in cfg.stages.canonize.mappings}
     out: list[Check] = []
+    seen: dict[str, set[str]] = {}  # source -> the streams its accounts' LATEST runs hold
     for ex in cfg.extractors:
         acct = ws.account_dir(ex.domain, ex.source, ex.account)
         try:
@@ -238,6 +240,7 @@ def check_streams(cfg: PipelineConfig, ws: Workspace) -> list[Check]:
             out.append(Check("streams", ex.name, "warn", "LATEST or its manifest cannot be read"))
             continue
         shown = stream_namer(cfg, ex, ws, create_key=False).show_all(manifest.get("streams") or {})
+        seen.setdefault(ex.source, set()).update(name for name, _ in shown)
         unmapped = [label for name, label in shown if (ex.source, name) not in mapped]
         hidden = sum(1 for name, label in shown if label != name)
         if unmapped:
@@ -256,6 +259,12 @@ def check_streams(cfg: PipelineConfig, ws: Workspace) -> list[Check]:
                              f"placeholders (a stream name may carry PHI): see them with `lorchestra "
                              f"list streams {ex.name} --reveal`, then add the expected ones to this "
                              f"extractor's `streams:` list (or map them under stages.canonize.mappings)"))
+    for m in cfg.stages.canonize.mappings:  # a typo in a mapping's stream maps nothing
+        if m.source in seen and m.stream not in seen[m.source]:
+            out.append(Check("mappings", f"{m.source}/{m.stream}", "warn",
+                             f"no LATEST run of source {m.source} holds stream {m.stream!r}: a typo? "
+                             f"(`lorchestra list streams EXTRACTOR` names theirs; the canonize task "
+                             f"refuses to empty an account this way: NOTHING_MAPPED)"))
     return out
 
 
@@ -275,7 +284,35 @@ def check_output_dirs(ws: Workspace) -> list[Check]:
         ok = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
         out.append(Check("workspace", name, "ok" if ok else "fail",
                          f"{d} will be created (0700)" if ok else f"{d} cannot be created: {parent} is not writable"))
+    repo = git_work_tree(ws.root)
+    if repo is not None and not _git_ignored(repo, ws.root):  # `git add -A` there commits the PHI
+        out.append(Check("workspace", "git", "warn",
+                         f"{ws.root} is inside the git work tree {repo}: `git add -A` would commit its PHI; "
+                         "set `workspace` to a folder outside any checkout (e.g. ~/phi-data), or at least "
+                         "list it in .gitignore"))
     return out
+
+
+def _git_ignored(repo: Path, path: Path) -> bool:
+    """Whether git ignores ``path`` in ``repo`` (False when git cannot say)."""
+    git = shutil.which("git")
+    if git is None:
+        return False
+    try:
+        done = subprocess.run([git, "-C", str(repo), "check-ignore", "-q", f"{path.absolute()}/"],
+                              capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def git_work_tree(path: Path) -> Path | None:
+    """The git work tree ``path`` lies in (a folder above it holding ``.git``), or None."""
+    here = path.absolute()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, os.stat_result]]:

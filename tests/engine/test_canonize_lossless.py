@@ -341,5 +341,7 @@ def test_a_mapping_typo_never_empties_an_account_that_had_records(tmp_path: Path
     res = run_cli("run", "--stage", "canonize", "--config", str(cfg))
     assert res.returncode == 1 and "NOTHING_MAPPED" in res.stdout, res.stdout + res.stderr
     assert canonical(tmp_path) == before  # nothing replaced
+    checked = run_cli("validate", "--skip-permissions", "--config", str(cfg))
+    assert "no LATEST run of source things holds stream 'thingz': a typo?" in checked.stdout, checked.stdout
     cfg.write_text(cfg.read_text().replace("stream: thingz", "stream: things"))
     assert run_cli("run", "--stage", "canonize", "--config", str(cfg)).returncode == 0

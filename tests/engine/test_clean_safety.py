@@ -120,3 +120,21 @@ def test_the_lock_file_is_never_written_through_a_link_or_into_a_fifo(tmp_path: 
         assert dotfile.read_text() == "export PATH=...\n", make
     lock.unlink()
     assert run_cli("run", "--stage", "extract", "--config", str(cfg)).returncode == 0  # created again
+
+
+def test_validate_warns_of_a_workspace_inside_a_git_checkout_unless_ignored(tmp_path: Path) -> None:
+    """`workspace: phi-data` beside a config in a checkout put every record where `git add -A`
+    commits it, and validate said all checks passed."""
+    import subprocess
+
+    repo = tmp_path / "clone"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    cfg, _ws = _built(tmp_path)
+    res = run_cli("validate", "--quick", "--skip-permissions", "--workspace", str(repo / "phi-data"),
+                  "--config", str(cfg))
+    assert f"is inside the git work tree {repo}" in res.stdout, res.stdout
+    (repo / ".gitignore").write_text("phi-data/\n")
+    res = run_cli("validate", "--quick", "--skip-permissions", "--workspace", str(repo / "phi-data"),
+                  "--config", str(cfg))
+    assert "git work tree" not in res.stdout

@@ -9,6 +9,8 @@ document ids): one that others can read is a warning, as a tap's config file is.
 
 from __future__ import annotations
 
+import re
+
 from engine.check import Check
 from engine.config import PipelineConfig
 
@@ -48,6 +50,14 @@ def check_clients(cfg: PipelineConfig) -> list[Check]:
             out.append(Check("clients", "overrides", "ok",
                              f"{c.overrides}: {len(ov.merge)} merge, {len(ov.apart)} apart, "
                              f"{len(ov.link)} link, {len(ov.ignore)} ignore, {len(ov.names)} names"))
+            ids = [x for g in (*ov.merge, *ov.apart) for x in g] + [lk.client for lk in ov.link if lk.client]
+            short = sorted({x for x in ids if not re.fullmatch(r"[0-9a-f]{16}", x)})
+            if short:  # a chart folder's short id (`Quinn, Bob (78ea5078)`) names no client here
+                out.append(Check("clients", "overrides", "warn",
+                                 f"{len(short)} client id(s) are not 16 hex digits (a chart folder's short "
+                                 f"id, or a name where the id goes? not shown: it may be PHI); write the "
+                                 f"full id `lorchestra clients list` prints, or the entry is unused "
+                                 f"(OVERRIDE_UNUSED; `lorchestra clients conflicts` names it)"))
             if c.overrides.stat().st_mode & 0o044:
                 out.append(Check("clients", "overrides", "warn",
                                  f"{c.overrides} (it names documents, addresses and phone numbers) is "

@@ -82,8 +82,13 @@ def _check_extractor(ex: Extractor) -> Check:
     assert ex.command
     found = _executable(ex.command[0])
     if found is None:
-        return c("fail", f"the tap command {ex.command[0]!r} is not found "
-                         f"{'(not an executable file)' if os.sep in ex.command[0] else 'on PATH'}")
+        prog = ex.command[0]
+        if os.sep in prog and os.path.isfile(prog):
+            return c("fail", f"the tap command {prog!r} is a file without execute permission: "
+                             f"`chmod u+x {prog}`, or run it through its interpreter "
+                             f"(`command: [python3, {prog}]`)")
+        return c("fail", f"the tap command {prog!r} is not found "
+                         f"{'(no such file)' if os.sep in prog else 'on PATH'}")
     if ex.config is not None:
         if not ex.config.is_file():
             return c("fail", f"the tap config file {ex.config} does not exist")

@@ -138,3 +138,35 @@ def test_validate_warns_of_a_workspace_inside_a_git_checkout_unless_ignored(tmp_
     res = run_cli("validate", "--quick", "--skip-permissions", "--workspace", str(repo / "phi-data"),
                   "--config", str(cfg))
     assert "git work tree" not in res.stdout
+
+
+def test_validate_warns_of_a_short_client_id_in_the_overrides_without_echoing_it(tmp_path: Path) -> None:
+    import yaml
+
+    cfg, _ws = _built(tmp_path)
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text("version: 1\nlink:\n  - {document: 'a:b:c:d', client: 78ea5078}\n"
+                         "merge:\n  - [Jane Qzxc Doe, 0123456789abcdef]\n")
+    overrides.chmod(0o600)
+    doc = yaml.safe_load(cfg.read_text())
+    doc["clients"] = {"sources": ["tiny"], "overrides": str(overrides)}
+    cfg.write_text(yaml.safe_dump(doc))
+    res = run_cli("validate", "--quick", "--skip-permissions", "--config", str(cfg))
+    assert "2 client id(s) are not 16 hex digits" in res.stdout, res.stdout
+    assert "Qzxc" not in res.stdout + res.stderr and "78ea5078" not in res.stdout
+
+
+def test_validate_tells_a_tap_without_execute_permission_from_a_missing_one(tmp_path: Path) -> None:
+    import yaml
+
+    tap = tmp_path / "tap.py"
+    tap.write_text("print()\n")
+    tap.chmod(0o600)
+    cfg = tmp_path / "p.yaml"
+    ex = {"domain": "d", "source": "s", "kind": "singer"}
+    cfg.write_text(yaml.safe_dump({"pipeline": {"name": "t", "version": "1"}, "workspace": str(tmp_path / "ws"),
+                                   "extractors": [{**ex, "name": "a", "account": "a", "command": [str(tap)]},
+                                                  {**ex, "name": "b", "account": "b",
+                                                   "command": [str(tmp_path / "gone.py")]}]}))
+    res = run_cli("validate", "--quick", "--skip-permissions", "--config", str(cfg))
+    assert f"`chmod u+x {tap}`" in res.stdout and "(no such file)" in res.stdout, res.stdout

@@ -169,4 +169,5 @@ def test_validate_tells_a_tap_without_execute_permission_from_a_missing_one(tmp_
                                                   {**ex, "name": "b", "account": "b",
                                                    "command": [str(tmp_path / "gone.py")]}]}))
     res = run_cli("validate", "--quick", "--skip-permissions", "--config", str(cfg))
-    assert f"`chmod u+x {tap}`" in res.stdout and "(no such file)" in res.stdout, res.stdout
+    said = " ".join(res.stdout.split())  # rich wraps long lines
+    assert f"`chmod u+x {tap}`" in said and "(no such file)" in said, res.stdout

@@ -53,7 +53,6 @@ from engine.events import (
     Phase,
     TaskFinished,
     TaskProgress,
-    TaskWarning,
     write_error_code,
 )
 from engine.index.store import (
@@ -69,6 +68,7 @@ from engine.measures import registry as measures_registry
 from engine.measures import step as measures_step
 from engine.measures.prescore import Prescorer
 from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE
+from engine.stages import projectwarn
 from engine.stages.spec import TaskSpec
 from engine.store.fsutil import ensure_dir, open_private
 from engine.store.workspace import Workspace
@@ -415,66 +415,21 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
     except OSError as exc:
         status, code = "failed", write_error_code(exc).value
         detail = _os_error_detail(job.ws, exc)
-    p = job.projection
     links = job.links  # every client_links row, measurements too (as a skipped run counts them)
-    if p is not None:
-        counts = p.counts()
-        if counts["conflicts"]:
-            emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
-                             code=ErrorCode.CLIENT_CONFLICTS.value, count=counts["conflicts"]))
-        _measure_events(spec, job, emit)
-        for warned, count in ((ErrorCode.OVERRIDE_UNUSED, p.unused_overrides),
-                              (ErrorCode.OVERRIDE_STALE, job.stale_overrides)):
-            if count:
-                emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
-                                 code=warned.value, count=count))
+    if job.projection is not None:
+        projectwarn.projected(spec, job.projection, job.measures, job.stale_overrides, emit)
     elif status == "skipped" and job.skipped_meta:  # what stays true is said every night
-        _stored_warnings(spec, job.skipped_meta, emit,
-                         AccountFiles(job.ws.canonical / MEASURES_SOURCE, MEASURES_ACCOUNT).rejects)
+        projectwarn.stored(spec, job.skipped_meta, emit,
+                           AccountFiles(job.ws.canonical / MEASURES_SOURCE, MEASURES_ACCOUNT).rejects)
     m = job.measures
     kept = job.skipped_meta if status == "skipped" else {}
     emit(TaskFinished(
         task_id=spec.task_id, stage="project", extractor=ex.name, account=ex.account,
         status=status, attempt=spec.attempt, records=links,  # type: ignore[arg-type]
-        rejects=m.not_scored if m is not None else _int(kept.get("measures_not_scored")),
-        duplicates=m.duplicates if m is not None else _int(kept.get("measures_duplicates")),
+        rejects=m.not_scored if m is not None else projectwarn.count(kept.get("measures_not_scored")),
+        duplicates=m.duplicates if m is not None else projectwarn.count(kept.get("measures_duplicates")),
         bytes=job.stats.bytes, uncompressed_bytes=job.stats.bytes,
         duration_s=round(time.monotonic() - started, 3), error_code=code, detail_path=detail,
     ))
     return 0 if status in ("success", "skipped") else 1
 
-
-def _int(value: object) -> int:
-    try:
-        return max(0, int(str(value)))
-    except ValueError:
-        return 0
-
-
-def _stored_warnings(spec: TaskSpec, meta: dict[str, str], emit: Emit, rejects: Path) -> None:
-    """A skipped projection's warnings, from the counts the last one stored: open conflicts,
-    responses not scored, and critical items linked to no one stay true until someone acts,
-    and a nightly run with nothing new said none of them."""
-    for code, key in ((ErrorCode.CLIENT_CONFLICTS, "count_conflicts"),
-                      (ErrorCode.MEASURES_NOT_SCORED, "measures_not_scored"),
-                      (ErrorCode.MEASURES_CRITICAL_UNLINKED, "measures_critical_unlinked"),
-                      (ErrorCode.OVERRIDE_UNUSED, "overrides_unused"),
-                      (ErrorCode.OVERRIDE_STALE, "overrides_stale")):
-        if count := _int(meta.get(key)):
-            detail = str(rejects) if code == ErrorCode.MEASURES_NOT_SCORED and rejects.is_file() else None
-            emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=spec.extractor.name,
-                             code=code.value, count=count, detail_path=detail))
-
-
-def _measure_events(spec: TaskSpec, job: Project, emit: Emit) -> None:
-    """A warning for the responses (or measures of them) not scored, and one for the critical
-    items answered in responses linked to no client."""
-    ex = spec.extractor
-    m = job.measures
-    if m is not None and m.not_scored:
-        emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
-                         code=ErrorCode.MEASURES_NOT_SCORED.value, count=m.not_scored,
-                         detail_path=m.rejects_path))
-    if m is not None and m.critical_unlinked:  # a positive item 9 of someone in no chart
-        emit(TaskWarning(task_id=spec.task_id, stage="project", extractor=ex.name,
-                         code=ErrorCode.MEASURES_CRITICAL_UNLINKED.value, count=m.critical_unlinked))

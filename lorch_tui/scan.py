@@ -98,41 +98,35 @@ def index_shas(ws: Workspace) -> dict[tuple[str, str], str] | None:
     return {(str(s), str(a)): str(h) for s, a, h in rows}
 
 
-def lock_is_free(state_dir: Path) -> bool:
-    """Whether no live process (this one included) holds the workspace lock, so a run the
-    history still calls ``running`` was killed before it recorded its end."""
+def _lock_owner(state_dir: Path) -> tuple[int, str, bool] | None:
+    """(pid, command, alive) of the process the lock file names, or None when it names none."""
     try:
-        pid = int((state_dir / "lock").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return True
-    if pid == os.getpid():
-        return False
+        pid_s, _started, *cmd = (state_dir / "lock").read_text().split()
+        pid = int(pid_s)
+    except (OSError, ValueError):
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
+        return pid, " ".join(cmd), False
+    except OSError:  # another user's process: alive
+        pass
+    return pid, " ".join(cmd), True
+
+
+def lock_is_free(state_dir: Path) -> bool:
+    """Whether no live process (this one included) holds the workspace lock, so a run the
+    history still calls ``running`` was killed before it recorded its end."""
+    owner = _lock_owner(state_dir)
+    return owner is None or (owner[0] != os.getpid() and not owner[2])
 
 
 def lock_holder(ws: Workspace) -> str | None:
     """`pid 123 (lorch-tui --no-ui)` when another live process holds the workspace lock."""
-    path: Path = ws.state / "lock"
-    try:
-        pid_s, _started, *cmd = path.read_text().split()
-        pid = int(pid_s)
-    except (OSError, ValueError):
+    owner = _lock_owner(ws.state)
+    if owner is None or owner[0] == os.getpid() or not owner[2]:
         return None
-    if pid == os.getpid():
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return f"pid {pid} ({' '.join(cmd)})"
+    return f"pid {owner[0]} ({owner[1]})"
 
 
 def extract_durations(ws: Workspace, limit: int = 5000) -> dict[str, dict[str, float]]:

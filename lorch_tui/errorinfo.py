@@ -44,7 +44,7 @@ MEANINGS: dict[str, str] = {
     "RUN_MISSING": 'canonize: LATEST.json names a run folder that does not exist',
     "TRANSFORM_MISSING": 'canonize: a mapping names a transform that is not in the registry (normally refused earlier by the preflight, exit 2)',
     "TRANSFORM_INVALID": "canonize: a mapping's transform or its schema does not load or compile (normally refused earlier by the preflight)",
-    "NOTHING_MAPPED": "canonize: no record of the LATEST run is in a mapped stream (a typo in a mapping's source or stream?), while the account's canonical output has records: nothing replaced, the documents and charts stay; fix the mapping (`lorchestra list mappings`, `lorchestra list streams NAME`), or clean the account's canonical output on purpose",
+    "NOTHING_MAPPED": "canonize: no stream of the LATEST run (or its chain) is one a mapping names (a typo in a mapping's source or stream?), while the account's canonical output has records: nothing replaced, the documents and charts stay; fix the mapping (`lorchestra list mappings`, `lorchestra list streams NAME`); if the mapping was removed on purpose, `lorchestra clean --stage canonize --yes` (every account's canonical output) lets the next run publish none",
     "REJECTS_EXCEEDED": "canonize: a stream had more rejected records than its mapping's max_rejects (detail_path: the rejects file)",
     "UNMAPPED_STREAM": 'warning, canonize: records of streams no mapping covers were counted, not transformed (count)',
     "UPSTREAM_FAILED": 'not run (status cancelled) because an earlier stage of the same chain did not succeed',

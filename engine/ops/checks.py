@@ -233,19 +233,23 @@ def check_streams(cfg: PipelineConfig, ws: Workspace) -> list[Check]:
 
     mapped = {(m.source, m.stream) for m in cfg.stages.canonize.mappings}
     out: list[Check] = []
-    seen: dict[str, set[str]] = {}  # source -> the streams its accounts' LATEST runs hold
+    seen: dict[str, set[str]] = {}  # source -> the streams its accounts' LATEST runs (and chains) hold
+    unknown: set[str] = set()  # sources with an account not extracted yet (or unreadable)
     for ex in cfg.extractors:
         acct = ws.account_dir(ex.domain, ex.source, ex.account)
         try:
             latest = read_latest(acct)
             if latest is None:
+                unknown.add(ex.source)  # not extracted yet: what it holds cannot be told
                 continue
-            manifest = read_manifest(acct / f"dt={latest['dt']}" / f"run_id={latest['run_id']}")
+            run_dir = acct / f"dt={latest['dt']}" / f"run_id={latest['run_id']}"
+            manifest = read_manifest(run_dir)
         except (OSError, ValueError, KeyError, AssertionError):
+            unknown.add(ex.source)
             out.append(Check("streams", ex.name, "warn", "LATEST or its manifest cannot be read"))
             continue
         shown = stream_namer(cfg, ex, ws, create_key=False).show_all(manifest.get("streams") or {})
-        seen.setdefault(ex.source, set()).update(name for name, _ in shown)
+        seen.setdefault(ex.source, set()).update(_chain_streams(acct, run_dir, manifest))
         unmapped = [label for name, label in shown if (ex.source, name) not in mapped]
         hidden = sum(1 for name, label in shown if label != name)
         if unmapped:
@@ -265,12 +269,25 @@ def check_streams(cfg: PipelineConfig, ws: Workspace) -> list[Check]:
                              f"list streams {ex.name} --reveal`, then add the expected ones to this "
                              f"extractor's `streams:` list (or map them under stages.canonize.mappings)"))
     for m in cfg.stages.canonize.mappings:  # a typo in a mapping's stream maps nothing
-        if m.source in seen and m.stream not in seen[m.source]:
+        if m.source in seen and m.source not in unknown and m.stream not in seen[m.source]:
             out.append(Check("mappings", f"{m.source}/{m.stream}", "warn",
-                             f"no LATEST run of source {m.source} holds stream {m.stream!r}: a typo? "
-                             f"(`lorchestra list streams EXTRACTOR` names theirs; the canonize task "
-                             f"refuses to empty an account this way: NOTHING_MAPPED)"))
+                             f"no LATEST run of source {m.source} (nor the runs it builds on) holds stream "
+                             f"{m.stream!r}: a typo? (`lorchestra list streams EXTRACTOR` names theirs; an "
+                             f"account with no mapped stream at all is refused, NOTHING_MAPPED, but one "
+                             f"of two mapped streams misspelled only loses its documents)"))
     return out
+
+
+def _chain_streams(acct: Path, run_dir: Path, manifest: dict[str, object]) -> set[str]:
+    """The streams of LATEST's run and of every run of its incremental chain (an incremental
+    run leaves out a stream with nothing new)."""
+    from engine.vault.chain import ChainBroken, ChainRun, incremental_chain
+
+    try:
+        chain = incremental_chain(acct, ChainRun(run_dir, dict(manifest)))
+    except ChainBroken:
+        chain = [ChainRun(run_dir, dict(manifest))]
+    return {str(s) for r in chain for s in (r.manifest.get("streams") or {})}
 
 
 def check_output_dirs(ws: Workspace) -> list[Check]:
@@ -290,19 +307,21 @@ def check_output_dirs(ws: Workspace) -> list[Check]:
         out.append(Check("workspace", name, "ok" if ok else "fail",
                          f"{d} will be created (0700)" if ok else f"{d} cannot be created: {parent} is not writable"))
     repo = git_work_tree(ws.root)
-    if repo is not None and not _git_ignored(repo, ws.root):  # `git add -A` there commits the PHI
+    ignored = _git_ignored(repo, ws.root) if repo is not None else None
+    if repo is not None and not ignored:  # `git add -A` there commits the PHI
         out.append(Check("workspace", "git", "warn",
                          f"{ws.root} is inside the git work tree {repo}: `git add -A` would commit its PHI; "
                          "set `workspace` to a folder outside any checkout (e.g. ~/phi-data), or at least "
-                         "list it in .gitignore"))
+                         "list it in .gitignore" + (" (git is not on PATH, so whether it is ignored "
+                                                    "could not be asked)" if ignored is None else "")))
     return out
 
 
-def _git_ignored(repo: Path, path: Path) -> bool:
-    """Whether git ignores ``path`` in ``repo`` (False when git cannot say)."""
+def _git_ignored(repo: Path, path: Path) -> bool | None:
+    """Whether git ignores ``path`` in ``repo`` (None when git is not there to ask)."""
     git = shutil.which("git")
     if git is None:
-        return False
+        return None
     try:
         done = subprocess.run([git, "-C", str(repo), "check-ignore", "-q", f"{path.absolute()}/"],
                               capture_output=True, timeout=10)

@@ -303,6 +303,12 @@ class Canonizer:
         return any(n > limits.get(s, 0) for s, n in self.rejects_by_stream.items())
 
 
+def _maps_a_stream(chain: list[ChainRun], compiled: dict[str, CompiledTransform]) -> bool:
+    """Whether a mapped stream is in some run of the chain (its SCHEMA, records, deletion
+    markers or an ACTIVATE_VERSION): then an empty output is the source's, not a typo's."""
+    return any(stream in compiled for run in chain for stream in (run.manifest.get("streams") or {}))
+
+
 def _had_records(files: AccountFiles) -> bool:
     """Whether the account's published canonical output holds records."""
     meta = publish.read_meta(files)
@@ -419,7 +425,8 @@ def _canonize(c: Canonizer) -> str:
             atomic_write_bytes(diag, c.ids.report(found, gen.path(files.name("data")), c.ex.name,
                                                   c.ex.source, c.ex.account))
             raise CanonizeFailed(ErrorCode.SOURCE_ID_COLLISION, str(diag))
-        if limit_hit is None and c.records == 0 and c.rejects == 0 and c.unmapped and _had_records(files):
+        if (limit_hit is None and c.records == 0 and c.rejects == 0 and c.unmapped
+                and not _maps_a_stream(chain, compiled) and _had_records(files)):
             raise CanonizeFailed(ErrorCode.NOTHING_MAPPED, None)  # a mapping typo: keep what is published
         if limit_hit is not None or c.over_limit():
             # the person needs the rejects of this attempt; data and meta stay as they were

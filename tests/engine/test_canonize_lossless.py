@@ -342,6 +342,21 @@ def test_a_mapping_typo_never_empties_an_account_that_had_records(tmp_path: Path
     assert res.returncode == 1 and "NOTHING_MAPPED" in res.stdout, res.stdout + res.stderr
     assert canonical(tmp_path) == before  # nothing replaced
     checked = run_cli("validate", "--skip-permissions", "--config", str(cfg))
-    assert "no LATEST run of source things holds stream 'thingz': a typo?" in checked.stdout, checked.stdout
+    said = " ".join(checked.stdout.split())  # rich wraps long lines
+    assert "no LATEST run of source things (nor the runs it builds on) holds stream 'thingz': a typo?" in said, said
     cfg.write_text(cfg.read_text().replace("stream: thingz", "stream: things"))
     assert run_cli("run", "--stage", "canonize", "--config", str(cfg)).returncode == 0
+
+
+def test_a_mapped_stream_that_is_in_the_run_may_empty_the_account(tmp_path: Path) -> None:
+    """NOTHING_MAPPED is a typo's signature only: a run that still holds the mapped stream (its
+    SCHEMA with no rows, beside an unmapped stream's records) empties the account as the source
+    says; refused, it kept records deleted at the source in every chart."""
+    other = [b'{"type":"SCHEMA","stream":"others","key_properties":[],"schema":{"type":"object"}}',
+             b'{"type":"RECORD","stream":"others","record":{"x":1}}']
+    cfg = setup(tmp_path, [[schema(["id"]), rec(b'{"id":1,"metric":1}'), *other, STATE],
+                           [schema(["id"]), *other, STATE]], incremental=False)
+    run(cfg, "extract", "canonize")
+    assert len(canonical(tmp_path)) == 1
+    run(cfg, "extract", "canonize")
+    assert canonical(tmp_path) == []

@@ -45,6 +45,7 @@ def describe(event: Event, tail: Tail | None = None) -> str | None:
     if isinstance(event, TaskWarning):
         where = f" at line {event.line}" if event.line else ""
         said = MEANINGS.get(event.code, "").split(": ", 1)[-1]  # "warning, project: ..." -> what it means
+        said = said.replace(" (count)", "").replace("(count; ", "(")  # the count is said already
         details = f"; details: {event.detail_path}" if event.detail_path else ""
         return f"{event.task_id} warning {event.code}{where} (count {event.count})" + (f": {said}" if said else "") + details
     if isinstance(event, TaskRetry):

@@ -37,7 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.config.errors import format_loc, plain_errors
-from engine.config.load import duplicate_keys
+from engine.config.load import duplicate_key_locs
 
 
 class OverrideLink(BaseModel):
@@ -180,11 +180,11 @@ def load_overrides(path: Path | None) -> tuple[Overrides, bytes]:
         raise OverridesError(f"{path}: cannot read the overrides file ({type(exc).__name__})") from None
     if data is None:
         data = {}
-    dups = duplicate_keys(raw.decode("utf-8", errors="replace"))
+    dups = duplicate_key_locs(raw.decode("utf-8", errors="replace"))
     if dups:  # two `link:` sections: YAML kept the second only, the first decisions were lost
-        line, loc, first = dups[0]
-        raise OverridesError(f"{path}:{line}: {loc}: duplicate key (already set on line {first}); "
-                             "YAML would keep only the last one")
+        line, loc, first = dups[0]  # a repeated key may be a name or an address: masked
+        raise OverridesError(f"{path}:{line}: {format_loc(_own_keys(loc))}: duplicate key (already set on "
+                             f"line {first}); YAML would keep only the last one")
     try:
         return Overrides.model_validate(data), raw
     except ValidationError as exc:

@@ -188,6 +188,11 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
 def duplicate_keys(text: str) -> list[tuple[int, str, int]]:
     """(line, key path, line it was first set on) of every key a YAML mapping repeats: YAML
     keeps the last one silently (for files besides the config, such as the overrides)."""
+    return [(line, format_loc(loc), first) for line, loc, first in duplicate_key_locs(text)]
+
+
+def duplicate_key_locs(text: str) -> list[tuple[int, Loc, int]]:
+    """:func:`duplicate_keys` with each key path as its parts (to mask keys that may be PHI)."""
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     dups: list[tuple[int, Loc, int]] = []
     if node is not None:
@@ -195,7 +200,7 @@ def duplicate_keys(text: str) -> list[tuple[int, str, int]]:
             _walk_lines(node, (), {}, dups)
         except _AliasLoop:
             return []  # the loader that built the data reports it
-    return [(line, format_loc(loc), first) for line, loc, first in dups]
+    return dups
 
 
 MAX_VALUES = 200_000

@@ -45,7 +45,7 @@ def test_a_large_removal_makes_the_next_settle_wait(cache: Path, capsys: pytest.
     assert stamp is not None and before - 1 <= stamp <= time.time() + 1
     started = time.monotonic()
     waited = volume.settle(window_s=1.5)
-    assert 0 < waited <= 1.5
+    assert 0 < waited <= 1.5 + 0.01  # the stamp is read back from a file: a clock tick of slack
     assert time.monotonic() - started >= waited - 0.05
     assert "removed a large tree" in capsys.readouterr().out
     assert volume.settle(window_s=0) == 0

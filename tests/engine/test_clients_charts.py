@@ -200,11 +200,7 @@ def test_billing_totals_never_add_two_currencies(tmp_path: Path) -> None:
     cid = "0123456789abcdef"
     for sid, total, balance, cur in (("6", "100.00", "100.00", "EUR"), ("4", "0.10", "0.10", "USD"),
                                      ("5", "0.20", "0.20", "USD"), ("7", "0.005", "0.005", "USD")):
-        ref = DocRef("quickbooks", "co", "invoice", sid)
-        # the invoice rule's columns: number, total, balance, currency, status, due
-        p.docs[ref] = DocFacts(ref, "2024-02-0" + sid + "T00:00:00Z", f"Invoice {sid}",
-                               columns=(sid, total, balance, cur, "open", ""))
-        p.links.append(Link(cid, ref, "source_ref", None, "customer"))
+        _invoice(p, cid, sid, total, balance, cur)
     charts.write_charts(root, p, "2026-01-01T00:00:00Z")
     text = (root / "Doe, Jane (01234567)" / "billing.md").read_text()
     assert "- **Invoiced:** 100.00 EUR, 0.31 USD" in text, text  # 0.305: halves up, not to even
@@ -229,6 +225,15 @@ def test_billing_totals_never_add_two_currencies(tmp_path: Path) -> None:
     assert "- **Unapplied payments (a credit, not taken off the open balance above):** 25.01 USD" in text
 
 
+def _invoice(p: Any, cid: str, sid: str, total: str, balance: str, cur: str) -> None:
+    """An open invoice of the day ``2024-02-0<sid>`` linked to ``cid`` by its customer reference;
+    the invoice rule's columns: number, total, balance, currency, status, due."""
+    ref = DocRef("quickbooks", "co", "invoice", sid)
+    p.docs[ref] = DocFacts(ref, "2024-02-0" + sid + "T00:00:00Z", f"Invoice {sid}",
+                           columns=(sid, total, balance, cur, "open", ""))
+    p.links.append(Link(cid, ref, "source_ref", None, "customer"))
+
+
 def test_one_currency_in_two_cases_is_one_total_and_no_currency_is_said(tmp_path: Path) -> None:
     """"usd" beside "USD" gave two amounts, and an invoice without a currency a bare number
     next to the others."""
@@ -236,10 +241,7 @@ def test_one_currency_in_two_cases_is_one_total_and_no_currency_is_said(tmp_path
     p = projection()
     cid = "0123456789abcdef"
     for sid, total, cur in (("1", "10.00", "USD"), ("2", "5.00", "usd"), ("3", "0.02", "")):
-        ref = DocRef("quickbooks", "co", "invoice", sid)
-        p.docs[ref] = DocFacts(ref, "2024-02-0" + sid + "T00:00:00Z", f"Invoice {sid}",
-                               columns=(sid, total, total, cur, "open", ""))
-        p.links.append(Link(cid, ref, "source_ref", None, "customer"))
+        _invoice(p, cid, sid, total, total, cur)
     charts.write_charts(root, p, "2026-01-01T00:00:00Z")
     text = (root / "Doe, Jane (01234567)" / "billing.md").read_text()
     assert "- **Invoiced:** 0.02 (no currency on the record), 15.00 USD" in text, text

@@ -13,13 +13,16 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual import events
+from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.notifications import Notification, Notify
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
 import engine.run.session
@@ -47,6 +50,14 @@ def make_app(setup: Setup, **fake: Any) -> tuple[LorchApp, FakeEngine]:
     loaded = setup.load()
     eng = FakeEngine(loaded, **fake)
     return LorchApp(loaded, eng, watch=False), eng
+
+
+def alone_with(make: Callable[[], Widget]) -> type[App[None]]:
+    """An app holding one widget, to test that widget by itself."""
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield make()
+    return One
 
 
 async def ready(pilot: Any, rows: int = 3) -> None:
@@ -724,8 +735,6 @@ async def test_last_nights_run_is_shown_before_todays_first_run(populated: Setup
 async def test_history_calls_a_killed_run_abandoned_as_status_does(tmp_path: Path) -> None:
     """The history screen showed a run whose process was SIGKILLed as `running` for good,
     while `lorchestra status` said `abandoned` (no live process holds the workspace lock)."""
-    from textual.app import App
-
     from engine.events import RunStarted as Started
     from engine.store.state import StateRecorder
 
@@ -829,8 +838,6 @@ async def test_project_warnings_are_each_kept_and_a_critical_item_unlinked_is_sa
 
 async def test_stage_progress_tells_two_extractors_of_one_account_name_apart() -> None:
     """`mensio` of a CRM and of the books were two identical `extract mensio` rows."""
-    from textual.app import App, ComposeResult
-
     from engine.events import TaskQueued
     from lorch_tui.model import RunModel
 
@@ -838,9 +845,7 @@ async def test_stage_progress_tells_two_extractors_of_one_account_name_apart() -
     model.apply([TaskQueued(task_id=f"extract:{ex}", stage="extract", extractor=ex, account=acct)
                  for ex, acct in (("tap-dataverse", "mensio"), ("tap-quickbooks", "mensio"), ("tap-gmail", "acct1"))])
 
-    class One(App[None]):
-        def compose(self) -> ComposeResult:
-            yield ProgressPane(id="progress")
+    One = alone_with(lambda: ProgressPane(id="progress"))
 
     app = One()
     async with app.run_test(size=(120, 20)) as pilot:
@@ -866,11 +871,7 @@ async def test_stage_progress_tells_two_extractors_of_one_account_name_apart() -
 
 async def test_the_log_filter_account_matches_the_account_not_only_the_extractor() -> None:
     """`account:hangacct` kept nothing: lines carry the extractor's name (tap-singer-hang)."""
-    from textual.app import App, ComposeResult
-
-    class One(App[None]):
-        def compose(self) -> ComposeResult:
-            yield LogTail(id="log")
+    One = alone_with(lambda: LogTail(id="log"))
 
     app = One()
     async with app.run_test(size=(120, 20)) as pilot:

@@ -749,19 +749,17 @@ async def test_history_calls_a_killed_run_abandoned_as_status_does(tmp_path: Pat
         def on_mount(self) -> None:
             self.push_screen(HistoryScreen(db))
 
-    app = One()
-    async with app.run_test(size=(120, 30)) as pilot:
-        runs = await until(pilot, lambda: isinstance(app.screen, HistoryScreen)
-                           and app.screen.query_one("#history-runs", DataTable).row_count == 1
-                           and app.screen.query_one("#history-runs", DataTable), what="the run")
-        assert "abandoned" in str(runs.get_row_at(0)[2])
+    async def shown_status() -> str:
+        app = One()
+        async with app.run_test(size=(120, 30)) as pilot:
+            runs = await until(pilot, lambda: isinstance(app.screen, HistoryScreen)
+                               and app.screen.query_one("#history-runs", DataTable).row_count == 1
+                               and app.screen.query_one("#history-runs", DataTable), what="the run")
+            return str(runs.get_row_at(0)[2])
+
+    assert "abandoned" in await shown_status()
     (db.parent / "lock").write_text(f"{os.getpid()} 2026-11-30T00:00:00Z lorch-tui\n")  # held: running
-    app = One()
-    async with app.run_test(size=(120, 30)) as pilot:
-        runs = await until(pilot, lambda: isinstance(app.screen, HistoryScreen)
-                           and app.screen.query_one("#history-runs", DataTable).row_count == 1
-                           and app.screen.query_one("#history-runs", DataTable), what="the run")
-        assert "running" in str(runs.get_row_at(0)[2])
+    assert "running" in await shown_status()
 
 
 def test_a_pager_that_cannot_start_never_leaves_the_dashboard_suspended(tmp_path: Path,

@@ -150,8 +150,9 @@ def plain_names_agree(files: AccountFiles, *, deep: bool = False) -> bool:
     what readers outside the engine open) holds the current generation's file: a canonize
     stopped while re-linking them left a new data file beside an old meta or rejects file.
     Links to the generation's files agree at once; copies (a workspace restored without
-    hard links) agree when their bytes are the same: the data file by size, or, ``deep``, by
-    the sha256 the meta names; the smaller files byte for byte."""
+    hard links) agree when their bytes are the same: the meta byte for byte, the others by
+    size (``status``, which must stay fast), or, ``deep``, the data by the sha256 the meta
+    names and the others byte for byte."""
     store = files.store
     if store.mirrors_current():
         return True
@@ -166,12 +167,12 @@ def plain_names_agree(files: AccountFiles, *, deep: bool = False) -> bool:
                 return False
             if not plain.exists() or os.path.samestat(plain.stat(), mine.stat()):
                 continue
-            if name != data:
+            if plain.stat().st_size != mine.stat().st_size:
+                return False
+            if name == files.name("meta") or (deep and name != data):  # the meta is small: always
                 if plain.read_bytes() != mine.read_bytes():
                     return False
-            elif plain.stat().st_size != mine.stat().st_size:
-                return False
-            elif deep and not _hashes_to_meta(plain, store.folder / files.name("meta")):
+            elif name == data and deep and not _hashes_to_meta(plain, store.folder / files.name("meta")):
                 return False
     except (OSError, ValueError, AttributeError):
         return False

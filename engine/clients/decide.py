@@ -11,7 +11,7 @@ the reason. Never a guess.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 
 import orjson
@@ -41,17 +41,17 @@ class Decisions:
 
     def __init__(self, overrides: Overrides, pins: dict[tuple[str, str], str],
                  clients: dict[str, Client], alias: dict[str, str],
-                 holders: dict[str, set[str]], *, stale: AbstractSet[str] = frozenset(),
+                 holders: Mapping[str, AbstractSet[str]], *, stale: AbstractSet[str] = frozenset(),
                  lookup: Callable[[DocRef], DocFacts | None],
                  targets: AbstractSet[DocRef], on_links: Callable[[list[Link]], object],
                  on_unlinked: Callable[[Unlinked], object],
                  exists: Callable[[DocRef], bool] | None = None) -> None:
         self.clients = clients
         self._names = {cid: K.name_text(c.card.name) for cid, c in clients.items()}
-        self._by_name: dict[str, set[str]] = {}
+        self._by_name: dict[str, tuple[str, ...]] = {}  # a tuple each: most names are one client's
         for cid, folded in self._names.items():
             if folded:
-                self._by_name.setdefault(folded, set()).add(cid)
+                self._by_name[folded] = (*self._by_name.get(folded, ()), cid)
         self.alias = alias
         self.holders = holders
         self.lookup = lookup
@@ -227,7 +227,7 @@ class Decisions:
         if facts.name is None:
             return False
         client = self.clients[cid]
-        return not could_be(facts.name, (client.names or {self._names.get(cid) or ""}) | client.aliases)
+        return not could_be(facts.name, {*(client.names or (self._names.get(cid) or "",)), *client.aliases})
 
     def _said_another(self, facts: DocFacts) -> list[str]:
         """The keys of mail participants whose display name cannot be the client their address
@@ -241,7 +241,7 @@ class Decisions:
                 continue
             cid = next(iter(who))
             client = self.clients[cid]
-            names = client.names | {self._names.get(cid) or ""}
+            names = {*client.names, self._names.get(cid) or ""}
             if name in names:  # the client's own record's name (two clients may share it)
                 continue
             if any(other != cid for other in self._by_name.get(name, ())) or not could_be(name, names | client.aliases):

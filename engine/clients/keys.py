@@ -147,6 +147,12 @@ def _folded_name(raw: str) -> str | None:
     return _SPACES.sub(" ", text).strip() or None
 
 
+def forget_names() -> None:
+    """Empty the folded-name memo: full, it holds about 20 MiB (65,536 names and their
+    foldings), which the project task needs only while it reads (docs/performance.md)."""
+    _folded_name.cache_clear()
+
+
 def _drop_punctuation(text: str) -> str:
     """Punctuation and symbols become spaces; letters, digits and the marks that remain after
     :func:`_drop_latin_accents` stay. ``[^\\w\\s]`` alone took every combining mark for

@@ -114,11 +114,14 @@ class Client:
     keys: set[str] = field(default_factory=set)
     merged: list[str] = field(default_factory=list)
     folder: str = ""
-    names: set[str] = field(default_factory=set)
-    """The folded names of the client's records (its own, and those merged into it)."""
-    aliases: set[str] = field(default_factory=set)
+    names: tuple[str, ...] = ()
+    """The folded names of the client's records (its own, and those merged into it), each
+    once. A tuple: one name for most clients (a set each was 5.5 MiB at 26,666 clients)."""
+    aliases: frozenset[str] = frozenset()
     """Other folded names the overrides file's ``names:`` gives the client: they fit the
-    client as its names do, but never excuse another client's very name."""
+    client as its names do, but never excuse another client's very name. Frozen: most
+    clients have none, and every client then shares the one empty frozenset (a set each
+    was 5.5 MiB at 26,666 clients, against the project task's 200 MiB)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -244,6 +244,7 @@ class Scratch:
         if self._rows:
             self._flush()
         r = self.resolver
+        r.read_done()
         clients, alias, unused = r.clients(sorted(self.defining, key=lambda f: f.ref))
         self.defining = []
         targets = r.targets  # the resolver's own set of them (a view: no copy)

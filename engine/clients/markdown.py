@@ -43,8 +43,10 @@ _AUTOLINK = re.compile(r"://|(?<![\w.-])(?i:www)\.")
 """What GitHub-flavoured Markdown viewers turn into a live link without any markup (its
 autolink extension: ``http://evil.example``, ``www.evil.example``): the ``:`` or the ``.``
 is escaped, which every CommonMark viewer shows as the text it was."""
-_YAML_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-"""Line breaks to YAML 1.1 that JSON leaves unescaped."""
+_YAML_ESCAPE = re.compile("[\x85\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""What JSON leaves unescaped and the front matter must not show raw: YAML 1.1's other line
+breaks, and the bidi controls, which reorder the rest of the line in an editor (a name
+holding U+202E showed the header's line reversed)."""
 
 
 def inline(value: object) -> str:
@@ -154,11 +156,11 @@ def _table_lines(header: list[str], body: Iterable[Sequence[object]]) -> Iterato
 
 def yaml_str(text: str) -> str:
     """A YAML scalar for any string: JSON's double-quoted form is valid YAML (with the line
-    breaks JSON leaves as they are escaped too, so the scalar stays on its line)."""
+    breaks and bidi controls JSON leaves as they are escaped too, so the scalar stays on its
+    line and reads in its order)."""
     out = orjson.dumps(text).decode()
     if not out.isascii():
-        for raw, escaped in _YAML_BREAKS.items():
-            out = out.replace(raw, escaped)
+        out = _YAML_ESCAPE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", out)
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.clients.markdown import Dates, inline
-from engine.measures.registry import Registry
+from engine.measures.registry import Measure, Registry
 from engine.measures.score import raised
 
 
@@ -108,11 +108,21 @@ def render(name: str | None, measurements: list[dict[str, Any]], reg: Registry,
     for (mid, version), items in sorted(by_measure.items()):
         d = reg.measures.get((mid, version))
         title = d.name if d is not None else mid
-        code = items[-1].get("code")
-        lines += [f"## {title} ({mid} v{version}, LOINC {code})", ""]
+        lines += [f"## {title} ({mid} v{version}, {code_label(d, items[-1].get('code'))})", ""]
         lines += ["| date | score | band | change from first | change from previous | flags |",
                   "|---|---|---|---|---|---|"]
         lines += ["| " + " | ".join(row) + " |" for row in measure_rows(items, dates)]
         lines.append("")
     lines += not_scored_lines(missed or [], dates)
     return "\n".join(lines)
+
+
+SYSTEMS = {"http://loinc.org": "LOINC", "http://snomed.info/sct": "SNOMED CT"}
+"""Names of the code systems a chart heading spells out; any other system is shown as written."""
+
+
+def code_label(d: Measure | None, code: object) -> str:
+    """``LOINC 44261-6``: the code of a measure's total with its system (a measure of your
+    own may use another system: its URI is shown, never a LOINC it is not)."""
+    system = d.code.system if d is not None else "http://loinc.org"
+    return f"{_cell(SYSTEMS.get(system, system))} {_cell(str(code))}"

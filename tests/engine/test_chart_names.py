@@ -201,6 +201,17 @@ def test_printable_text_is_written_as_before_and_bidi_controls_go() -> None:
     assert files["client.md"].count("\n# Doe, Jane\n") == 1
 
 
+def test_bidi_controls_in_a_name_never_reorder_the_front_matter() -> None:
+    """A first name holding U+202E showed the rest of the front matter's ``name:`` line
+    reversed in an editor (JSON leaves it unescaped): every bidi control is escaped there,
+    and YAML reads the name back exactly."""
+    name = "Zo\u00eb\u202e O'Brien\u2066x\u2069\u200f"
+    front = chart_files(name)["client.md"].split("---\n")[1]
+    assert not re.search("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]", front)
+    assert '"Zo\u00eb\\u202e O\'Brien\\u2066x\\u2069\\u200f"' in front
+    assert yaml.safe_load(front)["name"] == name
+
+
 # --- the real project stage --------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from engine.measures.chart import render
 from engine.measures.registry import BUNDLED_MEASURES, load
 from engine.measures.score import score_response
 from tests.helpers import clean_env, demo_extractor, run_cli, write_config
@@ -48,6 +49,10 @@ def test_a_new_measure_is_yaml_only(tmp_path: Path) -> None:
            "submitted_at": "2026-01-02T03:04:05Z", "answers": answers}
     (m,) = score_response(doc, reg)
     assert isinstance(m, dict) and (m["measure"], m["value"], m["band"], m["code"]) == ("k6", 19, "high", "K6-TOTAL")
+    # the chart names the measure's own code system, never a LOINC it is not
+    text = render("Ann", [{**m, "effective_at": "2026-01-02T03:04:05Z"}], reg)
+    assert "## Kessler Psychological Distress Scale (6 items) (k6 v1, urn:test K6-TOTAL)" in text
+    assert "LOINC" not in text
 
 
 def test_broken_definitions_are_reported_not_loaded(tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ def _rows(cfg: PipelineConfig, what: str) -> list[dict[str, object]]:
                  "account": e.account, "command": describe(e)} for e in cfg.extractors]
     if what == "jobs":
         return [{"job": j, "extractors": len(m), "kinds": _kinds(cfg, m), "members": list(m),
-                 "default": cfg.stages.extract.job == j} for j, m in cfg.jobs.items()]
+                 "commands": _commands(cfg, m), "default": cfg.stages.extract.job == j}
+                for j, m in cfg.jobs.items()]
     if what == "loaders":
         return [{"name": lo.name, "command": describe_loader(lo)} for lo in cfg.loaders]
     if what == "transforms":
@@ -83,12 +84,22 @@ def _kinds(cfg: PipelineConfig, members: list[str]) -> dict[str, int]:
     return dict(sorted(kinds.items()))
 
 
+def _commands(cfg: PipelineConfig, members: list[str]) -> dict[str, dict[str, str]]:
+    """Each member's kind and command, as ``list extractors`` shows them."""
+    from engine.stages.taps import describe
+
+    return {name: {"kind": ex.kind, "command": describe(ex)}
+            for name in members if (ex := cfg.extractor(name)) is not None}
+
+
 def shown(key: str, value: object) -> str:
     """A typed value of a row (``--json`` keeps the types) as the table shows it."""
     if isinstance(value, bool):
         return ("yes" if value else "MISSING") if key == "found" else ("yes" if value else "")
     if isinstance(value, list):
         return ", ".join(map(str, value))
+    if key == "commands" and isinstance(value, dict):  # a job's members, one per line
+        return "\n".join(f"{name}: {c['kind']} · {c['command']}" for name, c in value.items())
     if isinstance(value, dict):  # a job's kinds
         return ", ".join(f"{k} x{n}" for k, n in value.items())
     return str(value)

@@ -100,6 +100,11 @@ def test_list_jobs_table_and_json(demo: tuple[Path, dict[str, str]]) -> None:
     assert rows["ingest-all-accounts"]["members"] == DEMO_NAMES  # typed JSON: a list, a bool
     assert rows["ingest-all-accounts"]["default"] is True and rows["ingest-all-accounts"]["kinds"] == {"demo": 15}
     assert rows["ingest-mail"]["extractors"] == 6 and rows["ingest-mail"]["default"] is False
+    # each member's kind and command, as `list extractors` shows them (issue 7)
+    extractors = {e["name"]: e for e in orjson.loads(cli(demo, "list", "extractors", "--json").stdout)}
+    commands = rows["ingest-mail"]["commands"]
+    assert list(commands) == rows["ingest-mail"]["members"]
+    assert all(c == {"kind": extractors[n]["kind"], "command": extractors[n]["command"]} for n, c in commands.items())
     maps = orjson.loads(cli(demo, "list", "mappings", "--json").stdout)
     assert maps and all(m["found"] is True for m in maps)
     assert nothing_written(demo)

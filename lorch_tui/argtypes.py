@@ -7,9 +7,9 @@ import math
 
 MAX_WAIT_S = 7 * 86400
 """The longest ``--wait``: a week."""
-DEMO_HELP = ("run the bundled demo config on purpose: without a terminal a run that found no "
-             "--config, $LORCH_CONFIG or ./config/pipeline.yaml runs the demo with a warning on "
-             "stderr, so cron never runs it unnoticed; --demo silences it")
+DEMO_HELP = ("without a terminal: run the bundled demo config on purpose (otherwise refused when "
+             "no --config, $LORCH_CONFIG or ./config/pipeline.yaml is found, so cron never runs the "
+             "demo by mistake)")
 """Help text of ``--demo``, the same for every face that runs headless."""
 
 

@@ -20,7 +20,7 @@ def _load(ns: argparse.Namespace) -> LoadedConfig:
 
 def cmd_extract(ns: argparse.Namespace) -> int:
     """`lorchestra extract NAME`."""
-    from lorch_tui.runface import run_headless, warn_unasked_demo
+    from lorch_tui.runface import refuse_unasked_demo, run_headless
 
     loaded = _load(ns)
     if loaded.config.extractor(ns.name) is None:
@@ -41,7 +41,7 @@ def cmd_extract(ns: argparse.Namespace) -> int:
             names = ", ".join(lo.name for lo in loaded.config.loaders) or "none"
             raise UsageError(f"no loader named {ns.target!r} in {loaded.path}",
                              hint=f"loaders: {names} (define them under `loaders:`; see docs/extractors.md)")
-    warn_unasked_demo(loaded, ns.demo)
+    refuse_unasked_demo(loaded, ns.demo)
     plan = build_plan(loaded.config, ["extract"], [ns.name])
     chains = [Chain(c.extractor, c.stages, target) for c in plan.chains if c.extractor.name == ns.name]
     plan = type(plan)(chains, plan.stages)
@@ -57,9 +57,9 @@ def cmd_run(ns: argparse.Namespace) -> int:
     if ns.dry_run:
         print_plan(loaded, plan)
         return 0
-    from lorch_tui.runface import run_headless, warn_unasked_demo
+    from lorch_tui.runface import refuse_unasked_demo, run_headless
 
-    warn_unasked_demo(loaded, ns.demo)
+    refuse_unasked_demo(loaded, ns.demo)
     return run_headless(loaded, plan, trigger="cli", as_json=ns.json, skip_permissions=ns.skip_permissions,
                         wait_s=ns.wait, command="lorchestra run", force=ns.force)
 

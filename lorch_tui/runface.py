@@ -8,8 +8,9 @@ code), and maps the outcome to DESIGN.md's exit codes.
 The first line of every headless run names the config in force and the workspace (on
 stdout in plain mode, on stderr with a terminal or ``--json``; printed when the run starts,
 so a busy workspace prints only its error), so a cron mail says which
-pipeline ran; a run found by default on the bundled demo config without a terminal warns
-on stderr first unless ``--demo`` asks for the demo (cron without ``cd``).
+pipeline ran; a run found by default on the bundled demo config without a terminal is
+refused by ``lorchestra run``/``extract`` and ``lorch-tui --no-ui`` unless ``--demo`` asks for
+it (cron without ``cd``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from contextlib import nullcontext
 from rich.console import Console
 
 from engine.config.load import LoadedConfig
-from engine.errors import ExitCode, disk_full, from_os_error
+from engine.errors import ExitCode, UsageError, disk_full, from_os_error
 from engine.events import Event, RunStarted, TaskFinished, Trigger
 from engine.run.bus import Subscriber
 from engine.run.plan import Plan
@@ -40,18 +41,20 @@ def config_line(loaded: LoadedConfig) -> str:
 
 
 
-def warn_unasked_demo(loaded: LoadedConfig, demo: bool) -> None:
-    """Without a terminal, a run of the bundled demo found by default says so on stderr.
+def refuse_unasked_demo(loaded: LoadedConfig, demo: bool) -> None:
+    """Without a terminal, the bundled demo runs only when ``--demo`` asks for it.
 
-    DESIGN.md's lookup order ends at the demo, so it runs; but a cron line without ``cd``
-    that meant the practice's pipeline must not pass unnoticed: the warning is the first
-    thing in the cron mail. ``--demo`` (the demo on purpose) silences it."""
+    DESIGN.md's lookup order ends at the demo, and with a terminal (a new user's first
+    ``lorch-tui``) it runs; issue 17: cron without ``cd`` silently ran the demo with exit 0,
+    so without a terminal a run of the demo found by default is refused (exit 2) and says
+    how to pass ``--config``. ``--dry-run`` and the read-only commands are never refused."""
     if loaded.origin != "bundled demo" or demo or sys.stdin.isatty() or sys.stdout.isatty():
         return
-    print(f"warning: no config given (--config, $LORCH_CONFIG, ./config/pipeline.yaml): running the "
-          f"bundled demo ({loaded.path}). For your pipeline pass --config PATH (or `cd` to the folder "
-          "holding config/pipeline.yaml); add --demo to run the demo on purpose without this warning",
-          file=sys.stderr)
+    raise UsageError(
+        f"no config given, and the only one found is the bundled demo ({loaded.path}); "
+        "without a terminal (cron) that is almost always a mistake",
+        hint="pass --config PATH (or set $LORCH_CONFIG, or `cd` to the folder holding "
+             "config/pipeline.yaml); add --demo to run the demo on purpose")
 
 
 def run_headless(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger, as_json: bool = False,

@@ -60,9 +60,9 @@ def _run(ns: argparse.Namespace) -> int:
                              hint="add --no-ui to run headless, or open the dashboard without them "
                                   "and pick the account there (r reruns it)")
         return _dashboard(loaded, ns)
-    from lorch_tui.runface import run_headless, warn_unasked_demo
+    from lorch_tui.runface import refuse_unasked_demo, run_headless
 
-    warn_unasked_demo(loaded, ns.demo)
+    refuse_unasked_demo(loaded, ns.demo)
     plan = build_plan(loaded.config, ns.stage, ns.account, ns.job)
     return run_headless(loaded, plan, trigger="cron", as_json=ns.json,
                         skip_permissions=ns.skip_permissions, wait_s=ns.wait, command="lorch-tui --no-ui")

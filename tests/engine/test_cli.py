@@ -180,23 +180,19 @@ def test_usage_errors_exit_2(demo: tuple[Path, dict[str, str]], args: tuple[str,
     assert nothing_written(demo)
 
 
-@pytest.mark.parametrize("command", [("run", "--stage", "extract", "--account", "tap-gmail--acct1-personal"),
+@pytest.mark.parametrize("command", [("run",), ("run", "--stage", "extract"),
                                      ("extract", "tap-gmail--acct1-personal")])
-def test_headless_run_of_the_bundled_demo_found_by_default_warns_first(
+def test_headless_run_refuses_the_bundled_demo_without_a_terminal(
         demo: tuple[Path, dict[str, str]], tmp_path: Path, command: tuple[str, ...]) -> None:
-    """DESIGN.md's lookup order ends at the bundled demo, so it runs; cron without `cd` gets a
-    warning on stderr naming the demo and how to pass --config (--demo silences it)."""
-    cwd, env = demo
-    small = (cwd, {**env, "LORCH_DEMO_RECORDS": "5"})
+    """Cron without `cd` finds only the bundled demo: refused (exit 2), nothing written."""
     ws = tmp_path / "ws"
-    res = cli(small, *command, "--workspace", str(ws))
-    assert res.returncode == 0, res.stderr
-    assert res.stderr.startswith("warning: no config given") and str(DEMO_CONFIG) in res.stderr
-    assert "--config" in res.stderr and "--demo" in res.stderr
-    assert res.stdout.splitlines()[0] == f"config: {DEMO_CONFIG} (bundled demo) · workspace: {ws}"
-    assert "extract:tap-gmail--acct1-personal success: 5 records" in res.stdout
-    quiet = cli(small, *command, "--demo", "--workspace", str(ws))
-    assert quiet.returncode == 0 and "warning" not in quiet.stderr, quiet.stderr
+    res = cli(demo, *command, "--workspace", str(ws))
+    assert res.returncode == 2, res.stderr
+    assert res.stdout == ""
+    assert "bundled demo" in res.stderr and str(DEMO_CONFIG) in res.stderr
+    assert "--config" in res.stderr and "--demo" in res.stderr and "hint:" in res.stderr
+    assert not ws.exists()
+    assert nothing_written(demo)
 
 
 def test_headless_run_of_the_demo_on_purpose(demo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:

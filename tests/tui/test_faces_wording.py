@@ -27,14 +27,13 @@ def empty_cwd(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return cwd, clean_env(XDG_DATA_HOME=str(tmp_path / "xdg"), LORCH_DEMO_RECORDS="5")
 
 
-def test_cron_without_a_config_runs_the_bundled_demo_with_a_warning(empty_cwd: tuple[Path, dict[str, str]],
-                                                                    tmp_path: Path) -> None:
+def test_cron_without_a_config_refuses_the_bundled_demo(empty_cwd: tuple[Path, dict[str, str]],
+                                                        tmp_path: Path) -> None:
     cwd, env = empty_cwd
-    res = run_cli("--no-ui", "--stage", "extract", "--account", "tap-gmail--acct1-personal",
-                  "--workspace", str(tmp_path / "ws"), prog="lorch_tui.tui_main", cwd=cwd, env=env)
-    assert res.returncode == 0, res.stderr
-    assert "warning: no config given" in res.stderr and str(DEMO_CONFIG) in res.stderr and "--demo" in res.stderr
-    assert res.stdout.splitlines()[0] == f"config: {DEMO_CONFIG} (bundled demo) · workspace: {tmp_path / 'ws'}"
+    res = run_cli("--no-ui", "--workspace", str(tmp_path / "ws"), prog="lorch_tui.tui_main", cwd=cwd, env=env)
+    assert res.returncode == 2 and res.stdout == ""
+    assert "bundled demo" in res.stderr and str(DEMO_CONFIG) in res.stderr and "--demo" in res.stderr
+    assert not (tmp_path / "ws").exists()
 
 
 def test_demo_on_purpose_runs_and_names_its_config_first(empty_cwd: tuple[Path, dict[str, str]],

@@ -35,6 +35,7 @@ from engine.store.workspace import Workspace, check_not_a_file
 from engine.vault.layout import read_latest
 from lorch_tui.scan import client_counts, index_shas, lock_holder
 from lorch_tui.summary import human_bytes
+from lorch_tui.tables import say_left_out, whole_table
 
 
 def log_path_of(ws: Workspace, run: dict[str, Any]) -> str:
@@ -237,17 +238,20 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
                           f"(attempt {t['attempt']})")
         console.print(f"  log: {run['log_path']}")
     console.print(f"accounts (LATEST is stale after {doc['stale_after_hours']:g}h):")
-    acc = Table(box=None, pad_edge=False, show_edge=False)
-    for col in ("extractor", "LATEST run", "records", "age", "fresh", "canonical", "index"):
-        acc.add_column(col, justify="right" if col in ("records", "age") else "left")
+    plain, shown = [], []
     for a in doc["accounts"]:
-        age = _age(a["latest_age_hours"])
-        fresh = "[red]stale[/]" if a["stale"] else "[green]fresh[/]"
-        acc.add_row(a["extractor"], a["latest_run"] or "-", "-" if a["latest_records"] is None
-                    else f"{a['latest_records']:,}", age, fresh,
-                    _mark(a["canonical"]) + (f" [yellow]({a['canonical_rejects']:,} rejected)[/]"
-                                             if a["canonical_rejects"] else ""), _mark(a["index"]))
+        records = "-" if a["latest_records"] is None else f"{a['latest_records']:,}"
+        rejected = f" ({a['canonical_rejects']:,} rejected)" if a["canonical_rejects"] else ""
+        fresh = "stale" if a["stale"] else "fresh"
+        cells = [a["extractor"], a["latest_run"] or "-", records, _age(a["latest_age_hours"]), fresh]
+        plain.append([*cells, a["canonical"] + rejected, a["index"]])
+        shown.append([*cells[:4], f"[{'red' if a['stale'] else 'green'}]{fresh}[/]",
+                      _mark(a["canonical"]) + (f" [yellow]{rejected.strip()}[/]" if rejected else ""),
+                      _mark(a["index"])])
+    acc, left_out = whole_table(ACCOUNT_COLUMNS, plain, shown, console.width - 2,
+                                drop=("LATEST run", "age", "records"), right=("records", "age"))
     console.print(Padding(acc, (0, 0, 0, 2), expand=False))
+    say_left_out(console, left_out)
     if doc["unconfigured"]:
         console.print(f"[yellow]index: {len(doc['unconfigured'])} account(s) no extractor of this config names:[/] "
                       + ", ".join(doc["unconfigured"]), highlight=False)
@@ -271,16 +275,20 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
                       "were killed (they hold PHI and no stage reads them): `lorchestra clean --partials`",
                       highlight=False)
     if doc["history"]:
-        console.print(f"history (last {len(doc['history'])} runs):")
-        hist = Table(box=None, pad_edge=False, show_edge=False)
-        for col in ("run", "trigger", "started", "status", "tasks ok", "failed", "records", "duration"):
-            hist.add_column(col, justify="right" if col in ("tasks ok", "failed", "records", "duration")
-                            else "left")
-        for h in doc["history"]:
-            hist.add_row(h["run_id"], h["trigger"], h["started_at"], f"[{_style(h['status'])}]{h['status']}[/]",
-                         f"{h['succeeded']}/{h['tasks']}", str(h["failed"]), f"{h['records']:,}",
-                         _dur(h["duration_s"]))
+        n = len(doc["history"])
+        console.print(f"history (last {n} run{'' if n == 1 else 's'}):")
+        plain = [[h["run_id"], h["trigger"], h["started_at"], h["status"], f"{h['succeeded']}/{h['tasks']}",
+                  str(h["failed"]), f"{h['records']:,}", _dur(h["duration_s"])] for h in doc["history"]]
+        shown = [[*r[:3], f"[{_style(r[3])}]{r[3]}[/]", *r[4:]] for r in plain]
+        hist, left_out = whole_table(HISTORY_COLUMNS, plain, shown, console.width - 2,
+                                     drop=("trigger", "failed", "duration", "started", "records"),
+                                     right=("tasks ok", "failed", "records", "duration"))
         console.print(Padding(hist, (0, 0, 0, 2), expand=False))
+        say_left_out(console, left_out)
+
+
+ACCOUNT_COLUMNS = ("extractor", "LATEST run", "records", "age", "fresh", "canonical", "index")
+HISTORY_COLUMNS = ("run", "trigger", "started", "status", "tasks ok", "failed", "records", "duration")
 
 
 def _age(hours: float | None) -> str:

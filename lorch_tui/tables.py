@@ -137,6 +137,31 @@ def _share(room: int, natural: dict[str, int], least: dict[str, int]) -> dict[st
     return out
 
 
+def whole_table(columns: Sequence[str], plain: list[list[str]], shown: list[list[Any]], width: int,
+                drop: Sequence[str], right: Iterable[str] = ()) -> tuple[Table, list[str]]:
+    """A borderless table of whole cells (never wrapped nor cut) at most ``width`` wide: the
+    columns of ``drop`` are left out, in that order, until the rest fits. ``plain`` holds
+    the cells' text (for widths), ``shown`` what is printed (markup). Returns the table and
+    the headers left out (:func:`say_left_out`). Rich shrank every column alike at 80
+    columns: an extractor name and a run id ended in ``…`` in ``status``."""
+    natural = {c: max([len(c), *(len(r[i]) for r in plain)]) for i, c in enumerate(columns)}
+    kept = list(columns)
+    left_out: list[str] = []
+    for col in drop:
+        if sum(natural[c] + 2 for c in kept) - 2 <= width:  # two spaces between columns
+            break
+        if col in kept:
+            kept.remove(col)
+            left_out.append(col)
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for c in kept:
+        table.add_column(c, no_wrap=True, width=natural[c], justify="right" if c in right else "left")
+    index = [columns.index(c) for c in kept]
+    for r in shown:
+        table.add_row(*(r[i] for i in index))
+    return table, left_out
+
+
 def say_left_out(console: Console, headers: Sequence[str]) -> None:
     """The one line under a table that left columns out to fit the terminal."""
     if headers:

@@ -308,7 +308,7 @@ def test_status_text_and_staleness(ws_copy: tuple[Path, Path]) -> None:
     res = cli("status", "--config", str(cfg), "--history", "3")
     assert res.returncode == 0, res.stderr
     for text in ("pipeline: test 1", "last run:", "failed", "extract:mail-bad", "TAP_EXIT_NONZERO",
-                 f"log: {ws}/logs/pipeline-", "mail-a", "crm", "history (last 1 runs)", "current", "missing"):
+                 f"log: {ws}/logs/pipeline-", "mail-a", "crm", "history (last 1 run)", "current", "missing"):
         assert text in res.stdout, text
     data = yaml.safe_load(cfg.read_text())
     data["stale_after_hours"] = 0.0001

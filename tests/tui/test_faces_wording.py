@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from engine.config.load import DEMO_CONFIG
@@ -135,6 +136,25 @@ def test_list_at_80_columns_keeps_names_whole(tmp_path: Path) -> None:
     assert long in res.stdout  # whole, on one line
     assert all(len(line) <= 80 for line in res.stdout.splitlines())
     assert "not shown at this width" in res.stdout
+
+
+def test_status_at_80_columns_keeps_names_and_run_ids_whole(tmp_path: Path) -> None:
+    """`status` cut extractor names and run ids with `…` at 80 columns: they are whole now,
+    and the columns that do not fit are left out and named."""
+    long = "tap-quickbooks--a-really-long-practice-name-llc"
+    cfg = write_config(tmp_path, [demo_extractor(long, "quickbooks"), demo_extractor("a", "gmail")])
+    assert run_cli("run", "--stage", "extract", "--config", str(cfg)).returncode == 0
+    res = run_cli("status", "--history", "2", "--config", str(cfg), env=clean_env(COLUMNS="80"))
+    assert res.returncode == 0, res.stderr
+    assert "…" not in res.stdout and all(len(line) <= 80 for line in res.stdout.splitlines())
+    (account_row,) = [ln for ln in res.stdout.splitlines() if long in ln]  # whole, on one line
+    assert account_row.split()[:2] == [long, "fresh"]
+    run_id = orjson.loads(run_cli("status", "--json", "--history", "1", "--config", str(cfg)).stdout)["history"][0]["run_id"]
+    assert any(ln.split()[:1] == [run_id] for ln in res.stdout.splitlines())
+    assert "(LATEST run, age, records not shown at this width" in res.stdout
+    assert "history (last 1 run):" in res.stdout
+    wide = run_cli("status", "--config", str(cfg), env=clean_env(COLUMNS="200")).stdout
+    assert "not shown at this width" not in wide and "LATEST run" in wide
 
 
 @pytest.mark.parametrize("width", [100, 80, 160, 50])

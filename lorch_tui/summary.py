@@ -47,7 +47,8 @@ def print_summary(console: Console, result: RunResult, log_path: str, log_next: 
              "duration": f"{f.duration_s:.1f}s", "error": f.error_code or ""} for f in done]
     width = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in columns}
     left_out: list[str] = []
-    for col in LEAVE_OUT:  # 3 a column (padding, rule) and 1
+    empty_error = not any(r["error"] for r in rows)  # nothing failed: the column says nothing
+    for col in (*LEAVE_OUT, *(("error",) if empty_error else ())):  # 3 a column (padding, rule) and 1
         if sum(width[c] + 3 for c in columns) + 1 <= console.width:
             break
         columns.remove(col)

@@ -190,6 +190,34 @@ def test_the_run_summary_never_cuts_a_number_or_a_name(width: int) -> None:
     assert ("left out at this width" in text) == (width < 150), text
 
 
+def test_a_successful_run_s_summary_fits_80_columns_with_long_names() -> None:
+    """With 44-character extractor names the table was printed 98 columns wide (the terminal
+    wrapped its rows): when nothing failed, the empty error column goes too, and is named."""
+    import io
+
+    from rich.console import Console
+
+    from engine.events import RunFinished, TaskFinished
+    from engine.run.runner import RunResult
+    from lorch_tui.summary import print_summary
+
+    long = "roster--harbor-north-secondary-practice-site"
+    result = RunResult()
+    for stage in ("extract", "canonize", "index"):
+        task = f"{stage}:{long}"
+        result.finished[task] = TaskFinished(task_id=task, stage=stage, extractor=long, account="a",
+                                             status="success", attempt=1, records=123_456, parts=1,
+                                             bytes=1_000, uncompressed_bytes=4_000, duration_s=1.5)
+    result.summary = RunFinished(run_id="r1", status="success", tasks=3, succeeded=3, failed=0, cancelled=0,
+                                 records=123_456, duration_s=3.0)
+    out = io.StringIO()
+    print_summary(Console(file=out, width=80, color_system=None), result, "logs/x.log")
+    table = out.getvalue().split("(left out")[0]
+    assert all(len(line) <= 80 for line in table.splitlines()), table
+    assert f"index:{long}" in table and "123,456" in table and "error" not in table
+    assert "(left out at this width: ratio, parts, bytes, duration, error)" in out.getvalue()
+
+
 def test_a_failed_task_line_names_the_worker_s_file_or_says_what_the_code_means(tmp_path: Path) -> None:
     """Cron mail said only `canonize:x failed WRITE_FAILED: 0 records in 0.0s`: the worker's own
     stderr file (the errno and path) is named; with no file, the code's meaning is said."""

@@ -541,6 +541,28 @@ async def test_palette_has_the_apps_actions(populated: Setup) -> None:
         assert fake.starts()[0].accounts is None
 
 
+async def test_palette_holds_every_key_s_action_and_the_panes_own(populated: Setup) -> None:
+    """The palette lacked `p` (the project stage) and the panes' keys (sort, find, the log's
+    days): every entry's action exists on its pane, and a pane's entry acts on that pane."""
+    import re
+
+    from lorch_tui.commands import ENTRIES
+
+    app, _ = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        for action, _, _, pane in ENTRIES:
+            target = app.query_one(pane) if pane else app
+            assert hasattr(target, f"action_{re.sub(r'[(].*', '', action)}"), (action, pane)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert {"Run the project stage", "Sort LATEST", "Sort Stage progress", "Find in the log",
+                "Log: the previous day"} <= set(commands)
+        latest = app.query_one("#latest")
+        before = latest.sort_by  # type: ignore[attr-defined]
+        await commands["Sort LATEST"].callback()
+        await until(pilot, lambda: latest.sort_by != before, what="LATEST sorted by the next column")  # type: ignore[attr-defined]
+
+
 # -- what k9s, lazygit and Dagster users expect ----------------------------------------------
 
 

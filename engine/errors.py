@@ -177,7 +177,9 @@ def from_os_error(exc: BaseException, workspace: Path | None = None) -> LorchErr
     a file where a folder belongs (or the reverse) or a missing path -> exit 2, other I/O
     errors -> exit 1.
     """
-    if _sqlite_full(exc):
+    from engine.events import sqlite_full
+
+    if sqlite_full(exc):
         return disk_full(workspace or Path.cwd())
     if not isinstance(exc, OSError):
         return None
@@ -210,6 +212,3 @@ def from_os_error(exc: BaseException, workspace: Path | None = None) -> LorchErr
                       exit_code=ExitCode.TASK_FAILED)
 
 
-def _sqlite_full(exc: BaseException) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(code, int) and code & 0xFF == 13  # SQLITE_FULL

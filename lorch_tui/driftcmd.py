@@ -24,7 +24,7 @@ from engine.config.load import load
 from engine.drift.compare import AccountDrift, StreamDrift, account_drift
 from engine.errors import ExitCode, UsageError
 from engine.names import Namer, field_namer, placeholder, stream_namer
-from engine.store.workspace import Workspace
+from engine.store.workspace import Workspace, check_not_a_file
 from engine.vault.paths import split_path
 from lorch_tui.bigtable import clean
 
@@ -82,6 +82,7 @@ def cmd_drift(ns: argparse.Namespace) -> int:
     if ns.extractor is not None and cfg.extractor(ns.extractor) is None:
         raise UsageError(f"no extractor named {ns.extractor!r} in {loaded.path}",
                          hint="run `lorchestra list extractors`")
+    check_not_a_file(loaded.workspace)  # exit 2 naming it, not "no run yet"
     ws = Workspace(loaded.workspace)
     reg = Registry.load(cfg.stages.canonize.transforms_dir, cfg.stages.canonize.schemas_dir)
     chosen = [e for e in cfg.extractors if ns.extractor in (None, e.name)]

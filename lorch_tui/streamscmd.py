@@ -20,7 +20,7 @@ from engine.config.load import LoadedConfig
 from engine.errors import UsageError
 from engine.names import field_namer, schema_field_paths, stream_namer
 from engine.ops.inspect import count
-from engine.store.workspace import Workspace
+from engine.store.workspace import Workspace, check_not_a_file
 from engine.vault.layout import list_runs, read_latest, read_manifest
 from engine.vault.paths import manifest_paths
 from lorch_tui.bigtable import clean
@@ -95,6 +95,7 @@ def list_streams(loaded: LoadedConfig, name: str | None, reveal: bool, as_json: 
     from rich.table import Table
 
     ex = extractor_of(loaded, name)
+    check_not_a_file(loaded.workspace)  # exit 2 naming it, not "no run yet"
     ws = Workspace(loaded.workspace)
     rel, manifest = run_manifest(ws, ex)
     rows = stream_rows(loaded.config, ex, ws, reveal)

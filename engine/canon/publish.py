@@ -30,6 +30,7 @@ from typing import IO, Any
 import orjson
 
 from engine.store.fsgen import Generation, GenerationMissing, GenerationStore, NotAFile
+from engine.store.fsutil import section
 
 __all__ = ["AccountFiles", "CanonicalView", "NotAFile", "meta_bytes", "open_current", "read_meta", "recover"]
 
@@ -180,7 +181,7 @@ def plain_names_agree(files: AccountFiles, *, deep: bool = False) -> bool:
 
 
 def _hashes_to_meta(data: Path, meta: Path) -> bool:
-    want = orjson.loads(meta.read_bytes()).get("output", {}).get("sha256")
+    want = section(orjson.loads(meta.read_bytes()), "output").get("sha256")
     sha = hashlib.sha256()
     with open(data, "rb") as fh:
         while chunk := fh.read(1 << 20):

@@ -39,7 +39,7 @@ import orjson
 from engine.clients import forked, stream
 from engine.clients.model import DocRef
 from engine.index.store import ObjectCorrupt, ObjectMissing, StoreError, read_object
-from engine.store.fsutil import read_json
+from engine.store.fsutil import read_json, section
 
 T = TypeVar("T")
 LOOKUP_BATCH = 256
@@ -137,7 +137,7 @@ class Reader:
         folder = self.canonical / source
         try:
             meta = read_json(folder / f"{account}.meta.json")
-            if meta.get("output", {}).get("sha256") != canonical_sha:
+            if section(meta, "output").get("sha256") != canonical_sha:
                 return
             fh = open(folder / f"{account}.jsonl", "rb")  # noqa: SIM115
         except (OSError, ValueError, AttributeError):

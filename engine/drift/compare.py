@@ -19,6 +19,7 @@ from engine.canon.registry import DEFAULT_TRANSFORMS as _DEFAULT_TRANSFORMS
 from engine.canon.registry import Registry
 from engine.config import Extractor, PipelineConfig
 from engine.drift.reads import Reads, transform_reads
+from engine.store.fsutil import read_regular
 from engine.store.workspace import Workspace
 from engine.vault.layout import list_runs, read_latest, read_manifest
 from engine.vault.paths import manifest_capped, manifest_paths
@@ -208,7 +209,7 @@ def drift_marks(cfg: PipelineConfig, ws: Workspace) -> dict[str, str]:
     for ex in cfg.extractors:
         account_dir = ws.account_dir(ex.domain, ex.source, ex.account)
         try:
-            latest = (account_dir / "LATEST.json").read_bytes()
+            latest = read_regular(account_dir / "LATEST.json")  # a FIFO planted there never blocks
         except OSError:
             latest = b""
         key = (reg_key, str(account_dir), latest)

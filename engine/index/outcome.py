@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.events import is_disk_full
+from engine.events import is_disk_full, sqlite_full
 from engine.store.workspace import Workspace
-
-SQLITE_FULL = 13
 
 
 def sqlite_code(exc: sqlite3.Error) -> str:
-    """``DISK_FULL`` when SQLite ran out of space (SQLITE_FULL or ENOSPC), else ``INDEX_DB_ERROR``."""
-    if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == SQLITE_FULL or is_disk_full(exc):
+    """``DISK_FULL`` when SQLite ran out of space (:func:`engine.events.sqlite_full`, or
+    ENOSPC), else ``INDEX_DB_ERROR``."""
+    if sqlite_full(exc) or is_disk_full(exc):
         return "DISK_FULL"
     return "INDEX_DB_ERROR"
 

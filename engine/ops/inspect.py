@@ -16,6 +16,7 @@ from typing import Any
 from engine.canon.publish import AccountFiles, plain_names_agree, read_meta
 from engine.config import Extractor, PipelineConfig
 from engine.names import Namer, stream_namer
+from engine.store.fsutil import section
 from engine.store.workspace import Workspace
 from engine.vault.layout import list_runs, read_latest, read_manifest
 
@@ -142,12 +143,12 @@ def account_view(ws: Workspace, ex: Extractor, index_shas: dict[tuple[str, str],
     index_current = None
     if meta is not None and index_shas is not None:
         built = index_shas.get((ex.source, ex.account))
-        index_current = built is not None and built == meta.get("output", {}).get("sha256") and bool(canon_current)
+        index_current = built is not None and built == section(meta, "output").get("sha256") and bool(canon_current)
     return AccountView(
         extractor=ex, latest_run=run_id, latest_records=latest.get("records") if latest else None,
         latest_age_s=_age_s(latest.get("updated_at")) if latest else None,
         canonical_current=canon_current,
-        canonical_records=meta.get("output", {}).get("records") if meta else None,
+        canonical_records=section(meta, "output").get("records") if meta else None,
         index_current=index_current, latest_damaged=damaged,
         canonical_rejects=int(meta.get("rejects") or 0) if meta else 0,
     )

@@ -33,7 +33,7 @@ import orjson
 
 from engine.canon.publish import AccountFiles, open_current, plain_names_agree
 from engine.index.store import INDEX_CORRUPT, INDEX_UNREADABLE, StoreError, object_path, open_reader
-from engine.store.fsutil import open_regular, read_json
+from engine.store.fsutil import open_regular, read_json, section
 from engine.store.workspace import Workspace
 from engine.vault.chain import ChainBroken, ChainRun, incremental_chain
 from engine.vault.layout import DT_DIR, LATEST, MANIFEST, PARTIAL_DIR, RUN_DIR, read_manifest
@@ -318,8 +318,7 @@ def _canonical_problem(files: AccountFiles) -> str | None:
                 return None  # only rejects published (a first canonize that failed): no output yet
             if view is None or view.meta is None:
                 return "CANONICAL_INVALID"
-            want = view.meta.get("output", {}).get("sha256") if isinstance(
-                view.meta.get("output"), dict) else None
+            want = section(view.meta, "output").get("sha256")
             if want is None:
                 return "CANONICAL_INVALID"
             if view.data is None:

@@ -58,6 +58,7 @@ from engine.store.fsutil import (
     ensure_dir,
     open_private,
     open_regular,
+    section,
 )
 from engine.store.workspace import Workspace
 from engine.vault.chain import ChainBroken, ChainRun, incremental_chain
@@ -193,7 +194,7 @@ class Canonizer:
         if current is None:
             return False
         meta, sha = current
-        return bool(meta.get("inputs") == fp and meta.get("output", {}).get("sha256") == sha
+        return bool(meta.get("inputs") == fp and section(meta, "output").get("sha256") == sha
                     and meta.get("part_stats") == part_stats(chain))
 
     def transform_all(self, chain: list[ChainRun], compiled: dict[str, CompiledTransform],
@@ -392,7 +393,7 @@ def _canonize(c: Canonizer) -> str:
     fp = c.fingerprint(chain, compiled)
     if not c.spec.force and c.up_to_date(fp, chain):
         meta = publish.read_meta(files) or {}
-        c.records = int(meta.get("output", {}).get("records", 0))
+        c.records = int(section(meta, "output").get("records") or 0)
         return "skipped"
     if not c.spec.force and (same := reuse.reusable(files, fp)) is not None:
         verified = part_stats(chain)  # every part is checked before its run is named, as when read

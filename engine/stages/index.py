@@ -28,6 +28,7 @@ from engine.index.load import AccountLoader
 from engine.index.outcome import LoadFailed, canonical_paths
 from engine.index.store import StoreError
 from engine.stages.spec import TaskSpec
+from engine.store.fsutil import section
 from engine.store.workspace import Workspace
 
 Emit = Callable[[EventBase], None]
@@ -58,7 +59,7 @@ def transforms_by_kind(spec: TaskSpec) -> dict[str, str]:
         if t is not None:
             out[t.kind] = tid
     if not out and len(set(ids)) == 1:
-        kinds = meta.get("output", {}).get("kinds", {}) or {}
+        kinds = section(meta, "output").get("kinds") or {}
         out = {str(k): ids[0] for k in kinds}
     return out
 

@@ -152,6 +152,13 @@ def read_regular(path: Path) -> bytes:
         return data
 
 
+def section(doc: object, key: str) -> dict[str, Any]:
+    """``doc[key]`` when both are JSON objects, else ``{}``: a hand-edited meta file's
+    ``"output": null`` reads as no output, never as an internal error."""
+    got = doc.get(key) if isinstance(doc, dict) else None
+    return got if isinstance(got, dict) else {}
+
+
 def read_json(path: Path) -> Any:
     """Read a JSON file written by :func:`atomic_write_json` (never blocking on a FIFO)."""
     return orjson.loads(read_regular(path))

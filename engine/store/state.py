@@ -37,6 +37,7 @@ from engine.events import (
     TaskQueued,
     TaskStarted,
     is_disk_full,
+    sqlite_full,
 )
 from engine.store.fsutil import FILE_MODE, ensure_dir
 from engine.store.history import (  # the read side, re-exported: state.last_run(...) etc.
@@ -269,7 +270,7 @@ class StateRecorder:
                 return
 
     async def _give_up(self, exc: BaseException) -> None:
-        if is_disk_full(exc) or _sqlite_full(exc):
+        if is_disk_full(exc) or sqlite_full(exc):
             self.disk_full = True  # the face reports DISK_FULL once, at the end
         elif not self.failed:
             if type(exc) is sqlite3.DatabaseError:  # not OperationalError: the file itself is bad
@@ -315,9 +316,3 @@ async def connect(path: Path) -> aiosqlite.Connection:
         await db.close()
         raise
     return db
-
-
-def _sqlite_full(exc: BaseException) -> bool:
-    """SQLite's "database or disk is full" (SQLITE_FULL)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(code, int) and code & 0xFF == 13

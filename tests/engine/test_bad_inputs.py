@@ -128,6 +128,17 @@ def _odd_manifest(path: Path) -> None:
     path.write_bytes(orjson.dumps(m))
 
 
+def _meta_output_null(path: Path) -> None:
+    """A hand-edited canonical meta: ``"output": null`` (status crashed on it)."""
+    meta = orjson.loads(path.read_bytes())
+    path.write_bytes(orjson.dumps({**meta, "output": None}))
+
+
+def _to_fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path, 0o600)
+
+
 def _first(pattern: str) -> Callable[[Case], Path]:
     return lambda c: sorted(c.ws.glob(pattern))[0]
 
@@ -140,6 +151,7 @@ MUTATIONS: dict[str, Callable[[Case], Any]] = {
     "latest-names-../": lambda c: (c.acct() / "LATEST.json").write_bytes(
         b'{"dt": "../../x", "run_id": "../y", "records": 1}'),
     "latest-not-an-object": lambda c: (c.acct() / "LATEST.json").write_bytes(b"[1, 2]"),
+    "latest-is-a-fifo": lambda c: _to_fifo(c.acct() / "LATEST.json"),  # status blocked on it for ever
     "manifest-not-an-object": lambda c: (c.latest_run() / "manifest.json").write_bytes(b"[]"),
     "manifest-missing": lambda c: (c.latest_run() / "manifest.json").unlink(),
     "manifest-odd-types": lambda c: _odd_manifest(c.latest_run() / "manifest.json"),
@@ -151,6 +163,7 @@ MUTATIONS: dict[str, Callable[[Case], Any]] = {
     "run-folder-is-a-file": lambda c: _to_file(c.latest_run()),
     "canonical-data-truncated": lambda c: _truncate(c.canonical()),
     "canonical-meta-garbage": lambda c: _garbage(c.canonical().with_name("acct0.meta.json")),
+    "canonical-meta-output-null": lambda c: _meta_output_null(c.canonical().with_name("acct0.meta.json")),
     "canonical-pointer-garbage": lambda c: _garbage(c.ws / "canonical" / "gmail" / ".acct0.gen" / "CURRENT"),
     "canonical-generation-gone": lambda c: [shutil.rmtree(p) for p in
                                             (c.ws / "canonical" / "gmail" / ".acct0.gen").glob("g*")],
@@ -211,6 +224,8 @@ def _commands(case: str) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
         return [*READERS, ("list", "extractors"), ("status", "--json")], [*STAGES, FULL_RUN, ("extract", "acct0")]
     if case.startswith(("canonical-", "index-", "object-")):
         return READERS, STAGES
+    if case.startswith("latest-"):  # drift reads each LATEST too (and the dashboard's scan with it)
+        return [*READERS, ("drift",)], [*STAGES, FULL_RUN]
     if case.startswith("manifest-"):
         return [*READERS, ("list", "streams", "acct0"), ("list", "streams", "acct0", "--json")], [*STAGES, FULL_RUN]
     return READERS, [*STAGES, FULL_RUN]
@@ -233,10 +248,10 @@ def test_workspace_that_is_a_file_or_under_one(base: Path, tmp_path: Path) -> No
     afile = tmp_path / "afile"
     afile.write_text("x")
     for ws in (afile, afile / "below"):
-        for args in READERS + WRITERS + [("extract", "acct0")]:
+        for args in READERS + WRITERS + [("extract", "acct0"), ("drift",), ("list", "streams", "acct0")]:
             res = c.run(*args, ws=ws)
             _check(f"workspace {ws}", args, res)
-            if args[0] != "list":
+            if args[:2] != ("list", "extractors"):  # `list streams` and `drift` said "no run yet"
                 assert res.returncode == 2 and "not a folder" in res.stderr, (args, res.stderr)
         res = run_cli("--no-ui", "--config", str(c.cfg), "--workspace", str(ws), prog="lorch_tui.tui_main")
         assert res.returncode == 2 and "not a folder" in res.stderr and "internal error" not in res.stderr

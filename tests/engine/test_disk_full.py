@@ -133,3 +133,24 @@ def test_disk_full_by_fault_injection(tmp_path: Path) -> None:
         assert res.returncode == 0, res.stderr[-2000:]
         canon = {ex["name"]: canonical_version(ws, ex["source"], ex["account"])[0] for ex in exs}
     assert _run(cfg, "verify", "--all").returncode == 0
+
+
+def test_sqlite_failing_to_grow_its_shared_memory_file_is_a_full_disk() -> None:
+    """On a full volume a WAL index first fails growing its `-shm` file: SQLite says
+    SQLITE_IOERR_SHMSIZE (an I/O error), and the index stage said INDEX_DB_ERROR with no word
+    of the disk. It is DISK_FULL now, as SQLITE_FULL is; other I/O errors stay what they are."""
+    import sqlite3
+
+    from engine.errors import from_os_error
+    from engine.index.outcome import sqlite_code
+
+    def error(code: int) -> sqlite3.OperationalError:
+        exc = sqlite3.OperationalError("disk I/O error")
+        exc.sqlite_errorcode = code  # what the sqlite3 module sets from the extended result code
+        return exc
+
+    assert sqlite_code(error(4874)) == "DISK_FULL"  # SQLITE_IOERR_SHMSIZE
+    assert sqlite_code(error(13)) == "DISK_FULL"  # SQLITE_FULL
+    assert sqlite_code(error(10)) == sqlite_code(error(3338)) == "INDEX_DB_ERROR"  # IOERR, IOERR_FSYNC
+    said = from_os_error(error(4874), Path("/tmp"))
+    assert said is not None and "full" in str(said).lower()

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import orjson
 
 from engine.config import CanonizeStage, Extractor, PipelineConfig
-from engine.store.fsutil import ensure_dir, fsync_dir, open_private
+from engine.store.fsutil import ensure_dir, fsync_dir, open_private, read_regular
 from engine.store.workspace import Workspace
 
 Kind = Literal["stream", "field", "file"]
@@ -73,7 +73,7 @@ def load_key(ws: Workspace, create: bool = True) -> bytes | None:
 
 
 def _read_key(path: Path) -> bytes | None:
-    data = path.read_bytes()
+    data = read_regular(path)  # a FIFO planted there never blocks a reader (NotRegularFile: OSError)
     return data if len(data) == KEY_BYTES else None
 
 

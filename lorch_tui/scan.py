@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine.config import PipelineConfig
 from engine.ops.inspect import AccountView, RunInfo, account_runs, account_views
+from engine.store.fsutil import read_regular
 from engine.store.history import HistoryCorrupt, open_readonly
 from engine.store.workspace import Workspace
 
@@ -101,7 +102,7 @@ def index_shas(ws: Workspace) -> dict[tuple[str, str], str] | None:
 def _lock_owner(state_dir: Path) -> tuple[int, str, bool] | None:
     """(pid, command, alive) of the process the lock file names, or None when it names none."""
     try:
-        pid_s, _started, *cmd = (state_dir / "lock").read_text().split()
+        pid_s, _started, *cmd = read_regular(state_dir / "lock").decode().split()  # a FIFO never blocks
         pid = int(pid_s)
     except (OSError, ValueError):
         return None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine.errors import PermissionProblem, UsageError, WorkspaceBusy
-from engine.store.fsutil import FILE_MODE, ensure_dir
+from engine.store.fsutil import FILE_MODE, ensure_dir, read_regular
 from engine.store.workspace import Workspace
 
 _HELD_FDS: dict[int, Path] = {}
@@ -215,7 +215,7 @@ def holder_of(lock_path: Path) -> str:
     their cancel (they stop within the cancel grace period), and the text says so.
     """
     try:
-        pid, started, *cmd = lock_path.read_text().split()
+        pid, started, *cmd = read_regular(lock_path).decode().split()  # a FIFO never blocks
         since = time.strftime("%H:%M:%S", time.localtime(int(started)))
         text = f"pid {pid} ({' '.join(cmd) or 'lorchestra'}, since {since})"
     except (OSError, ValueError):

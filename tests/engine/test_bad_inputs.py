@@ -135,7 +135,7 @@ def _meta_output_null(path: Path) -> None:
 
 
 def _to_fifo(path: Path) -> None:
-    path.unlink()
+    path.unlink(missing_ok=True)
     os.mkfifo(path, 0o600)
 
 
@@ -176,6 +176,8 @@ MUTATIONS: dict[str, Callable[[Case], Any]] = {
     "history-garbage": lambda c: _garbage(c.ws / "state" / "lorch.sqlite"),
     "state-is-a-file": lambda c: _to_file(c.ws / "state"),
     "lock-is-a-folder": lambda c: _to_dir(c.ws / "state" / "lock"),
+    "lock-is-a-fifo": lambda c: _to_fifo(c.ws / "state" / "lock"),  # status blocked reading the holder
+    "keys-name-key-is-a-fifo": lambda c: _to_fifo(c.ws / "keys" / "names.key"),  # drift, validate blocked
     "logs-is-a-file": lambda c: _to_file(c.ws / "logs"),
     "log-is-a-folder": lambda c: _to_dir(_first("logs/pipeline-*.log")(c)),
     "vault-is-a-file": lambda c: _to_file(c.ws / "vault"),
@@ -224,8 +226,8 @@ def _commands(case: str) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
         return [*READERS, ("list", "extractors"), ("status", "--json")], [*STAGES, FULL_RUN, ("extract", "acct0")]
     if case.startswith(("canonical-", "index-", "object-")):
         return READERS, STAGES
-    if case.startswith("latest-"):  # drift reads each LATEST too (and the dashboard's scan with it)
-        return [*READERS, ("drift",)], [*STAGES, FULL_RUN]
+    if case.startswith(("latest-", "keys-")):  # drift reads each LATEST and the name key too
+        return [*READERS, ("drift",), ("list", "streams", "acct0")], [*STAGES, FULL_RUN]
     if case.startswith("manifest-"):
         return [*READERS, ("list", "streams", "acct0"), ("list", "streams", "acct0", "--json")], [*STAGES, FULL_RUN]
     return READERS, [*STAGES, FULL_RUN]

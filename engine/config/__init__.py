@@ -31,6 +31,7 @@ from engine.config.models import (
     MeltanoSpec,
     PipelineConfig,
     PipelineInfo,
+    ProjectStage,
     SafeName,
     Stages,
     StrictModel,
@@ -40,7 +41,7 @@ from engine.config.models import (
 
 __all__ = [
     "DEMO_TAPS", "STAGES", "CanonizeStage", "ClientsConfig", "ConfigPath", "DemoFaults", "DemoSpec",
-    "ExtractStage", "Extractor", "IndexStage", "Loader", "Loc", "Mapping", "MeltanoSpec", "PipelineConfig",
+    "ExtractStage", "Extractor", "IndexStage", "Loader", "Loc", "Mapping", "MeltanoSpec", "PipelineConfig", "ProjectStage",
     "PipelineInfo", "SafeName", "Stages", "StrictModel", "WhereValue", "cross_check", "document_models",
     "RESERVED_SOURCES",
 ]

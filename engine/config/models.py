@@ -315,6 +315,15 @@ class IndexStage(StrictModel):
     `--text`) with the model shipped in the wordllama package; never downloads anything."""
 
 
+class ProjectStage(StrictModel):
+    """Settings of the project stage (the client layer's task; its rules are under `clients`)."""
+
+    timeout_s: float = Field(4 * 3600, gt=0, le=7 * 86400)
+    """Wall-clock seconds the project task (one per run, over every account) may run before it is stopped and marked `timeout` (`TIMEOUT`); the client tables and charts stay as they were."""
+    memory_limit_mb: int | None = Field(8192, ge=256, le=1 << 20)
+    """Address-space cap (RLIMIT_AS) of the project worker and the helpers it starts, in MiB (as the index stage's: the measurements are embedded like any document); past it the task fails with `WORKER_OUT_OF_MEMORY`. Null: no cap."""
+
+
 class Stages(StrictModel):
     """Per-stage settings."""
 
@@ -324,6 +333,8 @@ class Stages(StrictModel):
     """The canonize stage."""
     index: IndexStage = Field(default_factory=IndexStage)
     """The index stage."""
+    project: ProjectStage = Field(default_factory=ProjectStage)
+    """The project stage (its time and memory limits)."""
 
 
 WhereValue = str | int | float | bool | None

@@ -761,3 +761,29 @@ def test_status_says_when_the_chart_folders_are_incomplete(built: Path, tmp_path
     assert "lorchestra run --stage project" in status.stdout
     assert cli(ws, "run", "--stage", "project").returncode == 0  # sees charts_done 0: does the work again
     assert "charts: incomplete" not in cli(ws, "status").stdout
+
+
+def test_the_project_task_has_a_wall_clock_and_a_memory_cap_of_its_own(built: Path, tmp_path: Path) -> None:
+    """Issue 21: every stage's task has a wall-clock limit and a memory cap. The project task
+    had neither (there was no `stages.project`): past its `timeout_s` it is stopped, marked
+    `timeout`, and the client tables and charts stay as they were."""
+    ws = copy(built, tmp_path)
+    before = snapshot(ws)
+    cfg = {**DEMO, "workspace": str(ws),
+           "stages": {**DEMO.get("stages", {}), "project": {"timeout_s": 0.2, "memory_limit_mb": 4096}}}
+    cfg["clients"] = {**DEMO["clients"], "overrides": str(REPO / "config" / DEMO["clients"]["overrides"])}
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    res = cli(ws, "run", "--stage", "project", "--force", config=path)
+    assert res.returncode == 1, res.stdout + res.stderr
+    (final,) = [e for e in log_events(ws) if e["type"] == "task_finished" and e["stage"] == "project"
+                and e.get("status") == "timeout"]
+    assert final["error_code"] == "TIMEOUT"
+    assert snapshot(ws) == before, "a stopped projection leaves every chart as it was"
+    from engine.config.load import load_file
+    from engine.limits import task_limits
+
+    limits = task_limits(load_file(path), "project")
+    assert (limits.timeout_s, limits.memory_limit_mb) == (0.2, 4096)
+    default = task_limits(load_file(REPO / "config" / "demo.yaml"), "project")
+    assert (default.timeout_s, default.memory_limit_mb) == (14400, 8192)

@@ -40,19 +40,22 @@ def detail_file(ws: Workspace, ev: TaskFinished | None) -> Path | None:
 
 
 STOPPED_BY_US = frozenset({"TAP_OUTPUT_INVALID", "TAP_MESSAGE_INVALID", "SCHEMA_MISSING", "BATCH_INVALID",
+                           "BATCH_FILE_MISSING", "BATCH_NOT_LOCAL", "BATCH_UNSUPPORTED",
                            "WRITE_FAILED", "DISK_FULL", "TIMEOUT", "CANCELLED", "TAP_LEFTOVER_KILLED"})
 """Error codes after which the engine itself stops the tap (a signal is then its exit)."""
 
 
-def exit_text(error_code: str | None, exit_code: int) -> str:
+def exit_text(error_code: str | None, exit_code: int, stage: str = "extract") -> str:
     """``exit 3``, ``killed by signal 9``, or ``stopped by lorchestra (signal 15)`` when the
-    engine stopped the tap after the error (a reader took "killed" for something outside)."""
+    engine stopped the tap (or a stage's worker) after the error (a reader took "killed" for
+    something outside)."""
     if exit_code >= 0:
         return f"exit {exit_code}"
     if error_code == "CANCELLED":
         return f"stopped by lorchestra: the run was cancelled (signal {-exit_code})"
     if error_code == "TIMEOUT":
-        return f"stopped by lorchestra at the extractor's timeout_s (signal {-exit_code})"
+        limit = "the extractor's timeout_s" if stage == "extract" else f"stages.{stage}.timeout_s"
+        return f"stopped by lorchestra at {limit} (signal {-exit_code})"
     if error_code in STOPPED_BY_US:
         return f"stopped by lorchestra after the error (signal {-exit_code})"
     return f"killed by signal {-exit_code}"
@@ -84,7 +87,7 @@ def failure_tail(ws: Workspace, extractors: list[Extractor], ev: TaskFinished) -
         return ""
     bits: list[str] = []
     if ev.exit_code is not None:
-        bits.append(exit_text(ev.error_code, ev.exit_code))
+        bits.append(exit_text(ev.error_code, ev.exit_code, ev.stage))
     ex = next((e for e in extractors if e.name == ev.extractor), None)
     if ev.error_code == "TAP_NOT_FOUND" and (hint := not_found_hint(ex)):
         bits.append(hint)

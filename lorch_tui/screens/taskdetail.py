@@ -46,7 +46,7 @@ def describe(row: TaskRow, stderr: Path | None, detail: Path | None, hint: str |
             field("what to do", hint)
     last = row.last
     if last is not None and last.exit_code is not None:
-        how = str(last.exit_code) if last.exit_code >= 0 else exit_text(row.error_code, last.exit_code)
+        how = str(last.exit_code) if last.exit_code >= 0 else exit_text(row.error_code, last.exit_code, row.stage)
         field("exit code", how, "red" if last.exit_code else "")
     field("attempts", str(row.attempt or (last.attempt if last else 0)))
     if row.pid:

@@ -243,6 +243,8 @@ def test_a_failed_task_line_names_the_worker_s_file_or_says_what_the_code_means(
     assert "LATEST_INVALID" in line and "LATEST.json does not parse" in line, line
     assert exit_text("CANCELLED", -15) == "stopped by lorchestra: the run was cancelled (signal 15)"
     assert exit_text("TIMEOUT", -15) == "stopped by lorchestra at the extractor's timeout_s (signal 15)"
+    assert exit_text("TIMEOUT", -15, "canonize") == "stopped by lorchestra at stages.canonize.timeout_s (signal 15)"
+    assert exit_text("BATCH_FILE_MISSING", -15) == "stopped by lorchestra after the error (signal 15)"
 
 
 def test_the_summary_never_points_to_a_log_that_was_not_written(tmp_path: Path) -> None:

@@ -21,7 +21,17 @@ from engine.limits import OOM_MARKERS, cap_memory
 
 TAIL_BYTES = 64 * 1024
 CHILD_ENV = "LORCH_TRANSFORM_CAPPED"
-"""Set in the child: it caps itself and does the work."""
+"""Set in the child to the cap in MiB: it caps itself (:func:`cap_child_early`) and does the work."""
+
+
+def cap_child_early() -> None:
+    """In the child, cap the address space before anything imports the JSONata engine (the
+    CLI's first step): the engine reserves about 1 GiB at import when nothing limits it, and
+    a cap set after that left no room at 512 or 1024 MiB ("does not compile"); under the cap
+    it reserves what fits, as in the canonize worker, which caps itself first."""
+    value = os.environ.get(CHILD_ENV, "")
+    if value.isdigit():
+        cap_memory(int(value))
 
 
 def run_capped(argv: list[str], limit_mb: int | None) -> int | None:
@@ -30,7 +40,7 @@ def run_capped(argv: list[str], limit_mb: int | None) -> int | None:
     if limit_mb is None:
         return None
     if os.environ.get(CHILD_ENV):
-        cap_memory(limit_mb)
+        cap_memory(limit_mb)  # set already by cap_child_early; kept for a child started otherwise
         return None
     started: list[subprocess.Popen[bytes]] = []
     pending: list[int] = []
@@ -44,7 +54,7 @@ def run_capped(argv: list[str], limit_mb: int | None) -> int | None:
     previous = signal.signal(signal.SIGTERM, forward)
     try:
         proc = subprocess.Popen([sys.executable, "-m", "lorch_tui.cli", *argv], stderr=subprocess.PIPE,
-                                env={**os.environ, CHILD_ENV: "1"})
+                                env={**os.environ, CHILD_ENV: str(limit_mb)})
         started.append(proc)
         if pending:
             proc.send_signal(pending[0])

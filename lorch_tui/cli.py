@@ -108,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `lorchestra`."""
     wide_when_piped()
     no_core_dumps()  # a crash must not leave the process's memory (PHI) in the current folder
+    if os.environ.get("LORCH_TRANSFORM_CAPPED"):  # `transform run`'s capped child: capped first
+        from lorch_tui.capped import cap_child_early
+
+        cap_child_early()
     ns = build_parser().parse_args(argv)
     ns.argv = list(argv) if argv is not None else sys.argv[1:]  # for a command that re-runs itself
     return guarded(ns.func, ns, "lorchestra")

@@ -101,15 +101,18 @@ def _inputs(transform: Any) -> list[Any]:
 
 def main() -> int:
     """The child: cap memory, evaluate every input of every transform, report codes."""
-    from engine.canon.compiled import TransformLimits, compile_expression, evaluate, limit_code
-    from engine.canon.registry import Registry
     from engine.limits import cap_memory
 
     req = orjson.loads(sys.stdin.buffer.read())
-    # The registry is read and every expression compiled before the cap: that is the
-    # configuration's own work (libyaml allocates outside the heap the imports left, and the
-    # JSONata engine reserves about 1 GiB of address space at import), and only evaluation
-    # is what the cap is about.
+    # Capped first, before anything imports the JSONata engine, as the canonize worker does:
+    # the engine reserves about 1 GiB of address space at import when nothing limits it, and
+    # a cap set after that left no room for the evaluation at 512 or 1024 MiB (a recursion
+    # reported as WORKER_CRASHED where the canonize task says TRANSFORM_TOO_DEEP). Under the
+    # cap it reserves what fits.
+    cap_memory(req["memory_limit_mb"])
+    from engine.canon.compiled import TransformLimits, compile_expression, evaluate, limit_code
+    from engine.canon.registry import Registry
+
     reg = Registry.load(Path(req["transforms_dir"]) if req["transforms_dir"] else None,
                         Path(req["schemas_dir"]) if req["schemas_dir"] else None)
     compiled: dict[str, tuple[Any, Any] | None] = {}
@@ -119,7 +122,6 @@ def main() -> int:
             compiled[tid] = (t, compile_expression(t.expression))
         except (KeyError, OSError, ValueError):
             compiled[tid] = None  # missing or not compiling: the compile check reports it
-    cap_memory(req["memory_limit_mb"])
     limits = TransformLimits(req["timeout_ms"], req["max_depth"])
     out = sys.stdout.buffer
     for tid in req["ids"]:

@@ -114,3 +114,22 @@ def test_validate_passes_the_bundled_transforms(tmp_path: Path) -> None:
     res = run_cli("validate", "--config", str(cfg), timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "limits" in res.stdout
+
+
+@pytest.mark.parametrize("limit_mb", [512, 1024])
+def test_a_small_cap_leaves_room_for_transform_run_and_validate_s_probe(tmp_path: Path, limit_mb: int) -> None:
+    """At 512 or 1024 MiB the canonize task worked, but `transform run` said a good transform
+    "does not compile" and validate's probe called a recursion WORKER_CRASHED: both capped
+    themselves after the JSONata engine had reserved about 1 GiB of address space. Capped
+    first now, as the worker is, they say what the task says."""
+    good = (REPO / "config/transforms/email/gmail_to_canonical_v1.jsonata").read_text()
+    cfg = setup(tmp_path, good, memory_limit_mb=limit_mb)
+    sample = REPO / "config/transforms/email/samples"
+    record = sample / "gmail_to_canonical_v1__alternative.json"
+    res = run_cli("transform", "run", "email/gmail_to_canonical_v1", str(record), "--config", str(cfg), timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert orjson.loads(res.stdout)["kind"] == "email"
+    (tmp_path / "reg" / "transforms" / "email" / "gmail_to_canonical_v1.jsonata").write_text(DEEP)
+    res = run_cli("validate", "--config", str(cfg), timeout=60)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "TRANSFORM_TOO_DEEP" in res.stdout and "WORKER_CRASHED" not in res.stdout

@@ -51,8 +51,8 @@ class Shown:
 
 def names_for(cfg: PipelineConfig, ws: Workspace, ex: Extractor, streams: list[str], reveal: bool) -> Shown:
     """The namers of one extractor: its streams, and each stream's fields."""
-    return Shown(stream_namer(cfg, ex, ws, reveal),
-                 {s: field_namer(cfg, ex, s, ws, reveal) for s in streams})
+    return Shown(stream_namer(cfg, ex, ws, reveal, create_key=False),  # a reader: writes no key
+                 {s: field_namer(cfg, ex, s, ws, reveal, create_key=False) for s in streams})
 
 
 def stream_json(sd: StreamDrift, names: Shown, position: int) -> dict[str, Any]:

@@ -72,14 +72,14 @@ def stream_rows(cfg: PipelineConfig, ex: Extractor, ws: Workspace, reveal: bool)
     """One row per stream of the run: label, declared, mapping, records, fields."""
     _, manifest = run_manifest(ws, ex)
     streams: dict[str, Any] = manifest["streams"] if isinstance(manifest.get("streams"), dict) else {}
-    namer = stream_namer(cfg, ex, ws, reveal=reveal)
+    namer = stream_namer(cfg, ex, ws, reveal=reveal, create_key=False)  # a reader: writes no key
     mappings = {m.stream: m.transform for m in cfg.stages.canonize.mappings if m.source == ex.source}
     rows: list[dict[str, Any]] = []
     for position, (name, label) in enumerate(namer.show_all(streams), start=1):
         info = streams[name] if isinstance(streams[name], dict) else {}
         versions = info["schemas"] if isinstance(info.get("schemas"), list) else []
         newest = versions[-1].get("schema") if versions and isinstance(versions[-1], dict) else None
-        fields = field_namer(cfg, ex, name, ws, reveal=reveal)
+        fields = field_namer(cfg, ex, name, ws, reveal=reveal, create_key=False)
         declared = schema_field_paths(newest)
         # the records' own paths too: a tap whose SCHEMA is only {"type": "object"} declares none
         seen = sorted((manifest_paths(info) or set()) - set(declared))

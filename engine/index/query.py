@@ -111,6 +111,13 @@ def time_bound(value: str, *, upper: bool) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _has_word(text: str) -> bool:
+    """Whether the tokenizer finds a word in ``text``: a letter or digit, or a character
+    beyond the basic plane (unicode61 counts emoji as token characters). ``*`` or ``^``
+    alone is none: it matched nothing, and the meaning part then ranked every document."""
+    return any(c.isalnum() or ord(c) > 0xFFFF for c in text)
+
+
 def fts_query(words: str) -> str:
     """User words as an FTS5 query: each word a quoted phrase (all required), ``word*`` a prefix."""
     terms: list[str] = []
@@ -119,7 +126,7 @@ def fts_query(words: str) -> str:
         core = word[:-1] if prefix else word
         core = core.replace('"', '""')
         term = f'"{core}"' + ("*" if prefix else "")
-        if core.strip('"') and term not in terms:  # a word twice is required once
+        if _has_word(core) and term not in terms:  # a word twice is required once
             terms.append(term)
     if not terms:
         raise ValueError("the search text has no words")

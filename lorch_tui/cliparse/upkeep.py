@@ -94,7 +94,8 @@ def verify(sub: Any, common: argparse.ArgumentParser) -> None:
                        epilog="exit codes: 0 everything verifies, 1 problems found, 2 no workspace")
     p.add_argument("--all", action="store_true", help="check every run, not only the LATEST ones")
     p.add_argument("--deep", action="store_true",
-                   help="also decompress each part and check its size and record count")
+                   help="also decompress each part and check its size and record count, and hash every "
+                        "index object against its name")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=Lazy("lorch_tui.verifycmd:cmd_verify"))
 

@@ -452,6 +452,9 @@ def test_query_edges_a_user_reaches(base: Path, tmp_path: Path) -> None:
     res = c.run("query", "--text", words, "--words-only")
     assert res.returncode == 2 and "give at most 64" in res.stderr, res.stderr
     assert c.run("query", "--text", "hello " * 200, "--words-only").returncode in (0, 1)  # one word, required once
+    for symbols in ("*", "^", "* ^ -"):  # no word: it ranked every document by meaning alone
+        res = c.run("query", "--text", symbols)
+        assert res.returncode == 2 and "has no words" in res.stderr and res.stdout == "", (symbols, res.stderr)
     cmd = (f"{shlex.quote(sys.executable)} -m lorch_tui.cli query --limit 0 --config {shlex.quote(str(c.cfg))} "
            "| head -1; exit ${PIPESTATUS[0]}")
     piped = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=REPO, env=clean_env(), timeout=120)

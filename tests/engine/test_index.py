@@ -385,6 +385,10 @@ def test_query_text_helpers() -> None:
     assert time_bound("2024-03-01T10:00:00-05:00", upper=True) == "2024-03-01T15:00:01Z"
     with pytest.raises(ValueError):
         fts_query("  ")
+    for symbols in ("*", "^", "* ^ - ,"):
+        with pytest.raises(ValueError, match="no words"):
+            fts_query(symbols)
+    assert fts_query("\U0001F642 x*") == '"\U0001F642" "x"*'  # an emoji is a word to unicode61
     with pytest.raises(ValueError):
         time_bound("yesterday", upper=False)
 

@@ -212,9 +212,16 @@ def test_read_only_faces_never_create_the_key(extracted: Path, tmp_path: Path) -
     assert res.returncode == 0, res.stdout
     assert re.search(r"not canonized\): contacts, stream #2, stream #3\n", res.stdout), res.stdout
     assert cli("status", "--config", str(cfg)).returncode == 0
+    for args in (("list", "streams", cfg_name(cfg)), ("list", "streams", cfg_name(cfg), "--json"), ("drift",)):
+        assert cli(*args, "--config", str(cfg)).returncode == 0, args  # list and drift wrote the key
     loaded = load(cfg)
     scan(loaded.config, Workspace(loaded.workspace))
-    assert not (ws / "keys").exists(), "validate, status and the dashboard's scan only read"
+    assert not (ws / "keys").exists(), "validate, status, list, drift and the dashboard's scan only read"
+
+
+def cfg_name(cfg: Path) -> str:
+    """The first extractor's name in a config file."""
+    return str(load(cfg).config.extractors[0].name)
 
 
 def test_revealed_names_never_drive_the_terminal(tmp_path: Path) -> None:

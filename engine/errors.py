@@ -168,6 +168,18 @@ def say_os_error(stage: str, exc: OSError) -> None:
         pass
 
 
+SQLITE_FULL = 13
+SQLITE_IOERR_SHMSIZE = 4874  # SQLITE_IOERR | 19 << 8
+
+
+def sqlite_full(exc: BaseException) -> bool:
+    """True when SQLite ran out of space: ``SQLITE_FULL``, or ``SQLITE_IOERR_SHMSIZE`` (a WAL
+    database's shared-memory file could not grow: SQLite writes its new pages, and on a full
+    volume that is where a transaction first fails; the index stage said INDEX_DB_ERROR)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF == SQLITE_FULL or code == SQLITE_IOERR_SHMSIZE)
+
+
 def from_os_error(exc: BaseException, workspace: Path | None = None) -> LorchError | None:
     """A clean :class:`LorchError` for an ``OSError`` (or SQLite's "disk is full") a command
     hit on the file system, or None when ``exc`` is not one.
@@ -177,8 +189,6 @@ def from_os_error(exc: BaseException, workspace: Path | None = None) -> LorchErr
     a file where a folder belongs (or the reverse) or a missing path -> exit 2, other I/O
     errors -> exit 1.
     """
-    from engine.events import sqlite_full
-
     if sqlite_full(exc):
         return disk_full(workspace or Path.cwd())
     if not isinstance(exc, OSError):

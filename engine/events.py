@@ -96,18 +96,6 @@ class ErrorCode(StrEnum):
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
-SQLITE_FULL = 13
-SQLITE_IOERR_SHMSIZE = 4874  # SQLITE_IOERR | 19 << 8
-
-
-def sqlite_full(exc: BaseException) -> bool:
-    """True when SQLite ran out of space: ``SQLITE_FULL``, or ``SQLITE_IOERR_SHMSIZE`` (a WAL
-    database's shared-memory file could not grow: SQLite writes its new pages, and on a full
-    volume that is where a transaction first fails; the index stage said INDEX_DB_ERROR)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(code, int) and (code & 0xFF == SQLITE_FULL or code == SQLITE_IOERR_SHMSIZE)
-
-
 def is_disk_full(exc: BaseException) -> bool:
     """True when ``exc`` (or an exception it was raised from) says the disk or quota is full."""
     seen: BaseException | None = exc

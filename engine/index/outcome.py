@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.events import is_disk_full, sqlite_full
+from engine.errors import sqlite_full
+from engine.events import is_disk_full
 from engine.store.workspace import Workspace
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import aiosqlite
 
+from engine.errors import sqlite_full
 from engine.events import (
     Event,
     RunFinished,
@@ -37,7 +38,6 @@ from engine.events import (
     TaskQueued,
     TaskStarted,
     is_disk_full,
-    sqlite_full,
 )
 from engine.store.fsutil import FILE_MODE, ensure_dir
 from engine.store.history import (  # the read side, re-exported: state.last_run(...) etc.

@@ -39,6 +39,7 @@ import orjson
 from engine.config import CanonizeStage, Extractor, PipelineConfig
 from engine.store.fsutil import ensure_dir, fsync_dir, open_private, read_regular
 from engine.store.workspace import Workspace
+from engine.vault.paths import segment
 
 Kind = Literal["stream", "field", "file"]
 KEY_BYTES = 32
@@ -235,7 +236,9 @@ def file_namer(ws: Workspace, reveal: bool = False) -> Namer:
 
 
 def schema_field_paths(schema: Any, max_depth: int = 4) -> list[str]:
-    """The dotted field paths a Singer SCHEMA's properties define (nested objects followed)."""
+    """The dotted field paths a Singer SCHEMA's properties define (nested objects followed),
+    each key as :func:`engine.vault.paths.segment` writes it (a key with a dot in backticks),
+    so a field the schema and the records both name is listed once."""
     out: list[str] = []
 
     def walk(node: Any, prefix: str, depth: int) -> None:
@@ -243,7 +246,7 @@ def schema_field_paths(schema: Any, max_depth: int = 4) -> list[str]:
         if not isinstance(props, dict) or depth > max_depth:
             return
         for name, sub in props.items():
-            path = f"{prefix}{name}"
+            path = f"{prefix}{segment(name)}"  # written as the records' own paths are
             out.append(path)
             walk(sub, f"{path}.", depth + 1)
 

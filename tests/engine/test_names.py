@@ -102,6 +102,10 @@ def test_placeholders_are_stable_keyed_and_never_the_name(tmp_path: Path) -> Non
 def test_field_paths_and_declared_fields(extracted: Path) -> None:
     schema = {"properties": {"id": {}, "addr": {"properties": {"street": {}, "zip": {}}}}}
     assert schema_field_paths(schema) == ["id", "addr", "addr.street", "addr.zip"]
+    # a key with a dot or a slash is one segment, written as the records' own paths write it
+    # (`list streams --reveal` listed `../../up` twice: once bare, once in backticks)
+    odd = {"properties": {"../../up": {}, "a.b": {"properties": {"c d": {}}}}}
+    assert schema_field_paths(odd) == ["`../../up`", "`a.b`", "`a.b`.`c d`"]
     assert transform_names('{"to": payload.headers.`X Custom`, "n": $count(parts)}') >= {
         "payload", "headers", "X Custom", "parts", "to", "$count"}
     cfg = load(extracted).config

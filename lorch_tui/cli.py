@@ -108,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `lorchestra`."""
     wide_when_piped()
     no_core_dumps()  # a crash must not leave the process's memory (PHI) in the current folder
+    os.umask(0o077)  # every file a command creates is the user's alone (`transform new`'s too); as
+    # engine.store.fsutil.secure_umask, without importing it (`--help` loads no heavy module)
     if os.environ.get("LORCH_TRANSFORM_CAPPED"):  # `transform run`'s capped child: capped first
         from lorch_tui.capped import cap_child_early
 

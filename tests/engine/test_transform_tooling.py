@@ -403,3 +403,17 @@ def test_transform_test_with_a_registry_problem_never_says_all_pass(tmp_path: Pa
     assert res.returncode == 1, res.stdout + res.stderr
     assert "registry problem" in res.stdout and "all golden samples pass" not in res.stdout, res.stdout
     assert "the golden samples pass; 1 registry problem(s) above" in res.stdout
+
+
+def test_new_writes_private_files_whatever_the_umask(tmp_path: Path) -> None:
+    """Under umask 000 `transform new` wrote 0666 files and 0777 folders: every command now
+    runs with umask 077 (README), as the run machinery always did."""
+    import shlex
+
+    reg = tmp_path / "reg"
+    cmd = (f"umask 000; {shlex.quote(sys.executable)} -m lorch_tui.cli transform new clinical/x_to_contact "
+           f"--source forms --stream intake --kind contact --dir {shlex.quote(str(reg))}")
+    res = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 0, res.stderr
+    made = list(reg.rglob("*"))
+    assert made and all((p.stat().st_mode & 0o077) == 0 for p in made), [oct(p.stat().st_mode) for p in made]

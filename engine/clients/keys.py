@@ -148,8 +148,9 @@ def _folded_name(raw: str) -> str | None:
 
 
 def forget_names() -> None:
-    """Empty the folded-name memo: full, it holds about 20 MiB (65,536 names and their
-    foldings), which the project task needs only while it reads (docs/performance.md)."""
+    """Empty the folded-name memo (up to 65,536 names and their foldings: about 20,000 at
+    1,000,000 demo records), which the project task needs only while it reads; with the
+    address and phone memos that was 6 MiB of its peak (docs/performance.md)."""
     _folded_name.cache_clear()
 
 

@@ -18,7 +18,7 @@ from engine.store.workspace import Workspace
 
 
 def sqlite_code(exc: sqlite3.Error) -> str:
-    """``DISK_FULL`` when SQLite ran out of space (:func:`engine.events.sqlite_full`, or
+    """``DISK_FULL`` when SQLite ran out of space (:func:`engine.errors.sqlite_full`, or
     ENOSPC), else ``INDEX_DB_ERROR``."""
     if sqlite_full(exc) or is_disk_full(exc):
         return "DISK_FULL"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from engine.config import PipelineConfig
 from engine.ops.inspect import AccountView, RunInfo, account_runs, account_views
-from engine.store.fsutil import read_regular
 from engine.store.history import HistoryCorrupt, open_readonly
+from engine.store.lock import lock_owner
 from engine.store.workspace import Workspace
 
 
@@ -99,35 +99,19 @@ def index_shas(ws: Workspace) -> dict[tuple[str, str], str] | None:
     return {(str(s), str(a)): str(h) for s, a, h in rows}
 
 
-def _lock_owner(state_dir: Path) -> tuple[int, str, bool] | None:
-    """(pid, command, alive) of the process the lock file names, or None when it names none."""
-    try:
-        pid_s, _started, *cmd = read_regular(state_dir / "lock").decode().split()  # a FIFO never blocks
-        pid = int(pid_s)
-    except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return pid, " ".join(cmd), False
-    except OSError:  # another user's process: alive
-        pass
-    return pid, " ".join(cmd), True
-
-
 def lock_is_free(state_dir: Path) -> bool:
     """Whether no live process (this one included) holds the workspace lock, so a run the
     history still calls ``running`` was killed before it recorded its end."""
-    owner = _lock_owner(state_dir)
-    return owner is None or (owner[0] != os.getpid() and not owner[2])
+    owner = lock_owner(state_dir / "lock")
+    return owner is None or (owner.pid != os.getpid() and not owner.alive)
 
 
 def lock_holder(ws: Workspace) -> str | None:
     """`pid 123 (lorch-tui --no-ui)` when another live process holds the workspace lock."""
-    owner = _lock_owner(ws.state)
-    if owner is None or owner[0] == os.getpid() or not owner[2]:
+    owner = lock_owner(ws.state / "lock")
+    if owner is None or owner.pid == os.getpid() or not owner.alive:
         return None
-    return f"pid {owner[0]} ({owner[1]})"
+    return f"pid {owner.pid} ({owner.command})"
 
 
 def extract_durations(ws: Workspace, limit: int = 5000) -> dict[str, dict[str, float]]:

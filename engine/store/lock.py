@@ -15,7 +15,7 @@ import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from engine.errors import PermissionProblem, UsageError, WorkspaceBusy
 from engine.store.fsutil import FILE_MODE, ensure_dir, read_regular
@@ -208,22 +208,53 @@ def _lock_folder(dir_fd: int | None) -> int | None:
     return dir_fd
 
 
+class LockOwner(NamedTuple):
+    """What the lock file says of its holder."""
+
+    pid: int
+    started: int | None
+    """Epoch seconds the holder took the lock (None: not a number)."""
+    command: str
+    alive: bool
+    """Whether a process with that pid exists (another user's counts as alive)."""
+
+
+def lock_owner(lock_path: Path) -> LockOwner | None:
+    """The process the lock file names, or None when it names none. The one reader of the
+    file (the run's wait, ``status``, the dashboard): read without blocking, so a FIFO
+    planted there never hangs a reader, and a hand-edited pid is no crash."""
+    try:
+        pid_s, started_s, *cmd = read_regular(lock_path).decode().split()
+        pid = int(pid_s)
+    except (OSError, ValueError):
+        return None
+    try:
+        started: int | None = int(started_s)
+    except ValueError:
+        started = None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return LockOwner(pid, started, " ".join(cmd), False)
+    except (OSError, OverflowError):  # another user's process: alive; a pid no process has
+        pass
+    return LockOwner(pid, started, " ".join(cmd), True)
+
+
 def holder_of(lock_path: Path) -> str:
     """A description of the lock's holder: ``pid 123 (lorchestra run, since 10:02:11)``.
 
     When that process has died, its stage workers still hold the lock while they finish
     their cancel (they stop within the cancel grace period), and the text says so.
     """
-    try:
-        pid, started, *cmd = read_regular(lock_path).decode().split()  # a FIFO never blocks
-        since = time.strftime("%H:%M:%S", time.localtime(int(started)))
-        text = f"pid {pid} ({' '.join(cmd) or 'lorchestra'}, since {since})"
-    except (OSError, ValueError):
+    owner = lock_owner(lock_path)
+    if owner is None or owner.started is None:
         return "another process"
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+        since = time.strftime("%H:%M:%S", time.localtime(owner.started))
+    except (OverflowError, OSError, ValueError):
+        return "another process"
+    text = f"pid {owner.pid} ({owner.command or 'lorchestra'}, since {since})"
+    if not owner.alive:
         return f"the stage workers of {text}, which has exited (they stop within the cancel grace period)"
-    except (PermissionError, ValueError, OverflowError):
-        pass
     return text

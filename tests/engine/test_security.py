@@ -424,3 +424,25 @@ def test_no_process_of_a_run_may_dump_core(tmp_path: Path) -> None:
     (run,) = runs_of(account_dir(tmp_path / "ws", {"domain": "ops", "source": "limits", "account": "a"}))
     (record,) = [r for r in vault_records(run) if r.get("stream") == "limits"]
     assert record["record"]["core"] == [0, 0]
+
+
+def test_the_lock_file_has_one_reader_that_survives_a_hand_edited_file(tmp_path: Path) -> None:
+    """The run's wait, `status` and the dashboard read the lock file through one function:
+    a pid no process can have raised OverflowError in the dashboard's reader, a FIFO blocked
+    it; each is an owner or none now, and the holder text never fails."""
+    from engine.store.lock import holder_of, lock_owner
+
+    lock = tmp_path / "lock"
+    lock.write_text(f"{os.getpid()} 1700000000 lorchestra run\n")
+    me = lock_owner(lock)
+    assert me is not None and (me.pid, me.started, me.command, me.alive) == (os.getpid(), 1700000000,
+                                                                              "lorchestra run", True)
+    assert holder_of(lock).startswith(f"pid {os.getpid()} (lorchestra run, since ")
+    lock.write_text("9" * 30 + " " + "9" * 30 + " x\n")
+    huge = lock_owner(lock)
+    assert huge is not None and huge.alive and holder_of(lock) == "another process"
+    lock.write_text("not-a-pid 1 x\n")
+    assert lock_owner(lock) is None and holder_of(lock) == "another process"
+    lock.unlink()
+    os.mkfifo(lock, 0o600)
+    assert lock_owner(lock) is None and holder_of(lock) == "another process"

@@ -319,7 +319,7 @@ class ProjectStage(StrictModel):
     """Settings of the project stage (the client layer's task; its rules are under `clients`)."""
 
     timeout_s: float = Field(4 * 3600, gt=0, le=7 * 86400)
-    """Wall-clock seconds the project task (one per run, over every account) may run before it is stopped and marked `timeout` (`TIMEOUT`); the client tables and charts stay as they were."""
+    """Wall-clock seconds the project task (one per run, over every account) may run before it is stopped and marked `timeout` (`TIMEOUT`), as a kill of it would be: the client tables are the last projection's or this one's, each chart folder whole, and `status` says `charts: incomplete` until the next run writes the rest."""
     memory_limit_mb: int | None = Field(8192, ge=256, le=1 << 20)
     """Address-space cap (RLIMIT_AS) of the project worker and the helpers it starts, in MiB (as the index stage's: the measurements are embedded like any document); past it the task fails with `WORKER_OUT_OF_MEMORY`. Null: no cap."""
 

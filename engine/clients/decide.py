@@ -48,10 +48,13 @@ class Decisions:
                  exists: Callable[[DocRef], bool] | None = None) -> None:
         self.clients = clients
         self._names = {cid: K.name_text(c.card.name) for cid, c in clients.items()}
-        self._by_name: dict[str, tuple[str, ...]] = {}  # a tuple each: most names are one client's
+        by_name: dict[str, list[str]] = {}
         for cid, folded in self._names.items():
             if folded:
-                self._by_name[folded] = (*self._by_name.get(folded, ()), cid)
+                by_name.setdefault(folded, []).append(cid)
+        # a tuple each (most names are one client's), built once: a placeholder name many
+        # clients share ("N/A") must not be copied once per client
+        self._by_name: dict[str, tuple[str, ...]] = {n: tuple(c) for n, c in by_name.items()}
         self.alias = alias
         self.holders = holders
         self.lookup = lookup

@@ -76,7 +76,7 @@ def _no_links(root: Path) -> None:
                  "`lorchestra validate` lists them")
 
 
-def _take_lock(ws: Workspace, wait_s: float) -> WorkspaceLock:
+def take_lock(ws: Workspace, wait_s: float, command: str = "lorchestra clean") -> WorkspaceLock:
     """The workspace lock, waiting up to ``wait_s`` as ``run --wait`` does: the wait is said on
     stderr, and SIGTERM or SIGHUP stop it as Ctrl-C does (exit 130; SIGTERM gave 143)."""
     def stop(signum: int, frame: object) -> None:
@@ -88,7 +88,7 @@ def _take_lock(ws: Workspace, wait_s: float) -> WorkspaceLock:
 
     before = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        return WorkspaceLock(ws, command="lorchestra clean").acquire(wait_s, waiting)
+        return WorkspaceLock(ws, command=command).acquire(wait_s, waiting)
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
@@ -107,7 +107,7 @@ def _clean(ns: argparse.Namespace, ws: Workspace, stages: list[str], *, vault_by
         console.print("refusing to delete without confirmation: there is no terminal to ask on; "
                       "pass --yes (and --stage extract for the vault) to delete")
         return int(ExitCode.USAGE)
-    lock = None if ns.dry_run else _take_lock(ws, ns.wait)
+    lock = None if ns.dry_run else take_lock(ws, ns.wait)
     try:
         keep_vault = "extract" in stages and ns.yes and not vault_by_yes
         targets = plan(ws, stages, ns.partials, ns.older_than)

@@ -174,8 +174,8 @@ def cmd_conflicts(ns: argparse.Namespace) -> int:
 
 
 STALE_HEAD = ("override(s) not applied (OVERRIDE_STALE): what they name is not what they were first applied "
-              "to; look again, then write each anew (remove it, project, add it back) or pin it with sha256 "
-              "(docs/clients.md, section 3):")
+              "to; look at each again: if it still holds, `lorchestra clients repin REF` (then project) or pin it "
+              "with sha256; otherwise remove it (docs/clients.md, section 3):")
 UNUSED_HEAD = ("override(s) name nothing the last projection had (OVERRIDE_UNUSED): check each id against "
                "`lorchestra clients list` and `clients unlinked` (full 16-character client ids, documents as "
                "source:account:kind:id):")

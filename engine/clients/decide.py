@@ -86,12 +86,7 @@ class Decisions:
             if facts is None or (target is not None and target not in clients):
                 self.unused_overrides += 1
                 self.unused.append((item.document, item.client or ""))
-                # its pin is kept: a row gone for one run and then another person's must not
-                # be taken for the document the link was first applied to
-                key = (item.document, item.client or "")
-                if item.sha256 is None and key in pins:
-                    self.pins[key] = pins[key]
-                continue
+                continue  # its pin is stored again as every stored pin is (Resolver.pins)
             if item.sha256 is None and not self._holds(pins, (item.document, item.client or ""), facts):
                 continue
             if item.client in stale:  # the client's id names another person now (counted once, there)

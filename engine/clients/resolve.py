@@ -58,7 +58,11 @@ class Resolver:
         self.overrides = overrides or Overrides()
         self.pins = pins or {}
         """What each ``link:`` without ``sha256`` was first applied to (:func:`identity`),
-        by (document, client or ""): stored with the last projection's tables."""
+        by (document, client or ""), and who each client an override names was (``client:ID``):
+        stored with the last projection's tables. Every one is stored again, also those no
+        entry of the file names any more: an entry removed for a run and restored later (a
+        backup) is held to what it was first applied to, never to whatever is in its place
+        then. Only ``lorchestra clients repin`` forgets one (:func:`engine.clients.tables.forget_pins`)."""
         self.docs: dict[DocRef, DocFacts] = {}
         self.client_pins: dict[tuple[str, str], str] = {}
         """The identity of each client an override names (:func:`client_identity`), by
@@ -271,7 +275,7 @@ class Resolver:
                           conflicts=sorted(conflicts.values(), key=lambda c: c.key),
                           docs=docs, unused_overrides=unused + state.unused_overrides,
                           unused=[*self.unused_named, *state.unused],
-                          override_pins={**self.client_pins, **state.pins},
+                          override_pins={**self.pins, **self.client_pins, **state.pins},
                           stale_overrides=state.stale_overrides + len(self.stale_clients),
                           stale=[*((f"{CLIENT_PIN}{c}", "") for c in sorted(self.stale_clients)), *state.stale])
 

@@ -4,7 +4,9 @@ The project stage replaces every client table in one transaction, so a reader (`
 ``query --client``, the dashboard's counts) sees the whole old projection or the whole new
 one. The tables carry their own schema version in ``clients_meta`` (the index's
 ``user_version`` stays the index's): a different version is dropped and rebuilt, since
-everything here is derived from the documents and the overrides.
+everything here is derived from the documents and the overrides; all but the pins
+(``client_override_pins``: what each override was first applied to), which are the memory of
+the operator's decisions and are kept through a rebuild.
 
 Documents are named by the index's identity (source, account, kind, entity_id), which
 survives re-indexing, rather than by ``doc_id``.
@@ -102,13 +104,47 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     if has_meta:
         row = conn.execute("SELECT value FROM clients_meta WHERE key='schema_version'").fetchone()
         if row is None or row[0] != str(CLIENTS_SCHEMA_VERSION):
+            pins = _pin_rows(conn)  # forgetting them would let a restored link hold for anyone
             for table in TABLES:
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
+            _create(conn)
+            conn.executemany("INSERT OR IGNORE INTO client_override_pins VALUES (?,?,?)", pins)
+    _create(conn)
+    conn.execute("INSERT OR REPLACE INTO clients_meta VALUES ('schema_version', ?)",
+                 (str(CLIENTS_SCHEMA_VERSION),))
+
+
+def _create(conn: sqlite3.Connection) -> None:
     for statement in SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
-    conn.execute("INSERT OR REPLACE INTO clients_meta VALUES ('schema_version', ?)",
-                 (str(CLIENTS_SCHEMA_VERSION),))
+
+
+def _pin_rows(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    try:
+        return [(str(d), str(c), str(s)) for d, c, s in
+                conn.execute("SELECT document, client, identity FROM client_override_pins")]
+    except sqlite3.Error:  # none yet, or not in a shape this version reads
+        return []
+
+
+def forget_pins(conn: sqlite3.Connection, refs: list[str]) -> tuple[dict[str, int], list[str]]:
+    """Forget the stored pins of ``refs`` (a document as ``source:account:kind:source_id``, its
+    pins for every client; ``client:ID`` for a client's), inside the caller's transaction:
+    the pins forgotten per reference, and the references that had none. The stored fingerprint
+    is dropped so the next projection runs (and pins the links anew) even when nothing else
+    changed. `lorchestra clients repin`: the one way a pin is forgotten."""
+    forgotten: dict[str, int] = {}
+    missing: list[str] = []
+    for ref in dict.fromkeys(refs):
+        n = conn.execute("DELETE FROM client_override_pins WHERE document = ?", (ref,)).rowcount
+        if n:
+            forgotten[ref] = n
+        else:
+            missing.append(ref)
+    if forgotten:
+        conn.execute("DELETE FROM clients_meta WHERE key = 'inputs_sha256'")
+    return forgotten, missing
 
 
 def write_projection(conn: sqlite3.Connection, p: Projection, inputs_sha256: str,

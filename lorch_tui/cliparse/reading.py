@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lorch_tui.argtypes import client_text, count
+from lorch_tui.argtypes import client_text, count, wait_seconds
 from lorch_tui.cliparse.base import Lazy
 
 DEFAULT_LIMIT = 50
@@ -57,7 +57,7 @@ def query(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def clients(sub: Any, common: argparse.ArgumentParser) -> None:
-    """``lorchestra clients list|show|conflicts|unlinked``."""
+    """``lorchestra clients list|show|conflicts|unlinked|repin``."""
     c = sub.add_parser(
         "clients", parents=[common], help="clients, their documents, conflicts (shows PHI)",
         description="Read what the project stage decided: clients, the documents linked to each "
@@ -91,3 +91,17 @@ def clients(sub: Any, common: argparse.ArgumentParser) -> None:
     un.add_argument("--reason", metavar="R", choices=list(UNLINKED_REASONS), help="only this reason")
     un.add_argument("--json", action="store_true", help="one JSON object per document")
     un.set_defaults(func=Lazy("lorch_tui.clientscmd:cmd_unlinked"))
+    rp = acts.add_parser("repin", parents=[common], help="forget what stale overrides were first applied to",
+                         description="A link: override holds for the document it was first applied to, and "
+                                     "an override naming a client for the person whose record had that id "
+                                     "then; these pins are kept for good, also while an entry is out of the "
+                                     "overrides file. After looking at a stale override's document or client "
+                                     "again (`clients conflicts` names them, `clients show`), repin forgets "
+                                     "its pin: the next projection applies the override to what is in its "
+                                     "place then and pins it anew (docs/clients.md, section 3).")
+    rp.add_argument("refs", nargs="+", metavar="REF",
+                    help="a document as source:account:kind:source_id, or client:ID, as `clients conflicts` "
+                         "lists them")
+    rp.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
+                    help="wait up to SECONDS for the workspace lock instead of exiting 3")
+    rp.set_defaults(func=Lazy("lorch_tui.repincmd:cmd_repin"))

@@ -360,6 +360,20 @@ def test_a_links_pin_outlives_a_run_without_its_document() -> None:
     assert clients_of(got) == {cid("C")} and p.stale_overrides == 1  # type: ignore[arg-type]
 
 
+def test_a_pin_outlives_a_run_without_its_entry_too() -> None:
+    """The overrides file moved away for one run, then restored from a backup after Cy's
+    response took row 2: the restored link was taken for a new decision and put Cy's PHQ-9 in
+    Ben's chart. Every stored pin is stored again, named by the file or not."""
+    ov = Overrides(link=[{"document": "sheets:phq:form_response:1Sx/0/2", "client": cid("B")}])  # type: ignore[list-item]
+    p, _ = _with_response(ov, {}, "2024-03-01T10:00:00Z", "lee.family@example.org")
+    pins = p.override_pins
+    assert (f"client:{cid('B')}", "") in pins
+    p, got = _with_response(Overrides(), pins, "2024-03-01T10:00:00Z", "lee.family@example.org")
+    assert p.override_pins == pins, "no entry names them this run: kept all the same"
+    p, got = _with_response(ov, p.override_pins, "2024-05-02T09:00:00Z", "cy.park@gmail.com")
+    assert clients_of(got) == {cid("C")} and p.stale_overrides == 1  # type: ignore[arg-type]
+
+
 def test_a_pin_stored_before_the_time_counted_is_read_the_old_way_once() -> None:
     from engine.clients.decide import identity, identity_v1
     from engine.clients.model import DocFacts

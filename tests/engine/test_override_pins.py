@@ -115,3 +115,86 @@ def test_a_renumbered_sheet_row_is_not_moved_into_the_linked_chart(tmp_path: Pat
         {"document": "sheets:intake:contact:1SheetXYZ/0/2", "client": ben, "sha256": sha}]}))
     assert "OVERRIDE_STALE" not in run(cfg)
     assert linked(tmp_path, "1SheetXYZ/0/2") == [("Ben Kim", "override")]
+
+
+def project_status(cfg: Path) -> tuple[str, set[str]]:
+    """Run every stage; the project task's status and warning codes."""
+    res = run_cli("run", "--json", "--config", str(cfg), timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    events = [e for e in map(orjson.loads, res.stdout.splitlines()) if e.get("stage") == "project"]
+    status = next(e["status"] for e in events if e["type"] == "task_finished")
+    return status, {e["code"] for e in events if e["type"] == "task_warning"}
+
+
+def test_a_link_restored_from_a_backup_holds_for_what_it_was_first_applied_to(tmp_path: Path) -> None:
+    """The overrides file moved away for a night's run, the blank row deleted meanwhile, then
+    the file restored: the link must not take Cy's row (now row 3) for Ben's. Once the
+    operator has looked again, `clients repin` forgets the pin and the next run pins anew."""
+    cfg = setup(tmp_path)
+    run(cfg)
+    ben = client_id(tmp_path, "Ben Kim")
+    link = {"version": 1, "link": [{"document": "sheets:intake:contact:1SheetXYZ/0/3", "client": ben}]}
+    (tmp_path / "overrides.yaml").write_text(yaml.safe_dump(link))
+    assert "OVERRIDE_STALE" not in run(cfg) and linked(tmp_path, "1SheetXYZ/0/3") == [("Ben Kim", "override")]
+    (tmp_path / "overrides.yaml").rename(tmp_path / "overrides.bak")  # moved away for one run
+    run(cfg)
+    assert linked(tmp_path, "1SheetXYZ/0/3") == []
+    sheet(tmp_path, [row(2, "Benny K", "", "", "benny.k@work.example"),  # row 2 deleted: renumbered
+                     row(3, "Cy Diaz", "3/3/1982", "212-555-0103", "cy@example.com")])
+    run(cfg)
+    (tmp_path / "overrides.bak").rename(tmp_path / "overrides.yaml")  # restored
+    assert "OVERRIDE_STALE" in run(cfg)
+    assert linked(tmp_path, "1SheetXYZ/0/3") == [("Cy Diaz", "email")], "Cy's row stays Cy's"
+    conflicts = run_cli("clients", "conflicts", "--config", str(cfg))
+    assert conflicts.returncode == 0 and "sheets:intake:contact:1SheetXYZ/0/3" in conflicts.stdout
+    assert "clients repin" in conflicts.stdout, conflicts.stdout
+
+    typo = run_cli("clients", "repin", "sheets:intake:contact:1SheetXYZ/0/9", "--config", str(cfg))
+    assert typo.returncode == 2 and "no pin is stored" in typo.stderr, typo.stdout + typo.stderr
+    bad = run_cli("clients", "repin", "client:Ben", "--config", str(cfg))
+    assert bad.returncode == 2 and "client:ID" in bad.stderr
+    # the operator looked again and decided the link stands for what is there now (their call):
+    # the very next run projects again although nothing else changed
+    res = run_cli("clients", "repin", "sheets:intake:contact:1SheetXYZ/0/3", "--config", str(cfg))
+    assert res.returncode == 0 and "forgot" in res.stdout, res.stdout + res.stderr
+    status, codes = project_status(cfg)
+    assert status == "success" and "OVERRIDE_STALE" not in codes
+    assert linked(tmp_path, "1SheetXYZ/0/3") == [("Ben Kim", "override")], "pinned anew, as the operator said"
+    again = run_cli("clients", "repin", "sheets:intake:contact:1SheetXYZ/0/3", "client:" + "0" * 16,
+                    "--config", str(cfg))
+    assert again.returncode == 2 and "client:0000000000000000" in again.stderr, "one unknown: nothing forgotten"
+    assert project_status(cfg) == ("skipped", set()), "the first reference's pin was not forgotten"
+
+
+def test_repin_waits_for_a_running_projection(tmp_path: Path) -> None:
+    """It writes the pins a projection writes: never at the same time (exit 3 when busy)."""
+    from engine.store.lock import WorkspaceLock
+    from engine.store.workspace import Workspace
+
+    cfg = setup(tmp_path)
+    run(cfg)
+    lock = WorkspaceLock(Workspace(tmp_path / "ws"), command="a test").acquire()
+    try:
+        res = run_cli("clients", "repin", "client:" + "0" * 16, "--config", str(cfg))
+    finally:
+        lock.release()
+    assert res.returncode == 3, res.stdout + res.stderr
+
+
+def test_pins_survive_a_rebuild_of_the_client_tables(tmp_path: Path) -> None:
+    """Another version's client tables are dropped and rebuilt from the documents: the pins
+    are the operator's decisions, not derived, and stay."""
+    from engine.clients.tables import CLIENTS_SCHEMA_VERSION, ensure_schema, forget_pins
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "index.sqlite")) as con:
+        ensure_schema(con)
+        con.execute("INSERT INTO client_override_pins VALUES ('sheets:a:contact:1', 'c1', '3:ab')")
+        con.execute("INSERT INTO clients_meta VALUES ('inputs_sha256', 'f' )")
+        con.execute("UPDATE clients_meta SET value = '0' WHERE key = 'schema_version'")  # an older version
+        ensure_schema(con)
+        assert con.execute("SELECT * FROM client_override_pins").fetchall() == [("sheets:a:contact:1", "c1", "3:ab")]
+        assert dict(con.execute("SELECT key, value FROM clients_meta")) == {"schema_version": str(CLIENTS_SCHEMA_VERSION)}
+        con.execute("INSERT INTO clients_meta VALUES ('inputs_sha256', 'f' )")
+        assert forget_pins(con, ["sheets:a:contact:1", "client:x"]) == ({"sheets:a:contact:1": 1}, ["client:x"])
+        assert con.execute("SELECT count(*) FROM client_override_pins").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM clients_meta WHERE key = 'inputs_sha256'").fetchone() == (0,)

@@ -321,7 +321,9 @@ class RunFinished(EventBase):
     cancelled: int
     """Tasks cancelled or never started."""
     records: int
-    """Records written by all tasks."""
+    """The records of the run: extracted when it had an extract stage; else those of its
+    index tasks (documents indexed), else of its canonize tasks (records canonized), else
+    the project task's links (``engine.store.history.counted_stage``)."""
     duration_s: float
     """Wall time of the run."""
     error_code: str | None = None

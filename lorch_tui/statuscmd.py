@@ -116,6 +116,9 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
             last_doc = run_history.as_abandoned(db, last_doc)
             runs = [run_history.as_abandoned(db, r) if r.get("run_id") == last_doc["run_id"]
                     and r.get("status") == "running" else r for r in runs]
+        # what `records` counts: extract, or (a run without one) index, canonize or project
+        last_doc = None if last_doc is None else counted(last_doc)
+        runs = [counted(r) for r in runs]
     except run_history.HistoryCorrupt as bad:
         code = "STATE_DB_UNREADABLE" if isinstance(bad, run_history.HistoryUnreadable) else "STATE_DB_CORRUPT"
         problems.append({"code": code, "path": str(db), "message": str(bad), "hint": bad.hint})
@@ -140,6 +143,11 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
         # progress writes one too, so they are counted only while no process holds the lock
         "partials": len(partial_targets(ws)) if ws.vault.is_dir() and lock_holder(ws) is None else 0,
     }
+
+
+def counted(run: dict[str, Any]) -> dict[str, Any]:
+    """A run row with ``records_stage``: the stage whose tasks' records ``records`` sums."""
+    return {**run, "records_stage": run_history.counted_stage(run.get("stages"))}
 
 
 def latest_problems(loaded: LoadedConfig, ws: Workspace) -> list[dict[str, str]]:
@@ -224,7 +232,7 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
                           "the next run records it as abandoned and does what it left undone: run "
                           "`lorchestra run` (or wait for the next scheduled one)", markup=False)
         console.print(f"  tasks: {run['succeeded']}/{run['tasks']} ok, {run['failed']} failed, "
-                      f"{run['cancelled']} cancelled; {run['records']:,} records extracted")
+                      f"{run['cancelled']} cancelled; {run_history.records_said(run['stages'], run['records'])}")
         table = Table(box=None, pad_edge=False, show_edge=False)
         for col, just in (("stage", "left"), ("tasks", "right"), ("ok", "right"), ("failed", "right"),
                           ("records", "right"), ("bytes", "right"), ("duration", "right")):
@@ -278,7 +286,7 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
         n = len(doc["history"])
         console.print(f"history (last {n} run{'' if n == 1 else 's'}):")
         plain = [[h["run_id"], h["trigger"], h["started_at"], h["status"], f"{h['succeeded']}/{h['tasks']}",
-                  str(h["failed"]), f"{h['records']:,}", _dur(h["duration_s"])] for h in doc["history"]]
+                  str(h["failed"]), run_history.records_cell(h), _dur(h["duration_s"])] for h in doc["history"]]
         shown = [[*r[:3], f"[{_style(r[3])}]{r[3]}[/]", *r[4:]] for r in plain]
         hist, left_out = whole_table(HISTORY_COLUMNS, plain, shown, console.width - 2,
                                      drop=("trigger", "failed", "duration", "started", "records"),

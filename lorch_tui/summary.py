@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from engine.store.history import counted_stage, records_said
+
 if TYPE_CHECKING:
     from engine.run.runner import RunResult
 
@@ -95,15 +97,12 @@ def summary_line(result: RunResult, log_path: str, log_next: str | None = None) 
 
 
 def records_phrase(result: RunResult) -> str:
-    """`1,234 records` (extracted); without an extract, the records the last stage handled."""
+    """`1,234 records` (extracted); without an extract, the records the run counted (its
+    summary's ``records``, the same count the log, the history and `status` show):
+    `120 records canonized`, `120 records indexed`, `12 links to clients`."""
     s = result.summary
     assert s is not None
-    stages = {f.stage for f in result.finished.values()}
-    if "extract" in stages or not stages:
+    stages = result.stages or {f.stage for f in result.finished.values()}
+    if counted_stage(stages) == "extract":
         return f"{s.records:,} record{'' if s.records == 1 else 's'}"
-    stage = next(st for st in ("index", "canonize", "project") if st in stages)
-    n = sum(f.records for f in result.finished.values() if f.stage == stage)
-    if stage == "project":
-        return f"{n:,} link{'' if n == 1 else 's'} to clients"
-    verb = {"canonize": "canonized", "index": "indexed"}[stage]
-    return f"{n:,} record{'' if n == 1 else 's'} {verb}"
+    return records_said(stages, s.records)

@@ -32,6 +32,7 @@ from engine.run.plan import PROJECT_TASK_ID, Chain, Plan, project_extractor
 from engine.run.slots import WeightedSlots, input_weight
 from engine.run.task import TaskProcess
 from engine.stages.spec import TaskSpec
+from engine.store.history import counted_stage
 from engine.store.workspace import Workspace
 
 NO_RETRY = frozenset({ErrorCode.WRITE_FAILED.value, "DISK_FULL", ErrorCode.TAP_LEFTOVER_KILLED.value})
@@ -46,6 +47,8 @@ class RunResult:
 
     finished: dict[str, TaskFinished] = field(default_factory=dict)
     summary: RunFinished | None = None
+    stages: tuple[str, ...] = ()
+    """The stages the run planned (which stage's records its summary counts: ``counted_stage``)."""
 
     @property
     def ok(self) -> bool:
@@ -91,7 +94,7 @@ class Runner:
         """Run every chain of the plan; return when all have ended."""
         run_id = self._run_id = new_run_id()
         started = self._started = time.monotonic()
-        result = self._result = RunResult()
+        result = self._result = RunResult(stages=tuple(plan.stages))
         self.bus.emit(RunStarted(run_id=run_id, trigger=self.trigger, pipeline=self.cfg.pipeline.name,
                                  stages=list(plan.stages), tasks=plan.task_count))
         for chain in plan.chains:
@@ -122,7 +125,7 @@ class Runner:
     def abandon(self, plan: Plan) -> RunResult:
         """After :meth:`run` raised: fail every task without a final event, emit the run's
         summary and return the result, so the run is still recorded and reported."""
-        result = self._result or RunResult()
+        result = self._result or RunResult(stages=tuple(plan.stages))
         chains = plan.chains + ([Chain(project_extractor(), ("project",))] if plan.project else [])
         for chain in chains:
             self._fail_rest(chain, result, ErrorCode.INTERNAL_ERROR.value)
@@ -149,9 +152,10 @@ class Runner:
         failed = sum(1 for f in done if f.status in ("failed", "timeout"))
         cancelled = plan.task_count - ok - failed
         status = "success" if ok == plan.task_count else ("failed" if failed else "cancelled")
+        counted = counted_stage(plan.stages)  # extracted; without an extract, the stage's own
         return RunFinished(run_id=run_id, status=status, tasks=plan.task_count, succeeded=ok,  # type: ignore[arg-type]
                            failed=failed, cancelled=cancelled,
-                           records=sum(f.records for f in done if f.stage == "extract"),
+                           records=sum(f.records for f in done if f.stage == counted),
                            duration_s=round(elapsed, 3),
                            error_code=ErrorCode.DISK_FULL.value if any(
                                f.error_code == ErrorCode.DISK_FULL.value for f in done) else None)

@@ -9,8 +9,58 @@ its start-up (issue 18). These helpers never create the database and never write
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+COUNTED_ORDER = ("extract", "index", "canonize", "project")
+"""Which stage's task records are a run's ``records``: the first of these the run had."""
+
+COUNTED_WORDS = {"extract": ("record", "extracted"), "index": ("record", "indexed"),
+                 "canonize": ("record", "canonized"), "project": ("link", "to clients")}
+
+
+def counted_stage(stages: Iterable[str] | str | None) -> str:
+    """The stage whose tasks' records a run's ``records`` sums (the ``runs.stages`` column,
+    comma-joined, or the planned stages): ``extract`` when the run extracted (what a full
+    run has always shown); else ``index`` (documents indexed), else ``canonize`` (records
+    canonized), else ``project`` (documents linked to clients). A canonize-only run counted
+    its extract tasks, of which it had none: 0 in the log, the history and `status`."""
+    if isinstance(stages, str):
+        stages = stages.split(",")
+    have = set(stages or ())
+    return next((s for s in COUNTED_ORDER if s in have), "extract")
+
+
+def counted_stage_sql(stages_column: str) -> str:
+    """:func:`counted_stage` as an SQL expression over a ``runs.stages`` column."""
+    padded = f"(',' || coalesce({stages_column}, '') || ',')"
+    whens = " ".join(f"WHEN instr({padded}, ',{s},') > 0 THEN '{s}'" for s in COUNTED_ORDER)
+    return f"(CASE {whens} ELSE 'extract' END)"
+
+
+def run_records_sql(run: str) -> str:
+    """The records of run ``run`` (a ``runs`` row alias) as its own summary counts them:
+    the sum over its tasks of its :func:`counted_stage`."""
+    return (f"(SELECT coalesce(sum(t.records), 0) FROM tasks t WHERE t.run_id = {run}.run_id "
+            f"AND t.stage = {counted_stage_sql(f'{run}.stages')})")
+
+
+def records_said(stages: Iterable[str] | str | None, n: int) -> str:
+    """`1,234 records extracted`, `1 record canonized`, `12 links to clients`."""
+    noun, verb = COUNTED_WORDS[counted_stage(stages)]
+    return f"{n:,} {noun}{'' if n == 1 else 's'} {verb}"
+
+
+def records_cell(run: dict[str, Any]) -> str:
+    """A history table's records cell: `1,234` for a run that extracted (as always), else the
+    count with what it counts: `120 canonized`, `120 indexed`, `12 links`."""
+    stage, n = counted_stage(run.get("stages")), int(run.get("records") or 0)
+    if stage == "extract":
+        return f"{n:,}"
+    if stage == "project":
+        return f"{n:,} link{'' if n == 1 else 's'}"
+    return f"{n:,} {COUNTED_WORDS[stage][1]}"
 
 
 class HistoryCorrupt(Exception):
@@ -87,10 +137,11 @@ def as_abandoned(path: Path, run: dict[str, Any]) -> dict[str, Any]:
     """A ``running`` run whose process is gone, as the next locked session will record it:
     ``abandoned``, with the counts of the tasks that did finish (its own totals are written at
     its end, so the row said 0 of 6 while its tasks showed 3 successes)."""
+    stage = counted_stage(run.get("stages"))
     rows = _rows(path, """
         SELECT sum(status IN ('success', 'skipped')) AS ok, sum(status IN ('failed', 'timeout')) AS bad,
-               coalesce(sum(CASE WHEN stage = 'extract' THEN records END), 0) AS records
-        FROM tasks WHERE run_id = ?""", (run["run_id"],))
+               coalesce(sum(CASE WHEN stage = ? THEN records END), 0) AS records
+        FROM tasks WHERE run_id = ?""", (stage, run["run_id"]))
     got = rows[0] if rows else {}
     ok, bad = int(got.get("ok") or 0), int(got.get("bad") or 0)
     tasks = int(run.get("tasks") or 0)

@@ -45,6 +45,7 @@ from engine.store.history import (  # the read side, re-exported: state.last_run
     history,
     last_run,
     open_readonly,
+    run_records_sql,
     run_row,
     stage_rows,
     task_rows,
@@ -147,8 +148,7 @@ UPDATE runs SET status = 'abandoned',
                  AND t.status IN ('success', 'skipped')),
     failed = (SELECT count(*) FROM tasks t WHERE t.run_id = runs.run_id
               AND t.status IN ('failed', 'timeout')),
-    records = (SELECT coalesce(sum(t.records), 0) FROM tasks t WHERE t.run_id = runs.run_id
-               AND t.stage = 'extract'),
+    records = """ + run_records_sql("runs") + """,
     cancelled = max(0, tasks - (SELECT count(*) FROM tasks t WHERE t.run_id = runs.run_id
                                 AND t.status IN ('success', 'skipped', 'failed', 'timeout')))
 WHERE status = 'running'
@@ -157,6 +157,11 @@ WHERE status = 'running'
 ``abandoned`` with its counts taken from the tasks that did finish (what a run's own summary
 would have said; the tasks that never ended count as cancelled), so the history does not show
 0 of 6 for a run whose tasks mostly succeeded."""
+
+RECOUNT_RUNS_SQL = ("UPDATE runs SET records = " + run_records_sql("runs")
+                    + " WHERE status != 'running' AND records = 0 AND instr(',' || stages || ',', ',extract,') = 0")
+"""Runs without an extract recorded before their summary counted their own stage's records
+(a canonize-only run said 0 records): counted again from their tasks, once, under the lock."""
 
 
 class StateRecorder:
@@ -192,6 +197,7 @@ class StateRecorder:
                                             "ORDER BY rowid") as cur:
                     self.abandoned = [str(row[0]) for row in await cur.fetchall()]
                 await self._db.execute(ABANDON_RUNS_SQL)
+                await self._db.execute(RECOUNT_RUNS_SQL)
                 await self._db.execute("UPDATE tasks SET status = 'abandoned' "
                                        "WHERE status IN ('queued', 'running')")
                 await self._db.commit()

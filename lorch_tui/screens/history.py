@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.store.history import HistoryCorrupt, as_abandoned, history, task_rows
+from engine.store.history import HistoryCorrupt, as_abandoned, history, records_cell, task_rows
 from lorch_tui.scan import lock_is_free
 from lorch_tui.widgets.progress import STATE_STYLE
 
@@ -90,7 +90,7 @@ class HistoryScreen(Screen[None]):
             ok = f"{r['succeeded']}/{r['tasks']}"
             table.add_row(r["run_id"], r["trigger"], status_text(r["status"]),
                           str(r["started_at"])[:19].replace("T", " "), seconds(r["duration_s"]), ok,
-                          str(r["failed"]), f"{r['records']:,}", key=r["run_id"])
+                          str(r["failed"]), records_cell(r), key=r["run_id"])
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id != "history-runs" or event.row_key.value is None:

@@ -283,7 +283,8 @@ def test_status_json_matches_the_history_database(ws_copy: tuple[Path, Path]) ->
     doc = orjson.loads(res.stdout)
     db = ws / "state" / "lorch.sqlite"
     runs = db_rows(db, "SELECT * FROM runs ORDER BY started_at DESC")
-    assert len(runs) == 2 and doc["history"] == runs
+    assert len(runs) == 2 and [{k: h[k] for k in runs[0]} for h in doc["history"]] == runs
+    assert [h["records_stage"] for h in doc["history"]] == ["extract", "extract"]
     last = doc["last_run"]
     assert {k: last[k] for k in runs[0]} == runs[0]
     assert last["log_path"] == str(ws / "logs" / f"pipeline-{runs[0]['started_at'][:10]}.log")
@@ -301,6 +302,47 @@ def test_status_json_matches_the_history_database(ws_copy: tuple[Path, Path]) ->
     # the first run's failed task, read through --history's run ids
     first = db_rows(db, "SELECT * FROM tasks WHERE run_id = ? AND status = 'failed'", runs[1]["run_id"])
     assert [t["extractor"] for t in first] == ["mail-bad"]
+
+
+def test_a_run_without_extract_shows_its_own_stage_s_records_everywhere(tmp_path: Path) -> None:
+    """`run --stage canonize` said "15 records canonized" while its log line, the history and
+    `status --history` said 0 records (the run's count summed its extract tasks, of which it
+    had none). Real runs on a real workspace: every face now shows the stage's own count, and a
+    full run still shows what it extracted."""
+    cfg = write_config(tmp_path, [demo_extractor("mail-a", records=15, seed=3),
+                                  demo_extractor("mail-b", records=9, seed=6)], stages=STAGES)
+    ws = tmp_path / "ws"
+    assert cli("run", "--config", str(cfg)).returncode == 0
+    canon = cli("run", "--stage", "canonize", "--account", "mail-a", "--force", "--config", str(cfg))
+    assert canon.returncode == 0, canon.stderr
+    index = cli("run", "--stage", "index", "--force", "--config", str(cfg))
+    assert index.returncode == 0, index.stderr
+    # the counts from the files themselves, not from any event
+    canonized = len((ws / "canonical" / "gmail" / "mail-a.jsonl").read_bytes().splitlines())
+    conn = sqlite3.connect(ws / "vector-store" / "index.sqlite")
+    try:
+        indexed = int(conn.execute("SELECT count(*) FROM documents").fetchone()[0])
+    finally:
+        conn.close()
+    assert (canonized, indexed) == (15, 24)
+    assert f"1/1 tasks ok, 0 failed, 0 cancelled, {canonized} records canonized in" in canon.stdout
+    assert f"2/2 tasks ok, 0 failed, 0 cancelled, {indexed} records indexed in" in index.stdout
+
+    doc = orjson.loads(cli("status", "--json", "--history", "3", "--config", str(cfg)).stdout)
+    shown = [(h["stages"], h["records"], h["records_stage"]) for h in doc["history"]]
+    assert shown == [("index", indexed, "index"), ("canonize", canonized, "canonize"),
+                     ("extract,canonize,index", 24, "extract")]
+    assert (doc["last_run"]["records"], doc["last_run"]["records_stage"]) == (indexed, "index")
+    finished = {e["run_id"]: e["records"] for e in log_events(ws) if e["type"] == "run_finished"}
+    assert [finished[h["run_id"]] for h in doc["history"]] == [indexed, canonized, 24]  # the log line's count
+
+    text = cli("status", "--history", "3", "--config", str(cfg)).stdout
+    rows = {h["run_id"]: next(ln for ln in text.splitlines() if ln.split()[:1] == [h["run_id"]])
+            for h in doc["history"]}
+    newest, middle, oldest = (rows[h["run_id"]] for h in doc["history"])
+    assert f" {indexed} indexed " in newest and f" {canonized} canonized " in middle
+    assert " 24 " in oldest and "extracted" not in oldest
+    assert f"0 cancelled; {indexed} records indexed" in text
 
 
 def test_status_text_and_staleness(ws_copy: tuple[Path, Path]) -> None:

@@ -235,3 +235,51 @@ async def test_a_killed_run_is_shown_abandoned_with_its_finished_tasks_before_an
     shown = as_abandoned(db, row)
     assert (shown["status"], shown["tasks"], shown["succeeded"], shown["failed"], shown["cancelled"],
             shown["records"]) == ("abandoned", 3, 1, 0, 2, 7)
+
+
+def _stage_run(run_id: str, stages: list[str], records: dict[str, int], *, summary: int | None) -> list[Any]:
+    """A run of one task per stage (``records`` by stage); ``summary``: its RunFinished's
+    records (None: the process died before it)."""
+    out: list[Any] = [RunStarted(run_id=run_id, trigger="cli", pipeline="p", stages=stages, tasks=len(stages))]
+    for st in stages:
+        out.append(TaskQueued(task_id=f"{st}:x", stage=st, extractor="x", account="x"))
+    for st in stages:
+        out.append(TaskStarted(task_id=f"{st}:x", stage=st, extractor="x", account="x", attempt=1, pid=1))
+        out.append(TaskFinished(task_id=f"{st}:x", stage=st, extractor="x", account="x", status="success",
+                                records=records[st], duration_s=0.1))
+    if summary is not None:
+        out.append(RunFinished(run_id=run_id, status="success", tasks=len(stages), succeeded=len(stages),
+                               failed=0, cancelled=0, records=summary, duration_s=0.5))
+    return out
+
+
+async def test_a_run_without_extract_counts_its_own_stage_s_records(tmp_path: Path) -> None:
+    """A canonize-only run was recorded with 0 records (its summary summed extract tasks, of
+    which it had none): runs an earlier version recorded so are counted again by the next
+    locked session, and a killed run without extract counts its own stage, as its summary
+    would have; a run that extracted keeps its extracted count."""
+    from engine.store.history import as_abandoned, counted_stage, records_cell, records_said
+
+    db = tmp_path / "lorch.sqlite"
+    rec = await StateRecorder(db).start()
+    for event in [*_stage_run("old-canon", ["canonize"], {"canonize": 12}, summary=0),
+                  *_stage_run("old-project", ["project"], {"project": 4}, summary=0),
+                  *_stage_run("full", ["extract", "canonize", "index"], {"extract": 30, "canonize": 28, "index": 27},
+                              summary=30),
+                  *_stage_run("dead-index", ["canonize", "index"], {"canonize": 8, "index": 9}, summary=None)]:
+        rec(event)
+    await rec.close()
+    [dead] = [r for r in state.history(db) if r["run_id"] == "dead-index"]
+    assert as_abandoned(db, dead)["records"] == 9  # what `status` shows before any session marks it
+    rec = await StateRecorder(db).start(mark_abandoned=True)
+    await rec.close()
+    runs = {r["run_id"]: r for r in state.history(db)}
+    assert {k: (r["status"], r["records"]) for k, r in runs.items()} == {
+        "old-canon": ("success", 12), "old-project": ("success", 4), "full": ("success", 30),
+        "dead-index": ("abandoned", 9)}
+    assert [records_cell(runs[k]) for k in ("old-canon", "old-project", "full", "dead-index")] == [
+        "12 canonized", "4 links", "30", "9 indexed"]
+    assert records_said("canonize", 1) == "1 record canonized" and records_said("project", 4) == "4 links to clients"
+    assert records_said("extract,canonize", 30) == "30 records extracted"
+    assert [counted_stage(s) for s in ("canonize,project", "", None, ["index", "project"])] == [
+        "canonize", "extract", "extract", "index"]

@@ -6,7 +6,8 @@ task, the way :class:`lorch_tui.engine_face.LiveEngine` receives them from the b
 drains that list on its flush timer. A script is a list of events and two markers:
 :class:`Pause` (sleep) and :class:`Hold` (wait until :meth:`FakeEngine.release`, so tests can
 look at a run "mid-flight"). Cancelling emits ``TaskFinished(status="cancelled")`` like the
-real runner, and a run always ends with a ``RunFinished`` computed from what was emitted.
+real runner, and a run always ends with a ``RunFinished`` computed from what was emitted
+(its ``records`` by the engine's own rule, :func:`engine.store.history.counted_stage`).
 
 A run whose task ended ``DISK_FULL`` ends with that run-level code, as the real engine's does
 (:attr:`FakeEngine.run_error_code` sets one without a task). Every call is recorded in
@@ -33,6 +34,7 @@ from engine.events import (
     TaskQueued,
     TaskStarted,
 )
+from engine.store.history import counted_stage
 
 STAGE_ORDER = ("extract", "canonize", "index", "project")
 
@@ -147,6 +149,8 @@ class FakeEngine:
         self._task: asyncio.Task[None] | None = None
         self._statuses: dict[str, str] = {}
         self._codes: dict[str, str | None] = {}
+        self._finals: dict[str, TaskFinished] = {}
+        self._stages: list[str] = []
         self.run_error_code: str | None = None
         """A run-level code for the next RunFinished (a writer outside the tasks failed)."""
         self._run_id: str | None = None
@@ -192,6 +196,7 @@ class FakeEngine:
         self._cancelled.clear()
         self._statuses.clear()
         self._codes.clear()
+        self._finals.clear()
         self._task = asyncio.get_running_loop().create_task(self._replay(script))
 
     async def cancel(self, task_id: str) -> bool:
@@ -238,6 +243,9 @@ class FakeEngine:
                 self._running.discard(ev.task_id)
                 self._statuses[ev.task_id] = ev.status
                 self._codes[ev.task_id] = ev.error_code
+                self._finals[ev.task_id] = ev
+            elif isinstance(ev, RunStarted):
+                self._stages = list(ev.stages)
             self._pending.append(ev)
             self.emitted += 1
 
@@ -360,7 +368,9 @@ class FakeEngine:
         status = "failed" if failed or self.run_error_code else "cancelled" if cancelled else "success"
         # like the real engine: a task that ran out of space makes DISK_FULL the run's code
         code = self.run_error_code or ("DISK_FULL" if "DISK_FULL" in self._codes.values() else None)
+        counted = counted_stage(self._stages)
+        records = sum(f.records for f in self._finals.values() if f.stage == counted)
         self.emit(RunFinished(run_id=self._run_id, status=status, tasks=len(st),
                               succeeded=sum(s in ("success", "skipped") for s in st), failed=failed,
-                              cancelled=cancelled, records=0, duration_s=duration, error_code=code))
+                              cancelled=cancelled, records=records, duration_s=duration, error_code=code))
 

@@ -585,6 +585,46 @@ async def test_history_screen_lists_runs_and_their_tasks(populated: Setup) -> No
         await until(pilot, lambda: not isinstance(app.screen, HistoryScreen), what="back")
 
 
+async def test_a_canonize_only_run_shows_its_records_in_the_log_and_the_history(populated: Setup) -> None:
+    """A canonize-only run showed 0 records in the dashboard's log line and History screen
+    (the run's count summed its extract tasks, of which it had none) while its own summary
+    said "N records canonized". The run here is a real one, by cron (another process, real
+    workers, the real history database) while the dashboard is open; its events reach the
+    dashboard as a cron run's do: through the log."""
+    import asyncio
+
+    import orjson
+
+    from tests.helpers import run_cli
+    from tests.tui.dash import EXTRACTORS
+
+    app, fake = make_app(populated)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        res = await asyncio.to_thread(run_cli, "run", "--stage", "canonize", "--config", str(populated.config))
+        assert res.returncode == 0, res.stderr
+        # the count from the canonical files themselves, not from any event
+        n = sum(len((populated.workspace / "canonical" / tap / f"{name}.jsonl").read_bytes().splitlines())
+                for name, tap, _ in EXTRACTORS)
+        assert n > 0 and f"3/3 tasks ok, 0 failed, 0 cancelled, {n} records canonized in" in res.stdout
+        logged = [orjson.loads(line) for line in log_path(app.ws.logs).read_bytes().splitlines()]
+        run_id = next(e["run_id"] for e in reversed(logged) if e["type"] == "run_started")
+        log = app.query_one(LogTail)
+        line = await until(pilot, lambda: next((ln for ln in log.lines if "run_finished" in ln and run_id in ln),
+                                               None), what="the run's run_finished line")
+        assert f" {n:,} rec " in line, line
+        assert app.model.run_id == run_id and not fake.starts()  # read back as a cron run's, not started here
+        await pilot.press("H")
+        screen = await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen,
+                             what="the history")
+        runs = screen.query_one("#history-runs", DataTable)
+        await until(pilot, lambda: runs.row_count == 3, what="the three runs")
+        assert row_keys(runs)[0] == run_id
+        assert cell(runs, run_id, "records") == f"{n:,} canonized"
+        # the runs that extracted still show their extracted records, as before
+        assert [cell(runs, k, "records") for k in row_keys(runs)[1:]] == ["20", "60"]
+
+
 async def test_sort_latest_and_progress_by_column(populated: Setup) -> None:
     app, _ = make_app(populated)
     async with app.run_test(size=SIZE) as pilot:

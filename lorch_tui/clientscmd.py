@@ -18,9 +18,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from engine.clients import moved
 from engine.clients.model import REASONS
 from engine.clients.read import ClientLookupError, ClientTables
-from engine.clients.tables import stale_overrides
+from engine.clients.tables import read_meta, stale_overrides
 from engine.errors import ExitCode, LorchError, UsageError
 from lorch_tui import measurescmd
 from lorch_tui.bigtable import clean, print_table
@@ -163,6 +164,7 @@ def cmd_conflicts(ns: argparse.Namespace) -> int:
                       "overrides file: merge, apart, link or ignore (docs/clients.md).", markup=False)
         _print_overrides(console, stale_overrides(t.conn), STALE_HEAD)
         _print_overrides(console, stale_overrides(t.conn, "unused_overrides"), UNUSED_HEAD)
+        _print_moved(console, t)
         twins = likely_same_person(items)
         if twins:
             console.print("These share a name and birth date (and more): if each pair is one person, "
@@ -192,6 +194,25 @@ def _print_overrides(console: Console, items: list[tuple[str, str]], head: str) 
         target = f" -> {client}" if client else (
             "" if what.startswith(("client:", "merge:", "apart:", "names:")) else " (to no one)")
         console.print(Text(f"  {clean(what)}{clean(target)}"))
+
+
+def _print_moved(console: Console, t: ClientTables) -> None:
+    """Documents the last projection linked to another person than the one before did
+    (LINKS_MOVED: an address moved between two clients' records takes past mail along)."""
+    meta = read_meta(t.conn)
+    items = moved.listed(meta.get("moved_links"))
+    total = int(meta.get("links_moved", "0")) if meta.get("links_moved", "").isdigit() else len(items)
+    if not total:
+        return
+    console.print(f"{total} document(s) linked to another client by the last projection than by the one before "
+                  "(LINKS_MOVED): look at each (`clients show`); one that belongs to its former client goes "
+                  "back with a link: override (docs/clients.md):", markup=False)
+    for doc, before, name, now in items:
+        names = t.names(now)
+        to = "; ".join(f"{c} {names[c]}" for c in now)
+        console.print(Text(f"  {clean(doc)}: {clean(before)} {clean(name)} -> {clean(to)}"))
+    if total > len(items):
+        console.print(f"  ... and {total - len(items)} more (the first {len(items)} are listed)", markup=False)
 
 
 def likely_same_person(conflicts: list[dict[str, Any]]) -> list[tuple[str, str]]:

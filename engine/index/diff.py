@@ -226,8 +226,12 @@ def _delete_gone(conn: sqlite3.Connection, step: int = 8192) -> None:
 
 def _insert_new(conn: sqlite3.Connection, source: str, account: str, vault_run: str | None,
                 step: int = 8192) -> int:
-    """Insert the winning new lines with consecutive doc_ids after the index's largest."""
-    next_id = conn.execute("SELECT coalesce(max(doc_id), 0) + 1 FROM main.documents").fetchone()[0]
+    """Insert the winning new lines with consecutive doc_ids after the index's largest, the
+    rows this load removed included: a changed document never gets an id an earlier version
+    of any document had (the project stage tells an unchanged document by its id:
+    :mod:`engine.clients.moved`)."""
+    next_id = conn.execute("SELECT max((SELECT coalesce(max(doc_id), 0) FROM main.documents), "
+                           "(SELECT coalesce(max(doc_id), 0) FROM scratch.gone)) + 1").fetchone()[0]
     # A placeholder row makes SQLite number the following rows next_id, next_id + 1, ...
     conn.execute("INSERT INTO scratch.ins (doc_id, last) VALUES (?, NULL)", (next_id - 1,))
     conn.execute("INSERT INTO scratch.ins (last) SELECT last FROM scratch.win ORDER BY first")

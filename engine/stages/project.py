@@ -33,7 +33,7 @@ import phonenumbers
 
 from engine import cancel
 from engine.canon.publish import AccountFiles
-from engine.clients import charts, reading, shards, stream, tables
+from engine.clients import charts, moved, reading, shards, stream, tables
 from engine.clients.model import Projection
 from engine.clients.overrides import (
     Overrides,
@@ -179,6 +179,8 @@ class Project:
         self.documents = 0
         self.links = 0
         self.stale_overrides = 0
+        self.moved = 0
+        """Documents linked to another person than by the previous projection (LINKS_MOVED)."""
         """Pinned links whose document's content changed (not applied)."""
         self.skipped_meta: dict[str, str] = {}
         """The stored totals when the projection was skipped (its warnings are said again)."""
@@ -274,7 +276,12 @@ class Project:
             with self._phase("tables"):
                 begin_immediate(conn)  # the tables and their measurement links: one commit
                 try:
+                    tables.ensure_schema(conn)
+                    mark = moved.snapshot(conn, "scratch")  # the links before, to say which moved
                     tables.write_projection(conn, p, fp, now, scratch="scratch")
+                    found = moved.find(conn, "scratch", mark)
+                    tables.set_meta(conn, **moved.meta(conn, found))
+                    self.moved = len(found)
                     measures_step.link(conn, m)
                     conn.execute("COMMIT")
                 except BaseException:
@@ -417,7 +424,7 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
         detail = _os_error_detail(job.ws, exc)
     links = job.links  # every client_links row, measurements too (as a skipped run counts them)
     if job.projection is not None:
-        projectwarn.projected(spec, job.projection, job.measures, job.stale_overrides, emit)
+        projectwarn.projected(spec, job.projection, job.measures, job.stale_overrides, emit, moved=job.moved)
     elif status == "skipped" and job.skipped_meta:  # what stays true is said every night
         projectwarn.stored(spec, job.skipped_meta, emit,
                            AccountFiles(job.ws.canonical / MEASURES_SOURCE, MEASURES_ACCOUNT).rejects)

@@ -41,14 +41,17 @@ def _warn(spec: TaskSpec, emit: Emit, code: ErrorCode, n: int, detail: str | Non
                          code=code.value, count=n, detail_path=detail))
 
 
-def projected(spec: TaskSpec, p: Projection, m: MeasuresResult | None, stale_overrides: int, emit: Emit) -> None:
-    """The warnings of a projection that ran."""
+def projected(spec: TaskSpec, p: Projection, m: MeasuresResult | None, stale_overrides: int, emit: Emit,
+              moved: int = 0) -> None:
+    """The warnings of a projection that ran (``moved``: :mod:`engine.clients.moved`; said by
+    the projection that moved them only, since it is a change, not a state)."""
     _warn(spec, emit, ErrorCode.CLIENT_CONFLICTS, p.counts()["conflicts"])
     if m is not None:
         _warn(spec, emit, ErrorCode.MEASURES_NOT_SCORED, m.not_scored, m.rejects_path)
         _warn(spec, emit, ErrorCode.MEASURES_CRITICAL_UNLINKED, m.critical_unlinked)  # a positive item 9, no chart
     _warn(spec, emit, ErrorCode.OVERRIDE_UNUSED, p.unused_overrides)
     _warn(spec, emit, ErrorCode.OVERRIDE_STALE, stale_overrides)
+    _warn(spec, emit, ErrorCode.LINKS_MOVED, moved)
 
 
 def stored(spec: TaskSpec, meta: dict[str, str], emit: Emit, rejects: Path) -> None:

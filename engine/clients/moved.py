@@ -1,0 +1,101 @@
+"""Documents whose client changed since the previous projection: said, never silent.
+
+A client's keys are its record's current ones, so the rules re-decide every document each
+run. Most changes are wanted (a new contact record claims mail that was nobody's), but one
+is the worst this layer can do: an address moved from one client's record to another's (a
+household address re-entered on the partner's record, a typo corrected onto the wrong
+person) takes the first client's past mail into the second one's chart, with exit 0. The
+rules cannot tell that from a correction, so the projection reports it: each document linked
+before to a person it is not linked to now, and linked now to someone else, is counted
+(warning ``LINKS_MOVED``) and listed by `lorchestra clients conflicts` (the first
+:data:`LISTED`), where a ``link:`` override can put it back.
+
+"Person" is the client's folded name and birth date, not its id: a client id comes from its
+record's id (a sheet row's number), so ids shift when a row above is deleted and the same
+person's documents change id without moving. A client merged into another (an override) is
+that other client. A document linked to no one now is not counted (no chart holds it), nor
+one whose own content changed since (:func:`snapshot`): its change may be the move's reason.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import orjson
+
+from engine.clients import keys as K
+
+LISTED = 1000
+"""Moved documents named in ``clients_meta.moved_links`` (all are counted)."""
+
+_DOC = "source = o.source AND account = o.account AND kind = o.kind AND entity_id = o.entity_id"
+_NDOC = "n.source = o.source AND n.account = o.account AND n.kind = o.kind AND n.entity_id = o.entity_id"
+
+
+def snapshot(conn: sqlite3.Connection, scratch: str) -> int | None:
+    """The previous projection's links with their client's person, into the scratch database
+    (before the tables are replaced, inside the same transaction; on disk, not in memory), and
+    the largest ``doc_id`` the index had then (None before it was stored: nothing is compared).
+
+    The index gives a document whose content changed a new ``doc_id`` above every earlier one
+    (:mod:`engine.index.diff`), so a document at or below that mark is the very one the
+    previous projection linked. One above it changed, and the change may be the move's reason
+    (an invoice given to another customer) or another document in the same place (a sheet row
+    renumbered onto the next person's): not counted."""
+    raw = conn.execute("SELECT value FROM clients_meta WHERE key = 'doc_id_mark'").fetchone()
+    conn.execute(f"DROP TABLE IF EXISTS {scratch}.old_links")
+    conn.execute(f"CREATE TABLE {scratch}.old_links AS SELECT l.source, l.account, l.kind, "  # noqa: S608
+                 "l.entity_id, l.client_id, c.name, c.birth_date FROM main.client_links l "
+                 "JOIN main.clients c USING (client_id)")
+    return int(raw[0]) if raw is not None and str(raw[0]).isdigit() else None
+
+
+def find(conn: sqlite3.Connection, scratch: str, mark: int | None) -> list[tuple[str, str, str, list[str]]]:
+    """(document, client before, its name then, clients now) of each document that moved to
+    another person (the name kept: the id may be another person's now); read from the new tables (written in this transaction) against :func:`snapshot`."""
+    if mark is None:
+        conn.execute(f"DROP TABLE {scratch}.old_links")
+        return []
+    candidates = conn.execute(
+        f"SELECT o.source, o.account, o.kind, o.entity_id, o.client_id, o.name, o.birth_date "  # noqa: S608
+        f"FROM {scratch}.old_links o "
+        f"WHERE NOT EXISTS (SELECT 1 FROM main.client_links n JOIN main.clients c USING (client_id) "
+        f"WHERE n.client_id = o.client_id AND {_NDOC} "
+        f"AND c.name IS o.name AND c.birth_date IS o.birth_date) "
+        f"AND EXISTS (SELECT 1 FROM main.client_links WHERE {_DOC}) "
+        f"AND EXISTS (SELECT 1 FROM main.documents WHERE {_DOC} AND doc_id <= ?)", (mark,)).fetchall()
+    moved: dict[str, tuple[str, str, str, list[str]]] = {}
+    for source, account, kind, entity_id, before, name, birth in candidates:
+        now = conn.execute(
+            "SELECT l.client_id, c.name, c.birth_date, c.merged FROM main.client_links l JOIN main.clients c "
+            "USING (client_id) WHERE l.entity_id = ? AND l.kind = ? AND l.source = ? AND l.account = ?",
+            (entity_id, kind, source, account)).fetchall()
+        person = (K.name_text(name), birth)
+        if any((K.name_text(n), b) == person or before in str(m or "").split(",") for _, n, b, m in now):
+            continue  # the same person (a shifted id, a name written otherwise), or merged into them
+        doc = f"{source}:{account}:{kind}:{entity_id}"
+        if doc not in moved:
+            moved[doc] = (doc, before, str(name or ""), sorted(c for c, *_ in now))
+    conn.execute(f"DROP TABLE {scratch}.old_links")
+    return sorted(moved.values())
+
+
+def meta(conn: sqlite3.Connection, moved: list[tuple[str, str, str, list[str]]]) -> dict[str, str]:
+    """The ``clients_meta`` rows that keep the count, the first :data:`LISTED` and the index's
+    largest ``doc_id`` now (the next projection's mark)."""
+    top = conn.execute("SELECT coalesce(max(doc_id), 0) FROM main.documents").fetchone()[0]
+    return {"links_moved": str(len(moved)), "doc_id_mark": str(int(top)),
+            "moved_links": orjson.dumps([list(m) for m in moved[:LISTED]]).decode()}
+
+
+def listed(raw: str | None) -> list[tuple[str, str, str, list[str]]]:
+    """The moved documents stored by the last projection (none before this was stored)."""
+    try:
+        got = orjson.loads(raw) if raw else []
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(got, list):
+        return []
+    if not all(isinstance(g, list) and len(g) == 4 and isinstance(g[3], list) for g in got):
+        return []
+    return [(str(d), str(b), str(n), [str(c) for c in now]) for d, b, n, now in got]

@@ -1,0 +1,109 @@
+"""A document the rules now link to another person than before is reported (LINKS_MOVED).
+
+Real taps, the bundled transforms, the real CLI. A client's keys are its record's current
+ones, so an address moved from one client's record to another's takes the first one's past
+documents into the second one's chart: the rules cannot tell that from a correction, so the
+projection must say it, and `clients conflicts` must name each document. Ids that shift
+(a sheet as the system of record, a row above deleted) move no one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from tests.engine.test_override_pins import TAP, contact, row
+from tests.helpers import run_cli
+
+
+def _write(tmp: Path, name: str, streams: dict[str, list[dict[str, Any]]]) -> None:
+    (tmp / f"{name}.json").write_text(json.dumps(streams))
+
+
+def _config(tmp: Path, *, sources: list[str], where: dict[str, Any] | None = None) -> Path:
+    (tmp / "tap.py").write_text(TAP)
+    tap = [sys.executable, str(tmp / "tap.py")]
+    sheets = {"source": "sheets", "stream": "Clients", "transform": "ops/sheets_clients_to_contact_v1"}
+    clients: dict[str, Any] = {"sources": sources}
+    if where:
+        clients["where"] = where
+    cfg = {"workspace": str(tmp / "ws"),
+           "extractors": [
+               {"name": "dv", "domain": "clinical", "source": "dataverse", "account": "crm", "kind": "singer",
+                "command": [*tap, str(tmp / "dv.json")]},
+               {"name": "roster", "domain": "ops", "source": "sheets", "account": "roster", "kind": "singer",
+                "command": [*tap, str(tmp / "roster.json")]},
+               {"name": "intake", "domain": "ops", "source": "sheets", "account": "intake", "kind": "singer",
+                "command": [*tap, str(tmp / "intake.json")]}],
+           "stages": {"canonize": {"mappings": [
+               {"source": "dataverse", "stream": "contacts", "transform": "clinical/dataverse_contact_to_contact_v1"},
+               sheets]}, "index": {"vectors": False}},
+           "clients": clients}
+    (tmp / "pipeline.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp / "pipeline.yaml"
+
+
+def _run(cfg: Path) -> dict[str, int]:
+    """Run every stage; the project task's warnings by code, with their counts."""
+    res = run_cli("run", "--json", "--config", str(cfg), timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return {e["code"]: e["count"] for e in map(orjson.loads, res.stdout.splitlines())
+            if e["type"] == "task_warning" and e["stage"] == "project"}
+
+
+def _conflicts(cfg: Path) -> str:
+    res = run_cli("clients", "conflicts", "--config", str(cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
+
+
+def test_an_address_moved_to_another_client_s_record_is_reported(tmp_path: Path) -> None:
+    ben = contact("aaaaaaaa-0000-0000-0000-000000000002", "Ben", "Kim", "ben.kim@example.com", "212-555-0102",
+                  "1981-02-02")
+    cy = contact("aaaaaaaa-0000-0000-0000-000000000003", "Cy", "Diaz", "cy@example.com", "212-555-0103",
+                 "1982-03-03")
+    _write(tmp_path, "dv", {"contacts": [ben, cy]})
+    _write(tmp_path, "roster", {"Clients": []})
+    # two intake rows that give an address and no name: the address decides
+    _write(tmp_path, "intake", {"Clients": [row(2, "", "", "", "cy@example.com"),
+                                            row(3, "", "", "", "ben.kim@example.com")]})
+    cfg = _config(tmp_path, sources=["dataverse"])
+    assert "LINKS_MOVED" not in _run(cfg)
+    assert "LINKS_MOVED" not in _conflicts(cfg)
+    # the front desk typed Cy's address into Ben's record (and gave Cy a new one)
+    _write(tmp_path, "dv", {"contacts": [{**ben, "emailaddress1": "cy@example.com"},
+                                         {**cy, "emailaddress1": "cy.diaz@example.net"}]})
+    warned = _run(cfg)
+    assert warned.get("LINKS_MOVED") == 1, warned
+    out = _conflicts(cfg)
+    assert "1 document(s) linked to another client" in out, out
+    assert "sheets:intake:contact:1SheetXYZ/0/2" in out and "Diaz" in out and "Kim" in out, out
+    assert "1SheetXYZ/0/3" not in out, "Ben's own row moved no one (it now links to no one: not counted)"
+    # a run that changes nothing says no warning, and the list stays the last projection's
+    assert "LINKS_MOVED" not in _run(cfg)
+    assert "sheets:intake:contact:1SheetXYZ/0/2" in _conflicts(cfg)
+
+
+def test_ids_that_shift_when_a_roster_row_is_deleted_move_no_one(tmp_path: Path) -> None:
+    roster = [row(2, "Ann Lee", "1/1/1970", "", "ann@example.com"),
+              row(3, "Bo Kim", "2/2/1980", "", "bo@example.com"),
+              row(4, "Cy Diaz", "3/3/1990", "", "cy@example.com")]
+    _write(tmp_path, "dv", {"contacts": []})
+    _write(tmp_path, "roster", {"Clients": roster})
+    _write(tmp_path, "intake", {"Clients": [row(2, "", "", "", "bo@example.com"),
+                                            row(3, "", "", "", "cy@example.com")]})
+    cfg = _config(tmp_path, sources=["sheets"], where={"account": "roster"})
+    assert "LINKS_MOVED" not in _run(cfg)
+    _write(tmp_path, "roster", {"Clients": [{**r, "__sdc_row": r["__sdc_row"] - 1} for r in roster[1:]]})
+    warned = _run(cfg)  # Bo and Cy have the ids Ann and Bo had: their rows did not move
+    assert "LINKS_MOVED" not in warned, warned
+    _write(tmp_path, "roster", {"Clients": [row(2, "Bo Kim", "2/2/1980", "", "bo@example.com"),
+                                            row(3, "Dee Poe", "4/4/1999", "", "cy@example.com")]})
+    warned = _run(cfg)  # Cy's row replaced by Dee's, with Cy's address: that moved a document
+    assert warned.get("LINKS_MOVED") == 1, warned
+    assert "sheets:intake:contact:1SheetXYZ/0/3" in _conflicts(cfg)

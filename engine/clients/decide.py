@@ -184,10 +184,9 @@ class Decisions:
             elif len(who) > 1:
                 shared.append(key)
         if links:
-            contradicted = self._said_another(facts)
+            contradicted = self._said_another(facts, links.keys())
             if contradicted:
-                return Unlinked(facts.ref, "disagree", f"{SEP.join(contradicted)}; a display name cannot be "
-                                                       "the address holder's")
+                return Unlinked(facts.ref, "disagree", SEP.join(contradicted))
             return list(links.values())
         if shared:
             return Unlinked(facts.ref, "conflict", SEP.join(shared))
@@ -227,15 +226,23 @@ class Decisions:
         client = self.clients[cid]
         return not could_be(facts.name, {*(client.names or (self._names.get(cid) or "",)), *client.aliases})
 
-    def _said_another(self, facts: DocFacts) -> list[str]:
-        """The keys of mail participants whose display name cannot be the client their address
-        leads to (:mod:`engine.clients.namematch`), or is another client's very name:
-        ``Tim Doe <ann.doe@example.com>`` is the son writing from his mother's address, and a
-        message signed "Paul Gray" from an address now on file for Paula Gray is Paul's."""
+    def _said_another(self, facts: DocFacts, linked: AbstractSet[str]) -> list[str]:
+        """Why a mail's participants say it is someone else's (each a key and the check): a
+        display name that cannot be the client its address leads to
+        (:mod:`engine.clients.namematch`), or is another client's very name: ``Tim Doe
+        <ann.doe@example.com>`` is the son writing from his mother's address, and a message
+        signed "Paul Gray" from an address now on file for Paula Gray is Paul's. A participant
+        whose address leads to no one (unknown, shared, none given) is still someone by name:
+        ``Ben Reed <ben@school.example>`` with his mother in Cc is Ben's message, and the mail
+        goes to no chart unless it links to Ben too."""
         out: list[str] = []
         for key, name in facts.said:
-            who = self.holders.get(key, set())
+            who = self.holders.get(key, set()) if key else set()
             if len(who) != 1:
+                named = self._by_name.get(name, ())
+                if named and not any(c in linked for c in named):
+                    out.append(f"{key or 'a participant without an address'}; its display name is client "
+                               f"{named[0]}'s, who is not linked")
                 continue
             cid = next(iter(who))
             client = self.clients[cid]
@@ -243,7 +250,7 @@ class Decisions:
             if name in names:  # the client's own record's name (two clients may share it)
                 continue
             if any(other != cid for other in self._by_name.get(name, ())) or not could_be(name, names | client.aliases):
-                out.append(key)
+                out.append(f"{key}; a display name cannot be the address holder's")
         return out
 
     def _names_another(self, facts: DocFacts, cid: str) -> bool:

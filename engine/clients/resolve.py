@@ -205,9 +205,11 @@ class Resolver:
             facts.direction = "in"
 
     def _said(self, doc: dict[str, Any], paths: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], bool]:
-        """(key, folded display name) of the participants whose address came with a name:
-        each address path's parent object (``from[].email`` -> ``from[]``) gives its ``name``;
-        and whether one gives a name and no address (``{"name": "Kim", "email": null}``)."""
+        """(key, folded display name) of the participants outside the practice who came with
+        a name: each address path's parent object (``from[].email`` -> ``from[]``) gives its
+        ``name``; the key is "" when the address is none (``{"name": "Kim", "email": null}``),
+        does not parse or is ignored: the name alone still says who. And whether one gives a
+        name and no address."""
         out: dict[tuple[str, str], None] = {}
         nameless = False
         for path in paths:
@@ -218,11 +220,11 @@ class Resolver:
                 if not isinstance(item, dict):
                     continue
                 address = item.get(field_name)
-                key = self._address(address)[2]
+                _, own, key = self._address(address)
                 raw = item.get("name")  # an address written as the name says nothing of who
                 name = K.name_text(raw) if isinstance(raw, str) and "@" not in raw else None
-                if key and name:
-                    out[(key, name)] = None
+                if name and not own:
+                    out[(key or "", name)] = None
                 nameless = nameless or (not address and isinstance(raw, str) and bool(raw.strip()))
         return tuple(out), nameless
 

@@ -127,6 +127,29 @@ def named_mail(sid: str, frm: tuple[str | None, str], to: list[tuple[str | None,
     return DocRef("gmail", "box", "email", sid), doc
 
 
+def test_a_client_named_at_an_address_no_one_holds_is_no_one_else_s_mail() -> None:
+    """A reviewer's practice: Ben writes from his school address with his mother in Cc, the
+    practice writes to Cal with Ben's name alone in Bcc, Carol's mail copies "Maria Garcia"
+    at the family address two clients share. Each went to the other participant's chart
+    only: the name rule skipped every participant whose address led to no single client."""
+    ben = contact("dataverse", "sor", "ben", "Ben Doe", emails=[], dob="2012-02-02")
+    cy = contact("dataverse", "sor", "cy", "Cy Garcia", emails=["garcia.home@example.net"], dob="1984-04-04")
+    mg = contact("dataverse", "sor", "mg2", "Maria Garcia", emails=["garcia.home@example.net"], dob="1985-02-02")
+    school = named_mail("n1", ("Ben Doe", "ben.doe@school.example"), [("Ann Doe", "ann.doe@example.com")])
+    bcc = named_mail("n2", ("Dr Smith", "drsmith@practice.example"), [("Carol White", "carol.w@example.com")])
+    bcc[1]["bcc"] = [{"name": "Ben Doe", "email": None}]
+    shared = named_mail("n3", ("Carol White", "carol.w@example.com"), [("Maria Garcia", "garcia.home@example.net")])
+    work = named_mail("n4", ("Ann Doe", "ann.work@elsewhere.example"), [("Doe, Ann", "ann.doe@example.com")])
+    stranger = named_mail("n5", ("Pat Stone", "pat@elsewhere.example"), [("Ann Doe", "ann.doe@example.com")])
+    out = _decided([ben, cy, mg, school, bcc, shared, work, stranger])
+    for doc in (school, bcc, shared):
+        got = out[doc[0]]
+        assert isinstance(got, Unlinked) and got.reason == "disagree", (doc[0], got)
+        assert "who is not linked" in got.detail
+    # her own name at another address, or a name no client has: the mail stays hers
+    assert clients_of(out[work[0]]) == {sor("ann")} and clients_of(out[stranger[0]]) == {sor("ann")}
+
+
 def test_mail_signed_with_a_name_the_client_cannot_have_is_no_one_s() -> None:
     ben = contact("dataverse", "sor", "ben", "Ben Doe", emails=["ben.doe@example.com"], dob="2010-05-05")
     paul_now = contact("dataverse", "sor", "paula", "Paula Gray", emails=["pg@example.com"], dob="1990-09-09")

@@ -165,10 +165,11 @@ def cmd_conflicts(ns: argparse.Namespace) -> int:
         _print_overrides(console, stale_overrides(t.conn), STALE_HEAD)
         _print_overrides(console, stale_overrides(t.conn, "unused_overrides"), UNUSED_HEAD)
         _print_moved(console, t)
-        twins = likely_same_person(items)
+        twins = likely_same_person(items, _source_rank(t, getattr(ns, "client_sources", [])))
         if twins:
             console.print("These share a name and birth date (and more): if each pair is one person, "
-                          "add to the overrides file:", markup=False)
+                          "add to the overrides file (the first id is kept: the one of the source listed "
+                          "first in clients.sources; a sheet's ids are row numbers, which move):", markup=False)
             console.print("merge:\n" + "".join(f"  - [{a}, {b}]\n" for a, b in twins), markup=False,
                           end="")
         return int(ExitCode.OK)
@@ -215,11 +216,23 @@ def _print_moved(console: Console, t: ClientTables) -> None:
         console.print(f"  ... and {total - len(items)} more (the first {len(items)} are listed)", markup=False)
 
 
-def likely_same_person(conflicts: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """Open conflicts' client pairs that share a name plus birth date and another key."""
+def _source_rank(t: ClientTables, sources: list[str]) -> Any:
+    """A client id's place in the merge suggestion: its record's source in the order of
+    ``clients.sources`` (the practice's main system first), then the id."""
+    home = dict(t.conn.execute("SELECT client_id, source FROM clients").fetchall())
+
+    def rank(cid: str) -> tuple[int, str]:
+        src = home.get(cid)
+        return (sources.index(src) if src in sources else len(sources), cid)
+    return rank
+
+
+def likely_same_person(conflicts: list[dict[str, Any]], rank: Any = None) -> list[tuple[str, str]]:
+    """Open conflicts' client pairs that share a name plus birth date and another key, each
+    ordered by ``rank`` (the id a merge keeps first: :func:`_source_rank`)."""
     shared: dict[tuple[str, str], set[str]] = {}
     for c in conflicts:
-        ids = sorted(c["clients"].split(","))
+        ids = sorted(c["clients"].split(","), key=rank)
         if c["reviewed"] or len(ids) != 2:
             continue
         shared.setdefault((ids[0], ids[1]), set()).add(str(c["key"]).split(":", 1)[0])

@@ -39,6 +39,7 @@ def open_store(ns: argparse.Namespace) -> tuple[Store, Workspace]:
     ns.vectors_on = loaded.config.stages.index.vectors  # the ranked search's hints depend on it
     clients = loaded.config.clients  # `clients show --measures` shows its days in their zone
     ns.client_zone = clients.timezone if clients is not None else "UTC"
+    ns.client_sources = list(clients.sources) if clients is not None else []  # the merge suggestion's order
     check_not_a_file(loaded.workspace)
     ws = Workspace(loaded.workspace)
     try:

@@ -28,6 +28,7 @@ the exact content its ``sha256`` names (:func:`check_pins`).
 
 from __future__ import annotations
 
+import difflib
 import re
 import sqlite3
 from collections.abc import Callable
@@ -203,7 +204,18 @@ def _own_keys(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     out = tuple(p if isinstance(p, int) or p in _FORMAT_KEYS else "<a key of the file>" for p in loc)
     if len(out) > 1 and out[0] == "names":  # a client id, or a phone number written there (PHI)
         out = ("names", "<a key of the file>", *out[2:])
+    if loc and out[0] != loc[0] and isinstance(loc[0], str) and _typo(loc[0]):
+        out = (f"{loc[0]} (did you mean {_typo(loc[0])}?)", *out[1:])  # `links:` for `link:`
     return out
+
+
+def _typo(key: str) -> str | None:
+    """The top-level key ``key`` was probably meant to be: only for a lower-case word close to
+    one (a name or an address written there is never printed)."""
+    if not re.fullmatch(r"[a-z_]{2,12}", key):
+        return None
+    near = difflib.get_close_matches(key, list(Overrides.model_fields), n=1, cutoff=0.7)
+    return near[0] if near else None
 
 
 def check_pins(overrides: Overrides, current: Callable[[str], str | None]

@@ -449,6 +449,9 @@ def test_overrides_file_errors_name_the_file(tmp_path: Any) -> None:
     bad.write_text("surprise: 1\n")  # a key of the file is never echoed: it may be a name or an address
     with pytest.raises(OverridesError, match="<a key of the file>: is not a known key \\(known keys here: version, "):
         load_overrides(bad)
+    bad.write_text("links: []\n")  # a typo of a format key is named, with the key meant
+    with pytest.raises(OverridesError, match=r"links \(did you mean link\?\): is not a known key"):
+        load_overrides(bad)
     for text in ('names: {"Jane Qzxc Brown": "Emily Stone"}\n', 'names: {"Jane Qzxc Brown": ["Emily"]}\n',
                  'link: [{document: "a:b:c:d", client: null, jane.qzxc@example.org: 1}]\n',
                  "jane.qzxc@example.org: ignore\n", "names: {2125550177: [Qzxc]}\n",

@@ -198,3 +198,25 @@ def test_pins_survive_a_rebuild_of_the_client_tables(tmp_path: Path) -> None:
         assert forget_pins(con, ["sheets:a:contact:1", "client:x"]) == ({"sheets:a:contact:1": 1}, ["client:x"])
         assert con.execute("SELECT count(*) FROM client_override_pins").fetchone() == (0,)
         assert con.execute("SELECT count(*) FROM clients_meta WHERE key = 'inputs_sha256'").fetchone() == (0,)
+
+
+def test_the_merge_suggestion_keeps_the_id_of_the_first_listed_source(tmp_path: Path) -> None:
+    """A reviewer's practice (Dataverse, then an intake sheet, both systems of record): the
+    suggestion kept the sheet row's id (it sorted as hex first), which moved to the next
+    person's row after a deletion."""
+    from engine.clients.read import ClientTables
+    from engine.clients.tables import ensure_schema
+    from lorch_tui.clientscmd import _source_rank, likely_same_person
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "index.sqlite")) as con:
+        ensure_schema(con)
+        con.executemany("INSERT INTO clients VALUES (?, 'M', 'M', 'f', ?, 'a', 'e', NULL, '', 0)",
+                        [("0a0a0a0a0a0a0a0a", "sheets"), ("f1f1f1f1f1f1f1f1", "dataverse")])
+        pair = "0a0a0a0a0a0a0a0a,f1f1f1f1f1f1f1f1"
+        conflicts = [{"key": "name_dob:maria garcia|1985-02-02", "clients": pair, "reviewed": 0},
+                     {"key": "email:m@example.com", "clients": pair, "reviewed": 0}]
+        rank = _source_rank(ClientTables(con), ["dataverse", "sheets"])
+        assert likely_same_person(conflicts, rank) == [("f1f1f1f1f1f1f1f1", "0a0a0a0a0a0a0a0a")]
+        rank = _source_rank(ClientTables(con), ["sheets", "dataverse"])
+        assert likely_same_person(conflicts, rank) == [("0a0a0a0a0a0a0a0a", "f1f1f1f1f1f1f1f1")]
+        assert likely_same_person(conflicts[1:], rank) == [], "a name and birth date, and another key"

@@ -61,11 +61,28 @@ def limit_code(exc: BaseException) -> str | None:
 
 
 def compile_expression(text: str) -> Any:
-    """Compile JSONata text and register the helper functions on it."""
+    """Compile JSONata text and register the helper functions on it; JSONata's clock
+    functions are replaced by ones that fail (:func:`_clock`)."""
     expr = jsonatapy.compile(text)
     for name, func in FUNCTIONS.items():
         expr.register(name, func)
+    for name in CLOCK:
+        expr.register_override(name, _clock(name))
     return expr
+
+
+CLOCK = ("now", "millis")
+"""JSONata built-ins that read the clock (``$random`` is none of jsonatapy's): a transform
+calling one gave another canonical file on every run, silently (the output is deterministic
+by contract: docs/transforms.md section 2). Each call fails, so the record is rejected with
+the reason, ``transform test`` fails, and ``transform run`` shows it."""
+
+
+def _clock(name: str) -> Any:
+    def refuse(*_args: Any) -> Any:
+        raise ValueError(f"${name}() reads the clock: a transform's output must not depend on when it "
+                         "runs (use the record's own times)")
+    return refuse
 
 
 class CompiledTransform:

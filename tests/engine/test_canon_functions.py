@@ -61,6 +61,20 @@ def test_every_helper_registers_without_colliding_with_builtins() -> None:
             "htmlToText", "millisToIso", "preview", "decimal", "e164"} <= set(FUNCTIONS)
 
 
+@pytest.mark.parametrize("text", ["{'at': $now()}", "{'at': $millis()}", "$string($now('[Y0001]'))",
+                                  "{'n': [1, 2].($millis())}"])
+def test_a_transform_that_reads_the_clock_fails(text: str) -> None:
+    """A reviewer's transform stamped `$now()` and `$millis()`: every canonize run wrote another
+    file, and nothing said why the byte-identical promise broke."""
+    with pytest.raises(ValueError, match="reads the clock"):
+        compile_expression(text).evaluate({"x": 1})
+
+
+def test_the_record_s_own_times_still_convert() -> None:
+    got = compile_expression("{'a': $fromMillis(0), 'b': $toMillis('2020-01-01T00:00:00Z')}").evaluate({})
+    assert got == {"a": "1970-01-01T00:00:00.000Z", "b": 1577836800000}
+
+
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 @pytest.mark.parametrize("odd", [None, "", 0, -1, 1.5, True, [], {}, [None], "\x00\ufffd", {"a": [1]}])
 def test_helpers_never_raise_on_odd_input(name: str, odd: Any) -> None:

@@ -29,7 +29,14 @@ from rich.console import Console
 
 from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
 from engine.canon.deletions import is_deletion
-from engine.canon.registry import DEFAULT_SCHEMAS, TRANSFORM_ID, Registry, RegistryError, Transform
+from engine.canon.registry import (
+    DEFAULT_SCHEMAS,
+    DEFAULT_TRANSFORMS,
+    TRANSFORM_ID,
+    Registry,
+    RegistryError,
+    Transform,
+)
 from engine.config import Extractor
 from engine.config.load import load
 from engine.errors import ConfigError, ExitCode, UsageError
@@ -343,6 +350,12 @@ def cmd_transform_new(ns: argparse.Namespace) -> int:
     if root is None:
         raise UsageError("the config has no stages.canonize.transforms_dir (it uses the bundled registry)",
                          hint="set stages.canonize.transforms_dir to a folder of your own, or pass --dir PATH")
+    bundled = DEFAULT_TRANSFORMS.resolve()
+    if root.resolve() == bundled or bundled in root.resolve().parents:
+        raise UsageError(f"{root} is the bundled registry, which the project's updates replace: a transform "
+                         "written there would be lost (and would change what every install runs)",
+                         hint="write it in a folder of your own: --dir PATH, and point "
+                              "stages.canonize.transforms_dir at it")
     schemas = canon.schemas_dir or DEFAULT_SCHEMAS
     schema_file = schemas / f"{ns.kind}.v1.json"
     if not schema_file.is_file():

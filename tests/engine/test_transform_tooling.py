@@ -136,6 +136,10 @@ def test_new_refuses_bad_names_unknown_kinds_and_the_bundled_registry(tmp_path: 
     bundled = run_cli("transform", "new", "a/b", *args, "--kind", "contact")
     assert bundled.returncode == 2 and "transforms_dir" in bundled.stderr
     assert not list(tmp_path.rglob("*.jsonata"))
+    for into in (REPO / "config" / "transforms", REPO / "config" / "transforms" / "ops" / ".." / "forms"):
+        named = run_cli("transform", "new", "zz/review_probe", *args, "--kind", "contact", "--dir", str(into))
+        assert named.returncode == 2 and "bundled registry" in named.stderr, named.stderr
+    assert not list((REPO / "config" / "transforms").rglob("review_probe*"))
 
 
 def test_list_transforms_shows_use_and_versions(tmp_path: Path) -> None:

@@ -80,6 +80,10 @@ def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | N
             fate = "are not found by --similar" if mode == "vector" else "rank by words only"
             _note(f"{total - searcher.embedded:,} of {total:,} documents have no vector yet and {fate} "
                   f"({_how_to_embed(ns)})")
+        if attempt == 0 and mode == "hybrid" and hits and not any(
+                r.name == "bm25" for h in hits for r in h.rankings):  # a typo in a name looked like hits
+            _note("no document has every word of --text: these are ranked by meaning alone "
+                  "(--words-only shows word matches only)")
         more = limit is not None and len(hits) > limit
         hits = hits[:limit] if limit is not None else hits
         if not ns.json:
@@ -148,7 +152,7 @@ def _print_hits(hits: list, more: bool, limit: int | None, dedupe: bool, explain
         if explain:
             by = {r.name: r for r in h.rankings}
             bm, vec = by.get("bm25"), by.get("vector")
-            row += [f"#{bm.position} {bm.score:.2f}" if bm else "-",
+            row += [f"#{bm.position} {bm.score:.3g}" if bm else "-",  # tiny on small indexes: never -0.00
                     f"#{vec.position} {vec.score:.3f}" if vec else "-", f"{h.score:.4f}"]
         rows.append(row)
 

@@ -183,6 +183,8 @@ def _transform_run(ns: argparse.Namespace) -> int:
         try:
             if record is INEXACT:  # as the canonize stage does: JSONata holds doubles
                 raise RecordRejected("NUMBER_INEXACT", "a number in the record cannot be held exactly by a double")
+            if not isinstance(record, dict):  # the vault refuses such a RECORD (TAP_MESSAGE_INVALID)
+                raise RecordRejected("NOT_A_RECORD", "the input is not a JSON object, as every Singer record is")
             out = compiled.apply(record, envelope)
         except RecordRejected as exc:
             rejected += 1

@@ -60,6 +60,14 @@ def limit_code(exc: BaseException) -> str | None:
     return next((ours for theirs, ours in LIMIT_CODES.items() if head.startswith(theirs)), None)
 
 
+def _json_type(value: Any) -> str:
+    """What a transform returned, in JSON's words (never the value: it may be PHI)."""
+    if value is None:
+        return "nothing (null or no match)"
+    names = ((bool, "a boolean"), (int, "a number"), (float, "a number"), (str, "a string"), (list, "an array"))
+    return next((word for kind, word in names if isinstance(value, kind)), type(value).__name__)
+
+
 def compile_expression(text: str) -> Any:
     """Compile JSONata text and register the helper functions on it; JSONata's clock
     functions are replaced by ones that fail (:func:`_clock`)."""
@@ -109,7 +117,7 @@ class CompiledTransform:
         except Exception as exc:  # the engine raises ValueError with a JSONata code
             raise RecordRejected(limit_code(exc) or "TRANSFORM_FAILED", str(exc)) from None
         if not isinstance(out, dict):
-            raise RecordRejected("TRANSFORM_NOT_OBJECT", f"transform returned {type(out).__name__}")
+            raise RecordRejected("TRANSFORM_NOT_OBJECT", f"transform returned {_json_type(out)}, not an object")
         out = {**out, "kind": self.kind, **envelope}
         if self._validator.is_valid(out):  # the common case; the errors only for a reject
             return out

@@ -570,3 +570,21 @@ def test_sheets_date_reads_day_first_sheets_when_told() -> None:
                               '$sheetsDate("31/12/1990 10:00", "DMY"), $sheetsDate("31/12/1990"), '
                               '$sheetsDate(33000, "DMY"), $sheetsDate("1/2/1990", "YMD")]')
     assert expr.evaluate({}) == ["1992-04-05", "1992-05-04", "1990-12-31", None, "1990-05-07", None]
+
+
+@pytest.mark.parametrize(("text", "said"), [("nothing_here", "nothing (null or no match)"), ("[1, 2]", "an array"),
+                                            ("'Jane Qzxc'", "a string"), ("42", "a number"), ("true", "a boolean")])
+def test_a_transform_that_returns_no_object_is_told_in_json_words(tmp_path: Any, text: str, said: str) -> None:
+    """The reason read "transform returned NoneType" (Python's words); never the value (PHI)."""
+    import dataclasses
+
+    from engine.canon.compiled import CompiledTransform, RecordRejected
+    from engine.canon.registry import Registry
+
+    reg = Registry.load(None, None)
+    base = reg.get("clinical/dataverse_contact_to_contact_v1")
+    (tmp_path / "t.jsonata").write_text(text)
+    compiled = CompiledTransform(reg, dataclasses.replace(base, path=tmp_path / "t.jsonata"))
+    with pytest.raises(RecordRejected) as info:
+        compiled.apply({"x": 1}, {"source": "s", "account": "a"})
+    assert info.value.code == "TRANSFORM_NOT_OBJECT" and said in info.value.reason and "Qzxc" not in info.value.reason

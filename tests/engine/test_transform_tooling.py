@@ -43,6 +43,9 @@ def test_run_json_lines_from_stdin_with_a_reject() -> None:
     assert len(out) == 1 and out[0]["kind"] == "email" and out[0]["account"] == "cli"
     err = res.stderr.decode()
     assert "line 3: rejected " in err and "1 transformed, 1 rejected" in err
+    arrays = cli_stdin(b'[1, 2]\n"text"\n', "transform", "run", GMAIL, "-")  # gave a document of source_id "/"
+    assert arrays.returncode == 1 and arrays.stdout == b""
+    assert arrays.stderr.decode().count("rejected NOT_A_RECORD") == 2, arrays.stderr
 
 
 def test_run_usage_errors() -> None:

@@ -377,6 +377,8 @@ def test_text_is_hybrid_and_explained(demo: tuple[Path, Path]) -> None:
     # no document has all these words, yet hybrid finds the meaning; words-only finds nothing
     res = _query(cfg, "--text", "video visit url broken", "--json", "--limit", "5")
     assert res.returncode == 0 and len(res.stdout.splitlines()) == 5
+    assert "no document has every word of --text" in res.stderr, "a misspelt name must not look like hits"
+    assert "every word" not in _query(cfg, "--text", "superbill", "--limit", "3").stderr
     res = _query(cfg, "--text", "video visit url broken", "--words-only", "--json")
     assert res.returncode == 0 and res.stdout == ""
     res = _query(cfg, "--text", "superbill", "--explain", "--limit", "3")

@@ -13,7 +13,8 @@ before to a person it is not linked to now, and linked now to someone else, is c
 "Person" is the client's folded name and birth date, not its id: a client id comes from its
 record's id (a sheet row's number), so ids shift when a row above is deleted and the same
 person's documents change id without moving. A client merged into another (an override) is
-that other client. A document linked to no one now is not counted (no chart holds it), nor
+that other client, and a document a ``link:`` override decides moved by the operator's word.
+A document linked to no one now is not counted (no chart holds it), nor
 one whose own content changed since (:func:`snapshot`): its change may be the move's reason.
 """
 
@@ -67,12 +68,13 @@ def find(conn: sqlite3.Connection, scratch: str, mark: int | None) -> list[tuple
     moved: dict[str, tuple[str, str, str, list[str]]] = {}
     for source, account, kind, entity_id, before, name, birth in candidates:
         now = conn.execute(
-            "SELECT l.client_id, c.name, c.birth_date, c.merged FROM main.client_links l JOIN main.clients c "
+            "SELECT l.client_id, c.name, c.birth_date, c.merged, l.rule FROM main.client_links l JOIN main.clients c "
             "USING (client_id) WHERE l.entity_id = ? AND l.kind = ? AND l.source = ? AND l.account = ?",
             (entity_id, kind, source, account)).fetchall()
         person = (K.name_text(name), birth)
-        if any((K.name_text(n), b) == person or before in str(m or "").split(",") for _, n, b, m in now):
-            continue  # the same person (a shifted id, a name written otherwise), or merged into them
+        if any((K.name_text(n), b) == person or before in str(m or "").split(",") or rule == "override"
+               for _, n, b, m, rule in now):
+            continue  # the same person (a shifted id, a name written otherwise), merged into them, or a link: override
         doc = f"{source}:{account}:{kind}:{entity_id}"
         if doc not in moved:
             moved[doc] = (doc, before, str(name or ""), sorted(c for c, *_ in now))

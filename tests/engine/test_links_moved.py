@@ -29,7 +29,7 @@ def _config(tmp: Path, *, sources: list[str], where: dict[str, Any] | None = Non
     (tmp / "tap.py").write_text(TAP)
     tap = [sys.executable, str(tmp / "tap.py")]
     sheets = {"source": "sheets", "stream": "Clients", "transform": "ops/sheets_clients_to_contact_v1"}
-    clients: dict[str, Any] = {"sources": sources}
+    clients: dict[str, Any] = {"sources": sources, "overrides": str(tmp / "overrides.yaml")}
     if where:
         clients["where"] = where
     cfg = {"workspace": str(tmp / "ws"),
@@ -87,6 +87,14 @@ def test_an_address_moved_to_another_client_s_record_is_reported(tmp_path: Path)
     # a run that changes nothing says no warning, and the list stays the last projection's
     assert "LINKS_MOVED" not in _run(cfg)
     assert "sheets:intake:contact:1SheetXYZ/0/2" in _conflicts(cfg)
+    # the operator looks, and the row is Cy's: a link: override puts it back, and says no move
+    cy_id = [ln for ln in _conflicts(cfg).splitlines() if "1SheetXYZ/0/2" in ln][0].split(": ", 1)[1].split()[0]
+    (tmp_path / "overrides.yaml").write_text(yaml.safe_dump(
+        {"version": 1, "link": [{"document": "sheets:intake:contact:1SheetXYZ/0/2", "client": cy_id}]}))
+    assert "LINKS_MOVED" not in _run(cfg)
+    listed = run_cli("clients", "show", cy_id, "--json", "--config", str(cfg))
+    assert listed.returncode == 0 and "1SheetXYZ/0/2" in listed.stdout and '"override"' in listed.stdout
+    assert "LINKS_MOVED" not in _conflicts(cfg)
 
 
 def test_ids_that_shift_when_a_roster_row_is_deleted_move_no_one(tmp_path: Path) -> None:

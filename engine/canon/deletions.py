@@ -7,9 +7,10 @@ in ``$deletedEntity``), QuickBooks' change data capture ``{"domain": "QBO", "sta
 ``_sdc_deleted_at`` time. Read as
 records they became an all-null e-mail in the index (replacing the real message) or a
 ``SCHEMA_INVALID`` reject that failed a Dataverse account on every delta with a deletion.
-The canonize stage skips them and counts them (``deleted`` in the meta); in an incremental
-chain a marker with the stream's key still supersedes the older runs' record of that key,
-so the deleted record leaves the canonical file, the index and the charts.
+The canonize stage skips them; in an incremental chain a marker with the stream's key still
+supersedes the older runs' record of that key, so the deleted record leaves the canonical
+file, the index and the charts (``deleted`` in the meta counts those records; a marker that
+removed none is warned, :mod:`engine.stages.markers`).
 """
 
 from __future__ import annotations

@@ -209,11 +209,10 @@ class Canonizer:
         for run in chain:
             self._transform_run(run.path, run.manifest, compiled, out, rej, sha, newest)
             newest.end_run()
-        if len(chain) == 1:
-            try:
-                markers.recheck(chain[0].path, chain[0].manifest, self._is_active)
-            except (zlib.error, EOFError, orjson.JSONDecodeError, PartCorrupt, KeyError, TypeError, ValueError):
-                raise CanonizeFailed(ErrorCode.PART_CORRUPT, str(chain[0].path)) from None
+        try:  # a chain's markers are counted now; a lone run's keys are read again
+            markers.settle(chain[0].path, chain[0].manifest, self._is_active)
+        except (zlib.error, EOFError, orjson.JSONDecodeError, PartCorrupt, KeyError, TypeError, ValueError):
+            raise CanonizeFailed(ErrorCode.PART_CORRUPT, str(chain[0].path)) from None
         self.superseded = newest.superseded
         self.unkeyed = dict(sorted(newest.unkeyed.items()))
         return sha.hexdigest()

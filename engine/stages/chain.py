@@ -33,7 +33,7 @@ class NewestWins:
 
     Runs are read newest first; within one run every record is kept in order, as for a
     full run. A record is dropped only when a NEWER run carried the same stream, the same
-    key properties and the same values for them.
+    key properties and the same values for them (as :func:`key_scalar` spells them).
     """
 
     def __init__(self, enabled: bool) -> None:
@@ -42,9 +42,18 @@ class NewestWins:
         self._this_run: set[bytes] = set()
         self.superseded = 0
         self.unkeyed: dict[str, int] = {}
+        self._marked: set[bytes] = set()
+        """Keys whose newest version in the newer runs is a deletion marker."""
+        self._marked_this_run: set[bytes] = set()
+        """Keys of this run's markers that no record of this run has followed (yet)."""
+        self.removed: set[bytes] = set()
+        """Marked keys of which an older run's record was dropped: records a marker removed."""
+        self.recreated: set[bytes] = set()
+        """Keys that a record of the marker's own run gave again after the marker."""
 
-    def keep(self, stream: str, key: tuple[str, ...], record: Any) -> bool:
-        """False when a newer run already had this record's key (always True when off)."""
+    def keep(self, stream: str, key: tuple[str, ...], record: Any, *, marker: bool = False) -> bool:
+        """False when a newer run already had this record's key (always True when off).
+        ``marker``: the record is a deletion marker (:mod:`engine.stages.markers`)."""
         if not key or not isinstance(record, dict):
             return True
         values = [record.get(p) for p in key]
@@ -56,17 +65,29 @@ class NewestWins:
         digest = key_digest(stream, key, values)
         if digest in self._newer:
             self.superseded += 1
+            if not marker and digest in self._marked:
+                self.removed.add(digest)
             return False
+        if marker:
+            if digest not in self._this_run:
+                self._marked_this_run.add(digest)
+        elif digest in self._marked_this_run:
+            self._marked_this_run.discard(digest)
+            self.recreated.add(digest)
         self._this_run.add(digest)
         return True
 
     def earlier_in_run(self, stream: str, key: tuple[str, ...], record: Any) -> bool:
-        """Whether this run already kept a record of this key (a deletion marker that follows
-        its own record: that record is written already; only tracked when enabled)."""
+        """Whether this run already kept a record (not a marker) of this key (a deletion
+        marker that follows its own record: that record is written already; only tracked
+        when enabled)."""
         if not self.enabled or not key or not isinstance(record, dict):
             return False
         values = key_values(key, record)
-        return values is not None and key_digest(stream, key, values) in self._this_run
+        if values is None:
+            return False
+        digest = key_digest(stream, key, values)
+        return digest in self._this_run and digest not in self._marked_this_run
 
     def keep_document(self, stream: str, kind: str, source_id: object) -> bool:
         """False when a newer run already gave, from the same stream, a canonical document of
@@ -90,6 +111,8 @@ class NewestWins:
         """The current run is done: its keys now shadow every older run."""
         self._newer |= self._this_run
         self._this_run = set()
+        self._marked |= self._marked_this_run
+        self._marked_this_run = set()
 
 
 def key_values(key: tuple[str, ...], record: Any) -> list[Any] | None:
@@ -101,8 +124,19 @@ def key_values(key: tuple[str, ...], record: Any) -> list[Any] | None:
 
 
 def key_digest(stream: str, key: tuple[str, ...], values: list[Any]) -> bytes:
-    """16 bytes that stand for (stream, key properties, their values)."""
-    return hashlib.blake2b(_key_bytes(stream, key, values), digest_size=16).digest()
+    """16 bytes that stand for (stream, key properties, their values), each value as
+    :func:`key_scalar` spells it."""
+    return hashlib.blake2b(_key_bytes(stream, key, [key_scalar(v) for v in values]), digest_size=16).digest()
+
+
+def key_scalar(value: Any) -> Any:
+    """A key value as compared: a JSON integer as its decimal string, so ``3`` and ``"3"``
+    are one key (a tap's full sync may send the number and its incremental deletion marker
+    the string, and the marker then removed nothing). Only that spelling is one: ``"03"``,
+    ``"+3"``, ``"3.0"``, ``3.0``, ``true`` and ``"true"`` each stay a key of their own
+    (``str`` of an integer is always its canonical spelling: no sign but ``-``, no leading
+    zero)."""
+    return str(value) if type(value) is int else value
 
 
 def _key_bytes(stream: str, key: tuple[str, ...], values: list[Any]) -> bytes:

@@ -21,6 +21,7 @@ import yaml
 from engine.names import Namer
 from engine.ops.inspect import run_info
 from engine.ops.verify import verify
+from engine.stages.chain import key_digest
 from engine.store.workspace import Workspace
 from tests.helpers import log_events, manifest, run_cli, runs_of
 
@@ -145,7 +146,8 @@ def test_activate_version_replaces_older_table_versions(tmp_path: Path) -> None:
 def test_deletion_markers_are_no_documents_and_supersede_their_key(tmp_path: Path) -> None:
     """Graph's `@removed` entry became an all-null document replacing the message; Dataverse's
     `$deletedEntity` row a SCHEMA_INVALID reject that failed the account (max_rejects 0). They
-    are skipped and counted; one with the stream's key removes the older runs' record."""
+    are skipped; one with the stream's key removes the older runs' record (counted deleted),
+    one whose key no older run sent (the Dataverse row here) removed nothing: warned."""
     cfg = setup(tmp_path, [
         [schema(["id"]), rec(b'{"id":1,"metric":1}'), rec(b'{"id":2,"metric":2}'), rec(b'{"id":3,"metric":3}'),
          STATE],
@@ -155,10 +157,12 @@ def test_deletion_markers_are_no_documents_and_supersede_their_key(tmp_path: Pat
              b'"id":"00000000-0000-0000-0000-000000000009","reason":"deleted"}'),
          rec(b'{"id":4,"metric":4,"_sdc_deleted_at":null}'), STATE]])
     run(cfg, "extract", "canonize")
-    run(cfg, "extract", "canonize")
+    res = run_cli("run", "--stage", "extract", "--stage", "canonize", "--config", str(cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
     assert sorted((d["source_id"], d["metric"]) for d in canonical(tmp_path)) == [("2", 2), ("4", 4)]
     m = meta(tmp_path)
-    assert m["deleted"] == {"things": 3} and m["rejects"] == 0
+    assert m["deleted"] == {"things": 2} and m["rejects"] == 0  # ids 1 and 3
+    assert "warning DELETION_NOT_APPLIED" in res.stdout and "(count 1)" in res.stdout, res.stdout
 
 
 def test_quickbooks_cdc_deletions_are_markers_and_a_status_column_is_not(tmp_path: Path) -> None:
@@ -309,8 +313,10 @@ def test_markers_that_cannot_remove_their_record_are_warned_in_a_lone_run_and_wi
         tmp_path: Path) -> None:
     """A full run that sends a record and then its marker (an item created and deleted in one
     delta round) counted the marker deleted while the record stayed, without a warning; so did
-    a marker on a stream without key properties. Both are DELETION_NOT_APPLIED; a marker before
-    a newer record of its key, and one for a key the run never sent, are deleted as before."""
+    a marker on a stream without key properties. Both are DELETION_NOT_APPLIED, and so is one
+    for a key the run never sent (a lone run has no older record: it removed nothing, and was
+    counted deleted); a marker before a newer record of its key is undone by it (counted
+    nowhere)."""
     keyless = orjson.dumps({"type": "SCHEMA", "stream": "things", "key_properties": [],
                             "schema": {"type": "object", "properties": {"id": {"type": "integer"}}}})
     cfg = setup(tmp_path, [[
@@ -324,9 +330,66 @@ def test_markers_that_cannot_remove_their_record_are_warned_in_a_lone_run_and_wi
     assert res.returncode == 0, res.stdout + res.stderr
     assert sorted((d["source_id"], d["metric"]) for d in canonical(tmp_path)) == [
         ("1", 1), ("2", 2), ("3", 3), ("5", 5)]
-    assert "warning DELETION_NOT_APPLIED" in res.stdout and "(count 2)" in res.stdout, res.stdout
-    assert "(count 2): deletion markers that could not remove their record" in res.stdout  # its meaning
-    assert meta(tmp_path)["deleted"] == {"things": 2}  # id 3 (before its newer record) and id 9
+    assert "warning DELETION_NOT_APPLIED" in res.stdout and "(count 3)" in res.stdout, res.stdout
+    assert "(count 3): deletion markers that could not remove their record" in res.stdout  # its meaning
+    assert meta(tmp_path)["deleted"] == {}  # ids 2, 9 and 5 warned; id 3 re-created
+
+
+def visit_schema() -> bytes:
+    return orjson.dumps({"type": "SCHEMA", "stream": "things", "key_properties": ["clinic_id", "visit_no"],
+                         "schema": {"type": "object", "properties": {"clinic_id": {"type": "string"}}}})
+
+
+def visit(clinic: str, no: int) -> bytes:
+    return rec(orjson.dumps({"clinic_id": clinic, "visit_no": no, "id": f"{clinic}-{no}", "metric": no}))
+
+
+def gone(clinic: str, no: object) -> bytes:
+    return rec(orjson.dumps({"clinic_id": clinic, "visit_no": no, "_sdc_deleted_at": "2026-03-02T08:00:00Z"}))
+
+
+def test_a_marker_whose_key_is_the_number_written_as_a_string_removes_its_record(tmp_path: Path) -> None:
+    """A reviewer's case: key [clinic_id, visit_no], a full run sends visit_no 1..4 as numbers,
+    the incremental run's markers visit_no 2 and "3". Markers were matched by the raw JSON
+    values only, so north/3 stayed in the canonical file, the index and the chart while the
+    meta said deleted 2, without a warning. An integer and its decimal string are one key now;
+    "04" is not 4 (warned, the record stays), and a marker for a visit never sent removed
+    nothing (warned, not counted deleted)."""
+    cfg = setup(tmp_path, [
+        [visit_schema(), visit("north", 1), visit("north", 2), visit("north", 3), visit("north", 4),
+         visit("south", 3), STATE],
+        [visit_schema(), gone("north", 2), gone("north", "3"), gone("north", "04"), gone("north", 9), STATE]])
+    run(cfg, "extract", "canonize", "index")
+    res = run_cli("run", "--stage", "extract", "--stage", "canonize", "--stage", "index", "--config", str(cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert sorted(d["source_id"] for d in canonical(tmp_path)) == ["north-1", "north-4", "south-3"]
+    m = meta(tmp_path)
+    assert m["deleted"] == {"things": 2} and len(m["runs"]) == 2, m  # north/2 and north/3
+    assert "warning DELETION_NOT_APPLIED" in res.stdout and "(count 2)" in res.stdout, res.stdout  # "04", 9
+    for sid, there in (("north-3", False), ("north-2", False), ("north-4", True), ("south-3", True)):
+        q = run_cli("query", "--id", sid, "--json", "--config", str(cfg))
+        found = q.returncode == 0 and q.stdout.strip() != "" and orjson.loads(q.stdout)["source_id"] == sid
+        assert found is there, (sid, q.returncode, q.stdout, q.stderr)
+    data, meta_bytes = (tmp_path / "ws" / "canonical" / "things" / "a.jsonl").read_bytes(), \
+        (tmp_path / "ws" / "canonical" / "things" / "a.meta.json").read_bytes()
+    again = run_cli("run", "--stage", "canonize", "--force", "--config", str(cfg))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (tmp_path / "ws" / "canonical" / "things" / "a.jsonl").read_bytes() == data  # byte-identical
+    assert orjson.loads((tmp_path / "ws" / "canonical" / "things" / "a.meta.json").read_bytes()) == \
+        orjson.loads(meta_bytes)
+
+
+def test_key_values_are_one_key_only_as_an_integer_and_its_decimal_string() -> None:
+    def same(a: object, b: object) -> bool:
+        return key_digest("s", ("k",), [a]) == key_digest("s", ("k",), [b])
+
+    assert same(3, "3") and same(-3, "-3") and same(0, "0") and same(2**70, str(2**70))
+    for a, b in ((3, "03"), (3, "+3"), (3, "3.0"), (3, 3.0), (3.0, "3"), (3.0, "3.0"), (True, 1), (True, "True"),
+                 (True, "true"), (False, 0), (0, "-0"), (3, " 3"), ("a", "b"), (3, 4)):
+        assert not same(a, b), (a, b)
+    assert key_digest("s", ("a", "b"), ["north", 3]) == key_digest("s", ("a", "b"), ["north", "3"])
+    assert key_digest("s", ("a", "b"), ["north", 3]) != key_digest("s", ("a", "b"), ["south", "3"])
+    assert key_digest("s", ("a", "b"), ["3", 1]) != key_digest("s", ("a", "b"), ["31", ""])
 
 
 def test_a_mapping_typo_never_empties_an_account_that_had_records(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """``lorchestra drift [EXTRACTOR] [--json] [--reveal]``: how the sources' fields changed.
 
-Per stream of each account's LATEST run: fields that appeared and vanished since the
-previous successful run, and fields the mapped transform reads that no record has. Only
+Per stream of each account's LATEST run (with, for an incremental run, the runs back to the
+last full one: what its canonical output is built from): fields that appeared and vanished
+since the previous successful run (and its chain), and fields the mapped transform reads
+that no record has (:mod:`engine.drift.compare`). Only
 manifests are read. Names from the data are printed only when the config declares them
 (:mod:`engine.names`); ``--reveal`` prints them all (PHI, to the terminal only).
 Exit 0 whatever the drift (scripts read ``--json``); 2 for an unknown extractor.
@@ -65,13 +67,15 @@ def stream_json(sd: StreamDrift, names: Shown, position: int) -> dict[str, Any]:
     return {"stream": names.streams.show(sd.stream, position), "transform": sd.transform, "known": sd.known,
             "fields": len(sd.current), "appeared": show(sd.appeared), "vanished": show(sd.vanished),
             "missing_reads": show(sd.missing_reads), "vanished_reads": show(sd.vanished_reads),
+            "lost": show(sorted(sd.lost)) if sd.known and sd.judged_vanished else [],
             "dynamic_reads": sd.dynamic, "judged_vanished": sd.judged_vanished, "capped": sd.capped}
 
 
 def account_json(d: AccountDrift, names: Shown) -> dict[str, Any]:
     """One account's drift as JSON."""
     return {"extractor": d.extractor, "latest_run": d.latest_run, "previous_run": d.previous_run,
-            "incremental": d.incremental, "mark": d.mark, "problem": d.problem,
+            "incremental": d.incremental, "chain": d.chain, "previous_chain": d.previous_chain,
+            "chain_broken": d.chain_broken, "mark": d.mark, "problem": d.problem,
             "streams": [stream_json(s, names, i) for i, s in enumerate(d.streams, 1)]}
 
 
@@ -111,8 +115,16 @@ def print_report(console: Console, report: list[dict[str, Any]], reveal: bool) -
             console.print(f"{head}  [dim]{PROBLEMS.get(acct['problem'], acct['problem'])}[/]")
             continue
         against = acct["previous_run"] or "no earlier successful run"
-        console.print(f"{head}  LATEST {acct['latest_run']} vs {against}"
-                      + ("  [dim](incremental: only appeared fields are judged)[/]" if acct["incremental"] else ""))
+        if len(acct["previous_chain"]) > 1:
+            against += f" (incremental, on {len(acct['previous_chain']) - 1} earlier run(s))"
+        console.print(f"{head}  LATEST {acct['latest_run']} vs {against}")
+        if acct["incremental"]:
+            console.print(f"  [dim]LATEST is incremental: compared with the {len(acct['chain'])} run(s) back to "
+                          f"full run {acct['chain'][-1]} that its canonical output is built from; a field "
+                          "vanishes when every changed record lost it[/]")
+        if acct["chain_broken"]:
+            console.print("  [yellow]a run of the incremental chain is missing or unreadable "
+                          "(`lorchestra verify`): vanished fields are not judged[/]")
         for s in acct["streams"]:
             s = {**s, "stream": escape(clean(s["stream"]))}  # names from the data: never controls
             via = f" -> {s['transform']}" if s["transform"] else " [dim](not mapped)[/]"
@@ -129,6 +141,10 @@ def print_report(console: Console, report: list[dict[str, Any]], reveal: bool) -
             if s["vanished_reads"]:
                 console.print(_listing("WARNING read by the transform but vanished", s["vanished_reads"], "bold red"))
             other = [p for p in s["missing_reads"] if p not in s["vanished_reads"]]
+            lost = [p for p in other if p in s["lost"]]
+            if lost:
+                console.print(_listing("read by the transform, lost by every changed record", lost, "yellow"))
+            other = [p for p in other if p not in s["lost"]]
             if other:
                 console.print(_listing("read by the transform, in no record", other, "yellow"))
             if s["dynamic_reads"]:

@@ -1,11 +1,29 @@
 """Comparing a run's field paths with the previous successful run and with the transforms.
 
-For each stream of an account's LATEST run: the fields that appeared and vanished since the
-previous successful run, and the paths its mapped transform reads that no record of LATEST
-has (``missing_reads``); those that the previous run still had are ``vanished_reads``, the
-case ``validate`` warns about and the dashboard marks. Only manifests are read, never a
-record. A run written before field paths were collected gives ``known=False`` (no verdict).
-An incremental run holds only changed records, so for it only appeared fields are judged.
+What the transform sees is not one run but the runs LATEST's canonical output is built from:
+LATEST alone for a full run, LATEST and the runs back to the last full one for an incremental
+run (:mod:`engine.vault.chain`). So each side of the comparison is a *chain*: per stream, the
+union of the paths of its runs. For each stream of an account's LATEST:
+
+* a **full** LATEST is complete: its paths are compared with the union over the previous
+  successful run's chain (``previous``). A field that some record of that chain had and no
+  record of LATEST has *vanished*; a field LATEST has and that chain had not *appeared*.
+* an **incremental** LATEST holds only the records that changed, so a field absent from it
+  is not gone (the unchanged records of the older runs still carry it): its ``current`` is
+  the union over its own chain, so only the fields of the changed records that the previous
+  chain had not appear. What it can show is a field that every changed record *lost*: one
+  that every (walked) record of an older run of the chain had and that no record of the
+  newer runs has, though they have records of the stream (``lost``, deletion markers apart;
+  ``always`` in the manifest, :mod:`engine.vault.paths`). An optional field the few changed
+  records happen not to have is in no older run's ``always``: it is not lost. A field lost by
+  this run and not yet by the previous run's chain has *vanished*; while it stays lost, a
+  transform reading it is listed with ``missing_reads``, as a full run's field in no record.
+
+The paths the mapped transform reads that no record of the chain has, and the lost ones it
+reads, are ``missing_reads``; those that vanished are ``vanished_reads``, the case
+``validate`` warns about and the dashboard marks. Only manifests are read, never a record. A
+LATEST written before field paths were collected gives ``known=False`` (no verdict); a chain
+with such a run, a broken chain or a capped stream is not judged for vanished fields.
 """
 
 from __future__ import annotations
@@ -21,51 +39,67 @@ from engine.config import Extractor, PipelineConfig
 from engine.drift.reads import Reads, transform_reads
 from engine.store.fsutil import read_regular
 from engine.store.workspace import Workspace
+from engine.vault.chain import ChainBroken, ChainRun, incremental_chain
 from engine.vault.layout import list_runs, read_latest, read_manifest
-from engine.vault.paths import manifest_capped, manifest_paths
+from engine.vault.paths import (
+    manifest_always,
+    manifest_capped,
+    manifest_paths,
+    manifest_walked_records,
+)
 
 
 @dataclass
 class StreamDrift:
-    """One stream of the LATEST run against the previous run and its transform."""
+    """One stream of the LATEST chain against the previous run's chain and its transform."""
 
     stream: str
     transform: str | None
     known: bool
     """False when LATEST predates field paths (nothing can be said)."""
     current: set[str] = field(default_factory=set)
+    """The paths of LATEST's chain (LATEST alone when it is a full run)."""
     previous: set[str] | None = None
-    """None when there is no earlier successful run with paths for this stream."""
+    """The paths of the previous successful run's chain; None when there is none with paths."""
     reads: set[str] = field(default_factory=set)
     dynamic: bool = False
     """The transform also reads names built at run time (not checked)."""
     judged_vanished: bool = True
-    """False for incremental runs and runs without records of the stream."""
+    """False for a capped stream, a chain not fully known, and a stream without records."""
     capped: bool = False
+    incremental: bool = False
+    lost: set[str] = field(default_factory=set)
+    """Incremental chain: paths every record of an older run had and no newer record has."""
+    lost_before: set[str] = field(default_factory=set)
+    """The same for the previous run's chain (lost then already: not news)."""
 
     @property
     def appeared(self) -> list[str]:
-        """Paths LATEST has and the previous run had not."""
+        """Paths LATEST's chain has and the previous run's chain had not."""
         return sorted(self.current - self.previous) if self.known and self.previous is not None else []
 
     @property
     def vanished(self) -> list[str]:
-        """Paths the previous run had and LATEST has not."""
+        """Paths the previous run's chain had and LATEST has not (full), or that every
+        changed record lost since the previous run (incremental)."""
         if not (self.known and self.judged_vanished) or self.previous is None:
             return []
+        if self.incremental:
+            return sorted((self.lost - self.lost_before) & self.previous)
         return sorted(self.previous - self.current)
 
     @property
     def missing_reads(self) -> list[str]:
-        """Paths the transform reads that no record of LATEST has."""
+        """Paths the transform reads that no record of LATEST's chain has, or that every
+        changed record of an incremental chain lost."""
         if not (self.known and self.judged_vanished):
             return []
-        return sorted(self.reads - self.current)
+        return sorted((self.reads - self.current) | (self.reads & self.lost))
 
     @property
     def vanished_reads(self) -> list[str]:
-        """Paths the transform reads that the previous run had and LATEST has not."""
-        return [p for p in self.missing_reads if self.previous is not None and p in self.previous]
+        """Paths the transform reads that vanished (see :attr:`vanished`)."""
+        return [p for p in self.vanished if p in self.reads]
 
 
 @dataclass
@@ -76,6 +110,12 @@ class AccountDrift:
     latest_run: str | None = None
     previous_run: str | None = None
     incremental: bool = False
+    chain: list[str] = field(default_factory=list)
+    """The run ids LATEST's canonical output is built from, newest first."""
+    previous_chain: list[str] = field(default_factory=list)
+    """The same for the previous successful run."""
+    chain_broken: bool = False
+    """A run of either chain is missing or unreadable (vanished fields are then not judged)."""
     streams: list[StreamDrift] = field(default_factory=list)
     problem: str | None = None
     """``NO_LATEST`` or ``MANIFEST_INVALID`` when nothing could be compared."""
@@ -112,7 +152,7 @@ def reads_of(reg: Registry, transform_id: str) -> Reads | None:
         return None
 
 
-def _previous_success(account_dir: Path, latest_id: str) -> tuple[str | None, dict[str, Any] | None]:
+def _previous_success(account_dir: Path, latest_id: str) -> tuple[ChainRun | None, str | None]:
     for ref in list_runs(account_dir):
         if ref.run_id >= latest_id:
             continue
@@ -121,7 +161,7 @@ def _previous_success(account_dir: Path, latest_id: str) -> tuple[str | None, di
         except (OSError, ValueError, AssertionError):
             continue
         if m.get("status") == "success":
-            return ref.run_id, m
+            return ChainRun(ref.path(account_dir), m), ref.run_id
     return None, None
 
 
@@ -135,9 +175,66 @@ def _streams(manifest: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in streams.items() if isinstance(k, str)} if isinstance(streams, dict) else {}
 
 
+def _chain(account_dir: Path, run: ChainRun) -> tuple[list[ChainRun], bool]:
+    """The run and the runs it builds on (newest first), and whether that chain is broken
+    (then the run alone)."""
+    try:
+        return incremental_chain(account_dir, run), False
+    except ChainBroken:
+        return [run], True
+
+
+def _is_incremental(manifest: dict[str, Any]) -> bool:
+    inc = manifest.get("incremental")
+    return bool(isinstance(inc, dict) and inc.get("state_passed"))
+
+
+@dataclass
+class ChainFields:
+    """One stream's paths over a chain of runs (see the module's docstring)."""
+
+    paths: set[str] | None
+    """The union over the chain; None when its newest run predates field paths."""
+    lost: set[str] = field(default_factory=set)
+    capped: bool = False
+    complete: bool = True
+    """Every run of the chain that has records of the stream recorded its paths."""
+    records: int = 0
+
+
+def chain_fields(chain: list[ChainRun], stream: str) -> ChainFields:
+    """The paths of ``stream`` over ``chain`` (newest first), and the fields it lost: those
+    that every walked record of an older run had and no record of a newer run has, while
+    those newer runs had records of the stream that were not deletion markers."""
+    out = ChainFields(paths=None)
+    newer: set[str] = set()
+    newer_records = 0
+    for i, run in enumerate(chain):
+        streams = _streams(run.manifest)
+        info = streams.get(stream)
+        paths = manifest_paths(info)
+        if paths is None and _records(info) == 0 and any(manifest_paths(x) is not None for x in streams.values()):
+            paths = set()  # the run sent no record of the stream: it has no fields
+        if paths is None:
+            if i == 0:
+                return out  # LATEST predates field paths: nothing can be said
+            out.complete = out.complete and _records(info) == 0
+            continue
+        always = manifest_always(info)
+        if newer_records and out.complete and not out.capped and always:
+            out.lost |= always - newer
+        newer |= paths
+        newer_records += manifest_walked_records(info)
+        out.capped = out.capped or manifest_capped(info)
+        out.records += _records(info)
+        out.paths = newer
+    return out
+
+
 def account_drift(cfg: PipelineConfig, ws: Workspace, ex: Extractor,
                   reg: Registry | None = None) -> AccountDrift:
-    """Compare the account's LATEST run with its previous successful run and transforms."""
+    """Compare the account's LATEST chain with its previous successful run's chain and with
+    the mapped transforms."""
     out = AccountDrift(ex.name)
     account_dir = ws.account_dir(ex.domain, ex.source, ex.account)
     try:
@@ -146,38 +243,60 @@ def account_drift(cfg: PipelineConfig, ws: Workspace, ex: Extractor,
             out.problem = "NO_LATEST"
             return out
         out.latest_run = str(latest["run_id"])
-        manifest = read_manifest(account_dir / f"dt={latest['dt']}" / f"run_id={latest['run_id']}")
+        path = account_dir / f"dt={latest['dt']}" / f"run_id={latest['run_id']}"
+        manifest = read_manifest(path)
     except (OSError, ValueError, KeyError, AssertionError):
         out.problem = "MANIFEST_INVALID"
         return out
-    out.previous_run, prev = _previous_success(account_dir, out.latest_run)
-    out.incremental = bool((manifest.get("incremental") or {}).get("state_passed"))
+    chain, broken = _chain(account_dir, ChainRun(path, manifest))
+    prev_run, out.previous_run = _previous_success(account_dir, out.latest_run)
+    if prev_run is not None and len(chain) > 1 and chain[1].path == prev_run.path:
+        prev_chain, prev_broken = chain[1:], broken  # the usual delta: built on the previous run
+    elif prev_run is not None:
+        prev_chain, prev_broken = _chain(account_dir, prev_run)
+    else:
+        prev_chain, prev_broken = [], False
+    out.chain_broken = broken or prev_broken
+    out.chain = [_run_id(r) for r in chain]
+    out.previous_chain = [_run_id(r) for r in prev_chain]
+    out.incremental = _is_incremental(manifest)
     reg = reg or Registry.load(cfg.stages.canonize.transforms_dir, cfg.stages.canonize.schemas_dir)
     mapped = {m.stream: m.transform for m in cfg.stages.canonize.mappings if m.source == ex.source}
     streams = _streams(manifest)
-    prev_streams = _streams(prev)
-    prev_known = any(manifest_paths(i) is not None for i in prev_streams.values())
-    latest_known = any(manifest_paths(i) is not None for i in streams.values())
-    for name in sorted(set(streams) | set(mapped) | set(prev_streams)):
-        info = streams.get(name)
-        current = manifest_paths(info)
-        if current is None and latest_known and _records(info) == 0:
-            current = set()  # the stream sent no record this time: it has no fields
-        previous = manifest_paths(prev_streams.get(name))
-        if previous is None and prev_known and name not in prev_streams:
-            previous = set()  # a stream the previous run did not have: every field is new
-        sd = StreamDrift(stream=name, transform=mapped.get(name), known=current is not None,
-                         current=current or set(), previous=previous, capped=manifest_capped(info))
-        # vanished fields are judged on full runs only, and on a stream that has records now
-        # or had some before (a stream gone from a full run lost every field)
-        sd.judged_vanished = (not out.incremental and not sd.capped
-                              and (_records(info) > 0 or bool(previous)))
+    names = set(streams) | set(mapped)
+    for run in chain[1:] + prev_chain:
+        names |= set(_streams(run.manifest))
+    prev_known = any(manifest_paths(i) is not None for r in prev_chain for i in _streams(r.manifest).values())
+    for name in sorted(names):
+        now = chain_fields(chain, name)
+        before = chain_fields(prev_chain, name) if prev_known else ChainFields(paths=None)
+        previous = before.paths
+        if previous is None and prev_known:
+            previous = set()  # a stream the previous chain did not have: every field is new
+        sd = StreamDrift(stream=name, transform=mapped.get(name), known=now.paths is not None,
+                         current=now.paths or set(), previous=previous, capped=now.capped,
+                         incremental=out.incremental, lost=now.lost,
+                         lost_before=before.lost if previous is not None else set())
+        if out.incremental:
+            # records absent from a delta are not fields gone: judged on the whole chain, when
+            # every run of it is known
+            sd.judged_vanished = (not broken and now.complete and not sd.capped
+                                  and (now.records > 0 or bool(previous)))
+        else:
+            # a full run is judged on a stream that has records now or had some before (a
+            # stream gone from a full run lost every field)
+            sd.judged_vanished = (not sd.capped and not prev_broken
+                                  and (_records(streams.get(name)) > 0 or bool(previous)))
         if sd.transform is not None:
             reads = reads_of(reg, sd.transform)
             if reads is not None:
                 sd.reads, sd.dynamic = set(reads.paths), reads.dynamic
         out.streams.append(sd)
     return out
+
+
+def _run_id(run: ChainRun) -> str:
+    return run.path.name.removeprefix("run_id=")
 
 
 _MARKS: dict[tuple[Any, ...], str] = {}

@@ -17,6 +17,11 @@ go into the run's manifest under ``streams.<name>.fields``. Cost and memory are 
 * at most ``cap`` distinct paths are kept per stream (objects keyed by ids would grow
   without end); past it ``capped`` is true and new paths are only counted;
 * nesting deeper than :data:`MAX_DEPTH` levels is not followed.
+
+Besides the paths, ``always`` lists those that every walked record carried (deletion
+markers apart, counted as ``markers``): drift needs it to tell, in an incremental chain, a
+field that every changed record lost (a rename) from an optional one that the few changed
+records happen not to have (see :mod:`engine.drift.compare`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import re
 from typing import Any
 
 import orjson
+
+from engine.canon.deletions import is_deletion
 
 DEFAULT_CAP = 2000
 """Distinct paths kept per stream; more are counted, not kept."""
@@ -72,7 +79,7 @@ def _unquote(seg: str) -> str:
 class PathCollector:
     """The distinct field paths of one stream's records."""
 
-    __slots__ = ("cap", "found", "records", "walked", "capped", "overflow", "_seg")
+    __slots__ = ("cap", "found", "records", "walked", "capped", "overflow", "always", "markers", "_seg")
 
     def __init__(self, cap: int = DEFAULT_CAP) -> None:
         self.cap = cap
@@ -81,6 +88,10 @@ class PathCollector:
         self.walked = 0
         self.capped = False
         self.overflow = 0
+        self.always: set[str] | None = None
+        """The paths every walked record (deletion markers apart) had; None before the first."""
+        self.markers = 0
+        """Walked records that were deletion markers (they carry a key, not the record's fields)."""
         self._seg: dict[str, str] = {}
 
     def wants(self) -> bool:
@@ -120,12 +131,19 @@ class PathCollector:
     def walk_value(self, record: Any) -> None:
         """Add every path of one record."""
         self.walked += 1
+        mine: set[str] = set()
         if isinstance(record, dict):
-            self._walk(record, "", 0)
+            self._walk(record, "", 0, mine)
         elif isinstance(record, list):
-            self._walk_list(record, "", 0)
+            self._walk_list(record, "", 0, mine)
+        if is_deletion(record):
+            self.markers += 1
+        elif self.always is None:
+            self.always = mine
+        else:
+            self.always &= mine
 
-    def _walk(self, obj: dict[str, Any], prefix: str, depth: int) -> None:
+    def _walk(self, obj: dict[str, Any], prefix: str, depth: int, mine: set[str]) -> None:
         paths, seg = self.found, self._seg
         for key, value in obj.items():
             s = seg.get(key)
@@ -140,26 +158,29 @@ class PathCollector:
                     self.overflow += 1
                     continue
                 paths.add(path)
+            mine.add(path)
             if depth < MAX_DEPTH and value:
                 t = type(value)
                 if t is dict:
-                    self._walk(value, path + ".", depth + 1)
+                    self._walk(value, path + ".", depth + 1, mine)
                 elif t is list:
-                    self._walk_list(value, path + ".", depth + 1)
+                    self._walk_list(value, path + ".", depth + 1, mine)
 
-    def _walk_list(self, items: list[Any], prefix: str, depth: int) -> None:
+    def _walk_list(self, items: list[Any], prefix: str, depth: int, mine: set[str]) -> None:
         for item in items:
             t = type(item)
             if t is dict:
-                self._walk(item, prefix, depth)
+                self._walk(item, prefix, depth, mine)
             elif t is list:
-                self._walk_list(item, prefix, depth)
+                self._walk_list(item, prefix, depth, mine)
 
     def paths(self) -> dict[str, Any]:
         """The manifest entry (``streams.<name>.fields``): the paths, sorted, with the records
-        seen and walked and whether the cap was hit."""
+        seen and walked, whether the cap was hit, the paths every walked record had
+        (``always``) and the walked deletion markers (``markers``)."""
         return {"paths": sorted(self.found), "records": self.records, "walked": self.walked,
-                "capped": self.capped, "overflow": self.overflow}
+                "capped": self.capped, "overflow": self.overflow,
+                "always": sorted(self.always or ()), "markers": self.markers}
 
 
 def manifest_paths(stream_info: Any) -> set[str] | None:
@@ -177,3 +198,22 @@ def manifest_capped(stream_info: Any) -> bool:
     """Whether the collector hit its cap for that stream (vanished fields are then unsure)."""
     fields = stream_info.get(FIELDS_KEY) if isinstance(stream_info, dict) else None
     return bool(isinstance(fields, dict) and fields.get("capped"))
+
+
+def manifest_always(stream_info: Any) -> set[str] | None:
+    """The paths every walked record of the stream had (deletion markers apart), or None for a
+    run written before they were recorded."""
+    fields = stream_info.get(FIELDS_KEY) if isinstance(stream_info, dict) else None
+    always = fields.get("always") if isinstance(fields, dict) else None
+    return {p for p in always if isinstance(p, str)} if isinstance(always, list) else None
+
+
+def manifest_walked_records(stream_info: Any) -> int:
+    """The walked records of the stream that were not deletion markers (0 when unknown)."""
+    fields = stream_info.get(FIELDS_KEY) if isinstance(stream_info, dict) else None
+    if not isinstance(fields, dict):
+        return 0
+    walked, markers = fields.get("walked"), fields.get("markers", 0)
+    if not isinstance(walked, int) or not isinstance(markers, int):
+        return 0
+    return max(walked - markers, 0)

@@ -147,9 +147,14 @@ TRANSFORM = '''(
 )'''
 
 
-def setup(tmp: Path, stream: str = "people") -> tuple[Path, Path]:
+STATE_TAP = REPLAY_TAP + '''print(json.dumps({"type": "STATE", "value": {"bookmark": len(sys.argv)}}))
+'''
+"""The replay tap that ends with a STATE: an ``incremental: true`` extractor passes it on."""
+
+
+def setup(tmp: Path, stream: str = "people", incremental: bool = False) -> tuple[Path, Path]:
     """A config with one singer extractor replaying tmp/records.jsonl, and a registry."""
-    (tmp / "replay.py").write_text(REPLAY_TAP)
+    (tmp / "replay.py").write_text(STATE_TAP if incremental else REPLAY_TAP)
     reg = tmp / "transforms" / "test"
     reg.mkdir(parents=True)
     (reg / "people_to_contact_v1.jsonata").write_text(TRANSFORM)
@@ -158,7 +163,8 @@ def setup(tmp: Path, stream: str = "people") -> tuple[Path, Path]:
         "output": {"kind": "contact", "schema": "contact.v1"}, "description": "test", "samples": []}))
     cfg = {"pipeline": {"name": "t", "version": "1"}, "workspace": str(tmp / "ws"),
            "extractors": [{"name": "ex1", "domain": "d", "source": "src", "account": "a1", "kind": "singer",
-                           "command": [sys.executable, str(tmp / "replay.py"), stream, str(tmp / "records.jsonl")]}],
+                           "command": [sys.executable, str(tmp / "replay.py"), stream, str(tmp / "records.jsonl")],
+                           "incremental": incremental}],
            "stages": {"canonize": {"transforms_dir": str(tmp / "transforms"),
                                    "mappings": [{"source": "src", "stream": "people",
                                                  "transform": "test/people_to_contact_v1"}]}}}
@@ -291,3 +297,103 @@ def test_the_placeholder_key_is_private_and_stable(tmp_path: Path) -> None:
     key = ws / "keys" / "names.key"
     assert key.stat().st_mode & 0o777 == 0o600
     assert first == drift_json(cfg)[0]["streams"][0]["vanished"] and first[0].startswith("field #")
+
+
+# --- incremental chains (issue 19: a rename across an incremental run went unreported) --
+
+
+def set_incremental(cfg: Path, on: bool) -> None:
+    text = yaml.safe_load(cfg.read_text())
+    text["extractors"][0]["incremental"] = on
+    cfg.write_text(yaml.safe_dump(text, sort_keys=False))
+
+
+def latest_manifest(ws: Path) -> dict[str, Any]:
+    return manifest(runs_of(ws / "vault" / "d" / "src" / "a1")[-1])
+
+
+FULL = [{"id": i, "name": f"N{i}", "email": f"{i}@x.org"} for i in range(1, 6)]
+
+
+def test_a_rename_across_an_incremental_run_is_a_vanished_read(tmp_path: Path) -> None:
+    """The reviewer's sequence: a full run with `email`, an incremental run of two changed
+    records already renamed (and a deletion marker), then a full run with `mail` only. The
+    full run is compared with the chain the previous run was built from, not with the
+    delta: the rename is `!` with the warning, in `drift` and in `validate`."""
+    cfg, ws = setup(tmp_path, incremental=True)
+    extract(tmp_path, cfg, FULL)
+    assert latest_manifest(ws)["incremental"]["state_passed"] is False  # the first run is full
+    extract(tmp_path, cfg, [{"id": 2, "name": "N2", "mail": "2@x.org"}, {"id": 3, "name": "N3", "mail": "3@x.org"},
+                            {"id": 4, "_sdc_deleted_at": "2001-01-01T00:00:00Z"}])
+    assert latest_manifest(ws)["incremental"]["state_passed"] is True
+    fields = latest_manifest(ws)["streams"]["people"]["fields"]
+    assert fields["markers"] == 1 and fields["always"] == ["id", "mail", "name"]
+    delta = drift_json(cfg)[0]
+    s = delta["streams"][0]
+    assert delta["incremental"] is True and len(delta["chain"]) == 2
+    # every changed record lost `email`: the transform nulls it for them
+    assert delta["mark"] == "!" and s["vanished_reads"] == ["email"] and s["vanished"] == ["email"]
+    assert len(s["appeared"]) == 2  # mail and _sdc_deleted_at, both undeclared: placeholders
+    assert all(a.startswith("field #") for a in s["appeared"])
+
+    set_incremental(cfg, False)
+    extract(tmp_path, cfg, [{**{k: v for k, v in r.items() if k != "email"}, "mail": r["email"]} for r in FULL])
+    acct = drift_json(cfg)[0]
+    s = acct["streams"][0]
+    assert acct["incremental"] is False and acct["previous_chain"] == delta["chain"]
+    assert acct["mark"] == "!" and s["vanished_reads"] == ["email"] and "email" in s["vanished"]
+    assert s["appeared"] == []  # `mail` was already in the chain the previous run built on
+    text = run_cli("drift", "ex1", "--config", str(cfg))
+    assert text.returncode == 0, text.stderr
+    assert "ex1 !" in text.stdout and "WARNING read by the transform but vanished (1): email" in text.stdout
+    assert "mail" not in text.stdout.replace("email", "")  # an undeclared name stays a placeholder
+    val = run_cli("validate", "--config", str(cfg), "--skip-permissions")
+    assert val.returncode == 0, val.stdout + val.stderr
+    assert "reads 1 field(s) that vanished" in val.stdout and "email" in val.stdout
+
+
+def test_only_incremental_runs_still_report_a_field_every_changed_record_lost(tmp_path: Path) -> None:
+    """An account that is always incremental: the delta that renamed the field is `!` (and
+    validate warns); the next delta still lists the read as lost (`?`), as a full run lists a
+    read field in no record once the rename is old news."""
+    cfg, ws = setup(tmp_path, incremental=True)
+    extract(tmp_path, cfg, FULL)
+    extract(tmp_path, cfg, [{"id": 1, "name": "N1", "email": "1@x.org"}])  # an ordinary delta
+    assert drift_json(cfg)[0]["mark"] == "✓"
+    extract(tmp_path, cfg, [{"id": 2, "name": "N2", "mail": "2@x.org"}])
+    acct = drift_json(cfg)[0]
+    assert acct["incremental"] is True and len(acct["chain"]) == 3
+    assert acct["mark"] == "!" and acct["streams"][0]["vanished_reads"] == ["email"]
+    val = run_cli("validate", "--config", str(cfg), "--skip-permissions")
+    assert "reads 1 field(s) that vanished" in val.stdout and "email" in val.stdout
+    extract(tmp_path, cfg, [{"id": 3, "name": "N3", "mail": "3@x.org"}])
+    acct = drift_json(cfg)[0]
+    s = acct["streams"][0]
+    assert latest_manifest(ws)["incremental"]["state_passed"] is True
+    assert acct["mark"] == "?" and s["vanished"] == [] and s["missing_reads"] == ["email"] and s["lost"] == ["email"]
+    text = run_cli("drift", "ex1", "--config", str(cfg)).stdout
+    assert "read by the transform, lost by every changed record (1): email" in text
+
+
+def test_a_delta_without_an_optional_field_or_with_markers_only_loses_nothing(tmp_path: Path) -> None:
+    """Records absent from a delta are not fields gone: a field only some records of the full
+    run had, missing from the few changed records, is no drift; nor is a delta of deletion
+    markers. A read field that no record of the chain has is still `?`."""
+    cfg, _ = setup(tmp_path, incremental=True)
+    extract(tmp_path, cfg, [{"id": 1, "name": "A", "email": "a@x.org"}, {"id": 2, "name": "B"}])
+    extract(tmp_path, cfg, [{"id": 2, "name": "B2"}])
+    acct = drift_json(cfg)[0]
+    assert acct["incremental"] is True and acct["mark"] == "✓", acct
+    extract(tmp_path, cfg, [{"id": 1, "@removed": {"reason": "deleted"}}])
+    acct = drift_json(cfg)[0]
+    s = acct["streams"][0]
+    assert s["vanished"] == [] and s["lost"] == [] and len(s["appeared"]) == 2  # @removed, @removed.reason
+    assert acct["mark"] == "Δ"
+
+    (tmp_path / "never").mkdir()
+    other, _ = setup(tmp_path / "never", incremental=True)
+    extract(tmp_path / "never", other, [{"id": 1, "name": "A"}])
+    extract(tmp_path / "never", other, [{"id": 1, "name": "A2"}])
+    acct = drift_json(other)[0]
+    assert acct["incremental"] is True and acct["mark"] == "?"  # no record of the chain has email
+    assert acct["streams"][0]["missing_reads"] == ["email"] and acct["streams"][0]["vanished_reads"] == []

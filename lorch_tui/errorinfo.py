@@ -70,7 +70,8 @@ MEANINGS: dict[str, str] = {
     "NO_CLIENTS": "project: no client found (none meets clients.where, or the sources gave no contact while charts exist); the tables and charts stay as they were",
     "MEASURES_INVALID": "project: measure or binding files with problems; nothing was replaced (detail_path lists them, as lorchestra validate does)",
     "DELETION_NOT_APPLIED": "warning, canonize: deletion markers that could not remove their record (count): "
-                            "after their own record in one run, or on a stream without a key; "
+                            "after their own record in one run, or on a stream without a key (or the "
+                            "marker no value for it); "
                             "that record stays until a full run no longer sends it",
     "MEASURES_CRITICAL_UNLINKED": "warning, project: a critical item (PHQ-9 item 9) was answered above its threshold in responses linked to no client, so in no chart (count); query --kind measurement --json lists them without client_id; link each with a link: override",
     "MEASURES_NOT_SCORED": 'warning, project: form responses (or measures of them) not scored (count = lines of detail_path, the rejects file; duplicate copies are counted apart)',

@@ -445,6 +445,7 @@ def _canonize(c: Canonizer) -> str:
                 "superseded": c.superseded, "unkeyed": c.unkeyed,
                 "deactivated": dict(sorted(c.deactivated.items())),
                 "deleted": dict(sorted(c.markers.deleted.items())) if c.markers else {},
+                "deletions_unmatched": c.markers.unmatched if c.markers else 0,
                 "runs": [r.manifest.get("run_id") for r in chain],
                 "part_stats": verified,
                 "account": c.ex.account, "source": c.ex.source, "extractor": c.ex.name,

@@ -6,18 +6,19 @@ Key values are compared as :func:`engine.stages.chain.key_scalar` spells them: a
 and its decimal string are one key (a full sync's ``"visit_no": 3`` and an incremental
 marker's ``"visit_no": "3"``: the marker removed nothing, the record stayed in the chart
 while the meta counted it deleted). ``deleted`` (the meta, per stream) counts the records
-markers removed, one per key; a marker that removed nothing is counted ``not_applied`` (the
-task's ``DELETION_NOT_APPLIED`` warning):
+markers removed, one per key; a marker that could not remove a record that stays is counted
+``not_applied`` (the task's ``DELETION_NOT_APPLIED`` warning):
 
 * a marker that follows its own record in one run (a delta round in which an item was
   created and deleted, or a full sync that sends both): the record is written already;
 * a marker on a stream without key properties, or without a value for one of them: there is
-  no key to find its record by;
-* a marker whose key no older run of the chain sent a record of (a lone full run has no
-  older run): an item the source created and deleted between two runs, a soft-deleted row a
-  full sync sends again, or a record whose key is written otherwise (``"03"`` for ``3``),
-  which stays. The task cannot tell these apart, so it warns.
+  no key to find its record by.
 
+A marker whose key no record of the chain had (a lone full run has no older run: an item the
+source created and deleted between two runs, a soft-deleted row a full sync sends again, or a
+record whose key is written otherwise, ``"03"`` for ``3``, which stays) removed nothing: it
+is counted ``unmatched`` (the meta's ``deletions_unmatched``), not warned, since nothing the
+task can tell stays and a full sync resending soft-deleted rows would warn every night.
 A marker that a record of its key follows in its run is undone by it (the item was
 re-created): counted nowhere, as a marker a newer run superseded. Within a chain the run's
 keys are tracked anyway (:class:`NewestWins`); a lone run does not track them (2 us and a
@@ -50,7 +51,11 @@ class Markers:
         self.deleted: dict[str, int] = {}
         """Records the markers removed, by stream (one per key): known after :meth:`settle`."""
         self.not_applied = 0
-        """Markers that removed no record (a warning): known after :meth:`settle`."""
+        """Markers that removed no record while one of their key stays (a warning): known
+        after :meth:`settle`."""
+        self.unmatched = 0
+        """Markers of a key no record of the chain had (the meta's ``deletions_unmatched``; no
+        warning: nothing stays): known after :meth:`settle`."""
         self._pending: dict[bytes, str] = {}
         """A chain's markers, by key, that neither were late nor were superseded."""
         self._lone: dict[bytes, tuple[str, list[Where]]] = {}
@@ -79,16 +84,17 @@ class Markers:
         marker. One whose key an older run's record had removed that record (``deleted``, one
         per key however many markers of it the run sent); one that a record of its key
         followed in its run was undone by it (the record is the key's newest version: counted
-        nowhere, as a marker a newer run superseded); any other removed nothing (``not_applied``):
-        no record of its key was sent before it, or one with a key written otherwise, which
-        stays."""
+        nowhere, as a marker a newer run superseded); any other removed nothing (``unmatched``):
+        no record of its key was sent before it (or one with a key written otherwise, which
+        stays: the task cannot tell, and a full sync resending soft-deleted rows would warn
+        every night)."""
         for digest, stream in sorted(self._pending.items()):
             if digest in self.newest.recreated:
                 continue
             if digest in self.newest.removed:
                 self.deleted[stream] = self.deleted.get(stream, 0) + 1
             else:
-                self.not_applied += 1
+                self.unmatched += 1
         self._pending = {}
         self._recheck(run_dir, manifest, active)
         self.deleted = dict(sorted(self.deleted.items()))
@@ -97,7 +103,7 @@ class Markers:
         """A lone run with markers: read its records' keys (an ``active`` one's: a replaced
         table version's records are gone anyway) to find the markers that followed a record of
         their key (``not_applied``: that record is written already) and those a record
-        followed (undone). The rest removed nothing either: a lone run has no older record."""
+        followed (undone). The rest removed nothing (``unmatched``): a lone run has no older record."""
         if not self._lone:
             return
         first: dict[bytes, Where] = {}
@@ -113,7 +119,8 @@ class Markers:
             late = sum(1 for w in places if digest in first and w > first[digest])
             unmatched = any(not (digest in first and w > first[digest]) and not (digest in last and last[digest] > w)
                             for w in places)
-            self.not_applied += late + int(unmatched)
+            self.not_applied += late
+            self.unmatched += int(unmatched)
         self._lone = {}
 
 

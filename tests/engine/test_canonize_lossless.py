@@ -147,7 +147,8 @@ def test_deletion_markers_are_no_documents_and_supersede_their_key(tmp_path: Pat
     """Graph's `@removed` entry became an all-null document replacing the message; Dataverse's
     `$deletedEntity` row a SCHEMA_INVALID reject that failed the account (max_rejects 0). They
     are skipped; one with the stream's key removes the older runs' record (counted deleted),
-    one whose key no older run sent (the Dataverse row here) removed nothing: warned."""
+    one whose key no older run sent (the Dataverse row here) removed nothing: counted
+    unmatched, not warned (nothing stays)."""
     cfg = setup(tmp_path, [
         [schema(["id"]), rec(b'{"id":1,"metric":1}'), rec(b'{"id":2,"metric":2}'), rec(b'{"id":3,"metric":3}'),
          STATE],
@@ -162,7 +163,7 @@ def test_deletion_markers_are_no_documents_and_supersede_their_key(tmp_path: Pat
     assert sorted((d["source_id"], d["metric"]) for d in canonical(tmp_path)) == [("2", 2), ("4", 4)]
     m = meta(tmp_path)
     assert m["deleted"] == {"things": 2} and m["rejects"] == 0  # ids 1 and 3
-    assert "warning DELETION_NOT_APPLIED" in res.stdout and "(count 1)" in res.stdout, res.stdout
+    assert m["deletions_unmatched"] == 1 and "DELETION_NOT_APPLIED" not in res.stdout, res.stdout  # nothing stays
 
 
 def test_quickbooks_cdc_deletions_are_markers_and_a_status_column_is_not(tmp_path: Path) -> None:
@@ -313,10 +314,10 @@ def test_markers_that_cannot_remove_their_record_are_warned_in_a_lone_run_and_wi
         tmp_path: Path) -> None:
     """A full run that sends a record and then its marker (an item created and deleted in one
     delta round) counted the marker deleted while the record stayed, without a warning; so did
-    a marker on a stream without key properties. Both are DELETION_NOT_APPLIED, and so is one
-    for a key the run never sent (a lone run has no older record: it removed nothing, and was
-    counted deleted); a marker before a newer record of its key is undone by it (counted
-    nowhere)."""
+    a marker on a stream without key properties. Both are DELETION_NOT_APPLIED; one for a key
+    the run never sent removed nothing (a lone run has no older record) and is counted
+    unmatched, not deleted, and not warned (nothing stays); a marker before a newer record of
+    its key is undone by it (counted nowhere)."""
     keyless = orjson.dumps({"type": "SCHEMA", "stream": "things", "key_properties": [],
                             "schema": {"type": "object", "properties": {"id": {"type": "integer"}}}})
     cfg = setup(tmp_path, [[
@@ -330,9 +331,10 @@ def test_markers_that_cannot_remove_their_record_are_warned_in_a_lone_run_and_wi
     assert res.returncode == 0, res.stdout + res.stderr
     assert sorted((d["source_id"], d["metric"]) for d in canonical(tmp_path)) == [
         ("1", 1), ("2", 2), ("3", 3), ("5", 5)]
-    assert "warning DELETION_NOT_APPLIED" in res.stdout and "(count 3)" in res.stdout, res.stdout
-    assert "(count 3): deletion markers that could not remove their record" in res.stdout  # its meaning
-    assert meta(tmp_path)["deleted"] == {}  # ids 2, 9 and 5 warned; id 3 re-created
+    assert "warning DELETION_NOT_APPLIED" in res.stdout and "(count 2)" in res.stdout, res.stdout
+    assert "(count 2): deletion markers that could not remove their record" in res.stdout  # its meaning
+    assert meta(tmp_path)["deleted"] == {}  # ids 2 and 5 warned; id 3 re-created
+    assert meta(tmp_path)["deletions_unmatched"] == 1  # id 9
 
 
 def visit_schema() -> bytes:
@@ -353,8 +355,9 @@ def test_a_marker_whose_key_is_the_number_written_as_a_string_removes_its_record
     the incremental run's markers visit_no 2 and "3". Markers were matched by the raw JSON
     values only, so north/3 stayed in the canonical file, the index and the chart while the
     meta said deleted 2, without a warning. An integer and its decimal string are one key now;
-    "04" is not 4 (warned, the record stays), and a marker for a visit never sent removed
-    nothing (warned, not counted deleted)."""
+    "04" is not 4 and a marker for a visit never sent removed nothing: neither is counted
+    deleted; both are counted unmatched (not warned: a full sync resending soft-deleted rows
+    would warn every night)."""
     cfg = setup(tmp_path, [
         [visit_schema(), visit("north", 1), visit("north", 2), visit("north", 3), visit("north", 4),
          visit("south", 3), STATE],
@@ -365,7 +368,7 @@ def test_a_marker_whose_key_is_the_number_written_as_a_string_removes_its_record
     assert sorted(d["source_id"] for d in canonical(tmp_path)) == ["north-1", "north-4", "south-3"]
     m = meta(tmp_path)
     assert m["deleted"] == {"things": 2} and len(m["runs"]) == 2, m  # north/2 and north/3
-    assert "warning DELETION_NOT_APPLIED" in res.stdout and "(count 2)" in res.stdout, res.stdout  # "04", 9
+    assert m["deletions_unmatched"] == 2 and "DELETION_NOT_APPLIED" not in res.stdout, res.stdout  # "04", 9
     for sid, there in (("north-3", False), ("north-2", False), ("north-4", True), ("south-3", True)):
         q = run_cli("query", "--id", sid, "--json", "--config", str(cfg))
         found = q.returncode == 0 and q.stdout.strip() != "" and orjson.loads(q.stdout)["source_id"] == sid

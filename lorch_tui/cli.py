@@ -36,7 +36,11 @@ def _quiet_threads(verbose: bool) -> None:
 
 
 def guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, prog: str) -> int:
-    """Run a command; turn errors into messages and exit codes."""
+    """Run a command; turn errors into messages and exit codes (stdout written out first)."""
+    return _flushed(_guarded(func, ns, prog), prog)
+
+
+def _guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, prog: str) -> int:
     verbose = bool(getattr(ns, "verbose", False))
     try:
         return func(ns)
@@ -68,6 +72,27 @@ def guarded(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace, p
         print(f"{prog}: internal error ({type(exc).__name__}); rerun with --verbose for details",
               file=sys.stderr)
         return int(ExitCode.TASK_FAILED)
+
+
+def _flushed(code: int, prog: str) -> int:
+    """``code``, once what is left in stdout's buffer is written. Written at exit instead, a
+    full device under a redirected stdout (cron's `> /var/log/x` on a full disk) made Python
+    exit 120, a code cron wrappers do not know; the run itself had printed its summary."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        from lorch_tui.headless import silence_stdout
+
+        silence_stdout()
+    except (OSError, ValueError) as exc:
+        from lorch_tui.headless import silence_stdout
+
+        silence_stdout()  # the buffer is dropped: exiting tries no second write
+        if code == int(ExitCode.OK):  # a face that failed to write said so already
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            print(f"{prog}: error: could not write the output ({reason})", file=sys.stderr)
+            return int(ExitCode.TASK_FAILED)
+    return code
 
 
 def _stdout_is_devnull() -> bool:

@@ -136,7 +136,8 @@ async def _lock(ws: Workspace, command: str, wait_s: float) -> WorkspaceLock:
             task.cancel()
 
     def waiting(holder: str) -> None:
-        _say(f"lorchestra: the workspace lock is held by {holder}; waiting up to {wait_s:g} s "
+        _say(f"{command.split()[0] if command else 'lorchestra'}: the workspace lock is held by {holder}; "
+             f"waiting up to {wait_s:g} s "
              "for it (Ctrl-C stops)")
 
     for sig in STOP_SIGNALS[1:]:  # SIGINT: asyncio's own handler

@@ -61,22 +61,41 @@ def failure_summary(loaded: LoadedConfig, ws: Workspace, result: RunResult, log_
     }
 
 
+REFUSED = {3: "WORKSPACE_BUSY", 4: "WORKSPACE_UNSAFE"}
+"""The ``reason`` of a refused run's summary, by its exit code."""
+
+
+def refusal_summary(loaded: LoadedConfig, exit_code: int, trigger: str) -> dict[str, Any]:
+    """The JSON the hook reads when a run was refused before it began (exit 3: another run
+    holds the lock; exit 4: the workspace's permissions or links are unsafe): every night's
+    cron run can be refused so, and only the hook tells anyone. No message text (it names
+    paths under the workspace), only the reason."""
+    return {
+        "event": "run_refused", "run_id": None, "status": "refused", "trigger": trigger,
+        "reason": REFUSED.get(exit_code, "REFUSED"), "exit_code": exit_code,
+        "pipeline": {"name": loaded.config.pipeline.name, "version": loaded.config.pipeline.version},
+        "host": socket.gethostname(), "tasks": 0, "failed_tasks": [], "workspace": str(loaded.workspace),
+        "config": str(loaded.path), "interrupted": False, "internal_error": None, "abandoned_runs": [],
+    }
+
+
 def hook_log_path(ws: Workspace) -> Path:
     """Where the hook's own output goes (inside the workspace: it may say anything)."""
     return ws.diagnostics / "hooks" / "on_failure.log"
 
 
-async def run_on_failure(loaded: LoadedConfig, ws: Workspace, summary: dict[str, Any],
+async def run_on_failure(loaded: LoadedConfig, ws: Workspace | None, summary: dict[str, Any],
                          timeout_s: float = HOOK_TIMEOUT_S) -> str | None:
-    """Run the configured hook with ``summary`` on stdin; a warning text if it did not succeed."""
+    """Run the configured hook with ``summary`` on stdin; a warning text if it did not succeed.
+    ``ws`` None: a refused run, whose workspace is not written (its output is discarded)."""
     command = loaded.config.on_failure
     if not command:
         return None
-    out_path = hook_log_path(ws)
-    env = {**os.environ, "LORCH_CONFIG": str(loaded.path), "LORCH_WORKSPACE": str(ws.root),
+    out_path = hook_log_path(ws) if ws is not None else None
+    env = {**os.environ, "LORCH_CONFIG": str(loaded.path), "LORCH_WORKSPACE": str(loaded.workspace),
            "LORCH_RUN_ID": str(summary.get("run_id") or ""), "LORCH_RUN_STATUS": str(summary["status"])}
     name = os.path.basename(command[0])
-    out = _open_hook_log(out_path, summary)  # None on a full disk: the alarm matters more
+    out = _open_hook_log(out_path, summary) if out_path is not None else None  # None on a full disk too
     try:
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -100,7 +119,7 @@ async def run_on_failure(loaded: LoadedConfig, ws: Workspace, summary: dict[str,
             except OSError:
                 pass
     if proc.returncode != 0:
-        where = f"its output is in {out_path}" if out is not None else "its output could not be kept"
+        where = f"its output is in {out_path}" if out is not None else "its output was not kept"
         return f"the on_failure hook {name!r} exited with code {proc.returncode} ({where})"
     return None
 

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config.load import LoadedConfig
+from engine.errors import PermissionProblem, WorkspaceBusy
 from engine.events import ErrorCode, Trigger, now_iso
 from engine.run.bus import EventBus, Subscriber
-from engine.run.hooks import failure_summary, run_on_failure
+from engine.run.hooks import failure_summary, refusal_summary, run_on_failure
 from engine.run.plan import Plan
 from engine.run.runner import Runner, RunResult
 from engine.store.fsutil import ensure_dir, open_private, secure_umask
@@ -203,12 +204,28 @@ async def notify_failure(session: Session, result: RunResult, trigger: Trigger, 
         return f"the on_failure hook could not be run ({type(exc).__name__})"
 
 
+async def _alert_refused(loaded: LoadedConfig, exit_code: int, trigger: Trigger) -> str | None:
+    try:
+        return await run_on_failure(loaded, None, refusal_summary(loaded, exit_code, trigger))
+    except Exception as exc:  # noqa: BLE001 - the refusal is what the face reports
+        return f"the on_failure hook could not be run ({type(exc).__name__})"
+
+
 async def run_session(loaded: LoadedConfig, plan: Plan, *, trigger: Trigger,
                       subscribers: Iterable[Subscriber] = (), skip_permissions: bool = False,
                       wait_s: float = 0.0, command: str = "lorchestra run",
                       force: bool = False) -> SessionResult:
-    """Run ``plan`` under the workspace lock with the JSON log, the history and the given subscribers."""
-    session = await open_session(loaded, skip_permissions=skip_permissions, wait_s=wait_s, command=command)
+    """Run ``plan`` under the workspace lock with the JSON log, the history and the given
+    subscribers. A run refused before it begins (busy: exit 3; unsafe workspace: exit 4) calls
+    the on_failure hook too (:func:`engine.run.hooks.refusal_summary`), then raises."""
+    try:
+        session = await open_session(loaded, skip_permissions=skip_permissions, wait_s=wait_s, command=command)
+    except (WorkspaceBusy, PermissionProblem) as exc:
+        if loaded.config.on_failure:
+            warning = await _alert_refused(loaded, int(exc.exit_code), trigger)
+            if warning:
+                _say(f"{command.split()[0] if command else 'lorchestra'}: warning: {warning}")
+        raise
     for sub in subscribers:
         session.bus.subscribe(sub)
     runner = Runner(loaded.config, session.ws, session.bus, trigger, force=force)

@@ -30,6 +30,7 @@ from tests.helpers import (
     demo_extractor,
     demo_mappings,
     log_events,
+    run_cli,
     wait_for,
     write_config,
 )
@@ -317,3 +318,36 @@ def test_a_cancel_while_a_task_waits_to_retry_ends_it_cancelled(tmp_path: Path) 
     after = {e["task_id"]: e.get("error_code") for e in ends if e["task_id"] != "extract:flaky"}
     assert after and set(after.values()) == {"CANCELLED"}, after
     lock_free(ws)
+
+
+def test_a_run_refused_before_it_begins_calls_the_hook_too(tmp_path: Path) -> None:
+    """A reviewer's cron night: a workspace made with `mkdir` (0755) refused every run with
+    exit 4, and a stuck lock holder every run with exit 3, and the on_failure hook never ran:
+    nobody learnt of it. The hook now gets a `run_refused` summary (no message: it names
+    paths), and writes nothing into the refused workspace."""
+    from engine.store.lock import WorkspaceLock
+    from engine.store.workspace import Workspace
+
+    command, called = hook(tmp_path)
+    cfg = write_config(tmp_path, [demo_extractor("one", "gmail", records=3)], on_failure=command)
+    ws = tmp_path / "ws"
+    ws.mkdir(mode=0o755)
+    ws.chmod(0o755)
+    res = no_ui("--config", str(cfg))
+    assert res.returncode == 4, res.stdout + res.stderr
+    got = orjson.loads(called.read_bytes())
+    assert (got["event"], got["status"], got["reason"], got["exit_code"]) == ("run_refused", "refused",
+                                                                              "WORKSPACE_UNSAFE", 4)
+    assert got["workspace"] == str(ws) and got["run_id"] is None and not (ws / "diagnostics").exists()
+    called.unlink()
+    ws.chmod(0o700)
+    lock = WorkspaceLock(Workspace(ws), command="a test").acquire()
+    try:
+        res = run_cli("run", "--config", str(cfg))
+    finally:
+        lock.release()
+    assert res.returncode == 3, res.stdout + res.stderr
+    got = orjson.loads(called.read_bytes())
+    assert (got["reason"], got["exit_code"]) == ("WORKSPACE_BUSY", 3)
+    called.unlink()
+    assert no_ui("--config", str(cfg)).returncode == 0 and not called.exists(), "a good night calls nothing"

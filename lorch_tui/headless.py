@@ -79,7 +79,7 @@ def rejects_note(event: TaskFinished) -> str:
         return ""
     if event.stage == "canonize":  # the task names its rejects file; older logs did not
         where = event.detail_path or f"canonical/*/{event.account}.rejects.jsonl"
-        return f", {event.rejects:,} rejected (missing downstream; why: {where})"
+        return f", {event.rejects:,} rejected (not indexed, in no chart; the reasons: {where})"
     if event.stage == "project":
         return f", {event.rejects:,} questionnaire response(s) not scored (canonical/measures/scored.rejects.jsonl)"
     return f", {event.rejects:,} rejected"

@@ -151,7 +151,7 @@ def test_schema_violations_are_quarantined_with_counts_only(tmp_path: Path, max_
         assert event["status"] == "success"
         n = event["rejects"]
         path = canonical_paths(ws, ex)["rejects"]  # the file itself, not a pattern
-        assert f"{n:,} rejected (missing downstream; why: {path})" in res.stdout, res.stdout
+        assert f"{n:,} rejected (not indexed, in no chart; the reasons: {path})" in res.stdout, res.stdout
         assert f"{n:,} rejected by canonize (not indexed)" in res.stdout.splitlines()[-1]
         status = run_cli("status", "--config", str(cfg), env=clean_env(COLUMNS="250"))
         assert f"({n:,} rejected)" in status.stdout, status.stdout

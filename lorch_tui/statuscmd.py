@@ -231,8 +231,14 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
             console.print("  its process ended without recording the end (killed, or the machine went down); "
                           "the next run records it as abandoned and does what it left undone: run "
                           "`lorchestra run` (or wait for the next scheduled one)", markup=False)
-        console.print(f"  tasks: {run['succeeded']}/{run['tasks']} ok, {run['failed']} failed, "
-                      f"{run['cancelled']} cancelled; {run_history.records_said(run['stages'], run['records'])}")
+        if run["status"] == "running":  # the run's totals are written when it ends: count its tasks so far
+            done = run["stage_summary"]
+            console.print(f"  tasks so far: {sum(int(x['succeeded'] or 0) for x in done)} ok, "
+                          f"{sum(int(x['failed'] or 0) for x in done)} failed (the run goes on; its totals "
+                          "are written when it ends)", markup=False)
+        else:
+            console.print(f"  tasks: {run['succeeded']}/{run['tasks']} ok, {run['failed']} failed, "
+                          f"{run['cancelled']} cancelled; {run_history.records_said(run['stages'], run['records'])}")
         table = Table(box=None, pad_edge=False, show_edge=False)
         for col, just in (("stage", "left"), ("tasks", "right"), ("ok", "right"), ("failed", "right"),
                           ("records", "right"), ("bytes", "right"), ("duration", "right")):

@@ -720,3 +720,23 @@ def test_a_latest_written_in_the_future_is_stale_not_fresh(tmp_path: Path) -> No
     [row] = orjson.loads(res.stdout)["accounts"]
     assert row["stale"] is True and row["latest_age_hours"] < 0
     assert "in the future" in run_cli("status", "--config", str(tap.config)).stdout
+
+
+def test_status_during_a_run_counts_the_tasks_so_far(tmp_path: Path) -> None:
+    """A reviewer's morning: `status` during a run said `tasks: 0/7 ok ... 0 records extracted`
+    while its stage table below already showed an extract done (the run's totals are only
+    written when it ends)."""
+    cfg = write_config(tmp_path, [demo_extractor("quick", "gmail", records=3),
+                                  demo_extractor("stuck", "gmail", records=50, faults={"hang_after": 5})])
+    proc = subprocess.Popen([sys.executable, "-m", "lorch_tui.cli", "run", "--stage", "extract", "--config", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=clean_env())
+    try:
+        def quick_done() -> str | None:
+            res = cli("status", "--config", str(cfg))
+            return res.stdout if "tasks so far: 1 ok, 0 failed" in res.stdout else None
+        out = wait_for(quick_done, timeout=60)
+        assert "[running]" in out or "running" in out
+        assert "tasks: 0/" not in out and "0 records extracted" not in out, out
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)

@@ -288,3 +288,19 @@ def demo_subset_config(tmp: Path, keep: tuple[str, ...] | list[str] | set[str]) 
     path = tmp / "pipeline.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+FILE_TAP = """\
+import sys
+with open(sys.argv[1]) as fh:
+    sys.stdout.write(fh.read())
+"""
+"""A tap that replays a file of Singer lines (:func:`singer_file`): its command is
+``[sys.executable, <FILE_TAP written to a .py>, <the file>]``."""
+
+
+def singer_file(path: Path, stream: str, key: str, records: list[dict[str, Any]]) -> None:
+    """A file of Singer lines for :data:`FILE_TAP`: one SCHEMA (key ``key``) and the records."""
+    lines = [{"type": "SCHEMA", "stream": stream, "schema": {"type": "object"}, "key_properties": [key]}]
+    lines += [{"type": "RECORD", "stream": stream, "record": r} for r in records]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))

@@ -17,7 +17,6 @@ a submission are fed: the Forms API's response and its linked sheet's row.
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -28,26 +27,13 @@ import pytest
 import yaml
 
 from engine.demo_taps.forms import GAD7, NAME_TITLE, PHQ9
-from tests.helpers import clean_env, run_cli
+from tests.helpers import FILE_TAP, clean_env, run_cli, singer_file
 
 TITLES = [NAME_TITLE, *PHQ9, *GAD7]
 FORM_ID = "1FAIpQLSdemoIntake"
 SHEET = ("1IntakeDemoLinkedResponses000000000000000000", 1650287441)
 FAMILY = "ann@home.example"
 BEN_DAY, ANN_DAY = "2025-03-03", "2025-03-10"
-
-TAP = """\
-import sys
-with open(sys.argv[1]) as fh:
-    sys.stdout.write(fh.read())
-"""
-
-
-def _singer(path: Path, stream: str, key: str, records: list[dict[str, Any]]) -> None:
-    lines = [{"type": "SCHEMA", "stream": stream, "schema": {"type": "object"}, "key_properties": [key]}]
-    lines += [{"type": "RECORD", "stream": stream, "record": r} for r in records]
-    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
-
 
 def _answers(name: str, label: str) -> list[str]:
     return [name] + [label] * (len(TITLES) - 1)
@@ -80,17 +66,17 @@ def _extractor(tmp: Path, name: str, source: str, account: str, data: Path) -> d
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[dict[str, Any]]]:
     """(workspace, config, the project task's events) after one full run."""
     tmp = tmp_path_factory.mktemp("child-name")
-    (tmp / "filetap.py").write_text(TAP)
-    _singer(tmp / "contacts.jsonl", "contacts", "contactid", [
+    (tmp / "filetap.py").write_text(FILE_TAP)
+    singer_file(tmp / "contacts.jsonl", "contacts", "contactid", [
         {"contactid": "c-ann", "firstname": "Ann", "lastname": "Reed", "fullname": "Ann Reed",
          "emailaddress1": FAMILY, "birthdate": "1980-04-04", "statecode": 0},
         {"contactid": "c-ben", "firstname": "Ben", "lastname": "Reed", "fullname": "Ben Reed",
          "birthdate": "2012-05-05", "statecode": 0}])
     ben = _answers("Ben Reed", "Nearly every day")  # PHQ-9 27, item 9 positive
     ann = _answers("  Ann Reed ", "Several days")
-    _singer(tmp / "forms.jsonl", "responses", "responseId", [
+    singer_file(tmp / "forms.jsonl", "responses", "responseId", [
         _api("r-ben", f"{BEN_DAY}T16:00:00Z", ben), _api("r-ann", f"{ANN_DAY}T16:00:00Z", ann)])
-    _singer(tmp / "sheet.jsonl", "Form_Responses_1", "__sdc_row", [
+    singer_file(tmp / "sheet.jsonl", "Form_Responses_1", "__sdc_row", [
         _row(2, "3/3/2025 16:00:00", ben), _row(3, "3/10/2025 16:00:00", ann)])
     cfg = {
         "pipeline": {"name": "child-name", "version": "1"},

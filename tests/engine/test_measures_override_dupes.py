@@ -16,7 +16,6 @@ flag of a measure that does not prorate (item 2 of the review), through the real
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 import sys
@@ -33,7 +32,7 @@ from engine.measures.registry import BUNDLED_MEASURES, Registry, load
 from engine.measures.score import COPIES_DISAGREE, PARTIAL_SUM, PRORATED, score_response, total
 from engine.measures.spill import Spill
 from engine.measures.step import _finish, _Scoring
-from tests.helpers import clean_env, run_cli
+from tests.helpers import FILE_TAP, clean_env, run_cli, singer_file
 
 PHQ = list(PHQ9)
 GAD = list(GAD7)
@@ -51,19 +50,6 @@ FS = f"sheets:fs:form_response:{SHEET_ROW}"
 FS2 = f"sheets:fs2:form_response:{SHEET_ROW}"
 DAY = "2025-01-01"
 """When r01 was submitted (r02, another of Alice's, on 2025-01-02, is never overridden)."""
-
-TAP = """\
-import sys
-with open(sys.argv[1]) as fh:
-    sys.stdout.write(fh.read())
-"""
-
-
-def _singer(path: Path, stream: str, key: str, records: list[dict[str, Any]]) -> None:
-    lines = [{"type": "SCHEMA", "stream": stream, "schema": {"type": "object"}, "key_properties": [key]}]
-    lines += [{"type": "RECORD", "stream": stream, "record": r} for r in records]
-    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
-
 
 def _api(rid: str, email: str, when: str, values: list[int]) -> dict[str, Any]:
     qids = [f"q{n:02d}" for n in range(1, len(TITLES) + 1)]
@@ -93,17 +79,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A workspace with Alice's two submissions, each as three copies; (workspace, config,
     overrides file)."""
     tmp = tmp_path_factory.mktemp("override-dupes")
-    (tmp / "filetap.py").write_text(TAP)
-    _singer(tmp / "contacts.jsonl", "contacts", "contactid", [
+    (tmp / "filetap.py").write_text(FILE_TAP)
+    singer_file(tmp / "contacts.jsonl", "contacts", "contactid", [
         {"contactid": f"c-{first.lower()}", "firstname": first, "lastname": last,
          "fullname": f"{first} {last}", "emailaddress1": f"{first.lower()}@x.example",
          "birthdate": dob, "statecode": 0}
         for first, last, dob in (("Alice", "Able", "1980-01-01"), ("Bob", "Baker", "1981-02-02"))])
     r01, r02 = [1] * 16, [2] * 16
-    _singer(tmp / "forms.jsonl", "responses", "responseId", [
+    singer_file(tmp / "forms.jsonl", "responses", "responseId", [
         _api("r01", "alice@x.example", f"{DAY}T10:00:00Z", r01),
         _api("r02", "alice@x.example", "2025-01-02T10:00:00Z", r02)])
-    _singer(tmp / "sheet.jsonl", "Form_Responses_1", "__sdc_row", [
+    singer_file(tmp / "sheet.jsonl", "Form_Responses_1", "__sdc_row", [
         _row(2, "1/1/2025 10:00:00", "alice@x.example", r01),
         _row(3, "1/2/2025 10:00:00", "alice@x.example", r02)])
     overrides = tmp / "overrides.yaml"

@@ -201,6 +201,7 @@ def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit, sup: Supervisor,
     unknown.finish()
     proc.stdout.close()
     rc = reap(proc, dog)
+    dog.end_group()  # a helper left in the tap's group after its output ended (tapproc)
     killed = guard.done()
     progress.stop()
     status, code, exit_code, line = outcome(sup, error, rc)

@@ -5,7 +5,9 @@ under ``meltano invoke`` too), and gets SIGKILL if the worker dies (PR_SET_PDEAT
 :class:`Supervisor` per worker owns SIGTERM/SIGINT and the task's deadline, which covers
 every phase of the task (discovery, then the tap, and a target beside it): a cancel stops
 whatever runs now and any process started later at once. A stop is SIGTERM to the group,
-then SIGKILL after the grace period; callers always ``wait()`` so nothing is orphaned.
+then SIGKILL after the grace period to whatever of the group is still alive, its leader
+ended or not; callers always ``wait()``, and a tap's group is ended once its output has
+(:meth:`Watchdog.end_group`), so nothing is orphaned.
 """
 
 from __future__ import annotations
@@ -36,13 +38,29 @@ def die_with_parent() -> None:
 
 
 class Watchdog:
-    """Stops one child on its deadline or on demand: SIGTERM to its group, SIGKILL after grace."""
+    """Stops one child on its deadline or on demand: SIGTERM to its group, SIGKILL after grace.
+
+    The stop is aimed at the child's process group, not at the child: the group outlives its
+    leader while any member is left (a wrapper script that ran the real tap in the background
+    and exited). SIGKILL follows the grace period whenever a live member is still there,
+    whether or not the leader has ended; waiting on the leader alone let a tap that ignores
+    SIGTERM write on for ever after its wrapper exited."""
+
+    POLL_S = 0.05
+    """How often the group is looked at during the grace period."""
+
+    KILL_ROUNDS = 50
+    """SIGKILLs to the group at most, 0.1 s apart, until no live member is left."""
 
     def __init__(self, proc: subprocess.Popen[bytes], timeout_s: float, grace_s: float) -> None:
         self.proc = proc
+        self.pgid = proc.pid  # started with start_new_session: the child leads its own group
         self.grace_s = grace_s
         self.reason: StopReason | None = None
         self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._killer: threading.Thread | None = None
+        self._ended = False
         threading.Thread(target=self._run, args=(max(0.0, timeout_s),), daemon=True).start()
 
     def _run(self, timeout_s: float) -> None:
@@ -50,27 +68,66 @@ class Watchdog:
             self.stop("timeout")
 
     def stop(self, reason: StopReason) -> None:
-        """Stop the child for ``reason`` (the first reason wins)."""
+        """Stop the child's group for ``reason`` (the first reason wins)."""
         if self.reason is None:
             self.reason = reason
-        self._signal(signal.SIGTERM)
-        threading.Thread(target=self._kill_later, daemon=True).start()
+        self._begin_stop()
+
+    def _begin_stop(self) -> threading.Thread | None:
+        """SIGTERM to the group and a thread that SIGKILLs what is left after the grace period
+        (once per child); None when the child has ended and left nothing in its group."""
+        with self._lock:
+            if self._killer is None:
+                if self._ended and not group_alive(self.pgid):
+                    return None  # nothing left: never signal a process group id that may be reused
+                self._signal(signal.SIGTERM)
+                self._killer = threading.Thread(target=self._kill_later, name="tap-kill", daemon=True)
+                self._killer.start()
+            return self._killer
 
     def _kill_later(self) -> None:
-        try:
-            self.proc.wait(self.grace_s)
-        except subprocess.TimeoutExpired:
-            self._signal(signal.SIGKILL)
+        end = time.monotonic() + self.grace_s
+        while group_alive(self.pgid):
+            if time.monotonic() >= end:
+                self._kill_group()
+                return
+            time.sleep(self.POLL_S)
 
-    def _signal(self, sig: int) -> None:
+    def _kill_group(self) -> None:
+        """SIGKILL to the group until no live member is left (a member forking as the first
+        signal arrives cannot leave a child behind)."""
+        for _ in range(self.KILL_ROUNDS):
+            if not self._signal(signal.SIGKILL):
+                return
+            time.sleep(0.1)
+            if not group_alive(self.pgid):
+                return
+
+    def _signal(self, sig: int) -> bool:
+        """Signal the group; False when no member of it is left (ESRCH)."""
         try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
+            os.killpg(self.pgid, sig)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
             pass
+        return True
 
     def done(self) -> None:
         """The child has ended; stop the timer."""
+        self._ended = True
         self._wake.set()
+
+    def end_group(self) -> None:
+        """After the child ended and its output was read to its end: stop whatever is still
+        left in its group (SIGTERM, SIGKILL after the grace period) and wait until it is gone,
+        or until a stop already under way has sent its SIGKILL. Nothing of the group outlives
+        the worker, which no longer reads it (a process left so writes no records: the output
+        had ended)."""
+        self.done()
+        killer = self._begin_stop()
+        if killer is not None:
+            killer.join()
 
 
 class Supervisor:
@@ -202,6 +259,30 @@ class LeftoverGuard:
         self._eof.set()
         self._thread.join(timeout=1.0)
         return self.killed
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether process group ``pgid`` has a live member (zombies, waiting for whoever reaps
+    them, do not count); without ``/proc``, whether the group can be signalled at all."""
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()  # state ppid pgrp ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def _group_of(pid: int) -> int | None:

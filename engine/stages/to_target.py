@@ -112,6 +112,7 @@ def _pipe(spec: TaskSpec, lo: Loader, folder: Path, sup: Supervisor, catalog: Pa
     _close(tap.stdout)
     _close(target.stdin)
     rc = reap(tap, dog)
+    dog.end_group()
     if result.error_line is not None:
         tdog.stop("stream")
     trc = reap(target, tdog)

@@ -11,8 +11,10 @@ that fail for real (a file-size limit on the process, and a full tmpfs).
 from __future__ import annotations
 
 import hashlib
+import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -204,6 +206,127 @@ def test_a_helper_in_the_tap_s_own_group_is_read_to_its_end(tmp_path: Path) -> N
     [run] = runs_of(tmp_path / "ws" / "vault" / "test" / "tiny" / "bg")
     assert manifest(run)["status"] == "success" and verify_parts(run) == 11
     assert not any(e.get("code") == "TAP_LEFTOVER_KILLED" for e in log_events(tmp_path / "ws"))
+
+
+HANG_TAP = textwrap.dedent("""\
+    import json, os, signal, sys, time
+    mode, pid_file = sys.argv[1], sys.argv[2]
+    if mode != "obey-term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with open(pid_file + ".tmp", "w") as f:
+        f.write(f"{os.getpid()} {os.getpgrp()}")
+    os.rename(pid_file + ".tmp", pid_file)
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}}}
+    if mode != "quiet":
+        print(json.dumps({"type": "SCHEMA", "stream": "items", "schema": schema, "key_properties": ["id"]}))
+        print(json.dumps({"type": "RECORD", "stream": "items", "record": {"id": 0}}), flush=True)
+    i = 0
+    while True:  # never ends on its own; says something on stderr now and then (PHI in real life)
+        time.sleep(0.2)
+        i += 1
+        print(f"still here {i}", file=sys.stderr, flush=True)
+        if mode == "writes-on":
+            print(json.dumps({"type": "RECORD", "stream": "items", "record": {"id": i}}), flush=True)
+""")
+
+
+def _group_left(pgid: int) -> list[int]:
+    """Live processes of process group ``pgid``."""
+    out = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out if _alive(int(p))]
+
+
+def _wait_group_gone(pid: int, pgid: int, within_s: float = 10.0) -> None:
+    deadline = time.monotonic() + within_s
+    while _alive(pid) or _group_left(pgid):
+        assert time.monotonic() < deadline, f"the tap's group survives: {pid} {_group_left(pgid)}"
+        time.sleep(0.05)
+
+
+def _wrapper(tmp_path: Path, mode: str, *, redirect: str = "") -> tuple[Path, Path]:
+    """A shell wrapper that runs the real tap in the background and exits 0 a second later."""
+    tap = tmp_path / "hang_tap.py"
+    tap.write_text(HANG_TAP)
+    pid_file = tmp_path / "tap.pid"
+    wrapper = tmp_path / "wrapper.sh"
+    echo = ""
+    if redirect:  # the wrapper writes the records itself; its helper holds no stdout
+        echo = ("echo '{\"type\": \"SCHEMA\", \"stream\": \"items\", \"schema\": {\"type\": \"object\"}, "
+                "\"key_properties\": [\"id\"]}'\necho '{\"type\": \"RECORD\", \"stream\": \"items\", "
+                "\"record\": {\"id\": 0}}'\n")
+    wrapper.write_text(f"#!/bin/sh\n{echo}{sys.executable} {tap} {mode} {pid_file} {redirect} &\nsleep 1\nexit 0\n")
+    wrapper.chmod(0o755)
+    return wrapper, pid_file
+
+
+@pytest.mark.parametrize("mode", ["ignore-term", "obey-term", "writes-on"])
+def test_a_wrapper_that_exits_leaving_a_hanging_tap_times_out_and_kills_its_group(tmp_path: Path, mode: str) -> None:
+    """The reviewer's cron case: a wrapper script runs the real tap in the background and
+    exits 0; the tap ignores SIGTERM and hangs holding stdout. The stop waited on the wrapper
+    (already gone) and never sent SIGKILL: the extract ran until the engine's 30 s backstop
+    killed the worker, the run stayed a hidden `.partial` with no manifest, and the tap lived
+    on (parent pid 1), writing into that run's tap.stderr.log. Now the tap's group gets
+    SIGKILL after the grace period whether or not its leader has ended: `timeout` within
+    timeout_s + cancel_grace_s, the records that arrived kept in the published run."""
+    wrapper, pid_file = _wrapper(tmp_path, mode)
+    ex = {"name": "wr", "domain": "test", "source": "tiny", "account": "wr", "kind": "singer",
+          "command": [str(wrapper)], "timeout_s": 5, "retries": 0}
+    cfg = write_config(tmp_path, [ex], stages={"extract": {"cancel_grace_s": 2}})
+    t0 = time.monotonic()
+    res = run_cli("extract", "wr", "--config", str(cfg), timeout=120)
+    elapsed = time.monotonic() - t0
+    pid, pgid = map(int, pid_file.read_text().split())
+    try:
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert "Traceback" not in res.stderr
+        done = finished(tmp_path / "ws")[-1]
+        assert (done["status"], done["error_code"]) == ("timeout", "TIMEOUT"), done
+        assert 4.5 < done["duration_s"] < 20 and elapsed < 25, (done, elapsed)
+        acct = tmp_path / "ws" / "vault" / "test" / "tiny" / "wr"
+        [run] = runs_of(acct)
+        assert not list(acct.glob("dt=*/.run_id=*")), "no hidden .partial run is left"
+        m = manifest(run)
+        assert (m["status"], m["error_code"]) == ("timeout", "TIMEOUT")
+        records = verify_parts(run)
+        assert records >= 1 if mode == "writes-on" else records == 1, records
+        assert latest(acct) is None
+        _wait_group_gone(pid, pgid)
+        size = (run / "tap.stderr.log").stat().st_size
+        time.sleep(0.5)
+        assert (run / "tap.stderr.log").stat().st_size == size, "nothing writes into the run any more"
+    finally:
+        for p in [pid, *_group_left(pgid)]:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def test_a_helper_left_in_the_tap_s_group_after_its_output_ended_is_stopped(tmp_path: Path) -> None:
+    """A wrapper writes its records and exits 0, leaving a helper in its group that holds no
+    stdout and ignores SIGTERM: the output ends, the run is a success as before, and the
+    helper is stopped with the group (SIGKILL after the grace period) instead of living on."""
+    wrapper, pid_file = _wrapper(tmp_path, "quiet", redirect=">/dev/null")
+    ex = {"name": "ql", "domain": "test", "source": "tiny", "account": "ql", "kind": "singer",
+          "command": [str(wrapper)], "timeout_s": 60, "retries": 0}
+    cfg = write_config(tmp_path, [ex], stages={"extract": {"cancel_grace_s": 2}})
+    res = run_cli("extract", "ql", "--config", str(cfg), timeout=120)
+    pid, pgid = map(int, pid_file.read_text().split())
+    try:
+        assert res.returncode == 0, res.stdout + res.stderr
+        done = finished(tmp_path / "ws")[-1]
+        assert done["status"] == "success" and done["duration_s"] < 20, done
+        acct = tmp_path / "ws" / "vault" / "test" / "tiny" / "ql"
+        [run] = runs_of(acct)
+        assert manifest(run)["status"] == "success" and verify_parts(run) == 1
+        assert latest(acct) is not None
+        _wait_group_gone(pid, pgid)
+    finally:
+        for p in [pid, *_group_left(pgid)]:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 # ------------------------------------------------------------------ vault damage

@@ -33,7 +33,7 @@ from engine.errors import disk_full
 from engine.events import RunFinished, RunStarted, TaskFinished, TaskWarning, now_iso
 from engine.ops.inspect import RunInfo
 from engine.store.workspace import Workspace
-from lorch_tui import actions
+from lorch_tui import actions, lastrun
 from lorch_tui.commands import palette_commands
 from lorch_tui.crash import crash_report
 from lorch_tui.engine_face import EngineFace, LiveEngine
@@ -103,6 +103,8 @@ class LorchApp(App[int]):
         self._scan_pending = False
         self._scanning = False
         self._critical_said: set[str | None] = set()
+        self.runs_said: set[str] = set()
+        """Runs whose unsuccessful end a toast already said (live, at start, or abandoned): once each."""
         self._opened_at = now_iso()
         self.run_control = RunControl(self)
 
@@ -138,6 +140,7 @@ class LorchApp(App[int]):
         # scan only reads, so it does not wait for the permission walk)
         actions.check_workspace(self, self.skip_permissions, self._workspace_checked)
         self.request_scan()
+        self.last_run_check = lastrun.say_last_run(self, self.runs_said)  # last night's failure, said
 
     def _workspace_checked(self, problem: str | None) -> None:
         self.workspace_problem = problem
@@ -238,6 +241,9 @@ class LorchApp(App[int]):
         # the Stage progress title keeps saying it (CRITICAL UNLINKED n) after the toast goes
 
     def _say_run_ended(self, ev: RunFinished) -> None:
+        if ev.run_id in self.runs_said:
+            return
+        self.runs_said.add(ev.run_id)
         if self.model.ran_out_of_space(ev):
             self._say_disk_full(ev.run_id)
         elif ev.status == "failed":

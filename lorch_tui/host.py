@@ -28,6 +28,8 @@ class Host(Protocol):
     title: str
     model: RunModel
     selected: str | None
+    runs_said: set[str]
+    """Runs whose unsuccessful end a toast already said (each is said once)."""
 
     @property
     def focused(self) -> Widget | None:

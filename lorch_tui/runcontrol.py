@@ -197,6 +197,9 @@ class RunControl:
         run_id = app.model.run_id
         app.model.abandon()
         app.query_one(ProgressPane).show(app.model)
+        if run_id in app.runs_said:  # said at start, from the history (lorch_tui.lastrun)
+            return
+        app.runs_said.add(str(run_id))
         app.notify(f"run {run_id} ended without finishing (its process was killed); its unfinished "
                    "tasks are abandoned, and the next run records them so", title="run abandoned",
                    severity="warning", timeout=15, markup=False)

@@ -1,4 +1,5 @@
-"""What the dashboard reads from disk in a thread: accounts, runs, index state, lock holder.
+"""What the dashboard reads from disk in a thread: accounts, runs, index state, lock holder,
+and the run history's newest runs (the History screen, the last run said at start).
 
 One :func:`scan` call gathers everything the vault tree and the LATEST table show, so the
 app refreshes both from one consistent snapshot. Only metadata is read.
@@ -10,10 +11,17 @@ import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.config import PipelineConfig
 from engine.ops.inspect import AccountView, RunInfo, account_runs, account_views
-from engine.store.history import HistoryCorrupt, open_readonly
+from engine.store.history import (
+    HistoryCorrupt,
+    HistoryUnreadable,
+    as_abandoned,
+    history,
+    open_readonly,
+)
 from engine.store.lock import lock_owner
 from engine.store.workspace import Workspace
 
@@ -104,6 +112,21 @@ def lock_is_free(state_dir: Path) -> bool:
     history still calls ``running`` was killed before it recorded its end."""
     owner = lock_owner(state_dir / "lock")
     return owner is None or (owner.pid != os.getpid() and not owner.alive)
+
+
+def newest_runs(db: Path, limit: int) -> list[dict[str, Any]] | HistoryCorrupt:
+    """The newest ``limit`` runs, newest first, as the history screen lists them: a newest run
+    still ``running`` with no live lock holder is ``abandoned`` (as `status` says). A history
+    that is damaged or cannot be read now comes back as the exception, never raised."""
+    try:
+        rows = history(db, limit)
+        if rows and rows[0]["status"] == "running" and lock_is_free(db.parent):  # killed before its end
+            rows[0] = as_abandoned(db, rows[0])
+    except HistoryCorrupt as bad:
+        return bad
+    except sqlite3.DatabaseError as exc:  # locked or failing between the open and a query
+        return HistoryUnreadable(db, str(exc))
+    return rows
 
 
 def lock_holder(ws: Workspace) -> str | None:

@@ -17,8 +17,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.store.history import HistoryCorrupt, as_abandoned, history, records_cell, task_rows
-from lorch_tui.scan import lock_is_free
+from engine.store.history import HistoryCorrupt, records_cell, task_rows
+from lorch_tui.scan import newest_runs
 from lorch_tui.widgets.progress import STATE_STYLE
 
 RUN_COLUMNS = ("run", "trigger", "status", "started", "duration", "tasks", "failed", "records")
@@ -65,21 +65,15 @@ class HistoryScreen(Screen[None]):
         self.run_worker(self._load_runs, thread=True, group="history")
 
     def _load_runs(self) -> None:
-        try:
-            rows: list[dict[str, Any]] | HistoryCorrupt = history(self.db, LIMIT)
-            if not isinstance(rows, HistoryCorrupt) and rows and rows[0]["status"] == "running" \
-                    and lock_is_free(self.db.parent):  # as `status` says: killed before its end
-                rows[0] = as_abandoned(self.db, rows[0])
-        except HistoryCorrupt as bad:
-            rows = bad
+        rows = newest_runs(self.db, LIMIT)  # a killed run is `abandoned`, as `status` says
         self.app.call_from_thread(self._show_runs, rows)
 
     def _show_runs(self, rows: list[dict[str, Any]] | HistoryCorrupt) -> None:
         table = self.query_one("#history-runs", DataTable)
         title = self.query_one("#history-title", Static)
         if isinstance(rows, HistoryCorrupt):
-            title.update(Text(f"the run history {self.db} is damaged (not a readable SQLite database). "
-                              f"Fix: {rows.hint}", style="red"))
+            # damaged, or locked / unreadable now: each says which (HistoryUnreadable's own words)
+            title.update(Text(f"{rows}. Fix: {rows.hint}", style="red"))
             return
         if not rows:
             title.update(Text(f"no runs recorded yet in {self.db}", style="dim"))

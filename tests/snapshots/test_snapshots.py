@@ -102,8 +102,10 @@ class TestIdle:
         records per run with axes under the table, the run detail of its newest run, last
         night's cron run read back from the log in the progress pane (with its
         TAP_EXIT_NONZERO failure, uncut; the totals line starting "failed: 1 failed, 3 success"
-        with the run id last) and no toast for it (it ended before the dashboard opened: a
-        notice at every start was last night's news), the log tail with an ERROR line, and
+        with the run id last) and no toast for it (the log's read-back never toasts a run that
+        ended before the dashboard opened; the start's toast reads the run history, which this
+        scene has none of: lorch_tui/lastrun.py, tests/tui/test_last_run_notice.py), the log
+        tail with an ERROR line, and
         `q quit` and `? help` first in the footer."""
         app, _ = dashboard(scene.populate())
         assert snap_compare(app, terminal_size=WIDE, run_before=prepared(model_run=scene.CRON_RUN))

@@ -28,7 +28,6 @@ import yaml
 from rich.console import Console
 
 from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
-from engine.canon.deletions import is_deletion
 from engine.canon.registry import (
     DEFAULT_SCHEMAS,
     DEFAULT_TRANSFORMS,
@@ -41,6 +40,7 @@ from engine.config import Extractor
 from engine.config.load import load
 from engine.errors import ConfigError, ExitCode, UsageError
 from engine.store.workspace import Workspace
+from engine.vault.deletions import is_deletion
 from engine.vault.layout import read_latest, read_manifest
 from engine.vault.numbers import approximate, exact_loads, inexact
 from engine.vault.reader import PartCorrupt, StreamKeys, iter_part_records, verify_part

@@ -36,7 +36,6 @@ from engine import __version__
 from engine.canon import publish, reuse
 from engine.canon.collisions import SourceIds, collisions_path, shared_kinds
 from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLimits
-from engine.canon.deletions import is_deletion
 from engine.canon.functions import helpers_sha256
 from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
@@ -62,6 +61,7 @@ from engine.store.fsutil import (
 )
 from engine.store.workspace import Workspace
 from engine.vault.chain import ChainBroken, ChainRun, incremental_chain
+from engine.vault.deletions import is_deletion
 from engine.vault.layout import DT_DIR, RUN_DIR, RunRef, read_latest, read_manifest
 from engine.vault.numbers import exact_loads, inexact
 from engine.vault.reader import PartCorrupt, StreamKeys, VaultRecord, iter_part_records, verify_part

@@ -1,6 +1,6 @@
 """Deletion markers in the canonize stage: which removed their record, and which could not.
 
-A marker (:mod:`engine.canon.deletions`) removes its record by the stream's key: in an
+A marker (:mod:`engine.vault.deletions`) removes its record by the stream's key: in an
 incremental chain it supersedes the older runs' record of that key as any newer record does.
 Key values are compared as :func:`engine.stages.chain.key_scalar` spells them: an integer
 and its decimal string are one key (a full sync's ``"visit_no": 3`` and an incremental
@@ -34,8 +34,8 @@ from typing import Any
 
 import orjson
 
-from engine.canon.deletions import is_deletion, keyed
 from engine.stages.chain import NewestWins, key_digest, key_values
+from engine.vault.deletions import is_deletion, keyed
 from engine.vault.numbers import exact_loads, inexact
 from engine.vault.reader import StreamKeys, VaultRecord, iter_part_records
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from engine.canon.deletions import is_deletion
+from engine.vault.deletions import is_deletion
 
 DEFAULT_CAP = 2000
 """Distinct paths kept per stream; more are counted, not kept."""

@@ -10,7 +10,11 @@ records they became an all-null e-mail in the index (replacing the real message)
 The canonize stage skips them; in an incremental chain a marker with the stream's key still
 supersedes the older runs' record of that key, so the deleted record leaves the canonical
 file, the index and the charts (``deleted`` in the meta counts those records; a marker that
-removed none is warned, :mod:`engine.stages.markers`).
+could not remove a record that stays is warned, :mod:`engine.stages.markers`).
+
+In the vault layer because what a tap's line is (a record, or word that one is gone) is read
+below canonize too: the extract's field-path collector (:mod:`engine.vault.paths`) leaves
+markers out of the fields every record has.
 """
 
 from __future__ import annotations

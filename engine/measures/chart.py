@@ -3,7 +3,8 @@
 Each row is one scored response: the date, the score, its band, the change from the first
 and from the previous score of the same measure, and the flags (a critical item, a prorated
 total). Responses a measure could not be scored for (an answer not among the options, too
-many items blank) follow under "Not scored", with any critical item they answered. Rendering is a pure function of the measurements, so an unchanged chart stays
+many items blank, a question not on the form) follow under "Not scored", with any critical item
+they answered or whose answer is not known (counted in a bold line). Rendering is a pure function of the measurements, so an unchanged chart stays
 byte-identical and is never rewritten.
 """
 
@@ -56,6 +57,7 @@ WHY_NOT = {
     "TOO_MANY_MISSING": "too many items unanswered",
     "QUESTION_AMBIGUOUS": "a question of the binding matches several questions of the form",
     "QUESTION_BOUND_TWICE": "one question of the form is bound to two items",
+    "QUESTION_MISSING": "a question of the binding is not on the form",
     "NO_TIME": "the response has no submitted time",
     "COPIES_DISAGREE": "its copies are linked to different clients",
 }
@@ -64,8 +66,9 @@ WHY_NOT = {
 
 def not_scored_lines(missed: list[dict[str, Any]], dates: Dates | None = None) -> list[str]:
     """The chart's "Not scored" section: each response a measure could not be scored for,
-    oldest first, with any critical item answered above its threshold (it is not lost
-    because the total could not be computed)."""
+    oldest first, with any critical item answered above its threshold or whose answer is not
+    known (it is not lost because the total could not be computed; the bold line counts
+    them, :func:`engine.measures.score.raised`)."""
     dates = dates or Dates()
     seen: set[tuple[str, ...]] = set()
     once: list[dict[str, Any]] = []
@@ -82,8 +85,8 @@ def not_scored_lines(missed: list[dict[str, Any]], dates: Dates | None = None) -
     lines = ["## Not scored", ""]
     critical = sum(1 for r in missed if raised(r.get("flags")))
     if critical:
-        lines += [f"**A critical item was answered in {critical} response(s) that could not be scored: "
-                  "see the flags below.**", ""]
+        lines += [f"**A critical item was answered, or its answer is not known, in {critical} response(s) "
+                  "that could not be scored: see the flags below.**", ""]
     lines += ["| date | measure | why | item | flags | response |", "|---|---|---|---|---|---|"]
     for r in missed:
         reason = str(r.get("reason"))

@@ -269,9 +269,9 @@ def normalize_answer(text: str) -> str:
 @lru_cache(maxsize=8192)
 def normalize_title(text: str) -> str:
     """A question title compared ignoring case, punctuation and runs of white space: the
-    official PHQ-9 wording and a form's copy of it differ by a comma or a curly quote, and an
-    item whose question is not found counts as unanswered (prorated; a critical one flagged
-    ``<item>_question_missing``)."""
+    official PHQ-9 wording and a form's copy of it differ by a comma or a curly quote, and a
+    measure with an item whose question is not found is not scored (``QUESTION_MISSING``; a
+    critical one flagged ``<item>_question_missing``)."""
     kept = "".join(" " if unicodedata.category(c).startswith("P") else c for c in unicodedata.normalize("NFC", text))
     return " ".join(kept.split()).casefold()
 
@@ -356,10 +356,26 @@ def load(folder: Path | None = None) -> Registry:
     return reg
 
 
+def sheet_selectors(b: Binding) -> list[str]:
+    """The form ids of a binding's selectors that name a linked sheet (``<spreadsheet id>/<sheet
+    id>``: a Forms API form id never holds a ``/``)."""
+    return [sel.form_id for sel in b.forms if sel.form_id is not None and "/" in sel.form_id]
+
+
 def check_binding(b: Binding, measures: dict[tuple[str, int], Measure]) -> list[str]:
-    """What is wrong with a binding: unknown measures or items, unbound items, a question bound twice."""
+    """What is wrong with a binding: unknown measures or items, unbound items, a question bound
+    twice, an item bound by ``question_id`` on a binding that selects a linked sheet."""
     problems: list[str] = []
     used: dict[tuple[str, str], str] = {}
+    sheets = sheet_selectors(b)
+    if sheets:  # a sheet row has no question ids: its copy could never be scored
+        by_id = [f"{mb.measure}: {item}" for mb in b.measures for item, q in mb.items.items()
+                 if q.question_id is not None]
+        if by_id:
+            problems.append(
+                f"{', '.join(by_id)} bound by question_id, but the binding selects the linked sheet "
+                f"form_id {sheets[0]!r}, whose rows have no question ids (only column titles): every "
+                "sheet response would be QUESTION_MISSING; bind these items by title")
     for mb in b.measures:
         m = measures.get((mb.measure, mb.version))
         if m is None:

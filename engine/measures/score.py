@@ -2,17 +2,21 @@
 
 A response is matched to the bindings whose form selectors it meets (none: ``NO_BINDING``;
 several: ``BINDING_AMBIGUOUS``). For each measure of the binding every item's question is
-looked up (by question id, or by title ignoring case, punctuation and spacing); its answer
-must name an option by label or alias
+looked up (by question id, or by title ignoring case, punctuation and spacing); it must be
+among the response's questions (else ``QUESTION_MISSING``: the canonical response lists every
+question of its form, answered or not, so a question not there is a binding that does not fit
+the form, never an unanswered item), its answer must name an option by label or alias
 (else ``UNKNOWN_ANSWER``), two items must not land on the same answer
 (``QUESTION_BOUND_TWICE``), a title must not match several questions (``QUESTION_AMBIGUOUS``),
 and no more items than the measure allows may be unanswered (``TOO_MANY_MISSING``). With
-missing items inside the allowance the total is prorated: the answered items' mean times
-the item count, rounded half up (flag ``prorated``), or, for a measure with ``prorate: false``,
-the plain sum of the answered items (flag ``partial_sum``). A critical item raises its flag
-when any readable answer is above its threshold, and says ``<item>_question_missing`` or
-``<item>_unreadable`` when its value is not known. A response without a submitted time is
-``NO_TIME`` for each measure of its binding, with the critical flags its answers raise.
+unanswered items (the question there, no answer) inside the allowance the total is prorated:
+the answered items' mean times the item count, rounded half up (flag ``prorated``), or, for a
+measure with ``prorate: false``, the plain sum of the answered items (flag ``partial_sum``).
+A critical item raises its flag when any readable answer is above its threshold, and says
+``<item>_question_missing`` or ``<item>_unreadable`` when its value is not known (both count
+as critical: it may be positive), ``<item>_unanswered`` when it was left blank (not critical).
+A response without a submitted time is ``NO_TIME`` for each measure of its binding, with the
+critical flags its answers raise.
 """
 
 from __future__ import annotations
@@ -43,11 +47,15 @@ PARTIAL_SUM = "partial_sum"
 """The flag of a total that is the plain sum of fewer items than the measure has (missing
 items allowed, ``prorate: false``): not scaled, so lower than a complete answer's."""
 
+QUESTION_MISSING = "QUESTION_MISSING"
+"""A bound item's question is not among the response's questions (a binding worded otherwise
+than the form, a ``question_id`` the form does not have): the item's answer is not known, so
+the measure is not scored (never prorated as if the item were left blank)."""
 COPIES_DISAGREE = "COPIES_DISAGREE"
 """Copies of one submission (the Forms API's and its linked sheet's) are linked to different
 clients and no override settles which: scored for no one rather than for both."""
 REASONS = ("NO_BINDING", "BINDING_AMBIGUOUS", "QUESTION_BOUND_TWICE", "QUESTION_AMBIGUOUS",
-           "UNKNOWN_ANSWER", "TOO_MANY_MISSING", "NO_TIME", COPIES_DISAGREE)
+           QUESTION_MISSING, "UNKNOWN_ANSWER", "TOO_MANY_MISSING", "NO_TIME", COPIES_DISAGREE)
 """Every reason a response or one of its measures is not scored (stable codes)."""
 DUPLICATE = "DUPLICATE_RESPONSE"
 """The code of a copy of a measure already scored from another copy of the response (the
@@ -67,7 +75,8 @@ class NotScored:
     item: str | None = None
     """The item concerned (for a person reading the rejects file)."""
     flags: tuple[str, ...] = ()
-    """The critical items answered above their threshold, from the answers that could be read:
+    """The critical items' flags (:func:`critical_flags`): answered above their threshold, from
+    the answers that could be read, or not known (not on the form, unreadable), or left blank:
     a response that cannot be scored still says so (its chart shows it, flag included)."""
     effective_at: str | None = None
     """When the response was given (set for a measure of a response that has a time)."""
@@ -193,9 +202,12 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
         values[item.id] = option.value
     flags = critical_flags(m, values, readable, unclear, absent)
     if refused is not None:
-        return replace(refused, flags=_besides(flags, refused.item))
+        return replace(refused, flags=tuple(flags))
+    if absent:  # never prorated: the item's answer is not known, not left blank
+        first = next(i.id for i in m.items if i.id in absent)
+        return NotScored(QUESTION_MISSING, m.id, binding_id, first, tuple(flags))
     if unknown is not None:
-        return NotScored("UNKNOWN_ANSWER", m.id, binding_id, unknown, _besides(flags, unknown))
+        return NotScored("UNKNOWN_ANSWER", m.id, binding_id, unknown, tuple(flags))
     missing = sum(1 for v in values.values() if v is None)
     if missing > m.scoring.max_missing:
         return NotScored("TOO_MANY_MISSING", m.id, binding_id, flags=tuple(flags))
@@ -204,15 +216,18 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
     return values, flags
 
 
-QUESTION_MISSING = "_question_missing"
+NOT_ON_FORM = "_question_missing"
 """Suffix of the flag ``<item>_question_missing``: the response has no question the binding
-maps a critical item to (a binding worded otherwise than the form finds nothing, and the
-total was prorated as if item 9 were left blank; a linked sheet also drops trailing blank
-cells). Its answer is not known, so the chart says so instead of a total that looks
-complete. A critical item left blank is no flag: the documented proration applies."""
+maps a critical item to (its measure is ``QUESTION_MISSING``). Its answer is not known and
+may be positive: counted as critical (the chart's bold line, ``MEASURES_CRITICAL_UNLINKED``)."""
 UNREADABLE = "_unreadable"
 """Suffix of the flag ``<item>_unreadable``: a critical item answered with nothing that names
-an option (its measure is ``UNKNOWN_ANSWER``)."""
+an option (its measure is ``UNKNOWN_ANSWER``), or whose question is another item's
+(``QUESTION_BOUND_TWICE``). Counted as critical, as a positive answer is: it may be one."""
+UNANSWERED = "_unanswered"
+"""Suffix of the flag ``<item>_unanswered``: a critical item whose question the response has,
+left blank (prorated within the allowance, as the measure's standard allows). Shown in the
+chart's flags; not counted as critical (no answer is no positive answer)."""
 
 
 def critical_flags(m: Measure, values: dict[str, int | None], readable: dict[str, list[int]],
@@ -221,8 +236,9 @@ def critical_flags(m: Measure, values: dict[str, int | None], readable: dict[str
     """The critical items' flags: the item's flag when its value, or any readable one of
     several answers (a checkbox ticked twice, a question the binding finds twice), is above
     the threshold, never a guess that it is not; ``<item>_unreadable`` when an answer of it
-    names no option and none readable is above (``"3 (Nearly every day)"`` beside ``"Not at
-    all"``), ``<item>_question_missing`` when the response has no question for it."""
+    names no option and none readable is above (``"3 (Nearly every day)"``, alone or beside
+    ``"Not at all"``), ``<item>_question_missing`` when the response has no question for it,
+    ``<item>_unanswered`` when its question is there without an answer."""
     flags: list[str] = []
     for c in m.critical:
         value = values.get(c.item)
@@ -232,20 +248,18 @@ def critical_flags(m: Measure, values: dict[str, int | None], readable: dict[str
         elif c.item in unclear or (not seen and c.item in readable):
             flags.append(c.item + UNREADABLE)
         elif c.item in absent:
-            flags.append(c.item + QUESTION_MISSING)
+            flags.append(c.item + NOT_ON_FORM)
+        elif value is None and c.item not in readable:  # no answer at all (not two readable ones)
+            flags.append(c.item + UNANSWERED)
     return flags
 
 
-def _besides(flags: list[str], item: str | None) -> tuple[str, ...]:
-    """A not-scored line's flags without ``<item>_unreadable`` for the item the line names
-    already (its ``item`` says which answer could not be read)."""
-    return tuple(f for f in flags if f != f"{item}{UNREADABLE}")
-
-
 def raised(flags: object) -> list[str]:
-    """The flags of critical items answered above their threshold (not the unknown ones,
-    nor ``prorated``): what the chart's warning line counts."""
-    return [f for f in flags if isinstance(f, str) and not f.endswith((QUESTION_MISSING, UNREADABLE))
+    """The flags that count as critical: a critical item answered above its threshold, or
+    whose answer is not known (``<item>_question_missing``, ``<item>_unreadable``: it may be
+    positive). Not ``<item>_unanswered`` (left blank), ``prorated`` nor ``partial_sum``. What
+    the chart's bold line and ``MEASURES_CRITICAL_UNLINKED`` count."""
+    return [f for f in flags if isinstance(f, str) and not f.endswith(UNANSWERED)
             and f not in (PRORATED, PARTIAL_SUM)] if isinstance(flags, list | tuple) else []
 
 

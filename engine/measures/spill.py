@@ -302,8 +302,8 @@ class Spill:
         conn.executemany("UPDATE m_rejects SET client = ? WHERE seq = ?", changes)
 
     def critical_unlinked(self, raised: Callable[[object], list[str]]) -> int:
-        """Measures whose critical item was answered above its threshold (``raised`` of the
-        flags) in a response linked to no client: scored, or not scored with no copy scored.
+        """Measures whose critical item was answered above its threshold or is not known
+        (``raised`` of the flags) in a response linked to no client: scored, or not scored with no copy scored.
         No chart shows them, so the task warns with their count."""
         r = self.reader()
         scored = sum(1 for (line,) in r.execute("SELECT line FROM m_scored WHERE client_id IS NULL")

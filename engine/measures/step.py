@@ -86,8 +86,9 @@ class MeasuresResult:
     reasons: Counter[str] = field(default_factory=Counter)
     """Not scored, by reason code."""
     critical_unlinked: int = 0
-    """Measures with a critical item answered above its threshold in a response linked to no
-    client: in no chart, so the task warns (``MEASURES_CRITICAL_UNLINKED``)."""
+    """Measures with a critical item answered above its threshold, or whose answer is not known
+    (:func:`engine.measures.score.raised`), in a response linked to no client: in no chart, so
+    the task warns (``MEASURES_CRITICAL_UNLINKED``)."""
     rejects_path: str | None = None
     duplicates_path: str | None = None
     spill: Spill | None = None

@@ -351,16 +351,20 @@ def test_the_chart_time_zone_must_be_a_known_one() -> None:
 
 
 def test_not_scored_rows_without_a_time_and_unknown_critical_items() -> None:
-    """A response without a time is listed with date "-"; the warning line counts only
-    critical items answered above their threshold, not `phq9_9_question_missing`."""
+    """A response without a time is listed with date "-"; the warning line counts critical
+    items answered above their threshold and those whose answer is not known
+    (`phq9_9_question_missing`: it may be positive), not a blank one (`phq9_9_unanswered`)."""
     from engine.measures.chart import not_scored_lines
 
     rows = [{"effective_at": None, "measure": "phq9", "reason": "NO_TIME", "item": None,
              "flags": ["phq9_9_positive"], "response": "sheets/s/r3"},
             {"effective_at": "2024-03-09T12:00:00Z", "measure": "phq9", "reason": "TOO_MANY_MISSING",
              "item": None, "flags": ["phq9_9_question_missing"], "response": "forms/f/r4"}]
-    text = "\n".join(not_scored_lines([*rows, {**rows[0], "response": "sheets/s/r5"}]))
+    blank = {**rows[1], "effective_at": "2024-03-10T12:00:00Z", "flags": ["phq9_9_unanswered"]}
+    text = "\n".join(not_scored_lines([*rows, {**rows[0], "response": "sheets/s/r5"}, blank]))
     assert "| sheets/s/r5 |" in text  # another response without a time: its own row
-    assert "**A critical item was answered in 2 response(s) that could not be scored" in text
+    assert "**A critical item was answered, or its answer is not known, in 3 response(s) that could " \
+           "not be scored" in text
+    assert "| 2024-03-10 | phq9 |" in text and "phq9_9_unanswered" in text
     assert "| - | phq9 | the response has no submitted time (NO_TIME) | - | phq9_9_positive | sheets/s/r3 |" in text
     assert "| 2024-03-09 | phq9 |" in text and "phq9_9_question_missing" in text

@@ -381,7 +381,7 @@ def test_a_measure_that_does_not_prorate_is_not_flagged_prorated(tmp_path: Path)
     reg = _registry(tmp_path, prorate=False)
     m = _phq9(reg, [3, 3, 3, 3, 0, 0, 0, 0, None])  # 8 answered, summing 12
     assert m["value"] == 12, "the plain sum of the answered items (prorated would be 14)"
-    assert PRORATED not in m["flags"] and m["flags"] == [PARTIAL_SUM]
+    assert PRORATED not in m["flags"] and m["flags"] == ["phq9_9_unanswered", PARTIAL_SUM]  # item 9 blank
     assert m["band"] == "moderate"
     complete = _phq9(reg, [3, 3, 3, 3, 0, 0, 0, 0, 0])
     assert complete["value"] == 12 and complete["flags"] == []
@@ -390,6 +390,6 @@ def test_a_measure_that_does_not_prorate_is_not_flagged_prorated(tmp_path: Path)
 def test_a_prorating_measure_keeps_its_flag(tmp_path: Path) -> None:
     reg = _registry(tmp_path, prorate=True)
     m = _phq9(reg, [3, 3, 3, 3, 0, 0, 0, 0, None])
-    assert m["value"] == 14 and m["flags"] == [PRORATED]
+    assert m["value"] == 14 and m["flags"] == ["phq9_9_unanswered", PRORATED]
     measure = reg.measures[("phq9", 1)]
     assert total(measure, m["items"]) == 14

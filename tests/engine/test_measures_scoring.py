@@ -145,7 +145,8 @@ def test_past_the_allowance_is_not_scored(tmp_path: Path) -> None:
     assert not_scored(reg, doc, "phq9").reason == "TOO_MANY_MISSING"
     assert scored(reg, doc, "gad7")["value"] == 0  # the other measure still scores
     doc["answers"] = [a for a in doc["answers"] if a["question"] not in PHQ[:2]]  # questions absent
-    assert not_scored(reg, doc, "phq9").reason == "TOO_MANY_MISSING"
+    r = not_scored(reg, doc, "phq9")  # not on the form: not known, never "unanswered"
+    assert (r.reason, r.item, r.flags) == ("QUESTION_MISSING", "phq9_1", ("phq9_9_unanswered",))
 
 
 def test_critical_item_flag(tmp_path: Path) -> None:
@@ -228,7 +229,8 @@ def test_titles_match_without_case_punctuation_or_spacing(tmp_path: Path) -> Non
     assert got["value"] == 11 and got["items"]["phq9_9"] == 3
     assert PRORATED not in got["flags"] and "phq9_9_positive" in got["flags"]
     doc["answers"][8]["question"] = "Thoughts that you would be better off alive"
-    assert PRORATED in scored(reg, doc, "phq9")["flags"]  # another question: not found, as before
+    r = not_scored(reg, doc, "phq9")  # another question: not found, and not prorated as if blank
+    assert (r.reason, r.item, r.flags) == ("QUESTION_MISSING", "phq9_9", ("phq9_9_question_missing",))
 
 
 def test_two_titles_bound_that_differ_only_by_punctuation_are_one_question(tmp_path: Path) -> None:
@@ -306,7 +308,7 @@ def test_a_critical_item_with_any_positive_answer_is_flagged(tmp_path: Path) -> 
     doc["answers"][8]["values"] = ["Not at all", "not at all"]  # two answers, none positive
     assert not_scored(reg, doc, "phq9").flags == ()
     r = not_scored(reg, response(phq=[0] * 8 + ["3 (Nearly every day)"]), "phq9")
-    assert (r.reason, r.item, r.flags) == ("UNKNOWN_ANSWER", "phq9_9", ())  # the line names item 9 already
+    assert (r.reason, r.item, r.flags) == ("UNKNOWN_ANSWER", "phq9_9", ("phq9_9_unreadable",))
     r = not_scored(reg, response(phq=["x"] + [0] * 7 + ["3 (Nearly every day)"]), "phq9")
     assert (r.reason, r.item, r.flags) == ("UNKNOWN_ANSWER", "phq9_1", ("phq9_9_unreadable",))
     r = not_scored(reg, response(phq=["x"] + [0] * 7 + [2]), "phq9")  # another item unknown first
@@ -316,16 +318,16 @@ def test_a_critical_item_with_any_positive_answer_is_flagged(tmp_path: Path) -> 
 def test_a_critical_item_not_answered_or_not_found_says_so(tmp_path: Path) -> None:
     """A prorated PHQ-9 whose item 9 is blank, or whose item 9 question the binding does not
     find in the form (worded otherwise), looked complete: value 0, "minimal", flag `prorated`
-    only. The flag `phq9_9_question_missing` says the form has no item 9 for the binding; a
-    blank item 9 is the documented proration, no flag."""
+    only. A blank item 9 is the documented proration, flagged `phq9_9_unanswered`; an item 9
+    not on the form is not scored at all (`QUESTION_MISSING`, flag `phq9_9_question_missing`)."""
     reg = registry(tmp_path)
     m = scored(reg, response(phq=[0] * 8 + [None]), "phq9")
-    assert m["flags"] == [PRORATED] and m["items"]["phq9_9"] is None
+    assert m["flags"] == ["phq9_9_unanswered", PRORATED] and m["items"]["phq9_9"] is None
     doc = response()
     doc["answers"][8]["question"] = "Thoughts that you would be better off dead, or of hurting yourself"
     doc["answers"][8]["value"], doc["answers"][8]["values"] = "Nearly every day", ["Nearly every day"]
-    m = scored(reg, doc, "phq9")
-    assert m["flags"] == ["phq9_9_question_missing", PRORATED] and m["value"] == 0
+    r = not_scored(reg, doc, "phq9")
+    assert (r.reason, r.item, r.flags) == ("QUESTION_MISSING", "phq9_9", ("phq9_9_question_missing",))
     assert "flags" in scored(reg, response(), "gad7") and scored(reg, response(), "gad7")["flags"] == []
 
 
@@ -339,7 +341,7 @@ def test_a_response_without_a_time_keeps_its_critical_flags(tmp_path: Path) -> N
         "phq9": ("phq9_9_positive",), "gad7": ()}
     bad = response(phq=[0] * 8 + [None], gad=["x"] * 7, submitted=None)
     assert {o.measure: o.flags for o in score_response(bad, reg) if isinstance(o, NotScored)} == {
-        "phq9": (), "gad7": ()}
+        "phq9": ("phq9_9_unanswered",), "gad7": ()}
 
 
 def test_a_response_that_gives_a_date_alone_is_measured_on_that_date(tmp_path: Path) -> None:
@@ -381,4 +383,5 @@ def test_an_item_bound_to_another_item_s_question_takes_no_answer(tmp_path: Path
         doc = response(phq=[first] + [0] * 7 + [ninth])
         doc["answers"][0]["question_id"] = "q-nine"
         r = not_scored(reg, doc, "phq9")
-        assert (r.reason, r.item, r.flags) == ("QUESTION_BOUND_TWICE", "phq9_9", ()), (first, ninth)
+        assert (r.reason, r.item, r.flags) == ("QUESTION_BOUND_TWICE", "phq9_9", ("phq9_9_unreadable",)), \
+            (first, ninth)

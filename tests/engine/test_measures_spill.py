@@ -140,19 +140,22 @@ def test_not_scored_rows_follow_their_submission_s_copies(tmp_path: Path) -> Non
 
 def test_critical_items_of_responses_linked_to_no_one_are_counted(tmp_path: Path) -> None:
     """A positive item 9 in a response linked to no client is in no chart: the task warns
-    with their count (MEASURES_CRITICAL_UNLINKED). A linked one, an unknown item 9 and a
-    rejected copy of a submission scored from its other copy are not counted."""
+    with their count (MEASURES_CRITICAL_UNLINKED), and so is an item 9 whose answer is not
+    known (it may be positive). A linked one, a blank item 9 and a rejected copy of a
+    submission scored from its other copy are not counted."""
     from engine.measures.score import raised
 
     spill = Spill(_scratch(tmp_path))
     pos = ["phq9_9_positive", "prorated"]
     spill.measurement({"source_id": "a/1/phq9.v1", "flags": pos}, "k1")  # no client: counted
     spill.measurement({"source_id": "a/2/phq9.v1", "flags": pos, "client_id": "c1"}, "k2")
-    spill.measurement({"source_id": "a/3/phq9.v1", "flags": ["phq9_9_question_missing"]}, "k3")
+    spill.measurement({"source_id": "a/3/phq9.v1", "flags": ["phq9_9_unanswered", "prorated"]}, "k3")
+    spill.reject({"response": "s/7", "measure": "phq9", "reason": "UNKNOWN_ANSWER", "item": "phq9_9",
+                  "flags": ["phq9_9_unreadable"]}, None, "2026-01-02T00:00:00Z", "k7")  # counted
     spill.reject({"response": "s/4", "measure": "phq9", "reason": "NO_TIME", "flags": ["phq9_9_positive"]})  # counted
     spill.reject({"response": "s/5", "measure": "phq9", "reason": "UNKNOWN_ANSWER", "flags": ["phq9_9_positive"]},
                  None, "2026-01-01T00:00:00Z", "k1")  # its copy a/1 was scored: counted there
     spill.reject({"response": "s/6", "measure": "phq9", "reason": "UNKNOWN_ANSWER", "flags": ["phq9_9_positive"]},
                  "c2", "2026-01-01T00:00:00Z", "k6")
     spill.finish()
-    assert spill.critical_unlinked(raised) == 2
+    assert spill.critical_unlinked(raised) == 3

@@ -35,7 +35,7 @@ import orjson
 from engine.clients import forked, kept
 from engine.clients.keys import address_case
 from engine.measures.registry import Registry
-from engine.measures.score import NotScored, Outcome, score_response
+from engine.measures.score import Columns, NotScored, Outcome, score_response
 from engine.store.fsutil import create_private
 
 PRESCORE_MIN = int(os.environ.get("LORCH_PRESCORE_MIN", "2000"))
@@ -137,10 +137,13 @@ def _score_all(scratch: Path, out: Path, reg: Registry) -> bytes:
     dst.execute("BEGIN")
     rows: list[tuple[int, int, str, str, bytes]] = []
     n = 0
+    columns = Columns()  # a linked sheet's questions, from all its rows first
+    for (data,) in src.execute("SELECT data FROM responses"):
+        columns.learn(parse(data))
     for pass_, acct, entity, data in src.execute(
             "SELECT pass, acct, entity_id, data FROM responses ORDER BY pass, acct, entity_id"):
         doc = parse(data)
-        rows.append((pass_, acct, entity, email_of(doc), encode(score_response(doc, reg))))
+        rows.append((pass_, acct, entity, email_of(doc), encode(score_response(doc, reg, columns))))
         n += 1
         if len(rows) >= BATCH:
             dst.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?)", rows)

@@ -5,7 +5,9 @@ several: ``BINDING_AMBIGUOUS``). For each measure of the binding every item's qu
 looked up (by question id, or by title ignoring case, punctuation and spacing); it must be
 among the response's questions (else ``QUESTION_MISSING``: the canonical response lists every
 question of its form, answered or not, so a question not there is a binding that does not fit
-the form, never an unanswered item), its answer must name an option by label or alias
+the form, never an unanswered item; a linked sheet's row drops its empty cells at the end, so
+there a question another row of the same sheet has is one this row left blank: :class:`Columns`),
+its answer must name an option by label or alias
 (else ``UNKNOWN_ANSWER``), two items must not land on the same answer
 (``QUESTION_BOUND_TWICE``), a title must not match several questions (``QUESTION_AMBIGUOUS``),
 and no more items than the measure allows may be unanswered (``TOO_MANY_MISSING``). With
@@ -22,6 +24,7 @@ critical flags its answers raise.
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -159,10 +162,39 @@ class AnswerIndex:
         return self.by_title.get(normalize_title(title), []) if title is not None else []
 
 
+class Columns:
+    """The questions each linked sheet's rows have shown: a sheet row is ragged (its empty
+    cells at the end are left out), so a question missing from one row is a blank answer when
+    another row of the same sheet (form ``<spreadsheet id>/<sheet id>``) has it, and a question
+    the sheet does not have only when no row does. Learnt from every response before any is
+    scored (:meth:`learn`); a Forms API response lists every question of its form itself."""
+
+    def __init__(self) -> None:
+        self.by_form: dict[str, set[Any]] = {}
+
+    def learn(self, doc: dict[str, Any]) -> None:
+        """Note the question titles of one response (of a linked sheet's form)."""
+        form = _sheet_form(doc)
+        if form is not None:
+            self.by_form.setdefault(form, set()).update(AnswerIndex(_answers(doc)).by_title)
+
+    def of(self, doc: dict[str, Any]) -> AbstractSet[Any]:
+        """The titles (normalised) that rows of the response's sheet have shown."""
+        form = _sheet_form(doc)
+        return self.by_form.get(form, frozenset()) if form is not None else frozenset()
+
+
+def _sheet_form(doc: dict[str, Any]) -> str | None:
+    form = doc.get("form")
+    fid = form.get("id") if isinstance(form, dict) else None
+    return fid if isinstance(fid, str) and "/" in fid else None  # a Forms API id has no '/'
+
+
 def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
-                  answers: list[dict[str, Any]] | AnswerIndex,
+                  answers: list[dict[str, Any]] | AnswerIndex, seen: AbstractSet[Any] = frozenset(),
                   ) -> tuple[dict[str, int | None], list[str]] | NotScored:
-    """Item values (None when unanswered) and flags of one measure, or why not."""
+    """Item values (None when unanswered) and flags of one measure, or why not. ``seen``: the
+    titles other rows of the response's linked sheet have (:class:`Columns`)."""
     index = answers if isinstance(answers, AnswerIndex) else AnswerIndex(answers)
     answers = index.answers
     values: dict[str, int | None] = {}
@@ -186,8 +218,8 @@ def score_measure(m: Measure, mb: MeasureBinding, binding_id: str,
         texts = [t for n in found for t in _answer_texts(answers[n])]
         if found:
             taken.setdefault(found[0], item.id)
-        else:
-            absent.add(item.id)
+        elif q.question_id is not None or q.title is None or normalize_title(q.title) not in seen:
+            absent.add(item.id)  # else: the sheet has the column, this row ended before it
         if not texts:
             values[item.id] = None
             continue
@@ -287,8 +319,9 @@ def effective_at(doc: dict[str, Any]) -> str | None:
     return None
 
 
-def score_response(doc: dict[str, Any], reg: Registry) -> list[Outcome]:
-    """Every measure of one canonical ``form_response``: a measurement document or NotScored."""
+def score_response(doc: dict[str, Any], reg: Registry, columns: Columns | None = None) -> list[Outcome]:
+    """Every measure of one canonical ``form_response``: a measurement document or NotScored
+    (``columns``: what the other rows of a linked sheet showed, :class:`Columns`)."""
     bindings = bindings_for(doc, reg)
     if not bindings:
         return [NotScored("NO_BINDING")]
@@ -300,7 +333,7 @@ def score_response(doc: dict[str, Any], reg: Registry) -> list[Outcome]:
     out: list[Outcome] = []
     for mb in b.measures:
         m = reg.measures[(mb.measure, mb.version)]
-        got = score_measure(m, mb, b.id, answers)
+        got = score_measure(m, mb, b.id, answers, columns.of(doc) if columns is not None else frozenset())
         if effective is None:  # scored for no one's trend, but its critical items still shown
             flags = got.flags if isinstance(got, NotScored) else got[1]
             out.append(NotScored("NO_TIME", m.id, b.id, flags=tuple(

@@ -51,6 +51,7 @@ from engine.measures.score import (
     DUPLICATE,
     MEASURES_ACCOUNT,
     MEASURES_SOURCE,
+    Columns,
     Outcome,
     raised,
     score_response,
@@ -161,13 +162,15 @@ class _Scoring:
         self.client_of = clients
         self.reg = reg
         self.spill = spill
+        self.columns = Columns()
+        """What the rows of each linked sheet showed: learnt before any of them is scored."""
         self.reasons: Counter[str] = Counter()
         self.done = 0
         self.progress = progress
 
     def score(self, row: tuple[str, str, str, str], doc: dict[str, Any], client: str | None) -> None:
         """Score one response (``row``: source, account, entity_id, sha256) of ``client``."""
-        self.take(row, prescore.email_of(doc), score_response(doc, self.reg), client)
+        self.take(row, prescore.email_of(doc), score_response(doc, self.reg, self.columns), client)
 
     def take(self, row: tuple[str, str, str, str], email: str, outcomes: list[Outcome],
              client: str | None) -> None:
@@ -236,6 +239,8 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Regist
             for source, account, entity, email, outcomes, client in spill.kept(scores):
                 run.take((source, account, entity, ""), email, prescore.decode(outcomes), client)
         else:
+            for _source, _account, _entity, data, _client in spill.kept():
+                run.columns.learn(prescore.parse(data))
             for source, account, entity, data, client in spill.kept():
                 run.score((source, account, entity, ""), prescore.parse(data), client)
         return _finish(spill, indexed, run, copies.Overridden(p, spill))
@@ -247,6 +252,7 @@ def score_all(conn: sqlite3.Connection, objects: str, p: Projection, reg: Regist
             continue
         responses += 1
         doc = _read(objects, row[3])
+        run.columns.learn(doc)  # a sheet's rows have no response id: scored after all are read
         if doc.get("response_id"):
             run.score(row, doc, client_of(*row[:3]))
         else:

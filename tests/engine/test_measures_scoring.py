@@ -385,3 +385,34 @@ def test_an_item_bound_to_another_item_s_question_takes_no_answer(tmp_path: Path
         r = not_scored(reg, doc, "phq9")
         assert (r.reason, r.item, r.flags) == ("QUESTION_BOUND_TWICE", "phq9_9", ("phq9_9_unreadable",)), \
             (first, ninth)
+
+
+def test_a_sheet_row_that_ends_before_its_last_questions_left_them_blank(tmp_path: Path) -> None:
+    """A linked sheet's row drops its empty cells at the end: a patient who left item 9 (the
+    sheet's last column) blank gave a row without that question, which read as a question not
+    on the form (QUESTION_MISSING, and a critical 'answer not known'). Another row of the same
+    sheet that has the column shows the sheet has it: the item is blank, prorated as the
+    standard allows. A question no row has is still missing."""
+    from engine.measures.score import Columns
+
+    sheet = "1SheetAbc/0"
+    reg = registry(tmp_path, {"s": {"id": "s", "forms": [{"form_id": sheet}], "measures": [
+        {"measure": "phq9", "items": {f"phq9_{n}": {"title": t} for n, t in enumerate(PHQ, 1)}}]}})
+
+    def row(values: list[int]) -> dict[str, Any]:
+        doc = response(phq=[*values, *[None] * (9 - len(values))], form=sheet)
+        doc["answers"] = [a for a in doc["answers"][:len(values)]]  # the cells after the last one: gone
+        return doc
+    full, ragged = row([1] * 9), row([1] * 8)
+    columns = Columns()
+    for doc in (full, ragged):
+        columns.learn(doc)
+    got = [o for o in score_response(ragged, reg, columns) if isinstance(o, dict)]
+    assert len(got) == 1 and got[0]["value"] == 9 and PRORATED in got[0]["flags"], got
+    assert "phq9_9_unanswered" in got[0]["flags"]
+    alone = score_response(ragged, reg, Columns())  # no row of the sheet has item 9's column
+    assert [o.reason for o in alone if isinstance(o, NotScored)] == ["QUESTION_MISSING"], alone
+    api = response(phq=[1] * 8 + [None])  # a Forms API response lists every question itself
+    api["answers"] = api["answers"][:8]
+    assert [o.reason for o in score_response(api, registry(tmp_path / "api"), columns)
+            if isinstance(o, NotScored) and o.measure == "phq9"] == ["QUESTION_MISSING"]

@@ -243,8 +243,10 @@ class Binding(_Strict):
     """The binding's id (recorded in each measurement's `binding`)."""
     forms: list[FormSelector] = Field(min_length=1)
     """The forms (any of them) this binding applies to."""
-    measures: list[MeasureBinding] = Field(min_length=1)
-    """The measures on those forms."""
+    measures: list[MeasureBinding]
+    """The measures on those forms. Empty (``measures: []``): forms known to carry no measure
+    (a consent form, a satisfaction survey): their responses are neither scored nor counted
+    as not scored (``NO_BINDING`` said so every run, and hid real rejects in its count)."""
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Scoring one form response: measurements, or a stable reason why not. Never a guess.
 
 A response is matched to the bindings whose form selectors it meets (none: ``NO_BINDING``;
-several: ``BINDING_AMBIGUOUS``). For each measure of the binding every item's question is
+several: ``BINDING_AMBIGUOUS``; one with ``measures: []``, a form declared to carry none:
+no outcome at all). For each measure of the binding every item's question is
 looked up (by question id, or by title ignoring case, punctuation and spacing); it must be
 among the response's questions (else ``QUESTION_MISSING``: the canonical response lists every
 question of its form, answered or not, so a question not there is a binding that does not fit
@@ -328,6 +329,8 @@ def score_response(doc: dict[str, Any], reg: Registry, columns: Columns | None =
     if len(bindings) > 1:
         return [NotScored("BINDING_AMBIGUOUS")]
     b = bindings[0]
+    if not b.measures:  # a form declared to carry no measure: nothing to score, nothing to say
+        return []
     effective = effective_at(doc)
     answers = AnswerIndex(_answers(doc))
     out: list[Outcome] = []

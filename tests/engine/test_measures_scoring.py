@@ -416,3 +416,14 @@ def test_a_sheet_row_that_ends_before_its_last_questions_left_them_blank(tmp_pat
     api["answers"] = api["answers"][:8]
     assert [o.reason for o in score_response(api, registry(tmp_path / "api"), columns)
             if isinstance(o, NotScored) and o.measure == "phq9"] == ["QUESTION_MISSING"]
+
+
+def test_a_form_declared_to_carry_no_measure_says_nothing(tmp_path: Path) -> None:
+    """A consent form's responses were NO_BINDING every run, counted in MEASURES_NOT_SCORED
+    (hiding real rejects there); `measures: []` says the form carries none. The key stays
+    required: a binding file without it is a problem, never a silent 'no measure'."""
+    reg = registry(tmp_path, {"consent": {"id": "consent", "forms": [{"form_id": "C1"}], "measures": []}})
+    assert reg.problems == [] and score_response(response(form="C1"), reg) == []
+    assert [o.reason for o in score_response(response(form="C2"), reg) if isinstance(o, NotScored)] == ["NO_BINDING"]
+    missing = registry(tmp_path / "m", {"consent": {"id": "consent", "forms": [{"form_id": "C1"}]}})
+    assert missing.problems and "measures" in " ".join(missing.problems)

@@ -109,8 +109,9 @@ def cmd_show(ns: argparse.Namespace) -> int:
         docs = t.documents(client["client_id"], ns.limit or None)
         keys = t.keys(client["client_id"])
         measures = measurescmd.for_client(ns, client["client_id"]) if ns.measures else None
+        critical = measurescmd.critical_unscored(ns, t.conn, client["client_id"]) if ns.measures else []
         if ns.json:
-            extra = {"measurements": measures} if measures is not None else {}
+            extra = {"measurements": measures, "critical_not_scored": critical} if measures is not None else {}
             return _json_lines([{**client, "keys": keys, "documents": docs, **extra}])
         console = Console(highlight=False)
         console.print(Text(clean(f"{client['sort_name']}  ({client['client_id']})"), style="bold"))
@@ -129,6 +130,11 @@ def cmd_show(ns: argparse.Namespace) -> int:
         console.print(note, markup=False)
         if measures is not None:
             measurescmd.print_trends(console, measures, getattr(ns, "client_zone", "UTC"))
+        if critical:
+            flags = sorted({f for c in critical for f in c["flags"] or ()})
+            console.print(Text(f"{len(critical)} response(s) of this client could not be scored and carry a "
+                               f"critical flag ({', '.join(flags)}): the chart's measures.md lists them",
+                               style="bold red"))
         return int(ExitCode.OK)
     return _guard(ns, act)
 

@@ -191,3 +191,17 @@ def test_a_question_id_binding_on_a_linked_sheet_is_refused(built: tuple[Path, P
     # the API form alone may be bound by question id
     (measures / "bindings" / "distress.yaml").write_text(yaml.safe_dump({**bad, "forms": bad["forms"][:1]}))
     assert load(measures).problems == []
+
+
+def test_clients_show_measures_says_a_critical_response_was_not_scored(built: tuple[Path, Path]) -> None:
+    """A reviewer's finding: `clients show X --measures` listed the scores only; that one of the
+    client's responses with a critical item answered (or not known) could not be scored was in
+    the chart alone."""
+    ws, cfg = built
+    text = run_cli("--config", str(cfg), "clients", "show", ALICE, "--measures", env=clean_env())
+    assert text.returncode == 0, text.stderr
+    assert "2 response(s) of this client could not be scored and carry a critical flag" in text.stdout, text.stdout
+    assert "phq9_9_question_missing, phq9_9_unreadable" in text.stdout
+    shown = run_cli("--config", str(cfg), "clients", "show", ALICE, "--measures", "--json", env=clean_env())
+    critical = orjson.loads(shown.stdout)["critical_not_scored"]
+    assert sorted(c["response"].rsplit("/", 1)[1] for c in critical) == ["b1", "c2"], critical

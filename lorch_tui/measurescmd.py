@@ -20,7 +20,7 @@ from engine.canon.publish import AccountFiles
 from engine.config.load import load
 from engine.index.query import ObjectCorrupt
 from engine.measures.read import client_measurements, trend_tables
-from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE
+from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE, raised
 from engine.store.fsutil import read_regular
 from engine.store.workspace import Workspace
 from lorch_tui.bigtable import clean
@@ -58,10 +58,10 @@ def critical_unscored(ns: argparse.Namespace, conn: Any, client_id: str) -> list
             source, account, entity = str(line["response"]).split("/", 2)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             continue
-        if line.get("flags") and conn.execute(
+        if raised(line.get("flags")) and conn.execute(
                 "SELECT 1 FROM client_links WHERE client_id = ? AND source = ? AND account = ? "
                 "AND kind = 'form_response' AND entity_id = ?", (client_id, source, account, entity)).fetchone():
-            out.append({k: line.get(k) for k in ("response", "measure", "reason", "flags")})
+            out.append({k: line.get(k) for k in ("response", "measure", "reason")} | {"flags": raised(line["flags"])})
     return out
 
 

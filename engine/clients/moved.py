@@ -5,17 +5,25 @@ run. Most changes are wanted (a new contact record claims mail that was nobody's
 is the worst this layer can do: an address moved from one client's record to another's (a
 household address re-entered on the partner's record, a typo corrected onto the wrong
 person) takes the first client's past mail into the second one's chart, with exit 0. The
-rules cannot tell that from a correction, so the projection reports it: each document linked
-before to a person it is not linked to now, and linked now to someone else, is counted
-(warning ``LINKS_MOVED``) and listed by `lorchestra clients conflicts` (the first
-:data:`LISTED`), where a ``link:`` override can put it back.
+rules cannot tell that from a correction, so the projection reports it: each document that
+left someone's chart for someone else's (a person it was linked to is not any more, and a
+person it was not linked to is now) is counted (warning ``LINKS_MOVED``) and listed by
+`lorchestra clients conflicts` (the first :data:`LISTED`), where a ``link:`` override can
+put it back. A document that only lost a client (a mail to Ann and Bob now Ann's alone) or
+only gained one (a new client's address on old mail) went nowhere new and is not counted.
 
 "Person" is the client's folded name and birth date, not its id: a client id comes from its
 record's id (a sheet row's number), so ids shift when a row above is deleted and the same
-person's documents change id without moving. A client merged into another (an override) is
-that other client, and a document a ``link:`` override decides moved by the operator's word.
-A document linked to no one now is not counted (no chart holds it), nor
+person's documents change id without moving. Under the same id, a record corrected in place
+(a birth date added or fixed, a new family name) is the same person unless both its name and
+its birth date are another's (the next person's row). A client merged into another (an
+override) is that other client, and a document a ``link:`` override decides moved by the
+operator's word. A document linked to no one now is not counted (no chart holds it), nor
 one whose own content changed since (:func:`snapshot`): its change may be the move's reason.
+The ``doc_id`` mark is a hint, not proof: a load that removes an account's newest rows lets
+a later load give those ids again (a changed document then passes as unchanged: a move
+report too many), and a re-index that gives every row a new id (a new index field version)
+reports no move that run.
 """
 
 from __future__ import annotations
@@ -53,7 +61,8 @@ def snapshot(conn: sqlite3.Connection, scratch: str) -> int | None:
 
 def find(conn: sqlite3.Connection, scratch: str, mark: int | None) -> list[tuple[str, str, str, list[str]]]:
     """(document, client before, its name then, clients now) of each document that moved to
-    another person (the name kept: the id may be another person's now); read from the new tables (written in this transaction) against :func:`snapshot`."""
+    another person (the name kept: the id may be another person's now); read from the new
+    tables (written in this transaction) against :func:`snapshot`."""
     if mark is None:
         conn.execute(f"DROP TABLE {scratch}.old_links")
         return []
@@ -65,21 +74,43 @@ def find(conn: sqlite3.Connection, scratch: str, mark: int | None) -> list[tuple
         f"AND c.name IS o.name AND c.birth_date IS o.birth_date) "
         f"AND EXISTS (SELECT 1 FROM main.client_links WHERE {_DOC}) "
         f"AND EXISTS (SELECT 1 FROM main.documents WHERE {_DOC} AND doc_id <= ?)", (mark,)).fetchall()
-    moved: dict[str, tuple[str, str, str, list[str]]] = {}
-    for source, account, kind, entity_id, before, name, birth in candidates:
+    if candidates:  # each such document's links before: found by document (rare: indexed only now)
+        conn.execute(f"CREATE INDEX {scratch}.old_links_doc ON old_links (entity_id, kind, source, account)")
+    moved: list[tuple[str, str, str, list[str]]] = []
+    for source, account, kind, entity_id in dict.fromkeys(c[:4] for c in candidates):
+        where = (entity_id, kind, source, account)
         now = conn.execute(
             "SELECT l.client_id, c.name, c.birth_date, c.merged, l.rule FROM main.client_links l JOIN main.clients c "
             "USING (client_id) WHERE l.entity_id = ? AND l.kind = ? AND l.source = ? AND l.account = ?",
-            (entity_id, kind, source, account)).fetchall()
-        person = (K.name_text(name), birth)
-        if any((K.name_text(n), b) == person or before in str(m or "").split(",") or rule == "override"
-               for _, n, b, m, rule in now):
-            continue  # the same person (a shifted id, a name written otherwise), merged into them, or a link: override
-        doc = f"{source}:{account}:{kind}:{entity_id}"
-        if doc not in moved:
-            moved[doc] = (doc, before, str(name or ""), sorted(c for c, *_ in now))
+            where).fetchall()
+        if any(rule == "override" for *_, rule in now):
+            continue  # a link: override decides it: the operator's word
+        old = conn.execute(f"SELECT client_id, name, birth_date FROM {scratch}.old_links WHERE entity_id = ? "  # noqa: S608
+                           "AND kind = ? AND source = ? AND account = ?", where).fetchall()
+        lost = [(oc, on, ob) for oc, on, ob in old
+                if not any(_same(oc, on, ob, cid, n, b, m) for cid, n, b, m, _ in now)]
+        gained = [cid for cid, n, b, m, _ in now if not any(_same(oc, on, ob, cid, n, b, m) for oc, on, ob in old)]
+        if lost and gained:  # it left someone's chart for someone else's
+            moved.append((f"{source}:{account}:{kind}:{entity_id}", lost[0][0], str(lost[0][1] or ""),
+                          sorted(cid for cid, *_ in now)))
     conn.execute(f"DROP TABLE {scratch}.old_links")
-    return sorted(moved.values())
+    return sorted(moved)
+
+
+def _same(before: str, name: str | None, birth: str | None, cid: str, now_name: str | None,
+          now_birth: str | None, merged: str | None) -> bool:
+    """Whether the client ``cid`` a document is linked to now is the person ``before`` was:
+    the same folded name and birth date (an id shifted with its sheet row); under the same id,
+    a record corrected in place (a birth date added or fixed, a new family name) unless both
+    its name and its birth date are another's (the next person's row in that place); or the
+    client ``before`` was merged into."""
+    if before in str(merged or "").split(","):
+        return True
+    same_name = K.name_text(name) == K.name_text(now_name)
+    same_birth = birth is None or now_birth is None or birth == now_birth
+    if cid == before:
+        return same_name or same_birth
+    return same_name and birth == now_birth
 
 
 def meta(conn: sqlite3.Connection, moved: list[tuple[str, str, str, list[str]]]) -> dict[str, str]:

@@ -133,7 +133,7 @@ def forget_pins(conn: sqlite3.Connection, refs: list[str]) -> tuple[dict[str, in
     pins for every client; ``client:ID`` for a client's), inside the caller's transaction:
     the pins forgotten per reference, and the references that had none. The stored fingerprint
     is dropped so the next projection runs (and pins the links anew) even when nothing else
-    changed. `lorchestra clients repin`: the one way a pin is forgotten."""
+    changed. `lorchestra clients repin` (besides `clean --stage index`, which deletes them all)."""
     forgotten: dict[str, int] = {}
     missing: list[str] = []
     for ref in dict.fromkeys(refs):

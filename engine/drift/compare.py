@@ -202,13 +202,29 @@ class ChainFields:
     records: int = 0
 
 
+BASE_MIN_RECORDS = 5
+"""Walked records the chain's full run needs before the fields every one of them had are
+taken as the stream's required ones (:func:`_required`)."""
+
+
+def _required(base: ChainRun, stream: str) -> set[str]:
+    """The fields every walked record of the chain's full (oldest) run had: only such a field
+    can be lost. A delta is a handful of records: last night's one mail with a Cc made `cc`
+    a field 'every record had', and tonight's mail without one read as `cc` lost."""
+    info = _streams(base.manifest).get(stream)
+    always = manifest_always(info)
+    return set(always) if always and manifest_walked_records(info) >= BASE_MIN_RECORDS else set()
+
+
 def chain_fields(chain: list[ChainRun], stream: str) -> ChainFields:
     """The paths of ``stream`` over ``chain`` (newest first), and the fields it lost: those
     that every walked record of an older run had and no record of a newer run has, while
-    those newer runs had records of the stream that were not deletion markers."""
+    those newer runs had records of the stream that were not deletion markers, and only among
+    the fields every record of the chain's full run had (:func:`_required`)."""
     out = ChainFields(paths=None)
     newer: set[str] = set()
     newer_records = 0
+    required = _required(chain[-1], stream) if chain else set()
     for i, run in enumerate(chain):
         streams = _streams(run.manifest)
         info = streams.get(stream)
@@ -221,8 +237,8 @@ def chain_fields(chain: list[ChainRun], stream: str) -> ChainFields:
             out.complete = out.complete and _records(info) == 0
             continue
         always = manifest_always(info)
-        if newer_records and out.complete and not out.capped and always:
-            out.lost |= always - newer
+        if newer_records and out.complete and not out.capped and always and required:
+            out.lost |= (always & required) - newer
         newer |= paths
         newer_records += manifest_walked_records(info)
         out.capped = out.capped or manifest_capped(info)

@@ -179,9 +179,9 @@ class Project:
         self.documents = 0
         self.links = 0
         self.stale_overrides = 0
+        """Pinned links whose document's content changed (not applied)."""
         self.moved = 0
         """Documents linked to another person than by the previous projection (LINKS_MOVED)."""
-        """Pinned links whose document's content changed (not applied)."""
         self.skipped_meta: dict[str, str] = {}
         """The stored totals when the projection was skipped (its warnings are said again)."""
         self.measures: measures_step.MeasuresResult | None = None

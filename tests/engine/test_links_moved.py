@@ -115,3 +115,60 @@ def test_ids_that_shift_when_a_roster_row_is_deleted_move_no_one(tmp_path: Path)
     warned = _run(cfg)  # Cy's row replaced by Dee's, with Cy's address: that moved a document
     assert warned.get("LINKS_MOVED") == 1, warned
     assert "sheets:intake:contact:1SheetXYZ/0/3" in _conflicts(cfg)
+
+
+def _tables(tmp: Path, links: list[tuple[str, str]], clients: dict[str, tuple[str, str | None]]) -> Any:
+    """A real index database with the client tables: ``links`` (client id, e-mail id) and
+    ``clients`` (id -> name, birth date); the documents table as the index keeps it."""
+    import sqlite3
+
+    from engine.clients.tables import ensure_schema
+
+    tmp.mkdir(exist_ok=True)
+    con = sqlite3.connect(tmp / "index.sqlite", isolation_level=None)
+    con.execute("CREATE TABLE IF NOT EXISTS documents (doc_id INTEGER PRIMARY KEY, kind TEXT, source TEXT, "
+                "account TEXT, entity_id TEXT)")
+    ensure_schema(con)
+    con.execute("DELETE FROM clients")
+    con.execute("DELETE FROM client_links")
+    con.executemany("INSERT INTO clients VALUES (?, ?, ?, 'f', 'dv', 'a', ?, ?, '', 0)",
+                    [(c, n, n, c, b) for c, (n, b) in clients.items()])
+    con.executemany("INSERT INTO client_links VALUES (?, 'gmail', 'box', 'email', ?, 'email', 'in', 'k')", links)
+    con.executemany("INSERT OR IGNORE INTO documents VALUES (?, 'email', 'gmail', 'box', ?)",
+                    [(n, e) for n, e in enumerate(sorted({e for _, e in links}), 1)])
+    return con
+
+
+def _moved(tmp: Path, before: Any, after: Any) -> list[Any]:
+    """What :func:`engine.clients.moved.find` says from the tables ``before`` to ``after``."""
+    from engine.clients import moved
+
+    con = _tables(tmp, *before)
+    con.execute("ATTACH DATABASE ? AS scratch", (str(tmp / "scratch.sqlite"),))
+    con.execute("BEGIN")
+    moved.snapshot(con, "scratch")
+    con.execute("COMMIT")
+    con.close()
+    con = _tables(tmp, *after)
+    con.execute("ATTACH DATABASE ? AS scratch", (str(tmp / "scratch.sqlite"),))
+    try:
+        return moved.find(con, "scratch", 10)
+    finally:
+        con.close()
+
+
+def test_a_record_corrected_in_place_or_a_link_lost_moves_nothing(tmp_path: Path) -> None:
+    """A reviewer's findings: Ben's birth date corrected in his own record reported every one
+    of his documents moved (to himself); a mail to Ann and Bob now linked to Ann only was
+    reported moved from Bob to Ann, whose chart had it already. The next person's row under
+    Ben's id (another name and birth date) is a move."""
+    people = {"B": ("Ben Kim", "1981-02-02"), "A": ("Ann Lee", None), "C": ("Cy Diaz", "1982-03-03")}
+    links = [("B", "m1"), ("A", "m2"), ("B", "m2")]
+    fixed = {**people, "B": ("Kim, Ben", "1981-02-03")}
+    assert _moved(tmp_path / "dob", (links, people), (links, fixed)) == []
+    assert _moved(tmp_path / "lost", (links, people), ([("B", "m1"), ("A", "m2")], people)) == []
+    other = {**people, "B": ("Dee Poe", "1999-09-09")}
+    assert _moved(tmp_path / "row", (links, people), (links, other)) == [
+        ("gmail:box:email:m1", "B", "Ben Kim", ["B"]), ("gmail:box:email:m2", "B", "Ben Kim", ["A", "B"])]
+    away = [("C", "m1"), ("A", "m2"), ("B", "m2")]
+    assert _moved(tmp_path / "away", (links, people), (away, people)) == [("gmail:box:email:m1", "B", "Ben Kim", ["C"])]

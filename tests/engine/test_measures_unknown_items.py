@@ -77,6 +77,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         _api("FormC", "c1", "other@y.example", "2025-01-03", [0] * 8 + ["3 (Nearly every day)"]),
         _api("FormC", "c2", "alice@x.example", "2025-01-04", [0] * 8 + ["Nearly every day."]),
         _api("FormC", "c3", "alice@x.example", "2025-01-05", [1] * 8 + [None]),
+        # too many blanks, item 9 among them: not scored, flagged unanswered, not critical
+        _api("FormC", "c4", "alice@x.example", "2025-01-06", [1] * 7 + [None, None]),
     ])
     measures = tmp / "measures"
     shutil.copytree(BUNDLED_MEASURES, measures, ignore=shutil.ignore_patterns("bindings"))
@@ -143,9 +145,10 @@ def test_a_question_not_on_the_form_is_not_scored_and_an_unknown_item_9_is_criti
     assert scored["c3"]["value"] == 9 and scored["c3"]["flags"] == ["phq9_9_unanswered", "prorated"]
     assert scored["c3"]["client_id"] == ALICE
     # counts: b2 and c1 are linked to no one, their item 9 not known: warned as critical
-    assert meta["measures_not_scored"] == "5" and meta["measures_critical_unlinked"] == "2"
+    assert meta["measures_not_scored"] == "6" and meta["measures_critical_unlinked"] == "2"
     warned = {e["code"]: e["count"] for e in events if e.get("code", "").startswith("MEASURES_")}
-    assert warned == {"MEASURES_NOT_SCORED": 5, "MEASURES_CRITICAL_UNLINKED": 2}
+    assert warned == {"MEASURES_NOT_SCORED": 6, "MEASURES_CRITICAL_UNLINKED": 2}
+    assert (rejects["c4"]["reason"], rejects["c4"]["flags"]) == ("TOO_MANY_MISSING", ["phq9_9_unanswered"])
     # Alice's chart: the three not-scored rows, the bold line counting b1 and c2, c3's flags
     assert "**A critical item was answered, or its answer is not known, in 2 response(s)" in chart
     assert "| 2025-01-01 | phq9 | a question of the binding is not on the form (QUESTION_MISSING) | phq9_1 | - |" in chart
@@ -205,3 +208,4 @@ def test_clients_show_measures_says_a_critical_response_was_not_scored(built: tu
     shown = run_cli("--config", str(cfg), "clients", "show", ALICE, "--measures", "--json", env=clean_env())
     critical = orjson.loads(shown.stdout)["critical_not_scored"]
     assert sorted(c["response"].rsplit("/", 1)[1] for c in critical) == ["b1", "c2"], critical
+    # c4's blank item 9 (too many blanks to score) is no critical flag: not said

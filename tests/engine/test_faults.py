@@ -236,6 +236,15 @@ def _group_left(pgid: int) -> list[int]:
     return [int(p) for p in out if _alive(int(p))]
 
 
+def _kill_all(pid: int, pgid: int) -> None:
+    """Whatever of the test's tap is left, gone (a failed test must not leave it running)."""
+    for p in [pid, *_group_left(pgid)]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def _wait_group_gone(pid: int, pgid: int, within_s: float = 10.0) -> None:
     deadline = time.monotonic() + within_s
     while _alive(pid) or _group_left(pgid):
@@ -295,11 +304,7 @@ def test_a_wrapper_that_exits_leaving_a_hanging_tap_times_out_and_kills_its_grou
         time.sleep(0.5)
         assert (run / "tap.stderr.log").stat().st_size == size, "nothing writes into the run any more"
     finally:
-        for p in [pid, *_group_left(pgid)]:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
+        _kill_all(pid, pgid)
 
 
 def test_a_helper_left_in_the_tap_s_group_after_its_output_ended_is_stopped(tmp_path: Path) -> None:
@@ -322,11 +327,7 @@ def test_a_helper_left_in_the_tap_s_group_after_its_output_ended_is_stopped(tmp_
         assert latest(acct) is not None
         _wait_group_gone(pid, pgid)
     finally:
-        for p in [pid, *_group_left(pgid)]:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
+        _kill_all(pid, pgid)
 
 
 # ------------------------------------------------------------------ vault damage

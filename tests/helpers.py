@@ -304,3 +304,26 @@ def singer_file(path: Path, stream: str, key: str, records: list[dict[str, Any]]
     lines = [{"type": "SCHEMA", "stream": stream, "schema": {"type": "object"}, "key_properties": [key]}]
     lines += [{"type": "RECORD", "stream": stream, "record": r} for r in records]
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+FORMS_MAPPINGS = [
+    {"source": "dataverse", "stream": "contacts", "transform": "clinical/dataverse_contact_to_contact_v1"},
+    {"source": "forms", "stream": "responses", "transform": "forms/gforms_response_to_form_response_v1"},
+    {"source": "sheets", "stream": "Form_Responses_1", "transform": "forms/sheets_form_response_to_form_response_v1"},
+]
+"""The bundled transforms of a Dataverse system of record and both shapes of form responses."""
+
+
+def file_extractor(tmp: Path, name: str, source: str, account: str, data: Path) -> dict[str, Any]:
+    """An extractor replaying ``data`` through :data:`FILE_TAP` (written as ``tmp/filetap.py``)."""
+    return {"name": name, "domain": "clinical", "source": source, "account": account, "kind": "singer",
+            "command": [sys.executable, str(tmp / "filetap.py"), str(data)], "timeout_s": 120}
+
+
+def forms_config(tmp: Path, name: str, extractors: list[dict[str, Any]], clients: dict[str, Any]) -> Path:
+    """``tmp/pipeline.yaml``: the extractors, :data:`FORMS_MAPPINGS`, no vectors, ``clients``."""
+    cfg = {"pipeline": {"name": name, "version": "1"}, "workspace": str(tmp / "ws"), "extractors": extractors,
+           "stages": {"canonize": {"mappings": FORMS_MAPPINGS}, "index": {"vectors": False}}, "clients": clients}
+    path = tmp / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-import yaml
 
 from engine.demo_taps.forms import GAD7, NAME_TITLE, PHQ9
-from tests.helpers import FILE_TAP, clean_env, run_cli, singer_file
+from tests.helpers import FILE_TAP, clean_env, file_extractor, forms_config, run_cli, singer_file
 
 TITLES = [NAME_TITLE, *PHQ9, *GAD7]
 FORM_ID = "1FAIpQLSdemoIntake"
@@ -57,11 +55,6 @@ def _row(n: int, stamp: str, answers: list[str]) -> dict[str, Any]:
     return row
 
 
-def _extractor(tmp: Path, name: str, source: str, account: str, data: Path) -> dict[str, Any]:
-    return {"name": name, "domain": "clinical", "source": source, "account": account, "kind": "singer",
-            "command": [sys.executable, str(tmp / "filetap.py"), str(data)], "timeout_s": 120}
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[dict[str, Any]]]:
     """(workspace, config, the project task's events) after one full run."""
@@ -78,22 +71,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[dict
         _api("r-ben", f"{BEN_DAY}T16:00:00Z", ben), _api("r-ann", f"{ANN_DAY}T16:00:00Z", ann)])
     singer_file(tmp / "sheet.jsonl", "Form_Responses_1", "__sdc_row", [
         _row(2, "3/3/2025 16:00:00", ben), _row(3, "3/10/2025 16:00:00", ann)])
-    cfg = {
-        "pipeline": {"name": "child-name", "version": "1"},
-        "workspace": str(tmp / "ws"),
-        "extractors": [_extractor(tmp, "dv", "dataverse", "main", tmp / "contacts.jsonl"),
-                       _extractor(tmp, "forms-api", "forms", "outcomes", tmp / "forms.jsonl"),
-                       _extractor(tmp, "fsheet", "sheets", "fs", tmp / "sheet.jsonl")],
-        "stages": {"canonize": {"mappings": [
-            {"source": "dataverse", "stream": "contacts", "transform": "clinical/dataverse_contact_to_contact_v1"},
-            {"source": "forms", "stream": "responses", "transform": "forms/gforms_response_to_form_response_v1"},
-            {"source": "sheets", "stream": "Form_Responses_1",
-             "transform": "forms/sheets_form_response_to_form_response_v1"}]},
-            "index": {"vectors": False}},
-        "clients": {"sources": ["dataverse"], "where": {"account": "main"}},
-    }
-    path = tmp / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    path = forms_config(tmp, "child-name", [
+        file_extractor(tmp, "dv", "dataverse", "main", tmp / "contacts.jsonl"),
+        file_extractor(tmp, "forms-api", "forms", "outcomes", tmp / "forms.jsonl"),
+        file_extractor(tmp, "fsheet", "sheets", "fs", tmp / "sheet.jsonl")],
+        {"sources": ["dataverse"], "where": {"account": "main"}})
     res = run_cli("--config", str(path), "run", "--json", env=clean_env(), timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     events = [e for e in map(orjson.loads, res.stdout.splitlines()) if e.get("stage") == "project"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from engine.measures.registry import BUNDLED_MEASURES, Registry, load
 from engine.measures.score import COPIES_DISAGREE, PARTIAL_SUM, PRORATED, score_response, total
 from engine.measures.spill import Spill
 from engine.measures.step import _finish, _Scoring
-from tests.helpers import FILE_TAP, clean_env, run_cli, singer_file
+from tests.helpers import FILE_TAP, clean_env, file_extractor, forms_config, run_cli, singer_file
 
 PHQ = list(PHQ9)
 GAD = list(GAD7)
@@ -69,11 +68,6 @@ def _row(n: int, stamp: str, email: str, values: list[int]) -> dict[str, Any]:
     return row
 
 
-def _extractor(tmp: Path, name: str, source: str, account: str, data: Path) -> dict[str, Any]:
-    return {"name": name, "domain": "clinical", "source": source, "account": account, "kind": "singer",
-            "command": [sys.executable, str(tmp / "filetap.py"), str(data)], "timeout_s": 120}
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A workspace with Alice's two submissions, each as three copies; (workspace, config,
@@ -94,23 +88,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
         _row(3, "1/2/2025 10:00:00", "alice@x.example", r02)])
     overrides = tmp / "overrides.yaml"
     overrides.write_text("version: 1\n")
-    cfg = {
-        "pipeline": {"name": "override-dupes", "version": "1"},
-        "workspace": str(tmp / "ws"),
-        "extractors": [_extractor(tmp, "dv", "dataverse", "main", tmp / "contacts.jsonl"),
-                       _extractor(tmp, "forms-api", "forms", "outcomes", tmp / "forms.jsonl"),
-                       _extractor(tmp, "fsheet", "sheets", "fs", tmp / "sheet.jsonl"),
-                       _extractor(tmp, "fsheet2", "sheets", "fs2", tmp / "sheet.jsonl")],
-        "stages": {"canonize": {"mappings": [
-            {"source": "dataverse", "stream": "contacts", "transform": "clinical/dataverse_contact_to_contact_v1"},
-            {"source": "forms", "stream": "responses", "transform": "forms/gforms_response_to_form_response_v1"},
-            {"source": "sheets", "stream": "Form_Responses_1",
-             "transform": "forms/sheets_form_response_to_form_response_v1"}]},
-            "index": {"vectors": False}},
-        "clients": {"sources": ["dataverse"], "where": {"account": "main"}, "overrides": str(overrides)},
-    }
-    path = tmp / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    path = forms_config(tmp, "override-dupes", [
+        file_extractor(tmp, "dv", "dataverse", "main", tmp / "contacts.jsonl"),
+        file_extractor(tmp, "forms-api", "forms", "outcomes", tmp / "forms.jsonl"),
+        file_extractor(tmp, "fsheet", "sheets", "fs", tmp / "sheet.jsonl"),
+        file_extractor(tmp, "fsheet2", "sheets", "fs2", tmp / "sheet.jsonl")],
+        {"sources": ["dataverse"], "where": {"account": "main"}, "overrides": str(overrides)})
     ws = tmp / "ws"
     res = run_cli("--config", str(path), "run", env=clean_env(), timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr

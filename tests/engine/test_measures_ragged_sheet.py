@@ -11,13 +11,11 @@ project subprocesses) with the bundled transforms and the demo intake's binding.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import orjson
-import yaml
 
-from tests.engine.test_forms_child_name import SHEET, TITLES, _extractor, _row
-from tests.helpers import FILE_TAP, clean_env, run_cli, singer_file
+from tests.engine.test_forms_child_name import SHEET, TITLES, _row
+from tests.helpers import FILE_TAP, clean_env, file_extractor, forms_config, run_cli, singer_file
 
 
 def test_a_row_without_its_last_cells_is_scored_with_them_blank(tmp_path: Path) -> None:
@@ -32,18 +30,9 @@ def test_a_row_without_its_last_cells_is_scored_with_them_blank(tmp_path: Path) 
     for row in (full, ragged):
         row["Email Address"] = "ann@home.example"
     singer_file(tmp_path / "sheet.jsonl", "Form_Responses_1", "__sdc_row", [full, ragged])
-    cfg: dict[str, Any] = {
-        "pipeline": {"name": "ragged", "version": "1"}, "workspace": str(tmp_path / "ws"),
-        "extractors": [_extractor(tmp_path, "dv", "dataverse", "main", tmp_path / "contacts.jsonl"),
-                       _extractor(tmp_path, "fsheet", "sheets", "fs", tmp_path / "sheet.jsonl")],
-        "stages": {"canonize": {"mappings": [
-            {"source": "dataverse", "stream": "contacts", "transform": "clinical/dataverse_contact_to_contact_v1"},
-            {"source": "sheets", "stream": "Form_Responses_1",
-             "transform": "forms/sheets_form_response_to_form_response_v1"}]}, "index": {"vectors": False}},
-        "clients": {"sources": ["dataverse"]},
-    }
-    path = tmp_path / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    path = forms_config(tmp_path, "ragged", [
+        file_extractor(tmp_path, "dv", "dataverse", "main", tmp_path / "contacts.jsonl"),
+        file_extractor(tmp_path, "fsheet", "sheets", "fs", tmp_path / "sheet.jsonl")], {"sources": ["dataverse"]})
     res = run_cli("--config", str(path), "run", "--json", env=clean_env(), timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     ws = tmp_path / "ws" / "canonical" / "measures"

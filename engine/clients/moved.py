@@ -15,8 +15,9 @@ only gained one (a new client's address on old mail) went nowhere new and is not
 "Person" is the client's folded name and birth date, not its id: a client id comes from its
 record's id (a sheet row's number), so ids shift when a row above is deleted and the same
 person's documents change id without moving. Under the same id, a record corrected in place
-(a birth date added or fixed, a new family name) is the same person unless both its name and
-its birth date are another's (the next person's row). A client merged into another (an
+is the same person: the same name (a birth date added or fixed), or the same known birth
+date and given name (a new family name); an unknown birth date or a shared one alone (twins)
+excuses nothing (:func:`_same`). A client merged into another (an
 override) is that other client, and a document a ``link:`` override decides moved by the
 operator's word. A document linked to no one now is not counted (no chart holds it), nor
 one whose own content changed since (:func:`snapshot`): its change may be the move's reason.
@@ -66,18 +67,22 @@ def find(conn: sqlite3.Connection, scratch: str, mark: int | None) -> list[tuple
     if mark is None:
         conn.execute(f"DROP TABLE {scratch}.old_links")
         return []
-    candidates = conn.execute(
-        f"SELECT o.source, o.account, o.kind, o.entity_id, o.client_id, o.name, o.birth_date "  # noqa: S608
+    # on disk, not in memory: after a row near the top of a sheet of record is deleted, every
+    # id shifts, and a link under another id of the very same name and birth date is no candidate
+    conn.execute(f"DROP TABLE IF EXISTS {scratch}.moved_docs")
+    conn.execute(
+        f"CREATE TABLE {scratch}.moved_docs AS SELECT DISTINCT o.source, o.account, o.kind, o.entity_id "  # noqa: S608
         f"FROM {scratch}.old_links o "
         f"WHERE NOT EXISTS (SELECT 1 FROM main.client_links n JOIN main.clients c USING (client_id) "
-        f"WHERE n.client_id = o.client_id AND {_NDOC} "
-        f"AND c.name IS o.name AND c.birth_date IS o.birth_date) "
+        f"WHERE {_NDOC} AND c.name IS o.name AND c.birth_date IS o.birth_date) "
         f"AND EXISTS (SELECT 1 FROM main.client_links WHERE {_DOC}) "
-        f"AND EXISTS (SELECT 1 FROM main.documents WHERE {_DOC} AND doc_id <= ?)", (mark,)).fetchall()
-    if candidates:  # each such document's links before: found by document (rare: indexed only now)
+        f"AND EXISTS (SELECT 1 FROM main.documents WHERE {_DOC} AND doc_id <= ?)", (mark,))
+    if conn.execute(f"SELECT 1 FROM {scratch}.moved_docs LIMIT 1").fetchone():  # noqa: S608
         conn.execute(f"CREATE INDEX {scratch}.old_links_doc ON old_links (entity_id, kind, source, account)")
     moved: list[tuple[str, str, str, list[str]]] = []
-    for source, account, kind, entity_id in dict.fromkeys(c[:4] for c in candidates):
+    docs = conn.execute(f"SELECT source, account, kind, entity_id FROM {scratch}.moved_docs "  # noqa: S608
+                        "ORDER BY source, account, kind, entity_id")
+    for source, account, kind, entity_id in docs:
         where = (entity_id, kind, source, account)
         now = conn.execute(
             "SELECT l.client_id, c.name, c.birth_date, c.merged, l.rule FROM main.client_links l JOIN main.clients c "
@@ -94,6 +99,7 @@ def find(conn: sqlite3.Connection, scratch: str, mark: int | None) -> list[tuple
             moved.append((f"{source}:{account}:{kind}:{entity_id}", lost[0][0], str(lost[0][1] or ""),
                           sorted(cid for cid, *_ in now)))
     conn.execute(f"DROP TABLE {scratch}.old_links")
+    conn.execute(f"DROP TABLE {scratch}.moved_docs")
     return sorted(moved)
 
 
@@ -101,16 +107,17 @@ def _same(before: str, name: str | None, birth: str | None, cid: str, now_name: 
           now_birth: str | None, merged: str | None) -> bool:
     """Whether the client ``cid`` a document is linked to now is the person ``before`` was:
     the same folded name and birth date (an id shifted with its sheet row); under the same id,
-    a record corrected in place (a birth date added or fixed, a new family name) unless both
-    its name and its birth date are another's (the next person's row in that place); or the
-    client ``before`` was merged into."""
+    a record corrected in place: the same name (a birth date added or fixed), or the same
+    known birth date and given name (a new family name). A birth date unknown on either side
+    excuses nothing (the next person's row often has none), nor does a shared one alone
+    (twins). Or the client ``before`` was merged into."""
     if before in str(merged or "").split(","):
         return True
-    same_name = K.name_text(name) == K.name_text(now_name)
-    same_birth = birth is None or now_birth is None or birth == now_birth
-    if cid == before:
-        return same_name or same_birth
-    return same_name and birth == now_birth
+    folded, now_folded = K.name_text(name), K.name_text(now_name)
+    if folded == now_folded and (cid == before or birth == now_birth):
+        return True
+    return (cid == before and birth is not None and birth == now_birth and folded is not None
+            and now_folded is not None and folded.split()[:1] == now_folded.split()[:1])
 
 
 def meta(conn: sqlite3.Connection, moved: list[tuple[str, str, str, list[str]]]) -> dict[str, str]:

@@ -170,5 +170,14 @@ def test_a_record_corrected_in_place_or_a_link_lost_moves_nothing(tmp_path: Path
     other = {**people, "B": ("Dee Poe", "1999-09-09")}
     assert _moved(tmp_path / "row", (links, people), (links, other)) == [
         ("gmail:box:email:m1", "B", "Ben Kim", ["B"]), ("gmail:box:email:m2", "B", "Ben Kim", ["A", "B"])]
+    # a birth date unknown on one side excuses nothing, nor does a shared one alone (twins);
+    # a new family name with the same birth date and given name is the same person
+    for n, (then, now) in enumerate(((("Ben Kim", "1981-02-02"), ("Dee Poe", None)),
+                                     (("Ben Kim", None), ("Zed Roe", "1999-09-09")),
+                                     (("Emma Brown", "2010-05-05"), ("Olivia Brown", "2010-05-05")))):
+        got = _moved(tmp_path / f"next{n}", ([("B", "m1")], {**people, "B": then}), ([("B", "m1")], {**people, "B": now}))
+        assert got == [("gmail:box:email:m1", "B", then[0], ["B"])], (then, now, got)
+    married = {**people, "B": ("Ben Stone", "1981-02-02")}
+    assert _moved(tmp_path / "married", (links, people), (links, married)) == []
     away = [("C", "m1"), ("A", "m2"), ("B", "m2")]
     assert _moved(tmp_path / "away", (links, people), (away, people)) == [("gmail:box:email:m1", "B", "Ben Kim", ["C"])]

@@ -164,25 +164,39 @@ class AnswerIndex:
 
 
 class Columns:
-    """The questions each linked sheet's rows have shown: a sheet row is ragged (its empty
-    cells at the end are left out), so a question missing from one row is a blank answer when
-    another row of the same sheet (form ``<spreadsheet id>/<sheet id>``) has it, and a question
-    the sheet does not have only when no row does. Learnt from every response before any is
-    scored (:meth:`learn`); a Forms API response lists every question of its form itself."""
+    """The questions each linked sheet's rows have shown, and since when: a sheet row is
+    ragged (its empty cells at the end are left out), so a question missing from one row is a
+    blank answer when a row of the same sheet (form ``<spreadsheet id>/<sheet id>``)
+    submitted no later has it. A question added to the form later is a column appended at the
+    end that earlier rows never had: they were not asked it (still ``QUESTION_MISSING``), so
+    only rows submitted at or after its first appearance count. Learnt from every response
+    before any is scored (:meth:`learn`); a Forms API response lists every question itself."""
 
     def __init__(self) -> None:
-        self.by_form: dict[str, set[Any]] = {}
+        self.by_form: dict[str, dict[Any, str]] = {}
+        """Form -> title (normalised) -> the earliest submitted time of a row that has it."""
 
     def learn(self, doc: dict[str, Any]) -> None:
         """Note the question titles of one response (of a linked sheet's form)."""
-        form = _sheet_form(doc)
-        if form is not None:
-            self.by_form.setdefault(form, set()).update(AnswerIndex(_answers(doc)).by_title)
+        form, when = _sheet_form(doc), _submitted(doc)
+        if form is None or when is None:
+            return
+        seen = self.by_form.setdefault(form, {})
+        for title in AnswerIndex(_answers(doc)).by_title:
+            if title not in seen or when < seen[title]:
+                seen[title] = when
 
     def of(self, doc: dict[str, Any]) -> AbstractSet[Any]:
-        """The titles (normalised) that rows of the response's sheet have shown."""
-        form = _sheet_form(doc)
-        return self.by_form.get(form, frozenset()) if form is not None else frozenset()
+        """The titles (normalised) that rows of the response's sheet submitted no later had."""
+        form, when = _sheet_form(doc), _submitted(doc)
+        if form is None or when is None:
+            return frozenset()
+        return {t for t, first in self.by_form.get(form, {}).items() if first <= when}
+
+
+def _submitted(doc: dict[str, Any]) -> str | None:
+    at = doc.get("submitted_at")
+    return at if isinstance(at, str) and at else None
 
 
 def _sheet_form(doc: dict[str, Any]) -> str | None:
@@ -333,10 +347,11 @@ def score_response(doc: dict[str, Any], reg: Registry, columns: Columns | None =
         return []
     effective = effective_at(doc)
     answers = AnswerIndex(_answers(doc))
+    seen = columns.of(doc) if columns is not None else frozenset()
     out: list[Outcome] = []
     for mb in b.measures:
         m = reg.measures[(mb.measure, mb.version)]
-        got = score_measure(m, mb, b.id, answers, columns.of(doc) if columns is not None else frozenset())
+        got = score_measure(m, mb, b.id, answers, seen)
         if effective is None:  # scored for no one's trend, but its critical items still shown
             flags = got.flags if isinstance(got, NotScored) else got[1]
             out.append(NotScored("NO_TIME", m.id, b.id, flags=tuple(

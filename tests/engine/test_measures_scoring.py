@@ -399,8 +399,8 @@ def test_a_sheet_row_that_ends_before_its_last_questions_left_them_blank(tmp_pat
     reg = registry(tmp_path, {"s": {"id": "s", "forms": [{"form_id": sheet}], "measures": [
         {"measure": "phq9", "items": {f"phq9_{n}": {"title": t} for n, t in enumerate(PHQ, 1)}}]}})
 
-    def row(values: list[int]) -> dict[str, Any]:
-        doc = response(phq=[*values, *[None] * (9 - len(values))], form=sheet)
+    def row(values: list[int], day: str = "2026-03-04") -> dict[str, Any]:
+        doc = response(phq=[*values, *[None] * (9 - len(values))], form=sheet, submitted=f"{day}T10:00:00Z")
         doc["answers"] = [a for a in doc["answers"][:len(values)]]  # the cells after the last one: gone
         return doc
     full, ragged = row([1] * 9), row([1] * 8)
@@ -412,6 +412,13 @@ def test_a_sheet_row_that_ends_before_its_last_questions_left_them_blank(tmp_pat
     assert "phq9_9_unanswered" in got[0]["flags"]
     alone = score_response(ragged, reg, Columns())  # no row of the sheet has item 9's column
     assert [o.reason for o in alone if isinstance(o, NotScored)] == ["QUESTION_MISSING"], alone
+    # item 9 added to a PHQ-8 form later: its column appeared with the rows after; the rows
+    # before were never asked it (not a blank to prorate, and not 'not critical')
+    before, added = row([1] * 8, "2026-01-05"), row([1] * 9, "2026-02-01")
+    later = Columns()
+    for doc in (before, added):
+        later.learn(doc)
+    assert [o.reason for o in score_response(before, reg, later) if isinstance(o, NotScored)] == ["QUESTION_MISSING"]
     api = response(phq=[1] * 8 + [None])  # a Forms API response lists every question itself
     api["answers"] = api["answers"][:8]
     assert [o.reason for o in score_response(api, registry(tmp_path / "api"), columns)

@@ -109,7 +109,7 @@ def cmd_show(ns: argparse.Namespace) -> int:
         docs = t.documents(client["client_id"], ns.limit or None)
         keys = t.keys(client["client_id"])
         measures = measurescmd.for_client(ns, client["client_id"]) if ns.measures else None
-        critical = measurescmd.critical_unscored(ns, t.conn, client["client_id"]) if ns.measures else []
+        critical = measurescmd.critical_unscored(ns, client["folder"]) if ns.measures else None
         if ns.json:
             extra = {"measurements": measures, "critical_not_scored": critical} if measures is not None else {}
             return _json_lines([{**client, "keys": keys, "documents": docs, **extra}])
@@ -131,10 +131,9 @@ def cmd_show(ns: argparse.Namespace) -> int:
         if measures is not None:
             measurescmd.print_trends(console, measures, getattr(ns, "client_zone", "UTC"))
         if critical:
-            flags = sorted({f for c in critical for f in c["flags"] or ()})
-            console.print(Text(f"{len(critical)} response(s) of this client could not be scored and carry a "
-                               f"critical flag ({', '.join(flags)}): the chart's measures.md lists them",
-                               style="bold red"))
+            console.print(Text(f"{critical['responses']} response(s) of this client could not be scored and "
+                               f"carry a critical flag ({', '.join(critical['flags'])}): the chart's measures.md "
+                               "lists them", style="bold red"))
         return int(ExitCode.OK)
     return _guard(ns, act)
 

@@ -9,18 +9,17 @@ be scored carries a critical flag. Output goes to this process's stdout only.
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
-import orjson
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from engine.canon.publish import AccountFiles
 from engine.config.load import load
 from engine.index.query import ObjectCorrupt
 from engine.measures.read import client_measurements, trend_tables
-from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE, raised
+from engine.measures.score import raised
 from engine.store.fsutil import read_regular
 from engine.store.workspace import Workspace
 from lorch_tui.bigtable import clean
@@ -41,28 +40,29 @@ def for_client(ns: argparse.Namespace, client_id: str) -> list[dict[str, Any]]:
         store.close()
 
 
-def critical_unscored(ns: argparse.Namespace, conn: Any, client_id: str) -> list[dict[str, Any]]:
-    """The client's responses that could not be scored and carry a critical flag (a positive
-    item 9, or one whose answer is not known), from the measures' rejects file: they are in
-    the chart's measures.md, and `--measures` said nothing of them."""
+CRITICAL_LINE = re.compile(r"^\*\*A critical item was answered, or its answer is not known, in (\d+) response\(s\)")
+"""The bold line of a chart's ``measures.md`` (:mod:`engine.measures.chart`)."""
+
+
+def critical_unscored(ns: argparse.Namespace, folder: str) -> dict[str, Any] | None:
+    """What the client's chart says of responses that could not be scored and carry a
+    critical flag (a positive item 9, or one whose answer is not known): their count and
+    flags, read from the chart's ``measures.md``, which settled the copies of a submission
+    (one answered on the Forms API and in its linked sheet is one response there); None when
+    it says nothing. `--measures` listed the scores only."""
     ws = Workspace(load(getattr(ns, "config", None), getattr(ns, "workspace", None)).workspace)
-    path = AccountFiles(ws.canonical / MEASURES_SOURCE, MEASURES_ACCOUNT).rejects
-    out: list[dict[str, Any]] = []
     try:
-        lines = read_regular(path).splitlines()
-    except OSError:
-        return out  # none yet (every response scored), or unreadable: the chart still lists them
-    for raw in lines:
-        try:
-            line = orjson.loads(raw)
-            source, account, entity = str(line["response"]).split("/", 2)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            continue
-        if raised(line.get("flags")) and conn.execute(
-                "SELECT 1 FROM client_links WHERE client_id = ? AND source = ? AND account = ? "
-                "AND kind = 'form_response' AND entity_id = ?", (client_id, source, account, entity)).fetchone():
-            out.append({k: line.get(k) for k in ("response", "measure", "reason")} | {"flags": raised(line["flags"])})
-    return out
+        text = read_regular(ws.root / "clients" / folder / "measures.md").decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return None  # no chart yet, or not a regular file: nothing to say
+    lines = text.splitlines()
+    count = next((int(m.group(1)) for m in map(CRITICAL_LINE.match, lines) if m), 0)
+    if not count:
+        return None
+    table = lines[lines.index("## Not scored"):] if "## Not scored" in lines else []
+    flags = sorted({f.strip() for row in table if row.startswith("| ") and row.count(" | ") >= 5
+                    for f in row.split(" | ")[4].split(",") if "_" in f and raised([f.strip()])})
+    return {"responses": count, "flags": flags, "chart": str(ws.root / "clients" / folder / "measures.md")}
 
 
 def print_trends(console: Console, measurements: list[dict[str, Any]], zone: str = "UTC") -> None:

@@ -315,7 +315,7 @@ class Resolver:
                 keep.keys |= gone.keys
                 keep.names = tuple(dict.fromkeys((*keep.names, *gone.names)))
                 keep.aliases |= gone.aliases
-                keep.merged.append(other)
+                keep.merged.extend([other, *gone.merged])  # chained groups: B kept A, C keeps B
                 alias[other] = keep.client_id
         for merged in alias:  # a keeper merged away by a later group: every id to the final one
             final = alias[merged]

@@ -28,8 +28,8 @@ def check_measures(cfg: PipelineConfig) -> list[Check]:
                          f"{len(m.items)} items, total {low}-{high}, {len(m.bands)} bands, "
                          f"code {m.code.code}"))
     for b in reg.bindings:
-        out.append(Check("measures", f"binding {b.id}", "ok",
-                         f"{len(b.forms)} form(s): " + ", ".join(mb.measure for mb in b.measures)))
+        carries = ", ".join(mb.measure for mb in b.measures) or "no measure (declared: measures: [])"
+        out.append(Check("measures", f"binding {b.id}", "ok", f"{len(b.forms)} form(s): {carries}"))
     # what the project stage refuses (a missing folder, no measure file) fails here too: validate
     # passed a typo in clients.measures that failed every run with MEASURES_INVALID
     out += [Check("measures", "registry", "fail", p) for p in reg.problems]

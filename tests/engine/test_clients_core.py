@@ -208,6 +208,10 @@ def test_merges_chain_through_earlier_groups() -> None:
     p, _ = resolve(docs, overrides=ov)
     assert p.clients[cid("C")].merged == [cid("C2"), cid("C3")] and p.unused_overrides == 0
     assert not [c for c in p.conflicts if cid("C") in c.clients]
+    # the keeper of an earlier group merged into a later group's keeper: every id it had goes along
+    ov = Overrides(merge=[[cid("C2"), cid("C3")], [cid("C"), cid("C2")]])
+    p, _ = resolve(docs, overrides=ov)
+    assert set(p.clients) >= {cid("C")} and p.clients[cid("C")].merged == [cid("C2"), cid("C3")]
 
 
 def test_references_follow_the_contact_they_point_at() -> None:

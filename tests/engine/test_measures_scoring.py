@@ -434,3 +434,11 @@ def test_a_form_declared_to_carry_no_measure_says_nothing(tmp_path: Path) -> Non
     assert [o.reason for o in score_response(response(form="C2"), reg) if isinstance(o, NotScored)] == ["NO_BINDING"]
     missing = registry(tmp_path / "m", {"consent": {"id": "consent", "forms": [{"form_id": "C1"}]}})
     assert missing.problems and "measures" in " ".join(missing.problems)
+    from engine.config import PipelineConfig
+    from engine.measures.checks import check_measures
+    from tests.helpers import demo_extractor
+
+    cfg = PipelineConfig.model_validate({"workspace": str(tmp_path / "ws"), "extractors": [demo_extractor("g1")],
+                                         "clients": {"sources": ["dataverse"], "measures": str(tmp_path / "measures")}})
+    said = {c.subject: c.message for c in check_measures(cfg)}
+    assert said["binding consent"] == "1 form(s): no measure (declared: measures: [])", said

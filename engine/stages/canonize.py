@@ -48,36 +48,20 @@ from engine.events import (
     TaskWarning,
     write_error_code,
 )
+from engine.stages.canonreading import CanonizeFailed, check_part, latest_run, part_stats
 from engine.stages.chain import NewestWins, activated_versions
 from engine.stages.markers import Markers
 from engine.stages.spec import TaskSpec
-from engine.store.fsutil import (
-    NotRegularFile,
-    atomic_write_bytes,
-    ensure_dir,
-    open_private,
-    open_regular,
-    section,
-)
+from engine.store.fsutil import atomic_write_bytes, ensure_dir, open_private, open_regular, section
 from engine.store.workspace import Workspace
 from engine.vault.chain import ChainBroken, ChainRun, incremental_chain
 from engine.vault.deletions import is_deletion
-from engine.vault.layout import DT_DIR, RUN_DIR, RunRef, read_latest, read_manifest
 from engine.vault.numbers import exact_loads, inexact
-from engine.vault.reader import PartCorrupt, StreamKeys, VaultRecord, iter_part_records, verify_part
+from engine.vault.reader import PartCorrupt, StreamKeys, VaultRecord, iter_part_records
 
 Emit = Callable[[EventBase], None]
 NUMBER_INEXACT = "NUMBER_INEXACT"
 """Reject code: the record holds a number a double (JSONata) cannot hold exactly."""
-
-
-class CanonizeFailed(Exception):
-    """The account cannot be canonized; carries a stable code."""
-
-    def __init__(self, code: ErrorCode, detail: str | None = None) -> None:
-        super().__init__(code.value)
-        self.code = code
-        self.detail = detail
 
 
 def outputs(ws: Workspace, source: str, account: str) -> dict[str, Path]:
@@ -114,30 +98,7 @@ class Canonizer:
         """Find the LATEST run (and, for incremental runs, the chain back to a full run),
         and compile the transforms of the account's mapped streams."""
         account_dir = self.ws.account_dir(self.ex.domain, self.ex.source, self.ex.account)
-        try:
-            latest = read_latest(account_dir)
-        except NotRegularFile:  # a FIFO or the like planted as LATEST.json
-            raise CanonizeFailed(ErrorCode.LATEST_INVALID) from None
-        except OSError:
-            raise CanonizeFailed(ErrorCode.NO_LATEST) from None
-        except (ValueError, AssertionError):
-            raise CanonizeFailed(ErrorCode.LATEST_INVALID) from None
-        if latest is None:
-            raise CanonizeFailed(ErrorCode.NO_LATEST)
-        dt, run_id = str(latest.get("dt")), str(latest.get("run_id"))
-        if not (DT_DIR.fullmatch(f"dt={dt}") and RUN_DIR.fullmatch(f"run_id={run_id}")):
-            raise CanonizeFailed(ErrorCode.LATEST_INVALID)  # never build a path from an odd value
-        run_dir = RunRef(dt, run_id).path(account_dir)
-        if not run_dir.is_dir():
-            raise CanonizeFailed(ErrorCode.RUN_MISSING)
-        try:
-            manifest = read_manifest(run_dir)
-        except FileNotFoundError:
-            raise CanonizeFailed(ErrorCode.MANIFEST_MISSING) from None
-        except (OSError, ValueError, AssertionError):
-            raise CanonizeFailed(ErrorCode.MANIFEST_INVALID) from None
-        if manifest.get("status") != "success":  # LATEST may only name a successful run
-            raise CanonizeFailed(ErrorCode.LATEST_NOT_SUCCESS)
+        latest = latest_run(account_dir)
         canon = self.spec.canonize
         registry = Registry.load(canon.transforms_dir, canon.schemas_dir)
         compiled: dict[str, CompiledTransform] = {}
@@ -154,7 +115,7 @@ class Canonizer:
             except (ValueError, OSError):
                 raise CanonizeFailed(ErrorCode.TRANSFORM_INVALID) from None
         try:
-            chain = incremental_chain(account_dir, ChainRun(run_dir, manifest))
+            chain = incremental_chain(account_dir, latest)
         except ChainBroken:
             raise CanonizeFailed(ErrorCode.INCREMENTAL_CHAIN_BROKEN) from None
         self.ids = SourceIds.of(compiled)
@@ -314,32 +275,6 @@ def _had_records(files: AccountFiles) -> bool:
     meta = publish.read_meta(files)
     output = meta.get("output") if meta else None
     return isinstance(output, dict) and isinstance(output.get("records"), int) and output["records"] > 0
-
-
-def check_part(run_dir: Path, part: dict[str, Any]) -> None:
-    """CanonizeFailed with the part's code unless it matches its manifest entry; its detail
-    is the part's path (the manifest's for a name that is not a part's, never opened)."""
-    problem = verify_part(run_dir, part)
-    if problem is not None:
-        bad_name = problem == ErrorCode.MANIFEST_INVALID.value
-        raise CanonizeFailed(ErrorCode(problem), str(run_dir / ("manifest.json" if bad_name else part["file"])))
-
-
-def part_stats(chain: list[ChainRun]) -> dict[str, list[int] | None]:
-    """Every part of the chain -> [size, mtime_ns] now (None when it cannot be stat'ed);
-    the size must also be the manifest's, or the entry is None."""
-    stats: dict[str, list[int] | None] = {}
-    for run in chain:
-        for part in run.manifest.get("parts", []):
-            name = str(part.get("file", ""))
-            key = f"{run.path.parent.name}/{run.path.name}/{name}"
-            try:
-                st = os.stat(run.path / name)
-            except (OSError, ValueError):
-                stats[key] = None
-                continue
-            stats[key] = [st.st_size, st.st_mtime_ns] if st.st_size == part.get("bytes") else None
-    return stats
 
 
 def _flush(out: IO[bytes], sha: Any, buf: list[bytes]) -> None:

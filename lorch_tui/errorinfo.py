@@ -73,7 +73,7 @@ MEANINGS: dict[str, str] = {
                             "after their own record in one run, or on a stream without a key (or the "
                             "marker no value for it); "
                             "that record stays until a full run no longer sends it",
-    "MEASURES_CRITICAL_UNLINKED": "warning, project: a critical item (PHQ-9 item 9) was answered above its threshold in responses linked to no client, so in no chart (count); query --kind measurement --json lists them without client_id; link each with a link: override",
+    "MEASURES_CRITICAL_UNLINKED": "warning, project: a critical item (PHQ-9 item 9) was answered above its threshold in responses linked to no client, so in no chart (count); query --kind measurement --json --limit 0 lists them without client_id; link each with a link: override",
     "MEASURES_NOT_SCORED": 'warning, project: form responses (or measures of them) not scored (count = lines of detail_path, the rejects file; duplicate copies are counted apart)',
 }
 

@@ -138,6 +138,8 @@ def cmd_query(ns: argparse.Namespace) -> int:
             for line in lines:
                 out.write(line if line.endswith(b"\n") else line + b"\n")
             out.flush()
+            if more:
+                rankcmd.more_note(limit)
             return int(ExitCode.OK)
         raise LorchError("documents' object files were missing on three reads: an index run is replacing "
                          "them, or a file was removed",

@@ -50,6 +50,12 @@ def _note(message: str) -> None:
     sys.stderr.write(f"note: {message}\n")
 
 
+def more_note(limit: int | None) -> None:
+    """Said on stderr after JSON lines cut at ``--limit``: a script must not take them for all."""
+    _note(f"more documents match than the {limit} printed (--limit {limit}): use --limit N, "
+          "or --limit 0 for all")
+
+
 def _how_to_embed(ns: argparse.Namespace) -> str:
     """How the missing vectors get made: an index run, or first the config when they are off."""
     if getattr(ns, "vectors_on", True):
@@ -94,6 +100,8 @@ def run_ranked(ns: argparse.Namespace, store: Store, base: Query, limit: int | N
         except ObjectMissing:
             continue  # an index run replaced an account between the query and the read
         _print_json(hits, lines, ns.explain)
+        if more:
+            more_note(limit)
         return int(ExitCode.OK)
     raise LorchError("documents' object files were missing on three reads: an index run is replacing "
                          "them, or a file was removed",

@@ -153,6 +153,16 @@ def test_query_and_charts_show_the_measures(demo: tuple[Path, Path]) -> None:
     assert sorted(d["source_id"] for d in docs) == sorted(m["source_id"] for m in got)
     assert {"measure", "measure_version", "code", "value", "band", "items", "flags", "effective_at",
             "response_id", "binding"} <= set(docs[0])
+    assert "more documents match" not in res.stderr
+    cut = cli(ws, cfg, "query", "--kind", "measurement", "--json", "--limit", "3")
+    assert cut.returncode == 0, cut.stderr
+    assert len(cut.stdout.splitlines()) == 3 < len(docs)
+    # a script reading the JSON lines is told on stderr that they are not all (the warning's
+    # way to find unlinked critical items must not lose the oldest silently)
+    assert "more documents match than the 3 printed" in cut.stderr and "--limit 0" in cut.stderr
+    ranked = cli(ws, cfg, "query", "--kind", "measurement", "--text", "phq9", "--words-only", "--json", "--limit", "1")
+    assert ranked.returncode == 0, ranked.stderr
+    assert len(ranked.stdout.splitlines()) == 1 and "more documents match than the 1 printed" in ranked.stderr
     con = sqlite3.connect(ws / "vector-store" / "index.sqlite")
     folder = dict(con.execute("SELECT client_id, folder FROM clients"))
     con.close()

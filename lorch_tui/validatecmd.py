@@ -22,7 +22,7 @@ from engine.clients.checks import check_clients
 from engine.config.load import load
 from engine.errors import ConfigError, ExitCode
 from engine.measures.checks import check_measures
-from engine.ops import checks
+from engine.ops import checks, permissions
 from engine.store.shown import private_os_error
 from engine.store.workspace import Workspace, check_not_a_file
 
@@ -67,12 +67,12 @@ def cmd_validate(ns: argparse.Namespace) -> int:
     else:
         if ns.fix_permissions:
             try:
-                fixed = checks.fix_permissions(ws)  # the real paths; only what is printed is masked
+                fixed = permissions.fix_permissions(ws)  # the real paths; only what is printed is masked
             except OSError as exc:
                 raise private_os_error(exc, ws.root) from None
             items.append(Check("permissions", "fix", "ok", f"tightened {fixed} path(s) to 0700/0600",
                                "permission"))
-        items += checks.check_permissions_quick(ws) if ns.quick else checks.check_permissions(ws)
+        items += permissions.check_permissions_quick(ws) if ns.quick else permissions.check_permissions(ws)
     print_checklist(console, items)
     kind = checks.exit_kind(items)
     warnings = sum(1 for c in items if c.status == "warn")

@@ -266,9 +266,10 @@ class TaskFinished(EventBase):
     parts: int = 0
     """Parts written."""
     bytes: int = 0
-    """Compressed bytes written."""
+    """Bytes written: extract, the vault parts (compressed); canonize, the canonical file it
+    published (0 when skipped)."""
     uncompressed_bytes: int = 0
-    """Uncompressed bytes written."""
+    """Uncompressed bytes written (canonize: the same as ``bytes``)."""
     duration_s: float = 0.0
     """Wall time of the attempt."""
     error_code: str | None = None

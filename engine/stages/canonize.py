@@ -298,8 +298,11 @@ def run_canonize(spec: TaskSpec, emit: Emit) -> int:
     started = time.monotonic()
     c = Canonizer(spec, emit)
     status, code, detail = "success", None, None
+    written = 0
     try:
         status = _canonize(c)
+        if status == "success":  # the canonical file published (plain JSON lines: no compression)
+            written = os.stat(c.paths["data"]).st_size
     except CanonizeFailed as exc:
         status, code, detail = "failed", exc.code.value, exc.detail
     except OSError as exc:
@@ -316,6 +319,7 @@ def run_canonize(spec: TaskSpec, emit: Emit) -> int:
         status=status, attempt=spec.attempt, records=c.records, rejects=c.rejects,  # type: ignore[arg-type]
         unmapped=c.unmapped, duration_s=round(time.monotonic() - started, 3), error_code=code,
         detail_path=detail or (str(c.paths["rejects"]) if c.rejects else None),
+        bytes=written, uncompressed_bytes=written,
     ))
     return 0 if status in ("success", "skipped") else 1
 

@@ -64,6 +64,10 @@ def test_every_demo_source_canonizes_with_zero_rejects(tmp_path: Path) -> None:
         assert meta["inputs"]["run"]["run_id"] == latest(account_dir(ws, ex))["run_id"]  # type: ignore[index]
         assert meta["output"]["records"] == 80 and meta["rejects"] == 0
     assert {e["status"] for e in finished(ws)} == {"success"}
+    # the bytes of each task are its published canonical file's (status and history show them)
+    sizes = {canonical_paths(ws, ex)["data"].stat().st_size for ex in exs}
+    assert {e["bytes"] for e in finished(ws)} == sizes and all(s > 0 for s in sizes)
+    assert all(e["uncompressed_bytes"] == e["bytes"] for e in finished(ws))
 
 
 def test_deterministic_skipped_when_unchanged_and_forced_rebuild(tmp_path: Path) -> None:
@@ -74,7 +78,7 @@ def test_deterministic_skipped_when_unchanged_and_forced_rebuild(tmp_path: Path)
     paths = canonical_paths(ws, ex)
     first = paths["data"].read_bytes()
     assert run(cfg, "--stage", "canonize").returncode == 0
-    assert finished(ws)[-1]["status"] == "skipped"
+    assert finished(ws)[-1]["status"] == "skipped" and finished(ws)[-1]["bytes"] == 0  # nothing written
     paths["data"].unlink()
     assert run(cfg, "--stage", "canonize").returncode == 0
     assert finished(ws)[-1]["status"] == "success"

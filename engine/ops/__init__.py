@@ -4,6 +4,7 @@
 * :mod:`engine.ops.permissions` — ``validate``'s walk of the workspace's modes, and the fixer.
 * :mod:`engine.ops.inspect` — the status views of a workspace.
 * :mod:`engine.ops.verify` — ``lorchestra verify``: every checksum of the vault and outputs.
+* :mod:`engine.ops.readback` — ``verify``'s re-reading of files: hashes and counts.
 * :mod:`engine.ops.cleanup` — ``lorchestra clean``.
 
 Nothing is imported here, so each command loads only the module it needs.

@@ -23,7 +23,6 @@ import hashlib
 import re
 import sqlite3
 import stat
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +32,12 @@ import orjson
 
 from engine.canon.publish import AccountFiles, open_current, plain_names_agree
 from engine.index.store import INDEX_CORRUPT, INDEX_UNREADABLE, StoreError, object_path, open_reader
-from engine.store.fsutil import open_regular, read_json, section
+from engine.ops.readback import CHUNK, file_sha256, gzip_counts, message_counts, object_problem
+from engine.store.fsutil import read_json, section
 from engine.store.workspace import Workspace
 from engine.vault.chain import ChainBroken, ChainRun, incremental_chain
 from engine.vault.layout import DT_DIR, LATEST, MANIFEST, PARTIAL_DIR, RUN_DIR, read_manifest
-from engine.vault.messages import LineInvalid, Record, parse
-from engine.vault.reader import PART_NAME, iter_lines, manifest_format
-
-CHUNK = 1 << 20
+from engine.vault.reader import PART_NAME, manifest_format
 
 MESSAGES = {
     "LATEST_INVALID": "LATEST.json does not parse or does not name a run (dt, run_id)",
@@ -175,7 +172,7 @@ class Verifier:
         for (sha,) in conn.execute("SELECT DISTINCT sha256 FROM documents"):
             self.report.objects += 1
             path = object_path(objects, sha)
-            code = _object_problem(path, sha)
+            code = object_problem(path, sha)
             if code is None:
                 continue
             counted = "objects_missing" if code == "OBJECT_MISSING" else "objects_corrupt"
@@ -378,64 +375,6 @@ def _subdirs(folder: Path, pattern: re.Pattern[str] | None = None) -> list[Path]
     return sorted(p for p in folder.iterdir()
                   if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
                   and (pattern is None or pattern.fullmatch(p.name)))
-
-
-def _object_problem(path: Path, sha: str) -> str | None:
-    """``OBJECT_MISSING`` (no regular file), ``OBJECT_CORRUPT`` (bytes that do not hash to
-    its name, or cannot be read), or None."""
-    try:
-        if not stat.S_ISREG(path.lstat().st_mode):
-            return "OBJECT_MISSING"
-    except OSError:
-        return "OBJECT_MISSING"
-    try:
-        return None if file_sha256(path) == sha else "OBJECT_CORRUPT"
-    except OSError:
-        return "OBJECT_CORRUPT"
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open_regular(path) as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def gzip_counts(path: Path) -> tuple[int, int] | None:
-    """(uncompressed bytes, lines) of a gzip part, or None when it does not decompress."""
-    dec = zlib.decompressobj(31)
-    size = lines = 0
-    try:
-        with open_regular(path) as fh:
-            while chunk := fh.read(CHUNK):
-                data = dec.decompress(chunk)
-                size += len(data)
-                lines += data.count(b"\n")
-        data = dec.flush()
-    except zlib.error:
-        return None
-    size += len(data)
-    lines += data.count(b"\n")
-    return (size, lines) if dec.eof and not dec.unused_data else None
-
-
-def message_counts(path: Path) -> tuple[int, int, int] | None:
-    """(uncompressed bytes, messages, RECORDs) of a format 2 part, or None when it does not
-    decompress or a line is not a valid Singer message."""
-    size = messages = records = 0
-    try:
-        for line in iter_lines(path):
-            size += len(line) + 1
-            if not line:
-                return None  # the writer never stores a blank line
-            msg = parse(line, depth_checked=True)
-            messages += 1
-            records += isinstance(msg, Record)
-    except (zlib.error, EOFError, OSError, LineInvalid):
-        return None
-    return size, messages, records
 
 
 def verify(ws: Workspace, *, all_runs: bool = False, deep: bool = False) -> Report:

@@ -29,7 +29,7 @@ from engine.index.store import (
     open_reader,
 )
 from engine.ops.cleanup import partial_targets
-from engine.ops.inspect import AccountView, account_views
+from engine.ops.inspect import AccountView, account_views, missing_charts
 from engine.store import history as run_history
 from engine.store.workspace import Workspace, check_not_a_file
 from engine.vault.layout import read_latest
@@ -138,11 +138,21 @@ def gather(loaded: LoadedConfig, history_n: int) -> dict[str, Any]:
         "accounts": account_rows(loaded, ws, index_state=None if index_bad is None else
                                  "unreadable" if index_bad["code"] == INDEX_UNREADABLE else "corrupt"),
         "unconfigured": unconfigured_accounts(loaded, ws),
-        "clients": client_counts(ws) if cfg.clients is not None else None,
+        "clients": _clients(ws) if cfg.clients is not None else None,
         # unfinished run folders a killed extract left (PHI that no stage reads); a run in
         # progress writes one too, so they are counted only while no process holds the lock
         "partials": len(partial_targets(ws)) if ws.vault.is_dir() and lock_holder(ws) is None else 0,
     }
+
+
+def _clients(ws: Workspace) -> dict[str, int] | None:
+    """The client layer's counts, with ``charts_missing``: clients without a chart folder
+    (counted only when no run holds the lock: a projection swaps folders one at a time)."""
+    counts = client_counts(ws)
+    if counts is None:
+        return None
+    missing = missing_charts(ws) if lock_holder(ws) is None else None
+    return {**counts, "charts_missing": missing or 0}
 
 
 def counted(run: dict[str, Any]) -> dict[str, Any]:
@@ -279,6 +289,10 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
                           "projection stopped while writing them (each folder is whole, but some may be "
                           "the previous run's and clients that are gone may still have one); the next run "
                           "completes them (`lorchestra run --stage project`)", highlight=False)
+        elif c.get("charts_missing"):
+            console.print(f"[yellow]charts: {c['charts_missing']:,} client(s) without a chart folder[/] "
+                          "(removed by hand, or left out of a restore): the next run writes them again "
+                          "(`lorchestra run --stage project`)", highlight=False)
         if c.get("measures_scored") or c.get("measures_not_scored"):
             console.print(f"measures: {c['measures_scored']:,} scored, {c['measures_not_scored']:,} "
                           "not scored (reasons: canonical/measures/scored.rejects.jsonl), "

@@ -163,3 +163,33 @@ def account_views(cfg: PipelineConfig, ws: Workspace,
 
     marks = drift_marks(cfg, ws)
     return [replace(account_view(ws, ex, index_shas), drift=marks.get(ex.name)) for ex in cfg.extractors]
+
+
+def missing_charts(ws: Workspace) -> int | None:
+    """How many clients of the index's client table have no chart folder under ``clients/``
+    (removed by hand, or a restore that left some out); None without client tables.
+
+    One read of the folder names and one listing of ``clients/``: no chart is opened. The
+    next projection writes the missing ones again (it is not skipped while one is missing).
+    """
+    import os
+    import sqlite3
+
+    path = ws.vector_store / "index.sqlite"
+    if not path.is_file():
+        return None
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        try:
+            folders = [f for (f,) in con.execute("SELECT folder FROM clients")]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    try:
+        present = set(os.listdir(ws.root / "clients"))
+    except FileNotFoundError:
+        present = set()
+    except OSError:
+        return None
+    return sum(1 for f in folders if f not in present)

@@ -763,6 +763,29 @@ def test_status_says_when_the_chart_folders_are_incomplete(built: Path, tmp_path
     assert "charts: incomplete" not in cli(ws, "status").stdout
 
 
+def test_status_counts_clients_whose_chart_folder_was_removed(built: Path, tmp_path: Path) -> None:
+    """A chart folder removed by hand (or left out of a restore): `status` said nothing, and
+    the next run writes it again (the projection is not skipped for it)."""
+    import json
+    import shutil
+
+    ws = copy(built, tmp_path)
+    status = cli(ws, "status", "--json")
+    assert json.loads(status.stdout)["clients"]["charts_missing"] == 0
+    con = sqlite3.connect(ws / "vector-store" / "index.sqlite")
+    folders = [f for (f,) in con.execute("SELECT folder FROM clients ORDER BY client_id LIMIT 2")]
+    con.close()
+    for f in folders:
+        shutil.rmtree(ws / "clients" / f)
+    assert json.loads(cli(ws, "status", "--json").stdout)["clients"]["charts_missing"] == 2
+    text = cli(ws, "status").stdout
+    assert "charts: 2 client(s) without a chart folder" in text and "lorchestra run --stage project" in text
+    assert all(f not in text for f in folders)  # a folder's name is a client's name: never printed
+    assert cli(ws, "run", "--stage", "project").returncode == 0
+    assert all((ws / "clients" / f / "client.md").is_file() for f in folders)
+    assert json.loads(cli(ws, "status", "--json").stdout)["clients"]["charts_missing"] == 0
+
+
 def test_the_project_task_has_a_wall_clock_and_a_memory_cap_of_its_own(built: Path, tmp_path: Path) -> None:
     """Issue 21: every stage's task has a wall-clock limit and a memory cap. The project task
     had neither (there was no `stages.project`): past its `timeout_s` it is stopped, marked

@@ -9,6 +9,7 @@ its start-up (issue 18). These helpers never create the database and never write
 from __future__ import annotations
 
 import sqlite3
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -81,22 +82,53 @@ class HistoryUnreadable(HistoryCorrupt):
     """``state/lorch.sqlite`` is there but could not be read now (locked by another process,
     a read-only or failing disk): not damaged, and not "no history" either."""
 
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(self, path: Path, reason: str, hint: str | None = None) -> None:
         Exception.__init__(self, f"the run history {path} could not be read ({reason})")
         self.path = path
+        self._hint = hint
 
     @property
     def hint(self) -> str:
         """What to try."""
+        if self._hint is not None:
+            return self._hint
         return ("another process may hold it (a run, a backup, an open sqlite3 shell): try again in a "
                 "moment; if it stays, check the disk and the folder's permissions")
+
+
+def _not_a_file(path: Path) -> HistoryUnreadable | None:
+    """Why ``path`` cannot be the history though something is there (a folder, a FIFO, a
+    socket, a dangling link, a folder that may not be searched), or None when it is a regular
+    file or nothing is there at all (no history yet). A folder there read as "none recorded
+    yet", exit 0, while every run warned it could not write the history."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if not path.is_symlink():
+            return None  # no history yet
+        return HistoryUnreadable(path, "a symbolic link to a file that does not exist",
+                                 f"remove the link (rm {path}) or point it at the history file")
+    except OSError as exc:  # no permission to search the folder, a disk error
+        return HistoryUnreadable(path, exc.strerror or type(exc).__name__,
+                                 f"check the permissions of {path.parent} and the disk")
+    if stat.S_ISREG(mode):
+        return None
+    what = "a folder" if stat.S_ISDIR(mode) else "a named pipe" if stat.S_ISFIFO(mode) else \
+        "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+    return HistoryUnreadable(path, f"it is {what}, not a file",
+                             f"move it aside (mv {path} {path}.aside); the next run starts a new history, "
+                             "and every earlier event is still in logs/pipeline-*.log")
 
 
 def open_readonly(path: Path) -> sqlite3.Connection | None:
     """A read-only connection, or None when there is no history yet (no file, or a file
     without the tables yet); :class:`HistoryCorrupt` when the file is not a database and
-    :class:`HistoryUnreadable` when it cannot be read now (locked: it said "no run yet")."""
-    if not path.is_file():
+    :class:`HistoryUnreadable` when it cannot be read now (locked: it said "no run yet") or
+    is no file at all (a folder, a FIFO: they said "no run yet" too)."""
+    odd = _not_a_file(path)
+    if odd is not None:
+        raise odd
+    if not path.exists():
         return None
     conn: sqlite3.Connection | None = None
     try:

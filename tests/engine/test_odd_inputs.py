@@ -192,6 +192,27 @@ def test_a_locked_history_is_not_no_history(built: tuple[Path, dict[str, object]
     assert res.returncode == 0 and "last run: " in res.stdout and "none recorded" not in res.stdout
 
 
+def test_a_history_that_is_no_file_is_unreadable_not_none(built: tuple[Path, dict[str, object]],
+                                                         tmp_path: Path) -> None:
+    """A folder (or a FIFO) where state/lorch.sqlite belongs: `run` warned it could not write
+    the history, and `status` said "last run: none recorded yet", exit 0."""
+    cfg, _ = built
+    db = tmp_path / "ws" / "state" / "lorch.sqlite"
+    for f in db.parent.glob("lorch.sqlite*"):
+        f.unlink()
+    db.mkdir(mode=0o700)
+    res = run_cli("run", "--stage", "extract", "--config", str(cfg), timeout=120)
+    assert "cannot write the run history" in res.stderr, res.stdout + res.stderr
+    for make, what in ((lambda: None, "a folder"), (lambda: (db.rmdir(), os.mkfifo(db, 0o600)), "a named pipe")):
+        make()
+        res = run_cli("status", "--config", str(cfg), timeout=60)
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert "STATE_DB_UNREADABLE" in res.stdout and "none recorded yet" not in res.stdout, res.stdout
+        assert f"{what}, not a file" in res.stdout and "mv " in res.stdout
+        res = run_cli("status", "--json", "--config", str(cfg), timeout=60)
+        assert res.returncode == 1 and '"STATE_DB_UNREADABLE"' in res.stdout
+
+
 def test_a_damaged_history_is_named_with_how_to_rebuild(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
     cfg, _ = built
     db = tmp_path / "ws" / "state" / "lorch.sqlite"

@@ -15,6 +15,7 @@ Nothing is ever copied from the vault: a sample in the config folder must be syn
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import zlib
@@ -334,6 +335,18 @@ def mapping_line(source: str, stream: str, tid: str) -> str:
     return flow.strip()
 
 
+def config_relative(folder: Path, config: Path) -> str:
+    """``folder`` as the config should name it: relative to the config file's folder (what a
+    relative path in the config means, not the current folder: "point transforms_dir at mytx"
+    named the wrong folder when run from elsewhere), absolute when they share nothing but
+    ``/``; quoted as YAML needs."""
+    target = Path(os.path.abspath(folder))
+    base = Path(os.path.abspath(config)).parent
+    common = os.path.commonpath([target, base])
+    value = str(target) if common == os.sep else os.path.relpath(target, base)
+    return yaml.safe_dump(value, allow_unicode=True, width=1000).strip().removesuffix("\n...").strip()
+
+
 def cmd_transform_new(ns: argparse.Namespace) -> int:
     """`lorchestra transform new DOMAIN/NAME --source S --stream T --kind K [--dir PATH]`."""
     loaded = load(getattr(ns, "config", None), getattr(ns, "workspace", None))
@@ -382,7 +395,8 @@ def cmd_transform_new(ns: argparse.Namespace) -> int:
     mapping = f"      - {mapping_line(ns.source, ns.stream, tid)}"
     out.print(f"  stages:\n    canonize:\n      mappings:\n{mapping}", markup=False)
     if ns.dir and (canon.transforms_dir is None or Path(ns.dir).resolve() != canon.transforms_dir.resolve()):
-        out.print(f"\nand point stages.canonize.transforms_dir at {root}", markup=False)
+        out.print(f"\nand point stages.canonize.transforms_dir at {config_relative(root, loaded.path)}"
+                  " (a relative transforms_dir is the config file's folder's)", markup=False)
     out.print("\nthen: lorchestra transform run " + tid + " --from-vault EXTRACTOR, add a sample, "
               "lorchestra transform test " + tid, markup=False)
     return int(ExitCode.OK)

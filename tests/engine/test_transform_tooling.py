@@ -7,6 +7,7 @@ real vault written by a real tap.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -129,6 +130,33 @@ def test_new_writes_skeletons_and_prints_the_mapping(tmp_path: Path) -> None:
     again = run_cli("transform", "new", "clinical/intake_to_contact", "--source", "forms", "--stream",
                     "intake", "--kind", "contact", "--dir", str(reg))
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_new_names_the_transforms_dir_as_the_config_reads_it(tmp_path: Path) -> None:
+    """`transform new --dir ./mytx` run beside a config in cfg/ said "point transforms_dir at
+    mytx", which the config reads as cfg/mytx: it prints the value relative to the config's
+    folder, and following it literally validates."""
+    (tmp_path / "cfg").mkdir()
+    cfg = tmp_path / "cfg" / "p.yaml"
+    doc = {"pipeline": {"name": "t", "version": "1"}, "workspace": "../ws", "extractors": [demo_extractor("g1")]}
+    cfg.write_text(yaml.safe_dump(doc))
+    res = run_cli("transform", "new", "crm/s_to_contact", "--source", "gmail", "--stream", "t", "--kind",
+                  "contact", "--dir", "./mytx", "--config", "cfg/p.yaml", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    line = next(x for x in res.stdout.splitlines() if "point stages.canonize.transforms_dir at" in x)
+    value = line.split(" at ", 1)[1].split(" (", 1)[0]
+    assert value == "../mytx", line
+    doc["stages"] = {"canonize": {"transforms_dir": value, "mappings": [
+        {"source": "gmail", "stream": "t", "transform": "crm/s_to_contact_v1"}]}}
+    cfg.write_text(yaml.safe_dump(doc))
+    checked = run_cli("validate", "--skip-permissions", "--config", str(cfg), cwd=REPO)
+    assert "transforms_dir" not in checked.stdout and "not in the registry" not in checked.stdout, checked.stdout
+    # nothing in common with the config's folder (the checkout) but `/`: the absolute path
+    assert os.path.commonpath([tmp_path, REPO]) == "/"
+    far = run_cli("transform", "new", "crm/s_to_contact", "--source", "gmail", "--stream", "t", "--kind",
+                  "contact", "--dir", str(tmp_path / "other"), "--config", str(REPO / "config" / "pipeline.example.yaml"))
+    assert far.returncode == 0, far.stderr
+    assert f"transforms_dir at {tmp_path / 'other'} (" in far.stdout, far.stdout
 
 
 def test_new_refuses_bad_names_unknown_kinds_and_the_bundled_registry(tmp_path: Path) -> None:

@@ -40,7 +40,8 @@ def _tables(ns: argparse.Namespace) -> tuple[ClientTables, Any]:
     return t, store
 
 
-def _guard(ns: argparse.Namespace, action: Any) -> int:
+def guard(ns: argparse.Namespace, action: Any) -> int:
+    """Run ``action`` on the client tables; an unreadable table is exit 1 with the fix."""
     t, store = _tables(ns)
     try:
         return int(action(t))
@@ -52,7 +53,8 @@ def _guard(ns: argparse.Namespace, action: Any) -> int:
         store.close()
 
 
-def _json_lines(items: list[dict[str, Any]]) -> int:
+def json_lines(items: list[dict[str, Any]]) -> int:
+    """Print one JSON object per line; exit code 0."""
     out = sys.stdout.buffer
     for item in items:
         out.write(orjson.dumps(item) + b"\n")
@@ -88,7 +90,7 @@ def cmd_list(ns: argparse.Namespace) -> int:
     def act(t: ClientTables) -> int:
         clients = t.clients()
         if ns.json:
-            return _json_lines(clients)
+            return json_lines(clients)
         console = Console(highlight=False)
         _table(console, ["id", "name", "record", "documents", "folder"], [
             [c["client_id"], c["sort_name"], f"{c['source']}/{c['account']}", c["documents"],
@@ -96,7 +98,7 @@ def cmd_list(ns: argparse.Namespace) -> int:
         console.print(f"{len(clients)} client(s); projected at {t.meta().get('projected_at', '?')}",
                       markup=False)
         return int(ExitCode.OK)
-    return _guard(ns, act)
+    return guard(ns, act)
 
 
 def cmd_show(ns: argparse.Namespace) -> int:
@@ -112,7 +114,7 @@ def cmd_show(ns: argparse.Namespace) -> int:
         critical = measurescmd.critical_unscored(ns, client["folder"]) if ns.measures else None
         if ns.json:
             extra = {"measurements": measures, "critical_not_scored": critical} if measures is not None else {}
-            return _json_lines([{**client, "keys": keys, "documents": docs, **extra}])
+            return json_lines([{**client, "keys": keys, "documents": docs, **extra}])
         console = Console(highlight=False)
         console.print(Text(clean(f"{client['sort_name']}  ({client['client_id']})"), style="bold"))
         console.print(clean(f"record: {client['source']}/{client['account']} {client['entity_id']}; "
@@ -135,7 +137,7 @@ def cmd_show(ns: argparse.Namespace) -> int:
                                f"carry a critical flag ({', '.join(critical['flags'])}): the chart's measures.md "
                                "lists them", style="bold red"))
         return int(ExitCode.OK)
-    return _guard(ns, act)
+    return guard(ns, act)
 
 
 def _find(t: ClientTables, text: str) -> dict[str, Any]:
@@ -154,7 +156,7 @@ def cmd_conflicts(ns: argparse.Namespace) -> int:
     def act(t: ClientTables) -> int:
         items = t.conflicts()
         if ns.json:  # typed like `clients list`: the clients as a list of ids
-            return _json_lines([{**c, "clients": str(c["clients"]).split(","), "reviewed": bool(c["reviewed"])}
+            return json_lines([{**c, "clients": str(c["clients"]).split(","), "reviewed": bool(c["reviewed"])}
                                 for c in items])
         console = Console(highlight=False)
         rows: list[list[object]] = []
@@ -169,7 +171,7 @@ def cmd_conflicts(ns: argparse.Namespace) -> int:
                       "overrides file: merge, apart, link or ignore (docs/clients.md).", markup=False)
         _print_overrides(console, stale_overrides(t.conn), STALE_HEAD)
         _print_overrides(console, stale_overrides(t.conn, "unused_overrides"), UNUSED_HEAD)
-        _print_moved(console, t)
+        print_moved(console, t)
         twins = likely_same_person(items, _source_rank(t, getattr(ns, "client_sources", [])))
         if twins:
             console.print("These share a name and birth date (and more): if each pair is one person, "
@@ -178,7 +180,7 @@ def cmd_conflicts(ns: argparse.Namespace) -> int:
             console.print("merge:\n" + "".join(f"  - [{a}, {b}]\n" for a, b in twins), markup=False,
                           end="")
         return int(ExitCode.OK)
-    return _guard(ns, act)
+    return guard(ns, act)
 
 
 STALE_HEAD = ("override(s) not applied (OVERRIDE_STALE): what they name is not what they were first applied "
@@ -202,21 +204,24 @@ def _print_overrides(console: Console, items: list[tuple[str, str]], head: str) 
         console.print(Text(f"  {clean(what)}{clean(target)}"))
 
 
-def _print_moved(console: Console, t: ClientTables) -> None:
-    """Documents the last projection linked to another person than the one before did
-    (LINKS_MOVED: an address moved between two clients' records takes past mail along)."""
+HEAD = ("document(s) linked to another client than before (LINKS_MOVED), not reviewed yet: look at "
+        "each (`clients show`); one that belongs to its former client goes back with a link: override, "
+        "then `lorchestra clients moved --reviewed` forgets the rest (docs/clients.md):")
+
+
+def print_moved(console: Console, t: ClientTables) -> None:
+    """The moves not reviewed yet, one line each (nothing when there are none)."""
     meta = read_meta(t.conn)
     items = moved.listed(meta.get("moved_links"))
-    total = int(meta.get("links_moved", "0")) if meta.get("links_moved", "").isdigit() else len(items)
+    total = moved.open_count(meta)
     if not total:
         return
-    console.print(f"{total} document(s) linked to another client by the last projection than by the one before "
-                  "(LINKS_MOVED): look at each (`clients show`); one that belongs to its former client goes "
-                  "back with a link: override (docs/clients.md):", markup=False)
-    for doc, before, name, now in items:
+    console.print(f"{total} {HEAD}", markup=False)
+    for doc, before, name, now, since in items:
         names = t.names(now)
         to = "; ".join(f"{c} {names[c]}" for c in now)
-        console.print(Text(f"  {clean(doc)}: {clean(before)} {clean(name)} -> {clean(to)}"))
+        when = f" (since {since[:10]})" if since else ""
+        console.print(Text(f"  {clean(doc)}: {clean(before)} {clean(name)} -> {clean(to)}{when}"))
     if total > len(items):
         console.print(f"  ... and {total - len(items)} more (the first {len(items)} are listed)", markup=False)
 
@@ -249,7 +254,7 @@ def cmd_unlinked(ns: argparse.Namespace) -> int:
     def act(t: ClientTables) -> int:
         items = t.unlinked(ns.kind, ns.reason)
         if ns.json:
-            return _json_lines(items)
+            return json_lines(items)
         console = Console(highlight=False)
         _table(console, ["document", "time", "title", "reason", "detail"], [
             [f"{u['source']}:{u['account']}:{u['kind']}:{u['entity_id']}", u["time"], u["title"],
@@ -260,4 +265,4 @@ def cmd_unlinked(ns: argparse.Namespace) -> int:
         summary = ", ".join(f"{n} {r}" for r, n in sorted(per.items())) or "none"
         console.print(f"{len(items)} unlinked document(s): {summary}", markup=False)
         return int(ExitCode.OK)
-    return _guard(ns, act)
+    return guard(ns, act)

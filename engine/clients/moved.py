@@ -8,9 +8,10 @@ person) takes the first client's past mail into the second one's chart, with exi
 rules cannot tell that from a correction, so the projection reports it: each document that
 left someone's chart for someone else's (a person it was linked to is not any more, and a
 person it was not linked to is now) is counted (warning ``LINKS_MOVED``) and listed by
-`lorchestra clients conflicts` (the first :data:`LISTED`), where a ``link:`` override can
-put it back. A document that only lost a client (a mail to Ann and Bob now Ann's alone) or
-only gained one (a new client's address on old mail) went nowhere new and is not counted.
+`lorchestra clients conflicts` and `lorchestra clients moved` (the first :data:`LISTED`),
+where a ``link:`` override can put it back; it stays listed until reviewed (:func:`meta`).
+A document that only lost a client (a mail to Ann and Bob now Ann's alone) or only gained
+one (a new client's address on old mail) went nowhere new and is not counted.
 
 "Person" is the client's folded name and birth date, not its id: a client id comes from its
 record's id (a sheet row's number), so ids shift when a row above is deleted and the same
@@ -120,22 +121,72 @@ def _same(before: str, name: str | None, birth: str | None, cid: str, now_name: 
             and now_folded is not None and folded.split()[:1] == now_folded.split()[:1])
 
 
+Moved = tuple[str, str, str, list[str], str]
+"""A listed move: document, client before, its name then, clients now, and the time of the
+projection that found it."""
+
+
 def meta(conn: sqlite3.Connection, moved: list[tuple[str, str, str, list[str]]]) -> dict[str, str]:
-    """The ``clients_meta`` rows that keep the count, the first :data:`LISTED` and the index's
-    largest ``doc_id`` now (the next projection's mark)."""
+    """The ``clients_meta`` rows that keep this projection's count (``links_moved``, the
+    warning), the moves still open (``moved_links``: the first :data:`LISTED`; ``moves_open``:
+    all) and the index's largest ``doc_id`` now (the next projection's mark).
+
+    Called after the new tables are written (same transaction). A move stays listed until it
+    is reviewed (`lorchestra clients moved --reviewed`), a ``link:`` override decides its
+    document, its document's clients change again (a move again is listed anew) or the
+    document is gone: a cron night's warning is not the only trace of a document that went
+    to another person's chart."""
     top = conn.execute("SELECT coalesce(max(doc_id), 0) FROM main.documents").fetchone()[0]
-    return {"links_moved": str(len(moved)), "doc_id_mark": str(int(top)),
-            "moved_links": orjson.dumps([list(m) for m in moved[:LISTED]]).decode()}
+    row = conn.execute("SELECT value FROM clients_meta WHERE key = 'projected_at'").fetchone()
+    at = str(row[0]) if row else ""
+    found = {m[0] for m in moved}
+    old = conn.execute("SELECT value FROM clients_meta WHERE key = 'moved_links'").fetchone()
+    kept = [m for m in listed(old[0] if old else None) if m[0] not in found and _still_open(conn, m)]
+    entries: list[Moved] = [(*m, at) for m in moved] + kept
+    return {"links_moved": str(len(moved)), "doc_id_mark": str(int(top)), "moves_open": str(len(entries)),
+            "moved_links": orjson.dumps([list(m) for m in entries[:LISTED]]).decode()}
 
 
-def listed(raw: str | None) -> list[tuple[str, str, str, list[str]]]:
-    """The moved documents stored by the last projection (none before this was stored)."""
+def _still_open(conn: sqlite3.Connection, m: Moved) -> bool:
+    """Whether a listed move's document is still linked to the very clients it moved to, and
+    by the rules (a ``link:`` override is the operator's word on it)."""
+    parts = m[0].split(":", 3)
+    if len(parts) != 4:
+        return False
+    source, account, kind, entity_id = parts
+    now = conn.execute("SELECT client_id, rule FROM main.client_links WHERE entity_id = ? AND kind = ? "
+                       "AND source = ? AND account = ?", (entity_id, kind, source, account)).fetchall()
+    return bool(now) and not any(rule == "override" for _, rule in now) and sorted(c for c, _ in now) == sorted(m[3])
+
+
+def reviewed(conn: sqlite3.Connection) -> int:
+    """Forget every listed move (the operator looked at each); how many there were."""
+    row = conn.execute("SELECT value FROM clients_meta WHERE key = 'moves_open'").fetchone()
+    old = conn.execute("SELECT value FROM clients_meta WHERE key = 'moved_links'").fetchone()
+    n = int(row[0]) if row and str(row[0]).isdigit() else len(listed(old[0] if old else None))
+    conn.executemany("INSERT OR REPLACE INTO clients_meta VALUES (?, ?)",
+                     [("moved_links", "[]"), ("moves_open", "0"), ("links_moved", "0")])
+    return n
+
+
+def open_count(meta_rows: dict[str, str]) -> int:
+    """Moves still open, from ``clients_meta`` (older tables: the last projection's count)."""
+    for key in ("moves_open", "links_moved"):
+        if str(meta_rows.get(key, "")).isdigit():
+            return int(meta_rows[key])
+    return len(listed(meta_rows.get("moved_links")))
+
+
+def listed(raw: str | None) -> list[Moved]:
+    """The moves still open (none before this was stored; a list of tables before moves were
+    kept carries no time)."""
     try:
         got = orjson.loads(raw) if raw else []
     except orjson.JSONDecodeError:
         return []
     if not isinstance(got, list):
         return []
-    if not all(isinstance(g, list) and len(g) == 4 and isinstance(g[3], list) for g in got):
+    if not all(isinstance(g, list) and len(g) in (4, 5) and isinstance(g[3], list) for g in got):
         return []
-    return [(str(d), str(b), str(n), [str(c) for c in now]) for d, b, n, now in got]
+    return [(str(g[0]), str(g[1]), str(g[2]), [str(c) for c in g[3]], str(g[4]) if len(g) == 5 else "")
+            for g in got]

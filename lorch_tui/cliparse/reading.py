@@ -57,7 +57,7 @@ def query(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def clients(sub: Any, common: argparse.ArgumentParser) -> None:
-    """``lorchestra clients list|show|conflicts|unlinked|repin``."""
+    """``lorchestra clients list|show|conflicts|unlinked|moved|repin``."""
     c = sub.add_parser(
         "clients", parents=[common], help="clients, their documents, conflicts (shows PHI)",
         description="Read what the project stage decided: clients, the documents linked to each "
@@ -91,6 +91,18 @@ def clients(sub: Any, common: argparse.ArgumentParser) -> None:
     un.add_argument("--reason", metavar="R", choices=list(UNLINKED_REASONS), help="only this reason")
     un.add_argument("--json", action="store_true", help="one JSON object per document")
     un.set_defaults(func=Lazy("lorch_tui.clientscmd:cmd_unlinked"))
+    mv = acts.add_parser("moved", parents=[common], help="documents that went to another client's chart",
+                         description="Documents a projection linked to another person than the projection "
+                                     "before did (LINKS_MOVED: an address moved from one client's record to "
+                                     "another's takes past mail along). Each stays listed until reviewed: "
+                                     "put a wrong one back with a link: override, then --reviewed forgets "
+                                     "the rest (docs/clients.md, section 2).")
+    mv.add_argument("--json", action="store_true", help="one JSON object per moved document")
+    mv.add_argument("--reviewed", action="store_true",
+                    help="forget every listed move (you looked at each); takes the workspace lock")
+    mv.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
+                    help="with --reviewed: wait up to SECONDS for the workspace lock instead of exiting 3")
+    mv.set_defaults(func=Lazy("lorch_tui.movedcmd:cmd_moved"))
     rp = acts.add_parser("repin", parents=[common], help="forget what stale overrides were first applied to",
                          description="A link: override holds for the document it was first applied to, and "
                                      "an override naming a client for the person whose record had that id "

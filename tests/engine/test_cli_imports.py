@@ -39,7 +39,8 @@ NEVER = ("textual", "engine.index.query", "engine.vectors", "numpy")
 COMMAND_MODULES = ("lorch_tui.statuscmd", "lorch_tui.validatecmd", "lorch_tui.cleancmd", "lorch_tui.configcmd",
                    "lorch_tui.querycmd", "lorch_tui.verifycmd", "lorch_tui.clientscmd", "lorch_tui.driftcmd",
                    "lorch_tui.transformcmd", "lorch_tui.canoncmd", "lorch_tui.listcmd", "lorch_tui.runcmd",
-                   "lorch_tui.streamscmd", "lorch_tui.measurescmd", "lorch_tui.rankcmd", "lorch_tui.repincmd")
+                   "lorch_tui.streamscmd", "lorch_tui.measurescmd", "lorch_tui.rankcmd", "lorch_tui.repincmd",
+                   "lorch_tui.movedcmd")
 HEAVY_FOR_HELP = ("engine.config", "engine.config.load", "pydantic", "rich", "orjson", "yaml", *RUNNER, *EVENTS)
 
 
@@ -109,7 +110,7 @@ def test_no_ui_dry_run_loads_no_runner(tap: TinyTap) -> None:
 HELPS = [(), ("extract",), ("run",), ("list",), ("transform",), ("transform", "test"), ("transform", "run"),
          ("transform", "new"), ("status",), ("validate",), ("clean",), ("config",), ("config", "schema"),
          ("query",), ("verify",), ("clients",), ("clients", "list"), ("clients", "show"),
-         ("clients", "conflicts"), ("clients", "unlinked"), ("clients", "repin"), ("drift",)]
+         ("clients", "conflicts"), ("clients", "unlinked"), ("clients", "repin"), ("clients", "moved"), ("drift",)]
 
 
 def test_every_help_is_complete_without_the_heavy_modules() -> None:

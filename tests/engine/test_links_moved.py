@@ -84,9 +84,23 @@ def test_an_address_moved_to_another_client_s_record_is_reported(tmp_path: Path)
     assert "1 document(s) linked to another client" in out, out
     assert "sheets:intake:contact:1SheetXYZ/0/2" in out and "Diaz" in out and "Kim" in out, out
     assert "1SheetXYZ/0/3" not in out, "Ben's own row moved no one (it now links to no one: not counted)"
-    # a run that changes nothing says no warning, and the list stays the last projection's
+    # a run that changes nothing says no warning, and the list stays
     assert "LINKS_MOVED" not in _run(cfg)
     assert "sheets:intake:contact:1SheetXYZ/0/2" in _conflicts(cfg)
+    # a projection that runs for another change says no warning either, and keeps the move
+    # listed until it is reviewed: a cron night's warning is not its only trace
+    dee = contact("aaaaaaaa-0000-0000-0000-000000000004", "Dee", "Ray", "dee@example.com", "212-555-0104",
+                  "1983-04-04")
+    _write(tmp_path, "dv", {"contacts": [{**ben, "emailaddress1": "cy@example.com"},
+                                         {**cy, "emailaddress1": "cy.diaz@example.net"}, dee]})
+    assert "LINKS_MOVED" not in _run(cfg)
+    moved = run_cli("clients", "moved", "--json", "--config", str(cfg))
+    assert moved.returncode == 0, moved.stderr
+    (entry,) = [orjson.loads(x) for x in moved.stdout.splitlines()]
+    assert entry["document"] == "sheets:intake:contact:1SheetXYZ/0/2" and entry["name_before"] == "Cy Diaz"
+    assert entry["since"] and len(entry["clients_now"]) == 1
+    text = run_cli("clients", "moved", "--config", str(cfg)).stdout
+    assert "1 document(s) linked to another client than before" in text and "(since " in text
     # the operator looks, and the row is Cy's: a link: override puts it back, and says no move
     cy_id = [ln for ln in _conflicts(cfg).splitlines() if "1SheetXYZ/0/2" in ln][0].split(": ", 1)[1].split()[0]
     (tmp_path / "overrides.yaml").write_text(yaml.safe_dump(
@@ -95,6 +109,31 @@ def test_an_address_moved_to_another_client_s_record_is_reported(tmp_path: Path)
     listed = run_cli("clients", "show", cy_id, "--json", "--config", str(cfg))
     assert listed.returncode == 0 and "1SheetXYZ/0/2" in listed.stdout and '"override"' in listed.stdout
     assert "LINKS_MOVED" not in _conflicts(cfg)
+    assert run_cli("clients", "moved", "--json", "--config", str(cfg)).stdout == ""  # the override settled it
+
+
+def test_reviewed_moves_are_forgotten_and_a_new_move_is_listed_anew(tmp_path: Path) -> None:
+    ben = contact("aaaaaaaa-0000-0000-0000-000000000002", "Ben", "Kim", "ben.kim@example.com", "212-555-0102",
+                  "1981-02-02")
+    cy = contact("aaaaaaaa-0000-0000-0000-000000000003", "Cy", "Diaz", "cy@example.com", "212-555-0103",
+                 "1982-03-03")
+    _write(tmp_path, "dv", {"contacts": [ben, cy]})
+    _write(tmp_path, "roster", {"Clients": []})
+    _write(tmp_path, "intake", {"Clients": [row(2, "", "", "", "cy@example.com")]})
+    cfg = _config(tmp_path, sources=["dataverse"])
+    _run(cfg)
+    _write(tmp_path, "dv", {"contacts": [{**ben, "emailaddress1": "cy@example.com"},
+                                         {**cy, "emailaddress1": "cy.diaz@example.net"}]})
+    assert _run(cfg).get("LINKS_MOVED") == 1
+    done = run_cli("clients", "moved", "--reviewed", "--config", str(cfg))
+    assert done.returncode == 0 and "forgot 1 reviewed move(s)" in done.stdout, done.stdout + done.stderr
+    assert run_cli("clients", "moved", "--json", "--config", str(cfg)).stdout == ""
+    assert "LINKS_MOVED" not in _conflicts(cfg)
+    # the address goes back to Cy's record: the row moves again, to her, and is listed anew
+    _write(tmp_path, "dv", {"contacts": [ben, cy]})
+    assert _run(cfg).get("LINKS_MOVED") == 1
+    (entry,) = [orjson.loads(x) for x in run_cli("clients", "moved", "--json", "--config", str(cfg)).stdout.splitlines()]
+    assert entry["name_before"] == "Ben Kim"
 
 
 def test_ids_that_shift_when_a_roster_row_is_deleted_move_no_one(tmp_path: Path) -> None:

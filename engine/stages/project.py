@@ -19,7 +19,6 @@ Progress names the phase it counts (``read``, ``resolve``, ``measures``,
 from __future__ import annotations
 
 import contextlib
-import errno
 import gc
 import hashlib
 import sqlite3
@@ -69,8 +68,8 @@ from engine.measures import step as measures_step
 from engine.measures.prescore import Prescorer
 from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE
 from engine.stages import projectwarn
+from engine.stages.projectfail import NO_CLIENTS_TEXT, ProjectFailed, os_error_detail, write_detail
 from engine.stages.spec import TaskSpec
-from engine.store.fsutil import ensure_dir, open_private
 from engine.store.workspace import Workspace
 
 Emit = Callable[[EventBase], None]
@@ -80,15 +79,6 @@ PROGRESS_EVERY_S = 0.25
 CODE_FILES = sorted(Path(__file__).resolve().parents[1].joinpath("clients").glob("*.py")) + sorted(
     Path(__file__).resolve().parents[1].joinpath("measures").glob("*.py")) + [
     Path(__file__).resolve()]
-
-
-class ProjectFailed(Exception):
-    """The project stage cannot run; ``code`` is an ErrorCode value."""
-
-    def __init__(self, code: str, detail_path: str | None = None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.detail_path = detail_path
 
 
 def clients_dir(ws: Workspace) -> Path:
@@ -132,32 +122,6 @@ def fingerprint(conn: sqlite3.Connection, cfg: ClientsConfig, overrides_raw: byt
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _detail(ws: Workspace, text: str) -> str:
-    """Write a message for a person into the workspace (0600); return its path."""
-    folder = ensure_dir(ws.diagnostics / "project")
-    path = folder / "project-error.txt"
-    with open_private(path, "wb") as fh:
-        fh.write(text.encode() + b"\n")
-    return str(path)
-
-
-def _os_error_detail(ws: Workspace, exc: OSError) -> str | None:
-    """The failed file operation for a person (``diagnostics/project/project-error.txt``: the
-    path may hold a client's name, so only inside the workspace); None if even that fails."""
-    where = " ".join(f"'{f}'" for f in (exc.filename, exc.filename2) if f is not None)
-    what = (f"{errno.errorcode.get(exc.errno, 'errno ' + str(exc.errno))} ({exc.strerror}) on {where or 'a file'}"
-            if exc.errno is not None else f"{exc} (in the second chart writer: its own stderr is in "
-                                          "diagnostics/project/)")
-    try:
-        return _detail(ws, f"{write_error_code(exc).value}: {what}. "
-                           "Nothing half-written is visible: the client tables are the old or the new "
-                           "ones and each chart folder is whole, but the set of folders may mix old and "
-                           "new ones (`lorchestra status` says charts: incomplete); the next run "
-                           "completes them.")
-    except OSError:
-        return None
 
 
 class Project:
@@ -216,13 +180,13 @@ class Project:
         try:
             return load_overrides(self.cfg.overrides)
         except OverridesError as exc:
-            raise ProjectFailed(ErrorCode.OVERRIDES_INVALID.value, _detail(self.ws, str(exc))) from None
+            raise ProjectFailed(ErrorCode.OVERRIDES_INVALID.value, write_detail(self.ws, str(exc))) from None
 
     def run(self) -> str:
         """Do the work; return ``success`` or ``skipped``."""
         overrides, raw = self.overrides()
         if self.registry.problems:  # a measure left out would take its scores out of every chart
-            raise ProjectFailed(ErrorCode.MEASURES_INVALID.value, _detail(
+            raise ProjectFailed(ErrorCode.MEASURES_INVALID.value, write_detail(
                 self.ws, "MEASURES_INVALID: nothing was replaced (the client tables, the charts and "
                          "the scores stay as they were) until these files load:\n"
                          + "\n".join(self.registry.problems)
@@ -247,7 +211,7 @@ class Project:
                     with self._phase("resolve", self.documents):
                         p = scratch.resolve(lambda n: self.progress(n, self.documents))
                     if not p.clients and (self._source_contacts(conn) or self._had_clients(conn)):
-                        raise ProjectFailed(ErrorCode.NO_CLIENTS.value, _detail(self.ws, NO_CLIENTS_TEXT))
+                        raise ProjectFailed(ErrorCode.NO_CLIENTS.value, write_detail(self.ws, NO_CLIENTS_TEXT))
                     scratch.close()
                     charts.assign_folders(p.clients)
                     p.timezone = self.cfg.timezone
@@ -356,16 +320,6 @@ class Project:
                                           only=self.accounts)
 
 
-NO_CLIENTS_TEXT = (
-    "NO_CLIENTS: this projection found no client, so nothing was replaced: the client tables "
-    "and every chart stay as they were.\n"
-    "Either the index holds contacts of clients.sources but none meets clients.where (a typo in "
-    "a path or a value: correct it), or the sources now give no contact at all while the last "
-    "projection had clients (a tap that synced an empty result, an expired permission: look at "
-    "the source's last extract with `lorchestra status`).\n"
-    "If the practice really has no clients now, `lorchestra clean --stage project` removes the "
-    "charts (docs/clients.md).")
-
 CACHE_KIB = 8192
 """SQLite page cache of the project task's connection (the index stage's writer keeps 16 MiB).
 The task reads the documents table once, account by account, and writes the client tables
@@ -411,8 +365,8 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
         status, code = "failed", exc.code
     except ObjectCorrupt as exc:  # nothing was replaced: the tables and charts stay as they were
         status, code = "failed", ErrorCode.OBJECT_CORRUPT.value
-        detail = _detail(job.ws, f"OBJECT_CORRUPT: the index object {exc.path} does not match its "
-                                 f"sha256, so the documents cannot be trusted. {REPAIR_HINT}.")
+        detail = write_detail(job.ws, f"OBJECT_CORRUPT: the index object {exc.path} does not match its "
+                                      f"sha256, so the documents cannot be trusted. {REPAIR_HINT}.")
     except StoreError as exc:
         status, code = "failed", exc.code
     except cancel.Cancelled:
@@ -421,7 +375,7 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
         status, code = "failed", ErrorCode.INDEX_DB_ERROR.value
     except OSError as exc:
         status, code = "failed", write_error_code(exc).value
-        detail = _os_error_detail(job.ws, exc)
+        detail = os_error_detail(job.ws, exc)
     links = job.links  # every client_links row, measurements too (as a skipped run counts them)
     if job.projection is not None:
         projectwarn.projected(spec, job.projection, job.measures, job.stale_overrides, emit, moved=job.moved)

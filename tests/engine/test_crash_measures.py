@@ -30,7 +30,7 @@ import pytest
 
 from engine.canon.publish import AccountFiles
 from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE
-from engine.measures.step import duplicates_name
+from engine.measures.scoredfiles import duplicates_name
 from engine.run.plan import PROJECT_TASK_ID, project_extractor
 from engine.stages.spec import TaskSpec
 from tests.engine.test_crash_project import Project

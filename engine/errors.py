@@ -222,3 +222,21 @@ def from_os_error(exc: BaseException, workspace: Path | None = None) -> LorchErr
                       exit_code=ExitCode.TASK_FAILED)
 
 
+
+
+def damaged_latest(extractor: str, path: Path) -> LorchError:
+    """A reader's error for an account whose ``LATEST.json`` exists but does not read as a
+    pointer: exit 1 and ``LATEST_INVALID`` as in `status` and `verify` (`list streams` and
+    `transform run --from-vault` said exit 2, a usage error, without naming the file)."""
+    return LorchError(f"{extractor}: {path} does not read as a LATEST pointer (LATEST_INVALID)",
+                      hint="run `lorchestra verify` to check the account's runs; the next successful "
+                           f"`lorchestra extract {extractor}` writes a new LATEST",
+                      exit_code=ExitCode.TASK_FAILED)
+
+
+def damaged_manifest(extractor: str, path: Path) -> LorchError:
+    """The same for a run's ``manifest.json`` (``MANIFEST_INVALID``, exit 1)."""
+    return LorchError(f"{extractor}: {path} cannot be read as a run manifest (MANIFEST_INVALID)",
+                      hint="run `lorchestra verify` to see what else is damaged; restore the run folder "
+                           f"from a backup, or run `lorchestra extract {extractor}` for a new LATEST run",
+                      exit_code=ExitCode.TASK_FAILED)

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from engine.config import Extractor, PipelineConfig
 from engine.config.load import LoadedConfig
-from engine.errors import UsageError
+from engine.errors import UsageError, damaged_latest, damaged_manifest
 from engine.names import field_namer, schema_field_paths, stream_namer
 from engine.ops.inspect import count
 from engine.store.workspace import Workspace, check_not_a_file
@@ -47,16 +47,23 @@ def run_manifest(ws: Workspace, ex: Extractor) -> tuple[str | None, dict[str, An
     acct = ws.account_dir(ex.domain, ex.source, ex.account)
     try:
         latest = read_latest(acct)
+    except (OSError, ValueError):  # damaged data, exit 1 and named as `status` names it
+        raise damaged_latest(ex.name, acct / "LATEST.json") from None
+    try:
         if latest is not None:
             rel = f"dt={latest['dt']}/run_id={latest['run_id']}"
-            return rel, read_manifest(acct / rel)
-        runs = list_runs(acct)
-        if runs:
-            return runs[0].rel, read_manifest(runs[0].path(acct))
-    except (OSError, ValueError, KeyError, AssertionError):
+        else:
+            runs = list_runs(acct)
+            if not runs:
+                return None, {}
+            rel = runs[0].rel
+    except OSError:
         raise UsageError(f"the vault of {ex.name} cannot be read ({acct})",
                          hint="run `lorchestra verify` and `lorchestra validate`") from None
-    return None, {}
+    try:
+        return rel, read_manifest(acct / rel)
+    except (OSError, ValueError, KeyError, AssertionError):
+        raise damaged_manifest(ex.name, acct / rel / "manifest.json") from None
 
 
 def _is_latest(ws: Workspace, ex: Extractor, rel: str) -> bool:

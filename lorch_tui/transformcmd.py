@@ -39,7 +39,14 @@ from engine.canon.registry import (
 )
 from engine.config import Extractor
 from engine.config.load import load
-from engine.errors import ConfigError, ExitCode, UsageError
+from engine.errors import (
+    ConfigError,
+    ExitCode,
+    LorchError,
+    UsageError,
+    damaged_latest,
+    damaged_manifest,
+)
 from engine.store.workspace import Workspace
 from engine.vault.deletions import is_deletion
 from engine.vault.layout import read_latest, read_manifest
@@ -217,7 +224,7 @@ def vault_records(ws: Workspace, ex: Extractor, stream: str) -> Iterator[tuple[b
     try:
         latest = read_latest(account_dir)
     except (OSError, ValueError):
-        raise UsageError(f"{account_dir}/LATEST.json cannot be read", hint="run `lorchestra verify`") from None
+        raise damaged_latest(ex.name, account_dir / "LATEST.json") from None
     if latest is None:
         raise UsageError(f"extractor {ex.name} has no LATEST run yet",
                          hint=f"run `lorchestra extract {ex.name}` first")
@@ -226,20 +233,22 @@ def vault_records(ws: Workspace, ex: Extractor, stream: str) -> Iterator[tuple[b
         manifest = read_manifest(run_dir)
         keys = StreamKeys(manifest)
     except (OSError, ValueError, AssertionError):
-        raise UsageError(f"the manifest of {run_dir} cannot be read", hint="run `lorchestra verify`") from None
+        raise damaged_manifest(ex.name, run_dir / "manifest.json") from None
     for part in manifest.get("parts") or []:
         if int((part.get("streams") or {}).get(stream, 0)) == 0:
             continue
         problem = verify_part(run_dir, part)
         if problem is not None:
-            raise UsageError(f"{run_dir}/{part.get('file')}: {problem}", hint="run `lorchestra verify`")
+            raise LorchError(f"{run_dir}/{part.get('file')}: {problem}", exit_code=ExitCode.TASK_FAILED,
+                             hint="run `lorchestra verify` (damaged data: exit 1, as verify says)")
         try:
             for rec in iter_part_records(run_dir / str(part["file"]), keys):
                 if rec.stream == stream:
                     exact = not inexact(rec.record)
                     yield exact, (orjson.loads(rec.record) if exact else exact_loads(rec.record))
         except (zlib.error, EOFError, orjson.JSONDecodeError, PartCorrupt, ValueError):
-            raise UsageError(f"{run_dir}/{part.get('file')}: PART_CORRUPT", hint="run `lorchestra verify`") from None
+            raise LorchError(f"{run_dir}/{part.get('file')}: PART_CORRUPT", exit_code=ExitCode.TASK_FAILED,
+                             hint="run `lorchestra verify` (damaged data: exit 1, as verify says)") from None
 
 
 def run_from_vault(ws: Workspace, ex: Extractor, t: Transform, compiled: CompiledTransform,

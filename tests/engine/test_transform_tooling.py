@@ -101,6 +101,32 @@ def test_run_from_the_vault_without_latest(tmp_path: Path) -> None:
     assert res.returncode == 2 and "no LATEST run yet" in res.stderr
 
 
+def test_a_damaged_latest_or_manifest_is_exit_1_and_named(tmp_path: Path) -> None:
+    """`status` and `verify` exit 1 (LATEST_INVALID) on a damaged LATEST.json, but `list
+    streams` and `transform run --from-vault` exited 2 (usage), `list streams` saying only
+    "the vault of ex1 cannot be read": both exit 1, naming the file and what to do."""
+    cfg, _ = setup(tmp_path)
+    extract(tmp_path, cfg, [{"id": 1, "name": "B"}])
+    acct = tmp_path / "ws" / "vault" / "d" / "src" / "a1"
+    latest = acct / "LATEST.json"
+    good = latest.read_bytes()
+    pointer = orjson.loads(good)
+    latest.write_text("{bad")
+    calls = (("list", "streams", "ex1"), ("transform", "run", "test/people_to_contact_v1", "--from-vault", "ex1"))
+    for args in calls:
+        res = run_cli(*args, "--config", str(cfg))
+        assert res.returncode == 1, (args, res.stderr)
+        assert f"{latest} does not read as a LATEST pointer (LATEST_INVALID)" in res.stderr, res.stderr
+        assert "lorchestra extract ex1" in res.stderr and "Traceback" not in res.stderr
+    latest.write_bytes(good)
+    manifest = acct / f"dt={pointer['dt']}" / f"run_id={pointer['run_id']}" / "manifest.json"
+    manifest.write_text("[1, 2]")
+    for args in calls:
+        res = run_cli(*args, "--config", str(cfg))
+        assert res.returncode == 1, (args, res.stderr)
+        assert f"{manifest} cannot be read as a run manifest (MANIFEST_INVALID)" in res.stderr, res.stderr
+
+
 def test_new_writes_skeletons_and_prints_the_mapping(tmp_path: Path) -> None:
     reg = tmp_path / "reg"
     res = run_cli("transform", "new", "clinical/intake_to_contact", "--source", "forms", "--stream",

@@ -293,6 +293,10 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
             console.print(f"[yellow]charts: {c['charts_missing']:,} client(s) without a chart folder[/] "
                           "(removed by hand, or left out of a restore): the next run writes them again "
                           "(`lorchestra run --stage project`)", highlight=False)
+        if c.get("moves_open"):
+            console.print(f"[yellow]links moved: {c['moves_open']:,} document(s) went to another client's "
+                          "chart than before[/], not reviewed yet (LINKS_MOVED): `lorchestra clients moved`",
+                          highlight=False)
         if c.get("measures_scored") or c.get("measures_not_scored"):
             console.print(f"measures: {c['measures_scored']:,} scored, {c['measures_not_scored']:,} "
                           "not scored (reasons: canonical/measures/scored.rejects.jsonl), "

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from engine.clients import moved
 from engine.clients.model import Projection
 
 CLIENTS_SCHEMA_VERSION = 1
@@ -270,6 +271,7 @@ def counts(conn: sqlite3.Connection) -> dict[str, int] | None:
         "measures_not_scored": int(meta.get("measures_not_scored") or 0),
         "measures_duplicates": int(meta.get("measures_duplicates") or 0),
         "measures_critical_unlinked": int(meta.get("measures_critical_unlinked") or 0),
+        "moves_open": moved.open_count(meta),  # LINKS_MOVED not reviewed yet
         # 0 while (or after a projection stopped while) the chart folders are being written:
         # each folder is swapped on its own, so some may still be the previous run's
         "charts_complete": int(meta.get("charts_done", "1") == "1"),

@@ -137,7 +137,7 @@ def test_tables_carry_a_schema_version_and_rebuild_another(tmp_path: Path) -> No
     assert tables.read_meta(con)["schema_version"] == str(tables.CLIENTS_SCHEMA_VERSION)
     assert tables.counts(con) == {"clients": 1, "links": 1, "linked_documents": 1, "conflicts": 0,
                                   "unlinked": 0, "measures_scored": 0, "measures_not_scored": 0,
-                                  "measures_duplicates": 0, "measures_critical_unlinked": 0,
+                                  "measures_duplicates": 0, "measures_critical_unlinked": 0, "moves_open": 0,
                                   "charts_complete": 0}  # written, charts not yet
     con.execute("UPDATE clients_meta SET value = '0' WHERE key = 'schema_version'")
     con.execute("ALTER TABLE clients ADD COLUMN stale TEXT")

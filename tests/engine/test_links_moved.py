@@ -101,6 +101,9 @@ def test_an_address_moved_to_another_client_s_record_is_reported(tmp_path: Path)
     assert entry["since"] and len(entry["clients_now"]) == 1
     text = run_cli("clients", "moved", "--config", str(cfg)).stdout
     assert "1 document(s) linked to another client than before" in text and "(since " in text
+    status = run_cli("status", "--config", str(cfg))
+    assert "links moved: 1 document(s) went to another client's chart" in status.stdout, status.stdout
+    assert "Diaz" not in status.stdout and "Kim" not in status.stdout  # status never prints names
     # the operator looks, and the row is Cy's: a link: override puts it back, and says no move
     cy_id = [ln for ln in _conflicts(cfg).splitlines() if "1SheetXYZ/0/2" in ln][0].split(": ", 1)[1].split()[0]
     (tmp_path / "overrides.yaml").write_text(yaml.safe_dump(
@@ -129,6 +132,7 @@ def test_reviewed_moves_are_forgotten_and_a_new_move_is_listed_anew(tmp_path: Pa
     assert done.returncode == 0 and "forgot 1 reviewed move(s)" in done.stdout, done.stdout + done.stderr
     assert run_cli("clients", "moved", "--json", "--config", str(cfg)).stdout == ""
     assert "LINKS_MOVED" not in _conflicts(cfg)
+    assert "links moved" not in run_cli("status", "--config", str(cfg)).stdout
     # the address goes back to Cy's record: the row moves again, to her, and is listed anew
     _write(tmp_path, "dv", {"contacts": [ben, cy]})
     assert _run(cfg).get("LINKS_MOVED") == 1

@@ -8,7 +8,8 @@ makes the transforms' results independent of the engine and lets the transforms 
 declarative mappings. It is also faster: the JSONata spellings of this work (regex,
 ``$fromMillis``, ``**`` descent over MIME trees) are the slowest paths of every engine.
 
-Modules: :mod:`.mail` (headers, RFC 2047, addresses, Message-IDs, Date headers),
+Modules: :mod:`.mail` (headers, RFC 2047, addresses, Message-IDs, Date headers; its
+address-list parser is :mod:`.addrlist`),
 :mod:`.mime` (MIME bodies and attachments), :mod:`.text` (HTML to text, previews),
 :mod:`.dates` (timestamps and calendar dates), :mod:`.numeric` (decimals, numbers),
 :mod:`.contact` (phones, countries) and :mod:`.values` (hashes, compaction).

@@ -17,17 +17,14 @@ Deterministic and explainable, never a guess:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-import orjson
-
 from engine.clients import keys as K
+from engine.clients.card import CLIENT_PIN, card_of, client_identity
 from engine.clients.decide import Decisions, hold, identity
 from engine.clients.model import (
-    Card,
     Client,
     Conflict,
     DocFacts,
@@ -39,7 +36,7 @@ from engine.clients.model import (
     client_id_for,
 )
 from engine.clients.overrides import Overrides
-from engine.clients.rules import LinkRule, column_text, first_text, ref_ids, rule_for, texts, values
+from engine.clients.rules import LinkRule, column_text, first_text, ref_ids, rule_for, values
 from engine.config import ClientsConfig
 from engine.index.fields import date_only
 
@@ -181,7 +178,7 @@ class Resolver:
         if rule.columns:
             facts.columns = tuple(column_text(doc, paths) for paths in rule.columns.values())
         if rule.identity:
-            facts.card = _card(doc, rule)
+            facts.card = card_of(doc, rule)
             facts.defines = self._defines(doc, ref)
 
     def _participants(self, facts: DocFacts, rule: LinkRule, doc: dict[str, Any]) -> None:
@@ -371,20 +368,6 @@ class Resolver:
         return out
 
 
-CLIENT_PIN = "client:"
-"""The ``document`` column of a client's pin in ``client_override_pins``."""
-
-
-def client_identity(client: Client, *, legacy: bool = False) -> str:
-    """Who a client's record is: the folded name and the birth date (sha256 hex). An e-mail or
-    phone may change in the record; another person's row gives another name or birth date.
-    ``legacy``: the name folded as before combining marks were kept (pins stored then)."""
-    name = K.name_text(client.card.name)
-    if legacy and name is not None:
-        name = K.legacy_fold(name)
-    return hashlib.sha256(orjson.dumps([name, client.card.birth_date])).hexdigest()
-
-
 def _holders(clients: Iterable[Client]) -> dict[str, frozenset[str]]:
     """Each key -> the clients holding it. Most keys have one holder, and a client holds a
     few keys: those keys share one frozenset of that client (a set per key was 11 MiB at
@@ -404,19 +387,6 @@ def _someone(raw: object) -> bool:
         return False
     text = raw.strip().lower()
     return not (text.endswith(":;") or text.startswith("/o="))
-
-
-def _card(doc: dict[str, Any], rule: LinkRule) -> Card:
-    comps = values(doc, ("name.components[]",))
-    given = next((c.get("value") for c in comps if isinstance(c, dict) and c.get("kind") == "given"), None)
-    family = next((c.get("value") for c in comps if isinstance(c, dict) and c.get("kind") == "surname"), None)
-    return Card(
-        name=first_text(doc, rule.names), given=given if isinstance(given, str) else None,
-        family=family if isinstance(family, str) else None,
-        birth_date=K.birth_date(first_text(doc, rule.births)),
-        emails=texts(doc, rule.emails), phones=texts(doc, rule.phones),
-        addresses=texts(doc, ("addresses.*.full",)),
-    )
 
 
 __all__ = ["Reason", "Resolver", "identity"]

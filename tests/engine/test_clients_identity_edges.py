@@ -324,9 +324,10 @@ def test_pins_stored_before_marks_were_kept_and_form_names_read_still_hold() -> 
 
     import orjson
 
+    from engine.clients.card import CLIENT_PIN
     from engine.clients.decide import IDENTITY_V3
     from engine.clients.overrides import Overrides
-    from engine.clients.resolve import CLIENT_PIN, Resolver
+    from engine.clients.resolve import Resolver
 
     cfg = ClientsConfig(sources=["dataverse"], own_addresses=["*@practice.example"])
     a1 = contact("dataverse", "mensio", "A1", "अमित शर्मा", emails=["amit@example.in"], dob="1995-05-05")

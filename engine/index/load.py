@@ -44,7 +44,13 @@ from engine.canon.publish import AccountFiles, NotAFile, open_current
 from engine.index import diff, swap
 from engine.index.fields import FIELDS_VERSION
 from engine.index.objects import ObjectWriter
-from engine.index.outcome import LoadFailed, LoadResult, canonical_paths, sqlite_code, vault_run_of
+from engine.index.outcome import (
+    LoadFailed,
+    LoadResult,
+    canonical_paths,
+    sqlite_failure,
+    vault_run_of,
+)
 from engine.index.reading import BATCH, CATCH_UP_VECTORS, Pass, PassReader, Progress, Row, fd_sha256
 from engine.index.sink import InsertThread
 from engine.index.spill import ROWS, SHAS, SUFFIX, VECTORS, ObjectCheck, Spill
@@ -146,12 +152,8 @@ class AccountLoader(PassReader):
             self.result.objects_removed += remove_unreferenced(
                 conn, self.objects.objects, self.source, self.account)
             self.result.seconds["gc"] = time.monotonic() - started
-        except sqlite3.Error as exc:
-            if sqlite_code(exc) == "DISK_FULL":
-                raise LoadFailed("DISK_FULL") from None
-            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
-                raise LoadFailed("INDEX_CORRUPT") from None  # not a database, or a malformed one
-            raise LoadFailed("INDEX_DB_ERROR") from None
+        except sqlite3.Error as exc:  # DISK_FULL, INDEX_CORRUPT (not a database, or malformed), INDEX_DB_ERROR
+            raise LoadFailed(sqlite_failure(exc)) from None
         finally:
             if conn is not None:
                 conn.close()

@@ -25,6 +25,18 @@ def sqlite_code(exc: sqlite3.Error) -> str:
     return "INDEX_DB_ERROR"
 
 
+def sqlite_failure(exc: sqlite3.Error) -> str:
+    """The failure code of an index read or write that SQLite refused, the same in every stage:
+    ``DISK_FULL``, ``INDEX_CORRUPT`` for a file that is not a database or a malformed one (a
+    ``DatabaseError`` that is not an ``OperationalError``), else ``INDEX_DB_ERROR``. The index
+    tasks said INDEX_CORRUPT for a garbage index.sqlite and the project task INDEX_DB_ERROR."""
+    code = sqlite_code(exc)
+    if code == "INDEX_DB_ERROR" and isinstance(exc, sqlite3.DatabaseError) \
+            and not isinstance(exc, sqlite3.OperationalError):
+        return "INDEX_CORRUPT"
+    return code
+
+
 class LoadFailed(Exception):
     """The account cannot be indexed; ``code`` is an ErrorCode value, ``line`` the input line."""
 

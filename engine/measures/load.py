@@ -109,7 +109,7 @@ def _load(root: Path, force: bool = False) -> str:
     """The load with vectors (in the child): ``OK`` or the error code the project task
     would report for what it raised."""
     from engine.index.load import AccountLoader
-    from engine.index.outcome import LoadFailed
+    from engine.index.outcome import LoadFailed, sqlite_failure
     from engine.index.store import ObjectCorrupt, StoreError
     from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE
     from engine.store.workspace import Workspace
@@ -122,8 +122,8 @@ def _load(root: Path, force: bool = False) -> str:
         return ErrorCode.OBJECT_CORRUPT.value
     except StoreError as exc:
         return exc.code
-    except sqlite3.Error:
-        return ErrorCode.INDEX_DB_ERROR.value
+    except sqlite3.Error as exc:
+        return sqlite_failure(exc)
     except OSError:
         return ErrorCode.WRITE_FAILED.value
     return OK

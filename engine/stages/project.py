@@ -54,6 +54,7 @@ from engine.events import (
     TaskProgress,
     write_error_code,
 )
+from engine.index.outcome import sqlite_failure
 from engine.index.store import (
     REPAIR_HINT,
     ObjectCorrupt,
@@ -371,8 +372,8 @@ def run_project(spec: TaskSpec, emit: Emit) -> int:
         status, code = "failed", exc.code
     except cancel.Cancelled:
         status, code = "cancelled", ErrorCode.CANCELLED.value
-    except sqlite3.Error:
-        status, code = "failed", ErrorCode.INDEX_DB_ERROR.value
+    except sqlite3.Error as exc:  # a garbage index.sqlite is INDEX_CORRUPT, as the index tasks say
+        status, code = "failed", sqlite_failure(exc)
     except OSError as exc:
         status, code = "failed", write_error_code(exc).value
         detail = os_error_detail(job.ws, exc)

@@ -171,6 +171,25 @@ def test_a_damaged_index_is_named_with_how_to_rebuild(built: tuple[Path, dict[st
     assert final["error_code"] == "INDEX_CORRUPT"
 
 
+def test_a_garbage_index_is_index_corrupt_in_the_project_task_too(tmp_path: Path) -> None:
+    """A garbage vector-store/index.sqlite: the index tasks failed INDEX_CORRUPT (with how to
+    rebuild) and the project task, reading the same file, INDEX_DB_ERROR ("SQLite failed")."""
+    ws = tmp_path / "ws"
+    env = clean_env(LORCH_DEMO_RECORDS="10")
+    res = run_cli("run", "--demo", "--workspace", str(ws), env=env, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    db = ws / "vector-store" / "index.sqlite"
+    for f in db.parent.glob("index.sqlite-*"):
+        f.unlink()
+    db.write_bytes(b"garbage, not a database" * 200)
+    res = run_cli("run", "--demo", "--force", "--stage", "project", "--workspace", str(ws), env=env, timeout=300)
+    assert res.returncode == 1, res.stdout + res.stderr
+    finished = [e for e in log_events(ws) if e["type"] == "task_finished" and e["stage"] == "project"]
+    assert finished[-1]["error_code"] == "INDEX_CORRUPT", finished[-1]
+    assert "INDEX_DB_ERROR" not in res.stdout + res.stderr
+    assert "project:clients failed INDEX_CORRUPT" in res.stdout + res.stderr and "--stage index --force" in res.stdout + res.stderr
+
+
 def test_a_locked_history_is_not_no_history(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
     """A history another process held locked read as "last run: none recorded yet", exit 0
     (and `status --json` said `"last_run": null`): a script concluded nothing ever ran."""

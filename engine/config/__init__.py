@@ -2,6 +2,8 @@
 
 * :mod:`engine.config.models` — the pydantic models of DESIGN.md section 4 (re-exported here,
   so ``from engine.config import PipelineConfig`` names them).
+* :mod:`engine.config.fieldtypes` — the field types the models share: safe names, paths,
+  command lists (``SafeName`` and ``ConfigPath`` re-exported here).
 * :mod:`engine.config.load` — finding the file, reading the YAML with line numbers, ``~`` and
   ``${VAR}``, validating (``load``, ``LoadedConfig``).
 * :mod:`engine.config.cross` — checks that span several keys (``cross_check``).
@@ -14,12 +16,12 @@
 from __future__ import annotations
 
 from engine.config.cross import RESERVED_SOURCES, cross_check
+from engine.config.fieldtypes import ConfigPath, SafeName
 from engine.config.models import (
     DEMO_TAPS,
     STAGES,
     CanonizeStage,
     ClientsConfig,
-    ConfigPath,
     DemoFaults,
     DemoSpec,
     Extractor,
@@ -32,7 +34,6 @@ from engine.config.models import (
     PipelineConfig,
     PipelineInfo,
     ProjectStage,
-    SafeName,
     Stages,
     StrictModel,
     WhereValue,

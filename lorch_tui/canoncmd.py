@@ -106,7 +106,8 @@ def cmd_transform_test(ns: argparse.Namespace) -> int:
         chosen = [reg.get(ns.id)] if ns.id else list(reg.transforms.values())
     except RegistryError as exc:
         raise UsageError(str(exc), hint="run `lorchestra list transforms`") from None
-    failures = 0
+    failures = tested = 0
+    untested: list[str] = []
     for t in chosen:
         try:
             compiled = CompiledTransform(reg, t, TransformLimits(cfg.stages.canonize.transform_timeout_ms,
@@ -118,8 +119,10 @@ def cmd_transform_test(ns: argparse.Namespace) -> int:
                                         f"fix {t.path}"))
             continue
         if not t.samples:
+            untested.append(t.id)
             console.print(f"[yellow]{t.id}: no golden samples[/]")
         for sample in t.samples:
+            tested += 1
             name = sample.input.name
             loaded = _sample_files(sample.input, sample.expected)
             if isinstance(loaded, str):
@@ -140,10 +143,20 @@ def cmd_transform_test(ns: argparse.Namespace) -> int:
                 console.print(f"[red]FAIL[/] {t.id} {name}: differs at {', '.join(diffs[:10])}")
             else:
                 console.print(f"[green]ok[/]   {t.id} {name}")
+    # never "all golden samples pass" when there were none: it said so of a registry whose only
+    # transform had no samples (nothing failed, so exit 0, but nothing was tested either)
+    missing = (f"; {len(untested)} transform(s) without golden samples were not tested "
+               "(add samples: docs/transforms.md, 9.4)") if untested and tested else ""
     if failures:
-        console.print(f"{failures} failed")
+        console.print(f"{failures} failed{missing}")
     elif reg.problems:  # the samples passed, the registry did not: never "all ... pass" and exit 1
-        console.print(f"the golden samples pass; {len(reg.problems)} registry problem(s) above")
+        what = "the golden samples pass" if tested else "no golden samples found, nothing was tested"
+        console.print(f"{what}; {len(reg.problems)} registry problem(s) above")
+    elif not tested:
+        which = (untested[0] if len(untested) == 1 else f"{len(untested)} transforms") + " without samples"
+        console.print(f"[yellow]no golden samples found[/]: nothing was tested ({which}); add samples to "
+                      "the meta's `samples:` (docs/transforms.md, 9.4)" if untested else
+                      "[yellow]no golden samples found[/]: the registry has no transforms")
     else:
-        console.print("all golden samples pass")
+        console.print(f"all {tested} golden sample(s) pass{missing}")
     return int(ExitCode.TASK_FAILED if failures or reg.problems else ExitCode.OK)

@@ -185,6 +185,31 @@ def test_new_names_the_transforms_dir_as_the_config_reads_it(tmp_path: Path) -> 
     assert f"transforms_dir at {tmp_path / 'other'} (" in far.stdout, far.stdout
 
 
+def test_test_without_samples_says_nothing_was_tested(tmp_path: Path) -> None:
+    """`transform test` on a registry whose only transform has no samples printed "...: no
+    golden samples" and then "all golden samples pass": it says no samples were found and
+    nothing was tested (exit 0: nothing failed, as docs/transforms.md says)."""
+    reg = tmp_path / "reg"
+    assert run_cli("transform", "new", "crm/people_to_contact", "--source", "gmail", "--stream", "people",
+                   "--kind", "contact", "--dir", str(reg)).returncode == 0
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(yaml.safe_dump({"pipeline": {"name": "t", "version": "1"}, "workspace": str(tmp_path / "ws"),
+                                   "extractors": [demo_extractor("g1")],
+                                   "stages": {"canonize": {"transforms_dir": str(reg)}}}))
+    for args in ((), ("crm/people_to_contact_v1",)):
+        res = run_cli("transform", "test", *args, "--config", str(cfg))
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "golden samples pass" not in res.stdout and "golden sample(s) pass" not in res.stdout, res.stdout
+        assert "no golden samples found: nothing was tested (crm/people_to_contact_v1 without samples)" \
+            in res.stdout, res.stdout
+    # beside a transform with samples: they pass, and the one without is named as untested
+    shutil.copytree(REPO / "config" / "transforms" / "email", reg / "email")
+    res = run_cli("transform", "test", "--config", str(cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+    last = res.stdout.strip().splitlines()[-1]
+    assert "golden sample(s) pass; 1 transform(s) without golden samples were not tested" in last, last
+
+
 def test_new_refuses_bad_names_unknown_kinds_and_the_bundled_registry(tmp_path: Path) -> None:
     args = ["--source", "s", "--stream", "t"]
     assert run_cli("transform", "new", "Bad/Name", *args, "--kind", "contact", "--dir", str(tmp_path)).returncode == 2

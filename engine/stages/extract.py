@@ -18,10 +18,19 @@ import time
 from typing import Any
 
 from engine.errors import say_os_error
-from engine.events import ErrorCode, TaskFinished, TaskWarning, write_error_code
+from engine.events import ErrorCode, TaskFinished, write_error_code
 from engine.names import load_key
 from engine.stages.progress import Emit, Progress, count_lines
-from engine.stages.singer_stream import StreamError, consume
+from engine.stages.singer_stream import (
+    BAD_LINE,
+    StreamError,
+    TapLines,
+    UnknownWarner,
+    consume,
+    keep_bad_line,
+    quiet_tap,
+    warn_repaired,
+)
 from engine.stages.spec import TaskSpec
 from engine.stages.tapinputs import InputProblem, TapInputs, prepare_inputs
 from engine.stages.tapproc import LeftoverGuard, Supervisor, reap
@@ -97,25 +106,6 @@ def run_extract(spec: TaskSpec, emit: Emit) -> int:
     return 0 if status == "success" else 1
 
 
-BAD_LINE = "bad-line.txt"
-"""The file a run that failed on a line that is not a Singer message keeps it in (0600, with
-why: :mod:`engine.vault.explain`); the task's event names it as ``detail_path``."""
-
-
-def keep_bad_line(writer: RunWriter, exc: StreamError) -> None:
-    """Write the offending line and why it is refused into the run folder (best effort: a
-    full disk must not hide the run's own error)."""
-    if exc.bad is None:
-        return
-    from engine.vault.explain import bad_line_text
-
-    try:
-        with open_private(writer.tmp / BAD_LINE, "wb") as fh:
-            fh.write(bad_line_text(exc.line, exc.bad))
-    except OSError:
-        (writer.tmp / BAD_LINE).unlink(missing_ok=True)
-
-
 def mark_failed(writer: RunWriter, code: str, exit_code: int | None, stderr_lines: int) -> None:
     """After a write failed while finishing, still mark the run failed in its manifest.
 
@@ -143,34 +133,6 @@ def drop_partial(writer: RunWriter) -> None:
         shutil.rmtree(writer.tmp, ignore_errors=True)
 
 
-class UnknownWarner:
-    """Counts the unknown messages; one ``UNKNOWN_MESSAGE`` warning at the first (its line, count
-    1) and one at the end with the total and the last line, when there were more. A tap that
-    sends a METRIC after every record sent one warning per line: 100,000 lines on the
-    terminal and in the log, and as many events to the dashboard."""
-
-    def __init__(self, spec: TaskSpec, emit: Emit) -> None:
-        self.spec = spec
-        self.emit = emit
-        self.count = 0
-        self.last = 0
-
-    def __call__(self, lineno: int) -> None:
-        self.count += 1
-        self.last = lineno
-        if self.count == 1:
-            self._warn()
-
-    def finish(self) -> None:
-        """The total, when it is more than the first warning said."""
-        if self.count > 1:
-            self._warn()
-
-    def _warn(self) -> None:
-        self.emit(TaskWarning(task_id=self.spec.task_id, stage="extract", extractor=self.spec.extractor.name,
-                              code=ErrorCode.UNKNOWN_MESSAGE.value, count=self.count, line=self.last))
-
-
 def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit, sup: Supervisor,
                inputs: TapInputs) -> tuple[str, str | None, int | None, int | None, dict[str, int] | None]:
     """Run the tap into the writer; return (status, error code, tap exit code, line, detail)."""
@@ -185,15 +147,14 @@ def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit, sup: Supervisor,
     assert proc.stdout is not None
     guard = LeftoverGuard(proc, sup.grace_s)
     unknown = UnknownWarner(spec, emit)
+    lines: TapLines | None = None
     try:
-        consume(proc.stdout, writer, progress.tick, unknown)
-        if writer.repaired_lines:
-            emit(TaskWarning(task_id=spec.task_id, stage="extract", extractor=spec.extractor.name,
-                             code=ErrorCode.TAP_TEXT_REPAIRED.value, count=writer.repaired_lines))
+        lines = consume(proc.stdout, writer, progress.tick, unknown)
+        warn_repaired(spec, emit, writer.repaired_lines)
     except StreamError as exc:
         error = exc
         dog.stop("stream")
-        keep_bad_line(writer, exc)
+        keep_bad_line(writer.tmp, exc)
     except OSError as exc:
         dog.stop("stream")
         writer.abort()
@@ -209,11 +170,7 @@ def _drive_tap(spec: TaskSpec, writer: RunWriter, emit: Emit, sup: Supervisor,
         # what the killed processes still had to write is missing: never a LATEST (a tap run
         # under `setsid` exits at once while the real tap writes on in a session of its own)
         status, code = "failed", ErrorCode.TAP_LEFTOVER_KILLED.value
-    if status == "success" and not writer.said_something:
-        # not one SCHEMA, STATE or RECORD (nothing, or an API's error body as an unknown
-        # message): a tap that failed quietly (expired credentials), never "the source is
-        # empty" -- moving LATEST would empty the account
-        status, code = "failed", ErrorCode.TAP_OUTPUT_EMPTY.value
+    status, code = quiet_tap(status, code, lines)  # not one SCHEMA, STATE or RECORD: TAP_OUTPUT_EMPTY
     return status, code, exit_code, line, error.detail if error is not None else None
 
 

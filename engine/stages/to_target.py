@@ -1,9 +1,13 @@
 """``lorchestra extract NAME --target LOADER``: pipe a tap into a Singer target, not the vault.
 
 The worker sits between the two processes: it reads the tap's stdout line by line, checks
-each line is a valid Singer message exactly as a vault run does (:mod:`engine.vault.messages`:
-``TAP_OUTPUT_INVALID`` or ``TAP_MESSAGE_INVALID`` with the line number), counts RECORD
-messages for progress, and writes every line unchanged to the target's stdin; backpressure from a slow target reaches the tap. The
+each line with the vault run's own code (:class:`engine.stages.singer_stream.TapLines`:
+``TAP_OUTPUT_INVALID`` or ``TAP_MESSAGE_INVALID`` with the line number and ``bad-line.txt``,
+``SCHEMA_MISSING``, a lone surrogate escape repaired with a ``TAP_TEXT_REPAIRED`` warning,
+``UNKNOWN_MESSAGE`` warnings, ``TAP_OUTPUT_EMPTY`` for a tap that said nothing), counts
+RECORD messages for progress, and writes every line to the target's stdin as the tap wrote
+it (a repaired line as repaired); backpressure from a slow target reaches the tap. A BATCH
+message is passed on as it is: its files are the target's to read. The
 vault and LATEST are never touched and no STATE is passed (``incremental`` applies to
 vault runs only: the target keeps its own state). The tap's stderr and the target's
 stdout (its STATE messages) and stderr may hold PHI, so they stay in the workspace under
@@ -22,6 +26,15 @@ from typing import IO
 from engine.config import Loader
 from engine.events import ErrorCode, TaskFinished, write_error_code
 from engine.stages.progress import Emit, Progress, count_lines
+from engine.stages.singer_stream import (
+    BAD_LINE,
+    StreamError,
+    TapLines,
+    UnknownWarner,
+    keep_bad_line,
+    quiet_tap,
+    warn_repaired,
+)
 from engine.stages.spec import TaskSpec
 from engine.stages.tapinputs import InputProblem, prepare_inputs
 from engine.stages.tapproc import Supervisor, Watchdog, reap
@@ -29,7 +42,7 @@ from engine.stages.taps import loader_command, tap_command
 from engine.store.fsutil import atomic_write_json, ensure_dir, open_private
 from engine.store.workspace import Workspace
 from engine.vault.layout import new_run
-from engine.vault.messages import LineInvalid, Record, parse
+from engine.vault.messages import Record, Unknown
 
 
 @dataclass
@@ -46,9 +59,9 @@ class PipeCounts:
 class PipeResult:
     """How the pumping ended."""
 
-    error_line: int | None = None
-    error_code: ErrorCode = ErrorCode.TAP_OUTPUT_INVALID
+    error: StreamError | None = None
     target_broke: bool = False
+    repaired_lines: int = 0
 
 
 def run_to_target(spec: TaskSpec, emit: Emit) -> int:
@@ -61,10 +74,11 @@ def run_to_target(spec: TaskSpec, emit: Emit) -> int:
     started, started_at = time.monotonic(), time.time()
     sup = Supervisor(ex.timeout_s, spec.extract.cancel_grace_s)
     counts = PipeCounts()
+    result = PipeResult()
     account_dir = ws.account_dir(ex.domain, ex.source, ex.account)
     try:
         inputs = prepare_inputs(ex, ws, account_dir, folder, sup, folder / "tap.stderr.log", want_state=False)
-        status, code, exit_code, line = _pipe(spec, lo, folder, sup, inputs.catalog, counts, emit)
+        status, code, exit_code, line = _pipe(spec, lo, folder, sup, inputs.catalog, counts, result, emit)
     except InputProblem as problem:
         status, code, exit_code, line = problem.status, problem.code.value, problem.exit_code, None
     except OSError as exc:  # the workspace disk failed while preparing (catalog cache, STATE file)
@@ -76,7 +90,8 @@ def run_to_target(spec: TaskSpec, emit: Emit) -> int:
         "extractor": ex.name, "loader": lo.name, "status": status, "error_code": code, "exit_code": exit_code,
         "line": line, "records": counts.records, "messages": counts.lines, "bytes": counts.bytes,
         "started_at": started_at, "finished_at": time.time(), "tap_stderr_lines": stderr_lines,
-        "vault": "untouched",
+        "repaired_lines": result.repaired_lines,
+        "bad_line": BAD_LINE if (folder / BAD_LINE).is_file() else None, "vault": "untouched",
     })
     emit(TaskFinished(
         task_id=spec.task_id, stage="extract", extractor=ex.name, account=ex.account, status=status,  # type: ignore[arg-type]
@@ -88,7 +103,7 @@ def run_to_target(spec: TaskSpec, emit: Emit) -> int:
 
 
 def _pipe(spec: TaskSpec, lo: Loader, folder: Path, sup: Supervisor, catalog: Path | None,
-          counts: PipeCounts, emit: Emit) -> tuple[str, str | None, int | None, int | None]:
+          counts: PipeCounts, result: PipeResult, emit: Emit) -> tuple[str, str | None, int | None, int | None]:
     """Start target and tap, pump, reap both; return (status, code, exit code, line)."""
     tcmd = loader_command(lo)
     with open_private(folder / "target.stdout.log", "wb") as tout, \
@@ -108,41 +123,51 @@ def _pipe(spec: TaskSpec, lo: Loader, folder: Path, sup: Supervisor, catalog: Pa
             return "failed", ErrorCode.TAP_NOT_FOUND.value, None, None
     progress = Progress(spec, counts, emit)
     assert tap.stdout is not None and target.stdin is not None
-    result = _pump(tap.stdout, target.stdin, counts, progress, dog)
+    lines = TapLines(tap.stdout)
+    unknown = UnknownWarner(spec, emit)
+    _pump(lines, target.stdin, counts, result, progress, unknown, dog)
+    unknown.finish()
+    result.repaired_lines = lines.repaired
+    warn_repaired(spec, emit, lines.repaired)
+    if result.error is not None:
+        keep_bad_line(folder, result.error)
     _close(tap.stdout)
     _close(target.stdin)
     rc = reap(tap, dog)
     dog.end_group()
-    if result.error_line is not None:
+    if result.error is not None:
         tdog.stop("stream")
     trc = reap(target, tdog)
     progress.stop()
-    return _outcome(sup, result, rc, trc)
+    status, code, exit_code, line = _outcome(sup, result, rc, trc)
+    status, code = quiet_tap(status, code, lines)  # not one SCHEMA, STATE or RECORD: TAP_OUTPUT_EMPTY
+    return status, code, exit_code, line
 
 
-def _pump(src: IO[bytes], dst: IO[bytes], counts: PipeCounts, progress: Progress,
-          dog: Watchdog) -> PipeResult:
-    """Copy the tap's lines to the target, checking each is a valid Singer message."""
-    for lineno, raw in enumerate(src, start=1):
-        try:
-            msg = parse(raw)
-        except LineInvalid as exc:
-            dog.stop("stream")
-            return PipeResult(error_line=lineno, error_code=exc.code)
-        if msg is None:
-            continue
-        if type(msg) is Record:
-            counts.records += 1
-            if counts.records & 63 == 1:
-                progress.tick()
-        try:
-            dst.write(raw if raw.endswith(b"\n") else raw + b"\n")
-        except (BrokenPipeError, ValueError):
-            dog.stop("stream")
-            return PipeResult(target_broke=True)
-        counts.lines += 1
-        counts.bytes += len(raw)
-    return PipeResult()
+def _pump(lines: TapLines, dst: IO[bytes], counts: PipeCounts, result: PipeResult, progress: Progress,
+          unknown: UnknownWarner, dog: Watchdog) -> None:
+    """Copy the tap's checked lines to the target (a repaired line as repaired); a line the
+    checks refuse, or a target that stopped reading, ends the pumping (noted in ``result``)."""
+    try:
+        for msg, raw in lines:
+            kind = type(msg)
+            if kind is Record:
+                counts.records += 1
+                if counts.records & 63 == 1:
+                    progress.tick()
+            elif kind is Unknown:
+                unknown(lines.lineno)
+            try:
+                dst.write(raw if raw.endswith(b"\n") else raw + b"\n")
+            except (BrokenPipeError, ValueError):
+                dog.stop("stream")
+                result.target_broke = True
+                return
+            counts.lines += 1
+            counts.bytes += len(raw)
+    except StreamError as exc:
+        dog.stop("stream")
+        result.error = exc
 
 
 def _close(fh: IO[bytes] | None) -> None:
@@ -159,8 +184,8 @@ def _outcome(sup: Supervisor, result: PipeResult, rc: int,
         return "cancelled", ErrorCode.CANCELLED.value, rc, None
     if sup.reason == "timeout":
         return "timeout", ErrorCode.TIMEOUT.value, rc, None
-    if result.error_line is not None:
-        return "failed", result.error_code.value, rc, result.error_line
+    if result.error is not None:
+        return "failed", result.error.code.value, rc, result.error.line
     if result.target_broke or trc != 0:
         return "failed", ErrorCode.TARGET_EXIT_NONZERO.value, trc, None
     if rc != 0:

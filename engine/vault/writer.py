@@ -92,12 +92,6 @@ class RunWriter:
         """Parts started so far."""
         return len(self.parts) + (1 if self._part else 0)
 
-    @property
-    def said_something(self) -> bool:
-        """Whether the tap sent a SCHEMA, a STATE or a RECORD: lines of other types alone (an
-        unknown message, an ACTIVATE_VERSION) are a tap that failed quietly, not a sync."""
-        return bool(self.state_messages or any(info["schemas"] for info in self.streams.values()))
-
     def schema(self, stream: str, schema: Bytes, key_properties: list[str] | None, line: Bytes) -> None:
         """Write a SCHEMA line; a new version (schema or key) of a stream closes the part first.
 
@@ -120,11 +114,6 @@ class RunWriter:
                 version["schema_text"] = text
             versions.append(version)
         self._line(line)
-
-    def has_schema(self, stream: str) -> bool:
-        """Whether a SCHEMA was seen for ``stream`` (an ACTIVATE_VERSION alone does not count)."""
-        info = self.streams.get(stream)
-        return bool(info and info["schemas"])
 
     def record(self, stream: str, line: Bytes) -> None:
         """Write one RECORD line of ``stream`` (the tap's message, ending in a newline)."""

@@ -72,12 +72,16 @@ class Progress:
 
 
 def count_lines(path: Path) -> int:
-    """Lines in a file, counted in chunks (the file may be huge)."""
+    """Lines in a file, counted in chunks (the file may be huge); a last line without its
+    newline counts too (a tap's ``fatal: token expired`` written without one was 0 lines, and
+    the faces then named no stderr file): a file that is not empty has at least one."""
     n = 0
+    last = b"\n"
     try:
         with open(path, "rb") as fh:
             while chunk := fh.read(1 << 20):
                 n += chunk.count(b"\n")
+                last = chunk[-1:]
     except OSError:
         return 0
-    return n
+    return n if last == b"\n" else n + 1

@@ -166,6 +166,28 @@ def test_stderr_flood_stays_in_the_run_folder(tmp_path: Path) -> None:
     assert len(res.stdout) + len(res.stderr) < 10_000
 
 
+@pytest.mark.parametrize(("stderr", "lines"), [
+    ("'fatal: token expired'", 1),  # no final newline: was 0 lines, and no path in the failure line
+    ("'first\\nlast words'", 2),
+    ("'fatal: token expired\\n'", 1),
+    ("'x' * (20 << 20)", 1),  # 20 MB, one line
+], ids=["one-unterminated", "two-last-unterminated", "one-terminated", "20mb-unterminated"])
+def test_a_last_stderr_line_without_a_newline_counts_and_the_failure_names_the_file(
+        tmp_path: Path, stderr: str, lines: int) -> None:
+    script = tmp_path / "tap.py"
+    script.write_text(f"import sys\nsys.stderr.write({stderr})\nsys.exit(1)\n")
+    cfg = write_config(tmp_path, [{"name": "e", "domain": "t", "source": "s", "account": "a", "kind": "singer",
+                                   "retries": 0, "command": [sys.executable, str(script)]}])
+    res = extract(cfg, "e")
+    assert res.returncode == 1, res.stdout + res.stderr
+    [run] = runs_of(tmp_path / "ws" / "vault" / "t" / "s" / "a")
+    finished = [e for e in log_events(tmp_path / "ws") if e["type"] == "task_finished"][-1]
+    assert finished["error_code"] == "TAP_EXIT_NONZERO"
+    assert finished["stderr_lines"] == lines and manifest(run)["stderr_lines"] == lines
+    word = "line" if lines == 1 else "lines"
+    assert f"tap stderr ({lines} {word}): {run / 'tap.stderr.log'}" in res.stdout, res.stdout
+
+
 def _pids_with(marker: str) -> list[int]:
     pids = []
     for d in Path("/proc").iterdir():

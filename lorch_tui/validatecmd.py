@@ -25,6 +25,7 @@ from engine.measures.checks import check_measures
 from engine.ops import checks, permissions
 from engine.store.shown import private_os_error
 from engine.store.workspace import Workspace, check_not_a_file
+from lorch_tui.bigtable import clean
 
 MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]", "skip": "[dim]skip[/]"}
 
@@ -95,14 +96,18 @@ def cmd_validate(ns: argparse.Namespace) -> int:
 
 
 def print_checklist(console: Console, items: list[Check]) -> None:
-    """One line per check, grouped in the order they ran."""
+    """One line per check, grouped in the order they ran. A check quotes names from the config
+    (a declared stream, an extractor): control characters in them are shown as U+FFFD, as the
+    tables show a record's values (:func:`lorch_tui.bigtable.clean`), never sent to the terminal
+    (an escape sequence in a stream name retitled or cleared it); a message's own line breaks stay."""
     group = None
     for c in items:
         if c.group != group:
             group = c.group
-            console.print(f"{group}:")
+            console.print(f"{clean(group)}:", markup=False, highlight=False)
         console.print(f"  {MARKS[c.status]} ", end="")
-        console.print(f"{c.subject}: {c.message}", markup=False, highlight=False)
+        text = "\n".join(clean(line) for line in f"{c.subject}: {c.message}".split("\n"))
+        console.print(text, markup=False, highlight=False)
 
 
 def _vectors_check(enabled: bool) -> Check:

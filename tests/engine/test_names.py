@@ -244,3 +244,26 @@ def test_revealed_names_never_drive_the_terminal(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     assert "\x1b" not in res.stdout and "\x07" not in res.stdout
     assert "\ufffd]0;owned" in res.stdout and "\ufffd]52;c;aGk=" in res.stdout
+
+
+def test_validate_shows_declared_stream_names_without_their_control_characters(tmp_path: Path) -> None:
+    """A stream name declared in ``streams:`` is printed by validate (a stream without a mapping,
+    a declared stream not in the LATEST run): its escape sequences as U+FFFD, as ``list streams``
+    shows them, never sent to the terminal (they retitled and cleared it)."""
+    script = tmp_path / "tap.py"
+    stream = "esc\x1b]0;PWNED\x07\x1b[2Jname"
+    script.write_text("import json\n"
+                      f"print(json.dumps({{'type': 'SCHEMA', 'stream': {stream!r}, 'schema': {{}}}}))\n"
+                      f"print(json.dumps({{'type': 'RECORD', 'stream': {stream!r}, 'record': {{'a': 1}}}}))\n")
+    cfg = write_config(tmp_path, [{"name": "odd", "domain": "t", "source": "s", "account": "a", "kind": "singer",
+                                   "command": [sys.executable, str(script)],
+                                   "streams": [stream, "gone\x1b[2J\u202e"]}])
+    assert run_cli("extract", "odd", "--config", str(cfg)).returncode == 0
+    res = run_cli("validate", "--skip-permissions", "--config", str(cfg), env=clean_env(COLUMNS="250"))
+    assert "Traceback" not in res.stderr, res.stderr
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\u202e]", res.stdout), res.stdout
+    shown = "esc\ufffd]0;PWNED\ufffd\ufffd[2Jname"
+    assert f"streams without a mapping (not canonized): {shown}" in res.stdout, res.stdout
+    assert "declared stream(s) not in the LATEST run: gone\ufffd[2J\ufffd" in res.stdout, res.stdout
+    listed = run_cli("list", "streams", "odd", "--config", str(cfg), env=clean_env(COLUMNS="250"))
+    assert shown in listed.stdout, "the same as list streams shows it"

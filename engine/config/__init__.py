@@ -4,6 +4,8 @@
   so ``from engine.config import PipelineConfig`` names them).
 * :mod:`engine.config.fieldtypes` — the field types the models share: safe names, paths,
   command lists (``SafeName`` and ``ConfigPath`` re-exported here).
+* :mod:`engine.config.numbers` — the number types of the models (``Int``, ``Float``): a
+  boolean is never a number.
 * :mod:`engine.config.load` — finding the file, reading the YAML with line numbers, ``~`` and
   ``${VAR}``, validating (``load``, ``LoadedConfig``).
 * :mod:`engine.config.cross` — checks that span several keys (``cross_check``).

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from engine.config.fieldtypes import ConfigPath, SafeName, command_items
+from engine.config.numbers import Float, Int
 
 DEMO_TAPS = ("gmail", "msgraph", "dataverse", "sheets", "quickbooks", "forms", "formsheets")
 STAGES = ("extract", "canonize", "index", "project")
@@ -59,27 +60,27 @@ class MeltanoSpec(StrictModel):
 class DemoFaults(StrictModel):
     """Switchable faults of the bundled demo taps, for tests and drills."""
 
-    fail_after: int | None = Field(None, ge=0)
+    fail_after: Int | None = Field(None, ge=0)
     """Emit this many records, then exit with `exit_code`."""
-    exit_code: int = Field(1, ge=0, le=255)
+    exit_code: Int = Field(1, ge=0, le=255)
     """The exit code used with `fail_after`."""
-    malformed_at: int | None = Field(None, ge=0)
+    malformed_at: Int | None = Field(None, ge=0)
     """After this many records, write one line that is not JSON."""
-    hang_after: int | None = Field(None, ge=0)
+    hang_after: Int | None = Field(None, ge=0)
     """After this many records, stop writing and never exit (until killed)."""
-    stderr_flood_bytes: int = Field(0, ge=0, le=1 << 34)
+    stderr_flood_bytes: Int = Field(0, ge=0, le=1 << 34)
     """Write this many bytes of log lines to stderr before syncing."""
     record_before_schema: bool = False
     """Emit one RECORD before any SCHEMA."""
-    huge_record_at: int | None = Field(None, ge=0)
+    huge_record_at: Int | None = Field(None, ge=0)
     """The index of the record that carries a huge text field."""
-    huge_record_bytes: int = Field(1 << 20, ge=0, le=1 << 30)
+    huge_record_bytes: Int = Field(1 << 20, ge=0, le=1 << 30)
     """The size of that huge text field, in bytes."""
-    unknown_message_at: int | None = Field(None, ge=0)
+    unknown_message_at: Int | None = Field(None, ge=0)
     """After this many records, emit a message of an unknown type."""
-    invalid_utf8_at: int | None = Field(None, ge=0)
+    invalid_utf8_at: Int | None = Field(None, ge=0)
     """After this many records, emit a RECORD line holding an invalid UTF-8 byte."""
-    close_stdout_after: int | None = Field(None, ge=0)
+    close_stdout_after: Int | None = Field(None, ge=0)
     """After this many records, close stdout early and exit 0."""
 
 
@@ -88,9 +89,9 @@ class DemoSpec(StrictModel):
 
     tap: Literal["gmail", "msgraph", "dataverse", "sheets", "quickbooks", "forms", "formsheets"]
     """Which demo tap to run: gmail, msgraph, dataverse, sheets, quickbooks, forms (Google Forms API responses) or formsheets (the same responses as linked-sheet rows)."""
-    records: int = Field(100, ge=0, le=100_000_000)
+    records: Int = Field(100, ge=0, le=100_000_000)
     """Total number of records the tap emits, split over its streams."""
-    seed: int = 0
+    seed: Int = 0
     """Seed of the synthetic data: same seed, account and count give the same records."""
     faults: DemoFaults = Field(default_factory=DemoFaults)
     """Faults to inject (all off by default)."""
@@ -121,7 +122,7 @@ class Extractor(StrictModel):
     """For `kind: singer` or `demo`: a Singer catalog file (stream selection), passed as `--catalog`."""
     discover: bool = False
     """For `kind: singer` or `demo`: run the tap with `--discover` first, cache the catalog in the workspace (`catalogs/NAME.json`, 0600) and pass it as `--catalog`."""
-    discover_max_age_h: float = Field(24, ge=0, le=24 * 366)
+    discover_max_age_h: Float = Field(24, ge=0, le=24 * 366)
     """With `discover: true`: hours a cached catalog is reused (0: discover on every run); a changed command or config file always discovers again."""
     incremental: bool = False
     """Pass the final Singer STATE of the account's last successful run (the one LATEST names) to the tap as `--state`, so it resumes where that run ended."""
@@ -129,11 +130,11 @@ class Extractor(StrictModel):
     """The streams this tap is expected to emit, e.g. `[messages, contacts]`. Stream names come from the tap and may carry PHI (a spreadsheet tap names a stream after a file such as `intake_<client>_<birth date>.csv`): only names declared here or by a mapping's `stream` appear in events, logs, the dashboard and command output; any other stream is shown as `stream #N (tag)` (see docs/security.md; `lorchestra list streams NAME --reveal` prints the real names)."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for the tap (never logged)."""
-    retries: int = Field(0, ge=0, le=10)
+    retries: Int = Field(0, ge=0, le=10)
     """How many times a failed extract is retried."""
-    retry_backoff_s: float = Field(2.0, ge=0, le=3600)
+    retry_backoff_s: Float = Field(2.0, ge=0, le=3600)
     """Delay before the first retry; doubles on each further retry."""
-    timeout_s: float = Field(1800, gt=0, le=7 * 86400)
+    timeout_s: Float = Field(1800, gt=0, le=7 * 86400)
     """Seconds an extract may run before it is stopped and marked `timeout`."""
 
     @model_validator(mode="after")
@@ -182,15 +183,15 @@ class ExtractStage(StrictModel):
 
     job: str | None = None
     """The job (from `jobs`) that `run` extracts by default; all extractors if unset."""
-    max_parallel: int = Field(4, ge=1, le=64)
+    max_parallel: Int = Field(4, ge=1, le=64)
     """How many extract tasks run at once."""
-    part_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, le=1 << 34)
+    part_max_bytes: Int = Field(64 * 1024 * 1024, ge=1024, le=1 << 34)
     """A vault part is closed once it holds this many uncompressed bytes."""
-    compression_level: int = Field(1, ge=1, le=9)
+    compression_level: Int = Field(1, ge=1, le=9)
     """gzip level of vault parts (1 is fastest)."""
-    cancel_grace_s: float = Field(5.0, ge=0, le=600)
+    cancel_grace_s: Float = Field(5.0, ge=0, le=600)
     """Seconds a cancelled tap gets to exit after SIGTERM before it is killed."""
-    memory_limit_mb: int | None = Field(4096, ge=256, le=1 << 20)
+    memory_limit_mb: Int | None = Field(4096, ge=256, le=1 << 20)
     """Address-space cap (RLIMIT_AS) of each extract worker, in MiB; past it the task fails with `WORKER_OUT_OF_MEMORY`. The tap itself is not capped. Null: no cap."""
 
 
@@ -212,7 +213,7 @@ class Mapping(StrictModel):
     """The Singer stream name."""
     transform: str
     """The transform id in the registry, e.g. email/gmail_to_canonical_v1."""
-    max_rejects: int = Field(0, ge=0)
+    max_rejects: Int = Field(0, ge=0)
     """How many records may fail the transform or schema before the task fails."""
     timezone: Annotated[str, AfterValidator(_zone)] | None = None
     """The IANA time zone (e.g. America/New_York) of the local times this stream's records show without an offset, such as a linked Google Sheet's Timestamp (the spreadsheet's zone); the transform gets it as $timezone. Unset: such times are UTC."""
@@ -223,30 +224,30 @@ class CanonizeStage(StrictModel):
 
     mappings: list[Mapping] = Field(default_factory=list)
     """Stream-to-transform mappings."""
-    workers: int | None = Field(None, ge=1, le=64)
+    workers: Int | None = Field(None, ge=1, le=64)
     """Parallel canonize tasks; the core count if unset."""
     transforms_dir: ConfigPath | None = None
     """The transform registry folder; the bundled config/transforms if unset."""
     schemas_dir: ConfigPath | None = None
     """The canonical schema folder; the bundled config/schemas if unset."""
-    timeout_s: float = Field(4 * 3600, gt=0, le=7 * 86400)
+    timeout_s: Float = Field(4 * 3600, gt=0, le=7 * 86400)
     """Wall-clock seconds one canonize task (one account) may run before it is stopped and marked `timeout` (`TIMEOUT`)."""
-    memory_limit_mb: int | None = Field(4096, ge=256, le=1 << 20)
+    memory_limit_mb: Int | None = Field(4096, ge=256, le=1 << 20)
     """Address-space cap (RLIMIT_AS) of each canonize worker, in MiB; past it the task fails with `WORKER_OUT_OF_MEMORY`. Null: no cap."""
-    transform_timeout_ms: int = Field(2000, ge=10, le=600_000)
+    transform_timeout_ms: Int = Field(2000, ge=10, le=600_000)
     """Milliseconds one record's transform may take; past it the task fails with `TRANSFORM_TIMEOUT` (the record goes to the rejects file)."""
-    transform_max_depth: int = Field(1000, ge=10, le=100_000)
+    transform_max_depth: Int = Field(1000, ge=10, le=100_000)
     """Deepest recursion one record's transform may reach; past it the task fails with `TRANSFORM_TOO_DEEP` (the record goes to the rejects file)."""
 
 
 class IndexStage(StrictModel):
     """Settings of the index stage."""
 
-    workers: int | None = Field(None, ge=1, le=64)
+    workers: Int | None = Field(None, ge=1, le=64)
     """Parallel index tasks; the core count if unset."""
-    timeout_s: float = Field(4 * 3600, gt=0, le=7 * 86400)
+    timeout_s: Float = Field(4 * 3600, gt=0, le=7 * 86400)
     """Wall-clock seconds one index task (one account) may run before it is stopped and marked `timeout` (`TIMEOUT`)."""
-    memory_limit_mb: int | None = Field(8192, ge=256, le=1 << 20)
+    memory_limit_mb: Int | None = Field(8192, ge=256, le=1 << 20)
     """Address-space cap (RLIMIT_AS) of each index worker, in MiB (higher than the other stages': the embedding model's numeric libraries reserve address space per core); past it the task fails with `WORKER_OUT_OF_MEMORY`. Null: no cap."""
     vectors: bool = True
     """Embed every document for search by meaning (`lorchestra query --similar`, hybrid
@@ -256,9 +257,9 @@ class IndexStage(StrictModel):
 class ProjectStage(StrictModel):
     """Settings of the project stage (the client layer's task; its rules are under `clients`)."""
 
-    timeout_s: float = Field(4 * 3600, gt=0, le=7 * 86400)
+    timeout_s: Float = Field(4 * 3600, gt=0, le=7 * 86400)
     """Wall-clock seconds the project task (one per run, over every account) may run before it is stopped and marked `timeout` (`TIMEOUT`), as a kill of it would be: the client tables are the last projection's or this one's, each chart folder whole, and `status` says `charts: incomplete` until the next run writes the rest."""
-    memory_limit_mb: int | None = Field(8192, ge=256, le=1 << 20)
+    memory_limit_mb: Int | None = Field(8192, ge=256, le=1 << 20)
     """Address-space cap (RLIMIT_AS) of the project worker and the helpers it starts, in MiB (as the index stage's: the measurements are embedded like any document); past it the task fails with `WORKER_OUT_OF_MEMORY`. Null: no cap."""
 
 
@@ -326,7 +327,7 @@ class PipelineConfig(StrictModel):
     """Per-stage settings."""
     on_failure: list[str] | None = Field(None, min_length=1)
     """A command (as a list) run after a run that failed, with a PHI-free JSON summary on its stdin."""
-    stale_after_hours: float = Field(26, gt=0, le=24 * 366)
+    stale_after_hours: Float = Field(26, gt=0, le=24 * 366)
     """Hours after which an account's LATEST counts as stale in `status` and the dashboard."""
     clients: ClientsConfig | None = None
     """The client layer (the project stage); without it, runs stop after index."""

@@ -97,6 +97,18 @@ BAD: list[Bad] = [
         16, "extractors[1].timeout_s", "must be more than 0, got 0"),
     Bad("zero-max-parallel", edit("max_parallel: 2", "max_parallel: 0"),
         19, "stages.extract.max_parallel", "must be at least 1, got 0"),
+    # YAML reads true/yes/on as a boolean, and pydantic read that as 1: `timeout_s: true` killed
+    # the tap after 1 s, `retries: yes` meant one retry
+    Bad("bool-timeout", edit("    command: [tap-tiny]\n", "    command: [tap-tiny]\n    timeout_s: true\n"),
+        10, "extractors[0].timeout_s", "must be a number, got true"),
+    Bad("bool-retries-yes", edit("    command: [tap-tiny]\n", "    command: [tap-tiny]\n    retries: yes\n"),
+        10, "extractors[0].retries", "must be a whole number, got true"),
+    Bad("bool-max-parallel", edit("max_parallel: 2", "max_parallel: true"),
+        19, "stages.extract.max_parallel", "must be a whole number, got true"),
+    Bad("bool-compression-level-on", edit("max_parallel: 2", "compression_level: on"),
+        19, "stages.extract.compression_level", "must be a whole number, got true"),
+    Bad("bool-stale-after-false", BASE + "stale_after_hours: false\n", 20, "stale_after_hours",
+        "must be a number, got false"),
     Bad("absurd-max-parallel", edit("max_parallel: 2", "max_parallel: 100000"),
         19, "stages.extract.max_parallel", "must be at most 64, got 100000"),
     Bad("wrong-type-bool", edit("    command: [tap-tiny]\n", "    command: [tap-tiny]\n    discover: maybe\n"),
@@ -214,6 +226,69 @@ def test_bad_config_through_the_cli(bad: Bad, cli_runs: dict[str, tuple[Path, Co
     assert res.stdout == ""
     assert res.stderr.count("lorchestra: error:") == 1, res.stderr
     check_message(res.stderr, path, bad)
+
+
+def test_every_number_of_the_config_refuses_a_boolean() -> None:
+    """Every int and float field of every config model is ``Int``/``Float`` of
+    :mod:`engine.config.numbers` (a boolean is refused), so a new number key cannot slip back
+    to reading `true` as 1."""
+    import types
+    import typing
+
+    from pydantic import BaseModel
+
+    from engine.config import models
+    from engine.config.numbers import Float, Int
+
+    checked = 0
+    for model in vars(models).values():
+        if not (isinstance(model, type) and issubclass(model, BaseModel) and model.__module__ == models.__name__):
+            continue
+        for name, field in model.model_fields.items():
+            where = f"{model.__name__}.{name}"
+            members = [a for a in typing.get_args(field.annotation) if a is not type(None)] \
+                if typing.get_origin(field.annotation) in (typing.Union, types.UnionType) else [field.annotation]
+            for member in members:
+                if member in (int, float):  # a plain `Int`: pydantic moved its validator to the field
+                    wanted = Int if member is int else Float
+                    assert len(members) == 1 and typing.get_args(wanted)[1] in field.metadata, where
+                    checked += 1
+                elif typing.get_origin(member) is typing.Annotated and typing.get_args(member)[0] in (int, float):
+                    assert member in (Int, Float), where  # `Int | None`
+                    checked += 1
+    assert checked >= 30
+
+
+def test_numbers_as_text_still_read_as_numbers(tmp_path: Path) -> None:
+    """`${VAR}` expands to text: a number given that way (or quoted) is read as before, through
+    `validate --quick` and `list extractors`."""
+    text = edit("    command: [tap-tiny]\n", "    command: [tap-tiny]\n    timeout_s: ${LORCHTEST_T}\n"
+                "    retries: '2'\n").replace("max_parallel: 2", "max_parallel: '3'")
+    path = tmp_path / "p.yaml"
+    path.write_text(text + "stale_after_hours: ${LORCHTEST_H}\n")
+    env = clean_env(LORCHTEST_T="30", LORCHTEST_H="2.5")
+    res = run_cli("list", "extractors", "--config", str(path), env=env)
+    assert res.returncode == 0, res.stderr
+    loaded = load_file_env(path, env)
+    assert loaded["timeout_s"] == 30.0 and loaded["retries"] == 2 and loaded["max_parallel"] == 3
+    assert loaded["stale_after_hours"] == 2.5
+    path.write_text(text.replace("${LORCHTEST_T}", "true") + "stale_after_hours: ${LORCHTEST_H}\n")
+    res = run_cli("validate", "--quick", "--config", str(path), env=env)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert f"{path}:10: extractors[0].timeout_s: must be a number, got true" in res.stdout + res.stderr
+
+
+def load_file_env(path: Path, env: dict[str, str]) -> dict[str, Any]:
+    """A few numbers of the config as the CLI's process reads them (its own environment)."""
+    code = ("import sys, json; from engine.config.load import load_file; c = load_file(__import__('pathlib').Path(sys.argv[1])); "
+            "print(json.dumps({'timeout_s': c.extractors[0].timeout_s, 'retries': c.extractors[0].retries, "
+            "'max_parallel': c.stages.extract.max_parallel, 'stale_after_hours': c.stale_after_hours}))")
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env,
+                         cwd=REPO, timeout=60, check=True).stdout
+    data: dict[str, Any] = orjson.loads(out)
+    return data
 
 
 def test_bad_config_lists_every_problem_each_with_its_line(tmp_path: Path) -> None:

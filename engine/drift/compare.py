@@ -225,11 +225,16 @@ def chain_fields(chain: list[ChainRun], stream: str) -> ChainFields:
     newer: set[str] = set()
     newer_records = 0
     required = _required(chain[-1], stream) if chain else set()
+    # the oldest run that recorded field paths: every run newer than it was written by a
+    # writer that records them, so one without any (a quiet night's empty delta) sent no record
+    recorded = [i for i, run in enumerate(chain)
+                if any(manifest_paths(x) is not None for x in _streams(run.manifest).values())]
+    era = max(recorded, default=-1)
     for i, run in enumerate(chain):
         streams = _streams(run.manifest)
         info = streams.get(stream)
         paths = manifest_paths(info)
-        if paths is None and _records(info) == 0 and any(manifest_paths(x) is not None for x in streams.values()):
+        if paths is None and _records(info) == 0 and i <= era:
             paths = set()  # the run sent no record of the stream: it has no fields
         if paths is None:
             if i == 0:

@@ -410,3 +410,22 @@ def test_an_optional_field_of_last_night_s_small_delta_is_not_lost(tmp_path: Pat
     acct = drift_json(cfg)[0]
     assert acct["streams"][0]["lost"] == [] and acct["streams"][0]["vanished"] == [], acct
     assert acct["mark"] != "!"
+
+
+def test_a_quiet_night_s_empty_delta_hides_no_rename(tmp_path: Path) -> None:
+    """An incremental run that brought nothing (the usual quiet night) recorded no field paths
+    for any stream: drift then said `-` (no paths) for the account, and the next delta that
+    renamed a read field was `Δ` with every field 'appeared' instead of `!`."""
+    cfg, ws = setup(tmp_path, incremental=True)
+    extract(tmp_path, cfg, FULL)
+    extract(tmp_path, cfg, [])  # nothing changed at the source
+    assert latest_manifest(ws)["incremental"]["state_passed"] is True
+    quiet = drift_json(cfg)[0]
+    assert quiet["mark"] == "✓", quiet
+    extract(tmp_path, cfg, [{"id": 2, "name": "N2", "mail": "2@x.org"}, {"id": 3, "name": "N3", "mail": "3@x.org"}])
+    acct = drift_json(cfg)[0]
+    s = acct["streams"][0]
+    assert acct["mark"] == "!" and s["vanished_reads"] == ["email"], acct
+    assert len(s["appeared"]) == 1  # only `mail` (a placeholder), not every field of the chain
+    val = run_cli("validate", "--config", str(cfg), "--skip-permissions")
+    assert "reads 1 field(s) that vanished" in val.stdout, val.stdout

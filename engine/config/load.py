@@ -62,7 +62,7 @@ def load(
 ) -> LoadedConfig:
     """Find, read and validate the config; resolve the workspace override."""
     path, origin = find_config(config)
-    cfg = load_file(path)
+    cfg = load_file(path, origin)
     ws_value = _workspace_override(workspace)
     if ws_value is not None and os.path.expanduser(ws_value).startswith("~"):
         raise ConfigError(f"the workspace {ws_value!r} starts with a ~user that names no user of this machine",
@@ -101,19 +101,33 @@ def _unreadable(exc: OSError | UnicodeDecodeError) -> tuple[str, str]:
     return (exc.strerror or type(exc).__name__, "check the path and the disk")
 
 
-def load_file(path: Path) -> PipelineConfig:
-    """Read and validate one config file, raising ConfigError with every problem in it."""
+_NOT_FOUND_HINTS = {
+    "--config": "check the path given to --config (a relative one is taken from the current folder); "
+                "to start a config, copy config/pipeline.example.yaml",
+    "$LORCH_CONFIG": "fix the path in $LORCH_CONFIG (a relative one is taken from the current folder), "
+                     "or unset it (`unset LORCH_CONFIG`) to use --config PATH or ./config/pipeline.yaml",
+}
+
+
+def load_file(path: Path, origin: str | None = None) -> PipelineConfig:
+    """Read and validate one config file, raising ConfigError with every problem in it.
+    ``origin`` (``--config``, ``$LORCH_CONFIG``) is where the path came from: a missing or
+    unreadable file says so, with a hint for that place (a missing $LORCH_CONFIG file said
+    only "config file not found", and its hint was to set $LORCH_CONFIG)."""
+    came = f" (from {origin})" if origin in _NOT_FOUND_HINTS else ""
     try:
         text = read_regular(path).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            f"config file not found: {path}",
-            hint="pass --config PATH, set $LORCH_CONFIG, or copy config/pipeline.example.yaml "
-            "to config/pipeline.yaml",
+            f"config file not found: {path}{came}",
+            hint=_NOT_FOUND_HINTS.get(origin or "", "pass --config PATH, set $LORCH_CONFIG, or copy "
+                                      "config/pipeline.example.yaml to config/pipeline.yaml"),
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         why, hint = _unreadable(exc)
-        raise ConfigError(f"cannot read config file {path}: {why}", hint=hint) from None
+        if origin == "$LORCH_CONFIG":
+            hint = hint.replace("--config FOLDER/", "LORCH_CONFIG=FOLDER/")
+        raise ConfigError(f"cannot read config file {path}{came}: {why}", hint=hint) from None
     data, lines = parse_yaml(text, path)
     problems: list[tuple[Loc, str]] = []
     data = expand_vars(data, (), problems)

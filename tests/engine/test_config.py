@@ -508,6 +508,28 @@ def test_lorch_config_env_and_local_pipeline_yaml_and_bundled_demo(tmp_path: Pat
     assert res.returncode == 2 and f"config file not found: {missing}" in res.stderr
 
 
+def test_a_missing_config_says_where_its_path_came_from(tmp_path: Path) -> None:
+    """`LORCH_CONFIG=/nonexist.yaml lorchestra status` said "config file not found" without
+    naming $LORCH_CONFIG, and its hint was to set $LORCH_CONFIG: the message names the place
+    the path came from and the hint fits it."""
+    missing = tmp_path / "nonexist.yaml"
+    res = run_cli("status", env=clean_env(LORCH_CONFIG=str(missing)), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert f"config file not found: {missing} (from $LORCH_CONFIG)" in res.stderr, res.stderr
+    hint = res.stderr.split("hint:", 1)[1]
+    assert "unset LORCH_CONFIG" in hint and "set $LORCH_CONFIG" not in hint.replace("unset", "")
+    res = run_cli("status", "--config", str(missing), env=clean_env(), cwd=tmp_path)
+    assert res.returncode == 2 and f"config file not found: {missing} (from --config)" in res.stderr, res.stderr
+    assert "LORCH_CONFIG" not in res.stderr.split("hint:", 1)[1]
+    # --config wins over $LORCH_CONFIG, and the message says which one was used
+    res = run_cli("status", "--config", str(missing), env=clean_env(LORCH_CONFIG=str(tmp_path / "other.yaml")),
+                  cwd=tmp_path)
+    assert "(from --config)" in res.stderr and "other.yaml" not in res.stderr
+    res = run_cli("status", env=clean_env(LORCH_CONFIG=str(tmp_path)), cwd=tmp_path)  # a folder
+    assert res.returncode == 2 and f"cannot read config file {tmp_path} (from $LORCH_CONFIG): it is a folder" \
+        in res.stderr and "LORCH_CONFIG=FOLDER/pipeline.yaml" in res.stderr, res.stderr
+
+
 def test_bundled_demo_through_the_cli(tmp_path: Path) -> None:
     env = cli_env(XDG_DATA_HOME=str(tmp_path / "xdg"))
     res = run_cli("list", "extractors", "--json", cwd=tmp_path, env=env)

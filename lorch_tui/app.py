@@ -9,7 +9,8 @@ The first paint comes before any disk work: the workspace check (a permission wa
 every inode) and the first scan run in threads after mount, and a run's start is a worker,
 so the key that started it returns at once. Every way out (``q``, ``ctrl+q``, the palette's
 Quit) takes the same path: ask when a run is in progress, cancel, reap, record. Starting,
-cancelling and quitting are :mod:`lorch_tui.runcontrol`'s (the app's ``action_*`` delegate).
+cancelling and quitting are :mod:`lorch_tui.runcontrol`'s (the app's ``action_*`` delegate);
+the toasts a run's events raise are :mod:`lorch_tui.runtoasts`'s.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Tree
 
 from engine.config.load import LoadedConfig
-from engine.errors import disk_full
 from engine.events import RunFinished, RunStarted, TaskFinished, TaskWarning, now_iso
 from engine.ops.inspect import RunInfo
 from engine.store.workspace import Workspace
@@ -39,6 +39,7 @@ from lorch_tui.crash import crash_report
 from lorch_tui.engine_face import EngineFace, LiveEngine
 from lorch_tui.model import RunModel
 from lorch_tui.runcontrol import RunControl
+from lorch_tui.runtoasts import RunToasts
 from lorch_tui.scan import Snapshot, scan
 from lorch_tui.screens.history import HistoryScreen
 from lorch_tui.screens.modals import FilterScreen, HelpScreen
@@ -102,11 +103,11 @@ class LorchApp(App[int]):
         self.watch_state = ""
         self._scan_pending = False
         self._scanning = False
-        self._critical_said: set[str | None] = set()
         self.runs_said: set[str] = set()
         """Runs whose unsuccessful end a toast already said (live, at start, or abandoned): once each."""
         self._opened_at = now_iso()
         self.run_control = RunControl(self)
+        self.toasts = RunToasts(self)
 
     def _fatal_error(self) -> None:
         """An unhandled exception: no traceback with local values (``lorch_tui.crash``)."""
@@ -222,44 +223,11 @@ class LorchApp(App[int]):
         for ev in batch:
             if isinstance(ev, RunFinished) and ev.status != "success" and ev.run_id == self.model.run_id \
                     and (not foreign or ev.ts >= self._opened_at):  # not last night's run, read back at start
-                self._say_run_ended(ev)
+                self.toasts.run_ended(ev)
             elif isinstance(ev, TaskWarning) and ev.code == "MEASURES_CRITICAL_UNLINKED":
-                self._say_critical_unlinked(ev.count)
+                self.toasts.critical_unlinked(ev.count)
         for note in self.engine.notes():
             self.notify(note, title="on_failure hook", severity="warning", timeout=30, markup=False)
-
-    def _say_critical_unlinked(self, count: int) -> None:
-        """A positive item 9 (self-harm) that is in no chart: said until dismissed, once a run."""
-        run = self.model.run_id
-        if run in self._critical_said:
-            return
-        self._critical_said.add(run)
-        self.notify(f"{count} questionnaire response(s) with a positive critical item (PHQ-9 item 9) "
-                    "are linked to no client, so no chart shows them: `lorchestra clients unlinked` "
-                    "lists them, a `link:` override puts each in its chart",
-                    title="critical item unlinked", severity="error", timeout=30, markup=False)
-        # the Stage progress title keeps saying it (CRITICAL UNLINKED n) after the toast goes
-
-    def _say_run_ended(self, ev: RunFinished) -> None:
-        if ev.run_id in self.runs_said:
-            return
-        self.runs_said.add(ev.run_id)
-        if self.model.ran_out_of_space(ev):
-            self._say_disk_full(ev.run_id)
-        elif ev.status == "failed":
-            self.notify(f"{ev.failed} of {ev.tasks} task(s) failed. In Stage progress, enter on a "
-                        "red row explains why.", title=f"run {ev.run_id} failed", severity="error",
-                        timeout=20, markup=False)
-        else:
-            self.notify(f"{ev.cancelled} of {ev.tasks} task(s) cancelled", title=f"run {ev.run_id} {ev.status}",
-                        severity="warning", timeout=8, markup=False)
-
-    @work(thread=True, exclusive=False, group="disk-full")
-    def _say_disk_full(self, run_id: str) -> None:
-        """One toast with the CLI's DISK_FULL message (it reads the free space: in a thread)."""
-        text = disk_full(self.loaded.workspace).render()
-        self.call_from_thread(self.notify, text, title=f"run {run_id} failed: the disk is full",
-                              severity="error", timeout=30, markup=False)
 
     # -- disk views ------------------------------------------------------------------------
     def request_scan(self) -> None:

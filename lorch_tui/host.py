@@ -1,6 +1,6 @@
 """What the dashboard's helper modules may use of the app, as a Protocol.
 
-``actions``, ``runcontrol``, ``watch`` and the screens take a :class:`Host` instead of importing
+``actions``, ``runcontrol``, ``runtoasts``, ``watch`` and the screens take a :class:`Host` instead of importing
 ``lorch_tui.app``: the app imports them, never the other way round, so there is no import
 cycle (not even one hidden behind ``TYPE_CHECKING``).
 """

@@ -1,6 +1,6 @@
 """The last run, said when the dashboard opens: cron ran it at night, and it did not succeed.
 
-A run that ends while the dashboard is open raises a toast (``LorchApp._say_run_ended``); a
+A run that ends while the dashboard is open raises a toast (``RunToasts.run_ended``); a
 run that ended before (last night's cron run failed, was cancelled, or its process was
 killed) raised none, and showed only in the Stage progress totals. At start, one thread reads
 the newest run of the run history (``state/lorch.sqlite``: the same source and the same

@@ -52,7 +52,7 @@ from engine.stages.canonreading import CanonizeFailed, check_part, latest_run, p
 from engine.stages.chain import NewestWins, activated_versions
 from engine.stages.markers import Markers
 from engine.stages.spec import TaskSpec
-from engine.store.fsutil import atomic_write_bytes, ensure_dir, open_private, open_regular, section
+from engine.store.fsutil import atomic_write_bytes, ensure_dir, open_private, section
 from engine.store.workspace import Workspace
 from engine.vault.chain import ChainBroken, ChainRun, incremental_chain
 from engine.vault.deletions import is_deletion
@@ -207,13 +207,14 @@ class Canonizer:
                         self.unmapped_streams[rec.stream] = self.unmapped_streams.get(rec.stream, 0) + 1
                         continue
                     if not exact:  # JSONata holds doubles: never round a number silently
-                        self._reject(rej, part["file"], rec, RecordRejected(
-                            NUMBER_INEXACT, "a number in the record cannot be held exactly by a double"))
+                        self._reject(rej, run_dir, part["file"], rec, RecordRejected(
+                            NUMBER_INEXACT, "a number in the record cannot be held exactly by a double"),
+                            ct.transform.id)
                         continue
                     try:
                         doc = ct.apply(record, envelope)
                     except RecordRejected as exc:
-                        self._reject(rej, part["file"], rec, exc)
+                        self._reject(rej, run_dir, part["file"], rec, exc, ct.transform.id)
                         if exc.fatal:  # out of time or stack: stop now, not after every record
                             raise CanonizeFailed(ErrorCode(exc.code), part_path) from None
                         continue
@@ -243,11 +244,14 @@ class Canonizer:
         active = self._active.get(rec.stream)
         return active is None or rec.version is None or rec.version >= active
 
-    def _reject(self, rej: IO[bytes], part: str, rec: VaultRecord, exc: RecordRejected) -> None:
-        """Quarantine one record with its reason; the record goes as stored, byte for byte."""
+    def _reject(self, rej: IO[bytes], run_dir: Path, part: str, rec: VaultRecord, exc: RecordRejected,
+                transform: str) -> None:
+        """Quarantine one record with its reason, its run (an incremental chain's parts share
+        names) and its transform; the record goes as stored, byte for byte."""
         self.rejects += 1
         self.rejects_by_stream[rec.stream] = self.rejects_by_stream.get(rec.stream, 0) + 1
-        rej.write(orjson.dumps({"part": part, "index": rec.index, "stream": rec.stream, "code": exc.code,
+        rej.write(orjson.dumps({"run": run_dir.name.removeprefix("run_id="), "part": part, "index": rec.index,
+                                "stream": rec.stream, "transform": transform, "code": exc.code,
                                 "reason": exc.reason, "record": orjson.Fragment(rec.record)},
                                option=orjson.OPT_SORT_KEYS) + b"\n")
 
@@ -283,14 +287,6 @@ def _flush(out: IO[bytes], sha: Any, buf: list[bytes]) -> None:
         out.write(data)
         sha.update(data)
         buf.clear()
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open_regular(path) as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def run_canonize(spec: TaskSpec, emit: Emit) -> int:

@@ -145,6 +145,9 @@ def test_schema_violations_are_quarantined_with_counts_only(tmp_path: Path, max_
     rejects = [orjson.loads(line) for line in canonical_paths(ws, ex)["rejects"].read_bytes().splitlines()]
     assert len(rejects) == event["rejects"]
     assert {r["code"] for r in rejects} == {"SCHEMA_INVALID"} and all(r["record"] for r in rejects)
+    # each names its run (an incremental chain's runs all have a part-000) and its transform
+    assert {r["run"] for r in rejects} == {latest(account_dir(ws, ex))["run_id"]}  # type: ignore[index]
+    assert {(r["stream"], r["transform"]) for r in rejects} == {("contacts", "clinical/dataverse_contact_to_contact_v1")}
     assert (canonical_paths(ws, ex)["rejects"].stat().st_mode & 0o777) == 0o600
     log_text = b"".join(p.read_bytes() for p in (ws / "logs").glob("*.log"))
     assert b"birth_date" not in log_text, "reasons stay in the rejects file"

@@ -43,6 +43,18 @@ def count(text: str) -> int:
     return n
 
 
+def positive(text: str) -> int:
+    """A whole number from 1 to :data:`MAX_COUNT` (``transform run --limit N``: 0 means nothing,
+    not all, there)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return count(text)
+
+
 MAX_CLIENT_TEXT = 1000
 """The longest client id or name a command takes (SQLite refuses LIKE patterns past 50,000
 bytes, which used to surface as "the index could not be read")."""

@@ -136,8 +136,6 @@ def cmd_transform_run(ns: argparse.Namespace) -> int:
         raise UsageError("--limit and --show go with --from-vault")
     if ns.from_vault is not None and ns.file is not None:
         raise UsageError("give either FILE or --from-vault, not both")
-    if ns.limit is not None and ns.limit < 1:
-        raise UsageError("--limit must be 1 or more")
     code = run_capped(getattr(ns, "argv", None) or sys.argv[1:],
                       load(getattr(ns, "config", None), getattr(ns, "workspace", None))
                       .config.stages.canonize.memory_limit_mb)

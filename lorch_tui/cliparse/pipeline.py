@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lorch_tui.argtypes import DEMO_HELP, count
+from lorch_tui.argtypes import DEMO_HELP, positive
 from lorch_tui.cliparse.base import Lazy, run_options
 
 STAGE_CHOICES = ("extract", "canonize", "index", "project")
@@ -95,7 +95,7 @@ def _transform_run(trs: Any, common: argparse.ArgumentParser) -> None:
                     help="the envelope to add (default: the transform's source, account 'cli')")
     tr.add_argument("--from-vault", metavar="EXTRACTOR",
                     help="run over the records of this extractor's LATEST run and print a summary")
-    tr.add_argument("--limit", type=count, metavar="N", help="with --from-vault: at most N records")
+    tr.add_argument("--limit", type=positive, metavar="N", help="with --from-vault: at most N records (1 or more)")
     tr.add_argument("--show", action="store_true",
                     help="with --from-vault: also print every output and reject reason (PHI)")
     tr.set_defaults(func=Lazy("lorch_tui.transformcmd:cmd_transform_run"))

@@ -76,6 +76,9 @@ def test_run_from_the_vault(tmp_path: Path) -> None:
     assert "2 record(s), 2 transformed" in limited.stderr
     missing = run_cli("transform", "run", tid, "--from-vault", "nope", "--config", str(cfg))
     assert missing.returncode == 2
+    for bad in ("0", "-1"):  # one message for both, from the parser
+        refused = run_cli("transform", "run", tid, "--from-vault", "ex1", "--limit", bad, "--config", str(cfg))
+        assert refused.returncode == 2 and "--limit: must be 1 or more" in refused.stderr, refused.stderr
 
 
 def test_deletion_markers_are_skipped_as_canonize_skips_them(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ MEANINGS: dict[str, str] = {
     "NOTHING_MAPPED": "canonize: no stream of the LATEST run (or its chain) is one a mapping names (a typo in a mapping's source or stream?), while the account's canonical output has records: nothing replaced, the documents and charts stay; fix the mapping (`lorchestra list mappings`, `lorchestra list streams NAME`); if the mapping was removed on purpose, `lorchestra clean --stage canonize --yes` (every account's canonical output) lets the next run publish none",
     "REJECTS_EXCEEDED": "canonize: a stream had more rejected records than its mapping's max_rejects (detail_path: the rejects file)",
     "UNMAPPED_STREAM": 'warning, canonize: records of streams no mapping covers were counted, not transformed (count)',
+    "SOURCE_FIELD_VANISHED": "warning, canonize: fields the account's transforms read vanished from the source's records (a rename at the source; count = fields): the canonical records lack what those fields gave (a missing key can take a document out of its client's chart); `lorchestra drift NAME` names them; update the transform (docs/transforms.md)",
     "UPSTREAM_FAILED": 'not run (status cancelled) because an earlier stage of the same chain did not succeed',
     "INCREMENTAL_CHAIN_BROKEN": 'canonize: a run of the incremental chain back to the last full run is gone, unreadable, not success, or the chain loops',
     "DISCOVERY_FAILED": 'extract: discover: true and TAP --discover failed or printed no catalog (exit_code)',

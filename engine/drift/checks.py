@@ -1,4 +1,5 @@
-"""The drift items of ``lorchestra validate``: a transform reading a field that vanished.
+"""The drift items of ``lorchestra validate`` and of a canonize run: a transform reading a
+field that vanished.
 
 Only warnings (a source that dropped a column does not make the config wrong), printed with
 names the config declares: the mapping's stream and the transform's own read paths.
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 from engine.canon.registry import Registry
 from engine.check import Check
-from engine.config import PipelineConfig
-from engine.drift.compare import account_drift
+from engine.config import CanonizeStage, Extractor, PipelineConfig
+from engine.drift.compare import account_drift, canon_drift
 from engine.store.workspace import Workspace
 
 
@@ -39,3 +40,14 @@ def check_drift(cfg: PipelineConfig, ws: Workspace) -> list[Check]:
                          f"no mapped transform reads a vanished field ({judged} stream(s) compared)"
                          if judged else "no LATEST run with field paths yet"))
     return out
+
+
+def vanished_reads(canon: CanonizeStage, ws: Workspace, ex: Extractor) -> int:
+    """How many fields the account's mapped transforms read that vanished from the source
+    (drift's ``!``): a canonize run says it (``SOURCE_FIELD_VANISHED``), since the canonical
+    records went on without them; counted from the manifests, 0 when unsure."""
+    try:
+        drift = canon_drift(canon, ws, ex)
+    except (OSError, ValueError):
+        return 0
+    return sum(len(s.vanished_reads) for s in drift.streams)

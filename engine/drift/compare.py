@@ -35,7 +35,7 @@ from typing import Any
 
 from engine.canon.registry import DEFAULT_TRANSFORMS as _DEFAULT_TRANSFORMS
 from engine.canon.registry import Registry
-from engine.config import Extractor, PipelineConfig
+from engine.config import CanonizeStage, Extractor, PipelineConfig
 from engine.drift.reads import Reads, transform_reads
 from engine.store.fsutil import read_regular
 from engine.store.workspace import Workspace
@@ -256,6 +256,12 @@ def account_drift(cfg: PipelineConfig, ws: Workspace, ex: Extractor,
                   reg: Registry | None = None) -> AccountDrift:
     """Compare the account's LATEST chain with its previous successful run's chain and with
     the mapped transforms."""
+    return canon_drift(cfg.stages.canonize, ws, ex, reg)
+
+
+def canon_drift(canon: CanonizeStage, ws: Workspace, ex: Extractor, reg: Registry | None = None) -> AccountDrift:
+    """:func:`account_drift` given the canonize settings alone (a canonize worker has no
+    more of the config)."""
     out = AccountDrift(ex.name)
     account_dir = ws.account_dir(ex.domain, ex.source, ex.account)
     try:
@@ -281,8 +287,8 @@ def account_drift(cfg: PipelineConfig, ws: Workspace, ex: Extractor,
     out.chain = [_run_id(r) for r in chain]
     out.previous_chain = [_run_id(r) for r in prev_chain]
     out.incremental = _is_incremental(manifest)
-    reg = reg or Registry.load(cfg.stages.canonize.transforms_dir, cfg.stages.canonize.schemas_dir)
-    mapped = {m.stream: m.transform for m in cfg.stages.canonize.mappings if m.source == ex.source}
+    reg = reg or Registry.load(canon.transforms_dir, canon.schemas_dir)
+    mapped = {m.stream: m.transform for m in canon.mappings if m.source == ex.source}
     streams = _streams(manifest)
     names = set(streams) | set(mapped)
     for run in chain[1:] + prev_chain:

@@ -39,6 +39,7 @@ from engine.canon.compiled import CompiledTransform, RecordRejected, TransformLi
 from engine.canon.functions import helpers_sha256
 from engine.canon.publish import AccountFiles
 from engine.canon.registry import Registry, RegistryError
+from engine.drift.checks import vanished_reads
 from engine.errors import say_os_error
 from engine.events import (
     ErrorCode,
@@ -307,6 +308,9 @@ def run_canonize(spec: TaskSpec, emit: Emit) -> int:
     if c.unmapped:
         emit(TaskWarning(task_id=spec.task_id, stage="canonize", extractor=c.ex.name,
                          code=ErrorCode.UNMAPPED_STREAM.value, count=c.unmapped))
+    if status in ("success", "skipped") and (vanished := vanished_reads(c.spec.canonize, c.ws, c.ex)):
+        emit(TaskWarning(task_id=spec.task_id, stage="canonize", extractor=c.ex.name,
+                         code=ErrorCode.SOURCE_FIELD_VANISHED.value, count=vanished))
     if c.markers is not None and c.markers.not_applied:
         emit(TaskWarning(task_id=spec.task_id, stage="canonize", extractor=c.ex.name,
                          code=ErrorCode.DELETION_NOT_APPLIED.value, count=c.markers.not_applied))

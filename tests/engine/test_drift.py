@@ -429,3 +429,27 @@ def test_a_quiet_night_s_empty_delta_hides_no_rename(tmp_path: Path) -> None:
     assert len(s["appeared"]) == 1  # only `mail` (a placeholder), not every field of the chain
     val = run_cli("validate", "--config", str(cfg), "--skip-permissions")
     assert "reads 1 field(s) that vanished" in val.stdout, val.stdout
+
+
+def _canonize_warnings(cfg: Path) -> dict[str, int]:
+    res = run_cli("run", "--stage", "canonize", "--json", "--config", str(cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+    events = [orjson.loads(x) for x in res.stdout.splitlines()]
+    assert all(PHI_FIELD not in x and "email" not in x for x in res.stdout.splitlines()
+               if '"task_warning"' in x)  # a count, never the field's name
+    return {e["code"]: e["count"] for e in events if e["type"] == "task_warning"}
+
+
+def test_a_run_says_when_a_field_its_transform_reads_vanished(tmp_path: Path) -> None:
+    """A rename at the source took `email` out of every record: `drift` and `validate` said
+    `!`, but the run itself (all a cron user reads) was silent while the canonical contacts
+    lost their address (and their client). Canonize now warns, by count, every run while it
+    lasts."""
+    cfg, ws = setup(tmp_path)
+    extract(tmp_path, cfg, FULL)
+    assert "SOURCE_FIELD_VANISHED" not in _canonize_warnings(cfg)
+    extract(tmp_path, cfg, [{**{k: v for k, v in r.items() if k != "email"}, "mail": r["email"]} for r in FULL])
+    assert _canonize_warnings(cfg).get("SOURCE_FIELD_VANISHED") == 1
+    text = run_cli("run", "--stage", "canonize", "--config", str(cfg))  # skipped: said again
+    assert "SOURCE_FIELD_VANISHED" in text.stdout + text.stderr, text.stdout
+    assert "lorchestra drift" in text.stdout + text.stderr

@@ -87,6 +87,9 @@ def cmd_validate(ns: argparse.Namespace) -> int:
         if len(fixable) < len(failed):  # what chmod cannot mend
             console.print("[red]permission problem[/]: remove the symlinks and special files listed "
                           "(--fix-permissions never touches them), and chown what another user owns")
+        if any(c.kind != "permission" and c.status == "fail" for c in items):  # it was left unsaid
+            console.print("[red]configuration problem[/]: fix the other items marked FAIL too and run "
+                          "validate again (exit 4: a permission problem wins over a configuration one)")
         return int(ExitCode.PERMISSION)
     if kind == "config":
         console.print("[red]configuration problem[/]: fix the items marked FAIL and run validate again")

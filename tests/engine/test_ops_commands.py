@@ -419,6 +419,26 @@ def test_validate_catches_a_missing_transform_and_a_missing_tap(tmp_path: Path) 
     assert not (tmp_path / "ws").exists()  # validate never creates the workspace
 
 
+def test_validate_with_a_config_and_a_permission_failure_says_both(tmp_path: Path) -> None:
+    """A missing transform and a 0755 workspace: validate exited 4 and its summary spoke only
+    of permissions. It still exits 4 (docs/operations.md: 4 wins over 2), and the summary
+    names both problems."""
+    stages = {"canonize": {"mappings": [{"source": "gmail", "stream": "labels",
+                                         "transform": "email/no_such_transform_v1"}]}}
+    cfg = write_config(tmp_path, [demo_extractor("one")], stages=stages)
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws").chmod(0o755)
+    res = cli("validate", "--config", str(cfg))
+    assert res.returncode == 4, res.stdout
+    summary = res.stdout.strip().splitlines()[-3:]
+    assert any(line.startswith("permission problem") for line in summary), summary
+    assert any(line.startswith("configuration problem") and "exit 4" in line for line in summary), summary
+    (tmp_path / "ws").chmod(0o700)  # the permission fixed: the configuration problem alone, exit 2
+    res = cli("validate", "--config", str(cfg))
+    assert res.returncode == 2 and "permission problem" not in res.stdout, res.stdout
+    assert res.stdout.strip().splitlines()[-1].startswith("configuration problem")
+
+
 def test_validate_a_broken_config_names_the_line(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, [demo_extractor("one")])
     cfg.write_text(cfg.read_text() + "stale_after_hours: -3\n")

@@ -55,6 +55,7 @@ class Decisions:
         # a tuple each (most names are one client's), built once: a placeholder name many
         # clients share ("N/A") must not be copied once per client
         self._by_name: dict[str, tuple[str, ...]] = {n: tuple(c) for n, c in by_name.items()}
+        self._families = {cid: K.name_text(c.card.family) for cid, c in clients.items() if c.card.family}
         self.alias = alias
         self.holders = holders
         self.lookup = lookup
@@ -224,7 +225,12 @@ class Decisions:
         if facts.name is None:
             return False
         client = self.clients[cid]
-        return not could_be(facts.name, {*(client.names or (self._names.get(cid) or "",)), *client.aliases})
+        return not could_be(facts.name, {*(client.names or (self._names.get(cid) or "",)), *client.aliases},
+                            self._family(cid))
+
+    def _family(self, cid: str) -> tuple[str, ...]:
+        family = self._families.get(cid)
+        return (family,) if family else ()
 
     def _said_another(self, facts: DocFacts, linked: AbstractSet[str]) -> list[str]:
         """Why a mail's participants say it is someone else's (each a key and the check): a
@@ -249,7 +255,8 @@ class Decisions:
             names = {*client.names, self._names.get(cid) or ""}
             if name in names:  # the client's own record's name (two clients may share it)
                 continue
-            if any(other != cid for other in self._by_name.get(name, ())) or not could_be(name, names | client.aliases):
+            if (any(other != cid for other in self._by_name.get(name, ()))
+                    or not could_be(name, names | client.aliases, self._family(cid))):
                 out.append(f"{key}; a display name cannot be the address holder's")
         return out
 

@@ -28,6 +28,10 @@ too (a merge). A shared birth date excuses nothing: twins share one (``Olivia Br
 ``Emma Brown``, ``Paul`` and ``Paula``), and a name written family first without a comma
 (``Brown Olivia``) gives no way to tell a new family name from a twin's given name. Those
 are reported for review, where a ``link:`` override settles them once.
+
+A name of one word fits only as the given name: the first word of the other name, and never
+the client's family name (its record's family name field, :func:`could_be`'s ``families``):
+``Park`` alone, like ``Mrs Park``, is anyone of the family; ``Lily`` still fits Lily Park.
 """
 
 from __future__ import annotations
@@ -99,6 +103,10 @@ def fits(one: str, other: str) -> bool:
         return True
     if "".join(a) == "".join(b):
         return True
+    if len(a) == 1 and len(b) > 1:  # a lone word: the given name, not the family's
+        return word_fits(a[0], b[0]) and a[0] not in b[1:]
+    if len(b) == 1 and len(a) > 1:
+        return word_fits(b[0], a[0]) and b[0] not in a[1:]
     marks = SUFFIXES | RELATIONS
     if {w for w in a if w in marks} != {w for w in b if w in marks}:
         return False
@@ -110,10 +118,16 @@ PLACEHOLDERS = frozenset({"unknown", "n a", "na", "none", "null", "no name", "tb
 """Folded names that name no one (what a form or a clerk writes for a missing name)."""
 
 
-def could_be(name: str | None, names: Iterable[str]) -> bool:
+def could_be(name: str | None, names: Iterable[str], families: Iterable[str] = ()) -> bool:
     """Whether the folded ``name`` can be the person of any of ``names`` (True when either
-    side has no name, or a placeholder such as ``N/A``: nothing contradicts)."""
+    side has no name, or a placeholder such as ``N/A``: nothing contradicts). ``families``:
+    the client's folded family names (its record's family name field), which a lone word
+    never fits, wherever the record writes it (``山田 太郎``, ``PARK Lily``)."""
     if not name or name in PLACEHOLDERS:
         return True
     known = [n for n in names if n]
-    return not known or any(fits(name, n) for n in known)
+    if not known:
+        return True
+    if " " not in name and name in families and name not in known:
+        return False  # "Park" is anyone of the family
+    return any(fits(name, n) for n in known)

@@ -4,8 +4,11 @@ Separate from :mod:`engine.clients.resolve` (which builds the clients and their 
 both resolvers, the in-memory one and the streaming one of :mod:`engine.clients.stream`,
 decide with this very code: an override; a client's own record; a reference to another
 document; the mail participants outside the practice; the keys, which must all agree on
-one client whose birth date is the document's. Otherwise the document stays unlinked, with
-the reason. Never a guess.
+one client whose birth date is the document's, whose name the document's can be
+(:mod:`engine.clients.namematch`), and no other client's: a name (or a mail participant's
+display name) that is or lists another client not
+linked, is ``disagree``. Otherwise the document stays unlinked, with the reason. Never a
+guess.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from engine.clients.model import (
     Unlinked,
     client_id_for,
 )
-from engine.clients.namematch import could_be
+from engine.clients.namematch import PLACEHOLDERS, could_be, index_keys, lists, lookup_keys
 from engine.clients.overrides import Overrides
 
 SEP = ", "
@@ -55,6 +58,19 @@ class Decisions:
         # a tuple each (most names are one client's), built once: a placeholder name many
         # clients share ("N/A") must not be copied once per client
         self._by_name: dict[str, tuple[str, ...]] = {n: tuple(c) for n, c in by_name.items()}
+        by_words: dict[tuple[str, ...], list[str]] = {}
+        for cid, c in clients.items():
+            for folded in {*c.names, self._names[cid] or ""} - {"", *PLACEHOLDERS}:
+                for words in index_keys(folded):
+                    by_words.setdefault(words, []).append(cid)
+        self._by_words: dict[tuple[str, ...], tuple[str, ...]] = {
+            w: tuple(dict.fromkeys(c)) for w, c in by_words.items()}
+        """The clients by the set of words of their names: who else a name lists (:meth:`_listed`)."""
+        by_size: dict[int, list[tuple[str, ...]]] = {}
+        for words in self._by_words:
+            by_size.setdefault(len(words), []).append(words)
+        self._by_size = by_size
+        self._vocabulary = frozenset(w for words in self._by_words for w in words)
         self._families = {cid: K.name_text(c.card.family) for cid, c in clients.items() if c.card.family}
         self.alias = alias
         self.holders = holders
@@ -232,6 +248,36 @@ class Decisions:
         family = self._families.get(cid)
         return (family,) if family else ()
 
+    def _own_names(self, cids: AbstractSet[str]) -> set[str]:
+        """Every name the clients go by (their records' and the overrides' ``names:``)."""
+        out: set[str] = set()
+        for cid in cids:
+            client = self.clients[cid]
+            out |= {*client.names, self._names.get(cid) or "", *client.aliases}
+        return out - {""}
+
+    def _listed(self, name: str, linked: AbstractSet[str]) -> list[str]:
+        """The clients besides ``linked`` whom the folded ``name`` lists among its people
+        (:func:`engine.clients.namematch.lists`): ``Lily & Noah Park`` lists Noah Park as
+        well as Lily. Their very name counts too (``Noah Park``), unless a linked client's
+        record has it as well (two clients of one name)."""
+        mine = self._own_names(linked)
+        named = self._by_name.get(name, ())
+        out = [] if any(c in linked for c in named) else list(named)
+        seen = set(out) | set(linked)
+        # another client is listed by a word of the name that is none of the linked
+        # clients' (a name all of whose words are theirs lists no one else: the usual case)
+        for words in lookup_keys(name, {w for n in mine for w in n.split()}, self._by_size,
+                                 self._vocabulary):
+            for other in self._by_words.get(words, ()):
+                if other in seen:
+                    continue
+                seen.add(other)
+                theirs = {*self.clients[other].names, self._names.get(other) or ""} - {""}
+                if any(lists(name, person, mine) for person in theirs):
+                    out.append(other)
+        return out
+
     def _said_another(self, facts: DocFacts, linked: AbstractSet[str]) -> list[str]:
         """Why a mail's participants say it is someone else's (each a key and the check): a
         display name that cannot be the client its address leads to
@@ -246,18 +292,23 @@ class Decisions:
             who = self.holders.get(key, set()) if key else set()
             if len(who) != 1:
                 named = self._by_name.get(name, ())
-                if named and not any(c in linked for c in named):
+                if named and any(c in linked for c in named):
+                    continue  # a linked client's very name
+                listed = self._listed(name, linked)
+                if listed:
                     out.append(f"{key or 'a participant without an address'}; its display name is client "
-                               f"{named[0]}'s, who is not linked")
+                               f"{listed[0]}'s, who is not linked")
                 continue
             cid = next(iter(who))
             client = self.clients[cid]
             names = {*client.names, self._names.get(cid) or ""}
-            if name in names:  # the client's own record's name (two clients may share it)
-                continue
+            if name in names and not self._listed(name, linked | {cid}):
+                continue  # the client's own record's name (two clients may share it)
             if (any(other != cid for other in self._by_name.get(name, ()))
                     or not could_be(name, names | client.aliases, self._family(cid))):
                 out.append(f"{key}; a display name cannot be the address holder's")
+            elif listed := self._listed(name, linked | {cid}):
+                out.append(f"{key}; its display name is client {listed[0]}'s too, who is not linked")
         return out
 
     def _names_another(self, facts: DocFacts, cid: str) -> bool:
@@ -265,9 +316,11 @@ class Decisions:
         a son's billing record under his mother's e-mail and phone ("Tim Doe" with Ann's
         keys) is Tim's whatever the keys say, and no birth date is there to tell them apart.
         A name that is no client's (a nickname, a married name) does not count."""
-        if facts.name is None or facts.name == self._names.get(cid):
+        if facts.name is None:
             return False
-        return any(other != cid for other in self._by_name.get(facts.name, ()))
+        if facts.name != self._names.get(cid) and any(other != cid for other in self._by_name.get(facts.name, ())):
+            return True
+        return bool(self._listed(facts.name, {cid}))
 
     def _identity_differs(self, facts: DocFacts, cid: str) -> bool:
         """True when the document's birth date is none of the client's: a child or parent who

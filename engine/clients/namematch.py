@@ -32,11 +32,21 @@ are reported for review, where a ``link:`` override settles them once.
 A name of one word fits only as the given name: the first word of the other name, and never
 the client's family name (its record's family name field, :func:`could_be`'s ``families``):
 ``Park`` alone, like ``Mrs Park``, is anyone of the family; ``Lily`` still fits Lily Park.
+
+A name may list several people (``Lily & Noah Park``, ``Noah Park, Lily Park``: folding drops
+the ``&`` and turns the comma round, so the words are all that is left). Such a name fits each
+of them, so fitting alone would link it to whichever the keys lead to; :func:`lists` says
+whether it lists a given client beside the ones it is linked to (every word of that client's
+name in it, one of them none of the linked client's), and the decision pass reports a name
+that lists another client (``disagree``), as it reports that client's very name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
+from itertools import combinations
+from math import comb
 
 SUFFIXES = frozenset({"jr", "jnr", "sr", "snr", "junior", "senior", "ii", "iii", "iv", "2nd", "3rd", "4th"})
 """Generational suffixes: a name with one is not the same person as the name without."""
@@ -131,3 +141,68 @@ def could_be(name: str | None, names: Iterable[str], families: Iterable[str] = (
     if " " not in name and name in families and name not in known:
         return False  # "Park" is anyone of the family
     return any(fits(name, n) for n in known)
+
+
+def _same_word(a: str, b: str) -> bool:
+    """Words that name the same part of a name for sure: equal, or an umlaut written out
+    (:func:`word_fits`), or the first an initial of the second; never a word of the second
+    taken for the initial it starts with (``Ann M Doe`` does not name ``Mark Doe``)."""
+    if len(a) == 1:
+        return b[0] == a
+    return len(b) > 1 and word_fits(a, b)
+
+
+def lists(name: str, person: str, besides: Iterable[str] = ()) -> bool:
+    """Whether the folded ``name`` names ``person`` among the people it lists, beyond the
+    names in ``besides`` (the client a document is linked to): every word of ``person`` is
+    in ``name`` (:func:`_same_word`), and one of them is in none of ``besides``. So ``Lily &
+    Noah Park`` (folded ``lily noah park``) and ``Noah Park, Lily Park`` (``lily park noah
+    park``) list Noah Park beside Lily Park; ``Ann Marie Doe`` does not list ``Ann Doe``
+    beside ``Ann Marie Doe``. A name that lists two clients is either's as much as the
+    other's: never linked to one of them (reported as ``disagree``)."""
+    mine = words(name)
+    theirs = words(person)
+    if not mine or not theirs or person in PLACEHOLDERS:
+        return False
+    mine, theirs = _joined(mine, theirs), _joined(theirs, mine)
+    if not all(any(_same_word(w, m) for m in mine) for w in theirs):
+        return False
+    known = [w for other in besides if other for w in _joined(words(other), theirs)]
+    return any(not any(w == k or _same_word(w, k) for k in known) for w in theirs)
+
+
+def index_keys(folded: str) -> set[tuple[str, ...]]:
+    """The sets of words (umlauts undone; sorted tuples, a third of a frozenset's memory)
+    under which a name is found (:func:`lookup_keys`):
+    its words, and its words with two neighbours written as one (``o neill`` also as
+    ``oneill``), initials left out (``Ann M Doe`` under ``ann doe``: :func:`lists` checks
+    the initial). So a client recorded as ``J Smith`` is found by ``smith`` only, and not
+    when ``smith`` is a word of the linked client's name too."""
+    ws = [_umlauts(w) for w in words(folded)]
+    out = {tuple(sorted({w for w in ws if len(w) > 1}))}
+    for i in range(len(ws) - 1):
+        out.add(tuple(sorted({w for w in (*ws[:i], ws[i] + ws[i + 1], *ws[i + 2:]) if len(w) > 1})))
+    return {k for k in out if k}
+
+
+def lookup_keys(folded: str, known: AbstractSet[str], by_size: Mapping[int, Collection[tuple[str, ...]]],
+                vocabulary: AbstractSet[str]) -> Iterator[tuple[str, ...]]:
+    """The index keys (:func:`index_keys`, grouped by their number of words in ``by_size``)
+    a name can list: those made of its words (and of its neighbours written as one) with a
+    word not in ``known`` (the words of the names the document is linked to: a client
+    :func:`lists` has a word beyond them). Each size costs the fewer of its combinations of
+    the name's words and its keys (a long display name against short names, or the other way);
+    ``vocabulary``: every word of the keys (a word no client's name has is in no key)."""
+    ws = [_umlauts(w) for w in words(folded)]
+    pool = sorted({w for w in (*ws, *(a + b for a, b in zip(ws, ws[1:], strict=False))) if w in vocabulary})
+    fresh = {w for w in pool if w not in known}
+    if not fresh:
+        return
+    have = set(pool)
+    for size, keys in by_size.items():
+        if size > len(pool):
+            continue
+        if comb(len(pool), size) <= len(keys):
+            yield from (combo for combo in combinations(pool, size) if not fresh.isdisjoint(combo))
+        else:
+            yield from (k for k in keys if have.issuperset(k) and not fresh.isdisjoint(k))

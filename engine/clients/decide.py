@@ -7,8 +7,9 @@ document; the mail participants outside the practice; the keys, which must all a
 one client whose birth date is the document's, whose name the document's can be
 (:mod:`engine.clients.namematch`), and no other client's: a name (or a mail participant's
 display name) that is or lists another client not
-linked, is ``disagree``. Otherwise the document stays unlinked, with the reason. Never a
-guess.
+linked, and a link by name and birth date alone while another client of that name has no
+birth date on file, are ``disagree``. Otherwise the document stays unlinked, with the
+reason. Never a guess.
 """
 
 from __future__ import annotations
@@ -224,7 +225,9 @@ class Decisions:
         cid = next(iter(unique))
         why = ("its birth date is not" if self._identity_differs(facts, cid) else
                "it names another client, not" if self._names_another(facts, cid) else
-               "its name cannot be" if self._someone_else(facts, cid) else None)
+               "its name cannot be" if self._someone_else(facts, cid) else
+               "another client of its name has no birth date on file, not only" if self._namesake(facts, matched, cid)
+               else None)
         if why is not None:  # the keys, then which check said no (the operator's next step)
             return Unlinked(facts.ref, "disagree", f"{SEP.join(k for k, _ in matched)}; {why} client {cid}'s")
         key = next(k for k, who in matched if who == {cid})
@@ -277,6 +280,19 @@ class Decisions:
                 if any(lists(name, person, mine) for person in theirs):
                     out.append(other)
         return out
+
+    def _namesake(self, facts: DocFacts, matched: list[tuple[str, AbstractSet[str]]], cid: str) -> bool:
+        """True when the link would stand on name and birth date alone (no other key is
+        the client's alone) while another client of that very name has no birth date on
+        file: that one may be the person as well (two John Smiths, one without a birth date)."""
+        if any(who == {cid} and K.key_kind(k) != "name_dob" for k, who in matched):
+            return False
+        names = {K.name_dob_name(k) for k, who in matched if who == {cid} and K.key_kind(k) == "name_dob"}
+        for name in names | ({facts.name} if facts.name else set()):
+            for other in self._by_name.get(name, ()):
+                if other != cid and not any(K.key_kind(k) == "name_dob" for k in self.clients[other].keys):
+                    return True
+        return False
 
     def _said_another(self, facts: DocFacts, linked: AbstractSet[str]) -> list[str]:
         """Why a mail's participants say it is someone else's (each a key and the check): a

@@ -243,6 +243,11 @@ def name_dob_key(name: object, dob: object) -> str | None:
     return f"name_dob:{n}|{d}"
 
 
+def name_dob_name(key: str) -> str:
+    """The folded name of a ``name_dob:`` key."""
+    return key[len("name_dob:"):].rpartition("|")[0]
+
+
 def phone_ext(key: str) -> str | None:
     """The extension of a phone key (``phone:+12125550177;ext=12`` -> ``12``), else None."""
     return key.partition(";ext=")[2] or None if key.startswith("phone:") else None

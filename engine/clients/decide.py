@@ -121,7 +121,7 @@ class Decisions:
         way, and stored anew when it holds."""
         now = identity(facts)
         first = stored.get(key)
-        if first is not None and first != now and first == past_identity(first, facts):
+        if first is not None and first != now and first in (past_identity(first, facts), before_apostrophes(facts)):
             first = now
         if hold(first, now, self.pins, key):
             return True
@@ -400,6 +400,23 @@ def _legacy_v3(facts: DocFacts) -> str:
     return IDENTITY_V3 + hashlib.sha256(orjson.dumps(
         [facts.ref.kind, sorted(keys), sorted(facts.outside), sorted(r.text() for r in facts.refs),
          None if name else facts.time, name])).hexdigest()
+
+
+def before_apostrophes(facts: DocFacts) -> str | None:
+    """The identity as pins stored before the name-and-birth-date key dropped a name's
+    apostrophes spell it (``siobhan o neill``, now ``siobhan oneill``): compared once and
+    stored anew, so no ``link:`` turns stale for it. None when no key changed."""
+    name = facts.name
+    if not name:
+        return None
+    keys = [f"name_dob:{name}|{K.name_dob_date(k)}"
+            if k.startswith("name_dob:") and K.name_dob_name(k) != name
+            and K.name_dob_name(k).replace(" ", "") == name.replace(" ", "") else k for k in facts.keys]
+    if keys == list(facts.keys):
+        return None
+    return IDENTITY_V3 + hashlib.sha256(orjson.dumps(
+        [facts.ref.kind, sorted(keys), sorted(facts.outside), sorted(r.text() for r in facts.refs),
+         None, name])).hexdigest()
 
 
 def identity_v1(facts: DocFacts) -> str:

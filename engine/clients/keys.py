@@ -235,9 +235,20 @@ def birth_date(raw: object) -> str | None:
     return None
 
 
+_APOSTROPHES = re.compile("['\u2019\u02bc\u2018`]")
+"""Apostrophes inside a name (``O'Neill``, ``D’Angelo``), which the key drops rather than
+turning them into a space: ``O'Neill`` and ``ONeill`` are one spelling of one name."""
+
+
 def name_dob_key(name: object, dob: object) -> str | None:
-    """The key ``name_dob:given family|YYYY-MM-DD``; None unless both parts are present."""
-    n, d = name_text(name), birth_date(dob)
+    """The key ``name_dob:given family|YYYY-MM-DD``; None unless both parts are present.
+
+    The name is :func:`name_text`'s with its apostrophes dropped first (not made a space):
+    ``Siobhán O'Neill`` and ``Siobhan ONeill`` are one key (``siobhan oneill``), as the name
+    rule already takes them for one name. Only the apostrophe goes, every letter stays in
+    its order, so no two names that differ in a letter, or in where a space stands
+    (``O Neill``), become one key."""
+    n, d = name_text(_APOSTROPHES.sub("", name) if isinstance(name, str) else name), birth_date(dob)
     if n is None or d is None:
         return None
     return f"name_dob:{n}|{d}"

@@ -21,6 +21,7 @@ from engine.check import Check
 from engine.clients.checks import check_clients
 from engine.config.load import load
 from engine.errors import ConfigError, ExitCode
+from engine.index.store import db_path
 from engine.measures.checks import check_measures
 from engine.ops import checks, permissions
 from engine.store.shown import private_os_error
@@ -58,7 +59,7 @@ def cmd_validate(ns: argparse.Namespace) -> int:
         items += checks.check_schemas(cfg)
         items += checks.check_streams(cfg, ws)
         items += check_drift(cfg, ws)
-    items += check_clients(cfg)
+    items += check_clients(cfg, db_path(ws))
     items += check_measures(cfg)
     items += checks.check_output_dirs(ws)
     if not ns.quick:

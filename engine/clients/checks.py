@@ -10,13 +10,16 @@ document ids): one that others can read is a warning, as a tap's config file is.
 from __future__ import annotations
 
 import re
+import sqlite3
+from pathlib import Path
 
 from engine.check import Check
 from engine.config import PipelineConfig
 
 
-def check_clients(cfg: PipelineConfig) -> list[Check]:
-    """The ``clients`` section's sources and overrides file (nothing when there is no section)."""
+def check_clients(cfg: PipelineConfig, index: Path | None = None) -> list[Check]:
+    """The ``clients`` section's sources and overrides file (nothing when there is no section);
+    with ``index`` (the index database), the ``names:`` entries against its last projection."""
     c = cfg.clients
     if c is None:
         return []
@@ -58,8 +61,44 @@ def check_clients(cfg: PipelineConfig) -> list[Check]:
                                  f"id, or a name where the id goes? not shown: it may be PHI); write the "
                                  f"full id `lorchestra clients list` prints, or the entry is unused "
                                  f"(OVERRIDE_UNUSED; `lorchestra clients conflicts` names it)"))
+            if ov.names and index is not None:
+                out += _names_of_others(ov.names, index)
             if c.overrides.stat().st_mode & 0o044:
                 out.append(Check("clients", "overrides", "warn",
                                  f"{c.overrides} (it names documents, addresses and phone numbers) is "
                                  f"readable by others: chmod 600 it"))
     return out
+
+
+def _names_of_others(names: dict[str, list[str]], index: Path) -> list[Check]:
+    """A ``names:`` entry that is another client's very name in the last projection (a typo,
+    a sibling's name pasted under the wrong id): the project stage does not apply it
+    (``OVERRIDE_UNUSED``). Counted, never shown: the names are PHI."""
+    from engine.clients import keys as K
+
+    if not index.is_file():
+        return []
+    try:
+        conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True, timeout=1)
+        try:
+            got = conn.execute("SELECT client_id, name, merged FROM clients").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []  # no projection yet (or tables of another version): nothing to compare
+    by_name: dict[str, set[str]] = {}
+    one: dict[str, str] = {}  # a merged id -> the client kept
+    for cid, name, merged in got:
+        folded = K.name_text(name)
+        if folded:
+            by_name.setdefault(folded, set()).add(cid)
+        for m in str(merged or "").replace(",", " ").split():
+            one[m] = cid
+    bad = sum(1 for cid, listed in names.items() for n in listed
+              if (K.name_text(n) or "") in by_name and by_name[K.name_text(n) or ""] - {one.get(cid, cid)})
+    if not bad:
+        return []
+    return [Check("clients", "overrides", "warn",
+                  f"{bad} names: entr(y/ies) are another client's name in the last projection (not shown: "
+                  f"PHI); the project stage does not apply them (OVERRIDE_UNUSED; `lorchestra clients "
+                  f"conflicts` names the client ids): correct the id or the name")]

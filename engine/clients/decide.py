@@ -73,6 +73,20 @@ class Decisions:
         self._by_size = by_size
         self._vocabulary = frozenset(w for words in self._by_words for w in words)
         self._families = {cid: K.name_text(c.card.family) for cid, c in clients.items() if c.card.family}
+        self._aliases: dict[str, frozenset[str]] = {}
+        """Each client's ``names:`` (overrides), less those that are another client's very
+        name (a typo, a sibling's name pasted: it would excuse that client's name on this
+        one's documents); those are not applied and are reported as unused."""
+        self.unused_overrides = 0
+        self.unused: list[tuple[str, str]] = []
+        """(document, client or "") of each ``link:`` naming a document or client that is not
+        there; ``names:ID (...)`` for a ``names:`` entry that is another client's name."""
+        for cid, c in clients.items():
+            theirs = {a for a in c.aliases if any(o != cid for o in self._by_name.get(a, ()))}
+            self._aliases[cid] = c.aliases - theirs if theirs else c.aliases
+            if theirs:
+                self.unused_overrides += len(theirs)
+                self.unused.extend([(f"names:{cid} (another client's name)", "")] * len(theirs))
         self.alias = alias
         self.holders = holders
         self.lookup = lookup
@@ -89,9 +103,6 @@ class Decisions:
         sorted pass, and not kept: one entry per document was a tenth of the task's memory)."""
         self.targets = targets
         self.forced: dict[DocRef, str | None] = {}
-        self.unused_overrides = 0
-        self.unused: list[tuple[str, str]] = []
-        """(document, client or "") of each ``link:`` naming a document or client that is not there."""
         self.stale_overrides = 0
         self.stale: list[tuple[str, str]] = []
         """(document, client or "") of each link not applied as stale."""
@@ -244,7 +255,7 @@ class Decisions:
         if facts.name is None:
             return False
         client = self.clients[cid]
-        return not could_be(facts.name, {*(client.names or (self._names.get(cid) or "",)), *client.aliases},
+        return not could_be(facts.name, {*(client.names or (self._names.get(cid) or "",)), *self._aliases[cid]},
                             self._family(cid))
 
     def _family(self, cid: str) -> tuple[str, ...]:
@@ -256,7 +267,7 @@ class Decisions:
         out: set[str] = set()
         for cid in cids:
             client = self.clients[cid]
-            out |= {*client.names, self._names.get(cid) or "", *client.aliases}
+            out |= {*client.names, self._names.get(cid) or "", *self._aliases[cid]}
         return out - {""}
 
     def _listed(self, name: str, linked: AbstractSet[str]) -> list[str]:
@@ -321,7 +332,7 @@ class Decisions:
             if name in names and not self._listed(name, linked | {cid}):
                 continue  # the client's own record's name (two clients may share it)
             if (any(other != cid for other in self._by_name.get(name, ()))
-                    or not could_be(name, names | client.aliases, self._family(cid))):
+                    or not could_be(name, names | self._aliases[cid], self._family(cid))):
                 out.append(f"{key}; a display name cannot be the address holder's")
             elif listed := self._listed(name, linked | {cid}):
                 out.append(f"{key}; its display name is client {listed[0]}'s too, who is not linked")

@@ -6,7 +6,7 @@ decide with this very code: an override; a client's own record; a reference to a
 document; the mail participants outside the practice; the keys, which must all agree on
 one client whose birth date is the document's, whose name the document's can be
 (:mod:`engine.clients.namematch`), and no other client's: a name (or a mail participant's
-display name) that is or lists another client not
+display name, the practice's own addresses' included) that is or lists another client not
 linked, and a link by name and birth date alone while another client of that name has no
 birth date on file, are ``disagree``. Otherwise the document stays unlinked, with the
 reason. Never a guess.
@@ -37,6 +37,10 @@ from engine.clients.overrides import Overrides
 SEP = ", "
 """Between keys in an unlinked document's detail (no key contains it: names lose their
 punctuation, addresses cannot hold a comma and a space)."""
+OWN = "own:"
+"""The prefix of a mail participant's key in :attr:`DocFacts.said` when its address is the
+practice's own (never a client key): its display name is still checked (another client's
+name there, ``Noah Park <bookings@practice>``, leaves the mail unlinked)."""
 _RULE_OF_KIND: dict[str, Rule] = {"email": "email", "phone": "phone", "name_dob": "name_dob"}
 
 
@@ -316,7 +320,7 @@ class Decisions:
         goes to no chart unless it links to Ben too."""
         out: list[str] = []
         for key, name in facts.said:
-            who = self.holders.get(key, set()) if key else set()
+            who = self.holders.get(key, set()) if key and not key.startswith(OWN) else set()
             if len(who) != 1:
                 named = self._by_name.get(name, ())
                 if named and any(c in linked for c in named):

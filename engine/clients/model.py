@@ -100,8 +100,9 @@ class DocFacts:
     """The time is a date alone (an invoice's date): a chart in a zone shows it unconverted.
     Only set when ``clients.timezone`` is not UTC."""
     said: tuple[tuple[str, str], ...] = ()
-    """Mail: (key, folded display name) of each participant outside the practice whose
-    address came with a name (``Ben Doe <ann@example.com>``)."""
+    """Mail: (key, folded display name) of each participant whose address came with a name
+    (``Ben Doe <ann@example.com>``); for the practice's own addresses the key is ``own:`` and
+    the address (:data:`engine.clients.decide.OWN`: no client key, the name still checked)."""
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 from engine.clients import keys as K
 from engine.clients.card import CLIENT_PIN, card_of, client_identity
-from engine.clients.decide import Decisions, hold, identity
+from engine.clients.decide import OWN, Decisions, hold, identity
 from engine.clients.model import (
     Client,
     Conflict,
@@ -202,11 +202,13 @@ class Resolver:
             facts.direction = "in"
 
     def _said(self, doc: dict[str, Any], paths: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], bool]:
-        """(key, folded display name) of the participants outside the practice who came with
-        a name: each address path's parent object (``from[].email`` -> ``from[]``) gives its
-        ``name``; the key is "" when the address is none (``{"name": "Kim", "email": null}``),
-        does not parse or is ignored: the name alone still says who. And whether one gives a
-        name and no address."""
+        """(key, folded display name) of the participants who came with a name: each address
+        path's parent object (``from[].email`` -> ``from[]``) gives its ``name``; the key is ""
+        when the address is none (``{"name": "Kim", "email": null}``), does not parse or is
+        ignored: the name alone still says who; ``own:`` and the address for the practice's
+        own addresses, which are no key but whose display name may still be a client's
+        (``Noah Park <bookings@practice>``, the booking portal writing as the client). And
+        whether one gives a name and no address."""
         out: dict[tuple[str, str], None] = {}
         nameless = False
         for path in paths:
@@ -217,11 +219,11 @@ class Resolver:
                 if not isinstance(item, dict):
                     continue
                 address = item.get(field_name)
-                _, own, key = self._address(address)
+                normal, own, key = self._address(address)
                 raw = item.get("name")  # an address written as the name says nothing of who
                 name = K.name_text(raw) if isinstance(raw, str) and "@" not in raw else None
-                if name and not own:
-                    out[(key or "", name)] = None
+                if name:
+                    out[(f"{OWN}{K.folded(normal, self._gmail)}" if own and normal else key or "", name)] = None
                 nameless = nameless or (not address and isinstance(raw, str) and bool(raw.strip()))
         return tuple(out), nameless
 

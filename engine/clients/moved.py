@@ -30,17 +30,52 @@ reports no move that run.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 
 from engine.clients import keys as K
+from engine.store.fsutil import create_private
 
 LISTED = 1000
 """Moved documents named in ``clients_meta.moved_links`` (all are counted)."""
 
 _DOC = "source = o.source AND account = o.account AND kind = o.kind AND entity_id = o.entity_id"
 _NDOC = "n.source = o.source AND n.account = o.account AND n.kind = o.kind AND n.entity_id = o.entity_id"
+
+
+def moves_path(scratch: Path) -> Path:
+    """The database of the comparison's own tables, beside the project's scratch database."""
+    return scratch.with_name(scratch.name + "-moves")
+
+
+@contextlib.contextmanager
+def own_database(conn: sqlite3.Connection, scratch: Path) -> Iterator[str]:
+    """A database of its own for :func:`snapshot` and :func:`find`, attached to ``conn`` as
+    ``moves`` (0600 in the workspace: names and birth dates are PHI; no journal, no sync),
+    detached and removed afterwards; enter it outside a transaction.
+
+    Not the scratch database: this comparison writes inside the tables' transaction, and
+    once its pages spill from the cache the writer holds the file's exclusive lock, so the
+    measures' own connection to the scratch database (reading the measurement links in the
+    same transaction) gave up after 5 s ("database is locked": every projection after the
+    first failed ``INDEX_DB_ERROR`` at 2,000 demo records per account)."""
+    path = moves_path(scratch)
+    path.unlink(missing_ok=True)
+    create_private(path)
+    conn.execute("ATTACH DATABASE ? AS moves", (str(path),))
+    try:
+        for pragma in ("journal_mode = OFF", "synchronous = OFF"):
+            conn.execute(f"PRAGMA moves.{pragma}")
+        yield "moves"
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.execute("DETACH DATABASE moves")
+        path.unlink(missing_ok=True)
 
 
 def snapshot(conn: sqlite3.Connection, scratch: str) -> int | None:

@@ -85,9 +85,9 @@ def part_path(path: Path) -> Path:
 
 
 def remove(path: Path) -> None:
-    """Remove a scratch database, its kept responses and scores (and any journal SQLite
-    may have left)."""
-    for db in (path, kept.kept_path(path), kept.scores_path(path)):
+    """Remove a scratch database, its kept responses and scores, the moved-links comparison's
+    database (:func:`engine.clients.moved.own_database`) and any journal SQLite may have left."""
+    for db in (path, kept.kept_path(path), kept.scores_path(path), path.with_name(path.name + "-moves")):
         for p in (db, db.with_name(db.name + "-journal")):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()

@@ -238,13 +238,13 @@ class Project:
                                                   force=self.force, accounts=self.accounts)
         conn.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
         try:
-            with self._phase("tables"):
+            with self._phase("tables"), moved.own_database(conn, scratch) as moves:
                 begin_immediate(conn)  # the tables and their measurement links: one commit
                 try:
                     tables.ensure_schema(conn)
-                    mark = moved.snapshot(conn, "scratch")  # the links before, to say which moved
+                    mark = moved.snapshot(conn, moves)  # the links before, to say which moved
                     tables.write_projection(conn, p, fp, now, scratch="scratch")
-                    found = moved.find(conn, "scratch", mark)
+                    found = moved.find(conn, moves, mark)
                     tables.set_meta(conn, **moved.meta(conn, found))
                     self.moved = len(found)
                     measures_step.link(conn, m)

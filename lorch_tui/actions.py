@@ -12,7 +12,6 @@ import asyncio
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -99,10 +98,15 @@ def check_workspace(app: Host, skip_permissions: bool, done: Callable[[str | Non
     app.run_worker(check, thread=True, group="workspace-check")
 
 
-def open_in_pager(app: Any, path: Path | None, what: str) -> None:
+async def open_in_pager(app: Any, path: Path | None, what: str) -> None:
     """Show ``path`` in ``$PAGER`` (``less`` if unset) with the dashboard suspended.
 
     The file may hold PHI, which is why it is shown only here, on request, and never in a pane.
+    The pager is awaited, not waited for: the event loop goes on while it is open, so a run
+    keeps starting its next tasks (a blocking wait held every queued task, and a cron run
+    behind the workspace lock, for as long as the pager was open). Repaints are batched
+    until the dashboard has the terminal back. Run it as a worker (the app's own messages
+    are not held either).
     """
     if path is None:
         app.notify(f"there is no {what.removeprefix('the ')} for this task", severity="warning")
@@ -124,9 +128,10 @@ def open_in_pager(app: Any, path: Path | None, what: str) -> None:
     try:
         # no search history of the pager in the home folder: a search for a name is PHI
         env = {**os.environ, "LESSHISTFILE": "-", "LESSHISTSIZE": "0"}
-        with app.suspend():
+        with app.batch_update(), app.suspend():  # no repaint while the pager has the terminal
             try:  # an error must not leave the block: Textual resumes the screen only on a normal exit
-                subprocess.run([*pager, str(path)], check=False, env=env)
+                proc = await asyncio.create_subprocess_exec(*pager, str(path), env=env)
+                await proc.wait()
             except OSError as exc:
                 failed = exc
     except SuspendNotSupported:

@@ -292,7 +292,7 @@ class LorchApp(App[int]):
 
     @on(TaskDetailScreen.OpenFile)
     def _open_file(self, message: TaskDetailScreen.OpenFile) -> None:
-        actions.open_in_pager(self, message.path, message.what)
+        self.run_worker(actions.open_in_pager(self, message.path, message.what), group="pager")
 
     def select(self, extractor: str) -> None:
         """Make ``extractor`` the selected account in every pane."""

@@ -8,6 +8,7 @@ poll with a deadline, never a sleep.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -713,11 +714,62 @@ def test_the_pager_keeps_no_search_history(tmp_path: Path, monkeypatch: pytest.M
         def suspend(self) -> contextlib.AbstractContextManager[None]:
             return contextlib.nullcontext()
 
+        def batch_update(self) -> contextlib.AbstractContextManager[None]:
+            return contextlib.nullcontext()
+
         def notify(self, message: str, **_: Any) -> None:
             self.notes.append(message)
 
-    open_in_pager(Terminal(), shown, "the tap's stderr")
+    asyncio.run(open_in_pager(Terminal(), shown, "the tap's stderr"))
     assert seen.read_text().strip() == f"-|0|{shown}"
+
+
+def test_the_run_goes_on_while_the_pager_is_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pager was waited for with the event loop blocked: no queued task started (and a cron
+    run waited behind the lock) until the pager closed. Now it is awaited: other coroutines
+    (the engine's runner is one) go on meanwhile, repaints batched until the screen is back.
+    A real pager process that stays open a while; a coroutine ticking beside it."""
+    import contextlib
+    from collections.abc import Iterator
+
+    from lorch_tui.actions import open_in_pager
+
+    script = tmp_path / "pager.sh"
+    script.write_text("#!/bin/sh\nsleep 1\n")
+    script.chmod(0o700)
+    monkeypatch.setenv("PAGER", str(script))
+    shown = tmp_path / "tap.stderr.log"
+    shown.write_text("stderr\n")
+    order: list[str] = []
+
+    class Terminal:
+        @contextlib.contextmanager
+        def suspend(self) -> Iterator[None]:
+            order.append("suspend")
+            yield
+            order.append("resume")
+
+        @contextlib.contextmanager
+        def batch_update(self) -> Iterator[None]:
+            order.append("batch")
+            yield
+            order.append("repaint")
+
+        def notify(self, message: str, **_: Any) -> None:
+            order.append(message)
+
+    async def both() -> int:
+        pager = asyncio.create_task(open_in_pager(Terminal(), shown, "the tap's stderr"))
+        ticks = 0
+        while not pager.done():
+            await asyncio.sleep(0.05)
+            ticks += 1
+        await pager
+        return ticks
+
+    ticks = asyncio.run(both())
+    assert ticks >= 10, f"the loop ran {ticks} times while the pager was open"
+    assert order == ["batch", "suspend", "resume", "repaint"], order  # resumed before the repaint
 
 
 async def test_a_failing_on_failure_hook_is_shown_not_swallowed(tmp_path: Path) -> None:
@@ -848,19 +900,22 @@ def test_a_pager_that_cannot_start_never_leaves_the_dashboard_suspended(tmp_path
             yield  # an exception thrown in here is what Textual does not recover from
             self.left_cleanly += 1
 
+        def batch_update(self) -> contextlib.AbstractContextManager[None]:
+            return contextlib.nullcontext()
+
         def notify(self, message: str, **_: Any) -> None:
             self.notes.append(message)
 
     missing = Terminal()
     monkeypatch.setenv("PAGER", str(tmp_path / "no-such-pager"))
-    open_in_pager(missing, shown, "the tap's stderr")
+    asyncio.run(open_in_pager(missing, shown, "the tap's stderr"))
     assert missing.entered == 0 and "not found" in missing.notes[0] and str(shown) in missing.notes[0]
     broken = tmp_path / "broken-pager"
     broken.write_text("#!/nonexistent/interpreter\n")
     broken.chmod(0o700)
     monkeypatch.setenv("PAGER", str(broken))
     failing = Terminal()
-    open_in_pager(failing, shown, "the tap's stderr")
+    asyncio.run(open_in_pager(failing, shown, "the tap's stderr"))
     assert failing.entered == failing.left_cleanly == 1 and "cannot start $PAGER" in failing.notes[0]
 
 

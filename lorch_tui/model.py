@@ -23,6 +23,7 @@ from engine.events import (
     TaskStarted,
     TaskWarning,
 )
+from engine.store.history import counted_stage
 
 ACTIVE = ("queued", "running", "retrying")
 
@@ -91,8 +92,12 @@ class RunModel:
     last_errors: dict[str, str] = field(default_factory=dict)
     started: float | None = None
     ended: float | None = None
+    counted: str = "extract"
+    """The stage whose tasks' records :attr:`records` sums: ``extract`` for a run that
+    extracts, else its last stage's (a `c`, `i` or `p` run said "0 records extracted" while
+    the log and `status` counted what it canonized, indexed or linked)."""
     _counted: dict[str, int] = field(default_factory=dict)
-    """Records of each extract task's last attempt, as counted in :attr:`records`."""
+    """Records of each counted task's last attempt, as counted in :attr:`records`."""
     _failed: set[str] = field(default_factory=set)
     """Tasks whose last attempt failed, as counted in :attr:`failed`."""
     _foreign: bool = False
@@ -115,6 +120,7 @@ class RunModel:
             self.run_id, self.trigger, self.status = ev.run_id, ev.trigger, "running"
             self.tasks.clear()
             self.records = self.failed = 0
+            self.counted = counted_stage(ev.stages)
             self._counted.clear()
             self._failed.clear()
             self.started, self.ended = self._start(ev.ts), None
@@ -139,10 +145,11 @@ class RunModel:
             self.status, self.ended = ev.status, time.monotonic()
 
     def extracted(self) -> int:
-        """Records extracted so far: the finished extract tasks' (:attr:`records`) with a
-        running task's live count in place of its earlier attempt's (the totals line said 0
-        for the whole run while the rows counted)."""
-        running = [(t, r) for t, r in self.tasks.items() if r.stage == "extract" and r.state == "running"]
+        """Records of the counted stage so far (:attr:`counted`: extracted, for a run that
+        extracts): the finished tasks' (:attr:`records`) with a running task's live count in
+        place of its earlier attempt's (the totals line said 0 for the whole run while the
+        rows counted)."""
+        running = [(t, r) for t, r in self.tasks.items() if r.stage == self.counted and r.state == "running"]
         return self.records + sum(r.records - self._counted.get(t, 0) for t, r in running)
 
     def ran_out_of_space(self, ev: RunFinished) -> bool:
@@ -160,7 +167,7 @@ class RunModel:
             # the worker's own wall time is the truth: a batch replayed from a log (a cron
             # run, or today's runs at start-up) has TaskStarted and TaskFinished together
             row.started = row.ended - ev.duration_s
-        if ev.stage == "extract":  # one count a task: a retried attempt's records were counted again
+        if ev.stage == self.counted:  # one count a task: a retried attempt's records were counted again
             self.records += ev.records - self._counted.get(ev.task_id, 0)
             self._counted[ev.task_id] = ev.records
         failed = ev.status in ("failed", "timeout")

@@ -25,6 +25,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from engine.store.history import records_said
 from lorch_tui.model import RunModel, TaskRow
 from lorch_tui.widgets.fit import fit_columns
 
@@ -248,6 +249,6 @@ def totals_text(model: RunModel) -> Text:
     who = f" ({model.trigger})" if model.trigger else ""
     text = Text(f"{model.status}: ", style="bold", no_wrap=True, overflow="ellipsis")  # one row: cut, not wrapped
     text.append(", ".join(parts))
-    text.append(f" · {model.extracted():,} records extracted")
+    text.append(f" · {records_said(model.counted, model.extracted())}")
     text.append(f" · run {model.run_id}{who}", style="dim")
     return text

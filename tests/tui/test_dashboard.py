@@ -838,3 +838,27 @@ def test_a_finished_task_s_bar_is_full_whatever_total_was_announced() -> None:
     assert bar(row).plain == "██████ ok"
     row.state = "running"
     assert bar(row).plain.endswith(" 40%")
+
+
+def test_a_run_without_extract_counts_its_own_stage_in_the_totals() -> None:
+    """A `c`, `i` or `p` run said "0 records extracted" in Stage progress while the log line,
+    the history and `status` counted what it canonized, indexed or linked."""
+    from engine.events import RunStarted, TaskFinished, TaskProgress, TaskStarted
+    from lorch_tui.widgets.progress import totals_text
+
+    def finished(stage: str, records: int) -> TaskFinished:
+        return TaskFinished(task_id=f"{stage}:a", stage=stage, extractor="a", account="a", status="success",
+                            attempt=1, records=records, duration_s=0.1)
+
+    model = RunModel()
+    model.apply([RunStarted(run_id="r1", trigger="dashboard", tasks=2, stages=["canonize", "index"], pipeline="t"),
+                 finished("canonize", 40), finished("index", 39)])
+    assert "39 records indexed" in totals_text(model).plain  # as the log line: the last stage's
+    model.apply([RunStarted(run_id="r2", trigger="dashboard", tasks=1, stages=["project"], pipeline="t"),
+                 TaskStarted(task_id="project:clients", stage="project", extractor="clients", account="all",
+                             attempt=1, pid=1),
+                 TaskProgress(task_id="project:clients", stage="project", extractor="clients", records=12)])
+    assert "12 links to clients" in totals_text(model).plain  # a running task's live count
+    model.apply([RunStarted(run_id="r3", trigger="dashboard", tasks=2, stages=["extract", "canonize"], pipeline="t"),
+                 finished("extract", 50), finished("canonize", 48)])
+    assert "50 records extracted" in totals_text(model).plain  # a run that extracts, as always

@@ -167,7 +167,8 @@ def why_nothing_to_cancel(app: Any) -> str:
     if not app.engine.busy and holder:
         pid = holder.split()[1]
         return (f"the run in progress belongs to {holder}, not to this dashboard: stop it there "
-                f"(Ctrl-C), or with `kill -INT {pid}` (it cancels cleanly)")
+                f"(X or q in a dashboard, Ctrl-C in a terminal), or with `kill -INT {pid}` (it "
+                "cancels cleanly)")
     if app.engine.busy:
         return "no running task selected: move to a running row in Stage progress, or X cancels the whole run"
     return "no running task to cancel: nothing is running"

@@ -1062,3 +1062,15 @@ def test_a_running_extract_s_tap_stderr_can_be_opened(tmp_path: Path) -> None:
     assert TaskDetailScreen(row, ws, ex).stderr is None  # queued: not yet
     row.state = "running"
     assert TaskDetailScreen(row, ws, ex).stderr == partial / "tap.stderr.log"
+
+
+def test_cancelling_another_process_s_run_names_how_to_stop_it_there() -> None:
+    """The hint said "stop it there (Ctrl-C)": Ctrl-C does nothing in a dashboard (X or q do)."""
+    from types import SimpleNamespace
+
+    from lorch_tui.actions import why_nothing_to_cancel
+
+    app = SimpleNamespace(snapshot=SimpleNamespace(lock_holder="pid 4242 (lorch-tui --no-ui)"),
+                          engine=SimpleNamespace(busy=False))
+    hint = why_nothing_to_cancel(app)
+    assert "X or q in a dashboard" in hint and "Ctrl-C in a terminal" in hint and "kill -INT 4242" in hint

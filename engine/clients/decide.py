@@ -21,6 +21,7 @@ from collections.abc import Set as AbstractSet
 import orjson
 
 from engine.clients import keys as K
+from engine.clients.listing import NameIndex
 from engine.clients.model import (
     Client,
     Direction,
@@ -31,7 +32,7 @@ from engine.clients.model import (
     Unlinked,
     client_id_for,
 )
-from engine.clients.namematch import PLACEHOLDERS, could_be, index_keys, lists, lookup_keys
+from engine.clients.namematch import could_be
 from engine.clients.overrides import Overrides
 
 SEP = ", "
@@ -63,19 +64,6 @@ class Decisions:
         # a tuple each (most names are one client's), built once: a placeholder name many
         # clients share ("N/A") must not be copied once per client
         self._by_name: dict[str, tuple[str, ...]] = {n: tuple(c) for n, c in by_name.items()}
-        by_words: dict[tuple[str, ...], list[str]] = {}
-        for cid, c in clients.items():
-            for folded in {*c.names, self._names[cid] or ""} - {"", *PLACEHOLDERS}:
-                for words in index_keys(folded):
-                    by_words.setdefault(words, []).append(cid)
-        self._by_words: dict[tuple[str, ...], tuple[str, ...]] = {
-            w: tuple(dict.fromkeys(c)) for w, c in by_words.items()}
-        """The clients by the set of words of their names: who else a name lists (:meth:`_listed`)."""
-        by_size: dict[int, list[tuple[str, ...]]] = {}
-        for words in self._by_words:
-            by_size.setdefault(len(words), []).append(words)
-        self._by_size = by_size
-        self._vocabulary = frozenset(w for words in self._by_words for w in words)
         self._families = {cid: K.name_text(c.card.family) for cid, c in clients.items() if c.card.family}
         self._aliases: dict[str, frozenset[str]] = {}
         """Each client's ``names:`` (overrides), less those that are another client's very
@@ -91,6 +79,7 @@ class Decisions:
             if theirs:
                 self.unused_overrides += len(theirs)
                 self.unused.extend([(f"names:{cid} (another client's name)", "")] * len(theirs))
+        self._index = NameIndex(clients, self._names, self._by_name, self._own_names)
         self.alias = alias
         self.holders = holders
         self.lookup = lookup
@@ -275,35 +264,9 @@ class Decisions:
         return out - {""}
 
     def _listed(self, name: str, linked: AbstractSet[str]) -> str | None:
-        """The first client besides ``linked`` whom the folded ``name`` lists among its people
-        (:func:`engine.clients.namematch.lists`), or None: ``Lily & Noah Park`` lists Noah
-        Park as well as Lily. Their very name counts too (``Noah Park``), unless a linked
-        client's record has it as well (two clients of one name).
-
-        The first is all a decision needs, and each distinct name is checked once: a common
-        name is many clients' (namesakes), and checking each of them made the resolve phase
-        four times slower at 1,000,000 demo documents."""
-        named = self._by_name.get(name, ())
-        if named and not any(c in linked for c in named):
-            return named[0]
-        mine = self._own_names(linked)
-        seen = set(linked)  # (a namesake of a linked client is still checked by its other names)
-        checked: dict[str, bool] = {}
-        # another client is listed by a word of the name that is none of the linked
-        # clients' (a name all of whose words are theirs lists no one else: the usual case)
-        for words in lookup_keys(name, {w for n in mine for w in n.split()}, self._by_size,
-                                 self._vocabulary):
-            for other in self._by_words.get(words, ()):
-                if other in seen:
-                    continue
-                seen.add(other)
-                for person in {*self.clients[other].names, self._names.get(other) or ""} - {""}:
-                    found = checked.get(person)
-                    if found is None:
-                        found = checked[person] = lists(name, person, mine)
-                    if found:
-                        return other
-        return None
+        """The first client besides ``linked`` whom the folded ``name`` lists among its people,
+        or None (:meth:`engine.clients.listing.NameIndex.listed`)."""
+        return self._index.listed(name, linked)
 
     def _namesake(self, facts: DocFacts, matched: list[tuple[str, AbstractSet[str]]], cid: str) -> bool:
         """True when the link would stand on name and birth date alone (no other key is

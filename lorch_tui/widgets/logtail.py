@@ -254,9 +254,13 @@ class LogTail(Log):
         self._titles()
 
     def _rerender(self) -> None:
-        """Render the kept entries again and follow the tail."""
+        """Render the kept entries again and follow the tail (once the new lines are laid out:
+        scrolled at once, the view stopped where the old, shorter content ended, off the
+        bottom, and Textual's ``Log`` follows only a view at the bottom: clearing a filter
+        left the pane on old lines while new ones came)."""
         self.clear()
         self.write_lines([e.text for e in self._entries if self._keep(e)], scroll_end=True)
+        self.call_after_refresh(self.scroll_end, animate=False)
 
     # -- search ---------------------------------------------------------------------------
     def set_search(self, text: str) -> None:

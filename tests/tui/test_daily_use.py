@@ -488,15 +488,30 @@ async def test_two_accounts_of_the_same_name_are_told_apart_and_both_filtered(tm
 
 
 async def test_clearing_the_log_filter_follows_the_tail_again(populated: Setup) -> None:
+    """With a day's log of some length (a reviewer's 1,700 lines), clearing a filter left the
+    view where the filtered, shorter content had ended: off the bottom, and new lines then
+    went by unseen. The filter typed as a person does, through `/`."""
+    logs = sorted((populated.workspace / "logs").glob("pipeline-*.log"))
+    day = logs[-1].read_bytes()
+    logs[-1].write_bytes(day * max(2, 1700 // max(1, day.count(b"\n"))))
     app, _ = make_app(populated)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         log = app.query_one(LogTail)
-        log.set_filter("level:error")
-        assert "filter: level:error" in str(log.border_title)
-        log.set_filter("")
-        await pilot.pause(0.1)
+        await until(pilot, lambda: log.line_count > 1000, what="the long day's lines")
+        log.focus()
+        await pilot.press("slash", *"level:error", "enter")
+        await until(pilot, lambda: "filter: level:error" in str(log.border_title), what="the filter")
+        await pilot.press("slash", "ctrl+u", "enter")
+        await until(pilot, lambda: log.filter_text == "", what="the filter cleared")
+        await pilot.pause(0.2)
         assert log.is_vertical_scroll_end and log.line_count > log.size.height
+        with logs[-1].open("ab") as fh:  # the run goes on: the pane shows its new lines
+            fh.write(day.splitlines(keepends=True)[-1])
+        count = log.line_count
+        await until(pilot, lambda: log.line_count > count, timeout=10, what="the new line")
+        await pilot.pause(0.2)
+        assert log.is_vertical_scroll_end
 
 
 async def test_the_log_follows_the_tail_after_a_resize(populated: Setup) -> None:

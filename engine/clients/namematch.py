@@ -113,13 +113,13 @@ def fits(one: str, other: str) -> bool:
         return True
     if "".join(a) == "".join(b):
         return True
+    marks = SUFFIXES | RELATIONS  # before the lone-word rule: "Tim" is not "Tim Doe Jr"
+    if {w for w in a if w in marks} != {w for w in b if w in marks}:
+        return False
     if len(a) == 1 and len(b) > 1:  # a lone word: the given name, not the family's
         return word_fits(a[0], b[0]) and a[0] not in b[1:]
     if len(b) == 1 and len(a) > 1:
         return word_fits(b[0], a[0]) and b[0] not in a[1:]
-    marks = SUFFIXES | RELATIONS
-    if {w for w in a if w in marks} != {w for w in b if w in marks}:
-        return False
     a, b = _joined(a, b), _joined(b, a)
     return _covered(a, b) or _covered(b, a)
 

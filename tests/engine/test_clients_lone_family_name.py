@@ -62,6 +62,10 @@ def test_a_lone_given_name_and_the_full_name_still_fit(done: dict[tuple[str, str
     ("Park", "Lily Park", False), ("PARK", "Lily Park", False), ("White", "Carol Ann White", False),
     ("Ann", "Carol Ann White", False), ("Lily", "Lily Park", True), ("L.", "Lily Park", True),
     ("Park", "Park", True), ("Lily Park", "Park", False),
+    # a generational suffix or a word of relation counts before the lone-word rule: the
+    # shortcut let "Tim" be "Tim Doe Jr" and "Lily (mother)" a client recorded as "Lily"
+    ("Tim", "Tim Doe Jr", False), ("Lily (mother)", "Lily", False), ("Lily's mom", "Lily", False),
+    ("Tim Doe Sr", "Tim", False), ("Ben (child)", "Ben", False), ("Tim", "Tim Doe", True),
 ])
 def test_the_lone_word_rule(lone: str, name: str, ok: bool) -> None:
     a, b = name_text(lone), name_text(name)

@@ -12,6 +12,7 @@ each: a wrong one goes back with a ``link:`` override (then it leaves the list),
 from __future__ import annotations
 
 import argparse
+import re
 
 from rich.console import Console
 
@@ -27,7 +28,7 @@ from lorch_tui.querycmd import open_store
 
 def cmd_moved(ns: argparse.Namespace) -> int:
     """`lorchestra clients moved [--json] [--reviewed] [--wait SECONDS]`."""
-    if ns.reviewed:
+    if ns.reviewed is not None:
         return _reviewed(ns)
 
     def act(t: ClientTables) -> int:
@@ -41,11 +42,26 @@ def cmd_moved(ns: argparse.Namespace) -> int:
         if not moved.open_count(meta):
             console.print("no document went to another client's chart since the moves were last reviewed",
                           markup=False)
+        elif items:
+            console.print("Once you have looked at each (and put back a wrong one with a link: override): "
+                          f"lorchestra clients moved --reviewed {moved.newest(items) or 'all'}", markup=False)
         return int(ExitCode.OK)
     return guard(ns, act)
 
 
+def _through(text: str) -> str:
+    """``--reviewed``'s value: a time as `clients moved` prints it (a date alone is the whole
+    day), or ``all``."""
+    if text == "all":
+        return "9999"
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][0-9:.]+Z?)?", text):
+        raise UsageError(f"--reviewed {text!r}: give the time `lorchestra clients moved` prints under its list "
+                         "(moves found up to then are forgotten), or `all`")
+    return text.replace(" ", "T") if "T" in text or " " in text else text + "T99"
+
+
 def _reviewed(ns: argparse.Namespace) -> int:
+    through = _through(ns.reviewed)
     store, ws = open_store(ns)  # the index's own checks: missing, damaged, another version
     try:
         ready = ClientTables(store.conn).ready()
@@ -59,12 +75,13 @@ def _reviewed(ns: argparse.Namespace) -> int:
         conn = open_writer(ws)
         try:
             begin_immediate(conn)
-            n = moved.reviewed(conn)
+            n, left = moved.reviewed(conn, through)
             conn.execute("COMMIT")
         finally:
             conn.close()
     finally:
         lock.release()
-    Console(highlight=False).print(f"forgot {n} reviewed move(s); a document that moves again is listed anew",
+    more = (f"; {left} found by a later projection stay listed (`lorchestra clients moved`)" if left else "")
+    Console(highlight=False).print(f"forgot {n} reviewed move(s){more}; a document that moves again is listed anew",
                                    markup=False)
     return int(ExitCode.OK)

@@ -71,11 +71,15 @@ def own_database(conn: sqlite3.Connection, scratch: Path) -> Iterator[str]:
         for pragma in ("journal_mode = OFF", "synchronous = OFF"):
             conn.execute(f"PRAGMA moves.{pragma}")
         yield "moves"
-    finally:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        conn.execute("DETACH DATABASE moves")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # never in place of the error that got here
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.execute("DETACH DATABASE moves")
         path.unlink(missing_ok=True)
+        raise
+    conn.execute("DETACH DATABASE moves")
+    path.unlink(missing_ok=True)
 
 
 def snapshot(conn: sqlite3.Connection, scratch: str) -> int | None:
@@ -194,14 +198,22 @@ def _still_open(conn: sqlite3.Connection, m: Moved) -> bool:
     return bool(now) and not any(rule == "override" for _, rule in now) and sorted(c for c, _ in now) == sorted(m[3])
 
 
-def reviewed(conn: sqlite3.Connection) -> int:
-    """Forget every listed move (the operator looked at each); how many there were."""
-    row = conn.execute("SELECT value FROM clients_meta WHERE key = 'moves_open'").fetchone()
+def reviewed(conn: sqlite3.Connection, through: str) -> tuple[int, int]:
+    """Forget the listed moves found by projections up to ``through`` (the newest ``since``
+    the operator was shown: a projection that ran after they looked adds moves they have not
+    seen, which stay); (forgotten, still listed)."""
     old = conn.execute("SELECT value FROM clients_meta WHERE key = 'moved_links'").fetchone()
-    n = int(row[0]) if row and str(row[0]).isdigit() else len(listed(old[0] if old else None))
+    items = listed(old[0] if old else None)
+    keep = [m for m in items if m[4] and m[4] > through]
     conn.executemany("INSERT OR REPLACE INTO clients_meta VALUES (?, ?)",
-                     [("moved_links", "[]"), ("moves_open", "0"), ("links_moved", "0")])
-    return n
+                     [("moved_links", orjson.dumps([list(m) for m in keep]).decode()),
+                      ("moves_open", str(len(keep))), ("links_moved", "0")])
+    return len(items) - len(keep), len(keep)
+
+
+def newest(items: list[Moved]) -> str:
+    """The newest ``since`` of listed moves (what ``--reviewed`` is given), "" for none."""
+    return max((m[4] for m in items), default="")
 
 
 def open_count(meta_rows: dict[str, str]) -> int:

@@ -95,11 +95,13 @@ def clients(sub: Any, common: argparse.ArgumentParser) -> None:
                          description="Documents a projection linked to another person than the projection "
                                      "before did (LINKS_MOVED: an address moved from one client's record to "
                                      "another's takes past mail along). Each stays listed until reviewed: "
-                                     "put a wrong one back with a link: override, then --reviewed forgets "
-                                     "the rest (docs/clients.md, section 2).")
+                                     "put a wrong one back with a link: override, then --reviewed THROUGH "
+                                     "forgets the rest you were shown (docs/clients.md, section 2).")
     mv.add_argument("--json", action="store_true", help="one JSON object per moved document")
-    mv.add_argument("--reviewed", action="store_true",
-                    help="forget every listed move (you looked at each); takes the workspace lock")
+    mv.add_argument("--reviewed", metavar="THROUGH",
+                    help="forget the listed moves found up to THROUGH, the time `clients moved` prints "
+                         "with the list (moves a later projection found stay; `all` forgets every one); "
+                         "takes the workspace lock")
     mv.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
                     help="with --reviewed: wait up to SECONDS for the workspace lock instead of exiting 3")
     mv.set_defaults(func=Lazy("lorch_tui.movedcmd:cmd_moved"))

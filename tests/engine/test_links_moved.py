@@ -128,7 +128,12 @@ def test_reviewed_moves_are_forgotten_and_a_new_move_is_listed_anew(tmp_path: Pa
     _write(tmp_path, "dv", {"contacts": [{**ben, "emailaddress1": "cy@example.com"},
                                          {**cy, "emailaddress1": "cy.diaz@example.net"}]})
     assert _run(cfg).get("LINKS_MOVED") == 1
-    done = run_cli("clients", "moved", "--reviewed", "--config", str(cfg))
+    shown = run_cli("clients", "moved", "--config", str(cfg)).stdout
+    through = shown.split("lorchestra clients moved --reviewed ")[1].split()[0]
+    assert through[:4].isdigit() and through.endswith("Z"), shown
+    bad = run_cli("clients", "moved", "--reviewed", "yesterday", "--config", str(cfg))
+    assert bad.returncode == 2 and "give the time" in bad.stderr, bad.stderr
+    done = run_cli("clients", "moved", "--reviewed", through, "--config", str(cfg))
     assert done.returncode == 0 and "forgot 1 reviewed move(s)" in done.stdout, done.stdout + done.stderr
     assert run_cli("clients", "moved", "--json", "--config", str(cfg)).stdout == ""
     assert "LINKS_MOVED" not in _conflicts(cfg)
@@ -138,6 +143,11 @@ def test_reviewed_moves_are_forgotten_and_a_new_move_is_listed_anew(tmp_path: Pa
     assert _run(cfg).get("LINKS_MOVED") == 1
     (entry,) = [orjson.loads(x) for x in run_cli("clients", "moved", "--json", "--config", str(cfg)).stdout.splitlines()]
     assert entry["name_before"] == "Ben Kim"
+    # a move found after the operator looked is not forgotten with the ones they saw
+    done = run_cli("clients", "moved", "--reviewed", through, "--config", str(cfg))
+    assert "forgot 0 reviewed move(s); 1 found by a later projection stay listed" in done.stdout, done.stdout
+    assert run_cli("clients", "moved", "--json", "--config", str(cfg)).stdout.count("\n") == 1
+    assert "forgot 1" in run_cli("clients", "moved", "--reviewed", "all", "--config", str(cfg)).stdout
 
 
 def test_ids_that_shift_when_a_roster_row_is_deleted_move_no_one(tmp_path: Path) -> None:

@@ -206,7 +206,7 @@ def _print_overrides(console: Console, items: list[tuple[str, str]], head: str) 
 
 HEAD = ("document(s) linked to another client than before (LINKS_MOVED), not reviewed yet: look at "
         "each (`clients show`); one that belongs to its former client goes back with a link: override, "
-        "then `lorchestra clients moved --reviewed` forgets the rest (docs/clients.md):")
+        "then `lorchestra clients moved` says how to forget the rest (docs/clients.md):")
 
 
 def print_moved(console: Console, t: ClientTables) -> None:

@@ -171,7 +171,7 @@ def meta(conn: sqlite3.Connection, moved: list[tuple[str, str, str, list[str]]])
     all) and the index's largest ``doc_id`` now (the next projection's mark).
 
     Called after the new tables are written (same transaction). A move stays listed until it
-    is reviewed (`lorchestra clients moved --reviewed`), a ``link:`` override decides its
+    is reviewed (`lorchestra clients moved --reviewed THROUGH`), a ``link:`` override decides its
     document, its document's clients change again (a move again is listed anew) or the
     document is gone: a cron night's warning is not the only trace of a document that went
     to another person's chart."""

@@ -9,6 +9,7 @@ the app) and schedules workers on it; none touches a widget from a thread except
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import shutil
@@ -122,16 +123,35 @@ async def open_in_pager(app: Any, path: Path | None, what: str) -> None:
         app.notify(f"cannot start $PAGER ({pager[0]}): not found; the file is {path}",  # fails
                    severity="error", timeout=15, markup=False)  # inside suspend() froze the app
         return
+    if getattr(app, "pager_open", False):  # a key queued while the pager had the terminal
+        return
+    app.pager_open = True
+    try:
+        await _page(app, pager, path, what)
+    finally:
+        app.pager_open = False
+
+
+async def _page(app: Any, pager: list[str], path: Path, what: str) -> None:
+    """The pager run with the dashboard suspended (see :func:`open_in_pager`)."""
     from textual.app import SuspendNotSupported
 
     failed: OSError | None = None
+    cancelled = False
     try:
         # no search history of the pager in the home folder: a search for a name is PHI
         env = {**os.environ, "LESSHISTFILE": "-", "LESSHISTSIZE": "0"}
         with app.batch_update(), app.suspend():  # no repaint while the pager has the terminal
             try:  # an error must not leave the block: Textual resumes the screen only on a normal exit
                 proc = await asyncio.create_subprocess_exec(*pager, str(path), env=env)
-                await proc.wait()
+                try:
+                    await proc.wait()
+                except asyncio.CancelledError:  # the app is ending: the pager goes, the screen comes back
+                    cancelled = True
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.terminate()
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(proc.wait(), 2)
             except OSError as exc:
                 failed = exc
     except SuspendNotSupported:
@@ -142,6 +162,8 @@ async def open_in_pager(app: Any, path: Path | None, what: str) -> None:
     if failed is not None:
         app.notify(f"cannot start $PAGER ({pager[0]}): {failed.strerror}; the file is {path}",
                    severity="error", timeout=15, markup=False)
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def task_to_cancel(app: Host) -> str | None:

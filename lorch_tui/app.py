@@ -105,6 +105,8 @@ class LorchApp(App[int]):
         self._scanning = False
         self.runs_said: set[str] = set()
         """Runs whose unsuccessful end a toast already said (live, at start, or abandoned): once each."""
+        self.pager_open = False
+        """Whether $PAGER has the terminal (a key queued meanwhile opens no second one)."""
         self._opened_at = now_iso()
         self.run_control = RunControl(self)
         self.toasts = RunToasts(self)

@@ -786,6 +786,26 @@ def test_the_run_goes_on_while_the_pager_is_open(tmp_path: Path, monkeypatch: py
     assert ticks >= 10, f"the loop ran {ticks} times while the pager was open"
     assert order == ["batch", "suspend", "resume", "repaint"], order  # resumed before the repaint
 
+    # a second open while one is shown (a key queued meanwhile) starts no second pager, and an
+    # app ending while the pager is open stops it and gets the screen back
+    order.clear()
+    script.write_text(f"#!/bin/sh\necho $$ >> {tmp_path / 'pagers.txt'}\nexec sleep 30\n")
+
+    async def twice_then_cancel() -> None:
+        term = Terminal()
+        first = asyncio.create_task(open_in_pager(term, shown, "the tap's stderr"))
+        await asyncio.sleep(0.3)
+        await open_in_pager(term, shown, "the tap's stderr")  # returns at once
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+
+    started = time.monotonic()
+    asyncio.run(twice_then_cancel())
+    assert time.monotonic() - started < 10, "the pager was stopped, not waited for"
+    assert (tmp_path / "pagers.txt").read_text().count("\n") == 1  # one pager only
+    assert order == ["batch", "suspend", "resume", "repaint"], order
+
 
 async def test_a_failing_on_failure_hook_is_shown_not_swallowed(tmp_path: Path) -> None:
     """The real engine: the hook's warning was printed to a stderr Textual swallows, so a

@@ -65,6 +65,9 @@ class Decisions:
         # clients share ("N/A") must not be copied once per client
         self._by_name: dict[str, tuple[str, ...]] = {n: tuple(c) for n, c in by_name.items()}
         self._families = {cid: K.name_text(c.card.family) for cid, c in clients.items() if c.card.family}
+        self._by_key_name: dict[str, list[str]] = {}  # as a name_dob key writes it: O'Neill = ONeill
+        for cid, c in clients.items():
+            self._by_key_name.setdefault(K.key_name(c.card.name) or "", []).append(cid)
         self._aliases: dict[str, frozenset[str]] = {}
         """Each client's ``names:`` (overrides), less those that are another client's very
         name (a typo, a sibling's name pasted: it would excuse that client's name on this
@@ -275,11 +278,9 @@ class Decisions:
         if any(who == {cid} and K.key_kind(k) != "name_dob" for k, who in matched):
             return False
         names = {K.name_dob_name(k) for k, who in matched if who == {cid} and K.key_kind(k) == "name_dob"}
-        for name in names | ({facts.name} if facts.name else set()):
-            for other in self._by_name.get(name, ()):
-                if other != cid and not any(K.key_kind(k) == "name_dob" for k in self.clients[other].keys):
-                    return True
-        return False
+        others = {o for n in names for o in self._by_key_name.get(n, ())}
+        others |= set(self._by_name.get(facts.name, ())) if facts.name else set()
+        return any(o != cid and not any(K.key_kind(k) == "name_dob" for k in self.clients[o].keys) for o in others)
 
     def _said_another(self, facts: DocFacts, linked: AbstractSet[str]) -> list[str]:
         """Why a mail's participants say it is someone else's (each a key and the check): a

@@ -248,10 +248,15 @@ def name_dob_key(name: object, dob: object) -> str | None:
     rule already takes them for one name. Only the apostrophe goes, every letter stays in
     its order, so no two names that differ in a letter, or in where a space stands
     (``O Neill``), become one key."""
-    n, d = name_text(_APOSTROPHES.sub("", name) if isinstance(name, str) else name), birth_date(dob)
+    n, d = key_name(name), birth_date(dob)
     if n is None or d is None:
         return None
     return f"name_dob:{n}|{d}"
+
+
+def key_name(name: object) -> str | None:
+    """A name as a ``name_dob:`` key writes it (:func:`name_dob_key`: apostrophes dropped)."""
+    return name_text(_APOSTROPHES.sub("", name) if isinstance(name, str) else name)
 
 
 def name_dob_name(key: str) -> str:

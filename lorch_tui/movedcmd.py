@@ -20,10 +20,8 @@ from engine.clients import moved
 from engine.clients.read import ClientTables
 from engine.clients.tables import read_meta
 from engine.errors import ExitCode, UsageError
-from engine.index.store import begin_immediate, open_writer
-from lorch_tui.cleancmd import take_lock
 from lorch_tui.clientscmd import guard, json_lines, print_moved
-from lorch_tui.querycmd import open_store
+from lorch_tui.repincmd import write_client_tables
 
 
 def cmd_moved(ns: argparse.Namespace) -> int:
@@ -62,25 +60,8 @@ def _through(text: str) -> str:
 
 def _reviewed(ns: argparse.Namespace) -> int:
     through = _through(ns.reviewed)
-    store, ws = open_store(ns)  # the index's own checks: missing, damaged, another version
-    try:
-        ready = ClientTables(store.conn).ready()
-    finally:
-        store.close()
-    if not ready:
-        raise UsageError(f"no clients have been projected in {ws.root} yet: there is nothing to review",
-                         hint="run `lorchestra run` (or `lorchestra run --stage project`)")
-    lock = take_lock(ws, ns.wait, command="lorchestra clients moved --reviewed")
-    try:
-        conn = open_writer(ws)
-        try:
-            begin_immediate(conn)
-            n, left = moved.reviewed(conn, through)
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-    finally:
-        lock.release()
+    n, left = write_client_tables(ns, "there is nothing to review", "lorchestra clients moved --reviewed",
+                                  lambda conn: (moved.reviewed(conn, through), True))
     more = (f"; {left} found by a later projection stay listed (`lorchestra clients moved`)" if left else "")
     Console(highlight=False).print(f"forgot {n} reviewed move(s){more}; a document that moves again is listed anew",
                                    markup=False)

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import argparse
 import re
+import sqlite3
+from collections.abc import Callable
+from typing import TypeVar
 
 from rich.console import Console
 from rich.text import Text
@@ -27,6 +30,7 @@ from lorch_tui.cleancmd import take_lock
 from lorch_tui.querycmd import open_store
 
 _CLIENT = re.compile(r"client:[0-9a-f]{16}")
+T = TypeVar("T")
 
 
 def _checked(refs: list[str]) -> list[str]:
@@ -42,28 +46,41 @@ def _checked(refs: list[str]) -> list[str]:
     return refs
 
 
-def cmd_repin(ns: argparse.Namespace) -> int:
-    """`lorchestra clients repin REF [REF ...] [--wait SECONDS]`."""
-    refs = _checked(ns.refs)
+def write_client_tables(ns: argparse.Namespace, nothing: str, command: str,
+                        change: Callable[[sqlite3.Connection], tuple[T, bool]]) -> T:
+    """Run ``change`` on the index in one transaction under the workspace lock (exit 3 when a
+    run holds it, or ``--wait``); ``change`` returns its result and whether to commit.
+    ``nothing``: what there is not before any projection (a usage error then)."""
     store, ws = open_store(ns)  # the index's own checks: missing, damaged, another version
     try:
         ready = ClientTables(store.conn).ready()
     finally:
         store.close()
     if not ready:
-        raise UsageError(f"no clients have been projected in {ws.root} yet: there is nothing pinned",
+        raise UsageError(f"no clients have been projected in {ws.root} yet: {nothing}",
                          hint="run `lorchestra run` (or `lorchestra run --stage project`)")
-    lock = take_lock(ws, ns.wait, command="lorchestra clients repin")
+    lock = take_lock(ws, ns.wait, command=command)
     try:
         conn = open_writer(ws)
         try:
             begin_immediate(conn)
-            forgotten, missing = forget_pins(conn, refs)
-            conn.execute("ROLLBACK" if missing else "COMMIT")
+            result, commit = change(conn)
+            conn.execute("COMMIT" if commit else "ROLLBACK")
         finally:
             conn.close()
     finally:
         lock.release()
+    return result
+
+
+def cmd_repin(ns: argparse.Namespace) -> int:
+    """`lorchestra clients repin REF [REF ...] [--wait SECONDS]`."""
+    refs = _checked(ns.refs)
+
+    def forget(conn: sqlite3.Connection) -> tuple[tuple[dict[str, int], list[str]], bool]:
+        forgotten, missing = forget_pins(conn, refs)
+        return (forgotten, missing), not missing
+    forgotten, missing = write_client_tables(ns, "there is nothing pinned", "lorchestra clients repin", forget)
     if missing:
         raise UsageError("no pin is stored for " + ", ".join(clean(m) for m in missing) + ": nothing was "
                          "forgotten", hint="repin takes the references `lorchestra clients conflicts` lists "

@@ -26,6 +26,16 @@ Group = tuple[tuple[str, ...], tuple[tuple[int, str], ...]]
 """The names some clients go by, and those clients with their place under one index key."""
 
 
+def own_names(clients: Mapping[str, Client], names: Mapping[str, str | None],
+              aliases: Mapping[str, AbstractSet[str]], cids: AbstractSet[str]) -> set[str]:
+    """Every name the clients ``cids`` go by: their records' (``names``: the folded record
+    name of each) and the overrides' ``names:`` (``aliases``)."""
+    out: set[str] = set()
+    for cid in cids:
+        out |= {*clients[cid].names, names.get(cid) or "", *aliases[cid]}
+    return out - {""}
+
+
 class NameIndex:
     """Every client's names by their words; :meth:`listed` answers who else a name lists."""
 

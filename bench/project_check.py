@@ -1,6 +1,7 @@
 """Peak memory of the project stage, and proof that a change kept every result.
 
     python -m bench.project_check --dir DIR [--documents 100000] [--clients 2000] [--dump OUT]
+                                  [--config CFG] [--fresh] [--rebuild]
 
 Builds (once; reused when ``DIR/ws`` exists) the synthetic index of :mod:`bench.clients`,
 then runs one forced projection in a fresh subprocess (the worker's own code) and prints
@@ -121,6 +122,16 @@ class _Sampler:
         return f"  peak RSS MiB, task per phase: {task}; helpers (phase forked in): {kids or '-'}"
 
 
+def _forget_schema_version(ws_root: Path) -> None:
+    """The next projection finds no client-table version and rebuilds every table."""
+    from engine.index.store import db_path
+    from engine.store.workspace import Workspace
+    conn = sqlite3.connect(db_path(Workspace(ws_root)))
+    with conn:
+        conn.execute("DELETE FROM clients_meta WHERE key = 'schema_version'")
+    conn.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build if needed, project in a subprocess, print peak RSS, optionally dump."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -132,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                     "(for a workspace a real run made; default: bench.clients' own)")
     ap.add_argument("--fresh", action="store_true", help="remove the chart folders first, so every "
                     "chart is written (a first projection's cost; the dump's projected_at then differs)")
+    ap.add_argument("--rebuild", action="store_true", help="delete the client tables' schema version "
+                    "first, so the projection drops and rebuilds them (as after an upgrade of their schema)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ns = ap.parse_args(argv)
     ws_root = ns.dir / "ws"
@@ -147,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench.volume import remove_tree, settle
     if ns.fresh:
         remove_tree(ws_root / "clients")
+    if ns.rebuild:
+        _forget_schema_version(ws_root)
     settle()
     wall = time.perf_counter()
     extra = ["--config", str(ns.config)] if ns.config else []

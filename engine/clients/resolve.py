@@ -128,6 +128,10 @@ class Resolver:
         for t in targets:
             one(t, t)
 
+    def same_ref(self, ref: DocRef) -> DocRef:
+        """The one object kept for ``ref`` when some document refers to it, else ``ref``."""
+        return self._refs.get(ref, ref)
+
     @property
     def targets(self) -> AbstractSet[DocRef]:
         """Every document some document refers to (whether indexed or not)."""

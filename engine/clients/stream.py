@@ -100,11 +100,13 @@ def encode(f: DocFacts) -> bytes:
                          int(f.dated)])
 
 
-def decode(ref: DocRef, data: bytes) -> DocFacts:
-    """The inverse of :func:`encode` (no card: only a client's own record needs it)."""
+def decode(ref: DocRef, data: bytes, same: Callable[[DocRef], DocRef] | None = None) -> DocFacts:
+    """The inverse of :func:`encode` (no card: only a client's own record needs it).
+    ``same``: the one object kept for a referenced document (the references are given it)."""
     keys, refs, outside, direction, mail, has_rule, defines, columns, time, title, name, said, dated = orjson.loads(data)
+    targets = (DocRef(ref.source, ref.account, k, e) for k, e in refs)
     return DocFacts(ref, time, title, keys=tuple(keys),
-                    refs=tuple(DocRef(ref.source, ref.account, k, e) for k, e in refs),
+                    refs=tuple(targets if same is None else map(same, targets)),
                     outside=tuple(outside), direction=direction, mail=bool(mail),
                     has_rule=bool(has_rule), defines=bool(defines), columns=tuple(columns), name=name,
                     said=tuple((k, n) for k, n in said), dated=bool(dated))
@@ -214,13 +216,20 @@ class Scratch:
 
     # -- decide ------------------------------------------------------------------------
 
+    def _same(self, ref: DocRef) -> DocRef:
+        """The resolver's own object for a referenced document (itself otherwise): every
+        decision memoised for a referenced document, keyed and linked by this one object,
+        holds no copy of its reference (21 MiB of the resolve phase at 1,000,000 demo
+        documents: docs/performance.md)."""
+        return self.resolver.same_ref(ref)
+
     def _one(self, ref: DocRef) -> DocFacts | None:
         acct = self.accts.get((ref.source, ref.account))
         if acct is None:
             return None
         row = self.conn.execute("SELECT data FROM facts WHERE acct = ? AND kind = ? AND entity_id = ?",
                                 (acct, ref.kind, ref.entity_id)).fetchone()
-        return None if row is None else decode(ref, row[0])
+        return None if row is None else decode(ref, row[0], self._same)
 
     def _has(self, ref: DocRef) -> bool:
         acct = self.accts.get((ref.source, ref.account))
@@ -236,7 +245,8 @@ class Scratch:
         while rows := cur.fetchmany(BATCH):
             for acct, kind, entity, data in rows:
                 source, account = names[acct]
-                yield decode(DocRef(source, account, kinds.setdefault(kind, kind), entity), data)
+                ref = DocRef(source, account, kinds.setdefault(kind, kind), entity)
+                yield decode(self._same(ref), data, self._same)
 
     def resolve(self, progress: Callable[[int], None] | None = None) -> Projection:
         """Every decision, written to the scratch tables; the projection holds counts only.

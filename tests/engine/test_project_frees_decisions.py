@@ -24,7 +24,7 @@ from engine.clients.resolve import Resolver
 from engine.config.load import load_file
 from engine.stages.project import Project
 from engine.store.workspace import Workspace
-from tests.engine.people_pipeline import contact, mail, practice, run
+from tests.engine.people_pipeline import contact, customer, invoice, mail, practice, run
 
 FAMILY = "parkfamily@home.example"
 
@@ -38,7 +38,8 @@ def cfg_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ], mails=[
         mail("m-both", f"Lily & Noah Park <{FAMILY}>", "ruth@calmwaters.example"),
         mail("m-lily", f"Lily Park <{FAMILY}>", "ruth@calmwaters.example"),
-    ])
+    ], customers=[customer("13", "Lily Park", FAMILY)],
+       invoices=[invoice("113", "13", "Lily Park"), invoice("114", "13", "Lily Park")])
     run(cfg)
     return cfg
 
@@ -72,3 +73,32 @@ def test_no_decision_outlives_its_pass(cfg_path: Path, monkeypatch: pytest.Monke
             gc.enable()
     assert len(passes) == 2, "one decision pass ran"
     assert alive_at_charts == [False, False], "the decision pass and its name index outlived the pass"
+
+
+def test_a_referenced_document_is_kept_once(cfg_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decisions memoised for referenced documents (an invoice's customer, a session's
+    client) are keyed and linked by the resolver's own object for that document, not by a
+    copy decoded again for each document that refers to it (21 MiB at 1,000,000 demo
+    documents)."""
+    seen: dict[str, Any] = {}
+    decider, forget = Resolver.decider, Resolver.forget
+
+    def watched_decider(self: Resolver, *args: Any, **kwargs: Any) -> Any:
+        conflicts, state = decider(self, *args, **kwargs)
+        seen["state"] = state
+        return conflicts, state
+
+    def watched_forget(self: Resolver) -> None:
+        seen["targets"] = {id(t): t for t in self.targets}
+        forget(self)
+
+    monkeypatch.setattr(Resolver, "decider", watched_decider)
+    monkeypatch.setattr(Resolver, "forget", watched_forget)
+    cfg = load_file(cfg_path)
+    assert Project(Workspace(Path(cfg.workspace)), cfg.clients, force=True, vectors=False).run() == "success"
+    decided = seen["state"].decided
+    assert decided, "some document was referred to (the invoice's customer)"
+    for ref, result in decided.items():
+        assert id(ref) in seen["targets"], f"{ref.kind} decided under a copy of its reference"
+        for link in result if isinstance(result, list) else ():
+            assert link.doc is ref, f"{ref.kind} linked through a copy of its reference"

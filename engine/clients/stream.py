@@ -219,7 +219,7 @@ class Scratch:
     def _same(self, ref: DocRef) -> DocRef:
         """The resolver's own object for a referenced document (itself otherwise): every
         decision memoised for a referenced document, keyed and linked by this one object,
-        holds no copy of its reference (21 MiB of the resolve phase at 1,000,000 demo
+        holds no copy of its reference (12 MiB of the project task's peak at 1,000,000 demo
         documents: docs/performance.md)."""
         return self.resolver.same_ref(ref)
 

@@ -78,7 +78,7 @@ def test_no_decision_outlives_its_pass(cfg_path: Path, monkeypatch: pytest.Monke
 def test_a_referenced_document_is_kept_once(cfg_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The decisions memoised for referenced documents (an invoice's customer, a session's
     client) are keyed and linked by the resolver's own object for that document, not by a
-    copy decoded again for each document that refers to it (21 MiB at 1,000,000 demo
+    copy decoded again for each document that refers to it (12 MiB at 1,000,000 demo
     documents)."""
     seen: dict[str, Any] = {}
     decider, forget = Resolver.decider, Resolver.forget

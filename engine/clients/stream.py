@@ -216,20 +216,13 @@ class Scratch:
 
     # -- decide ------------------------------------------------------------------------
 
-    def _same(self, ref: DocRef) -> DocRef:
-        """The resolver's own object for a referenced document (itself otherwise): every
-        decision memoised for a referenced document, keyed and linked by this one object,
-        holds no copy of its reference (12 MiB of the project task's peak at 1,000,000 demo
-        documents: docs/performance.md)."""
-        return self.resolver.same_ref(ref)
-
     def _one(self, ref: DocRef) -> DocFacts | None:
         acct = self.accts.get((ref.source, ref.account))
         if acct is None:
             return None
         row = self.conn.execute("SELECT data FROM facts WHERE acct = ? AND kind = ? AND entity_id = ?",
                                 (acct, ref.kind, ref.entity_id)).fetchone()
-        return None if row is None else decode(ref, row[0], self._same)
+        return None if row is None else decode(ref, row[0], self.resolver.same_ref)
 
     def _has(self, ref: DocRef) -> bool:
         acct = self.accts.get((ref.source, ref.account))
@@ -242,11 +235,11 @@ class Scratch:
         cur = self.conn.execute("SELECT acct, kind, entity_id, data FROM facts "
                                 "ORDER BY acct, kind, entity_id")
         kinds: dict[str, str] = {}
+        same = self.resolver.same_ref  # a referenced document: the resolver's one object for it
         while rows := cur.fetchmany(BATCH):
             for acct, kind, entity, data in rows:
                 source, account = names[acct]
-                ref = DocRef(source, account, kinds.setdefault(kind, kind), entity)
-                yield decode(self._same(ref), data, self._same)
+                yield decode(same(DocRef(source, account, kinds.setdefault(kind, kind), entity)), data, same)
 
     def resolve(self, progress: Callable[[int], None] | None = None) -> Projection:
         """Every decision, written to the scratch tables; the projection holds counts only.

@@ -202,10 +202,11 @@ class TaskProgress(EventBase):
     """Records expected in all, when known (of the current ``phase`` when there is one)."""
     phase: Phase | None = None
     """The step a task of several steps is in (the project task: ``read`` documents,
-    ``resolve`` them, score ``measures``, ``index-measures`` (the measurements into the
-    index), write the ``tables``, write the ``charts``); ``records`` and ``total`` then count
-    that step's items (documents, documents, form responses, measurements, none, chart
-    folders), so a long step never looks stalled. None for a task of one step."""
+    ``resolve`` them, score ``measures``, write the ``tables``, write the ``charts``, then
+    ``index-measures``: what is left of the measurements' load into the index, which runs
+    beside the tables and charts; without vectors it comes before ``tables``); ``records`` and
+    ``total`` then count that step's items (documents, documents, form responses, none, chart
+    folders, measurements), so a long step never looks stalled. None for a task of one step."""
 
 
 class TaskWarning(EventBase):

@@ -186,6 +186,15 @@ def meta(conn: sqlite3.Connection, moved: list[tuple[str, str, str, list[str]]])
             "moved_links": orjson.dumps([list(m) for m in entries[:LISTED]]).decode()}
 
 
+def mark_now(conn: sqlite3.Connection) -> dict[str, str]:
+    """The ``doc_id_mark`` row again, of the index's largest ``doc_id`` now: the project task
+    stores it once the measurements' load, which ran beside the tables
+    (:mod:`engine.measures.load`), has committed, so the next projection's mark covers the
+    measurements indexed in this run, as :func:`meta` does when they are loaded first."""
+    top = conn.execute("SELECT coalesce(max(doc_id), 0) FROM main.documents").fetchone()[0]
+    return {"doc_id_mark": str(int(top))}
+
+
 def _still_open(conn: sqlite3.Connection, m: Moved) -> bool:
     """Whether a listed move's document is still linked to the very clients it moved to, and
     by the rules (a ``link:`` override is the operator's word on it)."""

@@ -1,4 +1,4 @@
-"""Indexing the measurements in a process of its own, so the embedding model stays out of the project task.
+"""Indexing the measurements in a process of its own, beside the project task's tables and charts.
 
 The measures step publishes the measurements as the canonical account ``measures/scored``
 and has the index's own loader (:class:`engine.index.load.AccountLoader`) index them. With
@@ -7,16 +7,25 @@ loads the embedding model: about 65 MiB, which stacked on the project task's own
 (its clients, the resolver's memos, the SQLite caches) and made it the largest worker of a
 1,000,000-record pipeline (352 MiB, docs/performance.md). Here the load runs in a fresh
 interpreter (``python -m engine.measures.load``) that holds only the loader and the model
-and ends with the load; the task waits for it. With vectors off there is no model and the
-load stays in the task (no process start).
+and ends with the load. With vectors off there is no model and the load stays in the task
+(no process start, :func:`load`).
+
+The child is started in the background (:func:`start`): while it reads, embeds and stages
+the measurements, the task writes the client tables and the charts, which do not read the
+measurements' index rows, so the second core is busy instead of idle (a 1,000,000-record
+first run: 131,515 measurements, about 10 s of one core). The child loads in two phases
+(:class:`engine.index.load.AccountLoader` ``two_phase``): its staging takes no lock, and its
+replay waits for the tables' transaction to commit; the task waits for the child
+(:meth:`Background.wait`, its ``index-measures`` phase) before it marks the charts done, so a
+load that fails leaves ``charts_done`` unset and the next run projects again.
 
 The child writes its progress on its stdout, ``P <lines read> <lines in all>`` now and then
 (numbers only: the task forwards them as its ``index-measures`` phase), then one line, ``OK``
 or the stable error code of what failed (never a message from data); its stderr is
-discarded. It asks Linux to kill it when the
-task dies (``PR_SET_PDEATHSIG``), and the task kills it when it stops early (SIGTERM, an
-error): a load never outlives its task. A child that ends without its line (killed, out of
-memory) fails the task with ``WORKER_CRASHED``.
+discarded. A thread of the task drains its stdout as it comes (a full pipe would stop the
+child). It asks Linux to kill it when the task dies (``PR_SET_PDEATHSIG``), and the task
+kills it when it stops early (SIGTERM, an error): a load never outlives its task. A child
+that ends without its line (killed, out of memory) fails the task with ``WORKER_CRASHED``.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -49,7 +59,7 @@ def load(root: Path, *, vectors: bool, progress: Progress | None = None, force: 
     """Index the published measurements of the workspace at ``root``; LoadError(code) when not.
     ``progress`` gets (lines read, lines in all) now and then; ``force`` (``run --stage project
     --force``) re-checks every object and rewrites a damaged or missing one, as ``index --force``
-    does for an account."""
+    does for an account. With vectors, this is :func:`start` and :meth:`Background.wait`."""
     report = progress or (lambda done, total: None)
     if not vectors:  # no model: in the task, as any error propagates (the task maps it)
         from engine.index.load import AccountLoader
@@ -62,29 +72,66 @@ def load(root: Path, *, vectors: bool, progress: Progress | None = None, force: 
         except LoadFailed as exc:
             raise LoadError(exc.code) from None
         return
-    code = _in_child(root, report, force)
-    if code != OK:
-        raise LoadError(code)
+    child = start(root, force=force)
+    try:
+        child.wait(report)
+    finally:
+        child.stop()
 
 
-def _in_child(root: Path, progress: Progress, force: bool = False) -> str:
-    """Run the load in ``python -m engine.measures.load``: forward its progress, return its
-    last line."""
+def start(root: Path, *, force: bool = False) -> Background:
+    """Start the load with vectors in ``python -m engine.measures.load``; it runs until
+    :meth:`Background.wait` (or :meth:`Background.stop`)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.measures.load", str(root), str(os.getpid()), *(["--force"] if force else [])],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        assert proc.stdout is not None
-        with proc.stdout:
-            last = _lines(proc.stdout, progress)
-        rc = proc.wait()
-    finally:  # the task stops early (SIGTERM, an error): the load never outlives it
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    if rc != 0 or not last:
-        return ErrorCode.WORKER_CRASHED.value
-    return last
+    return Background(proc)
+
+
+class Background:
+    """A measurements' load running in its own process while the task goes on."""
+
+    WAIT_SLICE_S = 0.1
+    """How often :meth:`wait` reports progress (and so sees a cancel) while it waits."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.done = 0
+        """Lines the child has read so far (its last progress line)."""
+        self.total: int | None = None
+        """Lines in all, once the child has said."""
+        self.last = ""
+        """The child's outcome line (``OK`` or an error code), once it has ended."""
+        self._drain = threading.Thread(target=self._read, name="measures-load", daemon=True)
+        self._drain.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        with self.proc.stdout:
+            self.last = _lines(self.proc.stdout, self._note)
+
+    def _note(self, done: int, total: int | None) -> None:
+        self.done, self.total = done, total
+
+    def wait(self, progress: Progress) -> None:
+        """Wait for the child, reporting its progress (``progress`` may raise to stop: the
+        caller then calls :meth:`stop`); LoadError(code) when the load failed."""
+        while self._drain.is_alive():
+            progress(self.done, self.total)
+            self._drain.join(self.WAIT_SLICE_S)
+        rc = self.proc.wait()
+        progress(self.done, self.total)
+        if rc != 0 or not self.last:
+            raise LoadError(ErrorCode.WORKER_CRASHED.value)
+        if self.last != OK:
+            raise LoadError(self.last)
+
+    def stop(self) -> None:
+        """Kill the child if it still runs (the task stops early); idempotent."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._drain.join()
 
 
 def _lines(out: IO[bytes], progress: Progress) -> str:
@@ -114,8 +161,9 @@ def _load(root: Path, force: bool = False) -> str:
     from engine.measures.score import MEASURES_ACCOUNT, MEASURES_SOURCE
     from engine.store.workspace import Workspace
     try:
+        # two phases: the staging takes no lock while the task writes the client tables
         AccountLoader(Workspace(root), MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=True,
-                      progress=_report, force=force).run()
+                      progress=_report, force=force, two_phase=True).run()
     except LoadFailed as exc:
         return exc.code
     except ObjectCorrupt:

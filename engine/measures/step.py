@@ -40,8 +40,9 @@ from engine.clients import tables
 from engine.clients.model import Projection
 from engine.index.store import ObjectMissing, begin_immediate, objects_dir, read_object
 from engine.measures import chart, copies, prescore
-from engine.measures.load import LoadError
+from engine.measures.load import Background, LoadError, Progress
 from engine.measures.load import load as load_measurements
+from engine.measures.load import start as start_load
 from engine.measures.registry import Registry
 from engine.measures.score import (
     COPIES_DISAGREE,
@@ -90,10 +91,27 @@ class MeasuresResult:
     duplicates_path: str | None = None
     spill: Spill | None = None
     """Where the measurements are (for :func:`link` and :func:`chart_files`; never printed)."""
+    load: Background | None = None
+    """The measurements' load still running beside the task (``run(..., background=True)``):
+    :meth:`wait_load` before the projection counts as done."""
+
+    def wait_load(self, progress: Progress) -> None:
+        """Wait for the background load (if any); MeasuresFailed(code) when it failed."""
+        if self.load is None:
+            return
+        try:
+            self.load.wait(progress)
+        except LoadError as exc:
+            raise MeasuresFailed(exc.code) from None
+        finally:
+            self.load.stop()
+        self.load = None
 
     def close(self) -> None:
-        """Close the connections to the measurements (the project task's scratch database
-        is removed with them)."""
+        """Stop a load still running (the task stops early) and close the connections to the
+        measurements (the project task's scratch database is removed with them)."""
+        if self.load is not None:
+            self.load.stop()
         if self.spill is not None:
             self.spill.close()
 
@@ -300,7 +318,7 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *
         vectors: bool = True, link_now: bool = True, prescorer: prescore.Prescorer | None = None,
         progress: Callable[[int, int], None] | None = None,
         load_progress: Callable[[int, int | None], None] | None = None, force: bool = False,
-        accounts: Collection[tuple[str, str]] | None = None) -> MeasuresResult:
+        accounts: Collection[tuple[str, str]] | None = None, background: bool = False) -> MeasuresResult:
     """Score, write, index and link the measurements of one project run.
 
     ``scratch`` is the project task's scratch database (closed by its writer): the
@@ -312,7 +330,9 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *
     ``prescorer``: the forked scorer started when the reading ended, waited for first;
     ``progress``: (responses scored, responses in all), now and then; ``load_progress``:
     (measurements indexed, measurements in all) while they are indexed; ``accounts``: the
-    accounts the projection read (None: every one).
+    accounts the projection read (None: every one); ``background``: with vectors, start the
+    load in its own process and return at once (:attr:`MeasuresResult.load`: the caller
+    writes the tables and charts meanwhile, then calls :meth:`MeasuresResult.wait_load`).
     """
     scores = prescorer.result() if prescorer is not None else None
     spill = Spill(scratch, scores)
@@ -326,10 +346,13 @@ def run(ws: Workspace, conn: sqlite3.Connection, p: Projection, reg: Registry, *
                                (MEASURES_SOURCE, MEASURES_ACCOUNT)).fetchone() is not None
         if scored.responses or indexed:  # a pipeline without forms gets no measures account
             result.rejects_path, result.duplicates_path = publish_scored(ws, scored, spill, reg)
-            try:  # with vectors, in a process of its own: the model stays out of the task
-                load_measurements(ws.root, vectors=vectors, progress=load_progress, force=force)
-            except LoadError as exc:
-                raise MeasuresFailed(exc.code) from None
+            if vectors and background:  # in a process of its own, beside the tables and charts
+                result.load = start_load(ws.root, force=force)
+            else:
+                try:  # with vectors, in a process of its own: the model stays out of the task
+                    load_measurements(ws.root, vectors=vectors, progress=load_progress, force=force)
+                except LoadError as exc:
+                    raise MeasuresFailed(exc.code) from None
         if link_now:
             begin_immediate(conn)
             try:

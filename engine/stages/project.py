@@ -8,12 +8,15 @@ file sha256 and fields version in the index, the ``clients`` config section, the
 the same (unless ``--force``); read every document of the index into a scratch database of
 facts (:mod:`engine.clients.reading`, :mod:`engine.clients.stream`: memory stays flat, two
 processes read); decide by one ordered scan, while a forked child scores the form responses
-(:mod:`engine.measures.prescore`); replace the client tables in one transaction;
-bring the chart folders in line, one atomic folder at a time, in two processes
-(:mod:`engine.clients.shards`); then mark the charts done. A kill at any point leaves the
-old or the new tables, each folder old or new, and the next run finishes the job.
-Progress names the phase it counts (``read``, ``resolve``, ``measures``,
-``index-measures``, ``tables``, ``charts``): no phase of a large run is silent.
+(:mod:`engine.measures.prescore`); publish the measurements and start their load (with
+vectors, a process of its own: :mod:`engine.measures.load`); replace the client tables in
+one transaction; bring the chart folders in line, one atomic folder at a time, in two
+processes (:mod:`engine.clients.shards`); wait for the measurements' load; then mark the
+charts done. A kill at any point leaves the old or the new tables, each folder old or new,
+and the next run finishes the job. Progress names the phase it counts (``read``,
+``resolve``, ``measures``, ``tables``, ``charts``, then ``index-measures`` for what is left
+of the load; without vectors the load is part of ``measures`` and reported as
+``index-measures`` before ``tables``): no phase of a large run is silent.
 """
 
 from __future__ import annotations
@@ -167,10 +170,10 @@ class Project:
         self.progress(done, total)
 
     @contextlib.contextmanager
-    def _phase(self, name: Phase, total: int | None = None) -> Iterator[None]:
+    def _phase(self, name: Phase, total: int | None = None, done: int = 0) -> Iterator[None]:
         wall, cpu = time.perf_counter(), time.process_time()
         self.phase = name
-        self.progress(0, total)  # a new phase is reported at once
+        self.progress(done, total)  # a new phase is reported at once
         try:
             yield
         finally:
@@ -229,30 +232,18 @@ class Project:
 
     def _write(self, conn: sqlite3.Connection, p: Projection, fp: str, scratch: Path,
                scorer: Prescorer | None = None) -> None:
-        """Measures, tables, charts, from the decisions in the scratch database."""
+        """Measures, tables, charts, from the decisions in the scratch database; the
+        measurements' load (with vectors: a process of its own) runs beside the tables and
+        charts and is waited for before the charts count as done."""
         now = _now()
         with self._phase("measures"):
             m = self.measures = measures_step.run(self.ws, conn, p, self.registry, scratch=scratch,
                                                   vectors=self.vectors, link_now=False, prescorer=scorer,
                                                   progress=self.progress, load_progress=self._indexing,
-                                                  force=self.force, accounts=self.accounts)
+                                                  force=self.force, accounts=self.accounts, background=True)
         conn.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
         try:
-            with self._phase("tables"), moved.own_database(conn, scratch) as moves:
-                begin_immediate(conn)  # the tables and their measurement links: one commit
-                try:
-                    tables.ensure_schema(conn)
-                    mark = moved.snapshot(conn, moves)  # the links before, to say which moved
-                    tables.write_projection(conn, p, fp, now, scratch="scratch")
-                    found = moved.find(conn, moves, mark)
-                    tables.set_meta(conn, **moved.meta(conn, found))
-                    self.moved = len(found)
-                    measures_step.link(conn, m)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                self.links = (tables.counts(conn) or {}).get("links", 0)  # stored by the commit
+            self._tables(conn, p, fp, now, m, scratch)
             folders = len(p.clients)
             with self._phase("charts", folders):
                 self.stats = shards.write_charts(
@@ -261,14 +252,38 @@ class Project:
                     extra=lambda cid: measures_step.chart_files(m, p, self.registry, cid),
                     items_of=lambda cid: stream.chart_items_in_order(conn, "scratch", cid),
                     child_items=lambda: self._items_reader(scratch), ordered=True)
+            loaded = m.load is not None
+            if loaded:
+                assert m.load is not None
+                with self._phase("index-measures", m.load.total, m.load.done):
+                    m.wait_load(self.progress)  # MeasuresFailed: charts_done stays unset
         finally:
-            m.close()
+            m.close()  # a load still running (an error, a cancel) is stopped
             conn.execute("DETACH DATABASE scratch")
         begin_immediate(conn)
         unused = self.projection.unused_overrides if self.projection is not None else 0
         tables.set_meta(conn, charts_done="1", overrides_unused=str(unused),  # said again by skipped runs
-                        overrides_stale=str(self.stale_overrides))
+                        overrides_stale=str(self.stale_overrides), **(moved.mark_now(conn) if loaded else {}))
         conn.execute("COMMIT")
+
+    def _tables(self, conn: sqlite3.Connection, p: Projection, fp: str, now: str,
+                m: measures_step.MeasuresResult, scratch: Path) -> None:
+        """Replace the client tables and the measurements' links in one transaction."""
+        with self._phase("tables"), moved.own_database(conn, scratch) as moves:
+            begin_immediate(conn)  # the tables and their measurement links: one commit
+            try:
+                tables.ensure_schema(conn)
+                mark = moved.snapshot(conn, moves)  # the links before, to say which moved
+                tables.write_projection(conn, p, fp, now, scratch="scratch")
+                found = moved.find(conn, moves, mark)
+                tables.set_meta(conn, **moved.meta(conn, found))
+                self.moved = len(found)
+                measures_step.link(conn, m)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self.links = (tables.counts(conn) or {}).get("links", 0)  # stored by the commit
 
     def _items_reader(self, scratch: Path) -> shards.Items:
         """Chart items through a connection of its own (the second chart writer's)."""

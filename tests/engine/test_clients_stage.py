@@ -498,6 +498,63 @@ def test_kill_during_project_leaves_old_or_new_charts(built: Path, tmp_path: Pat
     assert set(after) == set(before)
 
 
+@pytest.mark.timeout(240)
+def test_a_killed_measurements_load_fails_the_task_and_the_next_run_projects_again(built: Path,
+                                                                                   tmp_path: Path) -> None:
+    """The measurements' load runs in a process of its own beside the tables and charts.
+    Killed (out of memory, say), the task fails WORKER_CRASHED and does not mark the charts
+    done, so the next run, without --force, projects again instead of skipping, and the
+    measurements are indexed; the next projection's doc_id mark covers them."""
+    ws = copy(built, tmp_path)
+    conn = sqlite3.connect(ws / "vector-store" / "index.sqlite")
+    measured = conn.execute("SELECT count(*) FROM documents WHERE source = 'measures'").fetchone()[0]
+    conn.execute("DELETE FROM accounts WHERE source = 'measures'")  # the measurements are indexed again
+    conn.commit()
+    conn.close()
+    assert measured > 0
+    out = tmp_path / "events.jsonl"
+    with out.open("wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "lorch_tui.cli", "run", "--stage", "project", "--force",
+                                 "--json", "--workspace", str(ws), "--demo"],
+                                env=env(), cwd=REPO, stdout=fh, stderr=subprocess.DEVNULL)
+        load = wait_for(lambda: _load_of(ws), 120, "the measurements' load")
+        os.kill(load, signal.SIGKILL)
+        assert proc.wait(timeout=120) == 1
+    events = [orjson.loads(line) for line in out.read_bytes().splitlines() if line.startswith(b"{")]
+    (done,) = [e for e in events if e["type"] == "task_finished" and e["stage"] == "project"]
+    assert (done["status"], done["error_code"]) == ("failed", "WORKER_CRASHED")
+    con = db(ws)
+    assert con.execute("SELECT value FROM clients_meta WHERE key = 'charts_done'").fetchone() != ("1",)
+    con.close()
+    res = run_cli("run", "--stage", "project", "--json", "--workspace", str(ws), "--demo", env=env(), timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    events = [orjson.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    (done,) = [e for e in events if e["type"] == "task_finished" and e["stage"] == "project"]
+    assert done["status"] == "success", "not skipped: the last projection was not done"
+    con = db(ws)
+    assert con.execute("SELECT count(*) FROM documents WHERE source = 'measures'").fetchone()[0] == measured
+    assert con.execute("SELECT 1 FROM accounts WHERE source = 'measures'").fetchone() is not None
+    meta = dict(con.execute("SELECT key, value FROM clients_meta"))
+    top = con.execute("SELECT max(doc_id) FROM documents").fetchone()[0]
+    con.close()
+    assert meta["charts_done"] == "1"
+    assert int(meta["doc_id_mark"]) == top, "the mark is taken after the measurements' load committed"
+
+
+def _load_of(ws: Path) -> int | None:
+    """The pid of the measurements' load child (``python -m engine.measures.load WS ...``)."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"engine.measures.load" in cmd and str(ws).encode() in cmd:
+            return int(name)
+    return None
+
+
 def _worker_of(parent: int) -> int | None:
     """The pid of the engine.run.worker child of ``parent``, if it is running."""
     for name in os.listdir("/proc"):
@@ -608,9 +665,10 @@ def test_timelines_show_the_indexed_time_and_title_of_every_linked_document(buil
 
 
 def test_project_reports_each_phase_and_its_links(built: Path, tmp_path: Path) -> None:
-    """The project task's progress names its phase (read, resolve, measures, tables, charts),
-    each reported once it starts and in that order, counting that phase's items; its final
-    event counts every link, as the tables do."""
+    """The project task's progress names its phase (read, resolve, measures, tables, charts,
+    then index-measures: the measurements' load runs beside the tables and charts and is
+    waited for last), each reported once it starts and in that order, counting that phase's
+    items; its final event counts every link, as the tables do."""
     ws = copy(built, tmp_path)
     conn = sqlite3.connect(ws / "vector-store" / "index.sqlite")
     conn.execute("DELETE FROM accounts WHERE source = 'measures'")  # the measurements are indexed again
@@ -622,7 +680,7 @@ def test_project_reports_each_phase_and_its_links(built: Path, tmp_path: Path) -
     events = [orjson.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     progress = [e for e in events if e["type"] == "task_progress" and e["stage"] == "project"]
     phases = [e.get("phase") for e in progress]
-    order = ["read", "resolve", "measures", "index-measures", "tables", "charts"]
+    order = ["read", "resolve", "measures", "tables", "charts", "index-measures"]
     assert set(phases) == set(order), "every phase is reported"
     assert phases == sorted(phases, key=order.index), "no phase comes back once another began"
     assert all(e.get("total") is None or 0 <= e["records"] <= e["total"] for e in progress)

@@ -22,22 +22,24 @@ load that fails leaves ``charts_done`` unset and the next run projects again.
 The child writes its progress on its stdout, ``P <lines read> <lines in all>`` now and then
 (numbers only: the task forwards them as its ``index-measures`` phase), then one line, ``OK``
 or the stable error code of what failed (never a message from data); its stderr is
-discarded. A thread of the task drains its stdout as it comes (a full pipe would stop the
-child). It asks Linux to kill it when the task dies (``PR_SET_PDEATHSIG``), and the task
-kills it when it stops early (SIGTERM, an error): a load never outlives its task. A child
-that ends without its line (killed, out of memory) fails the task with ``WORKER_CRASHED``.
+discarded. It writes a progress line at most every quarter second, so the pipe's 64 KiB hold
+about thirteen minutes of them before the task reads them (:class:`Background`; were it
+full, the child would only wait for that read). It asks Linux to kill it when the task dies
+(``PR_SET_PDEATHSIG``), and the task kills it when it stops early (SIGTERM, an error): a
+load never outlives its task. A child that ends without its line (killed, out of memory)
+fails the task with ``WORKER_CRASHED``.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import sqlite3
 import subprocess
 import sys
-import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from engine.events import ErrorCode
 
@@ -89,7 +91,12 @@ def start(root: Path, *, force: bool = False) -> Background:
 
 
 class Background:
-    """A measurements' load running in its own process while the task goes on."""
+    """A measurements' load running in its own process while the task goes on.
+
+    No thread reads its stdout meanwhile (the task forks its second chart writer while the
+    load runs, and a fork beside a thread blocked in a read is a fork with a lock held): the
+    child writes a progress line at most every :data:`REPORT_EVERY_S`, and :meth:`wait`
+    reads what it wrote."""
 
     WAIT_SLICE_S = 0.1
     """How often :meth:`wait` reports progress (and so sees a cancel) while it waits."""
@@ -97,28 +104,37 @@ class Background:
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
         self.done = 0
-        """Lines the child has read so far (its last progress line)."""
+        """Lines the child has read, as far as its progress lines read so far say."""
         self.total: int | None = None
         """Lines in all, once the child has said."""
         self.last = ""
-        """The child's outcome line (``OK`` or an error code), once it has ended."""
-        self._drain = threading.Thread(target=self._read, name="measures-load", daemon=True)
-        self._drain.start()
+        """The child's outcome line (``OK`` or an error code), once read."""
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        with self.proc.stdout:
-            self.last = _lines(self.proc.stdout, self._note)
-
-    def _note(self, done: int, total: int | None) -> None:
-        self.done, self.total = done, total
+    def _line(self, raw: bytes) -> None:
+        words = raw.decode("ascii", "replace").split()
+        if len(words) == 3 and words[0] == PROGRESS and words[1].isdigit():
+            self.done, self.total = int(words[1]), int(words[2]) if words[2].isdigit() else None
+        elif words:
+            self.last = " ".join(words)
 
     def wait(self, progress: Progress) -> None:
-        """Wait for the child, reporting its progress (``progress`` may raise to stop: the
-        caller then calls :meth:`stop`); LoadError(code) when the load failed."""
-        while self._drain.is_alive():
+        """Read the child's lines until it ends, reporting its progress every
+        :data:`WAIT_SLICE_S` (``progress`` may raise to stop: the caller then calls
+        :meth:`stop`); LoadError(code) when the load failed."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        pending = b""
+        while True:
             progress(self.done, self.total)
-            self._drain.join(self.WAIT_SLICE_S)
+            if not select.select([fd], [], [], self.WAIT_SLICE_S)[0]:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for raw in lines:
+                self._line(raw)
+        self._line(pending)
         rc = self.proc.wait()
         progress(self.done, self.total)
         if rc != 0 or not self.last:
@@ -127,29 +143,31 @@ class Background:
             raise LoadError(self.last)
 
     def stop(self) -> None:
-        """Kill the child if it still runs (the task stops early); idempotent."""
+        """Kill the child if it still runs (the task stops early) and close its pipe; idempotent."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self._drain.join()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
-def _lines(out: IO[bytes], progress: Progress) -> str:
-    """Forward the child's progress lines; its last other line (the outcome)."""
-    last = ""
-    for raw in out:
-        words = raw.decode("ascii", "replace").split()
-        if len(words) == 3 and words[0] == PROGRESS and words[1].isdigit():
-            progress(int(words[1]), int(words[2]) if words[2].isdigit() else None)
-        elif words:
-            last = " ".join(words)
-    return last
+REPORT_EVERY_S = 0.25
+"""In the child: at most one progress line this often (and the last one always)."""
 
 
-def _report(done: int, total: int | None) -> None:
-    """In the child: one progress line (numbers only)."""
-    sys.stdout.write(f"{PROGRESS} {done} {total if total is not None else '-'}\n")
-    sys.stdout.flush()
+class _Reporter:
+    """In the child: progress lines, numbers only, rate-limited (see :class:`Background`)."""
+
+    def __init__(self) -> None:
+        self.at = 0.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - self.at < REPORT_EVERY_S and (total is None or done < total):
+            return
+        self.at = now
+        sys.stdout.write(f"{PROGRESS} {done} {total if total is not None else '-'}\n")
+        sys.stdout.flush()
 
 
 def _load(root: Path, force: bool = False) -> str:
@@ -163,7 +181,7 @@ def _load(root: Path, force: bool = False) -> str:
     try:
         # two phases: the staging takes no lock while the task writes the client tables
         AccountLoader(Workspace(root), MEASURES_SOURCE, MEASURES_ACCOUNT, vectors=True,
-                      progress=_report, force=force, two_phase=True).run()
+                      progress=_Reporter(), force=force, two_phase=True).run()
     except LoadFailed as exc:
         return exc.code
     except ObjectCorrupt:

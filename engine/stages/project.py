@@ -252,10 +252,9 @@ class Project:
                     extra=lambda cid: measures_step.chart_files(m, p, self.registry, cid),
                     items_of=lambda cid: stream.chart_items_in_order(conn, "scratch", cid),
                     child_items=lambda: self._items_reader(scratch), ordered=True)
-            loaded = m.load is not None
-            if loaded:
-                assert m.load is not None
-                with self._phase("index-measures", m.load.total, m.load.done):
+            loading = m.load
+            if loading is not None:
+                with self._phase("index-measures", loading.total, loading.done):
                     m.wait_load(self.progress)  # MeasuresFailed: charts_done stays unset
         finally:
             m.close()  # a load still running (an error, a cancel) is stopped
@@ -263,7 +262,7 @@ class Project:
         begin_immediate(conn)
         unused = self.projection.unused_overrides if self.projection is not None else 0
         tables.set_meta(conn, charts_done="1", overrides_unused=str(unused),  # said again by skipped runs
-                        overrides_stale=str(self.stale_overrides), **(moved.mark_now(conn) if loaded else {}))
+                        overrides_stale=str(self.stale_overrides), **(moved.mark_now(conn) if loading is not None else {}))
         conn.execute("COMMIT")
 
     def _tables(self, conn: sqlite3.Connection, p: Projection, fp: str, now: str,

@@ -170,10 +170,10 @@ class Project:
         self.progress(done, total)
 
     @contextlib.contextmanager
-    def _phase(self, name: Phase, total: int | None = None, done: int = 0) -> Iterator[None]:
+    def _phase(self, name: Phase, total: int | None = None) -> Iterator[None]:
         wall, cpu = time.perf_counter(), time.process_time()
         self.phase = name
-        self.progress(done, total)  # a new phase is reported at once
+        self.progress(0, total)  # a new phase is reported at once
         try:
             yield
         finally:
@@ -254,7 +254,7 @@ class Project:
                     child_items=lambda: self._items_reader(scratch), ordered=True)
             loading = m.load
             if loading is not None:
-                with self._phase("index-measures", loading.total, loading.done):
+                with self._phase("index-measures"):  # its lines are read from here on
                     m.wait_load(self.progress)  # MeasuresFailed: charts_done stays unset
         finally:
             m.close()  # a load still running (an error, a cancel) is stopped
